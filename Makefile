@@ -1,0 +1,146 @@
+# tpwallet - build, test, run.  `make help` lists the targets.
+#
+# Object sets follow the layers in docs/architecture.md: a unit test named
+# tests/unit/test_<layer>_*.c links only its layer and those below it, so a
+# layer can be built and tested on its own.
+
+BUILD   ?= build
+CC      ?= cc
+SAN     ?=
+PKGS    := libmicrohttpd jansson libsodium
+
+ifeq ($(SAN),1)
+CC      := clang
+OPT     := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+           -fno-sanitize-recover=all
+LDSAN   := -fsanitize=address,undefined
+else
+OPT     ?= -O2 -g
+LDSAN   :=
+endif
+
+WARN    := -Wall -Wextra -Werror -Wvla -Wstrict-prototypes \
+           -Wmissing-prototypes -Wshadow -Wpointer-arith -Wformat=2 \
+           -Wundef -Wcast-align -Wwrite-strings -Wimplicit-fallthrough
+CPPFLAGS := -D_GNU_SOURCE -Isrc \
+           $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+CFLAGS  := -std=c17 $(WARN) $(OPT) -pthread -fno-strict-aliasing $(EXTRA_CFLAGS)
+LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
+
+CORE_SRC   := $(wildcard src/core/*.c)
+CRYPTO_SRC := $(wildcard src/crypto/*.c)
+LOG_SRC    := $(wildcard src/log/*.c)
+ENGINE_SRC := $(wildcard src/engine/*.c)
+API_SRC    := $(wildcard src/api/*.c)
+CLI_SRC    := $(wildcard src/cli/*.c)
+
+obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
+CORE_OBJ   := $(call obj,$(CORE_SRC) $(CRYPTO_SRC))
+LOG_OBJ    := $(CORE_OBJ) $(call obj,$(LOG_SRC))
+ENGINE_OBJ := $(LOG_OBJ) $(call obj,$(ENGINE_SRC))
+API_OBJ    := $(ENGINE_OBJ) $(call obj,$(API_SRC))
+ALL_OBJ    := $(API_OBJ) $(call obj,$(CLI_SRC))
+
+UNIT_SRC   := $(wildcard tests/unit/test_*.c)
+UNIT_BIN   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
+
+.PHONY: all run test unit e2e sanitize fuzz fuzz-run check format bench clean help deps
+
+all: $(BUILD)/tpwallet
+
+help:
+	@echo "make run       install deps, build, serve on 127.0.0.1:8080 (data in ./data)"
+	@echo "make test      build and run every test, then again under ASan+UBSan"
+	@echo "make check     static checks (clang-format, cppcheck)"
+	@echo "make fuzz      build libFuzzer harnesses; make fuzz-run runs them"
+	@echo "make bench     run the benchmarks that print figures"
+
+deps:
+	@scripts/deps.sh
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/tpwallet: $(ALL_OBJ)
+	$(CC) $(CFLAGS) $(LDSAN) -o $@ $^ $(LDLIBS)
+
+# Unit tests: the layer in the file name picks the objects to link.
+$(BUILD)/tests/test_core_%: tests/unit/test_core_%.c $(CORE_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDSAN) -o $@ $^ $(LDLIBS) -lcmocka
+$(BUILD)/tests/test_log_%: tests/unit/test_log_%.c $(LOG_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDSAN) -o $@ $^ $(LDLIBS) -lcmocka
+$(BUILD)/tests/test_engine_%: tests/unit/test_engine_%.c $(ENGINE_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDSAN) -o $@ $^ $(LDLIBS) -lcmocka
+$(BUILD)/tests/test_api_%: tests/unit/test_api_%.c $(API_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDSAN) -o $@ $^ $(LDLIBS) -lcmocka
+
+unit: $(UNIT_BIN)
+	@tests/run-unit.sh $(BUILD)/tests
+
+e2e: $(BUILD)/tpwallet
+	@python3 tests/e2e/run.py --binary $(BUILD)/tpwallet
+
+# The whole suite: deps, normal build, unit + e2e; then the same under
+# AddressSanitizer and UndefinedBehaviorSanitizer; then the fuzzers over
+# their seed corpora.
+test: deps
+	$(MAKE) --no-print-directory all unit
+	$(MAKE) --no-print-directory e2e
+	$(MAKE) --no-print-directory sanitize
+	$(MAKE) --no-print-directory fuzz-regress
+	@echo "make test: all suites passed"
+
+sanitize:
+	$(MAKE) --no-print-directory BUILD=build/san SAN=1 all unit
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  python3 tests/e2e/run.py --binary build/san/tpwallet --sanitized
+
+# libFuzzer harnesses (clang).  Seeds live in tests/fuzz/corpus/<name>/.
+FUZZ_BUILD := build/fuzz
+FUZZ_FLAGS := -O1 -g -fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer
+FUZZ_LIB_SRC := $(CORE_SRC) $(CRYPTO_SRC) $(LOG_SRC) $(ENGINE_SRC) $(API_SRC)
+FUZZ_BIN := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/%,$(FUZZ_SRC))
+
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB_SRC)
+	@mkdir -p $(dir $@)
+	clang $(CPPFLAGS) -std=c17 $(WARN) -pthread $(FUZZ_FLAGS) -o $@ $^ $(LDLIBS)
+
+fuzz: $(FUZZ_BIN)
+
+# Replay the seed corpora (fast; part of make test).
+fuzz-regress: $(FUZZ_BIN)
+	@for f in $(FUZZ_BIN); do n=$$(basename $$f); \
+	  echo "fuzz regress $$n"; \
+	  $$f -runs=0 tests/fuzz/corpus/$${n#fuzz_} >/dev/null 2>&1 || \
+	  { echo "fuzz regress $$n FAILED"; $$f -runs=0 tests/fuzz/corpus/$${n#fuzz_}; exit 1; }; done
+
+# Explore: FUZZ_SECONDS each (default 60).
+FUZZ_SECONDS ?= 60
+fuzz-run: $(FUZZ_BIN)
+	@for f in $(FUZZ_BIN); do n=$$(basename $$f); mkdir -p build/fuzz/corpus-$$n; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -dict=tests/fuzz/$${n#fuzz_}.dict \
+	      build/fuzz/corpus-$$n tests/fuzz/corpus/$${n#fuzz_} || exit 1; done
+
+check:
+	@scripts/check.sh
+
+format:
+	clang-format -i $$(git ls-files 'src/*.[ch]' 'tests/*.[ch]' 'bench/*.[ch]')
+
+run: deps all
+	@scripts/run.sh $(BUILD)/tpwallet
+
+bench: all
+	@bench/run.sh $(BUILD)/tpwallet
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

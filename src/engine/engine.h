@@ -1,0 +1,96 @@
+/*
+ * engine.h - the sequencer: one thread that orders, journals and applies.
+ *
+ * Requests from any thread are queued; the sequencer thread takes every
+ * request waiting, stamps each with a strictly increasing timestamp,
+ * appends them to the journal as one group, syncs once (group commit),
+ * applies them to the ledger in order under the write lock, and only then
+ * calls each request's `done` callback.  So a reply is never sent for a
+ * change that is not durable, and one fdatasync is shared by every request
+ * that arrived while the previous one ran.
+ *
+ * Reads take the read lock and see only applied (hence durable) state.
+ *
+ * Recovery at engine_open: newest valid snapshot, then replay of the
+ * journal after it.  Snapshots are written in the background by a forked
+ * child (copy-on-write), every `snapshot_every_records` records.
+ */
+#ifndef TPW_ENGINE_ENGINE_H
+#define TPW_ENGINE_ENGINE_H
+
+#include "core/ledger.h"
+
+#include <pthread.h>
+
+enum engine_op {
+	ENGINE_CREATE_ACCOUNTS = 1,  /* events are struct account   */
+	ENGINE_CREATE_TRANSFERS = 2, /* events are struct transfer  */
+};
+
+struct engine_request;
+typedef void (*engine_done_fn)(struct engine_request *req);
+
+/* Owned by the caller; must stay valid until `done` has been called.  */
+struct engine_request {
+	enum engine_op op;
+	u32 count;          /* 1..BATCH_EVENTS_MAX */
+	const void *events; /* count records of 128 bytes */
+	u32 *results;       /* out: count result codes */
+	u64 timestamp;      /* out: the batch's timestamp (last event's) */
+	u64 seq;            /* out: journal sequence number of the batch */
+	int status;         /* out: 0, or negative errno (nothing applied) */
+	engine_done_fn done; /* called on the sequencer thread; must not block */
+	void *ctx;
+	struct engine_request *next; /* internal */
+};
+
+struct engine_options {
+	const char *data_dir;
+	u64 snapshot_every_records; /* 0: 1,000,000 events */
+	u64 accounts_hint;
+	u64 transfers_hint;
+	bool no_sync; /* benchmarks of the non-durable path only */
+	/* Recovery progress to stderr when it takes more than a moment. */
+	bool quiet;
+};
+
+struct engine;
+
+/* Recover and start the sequencer.  On failure returns a negative errno
+ * and *err (if not NULL) names the cause (file, offset). */
+int engine_open(struct engine **out, const struct engine_options *opts,
+		const char **err);
+/* Stop accepting, finish queued requests, stop the thread, close. */
+void engine_close(struct engine *e);
+
+/* Queue a request.  Returns 0 (done will be called exactly once), or
+ * -EINVAL for a malformed request, -ESHUTDOWN when closing. */
+int engine_submit(struct engine *e, struct engine_request *req);
+
+/* Convenience for CLI and tests: submit and wait. */
+int engine_execute(struct engine *e, struct engine_request *req);
+
+/* Read access.  Hold the lock only for the duration of a lookup. */
+const struct ledger *engine_read_begin(struct engine *e);
+void engine_read_end(struct engine *e);
+
+struct engine_stats {
+	u64 batches;        /* journal groups committed */
+	u64 records;        /* journal records written */
+	u64 events;
+	u64 journal_bytes;
+	u64 snapshots;
+	u64 last_seq;
+	/* fdatasync latency histogram, microseconds, cumulative buckets as
+	 * in ENGINE_SYNC_BUCKETS_US, plus sum and count */
+	u64 sync_buckets[12];
+	u64 sync_sum_us;
+	u64 sync_count;
+	u64 recovery_records;
+	u64 recovery_ms;
+};
+#define ENGINE_SYNC_BUCKETS_US                                                 \
+	{ 50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 0 }
+void engine_stats(struct engine *e, struct engine_stats *out);
+
+#endif
