@@ -81,8 +81,9 @@ struct engine_stats {
 	u64 journal_bytes;
 	u64 snapshots;
 	u64 last_seq;
-	/* fdatasync latency histogram, microseconds, cumulative buckets as
-	 * in ENGINE_SYNC_BUCKETS_US, plus sum and count */
+	/* fdatasync latency histogram, microseconds: sync_buckets[i] counts
+	 * syncs with latency <= ENGINE_SYNC_BUCKETS_US[i] and above the bound
+	 * before it (not cumulative; the last bound, 0, is +Inf). */
 	u64 sync_buckets[12];
 	u64 sync_sum_us;
 	u64 sync_count;
@@ -92,5 +93,9 @@ struct engine_stats {
 #define ENGINE_SYNC_BUCKETS_US                                                 \
 	{ 50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 0 }
 void engine_stats(struct engine *e, struct engine_stats *out);
+
+/* False once the journal has failed (every change is refused until a
+ * restart) or the engine is closing: /readyz reports it. */
+bool engine_healthy(struct engine *e);
 
 #endif

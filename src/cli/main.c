@@ -1,0 +1,40 @@
+/*
+ * main.c - tpwallet's entry point and command table.
+ *
+ * `tpwallet <command> [options]`; `tpwallet help` lists the commands.
+ */
+#include "cli/cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "banned.h"
+
+const struct command commands[] = {
+	{ "init", cmd_init, "create a data directory" },
+	{ "serve", cmd_serve, "serve the HTTP API (initialises an empty data directory)" },
+	{ "bench", cmd_bench, "measure the engine in process and print figures" },
+	{ "version", cmd_version, "print the version" },
+	{ "help", cmd_help, "list the commands, or show one command's help" },
+};
+const size_t commands_count = sizeof(commands) / sizeof(commands[0]);
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		char help[] = "help";
+		cmd_help(1, (char *[]){ help, NULL });
+		return EXIT_USAGE;
+	}
+	const char *name = argv[1];
+	if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0)
+		name = "help";
+	if (strcmp(name, "--version") == 0)
+		name = "version";
+	for (size_t i = 0; i < commands_count; i++)
+		if (strcmp(commands[i].name, name) == 0)
+			return commands[i].fn(argc - 1, argv + 1);
+	fprintf(stderr, "tpwallet: unknown command '%s' (see 'tpwallet help')\n",
+		name);
+	return EXIT_USAGE;
+}

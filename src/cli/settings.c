@@ -1,0 +1,309 @@
+/*
+ * settings.c - settings shared by the commands: defaults, config file,
+ * environment; and the data directory's marker.
+ *
+ * Config file: one `key = value` per line, `#` starts a comment; keys are
+ * those of settings_set().  Unknown keys are errors, so a typo cannot
+ * silently leave a default in force.
+ */
+#include "cli/cli.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "banned.h"
+
+#define MARKER_FILE "tpwallet.data"
+#define MARKER_TEXT "tpwallet data directory, format 1\n"
+#define CONFIG_LINE_BYTES_MAX 1024
+
+int parse_u64(const char *s, uint64_t max, uint64_t *out)
+{
+	char *end;
+
+	if (!s || !isdigit((unsigned char)s[0]))
+		return -EINVAL;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v > max)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+static int copy_str(char *dst, size_t cap, const char *src)
+{
+	if ((size_t)snprintf(dst, cap, "%s", src) >= cap)
+		return -EINVAL;
+	return 0;
+}
+
+int settings_set(struct settings *s, const char *key, const char *value)
+{
+	uint64_t v;
+	int ret = 0;
+
+	if (strcmp(key, "data") == 0) {
+		ret = copy_str(s->data_dir, sizeof(s->data_dir), value);
+	} else if (strcmp(key, "listen") == 0) {
+		char host[256];
+		unsigned short port;
+		ret = parse_listen(value, host, sizeof(host), &port);
+		if (ret == 0)
+			ret = copy_str(s->listen, sizeof(s->listen), value);
+	} else if (strcmp(key, "threads") == 0) {
+		ret = parse_u64(value, 256, &v);
+		s->threads = (unsigned)v;
+	} else if (strcmp(key, "body_bytes_max") == 0) {
+		ret = parse_u64(value, (uint64_t)64 << 20, &v);
+		if (ret == 0 && v < 1024)
+			ret = -EINVAL;
+		s->body_bytes_max = v;
+	} else if (strcmp(key, "connection_timeout_s") == 0) {
+		ret = parse_u64(value, 3600, &v);
+		if (ret == 0 && v == 0)
+			ret = -EINVAL;
+		s->connection_timeout_s = (unsigned)v;
+	} else if (strcmp(key, "connections_max") == 0) {
+		ret = parse_u64(value, 65536, &v);
+		if (ret == 0 && v == 0)
+			ret = -EINVAL;
+		s->connections_max = (unsigned)v;
+	} else if (strcmp(key, "snapshot_every") == 0) {
+		ret = parse_u64(value, UINT64_MAX, &v);
+		if (ret == 0 && v < 1000)
+			ret = -EINVAL;
+		s->snapshot_every = v;
+	} else if (strcmp(key, "log_level") == 0) {
+		if (strcmp(value, "debug") && strcmp(value, "info") &&
+		    strcmp(value, "warn") && strcmp(value, "error"))
+			ret = -EINVAL;
+		else
+			ret = copy_str(s->log_level, sizeof(s->log_level), value);
+	} else {
+		fprintf(stderr, "tpwallet: unknown setting '%s'\n", key);
+		return -EINVAL;
+	}
+	if (ret < 0)
+		fprintf(stderr, "tpwallet: invalid value for '%s': '%s' "
+				"(see docs/operations.md)\n", key, value);
+	return ret;
+}
+
+static char *trim(char *p)
+{
+	while (isspace((unsigned char)*p))
+		p++;
+	char *end = p + strlen(p);
+	while (end > p && isspace((unsigned char)end[-1]))
+		*--end = '\0';
+	return p;
+}
+
+static int load_file(struct settings *s, const char *path)
+{
+	char line[CONFIG_LINE_BYTES_MAX];
+	unsigned lineno = 0;
+	int ret = 0;
+	FILE *f = fopen(path, "r");
+
+	if (!f) {
+		fprintf(stderr, "tpwallet: cannot read config file %s: %s\n",
+			path, strerror(errno));
+		return -errno;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		lineno++;
+		if (!strchr(line, '\n') && !feof(f)) {
+			fprintf(stderr, "%s:%u: line too long\n", path, lineno);
+			ret = -EINVAL;
+			break;
+		}
+		char *hash = strchr(line, '#');
+		if (hash)
+			*hash = '\0';
+		char *p = trim(line);
+		if (*p == '\0')
+			continue;
+		char *eq = strchr(p, '=');
+		if (!eq) {
+			fprintf(stderr, "%s:%u: expected 'key = value'\n", path,
+				lineno);
+			ret = -EINVAL;
+			break;
+		}
+		*eq = '\0';
+		ret = settings_set(s, trim(p), trim(eq + 1));
+		if (ret < 0) {
+			fprintf(stderr, "%s:%u: in this line\n", path, lineno);
+			break;
+		}
+	}
+	fclose(f);
+	return ret;
+}
+
+static const struct {
+	const char *env;
+	const char *key;
+} env_keys[] = {
+	{ "TPWALLET_DATA", "data" },
+	{ "TPWALLET_LISTEN", "listen" },
+	{ "TPWALLET_THREADS", "threads" },
+	{ "TPWALLET_BODY_BYTES_MAX", "body_bytes_max" },
+	{ "TPWALLET_CONNECTION_TIMEOUT_S", "connection_timeout_s" },
+	{ "TPWALLET_CONNECTIONS_MAX", "connections_max" },
+	{ "TPWALLET_SNAPSHOT_EVERY", "snapshot_every" },
+	{ "TPWALLET_LOG_LEVEL", "log_level" },
+};
+
+int settings_load(struct settings *s, const char *config_path)
+{
+	int ret;
+
+	memset(s, 0, sizeof(*s));
+	copy_str(s->data_dir, sizeof(s->data_dir), "./data");
+	copy_str(s->listen, sizeof(s->listen), "127.0.0.1:8080");
+	s->threads = 0;
+	s->body_bytes_max = 8u << 20;
+	s->connection_timeout_s = 30;
+	s->connections_max = 4096;
+	s->snapshot_every = 1000000;
+	copy_str(s->log_level, sizeof(s->log_level), "info");
+
+	if (!config_path)
+		config_path = getenv("TPWALLET_CONFIG");
+	if (config_path && *config_path) {
+		ret = load_file(s, config_path);
+		if (ret < 0)
+			return ret;
+	}
+	for (size_t i = 0; i < sizeof(env_keys) / sizeof(env_keys[0]); i++) {
+		const char *v = getenv(env_keys[i].env);
+		if (v && *v) {
+			ret = settings_set(s, env_keys[i].key, v);
+			if (ret < 0) {
+				fprintf(stderr, "tpwallet: from environment "
+						"variable %s\n", env_keys[i].env);
+				return ret;
+			}
+		}
+	}
+	return 0;
+}
+
+int parse_listen(const char *s, char *host, size_t host_bytes,
+		 unsigned short *port)
+{
+	const char *colon;
+	const char *h = s;
+	size_t hlen;
+	uint64_t p;
+
+	if (s[0] == '[') {
+		const char *close = strchr(s, ']');
+		if (!close || close[1] != ':')
+			return -EINVAL;
+		h = s + 1;
+		hlen = (size_t)(close - h);
+		colon = close + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (!colon)
+			return -EINVAL;
+		hlen = (size_t)(colon - s);
+	}
+	if (hlen == 0 || hlen >= host_bytes)
+		return -EINVAL;
+	if (parse_u64(colon + 1, 65535, &p) < 0)
+		return -EINVAL;
+	memcpy(host, h, hlen);
+	host[hlen] = '\0';
+	*port = (unsigned short)p;
+	return 0;
+}
+
+static int mkdir_p(const char *dir)
+{
+	char path[4096];
+	if (copy_str(path, sizeof(path), dir) < 0)
+		return -ENAMETOOLONG;
+	for (char *p = path + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(path, 0700) < 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(path, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+int data_dir_prepare(const char *dir, bool *created)
+{
+	char marker[4200];
+	struct stat st;
+	int ret;
+
+	*created = false;
+	snprintf(marker, sizeof(marker), "%s/%s", dir, MARKER_FILE);
+	if (stat(marker, &st) == 0)
+		return 0;
+
+	ret = mkdir_p(dir);
+	if (ret < 0) {
+		fprintf(stderr, "tpwallet: cannot create %s: %s\n", dir,
+			strerror(-ret));
+		return ret;
+	}
+	DIR *d = opendir(dir);
+	if (!d) {
+		ret = -errno;
+		fprintf(stderr, "tpwallet: cannot open %s: %s\n", dir,
+			strerror(errno));
+		return ret;
+	}
+	struct dirent *de;
+	bool empty = true;
+	while ((de = readdir(d)) != NULL)
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+			empty = false;
+	closedir(d);
+	if (!empty) {
+		fprintf(stderr, "tpwallet: %s is not empty and is not a tpwallet "
+				"data directory (no %s): refusing to use it\n",
+			dir, MARKER_FILE);
+		return -ENOTEMPTY;
+	}
+	int fd = open(marker, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	if (fd < 0) {
+		ret = -errno;
+		fprintf(stderr, "tpwallet: cannot create %s: %s\n", marker,
+			strerror(errno));
+		return ret;
+	}
+	ssize_t w = write(fd, MARKER_TEXT, sizeof(MARKER_TEXT) - 1);
+	if (w != (ssize_t)sizeof(MARKER_TEXT) - 1 || fsync(fd) < 0) {
+		ret = -EIO;
+		fprintf(stderr, "tpwallet: cannot write %s\n", marker);
+		close(fd);
+		return ret;
+	}
+	close(fd);
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY);
+	if (dfd >= 0) {
+		fsync(dfd);
+		close(dfd);
+	}
+	*created = true;
+	return 0;
+}

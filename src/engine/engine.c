@@ -1,0 +1,632 @@
+/*
+ * engine.c - the sequencer thread: order, journal, sync, apply, reply.
+ *
+ * The one place where the journal and the ledger meet.  Any thread may
+ * queue a request; only the sequencer thread writes the journal and the
+ * ledger, so the ledger needs no locking against itself, and the order of
+ * the journal is the order of the state.  See engine.h for the contract
+ * and docs/architecture.md for the path of a request.
+ */
+#include "engine/engine.h"
+#include "engine/logger.h"
+#include "log/journal.h"
+#include "log/snapshot.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "banned.h"
+
+/* A group never holds more events than this: it bounds the journal write
+ * buffer and the time a reader waits for the write lock. */
+#define GROUP_EVENTS_MAX (8u * BATCH_EVENTS_MAX)
+#define SNAPSHOT_EVERY_DEFAULT 1000000u
+#define SNAPSHOTS_KEPT 2u
+/* How often the sequencer wakes with no traffic, to expire pending
+ * transfers and reap the snapshot child. */
+#define IDLE_WAKE_MS 50
+
+static const u64 sync_bounds_us[12] = ENGINE_SYNC_BUCKETS_US;
+
+struct engine {
+	struct ledger *ledger;
+	struct journal *journal;
+	pthread_rwlock_t state_lock; /* readers vs. the sequencer's apply */
+
+	pthread_mutex_t queue_lock;
+	pthread_cond_t queue_cond;
+	struct engine_request *head, *tail;
+	bool stopping;
+	bool failed; /* the journal failed: nothing more is accepted */
+
+	pthread_t thread;
+	bool thread_started;
+	u64 last_timestamp;
+	u64 last_seq;
+
+	char data_dir[PATH_MAX];
+	u64 snapshot_every;
+	u64 events_since_snapshot;
+	pid_t snapshot_child;
+	u64 snapshot_child_seq;
+	struct snapshot_writer *snapshot_writer; /* allocated before fork */
+
+	_Atomic u64 batches, records, events, snapshots, journal_bytes;
+	_Atomic u64 sync_buckets[12];
+	_Atomic u64 sync_sum_us, sync_count;
+	u64 recovery_records, recovery_ms;
+};
+
+static u64 now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (u64)ts.tv_sec * 1000000000u + (u64)ts.tv_nsec;
+}
+
+static u64 monotonic_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (u64)ts.tv_sec * 1000u + (u64)ts.tv_nsec / 1000000u;
+}
+
+/* ---- applying records (shared by replay and the live path) ---------- */
+
+static u32 replay_results[BATCH_EVENTS_MAX];
+
+static int apply(struct ledger *l, u16 type, u64 timestamp, const void *events,
+		 u32 count, u32 *results)
+{
+	switch (type) {
+	case JOURNAL_CREATE_ACCOUNTS:
+		return ledger_create_accounts(l, events, count, timestamp,
+					      results);
+	case JOURNAL_CREATE_TRANSFERS:
+		return ledger_create_transfers(l, events, count, timestamp,
+					       results);
+	case JOURNAL_PULSE:
+		ledger_pulse(l, timestamp);
+		return 0;
+	default:
+		return -EBADMSG;
+	}
+}
+
+struct replay_ctx {
+	struct engine *e;
+	u64 expect_seq;
+	u64 count;
+};
+
+static int replay_one(void *ctx, const struct journal_record *r)
+{
+	struct replay_ctx *rc = ctx;
+	u32 count = r->payload_bytes / 128u;
+
+	if (r->seq != rc->expect_seq)
+		return -EBADMSG;
+	if (r->type != JOURNAL_PULSE && (count == 0 || count > BATCH_EVENTS_MAX))
+		return -EBADMSG;
+	int ret = apply(rc->e->ledger, r->type, r->timestamp, r->payload, count,
+			replay_results);
+	if (ret < 0)
+		return ret;
+	rc->expect_seq++;
+	rc->count++;
+	rc->e->last_seq = r->seq;
+	if (r->timestamp > rc->e->last_timestamp)
+		rc->e->last_timestamp = r->timestamp;
+	return 0;
+}
+
+struct progress_ctx {
+	u64 started_ms;
+	u64 last_ms;
+	bool quiet;
+};
+
+static void recovery_progress(void *ctx, u64 done, u64 total)
+{
+	struct progress_ctx *p = ctx;
+	u64 t = monotonic_ms();
+
+	/* Quiet for a moment; then at most one line a second. */
+	if (p->quiet || t - p->started_ms < 1000 || t - p->last_ms < 1000)
+		return;
+	p->last_ms = t;
+	log_at(LOG_INFO, "recovery in progress", LOG_NUM("bytes_done", done),
+	       LOG_NUM("bytes_total", total),
+	       LOG_NUM("percent", total ? done * 100 / total : 100));
+}
+
+static void snapshot_warn(void *ctx, const char *msg)
+{
+	(void)ctx;
+	log_at(LOG_WARN, "snapshot skipped", LOG_STR("reason", msg));
+}
+
+static int recover(struct engine *e, const struct engine_options *o,
+		   const char **err)
+{
+	struct ledger_options lo = { .accounts_hint = o->accounts_hint,
+				     .transfers_hint = o->transfers_hint };
+	struct progress_ctx pc = { .started_ms = monotonic_ms(),
+				   .quiet = o->quiet };
+	struct journal_options jo = { .no_sync = o->no_sync,
+				      .progress = recovery_progress,
+				      .progress_ctx = &pc };
+	u8 *snap = NULL;
+	size_t snap_len = 0;
+	u64 snap_seq = 0, snap_ts = 0;
+	int ret;
+
+	ret = snapshot_load_newest(e->data_dir, &snap, &snap_len, &snap_seq,
+				   &snap_ts, snapshot_warn, NULL);
+	if (ret < 0) {
+		*err = "cannot read the snapshots directory";
+		return ret;
+	}
+	if (ret == 1) {
+		e->ledger = ledger_snapshot_read(snap, snap_len);
+		free(snap);
+		if (!e->ledger) {
+			*err = "the newest snapshot passed its checksum but "
+			       "could not be decoded";
+			return -EBADMSG;
+		}
+		e->last_seq = snap_seq;
+		e->last_timestamp = snap_ts;
+	} else {
+		e->ledger = ledger_new(&lo);
+		if (!e->ledger) {
+			*err = "out of memory";
+			return -ENOMEM;
+		}
+	}
+	if (ledger_last_timestamp(e->ledger) > e->last_timestamp)
+		e->last_timestamp = ledger_last_timestamp(e->ledger);
+
+	struct replay_ctx rc = { .e = e, .expect_seq = e->last_seq + 1 };
+	ret = journal_open(&e->journal, e->data_dir, &jo, e->last_seq,
+			   replay_one, &rc, err);
+	if (ret < 0) {
+		if (ret == -EBADMSG && *err == NULL)
+			*err = "journal records do not follow the snapshot";
+		return ret;
+	}
+	if (journal_next_seq(e->journal) != e->last_seq + 1) {
+		*err = "journal ends before the newest snapshot: the journal "
+		       "was truncated or replaced";
+		return -EBADMSG;
+	}
+	atomic_store(&e->journal_bytes, journal_size_bytes(e->journal));
+	e->recovery_records = rc.count;
+	e->recovery_ms = monotonic_ms() - pc.started_ms;
+	if (!o->quiet && (rc.count > 0 || ret == 1))
+		log_at(LOG_INFO, "recovered", LOG_NUM("snapshot_seq", snap_seq),
+		       LOG_NUM("replayed_records", rc.count),
+		       LOG_NUM("last_seq", e->last_seq),
+		       LOG_NUM("duration_ms", e->recovery_ms));
+	return 0;
+}
+
+/* ---- snapshots ------------------------------------------------------ */
+
+static void snapshot_reap(struct engine *e, bool block)
+{
+	int status;
+
+	if (e->snapshot_child <= 0)
+		return;
+	pid_t r = waitpid(e->snapshot_child, &status, block ? 0 : WNOHANG);
+	if (r == 0)
+		return;
+	if (r == e->snapshot_child && WIFEXITED(status) &&
+	    WEXITSTATUS(status) == 0) {
+		atomic_fetch_add(&e->snapshots, 1);
+		snapshot_prune(e->data_dir, SNAPSHOTS_KEPT);
+		log_at(LOG_INFO, "snapshot written",
+		       LOG_NUM("seq", e->snapshot_child_seq));
+	} else {
+		log_at(LOG_WARN, "snapshot failed",
+		       LOG_NUM("seq", e->snapshot_child_seq),
+		       LOG_NUM("status", status));
+	}
+	e->snapshot_child = 0;
+}
+
+/* Fork a child that writes the state as of now.  Copy-on-write gives the
+ * child a consistent image without stopping the sequencer; the child only
+ * writes files with memory allocated before the fork. */
+static void snapshot_start(struct engine *e)
+{
+	if (e->snapshot_child > 0)
+		return;
+	if (!e->snapshot_writer) {
+		e->snapshot_writer = malloc(sizeof(*e->snapshot_writer));
+		if (!e->snapshot_writer)
+			return;
+	}
+	pid_t pid = fork();
+	if (pid < 0) {
+		log_at(LOG_WARN, "snapshot fork failed", LOG_NUM("errno", errno));
+		return;
+	}
+	if (pid == 0) {
+		struct snapshot_writer *w = e->snapshot_writer;
+		int rc = snapshot_begin(w, e->data_dir, e->last_seq,
+					e->last_timestamp);
+		if (rc == 0)
+			rc = ledger_snapshot_write(e->ledger, snapshot_sink, w);
+		if (rc == 0)
+			rc = snapshot_commit(w);
+		else
+			snapshot_abort(w);
+		_exit(rc == 0 ? 0 : 1);
+	}
+	e->snapshot_child = pid;
+	e->snapshot_child_seq = e->last_seq;
+	e->events_since_snapshot = 0;
+}
+
+/* ---- the sequencer -------------------------------------------------- */
+
+static void record_sync_latency(struct engine *e, u64 us)
+{
+	for (unsigned i = 0; i < 12; i++) {
+		if (sync_bounds_us[i] == 0 || us <= sync_bounds_us[i]) {
+			atomic_fetch_add_explicit(&e->sync_buckets[i], 1,
+						  memory_order_relaxed);
+			break;
+		}
+	}
+	atomic_fetch_add_explicit(&e->sync_sum_us, us, memory_order_relaxed);
+	atomic_fetch_add_explicit(&e->sync_count, 1, memory_order_relaxed);
+}
+
+static void finish(struct engine_request *list, int status)
+{
+	while (list) {
+		struct engine_request *next = list->next;
+		if (status < 0)
+			list->status = status;
+		list->done(list);
+		list = next;
+	}
+}
+
+/* Take up to GROUP_EVENTS_MAX events' worth of requests off the queue;
+ * wait up to IDLE_WAKE_MS when it is empty.  Returns NULL when idle. */
+static struct engine_request *take_group(struct engine *e, bool *stop)
+{
+	struct engine_request *group = NULL;
+
+	pthread_mutex_lock(&e->queue_lock);
+	if (!e->head && !e->stopping) {
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_nsec += IDLE_WAKE_MS * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&e->queue_cond, &e->queue_lock, &until);
+	}
+	if (e->head) {
+		struct engine_request *last = e->head;
+		u32 events = last->count;
+		while (last->next && events + last->next->count <= GROUP_EVENTS_MAX) {
+			last = last->next;
+			events += last->count;
+		}
+		group = e->head;
+		e->head = last->next;
+		if (!e->head)
+			e->tail = NULL;
+		last->next = NULL;
+	}
+	*stop = e->stopping && !e->head && !group;
+	pthread_mutex_unlock(&e->queue_lock);
+	return group;
+}
+
+static void fail_engine(struct engine *e, int err)
+{
+	pthread_mutex_lock(&e->queue_lock);
+	e->failed = true;
+	struct engine_request *rest = e->head;
+	e->head = e->tail = NULL;
+	pthread_mutex_unlock(&e->queue_lock);
+	log_at(LOG_ERROR, "journal write failed: refusing every change until "
+			  "restart",
+	       LOG_NUM("errno", -err));
+	finish(rest, -EIO);
+}
+
+static void run_group(struct engine *e, struct engine_request *group)
+{
+	u64 now = now_ns();
+	bool pulse = false;
+	u64 pulse_ts = 0, pulse_seq = 0;
+	u64 events = 0, records = 0;
+	int ret = 0;
+
+	/* Expire pending transfers by log time: a pulse record, so replay
+	 * expires them at the same point. */
+	u64 expiry = ledger_next_expiry(e->ledger);
+	if (expiry != 0 && expiry <= now) {
+		pulse_ts = now > e->last_timestamp ? now : e->last_timestamp + 1;
+		ret = journal_append(e->journal, JOURNAL_PULSE, pulse_ts, NULL,
+				     0, &pulse_seq);
+		if (ret < 0)
+			goto failed;
+		e->last_timestamp = pulse_ts;
+		pulse = true;
+	}
+	for (struct engine_request *r = group; r; r = r->next) {
+		/* Event i of n is stamped ts - n + 1 + i: all after the
+		 * previous batch's last timestamp. */
+		u64 ts = e->last_timestamp + r->count;
+		if (now > ts)
+			ts = now;
+		u16 type = r->op == ENGINE_CREATE_ACCOUNTS ?
+				   JOURNAL_CREATE_ACCOUNTS :
+				   JOURNAL_CREATE_TRANSFERS;
+		ret = journal_append(e->journal, type, ts, r->events,
+				     r->count * 128u, &r->seq);
+		if (ret < 0)
+			goto failed;
+		r->timestamp = ts;
+		e->last_timestamp = ts;
+		events += r->count;
+		records++;
+	}
+
+	struct timespec a, b;
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	ret = journal_sync(e->journal);
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	if (ret < 0)
+		goto failed;
+	atomic_store(&e->journal_bytes, journal_size_bytes(e->journal));
+	record_sync_latency(e, (u64)((b.tv_sec - a.tv_sec) * 1000000 +
+				     (b.tv_nsec - a.tv_nsec) / 1000));
+
+	/* Durable: now apply, in journal order, under the write lock. */
+	pthread_rwlock_wrlock(&e->state_lock);
+	if (pulse) {
+		ledger_pulse(e->ledger, pulse_ts);
+		e->last_seq = pulse_seq;
+		records++;
+	}
+	for (struct engine_request *r = group; r; r = r->next) {
+		u16 type = r->op == ENGINE_CREATE_ACCOUNTS ?
+				   JOURNAL_CREATE_ACCOUNTS :
+				   JOURNAL_CREATE_TRANSFERS;
+		r->status = apply(e->ledger, type, r->timestamp, r->events,
+				  r->count, r->results);
+		if (r->status < 0) {
+			/* The record is durable but the state could not grow:
+			 * the process cannot go on consistently. */
+			pthread_rwlock_unlock(&e->state_lock);
+			log_at(LOG_ERROR, "apply failed after commit",
+			       LOG_NUM("seq", r->seq),
+			       LOG_NUM("errno", -r->status));
+			abort();
+		}
+		e->last_seq = r->seq;
+	}
+	pthread_rwlock_unlock(&e->state_lock);
+
+	atomic_fetch_add(&e->batches, 1);
+	atomic_fetch_add(&e->records, records);
+	atomic_fetch_add(&e->events, events);
+	e->events_since_snapshot += events;
+	finish(group, 0);
+	return;
+
+failed:
+	fail_engine(e, ret);
+	finish(group, -EIO);
+}
+
+static void *sequencer_main(void *arg)
+{
+	struct engine *e = arg;
+	bool stop = false;
+
+	while (!stop) {
+		struct engine_request *group = take_group(e, &stop);
+		if (e->failed) {
+			finish(group, -EIO);
+			continue;
+		}
+		u64 expiry = ledger_next_expiry(e->ledger);
+		if (group || (expiry != 0 && expiry <= now_ns()))
+			run_group(e, group);
+		snapshot_reap(e, false);
+		if (e->events_since_snapshot >= e->snapshot_every && !e->failed)
+			snapshot_start(e);
+	}
+	return NULL;
+}
+
+/* ---- public --------------------------------------------------------- */
+
+int engine_open(struct engine **out, const struct engine_options *o,
+		const char **err)
+{
+	const char *msg = NULL;
+	struct engine *e;
+	int ret;
+
+	*out = NULL;
+	if (err)
+		*err = NULL;
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	pthread_rwlock_init(&e->state_lock, NULL);
+	pthread_mutex_init(&e->queue_lock, NULL);
+	pthread_cond_init(&e->queue_cond, NULL);
+	if (snprintf(e->data_dir, sizeof(e->data_dir), "%s", o->data_dir) >=
+	    (int)sizeof(e->data_dir)) {
+		msg = "data directory path too long";
+		ret = -ENAMETOOLONG;
+		goto cleanup;
+	}
+	e->snapshot_every = o->snapshot_every_records ?
+				    o->snapshot_every_records :
+				    SNAPSHOT_EVERY_DEFAULT;
+	ret = recover(e, o, &msg);
+	if (ret < 0)
+		goto cleanup;
+	ret = pthread_create(&e->thread, NULL, sequencer_main, e);
+	if (ret != 0) {
+		msg = "cannot start the sequencer thread";
+		ret = -ret;
+		goto cleanup;
+	}
+	e->thread_started = true;
+	*out = e;
+	return 0;
+
+cleanup:
+	if (err)
+		*err = msg;
+	engine_close(e);
+	return ret;
+}
+
+void engine_close(struct engine *e)
+{
+	if (!e)
+		return;
+	if (e->thread_started) {
+		pthread_mutex_lock(&e->queue_lock);
+		e->stopping = true;
+		pthread_cond_signal(&e->queue_cond);
+		pthread_mutex_unlock(&e->queue_lock);
+		pthread_join(e->thread, NULL);
+	}
+	snapshot_reap(e, true);
+	if (e->journal)
+		journal_close(e->journal);
+	if (e->ledger)
+		ledger_free(e->ledger);
+	free(e->snapshot_writer);
+	pthread_rwlock_destroy(&e->state_lock);
+	pthread_mutex_destroy(&e->queue_lock);
+	pthread_cond_destroy(&e->queue_cond);
+	free(e);
+}
+
+int engine_submit(struct engine *e, struct engine_request *req)
+{
+	if (req->count == 0 || req->count > BATCH_EVENTS_MAX || !req->events ||
+	    !req->results || !req->done ||
+	    (req->op != ENGINE_CREATE_ACCOUNTS &&
+	     req->op != ENGINE_CREATE_TRANSFERS))
+		return -EINVAL;
+	req->next = NULL;
+	req->status = 0;
+	pthread_mutex_lock(&e->queue_lock);
+	if (e->stopping || e->failed) {
+		int ret = e->failed ? -EIO : -ESHUTDOWN;
+		pthread_mutex_unlock(&e->queue_lock);
+		return ret;
+	}
+	if (e->tail)
+		e->tail->next = req;
+	else
+		e->head = req;
+	e->tail = req;
+	pthread_cond_signal(&e->queue_cond);
+	pthread_mutex_unlock(&e->queue_lock);
+	return 0;
+}
+
+struct waiter {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool done;
+};
+
+static void wake_waiter(struct engine_request *req)
+{
+	struct waiter *w = req->ctx;
+	pthread_mutex_lock(&w->lock);
+	w->done = true;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+}
+
+int engine_execute(struct engine *e, struct engine_request *req)
+{
+	struct waiter w = { .done = false };
+	int ret;
+
+	pthread_mutex_init(&w.lock, NULL);
+	pthread_cond_init(&w.cond, NULL);
+	req->done = wake_waiter;
+	req->ctx = &w;
+	ret = engine_submit(e, req);
+	if (ret == 0) {
+		pthread_mutex_lock(&w.lock);
+		while (!w.done)
+			pthread_cond_wait(&w.cond, &w.lock);
+		pthread_mutex_unlock(&w.lock);
+		ret = req->status;
+	}
+	pthread_mutex_destroy(&w.lock);
+	pthread_cond_destroy(&w.cond);
+	return ret;
+}
+
+const struct ledger *engine_read_begin(struct engine *e)
+{
+	pthread_rwlock_rdlock(&e->state_lock);
+	return e->ledger;
+}
+
+void engine_read_end(struct engine *e)
+{
+	pthread_rwlock_unlock(&e->state_lock);
+}
+
+bool engine_healthy(struct engine *e)
+{
+	pthread_mutex_lock(&e->queue_lock);
+	bool ok = !e->failed && !e->stopping;
+	pthread_mutex_unlock(&e->queue_lock);
+	return ok;
+}
+
+void engine_stats(struct engine *e, struct engine_stats *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->batches = atomic_load(&e->batches);
+	s->events = atomic_load(&e->events);
+	s->records = atomic_load(&e->records);
+	s->journal_bytes = atomic_load(&e->journal_bytes);
+	s->snapshots = atomic_load(&e->snapshots);
+	for (unsigned i = 0; i < 12; i++)
+		s->sync_buckets[i] = atomic_load(&e->sync_buckets[i]);
+	s->sync_sum_us = atomic_load(&e->sync_sum_us);
+	s->sync_count = atomic_load(&e->sync_count);
+	s->recovery_records = e->recovery_records;
+	s->recovery_ms = e->recovery_ms;
+	pthread_rwlock_rdlock(&e->state_lock);
+	s->last_seq = e->last_seq;
+	pthread_rwlock_unlock(&e->state_lock);
+}
