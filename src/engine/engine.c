@@ -155,6 +155,12 @@ static void snapshot_warn(void *ctx, const char *msg)
 	log_at(LOG_WARN, "snapshot skipped", LOG_STR("reason", msg));
 }
 
+static void journal_warn(void *ctx, const char *msg)
+{
+	(void)ctx;
+	log_at(LOG_WARN, "journal repaired", LOG_STR("detail", msg));
+}
+
 static int recover(struct engine *e, const struct engine_options *o,
 		   const char **err)
 {
@@ -164,7 +170,8 @@ static int recover(struct engine *e, const struct engine_options *o,
 				   .quiet = o->quiet };
 	struct journal_options jo = { .no_sync = o->no_sync,
 				      .progress = recovery_progress,
-				      .progress_ctx = &pc };
+				      .progress_ctx = &pc,
+				      .warn = journal_warn };
 	u8 *snap = NULL;
 	size_t snap_len = 0;
 	u64 snap_seq = 0, snap_ts = 0;

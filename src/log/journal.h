@@ -19,22 +19,44 @@
  * and its checksum holds.  This is the narrow interface a replicated log
  * (NATS JetStream) will implement later: open+replay, append, sync, close.
  *
+ * A record is valid when its magic, size bounds (>= 32, <=
+ * JOURNAL_RECORD_BYTES_MAX), checksum, version and type hold, and its
+ * payload fits its type: a non-zero multiple of 128 bytes for the batch
+ * types, empty for JOURNAL_PULSE.  Unknown types are invalid (a new type
+ * is a new JOURNAL_VERSION or an explicit addition to the decoder).
+ *
  * Recovery rules (journal_open):
- *   - a torn tail (the last record(s) of the last segment cut short or
- *     failing their checksum, with no valid record after them) is cut;
+ *   - seqs run without a gap: the first record of a segment has the seq in
+ *     the file name, the next segment's name is the previous one's last
+ *     seq + 1; timestamps never decrease;
+ *   - a torn tail (a bad or cut-short record in the last segment, with no
+ *     valid record anywhere after it: every byte offset is tried) is cut
+ *     with ftruncate + fsync and reported through opts->warn;
  *   - any other bad record, a gap or a reordered seq, stops start-up with
  *     -EBADMSG and a message naming the file and byte offset.
+ *
+ * Segments roll at group boundaries: journal_sync starts a new segment
+ * (file created, directory fsynced) before writing a group that would
+ * take the current, non-empty segment past segment_bytes_max.  So a
+ * segment exceeds the limit only when a single group does.
+ *
+ * Threads: a struct journal is used by one thread at a time (the
+ * sequencer); crc32c and journal_decode are thread-safe.
  */
 #ifndef TPW_LOG_JOURNAL_H
 #define TPW_LOG_JOURNAL_H
 
 #include "core/types.h"
 
-#define JOURNAL_MAGIC   0x4c575054u /* "TPWL" little-endian */
-#define JOURNAL_VERSION 1u
+#define JOURNAL_MAGIC	     0x4c575054u /* "TPWL" little-endian */
+#define JOURNAL_VERSION	     1u
 #define JOURNAL_HEADER_BYTES 32u
 /* Largest record: a full batch of 128-byte events plus slack. */
 #define JOURNAL_RECORD_BYTES_MAX (JOURNAL_HEADER_BYTES + 8192u * 128u)
+/* The write buffer (records appended since the last journal_sync) starts
+ * at 1 MiB and doubles as needed up to this bound: 63 full-size batch
+ * records, far more than one group commit holds. */
+#define JOURNAL_BUFFER_BYTES_MAX (64u << 20)
 
 enum journal_type {
 	JOURNAL_CREATE_ACCOUNTS = 1,
@@ -52,11 +74,15 @@ struct journal_record {
 
 struct journal_options {
 	u64 segment_bytes_max; /* roll to a new segment past this; 0: 256 MiB */
-	bool no_sync;          /* tests and benchmarks only: skip fdatasync */
+	bool no_sync;	       /* tests and benchmarks only: skip fdatasync */
 	/* Progress during recovery: called at most a few times per second
 	 * with bytes scanned and total bytes; may be NULL. */
 	void (*progress)(void *ctx, u64 done_bytes, u64 total_bytes);
 	void *progress_ctx;
+	/* Warnings during recovery (a torn tail cut: file and offset); one
+	 * line without a newline.  NULL: printed to stderr. */
+	void (*warn)(void *ctx, const char *msg);
+	void *warn_ctx;
 };
 
 struct journal;
@@ -66,8 +92,23 @@ struct journal;
 typedef int (*journal_replay_fn)(void *ctx, const struct journal_record *r);
 
 /*
- * Open (creating DIR/journal if absent), validate every segment, cut a torn
- * tail, and call replay for every record with seq > after_seq, in order.
+ * Open (creating DIR and DIR/journal if absent, fsyncing the parent of
+ * each directory created), validate every segment, cut a torn tail, and
+ * call replay for every record with seq > after_seq, in order.  Records
+ * are replayed during the single validating pass, so when journal_open
+ * fails, some may already have been replayed: discard that state.
+ *
+ * after_seq is the seq the caller's state (a snapshot) already holds.  The
+ * journal must cover after_seq + 1 onwards: a journal that starts later,
+ * or ends before after_seq, is an error (-EBADMSG).  An empty journal
+ * directory continues at after_seq + 1.
+ *
+ * progress is called at most every 250 ms during the scan, and once at
+ * the end with done_bytes == total_bytes.
+ *
+ * The journal directory is locked (flock) while open: a second
+ * journal_open of the same directory gets -EBUSY.
+ *
  * On error, *err (if not NULL) gets a human-readable message (static
  * storage in the journal module, valid until the next journal_open).
  * Returns 0 or a negative errno (-EBADMSG for corruption).
@@ -79,21 +120,36 @@ int journal_open(struct journal **out, const char *dir,
 /* Sequence number the next appended record will get. */
 u64 journal_next_seq(const struct journal *j);
 
-/* Append a record to the in-memory write buffer; nothing is durable until
- * journal_sync returns 0.  Assigns and returns the seq via *seq_out.
- * Returns 0, -EMSGSIZE (payload too large) or -ENOMEM. */
+/* Append a record to the in-memory write buffer (a memcpy and a
+ * checksum; no system call); nothing is durable until journal_sync
+ * returns 0.  Assigns and returns the seq via *seq_out (may be NULL).
+ * Returns 0, -EMSGSIZE (payload too large), -EINVAL (unknown type,
+ * payload size wrong for the type, timestamp before the previous
+ * record's), -ENOBUFS (the buffer would pass JOURNAL_BUFFER_BYTES_MAX:
+ * sync first), -ENOMEM, or the poison code of a failed journal. */
 int journal_append(struct journal *j, u16 type, u64 timestamp,
 		   const void *payload, u32 payload_bytes, u64 *seq_out);
 
-/* Write the buffer and fdatasync: every record appended so far is durable
- * when this returns 0.  On failure (-errno) the journal is poisoned: every
- * later call fails, the process must stop (as PostgreSQL does on fsync
- * failure). */
+/* Write the buffer (one write(2), continued only if the kernel took
+ * part of it) and fdatasync: every record appended so far is durable
+ * when this returns 0.  No-op when nothing was appended.
+ *
+ * On failure (-errno) the journal is poisoned: every later append and
+ * sync returns the same code, and the process must stop and recover by
+ * restarting (as PostgreSQL does on fsync failure).  Why not retry: after
+ * a failed fdatasync Linux may have dropped the dirty pages and cleared
+ * the error, so a second fdatasync can succeed with the data lost; after
+ * a short write the file ends in part of a record, and appending behind
+ * it would turn a torn tail into mid-file corruption.  Recovery on
+ * restart re-reads what is really on disk and cuts the torn tail. */
 int journal_sync(struct journal *j);
 
-/* Bytes in all segments (for metrics). */
+/* Bytes written to all segments (for metrics); excludes the unsynced
+ * buffer. */
 u64 journal_size_bytes(const struct journal *j);
 
+/* Close and free everything.  Records appended but not synced are
+ * discarded (they were never acknowledged).  NULL is a no-op. */
 void journal_close(struct journal *j);
 
 /* CRC-32C (Castagnoli), hardware-accelerated where the CPU has it. */
@@ -103,5 +159,17 @@ u32 crc32c(u32 crc, const void *buf, size_t len);
  * size (> 0) and fills *r, 0 when more bytes are needed (truncated), or
  * -EBADMSG when the bytes are not a valid record.  Pure: fuzzed. */
 long journal_decode(const u8 *buf, size_t len, struct journal_record *r);
+
+/* Internal, for tests, fuzzing and benchmarks. */
+
+/* Validate one segment held in memory as journal_open does: first seq
+ * first_seq, `last` says whether a torn tail may be cut.  Returns 0 with
+ * *valid_bytes = where the valid records end (len, or the torn-tail cut),
+ * or -EBADMSG with a message in err. */
+int journal__scan_buffer(const u8 *buf, size_t len, u64 first_seq, bool last,
+			 size_t *valid_bytes, char *err, size_t err_len);
+/* The two CRC-32C implementations behind crc32c(). */
+u32 log__crc32c_sw(u32 crc, const void *buf, size_t len);
+u32 log__crc32c_hw(u32 crc, const void *buf, size_t len); /* x86-64 only */
 
 #endif

@@ -8,7 +8,27 @@
  * warning (the journal still holds everything).
  *
  * The writer allocates nothing after snapshot_begin() (its buffer lives in
- * the struct), so it can run in a child process after fork().
+ * the struct), so it can run in a child process after fork().  The
+ * struct is large (1 MiB buffer): allocate it, do not put it on a stack.
+ *
+ * File format (integers little-endian):
+ *
+ *     offset  size
+ *      0       8   magic "TPWSNAP1"
+ *      8       4   u32 format version, SNAPSHOT_VERSION
+ *     12       4   u32 header bytes, SNAPSHOT_HEADER_BYTES (64)
+ *     16       8   u64 seq: the journal seq the state includes
+ *     24       8   u64 timestamp of that record
+ *     32       8   u64 payload bytes (== file size - 64)
+ *     40       4   u32 CRC-32C of the payload
+ *     44      16   zero (reserved)
+ *     60       4   u32 CRC-32C of bytes 0..59
+ *     64           payload: what ledger_snapshot_write streamed
+ *
+ * A snapshot is valid when the magic, version, header size, header
+ * checksum, payload size and payload checksum hold and the seq matches
+ * the file name.  The header is written last (at offset 0, before the
+ * fsync), so a snapshot whose writer died has a zero header and fails.
  */
 #ifndef TPW_LOG_SNAPSHOT_H
 #define TPW_LOG_SNAPSHOT_H
@@ -16,6 +36,8 @@
 #include "core/types.h"
 
 #define SNAPSHOT_BUFFER_BYTES (1u << 20)
+#define SNAPSHOT_HEADER_BYTES 64u
+#define SNAPSHOT_VERSION      1u
 
 struct snapshot_writer {
 	int fd;
@@ -24,20 +46,26 @@ struct snapshot_writer {
 	u64 payload_bytes;
 	u32 crc;
 	u32 used;
+	int error; /* first write error (-errno), sticky: commit fails */
 	char tmp_path[4096];
 	char final_path[4096];
 	char dir_path[4096];
 	u8 buf[SNAPSHOT_BUFFER_BYTES];
 };
 
-/* Create the temporary file.  Returns 0 or -errno. */
+/* Create DIR/snapshots if absent (fsyncing DIR) and the temporary file
+ * snapshot-<seq>.snap.tmp.  Returns 0 or -errno. */
 int snapshot_begin(struct snapshot_writer *w, const char *data_dir, u64 seq,
 		   u64 timestamp);
-/* A ledger_sink_fn: append bytes.  ctx is the struct snapshot_writer. */
+/* A ledger_sink_fn: append bytes.  ctx is the struct snapshot_writer.
+ * Writes to the file whenever the buffer fills; returns 0 or -errno (and
+ * keeps failing after the first error). */
 int snapshot_sink(void *ctx, const void *buf, size_t len);
-/* Flush, write header and checksum, fsync, rename, fsync directory. */
+/* Flush, write header and checksum, fsync, rename, fsync directory.
+ * Returns 0 or -errno; on failure the temporary file is removed. */
 int snapshot_commit(struct snapshot_writer *w);
-/* Remove the temporary file. */
+/* Close and remove the temporary file (after a failed sink, or instead
+ * of commit).  Safe after a failed commit. */
 void snapshot_abort(struct snapshot_writer *w);
 
 /*
@@ -46,11 +74,15 @@ void snapshot_abort(struct snapshot_writer *w);
  * *timestamp set), 0 when there is none, or -errno.  Invalid snapshots
  * are reported through warn (may be NULL) and skipped.
  */
-int snapshot_load_newest(const char *data_dir, u8 **buf, size_t *len,
-			 u64 *seq, u64 *timestamp,
+int snapshot_load_newest(const char *data_dir, u8 **buf, size_t *len, u64 *seq,
+			 u64 *timestamp,
 			 void (*warn)(void *ctx, const char *msg), void *ctx);
 
-/* Delete all but the newest `keep` snapshots. */
+/* Delete all but the newest `keep` snapshots (by seq in the name; files
+ * being written, *.tmp, are left alone), then fsync the directory.
+ * NEEDSWORK: does not check validity, so with keep == 1 and a corrupt
+ * newest snapshot the older valid one goes; recovery still has the
+ * journal, which is never pruned. */
 void snapshot_prune(const char *data_dir, unsigned keep);
 
 #endif

@@ -1,0 +1,859 @@
+/*
+ * journal.c - segment files of checksummed records: append, group commit,
+ * recovery (see journal.h for the format and the rules).
+ *
+ * Appends go to one in-memory buffer; journal_sync hands it to the kernel
+ * in one write(2) and makes it durable with one fdatasync, so the cost of
+ * a sync is shared by every record of the group.  Recovery maps each
+ * segment read-only and checks every record in one pass, replaying as it
+ * goes; the only case where it cuts data is a torn tail, and it proves the
+ * tail is torn by searching every later byte offset for a valid record.
+ */
+#include "log/journal.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "banned.h"
+
+/* Records are written by memcpy of host integers. */
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
+	       "the journal format is little-endian; add byte swaps");
+
+#define SEGMENT_BYTES_DEFAULT (256ull << 20)
+#define BUFFER_BYTES_INITIAL  (1u << 20)
+#define EVENT_BYTES	      128u
+#define SEGMENT_NAME_DIGITS   20
+#define SEGMENT_SUFFIX	      ".wal"
+#define PROGRESS_INTERVAL_NS  250000000ull
+#define PROGRESS_CHECK_BYTES  (1u << 20)
+#define ERR_BYTES	      512
+#define CORRUPT_ADVICE                                                         \
+	"refusing to start: restore from backup or run with "                  \
+	"--truncate-corrupt-tail only if you accept losing every record "      \
+	"after it"
+
+/* Cheap invariants stay on in release builds. */
+#define JASSERT(cond)                                                          \
+	do {                                                                   \
+		if (!(cond))                                                   \
+			assert_fail(#cond, __FILE__, __LINE__);                \
+	} while (0)
+
+struct header {
+	u32 magic;
+	u32 checksum;
+	u32 size;
+	u16 type;
+	u16 version;
+	u64 seq;
+	u64 timestamp;
+};
+_Static_assert(sizeof(struct header) == JOURNAL_HEADER_BYTES, "header");
+/* The checksum covers everything after the checksum field. */
+#define CHECKSUM_FROM 8u
+
+struct journal {
+	char *dir_path; /* DIR/journal */
+	int dir_fd;	/* held open: flock, directory fsync */
+	int fd;		/* current segment, O_APPEND; -1 before the first */
+	u64 segment_first_seq;
+	u64 segment_bytes;
+	u64 size_bytes; /* all segments, written */
+	u64 next_seq;
+	u64 last_timestamp;
+	int poison; /* 0, or the negative errno every call now returns */
+	struct journal_options opts;
+	u8 *buf;
+	size_t buf_used;
+	size_t buf_cap;
+	u64 buf_first_seq; /* seq of the first record in buf */
+};
+
+static _Thread_local char err_buf[ERR_BYTES];
+
+static void assert_fail(const char *what, const char *file, int line)
+{
+	fprintf(stderr, "journal: assertion failed: %s (%s:%d)\n", what, file,
+		line);
+	abort();
+}
+
+/* ---- Record decoding (pure) ---- */
+
+enum reason {
+	REC_OK = 0,
+	REC_SHORT,
+	REC_MAGIC,
+	REC_SIZE,
+	REC_CHECKSUM,
+	REC_VERSION,
+	REC_TYPE,
+};
+
+static const char *reason_text(enum reason r)
+{
+	switch (r) {
+	case REC_OK: return "valid record";
+	case REC_SHORT: return "truncated record";
+	case REC_MAGIC: return "bad magic";
+	case REC_SIZE: return "bad record size";
+	case REC_CHECKSUM: return "bad checksum";
+	case REC_VERSION: return "unsupported record version";
+	case REC_TYPE:
+		return "unknown record type or payload size wrong for its type";
+	}
+	return "bad record";
+}
+
+/* Does the payload size fit the type?  Shared by append and decode, so
+ * the same property is asserted on both sides of the disk. */
+static bool type_ok(u16 type, u64 payload_bytes)
+{
+	switch (type) {
+	case JOURNAL_CREATE_ACCOUNTS:
+	case JOURNAL_CREATE_TRANSFERS:
+		return payload_bytes > 0 && payload_bytes % EVENT_BYTES == 0;
+	case JOURNAL_PULSE: return payload_bytes == 0;
+	default: return false;
+	}
+}
+
+/* Magic, size bounds and checksum: the frame.  Enough to say "a record
+ * was written here", which is what the torn-tail search asks. */
+static enum reason frame_check(const u8 *buf, size_t len, struct header *h)
+{
+	if (len < sizeof(h->magic))
+		return REC_SHORT;
+	memcpy(&h->magic, buf, sizeof(h->magic));
+	if (h->magic != JOURNAL_MAGIC)
+		return REC_MAGIC;
+	if (len < JOURNAL_HEADER_BYTES)
+		return REC_SHORT;
+	memcpy(h, buf, sizeof(*h));
+	if (h->size < JOURNAL_HEADER_BYTES ||
+	    h->size > JOURNAL_RECORD_BYTES_MAX)
+		return REC_SIZE;
+	if (h->size > len)
+		return REC_SHORT;
+	if (crc32c(0, buf + CHECKSUM_FROM, h->size - CHECKSUM_FROM) !=
+	    h->checksum)
+		return REC_CHECKSUM;
+	return REC_OK;
+}
+
+static enum reason decode(const u8 *buf, size_t len, struct header *h,
+			  struct journal_record *r)
+{
+	enum reason why = frame_check(buf, len, h);
+	if (why != REC_OK)
+		return why;
+	if (h->version != JOURNAL_VERSION)
+		return REC_VERSION;
+	if (!type_ok(h->type, h->size - JOURNAL_HEADER_BYTES))
+		return REC_TYPE;
+	r->type = h->type;
+	r->seq = h->seq;
+	r->timestamp = h->timestamp;
+	r->payload = buf + JOURNAL_HEADER_BYTES;
+	r->payload_bytes = h->size - JOURNAL_HEADER_BYTES;
+	return REC_OK;
+}
+
+long journal_decode(const u8 *buf, size_t len, struct journal_record *r)
+{
+	struct header h;
+	enum reason why = decode(buf, len, &h, r);
+	if (why == REC_OK)
+		return (long)h.size;
+	return why == REC_SHORT ? 0 : -EBADMSG;
+}
+
+/* Is there a whole, checksummed record at any byte offset in [from, len)?
+ * memchr finds candidate magics fast; the checksum decides. */
+static bool valid_frame_after(const u8 *buf, size_t len, size_t from,
+			      size_t *found)
+{
+	const u8 first = (u8)(JOURNAL_MAGIC & 0xff);
+	size_t off = from;
+
+	while (off + JOURNAL_HEADER_BYTES <= len) {
+		const u8 *p = memchr(buf + off, first, len - off);
+		if (!p)
+			break;
+		off = (size_t)(p - buf);
+		struct header h;
+		if (frame_check(p, len - off, &h) == REC_OK) {
+			*found = off;
+			return true;
+		}
+		off++;
+	}
+	return false;
+}
+
+/* ---- Segment scan (pure over memory; journal_open feeds it maps) ---- */
+
+struct scan {
+	const char *file; /* "journal/<seq>.wal", for messages */
+	u64 expect_seq;
+	u64 last_timestamp;
+	u64 after_seq;
+	journal_replay_fn replay;
+	void *ctx;
+	/* progress over all segments */
+	void (*progress)(void *ctx, u64 done_bytes, u64 total_bytes);
+	void *progress_ctx;
+	u64 done_base;
+	u64 total_bytes;
+	u64 last_progress_ns;
+	/* out */
+	u64 records;
+	char *err;
+	size_t err_len;
+};
+
+static u64 now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (u64)ts.tv_sec * 1000000000ull + (u64)ts.tv_nsec;
+}
+
+static void progress_tick(struct scan *s, u64 done)
+{
+	if (!s->progress)
+		return;
+	u64 t = now_ns();
+	if (t - s->last_progress_ns < PROGRESS_INTERVAL_NS)
+		return;
+	s->last_progress_ns = t;
+	s->progress(s->progress_ctx, s->done_base + done, s->total_bytes);
+}
+
+/* later: offset of a valid record found after a bad one, or SIZE_MAX. */
+static int corrupt(struct scan *s, size_t off, size_t later, const char *fmt,
+		   ...) __attribute__((format(printf, 4, 5)));
+static int corrupt(struct scan *s, size_t off, size_t later, const char *fmt,
+		   ...)
+{
+	char what[160], after[80] = "";
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	if (later != SIZE_MAX)
+		snprintf(after, sizeof(after),
+			 ", yet a valid record follows at offset %zu", later);
+	snprintf(s->err, s->err_len,
+		 "%s: %s at offset %zu (record seq %llu)%s; " CORRUPT_ADVICE,
+		 s->file, what, off, (unsigned long long)s->expect_seq, after);
+	return -EBADMSG;
+}
+
+/*
+ * Check every record of one segment, replaying those after s->after_seq.
+ * Returns 0 with *valid_bytes = where valid records end (< len only for a
+ * torn tail of the last segment), -EBADMSG, or the replay callback's code.
+ */
+static int scan_segment(struct scan *s, const u8 *buf, size_t len, bool last,
+			size_t *valid_bytes)
+{
+	size_t off = 0;
+	size_t next_check = PROGRESS_CHECK_BYTES;
+
+	while (off < len) {
+		struct header h;
+		struct journal_record r;
+		enum reason why = decode(buf + off, len - off, &h, &r);
+
+		if (why != REC_OK) {
+			size_t later;
+			if (!last)
+				return corrupt(s, off, SIZE_MAX, "%s",
+					       reason_text(why));
+			if (valid_frame_after(buf, len, off + 1, &later))
+				return corrupt(s, off, later, "%s",
+					       reason_text(why));
+			*valid_bytes = off;
+			return 0;
+		}
+		/* A checksummed record in the wrong place was written
+		 * there whole: never a torn write. */
+		if (r.seq != s->expect_seq)
+			return corrupt(s, off, SIZE_MAX,
+				       "seq %llu where %llu belongs",
+				       (unsigned long long)r.seq,
+				       (unsigned long long)s->expect_seq);
+		if (r.timestamp < s->last_timestamp)
+			return corrupt(s, off, SIZE_MAX,
+				       "timestamp %llu before the previous "
+				       "record's %llu",
+				       (unsigned long long)r.timestamp,
+				       (unsigned long long)s->last_timestamp);
+		JASSERT(r.payload_bytes + JOURNAL_HEADER_BYTES <= len - off);
+		if (s->replay && r.seq > s->after_seq) {
+			int rc = s->replay(s->ctx, &r);
+			if (rc != 0) {
+				snprintf(s->err, s->err_len,
+					 "%s: replay of record seq %llu at "
+					 "offset %zu failed (%d)",
+					 s->file, (unsigned long long)r.seq,
+					 off, rc);
+				return rc < 0 ? rc : -EINVAL;
+			}
+		}
+		s->expect_seq++;
+		s->last_timestamp = r.timestamp;
+		s->records++;
+		off += h.size;
+		if (off >= next_check) {
+			progress_tick(s, off);
+			next_check = off + PROGRESS_CHECK_BYTES;
+		}
+	}
+	*valid_bytes = len;
+	return 0;
+}
+
+int journal__scan_buffer(const u8 *buf, size_t len, u64 first_seq, bool last,
+			 size_t *valid_bytes, char *err, size_t err_len)
+{
+	struct scan s = {
+		.file = "buffer",
+		.expect_seq = first_seq,
+		.err = err,
+		.err_len = err_len,
+	};
+	int ret = scan_segment(&s, buf, len, last, valid_bytes);
+	JASSERT(ret != 0 || *valid_bytes <= len);
+	return ret;
+}
+
+/* ---- Files and directories ---- */
+
+static void warn(const struct journal_options *o, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void warn(const struct journal_options *o, const char *fmt, ...)
+{
+	char msg[ERR_BYTES];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (o->warn)
+		o->warn(o->warn_ctx, msg);
+	else
+		fprintf(stderr, "tpwallet: warning: %s\n", msg);
+}
+
+static int fsync_path(const char *path)
+{
+	int ret = 0;
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fsync(fd) != 0)
+		ret = -errno;
+	close(fd);
+	return ret;
+}
+
+/* mkdir; when it created the directory, fsync its parent so the new entry
+ * survives a crash. */
+static int make_dir(const char *path)
+{
+	char parent[4096];
+	const char *slash;
+	size_t n;
+
+	if (mkdir(path, 0700) != 0)
+		return errno == EEXIST ? 0 : -errno;
+	slash = strrchr(path, '/');
+	if (!slash)
+		return fsync_path(".");
+	n = (size_t)(slash - path);
+	if (n == 0)
+		return fsync_path("/");
+	if (n >= sizeof(parent))
+		return -ENAMETOOLONG;
+	memcpy(parent, path, n);
+	parent[n] = '\0';
+	return fsync_path(parent);
+}
+
+static void segment_name(char *out, size_t out_len, u64 seq)
+{
+	snprintf(out, out_len, "%020llu" SEGMENT_SUFFIX,
+		 (unsigned long long)seq);
+}
+
+/* Parse "<20 digits>.wal"; returns false for any other name. */
+static bool parse_segment_name(const char *name, u64 *seq)
+{
+	u64 v = 0;
+
+	if (strlen(name) != SEGMENT_NAME_DIGITS + strlen(SEGMENT_SUFFIX) ||
+	    strcmp(name + SEGMENT_NAME_DIGITS, SEGMENT_SUFFIX) != 0)
+		return false;
+	for (int i = 0; i < SEGMENT_NAME_DIGITS; i++) {
+		u64 d = (u64)(name[i] - '0');
+		if (name[i] < '0' || name[i] > '9')
+			return false;
+		if (v > (UINT64_MAX - d) / 10)
+			return false;
+		v = v * 10 + d;
+	}
+	*seq = v;
+	return true;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	u64 x = *(const u64 *)a, y = *(const u64 *)b;
+	return (x > y) - (x < y);
+}
+
+/* The sorted first seqs of every segment in the directory. */
+static int list_segments(int dir_fd, u64 **out, size_t *n_out)
+{
+	int ret = 0;
+	int fd = -1;
+	DIR *d = NULL;
+	u64 *seqs = NULL;
+	size_t n = 0, cap = 0;
+	struct dirent *e;
+
+	fd = dup(dir_fd);
+	if (fd < 0) {
+		ret = -errno;
+		goto cleanup;
+	}
+	d = fdopendir(fd);
+	if (!d) {
+		ret = -errno;
+		goto cleanup;
+	}
+	fd = -1; /* owned by d */
+	rewinddir(d);
+	while ((errno = 0, e = readdir(d)) != NULL) {
+		u64 seq;
+		if (!parse_segment_name(e->d_name, &seq))
+			continue;
+		if (n == cap) {
+			size_t ncap = cap ? cap * 2 : 16;
+			u64 *p = realloc(seqs, ncap * sizeof(*p));
+			if (!p) {
+				ret = -ENOMEM;
+				goto cleanup;
+			}
+			seqs = p;
+			cap = ncap;
+		}
+		seqs[n++] = seq;
+	}
+	if (errno != 0) {
+		ret = -errno;
+		goto cleanup;
+	}
+	if (n > 1)
+		qsort(seqs, n, sizeof(*seqs), cmp_u64);
+	*out = seqs;
+	*n_out = n;
+	seqs = NULL;
+cleanup:
+	free(seqs);
+	if (d)
+		closedir(d);
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+/* ---- Open and recovery ---- */
+
+/* Scan one segment file; cut a torn tail when it is the last one. */
+static int recover_segment(struct journal *j, struct scan *s, u64 first_seq,
+			   bool last, u64 *size_out)
+{
+	int ret = 0;
+	int fd = -1;
+	void *map = MAP_FAILED;
+	size_t len = 0, valid = 0;
+	struct stat st;
+	char name[64], file[80];
+
+	segment_name(name, sizeof(name), first_seq);
+	snprintf(file, sizeof(file), "journal/%s", name);
+	s->file = file;
+	if (s->expect_seq != first_seq) {
+		snprintf(s->err, s->err_len,
+			 "%s: segment starts at seq %llu but seq %llu belongs "
+			 "next (a segment is missing or "
+			 "misnamed); " CORRUPT_ADVICE,
+			 file, (unsigned long long)first_seq,
+			 (unsigned long long)s->expect_seq);
+		ret = -EBADMSG;
+		goto cleanup;
+	}
+	fd = openat(j->dir_fd, name, (last ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) != 0) {
+		ret = -errno;
+		snprintf(s->err, s->err_len, "%s: %s", file, strerror(-ret));
+		goto cleanup;
+	}
+	len = (size_t)st.st_size;
+	if (len > 0) {
+		map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+		if (map == MAP_FAILED) {
+			ret = -errno;
+			snprintf(s->err, s->err_len, "%s: mmap: %s", file,
+				 strerror(-ret));
+			goto cleanup;
+		}
+		madvise(map, len, MADV_SEQUENTIAL);
+	}
+	ret = scan_segment(s, map == MAP_FAILED ? (const u8 *)"" : map, len,
+			   last, &valid);
+	if (ret != 0)
+		goto cleanup;
+	JASSERT(valid <= len);
+	if (valid < len) {
+		JASSERT(last);
+		if (ftruncate(fd, (off_t)valid) != 0 || fsync(fd) != 0) {
+			ret = -errno;
+			snprintf(s->err, s->err_len,
+				 "%s: cutting the torn tail at offset %zu: %s",
+				 file, valid, strerror(-ret));
+			goto cleanup;
+		}
+		warn(&j->opts,
+		     "%s: torn tail cut at offset %zu (%zu bytes dropped; "
+		     "next seq %llu)",
+		     file, valid, len - valid,
+		     (unsigned long long)s->expect_seq);
+	}
+	*size_out = valid;
+	s->done_base += len;
+cleanup:
+	if (map != MAP_FAILED)
+		munmap(map, len);
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+static int open_segments(struct journal *j, u64 after_seq,
+			 journal_replay_fn replay, void *ctx)
+{
+	int ret = 0;
+	u64 *seqs = NULL;
+	size_t n = 0;
+	char name[64];
+	struct scan s = {
+		.after_seq = after_seq,
+		.replay = replay,
+		.ctx = ctx,
+		.progress = j->opts.progress,
+		.progress_ctx = j->opts.progress_ctx,
+		.last_progress_ns = now_ns(),
+		.err = err_buf,
+		.err_len = sizeof(err_buf),
+	};
+
+	ret = list_segments(j->dir_fd, &seqs, &n);
+	if (ret != 0) {
+		snprintf(err_buf, sizeof(err_buf), "journal: listing %s: %s",
+			 j->dir_path, strerror(-ret));
+		goto cleanup;
+	}
+	if (n == 0) {
+		j->next_seq = after_seq + 1;
+		goto cleanup;
+	}
+	if (seqs[0] == 0 || seqs[0] > after_seq + 1) {
+		segment_name(name, sizeof(name), seqs[0]);
+		snprintf(err_buf, sizeof(err_buf),
+			 "journal/%s: the journal starts at seq %llu but the "
+			 "state before it ends at seq %llu: records are "
+			 "missing; restore from backup",
+			 name, (unsigned long long)seqs[0],
+			 (unsigned long long)after_seq);
+		ret = -EBADMSG;
+		goto cleanup;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct stat st;
+		segment_name(name, sizeof(name), seqs[i]);
+		if (fstatat(j->dir_fd, name, &st, 0) == 0)
+			s.total_bytes += (u64)st.st_size;
+	}
+	s.expect_seq = seqs[0];
+	for (size_t i = 0; i < n; i++) {
+		u64 size = 0;
+		ret = recover_segment(j, &s, seqs[i], i + 1 == n, &size);
+		if (ret != 0)
+			goto cleanup;
+		j->size_bytes += size;
+		j->segment_bytes = size;
+	}
+	if (s.expect_seq - 1 < after_seq) {
+		snprintf(err_buf, sizeof(err_buf),
+			 "journal: ends at seq %llu but the state loaded "
+			 "before it (snapshot) is at seq %llu: durable records "
+			 "are missing; restore from backup",
+			 (unsigned long long)(s.expect_seq - 1),
+			 (unsigned long long)after_seq);
+		ret = -EBADMSG;
+		goto cleanup;
+	}
+	if (s.progress)
+		s.progress(s.progress_ctx, s.total_bytes, s.total_bytes);
+	j->next_seq = s.expect_seq;
+	j->last_timestamp = s.last_timestamp;
+	j->segment_first_seq = seqs[n - 1];
+	segment_name(name, sizeof(name), seqs[n - 1]);
+	j->fd = openat(j->dir_fd, name, O_WRONLY | O_APPEND | O_CLOEXEC);
+	if (j->fd < 0) {
+		ret = -errno;
+		snprintf(err_buf, sizeof(err_buf), "journal/%s: %s", name,
+			 strerror(-ret));
+		goto cleanup;
+	}
+cleanup:
+	free(seqs);
+	return ret;
+}
+
+int journal_open(struct journal **out, const char *dir,
+		 const struct journal_options *opts, u64 after_seq,
+		 journal_replay_fn replay, void *ctx, const char **err)
+{
+	int ret = 0;
+	struct journal *j = NULL;
+	size_t dlen = strlen(dir);
+
+	*out = NULL;
+	err_buf[0] = '\0';
+	j = calloc(1, sizeof(*j));
+	if (!j) {
+		ret = -ENOMEM;
+		goto cleanup;
+	}
+	j->fd = -1;
+	j->dir_fd = -1;
+	if (opts)
+		j->opts = *opts;
+	if (j->opts.segment_bytes_max == 0)
+		j->opts.segment_bytes_max = SEGMENT_BYTES_DEFAULT;
+	j->dir_path = malloc(dlen + sizeof("/journal"));
+	if (!j->dir_path) {
+		ret = -ENOMEM;
+		goto cleanup;
+	}
+	memcpy(j->dir_path, dir, dlen);
+	memcpy(j->dir_path + dlen, "/journal", sizeof("/journal"));
+
+	ret = make_dir(dir);
+	if (ret == 0)
+		ret = make_dir(j->dir_path);
+	if (ret != 0) {
+		snprintf(err_buf, sizeof(err_buf), "journal: creating %s: %s",
+			 j->dir_path, strerror(-ret));
+		goto cleanup;
+	}
+	j->dir_fd = open(j->dir_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (j->dir_fd < 0) {
+		ret = -errno;
+		snprintf(err_buf, sizeof(err_buf), "journal: opening %s: %s",
+			 j->dir_path, strerror(-ret));
+		goto cleanup;
+	}
+	/* Two writers on one journal would interleave records. */
+	if (flock(j->dir_fd, LOCK_EX | LOCK_NB) != 0) {
+		ret = errno == EWOULDBLOCK ? -EBUSY : -errno;
+		snprintf(err_buf, sizeof(err_buf),
+			 "journal: %s is in use by another process",
+			 j->dir_path);
+		goto cleanup;
+	}
+	ret = open_segments(j, after_seq, replay, ctx);
+	if (ret != 0)
+		goto cleanup;
+	j->buf_first_seq = j->next_seq;
+	*out = j;
+	j = NULL;
+cleanup:
+	if (err)
+		*err = ret != 0 ? err_buf : NULL;
+	journal_close(j);
+	return ret;
+}
+
+/* ---- Append and group commit ---- */
+
+u64 journal_next_seq(const struct journal *j)
+{
+	return j->next_seq;
+}
+
+u64 journal_size_bytes(const struct journal *j)
+{
+	return j->size_bytes;
+}
+
+static int buffer_reserve(struct journal *j, size_t need)
+{
+	size_t cap = j->buf_cap ? j->buf_cap : BUFFER_BYTES_INITIAL;
+	u8 *p;
+
+	if (need > JOURNAL_BUFFER_BYTES_MAX)
+		return -ENOBUFS;
+	if (need <= j->buf_cap)
+		return 0;
+	while (cap < need)
+		cap *= 2;
+	if (cap > JOURNAL_BUFFER_BYTES_MAX)
+		cap = JOURNAL_BUFFER_BYTES_MAX;
+	p = realloc(j->buf, cap);
+	if (!p)
+		return -ENOMEM;
+	j->buf = p;
+	j->buf_cap = cap;
+	return 0;
+}
+
+int journal_append(struct journal *j, u16 type, u64 timestamp,
+		   const void *payload, u32 payload_bytes, u64 *seq_out)
+{
+	struct header h;
+	u8 *rec;
+	int ret;
+
+	if (j->poison)
+		return j->poison;
+	if (payload_bytes > JOURNAL_RECORD_BYTES_MAX - JOURNAL_HEADER_BYTES)
+		return -EMSGSIZE;
+	if (!type_ok(type, payload_bytes) || timestamp < j->last_timestamp)
+		return -EINVAL;
+	ret = buffer_reserve(j, j->buf_used + JOURNAL_HEADER_BYTES +
+					payload_bytes);
+	if (ret != 0)
+		return ret;
+	h = (struct header){
+		.magic = JOURNAL_MAGIC,
+		.size = JOURNAL_HEADER_BYTES + payload_bytes,
+		.type = type,
+		.version = JOURNAL_VERSION,
+		.seq = j->next_seq,
+		.timestamp = timestamp,
+	};
+	rec = j->buf + j->buf_used;
+	memcpy(rec, &h, sizeof(h));
+	if (payload_bytes)
+		memcpy(rec + JOURNAL_HEADER_BYTES, payload, payload_bytes);
+	h.checksum = crc32c(0, rec + CHECKSUM_FROM, h.size - CHECKSUM_FROM);
+	memcpy(rec + offsetof(struct header, checksum), &h.checksum,
+	       sizeof(h.checksum));
+	j->buf_used += h.size;
+	j->last_timestamp = timestamp;
+	if (seq_out)
+		*seq_out = j->next_seq;
+	j->next_seq++;
+	return 0;
+}
+
+/* Start the segment whose first record is j->buf_first_seq: create it,
+ * make its directory entry durable, then retire the old one (already
+ * synced by the previous journal_sync). */
+static int roll(struct journal *j)
+{
+	char name[64];
+	int fd;
+
+	segment_name(name, sizeof(name), j->buf_first_seq);
+	fd = openat(j->dir_fd, name,
+		    O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	if (!j->opts.no_sync && fsync(j->dir_fd) != 0) {
+		int ret = -errno;
+		close(fd);
+		return ret;
+	}
+	if (j->fd >= 0)
+		close(j->fd);
+	j->fd = fd;
+	j->segment_first_seq = j->buf_first_seq;
+	j->segment_bytes = 0;
+	return 0;
+}
+
+int journal_sync(struct journal *j)
+{
+	int ret = 0;
+	size_t off = 0;
+
+	if (j->poison)
+		return j->poison;
+	if (j->buf_used == 0)
+		return 0;
+	if (j->fd < 0 ||
+	    (j->segment_bytes > 0 &&
+	     j->segment_bytes + j->buf_used > j->opts.segment_bytes_max)) {
+		ret = roll(j);
+		if (ret != 0)
+			goto cleanup;
+	}
+	while (off < j->buf_used) {
+		ssize_t n = write(j->fd, j->buf + off, j->buf_used - off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			ret = -errno;
+			goto cleanup;
+		}
+		if (n == 0) {
+			ret = -EIO;
+			goto cleanup;
+		}
+		off += (size_t)n;
+	}
+	if (!j->opts.no_sync && fdatasync(j->fd) != 0) {
+		ret = -errno;
+		goto cleanup;
+	}
+	j->segment_bytes += j->buf_used;
+	j->size_bytes += j->buf_used;
+	j->buf_used = 0;
+	j->buf_first_seq = j->next_seq;
+cleanup:
+	if (ret != 0)
+		j->poison = ret;
+	return ret;
+}
+
+void journal_close(struct journal *j)
+{
+	if (!j)
+		return;
+	if (j->fd >= 0)
+		close(j->fd);
+	if (j->dir_fd >= 0)
+		close(j->dir_fd); /* releases the flock */
+	free(j->buf);
+	free(j->dir_path);
+	free(j);
+}
