@@ -81,26 +81,29 @@ $(BUILD)/tests/test_api_%: tests/unit/test_api_%.c $(API_OBJ)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDSAN) -o $@ $^ $(LDLIBS) -lcmocka
 
 unit: $(UNIT_BIN)
-	@tests/run-unit.sh $(BUILD)/tests
+	@tests/count.sh tests/run-unit.sh $(BUILD)/tests
 
 e2e: $(BUILD)/tpwallet
-	@python3 tests/e2e/run.py --binary $(BUILD)/tpwallet
+	@tests/count.sh python3 tests/e2e/run.py --binary $(BUILD)/tpwallet
 
 # The whole suite: deps, normal build, unit + e2e; then the same under
 # AddressSanitizer and UndefinedBehaviorSanitizer; then the fuzzers over
 # their seed corpora.
+# The closing line totals every suite: "make test: N passed, M failed".
+test: export TPW_COUNTS = $(CURDIR)/build/test-counts
 test: deps
+	@mkdir -p build && rm -f $(TPW_COUNTS)
 	$(MAKE) --no-print-directory all unit
 	$(MAKE) --no-print-directory e2e
 	$(MAKE) --no-print-directory sanitize
 	$(MAKE) --no-print-directory fuzz-regress
-	@echo "make test: all suites passed"
+	@awk '{p+=$$1; f+=$$2} END {printf "make test: %d passed, %d failed\n", p, f; exit f>0}' $(TPW_COUNTS)
 
 sanitize:
 	$(MAKE) --no-print-directory BUILD=build/san SAN=1 all unit
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	  python3 tests/e2e/run.py --binary build/san/tpwallet --sanitized
+	  tests/count.sh python3 tests/e2e/run.py --binary build/san/tpwallet --sanitized
 
 # libFuzzer harnesses (clang).  Seeds live in tests/fuzz/corpus/<name>/.
 FUZZ_BUILD := build/fuzz
@@ -116,10 +119,13 @@ fuzz: $(FUZZ_BIN)
 
 # Replay the seed corpora (fast; part of make test).
 fuzz-regress: $(FUZZ_BIN)
-	@for f in $(FUZZ_BIN); do n=$$(basename $$f); \
-	  echo "fuzz regress $$n"; \
+	@p=0; for f in $(FUZZ_BIN); do n=$$(basename $$f); \
 	  $$f -runs=0 tests/fuzz/corpus/$${n#fuzz_} >/dev/null 2>&1 || \
-	  { echo "fuzz regress $$n FAILED"; $$f -runs=0 tests/fuzz/corpus/$${n#fuzz_}; exit 1; }; done
+	  { echo "fuzz regress $$n FAILED"; $$f -runs=0 tests/fuzz/corpus/$${n#fuzz_}; \
+	    [ -n "$$TPW_COUNTS" ] && echo "$$p 1" >>"$$TPW_COUNTS"; exit 1; }; \
+	  p=$$((p + 1)); done; \
+	  echo "fuzz corpora: $$p passed, 0 failed"; \
+	  [ -z "$$TPW_COUNTS" ] || echo "$$p 0" >>"$$TPW_COUNTS"
 
 # Explore: FUZZ_SECONDS each (default 60).
 FUZZ_SECONDS ?= 60
