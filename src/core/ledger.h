@@ -35,13 +35,39 @@ void ledger_free(struct ledger *l);
 /*
  * Apply one batch.  `timestamp` is the batch's commit time in nanoseconds,
  * from the journal entry; event i is stamped timestamp - n + 1 + i, so the
- * caller must give a timestamp > previous batch's timestamp + n.  Before
- * the events apply, pending transfers whose timeout has passed at
- * timestamp - n + 1 are expired (see ledger_pulse).
+ * caller must give a timestamp with timestamp - n + 1 > the previous
+ * batch's timestamp, and timestamp < 2^63.  Before the events apply,
+ * pending transfers whose timeout has passed at timestamp - n + 1 are
+ * expired (see ledger_pulse); a post/void of a pending transfer whose
+ * deadline is <= the event's own timestamp gets pending_transfer_expired
+ * even if no pulse expired it yet.
  *
  * results[i] receives the result code of event i (0 == ok/created).
- * n must be 1..BATCH_EVENTS_MAX.  Returns 0, or -ENOMEM when the state
- * could not grow (the batch is then not applied at all).
+ * n must be 1..BATCH_EVENTS_MAX.  Returns 0, -EINVAL (n out of range or
+ * timestamps that do not advance) or -ENOMEM when the state could not
+ * grow; in both error cases the batch is not applied at all.
+ *
+ * Semantics beyond result.h, as TigerBeetle 0.16 documents them:
+ *   - linked chains are all-or-nothing: balances, pending statuses, closed
+ *     flags, history points, transfer and account ids of a failed chain
+ *     are rolled back; the event that failed keeps its own code, the
+ *     others get linked_event_failed; a linked last event of the batch
+ *     gets linked_event_chain_open (even in a chain that already failed);
+ *   - a transient failure (see create_transfer_result_transient) burns the
+ *     id, also when its chain is rolled back: the id then always gets
+ *     id_already_failed (after exists_*, which cannot apply to it);
+ *   - post: amount AMOUNT_MAX posts the full pending amount, any other
+ *     amount <= the pending amount posts that much (0 included) and
+ *     releases the rest; void: amount 0 or the pending amount;
+ *   - balancing_debit/credit move min(amount, room) where room keeps
+ *     debits <= credits_posted (credits <= debits_posted); the stored
+ *     amount is what moved;
+ *   - closing_debit/credit (pending only) set the account's closed flag;
+ *     voiding or expiry of that pending transfer clears it.  A closed
+ *     account refuses every transfer except voiding its pending ones;
+ *   - accounts with the history flag get one balance point (after the
+ *     transfer) per transfer that touches them, posts and voids included;
+ *     expiry by pulse records no point.
  */
 int ledger_create_accounts(struct ledger *l, const struct account *events,
 			   u32 n, u64 timestamp, u32 *results);
@@ -49,7 +75,8 @@ int ledger_create_transfers(struct ledger *l, const struct transfer *events,
 			    u32 n, u64 timestamp, u32 *results);
 
 /* Expire every pending transfer whose deadline (its timestamp + timeout
- * seconds) is <= timestamp, releasing its pending amounts. */
+ * seconds) is <= timestamp, releasing its pending amounts (status
+ * PENDING_EXPIRED; a closing transfer reopens its accounts). */
 void ledger_pulse(struct ledger *l, u64 timestamp);
 
 /* Deadline of the earliest pending transfer still to expire, or 0 if none:
@@ -75,9 +102,16 @@ enum pending_status {
 enum pending_status ledger_pending_status(const struct ledger *l, u128 id);
 
 /* Queries, as TigerBeetle's get_account_transfers/get_account_balances:
- * up to min(filter->limit, out_max) results ordered by timestamp
- * (descending with ACCOUNT_FILTER_REVERSED).  Returns the count, or
- * -EINVAL for an invalid filter (see ledger.c for the rules). */
+ * up to min(filter->limit, out_max, QUERY_LIMIT_MAX) results ordered by
+ * timestamp (descending with ACCOUNT_FILTER_REVERSED).  A filter is
+ * invalid (-EINVAL) when: account_id is 0 or 2^128-1; timestamp_min or
+ * timestamp_max >= 2^63; timestamp_max != 0 and timestamp_min >
+ * timestamp_max; limit == 0; flags has unknown bits; or neither
+ * ACCOUNT_FILTER_DEBITS nor ACCOUNT_FILTER_CREDITS is set.  Timestamp
+ * bounds are inclusive, 0 means unbounded; nonzero user_data_* and code
+ * must match the transfer's.  An unknown account gives 0 results, and so
+ * does get_account_balances for an account without ACCOUNT_HISTORY; a
+ * balance's timestamp is its transfer's. */
 int ledger_get_account_transfers(const struct ledger *l,
 				 const struct account_filter *f,
 				 struct transfer *out, u32 out_max);

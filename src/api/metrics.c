@@ -1,0 +1,299 @@
+/*
+ * metrics.c - lock-free counters and their Prometheus text rendering (see
+ * metrics.h).
+ */
+#include "api/metrics.h"
+#include "engine/engine.h"
+
+#include <stdio.h>
+
+#include "banned.h"
+
+static const char *const route_templates[ROUTE_COUNT] = {
+#define X(name, tmpl) [ROUTE_##name] = tmpl,
+	API_ROUTES(X)
+#undef X
+};
+
+static const char *const method_names[METHOD_COUNT] = { "GET", "HEAD", "POST",
+							"other" };
+
+static const unsigned status_codes[STATUS_IDX_OTHER] = {
+#define X(code) [STATUS_IDX_##code] = code,
+	API_STATUSES(X)
+#undef X
+};
+
+static const u64 latency_le_us[METRICS_LATENCY_BUCKETS] = {
+	100,   250,    500,    1000,   2500,    5000,    10000,   25000,
+	50000, 100000, 250000, 500000, 1000000, 2500000, 5000000,
+};
+static const char *const latency_le[METRICS_LATENCY_BUCKETS] = {
+	"0.0001", "0.00025", "0.0005", "0.001", "0.0025",
+	"0.005",  "0.01",    "0.025",  "0.05",  "0.1",
+	"0.25",   "0.5",     "1",      "2.5",   "5",
+};
+
+void metrics_init(struct metrics *m)
+{
+	/* All-zero is the initial state of every atomic here. */
+	memset(m, 0, sizeof(*m));
+}
+
+const char *metrics_route_template(enum api_route r)
+{
+	return r < ROUTE_COUNT ? route_templates[r] : "unmatched";
+}
+
+const char *metrics_method_name(enum api_method m)
+{
+	return m < METHOD_COUNT ? method_names[m] : "other";
+}
+
+static unsigned status_index(unsigned status)
+{
+	for (unsigned i = 0; i < STATUS_IDX_OTHER; i++)
+		if (status_codes[i] == status)
+			return i;
+	return STATUS_IDX_OTHER;
+}
+
+#define ADD(counter, v) atomic_fetch_add_explicit(&(counter), (v), memory_order_relaxed)
+#define LOAD(counter) atomic_load_explicit(&(counter), memory_order_relaxed)
+
+void metrics_observe_request(struct metrics *m, enum api_route r,
+			     enum api_method meth, unsigned status,
+			     u64 duration_us)
+{
+	struct metrics_latency *l;
+	unsigned i;
+
+	if (r >= ROUTE_COUNT)
+		r = ROUTE_unmatched;
+	if (meth >= METHOD_COUNT)
+		meth = METHOD_OTHER;
+	ADD(m->requests[r][meth][status_index(status)], 1);
+	l = &m->latency[r];
+	for (i = 0; i < METRICS_LATENCY_BUCKETS; i++)
+		if (duration_us <= latency_le_us[i]) {
+			ADD(l->buckets[i], 1);
+			break;
+		}
+	ADD(l->count, 1);
+	ADD(l->sum_us, duration_us);
+}
+
+void metrics_observe_results(struct metrics *m, int op, const u32 *results,
+			     u32 n)
+{
+	unsigned b = 0;
+
+	for (u32 i = 0; i < n; i++) {
+		if (op == ENGINE_CREATE_ACCOUNTS)
+			ADD(m->account_results[results[i] <
+							CREATE_ACCOUNT_RESULT_COUNT ?
+						results[i] :
+						CREATE_ACCOUNT_RESULT_COUNT],
+			    1);
+		else
+			ADD(m->transfer_results[results[i] <
+							 CREATE_TRANSFER_RESULT_COUNT ?
+						 results[i] :
+						 CREATE_TRANSFER_RESULT_COUNT],
+			    1);
+	}
+	while (b + 1 < METRICS_BATCH_BUCKETS && ((u64)1 << b) < n)
+		b++;
+	ADD(m->batch_buckets[b], 1);
+	ADD(m->batch_count, 1);
+	ADD(m->batch_sum, n);
+}
+
+static void put_seconds(struct wbuf *b, u64 us)
+{
+	char tmp[32];
+	int n = snprintf(tmp, sizeof(tmp), "%llu.%06llu",
+			 (unsigned long long)(us / 1000000),
+			 (unsigned long long)(us % 1000000));
+	wbuf_put(b, tmp, (size_t)n);
+}
+
+static void help(struct wbuf *b, const char *name, const char *type,
+		 const char *text)
+{
+	wbuf_puts(b, "# HELP ");
+	wbuf_puts(b, name);
+	wbuf_putc(b, ' ');
+	wbuf_puts(b, text);
+	wbuf_puts(b, "\n# TYPE ");
+	wbuf_puts(b, name);
+	wbuf_putc(b, ' ');
+	wbuf_puts(b, type);
+	wbuf_putc(b, '\n');
+}
+
+static void render_results(struct wbuf *b, const char *op,
+			   const atomic_ullong *counts, unsigned n,
+			   const char *(*name)(unsigned))
+{
+	for (unsigned i = 0; i <= n; i++) {
+		const char *rn = i == 0 ? "created" : i < n ? name(i) : "other";
+		u64 v = LOAD(counts[i]);
+		if (i == n && v == 0)
+			continue;
+		wbuf_puts(b, "tpwallet_results_total{op=\"");
+		wbuf_puts(b, op);
+		wbuf_puts(b, "\",result=\"");
+		wbuf_puts(b, rn ? rn : "other");
+		wbuf_puts(b, "\"} ");
+		wbuf_put_u64(b, v);
+		wbuf_putc(b, '\n');
+	}
+}
+
+static void render_engine(struct wbuf *b, struct engine *e)
+{
+	static const u64 sync_le_us[12] = ENGINE_SYNC_BUCKETS_US;
+	struct engine_stats es;
+	struct ledger_stats ls;
+	const struct ledger *l;
+	char le[32];
+	u64 cum = 0;
+
+	engine_stats(e, &es);
+	l = engine_read_begin(e);
+	ledger_stats(l, &ls);
+	engine_read_end(e);
+
+	help(b, "tpwallet_fsync_duration_seconds", "histogram",
+	     "Journal fdatasync latency (one per group commit).");
+	/* engine.c counts each sync in one bucket (not cumulatively);
+	 * Prometheus buckets are cumulative. */
+	for (unsigned i = 0; i < 12 && sync_le_us[i]; i++) {
+		int n = snprintf(le, sizeof(le), "%llu.%06llu",
+				 (unsigned long long)(sync_le_us[i] / 1000000),
+				 (unsigned long long)(sync_le_us[i] % 1000000));
+		wbuf_puts(b, "tpwallet_fsync_duration_seconds_bucket{le=\"");
+		wbuf_put(b, le, (size_t)n);
+		wbuf_puts(b, "\"} ");
+		cum += es.sync_buckets[i];
+		wbuf_put_u64(b, cum);
+		wbuf_putc(b, '\n');
+	}
+	wbuf_puts(b, "tpwallet_fsync_duration_seconds_bucket{le=\"+Inf\"} ");
+	wbuf_put_u64(b, es.sync_count);
+	wbuf_puts(b, "\ntpwallet_fsync_duration_seconds_sum ");
+	put_seconds(b, es.sync_sum_us);
+	wbuf_puts(b, "\ntpwallet_fsync_duration_seconds_count ");
+	wbuf_put_u64(b, es.sync_count);
+	wbuf_putc(b, '\n');
+
+	help(b, "tpwallet_journal_bytes", "gauge", "Bytes in the journal.");
+	wbuf_puts(b, "tpwallet_journal_bytes ");
+	wbuf_put_u64(b, es.journal_bytes);
+	wbuf_putc(b, '\n');
+	help(b, "tpwallet_accounts", "gauge", "Accounts in the ledger.");
+	wbuf_puts(b, "tpwallet_accounts ");
+	wbuf_put_u64(b, ls.accounts);
+	wbuf_putc(b, '\n');
+	help(b, "tpwallet_transfers", "gauge", "Transfers in the ledger.");
+	wbuf_puts(b, "tpwallet_transfers ");
+	wbuf_put_u64(b, ls.transfers);
+	wbuf_putc(b, '\n');
+}
+
+void metrics_render(struct metrics *m, struct engine *e, struct wbuf *b)
+{
+	help(b, "tpwallet_http_requests_total", "counter",
+	     "HTTP requests by route template, method and status.");
+	for (unsigned r = 0; r < ROUTE_COUNT; r++)
+		for (unsigned me = 0; me < METHOD_COUNT; me++)
+			for (unsigned s = 0; s < STATUS_IDX_COUNT; s++) {
+				u64 v = LOAD(m->requests[r][me][s]);
+				if (!v)
+					continue;
+				wbuf_puts(b, "tpwallet_http_requests_total{route=\"");
+				wbuf_puts(b, route_templates[r]);
+				wbuf_puts(b, "\",method=\"");
+				wbuf_puts(b, method_names[me]);
+				wbuf_puts(b, "\",status=\"");
+				if (s == STATUS_IDX_OTHER)
+					wbuf_puts(b, "other");
+				else
+					wbuf_put_u64(b, status_codes[s]);
+				wbuf_puts(b, "\"} ");
+				wbuf_put_u64(b, v);
+				wbuf_putc(b, '\n');
+			}
+
+	help(b, "tpwallet_http_request_duration_seconds", "histogram",
+	     "HTTP request latency by route template, from request line to "
+	     "response queued.");
+	for (unsigned r = 0; r < ROUTE_COUNT; r++) {
+		struct metrics_latency *l = &m->latency[r];
+		u64 cum = 0, count = LOAD(l->count);
+		if (!count)
+			continue;
+		for (unsigned i = 0; i < METRICS_LATENCY_BUCKETS; i++) {
+			cum += LOAD(l->buckets[i]);
+			wbuf_puts(b, "tpwallet_http_request_duration_seconds_bucket{route=\"");
+			wbuf_puts(b, route_templates[r]);
+			wbuf_puts(b, "\",le=\"");
+			wbuf_puts(b, latency_le[i]);
+			wbuf_puts(b, "\"} ");
+			wbuf_put_u64(b, cum);
+			wbuf_putc(b, '\n');
+		}
+		/* count is read before the buckets: a concurrent observation
+		 * may make +Inf lag the last bucket by one; take the max. */
+		if (count < cum)
+			count = cum;
+		wbuf_puts(b, "tpwallet_http_request_duration_seconds_bucket{route=\"");
+		wbuf_puts(b, route_templates[r]);
+		wbuf_puts(b, "\",le=\"+Inf\"} ");
+		wbuf_put_u64(b, count);
+		wbuf_puts(b, "\ntpwallet_http_request_duration_seconds_sum{route=\"");
+		wbuf_puts(b, route_templates[r]);
+		wbuf_puts(b, "\"} ");
+		put_seconds(b, LOAD(l->sum_us));
+		wbuf_puts(b, "\ntpwallet_http_request_duration_seconds_count{route=\"");
+		wbuf_puts(b, route_templates[r]);
+		wbuf_puts(b, "\"} ");
+		wbuf_put_u64(b, count);
+		wbuf_putc(b, '\n');
+	}
+
+	help(b, "tpwallet_results_total", "counter",
+	     "Per-event results of create requests.");
+	render_results(b, "create_accounts", m->account_results,
+		       CREATE_ACCOUNT_RESULT_COUNT, create_account_result_name);
+	render_results(b, "create_transfers", m->transfer_results,
+		       CREATE_TRANSFER_RESULT_COUNT,
+		       create_transfer_result_name);
+
+	help(b, "tpwallet_batch_events", "histogram",
+	     "Events per create request.");
+	{
+		u64 cum = 0, count = LOAD(m->batch_count);
+		for (unsigned i = 0; i < METRICS_BATCH_BUCKETS; i++) {
+			cum += LOAD(m->batch_buckets[i]);
+			wbuf_puts(b, "tpwallet_batch_events_bucket{le=\"");
+			wbuf_put_u64(b, (u64)1 << i);
+			wbuf_puts(b, "\"} ");
+			wbuf_put_u64(b, cum);
+			wbuf_putc(b, '\n');
+		}
+		if (count < cum)
+			count = cum;
+		wbuf_puts(b, "tpwallet_batch_events_bucket{le=\"+Inf\"} ");
+		wbuf_put_u64(b, count);
+		wbuf_puts(b, "\ntpwallet_batch_events_sum ");
+		wbuf_put_u64(b, LOAD(m->batch_sum));
+		wbuf_puts(b, "\ntpwallet_batch_events_count ");
+		wbuf_put_u64(b, count);
+		wbuf_putc(b, '\n');
+	}
+
+	if (e)
+		render_engine(b, e);
+}

@@ -1,0 +1,106 @@
+/*
+ * metrics.h - Prometheus counters and histograms of the HTTP API, and the
+ * text exposition (format 0.0.4) served on GET /metrics.
+ *
+ * Hot-path updates are relaxed atomic adds on fixed arrays: no lock, no
+ * allocation.  Labels are bounded by construction: `route` is a route
+ * template from API_ROUTES (never a raw path, so a scan of random URLs
+ * cannot grow the series), `method` one of four, `status` one of the
+ * codes in API_STATUSES, `result` a ledger result name.
+ *
+ * Series:
+ *   tpwallet_http_requests_total{route,method,status}       counter
+ *   tpwallet_http_request_duration_seconds{route}            histogram
+ *   tpwallet_results_total{op,result}                        counter
+ *   tpwallet_batch_events                                    histogram
+ *   tpwallet_fsync_duration_seconds                          histogram (engine)
+ *   tpwallet_journal_bytes, tpwallet_accounts, tpwallet_transfers  gauges
+ *
+ * A struct metrics lives as long as its server; any thread may update it.
+ */
+#ifndef TPW_API_METRICS_H
+#define TPW_API_METRICS_H
+
+#include "api/wbuf.h"
+#include "core/result.h"
+
+#include <stdatomic.h>
+
+struct engine;
+
+/* X(name, template): every route the router knows, plus `unmatched`. */
+#define API_ROUTES(X)                                                          \
+	X(accounts, "/v1/accounts")                                            \
+	X(transfers, "/v1/transfers")                                          \
+	X(account, "/v1/accounts/{id}")                                        \
+	X(transfer, "/v1/transfers/{id}")                                      \
+	X(account_transfers, "/v1/accounts/{id}/transfers")                    \
+	X(account_balances, "/v1/accounts/{id}/balances")                      \
+	X(healthz, "/healthz")                                                 \
+	X(readyz, "/readyz")                                                   \
+	X(metrics, "/metrics")                                                 \
+	X(unmatched, "unmatched")
+
+enum api_route {
+#define X(name, tmpl) ROUTE_##name,
+	API_ROUTES(X)
+#undef X
+		ROUTE_COUNT
+};
+
+enum api_method { METHOD_GET, METHOD_HEAD, METHOD_POST, METHOD_OTHER, METHOD_COUNT };
+
+/* Every status the API answers; anything else is counted as "other". */
+#define API_STATUSES(X)                                                        \
+	X(200) X(201) X(400) X(404) X(405) X(409) X(413) X(415) X(422) X(500)  \
+	X(503)
+enum {
+#define X(code) STATUS_IDX_##code,
+	API_STATUSES(X)
+#undef X
+		STATUS_IDX_OTHER,
+	STATUS_IDX_COUNT
+};
+
+/* Request latency buckets, microseconds (le labels are in seconds). */
+#define METRICS_LATENCY_BUCKETS 15
+/* Batch size buckets: 1, 2, 4, ... 8192 events. */
+#define METRICS_BATCH_BUCKETS 14
+
+struct metrics_latency {
+	atomic_ullong buckets[METRICS_LATENCY_BUCKETS]; /* not cumulative */
+	atomic_ullong count;
+	atomic_ullong sum_us;
+};
+
+struct metrics {
+	atomic_ullong requests[ROUTE_COUNT][METHOD_COUNT][STATUS_IDX_COUNT];
+	struct metrics_latency latency[ROUTE_COUNT];
+	/* +1: codes past the table (a newer ledger) are counted as "other" */
+	atomic_ullong account_results[CREATE_ACCOUNT_RESULT_COUNT + 1];
+	atomic_ullong transfer_results[CREATE_TRANSFER_RESULT_COUNT + 1];
+	atomic_ullong batch_buckets[METRICS_BATCH_BUCKETS];
+	atomic_ullong batch_count;
+	atomic_ullong batch_sum;
+};
+
+void metrics_init(struct metrics *m);
+
+const char *metrics_route_template(enum api_route r);
+const char *metrics_method_name(enum api_method m);
+
+void metrics_observe_request(struct metrics *m, enum api_route r,
+			     enum api_method meth, unsigned status,
+			     u64 duration_us);
+/* op: 1 accounts, 2 transfers (enum engine_op).  Counts each result and
+ * the batch size. */
+void metrics_observe_results(struct metrics *m, int op, const u32 *results,
+			     u32 n);
+
+/* Render the exposition into b.  e may be NULL (engine series omitted);
+ * otherwise engine_stats() and, briefly, the read lock are taken. */
+void metrics_render(struct metrics *m, struct engine *e, struct wbuf *b);
+
+#define METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
+
+#endif

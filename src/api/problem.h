@@ -1,0 +1,71 @@
+/*
+ * problem.h - every error the HTTP API can answer, as RFC 9457
+ * application/problem+json.
+ *
+ * One table (API_PROBLEMS) generates the enum, the stable `type`
+ * ("/problems/<slug>"), the HTTP status and the title, as libuv's
+ * UV_ERRNO_MAP does.  Slugs and titles are part of the API contract
+ * (docs/api.md lists them): never rename one, add a new one instead.
+ * Ledger results of create operations are not problems: they travel in
+ * the per-event result objects (see codec.h).
+ */
+#ifndef TPW_API_PROBLEM_H
+#define TPW_API_PROBLEM_H
+
+#include "api/wbuf.h"
+
+/* X(name, slug, status, title) */
+#define API_PROBLEMS(X)                                                        \
+	X(invalid_json, "invalid-json", 400, "Request body is not valid JSON") \
+	X(nesting_too_deep, "nesting-too-deep", 400,                           \
+	  "JSON nesting is too deep")                                          \
+	X(invalid_body, "invalid-body", 400,                                   \
+	  "Request body must be an object or an array of objects")            \
+	X(invalid_field, "invalid-field", 400, "A field has an invalid value")  \
+	X(unknown_field, "unknown-field", 400, "Unknown field")                 \
+	X(invalid_flag, "invalid-flag", 400, "Unknown or repeated flag")       \
+	X(empty_batch, "empty-batch", 400, "The batch has no events")          \
+	X(batch_too_large, "batch-too-large", 413,                             \
+	  "Too many events in one batch")                                      \
+	X(body_too_large, "body-too-large", 413, "Request body is too large")  \
+	X(unsupported_media_type, "unsupported-media-type", 415,               \
+	  "Content-Type must be application/json")                             \
+	X(invalid_id, "invalid-id", 400, "Invalid id in the path")             \
+	X(invalid_query, "invalid-query", 400, "Invalid query parameter")      \
+	X(not_found, "not-found", 404, "No such resource")                     \
+	X(account_not_found, "account-not-found", 404, "Account not found")    \
+	X(transfer_not_found, "transfer-not-found", 404, "Transfer not found") \
+	X(method_not_allowed, "method-not-allowed", 405,                       \
+	  "Method not allowed on this resource")                               \
+	X(unavailable, "unavailable", 503,                                     \
+	  "The server is not ready or is shutting down")                      \
+	X(engine_error, "engine-error", 500,                                   \
+	  "The batch was not applied; nothing changed")                        \
+	X(internal_error, "internal-error", 500, "Internal error")
+
+enum problem {
+#define X(name, slug, status, title) PROBLEM_##name,
+	API_PROBLEMS(X)
+#undef X
+		PROBLEM_COUNT
+};
+
+/* Table lookups; p must be < PROBLEM_COUNT. */
+unsigned problem_status(enum problem p);
+const char *problem_slug(enum problem p);
+const char *problem_title(enum problem p);
+
+#define PROBLEM_CONTENT_TYPE "application/problem+json"
+
+/*
+ * Write the problem document into b:
+ *   {"type":"/problems/<slug>","title":..,"status":..,"detail":..,
+ *    "instance":"<request id>","field":"[3].amount"}
+ * detail, instance and field are optional (NULL or "" omits them).
+ * `field` is an extension member naming the offending JSON path or query
+ * parameter.  Check b->err afterwards.
+ */
+void problem_write(struct wbuf *b, enum problem p, const char *detail,
+		   const char *instance, const char *field);
+
+#endif

@@ -1,0 +1,1045 @@
+/*
+ * server.c - libmicrohttpd daemon, router and request life cycle (see
+ * server.h).
+ *
+ * A request goes through these states, one libmicrohttpd callback each:
+ *
+ *   uri_log       request line read: allocate struct request, keep the query
+ *   RS_NEW        headers read: route, method, ids; only refusals that must
+ *                 not read the body are answered here (the connection then
+ *                 closes)
+ *   RS_BODY       body chunks appended (capped, create routes only); at the
+ *                 end: GETs and refusals are answered, or the events are
+ *                 decoded, the connection suspended, engine_submit() called
+ *   RS_SUBMITTED  resumed by on_engine_done(): encode results, reply
+ *   completed     log line, metrics, free
+ */
+#include "api/server.h"
+#include "api/codec.h"
+#include "api/metrics.h"
+#include "api/problem.h"
+#include "api/wbuf.h"
+#include "core/u128.h"
+#include "engine/engine.h"
+#include "engine/logger.h"
+
+#include <errno.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <sodium.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "banned.h"
+
+#define REQUEST_ID_BYTES_MAX 64
+#define TRACE_ID_HEX 32
+/* How long api_server_stop lets resumed requests send their replies. */
+#define STOP_REPLY_GRACE_MS 2000
+/* Small replies (problems, one record): initial cap of their buffer. */
+#define SMALL_REPLY_BYTES_MAX 4096
+#define RECORD_JSON_BYTES_MAX 1024
+
+struct api_server {
+	struct MHD_Daemon *d;
+	struct engine *e;
+	size_t body_bytes_max;
+	unsigned short port;
+	atomic_bool ready;
+	atomic_bool stopping;
+	/* Requests handed to the engine whose done callback has not run. */
+	atomic_uint inflight;
+	/* Requests handed to the engine and not yet completed (replied). */
+	atomic_uint submitted;
+	struct metrics metrics;
+};
+
+enum req_state { RS_NEW, RS_BODY, RS_SUBMITTED, RS_REPLIED };
+
+struct request {
+	struct api_server *srv;
+	struct MHD_Connection *conn;
+	u64 start_ns;
+	enum req_state state;
+	enum api_route route;
+	enum api_method method;
+	unsigned status; /* queued reply, for the log; 0 if none */
+	u128 path_id;
+	bool bad_id; /* the {id} segment is not a canonical decimal */
+	char request_id[REQUEST_ID_BYTES_MAX + 1];
+	char trace_id[TRACE_ID_HEX + 1]; /* "" when no valid traceparent */
+
+	char *body;
+	size_t body_len;
+	size_t body_cap;
+	size_t body_expected; /* Content-Length, or 0 */
+	bool body_too_large;
+
+	struct engine_request ereq;
+	void *events;
+	u32 *results;
+	u32 count;
+	bool is_array;
+	atomic_bool ready; /* set by on_engine_done before resuming */
+
+	size_t query_len;
+	char query[]; /* raw, still percent-encoded, NUL-terminated */
+};
+
+static u64 now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (u64)ts.tv_sec * 1000000000u + (u64)ts.tv_nsec;
+}
+
+/* ---- request ids and trace context ------------------------------------ */
+
+static const char hexdigits[] = "0123456789abcdef";
+
+/* 16 random hex digits.  Random bytes are drawn 256 at a time per thread:
+ * one getrandom(2) per 32 requests instead of one each. */
+static void request_id_generate(char out[REQUEST_ID_BYTES_MAX + 1])
+{
+	static _Thread_local u8 pool[256];
+	static _Thread_local unsigned left;
+	const u8 *p;
+
+	if (left < 8) {
+		randombytes_buf(pool, sizeof(pool));
+		left = sizeof(pool);
+	}
+	p = pool + sizeof(pool) - left;
+	left -= 8;
+	for (int i = 0; i < 8; i++) {
+		out[2 * i] = hexdigits[p[i] >> 4];
+		out[2 * i + 1] = hexdigits[p[i] & 15];
+	}
+	out[16] = '\0';
+}
+
+/* An incoming X-Request-Id is kept when it is 1..64 characters from
+ * [A-Za-z0-9._:-]: it then goes into logs and headers as is. */
+static bool request_id_valid(const char *s)
+{
+	size_t n = 0;
+
+	for (; s[n]; n++) {
+		char c = s[n];
+		if (n >= REQUEST_ID_BYTES_MAX)
+			return false;
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+		      c == ':' || c == '-'))
+			return false;
+	}
+	return n > 0;
+}
+
+static bool lowhex(const char *s, size_t n, bool *all_zero)
+{
+	bool zero = true;
+
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+			return false;
+		if (c != '0')
+			zero = false;
+	}
+	if (all_zero)
+		*all_zero = zero;
+	return true;
+}
+
+/*
+ * W3C Trace Context: "vv-<32 hex trace-id>-<16 hex parent-id>-<2 hex
+ * flags>", lowercase hex; version ff, an all-zero trace-id or parent-id
+ * are invalid; version 00 is exactly 55 characters, a later version may
+ * append "-..." fields.  An invalid header is ignored, as the spec says.
+ */
+static bool traceparent_parse(const char *v, char trace_id[TRACE_ID_HEX + 1])
+{
+	size_t n = strnlen(v, 512);
+	bool zero;
+
+	if (n < 55 || !lowhex(v, 2, NULL) || (v[0] == 'f' && v[1] == 'f'))
+		return false;
+	if (v[2] != '-' || v[35] != '-' || v[52] != '-')
+		return false;
+	if (!lowhex(v + 3, 32, &zero) || zero)
+		return false;
+	if (!lowhex(v + 36, 16, &zero) || zero)
+		return false;
+	if (!lowhex(v + 53, 2, NULL))
+		return false;
+	if (v[0] == '0' && v[1] == '0' ? n != 55 : (n > 55 && v[55] != '-'))
+		return false;
+	memcpy(trace_id, v + 3, TRACE_ID_HEX);
+	trace_id[TRACE_ID_HEX] = '\0';
+	return true;
+}
+
+/* ---- replies ---------------------------------------------------------- */
+
+static void free_body(void *p)
+{
+	free(p);
+}
+
+/* Queue b's bytes (taken over) as the reply.  Returns an MHD_Result. */
+static enum MHD_Result reply(struct request *rq, unsigned status,
+			     struct wbuf *b, const char *content_type,
+			     const char *allow)
+{
+	struct MHD_Response *resp;
+	enum MHD_Result ok;
+	size_t len;
+	char *data;
+
+	if (b->err) {
+		/* Out of memory or a reply over its cap: say so briefly. */
+		static const char fallback[] =
+			"{\"type\":\"/problems/internal-error\",\"title\":"
+			"\"Internal error\",\"status\":500}";
+		wbuf_release(b);
+		status = 500;
+		content_type = PROBLEM_CONTENT_TYPE;
+		resp = MHD_create_response_from_buffer(
+			sizeof(fallback) - 1, (void *)fallback,
+			MHD_RESPMEM_PERSISTENT);
+	} else {
+		data = wbuf_detach(b, &len);
+		resp = MHD_create_response_from_buffer_with_free_callback(
+			len, data, free_body);
+		if (!resp)
+			free(data);
+	}
+	if (!resp)
+		return MHD_NO;
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+				content_type);
+	MHD_add_response_header(resp, "X-Request-Id", rq->request_id);
+	if (allow)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+	ok = MHD_queue_response(rq->conn, status, resp);
+	MHD_destroy_response(resp);
+	rq->status = status;
+	rq->state = RS_REPLIED;
+	return ok;
+}
+
+static enum MHD_Result reply_problem(struct request *rq, enum problem p,
+				     const char *detail, const char *field,
+				     const char *allow)
+{
+	struct wbuf b = WBUF_INIT(SMALL_REPLY_BYTES_MAX);
+
+	problem_write(&b, p, detail, rq->request_id, field);
+	return reply(rq, problem_status(p), &b, PROBLEM_CONTENT_TYPE, allow);
+}
+
+static enum MHD_Result reply_codec_error(struct request *rq,
+					 const struct codec_error *ce)
+{
+	return reply_problem(rq, ce->problem, ce->detail, ce->path, NULL);
+}
+
+static enum MHD_Result reply_json(struct request *rq, unsigned status,
+				  struct wbuf *b)
+{
+	return reply(rq, status, b, "application/json", NULL);
+}
+
+/* ---- GET handlers ----------------------------------------------------- */
+
+static enum MHD_Result get_account(struct request *rq)
+{
+	struct wbuf b = WBUF_INIT(RECORD_JSON_BYTES_MAX);
+	struct account a;
+	int r;
+
+	r = ledger_lookup_account(engine_read_begin(rq->srv->e), rq->path_id,
+				  &a);
+	engine_read_end(rq->srv->e);
+	if (r)
+		return reply_problem(rq, PROBLEM_account_not_found, NULL, NULL,
+				     NULL);
+	codec_write_account(&b, &a);
+	return reply_json(rq, 200, &b);
+}
+
+static enum MHD_Result get_transfer(struct request *rq)
+{
+	struct wbuf b = WBUF_INIT(RECORD_JSON_BYTES_MAX);
+	enum pending_status ps = PENDING_NONE;
+	const struct ledger *l;
+	struct transfer t;
+	int r;
+
+	l = engine_read_begin(rq->srv->e);
+	r = ledger_lookup_transfer(l, rq->path_id, &t);
+	if (r == 0 && (t.flags & TRANSFER_PENDING))
+		ps = ledger_pending_status(l, t.id);
+	engine_read_end(rq->srv->e);
+	if (r)
+		return reply_problem(rq, PROBLEM_transfer_not_found, NULL,
+				     NULL, NULL);
+	codec_write_transfer(&b, &t, ps);
+	return reply_json(rq, 200, &b);
+}
+
+/* GET /v1/accounts/{id}/transfers and /balances.  Records are copied out
+ * under the read lock (with the pending statuses) and encoded after it,
+ * so the writer is not held up by JSON formatting. */
+static enum MHD_Result get_account_query(struct request *rq, bool balances)
+{
+	struct account_filter f = { .account_id = rq->path_id };
+	struct wbuf b = WBUF_INIT(0);
+	struct codec_error ce;
+	const struct ledger *l;
+	void *out = NULL;
+	u8 *ps = NULL;
+	enum MHD_Result ret;
+	int n;
+
+	if (codec_parse_query(rq->query, rq->query_len, &f, &ce)) {
+		ret = reply_codec_error(rq, &ce);
+		goto cleanup;
+	}
+	out = malloc((size_t)f.limit * 128);
+	ps = balances ? NULL : calloc(f.limit, 1);
+	if (!out || (!balances && !ps)) {
+		ret = reply_problem(rq, PROBLEM_internal_error, "out of memory",
+				    NULL, NULL);
+		goto cleanup;
+	}
+	l = engine_read_begin(rq->srv->e);
+	if (balances) {
+		n = ledger_get_account_balances(l, &f, out, f.limit);
+	} else {
+		struct transfer *t = out;
+		n = ledger_get_account_transfers(l, &f, t, f.limit);
+		for (int i = 0; i < n; i++)
+			if (t[i].flags & TRANSFER_PENDING)
+				ps[i] = (u8)ledger_pending_status(l, t[i].id);
+	}
+	engine_read_end(rq->srv->e);
+	if (n < 0) {
+		ret = reply_problem(rq, PROBLEM_invalid_query,
+				    "the ledger refused this filter", NULL,
+				    NULL);
+		goto cleanup;
+	}
+	wbuf_init(&b, (size_t)n * RECORD_JSON_BYTES_MAX + 16);
+	wbuf_putc(&b, '[');
+	for (int i = 0; i < n; i++) {
+		if (i)
+			wbuf_putc(&b, ',');
+		if (balances)
+			codec_write_balance(&b,
+					    (struct account_balance *)out + i);
+		else
+			codec_write_transfer(&b, (struct transfer *)out + i,
+					     (enum pending_status)ps[i]);
+	}
+	wbuf_putc(&b, ']');
+	ret = reply_json(rq, 200, &b);
+cleanup:
+	free(out);
+	free(ps);
+	return ret;
+}
+
+static enum MHD_Result get_simple(struct request *rq)
+{
+	struct wbuf b = WBUF_INIT(SMALL_REPLY_BYTES_MAX);
+	struct api_server *s = rq->srv;
+
+	switch (rq->route) {
+	case ROUTE_healthz:
+		wbuf_puts(&b, "{\"status\":\"ok\"}");
+		return reply_json(rq, 200, &b);
+	case ROUTE_readyz:
+		if (!atomic_load(&s->ready) || atomic_load(&s->stopping))
+			return reply_problem(rq, PROBLEM_unavailable, NULL,
+					     NULL, NULL);
+		wbuf_puts(&b, "{\"status\":\"ready\"}");
+		return reply_json(rq, 200, &b);
+	case ROUTE_metrics:
+		wbuf_init(&b, (size_t)4 << 20);
+		metrics_render(&s->metrics, s->e, &b);
+		return reply(rq, 200, &b, METRICS_CONTENT_TYPE, NULL);
+	default:
+		return reply_problem(rq, PROBLEM_not_found, NULL, NULL, NULL);
+	}
+}
+
+/* ---- create requests -------------------------------------------------- */
+
+/* Sequencer thread: must not block.  After MHD_resume_connection the
+ * request may be replied to and freed at any moment: touch only s. */
+static void on_engine_done(struct engine_request *er)
+{
+	struct request *rq = er->ctx;
+	struct api_server *s = rq->srv;
+	struct MHD_Connection *c = rq->conn;
+
+	atomic_store_explicit(&rq->ready, true, memory_order_release);
+	MHD_resume_connection(c);
+	atomic_fetch_sub(&s->inflight, 1);
+}
+
+static bool content_type_json(const char *ct)
+{
+	static const char want[] = "application/json";
+	size_t n;
+
+	if (!ct)
+		return false;
+	while (*ct == ' ' || *ct == '\t')
+		ct++;
+	n = sizeof(want) - 1;
+	if (strncasecmp(ct, want, n) != 0)
+		return false;
+	ct += n;
+	while (*ct == ' ' || *ct == '\t')
+		ct++;
+	return *ct == '\0' || *ct == ';';
+}
+
+/* A create request's headers: refuse what can be refused unread. */
+static enum MHD_Result create_begin(struct request *rq)
+{
+	const char *cl;
+
+	if (!content_type_json(MHD_lookup_connection_value(
+		    rq->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE)))
+		return reply_problem(rq, PROBLEM_unsupported_media_type,
+				     "send Content-Type: application/json",
+				     NULL, NULL);
+	cl = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND,
+					 MHD_HTTP_HEADER_CONTENT_LENGTH);
+	if (cl) {
+		char *end;
+		unsigned long long n;
+		errno = 0;
+		n = strtoull(cl, &end, 10);
+		if (errno == 0 && end != cl && n > rq->srv->body_bytes_max)
+			return reply_problem(rq, PROBLEM_body_too_large,
+					     "Content-Length is over the limit",
+					     NULL, NULL);
+		if (errno == 0 && end != cl)
+			rq->body_expected = (size_t)n;
+	}
+	rq->state = RS_BODY;
+	return MHD_YES;
+}
+
+/* A body chunk: keep it if under the cap, else drop it and remember. */
+static enum MHD_Result create_chunk(struct request *rq, const char *data,
+				    size_t n)
+{
+	size_t max = rq->srv->body_bytes_max;
+
+	if (rq->body_too_large)
+		return MHD_YES;
+	if (n > max - rq->body_len) {
+		rq->body_too_large = true;
+		free(rq->body);
+		rq->body = NULL;
+		rq->body_len = rq->body_cap = 0;
+		return MHD_YES;
+	}
+	if (rq->body_len + n > rq->body_cap) {
+		size_t cap = rq->body_cap ? rq->body_cap * 2 : 16384;
+		char *p;
+		if (rq->body_expected > cap)
+			cap = rq->body_expected;
+		while (cap < rq->body_len + n)
+			cap *= 2;
+		if (cap > max)
+			cap = max;
+		p = realloc(rq->body, cap);
+		if (!p)
+			return MHD_NO;
+		rq->body = p;
+		rq->body_cap = cap;
+	}
+	memcpy(rq->body + rq->body_len, data, n);
+	rq->body_len += n;
+	return MHD_YES;
+}
+
+/* The whole body is in: decode and hand to the engine. */
+static enum MHD_Result create_submit(struct request *rq)
+{
+	struct api_server *s = rq->srv;
+	struct codec_error ce;
+	int r;
+
+	if (rq->body_too_large)
+		return reply_problem(rq, PROBLEM_body_too_large,
+				     "the body is over the limit", NULL, NULL);
+	r = codec_decode_events(rq->route == ROUTE_accounts ? CODEC_ACCOUNT :
+							      CODEC_TRANSFER,
+				rq->body ? rq->body : "", rq->body_len,
+				&rq->events, &rq->count, &rq->is_array, &ce);
+	/* The body is not needed past this point: give it back early. */
+	free(rq->body);
+	rq->body = NULL;
+	if (r == -ENOMEM)
+		return reply_problem(rq, PROBLEM_internal_error,
+				     "out of memory", NULL, NULL);
+	if (r)
+		return reply_codec_error(rq, &ce);
+	rq->results = calloc(rq->count, sizeof(u32));
+	if (!rq->results)
+		return reply_problem(rq, PROBLEM_internal_error,
+				     "out of memory", NULL, NULL);
+
+	/* Count first, then look at `stopping`: with api_server_stop doing
+	 * the reverse, one of the two always sees the other (seq_cst). */
+	atomic_fetch_add(&s->inflight, 1);
+	if (atomic_load(&s->stopping)) {
+		atomic_fetch_sub(&s->inflight, 1);
+		return reply_problem(rq, PROBLEM_unavailable,
+				     "the server is shutting down", NULL, NULL);
+	}
+	atomic_fetch_add(&s->submitted, 1);
+	rq->ereq = (struct engine_request){
+		.op = rq->route == ROUTE_accounts ? ENGINE_CREATE_ACCOUNTS :
+						    ENGINE_CREATE_TRANSFERS,
+		.count = rq->count,
+		.events = rq->events,
+		.results = rq->results,
+		.done = on_engine_done,
+		.ctx = rq,
+	};
+	rq->state = RS_SUBMITTED;
+	/* Suspend before submitting: the done callback may run before this
+	 * function returns, and resuming needs a suspended connection. */
+	MHD_suspend_connection(rq->conn);
+	r = engine_submit(s->e, &rq->ereq);
+	if (r) {
+		rq->ereq.status = r;
+		on_engine_done(&rq->ereq);
+	}
+	return MHD_YES;
+}
+
+static const char *result_name(enum engine_op op, u32 code)
+{
+	const char *n;
+
+	if (code == 0)
+		return "created";
+	n = op == ENGINE_CREATE_ACCOUNTS ? create_account_result_name(code) :
+					   create_transfer_result_name(code);
+	return n ? n : "unknown";
+}
+
+/* Resumed after the engine ran the batch: one result per event. */
+static enum MHD_Result create_reply(struct request *rq)
+{
+	struct api_server *s = rq->srv;
+	struct engine_request *er = &rq->ereq;
+	const struct ledger *l = NULL;
+	struct wbuf b;
+	unsigned status = 200;
+
+	if (!atomic_load_explicit(&rq->ready, memory_order_acquire)) {
+		/* Cannot happen: we are only resumed once ready. */
+		log_at(LOG_ERROR, "request resumed before its batch was done",
+		       LOG_STR("request_id", rq->request_id));
+		return MHD_NO;
+	}
+	if (er->status == -ESHUTDOWN)
+		return reply_problem(rq, PROBLEM_unavailable,
+				     "the engine is shutting down", NULL,
+				     NULL);
+	if (er->status)
+		return reply_problem(rq, PROBLEM_engine_error, NULL, NULL,
+				     NULL);
+	metrics_observe_results(&s->metrics, (int)er->op, rq->results,
+				rq->count);
+
+	wbuf_init(&b, (size_t)rq->count * CODEC_RESULT_BYTES_MAX + 16);
+	if (rq->is_array)
+		wbuf_putc(&b, '[');
+	for (u32 i = 0; i < rq->count; i++) {
+		const char *name = result_name(er->op, rq->results[i]);
+		u64 ts = 0;
+
+		if (rq->results[i] == 0) {
+			/* Event i of a batch is stamped ts - count + 1 + i. */
+			ts = er->timestamp - rq->count + 1 + i;
+		} else if (strcmp(name, "exists") == 0) {
+			/* The existing record's own timestamp. */
+			if (!l)
+				l = engine_read_begin(s->e);
+			if (er->op == ENGINE_CREATE_ACCOUNTS) {
+				struct account a;
+				const struct account *ev =
+					(const struct account *)rq->events + i;
+				if (ledger_lookup_account(l, ev->id, &a) == 0)
+					ts = a.timestamp;
+			} else {
+				struct transfer t;
+				const struct transfer *ev =
+					(const struct transfer *)rq->events + i;
+				if (ledger_lookup_transfer(l, ev->id, &t) == 0)
+					ts = t.timestamp;
+			}
+		}
+		if (i)
+			wbuf_putc(&b, ',');
+		codec_write_result(&b, i, name, ts);
+		if (!rq->is_array)
+			status = codec_result_http_status(name);
+	}
+	if (l)
+		engine_read_end(s->e);
+	if (rq->is_array)
+		wbuf_putc(&b, ']');
+	return reply_json(rq, status, &b);
+}
+
+/* ---- routing ---------------------------------------------------------- */
+
+/* Match url (already percent-decoded by libmicrohttpd).  Returns the
+ * route, or ROUTE_unmatched; *bad_id is set when the shape matched but
+ * the {id} segment is not a canonical decimal. */
+static enum api_route route_match(const char *url, u128 *id, bool *bad_id)
+{
+	static const char acc[] = "/v1/accounts", tr[] = "/v1/transfers";
+	const char *rest, *slash;
+	bool accounts;
+	size_t idlen;
+
+	*bad_id = false;
+	if (strcmp(url, "/healthz") == 0)
+		return ROUTE_healthz;
+	if (strcmp(url, "/readyz") == 0)
+		return ROUTE_readyz;
+	if (strcmp(url, "/metrics") == 0)
+		return ROUTE_metrics;
+	if (strncmp(url, acc, sizeof(acc) - 1) == 0) {
+		accounts = true;
+		rest = url + sizeof(acc) - 1;
+	} else if (strncmp(url, tr, sizeof(tr) - 1) == 0) {
+		accounts = false;
+		rest = url + sizeof(tr) - 1;
+	} else {
+		return ROUTE_unmatched;
+	}
+	if (*rest == '\0')
+		return accounts ? ROUTE_accounts : ROUTE_transfers;
+	if (*rest != '/' || rest[1] == '\0')
+		return ROUTE_unmatched;
+	rest++;
+	slash = strchr(rest, '/');
+	idlen = slash ? (size_t)(slash - rest) : strlen(rest);
+	enum api_route r;
+	if (!slash)
+		r = accounts ? ROUTE_account : ROUTE_transfer;
+	else if (accounts && strcmp(slash, "/transfers") == 0)
+		r = ROUTE_account_transfers;
+	else if (accounts && strcmp(slash, "/balances") == 0)
+		r = ROUTE_account_balances;
+	else
+		return ROUTE_unmatched;
+	if (u128_parse_dec(rest, idlen, U128_MAX, id))
+		*bad_id = true;
+	return r;
+}
+
+static enum api_method method_of(const char *m)
+{
+	if (strcmp(m, "GET") == 0)
+		return METHOD_GET;
+	if (strcmp(m, "HEAD") == 0)
+		return METHOD_HEAD;
+	if (strcmp(m, "POST") == 0)
+		return METHOD_POST;
+	return METHOD_OTHER;
+}
+
+static bool has_body(struct request *rq)
+{
+	const char *cl = MHD_lookup_connection_value(
+		rq->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+
+	return (cl && strcmp(cl, "0") != 0) ||
+	       MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND,
+					   MHD_HTTP_HEADER_TRANSFER_ENCODING);
+}
+
+/* The refusal that routing alone decides, or PROBLEM_COUNT for none. */
+static enum problem route_check(struct request *rq, const char **allow)
+{
+	bool is_create = rq->route == ROUTE_accounts ||
+			 rq->route == ROUTE_transfers;
+
+	*allow = NULL;
+	if (rq->route == ROUTE_unmatched)
+		return PROBLEM_not_found;
+	if (is_create && rq->method != METHOD_POST) {
+		*allow = "POST";
+		return PROBLEM_method_not_allowed;
+	}
+	if (!is_create && rq->method != METHOD_GET &&
+	    rq->method != METHOD_HEAD) {
+		*allow = "GET, HEAD";
+		return PROBLEM_method_not_allowed;
+	}
+	if (rq->bad_id)
+		return PROBLEM_invalid_id;
+	if (is_create && atomic_load(&rq->srv->stopping))
+		return PROBLEM_unavailable;
+	return PROBLEM_COUNT;
+}
+
+static enum MHD_Result reply_route_problem(struct request *rq, enum problem p,
+					   const char *allow)
+{
+	if (p == PROBLEM_invalid_id)
+		return reply_problem(rq, p,
+				     "ids are decimal integers from 0 to "
+				     "2^128-1 without leading zeros",
+				     "id", NULL);
+	return reply_problem(rq, p, NULL, NULL, allow);
+}
+
+/*
+ * Headers are in.  libmicrohttpd 0.9.75 closes the connection after any
+ * reply queued in this first call (it cannot know the body was read), so
+ * only refusals that must not read the body are answered here: a create
+ * request with the wrong Content-Type or too long a Content-Length, and a
+ * refused request that carries a body.  Everything else is answered once
+ * the (empty or buffered) body is in, keeping the connection alive.
+ */
+static enum MHD_Result request_begin(struct request *rq, const char *url,
+				     const char *method)
+{
+	const char *v, *allow;
+	enum problem p;
+
+	v = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND,
+					"X-Request-Id");
+	if (v && request_id_valid(v))
+		snprintf(rq->request_id, sizeof(rq->request_id), "%s", v);
+	else
+		request_id_generate(rq->request_id);
+	v = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND,
+					"traceparent");
+	if (!v || !traceparent_parse(v, rq->trace_id))
+		rq->trace_id[0] = '\0';
+
+	rq->method = method_of(method);
+	rq->route = route_match(url, &rq->path_id, &rq->bad_id);
+	p = route_check(rq, &allow);
+	if (p != PROBLEM_COUNT && has_body(rq))
+		return reply_route_problem(rq, p, allow);
+	rq->state = RS_BODY;
+	if (p == PROBLEM_COUNT &&
+	    (rq->route == ROUTE_accounts || rq->route == ROUTE_transfers))
+		return create_begin(rq);
+	return MHD_YES;
+}
+
+/* The body is in (create requests) or there is none: answer. */
+static enum MHD_Result request_dispatch(struct request *rq)
+{
+	const char *allow;
+	enum problem p = route_check(rq, &allow);
+
+	if (p != PROBLEM_COUNT)
+		return reply_route_problem(rq, p, allow);
+	switch (rq->route) {
+	case ROUTE_accounts:
+	case ROUTE_transfers:
+		return create_submit(rq);
+	case ROUTE_account:
+		return get_account(rq);
+	case ROUTE_transfer:
+		return get_transfer(rq);
+	case ROUTE_account_transfers:
+		return get_account_query(rq, false);
+	case ROUTE_account_balances:
+		return get_account_query(rq, true);
+	default:
+		return get_simple(rq);
+	}
+}
+
+/* ---- libmicrohttpd callbacks ------------------------------------------ */
+
+/* Called once per request with the raw request target: the one place
+ * the query string is seen before libmicrohttpd splits it. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
+{
+	struct api_server *s = cls;
+	const char *q = strchr(uri, '?');
+	size_t qlen = q ? strlen(q + 1) : 0;
+	struct request *rq;
+
+	rq = calloc(1, sizeof(*rq) + qlen + 1);
+	if (!rq)
+		return NULL;
+	rq->srv = s;
+	rq->conn = c;
+	rq->start_ns = now_ns();
+	rq->route = ROUTE_unmatched;
+	rq->method = METHOD_OTHER;
+	rq->query_len = qlen;
+	if (qlen)
+		memcpy(rq->query, q + 1, qlen);
+	rq->query[qlen] = '\0';
+	atomic_init(&rq->ready, false);
+	return rq;
+}
+
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *c,
+				 const char *url, const char *method,
+				 const char *version, const char *upload_data,
+				 size_t *upload_data_size, void **req_cls)
+{
+	struct request *rq = *req_cls;
+
+	(void)cls;
+	(void)version;
+	if (!rq)
+		return MHD_NO; /* out of memory in on_uri: drop the connection */
+	rq->conn = c;
+	switch (rq->state) {
+	case RS_NEW:
+		return request_begin(rq, url, method);
+	case RS_BODY:
+		if (*upload_data_size) {
+			size_t n = *upload_data_size;
+			*upload_data_size = 0;
+			if (rq->route != ROUTE_accounts &&
+			    rq->route != ROUTE_transfers)
+				return MHD_YES; /* a body we do not read */
+			return create_chunk(rq, upload_data, n);
+		}
+		return request_dispatch(rq);
+	case RS_SUBMITTED:
+		return create_reply(rq);
+	case RS_REPLIED:
+	default:
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
+			 enum MHD_RequestTerminationCode toe)
+{
+	struct api_server *s = cls;
+	struct request *rq = *req_cls;
+	u64 us;
+
+	(void)c;
+	(void)toe;
+	if (!rq)
+		return;
+	*req_cls = NULL;
+	if (rq->state == RS_SUBMITTED &&
+	    !atomic_load_explicit(&rq->ready, memory_order_acquire)) {
+		/* The engine still holds pointers into rq: leaking it is the
+		 * only safe choice.  api_server_stop prevents this. */
+		log_at(LOG_ERROR, "request completed while in the engine",
+		       LOG_STR("request_id", rq->request_id));
+		return;
+	}
+	if (rq->ereq.done) /* counted in create_submit */
+		atomic_fetch_sub(&s->submitted, 1);
+	us = (now_ns() - rq->start_ns) / 1000;
+	metrics_observe_request(&s->metrics, rq->route, rq->method, rq->status,
+				us);
+	log_at(LOG_INFO, "request",
+	       LOG_STR("method", metrics_method_name(rq->method)),
+	       LOG_STR("route", metrics_route_template(rq->route)),
+	       LOG_NUM("status", rq->status), LOG_NUM("duration_us", us),
+	       LOG_STR("request_id", rq->request_id),
+	       LOG_STR("trace_id", rq->trace_id[0] ? rq->trace_id : NULL),
+	       LOG_NUM("events", rq->count));
+	free(rq->body);
+	free(rq->events);
+	free(rq->results);
+	free(rq);
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char msg[256];
+	size_t n;
+
+	(void)cls;
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+#pragma GCC diagnostic pop
+	n = strlen(msg);
+	while (n && (msg[n - 1] == '\n' || msg[n - 1] == '.'))
+		msg[--n] = '\0';
+	log_at(LOG_WARN, "libmicrohttpd", LOG_STR("detail", msg));
+}
+
+/* ---- start and stop --------------------------------------------------- */
+
+static int resolve(const char *host, unsigned short port,
+		   struct sockaddr_storage *ss, socklen_t *len,
+		   const char **err)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
+				  .ai_flags = AI_PASSIVE };
+	struct addrinfo *res = NULL;
+	char service[8];
+	int r;
+
+	snprintf(service, sizeof(service), "%u", (unsigned)port);
+	r = getaddrinfo(host, service, &hints, &res);
+	if (r || !res) {
+		*err = "cannot resolve the listen address";
+		return -EINVAL;
+	}
+	memcpy(ss, res->ai_addr, res->ai_addrlen);
+	*len = res->ai_addrlen;
+	freeaddrinfo(res);
+	return 0;
+}
+
+static struct MHD_Daemon *daemon_start(struct api_server *s,
+				       unsigned poll_flag, unsigned threads,
+				       const struct api_options *o,
+				       const struct sockaddr *sa, bool v6)
+{
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | poll_flag |
+			 MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
+			 (v6 ? MHD_USE_IPv6 : 0);
+
+	return MHD_start_daemon(
+		flags, 0, NULL, NULL, on_access, s,
+		/* First, so that every message goes through logger.h. */
+		MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
+		MHD_OPTION_SOCK_ADDR, sa,
+		MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(threads > 1 ? threads : 0),
+		MHD_OPTION_CONNECTION_TIMEOUT,
+		(unsigned)(o->connection_timeout_s ?
+				   o->connection_timeout_s :
+				   API_CONNECTION_TIMEOUT_S_DEFAULT),
+		MHD_OPTION_CONNECTION_LIMIT,
+		(unsigned)(o->connections_max ? o->connections_max :
+						API_CONNECTIONS_MAX_DEFAULT),
+		MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
+		MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+		MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
+		MHD_OPTION_END);
+}
+
+int api_server_start(struct api_server **out, struct engine *e,
+		     const struct api_options *o, const char **err)
+{
+	struct sockaddr_storage ss;
+	struct api_server *s = NULL;
+	const union MHD_DaemonInfo *info;
+	const char *dummy;
+	unsigned threads;
+	socklen_t sslen;
+	int ret;
+
+	if (!err)
+		err = &dummy;
+	*out = NULL;
+	if (sodium_init() < 0) {
+		*err = "libsodium failed to initialise";
+		ret = -EIO;
+		goto cleanup;
+	}
+	ret = resolve(o->host ? o->host : "127.0.0.1", o->port, &ss, &sslen,
+		      err);
+	if (ret)
+		goto cleanup;
+	s = calloc(1, sizeof(*s));
+	if (!s) {
+		*err = "out of memory";
+		ret = -ENOMEM;
+		goto cleanup;
+	}
+	s->e = e;
+	s->body_bytes_max = o->body_bytes_max ? o->body_bytes_max :
+						API_BODY_BYTES_MAX_DEFAULT;
+	metrics_init(&s->metrics);
+	atomic_init(&s->ready, true);
+	atomic_init(&s->stopping, false);
+	atomic_init(&s->inflight, 0);
+	atomic_init(&s->submitted, 0);
+	threads = o->threads;
+	if (!threads) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		threads = n > 0 ? (unsigned)n : 1;
+	}
+	if (MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES)
+		s->d = daemon_start(s, MHD_USE_EPOLL | MHD_USE_TURBO, threads,
+				    o, (struct sockaddr *)&ss,
+				    ss.ss_family == AF_INET6);
+	if (!s->d)
+		s->d = daemon_start(s, MHD_USE_POLL, threads, o,
+				    (struct sockaddr *)&ss,
+				    ss.ss_family == AF_INET6);
+	if (!s->d) {
+		*err = "cannot start the HTTP server (address in use?)";
+		ret = -EADDRINUSE;
+		goto cleanup;
+	}
+	info = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
+	s->port = info ? info->port : o->port;
+	*out = s;
+	s = NULL;
+	ret = 0;
+cleanup:
+	free(s);
+	return ret;
+}
+
+unsigned short api_server_port(const struct api_server *s)
+{
+	return s->port;
+}
+
+void api_server_set_ready(struct api_server *s, bool ready)
+{
+	atomic_store(&s->ready, ready);
+}
+
+void api_server_stop(struct api_server *s)
+{
+	struct timespec ms = { 0, 1000000 };
+	MHD_socket fd;
+
+	if (!s)
+		return;
+	atomic_store(&s->stopping, true);
+	fd = MHD_quiesce_daemon(s->d);
+	/* Mandatory: the engine holds pointers into these requests. */
+	while (atomic_load(&s->inflight))
+		nanosleep(&ms, NULL);
+	/* Courtesy: let resumed requests send their replies. */
+	for (int i = 0; i < STOP_REPLY_GRACE_MS && atomic_load(&s->submitted);
+	     i++)
+		nanosleep(&ms, NULL);
+	MHD_stop_daemon(s->d);
+	/* Ours since MHD_quiesce_daemon; closed once MHD no longer polls it. */
+	if (fd != MHD_INVALID_SOCKET)
+		close(fd);
+	free(s);
+}

@@ -1,0 +1,79 @@
+/*
+ * server.h - the HTTP API: a libmicrohttpd daemon and its router.
+ *
+ * Routes (docs/api.md is the contract):
+ *   POST /v1/accounts, POST /v1/transfers        one event or 1..8190
+ *   GET  /v1/accounts/{id}, /v1/transfers/{id}
+ *   GET  /v1/accounts/{id}/transfers, /v1/accounts/{id}/balances
+ *   GET  /healthz, /readyz, /metrics
+ *
+ * Threads: libmicrohttpd's internal polling threads (epoll, poll when
+ * epoll is missing), `threads` of them.  No HTTP thread ever waits for the
+ * journal: a create request is parsed, handed to engine_submit(), and its
+ * connection suspended; the engine's `done` callback (on the sequencer
+ * thread) only marks the request ready and resumes the connection, and
+ * the reply is written by an HTTP thread afterwards.
+ *
+ * Allocation policy: per request, freed when the request completes.  One
+ * allocation holds the request state and its query string (made when the
+ * request line arrives); the body buffer grows by doubling up to
+ * body_bytes_max (exactly Content-Length when that is given); decoded
+ * events, results and the response body are allocated once each, sized
+ * from the event count.  libmicrohttpd frees the response body after
+ * sending it; everything else is freed in the request-completed callback.
+ * Nothing is allocated on the hot path for GET /healthz beyond the
+ * request state and the reply.
+ *
+ * Limits: body_bytes_max (413), 8190 events per request (413), JSON
+ * nesting 4 (400), query string 2 KiB (400), request line and headers
+ * 32 KiB (libmicrohttpd's connection memory; it answers 414/431),
+ * connection_timeout_s for idle, slow or half-open connections (closed),
+ * connections_max simultaneous connections (further ones are refused at
+ * accept).
+ */
+#ifndef TPW_API_SERVER_H
+#define TPW_API_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct engine;
+
+#define API_BODY_BYTES_MAX_DEFAULT ((size_t)8 << 20)
+#define API_CONNECTION_TIMEOUT_S_DEFAULT 30u
+#define API_CONNECTIONS_MAX_DEFAULT 4096u
+
+struct api_options {
+	const char *host;     /* numeric address or name; NULL: 127.0.0.1 */
+	unsigned short port;  /* 0: any free port (see api_server_port) */
+	unsigned threads;     /* 0: number of online CPUs */
+	size_t body_bytes_max;          /* 0: API_BODY_BYTES_MAX_DEFAULT */
+	unsigned connection_timeout_s;  /* 0: 30 */
+	unsigned connections_max;       /* 0: 4096 */
+};
+
+struct api_server;
+
+/*
+ * Start serving e (which must stay open until api_server_stop returns).
+ * Returns 0, or a negative errno with *err (if not NULL) naming the cause
+ * in a static string.
+ */
+int api_server_start(struct api_server **out, struct engine *e,
+		     const struct api_options *o, const char **err);
+
+/*
+ * Stop: /readyz turns 503 and new create requests get 503, the listening
+ * socket is closed, requests already handed to the engine are waited for
+ * (their replies get up to 2 s to go out), then libmicrohttpd is stopped
+ * and s freed.  Call before engine_close().  NULL is a no-op.
+ */
+void api_server_stop(struct api_server *s);
+
+/* The bound TCP port (useful with port 0). */
+unsigned short api_server_port(const struct api_server *s);
+
+/* /readyz answers 200 only while ready (true after start). */
+void api_server_set_ready(struct api_server *s, bool ready);
+
+#endif

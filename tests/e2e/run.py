@@ -1,0 +1,200 @@
+#!/usr/bin/env python3
+"""run.py - black-box tests that start the real `tpwallet serve`.
+
+    python3 tests/e2e/run.py --binary build/tpwallet [-k PATTERN]
+                             [--sanitized] [--keep] [-v]
+
+Standard library only.  Each test gets its own temp dir; every server it
+starts binds 127.0.0.1 on a free port and is killed when the test ends,
+passed or failed.  On failure the tail of each server's log is printed.
+The last line is always `e2e: N passed, M failed[, K skipped]`; the exit
+status is non-zero when anything failed.
+"""
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import sys
+import tempfile
+import time
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+
+import harness  # noqa: E402
+from harness import TestFailure, SkipTest  # noqa: E402
+
+# Test modules register themselves with @e2e_test on import.
+import test_cli  # noqa: E402,F401
+import test_api  # noqa: E402,F401
+import test_bad_input  # noqa: E402,F401
+import test_durability  # noqa: E402,F401
+import test_observability  # noqa: E402,F401
+
+
+class TestTimeout(Exception):
+    pass
+
+
+def _on_alarm(signum, frame):
+    raise TestTimeout("test exceeded its time limit")
+
+
+def _on_term(signum, frame):
+    raise KeyboardInterrupt("signal %d" % signum)
+
+
+def kill_leftovers():
+    n = 0
+    for s in list(harness.ALL_SERVERS):
+        if s.alive():
+            n += 1
+        s.force_cleanup()
+    return n
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--binary", default="build/tpwallet")
+    ap.add_argument("--sanitized", action="store_true",
+                    help="sanitizer build: scale loops down, waits up")
+    ap.add_argument("-k", dest="pattern", action="append", default=[],
+                    help="run tests whose name contains PATTERN (or "
+                         "matches it as a regex); repeatable")
+    ap.add_argument("--keep", action="store_true",
+                    help="keep every test's temp dir (failed ones are "
+                         "always kept)")
+    ap.add_argument("--list", action="store_true", help="list tests")
+    ap.add_argument("-v", "--verbose", action="store_true")
+    args = ap.parse_args()
+
+    harness.CONFIG["binary"] = os.path.abspath(args.binary)
+    harness.CONFIG["sanitized"] = args.sanitized
+
+    tests = harness.TESTS
+    if args.pattern:
+        def wanted(name):
+            for p in args.pattern:
+                if p in name:
+                    return True
+                try:
+                    if re.search(p, name):
+                        return True
+                except re.error:
+                    pass
+            return False
+        tests = [t for t in tests if wanted(t[0])]
+    if args.list:
+        for name, _, _ in tests:
+            print(name)
+        return 0
+
+    passed = failed = skipped = 0
+    failures = []
+    if not os.access(harness.CONFIG["binary"], os.X_OK):
+        print("e2e: binary %s not found or not executable"
+              % harness.CONFIG["binary"])
+        print("e2e: 0 passed, %d failed" % max(1, len(tests)))
+        return 1
+
+    root = tempfile.mkdtemp(prefix="tpwallet-e2e-")
+    signal.signal(signal.SIGALRM, _on_alarm)
+    signal.signal(signal.SIGTERM, _on_term)
+    t_suite = time.monotonic()
+    print("e2e: %d tests, binary %s%s, temp %s"
+          % (len(tests), harness.CONFIG["binary"],
+             " (sanitized)" if args.sanitized else "", root))
+    sys.stdout.flush()
+    interrupted = False
+    try:
+        for name, fn, limit in tests:
+            limit = limit * harness.slow_factor()
+            ctx = harness.Ctx(name, root)
+            t0 = time.monotonic()
+            outcome, detail = "ok", ""
+            try:
+                signal.setitimer(signal.ITIMER_REAL, limit)
+                try:
+                    fn(ctx)
+                finally:
+                    signal.setitimer(signal.ITIMER_REAL, 0)
+            except SkipTest as e:
+                outcome, detail = "skip", str(e)
+            except KeyboardInterrupt:
+                outcome, detail = "FAIL", "interrupted"
+                interrupted = True
+            except TestTimeout:
+                outcome = "FAIL"
+                detail = "timed out after %.0fs\n%s" % (
+                    limit, traceback.format_exc(limit=-4))
+            except TestFailure as e:
+                outcome = "FAIL"
+                tb = traceback.extract_tb(e.__traceback__)
+                where = ""
+                for fr in reversed(tb):
+                    if os.path.basename(fr.filename).startswith("test_"):
+                        where = " (%s:%d)" % (os.path.basename(fr.filename),
+                                              fr.lineno)
+                        break
+                detail = str(e) + where
+            except Exception:
+                outcome, detail = "FAIL", traceback.format_exc()
+            finally:
+                for s in ctx.servers:
+                    s.force_cleanup()
+            dt = time.monotonic() - t0
+            if outcome == "ok":
+                passed += 1
+                print("ok    %-62s %6.2fs" % (name, dt))
+                for line in ctx.notes:
+                    print("      " + line)
+                if not args.keep:
+                    shutil.rmtree(ctx.dir, ignore_errors=True)
+            elif outcome == "skip":
+                skipped += 1
+                print("skip  %-62s %s" % (name, detail))
+                if not args.keep:
+                    shutil.rmtree(ctx.dir, ignore_errors=True)
+            else:
+                failed += 1
+                failures.append(name)
+                print("FAIL  %-62s %6.2fs" % (name, dt))
+                for line in ctx.notes:
+                    print("      " + line)
+                for line in detail.rstrip().splitlines():
+                    print("      " + line)
+                for i, s in enumerate(ctx.servers):
+                    print("      --- tail of server %d log (%s) ---"
+                          % (i, s.log_path))
+                    for line in harness.tail(s.log_path, 30).splitlines():
+                        print("      | " + line[:400])
+                print("      (temp dir kept: %s)" % ctx.dir)
+            sys.stdout.flush()
+            if interrupted:
+                break
+    finally:
+        left = kill_leftovers()
+        if left:
+            print("e2e: killed %d server(s) left running" % left)
+        try:
+            os.rmdir(root)  # only when every test dir was removed
+        except OSError:
+            pass
+
+    print("e2e: suite took %.1fs%s" % (
+        time.monotonic() - t_suite,
+        ("; failed: " + ", ".join(failures)) if failures else ""))
+    summary = "e2e: %d passed, %d failed" % (passed, failed)
+    if skipped:
+        summary += ", %d skipped" % skipped
+    print(summary)
+    sys.stdout.flush()
+    return 1 if failed or interrupted else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

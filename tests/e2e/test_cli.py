@@ -1,0 +1,130 @@
+"""test_cli.py - the command line: help, version, usage errors, init, bench."""
+
+import json
+import os
+import subprocess
+
+from harness import (e2e_test, run_cli, check, check_eq, scaled,
+                     slow_factor)
+
+COMMANDS = ("init", "serve", "bench", "version", "help")
+
+
+@e2e_test(timeout=30)
+def test_cli_help_lists_every_command(ctx):
+    p = run_cli(["help"])
+    check_eq(p.returncode, 0, "tpwallet help exit status")
+    out = p.stdout + p.stderr
+    for c in COMMANDS:
+        check(c in out, "tpwallet help does not list %r:\n%s" % (c, out))
+
+
+@e2e_test(timeout=30)
+def test_cli_every_command_answers_help_with_exit_0(ctx):
+    for c in COMMANDS:
+        p = run_cli([c, "--help"])
+        check_eq(p.returncode, 0, "tpwallet %s --help exit status" % c)
+        check(p.stdout.strip() != "", "tpwallet %s --help printed nothing on "
+              "stdout (stderr: %r)" % (c, p.stderr[:200]))
+        check("usage" in p.stdout.lower() or c in p.stdout,
+              "tpwallet %s --help does not look like usage: %r"
+              % (c, p.stdout[:200]))
+
+
+@e2e_test(timeout=30)
+def test_cli_version_prints_a_version(ctx):
+    p = run_cli(["version"])
+    check_eq(p.returncode, 0, "tpwallet version exit status")
+    check(any(ch.isdigit() for ch in p.stdout),
+          "tpwallet version printed no version: %r" % p.stdout)
+
+
+@e2e_test(timeout=30)
+def test_cli_unknown_command_and_option_exit_2(ctx):
+    p = run_cli(["frobnicate"])
+    check_eq(p.returncode, 2, "tpwallet frobnicate exit status")
+    check(p.stderr.strip() != "", "unknown command: nothing on stderr")
+    p = run_cli(["serve", "--no-such-option"])
+    check_eq(p.returncode, 2, "tpwallet serve --no-such-option exit status")
+    p = run_cli(["init", "--no-such-option"])
+    check_eq(p.returncode, 2, "tpwallet init --no-such-option exit status")
+
+
+@e2e_test(timeout=30)
+def test_cli_init_creates_a_data_dir_and_serve_uses_it(ctx):
+    d = ctx.path("fresh")
+    p = run_cli(["init", "--data", d])
+    check_eq(p.returncode, 0, "tpwallet init --data <absent dir> exit "
+             "status (stderr %r)" % p.stderr)
+    check(os.path.isfile(os.path.join(d, "tpwallet.data")),
+          "init did not write the tpwallet.data marker")
+    s = ctx.start_server(data_dir=d)
+    r = s.get("/healthz")
+    check_eq(r.status, 200, "GET /healthz on an init'ed dir")
+    s.stop()
+
+
+@e2e_test(timeout=30)
+def test_cli_init_refuses_a_non_empty_foreign_dir(ctx):
+    d = ctx.path("foreign")
+    os.makedirs(d)
+    with open(os.path.join(d, "precious.txt"), "w") as f:
+        f.write("not tpwallet's\n")
+    before = sorted(os.listdir(d))
+    p = run_cli(["init", "--data", d])
+    check(p.returncode != 0, "tpwallet init on a non-empty foreign dir "
+          "exited 0 (stdout %r)" % p.stdout)
+    check(p.stderr.strip() != "", "init refused without a message")
+    check_eq(sorted(os.listdir(d)), before, "foreign dir contents after init")
+
+
+@e2e_test(timeout=30)
+def test_cli_serve_refuses_a_non_empty_foreign_dir(ctx):
+    d = ctx.path("foreign")
+    os.makedirs(d)
+    with open(os.path.join(d, "precious.txt"), "w") as f:
+        f.write("not tpwallet's\n")
+    s = ctx.server(data_dir=d)
+    proc = s.spawn()
+    try:
+        rc = proc.wait(timeout=10 * slow_factor())
+    except subprocess.TimeoutExpired:
+        rc = None
+    s.force_cleanup()
+    check(rc is not None, "serve on a non-empty foreign dir did not exit "
+          "within %.0fs" % (10 * slow_factor()))
+    check(rc != 0, "serve on a non-empty foreign dir exited 0")
+    check_eq(sorted(os.listdir(d)), ["precious.txt"],
+             "foreign dir contents after serve")
+
+
+@e2e_test(timeout=120)
+def test_cli_bench_json_reports_throughput_and_equal_digest(ctx):
+    accounts = 1000
+    transfers = scaled(20000, 20000)
+    p = run_cli(["bench", "--accounts", str(accounts), "--transfers",
+                 str(transfers), "--json"], timeout=60,
+                env={"TMPDIR": ctx.dir}, cwd=ctx.dir)
+    check_eq(p.returncode, 0, "tpwallet bench exit status (stderr %r)"
+             % p.stderr[-500:])
+    lines = [ln for ln in p.stdout.splitlines() if ln.strip()]
+    check(lines, "bench --json printed nothing")
+    try:
+        doc = json.loads(p.stdout)
+    except ValueError:
+        try:
+            doc = json.loads(lines[-1])
+        except ValueError:
+            raise AssertionError("bench --json output is not JSON: %r"
+                                 % p.stdout[:500])
+    check(isinstance(doc, dict), "bench --json: not an object: %r" % doc)
+    tps = doc.get("transfers_per_second")
+    check(isinstance(tps, (int, float)) and not isinstance(tps, bool)
+          and tps > 0, "transfers_per_second: %r" % tps)
+    check(doc.get("digest_equal_after_recovery") is True,
+          "digest_equal_after_recovery: %r" % doc.get(
+              "digest_equal_after_recovery"))
+    # Bench must clean up its temp data under TMPDIR.
+    left = [x for x in os.listdir(ctx.dir)]
+    check(left == [], "bench left files in TMPDIR: %r" % left)
+

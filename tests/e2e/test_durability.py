@@ -1,0 +1,539 @@
+"""test_durability.py - kill -9 under load, torn journal tails, and a
+flipped byte in the middle of the journal."""
+
+import http.client
+import json
+import os
+import random
+import re
+import shutil
+import threading
+import time
+
+import journal
+from harness import (e2e_test, check, check_eq, slow_factor, scaled, Client,
+                     TestFailure)
+from ledger import (account, transfer, create, create_one, get_account,
+                    get_transfer, account_transfers_all)
+
+LEDGERS = {1: list(range(1, 9)), 2: list(range(101, 109))}
+
+
+def _create_crash_accounts(s):
+    evs = []
+    for ledger, ids in LEDGERS.items():
+        evs.extend(account(i, ledger=ledger, code=7) for i in ids)
+    create(s, "accounts", evs, ["created"] * len(evs))
+
+
+class Load:
+    """Client threads sending valid transfers until told to stop (or the
+    server dies), recording what was acknowledged."""
+
+    def __init__(self, srv, round_no, threads, rate_per_thread, seed):
+        self.srv = srv
+        self.round_no = round_no
+        self.rate = rate_per_thread
+        self.lock = threading.Lock()
+        self.acked = {}      # id -> (debit, credit, amount, ledger)
+        self.attempted = {}  # id -> same, every id ever sent
+        self.in_flight_lost = 0
+        self.unanswered = []  # id lists of requests that got no reply
+        self.errors = []     # unexpected replies while the server was up
+        self.requests = 0
+        self.outstanding = 0  # requests sent and not yet answered
+        self.killing = threading.Event()
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=self._run,
+                                         args=(t, seed * 100 + t),
+                                         daemon=True)
+                        for t in range(threads)]
+
+    def start(self):
+        for th in self.threads:
+            th.start()
+
+    def join(self, timeout):
+        deadline = time.monotonic() + timeout
+        for th in self.threads:
+            th.join(timeout=max(0.0, deadline - time.monotonic()))
+        return all(not th.is_alive() for th in self.threads)
+
+    def _run(self, tid, seed):
+        rng = random.Random(seed)
+        c = Client(self.srv.port, timeout=10 * slow_factor())
+        n = 0
+        sent = 0
+        t0 = time.monotonic()
+        hard_deadline = t0 + 60 * slow_factor()
+        try:
+            while not self.stop.is_set() and time.monotonic() < hard_deadline:
+                # Pace to `rate` transfers/s so verification stays cheap.
+                ahead = sent / self.rate - (time.monotonic() - t0)
+                if ahead > 0:
+                    time.sleep(min(ahead, 0.05))
+                    continue
+                single = rng.random() < 0.25
+                k = 1 if single else rng.randint(1, 50)
+                evs = []
+                meta = []
+                for _ in range(k):
+                    tid_id = ((self.round_no + 1) << 48) | (tid << 40) | n
+                    n += 1
+                    ledger = rng.choice((1, 2))
+                    d, cr = rng.sample(LEDGERS[ledger], 2)
+                    amt = rng.randint(1, 1000)
+                    evs.append(transfer(tid_id, d, cr, amt, ledger=ledger,
+                                        code=3))
+                    meta.append((tid_id, (d, cr, amt, ledger)))
+                with self.lock:
+                    for i, m in meta:
+                        self.attempted[i] = m
+                sent += k
+                with self.lock:
+                    self.outstanding += 1
+                try:
+                    r = c.post("/v1/transfers", evs[0] if single else evs)
+                except (OSError, http.client.HTTPException) as e:
+                    with self.lock:
+                        self.outstanding -= 1
+                        self.unanswered.append([i for i, _ in meta])
+                    c.close()
+                    if self.killing.is_set():
+                        with self.lock:
+                            self.in_flight_lost += k
+                        return
+                    with self.lock:
+                        self.errors.append("connection error while the "
+                                           "server was up: %r" % (e,))
+                    time.sleep(0.05)
+                    continue
+                with self.lock:
+                    self.outstanding -= 1
+                    if r.status == 503 and self.killing.is_set():
+                        # Shutting down (SIGTERM): refused, not applied.
+                        self.in_flight_lost += k
+                        return
+                    self.requests += 1
+                    if single:
+                        st = None
+                        if r.status == 201:
+                            st = r.json().get("status")
+                        if st == "created":
+                            self.acked[meta[0][0]] = meta[0][1]
+                        else:
+                            self.errors.append("single transfer: %r" % r)
+                    else:
+                        res = r.json() if r.status == 200 else None
+                        if not isinstance(res, list) or len(res) != k:
+                            self.errors.append("batch of %d: %r" % (k, r))
+                            continue
+                        for (i, m), x in zip(meta, res):
+                            if x.get("status") == "created":
+                                self.acked[i] = m
+                            else:
+                                self.errors.append(
+                                    "transfer %d in a batch: %r" % (i, x))
+        finally:
+            c.close()
+
+
+def _verify(srv, acked, attempted, what):
+    """Every acknowledged transfer exists as sent; nothing else exists that
+    was not sent; balances are the sums of the transfers present; debits
+    equal credits per ledger."""
+    present = {}
+    problems = []
+    for ledger, ids in LEDGERS.items():
+        for aid in ids:
+            for t in account_transfers_all(srv, aid):
+                tid = int(t["id"])
+                v = (int(t["debit_account_id"]), int(t["credit_account_id"]),
+                     int(t["amount"]), t["ledger"])
+                check(aid in v[:2], "%s: account %d lists transfer %d that "
+                      "is not its own: %r" % (what, aid, tid, t))
+                if tid in present and present[tid] != v:
+                    problems.append("transfer %d read back two ways: %r %r"
+                                    % (tid, present[tid], v))
+                present[tid] = v
+    missing = [i for i in acked if i not in present]
+    wrong = [i for i in acked if i in present and present[i] != acked[i]]
+    invented = [i for i in present if i not in attempted]
+    altered = [i for i in present if i in attempted
+               and present[i] != attempted[i]]
+    if missing:
+        problems.append("%d acknowledged transfers missing, e.g. %r"
+                        % (len(missing), missing[:5]))
+    if wrong:
+        problems.append("%d acknowledged transfers differ, e.g. %d: sent %r,"
+                        " read %r" % (len(wrong), wrong[0], acked[wrong[0]],
+                                      present[wrong[0]]))
+    if invented:
+        problems.append("%d transfers exist that were never sent, e.g. %r"
+                        % (len(invented), invented[:5]))
+    if altered:
+        problems.append("%d transfers differ from what was sent, e.g. %d"
+                        % (len(altered), altered[0]))
+    for ledger, ids in LEDGERS.items():
+        total_d = total_c = 0
+        for aid in ids:
+            a = get_account(srv, aid)
+            want_d = sum(v[2] for v in present.values() if v[0] == aid)
+            want_c = sum(v[2] for v in present.values() if v[1] == aid)
+            got = (int(a["debits_pending"]), int(a["debits_posted"]),
+                   int(a["credits_pending"]), int(a["credits_posted"]))
+            if got != (0, want_d, 0, want_c):
+                problems.append("account %d: balances %r, its transfers sum "
+                                "to debits %d credits %d"
+                                % (aid, got, want_d, want_c))
+            total_d += got[1]
+            total_c += got[3]
+        if total_d != total_c:
+            problems.append("ledger %d: debits_posted %d != credits_posted %d"
+                            % (ledger, total_d, total_c))
+    # Spot-check lookups by id.
+    rng = random.Random(len(acked))
+    for i in rng.sample(sorted(acked), min(30, len(acked))):
+        t = get_transfer(srv, i)
+        v = (int(t["debit_account_id"]), int(t["credit_account_id"]),
+             int(t["amount"]), t["ledger"])
+        if v != acked[i]:
+            problems.append("GET /v1/transfers/%d: %r, sent %r"
+                            % (i, v, acked[i]))
+    if problems:
+        raise TestFailure("%s:\n  %s" % (what, "\n  ".join(problems[:12])))
+    return present
+
+
+def _crash_rounds(ctx, rounds, env=None, how="kill9"):
+    s = ctx.server(data_dir=ctx.path("data"), env=env)
+    s.start()
+    _create_crash_accounts(s)
+    acked, attempted = {}, {}
+    rng = random.Random(77)
+    duration = 3.0
+    rate = scaled(2500, 800)  # transfers/s per thread
+    for rnd in range(rounds):
+        load = Load(s, rnd, 4, rate, seed=rnd + 1)
+        load.start()
+        # Let it run, then kill -9 mid-stream (jittered so the kill lands
+        # at different points of the group-commit cycle).
+        time.sleep(duration - rng.uniform(0, 0.5))
+        check(s.alive(), "round %d: server died under load" % rnd)
+        # Kill while requests are in flight (bounded wait).
+        wait_end = time.monotonic() + 2
+        while time.monotonic() < wait_end:
+            with load.lock:
+                if load.outstanding >= 2:
+                    break
+            time.sleep(0.0005)
+        with load.lock:
+            reqs_before_kill = load.requests
+            outstanding = load.outstanding
+        load.killing.set()
+        if how == "kill9":
+            s.kill9()
+        else:
+            # SIGTERM under load: queued requests finish, exit status 0.
+            s.stop()
+        load.stop.set()
+        check(load.join(15 * slow_factor()), "round %d: client threads hung"
+              % rnd)
+        check(reqs_before_kill > 10, "round %d: only %d requests answered "
+              "before the kill" % (rnd, reqs_before_kill))
+        if load.errors:
+            raise TestFailure("round %d: unexpected replies under load:\n  %s"
+                              % (rnd, "\n  ".join(load.errors[:8])))
+        acked.update(load.acked)
+        attempted.update(load.attempted)
+        s.start()
+        present = _verify(s, acked, attempted,
+                          "round %d after %s" % (rnd, how))
+        # A request is one journal record: after the crash it is there
+        # whole or not at all.
+        for ids in load.unanswered:
+            there = [i in present for i in ids]
+            check(all(there) or not any(there),
+                  "round %d: a request of %d transfers that got no reply "
+                  "is partly applied (%d of them present)"
+                  % (rnd, len(ids), sum(there)))
+        ctx.note("round %d: %d requests answered, %d transfers acked, %d "
+                 "present in all, %d requests in flight at the kill"
+                 % (rnd, load.requests, len(load.acked), len(present),
+                    outstanding))
+        # Idempotency survives the crash: a retry of acked ones is exists.
+        sample = random.Random(rnd).sample(sorted(load.acked),
+                                           min(50, len(load.acked)))
+        evs = [transfer(i, *load.acked[i][:3], ledger=load.acked[i][3],
+                        code=3) for i in sample]
+        if evs:
+            create(s, "transfers", evs, ["exists"] * len(evs))
+    s.stop()
+
+
+@e2e_test(timeout=150)
+def test_kill9_under_load_loses_no_acknowledged_transfer(ctx):
+    _crash_rounds(ctx, scaled(3, 2))
+
+
+@e2e_test(timeout=150)
+def test_kill9_under_load_with_frequent_snapshots_loses_nothing(ctx):
+    _crash_rounds(ctx, 2, env={"TPWALLET_SNAPSHOT_EVERY": "3000"})
+    # Prove snapshots were really taken and used by recovery.
+    snaps = os.listdir(ctx.path("data", "snapshots"))
+    check(snaps, "no snapshot written with snapshot_every=3000")
+    log = ctx.servers[0].log_text()
+    seqs = [int(x) for x in re.findall(r'"snapshot_seq":\s*"?(\d+)', log)]
+    check(any(x > 0 for x in seqs), "recovery never started from a "
+          "snapshot (snapshot_seq values %r)" % seqs)
+
+
+@e2e_test(timeout=90)
+def test_sigterm_under_load_exits_0_and_loses_no_acknowledged_transfer(ctx):
+    _crash_rounds(ctx, 1, how="term")
+
+
+@e2e_test(timeout=60)
+def test_second_server_on_the_same_data_dir_refuses_to_start(ctx):
+    s1 = ctx.start_server()
+    create(s1, "accounts", [account(1), account(2)], ["created"] * 2)
+    create_one(s1, "transfers", transfer(1, 1, 2, 9), "created", 201)
+    s2 = ctx.server(data_dir=s1.data_dir)
+    proc = s2.spawn()
+    limit = 10 * slow_factor()
+    deadline = time.monotonic() + limit
+    served = False
+    while time.monotonic() < deadline and not s2._exited_unreaped(0):
+        try:
+            c = Client(s2.port, timeout=1)
+            served = c.get("/readyz", retry=False).status == 200
+            c.close()
+        except OSError:
+            pass
+        if served:
+            break
+        time.sleep(0.05)
+    exited = s2._exited_unreaped(0)
+    s2.force_cleanup()
+    check(not served, "a second server served on a data dir in use")
+    check(exited, "the second server did not exit within %.0fs" % limit)
+    check(proc.returncode != 0, "the second server exited 0")
+    # The first one is unharmed, before and after a restart.
+    check_eq(get_account(s1, 2)["credits_posted"], "9", "account 2")
+    create_one(s1, "transfers", transfer(2, 1, 2, 1), "created", 201)
+    s1.stop()
+    s1.start()
+    check_eq(get_account(s1, 2)["credits_posted"], "10",
+             "account 2 after restart")
+    s1.stop()
+
+
+# -- torn tail and corruption ---------------------------------------------
+
+def _fill(ctx, n_transfers):
+    """A data dir with accounts and n single-transfer requests (so, as
+    many journal records), stopped cleanly.  Returns (dir, acked map)."""
+    s = ctx.server(data_dir=ctx.path("orig"))
+    s.start()
+    create(s, "accounts", [account(1), account(2), account(3)],
+           ["created"] * 3)
+    acked = {}
+    for i in range(n_transfers):
+        tid = 1000 + i
+        d, c = (1, 2) if i % 2 == 0 else (2, 3)
+        create_one(s, "transfers", transfer(tid, d, c, i + 1), "created", 201)
+        acked[tid] = (d, c, i + 1)
+    s.stop()
+    return s.data_dir, acked
+
+
+def _copy(ctx, src, name):
+    dst = ctx.path(name)
+    shutil.copytree(src, dst)
+    return dst
+
+
+def _last_transfer_record(data_dir):
+    segs = journal.segments(data_dir)
+    check(segs, "no journal segment in %s/journal" % data_dir)
+    recs = journal.read_segment(segs[-1])
+    tr = [r for r in recs if r.type == journal.TYPE_TRANSFERS]
+    check(tr, "no transfers record in the last segment %s (records: %r)"
+          % (segs[-1], recs[-5:]))
+    return segs[-1], tr[-1], recs
+
+
+def _check_state(s, acked, expect_missing=()):
+    for tid, (d, c, amt) in acked.items():
+        t = get_transfer(s, tid, missing_ok=True)
+        if tid in expect_missing:
+            check(t is None, "transfer %d of the cut record still exists"
+                  % tid)
+            continue
+        check(t is not None, "acknowledged transfer %d lost" % tid)
+        check_eq((int(t["debit_account_id"]), int(t["credit_account_id"]),
+                  int(t["amount"])), (d, c, amt), "transfer %d" % tid)
+    for aid in (1, 2, 3):
+        a = get_account(s, aid)
+        want_d = sum(v[2] for k, v in acked.items()
+                     if v[0] == aid and k not in expect_missing)
+        want_c = sum(v[2] for k, v in acked.items()
+                     if v[1] == aid and k not in expect_missing)
+        check_eq((int(a["debits_posted"]), int(a["credits_posted"])),
+                 (want_d, want_c), "account %d posted balances" % aid)
+
+
+def _log_line_matching(s, ignore, pattern, since=0):
+    """First log line whose message matches pattern, ignoring string
+    values that contain `ignore` (the temp dir path, whose name could
+    match)."""
+    rx = re.compile(pattern)
+    for line in s._log_since(since).splitlines():
+        try:
+            doc = json.loads(line)
+        except ValueError:
+            if ignore not in line and rx.search(line):
+                return line
+            continue
+        if not isinstance(doc, dict):
+            continue
+        text = " ".join(str(v) for v in doc.values() if ignore not in str(v))
+        if rx.search(text):
+            return line
+    return None
+
+
+def _restart_after_damage(ctx, data_dir, acked, expect_missing, seg_name):
+    s = ctx.server(data_dir=data_dir)
+    s.start()
+    deadline = time.monotonic() + 3 * slow_factor()
+    line = None
+    while line is None and time.monotonic() < deadline:
+        line = _log_line_matching(s, ctx.dir, r"(?i)(torn|cut|truncat)")
+        if line is None:
+            time.sleep(0.05)
+    check(line is not None, "the server log does not mention cutting the "
+          "torn tail")
+    check(seg_name in line,
+          "the torn-tail log line does not name the segment %s: %r"
+          % (seg_name, line))
+    _check_state(s, acked, expect_missing)
+    # The journal is appendable after the cut, and a second restart is
+    # clean (no second cut).
+    create_one(s, "transfers", transfer(9999, 1, 3, 5), "created", 201)
+    s.stop()
+    mark = os.path.getsize(s.log_path)
+    s.start()
+    check(get_transfer(s, 9999, missing_ok=True) is not None,
+          "transfer written after the cut lost on restart")
+    again = _log_line_matching(s, ctx.dir, r"(?i)(torn|cut|truncat)",
+                               since=mark)
+    check(again is None, "a torn tail was cut again on the restart after "
+          "the repair: %r" % again)
+    s.stop()
+
+
+@e2e_test(timeout=90)
+def test_torn_tail_cut_by_a_few_bytes_is_cut_and_server_starts(ctx):
+    orig, acked = _fill(ctx, 20)
+    d = _copy(ctx, orig, "truncated")
+    seg, rec, recs = _last_transfer_record(d)
+    lost = set(rec.event_ids())
+    check(lost and lost <= set(acked), "the last transfers record holds %r"
+          % lost)
+    # Cut 5 bytes off the last transfers record, dropping any record after
+    # it (a crash mid-write of that record).
+    journal.truncate_to(seg, rec.end - 5)
+    _restart_after_damage(ctx, d, acked, lost, os.path.basename(seg))
+
+
+@e2e_test(timeout=90)
+def test_torn_tail_with_20_garbage_bytes_appended_loses_nothing(ctx):
+    orig, acked = _fill(ctx, 20)
+    d = _copy(ctx, orig, "garbage")
+    segs = journal.segments(d)
+    rng = random.Random(5)
+    junk = bytes(rng.randint(1, 255) for _ in range(20))
+    journal.append_bytes(segs[-1], junk)
+    _restart_after_damage(ctx, d, acked, (), os.path.basename(segs[-1]))
+
+
+@e2e_test(timeout=90)
+def test_torn_tail_cut_inside_the_header_is_cut(ctx):
+    orig, acked = _fill(ctx, 10)
+    d = _copy(ctx, orig, "header")
+    seg, rec, recs = _last_transfer_record(d)
+    journal.truncate_to(seg, rec.offset + 12)
+    _restart_after_damage(ctx, d, acked, set(rec.event_ids()),
+                          os.path.basename(seg))
+
+
+def _expect_refusal(ctx, data_dir, seg_path, offsets, what):
+    s = ctx.server(data_dir=data_dir)
+    proc = s.spawn()
+    limit = 10 * slow_factor()
+    deadline = time.monotonic() + limit
+    served = None
+    try:
+        while time.monotonic() < deadline:
+            if s._exited_unreaped(0):
+                break
+            try:
+                c = Client(s.port, timeout=1)
+                r = c.get("/readyz", retry=False)
+                c.close()
+                if r.status == 200:
+                    served = r
+                    break
+            except OSError:
+                pass
+            time.sleep(0.05)
+        exited = s._exited_unreaped(0)
+    finally:
+        s.force_cleanup()
+    check(served is None, "%s: the server served /readyz 200 on a corrupt "
+          "journal" % what)
+    check(exited, "%s: the server did not exit within %.0fs" % (what, limit))
+    rc = proc.returncode
+    check(rc != 0, "%s: exit status 0 on a corrupt journal" % what)
+    text = s.log_text()
+    name = os.path.basename(seg_path)
+    check(name in text, "%s: stderr does not name %s:\n%s"
+          % (what, name, text[-1500:]))
+    nums = set(int(x) for x in re.findall(r"\d+", text))
+    check(any(o in nums for o in offsets),
+          "%s: stderr names none of the offsets %r:\n%s"
+          % (what, sorted(offsets), text[-1500:]))
+    return rc
+
+
+@e2e_test(timeout=90)
+def test_flipped_byte_in_an_early_record_refuses_to_start(ctx):
+    orig, acked = _fill(ctx, 30)
+    segs = journal.segments(orig)
+    recs = journal.read_segment(segs[0])
+    check(len(recs) >= 20, "expected >= 20 records, got %d" % len(recs))
+    rec = recs[3]
+    # In the payload (the debit account id of the first event).
+    d = _copy(ctx, orig, "payload")
+    at = rec.offset + journal.HEADER.size + 17
+    journal.flip_byte(os.path.join(d, "journal", os.path.basename(segs[0])),
+                      at)
+    _expect_refusal(ctx, d, segs[0], {rec.offset, at}, "payload byte flipped")
+    # In the header (the size field).
+    d = _copy(ctx, orig, "size")
+    at = rec.offset + 8
+    journal.flip_byte(os.path.join(d, "journal", os.path.basename(segs[0])),
+                      at, mask=0x40)
+    _expect_refusal(ctx, d, segs[0], {rec.offset, at}, "size byte flipped")
+    # In the checksum field.
+    d = _copy(ctx, orig, "crc")
+    at = rec.offset + 5
+    journal.flip_byte(os.path.join(d, "journal", os.path.basename(segs[0])),
+                      at)
+    _expect_refusal(ctx, d, segs[0], {rec.offset, at}, "checksum flipped")
+    # The undamaged original still starts and holds everything.
+    s = ctx.server(data_dir=orig)
+    s.start()
+    _check_state(s, acked)
+    s.stop()
