@@ -29,7 +29,10 @@ struct field {
 };
 
 #define F(rec, member, t)                                                      \
-	{ #member, (u8)(sizeof(#member) - 1), t, (u8)offsetof(rec, member) }
+	{                                                                      \
+#member, (u8)(sizeof(#member) - 1), t,                         \
+			(u8)offsetof(rec, member)                              \
+	}
 
 static const struct field account_fields[] = {
 	F(struct account, id, FT_U128),
@@ -98,12 +101,13 @@ struct schema {
 };
 
 static const struct schema schemas[] = {
-	[CODEC_ACCOUNT] = { account_fields,
-			    sizeof(account_fields) / sizeof(account_fields[0]),
-			    account_flag_names, sizeof(struct account) },
-	[CODEC_TRANSFER] = { transfer_fields,
-			     sizeof(transfer_fields) / sizeof(transfer_fields[0]),
-			     transfer_flag_names, sizeof(struct transfer) },
+	[CODEC_ACCOUNT] = {account_fields,
+			   sizeof(account_fields) / sizeof(account_fields[0]),
+			   account_flag_names, sizeof(struct account)},
+	[CODEC_TRANSFER] = {transfer_fields,
+			    sizeof(transfer_fields) /
+				    sizeof(transfer_fields[0]),
+			    transfer_flag_names, sizeof(struct transfer)},
 };
 
 const char *codec_account_flag_name(unsigned bit)
@@ -157,15 +161,14 @@ int codec_check_depth(const char *body, size_t len, unsigned max)
 		char c = body[i];
 		if (in_string) {
 			if (c == '\\')
-				i++; /* the escaped byte cannot end the string */
+				i++; /* the escaped byte cannot end the string
+				      */
 			else if (c == '"')
 				in_string = false;
 			continue;
 		}
 		switch (c) {
-		case '"':
-			in_string = true;
-			break;
+		case '"': in_string = true; break;
 		case '[':
 		case '{':
 			if (++depth > max)
@@ -177,8 +180,7 @@ int codec_check_depth(const char *body, size_t len, unsigned max)
 			if (depth)
 				depth--;
 			break;
-		default:
-			break;
+		default: break;
 		}
 	}
 	return 0;
@@ -198,9 +200,9 @@ static int decode_u128(const json_t *v, u128 max, u128 *out,
 	if (r == -ERANGE)
 		return fail(err, PROBLEM_invalid_field,
 			    "must be a decimal string of at most %s",
-			    max == U128_MAX ?
-				    "340282366920938463463374607431768211455" :
-				    "18446744073709551615");
+			    max == U128_MAX
+				    ? "340282366920938463463374607431768211455"
+				    : "18446744073709551615");
 	if (r)
 		return fail(err, PROBLEM_invalid_field,
 			    "must be a decimal string: digits only, no sign, "
@@ -478,7 +480,10 @@ int codec_decode_events(enum codec_kind kind, const char *body, size_t len,
 		goto cleanup;
 	}
 	arena_begin();
-	root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+	/* DECODE_ANY so that a scalar body is answered as the wrong shape
+	 * (invalid-body), not as a syntax error. */
+	root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY,
+			  &jerr);
 	if (!root) {
 		ret = fail(err, PROBLEM_invalid_json, "line %d column %d: %s",
 			   jerr.line, jerr.column, jerr.text);
@@ -553,9 +558,9 @@ enum qparam {
 };
 
 static const char *const qparam_names[Q_COUNT] = {
-	"timestamp_min", "timestamp_max", "limit",	  "order",
-	"direction",	 "code",	  "user_data_128", "user_data_64",
-	"user_data_32",
+	"timestamp_min", "timestamp_max", "limit",
+	"order",	 "direction",	  "code",
+	"user_data_128", "user_data_64",  "user_data_32",
 };
 
 static int hexval(char c)
@@ -621,66 +626,43 @@ static int query_param(enum qparam q, const char *v, size_t vlen,
 		else if (strcmp(v, "credits") == 0)
 			f->flags |= ACCOUNT_FILTER_CREDITS;
 		else if (strcmp(v, "both") == 0)
-			f->flags |= ACCOUNT_FILTER_DEBITS |
-				    ACCOUNT_FILTER_CREDITS;
+			f->flags |=
+				ACCOUNT_FILTER_DEBITS | ACCOUNT_FILTER_CREDITS;
 		else
 			return fail(err, PROBLEM_invalid_query,
 				    "must be debits, credits or both");
 		return 0;
-	case Q_LIMIT:
-		max = QUERY_LIMIT_MAX;
-		break;
-	case Q_CODE:
-		max = UINT16_MAX;
-		break;
-	case Q_USER_DATA_32:
-		max = UINT32_MAX;
-		break;
-	case Q_USER_DATA_128:
-		max = U128_MAX;
-		break;
+	case Q_LIMIT: max = QUERY_LIMIT_MAX; break;
+	case Q_CODE: max = UINT16_MAX; break;
+	case Q_USER_DATA_32: max = UINT32_MAX; break;
+	case Q_USER_DATA_128: max = U128_MAX; break;
 	case Q_TIMESTAMP_MIN:
 	case Q_TIMESTAMP_MAX:
 	case Q_USER_DATA_64:
-	default:
-		max = UINT64_MAX;
-		break;
+	default: max = UINT64_MAX; break;
 	}
 	if (u128_parse_dec(v, vlen, max, &x))
 		return fail(err, PROBLEM_invalid_query,
 			    "must be a decimal integer from 0 to %s",
-			    q == Q_LIMIT ? "8190" :
-			    q == Q_CODE ? "65535" :
-			    q == Q_USER_DATA_32 ? "4294967295" :
-			    q == Q_USER_DATA_128 ? "2^128-1" :
-						   "18446744073709551615");
+			    q == Q_LIMIT	   ? "8190"
+			    : q == Q_CODE	   ? "65535"
+			    : q == Q_USER_DATA_32  ? "4294967295"
+			    : q == Q_USER_DATA_128 ? "2^128-1"
+						   : "18446744073709551615");
 	switch (q) {
-	case Q_TIMESTAMP_MIN:
-		f->timestamp_min = (u64)x;
-		break;
-	case Q_TIMESTAMP_MAX:
-		f->timestamp_max = (u64)x;
-		break;
+	case Q_TIMESTAMP_MIN: f->timestamp_min = (u64)x; break;
+	case Q_TIMESTAMP_MAX: f->timestamp_max = (u64)x; break;
 	case Q_LIMIT:
 		if (x == 0)
 			return fail(err, PROBLEM_invalid_query,
 				    "must be from 1 to %u", QUERY_LIMIT_MAX);
 		f->limit = (u32)x;
 		break;
-	case Q_CODE:
-		f->code = (u16)x;
-		break;
-	case Q_USER_DATA_128:
-		f->user_data_128 = x;
-		break;
-	case Q_USER_DATA_64:
-		f->user_data_64 = (u64)x;
-		break;
-	case Q_USER_DATA_32:
-		f->user_data_32 = (u32)x;
-		break;
-	default:
-		break;
+	case Q_CODE: f->code = (u16)x; break;
+	case Q_USER_DATA_128: f->user_data_128 = x; break;
+	case Q_USER_DATA_64: f->user_data_64 = (u64)x; break;
+	case Q_USER_DATA_32: f->user_data_32 = (u32)x; break;
+	default: break;
 	}
 	return 0;
 }

@@ -32,7 +32,7 @@
  * so that an error inside it is reported precisely by the field check. */
 #define CODEC_DEPTH_MAX 4
 /* Longest accepted query string (bytes, before percent-decoding). */
-#define CODEC_QUERY_BYTES_MAX 2048
+#define CODEC_QUERY_BYTES_MAX	  2048
 #define CODEC_QUERY_LIMIT_DEFAULT 100u
 /* Longest output of codec_write_result (the longest result name, index
  * 8189 and a 20-digit timestamp fit with room to spare). */
@@ -45,7 +45,7 @@ enum codec_kind {
 
 struct codec_error {
 	enum problem problem;
-	char path[64];    /* JSON path or query parameter; "" if none */
+	char path[64];	  /* JSON path or query parameter; "" if none */
 	char detail[192]; /* one sentence for the client; never logged */
 };
 

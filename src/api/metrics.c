@@ -15,8 +15,8 @@ static const char *const route_templates[ROUTE_COUNT] = {
 #undef X
 };
 
-static const char *const method_names[METHOD_COUNT] = { "GET", "HEAD", "POST",
-							"other" };
+static const char *const method_names[METHOD_COUNT] = {"GET", "HEAD", "POST",
+						       "other"};
 
 static const unsigned status_codes[STATUS_IDX_OTHER] = {
 #define X(code) [STATUS_IDX_##code] = code,
@@ -25,13 +25,13 @@ static const unsigned status_codes[STATUS_IDX_OTHER] = {
 };
 
 static const u64 latency_le_us[METRICS_LATENCY_BUCKETS] = {
-	100,   250,    500,    1000,   2500,    5000,    10000,   25000,
+	100,   250,    500,    1000,   2500,	5000,	 10000,	  25000,
 	50000, 100000, 250000, 500000, 1000000, 2500000, 5000000,
 };
 static const char *const latency_le[METRICS_LATENCY_BUCKETS] = {
 	"0.0001", "0.00025", "0.0005", "0.001", "0.0025",
-	"0.005",  "0.01",    "0.025",  "0.05",  "0.1",
-	"0.25",   "0.5",     "1",      "2.5",   "5",
+	"0.005",  "0.01",    "0.025",  "0.05",	"0.1",
+	"0.25",	  "0.5",     "1",      "2.5",	"5",
 };
 
 void metrics_init(struct metrics *m)
@@ -58,7 +58,8 @@ static unsigned status_index(unsigned status)
 	return STATUS_IDX_OTHER;
 }
 
-#define ADD(counter, v) atomic_fetch_add_explicit(&(counter), (v), memory_order_relaxed)
+#define ADD(counter, v)                                                        \
+	atomic_fetch_add_explicit(&(counter), (v), memory_order_relaxed)
 #define LOAD(counter) atomic_load_explicit(&(counter), memory_order_relaxed)
 
 void metrics_observe_request(struct metrics *m, enum api_route r,
@@ -90,16 +91,16 @@ void metrics_observe_results(struct metrics *m, int op, const u32 *results,
 
 	for (u32 i = 0; i < n; i++) {
 		if (op == ENGINE_CREATE_ACCOUNTS)
-			ADD(m->account_results[results[i] <
-							CREATE_ACCOUNT_RESULT_COUNT ?
-						results[i] :
-						CREATE_ACCOUNT_RESULT_COUNT],
+			ADD(m->account_results
+				    [results[i] < CREATE_ACCOUNT_RESULT_COUNT
+					     ? results[i]
+					     : CREATE_ACCOUNT_RESULT_COUNT],
 			    1);
 		else
-			ADD(m->transfer_results[results[i] <
-							 CREATE_TRANSFER_RESULT_COUNT ?
-						 results[i] :
-						 CREATE_TRANSFER_RESULT_COUNT],
+			ADD(m->transfer_results
+				    [results[i] < CREATE_TRANSFER_RESULT_COUNT
+					     ? results[i]
+					     : CREATE_TRANSFER_RESULT_COUNT],
 			    1);
 	}
 	while (b + 1 < METRICS_BATCH_BUCKETS && ((u64)1 << b) < n)
@@ -212,7 +213,8 @@ void metrics_render(struct metrics *m, struct engine *e, struct wbuf *b)
 				u64 v = LOAD(m->requests[r][me][s]);
 				if (!v)
 					continue;
-				wbuf_puts(b, "tpwallet_http_requests_total{route=\"");
+				wbuf_puts(b, "tpwallet_http_requests_total{"
+					     "route=\"");
 				wbuf_puts(b, route_templates[r]);
 				wbuf_puts(b, "\",method=\"");
 				wbuf_puts(b, method_names[me]);
@@ -236,7 +238,8 @@ void metrics_render(struct metrics *m, struct engine *e, struct wbuf *b)
 			continue;
 		for (unsigned i = 0; i < METRICS_LATENCY_BUCKETS; i++) {
 			cum += LOAD(l->buckets[i]);
-			wbuf_puts(b, "tpwallet_http_request_duration_seconds_bucket{route=\"");
+			wbuf_puts(b, "tpwallet_http_request_duration_seconds_"
+				     "bucket{route=\"");
 			wbuf_puts(b, route_templates[r]);
 			wbuf_puts(b, "\",le=\"");
 			wbuf_puts(b, latency_le[i]);
@@ -248,15 +251,18 @@ void metrics_render(struct metrics *m, struct engine *e, struct wbuf *b)
 		 * may make +Inf lag the last bucket by one; take the max. */
 		if (count < cum)
 			count = cum;
-		wbuf_puts(b, "tpwallet_http_request_duration_seconds_bucket{route=\"");
+		wbuf_puts(b, "tpwallet_http_request_duration_seconds_bucket{"
+			     "route=\"");
 		wbuf_puts(b, route_templates[r]);
 		wbuf_puts(b, "\",le=\"+Inf\"} ");
 		wbuf_put_u64(b, count);
-		wbuf_puts(b, "\ntpwallet_http_request_duration_seconds_sum{route=\"");
+		wbuf_puts(b, "\ntpwallet_http_request_duration_seconds_sum{"
+			     "route=\"");
 		wbuf_puts(b, route_templates[r]);
 		wbuf_puts(b, "\"} ");
 		put_seconds(b, LOAD(l->sum_us));
-		wbuf_puts(b, "\ntpwallet_http_request_duration_seconds_count{route=\"");
+		wbuf_puts(b, "\ntpwallet_http_request_duration_seconds_count{"
+			     "route=\"");
 		wbuf_puts(b, route_templates[r]);
 		wbuf_puts(b, "\"} ");
 		wbuf_put_u64(b, count);

@@ -48,12 +48,18 @@ enum api_route {
 		ROUTE_COUNT
 };
 
-enum api_method { METHOD_GET, METHOD_HEAD, METHOD_POST, METHOD_OTHER, METHOD_COUNT };
+enum api_method {
+	METHOD_GET,
+	METHOD_HEAD,
+	METHOD_POST,
+	METHOD_OTHER,
+	METHOD_COUNT
+};
 
 /* Every status the API answers; anything else is counted as "other". */
 #define API_STATUSES(X)                                                        \
-	X(200) X(201) X(400) X(404) X(405) X(409) X(413) X(415) X(422) X(500)  \
-	X(503)
+	X(200)                                                                 \
+	X(201) X(400) X(404) X(405) X(409) X(413) X(415) X(422) X(500) X(503)
 enum {
 #define X(code) STATUS_IDX_##code,
 	API_STATUSES(X)

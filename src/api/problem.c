@@ -10,7 +10,8 @@ static const struct {
 	const char *title;
 	unsigned status;
 } problems[PROBLEM_COUNT] = {
-#define X(name, s, st, t) [PROBLEM_##name] = { .slug = s, .title = t, .status = st },
+#define X(name, s, st, t)                                                      \
+	[PROBLEM_##name] = {.slug = s, .title = t, .status = st},
 	API_PROBLEMS(X)
 #undef X
 };

@@ -20,9 +20,9 @@
 	X(nesting_too_deep, "nesting-too-deep", 400,                           \
 	  "JSON nesting is too deep")                                          \
 	X(invalid_body, "invalid-body", 400,                                   \
-	  "Request body must be an object or an array of objects")            \
-	X(invalid_field, "invalid-field", 400, "A field has an invalid value")  \
-	X(unknown_field, "unknown-field", 400, "Unknown field")                 \
+	  "Request body must be an object or an array of objects")             \
+	X(invalid_field, "invalid-field", 400, "A field has an invalid value") \
+	X(unknown_field, "unknown-field", 400, "Unknown field")                \
 	X(invalid_flag, "invalid-flag", 400, "Unknown or repeated flag")       \
 	X(empty_batch, "empty-batch", 400, "The batch has no events")          \
 	X(batch_too_large, "batch-too-large", 413,                             \
@@ -38,7 +38,7 @@
 	X(method_not_allowed, "method-not-allowed", 405,                       \
 	  "Method not allowed on this resource")                               \
 	X(unavailable, "unavailable", 503,                                     \
-	  "The server is not ready or is shutting down")                      \
+	  "The server is not ready or is shutting down")                       \
 	X(engine_error, "engine-error", 500,                                   \
 	  "The batch was not applied; nothing changed")                        \
 	X(internal_error, "internal-error", 500, "Internal error")

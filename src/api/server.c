@@ -38,7 +38,7 @@
 #include "banned.h"
 
 #define REQUEST_ID_BYTES_MAX 64
-#define TRACE_ID_HEX 32
+#define TRACE_ID_HEX	     32
 /* How long api_server_stop lets resumed requests send their replies. */
 #define STOP_REPLY_GRACE_MS 2000
 /* Small replies (problems, one record): initial cap of their buffer. */
@@ -211,9 +211,9 @@ static enum MHD_Result reply(struct request *rq, unsigned status,
 		wbuf_release(b);
 		status = 500;
 		content_type = PROBLEM_CONTENT_TYPE;
-		resp = MHD_create_response_from_buffer(
-			sizeof(fallback) - 1, (void *)fallback,
-			MHD_RESPMEM_PERSISTENT);
+		resp = MHD_create_response_from_buffer(sizeof(fallback) - 1,
+						       (void *)fallback,
+						       MHD_RESPMEM_PERSISTENT);
 	} else {
 		data = wbuf_detach(b, &len);
 		resp = MHD_create_response_from_buffer_with_free_callback(
@@ -289,8 +289,8 @@ static enum MHD_Result get_transfer(struct request *rq)
 		ps = ledger_pending_status(l, t.id);
 	engine_read_end(rq->srv->e);
 	if (r)
-		return reply_problem(rq, PROBLEM_transfer_not_found, NULL,
-				     NULL, NULL);
+		return reply_problem(rq, PROBLEM_transfer_not_found, NULL, NULL,
+				     NULL);
 	codec_write_transfer(&b, &t, ps);
 	return reply_json(rq, 200, &b);
 }
@@ -300,7 +300,7 @@ static enum MHD_Result get_transfer(struct request *rq)
  * so the writer is not held up by JSON formatting. */
 static enum MHD_Result get_account_query(struct request *rq, bool balances)
 {
-	struct account_filter f = { .account_id = rq->path_id };
+	struct account_filter f = {.account_id = rq->path_id};
 	struct wbuf b = WBUF_INIT(0);
 	struct codec_error ce;
 	const struct ledger *l;
@@ -376,8 +376,7 @@ static enum MHD_Result get_simple(struct request *rq)
 		wbuf_init(&b, (size_t)4 << 20);
 		metrics_render(&s->metrics, s->e, &b);
 		return reply(rq, 200, &b, METRICS_CONTENT_TYPE, NULL);
-	default:
-		return reply_problem(rq, PROBLEM_not_found, NULL, NULL, NULL);
+	default: return reply_problem(rq, PROBLEM_not_found, NULL, NULL, NULL);
 	}
 }
 
@@ -487,8 +486,8 @@ static enum MHD_Result create_submit(struct request *rq)
 	if (rq->body_too_large)
 		return reply_problem(rq, PROBLEM_body_too_large,
 				     "the body is over the limit", NULL, NULL);
-	r = codec_decode_events(rq->route == ROUTE_accounts ? CODEC_ACCOUNT :
-							      CODEC_TRANSFER,
+	r = codec_decode_events(rq->route == ROUTE_accounts ? CODEC_ACCOUNT
+							    : CODEC_TRANSFER,
 				rq->body ? rq->body : "", rq->body_len,
 				&rq->events, &rq->count, &rq->is_array, &ce);
 	/* The body is not needed past this point: give it back early. */
@@ -514,8 +513,8 @@ static enum MHD_Result create_submit(struct request *rq)
 	}
 	atomic_fetch_add(&s->submitted, 1);
 	rq->ereq = (struct engine_request){
-		.op = rq->route == ROUTE_accounts ? ENGINE_CREATE_ACCOUNTS :
-						    ENGINE_CREATE_TRANSFERS,
+		.op = rq->route == ROUTE_accounts ? ENGINE_CREATE_ACCOUNTS
+						  : ENGINE_CREATE_TRANSFERS,
 		.count = rq->count,
 		.events = rq->events,
 		.results = rq->results,
@@ -540,8 +539,8 @@ static const char *result_name(enum engine_op op, u32 code)
 
 	if (code == 0)
 		return "created";
-	n = op == ENGINE_CREATE_ACCOUNTS ? create_account_result_name(code) :
-					   create_transfer_result_name(code);
+	n = op == ENGINE_CREATE_ACCOUNTS ? create_account_result_name(code)
+					 : create_transfer_result_name(code);
 	return n ? n : "unknown";
 }
 
@@ -562,8 +561,7 @@ static enum MHD_Result create_reply(struct request *rq)
 	}
 	if (er->status == -ESHUTDOWN)
 		return reply_problem(rq, PROBLEM_unavailable,
-				     "the engine is shutting down", NULL,
-				     NULL);
+				     "the engine is shutting down", NULL, NULL);
 	if (er->status)
 		return reply_problem(rq, PROBLEM_engine_error, NULL, NULL,
 				     NULL);
@@ -684,8 +682,8 @@ static bool has_body(struct request *rq)
 /* The refusal that routing alone decides, or PROBLEM_COUNT for none. */
 static enum problem route_check(struct request *rq, const char **allow)
 {
-	bool is_create = rq->route == ROUTE_accounts ||
-			 rq->route == ROUTE_transfers;
+	bool is_create =
+		rq->route == ROUTE_accounts || rq->route == ROUTE_transfers;
 
 	*allow = NULL;
 	if (rq->route == ROUTE_unmatched)
@@ -764,18 +762,12 @@ static enum MHD_Result request_dispatch(struct request *rq)
 		return reply_route_problem(rq, p, allow);
 	switch (rq->route) {
 	case ROUTE_accounts:
-	case ROUTE_transfers:
-		return create_submit(rq);
-	case ROUTE_account:
-		return get_account(rq);
-	case ROUTE_transfer:
-		return get_transfer(rq);
-	case ROUTE_account_transfers:
-		return get_account_query(rq, false);
-	case ROUTE_account_balances:
-		return get_account_query(rq, true);
-	default:
-		return get_simple(rq);
+	case ROUTE_transfers: return create_submit(rq);
+	case ROUTE_account: return get_account(rq);
+	case ROUTE_transfer: return get_transfer(rq);
+	case ROUTE_account_transfers: return get_account_query(rq, false);
+	case ROUTE_account_balances: return get_account_query(rq, true);
+	default: return get_simple(rq);
 	}
 }
 
@@ -816,11 +808,11 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c,
 	(void)cls;
 	(void)version;
 	if (!rq)
-		return MHD_NO; /* out of memory in on_uri: drop the connection */
+		return MHD_NO; /* out of memory in on_uri: drop the connection
+				*/
 	rq->conn = c;
 	switch (rq->state) {
-	case RS_NEW:
-		return request_begin(rq, url, method);
+	case RS_NEW: return request_begin(rq, url, method);
 	case RS_BODY:
 		if (*upload_data_size) {
 			size_t n = *upload_data_size;
@@ -831,12 +823,9 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c,
 			return create_chunk(rq, upload_data, n);
 		}
 		return request_dispatch(rq);
-	case RS_SUBMITTED:
-		return create_reply(rq);
+	case RS_SUBMITTED: return create_reply(rq);
 	case RS_REPLIED:
-	default:
-		*upload_data_size = 0;
-		return MHD_YES;
+	default: *upload_data_size = 0; return MHD_YES;
 	}
 }
 
@@ -900,8 +889,8 @@ static int resolve(const char *host, unsigned short port,
 		   struct sockaddr_storage *ss, socklen_t *len,
 		   const char **err)
 {
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
-				  .ai_flags = AI_PASSIVE };
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
+				 .ai_flags = AI_PASSIVE};
 	struct addrinfo *res = NULL;
 	char service[8];
 	int r;
@@ -918,8 +907,8 @@ static int resolve(const char *host, unsigned short port,
 	return 0;
 }
 
-static struct MHD_Daemon *daemon_start(struct api_server *s,
-				       unsigned poll_flag, unsigned threads,
+static struct MHD_Daemon *daemon_start(struct api_server *s, unsigned poll_flag,
+				       unsigned threads,
 				       const struct api_options *o,
 				       const struct sockaddr *sa, bool v6)
 {
@@ -931,15 +920,15 @@ static struct MHD_Daemon *daemon_start(struct api_server *s,
 		flags, 0, NULL, NULL, on_access, s,
 		/* First, so that every message goes through logger.h. */
 		MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
-		MHD_OPTION_SOCK_ADDR, sa,
-		MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(threads > 1 ? threads : 0),
+		MHD_OPTION_SOCK_ADDR, sa, MHD_OPTION_THREAD_POOL_SIZE,
+		(unsigned)(threads > 1 ? threads : 0),
 		MHD_OPTION_CONNECTION_TIMEOUT,
-		(unsigned)(o->connection_timeout_s ?
-				   o->connection_timeout_s :
-				   API_CONNECTION_TIMEOUT_S_DEFAULT),
+		(unsigned)(o->connection_timeout_s
+				   ? o->connection_timeout_s
+				   : API_CONNECTION_TIMEOUT_S_DEFAULT),
 		MHD_OPTION_CONNECTION_LIMIT,
-		(unsigned)(o->connections_max ? o->connections_max :
-						API_CONNECTIONS_MAX_DEFAULT),
+		(unsigned)(o->connections_max ? o->connections_max
+					      : API_CONNECTIONS_MAX_DEFAULT),
 		MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
 		MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
 		MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
@@ -976,8 +965,8 @@ int api_server_start(struct api_server **out, struct engine *e,
 		goto cleanup;
 	}
 	s->e = e;
-	s->body_bytes_max = o->body_bytes_max ? o->body_bytes_max :
-						API_BODY_BYTES_MAX_DEFAULT;
+	s->body_bytes_max = o->body_bytes_max ? o->body_bytes_max
+					      : API_BODY_BYTES_MAX_DEFAULT;
 	metrics_init(&s->metrics);
 	atomic_init(&s->ready, true);
 	atomic_init(&s->stopping, false);
@@ -1023,7 +1012,7 @@ void api_server_set_ready(struct api_server *s, bool ready)
 
 void api_server_stop(struct api_server *s)
 {
-	struct timespec ms = { 0, 1000000 };
+	struct timespec ms = {0, 1000000};
 	MHD_socket fd;
 
 	if (!s)

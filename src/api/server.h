@@ -39,17 +39,17 @@
 
 struct engine;
 
-#define API_BODY_BYTES_MAX_DEFAULT ((size_t)8 << 20)
+#define API_BODY_BYTES_MAX_DEFAULT	 ((size_t)8 << 20)
 #define API_CONNECTION_TIMEOUT_S_DEFAULT 30u
-#define API_CONNECTIONS_MAX_DEFAULT 4096u
+#define API_CONNECTIONS_MAX_DEFAULT	 4096u
 
 struct api_options {
-	const char *host;     /* numeric address or name; NULL: 127.0.0.1 */
-	unsigned short port;  /* 0: any free port (see api_server_port) */
-	unsigned threads;     /* 0: number of online CPUs */
-	size_t body_bytes_max;          /* 0: API_BODY_BYTES_MAX_DEFAULT */
-	unsigned connection_timeout_s;  /* 0: 30 */
-	unsigned connections_max;       /* 0: 4096 */
+	const char *host;      /* numeric address or name; NULL: 127.0.0.1 */
+	unsigned short port;   /* 0: any free port (see api_server_port) */
+	unsigned threads;      /* 0: number of online CPUs */
+	size_t body_bytes_max; /* 0: API_BODY_BYTES_MAX_DEFAULT */
+	unsigned connection_timeout_s; /* 0: 30 */
+	unsigned connections_max;      /* 0: 4096 */
 };
 
 struct api_server;

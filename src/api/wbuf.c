@@ -97,7 +97,9 @@ void wbuf_put_json_str(struct wbuf *b, const char *s, size_t n)
 	 * would trip the cap of a tightly sized buffer. */
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)s[i];
-		out += c == '"' || c == '\\' ? 2 : c < 0x20 || c == 0x7f ? 6 : 1;
+		out += c == '"' || c == '\\'   ? 2
+		       : c < 0x20 || c == 0x7f ? 6
+					       : 1;
 	}
 	if (wbuf_reserve(b, out))
 		return;

@@ -28,7 +28,10 @@ struct wbuf {
 	int err;    /* 0, or the first error (sticky) */
 };
 
-#define WBUF_INIT(max_bytes) { .data = NULL, .len = 0, .cap = 0, .max = (max_bytes), .err = 0 }
+#define WBUF_INIT(max_bytes)                                                   \
+	{                                                                      \
+		.data = NULL, .len = 0, .cap = 0, .max = (max_bytes), .err = 0 \
+	}
 
 void wbuf_init(struct wbuf *b, size_t max);
 void wbuf_release(struct wbuf *b);

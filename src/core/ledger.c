@@ -31,8 +31,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <sys/mman.h>
-
 #include <sodium.h>
 
 #include "core/u128.h"
@@ -115,22 +113,12 @@ struct chunkvec {
 	u32 n, cap;
 };
 
-#define HUGE_BYTES ((size_t)2 << 20)
-
-/* Big tables are touched at random, so TLB misses would dominate: align
- * them to 2 MiB and ask for transparent huge pages (a hint; harmless when
- * THP is off).  Everything is 64-byte aligned so records sit on lines. */
+/* Records and index entries sit on cache lines: a 128-byte record is two
+ * lines, never three.  (Transparent huge pages, for the chunks or for the
+ * hash tables, were measured no faster here.) */
 static void *big_alloc(size_t bytes)
 {
-	if (bytes < HUGE_BYTES)
-		return aligned_alloc(64, (bytes + 63) & ~(size_t)63);
-	bytes = (bytes + HUGE_BYTES - 1) & ~(HUGE_BYTES - 1);
-	void *p = aligned_alloc(HUGE_BYTES, bytes);
-#ifndef LEDGER_NO_THP
-	if (p)
-		(void)madvise(p, bytes, MADV_HUGEPAGE);
-#endif
-	return p;
+	return aligned_alloc(64, (bytes + 63) & ~(size_t)63);
 }
 
 static int chunkvec_reserve(struct chunkvec *cv, u64 items, unsigned shift,
@@ -1271,7 +1259,10 @@ static inline void prefetch_candidates(const struct ledger *l,
 			continue;
 		u32 s = ix->e[i].slot;
 		if (kind == IX_ACCOUNT) {
+			/* id on the first line, ledger and flags on the
+			 * second; the list header in aux. */
 			__builtin_prefetch(arec(l, s));
+			__builtin_prefetch((const char *)arec(l, s) + 64);
 			__builtin_prefetch(aaux(l, s));
 		} else {
 			__builtin_prefetch(xrec(l, s));

@@ -59,8 +59,7 @@ static void round_trip(enum codec_kind kind, const void *events, u32 n)
 
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 {
-	static const enum codec_kind kinds[] = { CODEC_ACCOUNT,
-						 CODEC_TRANSFER };
+	static const enum codec_kind kinds[] = {CODEC_ACCOUNT, CODEC_TRANSFER};
 	struct account_filter f;
 	struct codec_error err;
 

@@ -31,9 +31,8 @@ static int decode(enum codec_kind k, const char *body, void **ev, u32 *n,
 
 /* Expect body to be refused with problem p at path (NULL: don't care)
  * and, when detail_part is set, a detail containing it. */
-static void expect_refused(enum codec_kind k, const char *body,
-			   enum problem p, const char *path,
-			   const char *detail_part)
+static void expect_refused(enum codec_kind k, const char *body, enum problem p,
+			   const char *path, const char *detail_part)
 {
 	struct codec_error err;
 	void *ev = (void *)1;
@@ -80,7 +79,8 @@ static void account_every_field_round_trips(void **state)
 		"{\"id\":\"" U128_MAX_DEC "\",\"debits_pending\":\"1\","
 		"\"debits_posted\":\"2\",\"credits_pending\":\"3\","
 		"\"credits_posted\":\"18446744073709551616\","
-		"\"user_data_128\":\"5\",\"user_data_64\":\"18446744073709551615\","
+		"\"user_data_128\":\"5\",\"user_data_64\":"
+		"\"18446744073709551615\","
 		"\"user_data_32\":4294967295,\"ledger\":7,\"code\":65535,"
 		"\"flags\":[\"linked\",\"debits_must_not_exceed_credits\","
 		"\"credits_must_not_exceed_debits\",\"history\",\"closed\"],"
@@ -92,9 +92,8 @@ static void account_every_field_round_trips(void **state)
 	char *enc;
 
 	(void)state;
-	assert_int_equal(decode(CODEC_ACCOUNT, body, (void **)&a, &n, &arr,
-				&err),
-			 0);
+	assert_int_equal(
+		decode(CODEC_ACCOUNT, body, (void **)&a, &n, &arr, &err), 0);
 	assert_int_equal(n, 1);
 	assert_false(arr);
 	assert_true(a->id == U128_MAX);
@@ -111,9 +110,8 @@ static void account_every_field_round_trips(void **state)
 	assert_int_equal(a->reserved, 0);
 
 	enc = encode_account(a);
-	assert_int_equal(decode(CODEC_ACCOUNT, enc, (void **)&a2, &n, &arr,
-				&err),
-			 0);
+	assert_int_equal(
+		decode(CODEC_ACCOUNT, enc, (void **)&a2, &n, &arr, &err), 0);
 	assert_memory_equal(a, a2, sizeof(*a));
 	free(enc);
 	free(a);
@@ -138,9 +136,8 @@ static void transfer_every_field_round_trips(void **state)
 	char *enc;
 
 	(void)state;
-	assert_int_equal(decode(CODEC_TRANSFER, body, (void **)&t, &n, &arr,
-				&err),
-			 0);
+	assert_int_equal(
+		decode(CODEC_TRANSFER, body, (void **)&t, &n, &arr, &err), 0);
 	assert_int_equal(n, 1);
 	assert_true(arr);
 	assert_true(t->id == 1 && t->debit_account_id == 2 &&
@@ -159,9 +156,8 @@ static void transfer_every_field_round_trips(void **state)
 	/* pending_status is output only: strip it before decoding again. */
 	*strstr(enc, ",\"pending_status\"") = '}';
 	strstr(enc, "}")[1] = '\0';
-	assert_int_equal(decode(CODEC_TRANSFER, enc, (void **)&t2, &n, &arr,
-				&err),
-			 0);
+	assert_int_equal(
+		decode(CODEC_TRANSFER, enc, (void **)&t2, &n, &arr, &err), 0);
 	assert_memory_equal(t, t2, sizeof(*t));
 	free(enc);
 	free(t);
@@ -220,14 +216,13 @@ static void each_flag_alone_round_trips(void **state)
 static void missing_fields_are_zero_and_ids_zero_or_max_pass(void **state)
 {
 	struct codec_error err;
-	struct transfer *t, zero = { 0 };
+	struct transfer *t, zero = {0};
 	bool arr;
 	u32 n;
 
 	(void)state;
-	assert_int_equal(decode(CODEC_TRANSFER, "{}", (void **)&t, &n, &arr,
-				&err),
-			 0);
+	assert_int_equal(
+		decode(CODEC_TRANSFER, "{}", (void **)&t, &n, &arr, &err), 0);
 	assert_memory_equal(t, &zero, sizeof(zero));
 	free(t);
 	/* 0 and 2^128-1 are the ledger's to refuse, per event. */
@@ -280,15 +275,12 @@ static void integer_limits(void **state)
 
 static void decimal_strings_are_strict(void **state)
 {
-	static const char *const bad[] = { "{\"amount\":\"01\"}",
-					   "{\"amount\":\"+1\"}",
-					   "{\"amount\":\"-1\"}",
-					   "{\"amount\":\" 1\"}",
-					   "{\"amount\":\"1 \"}",
-					   "{\"amount\":\"\"}",
-					   "{\"amount\":\"0x10\"}",
-					   "{\"amount\":\"1e3\"}",
-					   "{\"amount\":\"1\\u00002\"}" };
+	static const char *const bad[] = {
+		"{\"amount\":\"01\"}",	     "{\"amount\":\"+1\"}",
+		"{\"amount\":\"-1\"}",	     "{\"amount\":\" 1\"}",
+		"{\"amount\":\"1 \"}",	     "{\"amount\":\"\"}",
+		"{\"amount\":\"0x10\"}",     "{\"amount\":\"1e3\"}",
+		"{\"amount\":\"1\\u00002\"}"};
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -325,8 +317,8 @@ static void bad_shapes_name_their_path(void **state)
 		       PROBLEM_unknown_field, "[1].reserved", NULL);
 	expect_refused(CODEC_ACCOUNT, "{\"amount\":\"1\"}",
 		       PROBLEM_unknown_field, "amount", NULL);
-	expect_refused(CODEC_TRANSFER, "[{},{},7]", PROBLEM_invalid_body,
-		       "[2]", NULL);
+	expect_refused(CODEC_TRANSFER, "[{},{},7]", PROBLEM_invalid_body, "[2]",
+		       NULL);
 	expect_refused(CODEC_TRANSFER, "[[]]", PROBLEM_invalid_body, "[0]",
 		       NULL);
 	expect_refused(CODEC_TRANSFER, "{\"flags\":\"linked\"}",
@@ -346,13 +338,12 @@ static void bad_shapes_name_their_path(void **state)
 	expect_refused(CODEC_TRANSFER, "", PROBLEM_invalid_json, "", NULL);
 	expect_refused(CODEC_TRANSFER, "{\"id\":", PROBLEM_invalid_json, "",
 		       NULL);
-	expect_refused(CODEC_TRANSFER, "{} {}", PROBLEM_invalid_json, "",
-		       NULL);
+	expect_refused(CODEC_TRANSFER, "{} {}", PROBLEM_invalid_json, "", NULL);
 	expect_refused(CODEC_TRANSFER, "\"x\"", PROBLEM_invalid_json, "", NULL);
 	expect_refused(CODEC_TRANSFER, "42", PROBLEM_invalid_json, "", NULL);
 	/* Invalid UTF-8, in a key and in a value. */
-	expect_refused(CODEC_TRANSFER, "{\"\xff\":1}", PROBLEM_invalid_json,
-		       "", NULL);
+	expect_refused(CODEC_TRANSFER, "{\"\xff\":1}", PROBLEM_invalid_json, "",
+		       NULL);
 	expect_refused(CODEC_TRANSFER, "{\"amount\":\"\xc3\x28\"}",
 		       PROBLEM_invalid_json, "", NULL);
 }
@@ -385,10 +376,10 @@ static void deep_nesting_is_refused_before_parsing(void **state)
 
 static char *batch(enum codec_kind k, u32 n)
 {
-	const char *one = k == CODEC_TRANSFER ?
-				  "{\"id\":\"%u\",\"amount\":\"10\","
-				  "\"flags\":[\"linked\"]}" :
-				  "{\"id\":\"%u\",\"ledger\":1}";
+	const char *one = k == CODEC_TRANSFER
+				  ? "{\"id\":\"%u\",\"amount\":\"10\","
+				    "\"flags\":[\"linked\"]}"
+				  : "{\"id\":\"%u\",\"ledger\":1}";
 	size_t cap = (size_t)n * 64 + 16, len = 0;
 	char *s = malloc(cap);
 
@@ -417,8 +408,7 @@ static void batch_of_8190_is_accepted_8191_refused(void **state)
 
 	(void)state;
 	s = batch(CODEC_TRANSFER, BATCH_EVENTS_MAX);
-	assert_int_equal(decode(CODEC_TRANSFER, s, (void **)&t, &n, &arr,
-				&err),
+	assert_int_equal(decode(CODEC_TRANSFER, s, (void **)&t, &n, &arr, &err),
 			 0);
 	assert_int_equal(n, BATCH_EVENTS_MAX);
 	assert_true(t[8189].id == 8190 && t[8189].amount == 10);
@@ -468,22 +458,23 @@ static void results_and_statuses(void **state)
 
 static void balance_and_pending_status_encode(void **state)
 {
-	struct account_balance ab = { .debits_pending = 1,
-				      .debits_posted = U128_MAX,
-				      .credits_pending = 3,
-				      .credits_posted = 4,
-				      .timestamp = 5 };
-	struct transfer t = { .id = 1, .flags = TRANSFER_PENDING };
+	struct account_balance ab = {.debits_pending = 1,
+				     .debits_posted = U128_MAX,
+				     .credits_pending = 3,
+				     .credits_posted = 4,
+				     .timestamp = 5};
+	struct transfer t = {.id = 1, .flags = TRANSFER_PENDING};
 	struct wbuf b = WBUF_INIT(1024);
 	char *s;
 
 	(void)state;
 	codec_write_balance(&b, &ab);
 	wbuf_putc(&b, '\0');
-	assert_string_equal(b.data,
-			    "{\"debits_pending\":\"1\",\"debits_posted\":\"" U128_MAX_DEC
-			    "\",\"credits_pending\":\"3\",\"credits_posted\":"
-			    "\"4\",\"timestamp\":\"5\"}");
+	assert_string_equal(
+		b.data,
+		"{\"debits_pending\":\"1\",\"debits_posted\":\"" U128_MAX_DEC
+		"\",\"credits_pending\":\"3\",\"credits_posted\":"
+		"\"4\",\"timestamp\":\"5\"}");
 	wbuf_release(&b);
 	s = encode_transfer(&t, PENDING_EXPIRED);
 	assert_non_null(strstr(s, "\"flags\":[\"pending\"],"));
@@ -540,14 +531,15 @@ static int query(const char *qs, struct account_filter *f,
 
 static void query_defaults_and_every_parameter(void **state)
 {
-	struct account_filter f = { .account_id = 42 };
+	struct account_filter f = {.account_id = 42};
 	struct codec_error err;
 
 	(void)state;
 	assert_int_equal(query("", &f, &err), 0);
 	assert_true(f.account_id == 42);
 	assert_int_equal(f.limit, 100);
-	assert_int_equal(f.flags, ACCOUNT_FILTER_DEBITS | ACCOUNT_FILTER_CREDITS);
+	assert_int_equal(f.flags,
+			 ACCOUNT_FILTER_DEBITS | ACCOUNT_FILTER_CREDITS);
 	assert_int_equal(
 		query("timestamp_min=1&timestamp_max=18446744073709551615&"
 		      "limit=8190&order=desc&direction=credits&code=65535&"
@@ -576,22 +568,22 @@ static void query_refusals(void **state)
 	static const struct {
 		const char *qs, *path;
 	} bad[] = {
-		{ "limit=0", "limit" },
-		{ "limit=8191", "limit" },
-		{ "limit=", "limit" },
-		{ "limit", "limit" },
-		{ "limit=10&limit=20", "limit" },
-		{ "order=up", "order" },
-		{ "direction=all", "direction" },
-		{ "code=65536", "code" },
-		{ "user_data_32=-1", "user_data_32" },
-		{ "timestamp_min=01", "timestamp_min" },
-		{ "timestamp_min=5&timestamp_max=4", "timestamp_min" },
-		{ "account_id=1", "account_id" },
-		{ "limit=%zz", "limit" },
-		{ "limit=%3", "limit" },
-		{ "limit=1%00", "limit" },
-		{ "user_data_128=1+2", "user_data_128" },
+		{"limit=0", "limit"},
+		{"limit=8191", "limit"},
+		{"limit=", "limit"},
+		{"limit", "limit"},
+		{"limit=10&limit=20", "limit"},
+		{"order=up", "order"},
+		{"direction=all", "direction"},
+		{"code=65536", "code"},
+		{"user_data_32=-1", "user_data_32"},
+		{"timestamp_min=01", "timestamp_min"},
+		{"timestamp_min=5&timestamp_max=4", "timestamp_min"},
+		{"account_id=1", "account_id"},
+		{"limit=%zz", "limit"},
+		{"limit=%3", "limit"},
+		{"limit=1%00", "limit"},
+		{"user_data_128=1+2", "user_data_128"},
 	};
 	struct account_filter f;
 	struct codec_error err;
@@ -615,7 +607,8 @@ int main(void)
 		cmocka_unit_test(account_every_field_round_trips),
 		cmocka_unit_test(transfer_every_field_round_trips),
 		cmocka_unit_test(each_flag_alone_round_trips),
-		cmocka_unit_test(missing_fields_are_zero_and_ids_zero_or_max_pass),
+		cmocka_unit_test(
+			missing_fields_are_zero_and_ids_zero_or_max_pass),
 		cmocka_unit_test(integer_limits),
 		cmocka_unit_test(decimal_strings_are_strict),
 		cmocka_unit_test(bad_shapes_name_their_path),
