@@ -61,24 +61,30 @@ deps:
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+	@echo "  CC      $<"
+	@$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
 
 $(BUILD)/tpwallet: $(ALL_OBJ)
-	$(CC) $(CFLAGS) $(LDSAN) -o $@ $^ $(LDLIBS)
+	@echo "  LINK    $@"
+	@$(CC) $(CFLAGS) $(LDSAN) -o $@ $^ $(LDLIBS)
 
 # Unit tests: the layer in the file name picks the objects to link.
 $(BUILD)/tests/test_core_%: tests/unit/test_core_%.c $(CORE_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDSAN) -o $@ $^ $(LDLIBS) -lcmocka
+	@echo "  TEST    $@"
+	@$(CC) $(CPPFLAGS) $(CFLAGS) $(LDSAN) -o $@ $^ $(LDLIBS) -lcmocka
 $(BUILD)/tests/test_log_%: tests/unit/test_log_%.c $(LOG_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDSAN) -o $@ $^ $(LDLIBS) -lcmocka
+	@echo "  TEST    $@"
+	@$(CC) $(CPPFLAGS) $(CFLAGS) $(LDSAN) -o $@ $^ $(LDLIBS) -lcmocka
 $(BUILD)/tests/test_engine_%: tests/unit/test_engine_%.c $(ENGINE_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDSAN) -o $@ $^ $(LDLIBS) -lcmocka
+	@echo "  TEST    $@"
+	@$(CC) $(CPPFLAGS) $(CFLAGS) $(LDSAN) -o $@ $^ $(LDLIBS) -lcmocka
 $(BUILD)/tests/test_api_%: tests/unit/test_api_%.c $(API_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDSAN) -o $@ $^ $(LDLIBS) -lcmocka
+	@echo "  TEST    $@"
+	@$(CC) $(CPPFLAGS) $(CFLAGS) $(LDSAN) -o $@ $^ $(LDLIBS) -lcmocka
 
 unit: $(UNIT_BIN)
 	@tests/count.sh tests/run-unit.sh $(BUILD)/tests
@@ -113,7 +119,8 @@ FUZZ_BIN := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/%,$(FUZZ_SRC))
 
 $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB_SRC)
 	@mkdir -p $(dir $@)
-	clang $(CPPFLAGS) -std=c17 $(WARN) -pthread $(FUZZ_FLAGS) -o $@ $^ $(LDLIBS)
+	@echo "  FUZZ    $@"
+	@clang $(CPPFLAGS) -std=c17 $(WARN) -pthread $(FUZZ_FLAGS) -o $@ $^ $(LDLIBS)
 
 fuzz: $(FUZZ_BIN)
 
