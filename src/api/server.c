@@ -1013,12 +1013,15 @@ void api_server_set_ready(struct api_server *s, bool ready)
 void api_server_stop(struct api_server *s)
 {
 	struct timespec ms = {0, 1000000};
-	MHD_socket fd;
 
 	if (!s)
 		return;
+	/* New requests are answered 503 from here on.  No
+	 * MHD_quiesce_daemon: in libmicrohttpd 0.9.75 with a thread pool on
+	 * epoll it races the workers removing the listen socket from their
+	 * epoll sets, and the loser aborts the process ("Failed to remove
+	 * listen FD from epoll set"); MHD_stop_daemon closes the socket. */
 	atomic_store(&s->stopping, true);
-	fd = MHD_quiesce_daemon(s->d);
 	/* Mandatory: the engine holds pointers into these requests. */
 	while (atomic_load(&s->inflight))
 		nanosleep(&ms, NULL);
@@ -1027,8 +1030,5 @@ void api_server_stop(struct api_server *s)
 	     i++)
 		nanosleep(&ms, NULL);
 	MHD_stop_daemon(s->d);
-	/* Ours since MHD_quiesce_daemon; closed once MHD no longer polls it. */
-	if (fd != MHD_INVALID_SOCKET)
-		close(fd);
 	free(s);
 }

@@ -35,7 +35,19 @@
  * transfers and reap the snapshot child. */
 #define IDLE_WAKE_MS 50
 
+/* Durable groups waiting for the applier.  Two are enough to keep both
+ * stages busy; more would only add reply latency. */
+#define PIPELINE_GROUPS 2
+
 static const u64 sync_bounds_us[12] = ENGINE_SYNC_BUCKETS_US;
+
+/* A group of requests committed by one journal_sync. */
+struct group {
+	struct engine_request *requests;
+	bool pulse;
+	u64 pulse_ts, pulse_seq;
+	u64 events, records;
+};
 
 struct engine {
 	struct ledger *ledger;
@@ -48,10 +60,20 @@ struct engine {
 	bool stopping;
 	bool failed; /* the journal failed: nothing more is accepted */
 
-	pthread_t thread;
-	bool thread_started;
-	u64 last_timestamp;
-	u64 last_seq;
+	/* Sequencer -> applier: durable groups, in journal order. */
+	pthread_mutex_t pipe_lock;
+	pthread_cond_t pipe_ready, pipe_space;
+	struct group pipe[PIPELINE_GROUPS];
+	unsigned pipe_head, pipe_count;
+	bool pipe_closed;
+
+	pthread_t sequencer, applier;
+	bool sequencer_started, applier_started;
+	u64 last_timestamp;      /* sequencer: last stamped */
+	u64 last_pulse_deadline; /* sequencer: deadline last pulsed for */
+	_Atomic u64 next_expiry; /* applier publishes ledger_next_expiry */
+	u64 last_seq;            /* applier (under state_lock) */
+	u64 applied_timestamp;   /* applier: timestamp of record last_seq */
 
 	char data_dir[PATH_MAX];
 	u64 snapshot_every;
@@ -272,7 +294,7 @@ static void snapshot_start(struct engine *e)
 	if (pid == 0) {
 		struct snapshot_writer *w = e->snapshot_writer;
 		int rc = snapshot_begin(w, e->data_dir, e->last_seq,
-					e->last_timestamp);
+					e->applied_timestamp);
 		if (rc == 0)
 			rc = ledger_snapshot_write(e->ledger, snapshot_sink, w);
 		if (rc == 0)
@@ -360,44 +382,65 @@ static void fail_engine(struct engine *e, int err)
 	finish(rest, -EIO);
 }
 
-static void run_group(struct engine *e, struct engine_request *group)
+static u16 journal_type_of(const struct engine_request *r)
 {
+	return r->op == ENGINE_CREATE_ACCOUNTS ? JOURNAL_CREATE_ACCOUNTS :
+						 JOURNAL_CREATE_TRANSFERS;
+}
+
+/* Hand a durable group to the applier; waits while the pipeline is full,
+ * which is the back-pressure that bounds memory and reply latency. */
+static void push_durable(struct engine *e, const struct group *g)
+{
+	pthread_mutex_lock(&e->pipe_lock);
+	while (e->pipe_count == PIPELINE_GROUPS)
+		pthread_cond_wait(&e->pipe_space, &e->pipe_lock);
+	e->pipe[(e->pipe_head + e->pipe_count) % PIPELINE_GROUPS] = *g;
+	e->pipe_count++;
+	pthread_cond_signal(&e->pipe_ready);
+	pthread_mutex_unlock(&e->pipe_lock);
+}
+
+/* Stage 1 (sequencer thread): stamp, journal and sync one group. */
+static void commit_group(struct engine *e, struct engine_request *list)
+{
+	struct group g = { .requests = list };
 	u64 now = now_ns();
-	bool pulse = false;
-	u64 pulse_ts = 0, pulse_seq = 0;
-	u64 events = 0, records = 0;
 	int ret = 0;
 
 	/* Expire pending transfers by log time: a pulse record, so replay
-	 * expires them at the same point. */
-	u64 expiry = ledger_next_expiry(e->ledger);
-	if (expiry != 0 && expiry <= now) {
-		pulse_ts = now > e->last_timestamp ? now : e->last_timestamp + 1;
-		ret = journal_append(e->journal, JOURNAL_PULSE, pulse_ts, NULL,
-				     0, &pulse_seq);
+	 * expires them at the same point.  The applier publishes the next
+	 * deadline; one pulse per deadline is enough. */
+	u64 expiry = atomic_load(&e->next_expiry);
+	if (expiry != 0 && expiry <= now && expiry > e->last_pulse_deadline) {
+		g.pulse_ts = now > e->last_timestamp ? now :
+						       e->last_timestamp + 1;
+		ret = journal_append(e->journal, JOURNAL_PULSE, g.pulse_ts,
+				     NULL, 0, &g.pulse_seq);
 		if (ret < 0)
 			goto failed;
-		e->last_timestamp = pulse_ts;
-		pulse = true;
+		e->last_timestamp = g.pulse_ts;
+		e->last_pulse_deadline = expiry;
+		g.pulse = true;
+		g.records++;
 	}
-	for (struct engine_request *r = group; r; r = r->next) {
+	for (struct engine_request *r = list; r; r = r->next) {
 		/* Event i of n is stamped ts - n + 1 + i: all after the
 		 * previous batch's last timestamp. */
 		u64 ts = e->last_timestamp + r->count;
 		if (now > ts)
 			ts = now;
-		u16 type = r->op == ENGINE_CREATE_ACCOUNTS ?
-				   JOURNAL_CREATE_ACCOUNTS :
-				   JOURNAL_CREATE_TRANSFERS;
-		ret = journal_append(e->journal, type, ts, r->events,
-				     r->count * 128u, &r->seq);
+		ret = journal_append(e->journal, journal_type_of(r), ts,
+				     r->events, r->count * 128u, &r->seq);
 		if (ret < 0)
 			goto failed;
 		r->timestamp = ts;
 		e->last_timestamp = ts;
-		events += r->count;
-		records++;
+		g.events += r->count;
+		g.records++;
 	}
+	if (g.records == 0)
+		return;
 
 	struct timespec a, b;
 	clock_gettime(CLOCK_MONOTONIC, &a);
@@ -405,46 +448,15 @@ static void run_group(struct engine *e, struct engine_request *group)
 	clock_gettime(CLOCK_MONOTONIC, &b);
 	if (ret < 0)
 		goto failed;
-	atomic_store(&e->journal_bytes, journal_size_bytes(e->journal));
 	record_sync_latency(e, (u64)((b.tv_sec - a.tv_sec) * 1000000 +
 				     (b.tv_nsec - a.tv_nsec) / 1000));
-
-	/* Durable: now apply, in journal order, under the write lock. */
-	pthread_rwlock_wrlock(&e->state_lock);
-	if (pulse) {
-		ledger_pulse(e->ledger, pulse_ts);
-		e->last_seq = pulse_seq;
-		records++;
-	}
-	for (struct engine_request *r = group; r; r = r->next) {
-		u16 type = r->op == ENGINE_CREATE_ACCOUNTS ?
-				   JOURNAL_CREATE_ACCOUNTS :
-				   JOURNAL_CREATE_TRANSFERS;
-		r->status = apply(e->ledger, type, r->timestamp, r->events,
-				  r->count, r->results);
-		if (r->status < 0) {
-			/* The record is durable but the state could not grow:
-			 * the process cannot go on consistently. */
-			pthread_rwlock_unlock(&e->state_lock);
-			log_at(LOG_ERROR, "apply failed after commit",
-			       LOG_NUM("seq", r->seq),
-			       LOG_NUM("errno", -r->status));
-			abort();
-		}
-		e->last_seq = r->seq;
-	}
-	pthread_rwlock_unlock(&e->state_lock);
-
-	atomic_fetch_add(&e->batches, 1);
-	atomic_fetch_add(&e->records, records);
-	atomic_fetch_add(&e->events, events);
-	e->events_since_snapshot += events;
-	finish(group, 0);
+	atomic_store(&e->journal_bytes, journal_size_bytes(e->journal));
+	push_durable(e, &g);
 	return;
 
 failed:
 	fail_engine(e, ret);
-	finish(group, -EIO);
+	finish(list, -EIO);
 }
 
 static void *sequencer_main(void *arg)
@@ -453,17 +465,103 @@ static void *sequencer_main(void *arg)
 	bool stop = false;
 
 	while (!stop) {
-		struct engine_request *group = take_group(e, &stop);
+		struct engine_request *list = take_group(e, &stop);
 		if (e->failed) {
-			finish(group, -EIO);
+			finish(list, -EIO);
 			continue;
 		}
-		u64 expiry = ledger_next_expiry(e->ledger);
-		if (group || (expiry != 0 && expiry <= now_ns()))
-			run_group(e, group);
+		commit_group(e, list);
+	}
+	/* Tell the applier that nothing more comes. */
+	pthread_mutex_lock(&e->pipe_lock);
+	e->pipe_closed = true;
+	pthread_cond_signal(&e->pipe_ready);
+	pthread_mutex_unlock(&e->pipe_lock);
+	return NULL;
+}
+
+/* Stage 2 (applier thread): apply durable groups in journal order under
+ * the write lock, then reply.  Applying group k overlaps the sync of
+ * group k + 1, so the engine runs at the speed of the slower stage, not
+ * of their sum; and what readers see is always durable. */
+static void apply_group(struct engine *e, struct group *g)
+{
+	pthread_rwlock_wrlock(&e->state_lock);
+	if (g->pulse) {
+		ledger_pulse(e->ledger, g->pulse_ts);
+		e->last_seq = g->pulse_seq;
+		e->applied_timestamp = g->pulse_ts;
+	}
+	for (struct engine_request *r = g->requests; r; r = r->next) {
+		r->status = apply(e->ledger, journal_type_of(r), r->timestamp,
+				  r->events, r->count, r->results);
+		if (r->status < 0) {
+			/* The record is durable but the state could not
+			 * take it: the process cannot go on consistently. */
+			pthread_rwlock_unlock(&e->state_lock);
+			log_at(LOG_ERROR, "apply failed after commit",
+			       LOG_NUM("seq", r->seq),
+			       LOG_NUM("errno", -r->status));
+			abort();
+		}
+		e->last_seq = r->seq;
+		e->applied_timestamp = r->timestamp;
+	}
+	atomic_store(&e->next_expiry, ledger_next_expiry(e->ledger));
+	pthread_rwlock_unlock(&e->state_lock);
+
+	atomic_fetch_add(&e->batches, 1);
+	atomic_fetch_add(&e->records, g->records);
+	atomic_fetch_add(&e->events, g->events);
+	e->events_since_snapshot += g->events;
+	finish(g->requests, 0);
+}
+
+static void *applier_main(void *arg)
+{
+	struct engine *e = arg;
+
+	for (;;) {
+		struct group g;
+		pthread_mutex_lock(&e->pipe_lock);
+		while (e->pipe_count == 0 && !e->pipe_closed) {
+			struct timespec until;
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_nsec += IDLE_WAKE_MS * 1000000L;
+			if (until.tv_nsec >= 1000000000L) {
+				until.tv_sec++;
+				until.tv_nsec -= 1000000000L;
+			}
+			pthread_cond_timedwait(&e->pipe_ready, &e->pipe_lock,
+					       &until);
+			if (e->pipe_count == 0)
+				break; /* idle wake: reap the snapshot child */
+		}
+		bool have = e->pipe_count > 0;
+		if (have) {
+			g = e->pipe[e->pipe_head];
+			e->pipe_head = (e->pipe_head + 1) % PIPELINE_GROUPS;
+			e->pipe_count--;
+			pthread_cond_signal(&e->pipe_space);
+		}
+		bool closed = e->pipe_closed && !have;
+		pthread_mutex_unlock(&e->pipe_lock);
+
+		if (have)
+			apply_group(e, &g);
 		snapshot_reap(e, false);
-		if (e->events_since_snapshot >= e->snapshot_every && !e->failed)
+		if (e->events_since_snapshot >= e->snapshot_every)
 			snapshot_start(e);
+		if (closed)
+			break;
+		/* With no traffic, wake the sequencer when a pending
+		 * transfer's deadline has passed, so it journals a pulse. */
+		u64 expiry = atomic_load(&e->next_expiry);
+		if (!have && expiry != 0 && expiry <= now_ns()) {
+			pthread_mutex_lock(&e->queue_lock);
+			pthread_cond_signal(&e->queue_cond);
+			pthread_mutex_unlock(&e->queue_lock);
+		}
 	}
 	return NULL;
 }
@@ -486,6 +584,9 @@ int engine_open(struct engine **out, const struct engine_options *o,
 	pthread_rwlock_init(&e->state_lock, NULL);
 	pthread_mutex_init(&e->queue_lock, NULL);
 	pthread_cond_init(&e->queue_cond, NULL);
+	pthread_mutex_init(&e->pipe_lock, NULL);
+	pthread_cond_init(&e->pipe_ready, NULL);
+	pthread_cond_init(&e->pipe_space, NULL);
 	if (snprintf(e->data_dir, sizeof(e->data_dir), "%s", o->data_dir) >=
 	    (int)sizeof(e->data_dir)) {
 		msg = "data directory path too long";
@@ -498,13 +599,22 @@ int engine_open(struct engine **out, const struct engine_options *o,
 	ret = recover(e, o, &msg);
 	if (ret < 0)
 		goto cleanup;
-	ret = pthread_create(&e->thread, NULL, sequencer_main, e);
+	e->applied_timestamp = e->last_timestamp;
+	atomic_store(&e->next_expiry, ledger_next_expiry(e->ledger));
+	ret = pthread_create(&e->applier, NULL, applier_main, e);
+	if (ret != 0) {
+		msg = "cannot start the applier thread";
+		ret = -ret;
+		goto cleanup;
+	}
+	e->applier_started = true;
+	ret = pthread_create(&e->sequencer, NULL, sequencer_main, e);
 	if (ret != 0) {
 		msg = "cannot start the sequencer thread";
 		ret = -ret;
 		goto cleanup;
 	}
-	e->thread_started = true;
+	e->sequencer_started = true;
 	*out = e;
 	return 0;
 
@@ -519,13 +629,20 @@ void engine_close(struct engine *e)
 {
 	if (!e)
 		return;
-	if (e->thread_started) {
-		pthread_mutex_lock(&e->queue_lock);
-		e->stopping = true;
-		pthread_cond_signal(&e->queue_cond);
-		pthread_mutex_unlock(&e->queue_lock);
-		pthread_join(e->thread, NULL);
+	pthread_mutex_lock(&e->queue_lock);
+	e->stopping = true;
+	pthread_cond_signal(&e->queue_cond);
+	pthread_mutex_unlock(&e->queue_lock);
+	if (e->sequencer_started) {
+		pthread_join(e->sequencer, NULL); /* closes the pipe */
+	} else {
+		pthread_mutex_lock(&e->pipe_lock);
+		e->pipe_closed = true;
+		pthread_cond_signal(&e->pipe_ready);
+		pthread_mutex_unlock(&e->pipe_lock);
 	}
+	if (e->applier_started)
+		pthread_join(e->applier, NULL);
 	snapshot_reap(e, true);
 	if (e->journal)
 		journal_close(e->journal);
@@ -535,6 +652,9 @@ void engine_close(struct engine *e)
 	pthread_rwlock_destroy(&e->state_lock);
 	pthread_mutex_destroy(&e->queue_lock);
 	pthread_cond_destroy(&e->queue_cond);
+	pthread_mutex_destroy(&e->pipe_lock);
+	pthread_cond_destroy(&e->pipe_ready);
+	pthread_cond_destroy(&e->pipe_space);
 	free(e);
 }
 

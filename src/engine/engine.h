@@ -1,19 +1,24 @@
 /*
- * engine.h - the sequencer: one thread that orders, journals and applies.
+ * engine.h - the sequencer: order, journal, sync, apply, reply.
  *
- * Requests from any thread are queued; the sequencer thread takes every
- * request waiting, stamps each with a strictly increasing timestamp,
- * appends them to the journal as one group, syncs once (group commit),
- * applies them to the ledger in order under the write lock, and only then
- * calls each request's `done` callback.  So a reply is never sent for a
- * change that is not durable, and one fdatasync is shared by every request
- * that arrived while the previous one ran.
+ * Requests from any thread are queued.  Two threads form a pipeline:
+ *
+ *   sequencer: takes every request waiting, stamps each with a strictly
+ *              increasing timestamp, appends them to the journal as one
+ *              group and syncs once (group commit);
+ *   applier:   applies each durable group to the ledger, in journal order,
+ *              under the write lock, and only then calls each request's
+ *              `done` callback.
+ *
+ * So a reply is never sent for a change that is not durable; one
+ * fdatasync is shared by every request that arrived while the previous
+ * one ran; and applying group k overlaps syncing group k + 1.
  *
  * Reads take the read lock and see only applied (hence durable) state.
  *
  * Recovery at engine_open: newest valid snapshot, then replay of the
  * journal after it.  Snapshots are written in the background by a forked
- * child (copy-on-write), every `snapshot_every_records` records.
+ * child (copy-on-write), every `snapshot_every_records` events.
  */
 #ifndef TPW_ENGINE_ENGINE_H
 #define TPW_ENGINE_ENGINE_H

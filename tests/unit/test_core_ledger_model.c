@@ -126,6 +126,10 @@ static void replay_hint(void)
 /* The reference model.                                                     */
 
 #define MODEL_ACCOUNTS_MAX 128u
+/* Largest batch the test sends: most are <= 50 events, a few are big, to
+ * grow the ledger's tables in the middle of a batch and roll back long
+ * chains. */
+#define BATCH_TEST_MAX 1024u
 #define NS_PER_S 1000000000ull
 /* Transfer ids below this are indexed directly; the rare others are found
  * by a linear scan. */
@@ -160,13 +164,15 @@ struct model {
 	u32 *timed; /* indexes of pending transfers with a timeout */
 	u32 ntimed, timedcap;
 
+	u64 expired_in_batch; /* coverage: deadline passed mid-batch */
+
 	/* Linked chain in progress: enough to put everything back. */
 	struct {
 		bool active;
 		struct account acc[MODEL_ACCOUNTS_MAX];
 		u32 nacc, ntr, nhist, ntimed;
-		u32 undo_idx[64]; /* one per post/void; batches are <= 50 */
-		u8 undo_status[64];
+		u32 undo_idx[BATCH_TEST_MAX]; /* at most one per event */
+		u8 undo_status[BATCH_TEST_MAX];
 		u32 nundo;
 	} chain;
 };
@@ -311,7 +317,7 @@ static void chain_note_status(struct model *m, struct mtransfer *p)
 {
 	if (!m->chain.active)
 		return;
-	assert_true(m->chain.nundo < 64);
+	assert_true(m->chain.nundo < BATCH_TEST_MAX);
 	m->chain.undo_idx[m->chain.nundo] = (u32)(p - m->tr);
 	m->chain.undo_status[m->chain.nundo] = p->status;
 	m->chain.nundo++;
@@ -523,8 +529,10 @@ static u32 model_post_or_void(struct model *m, const struct transfer *t,
 	 * transfers cannot be manually posted or voided": this covers a
 	 * deadline that falls between the batch's first event and this one,
 	 * which the expiry pass before the batch did not reach. */
-	if (p.timeout && deadline_of(&p) <= ts)
+	if (p.timeout && deadline_of(&p) <= ts) {
+		m->expired_in_batch++;
 		return CREATE_TRANSFER_pending_transfer_expired;
+	}
 	dr = model_account(m, p.debit_account_id);
 	cr = model_account(m, p.credit_account_id);
 	assert_non_null(dr);
@@ -1300,8 +1308,10 @@ static void check_results(bool transfers, const void *events, u32 n,
 		diag("%s event %u of %u: expected %s, got %s (%u)", who, i, n,
 		     transfers ? xfer_name(want[i]) : acct_name(want[i]),
 		     transfers ? xfer_name(got[i]) : acct_name(got[i]), got[i]);
-		fprintf(stderr, "  the batch (expected / got per event):\n");
-		for (u32 j = 0; j < n; j++) {
+		fprintf(stderr, "  the batch (expected / got per event)%s:\n",
+			n > 60 ? ", around the event" : "");
+		for (u32 j = n > 60 && i > 40 ? i - 40 : 0;
+		     j < n && (n <= 60 || j <= i + 5); j++) {
 			char label[160];
 
 			snprintf(label, sizeof(label), "[%u] %s/%s", j,
@@ -1546,6 +1556,38 @@ static void random_filter(struct model *m, struct account_filter *f,
 	}
 }
 
+/* Filters TigerBeetle calls invalid: no results (empty or -EINVAL), and
+ * certainly no crash. */
+static void check_invalid_filters(const struct ledger *l)
+{
+	struct transfer out_t[4];
+	struct account_balance out_b[4];
+
+	for (int k = 0; k < 6; k++) {
+		struct account_filter f;
+		int a, b;
+
+		memset(&f, 0, sizeof(f));
+		f.account_id = 3; /* exists, has history */
+		f.limit = 4;
+		f.flags = ACCOUNT_FILTER_DEBITS | ACCOUNT_FILTER_CREDITS;
+		switch (k) {
+		case 0: f.account_id = 0; break;
+		case 1: f.account_id = U128_MAX; break;
+		case 2: f.limit = 0; break;
+		case 3: f.flags = 0; break; /* neither debits nor credits */
+		case 4: f.timestamp_min = f.timestamp_max = UINT64_MAX; break;
+		default: f.timestamp_min = 10, f.timestamp_max = 9; break;
+		}
+		a = ledger_get_account_transfers(l, &f, out_t, 4);
+		b = ledger_get_account_balances(l, &f, out_b, 4);
+		CHECK(a <= 0 && b <= 0,
+		      "invalid filter #%d gave results: transfers %d, "
+		      "balances %d",
+		      k, a, b);
+	}
+}
+
 static void check_queries(const struct ledger *l, struct model *m, u64 now)
 {
 	struct transfer want_t[QUERY_OUT_MAX], got_t[QUERY_OUT_MAX];
@@ -1708,7 +1750,7 @@ struct run_opts {
 };
 
 struct run_totals {
-	u64 batches, events, pulses, expired_checks;
+	u64 batches, events, pulses, expired_checks, expired_in_batch;
 	u32 result_hist[CREATE_TRANSFER_RESULT_COUNT];
 };
 
@@ -1726,12 +1768,16 @@ static struct ledger *new_ledger(void)
 static void feed_copy(struct ledger *l, bool transfers, const void *ev, u32 n,
 		      u64 ts, const u32 *want, const char *who)
 {
-	u32 got[64];
-	int rc = transfers ? ledger_create_transfers(l, ev, n, ts, got)
+	u32 *got = calloc(BATCH_TEST_MAX, sizeof(u32));
+	int rc;
+
+	assert_non_null(got);
+	rc = transfers ? ledger_create_transfers(l, ev, n, ts, got)
 			   : ledger_create_accounts(l, ev, n, ts, got);
 
 	CHECK(rc == 0, "%s: create returned %d", who, rc);
 	check_results(transfers, ev, n, want, got, who);
+	free(got);
 }
 
 static void run(const struct run_opts *o, struct run_totals *tot)
@@ -1742,9 +1788,19 @@ static void run(const struct run_opts *o, struct run_totals *tot)
 	/* Nanoseconds since the epoch, far enough on that a timeout near
 	 * 2^32 seconds overflows 2^63 (overflows_timeout). */
 	u64 now = 5000000000000000000ull;
+	u8 last_digest[32] = {0};
+	u64 last_size = 0;
+	struct transfer *tev = calloc(BATCH_TEST_MAX, sizeof(*tev));
+	struct account *aev = calloc(BATCH_TEST_MAX, sizeof(*aev));
+	u32 *want = calloc(BATCH_TEST_MAX, sizeof(u32));
+	u32 *got = calloc(BATCH_TEST_MAX, sizeof(u32));
 
 	assert_non_null(m);
 	assert_non_null(g);
+	assert_non_null(tev);
+	assert_non_null(aev);
+	assert_non_null(want);
+	assert_non_null(got);
 	model_init(m);
 	g->next_tid = 1;
 	l = new_ledger();
@@ -1752,15 +1808,14 @@ static void run(const struct run_opts *o, struct run_totals *tot)
 		twin = new_ledger();
 
 	for (u32 b = 0; b < o->iterations; b++) {
-		struct transfer tev[64];
-		struct account aev[64];
-		u32 want[64], got[64];
 		bool transfers = b > 0 && !chance(b < 20 ? 30 : 8);
 		u32 n = 1 + rnd(chance(20) ? 50 : 12);
 		const void *ev;
 		u64 ts;
 		int rc;
 
+		if (chance(1) && transfers)
+			n = 100 + rnd(BATCH_TEST_MAX - 100);
 		ctx.batch = b;
 		ctx.phase = "batch";
 		g->focus = 0;
@@ -1872,6 +1927,25 @@ static void run(const struct run_opts *o, struct run_totals *tot)
 		if (o->queries && b % 4 == 0) {
 			ctx.phase = "queries";
 			check_queries(l, m, now);
+			if (b % 100 == 0)
+				check_invalid_filters(l);
+		}
+		/* A digest that ignores the state would make every digest
+		 * comparison below vacuous: it must move when the state
+		 * does. */
+		if (b % 50 == 0) {
+			u8 d[32];
+			u64 size = (u64)m->nacc + m->ntr;
+
+			ctx.phase = "digest moves";
+			ledger_digest(l, d);
+			CHECK(size == last_size ||
+				      memcmp(d, last_digest, 32) != 0,
+			      "digest unchanged although %" PRIu64
+			      " records were added",
+			      size - last_size);
+			memcpy(last_digest, d, 32);
+			last_size = size;
 		}
 		if (twin && (b % 50 == 0 || b + 1 == o->iterations)) {
 			ctx.phase = "twin digest";
@@ -1899,6 +1973,7 @@ static void run(const struct run_opts *o, struct run_totals *tot)
 		}
 	}
 	ctx.phase = "end";
+	tot->expired_in_batch = m->expired_in_batch;
 	if (twin)
 		check_same_digest(l, twin, "two ledgers fed the same batches");
 	ledger_free(restored);
@@ -1907,6 +1982,10 @@ static void run(const struct run_opts *o, struct run_totals *tot)
 	model_release(m);
 	free(m);
 	free(g);
+	free(tev);
+	free(aev);
+	free(want);
+	free(got);
 }
 
 static u64 env_u64(const char *name, u64 fallback)
@@ -1921,16 +2000,21 @@ static u64 env_u64(const char *name, u64 fallback)
 	return *end ? fallback : (u64)v;
 }
 
+/* One seed per process (TPW_SEED, or fresh from the clock), shared by
+ * every test so that one number replays the whole run. */
 static void setup_run(u32 default_iterations, u64 salt)
 {
-	u64 seed = env_u64("TPW_SEED", 0);
+	static u64 seed;
 
+	if (!seed)
+		seed = env_u64("TPW_SEED", 0);
 	if (!seed) {
 		struct timespec t;
 
 		clock_gettime(CLOCK_REALTIME, &t);
-		seed = ((u64)t.tv_sec * 1000000007ull) ^ (u64)t.tv_nsec ^
-		       ((u64)getpid() << 32);
+		rng_state = ((u64)t.tv_sec << 30) ^ (u64)t.tv_nsec ^
+			    ((u64)getpid() << 48);
+		seed = rnd64() % 1000000000000ull; /* short to type */
 		seed = seed ? seed : 1;
 	}
 	ctx.seed = seed;
@@ -1969,6 +2053,10 @@ static void test_ledger_matches_reference_model_on_random_batches(void **state)
 				"tolerated (TPW_KNOWN)\n",
 			known_tolerated);
 	if (getenv("TPW_VERBOSE")) {
+		fprintf(stderr,
+			"  batches across a deadline %" PRIu64
+			", posts/voids refused mid-batch by it %" PRIu64 "\n",
+			tot.expired_checks, tot.expired_in_batch);
 		for (u32 r = 0; r < CREATE_TRANSFER_RESULT_COUNT; r++)
 			fprintf(stderr, "  %-50s %u\n", xfer_name(r),
 				tot.result_hist[r]);
@@ -2056,10 +2144,29 @@ static void test_model_follows_documented_two_phase_rules(void **state)
 	free(m);
 }
 
+static void test_empty_ledger_snapshot_round_trips(void **state)
+{
+	struct ledger *l = new_ledger(), *r;
+	struct membuf b = {0};
+
+	(void)state;
+	ctx.phase = "empty snapshot";
+	assert_int_equal(ledger_snapshot_write(l, membuf_sink, &b), 0);
+	r = ledger_snapshot_read(b.p, b.len);
+	assert_non_null(r);
+	check_same_digest(l, r, "empty ledger and its snapshot");
+	assert_int_equal(ledger_next_expiry(r), 0);
+	assert_true(ledger_check_invariants(r));
+	free(b.p);
+	ledger_free(r);
+	ledger_free(l);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_model_follows_documented_two_phase_rules),
+		cmocka_unit_test(test_empty_ledger_snapshot_round_trips),
 		cmocka_unit_test(
 			test_ledger_matches_reference_model_on_random_batches),
 		cmocka_unit_test(
