@@ -43,8 +43,8 @@ static double clock_s(clockid_t id)
 int main(int argc, char **argv)
 {
 	u64 total = argc > 1 ? strtoull(argv[1], NULL, 10) : 4000000ull;
-	struct ledger_options o = { .accounts_hint = ACCOUNTS,
-				    .transfers_hint = 0 };
+	struct ledger_options o = {.accounts_hint = ACCOUNTS,
+				   .transfers_hint = 0};
 	struct ledger *l = ledger_new(&o);
 	static struct account accts[BATCH_EVENTS_MAX];
 	static struct transfer xs[BATCH_EVENTS_MAX];
@@ -55,8 +55,8 @@ int main(int argc, char **argv)
 	if (!l)
 		return 1;
 	for (u32 done = 0; done < ACCOUNTS;) {
-		u32 n = ACCOUNTS - done < BATCH_EVENTS_MAX ? ACCOUNTS - done :
-							      BATCH_EVENTS_MAX;
+		u32 n = ACCOUNTS - done < BATCH_EVENTS_MAX ? ACCOUNTS - done
+							   : BATCH_EVENTS_MAX;
 		memset(accts, 0, n * sizeof(accts[0]));
 		for (u32 i = 0; i < n; i++) {
 			accts[i].id = (u128)(done + i + 1) << 64 | 7;
@@ -73,12 +73,13 @@ int main(int argc, char **argv)
 	double c0 = clock_s(CLOCK_PROCESS_CPUTIME_ID);
 	u64 id = 1;
 	for (u64 done = 0; done < total;) {
-		u32 n = total - done < BATCH_EVENTS_MAX ? (u32)(total - done) :
-							   BATCH_EVENTS_MAX;
+		u32 n = total - done < BATCH_EVENTS_MAX ? (u32)(total - done)
+							: BATCH_EVENTS_MAX;
 		memset(xs, 0, n * sizeof(xs[0]));
 		for (u32 i = 0; i < n; i++) {
 			u64 r = rnd();
-			u32 a = (u32)(r % ACCOUNTS), b = (u32)((r >> 32) % ACCOUNTS);
+			u32 a = (u32)(r % ACCOUNTS),
+			    b = (u32)((r >> 32) % ACCOUNTS);
 			if (a == b)
 				b = (b + 1) % ACCOUNTS;
 			xs[i].id = (u128)rnd() << 64 | id++;
@@ -101,14 +102,16 @@ int main(int argc, char **argv)
 	struct ledger_stats st;
 	ledger_stats(l, &st);
 	printf("accounts %llu transfers %llu failed %llu\n",
-	       (unsigned long long)st.accounts, (unsigned long long)st.transfers,
-	       (unsigned long long)failed);
-	printf("%.1f ns/transfer wall, %.1f ns/transfer cpu (%.2f M transfers/s)\n",
+	       (unsigned long long)st.accounts,
+	       (unsigned long long)st.transfers, (unsigned long long)failed);
+	printf("%.1f ns/transfer wall, %.1f ns/transfer cpu (%.2f M "
+	       "transfers/s)\n",
 	       dt * 1e9 / (double)total, dc * 1e9 / (double)total,
 	       (double)total / dt / 1e6);
 	printf("index bytes %llu (%.1f per transfer), record bytes %llu\n",
 	       (unsigned long long)st.index_bytes,
-	       (double)st.index_bytes / (double)(st.transfers ? st.transfers : 1),
+	       (double)st.index_bytes /
+		       (double)(st.transfers ? st.transfers : 1),
 	       (unsigned long long)st.record_bytes);
 	ledger_free(l);
 	return 0;

@@ -1,7 +1,7 @@
 /*
  * banned.h - functions that are compile errors in this project (after
  * git's banned.h).  Included into every translation unit by the Makefile.
-* Included last by each .c file (system headers declare these names).
+ * Included last by each .c file (system headers declare these names).
  * Use snprintf, memcpy with a checked length, strtok_r, or the helpers in
  * src/core/u128.h instead.
  */

@@ -35,15 +35,15 @@ int cmd_help(int argc, char **argv);
 #define TPWALLET_VERSION "0.1.0"
 
 /* Exit statuses (sysexits-like). */
-#define EXIT_USAGE 2
-#define EXIT_DATA 65    /* data directory unusable or corrupt */
+#define EXIT_USAGE    2
+#define EXIT_DATA     65 /* data directory unusable or corrupt */
 #define EXIT_SOFTWARE 70
 
 /* Settings shared by init and serve. */
 struct settings {
 	char data_dir[4096];
-	char listen[256];  /* HOST:PORT */
-	unsigned threads;  /* HTTP worker threads; 0 = number of cores */
+	char listen[256]; /* HOST:PORT */
+	unsigned threads; /* HTTP worker threads; 0 = number of cores */
 	uint64_t body_bytes_max;
 	unsigned connection_timeout_s;
 	unsigned connections_max;

@@ -39,8 +39,8 @@ struct bench {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	unsigned in_flight;
-	u64 failures;     /* events with a result other than ok */
-	int status;       /* first engine error */
+	u64 failures; /* events with a result other than ok */
+	int status;   /* first engine error */
 	u64 *latencies_ns;
 	u64 latencies_n;
 	u32 batch;
@@ -106,16 +106,20 @@ static void usage(FILE *f)
 		"[--batch N] [--window N]\n"
 		"                      [--data DIR] [--no-sync] [--seed N] "
 		"[--json]\n\n"
-		"Measure the engine in process: create N accounts, apply random\n"
-		"transfers in batches through the durable journal (fdatasync per\n"
-		"group), then recover from the journal and compare state digests.\n\n"
+		"Measure the engine in process: create N accounts, apply "
+		"random\n"
+		"transfers in batches through the durable journal (fdatasync "
+		"per\n"
+		"group), then recover from the journal and compare state "
+		"digests.\n\n"
 		"  --accounts N   accounts (default 100000)\n"
 		"  --transfers N  transfers (default 10000000)\n"
 		"  --batch N      transfers per batch, 1..8190 (default 8190)\n"
 		"  --window N     batches in flight, 1..64 (default 4)\n"
 		"  --data DIR     empty directory to use (default: a new one "
 		"under $TMPDIR, removed after)\n"
-		"  --no-sync      skip fdatasync (to see what durability costs)\n"
+		"  --no-sync      skip fdatasync (to see what durability "
+		"costs)\n"
 		"  --json         print one JSON object\n");
 }
 
@@ -123,7 +127,8 @@ static void rm_rf(const char *dir)
 {
 	char cmd[4300];
 	/* The directory is one this command made with mkdtemp. */
-	if ((size_t)snprintf(cmd, sizeof(cmd), "rm -rf -- '%s'", dir) < sizeof(cmd)) {
+	if ((size_t)snprintf(cmd, sizeof(cmd), "rm -rf -- '%s'", dir) <
+	    sizeof(cmd)) {
 		int r = system(cmd);
 		(void)r;
 	}
@@ -132,16 +137,16 @@ static void rm_rf(const char *dir)
 int cmd_bench(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "accounts", required_argument, NULL, 'a' },
-		{ "transfers", required_argument, NULL, 't' },
-		{ "batch", required_argument, NULL, 'b' },
-		{ "window", required_argument, NULL, 'w' },
-		{ "data", required_argument, NULL, 'd' },
-		{ "seed", required_argument, NULL, 's' },
-		{ "no-sync", no_argument, NULL, 'n' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+		{"accounts", required_argument, NULL, 'a'},
+		{"transfers", required_argument, NULL, 't'},
+		{"batch", required_argument, NULL, 'b'},
+		{"window", required_argument, NULL, 'w'},
+		{"data", required_argument, NULL, 'd'},
+		{"seed", required_argument, NULL, 's'},
+		{"no-sync", no_argument, NULL, 'n'},
+		{"json", no_argument, NULL, 'j'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
 	};
 	u64 accounts = 100000, transfers = 10000000, batch = 8190, window = 4;
 	u64 seed = 42;
@@ -151,13 +156,25 @@ int cmd_bench(int argc, char **argv)
 	int c, ret = EXIT_SOFTWARE;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "a:t:b:w:d:s:njh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "a:t:b:w:d:s:njh", opts, NULL)) !=
+	       -1) {
 		int bad = 0;
 		switch (c) {
-		case 'a': bad = parse_u64(optarg, 100000000, &accounts) || accounts < 2; break;
-		case 't': bad = parse_u64(optarg, 1000000000, &transfers); break;
-		case 'b': bad = parse_u64(optarg, BATCH_EVENTS_MAX, &batch) || batch == 0; break;
-		case 'w': bad = parse_u64(optarg, WINDOW_MAX, &window) || window == 0; break;
+		case 'a':
+			bad = parse_u64(optarg, 100000000, &accounts) ||
+			      accounts < 2;
+			break;
+		case 't':
+			bad = parse_u64(optarg, 1000000000, &transfers);
+			break;
+		case 'b':
+			bad = parse_u64(optarg, BATCH_EVENTS_MAX, &batch) ||
+			      batch == 0;
+			break;
+		case 'w':
+			bad = parse_u64(optarg, WINDOW_MAX, &window) ||
+			      window == 0;
+			break;
 		case 's': bad = parse_u64(optarg, UINT64_MAX, &seed); break;
 		case 'd': data = optarg; break;
 		case 'n': no_sync = true; break;
@@ -166,7 +183,8 @@ int cmd_bench(int argc, char **argv)
 		default: usage(stderr); return EXIT_USAGE;
 		}
 		if (bad) {
-			fprintf(stderr, "tpwallet bench: invalid value '%s'\n", optarg);
+			fprintf(stderr, "tpwallet bench: invalid value '%s'\n",
+				optarg);
 			return EXIT_USAGE;
 		}
 	}
@@ -194,7 +212,7 @@ int cmd_bench(int argc, char **argv)
 	struct engine *e = NULL;
 	const char *err = NULL;
 	struct slot *slots = calloc(window, sizeof(*slots));
-	struct bench b = { .batch = (u32)batch };
+	struct bench b = {.batch = (u32)batch};
 	u64 batches_total = (transfers + batch - 1) / batch;
 	b.latencies_ns = calloc(batches_total + 1, sizeof(u64));
 	pthread_mutex_init(&b.lock, NULL);
@@ -202,13 +220,15 @@ int cmd_bench(int argc, char **argv)
 	if (!slots || !b.latencies_ns)
 		goto cleanup;
 	for (u64 i = 0; i < window; i++) {
-		slots[i].events = calloc(BATCH_EVENTS_MAX, sizeof(struct transfer));
+		slots[i].events =
+			calloc(BATCH_EVENTS_MAX, sizeof(struct transfer));
 		slots[i].results = calloc(BATCH_EVENTS_MAX, sizeof(u32));
 		if (!slots[i].events || !slots[i].results)
 			goto cleanup;
 	}
 	if (engine_open(&e, &eo, &err) < 0) {
-		fprintf(stderr, "tpwallet bench: %s\n", err ? err : "cannot open");
+		fprintf(stderr, "tpwallet bench: %s\n",
+			err ? err : "cannot open");
 		goto cleanup;
 	}
 
@@ -223,20 +243,22 @@ int cmd_bench(int argc, char **argv)
 			goto cleanup;
 		}
 		for (u64 done = 0; done < accounts;) {
-			u32 n = (u32)(accounts - done < BATCH_EVENTS_MAX ?
-					      accounts - done : BATCH_EVENTS_MAX);
+			u32 n = (u32)(accounts - done < BATCH_EVENTS_MAX
+					      ? accounts - done
+					      : BATCH_EVENTS_MAX);
 			for (u32 i = 0; i < n; i++) {
 				memset(&acc[i], 0, sizeof(acc[i]));
 				acc[i].id = (u128)(done + i + 1);
 				acc[i].ledger = 1;
 				acc[i].code = 1;
 			}
-			struct engine_request r = { .op = ENGINE_CREATE_ACCOUNTS,
-						    .count = n,
-						    .events = acc,
-						    .results = res };
+			struct engine_request r = {.op = ENGINE_CREATE_ACCOUNTS,
+						   .count = n,
+						   .events = acc,
+						   .results = res};
 			if (engine_execute(e, &r) < 0) {
-				fprintf(stderr, "tpwallet bench: create accounts failed\n");
+				fprintf(stderr, "tpwallet bench: create "
+						"accounts failed\n");
 				free(acc);
 				free(res);
 				goto cleanup;
@@ -261,11 +283,15 @@ int cmd_bench(int argc, char **argv)
 				sl = &slots[i];
 				break;
 			}
+		/* in_flight < window, so a slot is free. */
+		if (!sl)
+			abort();
 		sl->busy = true;
 		b.in_flight++;
 		pthread_mutex_unlock(&b.lock);
 
-		u32 n = (u32)(transfers - sent < batch ? transfers - sent : batch);
+		u32 n = (u32)(transfers - sent < batch ? transfers - sent
+						       : batch);
 		for (u32 i = 0; i < n; i++) {
 			struct transfer *t = &sl->events[i];
 			u64 r = splitmix(&rng);
@@ -278,12 +304,12 @@ int cmd_bench(int argc, char **argv)
 			t->ledger = 1;
 			t->code = 1;
 		}
-		sl->req = (struct engine_request){ .op = ENGINE_CREATE_TRANSFERS,
-						   .count = n,
-						   .events = sl->events,
-						   .results = sl->results,
-						   .done = on_done,
-						   .ctx = &b };
+		sl->req = (struct engine_request){.op = ENGINE_CREATE_TRANSFERS,
+						  .count = n,
+						  .events = sl->events,
+						  .results = sl->results,
+						  .done = on_done,
+						  .ctx = &b};
 		sl->submitted_ns = mono_ns();
 		if (engine_submit(e, &sl->req) < 0) {
 			fprintf(stderr, "tpwallet bench: submit failed\n");
@@ -328,57 +354,82 @@ int cmd_bench(int argc, char **argv)
 	qsort(b.latencies_ns, b.latencies_n, sizeof(u64), cmp_u64);
 	double secs = (double)t_transfers / 1e9;
 	double tps = (double)transfers / secs;
-	double p50 = b.latencies_n ? (double)b.latencies_ns[b.latencies_n / 2] / 1e6 : 0;
-	double p99 = b.latencies_n ? (double)b.latencies_ns[b.latencies_n * 99 / 100] / 1e6 : 0;
+	double p50 = b.latencies_n
+			     ? (double)b.latencies_ns[b.latencies_n / 2] / 1e6
+			     : 0;
+	double p99 =
+		b.latencies_n
+			? (double)b.latencies_ns[b.latencies_n * 99 / 100] / 1e6
+			: 0;
 	u64 entries = accounts + transfers;
 	double rec_eps = (double)entries / ((double)t_rec / 1e9);
-	double idx_per_transfer = ls.transfers ? (double)ls.index_bytes / (double)(ls.transfers + ls.accounts) : 0;
-	double sync_avg = es.sync_count ? (double)es.sync_sum_us / (double)es.sync_count : 0;
+	double idx_per_transfer =
+		ls.transfers ? (double)ls.index_bytes /
+				       (double)(ls.transfers + ls.accounts)
+			     : 0;
+	double sync_avg =
+		es.sync_count ? (double)es.sync_sum_us / (double)es.sync_count
+			      : 0;
 
 	if (json) {
 		printf("{\"accounts\":%llu,\"transfers\":%llu,\"batch\":%llu,"
 		       "\"window\":%llu,\"durable\":%s,"
 		       "\"transfers_per_second\":%.0f,\"seconds\":%.3f,"
-		       "\"batch_latency_ms_p50\":%.3f,\"batch_latency_ms_p99\":%.3f,"
+		       "\"batch_latency_ms_p50\":%.3f,\"batch_latency_ms_p99\":"
+		       "%.3f,"
 		       "\"journal_groups\":%llu,\"fsync_us_avg\":%.1f,"
 		       "\"failed_events\":%llu,"
 		       "\"accounts_seconds\":%.3f,"
 		       "\"recovery_entries\":%llu,\"recovery_seconds\":%.3f,"
 		       "\"recovery_entries_per_second\":%.0f,"
-		       "\"digest_equal_after_recovery\":%s,\"invariants_hold\":%s,"
+		       "\"digest_equal_after_recovery\":%s,\"invariants_hold\":"
+		       "%s,"
 		       "\"index_bytes\":%llu,\"index_bytes_per_record\":%.1f,"
 		       "\"record_bytes\":%llu,\"rss_bytes\":%llu,"
 		       "\"journal_bytes\":%llu}\n",
-		       (unsigned long long)accounts, (unsigned long long)transfers,
-		       (unsigned long long)batch, (unsigned long long)window,
-		       no_sync ? "false" : "true", tps, secs, p50, p99,
-		       (unsigned long long)es.batches, sync_avg,
-		       (unsigned long long)b.failures, (double)t_acc / 1e9,
-		       (unsigned long long)entries, (double)t_rec / 1e9, rec_eps,
-		       same ? "true" : "false", invariants ? "true" : "false",
+		       (unsigned long long)accounts,
+		       (unsigned long long)transfers, (unsigned long long)batch,
+		       (unsigned long long)window, no_sync ? "false" : "true",
+		       tps, secs, p50, p99, (unsigned long long)es.batches,
+		       sync_avg, (unsigned long long)b.failures,
+		       (double)t_acc / 1e9, (unsigned long long)entries,
+		       (double)t_rec / 1e9, rec_eps, same ? "true" : "false",
+		       invariants ? "true" : "false",
 		       (unsigned long long)ls.index_bytes, idx_per_transfer,
 		       (unsigned long long)ls.record_bytes,
-		       (unsigned long long)rss, (unsigned long long)es.journal_bytes);
+		       (unsigned long long)rss,
+		       (unsigned long long)es.journal_bytes);
 	} else {
-		printf("tpwallet bench: %llu accounts, %llu transfers in batches "
+		printf("tpwallet bench: %llu accounts, %llu transfers in "
+		       "batches "
 		       "of %llu, %llu in flight, %s\n",
-		       (unsigned long long)accounts, (unsigned long long)transfers,
-		       (unsigned long long)batch, (unsigned long long)window,
-		       no_sync ? "NO fdatasync" : "durable (fdatasync per group)");
-		printf("  transfers/s            %12.0f  (%.2f s)\n", tps, secs);
+		       (unsigned long long)accounts,
+		       (unsigned long long)transfers, (unsigned long long)batch,
+		       (unsigned long long)window,
+		       no_sync ? "NO fdatasync"
+			       : "durable (fdatasync per group)");
+		printf("  transfers/s            %12.0f  (%.2f s)\n", tps,
+		       secs);
 		printf("  batch latency p50/p99  %8.2f / %.2f ms\n", p50, p99);
-		printf("  journal groups         %12llu  (fdatasync avg %.0f us)\n",
+		printf("  journal groups         %12llu  (fdatasync avg %.0f "
+		       "us)\n",
 		       (unsigned long long)es.batches, sync_avg);
 		printf("  failed events          %12llu\n",
 		       (unsigned long long)b.failures);
-		printf("  recovery               %12.0f entries/s  (%llu entries, %.2f s)\n",
-		       rec_eps, (unsigned long long)entries, (double)t_rec / 1e9);
-		printf("  digest after recovery  %12s\n", same ? "equal" : "DIFFERENT");
-		printf("  invariants             %12s\n", invariants ? "hold" : "BROKEN");
-		printf("  index bytes/record     %12.1f  (%llu index, %llu record bytes)\n",
+		printf("  recovery               %12.0f entries/s  (%llu "
+		       "entries, %.2f s)\n",
+		       rec_eps, (unsigned long long)entries,
+		       (double)t_rec / 1e9);
+		printf("  digest after recovery  %12s\n",
+		       same ? "equal" : "DIFFERENT");
+		printf("  invariants             %12s\n",
+		       invariants ? "hold" : "BROKEN");
+		printf("  index bytes/record     %12.1f  (%llu index, %llu "
+		       "record bytes)\n",
 		       idx_per_transfer, (unsigned long long)ls.index_bytes,
 		       (unsigned long long)ls.record_bytes);
-		printf("  resident memory        %12.1f MiB\n", (double)rss / 1048576.0);
+		printf("  resident memory        %12.1f MiB\n",
+		       (double)rss / 1048576.0);
 	}
 	ret = (same && invariants && b.status == 0) ? 0 : EXIT_SOFTWARE;
 

@@ -10,13 +10,14 @@
 
 int cmd_help(int argc, char **argv)
 {
-	if (argc > 1 && strcmp(argv[1], "--help") != 0 && strcmp(argv[1], "-h") != 0) {
+	if (argc > 1 && strcmp(argv[1], "--help") != 0 &&
+	    strcmp(argv[1], "-h") != 0) {
 		for (size_t i = 0; i < commands_count; i++)
 			if (strcmp(commands[i].name, argv[1]) == 0 &&
-			    commands[i].fn != cmd_help)
-				{
+			    commands[i].fn != cmd_help) {
 				char flag[] = "--help";
-				return commands[i].fn(2, (char *[]){ argv[1], flag, NULL });
+				return commands[i].fn(
+					2, (char *[]){argv[1], flag, NULL});
 			}
 		if (strcmp(argv[1], "help") != 0) {
 			fprintf(stderr, "tpwallet help: unknown command '%s'\n",

@@ -26,10 +26,10 @@ static void usage(FILE *f)
 int cmd_init(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "data", required_argument, NULL, 'd' },
-		{ "config", required_argument, NULL, 'c' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+		{"data", required_argument, NULL, 'd'},
+		{"config", required_argument, NULL, 'c'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
 	};
 	const char *data = NULL, *config = NULL;
 	struct settings s;
@@ -62,7 +62,7 @@ int cmd_init(int argc, char **argv)
 	 * is usable (or says precisely why not). */
 	struct engine *e;
 	const char *err = NULL;
-	struct engine_options eo = { .data_dir = s.data_dir, .quiet = true };
+	struct engine_options eo = {.data_dir = s.data_dir, .quiet = true};
 	int ret = engine_open(&e, &eo, &err);
 	if (ret < 0) {
 		fprintf(stderr, "tpwallet init: %s: %s (%s)\n", s.data_dir,

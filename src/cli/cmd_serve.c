@@ -27,7 +27,8 @@ static void usage(FILE *f)
 		"usage: tpwallet serve [--data DIR] [--listen HOST:PORT] "
 		"[--threads N]\n"
 		"                      [--log-level LEVEL] [--config FILE]\n\n"
-		"Serve the HTTP API.  An absent or empty DIR is initialised.\n\n"
+		"Serve the HTTP API.  An absent or empty DIR is "
+		"initialised.\n\n"
 		"  --data DIR          data directory (default ./data; "
 		"TPWALLET_DATA)\n"
 		"  --listen HOST:PORT  address (default 127.0.0.1:8080; "
@@ -44,16 +45,16 @@ static void usage(FILE *f)
 int cmd_serve(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "data", required_argument, NULL, 'd' },
-		{ "listen", required_argument, NULL, 'l' },
-		{ "threads", required_argument, NULL, 't' },
-		{ "log-level", required_argument, NULL, 'L' },
-		{ "config", required_argument, NULL, 'c' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+		{"data", required_argument, NULL, 'd'},
+		{"listen", required_argument, NULL, 'l'},
+		{"threads", required_argument, NULL, 't'},
+		{"log-level", required_argument, NULL, 'L'},
+		{"config", required_argument, NULL, 'c'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
 	};
-	const char *flag_keys[128] = { 0 };
-	const char *flag_vals[128] = { 0 };
+	const char *flag_keys[128] = {0};
+	const char *flag_vals[128] = {0};
 	const char *config = NULL;
 	struct settings s;
 	int c, nflags = 0;
@@ -111,8 +112,8 @@ int cmd_serve(int argc, char **argv)
 
 	struct engine *e = NULL;
 	const char *err = NULL;
-	struct engine_options eo = { .data_dir = s.data_dir,
-				     .snapshot_every_records = s.snapshot_every };
+	struct engine_options eo = {.data_dir = s.data_dir,
+				    .snapshot_every_records = s.snapshot_every};
 	log_at(LOG_INFO, "recovering", LOG_STR("data", s.data_dir));
 	int ret = engine_open(&e, &eo, &err);
 	if (ret < 0) {
@@ -142,7 +143,8 @@ int cmd_serve(int argc, char **argv)
 		return EXIT_SOFTWARE;
 	}
 	log_at(LOG_INFO, "listening", LOG_STR("listen", s.listen),
-	       LOG_STR("data", s.data_dir), LOG_STR("version", TPWALLET_VERSION));
+	       LOG_STR("data", s.data_dir),
+	       LOG_STR("version", TPWALLET_VERSION));
 
 	int sig = 0;
 	sigwait(&stop_signals, &sig);

@@ -13,8 +13,10 @@
 
 int cmd_version(int argc, char **argv)
 {
-	if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-		printf("usage: tpwallet version\n\nPrint tpwallet's version and "
+	if (argc > 1 &&
+	    (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+		printf("usage: tpwallet version\n\nPrint tpwallet's version "
+		       "and "
 		       "the versions of the libraries it runs on.\n");
 		return 0;
 	}

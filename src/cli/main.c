@@ -11,11 +11,12 @@
 #include "banned.h"
 
 const struct command commands[] = {
-	{ "init", cmd_init, "create a data directory" },
-	{ "serve", cmd_serve, "serve the HTTP API (initialises an empty data directory)" },
-	{ "bench", cmd_bench, "measure the engine in process and print figures" },
-	{ "version", cmd_version, "print the version" },
-	{ "help", cmd_help, "list the commands, or show one command's help" },
+	{"init", cmd_init, "create a data directory"},
+	{"serve", cmd_serve,
+	 "serve the HTTP API (initialises an empty data directory)"},
+	{"bench", cmd_bench, "measure the engine in process and print figures"},
+	{"version", cmd_version, "print the version"},
+	{"help", cmd_help, "list the commands, or show one command's help"},
 };
 const size_t commands_count = sizeof(commands) / sizeof(commands[0]);
 
@@ -23,7 +24,7 @@ int main(int argc, char **argv)
 {
 	if (argc < 2) {
 		char help[] = "help";
-		cmd_help(1, (char *[]){ help, NULL });
+		cmd_help(1, (char *[]){help, NULL});
 		return EXIT_USAGE;
 	}
 	const char *name = argv[1];
@@ -34,7 +35,7 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < commands_count; i++)
 		if (strcmp(commands[i].name, name) == 0)
 			return commands[i].fn(argc - 1, argv + 1);
-	fprintf(stderr, "tpwallet: unknown command '%s' (see 'tpwallet help')\n",
-		name);
+	fprintf(stderr,
+		"tpwallet: unknown command '%s' (see 'tpwallet help')\n", name);
 	return EXIT_USAGE;
 }

@@ -20,8 +20,8 @@
 
 #include "banned.h"
 
-#define MARKER_FILE "tpwallet.data"
-#define MARKER_TEXT "tpwallet data directory, format 1\n"
+#define MARKER_FILE	      "tpwallet.data"
+#define MARKER_TEXT	      "tpwallet data directory, format 1\n"
 #define CONFIG_LINE_BYTES_MAX 1024
 
 int parse_u64(const char *s, uint64_t max, uint64_t *out)
@@ -86,14 +86,17 @@ int settings_set(struct settings *s, const char *key, const char *value)
 		    strcmp(value, "warn") && strcmp(value, "error"))
 			ret = -EINVAL;
 		else
-			ret = copy_str(s->log_level, sizeof(s->log_level), value);
+			ret = copy_str(s->log_level, sizeof(s->log_level),
+				       value);
 	} else {
 		fprintf(stderr, "tpwallet: unknown setting '%s'\n", key);
 		return -EINVAL;
 	}
 	if (ret < 0)
-		fprintf(stderr, "tpwallet: invalid value for '%s': '%s' "
-				"(see docs/operations.md)\n", key, value);
+		fprintf(stderr,
+			"tpwallet: invalid value for '%s': '%s' "
+			"(see docs/operations.md)\n",
+			key, value);
 	return ret;
 }
 
@@ -154,14 +157,14 @@ static const struct {
 	const char *env;
 	const char *key;
 } env_keys[] = {
-	{ "TPWALLET_DATA", "data" },
-	{ "TPWALLET_LISTEN", "listen" },
-	{ "TPWALLET_THREADS", "threads" },
-	{ "TPWALLET_BODY_BYTES_MAX", "body_bytes_max" },
-	{ "TPWALLET_CONNECTION_TIMEOUT_S", "connection_timeout_s" },
-	{ "TPWALLET_CONNECTIONS_MAX", "connections_max" },
-	{ "TPWALLET_SNAPSHOT_EVERY", "snapshot_every" },
-	{ "TPWALLET_LOG_LEVEL", "log_level" },
+	{"TPWALLET_DATA", "data"},
+	{"TPWALLET_LISTEN", "listen"},
+	{"TPWALLET_THREADS", "threads"},
+	{"TPWALLET_BODY_BYTES_MAX", "body_bytes_max"},
+	{"TPWALLET_CONNECTION_TIMEOUT_S", "connection_timeout_s"},
+	{"TPWALLET_CONNECTIONS_MAX", "connections_max"},
+	{"TPWALLET_SNAPSHOT_EVERY", "snapshot_every"},
+	{"TPWALLET_LOG_LEVEL", "log_level"},
 };
 
 int settings_load(struct settings *s, const char *config_path)
@@ -190,8 +193,10 @@ int settings_load(struct settings *s, const char *config_path)
 		if (v && *v) {
 			ret = settings_set(s, env_keys[i].key, v);
 			if (ret < 0) {
-				fprintf(stderr, "tpwallet: from environment "
-						"variable %s\n", env_keys[i].env);
+				fprintf(stderr,
+					"tpwallet: from environment "
+					"variable %s\n",
+					env_keys[i].env);
 				return ret;
 			}
 		}
@@ -279,8 +284,9 @@ int data_dir_prepare(const char *dir, bool *created)
 			empty = false;
 	closedir(d);
 	if (!empty) {
-		fprintf(stderr, "tpwallet: %s is not empty and is not a tpwallet "
-				"data directory (no %s): refusing to use it\n",
+		fprintf(stderr,
+			"tpwallet: %s is not empty and is not a tpwallet "
+			"data directory (no %s): refusing to use it\n",
 			dir, MARKER_FILE);
 		return -ENOTEMPTY;
 	}

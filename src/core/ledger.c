@@ -40,7 +40,8 @@
 static void __attribute__((noreturn, cold))
 ledger_assert_fail(const char *cond, const char *file, int line)
 {
-	fprintf(stderr, "%s:%d: ledger assertion failed: %s\n", file, line, cond);
+	fprintf(stderr, "%s:%d: ledger assertion failed: %s\n", file, line,
+		cond);
 	abort();
 }
 #define LEDGER_ASSERT(c)                                                       \
@@ -53,23 +54,23 @@ ledger_assert_fail(const char *cond, const char *file, int line)
 /* Slots are u32 and SLOT_NONE is reserved. */
 #define SLOTS_MAX ((u64)UINT32_MAX - 1)
 
-#define NS_PER_S 1000000000ull
+#define NS_PER_S	1000000000ull
 #define TIMESTAMP_LIMIT ((u64)1 << 63)
 
 /* ---------------------------------------------------------------------
  * Chunked record storage.
  */
 
-#define ACCT_SHIFT 14
-#define XFER_SHIFT 16
-#define HIST_SHIFT 14
-#define FAIL_SHIFT 14
+#define ACCT_SHIFT	  14
+#define XFER_SHIFT	  16
+#define HIST_SHIFT	  14
+#define FAIL_SHIFT	  14
 #define CHUNK_MASK(shift) (((u32)1 << (shift)) - 1)
 
 /* Per-account lists (indexes, not records). */
 struct acct_aux {
-	u32 *xs;	/* transfer slots touching the account, ascending */
-	u32 *hs;	/* history point slots, ascending */
+	u32 *xs; /* transfer slots touching the account, ascending */
+	u32 *hs; /* history point slots, ascending */
 	u32 xn, xcap;
 	u32 hn, hcap;
 	/* List appends reserved by the current batch (valid when
@@ -350,12 +351,9 @@ static inline u128 *frec(const struct ledger *l, u32 s)
 static inline u128 slot_id(const struct ledger *l, enum ix_kind kind, u32 s)
 {
 	switch (kind) {
-	case IX_ACCOUNT:
-		return arec(l, s)->id;
-	case IX_TRANSFER:
-		return xrec(l, s)->id;
-	case IX_FAILED:
-		return *frec(l, s);
+	case IX_ACCOUNT: return arec(l, s)->id;
+	case IX_TRANSFER: return xrec(l, s)->id;
+	case IX_FAILED: return *frec(l, s);
 	}
 	return 0;
 }
@@ -363,8 +361,9 @@ static inline u128 slot_id(const struct ledger *l, enum ix_kind kind, u32 s)
 static inline const struct index *ix_of(const struct ledger *l,
 					enum ix_kind kind)
 {
-	return kind == IX_ACCOUNT ? &l->acct_ix :
-	       kind == IX_TRANSFER ? &l->xfer_ix : &l->fail_ix;
+	return kind == IX_ACCOUNT    ? &l->acct_ix
+	       : kind == IX_TRANSFER ? &l->xfer_ix
+				     : &l->fail_ix;
 }
 
 static inline u32 ix_find(const struct ledger *l, enum ix_kind kind, u128 id,
@@ -388,8 +387,9 @@ static inline u32 ix_find(const struct ledger *l, enum ix_kind kind, u128 id,
  * tombstones accumulate from rolled-back chains. */
 static void ix_remove(struct ledger *l, enum ix_kind kind, u32 slot)
 {
-	struct index *ix = kind == IX_ACCOUNT ? &l->acct_ix :
-			   kind == IX_TRANSFER ? &l->xfer_ix : &l->fail_ix;
+	struct index *ix = kind == IX_ACCOUNT	 ? &l->acct_ix
+			   : kind == IX_TRANSFER ? &l->xfer_ix
+						 : &l->fail_ix;
 	u32 tag = (u32)(hash_id(slot_id(l, kind, slot)) >> 32);
 	u32 i = ix_home(ix, tag);
 
@@ -533,7 +533,7 @@ static void heap_push(struct ledger *l, u64 deadline, u32 slot)
 {
 	LEDGER_ASSERT(l->heap_len < l->heap_cap);
 	u32 i = l->heap_len++;
-	struct heap_entry e = { .deadline = deadline, .slot = slot };
+	struct heap_entry e = {.deadline = deadline, .slot = slot};
 
 	while (i > 0) {
 		u32 p = (i - 1) / 2;
@@ -668,7 +668,8 @@ static void chain_rollback(struct ledger *l)
 	while (l->n_history > l->mark.n_history) {
 		const struct hist_rec *h = hrec(l, l->n_history - 1);
 		struct acct_aux *x = aaux(l, h->acct_slot);
-		LEDGER_ASSERT(x->hn > 0 && x->hs[x->hn - 1] == l->n_history - 1);
+		LEDGER_ASSERT(x->hn > 0 &&
+			      x->hs[x->hn - 1] == l->n_history - 1);
 		x->hn--;
 		l->n_history--;
 	}
@@ -777,7 +778,7 @@ static int check_batch(const struct ledger *l, u32 n, u64 timestamp)
  * The batch driver shared by both operations: chains, chain_open, and the
  * linked_event_failed marking.  `apply` returns a result code; 0 == ok.
  */
-#define RUN_BATCH(l, events, n, timestamp, results, apply, FAILED, OPEN)      \
+#define RUN_BATCH(l, events, n, timestamp, results, apply, FAILED, OPEN)       \
 	do {                                                                   \
 		u32 chain_start_ = SLOT_NONE;                                  \
 		bool chain_failed_ = false;                                    \
@@ -790,12 +791,13 @@ static int check_batch(const struct ledger *l, u32 n, u64 timestamp)
 				chain_failed_ = false;                         \
 				chain_begin(l);                                \
 			}                                                      \
-			if (linked_ && i_ == (n) - 1)                          \
+			if (linked_ && i_ == (n)-1)                            \
 				r_ = (OPEN);                                   \
 			else if (chain_start_ != SLOT_NONE && chain_failed_)   \
 				r_ = (FAILED);                                 \
 			else                                                   \
-				r_ = apply((l), &(events)[i_], base_ + i_, i_);  \
+				r_ = apply((l), &(events)[i_], base_ + i_,     \
+					   i_);                                \
 			(results)[i_] = r_;                                    \
 			if (r_ != 0 && chain_start_ != SLOT_NONE &&            \
 			    !chain_failed_) {                                  \
@@ -810,7 +812,7 @@ static int check_batch(const struct ledger *l, u32 n, u64 timestamp)
 				chain_start_ = SLOT_NONE;                      \
 			}                                                      \
 		}                                                              \
-		LEDGER_ASSERT(chain_start_ == SLOT_NONE || chain_failed_);    \
+		LEDGER_ASSERT(chain_start_ == SLOT_NONE || chain_failed_);     \
 		l->in_chain = false;                                           \
 		l->undo_len = 0;                                               \
 		l->last_timestamp = (timestamp);                               \
@@ -851,8 +853,8 @@ int ledger_create_accounts(struct ledger *l, const struct account *events,
 
 static inline bool is_post_or_void(const struct transfer *t)
 {
-	return t->flags &
-	       (TRANSFER_POST_PENDING_TRANSFER | TRANSFER_VOID_PENDING_TRANSFER);
+	return t->flags & (TRANSFER_POST_PENDING_TRANSFER |
+			   TRANSFER_VOID_PENDING_TRANSFER);
 }
 
 /* Idempotency: compare a retried event with the stored transfer.  For
@@ -957,8 +959,8 @@ static void push_list(struct ledger *l, u32 acct, u32 xfer_slot)
 }
 
 /* Store a new transfer whose effects on balances already happened. */
-static void insert_transfer(struct ledger *l, const struct transfer *rec,
-			    u64 h, u32 dr, u32 cr)
+static void insert_transfer(struct ledger *l, const struct transfer *rec, u64 h,
+			    u32 dr, u32 cr)
 {
 	u32 s = l->n_transfers++;
 
@@ -1061,7 +1063,8 @@ static u32 create_post_or_void(struct ledger *l, const struct transfer *t,
 		return CREATE_TRANSFER_pending_transfer_not_pending;
 	if (t->debit_account_id && t->debit_account_id != p->debit_account_id)
 		return CREATE_TRANSFER_pending_transfer_has_different_debit_account_id;
-	if (t->credit_account_id && t->credit_account_id != p->credit_account_id)
+	if (t->credit_account_id &&
+	    t->credit_account_id != p->credit_account_id)
 		return CREATE_TRANSFER_pending_transfer_has_different_credit_account_id;
 	if (t->ledger && t->ledger != p->ledger)
 		return CREATE_TRANSFER_pending_transfer_has_different_ledger;
@@ -1087,12 +1090,9 @@ static u32 create_post_or_void(struct ledger *l, const struct transfer *t,
 		return CREATE_TRANSFER_pending_transfer_already_posted;
 	case PENDING_VOIDED:
 		return CREATE_TRANSFER_pending_transfer_already_voided;
-	case PENDING_EXPIRED:
-		return CREATE_TRANSFER_pending_transfer_expired;
-	case PENDING_PENDING:
-		break;
-	default:
-		LEDGER_ASSERT(!"pending transfer with no pending status");
+	case PENDING_EXPIRED: return CREATE_TRANSFER_pending_transfer_expired;
+	case PENDING_PENDING: break;
+	default: LEDGER_ASSERT(!"pending transfer with no pending status");
 	}
 	/* Past its deadline but not yet pulsed: already expired. */
 	if (p->timeout && deadline_of(p) <= ts)
@@ -1176,8 +1176,8 @@ static u32 create_transfer(struct ledger *l, const struct transfer *t, u64 ts,
 	bool post = f & TRANSFER_POST_PENDING_TRANSFER;
 	bool vd = f & TRANSFER_VOID_PENDING_TRANSFER;
 	u16 closing = TRANSFER_CLOSING_DEBIT | TRANSFER_CLOSING_CREDIT;
-	u16 not_with_pv = TRANSFER_BALANCING_DEBIT | TRANSFER_BALANCING_CREDIT |
-			  closing;
+	u16 not_with_pv =
+		TRANSFER_BALANCING_DEBIT | TRANSFER_BALANCING_CREDIT | closing;
 	if ((pending && (post || vd)) || (post && vd) ||
 	    ((post || vd) && (f & not_with_pv)))
 		return CREATE_TRANSFER_flags_are_mutually_exclusive;
@@ -1330,8 +1330,7 @@ static int reserve_event(struct ledger *l, const struct transfer *t, u32 i)
  * event loop, and is pipelined: hash and prefetch index entries PF_DIST
  * events ahead, prefetch candidate records PF_DIST/2 ahead, then look up.
  */
-static int reserve_transfers(struct ledger *l, const struct transfer *ev,
-			     u32 n)
+static int reserve_transfers(struct ledger *l, const struct transfer *ev, u32 n)
 {
 	int ret = 0;
 
@@ -1405,7 +1404,7 @@ static inline void prefetch_event(const struct ledger *l, u32 i)
 	if (i >= l->batch_n)
 		return;
 	prefetch_home(&l->xfer_ix, l->scratch_hash[i]);
-	u32 s[2] = { l->scratch_dr[i], l->scratch_cr[i] };
+	u32 s[2] = {l->scratch_dr[i], l->scratch_cr[i]};
 	for (int k = 0; k < 2; k++) {
 		if (s[k] == SLOT_NONE)
 			continue;
@@ -1526,7 +1525,7 @@ enum pending_status ledger_pending_status(const struct ledger *l, u128 id)
 
 	if (s == SLOT_NONE)
 		return PENDING_NONE;
-	return (enum pending_status)*xstatus(l, s);
+	return (enum pending_status) * xstatus(l, s);
 }
 
 static bool filter_valid(const struct account_filter *f)
@@ -1653,7 +1652,7 @@ int ledger_get_account_transfers(const struct ledger *l,
 	if (s == SLOT_NONE)
 		return 0;
 	const struct acct_aux *x = aaux(l, s);
-	struct walk w = { .l = l, .v = x->xs, .n = x->xn, .hist = false };
+	struct walk w = {.l = l, .v = x->xs, .n = x->xn, .hist = false};
 	return run_query(&w, f, out, out_max, emit_transfer);
 }
 
@@ -1667,7 +1666,7 @@ int ledger_get_account_balances(const struct ledger *l,
 	if (s == SLOT_NONE || !(arec(l, s)->flags & ACCOUNT_HISTORY))
 		return 0;
 	const struct acct_aux *x = aaux(l, s);
-	struct walk w = { .l = l, .v = x->hs, .n = x->hn, .hist = true };
+	struct walk w = {.l = l, .v = x->hs, .n = x->hn, .hist = true};
 	return run_query(&w, f, out, out_max, emit_balance);
 }
 
@@ -1716,8 +1715,8 @@ void ledger_stats(const struct ledger *l, struct ledger_stats *out)
  * the magic tells a foreign-endian file apart.
  */
 
-#define SNAP_MAGIC 0x314753444c575054ull /* "TPWLDSG1" little-endian */
-#define SNAP_VERSION 1ull
+#define SNAP_MAGIC	  0x314753444c575054ull /* "TPWLDSG1" little-endian */
+#define SNAP_VERSION	  1ull
 #define SNAP_HEADER_BYTES 64
 
 static void snap_header(const struct ledger *l, u64 hdr[8])
@@ -1746,13 +1745,15 @@ static int stream_state(const struct ledger *l, ledger_sink_fn sink, void *ctx)
 		ret = sink(ctx, ((struct acct_chunk *)l->acct.v[c])->rec,
 			   k * sizeof(struct account));
 	}
-	for (u32 c = 0; !ret && c * (1ull << XFER_SHIFT) < l->n_transfers; c++) {
+	for (u32 c = 0; !ret && c * (1ull << XFER_SHIFT) < l->n_transfers;
+	     c++) {
 		u64 left = l->n_transfers - c * (1ull << XFER_SHIFT);
 		u64 k = left < (1u << XFER_SHIFT) ? left : (1u << XFER_SHIFT);
 		ret = sink(ctx, ((struct xfer_chunk *)l->xfer.v[c])->rec,
 			   k * sizeof(struct transfer));
 	}
-	for (u32 c = 0; !ret && c * (1ull << XFER_SHIFT) < l->n_transfers; c++) {
+	for (u32 c = 0; !ret && c * (1ull << XFER_SHIFT) < l->n_transfers;
+	     c++) {
 		u64 left = l->n_transfers - c * (1ull << XFER_SHIFT);
 		u64 k = left < (1u << XFER_SHIFT) ? left : (1u << XFER_SHIFT);
 		ret = sink(ctx, ((struct xfer_chunk *)l->xfer.v[c])->status, k);
@@ -1811,7 +1812,8 @@ struct ledger *ledger_snapshot_read(const u8 *buf, size_t len)
 	if (hdr[0] != SNAP_MAGIC || hdr[1] != SNAP_VERSION || hdr[7] != 0)
 		return NULL;
 	u64 na = hdr[2], nt = hdr[3], nh = hdr[4], nf = hdr[5];
-	if (na > SLOTS_MAX || nt > SLOTS_MAX || nh > SLOTS_MAX || nf > SLOTS_MAX)
+	if (na > SLOTS_MAX || nt > SLOTS_MAX || nh > SLOTS_MAX ||
+	    nf > SLOTS_MAX)
 		return NULL;
 	/* Counts < 2^32, so these sums cannot overflow a u64. */
 	u64 need = SNAP_HEADER_BYTES + na * sizeof(struct account) +
@@ -1822,14 +1824,18 @@ struct ledger *ledger_snapshot_read(const u8 *buf, size_t len)
 	if (hdr[6] >= TIMESTAMP_LIMIT)
 		return NULL;
 
-	struct ledger_options o = { .accounts_hint = na, .transfers_hint = nt };
+	struct ledger_options o = {.accounts_hint = na, .transfers_hint = nt};
 	l = ledger_new(&o);
 	if (!l)
 		return NULL;
-	if (chunkvec_reserve(&l->acct, na, ACCT_SHIFT, sizeof(struct acct_chunk)) ||
-	    chunkvec_reserve(&l->xfer, nt, XFER_SHIFT, sizeof(struct xfer_chunk)) ||
-	    chunkvec_reserve(&l->hist, nh, HIST_SHIFT, sizeof(struct hist_chunk)) ||
-	    chunkvec_reserve(&l->fail, nf, FAIL_SHIFT, sizeof(struct fail_chunk)) ||
+	if (chunkvec_reserve(&l->acct, na, ACCT_SHIFT,
+			     sizeof(struct acct_chunk)) ||
+	    chunkvec_reserve(&l->xfer, nt, XFER_SHIFT,
+			     sizeof(struct xfer_chunk)) ||
+	    chunkvec_reserve(&l->hist, nh, HIST_SHIFT,
+			     sizeof(struct hist_chunk)) ||
+	    chunkvec_reserve(&l->fail, nf, FAIL_SHIFT,
+			     sizeof(struct fail_chunk)) ||
 	    index_reserve(&l->acct_ix, na) || index_reserve(&l->xfer_ix, nt) ||
 	    index_reserve(&l->fail_ix, nf))
 		goto fail;
@@ -1865,8 +1871,8 @@ struct ledger *ledger_snapshot_read(const u8 *buf, size_t len)
 		if (!id_valid(t.id) || (t.flags & ~TRANSFER_FLAGS_KNOWN) ||
 		    t.timestamp <= prev_ts || t.timestamp > l->last_timestamp)
 			goto fail;
-		if (pending ? (st < PENDING_PENDING || st > PENDING_EXPIRED) :
-			      st != PENDING_NONE)
+		if (pending ? (st < PENDING_PENDING || st > PENDING_EXPIRED)
+			    : st != PENDING_NONE)
 			goto fail;
 		if (t.timeout && (!pending || deadline_of(&t) < t.timestamp ||
 				  deadline_of(&t) >= TIMESTAMP_LIMIT))
@@ -1878,7 +1884,8 @@ struct ledger *ledger_snapshot_read(const u8 *buf, size_t len)
 			goto fail;
 		if (is_post_or_void(&t)) {
 			u32 ps = find_transfer(l, t.pending_id);
-			if (ps == SLOT_NONE || !(xrec(l, ps)->flags & TRANSFER_PENDING))
+			if (ps == SLOT_NONE ||
+			    !(xrec(l, ps)->flags & TRANSFER_PENDING))
 				goto fail;
 		}
 		u64 h = hash_id(t.id);
@@ -1918,7 +1925,8 @@ struct ledger *ledger_snapshot_read(const u8 *buf, size_t len)
 		     t->credit_account_id != a->id))
 			goto fail;
 		struct acct_aux *x = aaux(l, h.acct_slot);
-		if (x->hn && hrec(l, x->hs[x->hn - 1])->xfer_slot >= h.xfer_slot)
+		if (x->hn &&
+		    hrec(l, x->hs[x->hn - 1])->xfer_slot >= h.xfer_slot)
 			goto fail;
 		if (grow_u32(&x->hs, &x->hcap, (u64)x->hn + 1))
 			goto fail;
@@ -2025,7 +2033,8 @@ bool ledger_check_invariants(const struct ledger *l)
 	for (u32 i = 0; i < l->n_accounts;) {
 		u32 led = arec(l, order[i])->ledger;
 		u128 dp = 0, dpo = 0, cp = 0, cpo = 0;
-		for (; i < l->n_accounts && arec(l, order[i])->ledger == led; i++) {
+		for (; i < l->n_accounts && arec(l, order[i])->ledger == led;
+		     i++) {
 			const struct account *a = arec(l, order[i]);
 			dp += a->debits_pending;
 			dpo += a->debits_posted;

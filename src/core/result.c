@@ -50,9 +50,7 @@ bool create_transfer_result_transient(unsigned code)
 	case CREATE_TRANSFER_exceeds_credits:
 	case CREATE_TRANSFER_exceeds_debits:
 	case CREATE_TRANSFER_debit_account_already_closed:
-	case CREATE_TRANSFER_credit_account_already_closed:
-		return true;
-	default:
-		return false;
+	case CREATE_TRANSFER_credit_account_already_closed: return true;
+	default: return false;
 	}
 }

@@ -111,14 +111,14 @@ enum create_account_result {
 #define X(name) CREATE_ACCOUNT_##name,
 	CREATE_ACCOUNT_RESULTS(X)
 #undef X
-	CREATE_ACCOUNT_RESULT_COUNT
+		CREATE_ACCOUNT_RESULT_COUNT
 };
 
 enum create_transfer_result {
 #define X(name) CREATE_TRANSFER_##name,
 	CREATE_TRANSFER_RESULTS(X)
 #undef X
-	CREATE_TRANSFER_RESULT_COUNT
+		CREATE_TRANSFER_RESULT_COUNT
 };
 
 /* Stable wire names ("exists", "exceeds_credits", ...); "created" is not

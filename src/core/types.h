@@ -28,26 +28,26 @@ typedef uint8_t u8;
 #define U128_MAX (~(u128)0)
 
 /* Account flags (bit positions as TigerBeetle's). */
-#define ACCOUNT_LINKED                         ((u16)1 << 0)
+#define ACCOUNT_LINKED			       ((u16)1 << 0)
 #define ACCOUNT_DEBITS_MUST_NOT_EXCEED_CREDITS ((u16)1 << 1)
 #define ACCOUNT_CREDITS_MUST_NOT_EXCEED_DEBITS ((u16)1 << 2)
-#define ACCOUNT_HISTORY                        ((u16)1 << 3)
+#define ACCOUNT_HISTORY			       ((u16)1 << 3)
 /* 1 << 4 is TigerBeetle's `imported`: not supported, reserved here. */
-#define ACCOUNT_CLOSED                         ((u16)1 << 5)
+#define ACCOUNT_CLOSED ((u16)1 << 5)
 #define ACCOUNT_FLAGS_KNOWN                                                    \
 	(ACCOUNT_LINKED | ACCOUNT_DEBITS_MUST_NOT_EXCEED_CREDITS |             \
 	 ACCOUNT_CREDITS_MUST_NOT_EXCEED_DEBITS | ACCOUNT_HISTORY |            \
 	 ACCOUNT_CLOSED)
 
 /* Transfer flags (bit positions as TigerBeetle's). */
-#define TRANSFER_LINKED                ((u16)1 << 0)
-#define TRANSFER_PENDING               ((u16)1 << 1)
+#define TRANSFER_LINKED		       ((u16)1 << 0)
+#define TRANSFER_PENDING	       ((u16)1 << 1)
 #define TRANSFER_POST_PENDING_TRANSFER ((u16)1 << 2)
 #define TRANSFER_VOID_PENDING_TRANSFER ((u16)1 << 3)
 #define TRANSFER_BALANCING_DEBIT       ((u16)1 << 4)
 #define TRANSFER_BALANCING_CREDIT      ((u16)1 << 5)
-#define TRANSFER_CLOSING_DEBIT         ((u16)1 << 6)
-#define TRANSFER_CLOSING_CREDIT        ((u16)1 << 7)
+#define TRANSFER_CLOSING_DEBIT	       ((u16)1 << 6)
+#define TRANSFER_CLOSING_CREDIT	       ((u16)1 << 7)
 /* 1 << 8 is TigerBeetle's `imported`: not supported, reserved here. */
 #define TRANSFER_FLAGS_KNOWN                                                   \
 	(TRANSFER_LINKED | TRANSFER_PENDING | TRANSFER_POST_PENDING_TRANSFER | \
@@ -108,8 +108,8 @@ _Static_assert(sizeof(struct account_balance) == 128, "balance is 128 bytes");
 /* Query filter for account transfers and balances (TigerBeetle's
  * AccountFilter).  Zero means "any" for user_data_* and code;
  * timestamp_min/max of 0 mean unbounded. */
-#define ACCOUNT_FILTER_DEBITS   ((u32)1 << 0)
-#define ACCOUNT_FILTER_CREDITS  ((u32)1 << 1)
+#define ACCOUNT_FILTER_DEBITS	((u32)1 << 0)
+#define ACCOUNT_FILTER_CREDITS	((u32)1 << 1)
 #define ACCOUNT_FILTER_REVERSED ((u32)1 << 2)
 
 struct account_filter {
@@ -126,6 +126,6 @@ struct account_filter {
 
 /* Limits that apply to every batch, whatever carries it. */
 #define BATCH_EVENTS_MAX 8190u
-#define QUERY_LIMIT_MAX  8190u
+#define QUERY_LIMIT_MAX	 8190u
 
 #endif

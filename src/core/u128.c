@@ -5,6 +5,8 @@
 
 #include <errno.h>
 
+#include "banned.h"
+
 int u128_parse_dec(const char *s, size_t len, u128 max, u128 *out)
 {
 	u128 v = 0;

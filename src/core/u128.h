@@ -11,8 +11,8 @@
 
 #include "core/types.h"
 
-/* Longest decimal rendering of a u128 ("340282366920938463463374607431768211455")
- * plus the terminating NUL. */
+/* Longest decimal rendering of a u128
+ * ("340282366920938463463374607431768211455") plus the terminating NUL. */
 #define U128_DEC_BYTES 40
 
 /* Parse s[0..len) into *out, rejecting values above max.

@@ -28,9 +28,9 @@
 
 /* A group never holds more events than this: it bounds the journal write
  * buffer and the time a reader waits for the write lock. */
-#define GROUP_EVENTS_MAX (8u * BATCH_EVENTS_MAX)
+#define GROUP_EVENTS_MAX       (8u * BATCH_EVENTS_MAX)
 #define SNAPSHOT_EVERY_DEFAULT 1000000u
-#define SNAPSHOTS_KEPT 2u
+#define SNAPSHOTS_KEPT	       2u
 /* How often the sequencer wakes with no traffic, to expire pending
  * transfers and reap the snapshot child. */
 #define IDLE_WAKE_MS 50
@@ -69,11 +69,11 @@ struct engine {
 
 	pthread_t sequencer, applier;
 	bool sequencer_started, applier_started;
-	u64 last_timestamp;      /* sequencer: last stamped */
+	u64 last_timestamp;	 /* sequencer: last stamped */
 	u64 last_pulse_deadline; /* sequencer: deadline last pulsed for */
 	_Atomic u64 next_expiry; /* applier publishes ledger_next_expiry */
-	u64 last_seq;            /* applier (under state_lock) */
-	u64 applied_timestamp;   /* applier: timestamp of record last_seq */
+	u64 last_seq;		 /* applier (under state_lock) */
+	u64 applied_timestamp;	 /* applier: timestamp of record last_seq */
 
 	char data_dir[PATH_MAX];
 	u64 snapshot_every;
@@ -116,11 +116,8 @@ static int apply(struct ledger *l, u16 type, u64 timestamp, const void *events,
 	case JOURNAL_CREATE_TRANSFERS:
 		return ledger_create_transfers(l, events, count, timestamp,
 					       results);
-	case JOURNAL_PULSE:
-		ledger_pulse(l, timestamp);
-		return 0;
-	default:
-		return -EBADMSG;
+	case JOURNAL_PULSE: ledger_pulse(l, timestamp); return 0;
+	default: return -EBADMSG;
 	}
 }
 
@@ -137,7 +134,8 @@ static int replay_one(void *ctx, const struct journal_record *r)
 
 	if (r->seq != rc->expect_seq)
 		return -EBADMSG;
-	if (r->type != JOURNAL_PULSE && (count == 0 || count > BATCH_EVENTS_MAX))
+	if (r->type != JOURNAL_PULSE &&
+	    (count == 0 || count > BATCH_EVENTS_MAX))
 		return -EBADMSG;
 	int ret = apply(rc->e->ledger, r->type, r->timestamp, r->payload, count,
 			replay_results);
@@ -186,14 +184,14 @@ static void journal_warn(void *ctx, const char *msg)
 static int recover(struct engine *e, const struct engine_options *o,
 		   const char **err)
 {
-	struct ledger_options lo = { .accounts_hint = o->accounts_hint,
-				     .transfers_hint = o->transfers_hint };
-	struct progress_ctx pc = { .started_ms = monotonic_ms(),
-				   .quiet = o->quiet };
-	struct journal_options jo = { .no_sync = o->no_sync,
-				      .progress = recovery_progress,
-				      .progress_ctx = &pc,
-				      .warn = journal_warn };
+	struct ledger_options lo = {.accounts_hint = o->accounts_hint,
+				    .transfers_hint = o->transfers_hint};
+	struct progress_ctx pc = {.started_ms = monotonic_ms(),
+				  .quiet = o->quiet};
+	struct journal_options jo = {.no_sync = o->no_sync,
+				     .progress = recovery_progress,
+				     .progress_ctx = &pc,
+				     .warn = journal_warn};
 	u8 *snap = NULL;
 	size_t snap_len = 0;
 	u64 snap_seq = 0, snap_ts = 0;
@@ -225,7 +223,7 @@ static int recover(struct engine *e, const struct engine_options *o,
 	if (ledger_last_timestamp(e->ledger) > e->last_timestamp)
 		e->last_timestamp = ledger_last_timestamp(e->ledger);
 
-	struct replay_ctx rc = { .e = e, .expect_seq = e->last_seq + 1 };
+	struct replay_ctx rc = {.e = e, .expect_seq = e->last_seq + 1};
 	ret = journal_open(&e->journal, e->data_dir, &jo, e->last_seq,
 			   replay_one, &rc, err);
 	if (ret < 0) {
@@ -288,7 +286,8 @@ static void snapshot_start(struct engine *e)
 	}
 	pid_t pid = fork();
 	if (pid < 0) {
-		log_at(LOG_WARN, "snapshot fork failed", LOG_NUM("errno", errno));
+		log_at(LOG_WARN, "snapshot fork failed",
+		       LOG_NUM("errno", errno));
 		return;
 	}
 	if (pid == 0) {
@@ -354,7 +353,8 @@ static struct engine_request *take_group(struct engine *e, bool *stop)
 	if (e->head) {
 		struct engine_request *last = e->head;
 		u32 events = last->count;
-		while (last->next && events + last->next->count <= GROUP_EVENTS_MAX) {
+		while (last->next &&
+		       events + last->next->count <= GROUP_EVENTS_MAX) {
 			last = last->next;
 			events += last->count;
 		}
@@ -376,16 +376,17 @@ static void fail_engine(struct engine *e, int err)
 	struct engine_request *rest = e->head;
 	e->head = e->tail = NULL;
 	pthread_mutex_unlock(&e->queue_lock);
-	log_at(LOG_ERROR, "journal write failed: refusing every change until "
-			  "restart",
+	log_at(LOG_ERROR,
+	       "journal write failed: refusing every change until "
+	       "restart",
 	       LOG_NUM("errno", -err));
 	finish(rest, -EIO);
 }
 
 static u16 journal_type_of(const struct engine_request *r)
 {
-	return r->op == ENGINE_CREATE_ACCOUNTS ? JOURNAL_CREATE_ACCOUNTS :
-						 JOURNAL_CREATE_TRANSFERS;
+	return r->op == ENGINE_CREATE_ACCOUNTS ? JOURNAL_CREATE_ACCOUNTS
+					       : JOURNAL_CREATE_TRANSFERS;
 }
 
 /* Hand a durable group to the applier; waits while the pipeline is full,
@@ -404,7 +405,7 @@ static void push_durable(struct engine *e, const struct group *g)
 /* Stage 1 (sequencer thread): stamp, journal and sync one group. */
 static void commit_group(struct engine *e, struct engine_request *list)
 {
-	struct group g = { .requests = list };
+	struct group g = {.requests = list};
 	u64 now = now_ns();
 	int ret = 0;
 
@@ -413,8 +414,8 @@ static void commit_group(struct engine *e, struct engine_request *list)
 	 * deadline; one pulse per deadline is enough. */
 	u64 expiry = atomic_load(&e->next_expiry);
 	if (expiry != 0 && expiry <= now && expiry > e->last_pulse_deadline) {
-		g.pulse_ts = now > e->last_timestamp ? now :
-						       e->last_timestamp + 1;
+		g.pulse_ts =
+			now > e->last_timestamp ? now : e->last_timestamp + 1;
 		ret = journal_append(e->journal, JOURNAL_PULSE, g.pulse_ts,
 				     NULL, 0, &g.pulse_seq);
 		if (ret < 0)
@@ -593,9 +594,9 @@ int engine_open(struct engine **out, const struct engine_options *o,
 		ret = -ENAMETOOLONG;
 		goto cleanup;
 	}
-	e->snapshot_every = o->snapshot_every_records ?
-				    o->snapshot_every_records :
-				    SNAPSHOT_EVERY_DEFAULT;
+	e->snapshot_every = o->snapshot_every_records
+				    ? o->snapshot_every_records
+				    : SNAPSHOT_EVERY_DEFAULT;
 	ret = recover(e, o, &msg);
 	if (ret < 0)
 		goto cleanup;
@@ -700,12 +701,15 @@ static void wake_waiter(struct engine_request *req)
 
 int engine_execute(struct engine *e, struct engine_request *req)
 {
-	struct waiter w = { .done = false };
+	struct waiter w = {.done = false};
 	int ret;
 
 	pthread_mutex_init(&w.lock, NULL);
 	pthread_cond_init(&w.cond, NULL);
 	req->done = wake_waiter;
+	/* The request lives only until this function returns, and so does
+	 * its pointer to w: we wait for done before returning. */
+	// cppcheck-suppress autoVariables
 	req->ctx = &w;
 	ret = engine_submit(e, req);
 	if (ret == 0) {
@@ -715,6 +719,7 @@ int engine_execute(struct engine *e, struct engine_request *req)
 		pthread_mutex_unlock(&w.lock);
 		ret = req->status;
 	}
+	req->ctx = NULL;
 	pthread_mutex_destroy(&w.lock);
 	pthread_cond_destroy(&w.cond);
 	return ret;

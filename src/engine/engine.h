@@ -38,13 +38,14 @@ typedef void (*engine_done_fn)(struct engine_request *req);
 /* Owned by the caller; must stay valid until `done` has been called.  */
 struct engine_request {
 	enum engine_op op;
-	u32 count;          /* 1..BATCH_EVENTS_MAX */
+	u32 count;	    /* 1..BATCH_EVENTS_MAX */
 	const void *events; /* count records of 128 bytes */
-	u32 *results;       /* out: count result codes */
-	u64 timestamp;      /* out: the batch's timestamp (last event's) */
-	u64 seq;            /* out: journal sequence number of the batch */
-	int status;         /* out: 0, or negative errno (nothing applied) */
-	engine_done_fn done; /* called on the sequencer thread; must not block */
+	u32 *results;	    /* out: count result codes */
+	u64 timestamp;	    /* out: the batch's timestamp (last event's) */
+	u64 seq;	    /* out: journal sequence number of the batch */
+	int status;	    /* out: 0, or negative errno (nothing applied) */
+	engine_done_fn
+		done; /* called on the sequencer thread; must not block */
 	void *ctx;
 	struct engine_request *next; /* internal */
 };
@@ -80,8 +81,8 @@ const struct ledger *engine_read_begin(struct engine *e);
 void engine_read_end(struct engine *e);
 
 struct engine_stats {
-	u64 batches;        /* journal groups committed */
-	u64 records;        /* journal records written */
+	u64 batches; /* journal groups committed */
+	u64 records; /* journal records written */
 	u64 events;
 	u64 journal_bytes;
 	u64 snapshots;
@@ -96,7 +97,10 @@ struct engine_stats {
 	u64 recovery_ms;
 };
 #define ENGINE_SYNC_BUCKETS_US                                                 \
-	{ 50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 0 }
+	{                                                                      \
+		50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000,      \
+			100000, 0                                              \
+	}
 void engine_stats(struct engine *e, struct engine_stats *out);
 
 /* False once the journal has failed (every change is refused until a

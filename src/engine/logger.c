@@ -8,8 +8,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "banned.h"
+
 static enum log_level min_level = LOG_INFO;
-static const char *const level_names[] = { "debug", "info", "warn", "error" };
+static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
 #define LINE_BYTES_MAX 4096
 
@@ -47,9 +49,9 @@ static void put_escaped(struct line *l, const char *s)
 	put(l, "\"", 1);
 	for (; *s; s++) {
 		unsigned char c = (unsigned char)*s;
-		char esc[6] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15] };
+		char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
 		if (c == '"' || c == '\\') {
-			char two[2] = { '\\', (char)c };
+			char two[2] = {'\\', (char)c};
 			put(l, two, 2);
 		} else if (c < 0x20 || c == 0x7f) {
 			put(l, esc, 6);
@@ -63,7 +65,7 @@ static void put_escaped(struct line *l, const char *s)
 void log_write(enum log_level level, const char *msg,
 	       const struct log_field *fields, size_t n)
 {
-	struct line l = { .len = 0 };
+	struct line l = {.len = 0};
 	struct timespec ts;
 	struct tm tm;
 	char head[64];

@@ -22,9 +22,9 @@ struct log_field {
 	int is_num;
 };
 
-#define LOG_STR(k, v) ((struct log_field){ .key = (k), .str = (v) })
+#define LOG_STR(k, v) ((struct log_field){.key = (k), .str = (v)})
 #define LOG_NUM(k, v)                                                          \
-	((struct log_field){ .key = (k), .num = (long long)(v), .is_num = 1 })
+	((struct log_field){.key = (k), .num = (long long)(v), .is_num = 1})
 
 /* Lines below min_level are dropped.  Default: LOG_INFO. */
 void logger_set_level(enum log_level min_level);
@@ -34,7 +34,7 @@ int logger_parse_level(const char *name);
 void log_write(enum log_level level, const char *msg,
 	       const struct log_field *fields, size_t n);
 
-#define LOG_FIELDS_(...) ((const struct log_field[]){ __VA_ARGS__ })
+#define LOG_FIELDS_(...) ((const struct log_field[]){__VA_ARGS__})
 #define LOG_COUNT_(...)                                                        \
 	(sizeof(LOG_FIELDS_(__VA_ARGS__)) / sizeof(struct log_field))
 /* log_at(LOG_INFO, "msg", LOG_STR("k", v), LOG_NUM("n", 3)); at least one

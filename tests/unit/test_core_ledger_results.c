@@ -33,8 +33,8 @@ struct ctx {
 
 static struct ctx ctx_new(void)
 {
-	struct ctx c = { .l = ledger_new(NULL), .ts = 1000000000000ull,
-			 .next_id = 1000 };
+	struct ctx c = {
+		.l = ledger_new(NULL), .ts = 1000000000000ull, .next_id = 1000};
 	assert_non_null(c.l);
 	return c;
 }
@@ -76,14 +76,14 @@ static u32 transfer1(struct ctx *c, const struct transfer *t)
 }
 
 #define EXPECT_A(c, a, code)                                                   \
-	assert_string_equal(create_account_result_name(account1((c), (a))),     \
+	assert_string_equal(create_account_result_name(account1((c), (a))),    \
 			    create_account_result_name(CREATE_ACCOUNT_##code))
 #define EXPECT_T(c, t, code)                                                   \
-	assert_string_equal(create_transfer_result_name(transfer1((c), (t))),   \
-			    create_transfer_result_name(CREATE_TRANSFER_##code))
+	assert_string_equal(                                                   \
+		create_transfer_result_name(transfer1((c), (t))),              \
+		create_transfer_result_name(CREATE_TRANSFER_##code))
 
-static struct account A(u128 id, u32 ledger, u16 flags)
-{
+static struct account A(u128 id, u32 ledger, u16 flags) {
 	struct account a;
 	memset(&a, 0, sizeof(a));
 	a.id = id;
@@ -93,8 +93,8 @@ static struct account A(u128 id, u32 ledger, u16 flags)
 	return a;
 }
 
-static struct transfer T(u128 id, u128 dr, u128 cr, u128 amount)
-{
+static struct transfer
+T(u128 id, u128 dr, u128 cr, u128 amount) {
 	struct transfer t;
 	memset(&t, 0, sizeof(t));
 	t.id = id;
@@ -106,16 +106,16 @@ static struct transfer T(u128 id, u128 dr, u128 cr, u128 amount)
 	return t;
 }
 
-static struct transfer P(u128 id, u128 dr, u128 cr, u128 amount, u32 timeout)
-{
+static struct transfer
+P(u128 id, u128 dr, u128 cr, u128 amount, u32 timeout) {
 	struct transfer t = T(id, dr, cr, amount);
 	t.flags = TRANSFER_PENDING;
 	t.timeout = timeout;
 	return t;
 }
 
-static struct transfer PV(u128 id, u128 pending_id, u16 flag, u128 amount)
-{
+static struct transfer
+PV(u128 id, u128 pending_id, u16 flag, u128 amount) {
 	struct transfer t;
 	memset(&t, 0, sizeof(t));
 	t.id = id;
@@ -125,7 +125,8 @@ static struct transfer PV(u128 id, u128 pending_id, u16 flag, u128 amount)
 	return t;
 }
 
-static struct account get_account(struct ctx *c, u128 id)
+static struct account
+get_account(struct ctx *c, u128 id)
 {
 	struct account a;
 	assert_int_equal(ledger_lookup_account(c->l, id, &a), 0);
@@ -200,8 +201,9 @@ static void test_every_create_account_result_code_is_reachable(void **state)
 	a.code = 11;
 	EXPECT_A(&c, &a, exists_with_different_code);
 
-	a = A(101, 1, ACCOUNT_DEBITS_MUST_NOT_EXCEED_CREDITS |
-			      ACCOUNT_CREDITS_MUST_NOT_EXCEED_DEBITS);
+	a = A(101, 1,
+	      ACCOUNT_DEBITS_MUST_NOT_EXCEED_CREDITS |
+		      ACCOUNT_CREDITS_MUST_NOT_EXCEED_DEBITS);
 	EXPECT_A(&c, &a, flags_are_mutually_exclusive);
 	a = A(101, 1, 0);
 	a.debits_pending = 1;
@@ -226,8 +228,8 @@ static void test_every_create_account_result_code_is_reachable(void **state)
 	EXPECT_A(&c, &a, linked_event_chain_open);
 
 	/* One bad account fails its whole chain and nothing is created. */
-	struct account ch[3] = { A(102, 1, ACCOUNT_LINKED),
-				 A(103, 1, ACCOUNT_LINKED), A(104, 0, 0) };
+	struct account ch[3] = {A(102, 1, ACCOUNT_LINKED),
+				A(103, 1, ACCOUNT_LINKED), A(104, 0, 0)};
 	u32 r[3];
 	accounts(&c, ch, 3, r);
 	assert_int_equal(r[0], CREATE_ACCOUNT_linked_event_failed);
@@ -261,8 +263,9 @@ static void test_create_account_precedence_first_listed_error_wins(void **state)
 	a = A(1, 1, 0);
 	EXPECT_A(&c, &a, ok);
 	/* exists_* come before the field checks of a new account. */
-	a = A(1, 0, ACCOUNT_DEBITS_MUST_NOT_EXCEED_CREDITS |
-			    ACCOUNT_CREDITS_MUST_NOT_EXCEED_DEBITS);
+	a = A(1, 0,
+	      ACCOUNT_DEBITS_MUST_NOT_EXCEED_CREDITS |
+		      ACCOUNT_CREDITS_MUST_NOT_EXCEED_DEBITS);
 	a.debits_posted = 5;
 	EXPECT_A(&c, &a, exists_with_different_flags);
 	a = A(1, 2, 0);
@@ -272,8 +275,9 @@ static void test_create_account_precedence_first_listed_error_wins(void **state)
 	a.credits_posted = 5;
 	EXPECT_A(&c, &a, exists); /* balances are not compared */
 
-	a = A(2, 0, ACCOUNT_DEBITS_MUST_NOT_EXCEED_CREDITS |
-			    ACCOUNT_CREDITS_MUST_NOT_EXCEED_DEBITS);
+	a = A(2, 0,
+	      ACCOUNT_DEBITS_MUST_NOT_EXCEED_CREDITS |
+		      ACCOUNT_CREDITS_MUST_NOT_EXCEED_DEBITS);
 	a.debits_pending = 1;
 	EXPECT_A(&c, &a, flags_are_mutually_exclusive);
 	a = A(2, 0, 0);
@@ -316,7 +320,8 @@ static void test_transfer_validation_codes_are_reachable(void **state)
 	t = T(11, 1, 2, 5);
 	t.flags = TRANSFER_PENDING | TRANSFER_VOID_PENDING_TRANSFER;
 	EXPECT_T(&c, &t, flags_are_mutually_exclusive);
-	t.flags = TRANSFER_POST_PENDING_TRANSFER | TRANSFER_VOID_PENDING_TRANSFER;
+	t.flags =
+		TRANSFER_POST_PENDING_TRANSFER | TRANSFER_VOID_PENDING_TRANSFER;
 	EXPECT_T(&c, &t, flags_are_mutually_exclusive);
 	t.flags = TRANSFER_POST_PENDING_TRANSFER | TRANSFER_BALANCING_DEBIT;
 	EXPECT_T(&c, &t, flags_are_mutually_exclusive);
@@ -473,7 +478,7 @@ static void test_transient_errors_burn_the_id(void **state)
 	EXPECT_T(&c, &t, ok);
 	/* Transient failure inside a chain: the id stays burnt although the
 	 * chain rolled back. */
-	struct transfer ch[2] = { T(38, 1, 2, 1), T(39, 4, 2, 1) };
+	struct transfer ch[2] = {T(38, 1, 2, 1), T(39, 4, 2, 1)};
 	ch[0].flags = TRANSFER_LINKED;
 	u32 r[2];
 	transfers(&c, ch, 2, r);
@@ -564,16 +569,16 @@ static void test_pending_transfer_codes_are_reachable(void **state)
 /* Four fresh accounts on ledger 9 for the overflow cases. */
 static void huge_accounts(struct ctx *c, u128 base)
 {
-	struct account a[4] = { A(base, 9, 0), A(base + 1, 9, 0),
-				A(base + 2, 9, 0), A(base + 3, 9, 0) };
+	struct account a[4] = {A(base, 9, 0), A(base + 1, 9, 0),
+			       A(base + 2, 9, 0), A(base + 3, 9, 0)};
 	u32 r[4];
 	accounts(c, a, 4, r);
 	for (int i = 0; i < 4; i++)
 		assert_int_equal(r[i], CREATE_ACCOUNT_ok);
 }
 
-static struct transfer T9(u128 id, u128 dr, u128 cr, u128 amount, bool pending)
-{
+static struct transfer T9(u128 id, u128 dr, u128 cr, u128 amount,
+			  bool pending) {
 	struct transfer t = T(id, dr, cr, amount);
 	t.ledger = 9;
 	if (pending)
@@ -581,7 +586,8 @@ static struct transfer T9(u128 id, u128 dr, u128 cr, u128 amount, bool pending)
 	return t;
 }
 
-static void test_overflow_codes_are_reachable(void **state)
+static void
+test_overflow_codes_are_reachable(void **state)
 {
 	(void)state;
 	struct ctx c = ctx_new();
@@ -628,7 +634,8 @@ static void test_overflow_codes_are_reachable(void **state)
 	ctx_free(&c);
 }
 
-static void test_create_transfer_precedence_first_listed_error_wins(void **state)
+static void
+test_create_transfer_precedence_first_listed_error_wins(void **state)
 {
 	(void)state;
 	struct ctx c = setup();
@@ -729,12 +736,14 @@ static void test_failed_linked_chain_rolls_back_every_effect(void **state)
 
 	t = P(70, 1, 6, 10, 0);
 	EXPECT_T(&c, &t, ok);
-	struct account before1 = get_account(&c, 1), before6 = get_account(&c, 6);
+	struct account before1 = get_account(&c, 1),
+		       before6 = get_account(&c, 6);
 	struct ledger_stats st0;
 	ledger_stats(c.l, &st0);
-	struct account_filter f = { .account_id = 6, .limit = 100,
-				    .flags = ACCOUNT_FILTER_DEBITS |
-					     ACCOUNT_FILTER_CREDITS };
+	struct account_filter f = {.account_id = 6,
+				   .limit = 100,
+				   .flags = ACCOUNT_FILTER_DEBITS |
+					    ACCOUNT_FILTER_CREDITS};
 	struct account_balance bal[16];
 	int nbal = ledger_get_account_balances(c.l, &f, bal, 16);
 	assert_int_equal(nbal, 1);
@@ -768,7 +777,8 @@ static void test_failed_linked_chain_rolls_back_every_effect(void **state)
 	assert_int_equal(ledger_get_account_balances(c.l, &f, bal, 16), nbal);
 	struct transfer out;
 	for (u128 id = 71; id <= 75; id++)
-		assert_int_equal(ledger_lookup_transfer(c.l, id, &out), -ENOENT);
+		assert_int_equal(ledger_lookup_transfer(c.l, id, &out),
+				 -ENOENT);
 	assert_int_equal(ledger_next_expiry(c.l), 0);
 	assert_true(ledger_check_invariants(c.l));
 
@@ -779,14 +789,16 @@ static void test_failed_linked_chain_rolls_back_every_effect(void **state)
 	for (int i = 0; i < 6; i++)
 		assert_int_equal(r[i], CREATE_TRANSFER_ok);
 	assert_int_equal(ledger_pending_status(c.l, 70), PENDING_POSTED);
-	assert_int_equal(ledger_get_account_balances(c.l, &f, bal, 16), nbal + 5);
+	assert_int_equal(ledger_get_account_balances(c.l, &f, bal, 16),
+			 nbal + 5);
 	assert_int_not_equal(ledger_next_expiry(c.l), 0);
 	assert_int_equal(get_account(&c, 2).flags, ACCOUNT_CLOSED);
 
 	/* Chains are independent of each other within a batch, and a chain
 	 * still open at the end of the batch fails whole. */
-	struct transfer mix[5] = { T(80, 1, 4, 1), T(81, 4, 1, 1), T(82, 1, 4, 1),
-				   T(83, 1, 4, 1), T(84, 1, 4, 1) };
+	struct transfer mix[5] = {T(80, 1, 4, 1), T(81, 4, 1, 1),
+				  T(82, 1, 4, 1), T(83, 1, 4, 1),
+				  T(84, 1, 4, 1)};
 	mix[0].flags = TRANSFER_LINKED;
 	mix[3].flags = TRANSFER_LINKED;
 	mix[4].flags = TRANSFER_LINKED;
@@ -858,9 +870,9 @@ static void test_two_phase_post_void_and_partial_post(void **state)
 	assert_int_equal(ledger_pending_status(c.l, 97), PENDING_NONE);
 
 	/* Pending and its post in the same batch. */
-	struct transfer b[2] = { P(98, 1, 2, 7, 0),
-				 PV(99, 98, TRANSFER_POST_PENDING_TRANSFER,
-				    AMOUNT_MAX) };
+	struct transfer b[2] = {
+		P(98, 1, 2, 7, 0),
+		PV(99, 98, TRANSFER_POST_PENDING_TRANSFER, AMOUNT_MAX)};
 	u32 r[2];
 	transfers(&c, b, 2, r);
 	assert_int_equal(r[0], CREATE_TRANSFER_ok);
@@ -931,11 +943,13 @@ static void test_expiry_by_timestamp_within_batch_before_pulse(void **state)
 	/* Events at deadline-1, deadline, deadline+1: the pulse before the
 	 * batch (at deadline-1) does not expire it, yet the post at the
 	 * third event is past the deadline. */
-	struct transfer b[3] = { T(121, 1, 2, 1),
-				 PV(122, 120, TRANSFER_POST_PENDING_TRANSFER, 1),
-				 PV(123, 120, TRANSFER_POST_PENDING_TRANSFER, 1) };
+	struct transfer b[3] = {
+		T(121, 1, 2, 1),
+		PV(122, 120, TRANSFER_POST_PENDING_TRANSFER, 1),
+		PV(123, 120, TRANSFER_POST_PENDING_TRANSFER, 1)};
 	u32 r[3];
-	assert_int_equal(ledger_create_transfers(c.l, b, 3, deadline + 1, r), 0);
+	assert_int_equal(ledger_create_transfers(c.l, b, 3, deadline + 1, r),
+			 0);
 	c.ts = deadline + 1;
 	assert_int_equal(r[0], CREATE_TRANSFER_ok);
 	assert_int_equal(r[1], CREATE_TRANSFER_pending_transfer_expired);
@@ -992,15 +1006,16 @@ static void test_balancing_transfers_clamp_to_the_balance_limit(void **state)
 	t.flags = TRANSFER_BALANCING_DEBIT | TRANSFER_BALANCING_CREDIT;
 	EXPECT_T(&c, &t, ok);
 	assert_int_equal(ledger_lookup_transfer(c.l, 137, &out), 0);
-	u128 room1 = a1.debits_posted > a1.credits_posted + a1.credits_pending ?
-			     a1.debits_posted - a1.credits_posted -
-				     a1.credits_pending :
-			     0;
+	u128 room1 = a1.debits_posted > a1.credits_posted + a1.credits_pending
+			     ? a1.debits_posted - a1.credits_posted -
+				       a1.credits_pending
+			     : 0;
 	assert_true(out.amount == (room1 < 5 ? room1 : 5));
 	ctx_free(&c);
 }
 
-static void test_closing_transfer_closes_and_void_or_expiry_reopens(void **state)
+static void
+test_closing_transfer_closes_and_void_or_expiry_reopens(void **state)
 {
 	(void)state;
 	struct ctx c = setup();
@@ -1042,9 +1057,10 @@ static void test_history_records_one_balance_point_per_transfer(void **state)
 	struct ctx c = setup();
 	struct transfer t;
 	struct account_balance b[16];
-	struct account_filter f = { .account_id = 6, .limit = 16,
-				    .flags = ACCOUNT_FILTER_DEBITS |
-					     ACCOUNT_FILTER_CREDITS };
+	struct account_filter f = {.account_id = 6,
+				   .limit = 16,
+				   .flags = ACCOUNT_FILTER_DEBITS |
+					    ACCOUNT_FILTER_CREDITS};
 	u64 tss[4];
 
 	t = T(150, 1, 6, 10);
@@ -1105,9 +1121,10 @@ static void test_get_account_transfers_range_limit_order_filters(void **state)
 		assert_int_equal(ledger_lookup_transfer(c.l, 200 + i, &o), 0);
 		tss[i] = o.timestamp;
 	}
-	struct account_filter f = { .account_id = 1, .limit = 32,
-				    .flags = ACCOUNT_FILTER_DEBITS |
-					     ACCOUNT_FILTER_CREDITS };
+	struct account_filter f = {.account_id = 1,
+				   .limit = 32,
+				   .flags = ACCOUNT_FILTER_DEBITS |
+					    ACCOUNT_FILTER_CREDITS};
 	assert_int_equal(ledger_get_account_transfers(c.l, &f, out, 32), 10);
 	for (int i = 0; i < 10; i++)
 		assert_true(out[i].id == (u128)(200 + i));
@@ -1151,26 +1168,33 @@ static void test_get_account_transfers_range_limit_order_filters(void **state)
 	f.account_id = 1;
 	bad = f;
 	bad.account_id = 0;
-	assert_int_equal(ledger_get_account_transfers(c.l, &bad, out, 32), -EINVAL);
+	assert_int_equal(ledger_get_account_transfers(c.l, &bad, out, 32),
+			 -EINVAL);
 	bad = f;
 	bad.account_id = U128_MAX;
-	assert_int_equal(ledger_get_account_balances(c.l, &bad, NULL, 0), -EINVAL);
+	assert_int_equal(ledger_get_account_balances(c.l, &bad, NULL, 0),
+			 -EINVAL);
 	bad = f;
 	bad.limit = 0;
-	assert_int_equal(ledger_get_account_transfers(c.l, &bad, out, 32), -EINVAL);
+	assert_int_equal(ledger_get_account_transfers(c.l, &bad, out, 32),
+			 -EINVAL);
 	bad = f;
 	bad.flags = ACCOUNT_FILTER_REVERSED;
-	assert_int_equal(ledger_get_account_transfers(c.l, &bad, out, 32), -EINVAL);
+	assert_int_equal(ledger_get_account_transfers(c.l, &bad, out, 32),
+			 -EINVAL);
 	bad = f;
 	bad.flags |= 1u << 5;
-	assert_int_equal(ledger_get_account_transfers(c.l, &bad, out, 32), -EINVAL);
+	assert_int_equal(ledger_get_account_transfers(c.l, &bad, out, 32),
+			 -EINVAL);
 	bad = f;
 	bad.timestamp_min = 10;
 	bad.timestamp_max = 9;
-	assert_int_equal(ledger_get_account_transfers(c.l, &bad, out, 32), -EINVAL);
+	assert_int_equal(ledger_get_account_transfers(c.l, &bad, out, 32),
+			 -EINVAL);
 	bad = f;
 	bad.timestamp_min = (u64)1 << 63;
-	assert_int_equal(ledger_get_account_transfers(c.l, &bad, out, 32), -EINVAL);
+	assert_int_equal(ledger_get_account_transfers(c.l, &bad, out, 32),
+			 -EINVAL);
 	ctx_free(&c);
 }
 
@@ -1187,7 +1211,8 @@ static void test_batch_arguments_are_checked(void **state)
 						 c.ts + 100000, &r),
 			 -EINVAL);
 	/* Timestamps must advance. */
-	assert_int_equal(ledger_create_transfers(c.l, &t, 1, c.ts, &r), -EINVAL);
+	assert_int_equal(ledger_create_transfers(c.l, &t, 1, c.ts, &r),
+			 -EINVAL);
 	assert_int_equal(ledger_last_timestamp(c.l), c.ts);
 	ctx_free(&c);
 }
@@ -1230,7 +1255,7 @@ static u64 rnd(u64 n)
 /* Mostly the three unconstrained ledger-1 accounts, sometimes any. */
 static u128 pick_account(void)
 {
-	static const u128 plain[3] = { 1, 2, 6 };
+	static const u128 plain[3] = {1, 2, 6};
 	return rnd(5) ? plain[rnd(3)] : 1 + rnd(7);
 }
 
@@ -1253,24 +1278,32 @@ static void random_workload(struct ctx *c, int batches)
 				if (rnd(4) == 0)
 					t[i].flags = TRANSFER_BALANCING_DEBIT;
 			} else if (k < 70) {
-				t[i] = P(next_id++, dr, cr, rnd(50), (u32)rnd(3));
+				t[i] = P(next_id++, dr, cr, rnd(50),
+					 (u32)rnd(3));
 				if (rnd(40) == 0)
 					t[i].flags |= TRANSFER_CLOSING_CREDIT;
 			} else if (k < 90) {
-				u128 pid = next_id > 1001 ? 1000 + rnd((u64)(next_id - 1000)) : 1;
-				t[i] = PV(next_id++, pid,
-					  rnd(2) ? TRANSFER_POST_PENDING_TRANSFER :
-						   TRANSFER_VOID_PENDING_TRANSFER,
-					  rnd(2) ? 0 : AMOUNT_MAX);
+				u128 pid = next_id > 1001
+						   ? 1000 + rnd((u64)(next_id -
+								      1000))
+						   : 1;
+				t[i] = PV(
+					next_id++, pid,
+					rnd(2) ? TRANSFER_POST_PENDING_TRANSFER
+					       : TRANSFER_VOID_PENDING_TRANSFER,
+					rnd(2) ? 0 : AMOUNT_MAX);
 			} else {
 				/* retry of a recent id */
-				t[i] = T(next_id > 1010 ? next_id - 1 - rnd(10) : 1, dr, cr, 1);
+				t[i] = T(next_id > 1010 ? next_id - 1 - rnd(10)
+							: 1,
+					 dr, cr, 1);
 			}
 			if (i + 1 < n && rnd(10) == 0)
 				t[i].flags |= TRANSFER_LINKED;
 		}
 		c->ts += n + rnd(3000000000ull);
-		assert_int_equal(ledger_create_transfers(c->l, t, n, c->ts, r), 0);
+		assert_int_equal(ledger_create_transfers(c->l, t, n, c->ts, r),
+				 0);
 		if (rnd(8) == 0)
 			ledger_pulse(c->l, c->ts);
 	}
@@ -1304,7 +1337,7 @@ static void test_snapshot_round_trip_keeps_the_digest(void **state)
 {
 	(void)state;
 	struct ctx c = setup();
-	struct buf b = { 0 };
+	struct buf b = {0};
 	u8 d1[32], d2[32];
 
 	rng = 7;
@@ -1323,7 +1356,7 @@ static void test_snapshot_round_trip_keeps_the_digest(void **state)
 	assert_int_equal(s1.pending_open, s2.pending_open);
 
 	/* Both continue identically. */
-	struct ctx c2 = { .l = r, .ts = c.ts, .next_id = c.next_id };
+	struct ctx c2 = {.l = r, .ts = c.ts, .next_id = c.next_id};
 	u64 save = rng;
 	random_workload(&c, 50);
 	rng = save;
@@ -1360,7 +1393,7 @@ static void test_snapshot_read_rejects_truncated_and_garbage_input(void **state)
 {
 	(void)state;
 	struct ctx c = setup();
-	struct buf b = { 0 };
+	struct buf b = {0};
 	struct transfer t;
 
 	t = T(400, 1, 6, 10);
@@ -1433,12 +1466,13 @@ static void test_invariants_hold_after_many_operations(void **state)
 static void test_result_names_are_stable_and_bounded(void **state)
 {
 	(void)state;
-	assert_string_equal(create_account_result_name(CREATE_ACCOUNT_ok), "ok");
+	assert_string_equal(create_account_result_name(CREATE_ACCOUNT_ok),
+			    "ok");
 	assert_string_equal(create_account_result_name(CREATE_ACCOUNT_exists),
 			    "exists");
-	assert_string_equal(create_transfer_result_name(
-				    CREATE_TRANSFER_exceeds_debits),
-			    "exceeds_debits");
+	assert_string_equal(
+		create_transfer_result_name(CREATE_TRANSFER_exceeds_debits),
+		"exceeds_debits");
 	assert_null(create_account_result_name(CREATE_ACCOUNT_RESULT_COUNT));
 	assert_null(create_transfer_result_name(CREATE_TRANSFER_RESULT_COUNT));
 	/* Precedence spot checks straight from the tables. */
@@ -1472,27 +1506,39 @@ static void test_every_result_code_was_provoked(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_every_create_account_result_code_is_reachable),
-		cmocka_unit_test(test_create_account_precedence_first_listed_error_wins),
+		cmocka_unit_test(
+			test_every_create_account_result_code_is_reachable),
+		cmocka_unit_test(
+			test_create_account_precedence_first_listed_error_wins),
 		cmocka_unit_test(test_transfer_validation_codes_are_reachable),
-		cmocka_unit_test(test_transfer_exists_codes_compare_fields_in_order),
+		cmocka_unit_test(
+			test_transfer_exists_codes_compare_fields_in_order),
 		cmocka_unit_test(test_transient_errors_burn_the_id),
 		cmocka_unit_test(test_pending_transfer_codes_are_reachable),
 		cmocka_unit_test(test_overflow_codes_are_reachable),
-		cmocka_unit_test(test_create_transfer_precedence_first_listed_error_wins),
-		cmocka_unit_test(test_overflow_precedence_debits_before_credits),
-		cmocka_unit_test(test_failed_linked_chain_rolls_back_every_effect),
+		cmocka_unit_test(
+			test_create_transfer_precedence_first_listed_error_wins),
+		cmocka_unit_test(
+			test_overflow_precedence_debits_before_credits),
+		cmocka_unit_test(
+			test_failed_linked_chain_rolls_back_every_effect),
 		cmocka_unit_test(test_two_phase_post_void_and_partial_post),
 		cmocka_unit_test(test_expiry_by_pulse_releases_pending_amounts),
-		cmocka_unit_test(test_expiry_by_timestamp_within_batch_before_pulse),
-		cmocka_unit_test(test_balancing_transfers_clamp_to_the_balance_limit),
-		cmocka_unit_test(test_closing_transfer_closes_and_void_or_expiry_reopens),
-		cmocka_unit_test(test_history_records_one_balance_point_per_transfer),
-		cmocka_unit_test(test_get_account_transfers_range_limit_order_filters),
+		cmocka_unit_test(
+			test_expiry_by_timestamp_within_batch_before_pulse),
+		cmocka_unit_test(
+			test_balancing_transfers_clamp_to_the_balance_limit),
+		cmocka_unit_test(
+			test_closing_transfer_closes_and_void_or_expiry_reopens),
+		cmocka_unit_test(
+			test_history_records_one_balance_point_per_transfer),
+		cmocka_unit_test(
+			test_get_account_transfers_range_limit_order_filters),
 		cmocka_unit_test(test_batch_arguments_are_checked),
 		cmocka_unit_test(test_same_batches_give_same_digest),
 		cmocka_unit_test(test_snapshot_round_trip_keeps_the_digest),
-		cmocka_unit_test(test_snapshot_read_rejects_truncated_and_garbage_input),
+		cmocka_unit_test(
+			test_snapshot_read_rejects_truncated_and_garbage_input),
 		cmocka_unit_test(test_invariants_hold_after_many_operations),
 		cmocka_unit_test(test_result_names_are_stable_and_bounded),
 		cmocka_unit_test(test_every_result_code_was_provoked),

@@ -36,9 +36,11 @@ static void rejects_values_above_max(void **state)
 {
 	(void)state;
 	u128 v = 7;
-	assert_int_equal(parse("340282366920938463463374607431768211456",
-			       U128_MAX, &v), -ERANGE);
-	assert_int_equal(parse("18446744073709551616", UINT64_MAX, &v), -ERANGE);
+	assert_int_equal(
+		parse("340282366920938463463374607431768211456", U128_MAX, &v),
+		-ERANGE);
+	assert_int_equal(parse("18446744073709551616", UINT64_MAX, &v),
+			 -ERANGE);
 	assert_int_equal(parse("18446744073709551615", UINT64_MAX, &v), 0);
 	assert_true(v == UINT64_MAX);
 }
@@ -47,8 +49,11 @@ static void rejects_non_canonical_text(void **state)
 {
 	(void)state;
 	u128 v = 7;
-	const char *bad[] = { "", "-1", "+1", " 1", "1 ", "01", "00", "1.0",
-			      "1e3", "0x10", "١", "9999999999999999999999999999999999999999" };
+	const char *bad[] = {
+		"",	"-1",  "+1",
+		" 1",	"1 ",  "01",
+		"00",	"1.0", "1e3",
+		"0x10", "١",   "9999999999999999999999999999999999999999"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		assert_int_not_equal(parse(bad[i], U128_MAX, &v), 0);
 	assert_true(v == 7); /* untouched on failure */
@@ -58,8 +63,14 @@ static void formats_round_trip(void **state)
 {
 	(void)state;
 	char buf[U128_DEC_BYTES];
-	u128 samples[] = { 0, 1, 9, 10, 12345678901234567890u, U128_MAX,
-			   (u128)1 << 64, ((u128)1 << 127) + 3 };
+	u128 samples[] = {0,
+			  1,
+			  9,
+			  10,
+			  12345678901234567890u,
+			  U128_MAX,
+			  (u128)1 << 64,
+			  ((u128)1 << 127) + 3};
 	for (size_t i = 0; i < sizeof(samples) / sizeof(samples[0]); i++) {
 		u128 back;
 		size_t n = u128_format_dec(samples[i], buf);

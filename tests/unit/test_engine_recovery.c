@@ -51,9 +51,9 @@ static struct engine *open_engine(const char *dir, u64 snapshot_every)
 {
 	struct engine *e = NULL;
 	const char *err = NULL;
-	struct engine_options o = { .data_dir = dir,
-				    .snapshot_every_records = snapshot_every,
-				    .quiet = true };
+	struct engine_options o = {.data_dir = dir,
+				   .snapshot_every_records = snapshot_every,
+				   .quiet = true};
 	int ret = engine_open(&e, &o, &err);
 	if (ret < 0)
 		fprintf(stderr, "engine_open: %s (%d)\n", err ? err : "?", ret);
@@ -70,8 +70,10 @@ static void create_accounts(struct engine *e, u64 first_id, u32 n)
 		a[i].ledger = 1;
 		a[i].code = 7;
 	}
-	struct engine_request r = { .op = ENGINE_CREATE_ACCOUNTS, .count = n,
-				    .events = a, .results = res };
+	struct engine_request r = {.op = ENGINE_CREATE_ACCOUNTS,
+				   .count = n,
+				   .events = a,
+				   .results = res};
 	assert_int_equal(engine_execute(e, &r), 0);
 	for (u32 i = 0; i < n; i++)
 		assert_int_equal(res[i], 0);
@@ -96,8 +98,10 @@ static void create_transfers(struct engine *e, u64 first_id, u32 n,
 		t[i].flags = flags;
 		t[i].timeout = timeout;
 	}
-	struct engine_request r = { .op = ENGINE_CREATE_TRANSFERS, .count = n,
-				    .events = t, .results = res };
+	struct engine_request r = {.op = ENGINE_CREATE_TRANSFERS,
+				   .count = n,
+				   .events = t,
+				   .results = res};
 	assert_int_equal(engine_execute(e, &r), 0);
 	for (u32 i = 0; i < n; i++)
 		assert_int_equal(res[i], 0);
@@ -221,16 +225,17 @@ static void *submit_singles(void *arg)
 {
 	struct worker *w = arg;
 	for (u32 i = 0; i < 200; i++) {
-		struct transfer t = { .id = w->first_id + i,
-				      .debit_account_id = 1,
-				      .credit_account_id = 2,
-				      .amount = 1,
-				      .ledger = 1,
-				      .code = 1 };
+		struct transfer t = {.id = w->first_id + i,
+				     .debit_account_id = 1,
+				     .credit_account_id = 2,
+				     .amount = 1,
+				     .ledger = 1,
+				     .code = 1};
 		u32 res = 99;
-		struct engine_request r = { .op = ENGINE_CREATE_TRANSFERS,
-					    .count = 1, .events = &t,
-					    .results = &res };
+		struct engine_request r = {.op = ENGINE_CREATE_TRANSFERS,
+					   .count = 1,
+					   .events = &t,
+					   .results = &res};
 		if (engine_execute(w->e, &r) != 0 || res != 0)
 			w->failures++;
 	}
@@ -246,7 +251,8 @@ static void concurrent_submitters_all_commit(void **state)
 
 	create_accounts(e, 1, 2);
 	for (int i = 0; i < 8; i++) {
-		w[i] = (struct worker){ .e = e, .first_id = 1000000u * (u64)(i + 1) };
+		w[i] = (struct worker){.e = e,
+				       .first_id = 1000000u * (u64)(i + 1)};
 		pthread_create(&th[i], NULL, submit_singles, &w[i]);
 	}
 	for (int i = 0; i < 8; i++) {
@@ -270,11 +276,13 @@ static void submit_refuses_malformed_requests(void **state)
 {
 	struct fixture *f = *state;
 	struct engine *e = open_engine(f->dir, 0);
-	struct transfer t = { 0 };
+	struct transfer t = {0};
 	u32 res;
-	struct engine_request r = { .op = ENGINE_CREATE_TRANSFERS, .count = 0,
-				    .events = &t, .results = &res,
-				    .done = noop_done };
+	struct engine_request r = {.op = ENGINE_CREATE_TRANSFERS,
+				   .count = 0,
+				   .events = &t,
+				   .results = &res,
+				   .done = noop_done};
 	assert_int_equal(engine_submit(e, &r), -EINVAL);
 	r.count = BATCH_EVENTS_MAX + 1;
 	assert_int_equal(engine_submit(e, &r), -EINVAL);
@@ -296,8 +304,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(
 			pending_timeout_expires_by_journaled_pulse, setup,
 			teardown),
-		cmocka_unit_test_setup_teardown(concurrent_submitters_all_commit,
-						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			concurrent_submitters_all_commit, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			submit_refuses_malformed_requests, setup, teardown),
 	};
