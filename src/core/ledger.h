@@ -28,6 +28,11 @@ struct ledger_options {
 	u64 transfers_hint;
 };
 
+/* Key of the id hash (see ledger.c): call once, before any ledger_new,
+ * with a secret random value.  It changes the indexes' layout only, never
+ * the state or its digest. */
+void ledger_set_hash_key(u64 key);
+
 /* Returns NULL when out of memory. */
 struct ledger *ledger_new(const struct ledger_options *opts);
 void ledger_free(struct ledger *l);

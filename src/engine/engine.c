@@ -13,6 +13,7 @@
 #include "log/snapshot.h"
 
 #include <errno.h>
+#include <sodium.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -569,6 +570,13 @@ static void *applier_main(void *arg)
 
 /* ---- public --------------------------------------------------------- */
 
+static void set_hash_key(void)
+{
+	u64 key;
+	randombytes_buf(&key, sizeof(key));
+	ledger_set_hash_key(key);
+}
+
 int engine_open(struct engine **out, const struct engine_options *o,
 		const char **err)
 {
@@ -582,6 +590,8 @@ int engine_open(struct engine **out, const struct engine_options *o,
 	e = calloc(1, sizeof(*e));
 	if (!e)
 		return -ENOMEM;
+	static pthread_once_t key_once = PTHREAD_ONCE_INIT;
+	pthread_once(&key_once, set_hash_key);
 	pthread_rwlock_init(&e->state_lock, NULL);
 	pthread_mutex_init(&e->queue_lock, NULL);
 	pthread_cond_init(&e->queue_cond, NULL);

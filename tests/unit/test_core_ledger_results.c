@@ -1503,6 +1503,51 @@ static void test_every_result_code_was_provoked(void **state)
 	}
 }
 
+/* The hash key changes where ids sit in the indexes, never the state: two
+ * ledgers fed the same batches under different keys have one digest. */
+static void build_small_ledger(u8 digest[32])
+{
+	struct ledger *l = ledger_new(NULL);
+	struct account a[40];
+	struct transfer t[200];
+	u32 res[200];
+
+	memset(a, 0, sizeof(a));
+	for (u32 i = 0; i < 40; i++) {
+		a[i].id = ((u128)i << 70) + i * 7919u + 1;
+		a[i].ledger = 1;
+		a[i].code = 1;
+	}
+	assert_int_equal(ledger_create_accounts(l, a, 40, 1000000, res), 0);
+	memset(t, 0, sizeof(t));
+	for (u32 i = 0; i < 200; i++) {
+		t[i].id = ((u128)(i * 31u) << 64) + i + 1;
+		t[i].debit_account_id = a[i % 40].id;
+		t[i].credit_account_id = a[(i + 1) % 40].id;
+		t[i].amount = i + 1;
+		t[i].ledger = 1;
+		t[i].code = 1;
+		t[i].flags = (i % 5 == 0) ? TRANSFER_PENDING : 0;
+	}
+	assert_int_equal(ledger_create_transfers(l, t, 200, 2000000, res), 0);
+	for (u32 i = 0; i < 200; i++)
+		assert_int_equal(res[i], 0);
+	ledger_digest(l, digest);
+	ledger_free(l);
+}
+
+static void test_hash_key_changes_layout_not_digest(void **state)
+{
+	(void)state;
+	u8 d1[32], d2[32];
+
+	ledger_set_hash_key(0x0123456789abcdefull);
+	build_small_ledger(d1);
+	ledger_set_hash_key(0xfedcba9876543210ull);
+	build_small_ledger(d2);
+	assert_memory_equal(d1, d2, 32);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1541,6 +1586,7 @@ int main(void)
 			test_snapshot_read_rejects_truncated_and_garbage_input),
 		cmocka_unit_test(test_invariants_hold_after_many_operations),
 		cmocka_unit_test(test_result_names_are_stable_and_bounded),
+		cmocka_unit_test(test_hash_key_changes_layout_not_digest),
 		cmocka_unit_test(test_every_result_code_was_provoked),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
