@@ -7,6 +7,8 @@
  * the jansson tree and the output records.
  */
 #include "api/codec.h"
+#include "api/codec_internal.h"
+#include "api/fastjson.h"
 #include "core/u128.h"
 
 #include <errno.h>
@@ -19,55 +21,46 @@
 
 #include "banned.h"
 
-enum ftype { FT_U128, FT_U64, FT_U32, FT_U16, FT_FLAGS };
-
-struct field {
-	const char *name;
-	u8 name_len;
-	u8 type;
-	u8 offset;
-};
-
 #define F(rec, member, t)                                                      \
 	{                                                                      \
 #member, (u8)(sizeof(#member) - 1), t,                         \
 			(u8)offsetof(rec, member)                              \
 	}
 
-static const struct field account_fields[] = {
-	F(struct account, id, FT_U128),
-	F(struct account, debits_pending, FT_U128),
-	F(struct account, debits_posted, FT_U128),
-	F(struct account, credits_pending, FT_U128),
-	F(struct account, credits_posted, FT_U128),
-	F(struct account, user_data_128, FT_U128),
-	F(struct account, user_data_64, FT_U64),
-	F(struct account, user_data_32, FT_U32),
-	F(struct account, ledger, FT_U32),
-	F(struct account, code, FT_U16),
-	F(struct account, flags, FT_FLAGS),
-	F(struct account, timestamp, FT_U64),
+static const struct codec__field account_fields[] = {
+	F(struct account, id, CODEC__U128),
+	F(struct account, debits_pending, CODEC__U128),
+	F(struct account, debits_posted, CODEC__U128),
+	F(struct account, credits_pending, CODEC__U128),
+	F(struct account, credits_posted, CODEC__U128),
+	F(struct account, user_data_128, CODEC__U128),
+	F(struct account, user_data_64, CODEC__U64),
+	F(struct account, user_data_32, CODEC__U32),
+	F(struct account, ledger, CODEC__U32),
+	F(struct account, code, CODEC__U16),
+	F(struct account, flags, CODEC__FLAGS),
+	F(struct account, timestamp, CODEC__U64),
 };
 
-static const struct field transfer_fields[] = {
-	F(struct transfer, id, FT_U128),
-	F(struct transfer, debit_account_id, FT_U128),
-	F(struct transfer, credit_account_id, FT_U128),
-	F(struct transfer, amount, FT_U128),
-	F(struct transfer, pending_id, FT_U128),
-	F(struct transfer, user_data_128, FT_U128),
-	F(struct transfer, user_data_64, FT_U64),
-	F(struct transfer, user_data_32, FT_U32),
-	F(struct transfer, timeout, FT_U32),
-	F(struct transfer, ledger, FT_U32),
-	F(struct transfer, code, FT_U16),
-	F(struct transfer, flags, FT_FLAGS),
-	F(struct transfer, timestamp, FT_U64),
+static const struct codec__field transfer_fields[] = {
+	F(struct transfer, id, CODEC__U128),
+	F(struct transfer, debit_account_id, CODEC__U128),
+	F(struct transfer, credit_account_id, CODEC__U128),
+	F(struct transfer, amount, CODEC__U128),
+	F(struct transfer, pending_id, CODEC__U128),
+	F(struct transfer, user_data_128, CODEC__U128),
+	F(struct transfer, user_data_64, CODEC__U64),
+	F(struct transfer, user_data_32, CODEC__U32),
+	F(struct transfer, timeout, CODEC__U32),
+	F(struct transfer, ledger, CODEC__U32),
+	F(struct transfer, code, CODEC__U16),
+	F(struct transfer, flags, CODEC__FLAGS),
+	F(struct transfer, timestamp, CODEC__U64),
 };
 
 #undef F
 
-#define FLAG_BITS 16
+#define FLAG_BITS CODEC__FLAG_BITS
 
 /* Index = bit position; NULL = not accepted (reserved or unsupported). */
 static const char *const account_flag_names[FLAG_BITS] = {
@@ -93,14 +86,13 @@ _Static_assert(ACCOUNT_CLOSED == 1 << 5, "account flag table matches types.h");
 _Static_assert(TRANSFER_CLOSING_CREDIT == 1 << 7,
 	       "transfer flag table matches types.h");
 
-struct schema {
-	const struct field *fields;
-	size_t nfields;
-	const char *const *flag_names;
-	size_t record_bytes;
-};
+_Static_assert(sizeof(account_fields) / sizeof(account_fields[0]) <=
+			       CODEC__FIELDS_MAX &&
+		       sizeof(transfer_fields) / sizeof(transfer_fields[0]) <=
+			       CODEC__FIELDS_MAX,
+	       "the fast path's seen-field mask holds every field");
 
-static const struct schema schemas[] = {
+const struct codec__schema codec__schemas[CODEC_TRANSFER + 1] = {
 	[CODEC_ACCOUNT] = {account_fields,
 			   sizeof(account_fields) / sizeof(account_fields[0]),
 			   account_flag_names, sizeof(struct account)},
@@ -266,8 +258,8 @@ static int decode_flags(const json_t *v, const char *const *names, u16 *out,
 }
 
 /* index: position in the batch, or -1 for a single object. */
-static int decode_object(const struct schema *sc, const json_t *obj, u8 *rec,
-			 long index, struct codec_error *err)
+static int decode_object(const struct codec__schema *sc, const json_t *obj,
+			 u8 *rec, long index, struct codec_error *err)
 {
 	const char *key;
 	size_t key_len;
@@ -280,7 +272,7 @@ static int decode_object(const struct schema *sc, const json_t *obj, u8 *rec,
 	}
 	json_object_keylen_foreach((json_t *)obj, key, key_len, v)
 	{
-		const struct field *fd = NULL;
+		const struct codec__field *fd = NULL;
 		long flag = -1;
 		int r = 0;
 
@@ -297,13 +289,13 @@ static int decode_object(const struct schema *sc, const json_t *obj, u8 *rec,
 		}
 		u8 *at = rec + fd->offset;
 		switch (fd->type) {
-		case FT_U128: {
+		case CODEC__U128: {
 			u128 x = 0;
 			r = decode_u128(v, U128_MAX, &x, err);
 			memcpy(at, &x, sizeof(x));
 			break;
 		}
-		case FT_U64: {
+		case CODEC__U64: {
 			u128 x = 0;
 			u64 y;
 			r = decode_u128(v, UINT64_MAX, &x, err);
@@ -311,7 +303,7 @@ static int decode_object(const struct schema *sc, const json_t *obj, u8 *rec,
 			memcpy(at, &y, sizeof(y));
 			break;
 		}
-		case FT_U32: {
+		case CODEC__U32: {
 			u64 x = 0;
 			u32 y;
 			r = decode_uint(v, UINT32_MAX, &x, err);
@@ -319,7 +311,7 @@ static int decode_object(const struct schema *sc, const json_t *obj, u8 *rec,
 			memcpy(at, &y, sizeof(y));
 			break;
 		}
-		case FT_U16: {
+		case CODEC__U16: {
 			u64 x = 0;
 			u16 y;
 			r = decode_uint(v, UINT16_MAX, &x, err);
@@ -327,7 +319,7 @@ static int decode_object(const struct schema *sc, const json_t *obj, u8 *rec,
 			memcpy(at, &y, sizeof(y));
 			break;
 		}
-		case FT_FLAGS: {
+		case CODEC__FLAGS: {
 			u16 y = 0;
 			r = decode_flags(v, sc->flag_names, &y, &flag, err);
 			memcpy(at, &y, sizeof(y));
@@ -452,11 +444,11 @@ static void arena_end(void)
 	arena_head = keep;
 }
 
-int codec_decode_events(enum codec_kind kind, const char *body, size_t len,
-			void **events_out, u32 *count_out, bool *is_array,
-			struct codec_error *err)
+int codec__decode_events_full(enum codec_kind kind, const char *body,
+			      size_t len, void **events_out, u32 *count_out,
+			      bool *is_array, struct codec_error *err)
 {
-	const struct schema *sc;
+	const struct codec__schema *sc;
 	json_error_t jerr;
 	json_t *root = NULL;
 	u8 *events = NULL;
@@ -472,7 +464,7 @@ int codec_decode_events(enum codec_kind kind, const char *body, size_t len,
 		ret = fail(err, PROBLEM_internal_error, "bad codec kind");
 		goto cleanup;
 	}
-	sc = &schemas[kind];
+	sc = &codec__schemas[kind];
 	if (codec_check_depth(body, len, CODEC_DEPTH_MAX)) {
 		ret = fail(err, PROBLEM_nesting_too_deep,
 			   "JSON nesting deeper than %d levels",
@@ -538,6 +530,48 @@ cleanup:
 	if (arena_on)
 		arena_end();
 	return ret;
+}
+
+/*
+ * Most bodies are well-formed batches, and for those building a jansson
+ * tree costs several times the decode itself.  fastjson decodes exactly
+ * the well-formed subset in one pass straight into the records; anything
+ * else (every error included) goes to the full decoder, so its answers,
+ * problems and paths are the ones it always gave.
+ */
+int codec_decode_events(enum codec_kind kind, const char *body, size_t len,
+			void **events_out, u32 *count_out, bool *is_array,
+			struct codec_error *err)
+{
+	void *events;
+	u32 cap;
+
+	*events_out = NULL;
+	*count_out = 0;
+	*is_array = false;
+	err->path[0] = '\0';
+	err->detail[0] = '\0';
+	if (kind != CODEC_ACCOUNT && kind != CODEC_TRANSFER)
+		goto full;
+	cap = fastjson_events_max(body, len);
+	if (cap == 0)
+		goto full;
+	/* Out of memory here is the full decoder's to report, with its
+	 * exact allocation. */
+	events = malloc((size_t)cap * codec__schemas[kind].record_bytes);
+	if (!events)
+		goto full;
+	if (fastjson_decode(kind, body, len, events, cap, count_out,
+			    is_array) == 0) {
+		*events_out = events;
+		return 0;
+	}
+	free(events);
+	*count_out = 0;
+	*is_array = false;
+full:
+	return codec__decode_events_full(kind, body, len, events_out, count_out,
+					 is_array, err);
 }
 
 /* ---- query strings ---------------------------------------------------- */
