@@ -142,6 +142,7 @@ int cmd_serve(int argc, char **argv)
 		engine_close(e);
 		return EXIT_SOFTWARE;
 	}
+	logger_start_async();
 	log_at(LOG_INFO, "listening", LOG_STR("listen", s.listen),
 	       LOG_STR("data", s.data_dir),
 	       LOG_STR("version", TPWALLET_VERSION));
@@ -152,5 +153,6 @@ int cmd_serve(int argc, char **argv)
 	api_server_stop(srv);
 	engine_close(e);
 	log_at(LOG_INFO, "stopped", LOG_STR("data", s.data_dir));
+	logger_stop_async();
 	return 0;
 }

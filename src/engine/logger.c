@@ -1,9 +1,20 @@
 /*
  * logger.c - JSON-lines logging (see logger.h).
+ *
+ * Synchronous by default: one write(2) per line.  A server calls
+ * logger_start_async(): debug and info lines (one per request) then go to a
+ * shared buffer that a flusher thread writes every LOG_FLUSH_MS, so tens of
+ * thousands of requests a second cost tens of system calls, not tens of
+ * thousands.  Warnings and errors still go out at once, after whatever is
+ * buffered, so the order of lines is kept.  The price: on kill -9, up to
+ * LOG_FLUSH_MS of request lines can be lost; never a warning or an error.
  */
 #include "engine/logger.h"
 
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -13,7 +24,92 @@
 static enum log_level min_level = LOG_INFO;
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
-#define LINE_BYTES_MAX 4096
+#define LINE_BYTES_MAX	 4096
+#define LOG_BUFFER_BYTES (256u * 1024u)
+#define LOG_FLUSH_MS	 50
+
+static pthread_mutex_t buf_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t flusher_cond = PTHREAD_COND_INITIALIZER;
+static char *async_buf; /* non-NULL while async */
+static size_t async_len;
+static bool flusher_stop;
+static pthread_t flusher;
+
+static void write_all(const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(STDERR_FILENO, p, n);
+		if (w <= 0)
+			return; /* stderr is gone: nothing better to do */
+		p += w;
+		n -= (size_t)w;
+	}
+}
+
+/* Caller holds buf_lock. */
+static void flush_locked(void)
+{
+	if (async_len) {
+		write_all(async_buf, async_len);
+		async_len = 0;
+	}
+}
+
+static void *flusher_main(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&buf_lock);
+	while (!flusher_stop) {
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_nsec += LOG_FLUSH_MS * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&flusher_cond, &buf_lock, &until);
+		flush_locked();
+	}
+	pthread_mutex_unlock(&buf_lock);
+	return NULL;
+}
+
+int logger_start_async(void)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&buf_lock);
+	if (!async_buf) {
+		async_buf = malloc(LOG_BUFFER_BYTES);
+		flusher_stop = false;
+		if (!async_buf ||
+		    pthread_create(&flusher, NULL, flusher_main, NULL) != 0) {
+			free(async_buf);
+			async_buf = NULL;
+			ret = -1;
+		}
+	}
+	pthread_mutex_unlock(&buf_lock);
+	return ret;
+}
+
+void logger_stop_async(void)
+{
+	pthread_mutex_lock(&buf_lock);
+	if (!async_buf) {
+		pthread_mutex_unlock(&buf_lock);
+		return;
+	}
+	flusher_stop = true;
+	pthread_cond_signal(&flusher_cond);
+	pthread_mutex_unlock(&buf_lock);
+	pthread_join(flusher, NULL);
+	pthread_mutex_lock(&buf_lock);
+	flush_locked();
+	free(async_buf);
+	async_buf = NULL;
+	pthread_mutex_unlock(&buf_lock);
+}
 
 void logger_set_level(enum log_level level)
 {
@@ -101,6 +197,16 @@ void log_write(enum log_level level, const char *msg,
 	}
 	l.buf[l.len++] = '}';
 	l.buf[l.len++] = '\n';
-	ssize_t w = write(STDERR_FILENO, l.buf, l.len);
-	(void)w;
+
+	pthread_mutex_lock(&buf_lock);
+	if (async_buf && level <= LOG_INFO) {
+		if (async_len + l.len > LOG_BUFFER_BYTES)
+			flush_locked();
+		memcpy(async_buf + async_len, l.buf, l.len);
+		async_len += l.len;
+	} else {
+		flush_locked();
+		write_all(l.buf, l.len);
+	}
+	pthread_mutex_unlock(&buf_lock);
 }

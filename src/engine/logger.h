@@ -6,7 +6,7 @@
  *
  * Values are escaped; callers never build JSON by hand.  Never pass a
  * secret, token, card number or request body as a field: logs are read by
- * more people than the data is.  Thread-safe (one write(2) per line).
+ * more people than the data is.  Thread-safe; lines are never interleaved.
  */
 #ifndef TPW_ENGINE_LOGGER_H
 #define TPW_ENGINE_LOGGER_H
@@ -30,6 +30,13 @@ struct log_field {
 void logger_set_level(enum log_level min_level);
 /* Parse "debug", "info", "warn", "error"; returns -1 if unknown. */
 int logger_parse_level(const char *name);
+
+/* Buffer debug and info lines and write them every 50 ms from a flusher
+ * thread (servers); warnings and errors are never delayed.  Returns 0, or
+ * -1 (logging stays synchronous).  logger_stop_async() writes what is
+ * buffered and stops the thread. */
+int logger_start_async(void);
+void logger_stop_async(void);
 
 void log_write(enum log_level level, const char *msg,
 	       const struct log_field *fields, size_t n);
