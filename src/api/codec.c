@@ -4,7 +4,9 @@
  *
  * Decoding walks each jansson object once and matches keys against a small
  * table (length first, then bytes), so validation allocates nothing beyond
- * the jansson tree and the output records.
+ * the jansson tree and the output records.  In front of it, fastjson.c
+ * decodes well-formed bodies without a tree; it reads the same tables
+ * (codec_internal.h).
  */
 #include "api/codec.h"
 #include "api/codec_internal.h"

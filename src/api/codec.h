@@ -12,6 +12,8 @@
  * JSON path of the culprit ("[3].amount", "flags[1]").  Semantic checks
  * (ids 0 or 2^128-1, amounts, flag combinations) are NOT made here: the
  * ledger answers them per event with its result codes, as TigerBeetle does.
+ * Well-formed bodies are decoded in one pass by fastjson.h; every other
+ * body, and so every error, goes through jansson as described above.
  *
  * Encoding writes records and results into a wbuf with a hand-written
  * writer (no jansson trees): see the functions below for the shapes.
