@@ -34,6 +34,7 @@ RUN=$(date +%s) ACCOUNTS=100000 wrk -t2 -c64 -d"${wrk_seconds}s" --latency \
 echo "== HTTP, batches of 8190 transfers, $batches batches, 4 connections"
 python3 "$here/http_batch.py" --port "$port" --accounts 100000 \
 	--batches "$batches" --connections 4 --run 7
+kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true
 
 # The PostgreSQL baseline, in the same run so the two compare as a ratio
 # (installs Debian's postgresql if missing).  BENCH_PG=0 skips it.
