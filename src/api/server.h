@@ -46,7 +46,7 @@ struct engine;
 struct api_options {
 	const char *host;      /* numeric address or name; NULL: 127.0.0.1 */
 	unsigned short port;   /* 0: any free port (see api_server_port) */
-	unsigned threads;      /* 0: number of online CPUs */
+	unsigned threads;      /* 0: online CPUs - 1 (at least 1) */
 	size_t body_bytes_max; /* 0: API_BODY_BYTES_MAX_DEFAULT */
 	unsigned connection_timeout_s; /* 0: 30 */
 	unsigned connections_max;      /* 0: 4096 */

@@ -33,7 +33,7 @@ static void usage(FILE *f)
 		"TPWALLET_DATA)\n"
 		"  --listen HOST:PORT  address (default 127.0.0.1:8080; "
 		"TPWALLET_LISTEN)\n"
-		"  --threads N         HTTP threads (default: one per core; "
+		"  --threads N         HTTP threads (default: cores - 1; "
 		"TPWALLET_THREADS)\n"
 		"  --log-level LEVEL   debug, info, warn or error (default "
 		"info)\n"
