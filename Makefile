@@ -112,15 +112,25 @@ sanitize:
 	  tests/count.sh python3 tests/e2e/run.py --binary build/san/tpwallet --sanitized
 
 # libFuzzer harnesses (clang).  Seeds live in tests/fuzz/corpus/<name>/.
+# The library is compiled once with coverage instrumentation
+# (fuzzer-no-link); each harness links it with libFuzzer's main.
 FUZZ_BUILD := build/fuzz
-FUZZ_FLAGS := -O1 -g -fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer
+FUZZ_SAN   := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined
 FUZZ_LIB_SRC := $(CORE_SRC) $(CRYPTO_SRC) $(LOG_SRC) $(ENGINE_SRC) $(API_SRC)
+FUZZ_LIB_OBJ := $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(FUZZ_LIB_SRC))
 FUZZ_BIN := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/%,$(FUZZ_SRC))
 
-$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB_SRC)
+$(FUZZ_BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	@echo "  CC/FUZZ $<"
+	@clang $(CPPFLAGS) -std=c17 $(WARN) -pthread $(FUZZ_SAN) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB_OBJ)
 	@mkdir -p $(dir $@)
 	@echo "  FUZZ    $@"
-	@clang $(CPPFLAGS) -std=c17 $(WARN) -pthread $(FUZZ_FLAGS) -o $@ $^ $(LDLIBS)
+	@clang $(CPPFLAGS) -std=c17 $(WARN) -pthread $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+
+.SECONDARY: $(FUZZ_LIB_OBJ)
 
 fuzz: $(FUZZ_BIN)
 
@@ -156,4 +166,4 @@ bench: all
 clean:
 	rm -rf build
 
--include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD) $(FUZZ_BUILD)/obj -name '*.d' 2>/dev/null)

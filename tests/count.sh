@@ -9,8 +9,8 @@ status_file=$(mktemp)
 status=$(cat "$status_file")
 if [ -n "${TPW_COUNTS:-}" ]; then
 	line=$(grep -E '[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
-	p=$(echo "$line" | sed -E 's/.*[^0-9]?([0-9]+) passed.*/\1/')
-	f=$(echo "$line" | sed -E 's/.* ([0-9]+) failed.*/\1/')
+	p=$(echo "$line" | sed -E 's/^(.*[^0-9])?([0-9]+) passed.*/\2/')
+	f=$(echo "$line" | sed -E 's/^(.*[^0-9])?([0-9]+) failed.*/\2/')
 	if [ -n "$line" ]; then
 		echo "$p $f" >>"$TPW_COUNTS"
 	elif [ "$status" -ne 0 ]; then
