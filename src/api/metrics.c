@@ -62,6 +62,18 @@ static unsigned status_index(unsigned status)
 	atomic_fetch_add_explicit(&(counter), (v), memory_order_relaxed)
 #define LOAD(counter) atomic_load_explicit(&(counter), memory_order_relaxed)
 
+static const char *const status_class_names[METRICS_STATUS_CLASSES] = {
+	"2xx", "3xx", "4xx", "5xx"};
+
+/* 1xx and anything out of range count with 5xx: the server never sends
+ * them, so seeing one there is worth a look. */
+static unsigned status_class(unsigned status)
+{
+	if (status >= 200 && status < 500)
+		return status / 100 - 2;
+	return 3;
+}
+
 void metrics_observe_request(struct metrics *m, enum api_route r,
 			     enum api_method meth, unsigned status,
 			     u64 duration_us)
@@ -74,7 +86,7 @@ void metrics_observe_request(struct metrics *m, enum api_route r,
 	if (meth >= METHOD_COUNT)
 		meth = METHOD_OTHER;
 	ADD(m->requests[r][meth][status_index(status)], 1);
-	l = &m->latency[r];
+	l = &m->latency[r][status_class(status)];
 	for (i = 0; i < METRICS_LATENCY_BUCKETS; i++)
 		if (duration_us <= latency_le_us[i]) {
 			ADD(l->buckets[i], 1);
@@ -203,6 +215,52 @@ static void render_engine(struct wbuf *b, struct engine *e)
 	wbuf_putc(b, '\n');
 }
 
+static void latency_labels(struct wbuf *b, const char *series,
+			   const char *route, const char *cls)
+{
+	wbuf_puts(b, "tpwallet_http_request_duration_seconds_");
+	wbuf_puts(b, series);
+	wbuf_puts(b, "{route=\"");
+	wbuf_puts(b, route);
+	wbuf_puts(b, "\",status=\"");
+	wbuf_puts(b, cls);
+	wbuf_putc(b, '"');
+}
+
+static void render_latency(struct wbuf *b, struct metrics_latency *l,
+			   const char *route, const char *cls)
+{
+	u64 cum = 0, count = LOAD(l->count);
+
+	if (!count)
+		return;
+	for (unsigned i = 0; i < METRICS_LATENCY_BUCKETS; i++) {
+		cum += LOAD(l->buckets[i]);
+		latency_labels(b, "bucket", route, cls);
+		wbuf_puts(b, ",le=\"");
+		wbuf_puts(b, latency_le[i]);
+		wbuf_puts(b, "\"} ");
+		wbuf_put_u64(b, cum);
+		wbuf_putc(b, '\n');
+	}
+	/* count is read before the buckets: a concurrent observation may
+	 * make +Inf lag the last bucket by one; take the max. */
+	if (count < cum)
+		count = cum;
+	latency_labels(b, "bucket", route, cls);
+	wbuf_puts(b, ",le=\"+Inf\"} ");
+	wbuf_put_u64(b, count);
+	wbuf_putc(b, '\n');
+	latency_labels(b, "sum", route, cls);
+	wbuf_puts(b, "} ");
+	put_seconds(b, LOAD(l->sum_us));
+	wbuf_putc(b, '\n');
+	latency_labels(b, "count", route, cls);
+	wbuf_puts(b, "} ");
+	wbuf_put_u64(b, count);
+	wbuf_putc(b, '\n');
+}
+
 void metrics_render(struct metrics *m, struct engine *e, struct wbuf *b)
 {
 	help(b, "tpwallet_http_requests_total", "counter",
@@ -231,43 +289,10 @@ void metrics_render(struct metrics *m, struct engine *e, struct wbuf *b)
 	help(b, "tpwallet_http_request_duration_seconds", "histogram",
 	     "HTTP request latency by route template, from request line to "
 	     "response queued.");
-	for (unsigned r = 0; r < ROUTE_COUNT; r++) {
-		struct metrics_latency *l = &m->latency[r];
-		u64 cum = 0, count = LOAD(l->count);
-		if (!count)
-			continue;
-		for (unsigned i = 0; i < METRICS_LATENCY_BUCKETS; i++) {
-			cum += LOAD(l->buckets[i]);
-			wbuf_puts(b, "tpwallet_http_request_duration_seconds_"
-				     "bucket{route=\"");
-			wbuf_puts(b, route_templates[r]);
-			wbuf_puts(b, "\",le=\"");
-			wbuf_puts(b, latency_le[i]);
-			wbuf_puts(b, "\"} ");
-			wbuf_put_u64(b, cum);
-			wbuf_putc(b, '\n');
-		}
-		/* count is read before the buckets: a concurrent observation
-		 * may make +Inf lag the last bucket by one; take the max. */
-		if (count < cum)
-			count = cum;
-		wbuf_puts(b, "tpwallet_http_request_duration_seconds_bucket{"
-			     "route=\"");
-		wbuf_puts(b, route_templates[r]);
-		wbuf_puts(b, "\",le=\"+Inf\"} ");
-		wbuf_put_u64(b, count);
-		wbuf_puts(b, "\ntpwallet_http_request_duration_seconds_sum{"
-			     "route=\"");
-		wbuf_puts(b, route_templates[r]);
-		wbuf_puts(b, "\"} ");
-		put_seconds(b, LOAD(l->sum_us));
-		wbuf_puts(b, "\ntpwallet_http_request_duration_seconds_count{"
-			     "route=\"");
-		wbuf_puts(b, route_templates[r]);
-		wbuf_puts(b, "\"} ");
-		wbuf_put_u64(b, count);
-		wbuf_putc(b, '\n');
-	}
+	for (unsigned r = 0; r < ROUTE_COUNT; r++)
+		for (unsigned c = 0; c < METRICS_STATUS_CLASSES; c++)
+			render_latency(b, &m->latency[r][c], route_templates[r],
+				       status_class_names[c]);
 
 	help(b, "tpwallet_results_total", "counter",
 	     "Per-event results of create requests.");

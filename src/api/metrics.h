@@ -10,7 +10,9 @@
  *
  * Series:
  *   tpwallet_http_requests_total{route,method,status}       counter
- *   tpwallet_http_request_duration_seconds{route}            histogram
+ *   tpwallet_http_request_duration_seconds{route,status}     histogram
+ *     (status is the class: 2xx, 3xx, 4xx or 5xx, so that fast refusals
+ *     do not hide slow successes)
  *   tpwallet_results_total{op,result}                        counter
  *   tpwallet_batch_events                                    histogram
  *   tpwallet_fsync_duration_seconds                          histogram (engine)
@@ -79,9 +81,12 @@ struct metrics_latency {
 	atomic_ullong sum_us;
 };
 
+/* Status classes of the latency histogram: 2xx, 3xx, 4xx, 5xx. */
+#define METRICS_STATUS_CLASSES 4
+
 struct metrics {
 	atomic_ullong requests[ROUTE_COUNT][METHOD_COUNT][STATUS_IDX_COUNT];
-	struct metrics_latency latency[ROUTE_COUNT];
+	struct metrics_latency latency[ROUTE_COUNT][METRICS_STATUS_CLASSES];
 	/* +1: codes past the table (a newer ledger) are counted as "other" */
 	atomic_ullong account_results[CREATE_ACCOUNT_RESULT_COUNT + 1];
 	atomic_ullong transfer_results[CREATE_TRANSFER_RESULT_COUNT + 1];
