@@ -915,13 +915,20 @@ static struct MHD_Daemon *daemon_start(struct api_server *s, unsigned poll_flag,
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | poll_flag |
 			 MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
 			 (v6 ? MHD_USE_IPv6 : 0);
+	/* One thread is the polling thread itself: a pool of 1 (or 0) is
+	 * refused with a warning, so the option is left out then. */
+	struct MHD_OptionItem pool[] = {
+		{MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)threads, NULL},
+		{MHD_OPTION_END, 0, NULL},
+	};
+	if (threads <= 1)
+		pool[0].option = MHD_OPTION_END;
 
 	return MHD_start_daemon(
 		flags, 0, NULL, NULL, on_access, s,
 		/* First, so that every message goes through logger.h. */
 		MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
-		MHD_OPTION_SOCK_ADDR, sa, MHD_OPTION_THREAD_POOL_SIZE,
-		(unsigned)(threads > 1 ? threads : 0),
+		MHD_OPTION_SOCK_ADDR, sa, MHD_OPTION_ARRAY, pool,
 		MHD_OPTION_CONNECTION_TIMEOUT,
 		(unsigned)(o->connection_timeout_s
 				   ? o->connection_timeout_s
