@@ -10,6 +10,7 @@
  * tail is torn by searching every later byte offset for a valid record.
  */
 #include "log/journal.h"
+#include "log/seqdir.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -420,22 +421,15 @@ static bool parse_segment_name(const char *name, u64 *seq)
 	return true;
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-	u64 x = *(const u64 *)a, y = *(const u64 *)b;
-	return (x > y) - (x < y);
-}
-
 /* The sorted first seqs of every segment in the directory. */
 static int list_segments(int dir_fd, u64 **out, size_t *n_out)
 {
 	int ret = 0;
 	int fd = -1;
 	DIR *d = NULL;
-	u64 *seqs = NULL;
-	size_t n = 0, cap = 0;
-	struct dirent *e;
 
+	*out = NULL;
+	*n_out = 0;
 	fd = dup(dir_fd);
 	if (fd < 0) {
 		ret = -errno;
@@ -448,33 +442,8 @@ static int list_segments(int dir_fd, u64 **out, size_t *n_out)
 	}
 	fd = -1; /* owned by d */
 	rewinddir(d);
-	while ((errno = 0, e = readdir(d)) != NULL) {
-		u64 seq;
-		if (!parse_segment_name(e->d_name, &seq))
-			continue;
-		if (n == cap) {
-			size_t ncap = cap ? cap * 2 : 16;
-			u64 *p = realloc(seqs, ncap * sizeof(*p));
-			if (!p) {
-				ret = -ENOMEM;
-				goto cleanup;
-			}
-			seqs = p;
-			cap = ncap;
-		}
-		seqs[n++] = seq;
-	}
-	if (errno != 0) {
-		ret = -errno;
-		goto cleanup;
-	}
-	if (n > 1)
-		qsort(seqs, n, sizeof(*seqs), cmp_u64);
-	*out = seqs;
-	*n_out = n;
-	seqs = NULL;
+	ret = seqdir_list(d, parse_segment_name, out, n_out);
 cleanup:
-	free(seqs);
 	if (d)
 		closedir(d);
 	if (fd >= 0)

@@ -10,6 +10,7 @@
  * Loading re-checks everything and falls back to older snapshots: the
  * journal still holds the records, so a bad snapshot costs time, not data.
  */
+#include "log/seqdir.h"
 #include "log/snapshot.h"
 
 #include "log/journal.h" /* crc32c */
@@ -255,49 +256,28 @@ static bool parse_name(const char *name, u64 *seq)
 	return true;
 }
 
-static int cmp_desc(const void *a, const void *b)
-{
-	u64 x = *(const u64 *)a, y = *(const u64 *)b;
-	return (x < y) - (x > y);
-}
-
 /* Seqs of every snapshot file, newest first.  *n_out == 0 and 0 when the
  * directory does not exist. */
 static int list_snapshots(const char *dir, u64 **out, size_t *n_out)
 {
 	int ret = 0;
 	DIR *d;
-	struct dirent *e;
 	u64 *seqs = NULL;
-	size_t n = 0, cap = 0;
+	size_t n = 0;
 
 	*out = NULL;
 	*n_out = 0;
 	d = opendir(dir);
 	if (!d)
 		return errno == ENOENT ? 0 : -errno;
-	while ((errno = 0, e = readdir(d)) != NULL) {
-		u64 seq;
-		if (!parse_name(e->d_name, &seq))
-			continue;
-		if (n == cap) {
-			size_t ncap = cap ? cap * 2 : 16;
-			u64 *p = realloc(seqs, ncap * sizeof(*p));
-			if (!p) {
-				ret = -ENOMEM;
-				goto cleanup;
-			}
-			seqs = p;
-			cap = ncap;
-		}
-		seqs[n++] = seq;
-	}
-	if (errno != 0) {
-		ret = -errno;
+	ret = seqdir_list(d, parse_name, &seqs, &n);
+	if (ret != 0)
 		goto cleanup;
+	for (size_t i = 0; i < n / 2; i++) {
+		u64 t = seqs[i];
+		seqs[i] = seqs[n - 1 - i];
+		seqs[n - 1 - i] = t;
 	}
-	if (n > 1)
-		qsort(seqs, n, sizeof(*seqs), cmp_desc);
 	*out = seqs;
 	*n_out = n;
 	seqs = NULL;
