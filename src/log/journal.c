@@ -402,7 +402,7 @@ static void segment_name(char *out, size_t out_len, u64 seq)
 }
 
 /* Parse "<20 digits>.wal"; returns false for any other name. */
-static bool parse_segment_name(const char *name, u64 *seq)
+bool journal__parse_segment_name(const char *name, u64 *seq)
 {
 	u64 v = 0;
 
@@ -442,7 +442,7 @@ static int list_segments(int dir_fd, u64 **out, size_t *n_out)
 	}
 	fd = -1; /* owned by d */
 	rewinddir(d);
-	ret = seqdir_list(d, parse_segment_name, out, n_out);
+	ret = seqdir_list(d, journal__parse_segment_name, out, n_out);
 cleanup:
 	if (d)
 		closedir(d);

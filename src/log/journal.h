@@ -168,6 +168,8 @@ long journal_decode(const u8 *buf, size_t len, struct journal_record *r);
  * or -EBADMSG with a message in err. */
 int journal__scan_buffer(const u8 *buf, size_t len, u64 first_seq, bool last,
 			 size_t *valid_bytes, char *err, size_t err_len);
+/* "<20 digits>.wal" -> its first seq; false for any other name. */
+bool journal__parse_segment_name(const char *name, u64 *seq);
 /* The two CRC-32C implementations behind crc32c(). */
 u32 log__crc32c_sw(u32 crc, const void *buf, size_t len);
 u32 log__crc32c_hw(u32 crc, const void *buf, size_t len); /* x86-64 only */
