@@ -14,6 +14,7 @@
  *   RS_SUBMITTED  resumed by on_engine_done(): encode results, reply
  *   completed     log line, metrics, free
  */
+#include "api/route.h"
 #include "api/server.h"
 #include "api/codec.h"
 #include "api/metrics.h"
@@ -37,8 +38,6 @@
 
 #include "banned.h"
 
-#define REQUEST_ID_BYTES_MAX 64
-#define TRACE_ID_HEX	     32
 /* How long api_server_stop lets resumed requests send their replies. */
 #define STOP_REPLY_GRACE_MS 2000
 /* Small replies (problems, one record): initial cap of their buffer. */
@@ -122,68 +121,6 @@ static void request_id_generate(char out[REQUEST_ID_BYTES_MAX + 1])
 		out[2 * i + 1] = hexdigits[p[i] & 15];
 	}
 	out[16] = '\0';
-}
-
-/* An incoming X-Request-Id is kept when it is 1..64 characters from
- * [A-Za-z0-9._:-]: it then goes into logs and headers as is. */
-static bool request_id_valid(const char *s)
-{
-	size_t n = 0;
-
-	for (; s[n]; n++) {
-		char c = s[n];
-		if (n >= REQUEST_ID_BYTES_MAX)
-			return false;
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		      (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-		      c == ':' || c == '-'))
-			return false;
-	}
-	return n > 0;
-}
-
-static bool lowhex(const char *s, size_t n, bool *all_zero)
-{
-	bool zero = true;
-
-	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
-		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
-			return false;
-		if (c != '0')
-			zero = false;
-	}
-	if (all_zero)
-		*all_zero = zero;
-	return true;
-}
-
-/*
- * W3C Trace Context: "vv-<32 hex trace-id>-<16 hex parent-id>-<2 hex
- * flags>", lowercase hex; version ff, an all-zero trace-id or parent-id
- * are invalid; version 00 is exactly 55 characters, a later version may
- * append "-..." fields.  An invalid header is ignored, as the spec says.
- */
-static bool traceparent_parse(const char *v, char trace_id[TRACE_ID_HEX + 1])
-{
-	size_t n = strnlen(v, 512);
-	bool zero;
-
-	if (n < 55 || !lowhex(v, 2, NULL) || (v[0] == 'f' && v[1] == 'f'))
-		return false;
-	if (v[2] != '-' || v[35] != '-' || v[52] != '-')
-		return false;
-	if (!lowhex(v + 3, 32, &zero) || zero)
-		return false;
-	if (!lowhex(v + 36, 16, &zero) || zero)
-		return false;
-	if (!lowhex(v + 53, 2, NULL))
-		return false;
-	if (v[0] == '0' && v[1] == '0' ? n != 55 : (n > 55 && v[55] != '-'))
-		return false;
-	memcpy(trace_id, v + 3, TRACE_ID_HEX);
-	trace_id[TRACE_ID_HEX] = '\0';
-	return true;
 }
 
 /* ---- replies ---------------------------------------------------------- */
@@ -611,53 +548,6 @@ static enum MHD_Result create_reply(struct request *rq)
 
 /* ---- routing ---------------------------------------------------------- */
 
-/* Match url (already percent-decoded by libmicrohttpd).  Returns the
- * route, or ROUTE_unmatched; *bad_id is set when the shape matched but
- * the {id} segment is not a canonical decimal. */
-static enum api_route route_match(const char *url, u128 *id, bool *bad_id)
-{
-	static const char acc[] = "/v1/accounts", tr[] = "/v1/transfers";
-	const char *rest, *slash;
-	bool accounts;
-	size_t idlen;
-
-	*bad_id = false;
-	if (strcmp(url, "/healthz") == 0)
-		return ROUTE_healthz;
-	if (strcmp(url, "/readyz") == 0)
-		return ROUTE_readyz;
-	if (strcmp(url, "/metrics") == 0)
-		return ROUTE_metrics;
-	if (strncmp(url, acc, sizeof(acc) - 1) == 0) {
-		accounts = true;
-		rest = url + sizeof(acc) - 1;
-	} else if (strncmp(url, tr, sizeof(tr) - 1) == 0) {
-		accounts = false;
-		rest = url + sizeof(tr) - 1;
-	} else {
-		return ROUTE_unmatched;
-	}
-	if (*rest == '\0')
-		return accounts ? ROUTE_accounts : ROUTE_transfers;
-	if (*rest != '/' || rest[1] == '\0')
-		return ROUTE_unmatched;
-	rest++;
-	slash = strchr(rest, '/');
-	idlen = slash ? (size_t)(slash - rest) : strlen(rest);
-	enum api_route r;
-	if (!slash)
-		r = accounts ? ROUTE_account : ROUTE_transfer;
-	else if (accounts && strcmp(slash, "/transfers") == 0)
-		r = ROUTE_account_transfers;
-	else if (accounts && strcmp(slash, "/balances") == 0)
-		r = ROUTE_account_balances;
-	else
-		return ROUTE_unmatched;
-	if (u128_parse_dec(rest, idlen, U128_MAX, id))
-		*bad_id = true;
-	return r;
-}
-
 static enum api_method method_of(const char *m)
 {
 	if (strcmp(m, "GET") == 0)
@@ -731,17 +621,17 @@ static enum MHD_Result request_begin(struct request *rq, const char *url,
 
 	v = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND,
 					"X-Request-Id");
-	if (v && request_id_valid(v))
+	if (v && api_request_id_valid(v))
 		snprintf(rq->request_id, sizeof(rq->request_id), "%s", v);
 	else
 		request_id_generate(rq->request_id);
 	v = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND,
 					"traceparent");
-	if (!v || !traceparent_parse(v, rq->trace_id))
+	if (!v || !api_traceparent_parse(v, rq->trace_id))
 		rq->trace_id[0] = '\0';
 
 	rq->method = method_of(method);
-	rq->route = route_match(url, &rq->path_id, &rq->bad_id);
+	rq->route = api_route_match(url, &rq->path_id, &rq->bad_id);
 	p = route_check(rq, &allow);
 	if (p != PROBLEM_COUNT && has_body(rq))
 		return reply_route_problem(rq, p, allow);

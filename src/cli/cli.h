@@ -57,6 +57,12 @@ int settings_load(struct settings *s, const char *config_path);
  * Returns 0, or -EINVAL with a message on stderr. */
 int settings_set(struct settings *s, const char *key, const char *value);
 
+/* Parse config-file text (`key = value` lines, `#` comments) into s;
+ * source names the file in messages.  Returns 0 or -EINVAL (a message on
+ * stderr names the line).  Fuzzed by tests/fuzz/fuzz_config.c. */
+int settings_parse_text(struct settings *s, const char *text, size_t len,
+			const char *source);
+
 /* Make DIR a tpwallet data directory if it is absent or empty.
  * Returns 0 (created or already one), or -errno with a message printed. */
 int data_dir_prepare(const char *dir, bool *created);

@@ -22,7 +22,8 @@
 
 #define MARKER_FILE	      "tpwallet.data"
 #define MARKER_TEXT	      "tpwallet data directory, format 1\n"
-#define CONFIG_LINE_BYTES_MAX 1024
+#define CONFIG_LINE_BYTES_MAX 1024u
+#define CONFIG_BYTES_MAX      (64u * 1024u)
 
 int parse_u64(const char *s, uint64_t max, uint64_t *out)
 {
@@ -110,25 +111,31 @@ static char *trim(char *p)
 	return p;
 }
 
-static int load_file(struct settings *s, const char *path)
+int settings_parse_text(struct settings *s, const char *text, size_t len,
+			const char *source)
 {
 	char line[CONFIG_LINE_BYTES_MAX];
 	unsigned lineno = 0;
-	int ret = 0;
-	FILE *f = fopen(path, "r");
+	size_t at = 0;
 
-	if (!f) {
-		fprintf(stderr, "tpwallet: cannot read config file %s: %s\n",
-			path, strerror(errno));
-		return -errno;
-	}
-	while (fgets(line, sizeof(line), f)) {
+	while (at < len) {
+		const char *nl = memchr(text + at, '\n', len - at);
+		size_t n = nl ? (size_t)(nl - (text + at)) : len - at;
 		lineno++;
-		if (!strchr(line, '\n') && !feof(f)) {
-			fprintf(stderr, "%s:%u: line too long\n", path, lineno);
-			ret = -EINVAL;
-			break;
+		if (n >= sizeof(line)) {
+			fprintf(stderr,
+				"%s:%u: line too long (at most %u bytes)\n",
+				source, lineno, CONFIG_LINE_BYTES_MAX - 1);
+			return -EINVAL;
 		}
+		if (memchr(text + at, '\0', n)) {
+			fprintf(stderr, "%s:%u: NUL byte\n", source, lineno);
+			return -EINVAL;
+		}
+		memcpy(line, text + at, n);
+		line[n] = '\0';
+		at += n + (nl ? 1 : 0);
+
 		char *hash = strchr(line, '#');
 		if (hash)
 			*hash = '\0';
@@ -137,18 +144,53 @@ static int load_file(struct settings *s, const char *path)
 			continue;
 		char *eq = strchr(p, '=');
 		if (!eq) {
-			fprintf(stderr, "%s:%u: expected 'key = value'\n", path,
-				lineno);
-			ret = -EINVAL;
-			break;
+			fprintf(stderr, "%s:%u: expected 'key = value'\n",
+				source, lineno);
+			return -EINVAL;
 		}
 		*eq = '\0';
-		ret = settings_set(s, trim(p), trim(eq + 1));
-		if (ret < 0) {
-			fprintf(stderr, "%s:%u: in this line\n", path, lineno);
-			break;
+		if (settings_set(s, trim(p), trim(eq + 1)) < 0) {
+			fprintf(stderr, "%s:%u: in this line\n", source,
+				lineno);
+			return -EINVAL;
 		}
 	}
+	return 0;
+}
+
+static int load_file(struct settings *s, const char *path)
+{
+	char *text = NULL;
+	size_t len = 0;
+	int ret = 0;
+	FILE *f = fopen(path, "r");
+
+	if (!f) {
+		ret = -errno;
+		fprintf(stderr, "tpwallet: cannot read config file %s: %s\n",
+			path, strerror(errno));
+		return ret;
+	}
+	text = malloc(CONFIG_BYTES_MAX + 1);
+	if (!text) {
+		ret = -ENOMEM;
+		goto cleanup;
+	}
+	len = fread(text, 1, CONFIG_BYTES_MAX + 1, f);
+	if (ferror(f)) {
+		ret = -EIO;
+		fprintf(stderr, "tpwallet: cannot read config file %s\n", path);
+		goto cleanup;
+	}
+	if (len > CONFIG_BYTES_MAX) {
+		ret = -EFBIG;
+		fprintf(stderr, "tpwallet: config file %s is over %u bytes\n",
+			path, CONFIG_BYTES_MAX);
+		goto cleanup;
+	}
+	ret = settings_parse_text(s, text, len, path);
+cleanup:
+	free(text);
 	fclose(f);
 	return ret;
 }

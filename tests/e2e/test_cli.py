@@ -128,3 +128,29 @@ def test_cli_bench_json_reports_throughput_and_equal_digest(ctx):
     left = [x for x in os.listdir(ctx.dir)]
     check(left == [], "bench left files in TMPDIR: %r" % left)
 
+
+
+@e2e_test(timeout=30)
+def test_cli_config_errors_name_the_line_or_variable_and_flags_apply_last(ctx):
+    conf = ctx.path("tpwallet.conf")
+    with open(conf, "w") as f:
+        f.write("# a comment\nlog_level = warn\nbogus_key = 1\n")
+    p = run_cli(["serve", "--config", conf, "--data", ctx.path("d1")])
+    check_eq(p.returncode, 2, "serve with an unknown config key: exit status")
+    check("bogus_key" in p.stderr and ":3:" in p.stderr,
+          "the refusal should name the key and line 3: %r" % p.stderr)
+    # A bad value in the environment is refused too, naming the variable.
+    env = dict(os.environ, TPWALLET_THREADS="many")
+    p = run_cli(["serve", "--data", ctx.path("d2")], env=env)
+    check_eq(p.returncode, 2, "serve with TPWALLET_THREADS=many: exit status")
+    check("TPWALLET_THREADS" in p.stderr,
+          "the refusal should name the variable: %r" % p.stderr)
+    # Flags are applied after the file: a bad --listen is refused even
+    # when the file's listen is valid.
+    with open(conf, "w") as f:
+        f.write("listen = 127.0.0.1:1\n")
+    p = run_cli(["serve", "--config", conf, "--listen", "nonsense",
+                 "--data", ctx.path("d3")])
+    check_eq(p.returncode, 2, "--listen nonsense over a valid file: exit")
+    check("listen" in p.stderr, "the refusal should name listen: %r"
+          % p.stderr)

@@ -1,0 +1,38 @@
+/*
+ * route.h - what the request line and headers say, parsed strictly:
+ * the route a URL names, an incoming X-Request-Id, a W3C traceparent.
+ *
+ * Pure functions over NUL-terminated strings, fuzzed by
+ * tests/fuzz/fuzz_route.c.  Routes are the templates of API_ROUTES in
+ * metrics.h, so a metric label can never be a raw path.
+ */
+#ifndef TPW_API_ROUTE_H
+#define TPW_API_ROUTE_H
+
+#include "api/metrics.h"
+#include "core/types.h"
+
+/* A kept X-Request-Id is 1..REQUEST_ID_BYTES_MAX characters. */
+#define REQUEST_ID_BYTES_MAX 64
+/* A trace-id is 32 lowercase hex digits. */
+#define TRACE_ID_HEX 32
+
+/* Match url (already percent-decoded by libmicrohttpd).  Returns the
+ * route, or ROUTE_unmatched; *bad_id is set when the shape matched but
+ * the {id} segment is not a canonical decimal (then *id is unchanged). */
+enum api_route api_route_match(const char *url, u128 *id, bool *bad_id);
+
+/* An incoming X-Request-Id is kept when it is 1..64 characters from
+ * [A-Za-z0-9._:-]: it then goes into logs and headers as it is. */
+bool api_request_id_valid(const char *s);
+
+/*
+ * W3C Trace Context: "vv-<32 hex trace-id>-<16 hex parent-id>-<2 hex
+ * flags>", lowercase hex; version ff, an all-zero trace-id or parent-id
+ * are invalid; version 00 is exactly 55 characters, a later version may
+ * append "-..." fields.  Returns true and the trace-id when valid; an
+ * invalid header is ignored by the caller, as the spec says.
+ */
+bool api_traceparent_parse(const char *v, char trace_id[TRACE_ID_HEX + 1]);
+
+#endif
