@@ -7,7 +7,7 @@
 BUILD   ?= build
 CC      ?= cc
 SAN     ?=
-PKGS    := libmicrohttpd jansson libsodium
+PKGS    := libmicrohttpd jansson libsodium nettle
 
 ifeq ($(SAN),1)
 CC      := clang

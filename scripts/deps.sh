@@ -5,7 +5,7 @@
 set -eu
 
 PKGS="build-essential pkg-config clang libclang-rt-14-dev
-libmicrohttpd-dev libsodium-dev libjansson-dev libcmocka-dev
+libmicrohttpd-dev libsodium-dev libjansson-dev libcmocka-dev nettle-dev
 python3 curl wrk clang-format cppcheck"
 
 missing=""

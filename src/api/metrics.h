@@ -38,6 +38,10 @@ struct engine;
 	X(transfer, "/v1/transfers/{id}")                                      \
 	X(account_transfers, "/v1/accounts/{id}/transfers")                    \
 	X(account_balances, "/v1/accounts/{id}/balances")                      \
+	X(audit_head, "/v1/audit/head")                                        \
+	X(audit_entry, "/v1/audit/entries/{index}")                            \
+	X(audit_inclusion, "/v1/audit/proof/inclusion")                        \
+	X(audit_consistency, "/v1/audit/proof/consistency")                    \
 	X(healthz, "/healthz")                                                 \
 	X(readyz, "/readyz")                                                   \
 	X(metrics, "/metrics")                                                 \

@@ -39,6 +39,15 @@
 	  "Method not allowed on this resource")                               \
 	X(unavailable, "unavailable", 503,                                     \
 	  "The server is not ready or is shutting down")                       \
+	X(audit_unavailable, "audit-unavailable", 503,                         \
+	  "The audit log is not available")                                    \
+	X(audit_out_of_range, "audit-out-of-range", 400,                       \
+	  "Index or size beyond the audit log")                                \
+	X(audit_entry_changed, "audit-entry-changed", 500,                     \
+	  "A journal entry changed on disk after it was logged")               \
+	X(commit_unknown, "commit-unknown", 503,                               \
+	  "The journal failed during this commit: the outcome is unknown "     \
+	  "until a restart; retry with the same ids")                          \
 	X(engine_error, "engine-error", 500,                                   \
 	  "The batch was not applied; nothing changed")                        \
 	X(internal_error, "internal-error", 500, "Internal error")

@@ -5,6 +5,8 @@
 #include "api/route.h"
 #include "core/u128.h"
 
+#include <errno.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "banned.h"
@@ -12,6 +14,27 @@
 /* Match url (already percent-decoded by libmicrohttpd).  Returns the
  * route, or ROUTE_unmatched; *bad_id is set when the shape matched but
  * the {id} segment is not a canonical decimal. */
+/* "/v1/audit/" + rest. */
+static enum api_route audit_route(const char *rest, u128 *id, bool *bad_id)
+{
+	static const char entries[] = "entries/";
+
+	if (strcmp(rest, "head") == 0)
+		return ROUTE_audit_head;
+	if (strcmp(rest, "proof/inclusion") == 0)
+		return ROUTE_audit_inclusion;
+	if (strcmp(rest, "proof/consistency") == 0)
+		return ROUTE_audit_consistency;
+	if (strncmp(rest, entries, sizeof(entries) - 1) != 0)
+		return ROUTE_unmatched;
+	rest += sizeof(entries) - 1;
+	if (*rest == '\0' || strchr(rest, '/'))
+		return ROUTE_unmatched;
+	if (u128_parse_dec(rest, strlen(rest), UINT64_MAX, id))
+		*bad_id = true;
+	return ROUTE_audit_entry;
+}
+
 enum api_route api_route_match(const char *url, u128 *id, bool *bad_id)
 {
 	static const char acc[] = "/v1/accounts", tr[] = "/v1/transfers";
@@ -26,6 +49,8 @@ enum api_route api_route_match(const char *url, u128 *id, bool *bad_id)
 		return ROUTE_readyz;
 	if (strcmp(url, "/metrics") == 0)
 		return ROUTE_metrics;
+	if (strncmp(url, "/v1/audit/", 10) == 0)
+		return audit_route(url + 10, id, bad_id);
 	if (strncmp(url, acc, sizeof(acc) - 1) == 0) {
 		accounts = true;
 		rest = url + sizeof(acc) - 1;
@@ -116,4 +141,42 @@ bool api_traceparent_parse(const char *v, char trace_id[TRACE_ID_HEX + 1])
 	memcpy(trace_id, v + 3, TRACE_ID_HEX);
 	trace_id[TRACE_ID_HEX] = '\0';
 	return true;
+}
+
+int api_query_u64s(const char *q, size_t len, const char *const names[],
+		   u64 values[], bool present[], size_t n, const char **bad)
+{
+	size_t at = 0;
+
+	*bad = NULL;
+	for (size_t i = 0; i < n; i++)
+		present[i] = false;
+	while (at < len) {
+		const char *amp = memchr(q + at, '&', len - at);
+		size_t end = amp ? (size_t)(amp - q) : len;
+		const char *eq = memchr(q + at, '=', end - at);
+		size_t i;
+
+		if (!eq)
+			return -EINVAL;
+		size_t klen = (size_t)(eq - (q + at));
+		for (i = 0; i < n; i++)
+			if (strlen(names[i]) == klen &&
+			    memcmp(names[i], q + at, klen) == 0)
+				break;
+		if (i == n || present[i])
+			return -EINVAL; /* unknown or repeated */
+		*bad = names[i];
+		u128 v;
+		if (u128_parse_dec(eq + 1, end - (size_t)(eq + 1 - q),
+				   UINT64_MAX, &v))
+			return -EINVAL;
+		values[i] = (u64)v;
+		present[i] = true;
+		*bad = NULL;
+		at = end + (amp ? 1 : 0);
+		if (amp && at == len)
+			return -EINVAL; /* a trailing '&' */
+	}
+	return 0;
 }

@@ -35,4 +35,15 @@ bool api_request_id_valid(const char *s);
  */
 bool api_traceparent_parse(const char *v, char trace_id[TRACE_ID_HEX + 1]);
 
+/*
+ * A query string of only the given names, each a decimal u64 at most
+ * once ("index=3&size=10"): values[i] and present[i] for names[i].
+ * Returns 0, or -EINVAL for an unknown or repeated name, a missing '=',
+ * or a value that is not a canonical decimal <= 2^64-1 (then *bad names
+ * the parameter when it is known, else NULL).  No percent-decoding:
+ * digits need none.
+ */
+int api_query_u64s(const char *q, size_t len, const char *const names[],
+		   u64 values[], bool present[], size_t n, const char **bad);
+
 #endif

@@ -15,6 +15,8 @@
  *   completed     log line, metrics, free
  */
 #include "api/route.h"
+#include "engine/audit.h"
+#include "log/journal.h"
 #include "api/server.h"
 #include "api/codec.h"
 #include "api/metrics.h"
@@ -42,11 +44,14 @@
 #define STOP_REPLY_GRACE_MS 2000
 /* Small replies (problems, one record): initial cap of their buffer. */
 #define SMALL_REPLY_BYTES_MAX 4096
+/* Request bodies buffered by all connections together, at most. */
+#define API_BODY_BUDGET_BYTES ((size_t)512 << 20)
 #define RECORD_JSON_BYTES_MAX 1024
 
 struct api_server {
 	struct MHD_Daemon *d;
 	struct engine *e;
+	struct audit *audit; /* may be NULL */
 	size_t body_bytes_max;
 	unsigned short port;
 	atomic_bool ready;
@@ -55,6 +60,8 @@ struct api_server {
 	atomic_uint inflight;
 	/* Requests handed to the engine and not yet completed (replied). */
 	atomic_uint submitted;
+	/* Bytes of request bodies buffered by all connections together. */
+	atomic_size_t body_bytes;
 	struct metrics metrics;
 };
 
@@ -78,6 +85,7 @@ struct request {
 	size_t body_cap;
 	size_t body_expected; /* Content-Length, or 0 */
 	bool body_too_large;
+	bool over_budget; /* refused: all bodies together are at the budget */
 
 	struct engine_request ereq;
 	void *events;
@@ -294,6 +302,215 @@ cleanup:
 	return ret;
 }
 
+/* ---- audit log (issue 5) ---------------------------------------------- */
+
+static void put_b64(struct wbuf *b, const u8 *bin, size_t len)
+{
+	size_t cap =
+		sodium_base64_encoded_len(len, sodium_base64_VARIANT_ORIGINAL);
+	char *out = malloc(cap);
+	if (!out) {
+		b->err = true;
+		return;
+	}
+	sodium_bin2base64(out, cap, bin, len, sodium_base64_VARIANT_ORIGINAL);
+	wbuf_putc(b, '"');
+	wbuf_puts(b, out);
+	wbuf_putc(b, '"');
+	free(out);
+}
+
+static void put_dec_str(struct wbuf *b, u64 v)
+{
+	wbuf_putc(b, '"');
+	wbuf_put_u64(b, v);
+	wbuf_putc(b, '"');
+}
+
+static const char *journal_type_name(u16 type)
+{
+	switch (type) {
+	case JOURNAL_CREATE_ACCOUNTS: return "create_accounts";
+	case JOURNAL_CREATE_TRANSFERS: return "create_transfers";
+	case JOURNAL_PULSE: return "pulse";
+	default: return "unknown";
+	}
+}
+
+static void put_proof(struct wbuf *b, u8 proof[][MERKLE_HASH_BYTES], size_t n)
+{
+	wbuf_puts(b, ",\"proof\":[");
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			wbuf_putc(b, ',');
+		put_b64(b, proof[i], MERKLE_HASH_BYTES);
+	}
+	wbuf_putc(b, ']');
+}
+
+/* GET /v1/audit/head: the tree's size and root (unsigned until the
+ * server key exists; then /v1/audit/checkpoint serves a signed note). */
+static enum MHD_Result get_audit_head(struct request *rq)
+{
+	struct wbuf b = WBUF_INIT(SMALL_REPLY_BYTES_MAX);
+	struct audit *a = rq->srv->audit;
+	u8 root[MERKLE_HASH_BYTES];
+	u64 size = audit_size(a);
+
+	if (audit_root(a, size, root) != 0)
+		return reply_problem(rq, PROBLEM_internal_error, NULL, NULL,
+				     NULL);
+	wbuf_puts(&b, "{\"size\":");
+	put_dec_str(&b, size);
+	wbuf_puts(&b, ",\"root\":");
+	put_b64(&b, root, sizeof(root));
+	wbuf_puts(&b, "}");
+	return reply_json(rq, 200, &b);
+}
+
+static enum MHD_Result get_audit_entry(struct request *rq)
+{
+	struct audit *a = rq->srv->audit;
+	struct audit_leaf leaf;
+	struct wbuf b = WBUF_INIT(0);
+	u64 index = (u64)rq->path_id;
+	u8 *bytes = NULL;
+	size_t len = 0;
+	enum MHD_Result ret;
+
+	if (audit_leaf(a, index, &leaf) != 0)
+		return reply_problem(rq, PROBLEM_audit_out_of_range,
+				     "no entry at this index yet", "index",
+				     NULL);
+	int r = audit_entry(a, index, &bytes, &len);
+	if (r == -EBADMSG)
+		return reply_problem(rq, PROBLEM_audit_entry_changed, NULL,
+				     NULL, NULL);
+	if (r != 0)
+		return reply_problem(rq, PROBLEM_internal_error, NULL, NULL,
+				     NULL);
+	wbuf_init(&b, len * 4 / 3 + 512);
+	wbuf_puts(&b, "{\"index\":");
+	put_dec_str(&b, index);
+	wbuf_puts(&b, ",\"seq\":");
+	put_dec_str(&b, leaf.seq);
+	wbuf_puts(&b, ",\"type\":\"");
+	wbuf_puts(&b, journal_type_name(leaf.type));
+	wbuf_puts(&b, "\",\"timestamp\":");
+	put_dec_str(&b, leaf.timestamp);
+	wbuf_puts(&b, ",\"leaf_hash\":");
+	put_b64(&b, leaf.hash, sizeof(leaf.hash));
+	wbuf_puts(&b, ",\"entry\":");
+	put_b64(&b, bytes, len);
+	wbuf_puts(&b, "}");
+	ret = reply_json(rq, 200, &b);
+	free(bytes);
+	return ret;
+}
+
+/* Read the two u64 query parameters a proof route takes. */
+static enum MHD_Result
+audit_params(struct request *rq, const char *const names[2], u64 v[2], bool *ok)
+{
+	bool present[2];
+	const char *bad = NULL;
+
+	*ok = false;
+	if (api_query_u64s(rq->query, rq->query_len, names, v, present, 2,
+			   &bad) != 0 ||
+	    !present[0] || !present[1]) {
+		char detail[96];
+		snprintf(detail, sizeof(detail),
+			 "expected %s=<n>&%s=<n>, decimal integers", names[0],
+			 names[1]);
+		return reply_problem(rq, PROBLEM_invalid_query, detail, bad,
+				     NULL);
+	}
+	*ok = true;
+	return MHD_YES;
+}
+
+static enum MHD_Result get_audit_inclusion(struct request *rq)
+{
+	static const char *const names[2] = {"index", "size"};
+	struct audit *a = rq->srv->audit;
+	u8 proof[MERKLE_PROOF_HASHES_MAX][MERKLE_HASH_BYTES];
+	u8 root[MERKLE_HASH_BYTES];
+	struct wbuf b = WBUF_INIT(SMALL_REPLY_BYTES_MAX);
+	struct audit_leaf leaf;
+	size_t np = 0;
+	u64 v[2];
+	bool ok;
+
+	enum MHD_Result r = audit_params(rq, names, v, &ok);
+	if (!ok)
+		return r;
+	if (v[1] == 0 || v[0] >= v[1] || v[1] > audit_size(a) ||
+	    audit_leaf(a, v[0], &leaf) != 0 || audit_root(a, v[1], root) != 0 ||
+	    audit_inclusion_proof(a, v[0], v[1], proof, &np) != 0)
+		return reply_problem(rq, PROBLEM_audit_out_of_range,
+				     "need 0 <= index < size <= the log's size",
+				     NULL, NULL);
+	wbuf_puts(&b, "{\"index\":");
+	put_dec_str(&b, v[0]);
+	wbuf_puts(&b, ",\"size\":");
+	put_dec_str(&b, v[1]);
+	wbuf_puts(&b, ",\"leaf_hash\":");
+	put_b64(&b, leaf.hash, sizeof(leaf.hash));
+	wbuf_puts(&b, ",\"root\":");
+	put_b64(&b, root, sizeof(root));
+	put_proof(&b, proof, np);
+	wbuf_puts(&b, "}");
+	return reply_json(rq, 200, &b);
+}
+
+static enum MHD_Result get_audit_consistency(struct request *rq)
+{
+	static const char *const names[2] = {"from", "to"};
+	struct audit *a = rq->srv->audit;
+	u8 proof[MERKLE_PROOF_HASHES_MAX][MERKLE_HASH_BYTES];
+	u8 from_root[MERKLE_HASH_BYTES], to_root[MERKLE_HASH_BYTES];
+	struct wbuf b = WBUF_INIT(SMALL_REPLY_BYTES_MAX);
+	size_t np = 0;
+	u64 v[2];
+	bool ok;
+
+	enum MHD_Result r = audit_params(rq, names, v, &ok);
+	if (!ok)
+		return r;
+	if (v[0] == 0 || v[0] > v[1] || v[1] > audit_size(a) ||
+	    audit_root(a, v[0], from_root) != 0 ||
+	    audit_root(a, v[1], to_root) != 0 ||
+	    audit_consistency_proof(a, v[0], v[1], proof, &np) != 0)
+		return reply_problem(rq, PROBLEM_audit_out_of_range,
+				     "need 0 < from <= to <= the log's size",
+				     NULL, NULL);
+	wbuf_puts(&b, "{\"from\":");
+	put_dec_str(&b, v[0]);
+	wbuf_puts(&b, ",\"to\":");
+	put_dec_str(&b, v[1]);
+	wbuf_puts(&b, ",\"from_root\":");
+	put_b64(&b, from_root, sizeof(from_root));
+	wbuf_puts(&b, ",\"to_root\":");
+	put_b64(&b, to_root, sizeof(to_root));
+	put_proof(&b, proof, np);
+	wbuf_puts(&b, "}");
+	return reply_json(rq, 200, &b);
+}
+
+static enum MHD_Result get_audit(struct request *rq)
+{
+	if (!rq->srv->audit || !audit_healthy(rq->srv->audit))
+		return reply_problem(rq, PROBLEM_audit_unavailable, NULL, NULL,
+				     NULL);
+	switch (rq->route) {
+	case ROUTE_audit_head: return get_audit_head(rq);
+	case ROUTE_audit_entry: return get_audit_entry(rq);
+	case ROUTE_audit_inclusion: return get_audit_inclusion(rq);
+	default: return get_audit_consistency(rq);
+	}
+}
+
 static enum MHD_Result get_simple(struct request *rq)
 {
 	struct wbuf b = WBUF_INIT(SMALL_REPLY_BYTES_MAX);
@@ -306,6 +523,11 @@ static enum MHD_Result get_simple(struct request *rq)
 	case ROUTE_readyz:
 		if (!atomic_load(&s->ready) || atomic_load(&s->stopping))
 			return reply_problem(rq, PROBLEM_unavailable, NULL,
+					     NULL, NULL);
+		if (!engine_healthy(s->e))
+			return reply_problem(rq, PROBLEM_unavailable,
+					     "the journal failed: every change "
+					     "is refused until a restart",
 					     NULL, NULL);
 		wbuf_puts(&b, "{\"status\":\"ready\"}");
 		return reply_json(rq, 200, &b);
@@ -379,18 +601,26 @@ static enum MHD_Result create_begin(struct request *rq)
 }
 
 /* A body chunk: keep it if under the cap, else drop it and remember. */
+/* Free the body buffer and give its bytes back to the global budget. */
+static void release_body(struct request *rq)
+{
+	if (rq->body_cap)
+		atomic_fetch_sub(&rq->srv->body_bytes, rq->body_cap);
+	free(rq->body);
+	rq->body = NULL;
+	rq->body_len = rq->body_cap = 0;
+}
+
 static enum MHD_Result create_chunk(struct request *rq, const char *data,
 				    size_t n)
 {
 	size_t max = rq->srv->body_bytes_max;
 
-	if (rq->body_too_large)
+	if (rq->body_too_large || rq->over_budget)
 		return MHD_YES;
 	if (n > max - rq->body_len) {
 		rq->body_too_large = true;
-		free(rq->body);
-		rq->body = NULL;
-		rq->body_len = rq->body_cap = 0;
+		release_body(rq);
 		return MHD_YES;
 	}
 	if (rq->body_len + n > rq->body_cap) {
@@ -402,9 +632,21 @@ static enum MHD_Result create_chunk(struct request *rq, const char *data,
 			cap *= 2;
 		if (cap > max)
 			cap = max;
+		/* All connections together hold at most API_BODY_BUDGET_BYTES
+		 * of bodies: past it the request is refused (503), so many
+		 * large bodies at once cannot exhaust memory. */
+		size_t grow = cap - rq->body_cap;
+		if (atomic_fetch_add(&rq->srv->body_bytes, grow) + grow >
+		    API_BODY_BUDGET_BYTES) {
+			atomic_fetch_sub(&rq->srv->body_bytes, grow);
+			rq->over_budget = true;
+			return MHD_YES;
+		}
 		p = realloc(rq->body, cap);
-		if (!p)
+		if (!p) {
+			atomic_fetch_sub(&rq->srv->body_bytes, grow);
 			return MHD_NO;
+		}
 		rq->body = p;
 		rq->body_cap = cap;
 	}
@@ -423,13 +665,18 @@ static enum MHD_Result create_submit(struct request *rq)
 	if (rq->body_too_large)
 		return reply_problem(rq, PROBLEM_body_too_large,
 				     "the body is over the limit", NULL, NULL);
+	if (rq->over_budget) {
+		release_body(rq);
+		return reply_problem(rq, PROBLEM_unavailable,
+				     "too many large requests at once; retry",
+				     NULL, NULL);
+	}
 	r = codec_decode_events(rq->route == ROUTE_accounts ? CODEC_ACCOUNT
 							    : CODEC_TRANSFER,
 				rq->body ? rq->body : "", rq->body_len,
 				&rq->events, &rq->count, &rq->is_array, &ce);
 	/* The body is not needed past this point: give it back early. */
-	free(rq->body);
-	rq->body = NULL;
+	release_body(rq);
 	if (r == -ENOMEM)
 		return reply_problem(rq, PROBLEM_internal_error,
 				     "out of memory", NULL, NULL);
@@ -496,6 +743,9 @@ static enum MHD_Result create_reply(struct request *rq)
 		       LOG_STR("request_id", rq->request_id));
 		return MHD_NO;
 	}
+	if (er->status == -EIO)
+		return reply_problem(rq, PROBLEM_commit_unknown, NULL, NULL,
+				     NULL);
 	if (er->status == -ESHUTDOWN)
 		return reply_problem(rq, PROBLEM_unavailable,
 				     "the engine is shutting down", NULL, NULL);
@@ -597,6 +847,11 @@ static enum problem route_check(struct request *rq, const char **allow)
 static enum MHD_Result reply_route_problem(struct request *rq, enum problem p,
 					   const char *allow)
 {
+	if (p == PROBLEM_invalid_id && rq->route == ROUTE_audit_entry)
+		return reply_problem(rq, p,
+				     "entry indexes are decimal integers from "
+				     "0 to 2^64-1 without leading zeros",
+				     "index", NULL);
 	if (p == PROBLEM_invalid_id)
 		return reply_problem(rq, p,
 				     "ids are decimal integers from 0 to "
@@ -657,6 +912,10 @@ static enum MHD_Result request_dispatch(struct request *rq)
 	case ROUTE_transfer: return get_transfer(rq);
 	case ROUTE_account_transfers: return get_account_query(rq, false);
 	case ROUTE_account_balances: return get_account_query(rq, true);
+	case ROUTE_audit_head:
+	case ROUTE_audit_entry:
+	case ROUTE_audit_inclusion:
+	case ROUTE_audit_consistency: return get_audit(rq);
 	default: return get_simple(rq);
 	}
 }
@@ -751,7 +1010,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
 	       LOG_STR("request_id", rq->request_id),
 	       LOG_STR("trace_id", rq->trace_id[0] ? rq->trace_id : NULL),
 	       LOG_NUM("events", rq->count));
-	free(rq->body);
+	release_body(rq);
 	free(rq->events);
 	free(rq->results);
 	free(rq);
@@ -862,6 +1121,7 @@ int api_server_start(struct api_server **out, struct engine *e,
 		goto cleanup;
 	}
 	s->e = e;
+	s->audit = o->audit;
 	s->body_bytes_max = o->body_bytes_max ? o->body_bytes_max
 					      : API_BODY_BYTES_MAX_DEFAULT;
 	metrics_init(&s->metrics);

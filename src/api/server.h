@@ -37,6 +37,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+struct audit;
 struct engine;
 
 #define API_BODY_BYTES_MAX_DEFAULT	 ((size_t)8 << 20)
@@ -50,6 +51,7 @@ struct api_options {
 	size_t body_bytes_max; /* 0: API_BODY_BYTES_MAX_DEFAULT */
 	unsigned connection_timeout_s; /* 0: 30 */
 	unsigned connections_max;      /* 0: 4096 */
+	struct audit *audit; /* NULL: the /v1/audit routes answer 503 */
 };
 
 struct api_server;

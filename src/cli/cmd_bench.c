@@ -11,6 +11,7 @@
  */
 #include "cli/cli.h"
 #include "core/u128.h"
+#include "engine/audit.h"
 #include "engine/engine.h"
 
 #include <errno.h>
@@ -144,6 +145,7 @@ int cmd_bench(int argc, char **argv)
 		{"data", required_argument, NULL, 'd'},
 		{"seed", required_argument, NULL, 's'},
 		{"no-sync", no_argument, NULL, 'n'},
+		{"audit", no_argument, NULL, 'A'},
 		{"json", no_argument, NULL, 'j'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -151,12 +153,14 @@ int cmd_bench(int argc, char **argv)
 	u64 accounts = 100000, transfers = 10000000, batch = 8190, window = 4;
 	u64 seed = 42;
 	const char *data = NULL;
-	bool json = false, no_sync = false;
+	bool json = false, no_sync = false, with_audit = false;
+	struct audit *audit = NULL;
+	u64 audit_lag_ms = 0;
 	char tmpdir[4096] = "";
 	int c, ret = EXIT_SOFTWARE;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "a:t:b:w:d:s:njh", opts, NULL)) !=
+	while ((c = getopt_long(argc, argv, "a:t:b:w:d:s:nAjh", opts, NULL)) !=
 	       -1) {
 		int bad = 0;
 		switch (c) {
@@ -178,6 +182,7 @@ int cmd_bench(int argc, char **argv)
 		case 's': bad = parse_u64(optarg, UINT64_MAX, &seed); break;
 		case 'd': data = optarg; break;
 		case 'n': no_sync = true; break;
+		case 'A': with_audit = true; break;
 		case 'j': json = true; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return EXIT_USAGE;
@@ -229,6 +234,11 @@ int cmd_bench(int argc, char **argv)
 	if (engine_open(&e, &eo, &err) < 0) {
 		fprintf(stderr, "tpwallet bench: %s\n",
 			err ? err : "cannot open");
+		goto cleanup;
+	}
+
+	if (with_audit && audit_open(&audit, data, e, &err) < 0) {
+		fprintf(stderr, "tpwallet bench: audit: %s\n", err ? err : "?");
 		goto cleanup;
 	}
 
@@ -325,6 +335,20 @@ int cmd_bench(int argc, char **argv)
 
 	struct engine_stats es;
 	struct ledger_stats ls;
+	if (audit) {
+		/* How long the tree takes to catch up with the journal. */
+		struct engine_stats now;
+		engine_stats(e, &now);
+		u64 t_audit = mono_ns();
+		while (audit_size(audit) < now.last_seq &&
+		       audit_healthy(audit)) {
+			struct timespec ms = {0, 1000000L};
+			nanosleep(&ms, NULL);
+		}
+		audit_lag_ms = (mono_ns() - t_audit) / 1000000u;
+		audit_close(audit);
+		audit = NULL;
+	}
 	u8 digest_before[32], digest_after[32];
 	engine_stats(e, &es);
 	const struct ledger *l = engine_read_begin(e);
@@ -386,7 +410,8 @@ int cmd_bench(int argc, char **argv)
 		       "%s,"
 		       "\"index_bytes\":%llu,\"index_bytes_per_record\":%.1f,"
 		       "\"record_bytes\":%llu,\"rss_bytes\":%llu,"
-		       "\"journal_bytes\":%llu}\n",
+		       "\"journal_bytes\":%llu,\"audit\":%s,"
+		       "\"audit_catch_up_ms\":%llu}\n",
 		       (unsigned long long)accounts,
 		       (unsigned long long)transfers, (unsigned long long)batch,
 		       (unsigned long long)window, no_sync ? "false" : "true",
@@ -398,7 +423,9 @@ int cmd_bench(int argc, char **argv)
 		       (unsigned long long)ls.index_bytes, idx_per_transfer,
 		       (unsigned long long)ls.record_bytes,
 		       (unsigned long long)rss,
-		       (unsigned long long)es.journal_bytes);
+		       (unsigned long long)es.journal_bytes,
+		       with_audit ? "true" : "false",
+		       (unsigned long long)audit_lag_ms);
 	} else {
 		printf("tpwallet bench: %llu accounts, %llu transfers in "
 		       "batches "
@@ -430,10 +457,15 @@ int cmd_bench(int argc, char **argv)
 		       (unsigned long long)ls.record_bytes);
 		printf("  resident memory        %12.1f MiB\n",
 		       (double)rss / 1048576.0);
+		if (with_audit)
+			printf("  audit tree caught up   %12llu ms after the "
+			       "last batch\n",
+			       (unsigned long long)audit_lag_ms);
 	}
 	ret = (same && invariants && b.status == 0) ? 0 : EXIT_SOFTWARE;
 
 cleanup:
+	audit_close(audit);
 	if (e)
 		engine_close(e);
 	if (slots)

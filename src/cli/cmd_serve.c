@@ -9,6 +9,7 @@
  */
 #include "api/server.h"
 #include "cli/cli.h"
+#include "engine/audit.h"
 #include "engine/engine.h"
 #include "engine/logger.h"
 
@@ -125,6 +126,16 @@ int cmd_serve(int argc, char **argv)
 		return EXIT_DATA;
 	}
 
+	/* The audit tree follows the journal in its own thread. */
+	struct audit *audit = NULL;
+	ret = audit_open(&audit, s.data_dir, e, &err);
+	if (ret < 0) {
+		log_at(LOG_ERROR, "cannot start the audit log",
+		       LOG_STR("reason", err ? err : strerror(-ret)));
+		engine_close(e);
+		return EXIT_SOFTWARE;
+	}
+
 	struct api_server *srv = NULL;
 	struct api_options ao = {
 		.host = host,
@@ -133,12 +144,14 @@ int cmd_serve(int argc, char **argv)
 		.body_bytes_max = s.body_bytes_max,
 		.connection_timeout_s = s.connection_timeout_s,
 		.connections_max = s.connections_max,
+		.audit = audit,
 	};
 	ret = api_server_start(&srv, e, &ao, &err);
 	if (ret < 0) {
 		log_at(LOG_ERROR, "cannot start the HTTP server",
 		       LOG_STR("listen", s.listen),
 		       LOG_STR("reason", err ? err : strerror(-ret)));
+		audit_close(audit);
 		engine_close(e);
 		return EXIT_SOFTWARE;
 	}
@@ -151,6 +164,7 @@ int cmd_serve(int argc, char **argv)
 	sigwait(&stop_signals, &sig);
 	log_at(LOG_INFO, "stopping", LOG_NUM("signal", sig));
 	api_server_stop(srv);
+	audit_close(audit);
 	engine_close(e);
 	log_at(LOG_INFO, "stopped", LOG_STR("data", s.data_dir));
 	logger_stop_async();

@@ -3,7 +3,7 @@
  * hashing, an append-only tree state, a store of node hashes that answers
  * proofs, and the verifiers of inclusion and consistency proofs.
  *
- * Hashes are SHA-256 (libsodium):
+ * Hashes are SHA-256 (nettle, for its use of the CPU's SHA extensions):
  *   leaf  = SHA-256(0x00 || entry bytes)
  *   node  = SHA-256(0x01 || left || right)
  *   empty = SHA-256("")                     (the root of the tree of size 0)

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -31,7 +32,9 @@
  * buffer and the time a reader waits for the write lock. */
 #define GROUP_EVENTS_MAX       (8u * BATCH_EVENTS_MAX)
 #define SNAPSHOT_EVERY_DEFAULT 1000000u
-#define SNAPSHOTS_KEPT	       2u
+/* The ledger keeps timestamps below 2^63 (a clock past the year 2262). */
+#define TIMESTAMP_LIMIT ((u64)1 << 63)
+#define SNAPSHOTS_KEPT	2u
 /* How often the sequencer wakes with no traffic, to expire pending
  * transfers and reap the snapshot child. */
 #define IDLE_WAKE_MS 50
@@ -74,6 +77,7 @@ struct engine {
 	u64 last_pulse_deadline; /* sequencer: deadline last pulsed for */
 	_Atomic u64 next_expiry; /* applier publishes ledger_next_expiry */
 	u64 last_seq;		 /* applier (under state_lock) */
+	_Atomic u64 durable_seq; /* sequencer: last seq fdatasync'ed */
 	u64 applied_timestamp;	 /* applier: timestamp of record last_seq */
 
 	char data_dir[PATH_MAX];
@@ -285,6 +289,7 @@ static void snapshot_start(struct engine *e)
 		if (!e->snapshot_writer)
 			return;
 	}
+	pid_t parent = getpid();
 	pid_t pid = fork();
 	if (pid < 0) {
 		log_at(LOG_WARN, "snapshot fork failed",
@@ -293,6 +298,13 @@ static void snapshot_start(struct engine *e)
 	}
 	if (pid == 0) {
 		struct snapshot_writer *w = e->snapshot_writer;
+		/* Die with the parent, and let go of its descriptors: the
+		 * journal's lock and the listening socket must not outlive
+		 * it in this child (both calls are async-signal-safe). */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(1);
+		close_range(3, ~0u, 0);
 		int rc = snapshot_begin(w, e->data_dir, e->last_seq,
 					e->applied_timestamp);
 		if (rc == 0)
@@ -420,7 +432,7 @@ static void commit_group(struct engine *e, struct engine_request *list)
 		ret = journal_append(e->journal, JOURNAL_PULSE, g.pulse_ts,
 				     NULL, 0, &g.pulse_seq);
 		if (ret < 0)
-			goto failed;
+			goto not_written;
 		e->last_timestamp = g.pulse_ts;
 		e->last_pulse_deadline = expiry;
 		g.pulse = true;
@@ -432,10 +444,17 @@ static void commit_group(struct engine *e, struct engine_request *list)
 		u64 ts = e->last_timestamp + r->count;
 		if (now > ts)
 			ts = now;
+		if (ts >= TIMESTAMP_LIMIT) {
+			/* The ledger refuses such a batch at apply time,
+			 * which would stop replay for good: refuse it here,
+			 * before it is written. */
+			ret = -ERANGE;
+			goto not_written;
+		}
 		ret = journal_append(e->journal, journal_type_of(r), ts,
 				     r->events, r->count * 128u, &r->seq);
 		if (ret < 0)
-			goto failed;
+			goto not_written;
 		r->timestamp = ts;
 		e->last_timestamp = ts;
 		g.events += r->count;
@@ -453,10 +472,19 @@ static void commit_group(struct engine *e, struct engine_request *list)
 	record_sync_latency(e, (u64)((b.tv_sec - a.tv_sec) * 1000000 +
 				     (b.tv_nsec - a.tv_nsec) / 1000));
 	atomic_store(&e->journal_bytes, journal_size_bytes(e->journal));
+	atomic_store(&e->durable_seq, journal_next_seq(e->journal) - 1);
 	push_durable(e, &g);
 	return;
 
+not_written:
+	/* Nothing of this group reached the file; the records appended to
+	 * the buffer so far would be, by the next sync: poison instead. */
+	fail_engine(e, ret);
+	finish(list, -ECANCELED);
+	return;
 failed:
+	/* write(2) may have put some or all of the group in the file, and
+	 * a restart replays whatever is there: the outcome is unknown. */
 	fail_engine(e, ret);
 	finish(list, -EIO);
 }
@@ -469,7 +497,7 @@ static void *sequencer_main(void *arg)
 	while (!stop) {
 		struct engine_request *list = take_group(e, &stop);
 		if (e->failed) {
-			finish(list, -EIO);
+			finish(list, -ECANCELED);
 			continue;
 		}
 		commit_group(e, list);
@@ -592,7 +620,14 @@ int engine_open(struct engine **out, const struct engine_options *o,
 		return -ENOMEM;
 	static pthread_once_t key_once = PTHREAD_ONCE_INIT;
 	pthread_once(&key_once, set_hash_key);
-	pthread_rwlock_init(&e->state_lock, NULL);
+	/* Writers first: a steady stream of GETs must not hold the applier
+	 * (and so every reply) back. */
+	pthread_rwlockattr_t rwa;
+	pthread_rwlockattr_init(&rwa);
+	pthread_rwlockattr_setkind_np(
+		&rwa, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&e->state_lock, &rwa);
+	pthread_rwlockattr_destroy(&rwa);
 	pthread_mutex_init(&e->queue_lock, NULL);
 	pthread_cond_init(&e->queue_cond, NULL);
 	pthread_mutex_init(&e->pipe_lock, NULL);
@@ -611,6 +646,7 @@ int engine_open(struct engine **out, const struct engine_options *o,
 	if (ret < 0)
 		goto cleanup;
 	e->applied_timestamp = e->last_timestamp;
+	atomic_store(&e->durable_seq, e->last_seq);
 	atomic_store(&e->next_expiry, ledger_next_expiry(e->ledger));
 	ret = pthread_create(&e->applier, NULL, applier_main, e);
 	if (ret != 0) {
@@ -680,7 +716,7 @@ int engine_submit(struct engine *e, struct engine_request *req)
 	req->status = 0;
 	pthread_mutex_lock(&e->queue_lock);
 	if (e->stopping || e->failed) {
-		int ret = e->failed ? -EIO : -ESHUTDOWN;
+		int ret = e->failed ? -ECANCELED : -ESHUTDOWN;
 		pthread_mutex_unlock(&e->queue_lock);
 		return ret;
 	}
@@ -771,4 +807,9 @@ void engine_stats(struct engine *e, struct engine_stats *s)
 	pthread_rwlock_rdlock(&e->state_lock);
 	s->last_seq = e->last_seq;
 	pthread_rwlock_unlock(&e->state_lock);
+}
+
+u64 engine_durable_seq(struct engine *e)
+{
+	return atomic_load(&e->durable_seq);
 }

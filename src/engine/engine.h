@@ -43,7 +43,12 @@ struct engine_request {
 	u32 *results;	    /* out: count result codes */
 	u64 timestamp;	    /* out: the batch's timestamp (last event's) */
 	u64 seq;	    /* out: journal sequence number of the batch */
-	int status;	    /* out: 0, or negative errno (nothing applied) */
+	/* out: 0; or -EIO: the journal failed while this batch was being
+	 * written, so whether it is applied is unknown until a restart
+	 * (retry with the same ids: they are idempotent); or another
+	 * negative errno: not applied (-ECANCELED after a journal failure,
+	 * -ESHUTDOWN while closing, -ERANGE for a clock past 2262). */
+	int status;
 	engine_done_fn
 		done; /* called on the sequencer thread; must not block */
 	void *ctx;
@@ -102,6 +107,11 @@ struct engine_stats {
 			100000, 0                                              \
 	}
 void engine_stats(struct engine *e, struct engine_stats *out);
+
+/* The last journal seq that is durable (fdatasync'ed).  Readers of the
+ * journal files (the audit tree) must not go past it: a record beyond may
+ * still be half-written, or lost in a power cut. */
+u64 engine_durable_seq(struct engine *e);
 
 /* False once the journal has failed (every change is refused until a
  * restart) or the engine is closing: /readyz reports it. */

@@ -548,6 +548,18 @@ static int open_segments(struct journal *j, u64 after_seq,
 			 j->dir_path, strerror(-ret));
 		goto cleanup;
 	}
+	if (n == 0 && after_seq > 0) {
+		/* The journal is never pruned: state up to after_seq (a
+		 * snapshot) with no journal at all means it was deleted, and
+		 * with it every record after the snapshot. */
+		snprintf(err_buf, sizeof(err_buf),
+			 "journal: %s holds no segment but the snapshot is at "
+			 "seq %llu: the journal was removed; restore it from "
+			 "backup",
+			 j->dir_path, (unsigned long long)after_seq);
+		ret = -EBADMSG;
+		goto cleanup;
+	}
 	if (n == 0) {
 		j->next_seq = after_seq + 1;
 		goto cleanup;

@@ -100,8 +100,9 @@ typedef int (*journal_replay_fn)(void *ctx, const struct journal_record *r);
  *
  * after_seq is the seq the caller's state (a snapshot) already holds.  The
  * journal must cover after_seq + 1 onwards: a journal that starts later,
- * or ends before after_seq, is an error (-EBADMSG).  An empty journal
- * directory continues at after_seq + 1.
+ * or ends before after_seq, is an error (-EBADMSG), and so is an empty
+ * journal directory with after_seq > 0 (the journal is never pruned, so
+ * it was removed).
  *
  * progress is called at most every 250 ms during the scan, and once at
  * the end with done_bytes == total_bytes.

@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,7 @@ struct journal_reader {
 	u64 last_off;	    /* where the record last returned starts */
 	u64 next_seq;	    /* seq the next record must have */
 	u64 from_seq;	    /* records before it are read and skipped */
+	u64 max_seq;	    /* nothing past it is read */
 	u8 *buf;
 	size_t cap;
 	char err[READER_ERR_BYTES];
@@ -145,6 +147,27 @@ static int reserve(struct journal_reader *rd, size_t need)
 	return 0;
 }
 
+#define RETRY 2
+
+/* Does the record at off decode now? */
+static bool record_now_valid(struct journal_reader *rd)
+{
+	u8 head[JOURNAL_HEADER_BYTES];
+	struct journal_record r;
+	size_t got;
+	u32 size;
+
+	if (read_at(rd->fd, head, sizeof(head), rd->off, &got) < 0 ||
+	    got < sizeof(head))
+		return false;
+	memcpy(&size, head + 8, sizeof(size));
+	if (size < JOURNAL_HEADER_BYTES || size > JOURNAL_RECORD_BYTES_MAX ||
+	    reserve(rd, size) < 0 ||
+	    read_at(rd->fd, rd->buf, size, rd->off, &got) < 0 || got < size)
+		return false;
+	return journal_decode(rd->buf, size, &r) == (long)size;
+}
+
 /* A record at off is not valid.  The end of a live journal (a record
  * still being written, or a torn tail its owner cuts at start-up) looks
  * the same, so it is corruption only when a valid record follows it in
@@ -152,7 +175,13 @@ static int reserve(struct journal_reader *rd, size_t need)
 static int bad_record(struct journal_reader *rd, const char *why)
 {
 	bool newer = false;
-	int ret = newer_segment(rd, &newer);
+	int ret;
+
+	/* A writer may have been in the middle of this very record: if it
+	 * is whole now, it was never bad (the caller reads it again). */
+	if (record_now_valid(rd))
+		return RETRY;
+	ret = newer_segment(rd, &newer);
 	if (ret < 0)
 		return fail(rd, ret, "journal: cannot list segments");
 
@@ -200,6 +229,7 @@ int journal_reader_open(struct journal_reader **out, const char *data_dir,
 		return -ENOMEM;
 	rd->fd = -1;
 	rd->from_seq = from_seq ? from_seq : 1;
+	rd->max_seq = UINT64_MAX;
 	rd->next_seq = rd->from_seq;
 	if ((size_t)snprintf(rd->dir, sizeof(rd->dir), "%s/journal",
 			     data_dir) >= sizeof(rd->dir)) {
@@ -226,6 +256,8 @@ int journal_reader_next(struct journal_reader *rd, struct journal_record *r,
 		u32 magic, size;
 		int ret;
 
+		if (rd->next_seq > rd->max_seq)
+			return 0;
 		if (rd->fd < 0) {
 			ret = open_segment(rd);
 			if (ret <= 0)
@@ -247,24 +279,44 @@ int journal_reader_next(struct journal_reader *rd, struct journal_record *r,
 			rd->fd = -1;
 			continue;
 		}
-		if (got < sizeof(head))
-			return bad_record(rd, "truncated header");
+		if (got < sizeof(head)) {
+			ret = bad_record(rd, "truncated header");
+			if (ret == RETRY)
+				continue;
+			return ret;
+		}
 		memcpy(&magic, head, sizeof(magic));
 		memcpy(&size, head + 8, sizeof(size));
-		if (magic != JOURNAL_MAGIC)
-			return bad_record(rd, "bad magic");
+		if (magic != JOURNAL_MAGIC) {
+			ret = bad_record(rd, "bad magic");
+			if (ret == RETRY)
+				continue;
+			return ret;
+		}
 		if (size < JOURNAL_HEADER_BYTES ||
-		    size > JOURNAL_RECORD_BYTES_MAX)
-			return bad_record(rd, "bad record size");
+		    size > JOURNAL_RECORD_BYTES_MAX) {
+			ret = bad_record(rd, "bad record size");
+			if (ret == RETRY)
+				continue;
+			return ret;
+		}
 		if (reserve(rd, size) < 0)
 			return -ENOMEM;
 		ret = read_at(rd->fd, rd->buf, size, rd->off, &got);
 		if (ret < 0)
 			return fail(rd, ret, "journal: %s", strerror(-ret));
-		if (got < size)
-			return bad_record(rd, "truncated record");
-		if (journal_decode(rd->buf, size, r) != (long)size)
-			return bad_record(rd, "bad checksum or type");
+		if (got < size) {
+			ret = bad_record(rd, "truncated record");
+			if (ret == RETRY)
+				continue;
+			return ret;
+		}
+		if (journal_decode(rd->buf, size, r) != (long)size) {
+			ret = bad_record(rd, "bad checksum or type");
+			if (ret == RETRY)
+				continue;
+			return ret;
+		}
 		if (r->seq != rd->next_seq)
 			return fail(rd, -EBADMSG,
 				    "journal/%020llu.wal: record seq %llu at "
@@ -282,6 +334,11 @@ int journal_reader_next(struct journal_reader *rd, struct journal_record *r,
 		*raw_bytes = size;
 		return 1;
 	}
+}
+
+void journal_reader_limit(struct journal_reader *rd, u64 max_seq)
+{
+	rd->max_seq = max_seq;
 }
 
 void journal_reader_position(const struct journal_reader *rd, u64 *segment_seq,

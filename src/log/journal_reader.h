@@ -34,6 +34,11 @@ int journal_reader_open(struct journal_reader **out, const char *data_dir,
 int journal_reader_next(struct journal_reader *rd, struct journal_record *r,
 			const u8 **raw, size_t *raw_bytes);
 
+/* Never read past seq max_seq (the owner's durable end, so that nothing
+ * half-written or not yet synced is read): journal_reader_next returns 0
+ * instead.  UINT64_MAX (the default) reads whatever is in the files. */
+void journal_reader_limit(struct journal_reader *rd, u64 max_seq);
+
 /* Where the record last returned lies: its segment's first seq and its
  * byte offset in that segment. */
 void journal_reader_position(const struct journal_reader *rd, u64 *segment_seq,

@@ -7,12 +7,14 @@ import os
 import random
 import re
 import shutil
+import subprocess
 import threading
 import time
 
 import journal
+import harness
 from harness import (e2e_test, check, check_eq, slow_factor, scaled, Client,
-                     TestFailure)
+                     TestFailure, SkipTest)
 from ledger import (account, transfer, create, create_one, get_account,
                     get_transfer, account_transfers_all)
 
@@ -537,3 +539,52 @@ def test_flipped_byte_in_an_early_record_refuses_to_start(ctx):
     s.start()
     _check_state(s, acked)
     s.stop()
+
+
+@e2e_test(timeout=90)
+def test_failed_fsync_answers_outcome_unknown_then_refuses_until_restart(ctx):
+    """The journal's fdatasync fails (an LD_PRELOAD shim): the request in
+    that commit gets 503 commit-unknown (its bytes may be on disk), later
+    writes get 500 engine-error (nothing applied), /readyz turns 503;
+    after a restart the state is consistent and the refused write is
+    absent."""
+    if harness.slow_factor() > 1:
+        raise SkipTest("LD_PRELOAD cannot come before the ASan runtime")
+    here = os.path.dirname(os.path.abspath(__file__))
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if not cc:
+        raise SkipTest("no C compiler for the shim")
+    shim = ctx.path("failsync.so")
+    subprocess.run([cc, "-shared", "-fPIC", "-O1", "-o", shim,
+                    os.path.join(here, "failsync.c"), "-ldl"], check=True)
+    flag = ctx.path("fail-now")
+    s = ctx.start_server(env={"LD_PRELOAD": shim,
+                              "TPW_FAIL_SYNC_FLAG": flag})
+    create(s, "accounts", [account(1), account(2)])
+    r = s.post("/v1/transfers", transfer(77, 1, 2, 10))
+    check_eq(r.status, 201, "transfer before the failure")
+
+    open(flag, "w").close()
+    r = s.post("/v1/transfers", transfer(78, 1, 2, 20))
+    check_eq(r.status, 503, "transfer whose commit failed: %r" % r)
+    check_eq(r.json().get("type"), "/problems/commit-unknown",
+             "problem type of the failed commit")
+    check_eq(s.get("/readyz").status, 503, "/readyz after a journal failure")
+    r = s.post("/v1/transfers", transfer(79, 1, 2, 30))
+    check_eq(r.status, 500, "transfer after the failure: %r" % r)
+    check_eq(r.json().get("type"), "/problems/engine-error",
+             "problem type after the failure")
+
+    s.kill9()
+    os.unlink(flag)
+    s.env.pop("LD_PRELOAD", None)
+    s.start()
+    check_eq(s.get("/v1/transfers/77").status, 200, "acknowledged 77 kept")
+    check_eq(s.get("/v1/transfers/79").status, 404, "refused 79 absent")
+    got78 = s.get("/v1/transfers/78").status == 200
+    a1 = s.get("/v1/accounts/1").json()
+    a2 = s.get("/v1/accounts/2").json()
+    want = 10 + (20 if got78 else 0)
+    check_eq((int(a1["debits_posted"]), int(a2["credits_posted"])),
+             (want, want), "balances match the transfers present "
+             "(78 present: %s)" % got78)

@@ -166,6 +166,28 @@ static void tails_a_journal_that_is_still_written(void **state)
 	journal_close(j);
 }
 
+static void never_reads_past_the_limit(void **state)
+{
+	struct fixture *f = *state;
+	struct journal *j = open_journal(f->dir, 0);
+	struct journal_reader *rd;
+
+	for (u64 k = 1; k <= 10; k++)
+		append(j, k);
+	assert_int_equal(journal_sync(j), 0);
+	assert_int_equal(journal_reader_open(&rd, f->dir, 1), 0);
+	journal_reader_limit(rd, 4);
+	for (u64 k = 1; k <= 4; k++)
+		expect_record(rd, k);
+	expect_end(rd); /* 5..10 are in the file, but past the limit */
+	journal_reader_limit(rd, 10);
+	for (u64 k = 5; k <= 10; k++)
+		expect_record(rd, k);
+	expect_end(rd);
+	journal_reader_close(rd);
+	journal_close(j);
+}
+
 static char *last_segment(const char *dir)
 {
 	static char path[256];
@@ -268,6 +290,8 @@ int main(void)
 			teardown),
 		cmocka_unit_test_setup_teardown(
 			missing_journal_directory_is_enoent, setup, teardown),
+		cmocka_unit_test_setup_teardown(never_reads_past_the_limit,
+						setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

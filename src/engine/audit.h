@@ -1,0 +1,74 @@
+/*
+ * audit.h - the Merkle tree over the journal, kept beside the engine.
+ *
+ * Every journal record (a batch of accounts or transfers, a pulse, and
+ * later policy changes, key rotations, revocations: everything) is one
+ * leaf of an RFC 9162 tree, leaf i being the record with seq i + 1, its
+ * bytes exactly as they are on disk (header and payload).
+ *
+ * A thread tails the journal with a journal_reader: it never sits in the
+ * engine's path (the engine does not wait for it, and it reads what the
+ * engine already made durable), and it catches up from the first record
+ * at start-up.  The tree therefore lags the journal by the time it takes
+ * to read and hash what was just synced (milliseconds at full load).
+ *
+ * Signed checkpoints (C2SP tlog-checkpoint) come with the server key
+ * (issue 4's keyring); until then the tree head is served unsigned.
+ *
+ * Threads: one writer (the audit thread); any thread may read sizes,
+ * roots, entries and proofs for sizes up to audit_size().
+ */
+#ifndef TPW_ENGINE_AUDIT_H
+#define TPW_ENGINE_AUDIT_H
+
+#include "core/merkle.h"
+#include "core/types.h"
+
+struct audit;
+
+struct engine;
+
+/* Start tailing DATA/journal, never past what engine has made durable
+ * (engine may be NULL for a journal nobody writes).  Returns 0, or -errno
+ * with *err set. */
+int audit_open(struct audit **out, const char *data_dir, struct engine *engine,
+	       const char **err);
+/* Stop the thread and free everything. */
+void audit_close(struct audit *a);
+
+/* Leaves hashed so far (acquire order: proofs and roots up to it work). */
+u64 audit_size(const struct audit *a);
+/* False once the journal reader met corruption (the tree stops there). */
+bool audit_healthy(const struct audit *a);
+
+/* The root of the tree of the first `size` leaves.  Returns 0, or
+ * MERKLE_E_SIZE_RANGE when size > audit_size(). */
+int audit_root(const struct audit *a, u64 size, u8 root[MERKLE_HASH_BYTES]);
+
+/* What is known of leaf index without reading the journal. */
+struct audit_leaf {
+	u64 seq;
+	u64 timestamp;
+	u16 type;
+	u32 bytes;
+	u8 hash[MERKLE_HASH_BYTES];
+};
+int audit_leaf(const struct audit *a, u64 index, struct audit_leaf *out);
+
+/* The exact bytes of leaf index, read from the journal into a malloc'd
+ * buffer the caller frees, checked against the leaf hash (a journal
+ * changed on disk after it was hashed is -EBADMSG).  Returns 0,
+ * MERKLE_E_INDEX_RANGE, -EBADMSG, -ENOMEM or -errno. */
+int audit_entry(const struct audit *a, u64 index, u8 **bytes, size_t *len);
+
+/* Index of the leaf holding the event stamped `timestamp` (the first
+ * record whose timestamp is >= it), or MERKLE_E_INDEX_RANGE. */
+int audit_index_of_timestamp(const struct audit *a, u64 timestamp, u64 *index);
+
+/* Proofs, as merkle_store_*_proof, for sizes up to audit_size(). */
+int audit_inclusion_proof(const struct audit *a, u64 index, u64 size,
+			  u8 proof[][MERKLE_HASH_BYTES], size_t *nproof);
+int audit_consistency_proof(const struct audit *a, u64 first, u64 second,
+			    u8 proof[][MERKLE_HASH_BYTES], size_t *nproof);
+
+#endif

@@ -1,0 +1,202 @@
+"""test_audit.py - the audit log over HTTP, checked by an independent
+RFC 9162 implementation written here in Python: every entry's bytes hash
+to its leaf, inclusion and consistency proofs verify against the heads,
+a receipt leads from a transfer to the entry that holds it, a restart
+rebuilds the same tree, and bad requests get their problems."""
+
+import base64
+import hashlib
+import time
+
+from harness import e2e_test, check, check_eq
+from ledger import account, transfer, create
+
+
+def leaf_hash(data):
+    return hashlib.sha256(b"\x00" + data).digest()
+
+
+def node_hash(left, right):
+    return hashlib.sha256(b"\x01" + left + right).digest()
+
+
+def b64(s):
+    return base64.b64decode(s, validate=True)
+
+
+def root_from_inclusion(index, size, leaf, proof):
+    """RFC 9162 section 2.1.3.2, as written there."""
+    if index >= size:
+        raise ValueError("index >= size")
+    fn, sn, r = index, size - 1, leaf
+    for p in proof:
+        if sn == 0:
+            raise ValueError("proof too long")
+        if fn & 1 or fn == sn:
+            r = node_hash(p, r)
+            if not fn & 1:
+                while fn and not fn & 1:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            r = node_hash(r, p)
+        fn >>= 1
+        sn >>= 1
+    if sn != 0:
+        raise ValueError("proof too short")
+    return r
+
+
+def verify_consistency(first, second, first_root, second_root, proof):
+    """RFC 9162 section 2.1.4.2, as written there (0 < first < second)."""
+    if first == second:
+        return not proof and first_root == second_root
+    if first & (first - 1) == 0:  # a power of two: prepend first_root
+        proof = [first_root] + list(proof)
+    if not proof:
+        return False
+    fn, sn = first - 1, second - 1
+    while fn & 1:
+        fn >>= 1
+        sn >>= 1
+    fr = sr = proof[0]
+    for c in proof[1:]:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            fr = node_hash(c, fr)
+            sr = node_hash(c, sr)
+            if not fn & 1:
+                while fn and not fn & 1:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            sr = node_hash(sr, c)
+        fn >>= 1
+        sn >>= 1
+    return sn == 0 and fr == first_root and sr == second_root
+
+
+def wait_size(s, want, timeout=5.0):
+    deadline = time.time() + timeout
+    while True:
+        head = s.get("/v1/audit/head").json()
+        if int(head["size"]) >= want or time.time() > deadline:
+            return head
+        time.sleep(0.02)
+
+
+@e2e_test(timeout=60)
+def test_audit_entries_hash_to_leaves_and_proofs_verify_independently(ctx):
+    s = ctx.start_server()
+    create(s, "accounts", [account(i) for i in range(1, 5)])
+    for k in range(12):
+        create(s, "transfers", [transfer(1000 + 10 * k + j, 1 + j % 4,
+                                         1 + (j + 1) % 4, 1 + j)
+                                for j in range(1 + k % 3)])
+    head = wait_size(s, 13)
+    size = int(head["size"])
+    check(size >= 13, "audit head size %d, want >= 13" % size)
+    root = b64(head["root"])
+
+    leaves = []
+    for i in range(size):
+        r = s.get("/v1/audit/entries/%d" % i)
+        check_eq(r.status, 200, "GET entry %d" % i)
+        e = r.json()
+        data = b64(e["entry"])
+        check_eq(leaf_hash(data), b64(e["leaf_hash"]),
+                 "entry %d hashes to its leaf" % i)
+        check_eq(int(e["seq"]), i + 1, "entry %d seq" % i)
+        leaves.append(leaf_hash(data))
+
+    for i in range(size):
+        r = s.get("/v1/audit/proof/inclusion?index=%d&size=%d" % (i, size))
+        check_eq(r.status, 200, "inclusion proof %d" % i)
+        p = r.json()
+        got = root_from_inclusion(i, size, leaves[i],
+                                  [b64(h) for h in p["proof"]])
+        check_eq(got, root, "inclusion proof of %d leads to the head" % i)
+
+    for first in range(1, size + 1):
+        r = s.get("/v1/audit/proof/consistency?from=%d&to=%d"
+                  % (first, size))
+        check_eq(r.status, 200, "consistency %d..%d" % (first, size))
+        c = r.json()
+        check(verify_consistency(first, size, b64(c["from_root"]), root,
+                                 [b64(h) for h in c["proof"]]),
+              "consistency proof %d..%d does not verify" % (first, size))
+
+    # A changed proof fails the independent check.
+    p = s.get("/v1/audit/proof/inclusion?index=3&size=%d" % size).json()
+    bad = [b64(h) for h in p["proof"]]
+    bad[0] = bytes([bad[0][0] ^ 1]) + bad[0][1:]
+    check(root_from_inclusion(3, size, leaves[3], bad) != root,
+          "a flipped proof hash still led to the root")
+
+    # Restart: the tree is rebuilt from the journal, same root at size.
+    s.stop()
+    s.start()
+    head2 = wait_size(s, size)
+    r = s.get("/v1/audit/proof/consistency?from=%d&to=%s"
+              % (size, head2["size"]))
+    c = r.json()
+    check_eq(b64(c["from_root"]), root, "root at %d after restart" % size)
+
+
+@e2e_test(timeout=60)
+def test_audit_transfer_is_found_in_the_entry_its_timestamp_names(ctx):
+    s = ctx.start_server()
+    create(s, "accounts", [account(1), account(2)])
+    create(s, "transfers", [transfer(501, 1, 2, 7), transfer(502, 2, 1, 3)])
+    t = s.get("/v1/transfers/502").json()
+    ts = int(t["timestamp"])
+    head = wait_size(s, 2)
+    # The entry holding the transfer is the first with timestamp >= ts.
+    found = None
+    for i in range(int(head["size"])):
+        e = s.get("/v1/audit/entries/%d" % i).json()
+        if int(e["timestamp"]) >= ts:
+            found = e
+            break
+    check(found is not None and found["type"] == "create_transfers",
+          "no create_transfers entry at or after the transfer's timestamp")
+    data = b64(found["entry"])
+    ids = [int.from_bytes(data[off:off + 16], "little")
+           for off in range(32, len(data), 128)]
+    check(502 in ids, "transfer 502 not in its entry (ids %r)" % ids)
+
+
+@e2e_test(timeout=30)
+def test_audit_bad_requests_get_their_problems(ctx):
+    s = ctx.start_server()
+    create(s, "accounts", [account(1)])
+    wait_size(s, 1)
+    cases = [
+        ("/v1/audit/entries/999", 400, "/problems/audit-out-of-range"),
+        ("/v1/audit/entries/01", 400, "/problems/invalid-id"),
+        ("/v1/audit/entries/18446744073709551616", 400,
+         "/problems/invalid-id"),
+        ("/v1/audit/proof/inclusion?index=0&size=0", 400,
+         "/problems/audit-out-of-range"),
+        ("/v1/audit/proof/inclusion?index=1&size=1", 400,
+         "/problems/audit-out-of-range"),
+        ("/v1/audit/proof/inclusion?index=0&size=999", 400,
+         "/problems/audit-out-of-range"),
+        ("/v1/audit/proof/inclusion?index=0", 400, "/problems/invalid-query"),
+        ("/v1/audit/proof/inclusion?index=0&size=1&x=1", 400,
+         "/problems/invalid-query"),
+        ("/v1/audit/proof/inclusion?index=-1&size=1", 400,
+         "/problems/invalid-query"),
+        ("/v1/audit/proof/consistency?from=2&to=1", 400,
+         "/problems/audit-out-of-range"),
+        ("/v1/audit/proof/consistency?from=0&to=1", 400,
+         "/problems/audit-out-of-range"),
+        ("/v1/audit/proof/consistency?from=1&from=1", 400,
+         "/problems/invalid-query"),
+    ]
+    for path, status, ptype in cases:
+        r = s.get(path)
+        check_eq(r.status, status, "GET %s status" % path)
+        check_eq(r.json().get("type"), ptype, "GET %s problem type" % path)
+    check_eq(s.get("/healthz").status, 200, "server still serving")
