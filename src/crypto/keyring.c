@@ -1,0 +1,1476 @@
+/*
+ * keyring.c - the server's versioned Ed25519 signing keys, sealed at rest
+ * with XChaCha20-Poly1305 under a key-encryption key, rotated with an
+ * overlap window and published as a JWKS.  The format, the order of the
+ * checks and the rules are in keyring.h; the operator's guide is
+ * docs/keys.md.
+ *
+ * Secrets in this file are only ever in sodium_malloc'd memory: the KEK
+ * (PROT_NONE between uses), the subkeys derived from it, and a decrypted
+ * seed for the length of one signature or one re-seal.  Each is freed
+ * (and so wiped) on the one way out of the function that made it.  Error
+ * messages name paths, offsets, modes and kids, never bytes of a key.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <dirent.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "crypto/b64url.h"
+#include "crypto/keyring.h"
+
+#include "banned.h"
+
+/* Offsets of the key file (keyring.h). */
+enum {
+	OFF_MAGIC = 0,
+	OFF_VERSION = 6,
+	OFF_ALG = 8,
+	OFF_RESERVED = 10,
+	OFF_CREATED = 16,
+	OFF_ACTIVATE = 24,
+	OFF_RETIRE = 32,
+	OFF_EXPIRES = 40,
+	OFF_PUB = 48,
+	OFF_KID = 80,
+	OFF_KEK_ID = 128,
+	OFF_MAC = 144,
+	OFF_NONCE = 176,
+	OFF_CT = 200,
+	OFF_TAG = 232,
+	KID_FIELD_BYTES = 48,
+	MAC_BYTES = 32,
+	AD_BYTES = OFF_NONCE,
+	ALG_ED25519 = 1,
+};
+
+_Static_assert(OFF_TAG + crypto_aead_xchacha20poly1305_ietf_ABYTES ==
+		       KEYRING_KEYFILE_BYTES,
+	       "key file layout");
+_Static_assert(OFF_CT - OFF_NONCE ==
+		       crypto_aead_xchacha20poly1305_ietf_NPUBBYTES,
+	       "nonce size");
+_Static_assert(OFF_MAC == KEYRING_KEYFILE_PUBLIC_BYTES, "public part");
+_Static_assert(KEYRING_KEK_BYTES == crypto_kdf_KEYBYTES, "KEK is a kdf key");
+_Static_assert(KEYRING_KID_BYTES + 1 == JOSE_B64_32_BYTES, "kid size");
+
+static const char magic[6] = {'T', 'P', 'W', 'K', 'E', 'Y'};
+static const char kdf_context[crypto_kdf_CONTEXTBYTES] = {'t', 'p', 'w', 'k',
+							  'e', 'y', 'r', 'g'};
+enum { SUBKEY_AEAD = 1, SUBKEY_MAC = 2, SUBKEY_KEK_ID = 3 };
+
+struct keyring_kek {
+	unsigned char *key; /* sodium_malloc; PROT_NONE between uses */
+	unsigned char id[KEYRING_KEK_ID_BYTES];
+};
+
+struct subkeys {
+	unsigned char aead[crypto_aead_xchacha20poly1305_ietf_KEYBYTES];
+	unsigned char mac[crypto_generichash_KEYBYTES];
+};
+
+struct entry {
+	struct keyring_key key;
+	unsigned char image[KEYRING_KEYFILE_BYTES]; /* as on disk */
+};
+
+struct keyring {
+	char dir[KEYRING_DIR_BYTES_MAX + 1];
+	const struct keyring_kek *kek; /* borrowed; NULL: verify only */
+	size_t n;
+	struct entry e[KEYRING_KEYS_MAX];
+};
+
+const char *keyring_strerror(int code)
+{
+	switch (code) {
+#define KEYRING_NAME_(name, c, text)                                           \
+	case c: return text;
+		KEYRING_ERRORS(KEYRING_NAME_)
+#undef KEYRING_NAME_
+	default: return "unknown";
+	}
+}
+
+__attribute__((format(printf, 3, 4))) static void
+say(char *err, size_t err_size, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err || err_size == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, err_size, fmt, ap);
+	va_end(ap);
+}
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static void put_u16(unsigned char *p, unsigned v)
+{
+	p[0] = (unsigned char)(v >> 8);
+	p[1] = (unsigned char)v;
+}
+
+static unsigned get_u16(const unsigned char *p)
+{
+	return (unsigned)p[0] << 8 | p[1];
+}
+
+static void put_i64(unsigned char *p, int64_t v)
+{
+	uint64_t u = (uint64_t)v;
+
+	for (int i = 7; i >= 0; i--) {
+		p[i] = (unsigned char)u;
+		u >>= 8;
+	}
+}
+
+static int64_t get_i64(const unsigned char *p)
+{
+	uint64_t u = 0;
+
+	for (int i = 0; i < 8; i++)
+		u = u << 8 | p[i];
+	return (int64_t)u;
+}
+
+static bool b64url_char(char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+	       (c >= '0' && c <= '9') || c == '-' || c == '_';
+}
+
+static bool kid_valid(const char *s, size_t len)
+{
+	if (len != KEYRING_KID_BYTES)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!b64url_char(s[i]))
+			return false;
+	return true;
+}
+
+static bool time_valid(int64_t t, bool never_ok)
+{
+	return (t >= 0 && t <= JOSE_NUMERIC_DATE_MAX) ||
+	       (never_ok && t == KEYRING_NEVER);
+}
+
+static bool signs_at(const struct keyring_key *k, int64_t now)
+{
+	return k->activate_at <= now && now < k->retire_at &&
+	       now < k->expires_at;
+}
+
+/* Reads up to cap bytes (stops at EOF); *n gets how many.  -errno. */
+static int read_all(int fd, unsigned char *buf, size_t cap, size_t *n)
+{
+	*n = 0;
+	while (*n < cap) {
+		ssize_t r = read(fd, buf + *n, cap - *n);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		if (r == 0)
+			break;
+		*n += (size_t)r;
+	}
+	return 0;
+}
+
+static int write_all(int fd, const unsigned char *buf, size_t len)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t w = write(fd, buf + done, len - done);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -errno;
+		done += (size_t)w;
+	}
+	return 0;
+}
+
+/*
+ * A file holding a secret must be a regular file of ours that nobody
+ * else can read or write.  fstat on the open descriptor: what is checked
+ * is what is read.
+ */
+static int check_secret_file(int fd, const char *path, const char *what,
+			     char *err, size_t err_size)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) != 0) {
+		int e = errno;
+
+		say(err, err_size, "%s %s: cannot stat: %s", what, path,
+		    strerror(e));
+		return KEYRING_E_IO;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		say(err, err_size, "%s %s: not a regular file", what, path);
+		return KEYRING_E_NOT_REGULAR;
+	}
+	if (st.st_uid != geteuid()) {
+		say(err, err_size,
+		    "%s %s: owned by uid %lu, not by the running user "
+		    "(uid %lu)",
+		    what, path, (unsigned long)st.st_uid,
+		    (unsigned long)geteuid());
+		return KEYRING_E_BAD_OWNER;
+	}
+	if (st.st_mode & 077) {
+		say(err, err_size,
+		    "%s %s: mode %04o gives access to group or others; it "
+		    "must be 0600 or stricter (chmod 600 %s)",
+		    what, path, (unsigned)(st.st_mode & 07777), path);
+		return KEYRING_E_BAD_PERMISSIONS;
+	}
+	return 0;
+}
+
+/* Opens a file that must not be a symbolic link; O_NONBLOCK so that a
+ * FIFO planted at the path cannot hang us before fstat refuses it. */
+static int open_secret(int dirfd, const char *name, const char *path,
+		       const char *what, int *fd_out, char *err,
+		       size_t err_size)
+{
+	int fd = openat(dirfd, name,
+			O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC |
+				O_NOCTTY);
+
+	*fd_out = -1;
+	if (fd < 0) {
+		int e = errno;
+
+		if (e == ELOOP) {
+			say(err, err_size,
+			    "%s %s: is a symbolic link; refusing to follow it",
+			    what, path);
+			return KEYRING_E_NOT_REGULAR;
+		}
+		say(err, err_size, "%s %s: cannot open: %s", what, path,
+		    strerror(e));
+		return KEYRING_E_IO;
+	}
+	*fd_out = fd;
+	return 0;
+}
+
+static int fsync_dir(const char *dir, char *err, size_t err_size)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int ret = 0;
+
+	if (fd < 0 || fsync(fd) != 0) {
+		int e = errno;
+
+		say(err, err_size, "directory %s: cannot fsync: %s", dir,
+		    strerror(e));
+		ret = KEYRING_E_IO;
+	}
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+/* ---- the KEK ------------------------------------------------------------ */
+
+/* Derives subkey id of len bytes; the KEK is readable only meanwhile. */
+static int kek_derive(const struct keyring_kek *kek, uint64_t id,
+		      unsigned char *out, size_t len)
+{
+	int ret;
+
+	if (sodium_mprotect_readonly(kek->key) != 0)
+		return KEYRING_E_INTERNAL;
+	ret = crypto_kdf_derive_from_key(out, len, id, kdf_context, kek->key);
+	sodium_mprotect_noaccess(kek->key);
+	return ret == 0 ? 0 : KEYRING_E_INTERNAL;
+}
+
+static int kek_alloc(struct keyring_kek **out)
+{
+	struct keyring_kek *kek = calloc(1, sizeof(*kek));
+
+	*out = NULL;
+	if (!kek)
+		return KEYRING_E_NO_MEMORY;
+	kek->key = sodium_malloc(KEYRING_KEK_BYTES);
+	if (!kek->key) {
+		free(kek);
+		return KEYRING_E_NO_MEMORY;
+	}
+	*out = kek;
+	return 0;
+}
+
+/* kek->key holds the bytes: compute the id and lock the key away. */
+static int kek_seal_in(struct keyring_kek *kek)
+{
+	if (sodium_mprotect_noaccess(kek->key) != 0)
+		return KEYRING_E_INTERNAL;
+	return kek_derive(kek, SUBKEY_KEK_ID, kek->id, sizeof(kek->id));
+}
+
+void keyring_kek_free(struct keyring_kek *kek)
+{
+	if (!kek)
+		return;
+	sodium_free(kek->key); /* makes it writable, wipes, unmaps */
+	sodium_memzero(kek, sizeof(*kek));
+	free(kek);
+}
+
+void keyring_kek_id(const struct keyring_kek *kek,
+		    unsigned char out[KEYRING_KEK_ID_BYTES])
+{
+	memcpy(out, kek->id, KEYRING_KEK_ID_BYTES);
+}
+
+int keyring_kek_parse(const char *text, size_t len, struct keyring_kek **out,
+		      char *err, size_t err_size)
+{
+	struct keyring_kek *kek = NULL;
+	size_t n = 0;
+	int ret;
+
+	if (!out)
+		return KEYRING_E_INVALID_ARGUMENT;
+	*out = NULL;
+	if (!text)
+		return KEYRING_E_INVALID_ARGUMENT;
+	if (len != KEYRING_KEK_TEXT_BYTES) {
+		say(err, err_size,
+		    "KEK must be %d base64url characters (32 bytes); got %zu "
+		    "characters",
+		    KEYRING_KEK_TEXT_BYTES, len);
+		return KEYRING_E_KEK_BAD_LENGTH;
+	}
+	ret = kek_alloc(&kek);
+	if (ret)
+		goto cleanup;
+	if (b64url_decode(kek->key, KEYRING_KEK_BYTES, text, len, &n) != 0 ||
+	    n != KEYRING_KEK_BYTES) {
+		say(err, err_size,
+		    "KEK is not canonical base64url (alphabet A-Z a-z 0-9 - _, "
+		    "no padding)");
+		ret = KEYRING_E_KEK_BAD_ENCODING;
+		goto cleanup;
+	}
+	ret = kek_seal_in(kek);
+	if (ret)
+		goto cleanup;
+	*out = kek;
+	kek = NULL;
+cleanup:
+	keyring_kek_free(kek);
+	return ret;
+}
+
+int keyring_kek_from_env(const char *var, struct keyring_kek **out, char *err,
+			 size_t err_size)
+{
+	const char *name = var ? var : KEYRING_KEK_ENV;
+	const char *v;
+
+	if (!out)
+		return KEYRING_E_INVALID_ARGUMENT;
+	*out = NULL;
+	v = getenv(name);
+	if (!v) {
+		say(err, err_size, "environment variable %s is not set", name);
+		return KEYRING_E_KEK_MISSING;
+	}
+	return keyring_kek_parse(v, strlen(v), out, err, err_size);
+}
+
+int keyring_kek_load_file(const char *path, struct keyring_kek **out, char *err,
+			  size_t err_size)
+{
+	enum { CAP = 64 };
+	unsigned char *buf = NULL;
+	struct keyring_kek *kek = NULL;
+	size_t n = 0;
+	int fd = -1;
+	int ret;
+
+	if (!out)
+		return KEYRING_E_INVALID_ARGUMENT;
+	*out = NULL;
+	if (!path)
+		return KEYRING_E_INVALID_ARGUMENT;
+	ret = open_secret(AT_FDCWD, path, path, "KEK file", &fd, err, err_size);
+	if (ret)
+		goto cleanup;
+	ret = check_secret_file(fd, path, "KEK file", err, err_size);
+	if (ret)
+		goto cleanup;
+	buf = sodium_malloc(CAP + 1);
+	if (!buf) {
+		ret = KEYRING_E_NO_MEMORY;
+		goto cleanup;
+	}
+	ret = read_all(fd, buf, CAP + 1, &n);
+	if (ret) {
+		say(err, err_size, "KEK file %s: cannot read: %s", path,
+		    strerror(-ret));
+		ret = KEYRING_E_IO;
+		goto cleanup;
+	}
+	if (n == KEYRING_KEK_BYTES) {
+		ret = kek_alloc(&kek);
+		if (ret)
+			goto cleanup;
+		memcpy(kek->key, buf, KEYRING_KEK_BYTES);
+		ret = kek_seal_in(kek);
+		if (ret)
+			goto cleanup;
+		*out = kek;
+		kek = NULL;
+	} else if (n == KEYRING_KEK_TEXT_BYTES ||
+		   (n == KEYRING_KEK_TEXT_BYTES + 1 &&
+		    buf[KEYRING_KEK_TEXT_BYTES] == '\n')) {
+		ret = keyring_kek_parse((const char *)buf,
+					KEYRING_KEK_TEXT_BYTES, out, err,
+					err_size);
+		if (ret == KEYRING_E_KEK_BAD_ENCODING)
+			say(err, err_size,
+			    "KEK file %s: not canonical base64url (alphabet "
+			    "A-Z a-z 0-9 - _, no padding)",
+			    path);
+	} else {
+		say(err, err_size,
+		    "KEK file %s: %s%zu bytes; expected 32 raw bytes or %d "
+		    "base64url characters and an optional newline",
+		    path, n > CAP ? "more than " : "",
+		    n > CAP ? (size_t)CAP : n, KEYRING_KEK_TEXT_BYTES);
+		ret = KEYRING_E_KEK_BAD_LENGTH;
+	}
+cleanup:
+	if (fd >= 0)
+		close(fd);
+	sodium_free(buf);
+	keyring_kek_free(kek);
+	return ret;
+}
+
+int keyring_kek_generate_file(const char *path, char *err, size_t err_size)
+{
+	unsigned char *raw = NULL;
+	char *text = NULL;
+	bool created = false;
+	int fd = -1;
+	int ret = 0;
+
+	if (!path)
+		return KEYRING_E_INVALID_ARGUMENT;
+	raw = sodium_malloc(KEYRING_KEK_BYTES);
+	text = sodium_malloc(KEYRING_KEK_TEXT_BYTES + 2);
+	if (!raw || !text) {
+		ret = KEYRING_E_NO_MEMORY;
+		goto cleanup;
+	}
+	randombytes_buf(raw, KEYRING_KEK_BYTES);
+	if (b64url_encode(text, KEYRING_KEK_TEXT_BYTES + 2, raw,
+			  KEYRING_KEK_BYTES) != 0) {
+		ret = KEYRING_E_INTERNAL;
+		goto cleanup;
+	}
+	text[KEYRING_KEK_TEXT_BYTES] = '\n';
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+		  0600);
+	if (fd < 0) {
+		int e = errno;
+
+		say(err, err_size, "KEK file %s: cannot create: %s", path,
+		    strerror(e));
+		ret = e == EEXIST ? KEYRING_E_EXISTS : KEYRING_E_IO;
+		goto cleanup;
+	}
+	created = true;
+	ret = write_all(fd, (const unsigned char *)text,
+			KEYRING_KEK_TEXT_BYTES + 1);
+	if (ret == 0 && fsync(fd) != 0)
+		ret = -errno;
+	if (ret) {
+		say(err, err_size, "KEK file %s: cannot write: %s", path,
+		    strerror(-ret));
+		ret = KEYRING_E_IO;
+		goto cleanup;
+	}
+	/* The directory entry must be durable too. */
+	{
+		char dir[KEYRING_DIR_BYTES_MAX + 1];
+		const char *slash = strrchr(path, '/');
+		size_t dlen = slash ? (size_t)(slash - path) : 0;
+
+		if (dlen >= sizeof(dir)) {
+			say(err, err_size,
+			    "KEK file %s: directory name too long", path);
+			ret = KEYRING_E_INVALID_ARGUMENT;
+			goto cleanup;
+		}
+		if (!slash)
+			memcpy(dir, ".", 2);
+		else if (dlen == 0)
+			memcpy(dir, "/", 2);
+		else {
+			memcpy(dir, path, dlen);
+			dir[dlen] = '\0';
+		}
+		ret = fsync_dir(dir, err, err_size);
+	}
+cleanup:
+	if (fd >= 0 && close(fd) != 0 && ret == 0) {
+		say(err, err_size, "KEK file %s: close failed", path);
+		ret = KEYRING_E_IO;
+	}
+	if (ret && created)
+		unlink(path);
+	sodium_free(raw);
+	sodium_free(text);
+	return ret;
+}
+
+/* ---- key files ---------------------------------------------------------- */
+
+static int derive_subkeys(const struct keyring_kek *kek, struct subkeys **out)
+{
+	struct subkeys *sk = sodium_malloc(sizeof(*sk));
+	int ret;
+
+	*out = NULL;
+	if (!sk)
+		return KEYRING_E_NO_MEMORY;
+	ret = kek_derive(kek, SUBKEY_AEAD, sk->aead, sizeof(sk->aead));
+	if (ret == 0)
+		ret = kek_derive(kek, SUBKEY_MAC, sk->mac, sizeof(sk->mac));
+	if (ret) {
+		sodium_free(sk);
+		return ret;
+	}
+	*out = sk;
+	return 0;
+}
+
+static int thumbprint_of(const unsigned char pub[JOSE_ED25519_PUBLIC_BYTES],
+			 char out[JOSE_B64_32_BYTES])
+{
+	struct jose_pubkey pk;
+
+	memset(&pk, 0, sizeof(pk));
+	memcpy(pk.x, pub, sizeof(pk.x));
+	return jose_thumbprint(&pk, out) == 0 ? 0 : KEYRING_E_INTERNAL;
+}
+
+/* The public metadata: everything a reader without the KEK can check. */
+static int decode_public(const unsigned char *b, size_t len,
+			 struct keyring_key *k, char *err, size_t err_size)
+{
+	char tp[JOSE_B64_32_BYTES];
+	unsigned version;
+
+	if (len < OFF_ALG || memcmp(b + OFF_MAGIC, magic, sizeof(magic)) != 0) {
+		say(err, err_size,
+		    "not a key file (under 8 bytes or no TPWKEY magic)");
+		return KEYRING_E_MALFORMED;
+	}
+	version = get_u16(b + OFF_VERSION);
+	if (version != KEYRING_KEYFILE_VERSION) {
+		say(err, err_size,
+		    "key file format version %u; this build reads version %d",
+		    version, KEYRING_KEYFILE_VERSION);
+		return KEYRING_E_UNKNOWN_VERSION;
+	}
+	if (len != KEYRING_KEYFILE_BYTES) {
+		say(err, err_size, "key file has %zu bytes; version 1 has %d",
+		    len, KEYRING_KEYFILE_BYTES);
+		return KEYRING_E_MALFORMED;
+	}
+	if (get_u16(b + OFF_ALG) != ALG_ED25519) {
+		say(err, err_size, "unknown key algorithm %u (1 is Ed25519)",
+		    get_u16(b + OFF_ALG));
+		return KEYRING_E_MALFORMED;
+	}
+	for (size_t i = OFF_RESERVED; i < OFF_CREATED; i++) {
+		if (b[i] != 0) {
+			say(err, err_size,
+			    "reserved byte at offset %zu is not zero", i);
+			return KEYRING_E_MALFORMED;
+		}
+	}
+	if (!kid_valid((const char *)b + OFF_KID, KEYRING_KID_BYTES)) {
+		say(err, err_size,
+		    "kid at offset %d is not %d base64url characters", OFF_KID,
+		    KEYRING_KID_BYTES);
+		return KEYRING_E_MALFORMED;
+	}
+	for (size_t i = OFF_KID + KEYRING_KID_BYTES;
+	     i < OFF_KID + KID_FIELD_BYTES; i++) {
+		if (b[i] != 0) {
+			say(err, err_size,
+			    "kid padding byte at offset %zu is not zero", i);
+			return KEYRING_E_MALFORMED;
+		}
+	}
+	memset(k, 0, sizeof(*k));
+	k->created_at = get_i64(b + OFF_CREATED);
+	k->activate_at = get_i64(b + OFF_ACTIVATE);
+	k->retire_at = get_i64(b + OFF_RETIRE);
+	k->expires_at = get_i64(b + OFF_EXPIRES);
+	if (!time_valid(k->created_at, false) ||
+	    !time_valid(k->activate_at, false) ||
+	    !time_valid(k->retire_at, true) ||
+	    !time_valid(k->expires_at, true)) {
+		say(err, err_size, "a time is out of range");
+		return KEYRING_E_MALFORMED;
+	}
+	if (!(k->created_at <= k->activate_at &&
+	      k->activate_at <= k->retire_at &&
+	      k->retire_at <= k->expires_at)) {
+		say(err, err_size,
+		    "times out of order (created_at <= activate_at <= "
+		    "retire_at <= expires_at)");
+		return KEYRING_E_MALFORMED;
+	}
+	memcpy(k->pub, b + OFF_PUB, sizeof(k->pub));
+	memcpy(k->kid, b + OFF_KID, KEYRING_KID_BYTES);
+	k->kid[KEYRING_KID_BYTES] = '\0';
+	memcpy(k->kek_id, b + OFF_KEK_ID, sizeof(k->kek_id));
+	if (crypto_core_ed25519_is_valid_point(k->pub) != 1) {
+		say(err, err_size, "public key is not a valid Ed25519 key");
+		return KEYRING_E_METADATA_MODIFIED;
+	}
+	if (thumbprint_of(k->pub, tp) != 0)
+		return KEYRING_E_INTERNAL;
+	if (memcmp(tp, k->kid, KEYRING_KID_BYTES) != 0) {
+		say(err, err_size,
+		    "kid %s is not the thumbprint of the public key", k->kid);
+		return KEYRING_E_METADATA_MODIFIED;
+	}
+	return 0;
+}
+
+int keyring__keyfile_open(const void *buf, size_t len,
+			  const struct keyring_kek *kek,
+			  struct keyring_key *meta,
+			  unsigned char seed[JOSE_ED25519_SEED_BYTES],
+			  char *err, size_t err_size)
+{
+	const unsigned char *b = buf;
+	unsigned char mac[MAC_BYTES];
+	unsigned char pk[crypto_sign_PUBLICKEYBYTES];
+	unsigned char *sk = NULL;
+	struct subkeys *keys = NULL;
+	unsigned long long n = 0;
+	int ret;
+
+	if (!b || !meta)
+		return KEYRING_E_INVALID_ARGUMENT;
+	ret = decode_public(b, len, meta, err, err_size);
+	if (ret || !kek)
+		goto cleanup;
+	if (sodium_memcmp(meta->kek_id, kek->id, KEYRING_KEK_ID_BYTES) != 0) {
+		char want[2 * KEYRING_KEK_ID_BYTES + 1];
+		char got[2 * KEYRING_KEK_ID_BYTES + 1];
+
+		sodium_bin2hex(want, sizeof(want), meta->kek_id,
+			       KEYRING_KEK_ID_BYTES);
+		sodium_bin2hex(got, sizeof(got), kek->id, KEYRING_KEK_ID_BYTES);
+		say(err, err_size,
+		    "key %s was sealed under KEK id %s; the KEK given has id "
+		    "%s",
+		    meta->kid, want, got);
+		ret = KEYRING_E_WRONG_KEK;
+		goto cleanup;
+	}
+	ret = derive_subkeys(kek, &keys);
+	if (ret)
+		goto cleanup;
+	crypto_generichash(mac, sizeof(mac), b, OFF_MAC, keys->mac,
+			   sizeof(keys->mac));
+	if (sodium_memcmp(mac, b + OFF_MAC, MAC_BYTES) != 0) {
+		say(err, err_size,
+		    "key %s: metadata MAC does not match (kid, times or public "
+		    "key changed)",
+		    meta->kid);
+		ret = KEYRING_E_METADATA_MODIFIED;
+		goto cleanup;
+	}
+	sk = sodium_malloc(crypto_sign_SECRETKEYBYTES +
+			   JOSE_ED25519_SEED_BYTES);
+	if (!sk) {
+		ret = KEYRING_E_NO_MEMORY;
+		goto cleanup;
+	}
+	/* seed into sk's tail first; copied to the caller only when good */
+	if (crypto_aead_xchacha20poly1305_ietf_decrypt(
+		    sk + crypto_sign_SECRETKEYBYTES, &n, NULL, b + OFF_CT,
+		    KEYRING_KEYFILE_BYTES - OFF_CT, b, AD_BYTES, b + OFF_NONCE,
+		    keys->aead) != 0 ||
+	    n != JOSE_ED25519_SEED_BYTES) {
+		say(err, err_size,
+		    "key %s: sealed private key does not authenticate "
+		    "(nonce, ciphertext or tag changed)",
+		    meta->kid);
+		ret = KEYRING_E_CIPHERTEXT_MODIFIED;
+		goto cleanup;
+	}
+	if (crypto_sign_seed_keypair(pk, sk, sk + crypto_sign_SECRETKEYBYTES) !=
+	    0) {
+		ret = KEYRING_E_INTERNAL;
+		goto cleanup;
+	}
+	if (sodium_memcmp(pk, meta->pub, sizeof(pk)) != 0) {
+		say(err, err_size,
+		    "key %s: private key does not derive the public key",
+		    meta->kid);
+		ret = KEYRING_E_KEY_MISMATCH;
+		goto cleanup;
+	}
+	if (seed)
+		memcpy(seed, sk + crypto_sign_SECRETKEYBYTES,
+		       JOSE_ED25519_SEED_BYTES);
+cleanup:
+	sodium_free(sk);
+	sodium_free(keys);
+	return ret;
+}
+
+int keyring_keyfile_decode(const void *buf, size_t len,
+			   const struct keyring_kek *kek,
+			   struct keyring_key *out, char *err, size_t err_size)
+{
+	return keyring__keyfile_open(buf, len, kek, out, NULL, err, err_size);
+}
+
+int keyring__keyfile_seal(const struct keyring_key *meta,
+			  const unsigned char seed[JOSE_ED25519_SEED_BYTES],
+			  const unsigned char nonce[24],
+			  const struct keyring_kek *kek,
+			  unsigned char out[KEYRING_KEYFILE_BYTES])
+{
+	unsigned char pk[crypto_sign_PUBLICKEYBYTES];
+	char tp[JOSE_B64_32_BYTES];
+	unsigned char *sk = NULL;
+	struct subkeys *keys = NULL;
+	unsigned long long n = 0;
+	int ret = 0;
+
+	if (!meta || !seed || !nonce || !kek || !out)
+		return KEYRING_E_INVALID_ARGUMENT;
+	if (!time_valid(meta->created_at, false) ||
+	    !time_valid(meta->activate_at, false) ||
+	    !time_valid(meta->retire_at, true) ||
+	    !time_valid(meta->expires_at, true) ||
+	    !(meta->created_at <= meta->activate_at &&
+	      meta->activate_at <= meta->retire_at &&
+	      meta->retire_at <= meta->expires_at))
+		return KEYRING_E_BAD_TIME;
+	/* Both sides of the boundary: what is sealed is what open checks. */
+	sk = sodium_malloc(crypto_sign_SECRETKEYBYTES);
+	if (!sk)
+		return KEYRING_E_NO_MEMORY;
+	if (crypto_sign_seed_keypair(pk, sk, seed) != 0 ||
+	    thumbprint_of(pk, tp) != 0) {
+		ret = KEYRING_E_INTERNAL;
+		goto cleanup;
+	}
+	if (memcmp(pk, meta->pub, sizeof(pk)) != 0 ||
+	    strnlen(meta->kid, sizeof(meta->kid)) != KEYRING_KID_BYTES ||
+	    memcmp(tp, meta->kid, KEYRING_KID_BYTES) != 0) {
+		ret = KEYRING_E_KEY_MISMATCH;
+		goto cleanup;
+	}
+	ret = derive_subkeys(kek, &keys);
+	if (ret)
+		goto cleanup;
+	memset(out, 0, KEYRING_KEYFILE_BYTES);
+	memcpy(out + OFF_MAGIC, magic, sizeof(magic));
+	put_u16(out + OFF_VERSION, KEYRING_KEYFILE_VERSION);
+	put_u16(out + OFF_ALG, ALG_ED25519);
+	put_i64(out + OFF_CREATED, meta->created_at);
+	put_i64(out + OFF_ACTIVATE, meta->activate_at);
+	put_i64(out + OFF_RETIRE, meta->retire_at);
+	put_i64(out + OFF_EXPIRES, meta->expires_at);
+	memcpy(out + OFF_PUB, meta->pub, JOSE_ED25519_PUBLIC_BYTES);
+	memcpy(out + OFF_KID, meta->kid, KEYRING_KID_BYTES);
+	memcpy(out + OFF_KEK_ID, kek->id, KEYRING_KEK_ID_BYTES);
+	crypto_generichash(out + OFF_MAC, MAC_BYTES, out, OFF_MAC, keys->mac,
+			   sizeof(keys->mac));
+	memcpy(out + OFF_NONCE, nonce, OFF_CT - OFF_NONCE);
+	if (crypto_aead_xchacha20poly1305_ietf_encrypt(
+		    out + OFF_CT, &n, seed, JOSE_ED25519_SEED_BYTES, out,
+		    AD_BYTES, NULL, out + OFF_NONCE, keys->aead) != 0 ||
+	    n != KEYRING_KEYFILE_BYTES - OFF_CT)
+		ret = KEYRING_E_INTERNAL;
+cleanup:
+	sodium_free(sk);
+	sodium_free(keys);
+	return ret;
+}
+
+/* ---- the keyring -------------------------------------------------------- */
+
+static int entry_cmp(const void *a, const void *b)
+{
+	const struct keyring_key *x = &((const struct entry *)a)->key;
+	const struct keyring_key *y = &((const struct entry *)b)->key;
+
+	if (x->activate_at != y->activate_at)
+		return x->activate_at > y->activate_at ? -1 : 1;
+	if (x->created_at != y->created_at)
+		return x->created_at > y->created_at ? -1 : 1;
+	return strcmp(x->kid, y->kid);
+}
+
+static void sort_entries(struct keyring *kr)
+{
+	qsort(kr->e, kr->n, sizeof(kr->e[0]), entry_cmp);
+}
+
+static int path_of(const struct keyring *kr, const char *prefix,
+		   const char *kid, const char *suffix, char *out,
+		   size_t out_size)
+{
+	int n = snprintf(out, out_size, "%s/%s%s%s", kr->dir, prefix, kid,
+			 suffix);
+
+	return n < 0 || (size_t)n >= out_size ? KEYRING_E_INVALID_ARGUMENT : 0;
+}
+
+static int load_one(struct keyring *kr, int dfd, const char *name, char *err,
+		    size_t err_size)
+{
+	char path[KEYRING_DIR_BYTES_MAX + 300];
+	char why[KEYRING_ERR_BYTES];
+	unsigned char buf[KEYRING_KEYFILE_BYTES + 1];
+	size_t len = strlen(name);
+	struct entry *e;
+	size_t n = 0;
+	int fd = -1;
+	int ret;
+
+	snprintf(path, sizeof(path), "%s/%s", kr->dir, name);
+	if (len != KEYRING_KID_BYTES + 4 ||
+	    !kid_valid(name, KEYRING_KID_BYTES)) {
+		say(err, err_size,
+		    "%s: a .key file name must be a %d-character kid", path,
+		    KEYRING_KID_BYTES);
+		return KEYRING_E_FILE_NAME_MISMATCH;
+	}
+	if (kr->n >= KEYRING_KEYS_MAX) {
+		say(err, err_size, "%s: more than %d keys in %s; prune first",
+		    path, KEYRING_KEYS_MAX, kr->dir);
+		return KEYRING_E_TOO_MANY_KEYS;
+	}
+	ret = open_secret(dfd, name, path, "key file", &fd, err, err_size);
+	if (ret)
+		goto cleanup;
+	ret = check_secret_file(fd, path, "key file", err, err_size);
+	if (ret)
+		goto cleanup;
+	ret = read_all(fd, buf, sizeof(buf), &n);
+	if (ret) {
+		say(err, err_size, "key file %s: cannot read: %s", path,
+		    strerror(-ret));
+		ret = KEYRING_E_IO;
+		goto cleanup;
+	}
+	e = &kr->e[kr->n];
+	why[0] = '\0';
+	ret = keyring__keyfile_open(buf, n, kr->kek, &e->key, NULL, why,
+				    sizeof(why));
+	if (ret) {
+		say(err, err_size, "key file %s: %s", path, why);
+		goto cleanup;
+	}
+	if (memcmp(e->key.kid, name, KEYRING_KID_BYTES) != 0) {
+		say(err, err_size,
+		    "key file %s holds key %s: files swapped or renamed", path,
+		    e->key.kid);
+		ret = KEYRING_E_FILE_NAME_MISMATCH;
+		goto cleanup;
+	}
+	memcpy(e->image, buf, KEYRING_KEYFILE_BYTES);
+	kr->n++;
+cleanup:
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+int keyring_open(const char *dir, const struct keyring_kek *kek,
+		 struct keyring **out, char *err, size_t err_size)
+{
+	struct keyring *kr = NULL;
+	DIR *d = NULL;
+	struct stat st;
+	size_t dlen;
+	int dfd = -1;
+	int ret = 0;
+
+	if (!out)
+		return KEYRING_E_INVALID_ARGUMENT;
+	*out = NULL;
+	if (!dir)
+		return KEYRING_E_INVALID_ARGUMENT;
+	dlen = strlen(dir);
+	if (dlen == 0 || dlen > KEYRING_DIR_BYTES_MAX) {
+		say(err, err_size,
+		    "keyring directory name is empty or longer "
+		    "than %d bytes",
+		    KEYRING_DIR_BYTES_MAX);
+		return KEYRING_E_INVALID_ARGUMENT;
+	}
+	kr = calloc(1, sizeof(*kr));
+	if (!kr)
+		return KEYRING_E_NO_MEMORY;
+	memcpy(kr->dir, dir, dlen + 1);
+	kr->kek = kek;
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0 || fstat(dfd, &st) != 0) {
+		int e = errno;
+
+		say(err, err_size, "keyring directory %s: cannot open: %s", dir,
+		    strerror(e));
+		ret = KEYRING_E_IO;
+		goto cleanup;
+	}
+	if (st.st_uid != geteuid()) {
+		say(err, err_size,
+		    "keyring directory %s: owned by uid %lu, not by the "
+		    "running user (uid %lu)",
+		    dir, (unsigned long)st.st_uid, (unsigned long)geteuid());
+		ret = KEYRING_E_BAD_OWNER;
+		goto cleanup;
+	}
+	if (st.st_mode & 022) {
+		say(err, err_size,
+		    "keyring directory %s: mode %04o lets group or others "
+		    "write; it must be 0700 or 0755 at most (chmod 700 %s)",
+		    dir, (unsigned)(st.st_mode & 07777), dir);
+		ret = KEYRING_E_BAD_PERMISSIONS;
+		goto cleanup;
+	}
+	d = fdopendir(dfd);
+	if (!d) {
+		int e = errno;
+
+		say(err, err_size, "keyring directory %s: cannot list: %s", dir,
+		    strerror(e));
+		ret = KEYRING_E_IO;
+		goto cleanup;
+	}
+	dfd = -1; /* owned by d now */
+	for (;;) {
+		const struct dirent *de;
+		size_t len;
+
+		errno = 0;
+		de = readdir(d);
+		if (!de) {
+			int e = errno;
+
+			if (e) {
+				say(err, err_size,
+				    "keyring directory %s: cannot list: %s",
+				    dir, strerror(e));
+				ret = KEYRING_E_IO;
+			}
+			break;
+		}
+		len = strlen(de->d_name);
+		/* dot files are ours (temporaries) or not ours at all */
+		if (de->d_name[0] == '.' || len < 4 ||
+		    strcmp(de->d_name + len - 4, ".key") != 0)
+			continue;
+		ret = load_one(kr, dirfd(d), de->d_name, err, err_size);
+		if (ret)
+			break;
+	}
+	if (ret)
+		goto cleanup;
+	sort_entries(kr);
+	*out = kr;
+	kr = NULL;
+cleanup:
+	if (d)
+		closedir(d);
+	if (dfd >= 0)
+		close(dfd);
+	free(kr);
+	return ret;
+}
+
+void keyring_free(struct keyring *kr)
+{
+	free(kr); /* holds sealed images and public data only */
+}
+
+size_t keyring_count(const struct keyring *kr)
+{
+	return kr ? kr->n : 0;
+}
+
+const struct keyring_key *keyring_key_at(const struct keyring *kr, size_t i)
+{
+	return kr && i < kr->n ? &kr->e[i].key : NULL;
+}
+
+static const struct entry *current_entry(const struct keyring *kr, int64_t now)
+{
+	for (size_t i = 0; kr && i < kr->n; i++)
+		if (signs_at(&kr->e[i].key, now))
+			return &kr->e[i];
+	return NULL;
+}
+
+const struct keyring_key *keyring_current_signer(const struct keyring *kr,
+						 int64_t now)
+{
+	const struct entry *e = current_entry(kr, now);
+
+	return e ? &e->key : NULL;
+}
+
+int keyring_verifier(const struct keyring *kr, const char *kid, int64_t now,
+		     struct jose_pubkey *out)
+{
+	if (!kr || !kid || !out)
+		return KEYRING_E_INVALID_ARGUMENT;
+	for (size_t i = 0; i < kr->n; i++) {
+		const struct keyring_key *k = &kr->e[i].key;
+
+		if (strcmp(k->kid, kid) != 0)
+			continue;
+		if (now >= k->expires_at)
+			return KEYRING_E_KEY_EXPIRED;
+		memset(out, 0, sizeof(*out));
+		memcpy(out->x, k->pub, sizeof(out->x));
+		memcpy(out->kid, k->kid, KEYRING_KID_BYTES + 1);
+		return 0;
+	}
+	return KEYRING_E_UNKNOWN_KID;
+}
+
+int keyring_lookup_verifier(void *ctx, const char *kid, struct jose_pubkey *out)
+{
+	const struct keyring_verify_ctx *c = ctx;
+
+	if (!c || !kid)
+		return KEYRING_E_UNKNOWN_KID;
+	return keyring_verifier(c->kr, kid, c->now, out);
+}
+
+bool keyring_due_for_rotation(const struct keyring *kr, int64_t now,
+			      int64_t period_s)
+{
+	const struct keyring_key *cur = keyring_current_signer(kr, now);
+
+	if (!cur || period_s <= 0)
+		return true;
+	/* cur signs, so activate_at <= now: no overflow */
+	return now - cur->activate_at >= period_s;
+}
+
+/* Writes image as <dir>/<kid>.key: temporary, fsync, rename, dir fsync. */
+static int write_keyfile(const struct keyring *kr, const char *kid,
+			 const unsigned char image[KEYRING_KEYFILE_BYTES],
+			 char *err, size_t err_size)
+{
+	char tmp[KEYRING_DIR_BYTES_MAX + 64];
+	char final[KEYRING_DIR_BYTES_MAX + 64];
+	bool created = false;
+	int fd = -1;
+	int ret;
+
+	ret = path_of(kr, ".", kid, ".key.tmp", tmp, sizeof(tmp));
+	if (ret == 0)
+		ret = path_of(kr, "", kid, ".key", final, sizeof(final));
+	if (ret)
+		return ret;
+	for (int attempt = 0; attempt < 2 && fd < 0; attempt++) {
+		fd = open(tmp,
+			  O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+			  0600);
+		/* a temporary left by a crash: ours, remove it once */
+		if (fd < 0 && errno == EEXIST && attempt == 0)
+			unlink(tmp);
+	}
+	if (fd < 0) {
+		int e = errno;
+
+		say(err, err_size, "key file %s: cannot create: %s", tmp,
+		    strerror(e));
+		ret = KEYRING_E_IO;
+		goto cleanup;
+	}
+	created = true;
+	ret = write_all(fd, image, KEYRING_KEYFILE_BYTES);
+	if (ret == 0 && fsync(fd) != 0)
+		ret = -errno;
+	if (ret == 0 && close(fd) != 0)
+		ret = -errno;
+	fd = -1;
+	if (ret == 0 && rename(tmp, final) != 0)
+		ret = -errno;
+	if (ret) {
+		say(err, err_size, "key file %s: cannot write: %s", final,
+		    strerror(-ret));
+		ret = KEYRING_E_IO;
+		goto cleanup;
+	}
+	created = false;
+	ret = fsync_dir(kr->dir, err, err_size);
+cleanup:
+	if (fd >= 0)
+		close(fd);
+	if (created)
+		unlink(tmp);
+	return ret;
+}
+
+static bool key_equal(const struct keyring_key *a, const struct keyring_key *b)
+{
+	return strcmp(a->kid, b->kid) == 0 &&
+	       memcmp(a->pub, b->pub, sizeof(a->pub)) == 0 &&
+	       a->created_at == b->created_at &&
+	       a->activate_at == b->activate_at &&
+	       a->retire_at == b->retire_at && a->expires_at == b->expires_at &&
+	       memcmp(a->kek_id, b->kek_id, sizeof(a->kek_id)) == 0;
+}
+
+static bool valid_now(int64_t now)
+{
+	return now >= 0 && now <= JOSE_NUMERIC_DATE_MAX;
+}
+
+/* Re-seals entry e with new times and writes it; e changes on success. */
+static int reschedule(struct keyring *kr, struct entry *e, int64_t retire_at,
+		      int64_t expires_at, char *err, size_t err_size)
+{
+	unsigned char image[KEYRING_KEYFILE_BYTES];
+	unsigned char nonce[OFF_CT - OFF_NONCE];
+	struct keyring_key meta = e->key;
+	unsigned char *seed = sodium_malloc(JOSE_ED25519_SEED_BYTES);
+	int ret;
+
+	if (!seed)
+		return KEYRING_E_NO_MEMORY;
+	ret = keyring__keyfile_open(e->image, sizeof(e->image), kr->kek, &meta,
+				    seed, err, err_size);
+	if (ret)
+		goto cleanup;
+	meta.retire_at = retire_at;
+	meta.expires_at = expires_at;
+	randombytes_buf(nonce, sizeof(nonce));
+	ret = keyring__keyfile_seal(&meta, seed, nonce, kr->kek, image);
+	if (ret)
+		goto cleanup;
+	ret = write_keyfile(kr, meta.kid, image, err, err_size);
+	if (ret)
+		goto cleanup;
+	e->key = meta;
+	memcpy(e->image, image, sizeof(image));
+cleanup:
+	sodium_free(seed);
+	return ret;
+}
+
+int keyring_rotate(struct keyring *kr, int64_t now, int64_t overlap_s,
+		   struct keyring_rotation *rot, char *err, size_t err_size)
+{
+	unsigned char nonce[OFF_CT - OFF_NONCE];
+	struct jose_seckey *sk = NULL;
+	struct jose_pubkey pub;
+	unsigned char *seed = NULL;
+	struct entry *fresh;
+	size_t n_old;
+	bool added = false;
+	int ret = 0;
+
+	if (!kr)
+		return KEYRING_E_INVALID_ARGUMENT;
+	if (rot)
+		memset(rot, 0, sizeof(*rot));
+	if (!kr->kek) {
+		say(err, err_size, "rotation needs the KEK");
+		return KEYRING_E_NO_KEK;
+	}
+	if (!valid_now(now) || overlap_s < 0 ||
+	    overlap_s > KEYRING_OVERLAP_MAX_S) {
+		say(err, err_size,
+		    "now must be in [0, %" PRId64 "] and the overlap in "
+		    "[0, %" PRId64 "] seconds",
+		    JOSE_NUMERIC_DATE_MAX, KEYRING_OVERLAP_MAX_S);
+		return KEYRING_E_BAD_TIME;
+	}
+	for (size_t i = 0; i < kr->n; i++) {
+		if (now < kr->e[i].key.created_at) {
+			say(err, err_size,
+			    "now (%" PRId64 ") is before key %s was created "
+			    "(%" PRId64 "): has the clock gone backwards?",
+			    now, kr->e[i].key.kid, kr->e[i].key.created_at);
+			return KEYRING_E_BAD_TIME;
+		}
+	}
+	if (kr->n >= KEYRING_KEYS_MAX) {
+		say(err, err_size, "%d keys in %s: prune expired keys first",
+		    KEYRING_KEYS_MAX, kr->dir);
+		return KEYRING_E_TOO_MANY_KEYS;
+	}
+
+	seed = sodium_malloc(JOSE_ED25519_SEED_BYTES);
+	if (!seed) {
+		ret = KEYRING_E_NO_MEMORY;
+		goto cleanup;
+	}
+	randombytes_buf(seed, JOSE_ED25519_SEED_BYTES);
+	if (jose_seckey_from_seed(seed, NULL, &sk) != 0) {
+		ret = KEYRING_E_INTERNAL;
+		goto cleanup;
+	}
+	jose_seckey_public(sk, &pub);
+	n_old = kr->n;
+	fresh = &kr->e[n_old];
+	memset(fresh, 0, sizeof(*fresh));
+	memcpy(fresh->key.pub, pub.x, sizeof(pub.x));
+	if (thumbprint_of(pub.x, fresh->key.kid) != 0) {
+		ret = KEYRING_E_INTERNAL;
+		goto cleanup;
+	}
+	for (size_t i = 0; i < n_old; i++) {
+		if (strcmp(kr->e[i].key.kid, fresh->key.kid) == 0) {
+			say(err, err_size, "new key %s already exists",
+			    fresh->key.kid);
+			ret = KEYRING_E_DUPLICATE_KID;
+			goto cleanup;
+		}
+	}
+	fresh->key.created_at = now;
+	fresh->key.activate_at = now;
+	fresh->key.retire_at = KEYRING_NEVER;
+	fresh->key.expires_at = KEYRING_NEVER;
+	memcpy(fresh->key.kek_id, kr->kek->id, KEYRING_KEK_ID_BYTES);
+	randombytes_buf(nonce, sizeof(nonce));
+	ret = keyring__keyfile_seal(&fresh->key, seed, nonce, kr->kek,
+				    fresh->image);
+	if (ret)
+		goto cleanup;
+	/* Read back what will be written before it is written. */
+	{
+		struct keyring_key back;
+
+		ret = keyring__keyfile_open(fresh->image, sizeof(fresh->image),
+					    kr->kek, &back, NULL, err,
+					    err_size);
+		if (ret == 0 && !key_equal(&back, &fresh->key))
+			ret = KEYRING_E_INTERNAL;
+		if (ret)
+			goto cleanup;
+	}
+	ret = write_keyfile(kr, fresh->key.kid, fresh->image, err, err_size);
+	if (ret)
+		goto cleanup;
+	kr->n++;
+	added = true;
+	if (rot)
+		rot->created = fresh->key;
+
+	for (size_t i = 0; i < n_old; i++) {
+		struct entry *e = &kr->e[i];
+		int64_t expires = e->key.expires_at;
+
+		if (!signs_at(&e->key, now))
+			continue;
+		if (expires - now > overlap_s)
+			expires = now + overlap_s;
+		ret = reschedule(kr, e, now, expires, err, err_size);
+		if (ret)
+			goto cleanup;
+		if (rot)
+			rot->retired[rot->n_retired++] = e->key;
+	}
+cleanup:
+	if (added)
+		sort_entries(kr);
+	jose_seckey_free(sk);
+	sodium_free(seed);
+	return ret;
+}
+
+int keyring_prune(struct keyring *kr, int64_t now, size_t *n_pruned, char *err,
+		  size_t err_size)
+{
+	char path[KEYRING_DIR_BYTES_MAX + 64];
+	size_t kept = 0, removed = 0;
+	int ret = 0;
+
+	if (n_pruned)
+		*n_pruned = 0;
+	if (!kr)
+		return KEYRING_E_INVALID_ARGUMENT;
+	for (size_t i = 0; i < kr->n; i++) {
+		struct entry *e = &kr->e[i];
+
+		if (ret == 0 && now >= e->key.expires_at) {
+			ret = path_of(kr, "", e->key.kid, ".key", path,
+				      sizeof(path));
+			if (ret == 0 && unlink(path) != 0 && errno != ENOENT) {
+				int en = errno;
+
+				say(err, err_size,
+				    "key file %s: cannot remove: %s", path,
+				    strerror(en));
+				ret = KEYRING_E_IO;
+			}
+			if (ret == 0) {
+				removed++;
+				continue;
+			}
+		}
+		if (kept != i)
+			kr->e[kept] = *e;
+		kept++;
+	}
+	kr->n = kept;
+	if (n_pruned)
+		*n_pruned = removed;
+	if (ret == 0 && removed)
+		ret = fsync_dir(kr->dir, err, err_size);
+	return ret;
+}
+
+int keyring_jwks(const struct keyring *kr, int64_t now, char *out,
+		 size_t out_size, size_t *out_len)
+{
+	size_t len = 0;
+	bool first = true;
+	int n;
+
+	if (out_len)
+		*out_len = 0;
+	if (!kr || !out || out_size == 0)
+		return KEYRING_E_INVALID_ARGUMENT;
+	n = snprintf(out, out_size, "{\"keys\":[");
+	if (n < 0 || (size_t)n >= out_size)
+		goto no_space;
+	len = (size_t)n;
+	for (size_t i = 0; i < kr->n; i++) {
+		const struct keyring_key *k = &kr->e[i].key;
+		char x[JOSE_B64_32_BYTES];
+
+		if (now >= k->expires_at)
+			continue;
+		if (b64url_encode(x, sizeof(x), k->pub, sizeof(k->pub)) != 0)
+			return KEYRING_E_INTERNAL;
+		n = snprintf(
+			out + len, out_size - len,
+			"%s{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"%s\","
+			"\"kid\":\"%s\",\"use\":\"sig\",\"alg\":\"EdDSA\"}",
+			first ? "" : ",", x, k->kid);
+		if (n < 0 || (size_t)n >= out_size - len)
+			goto no_space;
+		len += (size_t)n;
+		first = false;
+	}
+	n = snprintf(out + len, out_size - len, "]}");
+	if (n < 0 || (size_t)n >= out_size - len)
+		goto no_space;
+	len += (size_t)n;
+	if (out_len)
+		*out_len = len;
+	return 0;
+no_space:
+	out[0] = '\0';
+	return KEYRING_E_NO_SPACE;
+}
+
+/* The current signer's private key, decrypted for one use. */
+static int signer_key(const struct keyring *kr, int64_t now,
+		      struct jose_seckey **out)
+{
+	const struct entry *e;
+	struct keyring_key meta;
+	unsigned char *seed = NULL;
+	int ret;
+
+	*out = NULL;
+	if (!kr)
+		return KEYRING_E_INVALID_ARGUMENT;
+	if (!kr->kek)
+		return KEYRING_E_NO_KEK;
+	e = current_entry(kr, now);
+	if (!e)
+		return KEYRING_E_NO_SIGNING_KEY;
+	seed = sodium_malloc(JOSE_ED25519_SEED_BYTES);
+	if (!seed)
+		return KEYRING_E_NO_MEMORY;
+	ret = keyring__keyfile_open(e->image, sizeof(e->image), kr->kek, &meta,
+				    seed, NULL, 0);
+	if (ret == 0 && jose_seckey_from_seed(seed, e->key.kid, out) != 0)
+		ret = KEYRING_E_INTERNAL;
+	sodium_free(seed);
+	return ret;
+}
+
+static int sign_ret(int jose_ret)
+{
+	if (jose_ret == 0)
+		return 0;
+	return jose_ret == -JOSE_buffer_too_small ? KEYRING_E_NO_SPACE
+						  : KEYRING_E_SIGN_FAILED;
+}
+
+int keyring_sign_jws(const struct keyring *kr, int64_t now, const char *typ,
+		     const void *payload, size_t len, char *out,
+		     size_t out_size, size_t *out_len)
+{
+	struct jose_sign_opts opts = {
+		.alg = JOSE_ALG_EDDSA, .typ = typ, .with_kid = true};
+	struct jose_seckey *sk = NULL;
+	int ret;
+
+	ret = signer_key(kr, now, &sk);
+	if (ret == 0)
+		ret = sign_ret(jose_jws_sign(sk, &opts, payload, len, out,
+					     out_size, out_len));
+	jose_seckey_free(sk);
+	return ret;
+}
+
+int keyring_sign_jwt(const struct keyring *kr, int64_t now, const char *typ,
+		     const json_t *claims, char *out, size_t out_size,
+		     size_t *out_len)
+{
+	struct jose_sign_opts opts = {
+		.alg = JOSE_ALG_EDDSA, .typ = typ, .with_kid = true};
+	struct jose_seckey *sk = NULL;
+	int ret;
+
+	ret = signer_key(kr, now, &sk);
+	if (ret == 0)
+		ret = sign_ret(jose_jwt_sign(sk, &opts, claims, out, out_size,
+					     out_len));
+	jose_seckey_free(sk);
+	return ret;
+}

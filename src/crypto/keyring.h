@@ -1,0 +1,358 @@
+/*
+ * keyring.h - the server's own signing keys (issue 4, item 1): versioned
+ * Ed25519 keys named by their RFC 7638 thumbprint, encrypted at rest under
+ * a key-encryption key (KEK), rotated with an overlap window, published as
+ * a JWKS.  See docs/keys.md for the operator's view.
+ *
+ * The KEK.  32 random bytes, from a file (exactly 32 raw bytes, or the 43
+ * base64url characters of them with an optional final "\n") that must be
+ * a regular file, not a symbolic link, owned by the running user, with
+ * mode 0600 or stricter; or from the environment variable TPWALLET_KEK
+ * (KEYRING_KEK_ENV: the 43 base64url characters, nothing else).  It lives
+ * in sodium_malloc'd memory that is PROT_NONE except while a subkey is
+ * derived from it, and is wiped when freed.  It is never used directly:
+ * crypto_kdf (BLAKE2b) derives, under the context "tpwkeyrg",
+ *   subkey 1  the XChaCha20-Poly1305 key that seals the private keys,
+ *   subkey 2  the BLAKE2b key of the metadata MAC,
+ *   subkey 3  the KEK id: 16 public bytes that name the KEK (a key file
+ *             records the id of the KEK that sealed it, so a wrong KEK is
+ *             reported as such rather than as tampering).
+ *
+ * Keys.  Each key has a kid (the full 43-character RFC 7638 thumbprint of
+ * its public key, jose_thumbprint) and four times in seconds since the
+ * epoch, with created_at <= activate_at <= retire_at <= expires_at:
+ *   signs      while activate_at <= now < retire_at;
+ *   verifies   while now < expires_at (a key is published and verifies
+ *              from creation on, so caches learn it before it signs);
+ *   KEYRING_NEVER (INT64_MAX) as retire_at or expires_at means "not yet
+ *   scheduled".
+ * keyring_rotate creates a key that signs from now on and schedules every
+ * key signing until now to retire now and expire at now + overlap_s: the
+ * overlap must be at least the lifetime of the longest-lived token the
+ * server signs, so that everything a retired key signed has expired
+ * before the key stops verifying.
+ *
+ * Key file, one per key: <dir>/<kid>.key, mode 0600, exactly
+ * KEYRING_KEYFILE_BYTES bytes, integers big-endian, times signed:
+ *     0   6  magic "TPWKEY"
+ *     6   2  format version, 1
+ *     8   2  algorithm, 1 = Ed25519
+ *    10   6  reserved, zero
+ *    16   8  created_at
+ *    24   8  activate_at
+ *    32   8  retire_at
+ *    40   8  expires_at
+ *    48  32  Ed25519 public key
+ *    80  48  kid: 43 base64url characters, then 5 zero bytes
+ *   128  16  KEK id of the KEK that sealed this file
+ *   144  32  metadata MAC: BLAKE2b-256 keyed with subkey 2 over [0, 144)
+ *   176  24  XChaCha20-Poly1305 nonce (random per write)
+ *   200  32  ciphertext of the 32-byte Ed25519 seed (RFC 8032 private key)
+ *   232  16  Poly1305 tag; associated data: bytes [0, 176)
+ * Bytes [0, 144) are the public metadata, readable without the KEK.  A
+ * file is written to <dir>/.<kid>.key.tmp (O_EXCL, 0600), fsynced, renamed
+ * over <kid>.key, and the directory is fsynced.  Other names in the
+ * directory are ignored, except that a name ending in ".key" must be a
+ * well-formed kid.
+ *
+ * Decoding checks, in this order, and reports the first failure: length
+ * at least 8 and magic (malformed), version (unknown_version), exact
+ * length, algorithm, reserved bytes, kid characters and padding, times in
+ * [0, JOSE_NUMERIC_DATE_MAX] or KEYRING_NEVER and in order (malformed),
+ * public key a valid point and kid its thumbprint (metadata_modified);
+ * with a KEK: KEK id (wrong_kek), metadata MAC (metadata_modified), AEAD
+ * (ciphertext_modified), seed derives the public key (key_mismatch).
+ * Loading a directory adds: file type, owner, mode (bad_permissions) and
+ * that the file name is the kid inside (file_name_mismatch: two files
+ * swapped).  NEEDSWORK: an older, genuine version of a key file (before
+ * its retirement was written) cannot be told from the current one here;
+ * once rotations are journaled, the journal is the authority and start-up
+ * should compare the two.
+ *
+ * What a rotation will write to the journal (not wired yet): for the new
+ * key, its kid, public key, created_at, activate_at, retire_at, expires_at;
+ * for each key it retires, its kid and new retire_at and expires_at; a
+ * prune, the kids removed.  That is struct keyring_rotation: public data
+ * only.  Private keys and the KEK never go into the journal, because
+ * journal entries are published by the audit log (issue 5).
+ *
+ * Ownership and threads.  A struct keyring owns its entries (each keeps
+ * its sealed file image; no private key is held decrypted) and borrows the
+ * KEK, which must outlive it.  Private key bytes are decrypted into
+ * sodium_malloc'd memory for one signature or one re-seal and wiped.  A
+ * keyring is not locked: keyring_rotate, keyring_prune and the signing
+ * calls (which unprotect the KEK) need the caller's exclusive lock;
+ * lookups, keyring_jwks and keyring_current_signer only read and may run
+ * concurrently with each other.
+ *
+ * Errors.  Every function returns 0 or a code from KEYRING_ERRORS (below
+ * -1200); keyring_strerror gives its stable name.  Functions that touch
+ * files or parse input take an optional (err, err_size) buffer that gets
+ * one sentence saying exactly what is wrong (path, mode, owner, offset);
+ * no message ever contains key bytes.  Nothing here prints or logs.
+ *
+ * Limits: KEYRING_KEYS_MAX keys in a keyring; KEYRING_DIR_BYTES_MAX for
+ * the directory name; KEYRING_OVERLAP_MAX_S for an overlap;
+ * KEYRING_JWKS_BYTES_MAX for the JWKS text; times in
+ * [0, JOSE_NUMERIC_DATE_MAX].  No clock is read here: `now` is always a
+ * parameter.  jose_init() (sodium_init) must have been called.
+ */
+#ifndef TPW_CRYPTO_KEYRING_H
+#define TPW_CRYPTO_KEYRING_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "crypto/jose.h"
+
+#define KEYRING_KEK_ENV		     "TPWALLET_KEK"
+#define KEYRING_KEK_BYTES	     32
+#define KEYRING_KEK_TEXT_BYTES	     43 /* base64url of 32 bytes */
+#define KEYRING_KEK_ID_BYTES	     16
+#define KEYRING_KID_BYTES	     43
+#define KEYRING_KEYFILE_BYTES	     248
+#define KEYRING_KEYFILE_PUBLIC_BYTES 144
+#define KEYRING_KEYFILE_VERSION	     1
+#define KEYRING_KEYS_MAX	     64
+#define KEYRING_DIR_BYTES_MAX	     3800
+#define KEYRING_OVERLAP_MAX_S	     (INT64_C(10) * 366 * 24 * 3600)
+#define KEYRING_NEVER		     INT64_MAX
+#define KEYRING_ERR_BYTES	     256 /* a comfortable err buffer */
+/* {"keys":[ ... ]} with KEYRING_KEYS_MAX entries of at most 160 bytes */
+#define KEYRING_JWKS_BYTES_MAX (16 + KEYRING_KEYS_MAX * 160)
+
+#define KEYRING_ERRORS(X)                                                      \
+	X(INVALID_ARGUMENT, -1201, "invalid_argument")                         \
+	X(IO, -1202, "io_error")                                               \
+	X(NOT_REGULAR, -1203, "not_a_regular_file")                            \
+	X(BAD_OWNER, -1204, "wrong_owner")                                     \
+	X(BAD_PERMISSIONS, -1205, "bad_permissions")                           \
+	X(EXISTS, -1206, "already_exists")                                     \
+	X(KEK_MISSING, -1207, "kek_missing")                                   \
+	X(KEK_BAD_LENGTH, -1208, "kek_bad_length")                             \
+	X(KEK_BAD_ENCODING, -1209, "kek_bad_encoding")                         \
+	X(NO_KEK, -1210, "kek_required")                                       \
+	X(MALFORMED, -1211, "malformed_key_file")                              \
+	X(UNKNOWN_VERSION, -1212, "unknown_key_file_version")                  \
+	X(WRONG_KEK, -1213, "wrong_kek")                                       \
+	X(METADATA_MODIFIED, -1214, "metadata_modified")                       \
+	X(CIPHERTEXT_MODIFIED, -1215, "ciphertext_modified")                   \
+	X(KEY_MISMATCH, -1216, "key_mismatch")                                 \
+	X(FILE_NAME_MISMATCH, -1217, "file_name_mismatch")                     \
+	X(TOO_MANY_KEYS, -1218, "too_many_keys")                               \
+	X(DUPLICATE_KID, -1219, "duplicate_kid")                               \
+	X(NO_SIGNING_KEY, -1220, "no_signing_key")                             \
+	X(UNKNOWN_KID, -1221, "unknown_kid")                                   \
+	X(KEY_EXPIRED, -1222, "key_expired")                                   \
+	X(BAD_TIME, -1223, "bad_time")                                         \
+	X(SIGN_FAILED, -1224, "signing_failed")                                \
+	X(NO_SPACE, -1225, "output_buffer_too_small")                          \
+	X(NO_MEMORY, -1226, "out_of_memory")                                   \
+	X(INTERNAL, -1227, "internal_error")
+
+enum keyring_error {
+#define KEYRING_ENUM_(name, code, text) KEYRING_E_##name = code,
+	KEYRING_ERRORS(KEYRING_ENUM_)
+#undef KEYRING_ENUM_
+};
+
+/* The stable name of a code from this module, or "unknown". */
+const char *keyring_strerror(int code);
+
+/* ---- the key-encryption key ------------------------------------------ */
+
+/* Opaque; owned by whoever loaded it, freed with keyring_kek_free. */
+struct keyring_kek;
+
+/*
+ * Loads the KEK from path (see the top of this file for the checks; each
+ * refusal names the path and what is wrong: not_a_regular_file for a
+ * symbolic link, directory or device, wrong_owner, bad_permissions with
+ * the mode found, kek_bad_length, kek_bad_encoding).
+ */
+int keyring_kek_load_file(const char *path, struct keyring_kek **out, char *err,
+			  size_t err_size);
+
+/*
+ * Loads the KEK from the environment variable var (NULL: KEYRING_KEK_ENV):
+ * kek_missing when unset, else as keyring_kek_parse.  The variable is left
+ * as it is; the caller may unsetenv it.
+ */
+int keyring_kek_from_env(const char *var, struct keyring_kek **out, char *err,
+			 size_t err_size);
+
+/* The KEK from text[0..len): exactly KEYRING_KEK_TEXT_BYTES canonical
+ * base64url characters (kek_bad_length, kek_bad_encoding). */
+int keyring_kek_parse(const char *text, size_t len, struct keyring_kek **out,
+		      char *err, size_t err_size);
+
+/*
+ * Creates a new random KEK at path, as its base64url text and "\n", with
+ * O_CREAT|O_EXCL|O_NOFOLLOW and mode 0600, fsynced (already_exists if
+ * anything is at path).
+ */
+int keyring_kek_generate_file(const char *path, char *err, size_t err_size);
+
+/* The KEK's public id (subkey 3). */
+void keyring_kek_id(const struct keyring_kek *kek,
+		    unsigned char out[KEYRING_KEK_ID_BYTES]);
+
+/* Wipes and frees; NULL is fine. */
+void keyring_kek_free(struct keyring_kek *kek);
+
+/* ---- keys and key files ----------------------------------------------- */
+
+/* The public view of one key: plain data, freely copied. */
+struct keyring_key {
+	char kid[KEYRING_KID_BYTES + 1];
+	unsigned char pub[JOSE_ED25519_PUBLIC_BYTES];
+	int64_t created_at, activate_at, retire_at, expires_at;
+	unsigned char kek_id[KEYRING_KEK_ID_BYTES];
+};
+
+/*
+ * Decodes a key file image buf[0..len) (the checks and their order are at
+ * the top of this file).  kek NULL: the public metadata only (no
+ * integrity beyond the kid matching the public key).  Pure: no I/O.
+ */
+int keyring_keyfile_decode(const void *buf, size_t len,
+			   const struct keyring_kek *kek,
+			   struct keyring_key *out, char *err, size_t err_size);
+
+/* ---- the keyring -------------------------------------------------------- */
+
+/* Opaque; owned by the caller of keyring_open, freed with keyring_free. */
+struct keyring;
+
+/*
+ * Loads every <kid>.key in dir, which must exist, be owned by the running
+ * user and not be writable by group or others (it is created by the
+ * caller, mode 0700).  kek NULL opens the keyring to verify and publish
+ * only (signing and rotation return kek_required); the metadata of each
+ * file is then not authenticated.  Any refused file refuses the whole
+ * keyring, naming the file.  An empty directory is a keyring without
+ * keys: keyring_rotate makes the first.
+ */
+int keyring_open(const char *dir, const struct keyring_kek *kek,
+		 struct keyring **out, char *err, size_t err_size);
+void keyring_free(struct keyring *kr);
+
+/*
+ * The keys, newest first: by activate_at, then created_at, descending,
+ * then kid ascending (the JWKS order).  keyring_key_at returns NULL past
+ * the end; the pointer is valid until the next rotate, prune or free.
+ */
+size_t keyring_count(const struct keyring *kr);
+const struct keyring_key *keyring_key_at(const struct keyring *kr, size_t i);
+
+/* The newest key that signs at now, or NULL. */
+const struct keyring_key *keyring_current_signer(const struct keyring *kr,
+						 int64_t now);
+
+/*
+ * The public key of kid if it is known and verifies at now (now <
+ * expires_at): unknown_kid, key_expired.  out->kid is set.
+ */
+int keyring_verifier(const struct keyring *kr, const char *kid, int64_t now,
+		     struct jose_pubkey *out);
+
+/* A jose_key_lookup_fn: ctx is a struct keyring_verify_ctx. */
+struct keyring_verify_ctx {
+	const struct keyring *kr;
+	int64_t now;
+};
+int keyring_lookup_verifier(void *ctx, const char *kid,
+			    struct jose_pubkey *out);
+
+/* No key signs at now, or the current one has signed for period_s or
+ * more (activate_at + period_s <= now).  period_s > 0. */
+bool keyring_due_for_rotation(const struct keyring *kr, int64_t now,
+			      int64_t period_s);
+
+/*
+ * What one rotation changed: the public data to journal (see the top of
+ * this file).  retired[i] are the keys' new metadata.
+ */
+struct keyring_rotation {
+	struct keyring_key created;
+	size_t n_retired;
+	struct keyring_key retired[KEYRING_KEYS_MAX];
+};
+
+/*
+ * Creates a key that signs from now (activate_at = created_at = now,
+ * retire and expiry KEYRING_NEVER) and writes its file; then rewrites
+ * each key that signs at now with retire_at = now and expires_at =
+ * min(expires_at, now + overlap_s).  The new file is durable before any
+ * old one changes, so a crash in between leaves two signing keys (the
+ * newer is used; the next rotation retires both), never none.
+ * overlap_s in [0, KEYRING_OVERLAP_MAX_S].  Refuses (bad_time) a now
+ * earlier than any key's created_at (a clock gone backwards),
+ * too_many_keys at KEYRING_KEYS_MAX (prune first), kek_required.
+ * rot may be NULL.  On failure the keyring in memory is unchanged for
+ * every file not yet rewritten, and matches the disk.
+ */
+int keyring_rotate(struct keyring *kr, int64_t now, int64_t overlap_s,
+		   struct keyring_rotation *rot, char *err, size_t err_size);
+
+/*
+ * Removes the files (and entries) of keys expired at now (expires_at <=
+ * now), then fsyncs the directory.  *n_pruned (may be NULL) gets how
+ * many.  A file already gone counts as removed.
+ */
+int keyring_prune(struct keyring *kr, int64_t now, size_t *n_pruned, char *err,
+		  size_t err_size);
+
+/*
+ * The JWKS of the keys that verify at now, in keyring_key_at order:
+ * {"keys":[{"kty":"OKP","crv":"Ed25519","x":"...","kid":"...","use":"sig",
+ * "alg":"EdDSA"},...]}, no whitespace, NUL-terminated into out;
+ * *out_len (may be NULL) gets its length.  KEYRING_JWKS_BYTES_MAX + 1
+ * always suffices (no_space otherwise).
+ */
+int keyring_jwks(const struct keyring *kr, int64_t now, char *out,
+		 size_t out_size, size_t *out_len);
+
+/*
+ * Signs payload[0..len) with the current signer into a compact JWS whose
+ * header is {"alg":"EdDSA","kid":...,"typ":typ} (typ NULL: none).
+ * no_signing_key, kek_required, signing_failed (jose's refusal of the
+ * payload or typ), or the decoding errors of the key's sealed image.
+ * The caller keeps the token's lifetime within the rotation overlap.
+ */
+int keyring_sign_jws(const struct keyring *kr, int64_t now, const char *typ,
+		     const void *payload, size_t len, char *out,
+		     size_t out_size, size_t *out_len);
+
+/* The same for a JWT whose claims (a JSON object) jansson serialises
+ * compactly with sorted keys (jose_jwt_sign). */
+int keyring_sign_jwt(const struct keyring *kr, int64_t now, const char *typ,
+		     const json_t *claims, char *out, size_t out_size,
+		     size_t *out_len);
+
+/* ---- internal, for tests and fuzzing ---------------------------------- */
+
+/*
+ * Seals meta (kid, times, public key; kek_id is ignored and set from kek)
+ * and seed with the given nonce into a key file image.  The kid must be
+ * the thumbprint of the seed's public key.  Deterministic for a given
+ * nonce, so the fuzzer can check an accepted file is genuine.
+ */
+int keyring__keyfile_seal(const struct keyring_key *meta,
+			  const unsigned char seed[JOSE_ED25519_SEED_BYTES],
+			  const unsigned char nonce[24],
+			  const struct keyring_kek *kek,
+			  unsigned char out[KEYRING_KEYFILE_BYTES]);
+
+/* keyring_keyfile_decode with a KEK that also returns the seed into seed
+ * (caller's memory, which the caller wipes). */
+int keyring__keyfile_open(const void *buf, size_t len,
+			  const struct keyring_kek *kek,
+			  struct keyring_key *meta,
+			  unsigned char seed[JOSE_ED25519_SEED_BYTES],
+			  char *err, size_t err_size);
+
+#endif
