@@ -39,6 +39,8 @@ struct engine;
 	X(account_transfers, "/v1/accounts/{id}/transfers")                    \
 	X(account_balances, "/v1/accounts/{id}/balances")                      \
 	X(audit_head, "/v1/audit/head")                                        \
+	X(audit_checkpoint, "/v1/audit/checkpoint")                            \
+	X(jwks, "/.well-known/jwks.json")                                      \
 	X(audit_entry, "/v1/audit/entries/{index}")                            \
 	X(audit_inclusion, "/v1/audit/proof/inclusion")                        \
 	X(audit_consistency, "/v1/audit/proof/consistency")                    \

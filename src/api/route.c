@@ -21,6 +21,8 @@ static enum api_route audit_route(const char *rest, u128 *id, bool *bad_id)
 
 	if (strcmp(rest, "head") == 0)
 		return ROUTE_audit_head;
+	if (strcmp(rest, "checkpoint") == 0)
+		return ROUTE_audit_checkpoint;
 	if (strcmp(rest, "proof/inclusion") == 0)
 		return ROUTE_audit_inclusion;
 	if (strcmp(rest, "proof/consistency") == 0)
@@ -49,6 +51,8 @@ enum api_route api_route_match(const char *url, u128 *id, bool *bad_id)
 		return ROUTE_readyz;
 	if (strcmp(url, "/metrics") == 0)
 		return ROUTE_metrics;
+	if (strcmp(url, "/.well-known/jwks.json") == 0)
+		return ROUTE_jwks;
 	if (strncmp(url, "/v1/audit/", 10) == 0)
 		return audit_route(url + 10, id, bad_id);
 	if (strncmp(url, acc, sizeof(acc) - 1) == 0) {

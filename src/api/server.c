@@ -16,6 +16,8 @@
  */
 #include "api/route.h"
 #include "engine/audit.h"
+#include "crypto/keyring.h"
+#include "crypto/note.h"
 #include "log/journal.h"
 #include "api/server.h"
 #include "api/codec.h"
@@ -51,7 +53,8 @@
 struct api_server {
 	struct MHD_Daemon *d;
 	struct engine *e;
-	struct audit *audit; /* may be NULL */
+	struct audit *audit;	 /* may be NULL */
+	struct keyring *keyring; /* may be NULL */
 	size_t body_bytes_max;
 	unsigned short port;
 	atomic_bool ready;
@@ -498,6 +501,51 @@ static enum MHD_Result get_audit_consistency(struct request *rq)
 	return reply_json(rq, 200, &b);
 }
 
+/* GET /v1/audit/checkpoint: the newest signed checkpoint, as the C2SP
+ * signed-note text that transparency tooling reads. */
+static enum MHD_Result get_audit_checkpoint(struct request *rq)
+{
+	struct wbuf b = WBUF_INIT(NOTE_BYTES_MAX);
+	char *buf = malloc(NOTE_BYTES_MAX);
+	long n;
+
+	if (!buf)
+		return reply_problem(rq, PROBLEM_internal_error,
+				     "out of memory", NULL, NULL);
+	n = audit_checkpoint(rq->srv->audit, buf, NOTE_BYTES_MAX);
+	if (n <= 0) {
+		free(buf);
+		return reply_problem(rq, PROBLEM_audit_unavailable,
+				     "no checkpoint signed yet", NULL, NULL);
+	}
+	wbuf_put(&b, buf, (size_t)n);
+	free(buf);
+	return reply(rq, 200, &b, "text/plain; charset=utf-8", NULL);
+}
+
+/* GET /.well-known/jwks.json: the public keys that verify what the server
+ * signs (current and still-verifying previous ones). */
+static enum MHD_Result get_jwks(struct request *rq)
+{
+	struct wbuf b = WBUF_INIT(KEYRING_JWKS_BYTES_MAX);
+	char *buf;
+	size_t len = 0;
+
+	if (!rq->srv->keyring)
+		return reply_problem(rq, PROBLEM_unavailable,
+				     "no keyring loaded", NULL, NULL);
+	buf = malloc(KEYRING_JWKS_BYTES_MAX);
+	if (!buf || keyring_jwks(rq->srv->keyring, (int64_t)time(NULL), buf,
+				 KEYRING_JWKS_BYTES_MAX, &len) != 0) {
+		free(buf);
+		return reply_problem(rq, PROBLEM_internal_error, NULL, NULL,
+				     NULL);
+	}
+	wbuf_put(&b, buf, len);
+	free(buf);
+	return reply(rq, 200, &b, "application/jwk-set+json", NULL);
+}
+
 static enum MHD_Result get_audit(struct request *rq)
 {
 	if (!rq->srv->audit || !audit_healthy(rq->srv->audit))
@@ -505,6 +553,7 @@ static enum MHD_Result get_audit(struct request *rq)
 				     NULL);
 	switch (rq->route) {
 	case ROUTE_audit_head: return get_audit_head(rq);
+	case ROUTE_audit_checkpoint: return get_audit_checkpoint(rq);
 	case ROUTE_audit_entry: return get_audit_entry(rq);
 	case ROUTE_audit_inclusion: return get_audit_inclusion(rq);
 	default: return get_audit_consistency(rq);
@@ -912,7 +961,9 @@ static enum MHD_Result request_dispatch(struct request *rq)
 	case ROUTE_transfer: return get_transfer(rq);
 	case ROUTE_account_transfers: return get_account_query(rq, false);
 	case ROUTE_account_balances: return get_account_query(rq, true);
+	case ROUTE_jwks: return get_jwks(rq);
 	case ROUTE_audit_head:
+	case ROUTE_audit_checkpoint:
 	case ROUTE_audit_entry:
 	case ROUTE_audit_inclusion:
 	case ROUTE_audit_consistency: return get_audit(rq);
@@ -1122,6 +1173,7 @@ int api_server_start(struct api_server **out, struct engine *e,
 	}
 	s->e = e;
 	s->audit = o->audit;
+	s->keyring = o->keyring;
 	s->body_bytes_max = o->body_bytes_max ? o->body_bytes_max
 					      : API_BODY_BYTES_MAX_DEFAULT;
 	metrics_init(&s->metrics);

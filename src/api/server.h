@@ -39,6 +39,7 @@
 
 struct audit;
 struct engine;
+struct keyring;
 
 #define API_BODY_BYTES_MAX_DEFAULT	 ((size_t)8 << 20)
 #define API_CONNECTION_TIMEOUT_S_DEFAULT 30u
@@ -51,7 +52,8 @@ struct api_options {
 	size_t body_bytes_max; /* 0: API_BODY_BYTES_MAX_DEFAULT */
 	unsigned connection_timeout_s; /* 0: 30 */
 	unsigned connections_max;      /* 0: 4096 */
-	struct audit *audit; /* NULL: the /v1/audit routes answer 503 */
+	struct audit *audit;	 /* NULL: the /v1/audit routes answer 503 */
+	struct keyring *keyring; /* NULL: /.well-known/jwks.json answers 503 */
 };
 
 struct api_server;

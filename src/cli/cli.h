@@ -49,6 +49,7 @@ struct settings {
 	unsigned connections_max;
 	uint64_t snapshot_every;
 	char log_level[16];
+	char kek_file[4200]; /* "" until settings_finish: DATA.kek */
 };
 
 /* Defaults, then the config file (if any), then the environment. */
@@ -56,6 +57,10 @@ int settings_load(struct settings *s, const char *config_path);
 /* Set one setting by its config-file key ("data", "listen", ...).
  * Returns 0, or -EINVAL with a message on stderr. */
 int settings_set(struct settings *s, const char *key, const char *value);
+
+/* After flags: derive what defaults to other settings (kek_file is the
+ * data directory's path + ".kek"). */
+void settings_finish(struct settings *s);
 
 /* Parse config-file text (`key = value` lines, `#` comments) into s;
  * source names the file in messages.  Returns 0 or -EINVAL (a message on

@@ -237,7 +237,7 @@ int cmd_bench(int argc, char **argv)
 		goto cleanup;
 	}
 
-	if (with_audit && audit_open(&audit, data, e, &err) < 0) {
+	if (with_audit && audit_open(&audit, data, e, NULL, &err) < 0) {
 		fprintf(stderr, "tpwallet bench: audit: %s\n", err ? err : "?");
 		goto cleanup;
 	}

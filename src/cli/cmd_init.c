@@ -6,6 +6,7 @@
  * typo cannot scatter files into, say, a home directory.
  */
 #include "cli/cli.h"
+#include "cli/serverkeys.h"
 #include "engine/engine.h"
 #include "engine/logger.h"
 
@@ -17,7 +18,8 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: tpwallet init [--data DIR] [--config FILE]\n\n"
+	fprintf(f, "usage: tpwallet init [--data DIR] [--config FILE] "
+		   "[--kek-file FILE]\n\n"
 		   "Create a tpwallet data directory (default ./data, or "
 		   "TPWALLET_DATA).\nAn existing data directory is left as "
 		   "it is.\n");
@@ -28,18 +30,20 @@ int cmd_init(int argc, char **argv)
 	static const struct option opts[] = {
 		{"data", required_argument, NULL, 'd'},
 		{"config", required_argument, NULL, 'c'},
+		{"kek-file", required_argument, NULL, 'k'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *data = NULL, *config = NULL;
+	const char *data = NULL, *config = NULL, *kek_file = NULL;
 	struct settings s;
 	int c;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "d:c:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "d:c:k:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'd': data = optarg; break;
 		case 'c': config = optarg; break;
+		case 'k': kek_file = optarg; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return EXIT_USAGE;
 		}
@@ -53,6 +57,9 @@ int cmd_init(int argc, char **argv)
 		return EXIT_USAGE;
 	if (data && settings_set(&s, "data", data) < 0)
 		return EXIT_USAGE;
+	if (kek_file && settings_set(&s, "kek_file", kek_file) < 0)
+		return EXIT_USAGE;
+	settings_finish(&s);
 
 	bool created;
 	if (data_dir_prepare(s.data_dir, &created) < 0)
@@ -70,6 +77,10 @@ int cmd_init(int argc, char **argv)
 		return EXIT_DATA;
 	}
 	engine_close(e);
+	struct server_keys keys;
+	if (server_keys_open(&s, created, &keys) != 0)
+		return EXIT_DATA;
+	server_keys_close(&keys);
 	printf("%s %s\n", created ? "initialised" : "already initialised",
 	       s.data_dir);
 	return 0;

@@ -9,6 +9,7 @@
  */
 #include "api/server.h"
 #include "cli/cli.h"
+#include "cli/serverkeys.h"
 #include "engine/audit.h"
 #include "engine/engine.h"
 #include "engine/logger.h"
@@ -39,7 +40,10 @@ static void usage(FILE *f)
 		"  --log-level LEVEL   debug, info, warn or error (default "
 		"info)\n"
 		"  --config FILE       config file (key = value lines; "
-		"TPWALLET_CONFIG)\n\n"
+		"TPWALLET_CONFIG)\n"
+		"  --kek-file FILE     key-encryption key (default DATA.kek; "
+		"TPWALLET_KEK_FILE,\n"
+		"                      or the key itself in TPWALLET_KEK)\n\n"
 		"Every setting and its limits: docs/operations.md.\n");
 }
 
@@ -51,6 +55,7 @@ int cmd_serve(int argc, char **argv)
 		{"threads", required_argument, NULL, 't'},
 		{"log-level", required_argument, NULL, 'L'},
 		{"config", required_argument, NULL, 'c'},
+		{"kek-file", required_argument, NULL, 'k'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -61,13 +66,15 @@ int cmd_serve(int argc, char **argv)
 	int c, nflags = 0;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "d:l:t:L:c:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "d:l:t:L:c:k:h", opts, NULL)) !=
+	       -1) {
 		const char *key = NULL;
 		switch (c) {
 		case 'd': key = "data"; break;
 		case 'l': key = "listen"; break;
 		case 't': key = "threads"; break;
 		case 'L': key = "log_level"; break;
+		case 'k': key = "kek_file"; break;
 		case 'c': config = optarg; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return EXIT_USAGE;
@@ -87,6 +94,7 @@ int cmd_serve(int argc, char **argv)
 	for (int i = 0; i < nflags; i++)
 		if (settings_set(&s, flag_keys[i], flag_vals[i]) < 0)
 			return EXIT_USAGE;
+	settings_finish(&s);
 	logger_set_level((enum log_level)logger_parse_level(s.log_level));
 
 	char host[256];
@@ -126,12 +134,24 @@ int cmd_serve(int argc, char **argv)
 		return EXIT_DATA;
 	}
 
-	/* The audit tree follows the journal in its own thread. */
+	/* The server's keys (created with the data directory). */
+	static struct server_keys keys;
+	if (server_keys_open(&s, created, &keys) != 0) {
+		engine_close(e);
+		return EXIT_DATA;
+	}
+
+	/* The audit tree follows the journal in its own thread and signs
+	 * a checkpoint every second while it grows. */
 	struct audit *audit = NULL;
-	ret = audit_open(&audit, s.data_dir, e, &err);
+	struct audit_signer signer = {.origin = keys.origin,
+				      .sign = server_keys_sign_note,
+				      .ctx = &keys};
+	ret = audit_open(&audit, s.data_dir, e, &signer, &err);
 	if (ret < 0) {
 		log_at(LOG_ERROR, "cannot start the audit log",
 		       LOG_STR("reason", err ? err : strerror(-ret)));
+		server_keys_close(&keys);
 		engine_close(e);
 		return EXIT_SOFTWARE;
 	}
@@ -145,6 +165,7 @@ int cmd_serve(int argc, char **argv)
 		.connection_timeout_s = s.connection_timeout_s,
 		.connections_max = s.connections_max,
 		.audit = audit,
+		.keyring = keys.keyring,
 	};
 	ret = api_server_start(&srv, e, &ao, &err);
 	if (ret < 0) {
@@ -152,6 +173,7 @@ int cmd_serve(int argc, char **argv)
 		       LOG_STR("listen", s.listen),
 		       LOG_STR("reason", err ? err : strerror(-ret)));
 		audit_close(audit);
+		server_keys_close(&keys);
 		engine_close(e);
 		return EXIT_SOFTWARE;
 	}
@@ -165,6 +187,7 @@ int cmd_serve(int argc, char **argv)
 	log_at(LOG_INFO, "stopping", LOG_NUM("signal", sig));
 	api_server_stop(srv);
 	audit_close(audit);
+	server_keys_close(&keys);
 	engine_close(e);
 	log_at(LOG_INFO, "stopped", LOG_STR("data", s.data_dir));
 	logger_stop_async();

@@ -5,6 +5,7 @@
  */
 #include "cli/cli.h"
 
+#include <sodium.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -22,6 +23,11 @@ const size_t commands_count = sizeof(commands) / sizeof(commands[0]);
 
 int main(int argc, char **argv)
 {
+	/* Before anything allocates secure memory or draws random bytes. */
+	if (sodium_init() < 0) {
+		fprintf(stderr, "tpwallet: libsodium failed to initialise\n");
+		return EXIT_SOFTWARE;
+	}
 	if (argc < 2) {
 		char help[] = "help";
 		cmd_help(1, (char *[]){help, NULL});

@@ -82,6 +82,9 @@ int settings_set(struct settings *s, const char *key, const char *value)
 		if (ret == 0 && v < 1000)
 			ret = -EINVAL;
 		s->snapshot_every = v;
+	} else if (strcmp(key, "kek_file") == 0) {
+		ret = *value ? copy_str(s->kek_file, sizeof(s->kek_file), value)
+			     : -EINVAL;
 	} else if (strcmp(key, "log_level") == 0) {
 		if (strcmp(value, "debug") && strcmp(value, "info") &&
 		    strcmp(value, "warn") && strcmp(value, "error"))
@@ -207,6 +210,7 @@ static const struct {
 	{"TPWALLET_CONNECTIONS_MAX", "connections_max"},
 	{"TPWALLET_SNAPSHOT_EVERY", "snapshot_every"},
 	{"TPWALLET_LOG_LEVEL", "log_level"},
+	{"TPWALLET_KEK_FILE", "kek_file"},
 };
 
 int settings_load(struct settings *s, const char *config_path)
@@ -244,6 +248,17 @@ int settings_load(struct settings *s, const char *config_path)
 		}
 	}
 	return 0;
+}
+
+void settings_finish(struct settings *s)
+{
+	if (s->kek_file[0])
+		return;
+	size_t n = strlen(s->data_dir);
+	while (n > 1 && s->data_dir[n - 1] == '/')
+		n--;
+	snprintf(s->kek_file, sizeof(s->kek_file), "%.*s.kek", (int)n,
+		 s->data_dir);
 }
 
 int parse_listen(const char *s, char *host, size_t host_bytes,

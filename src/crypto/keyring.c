@@ -27,6 +27,7 @@
 
 #include "crypto/b64url.h"
 #include "crypto/keyring.h"
+#include "crypto/note.h"
 
 #include "banned.h"
 
@@ -1429,6 +1430,32 @@ static int signer_key(const struct keyring *kr, int64_t now,
 				    seed, NULL, 0);
 	if (ret == 0 && jose_seckey_from_seed(seed, e->key.kid, out) != 0)
 		ret = KEYRING_E_INTERNAL;
+	sodium_free(seed);
+	return ret;
+}
+
+int keyring_note_signer(const struct keyring *kr, int64_t now, const char *name,
+			size_t name_len, struct note_signer *out)
+{
+	const struct entry *e;
+	struct keyring_key meta;
+	unsigned char *seed = NULL;
+	int ret;
+
+	if (!kr)
+		return KEYRING_E_INVALID_ARGUMENT;
+	if (!kr->kek)
+		return KEYRING_E_NO_KEK;
+	e = current_entry(kr, now);
+	if (!e)
+		return KEYRING_E_NO_SIGNING_KEY;
+	seed = sodium_malloc(JOSE_ED25519_SEED_BYTES);
+	if (!seed)
+		return KEYRING_E_NO_MEMORY;
+	ret = keyring__keyfile_open(e->image, sizeof(e->image), kr->kek, &meta,
+				    seed, NULL, 0);
+	if (ret == 0 && note_signer_from_seed(name, name_len, seed, out) != 0)
+		ret = KEYRING_E_INVALID_ARGUMENT;
 	sodium_free(seed);
 	return ret;
 }

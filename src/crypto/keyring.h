@@ -323,6 +323,15 @@ int keyring_jwks(const struct keyring *kr, int64_t now, char *out,
  * payload or typ), or the decoding errors of the key's sealed image.
  * The caller keeps the token's lifetime within the rotation overlap.
  */
+/* A C2SP signed-note signer named `name` holding the current signer's
+ * private key (for signed checkpoints).  The caller must
+ * note_signer_clear(out) as soon as it has signed.  Returns 0, or
+ * KEYRING_E_NO_KEK, KEYRING_E_NO_SIGNING_KEY, KEYRING_E_INVALID_ARGUMENT
+ * (a name note keys cannot have), or a decryption error. */
+struct note_signer;
+int keyring_note_signer(const struct keyring *kr, int64_t now, const char *name,
+			size_t name_len, struct note_signer *out);
+
 int keyring_sign_jws(const struct keyring *kr, int64_t now, const char *typ,
 		     const void *payload, size_t len, char *out,
 		     size_t out_size, size_t *out_len);

@@ -11,6 +11,7 @@
 #include "engine/engine.h"
 #include "engine/logger.h"
 #include "log/journal_reader.h"
+#include "crypto/note.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -20,6 +21,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -53,7 +56,26 @@ struct audit {
 	_Atomic bool stop;
 	pthread_t thread;
 	bool started;
+
+	/* Checkpoints (all on the audit thread but `latest`). */
+	struct audit_signer signer;
+	char origin[CHECKPOINT_ORIGIN_BYTES_MAX + 1];
+	bool signing;
+	u64 signed_size; /* size of the last checkpoint signed */
+	bool signed_any;
+	u64 signed_at_ms;
+	int checkpoints_fd; /* DATA/audit/checkpoints, append */
+	pthread_mutex_t latest_lock;
+	char *latest; /* NOTE_BYTES_MAX */
+	size_t latest_len;
 };
+
+static u64 mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (u64)ts.tv_sec * 1000u + (u64)ts.tv_nsec / 1000000u;
+}
 
 static const struct position *position_of(const struct audit *a, u64 i)
 {
@@ -90,6 +112,72 @@ static int add_leaf(struct audit *a, const struct journal_record *r,
 	return 0;
 }
 
+/* Sign a checkpoint of the tree as it is, keep it as the latest, and
+ * append it to DATA/audit/checkpoints.  Failures are logged and retried
+ * at the next interval: the tree itself does not depend on them. */
+static void checkpoint_now(struct audit *a)
+{
+	char body[1024];
+	char *note = NULL;
+	size_t body_len, note_len;
+	struct checkpoint c = {0};
+	u64 size = audit_size(a);
+	int ret;
+
+	memcpy(c.origin, a->origin, sizeof(c.origin));
+	c.origin_len = strlen(a->origin);
+	c.size = size;
+	if (merkle_store_root(a->store, size, c.root) != 0)
+		return;
+	ret = checkpoint_format(&c, body, sizeof(body), &body_len);
+	if (ret != 0)
+		goto failed;
+	note = malloc(NOTE_BYTES_MAX);
+	if (!note) {
+		ret = -ENOMEM;
+		goto failed;
+	}
+	ret = a->signer.sign(a->signer.ctx, body, body_len, note,
+			     NOTE_BYTES_MAX, &note_len);
+	if (ret != 0)
+		goto failed;
+	if (a->checkpoints_fd >= 0) {
+		char head[32];
+		int hn = snprintf(head, sizeof(head), "%zu\n", note_len);
+		struct iovec iov[2] = {{head, (size_t)hn}, {note, note_len}};
+		ssize_t w = writev(a->checkpoints_fd, iov, 2);
+		if (w != (ssize_t)((size_t)hn + note_len) ||
+		    fdatasync(a->checkpoints_fd) != 0)
+			log_at(LOG_WARN, "cannot append the checkpoint",
+			       LOG_NUM("errno", errno));
+	}
+	pthread_mutex_lock(&a->latest_lock);
+	memcpy(a->latest, note, note_len);
+	a->latest_len = note_len;
+	pthread_mutex_unlock(&a->latest_lock);
+	a->signed_size = size;
+	a->signed_any = true;
+	a->signed_at_ms = mono_ms();
+	free(note);
+	return;
+failed:
+	free(note);
+	a->signed_at_ms = mono_ms(); /* retry at the next interval */
+	log_at(LOG_WARN, "cannot sign a checkpoint", LOG_NUM("code", ret));
+}
+
+static void maybe_checkpoint(struct audit *a)
+{
+	if (!a->signing)
+		return;
+	if (a->signed_any && audit_size(a) == a->signed_size)
+		return;
+	if (a->signed_any &&
+	    mono_ms() - a->signed_at_ms < AUDIT_CHECKPOINT_INTERVAL_MS)
+		return;
+	checkpoint_now(a);
+}
+
 static void *audit_main(void *arg)
 {
 	struct audit *a = arg;
@@ -123,6 +211,10 @@ static void *audit_main(void *arg)
 				       LOG_NUM("code", ret));
 				break;
 			}
+			/* Under load the reader never runs dry: sign on the
+			 * way, so checkpoints lag by at most an interval. */
+			if ((audit_size(a) & 1023) == 0)
+				maybe_checkpoint(a);
 			continue;
 		}
 		if (ret < 0) {
@@ -131,6 +223,7 @@ static void *audit_main(void *arg)
 			       LOG_STR("detail", journal_reader_error(rd)));
 			break;
 		}
+		maybe_checkpoint(a);
 		struct timespec idle = {0, IDLE_POLL_MS * 1000000L};
 		nanosleep(&idle, NULL);
 	}
@@ -140,8 +233,22 @@ static void *audit_main(void *arg)
 	return NULL;
 }
 
+/* DATA/audit/checkpoints, created (with its directory) if absent. */
+static int open_checkpoints(struct audit *a)
+{
+	char path[PATH_MAX + 32];
+
+	snprintf(path, sizeof(path), "%s/audit", a->data_dir);
+	if (mkdir(path, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	snprintf(path, sizeof(path), "%s/audit/checkpoints", a->data_dir);
+	a->checkpoints_fd =
+		open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	return a->checkpoints_fd < 0 ? -errno : 0;
+}
+
 int audit_open(struct audit **out, const char *data_dir, struct engine *engine,
-	       const char **err)
+	       const struct audit_signer *signer, const char **err)
 {
 	struct audit *a;
 	int ret;
@@ -165,6 +272,32 @@ int audit_open(struct audit **out, const char *data_dir, struct engine *engine,
 		goto fail;
 	}
 	a->engine = engine;
+	a->checkpoints_fd = -1;
+	pthread_mutex_init(&a->latest_lock, NULL);
+	if (signer) {
+		if (!signer->origin ||
+		    !note_name_valid(signer->origin, strlen(signer->origin)) ||
+		    strlen(signer->origin) > CHECKPOINT_ORIGIN_BYTES_MAX) {
+			*err = "the log's origin is not a valid note key name";
+			ret = -EINVAL;
+			goto fail;
+		}
+		a->signer = *signer;
+		snprintf(a->origin, sizeof(a->origin), "%s", signer->origin);
+		a->signer.origin = a->origin;
+		a->latest = malloc(NOTE_BYTES_MAX);
+		if (!a->latest) {
+			*err = "out of memory";
+			ret = -ENOMEM;
+			goto fail;
+		}
+		ret = open_checkpoints(a);
+		if (ret < 0) {
+			*err = "cannot open DATA/audit/checkpoints";
+			goto fail;
+		}
+		a->signing = true;
+	}
 	atomic_init(&a->size, 0);
 	atomic_init(&a->healthy, true);
 	atomic_init(&a->stop, false);
@@ -196,7 +329,26 @@ void audit_close(struct audit *a)
 		free(a->chunks);
 	}
 	merkle_store_free(a->store);
+	if (a->checkpoints_fd >= 0)
+		close(a->checkpoints_fd);
+	free(a->latest);
+	pthread_mutex_destroy(&a->latest_lock);
 	free(a);
+}
+
+long audit_checkpoint(struct audit *a, char *buf, size_t cap)
+{
+	long ret;
+
+	pthread_mutex_lock(&a->latest_lock);
+	if (a->latest_len > cap) {
+		ret = -ENOSPC;
+	} else {
+		memcpy(buf, a->latest, a->latest_len);
+		ret = (long)a->latest_len;
+	}
+	pthread_mutex_unlock(&a->latest_lock);
+	return ret;
 }
 
 u64 audit_size(const struct audit *a)

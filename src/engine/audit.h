@@ -28,11 +28,37 @@ struct audit;
 
 struct engine;
 
-/* Start tailing DATA/journal, never past what engine has made durable
- * (engine may be NULL for a journal nobody writes).  Returns 0, or -errno
- * with *err set. */
+/*
+ * Signs checkpoint bodies: writes the signed note for text[0..len) into
+ * note[0..cap) and its length into *note_len; returns 0 or an error.
+ * Called on the audit thread, about once a second.
+ */
+typedef int (*audit_sign_fn)(void *ctx, const char *text, size_t len,
+			     char *note, size_t cap, size_t *note_len);
+
+struct audit_signer {
+	const char *origin; /* the log's name: a valid note key name */
+	audit_sign_fn sign;
+	void *ctx;
+};
+
+/* How often a checkpoint is signed while entries arrive. */
+#define AUDIT_CHECKPOINT_INTERVAL_MS 1000
+
+/*
+ * Start tailing DATA/journal, never past what engine has made durable
+ * (engine may be NULL for a journal nobody writes).  With a signer, a
+ * checkpoint (C2SP tlog-checkpoint) is signed at start and then at most
+ * every AUDIT_CHECKPOINT_INTERVAL_MS while the tree grows, kept as the
+ * latest and appended to DATA/audit/checkpoints (each as "<bytes>\n"
+ * followed by the note).  Returns 0, or -errno with *err set.
+ */
 int audit_open(struct audit **out, const char *data_dir, struct engine *engine,
-	       const char **err);
+	       const struct audit_signer *signer, const char **err);
+
+/* Copy the newest signed checkpoint into buf[0..cap).  Returns its
+ * length, 0 when none was signed yet, or -ENOSPC. */
+long audit_checkpoint(struct audit *a, char *buf, size_t cap);
 /* Stop the thread and free everything. */
 void audit_close(struct audit *a);
 

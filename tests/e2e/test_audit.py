@@ -200,3 +200,69 @@ def test_audit_bad_requests_get_their_problems(ctx):
         check_eq(r.status, status, "GET %s status" % path)
         check_eq(r.json().get("type"), ptype, "GET %s problem type" % path)
     check_eq(s.get("/healthz").status, 200, "server still serving")
+
+
+@e2e_test(timeout=60)
+def test_audit_checkpoint_is_a_signed_note_of_the_head_and_keys_are_published(ctx):
+    import os
+    import stat
+    s = ctx.start_server()
+    create(s, "accounts", [account(1), account(2)])
+    create(s, "transfers", [transfer(9, 1, 2, 5)])
+    head = wait_size(s, 2)
+    # A checkpoint is signed at most a second after the tree grows.
+    deadline = time.time() + 5
+    while True:
+        r = s.get("/v1/audit/checkpoint")
+        lines = r.body.decode().split("\n") if r.status == 200 else []
+        if len(lines) > 3 and lines[1] == head["size"]:
+            break
+        check(time.time() < deadline, "no checkpoint of size %s: %r"
+              % (head["size"], r))
+        time.sleep(0.1)
+    check(r.header("Content-Type").startswith("text/plain"),
+          "checkpoint content type %r" % r.header("Content-Type"))
+    origin, size, root = lines[0], lines[1], lines[2]
+    check(origin.startswith("tpwallet/"), "origin %r" % origin)
+    check_eq(root, head["root"], "checkpoint root is the head's root")
+    check_eq(lines[3], "", "blank line before the signatures")
+    sig = lines[4]
+    check(sig.startswith("\u2014 " + origin + " "),
+          "signature line names the origin: %r" % sig)
+    blob = b64(sig.split(" ")[2])
+    check_eq(len(blob), 4 + 64, "key id and Ed25519 signature")
+
+    jwks = s.get("/.well-known/jwks.json")
+    check_eq(jwks.status, 200, "GET /.well-known/jwks.json")
+    keys = jwks.json()["keys"]
+    check(len(keys) == 1 and keys[0]["kty"] == "OKP" and
+          keys[0]["crv"] == "Ed25519" and "d" not in keys[0],
+          "one public Ed25519 key: %r" % keys)
+    # The note key id is SHA-256(name || "\n" || 0x01 || public key)[:4].
+    pub = base64.urlsafe_b64decode(keys[0]["x"] + "=")
+    kid = hashlib.sha256(origin.encode() + b"\n\x01" + pub).digest()[:4]
+    check_eq(blob[:4], kid, "the signature's key id is the published key's")
+
+    # The key-encryption key sits beside the data directory, mode 0600.
+    kek = s.data_dir.rstrip("/") + ".kek"
+    st = os.stat(kek)
+    check_eq(stat.S_IMODE(st.st_mode), 0o600, "KEK file mode")
+
+
+@e2e_test(timeout=60)
+def test_data_directory_without_its_key_refuses_to_start(ctx):
+    import shutil
+    s = ctx.start_server()
+    create(s, "accounts", [account(1)])
+    s.stop()
+    moved = ctx.path("moved")
+    shutil.copytree(s.data_dir, moved)  # the KEK stays behind
+    t = ctx.server(data_dir=moved)
+    t.spawn()
+    deadline = time.time() + 10
+    while t.proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    check(t.proc.poll() is not None, "server started without its KEK")
+    check_eq(t.proc.returncode, 65, "exit status without a KEK")
+    check("key-encryption key" in t.log_text(),
+          "the refusal names the key-encryption key")

@@ -350,8 +350,11 @@ def _fill(ctx, n_transfers):
 
 
 def _copy(ctx, src, name):
+    """Copy a data directory and its key-encryption key (DATA.kek lives
+    beside the directory, not in it, so a copy must take both)."""
     dst = ctx.path(name)
     shutil.copytree(src, dst)
+    shutil.copy2(src.rstrip("/") + ".kek", dst + ".kek")
     return dst
 
 

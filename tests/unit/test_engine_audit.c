@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "crypto/note.h"
 #include "engine/audit.h"
 #include "engine/engine.h"
 #include "engine/logger.h"
@@ -43,7 +44,7 @@ static int setup(void **state)
 	struct engine_options o = {.data_dir = f->dir, .quiet = true};
 	if (engine_open(&f->e, &o, &err) != 0)
 		return -1;
-	if (audit_open(&f->a, f->dir, f->e, &err) != 0)
+	if (audit_open(&f->a, f->dir, f->e, NULL, &err) != 0)
 		return -1;
 	*state = f;
 	return 0;
@@ -243,6 +244,70 @@ static void entry_edited_on_disk_is_refused(void **state)
 	assert_null(bytes);
 }
 
+static int sign_with(void *ctx, const char *text, size_t len, char *note,
+		     size_t cap, size_t *note_len)
+{
+	const struct note_signer *signers[1] = {ctx};
+	return note_sign(text, len, signers, 1, note, cap, note_len);
+}
+
+static void checkpoints_are_signed_notes_of_the_tree(void **state)
+{
+	struct fixture *f = *state;
+	static struct note_signer signer;
+	const char *err = NULL;
+	char *note = malloc(NOTE_BYTES_MAX);
+	struct audit *a = NULL;
+
+	/* A second audit over the same journal, with a signer. */
+	assert_int_equal(note_keygen("example.test/log", 16, &signer), 0);
+	struct audit_signer as = {.origin = "example.test/log",
+				  .sign = sign_with,
+				  .ctx = &signer};
+	u64 n = build(f, 9);
+	assert_int_equal(audit_open(&a, f->dir, f->e, &as, &err), 0);
+	wait_size(a, n);
+	long len = 0;
+	for (int i = 0; i < 400; i++) {
+		len = audit_checkpoint(a, note, NOTE_BYTES_MAX);
+		struct checkpoint c;
+		struct note_opened o;
+		if (len > 0 &&
+		    note_open(note, (size_t)len, &signer.pub, 1, &o) == 0 &&
+		    checkpoint_parse(o.text, o.text_len, &c) == 0 &&
+		    c.size == n)
+			break;
+		len = 0;
+		struct timespec ms = {0, 5 * 1000000L};
+		nanosleep(&ms, NULL);
+	}
+	assert_true(len > 0);
+	struct note_opened o;
+	struct checkpoint c;
+	assert_int_equal(note_open(note, (size_t)len, &signer.pub, 1, &o), 0);
+	assert_int_equal(checkpoint_parse(o.text, o.text_len, &c), 0);
+	assert_string_equal(c.origin, "example.test/log");
+	u8 root[MERKLE_HASH_BYTES];
+	assert_int_equal(audit_root(a, c.size, root), 0);
+	assert_memory_equal(c.root, root, sizeof(root));
+	/* A changed byte of the note no longer verifies. */
+	note[3] ^= 1;
+	assert_int_not_equal(note_open(note, (size_t)len, &signer.pub, 1, &o),
+			     0);
+	audit_close(a);
+	/* And it was appended to DATA/audit/checkpoints. */
+	char path[128];
+	snprintf(path, sizeof(path), "%s/audit/checkpoints", f->dir);
+	FILE *cf = fopen(path, "r");
+	assert_non_null(cf);
+	size_t framed;
+	assert_int_equal(fscanf(cf, "%zu\n", &framed), 1);
+	assert_true(framed > 0 && framed < NOTE_BYTES_MAX);
+	fclose(cf);
+	note_signer_clear(&signer);
+	free(note);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -257,6 +322,9 @@ int main(void)
 			teardown),
 		cmocka_unit_test_setup_teardown(entry_edited_on_disk_is_refused,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			checkpoints_are_signed_notes_of_the_tree, setup,
+			teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

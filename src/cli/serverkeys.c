@@ -1,0 +1,185 @@
+/*
+ * serverkeys.c - KEK, keyring and log origin for init and serve
+ * (serverkeys.h).
+ */
+#include "cli/serverkeys.h"
+#include "crypto/note.h"
+#include "engine/logger.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "banned.h"
+
+#define ORIGIN_FILE "origin"
+
+/* Messages go through the logger: serve's stderr is JSON lines. */
+static void say(enum log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void say(enum log_level level, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	log_write(level, msg, NULL, 0);
+}
+
+static int load_kek(const struct settings *s, bool create,
+		    struct keyring_kek **kek)
+{
+	char err[KEYRING_ERR_BYTES] = "";
+	struct stat st;
+	int ret;
+
+	if (getenv(KEYRING_KEK_ENV)) {
+		ret = keyring_kek_from_env(KEYRING_KEK_ENV, kek, err,
+					   sizeof(err));
+		if (ret != 0)
+			say(LOG_ERROR, "%s: %s", KEYRING_KEK_ENV, err);
+		return ret;
+	}
+	if (stat(s->kek_file, &st) != 0 && errno == ENOENT) {
+		if (!create) {
+			say(LOG_ERROR,
+			    "no key-encryption key: %s does not "
+			    "exist and %s is not set (docs/keys.md)",
+			    s->kek_file, KEYRING_KEK_ENV);
+			return -ENOENT;
+		}
+		ret = keyring_kek_generate_file(s->kek_file, err, sizeof(err));
+		if (ret != 0) {
+			say(LOG_ERROR, "%s", err);
+			return ret;
+		}
+		say(LOG_WARN,
+		    "created the key-encryption key %s (mode "
+		    "0600); back it up apart from the data directory",
+		    s->kek_file);
+	}
+	ret = keyring_kek_load_file(s->kek_file, kek, err, sizeof(err));
+	if (ret != 0)
+		say(LOG_ERROR, "%s", err);
+	return ret;
+}
+
+/* DATA/origin: "tpwallet/<16 hex>", chosen once, then never changed: it
+ * names the log in every checkpoint, across key rotations. */
+static int load_origin(const char *data_dir, bool create, char *out, size_t cap)
+{
+	char path[4200];
+	int ret = 0;
+
+	snprintf(path, sizeof(path), "%s/%s", data_dir, ORIGIN_FILE);
+	FILE *f = fopen(path, "r");
+	if (f) {
+		if (!fgets(out, (int)cap, f))
+			ret = -EINVAL;
+		fclose(f);
+		out[strcspn(out, "")] = '\0';
+		if (ret == 0 && !note_name_valid(out, strlen(out)))
+			ret = -EINVAL;
+		if (ret != 0)
+			say(LOG_ERROR, "%s is not a valid origin", path);
+		return ret;
+	}
+	if (!create) {
+		say(LOG_ERROR, "%s is missing", path);
+		return -ENOENT;
+	}
+	u8 id[8];
+	randombytes_buf(id, sizeof(id));
+	char hex[17];
+	sodium_bin2hex(hex, sizeof(hex), id, sizeof(id));
+	snprintf(out, cap, "tpwallet/%s", hex);
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	if (fd < 0) {
+		ret = -errno;
+		say(LOG_ERROR, "cannot create %s: %s", path, strerror(errno));
+		return ret;
+	}
+	char line[ORIGIN_BYTES_MAX + 2];
+	int n = snprintf(line, sizeof(line), "%s", out);
+	if (write(fd, line, (size_t)n) != n || fsync(fd) != 0)
+		ret = -EIO;
+	close(fd);
+	return ret;
+}
+
+int server_keys_open(const struct settings *s, bool create,
+		     struct server_keys *out)
+{
+	char dir[4200], err[KEYRING_ERR_BYTES] = "";
+	int64_t now = (int64_t)time(NULL);
+	int ret;
+
+	memset(out, 0, sizeof(*out));
+	ret = load_kek(s, create, &out->kek);
+	if (ret != 0)
+		goto fail;
+	ret = load_origin(s->data_dir, true, out->origin, sizeof(out->origin));
+	if (ret != 0)
+		goto fail;
+	snprintf(dir, sizeof(dir), "%s/keys", s->data_dir);
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		ret = -errno;
+		say(LOG_ERROR, "cannot create %s: %s", dir, strerror(errno));
+		goto fail;
+	}
+	ret = keyring_open(dir, out->kek, &out->keyring, err, sizeof(err));
+	if (ret != 0) {
+		say(LOG_ERROR, "%s: %s", dir, err);
+		goto fail;
+	}
+	if (!keyring_current_signer(out->keyring, now)) {
+		struct keyring_rotation rot;
+		ret = keyring_rotate(out->keyring, now, SERVER_KEY_OVERLAP_S,
+				     &rot, err, sizeof(err));
+		if (ret != 0) {
+			say(LOG_ERROR,
+			    "cannot create a signing "
+			    "key: %s",
+			    err);
+			goto fail;
+		}
+	}
+	return 0;
+fail:
+	server_keys_close(out);
+	return ret;
+}
+
+void server_keys_close(struct server_keys *k)
+{
+	keyring_free(k->keyring);
+	keyring_kek_free(k->kek);
+	k->keyring = NULL;
+	k->kek = NULL;
+}
+
+int server_keys_sign_note(void *ctx, const char *text, size_t len, char *note,
+			  size_t cap, size_t *note_len)
+{
+	struct server_keys *k = ctx;
+	struct note_signer signer;
+	int ret;
+
+	ret = keyring_note_signer(k->keyring, (int64_t)time(NULL), k->origin,
+				  strlen(k->origin), &signer);
+	if (ret != 0)
+		return ret;
+	const struct note_signer *signers[1] = {&signer};
+	ret = note_sign(text, len, signers, 1, note, cap, note_len);
+	note_signer_clear(&signer);
+	return ret;
+}

@@ -1,0 +1,39 @@
+/*
+ * serverkeys.h - the server's key material as init and serve set it up:
+ * the key-encryption key, the keyring in DATA/keys, and the audit log's
+ * origin (its name in signed checkpoints).
+ *
+ * The KEK comes from TPWALLET_KEK when set, else from the `kek_file`
+ * setting (default: DATA.kek, beside the data directory and not in it,
+ * so that a copy of the data directory does not carry its own key).  A
+ * missing KEK file is created (mode 0600) only when `create` is true.
+ * A keyring with no signing key gets one.  See docs/keys.md.
+ */
+#ifndef TPW_CLI_SERVERKEYS_H
+#define TPW_CLI_SERVERKEYS_H
+
+#include "cli/cli.h"
+#include "crypto/keyring.h"
+
+#define ORIGIN_BYTES_MAX 128
+/* Signing keys rotate yearly by default; the previous key keeps verifying
+ * for this long after (the overlap window). */
+#define SERVER_KEY_OVERLAP_S (30 * 24 * 3600)
+
+struct server_keys {
+	struct keyring_kek *kek;
+	struct keyring *keyring;
+	char origin[ORIGIN_BYTES_MAX];
+};
+
+/* Returns 0, or a negative code with the reason printed on stderr. */
+int server_keys_open(const struct settings *s, bool create,
+		     struct server_keys *out);
+void server_keys_close(struct server_keys *k);
+
+/* An audit_sign_fn: sign a checkpoint body with the current key, as a
+ * note key named after the origin.  ctx is the struct server_keys. */
+int server_keys_sign_note(void *ctx, const char *text, size_t len, char *note,
+			  size_t cap, size_t *note_len);
+
+#endif
