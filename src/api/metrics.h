@@ -38,6 +38,9 @@ struct engine;
 	X(transfer, "/v1/transfers/{id}")                                      \
 	X(account_transfers, "/v1/accounts/{id}/transfers")                    \
 	X(account_balances, "/v1/accounts/{id}/balances")                      \
+	X(account_receipt, "/v1/accounts/{id}/receipt")                        \
+	X(transfer_receipt, "/v1/transfers/{id}/receipt")                      \
+	X(audit_key, "/v1/audit/key")                                          \
 	X(audit_head, "/v1/audit/head")                                        \
 	X(audit_checkpoint, "/v1/audit/checkpoint")                            \
 	X(jwks, "/.well-known/jwks.json")                                      \

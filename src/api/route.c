@@ -23,6 +23,8 @@ static enum api_route audit_route(const char *rest, u128 *id, bool *bad_id)
 		return ROUTE_audit_head;
 	if (strcmp(rest, "checkpoint") == 0)
 		return ROUTE_audit_checkpoint;
+	if (strcmp(rest, "key") == 0)
+		return ROUTE_audit_key;
 	if (strcmp(rest, "proof/inclusion") == 0)
 		return ROUTE_audit_inclusion;
 	if (strcmp(rest, "proof/consistency") == 0)
@@ -78,6 +80,8 @@ enum api_route api_route_match(const char *url, u128 *id, bool *bad_id)
 		r = ROUTE_account_transfers;
 	else if (accounts && strcmp(slash, "/balances") == 0)
 		r = ROUTE_account_balances;
+	else if (strcmp(slash, "/receipt") == 0)
+		r = accounts ? ROUTE_account_receipt : ROUTE_transfer_receipt;
 	else
 		return ROUTE_unmatched;
 	if (u128_parse_dec(rest, idlen, U128_MAX, id))

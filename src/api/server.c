@@ -55,6 +55,7 @@ struct api_server {
 	struct engine *e;
 	struct audit *audit;	 /* may be NULL */
 	struct keyring *keyring; /* may be NULL */
+	const char *origin;	 /* may be NULL */
 	size_t body_bytes_max;
 	unsigned short port;
 	atomic_bool ready;
@@ -546,6 +547,133 @@ static enum MHD_Result get_jwks(struct request *rq)
 	return reply(rq, 200, &b, "application/jwk-set+json", NULL);
 }
 
+/* GET /v1/audit/key: the note verifier key strings of the log (one line
+ * per server key still verifying, newest first): what `tpwallet audit
+ * verify-*` and any C2SP signed-note verifier take. */
+static enum MHD_Result get_audit_key(struct request *rq)
+{
+	struct wbuf b = WBUF_INIT(SMALL_REPLY_BYTES_MAX * 4);
+	struct keyring *kr = rq->srv->keyring;
+	const char *origin = rq->srv->origin;
+	int64_t now = (int64_t)time(NULL);
+
+	if (!kr || !origin)
+		return reply_problem(rq, PROBLEM_audit_unavailable,
+				     "no signing key loaded", NULL, NULL);
+	for (size_t i = 0; i < keyring_count(kr); i++) {
+		const struct keyring_key *k = keyring_key_at(kr, i);
+		struct note_verifier v = {0};
+		char line[NOTE_VERIFIER_KEY_BYTES_MAX + 1];
+		size_t len;
+
+		if (k->expires_at <= now)
+			continue;
+		snprintf(v.name, sizeof(v.name), "%s", origin);
+		v.name_len = strlen(v.name);
+		memcpy(v.public_key, k->pub, sizeof(v.public_key));
+		v.key_id = note_key_id(v.name, v.name_len, v.public_key);
+		if (note_verifier_format(&v, line, sizeof(line), &len) != 0)
+			continue;
+		wbuf_put(&b, line, len);
+		wbuf_putc(&b, '\n');
+	}
+	return reply(rq, 200, &b, "text/plain; charset=utf-8", NULL);
+}
+
+/*
+ * GET /v1/transfers/{id}/receipt, /v1/accounts/{id}/receipt: proof that
+ * the entry that created the record is in the signed log: the entry, its
+ * leaf hash, its inclusion proof in the tree of the newest checkpoint's
+ * size, and that checkpoint.  Checkable offline with `tpwallet audit
+ * verify-inclusion`.  503 (retry) until a checkpoint covers the entry.
+ */
+static enum MHD_Result get_receipt(struct request *rq)
+{
+	struct audit *a = rq->srv->audit;
+	u8 proof[MERKLE_PROOF_HASHES_MAX][MERKLE_HASH_BYTES];
+	u8 root[MERKLE_HASH_BYTES];
+	struct audit_leaf leaf;
+	struct checkpoint c;
+	struct wbuf b = WBUF_INIT(0);
+	char *note = NULL;
+	u8 *entry = NULL;
+	size_t entry_len = 0, np = 0;
+	enum MHD_Result ret;
+	u64 ts = 0, index;
+	int r;
+
+	const struct ledger *l = engine_read_begin(rq->srv->e);
+	if (rq->route == ROUTE_transfer_receipt) {
+		struct transfer t;
+		r = ledger_lookup_transfer(l, rq->path_id, &t);
+		ts = t.timestamp;
+	} else {
+		struct account acc;
+		r = ledger_lookup_account(l, rq->path_id, &acc);
+		ts = acc.timestamp;
+	}
+	engine_read_end(rq->srv->e);
+	if (r != 0)
+		return reply_problem(rq,
+				     rq->route == ROUTE_transfer_receipt
+					     ? PROBLEM_transfer_not_found
+					     : PROBLEM_account_not_found,
+				     NULL, NULL, NULL);
+	note = malloc(NOTE_BYTES_MAX);
+	if (!note)
+		return reply_problem(rq, PROBLEM_internal_error,
+				     "out of memory", NULL, NULL);
+	long nlen = audit_checkpoint(a, note, NOTE_BYTES_MAX);
+	const char *end =
+		nlen > 0 ? memmem(note, (size_t)nlen, "\n\n", 2) : NULL;
+	if (audit_index_of_timestamp(a, ts, &index) != 0 || !end ||
+	    checkpoint_parse(note, (size_t)(end - note) + 1, &c) != 0 ||
+	    index >= c.size) {
+		ret = reply_problem(rq, PROBLEM_audit_unavailable,
+				    "the entry is not in a signed checkpoint "
+				    "yet: retry in a second",
+				    NULL, NULL);
+		goto cleanup;
+	}
+	if (audit_leaf(a, index, &leaf) != 0 ||
+	    audit_root(a, c.size, root) != 0 ||
+	    memcmp(root, c.root, sizeof(root)) != 0 ||
+	    audit_inclusion_proof(a, index, c.size, proof, &np) != 0) {
+		ret = reply_problem(rq, PROBLEM_internal_error,
+				    "the tree does not match its checkpoint",
+				    NULL, NULL);
+		goto cleanup;
+	}
+	r = audit_entry(a, index, &entry, &entry_len);
+	if (r != 0) {
+		ret = reply_problem(rq,
+				    r == -EBADMSG ? PROBLEM_audit_entry_changed
+						  : PROBLEM_internal_error,
+				    NULL, NULL, NULL);
+		goto cleanup;
+	}
+	wbuf_init(&b, entry_len * 4 / 3 + (size_t)nlen * 2 + 4096);
+	wbuf_puts(&b, "{\"index\":");
+	put_dec_str(&b, index);
+	wbuf_puts(&b, ",\"entry\":");
+	put_b64(&b, entry, entry_len);
+	wbuf_puts(&b, ",\"leaf_hash\":");
+	put_b64(&b, leaf.hash, sizeof(leaf.hash));
+	wbuf_puts(&b, ",\"size\":");
+	put_dec_str(&b, c.size);
+	wbuf_puts(&b, ",\"root\":");
+	put_b64(&b, root, sizeof(root));
+	put_proof(&b, proof, np);
+	wbuf_puts(&b, ",\"checkpoint\":");
+	wbuf_put_json_utf8(&b, note, (size_t)nlen);
+	wbuf_puts(&b, "}");
+	ret = reply_json(rq, 200, &b);
+cleanup:
+	free(entry);
+	free(note);
+	return ret;
+}
+
 static enum MHD_Result get_audit(struct request *rq)
 {
 	if (!rq->srv->audit || !audit_healthy(rq->srv->audit))
@@ -554,6 +682,9 @@ static enum MHD_Result get_audit(struct request *rq)
 	switch (rq->route) {
 	case ROUTE_audit_head: return get_audit_head(rq);
 	case ROUTE_audit_checkpoint: return get_audit_checkpoint(rq);
+	case ROUTE_audit_key: return get_audit_key(rq);
+	case ROUTE_account_receipt:
+	case ROUTE_transfer_receipt: return get_receipt(rq);
 	case ROUTE_audit_entry: return get_audit_entry(rq);
 	case ROUTE_audit_inclusion: return get_audit_inclusion(rq);
 	default: return get_audit_consistency(rq);
@@ -962,6 +1093,9 @@ static enum MHD_Result request_dispatch(struct request *rq)
 	case ROUTE_account_transfers: return get_account_query(rq, false);
 	case ROUTE_account_balances: return get_account_query(rq, true);
 	case ROUTE_jwks: return get_jwks(rq);
+	case ROUTE_audit_key:
+	case ROUTE_account_receipt:
+	case ROUTE_transfer_receipt:
 	case ROUTE_audit_head:
 	case ROUTE_audit_checkpoint:
 	case ROUTE_audit_entry:
@@ -1174,6 +1308,7 @@ int api_server_start(struct api_server **out, struct engine *e,
 	s->e = e;
 	s->audit = o->audit;
 	s->keyring = o->keyring;
+	s->origin = o->origin;
 	s->body_bytes_max = o->body_bytes_max ? o->body_bytes_max
 					      : API_BODY_BYTES_MAX_DEFAULT;
 	metrics_init(&s->metrics);

@@ -54,6 +54,7 @@ struct api_options {
 	unsigned connections_max;      /* 0: 4096 */
 	struct audit *audit;	 /* NULL: the /v1/audit routes answer 503 */
 	struct keyring *keyring; /* NULL: /.well-known/jwks.json answers 503 */
+	const char *origin;	 /* the audit log's name (its note key name) */
 };
 
 struct api_server;

@@ -88,7 +88,8 @@ void wbuf_put_u128_str(struct wbuf *b, u128 v)
 	wbuf_put(b, tmp, n + 2);
 }
 
-void wbuf_put_json_str(struct wbuf *b, const char *s, size_t n)
+static void put_json_string(struct wbuf *b, const char *s, size_t n,
+			    bool keep_utf8)
 {
 	static const char hex[] = "0123456789abcdef";
 	size_t out = 2;
@@ -117,7 +118,7 @@ void wbuf_put_json_str(struct wbuf *b, const char *s, size_t n)
 			*o++ = '0';
 			*o++ = hex[c >> 4];
 			*o++ = hex[c & 15];
-		} else if (c >= 0x80) {
+		} else if (c >= 0x80 && !keep_utf8) {
 			*o++ = '?';
 		} else {
 			*o++ = (char)c;
@@ -125,4 +126,14 @@ void wbuf_put_json_str(struct wbuf *b, const char *s, size_t n)
 	}
 	*o++ = '"';
 	b->len = (size_t)(o - b->data);
+}
+
+void wbuf_put_json_str(struct wbuf *b, const char *s, size_t n)
+{
+	put_json_string(b, s, n, false);
+}
+
+void wbuf_put_json_utf8(struct wbuf *b, const char *s, size_t n)
+{
+	put_json_string(b, s, n, true);
 }

@@ -79,5 +79,9 @@ void wbuf_put_u128_str(struct wbuf *b, u128 v);
  * >= 0x80 become '?' so that text from a client (possibly invalid
  * UTF-8) can never make our output invalid JSON. */
 void wbuf_put_json_str(struct wbuf *b, const char *s, size_t n);
+/* The same for text the server made itself and knows to be valid UTF-8
+ * (a signed note): bytes >= 0x80 pass through, so signatures still
+ * verify after a JSON round trip. */
+void wbuf_put_json_utf8(struct wbuf *b, const char *s, size_t n);
 
 #endif

@@ -166,6 +166,7 @@ int cmd_serve(int argc, char **argv)
 		.connections_max = s.connections_max,
 		.audit = audit,
 		.keyring = keys.keyring,
+		.origin = keys.origin,
 	};
 	ret = api_server_start(&srv, e, &ao, &err);
 	if (ret < 0) {

@@ -33,6 +33,8 @@
 #define CHUNK_SHIFT   14
 #define CHUNK_RECORDS (1u << CHUNK_SHIFT)
 #define CHUNKS_MAX    (1u << 18)
+/* Leaf hashes buffered before a write to DATA/audit/leaves. */
+#define LEAVES_BUFFER_HASHES 2048
 /* How long the thread sleeps when it has read everything there is. */
 #define IDLE_POLL_MS 5
 
@@ -65,6 +67,13 @@ struct audit {
 	bool signed_any;
 	u64 signed_at_ms;
 	int checkpoints_fd; /* DATA/audit/checkpoints, append */
+	/* DATA/audit/leaves: leaf hash i at 32 * i.  Hashes already there
+	 * (from an earlier run) are compared, never rewritten: a journal
+	 * entry that no longer hashes to its recorded leaf stops the tree. */
+	int leaves_fd;
+	u64 leaves_stored; /* hashes in the file */
+	unsigned leaves_buffered;
+	u8 leaves_buf[LEAVES_BUFFER_HASHES][32]; /* not yet written */
 	pthread_mutex_t latest_lock;
 	char *latest; /* NOTE_BYTES_MAX */
 	size_t latest_len;
@@ -80,6 +89,51 @@ static u64 mono_ms(void)
 static const struct position *position_of(const struct audit *a, u64 i)
 {
 	return &a->chunks[i >> CHUNK_SHIFT][i & (CHUNK_RECORDS - 1)];
+}
+
+/* Write the buffered leaf hashes (and, when sync, make them durable:
+ * before a checkpoint that covers them is appended). */
+static int leaves_flush(struct audit *a, bool sync)
+{
+	if (a->leaves_fd < 0)
+		return 0;
+	size_t n = (size_t)a->leaves_buffered * 32u;
+	if (n > 0) {
+		ssize_t w = pwrite(a->leaves_fd, a->leaves_buf, n,
+				   (off_t)(a->leaves_stored * 32u));
+		if (w != (ssize_t)n)
+			return -EIO;
+		a->leaves_stored += a->leaves_buffered;
+		a->leaves_buffered = 0;
+	}
+	if (sync && fdatasync(a->leaves_fd) != 0)
+		return -errno;
+	return 0;
+}
+
+/* Leaf i's hash against the one recorded by an earlier run, or recorded
+ * now.  Returns 0, or -EBADMSG when the journal changed under the log. */
+static int leaves_record(struct audit *a, u64 i, const u8 hash[32])
+{
+	if (a->leaves_fd < 0)
+		return 0;
+	if (i < a->leaves_stored) {
+		u8 old[32];
+		if (pread(a->leaves_fd, old, 32, (off_t)(i * 32u)) != 32)
+			return -EIO;
+		if (memcmp(old, hash, 32) != 0) {
+			log_at(LOG_ERROR,
+			       "journal entry no longer matches the audit log: "
+			       "the journal was changed on disk",
+			       LOG_NUM("index", i), LOG_NUM("seq", i + 1));
+			return -EBADMSG;
+		}
+		return 0;
+	}
+	memcpy(a->leaves_buf[a->leaves_buffered++], hash, 32);
+	if (a->leaves_buffered == LEAVES_BUFFER_HASHES)
+		return leaves_flush(a, false);
+	return 0;
 }
 
 static int add_leaf(struct audit *a, const struct journal_record *r,
@@ -98,7 +152,10 @@ static int add_leaf(struct audit *a, const struct journal_record *r,
 			return -ENOMEM;
 	}
 	merkle_hash_leaf(raw, raw_bytes, hash);
-	int ret = merkle_store_append_hash(a->store, hash);
+	int ret = leaves_record(a, i, hash);
+	if (ret != 0)
+		return ret;
+	ret = merkle_store_append_hash(a->store, hash);
 	if (ret != 0)
 		return ret;
 	struct position *p =
@@ -124,6 +181,10 @@ static void checkpoint_now(struct audit *a)
 	u64 size = audit_size(a);
 	int ret;
 
+	/* The leaves a checkpoint covers are durable before it is. */
+	ret = leaves_flush(a, true);
+	if (ret != 0)
+		goto failed;
 	memcpy(c.origin, a->origin, sizeof(c.origin));
 	c.origin_len = strlen(a->origin);
 	c.size = size;
@@ -244,7 +305,21 @@ static int open_checkpoints(struct audit *a)
 	snprintf(path, sizeof(path), "%s/audit/checkpoints", a->data_dir);
 	a->checkpoints_fd =
 		open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-	return a->checkpoints_fd < 0 ? -errno : 0;
+	if (a->checkpoints_fd < 0)
+		return -errno;
+	snprintf(path, sizeof(path), "%s/audit/leaves", a->data_dir);
+	a->leaves_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (a->leaves_fd < 0)
+		return -errno;
+	struct stat st;
+	if (fstat(a->leaves_fd, &st) != 0)
+		return -errno;
+	/* A crash mid-write leaves a partial hash at the end: drop it. */
+	a->leaves_stored = (u64)st.st_size / 32u;
+	if ((u64)st.st_size % 32u != 0 &&
+	    ftruncate(a->leaves_fd, (off_t)(a->leaves_stored * 32u)) != 0)
+		return -errno;
+	return 0;
 }
 
 int audit_open(struct audit **out, const char *data_dir, struct engine *engine,
@@ -273,6 +348,7 @@ int audit_open(struct audit **out, const char *data_dir, struct engine *engine,
 	}
 	a->engine = engine;
 	a->checkpoints_fd = -1;
+	a->leaves_fd = -1;
 	pthread_mutex_init(&a->latest_lock, NULL);
 	if (signer) {
 		if (!signer->origin ||
@@ -331,6 +407,10 @@ void audit_close(struct audit *a)
 	merkle_store_free(a->store);
 	if (a->checkpoints_fd >= 0)
 		close(a->checkpoints_fd);
+	if (a->leaves_fd >= 0) {
+		leaves_flush(a, true);
+		close(a->leaves_fd);
+	}
 	free(a->latest);
 	pthread_mutex_destroy(&a->latest_lock);
 	free(a);

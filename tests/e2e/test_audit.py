@@ -266,3 +266,36 @@ def test_data_directory_without_its_key_refuses_to_start(ctx):
     check_eq(t.proc.returncode, 65, "exit status without a KEK")
     check("key-encryption key" in t.log_text(),
           "the refusal names the key-encryption key")
+
+
+@e2e_test(timeout=60)
+def test_receipt_proves_the_transfer_entry_is_in_the_signed_checkpoint(ctx):
+    s = ctx.start_server()
+    create(s, "accounts", [account(1), account(2)])
+    create(s, "transfers", [transfer(31, 1, 2, 4), transfer(32, 2, 1, 1)])
+    deadline = time.time() + 5
+    while True:
+        r = s.get("/v1/transfers/32/receipt")
+        if r.status == 200:
+            break
+        check_eq(r.status, 503, "receipt before a checkpoint covers it")
+        check(time.time() < deadline, "no receipt within 5 s")
+        time.sleep(0.1)
+    rc = r.json()
+    note_lines = rc["checkpoint"].split("\n")
+    check_eq(note_lines[1], rc["size"], "receipt size is the checkpoint's")
+    check_eq(note_lines[2], rc["root"], "receipt root is the checkpoint's")
+    entry = b64(rc["entry"])
+    check_eq(leaf_hash(entry), b64(rc["leaf_hash"]), "entry hashes to leaf")
+    got = root_from_inclusion(int(rc["index"]), int(rc["size"]),
+                              leaf_hash(entry), [b64(h) for h in rc["proof"]])
+    check_eq(got, b64(rc["root"]), "inclusion proof leads to the root")
+    ids = [int.from_bytes(entry[off:off + 16], "little")
+           for off in range(32, len(entry), 128)]
+    check(32 in ids, "transfer 32 is in its receipt's entry")
+    key = s.get("/v1/audit/key")
+    check_eq(key.status, 200, "GET /v1/audit/key")
+    check(key.body.decode().startswith(note_lines[0] + "+"),
+          "the verifier key is named after the origin: %r" % key.body)
+    check_eq(s.get("/v1/transfers/999/receipt").status, 404,
+             "receipt of an unknown transfer")

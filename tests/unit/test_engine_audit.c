@@ -15,6 +15,7 @@
 #include "engine/audit.h"
 #include "engine/engine.h"
 #include "engine/logger.h"
+#include "log/journal.h"
 #include "log/journal_reader.h"
 
 #include <errno.h>
@@ -308,6 +309,69 @@ static void checkpoints_are_signed_notes_of_the_tree(void **state)
 	free(note);
 }
 
+/* A journal rewritten on disk, checksums and all, between two runs: the
+ * leaf recorded by the first run no longer matches, and the tree stops
+ * there instead of signing the rewritten history. */
+static void rewritten_entry_is_caught_at_the_next_start(void **state)
+{
+	struct fixture *f = *state;
+	static struct note_signer signer;
+	const char *err = NULL;
+	struct audit *a = NULL;
+
+	assert_int_equal(note_keygen("example.test/log", 16, &signer), 0);
+	struct audit_signer as = {.origin = "example.test/log",
+				  .sign = sign_with,
+				  .ctx = &signer};
+	u64 n = build(f, 6);
+	assert_int_equal(audit_open(&a, f->dir, f->e, &as, &err), 0);
+	wait_size(a, n);
+	audit_close(a); /* writes the leaves it holds */
+	audit_close(f->a);
+	f->a = NULL;
+	engine_close(f->e);
+	f->e = NULL;
+
+	/* Record 3 (entry 2): change an event byte, then fix the CRC. */
+	char path[128];
+	snprintf(path, sizeof(path), "%s/journal/%020llu.wal", f->dir, 1ull);
+	int fd = open(path, O_RDWR);
+	assert_true(fd >= 0);
+	u64 off = 0;
+	u8 head[JOURNAL_HEADER_BYTES];
+	for (int k = 0; k < 2; k++) {
+		assert_int_equal(pread(fd, head, sizeof(head), (off_t)off),
+				 sizeof(head));
+		u32 size;
+		memcpy(&size, head + 8, 4);
+		off += size;
+	}
+	assert_int_equal(pread(fd, head, sizeof(head), (off_t)off),
+			 sizeof(head));
+	u32 size;
+	memcpy(&size, head + 8, 4);
+	u8 *rec = malloc(size);
+	assert_int_equal(pread(fd, rec, size, (off_t)off), (ssize_t)size);
+	rec[JOURNAL_HEADER_BYTES + 48] ^= 0x01; /* the amount's low byte */
+	u32 crc = crc32c(0, rec + 8, size - 8);
+	memcpy(rec + 4, &crc, 4);
+	assert_int_equal(pwrite(fd, rec, size, (off_t)off), (ssize_t)size);
+	free(rec);
+	close(fd);
+
+	struct engine_options o = {.data_dir = f->dir, .quiet = true};
+	assert_int_equal(engine_open(&f->e, &o, &err), 0);
+	assert_int_equal(audit_open(&a, f->dir, f->e, &as, &err), 0);
+	for (int i = 0; i < 400 && audit_healthy(a); i++) {
+		struct timespec ms = {0, 5 * 1000000L};
+		nanosleep(&ms, NULL);
+	}
+	assert_false(audit_healthy(a));
+	assert_true(audit_size(a) == 2); /* entries 0 and 1 still match */
+	audit_close(a);
+	note_signer_clear(&signer);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -324,6 +388,9 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			checkpoints_are_signed_notes_of_the_tree, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(
+			rewritten_entry_is_caught_at_the_next_start, setup,
 			teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
