@@ -15,6 +15,7 @@ const struct command commands[] = {
 	{"init", cmd_init, "create a data directory"},
 	{"serve", cmd_serve,
 	 "serve the HTTP API (initialises an empty data directory)"},
+	{"audit", cmd_audit, "verify receipts, proofs and data offline"},
 	{"bench", cmd_bench, "measure the engine in process and print figures"},
 	{"version", cmd_version, "print the version"},
 	{"help", cmd_help, "list the commands, or show one command's help"},
