@@ -1,0 +1,1355 @@
+/*
+ * cmd_audit.c - `tpwallet audit`: check the audit log from the outside,
+ * with no server (issue 5, item 4).
+ *
+ *   verify-inclusion    a receipt (entry, inclusion proof, signed
+ *                       checkpoint) against the log's public key;
+ *   verify-consistency  that a newer signed checkpoint extends an older
+ *                       one, given the consistency proof between them;
+ *   check               a data directory: every signed checkpoint in
+ *                       DATA/audit/checkpoints against the keys, the
+ *                       stored leaf hashes against the checkpoints, and
+ *                       every journal record re-hashed against both, so a
+ *                       record changed, removed, reordered or inserted on
+ *                       disk is named even when its CRC was rewritten.
+ *
+ * The verifiers say yes only to what they checked completely: every field
+ * present and well-formed, nothing unknown, every hash compared.  The
+ * first failed check is printed on stdout as "FAILED: <check>: <why>".
+ * Exit status: 0 verified / consistent, 1 a check failed (tampering, a
+ * bad proof or signature), 2 a usage error or an input that cannot be
+ * read at all.
+ */
+#include "cli/cli.h"
+#include "core/merkle.h"
+#include "crypto/keyring.h"
+#include "crypto/note.h"
+#include "log/journal.h"
+#include "log/journal_reader.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <limits.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "banned.h"
+
+#define AUDIT_FAILED 1
+
+/* Limits on every input, checked before it is parsed. */
+#define KEY_FILE_BYTES_MAX    1024u
+#define ORIGIN_FILE_BYTES_MAX 1024u
+/* A receipt's entry is at most one journal record (1 MiB), 4/3 of it in
+ * base64, plus the checkpoint and the proof. */
+#define RECEIPT_BYTES_MAX    (4u << 20)
+#define PROOF_FILE_BYTES_MAX (64u << 10)
+/* One checkpoint per second of writes: 2^24 is half a year of constant
+ * load, 640 MiB of (size, root) pairs. */
+#define CHECKPOINTS_MAX	      (1u << 24)
+#define LENGTH_LINE_BYTES_MAX 20u
+#define PROGRESS_INTERVAL_MS  1000u
+#define PATH_BYTES_MAX	      (PATH_MAX + 64)
+
+#define JOURNAL_EVENT_BYTES 128u
+/* Where the seq and the checksum lie in a record header (journal.h). */
+#define HEADER_CRC_OFFSET 4u
+#define HEADER_SEQ_OFFSET 16u
+
+/* ---- small strict parsers ------------------------------------------------ */
+
+/* A canonical decimal u64: digits only, no leading zero but "0". */
+static bool parse_dec(const char *s, size_t len, u64 *out)
+{
+	u64 v = 0;
+
+	if (len == 0 || len > 20 || (s[0] == '0' && len > 1))
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+		u64 d = (u64)(s[i] - '0');
+		if (v > (UINT64_MAX - d) / 10)
+			return false;
+		v = v * 10 + d;
+	}
+	*out = v;
+	return true;
+}
+
+/*
+ * Strict standard base64 of s[0..len) into out[0..cap): padding, no
+ * whitespace, and canonical (re-encoding gives the same text, so one
+ * value has one spelling).  *n gets the decoded length.
+ */
+static bool b64_decode(const char *s, size_t len, u8 *out, size_t cap,
+		       size_t *n)
+{
+	const char *end = NULL;
+	char *again;
+	bool ok;
+
+	if (len == 0)
+		return false;
+	/* libsodium 1.0.18 reads bytes >= 0x80 as digits: only the
+	 * alphabet may reach it. */
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+		      (c >= '0' && c <= '9') || c == '+' || c == '/' ||
+		      c == '='))
+			return false;
+	}
+	if (sodium_base642bin(out, cap, s, len, NULL, n, &end,
+			      sodium_base64_VARIANT_ORIGINAL) != 0 ||
+	    end != s + len)
+		return false;
+	size_t elen =
+		sodium_base64_encoded_len(*n, sodium_base64_VARIANT_ORIGINAL);
+	if (elen != len + 1)
+		return false;
+	again = malloc(elen);
+	if (!again)
+		return false;
+	sodium_bin2base64(again, elen, out, *n, sodium_base64_VARIANT_ORIGINAL);
+	ok = memcmp(again, s, len) == 0;
+	free(again);
+	return ok;
+}
+
+/* Read a whole file of at most max bytes, NUL-terminated.  Returns 0,
+ * -EFBIG, -ENOMEM or -errno. */
+static int read_file(const char *path, size_t max, char **out, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf = NULL;
+	size_t got = 0;
+	int ret = 0;
+
+	*out = NULL;
+	*len = 0;
+	if (!f)
+		return -errno;
+	buf = malloc(max + 2);
+	if (!buf) {
+		ret = -ENOMEM;
+		goto cleanup;
+	}
+	/* One byte more than allowed tells a file that is too large. */
+	got = fread(buf, 1, max + 1, f);
+	if (ferror(f)) {
+		ret = -EIO;
+		goto cleanup;
+	}
+	if (got > max) {
+		ret = -EFBIG;
+		goto cleanup;
+	}
+	buf[got] = '\0';
+	*out = buf;
+	*len = got;
+	buf = NULL;
+cleanup:
+	free(buf);
+	fclose(f);
+	return ret;
+}
+
+static const char *read_error(int code)
+{
+	return code == -EFBIG ? "file too large" : strerror(-code);
+}
+
+/*
+ * KEY is a verifier string, or @FILE holding one per line (what
+ * GET /v1/audit/key answers: every key of the log still verifying).
+ * All must have the same name, the log's origin.  Fills v[0..*n).
+ * Returns 0, or EXIT_USAGE with the reason printed.
+ */
+static int load_keys(const char *cmd, const char *arg, struct note_verifier *v,
+		     size_t *n)
+{
+	char *text = NULL;
+	const char *p, *end;
+	size_t len;
+	int ret = 0;
+
+	*n = 0;
+	if (arg[0] == '@') {
+		ret = read_file(arg + 1, KEY_FILE_BYTES_MAX, &text, &len);
+		if (ret != 0) {
+			fprintf(stderr, "tpwallet audit %s: %s: %s\n", cmd,
+				arg + 1, read_error(ret));
+			return EXIT_USAGE;
+		}
+		p = text;
+	} else {
+		p = arg;
+		len = strlen(arg);
+	}
+	end = p + len;
+	/* Lines end in "\n" (the last one may not); no empty line. */
+	while (ret == 0 && p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t line = nl ? (size_t)(nl - p) : (size_t)(end - p);
+		if (*n == NOTE_VERIFIERS_MAX) {
+			ret = NOTE_E_TOO_MANY_KEYS;
+			break;
+		}
+		ret = note_verifier_parse(p, line, &v[*n]);
+		if (ret == 0 && strcmp(v[*n].name, v[0].name) != 0)
+			ret = NOTE_E_BAD_NAME;
+		(*n)++;
+		p += line + (nl ? 1 : 0);
+	}
+	if (ret == 0 && *n == 0)
+		ret = NOTE_E_BAD_KEY;
+	free(text);
+	if (ret != 0) {
+		fprintf(stderr,
+			"tpwallet audit %s: the key is not note verifier "
+			"keys \"<name>+<8 hex>+<base64>\", one per line, all "
+			"of one name (%s)\n",
+			cmd, note_strerror(ret));
+		return EXIT_USAGE;
+	}
+	return 0;
+}
+
+/* Print the failed check; returns AUDIT_FAILED. */
+static int failed(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int failed(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("FAILED: ", stdout);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	fputc('\n', stdout);
+	return AUDIT_FAILED;
+}
+
+/* ---- JSON members -------------------------------------------------------- */
+
+/* Every name in names[0..n) present, and nothing else.  Returns NULL, or
+ * a message naming the member at fault (static storage). */
+static const char *check_members(json_t *o, const char *const *names, size_t n)
+{
+	static char why[160];
+	const char *key;
+	json_t *v;
+
+	json_object_foreach(o, key, v)
+	{
+		bool known = false;
+		for (size_t i = 0; i < n; i++)
+			known = known || strcmp(key, names[i]) == 0;
+		if (!known) {
+			snprintf(why, sizeof(why), "unknown member \"%.100s\"",
+				 key);
+			return why;
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+		if (!json_object_get(o, names[i])) {
+			snprintf(why, sizeof(why), "member \"%s\" missing",
+				 names[i]);
+			return why;
+		}
+	return NULL;
+}
+
+/* A string member without NUL inside: its text and length, or NULL. */
+static const char *member_str(json_t *o, const char *name, size_t *len)
+{
+	json_t *v = json_object_get(o, name);
+	const char *s;
+
+	if (!json_is_string(v))
+		return NULL;
+	s = json_string_value(v);
+	*len = json_string_length(v);
+	return strlen(s) == *len ? s : NULL;
+}
+
+static bool member_dec(json_t *o, const char *name, u64 *out)
+{
+	size_t len;
+	const char *s = member_str(o, name, &len);
+
+	return s && parse_dec(s, len, out);
+}
+
+static bool member_hash(json_t *o, const char *name, u8 out[MERKLE_HASH_BYTES])
+{
+	u8 buf[MERKLE_HASH_BYTES + 3];
+	size_t len, n;
+	const char *s = member_str(o, name, &len);
+
+	if (!s || !b64_decode(s, len, buf, sizeof(buf), &n) ||
+	    n != MERKLE_HASH_BYTES)
+		return false;
+	memcpy(out, buf, MERKLE_HASH_BYTES);
+	return true;
+}
+
+/* "proof": an array of at most MERKLE_PROOF_HASHES_MAX hashes.  Returns
+ * NULL or what is wrong. */
+static const char *member_proof(json_t *o, u8 proof[][MERKLE_HASH_BYTES],
+				size_t *n)
+{
+	static char why[96];
+	json_t *a = json_object_get(o, "proof");
+
+	if (!json_is_array(a))
+		return "\"proof\" is not an array";
+	if (json_array_size(a) > MERKLE_PROOF_HASHES_MAX)
+		return "\"proof\" has more than 64 hashes";
+	*n = json_array_size(a);
+	for (size_t i = 0; i < *n; i++) {
+		json_t *h = json_array_get(a, i);
+		u8 buf[MERKLE_HASH_BYTES + 3];
+		size_t got;
+		if (!json_is_string(h) ||
+		    strlen(json_string_value(h)) != json_string_length(h) ||
+		    !b64_decode(json_string_value(h), json_string_length(h),
+				buf, sizeof(buf), &got) ||
+		    got != MERKLE_HASH_BYTES) {
+			snprintf(why, sizeof(why),
+				 "\"proof\"[%zu] is not the base64 of a "
+				 "32-byte hash",
+				 i);
+			return why;
+		}
+		memcpy(proof[i], buf, MERKLE_HASH_BYTES);
+	}
+	return NULL;
+}
+
+/* ---- signed checkpoints -------------------------------------------------- */
+
+/*
+ * Open a signed checkpoint note[0..len) with verifiers[0..nv), all named
+ * after the log's origin, and parse its body.  Returns 0, or
+ * AUDIT_FAILED with the failed check printed under the label what.
+ */
+static int open_checkpoint(const char *what, const char *note, size_t len,
+			   const struct note_verifier *verifiers, size_t nv,
+			   struct checkpoint *c)
+{
+	struct note_opened op;
+	int ret = note_open(note, len, verifiers, nv, &op);
+
+	if (ret != 0)
+		return failed("%s signature: %s", what, note_strerror(ret));
+	ret = checkpoint_parse(op.text, op.text_len, c);
+	if (ret != 0)
+		return failed("%s: not a checkpoint (%s)", what,
+			      note_strerror(ret));
+	/* The key is named after the log: a checkpoint signed by the same
+	 * key for another origin is not this log's. */
+	if (c->origin_len != verifiers[0].name_len ||
+	    memcmp(c->origin, verifiers[0].name, c->origin_len) != 0)
+		return failed("%s origin: \"%s\" is not the key's name \"%s\"",
+			      what, c->origin, verifiers[0].name);
+	return 0;
+}
+
+/* ---- verify-inclusion ---------------------------------------------------- */
+
+static const char *type_name(u16 type)
+{
+	switch (type) {
+	case JOURNAL_CREATE_ACCOUNTS: return "create_accounts";
+	case JOURNAL_CREATE_TRANSFERS: return "create_transfers";
+	case JOURNAL_PULSE: return "pulse";
+	default: return "unknown type";
+	}
+}
+
+static int check_receipt(const char *text, size_t text_len,
+			 const struct note_verifier *keys, size_t nkeys)
+{
+	static const char *const names[] = {"index",	 "entry", "leaf_hash",
+					    "size",	 "root",  "proof",
+					    "checkpoint"};
+	u8 proof[MERKLE_PROOF_HASHES_MAX][MERKLE_HASH_BYTES];
+	u8 leaf[MERKLE_HASH_BYTES], root[MERKLE_HASH_BYTES];
+	u8 computed[MERKLE_HASH_BYTES];
+	u8 *entry = NULL;
+	size_t nproof = 0, entry_len = 0, len, cp_len;
+	u64 index, size;
+	struct checkpoint c;
+	struct journal_record r;
+	json_error_t jerr;
+	const char *why, *s, *cp;
+	int ret;
+
+	json_t *o = json_loadb(text, text_len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!o || !json_is_object(o)) {
+		ret = failed("receipt: not a JSON object (%s)",
+			     o ? "another JSON value" : jerr.text);
+		goto cleanup;
+	}
+	why = check_members(o, names, sizeof(names) / sizeof(names[0]));
+	if (why) {
+		ret = failed("receipt: %s", why);
+		goto cleanup;
+	}
+	if (!member_dec(o, "index", &index) || !member_dec(o, "size", &size)) {
+		ret = failed("receipt: \"index\" and \"size\" must be "
+			     "canonical decimal strings");
+		goto cleanup;
+	}
+	if (!member_hash(o, "leaf_hash", leaf) ||
+	    !member_hash(o, "root", root)) {
+		ret = failed("receipt: \"leaf_hash\" and \"root\" must be the "
+			     "base64 of 32-byte hashes");
+		goto cleanup;
+	}
+	why = member_proof(o, proof, &nproof);
+	if (why) {
+		ret = failed("receipt: %s", why);
+		goto cleanup;
+	}
+	s = member_str(o, "entry", &len);
+	entry = malloc(JOURNAL_RECORD_BYTES_MAX + 3);
+	if (!entry) {
+		ret = failed("out of memory");
+		goto cleanup;
+	}
+	if (!s ||
+	    !b64_decode(s, len, entry, JOURNAL_RECORD_BYTES_MAX + 3,
+			&entry_len) ||
+	    entry_len > JOURNAL_RECORD_BYTES_MAX) {
+		ret = failed("receipt: \"entry\" is not the base64 of one "
+			     "journal record");
+		goto cleanup;
+	}
+	cp = member_str(o, "checkpoint", &cp_len);
+	if (!cp) {
+		ret = failed("receipt: \"checkpoint\" is not a string");
+		goto cleanup;
+	}
+
+	ret = open_checkpoint("checkpoint", cp, cp_len, keys, nkeys, &c);
+	if (ret != 0)
+		goto cleanup;
+	if (size != c.size) {
+		ret = failed("size: the receipt says %llu, the signed "
+			     "checkpoint %llu",
+			     (unsigned long long)size,
+			     (unsigned long long)c.size);
+		goto cleanup;
+	}
+	if (memcmp(root, c.root, sizeof(root)) != 0) {
+		ret = failed("root: the receipt's root is not the signed "
+			     "checkpoint's");
+		goto cleanup;
+	}
+	merkle_hash_leaf(entry, entry_len, computed);
+	if (memcmp(computed, leaf, sizeof(leaf)) != 0) {
+		ret = failed("leaf_hash: not SHA-256(0x00 || entry)");
+		goto cleanup;
+	}
+	/* The proof is of the hash; the sentence printed is about the
+	 * record, so the record must be one, and the one at this index. */
+	if (journal_decode(entry, entry_len, &r) != (long)entry_len) {
+		ret = failed("entry: not one valid journal record (size, "
+			     "checksum, version or type)");
+		goto cleanup;
+	}
+	if (index == UINT64_MAX || r.seq != index + 1) {
+		ret = failed("entry: its seq %llu is not index %llu + 1",
+			     (unsigned long long)r.seq,
+			     (unsigned long long)index);
+		goto cleanup;
+	}
+	ret = merkle_verify_inclusion(index, size, leaf,
+				      (const u8(*)[MERKLE_HASH_BYTES])proof,
+				      nproof, c.root);
+	if (ret != 0) {
+		ret = failed("inclusion proof: %s", merkle_strerror(ret));
+		goto cleanup;
+	}
+	printf("entry %llu (seq %llu, %s, %u events) is in %s at size "
+	       "%llu\n",
+	       (unsigned long long)index, (unsigned long long)r.seq,
+	       type_name(r.type), r.payload_bytes / JOURNAL_EVENT_BYTES,
+	       c.origin, (unsigned long long)c.size);
+	ret = 0;
+cleanup:
+	json_decref(o);
+	free(entry);
+	return ret;
+}
+
+static void usage_inclusion(FILE *f)
+{
+	fprintf(f,
+		"usage: tpwallet audit verify-inclusion --receipt FILE --key "
+		"KEY\n\n"
+		"Verify a receipt (GET /v1/transfers/{id}/receipt) offline: "
+		"the checkpoint's\nsignature with KEY, its size and root, the "
+		"entry's leaf hash, and the\ninclusion proof.  KEY is the "
+		"verifier key (GET /v1/audit/key), or @FILE.\n"
+		"Exit 0 when everything holds, 1 naming the failed check, "
+		"2 on usage errors.\n");
+}
+
+static int verify_inclusion(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"receipt", required_argument, NULL, 'r'},
+		{"key", required_argument, NULL, 'k'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *receipt = NULL, *key = NULL;
+	struct note_verifier v[NOTE_VERIFIERS_MAX];
+	char *text = NULL;
+	size_t len, nv;
+	int c, ret;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "r:k:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'r': receipt = optarg; break;
+		case 'k': key = optarg; break;
+		case 'h': usage_inclusion(stdout); return 0;
+		default: usage_inclusion(stderr); return EXIT_USAGE;
+		}
+	}
+	if (optind < argc || !receipt || !key) {
+		usage_inclusion(stderr);
+		return EXIT_USAGE;
+	}
+	ret = load_keys("verify-inclusion", key, v, &nv);
+	if (ret != 0)
+		return ret;
+	ret = read_file(receipt, RECEIPT_BYTES_MAX, &text, &len);
+	if (ret != 0) {
+		fprintf(stderr, "tpwallet audit verify-inclusion: %s: %s\n",
+			receipt, read_error(ret));
+		return EXIT_USAGE;
+	}
+	ret = check_receipt(text, len, v, nv);
+	free(text);
+	return ret;
+}
+
+/* ---- verify-consistency -------------------------------------------------- */
+
+static int check_consistency(const char *old_note, size_t old_len,
+			     const char *new_note, size_t new_len,
+			     const char *proof_text, size_t proof_len,
+			     const struct note_verifier *keys, size_t nkeys)
+{
+	static const char *const names[] = {"from", "to", "from_root",
+					    "to_root", "proof"};
+	u8 proof[MERKLE_PROOF_HASHES_MAX][MERKLE_HASH_BYTES];
+	u8 from_root[MERKLE_HASH_BYTES], to_root[MERKLE_HASH_BYTES];
+	struct checkpoint oc, nc;
+	size_t nproof = 0;
+	u64 from, to;
+	json_error_t jerr;
+	const char *why;
+	int ret;
+
+	json_t *o = json_loadb(proof_text, proof_len, JSON_REJECT_DUPLICATES,
+			       &jerr);
+	if (!o || !json_is_object(o)) {
+		ret = failed("proof: not a JSON object (%s)",
+			     o ? "another JSON value" : jerr.text);
+		goto cleanup;
+	}
+	why = check_members(o, names, sizeof(names) / sizeof(names[0]));
+	if (why) {
+		ret = failed("proof: %s", why);
+		goto cleanup;
+	}
+	if (!member_dec(o, "from", &from) || !member_dec(o, "to", &to)) {
+		ret = failed("proof: \"from\" and \"to\" must be canonical "
+			     "decimal strings");
+		goto cleanup;
+	}
+	if (!member_hash(o, "from_root", from_root) ||
+	    !member_hash(o, "to_root", to_root)) {
+		ret = failed("proof: \"from_root\" and \"to_root\" must be "
+			     "the base64 of 32-byte hashes");
+		goto cleanup;
+	}
+	why = member_proof(o, proof, &nproof);
+	if (why) {
+		ret = failed("proof: %s", why);
+		goto cleanup;
+	}
+	ret = open_checkpoint("old checkpoint", old_note, old_len, keys, nkeys,
+			      &oc);
+	if (ret != 0)
+		goto cleanup;
+	ret = open_checkpoint("new checkpoint", new_note, new_len, keys, nkeys,
+			      &nc);
+	if (ret != 0)
+		goto cleanup;
+	if (from != oc.size || to != nc.size) {
+		ret = failed("sizes: the proof is from %llu to %llu, the "
+			     "checkpoints are of sizes %llu and %llu",
+			     (unsigned long long)from, (unsigned long long)to,
+			     (unsigned long long)oc.size,
+			     (unsigned long long)nc.size);
+		goto cleanup;
+	}
+	/* The proof file's roots are a convenience; only the signed ones
+	 * count, and a file that disagrees with them is refused. */
+	if (memcmp(from_root, oc.root, sizeof(from_root)) != 0) {
+		ret = failed("from_root: not the old checkpoint's root");
+		goto cleanup;
+	}
+	if (memcmp(to_root, nc.root, sizeof(to_root)) != 0) {
+		ret = failed("to_root: not the new checkpoint's root");
+		goto cleanup;
+	}
+	ret = merkle_verify_consistency(oc.size, nc.size, oc.root, nc.root,
+					(const u8(*)[MERKLE_HASH_BYTES])proof,
+					nproof);
+	if (ret != 0) {
+		ret = failed("consistency proof: %s", merkle_strerror(ret));
+		goto cleanup;
+	}
+	printf("%s at size %llu extends size %llu: consistent\n", nc.origin,
+	       (unsigned long long)nc.size, (unsigned long long)oc.size);
+	ret = 0;
+cleanup:
+	json_decref(o);
+	return ret;
+}
+
+static void usage_consistency(FILE *f)
+{
+	fprintf(f,
+		"usage: tpwallet audit verify-consistency --old FILE --new "
+		"FILE --proof FILE\n"
+		"                                         --key KEY\n\n"
+		"Verify offline that the signed checkpoint in --new extends "
+		"the one in --old\n(GET /v1/audit/checkpoint, at two times), "
+		"given the proof from\nGET /v1/audit/proof/consistency?from=M"
+		"&to=N: both signatures with KEY,\nthe proof's sizes and "
+		"roots against the checkpoints', and the proof.\n"
+		"Exit 0 when everything holds, 1 naming the failed check, "
+		"2 on usage errors.\n");
+}
+
+static int verify_consistency(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"old", required_argument, NULL, 'o'},
+		{"new", required_argument, NULL, 'n'},
+		{"proof", required_argument, NULL, 'p'},
+		{"key", required_argument, NULL, 'k'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *paths[3] = {NULL, NULL, NULL}, *key = NULL;
+	static const size_t caps[3] = {NOTE_BYTES_MAX, NOTE_BYTES_MAX,
+				       PROOF_FILE_BYTES_MAX};
+	char *text[3] = {NULL, NULL, NULL};
+	size_t len[3] = {0, 0, 0};
+	struct note_verifier v[NOTE_VERIFIERS_MAX];
+	size_t nv;
+	int c, ret;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "o:n:p:k:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'o': paths[0] = optarg; break;
+		case 'n': paths[1] = optarg; break;
+		case 'p': paths[2] = optarg; break;
+		case 'k': key = optarg; break;
+		case 'h': usage_consistency(stdout); return 0;
+		default: usage_consistency(stderr); return EXIT_USAGE;
+		}
+	}
+	if (optind < argc || !paths[0] || !paths[1] || !paths[2] || !key) {
+		usage_consistency(stderr);
+		return EXIT_USAGE;
+	}
+	ret = load_keys("verify-consistency", key, v, &nv);
+	if (ret != 0)
+		return ret;
+	for (int i = 0; i < 3; i++) {
+		ret = read_file(paths[i], caps[i], &text[i], &len[i]);
+		if (ret != 0) {
+			fprintf(stderr,
+				"tpwallet audit verify-consistency: %s: %s\n",
+				paths[i], read_error(ret));
+			ret = EXIT_USAGE;
+			goto cleanup;
+		}
+	}
+	ret = check_consistency(text[0], len[0], text[1], len[1], text[2],
+				len[2], v, nv);
+cleanup:
+	for (int i = 0; i < 3; i++)
+		free(text[i]);
+	return ret;
+}
+
+/* ---- check -----------------------------------------------------------------
+ */
+
+struct signed_size {
+	u64 size;
+	u8 root[MERKLE_HASH_BYTES];
+};
+
+struct check {
+	const char *data;
+	char origin[CHECKPOINT_ORIGIN_BYTES_MAX + 1];
+	struct note_verifier verifiers[NOTE_VERIFIERS_MAX];
+	size_t nverifiers;
+
+	/* The signed tree sizes, strictly increasing, each once. */
+	struct signed_size *cps;
+	size_t ncps, cps_cap;
+	u64 notes; /* signed notes read, valid or not */
+
+	/* DATA/audit/leaves: the first `leaves_auth` stored leaf hashes
+	 * match a signed root, so they can name the changed entry. */
+	u64 leaves_stored;
+	u64 leaves_auth;
+	bool leaves_present;
+
+	unsigned problems;
+};
+
+static void problem(struct check *ck, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void problem(struct check *ck, const char *fmt, ...)
+{
+	va_list ap;
+
+	ck->problems++;
+	fputs("TAMPERED: ", stdout);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	fputc('\n', stdout);
+	fflush(stdout);
+}
+
+static u64 mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (u64)ts.tv_sec * 1000u + (u64)ts.tv_nsec / 1000000u;
+}
+
+/* DATA/origin: one line, a valid note key name. */
+static int load_origin(struct check *ck)
+{
+	char path[PATH_BYTES_MAX], *text = NULL;
+	size_t len;
+	int ret;
+
+	snprintf(path, sizeof(path), "%s/origin", ck->data);
+	ret = read_file(path, ORIGIN_FILE_BYTES_MAX, &text, &len);
+	if (ret != 0) {
+		fprintf(stderr, "tpwallet audit check: %s: %s\n", path,
+			read_error(ret));
+		return EXIT_USAGE;
+	}
+	if (len > 0 && text[len - 1] == '\n')
+		len--;
+	if (len > CHECKPOINT_ORIGIN_BYTES_MAX || !note_name_valid(text, len)) {
+		free(text);
+		fprintf(stderr,
+			"tpwallet audit check: %s is not a log origin\n", path);
+		return EXIT_USAGE;
+	}
+	memcpy(ck->origin, text, len);
+	ck->origin[len] = '\0';
+	free(text);
+	return 0;
+}
+
+/* Every key in DATA/keys, as a note key named after the origin: keys
+ * rotated out still verify what they signed then. */
+static int load_keyring(struct check *ck)
+{
+	char dir[PATH_BYTES_MAX], err[KEYRING_ERR_BYTES] = "";
+	struct keyring *kr = NULL;
+	size_t olen = strlen(ck->origin);
+	int ret;
+
+	snprintf(dir, sizeof(dir), "%s/keys", ck->data);
+	ret = keyring_open(dir, NULL, &kr, err, sizeof(err));
+	if (ret != 0) {
+		fprintf(stderr,
+			"tpwallet audit check: cannot read the keys in %s: %s "
+			"(give the log's key with --key)\n",
+			dir, err[0] ? err : keyring_strerror(ret));
+		return EXIT_USAGE;
+	}
+	for (size_t i = 0; i < keyring_count(kr) && i < NOTE_VERIFIERS_MAX;
+	     i++) {
+		const struct keyring_key *k = keyring_key_at(kr, i);
+		struct note_verifier *v = &ck->verifiers[ck->nverifiers++];
+		memcpy(v->name, ck->origin, olen + 1);
+		v->name_len = olen;
+		memcpy(v->public_key, k->pub, sizeof(v->public_key));
+		v->key_id = note_key_id(v->name, v->name_len, v->public_key);
+	}
+	keyring_free(kr);
+	if (ck->nverifiers == 0) {
+		fprintf(stderr, "tpwallet audit check: %s holds no key\n", dir);
+		return EXIT_USAGE;
+	}
+	return 0;
+}
+
+static int add_signed(struct check *ck, u64 size, const u8 *root)
+{
+	if (ck->ncps == ck->cps_cap) {
+		size_t cap = ck->cps_cap ? ck->cps_cap * 2 : 64;
+		if (cap > CHECKPOINTS_MAX)
+			return -E2BIG;
+		struct signed_size *p = realloc(ck->cps, cap * sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		ck->cps = p;
+		ck->cps_cap = cap;
+	}
+	ck->cps[ck->ncps].size = size;
+	memcpy(ck->cps[ck->ncps].root, root, MERKLE_HASH_BYTES);
+	ck->ncps++;
+	return 0;
+}
+
+/* One signed note from the checkpoints file, at byte offset at. */
+static int take_checkpoint(struct check *ck, const char *note, size_t len,
+			   u64 at)
+{
+	struct note_opened op;
+	struct checkpoint c;
+	int ret = note_open(note, len, ck->verifiers, ck->nverifiers, &op);
+
+	if (ret != 0) {
+		problem(ck,
+			"checkpoint at offset %llu of audit/checkpoints: "
+			"signature refused (%s)",
+			(unsigned long long)at, note_strerror(ret));
+		return 0;
+	}
+	ret = checkpoint_parse(op.text, op.text_len, &c);
+	if (ret != 0) {
+		problem(ck,
+			"checkpoint at offset %llu: signed, but not a "
+			"checkpoint (%s)",
+			(unsigned long long)at, note_strerror(ret));
+		return 0;
+	}
+	if (strcmp(c.origin, ck->origin) != 0) {
+		problem(ck,
+			"checkpoint at offset %llu: origin \"%s\" is not "
+			"the log's \"%s\"",
+			(unsigned long long)at, c.origin, ck->origin);
+		return 0;
+	}
+	if (ck->ncps > 0) {
+		const struct signed_size *last = &ck->cps[ck->ncps - 1];
+		if (c.size < last->size) {
+			problem(ck,
+				"checkpoint at offset %llu: size %llu goes "
+				"back from %llu",
+				(unsigned long long)at,
+				(unsigned long long)c.size,
+				(unsigned long long)last->size);
+			return 0;
+		}
+		if (c.size == last->size) {
+			if (memcmp(c.root, last->root, sizeof(c.root)) != 0)
+				problem(ck,
+					"checkpoint at offset %llu: a "
+					"second root for size %llu (a fork)",
+					(unsigned long long)at,
+					(unsigned long long)c.size);
+			return 0;
+		}
+	}
+	ret = add_signed(ck, c.size, c.root);
+	if (ret != 0)
+		fprintf(stderr,
+			"tpwallet audit check: more than %u "
+			"checkpoints, or out of memory\n",
+			CHECKPOINTS_MAX);
+	return ret;
+}
+
+/*
+ * DATA/audit/checkpoints: "<decimal length>\n" and that many bytes of
+ * signed note, repeated.  A record cut short at the very end is a write
+ * in progress (or cut by a crash), not tampering; anything else that does
+ * not parse is.
+ */
+static int read_checkpoints(struct check *ck)
+{
+	char path[PATH_BYTES_MAX], line[LENGTH_LINE_BYTES_MAX + 1];
+	char *note = NULL;
+	FILE *f;
+	u64 at = 0;
+	int ret = 0;
+
+	snprintf(path, sizeof(path), "%s/audit/checkpoints", ck->data);
+	f = fopen(path, "rb");
+	if (!f) {
+		problem(ck, "%s: %s: no signed checkpoint to check against",
+			path, strerror(errno));
+		return 0;
+	}
+	note = malloc(NOTE_BYTES_MAX);
+	if (!note) {
+		ret = -ENOMEM;
+		goto cleanup;
+	}
+	for (;;) {
+		size_t n = 0;
+		int ch;
+		u64 len;
+
+		while (n < sizeof(line) && (ch = fgetc(f)) != EOF && ch != '\n')
+			line[n++] = (char)ch;
+		if (n == 0 && feof(f))
+			break;
+		if (feof(f)) {
+			fprintf(stderr,
+				"tpwallet audit check: %s: a checkpoint cut "
+				"short at offset %llu (being written?), "
+				"ignored\n",
+				path, (unsigned long long)at);
+			break;
+		}
+		if (n == sizeof(line) || !parse_dec(line, n, &len) ||
+		    len == 0 || len > NOTE_BYTES_MAX) {
+			problem(ck,
+				"%s: malformed at offset %llu (no "
+				"checkpoint length)",
+				path, (unsigned long long)at);
+			break;
+		}
+		if (fread(note, 1, len, f) != len) {
+			fprintf(stderr,
+				"tpwallet audit check: %s: a checkpoint cut "
+				"short at offset %llu (being written?), "
+				"ignored\n",
+				path, (unsigned long long)at);
+			break;
+		}
+		ck->notes++;
+		ret = take_checkpoint(ck, note, len, at);
+		if (ret != 0)
+			break;
+		at += n + 1 + len;
+	}
+cleanup:
+	free(note);
+	fclose(f);
+	return ret;
+}
+
+/*
+ * Authenticate DATA/audit/leaves: the root of the first `size` stored
+ * leaves must be the signed root, for every checkpoint the file covers.
+ * Only a prefix that a signed root vouches for is used to name entries.
+ */
+static void authenticate_leaves(struct check *ck)
+{
+	char path[PATH_BYTES_MAX];
+	struct merkle_tree t;
+	struct stat st;
+	u8 leaf[MERKLE_HASH_BYTES], root[MERKLE_HASH_BYTES];
+	size_t k = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/audit/leaves", ck->data);
+	f = fopen(path, "rb");
+	if (!f || fstat(fileno(f), &st) != 0) {
+		if (f)
+			fclose(f);
+		return;
+	}
+	ck->leaves_present = true;
+	/* A last hash half-written by a running server is not counted. */
+	ck->leaves_stored = (u64)st.st_size / MERKLE_HASH_BYTES;
+	merkle_tree_init(&t);
+	while (k < ck->ncps && ck->cps[k].size == 0)
+		k++;
+	while (k < ck->ncps && ck->cps[k].size <= ck->leaves_stored) {
+		if (fread(leaf, 1, sizeof(leaf), f) != sizeof(leaf))
+			break;
+		merkle_tree_append_hash(&t, leaf, NULL, NULL);
+		if (t.size < ck->cps[k].size)
+			continue;
+		merkle_tree_root(&t, root);
+		if (memcmp(root, ck->cps[k].root, sizeof(root)) != 0) {
+			problem(ck,
+				"audit/leaves: the stored leaf hashes do not "
+				"give the signed root at size %llu (entries "
+				"past %llu are located by checkpoints only)",
+				(unsigned long long)ck->cps[k].size,
+				(unsigned long long)ck->leaves_auth);
+			break;
+		}
+		ck->leaves_auth = t.size;
+		k++;
+	}
+	fclose(f);
+}
+
+/* Record raw with its seq set to seq and its checksum made good again:
+ * what an entry was before a renumbering moved it.  Hashes the result. */
+static void hash_renumbered(const u8 *raw, size_t len, u64 seq,
+			    u8 out[MERKLE_HASH_BYTES])
+{
+	u8 *copy = malloc(len);
+
+	if (!copy || len < JOURNAL_HEADER_BYTES) {
+		memset(out, 0, MERKLE_HASH_BYTES);
+		free(copy);
+		return;
+	}
+	memcpy(copy, raw, len);
+	for (unsigned i = 0; i < 8; i++)
+		copy[HEADER_SEQ_OFFSET + i] = (u8)(seq >> (8 * i));
+	u32 crc = crc32c(0, copy + 8, len - 8);
+	for (unsigned i = 0; i < 4; i++)
+		copy[HEADER_CRC_OFFSET + i] = (u8)(crc >> (8 * i));
+	merkle_hash_leaf(copy, len, out);
+	free(copy);
+}
+
+/* What happened at index k, the first entry whose hash is not the stored
+ * one, told from the next record too: an attacker who removes, swaps or
+ * inserts a record must renumber the seqs after it (the reader checks
+ * them), so undoing the renumbering shows where each record came from. */
+struct first_change {
+	bool found, decided;
+	u64 index;
+	u8 *raw; /* entry k's bytes, JOURNAL_RECORD_BYTES_MAX */
+	size_t len;
+	u8 stored[MERKLE_HASH_BYTES]; /* the authenticated leaf k */
+};
+
+static void classify(struct check *ck, struct first_change *fc, const u8 *next,
+		     size_t next_len, const u8 next_hash[MERKLE_HASH_BYTES],
+		     const u8 *next_stored)
+{
+	unsigned long long k = (unsigned long long)fc->index;
+	u8 a[MERKLE_HASH_BYTES], b[MERKLE_HASH_BYTES];
+
+	fc->decided = true;
+	if (!next || !next_stored) {
+		problem(ck, "entry %llu changed", k);
+		return;
+	}
+	if (memcmp(next_hash, next_stored, MERKLE_HASH_BYTES) == 0) {
+		problem(ck, "entry %llu changed (entry %llu is intact)", k,
+			k + 1);
+		return;
+	}
+	/* Was k's record entry k + 1's?  Is k + 1's record entry k's? */
+	hash_renumbered(fc->raw, fc->len, fc->index + 2, a);
+	hash_renumbered(next, next_len, fc->index + 1, b);
+	bool k_was_next = memcmp(a, next_stored, sizeof(a)) == 0;
+	bool next_was_k = memcmp(b, fc->stored, sizeof(b)) == 0;
+	if (k_was_next && next_was_k)
+		problem(ck,
+			"entries %llu and %llu reordered (seqs "
+			"renumbered)",
+			k, k + 1);
+	else if (k_was_next)
+		problem(ck, "entry %llu removed (later seqs renumbered)", k);
+	else if (next_was_k)
+		problem(ck,
+			"a record inserted at entry %llu (later seqs "
+			"renumbered)",
+			k);
+	else
+		problem(ck, "entry %llu changed (and entries after it)", k);
+}
+
+static int check_journal(struct check *ck)
+{
+	char path[PATH_BYTES_MAX];
+	struct journal_reader *rd = NULL;
+	struct first_change fc = {0};
+	struct merkle_tree t;
+	FILE *leaves = NULL;
+	u8 hash[MERKLE_HASH_BYTES], stored[MERKLE_HASH_BYTES];
+	u8 root[MERKLE_HASH_BYTES];
+	u64 bytes = 0, last_print = mono_ms();
+	u64 bad_cp_prev = 0, bad_cp_size = 0;
+	size_t k = 0;
+	bool bad_cp = false, cut = false;
+	int ret;
+
+	ret = journal_reader_open(&rd, ck->data, 1);
+	if (ret != 0) {
+		problem(ck, "%s/journal: %s", ck->data, strerror(-ret));
+		return 0;
+	}
+	fc.raw = malloc(JOURNAL_RECORD_BYTES_MAX);
+	if (!fc.raw) {
+		ret = -ENOMEM;
+		goto cleanup;
+	}
+	if (ck->leaves_auth > 0) {
+		snprintf(path, sizeof(path), "%s/audit/leaves", ck->data);
+		leaves = fopen(path, "rb");
+	}
+	merkle_tree_init(&t);
+	for (;;) {
+		struct journal_record r;
+		const u8 *raw;
+		size_t raw_bytes;
+		bool have_stored = false;
+
+		/* The root at every signed size, size 0 included. */
+		while (k < ck->ncps && ck->cps[k].size == t.size) {
+			merkle_tree_root(&t, root);
+			if (!bad_cp &&
+			    memcmp(root, ck->cps[k].root, sizeof(root)) != 0) {
+				bad_cp = true;
+				bad_cp_prev = k > 0 ? ck->cps[k - 1].size : 0;
+				bad_cp_size = ck->cps[k].size;
+			}
+			k++;
+		}
+		ret = journal_reader_next(rd, &r, &raw, &raw_bytes);
+		if (ret == 0)
+			break;
+		if (ret < 0) {
+			if (fc.found && !fc.decided)
+				classify(ck, &fc, NULL, 0, NULL, NULL);
+			problem(ck,
+				"entry %llu: the journal cannot be read past "
+				"it: records removed, reordered, inserted or "
+				"damaged (%s)",
+				(unsigned long long)t.size,
+				journal_reader_error(rd));
+			cut = true;
+			goto report;
+		}
+		merkle_hash_leaf(raw, raw_bytes, hash);
+		if (leaves && t.size < ck->leaves_auth &&
+		    fread(stored, 1, sizeof(stored), leaves) == sizeof(stored))
+			have_stored = true;
+		if (fc.found && !fc.decided)
+			classify(ck, &fc, raw, raw_bytes, hash,
+				 have_stored ? stored : NULL);
+		if (!fc.found && have_stored &&
+		    memcmp(hash, stored, sizeof(hash)) != 0) {
+			fc.found = true;
+			fc.index = t.size;
+			memcpy(fc.raw, raw, raw_bytes);
+			fc.len = raw_bytes;
+			memcpy(fc.stored, stored, sizeof(stored));
+		}
+		merkle_tree_append_hash(&t, hash, NULL, NULL);
+		bytes += raw_bytes;
+		if ((t.size & 1023) == 0 &&
+		    mono_ms() - last_print >= PROGRESS_INTERVAL_MS) {
+			last_print = mono_ms();
+			fprintf(stderr,
+				"audit check: %llu entries, %llu MiB read\n",
+				(unsigned long long)t.size,
+				(unsigned long long)(bytes >> 20));
+		}
+	}
+	if (fc.found && !fc.decided)
+		classify(ck, &fc, NULL, 0, NULL, NULL);
+report:
+	/* Without authenticated leaves, the signed roots still bound where
+	 * the change lies: between the last size that matched and the first
+	 * that did not. */
+	if (bad_cp && !fc.found)
+		problem(ck,
+			"entries %llu..%llu changed, removed, reordered or "
+			"inserted (the journal gives the signed root at size "
+			"%llu but not at size %llu)",
+			(unsigned long long)bad_cp_prev,
+			(unsigned long long)bad_cp_size - 1,
+			(unsigned long long)bad_cp_prev,
+			(unsigned long long)bad_cp_size);
+	if (ck->ncps > 0 && k < ck->ncps && !cut) {
+		u64 newest = ck->cps[ck->ncps - 1].size;
+		if (t.size < newest)
+			problem(ck,
+				"entries %llu..%llu removed: the journal "
+				"ends at %llu entries, the newest signed "
+				"checkpoint covers %llu",
+				(unsigned long long)t.size,
+				(unsigned long long)newest - 1,
+				(unsigned long long)t.size,
+				(unsigned long long)newest);
+	}
+	if (ck->problems == 0) {
+		u64 newest = ck->ncps ? ck->cps[ck->ncps - 1].size : 0;
+		printf("%llu entries, %llu checkpoints, newest size %llu: "
+		       "consistent",
+		       (unsigned long long)t.size,
+		       (unsigned long long)ck->notes,
+		       (unsigned long long)newest);
+		if (t.size > newest)
+			printf(" (%llu newer entries not signed yet)",
+			       (unsigned long long)(t.size - newest));
+		printf("\n");
+	}
+	ret = 0;
+cleanup:
+	if (leaves)
+		fclose(leaves);
+	free(fc.raw);
+	journal_reader_close(rd);
+	return ret;
+}
+
+static void usage_check(FILE *f)
+{
+	fprintf(f,
+		"usage: tpwallet audit check DATA [--key KEY]\n\n"
+		"Check a data directory offline (the server may be stopped or "
+		"running):\nevery signed checkpoint in DATA/audit/checkpoints "
+		"against the keys in\nDATA/keys (or only KEY: a verifier key, "
+		"or @FILE), the stored leaf hashes\nagainst the checkpoints, "
+		"then every journal record re-hashed against both.\nA changed, "
+		"removed, reordered or inserted record is named by its entry "
+		"index\n(or the range between two checkpoints), even when its "
+		"checksum was rewritten.\nProgress goes to stderr.  Exit 0 "
+		"when consistent, 1 when tampering is found,\n2 on usage "
+		"errors.\n");
+}
+
+static int check_data(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"key", required_argument, NULL, 'k'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct check *ck = NULL;
+	const char *key = NULL;
+	struct stat st;
+	int c, ret;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "k:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'k': key = optarg; break;
+		case 'h': usage_check(stdout); return 0;
+		default: usage_check(stderr); return EXIT_USAGE;
+		}
+	}
+	if (optind + 1 != argc) {
+		usage_check(stderr);
+		return EXIT_USAGE;
+	}
+	if (stat(argv[optind], &st) != 0 || !S_ISDIR(st.st_mode) ||
+	    strlen(argv[optind]) > PATH_MAX) {
+		fprintf(stderr, "tpwallet audit check: %s is not a directory\n",
+			argv[optind]);
+		return EXIT_USAGE;
+	}
+	ck = calloc(1, sizeof(*ck));
+	if (!ck)
+		return EXIT_SOFTWARE;
+	ck->data = argv[optind];
+	ret = load_origin(ck);
+	if (ret != 0)
+		goto cleanup;
+	if (key) {
+		ret = load_keys("check", key, ck->verifiers, &ck->nverifiers);
+		if (ret != 0)
+			goto cleanup;
+		if (strcmp(ck->verifiers[0].name, ck->origin) != 0) {
+			problem(ck,
+				"the key is named \"%s\", the log's origin "
+				"is \"%s\"",
+				ck->verifiers[0].name, ck->origin);
+			ret = AUDIT_FAILED;
+			goto cleanup;
+		}
+	} else {
+		ret = load_keyring(ck);
+		if (ret != 0)
+			goto cleanup;
+	}
+	ret = read_checkpoints(ck);
+	if (ret == 0)
+		authenticate_leaves(ck);
+	if (ret == 0)
+		ret = check_journal(ck);
+	if (ret != 0) {
+		fprintf(stderr, "tpwallet audit check: %s\n",
+			ret == -ENOMEM ? "out of memory" : strerror(-ret));
+		ret = EXIT_SOFTWARE;
+		goto cleanup;
+	}
+	if (ck->problems > 0) {
+		printf("%s: %u problem%s found: the audit log does not match "
+		       "its signed checkpoints\n",
+		       ck->data, ck->problems, ck->problems == 1 ? "" : "s");
+		ret = AUDIT_FAILED;
+	}
+cleanup:
+	if (ck)
+		free(ck->cps);
+	free(ck);
+	return ret;
+}
+
+/* ---- the command -----------------------------------------------------------
+ */
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: tpwallet audit <subcommand> [options]\n\n"
+		"Verify the audit log offline, without a server:\n"
+		"  verify-inclusion    --receipt FILE --key KEY\n"
+		"  verify-consistency  --old FILE --new FILE --proof FILE "
+		"--key KEY\n"
+		"  check               DATA [--key KEY]\n\n"
+		"'tpwallet audit <subcommand> --help' says what each checks.  "
+		"KEY is the\nlog's verifier key (GET /v1/audit/key) or @FILE.  "
+		"See docs/api.md, Audit log.\n");
+}
+
+int cmd_audit(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	const char *sub = argv[1];
+	if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0) {
+		usage(stdout);
+		return 0;
+	}
+	if (strcmp(sub, "verify-inclusion") == 0)
+		return verify_inclusion(argc - 1, argv + 1);
+	if (strcmp(sub, "verify-consistency") == 0)
+		return verify_consistency(argc - 1, argv + 1);
+	if (strcmp(sub, "check") == 0)
+		return check_data(argc - 1, argv + 1);
+	fprintf(stderr, "tpwallet audit: unknown subcommand '%s'\n", sub);
+	usage(stderr);
+	return EXIT_USAGE;
+}
