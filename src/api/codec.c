@@ -868,11 +868,19 @@ void codec_write_balance(struct wbuf *b, const struct account_balance *ab)
 void codec_write_result(struct wbuf *b, u32 index, const char *status,
 			u64 timestamp)
 {
+	codec_write_result_entry(b, index, status, timestamp, UINT64_MAX);
+}
+
+void codec_write_result_entry(struct wbuf *b, u32 index, const char *status,
+			      u64 timestamp, u64 entry_index)
+{
 	PUT_U64(b, "{\"index\":", index);
 	wbuf_puts(b, ",\"status\":");
 	wbuf_put_json_str(b, status, strlen(status));
 	if (timestamp)
 		PUT_U128(b, ",\"timestamp\":", timestamp);
+	if (entry_index != UINT64_MAX)
+		PUT_U128(b, ",\"entry_index\":", entry_index);
 	wbuf_putc(b, '}');
 }
 

@@ -90,6 +90,10 @@ void codec_write_balance(struct wbuf *b, const struct account_balance *ab);
  * omitted when 0. */
 void codec_write_result(struct wbuf *b, u32 index, const char *status,
 			u64 timestamp);
+/* The same with "entry_index" (the audit log entry that holds the event,
+ * see docs/api.md), unless entry_index is UINT64_MAX. */
+void codec_write_result_entry(struct wbuf *b, u32 index, const char *status,
+			      u64 timestamp, u64 entry_index);
 
 /* The HTTP status of a single-event create reply, from its status name:
  * 201 "created", 200 "exists", 409 "exists_with_different_*" and

@@ -90,6 +90,7 @@ struct request {
 	size_t body_expected; /* Content-Length, or 0 */
 	bool body_too_large;
 	bool over_budget; /* refused: all bodies together are at the budget */
+	bool want_entry;  /* ?entry_index=true: results carry their entry */
 
 	struct engine_request ereq;
 	void *events;
@@ -845,6 +846,14 @@ static enum MHD_Result create_submit(struct request *rq)
 	if (rq->body_too_large)
 		return reply_problem(rq, PROBLEM_body_too_large,
 				     "the body is over the limit", NULL, NULL);
+	if (rq->query_len && strcmp(rq->query, "entry_index=true") != 0 &&
+	    strcmp(rq->query, "entry_index=false") != 0) {
+		release_body(rq);
+		return reply_problem(rq, PROBLEM_invalid_query,
+				     "the only parameter is entry_index=true",
+				     "entry_index", NULL);
+	}
+	rq->want_entry = strcmp(rq->query, "entry_index=true") == 0;
 	if (rq->over_budget) {
 		release_body(rq);
 		return reply_problem(rq, PROBLEM_unavailable,
@@ -965,7 +974,12 @@ static enum MHD_Result create_reply(struct request *rq)
 		}
 		if (i)
 			wbuf_putc(&b, ',');
-		codec_write_result(&b, i, name, ts);
+		/* Created by this request: its entry is the journal record
+		 * of the batch, leaf seq - 1 of the audit log. */
+		codec_write_result_entry(&b, i, name, ts,
+					 rq->want_entry && rq->results[i] == 0
+						 ? er->seq - 1
+						 : UINT64_MAX);
 		if (!rq->is_array)
 			status = codec_result_http_status(name);
 	}

@@ -5,6 +5,7 @@ a receipt leads from a transfer to the entry that holds it, a restart
 rebuilds the same tree, and bad requests get their problems."""
 
 import base64
+import json
 import hashlib
 import time
 
@@ -299,3 +300,29 @@ def test_receipt_proves_the_transfer_entry_is_in_the_signed_checkpoint(ctx):
           "the verifier key is named after the origin: %r" % key.body)
     check_eq(s.get("/v1/transfers/999/receipt").status, 404,
              "receipt of an unknown transfer")
+
+
+@e2e_test(timeout=30)
+def test_create_reply_names_the_entry_on_request(ctx):
+    s = ctx.start_server()
+    create(s, "accounts", [account(1), account(2)])
+    r = s.request("POST", "/v1/transfers?entry_index=true",
+                  body=json.dumps({"id": "41", "debit_account_id": "1",
+                                   "credit_account_id": "2", "amount": "3",
+                                   "ledger": 1, "code": 1}).encode(),
+                  headers={"Content-Type": "application/json"})
+    check_eq(r.status, 201, "create with entry_index=true")
+    idx = r.json().get("entry_index")
+    check(idx is not None, "no entry_index in %r" % r.json())
+    wait_size(s, int(idx) + 1)
+    e = s.get("/v1/audit/entries/%s" % idx).json()
+    data = b64(e["entry"])
+    ids = [int.from_bytes(data[off:off + 16], "little")
+           for off in range(32, len(data), 128)]
+    check(41 in ids, "transfer 41 in entry %s" % idx)
+    plain = s.post("/v1/transfers", transfer(42, 1, 2, 1)).json()
+    check("entry_index" not in plain, "entry_index only on request")
+    bad = s.request("POST", "/v1/transfers?nope=1",
+                    body=b'{"id":"43"}',
+                    headers={"Content-Type": "application/json"})
+    check_eq(bad.status, 400, "unknown query parameter on a create")
