@@ -70,7 +70,8 @@ enum api_method {
 /* Every status the API answers; anything else is counted as "other". */
 #define API_STATUSES(X)                                                        \
 	X(200)                                                                 \
-	X(201) X(400) X(404) X(405) X(409) X(413) X(415) X(422) X(500) X(503)
+	X(201)                                                                 \
+	X(202) X(400) X(404) X(405) X(409) X(413) X(415) X(422) X(500) X(503)
 enum {
 #define X(code) STATUS_IDX_##code,
 	API_STATUSES(X)

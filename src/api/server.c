@@ -508,6 +508,16 @@ static enum MHD_Result get_audit_consistency(struct request *rq)
 static enum MHD_Result get_audit_checkpoint(struct request *rq)
 {
 	struct wbuf b = WBUF_INIT(NOTE_BYTES_MAX);
+
+	if (rq->method == METHOD_POST) {
+		/* Asynchronous: no HTTP thread waits for a signature. */
+		u64 size = audit_size(rq->srv->audit);
+		audit_request_checkpoint(rq->srv->audit);
+		wbuf_puts(&b, "{\"requested_size\":");
+		put_dec_str(&b, size);
+		wbuf_puts(&b, "}");
+		return reply_json(rq, 202, &b);
+	}
 	char *buf = malloc(NOTE_BYTES_MAX);
 	long n;
 
@@ -1026,8 +1036,14 @@ static enum problem route_check(struct request *rq, const char **allow)
 		*allow = "POST";
 		return PROBLEM_method_not_allowed;
 	}
-	if (!is_create && rq->method != METHOD_GET &&
-	    rq->method != METHOD_HEAD) {
+	if (rq->route == ROUTE_audit_checkpoint) {
+		/* GET the newest; POST asks for one now. */
+		if (rq->method == METHOD_OTHER) {
+			*allow = "GET, HEAD, POST";
+			return PROBLEM_method_not_allowed;
+		}
+	} else if (!is_create && rq->method != METHOD_GET &&
+		   rq->method != METHOD_HEAD) {
 		*allow = "GET, HEAD";
 		return PROBLEM_method_not_allowed;
 	}

@@ -56,6 +56,7 @@ struct audit {
 	_Atomic u64 size;
 	_Atomic bool healthy;
 	_Atomic bool stop;
+	_Atomic bool asked; /* a checkpoint was requested: sign at once */
 	pthread_t thread;
 	bool started;
 
@@ -229,14 +230,21 @@ failed:
 
 static void maybe_checkpoint(struct audit *a)
 {
+	bool asked = atomic_exchange(&a->asked, false);
+
 	if (!a->signing)
 		return;
 	if (a->signed_any && audit_size(a) == a->signed_size)
 		return;
-	if (a->signed_any &&
+	if (!asked && a->signed_any &&
 	    mono_ms() - a->signed_at_ms < AUDIT_CHECKPOINT_INTERVAL_MS)
 		return;
 	checkpoint_now(a);
+}
+
+void audit_request_checkpoint(struct audit *a)
+{
+	atomic_store(&a->asked, true);
 }
 
 static void *audit_main(void *arg)
@@ -377,6 +385,7 @@ int audit_open(struct audit **out, const char *data_dir, struct engine *engine,
 	atomic_init(&a->size, 0);
 	atomic_init(&a->healthy, true);
 	atomic_init(&a->stop, false);
+	atomic_init(&a->asked, false);
 	ret = pthread_create(&a->thread, NULL, audit_main, a);
 	if (ret != 0) {
 		*err = "cannot start the audit thread";

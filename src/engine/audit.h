@@ -56,6 +56,11 @@ struct audit_signer {
 int audit_open(struct audit **out, const char *data_dir, struct engine *engine,
 	       const struct audit_signer *signer, const char **err);
 
+/* Ask for a checkpoint of the tree as it is, without waiting for the
+ * interval: signed within a poll (milliseconds) if the tree grew since the
+ * last one.  Does not wait. */
+void audit_request_checkpoint(struct audit *a);
+
 /* Copy the newest signed checkpoint into buf[0..cap).  Returns its
  * length, 0 when none was signed yet, or -ENOSPC. */
 long audit_checkpoint(struct audit *a, char *buf, size_t cap);
