@@ -326,3 +326,21 @@ def test_create_reply_names_the_entry_on_request(ctx):
                     body=b'{"id":"43"}',
                     headers={"Content-Type": "application/json"})
     check_eq(bad.status, 400, "unknown query parameter on a create")
+
+
+@e2e_test(timeout=30)
+def test_checkpoint_on_request_is_accepted_and_then_served(ctx):
+    s = ctx.start_server()
+    create(s, "accounts", [account(1), account(2), account(3)])
+    r = s.request("POST", "/v1/audit/checkpoint")
+    check_eq(r.status, 202, "POST /v1/audit/checkpoint")
+    want = int(r.json()["requested_size"])
+    deadline = time.time() + 5
+    while True:
+        c = s.get("/v1/audit/checkpoint")
+        if c.status == 200 and int(c.body.decode().split("\n")[1]) >= want:
+            break
+        check(time.time() < deadline, "no checkpoint of size >= %d" % want)
+        time.sleep(0.02)
+    check_eq(s.request("DELETE", "/v1/audit/checkpoint").status, 405,
+             "DELETE /v1/audit/checkpoint")
