@@ -16,6 +16,8 @@ const struct command commands[] = {
 	{"serve", cmd_serve,
 	 "serve the HTTP API (initialises an empty data directory)"},
 	{"audit", cmd_audit, "verify receipts, proofs and data offline"},
+	{"witness", cmd_witness,
+	 "run a C2SP tlog-witness that cosigns checkpoints"},
 	{"bench", cmd_bench, "measure the engine in process and print figures"},
 	{"version", cmd_version, "print the version"},
 	{"help", cmd_help, "list the commands, or show one command's help"},

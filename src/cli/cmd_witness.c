@@ -1,0 +1,738 @@
+/*
+ * cmd_witness.c - `tpwallet witness`: a small C2SP tlog-witness cosigning
+ * witness (issue 5, item 6), so that a second machine can attest that a
+ * log it follows never forked or rolled back.
+ *
+ *   tpwallet witness --listen HOST:PORT --state DIR --name NAME
+ *                    --log VERIFIERKEY [--log VERIFIERKEY ...]
+ *
+ * Each --log is a signed-note verifier key named after the log's origin
+ * (as tpwallet's GET /v1/audit/key is).  On first run the witness makes
+ * its Ed25519 key, DIR/witness.key (mode 0600, a signed-note signer key
+ * string); every run prints its cosigner verifier key (type 0x04) on
+ * stdout once it listens.  It answers one call, POST /add-checkpoint
+ * (c2sp.org/tlog-witness): it checks the log's signature, the old size
+ * against what it last cosigned, and the consistency proof; then makes
+ * the new (size, root) durable in DIR/state and answers the cosignature.
+ *
+ * One libmicrohttpd polling thread serves every request, and a mutex
+ * covers check-and-persist besides, so two requests can never roll the
+ * stored size back (the race the spec warns of).  DIR/state holds one
+ * line per origin, "<origin> <size> <base64 root>\n", replaced whole
+ * (write a temporary file, fsync, rename, fsync the directory) before a
+ * cosignature leaves.  Limits: a request body is at most
+ * COSIG_REQUEST_BYTES_MAX, WITNESS_LOGS_MAX logs, WITNESS_ORIGINS_MAX
+ * origins in the state file.
+ */
+#include "cli/cli.h"
+#include "core/merkle.h"
+#include "crypto/cosig.h"
+#include "crypto/note.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "banned.h"
+
+#define WITNESS_LOGS_MAX	     16
+#define WITNESS_ORIGINS_MAX	     64
+#define WITNESS_STATE_BYTES_MAX	     (64 * 1024)
+#define WITNESS_PATH_BYTES_MAX	     4096
+#define WITNESS_CONNECTIONS_MAX	     64
+#define WITNESS_CONNECTION_TIMEOUT_S 10
+
+struct origin_state {
+	char origin[NOTE_NAME_BYTES_MAX + 1];
+	size_t origin_len;
+	u64 size;
+	u8 root[32];
+};
+
+struct witness {
+	char dir[WITNESS_PATH_BYTES_MAX];
+	struct note_signer key;
+	struct note_verifier logs[WITNESS_LOGS_MAX];
+	size_t nlogs;
+	struct origin_state st[WITNESS_ORIGINS_MAX];
+	size_t nst;
+	pthread_mutex_t lock;
+};
+
+/* A request body being received: at most COSIG_REQUEST_BYTES_MAX kept. */
+struct upload {
+	char buf[COSIG_REQUEST_BYTES_MAX];
+	size_t len;
+	bool too_large;
+};
+
+/* A reply: status, content type, a short body. */
+struct answer {
+	unsigned status;
+	const char *type;
+	char body[COSIG_LINE_BYTES_MAX + 256];
+	size_t len;
+};
+
+static void say(struct answer *a, unsigned status, const char *type,
+		const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static void say(struct answer *a, unsigned status, const char *type,
+		const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	a->status = status;
+	a->type = type;
+	va_start(ap, fmt);
+	n = vsnprintf(a->body, sizeof(a->body), fmt, ap);
+	va_end(ap);
+	a->len = n < 0 ? 0
+		       : ((size_t)n < sizeof(a->body) ? (size_t)n
+						      : sizeof(a->body) - 1);
+}
+
+static int path_join(char *out, size_t cap, const char *dir, const char *name)
+{
+	int n = snprintf(out, cap, "%s/%s", dir, name);
+	return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
+}
+
+static int fsync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int ret = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (fsync(fd) < 0)
+		ret = -errno;
+	close(fd);
+	return ret;
+}
+
+/* Write data to dir/name durably: temporary file, fsync, rename, fsync
+ * the directory. */
+static int write_durably(const char *dir, const char *name, const void *data,
+			 size_t len)
+{
+	char path[WITNESS_PATH_BYTES_MAX + 64],
+		tmp[WITNESS_PATH_BYTES_MAX + 64];
+	const char *p = data;
+	int fd = -1, ret;
+
+	ret = path_join(path, sizeof(path), dir, name);
+	if (ret == 0)
+		ret = snprintf(tmp, sizeof(tmp), "%s.tmp", path) >=
+				      (int)sizeof(tmp)
+			      ? -ENAMETOOLONG
+			      : 0;
+	if (ret < 0)
+		goto cleanup;
+	/* A leftover from a crash may have another mode: start afresh. */
+	if (unlink(tmp) < 0 && errno != ENOENT) {
+		ret = -errno;
+		goto cleanup;
+	}
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+		  0600);
+	if (fd < 0) {
+		ret = -errno;
+		goto cleanup;
+	}
+	while (len > 0) {
+		ssize_t w = write(fd, p, len);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			ret = w < 0 ? -errno : -EIO;
+			goto cleanup;
+		}
+		p += w;
+		len -= (size_t)w;
+	}
+	if (fsync(fd) < 0 || close(fd) < 0) {
+		ret = -errno;
+		fd = -1;
+		goto cleanup;
+	}
+	fd = -1;
+	if (rename(tmp, path) < 0) {
+		ret = -errno;
+		goto cleanup;
+	}
+	ret = fsync_dir(dir);
+cleanup:
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+/* Read dir/name whole into buf[0..cap) (NUL-terminated); -ENOENT when
+ * absent, -EFBIG when it does not fit.  With private, the file must be a
+ * regular file readable by its owner only. */
+static int read_small(const char *dir, const char *name, char *buf, size_t cap,
+		      size_t *len_out, bool private)
+{
+	char path[WITNESS_PATH_BYTES_MAX + 64];
+	struct stat sb;
+	size_t len = 0;
+	int fd = -1, ret;
+
+	ret = path_join(path, sizeof(path), dir, name);
+	if (ret < 0)
+		goto cleanup;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0) {
+		ret = -errno;
+		goto cleanup;
+	}
+	if (fstat(fd, &sb) < 0) {
+		ret = -errno;
+		goto cleanup;
+	}
+	if (!S_ISREG(sb.st_mode) || (private && (sb.st_mode & 077))) {
+		ret = -EPERM;
+		goto cleanup;
+	}
+	for (;;) {
+		if (len + 1 >= cap) {
+			ret = -EFBIG;
+			goto cleanup;
+		}
+		ssize_t r = read(fd, buf + len, cap - 1 - len);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			ret = -errno;
+			goto cleanup;
+		}
+		if (r == 0)
+			break;
+		len += (size_t)r;
+	}
+	buf[len] = '\0';
+	*len_out = len;
+	ret = 0;
+cleanup:
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+/* Load DIR/witness.key, or make one on first run.  The key's name must be
+ * the one asked for: a witness does not change its name silently. */
+static int key_load_or_create(struct witness *w, const char *name)
+{
+	char text[NOTE_SIGNER_KEY_BYTES_MAX + 2];
+	size_t len = 0;
+	int r, ret = -1;
+
+	r = read_small(w->dir, "witness.key", text, sizeof(text), &len, true);
+	if (r == 0) {
+		if (len && text[len - 1] == '\n')
+			len--;
+		r = note_signer_parse(text, len, &w->key);
+		if (r < 0) {
+			fprintf(stderr,
+				"tpwallet witness: %s/witness.key: %s\n",
+				w->dir, note_strerror(r));
+			goto cleanup;
+		}
+		if (strcmp(w->key.pub.name, name) != 0) {
+			fprintf(stderr,
+				"tpwallet witness: %s/witness.key is the key "
+				"of '%s', not of '%s'\n",
+				w->dir, w->key.pub.name, name);
+			goto cleanup;
+		}
+		ret = 0;
+		goto cleanup;
+	}
+	if (r != -ENOENT) {
+		fprintf(stderr, "tpwallet witness: %s/witness.key: %s\n",
+			w->dir,
+			r == -EPERM ? "not a regular file of mode 0600"
+				    : strerror(-r));
+		goto cleanup;
+	}
+	r = note_keygen(name, strlen(name), &w->key);
+	if (r == 0)
+		r = note_signer_format(&w->key, text, sizeof(text) - 1, &len);
+	if (r < 0) {
+		fprintf(stderr, "tpwallet witness: --name: %s\n",
+			note_strerror(r));
+		goto cleanup;
+	}
+	text[len++] = '\n';
+	r = write_durably(w->dir, "witness.key", text, len);
+	if (r < 0) {
+		fprintf(stderr,
+			"tpwallet witness: cannot write %s/witness.key: %s\n",
+			w->dir, strerror(-r));
+		goto cleanup;
+	}
+	ret = 0;
+cleanup:
+	sodium_memzero(text, sizeof(text));
+	return ret;
+}
+
+static struct origin_state *state_find(struct witness *w, const char *origin,
+				       size_t len)
+{
+	for (size_t i = 0; i < w->nst; i++)
+		if (w->st[i].origin_len == len &&
+		    memcmp(w->st[i].origin, origin, len) == 0)
+			return &w->st[i];
+	return NULL;
+}
+
+/* Parse DIR/state strictly; an absent file is an empty state. */
+static int state_load(struct witness *w)
+{
+	static char text[WITNESS_STATE_BYTES_MAX];
+	size_t len = 0, at = 0;
+	unsigned line = 0;
+	int r;
+
+	r = read_small(w->dir, "state", text, sizeof(text), &len, false);
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0) {
+		fprintf(stderr, "tpwallet witness: %s/state: %s\n", w->dir,
+			strerror(-r));
+		return -1;
+	}
+	while (at < len) {
+		char *nl = memchr(text + at, '\n', len - at);
+		char *s = text + at, *sp1, *sp2, *end;
+		struct origin_state o = {0};
+		unsigned long long size;
+		size_t b64len = 0;
+
+		line++;
+		if (!nl)
+			goto bad;
+		*nl = '\0';
+		sp1 = strchr(s, ' ');
+		sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
+		if (!sp2 || w->nst == WITNESS_ORIGINS_MAX)
+			goto bad;
+		o.origin_len = (size_t)(sp1 - s);
+		if (!note_name_valid(s, o.origin_len))
+			goto bad;
+		memcpy(o.origin, s, o.origin_len);
+		errno = 0;
+		if (sp1[1] < '0' || sp1[1] > '9')
+			goto bad;
+		size = strtoull(sp1 + 1, &end, 10);
+		if (errno || end != sp2)
+			goto bad;
+		o.size = size;
+		if (sodium_base642bin(o.root, sizeof(o.root), sp2 + 1,
+				      strlen(sp2 + 1), NULL, &b64len, NULL,
+				      sodium_base64_VARIANT_ORIGINAL) != 0 ||
+		    b64len != sizeof(o.root) ||
+		    state_find(w, o.origin, o.origin_len))
+			goto bad;
+		w->st[w->nst++] = o;
+		at = (size_t)(nl - text) + 1;
+	}
+	return 0;
+bad:
+	fprintf(stderr, "tpwallet witness: %s/state: line %u is malformed\n",
+		w->dir, line);
+	return -1;
+}
+
+/* Write states[0..n) as DIR/state, durably. */
+static int state_save(const struct witness *w, const struct origin_state *st,
+		      size_t n)
+{
+	static char text[WITNESS_STATE_BYTES_MAX];
+	size_t len = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		char b64[64];
+		int k;
+
+		sodium_bin2base64(b64, sizeof(b64), st[i].root, 32,
+				  sodium_base64_VARIANT_ORIGINAL);
+		k = snprintf(text + len, sizeof(text) - len, "%.*s %llu %s\n",
+			     (int)st[i].origin_len, st[i].origin,
+			     (unsigned long long)st[i].size, b64);
+		if (k < 0 || (size_t)k >= sizeof(text) - len)
+			return -EFBIG;
+		len += (size_t)k;
+	}
+	return write_durably(w->dir, "state", text, len);
+}
+
+/* The whole add-checkpoint call, under w->lock. */
+static void add_checkpoint(struct witness *w, const char *body, size_t len,
+			   struct answer *a)
+{
+	static struct cosig_request req;
+	static struct origin_state next[WITNESS_ORIGINS_MAX];
+	const struct note_verifier *log = NULL;
+	struct note_opened opened;
+	struct checkpoint cp;
+	struct origin_state *st;
+	const char *nl;
+	size_t origin_len, n;
+	u64 stored;
+	int r;
+
+	r = cosig_request_parse(body, len, &req);
+	if (r < 0) {
+		say(a, 400, "text/plain", "bad request: %s\n",
+		    cosig_strerror(r));
+		return;
+	}
+	nl = memchr(req.note, '\n', req.note_len);
+	origin_len = nl ? (size_t)(nl - req.note) : 0;
+	for (size_t i = 0; nl && i < w->nlogs; i++)
+		if (w->logs[i].name_len == origin_len &&
+		    memcmp(w->logs[i].name, req.note, origin_len) == 0)
+			log = &w->logs[i];
+	if (!log) {
+		say(a, 404, "text/plain", "unknown log origin\n");
+		return;
+	}
+	r = note_open(req.note, req.note_len, log, 1, &opened);
+	if (r == NOTE_E_UNVERIFIED || r == NOTE_E_BAD_SIGNATURE) {
+		say(a, 403, "text/plain",
+		    "checkpoint not signed by the log: %s\n", note_strerror(r));
+		return;
+	}
+	if (r == 0)
+		r = checkpoint_parse(opened.text, opened.text_len, &cp);
+	if (r < 0) {
+		say(a, 400, "text/plain", "bad checkpoint: %s\n",
+		    note_strerror(r));
+		return;
+	}
+	if (req.old_size > cp.size) {
+		say(a, 400, "text/plain",
+		    "old size %llu above checkpoint size %llu\n",
+		    (unsigned long long)req.old_size,
+		    (unsigned long long)cp.size);
+		return;
+	}
+	st = state_find(w, log->name, log->name_len);
+	stored = st ? st->size : 0;
+	if (req.old_size != stored) {
+		say(a, 409, "text/x.tlog.size", "%llu\n",
+		    (unsigned long long)stored);
+		return;
+	}
+	if (st && cp.size == stored) {
+		if (memcmp(cp.root, st->root, 32) != 0) {
+			fprintf(stderr,
+				"tpwallet witness: FORK of %s at size %llu: "
+				"a second root was signed\n",
+				log->name, (unsigned long long)stored);
+			say(a, 409, "text/x.tlog.size", "%llu\n",
+			    (unsigned long long)stored);
+			return;
+		}
+		if (req.nproof) {
+			say(a, 422, "text/plain", "bad consistency proof: %s\n",
+			    merkle_strerror(MERKLE_E_PROOF_LONG));
+			return;
+		}
+	} else if (stored == 0) {
+		if (req.nproof) {
+			say(a, 422, "text/plain",
+			    "bad consistency proof: must be empty from size "
+			    "0\n");
+			return;
+		}
+	} else {
+		r = merkle_verify_consistency(
+			stored, cp.size, st->root, cp.root,
+			(const u8(*)[32])req.proof, req.nproof);
+		if (r < 0) {
+			fprintf(stderr,
+				"tpwallet witness: %s: inconsistent checkpoint "
+				"%llu -> %llu (%s)\n",
+				log->name, (unsigned long long)stored,
+				(unsigned long long)cp.size,
+				merkle_strerror(r));
+			say(a, 422, "text/plain", "bad consistency proof: %s\n",
+			    merkle_strerror(r));
+			return;
+		}
+	}
+
+	/* Durable before the cosignature leaves. */
+	memcpy(next, w->st, w->nst * sizeof(next[0]));
+	n = w->nst;
+	st = NULL;
+	for (size_t i = 0; i < n; i++)
+		if (next[i].origin_len == log->name_len &&
+		    memcmp(next[i].origin, log->name, log->name_len) == 0)
+			st = &next[i];
+	if (!st) {
+		if (n == WITNESS_ORIGINS_MAX) {
+			say(a, 507, "text/plain",
+			    "too many logs in the state\n");
+			return;
+		}
+		st = &next[n++];
+		memset(st, 0, sizeof(*st));
+		memcpy(st->origin, log->name, log->name_len);
+		st->origin_len = log->name_len;
+	}
+	st->size = cp.size;
+	memcpy(st->root, cp.root, 32);
+	r = state_save(w, next, n);
+	if (r < 0) {
+		fprintf(stderr, "tpwallet witness: cannot save the state: %s\n",
+			strerror(-r));
+		say(a, 500, "text/plain", "cannot save the witness state\n");
+		return;
+	}
+	memcpy(w->st, next, n * sizeof(next[0]));
+	w->nst = n;
+
+	r = cosig_sign(&w->key, (u64)time(NULL), opened.text, opened.text_len,
+		       a->body, sizeof(a->body), &a->len);
+	if (r < 0) {
+		say(a, 500, "text/plain", "cannot cosign: %s\n",
+		    cosig_strerror(r));
+		return;
+	}
+	a->status = 200;
+	a->type = "text/plain; charset=utf-8";
+}
+
+static enum MHD_Result send_answer(struct MHD_Connection *c,
+				   const struct answer *a)
+{
+	struct MHD_Response *resp = MHD_create_response_from_buffer(
+		a->len, (void *)(uintptr_t)a->body, MHD_RESPMEM_MUST_COPY);
+	enum MHD_Result ok;
+
+	if (!resp)
+		return MHD_NO;
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, a->type);
+	ok = MHD_queue_response(c, a->status, resp);
+	MHD_destroy_response(resp);
+	return ok;
+}
+
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *c,
+				 const char *url, const char *method,
+				 const char *version, const char *data,
+				 size_t *data_size, void **con_cls)
+{
+	struct witness *w = cls;
+	struct upload *u = *con_cls;
+	/* One polling thread calls this: one answer buffer is enough. */
+	static struct answer a;
+
+	(void)version;
+	if (!u) {
+		u = malloc(sizeof(*u));
+		if (!u)
+			return MHD_NO;
+		u->len = 0;
+		u->too_large = false;
+		*con_cls = u;
+		return MHD_YES;
+	}
+	if (*data_size) {
+		if (u->too_large || *data_size > sizeof(u->buf) - u->len)
+			u->too_large = true;
+		else {
+			memcpy(u->buf + u->len, data, *data_size);
+			u->len += *data_size;
+		}
+		*data_size = 0;
+		return MHD_YES;
+	}
+	if (strcmp(url, "/add-checkpoint") != 0) {
+		say(&a, 404, "text/plain", "not found\n");
+	} else if (strcmp(method, "POST") != 0) {
+		say(&a, 405, "text/plain", "method not allowed: use POST\n");
+	} else if (u->too_large) {
+		say(&a, 413, "text/plain", "request body above %d bytes\n",
+		    COSIG_REQUEST_BYTES_MAX);
+	} else {
+		pthread_mutex_lock(&w->lock);
+		add_checkpoint(w, u->buf, u->len, &a);
+		pthread_mutex_unlock(&w->lock);
+	}
+	return send_answer(c, &a);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+			 enum MHD_RequestTerminationCode toe)
+{
+	(void)cls;
+	(void)c;
+	(void)toe;
+	free(*con_cls);
+	*con_cls = NULL;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: tpwallet witness --listen HOST:PORT --state DIR "
+		"--name NAME\n"
+		"                        --log VERIFIERKEY [--log ...]\n"
+		"\n"
+		"A C2SP tlog-witness: POST /add-checkpoint cosigns a log's\n"
+		"checkpoint once it is proven consistent with the last one\n"
+		"cosigned.  The key is made in DIR/witness.key on first run;\n"
+		"the cosigner verifier key is printed on stdout at start.\n");
+}
+
+int cmd_witness(int argc, char **argv)
+{
+	static struct witness w;
+	static const struct option opts[] = {
+		{"listen", required_argument, NULL, 'l'},
+		{"state", required_argument, NULL, 's'},
+		{"name", required_argument, NULL, 'n'},
+		{"log", required_argument, NULL, 'L'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *listen = NULL, *name = NULL;
+	char host[256], service[8], vkey[COSIG_VERIFIER_KEY_BYTES_MAX + 1];
+	unsigned short port = 0;
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
+				 .ai_flags = AI_PASSIVE};
+	struct addrinfo *res = NULL;
+	struct MHD_Daemon *d = NULL;
+	sigset_t stop;
+	int c, r, sig = 0, ret = EXIT_USAGE;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "l:s:n:L:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'l': listen = optarg; break;
+		case 's':
+			if (strlen(optarg) >= sizeof(w.dir)) {
+				fprintf(stderr,
+					"tpwallet witness: --state too long\n");
+				goto cleanup;
+			}
+			snprintf(w.dir, sizeof(w.dir), "%s", optarg);
+			break;
+		case 'n': name = optarg; break;
+		case 'L':
+			if (w.nlogs == WITNESS_LOGS_MAX) {
+				fprintf(stderr,
+					"tpwallet witness: at most %d --log\n",
+					WITNESS_LOGS_MAX);
+				goto cleanup;
+			}
+			r = note_verifier_parse(optarg, strlen(optarg),
+						&w.logs[w.nlogs]);
+			if (r < 0) {
+				fprintf(stderr, "tpwallet witness: --log: %s\n",
+					note_strerror(r));
+				goto cleanup;
+			}
+			for (size_t i = 0; i < w.nlogs; i++)
+				if (strcmp(w.logs[i].name,
+					   w.logs[w.nlogs].name) == 0) {
+					fprintf(stderr,
+						"tpwallet witness: two --log "
+						"keys for origin %s\n",
+						w.logs[i].name);
+					goto cleanup;
+				}
+			w.nlogs++;
+			break;
+		case 'h':
+			usage(stdout);
+			ret = 0;
+			goto cleanup;
+		default: usage(stderr); goto cleanup;
+		}
+	}
+	if (optind != argc || !listen || !w.dir[0] || !name || !w.nlogs) {
+		usage(stderr);
+		goto cleanup;
+	}
+	if (parse_listen(listen, host, sizeof(host), &port) < 0) {
+		fprintf(stderr, "tpwallet witness: bad --listen '%s'\n",
+			listen);
+		goto cleanup;
+	}
+	ret = EXIT_DATA;
+	if (mkdir(w.dir, 0700) < 0 && errno != EEXIST) {
+		fprintf(stderr, "tpwallet witness: cannot create %s: %s\n",
+			w.dir, strerror(errno));
+		goto cleanup;
+	}
+	if (key_load_or_create(&w, name) < 0 || state_load(&w) < 0)
+		goto cleanup;
+	pthread_mutex_init(&w.lock, NULL);
+
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGINT);
+	sigaddset(&stop, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &stop, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	ret = EXIT_SOFTWARE;
+	snprintf(service, sizeof(service), "%u", (unsigned)port);
+	if (getaddrinfo(host, service, &hints, &res) != 0 || !res) {
+		fprintf(stderr, "tpwallet witness: cannot resolve %s\n", host);
+		res = NULL;
+		goto cleanup;
+	}
+	d = MHD_start_daemon(
+		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
+			MHD_USE_ERROR_LOG |
+			(res->ai_family == AF_INET6 ? MHD_USE_IPv6 : 0),
+		0, NULL, NULL, on_access, &w, MHD_OPTION_SOCK_ADDR,
+		res->ai_addr, MHD_OPTION_CONNECTION_TIMEOUT,
+		(unsigned)WITNESS_CONNECTION_TIMEOUT_S,
+		MHD_OPTION_CONNECTION_LIMIT, (unsigned)WITNESS_CONNECTIONS_MAX,
+		MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+		MHD_OPTION_END);
+	if (!d) {
+		fprintf(stderr, "tpwallet witness: cannot listen on %s\n",
+			listen);
+		goto cleanup;
+	}
+	if (cosig_verifier_format(&w.key.pub, vkey, sizeof(vkey), NULL) < 0)
+		goto cleanup;
+	printf("%s\n", vkey);
+	fflush(stdout);
+	fprintf(stderr, "tpwallet witness: listening on %s, %zu log(s)\n",
+		listen, w.nlogs);
+
+	sigwait(&stop, &sig);
+	fprintf(stderr, "tpwallet witness: stopping (signal %d)\n", sig);
+	ret = 0;
+cleanup:
+	if (d)
+		MHD_stop_daemon(d);
+	if (res)
+		freeaddrinfo(res);
+	note_signer_clear(&w.key);
+	return ret;
+}

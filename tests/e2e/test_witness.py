@@ -1,0 +1,221 @@
+"""test_witness.py - `tpwallet witness` as a log would use it (C2SP
+tlog-witness): the first checkpoint is cosigned from old size 0, the next
+with a consistency proof; a rollback, a wrong old size, a tampered proof,
+an unknown log and a forged signature are refused with the spec's
+statuses; and the witness remembers what it cosigned across a restart."""
+
+import base64
+import os
+import select
+import signal
+import subprocess
+import time
+
+from harness import (e2e_test, check, check_eq, free_port, Client, CONFIG,
+                     slow_factor, TestFailure)
+from ledger import account, transfer, create
+
+EM_DASH = "\u2014"
+
+
+class Witness:
+    """A `tpwallet witness` process on 127.0.0.1:<free port>."""
+
+    def __init__(self, ctx, state, name, logs):
+        self.args = ["--state", state, "--name", name]
+        for k in logs:
+            self.args += ["--log", k]
+        self.log_path = ctx.path("witness.log")
+        self.proc = None
+        self.port = None
+        self.key = None
+
+    def start(self):
+        self.port = free_port()
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [CONFIG["binary"], "witness", "--listen",
+                 "127.0.0.1:%d" % self.port] + self.args,
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                stderr=log)
+        # The key line is printed once the witness listens.
+        deadline = time.time() + 10 * slow_factor()
+        line = b""
+        while not line.endswith(b"\n"):
+            left = deadline - time.time()
+            if left <= 0 or self.proc.poll() is not None:
+                self.stop()
+                raise TestFailure("the witness did not start: %s"
+                                  % open(self.log_path, "rb").read()[-500:])
+            r, _, _ = select.select([self.proc.stdout], [], [], left)
+            if r:
+                b = os.read(self.proc.stdout.fileno(), 1)
+                if not b:
+                    continue
+                line += b
+        self.key = line.decode().strip()
+        return self
+
+    def add(self, old, proof, note):
+        body = "old %d\n" % old
+        body += "".join(p + "\n" for p in proof) + "\n" + note
+        c = Client(self.port)
+        try:
+            return c.request("POST", "/add-checkpoint", body=body.encode(),
+                             headers={"Content-Type": "text/plain"})
+        finally:
+            c.close()
+
+    def stop(self):
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10 * slow_factor())
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self.proc.stdout.close()
+        rc = self.proc.returncode
+        self.proc = None
+        check_eq(rc, 0, "witness exit status")
+
+
+def checkpoint_of_size(s, want, timeout=5.0):
+    """The server's signed checkpoint once it covers want entries."""
+    deadline = time.time() + timeout * slow_factor()
+    while True:
+        r = s.get("/v1/audit/checkpoint")
+        if r.status == 200:
+            note = r.body.decode()
+            if int(note.split("\n")[1]) >= want:
+                return note
+        check(time.time() < deadline, "no checkpoint of size %d" % want)
+        time.sleep(0.1)
+
+
+def check_cosignature(r, name, what):
+    check_eq(r.status, 200, what)
+    check(r.header("Content-Type").startswith("text/plain"),
+          "%s: content type %r" % (what, r.header("Content-Type")))
+    text = r.body.decode()
+    check(text.endswith("\n") and text.count("\n") == 1,
+          "%s: one cosignature line: %r" % (what, text))
+    dash, who, blob = text[:-1].split(" ")
+    check_eq(dash, EM_DASH, "%s: line starts with an em dash" % what)
+    check_eq(who, name, "%s: cosigner name" % what)
+    raw = base64.b64decode(blob, validate=True)
+    check_eq(len(raw), 76, "%s: key id || timestamp || signature" % what)
+    ts = int.from_bytes(raw[4:12], "big")
+    check(abs(ts - time.time()) < 600, "%s: timestamp %d" % (what, ts))
+    return raw
+
+
+def grow(s, first_id, n):
+    for k in range(n):
+        create(s, "transfers", [transfer(first_id + k, 1, 2, 1)])
+
+
+@e2e_test(timeout=90)
+def test_witness_cosigns_consistent_checkpoints_and_refuses_the_rest(ctx):
+    s = ctx.start_server()
+    create(s, "accounts", [account(1), account(2)])
+    grow(s, 100, 2)
+    key = s.get("/v1/audit/key")
+    check_eq(key.status, 200, "GET /v1/audit/key")
+    log_key = key.body.decode().strip()
+    cp1 = checkpoint_of_size(s, 3)
+    m = int(cp1.split("\n")[1])
+    origin = cp1.split("\n")[0]
+    name = "witness.example/w1"
+    w = Witness(ctx, ctx.path("witness"), name, [log_key])
+    try:
+        w.start()
+        check(w.key.startswith(name + "+"), "witness key %r" % w.key)
+        check_eq(base64.b64decode(w.key.split("+", 2)[2])[0], 4,
+                 "the cosigner key type is 0x04")
+        check(os.stat(ctx.path("witness", "witness.key")).st_mode & 0o777
+              == 0o600, "witness.key is mode 0600")
+
+        raw1 = check_cosignature(w.add(0, [], cp1), name, "first checkpoint")
+        check_eq(raw1[:4], bytes.fromhex(w.key.split("+", 2)[1]),
+                 "the blob starts with the key id of the printed key")
+        # The same checkpoint again is fine (same size, same root).
+        check_cosignature(w.add(m, [], cp1), name, "same checkpoint again")
+
+        grow(s, 200, 3)
+        cp2 = checkpoint_of_size(s, m + 3)
+        n = int(cp2.split("\n")[1])
+        cons = s.get("/v1/audit/proof/consistency?from=%d&to=%d" % (m, n))
+        check_eq(cons.status, 200, "consistency proof")
+        proof = cons.json()["proof"]
+        check(len(proof) > 0, "a non-empty proof %d..%d" % (m, n))
+
+        # A tampered proof: 422, and nothing stored.
+        bad = list(proof)
+        h = bytearray(base64.b64decode(bad[0]))
+        h[0] ^= 1
+        bad[0] = base64.b64encode(bytes(h)).decode()
+        check_eq(w.add(m, bad, cp2).status, 422, "tampered proof")
+        check_eq(w.add(m, proof[:-1], cp2).status, 422, "truncated proof")
+        # Wrong old size: 409 with the stored size.
+        r = w.add(1, proof, cp2)
+        check_eq(r.status, 409, "wrong old size")
+        check_eq(r.header("Content-Type"), "text/x.tlog.size",
+                 "409 content type")
+        check_eq(r.body, b"%d\n" % m, "409 body is the stored size")
+        check_eq(w.add(0, [], cp2).status, 409, "old 0 once a size is known")
+
+        check_cosignature(w.add(m, proof, cp2), name, "next checkpoint")
+
+        # Rollback: the older checkpoint, whatever old size is claimed.
+        check_eq(w.add(n, [], cp1).status, 400, "rollback with old = stored")
+        check_eq(w.add(m, [], cp1).status, 409, "rollback with old = its size")
+
+        # Unknown origin: 404; a known origin signed by another key: 403.
+        lines = cp2.split("\n")
+        other = "\n".join(["example.com/other"] + lines[1:])
+        check_eq(w.add(n, [], other).status, 404, "unknown origin")
+        sig = lines[4].split(" ")
+        blob = bytearray(base64.b64decode(sig[2]))
+        blob[-1] ^= 1
+        forged = "\n".join(lines[:4] + [" ".join(
+            sig[:2] + [base64.b64encode(bytes(blob)).decode()])] + lines[5:])
+        check_eq(w.add(n, [], forged).status, 403, "bad log signature")
+        blob = bytearray(base64.b64decode(sig[2]))
+        blob[0] ^= 1  # another key id: the only signature is unknown
+        unknown = "\n".join(lines[:4] + [" ".join(
+            sig[:2] + [base64.b64encode(bytes(blob)).decode()])] + lines[5:])
+        check_eq(w.add(n, [], unknown).status, 403, "unknown signer key")
+
+        # Malformed bodies: a clear 400, never a crash.
+        for body in ["", "old\n\n" + cp2, "old 01\n\n" + cp2,
+                     "old %d\nnot base64\n\n%s" % (n, cp2),
+                     "old %d\n" % n, "old %d\n\n" % n,
+                     "old %d\n\n%s" % (n, cp2[:20])]:
+            c = Client(w.port)
+            try:
+                r = c.request("POST", "/add-checkpoint", body=body.encode())
+            finally:
+                c.close()
+            check(r.status in (400, 404), "malformed %r: %r" % (body, r))
+        c = Client(w.port)
+        try:
+            r = c.request("POST", "/add-checkpoint", body=b"x" * 70000)
+            check_eq(r.status, 413, "body over 64 KiB")
+            check_eq(c.request("GET", "/add-checkpoint").status, 405, "GET")
+            check_eq(c.request("GET", "/nope").status, 404, "unknown path")
+        finally:
+            c.close()
+
+        # Restart: the stored size survives.
+        w.stop()
+        w.start()
+        r = w.add(0, [], cp2)
+        check_eq(r.status, 409, "after restart, old 0")
+        check_eq(r.body, b"%d\n" % n, "after restart, stored size")
+        check_cosignature(w.add(n, [], cp2), name, "after restart, same")
+        check_eq(origin, lines[0], "origin")
+    finally:
+        w.stop()
