@@ -52,6 +52,10 @@ struct settings {
 	uint64_t snapshot_every;
 	char log_level[16];
 	char kek_file[4200]; /* "" until settings_finish: DATA.kek */
+	/* "http://HOST:PORT KEY" of each witness (setting `witness`, which
+	 * may be given several times, at most 8). */
+	char witnesses[8][1024];
+	unsigned nwitnesses;
 };
 
 /* Defaults, then the config file (if any), then the environment. */

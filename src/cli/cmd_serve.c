@@ -12,6 +12,7 @@
 #include "cli/serverkeys.h"
 #include "engine/audit.h"
 #include "engine/engine.h"
+#include "engine/witness.h"
 #include "engine/logger.h"
 
 #include <errno.h>
@@ -41,6 +42,10 @@ static void usage(FILE *f)
 		"info)\n"
 		"  --config FILE       config file (key = value lines; "
 		"TPWALLET_CONFIG)\n"
+		"  --witness 'URL KEY' a C2SP witness to send checkpoints to "
+		"(repeatable, at most 8;\n"
+		"                      KEY is the cosigner key `tpwallet "
+		"witness` prints)\n"
 		"  --kek-file FILE     key-encryption key (default DATA.kek; "
 		"TPWALLET_KEK_FILE,\n"
 		"                      or the key itself in TPWALLET_KEK)\n\n"
@@ -56,6 +61,7 @@ int cmd_serve(int argc, char **argv)
 		{"log-level", required_argument, NULL, 'L'},
 		{"config", required_argument, NULL, 'c'},
 		{"kek-file", required_argument, NULL, 'k'},
+		{"witness", required_argument, NULL, 'w'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -66,7 +72,7 @@ int cmd_serve(int argc, char **argv)
 	int c, nflags = 0;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "d:l:t:L:c:k:h", opts, NULL)) !=
+	while ((c = getopt_long(argc, argv, "d:l:t:L:c:k:w:h", opts, NULL)) !=
 	       -1) {
 		const char *key = NULL;
 		switch (c) {
@@ -75,6 +81,7 @@ int cmd_serve(int argc, char **argv)
 		case 't': key = "threads"; break;
 		case 'L': key = "log_level"; break;
 		case 'k': key = "kek_file"; break;
+		case 'w': key = "witness"; break;
 		case 'c': config = optarg; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return EXIT_USAGE;
@@ -143,10 +150,24 @@ int cmd_serve(int argc, char **argv)
 
 	/* The audit tree follows the journal in its own thread and signs
 	 * a checkpoint every second while it grows. */
+	static struct witness_peer witnesses[WITNESSES_MAX];
+	for (unsigned i = 0; i < s.nwitnesses; i++) {
+		char werr[128];
+		if (witness_peer_parse(s.witnesses[i], &witnesses[i], werr,
+				       sizeof(werr)) != 0) {
+			fprintf(stderr, "tpwallet serve: witness %u: %s\n",
+				i + 1, werr);
+			server_keys_close(&keys);
+			engine_close(e);
+			return EXIT_USAGE;
+		}
+	}
 	struct audit *audit = NULL;
 	struct audit_signer signer = {.origin = keys.origin,
 				      .sign = server_keys_sign_note,
-				      .ctx = &keys};
+				      .ctx = &keys,
+				      .witnesses = witnesses,
+				      .nwitnesses = s.nwitnesses};
 	ret = audit_open(&audit, s.data_dir, e, &signer, &err);
 	if (ret < 0) {
 		log_at(LOG_ERROR, "cannot start the audit log",

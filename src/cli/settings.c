@@ -82,6 +82,15 @@ int settings_set(struct settings *s, const char *key, const char *value)
 		if (ret == 0 && v < 1000)
 			ret = -EINVAL;
 		s->snapshot_every = v;
+	} else if (strcmp(key, "witness") == 0) {
+		if (s->nwitnesses ==
+		    sizeof(s->witnesses) / sizeof(s->witnesses[0]))
+			ret = -EINVAL;
+		else
+			ret = copy_str(s->witnesses[s->nwitnesses],
+				       sizeof(s->witnesses[0]), value);
+		if (ret == 0)
+			s->nwitnesses++;
 	} else if (strcmp(key, "kek_file") == 0) {
 		ret = *value ? copy_str(s->kek_file, sizeof(s->kek_file), value)
 			     : -EINVAL;
@@ -211,6 +220,7 @@ static const struct {
 	{"TPWALLET_SNAPSHOT_EVERY", "snapshot_every"},
 	{"TPWALLET_LOG_LEVEL", "log_level"},
 	{"TPWALLET_KEK_FILE", "kek_file"},
+	{"TPWALLET_WITNESS", "witness"},
 };
 
 int settings_load(struct settings *s, const char *config_path)

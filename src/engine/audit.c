@@ -11,13 +11,16 @@
 #include "engine/engine.h"
 #include "engine/logger.h"
 #include "log/journal_reader.h"
+#include "crypto/cosig.h"
 #include "crypto/note.h"
+#include "engine/witness.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -170,6 +173,88 @@ static int add_leaf(struct audit *a, const struct journal_record *r,
 	return 0;
 }
 
+/* Send the signed note of size `size` to witness w with a consistency
+ * proof from the size it last cosigned; on a 409 learn its size and try
+ * once more.  A verified cosignature line is appended to the note.  A
+ * witness that is down or refuses costs a log line, never the log. */
+static void cosign(struct audit *a, struct witness_peer *w, u64 size,
+		   const char *body, size_t body_len, char *note,
+		   size_t *note_len)
+{
+	char *req = malloc(NOTE_BYTES_MAX + 8192);
+	char resp[WITNESS_RESPONSE_BYTES_MAX];
+
+	if (!req)
+		return;
+	for (int attempt = 0; attempt < 2; attempt++) {
+		u8 proof[MERKLE_PROOF_HASHES_MAX][MERKLE_HASH_BYTES];
+		size_t np = 0, rlen = 0, resp_len = 0;
+		int status = 0;
+
+		if (w->size > size)
+			w->size = 0; /* it knows a bigger tree: it will say */
+		if (w->size > 0 && w->size < size &&
+		    audit_consistency_proof(a, w->size, size, proof, &np) != 0)
+			break;
+		rlen = (size_t)snprintf(req, 64, "old %llu\n",
+					(unsigned long long)w->size);
+		for (size_t i = 0; i < np; i++) {
+			sodium_bin2base64(req + rlen, 64, proof[i], 32,
+					  sodium_base64_VARIANT_ORIGINAL);
+			rlen += strlen(req + rlen);
+			req[rlen++] = '\n';
+		}
+		req[rlen++] = '\n';
+		memcpy(req + rlen, note, *note_len);
+		rlen += *note_len;
+		int ret = witness_post(w, req, rlen, &status, resp,
+				       sizeof(resp), &resp_len);
+		if (ret != 0) {
+			log_at(LOG_WARN, "witness unreachable",
+			       LOG_STR("witness", w->key.name),
+			       LOG_NUM("errno", -ret));
+			break;
+		}
+		if (status == 409 && attempt == 0) {
+			/* It last cosigned another size: start from there. */
+			unsigned long long known;
+			if (sscanf(resp, "%llu", &known) != 1)
+				break;
+			w->size = known;
+			continue;
+		}
+		if (status != 200) {
+			log_at(LOG_WARN, "witness refused the checkpoint",
+			       LOG_STR("witness", w->key.name),
+			       LOG_NUM("status", status),
+			       LOG_NUM("size", size));
+			break;
+		}
+		/* One or more lines; keep those that verify. */
+		char *line = resp;
+		while (*line) {
+			char *nl = strchr(line, '\n');
+			size_t ll = nl ? (size_t)(nl - line) + 1 : strlen(line);
+			if (cosig_verify(&w->key, body, body_len, line, ll,
+					 NULL) == 0 &&
+			    *note_len + ll + 1 < NOTE_BYTES_MAX) {
+				memcpy(note + *note_len, line, ll);
+				*note_len += ll;
+				if (note[*note_len - 1] != '\n')
+					note[(*note_len)++] = '\n';
+				w->size = size;
+			}
+			line += ll;
+		}
+		if (w->size != size)
+			log_at(LOG_WARN,
+			       "witness answered no valid cosignature",
+			       LOG_STR("witness", w->key.name));
+		break;
+	}
+	free(req);
+}
+
 /* Sign a checkpoint of the tree as it is, keep it as the latest, and
  * append it to DATA/audit/checkpoints.  Failures are logged and retried
  * at the next interval: the tree itself does not depend on them. */
@@ -203,6 +288,9 @@ static void checkpoint_now(struct audit *a)
 			     NOTE_BYTES_MAX, &note_len);
 	if (ret != 0)
 		goto failed;
+	for (size_t k = 0; k < a->signer.nwitnesses; k++)
+		cosign(a, &a->signer.witnesses[k], size, body, body_len, note,
+		       &note_len);
 	if (a->checkpoints_fd >= 0) {
 		char head[32];
 		int hn = snprintf(head, sizeof(head), "%zu\n", note_len);

@@ -36,10 +36,17 @@ struct engine;
 typedef int (*audit_sign_fn)(void *ctx, const char *text, size_t len,
 			     char *note, size_t cap, size_t *note_len);
 
+struct witness_peer;
+
 struct audit_signer {
 	const char *origin; /* the log's name: a valid note key name */
 	audit_sign_fn sign;
 	void *ctx;
+	/* Witnesses each checkpoint is sent to (C2SP tlog-witness); their
+	 * cosignatures are appended to the note that is kept and served.
+	 * Owned by the caller, used only by the audit thread. */
+	struct witness_peer *witnesses;
+	size_t nwitnesses;
 };
 
 /* How often a checkpoint is signed while entries arrive. */

@@ -219,3 +219,51 @@ def test_witness_cosigns_consistent_checkpoints_and_refuses_the_rest(ctx):
         check_eq(origin, lines[0], "origin")
     finally:
         w.stop()
+
+
+@e2e_test(timeout=90)
+def test_server_sends_checkpoints_to_its_witness_and_publishes_cosignatures(
+        ctx):
+    """serve --witness: each new checkpoint goes to the witness with a
+    consistency proof from the size it last cosigned, and the served
+    checkpoint carries the witness's cosignature line after the log's
+    own signature; with the witness gone, the log goes on unwitnessed."""
+    s = ctx.start_server()
+    create(s, "accounts", [account(1), account(2)])
+    log_key = s.get("/v1/audit/key").body.decode().split("\n")[0]
+    s.stop()
+    w = Witness(ctx, ctx.path("wstate"), "witness.test/w1", [log_key])
+    w.start()
+    try:
+        s.extra_args = ["--witness", "http://127.0.0.1:%d %s"
+                        % (w.port, w.key)]
+        s.start()
+        sizes = []
+        for round_ in range(3):
+            grow(s, 1000 + 10 * round_, 2)
+            # One entry for the accounts, then one per transfer request.
+            want = 1 + 2 * (round_ + 1)
+            deadline = time.time() + 5 * slow_factor()
+            while True:
+                note = s.get("/v1/audit/checkpoint").body.decode()
+                lines = note.split("\n")
+                sigs = [ln for ln in lines[4:] if ln]
+                if int(lines[1]) >= want and any(
+                        ln.split(" ")[1] == "witness.test/w1"
+                        for ln in sigs):
+                    break
+                check(time.time() < deadline,
+                      "no cosigned checkpoint of size %d: %r" % (want, note))
+                time.sleep(0.05)
+            check(sigs[0].split(" ")[1] == lines[0],
+                  "the log's own signature comes first: %r" % sigs)
+            sizes.append(int(lines[1]))
+        check(sizes == sorted(sizes) and sizes[0] < sizes[-1],
+              "cosigned sizes grow: %r" % sizes)
+    finally:
+        w.stop()
+    # The witness is gone: checkpoints go on, without its cosignature.
+    grow(s, 2000, 2)
+    note = checkpoint_of_size(s, 1 + 2 * 4)
+    check(note.count("\n") >= 5, "still a signed checkpoint: %r" % note)
+    check_eq(s.get("/healthz").status, 200, "server serving without witness")
