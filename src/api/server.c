@@ -209,6 +209,23 @@ static enum MHD_Result reply_json(struct request *rq, unsigned status,
 
 /* ---- GET handlers ----------------------------------------------------- */
 
+/* Lookups tell which audit log entry created the record (the first
+ * entry at or after its timestamp), so a receipt can be asked for and
+ * proven.  b holds one JSON object; the field goes before its '}'. */
+static void put_entry_index(struct request *rq, struct wbuf *b, u64 ts)
+{
+	u64 index;
+
+	if (!rq->srv->audit || b->err || b->len == 0 ||
+	    b->data[b->len - 1] != '}' ||
+	    audit_index_of_timestamp(rq->srv->audit, ts, &index) != 0)
+		return;
+	b->len--;
+	wbuf_puts(b, ",\"entry_index\":");
+	wbuf_put_u128_str(b, index);
+	wbuf_putc(b, '}');
+}
+
 static enum MHD_Result get_account(struct request *rq)
 {
 	struct wbuf b = WBUF_INIT(RECORD_JSON_BYTES_MAX);
@@ -222,6 +239,7 @@ static enum MHD_Result get_account(struct request *rq)
 		return reply_problem(rq, PROBLEM_account_not_found, NULL, NULL,
 				     NULL);
 	codec_write_account(&b, &a);
+	put_entry_index(rq, &b, a.timestamp);
 	return reply_json(rq, 200, &b);
 }
 
@@ -242,6 +260,7 @@ static enum MHD_Result get_transfer(struct request *rq)
 		return reply_problem(rq, PROBLEM_transfer_not_found, NULL, NULL,
 				     NULL);
 	codec_write_transfer(&b, &t, ps);
+	put_entry_index(rq, &b, t.timestamp);
 	return reply_json(rq, 200, &b);
 }
 

@@ -294,6 +294,9 @@ def test_receipt_proves_the_transfer_entry_is_in_the_signed_checkpoint(ctx):
     ids = [int.from_bytes(entry[off:off + 16], "little")
            for off in range(32, len(entry), 128)]
     check(32 in ids, "transfer 32 is in its receipt's entry")
+    t = s.get("/v1/transfers/32").json()
+    check_eq(t.get("entry_index"), rc["index"],
+             "the lookup names the entry the receipt proves")
     key = s.get("/v1/audit/key")
     check_eq(key.status, 200, "GET /v1/audit/key")
     check(key.body.decode().startswith(note_lines[0] + "+"),
