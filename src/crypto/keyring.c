@@ -1406,16 +1406,17 @@ no_space:
 	return KEYRING_E_NO_SPACE;
 }
 
-/* The current signer's private key, decrypted for one use. */
-static int signer_key(const struct keyring *kr, int64_t now,
-		      struct jose_seckey **out)
+/* The current signer's seed, decrypted into sodium_malloc'd memory the
+ * caller wipes and frees with sodium_free as soon as it has used it. */
+static int current_seed(const struct keyring *kr, int64_t now,
+			const struct entry **e_out, unsigned char **seed_out)
 {
 	const struct entry *e;
 	struct keyring_key meta;
-	unsigned char *seed = NULL;
+	unsigned char *seed;
 	int ret;
 
-	*out = NULL;
+	*seed_out = NULL;
 	if (!kr)
 		return KEYRING_E_INVALID_ARGUMENT;
 	if (!kr->kek)
@@ -1428,7 +1429,28 @@ static int signer_key(const struct keyring *kr, int64_t now,
 		return KEYRING_E_NO_MEMORY;
 	ret = keyring__keyfile_open(e->image, sizeof(e->image), kr->kek, &meta,
 				    seed, NULL, 0);
-	if (ret == 0 && jose_seckey_from_seed(seed, e->key.kid, out) != 0)
+	if (ret != 0) {
+		sodium_free(seed);
+		return ret;
+	}
+	*e_out = e;
+	*seed_out = seed;
+	return 0;
+}
+
+/* The current signer's private key, decrypted for one use. */
+static int signer_key(const struct keyring *kr, int64_t now,
+		      struct jose_seckey **out)
+{
+	const struct entry *e = NULL;
+	unsigned char *seed;
+	int ret;
+
+	*out = NULL;
+	ret = current_seed(kr, now, &e, &seed);
+	if (ret != 0)
+		return ret;
+	if (jose_seckey_from_seed(seed, e->key.kid, out) != 0)
 		ret = KEYRING_E_INTERNAL;
 	sodium_free(seed);
 	return ret;
@@ -1437,24 +1459,14 @@ static int signer_key(const struct keyring *kr, int64_t now,
 int keyring_note_signer(const struct keyring *kr, int64_t now, const char *name,
 			size_t name_len, struct note_signer *out)
 {
-	const struct entry *e;
-	struct keyring_key meta;
-	unsigned char *seed = NULL;
+	const struct entry *e = NULL;
+	unsigned char *seed;
 	int ret;
 
-	if (!kr)
-		return KEYRING_E_INVALID_ARGUMENT;
-	if (!kr->kek)
-		return KEYRING_E_NO_KEK;
-	e = current_entry(kr, now);
-	if (!e)
-		return KEYRING_E_NO_SIGNING_KEY;
-	seed = sodium_malloc(JOSE_ED25519_SEED_BYTES);
-	if (!seed)
-		return KEYRING_E_NO_MEMORY;
-	ret = keyring__keyfile_open(e->image, sizeof(e->image), kr->kek, &meta,
-				    seed, NULL, 0);
-	if (ret == 0 && note_signer_from_seed(name, name_len, seed, out) != 0)
+	ret = current_seed(kr, now, &e, &seed);
+	if (ret != 0)
+		return ret;
+	if (note_signer_from_seed(name, name_len, seed, out) != 0)
 		ret = KEYRING_E_INVALID_ARGUMENT;
 	sodium_free(seed);
 	return ret;
