@@ -328,20 +328,19 @@ cleanup:
 
 /* ---- audit log (issue 5) ---------------------------------------------- */
 
+/* Standard base64 in quotes, encoded straight into the reply. */
 static void put_b64(struct wbuf *b, const u8 *bin, size_t len)
 {
 	size_t cap =
 		sodium_base64_encoded_len(len, sodium_base64_VARIANT_ORIGINAL);
-	char *out = malloc(cap);
-	if (!out) {
-		b->err = true;
+
+	if (wbuf_reserve(b, cap + 2) != 0)
 		return;
-	}
-	sodium_bin2base64(out, cap, bin, len, sodium_base64_VARIANT_ORIGINAL);
-	wbuf_putc(b, '"');
-	wbuf_puts(b, out);
-	wbuf_putc(b, '"');
-	free(out);
+	b->data[b->len++] = '"';
+	sodium_bin2base64(b->data + b->len, cap, bin, len,
+			  sodium_base64_VARIANT_ORIGINAL);
+	b->len += cap - 1; /* cap counts the NUL */
+	b->data[b->len++] = '"';
 }
 
 static void put_dec_str(struct wbuf *b, u64 v)
@@ -370,6 +369,24 @@ static void put_proof(struct wbuf *b, u8 proof[][MERKLE_HASH_BYTES], size_t n)
 		put_b64(b, proof[i], MERKLE_HASH_BYTES);
 	}
 	wbuf_putc(b, ']');
+}
+
+/* The members an inclusion proof and a receipt share: index, size,
+ * leaf_hash, root, proof. */
+static void put_inclusion(struct wbuf *b, u64 index, u64 size,
+			  const u8 leaf[MERKLE_HASH_BYTES],
+			  const u8 root[MERKLE_HASH_BYTES],
+			  u8 proof[][MERKLE_HASH_BYTES], size_t np)
+{
+	wbuf_puts(b, "\"index\":");
+	put_dec_str(b, index);
+	wbuf_puts(b, ",\"size\":");
+	put_dec_str(b, size);
+	wbuf_puts(b, ",\"leaf_hash\":");
+	put_b64(b, leaf, MERKLE_HASH_BYTES);
+	wbuf_puts(b, ",\"root\":");
+	put_b64(b, root, MERKLE_HASH_BYTES);
+	put_proof(b, proof, np);
 }
 
 /* GET /v1/audit/head: the tree's size and root (unsigned until the
@@ -475,16 +492,9 @@ static enum MHD_Result get_audit_inclusion(struct request *rq)
 		return reply_problem(rq, PROBLEM_audit_out_of_range,
 				     "need 0 <= index < size <= the log's size",
 				     NULL, NULL);
-	wbuf_puts(&b, "{\"index\":");
-	put_dec_str(&b, v[0]);
-	wbuf_puts(&b, ",\"size\":");
-	put_dec_str(&b, v[1]);
-	wbuf_puts(&b, ",\"leaf_hash\":");
-	put_b64(&b, leaf.hash, sizeof(leaf.hash));
-	wbuf_puts(&b, ",\"root\":");
-	put_b64(&b, root, sizeof(root));
-	put_proof(&b, proof, np);
-	wbuf_puts(&b, "}");
+	wbuf_putc(&b, '{');
+	put_inclusion(&b, v[0], v[1], leaf.hash, root, proof, np);
+	wbuf_putc(&b, '}');
 	return reply_json(rq, 200, &b);
 }
 
@@ -683,17 +693,10 @@ static enum MHD_Result get_receipt(struct request *rq)
 		goto cleanup;
 	}
 	wbuf_init(&b, entry_len * 4 / 3 + (size_t)nlen * 2 + 4096);
-	wbuf_puts(&b, "{\"index\":");
-	put_dec_str(&b, index);
+	wbuf_putc(&b, '{');
+	put_inclusion(&b, index, c.size, leaf.hash, root, proof, np);
 	wbuf_puts(&b, ",\"entry\":");
 	put_b64(&b, entry, entry_len);
-	wbuf_puts(&b, ",\"leaf_hash\":");
-	put_b64(&b, leaf.hash, sizeof(leaf.hash));
-	wbuf_puts(&b, ",\"size\":");
-	put_dec_str(&b, c.size);
-	wbuf_puts(&b, ",\"root\":");
-	put_b64(&b, root, sizeof(root));
-	put_proof(&b, proof, np);
 	wbuf_puts(&b, ",\"checkpoint\":");
 	wbuf_put_json_utf8(&b, note, (size_t)nlen);
 	wbuf_puts(&b, "}");

@@ -958,6 +958,9 @@ static int read_checkpoints(struct check *ck)
 			break;
 		at += n + 1 + len;
 	}
+	/* A read error is not a short file: nothing after it was seen. */
+	if (ret == 0 && ferror(f))
+		ret = -EIO;
 cleanup:
 	free(note);
 	fclose(f);
@@ -1200,6 +1203,14 @@ report:
 				(unsigned long long)t.size,
 				(unsigned long long)newest);
 	}
+	/* Entries with no checkpoint at all: the server signs one at start
+	 * and every second, so an emptied checkpoints file is a finding. */
+	if (ck->notes == 0 && t.size > 0)
+		problem(ck,
+			"audit/checkpoints holds no checkpoint, but the "
+			"journal "
+			"has %llu entries: the signed history was removed",
+			(unsigned long long)t.size);
 	if (ck->problems == 0) {
 		u64 newest = ck->ncps ? ck->cps[ck->ncps - 1].size : 0;
 		printf("%llu entries, %llu checkpoints, newest size %llu: "
@@ -1287,9 +1298,18 @@ static int check_data(int argc, char **argv)
 			goto cleanup;
 		}
 	} else {
+		/* DATA/keys is read without the KEK, so its files are not
+		 * authenticated: whoever can write DATA could add a key and
+		 * re-sign.  Fine for an operator's own look; an auditor
+		 * passes the key it got from the log beforehand. */
 		ret = load_keyring(ck);
 		if (ret != 0)
 			goto cleanup;
+		fprintf(stderr,
+			"tpwallet audit check: warning: keys taken from "
+			"DATA/keys, which anyone who can write DATA can "
+			"replace; "
+			"pass --key for an independent check\n");
 	}
 	ret = read_checkpoints(ck);
 	if (ret == 0)

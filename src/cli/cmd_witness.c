@@ -25,6 +25,7 @@
  * origins in the state file.
  */
 #include "cli/cli.h"
+#include "log/fsdir.h"
 #include "core/merkle.h"
 #include "crypto/cosig.h"
 #include "crypto/note.h"
@@ -112,19 +113,6 @@ static int path_join(char *out, size_t cap, const char *dir, const char *name)
 	return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
 }
 
-static int fsync_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int ret = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (fsync(fd) < 0)
-		ret = -errno;
-	close(fd);
-	return ret;
-}
-
 /* Write data to dir/name durably: temporary file, fsync, rename, fsync
  * the directory. */
 static int write_durably(const char *dir, const char *name, const void *data,
@@ -165,17 +153,18 @@ static int write_durably(const char *dir, const char *name, const void *data,
 		p += w;
 		len -= (size_t)w;
 	}
-	if (fsync(fd) < 0 || close(fd) < 0) {
+	if (fsync(fd) < 0)
 		ret = -errno;
-		fd = -1;
-		goto cleanup;
-	}
+	if (close(fd) < 0 && ret == 0)
+		ret = -errno;
 	fd = -1;
+	if (ret < 0)
+		goto cleanup;
 	if (rename(tmp, path) < 0) {
 		ret = -errno;
 		goto cleanup;
 	}
-	ret = fsync_dir(dir);
+	ret = fsdir_sync(dir);
 cleanup:
 	if (fd >= 0)
 		close(fd);
@@ -681,9 +670,12 @@ int cmd_witness(int argc, char **argv)
 		goto cleanup;
 	}
 	ret = EXIT_DATA;
-	if (mkdir(w.dir, 0700) < 0 && errno != EEXIST) {
+	/* A new state directory must outlive a crash, or the witness would
+	 * come back with a new key and no memory, and cosign a rollback. */
+	int mk = fsdir_make(w.dir);
+	if (mk < 0) {
 		fprintf(stderr, "tpwallet witness: cannot create %s: %s\n",
-			w.dir, strerror(errno));
+			w.dir, strerror(-mk));
 		goto cleanup;
 	}
 	if (key_load_or_create(&w, name) < 0 || state_load(&w) < 0)

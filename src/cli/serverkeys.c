@@ -5,6 +5,7 @@
 #include "cli/serverkeys.h"
 #include "crypto/note.h"
 #include "engine/logger.h"
+#include "log/fsdir.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -86,7 +87,7 @@ static int load_origin(const char *data_dir, bool create, char *out, size_t cap)
 		if (!fgets(out, (int)cap, f))
 			ret = -EINVAL;
 		fclose(f);
-		out[strcspn(out, "")] = '\0';
+		out[strcspn(out, "\r\n")] = '\0';
 		if (ret == 0 && !note_name_valid(out, strlen(out)))
 			ret = -EINVAL;
 		if (ret != 0)
@@ -102,17 +103,28 @@ static int load_origin(const char *data_dir, bool create, char *out, size_t cap)
 	char hex[17];
 	sodium_bin2hex(hex, sizeof(hex), id, sizeof(id));
 	snprintf(out, cap, "tpwallet/%s", hex);
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	/* Temporary file, fsync, rename, directory fsync: a crash leaves
+	 * no origin or the whole one, never an empty file. */
+	char tmp[4220];
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		ret = -errno;
-		say(LOG_ERROR, "cannot create %s: %s", path, strerror(errno));
+		say(LOG_ERROR, "cannot create %s: %s", tmp, strerror(errno));
 		return ret;
 	}
 	char line[ORIGIN_BYTES_MAX + 2];
-	int n = snprintf(line, sizeof(line), "%s", out);
+	int n = snprintf(line, sizeof(line), "%s\n", out);
 	if (write(fd, line, (size_t)n) != n || fsync(fd) != 0)
 		ret = -EIO;
-	close(fd);
+	if (close(fd) != 0 && ret == 0)
+		ret = -EIO;
+	if (ret == 0 && rename(tmp, path) != 0)
+		ret = -errno;
+	if (ret == 0)
+		ret = fsdir_sync(data_dir);
+	if (ret != 0)
+		say(LOG_ERROR, "cannot write %s", path);
 	return ret;
 }
 
@@ -127,13 +139,14 @@ int server_keys_open(const struct settings *s, bool create,
 	ret = load_kek(s, create, &out->kek);
 	if (ret != 0)
 		goto fail;
-	ret = load_origin(s->data_dir, true, out->origin, sizeof(out->origin));
+	ret = load_origin(s->data_dir, create, out->origin,
+			  sizeof(out->origin));
 	if (ret != 0)
 		goto fail;
 	snprintf(dir, sizeof(dir), "%s/keys", s->data_dir);
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
-		ret = -errno;
-		say(LOG_ERROR, "cannot create %s: %s", dir, strerror(errno));
+	ret = fsdir_make(dir);
+	if (ret < 0) {
+		say(LOG_ERROR, "cannot create %s: %s", dir, strerror(-ret));
 		goto fail;
 	}
 	ret = keyring_open(dir, out->kek, &out->keyring, err, sizeof(err));

@@ -7,6 +7,7 @@
  * silently leave a default in force.
  */
 #include "cli/cli.h"
+#include "log/fsdir.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -372,10 +373,11 @@ int data_dir_prepare(const char *dir, bool *created)
 		return ret;
 	}
 	close(fd);
-	int dfd = open(dir, O_RDONLY | O_DIRECTORY);
-	if (dfd >= 0) {
-		fsync(dfd);
-		close(dfd);
+	ret = fsdir_sync(dir);
+	if (ret < 0) {
+		fprintf(stderr, "tpwallet: cannot sync %s: %s\n", dir,
+			strerror(-ret));
+		return ret;
 	}
 	*created = true;
 	return 0;

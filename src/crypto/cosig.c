@@ -29,16 +29,7 @@ const char *cosig_strerror(int code)
 
 u32 cosig_key_id(const char *name, size_t len, const u8 public_key[32])
 {
-	crypto_hash_sha256_state st;
-	u8 h[crypto_hash_sha256_BYTES];
-	static const u8 sep[2] = {'\n', COSIG_ALG_ED25519};
-
-	crypto_hash_sha256_init(&st);
-	crypto_hash_sha256_update(&st, (const u8 *)name, len);
-	crypto_hash_sha256_update(&st, sep, sizeof(sep));
-	crypto_hash_sha256_update(&st, public_key, 32);
-	crypto_hash_sha256_final(&st, h);
-	return (u32)h[0] << 24 | (u32)h[1] << 16 | (u32)h[2] << 8 | h[3];
+	return note__key_id_typed(name, len, COSIG_ALG_ED25519, public_key);
 }
 
 /* Canonical standard base64 of exactly want bytes, else -1. */

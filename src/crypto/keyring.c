@@ -1129,7 +1129,7 @@ static int write_keyfile(const struct keyring *kr, const char *kid,
 	ret = write_all(fd, image, KEYRING_KEYFILE_BYTES);
 	if (ret == 0 && fsync(fd) != 0)
 		ret = -errno;
-	if (ret == 0 && close(fd) != 0)
+	if (close(fd) != 0 && ret == 0)
 		ret = -errno;
 	fd = -1;
 	if (ret == 0 && rename(tmp, final) != 0)

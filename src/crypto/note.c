@@ -230,9 +230,15 @@ static int finish(struct out *o, size_t *len_out)
 
 u32 note_key_id(const char *name, size_t len, const u8 public_key[32])
 {
+	return note__key_id_typed(name, len, ALG_ED25519, public_key);
+}
+
+u32 note__key_id_typed(const char *name, size_t len, u8 type,
+		       const u8 public_key[32])
+{
 	crypto_hash_sha256_state st;
 	u8 h[crypto_hash_sha256_BYTES];
-	static const u8 sep[2] = {'\n', ALG_ED25519};
+	const u8 sep[2] = {'\n', type};
 
 	crypto_hash_sha256_init(&st);
 	crypto_hash_sha256_update(&st, (const u8 *)name, len);
@@ -258,15 +264,21 @@ static int parse_key(const char *s, size_t len, struct note_verifier *v,
 		return NOTE_E_BAD_NAME;
 	if (hex8(hex, id) != 0)
 		return NOTE_E_BAD_KEY;
+	/* raw may hold a private seed (signer keys): wiped on every path. */
 	u8 raw[64];
 	long n = b64_decode(hex + 9, rest - 9, raw, sizeof(raw));
+	int ret = 0;
 	if (n < 0)
-		return NOTE_E_BAD_BASE64;
-	if (n < 1 || raw[0] != ALG_ED25519)
-		return NOTE_E_UNKNOWN_ALGORITHM;
-	if (n != 33)
-		return NOTE_E_BAD_KEY;
-	memcpy(key, raw, 33);
+		ret = NOTE_E_BAD_BASE64;
+	else if (n < 1 || raw[0] != ALG_ED25519)
+		ret = NOTE_E_UNKNOWN_ALGORITHM;
+	else if (n != 33)
+		ret = NOTE_E_BAD_KEY;
+	else
+		memcpy(key, raw, 33);
+	sodium_memzero(raw, sizeof(raw));
+	if (ret != 0)
+		return ret;
 	memcpy(v->name, s, name_len);
 	v->name[name_len] = '\0';
 	v->name_len = name_len;

@@ -113,6 +113,10 @@ bool note_name_valid(const char *name, size_t len);
 
 /* The key id of an Ed25519 public key under name. */
 u32 note_key_id(const char *name, size_t len, const u8 public_key[32]);
+/* The same for any key type byte (cosig.c uses 0x04): the first 4 bytes,
+ * big-endian, of SHA-256(name || "\n" || type || public key). */
+u32 note__key_id_typed(const char *name, size_t len, u8 type,
+		       const u8 public_key[32]);
 
 /* Parse a verifier key string (whole of s[0..len)).  Returns 0,
  * NOTE_E_BAD_KEY (shape), NOTE_E_BAD_NAME, NOTE_E_BAD_BASE64,

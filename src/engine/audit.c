@@ -14,6 +14,7 @@
 #include "crypto/cosig.h"
 #include "crypto/note.h"
 #include "engine/witness.h"
+#include "log/fsdir.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -76,6 +77,9 @@ struct audit {
 	 * entry that no longer hashes to its recorded leaf stops the tree. */
 	int leaves_fd;
 	u64 leaves_stored; /* hashes in the file */
+	u64 cache_first;   /* stored hashes read ahead into leaves_buf... */
+	unsigned cache_n;  /* ...while catching up (nothing is buffered then) */
+	u64 checkpoints_end; /* bytes of whole checkpoints in the file */
 	unsigned leaves_buffered;
 	u8 leaves_buf[LEAVES_BUFFER_HASHES][32]; /* not yet written */
 	pthread_mutex_t latest_lock;
@@ -122,9 +126,19 @@ static int leaves_record(struct audit *a, u64 i, const u8 hash[32])
 	if (a->leaves_fd < 0)
 		return 0;
 	if (i < a->leaves_stored) {
-		u8 old[32];
-		if (pread(a->leaves_fd, old, 32, (off_t)(i * 32u)) != 32)
-			return -EIO;
+		/* Catching up: compare in blocks, not a pread per leaf.
+		 * leaves_buf is free: writes start only past leaves_stored. */
+		if (i < a->cache_first || i >= a->cache_first + a->cache_n) {
+			u64 n = a->leaves_stored - i;
+			if (n > LEAVES_BUFFER_HASHES)
+				n = LEAVES_BUFFER_HASHES;
+			if (pread(a->leaves_fd, a->leaves_buf, n * 32u,
+				  (off_t)(i * 32u)) != (ssize_t)(n * 32u))
+				return -EIO;
+			a->cache_first = i;
+			a->cache_n = (unsigned)n;
+		}
+		const u8 *old = a->leaves_buf[i - a->cache_first];
 		if (memcmp(old, hash, 32) != 0) {
 			log_at(LOG_ERROR,
 			       "journal entry no longer matches the audit log: "
@@ -134,6 +148,7 @@ static int leaves_record(struct audit *a, u64 i, const u8 hash[32])
 		}
 		return 0;
 	}
+	a->cache_n = 0; /* leaves_buf holds writes from here on */
 	memcpy(a->leaves_buf[a->leaves_buffered++], hash, 32);
 	if (a->leaves_buffered == LEAVES_BUFFER_HASHES)
 		return leaves_flush(a, false);
@@ -274,8 +289,10 @@ static void checkpoint_now(struct audit *a)
 	memcpy(c.origin, a->origin, sizeof(c.origin));
 	c.origin_len = strlen(a->origin);
 	c.size = size;
-	if (merkle_store_root(a->store, size, c.root) != 0)
-		return;
+	if (merkle_store_root(a->store, size, c.root) != 0) {
+		ret = MERKLE_E_SIZE_RANGE;
+		goto failed;
+	}
 	ret = checkpoint_format(&c, body, sizeof(body), &body_len);
 	if (ret != 0)
 		goto failed;
@@ -297,9 +314,19 @@ static void checkpoint_now(struct audit *a)
 		struct iovec iov[2] = {{head, (size_t)hn}, {note, note_len}};
 		ssize_t w = writev(a->checkpoints_fd, iov, 2);
 		if (w != (ssize_t)((size_t)hn + note_len) ||
-		    fdatasync(a->checkpoints_fd) != 0)
+		    fdatasync(a->checkpoints_fd) != 0) {
 			log_at(LOG_WARN, "cannot append the checkpoint",
 			       LOG_NUM("errno", errno));
+			/* Never leave half a frame for the next one to
+			 * follow: cut back to the last whole checkpoint. */
+			if (ftruncate(a->checkpoints_fd,
+				      (off_t)a->checkpoints_end) != 0)
+				log_at(LOG_ERROR,
+				       "cannot cut the checkpoints file",
+				       LOG_NUM("errno", errno));
+		} else {
+			a->checkpoints_end += (u64)w;
+		}
 	}
 	pthread_mutex_lock(&a->latest_lock);
 	memcpy(a->latest, note, note_len);
@@ -324,9 +351,16 @@ static void maybe_checkpoint(struct audit *a)
 		return;
 	if (a->signed_any && audit_size(a) == a->signed_size)
 		return;
-	if (!asked && a->signed_any &&
-	    mono_ms() - a->signed_at_ms < AUDIT_CHECKPOINT_INTERVAL_MS)
+	/* Asked (POST /v1/audit/checkpoint) shortens the wait, but never
+	 * below a floor: anyone may ask, and a signature costs two
+	 * fdatasyncs and a round of witnesses. */
+	u64 wait = asked ? AUDIT_CHECKPOINT_ASKED_MIN_MS
+			 : AUDIT_CHECKPOINT_INTERVAL_MS;
+	if (a->signed_any && mono_ms() - a->signed_at_ms < wait) {
+		if (asked)
+			atomic_store(&a->asked, true); /* keep it for later */
 		return;
+	}
 	checkpoint_now(a);
 }
 
@@ -391,19 +425,65 @@ static void *audit_main(void *arg)
 	return NULL;
 }
 
+/* Find the end of the last whole "<bytes>\n<note>" frame of the
+ * checkpoints file and cut anything after it (a crash mid-append).
+ * NEEDSWORK: this reads the whole file at start; rotate or index it
+ * once logs run for years. */
+static int checkpoints_scan(struct audit *a, const char *path)
+{
+	FILE *f = fopen(path, "r");
+	u64 end = 0;
+	int ret = 0;
+
+	if (!f)
+		return -errno;
+	for (;;) {
+		char head[24];
+		if (!fgets(head, sizeof(head), f))
+			break;
+		char *nl = strchr(head, '\n');
+		unsigned long long n;
+		char *stop;
+		if (!nl || head[0] < '0' || head[0] > '9')
+			break;
+		n = strtoull(head, &stop, 10);
+		if (stop != nl || n == 0 || n > NOTE_BYTES_MAX)
+			break;
+		if (fseeko(f, (off_t)n, SEEK_CUR) != 0)
+			break;
+		/* fseeko past the end succeeds: check the bytes exist. */
+		off_t at = ftello(f);
+		struct stat st;
+		if (at < 0 || fstat(fileno(f), &st) != 0 || at > st.st_size)
+			break;
+		end = (u64)at;
+	}
+	if (ferror(f))
+		ret = -EIO;
+	fclose(f);
+	if (ret == 0 && truncate(path, (off_t)end) != 0)
+		ret = -errno;
+	a->checkpoints_end = end;
+	return ret;
+}
+
 /* DATA/audit/checkpoints, created (with its directory) if absent. */
 static int open_checkpoints(struct audit *a)
 {
 	char path[PATH_MAX + 32];
 
 	snprintf(path, sizeof(path), "%s/audit", a->data_dir);
-	if (mkdir(path, 0700) < 0 && errno != EEXIST)
-		return -errno;
+	int ret = fsdir_make(path);
+	if (ret < 0)
+		return ret;
 	snprintf(path, sizeof(path), "%s/audit/checkpoints", a->data_dir);
 	a->checkpoints_fd =
 		open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 	if (a->checkpoints_fd < 0)
 		return -errno;
+	ret = checkpoints_scan(a, path);
+	if (ret < 0)
+		return ret;
 	snprintf(path, sizeof(path), "%s/audit/leaves", a->data_dir);
 	a->leaves_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (a->leaves_fd < 0)
@@ -411,6 +491,11 @@ static int open_checkpoints(struct audit *a)
 	struct stat st;
 	if (fstat(a->leaves_fd, &st) != 0)
 		return -errno;
+	/* Both files' entries must outlive a crash (once, at start). */
+	snprintf(path, sizeof(path), "%s/audit", a->data_dir);
+	ret = fsdir_sync(path);
+	if (ret < 0)
+		return ret;
 	/* A crash mid-write leaves a partial hash at the end: drop it. */
 	a->leaves_stored = (u64)st.st_size / 32u;
 	if ((u64)st.st_size % 32u != 0 &&
@@ -613,7 +698,10 @@ cleanup:
 
 int audit_index_of_timestamp(const struct audit *a, u64 timestamp, u64 *index)
 {
-	u64 lo = 0, hi = audit_size(a);
+	/* One size for the search and the answer: a leaf appended meanwhile
+	 * must not make lo == the new size look like a match. */
+	u64 size = audit_size(a);
+	u64 lo = 0, hi = size;
 
 	/* Records are in timestamp order: the first with timestamp >= t. */
 	while (lo < hi) {
@@ -623,7 +711,7 @@ int audit_index_of_timestamp(const struct audit *a, u64 timestamp, u64 *index)
 		else
 			hi = mid;
 	}
-	if (lo == audit_size(a))
+	if (lo == size)
 		return MERKLE_E_INDEX_RANGE;
 	*index = lo;
 	return 0;

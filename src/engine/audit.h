@@ -51,6 +51,8 @@ struct audit_signer {
 
 /* How often a checkpoint is signed while entries arrive. */
 #define AUDIT_CHECKPOINT_INTERVAL_MS 1000
+/* The floor between two checkpoints asked for by POST. */
+#define AUDIT_CHECKPOINT_ASKED_MIN_MS 100
 
 /*
  * Start tailing DATA/journal, never past what engine has made durable

@@ -129,27 +129,32 @@ int witness_post(const struct witness_peer *w, const char *body, size_t len,
 
 	if (getaddrinfo(w->host, w->port, &hints, &ai) != 0 || !ai)
 		return -EHOSTUNREACH;
-	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-		    0);
-	if (fd < 0) {
-		ret = -errno;
-		goto cleanup;
+	/* Every address the name has ("localhost" may be ::1 first while
+	 * the witness listens on 127.0.0.1), all under the one deadline. */
+	ret = -ECONNREFUSED;
+	for (struct addrinfo *p = ai; p && fd < 0; p = p->ai_next) {
+		fd = socket(p->ai_family,
+			    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fd < 0) {
+			ret = -errno;
+			continue;
+		}
+		if (connect(fd, p->ai_addr, p->ai_addrlen) < 0 &&
+		    errno != EINPROGRESS) {
+			ret = -errno;
+		} else if ((ret = wait_fd(fd, POLLOUT, &deadline)) == 0) {
+			int soerr = 0;
+			socklen_t sl = sizeof(soerr);
+			getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
+			ret = -soerr;
+		}
+		if (ret != 0) {
+			close(fd);
+			fd = -1;
+		}
 	}
-	if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0 &&
-	    errno != EINPROGRESS) {
-		ret = -errno;
+	if (fd < 0)
 		goto cleanup;
-	}
-	ret = wait_fd(fd, POLLOUT, &deadline);
-	if (ret < 0)
-		goto cleanup;
-	int soerr = 0;
-	socklen_t sl = sizeof(soerr);
-	getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
-	if (soerr) {
-		ret = -soerr;
-		goto cleanup;
-	}
 
 	char head[512];
 	int hn = snprintf(head, sizeof(head),

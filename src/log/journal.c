@@ -9,6 +9,7 @@
  * goes; the only case where it cuts data is a torn tail, and it proves the
  * tail is torn by searching every later byte offset for a valid record.
  */
+#include "log/fsdir.h"
 #include "log/journal.h"
 #include "log/seqdir.h"
 
@@ -360,41 +361,6 @@ static void warn(const struct journal_options *o, const char *fmt, ...)
 		fprintf(stderr, "tpwallet: warning: %s\n", msg);
 }
 
-static int fsync_path(const char *path)
-{
-	int ret = 0;
-	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (fsync(fd) != 0)
-		ret = -errno;
-	close(fd);
-	return ret;
-}
-
-/* mkdir; when it created the directory, fsync its parent so the new entry
- * survives a crash. */
-static int make_dir(const char *path)
-{
-	char parent[4096];
-	const char *slash;
-	size_t n;
-
-	if (mkdir(path, 0700) != 0)
-		return errno == EEXIST ? 0 : -errno;
-	slash = strrchr(path, '/');
-	if (!slash)
-		return fsync_path(".");
-	n = (size_t)(slash - path);
-	if (n == 0)
-		return fsync_path("/");
-	if (n >= sizeof(parent))
-		return -ENAMETOOLONG;
-	memcpy(parent, path, n);
-	parent[n] = '\0';
-	return fsync_path(parent);
-}
-
 static void segment_name(char *out, size_t out_len, u64 seq)
 {
 	snprintf(out, out_len, "%020llu" SEGMENT_SUFFIX,
@@ -647,9 +613,9 @@ int journal_open(struct journal **out, const char *dir,
 	memcpy(j->dir_path, dir, dlen);
 	memcpy(j->dir_path + dlen, "/journal", sizeof("/journal"));
 
-	ret = make_dir(dir);
+	ret = fsdir_make(dir);
 	if (ret == 0)
-		ret = make_dir(j->dir_path);
+		ret = fsdir_make(j->dir_path);
 	if (ret != 0) {
 		snprintf(err_buf, sizeof(err_buf), "journal: creating %s: %s",
 			 j->dir_path, strerror(-ret));

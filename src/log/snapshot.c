@@ -10,6 +10,7 @@
  * Loading re-checks everything and falls back to older snapshots: the
  * journal still holds the records, so a bad snapshot costs time, not data.
  */
+#include "log/fsdir.h"
 #include "log/seqdir.h"
 #include "log/snapshot.h"
 
@@ -58,18 +59,6 @@ static int dir_path(char *out, size_t len, const char *data_dir)
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
-static int fsync_dir(const char *path)
-{
-	int ret = 0;
-	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (fsync(fd) != 0)
-		ret = -errno;
-	close(fd);
-	return ret;
-}
-
 static int write_all(int fd, const u8 *p, size_t len)
 {
 	while (len > 0) {
@@ -102,14 +91,9 @@ int snapshot_begin(struct snapshot_writer *w, const char *data_dir, u64 seq,
 	ret = dir_path(w->dir_path, sizeof(w->dir_path), data_dir);
 	if (ret != 0)
 		goto cleanup;
-	if (mkdir(w->dir_path, 0700) == 0) {
-		ret = fsync_dir(data_dir);
-		if (ret != 0)
-			goto cleanup;
-	} else if (errno != EEXIST) {
-		ret = -errno;
+	ret = fsdir_make(w->dir_path);
+	if (ret != 0)
 		goto cleanup;
-	}
 	n = snprintf(w->final_path, sizeof(w->final_path),
 		     "%s/" SNAP_PREFIX "%020llu" SNAP_SUFFIX, w->dir_path,
 		     (unsigned long long)seq);
@@ -212,7 +196,7 @@ int snapshot_commit(struct snapshot_writer *w)
 		goto cleanup;
 	}
 	w->tmp_path[0] = '\0'; /* nothing left to remove */
-	ret = fsync_dir(w->dir_path);
+	ret = fsdir_sync(w->dir_path);
 cleanup:
 	if (ret != 0) {
 		w->error = ret;
@@ -433,7 +417,7 @@ void snapshot_prune(const char *data_dir, unsigned keep)
 			 (unsigned long long)seqs[i]);
 		unlink(path);
 	}
-	fsync_dir(dir);
+	fsdir_sync(dir);
 cleanup:
 	free(seqs);
 }

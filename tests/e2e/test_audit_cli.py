@@ -367,6 +367,16 @@ def test_audit_check_names_each_tampered_entry_even_with_crcs_rewritten(ctx):
     r = audit(ctx, "check", data, "--key",
               note_key(key.split("+")[0], b"\x05" * 32))
     check_eq(r.returncode, 1, "checkpoints against a key that did not sign")
+    check("warning: keys taken from DATA/keys" in
+          audit(ctx, "check", data).stderr,
+          "check without --key warns that DATA/keys is not independent")
+    # The signed history emptied: a finding, not "consistent".
+    emptied = ctx.path("emptied")
+    shutil.copytree(data, emptied)
+    write(os.path.join(emptied, "audit", "checkpoints"), b"")
+    r = audit(ctx, "check", emptied, "--key", "@" + keyfile)
+    check_eq(r.returncode, 1, "an emptied checkpoints file: %s"
+             % (r.stdout + r.stderr))
 
     K = 4  # an old entry, between the checkpoints of sizes 3 and 5
 

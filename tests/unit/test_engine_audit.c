@@ -305,6 +305,46 @@ static void checkpoints_are_signed_notes_of_the_tree(void **state)
 	assert_int_equal(fscanf(cf, "%zu\n", &framed), 1);
 	assert_true(framed > 0 && framed < NOTE_BYTES_MAX);
 	fclose(cf);
+
+	/* A crash mid-append leaves half a frame: the next start cuts it,
+	 * and every frame in the file is whole again. */
+	cf = fopen(path, "a");
+	assert_non_null(cf);
+	fputs("400\n\xe2\x80\x94 half a note", cf);
+	fclose(cf);
+	assert_int_equal(audit_open(&a, f->dir, f->e, &as, &err), 0);
+	audit_request_checkpoint(a);
+	create_transfers(f->e, 700000, 3); /* a new size to sign */
+	wait_size(a, n + 1);
+	for (int i = 0; i < 400; i++) {
+		if (audit_checkpoint(a, note, NOTE_BYTES_MAX) > 0) {
+			struct checkpoint c2;
+			struct note_opened o2;
+			long l2 = audit_checkpoint(a, note, NOTE_BYTES_MAX);
+			if (note_open(note, (size_t)l2, &signer.pub, 1, &o2) ==
+				    0 &&
+			    checkpoint_parse(o2.text, o2.text_len, &c2) == 0 &&
+			    c2.size == n + 1)
+				break;
+		}
+		struct timespec ms = {0, 5 * 1000000L};
+		nanosleep(&ms, NULL);
+	}
+	audit_close(a);
+	cf = fopen(path, "r");
+	assert_non_null(cf);
+	unsigned frames = 0;
+	while (fscanf(cf, "%zu\n", &framed) == 1) {
+		assert_true(framed > 0 && framed < NOTE_BYTES_MAX);
+		assert_int_equal(fseek(cf, (long)framed, SEEK_CUR), 0);
+		frames++;
+	}
+	assert_true(feof(cf) || fgetc(cf) == EOF);
+	long end = ftell(cf);
+	fseek(cf, 0, SEEK_END);
+	assert_int_equal(end, ftell(cf)); /* nothing after the last frame */
+	assert_true(frames >= 2);
+	fclose(cf);
 	note_signer_clear(&signer);
 	free(note);
 }

@@ -1,0 +1,20 @@
+/*
+ * fsdir.h - making directory entries durable.
+ *
+ * A file created, renamed or removed survives a crash only once its
+ * directory is fsynced; a directory created, once its parent is.  One
+ * place for that, used by the journal, snapshots, the audit log's files
+ * and the commands that write files of their own.  (The keyring, one
+ * layer below, keeps its own: src/crypto may not call src/log.)
+ */
+#ifndef TPW_LOG_FSDIR_H
+#define TPW_LOG_FSDIR_H
+
+/* fsync the directory at path.  Returns 0 or -errno. */
+int fsdir_sync(const char *path);
+
+/* mkdir(path, 0700); when it created the directory, fsync its parent.
+ * An existing directory is fine.  Returns 0 or -errno. */
+int fsdir_make(const char *path);
+
+#endif
