@@ -73,6 +73,11 @@ $(BUILD)/tests/test_core_%: tests/unit/test_core_%.c $(CORE_OBJ)
 	@mkdir -p $(dir $@)
 	@echo "  TEST    $@"
 	@$(CC) $(CPPFLAGS) $(CFLAGS) $(LDSAN) -o $@ $^ $(LDLIBS) -lcmocka
+# CLI tests include the one cli/*.c file they test (it needs only core).
+$(BUILD)/tests/test_cli_%: tests/unit/test_cli_%.c $(CORE_OBJ)
+	@mkdir -p $(dir $@)
+	@echo "  TEST    $@"
+	@$(CC) $(CPPFLAGS) $(CFLAGS) $(LDSAN) -o $@ $^ $(LDLIBS) -lcmocka
 $(BUILD)/tests/test_log_%: tests/unit/test_log_%.c $(LOG_OBJ)
 	@mkdir -p $(dir $@)
 	@echo "  TEST    $@"

@@ -9,14 +9,20 @@ time.  Used by bench/run.sh.
 import argparse
 import http.client
 import json
+import os
 import sys
 import threading
 import time
 
 
+# The administrator's bearer token (docs/authz.md): TPWALLET_TOKEN.
+AUTH = {"Authorization": "Bearer " + os.environ["TPWALLET_TOKEN"]} \
+    if os.environ.get("TPWALLET_TOKEN") else {}
+
+
 def post(conn, path, body):
     conn.request("POST", path, body=body,
-                  headers={"Content-Type": "application/json"})
+                 headers={"Content-Type": "application/json", **AUTH})
     r = conn.getresponse()
     data = r.read()
     if r.status != 200:

@@ -3,6 +3,8 @@
 -- ids never collide with an earlier run on the same data directory).
 local accounts = tonumber(os.getenv("ACCOUNTS") or "100000")
 local run = os.getenv("RUN") or "1"
+-- The administrator's bearer token (docs/authz.md): TPWALLET_TOKEN.
+local token = os.getenv("TPWALLET_TOKEN")
 local threads = 0
 
 function setup(thread)
@@ -22,8 +24,11 @@ function request()
 	local body = string.format(
 		'{"id":"%s%03d%010d","debit_account_id":"%d","credit_account_id":"%d","amount":"1","ledger":1,"code":1}',
 		run, tid, counter, d, c)
-	return wrk.format("POST", "/v1/transfers",
-		{ ["Content-Type"] = "application/json" }, body)
+	local headers = { ["Content-Type"] = "application/json" }
+	if token then
+		headers["Authorization"] = "Bearer " .. token
+	end
+	return wrk.format("POST", "/v1/transfers", headers, body)
 end
 
 function done(summary, latency, requests)

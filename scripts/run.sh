@@ -7,7 +7,12 @@ data=${TPWALLET_DATA:-./data}
 listen=${TPWALLET_LISTEN:-127.0.0.1:8080}
 cat >&2 <<MSG
 tpwallet: serving on http://$listen with data in $data (Ctrl-C stops it).
+  The administrator's bearer token is in $data/admin.token (mode 0600),
+  written when the data directory is created; every /v1 call needs it or
+  a mandate (docs/authz.md, docs/cli.md).
   try:  curl -s http://$listen/healthz
+        curl -s -H "Authorization: Bearer \$(cat $data/admin.token)" \\
+             http://$listen/v1/keys
         docs/api.md shows how to create accounts and transfers.
 MSG
 exec "$bin" serve --data "$data" --listen "$listen"

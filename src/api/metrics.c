@@ -15,8 +15,8 @@ static const char *const route_templates[ROUTE_COUNT] = {
 #undef X
 };
 
-static const char *const method_names[METHOD_COUNT] = {"GET", "HEAD", "POST",
-						       "other"};
+static const char *const method_names[METHOD_COUNT] = {
+	"GET", "HEAD", "POST", "PUT", "DELETE", "other"};
 
 static const unsigned status_codes[STATUS_IDX_OTHER] = {
 #define X(code) [STATUS_IDX_##code] = code,

@@ -47,6 +47,23 @@ struct engine;
 	X(audit_entry, "/v1/audit/entries/{index}")                            \
 	X(audit_inclusion, "/v1/audit/proof/inclusion")                        \
 	X(audit_consistency, "/v1/audit/proof/consistency")                    \
+	X(principals, "/v1/principals")                                        \
+	X(principal, "/v1/principals/{id}")                                    \
+	X(keys, "/v1/keys")                                                    \
+	X(keys_rotate, "/v1/keys/rotate")                                      \
+	X(revocations, "/v1/revocations")                                      \
+	X(revocation, "/v1/revocations/{jti}")                                 \
+	X(cp_manifest, "/v1/client-policy")                                    \
+	X(cp_current, "/v1/client-policy/current")                             \
+	X(cp_versions, "/v1/client-policy/versions")                           \
+	X(cp_version, "/v1/client-policy/versions/{version}")                  \
+	X(cp_diff, "/v1/client-policy/diff")                                   \
+	X(cp_rollback, "/v1/client-policy/rollback")                           \
+	X(cp_evaluate, "/v1/client-policy/evaluate")                           \
+	X(cp_overrides, "/v1/client-policy/overrides")                         \
+	X(cp_override, "/v1/client-policy/overrides/{id}")                     \
+	X(cp_impact, "/v1/client-policy/impact")                               \
+	X(cp_activity, "/v1/client-policy/activity")                           \
 	X(healthz, "/healthz")                                                 \
 	X(readyz, "/readyz")                                                   \
 	X(metrics, "/metrics")                                                 \
@@ -63,6 +80,8 @@ enum api_method {
 	METHOD_GET,
 	METHOD_HEAD,
 	METHOD_POST,
+	METHOD_PUT,
+	METHOD_DELETE,
 	METHOD_OTHER,
 	METHOD_COUNT
 };
@@ -71,7 +90,12 @@ enum api_method {
 #define API_STATUSES(X)                                                        \
 	X(200)                                                                 \
 	X(201)                                                                 \
-	X(202) X(400) X(404) X(405) X(409) X(413) X(415) X(422) X(500) X(503)
+	X(202)                                                                 \
+	X(400)                                                                 \
+	X(401)                                                                 \
+	X(403)                                                                 \
+	X(404)                                                                 \
+	X(405) X(409) X(413) X(415) X(422) X(500) X(503) X(507)
 enum {
 #define X(code) STATUS_IDX_##code,
 	API_STATUSES(X)

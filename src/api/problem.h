@@ -50,6 +50,18 @@
 	  "until a restart; retry with the same ids")                          \
 	X(engine_error, "engine-error", 500,                                   \
 	  "The batch was not applied; nothing changed")                        \
+	X(invalid_policy, "invalid-policy", 422,                               \
+	  "The client policy or override is not valid")                        \
+	X(policy_not_found, "policy-not-found", 404,                           \
+	  "No such client policy version or override")                         \
+	X(principal_not_found, "principal-not-found", 404,                     \
+	  "Principal not found")                                               \
+	X(name_taken, "name-taken", 409,                                       \
+	  "Another principal already has this name")                           \
+	X(state_full, "state-full", 507,                                       \
+	  "The authorization state is at its limit")                           \
+	X(key_rotation_failed, "key-rotation-failed", 500,                     \
+	  "The signing key could not be rotated")                              \
 	X(internal_error, "internal-error", 500, "Internal error")
 
 enum problem {

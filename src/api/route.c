@@ -39,6 +39,74 @@ static enum api_route audit_route(const char *rest, u128 *id, bool *bad_id)
 	return ROUTE_audit_entry;
 }
 
+/* A text id: 1..API_TEXT_ID_BYTES_MAX characters of [A-Za-z0-9._~-]
+ * (base64url thumbprints and jtis), no further segment. */
+static enum api_route text_id_route(const char *rest, enum api_route r,
+				    bool *bad_id)
+{
+	size_t n = 0;
+
+	for (; rest[n]; n++) {
+		char c = rest[n];
+		if (c == '/')
+			return ROUTE_unmatched;
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+		      c == '~' || c == '-'))
+			*bad_id = true;
+	}
+	if (n == 0 || n > API_TEXT_ID_BYTES_MAX)
+		*bad_id = true;
+	return r;
+}
+
+/* "/v1/client-policy" + rest. */
+static enum api_route client_policy_route(const char *rest, u128 *id,
+					  bool *bad_id)
+{
+	static const struct {
+		const char *path;
+		enum api_route route;
+	} fixed[] = {
+		{"", ROUTE_cp_manifest},
+		{"/current", ROUTE_cp_current},
+		{"/versions", ROUTE_cp_versions},
+		{"/diff", ROUTE_cp_diff},
+		{"/rollback", ROUTE_cp_rollback},
+		{"/evaluate", ROUTE_cp_evaluate},
+		{"/overrides", ROUTE_cp_overrides},
+		{"/impact", ROUTE_cp_impact},
+		{"/activity", ROUTE_cp_activity},
+	};
+	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+		if (strcmp(rest, fixed[i].path) == 0)
+			return fixed[i].route;
+	enum api_route r;
+	if (strncmp(rest, "/versions/", 10) == 0) {
+		rest += 10;
+		r = ROUTE_cp_version;
+	} else if (strncmp(rest, "/overrides/", 11) == 0) {
+		rest += 11;
+		r = ROUTE_cp_override;
+	} else {
+		return ROUTE_unmatched;
+	}
+	if (strchr(rest, '/'))
+		return ROUTE_unmatched;
+	if (u128_parse_dec(rest, strlen(rest), UINT64_MAX, id))
+		*bad_id = true;
+	return r;
+}
+
+const char *api_route_text_id(const char *url)
+{
+	if (strncmp(url, "/v1/principals/", 15) == 0)
+		return url + 15;
+	if (strncmp(url, "/v1/revocations/", 16) == 0)
+		return url + 16;
+	return NULL;
+}
+
 enum api_route api_route_match(const char *url, u128 *id, bool *bad_id)
 {
 	static const char acc[] = "/v1/accounts", tr[] = "/v1/transfers";
@@ -57,6 +125,21 @@ enum api_route api_route_match(const char *url, u128 *id, bool *bad_id)
 		return ROUTE_jwks;
 	if (strncmp(url, "/v1/audit/", 10) == 0)
 		return audit_route(url + 10, id, bad_id);
+	if (strncmp(url, "/v1/client-policy", 17) == 0)
+		return client_policy_route(url + 17, id, bad_id);
+	if (strcmp(url, "/v1/principals") == 0)
+		return ROUTE_principals;
+	if (strcmp(url, "/v1/keys") == 0)
+		return ROUTE_keys;
+	if (strcmp(url, "/v1/keys/rotate") == 0)
+		return ROUTE_keys_rotate;
+	if (strcmp(url, "/v1/revocations") == 0)
+		return ROUTE_revocations;
+	/* Their {id} is text (a thumbprint, a jti): api_route_text_id. */
+	if (strncmp(url, "/v1/principals/", 15) == 0)
+		return text_id_route(url + 15, ROUTE_principal, bad_id);
+	if (strncmp(url, "/v1/revocations/", 16) == 0)
+		return text_id_route(url + 16, ROUTE_revocation, bad_id);
 	if (strncmp(url, acc, sizeof(acc) - 1) == 0) {
 		accounts = true;
 		rest = url + sizeof(acc) - 1;

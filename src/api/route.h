@@ -22,6 +22,11 @@
  * the {id} segment is not a canonical decimal (then *id is unchanged). */
 enum api_route api_route_match(const char *url, u128 *id, bool *bad_id);
 
+/* The text {id} of /v1/principals/{id} and /v1/revocations/{jti} (valid
+ * when api_route_match set no bad_id), else NULL. */
+#define API_TEXT_ID_BYTES_MAX 64
+const char *api_route_text_id(const char *url);
+
 /* An incoming X-Request-Id is kept when it is 1..64 characters from
  * [A-Za-z0-9._:-]: it then goes into logs and headers as it is. */
 bool api_request_id_valid(const char *s);

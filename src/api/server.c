@@ -14,6 +14,7 @@
  *   RS_SUBMITTED  resumed by on_engine_done(): encode results, reply
  *   completed     log line, metrics, free
  */
+#include "api/internal.h"
 #include "api/route.h"
 #include "engine/audit.h"
 #include "crypto/keyring.h"
@@ -24,6 +25,7 @@
 #include "api/metrics.h"
 #include "api/problem.h"
 #include "api/wbuf.h"
+#include "core/policy.h"
 #include "core/u128.h"
 #include "engine/engine.h"
 #include "engine/logger.h"
@@ -41,67 +43,6 @@
 #include <unistd.h>
 
 #include "banned.h"
-
-/* How long api_server_stop lets resumed requests send their replies. */
-#define STOP_REPLY_GRACE_MS 2000
-/* Small replies (problems, one record): initial cap of their buffer. */
-#define SMALL_REPLY_BYTES_MAX 4096
-/* Request bodies buffered by all connections together, at most. */
-#define API_BODY_BUDGET_BYTES ((size_t)512 << 20)
-#define RECORD_JSON_BYTES_MAX 1024
-
-struct api_server {
-	struct MHD_Daemon *d;
-	struct engine *e;
-	struct audit *audit;	 /* may be NULL */
-	struct keyring *keyring; /* may be NULL */
-	const char *origin;	 /* may be NULL */
-	size_t body_bytes_max;
-	unsigned short port;
-	atomic_bool ready;
-	atomic_bool stopping;
-	/* Requests handed to the engine whose done callback has not run. */
-	atomic_uint inflight;
-	/* Requests handed to the engine and not yet completed (replied). */
-	atomic_uint submitted;
-	/* Bytes of request bodies buffered by all connections together. */
-	atomic_size_t body_bytes;
-	struct metrics metrics;
-};
-
-enum req_state { RS_NEW, RS_BODY, RS_SUBMITTED, RS_REPLIED };
-
-struct request {
-	struct api_server *srv;
-	struct MHD_Connection *conn;
-	u64 start_ns;
-	enum req_state state;
-	enum api_route route;
-	enum api_method method;
-	unsigned status; /* queued reply, for the log; 0 if none */
-	u128 path_id;
-	bool bad_id; /* the {id} segment is not a canonical decimal */
-	char request_id[REQUEST_ID_BYTES_MAX + 1];
-	char trace_id[TRACE_ID_HEX + 1]; /* "" when no valid traceparent */
-
-	char *body;
-	size_t body_len;
-	size_t body_cap;
-	size_t body_expected; /* Content-Length, or 0 */
-	bool body_too_large;
-	bool over_budget; /* refused: all bodies together are at the budget */
-	bool want_entry;  /* ?entry_index=true: results carry their entry */
-
-	struct engine_request ereq;
-	void *events;
-	u32 *results;
-	u32 count;
-	bool is_array;
-	atomic_bool ready; /* set by on_engine_done before resuming */
-
-	size_t query_len;
-	char query[]; /* raw, still percent-encoded, NUL-terminated */
-};
 
 static u64 now_ns(void)
 {
@@ -144,9 +85,8 @@ static void free_body(void *p)
 }
 
 /* Queue b's bytes (taken over) as the reply.  Returns an MHD_Result. */
-static enum MHD_Result reply(struct request *rq, unsigned status,
-			     struct wbuf *b, const char *content_type,
-			     const char *allow)
+enum MHD_Result api_reply(struct request *rq, unsigned status, struct wbuf *b,
+			  const char *content_type, const char *allow)
 {
 	struct MHD_Response *resp;
 	enum MHD_Result ok;
@@ -178,6 +118,10 @@ static enum MHD_Result reply(struct request *rq, unsigned status,
 	MHD_add_response_header(resp, "X-Request-Id", rq->request_id);
 	if (allow)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+	if (status == 401)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+					AUTHZ_CHALLENGE);
+	policy_gate_headers(rq, resp);
 	ok = MHD_queue_response(rq->conn, status, resp);
 	MHD_destroy_response(resp);
 	rq->status = status;
@@ -185,26 +129,27 @@ static enum MHD_Result reply(struct request *rq, unsigned status,
 	return ok;
 }
 
-static enum MHD_Result reply_problem(struct request *rq, enum problem p,
-				     const char *detail, const char *field,
-				     const char *allow)
+enum MHD_Result api_reply_problem(struct request *rq, enum problem p,
+				  const char *detail, const char *field,
+				  const char *allow)
 {
 	struct wbuf b = WBUF_INIT(SMALL_REPLY_BYTES_MAX);
 
 	problem_write(&b, p, detail, rq->request_id, field);
-	return reply(rq, problem_status(p), &b, PROBLEM_CONTENT_TYPE, allow);
+	return api_reply(rq, problem_status(p), &b, PROBLEM_CONTENT_TYPE,
+			 allow);
 }
 
 static enum MHD_Result reply_codec_error(struct request *rq,
 					 const struct codec_error *ce)
 {
-	return reply_problem(rq, ce->problem, ce->detail, ce->path, NULL);
+	return api_reply_problem(rq, ce->problem, ce->detail, ce->path, NULL);
 }
 
-static enum MHD_Result reply_json(struct request *rq, unsigned status,
-				  struct wbuf *b)
+enum MHD_Result api_reply_json(struct request *rq, unsigned status,
+			       struct wbuf *b)
 {
-	return reply(rq, status, b, "application/json", NULL);
+	return api_reply(rq, status, b, "application/json", NULL);
 }
 
 /* ---- GET handlers ----------------------------------------------------- */
@@ -236,11 +181,11 @@ static enum MHD_Result get_account(struct request *rq)
 				  &a);
 	engine_read_end(rq->srv->e);
 	if (r)
-		return reply_problem(rq, PROBLEM_account_not_found, NULL, NULL,
-				     NULL);
+		return api_reply_problem(rq, PROBLEM_account_not_found, NULL,
+					 NULL, NULL);
 	codec_write_account(&b, &a);
 	put_entry_index(rq, &b, a.timestamp);
-	return reply_json(rq, 200, &b);
+	return api_reply_json(rq, 200, &b);
 }
 
 static enum MHD_Result get_transfer(struct request *rq)
@@ -257,11 +202,11 @@ static enum MHD_Result get_transfer(struct request *rq)
 		ps = ledger_pending_status(l, t.id);
 	engine_read_end(rq->srv->e);
 	if (r)
-		return reply_problem(rq, PROBLEM_transfer_not_found, NULL, NULL,
-				     NULL);
+		return api_reply_problem(rq, PROBLEM_transfer_not_found, NULL,
+					 NULL, NULL);
 	codec_write_transfer(&b, &t, ps);
 	put_entry_index(rq, &b, t.timestamp);
-	return reply_json(rq, 200, &b);
+	return api_reply_json(rq, 200, &b);
 }
 
 /* GET /v1/accounts/{id}/transfers and /balances.  Records are copied out
@@ -285,8 +230,8 @@ static enum MHD_Result get_account_query(struct request *rq, bool balances)
 	out = malloc((size_t)f.limit * 128);
 	ps = balances ? NULL : calloc(f.limit, 1);
 	if (!out || (!balances && !ps)) {
-		ret = reply_problem(rq, PROBLEM_internal_error, "out of memory",
-				    NULL, NULL);
+		ret = api_reply_problem(rq, PROBLEM_internal_error,
+					"out of memory", NULL, NULL);
 		goto cleanup;
 	}
 	l = engine_read_begin(rq->srv->e);
@@ -301,9 +246,9 @@ static enum MHD_Result get_account_query(struct request *rq, bool balances)
 	}
 	engine_read_end(rq->srv->e);
 	if (n < 0) {
-		ret = reply_problem(rq, PROBLEM_invalid_query,
-				    "the ledger refused this filter", NULL,
-				    NULL);
+		ret = api_reply_problem(rq, PROBLEM_invalid_query,
+					"the ledger refused this filter", NULL,
+					NULL);
 		goto cleanup;
 	}
 	wbuf_init(&b, (size_t)n * RECORD_JSON_BYTES_MAX + 16);
@@ -319,7 +264,7 @@ static enum MHD_Result get_account_query(struct request *rq, bool balances)
 					     (enum pending_status)ps[i]);
 	}
 	wbuf_putc(&b, ']');
-	ret = reply_json(rq, 200, &b);
+	ret = api_reply_json(rq, 200, &b);
 cleanup:
 	free(out);
 	free(ps);
@@ -356,6 +301,7 @@ static const char *journal_type_name(u16 type)
 	case JOURNAL_CREATE_ACCOUNTS: return "create_accounts";
 	case JOURNAL_CREATE_TRANSFERS: return "create_transfers";
 	case JOURNAL_PULSE: return "pulse";
+	case JOURNAL_COMMAND: return "command";
 	default: return "unknown";
 	}
 }
@@ -399,14 +345,14 @@ static enum MHD_Result get_audit_head(struct request *rq)
 	u64 size = audit_size(a);
 
 	if (audit_root(a, size, root) != 0)
-		return reply_problem(rq, PROBLEM_internal_error, NULL, NULL,
-				     NULL);
+		return api_reply_problem(rq, PROBLEM_internal_error, NULL, NULL,
+					 NULL);
 	wbuf_puts(&b, "{\"size\":");
 	put_dec_str(&b, size);
 	wbuf_puts(&b, ",\"root\":");
 	put_b64(&b, root, sizeof(root));
 	wbuf_puts(&b, "}");
-	return reply_json(rq, 200, &b);
+	return api_reply_json(rq, 200, &b);
 }
 
 static enum MHD_Result get_audit_entry(struct request *rq)
@@ -420,16 +366,16 @@ static enum MHD_Result get_audit_entry(struct request *rq)
 	enum MHD_Result ret;
 
 	if (audit_leaf(a, index, &leaf) != 0)
-		return reply_problem(rq, PROBLEM_audit_out_of_range,
-				     "no entry at this index yet", "index",
-				     NULL);
+		return api_reply_problem(rq, PROBLEM_audit_out_of_range,
+					 "no entry at this index yet", "index",
+					 NULL);
 	int r = audit_entry(a, index, &bytes, &len);
 	if (r == -EBADMSG)
-		return reply_problem(rq, PROBLEM_audit_entry_changed, NULL,
-				     NULL, NULL);
+		return api_reply_problem(rq, PROBLEM_audit_entry_changed, NULL,
+					 NULL, NULL);
 	if (r != 0)
-		return reply_problem(rq, PROBLEM_internal_error, NULL, NULL,
-				     NULL);
+		return api_reply_problem(rq, PROBLEM_internal_error, NULL, NULL,
+					 NULL);
 	wbuf_init(&b, len * 4 / 3 + 512);
 	wbuf_puts(&b, "{\"index\":");
 	put_dec_str(&b, index);
@@ -444,7 +390,7 @@ static enum MHD_Result get_audit_entry(struct request *rq)
 	wbuf_puts(&b, ",\"entry\":");
 	put_b64(&b, bytes, len);
 	wbuf_puts(&b, "}");
-	ret = reply_json(rq, 200, &b);
+	ret = api_reply_json(rq, 200, &b);
 	free(bytes);
 	return ret;
 }
@@ -464,8 +410,8 @@ audit_params(struct request *rq, const char *const names[2], u64 v[2], bool *ok)
 		snprintf(detail, sizeof(detail),
 			 "expected %s=<n>&%s=<n>, decimal integers", names[0],
 			 names[1]);
-		return reply_problem(rq, PROBLEM_invalid_query, detail, bad,
-				     NULL);
+		return api_reply_problem(rq, PROBLEM_invalid_query, detail, bad,
+					 NULL);
 	}
 	*ok = true;
 	return MHD_YES;
@@ -489,13 +435,13 @@ static enum MHD_Result get_audit_inclusion(struct request *rq)
 	if (v[1] == 0 || v[0] >= v[1] || v[1] > audit_size(a) ||
 	    audit_leaf(a, v[0], &leaf) != 0 || audit_root(a, v[1], root) != 0 ||
 	    audit_inclusion_proof(a, v[0], v[1], proof, &np) != 0)
-		return reply_problem(rq, PROBLEM_audit_out_of_range,
-				     "need 0 <= index < size <= the log's size",
-				     NULL, NULL);
+		return api_reply_problem(
+			rq, PROBLEM_audit_out_of_range,
+			"need 0 <= index < size <= the log's size", NULL, NULL);
 	wbuf_putc(&b, '{');
 	put_inclusion(&b, v[0], v[1], leaf.hash, root, proof, np);
 	wbuf_putc(&b, '}');
-	return reply_json(rq, 200, &b);
+	return api_reply_json(rq, 200, &b);
 }
 
 static enum MHD_Result get_audit_consistency(struct request *rq)
@@ -516,9 +462,9 @@ static enum MHD_Result get_audit_consistency(struct request *rq)
 	    audit_root(a, v[0], from_root) != 0 ||
 	    audit_root(a, v[1], to_root) != 0 ||
 	    audit_consistency_proof(a, v[0], v[1], proof, &np) != 0)
-		return reply_problem(rq, PROBLEM_audit_out_of_range,
-				     "need 0 < from <= to <= the log's size",
-				     NULL, NULL);
+		return api_reply_problem(
+			rq, PROBLEM_audit_out_of_range,
+			"need 0 < from <= to <= the log's size", NULL, NULL);
 	wbuf_puts(&b, "{\"from\":");
 	put_dec_str(&b, v[0]);
 	wbuf_puts(&b, ",\"to\":");
@@ -529,7 +475,7 @@ static enum MHD_Result get_audit_consistency(struct request *rq)
 	put_b64(&b, to_root, sizeof(to_root));
 	put_proof(&b, proof, np);
 	wbuf_puts(&b, "}");
-	return reply_json(rq, 200, &b);
+	return api_reply_json(rq, 200, &b);
 }
 
 /* GET /v1/audit/checkpoint: the newest signed checkpoint, as the C2SP
@@ -545,23 +491,24 @@ static enum MHD_Result get_audit_checkpoint(struct request *rq)
 		wbuf_puts(&b, "{\"requested_size\":");
 		put_dec_str(&b, size);
 		wbuf_puts(&b, "}");
-		return reply_json(rq, 202, &b);
+		return api_reply_json(rq, 202, &b);
 	}
 	char *buf = malloc(NOTE_BYTES_MAX);
 	long n;
 
 	if (!buf)
-		return reply_problem(rq, PROBLEM_internal_error,
-				     "out of memory", NULL, NULL);
+		return api_reply_problem(rq, PROBLEM_internal_error,
+					 "out of memory", NULL, NULL);
 	n = audit_checkpoint(rq->srv->audit, buf, NOTE_BYTES_MAX);
 	if (n <= 0) {
 		free(buf);
-		return reply_problem(rq, PROBLEM_audit_unavailable,
-				     "no checkpoint signed yet", NULL, NULL);
+		return api_reply_problem(rq, PROBLEM_audit_unavailable,
+					 "no checkpoint signed yet", NULL,
+					 NULL);
 	}
 	wbuf_put(&b, buf, (size_t)n);
 	free(buf);
-	return reply(rq, 200, &b, "text/plain; charset=utf-8", NULL);
+	return api_reply(rq, 200, &b, "text/plain; charset=utf-8", NULL);
 }
 
 /* GET /.well-known/jwks.json: the public keys that verify what the server
@@ -573,18 +520,18 @@ static enum MHD_Result get_jwks(struct request *rq)
 	size_t len = 0;
 
 	if (!rq->srv->keyring)
-		return reply_problem(rq, PROBLEM_unavailable,
-				     "no keyring loaded", NULL, NULL);
+		return api_reply_problem(rq, PROBLEM_unavailable,
+					 "no keyring loaded", NULL, NULL);
 	buf = malloc(KEYRING_JWKS_BYTES_MAX);
 	if (!buf || keyring_jwks(rq->srv->keyring, (int64_t)time(NULL), buf,
 				 KEYRING_JWKS_BYTES_MAX, &len) != 0) {
 		free(buf);
-		return reply_problem(rq, PROBLEM_internal_error, NULL, NULL,
-				     NULL);
+		return api_reply_problem(rq, PROBLEM_internal_error, NULL, NULL,
+					 NULL);
 	}
 	wbuf_put(&b, buf, len);
 	free(buf);
-	return reply(rq, 200, &b, "application/jwk-set+json", NULL);
+	return api_reply(rq, 200, &b, "application/jwk-set+json", NULL);
 }
 
 /* GET /v1/audit/key: the note verifier key strings of the log (one line
@@ -598,10 +545,12 @@ static enum MHD_Result get_audit_key(struct request *rq)
 	int64_t now = (int64_t)time(NULL);
 
 	if (!kr || !origin)
-		return reply_problem(rq, PROBLEM_audit_unavailable,
-				     "no signing key loaded", NULL, NULL);
-	for (size_t i = 0; i < keyring_count(kr); i++) {
-		const struct keyring_key *k = keyring_key_at(kr, i);
+		return api_reply_problem(rq, PROBLEM_audit_unavailable,
+					 "no signing key loaded", NULL, NULL);
+	static _Thread_local struct keyring_key keys[KEYRING_KEYS_MAX];
+	size_t nkeys = keyring_keys_copy(kr, keys, KEYRING_KEYS_MAX);
+	for (size_t i = 0; i < nkeys; i++) {
+		const struct keyring_key *k = &keys[i];
 		struct note_verifier v = {0};
 		char line[NOTE_VERIFIER_KEY_BYTES_MAX + 1];
 		size_t len;
@@ -617,7 +566,7 @@ static enum MHD_Result get_audit_key(struct request *rq)
 		wbuf_put(&b, line, len);
 		wbuf_putc(&b, '\n');
 	}
-	return reply(rq, 200, &b, "text/plain; charset=utf-8", NULL);
+	return api_reply(rq, 200, &b, "text/plain; charset=utf-8", NULL);
 }
 
 /*
@@ -654,42 +603,44 @@ static enum MHD_Result get_receipt(struct request *rq)
 	}
 	engine_read_end(rq->srv->e);
 	if (r != 0)
-		return reply_problem(rq,
-				     rq->route == ROUTE_transfer_receipt
-					     ? PROBLEM_transfer_not_found
-					     : PROBLEM_account_not_found,
-				     NULL, NULL, NULL);
+		return api_reply_problem(rq,
+					 rq->route == ROUTE_transfer_receipt
+						 ? PROBLEM_transfer_not_found
+						 : PROBLEM_account_not_found,
+					 NULL, NULL, NULL);
 	note = malloc(NOTE_BYTES_MAX);
 	if (!note)
-		return reply_problem(rq, PROBLEM_internal_error,
-				     "out of memory", NULL, NULL);
+		return api_reply_problem(rq, PROBLEM_internal_error,
+					 "out of memory", NULL, NULL);
 	long nlen = audit_checkpoint(a, note, NOTE_BYTES_MAX);
 	const char *end =
 		nlen > 0 ? memmem(note, (size_t)nlen, "\n\n", 2) : NULL;
 	if (audit_index_of_timestamp(a, ts, &index) != 0 || !end ||
 	    checkpoint_parse(note, (size_t)(end - note) + 1, &c) != 0 ||
 	    index >= c.size) {
-		ret = reply_problem(rq, PROBLEM_audit_unavailable,
-				    "the entry is not in a signed checkpoint "
-				    "yet: retry in a second",
-				    NULL, NULL);
+		ret = api_reply_problem(
+			rq, PROBLEM_audit_unavailable,
+			"the entry is not in a signed checkpoint "
+			"yet: retry in a second",
+			NULL, NULL);
 		goto cleanup;
 	}
 	if (audit_leaf(a, index, &leaf) != 0 ||
 	    audit_root(a, c.size, root) != 0 ||
 	    memcmp(root, c.root, sizeof(root)) != 0 ||
 	    audit_inclusion_proof(a, index, c.size, proof, &np) != 0) {
-		ret = reply_problem(rq, PROBLEM_internal_error,
-				    "the tree does not match its checkpoint",
-				    NULL, NULL);
+		ret = api_reply_problem(
+			rq, PROBLEM_internal_error,
+			"the tree does not match its checkpoint", NULL, NULL);
 		goto cleanup;
 	}
 	r = audit_entry(a, index, &entry, &entry_len);
 	if (r != 0) {
-		ret = reply_problem(rq,
-				    r == -EBADMSG ? PROBLEM_audit_entry_changed
-						  : PROBLEM_internal_error,
-				    NULL, NULL, NULL);
+		ret = api_reply_problem(rq,
+					r == -EBADMSG
+						? PROBLEM_audit_entry_changed
+						: PROBLEM_internal_error,
+					NULL, NULL, NULL);
 		goto cleanup;
 	}
 	wbuf_init(&b, entry_len * 4 / 3 + (size_t)nlen * 2 + 4096);
@@ -700,7 +651,7 @@ static enum MHD_Result get_receipt(struct request *rq)
 	wbuf_puts(&b, ",\"checkpoint\":");
 	wbuf_put_json_utf8(&b, note, (size_t)nlen);
 	wbuf_puts(&b, "}");
-	ret = reply_json(rq, 200, &b);
+	ret = api_reply_json(rq, 200, &b);
 cleanup:
 	free(entry);
 	free(note);
@@ -710,8 +661,8 @@ cleanup:
 static enum MHD_Result get_audit(struct request *rq)
 {
 	if (!rq->srv->audit || !audit_healthy(rq->srv->audit))
-		return reply_problem(rq, PROBLEM_audit_unavailable, NULL, NULL,
-				     NULL);
+		return api_reply_problem(rq, PROBLEM_audit_unavailable, NULL,
+					 NULL, NULL);
 	switch (rq->route) {
 	case ROUTE_audit_head: return get_audit_head(rq);
 	case ROUTE_audit_checkpoint: return get_audit_checkpoint(rq);
@@ -732,23 +683,27 @@ static enum MHD_Result get_simple(struct request *rq)
 	switch (rq->route) {
 	case ROUTE_healthz:
 		wbuf_puts(&b, "{\"status\":\"ok\"}");
-		return reply_json(rq, 200, &b);
+		return api_reply_json(rq, 200, &b);
 	case ROUTE_readyz:
 		if (!atomic_load(&s->ready) || atomic_load(&s->stopping))
-			return reply_problem(rq, PROBLEM_unavailable, NULL,
-					     NULL, NULL);
+			return api_reply_problem(rq, PROBLEM_unavailable, NULL,
+						 NULL, NULL);
 		if (!engine_healthy(s->e))
-			return reply_problem(rq, PROBLEM_unavailable,
-					     "the journal failed: every change "
-					     "is refused until a restart",
-					     NULL, NULL);
+			return api_reply_problem(
+				rq, PROBLEM_unavailable,
+				"the journal failed: every change "
+				"is refused until a restart",
+				NULL, NULL);
 		wbuf_puts(&b, "{\"status\":\"ready\"}");
-		return reply_json(rq, 200, &b);
+		return api_reply_json(rq, 200, &b);
 	case ROUTE_metrics:
 		wbuf_init(&b, (size_t)4 << 20);
 		metrics_render(&s->metrics, s->e, &b);
-		return reply(rq, 200, &b, METRICS_CONTENT_TYPE, NULL);
-	default: return reply_problem(rq, PROBLEM_not_found, NULL, NULL, NULL);
+		policy_metrics(s, &b);
+		return api_reply(rq, 200, &b, METRICS_CONTENT_TYPE, NULL);
+	default:
+		return api_reply_problem(rq, PROBLEM_not_found, NULL, NULL,
+					 NULL);
 	}
 }
 
@@ -792,9 +747,9 @@ static enum MHD_Result create_begin(struct request *rq)
 
 	if (!content_type_json(MHD_lookup_connection_value(
 		    rq->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE)))
-		return reply_problem(rq, PROBLEM_unsupported_media_type,
-				     "send Content-Type: application/json",
-				     NULL, NULL);
+		return api_reply_problem(rq, PROBLEM_unsupported_media_type,
+					 "send Content-Type: application/json",
+					 NULL, NULL);
 	cl = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND,
 					 MHD_HTTP_HEADER_CONTENT_LENGTH);
 	if (cl) {
@@ -803,9 +758,9 @@ static enum MHD_Result create_begin(struct request *rq)
 		errno = 0;
 		n = strtoull(cl, &end, 10);
 		if (errno == 0 && end != cl && n > rq->srv->body_bytes_max)
-			return reply_problem(rq, PROBLEM_body_too_large,
-					     "Content-Length is over the limit",
-					     NULL, NULL);
+			return api_reply_problem(
+				rq, PROBLEM_body_too_large,
+				"Content-Length is over the limit", NULL, NULL);
 		if (errno == 0 && end != cl)
 			rq->body_expected = (size_t)n;
 	}
@@ -868,29 +823,59 @@ static enum MHD_Result create_chunk(struct request *rq, const char *data,
 	return MHD_YES;
 }
 
+/* The query of a create request: entry_index=true|false, and for
+ * accounts owner=<principal id>.  NULL, or what is wrong. */
+static const char *create_query(struct request *rq)
+{
+	char q[sizeof(rq->text_id) + 64];
+	char *save = NULL;
+
+	if (rq->query_len == 0)
+		return NULL;
+	if (rq->query_len >= sizeof(q))
+		return "unknown query parameters";
+	memcpy(q, rq->query, rq->query_len + 1);
+	for (char *p = strtok_r(q, "&", &save); p;
+	     p = strtok_r(NULL, "&", &save)) {
+		if (strcmp(p, "entry_index=true") == 0)
+			rq->want_entry = true;
+		else if (strcmp(p, "entry_index=false") == 0)
+			rq->want_entry = false;
+		else if (rq->route == ROUTE_accounts &&
+			 strncmp(p, "owner=", 6) == 0 &&
+			 strlen(p + 6) < sizeof(rq->owner_param))
+			memcpy(rq->owner_param, p + 6, strlen(p + 6) + 1);
+		else
+			return rq->route == ROUTE_accounts
+				       ? "parameters are entry_index=true and "
+					 "owner=<principal id>"
+				       : "the only parameter is "
+					 "entry_index=true";
+	}
+	return NULL;
+}
+
 /* The whole body is in: decode and hand to the engine. */
 static enum MHD_Result create_submit(struct request *rq)
 {
-	struct api_server *s = rq->srv;
 	struct codec_error ce;
 	int r;
 
 	if (rq->body_too_large)
-		return reply_problem(rq, PROBLEM_body_too_large,
-				     "the body is over the limit", NULL, NULL);
-	if (rq->query_len && strcmp(rq->query, "entry_index=true") != 0 &&
-	    strcmp(rq->query, "entry_index=false") != 0) {
+		return api_reply_problem(rq, PROBLEM_body_too_large,
+					 "the body is over the limit", NULL,
+					 NULL);
+	const char *qerr = create_query(rq);
+	if (qerr) {
 		release_body(rq);
-		return reply_problem(rq, PROBLEM_invalid_query,
-				     "the only parameter is entry_index=true",
-				     "entry_index", NULL);
+		return api_reply_problem(rq, PROBLEM_invalid_query, qerr, NULL,
+					 NULL);
 	}
-	rq->want_entry = strcmp(rq->query, "entry_index=true") == 0;
 	if (rq->over_budget) {
 		release_body(rq);
-		return reply_problem(rq, PROBLEM_unavailable,
-				     "too many large requests at once; retry",
-				     NULL, NULL);
+		return api_reply_problem(
+			rq, PROBLEM_unavailable,
+			"too many large requests at once; retry", NULL, NULL);
 	}
 	r = codec_decode_events(rq->route == ROUTE_accounts ? CODEC_ACCOUNT
 							    : CODEC_TRANSFER,
@@ -899,33 +884,69 @@ static enum MHD_Result create_submit(struct request *rq)
 	/* The body is not needed past this point: give it back early. */
 	release_body(rq);
 	if (r == -ENOMEM)
-		return reply_problem(rq, PROBLEM_internal_error,
-				     "out of memory", NULL, NULL);
+		return api_reply_problem(rq, PROBLEM_internal_error,
+					 "out of memory", NULL, NULL);
 	if (r)
 		return reply_codec_error(rq, &ce);
 	rq->results = calloc(rq->count, sizeof(u32));
 	if (!rq->results)
-		return reply_problem(rq, PROBLEM_internal_error,
-				     "out of memory", NULL, NULL);
+		return api_reply_problem(rq, PROBLEM_internal_error,
+					 "out of memory", NULL, NULL);
+	rq->base_op = rq->route == ROUTE_accounts ? ENGINE_CREATE_ACCOUNTS
+						  : ENGINE_CREATE_TRANSFERS;
+	/* A mandate's rights per event; its links and an owner go into a
+	 * command record, so the state machine counts caps at apply. */
+	if (rq->route == ROUTE_transfers && authz_check_transfers(rq) != 0)
+		return api_reply_auth(rq);
+	switch (authz_build_command(rq)) {
+	case 0: break;
+	case -2:
+		return api_reply_problem(rq, PROBLEM_invalid_query,
+					 "owner is a principal id (43 "
+					 "base64url characters)",
+					 "owner", NULL);
+	case -3:
+		return api_reply_problem(rq, PROBLEM_invalid_query,
+					 "only the administrator may create "
+					 "accounts for another owner",
+					 "owner", NULL);
+	case -4:
+		return api_reply_problem(rq, PROBLEM_invalid_query,
+					 "owner is not a registered principal",
+					 "owner", NULL);
+	default:
+		return api_reply_problem(rq, PROBLEM_internal_error,
+					 "out of memory", NULL, NULL);
+	}
+
+	rq->ereq = (struct engine_request){
+		.op = rq->payload ? ENGINE_COMMAND : rq->base_op,
+		.count = rq->count,
+		.payload_bytes = rq->payload_bytes,
+		.events = rq->payload ? rq->payload : rq->events,
+		.results = rq->results,
+	};
+	return api_submit(rq);
+}
+
+/* Hand rq->ereq to the engine; the reply comes in create_reply. */
+enum MHD_Result api_submit(struct request *rq)
+{
+	struct api_server *s = rq->srv;
+	int r;
 
 	/* Count first, then look at `stopping`: with api_server_stop doing
 	 * the reverse, one of the two always sees the other (seq_cst). */
 	atomic_fetch_add(&s->inflight, 1);
 	if (atomic_load(&s->stopping)) {
 		atomic_fetch_sub(&s->inflight, 1);
-		return reply_problem(rq, PROBLEM_unavailable,
-				     "the server is shutting down", NULL, NULL);
+		return api_reply_problem(rq, PROBLEM_unavailable,
+					 "the server is shutting down", NULL,
+					 NULL);
 	}
 	atomic_fetch_add(&s->submitted, 1);
-	rq->ereq = (struct engine_request){
-		.op = rq->route == ROUTE_accounts ? ENGINE_CREATE_ACCOUNTS
-						  : ENGINE_CREATE_TRANSFERS,
-		.count = rq->count,
-		.events = rq->events,
-		.results = rq->results,
-		.done = on_engine_done,
-		.ctx = rq,
-	};
+	rq->ereq.done = on_engine_done; /* also: counted in submitted */
+	rq->ereq.ctx = rq;
 	rq->state = RS_SUBMITTED;
 	/* Suspend before submitting: the done callback may run before this
 	 * function returns, and resuming needs a suspended connection. */
@@ -965,22 +986,31 @@ static enum MHD_Result create_reply(struct request *rq)
 		return MHD_NO;
 	}
 	if (er->status == -EIO)
-		return reply_problem(rq, PROBLEM_commit_unknown, NULL, NULL,
-				     NULL);
+		return api_reply_problem(rq, PROBLEM_commit_unknown, NULL, NULL,
+					 NULL);
 	if (er->status == -ESHUTDOWN)
-		return reply_problem(rq, PROBLEM_unavailable,
-				     "the engine is shutting down", NULL, NULL);
+		return api_reply_problem(rq, PROBLEM_unavailable,
+					 "the engine is shutting down", NULL,
+					 NULL);
 	if (er->status)
-		return reply_problem(rq, PROBLEM_engine_error, NULL, NULL,
-				     NULL);
-	metrics_observe_results(&s->metrics, (int)er->op, rq->results,
+		return api_reply_problem(rq, PROBLEM_engine_error, NULL, NULL,
+					 NULL);
+	if (rq->route >= ROUTE_cp_manifest && rq->route <= ROUTE_cp_activity)
+		return policy_command_reply(rq);
+	if (rq->route != ROUTE_accounts && rq->route != ROUTE_transfers)
+		return authz_command_reply(rq);
+	metrics_observe_results(&s->metrics, (int)rq->base_op, rq->results,
 				rq->count);
+	/* A mandate's cap or a revocation refuses the whole batch. */
+	if (rq->route == ROUTE_transfers && rq->payload &&
+	    authz_guard_refused(rq))
+		return api_reply_auth(rq);
 
 	wbuf_init(&b, (size_t)rq->count * CODEC_RESULT_BYTES_MAX + 16);
 	if (rq->is_array)
 		wbuf_putc(&b, '[');
 	for (u32 i = 0; i < rq->count; i++) {
-		const char *name = result_name(er->op, rq->results[i]);
+		const char *name = result_name(rq->base_op, rq->results[i]);
 		u64 ts = 0;
 
 		if (rq->results[i] == 0) {
@@ -990,7 +1020,7 @@ static enum MHD_Result create_reply(struct request *rq)
 			/* The existing record's own timestamp. */
 			if (!l)
 				l = engine_read_begin(s->e);
-			if (er->op == ENGINE_CREATE_ACCOUNTS) {
+			if (rq->base_op == ENGINE_CREATE_ACCOUNTS) {
 				struct account a;
 				const struct account *ev =
 					(const struct account *)rq->events + i;
@@ -1019,7 +1049,7 @@ static enum MHD_Result create_reply(struct request *rq)
 		engine_read_end(s->e);
 	if (rq->is_array)
 		wbuf_putc(&b, ']');
-	return reply_json(rq, status, &b);
+	return api_reply_json(rq, status, &b);
 }
 
 /* ---- routing ---------------------------------------------------------- */
@@ -1032,7 +1062,29 @@ static enum api_method method_of(const char *m)
 		return METHOD_HEAD;
 	if (strcmp(m, "POST") == 0)
 		return METHOD_POST;
+	if (strcmp(m, "PUT") == 0)
+		return METHOD_PUT;
+	if (strcmp(m, "DELETE") == 0)
+		return METHOD_DELETE;
 	return METHOD_OTHER;
+}
+
+/* Routes whose body is read (the others' is discarded unread).  A
+ * request refused by authentication is not read either. */
+static bool reads_body(const struct request *rq)
+{
+	bool route =
+		rq->route == ROUTE_accounts || rq->route == ROUTE_transfers ||
+		(rq->method == METHOD_POST &&
+		 (rq->route == ROUTE_principals ||
+		  rq->route == ROUTE_revocations ||
+		  rq->route == ROUTE_cp_rollback ||
+		  rq->route == ROUTE_cp_overrides ||
+		  rq->route == ROUTE_cp_activity)) ||
+		(rq->method == METHOD_PUT && rq->route == ROUTE_cp_manifest);
+	bool blocked = rq->gated && rq->gate_verdict == POLICY_BLOCKED;
+	return route && !blocked &&
+	       (!rq->auth_checked || rq->auth_err.code == 0);
 }
 
 static bool has_body(struct request *rq)
@@ -1054,13 +1106,44 @@ static enum problem route_check(struct request *rq, const char **allow)
 	*allow = NULL;
 	if (rq->route == ROUTE_unmatched)
 		return PROBLEM_not_found;
-	if (is_create && rq->method != METHOD_POST) {
+	if ((is_create || rq->route == ROUTE_keys_rotate) &&
+	    rq->method != METHOD_POST) {
 		*allow = "POST";
 		return PROBLEM_method_not_allowed;
 	}
-	if (rq->route == ROUTE_audit_checkpoint) {
+	bool rd = rq->method == METHOD_GET || rq->method == METHOD_HEAD;
+	const char *only = NULL;
+	switch (rq->route) {
+	case ROUTE_cp_manifest:
+		only = rd || rq->method == METHOD_PUT ? NULL : "GET, HEAD, PUT";
+		break;
+	case ROUTE_cp_overrides:
+		only = rd || rq->method == METHOD_POST ? NULL
+						       : "GET, HEAD, POST";
+		break;
+	case ROUTE_cp_override:
+		only = rd || rq->method == METHOD_DELETE ? NULL
+							 : "GET, HEAD, DELETE";
+		break;
+	case ROUTE_cp_rollback:
+	case ROUTE_cp_activity:
+		only = rq->method == METHOD_POST ? NULL : "POST";
+		break;
+	default: break;
+	}
+	if (only) {
+		*allow = only;
+		return PROBLEM_method_not_allowed;
+	}
+	if (rq->route == ROUTE_keys_rotate || rq->route == ROUTE_cp_manifest ||
+	    rq->route == ROUTE_cp_overrides || rq->route == ROUTE_cp_override ||
+	    rq->route == ROUTE_cp_rollback || rq->route == ROUTE_cp_activity) {
+		/* methods checked above */
+	} else if (rq->route == ROUTE_audit_checkpoint ||
+		   rq->route == ROUTE_principals ||
+		   rq->route == ROUTE_revocations) {
 		/* GET the newest; POST asks for one now. */
-		if (rq->method == METHOD_OTHER) {
+		if (!rd && rq->method != METHOD_POST) {
 			*allow = "GET, HEAD, POST";
 			return PROBLEM_method_not_allowed;
 		}
@@ -1080,16 +1163,17 @@ static enum MHD_Result reply_route_problem(struct request *rq, enum problem p,
 					   const char *allow)
 {
 	if (p == PROBLEM_invalid_id && rq->route == ROUTE_audit_entry)
-		return reply_problem(rq, p,
-				     "entry indexes are decimal integers from "
-				     "0 to 2^64-1 without leading zeros",
-				     "index", NULL);
+		return api_reply_problem(
+			rq, p,
+			"entry indexes are decimal integers from "
+			"0 to 2^64-1 without leading zeros",
+			"index", NULL);
 	if (p == PROBLEM_invalid_id)
-		return reply_problem(rq, p,
-				     "ids are decimal integers from 0 to "
-				     "2^128-1 without leading zeros",
-				     "id", NULL);
-	return reply_problem(rq, p, NULL, NULL, allow);
+		return api_reply_problem(rq, p,
+					 "ids are decimal integers from 0 to "
+					 "2^128-1 without leading zeros",
+					 "id", NULL);
+	return api_reply_problem(rq, p, NULL, NULL, allow);
 }
 
 /*
@@ -1119,12 +1203,29 @@ static enum MHD_Result request_begin(struct request *rq, const char *url,
 
 	rq->method = method_of(method);
 	rq->route = api_route_match(url, &rq->path_id, &rq->bad_id);
+	const char *tid = api_route_text_id(url);
+	if (tid && !rq->bad_id)
+		snprintf(rq->text_id, sizeof(rq->text_id), "%s", tid);
 	p = route_check(rq, &allow);
 	if (p != PROBLEM_COUNT && has_body(rq))
 		return reply_route_problem(rq, p, allow);
 	rq->state = RS_BODY;
-	if (p == PROBLEM_COUNT &&
-	    (rq->route == ROUTE_accounts || rq->route == ROUTE_transfers))
+	/* Who is calling and may they: decided before any body is read
+	 * (a refused request's body is discarded unread). */
+	if (p == PROBLEM_COUNT && strncmp(url, "/v1/", 4) == 0) {
+		/* The client-version gate first: a blocked app learns what
+		 * to do whatever else is wrong.  Not on the policy's own
+		 * routes, which an app must reach to learn it. */
+		if (strncmp(url, "/v1/client-policy", 17) != 0)
+			policy_gate(rq);
+		if (rq->gate_body ||
+		    (rq->gated && rq->gate_verdict == POLICY_BLOCKED))
+			return MHD_YES;
+		authz_begin(rq, url, method);
+		if (rq->auth_err.code == 0)
+			authz_route(rq);
+	}
+	if (p == PROBLEM_COUNT && reads_body(rq))
 		return create_begin(rq);
 	return MHD_YES;
 }
@@ -1137,7 +1238,30 @@ static enum MHD_Result request_dispatch(struct request *rq)
 
 	if (p != PROBLEM_COUNT)
 		return reply_route_problem(rq, p, allow);
+	if (rq->gated && rq->gate_verdict == POLICY_BLOCKED)
+		return policy_gate_reply(rq);
+	if (rq->auth_checked && rq->auth_err.code != 0) {
+		release_body(rq);
+		return api_reply_auth(rq);
+	}
 	switch (rq->route) {
+	case ROUTE_cp_manifest:
+	case ROUTE_cp_current:
+	case ROUTE_cp_versions:
+	case ROUTE_cp_version:
+	case ROUTE_cp_diff:
+	case ROUTE_cp_rollback:
+	case ROUTE_cp_evaluate:
+	case ROUTE_cp_overrides:
+	case ROUTE_cp_override:
+	case ROUTE_cp_impact:
+	case ROUTE_cp_activity: return policy_dispatch(rq);
+	case ROUTE_principals:
+	case ROUTE_principal:
+	case ROUTE_keys:
+	case ROUTE_keys_rotate:
+	case ROUTE_revocations:
+	case ROUTE_revocation: return authz_dispatch(rq);
 	case ROUTE_accounts:
 	case ROUTE_transfers: return create_submit(rq);
 	case ROUTE_account: return get_account(rq);
@@ -1203,8 +1327,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c,
 		if (*upload_data_size) {
 			size_t n = *upload_data_size;
 			*upload_data_size = 0;
-			if (rq->route != ROUTE_accounts &&
-			    rq->route != ROUTE_transfers)
+			if (!reads_body(rq))
 				return MHD_YES; /* a body we do not read */
 			return create_chunk(rq, upload_data, n);
 		}
@@ -1250,6 +1373,9 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
 	release_body(rq);
 	free(rq->events);
 	free(rq->results);
+	free(rq->payload);
+	free(rq->gate_body);
+	api_caller_clear(&rq->caller);
 	free(rq);
 }
 
@@ -1361,6 +1487,13 @@ int api_server_start(struct api_server **out, struct engine *e,
 	s->audit = o->audit;
 	s->keyring = o->keyring;
 	s->origin = o->origin;
+	s->authz = o->authz;
+	s->data_dir = o->data_dir;
+	if (policy_activity_open(s) != 0) {
+		*err = "out of memory";
+		ret = -ENOMEM;
+		goto cleanup;
+	}
 	s->body_bytes_max = o->body_bytes_max ? o->body_bytes_max
 					      : API_BODY_BYTES_MAX_DEFAULT;
 	metrics_init(&s->metrics);
@@ -1395,6 +1528,8 @@ int api_server_start(struct api_server **out, struct engine *e,
 	s = NULL;
 	ret = 0;
 cleanup:
+	if (s && s->activity)
+		policy_activity_close(s);
 	free(s);
 	return ret;
 }
@@ -1429,5 +1564,6 @@ void api_server_stop(struct api_server *s)
 	     i++)
 		nanosleep(&ms, NULL);
 	MHD_stop_daemon(s->d);
+	policy_activity_close(s);
 	free(s);
 }

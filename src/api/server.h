@@ -55,6 +55,12 @@ struct api_options {
 	struct audit *audit;	 /* NULL: the /v1/audit routes answer 503 */
 	struct keyring *keyring; /* NULL: /.well-known/jwks.json answers 503 */
 	const char *origin;	 /* the audit log's name (its note key name) */
+	/* Authentication (api/authz.h); NULL: every /v1 route answers 503.
+	 * Owned by the caller; must outlive the server. */
+	struct api_authz *authz;
+	/* Where client activity (docs/client-policy.md) is kept between
+	 * runs; NULL: in memory only. */
+	const char *data_dir;
 };
 
 struct api_server;

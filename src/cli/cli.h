@@ -31,7 +31,12 @@ int cmd_serve(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
 int cmd_witness(int argc, char **argv);
+int cmd_call(int argc, char **argv);
+int cmd_principal(int argc, char **argv);
+int cmd_keys(int argc, char **argv);
+int cmd_delegate(int argc, char **argv);
 int cmd_version(int argc, char **argv);
+int cmd_doctor(int argc, char **argv);
 int cmd_help(int argc, char **argv);
 
 #define TPWALLET_VERSION "0.1.0"
@@ -50,6 +55,7 @@ struct settings {
 	unsigned connection_timeout_s;
 	unsigned connections_max;
 	uint64_t snapshot_every;
+	unsigned key_rotation_days; /* scheduled rotation; 0: never */
 	char log_level[16];
 	char kek_file[4200]; /* "" until settings_finish: DATA.kek */
 	/* "http://HOST:PORT KEY" of each witness (setting `witness`, which
@@ -84,5 +90,97 @@ int parse_listen(const char *s, char *host, size_t host_bytes,
 
 /* Strict unsigned parse with an upper bound.  Returns 0 or -EINVAL. */
 int parse_u64(const char *s, uint64_t max, uint64_t *out);
+
+/*
+ * The client commands (call, principal, keys, delegate) talk to a server
+ * over src/cli/httpc.h; what they share is in cmd_call.c.  See
+ * docs/cli.md.  Every helper prints its own refusal on stderr, prefixed
+ * with the command's name, and never prints a key or a token.
+ */
+#define CLIENT_SERVER_DEFAULT	  "http://127.0.0.1:8080"
+#define CLIENT_DATA_DEFAULT	  "data"
+#define CLIENT_TIMEOUT_S_DEFAULT  10u
+#define CLIENT_TIMEOUT_S_MAX	  3600u
+#define CLIENT_BODY_BYTES_MAX	  ((size_t)64 << 20) /* a request body */
+#define CLIENT_KEY_FILE_BYTES_MAX 4096u
+#define CLIENT_TOKEN_BYTES_MAX	  1024u
+
+struct jose_seckey;
+struct jose_pubkey;
+struct httpc_response;
+
+/* Where and how to reach the server, and with which credential. */
+struct client {
+	const char *prog;	  /* "tpwallet call": prefixes messages */
+	const char *server;	  /* --server, $TPWALLET_SERVER, default */
+	const char *data_dir;	  /* --data, $TPWALLET_DATA, "data" */
+	unsigned timeout_s;	  /* --timeout: connect and total, seconds */
+	bool verbose;		  /* -v: the status line on stderr */
+	const char *token_file;	  /* --token-file (default DATA/admin.token) */
+	const char *key_file;	  /* --key: DPoP key (with mandate_file) */
+	const char *mandate_file; /* --mandate: the chain */
+	bool no_auth;		  /* --no-auth: no Authorization header */
+};
+
+void client_init(struct client *c, const char *prog);
+
+/* getopt_long entries for the shared options; put CLIENT_LONG_OPTIONS in
+ * a command's table and offer each option to client_option first. */
+#define CLIENT_OPT_SERVER     0x1001
+#define CLIENT_OPT_DATA	      0x1002
+#define CLIENT_OPT_TIMEOUT    0x1003
+#define CLIENT_OPT_TOKEN_FILE 0x1004
+#define CLIENT_OPT_MANDATE    0x1005
+#define CLIENT_OPT_NO_AUTH    0x1006
+/* clang-format off */
+#define CLIENT_LONG_OPTIONS                                                    \
+	{"server", required_argument, NULL, CLIENT_OPT_SERVER},                \
+	{"data", required_argument, NULL, CLIENT_OPT_DATA},                    \
+	{"timeout", required_argument, NULL, CLIENT_OPT_TIMEOUT},              \
+	{"verbose", no_argument, NULL, 'v'}
+#define CLIENT_AUTH_LONG_OPTIONS                                               \
+	{"token-file", required_argument, NULL, CLIENT_OPT_TOKEN_FILE},        \
+	{"key", required_argument, NULL, 'k'},                                 \
+	{"mandate", required_argument, NULL, CLIENT_OPT_MANDATE},              \
+	{"no-auth", no_argument, NULL, CLIENT_OPT_NO_AUTH}
+/* clang-format on */
+
+/* 1 when opt was a shared option (and is now set), 0 when it is not
+ * one, -1 on a bad value (message printed).  with_auth: also the
+ * credential options (--token-file, --key/-k, --mandate, --no-auth). */
+int client_option(struct client *c, int opt, const char *arg, bool with_auth);
+
+/* Usage lines for the shared options. */
+extern const char client_usage_common[];
+extern const char client_usage_auth[];
+
+/* A file ("-": standard input) read whole, at most max bytes, with a NUL
+ * after; *out is malloc'd.  0, -EFBIG, or -errno. */
+int client_read_file(const char *path, size_t max, char **out, size_t *len);
+
+/* A private Ed25519 JWK from a file of mode 0600 or stricter.  0 or -1. */
+int client_load_seckey(const struct client *c, const char *path,
+		       struct jose_seckey **out);
+/* A public key from a file holding a public or a private JWK.  0 or -1. */
+int client_load_pubkey(const struct client *c, const char *path,
+		       struct jose_pubkey *out);
+
+/*
+ * One request to c->server: method, target (path and query), a body
+ * (JSON: sent with Content-Type application/json) when body is not NULL.
+ * Authorization from c (the bearer token, or DPoP with a fresh proof).
+ * A 2xx answer is kept in *resp when resp is not NULL, else its body is
+ * written to stdout.  Returns 0 for a 2xx answer; 1 for any other answer
+ * (its problem summarised on stderr, a non-problem body on stdout) or a
+ * failure to send; EXIT_USAGE for an unusable option or file.
+ */
+int client_send(const struct client *c, const char *method, const char *target,
+		const char *body, size_t body_len, struct httpc_response *resp);
+
+/* Writes a body to stdout, with a newline when it lacks one. */
+void client_print_body(const char *body, size_t len);
+
+/* 16 random bytes in base64url (22 characters and a NUL). */
+void client_random_id(char out[23]);
 
 #endif

@@ -370,6 +370,7 @@ static const char *type_name(u16 type)
 	case JOURNAL_CREATE_ACCOUNTS: return "create_accounts";
 	case JOURNAL_CREATE_TRANSFERS: return "create_transfers";
 	case JOURNAL_PULSE: return "pulse";
+	case JOURNAL_COMMAND: return "command";
 	default: return "unknown type";
 	}
 }

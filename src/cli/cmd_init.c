@@ -5,6 +5,7 @@
  * Refuses a non-empty directory that is not already a tpwallet one, so a
  * typo cannot scatter files into, say, a home directory.
  */
+#include "api/authz.h"
 #include "cli/cli.h"
 #include "cli/serverkeys.h"
 #include "engine/engine.h"
@@ -80,8 +81,18 @@ int cmd_init(int argc, char **argv)
 	struct server_keys keys;
 	if (server_keys_open(&s, created, &keys) != 0)
 		return EXIT_DATA;
+	struct api_authz *authz = NULL;
+	bool admin_created = false;
+	if (server_admin_open(&s, keys.origin, &authz, &admin_created) != 0) {
+		server_keys_close(&keys);
+		return EXIT_DATA;
+	}
+	api_authz_close(authz);
 	server_keys_close(&keys);
 	printf("%s %s\n", created ? "initialised" : "already initialised",
 	       s.data_dir);
+	printf("administrator: bearer token in %s/admin.token, key in "
+	       "%s/admin.jwk (both 0600; docs/authz.md)\n",
+	       s.data_dir, s.data_dir);
 	return 0;
 }

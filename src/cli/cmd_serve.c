@@ -7,6 +7,7 @@
  * ones finish, the journal is closed.  A kill -9 loses nothing that was
  * acknowledged: every reply waits for its fdatasync.
  */
+#include "api/authz.h"
 #include "api/server.h"
 #include "cli/cli.h"
 #include "cli/serverkeys.h"
@@ -21,6 +22,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "banned.h"
 
@@ -50,6 +52,38 @@ static void usage(FILE *f)
 		"TPWALLET_KEK_FILE,\n"
 		"                      or the key itself in TPWALLET_KEK)\n\n"
 		"Every setting and its limits: docs/operations.md.\n");
+}
+
+/* Key upkeep: scheduled rotation and removal of expired keys, checked
+ * at start and every UPKEEP_INTERVAL_S. */
+#define UPKEEP_INTERVAL_S 60
+struct upkeep {
+	struct server_keys *keys;
+	struct engine *e;
+	int64_t period_s;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool stop;
+};
+
+static void *upkeep_main(void *arg)
+{
+	struct upkeep *u = arg;
+
+	pthread_mutex_lock(&u->lock);
+	while (!u->stop) {
+		pthread_mutex_unlock(&u->lock);
+		server_keys_maintain(u->keys, u->e, u->period_s);
+		pthread_mutex_lock(&u->lock);
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += UPKEEP_INTERVAL_S;
+		while (!u->stop &&
+		       pthread_cond_timedwait(&u->cond, &u->lock, &until) == 0)
+			;
+	}
+	pthread_mutex_unlock(&u->lock);
+	return NULL;
 }
 
 int cmd_serve(int argc, char **argv)
@@ -148,6 +182,24 @@ int cmd_serve(int argc, char **argv)
 		return EXIT_DATA;
 	}
 
+	/* Every key the server signs with is a journal entry. */
+	ret = server_keys_journal(&keys, e);
+	if (ret < 0)
+		log_at(LOG_WARN, "cannot journal the signing key",
+		       LOG_NUM("errno", -ret));
+
+	/* Who may call: the administrator's bearer token, or mandates. */
+	static struct api_authz *authz;
+	bool admin_created = false;
+	if (server_admin_open(&s, keys.origin, &authz, &admin_created) != 0) {
+		server_keys_close(&keys);
+		engine_close(e);
+		return EXIT_DATA;
+	}
+	log_at(admin_created ? LOG_INFO : LOG_DEBUG, "administrator credential",
+	       LOG_STR("token_file", "admin.token"),
+	       LOG_STR("data", s.data_dir));
+
 	/* The audit tree follows the journal in its own thread and signs
 	 * a checkpoint every second while it grows. */
 	static struct witness_peer witnesses[WITNESSES_MAX];
@@ -188,6 +240,8 @@ int cmd_serve(int argc, char **argv)
 		.audit = audit,
 		.keyring = keys.keyring,
 		.origin = keys.origin,
+		.authz = authz,
+		.data_dir = s.data_dir,
 	};
 	ret = api_server_start(&srv, e, &ao, &err);
 	if (ret < 0) {
@@ -204,10 +258,27 @@ int cmd_serve(int argc, char **argv)
 	       LOG_STR("data", s.data_dir),
 	       LOG_STR("version", TPWALLET_VERSION));
 
+	struct upkeep up = {.keys = &keys,
+			    .e = e,
+			    .period_s = (int64_t)s.key_rotation_days * 86400,
+			    .lock = PTHREAD_MUTEX_INITIALIZER,
+			    .cond = PTHREAD_COND_INITIALIZER};
+	pthread_t upkeep_thread;
+	bool upkeep_started =
+		pthread_create(&upkeep_thread, NULL, upkeep_main, &up) == 0;
+
 	int sig = 0;
 	sigwait(&stop_signals, &sig);
 	log_at(LOG_INFO, "stopping", LOG_NUM("signal", sig));
+	if (upkeep_started) {
+		pthread_mutex_lock(&up.lock);
+		up.stop = true;
+		pthread_cond_signal(&up.cond);
+		pthread_mutex_unlock(&up.lock);
+		pthread_join(upkeep_thread, NULL);
+	}
 	api_server_stop(srv);
+	api_authz_close(authz);
 	audit_close(audit);
 	server_keys_close(&keys);
 	engine_close(e);

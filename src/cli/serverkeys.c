@@ -3,6 +3,9 @@
  * (serverkeys.h).
  */
 #include "cli/serverkeys.h"
+#include "api/authz.h"
+#include "core/auth.h"
+#include "engine/engine.h"
 #include "crypto/note.h"
 #include "engine/logger.h"
 #include "log/fsdir.h"
@@ -194,5 +197,97 @@ int server_keys_sign_note(void *ctx, const char *text, size_t len, char *note,
 	const struct note_signer *signers[1] = {&signer};
 	ret = note_sign(text, len, signers, 1, note, cap, note_len);
 	note_signer_clear(&signer);
+	return ret;
+}
+
+int server_admin_open(const struct settings *s, const char *audience,
+		      struct api_authz **out, bool *created)
+{
+	char err[512];
+	int ret = api_authz_admin_ensure(s->data_dir, err, sizeof(err));
+	if (ret < 0) {
+		fprintf(stderr, "tpwallet: administrator credential: %s\n",
+			err);
+		return ret;
+	}
+	if (created)
+		*created = ret == 1;
+	ret = api_authz_open(out, s->data_dir, audience, err, sizeof(err));
+	if (ret < 0) {
+		fprintf(stderr, "tpwallet: administrator credential: %s\n",
+			err);
+		return ret;
+	}
+	return 0;
+}
+
+int server_keys_journal(struct server_keys *k, struct engine *e)
+{
+	struct keyring_key cur;
+	int64_t now = (int64_t)time(NULL);
+	if (keyring_current_copy(k->keyring, now, &cur) != 0)
+		return -ENOKEY;
+	bool known = false;
+	engine_read_begin(e);
+	const struct auth *a = engine_auth(e);
+	for (u32 i = auth_key_event_count(a); i-- > 0 && !known;) {
+		struct auth_key_event ev;
+		auth_key_event_at(a, i, &ev, NULL);
+		known = strncmp(ev.kid, cur.kid, sizeof(ev.kid)) == 0;
+	}
+	engine_read_end(e);
+	if (known)
+		return 0;
+	struct {
+		struct command_header h;
+		struct auth_key_event ev;
+	} cmd = {0};
+	cmd.h.kind = AUTH_CMD_KEY;
+	cmd.h.ext_bytes = sizeof(cmd.ev);
+	snprintf(cmd.ev.kid, sizeof(cmd.ev.kid), "%s", cur.kid);
+	memcpy(cmd.ev.pub, cur.pub, 32);
+	cmd.ev.not_before = cur.activate_at;
+	cmd.ev.not_after = 0; /* previous keys' overlap: not known here */
+	cmd.ev.kind = AUTH_KEY_CREATED;
+	u32 result = 0;
+	struct engine_request r = {.op = ENGINE_COMMAND,
+				   .count = 0,
+				   .payload_bytes = sizeof(cmd),
+				   .events = &cmd,
+				   .results = &result};
+	return engine_execute(e, &r);
+}
+
+int server_keys_maintain(struct server_keys *k, struct engine *e,
+			 int64_t period_s)
+{
+	char err[KEYRING_ERR_BYTES] = "";
+	int64_t now = (int64_t)time(NULL);
+	int ret = 0;
+
+	if (period_s > 0 &&
+	    keyring_due_for_rotation(k->keyring, now, period_s)) {
+		struct keyring_rotation rot;
+		ret = keyring_rotate(k->keyring, now, SERVER_KEY_OVERLAP_S,
+				     &rot, err, sizeof(err));
+		if (ret != 0) {
+			log_at(LOG_ERROR, "scheduled key rotation failed",
+			       LOG_STR("reason", err));
+			return ret;
+		}
+		log_at(LOG_INFO, "signing key rotated on schedule",
+		       LOG_STR("kid", rot.created.kid));
+		ret = server_keys_journal(k, e);
+		if (ret != 0)
+			log_at(LOG_WARN, "cannot journal the signing key",
+			       LOG_NUM("errno", -ret));
+	}
+	size_t pruned = 0;
+	if (keyring_prune(k->keyring, now, &pruned, err, sizeof(err)) != 0)
+		log_at(LOG_WARN, "cannot remove expired keys",
+		       LOG_STR("reason", err));
+	else if (pruned)
+		log_at(LOG_INFO, "expired keys removed",
+		       LOG_NUM("count", pruned));
 	return ret;
 }

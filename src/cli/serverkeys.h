@@ -31,6 +31,27 @@ int server_keys_open(const struct settings *s, bool create,
 		     struct server_keys *out);
 void server_keys_close(struct server_keys *k);
 
+/* The administrator's key and bearer token (DATA/admin.jwk and
+ * DATA/admin.token, made when absent) and the authenticator that checks
+ * requests against them.  Returns 0, or a negative code with the reason
+ * on stderr.  *created is set when the files were made now. */
+struct api_authz;
+int server_admin_open(const struct settings *s, const char *audience,
+		      struct api_authz **out, bool *created);
+
+/* Journal the current signing key (public data) if the journal does not
+ * hold it yet: every key the server signs with is a log entry.  Returns
+ * 0 or a negative errno. */
+struct engine;
+int server_keys_journal(struct server_keys *k, struct engine *e);
+
+/* Scheduled upkeep (serve calls it every minute): rotate the signing key
+ * when it has signed for period_s (0: never), journal it, and remove key
+ * files expired past their overlap.  Failures are logged; returns 0 or
+ * a negative code. */
+int server_keys_maintain(struct server_keys *k, struct engine *e,
+			 int64_t period_s);
+
 /* An audit_sign_fn: sign a checkpoint body with the current key, as a
  * note key named after the origin.  ctx is the struct server_keys. */
 int server_keys_sign_note(void *ctx, const char *text, size_t len, char *note,

@@ -83,6 +83,9 @@ int settings_set(struct settings *s, const char *key, const char *value)
 		if (ret == 0 && v < 1000)
 			ret = -EINVAL;
 		s->snapshot_every = v;
+	} else if (strcmp(key, "key_rotation_days") == 0) {
+		ret = parse_u64(value, 3660, &v);
+		s->key_rotation_days = (unsigned)v;
 	} else if (strcmp(key, "witness") == 0) {
 		if (s->nwitnesses ==
 		    sizeof(s->witnesses) / sizeof(s->witnesses[0]))
@@ -219,6 +222,7 @@ static const struct {
 	{"TPWALLET_CONNECTION_TIMEOUT_S", "connection_timeout_s"},
 	{"TPWALLET_CONNECTIONS_MAX", "connections_max"},
 	{"TPWALLET_SNAPSHOT_EVERY", "snapshot_every"},
+	{"TPWALLET_KEY_ROTATION_DAYS", "key_rotation_days"},
 	{"TPWALLET_LOG_LEVEL", "log_level"},
 	{"TPWALLET_KEK_FILE", "kek_file"},
 	{"TPWALLET_WITNESS", "witness"},
@@ -236,6 +240,7 @@ int settings_load(struct settings *s, const char *config_path)
 	s->connection_timeout_s = 30;
 	s->connections_max = 4096;
 	s->snapshot_every = 1000000;
+	s->key_rotation_days = 90;
 	copy_str(s->log_level, sizeof(s->log_level), "info");
 
 	if (!config_path)

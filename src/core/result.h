@@ -105,7 +105,13 @@
 	X(overflows_credits)                                                   \
 	X(overflows_timeout)                                                   \
 	X(exceeds_credits)                                                     \
-	X(exceeds_debits)
+	X(exceeds_debits)                                                      \
+	/* not the ledger's: a mandate's guard refused the whole batch         \
+	 * (core/auth.h, auth_guard_check); they come after every ledger       \
+	 * code, so they never change its precedence */                        \
+	X(mandate_revoked)                                                     \
+	X(exceeds_mandate_total_cap)                                           \
+	X(exceeds_mandate_uses)
 
 enum create_account_result {
 #define X(name) CREATE_ACCOUNT_##name,

@@ -469,6 +469,7 @@ int jose_jws_sign(const struct jose_seckey *key,
 {
 	unsigned char sig[crypto_sign_BYTES];
 	char header[JOSE_HEADER_BYTES_MAX];
+	char jwk[7 + 128];
 	const char *alg;
 	size_t o, need;
 	int n;
@@ -480,11 +481,23 @@ int jose_jws_sign(const struct jose_seckey *key,
 		return ERR(invalid_argument);
 	if (opts->typ && !token_chars_ok(opts->typ, JOSE_TYP_BYTES_MAX))
 		return ERR(invalid_argument);
-	if (len > JOSE_PAYLOAD_BYTES_MAX)
+	size_t token_max = opts->large ? JOSE_SIGN_LARGE_TOKEN_BYTES
+				       : JOSE_TOKEN_BYTES_MAX;
+	if (len > (opts->large ? (size_t)JOSE_SIGN_LARGE_BYTES_MAX
+			       : (size_t)JOSE_PAYLOAD_BYTES_MAX))
 		return ERR(too_large);
 	alg = opts->alg == JOSE_ALG_ED25519 ? "Ed25519" : "EdDSA";
-	n = snprintf(header, sizeof(header), "{\"alg\":\"%s\"%s%s%s%s%s%s}",
-		     alg,
+	jwk[0] = '\0';
+	if (opts->with_jwk) {
+		struct jose_pubkey pub = key->pub;
+
+		pub.kid[0] = '\0';
+		if (jose_pubkey_to_jwk(&pub, jwk + 7, sizeof(jwk) - 7) < 0)
+			return ERR(internal);
+		memcpy(jwk, ",\"jwk\":", 7);
+	}
+	n = snprintf(header, sizeof(header), "{\"alg\":\"%s\"%s%s%s%s%s%s%s}",
+		     alg, jwk,
 		     opts->with_kid && key->pub.kid[0] ? ",\"kid\":\"" : "",
 		     opts->with_kid ? key->pub.kid : "",
 		     opts->with_kid && key->pub.kid[0] ? "\"" : "",
@@ -495,7 +508,7 @@ int jose_jws_sign(const struct jose_seckey *key,
 
 	need = b64url_encoded_len((size_t)n) + 1 + b64url_encoded_len(len) + 1 +
 	       SIG_TEXT_BYTES;
-	if (need > JOSE_TOKEN_BYTES_MAX)
+	if (need > token_max)
 		return ERR(too_large);
 	if (out_size < need + 1)
 		return ERR(buffer_too_small);
@@ -569,9 +582,16 @@ static int check_header(const json_t *h, const struct jose_verify_opts *opts,
 	 * make other libraries read the payload differently. */
 	if (json_object_get(h, "b64"))
 		return ERR(bad_header);
-	for (size_t i = 0; i < sizeof(key_members) / sizeof(char *); i++)
+	for (size_t i = 0; i < sizeof(key_members) / sizeof(char *); i++) {
+		/* "jwk" only when the caller opted in (embedded_jwk_out) */
+		if (i == 0 && opts->embedded_jwk_out)
+			continue;
 		if (json_object_get(h, key_members[i]))
 			return ERR(embedded_key);
+	}
+	if (opts->embedded_jwk_out &&
+	    !json_is_object(json_object_get(h, "jwk")))
+		return ERR(bad_header);
 
 	ret = get_string(h, "typ", ERR(bad_header), &s);
 	if (ret < 0)
@@ -590,6 +610,19 @@ static int check_header(const json_t *h, const struct jose_verify_opts *opts,
 	return 0;
 }
 
+/* The "jwk" header member of a self-proving token, as a public key. */
+static int embedded_key(const json_t *jwk, struct jose_pubkey *key)
+{
+	char *text = json_dumps(jwk, JSON_COMPACT);
+	int ret;
+
+	if (!text)
+		return ERR(no_memory);
+	ret = jose_pubkey_parse_jwk(text, strlen(text), key);
+	free(text);
+	return ret;
+}
+
 int jose_jws_verify(const char *token, size_t len,
 		    const struct jose_verify_opts *opts, struct jose_jws *out)
 {
@@ -601,7 +634,7 @@ int jose_jws_verify(const char *token, size_t len,
 	int ret;
 
 	memset(out, 0, sizeof(*out));
-	if (!token || !opts || !opts->lookup)
+	if (!token || !opts || (!opts->lookup && !opts->embedded_jwk_out))
 		return ERR(invalid_argument);
 	if (len > JOSE_TOKEN_BYTES_MAX)
 		return ERR(too_large);
@@ -652,7 +685,11 @@ int jose_jws_verify(const char *token, size_t len,
 	}
 
 	memset(&key, 0, sizeof(key));
-	if (opts->lookup(opts->lookup_ctx, out->kid, &key) != 0) {
+	if (opts->embedded_jwk_out) {
+		ret = embedded_key(json_object_get(out->header, "jwk"), &key);
+		if (ret < 0)
+			goto fail;
+	} else if (opts->lookup(opts->lookup_ctx, out->kid, &key) != 0) {
 		ret = ERR(unknown_kid);
 		goto fail;
 	}
@@ -661,6 +698,8 @@ int jose_jws_verify(const char *token, size_t len,
 		ret = ERR(bad_signature);
 		goto fail;
 	}
+	if (opts->embedded_jwk_out)
+		*opts->embedded_jwk_out = key;
 	return 0;
 
 fail:

@@ -207,7 +207,19 @@ struct jose_sign_opts {
 	enum jose_alg alg;
 	const char *typ; /* NULL: no typ header; else JOSE_TYP_BYTES_MAX */
 	bool with_kid;	 /* put the key's kid in the header */
+	/* put the public key in a "jwk" header (canonical, without kid):
+	 * for self-proving tokens such as DPoP proofs (RFC 9449) */
+	bool with_jwk;
+	/* Documents the server signs for others (revocation lists, client
+	 * manifests) may exceed what it accepts: true lifts the payload
+	 * bound to JOSE_SIGN_LARGE_BYTES_MAX (the token then needs
+	 * JOSE_SIGN_LARGE_TOKEN_BYTES + 1 of out). */
+	bool large;
 };
+
+#define JOSE_SIGN_LARGE_BYTES_MAX (1024 * 1024)
+#define JOSE_SIGN_LARGE_TOKEN_BYTES                                            \
+	(JOSE_SIGN_LARGE_BYTES_MAX / 3 * 4 + 4 + 2048)
 
 /*
  * Signs payload[0..len) (any bytes, 1..JOSE_PAYLOAD_BYTES_MAX) into a
@@ -248,6 +260,18 @@ struct jose_verify_opts {
 	 * with an optional "application/" prefix (RFC 7515 4.1.9). */
 	const char *typ;
 	bool require_kid;
+	/*
+	 * Opt-in for self-proving tokens (DPoP proofs, revocation
+	 * statements).  NULL (the default): a "jwk" header is refused
+	 * (embedded_key) and the key comes from lookup.  Non-NULL: a "jwk"
+	 * header is required (bad_header when absent or not an object),
+	 * parsed with jose_pubkey_parse_jwk (its key_* codes), used as the
+	 * verification key without calling lookup (which may then be NULL),
+	 * and copied here on success.  jku, x5u and x5c stay refused.  The
+	 * caller decides what the key is allowed to prove (e.g. that its
+	 * thumbprint is the expected one).
+	 */
+	struct jose_pubkey *embedded_jwk_out;
 };
 
 /*

@@ -12,6 +12,7 @@
  * messages name paths, offsets, modes and kids, never bytes of a key.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -85,6 +86,10 @@ struct entry {
 };
 
 struct keyring {
+	/* Serialises rotation and pruning against readers and signers
+	 * (HTTP threads, the audit thread); recursive, since public
+	 * functions call each other. */
+	pthread_mutex_t lock;
 	char dir[KEYRING_DIR_BYTES_MAX + 1];
 	const struct keyring_kek *kek; /* borrowed; NULL: verify only */
 	size_t n;
@@ -943,6 +948,13 @@ int keyring_open(const char *dir, const struct keyring_kek *kek,
 		return KEYRING_E_INVALID_ARGUMENT;
 	}
 	kr = calloc(1, sizeof(*kr));
+	if (kr) {
+		pthread_mutexattr_t ma;
+		pthread_mutexattr_init(&ma);
+		pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
+		pthread_mutex_init(&kr->lock, &ma);
+		pthread_mutexattr_destroy(&ma);
+	}
 	if (!kr)
 		return KEYRING_E_NO_MEMORY;
 	memcpy(kr->dir, dir, dlen + 1);
@@ -1024,6 +1036,8 @@ cleanup:
 
 void keyring_free(struct keyring *kr)
 {
+	if (kr)
+		pthread_mutex_destroy(&kr->lock);
 	free(kr); /* holds sealed images and public data only */
 }
 
@@ -1053,8 +1067,8 @@ const struct keyring_key *keyring_current_signer(const struct keyring *kr,
 	return e ? &e->key : NULL;
 }
 
-int keyring_verifier(const struct keyring *kr, const char *kid, int64_t now,
-		     struct jose_pubkey *out)
+static int keyring_verifier_unlocked(const struct keyring *kr, const char *kid,
+				     int64_t now, struct jose_pubkey *out)
 {
 	if (!kr || !kid || !out)
 		return KEYRING_E_INVALID_ARGUMENT;
@@ -1197,8 +1211,10 @@ cleanup:
 	return ret;
 }
 
-int keyring_rotate(struct keyring *kr, int64_t now, int64_t overlap_s,
-		   struct keyring_rotation *rot, char *err, size_t err_size)
+static int keyring_rotate_unlocked(struct keyring *kr, int64_t now,
+				   int64_t overlap_s,
+				   struct keyring_rotation *rot, char *err,
+				   size_t err_size)
 {
 	unsigned char nonce[OFF_CT - OFF_NONCE];
 	struct jose_seckey *sk = NULL;
@@ -1319,8 +1335,8 @@ cleanup:
 	return ret;
 }
 
-int keyring_prune(struct keyring *kr, int64_t now, size_t *n_pruned, char *err,
-		  size_t err_size)
+static int keyring_prune_unlocked(struct keyring *kr, int64_t now,
+				  size_t *n_pruned, char *err, size_t err_size)
 {
 	char path[KEYRING_DIR_BYTES_MAX + 64];
 	size_t kept = 0, removed = 0;
@@ -1361,8 +1377,8 @@ int keyring_prune(struct keyring *kr, int64_t now, size_t *n_pruned, char *err,
 	return ret;
 }
 
-int keyring_jwks(const struct keyring *kr, int64_t now, char *out,
-		 size_t out_size, size_t *out_len)
+static int keyring_jwks_unlocked(const struct keyring *kr, int64_t now,
+				 char *out, size_t out_size, size_t *out_len)
 {
 	size_t len = 0;
 	bool first = true;
@@ -1456,8 +1472,9 @@ static int signer_key(const struct keyring *kr, int64_t now,
 	return ret;
 }
 
-int keyring_note_signer(const struct keyring *kr, int64_t now, const char *name,
-			size_t name_len, struct note_signer *out)
+static int keyring_note_signer_unlocked(const struct keyring *kr, int64_t now,
+					const char *name, size_t name_len,
+					struct note_signer *out)
 {
 	const struct entry *e = NULL;
 	unsigned char *seed;
@@ -1480,12 +1497,15 @@ static int sign_ret(int jose_ret)
 						  : KEYRING_E_SIGN_FAILED;
 }
 
-int keyring_sign_jws(const struct keyring *kr, int64_t now, const char *typ,
-		     const void *payload, size_t len, char *out,
-		     size_t out_size, size_t *out_len)
+static int keyring_sign_jws_unlocked(const struct keyring *kr, int64_t now,
+				     const char *typ, const void *payload,
+				     size_t len, char *out, size_t out_size,
+				     size_t *out_len)
 {
-	struct jose_sign_opts opts = {
-		.alg = JOSE_ALG_EDDSA, .typ = typ, .with_kid = true};
+	struct jose_sign_opts opts = {.alg = JOSE_ALG_EDDSA,
+				      .typ = typ,
+				      .with_kid = true,
+				      .large = true};
 	struct jose_seckey *sk = NULL;
 	int ret;
 
@@ -1497,12 +1517,15 @@ int keyring_sign_jws(const struct keyring *kr, int64_t now, const char *typ,
 	return ret;
 }
 
-int keyring_sign_jwt(const struct keyring *kr, int64_t now, const char *typ,
-		     const json_t *claims, char *out, size_t out_size,
-		     size_t *out_len)
+static int keyring_sign_jwt_unlocked(const struct keyring *kr, int64_t now,
+				     const char *typ, const json_t *claims,
+				     char *out, size_t out_size,
+				     size_t *out_len)
 {
-	struct jose_sign_opts opts = {
-		.alg = JOSE_ALG_EDDSA, .typ = typ, .with_kid = true};
+	struct jose_sign_opts opts = {.alg = JOSE_ALG_EDDSA,
+				      .typ = typ,
+				      .with_kid = true,
+				      .large = true};
 	struct jose_seckey *sk = NULL;
 	int ret;
 
@@ -1512,4 +1535,98 @@ int keyring_sign_jwt(const struct keyring *kr, int64_t now, const char *typ,
 					     out_len));
 	jose_seckey_free(sk);
 	return ret;
+}
+
+/* ---- locked entry points ------------------------------------------------ */
+
+int keyring_verifier(const struct keyring *kr, const char *kid, int64_t now,
+		     struct jose_pubkey *out)
+{
+	pthread_mutex_lock(&((struct keyring *)kr)->lock);
+	int ret = keyring_verifier_unlocked(kr, kid, now, out);
+	pthread_mutex_unlock(&((struct keyring *)kr)->lock);
+	return ret;
+}
+
+int keyring_rotate(struct keyring *kr, int64_t now, int64_t overlap_s,
+		   struct keyring_rotation *rot, char *err, size_t err_size)
+{
+	pthread_mutex_lock(&((struct keyring *)kr)->lock);
+	int ret =
+		keyring_rotate_unlocked(kr, now, overlap_s, rot, err, err_size);
+	pthread_mutex_unlock(&((struct keyring *)kr)->lock);
+	return ret;
+}
+
+int keyring_prune(struct keyring *kr, int64_t now, size_t *n_pruned, char *err,
+		  size_t err_size)
+{
+	pthread_mutex_lock(&((struct keyring *)kr)->lock);
+	int ret = keyring_prune_unlocked(kr, now, n_pruned, err, err_size);
+	pthread_mutex_unlock(&((struct keyring *)kr)->lock);
+	return ret;
+}
+
+int keyring_jwks(const struct keyring *kr, int64_t now, char *out,
+		 size_t out_size, size_t *out_len)
+{
+	pthread_mutex_lock(&((struct keyring *)kr)->lock);
+	int ret = keyring_jwks_unlocked(kr, now, out, out_size, out_len);
+	pthread_mutex_unlock(&((struct keyring *)kr)->lock);
+	return ret;
+}
+
+int keyring_note_signer(const struct keyring *kr, int64_t now, const char *name,
+			size_t name_len, struct note_signer *out)
+{
+	pthread_mutex_lock(&((struct keyring *)kr)->lock);
+	int ret = keyring_note_signer_unlocked(kr, now, name, name_len, out);
+	pthread_mutex_unlock(&((struct keyring *)kr)->lock);
+	return ret;
+}
+
+int keyring_sign_jws(const struct keyring *kr, int64_t now, const char *typ,
+		     const void *payload, size_t len, char *out,
+		     size_t out_size, size_t *out_len)
+{
+	pthread_mutex_lock(&((struct keyring *)kr)->lock);
+	int ret = keyring_sign_jws_unlocked(kr, now, typ, payload, len, out,
+					    out_size, out_len);
+	pthread_mutex_unlock(&((struct keyring *)kr)->lock);
+	return ret;
+}
+
+int keyring_sign_jwt(const struct keyring *kr, int64_t now, const char *typ,
+		     const json_t *claims, char *out, size_t out_size,
+		     size_t *out_len)
+{
+	pthread_mutex_lock(&((struct keyring *)kr)->lock);
+	int ret = keyring_sign_jwt_unlocked(kr, now, typ, claims, out, out_size,
+					    out_len);
+	pthread_mutex_unlock(&((struct keyring *)kr)->lock);
+	return ret;
+}
+
+size_t keyring_keys_copy(const struct keyring *kr, struct keyring_key *out,
+			 size_t max)
+{
+	struct keyring *k = (struct keyring *)kr;
+	pthread_mutex_lock(&k->lock);
+	size_t n = 0;
+	for (; n < kr->n && n < max; n++)
+		out[n] = *keyring_key_at(kr, n);
+	pthread_mutex_unlock(&k->lock);
+	return n;
+}
+
+int keyring_current_copy(const struct keyring *kr, int64_t now,
+			 struct keyring_key *out)
+{
+	struct keyring *k = (struct keyring *)kr;
+	pthread_mutex_lock(&k->lock);
+	const struct keyring_key *c = keyring_current_signer(kr, now);
+	if (c)
+		*out = *c;
+	pthread_mutex_unlock(&k->lock);
+	return c ? 0 : -1;
 }

@@ -123,6 +123,8 @@
 #define KEYRING_ERR_BYTES	     256 /* a comfortable err buffer */
 /* {"keys":[ ... ]} with KEYRING_KEYS_MAX entries of at most 160 bytes */
 #define KEYRING_JWKS_BYTES_MAX (16 + KEYRING_KEYS_MAX * 160)
+/* A compact JWS that keyring_sign_jws/jwt writes, at most (and a NUL). */
+#define KEYRING_JWS_BYTES_MAX JOSE_SIGN_LARGE_TOKEN_BYTES
 
 #define KEYRING_ERRORS(X)                                                      \
 	X(INVALID_ARGUMENT, -1201, "invalid_argument")                         \
@@ -247,6 +249,15 @@ void keyring_free(struct keyring *kr);
  */
 size_t keyring_count(const struct keyring *kr);
 const struct keyring_key *keyring_key_at(const struct keyring *kr, size_t i);
+
+/* Copies of the keys (keyring_key_at order) and of the current signer,
+ * taken under the keyring's lock: what threads other than the one that
+ * rotates should use.  keys_copy returns how many; current_copy 0 or -1
+ * when no key signs at now. */
+size_t keyring_keys_copy(const struct keyring *kr, struct keyring_key *out,
+			 size_t max);
+int keyring_current_copy(const struct keyring *kr, int64_t now,
+			 struct keyring_key *out);
 
 /* The newest key that signs at now, or NULL. */
 const struct keyring_key *keyring_current_signer(const struct keyring *kr,

@@ -69,6 +69,10 @@ struct audit {
 	char origin[CHECKPOINT_ORIGIN_BYTES_MAX + 1];
 	bool signing;
 	u64 signed_size; /* size of the last checkpoint signed */
+	/* Size of the newest checkpoint in DATA/audit/checkpoints at start:
+	 * while the tree is rebuilt below it, nothing is signed (a smaller
+	 * checkpoint after a bigger one reads as a rollback). */
+	u64 resume_size;
 	bool signed_any;
 	u64 signed_at_ms;
 	int checkpoints_fd; /* DATA/audit/checkpoints, append */
@@ -349,6 +353,8 @@ static void maybe_checkpoint(struct audit *a)
 
 	if (!a->signing)
 		return;
+	if (audit_size(a) < a->resume_size)
+		return;
 	if (a->signed_any && audit_size(a) == a->signed_size)
 		return;
 	/* Asked (POST /v1/audit/checkpoint) shortens the wait, but never
@@ -432,7 +438,7 @@ static void *audit_main(void *arg)
 static int checkpoints_scan(struct audit *a, const char *path)
 {
 	FILE *f = fopen(path, "r");
-	u64 end = 0;
+	u64 end = 0, last_at = 0, last_n = 0;
 	int ret = 0;
 
 	if (!f)
@@ -449,7 +455,8 @@ static int checkpoints_scan(struct audit *a, const char *path)
 		n = strtoull(head, &stop, 10);
 		if (stop != nl || n == 0 || n > NOTE_BYTES_MAX)
 			break;
-		if (fseeko(f, (off_t)n, SEEK_CUR) != 0)
+		off_t note_at = ftello(f);
+		if (note_at < 0 || fseeko(f, (off_t)n, SEEK_CUR) != 0)
 			break;
 		/* fseeko past the end succeeds: check the bytes exist. */
 		off_t at = ftello(f);
@@ -457,6 +464,21 @@ static int checkpoints_scan(struct audit *a, const char *path)
 		if (at < 0 || fstat(fileno(f), &st) != 0 || at > st.st_size)
 			break;
 		end = (u64)at;
+		last_at = (u64)note_at;
+		last_n = n;
+	}
+	/* The newest checkpoint's size: "<origin>\n<size>\n..." */
+	if (last_n && fseeko(f, (off_t)last_at, SEEK_SET) == 0) {
+		char note[256];
+		size_t got = fread(note, 1, sizeof(note) - 1, f);
+		note[got] = '\0';
+		char *nl = strchr(note, '\n');
+		if (nl) {
+			char *stop;
+			unsigned long long size = strtoull(nl + 1, &stop, 10);
+			if (stop != nl + 1 && *stop == '\n')
+				a->resume_size = size;
+		}
 	}
 	if (ferror(f))
 		ret = -EIO;

@@ -8,6 +8,8 @@
  * and docs/architecture.md for the path of a request.
  */
 #include "engine/engine.h"
+#include "core/auth.h"
+#include "core/pstate.h"
 #include "engine/logger.h"
 #include "log/journal.h"
 #include "log/snapshot.h"
@@ -55,6 +57,8 @@ struct group {
 
 struct engine {
 	struct ledger *ledger;
+	struct auth *auth;     /* principals, owners, revocations, counters */
+	struct pstate *pstate; /* client-version policy versions, overrides */
 	struct journal *journal;
 	pthread_rwlock_t state_lock; /* readers vs. the sequencer's apply */
 
@@ -111,10 +115,82 @@ static u64 monotonic_ms(void)
 
 static u32 replay_results[BATCH_EVENTS_MAX];
 
-static int apply(struct ledger *l, u16 type, u64 timestamp, const void *events,
-		 u32 count, u32 *results)
+/* A JOURNAL_COMMAND payload: command_header, ext, events (auth.h). */
+static int apply_command(struct ledger *l, struct auth *a, struct pstate *ps,
+			 u64 timestamp, const u8 *p, u32 bytes, u32 *results)
 {
+	struct command_header h;
+
+	if (bytes < sizeof(h))
+		return -EBADMSG;
+	memcpy(&h, p, sizeof(h));
+	if (h.ext_bytes % 16 != 0 || h.count > BATCH_EVENTS_MAX ||
+	    (u64)sizeof(h) + h.ext_bytes + (u64)h.count * 128u != bytes)
+		return -EBADMSG;
+	const u8 *ext = p + sizeof(h);
+	const void *events = ext + h.ext_bytes;
+
+	switch (h.kind) {
+	case AUTH_CMD_ACCOUNTS_OWNED: {
+		struct auth_owner o;
+		if (h.ext_bytes != sizeof(o) || h.count == 0)
+			return -EBADMSG;
+		memcpy(&o, ext, sizeof(o));
+		int ret = ledger_create_accounts(l, events, h.count, timestamp,
+						 results);
+		if (ret == 0)
+			auth_set_owners(a, &o, events, results, h.count);
+		return ret;
+	}
+	case AUTH_CMD_TRANSFERS_GUARDED: {
+		u32 n = h.ext_bytes / sizeof(struct auth_guard);
+		if (n == 0 || n > AUTH_GUARD_LINKS_MAX || h.count == 0)
+			return -EBADMSG;
+		const struct auth_guard *g = (const void *)ext;
+		u32 refuse = auth_guard_check(a, g, n, events, h.count);
+		if (refuse) {
+			for (u32 i = 0; i < h.count; i++)
+				results[i] = refuse;
+			return 0;
+		}
+		int ret = ledger_create_transfers(l, events, h.count, timestamp,
+						  results);
+		if (ret == 0)
+			ret = auth_guard_commit(a, g, n, events, results,
+						h.count);
+		return ret;
+	}
+	case PSTATE_CMD_SET:
+	case PSTATE_CMD_OVERRIDE:
+	case PSTATE_CMD_OVERRIDE_END:
+		if (h.count != 0)
+			return -EBADMSG;
+		return pstate_apply(ps, h.kind, ext, h.ext_bytes, timestamp,
+				    results);
+	default:
+		if (h.count != 0)
+			return -EBADMSG;
+		return auth_apply(a, h.kind, ext, h.ext_bytes, timestamp,
+				  results);
+	}
+}
+
+/* The state the log drives: the ledger and what sits beside it. */
+struct state {
+	struct ledger *ledger;
+	struct auth *auth;
+	struct pstate *pstate;
+};
+
+static int apply(const struct state *st, u16 type, u64 timestamp,
+		 const void *events, u32 count, u32 *results)
+{
+	struct ledger *l = st->ledger;
+
 	switch (type) {
+	case JOURNAL_COMMAND:
+		return apply_command(l, st->auth, st->pstate, timestamp, events,
+				     count, results);
 	case JOURNAL_CREATE_ACCOUNTS:
 		return ledger_create_accounts(l, events, count, timestamp,
 					      results);
@@ -139,10 +215,13 @@ static int replay_one(void *ctx, const struct journal_record *r)
 
 	if (r->seq != rc->expect_seq)
 		return -EBADMSG;
-	if (r->type != JOURNAL_PULSE &&
-	    (count == 0 || count > BATCH_EVENTS_MAX))
+	if (r->type == JOURNAL_COMMAND)
+		count = r->payload_bytes; /* apply_command checks it */
+	else if (r->type != JOURNAL_PULSE &&
+		 (count == 0 || count > BATCH_EVENTS_MAX))
 		return -EBADMSG;
-	int ret = apply(rc->e->ledger, r->type, r->timestamp, r->payload, count,
+	struct state st = {rc->e->ledger, rc->e->auth, rc->e->pstate};
+	int ret = apply(&st, r->type, r->timestamp, r->payload, count,
 			replay_results);
 	if (ret < 0)
 		return ret;
@@ -209,9 +288,31 @@ static int recover(struct engine *e, const struct engine_options *o,
 		return ret;
 	}
 	if (ret == 1) {
-		e->ledger = ledger_snapshot_read(snap, snap_len);
+		/* u64 n, the auth state; u64 n, the policy state; the
+		 * ledger (SNAPSHOT_VERSION 3). */
+		size_t at = 0;
+		u64 n = 0;
+		if (snap_len - at >= 8) {
+			memcpy(&n, snap + at, 8);
+			at += 8;
+			if (n <= snap_len - at) {
+				e->auth = auth_snapshot_read(snap + at, n);
+				at += n;
+			}
+		}
+		if (e->auth && snap_len - at >= 8) {
+			memcpy(&n, snap + at, 8);
+			at += 8;
+			if (n <= snap_len - at) {
+				e->pstate = pstate_snapshot_read(snap + at, n);
+				at += n;
+			}
+		}
+		if (e->pstate)
+			e->ledger =
+				ledger_snapshot_read(snap + at, snap_len - at);
 		free(snap);
-		if (!e->ledger) {
+		if (!e->ledger || !e->auth || !e->pstate) {
 			*err = "the newest snapshot passed its checksum but "
 			       "could not be decoded";
 			return -EBADMSG;
@@ -220,7 +321,9 @@ static int recover(struct engine *e, const struct engine_options *o,
 		e->last_timestamp = snap_ts;
 	} else {
 		e->ledger = ledger_new(&lo);
-		if (!e->ledger) {
+		e->auth = auth_new();
+		e->pstate = pstate_new();
+		if (!e->ledger || !e->auth || !e->pstate) {
 			*err = "out of memory";
 			return -ENOMEM;
 		}
@@ -307,6 +410,16 @@ static void snapshot_start(struct engine *e)
 		close_range(3, ~0u, 0);
 		int rc = snapshot_begin(w, e->data_dir, e->last_seq,
 					e->applied_timestamp);
+		u64 auth_len = auth_snapshot_bytes(e->auth);
+		if (rc == 0)
+			rc = snapshot_sink(w, &auth_len, sizeof(auth_len));
+		if (rc == 0)
+			rc = auth_snapshot_write(e->auth, snapshot_sink, w);
+		u64 ps_len = pstate_snapshot_bytes(e->pstate);
+		if (rc == 0)
+			rc = snapshot_sink(w, &ps_len, sizeof(ps_len));
+		if (rc == 0)
+			rc = pstate_snapshot_write(e->pstate, snapshot_sink, w);
 		if (rc == 0)
 			rc = ledger_snapshot_write(e->ledger, snapshot_sink, w);
 		if (rc == 0)
@@ -398,8 +511,22 @@ static void fail_engine(struct engine *e, int err)
 
 static u16 journal_type_of(const struct engine_request *r)
 {
-	return r->op == ENGINE_CREATE_ACCOUNTS ? JOURNAL_CREATE_ACCOUNTS
-					       : JOURNAL_CREATE_TRANSFERS;
+	switch (r->op) {
+	case ENGINE_CREATE_ACCOUNTS: return JOURNAL_CREATE_ACCOUNTS;
+	case ENGINE_CREATE_TRANSFERS: return JOURNAL_CREATE_TRANSFERS;
+	default: return JOURNAL_COMMAND;
+	}
+}
+
+static u32 payload_bytes_of(const struct engine_request *r)
+{
+	return r->op == ENGINE_COMMAND ? r->payload_bytes : r->count * 128u;
+}
+
+/* What apply() takes as its count: events, or a command's bytes. */
+static u32 apply_count_of(const struct engine_request *r)
+{
+	return r->op == ENGINE_COMMAND ? r->payload_bytes : r->count;
 }
 
 /* Hand a durable group to the applier; waits while the pipeline is full,
@@ -441,7 +568,7 @@ static void commit_group(struct engine *e, struct engine_request *list)
 	for (struct engine_request *r = list; r; r = r->next) {
 		/* Event i of n is stamped ts - n + 1 + i: all after the
 		 * previous batch's last timestamp. */
-		u64 ts = e->last_timestamp + r->count;
+		u64 ts = e->last_timestamp + (r->count ? r->count : 1);
 		if (now > ts)
 			ts = now;
 		if (ts >= TIMESTAMP_LIMIT) {
@@ -452,7 +579,7 @@ static void commit_group(struct engine *e, struct engine_request *list)
 			goto not_written;
 		}
 		ret = journal_append(e->journal, journal_type_of(r), ts,
-				     r->events, r->count * 128u, &r->seq);
+				     r->events, payload_bytes_of(r), &r->seq);
 		if (ret < 0)
 			goto not_written;
 		r->timestamp = ts;
@@ -523,8 +650,9 @@ static void apply_group(struct engine *e, struct group *g)
 		e->applied_timestamp = g->pulse_ts;
 	}
 	for (struct engine_request *r = g->requests; r; r = r->next) {
-		r->status = apply(e->ledger, journal_type_of(r), r->timestamp,
-				  r->events, r->count, r->results);
+		struct state st = {e->ledger, e->auth, e->pstate};
+		r->status = apply(&st, journal_type_of(r), r->timestamp,
+				  r->events, apply_count_of(r), r->results);
 		if (r->status < 0) {
 			/* The record is durable but the state could not
 			 * take it: the process cannot go on consistently. */
@@ -695,6 +823,8 @@ void engine_close(struct engine *e)
 		journal_close(e->journal);
 	if (e->ledger)
 		ledger_free(e->ledger);
+	auth_free(e->auth);
+	pstate_free(e->pstate);
 	free(e->snapshot_writer);
 	pthread_rwlock_destroy(&e->state_lock);
 	pthread_mutex_destroy(&e->queue_lock);
@@ -705,13 +835,61 @@ void engine_close(struct engine *e)
 	free(e);
 }
 
+/* A command must be one apply_command() takes: a malformed record
+ * would be durable before it failed, and stop every later replay. */
+static bool command_ok(const struct engine_request *r)
+{
+	struct command_header h;
+
+	if (r->payload_bytes < sizeof(h) ||
+	    r->payload_bytes > JOURNAL_RECORD_BYTES_MAX - JOURNAL_HEADER_BYTES)
+		return false;
+	memcpy(&h, r->events, sizeof(h));
+	if (h.ext_bytes % 16 != 0 || h.count != r->count ||
+	    h.count > BATCH_EVENTS_MAX ||
+	    (u64)sizeof(h) + h.ext_bytes + (u64)h.count * 128u !=
+		    r->payload_bytes)
+		return false;
+	switch (h.kind) {
+	case AUTH_CMD_ACCOUNTS_OWNED:
+		return h.count > 0 && h.ext_bytes == sizeof(struct auth_owner);
+	case AUTH_CMD_TRANSFERS_GUARDED:
+		return h.count > 0 && h.ext_bytes > 0 &&
+		       h.ext_bytes % sizeof(struct auth_guard) == 0 &&
+		       h.ext_bytes / sizeof(struct auth_guard) <=
+			       AUTH_GUARD_LINKS_MAX;
+	case AUTH_CMD_PRINCIPAL:
+		return h.count == 0 &&
+		       h.ext_bytes == sizeof(struct auth_principal);
+	case AUTH_CMD_REVOKE:
+		return h.count == 0 &&
+		       h.ext_bytes == sizeof(struct auth_revoke);
+	case AUTH_CMD_KEY:
+		return h.count == 0 &&
+		       h.ext_bytes == sizeof(struct auth_key_event);
+	case PSTATE_CMD_SET:
+	case PSTATE_CMD_OVERRIDE:
+	case PSTATE_CMD_OVERRIDE_END:
+		return h.count == 0 &&
+		       pstate_command_valid(h.kind,
+					    (const u8 *)r->events + sizeof(h),
+					    h.ext_bytes);
+	default: return false;
+	}
+}
+
 int engine_submit(struct engine *e, struct engine_request *req)
 {
-	if (req->count == 0 || req->count > BATCH_EVENTS_MAX || !req->events ||
-	    !req->results || !req->done ||
-	    (req->op != ENGINE_CREATE_ACCOUNTS &&
-	     req->op != ENGINE_CREATE_TRANSFERS))
+	if (!req->events || !req->results || !req->done)
 		return -EINVAL;
+	if (req->op == ENGINE_COMMAND) {
+		if (!command_ok(req))
+			return -EINVAL;
+	} else if (req->count == 0 || req->count > BATCH_EVENTS_MAX ||
+		   (req->op != ENGINE_CREATE_ACCOUNTS &&
+		    req->op != ENGINE_CREATE_TRANSFERS)) {
+		return -EINVAL;
+	}
 	req->next = NULL;
 	req->status = 0;
 	pthread_mutex_lock(&e->queue_lock);
@@ -775,6 +953,16 @@ const struct ledger *engine_read_begin(struct engine *e)
 {
 	pthread_rwlock_rdlock(&e->state_lock);
 	return e->ledger;
+}
+
+const struct auth *engine_auth(struct engine *e)
+{
+	return e->auth;
+}
+
+const struct pstate *engine_pstate(struct engine *e)
+{
+	return e->pstate;
 }
 
 void engine_read_end(struct engine *e)

@@ -30,6 +30,10 @@
 enum engine_op {
 	ENGINE_CREATE_ACCOUNTS = 1,  /* events are struct account   */
 	ENGINE_CREATE_TRANSFERS = 2, /* events are struct transfer  */
+	/* events is a JOURNAL_COMMAND payload (core/auth.h: command_header,
+	 * ext, then `count` events) of payload_bytes; results has room for
+	 * max(count, 1) codes (an event-less command's outcome in [0]). */
+	ENGINE_COMMAND = 3,
 };
 
 struct engine_request;
@@ -38,7 +42,8 @@ typedef void (*engine_done_fn)(struct engine_request *req);
 /* Owned by the caller; must stay valid until `done` has been called.  */
 struct engine_request {
 	enum engine_op op;
-	u32 count;	    /* 1..BATCH_EVENTS_MAX */
+	u32 count;	    /* 1..BATCH_EVENTS_MAX (commands: 0..) */
+	u32 payload_bytes;  /* ENGINE_COMMAND only */
 	const void *events; /* count records of 128 bytes */
 	u32 *results;	    /* out: count result codes */
 	u64 timestamp;	    /* out: the batch's timestamp (last event's) */
@@ -84,6 +89,10 @@ int engine_execute(struct engine *e, struct engine_request *req);
 /* Read access.  Hold the lock only for the duration of a lookup. */
 const struct ledger *engine_read_begin(struct engine *e);
 void engine_read_end(struct engine *e);
+/* The authorization state; read it only between read_begin and _end. */
+const struct auth *engine_auth(struct engine *e);
+/* The client-version policy state, under the same rule. */
+const struct pstate *engine_pstate(struct engine *e);
 
 struct engine_stats {
 	u64 batches; /* journal groups committed */

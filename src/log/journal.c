@@ -127,6 +127,8 @@ static bool type_ok(u16 type, u64 payload_bytes)
 	case JOURNAL_CREATE_TRANSFERS:
 		return payload_bytes > 0 && payload_bytes % EVENT_BYTES == 0;
 	case JOURNAL_PULSE: return payload_bytes == 0;
+	case JOURNAL_COMMAND:
+		return payload_bytes >= 16 && payload_bytes % 16 == 0;
 	default: return false;
 	}
 }

@@ -51,8 +51,11 @@
 #define JOURNAL_MAGIC	     0x4c575054u /* "TPWL" little-endian */
 #define JOURNAL_VERSION	     1u
 #define JOURNAL_HEADER_BYTES 32u
-/* Largest record: a full batch of 128-byte events plus slack. */
-#define JOURNAL_RECORD_BYTES_MAX (JOURNAL_HEADER_BYTES + 8192u * 128u)
+/* Largest record: a full batch of 128-byte events, plus room for a
+ * command's header and ext (core/auth.h: up to 8 guard entries of 128
+ * bytes before a batch of transfers). */
+#define JOURNAL_RECORD_BYTES_MAX                                               \
+	(JOURNAL_HEADER_BYTES + 8192u * 128u + 16u + 8u * 128u)
 /* The write buffer (records appended since the last journal_sync) starts
  * at 1 MiB and doubles as needed up to this bound: 63 full-size batch
  * records, far more than one group commit holds. */
@@ -62,6 +65,9 @@ enum journal_type {
 	JOURNAL_CREATE_ACCOUNTS = 1,
 	JOURNAL_CREATE_TRANSFERS = 2,
 	JOURNAL_PULSE = 3, /* empty payload: expire pending transfers */
+	/* a command of the authorization state (core/auth.h): a 16-byte
+	 * command_header, its ext, its 128-byte events; a multiple of 16 */
+	JOURNAL_COMMAND = 4,
 };
 
 struct journal_record {

@@ -23,7 +23,12 @@
  *     40       4   u32 CRC-32C of the payload
  *     44      16   zero (reserved)
  *     60       4   u32 CRC-32C of bytes 0..59
- *     64           payload: what ledger_snapshot_write streamed
+ *     64           payload: u64 n, the auth state (n bytes,
+ *                  auth_snapshot_write), u64 n, the client-policy state
+ *                  (pstate_snapshot_write), the ledger
+ *                  (ledger_snapshot_write)
+ * Older versions (1: the ledger alone; 2: without the policy state) are
+ * skipped: the journal replays from the start.
  *
  * A snapshot is valid when the magic, version, header size, header
  * checksum, payload size and payload checksum hold and the seq matches
@@ -37,7 +42,7 @@
 
 #define SNAPSHOT_BUFFER_BYTES (1u << 20)
 #define SNAPSHOT_HEADER_BYTES 64u
-#define SNAPSHOT_VERSION      1u
+#define SNAPSHOT_VERSION      3u
 
 struct snapshot_writer {
 	int fd;

@@ -11,7 +11,14 @@ Conventions:
   - each server gets a fresh data dir unless a test passes one on purpose;
   - the server's stderr (JSON log lines) goes to a file; the runner prints
     its tail when a test fails;
-  - every wait has a deadline.
+  - every wait has a deadline;
+  - every request sent through a Server (s.get, s.post, s.request,
+    s.client, s.new_client()) authenticates as the administrator with
+    `Authorization: Bearer <DATA/admin.token>`, read lazily since `serve`
+    creates the data dir itself; nothing is sent while the file does not
+    exist.  A test opts out with auth=None, sends another credential with
+    auth="<Authorization value>" or its own Authorization header.  Raw
+    sockets add s.auth_header_bytes() themselves.
 """
 
 import errno
@@ -113,23 +120,62 @@ class Response:
                                     self.body[:400])
 
 
-class Client:
-    """One keep-alive HTTP/1.1 connection; reconnects when needed."""
+# `auth=` of Client.request: "use the client's default credential".
+DEFAULT_AUTH = object()
 
-    def __init__(self, port, timeout=None):
+
+def read_admin_token(data_dir):
+    """The administrator's bearer token from DATA/admin.token (written by
+    `tpwallet init` or by `serve` creating the data dir), or None while
+    the file does not exist (servers without authorization)."""
+    try:
+        with open(os.path.join(data_dir, "admin.token"), "rb") as f:
+            text = f.read(4096).decode("ascii", "replace").strip()
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise TestFailure("cannot read %s/admin.token: %s" % (data_dir, e))
+    return text.splitlines()[0].strip() if text else None
+
+
+def _has_header(hdrs, name):
+    name = name.lower()
+    return any(k.lower() == name for k in hdrs)
+
+
+class Client:
+    """One keep-alive HTTP/1.1 connection; reconnects when needed.
+
+    auth: the default credential of every request, as the value of the
+    Authorization header: a string, a callable returning one (or None),
+    or None for no credential.  A request overrides it with auth= (None:
+    send no credential; a string: that Authorization value) or by
+    passing its own Authorization header."""
+
+    def __init__(self, port, timeout=None, auth=None):
         self.port = port
         self.timeout = timeout if timeout is not None else 10 * slow_factor()
         self.conn = None
+        self.auth = auth
+
+    def authorization(self, auth=DEFAULT_AUTH):
+        """The Authorization value a request with this auth= would send."""
+        if auth is DEFAULT_AUTH:
+            auth = self.auth
+        if callable(auth):
+            auth = auth()
+        return auth
 
     def close(self):
         if self.conn is not None:
             self.conn.close()
             self.conn = None
 
-    def request(self, method, path, body=None, headers=None, retry=True):
+    def request(self, method, path, body=None, headers=None, retry=True,
+                auth=DEFAULT_AUTH):
         """Send one request.  body: bytes, str, or a JSON-able object.
         Retries once on a stale keep-alive connection only when asked and
-        the method is idempotent (GET)."""
+        the method is idempotent (GET).  auth: see the class."""
         hdrs = {}
         if body is not None and not isinstance(body, (bytes, str)):
             body = json.dumps(body)
@@ -138,6 +184,10 @@ class Client:
             body = body.encode("utf-8")
         if headers:
             hdrs.update(headers)
+        if not _has_header(hdrs, "Authorization"):
+            value = self.authorization(auth)
+            if value is not None:
+                hdrs["Authorization"] = value
         attempts = 2 if (retry and method == "GET") else 1
         for attempt in range(attempts):
             if self.conn is None:
@@ -183,6 +233,7 @@ class Server:
         self.port = None
         self.log_file = None
         self._client = None
+        self._token = None  # (stat key, token) of DATA/admin.token
         with _ALL_LOCK:
             ALL_SERVERS.append(self)
 
@@ -379,10 +430,47 @@ class Server:
             time.sleep(0.05)
 
     # -- HTTP ------------------------------------------------------------
+    def admin_token(self):
+        """DATA/admin.token, read lazily: `serve` creates the data dir
+        (and the token) itself, so it exists only once the server is up.
+        None when there is none (a server without authorization)."""
+        path = os.path.join(self.data_dir, "admin.token")
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            self._token = None
+            return None
+        except OSError as e:
+            raise TestFailure("cannot stat %s: %s" % (path, e))
+        key = (st.st_ino, st.st_size, st.st_mtime_ns)
+        if self._token is None or self._token[0] != key:
+            self._token = (key, read_admin_token(self.data_dir))
+        return self._token[1]
+
+    def admin_authorization(self):
+        """`Bearer <token>`, or None when the data dir has no token."""
+        token = self.admin_token()
+        return "Bearer " + token if token else None
+
+    def auth_header_bytes(self):
+        """The admin Authorization header line for raw-socket requests
+        (b"" when there is no token)."""
+        value = self.admin_authorization()
+        if value is None:
+            return b""
+        return b"Authorization: " + value.encode("ascii") + b"\r\n"
+
+    def new_client(self, timeout=None, auth=DEFAULT_AUTH):
+        """A new connection to this server; by default it authenticates
+        as the administrator (auth=None: no credential)."""
+        if auth is DEFAULT_AUTH:
+            auth = self.admin_authorization
+        return Client(self.port, timeout=timeout, auth=auth)
+
     @property
     def client(self):
         if self._client is None:
-            self._client = Client(self.port)
+            self._client = self.new_client()
         return self._client
 
     def get(self, path, **kw):

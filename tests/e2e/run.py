@@ -36,7 +36,9 @@ import test_durability  # noqa: E402,F401
 import test_observability  # noqa: E402,F401
 import test_audit  # noqa: E402,F401
 import test_audit_cli  # noqa: E402,F401
+import test_doctor  # noqa: E402,F401
 import test_witness  # noqa: E402,F401
+import test_authz  # noqa: E402,F401
 
 
 class TestTimeout(Exception):

@@ -312,6 +312,7 @@ def test_body_over_8_mib_is_413_and_server_keeps_serving(ctx):
     ev = json.dumps(transfer(700, 1, 2, 1)).encode()
     body = b"[" + ev + b" " * (size - len(ev) - 2) + b"]"
     head = (b"POST /v1/transfers HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            + s.auth_header_bytes() +
             b"Content-Type: application/json\r\n"
             b"Content-Length: %d\r\n\r\n" % len(body))
     r, raw = _send_body_while_reading(s.port, head, body,
@@ -323,6 +324,7 @@ def test_body_over_8_mib_is_413_and_server_keeps_serving(ctx):
     chunked = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk)
                        for _ in range(9)) + b"0\r\n\r\n"
     head = (b"POST /v1/transfers HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            + s.auth_header_bytes() +
             b"Content-Type: application/json\r\n"
             b"Transfer-Encoding: chunked\r\n\r\n")
     r, raw = _send_body_while_reading(s.port, head, chunked,
@@ -342,12 +344,15 @@ def test_stalled_half_requests_are_disconnected_after_the_timeout(ctx):
     s = ctx.start_server(env={"TPWALLET_CONNECTION_TIMEOUT_S":
                               str(timeout_s)})
     _setup(s)
+    auth = s.auth_header_bytes()  # so only the stall can end these
     stalls = {
         "idle connection": b"",
         "half a request line": b"POST /v1/tran",
         "half the headers": b"POST /v1/transfers HTTP/1.1\r\nHost: x\r\n"
+                            + auth +
                             b"Content-Type: application/json\r\n",
         "half the body": b"POST /v1/transfers HTTP/1.1\r\nHost: x\r\n"
+                         + auth +
                          b"Content-Type: application/json\r\n"
                          b"Content-Length: 100\r\n\r\n{\"id\": \"9",
     }
@@ -397,7 +402,9 @@ def test_stalled_half_requests_are_disconnected_after_the_timeout(ctx):
     s.stop()
 
 
-def _garbage(rng, i):
+def _garbage(rng, i, auth=b""):
+    """auth: the Authorization header line sent with the /v1 requests, so
+    their garbage reaches the parsers instead of stopping at a 401."""
     kind = i % 8
     if kind == 0:
         return bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 600)))
@@ -405,11 +412,11 @@ def _garbage(rng, i):
         return b"GET /" + bytes(rng.getrandbits(8) for _ in range(200)) + \
             b" HTTP/1.1\r\n\r\n"
     if kind == 2:
-        return (b"POST /v1/transfers HTTP/1.1\r\nHost: x\r\n"
+        return (b"POST /v1/transfers HTTP/1.1\r\nHost: x\r\n" + auth +
                 b"Content-Type: application/json\r\nContent-Length: 40\r\n"
                 b"\r\n" + bytes(rng.getrandbits(8) for _ in range(40)))
     if kind == 3:
-        return (b"POST /v1/transfers HTTP/1.1\r\nHost: x\r\n"
+        return (b"POST /v1/transfers HTTP/1.1\r\nHost: x\r\n" + auth +
                 b"Content-Length: -5\r\n\r\n")
     if kind == 4:
         return (b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: "
@@ -419,11 +426,11 @@ def _garbage(rng, i):
                             "amount": rng.choice([1, "1", None, [], {}]),
                             "flags": rng.choice([[], ["linked"], "x", [1]])}
                            ]).encode()
-        return (b"POST /v1/transfers HTTP/1.1\r\nHost: x\r\n"
+        return (b"POST /v1/transfers HTTP/1.1\r\nHost: x\r\n" + auth +
                 b"Content-Type: application/json\r\n"
                 b"Content-Length: %d\r\n\r\n" % len(body)) + body
     if kind == 6:
-        return (b"POST /v1/accounts HTTP/1.1\r\nHost: x\r\n"
+        return (b"POST /v1/accounts HTTP/1.1\r\nHost: x\r\n" + auth +
                 b"Content-Type: application/json\r\n"
                 b"Transfer-Encoding: chunked\r\n\r\nzz\r\n"
                 + bytes(rng.getrandbits(8) for _ in range(50)))
@@ -443,7 +450,8 @@ def test_flood_of_200_garbage_requests_does_not_kill_the_server(ctx):
     rng = random.Random(20240607)
     n = 200
     t_end = time.monotonic() + scaled(60, 150)
-    payloads = [_garbage(rng, i) for i in range(n)]
+    auth = s.auth_header_bytes()
+    payloads = [_garbage(rng, i, auth) for i in range(n)]
     bad = []
     lock = threading.Lock()
     next_i = [0]

@@ -63,7 +63,7 @@ class Load:
 
     def _run(self, tid, seed):
         rng = random.Random(seed)
-        c = Client(self.srv.port, timeout=10 * slow_factor())
+        c = self.srv.new_client(timeout=10 * slow_factor())
         n = 0
         sent = 0
         t0 = time.monotonic()

@@ -1,0 +1,403 @@
+/*
+ * authz.c - bearer token and mandate + DPoP authentication.  See authz.h.
+ */
+#include "api/authz.h"
+#include "core/auth.h"
+#include "crypto/b64url.h"
+#include "crypto/jose.h"
+#include "engine/engine.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "banned.h"
+
+struct api_authz {
+	u8 token_hash[32]; /* SHA-256 of the bearer token */
+	u8 admin_id[32];
+	u8 admin_pub[32];
+	char audience[160];
+	struct mandate_cache *cache;
+	struct mandate_replay *replay;
+};
+
+static const struct mandate_right all_rights = {
+	.ops = MANDATE_OP_ALL,
+	.all_ops = true,
+};
+
+/* ---- files ------------------------------------------------------------ */
+
+/* Read a small secret file that must be ours, regular and 0600 or
+ * stricter.  Returns bytes read or -errno. */
+static ssize_t read_private(const char *path, char *buf, size_t cap, char *err,
+			    size_t err_size)
+{
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		int e = errno;
+		snprintf(err, err_size, "%s: %s", path, strerror(e));
+		return -e;
+	}
+	struct stat st;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+	    (st.st_mode & 077) != 0 || st.st_uid != geteuid()) {
+		close(fd);
+		snprintf(err, err_size,
+			 "%s: must be a regular file of ours with mode 0600",
+			 path);
+		return -EPERM;
+	}
+	ssize_t n = read(fd, buf, cap - 1);
+	int e = errno;
+	close(fd);
+	if (n < 0) {
+		snprintf(err, err_size, "%s: %s", path, strerror(e));
+		return -e;
+	}
+	if ((size_t)n == cap - 1) {
+		snprintf(err, err_size, "%s: too large", path);
+		return -EFBIG;
+	}
+	buf[n] = '\0';
+	return n;
+}
+
+static int write_private(const char *path, const char *text, char *err,
+			 size_t err_size)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		int e = errno;
+		snprintf(err, err_size, "%s: %s", path, strerror(e));
+		return -e;
+	}
+	size_t len = strlen(text);
+	ssize_t n = write(fd, text, len);
+	int e = errno;
+	if (n == (ssize_t)len && fsync(fd) == 0) {
+		close(fd);
+		return 0;
+	}
+	if (n >= 0)
+		e = n == (ssize_t)len ? errno : EIO;
+	close(fd);
+	unlink(path);
+	snprintf(err, err_size, "%s: %s", path, strerror(e));
+	return -e;
+}
+
+int api_authz_admin_ensure(const char *data_dir, char *err, size_t err_size)
+{
+	char key_path[4096], token_path[4096];
+	snprintf(key_path, sizeof(key_path), "%s/%s", data_dir,
+		 AUTHZ_ADMIN_KEY_FILE);
+	snprintf(token_path, sizeof(token_path), "%s/%s", data_dir,
+		 AUTHZ_ADMIN_TOKEN_FILE);
+	bool have_key = access(key_path, F_OK) == 0;
+	bool have_token = access(token_path, F_OK) == 0;
+	if (have_key && have_token)
+		return 0;
+	if (jose_init() != 0) {
+		snprintf(err, err_size, "libsodium failed to start");
+		return -EIO;
+	}
+	int ret = 0;
+	if (!have_key) {
+		struct jose_seckey *k = NULL;
+		char jwk[JOSE_JWK_BYTES_MAX];
+		ret = jose_seckey_generate("admin", &k);
+		if (ret == 0)
+			ret = jose_seckey_to_jwk(k, jwk, sizeof(jwk));
+		jose_seckey_free(k);
+		if (ret != 0) {
+			sodium_memzero(jwk, sizeof(jwk));
+			snprintf(err, err_size, "cannot make a key: %s",
+				 jose_err_name(ret));
+			return -EIO;
+		}
+		size_t n = strlen(jwk);
+		if (n + 1 < sizeof(jwk)) {
+			jwk[n] = '\n';
+			jwk[n + 1] = '\0';
+		}
+		ret = write_private(key_path, jwk, err, err_size);
+		sodium_memzero(jwk, sizeof(jwk));
+		if (ret < 0)
+			return ret;
+	}
+	if (!have_token) {
+		u8 raw[32];
+		char text[AUTHZ_TOKEN_BYTES + 2];
+		randombytes_buf(raw, sizeof(raw));
+		memcpy(text, AUTHZ_TOKEN_PREFIX,
+		       sizeof(AUTHZ_TOKEN_PREFIX) - 1);
+		b64url_encode(text + sizeof(AUTHZ_TOKEN_PREFIX) - 1,
+			      sizeof(text) - (sizeof(AUTHZ_TOKEN_PREFIX) - 1),
+			      raw, sizeof(raw));
+		sodium_memzero(raw, sizeof(raw));
+		size_t n = strlen(text);
+		text[n] = '\n';
+		text[n + 1] = '\0';
+		ret = write_private(token_path, text, err, err_size);
+		sodium_memzero(text, sizeof(text));
+		if (ret < 0)
+			return ret;
+	}
+	return 1;
+}
+
+static bool thumbprint_raw(const struct jose_pubkey *k, u8 out[32])
+{
+	char tp[JOSE_B64_32_BYTES];
+	size_t n;
+	return jose_thumbprint(k, tp) == 0 &&
+	       b64url_decode(out, 32, tp, strlen(tp), &n) == 0 && n == 32;
+}
+
+int api_authz_open(struct api_authz **out, const char *data_dir,
+		   const char *audience, char *err, size_t err_size)
+{
+	char path[4096];
+	char buf[2048];
+	struct api_authz *z = calloc(1, sizeof(*z));
+	if (!z) {
+		snprintf(err, err_size, "out of memory");
+		return -ENOMEM;
+	}
+	snprintf(z->audience, sizeof(z->audience), "%s",
+		 audience ? audience : "");
+
+	snprintf(path, sizeof(path), "%s/%s", data_dir, AUTHZ_ADMIN_TOKEN_FILE);
+	ssize_t n = read_private(path, buf, sizeof(buf), err, err_size);
+	if (n < 0)
+		goto fail_n;
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		n--;
+	if ((size_t)n != AUTHZ_TOKEN_BYTES ||
+	    strncmp(buf, AUTHZ_TOKEN_PREFIX, sizeof(AUTHZ_TOKEN_PREFIX) - 1)) {
+		sodium_memzero(buf, sizeof(buf));
+		snprintf(err, err_size, "%s: not a tpwallet admin token", path);
+		n = -EINVAL;
+		goto fail_n;
+	}
+	crypto_hash_sha256(z->token_hash, (const u8 *)buf, (size_t)n);
+	sodium_memzero(buf, sizeof(buf));
+
+	snprintf(path, sizeof(path), "%s/%s", data_dir, AUTHZ_ADMIN_KEY_FILE);
+	n = read_private(path, buf, sizeof(buf), err, err_size);
+	if (n < 0)
+		goto fail_n;
+	struct jose_seckey *k = NULL;
+	int ret = jose_seckey_parse_jwk(buf, (size_t)n, &k);
+	sodium_memzero(buf, sizeof(buf));
+	if (ret != 0) {
+		snprintf(err, err_size, "%s: not an Ed25519 private JWK (%s)",
+			 path, jose_err_name(ret));
+		n = -EINVAL;
+		goto fail_n;
+	}
+	struct jose_pubkey pub;
+	jose_seckey_public(k, &pub);
+	jose_seckey_free(k);
+	memcpy(z->admin_pub, pub.x, 32);
+	if (!thumbprint_raw(&pub, z->admin_id)) {
+		snprintf(err, err_size, "%s: cannot compute its thumbprint",
+			 path);
+		n = -EINVAL;
+		goto fail_n;
+	}
+	z->cache = mandate_cache_new(AUTHZ_CACHE_LINKS);
+	z->replay = mandate_replay_new(AUTHZ_REPLAY_PROOFS);
+	if (!z->cache || !z->replay) {
+		snprintf(err, err_size, "out of memory");
+		n = -ENOMEM;
+		goto fail_n;
+	}
+	*out = z;
+	return 0;
+fail_n:
+	api_authz_close(z);
+	return (int)n;
+}
+
+void api_authz_close(struct api_authz *z)
+{
+	if (!z)
+		return;
+	mandate_cache_free(z->cache);
+	mandate_replay_free(z->replay);
+	sodium_memzero(z, sizeof(*z));
+	free(z);
+}
+
+void api_authz_admin_id(const struct api_authz *z, u8 out[32])
+{
+	memcpy(out, z->admin_id, 32);
+}
+
+void api_authz_stats(const struct api_authz *z, uint64_t *hits,
+		     uint64_t *misses)
+{
+	mandate_cache_stats(z->cache, hits, misses);
+}
+
+void api_caller_clear(struct api_caller *c)
+{
+	free(c->chain);
+	memset(c, 0, sizeof(*c));
+}
+
+const struct mandate_right *api_caller_right(const struct api_caller *c)
+{
+	if (c->bearer)
+		return &all_rights;
+	return &c->chain->effective;
+}
+
+/* ---- the state questions, each under a short read lock --------------- */
+
+struct root_ctx {
+	struct api_authz *z;
+	struct engine *e;
+};
+
+static int root_principal(void *ctx, const uint8_t iss[32], uint8_t pub[32],
+			  bool *is_admin)
+{
+	struct root_ctx *rc = ctx;
+	if (memcmp(iss, rc->z->admin_id, 32) == 0) {
+		memcpy(pub, rc->z->admin_pub, 32);
+		*is_admin = true;
+		return 0;
+	}
+	struct auth_principal_info p;
+	engine_read_begin(rc->e);
+	bool found = auth_principal_get(engine_auth(rc->e), iss, &p);
+	engine_read_end(rc->e);
+	if (!found)
+		return -1;
+	memcpy(pub, p.pub, 32);
+	*is_admin = false;
+	return 0;
+}
+
+static bool root_owns(void *ctx, const uint8_t iss[32], u128 account)
+{
+	struct root_ctx *rc = ctx;
+	u8 owner[32];
+	engine_read_begin(rc->e);
+	bool found = auth_owner_get(engine_auth(rc->e), account, owner);
+	engine_read_end(rc->e);
+	if (!found)
+		memcpy(owner, rc->z->admin_id, 32);
+	return memcmp(owner, iss, 32) == 0;
+}
+
+static bool root_revoked(void *ctx, const uint8_t iss[32],
+			 const uint8_t jti_hash[32])
+{
+	struct root_ctx *rc = ctx;
+	engine_read_begin(rc->e);
+	bool r = auth_revoked(engine_auth(rc->e), iss, jti_hash);
+	engine_read_end(rc->e);
+	return r;
+}
+
+static int fail(struct mandate_error *err, int code)
+{
+	err->code = code;
+	err->link = 0;
+	err->claim[0] = '\0';
+	return -1;
+}
+
+int api_authz_authenticate(struct api_authz *z, struct engine *e,
+			   const char *authorization, const char *dpop,
+			   const char *method, const char *host,
+			   const char *path, struct api_caller *out,
+			   struct mandate_error *err)
+{
+	memset(out, 0, sizeof(*out));
+	if (!authorization)
+		return fail(err, MANDATE_ERR_malformed);
+	while (*authorization == ' ')
+		authorization++;
+
+	if (strncasecmp(authorization, "Bearer ", 7) == 0) {
+		const char *t = authorization + 7;
+		while (*t == ' ')
+			t++;
+		size_t len = strlen(t);
+		while (len && t[len - 1] == ' ')
+			len--;
+		u8 h[32];
+		crypto_hash_sha256(h, (const u8 *)t, len);
+		if (len != AUTHZ_TOKEN_BYTES ||
+		    sodium_memcmp(h, z->token_hash, 32) != 0)
+			return fail(err, MANDATE_ERR_bad_signature);
+		out->authenticated = true;
+		out->bearer = true;
+		out->root_admin = true;
+		memcpy(out->root, z->admin_id, 32);
+		return 0;
+	}
+	if (strncasecmp(authorization, "DPoP ", 5) != 0)
+		return fail(err, MANDATE_ERR_malformed);
+	const char *value = authorization + 5;
+	while (*value == ' ')
+		value++;
+	size_t vlen = strlen(value);
+	if (vlen > MANDATE_AUTHZ_BYTES_MAX)
+		return fail(err, MANDATE_ERR_malformed);
+	if (!dpop)
+		return fail(err, MANDATE_ERR_dpop_missing);
+
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	int64_t now = ts.tv_sec;
+
+	struct mandate_dpop proof;
+	struct mandate_dpop_opts dopts = {
+		.now = now,
+		.method = method,
+		.host = host ? host : "",
+		.path = path,
+		.access_token = value,
+		.access_token_len = vlen,
+	};
+	if (mandate_dpop_verify(dpop, strlen(dpop), &dopts, &proof, err) != 0)
+		return -1;
+
+	out->chain = malloc(sizeof(*out->chain));
+	if (!out->chain)
+		return fail(err, MANDATE_ERR_internal);
+	struct root_ctx rc = {.z = z, .e = e};
+	struct mandate_root_ops ops = {.principal = root_principal,
+				       .owns = root_owns,
+				       .revoked = root_revoked,
+				       .ctx = &rc};
+	struct mandate_verify_opts vo = {.now = now,
+					 .leeway_s = AUTHZ_LEEWAY_S,
+					 .audience = z->audience,
+					 .root = &ops,
+					 .cache = z->cache};
+	if (mandate_chain_verify(value, vlen, &vo, out->chain, err) != 0 ||
+	    mandate_dpop_check_key(&proof, out->chain, err) != 0 ||
+	    mandate_replay_check_and_add(z->replay, &proof, now, err) != 0) {
+		api_caller_clear(out);
+		return -1;
+	}
+	out->authenticated = true;
+	out->root_admin = out->chain->root_admin;
+	memcpy(out->root, out->chain->links[0].iss, 32);
+	return 0;
+}

@@ -1,0 +1,86 @@
+/*
+ * authz.h - who is calling: the bootstrap administrator's bearer token,
+ * or a mandate (a chain of signed links) with a DPoP proof of the
+ * delegate's key.  docs/authz.md is the contract.
+ *
+ * The checks that need state (registered principals, account owners,
+ * revocations) read the engine's auth state under its read lock, one
+ * short lock per question, never across a signature check.  Verified
+ * links are cached by hash; DPoP proofs are remembered for their window
+ * to refuse replays.
+ */
+#ifndef TPW_API_AUTHZ_H
+#define TPW_API_AUTHZ_H
+
+#include "core/types.h"
+#include "crypto/mandate.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct engine;
+
+#define AUTHZ_ADMIN_TOKEN_FILE "admin.token"
+#define AUTHZ_ADMIN_KEY_FILE   "admin.jwk"
+#define AUTHZ_TOKEN_PREFIX     "tpw_admin_"
+/* "tpw_admin_" + base64url of 32 random bytes */
+#define AUTHZ_TOKEN_BYTES (sizeof(AUTHZ_TOKEN_PREFIX) - 1 + 43)
+#define AUTHZ_CACHE_LINKS 4096u
+/* DPoP proofs remembered (each for about its 60 s window): enough for
+ * ~30,000 DPoP requests/s sustained; past it new proofs get 503
+ * replay_cache_full, never a forgotten proof.  ~106 bytes each when
+ * full (~220 MiB), touched only as it fills. */
+#define AUTHZ_REPLAY_PROOFS (1u << 21)
+/* Tolerated clock skew on link times (exp, nbf, iat). */
+#define AUTHZ_LEEWAY_S 30
+
+struct api_authz;
+
+/*
+ * Read DATA/admin.token and DATA/admin.jwk (both must exist, be regular
+ * files of mode 0600 or stricter).  audience: the server's name that a
+ * link's aud must equal (the log origin).  Returns 0, or -errno with a
+ * reason (paths only, never contents) in err.
+ */
+int api_authz_open(struct api_authz **out, const char *data_dir,
+		   const char *audience, char *err, size_t err_size);
+void api_authz_close(struct api_authz *z);
+
+/* The administrator's principal id (raw thumbprint). */
+void api_authz_admin_id(const struct api_authz *z, u8 out[32]);
+
+struct api_caller {
+	bool authenticated;
+	bool bearer;	 /* the administrator's bearer token */
+	bool root_admin; /* bearer, or a chain whose first link the admin signed
+			  */
+	u8 root[32];	 /* the first link's issuer (the admin for bearer) */
+	struct mandate_chain
+		*chain; /* NULL for bearer; owned, free with _clear */
+};
+
+void api_caller_clear(struct api_caller *c);
+
+/*
+ * Authenticate a request from its Authorization and DPoP header values
+ * (either may be NULL), method, Host header and path.  Returns 0 with
+ * *out filled, or -1 with *err saying which check failed.
+ */
+int api_authz_authenticate(struct api_authz *z, struct engine *e,
+			   const char *authorization, const char *dpop,
+			   const char *method, const char *host,
+			   const char *path, struct api_caller *out,
+			   struct mandate_error *err);
+
+/* The right a caller holds (every right for bearer callers). */
+const struct mandate_right *api_caller_right(const struct api_caller *c);
+
+/* Cache and replay figures for /metrics. */
+void api_authz_stats(const struct api_authz *z, uint64_t *cache_hits,
+		     uint64_t *cache_misses);
+
+/* Create DATA/admin.jwk and DATA/admin.token (mode 0600) when absent.
+ * Returns 1 when created, 0 when both exist, -errno on failure (err). */
+int api_authz_admin_ensure(const char *data_dir, char *err, size_t err_size);
+
+#endif

@@ -1,0 +1,887 @@
+/*
+ * authz_routes.c - authorization of every /v1 route, and the routes of
+ * the authorization state: /v1/principals, /v1/keys, /v1/revocations.
+ * docs/authz.md is the contract; the required right of each route is in
+ * authz_route() below and in docs/api.md.
+ */
+#include "api/internal.h"
+#include "core/auth.h"
+#include "core/result.h"
+#include "crypto/b64url.h"
+#include "crypto/jose.h"
+#include "crypto/keyring.h"
+#include "engine/logger.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "banned.h"
+
+/* Previous keys keep verifying this long after a rotation. */
+#define API_KEY_OVERLAP_S (30 * 24 * 3600)
+/* The revocation list is good for a day: fetch it again before. */
+#define REVOCATIONS_NEXT_UPDATE_S (24 * 3600)
+/* Largest list a GET /v1/principals returns. */
+#define PRINCIPALS_LIST_MAX 10000u
+#define AUTH_BODY_BYTES_MAX 16384u
+/* Not configured: every /v1 request answers 503. */
+#define AUTH_ERR_UNCONFIGURED (-1)
+
+static int set_err(struct request *rq, int code, int link, const char *claim)
+{
+	rq->auth_err.code = code;
+	rq->auth_err.link = link;
+	snprintf(rq->auth_err.claim, sizeof(rq->auth_err.claim), "%s",
+		 claim ? claim : "");
+	return -1;
+}
+
+static void id_text(const u8 id[32], char out[JOSE_B64_32_BYTES])
+{
+	b64url_encode(out, JOSE_B64_32_BYTES, id, 32);
+}
+
+static bool id_parse(const char *text, u8 out[32])
+{
+	size_t n;
+	return strlen(text) == 43 &&
+	       b64url_decode(out, 32, text, 43, &n) == 0 && n == 32;
+}
+
+static const u8 zero32[32];
+
+/* ---- authentication and per-route rights ----------------------------- */
+
+void authz_begin(struct request *rq, const char *url, const char *method)
+{
+	struct api_server *s = rq->srv;
+	struct MHD_Connection *c = rq->conn;
+	const char *authz = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+							"Authorization");
+	const char *dpop =
+		MHD_lookup_connection_value(c, MHD_HEADER_KIND, "DPoP");
+	const char *host =
+		MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host");
+
+	rq->auth_checked = true;
+	memset(&rq->auth_err, 0, sizeof(rq->auth_err));
+	if (!s->authz) {
+		rq->auth_err.code = AUTH_ERR_UNCONFIGURED;
+		return;
+	}
+	/* A revocation statement proves itself: no credential needed. */
+	if (!authz && rq->route == ROUTE_revocations &&
+	    rq->method == METHOD_POST)
+		return;
+	api_authz_authenticate(s->authz, s->e, authz, dpop, method, host, url,
+			       &rq->caller, &rq->auth_err);
+}
+
+static int check_op(struct request *rq, unsigned op, bool has_account,
+		    u128 account)
+{
+	const struct mandate_right *r = api_caller_right(&rq->caller);
+	if (mandate_right_check_op(r, op, has_account, account,
+				   &rq->auth_err) != 0)
+		return -1;
+	return 0;
+}
+
+/* Reading a transfer: a right limited to accounts covers the transfers
+ * that debit or credit one of them. */
+static int check_transfer_read(struct request *rq)
+{
+	const struct mandate_right *r = api_caller_right(&rq->caller);
+	if (r->n_accounts == 0)
+		return check_op(rq, MANDATE_OP_TRANSFERS_READ, false, 0);
+	struct transfer t;
+	const struct ledger *l = engine_read_begin(rq->srv->e);
+	int found = ledger_lookup_transfer(l, rq->path_id, &t);
+	engine_read_end(rq->srv->e);
+	if (found != 0) /* as if it were someone else's: no existence leak */
+		return set_err(rq, MANDATE_ERR_account_not_allowed, 0,
+			       "right.accounts");
+	if (check_op(rq, MANDATE_OP_TRANSFERS_READ, true, t.debit_account_id) ==
+	    0)
+		return 0;
+	return check_op(rq, MANDATE_OP_TRANSFERS_READ, true,
+			t.credit_account_id);
+}
+
+int authz_route(struct request *rq)
+{
+	bool post = rq->method == METHOD_POST;
+
+	if (rq->auth_err.code != 0)
+		return -1;
+	if (!rq->caller.authenticated) {
+		/* Only a revocation statement comes without a credential. */
+		if (rq->route == ROUTE_revocations && post)
+			return 0;
+		return set_err(rq, MANDATE_ERR_malformed, 0, NULL);
+	}
+	switch (rq->route) {
+	case ROUTE_accounts:
+		/* New accounts are no one's yet: an unscoped right, which
+		 * only a chain rooted at the administrator can hold. */
+		return check_op(rq, MANDATE_OP_ACCOUNTS_CREATE, false, 0);
+	case ROUTE_transfers: return 0; /* per event: authz_check_transfers */
+	case ROUTE_account:
+	case ROUTE_account_transfers:
+	case ROUTE_account_balances:
+	case ROUTE_account_receipt:
+		return check_op(rq, MANDATE_OP_ACCOUNTS_READ, true,
+				rq->path_id);
+	case ROUTE_transfer:
+	case ROUTE_transfer_receipt: return check_transfer_read(rq);
+	case ROUTE_audit_key:
+	case ROUTE_audit_head:
+	case ROUTE_audit_checkpoint:
+	case ROUTE_audit_entry:
+	case ROUTE_audit_inclusion:
+	case ROUTE_audit_consistency:
+		return check_op(rq, MANDATE_OP_AUDIT_READ, false, 0);
+	case ROUTE_principals:
+		return check_op(rq,
+				post ? MANDATE_OP_PRINCIPALS_ADMIN
+				     : MANDATE_OP_PRINCIPALS_READ,
+				false, 0);
+	case ROUTE_principal:
+		return check_op(rq, MANDATE_OP_PRINCIPALS_READ, false, 0);
+	case ROUTE_keys: return check_op(rq, MANDATE_OP_KEYS_READ, false, 0);
+	case ROUTE_keys_rotate:
+		return check_op(rq, MANDATE_OP_KEYS_ROTATE, false, 0);
+	case ROUTE_revocations:
+		return check_op(rq,
+				post ? MANDATE_OP_REVOKE
+				     : MANDATE_OP_REVOCATIONS_READ,
+				false, 0);
+	case ROUTE_revocation:
+		return check_op(rq, MANDATE_OP_REVOCATIONS_READ, false, 0);
+	default: return 0;
+	}
+}
+
+int authz_check_transfers(struct request *rq)
+{
+	if (rq->caller.bearer)
+		return 0;
+	const struct mandate_right *r = api_caller_right(&rq->caller);
+	const struct transfer *t = rq->events;
+	const struct ledger *l = NULL;
+	int ret = 0;
+
+	for (u32 i = 0; i < rq->count && ret == 0; i++) {
+		const u16 pv = TRANSFER_POST_PENDING_TRANSFER |
+			       TRANSFER_VOID_PENDING_TRANSFER;
+		unsigned op = (t[i].flags & pv) ? MANDATE_OP_TRANSFERS_POST_VOID
+						: MANDATE_OP_TRANSFERS_CREATE;
+		u128 debit = t[i].debit_account_id;
+		u128 credit = t[i].credit_account_id;
+		u32 ledger = t[i].ledger;
+		u128 amount = t[i].amount;
+		if (t[i].flags & pv) {
+			/* Zero fields are the pending transfer's: check
+			 * the accounts it moves between. */
+			struct transfer p;
+			if (!l)
+				l = engine_read_begin(rq->srv->e);
+			if (ledger_lookup_transfer(l, t[i].pending_id, &p) ==
+			    0) {
+				debit = debit ? debit : p.debit_account_id;
+				credit = credit ? credit : p.credit_account_id;
+				ledger = ledger ? ledger : p.ledger;
+				if (amount == 0 || amount > p.amount)
+					amount = p.amount;
+			}
+		}
+		if (mandate_right_check_transfer(r, op, debit, credit, ledger,
+						 amount, &rq->auth_err) != 0)
+			ret = -1;
+	}
+	if (l)
+		engine_read_end(rq->srv->e);
+	return ret;
+}
+
+static void *command_alloc(struct request *rq, u16 kind, u32 ext_bytes,
+			   const void *events, u32 count)
+{
+	struct command_header h = {
+		.kind = kind, .ext_bytes = ext_bytes, .count = count};
+	size_t bytes = sizeof(h) + ext_bytes + (size_t)count * 128u;
+	u8 *p = malloc(bytes);
+	if (!p)
+		return NULL;
+	memcpy(p, &h, sizeof(h));
+	if (count)
+		memcpy(p + sizeof(h) + ext_bytes, events, (size_t)count * 128u);
+	free(rq->payload);
+	rq->payload = p;
+	rq->payload_bytes = (u32)bytes;
+	return p + sizeof(h);
+}
+
+/* The owner of accounts created by this request: ?owner=, else the
+ * principal at the root of the caller's mandate (all zero: the
+ * administrator).  Only the administrator may name another owner. */
+static int accounts_owner(struct request *rq, u8 owner[32])
+{
+	u8 admin[32];
+	api_authz_admin_id(rq->srv->authz, admin);
+	memcpy(owner, rq->caller.root, 32);
+	if (rq->owner_param[0]) {
+		if (!id_parse(rq->owner_param, owner))
+			return -2;
+		if (!rq->caller.root_admin &&
+		    memcmp(owner, rq->caller.root, 32) != 0)
+			return -3;
+		if (memcmp(owner, admin, 32) != 0) {
+			engine_read_begin(rq->srv->e);
+			bool known = auth_principal_get(engine_auth(rq->srv->e),
+							owner, NULL);
+			engine_read_end(rq->srv->e);
+			if (!known)
+				return -4;
+		}
+	}
+	if (memcmp(owner, admin, 32) == 0)
+		memset(owner, 0, 32);
+	return 0;
+}
+
+int authz_build_command(struct request *rq)
+{
+	if (!rq->caller.authenticated)
+		return 0;
+	if (rq->route == ROUTE_accounts) {
+		u8 owner[32];
+		int r = accounts_owner(rq, owner);
+		if (r < 0)
+			return r;
+		if (memcmp(owner, zero32, 32) == 0)
+			return 0; /* the administrator's: a plain batch */
+		struct auth_owner *o =
+			command_alloc(rq, AUTH_CMD_ACCOUNTS_OWNED, sizeof(*o),
+				      rq->events, rq->count);
+		if (!o)
+			return -1;
+		memcpy(o->owner, owner, 32);
+		return 0;
+	}
+	if (rq->route != ROUTE_transfers || !rq->caller.chain)
+		return 0;
+	const struct mandate_chain *c = rq->caller.chain;
+	struct auth_guard *g =
+		command_alloc(rq, AUTH_CMD_TRANSFERS_GUARDED,
+			      c->n * (u32)sizeof(*g), rq->events, rq->count);
+	if (!g)
+		return -1;
+	for (unsigned k = 0; k < c->n; k++) {
+		const struct mandate_link *ln = &c->links[k];
+		struct auth_guard e = {0};
+		memcpy(e.link, ln->hash, 32);
+		memcpy(e.iss, ln->iss, 32);
+		memcpy(e.jti_hash, ln->jti_hash, 32);
+		if (ln->right.has_total_cap) {
+			e.flags |= AUTH_GUARD_TOTAL_CAP;
+			e.total_cap = ln->right.total_cap;
+		}
+		if (ln->right.has_uses) {
+			e.flags |= AUTH_GUARD_USES;
+			e.uses_max = ln->right.uses;
+		}
+		memcpy(&g[k], &e, sizeof(e));
+	}
+	return 0;
+}
+
+bool authz_guard_refused(struct request *rq)
+{
+	if (rq->count == 0)
+		return false;
+	switch (rq->results[0]) {
+	case CREATE_TRANSFER_mandate_revoked:
+		set_err(rq, MANDATE_ERR_revoked, 0, NULL);
+		return true;
+	case CREATE_TRANSFER_exceeds_mandate_total_cap:
+		set_err(rq, MANDATE_ERR_total_cap_exceeded, 0,
+			"right.total_cap");
+		return true;
+	case CREATE_TRANSFER_exceeds_mandate_uses:
+		set_err(rq, MANDATE_ERR_uses_exceeded, 0, "right.uses");
+		return true;
+	default: return false;
+	}
+}
+
+enum MHD_Result api_reply_auth(struct request *rq)
+{
+	const struct mandate_error *e = &rq->auth_err;
+	if (e->code == AUTH_ERR_UNCONFIGURED || e->code <= 0 ||
+	    e->code >= MANDATE_ERR_COUNT)
+		return api_reply_problem(rq, PROBLEM_unavailable,
+					 "authorization is not configured",
+					 NULL, NULL);
+	unsigned status = (unsigned)mandate_err_status(e->code);
+	const char *name = mandate_err_name(e->code);
+	const char *title = mandate_err_title(e->code);
+	struct wbuf b = WBUF_INIT(1024);
+	char slug[64];
+	size_t i = 0;
+	for (; name[i] && i + 1 < sizeof(slug); i++)
+		slug[i] = name[i] == '_' ? '-' : name[i];
+	slug[i] = '\0';
+
+	wbuf_puts(&b, "{\"type\":\"/problems/");
+	wbuf_puts(&b, slug);
+	wbuf_puts(&b, "\",\"title\":");
+	wbuf_put_json_str(&b, title, strlen(title));
+	wbuf_puts(&b, ",\"status\":");
+	wbuf_put_u64(&b, status);
+	wbuf_puts(&b, ",\"check\":");
+	wbuf_put_json_str(&b, name, strlen(name));
+	if (e->code == MANDATE_ERR_malformed &&
+	    !MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND,
+					 "Authorization"))
+		wbuf_puts(&b, ",\"detail\":\"no Authorization header: send "
+			      "the administrator's bearer token, or a mandate "
+			      "with a DPoP proof (docs/authz.md)\"");
+	if (e->link > 0) {
+		wbuf_puts(&b, ",\"link\":");
+		wbuf_put_u64(&b, (u64)e->link);
+	}
+	if (e->claim[0]) {
+		wbuf_puts(&b, ",\"claim\":");
+		wbuf_put_json_str(&b, e->claim, strlen(e->claim));
+	}
+	wbuf_puts(&b, ",\"instance\":");
+	wbuf_put_json_str(&b, rq->request_id, strlen(rq->request_id));
+	wbuf_putc(&b, '}');
+	return api_reply(rq, status, &b, PROBLEM_CONTENT_TYPE, NULL);
+}
+
+/* ---- /v1/principals ---------------------------------------------------- */
+
+static void put_principal(struct wbuf *b, const struct auth_principal_info *p)
+{
+	char id[JOSE_B64_32_BYTES];
+	struct jose_pubkey k = {0};
+	char jwk[JOSE_JWK_BYTES_MAX];
+
+	id_text(p->id, id);
+	memcpy(k.x, p->pub, 32);
+	if (jose_pubkey_to_jwk(&k, jwk, sizeof(jwk)) != 0)
+		jwk[0] = '\0';
+	wbuf_puts(b, "{\"id\":\"");
+	wbuf_puts(b, id);
+	wbuf_puts(b, "\",\"name\":");
+	if (p->name[0])
+		wbuf_put_json_str(b, p->name, strlen(p->name));
+	else
+		wbuf_puts(b, "null");
+	wbuf_puts(b, ",\"jwk\":");
+	wbuf_puts(b, jwk[0] ? jwk : "null");
+	wbuf_puts(b, ",\"registered_at\":\"");
+	wbuf_put_u64(b, p->timestamp);
+	wbuf_puts(b, "\"}");
+}
+
+static enum MHD_Result principals_list(struct request *rq)
+{
+	struct engine *e = rq->srv->e;
+	engine_read_begin(e);
+	const struct auth *a = engine_auth(e);
+	u32 n = auth_principal_count(a);
+	u32 shown = n < PRINCIPALS_LIST_MAX ? n : PRINCIPALS_LIST_MAX;
+	struct wbuf b = WBUF_INIT((size_t)shown * 300 + 64);
+	wbuf_puts(&b, "{\"principals\":[");
+	for (u32 i = 0; i < shown; i++) {
+		struct auth_principal_info p;
+		auth_principal_at(a, i, &p);
+		if (i)
+			wbuf_putc(&b, ',');
+		put_principal(&b, &p);
+	}
+	engine_read_end(e);
+	wbuf_puts(&b, "],\"count\":");
+	wbuf_put_u64(&b, n);
+	wbuf_puts(&b, n > shown ? ",\"truncated\":true}" : "}");
+	return api_reply_json(rq, 200, &b);
+}
+
+static enum MHD_Result principal_get(struct request *rq)
+{
+	u8 id[32];
+	struct auth_principal_info p;
+	if (!id_parse(rq->text_id, id))
+		return api_reply_problem(rq, PROBLEM_invalid_id,
+					 "a principal id is the 43-character "
+					 "base64url RFC 7638 thumbprint",
+					 "id", NULL);
+	engine_read_begin(rq->srv->e);
+	bool found = auth_principal_get(engine_auth(rq->srv->e), id, &p);
+	engine_read_end(rq->srv->e);
+	if (!found)
+		return api_reply_problem(rq, PROBLEM_principal_not_found, NULL,
+					 NULL, NULL);
+	struct wbuf b = WBUF_INIT(512);
+	put_principal(&b, &p);
+	return api_reply_json(rq, 200, &b);
+}
+
+static json_t *body_object(struct request *rq, enum MHD_Result *reply)
+{
+	json_error_t je;
+	json_t *j = NULL;
+	*reply = MHD_NO;
+	if (rq->body_too_large || rq->body_len > AUTH_BODY_BYTES_MAX) {
+		*reply = api_reply_problem(rq, PROBLEM_body_too_large,
+					   "at most 16 KiB", NULL, NULL);
+		return NULL;
+	}
+	if (rq->body_len)
+		j = json_loadb(rq->body, rq->body_len, JSON_REJECT_DUPLICATES,
+			       &je);
+	if (!j || !json_is_object(j)) {
+		json_decref(j);
+		*reply = api_reply_problem(rq, PROBLEM_invalid_json,
+					   "the body must be a JSON object",
+					   NULL, NULL);
+		return NULL;
+	}
+	return j;
+}
+
+static enum MHD_Result principals_post(struct request *rq)
+{
+	enum MHD_Result reply;
+	json_t *j = body_object(rq, &reply);
+	if (!j)
+		return reply;
+	json_t *jwk = json_object_get(j, "jwk");
+	json_t *name = json_object_get(j, "name");
+	const char *k;
+	json_t *v;
+	json_object_foreach(j, k, v)
+	{
+		if (strcmp(k, "jwk") != 0 && strcmp(k, "name") != 0) {
+			json_decref(j);
+			return api_reply_problem(rq, PROBLEM_unknown_field,
+						 "members are jwk and name", k,
+						 NULL);
+		}
+	}
+	struct auth_principal p = {0};
+	struct jose_pubkey pub;
+	char *text = jwk && json_is_object(jwk) ? json_dumps(jwk, JSON_COMPACT)
+						: NULL;
+	int r = text ? jose_pubkey_parse_jwk(text, strlen(text), &pub)
+		     : -JOSE_key_bad_json;
+	free(text);
+	if (r != 0) {
+		json_decref(j);
+		return api_reply_problem(rq, PROBLEM_invalid_field,
+					 jose_err_desc(r), "jwk", NULL);
+	}
+	if (name && !json_is_null(name)) {
+		const char *s = json_string_value(name);
+		size_t n = s ? strlen(s) : 0;
+		bool ok = s && n > 0 && n <= AUTH_NAME_BYTES;
+		for (size_t i = 0; ok && i < n; i++)
+			ok = s[i] > 0x20 && s[i] < 0x7f;
+		if (!ok) {
+			json_decref(j);
+			return api_reply_problem(
+				rq, PROBLEM_invalid_field,
+				"a name is 1..64 printable ASCII characters "
+				"without spaces",
+				"name", NULL);
+		}
+		memcpy(p.name, s, n);
+	}
+	json_decref(j);
+	char tp[JOSE_B64_32_BYTES];
+	size_t n;
+	if (jose_thumbprint(&pub, tp) != 0 ||
+	    b64url_decode(p.id, 32, tp, strlen(tp), &n) != 0)
+		return api_reply_problem(rq, PROBLEM_internal_error, NULL, NULL,
+					 NULL);
+	memcpy(p.pub, pub.x, 32);
+	void *ext = command_alloc(rq, AUTH_CMD_PRINCIPAL, sizeof(p), NULL, 0);
+	if (!ext)
+		return api_reply_problem(rq, PROBLEM_internal_error,
+					 "out of memory", NULL, NULL);
+	memcpy(ext, &p, sizeof(p));
+	return MHD_YES;
+}
+
+/* ---- /v1/keys ------------------------------------------------------------ */
+
+static void put_time(struct wbuf *b, const char *key, int64_t t)
+{
+	wbuf_puts(b, key);
+	if (t == KEYRING_NEVER) {
+		wbuf_puts(b, "null");
+		return;
+	}
+	char buf[32];
+	struct tm tm;
+	time_t tt = (time_t)t;
+	gmtime_r(&tt, &tm);
+	strftime(buf, sizeof(buf), "\"%Y-%m-%dT%H:%M:%SZ\"", &tm);
+	wbuf_puts(b, buf);
+}
+
+static enum MHD_Result keys_list(struct request *rq)
+{
+	struct keyring *kr = rq->srv->keyring;
+	if (!kr)
+		return api_reply_problem(rq, PROBLEM_unavailable,
+					 "no keyring loaded", NULL, NULL);
+	int64_t now = (int64_t)time(NULL);
+	struct keyring_key keys[KEYRING_KEYS_MAX];
+	size_t n = keyring_keys_copy(kr, keys, KEYRING_KEYS_MAX);
+	const struct keyring_key *cur = NULL;
+	struct keyring_key current;
+	if (keyring_current_copy(kr, now, &current) == 0)
+		cur = &current;
+	struct wbuf b = WBUF_INIT(256 + n * 300);
+	wbuf_puts(&b, "{\"keys\":[");
+	for (size_t i = 0; i < n; i++) {
+		const struct keyring_key *k = &keys[i];
+		const char *status = cur && strcmp(cur->kid, k->kid) == 0
+					     ? "current"
+				     : now < k->expires_at ? "verifying"
+							   : "expired";
+		if (i)
+			wbuf_putc(&b, ',');
+		wbuf_puts(&b, "{\"kid\":\"");
+		wbuf_puts(&b, k->kid);
+		wbuf_puts(&b, "\",\"status\":\"");
+		wbuf_puts(&b, status);
+		wbuf_putc(&b, '"');
+		put_time(&b, ",\"created_at\":", k->created_at);
+		put_time(&b, ",\"activate_at\":", k->activate_at);
+		put_time(&b, ",\"retire_at\":", k->retire_at);
+		put_time(&b, ",\"expires_at\":", k->expires_at);
+		wbuf_putc(&b, '}');
+	}
+	wbuf_puts(&b, "]}");
+	return api_reply_json(rq, 200, &b);
+}
+
+static enum MHD_Result keys_rotate(struct request *rq)
+{
+	struct keyring *kr = rq->srv->keyring;
+	if (!kr)
+		return api_reply_problem(rq, PROBLEM_unavailable,
+					 "no keyring loaded", NULL, NULL);
+	int64_t now = (int64_t)time(NULL);
+	struct keyring_rotation *rot = malloc(sizeof(*rot));
+	char err[KEYRING_ERR_BYTES];
+	if (!rot)
+		return api_reply_problem(rq, PROBLEM_internal_error,
+					 "out of memory", NULL, NULL);
+	int r = keyring_rotate(kr, now, API_KEY_OVERLAP_S, rot, err,
+			       sizeof(err));
+	if (r != 0) {
+		free(rot);
+		log_at(LOG_ERROR, "key rotation failed",
+		       LOG_STR("reason", err));
+		return api_reply_problem(rq, PROBLEM_key_rotation_failed, err,
+					 NULL, NULL);
+	}
+	struct auth_key_event ev = {0};
+	snprintf(ev.kid, sizeof(ev.kid), "%s", rot->created.kid);
+	memcpy(ev.pub, rot->created.pub, 32);
+	ev.not_before = now;
+	ev.not_after = now + API_KEY_OVERLAP_S; /* previous keys verify until */
+	ev.kind = AUTH_KEY_CREATED;
+	free(rot);
+	log_at(LOG_INFO, "signing key rotated", LOG_STR("kid", ev.kid));
+	void *ext = command_alloc(rq, AUTH_CMD_KEY, sizeof(ev), NULL, 0);
+	if (!ext)
+		return api_reply_problem(rq, PROBLEM_internal_error,
+					 "out of memory", NULL, NULL);
+	memcpy(ext, &ev, sizeof(ev));
+	return MHD_YES;
+}
+
+/* ---- /v1/revocations ------------------------------------------------------
+ */
+
+static json_t *revocation_json(const struct auth_revocation *r)
+{
+	char iss[JOSE_B64_32_BYTES];
+	id_text(r->iss, iss);
+	json_t *o = json_pack("{s:s, s:I}", "iss", iss, "at",
+			      (json_int_t)(r->timestamp / 1000000000u));
+	if (o && !r->all)
+		json_object_set_new(o, "jti", json_string(r->jti));
+	return o;
+}
+
+static enum MHD_Result revocations_list(struct request *rq)
+{
+	struct keyring *kr = rq->srv->keyring;
+	if (!kr)
+		return api_reply_problem(rq, PROBLEM_unavailable,
+					 "no keyring loaded", NULL, NULL);
+	int64_t now = (int64_t)time(NULL);
+	json_t *revoked = json_array(), *issuers = json_array();
+	engine_read_begin(rq->srv->e);
+	const struct auth *a = engine_auth(rq->srv->e);
+	u32 n = auth_revocation_count(a);
+	for (u32 i = 0; i < n; i++) {
+		struct auth_revocation r;
+		auth_revocation_at(a, i, &r);
+		json_array_append_new(r.all ? issuers : revoked,
+				      revocation_json(&r));
+	}
+	engine_read_end(rq->srv->e);
+	json_t *claims = json_pack(
+		"{s:s, s:I, s:I, s:I, s:o, s:o}", "iss",
+		rq->srv->origin ? rq->srv->origin : "tpwallet", "seq",
+		(json_int_t)n, "this_update", (json_int_t)now, "next_update",
+		(json_int_t)(now + REVOCATIONS_NEXT_UPDATE_S), "revoked",
+		revoked, "issuers_revoked", issuers);
+	if (!claims)
+		return api_reply_problem(rq, PROBLEM_internal_error,
+					 "out of memory", NULL, NULL);
+	size_t cap = KEYRING_JWS_BYTES_MAX + 1, len = 0;
+	char *out = malloc(cap);
+	int r = out ? keyring_sign_jwt(kr, now, "tpwallet-revocations+jwt",
+				       claims, out, cap, &len)
+		    : -ENOMEM;
+	json_decref(claims);
+	if (r != 0) {
+		free(out);
+		return api_reply_problem(rq, PROBLEM_internal_error,
+					 "cannot sign the revocation list",
+					 NULL, NULL);
+	}
+	struct wbuf b = WBUF_INIT(len + 1);
+	wbuf_put(&b, out, len);
+	free(out);
+	return api_reply(rq, 200, &b, "application/jwt", NULL);
+}
+
+static enum MHD_Result revocation_get(struct request *rq)
+{
+	const char *jti = rq->text_id;
+	struct wbuf b = WBUF_INIT(1024);
+	bool any = false;
+	wbuf_puts(&b, "{\"jti\":");
+	wbuf_put_json_str(&b, jti, strlen(jti));
+	wbuf_puts(&b, ",\"revocations\":[");
+	engine_read_begin(rq->srv->e);
+	const struct auth *a = engine_auth(rq->srv->e);
+	u32 n = auth_revocation_count(a);
+	/* NEEDSWORK: a scan; an index by jti when lists grow large. */
+	for (u32 i = 0; i < n; i++) {
+		struct auth_revocation r;
+		auth_revocation_at(a, i, &r);
+		if (r.all || strcmp(r.jti, jti) != 0)
+			continue;
+		char iss[JOSE_B64_32_BYTES];
+		id_text(r.iss, iss);
+		if (any)
+			wbuf_putc(&b, ',');
+		wbuf_puts(&b, "{\"iss\":\"");
+		wbuf_puts(&b, iss);
+		wbuf_puts(&b, "\",\"at\":");
+		wbuf_put_u64(&b, r.timestamp / 1000000000u);
+		wbuf_putc(&b, '}');
+		any = true;
+	}
+	engine_read_end(rq->srv->e);
+	wbuf_puts(&b, "],\"status\":");
+	wbuf_puts(&b, any ? "\"revoked\"}" : "\"good\"}");
+	return api_reply_json(rq, 200, &b);
+}
+
+static enum MHD_Result revocations_post(struct request *rq)
+{
+	enum MHD_Result reply;
+	json_t *j = body_object(rq, &reply);
+	if (!j)
+		return reply;
+	struct auth_revoke rv = {0};
+	json_t *stmt = json_object_get(j, "statement");
+	if (stmt) {
+		struct mandate_revocation m;
+		const char *s = json_string_value(stmt);
+		if (!s || json_object_size(j) != 1) {
+			json_decref(j);
+			return api_reply_problem(rq, PROBLEM_invalid_field,
+						 "statement is the only member "
+						 "and a compact JWS",
+						 "statement", NULL);
+		}
+		int r = mandate_revocation_verify(s, strlen(s), time(NULL), &m,
+						  &rq->auth_err);
+		json_decref(j);
+		if (r != 0)
+			return api_reply_auth(rq);
+		memcpy(rv.iss, m.iss, 32);
+		if (m.all) {
+			rv.flags = AUTH_REVOKE_ALL;
+		} else {
+			memcpy(rv.jti_hash, m.jti_hash, 32);
+			memcpy(rv.jti, m.jti, strlen(m.jti));
+		}
+	} else {
+		if (!rq->caller.authenticated) {
+			json_decref(j);
+			set_err(rq, MANDATE_ERR_malformed, 0, NULL);
+			return api_reply_auth(rq);
+		}
+		/* The administrator's plain form (right: revoke). */
+		const char *iss = json_string_value(json_object_get(j, "iss"));
+		const char *jti = json_string_value(json_object_get(j, "jti"));
+		json_t *all = json_object_get(j, "all");
+		bool is_all = json_is_true(all);
+		size_t jn = jti ? strlen(jti) : 0;
+		bool ok = iss && id_parse(iss, rv.iss) &&
+			  (is_all ? !jti
+				  : (jti && jn > 0 && jn <= AUTH_JTI_BYTES)) &&
+			  (!all || json_is_boolean(all)) &&
+			  json_object_size(j) == 2u;
+		if (!ok) {
+			json_decref(j);
+			return api_reply_problem(
+				rq, PROBLEM_invalid_body,
+				"send {\"statement\": <JWS>}, or as the "
+				"administrator {\"iss\": <id>, \"jti\": <jti>} "
+				"or {\"iss\": <id>, \"all\": true}",
+				NULL, NULL);
+		}
+		if (is_all) {
+			rv.flags = AUTH_REVOKE_ALL;
+		} else {
+			memcpy(rv.jti, jti, jn);
+			crypto_hash_sha256(rv.jti_hash, (const u8 *)jti, jn);
+		}
+		json_decref(j);
+	}
+	void *ext = command_alloc(rq, AUTH_CMD_REVOKE, sizeof(rv), NULL, 0);
+	if (!ext)
+		return api_reply_problem(rq, PROBLEM_internal_error,
+					 "out of memory", NULL, NULL);
+	memcpy(ext, &rv, sizeof(rv));
+	return MHD_YES;
+}
+
+/* ---- dispatch and replies to commands ------------------------------------ */
+
+static enum MHD_Result submit_command(struct request *rq)
+{
+	rq->results = calloc(1, sizeof(u32));
+	if (!rq->results)
+		return api_reply_problem(rq, PROBLEM_internal_error,
+					 "out of memory", NULL, NULL);
+	rq->ereq = (struct engine_request){
+		.op = ENGINE_COMMAND,
+		.count = 0,
+		.payload_bytes = rq->payload_bytes,
+		.events = rq->payload,
+		.results = rq->results,
+		.done = NULL,
+		.ctx = rq,
+	};
+	return api_submit(rq);
+}
+
+enum MHD_Result authz_dispatch(struct request *rq)
+{
+	enum MHD_Result r;
+	bool post = rq->method == METHOD_POST;
+
+	switch (rq->route) {
+	case ROUTE_principals:
+		if (!post)
+			return principals_list(rq);
+		r = principals_post(rq);
+		break;
+	case ROUTE_principal: return principal_get(rq);
+	case ROUTE_keys: return keys_list(rq);
+	case ROUTE_keys_rotate: r = keys_rotate(rq); break;
+	case ROUTE_revocations:
+		if (!post)
+			return revocations_list(rq);
+		r = revocations_post(rq);
+		break;
+	case ROUTE_revocation: return revocation_get(rq);
+	default:
+		return api_reply_problem(rq, PROBLEM_not_found, NULL, NULL,
+					 NULL);
+	}
+	/* A handler that replied has moved the request on; one that built
+	 * a command leaves it for the engine. */
+	if (rq->state == RS_REPLIED || r != MHD_YES || !rq->payload)
+		return r;
+	return submit_command(rq);
+}
+
+enum MHD_Result authz_command_reply(struct request *rq)
+{
+	u32 outcome = rq->results ? rq->results[0] : 0;
+	const struct command_header *h = rq->payload;
+	const u8 *ext = (const u8 *)rq->payload + sizeof(*h);
+	struct wbuf b = WBUF_INIT(512);
+	char id[JOSE_B64_32_BYTES];
+
+	if (outcome == AUTH_FULL)
+		return api_reply_problem(rq, PROBLEM_state_full, NULL, NULL,
+					 NULL);
+	switch (h->kind) {
+	case AUTH_CMD_PRINCIPAL: {
+		const struct auth_principal *p = (const void *)ext;
+		if (outcome == AUTH_NAME_TAKEN)
+			return api_reply_problem(rq, PROBLEM_name_taken, NULL,
+						 "name", NULL);
+		id_text(p->id, id);
+		wbuf_puts(&b, "{\"id\":\"");
+		wbuf_puts(&b, id);
+		wbuf_puts(&b, "\",\"status\":");
+		wbuf_puts(&b, outcome == AUTH_OK ? "\"registered\"}"
+						 : "\"exists\"}");
+		return api_reply_json(rq, outcome == AUTH_OK ? 201 : 200, &b);
+	}
+	case AUTH_CMD_REVOKE: {
+		const struct auth_revoke *r = (const void *)ext;
+		id_text(r->iss, id);
+		wbuf_puts(&b, "{\"iss\":\"");
+		wbuf_puts(&b, id);
+		wbuf_putc(&b, '"');
+		if (r->flags & AUTH_REVOKE_ALL) {
+			wbuf_puts(&b, ",\"all\":true");
+		} else {
+			wbuf_puts(&b, ",\"jti\":");
+			wbuf_put_json_str(&b, r->jti,
+					  strnlen(r->jti, AUTH_JTI_BYTES));
+		}
+		wbuf_puts(&b, ",\"status\":");
+		wbuf_puts(&b, outcome == AUTH_OK ? "\"revoked\"}"
+						 : "\"already_revoked\"}");
+		return api_reply_json(rq, outcome == AUTH_OK ? 201 : 200, &b);
+	}
+	case AUTH_CMD_KEY: {
+		const struct auth_key_event *k = (const void *)ext;
+		wbuf_puts(&b, "{\"kid\":");
+		wbuf_put_json_str(&b, k->kid, strnlen(k->kid, AUTH_KID_BYTES));
+		put_time(&b, ",\"previous_keys_verify_until\":", k->not_after);
+		wbuf_puts(&b, ",\"status\":\"rotated\"}");
+		return api_reply_json(rq, 200, &b);
+	}
+	default:
+		return api_reply_problem(rq, PROBLEM_internal_error, NULL, NULL,
+					 NULL);
+	}
+}

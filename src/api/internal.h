@@ -1,0 +1,157 @@
+/*
+ * internal.h - what server.c shares with the other route files of the
+ * API (authz_routes.c): the server and request structs and the reply
+ * helpers.  Not for use outside src/api.
+ */
+#ifndef TPW_API_INTERNAL_H
+#define TPW_API_INTERNAL_H
+
+#include "api/authz.h"
+#include "api/metrics.h"
+#include "api/problem.h"
+#include "api/route.h"
+#include "api/wbuf.h"
+#include "engine/engine.h"
+
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+struct activity;
+
+/* How long api_server_stop lets resumed requests send their replies. */
+#define STOP_REPLY_GRACE_MS 2000
+/* Small replies (problems, one record): initial cap of their buffer. */
+#define SMALL_REPLY_BYTES_MAX 4096
+/* Request bodies buffered by all connections together, at most. */
+#define API_BODY_BUDGET_BYTES ((size_t)512 << 20)
+#define RECORD_JSON_BYTES_MAX 1024
+
+struct api_server {
+	struct MHD_Daemon *d;
+	struct engine *e;
+	struct audit *audit;	 /* may be NULL */
+	struct keyring *keyring; /* may be NULL */
+	const char *origin;	 /* may be NULL */
+	struct api_authz *authz; /* NULL: every /v1 route answers 503 */
+	/* Client versions seen by the gate (policy_routes.c). */
+	const char *data_dir;	   /* NULL: activity is not kept on disk */
+	struct activity *activity; /* under activity_lock */
+	pthread_mutex_t activity_lock;
+	u8 activity_key[32];	      /* keys the hash of X-Client-User */
+	_Atomic u64 gate_verdicts[4]; /* by enum policy_verdict */
+	size_t body_bytes_max;
+	unsigned short port;
+	atomic_bool ready;
+	atomic_bool stopping;
+	/* Requests handed to the engine whose done callback has not run. */
+	atomic_uint inflight;
+	/* Requests handed to the engine and not yet completed (replied). */
+	atomic_uint submitted;
+	/* Bytes of request bodies buffered by all connections together. */
+	atomic_size_t body_bytes;
+	struct metrics metrics;
+};
+
+enum req_state { RS_NEW, RS_BODY, RS_SUBMITTED, RS_REPLIED };
+
+struct request {
+	struct api_server *srv;
+	struct MHD_Connection *conn;
+	u64 start_ns;
+	enum req_state state;
+	enum api_route route;
+	enum api_method method;
+	unsigned status; /* queued reply, for the log; 0 if none */
+	u128 path_id;
+	bool bad_id; /* the {id} segment is not a canonical decimal */
+	char request_id[REQUEST_ID_BYTES_MAX + 1];
+	char trace_id[TRACE_ID_HEX + 1]; /* "" when no valid traceparent */
+
+	char *body;
+	size_t body_len;
+	size_t body_cap;
+	size_t body_expected; /* Content-Length, or 0 */
+	bool body_too_large;
+	bool over_budget; /* refused: all bodies together are at the budget */
+	bool want_entry;  /* ?entry_index=true: results carry their entry */
+
+	/* Who is calling (/v1 routes): authenticated at the headers, the
+	 * refusal (if any) answered once the body is in. */
+	struct api_caller caller;
+	struct mandate_error auth_err;
+	bool auth_checked;
+	char text_id[API_TEXT_ID_BYTES_MAX + 1]; /* principal id, jti */
+	char owner_param[64];			 /* POST /v1/accounts?owner= */
+	/* The client-version gate's decision (policy_routes.c). */
+	bool gated;	  /* X-Client-Version was evaluated */
+	u8 gate_verdict;  /* enum policy_verdict */
+	u64 gate_version; /* the policy version that decided */
+	int64_t gate_since_s, gate_sunset_s; /* deprecation headers */
+	char *gate_body; /* the refusal (problem+json) when blocked */
+	unsigned gate_status;
+	char gate_link[600];	/* upgrade URL for Link: rel="deprecation" */
+	enum engine_op base_op; /* accounts or transfers, for the results */
+	void *payload;		/* a command record (core/auth.h), or NULL */
+	u32 payload_bytes;
+
+	struct engine_request ereq;
+	void *events;
+	u32 *results;
+	u32 count;
+	bool is_array;
+	atomic_bool ready; /* set by on_engine_done before resuming */
+
+	size_t query_len;
+	char query[]; /* raw, still percent-encoded, NUL-terminated */
+};
+
+enum MHD_Result api_reply(struct request *rq, unsigned status, struct wbuf *b,
+			  const char *content_type, const char *allow);
+enum MHD_Result api_reply_problem(struct request *rq, enum problem p,
+				  const char *detail, const char *field,
+				  const char *allow);
+enum MHD_Result api_reply_json(struct request *rq, unsigned status,
+			       struct wbuf *b);
+/* Hand rq->ereq (filled by the caller) to the engine; the reply is
+ * written when it is done (create_reply, or authz_command_reply). */
+enum MHD_Result api_submit(struct request *rq);
+
+/* ---- policy_routes.c ---- */
+
+/* Headers are in: the client-version gate for this request. */
+void policy_gate(struct request *rq);
+/* Headers a reply carries from the gate (Deprecation, Sunset...). */
+void policy_gate_headers(struct request *rq, struct MHD_Response *resp);
+/* The refusal of a blocked client. */
+enum MHD_Result policy_gate_reply(struct request *rq);
+int policy_route_op(const struct request *rq, unsigned *op);
+enum MHD_Result policy_dispatch(struct request *rq);
+enum MHD_Result policy_command_reply(struct request *rq);
+void policy_metrics(struct api_server *s, struct wbuf *b);
+int policy_activity_open(struct api_server *s);
+void policy_activity_close(struct api_server *s);
+
+/* ---- authz_routes.c ---- */
+
+/* The challenge of every 401 (RFC 9449 section 7.1, RFC 6750). */
+#define AUTHZ_CHALLENGE "DPoP algs=\"EdDSA Ed25519\", Bearer"
+
+/* Headers are in: authenticate (sets caller, auth_err, auth_checked). */
+void authz_begin(struct request *rq, const char *url, const char *method);
+/* Does the caller's right cover this route?  0, or -1 with auth_err. */
+int authz_route(struct request *rq);
+/* Every transfer event against the caller's right (-1: auth_err). */
+int authz_check_transfers(struct request *rq);
+/* Build rq->payload when the batch needs a command record (a mandate's
+ * guard, an account owner).  0, or -1 when out of memory. */
+int authz_build_command(struct request *rq);
+/* After a guarded batch: did its guard refuse it (auth_err set)? */
+bool authz_guard_refused(struct request *rq);
+/* An auth refusal as an RFC 9457 problem (401 or 403). */
+enum MHD_Result api_reply_auth(struct request *rq);
+/* /v1/principals, /v1/keys, /v1/revocations. */
+enum MHD_Result authz_dispatch(struct request *rq);
+enum MHD_Result authz_command_reply(struct request *rq);
+
+#endif

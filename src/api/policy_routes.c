@@ -1,0 +1,1293 @@
+/*
+ * policy_routes.c - the client-version gate that runs on every /v1
+ * request, and the /v1/client-policy routes: the versioned document,
+ * evaluation, the signed manifest, overrides, impact (docs/client-policy.md,
+ * docs/api.md).
+ */
+#include "api/internal.h"
+#include "core/activity.h"
+#include "core/auth.h"
+#include "core/pstate.h"
+#include "crypto/b64url.h"
+#include "crypto/keyring.h"
+#include "engine/logger.h"
+#include "log/fsdir.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "banned.h"
+
+/* A manifest may be cached this long (the app re-fetches after). */
+#define MANIFEST_TTL_S		  (24 * 3600)
+#define ACTIVITY_OBSERVATIONS_MAX 100000u
+#define ACTIVITY_FILE		  "activity"
+#define ACTIVITY_KEY_FILE	  "activity.key"
+#define IMPACT_THRESHOLD_DEFAULT  0.05
+#define IMPACT_WEEKS_DEFAULT	  4u
+
+static int64_t now_s(void)
+{
+	return (int64_t)time(NULL);
+}
+
+static u32 today(void)
+{
+	return (u32)(now_s() / 86400);
+}
+
+static void put_rfc3339(char *out, size_t cap, int64_t t)
+{
+	struct tm tm;
+	time_t tt = (time_t)t;
+	gmtime_r(&tt, &tm);
+	strftime(out, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static json_t *json_time(int64_t t)
+{
+	char buf[32];
+	if (t == POLICY_TIME_NONE)
+		return json_null();
+	put_rfc3339(buf, sizeof(buf), t);
+	return json_string(buf);
+}
+
+static json_t *json_str_or_null(const char *s)
+{
+	return s ? json_string(s) : json_null();
+}
+
+/* ---- the decision as JSON (evaluate, manifest, refusals) ------------- */
+
+static json_t *decision_json(const struct policy *p,
+			     const struct policy_decision *d, u64 version)
+{
+	json_t *o = json_object();
+	json_object_set_new(o, "decision",
+			    json_string(policy_verdict_name(d->verdict)));
+	json_object_set_new(o, "reason",
+			    json_string(policy_reason_name(d->reason)));
+	json_object_set_new(o, "policy_version",
+			    json_integer((json_int_t)version));
+	json_object_set_new(o, "rule", json_str_or_null(d->rule));
+	json_object_set_new(o, "min_supported",
+			    json_str_or_null(d->min_supported));
+	json_object_set_new(o, "recommended", json_str_or_null(d->recommended));
+	json_object_set_new(o, "update_available",
+			    json_boolean(d->update_available));
+	json_object_set_new(o, "upgrade_url", json_str_or_null(d->upgrade_url));
+	json_object_set_new(o, "message", json_str_or_null(d->message));
+	json_object_set_new(o, "release_notes",
+			    json_str_or_null(d->release_notes));
+	if (d->verdict == POLICY_BLOCKED)
+		json_object_set_new(o, "status", json_integer(d->status));
+	if (d->deprecated_since_s != POLICY_TIME_NONE)
+		json_object_set_new(o, "deprecated_since",
+				    json_time(d->deprecated_since_s));
+	if (d->sunset_s != POLICY_TIME_NONE)
+		json_object_set_new(o, "sunset", json_time(d->sunset_s));
+	if (d->channel_applied)
+		json_object_set_new(o, "channel",
+				    json_string(d->channel_applied));
+	if (d->country_applied)
+		json_object_set_new(o, "country",
+				    json_string(d->country_applied));
+	if (d->override) {
+		const struct policy_override *ov = d->override;
+		json_object_set_new(
+			o, "override",
+			json_pack("{s:I, s:s, s:s, s:s, s:o, s:s}", "id",
+				  (json_int_t)ov->id, "platform", ov->platform,
+				  "range", ov->range_text, "mode",
+				  ov->mode == POLICY_OVERRIDE_ALLOW ? "allow"
+								    : "compat",
+				  "expires_at", json_time(ov->expires_at_s),
+				  "reason", ov->reason));
+		json_object_set_new(o, "decision_without_override",
+				    json_string(policy_verdict_name(
+					    d->verdict_without_override)));
+	}
+	json_t *notices = json_array();
+	for (unsigned i = 0; i < d->nnotices; i++) {
+		const struct policy_notice *n = d->notice[i];
+		static const char *const sev[] = {"info", "warning",
+						  "critical"};
+		json_t *j =
+			json_pack("{s:s, s:s, s:o}", "id", n->id, "severity",
+				  n->severity < 3 ? sev[n->severity] : "info",
+				  "text", json_str_or_null(d->notice_text[i]));
+		if (n->expected_resolution_at_s != POLICY_TIME_NONE)
+			json_object_set_new(
+				j, "expected_resolution_at",
+				json_time(n->expected_resolution_at_s));
+		json_array_append_new(notices, j);
+	}
+	json_object_set_new(o, "notices", notices);
+	json_t *flags = json_object();
+	for (unsigned i = 0; p && i < p->nflags; i++)
+		json_object_set_new(flags, p->flags[i].name,
+				    json_boolean(d->flags >> i & 1));
+	json_object_set_new(o, "flags", flags);
+	return o;
+}
+
+/* Evaluate q against the current policy (the read lock is held by the
+ * caller).  *version 0 and a supported verdict when none is set. */
+static const struct policy *evaluate_locked(struct api_server *s,
+					    struct policy_query *q,
+					    struct policy_decision *d,
+					    u64 *version)
+{
+	const struct pstate *ps = engine_pstate(s->e);
+	const struct policy *p = pstate_current(ps, version);
+	memset(d, 0, sizeof(*d));
+	if (!p) {
+		d->verdict = POLICY_SUPPORTED;
+		d->reason = POLICY_REASON_NO_RULE;
+		d->deprecated_since_s = d->sunset_s = POLICY_TIME_NONE;
+		return NULL;
+	}
+	size_t n;
+	const struct policy_override *ov = pstate_overrides_live(ps, &n);
+	if (policy_evaluate(p, q, ov, n, d) != 0) {
+		d->verdict = POLICY_SUPPORTED;
+		d->reason = POLICY_REASON_NO_RULE;
+	}
+	return p;
+}
+
+/* ---- the gate --------------------------------------------------------- */
+
+static void observe(struct api_server *s, const struct policy_query *q,
+		    const char *user)
+{
+	if (!s->activity || !user || !q->platform || !q->version ||
+	    q->platform_len > 32 || q->version_len > SEMVER_TEXT_MAX)
+		return;
+	char platform[33], version[SEMVER_TEXT_MAX + 1];
+	memcpy(platform, q->platform, q->platform_len);
+	platform[q->platform_len] = '\0';
+	memcpy(version, q->version, q->version_len);
+	version[q->version_len] = '\0';
+	u64 h;
+	crypto_generichash((u8 *)&h, sizeof(h), (const u8 *)user, strlen(user),
+			   s->activity_key, sizeof(s->activity_key));
+	pthread_mutex_lock(&s->activity_lock);
+	activity_observe(s->activity, h, platform, version, today());
+	pthread_mutex_unlock(&s->activity_lock);
+}
+
+static char *blocked_body(struct request *rq, const struct policy *p,
+			  const struct policy_decision *d, u64 version)
+{
+	json_t *o = decision_json(p, d, version);
+	json_object_set_new(o, "type",
+			    json_string("/problems/client-version-blocked"));
+	json_object_set_new(o, "title",
+			    json_string("This client version is no longer "
+					"served: upgrade it"));
+	json_object_set_new(o, "status", json_integer(d->status));
+	if (d->message)
+		json_object_set_new(o, "detail", json_string(d->message));
+	json_object_set_new(o, "instance", json_string(rq->request_id));
+	char *text = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	return text;
+}
+
+void policy_gate(struct request *rq)
+{
+	struct api_server *s = rq->srv;
+	struct MHD_Connection *c = rq->conn;
+	const char *cv = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+						     "X-Client-Version");
+	struct policy_query q = {0};
+
+	q.channel = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+						"X-Client-Channel");
+	q.country = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+						"X-Client-Country");
+	q.user = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+					     "X-Client-User");
+	q.languages = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+						  "Accept-Language");
+	q.now_s = now_s();
+	if (cv)
+		policy_query_set_client_version(&q, cv, strlen(cv));
+
+	struct policy_decision d;
+	u64 version;
+	engine_read_begin(s->e);
+	const struct policy *p = evaluate_locked(s, &q, &d, &version);
+	if (!p) {
+		engine_read_end(s->e);
+		observe(s, &q, q.user);
+		return; /* no policy yet: everyone is served */
+	}
+	rq->gated = true;
+	rq->gate_verdict = d.verdict;
+	rq->gate_version = version;
+	rq->gate_since_s = d.deprecated_since_s;
+	rq->gate_sunset_s = d.sunset_s;
+	if (d.upgrade_url)
+		snprintf(rq->gate_link, sizeof(rq->gate_link), "%s",
+			 d.upgrade_url);
+	if (d.verdict == POLICY_BLOCKED) {
+		rq->gate_status = d.status ? d.status : 426;
+		rq->gate_body = blocked_body(rq, p, &d, version);
+	}
+	engine_read_end(s->e);
+	if (d.verdict < 4)
+		atomic_fetch_add_explicit(&s->gate_verdicts[d.verdict], 1,
+					  memory_order_relaxed);
+	observe(s, &q, q.user);
+}
+
+static void http_date(char *out, size_t cap, int64_t t)
+{
+	struct tm tm;
+	time_t tt = (time_t)t;
+	gmtime_r(&tt, &tm);
+	strftime(out, cap, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+}
+
+void policy_gate_headers(struct request *rq, struct MHD_Response *resp)
+{
+	char buf[700];
+
+	if (!rq->gated)
+		return;
+	snprintf(buf, sizeof(buf), "%s; policy-version=%llu",
+		 policy_verdict_name(rq->gate_verdict),
+		 (unsigned long long)rq->gate_version);
+	MHD_add_response_header(resp, "X-Client-Policy", buf);
+	if (rq->gate_verdict != POLICY_DEPRECATED)
+		return;
+	/* RFC 9745: a Structured Field Date; RFC 8594: an HTTP-date. */
+	if (rq->gate_since_s != POLICY_TIME_NONE) {
+		snprintf(buf, sizeof(buf), "@%lld",
+			 (long long)rq->gate_since_s);
+		MHD_add_response_header(resp, "Deprecation", buf);
+	} else {
+		MHD_add_response_header(resp, "Deprecation", "?1");
+	}
+	if (rq->gate_sunset_s != POLICY_TIME_NONE) {
+		http_date(buf, sizeof(buf), rq->gate_sunset_s);
+		MHD_add_response_header(resp, "Sunset", buf);
+	}
+	if (rq->gate_link[0]) {
+		snprintf(buf, sizeof(buf), "<%s>; rel=\"deprecation\"",
+			 rq->gate_link);
+		MHD_add_response_header(resp, "Link", buf);
+	}
+}
+
+enum MHD_Result policy_gate_reply(struct request *rq)
+{
+	if (!rq->gate_body)
+		return api_reply_problem(rq, PROBLEM_internal_error,
+					 "out of memory", NULL, NULL);
+	size_t n = strlen(rq->gate_body);
+	struct wbuf b = WBUF_INIT(n + 1);
+	wbuf_put(&b, rq->gate_body, n);
+	return api_reply(rq, rq->gate_status, &b, PROBLEM_CONTENT_TYPE, NULL);
+}
+
+/* ---- rights -------------------------------------------------------------- */
+
+int policy_route_op(const struct request *rq, unsigned *op)
+{
+	bool read = rq->method == METHOD_GET || rq->method == METHOD_HEAD;
+	switch (rq->route) {
+	case ROUTE_cp_manifest:
+	case ROUTE_cp_overrides:
+	case ROUTE_cp_override:
+		*op = read ? MANDATE_OP_POLICY_READ : MANDATE_OP_POLICY_ADMIN;
+		return 0;
+	case ROUTE_cp_current:
+	case ROUTE_cp_versions:
+	case ROUTE_cp_version:
+	case ROUTE_cp_diff:
+	case ROUTE_cp_evaluate:
+	case ROUTE_cp_impact: *op = MANDATE_OP_POLICY_READ; return 0;
+	case ROUTE_cp_rollback:
+	case ROUTE_cp_activity: *op = MANDATE_OP_POLICY_ADMIN; return 0;
+	default: return -1;
+	}
+}
+
+/* ---- helpers --------------------------------------------------------------
+ */
+
+static enum MHD_Result reply_jansson(struct request *rq, unsigned status,
+				     json_t *o)
+{
+	char *text = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	if (!text)
+		return api_reply_problem(rq, PROBLEM_internal_error,
+					 "out of memory", NULL, NULL);
+	size_t n = strlen(text);
+	struct wbuf b = WBUF_INIT(n + 1);
+	wbuf_put(&b, text, n);
+	free(text);
+	return api_reply_json(rq, status, &b);
+}
+
+static const char *arg(struct request *rq, const char *name)
+{
+	return MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND,
+					   name);
+}
+
+static void id_text(const u8 id[32], char out[44])
+{
+	static const u8 zero[32];
+	if (memcmp(id, zero, 32) == 0) {
+		snprintf(out, 44, "admin");
+		return;
+	}
+	b64url_encode(out, 44, id, 32);
+}
+
+/* The principal making a change, for the history (zero: the admin). */
+static void author_of(struct request *rq, u8 out[32])
+{
+	memset(out, 0, 32);
+	if (rq->caller.chain && !rq->caller.root_admin)
+		memcpy(out, rq->caller.root, 32);
+	else if (rq->caller.chain)
+		memcpy(out,
+		       rq->caller.chain->links[rq->caller.chain->n - 1].sub,
+		       32);
+}
+
+static void *command(struct request *rq, u16 kind, u32 ext_bytes)
+{
+	struct command_header h = {.kind = kind, .ext_bytes = ext_bytes};
+	u8 *p = calloc(1, sizeof(h) + ext_bytes);
+	if (!p)
+		return NULL;
+	memcpy(p, &h, sizeof(h));
+	free(rq->payload);
+	rq->payload = p;
+	rq->payload_bytes = (u32)(sizeof(h) + ext_bytes);
+	return p + sizeof(h);
+}
+
+static enum MHD_Result submit(struct request *rq)
+{
+	rq->results = calloc(1, sizeof(u32));
+	if (!rq->results)
+		return api_reply_problem(rq, PROBLEM_internal_error,
+					 "out of memory", NULL, NULL);
+	rq->ereq = (struct engine_request){.op = ENGINE_COMMAND,
+					   .count = 0,
+					   .payload_bytes = rq->payload_bytes,
+					   .events = rq->payload,
+					   .results = rq->results};
+	return api_submit(rq);
+}
+
+static enum MHD_Result reply_policy_err(struct request *rq,
+					const struct policy_err *err)
+{
+	return api_reply_problem(rq, PROBLEM_invalid_policy, err->msg,
+				 err->path[0] ? err->path : NULL, NULL);
+}
+
+/* Copy a reason (query ?reason= or a body member) into a fixed field. */
+static bool reason_ok(const char *r, size_t cap)
+{
+	if (!r)
+		return true;
+	size_t n = strlen(r);
+	if (n >= cap)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)r[i] < 0x20)
+			return false;
+	return true;
+}
+
+/* ---- document: PUT, current, versions, diff, rollback ----------------------
+ */
+
+static enum MHD_Result set_document(struct request *rq, const char *text,
+				    size_t len, u64 rollback_of,
+				    const char *reason)
+{
+	struct policy *p = NULL;
+	struct policy_err err;
+	int r = policy_parse(text, len, &p, &err);
+	if (r == -ENOMEM)
+		return api_reply_problem(rq, PROBLEM_internal_error,
+					 "out of memory", NULL, NULL);
+	if (r != 0)
+		return reply_policy_err(rq, &err);
+	policy_free(p);
+	if (!reason_ok(reason, PSTATE_REASON_BYTES))
+		return api_reply_problem(rq, PROBLEM_invalid_query,
+					 "reason: at most 207 bytes, no "
+					 "control characters",
+					 "reason", NULL);
+	u32 padded = (u32)((len + 15) / 16 * 16);
+	struct pstate_set h = {0};
+	author_of(rq, h.author);
+	h.rollback_of = rollback_of;
+	h.text_bytes = (u32)len;
+	if (reason)
+		memcpy(h.reason, reason, strlen(reason));
+	u8 *ext = command(rq, PSTATE_CMD_SET, (u32)sizeof(h) + padded);
+	if (!ext)
+		return api_reply_problem(rq, PROBLEM_internal_error,
+					 "out of memory", NULL, NULL);
+	memcpy(ext, &h, sizeof(h));
+	memcpy(ext + sizeof(h), text, len);
+	return submit(rq);
+}
+
+static enum MHD_Result put_policy(struct request *rq)
+{
+	if (rq->body_too_large || rq->body_len > POLICY_DOC_BYTES_MAX)
+		return api_reply_problem(rq, PROBLEM_body_too_large,
+					 "a policy document is at most 256 KiB",
+					 NULL, NULL);
+	if (rq->body_len == 0)
+		return api_reply_problem(rq, PROBLEM_invalid_json,
+					 "the body is the policy document",
+					 NULL, NULL);
+	return set_document(rq, rq->body, rq->body_len, 0, arg(rq, "reason"));
+}
+
+static json_t *version_meta(const struct pstate_version *v)
+{
+	char author[44];
+	id_text(v->author, author);
+	json_t *o = json_pack("{s:I, s:o, s:s}", "version",
+			      (json_int_t)v->version, "set_at",
+			      json_time((int64_t)(v->timestamp / 1000000000u)),
+			      "author", author);
+	if (v->reason[0])
+		json_object_set_new(o, "reason", json_string(v->reason));
+	if (v->rollback_of)
+		json_object_set_new(o, "rollback_of",
+				    json_integer((json_int_t)v->rollback_of));
+	return o;
+}
+
+static enum MHD_Result get_version(struct request *rq, u64 v)
+{
+	struct pstate_version pv;
+	engine_read_begin(rq->srv->e);
+	const struct pstate *ps = engine_pstate(rq->srv->e);
+	if (v == 0)
+		v = pstate_version_count(ps);
+	bool found = pstate_version_get(ps, v, &pv);
+	json_t *o = NULL, *doc = NULL;
+	if (found) {
+		o = version_meta(&pv);
+		doc = json_loadb(pv.text, pv.text_len, 0, NULL);
+	}
+	engine_read_end(rq->srv->e);
+	if (!found)
+		return api_reply_problem(rq, PROBLEM_policy_not_found,
+					 v ? "no such version"
+					   : "no policy has been set yet",
+					 NULL, NULL);
+	json_object_set_new(o, "document", doc ? doc : json_null());
+	return reply_jansson(rq, 200, o);
+}
+
+static enum MHD_Result get_versions(struct request *rq)
+{
+	json_t *arr = json_array();
+	engine_read_begin(rq->srv->e);
+	const struct pstate *ps = engine_pstate(rq->srv->e);
+	u64 n = pstate_version_count(ps);
+	/* newest first, at most 1000 */
+	for (u64 v = n; v > 0 && n - v < 1000; v--) {
+		struct pstate_version pv;
+		if (pstate_version_get(ps, v, &pv))
+			json_array_append_new(arr, version_meta(&pv));
+	}
+	engine_read_end(rq->srv->e);
+	return reply_jansson(rq, 200,
+			     json_pack("{s:I, s:o}", "current", (json_int_t)n,
+				       "versions", arr));
+}
+
+static bool arg_u64(struct request *rq, const char *name, u64 *out)
+{
+	const char *v = arg(rq, name);
+	char *end;
+	if (!v || !*v || *v == '-' || *v == '+')
+		return false;
+	errno = 0;
+	unsigned long long x = strtoull(v, &end, 10);
+	if (errno || *end)
+		return false;
+	*out = x;
+	return true;
+}
+
+static enum MHD_Result get_diff(struct request *rq)
+{
+	u64 from, to;
+	if (!arg_u64(rq, "from", &from) || !arg_u64(rq, "to", &to))
+		return api_reply_problem(rq, PROBLEM_invalid_query,
+					 "from and to are version numbers",
+					 NULL, NULL);
+	struct pstate_version a, b;
+	char *ta = NULL, *tb = NULL;
+	size_t la = 0, lb = 0;
+	engine_read_begin(rq->srv->e);
+	const struct pstate *ps = engine_pstate(rq->srv->e);
+	bool ok = pstate_version_get(ps, from, &a) &&
+		  pstate_version_get(ps, to, &b);
+	if (ok) {
+		ta = strndup(a.text, a.text_len);
+		tb = strndup(b.text, b.text_len);
+		la = a.text_len;
+		lb = b.text_len;
+	}
+	engine_read_end(rq->srv->e);
+	if (!ok)
+		return api_reply_problem(rq, PROBLEM_policy_not_found,
+					 "no such version", NULL, NULL);
+	struct policy *pa = NULL, *pb = NULL;
+	char *out = NULL;
+	size_t nchanges = 0;
+	int r = ta && tb ? policy_parse(ta, la, &pa, NULL) : -ENOMEM;
+	if (r == 0)
+		r = policy_parse(tb, lb, &pb, NULL);
+	if (r == 0)
+		r = policy_diff(pa, pb, &out, &nchanges);
+	free(ta);
+	free(tb);
+	policy_free(pa);
+	policy_free(pb);
+	json_t *changes = out ? json_loads(out, 0, NULL) : NULL;
+	free(out);
+	if (r != 0 || !changes)
+		return api_reply_problem(rq, PROBLEM_internal_error, NULL, NULL,
+					 NULL);
+	return reply_jansson(rq, 200,
+			     json_pack("{s:I, s:I, s:o}", "from",
+				       (json_int_t)from, "to", (json_int_t)to,
+				       "changes", changes));
+}
+
+static json_t *body_json(struct request *rq, enum MHD_Result *reply)
+{
+	json_error_t je;
+	json_t *j = NULL;
+	if (rq->body_too_large || rq->body_len > 1u << 24) {
+		*reply = api_reply_problem(rq, PROBLEM_body_too_large, NULL,
+					   NULL, NULL);
+		return NULL;
+	}
+	if (rq->body_len)
+		j = json_loadb(rq->body, rq->body_len, JSON_REJECT_DUPLICATES,
+			       &je);
+	if (!j || !json_is_object(j)) {
+		json_decref(j);
+		*reply = api_reply_problem(rq, PROBLEM_invalid_json,
+					   "the body must be a JSON object",
+					   NULL, NULL);
+		return NULL;
+	}
+	return j;
+}
+
+static enum MHD_Result post_rollback(struct request *rq)
+{
+	enum MHD_Result reply;
+	json_t *j = body_json(rq, &reply);
+	if (!j)
+		return reply;
+	json_t *v = json_object_get(j, "version");
+	const char *reason = json_string_value(json_object_get(j, "reason"));
+	const char *k;
+	json_t *x;
+	json_object_foreach(j, k, x)
+	{
+		if (strcmp(k, "version") && strcmp(k, "reason")) {
+			json_decref(j);
+			return api_reply_problem(rq, PROBLEM_unknown_field,
+						 "members are version and "
+						 "reason",
+						 k, NULL);
+		}
+	}
+	if (!json_is_integer(v) || json_integer_value(v) < 1) {
+		json_decref(j);
+		return api_reply_problem(rq, PROBLEM_invalid_field,
+					 "a version number (1, 2, ...)",
+					 "version", NULL);
+	}
+	u64 target = (u64)json_integer_value(v);
+	struct pstate_version pv;
+	char *text = NULL;
+	size_t len = 0;
+	engine_read_begin(rq->srv->e);
+	if (pstate_version_get(engine_pstate(rq->srv->e), target, &pv)) {
+		text = strndup(pv.text, pv.text_len);
+		len = pv.text_len;
+	}
+	engine_read_end(rq->srv->e);
+	if (!text) {
+		json_decref(j);
+		return api_reply_problem(rq, PROBLEM_policy_not_found,
+					 "no such version", "version", NULL);
+	}
+	char reason_buf[PSTATE_REASON_BYTES];
+	snprintf(reason_buf, sizeof(reason_buf), "%s", reason ? reason : "");
+	json_decref(j);
+	enum MHD_Result r = set_document(rq, text, len, target,
+					 reason_buf[0] ? reason_buf : NULL);
+	free(text);
+	return r;
+}
+
+/* ---- evaluate and the signed manifest -------------------------------- */
+
+static void query_from_args(struct request *rq, struct policy_query *q,
+			    char *cv, size_t cv_cap)
+{
+	const char *platform = arg(rq, "platform");
+	const char *version = arg(rq, "version");
+	memset(q, 0, sizeof(*q));
+	cv[0] = '\0';
+	if (platform)
+		snprintf(cv, cv_cap, "%s%s%s", platform, version ? "/" : "",
+			 version ? version : "");
+	if (cv[0])
+		policy_query_set_client_version(q, cv, strlen(cv));
+	q->channel = arg(rq, "channel");
+	q->country = arg(rq, "country");
+	q->user = arg(rq, "user");
+	q->languages = arg(rq, "lang");
+	if (!q->languages)
+		q->languages = MHD_lookup_connection_value(
+			rq->conn, MHD_HEADER_KIND, "Accept-Language");
+	q->now_s = now_s();
+}
+
+static enum MHD_Result evaluate(struct request *rq, bool signed_manifest)
+{
+	char cv[SEMVER_TEXT_MAX + 64];
+	struct policy_query q;
+	struct policy_decision d;
+	u64 version;
+	if (!arg(rq, "platform"))
+		return api_reply_problem(rq, PROBLEM_invalid_query,
+					 "platform is required (and version, "
+					 "channel, country, user, lang may be "
+					 "given)",
+					 "platform", NULL);
+	query_from_args(rq, &q, cv, sizeof(cv));
+	engine_read_begin(rq->srv->e);
+	const struct policy *p = evaluate_locked(rq->srv, &q, &d, &version);
+	json_t *o = decision_json(p, &d, version);
+	engine_read_end(rq->srv->e);
+	json_object_set_new(o, "platform", json_string(arg(rq, "platform")));
+	if (arg(rq, "version"))
+		json_object_set_new(o, "version",
+				    json_string(arg(rq, "version")));
+	if (!signed_manifest)
+		return reply_jansson(rq, 200, o);
+
+	struct keyring *kr = rq->srv->keyring;
+	if (!kr) {
+		json_decref(o);
+		return api_reply_problem(rq, PROBLEM_unavailable,
+					 "no keyring loaded", NULL, NULL);
+	}
+	int64_t now = now_s();
+	json_object_set_new(
+		o, "iss",
+		json_string(rq->srv->origin ? rq->srv->origin : "tpwallet"));
+	json_object_set_new(o, "iat", json_integer(now));
+	json_object_set_new(o, "exp", json_integer(now + MANIFEST_TTL_S));
+	if (q.user)
+		json_object_set_new(o, "sub", json_string(q.user));
+	char *out = malloc(KEYRING_JWS_BYTES_MAX + 1);
+	size_t len = 0;
+	int r = out ? keyring_sign_jwt(kr, now, "tpwallet-client-policy+jwt", o,
+				       out, KEYRING_JWS_BYTES_MAX + 1, &len)
+		    : -ENOMEM;
+	json_decref(o);
+	if (r != 0) {
+		free(out);
+		return api_reply_problem(rq, PROBLEM_internal_error,
+					 "cannot sign the manifest", NULL,
+					 NULL);
+	}
+	struct wbuf b = WBUF_INIT(len + 1);
+	wbuf_put(&b, out, len);
+	free(out);
+	return api_reply(rq, 200, &b, "application/jwt", NULL);
+}
+
+/* ---- overrides ---------------------------------------------------------- */
+
+static json_t *override_json(const struct pstate_override_info *o, int64_t now)
+{
+	char author[44];
+	id_text(o->cmd->author, author);
+	bool active = o->not_before_s <= now && now < o->expires_at_s;
+	return json_pack(
+		"{s:I, s:s, s:s, s:s, s:I, s:s, s:s, s:o, s:o, s:o, s:b, s:b}",
+		"id", (json_int_t)o->id, "platform", o->cmd->platform, "range",
+		o->cmd->range, "mode",
+		o->cmd->mode == POLICY_OVERRIDE_ALLOW ? "allow" : "compat",
+		"duration_s", (json_int_t)o->cmd->duration_s, "reason",
+		o->cmd->reason, "author", author, "opened_at",
+		json_time((int64_t)(o->timestamp / 1000000000u)), "starts_at",
+		json_time(o->not_before_s), "expires_at",
+		json_time(o->expires_at_s), "active", active, "ended_early",
+		o->ended_early);
+}
+
+static enum MHD_Result get_overrides(struct request *rq, u64 only_id)
+{
+	const char *all = arg(rq, "all");
+	bool every = all && strcmp(all, "true") == 0;
+	int64_t now = now_s();
+	json_t *arr = json_array();
+	json_t *one = NULL;
+	engine_read_begin(rq->srv->e);
+	const struct pstate *ps = engine_pstate(rq->srv->e);
+	u64 n = pstate_override_count(ps);
+	for (u64 i = n; i-- > 0;) {
+		struct pstate_override_info o;
+		pstate_override_at(ps, i, &o);
+		if (only_id) {
+			if (o.id == only_id)
+				one = override_json(&o, now);
+			continue;
+		}
+		if (!every && !(o.not_before_s <= now && now < o.expires_at_s))
+			continue;
+		json_array_append_new(arr, override_json(&o, now));
+		if (json_array_size(arr) >= 1000)
+			break;
+	}
+	engine_read_end(rq->srv->e);
+	if (only_id) {
+		json_decref(arr);
+		if (!one)
+			return api_reply_problem(rq, PROBLEM_policy_not_found,
+						 "no such override", NULL,
+						 NULL);
+		return reply_jansson(rq, 200, one);
+	}
+	return reply_jansson(rq, 200, json_pack("{s:o}", "overrides", arr));
+}
+
+static enum MHD_Result post_override(struct request *rq)
+{
+	enum MHD_Result reply;
+	json_t *j = body_json(rq, &reply);
+	if (!j)
+		return reply;
+	/* Validate exactly as the state machine will (policy.c). */
+	struct policy_override o;
+	struct policy_err err;
+	char *text = json_dumps(j, JSON_COMPACT);
+	int r = text ? policy_override_parse(text, strlen(text), now_s(), &o,
+					     &err)
+		     : -ENOMEM;
+	free(text);
+	json_t *dur = json_object_get(j, "duration_s");
+	u64 duration = json_is_integer(dur) ? (u64)json_integer_value(dur) : 0;
+	json_decref(j);
+	if (r == -ENOMEM)
+		return api_reply_problem(rq, PROBLEM_internal_error,
+					 "out of memory", NULL, NULL);
+	if (r != 0)
+		return reply_policy_err(rq, &err);
+	struct pstate_override_cmd *c =
+		command(rq, PSTATE_CMD_OVERRIDE, sizeof(*c));
+	if (!c)
+		return api_reply_problem(rq, PROBLEM_internal_error,
+					 "out of memory", NULL, NULL);
+	author_of(rq, c->author);
+	snprintf(c->platform, sizeof(c->platform), "%s", o.platform);
+	snprintf(c->range, sizeof(c->range), "%s", o.range_text);
+	snprintf(c->reason, sizeof(c->reason), "%s", o.reason);
+	c->mode = o.mode;
+	c->duration_s = (u32)duration;
+	log_at(LOG_WARN, "client-policy override opened",
+	       LOG_STR("platform", o.platform), LOG_STR("range", o.range_text),
+	       LOG_NUM("duration_s", duration));
+	return submit(rq);
+}
+
+static enum MHD_Result delete_override(struct request *rq)
+{
+	struct pstate_override_end *e =
+		command(rq, PSTATE_CMD_OVERRIDE_END, sizeof(*e));
+	if (!e)
+		return api_reply_problem(rq, PROBLEM_internal_error,
+					 "out of memory", NULL, NULL);
+	author_of(rq, e->author);
+	e->id = (u64)rq->path_id;
+	const char *reason = arg(rq, "reason");
+	if (reason && reason_ok(reason, sizeof(e->reason)))
+		memcpy(e->reason, reason, strlen(reason));
+	return submit(rq);
+}
+
+/* ---- impact and activity ----------------------------------------------------
+ */
+
+struct days_ctx {
+	json_t *arr;
+};
+
+static void day_row(void *ctx, u32 day, u64 below, u64 all)
+{
+	struct days_ctx *c = ctx;
+	char date[32];
+	put_rfc3339(date, sizeof(date), (int64_t)day * 86400);
+	date[10] = '\0';
+	json_array_append_new(c->arr, json_pack("{s:s, s:I, s:I}", "day", date,
+						"below", (json_int_t)below,
+						"all", (json_int_t)all));
+}
+
+static enum MHD_Result get_impact(struct request *rq)
+{
+	const char *platform = arg(rq, "platform");
+	const char *min_text = arg(rq, "min_supported");
+	const char *th = arg(rq, "threshold");
+	u64 weeks = IMPACT_WEEKS_DEFAULT;
+	double threshold = IMPACT_THRESHOLD_DEFAULT;
+	struct semver min;
+	struct semver_err se;
+	if (!platform || !min_text)
+		return api_reply_problem(rq, PROBLEM_invalid_query,
+					 "platform and min_supported are "
+					 "required",
+					 NULL, NULL);
+	if (semver_parse(min_text, strlen(min_text), SEMVER_STRICT, &min,
+			 &se) != 0)
+		return api_reply_problem(rq, PROBLEM_invalid_query, se.msg,
+					 "min_supported", NULL);
+	if (th) {
+		char *end;
+		threshold = strtod(th, &end);
+		if (*end || !(threshold > 0 && threshold < 1))
+			return api_reply_problem(rq, PROBLEM_invalid_query,
+						 "threshold is a share "
+						 "between 0 and 1 (0.05)",
+						 "threshold", NULL);
+	}
+	if (arg(rq, "weeks") &&
+	    (!arg_u64(rq, "weeks", &weeks) || weeks < 1 || weeks > 17))
+		return api_reply_problem(rq, PROBLEM_invalid_query,
+					 "weeks is 1..17", "weeks", NULL);
+	/* How versions of this platform parse: as the policy says. */
+	enum semver_mode mode = SEMVER_STRICT;
+	engine_read_begin(rq->srv->e);
+	const struct policy *p =
+		pstate_current(engine_pstate(rq->srv->e), NULL);
+	for (unsigned i = 0; p && i < p->nplatforms; i++)
+		if (strcmp(p->platforms[i].name, platform) == 0)
+			mode = p->platforms[i].rules.version_mode;
+	engine_read_end(rq->srv->e);
+
+	struct activity_impact im;
+	struct activity_forecast fc;
+	struct days_ctx dc = {json_array()};
+	u32 t = today();
+	int fr;
+	pthread_mutex_lock(&rq->srv->activity_lock);
+	activity_impact(rq->srv->activity, platform, &min, mode, t, &im);
+	fr = activity_forecast(rq->srv->activity, platform, &min, mode, t,
+			       (u32)weeks, threshold, &fc);
+	activity_days(rq->srv->activity, platform, &min, mode,
+		      t >= weeks * 7 ? t - (u32)weeks * 7 : 0, t, day_row, &dc);
+	pthread_mutex_unlock(&rq->srv->activity_lock);
+
+	json_t *o = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I}", "platform",
+			      platform, "min_supported", min_text, "blocked",
+			      (json_int_t)im.blocked, "actives",
+			      (json_int_t)im.actives, "unparsed",
+			      (json_int_t)im.unparsed, "window_days",
+			      (json_int_t)im.window_days);
+	json_object_set_new(
+		o, "share",
+		json_real(im.actives ? (double)im.blocked / (double)im.actives
+				     : 0.0));
+	json_t *f = json_pack("{s:f, s:I, s:I}", "threshold", threshold,
+			      "weeks", (json_int_t)weeks, "days_used",
+			      (json_int_t)fc.days_used);
+	if (fr == 0) {
+		json_object_set_new(f, "share_now", json_real(fc.share_now));
+		json_object_set_new(f, "daily_decay",
+				    json_real(fc.daily_decay));
+		json_object_set_new(f, "r2", json_real(fc.r2));
+		if (fc.already_below || fc.decreasing) {
+			char date[32];
+			put_rfc3339(date, sizeof(date),
+				    (int64_t)fc.day_below * 86400);
+			date[10] = '\0';
+			json_object_set_new(f, "date_below", json_string(date));
+		} else {
+			json_object_set_new(f, "date_below", json_null());
+			json_object_set_new(f, "note",
+					    json_string("the share is not "
+							"falling: no date"));
+		}
+	} else {
+		json_object_set_new(f, "date_below", json_null());
+		json_object_set_new(f, "note",
+				    json_string("fewer than 3 days with users "
+						"below the minimum: no fit"));
+	}
+	json_object_set_new(o, "forecast", f);
+	json_object_set_new(o, "days", dc.arr);
+	return reply_jansson(rq, 200, o);
+}
+
+static bool parse_day(const char *s, u32 *out)
+{
+	struct tm tm = {0};
+	const char *end = s ? strptime(s, "%Y-%m-%d", &tm) : NULL;
+	if (!end || *end)
+		return false;
+	time_t t = timegm(&tm);
+	if (t < 0)
+		return false;
+	*out = (u32)(t / 86400);
+	return true;
+}
+
+/* Load observations (a synthetic history for tests and demos):
+ * {"observations": [{"day": "2026-11-01", "platform": "android",
+ *   "version": "3.9.0", "user": "u1"}, ...]} in day order. */
+static enum MHD_Result post_activity(struct request *rq)
+{
+	enum MHD_Result reply;
+	json_t *j = body_json(rq, &reply);
+	if (!j)
+		return reply;
+	json_t *obs = json_object_get(j, "observations");
+	if (!json_is_array(obs) || json_object_size(j) != 1 ||
+	    json_array_size(obs) > ACTIVITY_OBSERVATIONS_MAX) {
+		json_decref(j);
+		return api_reply_problem(rq, PROBLEM_invalid_body,
+					 "{\"observations\": [...]} with at "
+					 "most 100000 entries",
+					 "observations", NULL);
+	}
+	size_t i, accepted = 0;
+	json_t *e;
+	char path[48];
+	json_array_foreach(obs, i, e)
+	{
+		const char *day = json_string_value(json_object_get(e, "day"));
+		const char *pl =
+			json_string_value(json_object_get(e, "platform"));
+		const char *ve =
+			json_string_value(json_object_get(e, "version"));
+		const char *us = json_string_value(json_object_get(e, "user"));
+		u32 d;
+		snprintf(path, sizeof(path), "observations[%zu]", i);
+		if (!pl || !ve || !us || !parse_day(day, &d) ||
+		    json_object_size(e) != 4) {
+			json_decref(j);
+			return api_reply_problem(
+				rq, PROBLEM_invalid_field,
+				"day (YYYY-MM-DD), platform, version and "
+				"user, all strings",
+				path, NULL);
+		}
+		u64 h;
+		crypto_generichash((u8 *)&h, sizeof(h), (const u8 *)us,
+				   strlen(us), rq->srv->activity_key,
+				   sizeof(rq->srv->activity_key));
+		pthread_mutex_lock(&rq->srv->activity_lock);
+		int r = activity_observe(rq->srv->activity, h, pl, ve, d);
+		pthread_mutex_unlock(&rq->srv->activity_lock);
+		if (r == -EINVAL) {
+			json_decref(j);
+			return api_reply_problem(rq, PROBLEM_invalid_field,
+						 "platform or version not "
+						 "acceptable",
+						 path, NULL);
+		}
+		if (r == 0)
+			accepted++;
+	}
+	json_decref(j);
+	return reply_jansson(rq, 200,
+			     json_pack("{s:I, s:I}", "observed",
+				       (json_int_t)accepted, "dropped",
+				       (json_int_t)(i - accepted)));
+}
+
+/* ---- dispatch and replies ---------------------------------------------------
+ */
+
+enum MHD_Result policy_dispatch(struct request *rq)
+{
+	bool get = rq->method == METHOD_GET || rq->method == METHOD_HEAD;
+	switch (rq->route) {
+	case ROUTE_cp_manifest:
+		return get ? evaluate(rq, true) : put_policy(rq);
+	case ROUTE_cp_current: return get_version(rq, 0);
+	case ROUTE_cp_versions: return get_versions(rq);
+	case ROUTE_cp_version:
+		if (rq->path_id == 0)
+			return api_reply_problem(rq, PROBLEM_policy_not_found,
+						 "versions start at 1", NULL,
+						 NULL);
+		return get_version(rq, (u64)rq->path_id);
+	case ROUTE_cp_diff: return get_diff(rq);
+	case ROUTE_cp_rollback: return post_rollback(rq);
+	case ROUTE_cp_evaluate: return evaluate(rq, false);
+	case ROUTE_cp_overrides:
+		return get ? get_overrides(rq, 0) : post_override(rq);
+	case ROUTE_cp_override:
+		if (rq->path_id == 0)
+			return api_reply_problem(rq, PROBLEM_policy_not_found,
+						 "no such override", NULL,
+						 NULL);
+		return get ? get_overrides(rq, (u64)rq->path_id)
+			   : delete_override(rq);
+	case ROUTE_cp_impact: return get_impact(rq);
+	case ROUTE_cp_activity: return post_activity(rq);
+	default:
+		return api_reply_problem(rq, PROBLEM_not_found, NULL, NULL,
+					 NULL);
+	}
+}
+
+enum MHD_Result policy_command_reply(struct request *rq)
+{
+	const struct command_header *h = rq->payload;
+	u32 outcome = rq->results[0];
+
+	switch (outcome) {
+	case PSTATE_INVALID:
+		return api_reply_problem(rq, PROBLEM_invalid_policy,
+					 "refused by the state machine", NULL,
+					 NULL);
+	case PSTATE_NOT_FOUND:
+		return api_reply_problem(rq, PROBLEM_policy_not_found, NULL,
+					 NULL, NULL);
+	case PSTATE_FULL:
+		return api_reply_problem(rq, PROBLEM_state_full, NULL, NULL,
+					 NULL);
+	default: break;
+	}
+	if (h->kind == PSTATE_CMD_SET) {
+		u64 v;
+		engine_read_begin(rq->srv->e);
+		const struct pstate *ps = engine_pstate(rq->srv->e);
+		pstate_current(ps, &v);
+		json_t *o = json_pack(
+			"{s:I, s:s}", "version", (json_int_t)v, "status",
+			outcome == PSTATE_UNCHANGED ? "unchanged"
+						    : "activated");
+		/* What changed against the version before (both parse). */
+		struct pstate_version a, b;
+		if (outcome == PSTATE_OK && v > 1 &&
+		    pstate_version_get(ps, v - 1, &a) &&
+		    pstate_version_get(ps, v, &b)) {
+			struct policy *pa = NULL, *pb = NULL;
+			char *out = NULL;
+			if (policy_parse(a.text, a.text_len, &pa, NULL) == 0 &&
+			    policy_parse(b.text, b.text_len, &pb, NULL) == 0 &&
+			    policy_diff(pa, pb, &out, NULL) == 0) {
+				json_t *c = json_loads(out, 0, NULL);
+				if (c)
+					json_object_set_new(o, "changes", c);
+			}
+			free(out);
+			policy_free(pa);
+			policy_free(pb);
+			json_object_set_new(o, "previous",
+					    json_integer((json_int_t)v - 1));
+		}
+		engine_read_end(rq->srv->e);
+		if (outcome == PSTATE_OK)
+			log_at(LOG_INFO, "client policy activated",
+			       LOG_NUM("version", v));
+		return reply_jansson(rq, outcome == PSTATE_OK ? 201 : 200, o);
+	}
+	if (h->kind == PSTATE_CMD_OVERRIDE) {
+		json_t *o = NULL;
+		engine_read_begin(rq->srv->e);
+		const struct pstate *ps = engine_pstate(rq->srv->e);
+		u64 n = pstate_override_count(ps);
+		/* Ours is the newest with our command's content; the
+		 * engine applied it before replying. */
+		for (u64 i = n; i-- > 0 && !o;) {
+			struct pstate_override_info info;
+			pstate_override_at(ps, i, &info);
+			if (memcmp(info.cmd, (const u8 *)h + sizeof(*h),
+				   sizeof(*info.cmd)) == 0)
+				o = override_json(&info, now_s());
+		}
+		engine_read_end(rq->srv->e);
+		if (!o)
+			return api_reply_problem(rq, PROBLEM_internal_error,
+						 NULL, NULL, NULL);
+		return reply_jansson(rq, 201, o);
+	}
+	/* PSTATE_CMD_OVERRIDE_END */
+	return reply_jansson(
+		rq, 200,
+		json_pack("{s:I, s:s}", "id", (json_int_t)rq->path_id, "status",
+			  outcome == PSTATE_ENDED ? "already_ended" : "ended"));
+}
+
+/* ---- /metrics
+ * ------------------------------------------------------------------ */
+
+void policy_metrics(struct api_server *s, struct wbuf *b)
+{
+	u64 version;
+	size_t n, active = 0;
+	int64_t now = now_s();
+	engine_read_begin(s->e);
+	const struct pstate *ps = engine_pstate(s->e);
+	pstate_current(ps, &version);
+	const struct policy_override *ov = pstate_overrides_live(ps, &n);
+	for (size_t i = 0; i < n; i++)
+		active += policy_override_active(&ov[i], now);
+	engine_read_end(s->e);
+	wbuf_puts(b, "# HELP tpwallet_client_policy_version The active client "
+		     "policy version (0: none).\n"
+		     "# TYPE tpwallet_client_policy_version gauge\n"
+		     "tpwallet_client_policy_version ");
+	wbuf_put_u64(b, version);
+	wbuf_puts(b, "\n# HELP tpwallet_client_policy_overrides_active "
+		     "Emergency overrides in force.\n"
+		     "# TYPE tpwallet_client_policy_overrides_active gauge\n"
+		     "tpwallet_client_policy_overrides_active ");
+	wbuf_put_u64(b, active);
+	wbuf_puts(b, "\n# HELP tpwallet_client_policy_decisions_total "
+		     "Gate decisions by verdict.\n"
+		     "# TYPE tpwallet_client_policy_decisions_total counter\n");
+	for (unsigned v = 0; v < 4; v++) {
+		wbuf_puts(b,
+			  "tpwallet_client_policy_decisions_total{verdict=\"");
+		wbuf_puts(b, policy_verdict_name(v));
+		wbuf_puts(b, "\"} ");
+		wbuf_put_u64(b, atomic_load(&s->gate_verdicts[v]));
+		wbuf_putc(b, '\n');
+	}
+}
+
+/* ---- activity on disk
+ * ------------------------------------------------------------ */
+
+static int file_sink(void *ctx, const void *buf, size_t len)
+{
+	return fwrite(buf, 1, len, ctx) == len ? 0 : -EIO;
+}
+
+int policy_activity_open(struct api_server *s)
+{
+	pthread_mutex_init(&s->activity_lock, NULL);
+	randombytes_buf(s->activity_key, sizeof(s->activity_key));
+	if (s->data_dir) {
+		/* The key that hashes user ids, kept so counts survive a
+		 * restart; never leaves the data directory. */
+		char path[4200];
+		snprintf(path, sizeof(path), "%s/%s", s->data_dir,
+			 ACTIVITY_KEY_FILE);
+		int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (fd >= 0) {
+			if (read(fd, s->activity_key, 32) != 32)
+				randombytes_buf(s->activity_key, 32);
+			close(fd);
+		} else {
+			fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+				  0600);
+			if (fd >= 0) {
+				if (write(fd, s->activity_key, 32) != 32 ||
+				    fsync(fd) != 0)
+					log_at(LOG_WARN,
+					       "cannot write the activity key",
+					       LOG_STR("path", path));
+				close(fd);
+			}
+		}
+		snprintf(path, sizeof(path), "%s/%s", s->data_dir,
+			 ACTIVITY_FILE);
+		FILE *f = fopen(path, "rb");
+		if (f) {
+			size_t cap = (size_t)1 << 20, len = 0;
+			u8 *buf = malloc(cap);
+			size_t got;
+			while (buf &&
+			       (got = fread(buf + len, 1, cap - len, f)) > 0) {
+				len += got;
+				if (len == cap) {
+					u8 *nb = cap < ((size_t)1 << 30)
+							 ? realloc(buf, cap * 2)
+							 : NULL;
+					if (!nb)
+						break;
+					buf = nb;
+					cap *= 2;
+				}
+			}
+			fclose(f);
+			if (buf)
+				s->activity = activity_read(buf, len);
+			free(buf);
+			if (!s->activity)
+				log_at(LOG_WARN,
+				       "activity file unreadable: counting "
+				       "from zero",
+				       LOG_STR("path", path));
+		}
+	}
+	if (!s->activity)
+		s->activity = activity_new();
+	return s->activity ? 0 : -ENOMEM;
+}
+
+void policy_activity_close(struct api_server *s)
+{
+	if (s->activity && s->data_dir) {
+		char path[4200], tmp[4300];
+		snprintf(path, sizeof(path), "%s/%s", s->data_dir,
+			 ACTIVITY_FILE);
+		snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+		FILE *f = fopen(tmp, "wb");
+		int rc = f ? activity_write(s->activity, file_sink, f) : -EIO;
+		if (f && (fflush(f) != 0 || fsync(fileno(f)) != 0))
+			rc = -EIO;
+		if (f && fclose(f) != 0)
+			rc = -EIO;
+		if (rc == 0 && rename(tmp, path) == 0)
+			fsdir_sync(s->data_dir);
+		else {
+			unlink(tmp);
+			log_at(LOG_WARN, "cannot save client activity",
+			       LOG_STR("path", path));
+		}
+	}
+	activity_free(s->activity);
+	s->activity = NULL;
+	pthread_mutex_destroy(&s->activity_lock);
+	sodium_memzero(s->activity_key, sizeof(s->activity_key));
+}

@@ -1,0 +1,1253 @@
+/*
+ * cmd_doctor.c - `tpwallet doctor`: what a support engineer asks in the
+ * first minutes, answered offline from the data directory.
+ *
+ * Every check reads and never writes, so it is safe while a server runs
+ * on the directory (the journal is read with a journal_reader, which
+ * takes no lock; the keyring is opened read-only).  Each check adds one
+ * or more results: a status (ok, warn: attention but not urgent, action:
+ * someone must act now), a name and a one-line detail.  Details name
+ * paths, modes, kids, seqs, offsets and dates, never a secret: the KEK
+ * and the administrator's token are loaded or stat'ed, never printed.
+ *
+ * Checks run in the order of the table `checks` below; later ones use
+ * what earlier ones found (the KEK opens the keyring, the journal's
+ * record count bounds the audit checkpoints and the snapshots).  A new
+ * check (TLS certificates, client policy) is one function and one line
+ * in that table.
+ *
+ * Output: one line per result and a summary on stdout, or --json.
+ * Progress of long reads goes to stderr about once a second.  Exit
+ * status: 0 nothing needs action, 1 something does, 2 usage, 3 the
+ * data directory does not exist.
+ */
+#include "api/authz.h"
+#include "cli/cli.h"
+#include "crypto/keyring.h"
+#include "crypto/note.h"
+#include "log/journal.h"
+#include "log/journal_reader.h"
+#include "log/seqdir.h"
+#include "log/snapshot.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <limits.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "banned.h"
+
+#define DOCTOR_EXIT_ACTION 1
+#define DOCTOR_EXIT_ABSENT 3
+
+/* The data directory's marker: the same name as settings.c's. */
+#define MARKER_FILE "tpwallet.data"
+
+#define RESULTS_MAX	     32u
+#define DETAIL_BYTES	     1024u
+#define PATH_BYTES_MAX	     (PATH_MAX + 64)
+#define WARN_DAYS_DEFAULT    14u
+#define WARN_DAYS_MAX	     3660u
+#define PROGRESS_INTERVAL_MS 1000u
+/* A record half-written when the journal was listed is whole a moment
+ * later: look again this many times before calling the end a torn tail. */
+#define TAIL_RETRIES  3u
+#define TAIL_RETRY_MS 100u
+/* Past this many records without a snapshot, a restart replays them all. */
+#define SNAPSHOT_SUGGESTED_RECORDS 1000000u
+/* Previous keys named one by one; the rest are counted. */
+#define PREVIOUS_KEYS_LISTED 4u
+/* DATA/audit/checkpoints: one a second for years is under 2^28. */
+#define CHECKPOINTS_SCAN_MAX  (1u << 28)
+#define LENGTH_LINE_BYTES_MAX 24u
+
+enum status {
+	STATUS_OK,
+	STATUS_WARN,
+	STATUS_ACTION,
+};
+
+static const char *const status_names[] = {"ok", "warn", "action"};
+
+struct result {
+	enum status status;
+	const char *name; /* static storage */
+	char detail[DETAIL_BYTES];
+};
+
+struct doctor {
+	struct settings s;
+	unsigned warn_days;
+	int64_t now;
+	bool json;
+
+	/* What the checks found, for the checks after them. */
+	bool stop;   /* no data directory here: nothing else to check */
+	bool absent; /* ... because it does not exist (exit 3) */
+	struct keyring_kek *kek;
+
+	struct journal_reader *rd; /* kept open to catch up with a server */
+	bool journal_present;	   /* DATA/journal could be read */
+	bool journal_whole; /* read to its end (or a torn tail), no damage */
+	u64 records, last_seq, bytes, last_ts_ns;
+
+	struct result results[RESULTS_MAX];
+	size_t nresults;
+};
+
+/* ---- results ------------------------------------------------------------- */
+
+static void report(struct doctor *d, enum status st, const char *name,
+		   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void report(struct doctor *d, enum status st, const char *name,
+		   const char *fmt, ...)
+{
+	va_list ap;
+
+	/* The table is fixed, so this only fails when a check is added
+	 * without raising RESULTS_MAX: keep the action visible. */
+	if (d->nresults == RESULTS_MAX) {
+		if (st > d->results[RESULTS_MAX - 1].status)
+			d->results[RESULTS_MAX - 1].status = st;
+		return;
+	}
+	struct result *r = &d->results[d->nresults++];
+	r->status = st;
+	r->name = name;
+	va_start(ap, fmt);
+	vsnprintf(r->detail, sizeof(r->detail), fmt, ap);
+	va_end(ap);
+	/* One line, whatever a path held. */
+	for (char *p = r->detail; *p; p++)
+		if (*p == '\n' || *p == '\r')
+			*p = ' ';
+}
+
+/* ---- formatting ---------------------------------------------------------- */
+
+/* snprintf into a detail-sized buffer: a long path is cut, not refused. */
+static void put(char *buf, size_t cap, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void put(char *buf, size_t cap, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, cap, fmt, ap);
+	va_end(ap);
+}
+
+static u64 mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (u64)ts.tv_sec * 1000u + (u64)ts.tv_nsec / 1000000u;
+}
+
+static void sleep_ms(unsigned ms)
+{
+	struct timespec ts = {.tv_sec = ms / 1000u,
+			      .tv_nsec = (long)(ms % 1000u) * 1000000L};
+	nanosleep(&ts, NULL);
+}
+
+/* "2027-02-24", or with_time "2027-02-24 13:05 UTC". */
+static const char *fmt_date(char *buf, size_t cap, int64_t t, bool with_time)
+{
+	struct tm tm;
+	time_t tt = (time_t)t;
+
+	if (t == KEYRING_NEVER) {
+		snprintf(buf, cap, "never");
+		return buf;
+	}
+	if (!gmtime_r(&tt, &tm) ||
+	    strftime(buf, cap, with_time ? "%Y-%m-%d %H:%M UTC" : "%Y-%m-%d",
+		     &tm) == 0)
+		snprintf(buf, cap, "%" PRId64, t);
+	return buf;
+}
+
+static const char *fmt_bytes(char *buf, size_t cap, u64 n)
+{
+	static const char *const units[] = {"KiB", "MiB", "GiB", "TiB"};
+
+	if (n < 1024) {
+		snprintf(buf, cap, "%llu bytes", (unsigned long long)n);
+		return buf;
+	}
+	double v = (double)n / 1024.0;
+	size_t u = 0;
+	while (v >= 1024.0 && u + 1 < sizeof(units) / sizeof(units[0])) {
+		v /= 1024.0;
+		u++;
+	}
+	snprintf(buf, cap, "%.1f %s", v, units[u]);
+	return buf;
+}
+
+static const char *fmt_age(char *buf, size_t cap, int64_t s)
+{
+	if (s < 0)
+		snprintf(buf, cap, "in the future (check the clock)");
+	else if (s < 120)
+		snprintf(buf, cap, "%" PRId64 " s old", s);
+	else if (s < 2 * 3600)
+		snprintf(buf, cap, "%" PRId64 " min old", s / 60);
+	else if (s < 2 * 86400)
+		snprintf(buf, cap, "%" PRId64 " h old", s / 3600);
+	else
+		snprintf(buf, cap, "%" PRId64 " days old", s / 86400);
+	return buf;
+}
+
+/* ---- data directory ------------------------------------------------------ */
+
+static void check_data_dir(struct doctor *d)
+{
+	const char *name = "data directory";
+	const char *dir = d->s.data_dir;
+	char path[PATH_BYTES_MAX];
+	struct stat st;
+
+	int err = stat(dir, &st) == 0 ? 0 : errno;
+	if (err != 0 || !S_ISDIR(st.st_mode)) {
+		bool gone = err == 0 || err == ENOENT || err == ENOTDIR;
+		d->stop = true;
+		d->absent = gone;
+		if (gone)
+			report(d, STATUS_ACTION, name,
+			       "%s does not exist or is not a directory "
+			       "(--data, TPWALLET_DATA or `data` in the "
+			       "config file)",
+			       dir);
+		else
+			report(d, STATUS_ACTION, name, "%s: %s", dir,
+			       strerror(err));
+		return;
+	}
+	snprintf(path, sizeof(path), "%s/%s", dir, MARKER_FILE);
+	struct stat mst;
+	if (stat(path, &mst) != 0) {
+		d->stop = true;
+		report(d, STATUS_ACTION, name,
+		       "%s is not a tpwallet data directory (no %s): wrong "
+		       "path?",
+		       dir, MARKER_FILE);
+		return;
+	}
+	unsigned mode = (unsigned)st.st_mode & 07777;
+	if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+		report(d, STATUS_ACTION, name,
+		       "%s is mode %04o: others can change the journal and "
+		       "keys (chmod 700 %s)",
+		       dir, mode, dir);
+		return;
+	}
+	if (st.st_uid != geteuid()) {
+		report(d, STATUS_WARN, name,
+		       "%s (mode %04o) belongs to uid %u, this is uid %u: run "
+		       "doctor as the server's user, or checks of ownership "
+		       "fail",
+		       dir, mode, (unsigned)st.st_uid, (unsigned)geteuid());
+		return;
+	}
+	report(d, STATUS_OK, name, "%s (mode %04o)", dir, mode);
+}
+
+/* ---- key-encryption key -------------------------------------------------- */
+
+static void kek_id_hex(const struct keyring_kek *kek, char out[17])
+{
+	unsigned char id[KEYRING_KEK_ID_BYTES];
+
+	keyring_kek_id(kek, id);
+	sodium_bin2hex(out, 17, id, 8);
+}
+
+static void check_kek(struct doctor *d)
+{
+	const char *name = "key-encryption key";
+	const char *path = d->s.kek_file;
+	char err[KEYRING_ERR_BYTES] = "", id[17];
+	struct stat st;
+	int ret;
+
+	if (getenv(KEYRING_KEK_ENV)) {
+		ret = keyring_kek_from_env(KEYRING_KEK_ENV, &d->kek, err,
+					   sizeof(err));
+		if (ret != 0) {
+			report(d, STATUS_ACTION, name, "%s: %s",
+			       KEYRING_KEK_ENV,
+			       err[0] ? err : keyring_strerror(ret));
+			return;
+		}
+		kek_id_hex(d->kek, id);
+		report(d, STATUS_OK, name,
+		       "from %s (it wins over %s), KEK id %s...",
+		       KEYRING_KEK_ENV, path, id);
+		return;
+	}
+	if (lstat(path, &st) != 0) {
+		if (errno == ENOENT)
+			report(d, STATUS_ACTION, name,
+			       "%s does not exist and %s is not set: the "
+			       "server cannot start or sign (docs/keys.md)",
+			       path, KEYRING_KEK_ENV);
+		else
+			report(d, STATUS_ACTION, name, "%s: %s", path,
+			       strerror(errno));
+		return;
+	}
+	unsigned mode = (unsigned)st.st_mode & 07777;
+	if (!S_ISREG(st.st_mode)) {
+		report(d, STATUS_ACTION, name,
+		       "%s is not a regular file (a symbolic link is "
+		       "refused)",
+		       path);
+		return;
+	}
+	if (mode & 077) {
+		report(d, STATUS_ACTION, name,
+		       "%s is mode %04o: others may read the key; the server "
+		       "refuses it (chmod 600 %s)",
+		       path, mode, path);
+		return;
+	}
+	ret = keyring_kek_load_file(path, &d->kek, err, sizeof(err));
+	if (ret != 0) {
+		report(d, STATUS_ACTION, name, "%s",
+		       err[0] ? err : keyring_strerror(ret));
+		return;
+	}
+	kek_id_hex(d->kek, id);
+	report(d, STATUS_OK, name, "%s (mode %04o), KEK id %s...", path, mode,
+	       id);
+}
+
+/* ---- signing keys -------------------------------------------------------- */
+
+/* One previous key, in a few words. */
+static void describe_previous(const struct keyring_key *k, int64_t now,
+			      char *buf, size_t cap)
+{
+	char date[40];
+
+	if (k->activate_at > now)
+		snprintf(buf, cap, "%.4s... signs from %s", k->kid,
+			 fmt_date(date, sizeof(date), k->activate_at, true));
+	else if (k->retire_at > now)
+		snprintf(buf, cap,
+			 "%.4s... signs too (an interrupted rotation; the "
+			 "next one retires it)",
+			 k->kid);
+	else if (k->expires_at == KEYRING_NEVER)
+		snprintf(buf, cap, "%.4s... verifies, no end set", k->kid);
+	else if (k->expires_at > now)
+		snprintf(buf, cap, "%.4s... verifies until %s", k->kid,
+			 fmt_date(date, sizeof(date), k->expires_at, false));
+	else
+		snprintf(buf, cap, "%.4s... expired %s (the server removes it)",
+			 k->kid,
+			 fmt_date(date, sizeof(date), k->expires_at, false));
+}
+
+static void check_previous_keys(struct doctor *d, const struct keyring *kr,
+				const struct keyring_key *cur)
+{
+	char list[DETAIL_BYTES] = "", one[160];
+	size_t listed = 0, others = 0, used = 0;
+
+	for (size_t i = 0; i < keyring_count(kr) && i < KEYRING_KEYS_MAX; i++) {
+		const struct keyring_key *k = keyring_key_at(kr, i);
+		if (cur && strcmp(k->kid, cur->kid) == 0)
+			continue;
+		if (listed == PREVIOUS_KEYS_LISTED) {
+			others++;
+			continue;
+		}
+		describe_previous(k, d->now, one, sizeof(one));
+		int n = snprintf(list + used, sizeof(list) - used, "%s%s",
+				 listed ? "; " : "", one);
+		if (n > 0 && (size_t)n < sizeof(list) - used)
+			used += (size_t)n;
+		listed++;
+	}
+	if (listed == 0)
+		report(d, STATUS_OK, "previous keys", "none");
+	else if (others)
+		report(d, STATUS_OK, "previous keys", "%s; and %zu more", list,
+		       others);
+	else
+		report(d, STATUS_OK, "previous keys", "%s", list);
+}
+
+static void check_keys(struct doctor *d)
+{
+	const char *name = "signing keys";
+	char dir[PATH_BYTES_MAX], err[KEYRING_ERR_BYTES] = "";
+	char since[40], due_s[40];
+	struct keyring *kr = NULL;
+	struct stat st;
+	int ret;
+
+	snprintf(dir, sizeof(dir), "%s/keys", d->s.data_dir);
+	if (stat(dir, &st) != 0) {
+		report(d, STATUS_ACTION, name,
+		       "%s: %s: no signing key (`tpwallet serve` makes one at "
+		       "start)",
+		       dir, strerror(errno));
+		return;
+	}
+	ret = keyring_open(dir, d->kek, &kr, err, sizeof(err));
+	if (ret != 0) {
+		/* The message names the file and what is wrong with it. */
+		if (err[0])
+			report(d, STATUS_ACTION, name, "%s", err);
+		else
+			report(d, STATUS_ACTION, name, "%s: %s", dir,
+			       keyring_strerror(ret));
+		return;
+	}
+	const char *unauth =
+		d->kek ? "" : " (public metadata only: no KEK to check it)";
+	const struct keyring_key *cur = keyring_current_signer(kr, d->now);
+	if (!cur) {
+		report(d, STATUS_ACTION, name,
+		       "no key signs now (%zu on disk): checkpoints and "
+		       "revocation lists stop; `tpwallet serve` makes one "
+		       "at start, or `tpwallet keys rotate`%s",
+		       keyring_count(kr), unauth);
+		goto previous;
+	}
+	fmt_date(since, sizeof(since), cur->activate_at, false);
+	if (d->s.key_rotation_days == 0) {
+		report(d, STATUS_OK, name,
+		       "current %.4s... since %s, scheduled rotation off "
+		       "(key_rotation_days = 0)%s",
+		       cur->kid, since, unauth);
+		goto previous;
+	}
+	int64_t period_s = (int64_t)d->s.key_rotation_days * 86400;
+	int64_t due = cur->activate_at + period_s;
+	int64_t warn_s = (int64_t)d->warn_days * 86400;
+	if (due <= d->now)
+		report(d, STATUS_WARN, name,
+		       "current %.4s... since %s: rotation overdue since %s "
+		       "(key_rotation_days = %u); a running server rotates "
+		       "within a minute, or `tpwallet keys rotate`%s",
+		       cur->kid, since,
+		       fmt_date(due_s, sizeof(due_s), due, true),
+		       d->s.key_rotation_days, unauth);
+	else if (due - d->now <= warn_s)
+		report(d, STATUS_WARN, name,
+		       "current %.4s... since %s: scheduled rotation at %s; "
+		       "`tpwallet keys rotate` to do it now%s",
+		       cur->kid, since,
+		       fmt_date(due_s, sizeof(due_s), due, true), unauth);
+	else
+		report(d, STATUS_OK, name,
+		       "current %.4s... since %s, rotation due %s%s", cur->kid,
+		       since, fmt_date(due_s, sizeof(due_s), due, false),
+		       unauth);
+previous:
+	check_previous_keys(d, kr, cur);
+	keyring_free(kr);
+}
+
+/* ---- administrator credential -------------------------------------------- */
+
+/* One of the administrator's files: its status, with words in why. */
+static enum status admin_file(struct doctor *d, const char *file, char *why,
+			      size_t cap)
+{
+	char path[PATH_BYTES_MAX];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/%s", d->s.data_dir, file);
+	if (lstat(path, &st) != 0) {
+		if (errno == ENOENT) {
+			put(why, cap, "%s missing", file);
+			return STATUS_WARN;
+		}
+		put(why, cap, "%s: %s", file, strerror(errno));
+		return STATUS_ACTION;
+	}
+	unsigned mode = (unsigned)st.st_mode & 07777;
+	if (!S_ISREG(st.st_mode)) {
+		put(why, cap, "%s is not a regular file", file);
+		return STATUS_ACTION;
+	}
+	if (mode & 077) {
+		put(why, cap, "%s is mode %04o (chmod 600 %s)", file, mode,
+		    path);
+		return STATUS_ACTION;
+	}
+	if (st.st_uid != geteuid()) {
+		put(why, cap,
+		    "%s belongs to uid %u, not this uid %u (the server "
+		    "refuses a file not its own)",
+		    file, (unsigned)st.st_uid, (unsigned)geteuid());
+		return STATUS_ACTION;
+	}
+	put(why, cap, "%s mode %04o", file, mode);
+	return STATUS_OK;
+}
+
+static void check_admin(struct doctor *d)
+{
+	char token[DETAIL_BYTES / 2], key[DETAIL_BYTES / 2];
+	enum status a =
+		admin_file(d, AUTHZ_ADMIN_TOKEN_FILE, token, sizeof(token));
+	enum status b = admin_file(d, AUTHZ_ADMIN_KEY_FILE, key, sizeof(key));
+	enum status st = a > b ? a : b;
+
+	if (a == STATUS_WARN && b == STATUS_WARN)
+		report(d, st, "administrator credential",
+		       "%s and %s missing: `tpwallet serve` (or init) "
+		       "creates them",
+		       AUTHZ_ADMIN_TOKEN_FILE, AUTHZ_ADMIN_KEY_FILE);
+	else if (st == STATUS_WARN)
+		report(d, st, "administrator credential",
+		       "%s, %s: `tpwallet serve` creates what is missing",
+		       token, key);
+	else
+		report(d, st, "administrator credential", "%s, %s", token, key);
+}
+
+/* ---- journal ------------------------------------------------------------- */
+
+struct segment {
+	u64 seq;
+	u64 bytes; /* when listed */
+};
+
+/* The segments and their sizes now.  *segs is malloc'd (NULL when none). */
+static int list_segments(const char *data_dir, struct segment **segs, size_t *n,
+			 u64 *total)
+{
+	char dir[PATH_BYTES_MAX], path[PATH_BYTES_MAX + 32];
+	u64 *seqs = NULL;
+	size_t count = 0;
+	int ret;
+
+	*segs = NULL;
+	*n = 0;
+	*total = 0;
+	snprintf(dir, sizeof(dir), "%s/journal", data_dir);
+	DIR *dh = opendir(dir);
+	if (!dh)
+		return -errno;
+	ret = seqdir_list(dh, journal__parse_segment_name, &seqs, &count);
+	closedir(dh);
+	if (ret != 0 || count == 0)
+		goto cleanup;
+	*segs = calloc(count, sizeof(**segs));
+	if (!*segs) {
+		ret = -ENOMEM;
+		goto cleanup;
+	}
+	for (size_t i = 0; i < count; i++) {
+		struct stat st;
+		snprintf(path, sizeof(path), "%s/%020llu.wal", dir,
+			 (unsigned long long)seqs[i]);
+		(*segs)[i].seq = seqs[i];
+		if (stat(path, &st) == 0)
+			(*segs)[i].bytes = (u64)st.st_size;
+		*total += (*segs)[i].bytes;
+	}
+	*n = count;
+cleanup:
+	free(seqs);
+	return ret;
+}
+
+/*
+ * Read records until the reader has none, or until `until` records when
+ * it is not 0.  A record still being written is waited for a moment.
+ * Returns 0 at the end, or the reader's negative code.
+ */
+static int read_records(struct doctor *d, u64 until, u64 stop_bytes, u64 *seg,
+			u64 *end)
+{
+	u64 last_print = mono_ms(), started = last_print;
+	unsigned retries = 0;
+
+	for (;;) {
+		struct journal_record r;
+		const u8 *raw;
+		size_t raw_bytes;
+
+		int ret = journal_reader_next(d->rd, &r, &raw, &raw_bytes);
+		if (ret < 0)
+			return ret;
+		if (ret == 0) {
+			/* Short of what was listed: a record being written
+			 * is whole a moment later, a torn tail never. */
+			if (d->bytes < stop_bytes && retries < TAIL_RETRIES) {
+				retries++;
+				sleep_ms(TAIL_RETRY_MS);
+				continue;
+			}
+			return 0;
+		}
+		d->records++;
+		d->last_seq = r.seq;
+		d->last_ts_ns = r.timestamp;
+		d->bytes += raw_bytes;
+		u64 off;
+		journal_reader_position(d->rd, seg, &off);
+		*end = off + raw_bytes;
+		/* A live server keeps appending: read what was there when
+		 * the journal was listed (or what was asked for), no more. */
+		if (d->bytes >= stop_bytes || (until && d->records >= until))
+			journal_reader_limit(d->rd, r.seq);
+		if ((d->records & 63) == 0 &&
+		    mono_ms() - last_print >= PROGRESS_INTERVAL_MS) {
+			last_print = mono_ms();
+			fprintf(stderr,
+				"tpwallet doctor: journal: %llu records, "
+				"%llu MiB read (%llu s)\n",
+				(unsigned long long)d->records,
+				(unsigned long long)(d->bytes >> 20),
+				(unsigned long long)((last_print - started) /
+						     1000u));
+		}
+	}
+}
+
+static void check_journal(struct doctor *d)
+{
+	const char *name = "journal";
+	struct segment *segs = NULL;
+	size_t nsegs = 0;
+	u64 total = 0, seg = 0, end = 0;
+	char size[32], when[40];
+	int ret;
+
+	ret = list_segments(d->s.data_dir, &segs, &nsegs, &total);
+	if (ret == -ENOENT) {
+		report(d, STATUS_WARN, name,
+		       "%s/journal does not exist (`tpwallet serve` creates "
+		       "it)",
+		       d->s.data_dir);
+		goto cleanup;
+	}
+	if (ret == 0)
+		ret = journal_reader_open(&d->rd, d->s.data_dir, 1);
+	if (ret != 0) {
+		report(d, STATUS_ACTION, name, "%s/journal: %s", d->s.data_dir,
+		       strerror(-ret));
+		goto cleanup;
+	}
+	d->journal_present = true;
+	if (nsegs > 0)
+		seg = segs[0].seq;
+	ret = read_records(d, 0, total, &seg, &end);
+	if (ret < 0) {
+		report(d, STATUS_ACTION, name,
+		       "%s (after %llu good records; the server refuses to "
+		       "start: docs/operations.md, Recovery)",
+		       journal_reader_error(d->rd),
+		       (unsigned long long)d->records);
+		goto cleanup;
+	}
+	/* The reader stops quietly where records stop; what lies after is
+	 * a torn tail when nothing follows it, lost records otherwise. */
+	for (size_t i = 0; i < nsegs; i++) {
+		if (segs[i].seq <= seg)
+			continue;
+		/* A segment made for the next group, its first record torn:
+		 * the tail is there. */
+		if (i + 1 == nsegs && segs[i].seq == d->last_seq + 1) {
+			seg = segs[i].seq;
+			end = 0;
+			break;
+		}
+		report(d, STATUS_ACTION, name,
+		       "records missing: journal/%020llu.wal stops at offset "
+		       "%llu after seq %llu, but journal/%020llu.wal follows "
+		       "(starting at seq %llu)",
+		       (unsigned long long)seg, (unsigned long long)end,
+		       (unsigned long long)d->last_seq,
+		       (unsigned long long)segs[i].seq,
+		       (unsigned long long)segs[i].seq);
+		goto cleanup;
+	}
+	d->journal_whole = true;
+	fmt_bytes(size, sizeof(size), d->bytes);
+	if (d->bytes < total) {
+		u64 listed = 0;
+		for (size_t i = 0; i < nsegs; i++)
+			if (segs[i].seq == seg)
+				listed = segs[i].bytes;
+		report(d, STATUS_WARN, name,
+		       "torn tail: %llu bytes after offset %llu of "
+		       "journal/%020llu.wal are not a whole record (a crash "
+		       "mid-write; cut at next start); %llu records before "
+		       "it, last seq %llu",
+		       (unsigned long long)(listed > end ? listed - end : 0),
+		       (unsigned long long)end, (unsigned long long)seg,
+		       (unsigned long long)d->records,
+		       (unsigned long long)d->last_seq);
+		goto cleanup;
+	}
+	if (d->records == 0) {
+		report(d, STATUS_OK, name,
+		       "empty (no record yet), %zu segment%s", nsegs,
+		       nsegs == 1 ? "" : "s");
+		goto cleanup;
+	}
+	report(d, STATUS_OK, name,
+	       "%llu records, last seq %llu at %s, %s in %zu segment%s",
+	       (unsigned long long)d->records, (unsigned long long)d->last_seq,
+	       fmt_date(when, sizeof(when),
+			(int64_t)(d->last_ts_ns / 1000000000u), true),
+	       size, nsegs, nsegs == 1 ? "" : "s");
+cleanup:
+	free(segs);
+}
+
+/* A server running on the directory may have journaled more since the
+ * journal check read it: read on, up to `want` records. */
+static void journal_catch_up(struct doctor *d, u64 want)
+{
+	u64 seg, end;
+
+	if (!d->rd || !d->journal_whole || d->records >= want)
+		return;
+	journal_reader_limit(d->rd, want);
+	if (read_records(d, want, UINT64_MAX, &seg, &end) < 0)
+		d->journal_whole = false;
+}
+
+/* ---- audit log ----------------------------------------------------------- */
+
+/* A canonical decimal u64 in s[0..len). */
+static bool parse_dec(const char *s, size_t len, u64 *out)
+{
+	u64 v = 0;
+
+	if (len == 0 || len > 20 || (s[0] == '0' && len > 1))
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+		u64 dg = (u64)(s[i] - '0');
+		if (v > (UINT64_MAX - dg) / 10)
+			return false;
+		v = v * 10 + dg;
+	}
+	*out = v;
+	return true;
+}
+
+/*
+ * DATA/audit/checkpoints is "<bytes>\n" and a note, appended.  Read it
+ * through to the newest whole note (one cut short at the end is being
+ * written) and parse its checkpoint.  Returns 0 with *count notes and
+ * *cp, 1 when there is no checkpoint, or -1 with why set.
+ */
+static int newest_checkpoint(struct doctor *d, u64 *count,
+			     struct checkpoint *cp, char *why, size_t cap)
+{
+	char path[PATH_BYTES_MAX], line[LENGTH_LINE_BYTES_MAX];
+	char *note = NULL;
+	u64 at = 0, newest_at = 0, newest_len = 0;
+	u64 last_print = mono_ms();
+	struct stat st;
+	int ret = 1;
+
+	*count = 0;
+	snprintf(path, sizeof(path), "%s/audit/checkpoints", d->s.data_dir);
+	FILE *f = fopen(path, "rb");
+	if (!f) {
+		if (errno == ENOENT)
+			return 1;
+		put(why, cap, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	note = malloc(NOTE_BYTES_MAX + 1);
+	if (!note || fstat(fileno(f), &st) != 0) {
+		put(why, cap, "%s: %s", path,
+		    note ? strerror(errno) : "out of memory");
+		ret = -1;
+		goto cleanup;
+	}
+	/* Only what was there when it was opened: a server appends. */
+	u64 size = (u64)st.st_size;
+	for (u64 i = 0; i < CHECKPOINTS_SCAN_MAX && at < size; i++) {
+		size_t n = 0;
+		int ch = 0;
+		u64 len;
+
+		while (n < sizeof(line) && (ch = fgetc(f)) != EOF && ch != '\n')
+			line[n++] = (char)ch;
+		if (ch == EOF)
+			break; /* a length line being written */
+		if (n == sizeof(line) || !parse_dec(line, n, &len) ||
+		    len == 0 || len > NOTE_BYTES_MAX) {
+			put(why, cap,
+			    "audit/checkpoints: no checkpoint length at offset "
+			    "%llu (`tpwallet audit check`)",
+			    (unsigned long long)at);
+			ret = -1;
+			goto cleanup;
+		}
+		u64 note_at = at + n + 1;
+		if (note_at + len > size)
+			break; /* a note being written */
+		/* Read, not seeked over: notes are small and a seek would
+		 * drop stdio's buffer each time. */
+		if (fread(note, 1, len, f) != len) {
+			put(why, cap,
+			    "%s: cannot read the checkpoint at "
+			    "offset %llu",
+			    path, (unsigned long long)note_at);
+			ret = -1;
+			goto cleanup;
+		}
+		newest_at = note_at;
+		newest_len = len;
+		(*count)++;
+		at = note_at + len;
+		if ((i & 1023) == 1023 &&
+		    mono_ms() - last_print >= PROGRESS_INTERVAL_MS) {
+			last_print = mono_ms();
+			fprintf(stderr,
+				"tpwallet doctor: audit/checkpoints: %llu "
+				"checkpoints, %llu MiB read\n",
+				(unsigned long long)*count,
+				(unsigned long long)(at >> 20));
+		}
+	}
+	if (*count == 0)
+		goto cleanup;
+	note[newest_len] = '\0';
+	/* The checkpoint is the note's text: up to the blank line. */
+	const char *blank = memmem(note, newest_len, "\n\n", 2);
+	int pr = blank ? checkpoint_parse(note, (size_t)(blank - note) + 1, cp)
+		       : NOTE_E_MALFORMED;
+	if (pr != 0) {
+		put(why, cap,
+		    "audit/checkpoints: the newest checkpoint (offset %llu) "
+		    "does not parse: %s (`tpwallet audit check`)",
+		    (unsigned long long)newest_at, note_strerror(pr));
+		ret = -1;
+		goto cleanup;
+	}
+	ret = 0;
+cleanup:
+	free(note);
+	fclose(f);
+	return ret;
+}
+
+static void check_audit(struct doctor *d)
+{
+	const char *name = "audit log";
+	char why[DETAIL_BYTES];
+	struct checkpoint cp;
+	u64 count = 0;
+
+	int ret = newest_checkpoint(d, &count, &cp, why, sizeof(why));
+	if (ret < 0) {
+		report(d, STATUS_ACTION, name, "%s", why);
+		return;
+	}
+	if (ret == 1 && d->records == 0) {
+		report(d, STATUS_OK, name,
+		       "no checkpoint yet (the server signs one at start and "
+		       "about every second while the journal grows)");
+		return;
+	}
+	if (ret == 1) {
+		report(d, STATUS_OK, name,
+		       "no checkpoint yet, though the journal holds %llu "
+		       "entries: a server signs one at start, so if one ran "
+		       "here the signed history is gone (`tpwallet audit "
+		       "check`)",
+		       (unsigned long long)d->records);
+		return;
+	}
+	journal_catch_up(d, cp.size);
+	if (cp.size > d->records && !d->journal_whole) {
+		report(d, STATUS_ACTION, name,
+		       "the newest of %llu checkpoints covers %llu entries; "
+		       "only the first %llu are readable (see the journal "
+		       "line)",
+		       (unsigned long long)count, (unsigned long long)cp.size,
+		       (unsigned long long)d->records);
+		return;
+	}
+	if (cp.size > d->records) {
+		report(d, STATUS_ACTION, name,
+		       "checkpoint signs more entries than the journal holds: "
+		       "the newest of %llu checkpoints covers %llu entries, "
+		       "the journal has %llu readable records (entries lost "
+		       "or cut; `tpwallet audit check` names them)",
+		       (unsigned long long)count, (unsigned long long)cp.size,
+		       (unsigned long long)d->records);
+		return;
+	}
+	report(d, STATUS_OK, name,
+	       "%llu checkpoints, the newest covers %llu of %llu entries "
+	       "(`tpwallet audit check` verifies them)",
+	       (unsigned long long)count, (unsigned long long)cp.size,
+	       (unsigned long long)d->records);
+}
+
+/* ---- snapshots ----------------------------------------------------------- */
+
+/* The snapshot file format (snapshot.h); its parser is private to
+ * snapshot.c, so the header is read here the same way. */
+#define SNAP_PREFIX	   "snapshot-"
+#define SNAP_SUFFIX	   ".snap"
+#define SNAP_DIGITS	   20u
+#define SNAP_MAGIC	   "TPWSNAP1"
+#define SNAP_HEADER_CRC_AT 60u
+
+static bool parse_snapshot_name(const char *name, u64 *seq)
+{
+	size_t plen = strlen(SNAP_PREFIX), slen = strlen(SNAP_SUFFIX);
+
+	if (strlen(name) != plen + SNAP_DIGITS + slen ||
+	    memcmp(name, SNAP_PREFIX, plen) != 0 ||
+	    strcmp(name + plen + SNAP_DIGITS, SNAP_SUFFIX) != 0)
+		return false;
+	/* Zero-padded: digits only, and no more than fit. */
+	u64 v = 0;
+	for (size_t i = plen; i < plen + SNAP_DIGITS; i++) {
+		if (name[i] < '0' || name[i] > '9')
+			return false;
+		u64 dg = (u64)(name[i] - '0');
+		if (v > (UINT64_MAX - dg) / 10)
+			return false;
+		v = v * 10 + dg;
+	}
+	*seq = v;
+	return true;
+}
+
+static u32 le32(const u8 *p)
+{
+	return (u32)p[0] | (u32)p[1] << 8 | (u32)p[2] << 16 | (u32)p[3] << 24;
+}
+
+static u64 le64(const u8 *p)
+{
+	return (u64)le32(p) | (u64)le32(p + 4) << 32;
+}
+
+/* The header of one snapshot: NULL and its timestamp when it is valid as
+ * far as the header says, else why not.  (The payload checksum is the
+ * server's to check at start; reading gigabytes is not a first-minute
+ * question.) */
+static const char *snapshot_header(const char *path, u64 seq, u64 *ts_ns)
+{
+	u8 h[SNAPSHOT_HEADER_BYTES];
+	struct stat st;
+	const char *why = NULL;
+	FILE *f = fopen(path, "rb");
+
+	if (!f)
+		return strerror(errno);
+	if (fstat(fileno(f), &st) != 0 ||
+	    fread(h, 1, sizeof(h), f) != sizeof(h))
+		why = "shorter than its header";
+	else if (memcmp(h, SNAP_MAGIC, 8) != 0)
+		why = "bad magic (an unfinished or foreign file)";
+	else if (crc32c(0, h, SNAP_HEADER_CRC_AT) !=
+		 le32(h + SNAP_HEADER_CRC_AT))
+		why = "bad header checksum";
+	else if (le32(h + 8) != SNAPSHOT_VERSION ||
+		 le32(h + 12) != SNAPSHOT_HEADER_BYTES)
+		why = "unsupported version";
+	else if (le64(h + 16) != seq)
+		why = "seq in the header differs from the file name";
+	else if (le64(h + 32) != (u64)st.st_size - SNAPSHOT_HEADER_BYTES)
+		why = "size differs from the header's";
+	*ts_ns = le64(h + 24);
+	fclose(f);
+	return why;
+}
+
+static void check_snapshots(struct doctor *d)
+{
+	const char *name = "snapshots";
+	char dir[PATH_BYTES_MAX], path[PATH_BYTES_MAX + 48];
+	char age[48], when[40], skipped[DETAIL_BYTES / 2] = "";
+	u64 *seqs = NULL;
+	size_t n = 0;
+	int ret;
+
+	snprintf(dir, sizeof(dir), "%s/snapshots", d->s.data_dir);
+	DIR *dh = opendir(dir);
+	if (dh) {
+		ret = seqdir_list(dh, parse_snapshot_name, &seqs, &n);
+		closedir(dh);
+		if (ret != 0) {
+			report(d, STATUS_ACTION, name, "%s: %s", dir,
+			       strerror(-ret));
+			goto cleanup;
+		}
+	} else if (errno != ENOENT) {
+		report(d, STATUS_ACTION, name, "%s: %s", dir, strerror(errno));
+		goto cleanup;
+	}
+	/* Newest first, as recovery looks at them. */
+	for (size_t i = n; i-- > 0;) {
+		u64 ts_ns = 0;
+		snprintf(path, sizeof(path),
+			 "%s/" SNAP_PREFIX "%020llu" SNAP_SUFFIX, dir,
+			 (unsigned long long)seqs[i]);
+		const char *why = snapshot_header(path, seqs[i], &ts_ns);
+		if (why) {
+			if (!skipped[0])
+				snprintf(skipped, sizeof(skipped),
+					 "; snapshot-%020llu.snap skipped: %s",
+					 (unsigned long long)seqs[i], why);
+			continue;
+		}
+		journal_catch_up(d, seqs[i]);
+		if (d->journal_present && seqs[i] > d->records) {
+			report(d, STATUS_ACTION, name,
+			       "the newest snapshot is at seq %llu but the "
+			       "journal holds %llu readable records: the "
+			       "server refuses to start (the journal ends "
+			       "before the snapshot)%s",
+			       (unsigned long long)seqs[i],
+			       (unsigned long long)d->records, skipped);
+			goto cleanup;
+		}
+		int64_t t = (int64_t)(ts_ns / 1000000000u);
+		report(d, skipped[0] ? STATUS_WARN : STATUS_OK, name,
+		       "newest at seq %llu (%llu records after it), taken at "
+		       "%s, %s%s",
+		       (unsigned long long)seqs[i],
+		       (unsigned long long)(d->records > seqs[i]
+						    ? d->records - seqs[i]
+						    : 0),
+		       fmt_date(when, sizeof(when), t, true),
+		       fmt_age(age, sizeof(age), d->now - t), skipped);
+		goto cleanup;
+	}
+	const char *none = skipped[0] ? "none valid (recovery replays the "
+					"whole journal)"
+				      : "none yet";
+	if (d->records > SNAPSHOT_SUGGESTED_RECORDS)
+		report(d, STATUS_WARN, name,
+		       "%s, and the journal holds %llu records: a restart "
+		       "replays them all (one every %llu events: "
+		       "snapshot_every)%s",
+		       none, (unsigned long long)d->records,
+		       (unsigned long long)d->s.snapshot_every, skipped);
+	else
+		report(d, skipped[0] ? STATUS_WARN : STATUS_OK, name,
+		       "%s (one every %llu events: snapshot_every)%s", none,
+		       (unsigned long long)d->s.snapshot_every, skipped);
+cleanup:
+	free(seqs);
+}
+
+/* ---- the table ----------------------------------------------------------- */
+
+/*
+ * In order: each may use what the ones before it found.  Later checks
+ * go here (NEEDSWORK: TLS certificates once the server serves TLS, the
+ * client-version policy once it is journaled).
+ */
+static const struct {
+	const char *name;
+	void (*run)(struct doctor *d);
+} checks[] = {
+	{"data directory", check_data_dir},
+	{"key-encryption key", check_kek},
+	{"signing keys", check_keys},
+	{"administrator credential", check_admin},
+	{"journal", check_journal},
+	{"audit log", check_audit},
+	{"snapshots", check_snapshots},
+};
+
+/* ---- output -------------------------------------------------------------- */
+
+static void count_statuses(const struct doctor *d, unsigned n[3])
+{
+	n[0] = n[1] = n[2] = 0;
+	for (size_t i = 0; i < d->nresults; i++)
+		n[d->results[i].status]++;
+}
+
+static void print_text(const struct doctor *d)
+{
+	unsigned n[3];
+
+	for (size_t i = 0; i < d->nresults; i++) {
+		const struct result *r = &d->results[i];
+		printf("%-7s %s: %s\n", status_names[r->status], r->name,
+		       r->detail);
+	}
+	count_statuses(d, n);
+	printf("%s: %u ok, %u warn, %u action: %s\n", d->s.data_dir, n[0], n[1],
+	       n[2],
+	       n[2]   ? "someone needs to act on the lines marked action"
+	       : n[1] ? "nothing urgent; see the lines marked warn"
+		      : "all clear");
+}
+
+static int print_json(const struct doctor *d)
+{
+	unsigned n[3];
+	json_t *root = json_object(), *list = json_array();
+	int ret = -ENOMEM;
+
+	if (!root || !list)
+		goto cleanup;
+	for (size_t i = 0; i < d->nresults; i++) {
+		const struct result *r = &d->results[i];
+		json_t *o =
+			json_pack("{s:s, s:s, s:s}", "name", r->name, "status",
+				  status_names[r->status], "detail", r->detail);
+		if (!o || json_array_append_new(list, o) != 0)
+			goto cleanup;
+	}
+	count_statuses(d, n);
+	if (json_object_set(root, "checks", list) != 0 ||
+	    json_object_set_new(root, "action_needed",
+				json_boolean(n[2] > 0)) != 0)
+		goto cleanup;
+	char *text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	if (!text)
+		goto cleanup;
+	printf("%s\n", text);
+	free(text);
+	ret = 0;
+cleanup:
+	json_decref(list);
+	json_decref(root);
+	return ret;
+}
+
+/* ---- the command --------------------------------------------------------- */
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: tpwallet doctor [--data DIR] [--config FILE] "
+		"[--kek-file FILE] [--json]\n"
+		"                       [--warn-days N]\n\n"
+		"Check a data directory offline (a server may be running on "
+		"it: doctor\nonly reads): the directory, the key-encryption "
+		"key, the signing keys and\ntheir rotation, the "
+		"administrator's credential, every journal record, the\naudit "
+		"log's newest checkpoint and the snapshots.  One line per "
+		"check,\n`ok`, `warn` (attention, not urgent) or `action` "
+		"(someone must act now);\nnever a secret.  --json prints "
+		"{\"checks\":[{\"name\",\"status\",\"detail\"}],\n"
+		"\"action_needed\"}.  --warn-days N (default %u): warn when "
+		"the scheduled key\nrotation is due within N days.  Progress "
+		"of long reads goes to stderr.\n\n"
+		"Exit status: 0 nothing needs action, 1 something does, 2 "
+		"usage, 3 the\ndata directory does not exist.  See "
+		"docs/operations.md, Diagnosis.\n",
+		WARN_DAYS_DEFAULT);
+}
+
+int cmd_doctor(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"data", required_argument, NULL, 'd'},
+		{"config", required_argument, NULL, 'c'},
+		{"kek-file", required_argument, NULL, 'k'},
+		{"json", no_argument, NULL, 'j'},
+		{"warn-days", required_argument, NULL, 'w'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *data = NULL, *config = NULL, *kek_file = NULL;
+	struct doctor *d = NULL;
+	uint64_t v;
+	int c, ret;
+
+	d = calloc(1, sizeof(*d));
+	if (!d)
+		return EXIT_SOFTWARE;
+	d->warn_days = WARN_DAYS_DEFAULT;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "d:c:k:jw:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'd': data = optarg; break;
+		case 'c': config = optarg; break;
+		case 'k': kek_file = optarg; break;
+		case 'j': d->json = true; break;
+		case 'w':
+			if (parse_u64(optarg, WARN_DAYS_MAX, &v) != 0) {
+				fprintf(stderr,
+					"tpwallet doctor: --warn-days wants "
+					"0..%u days, not '%s'\n",
+					WARN_DAYS_MAX, optarg);
+				ret = EXIT_USAGE;
+				goto cleanup;
+			}
+			d->warn_days = (unsigned)v;
+			break;
+		case 'h':
+			usage(stdout);
+			ret = 0;
+			goto cleanup;
+		default:
+			usage(stderr);
+			ret = EXIT_USAGE;
+			goto cleanup;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "tpwallet doctor: unexpected argument '%s'\n",
+			argv[optind]);
+		ret = EXIT_USAGE;
+		goto cleanup;
+	}
+	if (settings_load(&d->s, config) < 0 ||
+	    (data && settings_set(&d->s, "data", data) < 0) ||
+	    (kek_file && settings_set(&d->s, "kek_file", kek_file) < 0)) {
+		ret = EXIT_USAGE;
+		goto cleanup;
+	}
+	settings_finish(&d->s);
+	d->now = (int64_t)time(NULL);
+
+	for (size_t i = 0; i < sizeof(checks) / sizeof(checks[0]) && !d->stop;
+	     i++)
+		checks[i].run(d);
+
+	if (d->json) {
+		if (print_json(d) != 0) {
+			fprintf(stderr, "tpwallet doctor: out of memory\n");
+			ret = EXIT_SOFTWARE;
+			goto cleanup;
+		}
+	} else {
+		print_text(d);
+	}
+	unsigned n[3];
+	count_statuses(d, n);
+	ret = d->absent ? DOCTOR_EXIT_ABSENT : n[2] ? DOCTOR_EXIT_ACTION : 0;
+cleanup:
+	if (d) {
+		journal_reader_close(d->rd);
+		keyring_kek_free(d->kek);
+	}
+	free(d);
+	return ret;
+}

@@ -1,0 +1,210 @@
+/*
+ * auth.h - the authorization state beside the ledger (docs/authz.md).
+ *
+ * Pure and deterministic like the ledger: it changes only by applying
+ * journal commands, in journal order, with the record's timestamp; no
+ * clock, no I/O.  It holds what the server must remember to check
+ * mandates, and nothing secret:
+ *
+ *   principals   registered public keys (id = RFC 7638 thumbprint, raw)
+ *   owners       account id -> owner principal (absent: the administrator)
+ *   revocations  (issuer, SHA-256 of a link's jti), or every link of an
+ *                issuer
+ *   counters     per link (SHA-256 of its compact text): the amount and
+ *                number of transfers made under it, for total_cap / uses
+ *   keys         the server's signing-key events (public data only)
+ *
+ * Every collection is an append-only array (insertion order is journal
+ * order, so the snapshot bytes and the digest are the same on every
+ * replica) with an open-addressing index.
+ *
+ * Journal command payloads are fixed little structs (below), carried in
+ * JOURNAL_COMMAND records (src/log/journal.h) after a command_header.
+ */
+#ifndef TPW_CORE_AUTH_H
+#define TPW_CORE_AUTH_H
+
+#include "core/types.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define AUTH_ID_BYTES	     32
+#define AUTH_NAME_BYTES	     64
+#define AUTH_JTI_BYTES	     64
+#define AUTH_KID_BYTES	     48
+#define AUTH_GUARD_LINKS_MAX 8
+#define AUTH_PRINCIPALS_MAX  (1u << 20)
+#define AUTH_REVOCATIONS_MAX (1u << 20)
+#define AUTH_COUNTERS_MAX    (1u << 22)
+#define AUTH_KEY_EVENTS_MAX  (1u << 16)
+
+/* Command kinds (command_header.kind). */
+enum auth_command {
+	AUTH_CMD_ACCOUNTS_OWNED =
+		1, /* ext: struct auth_owner; events: accounts */
+	AUTH_CMD_TRANSFERS_GUARDED =
+		2, /* ext: n struct auth_guard; events: transfers */
+	AUTH_CMD_PRINCIPAL = 3, /* ext: struct auth_principal */
+	AUTH_CMD_REVOKE = 4,	/* ext: struct auth_revoke */
+	AUTH_CMD_KEY = 5,	/* ext: struct auth_key_event */
+};
+
+/* Leads every JOURNAL_COMMAND payload; ext_bytes is a multiple of 16 and
+ * the events (count records of 128 bytes) follow the ext. */
+struct command_header {
+	u16 kind;
+	u16 reserved;
+	u32 ext_bytes;
+	u32 count;
+	u32 reserved2;
+};
+_Static_assert(sizeof(struct command_header) == 16, "command header");
+
+struct auth_owner {
+	u8 owner[AUTH_ID_BYTES]; /* all zero: the administrator */
+};
+
+#define AUTH_GUARD_TOTAL_CAP (1u << 0)
+#define AUTH_GUARD_USES	     (1u << 1)
+
+/* One link of the mandate a guarded batch was made under. */
+struct auth_guard {
+	u8 link[32];	 /* SHA-256 of the link's compact text */
+	u8 iss[32];	 /* issuer thumbprint */
+	u8 jti_hash[32]; /* SHA-256 of the link's jti */
+	u128 total_cap;
+	u64 uses_max;
+	u32 flags; /* AUTH_GUARD_* */
+	u32 reserved;
+};
+_Static_assert(sizeof(struct auth_guard) == 128, "guard entry");
+
+struct auth_principal {
+	u8 id[AUTH_ID_BYTES];
+	u8 pub[32];
+	char name[AUTH_NAME_BYTES]; /* NUL-padded; may fill all 64 bytes */
+};
+_Static_assert(sizeof(struct auth_principal) == 128, "principal");
+
+#define AUTH_REVOKE_ALL (1u << 0)
+
+struct auth_revoke {
+	u8 iss[AUTH_ID_BYTES];
+	u8 jti_hash[32];	  /* zero with AUTH_REVOKE_ALL */
+	char jti[AUTH_JTI_BYTES]; /* NUL-padded */
+	u32 flags;
+	u32 reserved[3];
+};
+_Static_assert(sizeof(struct auth_revoke) == 144, "revoke");
+
+enum auth_key_kind {
+	AUTH_KEY_CREATED = 1, /* a new current key */
+	AUTH_KEY_RETIRED = 2, /* verifies no more after not_after */
+};
+
+/* AUTH_KEY_CREATED: a key that signs from not_before; the keys before it
+ * keep verifying until not_after (0: not recorded). */
+struct auth_key_event {
+	char kid[AUTH_KID_BYTES]; /* NUL-padded */
+	u8 pub[32];
+	int64_t not_before; /* seconds */
+	int64_t not_after;  /* seconds */
+	u32 kind;
+	u32 reserved[3];
+};
+_Static_assert(sizeof(struct auth_key_event) == 112, "key event");
+
+/* Outcomes of the commands without events (results[0]). */
+enum auth_outcome {
+	AUTH_OK = 0,
+	AUTH_EXISTS = 1,     /* principal already registered with this key */
+	AUTH_NAME_TAKEN = 2, /* another key holds the name */
+	AUTH_ALREADY_REVOKED = 3,
+	AUTH_FULL = 4, /* a collection is at its limit */
+};
+
+struct auth;
+
+struct auth *auth_new(void);
+void auth_free(struct auth *a);
+
+/* The revocation record, counters, principal, owner records as read by
+ * the API and the revocation list. */
+struct auth_revocation {
+	u8 iss[AUTH_ID_BYTES];
+	u8 jti_hash[32];
+	char jti[AUTH_JTI_BYTES + 1];
+	bool all;
+	u64 timestamp; /* ns, the journal record's */
+};
+
+struct auth_principal_info {
+	u8 id[AUTH_ID_BYTES];
+	u8 pub[32];
+	char name[AUTH_NAME_BYTES + 1];
+	u64 timestamp;
+};
+
+/* ---- applying (the engine, in journal order) ------------------------ */
+
+/* Apply a command without events; *outcome gets an auth_outcome.
+ * Returns 0, or -EBADMSG for a malformed ext (size, kind). */
+int auth_apply(struct auth *a, u16 kind, const void *ext, u32 ext_bytes,
+	       u64 timestamp, u32 *outcome);
+
+/* Owners of accounts the ledger has just created (results[i] == ok). */
+void auth_set_owners(struct auth *a, const struct auth_owner *o,
+		     const struct account *accounts, const u32 *results,
+		     u32 count);
+
+/* Before a guarded batch: 0 if it may run, else the transfer result code
+ * that refuses every event of it (revoked, total cap, uses), checked on
+ * the whole batch's amounts (post/void events do not count). */
+u32 auth_guard_check(const struct auth *a, const struct auth_guard *g,
+		     u32 n_guard, const struct transfer *t, u32 count);
+/* After it: counts the transfers that were created (results[i] == ok). */
+int auth_guard_commit(struct auth *a, const struct auth_guard *g, u32 n_guard,
+		      const struct transfer *t, const u32 *results, u32 count);
+
+/* ---- reading (under the engine's read lock) ------------------------- */
+
+bool auth_principal_get(const struct auth *a, const u8 id[AUTH_ID_BYTES],
+			struct auth_principal_info *out);
+u32 auth_principal_count(const struct auth *a);
+void auth_principal_at(const struct auth *a, u32 i,
+		       struct auth_principal_info *out);
+
+/* The owner of an account: false when the administrator owns it (or it
+ * was created without an owner). */
+bool auth_owner_get(const struct auth *a, u128 account,
+		    u8 owner[AUTH_ID_BYTES]);
+
+bool auth_revoked(const struct auth *a, const u8 iss[AUTH_ID_BYTES],
+		  const u8 jti_hash[32]);
+u32 auth_revocation_count(const struct auth *a);
+void auth_revocation_at(const struct auth *a, u32 i,
+			struct auth_revocation *out);
+
+/* Spent amount and uses of a link (zeros when unseen). */
+void auth_counter_get(const struct auth *a, const u8 link[32], u128 *spent,
+		      u64 *uses);
+
+u32 auth_key_event_count(const struct auth *a);
+void auth_key_event_at(const struct auth *a, u32 i, struct auth_key_event *out,
+		       u64 *timestamp);
+
+/* ---- digest and snapshot --------------------------------------------- */
+
+/* BLAKE2b-256 of the whole state (the snapshot bytes). */
+void auth_digest(const struct auth *a, u8 out[32]);
+/* Bytes auth_snapshot_write will produce. */
+u64 auth_snapshot_bytes(const struct auth *a);
+int auth_snapshot_write(const struct auth *a,
+			int (*sink)(void *ctx, const void *buf, size_t len),
+			void *ctx);
+/* NULL when the bytes are not a valid snapshot (or out of memory). */
+struct auth *auth_snapshot_read(const u8 *buf, size_t len);
+
+#endif

@@ -1,0 +1,496 @@
+/*
+ * pstate.c - the client-version policy as state of the log.  See
+ * pstate.h.
+ */
+#include "core/pstate.h"
+
+#include <errno.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "banned.h"
+
+struct version_rec {
+	u64 timestamp;
+	u8 author[32];
+	u64 rollback_of;
+	char reason[PSTATE_REASON_BYTES];
+	char *text; /* canonical rendering, NUL-terminated */
+	size_t text_len;
+};
+
+struct override_rec {
+	u64 timestamp;
+	struct pstate_override_cmd cmd;
+	int64_t not_before_s, expires_at_s;
+	bool ended_early;
+};
+
+struct pstate {
+	struct version_rec *versions;
+	u64 nversions, cap_versions;
+	struct policy *current; /* parsed text of the last version */
+	struct override_rec *overrides;
+	u64 noverrides, cap_overrides;
+	/* not yet expired at the last apply; each .id = index + 1 */
+	struct policy_override live[POLICY_OVERRIDES_MAX];
+	size_t nlive;
+};
+
+static int64_t seconds(u64 ts_ns)
+{
+	return (int64_t)(ts_ns / 1000000000u);
+}
+
+static bool grow(void **p, u64 *cap, u64 n, size_t size)
+{
+	if (n < *cap)
+		return true;
+	u64 c = *cap ? *cap * 2 : 16;
+	void *q = realloc(*p, c * size);
+	if (!q)
+		return false;
+	*p = q;
+	*cap = c;
+	return true;
+}
+
+struct pstate *pstate_new(void)
+{
+	return calloc(1, sizeof(struct pstate));
+}
+
+void pstate_free(struct pstate *s)
+{
+	if (!s)
+		return;
+	for (u64 i = 0; i < s->nversions; i++)
+		free(s->versions[i].text);
+	free(s->versions);
+	free(s->overrides);
+	policy_free(s->current);
+	free(s);
+}
+
+/* Drop the live overrides expired at now (deterministic: now is the
+ * record's time). */
+static void prune_live(struct pstate *s, int64_t now)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < s->nlive; i++)
+		if (s->live[i].expires_at_s > now)
+			s->live[k++] = s->live[i];
+	s->nlive = k;
+}
+
+static bool text_ok(const char *t, size_t n)
+{
+	return strnlen(t, n) < n; /* NUL-terminated within the field */
+}
+
+bool pstate_command_valid(u16 kind, const void *ext, u32 ext_bytes)
+{
+	switch (kind) {
+	case PSTATE_CMD_SET: {
+		struct pstate_set h;
+		if (ext_bytes < sizeof(h))
+			return false;
+		memcpy(&h, ext, sizeof(h));
+		u64 padded = ((u64)h.text_bytes + 15) / 16 * 16;
+		return sizeof(h) + padded == ext_bytes && h.text_bytes > 0 &&
+		       h.text_bytes <= POLICY_DOC_BYTES_MAX &&
+		       text_ok(h.reason, sizeof(h.reason));
+	}
+	case PSTATE_CMD_OVERRIDE: {
+		struct pstate_override_cmd c;
+		if (ext_bytes != sizeof(c))
+			return false;
+		memcpy(&c, ext, sizeof(c));
+		return text_ok(c.platform, sizeof(c.platform)) &&
+		       text_ok(c.range, sizeof(c.range)) &&
+		       text_ok(c.reason, sizeof(c.reason)) && c.mode <= 1;
+	}
+	case PSTATE_CMD_OVERRIDE_END: {
+		struct pstate_override_end e;
+		if (ext_bytes != sizeof(e))
+			return false;
+		memcpy(&e, ext, sizeof(e));
+		return text_ok(e.reason, sizeof(e.reason));
+	}
+	default: return false;
+	}
+}
+
+static int apply_set(struct pstate *s, const u8 *ext, u32 ext_bytes, u64 ts,
+		     u32 *outcome)
+{
+	struct pstate_set h;
+	if (!pstate_command_valid(PSTATE_CMD_SET, ext, ext_bytes))
+		return -EBADMSG;
+	memcpy(&h, ext, sizeof(h));
+	if (s->nversions >= PSTATE_VERSIONS_MAX) {
+		*outcome = PSTATE_FULL;
+		return 0;
+	}
+	prune_live(s, seconds(ts));
+	if (h.rollback_of && h.rollback_of > s->nversions) {
+		*outcome = PSTATE_NOT_FOUND;
+		return 0;
+	}
+	struct policy *p = NULL;
+	struct policy_err err;
+	int ret = policy_parse((const char *)ext + sizeof(h), h.text_bytes, &p,
+			       &err);
+	if (ret == -ENOMEM)
+		return ret;
+	if (ret != 0) {
+		*outcome = PSTATE_INVALID;
+		return 0;
+	}
+	char *text = NULL;
+	size_t len = 0;
+	if (policy_render(p, &text, &len) != 0) {
+		policy_free(p);
+		return -ENOMEM;
+	}
+	if (s->nversions && s->versions[s->nversions - 1].text_len == len &&
+	    memcmp(s->versions[s->nversions - 1].text, text, len) == 0) {
+		free(text);
+		policy_free(p);
+		*outcome = PSTATE_UNCHANGED;
+		return 0;
+	}
+	if (!grow((void **)&s->versions, &s->cap_versions, s->nversions,
+		  sizeof(*s->versions))) {
+		free(text);
+		policy_free(p);
+		return -ENOMEM;
+	}
+	struct version_rec *v = &s->versions[s->nversions++];
+	memset(v, 0, sizeof(*v));
+	v->timestamp = ts;
+	memcpy(v->author, h.author, 32);
+	v->rollback_of = h.rollback_of;
+	memcpy(v->reason, h.reason, sizeof(v->reason));
+	v->text = text;
+	v->text_len = len;
+	policy_free(s->current);
+	s->current = p;
+	*outcome = PSTATE_OK;
+	return 0;
+}
+
+static int apply_override(struct pstate *s, const u8 *ext, u32 ext_bytes,
+			  u64 ts, u32 *outcome)
+{
+	struct pstate_override_cmd c;
+	if (!pstate_command_valid(PSTATE_CMD_OVERRIDE, ext, ext_bytes))
+		return -EBADMSG;
+	memcpy(&c, ext, sizeof(c));
+	int64_t now = seconds(ts);
+	prune_live(s, now);
+	if (s->noverrides >= PSTATE_OVERRIDES_MAX ||
+	    s->nlive >= POLICY_OVERRIDES_MAX) {
+		*outcome = PSTATE_FULL;
+		return 0;
+	}
+	struct policy_override o;
+	struct policy_err err;
+	if (policy_override_init(
+		    &o, c.platform, c.range,
+		    c.mode == POLICY_OVERRIDE_ALLOW ? "allow" : "compat",
+		    (int64_t)c.duration_s, c.reason, now, &err) != 0) {
+		*outcome = PSTATE_INVALID;
+		return 0;
+	}
+	if (!grow((void **)&s->overrides, &s->cap_overrides, s->noverrides,
+		  sizeof(*s->overrides)))
+		return -ENOMEM;
+	struct override_rec *r = &s->overrides[s->noverrides++];
+	memset(r, 0, sizeof(*r));
+	r->timestamp = ts;
+	r->cmd = c;
+	r->not_before_s = o.not_before_s;
+	r->expires_at_s = o.expires_at_s;
+	o.id = s->noverrides;
+	s->live[s->nlive++] = o;
+	*outcome = PSTATE_OK;
+	return 0;
+}
+
+static int apply_override_end(struct pstate *s, const u8 *ext, u32 ext_bytes,
+			      u64 ts, u32 *outcome)
+{
+	struct pstate_override_end e;
+	if (!pstate_command_valid(PSTATE_CMD_OVERRIDE_END, ext, ext_bytes))
+		return -EBADMSG;
+	memcpy(&e, ext, sizeof(e));
+	int64_t now = seconds(ts);
+	prune_live(s, now);
+	if (e.id == 0 || e.id > s->noverrides) {
+		*outcome = PSTATE_NOT_FOUND;
+		return 0;
+	}
+	struct override_rec *r = &s->overrides[e.id - 1];
+	if (r->expires_at_s <= now) {
+		*outcome = PSTATE_ENDED;
+		return 0;
+	}
+	r->expires_at_s = now;
+	r->ended_early = true;
+	for (size_t i = 0; i < s->nlive; i++)
+		if (s->live[i].id == e.id)
+			s->live[i].expires_at_s = now;
+	prune_live(s, now);
+	*outcome = PSTATE_OK;
+	return 0;
+}
+
+int pstate_apply(struct pstate *s, u16 kind, const void *ext, u32 ext_bytes,
+		 u64 timestamp, u32 *outcome)
+{
+	switch (kind) {
+	case PSTATE_CMD_SET:
+		return apply_set(s, ext, ext_bytes, timestamp, outcome);
+	case PSTATE_CMD_OVERRIDE:
+		return apply_override(s, ext, ext_bytes, timestamp, outcome);
+	case PSTATE_CMD_OVERRIDE_END:
+		return apply_override_end(s, ext, ext_bytes, timestamp,
+					  outcome);
+	default: return -EBADMSG;
+	}
+}
+
+/* ---- reading ------------------------------------------------------------ */
+
+const struct policy *pstate_current(const struct pstate *s, u64 *version)
+{
+	if (version)
+		*version = s->nversions;
+	return s->current;
+}
+
+u64 pstate_version_count(const struct pstate *s)
+{
+	return s->nversions;
+}
+
+bool pstate_version_get(const struct pstate *s, u64 v,
+			struct pstate_version *out)
+{
+	if (v == 0 || v > s->nversions)
+		return false;
+	const struct version_rec *r = &s->versions[v - 1];
+	out->version = v;
+	out->timestamp = r->timestamp;
+	memcpy(out->author, r->author, 32);
+	out->rollback_of = r->rollback_of;
+	memcpy(out->reason, r->reason, PSTATE_REASON_BYTES);
+	out->reason[PSTATE_REASON_BYTES] = '\0';
+	out->text = r->text;
+	out->text_len = r->text_len;
+	return true;
+}
+
+u64 pstate_override_count(const struct pstate *s)
+{
+	return s->noverrides;
+}
+
+void pstate_override_at(const struct pstate *s, u64 i,
+			struct pstate_override_info *out)
+{
+	const struct override_rec *r = &s->overrides[i];
+	out->id = i + 1;
+	out->timestamp = r->timestamp;
+	out->cmd = &r->cmd;
+	out->not_before_s = r->not_before_s;
+	out->expires_at_s = r->expires_at_s;
+	out->ended_early = r->ended_early;
+}
+
+const struct policy_override *pstate_overrides_live(const struct pstate *s,
+						    size_t *n)
+{
+	*n = s->nlive;
+	return s->live;
+}
+
+/* ---- snapshot and digest -------------------------------------------------
+ * "TPWPOL01", u64 versions, each: u64 timestamp, author[32], u64
+ * rollback_of, reason[208], u64 text_len, text; then u64 overrides, each:
+ * u64 timestamp, the command, i64 expires_at_s, u64 ended_early.  Applying
+ * the same commands gives the same bytes.
+ */
+static const char pstate_magic[8] = {'T', 'P', 'W', 'P', 'O', 'L', '0', '1'};
+
+typedef int (*sink_fn)(void *ctx, const void *buf, size_t len);
+
+static int put(sink_fn sink, void *ctx, const void *p, size_t n, int rc)
+{
+	return rc ? rc : sink(ctx, p, n);
+}
+
+int pstate_snapshot_write(const struct pstate *s, sink_fn sink, void *ctx)
+{
+	int rc = put(sink, ctx, pstate_magic, 8, 0);
+	rc = put(sink, ctx, &s->nversions, 8, rc);
+	for (u64 i = 0; i < s->nversions; i++) {
+		const struct version_rec *v = &s->versions[i];
+		u64 len = v->text_len;
+		rc = put(sink, ctx, &v->timestamp, 8, rc);
+		rc = put(sink, ctx, v->author, 32, rc);
+		rc = put(sink, ctx, &v->rollback_of, 8, rc);
+		rc = put(sink, ctx, v->reason, PSTATE_REASON_BYTES, rc);
+		rc = put(sink, ctx, &len, 8, rc);
+		rc = put(sink, ctx, v->text, v->text_len, rc);
+	}
+	rc = put(sink, ctx, &s->noverrides, 8, rc);
+	for (u64 i = 0; i < s->noverrides; i++) {
+		const struct override_rec *r = &s->overrides[i];
+		u64 ended = r->ended_early;
+		rc = put(sink, ctx, &r->timestamp, 8, rc);
+		rc = put(sink, ctx, &r->cmd, sizeof(r->cmd), rc);
+		rc = put(sink, ctx, &r->expires_at_s, 8, rc);
+		rc = put(sink, ctx, &ended, 8, rc);
+	}
+	return rc;
+}
+
+static int count_sink(void *ctx, const void *buf, size_t len)
+{
+	(void)buf;
+	*(u64 *)ctx += len;
+	return 0;
+}
+
+u64 pstate_snapshot_bytes(const struct pstate *s)
+{
+	u64 n = 0;
+	pstate_snapshot_write(s, count_sink, &n);
+	return n;
+}
+
+static int digest_sink(void *ctx, const void *buf, size_t len)
+{
+	crypto_generichash_update(ctx, buf, len);
+	return 0;
+}
+
+void pstate_digest(const struct pstate *s, u8 out[32])
+{
+	crypto_generichash_state st;
+	crypto_generichash_init(&st, NULL, 0, 32);
+	pstate_snapshot_write(s, digest_sink, &st);
+	crypto_generichash_final(&st, out, 32);
+}
+
+struct reader {
+	const u8 *p, *end;
+};
+
+static bool take(struct reader *r, void *out, size_t n)
+{
+	if ((size_t)(r->end - r->p) < n)
+		return false;
+	memcpy(out, r->p, n);
+	r->p += n;
+	return true;
+}
+
+/* Rebuild by re-applying: the snapshot holds the commands' content, so
+ * the parsed forms come out exactly as they did the first time. */
+struct pstate *pstate_snapshot_read(const u8 *buf, size_t len)
+{
+	struct reader r = {buf, buf + len};
+	char magic[8];
+	u64 n;
+	struct pstate *s = pstate_new();
+	if (!s)
+		return NULL;
+	if (!take(&r, magic, 8) || memcmp(magic, pstate_magic, 8) != 0 ||
+	    !take(&r, &n, 8) || n > PSTATE_VERSIONS_MAX)
+		goto fail;
+	for (u64 i = 0; i < n; i++) {
+		struct pstate_set h = {0};
+		u64 ts, tlen;
+		if (!take(&r, &ts, 8) || !take(&r, h.author, 32) ||
+		    !take(&r, &h.rollback_of, 8) ||
+		    !take(&r, h.reason, PSTATE_REASON_BYTES) ||
+		    !take(&r, &tlen, 8) || tlen == 0 ||
+		    tlen > POLICY_DOC_BYTES_MAX || (u64)(r.end - r.p) < tlen)
+			goto fail;
+		size_t ext_bytes = sizeof(h) + (size_t)(tlen + 15) / 16 * 16;
+		u8 *ext = calloc(1, ext_bytes);
+		if (!ext)
+			goto fail;
+		h.text_bytes = (u32)tlen;
+		memcpy(ext, &h, sizeof(h));
+		memcpy(ext + sizeof(h), r.p, tlen);
+		r.p += tlen;
+		u32 outcome = 0;
+		int ret = apply_set(s, ext, (u32)ext_bytes, ts, &outcome);
+		free(ext);
+		/* A rendered text renders to itself: anything else is not
+		 * a snapshot this code wrote. */
+		if (ret != 0 || outcome != PSTATE_OK ||
+		    s->versions[s->nversions - 1].text_len != tlen)
+			goto fail;
+	}
+	if (!take(&r, &n, 8) || n > PSTATE_OVERRIDES_MAX)
+		goto fail;
+	for (u64 i = 0; i < n; i++) {
+		struct pstate_override_cmd c;
+		u64 ts, ended;
+		int64_t expires;
+		if (!take(&r, &ts, 8) || !take(&r, &c, sizeof(c)) ||
+		    !take(&r, &expires, 8) || !take(&r, &ended, 8) || ended > 1)
+			goto fail;
+		/* Overrides that had expired by now were pruned from the
+		 * live list already: replay at their own time, then end. */
+		u32 outcome = 0;
+		s->nlive = 0; /* rebuilt below */
+		if (apply_override(s, (const u8 *)&c, sizeof(c), ts,
+				   &outcome) != 0 ||
+		    outcome != PSTATE_OK)
+			goto fail;
+		struct override_rec *o = &s->overrides[s->noverrides - 1];
+		o->expires_at_s = expires;
+		o->ended_early = ended;
+	}
+	if (r.p != r.end)
+		goto fail;
+	/* The live list: every override not expired as of the newest
+	 * command, in order (the same list the applier kept). */
+	s->nlive = 0;
+	u64 newest = 0;
+	for (u64 i = 0; i < s->nversions; i++)
+		if (s->versions[i].timestamp > newest)
+			newest = s->versions[i].timestamp;
+	for (u64 i = 0; i < s->noverrides; i++)
+		if (s->overrides[i].timestamp > newest)
+			newest = s->overrides[i].timestamp;
+	for (u64 i = 0; i < s->noverrides && s->nlive < POLICY_OVERRIDES_MAX;
+	     i++) {
+		const struct override_rec *o = &s->overrides[i];
+		if (o->expires_at_s <= seconds(newest))
+			continue;
+		struct policy_override po;
+		struct policy_err err;
+		if (policy_override_init(
+			    &po, o->cmd.platform, o->cmd.range,
+			    o->cmd.mode == POLICY_OVERRIDE_ALLOW ? "allow"
+								 : "compat",
+			    (int64_t)o->cmd.duration_s, o->cmd.reason,
+			    seconds(o->timestamp), &err) != 0)
+			goto fail;
+		po.expires_at_s = o->expires_at_s;
+		po.id = i + 1;
+		s->live[s->nlive++] = po;
+	}
+	return s;
+fail:
+	pstate_free(s);
+	return NULL;
+}

@@ -1,0 +1,136 @@
+/*
+ * pstate.h - the client-version policy as state of the log: every
+ * document ever activated (a version history) and every emergency
+ * override, changed only by journal commands, in journal order, with
+ * the record's timestamp (docs/client-policy.md).
+ *
+ * Pure and deterministic like the ledger.  Each version keeps the
+ * canonical text of its document (policy_render) and who set it, when,
+ * why and, for a rollback, which version it restored; the current one is
+ * also kept parsed, for the gate.  Overrides keep their command as
+ * journaled; their parsed form is derived from it, so a snapshot is the
+ * commands, never a struct with pointers or padding.
+ *
+ * Readers (the gate, the routes) hold the engine's read lock while they
+ * look; pointers returned stay valid until the lock is released.
+ */
+#ifndef TPW_CORE_PSTATE_H
+#define TPW_CORE_PSTATE_H
+
+#include "core/policy.h"
+#include "core/types.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define PSTATE_VERSIONS_MAX  100000u
+#define PSTATE_OVERRIDES_MAX 100000u
+#define PSTATE_REASON_BYTES  208
+
+/* Command kinds (command_header.kind, beside core/auth.h's). */
+enum pstate_command {
+	PSTATE_CMD_SET = 16,	      /* ext: pstate_set + text */
+	PSTATE_CMD_OVERRIDE = 17,     /* ext: pstate_override_cmd */
+	PSTATE_CMD_OVERRIDE_END = 18, /* ext: pstate_override_end */
+};
+
+/* PSTATE_CMD_SET: followed by text_bytes of document text, zero-padded
+ * to a multiple of 16. */
+struct pstate_set {
+	u8 author[32];	 /* principal id (zero: the administrator) */
+	u64 rollback_of; /* the version this restores, or 0 */
+	u32 text_bytes;
+	u32 reserved;
+	char reason[PSTATE_REASON_BYTES]; /* NUL-padded */
+};
+_Static_assert(sizeof(struct pstate_set) == 256, "policy set");
+
+struct pstate_override_cmd {
+	u8 author[32];
+	char platform[48];			/* NUL-padded */
+	char range[SEMVER_RANGE_TEXT_MAX + 16]; /* NUL-padded */
+	char reason[POLICY_REASON_MAX + 16];	/* NUL-padded */
+	u32 mode;				/* enum policy_override_mode */
+	u32 duration_s;
+	u64 reserved;
+};
+_Static_assert(sizeof(struct pstate_override_cmd) % 16 == 0, "override");
+
+struct pstate_override_end {
+	u8 author[32];
+	u64 id;
+	u64 reserved;
+	char reason[PSTATE_REASON_BYTES];
+};
+_Static_assert(sizeof(struct pstate_override_end) % 16 == 0, "override end");
+
+enum pstate_outcome {
+	PSTATE_OK = 0,
+	PSTATE_INVALID = 1,   /* the document or override does not parse */
+	PSTATE_UNCHANGED = 2, /* same text as the current version */
+	PSTATE_NOT_FOUND = 3, /* rollback_of or override id unknown */
+	PSTATE_ENDED = 4,     /* the override had already ended */
+	PSTATE_FULL = 5,
+};
+
+struct pstate;
+
+struct pstate *pstate_new(void);
+void pstate_free(struct pstate *s);
+
+/* Would pstate_apply take this ext (not -EBADMSG)?  The engine asks
+ * before journaling: a record that fails to apply stops replay. */
+bool pstate_command_valid(u16 kind, const void *ext, u32 ext_bytes);
+
+/* Apply a PSTATE_CMD_* command; *outcome gets an enum pstate_outcome.
+ * Returns 0, -EBADMSG (malformed ext) or -ENOMEM. */
+int pstate_apply(struct pstate *s, u16 kind, const void *ext, u32 ext_bytes,
+		 u64 timestamp, u32 *outcome);
+
+/* ---- reading ---------------------------------------------------------- */
+
+struct pstate_version {
+	u64 version; /* 1, 2, ... */
+	u64 timestamp;
+	u8 author[32];
+	u64 rollback_of;
+	char reason[PSTATE_REASON_BYTES + 1];
+	const char *text; /* canonical document, NUL-terminated */
+	size_t text_len;
+};
+
+/* The current policy and its version, or NULL (none set yet). */
+const struct policy *pstate_current(const struct pstate *s, u64 *version);
+u64 pstate_version_count(const struct pstate *s);
+/* Version v (1-based); false when there is none. */
+bool pstate_version_get(const struct pstate *s, u64 v,
+			struct pstate_version *out);
+
+/* Every override ever opened, in order (id = index + 1). */
+struct pstate_override_info {
+	u64 id;
+	u64 timestamp;
+	const struct pstate_override_cmd *cmd; /* as journaled */
+	int64_t not_before_s, expires_at_s;    /* expires_at: ended early too */
+	bool ended_early;
+};
+u64 pstate_override_count(const struct pstate *s);
+void pstate_override_at(const struct pstate *s, u64 i,
+			struct pstate_override_info *out);
+/* The overrides not yet expired as of the last command applied (at most
+ * POLICY_OVERRIDES_MAX, contiguous, each with its id): what the gate
+ * passes to policy_evaluate, which keeps those active at its now. */
+const struct policy_override *pstate_overrides_live(const struct pstate *s,
+						    size_t *n);
+
+/* ---- digest and snapshot ----------------------------------------------- */
+
+void pstate_digest(const struct pstate *s, u8 out[32]);
+u64 pstate_snapshot_bytes(const struct pstate *s);
+int pstate_snapshot_write(const struct pstate *s,
+			  int (*sink)(void *ctx, const void *buf, size_t len),
+			  void *ctx);
+struct pstate *pstate_snapshot_read(const u8 *buf, size_t len);
+
+#endif
