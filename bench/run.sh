@@ -4,6 +4,7 @@
 #   BENCH_TRANSFERS  engine transfers (default 10000000)
 #   WRK_SECONDS      single-transfer HTTP run length (default 10)
 #   BATCHES          HTTP batches of 8190 (default 120)
+#   BENCH_AUTHZ=0    skip the authorization section (bench_mandate, authz_load)
 set -eu
 bin=${1:-build/tpwallet}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -25,6 +26,8 @@ until curl -sf "http://127.0.0.1:$port/readyz" >/dev/null; do
 	i=$((i + 1)); [ $i -lt 100 ] || { echo "server did not start"; cat "$data.log"; exit 1; }
 	sleep 0.1
 done
+TPWALLET_TOKEN=$(cat "$data/admin.token")
+export TPWALLET_TOKEN
 python3 "$here/http_batch.py" --port "$port" --accounts 100000 --create-accounts
 
 echo "== HTTP, one transfer per request, 64 connections, ${wrk_seconds}s (wrk -t2)"
@@ -35,6 +38,108 @@ echo "== HTTP, batches of 8190 transfers, $batches batches, 4 connections"
 python3 "$here/http_batch.py" --port "$port" --accounts 100000 \
 	--batches "$batches" --connections 4 --run 7
 kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true
+
+# Authorization (issue 4): the in-process verify costs (bench_mandate),
+# then single-transfer HTTP with the administrator's bearer token against
+# a 3-link mandate + DPoP proof per request (authz_load), alternated 3
+# times on one server; medians and the dpop/bearer ratio.  BENCH_AUTHZ=0
+# skips it.
+if [ "${BENCH_AUTHZ:-1}" = 1 ]; then
+(
+	set -eu
+	cflags="-O2 -std=c17 -D_GNU_SOURCE -Isrc"
+	libs="$(pkg-config --cflags --libs jansson libsodium) -lpthread"
+	mand_src="src/crypto/mandate.c src/crypto/jose.c src/crypto/b64url.c src/core/u128.c"
+	root=$(cd "$here/.." && pwd)
+	mkdir -p "$root/build/bench"
+	# shellcheck disable=SC2086
+	(cd "$root" && cc $cflags bench/bench_mandate.c $mand_src $libs -o build/bench/bench_mandate &&
+		cc $cflags bench/authz_load.c $mand_src $libs -o build/bench/authz_load)
+	echo "== authorization in process: 3-link chain + DPoP proof, one core (bench/bench_mandate)"
+	"$root/build/bench/bench_mandate"
+
+	adata=$(mktemp -d "${TMPDIR:-/tmp}/tpwallet-authzbench-XXXXXX")
+	aport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	"$bin" serve --data "$adata/data" --listen "127.0.0.1:$aport" --log-level warn 2>"$adata/serve.log" &
+	apid=$!
+	trap 'kill $apid 2>/dev/null; wait $apid 2>/dev/null; rm -rf "$adata"' EXIT INT TERM
+	i=0
+	until curl -sf "http://127.0.0.1:$aport/readyz" >/dev/null; do
+		i=$((i + 1)); [ $i -lt 100 ] || { echo "server did not start"; cat "$adata/serve.log"; exit 1; }
+		sleep 0.1
+	done
+	cli="--server http://127.0.0.1:$aport --data $adata/data"
+	# shellcheck disable=SC2086
+	{
+		# accounts 1..8 (owned by the administrator), ledger 1
+		"$bin" call $cli POST /v1/accounts "[$(seq -s, -f '{"id":"%g","ledger":1,"code":1}' 1 8)]" >/dev/null
+		"$bin" principal create $cli --name merchant --key-out "$adata/merchant.jwk" >/dev/null
+		"$bin" principal create $cli --name shop --key-out "$adata/shop.jwk" --no-register >/dev/null
+		"$bin" principal create $cli --name device --key-out "$adata/device.jwk" --no-register >/dev/null
+		# admin -> merchant -> shop -> device, each link narrower, caps far
+		# above what a run can spend (no request is refused for them)
+		"$bin" delegate issue --key "$adata/data/admin.jwk" --to "$adata/merchant.jwk" \
+			--op transfers:create --op accounts:read --op transfers:read \
+			--account 1 --account 2 --account 3 --account 4 --ledger 1 \
+			--counterparty 5 --counterparty 6 --counterparty 7 --counterparty 8 \
+			--per-transfer-cap 1000000 --total-cap 1000000000000000 --expires 2h \
+			--out "$adata/l1.txt" 2>/dev/null
+		"$bin" delegate issue --key "$adata/merchant.jwk" --to "$adata/shop.jwk" --parent "$adata/l1.txt" \
+			--op transfers:create --op accounts:read --account 1 --account 2 --ledger 1 \
+			--counterparty 5 --counterparty 6 --per-transfer-cap 10000 \
+			--total-cap 1000000000000 --out "$adata/l2.txt" 2>/dev/null
+		"$bin" delegate issue --key "$adata/shop.jwk" --to "$adata/device.jwk" --parent "$adata/l2.txt" \
+			--op transfers:create --account 1 --ledger 1 --counterparty 5 \
+			--per-transfer-cap 1000 --total-cap 1000000000 --out "$adata/chain.txt" 2>/dev/null
+		# one request by hand, so that a setup mistake shows here
+		"$bin" call $cli --key "$adata/device.jwk" --mandate "$adata/chain.txt" POST /v1/transfers \
+			'{"id":"1","debit_account_id":"1","credit_account_id":"5","amount":"1","ledger":1,"code":1}' >/dev/null
+	}
+	echo "== HTTP, one transfer per request, 64 connections, ${wrk_seconds}s: bearer token vs 3-link mandate + DPoP, alternated 3 times (bench/authz_load; the server with its default --threads: cores - 1, at least 1)"
+	run0=$(( $(date +%s) % 100000000 ))
+	# 2 s of bearer requests first, not counted: a fresh server's first
+	# seconds are slower (page faults in the ledger and journal)
+	"$root/build/bench/authz_load" --port "$aport" --seconds 2 --mode bearer \
+		--token-file "$adata/data/admin.token" --run "${run0}00" >/dev/null || true
+	for r in 1 2 3; do
+		for mode in bearer dpop; do
+			if [ $mode = bearer ]; then
+				cred="--token-file $adata/data/admin.token"
+			else
+				cred="--key $adata/device.jwk --mandate $adata/chain.txt"
+			fi
+			# shellcheck disable=SC2086
+			"$root/build/bench/authz_load" --port "$aport" --connections 64 \
+				--seconds "$wrk_seconds" --mode $mode $cred --run "$run0$r$([ $mode = bearer ] && echo 0 || echo 1)" \
+				--debit 1 --credit 5 | tee -a "$adata/results" || true
+		done
+	done
+	awk '
+		/^authz-load/ {
+			for (i = 2; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
+			m = f["mode"]; n[m]++; rps[m, n[m]] = f["rps"]; p99[m, n[m]] = f["p99_ms"]
+			if (f["non2xx"] + 0 || f["socket_errors"] + 0) invalid[m]++
+		}
+		function med3(a, m,   x, y, z, t) {
+			x = a[m, 1] + 0; y = a[m, 2] + 0; z = a[m, 3] + 0
+			if (x > y) { t = x; x = y; y = t }
+			if (y > z) { t = y; y = z; z = t }
+			if (x > y) { t = x; x = y; y = t }
+			return y
+		}
+		END {
+			if (n["bearer"] != 3 || n["dpop"] != 3) { print "!!! missing runs"; exit }
+			for (r = 1; r <= 3; r++)
+				printf "run %d: bearer %s/s, dpop %s/s, dpop/bearer %.2f\n", r,
+					rps["bearer", r], rps["dpop", r], rps["dpop", r] / rps["bearer", r]
+			b = med3(rps, "bearer"); d = med3(rps, "dpop")
+			printf "median: bearer %.0f/s (p99 %.3f ms), dpop %.0f/s (p99 %.3f ms), dpop/bearer %.2f (target >= 0.60)\n",
+				b, med3(p99, "bearer"), d, med3(p99, "dpop"), d / b
+			if (invalid["bearer"] || invalid["dpop"])
+				print "!!! some runs had non-2xx answers or socket errors: INVALID (see above)"
+		}' "$adata/results"
+)
+fi
 
 # The PostgreSQL baseline, in the same run so the two compare as a ratio
 # (installs Debian's postgresql if missing).  BENCH_PG=0 skips it.

@@ -31,6 +31,8 @@
 #define AUTH_BODY_BYTES_MAX 16384u
 /* Not configured: every /v1 request answers 503. */
 #define AUTH_ERR_UNCONFIGURED (-1)
+/* The guard's counters are at their limit: 507. */
+#define AUTH_ERR_STATE_FULL (-2)
 
 static int set_err(struct request *rq, int code, int link, const char *claim)
 {
@@ -163,7 +165,14 @@ int authz_route(struct request *rq)
 				false, 0);
 	case ROUTE_revocation:
 		return check_op(rq, MANDATE_OP_REVOCATIONS_READ, false, 0);
-	default: return 0;
+	default: {
+		/* The client-policy routes: policy:read or policy:admin. */
+		unsigned op;
+		if (policy_route_op(rq, &op) == 0)
+			return check_op(rq, op, false, 0);
+		/* Every /v1 route must be listed: refuse what is not. */
+		return set_err(rq, MANDATE_ERR_op_not_allowed, 0, "right.ops");
+	}
 	}
 }
 
@@ -316,6 +325,10 @@ bool authz_guard_refused(struct request *rq)
 	case CREATE_TRANSFER_exceeds_mandate_uses:
 		set_err(rq, MANDATE_ERR_uses_exceeded, 0, "right.uses");
 		return true;
+	case CREATE_TRANSFER_mandate_counters_full:
+		/* 507 state-full, through api_reply_auth's fallback */
+		set_err(rq, AUTH_ERR_STATE_FULL, 0, NULL);
+		return true;
 	default: return false;
 	}
 }
@@ -323,6 +336,11 @@ bool authz_guard_refused(struct request *rq)
 enum MHD_Result api_reply_auth(struct request *rq)
 {
 	const struct mandate_error *e = &rq->auth_err;
+	if (e->code == AUTH_ERR_STATE_FULL)
+		return api_reply_problem(rq, PROBLEM_state_full,
+					 "the mandate counters are at their "
+					 "limit",
+					 NULL, NULL);
 	if (e->code == AUTH_ERR_UNCONFIGURED || e->code <= 0 ||
 	    e->code >= MANDATE_ERR_COUNT)
 		return api_reply_problem(rq, PROBLEM_unavailable,

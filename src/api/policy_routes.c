@@ -650,6 +650,14 @@ static enum MHD_Result post_rollback(struct request *rq)
 		return api_reply_problem(rq, PROBLEM_policy_not_found,
 					 "no such version", "version", NULL);
 	}
+	if (!reason_ok(reason, PSTATE_REASON_BYTES)) {
+		json_decref(j);
+		free(text);
+		return api_reply_problem(rq, PROBLEM_invalid_field,
+					 "at most 207 bytes, no control "
+					 "characters",
+					 "reason", NULL);
+	}
 	char reason_buf[PSTATE_REASON_BYTES];
 	snprintf(reason_buf, sizeof(reason_buf), "%s", reason ? reason : "");
 	json_decref(j);
@@ -844,7 +852,12 @@ static enum MHD_Result delete_override(struct request *rq)
 	author_of(rq, e->author);
 	e->id = (u64)rq->path_id;
 	const char *reason = arg(rq, "reason");
-	if (reason && reason_ok(reason, sizeof(e->reason)))
+	if (!reason_ok(reason, sizeof(e->reason)))
+		return api_reply_problem(rq, PROBLEM_invalid_query,
+					 "reason: at most 207 bytes, no "
+					 "control characters",
+					 "reason", NULL);
+	if (reason)
 		memcpy(e->reason, reason, strlen(reason));
 	return submit(rq);
 }

@@ -37,6 +37,7 @@ int cmd_keys(int argc, char **argv);
 int cmd_delegate(int argc, char **argv);
 int cmd_version(int argc, char **argv);
 int cmd_doctor(int argc, char **argv);
+int cmd_policy(int argc, char **argv);
 int cmd_help(int argc, char **argv);
 
 #define TPWALLET_VERSION "0.1.0"
@@ -110,6 +111,8 @@ struct jose_pubkey;
 struct httpc_response;
 
 /* Where and how to reach the server, and with which credential. */
+struct httpc_header;
+
 struct client {
 	const char *prog;	  /* "tpwallet call": prefixes messages */
 	const char *server;	  /* --server, $TPWALLET_SERVER, default */
@@ -120,6 +123,9 @@ struct client {
 	const char *key_file;	  /* --key: DPoP key (with mandate_file) */
 	const char *mandate_file; /* --mandate: the chain */
 	bool no_auth;		  /* --no-auth: no Authorization header */
+	/* -H 'Name: value' of tpwallet call (X-Client-Version...) */
+	struct httpc_header *extra;
+	unsigned nextra;
 };
 
 void client_init(struct client *c, const char *prog);

@@ -42,7 +42,8 @@
 
 #include "banned.h"
 
-#define PATH_BYTES_MAX 4200
+#define PATH_BYTES_MAX	       4200
+#define CALL_EXTRA_HEADERS_MAX 4
 
 const char client_usage_common[] =
 	"  --server URL       the server (default $TPWALLET_SERVER, "
@@ -411,7 +412,7 @@ int client_send(const struct client *c, const char *method, const char *target,
 		const char *body, size_t body_len, struct httpc_response *resp)
 {
 	struct httpc_url url;
-	struct httpc_header hdr[4];
+	struct httpc_header hdr[4 + CALL_EXTRA_HEADERS_MAX];
 	struct httpc_request req = {0};
 	struct httpc_response r = {0};
 	struct jose_seckey *key = NULL;
@@ -532,6 +533,8 @@ int client_send(const struct client *c, const char *method, const char *target,
 	if (body)
 		hdr[nh++] = (struct httpc_header){"Content-Type",
 						  "application/json"};
+	for (unsigned i = 0; i < c->nextra && i < CALL_EXTRA_HEADERS_MAX; i++)
+		hdr[nh++] = c->extra[i];
 
 	req.url = &url;
 	req.method = method;
@@ -601,6 +604,48 @@ cleanup:
 
 /* ---- tpwallet call ------------------------------------------------------ */
 
+/* -H 'Name: value': a header name is a token, its value printable
+ * ASCII; Authorization and DPoP come from the credential options. */
+static int extra_header(struct client *c, struct httpc_header *h, char *arg)
+{
+	char *colon = strchr(arg, ':');
+	if (!colon || colon == arg || c->nextra == CALL_EXTRA_HEADERS_MAX) {
+		fprintf(stderr,
+			"tpwallet call: -H takes 'Name: value' (at most %d)\n",
+			CALL_EXTRA_HEADERS_MAX);
+		return -1;
+	}
+	*colon = '\0';
+	char *v = colon + 1;
+	while (*v == ' ')
+		v++;
+	for (const char *p = arg; *p; p++)
+		if (!strchr("!#$%&'*+-.^_`|~", *p) &&
+		    !((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9'))) {
+			fprintf(stderr, "tpwallet call: -H: bad header name\n");
+			return -1;
+		}
+	for (const char *p = v; *p; p++)
+		if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e) {
+			fprintf(stderr, "tpwallet call: -H: header values are "
+					"printable ASCII\n");
+			return -1;
+		}
+	if (strcasecmp(arg, "Authorization") == 0 ||
+	    strcasecmp(arg, "DPoP") == 0 ||
+	    strcasecmp(arg, "Content-Type") == 0 ||
+	    strcasecmp(arg, "Host") == 0 ||
+	    strcasecmp(arg, "Content-Length") == 0) {
+		fprintf(stderr, "tpwallet call: -H: %s is set by tpwallet\n",
+			arg);
+		return -1;
+	}
+	h[c->nextra++] = (struct httpc_header){arg, v};
+	c->extra = h;
+	return 0;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -612,7 +657,11 @@ static void usage(FILE *f)
 		"application/json.  A refusal (RFC 9457 problem)\nis "
 		"summarised on stderr: \"<status> <title>: <detail> (link N, "
 		"claim C)\".\n\n"
-		"options:\n%s%s\n"
+		"options:\n%s%s"
+		"  -H, --header 'Name: value'  an extra header (repeatable, "
+		"at most 4),\n"
+		"                       e.g. -H 'X-Client-Version: "
+		"android/3.9.0'\n\n"
 		"Exit 0 on a 2xx answer, 1 on any other answer or when the "
 		"server cannot\nbe reached, 2 on usage errors.  See "
 		"docs/cli.md.\n",
@@ -624,10 +673,12 @@ int cmd_call(int argc, char **argv)
 	static const struct option opts[] = {
 		CLIENT_LONG_OPTIONS,
 		CLIENT_AUTH_LONG_OPTIONS,
+		{"header", required_argument, NULL, 'H'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	struct client c;
+	struct httpc_header extra[CALL_EXTRA_HEADERS_MAX];
 	const char *method, *target, *arg = NULL;
 	char *body = NULL;
 	size_t body_len = 0;
@@ -640,10 +691,15 @@ int cmd_call(int argc, char **argv)
 	}
 	optind = 1;
 	/* "+": stop at METHOD, so a body such as "-" is not an option. */
-	while ((opt = getopt_long(argc, argv, "+vk:h", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "+vk:hH:", opts, NULL)) != -1) {
 		if (opt == 'h') {
 			usage(stdout);
 			return 0;
+		}
+		if (opt == 'H') {
+			if (extra_header(&c, extra, optarg) < 0)
+				return EXIT_USAGE;
+			continue;
 		}
 		r = client_option(&c, opt, optarg, true);
 		if (r < 0)

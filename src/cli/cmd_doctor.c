@@ -23,6 +23,8 @@
  */
 #include "api/authz.h"
 #include "cli/cli.h"
+#include "core/auth.h"
+#include "core/pstate.h"
 #include "crypto/keyring.h"
 #include "crypto/note.h"
 #include "log/journal.h"
@@ -41,6 +43,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -100,6 +103,12 @@ struct doctor {
 	bool journal_present;	   /* DATA/journal could be read */
 	bool journal_whole; /* read to its end (or a torn tail), no damage */
 	u64 records, last_seq, bytes, last_ts_ns;
+
+	/* The client-version policy, rebuilt from the journal's commands
+	 * as it is read; and the client to diagnose (--client-version...). */
+	struct pstate *ps;
+	char client_version[300];
+	const char *channel, *country, *languages;
 
 	struct result results[RESULTS_MAX];
 	size_t nresults;
@@ -572,6 +581,23 @@ cleanup:
 	return ret;
 }
 
+/* A client-policy command: apply it to the doctor's own copy of the
+ * policy state (pure, the same code the server applies). */
+static void policy_record(struct doctor *d, const struct journal_record *r)
+{
+	struct command_header h;
+	if (!d->ps || r->type != JOURNAL_COMMAND ||
+	    r->payload_bytes < sizeof(h))
+		return;
+	memcpy(&h, r->payload, sizeof(h));
+	if (h.kind < PSTATE_CMD_SET || h.kind > PSTATE_CMD_OVERRIDE_END ||
+	    sizeof(h) + (u64)h.ext_bytes > r->payload_bytes)
+		return;
+	u32 outcome;
+	pstate_apply(d->ps, h.kind, (const u8 *)r->payload + sizeof(h),
+		     h.ext_bytes, r->timestamp, &outcome);
+}
+
 /*
  * Read records until the reader has none, or until `until` records when
  * it is not 0.  A record still being written is waited for a moment.
@@ -604,6 +630,7 @@ static int read_records(struct doctor *d, u64 until, u64 stop_bytes, u64 *seg,
 		d->records++;
 		d->last_seq = r.seq;
 		d->last_ts_ns = r.timestamp;
+		policy_record(d, &r);
 		d->bytes += raw_bytes;
 		u64 off;
 		journal_reader_position(d->rd, seg, &off);
@@ -1060,6 +1087,158 @@ cleanup:
 	free(seqs);
 }
 
+/* ---- client policy ----------------------------------------------------------
+ */
+
+static void fmt_time(char *out, size_t cap, int64_t t)
+{
+	struct tm tm;
+	time_t tt = (time_t)t;
+	gmtime_r(&tt, &tm);
+	strftime(out, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* The verdict of version v's document for q, overrides left out. */
+static int verdict_of_version(const struct pstate *ps, u64 v,
+			      const struct policy_query *q)
+{
+	struct pstate_version pv;
+	struct policy *p = NULL;
+	struct policy_decision dec;
+	int verdict = -1;
+	if (pstate_version_get(ps, v, &pv) &&
+	    policy_parse(pv.text, pv.text_len, &p, NULL) == 0 &&
+	    policy_evaluate(p, q, NULL, 0, &dec) == 0)
+		verdict = dec.verdict;
+	policy_free(p);
+	return verdict;
+}
+
+static void check_policy(struct doctor *d)
+{
+	char when[32], line[DETAIL_BYTES];
+	u64 version;
+
+	if (!d->journal_present || !d->ps)
+		return;
+	const struct policy *p = pstate_current(d->ps, &version);
+	if (!p) {
+		report(d, STATUS_OK, "client policy",
+		       "none set: every client version is served");
+		return;
+	}
+	struct pstate_version pv;
+	pstate_version_get(d->ps, version, &pv);
+	fmt_time(when, sizeof(when), (int64_t)(pv.timestamp / 1000000000u));
+	size_t nlive, active = 0;
+	const struct policy_override *ov = pstate_overrides_live(d->ps, &nlive);
+	for (size_t i = 0; i < nlive; i++)
+		active += policy_override_active(&ov[i], d->now);
+	report(d, active ? STATUS_WARN : STATUS_OK, "client policy",
+	       "version %llu set %s%s%s; %zu override%s in force%s",
+	       (unsigned long long)version, when, pv.reason[0] ? ": " : "",
+	       pv.reason, active, active == 1 ? "" : "s",
+	       active ? " (`tpwallet policy override list`)" : "");
+	if (!d->client_version[0])
+		return;
+
+	struct policy_query q = {0};
+	policy_query_set_client_version(&q, d->client_version,
+					strlen(d->client_version));
+	q.channel = d->channel;
+	q.country = d->country;
+	q.languages = d->languages;
+	q.now_s = d->now;
+	struct policy_decision dec;
+	if (policy_evaluate(p, &q, ov, nlive, &dec) != 0) {
+		report(d, STATUS_WARN, "client", "%s: cannot be evaluated",
+		       d->client_version);
+		return;
+	}
+	int n = snprintf(line, sizeof(line),
+			 "%s: %s (%s%s%s) by policy "
+			 "version %llu",
+			 d->client_version, policy_verdict_name(dec.verdict),
+			 policy_reason_name(dec.reason),
+			 dec.rule ? ", rule " : "", dec.rule ? dec.rule : "",
+			 (unsigned long long)version);
+	/* Since when: the oldest version from which every later one gave
+	 * the rules' verdict (overrides aside). */
+	u64 since = version;
+	while (since > 1 && verdict_of_version(d->ps, since - 1, &q) ==
+				    dec.verdict_without_override)
+		since--;
+	struct pstate_version sv;
+	if (n > 0 && (size_t)n < sizeof(line) &&
+	    pstate_version_get(d->ps, since, &sv)) {
+		fmt_time(when, sizeof(when),
+			 (int64_t)(sv.timestamp / 1000000000u));
+		n += snprintf(line + n, sizeof(line) - (size_t)n,
+			      "; %s since version %llu (%s)",
+			      policy_verdict_name(dec.verdict_without_override),
+			      (unsigned long long)since, when);
+	}
+	if (dec.override && n > 0 && (size_t)n < sizeof(line)) {
+		fmt_time(when, sizeof(when), dec.override->expires_at_s);
+		n += snprintf(
+			line + n, sizeof(line) - (size_t)n,
+			"; relaxed by override %llu (%s, \"%s\") until %s",
+			(unsigned long long)dec.override->id,
+			dec.override->mode == POLICY_OVERRIDE_ALLOW ? "allow"
+								    : "compat",
+			dec.override->reason, when);
+	}
+	if (dec.min_supported && n > 0 && (size_t)n < sizeof(line))
+		snprintf(line + n, sizeof(line) - (size_t)n, "; minimum %s%s%s",
+			 dec.min_supported,
+			 dec.upgrade_url ? ", upgrade at " : "",
+			 dec.upgrade_url ? dec.upgrade_url : "");
+	report(d, dec.verdict == POLICY_BLOCKED ? STATUS_WARN : STATUS_OK,
+	       "client", "%s", line);
+}
+
+/* A captured request: its X-Client-* and Accept-Language headers. */
+static int read_request(struct doctor *d, const char *path)
+{
+	static char buf[16384];
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		fprintf(stderr, "tpwallet doctor: %s: %s\n", path,
+			strerror(errno));
+		return -1;
+	}
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	char *save = NULL;
+	for (char *l = strtok_r(buf, "\r\n", &save); l;
+	     l = strtok_r(NULL, "\r\n", &save)) {
+		char *colon = strchr(l, ':');
+		if (!colon)
+			continue;
+		*colon = '\0';
+		char *v = colon + 1;
+		while (*v == ' ' || *v == '\t')
+			v++;
+		if (strcasecmp(l, "X-Client-Version") == 0)
+			snprintf(d->client_version, sizeof(d->client_version),
+				 "%s", v);
+		else if (strcasecmp(l, "X-Client-Channel") == 0)
+			d->channel = v;
+		else if (strcasecmp(l, "X-Client-Country") == 0)
+			d->country = v;
+		else if (strcasecmp(l, "Accept-Language") == 0)
+			d->languages = v;
+	}
+	if (!d->client_version[0]) {
+		fprintf(stderr,
+			"tpwallet doctor: %s: no X-Client-Version header\n",
+			path);
+		return -1;
+	}
+	return 0;
+}
+
 /* ---- the table ----------------------------------------------------------- */
 
 /*
@@ -1078,6 +1257,7 @@ static const struct {
 	{"journal", check_journal},
 	{"audit log", check_audit},
 	{"snapshots", check_snapshots},
+	{"client policy", check_policy},
 };
 
 /* ---- output -------------------------------------------------------------- */
@@ -1146,7 +1326,10 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: tpwallet doctor [--data DIR] [--config FILE] "
 		"[--kek-file FILE] [--json]\n"
-		"                       [--warn-days N]\n\n"
+		"                       [--warn-days N]\n"
+		"                       [--client-version PLATFORM/VERSION "
+		"[--channel C] [--country CC]\n"
+		"                        | --request FILE]\n\n"
 		"Check a data directory offline (a server may be running on "
 		"it: doctor\nonly reads): the directory, the key-encryption "
 		"key, the signing keys and\ntheir rotation, the "
@@ -1157,7 +1340,11 @@ static void usage(FILE *f)
 		"{\"checks\":[{\"name\",\"status\",\"detail\"}],\n"
 		"\"action_needed\"}.  --warn-days N (default %u): warn when "
 		"the scheduled key\nrotation is due within N days.  Progress "
-		"of long reads goes to stderr.\n\n"
+		"of long reads goes to stderr.\n"
+		"The client policy is rebuilt from the journal: which "
+		"version is in force,\noverrides; with --client-version "
+		"(or a captured request's headers in\n--request FILE) the "
+		"decision for that client, its rule and since when.\n\n"
 		"Exit status: 0 nothing needs action, 1 something does, 2 "
 		"usage, 3 the\ndata directory does not exist.  See "
 		"docs/operations.md, Diagnosis.\n",
@@ -1172,6 +1359,10 @@ int cmd_doctor(int argc, char **argv)
 		{"kek-file", required_argument, NULL, 'k'},
 		{"json", no_argument, NULL, 'j'},
 		{"warn-days", required_argument, NULL, 'w'},
+		{"client-version", required_argument, NULL, 'V'},
+		{"channel", required_argument, NULL, 'C'},
+		{"country", required_argument, NULL, 'K'},
+		{"request", required_argument, NULL, 'R'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -1185,8 +1376,21 @@ int cmd_doctor(int argc, char **argv)
 		return EXIT_SOFTWARE;
 	d->warn_days = WARN_DAYS_DEFAULT;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "d:c:k:jw:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "d:c:k:jw:hV:C:K:R:", opts,
+				NULL)) != -1) {
 		switch (c) {
+		case 'V':
+			snprintf(d->client_version, sizeof(d->client_version),
+				 "%s", optarg);
+			break;
+		case 'C': d->channel = optarg; break;
+		case 'K': d->country = optarg; break;
+		case 'R':
+			if (read_request(d, optarg) != 0) {
+				ret = EXIT_USAGE;
+				goto cleanup;
+			}
+			break;
 		case 'd': data = optarg; break;
 		case 'c': config = optarg; break;
 		case 'k': kek_file = optarg; break;
@@ -1226,6 +1430,7 @@ int cmd_doctor(int argc, char **argv)
 	}
 	settings_finish(&d->s);
 	d->now = (int64_t)time(NULL);
+	d->ps = pstate_new();
 
 	for (size_t i = 0; i < sizeof(checks) / sizeof(checks[0]) && !d->stop;
 	     i++)
@@ -1247,6 +1452,7 @@ cleanup:
 	if (d) {
 		journal_reader_close(d->rd);
 		keyring_kek_free(d->kek);
+		pstate_free(d->ps);
 	}
 	free(d);
 	return ret;

@@ -24,6 +24,7 @@ const struct command commands[] = {
 	{"keys", cmd_keys, "list or rotate the server's signing keys"},
 	{"delegate", cmd_delegate,
 	 "issue, inspect, verify and revoke mandates (delegation chains)"},
+	{"policy", cmd_policy, "set, diff and evaluate the client policy"},
 	{"bench", cmd_bench, "measure the engine in process and print figures"},
 	{"doctor", cmd_doctor,
 	 "check a data directory offline, even while served"},

@@ -328,9 +328,14 @@ void activity_days(const struct activity *a, const char *platform,
 		fn(ctx, day, nb, na);
 }
 
+/* Sums for least squares of y = ln(share) on x = day - today: small x
+ * (at most 119 in magnitude) keep the sums exact enough that a flat
+ * share comes out flat, where x = day (~20000, squared ~4e8) left b a
+ * rounding error away from 0 and forecast a date. */
 struct fit {
 	double sx, sy, sxx, sxy, syy;
 	u32 n;
+	u32 today;
 };
 
 static void fit_day(void *ctx, u32 day, u64 below_n, u64 all)
@@ -338,7 +343,8 @@ static void fit_day(void *ctx, u32 day, u64 below_n, u64 all)
 	struct fit *f = ctx;
 	if (all == 0 || below_n == 0)
 		return;
-	double x = (double)day, y = log((double)below_n / (double)all);
+	double x = (double)day - (double)f->today;
+	double y = log((double)below_n / (double)all);
 	f->sx += x;
 	f->sy += y;
 	f->sxx += x * x;
@@ -355,7 +361,7 @@ int activity_forecast(const struct activity *a, const char *platform,
 	memset(out, 0, sizeof(*out));
 	if (!(threshold > 0 && threshold < 1) || weeks == 0 || weeks > 17)
 		return -EINVAL;
-	struct fit f = {0};
+	struct fit f = {.today = today};
 	u32 from = today >= weeks * 7 ? today - weeks * 7 : 0;
 	activity_days(a, platform, min, mode, from, today, fit_day, &f);
 	out->days_used = f.n;
@@ -366,22 +372,31 @@ int activity_forecast(const struct activity *a, const char *platform,
 	if (den <= 0)
 		return -ENODATA;
 	double b = (n * f.sxy - f.sx * f.sy) / den;
-	double c = (f.sy - b * f.sx) / n;
+	double c = (f.sy - b * f.sx) / n; /* ln(share) today */
 	/* R^2 = 1 - SSres/SStot, from the sums. */
 	double sstot = f.syy - f.sy * f.sy / n;
 	double ssres = f.syy - c * f.sy - b * f.sxy;
 	out->r2 = sstot > 1e-12 ? 1.0 - ssres / sstot : 1.0;
 	if (out->r2 < 0)
 		out->r2 = 0;
-	out->share_now = exp(c + b * (double)today);
+	if (out->r2 > 1)
+		out->r2 = 1;
+	/* Slopes this small are rounding, not a trend (a halving would
+	 * take over a billion days). */
+	if (fabs(b) < 1e-9)
+		b = 0;
+	out->share_now = exp(c);
 	out->daily_decay = 1.0 - exp(b);
 	out->decreasing = b < 0;
 	out->already_below = out->share_now < threshold;
 	if (out->already_below) {
 		out->day_below = today;
 	} else if (out->decreasing) {
-		double d = (log(threshold) - c) / b;
-		out->day_below = d > 4e9 ? UINT32_MAX : (u32)ceil(d);
+		double d = (log(threshold) - c) / b; /* days after today */
+		if (d < 0)
+			d = 0;
+		out->day_below = d > 4e9 - (double)today ? UINT32_MAX
+							 : today + (u32)ceil(d);
 	}
 	return 0;
 }
@@ -412,9 +427,20 @@ int activity_write(const struct activity *a,
 	}
 	if (rc == 0)
 		rc = sink(ctx, &a->nusers, 4);
-	for (u32 i = 0; rc == 0 && i <= a->users_mask; i++)
-		if (a->users[i].user)
-			rc = sink(ctx, &a->users[i], sizeof(a->users[i]));
+	/* Users in slot order starting after an empty slot (there is one:
+	 * the table is at most half full), so that no run of colliding
+	 * users is split at the end of the table: activity_read, inserting
+	 * in file order into a table of the same size, puts each one back
+	 * in its slot, and writing again gives the same bytes. */
+	u32 start = 0;
+	while (start < a->users_mask && a->users[start].user)
+		start++;
+	for (u32 k = 1; rc == 0 && k <= a->users_mask + 1; k++) {
+		const struct user_rec *u =
+			&a->users[(start + k) & a->users_mask];
+		if (u->user)
+			rc = sink(ctx, u, sizeof(*u));
+	}
 	if (rc == 0)
 		rc = sink(ctx, &a->ndays, 4);
 	if (rc == 0 && a->ndays)
@@ -466,8 +492,14 @@ struct activity *activity_read(const u8 *buf, size_t len)
 			if (p->versions[v][SEMVER_TEXT_MAX] != '\0')
 				goto fail;
 	}
-	if (!take(&r, &nusers, 4) || nusers > ACTIVITY_USERS_MAX)
+	if (!take(&r, &nusers, 4) || nusers > ACTIVITY_USERS_MAX ||
+	    (size_t)(r.end - r.p) / sizeof(struct user_rec) < nusers)
 		goto fail;
+	/* The table size activity_observe had reached with that many
+	 * users, before inserting (see activity_write). */
+	while ((u64)nusers * 2 > (u64)a->users_mask + 1)
+		if (!users_grow(a))
+			goto fail;
 	for (u32 i = 0; i < nusers; i++) {
 		struct user_rec u;
 		if (!take(&r, &u, sizeof(u)) || !u.user ||

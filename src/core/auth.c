@@ -373,9 +373,36 @@ static int apply_key(struct auth *a, const struct auth_key_event *k, u64 ts,
 	return 0;
 }
 
+bool auth_command_valid(u16 kind, const void *ext, u32 ext_bytes)
+{
+	switch (kind) {
+	case AUTH_CMD_PRINCIPAL:
+		return ext_bytes == sizeof(struct auth_principal);
+	case AUTH_CMD_REVOKE: {
+		struct auth_revoke r;
+		if (ext_bytes != sizeof(r))
+			return false;
+		memcpy(&r, ext, sizeof(r));
+		bool all = r.flags & AUTH_REVOKE_ALL;
+		return !(r.flags & ~AUTH_REVOKE_ALL) &&
+		       all == (memcmp(r.jti_hash, zero32, 32) == 0);
+	}
+	case AUTH_CMD_KEY: {
+		struct auth_key_event k;
+		if (ext_bytes != sizeof(k))
+			return false;
+		memcpy(&k, ext, sizeof(k));
+		return k.kind == AUTH_KEY_CREATED || k.kind == AUTH_KEY_RETIRED;
+	}
+	default: return false;
+	}
+}
+
 int auth_apply(struct auth *a, u16 kind, const void *ext, u32 ext_bytes,
 	       u64 timestamp, u32 *outcome)
 {
+	if (!auth_command_valid(kind, ext, ext_bytes))
+		return -EBADMSG;
 	switch (kind) {
 	case AUTH_CMD_PRINCIPAL: {
 		struct auth_principal p;
@@ -463,6 +490,15 @@ u32 auth_guard_check(const struct auth *a, const struct auth_guard *g,
 		    (uses > g[k].uses_max || n > g[k].uses_max - uses))
 			return CREATE_TRANSFER_exceeds_mandate_uses;
 	}
+	/* The commit must not fail once the record is durable: refuse now
+	 * if it could need counters past the limit. */
+	u32 fresh = 0;
+	for (u32 k = 0; k < n_guard; k++)
+		if ((g[k].flags & (AUTH_GUARD_TOTAL_CAP | AUTH_GUARD_USES)) &&
+		    !counter_find(a, g[k].link))
+			fresh++;
+	if ((u64)a->counters.n + fresh > AUTH_COUNTERS_MAX)
+		return CREATE_TRANSFER_mandate_counters_full;
 	return 0;
 }
 

@@ -149,6 +149,10 @@ struct auth_principal_info {
 
 /* ---- applying (the engine, in journal order) ------------------------ */
 
+/* Would auth_apply take this ext (not -EBADMSG)?  The engine asks
+ * before journaling: a record that fails to apply stops replay. */
+bool auth_command_valid(u16 kind, const void *ext, u32 ext_bytes);
+
 /* Apply a command without events; *outcome gets an auth_outcome.
  * Returns 0, or -EBADMSG for a malformed ext (size, kind). */
 int auth_apply(struct auth *a, u16 kind, const void *ext, u32 ext_bytes,

@@ -428,6 +428,7 @@ struct pstate *pstate_snapshot_read(const u8 *buf, size_t len)
 		h.text_bytes = (u32)tlen;
 		memcpy(ext, &h, sizeof(h));
 		memcpy(ext + sizeof(h), r.p, tlen);
+		const u8 *text = r.p;
 		r.p += tlen;
 		u32 outcome = 0;
 		int ret = apply_set(s, ext, (u32)ext_bytes, ts, &outcome);
@@ -435,7 +436,8 @@ struct pstate *pstate_snapshot_read(const u8 *buf, size_t len)
 		/* A rendered text renders to itself: anything else is not
 		 * a snapshot this code wrote. */
 		if (ret != 0 || outcome != PSTATE_OK ||
-		    s->versions[s->nversions - 1].text_len != tlen)
+		    s->versions[s->nversions - 1].text_len != tlen ||
+		    memcmp(s->versions[s->nversions - 1].text, text, tlen) != 0)
 			goto fail;
 	}
 	if (!take(&r, &n, 8) || n > PSTATE_OVERRIDES_MAX)
@@ -462,7 +464,12 @@ struct pstate *pstate_snapshot_read(const u8 *buf, size_t len)
 	if (r.p != r.end)
 		goto fail;
 	/* The live list: every override not expired as of the newest
-	 * command, in order (the same list the applier kept). */
+	 * command, in order (the same list the applier kept).  An end
+	 * leaves no record of its own, but its time is the expiry it set.
+	 * NEEDSWORK: commands that change nothing (unchanged, invalid, not
+	 * found...) prune too and leave no trace, so after one of those the
+	 * list read back may still hold overrides that had expired; the
+	 * gate skips them (policy_evaluate checks now). */
 	s->nlive = 0;
 	u64 newest = 0;
 	for (u64 i = 0; i < s->nversions; i++)
@@ -471,10 +478,15 @@ struct pstate *pstate_snapshot_read(const u8 *buf, size_t len)
 	for (u64 i = 0; i < s->noverrides; i++)
 		if (s->overrides[i].timestamp > newest)
 			newest = s->overrides[i].timestamp;
+	int64_t newest_s = seconds(newest);
+	for (u64 i = 0; i < s->noverrides; i++)
+		if (s->overrides[i].ended_early &&
+		    s->overrides[i].expires_at_s > newest_s)
+			newest_s = s->overrides[i].expires_at_s;
 	for (u64 i = 0; i < s->noverrides && s->nlive < POLICY_OVERRIDES_MAX;
 	     i++) {
 		const struct override_rec *o = &s->overrides[i];
-		if (o->expires_at_s <= seconds(newest))
+		if (o->expires_at_s <= newest_s)
 			continue;
 		struct policy_override po;
 		struct policy_err err;

@@ -111,7 +111,8 @@
 	 * code, so they never change its precedence */                        \
 	X(mandate_revoked)                                                     \
 	X(exceeds_mandate_total_cap)                                           \
-	X(exceeds_mandate_uses)
+	X(exceeds_mandate_uses)                                                \
+	X(mandate_counters_full)
 
 enum create_account_result {
 #define X(name) CREATE_ACCOUNT_##name,

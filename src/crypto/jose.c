@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <pthread.h>
 #include <string.h>
 
 #include <sodium.h>
@@ -202,6 +203,43 @@ static const char *const private_members[] = {"d",  "p",  "q",	 "dp",
 static const char *const foreign_members[] = {"y", "n", "e"};
 
 /*
+ * crypto_core_ed25519_is_valid_point costs about as much as a signature
+ * check (the subgroup test is a scalar multiplication), and the same
+ * keys come back on every request (a device's DPoP key, a chain's
+ * delegates).  Points found valid are remembered, by value, in a small
+ * direct-mapped table; only "valid" is cached, so a refusal is always
+ * recomputed.  The table holds public data only.
+ */
+#define VALID_POINTS 1024u
+static struct {
+	pthread_mutex_t lock;
+	unsigned char x[VALID_POINTS][JOSE_ED25519_PUBLIC_BYTES];
+	bool used[VALID_POINTS];
+} valid_points = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static bool valid_point(const unsigned char x[JOSE_ED25519_PUBLIC_BYTES])
+{
+	uint32_t h;
+	memcpy(&h, x + 8, sizeof(h));
+	unsigned slot = h & (VALID_POINTS - 1);
+	bool hit;
+
+	pthread_mutex_lock(&valid_points.lock);
+	hit = valid_points.used[slot] &&
+	      memcmp(valid_points.x[slot], x, JOSE_ED25519_PUBLIC_BYTES) == 0;
+	pthread_mutex_unlock(&valid_points.lock);
+	if (hit)
+		return true;
+	if (!crypto_core_ed25519_is_valid_point(x))
+		return false;
+	pthread_mutex_lock(&valid_points.lock);
+	memcpy(valid_points.x[slot], x, JOSE_ED25519_PUBLIC_BYTES);
+	valid_points.used[slot] = true;
+	pthread_mutex_unlock(&valid_points.lock);
+	return true;
+}
+
+/*
  * Parses an OKP Ed25519 JWK into pub and, when seed is not NULL, its
  * 32-byte "d" into seed (wiped on failure).
  */
@@ -249,8 +287,7 @@ static int parse_okp(const char *json, size_t len, struct jose_pubkey *pub,
 	}
 	if (get_string(root, "x", -1, &s) != 1 ||
 	    b64url_decode(pub->x, sizeof(pub->x), s, strlen(s), &n) < 0 ||
-	    n != sizeof(pub->x) ||
-	    !crypto_core_ed25519_is_valid_point(pub->x)) {
+	    n != sizeof(pub->x) || !valid_point(pub->x)) {
 		ret = ERR(key_bad_x);
 		goto cleanup;
 	}

@@ -859,14 +859,12 @@ static bool command_ok(const struct engine_request *r)
 		       h.ext_bytes / sizeof(struct auth_guard) <=
 			       AUTH_GUARD_LINKS_MAX;
 	case AUTH_CMD_PRINCIPAL:
-		return h.count == 0 &&
-		       h.ext_bytes == sizeof(struct auth_principal);
 	case AUTH_CMD_REVOKE:
-		return h.count == 0 &&
-		       h.ext_bytes == sizeof(struct auth_revoke);
 	case AUTH_CMD_KEY:
 		return h.count == 0 &&
-		       h.ext_bytes == sizeof(struct auth_key_event);
+		       auth_command_valid(h.kind,
+					  (const u8 *)r->events + sizeof(h),
+					  h.ext_bytes);
 	case PSTATE_CMD_SET:
 	case PSTATE_CMD_OVERRIDE:
 	case PSTATE_CMD_OVERRIDE_END:

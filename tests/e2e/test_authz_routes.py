@@ -1,0 +1,147 @@
+"""test_authz_routes.py - every /v1 route checks the right it documents.
+
+For each route of the table in docs/api.md ("Authorization"), a mandate
+rooted at the administrator that holds every operation but the route's
+own is refused with 403 op_not_allowed, and one that holds only the
+route's operation gets past authorization (any answer but 401/403).  A
+route missing from the server's table, or checking another operation,
+fails here.  Requests are made with the CLI (`tpwallet call`), which
+signs a fresh DPoP proof for each.
+"""
+
+import json
+import os
+
+from harness import e2e_test, check, run_cli
+
+OPS = ["accounts:create", "accounts:read", "transfers:create",
+       "transfers:post_void", "transfers:read", "principals:read",
+       "principals:admin", "keys:read", "keys:rotate", "revocations:read",
+       "revoke", "audit:read", "policy:read", "policy:admin"]
+
+POLICY = json.dumps({"platforms": {"android": {"min_supported": "1.0.0"}}})
+
+
+def routes(principal_id, jwk):
+    transfer = json.dumps({"id": "7001", "debit_account_id": "1",
+                           "credit_account_id": "2", "amount": "1",
+                           "ledger": 1, "code": 1})
+    return [
+        ("POST", "/v1/accounts", '[{"id":"7900","ledger":1,"code":1}]',
+         "accounts:create"),
+        ("POST", "/v1/transfers", transfer, "transfers:create"),
+        ("GET", "/v1/accounts/1", None, "accounts:read"),
+        ("GET", "/v1/accounts/1/transfers", None, "accounts:read"),
+        ("GET", "/v1/accounts/1/balances", None, "accounts:read"),
+        ("GET", "/v1/accounts/1/receipt", None, "accounts:read"),
+        ("GET", "/v1/transfers/100", None, "transfers:read"),
+        ("GET", "/v1/transfers/100/receipt", None, "transfers:read"),
+        ("GET", "/v1/audit/head", None, "audit:read"),
+        ("GET", "/v1/audit/key", None, "audit:read"),
+        ("GET", "/v1/audit/checkpoint", None, "audit:read"),
+        ("POST", "/v1/audit/checkpoint", None, "audit:read"),
+        ("GET", "/v1/audit/entries/0", None, "audit:read"),
+        ("GET", "/v1/audit/proof/inclusion?index=0&size=1", None,
+         "audit:read"),
+        ("GET", "/v1/audit/proof/consistency?from=1&to=2", None,
+         "audit:read"),
+        ("GET", "/v1/principals", None, "principals:read"),
+        ("GET", "/v1/principals/" + principal_id, None, "principals:read"),
+        ("POST", "/v1/principals", json.dumps({"jwk": jwk}),
+         "principals:admin"),
+        ("GET", "/v1/keys", None, "keys:read"),
+        ("POST", "/v1/keys/rotate", "{}", "keys:rotate"),
+        ("GET", "/v1/revocations", None, "revocations:read"),
+        ("GET", "/v1/revocations/nothing", None, "revocations:read"),
+        ("POST", "/v1/revocations",
+         json.dumps({"iss": principal_id, "jti": "never-issued"}),
+         "revoke"),
+        ("PUT", "/v1/client-policy", POLICY, "policy:admin"),
+        ("GET", "/v1/client-policy?platform=android", None, "policy:read"),
+        ("GET", "/v1/client-policy/current", None, "policy:read"),
+        ("GET", "/v1/client-policy/versions", None, "policy:read"),
+        ("GET", "/v1/client-policy/versions/1", None, "policy:read"),
+        ("GET", "/v1/client-policy/diff?from=1&to=1", None, "policy:read"),
+        ("GET", "/v1/client-policy/evaluate?platform=android", None,
+         "policy:read"),
+        ("GET", "/v1/client-policy/overrides", None, "policy:read"),
+        ("POST", "/v1/client-policy/overrides",
+         json.dumps({"platform": "android", "range": "0.x",
+                     "mode": "allow", "duration_s": 60,
+                     "reason": "route test"}), "policy:admin"),
+        ("GET", "/v1/client-policy/overrides/1", None, "policy:read"),
+        ("DELETE", "/v1/client-policy/overrides/1", None, "policy:admin"),
+        ("GET", "/v1/client-policy/impact?platform=android"
+         "&min_supported=2.0.0", None, "policy:read"),
+        ("POST", "/v1/client-policy/rollback", '{"version":1}',
+         "policy:admin"),
+        ("POST", "/v1/client-policy/activity", '{"observations":[]}',
+         "policy:admin"),
+    ]
+
+
+def status_of(r):
+    """The HTTP status `tpwallet call -v` printed on stderr."""
+    for line in r.stderr.splitlines():
+        if line.startswith("HTTP/1."):
+            return int(line.split()[1])
+    raise AssertionError("no status line: %r" % r.stderr[-300:])
+
+
+@e2e_test(timeout=240)
+def test_every_v1_route_checks_its_documented_right(ctx):
+    srv = ctx.start_server()
+    data = srv.data_dir
+    base = ["--server", "http://127.0.0.1:%d" % srv.port, "--data", data]
+    r = srv.post("/v1/accounts", [{"id": "1", "ledger": 1, "code": 1},
+                                  {"id": "2", "ledger": 1, "code": 1}])
+    check(r.status == 200, "accounts: %d" % r.status)
+    r = srv.post("/v1/transfers", {"id": "100", "debit_account_id": "1",
+                                   "credit_account_id": "2", "amount": "5",
+                                   "ledger": 1, "code": 1})
+    check(r.status == 201, "transfer: %d" % r.status)
+
+    dev = os.path.join(ctx.dir, "device.jwk")
+    r = run_cli(["principal", "create", "--name", "device", "--key-out",
+                 dev] + base)
+    check(r.returncode == 0, "principal create: %s" % r.stderr)
+    principal_id = r.stdout.strip().splitlines()[-1]
+    with open(dev) as f:
+        jwk = {k: v for k, v in json.load(f).items() if k != "d"}
+
+    def mandate(name, ops):
+        path = os.path.join(ctx.dir, name)
+        args = ["delegate", "issue", "--key", os.path.join(data, "admin.jwk"),
+                "--to", dev, "--expires", "1h", "--out", path]
+        for op in ops:
+            args += ["--op", op]
+        r = run_cli(args)
+        check(r.returncode == 0, "delegate issue %s: %s" % (ops, r.stderr))
+        return path
+
+    def call(m, method, path, body):
+        args = ["call", "-v", "--key", dev, "--mandate", m] + base + \
+            [method, path]
+        if body is not None:
+            args.append(body)
+        return run_cli(args)
+
+    table = routes(principal_id, jwk)
+    check(len({(m, p.split("?")[0]) for m, p, _, _ in table}) == len(table),
+          "the table lists each route once")
+    for method, path, body, op in table:
+        without = mandate("without-" + op.replace(":", "_"),
+                          [o for o in OPS if o != op])
+        r = call(without, method, path, body)
+        st = status_of(r)
+        check(st == 403 and "op-not-allowed" in r.stderr,
+              "%s %s without %s: want 403 op_not_allowed, got %d %s"
+              % (method, path, op, st, r.stderr.strip()[-200:]))
+        only = mandate("only-" + op.replace(":", "_"), [op])
+        r = call(only, method, path, body)
+        st = status_of(r)
+        check(st not in (401, 403),
+              "%s %s with only %s: refused %d %s"
+              % (method, path, op, st, r.stderr.strip()[-200:]))
+    ctx.note("%d routes: each refused without its right, let through "
+             "with it alone" % len(table))

@@ -1,0 +1,395 @@
+"""test_doctor.py - `tpwallet doctor` against real data directories.
+
+A fresh `tpwallet init` directory is healthy (exit 0, every check ok or
+warn) and nothing secret is printed; a KEK file of mode 0644, a journal
+record damaged in the middle, a journal cut inside a record that is not
+the last (the signed checkpoints still cover it), a missing KEK or an
+administrator token of mode 0644 each need action (exit 1) and the
+check says which; a torn tail alone, or a damaged snapshot header, is a
+warning; the scheduled key
+rotation is announced --warn-days ahead; --json carries the same
+statuses as the text; the doctor reads a directory a server is writing
+to without finding anything wrong; a missing directory is exit 3.
+"""
+
+import json
+import os
+import re
+import shutil
+import stat
+import threading
+import time
+
+from harness import e2e_test, check, check_eq, run_cli, read_admin_token
+from ledger import account, transfer, create
+import journal
+
+CHECKPOINT_WAIT_S = 10.0
+STATUSES = ("ok", "warn", "action")
+AGE_RX = re.compile(r"\d+ (s|min|h|days) old")
+LINE_RX = re.compile(r"^(ok|warn|action) +([a-z -]+): (.*)$")
+
+
+def doctor(*args, env=None):
+    return run_cli(["doctor"] + list(args), timeout=60, env=env)
+
+
+def parse_text(r):
+    """{check name: (status, detail)} of the text output; checks that every
+    line but the summary is a check line."""
+    lines = r.stdout.rstrip("\n").split("\n")
+    check(len(lines) >= 2, "doctor printed %r" % r.stdout)
+    out = {}
+    for line in lines[:-1]:
+        m = LINE_RX.match(line)
+        check(m is not None, "not a check line: %r" % line)
+        check(line.startswith(m.group(1).ljust(8)),
+              "status column not 8 wide: %r" % line)
+        out[m.group(2)] = (m.group(1), m.group(3))
+    check(re.search(r": \d+ ok, \d+ warn, \d+ action", lines[-1]),
+          "summary line: %r" % lines[-1])
+    return out
+
+
+def run_both(data, *args, env=None, live=False):
+    """doctor in text and in --json: the same checks with the same
+    statuses (and details, unless a server is writing meanwhile) and exit
+    status.  Returns (returncode, {name: (st, detail)})."""
+    r = doctor("--data", data, *args, env=env)
+    text = parse_text(r)
+    j = doctor("--data", data, "--json", *args, env=env)
+    check_eq(j.returncode, r.returncode, "exit status of --json")
+    try:
+        doc = json.loads(j.stdout)
+    except ValueError as e:
+        raise AssertionError("--json is not JSON (%s): %r" % (e, j.stdout))
+    check_eq(sorted(doc.keys()), ["action_needed", "checks"], "JSON members")
+    got = {}
+    for c in doc["checks"]:
+        check_eq(sorted(c.keys()), ["detail", "name", "status"],
+                 "members of a check")
+        check(c["status"] in STATUSES, "status %r" % c["status"])
+        got[c["name"]] = (c["status"], c["detail"])
+    if live:
+        check_eq({k: v[0] for k, v in got.items()},
+                 {k: v[0] for k, v in text.items()},
+                 "--json statuses against the text's")
+    else:
+        # Ages tick between the two runs.
+        def steady(m):
+            return {k: (v[0], AGE_RX.sub("<age>", v[1]))
+                    for k, v in m.items()}
+        check_eq(steady(got), steady(text), "--json against the text")
+    check_eq(doc["action_needed"],
+             any(st == "action" for st, _ in text.values()),
+             "action_needed")
+    check_eq(r.returncode, 1 if doc["action_needed"] else 0,
+             "exit status against action_needed")
+    return r.returncode, text
+
+
+def init(ctx, name, env=None):
+    d = ctx.path(name)
+    p = run_cli(["init", "--data", d], env=env)
+    check_eq(p.returncode, 0, "tpwallet init: %s" % p.stderr)
+    return d
+
+
+def status_of(checks, name):
+    check(name in checks, "no %r check in %r" % (name, sorted(checks)))
+    return checks[name][0]
+
+
+def wait_checkpoint(s, size):
+    """Until the newest signed checkpoint covers at least size entries."""
+    deadline = time.monotonic() + CHECKPOINT_WAIT_S
+    while True:
+        r = s.get("/v1/audit/checkpoint")
+        if r.status == 200 and int(r.body.decode().split("\n")[1]) >= size:
+            return
+        check(time.monotonic() < deadline,
+              "no checkpoint of size >= %d within %.0fs" % (size,
+                                                            CHECKPOINT_WAIT_S))
+        time.sleep(0.05)
+
+
+def copy_data(data, dst):
+    shutil.copytree(data, dst, symlinks=True)
+    shutil.copy2(data + ".kek", dst + ".kek")
+    return dst
+
+
+@e2e_test(timeout=60)
+def test_doctor_fresh_init_dir_exits_0_all_ok_or_warn_and_prints_no_secret(
+        ctx):
+    d = init(ctx, "fresh")
+    rc, checks = run_both(d)
+    check_eq(rc, 0, "exit status on a fresh directory")
+    for name in ("data directory", "key-encryption key", "signing keys",
+                 "previous keys", "administrator credential", "journal",
+                 "audit log", "snapshots"):
+        check(status_of(checks, name) in ("ok", "warn"),
+              "%s: %r" % (name, checks[name]))
+    check(re.match(r"current \S{4}\.\.\. since \d{4}-\d\d-\d\d, rotation "
+                   r"due \d{4}-\d\d-\d\d$", checks["signing keys"][1]),
+          "signing keys detail: %r" % (checks["signing keys"][1],))
+    # Nothing secret in any output: the KEK, the administrator's token.
+    with open(d + ".kek") as f:
+        kek = f.read().strip()
+    token = read_admin_token(d)
+    check(len(kek) == 43 and token, "the secrets to look for")
+    for args in ([], ["--json"]):
+        r = doctor("--data", d, *args)
+        for secret in (kek, token):
+            check(secret not in r.stdout + r.stderr,
+                  "a secret printed by doctor %s" % " ".join(args))
+    # The data directory from the environment, as serve takes it.
+    r = doctor(env={"TPWALLET_DATA": d})
+    check_eq(r.returncode, 0, "TPWALLET_DATA: %s" % r.stdout)
+
+
+@e2e_test(timeout=60)
+def test_doctor_kek_mode_0644_or_missing_or_admin_token_0644_needs_action(
+        ctx):
+    d = init(ctx, "data")
+    os.chmod(d + ".kek", 0o644)
+    rc, checks = run_both(d)
+    check_eq(rc, 1, "exit status with a KEK of mode 0644")
+    st, detail = checks["key-encryption key"]
+    check_eq(st, "action", "kek check: %s" % detail)
+    check("0644" in detail and "chmod 600" in detail, "kek detail: %r"
+          % detail)
+    # Without a usable KEK the keys are still described, from their
+    # public metadata.
+    check("current" in checks["signing keys"][1],
+          "signing keys without a KEK: %r" % (checks["signing keys"],))
+    os.chmod(d + ".kek", 0o600)
+    check_eq(doctor("--data", d).returncode, 0, "KEK mode 0600 again")
+
+    # Missing: the server could not start.
+    os.rename(d + ".kek", d + ".kek.away")
+    rc, checks = run_both(d)
+    check_eq(rc, 1, "exit status without a KEK")
+    check_eq(checks["key-encryption key"][0], "action", "missing KEK")
+    check("does not exist" in checks["key-encryption key"][1],
+          "missing KEK detail: %r" % (checks["key-encryption key"],))
+    # --kek-file points at it.
+    rc, checks = run_both(d, "--kek-file", d + ".kek.away")
+    check_eq(rc, 0, "--kek-file: %r" % checks)
+    os.rename(d + ".kek.away", d + ".kek")
+    # Another directory's KEK: the key files were sealed under another.
+    other = init(ctx, "other")
+    rc, checks = run_both(d, "--kek-file", other + ".kek")
+    check_eq(rc, 1, "the wrong KEK")
+    check_eq(checks["key-encryption key"][0], "ok", "the KEK itself loads")
+    st, detail = checks["signing keys"]
+    check(st == "action" and "sealed under KEK id" in detail,
+          "wrong KEK: %r" % ((st, detail),))
+
+    # The administrator's token readable by others; then missing.
+    tok = os.path.join(d, "admin.token")
+    os.chmod(tok, 0o644)
+    rc, checks = run_both(d)
+    check_eq(rc, 1, "exit status with admin.token of mode 0644")
+    check_eq(checks["administrator credential"][0], "action",
+             "admin check: %r" % (checks["administrator credential"],))
+    os.chmod(tok, 0o600)
+    os.rename(tok, tok + ".away")
+    rc, checks = run_both(d)
+    check_eq(rc, 0, "a missing token is a warning")
+    st, detail = checks["administrator credential"]
+    check(st == "warn" and "serve" in detail, "missing token: %r"
+          % ((st, detail),))
+
+
+@e2e_test(timeout=60)
+def test_doctor_announces_the_scheduled_rotation_warn_days_ahead(ctx):
+    env = {"TPWALLET_KEY_ROTATION_DAYS": "1"}
+    d = init(ctx, "data", env=env)
+    # Due in a day: within the default 14 days.
+    rc, checks = run_both(d, env=env)
+    check_eq(rc, 0, "a rotation due soon needs no action")
+    st, detail = checks["signing keys"]
+    check_eq(st, "warn", "rotation due in a day: %s" % detail)
+    check(re.search(r"scheduled rotation at \d{4}-\d\d-\d\d \d\d:\d\d UTC; "
+                    r"`tpwallet keys rotate` to do it now", detail),
+          "rotation detail: %r" % detail)
+    # Not within --warn-days 0.
+    rc, checks = run_both(d, "--warn-days", "0", env=env)
+    check_eq(checks["signing keys"][0], "ok", "--warn-days 0: %r"
+             % (checks["signing keys"],))
+    # With the default 90 days: within --warn-days 100, not within 14.
+    rc, checks = run_both(d, "--warn-days", "100")
+    check_eq(checks["signing keys"][0], "warn", "--warn-days 100")
+    rc, checks = run_both(d)
+    check_eq(checks["signing keys"][0], "ok", "90 days, --warn-days 14")
+    # Rotation off.
+    rc, checks = run_both(d, env={"TPWALLET_KEY_ROTATION_DAYS": "0"})
+    check("rotation off" in checks["signing keys"][1],
+          "key_rotation_days 0: %r" % (checks["signing keys"],))
+    r = doctor("--data", d, "--warn-days", "x")
+    check_eq(r.returncode, 2, "--warn-days x is a usage error")
+
+
+@e2e_test(timeout=30)
+def test_doctor_exit_3_without_a_data_dir_and_1_for_a_foreign_dir(ctx):
+    r = doctor("--data", ctx.path("nowhere"))
+    check_eq(r.returncode, 3, "missing data directory: %s" % r.stdout)
+    check(LINE_RX.match(r.stdout.split("\n")[0]).group(1) == "action",
+          "missing directory line: %r" % r.stdout)
+    j = doctor("--data", ctx.path("nowhere"), "--json")
+    check_eq(j.returncode, 3, "missing data directory, --json")
+    check(json.loads(j.stdout)["action_needed"], "action_needed")
+    foreign = ctx.path("foreign")
+    os.mkdir(foreign)
+    r = doctor("--data", foreign)
+    check_eq(r.returncode, 1, "a directory without the marker: %s"
+             % r.stdout)
+    check("not a tpwallet data directory" in r.stdout, r.stdout)
+    check_eq(doctor("--no-such-flag").returncode, 2, "unknown flag")
+    check_eq(doctor("--data", foreign, "extra").returncode, 2,
+             "extra argument")
+    r = doctor("--help")
+    check(r.returncode == 0 and "--warn-days" in r.stdout, "--help")
+
+
+@e2e_test(timeout=120)
+def test_doctor_reads_a_served_dir_and_names_journal_damage(ctx):
+    s = ctx.start_server(env={"TPWALLET_SNAPSHOT_EVERY": "1000"})
+    create(s, "accounts", [account(i) for i in range(1, 5)])
+    for k in range(6):
+        create(s, "transfers", [transfer(100 + k, 1, 2, 1 + k)])
+    # Past snapshot_every: a snapshot is written beside the journal.
+    create(s, "transfers", [transfer(10000 + k, 2, 1, 1)
+                            for k in range(1100)])
+    snaps = os.path.join(s.data_dir, "snapshots")
+    deadline = time.monotonic() + CHECKPOINT_WAIT_S
+    while not (os.path.isdir(snaps) and any(
+            f.endswith(".snap") for f in os.listdir(snaps))):
+        check(time.monotonic() < deadline, "no snapshot written")
+        time.sleep(0.05)
+    n = len(journal.all_records(s.data_dir))
+    wait_checkpoint(s, n)
+
+    # While the server runs and takes writes: nothing wrong, and the
+    # doctor's reading does not disturb it.
+    stop = threading.Event()
+    errors = []
+
+    def writer():
+        k = 0
+        while not stop.is_set() and k < 200:
+            try:
+                create(s.new_client(), "transfers",
+                       [transfer(1000 + k, 3, 4, 1)])
+            except Exception as e:  # reported after the join
+                errors.append(e)
+                return
+            k += 1
+
+    t = threading.Thread(target=writer)
+    t.start()
+    try:
+        for _ in range(3):
+            rc, checks = run_both(s.data_dir, live=True)
+            check_eq(rc, 0, "doctor on a served directory: %r" % checks)
+            check_eq(checks["journal"][0], "ok", "journal while served")
+            check_eq(checks["audit log"][0], "ok", "audit while served")
+    finally:
+        stop.set()
+        t.join(30)
+    check(not errors, "writer: %r" % errors)
+    create(s, "transfers", [transfer(5000, 1, 2, 1)])
+    n = len(journal.all_records(s.data_dir))
+    wait_checkpoint(s, n)
+    s.stop()
+    data = s.data_dir
+
+    rc, checks = run_both(data)
+    check_eq(rc, 0, "stopped server's directory: %r" % checks)
+    check(re.match(r"%d records, last seq %d at " % (n, n),
+                   checks["journal"][1]), "journal: %r" % (checks["journal"],))
+    check(re.search(r"the newest covers %d of %d entries" % (n, n),
+                    checks["audit log"][1]), "audit: %r"
+          % (checks["audit log"],))
+    st, detail = checks["snapshots"]
+    check(st == "ok" and re.match(r"newest at seq \d+ \(\d+ records after "
+                                  r"it\), taken at ", detail),
+          "snapshots: %r" % ((st, detail),))
+    recs = journal.all_records(data)
+    check(len(recs) >= 8, "%d records" % len(recs))
+
+    # The newest snapshot's header damaged: recovery skips it (a warning).
+    snap = copy_data(data, ctx.path("snap"))
+    sd = os.path.join(snap, "snapshots")
+    newest = sorted(f for f in os.listdir(sd) if f.endswith(".snap"))[-1]
+    journal.flip_byte(os.path.join(sd, newest), 20)
+    rc, checks = run_both(snap)
+    check_eq(rc, 0, "a damaged snapshot needs no action")
+    st, detail = checks["snapshots"]
+    check(st == "warn" and "%s skipped: bad header checksum" % newest
+          in detail, "damaged snapshot: %r" % ((st, detail),))
+    K = 3  # a record in the middle
+
+    # A byte of a middle record changed: corruption, named with the file
+    # and the offset the journal reader gives.
+    bad = copy_data(data, ctx.path("flipped"))
+    rec = journal.all_records(bad)[K]
+    journal.flip_byte(rec.path, rec.offset + 40)
+    rc, checks = run_both(bad)
+    check_eq(rc, 1, "a damaged record")
+    st, detail = checks["journal"]
+    check_eq(st, "action", "journal check: %s" % detail)
+    check("%s: bad checksum or type at offset %d" % (
+        os.path.basename(rec.path), rec.offset) in detail,
+        "names the file and offset: %r" % detail)
+
+    # Cut inside a record that is not the last: what is left ends in a
+    # torn tail (a warning on its own), but the signed checkpoints cover
+    # the records cut away: action.
+    cut = copy_data(data, ctx.path("cut"))
+    rec = journal.all_records(cut)[K]
+    journal.truncate_to(rec.path, rec.offset + 40)
+    rc, checks = run_both(cut)
+    check_eq(rc, 1, "a journal cut inside record %d" % K)
+    st, detail = checks["journal"]
+    check(st == "warn" and "torn tail" in detail and
+          "offset %d" % rec.offset in detail, "journal: %r" % ((st, detail),))
+    st, detail = checks["audit log"]
+    check(st == "action" and
+          "checkpoint signs more entries than the journal holds" in detail
+          and "%d readable records" % K in detail,
+          "audit log: %r" % ((st, detail),))
+
+    # A torn tail alone (bytes of a record never finished, after the
+    # last one): a warning, exit 0.
+    torn = copy_data(data, ctx.path("torn"))
+    last = journal.all_records(torn)[-1]
+    journal.append_bytes(last.path, open(last.path, "rb").read()[
+        last.offset:last.offset + 50])
+    rc, checks = run_both(torn)
+    check_eq(rc, 0, "a torn tail alone: %r" % checks)
+    st, detail = checks["journal"]
+    check(st == "warn" and "torn tail: 50 bytes after offset %d"
+          % last.end in detail, "torn tail: %r" % ((st, detail),))
+
+    # The key directory writable by others: the server refuses it.
+    keys = copy_data(data, ctx.path("keys"))
+    os.chmod(os.path.join(keys, "keys"), 0o777)
+    rc, checks = run_both(keys)
+    check_eq(rc, 1, "a world-writable key directory")
+    check_eq(checks["signing keys"][0], "action",
+             "signing keys: %r" % (checks["signing keys"],))
+    # A key file changed: it does not decode under the KEK.
+    os.chmod(os.path.join(keys, "keys"), 0o700)
+    kf = [f for f in os.listdir(os.path.join(keys, "keys"))
+          if f.endswith(".key")]
+    check(kf, "no key file")
+    journal.flip_byte(os.path.join(keys, "keys", kf[0]), 210)
+    rc, checks = run_both(keys)
+    check_eq(rc, 1, "a damaged key file")
+    st, detail = checks["signing keys"]
+    check(st == "action" and kf[0] in detail,
+          "damaged key file: %r" % ((st, detail),))
+    mode = stat.S_IMODE(os.stat(data).st_mode)
+    check_eq(mode & 0o022, 0, "the data directory's mode")
