@@ -42,6 +42,17 @@ kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true
 # Authorization (issue 4): the in-process verify costs (bench_mandate),
 # then single-transfer HTTP with the administrator's bearer token against
 # a 3-link mandate + DPoP proof per request (authz_load), alternated 3
+# The client-version gate's decision, in process (issue 3: >= 10M/s).
+(
+	root=$(cd "$here/.." && pwd)
+	mkdir -p "$root/build/bench"
+	cd "$root" && cc -O2 -std=c17 -D_GNU_SOURCE -Isrc bench/bench_policy.c \
+		src/core/policy.c src/core/semver.c src/core/rollout.c -ljansson \
+		-o build/bench/bench_policy
+	echo "== client-version gate in process: policy_evaluate (bench/bench_policy)"
+	build/bench/bench_policy
+)
+
 # times on one server; medians and the dpop/bearer ratio.  BENCH_AUTHZ=0
 # skips it.
 if [ "${BENCH_AUTHZ:-1}" = 1 ]; then

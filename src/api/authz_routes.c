@@ -453,33 +453,10 @@ static enum MHD_Result principal_get(struct request *rq)
 	return api_reply_json(rq, 200, &b);
 }
 
-static json_t *body_object(struct request *rq, enum MHD_Result *reply)
-{
-	json_error_t je;
-	json_t *j = NULL;
-	*reply = MHD_NO;
-	if (rq->body_too_large || rq->body_len > AUTH_BODY_BYTES_MAX) {
-		*reply = api_reply_problem(rq, PROBLEM_body_too_large,
-					   "at most 16 KiB", NULL, NULL);
-		return NULL;
-	}
-	if (rq->body_len)
-		j = json_loadb(rq->body, rq->body_len, JSON_REJECT_DUPLICATES,
-			       &je);
-	if (!j || !json_is_object(j)) {
-		json_decref(j);
-		*reply = api_reply_problem(rq, PROBLEM_invalid_json,
-					   "the body must be a JSON object",
-					   NULL, NULL);
-		return NULL;
-	}
-	return j;
-}
-
 static enum MHD_Result principals_post(struct request *rq)
 {
 	enum MHD_Result reply;
-	json_t *j = body_object(rq, &reply);
+	json_t *j = api_body_object(rq, AUTH_BODY_BYTES_MAX, &reply);
 	if (!j)
 		return reply;
 	json_t *jwk = json_object_get(j, "jwk");
@@ -727,7 +704,7 @@ static enum MHD_Result revocation_get(struct request *rq)
 static enum MHD_Result revocations_post(struct request *rq)
 {
 	enum MHD_Result reply;
-	json_t *j = body_object(rq, &reply);
+	json_t *j = api_body_object(rq, AUTH_BODY_BYTES_MAX, &reply);
 	if (!j)
 		return reply;
 	struct auth_revoke rv = {0};

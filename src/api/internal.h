@@ -13,6 +13,7 @@
 #include "api/wbuf.h"
 #include "engine/engine.h"
 
+#include <jansson.h>
 #include <microhttpd.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -116,6 +117,11 @@ enum MHD_Result api_reply_json(struct request *rq, unsigned status,
 /* Hand rq->ereq (filled by the caller) to the engine; the reply is
  * written when it is done (create_reply, or authz_command_reply). */
 enum MHD_Result api_submit(struct request *rq);
+/* The request body as a JSON object (duplicate keys refused), or NULL
+ * with the refusal already queued in *reply (413 past max_bytes, 400
+ * otherwise).  The caller json_decref()s it. */
+json_t *api_body_object(struct request *rq, size_t max_bytes,
+			enum MHD_Result *reply);
 
 /* ---- policy_routes.c ---- */
 

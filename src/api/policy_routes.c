@@ -29,6 +29,8 @@
 /* A manifest may be cached this long (the app re-fetches after). */
 #define MANIFEST_TTL_S		  (24 * 3600)
 #define ACTIVITY_OBSERVATIONS_MAX 100000u
+/* JSON bodies of the policy routes (the activity load is the largest) */
+#define POLICY_BODY_BYTES_MAX (16u << 20)
 #define ACTIVITY_FILE		  "activity"
 #define ACTIVITY_KEY_FILE	  "activity.key"
 #define IMPACT_THRESHOLD_DEFAULT  0.05
@@ -587,32 +589,10 @@ static enum MHD_Result get_diff(struct request *rq)
 				       "changes", changes));
 }
 
-static json_t *body_json(struct request *rq, enum MHD_Result *reply)
-{
-	json_error_t je;
-	json_t *j = NULL;
-	if (rq->body_too_large || rq->body_len > 1u << 24) {
-		*reply = api_reply_problem(rq, PROBLEM_body_too_large, NULL,
-					   NULL, NULL);
-		return NULL;
-	}
-	if (rq->body_len)
-		j = json_loadb(rq->body, rq->body_len, JSON_REJECT_DUPLICATES,
-			       &je);
-	if (!j || !json_is_object(j)) {
-		json_decref(j);
-		*reply = api_reply_problem(rq, PROBLEM_invalid_json,
-					   "the body must be a JSON object",
-					   NULL, NULL);
-		return NULL;
-	}
-	return j;
-}
-
 static enum MHD_Result post_rollback(struct request *rq)
 {
 	enum MHD_Result reply;
-	json_t *j = body_json(rq, &reply);
+	json_t *j = api_body_object(rq, POLICY_BODY_BYTES_MAX, &reply);
 	if (!j)
 		return reply;
 	json_t *v = json_object_get(j, "version");
@@ -806,7 +786,7 @@ static enum MHD_Result get_overrides(struct request *rq, u64 only_id)
 static enum MHD_Result post_override(struct request *rq)
 {
 	enum MHD_Result reply;
-	json_t *j = body_json(rq, &reply);
+	json_t *j = api_body_object(rq, POLICY_BODY_BYTES_MAX, &reply);
 	if (!j)
 		return reply;
 	/* Validate exactly as the state machine will (policy.c). */
@@ -994,7 +974,7 @@ static bool parse_day(const char *s, u32 *out)
 static enum MHD_Result post_activity(struct request *rq)
 {
 	enum MHD_Result reply;
-	json_t *j = body_json(rq, &reply);
+	json_t *j = api_body_object(rq, POLICY_BODY_BYTES_MAX, &reply);
 	if (!j)
 		return reply;
 	json_t *obs = json_object_get(j, "observations");

@@ -929,6 +929,33 @@ static enum MHD_Result create_submit(struct request *rq)
 	return api_submit(rq);
 }
 
+json_t *api_body_object(struct request *rq, size_t max_bytes,
+			enum MHD_Result *reply)
+{
+	json_error_t je;
+	json_t *j = NULL;
+	char detail[64];
+
+	*reply = MHD_NO;
+	if (rq->body_too_large || rq->body_len > max_bytes) {
+		snprintf(detail, sizeof(detail), "at most %zu bytes", max_bytes);
+		*reply = api_reply_problem(rq, PROBLEM_body_too_large, detail,
+					   NULL, NULL);
+		return NULL;
+	}
+	if (rq->body_len)
+		j = json_loadb(rq->body, rq->body_len, JSON_REJECT_DUPLICATES,
+			       &je);
+	if (!j || !json_is_object(j)) {
+		json_decref(j);
+		*reply = api_reply_problem(rq, PROBLEM_invalid_json,
+					   "the body must be a JSON object",
+					   NULL, NULL);
+		return NULL;
+	}
+	return j;
+}
+
 /* Hand rq->ereq to the engine; the reply comes in create_reply. */
 enum MHD_Result api_submit(struct request *rq)
 {

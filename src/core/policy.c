@@ -440,6 +440,17 @@ static int get_version(struct ctx *c, const json_t *v, const char **text,
 	return 0;
 }
 
+/* npm reads an empty (or blank) range as "*": every version.  In a
+ * policy that is never what was meant (a blocked "" would lock out every
+ * client), so a range must say something. */
+static bool range_blank(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (s[i] != ' ' && s[i] != '\t')
+			return false;
+	return true;
+}
+
 static int get_range(struct ctx *c, const json_t *v, struct policy_range *r)
 {
 	struct semver_err se;
@@ -454,6 +465,10 @@ static int get_range(struct ctx *c, const json_t *v, struct policy_range *r)
 	if (len > SEMVER_RANGE_TEXT_MAX)
 		return bad(c, -E2BIG, "longer than %d bytes",
 			   SEMVER_RANGE_TEXT_MAX);
+	if (range_blank(s, len))
+		return bad(c, -EINVAL,
+			   "empty: a range must name versions (\"*\" "
+			   "for all)");
 	if (++c->nranges > POLICY_RANGES_TOTAL_MAX)
 		return bad(c, -E2BIG, "more than %d ranges in the document",
 			   POLICY_RANGES_TOTAL_MAX);
@@ -1778,6 +1793,10 @@ int policy_override_init(struct policy_override *o, const char *platform,
 	if (len > SEMVER_RANGE_TEXT_MAX)
 		return bad(&c, -E2BIG, "longer than %d bytes",
 			   SEMVER_RANGE_TEXT_MAX);
+	if (range_blank(range, len))
+		return bad(&c, -EINVAL,
+			   "empty: a range must name versions (\"*\" for "
+			   "all)");
 	if ((ret = semver_range_compile(range, len, &o->range, &se)))
 		return bad(&c, ret == -E2BIG ? -E2BIG : -EINVAL,
 			   "not a version range (%s)", se.msg);

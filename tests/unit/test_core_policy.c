@@ -235,6 +235,13 @@ static const struct bad_row bad_rows[] = {
 	 "platforms.android.channels.beta.channels: levels do not nest"},
 	{A("\"channels\":{\"beta\":{\"blocked\":[\"1.0.0 - \"]}}"), -EINVAL,
 	 "platforms.android.channels.beta.blocked[0]: not a version range"},
+	/* npm reads "" as every version: never what a policy means */
+	{A("\"blocked\":[\"\"]"), -EINVAL,
+	 "platforms.android.blocked[0]: empty: a range must name versions"},
+	{A("\"compat\":[\"  \"]"), -EINVAL,
+	 "platforms.android.compat[0]: empty"},
+	{A("\"deprecated\":[{\"range\":\"\"}]"), -EINVAL,
+	 "platforms.android.deprecated[0].range: empty"},
 	{"{\"platforms\":{\"a\":{}},\"unknown_platform\":\"deny\"}", -EINVAL,
 	 "unknown_platform: must be \"allow\" or \"block\""},
 	{"{\"platforms\":{\"a\":{}},\"notices\":[{\"id\":\"x\","
@@ -625,6 +632,9 @@ static void override_requests_are_validated(void **state)
 		{"{\"platform\":\"android\",\"range\":\"3.x\",\"mode\":"
 		 "\"compat\",\"duration_s\":1800,\"reason\":\"INC-42\"}",
 		 0, ""},
+		{"{\"platform\":\"android\",\"range\":\"\",\"mode\":"
+		 "\"allow\",\"duration_s\":600,\"reason\":\"INC-42\"}",
+		 -EINVAL, "range: empty"},
 		{"{\"platform\":\"android\",\"range\":\"3.x\",\"mode\":"
 		 "\"compat\",\"duration_s\":59,\"reason\":\"INC-42\"}",
 		 -EINVAL, "duration_s: must be from 60 to 604800 seconds"},
