@@ -30,11 +30,11 @@
 #define MANIFEST_TTL_S		  (24 * 3600)
 #define ACTIVITY_OBSERVATIONS_MAX 100000u
 /* JSON bodies of the policy routes (the activity load is the largest) */
-#define POLICY_BODY_BYTES_MAX (16u << 20)
-#define ACTIVITY_FILE		  "activity"
-#define ACTIVITY_KEY_FILE	  "activity.key"
-#define IMPACT_THRESHOLD_DEFAULT  0.05
-#define IMPACT_WEEKS_DEFAULT	  4u
+#define POLICY_BODY_BYTES_MAX	 (16u << 20)
+#define ACTIVITY_FILE		 "activity"
+#define ACTIVITY_KEY_FILE	 "activity.key"
+#define IMPACT_THRESHOLD_DEFAULT 0.05
+#define IMPACT_WEEKS_DEFAULT	 4u
 
 static int64_t now_s(void)
 {

@@ -938,7 +938,8 @@ json_t *api_body_object(struct request *rq, size_t max_bytes,
 
 	*reply = MHD_NO;
 	if (rq->body_too_large || rq->body_len > max_bytes) {
-		snprintf(detail, sizeof(detail), "at most %zu bytes", max_bytes);
+		snprintf(detail, sizeof(detail), "at most %zu bytes",
+			 max_bytes);
 		*reply = api_reply_problem(rq, PROBLEM_body_too_large, detail,
 					   NULL, NULL);
 		return NULL;
