@@ -40,6 +40,7 @@ import test_doctor  # noqa: E402,F401
 import test_witness  # noqa: E402,F401
 import test_authz  # noqa: E402,F401
 import test_authz_routes  # noqa: E402,F401
+import test_cli_mandate  # noqa: E402,F401
 import test_client_policy  # noqa: E402,F401
 
 
