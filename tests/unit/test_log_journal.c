@@ -599,19 +599,26 @@ static void test_append_rejects_bad_records(void **state)
 	assert_int_equal(journal_append(j, JOURNAL_CREATE_TRANSFERS, 1, big,
 					JOURNAL_RECORD_BYTES_MAX, NULL),
 			 -EMSGSIZE);
+	/* The largest record is a command (a batch with its guard);
+	 * a batch type must still be whole events. */
 	assert_int_equal(journal_append(j, JOURNAL_CREATE_TRANSFERS, 10, big,
 					JOURNAL_RECORD_BYTES_MAX - 32, NULL),
+			 -EINVAL);
+	assert_int_equal(journal_append(j, JOURNAL_COMMAND, 10, big,
+					JOURNAL_RECORD_BYTES_MAX - 32, NULL),
 			 0);
+	assert_int_equal(journal_append(j, JOURNAL_COMMAND, 10, big, 24, NULL),
+			 -EINVAL);
 	assert_int_equal(journal_append(j, JOURNAL_PULSE, 9, NULL, 0, NULL),
 			 -EINVAL);
 	/* The buffer bound: 64 full records fit, the 65th does not. */
 	int i = 1;
-	while (journal_append(j, JOURNAL_CREATE_TRANSFERS, 10, big,
+	while (journal_append(j, JOURNAL_COMMAND, 10, big,
 			      JOURNAL_RECORD_BYTES_MAX - 32, NULL) == 0)
 		i++;
 	assert_int_equal(i,
 			 JOURNAL_BUFFER_BYTES_MAX / JOURNAL_RECORD_BYTES_MAX);
-	assert_int_equal(journal_append(j, JOURNAL_CREATE_TRANSFERS, 10, big,
+	assert_int_equal(journal_append(j, JOURNAL_COMMAND, 10, big,
 					JOURNAL_RECORD_BYTES_MAX - 32, NULL),
 			 -ENOBUFS);
 	assert_int_equal(journal_next_seq(j), (u64)i + 1);
