@@ -25,6 +25,7 @@ struct api_authz {
 	u8 admin_id[32];
 	u8 admin_pub[32];
 	char audience[160];
+	char origin[256]; /* public origin for DPoP htu; "" = Host header */
 	struct mandate_cache *cache;
 	struct mandate_replay *replay;
 };
@@ -64,6 +65,7 @@ static ssize_t read_private(const char *path, char *buf, size_t cap, char *err,
 		return -e;
 	}
 	if ((size_t)n == cap - 1) {
+		sodium_memzero(buf, cap);
 		snprintf(err, err_size, "%s: too large", path);
 		return -EFBIG;
 	}
@@ -225,6 +227,7 @@ int api_authz_open(struct api_authz **out, const char *data_dir,
 	*out = z;
 	return 0;
 fail_n:
+	sodium_memzero(buf, sizeof(buf));
 	api_authz_close(z);
 	return (int)n;
 }
@@ -237,6 +240,15 @@ void api_authz_close(struct api_authz *z)
 	mandate_replay_free(z->replay);
 	sodium_memzero(z, sizeof(*z));
 	free(z);
+}
+
+int api_authz_set_origin(struct api_authz *z, const char *origin)
+{
+	size_t n = origin ? strlen(origin) : 0;
+	if (n >= sizeof(z->origin))
+		return -EINVAL;
+	memcpy(z->origin, origin ? origin : "", n + 1);
+	return 0;
 }
 
 void api_authz_admin_id(const struct api_authz *z, u8 out[32])
@@ -370,6 +382,7 @@ int api_authz_authenticate(struct api_authz *z, struct engine *e,
 		.now = now,
 		.method = method,
 		.host = host ? host : "",
+		.origin = z->origin[0] ? z->origin : NULL,
 		.path = path,
 		.access_token = value,
 		.access_token_len = vlen,

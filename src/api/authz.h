@@ -46,6 +46,11 @@ int api_authz_open(struct api_authz **out, const char *data_dir,
 		   const char *audience, char *err, size_t err_size);
 void api_authz_close(struct api_authz *z);
 
+/* The public origin DPoP proofs name in htu ("https://host[:port]", no
+ * path), as clients reach the server through its TLS proxy; "" or NULL:
+ * "http://" + the request's Host header (direct, development). */
+int api_authz_set_origin(struct api_authz *z, const char *origin);
+
 /* The administrator's principal id (raw thumbprint). */
 void api_authz_admin_id(const struct api_authz *z, u8 out[32]);
 

@@ -29,6 +29,8 @@
 /* Largest list a GET /v1/principals returns. */
 #define PRINCIPALS_LIST_MAX 10000u
 #define AUTH_BODY_BYTES_MAX 16384u
+/* Issuers listed for one jti by GET /v1/revocations/{jti}, at most. */
+#define REVOCATION_STATUS_MAX 64u
 /* Not configured: every /v1 request answers 503. */
 #define AUTH_ERR_UNCONFIGURED (-1)
 /* The guard's counters are at their limit: 507. */
@@ -132,7 +134,16 @@ int authz_route(struct request *rq)
 		/* New accounts are no one's yet: an unscoped right, which
 		 * only a chain rooted at the administrator can hold. */
 		return check_op(rq, MANDATE_OP_ACCOUNTS_CREATE, false, 0);
-	case ROUTE_transfers: return 0; /* per event: authz_check_transfers */
+	case ROUTE_transfers: {
+		/* Each event is checked once decoded (authz_check_transfers);
+		 * a right with neither op is refused before the body. */
+		const struct mandate_right *r = api_caller_right(&rq->caller);
+		if (!(r->ops & (MANDATE_OP_TRANSFERS_CREATE |
+				MANDATE_OP_TRANSFERS_POST_VOID)))
+			return set_err(rq, MANDATE_ERR_op_not_allowed, 0,
+				       "right.ops");
+		return 0;
+	}
 	case ROUTE_account:
 	case ROUTE_account_transfers:
 	case ROUTE_account_balances:
@@ -159,10 +170,11 @@ int authz_route(struct request *rq)
 	case ROUTE_keys_rotate:
 		return check_op(rq, MANDATE_OP_KEYS_ROTATE, false, 0);
 	case ROUTE_revocations:
-		return check_op(rq,
-				post ? MANDATE_OP_REVOKE
-				     : MANDATE_OP_REVOCATIONS_READ,
-				false, 0);
+		/* POST: a signed statement proves itself; the plain form
+		 * needs `revoke` (checked by revocations_post). */
+		if (post)
+			return 0;
+		return check_op(rq, MANDATE_OP_REVOCATIONS_READ, false, 0);
 	case ROUTE_revocation:
 		return check_op(rq, MANDATE_OP_REVOCATIONS_READ, false, 0);
 	default: {
@@ -417,7 +429,8 @@ static enum MHD_Result principals_list(struct request *rq)
 	const struct auth *a = engine_auth(e);
 	u32 n = auth_principal_count(a);
 	u32 shown = n < PRINCIPALS_LIST_MAX ? n : PRINCIPALS_LIST_MAX;
-	struct wbuf b = WBUF_INIT((size_t)shown * 300 + 64);
+	/* id 43, name up to 64 x 6 escaped, JWK ~100, time 20, keys */
+	struct wbuf b = WBUF_INIT((size_t)shown * 640 + 64);
 	wbuf_puts(&b, "{\"principals\":[");
 	for (u32 i = 0; i < shown; i++) {
 		struct auth_principal_info p;
@@ -670,8 +683,9 @@ static enum MHD_Result revocations_list(struct request *rq)
 static enum MHD_Result revocation_get(struct request *rq)
 {
 	const char *jti = rq->text_id;
-	struct wbuf b = WBUF_INIT(1024);
+	struct wbuf b = WBUF_INIT(REVOCATION_STATUS_MAX * 96 + 256);
 	bool any = false;
+	unsigned listed = 0;
 	wbuf_puts(&b, "{\"jti\":");
 	wbuf_put_json_str(&b, jti, strlen(jti));
 	wbuf_puts(&b, ",\"revocations\":[");
@@ -682,8 +696,10 @@ static enum MHD_Result revocation_get(struct request *rq)
 	for (u32 i = 0; i < n; i++) {
 		struct auth_revocation r;
 		auth_revocation_at(a, i, &r);
-		if (r.all || strcmp(r.jti, jti) != 0)
+		if (r.all || strcmp(r.jti, jti) != 0 ||
+		    listed == REVOCATION_STATUS_MAX)
 			continue;
+		listed++;
 		char iss[JOSE_B64_32_BYTES];
 		id_text(r.iss, iss);
 		if (any)
@@ -699,6 +715,39 @@ static enum MHD_Result revocation_get(struct request *rq)
 	wbuf_puts(&b, "],\"status\":");
 	wbuf_puts(&b, any ? "\"revoked\"}" : "\"good\"}");
 	return api_reply_json(rq, 200, &b);
+}
+
+/* May this key write a revocation statement?  The administrator, a
+ * registered principal, or a key of the caller's own verified chain (a
+ * delegate revoking what it signed). */
+static bool statement_issuer_known(struct request *rq, const u8 iss[32])
+{
+	u8 admin[32];
+	api_authz_admin_id(rq->srv->authz, admin);
+	if (memcmp(iss, admin, 32) == 0)
+		return true;
+	const struct mandate_chain *c = rq->caller.chain;
+	for (unsigned k = 0; c && k < c->n; k++)
+		if (memcmp(c->links[k].iss, iss, 32) == 0 ||
+		    memcmp(c->links[k].sub, iss, 32) == 0)
+			return true;
+	engine_read_begin(rq->srv->e);
+	bool known = auth_principal_get(engine_auth(rq->srv->e), iss, NULL);
+	engine_read_end(rq->srv->e);
+	return known;
+}
+
+/* Already revoked: answered without a journal entry. */
+static bool already_revoked(struct request *rq, const struct auth_revoke *rv)
+{
+	bool all = rv->flags & AUTH_REVOKE_ALL;
+	engine_read_begin(rq->srv->e);
+	const struct auth *a = engine_auth(rq->srv->e);
+	u8 zero[32] = {0};
+	bool r = all ? auth_revoked(a, rv->iss, zero)
+		     : auth_revoked(a, rv->iss, rv->jti_hash);
+	engine_read_end(rq->srv->e);
+	return r;
 }
 
 static enum MHD_Result revocations_post(struct request *rq)
@@ -731,7 +780,23 @@ static enum MHD_Result revocations_post(struct request *rq)
 			memcpy(rv.jti_hash, m.jti_hash, 32);
 			memcpy(rv.jti, m.jti, strlen(m.jti));
 		}
+		/* Anyone can make a key and sign: only a key the server knows
+		 * may write a revocation, so the list cannot be flooded. */
+		if (!statement_issuer_known(rq, m.iss))
+			return api_reply_problem(
+				rq, PROBLEM_unknown_revoker,
+				"the statement's key is neither the "
+				"administrator's nor a registered principal's; "
+				"a delegate sends it with its own mandate "
+				"(Authorization: DPoP) naming that key",
+				NULL, NULL);
 	} else {
+		/* The plain form: the right to revoke anyone's links. */
+		if (rq->caller.authenticated &&
+		    check_op(rq, MANDATE_OP_REVOKE, false, 0) != 0) {
+			json_decref(j);
+			return api_reply_auth(rq);
+		}
 		if (!rq->caller.authenticated) {
 			json_decref(j);
 			set_err(rq, MANDATE_ERR_malformed, 0, NULL);
@@ -764,6 +829,15 @@ static enum MHD_Result revocations_post(struct request *rq)
 			crypto_hash_sha256(rv.jti_hash, (const u8 *)jti, jn);
 		}
 		json_decref(j);
+	}
+	if (already_revoked(rq, &rv)) {
+		char id[JOSE_B64_32_BYTES];
+		struct wbuf b = WBUF_INIT(256);
+		id_text(rv.iss, id);
+		wbuf_puts(&b, "{\"iss\":\"");
+		wbuf_puts(&b, id);
+		wbuf_puts(&b, "\",\"status\":\"already_revoked\"}");
+		return api_reply_json(rq, 200, &b);
 	}
 	void *ext = command_alloc(rq, AUTH_CMD_REVOKE, sizeof(rv), NULL, 0);
 	if (!ext)

@@ -24,6 +24,8 @@ struct activity;
 #define STOP_REPLY_GRACE_MS 2000
 /* Small replies (problems, one record): initial cap of their buffer. */
 #define SMALL_REPLY_BYTES_MAX 4096
+/* The JSON objects of the auth and policy routes, at most. */
+#define API_SMALL_BODY_BYTES_MAX ((size_t)16 << 10)
 /* Request bodies buffered by all connections together, at most. */
 #define API_BODY_BUDGET_BYTES ((size_t)512 << 20)
 #define RECORD_JSON_BYTES_MAX 1024
@@ -91,7 +93,11 @@ struct request {
 	int64_t gate_since_s, gate_sunset_s; /* deprecation headers */
 	char *gate_body; /* the refusal (problem+json) when blocked */
 	unsigned gate_status;
-	char gate_link[600];	/* upgrade URL for Link: rel="deprecation" */
+	char gate_link[600]; /* upgrade URL for Link: rel="deprecation" */
+	/* counted in activity once authenticated (policy_observe) */
+	char obs_platform[33];
+	char obs_version[257];
+	const char *obs_user;	/* X-Client-User, valid for the request */
 	enum engine_op base_op; /* accounts or transfers, for the results */
 	void *payload;		/* a command record (core/auth.h), or NULL */
 	u32 payload_bytes;
@@ -129,6 +135,8 @@ json_t *api_body_object(struct request *rq, size_t max_bytes,
 void policy_gate(struct request *rq);
 /* Headers a reply carries from the gate (Deprecation, Sunset...). */
 void policy_gate_headers(struct request *rq, struct MHD_Response *resp);
+/* Count the client the gate saw, now that it authenticated. */
+void policy_observe(struct request *rq);
 /* The refusal of a blocked client. */
 enum MHD_Result policy_gate_reply(struct request *rq);
 int policy_route_op(const struct request *rq, unsigned *op);

@@ -169,23 +169,38 @@ static const struct policy *evaluate_locked(struct api_server *s,
 
 /* ---- the gate --------------------------------------------------------- */
 
-static void observe(struct api_server *s, const struct policy_query *q,
-		    const char *user)
+/* Keep what the gate saw, to count once the request authenticates:
+ * anonymous requests must not shape the impact figures.  Only
+ * platforms the policy names are counted. */
+static void observe_later(struct request *rq, const struct policy_query *q,
+			  const struct policy_decision *d)
 {
-	if (!s->activity || !user || !q->platform || !q->version ||
-	    q->platform_len > 32 || q->version_len > SEMVER_TEXT_MAX)
+	rq->obs_platform[0] = '\0';
+	if (!d->platform || !q->user || !q->version || q->platform_len > 32 ||
+	    q->version_len == 0 || q->version_len > SEMVER_TEXT_MAX ||
+	    strlen(q->user) > 256)
 		return;
-	char platform[33], version[SEMVER_TEXT_MAX + 1];
-	memcpy(platform, q->platform, q->platform_len);
-	platform[q->platform_len] = '\0';
-	memcpy(version, q->version, q->version_len);
-	version[q->version_len] = '\0';
+	memcpy(rq->obs_platform, q->platform, q->platform_len);
+	rq->obs_platform[q->platform_len] = '\0';
+	memcpy(rq->obs_version, q->version, q->version_len);
+	rq->obs_version[q->version_len] = '\0';
+	rq->obs_user = q->user;
+}
+
+void policy_observe(struct request *rq)
+{
+	struct api_server *s = rq->srv;
+	if (!rq->obs_platform[0] || !s->activity || !rq->caller.authenticated)
+		return;
 	u64 h;
-	crypto_generichash((u8 *)&h, sizeof(h), (const u8 *)user, strlen(user),
-			   s->activity_key, sizeof(s->activity_key));
+	crypto_generichash((u8 *)&h, sizeof(h), (const u8 *)rq->obs_user,
+			   strlen(rq->obs_user), s->activity_key,
+			   sizeof(s->activity_key));
 	pthread_mutex_lock(&s->activity_lock);
-	activity_observe(s->activity, h, platform, version, today());
+	activity_observe(s->activity, h, rq->obs_platform, rq->obs_version,
+			 today());
 	pthread_mutex_unlock(&s->activity_lock);
+	rq->obs_platform[0] = '\0';
 }
 
 static char *blocked_body(struct request *rq, const struct policy *p,
@@ -232,14 +247,23 @@ void policy_gate(struct request *rq)
 	const struct policy *p = evaluate_locked(s, &q, &d, &version);
 	if (!p) {
 		engine_read_end(s->e);
-		observe(s, &q, q.user);
 		return; /* no policy yet: everyone is served */
 	}
+	observe_later(rq, &q, &d);
 	rq->gated = true;
 	rq->gate_verdict = d.verdict;
 	rq->gate_version = version;
 	rq->gate_since_s = d.deprecated_since_s;
 	rq->gate_sunset_s = d.sunset_s;
+	if (d.verdict == POLICY_DEPRECATED &&
+	    d.deprecated_since_s == POLICY_TIME_NONE) {
+		/* RFC 9745 wants a date: the rule has none, so the day the
+		 * policy version that deprecates it took effect. */
+		struct pstate_version pv;
+		if (pstate_version_get(engine_pstate(s->e), version, &pv))
+			rq->gate_since_s =
+				(int64_t)(pv.timestamp / 1000000000u);
+	}
 	if (d.upgrade_url)
 		snprintf(rq->gate_link, sizeof(rq->gate_link), "%s",
 			 d.upgrade_url);
@@ -251,7 +275,6 @@ void policy_gate(struct request *rq)
 	if (d.verdict < 4)
 		atomic_fetch_add_explicit(&s->gate_verdicts[d.verdict], 1,
 					  memory_order_relaxed);
-	observe(s, &q, q.user);
 }
 
 static void http_date(char *out, size_t cap, int64_t t)
@@ -279,14 +302,13 @@ void policy_gate_headers(struct request *rq, struct MHD_Response *resp)
 		snprintf(buf, sizeof(buf), "@%lld",
 			 (long long)rq->gate_since_s);
 		MHD_add_response_header(resp, "Deprecation", buf);
-	} else {
-		MHD_add_response_header(resp, "Deprecation", "?1");
 	}
 	if (rq->gate_sunset_s != POLICY_TIME_NONE) {
 		http_date(buf, sizeof(buf), rq->gate_sunset_s);
 		MHD_add_response_header(resp, "Sunset", buf);
 	}
-	if (rq->gate_link[0]) {
+	/* A URL that would break the header's syntax is left out. */
+	if (rq->gate_link[0] && !strpbrk(rq->gate_link, "<>\", ")) {
 		snprintf(buf, sizeof(buf), "<%s>; rel=\"deprecation\"",
 			 rq->gate_link);
 		MHD_add_response_header(resp, "Link", buf);
@@ -418,7 +440,9 @@ static bool reason_ok(const char *r, size_t cap)
 	for (size_t i = 0; i < n; i++)
 		if ((unsigned char)r[i] < 0x20)
 			return false;
-	return true;
+	json_t *j = json_stringn(r, n); /* NULL: not UTF-8 */
+	json_decref(j);
+	return j != NULL;
 }
 
 /* ---- document: PUT, current, versions, diff, rollback ----------------------
@@ -460,6 +484,11 @@ static enum MHD_Result set_document(struct request *rq, const char *text,
 
 static enum MHD_Result put_policy(struct request *rq)
 {
+	if (rq->over_budget)
+		return api_reply_problem(rq, PROBLEM_unavailable,
+					 "too many large requests at once; "
+					 "retry",
+					 NULL, NULL);
 	if (rq->body_too_large || rq->body_len > POLICY_DOC_BYTES_MAX)
 		return api_reply_problem(rq, PROBLEM_body_too_large,
 					 "a policy document is at most 256 KiB",
@@ -1092,6 +1121,16 @@ enum MHD_Result policy_command_reply(struct request *rq)
 		engine_read_begin(rq->srv->e);
 		const struct pstate *ps = engine_pstate(rq->srv->e);
 		pstate_current(ps, &v);
+		/* Ours is the version stamped with our record's time (another
+		 * may have come after it in the same group). */
+		struct pstate_version mine;
+		for (u64 k = v; outcome == PSTATE_OK && k > 0; k--) {
+			if (pstate_version_get(ps, k, &mine) &&
+			    mine.timestamp == rq->ereq.timestamp) {
+				v = k;
+				break;
+			}
+		}
 		json_t *o = json_pack(
 			"{s:I, s:s}", "version", (json_int_t)v, "status",
 			outcome == PSTATE_UNCHANGED ? "unchanged"
@@ -1127,13 +1166,11 @@ enum MHD_Result policy_command_reply(struct request *rq)
 		engine_read_begin(rq->srv->e);
 		const struct pstate *ps = engine_pstate(rq->srv->e);
 		u64 n = pstate_override_count(ps);
-		/* Ours is the newest with our command's content; the
-		 * engine applied it before replying. */
+		/* Ours is the one stamped with our record's time. */
 		for (u64 i = n; i-- > 0 && !o;) {
 			struct pstate_override_info info;
 			pstate_override_at(ps, i, &info);
-			if (memcmp(info.cmd, (const u8 *)h + sizeof(*h),
-				   sizeof(*info.cmd)) == 0)
+			if (info.timestamp == rq->ereq.timestamp)
 				o = override_json(&info, now_s());
 		}
 		engine_read_end(rq->srv->e);

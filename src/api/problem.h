@@ -54,6 +54,9 @@
 	  "The client policy or override is not valid")                        \
 	X(policy_not_found, "policy-not-found", 404,                           \
 	  "No such client policy version or override")                         \
+	X(unknown_revoker, "unknown-revoker", 403,                             \
+	  "The revocation statement is signed by a key the server does not "   \
+	  "know")                                                              \
 	X(principal_not_found, "principal-not-found", 404,                     \
 	  "Principal not found")                                               \
 	X(name_taken, "name-taken", 409,                                       \

@@ -121,6 +121,8 @@ enum MHD_Result api_reply(struct request *rq, unsigned status, struct wbuf *b,
 	if (status == 401)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
 					AUTHZ_CHALLENGE);
+	if (status == 503)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
 	policy_gate_headers(rq, resp);
 	ok = MHD_queue_response(rq->conn, status, resp);
 	MHD_destroy_response(resp);
@@ -740,6 +742,23 @@ static bool content_type_json(const char *ct)
 	return *ct == '\0' || *ct == ';';
 }
 
+/* The largest body a route reads: the batches and the activity load
+ * take body_bytes_max; a policy document 256 KiB; the other JSON
+ * objects 16 KiB.  No request reserves more of the shared budget. */
+static size_t route_body_max(const struct request *rq)
+{
+	switch (rq->route) {
+	case ROUTE_accounts:
+	case ROUTE_transfers:
+	case ROUTE_cp_activity: return rq->srv->body_bytes_max;
+	case ROUTE_cp_manifest:
+		return rq->srv->body_bytes_max < POLICY_DOC_BYTES_MAX
+			       ? rq->srv->body_bytes_max
+			       : POLICY_DOC_BYTES_MAX;
+	default: return API_SMALL_BODY_BYTES_MAX;
+	}
+}
+
 /* A create request's headers: refuse what can be refused unread. */
 static enum MHD_Result create_begin(struct request *rq)
 {
@@ -757,7 +776,7 @@ static enum MHD_Result create_begin(struct request *rq)
 		unsigned long long n;
 		errno = 0;
 		n = strtoull(cl, &end, 10);
-		if (errno == 0 && end != cl && n > rq->srv->body_bytes_max)
+		if (errno == 0 && end != cl && n > route_body_max(rq))
 			return api_reply_problem(
 				rq, PROBLEM_body_too_large,
 				"Content-Length is over the limit", NULL, NULL);
@@ -782,7 +801,7 @@ static void release_body(struct request *rq)
 static enum MHD_Result create_chunk(struct request *rq, const char *data,
 				    size_t n)
 {
-	size_t max = rq->srv->body_bytes_max;
+	size_t max = route_body_max(rq);
 
 	if (rq->body_too_large || rq->over_budget)
 		return MHD_YES;
@@ -937,6 +956,13 @@ json_t *api_body_object(struct request *rq, size_t max_bytes,
 	char detail[64];
 
 	*reply = MHD_NO;
+	if (rq->over_budget) {
+		*reply = api_reply_problem(rq, PROBLEM_unavailable,
+					   "too many large requests at once; "
+					   "retry",
+					   NULL, NULL);
+		return NULL;
+	}
 	if (rq->body_too_large || rq->body_len > max_bytes) {
 		snprintf(detail, sizeof(detail), "at most %zu bytes",
 			 max_bytes);
@@ -1246,12 +1272,17 @@ static enum MHD_Result request_begin(struct request *rq, const char *url,
 		 * routes, which an app must reach to learn it. */
 		if (strncmp(url, "/v1/client-policy", 17) != 0)
 			policy_gate(rq);
-		if (rq->gate_body ||
-		    (rq->gated && rq->gate_verdict == POLICY_BLOCKED))
-			return MHD_YES;
+		bool blocked = rq->gated && rq->gate_verdict == POLICY_BLOCKED;
+		/* A refused request with a body is answered now, unread
+		 * (the connection then closes): no waiting for an upload
+		 * that would be thrown away. */
+		if (blocked)
+			return has_body(rq) ? policy_gate_reply(rq) : MHD_YES;
 		authz_begin(rq, url, method);
 		if (rq->auth_err.code == 0)
 			authz_route(rq);
+		if (rq->auth_err.code != 0 && has_body(rq))
+			return api_reply_auth(rq);
 	}
 	if (p == PROBLEM_COUNT && reads_body(rq))
 		return create_begin(rq);
@@ -1272,6 +1303,7 @@ static enum MHD_Result request_dispatch(struct request *rq)
 		release_body(rq);
 		return api_reply_auth(rq);
 	}
+	policy_observe(rq);
 	switch (rq->route) {
 	case ROUTE_cp_manifest:
 	case ROUTE_cp_current:

@@ -57,6 +57,7 @@ struct settings {
 	unsigned connections_max;
 	uint64_t snapshot_every;
 	unsigned key_rotation_days; /* scheduled rotation; 0: never */
+	char public_url[256];	    /* DPoP htu origin; "" = the Host header */
 	char log_level[16];
 	char kek_file[4200]; /* "" until settings_finish: DATA.kek */
 	/* "http://HOST:PORT KEY" of each witness (setting `witness`, which

@@ -196,6 +196,7 @@ int cmd_serve(int argc, char **argv)
 		engine_close(e);
 		return EXIT_DATA;
 	}
+	api_authz_set_origin(authz, s.public_url);
 	log_at(admin_created ? LOG_INFO : LOG_DEBUG, "administrator credential",
 	       LOG_STR("token_file", "admin.token"),
 	       LOG_STR("data", s.data_dir));

@@ -282,6 +282,12 @@ int server_keys_maintain(struct server_keys *k, struct engine *e,
 			log_at(LOG_WARN, "cannot journal the signing key",
 			       LOG_NUM("errno", -ret));
 	}
+	/* A key the journal does not hold yet (a rotation whose journal
+	 * entry failed, by schedule or on request): journal it now. */
+	int jr = server_keys_journal(k, e);
+	if (jr != 0)
+		log_at(LOG_WARN, "cannot journal the signing key",
+		       LOG_NUM("errno", -jr));
 	size_t pruned = 0;
 	if (keyring_prune(k->keyring, now, &pruned, err, sizeof(err)) != 0)
 		log_at(LOG_WARN, "cannot remove expired keys",

@@ -47,6 +47,29 @@ static int copy_str(char *dst, size_t cap, const char *src)
 	return 0;
 }
 
+/* "http(s)://host[:port]": no path, query, userinfo or spaces. */
+static bool public_url_ok(const char *v)
+{
+	const char *rest;
+	if (strncmp(v, "https://", 8) == 0)
+		rest = v + 8;
+	else if (strncmp(v, "http://", 7) == 0)
+		rest = v + 7;
+	else
+		return false;
+	size_t n = strlen(rest);
+	if (n == 0 || strlen(v) > 200)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = rest[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || c == '.' || c == '-' ||
+		      c == ':' || c == '[' || c == ']'))
+			return false;
+	}
+	return true;
+}
+
 int settings_set(struct settings *s, const char *key, const char *value)
 {
 	uint64_t v;
@@ -83,6 +106,11 @@ int settings_set(struct settings *s, const char *key, const char *value)
 		if (ret == 0 && v < 1000)
 			ret = -EINVAL;
 		s->snapshot_every = v;
+	} else if (strcmp(key, "public_url") == 0) {
+		ret = public_url_ok(value) ? 0 : -EINVAL;
+		if (ret == 0)
+			snprintf(s->public_url, sizeof(s->public_url), "%s",
+				 value);
 	} else if (strcmp(key, "key_rotation_days") == 0) {
 		ret = parse_u64(value, 3660, &v);
 		s->key_rotation_days = (unsigned)v;
@@ -223,6 +251,7 @@ static const struct {
 	{"TPWALLET_CONNECTIONS_MAX", "connections_max"},
 	{"TPWALLET_SNAPSHOT_EVERY", "snapshot_every"},
 	{"TPWALLET_KEY_ROTATION_DAYS", "key_rotation_days"},
+	{"TPWALLET_PUBLIC_URL", "public_url"},
 	{"TPWALLET_LOG_LEVEL", "log_level"},
 	{"TPWALLET_KEK_FILE", "kek_file"},
 	{"TPWALLET_WITNESS", "witness"},

@@ -154,6 +154,14 @@ static int apply_set(struct pstate *s, const u8 *ext, u32 ext_bytes, u64 ts,
 		policy_free(p);
 		return -ENOMEM;
 	}
+	if (len > POLICY_DOC_BYTES_MAX) {
+		/* the canonical form must fit where the text did: snapshots
+		 * read back at most this */
+		free(text);
+		policy_free(p);
+		*outcome = PSTATE_INVALID;
+		return 0;
+	}
 	if (s->nversions && s->versions[s->nversions - 1].text_len == len &&
 	    memcmp(s->versions[s->nversions - 1].text, text, len) == 0) {
 		free(text);

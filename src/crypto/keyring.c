@@ -1096,8 +1096,20 @@ int keyring_lookup_verifier(void *ctx, const char *kid, struct jose_pubkey *out)
 	return keyring_verifier(c->kr, kid, c->now, out);
 }
 
+static bool due_for_rotation_unlocked(const struct keyring *kr, int64_t now,
+				      int64_t period_s);
+
 bool keyring_due_for_rotation(const struct keyring *kr, int64_t now,
 			      int64_t period_s)
+{
+	pthread_mutex_lock(&((struct keyring *)kr)->lock);
+	bool due = due_for_rotation_unlocked(kr, now, period_s);
+	pthread_mutex_unlock(&((struct keyring *)kr)->lock);
+	return due;
+}
+
+static bool due_for_rotation_unlocked(const struct keyring *kr, int64_t now,
+				      int64_t period_s)
 {
 	const struct keyring_key *cur = keyring_current_signer(kr, now);
 

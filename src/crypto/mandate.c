@@ -981,12 +981,15 @@ cleanup:
 
 /* ---- DPoP ------------------------------------------------------------- */
 
-/* htu (query and fragment dropped) == "http://" host path */
-static bool htu_matches(const char *htu, size_t n, const char *host,
-			const char *path)
+/* htu (query and fragment dropped) == origin path, where origin is the
+ * server's configured public origin, else "http://" host. */
+static bool htu_matches(const char *htu, size_t n, const char *origin,
+			const char *host, const char *path)
 {
-	static const char scheme[] = "http://";
-	size_t sl = sizeof(scheme) - 1, hl = strlen(host), pl = strlen(path);
+	static const char http[] = "http://";
+	const char *scheme = origin ? origin : http;
+	size_t sl = strlen(scheme), hl = origin ? 0 : strlen(host),
+	       pl = strlen(path);
 
 	for (size_t i = 0; i < n; i++)
 		if (htu[i] == '?' || htu[i] == '#') {
@@ -1067,7 +1070,7 @@ int mandate_dpop_verify(const char *proof, size_t len,
 		goto cleanup;
 	}
 	if (!htu_matches(json_string_value(htu), json_string_length(htu),
-			 o->host, o->path)) {
+			 o->origin, o->host ? o->host : "", o->path)) {
 		ret = fail(err, MANDATE_ERR_dpop_wrong_url, 0, "htu");
 		goto cleanup;
 	}

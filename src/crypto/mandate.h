@@ -302,7 +302,11 @@ struct mandate_dpop_opts {
 	int64_t now;
 	const char *method; /* compared exactly with htm */
 	const char *host;   /* Host header: htu must be http://<host><path> */
-	const char *path;   /* without query or fragment */
+	/* The server's public origin ("https://wallet.example:8443"): when
+	 * set, htu must be <origin><path> and host is not used, so a proof
+	 * made for another server or scheme never matches. */
+	const char *origin;
+	const char *path;	  /* without query or fragment */
 	const char *access_token; /* the Authorization value after "DPoP " */
 	size_t access_token_len;
 };

@@ -32,7 +32,10 @@
 
 /* A group never holds more events than this: it bounds the journal write
  * buffer and the time a reader waits for the write lock. */
-#define GROUP_EVENTS_MAX       (8u * BATCH_EVENTS_MAX)
+#define GROUP_EVENTS_MAX (8u * BATCH_EVENTS_MAX)
+/* ... and at most this many journal bytes (half the journal's write
+ * buffer, JOURNAL_BUFFER_BYTES_MAX, with a pulse beside). */
+#define GROUP_BYTES_MAX	       ((u64)32 << 20)
 #define SNAPSHOT_EVERY_DEFAULT 1000000u
 /* The ledger keeps timestamps below 2^63 (a clock past the year 2262). */
 #define TIMESTAMP_LIMIT ((u64)1 << 63)
@@ -53,6 +56,9 @@ struct group {
 	bool pulse;
 	u64 pulse_ts, pulse_seq;
 	u64 events, records;
+	/* toward the next snapshot: events, and a command's bytes in
+	 * 128-byte units (so policy documents count too) */
+	u64 weight;
 };
 
 struct engine {
@@ -461,6 +467,14 @@ static void finish(struct engine_request *list, int status)
 
 /* Take up to GROUP_EVENTS_MAX events' worth of requests off the queue;
  * wait up to IDLE_WAKE_MS when it is empty.  Returns NULL when idle. */
+/* The journal bytes a request becomes (header and payload). */
+static u64 record_bytes(const struct engine_request *r)
+{
+	return JOURNAL_HEADER_BYTES + (r->op == ENGINE_COMMAND
+					       ? (u64)r->payload_bytes
+					       : (u64)r->count * 128u);
+}
+
 static struct engine_request *take_group(struct engine *e, bool *stop)
 {
 	struct engine_request *group = NULL;
@@ -477,12 +491,18 @@ static struct engine_request *take_group(struct engine *e, bool *stop)
 		pthread_cond_timedwait(&e->queue_cond, &e->queue_lock, &until);
 	}
 	if (e->head) {
+		/* Bounded in events and in bytes: commands carry few events
+		 * but up to a megabyte each, and a group must fit the
+		 * journal's write buffer whole. */
 		struct engine_request *last = e->head;
 		u32 events = last->count;
+		u64 bytes = record_bytes(last);
 		while (last->next &&
-		       events + last->next->count <= GROUP_EVENTS_MAX) {
+		       events + last->next->count <= GROUP_EVENTS_MAX &&
+		       bytes + record_bytes(last->next) <= GROUP_BYTES_MAX) {
 			last = last->next;
 			events += last->count;
+			bytes += record_bytes(last);
 		}
 		group = e->head;
 		e->head = last->next;
@@ -585,6 +605,9 @@ static void commit_group(struct engine *e, struct engine_request *list)
 		r->timestamp = ts;
 		e->last_timestamp = ts;
 		g.events += r->count;
+		g.weight += r->op == ENGINE_COMMAND
+				    ? r->payload_bytes / 128u + 1
+				    : r->count;
 		g.records++;
 	}
 	if (g.records == 0)
@@ -671,7 +694,7 @@ static void apply_group(struct engine *e, struct group *g)
 	atomic_fetch_add(&e->batches, 1);
 	atomic_fetch_add(&e->records, g->records);
 	atomic_fetch_add(&e->events, g->events);
-	e->events_since_snapshot += g->events;
+	e->events_since_snapshot += g->weight;
 	finish(g->requests, 0);
 }
 
