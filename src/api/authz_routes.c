@@ -479,10 +479,12 @@ static enum MHD_Result principals_post(struct request *rq)
 	json_object_foreach(j, k, v)
 	{
 		if (strcmp(k, "jwk") != 0 && strcmp(k, "name") != 0) {
+			/* k lives in j: reply before letting go of it */
+			enum MHD_Result r = api_reply_problem(
+				rq, PROBLEM_unknown_field,
+				"members are jwk and name", k, NULL);
 			json_decref(j);
-			return api_reply_problem(rq, PROBLEM_unknown_field,
-						 "members are jwk and name", k,
-						 NULL);
+			return r;
 		}
 	}
 	struct auth_principal p = {0};

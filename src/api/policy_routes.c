@@ -631,11 +631,12 @@ static enum MHD_Result post_rollback(struct request *rq)
 	json_object_foreach(j, k, x)
 	{
 		if (strcmp(k, "version") && strcmp(k, "reason")) {
+			/* k lives in j: reply before letting go of it */
+			enum MHD_Result r = api_reply_problem(
+				rq, PROBLEM_unknown_field,
+				"members are version and reason", k, NULL);
 			json_decref(j);
-			return api_reply_problem(rq, PROBLEM_unknown_field,
-						 "members are version and "
-						 "reason",
-						 k, NULL);
+			return r;
 		}
 	}
 	if (!json_is_integer(v) || json_integer_value(v) < 1) {
