@@ -28,8 +28,8 @@ struct engine;
 #define AUTHZ_CACHE_LINKS 4096u
 /* DPoP proofs remembered (each for about its 60 s window): enough for
  * ~30,000 DPoP requests/s sustained; past it new proofs get 503
- * replay_cache_full, never a forgotten proof.  ~106 bytes each when
- * full (~220 MiB), touched only as it fills. */
+ * replay_cache_full, never a forgotten proof.  ~58 bytes each when
+ * full (~120 MiB), touched only as it fills. */
 #define AUTHZ_REPLAY_PROOFS (1u << 21)
 /* Tolerated clock skew on link times (exp, nbf, iat). */
 #define AUTHZ_LEEWAY_S 30

@@ -1122,13 +1122,17 @@ int mandate_dpop_check_key(const struct mandate_dpop *d,
  * A pair still in the ring is a replay even if its window has passed: its
  * proof is stale anyway, and a jti is unique per key (RFC 9449).
  */
+/* A proof's key: SHA-256(jkt || jti) cut to 128 bits (a false "replay"
+ * would need a 128-bit collision); half the memory of the whole hash. */
+#define REPLAY_KEY_BYTES 16
+
 struct replay_entry {
-	uint8_t key[32]; /* SHA-256(jkt || jti) */
+	uint8_t key[REPLAY_KEY_BYTES];
 	int64_t until;
 };
 
 struct replay_slot {
-	uint8_t key[32];
+	uint8_t key[REPLAY_KEY_BYTES];
 	bool used;
 };
 
@@ -1175,7 +1179,7 @@ void mandate_replay_free(struct mandate_replay *r)
 }
 
 static unsigned replay_home(const struct mandate_replay *r,
-			    const uint8_t key[32])
+			    const uint8_t key[REPLAY_KEY_BYTES])
 {
 	uint32_t v;
 
@@ -1185,18 +1189,18 @@ static unsigned replay_home(const struct mandate_replay *r,
 
 /* The slot holding key, or the empty slot where it would go. */
 static unsigned replay_find(const struct mandate_replay *r,
-			    const uint8_t key[32], bool *found)
+			    const uint8_t key[REPLAY_KEY_BYTES], bool *found)
 {
 	unsigned i = replay_home(r, key);
 
-	while (r->table[i].used && memcmp(r->table[i].key, key, 32) != 0)
+	while (r->table[i].used && memcmp(r->table[i].key, key, REPLAY_KEY_BYTES) != 0)
 		i = (i + 1) & r->mask;
 	*found = r->table[i].used;
 	return i;
 }
 
 /* Removes key (present) from the table, shifting its cluster back. */
-static void replay_delete(struct mandate_replay *r, const uint8_t key[32])
+static void replay_delete(struct mandate_replay *r, const uint8_t key[REPLAY_KEY_BYTES])
 {
 	bool found;
 	unsigned i = replay_find(r, key, &found), j = i;
@@ -1253,10 +1257,10 @@ int mandate_replay_check_and_add(struct mandate_replay *r,
 		ret = fail(err, MANDATE_ERR_replay_cache_full, 0, "");
 		goto cleanup;
 	}
-	memcpy(r->table[i].key, key, 32);
+	memcpy(r->table[i].key, key, REPLAY_KEY_BYTES);
 	r->table[i].used = true;
 	e = &r->ring[(r->head + r->count) % r->capacity];
-	memcpy(e->key, key, 32);
+	memcpy(e->key, key, REPLAY_KEY_BYTES);
 	e->until = (d->iat > now ? d->iat : now) + MANDATE_DPOP_WINDOW_S;
 	r->count++;
 cleanup:
