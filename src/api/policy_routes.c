@@ -1245,8 +1245,20 @@ int policy_activity_open(struct api_server *s)
 			 ACTIVITY_KEY_FILE);
 		int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 		if (fd >= 0) {
-			if (read(fd, s->activity_key, 32) != 32)
+			struct stat st;
+			if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+			    (st.st_mode & 077) || st.st_uid != geteuid())
+				log_at(LOG_WARN,
+				       "the activity key should be a file of "
+				       "ours with mode 0600",
+				       LOG_STR("path", path));
+			if (read(fd, s->activity_key, 32) != 32) {
+				log_at(LOG_WARN,
+				       "activity key unreadable: user hashes "
+				       "restart from a new key",
+				       LOG_STR("path", path));
 				randombytes_buf(s->activity_key, 32);
+			}
 			close(fd);
 		} else {
 			fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
