@@ -1183,7 +1183,11 @@ report:
 	/* Without authenticated leaves, the signed roots still bound where
 	 * the change lies: between the last size that matched and the first
 	 * that did not. */
-	if (bad_cp && !fc.found)
+	if (bad_cp && !fc.found && bad_cp_size == 0)
+		problem(ck, "a signed checkpoint of size 0 has a root other "
+			    "than the empty tree's: it was not made from any "
+			    "journal");
+	else if (bad_cp && !fc.found)
 		problem(ck,
 			"entries %llu..%llu changed, removed, reordered or "
 			"inserted (the journal gives the signed root at size "
