@@ -1193,14 +1193,16 @@ static unsigned replay_find(const struct mandate_replay *r,
 {
 	unsigned i = replay_home(r, key);
 
-	while (r->table[i].used && memcmp(r->table[i].key, key, REPLAY_KEY_BYTES) != 0)
+	while (r->table[i].used &&
+	       memcmp(r->table[i].key, key, REPLAY_KEY_BYTES) != 0)
 		i = (i + 1) & r->mask;
 	*found = r->table[i].used;
 	return i;
 }
 
 /* Removes key (present) from the table, shifting its cluster back. */
-static void replay_delete(struct mandate_replay *r, const uint8_t key[REPLAY_KEY_BYTES])
+static void replay_delete(struct mandate_replay *r,
+			  const uint8_t key[REPLAY_KEY_BYTES])
 {
 	bool found;
 	unsigned i = replay_find(r, key, &found), j = i;

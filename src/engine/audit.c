@@ -6,6 +6,17 @@
  * and its timestamp, in chunks that never move, so readers need no lock:
  * everything below the published size is written before the size is
  * stored (release) and read after it is loaded (acquire).
+ *
+ * Witnesses have a thread of their own.  The audit thread signs a
+ * checkpoint, makes it durable and serves it at once, then leaves it in a
+ * mailbox of one: a checkpoint not yet taken is replaced by the newer one
+ * (a witness needs the newest, not every one).  The witness thread takes
+ * it, resolves names, talks to each witness (consistency proofs read the
+ * store like any reader, below the published size) and, when cosignatures
+ * come back, appends and serves the cosigned copy, unless a newer
+ * checkpoint was published meanwhile.  A witness that never answers
+ * therefore delays only the next witness round, never the tree or the
+ * next signature.
  */
 #include "engine/audit.h"
 #include "engine/engine.h"
@@ -41,6 +52,13 @@
 #define LEAVES_BUFFER_HASHES 2048
 /* How long the thread sleeps when it has read everything there is. */
 #define IDLE_POLL_MS 5
+/* A checkpoint's text ("<origin>\n<size>\n<root>\n"). */
+#define CHECKPOINT_TEXT_BYTES_MAX 1024
+/* The longest wait of the idle witness thread before it looks again. */
+#define WITNESS_IDLE_WAIT_MS 1000
+/* A witness whose name did not resolve, or whose addresses all failed, is
+ * looked up again at most this often. */
+#define WITNESS_RESOLVE_INTERVAL_MS 30000
 
 struct position {
 	u64 segment_seq;
@@ -51,6 +69,25 @@ struct position {
 	u16 pad;
 };
 _Static_assert(sizeof(struct position) == 32, "position is 32 bytes");
+
+/* A witness as the witness thread keeps it (and nothing else touches). */
+struct witness_slot {
+	struct witness_peer peer; /* peer.size: what it last cosigned */
+	bool looked_up;		  /* witness_resolve was called once */
+	bool stale;		  /* its addresses failed: look up again */
+	u64 looked_up_at_ms;
+};
+
+/* The newest signed checkpoint the witness thread has not taken yet.
+ * Under mail_lock; buffers allocated at audit_open. */
+struct mailbox {
+	bool full;
+	u64 size;
+	size_t text_len;
+	char text[CHECKPOINT_TEXT_BYTES_MAX];
+	size_t note_len;
+	char *note; /* NOTE_BYTES_MAX */
+};
 
 struct audit {
 	char data_dir[PATH_MAX];
@@ -83,13 +120,36 @@ struct audit {
 	u64 leaves_stored; /* hashes in the file */
 	u64 cache_first;   /* stored hashes read ahead into leaves_buf... */
 	unsigned cache_n;  /* ...while catching up (nothing is buffered then) */
-	u64 checkpoints_end; /* bytes of whole checkpoints in the file */
 	unsigned leaves_buffered;
 	u8 leaves_buf[LEAVES_BUFFER_HASHES][32]; /* not yet written */
+
+	/* Publication, by the audit thread (a new checkpoint) and the
+	 * witness thread (a cosigned copy of it).  publish_lock orders the
+	 * appends to the file with the size published; latest_lock, taken
+	 * inside it, guards only the copy GET /v1/audit/checkpoint reads. */
+	pthread_mutex_t publish_lock;
+	u64 checkpoints_end; /* bytes of whole checkpoints in the file */
+	bool published_any;
+	u64 published_size; /* of the checkpoint in `latest` */
 	pthread_mutex_t latest_lock;
 	char *latest; /* NOTE_BYTES_MAX */
 	size_t latest_len;
+
+	/* The witness thread, its mailbox and its own witnesses (copied
+	 * from the signer at open: only that thread uses them). */
+	struct witness_slot *witnesses;
+	size_t nwitnesses;
+	pthread_mutex_t mail_lock;
+	pthread_cond_t mail_cond; /* CLOCK_MONOTONIC */
+	struct mailbox mail;
+	pthread_t witness_thread;
+	bool witness_started;
+	char *witness_note; /* NOTE_BYTES_MAX: the round's note */
+	char *witness_req;  /* WITNESS_REQUEST_BYTES_MAX */
 };
+
+/* A request to a witness: "old N", up to 64 proof lines, the note. */
+#define WITNESS_REQUEST_BYTES_MAX (NOTE_BYTES_MAX + 8192)
 
 static u64 mono_ms(void)
 {
@@ -192,19 +252,106 @@ static int add_leaf(struct audit *a, const struct journal_record *r,
 	return 0;
 }
 
-/* Send the signed note of size `size` to witness w with a consistency
- * proof from the size it last cosigned; on a 409 learn its size and try
- * once more.  A verified cosignature line is appended to the note.  A
- * witness that is down or refuses costs a log line, never the log. */
-static void cosign(struct audit *a, struct witness_peer *w, u64 size,
+/* Append note, a checkpoint of `size`, to DATA/audit/checkpoints and serve
+ * it.  A cosigned copy (from the witness thread) is dropped unless the
+ * checkpoint it copies is still the one served: an older one after a newer
+ * one would read as a rollback, to clients and in the file.  Append
+ * failures are logged and the note served anyway, as the tree itself does
+ * not depend on them.  Returns true when it was published. */
+static bool publish(struct audit *a, u64 size, const char *note,
+		    size_t note_len, bool cosigned)
+{
+	bool done = false;
+
+	pthread_mutex_lock(&a->publish_lock);
+	if (cosigned && (!a->published_any || a->published_size != size))
+		goto cleanup;
+	if (a->checkpoints_fd >= 0) {
+		char head[32];
+		int hn = snprintf(head, sizeof(head), "%zu\n", note_len);
+		struct iovec iov[2] = {{head, (size_t)hn},
+				       {(void *)note, note_len}};
+		ssize_t w = writev(a->checkpoints_fd, iov, 2);
+		if (w != (ssize_t)((size_t)hn + note_len) ||
+		    fdatasync(a->checkpoints_fd) != 0) {
+			log_at(LOG_WARN, "cannot append the checkpoint",
+			       LOG_NUM("errno", errno));
+			/* Never leave half a frame for the next one to
+			 * follow: cut back to the last whole checkpoint. */
+			if (ftruncate(a->checkpoints_fd,
+				      (off_t)a->checkpoints_end) != 0)
+				log_at(LOG_ERROR,
+				       "cannot cut the checkpoints file",
+				       LOG_NUM("errno", errno));
+		} else {
+			a->checkpoints_end += (u64)w;
+		}
+	}
+	pthread_mutex_lock(&a->latest_lock);
+	memcpy(a->latest, note, note_len);
+	a->latest_len = note_len;
+	pthread_mutex_unlock(&a->latest_lock);
+	a->published_any = true;
+	a->published_size = size;
+	done = true;
+cleanup:
+	pthread_mutex_unlock(&a->publish_lock);
+	return done;
+}
+
+/* Leave a signed checkpoint for the witness thread, replacing one it has
+ * not taken yet.  Never waits but for the lock (held for copies only). */
+static void mailbox_post(struct audit *a, u64 size, const char *text,
+			 size_t text_len, const char *note, size_t note_len)
+{
+	if (text_len > sizeof(a->mail.text) || note_len > NOTE_BYTES_MAX)
+		return; /* cannot happen: both were made with these caps */
+	pthread_mutex_lock(&a->mail_lock);
+	a->mail.size = size;
+	memcpy(a->mail.text, text, text_len);
+	a->mail.text_len = text_len;
+	memcpy(a->mail.note, note, note_len);
+	a->mail.note_len = note_len;
+	a->mail.full = true;
+	pthread_cond_signal(&a->mail_cond);
+	pthread_mutex_unlock(&a->mail_lock);
+}
+
+/* Look a witness up the first time, and again when its addresses failed,
+ * at most every WITNESS_RESOLVE_INTERVAL_MS.  getaddrinfo may block for
+ * the resolver's timeouts: only the witness thread calls this. */
+static void witness_lookup(struct witness_slot *ws)
+{
+	if (ws->looked_up &&
+	    (!(ws->stale || ws->peer.naddrs == 0) ||
+	     mono_ms() - ws->looked_up_at_ms < WITNESS_RESOLVE_INTERVAL_MS))
+		return;
+	int ret = witness_resolve(&ws->peer);
+	ws->looked_up = true;
+	ws->looked_up_at_ms = mono_ms();
+	if (ret == 0)
+		ws->stale = false;
+	else
+		log_at(LOG_WARN, "witness host does not resolve",
+		       LOG_STR("witness", ws->peer.key.name),
+		       LOG_STR("host", ws->peer.host));
+}
+
+/* On the witness thread: send the signed note of size `size` to one
+ * witness with a consistency proof from the size it last cosigned; on a
+ * 409 learn its size and try once more.  A verified cosignature line is
+ * appended to the note.  A witness that is down or refuses costs a log
+ * line, never the log.  The proofs read the store below the published
+ * size, as any reader may (merkle.h), while the audit thread appends. */
+static void cosign(struct audit *a, struct witness_slot *ws, u64 size,
 		   const char *body, size_t body_len, char *note,
 		   size_t *note_len)
 {
-	char *req = malloc(NOTE_BYTES_MAX + 8192);
+	struct witness_peer *w = &ws->peer;
+	char *req = a->witness_req;
 	char resp[WITNESS_RESPONSE_BYTES_MAX];
 
-	if (!req)
-		return;
+	witness_lookup(ws);
 	for (int attempt = 0; attempt < 2; attempt++) {
 		u8 proof[MERKLE_PROOF_HASHES_MAX][MERKLE_HASH_BYTES];
 		size_t np = 0, rlen = 0, resp_len = 0;
@@ -226,9 +373,12 @@ static void cosign(struct audit *a, struct witness_peer *w, u64 size,
 		req[rlen++] = '\n';
 		memcpy(req + rlen, note, *note_len);
 		rlen += *note_len;
-		int ret = witness_post(w, req, rlen, &status, resp,
+		int ret = witness_post(w, req, rlen, &a->stop, &status, resp,
 				       sizeof(resp), &resp_len);
+		if (ret == -ECANCELED)
+			break; /* shutting down */
 		if (ret != 0) {
+			ws->stale = true;
 			log_at(LOG_WARN, "witness unreachable",
 			       LOG_STR("witness", w->key.name),
 			       LOG_NUM("errno", -ret));
@@ -271,15 +421,68 @@ static void cosign(struct audit *a, struct witness_peer *w, u64 size,
 			       LOG_STR("witness", w->key.name));
 		break;
 	}
-	free(req);
 }
 
-/* Sign a checkpoint of the tree as it is, keep it as the latest, and
- * append it to DATA/audit/checkpoints.  Failures are logged and retried
- * at the next interval: the tree itself does not depend on them. */
+/*
+ * The witness thread: take the newest checkpoint from the mailbox, send it
+ * round the witnesses (each exchange bounded by WITNESS_TIMEOUT_MS, two
+ * at most per witness), and publish the cosigned copy.  Every wait is
+ * bounded and looks at `stop`, so audit_close waits at most a
+ * WITNESS_CANCEL_POLL_MS slice (or a name lookup in progress).
+ */
+static void *witness_main(void *arg)
+{
+	struct audit *a = arg;
+	char text[CHECKPOINT_TEXT_BYTES_MAX];
+
+	/* Names first, here, where a slow resolver delays only this. */
+	for (size_t k = 0; k < a->nwitnesses && !atomic_load(&a->stop); k++)
+		witness_lookup(&a->witnesses[k]);
+	while (!atomic_load(&a->stop)) {
+		u64 size = 0;
+		size_t text_len = 0, note_len = 0;
+		bool take;
+
+		pthread_mutex_lock(&a->mail_lock);
+		if (!a->mail.full && !atomic_load(&a->stop)) {
+			struct timespec until;
+			clock_gettime(CLOCK_MONOTONIC, &until);
+			until.tv_nsec += WITNESS_IDLE_WAIT_MS * 1000000L;
+			until.tv_sec += until.tv_nsec / 1000000000L;
+			until.tv_nsec %= 1000000000L;
+			pthread_cond_timedwait(&a->mail_cond, &a->mail_lock,
+					       &until);
+		}
+		take = a->mail.full && !atomic_load(&a->stop);
+		if (take) {
+			size = a->mail.size;
+			text_len = a->mail.text_len;
+			memcpy(text, a->mail.text, text_len);
+			note_len = a->mail.note_len;
+			memcpy(a->witness_note, a->mail.note, note_len);
+			a->mail.full = false;
+		}
+		pthread_mutex_unlock(&a->mail_lock);
+		if (!take)
+			continue;
+		size_t signed_len = note_len;
+		for (size_t k = 0; k < a->nwitnesses && !atomic_load(&a->stop);
+		     k++)
+			cosign(a, &a->witnesses[k], size, text, text_len,
+			       a->witness_note, &note_len);
+		if (note_len > signed_len)
+			publish(a, size, a->witness_note, note_len, true);
+	}
+	return NULL;
+}
+
+/* Sign a checkpoint of the tree as it is, append it to
+ * DATA/audit/checkpoints, serve it, and hand it to the witness thread.
+ * Failures are logged and retried at the next interval: the tree itself
+ * does not depend on them. */
 static void checkpoint_now(struct audit *a)
 {
-	char body[1024];
+	char body[CHECKPOINT_TEXT_BYTES_MAX];
 	char *note = NULL;
 	size_t body_len, note_len;
 	struct checkpoint c = {0};
@@ -309,33 +512,9 @@ static void checkpoint_now(struct audit *a)
 			     NOTE_BYTES_MAX, &note_len);
 	if (ret != 0)
 		goto failed;
-	for (size_t k = 0; k < a->signer.nwitnesses; k++)
-		cosign(a, &a->signer.witnesses[k], size, body, body_len, note,
-		       &note_len);
-	if (a->checkpoints_fd >= 0) {
-		char head[32];
-		int hn = snprintf(head, sizeof(head), "%zu\n", note_len);
-		struct iovec iov[2] = {{head, (size_t)hn}, {note, note_len}};
-		ssize_t w = writev(a->checkpoints_fd, iov, 2);
-		if (w != (ssize_t)((size_t)hn + note_len) ||
-		    fdatasync(a->checkpoints_fd) != 0) {
-			log_at(LOG_WARN, "cannot append the checkpoint",
-			       LOG_NUM("errno", errno));
-			/* Never leave half a frame for the next one to
-			 * follow: cut back to the last whole checkpoint. */
-			if (ftruncate(a->checkpoints_fd,
-				      (off_t)a->checkpoints_end) != 0)
-				log_at(LOG_ERROR,
-				       "cannot cut the checkpoints file",
-				       LOG_NUM("errno", errno));
-		} else {
-			a->checkpoints_end += (u64)w;
-		}
-	}
-	pthread_mutex_lock(&a->latest_lock);
-	memcpy(a->latest, note, note_len);
-	a->latest_len = note_len;
-	pthread_mutex_unlock(&a->latest_lock);
+	publish(a, size, note, note_len, false);
+	if (a->nwitnesses > 0)
+		mailbox_post(a, size, body, body_len, note, note_len);
 	a->signed_size = size;
 	a->signed_any = true;
 	a->signed_at_ms = mono_ms();
@@ -359,7 +538,7 @@ static void maybe_checkpoint(struct audit *a)
 		return;
 	/* Asked (POST /v1/audit/checkpoint) shortens the wait, but never
 	 * below a floor: anyone may ask, and a signature costs two
-	 * fdatasyncs and a round of witnesses. */
+	 * fdatasyncs (and the witness thread a round of witnesses). */
 	u64 wait = asked ? AUDIT_CHECKPOINT_ASKED_MIN_MS
 			 : AUDIT_CHECKPOINT_INTERVAL_MS;
 	if (a->signed_any && mono_ms() - a->signed_at_ms < wait) {
@@ -537,6 +716,15 @@ int audit_open(struct audit **out, const char *data_dir, struct engine *engine,
 	a = calloc(1, sizeof(*a));
 	if (!a)
 		return -ENOMEM;
+	/* Before any way out: audit_close destroys them. */
+	pthread_mutex_init(&a->latest_lock, NULL);
+	pthread_mutex_init(&a->publish_lock, NULL);
+	pthread_mutex_init(&a->mail_lock, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&a->mail_cond, &ca);
+	pthread_condattr_destroy(&ca);
 	if ((size_t)snprintf(a->data_dir, sizeof(a->data_dir), "%s",
 			     data_dir) >= sizeof(a->data_dir)) {
 		*err = "data directory path too long";
@@ -553,7 +741,6 @@ int audit_open(struct audit **out, const char *data_dir, struct engine *engine,
 	a->engine = engine;
 	a->checkpoints_fd = -1;
 	a->leaves_fd = -1;
-	pthread_mutex_init(&a->latest_lock, NULL);
 	if (signer) {
 		if (!signer->origin ||
 		    !note_name_valid(signer->origin, strlen(signer->origin)) ||
@@ -562,14 +749,38 @@ int audit_open(struct audit **out, const char *data_dir, struct engine *engine,
 			ret = -EINVAL;
 			goto fail;
 		}
+		if (signer->nwitnesses > WITNESSES_MAX) {
+			*err = "too many witnesses";
+			ret = -EINVAL;
+			goto fail;
+		}
 		a->signer = *signer;
 		snprintf(a->origin, sizeof(a->origin), "%s", signer->origin);
 		a->signer.origin = a->origin;
+		/* The witnesses become the witness thread's own. */
+		a->signer.witnesses = NULL;
+		a->signer.nwitnesses = 0;
 		a->latest = malloc(NOTE_BYTES_MAX);
 		if (!a->latest) {
 			*err = "out of memory";
 			ret = -ENOMEM;
 			goto fail;
+		}
+		if (signer->nwitnesses > 0) {
+			a->witnesses = calloc(signer->nwitnesses,
+					      sizeof(*a->witnesses));
+			a->mail.note = malloc(NOTE_BYTES_MAX);
+			a->witness_note = malloc(NOTE_BYTES_MAX);
+			a->witness_req = malloc(WITNESS_REQUEST_BYTES_MAX);
+			if (!a->witnesses || !a->mail.note ||
+			    !a->witness_note || !a->witness_req) {
+				*err = "out of memory";
+				ret = -ENOMEM;
+				goto fail;
+			}
+			for (size_t k = 0; k < signer->nwitnesses; k++)
+				a->witnesses[k].peer = signer->witnesses[k];
+			a->nwitnesses = signer->nwitnesses;
 		}
 		ret = open_checkpoints(a);
 		if (ret < 0) {
@@ -582,6 +793,15 @@ int audit_open(struct audit **out, const char *data_dir, struct engine *engine,
 	atomic_init(&a->healthy, true);
 	atomic_init(&a->stop, false);
 	atomic_init(&a->asked, false);
+	if (a->nwitnesses > 0) {
+		ret = pthread_create(&a->witness_thread, NULL, witness_main, a);
+		if (ret != 0) {
+			*err = "cannot start the witness thread";
+			ret = -ret;
+			goto fail;
+		}
+		a->witness_started = true;
+	}
 	ret = pthread_create(&a->thread, NULL, audit_main, a);
 	if (ret != 0) {
 		*err = "cannot start the audit thread";
@@ -600,10 +820,16 @@ void audit_close(struct audit *a)
 {
 	if (!a)
 		return;
-	if (a->started) {
-		atomic_store(&a->stop, true);
+	atomic_store(&a->stop, true);
+	/* Under the lock: the witness thread looks at stop under it before
+	 * it waits, so the wake-up cannot fall between the two. */
+	pthread_mutex_lock(&a->mail_lock);
+	pthread_cond_broadcast(&a->mail_cond);
+	pthread_mutex_unlock(&a->mail_lock);
+	if (a->started)
 		pthread_join(a->thread, NULL);
-	}
+	if (a->witness_started)
+		pthread_join(a->witness_thread, NULL);
 	if (a->chunks) {
 		for (u32 i = 0; i < CHUNKS_MAX && a->chunks[i]; i++)
 			free(a->chunks[i]);
@@ -617,6 +843,13 @@ void audit_close(struct audit *a)
 		close(a->leaves_fd);
 	}
 	free(a->latest);
+	free(a->witnesses);
+	free(a->mail.note);
+	free(a->witness_note);
+	free(a->witness_req);
+	pthread_cond_destroy(&a->mail_cond);
+	pthread_mutex_destroy(&a->mail_lock);
+	pthread_mutex_destroy(&a->publish_lock);
 	pthread_mutex_destroy(&a->latest_lock);
 	free(a);
 }

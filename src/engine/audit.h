@@ -16,7 +16,9 @@
  * (issue 4's keyring); until then the tree head is served unsigned.
  *
  * Threads: one writer (the audit thread); any thread may read sizes,
- * roots, entries and proofs for sizes up to audit_size().
+ * roots, entries and proofs for sizes up to audit_size().  With witnesses,
+ * a second thread of this module talks to them (see audit_signer), so a
+ * witness that is slow or dead never holds the tree or its checkpoints.
  */
 #ifndef TPW_ENGINE_AUDIT_H
 #define TPW_ENGINE_AUDIT_H
@@ -42,9 +44,13 @@ struct audit_signer {
 	const char *origin; /* the log's name: a valid note key name */
 	audit_sign_fn sign;
 	void *ctx;
-	/* Witnesses each checkpoint is sent to (C2SP tlog-witness); their
-	 * cosignatures are appended to the note that is kept and served.
-	 * Owned by the caller, used only by the audit thread. */
+	/* Witnesses checkpoints are sent to (C2SP tlog-witness), at most
+	 * WITNESSES_MAX.  audit_open copies them: the caller's array may go
+	 * once it returns.  A witness thread sends each of them the newest
+	 * signed checkpoint (one signed while it was busy replaces one it
+	 * had not sent yet) and, once cosignatures verify, appends the
+	 * cosigned copy to DATA/audit/checkpoints and serves it, unless a
+	 * newer checkpoint was served meanwhile. */
 	struct witness_peer *witnesses;
 	size_t nwitnesses;
 };
@@ -58,9 +64,11 @@ struct audit_signer {
  * Start tailing DATA/journal, never past what engine has made durable
  * (engine may be NULL for a journal nobody writes).  With a signer, a
  * checkpoint (C2SP tlog-checkpoint) is signed at start and then at most
- * every AUDIT_CHECKPOINT_INTERVAL_MS while the tree grows, kept as the
- * latest and appended to DATA/audit/checkpoints (each as "<bytes>\n"
- * followed by the note).  Returns 0, or -errno with *err set.
+ * every AUDIT_CHECKPOINT_INTERVAL_MS while the tree grows, appended to
+ * DATA/audit/checkpoints (each as "<bytes>\n" followed by the note) and
+ * then kept as the latest, without waiting for any witness.  A cosigned
+ * copy follows it in the file, with the same size and root, when a
+ * witness answers.  Returns 0, or -errno with *err set.
  */
 int audit_open(struct audit **out, const char *data_dir, struct engine *engine,
 	       const struct audit_signer *signer, const char **err);
@@ -70,10 +78,13 @@ int audit_open(struct audit **out, const char *data_dir, struct engine *engine,
  * last one.  Does not wait. */
 void audit_request_checkpoint(struct audit *a);
 
-/* Copy the newest signed checkpoint into buf[0..cap).  Returns its
- * length, 0 when none was signed yet, or -ENOSPC. */
+/* Copy the newest signed checkpoint (with the cosignatures it has got so
+ * far) into buf[0..cap).  Returns its length, 0 when none was signed yet,
+ * or -ENOSPC. */
 long audit_checkpoint(struct audit *a, char *buf, size_t cap);
-/* Stop the thread and free everything. */
+/* Stop the threads and free everything.  Bounded: an exchange with a
+ * witness in progress is abandoned within WITNESS_CANCEL_POLL_MS (a name
+ * lookup in progress is not: getaddrinfo cannot be interrupted). */
 void audit_close(struct audit *a);
 
 /* Leaves hashed so far (acquire order: proofs and roots up to it work). */

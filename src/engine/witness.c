@@ -1,7 +1,8 @@
 /*
  * witness.c - send checkpoints to witnesses (witness.h): the spec parser
  * and a minimal HTTP/1.1 client (one POST per connection, Connection:
- * close, every step under one deadline).
+ * close, every step under one deadline, to addresses resolved beforehand
+ * so that no name lookup runs inside that deadline).
  */
 #include "engine/witness.h"
 #include "crypto/cosig.h"
@@ -11,6 +12,7 @@
 #include <netdb.h>
 #include <poll.h>
 #include <sodium.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,21 +102,65 @@ static long remaining_ms(const struct timespec *deadline)
 	return ms > 0 ? ms : 0;
 }
 
-/* Wait for fd to be ready for events before the deadline. */
-static int wait_fd(int fd, short events, const struct timespec *deadline)
+/* Wait for fd to be ready for events before the deadline, looking at
+ * *cancel every WITNESS_CANCEL_POLL_MS: a shutdown must not wait out a
+ * witness that does not answer. */
+static int wait_fd(int fd, short events, const struct timespec *deadline,
+		   const _Atomic bool *cancel)
 {
 	struct pollfd p = {.fd = fd, .events = events};
-	int r = poll(&p, 1, (int)remaining_ms(deadline));
-	if (r < 0)
-		return -errno;
-	return r == 0 ? -ETIMEDOUT : 0;
+
+	/* At most WITNESS_TIMEOUT_MS / WITNESS_CANCEL_POLL_MS + 1 slices. */
+	for (;;) {
+		if (cancel && atomic_load(cancel))
+			return -ECANCELED;
+		long left = remaining_ms(deadline);
+		if (left == 0)
+			return -ETIMEDOUT;
+		int r = poll(&p, 1,
+			     (int)(left < WITNESS_CANCEL_POLL_MS
+					   ? left
+					   : WITNESS_CANCEL_POLL_MS));
+		if (r < 0 && errno != EINTR)
+			return -errno;
+		if (r > 0)
+			return 0;
+	}
+}
+
+int witness_resolve(struct witness_peer *w)
+{
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
+				 .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV};
+	struct addrinfo *ai = NULL;
+	unsigned n = 0;
+
+	/* A numeric host needs no lookup: try that first. */
+	if (getaddrinfo(w->host, w->port, &hints, &ai) != 0) {
+		ai = NULL;
+		hints.ai_flags = AI_NUMERICSERV;
+		if (getaddrinfo(w->host, w->port, &hints, &ai) != 0)
+			return -EHOSTUNREACH;
+	}
+	for (struct addrinfo *p = ai; p && n < WITNESS_ADDRS_MAX;
+	     p = p->ai_next) {
+		if (p->ai_addrlen > sizeof(w->addrs[0]))
+			continue;
+		memcpy(&w->addrs[n], p->ai_addr, p->ai_addrlen);
+		w->addr_lens[n] = p->ai_addrlen;
+		n++;
+	}
+	freeaddrinfo(ai);
+	if (n == 0)
+		return -EHOSTUNREACH;
+	w->naddrs = n;
+	return 0;
 }
 
 int witness_post(const struct witness_peer *w, const char *body, size_t len,
-		 int *status, char *resp, size_t cap, size_t *resp_len)
+		 const _Atomic bool *cancel, int *status, char *resp,
+		 size_t cap, size_t *resp_len)
 {
-	struct addrinfo hints = {.ai_socktype = SOCK_STREAM};
-	struct addrinfo *ai = NULL;
 	struct timespec deadline;
 	char *buf = NULL;
 	size_t got = 0;
@@ -127,22 +173,26 @@ int witness_post(const struct witness_peer *w, const char *body, size_t len,
 	deadline.tv_sec += deadline.tv_nsec / 1000000000L;
 	deadline.tv_nsec %= 1000000000L;
 
-	if (getaddrinfo(w->host, w->port, &hints, &ai) != 0 || !ai)
+	if (w->naddrs == 0)
 		return -EHOSTUNREACH;
 	/* Every address the name has ("localhost" may be ::1 first while
 	 * the witness listens on 127.0.0.1), all under the one deadline. */
 	ret = -ECONNREFUSED;
-	for (struct addrinfo *p = ai; p && fd < 0; p = p->ai_next) {
-		fd = socket(p->ai_family,
+	for (unsigned k = 0; k < w->naddrs && fd < 0 && ret != -ECANCELED;
+	     k++) {
+		const struct sockaddr *sa =
+			(const struct sockaddr *)&w->addrs[k];
+		fd = socket(sa->sa_family,
 			    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 		if (fd < 0) {
 			ret = -errno;
 			continue;
 		}
-		if (connect(fd, p->ai_addr, p->ai_addrlen) < 0 &&
+		if (connect(fd, sa, w->addr_lens[k]) < 0 &&
 		    errno != EINPROGRESS) {
 			ret = -errno;
-		} else if ((ret = wait_fd(fd, POLLOUT, &deadline)) == 0) {
+		} else if ((ret = wait_fd(fd, POLLOUT, &deadline, cancel)) ==
+			   0) {
 			int soerr = 0;
 			socklen_t sl = sizeof(soerr);
 			getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
@@ -170,7 +220,7 @@ int witness_post(const struct witness_peer *w, const char *body, size_t len,
 			ssize_t n = send(fd, parts[k] + off, sizes[k] - off,
 					 MSG_NOSIGNAL);
 			if (n < 0 && errno == EAGAIN) {
-				ret = wait_fd(fd, POLLOUT, &deadline);
+				ret = wait_fd(fd, POLLOUT, &deadline, cancel);
 				if (ret < 0)
 					goto cleanup;
 				continue;
@@ -193,7 +243,7 @@ int witness_post(const struct witness_peer *w, const char *body, size_t len,
 		ssize_t n = recv(fd, buf + got,
 				 WITNESS_RESPONSE_BYTES_MAX - got, 0);
 		if (n < 0 && errno == EAGAIN) {
-			ret = wait_fd(fd, POLLIN, &deadline);
+			ret = wait_fd(fd, POLLIN, &deadline, cancel);
 			if (ret < 0)
 				goto cleanup;
 			continue;
@@ -234,6 +284,5 @@ cleanup:
 	if (fd >= 0)
 		close(fd);
 	free(buf);
-	freeaddrinfo(ai);
 	return ret;
 }

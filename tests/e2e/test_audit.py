@@ -217,7 +217,11 @@ def test_audit_checkpoint_is_a_signed_note_of_the_head_and_keys_are_published(ct
     s = ctx.start_server()
     create(s, "accounts", [account(1), account(2)])
     create(s, "transfers", [transfer(9, 1, 2, 5)])
-    head = wait_size(s, 2)
+    # Three entries: the server's signing key (journaled at start), the
+    # accounts, the transfer.  Waiting for fewer could catch a head that
+    # the next checkpoint has already passed.
+    head = wait_size(s, 3)
+    check_eq(head["size"], "3", "key event, accounts, transfer")
     # A checkpoint is signed at most a second after the tree grows.
     deadline = time.time() + 5
     while True:

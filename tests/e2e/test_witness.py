@@ -2,17 +2,22 @@
 tlog-witness): the first checkpoint is cosigned from old size 0, the next
 with a consistency proof; a rollback, a wrong old size, a tampered proof,
 an unknown log and a forged signature are refused with the spec's
-statuses; and the witness remembers what it cosigned across a restart."""
+statuses; the witness remembers what it cosigned across a restart; and a
+witness that accepts connections but never answers holds back neither
+the log's checkpoints nor the other witnesses."""
 
 import base64
+import hashlib
 import os
 import select
 import signal
+import socket
 import subprocess
+import threading
 import time
 
 from harness import (e2e_test, check, check_eq, free_port, Client, CONFIG,
-                     slow_factor, TestFailure)
+                     slow_factor, scaled, run_cli, TestFailure)
 from ledger import account, transfer, create
 
 EM_DASH = "\u2014"
@@ -80,6 +85,43 @@ class Witness:
         rc = self.proc.returncode
         self.proc = None
         check_eq(rc, 0, "witness exit status")
+
+
+class SilentWitness:
+    """A hung witness: 127.0.0.1:<port> accepts every connection, reads
+    nothing and never answers.  Connections are held until close()."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.conns = []
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self):
+        # Until close(), and never more than 1000 connections.
+        while not self.stopping.is_set() and len(self.conns) < 1000:
+            r, _, _ = select.select([self.sock], [], [], 0.05)
+            if r:
+                self.conns.append(self.sock.accept()[0])
+
+    def spec(self, name):
+        """A well-formed witness spec with a key nobody holds."""
+        pub = os.urandom(32)
+        key_id = hashlib.sha256(name.encode() + b"\n\x04" + pub).digest()[:4]
+        return "http://127.0.0.1:%d %s+%s+%s" % (
+            self.port, name, key_id.hex(),
+            base64.b64encode(b"\x04" + pub).decode())
+
+    def close(self):
+        self.stopping.set()
+        self.thread.join(timeout=5)
+        for c in self.conns:
+            c.close()
+        self.sock.close()
 
 
 def checkpoint_of_size(s, want, timeout=5.0):
@@ -267,3 +309,86 @@ def test_server_sends_checkpoints_to_its_witness_and_publishes_cosignatures(
     note = checkpoint_of_size(s, 1 + 2 * 4)
     check(note.count("\n") >= 5, "still a signed checkpoint: %r" % note)
     check_eq(s.get("/healthz").status, 200, "server serving without witness")
+
+
+@e2e_test(timeout=90)
+def test_a_silent_witness_holds_back_neither_checkpoints_nor_other_witnesses(
+        ctx):
+    """A witness that accepts the connection and never answers, listed
+    before a working one: 20 transfers over 3 s each get a receipt (are
+    in a signed checkpoint) at the checkpoint pace, about a second, while
+    the silent one times out in the background; the working witness still
+    cosigns the newest checkpoint; the server stops promptly; and the
+    checkpoints file, cosigned copies and all, passes `audit check`."""
+    s = ctx.start_server()
+    create(s, "accounts", [account(1), account(2)])
+    log_key = s.get("/v1/audit/key").body.decode().split("\n")[0]
+    s.stop()
+    w = Witness(ctx, ctx.path("wstate"), "witness.test/w1", [log_key])
+    w.start()
+    dead = SilentWitness()
+    try:
+        s.extra_args = ["--witness", dead.spec("silent.test/w0"),
+                        "--witness", "http://127.0.0.1:%d %s"
+                        % (w.port, w.key)]
+        s.start()
+        # Before the witness thread, each checkpoint waited 500 ms for
+        # the silent witness: up to 2 s from a transfer to its receipt.
+        limit = scaled(1.5, 2.0)
+        made, waited = [], []
+        t0 = time.time()
+        deadline = t0 + 3 + 10 * slow_factor()
+        while len(waited) < 20:
+            check(time.time() < deadline,
+                  "only %d of 20 transfers got a receipt" % len(waited))
+            if len(made) < 20 and time.time() >= t0 + 0.15 * len(made):
+                tid = 5000 + len(made)
+                create(s, "transfers", [transfer(tid, 1, 2, 1)])
+                made.append((tid, time.time()))
+            # In journal order: a receipt for one means every earlier
+            # one is covered too; ask for the oldest still waiting.
+            while len(waited) < len(made):
+                tid, at = made[len(waited)]
+                r = s.get("/v1/transfers/%d/receipt" % tid)
+                if r.status != 200:
+                    check_eq(r.status, 503, "receipt not there yet")
+                    break
+                waited.append(time.time() - at)
+                last_size = int(r.json()["size"])
+            time.sleep(0.02)
+        ctx.note("silent witness: receipts within %.2f s (limit %.1f)"
+                 % (max(waited), limit))
+        check(max(waited) <= limit,
+              "a transfer waited %.2f s for its checkpoint: %s"
+              % (max(waited), ["%.2f" % x for x in waited]))
+
+        # The working witness, after the silent one in every round,
+        # cosigns the newest checkpoint all the same.
+        deadline = time.time() + 5 * slow_factor()
+        while True:
+            lines = s.get("/v1/audit/checkpoint").body.decode().split("\n")
+            if int(lines[1]) >= last_size and any(
+                    ln.split(" ")[1] == "witness.test/w1"
+                    for ln in lines[4:] if ln):
+                break
+            check(time.time() < deadline,
+                  "the working witness did not cosign size %d: %r"
+                  % (last_size, lines))
+            time.sleep(0.05)
+        check(not any(ln.split(" ")[1] == "silent.test/w0"
+                      for ln in lines[4:] if ln),
+              "no cosignature from the silent witness")
+        check(len(dead.conns) >= 2,
+              "the silent witness was tried %d times" % len(dead.conns))
+
+        # Shutdown abandons the exchange in progress.
+        t = time.time()
+        s.stop()
+        check(time.time() - t < 5 * slow_factor(),
+              "the server took %.1f s to stop" % (time.time() - t))
+    finally:
+        dead.close()
+        w.stop()
+    r = run_cli(["audit", "check", s.data_dir])
+    check_eq(r.returncode, 0, "audit check: %s" % (r.stdout + r.stderr))
+    check("consistent" in r.stdout, "audit check verdict: %r" % r.stdout)

@@ -2,8 +2,9 @@
  * test_engine_audit.c - the audit tree follows the journal: one leaf per
  * record with exactly the record's bytes, a root equal to one computed
  * independently from the files, proofs that the RFC 9162 verifiers
- * accept, a transfer's timestamp leading to the entry that holds it, and
- * a journal edited on disk refused when its entry is served.
+ * accept, a transfer's timestamp leading to the entry that holds it, a
+ * journal edited on disk refused when its entry is served, and witnesses
+ * (silent, or slow) that hold back neither the tree nor its checkpoints.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,18 +12,27 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "crypto/cosig.h"
 #include "crypto/note.h"
 #include "engine/audit.h"
 #include "engine/engine.h"
 #include "engine/logger.h"
 #include "log/journal.h"
 #include "log/journal_reader.h"
+#include "engine/witness.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -412,6 +422,356 @@ static void rewritten_entry_is_caught_at_the_next_start(void **state)
 	note_signer_clear(&signer);
 }
 
+static u64 now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (u64)ts.tv_sec * 1000u + (u64)ts.tv_nsec / 1000000u;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
+	nanosleep(&t, NULL);
+}
+
+/* A non-blocking TCP listener on 127.0.0.1 (port in *port): connections
+ * complete in its backlog whether or not anyone accepts them. */
+static int listen_loopback(unsigned *port)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	socklen_t sl = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	assert_true(fd >= 0);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(fd, 128), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+	*port = ntohs(sa.sin_port);
+	return fd;
+}
+
+/* "http://127.0.0.1:PORT NAME+<id>+<key>" for cosigner key pub. */
+static void witness_spec(char *buf, size_t cap, unsigned port, const char *name,
+			 const u8 pub[32])
+{
+	u8 raw[33];
+	char b64[64];
+	raw[0] = COSIG_ALG_ED25519;
+	memcpy(raw + 1, pub, 32);
+	sodium_bin2base64(b64, sizeof(b64), raw, sizeof(raw),
+			  sodium_base64_VARIANT_ORIGINAL);
+	snprintf(buf, cap, "http://127.0.0.1:%u %s+%08x+%s", port, name,
+		 (unsigned)cosig_key_id(name, strlen(name), pub), b64);
+}
+
+/* The size of a checkpoint note signed by signer, and its signature
+ * lines in *sigs; 0 when it is not one. */
+static u64 note_size(const char *note, long len,
+		     const struct note_signer *signer, u32 *sigs)
+{
+	struct note_opened o;
+	struct checkpoint c;
+
+	if (len <= 0 ||
+	    note_open(note, (size_t)len, &signer->pub, 1, &o) != 0 ||
+	    checkpoint_parse(o.text, o.text_len, &c) != 0)
+		return 0;
+	if (sigs)
+		*sigs = o.sigs;
+	return c.size;
+}
+
+/* Two witnesses whose port accepts connections and never answers.
+ * Before the witness thread, each checkpoint waited WITNESS_TIMEOUT_MS
+ * for each of them on the audit thread: with two, a transfer could wait
+ * about three seconds for its checkpoint.  Now the tree and the
+ * checkpoints keep their pace (AUDIT_CHECKPOINT_INTERVAL_MS), the
+ * witnesses are tried in the background, and closing does not wait out
+ * an exchange. */
+static void
+a_dead_witness_holds_back_neither_the_tree_nor_checkpoints(void **state)
+{
+	enum { TRANSFERS = 20, SPACING_MS = 150, COVER_MS_MAX = 1500 };
+	struct fixture *f = *state;
+	static struct note_signer signer, wsigner;
+	static struct witness_peer peers[2];
+	char spec[WITNESS_SPEC_BYTES_MAX], werr[128];
+	const char *err = NULL;
+	char *note = malloc(NOTE_BYTES_MAX);
+	struct audit *a = NULL;
+	unsigned port[2];
+	int lfd[2];
+
+	assert_non_null(note);
+	assert_int_equal(note_keygen("example.test/log", 16, &signer), 0);
+	assert_int_equal(note_keygen("dead.example/w", 14, &wsigner), 0);
+	for (int k = 0; k < 2; k++) {
+		lfd[k] = listen_loopback(&port[k]);
+		witness_spec(spec, sizeof(spec), port[k], "dead.example/w",
+			     wsigner.pub.public_key);
+		assert_int_equal(
+			witness_peer_parse(spec, &peers[k], werr, sizeof(werr)),
+			0);
+	}
+	struct audit_signer as = {.origin = "example.test/log",
+				  .sign = sign_with,
+				  .ctx = &signer,
+				  .witnesses = peers,
+				  .nwitnesses = 2};
+	u64 n = build(f, 2);
+	assert_int_equal(audit_open(&a, f->dir, f->e, &as, &err), 0);
+	wait_size(a, n);
+
+	u64 seq[TRANSFERS], made_at[TRANSFERS], covered_at[TRANSFERS];
+	u64 t0 = now_ms(), served = 0;
+	unsigned made = 0, covered = 0;
+	/* At most 6 s (20 ticks of 10 ms per transfer, and 2 s more). */
+	for (int tick = 0; tick < 600 && covered < TRANSFERS; tick++) {
+		if (made < TRANSFERS && now_ms() >= t0 + made * SPACING_MS) {
+			struct engine_stats st;
+			create_transfers(f->e, 500000 + made, 1);
+			engine_stats(f->e, &st);
+			seq[made] = st.last_seq;
+			made_at[made] = now_ms();
+			covered_at[made] = 0;
+			made++;
+		}
+		u32 sigs = 0;
+		long len = audit_checkpoint(a, note, NOTE_BYTES_MAX);
+		u64 size = note_size(note, len, &signer, &sigs);
+		assert_true(size >= served); /* never back */
+		served = size;
+		if (size > 0)
+			assert_int_equal(sigs, 1); /* nobody cosigned */
+		for (unsigned i = 0; i < made; i++) {
+			if (covered_at[i] == 0 && seq[i] <= size) {
+				covered_at[i] = now_ms();
+				covered++;
+			}
+		}
+		sleep_ms(10);
+	}
+	assert_int_equal(made, TRANSFERS);
+	u64 worst = 0;
+	for (unsigned i = 0; i < TRANSFERS; i++) {
+		if (covered_at[i] && covered_at[i] - made_at[i] > worst)
+			worst = covered_at[i] - made_at[i];
+		if (covered_at[i] == 0 ||
+		    covered_at[i] - made_at[i] > COVER_MS_MAX)
+			fail_msg("transfer %u (seq %llu) covered after %lld ms",
+				 i, (unsigned long long)seq[i],
+				 covered_at[i] ? (long long)(covered_at[i] -
+							     made_at[i])
+					       : -1ll);
+	}
+	print_message("dead witnesses: every transfer in a checkpoint within "
+		      "%llu ms\n",
+		      (unsigned long long)worst);
+	assert_true(audit_size(a) >= seq[TRANSFERS - 1]);
+
+	/* Closing abandons the exchange in progress. */
+	u64 closing = now_ms();
+	audit_close(a);
+	assert_true(now_ms() - closing < 400);
+
+	/* Both witnesses were tried, in the background. */
+	unsigned tried[2] = {0, 0};
+	for (int k = 0; k < 2; k++) {
+		for (int i = 0; i < 100; i++) {
+			int c = accept4(lfd[k], NULL, NULL, SOCK_CLOEXEC);
+			if (c < 0)
+				break;
+			close(c);
+			tried[k]++;
+		}
+		close(lfd[k]);
+	}
+	assert_true(tried[0] >= 1 && tried[1] >= 1);
+	note_signer_clear(&signer);
+	note_signer_clear(&wsigner);
+	free(note);
+}
+
+/* A witness that cosigns after delay_ms, whatever it is sent. */
+struct slow_witness {
+	int fd;
+	long delay_ms;
+	struct note_signer key;
+	_Atomic bool stop;
+	_Atomic unsigned answered;
+	pthread_t thread;
+};
+
+static void slow_answer(struct slow_witness *sw, int c)
+{
+	char req[16384] = "";
+	size_t got = 0;
+	u64 deadline = now_ms() + 1000;
+
+	/* Until the peer's Content-Length is in (bounded: 1 s, 16 KiB). */
+	while (got < sizeof(req) - 1 && now_ms() < deadline) {
+		struct pollfd p = {.fd = c, .events = POLLIN};
+		if (poll(&p, 1, 50) <= 0)
+			continue;
+		ssize_t k = recv(c, req + got, sizeof(req) - 1 - got, 0);
+		if (k <= 0)
+			return;
+		got += (size_t)k;
+		req[got] = '\0';
+		char *body = strstr(req, "\r\n\r\n");
+		char *cl = strstr(req, "Content-Length: ");
+		if (body && cl &&
+		    (size_t)(body + 4 - req) + strtoul(cl + 16, NULL, 10) <=
+			    got)
+			break;
+	}
+	char *body = strstr(req, "\r\n\r\n");
+	char *cp = body ? strstr(body + 4, "\n\n") : NULL; /* after proofs */
+	char *end = cp ? strstr(cp + 2, "\n\n") : NULL;	   /* text's end */
+	if (!end)
+		return;
+	sleep_ms(sw->delay_ms);
+	char line[COSIG_LINE_BYTES_MAX + 1], resp[1024];
+	size_t line_len;
+	if (cosig_sign(&sw->key, (u64)time(NULL), cp + 2,
+		       (size_t)(end + 1 - (cp + 2)), line, sizeof(line),
+		       &line_len) != 0)
+		return;
+	int rn = snprintf(resp, sizeof(resp),
+			  "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n"
+			  "Connection: close\r\n\r\n%.*s",
+			  line_len, (int)line_len, line);
+	if (send(c, resp, (size_t)rn, MSG_NOSIGNAL) == rn)
+		atomic_fetch_add(&sw->answered, 1);
+}
+
+static void *slow_witness_main(void *arg)
+{
+	struct slow_witness *sw = arg;
+
+	/* One connection at a time, until stopped (at most 10^4 polls). */
+	for (int i = 0; i < 10000 && !atomic_load(&sw->stop); i++) {
+		struct pollfd p = {.fd = sw->fd, .events = POLLIN};
+		if (poll(&p, 1, 20) <= 0)
+			continue;
+		int c = accept4(sw->fd, NULL, NULL, SOCK_CLOEXEC);
+		if (c < 0)
+			continue;
+		slow_answer(sw, c);
+		close(c);
+	}
+	return NULL;
+}
+
+/* Checkpoints signed faster than a witness answers: the witness thread
+ * sends only the newest one pending, a cosigned copy is served and kept
+ * only while its checkpoint is the newest, and neither what is served
+ * nor DATA/audit/checkpoints ever goes back. */
+static void
+a_slow_witness_cosigns_the_newest_and_nothing_goes_back(void **state)
+{
+	struct fixture *f = *state;
+	static struct note_signer signer;
+	static struct slow_witness sw;
+	static struct witness_peer peer;
+	char spec[WITNESS_SPEC_BYTES_MAX], werr[128];
+	const char *err = NULL;
+	char *note = malloc(NOTE_BYTES_MAX);
+	struct audit *a = NULL;
+	unsigned port;
+
+	assert_non_null(note);
+	assert_int_equal(note_keygen("example.test/log", 16, &signer), 0);
+	assert_int_equal(note_keygen("slow.example/w", 14, &sw.key), 0);
+	sw.fd = listen_loopback(&port);
+	sw.delay_ms = 300;
+	atomic_init(&sw.stop, false);
+	atomic_init(&sw.answered, 0);
+	assert_int_equal(
+		pthread_create(&sw.thread, NULL, slow_witness_main, &sw), 0);
+	witness_spec(spec, sizeof(spec), port, "slow.example/w",
+		     sw.key.pub.public_key);
+	assert_int_equal(witness_peer_parse(spec, &peer, werr, sizeof(werr)),
+			 0);
+	struct audit_signer as = {.origin = "example.test/log",
+				  .sign = sign_with,
+				  .ctx = &signer,
+				  .witnesses = &peer,
+				  .nwitnesses = 1};
+	u64 n = build(f, 2);
+	assert_int_equal(audit_open(&a, f->dir, f->e, &as, &err), 0);
+	wait_size(a, n);
+
+	/* A new size every ~120 ms, each asked to be signed at once. */
+	u64 served = 0, last = 0;
+	u32 sigs = 0;
+	for (int i = 0; i < 15; i++) {
+		create_transfers(f->e, 600000 + (u64)i, 1);
+		audit_request_checkpoint(a);
+		for (int t = 0; t < 12; t++) {
+			long len = audit_checkpoint(a, note, NOTE_BYTES_MAX);
+			u64 size = note_size(note, len, &signer, NULL);
+			assert_true(size >= served);
+			served = size;
+			sleep_ms(10);
+		}
+	}
+	struct engine_stats st;
+	engine_stats(f->e, &st);
+	last = st.last_seq;
+	/* Then the newest is cosigned (bounded: 5 s). */
+	for (int t = 0; t < 500; t++) {
+		long len = audit_checkpoint(a, note, NOTE_BYTES_MAX);
+		u64 size = note_size(note, len, &signer, &sigs);
+		assert_true(size >= served);
+		served = size;
+		if (size == last && sigs == 2)
+			break;
+		sleep_ms(10);
+	}
+	assert_true(served == last);
+	assert_int_equal(sigs, 2);
+	audit_close(a);
+	atomic_store(&sw.stop, true);
+	pthread_join(sw.thread, NULL);
+	close(sw.fd);
+
+	/* The file: sizes never go back; cosigned copies repeat the size of
+	 * the checkpoint just before them; the witness was sent fewer
+	 * checkpoints than were signed (the mailbox kept the newest). */
+	char path[128];
+	snprintf(path, sizeof(path), "%s/audit/checkpoints", f->dir);
+	FILE *cf = fopen(path, "r");
+	assert_non_null(cf);
+	size_t framed;
+	u64 prev = 0;
+	unsigned signed_ = 0, cosigned = 0;
+	for (int i = 0; i < 1000 && fscanf(cf, "%zu\n", &framed) == 1; i++) {
+		assert_true(framed > 0 && framed < NOTE_BYTES_MAX);
+		assert_int_equal(fread(note, 1, framed, cf), framed);
+		u64 size = note_size(note, (long)framed, &signer, &sigs);
+		assert_true(size >= prev);
+		if (sigs == 2) {
+			assert_true(size ==
+				    prev); /* a copy of the one before */
+			cosigned++;
+		} else {
+			assert_int_equal(sigs, 1);
+			signed_++;
+		}
+		prev = size;
+	}
+	fclose(cf);
+	assert_int_equal(prev, last);
+	assert_true(cosigned >= 1);
+	assert_true(atomic_load(&sw.answered) < signed_);
+	note_signer_clear(&signer);
+	note_signer_clear(&sw.key);
+	free(note);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -432,6 +792,12 @@ int main(void)
 		cmocka_unit_test_setup_teardown(
 			rewritten_entry_is_caught_at_the_next_start, setup,
 			teardown),
+		cmocka_unit_test_setup_teardown(
+			a_dead_witness_holds_back_neither_the_tree_nor_checkpoints,
+			setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			a_slow_witness_cosigns_the_newest_and_nothing_goes_back,
+			setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
