@@ -63,82 +63,17 @@ static json_t *json_time(int64_t t)
 	return json_string(buf);
 }
 
-static json_t *json_str_or_null(const char *s)
-{
-	return s ? json_string(s) : json_null();
-}
-
 /* ---- the decision as JSON (evaluate, manifest, refusals) ------------- */
 
+/* The decision as the evaluate route answers it (core/policy.c) and
+ * the version of the policy that decided. */
 static json_t *decision_json(const struct policy *p,
 			     const struct policy_decision *d, u64 version)
 {
-	json_t *o = json_object();
-	json_object_set_new(o, "decision",
-			    json_string(policy_verdict_name(d->verdict)));
-	json_object_set_new(o, "reason",
-			    json_string(policy_reason_name(d->reason)));
-	json_object_set_new(o, "policy_version",
-			    json_integer((json_int_t)version));
-	json_object_set_new(o, "rule", json_str_or_null(d->rule));
-	json_object_set_new(o, "min_supported",
-			    json_str_or_null(d->min_supported));
-	json_object_set_new(o, "recommended", json_str_or_null(d->recommended));
-	json_object_set_new(o, "update_available",
-			    json_boolean(d->update_available));
-	json_object_set_new(o, "upgrade_url", json_str_or_null(d->upgrade_url));
-	json_object_set_new(o, "message", json_str_or_null(d->message));
-	json_object_set_new(o, "release_notes",
-			    json_str_or_null(d->release_notes));
-	if (d->verdict == POLICY_BLOCKED)
-		json_object_set_new(o, "status", json_integer(d->status));
-	if (d->deprecated_since_s != POLICY_TIME_NONE)
-		json_object_set_new(o, "deprecated_since",
-				    json_time(d->deprecated_since_s));
-	if (d->sunset_s != POLICY_TIME_NONE)
-		json_object_set_new(o, "sunset", json_time(d->sunset_s));
-	if (d->channel_applied)
-		json_object_set_new(o, "channel",
-				    json_string(d->channel_applied));
-	if (d->country_applied)
-		json_object_set_new(o, "country",
-				    json_string(d->country_applied));
-	if (d->override) {
-		const struct policy_override *ov = d->override;
-		json_object_set_new(
-			o, "override",
-			json_pack("{s:I, s:s, s:s, s:s, s:o, s:s}", "id",
-				  (json_int_t)ov->id, "platform", ov->platform,
-				  "range", ov->range_text, "mode",
-				  ov->mode == POLICY_OVERRIDE_ALLOW ? "allow"
-								    : "compat",
-				  "expires_at", json_time(ov->expires_at_s),
-				  "reason", ov->reason));
-		json_object_set_new(o, "decision_without_override",
-				    json_string(policy_verdict_name(
-					    d->verdict_without_override)));
-	}
-	json_t *notices = json_array();
-	for (unsigned i = 0; i < d->nnotices; i++) {
-		const struct policy_notice *n = d->notice[i];
-		static const char *const sev[] = {"info", "warning",
-						  "critical"};
-		json_t *j =
-			json_pack("{s:s, s:s, s:o}", "id", n->id, "severity",
-				  n->severity < 3 ? sev[n->severity] : "info",
-				  "text", json_str_or_null(d->notice_text[i]));
-		if (n->expected_resolution_at_s != POLICY_TIME_NONE)
-			json_object_set_new(
-				j, "expected_resolution_at",
-				json_time(n->expected_resolution_at_s));
-		json_array_append_new(notices, j);
-	}
-	json_object_set_new(o, "notices", notices);
-	json_t *flags = json_object();
-	for (unsigned i = 0; p && i < p->nflags; i++)
-		json_object_set_new(flags, p->flags[i].name,
-				    json_boolean(d->flags >> i & 1));
-	json_object_set_new(o, "flags", flags);
+	json_t *o = policy_decision_json(p, d);
+	if (o)
+		json_object_set_new(o, "policy_version",
+				    json_integer((json_int_t)version));
 	return o;
 }
 

@@ -949,75 +949,6 @@ cleanup:
 
 /* ---- evaluate ----------------------------------------------------------- */
 
-static json_t *time_or_null(int64_t t)
-{
-	char buf[32];
-
-	if (t == POLICY_TIME_NONE)
-		return json_null();
-	put_time(buf, t);
-	return json_string(buf);
-}
-
-static json_t *str_or_null(const char *s)
-{
-	return s ? json_string(s) : json_null();
-}
-
-/* The decision as the server's evaluate route writes it (the fields of
- * docs/client-policy.md), so --offline and the server print alike. */
-static json_t *decision_json(const struct policy *p,
-			     const struct policy_decision *d)
-{
-	static const char *const sev[] = {"info", "warning", "critical"};
-	json_t *o = json_object(), *notices = json_array(),
-	       *flags = json_object();
-
-	json_object_set_new(o, "decision",
-			    json_string(policy_verdict_name(d->verdict)));
-	json_object_set_new(o, "reason",
-			    json_string(policy_reason_name(d->reason)));
-	json_object_set_new(o, "rule", str_or_null(d->rule));
-	json_object_set_new(o, "min_supported", str_or_null(d->min_supported));
-	json_object_set_new(o, "recommended", str_or_null(d->recommended));
-	json_object_set_new(o, "update_available",
-			    json_boolean(d->update_available));
-	json_object_set_new(o, "upgrade_url", str_or_null(d->upgrade_url));
-	json_object_set_new(o, "message", str_or_null(d->message));
-	json_object_set_new(o, "release_notes", str_or_null(d->release_notes));
-	if (d->verdict == POLICY_BLOCKED)
-		json_object_set_new(o, "status", json_integer(d->status));
-	if (d->deprecated_since_s != POLICY_TIME_NONE)
-		json_object_set_new(o, "deprecated_since",
-				    time_or_null(d->deprecated_since_s));
-	if (d->sunset_s != POLICY_TIME_NONE)
-		json_object_set_new(o, "sunset", time_or_null(d->sunset_s));
-	if (d->channel_applied)
-		json_object_set_new(o, "channel",
-				    json_string(d->channel_applied));
-	if (d->country_applied)
-		json_object_set_new(o, "country",
-				    json_string(d->country_applied));
-	for (unsigned i = 0; i < d->nnotices; i++) {
-		const struct policy_notice *n = d->notice[i];
-		json_t *nj =
-			json_pack("{s:s, s:s, s:o}", "id", n->id, "severity",
-				  n->severity < 3 ? sev[n->severity] : "info",
-				  "text", str_or_null(d->notice_text[i]));
-		if (nj && n->expected_resolution_at_s != POLICY_TIME_NONE)
-			json_object_set_new(
-				nj, "expected_resolution_at",
-				time_or_null(n->expected_resolution_at_s));
-		json_array_append_new(notices, nj);
-	}
-	json_object_set_new(o, "notices", notices);
-	for (unsigned i = 0; i < p->nflags; i++)
-		json_object_set_new(flags, p->flags[i].name,
-				    json_boolean(d->flags >> i & 1));
-	json_object_set_new(o, "flags", flags);
-	return o;
-}
-
 static void print_line(const char *label, const char *value)
 {
 	if (!value)
@@ -1151,7 +1082,7 @@ static int evaluate_offline(struct ctx *x)
 	q.now_s = (int64_t)time(NULL);
 	ret = 1;
 	if (policy_evaluate(p, &q, NULL, 0, &d) != 0 ||
-	    !(j = decision_json(p, &d))) {
+	    !(j = policy_decision_json(p, &d))) {
 		fprintf(stderr, "%s: cannot evaluate\n", x->prog);
 		goto cleanup;
 	}

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "banned.h"
 
@@ -2360,4 +2361,92 @@ int policy_flag_index(const struct policy *p, const char *name)
 		if (strcmp(p->flags[i].name, name) == 0)
 			return i;
 	return -1;
+}
+
+/* ---- the decision as JSON ------------------------------------------------ */
+
+static json_t *time_json(int64_t t)
+{
+	char buf[32];
+	struct tm tm;
+	time_t tt = (time_t)t;
+
+	if (t == POLICY_TIME_NONE || !gmtime_r(&tt, &tm))
+		return json_null();
+	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return json_string(buf);
+}
+
+static json_t *str_json(const char *s)
+{
+	return s ? json_string(s) : json_null();
+}
+
+json_t *policy_decision_json(const struct policy *p,
+			     const struct policy_decision *d)
+{
+	static const char *const sev[] = {"info", "warning", "critical"};
+	json_t *o = json_object();
+	if (!o)
+		return NULL;
+	json_object_set_new(o, "decision",
+			    json_string(policy_verdict_name(d->verdict)));
+	json_object_set_new(o, "reason",
+			    json_string(policy_reason_name(d->reason)));
+	json_object_set_new(o, "rule", str_json(d->rule));
+	json_object_set_new(o, "min_supported", str_json(d->min_supported));
+	json_object_set_new(o, "recommended", str_json(d->recommended));
+	json_object_set_new(o, "update_available",
+			    json_boolean(d->update_available));
+	json_object_set_new(o, "upgrade_url", str_json(d->upgrade_url));
+	json_object_set_new(o, "message", str_json(d->message));
+	json_object_set_new(o, "release_notes", str_json(d->release_notes));
+	if (d->verdict == POLICY_BLOCKED)
+		json_object_set_new(o, "status", json_integer(d->status));
+	if (d->deprecated_since_s != POLICY_TIME_NONE)
+		json_object_set_new(o, "deprecated_since",
+				    time_json(d->deprecated_since_s));
+	if (d->sunset_s != POLICY_TIME_NONE)
+		json_object_set_new(o, "sunset", time_json(d->sunset_s));
+	if (d->channel_applied)
+		json_object_set_new(o, "channel",
+				    json_string(d->channel_applied));
+	if (d->country_applied)
+		json_object_set_new(o, "country",
+				    json_string(d->country_applied));
+	if (d->override) {
+		const struct policy_override *ov = d->override;
+		json_object_set_new(
+			o, "override",
+			json_pack("{s:I, s:s, s:s, s:s, s:o, s:s}", "id",
+				  (json_int_t)ov->id, "platform", ov->platform,
+				  "range", ov->range_text, "mode",
+				  ov->mode == POLICY_OVERRIDE_ALLOW ? "allow"
+								    : "compat",
+				  "expires_at", time_json(ov->expires_at_s),
+				  "reason", ov->reason));
+		json_object_set_new(o, "decision_without_override",
+				    json_string(policy_verdict_name(
+					    d->verdict_without_override)));
+	}
+	json_t *notices = json_array();
+	for (unsigned i = 0; i < d->nnotices; i++) {
+		const struct policy_notice *n = d->notice[i];
+		json_t *j =
+			json_pack("{s:s, s:s, s:o}", "id", n->id, "severity",
+				  n->severity < 3 ? sev[n->severity] : "info",
+				  "text", str_json(d->notice_text[i]));
+		if (j && n->expected_resolution_at_s != POLICY_TIME_NONE)
+			json_object_set_new(
+				j, "expected_resolution_at",
+				time_json(n->expected_resolution_at_s));
+		json_array_append_new(notices, j);
+	}
+	json_object_set_new(o, "notices", notices);
+	json_t *flags = json_object();
+	for (unsigned i = 0; p && i < p->nflags; i++)
+		json_object_set_new(flags, p->flags[i].name,
+				    json_boolean(d->flags >> i & 1));
+	json_object_set_new(o, "flags", flags);
+	return o;
 }

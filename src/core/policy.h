@@ -377,4 +377,16 @@ int policy_evaluate(const struct policy *p, const struct policy_query *q,
 /* Index of flag `name` in p->flags, or -1. */
 int policy_flag_index(const struct policy *p, const char *name);
 
+/* The decision as a JSON object (jansson; the caller json_decref()s
+ * it), as GET /v1/client-policy/evaluate answers it and the manifest
+ * signs it: decision, reason, rule, min_supported, recommended,
+ * update_available, upgrade_url, message, release_notes, status (when
+ * blocked), deprecated_since, sunset, channel, country, override and
+ * decision_without_override (when one relaxed it), notices, flags.
+ * Times are RFC 3339.  NULL when out of memory.  p may be NULL (no
+ * policy: no flags). */
+struct json_t;
+struct json_t *policy_decision_json(const struct policy *p,
+				    const struct policy_decision *d);
+
 #endif

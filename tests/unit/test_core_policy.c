@@ -14,6 +14,8 @@
 #include <cmocka.h>
 
 #include "core/policy.h"
+
+#include <jansson.h>
 #include "core/rollout.h"
 
 #include "banned.h"
@@ -555,6 +557,44 @@ static struct policy_override make_override(const char *range, const char *mode,
 	return o;
 }
 
+/* The JSON the evaluate route and the manifest carry. */
+static void decision_json_carries_the_decision(void **state)
+{
+	struct policy *p = parse_ok(issue_doc);
+	struct policy_override o =
+		make_override("3.x", "allow", JAN_15_2027, 1800);
+	struct policy_decision d;
+	(void)state;
+	d = decide(p, "android/3.9.0", NULL, NULL, JAN_15_2027 - 1, &o, 1);
+	json_t *j = policy_decision_json(p, &d);
+	assert_non_null(j);
+	assert_string_equal(json_string_value(json_object_get(j, "decision")),
+			    "blocked");
+	assert_string_equal(json_string_value(json_object_get(j, "reason")),
+			    "blocked_range");
+	assert_int_equal(json_integer_value(json_object_get(j, "status")),
+			 d.status);
+	assert_null(json_object_get(j, "override"));
+	assert_true(json_is_object(json_object_get(j, "flags")));
+	json_decref(j);
+	d = decide(p, "android/3.9.0", NULL, NULL, JAN_15_2027, &o, 1);
+	j = policy_decision_json(p, &d);
+	assert_string_equal(json_string_value(json_object_get(j, "decision")),
+			    "supported");
+	assert_null(json_object_get(j, "status"));
+	json_t *ov = json_object_get(j, "override");
+	assert_non_null(ov);
+	assert_string_equal(json_string_value(json_object_get(ov, "mode")),
+			    "allow");
+	assert_string_equal(json_string_value(json_object_get(ov, "range")),
+			    "3.x");
+	assert_string_equal(json_string_value(json_object_get(
+				    j, "decision_without_override")),
+			    "blocked");
+	json_decref(j);
+	policy_free(p);
+}
+
 static void override_applies_only_while_active(void **state)
 {
 	struct policy *p = parse_ok(issue_doc);
@@ -977,6 +1017,7 @@ int main(void)
 			documents_that_mean_the_same_render_identically),
 		cmocka_unit_test(diff_lists_each_change_with_its_path),
 		cmocka_unit_test(dates_render_back_exactly),
+		cmocka_unit_test(decision_json_carries_the_decision),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
