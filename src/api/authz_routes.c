@@ -7,6 +7,7 @@
 #include "api/internal.h"
 #include "core/auth.h"
 #include "core/result.h"
+#include "core/u128.h"
 #include "crypto/b64url.h"
 #include "crypto/jose.h"
 #include "crypto/keyring.h"
@@ -29,6 +30,9 @@
 /* Largest list a GET /v1/principals returns. */
 #define PRINCIPALS_LIST_MAX 10000u
 #define AUTH_BODY_BYTES_MAX 16384u
+/* Revocations per signed page of GET /v1/revocations (~120 bytes each:
+ * a page stays far under the 1 MiB a server-signed payload may be). */
+#define REVOCATIONS_PAGE 2000u
 /* Issuers listed for one jti by GET /v1/revocations/{jti}, at most. */
 #define REVOCATION_STATUS_MAX 64u
 /* Not configured: every /v1 request answers 503. */
@@ -644,23 +648,49 @@ static enum MHD_Result revocations_list(struct request *rq)
 		return api_reply_problem(rq, PROBLEM_unavailable,
 					 "no keyring loaded", NULL, NULL);
 	int64_t now = (int64_t)time(NULL);
+	/* Partitioned like a CRL: REVOCATIONS_PAGE entries per signed
+	 * document, in journal order; ?from= the first, "next" the page
+	 * after when there is one. */
+	const char *fs = MHD_lookup_connection_value(
+		rq->conn, MHD_GET_ARGUMENT_KIND, "from");
+	u128 from128 = 0;
+	if (fs && u128_parse_dec(fs, strlen(fs), UINT32_MAX, &from128) != 0)
+		return api_reply_problem(rq, PROBLEM_invalid_query,
+					 "from is an entry number (0, "
+					 "the \"next\" of a page)",
+					 "from", NULL);
+	u32 from = (u32)from128;
 	json_t *revoked = json_array(), *issuers = json_array();
 	engine_read_begin(rq->srv->e);
 	const struct auth *a = engine_auth(rq->srv->e);
 	u32 n = auth_revocation_count(a);
-	for (u32 i = 0; i < n; i++) {
+	u32 end = from < n ? (n - from > REVOCATIONS_PAGE
+				      ? from + REVOCATIONS_PAGE
+				      : n)
+			   : from;
+	for (u32 i = from; i < end; i++) {
 		struct auth_revocation r;
 		auth_revocation_at(a, i, &r);
 		json_array_append_new(r.all ? issuers : revoked,
 				      revocation_json(&r));
 	}
 	engine_read_end(rq->srv->e);
-	json_t *claims = json_pack(
-		"{s:s, s:I, s:I, s:I, s:o, s:o}", "iss",
-		rq->srv->origin ? rq->srv->origin : "tpwallet", "seq",
-		(json_int_t)n, "this_update", (json_int_t)now, "next_update",
-		(json_int_t)(now + REVOCATIONS_NEXT_UPDATE_S), "revoked",
-		revoked, "issuers_revoked", issuers);
+	if (from > n) {
+		json_decref(revoked);
+		json_decref(issuers);
+		return api_reply_problem(rq, PROBLEM_invalid_query,
+					 "from is past the last revocation",
+					 "from", NULL);
+	}
+	json_t *claims =
+		json_pack("{s:s, s:I, s:I, s:I, s:I, s:o, s:o}", "iss",
+			  rq->srv->origin ? rq->srv->origin : "tpwallet", "seq",
+			  (json_int_t)n, "from", (json_int_t)from,
+			  "this_update", (json_int_t)now, "next_update",
+			  (json_int_t)(now + REVOCATIONS_NEXT_UPDATE_S),
+			  "revoked", revoked, "issuers_revoked", issuers);
+	if (claims && end < n)
+		json_object_set_new(claims, "next", json_integer(end));
 	if (!claims)
 		return api_reply_problem(rq, PROBLEM_internal_error,
 					 "out of memory", NULL, NULL);

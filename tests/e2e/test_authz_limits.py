@@ -125,3 +125,30 @@ def test_unauthenticated_requests_are_not_counted_as_activity(ctx):
                              "X-Client-User": "u1"})
     check_eq(r.status, 200, "authenticated")
     check_eq(actives(), 1, "the authenticated one is counted")
+
+
+def jws_claims(text):
+    import base64
+    payload = text.strip().split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+
+@e2e_test(timeout=120)
+def test_revocation_list_is_signed_in_pages(ctx):
+    srv = ctx.start_server()
+    iss = "A" * 43  # the plain form names any issuer
+    for i in range(2001):
+        r = srv.post("/v1/revocations", {"iss": iss, "jti": "r%d" % i})
+        check(r.status == 201, "revocation %d: %d" % (i, r.status))
+    first = jws_claims(srv.get("/v1/revocations").body.decode())
+    check_eq(first["seq"], 2001, "seq counts them all")
+    check_eq(first["from"], 0, "first page")
+    check_eq(len(first["revoked"]), 2000, "a full page")
+    check_eq(first["next"], 2000, "where the next page starts")
+    check_eq(first["revoked"][0]["jti"], "r0", "journal order")
+    last = jws_claims(srv.get("/v1/revocations?from=2000").body.decode())
+    check_eq(last["from"], 2000, "second page")
+    check_eq([x["jti"] for x in last["revoked"]], ["r2000"], "the rest")
+    check("next" not in last, "no page after the last")
+    r = srv.get("/v1/revocations?from=2002")
+    check_eq(r.status, 400, "past the end")
