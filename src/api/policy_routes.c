@@ -1250,7 +1250,11 @@ void policy_activity_close(struct api_server *s)
 		snprintf(path, sizeof(path), "%s/%s", s->data_dir,
 			 ACTIVITY_FILE);
 		snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-		FILE *f = fopen(tmp, "wb");
+		int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+			      0600);
+		FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
+		if (fd >= 0 && !f)
+			close(fd);
 		int rc = f ? activity_write(s->activity, file_sink, f) : -EIO;
 		if (f && (fflush(f) != 0 || fsync(fileno(f)) != 0))
 			rc = -EIO;
