@@ -145,6 +145,7 @@ enum MHD_Result policy_command_reply(struct request *rq);
 void policy_metrics(struct api_server *s, struct wbuf *b);
 int policy_activity_open(struct api_server *s);
 void policy_activity_close(struct api_server *s);
+int policy_activity_save(struct api_server *s);
 
 /* ---- authz_routes.c ---- */
 

@@ -1163,11 +1163,6 @@ void policy_metrics(struct api_server *s, struct wbuf *b)
 /* ---- activity on disk
  * ------------------------------------------------------------ */
 
-static int file_sink(void *ctx, const void *buf, size_t len)
-{
-	return fwrite(buf, 1, len, ctx) == len ? 0 : -EIO;
-}
-
 int policy_activity_open(struct api_server *s)
 {
 	pthread_mutex_init(&s->activity_lock, NULL);
@@ -1243,31 +1238,81 @@ int policy_activity_open(struct api_server *s)
 	return s->activity ? 0 : -ENOMEM;
 }
 
+struct mem_sink {
+	u8 *p;
+	size_t len, cap;
+	bool failed;
+};
+
+static int mem_sink(void *ctx, const void *buf, size_t len)
+{
+	struct mem_sink *m = ctx;
+	if (m->failed)
+		return -ENOMEM;
+	if (len > m->cap - m->len) {
+		size_t cap = m->cap ? m->cap : 1 << 16;
+		while (cap - m->len < len)
+			cap *= 2;
+		u8 *p = realloc(m->p, cap);
+		if (!p) {
+			m->failed = true;
+			return -ENOMEM;
+		}
+		m->p = p;
+		m->cap = cap;
+	}
+	memcpy(m->p + m->len, buf, len);
+	m->len += len;
+	return 0;
+}
+
+/* Copy the counts under the lock (a memory copy), write them outside it
+ * (temp file, fsync, rename): the gate waits for the copy only. */
+int policy_activity_save(struct api_server *s)
+{
+	struct mem_sink m = {0};
+	if (!s->activity || !s->data_dir)
+		return 0;
+	pthread_mutex_lock(&s->activity_lock);
+	int rc = activity_write(s->activity, mem_sink, &m);
+	pthread_mutex_unlock(&s->activity_lock);
+	char path[4200], tmp[4300];
+	snprintf(path, sizeof(path), "%s/%s", s->data_dir, ACTIVITY_FILE);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	int fd = rc == 0 ? open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+				0600)
+			 : -1;
+	if (fd < 0)
+		rc = -EIO;
+	size_t done = 0;
+	while (rc == 0 && done < m.len) {
+		ssize_t w = write(fd, m.p + done, m.len - done);
+		if (w <= 0)
+			rc = -EIO;
+		else
+			done += (size_t)w;
+	}
+	if (fd >= 0 && rc == 0 && fsync(fd) != 0)
+		rc = -EIO;
+	if (fd >= 0 && close(fd) != 0)
+		rc = -EIO;
+	if (rc == 0 && rename(tmp, path) == 0) {
+		fsdir_sync(s->data_dir);
+	} else {
+		if (fd >= 0)
+			unlink(tmp);
+		log_at(LOG_WARN, "cannot save client activity",
+		       LOG_STR("path", path));
+		rc = rc ? rc : -EIO;
+	}
+	free(m.p);
+	return rc;
+}
+
 void policy_activity_close(struct api_server *s)
 {
-	if (s->activity && s->data_dir) {
-		char path[4200], tmp[4300];
-		snprintf(path, sizeof(path), "%s/%s", s->data_dir,
-			 ACTIVITY_FILE);
-		snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-		int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-			      0600);
-		FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
-		if (fd >= 0 && !f)
-			close(fd);
-		int rc = f ? activity_write(s->activity, file_sink, f) : -EIO;
-		if (f && (fflush(f) != 0 || fsync(fileno(f)) != 0))
-			rc = -EIO;
-		if (f && fclose(f) != 0)
-			rc = -EIO;
-		if (rc == 0 && rename(tmp, path) == 0)
-			fsdir_sync(s->data_dir);
-		else {
-			unlink(tmp);
-			log_at(LOG_WARN, "cannot save client activity",
-			       LOG_STR("path", path));
-		}
-	}
+	if (s->activity)
+		policy_activity_save(s);
 	activity_free(s->activity);
 	s->activity = NULL;
 	pthread_mutex_destroy(&s->activity_lock);

@@ -1594,6 +1594,11 @@ cleanup:
 	return ret;
 }
 
+int api_server_save_activity(struct api_server *s)
+{
+	return policy_activity_save(s);
+}
+
 unsigned short api_server_port(const struct api_server *s)
 {
 	return s->port;

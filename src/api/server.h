@@ -81,6 +81,10 @@ int api_server_start(struct api_server **out, struct engine *e,
  */
 void api_server_stop(struct api_server *s);
 
+/* Write the client-version activity counts to DATA/activity now (the
+ * upkeep does every few minutes; the stop does too).  0 or -errno. */
+int api_server_save_activity(struct api_server *s);
+
 /* The bound TCP port (useful with port 0). */
 unsigned short api_server_port(const struct api_server *s);
 

@@ -57,9 +57,13 @@ static void usage(FILE *f)
 /* Key upkeep: scheduled rotation and removal of expired keys, checked
  * at start and every UPKEEP_INTERVAL_S. */
 #define UPKEEP_INTERVAL_S 60
+/* Client activity is saved every ACTIVITY_SAVE_TICKS upkeep rounds (and
+ * at stop): a crash loses at most that much telemetry. */
+#define ACTIVITY_SAVE_TICKS 5
 struct upkeep {
 	struct server_keys *keys;
 	struct engine *e;
+	struct api_server *srv;
 	int64_t period_s;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -70,10 +74,13 @@ static void *upkeep_main(void *arg)
 {
 	struct upkeep *u = arg;
 
+	unsigned ticks = 0;
 	pthread_mutex_lock(&u->lock);
 	while (!u->stop) {
 		pthread_mutex_unlock(&u->lock);
 		server_keys_maintain(u->keys, u->e, u->period_s);
+		if (++ticks % ACTIVITY_SAVE_TICKS == 0)
+			api_server_save_activity(u->srv);
 		pthread_mutex_lock(&u->lock);
 		struct timespec until;
 		clock_gettime(CLOCK_REALTIME, &until);
@@ -261,6 +268,7 @@ int cmd_serve(int argc, char **argv)
 
 	struct upkeep up = {.keys = &keys,
 			    .e = e,
+			    .srv = srv,
 			    .period_s = (int64_t)s.key_rotation_days * 86400,
 			    .lock = PTHREAD_MUTEX_INITIALIZER,
 			    .cond = PTHREAD_COND_INITIALIZER};
