@@ -743,9 +743,33 @@ static enum MHD_Result revocation_get(struct request *rq)
 		wbuf_putc(&b, '}');
 		any = true;
 	}
+	/* A link is (issuer, jti): with ?iss= the answer is that link's,
+	 * every revocation of the issuer included; without, "revoked"
+	 * means by some issuer, as the list above says. */
+	const char *iss_text = MHD_lookup_connection_value(
+		rq->conn, MHD_GET_ARGUMENT_KIND, "iss");
+	u8 iss[32];
+	bool by_iss = false, link_revoked = false;
+	if (iss_text && id_parse(iss_text, iss)) {
+		u8 h[32];
+		crypto_hash_sha256(h, (const u8 *)jti, strlen(jti));
+		by_iss = true;
+		link_revoked = auth_revoked(a, iss, h);
+	}
 	engine_read_end(rq->srv->e);
-	wbuf_puts(&b, "],\"status\":");
-	wbuf_puts(&b, any ? "\"revoked\"}" : "\"good\"}");
+	if (iss_text && !by_iss)
+		return api_reply_problem(rq, PROBLEM_invalid_query,
+					 "iss is a principal id (43 base64url "
+					 "characters)",
+					 "iss", NULL);
+	wbuf_puts(&b, "]");
+	if (listed == REVOCATION_STATUS_MAX)
+		wbuf_puts(&b, ",\"truncated\":true");
+	wbuf_puts(&b, ",\"status\":");
+	if (by_iss)
+		wbuf_puts(&b, link_revoked ? "\"revoked\"}" : "\"good\"}");
+	else
+		wbuf_puts(&b, any ? "\"revoked\"}" : "\"good\"}");
 	return api_reply_json(rq, 200, &b);
 }
 
@@ -767,6 +791,24 @@ static bool statement_issuer_known(struct request *rq, const u8 iss[32])
 	bool known = auth_principal_get(engine_auth(rq->srv->e), iss, NULL);
 	engine_read_end(rq->srv->e);
 	return known;
+}
+
+/* Room for one more revocation by iss: the administrator may use the
+ * whole table; any other key AUTH_REVOCATIONS_PER_ISSUER, and not the
+ * last AUTH_REVOCATIONS_RESERVE entries. */
+static bool revocation_room(struct request *rq, const u8 iss[32])
+{
+	u8 admin[32];
+	api_authz_admin_id(rq->srv->authz, admin);
+	if (memcmp(iss, admin, 32) == 0)
+		return true;
+	engine_read_begin(rq->srv->e);
+	const struct auth *a = engine_auth(rq->srv->e);
+	bool room = auth_revocations_by(a, iss) < AUTH_REVOCATIONS_PER_ISSUER &&
+		    auth_revocation_count(a) <
+			    AUTH_REVOCATIONS_MAX - AUTH_REVOCATIONS_RESERVE;
+	engine_read_end(rq->srv->e);
+	return room;
 }
 
 /* Already revoked: answered without a journal entry. */
@@ -821,6 +863,13 @@ static enum MHD_Result revocations_post(struct request *rq)
 				"administrator's nor a registered principal's; "
 				"a delegate sends it with its own mandate "
 				"(Authorization: DPoP) naming that key",
+				NULL, NULL);
+		if (!revocation_room(rq, m.iss))
+			return api_reply_problem(
+				rq, PROBLEM_state_full,
+				"this key has written as many revocations as a "
+				"key may, or the room left is the "
+				"administrator's",
 				NULL, NULL);
 	} else {
 		/* The plain form: the right to revoke anyone's links. */

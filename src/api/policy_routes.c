@@ -376,8 +376,9 @@ static bool reason_ok(const char *r, size_t cap)
 		if ((unsigned char)r[i] < 0x20)
 			return false;
 	json_t *j = json_stringn(r, n); /* NULL: not UTF-8 */
+	bool utf8 = j != NULL;
 	json_decref(j);
-	return j != NULL;
+	return utf8;
 }
 
 /* ---- document: PUT, current, versions, diff, rollback ----------------------
@@ -556,7 +557,7 @@ static enum MHD_Result get_diff(struct request *rq)
 static enum MHD_Result post_rollback(struct request *rq)
 {
 	enum MHD_Result reply;
-	json_t *j = api_body_object(rq, POLICY_BODY_BYTES_MAX, &reply);
+	json_t *j = api_body_object(rq, API_SMALL_BODY_BYTES_MAX, &reply);
 	if (!j)
 		return reply;
 	json_t *v = json_object_get(j, "version");
@@ -751,7 +752,7 @@ static enum MHD_Result get_overrides(struct request *rq, u64 only_id)
 static enum MHD_Result post_override(struct request *rq)
 {
 	enum MHD_Result reply;
-	json_t *j = api_body_object(rq, POLICY_BODY_BYTES_MAX, &reply);
+	json_t *j = api_body_object(rq, API_SMALL_BODY_BYTES_MAX, &reply);
 	if (!j)
 		return reply;
 	/* Validate exactly as the state machine will (policy.c). */
@@ -939,7 +940,7 @@ static bool parse_day(const char *s, u32 *out)
 static enum MHD_Result post_activity(struct request *rq)
 {
 	enum MHD_Result reply;
-	json_t *j = api_body_object(rq, POLICY_BODY_BYTES_MAX, &reply);
+	json_t *j = api_body_object(rq, rq->srv->body_bytes_max, &reply);
 	if (!j)
 		return reply;
 	json_t *obs = json_object_get(j, "observations");

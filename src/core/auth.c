@@ -123,11 +123,62 @@ struct key_rec {
 	u64 timestamp;
 };
 
+/* Revocations per issuer: derived (rebuilt on load, never written). */
+struct issuer_count {
+	u8 iss[AUTH_ID_BYTES];
+	u32 count;
+	u32 reserved;
+};
+
 struct auth {
 	struct vec principals, owners, revocations, counters, keys;
 	struct index principals_ix, owners_ix, revocations_ix, issuers_ix,
 		counters_ix;
+	struct vec by_issuer;
+	struct index by_issuer_ix;
 };
+
+static u64 h_issuer_count(const void *e)
+{
+	return load64(((const struct issuer_count *)e)->iss);
+}
+
+static struct issuer_count *issuer_count_find(const struct auth *a,
+					      const u8 iss[AUTH_ID_BYTES])
+{
+	const struct index *ix = &a->by_issuer_ix;
+	if (!ix->slots)
+		return NULL;
+	for (u32 j = (u32)load64(iss) & ix->mask; ix->slots[j];
+	     j = (j + 1) & ix->mask) {
+		struct issuer_count *c =
+			vec_at(&a->by_issuer, ix->slots[j] - 1);
+		if (memcmp(c->iss, iss, AUTH_ID_BYTES) == 0)
+			return c;
+	}
+	return NULL;
+}
+
+static bool issuer_count_add(struct auth *a, const u8 iss[AUTH_ID_BYTES])
+{
+	struct issuer_count *c = issuer_count_find(a, iss);
+	if (c) {
+		c->count++;
+		return true;
+	}
+	c = vec_push(&a->by_issuer);
+	if (!c)
+		return false;
+	memcpy(c->iss, iss, AUTH_ID_BYTES);
+	c->count = 1;
+	return index_add(&a->by_issuer_ix, &a->by_issuer, h_issuer_count);
+}
+
+u32 auth_revocations_by(const struct auth *a, const u8 iss[AUTH_ID_BYTES])
+{
+	const struct issuer_count *c = issuer_count_find(a, iss);
+	return c ? c->count : 0;
+}
 
 static u64 h_principal(const void *e)
 {
@@ -154,6 +205,7 @@ struct auth *auth_new(void)
 	a->revocations.size = sizeof(struct revoke_rec);
 	a->counters.size = sizeof(struct counter_rec);
 	a->keys.size = sizeof(struct key_rec);
+	a->by_issuer.size = sizeof(struct issuer_count);
 	return a;
 }
 
@@ -171,6 +223,8 @@ void auth_free(struct auth *a)
 	free(a->revocations_ix.slots);
 	free(a->issuers_ix.slots);
 	free(a->counters_ix.slots);
+	free(a->by_issuer.data);
+	free(a->by_issuer_ix.slots);
 	free(a);
 }
 
@@ -349,7 +403,7 @@ static int apply_revoke(struct auth *a, const struct auth_revoke *rv, u64 ts,
 		return -ENOMEM;
 	r->r = *rv;
 	r->timestamp = ts;
-	if (!index_revocation(a))
+	if (!index_revocation(a) || !issuer_count_add(a, rv->iss))
 		return -ENOMEM;
 	*outcome = AUTH_OK;
 	return 0;
@@ -360,6 +414,16 @@ static int apply_key(struct auth *a, const struct auth_key_event *k, u64 ts,
 {
 	if (k->kind != AUTH_KEY_CREATED && k->kind != AUTH_KEY_RETIRED)
 		return -EBADMSG;
+	/* A key is created once: a second record of it (the upkeep and a
+	 * rotation request racing) changes nothing. */
+	for (u32 i = 0; k->kind == AUTH_KEY_CREATED && i < a->keys.n; i++) {
+		const struct key_rec *r = vec_at(&a->keys, i);
+		if (r->k.kind == AUTH_KEY_CREATED &&
+		    strncmp(r->k.kid, k->kid, AUTH_KID_BYTES) == 0) {
+			*outcome = AUTH_EXISTS;
+			return 0;
+		}
+	}
 	if (a->keys.n >= AUTH_KEY_EVENTS_MAX) {
 		*outcome = AUTH_FULL;
 		return 0;
@@ -759,7 +823,11 @@ struct auth *auth_snapshot_read(const u8 *buf, size_t len)
 			goto fail;
 	u32 nrev = a->revocations.n;
 	for (a->revocations.n = 1; a->revocations.n <= nrev; a->revocations.n++)
-		if (!index_revocation(a))
+		if (!index_revocation(a) ||
+		    !issuer_count_add(
+			    a, ((const struct revoke_rec *)vec_at(
+					&a->revocations, a->revocations.n - 1))
+				       ->r.iss))
 			goto fail;
 	a->revocations.n = nrev;
 	return a;

@@ -37,8 +37,14 @@
 #define AUTH_GUARD_LINKS_MAX 8
 #define AUTH_PRINCIPALS_MAX  (1u << 20)
 #define AUTH_REVOCATIONS_MAX (1u << 20)
-#define AUTH_COUNTERS_MAX    (1u << 22)
-#define AUTH_KEY_EVENTS_MAX  (1u << 16)
+/* Statements from keys other than the administrator's: at most this
+ * many per key, and never the last AUTH_REVOCATIONS_RESERVE entries,
+ * which stay the administrator's (checked by the API before
+ * journaling): no key can use up the room to revoke it. */
+#define AUTH_REVOCATIONS_PER_ISSUER (1u << 16)
+#define AUTH_REVOCATIONS_RESERVE    (1u << 16)
+#define AUTH_COUNTERS_MAX	    (1u << 22)
+#define AUTH_KEY_EVENTS_MAX	    (1u << 16)
 
 /* Command kinds (command_header.kind). */
 enum auth_command {
@@ -188,6 +194,8 @@ bool auth_owner_get(const struct auth *a, u128 account,
 bool auth_revoked(const struct auth *a, const u8 iss[AUTH_ID_BYTES],
 		  const u8 jti_hash[32]);
 u32 auth_revocation_count(const struct auth *a);
+/* How many revocations an issuer has written. */
+u32 auth_revocations_by(const struct auth *a, const u8 iss[AUTH_ID_BYTES]);
 void auth_revocation_at(const struct auth *a, u32 i,
 			struct auth_revocation *out);
 

@@ -441,15 +441,24 @@ static int get_version(struct ctx *c, const json_t *v, const char **text,
 	return 0;
 }
 
-/* npm reads an empty (or blank) range as "*": every version.  In a
- * policy that is never what was meant (a blocked "" would lock out every
- * client), so a range must say something. */
+/* npm reads an empty (or blank) range as "*": every version, and so an
+ * empty alternative ("3.x ||", "||").  In a policy that is never what
+ * was meant (a blocked "" would lock out every client), so a range and
+ * each of its alternatives must say something. */
 static bool range_blank(const char *s, size_t len)
 {
-	for (size_t i = 0; i < len; i++)
-		if (s[i] != ' ' && s[i] != '\t')
-			return false;
-	return true;
+	bool blank = true;
+	for (size_t i = 0; i < len; i++) {
+		if (i + 1 < len && s[i] == '|' && s[i + 1] == '|') {
+			if (blank)
+				return true;
+			blank = true;
+			i++;
+		} else if (s[i] != ' ' && s[i] != '\t') {
+			blank = false;
+		}
+	}
+	return blank;
 }
 
 static int get_range(struct ctx *c, const json_t *v, struct policy_range *r)

@@ -717,6 +717,9 @@ int audit_open(struct audit **out, const char *data_dir, struct engine *engine,
 	if (!a)
 		return -ENOMEM;
 	/* Before any way out: audit_close destroys them. */
+	/* Before any way out: audit_close must not close fd 0. */
+	a->checkpoints_fd = -1;
+	a->leaves_fd = -1;
 	pthread_mutex_init(&a->latest_lock, NULL);
 	pthread_mutex_init(&a->publish_lock, NULL);
 	pthread_mutex_init(&a->mail_lock, NULL);

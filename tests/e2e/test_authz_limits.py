@@ -33,6 +33,7 @@ def test_anonymous_revocations_come_only_from_known_keys(ctx):
     r = run_cli(["principal", "create", "--name", "stranger", "--no-register",
                  "--key-out", stranger] + base)
     check(r.returncode == 0, "principal create: %s" % r.stderr)
+    stranger_id = r.stdout.strip().splitlines()[-1]
     # the audit log is the journal: let it catch up before measuring
     before = journal_size(srv)
     r = run_cli(["delegate", "revoke", "--key", stranger, "--jti", "abc"]
@@ -58,6 +59,13 @@ def test_anonymous_revocations_come_only_from_known_keys(ctx):
     doc = json.loads(r.body)
     check_eq(doc["status"], "revoked", "status")
     check_eq(len(doc["revocations"]), 1, "one revocation, not two")
+    # one link is (issuer, jti): another issuer's "abc" is good
+    r = srv.get("/v1/revocations/abc?iss=" + stranger_id)
+    check_eq(json.loads(r.body)["status"], "revoked", "that issuer's link")
+    r = srv.get("/v1/revocations/abc?iss=" + "A" * 43)
+    check_eq(json.loads(r.body)["status"], "good", "another issuer's link")
+    r = srv.get("/v1/revocations/abc?iss=nope")
+    check_eq(r.status, 400, "a malformed issuer")
     # register + revoke: two entries; the refused and repeated ones none
     deadline_size = before + 2
     for _ in range(50):

@@ -446,6 +446,44 @@ static void malformed_commands_are_ebadmsg_and_change_nothing(void **state)
 
 /* ---- revocations -------------------------------------------------------- */
 
+/* A key is created once; revocations are counted per issuer, also
+ * after a snapshot is read back (the count is derived, not stored). */
+static void key_created_once_and_revocations_counted_by_issuer(void **state)
+{
+	(void)state;
+	struct auth *a = fresh();
+	struct auth_key_event k = key_event(1, AUTH_KEY_CREATED);
+	assert_int_equal(add_key(a, &k, 10), AUTH_OK);
+	assert_int_equal(add_key(a, &k, 11), AUTH_EXISTS);
+	assert_int_equal(auth_key_event_count(a), 1);
+
+	u8 iss[32], iss2[32], h[32];
+	key32(iss, 9, 1);
+	key32(iss2, 9, 2); /* same hashed prefix */
+	for (u32 i = 0; i < 70; i++) {
+		char jti[16];
+		snprintf(jti, sizeof(jti), "j%u", i);
+		key32(h, 40 + i, 3);
+		struct auth_revoke r = revoke_link(i % 2 ? iss2 : iss, h, jti);
+		assert_int_equal(add_revoke(a, &r, 100 + i), AUTH_OK);
+	}
+	assert_int_equal(auth_revocations_by(a, iss), 35);
+	assert_int_equal(auth_revocations_by(a, iss2), 35);
+	u8 other[32];
+	key32(other, 1, 1);
+	assert_int_equal(auth_revocations_by(a, other), 0);
+
+	struct buf b = {0};
+	assert_int_equal(auth_snapshot_write(a, buf_sink, &b), 0);
+	struct auth *c = auth_snapshot_read(b.p, b.n);
+	assert_non_null(c);
+	assert_int_equal(auth_revocations_by(c, iss), 35);
+	assert_int_equal(auth_revocations_by(c, iss2), 35);
+	free(b.p);
+	auth_free(c);
+	auth_free(a);
+}
+
 static void revoke_link_only_that_link(void **state)
 {
 	(void)state;
@@ -1341,6 +1379,8 @@ int main(void)
 		cmocka_unit_test(
 			malformed_commands_are_ebadmsg_and_change_nothing),
 		cmocka_unit_test(revoke_link_only_that_link),
+		cmocka_unit_test(
+			key_created_once_and_revocations_counted_by_issuer),
 		cmocka_unit_test(revoke_all_covers_every_jti_of_the_issuer),
 		cmocka_unit_test(
 			revocations_of_both_kinds_interleaved_through_growth),
