@@ -156,6 +156,7 @@ struct model {
 	bool principal[IDS];
 	int name[IDS]; /* 0: none */
 	u32 principals, keys;
+	bool kid_created[256]; /* kids "k<byte>" created */
 	bool link_revoked[ISSUERS][JTIS];
 	bool issuer_revoked[ISSUERS];
 	u32 revocations;
@@ -312,8 +313,13 @@ static void op_key(struct auth *a, struct model *m, struct reader *r, u64 ts)
 	bool valid = k.kind == AUTH_KEY_CREATED || k.kind == AUTH_KEY_RETIRED;
 	CHECK(ret == (valid ? 0 : -EBADMSG));
 	if (valid && m->valid) {
-		CHECK(out == AUTH_OK);
-		m->keys++;
+		/* a key is created once: the same kid again changes nothing */
+		bool again = k.kind == AUTH_KEY_CREATED && m->kid_created[kb];
+		CHECK(out == (again ? AUTH_EXISTS : AUTH_OK));
+		if (!again)
+			m->keys++;
+		if (k.kind == AUTH_KEY_CREATED)
+			m->kid_created[kb] = true;
 	}
 }
 
