@@ -871,6 +871,12 @@ static enum MHD_Result revocations_post(struct request *rq)
 				"key may, or the room left is the "
 				"administrator's",
 				NULL, NULL);
+		/* The state machine enforces the quota (this check only
+		 * refuses early): mark every statement but the admin's. */
+		u8 admin[32];
+		api_authz_admin_id(rq->srv->authz, admin);
+		if (memcmp(m.iss, admin, 32) != 0)
+			rv.flags |= AUTH_REVOKE_QUOTA;
 	} else {
 		/* The plain form: the right to revoke anyone's links. */
 		if (rq->caller.authenticated &&

@@ -2,6 +2,7 @@
  * auth.c - the authorization state beside the ledger.  See auth.h.
  */
 #include "core/auth.h"
+#include "core/ledger.h"
 #include "core/result.h"
 
 #include <errno.h>
@@ -83,15 +84,6 @@ static u64 load64(const u8 *p)
 	u64 x;
 	memcpy(&x, p, 8);
 	return x;
-}
-
-static u64 mix128(u128 x)
-{
-	u64 h = (u64)x ^ ((u64)(x >> 64) * 0x9e3779b97f4a7c15u);
-	h ^= h >> 31;
-	h *= 0xbf58476d1ce4e5b9u;
-	h ^= h >> 29;
-	return h;
 }
 
 /* ---- the state ------------------------------------------------------- */
@@ -187,7 +179,7 @@ static u64 h_principal(const void *e)
 
 static u64 h_owner(const void *e)
 {
-	return mix128(((const struct owner_rec *)e)->account);
+	return ledger_hash_id(((const struct owner_rec *)e)->account);
 }
 
 static u64 h_counter(const void *e)
@@ -264,7 +256,7 @@ static const struct owner_rec *owner_find(const struct auth *a, u128 account)
 	const struct index *ix = &a->owners_ix;
 	if (!ix->slots)
 		return NULL;
-	for (u32 j = (u32)mix128(account) & ix->mask; ix->slots[j];
+	for (u32 j = (u32)ledger_hash_id(account) & ix->mask; ix->slots[j];
 	     j = (j + 1) & ix->mask) {
 		const struct owner_rec *o =
 			vec_at(&a->owners, ix->slots[j] - 1);
@@ -385,13 +377,17 @@ static int apply_principal(struct auth *a, const struct auth_principal *p,
 static int apply_revoke(struct auth *a, const struct auth_revoke *rv, u64 ts,
 			u32 *outcome)
 {
-	bool all = rv->flags & AUTH_REVOKE_ALL;
-	if (rv->flags & ~AUTH_REVOKE_ALL)
-		return -EBADMSG;
-	if (all != (memcmp(rv->jti_hash, zero32, 32) == 0))
-		return -EBADMSG;
 	if (revoke_find(a, rv->iss, rv->jti_hash)) {
 		*outcome = AUTH_ALREADY_REVOKED;
+		return 0;
+	}
+	/* Decided here, in journal order, so concurrent statements of one
+	 * key cannot together pass the quota. */
+	if ((rv->flags & AUTH_REVOKE_QUOTA) &&
+	    (auth_revocations_by(a, rv->iss) >= AUTH_REVOCATIONS_PER_ISSUER ||
+	     a->revocations.n >=
+		     AUTH_REVOCATIONS_MAX - AUTH_REVOCATIONS_RESERVE)) {
+		*outcome = AUTH_FULL;
 		return 0;
 	}
 	if (a->revocations.n >= AUTH_REVOCATIONS_MAX) {
@@ -412,8 +408,6 @@ static int apply_revoke(struct auth *a, const struct auth_revoke *rv, u64 ts,
 static int apply_key(struct auth *a, const struct auth_key_event *k, u64 ts,
 		     u32 *outcome)
 {
-	if (k->kind != AUTH_KEY_CREATED && k->kind != AUTH_KEY_RETIRED)
-		return -EBADMSG;
 	/* A key is created once: a second record of it (the upkeep and a
 	 * rotation request racing) changes nothing. */
 	for (u32 i = 0; k->kind == AUTH_KEY_CREATED && i < a->keys.n; i++) {
@@ -448,7 +442,7 @@ bool auth_command_valid(u16 kind, const void *ext, u32 ext_bytes)
 			return false;
 		memcpy(&r, ext, sizeof(r));
 		bool all = r.flags & AUTH_REVOKE_ALL;
-		return !(r.flags & ~AUTH_REVOKE_ALL) &&
+		return !(r.flags & ~(AUTH_REVOKE_ALL | AUTH_REVOKE_QUOTA)) &&
 		       all == (memcmp(r.jti_hash, zero32, 32) == 0);
 	}
 	case AUTH_CMD_KEY: {
@@ -465,31 +459,25 @@ bool auth_command_valid(u16 kind, const void *ext, u32 ext_bytes)
 int auth_apply(struct auth *a, u16 kind, const void *ext, u32 ext_bytes,
 	       u64 timestamp, u32 *outcome)
 {
+	/* Sizes, kinds and flags: checked once, here and before journaling. */
 	if (!auth_command_valid(kind, ext, ext_bytes))
 		return -EBADMSG;
 	switch (kind) {
 	case AUTH_CMD_PRINCIPAL: {
 		struct auth_principal p;
-		if (ext_bytes != sizeof(p))
-			return -EBADMSG;
 		memcpy(&p, ext, sizeof(p));
 		return apply_principal(a, &p, timestamp, outcome);
 	}
 	case AUTH_CMD_REVOKE: {
 		struct auth_revoke r;
-		if (ext_bytes != sizeof(r))
-			return -EBADMSG;
 		memcpy(&r, ext, sizeof(r));
 		return apply_revoke(a, &r, timestamp, outcome);
 	}
-	case AUTH_CMD_KEY: {
+	default: {
 		struct auth_key_event k;
-		if (ext_bytes != sizeof(k))
-			return -EBADMSG;
 		memcpy(&k, ext, sizeof(k));
 		return apply_key(a, &k, timestamp, outcome);
 	}
-	default: return -EBADMSG;
 	}
 }
 

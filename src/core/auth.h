@@ -95,6 +95,9 @@ struct auth_principal {
 _Static_assert(sizeof(struct auth_principal) == 128, "principal");
 
 #define AUTH_REVOKE_ALL (1u << 0)
+/* A statement of a key other than the administrator's: it counts
+ * against AUTH_REVOCATIONS_PER_ISSUER and never takes the reserve. */
+#define AUTH_REVOKE_QUOTA (1u << 1)
 
 struct auth_revoke {
 	u8 iss[AUTH_ID_BYTES];

@@ -187,6 +187,11 @@ void ledger_set_hash_key(u64 key)
 /* Mixes both halves so that sequential and structured ids spread. */
 static inline u64 hash_id(u128 id)
 {
+	return ledger_hash_id(id);
+}
+
+u64 ledger_hash_id(u128 id)
+{
 	u64 lo = (u64)id, hi = (u64)(id >> 64);
 	u64 x = lo ^ (hi * 0x9e3779b97f4a7c15ull) ^ hash_key;
 

@@ -32,6 +32,9 @@ struct ledger_options {
  * with a secret random value.  It changes the indexes' layout only, never
  * the state or its digest. */
 void ledger_set_hash_key(u64 key);
+/* The keyed hash of a client-chosen id that the ledger's indexes use:
+ * for any other index of ids (core/auth's account owners). */
+u64 ledger_hash_id(u128 id);
 
 /* Returns NULL when out of memory. */
 struct ledger *ledger_new(const struct ledger_options *opts);

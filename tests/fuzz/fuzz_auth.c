@@ -272,8 +272,10 @@ static void op_revoke(struct auth *a, struct model *m, struct reader *r, u64 ts)
 	rv.flags = all ? AUTH_REVOKE_ALL : 0;
 	if (flagsb & 0x80) /* any flags at all: maybe malformed */
 		rv.flags = flagsb & 7;
-	bool valid = (rv.flags == 0 || rv.flags == AUTH_REVOKE_ALL) &&
-		     (rv.flags == AUTH_REVOKE_ALL) == all;
+	/* AUTH_REVOKE_QUOTA may accompany either kind (a quota far above
+	 * what a fuzz input reaches) */
+	bool valid = !(rv.flags & ~(AUTH_REVOKE_ALL | AUTH_REVOKE_QUOTA)) &&
+		     ((rv.flags & AUTH_REVOKE_ALL) != 0) == all;
 	u8 before[32], after[32];
 	auth_digest(a, before);
 	u32 out = 0xdead;

@@ -391,7 +391,7 @@ static void malformed_commands_are_ebadmsg_and_change_nothing(void **state)
 	key32(h, 9, 10);
 	/* Unknown flag bits, alone or beside AUTH_REVOKE_ALL. */
 	struct auth_revoke r = revoke_link(iss, h, "j");
-	r.flags = 1u << 1;
+	r.flags = 1u << 2; /* bit 1 is AUTH_REVOKE_QUOTA */
 	assert_int_equal(auth_apply(a, AUTH_CMD_REVOKE, &r, sizeof(r), 2, &out),
 			 -EBADMSG);
 	r = revoke_all(iss);
@@ -481,6 +481,34 @@ static void key_created_once_and_revocations_counted_by_issuer(void **state)
 	assert_int_equal(auth_revocations_by(c, iss2), 35);
 	free(b.p);
 	auth_free(c);
+	auth_free(a);
+}
+
+/* Statements of keys other than the administrator's carry
+ * AUTH_REVOKE_QUOTA: the state machine stops them at the per-key quota,
+ * in journal order; unmarked ones (the administrator's) go on. */
+static void revocation_quota_is_decided_by_the_state_machine(void **state)
+{
+	(void)state;
+	struct auth *a = fresh();
+	u8 iss[32], admin[32], h[32];
+	key32(iss, 11, 1);
+	key32(admin, 11, 2);
+	for (u32 i = 0; i < AUTH_REVOCATIONS_PER_ISSUER; i++) {
+		key32(h, i, 9);
+		struct auth_revoke r = revoke_link(iss, h, "q");
+		r.flags |= AUTH_REVOKE_QUOTA;
+		assert_int_equal(add_revoke(a, &r, 10 + i), AUTH_OK);
+	}
+	key32(h, AUTH_REVOCATIONS_PER_ISSUER, 9);
+	struct auth_revoke over = revoke_link(iss, h, "q");
+	over.flags |= AUTH_REVOKE_QUOTA;
+	assert_int_equal(add_revoke(a, &over, 1u << 20), AUTH_FULL);
+	assert_false(auth_revoked(a, iss, h));
+	struct auth_revoke mine = revoke_link(admin, h, "a");
+	assert_int_equal(add_revoke(a, &mine, (1u << 20) + 1), AUTH_OK);
+	assert_int_equal(auth_revocations_by(a, iss),
+			 AUTH_REVOCATIONS_PER_ISSUER);
 	auth_free(a);
 }
 
@@ -1379,6 +1407,8 @@ int main(void)
 		cmocka_unit_test(
 			malformed_commands_are_ebadmsg_and_change_nothing),
 		cmocka_unit_test(revoke_link_only_that_link),
+		cmocka_unit_test(
+			revocation_quota_is_decided_by_the_state_machine),
 		cmocka_unit_test(
 			key_created_once_and_revocations_counted_by_issuer),
 		cmocka_unit_test(revoke_all_covers_every_jti_of_the_issuer),
