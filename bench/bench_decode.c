@@ -14,7 +14,7 @@
  *   mkdir -p build/bench && cc -O2 -std=c17 -D_GNU_SOURCE -Isrc \
  *     bench/bench_decode.c src/api/fastjson.c src/api/codec.c \
  *     src/api/wbuf.c src/api/problem.c src/core/*.c \
- *     $(pkg-config --cflags --libs jansson libsodium) -lpthread \
+ *     $(pkg-config --cflags --libs jansson libsodium nettle) -lpthread -lm \
  *     -o build/bench/bench_decode && build/bench/bench_decode [runs]
  */
 #include "api/codec_internal.h"

@@ -13,7 +13,8 @@
  *
  * Build and run (from the repository root):
  *   cc -std=c17 -O2 -D_GNU_SOURCE -Isrc bench/bench_journal.c \
- *     src/log/journal.c src/log/crc32c.c -o build/bench_journal -pthread
+ *     src/log/journal.c src/log/crc32c.c src/log/fsdir.c src/log/seqdir.c \
+ *     -o build/bench_journal -pthread
  *   build/bench_journal [dir [megabytes]]    (default /tmp/tpw-bench, 1024)
  */
 #include "log/journal.h"

@@ -26,10 +26,12 @@ struct engine;
 /* "tpw_admin_" + base64url of 32 random bytes */
 #define AUTHZ_TOKEN_BYTES (sizeof(AUTHZ_TOKEN_PREFIX) - 1 + 43)
 #define AUTHZ_CACHE_LINKS 4096u
-/* DPoP proofs remembered (each for about its 60 s window): enough for
- * ~30,000 DPoP requests/s sustained; past it new proofs get 503
- * replay_cache_full, never a forgotten proof.  ~58 bytes each when
- * full (~120 MiB), touched only as it fills. */
+/* DPoP proofs remembered, each until 60 s past its iat: 2^21 / 60 s is
+ * about 35,000 DPoP requests/s sustained at most (arithmetic, not a
+ * measurement; half that for proofs dated ahead); past it new proofs
+ * get 503 replay_cache_full, never a forgotten proof.  58 bytes each
+ * (a 24-byte ring entry and two 17-byte table slots, sizeof), 116 MiB
+ * when full, touched only as it fills. */
 #define AUTHZ_REPLAY_PROOFS (1u << 21)
 /* Tolerated clock skew on link times (exp, nbf, iat). */
 #define AUTHZ_LEEWAY_S 30

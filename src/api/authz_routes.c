@@ -6,6 +6,7 @@
  */
 #include "api/internal.h"
 #include "core/auth.h"
+#include "core/policy.h"
 #include "core/result.h"
 #include "core/u128.h"
 #include "crypto/b64url.h"
@@ -23,13 +24,10 @@
 
 #include "banned.h"
 
-/* Previous keys keep verifying this long after a rotation. */
-#define API_KEY_OVERLAP_S (30 * 24 * 3600)
 /* The revocation list is good for a day: fetch it again before. */
 #define REVOCATIONS_NEXT_UPDATE_S (24 * 3600)
 /* Largest list a GET /v1/principals returns. */
 #define PRINCIPALS_LIST_MAX 10000u
-#define AUTH_BODY_BYTES_MAX 16384u
 /* Revocations per signed page of GET /v1/revocations (~120 bytes each:
  * a page stays far under the 1 MiB a server-signed payload may be). */
 #define REVOCATIONS_PAGE 2000u
@@ -234,24 +232,6 @@ int authz_check_transfers(struct request *rq)
 	return ret;
 }
 
-static void *command_alloc(struct request *rq, u16 kind, u32 ext_bytes,
-			   const void *events, u32 count)
-{
-	struct command_header h = {
-		.kind = kind, .ext_bytes = ext_bytes, .count = count};
-	size_t bytes = sizeof(h) + ext_bytes + (size_t)count * 128u;
-	u8 *p = malloc(bytes);
-	if (!p)
-		return NULL;
-	memcpy(p, &h, sizeof(h));
-	if (count)
-		memcpy(p + sizeof(h) + ext_bytes, events, (size_t)count * 128u);
-	free(rq->payload);
-	rq->payload = p;
-	rq->payload_bytes = (u32)bytes;
-	return p + sizeof(h);
-}
-
 /* The owner of accounts created by this request: ?owner=, else the
  * principal at the root of the caller's mandate (all zero: the
  * administrator).  Only the administrator may name another owner. */
@@ -292,8 +272,8 @@ int authz_build_command(struct request *rq)
 		if (memcmp(owner, zero32, 32) == 0)
 			return 0; /* the administrator's: a plain batch */
 		struct auth_owner *o =
-			command_alloc(rq, AUTH_CMD_ACCOUNTS_OWNED, sizeof(*o),
-				      rq->events, rq->count);
+			api_command(rq, AUTH_CMD_ACCOUNTS_OWNED, sizeof(*o),
+				    rq->events, rq->count);
 		if (!o)
 			return -1;
 		memcpy(o->owner, owner, 32);
@@ -303,8 +283,8 @@ int authz_build_command(struct request *rq)
 		return 0;
 	const struct mandate_chain *c = rq->caller.chain;
 	struct auth_guard *g =
-		command_alloc(rq, AUTH_CMD_TRANSFERS_GUARDED,
-			      c->n * (u32)sizeof(*g), rq->events, rq->count);
+		api_command(rq, AUTH_CMD_TRANSFERS_GUARDED,
+			    c->n * (u32)sizeof(*g), rq->events, rq->count);
 	if (!g)
 		return -1;
 	for (unsigned k = 0; k < c->n; k++) {
@@ -473,7 +453,7 @@ static enum MHD_Result principal_get(struct request *rq)
 static enum MHD_Result principals_post(struct request *rq)
 {
 	enum MHD_Result reply;
-	json_t *j = api_body_object(rq, AUTH_BODY_BYTES_MAX, &reply);
+	json_t *j = api_body_object(rq, API_SMALL_BODY_BYTES_MAX, &reply);
 	if (!j)
 		return reply;
 	json_t *jwk = json_object_get(j, "jwk");
@@ -527,7 +507,7 @@ static enum MHD_Result principals_post(struct request *rq)
 		return api_reply_problem(rq, PROBLEM_internal_error, NULL, NULL,
 					 NULL);
 	memcpy(p.pub, pub.x, 32);
-	void *ext = command_alloc(rq, AUTH_CMD_PRINCIPAL, sizeof(p), NULL, 0);
+	void *ext = api_command(rq, AUTH_CMD_PRINCIPAL, sizeof(p), NULL, 0);
 	if (!ext)
 		return api_reply_problem(rq, PROBLEM_internal_error,
 					 "out of memory", NULL, NULL);
@@ -544,12 +524,14 @@ static void put_time(struct wbuf *b, const char *key, int64_t t)
 		wbuf_puts(b, "null");
 		return;
 	}
-	char buf[32];
-	struct tm tm;
-	time_t tt = (time_t)t;
-	gmtime_r(&tt, &tm);
-	strftime(buf, sizeof(buf), "\"%Y-%m-%dT%H:%M:%SZ\"", &tm);
+	char buf[POLICY_TIME_TEXT_BYTES];
+	if (policy_format_time(t, buf) != 0) {
+		wbuf_puts(b, "null");
+		return;
+	}
+	wbuf_putc(b, '"');
 	wbuf_puts(b, buf);
+	wbuf_putc(b, '"');
 }
 
 static enum MHD_Result keys_list(struct request *rq)
@@ -602,7 +584,7 @@ static enum MHD_Result keys_rotate(struct request *rq)
 	if (!rot)
 		return api_reply_problem(rq, PROBLEM_internal_error,
 					 "out of memory", NULL, NULL);
-	int r = keyring_rotate(kr, now, API_KEY_OVERLAP_S, rot, err,
+	int r = keyring_rotate(kr, now, KEYRING_OVERLAP_DEFAULT_S, rot, err,
 			       sizeof(err));
 	if (r != 0) {
 		free(rot);
@@ -615,11 +597,13 @@ static enum MHD_Result keys_rotate(struct request *rq)
 	snprintf(ev.kid, sizeof(ev.kid), "%s", rot->created.kid);
 	memcpy(ev.pub, rot->created.pub, 32);
 	ev.not_before = now;
-	ev.not_after = now + API_KEY_OVERLAP_S; /* previous keys verify until */
+	ev.not_after =
+		now +
+		KEYRING_OVERLAP_DEFAULT_S; /* previous keys verify until */
 	ev.kind = AUTH_KEY_CREATED;
 	free(rot);
 	log_at(LOG_INFO, "signing key rotated", LOG_STR("kid", ev.kid));
-	void *ext = command_alloc(rq, AUTH_CMD_KEY, sizeof(ev), NULL, 0);
+	void *ext = api_command(rq, AUTH_CMD_KEY, sizeof(ev), NULL, 0);
 	if (!ext)
 		return api_reply_problem(rq, PROBLEM_internal_error,
 					 "out of memory", NULL, NULL);
@@ -827,7 +811,7 @@ static bool already_revoked(struct request *rq, const struct auth_revoke *rv)
 static enum MHD_Result revocations_post(struct request *rq)
 {
 	enum MHD_Result reply;
-	json_t *j = api_body_object(rq, AUTH_BODY_BYTES_MAX, &reply);
+	json_t *j = api_body_object(rq, API_SMALL_BODY_BYTES_MAX, &reply);
 	if (!j)
 		return reply;
 	struct auth_revoke rv = {0};
@@ -926,7 +910,7 @@ static enum MHD_Result revocations_post(struct request *rq)
 		wbuf_puts(&b, "\",\"status\":\"already_revoked\"}");
 		return api_reply_json(rq, 200, &b);
 	}
-	void *ext = command_alloc(rq, AUTH_CMD_REVOKE, sizeof(rv), NULL, 0);
+	void *ext = api_command(rq, AUTH_CMD_REVOKE, sizeof(rv), NULL, 0);
 	if (!ext)
 		return api_reply_problem(rq, PROBLEM_internal_error,
 					 "out of memory", NULL, NULL);
@@ -935,24 +919,6 @@ static enum MHD_Result revocations_post(struct request *rq)
 }
 
 /* ---- dispatch and replies to commands ------------------------------------ */
-
-static enum MHD_Result submit_command(struct request *rq)
-{
-	rq->results = calloc(1, sizeof(u32));
-	if (!rq->results)
-		return api_reply_problem(rq, PROBLEM_internal_error,
-					 "out of memory", NULL, NULL);
-	rq->ereq = (struct engine_request){
-		.op = ENGINE_COMMAND,
-		.count = 0,
-		.payload_bytes = rq->payload_bytes,
-		.events = rq->payload,
-		.results = rq->results,
-		.done = NULL,
-		.ctx = rq,
-	};
-	return api_submit(rq);
-}
 
 enum MHD_Result authz_dispatch(struct request *rq)
 {
@@ -982,7 +948,7 @@ enum MHD_Result authz_dispatch(struct request *rq)
 	 * a command leaves it for the engine. */
 	if (rq->state == RS_REPLIED || r != MHD_YES || !rq->payload)
 		return r;
-	return submit_command(rq);
+	return api_submit_command(rq);
 }
 
 enum MHD_Result authz_command_reply(struct request *rq)

@@ -123,6 +123,14 @@ enum MHD_Result api_reply_json(struct request *rq, unsigned status,
 /* Hand rq->ereq (filled by the caller) to the engine; the reply is
  * written when it is done (create_reply, or authz_command_reply). */
 enum MHD_Result api_submit(struct request *rq);
+/* A JOURNAL_COMMAND record as rq->payload (core/auth.h): a zeroed
+ * ext_bytes ext, returned for the caller to fill, and count events
+ * copied after it.  NULL when out of memory. */
+void *api_command(struct request *rq, u16 kind, u32 ext_bytes,
+		  const void *events, u32 count);
+/* Submit an event-less rq->payload; its outcome arrives in results[0]
+ * (authz_command_reply, policy_command_reply). */
+enum MHD_Result api_submit_command(struct request *rq);
 /* The request body as a JSON object (duplicate keys refused), or NULL
  * with the refusal already queued in *reply (413 past max_bytes, 400
  * otherwise).  The caller json_decref()s it. */

@@ -95,7 +95,7 @@ enum api_method {
 	X(401)                                                                 \
 	X(403)                                                                 \
 	X(404)                                                                 \
-	X(405) X(409) X(413) X(415) X(422) X(500) X(503) X(507)
+	X(405) X(409) X(413) X(415) X(422) X(426) X(500) X(503) X(507)
 enum {
 #define X(code) STATUS_IDX_##code,
 	API_STATUSES(X)

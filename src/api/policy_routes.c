@@ -46,21 +46,21 @@ static u32 today(void)
 	return (u32)(now_s() / 86400);
 }
 
-static void put_rfc3339(char *out, size_t cap, int64_t t)
-{
-	struct tm tm;
-	time_t tt = (time_t)t;
-	gmtime_r(&tt, &tm);
-	strftime(out, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
+/* RFC 3339 (core/policy.c's writer), or null. */
 static json_t *json_time(int64_t t)
 {
-	char buf[32];
-	if (t == POLICY_TIME_NONE)
+	char buf[POLICY_TIME_TEXT_BYTES];
+	if (t == POLICY_TIME_NONE || policy_format_time(t, buf) != 0)
 		return json_null();
-	put_rfc3339(buf, sizeof(buf), t);
 	return json_string(buf);
+}
+
+/* "YYYY-MM-DD" of a day number. */
+static void put_day(char out[POLICY_TIME_TEXT_BYTES], u32 day)
+{
+	if (policy_format_time((int64_t)day * 86400, out) != 0)
+		snprintf(out, POLICY_TIME_TEXT_BYTES, "%u", day);
+	out[10] = '\0';
 }
 
 /* ---- the decision as JSON (evaluate, manifest, refusals) ------------- */
@@ -160,6 +160,14 @@ void policy_gate(struct request *rq)
 {
 	struct api_server *s = rq->srv;
 	struct MHD_Connection *c = rq->conn;
+
+	/* No policy set (the common case before one is): nothing to look
+	 * up.  Under the same read lock as the evaluation below. */
+	engine_read_begin(s->e);
+	if (!pstate_current(engine_pstate(s->e), NULL)) {
+		engine_read_end(s->e);
+		return;
+	}
 	const char *cv = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
 						     "X-Client-Version");
 	struct policy_query q = {0};
@@ -178,12 +186,7 @@ void policy_gate(struct request *rq)
 
 	struct policy_decision d;
 	u64 version;
-	engine_read_begin(s->e);
 	const struct policy *p = evaluate_locked(s, &q, &d, &version);
-	if (!p) {
-		engine_read_end(s->e);
-		return; /* no policy yet: everyone is served */
-	}
 	observe_later(rq, &q, &d);
 	rq->gated = true;
 	rq->gate_verdict = d.verdict;
@@ -330,33 +333,6 @@ static void author_of(struct request *rq, u8 out[32])
 		       32);
 }
 
-static void *command(struct request *rq, u16 kind, u32 ext_bytes)
-{
-	struct command_header h = {.kind = kind, .ext_bytes = ext_bytes};
-	u8 *p = calloc(1, sizeof(h) + ext_bytes);
-	if (!p)
-		return NULL;
-	memcpy(p, &h, sizeof(h));
-	free(rq->payload);
-	rq->payload = p;
-	rq->payload_bytes = (u32)(sizeof(h) + ext_bytes);
-	return p + sizeof(h);
-}
-
-static enum MHD_Result submit(struct request *rq)
-{
-	rq->results = calloc(1, sizeof(u32));
-	if (!rq->results)
-		return api_reply_problem(rq, PROBLEM_internal_error,
-					 "out of memory", NULL, NULL);
-	rq->ereq = (struct engine_request){.op = ENGINE_COMMAND,
-					   .count = 0,
-					   .payload_bytes = rq->payload_bytes,
-					   .events = rq->payload,
-					   .results = rq->results};
-	return api_submit(rq);
-}
-
 static enum MHD_Result reply_policy_err(struct request *rq,
 					const struct policy_err *err)
 {
@@ -409,13 +385,14 @@ static enum MHD_Result set_document(struct request *rq, const char *text,
 	h.text_bytes = (u32)len;
 	if (reason)
 		memcpy(h.reason, reason, strlen(reason));
-	u8 *ext = command(rq, PSTATE_CMD_SET, (u32)sizeof(h) + padded);
+	u8 *ext = api_command(rq, PSTATE_CMD_SET, (u32)sizeof(h) + padded, NULL,
+			      0);
 	if (!ext)
 		return api_reply_problem(rq, PROBLEM_internal_error,
 					 "out of memory", NULL, NULL);
 	memcpy(ext, &h, sizeof(h));
 	memcpy(ext + sizeof(h), text, len);
-	return submit(rq);
+	return api_submit_command(rq);
 }
 
 static enum MHD_Result put_policy(struct request *rq)
@@ -507,45 +484,54 @@ static bool arg_u64(struct request *rq, const char *name, u64 *out)
 	return true;
 }
 
-static enum MHD_Result get_diff(struct request *rq)
+/* The changes from version `from` to `to` as JSON (policy_diff): the
+ * texts are copied under the read lock, parsed and compared after it.
+ * *found false: a version does not exist.  NULL: out of memory. */
+static json_t *diff_versions(struct request *rq, u64 from, u64 to, bool *found)
 {
-	u64 from, to;
-	if (!arg_u64(rq, "from", &from) || !arg_u64(rq, "to", &to))
-		return api_reply_problem(rq, PROBLEM_invalid_query,
-					 "from and to are version numbers",
-					 NULL, NULL);
 	struct pstate_version a, b;
 	char *ta = NULL, *tb = NULL;
 	size_t la = 0, lb = 0;
 	engine_read_begin(rq->srv->e);
 	const struct pstate *ps = engine_pstate(rq->srv->e);
-	bool ok = pstate_version_get(ps, from, &a) &&
-		  pstate_version_get(ps, to, &b);
-	if (ok) {
+	*found = pstate_version_get(ps, from, &a) &&
+		 pstate_version_get(ps, to, &b);
+	if (*found) {
 		ta = strndup(a.text, a.text_len);
 		tb = strndup(b.text, b.text_len);
 		la = a.text_len;
 		lb = b.text_len;
 	}
 	engine_read_end(rq->srv->e);
-	if (!ok)
-		return api_reply_problem(rq, PROBLEM_policy_not_found,
-					 "no such version", NULL, NULL);
 	struct policy *pa = NULL, *pb = NULL;
 	char *out = NULL;
-	size_t nchanges = 0;
 	int r = ta && tb ? policy_parse(ta, la, &pa, NULL) : -ENOMEM;
 	if (r == 0)
 		r = policy_parse(tb, lb, &pb, NULL);
 	if (r == 0)
-		r = policy_diff(pa, pb, &out, &nchanges);
+		r = policy_diff(pa, pb, &out, NULL);
 	free(ta);
 	free(tb);
 	policy_free(pa);
 	policy_free(pb);
-	json_t *changes = out ? json_loads(out, 0, NULL) : NULL;
+	json_t *changes = r == 0 && out ? json_loads(out, 0, NULL) : NULL;
 	free(out);
-	if (r != 0 || !changes)
+	return changes;
+}
+
+static enum MHD_Result get_diff(struct request *rq)
+{
+	u64 from, to;
+	bool found;
+	if (!arg_u64(rq, "from", &from) || !arg_u64(rq, "to", &to))
+		return api_reply_problem(rq, PROBLEM_invalid_query,
+					 "from and to are version numbers",
+					 NULL, NULL);
+	json_t *changes = diff_versions(rq, from, to, &found);
+	if (!found)
+		return api_reply_problem(rq, PROBLEM_policy_not_found,
+					 "no such version", NULL, NULL);
+	if (!changes)
 		return api_reply_problem(rq, PROBLEM_internal_error, NULL, NULL,
 					 NULL);
 	return reply_jansson(rq, 200,
@@ -772,7 +758,7 @@ static enum MHD_Result post_override(struct request *rq)
 	if (r != 0)
 		return reply_policy_err(rq, &err);
 	struct pstate_override_cmd *c =
-		command(rq, PSTATE_CMD_OVERRIDE, sizeof(*c));
+		api_command(rq, PSTATE_CMD_OVERRIDE, sizeof(*c), NULL, 0);
 	if (!c)
 		return api_reply_problem(rq, PROBLEM_internal_error,
 					 "out of memory", NULL, NULL);
@@ -785,13 +771,13 @@ static enum MHD_Result post_override(struct request *rq)
 	log_at(LOG_WARN, "client-policy override opened",
 	       LOG_STR("platform", o.platform), LOG_STR("range", o.range_text),
 	       LOG_NUM("duration_s", duration));
-	return submit(rq);
+	return api_submit_command(rq);
 }
 
 static enum MHD_Result delete_override(struct request *rq)
 {
 	struct pstate_override_end *e =
-		command(rq, PSTATE_CMD_OVERRIDE_END, sizeof(*e));
+		api_command(rq, PSTATE_CMD_OVERRIDE_END, sizeof(*e), NULL, 0);
 	if (!e)
 		return api_reply_problem(rq, PROBLEM_internal_error,
 					 "out of memory", NULL, NULL);
@@ -805,7 +791,7 @@ static enum MHD_Result delete_override(struct request *rq)
 					 "reason", NULL);
 	if (reason)
 		memcpy(e->reason, reason, strlen(reason));
-	return submit(rq);
+	return api_submit_command(rq);
 }
 
 /* ---- impact and activity ----------------------------------------------------
@@ -818,9 +804,8 @@ struct days_ctx {
 static void day_row(void *ctx, u32 day, u64 below, u64 all)
 {
 	struct days_ctx *c = ctx;
-	char date[32];
-	put_rfc3339(date, sizeof(date), (int64_t)day * 86400);
-	date[10] = '\0';
+	char date[POLICY_TIME_TEXT_BYTES];
+	put_day(date, day);
 	json_array_append_new(c->arr, json_pack("{s:s, s:I, s:I}", "day", date,
 						"below", (json_int_t)below,
 						"all", (json_int_t)all));
@@ -899,10 +884,8 @@ static enum MHD_Result get_impact(struct request *rq)
 				    json_real(fc.daily_decay));
 		json_object_set_new(f, "r2", json_real(fc.r2));
 		if (fc.already_below || fc.decreasing) {
-			char date[32];
-			put_rfc3339(date, sizeof(date),
-				    (int64_t)fc.day_below * 86400);
-			date[10] = '\0';
+			char date[POLICY_TIME_TEXT_BYTES];
+			put_day(date, fc.day_below);
 			json_object_set_new(f, "date_below", json_string(date));
 		} else {
 			json_object_set_new(f, "date_below", json_null());
@@ -1068,31 +1051,21 @@ enum MHD_Result policy_command_reply(struct request *rq)
 				break;
 			}
 		}
+		engine_read_end(rq->srv->e);
 		json_t *o = json_pack(
 			"{s:I, s:s}", "version", (json_int_t)v, "status",
 			outcome == PSTATE_UNCHANGED ? "unchanged"
 						    : "activated");
-		/* What changed against the version before (both parse). */
-		struct pstate_version a, b;
-		if (outcome == PSTATE_OK && v > 1 &&
-		    pstate_version_get(ps, v - 1, &a) &&
-		    pstate_version_get(ps, v, &b)) {
-			struct policy *pa = NULL, *pb = NULL;
-			char *out = NULL;
-			if (policy_parse(a.text, a.text_len, &pa, NULL) == 0 &&
-			    policy_parse(b.text, b.text_len, &pb, NULL) == 0 &&
-			    policy_diff(pa, pb, &out, NULL) == 0) {
-				json_t *c = json_loads(out, 0, NULL);
-				if (c)
-					json_object_set_new(o, "changes", c);
-			}
-			free(out);
-			policy_free(pa);
-			policy_free(pb);
+		/* What changed against the version before. */
+		bool found;
+		json_t *c = outcome == PSTATE_OK && v > 1
+				    ? diff_versions(rq, v - 1, v, &found)
+				    : NULL;
+		if (c) {
+			json_object_set_new(o, "changes", c);
 			json_object_set_new(o, "previous",
 					    json_integer((json_int_t)v - 1));
 		}
-		engine_read_end(rq->srv->e);
 		if (outcome == PSTATE_OK)
 			log_at(LOG_INFO, "client policy activated",
 			       LOG_NUM("version", v));

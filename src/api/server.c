@@ -25,6 +25,7 @@
 #include "api/metrics.h"
 #include "api/problem.h"
 #include "api/wbuf.h"
+#include "core/auth.h"
 #include "core/policy.h"
 #include "core/u128.h"
 #include "engine/engine.h"
@@ -981,6 +982,39 @@ json_t *api_body_object(struct request *rq, size_t max_bytes,
 		return NULL;
 	}
 	return j;
+}
+
+void *api_command(struct request *rq, u16 kind, u32 ext_bytes,
+		  const void *events, u32 count)
+{
+	struct command_header h = {
+		.kind = kind, .ext_bytes = ext_bytes, .count = count};
+	size_t bytes = sizeof(h) + ext_bytes + (size_t)count * 128u;
+	/* zeroed: every byte of it is journaled */
+	u8 *p = calloc(1, bytes);
+	if (!p)
+		return NULL;
+	memcpy(p, &h, sizeof(h));
+	if (count)
+		memcpy(p + sizeof(h) + ext_bytes, events, (size_t)count * 128u);
+	free(rq->payload);
+	rq->payload = p;
+	rq->payload_bytes = (u32)bytes;
+	return p + sizeof(h);
+}
+
+enum MHD_Result api_submit_command(struct request *rq)
+{
+	rq->results = calloc(1, sizeof(u32));
+	if (!rq->results)
+		return api_reply_problem(rq, PROBLEM_internal_error,
+					 "out of memory", NULL, NULL);
+	rq->ereq = (struct engine_request){.op = ENGINE_COMMAND,
+					   .count = 0,
+					   .payload_bytes = rq->payload_bytes,
+					   .events = rq->payload,
+					   .results = rq->results};
+	return api_submit(rq);
 }
 
 /* Hand rq->ereq to the engine; the reply comes in create_reply. */

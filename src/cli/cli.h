@@ -14,6 +14,7 @@
 #define TPW_CLI_CLI_H
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -130,6 +131,10 @@ struct client {
 };
 
 void client_init(struct client *c, const char *prog);
+
+/* Text from a server or an unverified file, made safe for a terminal:
+ * control characters become '?'.  NULL prints nothing. */
+void client_print_clean(FILE *f, const char *s);
 
 /* getopt_long entries for the shared options; put CLIENT_LONG_OPTIONS in
  * a command's table and offer each option to client_option first. */

@@ -308,9 +308,9 @@ void client_print_body(const char *body, size_t len)
 }
 
 /* Text from the server, made safe for a terminal. */
-static void print_clean(FILE *f, const char *s)
+void client_print_clean(FILE *f, const char *s)
 {
-	for (; *s; s++) {
+	for (; s && *s; s++) {
 		unsigned char ch = (unsigned char)*s;
 		fputc(ch < 0x20 || ch == 0x7f ? '?' : ch, f);
 	}
@@ -340,10 +340,10 @@ static void print_problem(const struct client *c,
 		link = json_object_get(p, "link");
 	}
 	fprintf(stderr, "%s: %d ", c->prog, r->status);
-	print_clean(stderr, title ? title : r->reason);
+	client_print_clean(stderr, title ? title : r->reason);
 	if (detail) {
 		fputs(": ", stderr);
-		print_clean(stderr, detail);
+		client_print_clean(stderr, detail);
 	}
 	if (json_is_integer(link) || claim) {
 		fputs(" (", stderr);
@@ -353,13 +353,13 @@ static void print_problem(const struct client *c,
 				claim ? ", " : "");
 		if (claim) {
 			fputs("claim ", stderr);
-			print_clean(stderr, claim);
+			client_print_clean(stderr, claim);
 		}
 		fputc(')', stderr);
 	}
 	if (type) {
 		fputs(" [", stderr);
-		print_clean(stderr, type);
+		client_print_clean(stderr, type);
 		fputc(']', stderr);
 	}
 	fputc('\n', stderr);
@@ -568,7 +568,7 @@ int client_send(const struct client *c, const char *method, const char *target,
 	}
 	if (c->verbose) {
 		fprintf(stderr, "HTTP/1.%d %d ", r.minor_version, r.status);
-		print_clean(stderr, r.reason);
+		client_print_clean(stderr, r.reason);
 		fputc('\n', stderr);
 	}
 	if (r.status >= 200 && r.status < 300) {
@@ -585,7 +585,7 @@ int client_send(const struct client *c, const char *method, const char *target,
 			client_print_body(r.body, r.body_len);
 	} else {
 		fprintf(stderr, "%s: %d ", c->prog, r.status);
-		print_clean(stderr, r.reason);
+		client_print_clean(stderr, r.reason);
 		fputc('\n', stderr);
 		client_print_body(r.body, r.body_len);
 	}

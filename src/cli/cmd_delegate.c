@@ -15,6 +15,7 @@
  * prints a private key; a chain is printed only where it is the output.
  */
 #include "cli/cli.h"
+#include "core/policy.h"
 #include "cli/httpc.h"
 #include "core/u128.h"
 #include "crypto/b64url.h"
@@ -41,11 +42,7 @@
 
 static void rfc3339(int64_t t, char out[32])
 {
-	struct tm tm;
-	time_t tt = (time_t)t;
-
-	if (!gmtime_r(&tt, &tm) ||
-	    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+	if (policy_format_time(t, out) != 0)
 		snprintf(out, 32, "%lld", (long long)t);
 }
 
@@ -190,13 +187,16 @@ static void print_str(const char *label, json_t *v)
 
 	if (!v)
 		return;
+	/* unverified text: never raw to a terminal */
+	printf("  %-5s ", label);
 	if (json_is_string(v)) {
-		printf("  %-5s %s\n", label, json_string_value(v));
-		return;
+		client_print_clean(stdout, json_string_value(v));
+	} else {
+		t = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+		client_print_clean(stdout, t ? t : "?");
+		free(t);
 	}
-	t = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
-	printf("  %-5s %s\n", label, t ? t : "?");
-	free(t);
+	fputc('\n', stdout);
 }
 
 /* ---- issue ------------------------------------------------------------ */
@@ -727,7 +727,16 @@ static int delegate_issue(int argc, char **argv)
 				"%s: --key (principal %s) is not the delegate "
 				"of the parent's last link (%s): only the "
 				"delegate may extend a chain\n",
-				prog, tp, sub ? sub : "no sub");
+				prog, tp,
+				sub && strlen(sub) == 43 &&
+						strspn(sub,
+						       "ABCDEFGHIJKLMNOPQRSTUVW"
+						       "XYZ"
+						       "abcdefghijklmnopqrstuvw"
+						       "xyz"
+						       "0123456789-_") == 43
+					? sub
+					: "not a thumbprint");
 			goto cleanup;
 		}
 		struct mandate_right pr;
@@ -946,9 +955,11 @@ static int delegate_inspect(int argc, char **argv)
 			continue;
 		}
 		if (jti_only) {
-			json_t *j = json_object_get(c, "jti");
-			printf("%s\n",
-			       json_is_string(j) ? json_string_value(j) : "?");
+			/* feeds `delegate revoke --jti`: only a jti that could
+			 * be one, never raw unverified text */
+			const char *j =
+				json_string_value(json_object_get(c, "jti"));
+			printf("%s\n", j && jti_valid(j) ? j : "?");
 			json_decref(h);
 			json_decref(c);
 			continue;

@@ -1092,10 +1092,11 @@ cleanup:
 
 static void fmt_time(char *out, size_t cap, int64_t t)
 {
-	struct tm tm;
-	time_t tt = (time_t)t;
-	gmtime_r(&tt, &tm);
-	strftime(out, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	char buf[POLICY_TIME_TEXT_BYTES];
+	if (policy_format_time(t, buf) != 0)
+		snprintf(out, cap, "%lld", (long long)t);
+	else
+		snprintf(out, cap, "%s", buf);
 }
 
 /* The verdict of version v's document for q, overrides left out. */

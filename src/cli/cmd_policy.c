@@ -153,14 +153,6 @@ static const struct option opts_activity[] = {O_CLIENT, O_HELP, O_END};
 /* ---- small helpers ------------------------------------------------------ */
 
 /* Text from the server or a file, made safe for a terminal. */
-static void put_clean(FILE *f, const char *s)
-{
-	for (; s && *s; s++) {
-		unsigned char ch = (unsigned char)*s;
-		fputc(ch < 0x20 || ch == 0x7f ? '?' : ch, f);
-	}
-}
-
 static const char *jstr(const json_t *o, const char *key)
 {
 	return json_string_value(json_object_get(o, key));
@@ -173,11 +165,7 @@ static long long jint(const json_t *o, const char *key)
 
 static void put_time(char out[32], int64_t t)
 {
-	struct tm tm;
-	time_t tt = (time_t)t;
-
-	if (!gmtime_r(&tt, &tm) ||
-	    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+	if (policy_format_time(t, out) != 0)
 		snprintf(out, 32, "%lld", (long long)t);
 }
 
@@ -191,7 +179,7 @@ static void put_value(FILE *f, const json_t *v)
 		return;
 	}
 	s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-	put_clean(f, s ? s : "?");
+	client_print_clean(f, s ? s : "?");
 	free(s);
 }
 
@@ -204,7 +192,7 @@ static void print_changes(const json_t *changes)
 	json_array_foreach(changes, i, ch)
 	{
 		fputs("  ", stdout);
-		put_clean(stdout, jstr(ch, "path"));
+		client_print_clean(stdout, jstr(ch, "path"));
 		fputs(": ", stdout);
 		put_value(stdout, json_object_get(ch, "old"));
 		fputs(" -> ", stdout);
@@ -352,7 +340,7 @@ static int parse_number(const struct ctx *x, const char *what, const char *s,
 	if (parse_u64(s, (uint64_t)1 << 53, out) < 0 || *out == 0) {
 		fprintf(stderr, "%s: %s: a number 1, 2, ... (got '", x->prog,
 			what);
-		put_clean(stderr, s);
+		client_print_clean(stderr, s);
 		fputs("')\n", stderr);
 		return EXIT_USAGE;
 	}
@@ -394,7 +382,7 @@ static int load_document(const struct ctx *x, const char *path,
 	}
 	if (r != 0) {
 		fprintf(stderr, "%s: %s: ", x->prog, name);
-		put_clean(stderr, err.msg);
+		client_print_clean(stderr, err.msg);
 		fputc('\n', stderr);
 		ret = 1;
 		goto cleanup;
@@ -559,11 +547,12 @@ static int do_show(struct ctx *x)
 	if (ret != 0)
 		goto cleanup;
 	printf("version      %lld\nset_at       ", jint(j, "version"));
-	put_clean(stdout, jstr(j, "set_at"));
+	client_print_clean(stdout, jstr(j, "set_at"));
 	fputs("\nauthor       ", stdout);
-	put_clean(stdout, jstr(j, "author"));
+	client_print_clean(stdout, jstr(j, "author"));
 	fputs("\nreason       ", stdout);
-	put_clean(stdout, jstr(j, "reason") ? jstr(j, "reason") : "(none)");
+	client_print_clean(stdout,
+			   jstr(j, "reason") ? jstr(j, "reason") : "(none)");
 	if (json_object_get(j, "rollback_of"))
 		printf("\nrollback_of  %lld", jint(j, "rollback_of"));
 	doc = json_dumps(json_object_get(j, "document"), JSON_INDENT(2));
@@ -715,12 +704,13 @@ static int do_history(struct ctx *x)
 		long long n = jint(v, "version");
 		printf("%c %7lld  %-20s  ", n == jint(j, "current") ? '*' : ' ',
 		       n, jstr(v, "set_at") ? jstr(v, "set_at") : "?");
-		put_clean(stdout, jstr(v, "author"));
+		client_print_clean(stdout, jstr(v, "author"));
 		printf("%*s  ",
 		       aw - (int)strlen(jstr(v, "author") ? jstr(v, "author")
 							  : ""),
 		       "");
-		put_clean(stdout, jstr(v, "reason") ? jstr(v, "reason") : "-");
+		client_print_clean(stdout,
+				   jstr(v, "reason") ? jstr(v, "reason") : "-");
 		if (json_object_get(v, "rollback_of"))
 			printf(" (rollback to version %lld)",
 			       jint(v, "rollback_of"));
@@ -823,7 +813,7 @@ static int do_override_open(struct ctx *x)
 				 duration_s, x->o.reason, (int64_t)time(NULL),
 				 &err) != 0) {
 		fprintf(stderr, "%s: ", x->prog);
-		put_clean(stderr, err.msg);
+		client_print_clean(stderr, err.msg);
 		fputc('\n', stderr);
 		return EXIT_USAGE;
 	}
@@ -841,11 +831,11 @@ static int do_override_open(struct ctx *x)
 	if (ret != 0)
 		goto cleanup;
 	printf("override %lld opened: %s ", jint(j, "id"), x->o.platform);
-	put_clean(stdout, jstr(j, "range"));
+	client_print_clean(stdout, jstr(j, "range"));
 	printf(" served %s until ", strcmp(x->o.mode, "allow") == 0
 					    ? "as supported"
 					    : "in compatibility mode");
-	put_clean(stdout, jstr(j, "expires_at"));
+	client_print_clean(stdout, jstr(j, "expires_at"));
 	printf("\n(it ends by itself then; 'tpwallet policy override end "
 	       "%lld' ends it now)\n",
 	       jint(j, "id"));
@@ -903,13 +893,13 @@ static int do_override_list(struct ctx *x)
 	{
 		const char *p = jstr(o, "platform"), *r = jstr(o, "range");
 		printf("%6lld  %-7s  ", jint(o, "id"), override_state(o, now));
-		put_clean(stdout, p);
+		client_print_clean(stdout, p);
 		printf("%*s  ", pw - (int)strlen(p ? p : ""), "");
-		put_clean(stdout, r);
+		client_print_clean(stdout, r);
 		printf("%*s  %-6s  %-20s  ", rw - (int)strlen(r ? r : ""), "",
 		       jstr(o, "mode") ? jstr(o, "mode") : "?",
 		       jstr(o, "expires_at") ? jstr(o, "expires_at") : "?");
-		put_clean(stdout, jstr(o, "reason"));
+		client_print_clean(stdout, jstr(o, "reason"));
 		fputc('\n', stdout);
 	}
 cleanup:
@@ -954,7 +944,7 @@ static void print_line(const char *label, const char *value)
 	if (!value)
 		return;
 	printf("  %s: ", label);
-	put_clean(stdout, value);
+	client_print_clean(stdout, value);
 	fputc('\n', stdout);
 }
 
@@ -969,24 +959,24 @@ static void print_decision(const struct ctx *x, const json_t *d,
 	const char *k;
 	size_t i, on = 0;
 
-	put_clean(stdout, x->o.platform);
+	client_print_clean(stdout, x->o.platform);
 	if (x->o.version) {
 		fputc('/', stdout);
-		put_clean(stdout, x->o.version);
+		client_print_clean(stdout, x->o.version);
 	}
 	fputs(": ", stdout);
-	put_clean(stdout, jstr(d, "decision"));
+	client_print_clean(stdout, jstr(d, "decision"));
 	if (ov)
 		printf(" via override %lld", jint(ov, "id"));
 	fputs(" (", stdout);
-	put_clean(stdout, jstr(d, "reason"));
+	client_print_clean(stdout, jstr(d, "reason"));
 	if (jstr(d, "rule")) {
 		fputs(", rule ", stdout);
-		put_clean(stdout, jstr(d, "rule"));
+		client_print_clean(stdout, jstr(d, "rule"));
 	}
 	if (source) {
 		fputs(", local document ", stdout);
-		put_clean(stdout, source);
+		client_print_clean(stdout, source);
 	} else if (jint(d, "policy_version") == 0) {
 		fputs(", no policy is set", stdout);
 	} else {
@@ -1002,7 +992,7 @@ static void print_decision(const struct ctx *x, const json_t *d,
 	print_line("min supported", jstr(d, "min_supported"));
 	if (jstr(d, "recommended")) {
 		printf("  recommended: ");
-		put_clean(stdout, jstr(d, "recommended"));
+		client_print_clean(stdout, jstr(d, "recommended"));
 		fputs(json_is_true(json_object_get(d, "update_available"))
 			      ? " (update available)\n"
 			      : "\n",
@@ -1013,30 +1003,32 @@ static void print_decision(const struct ctx *x, const json_t *d,
 	print_line("country level", jstr(d, "country"));
 	if (ov) {
 		printf("  override %lld (", jint(ov, "id"));
-		put_clean(stdout, jstr(ov, "mode"));
+		client_print_clean(stdout, jstr(ov, "mode"));
 		fputs(" for ", stdout);
-		put_clean(stdout, jstr(ov, "platform"));
+		client_print_clean(stdout, jstr(ov, "platform"));
 		fputc(' ', stdout);
-		put_clean(stdout, jstr(ov, "range"));
+		client_print_clean(stdout, jstr(ov, "range"));
 		fputs(" until ", stdout);
-		put_clean(stdout, jstr(ov, "expires_at"));
+		client_print_clean(stdout, jstr(ov, "expires_at"));
 		fputs(": ", stdout);
-		put_clean(stdout, jstr(ov, "reason"));
+		client_print_clean(stdout, jstr(ov, "reason"));
 		fputs("); without it: ", stdout);
-		put_clean(stdout, jstr(d, "decision_without_override"));
+		client_print_clean(stdout,
+				   jstr(d, "decision_without_override"));
 		fputc('\n', stdout);
 	}
 	json_array_foreach(json_object_get(d, "notices"), i, n)
 	{
 		fputs("  notice ", stdout);
-		put_clean(stdout, jstr(n, "id"));
+		client_print_clean(stdout, jstr(n, "id"));
 		fputs(" (", stdout);
-		put_clean(stdout, jstr(n, "severity"));
+		client_print_clean(stdout, jstr(n, "severity"));
 		fputs("): ", stdout);
-		put_clean(stdout, jstr(n, "text"));
+		client_print_clean(stdout, jstr(n, "text"));
 		if (jstr(n, "expected_resolution_at")) {
 			fputs(" (expected resolution ", stdout);
-			put_clean(stdout, jstr(n, "expected_resolution_at"));
+			client_print_clean(stdout,
+					   jstr(n, "expected_resolution_at"));
 			fputc(')', stdout);
 		}
 		fputc('\n', stdout);
@@ -1047,7 +1039,7 @@ static void print_decision(const struct ctx *x, const json_t *d,
 	json_object_foreach((json_t *)flags, k, v) if (json_is_true(v))
 	{
 		fputc(' ', stdout);
-		put_clean(stdout, k);
+		client_print_clean(stdout, k);
 		on++;
 	}
 	fputs(on ? "\n" : " none\n", stdout);
@@ -1186,9 +1178,9 @@ static int do_impact(struct ctx *x)
 	if (ret != 0)
 		goto cleanup;
 	fputs("raising ", stdout);
-	put_clean(stdout, x->o.platform);
+	client_print_clean(stdout, x->o.platform);
 	fputs("'s minimum to ", stdout);
-	put_clean(stdout, x->o.min_supported);
+	client_print_clean(stdout, x->o.min_supported);
 	printf(" would block %lld of %lld users active in the last %lld "
 	       "days",
 	       jint(j, "blocked"), jint(j, "actives"), jint(j, "window_days"));
@@ -1210,13 +1202,14 @@ static int do_impact(struct ctx *x)
 		       jint(f, "days_used"));
 	} else if (jstr(f, "date_below")) {
 		printf("falls under %g%% around ", 100.0 * th);
-		put_clean(stdout, jstr(f, "date_below"));
+		client_print_clean(stdout, jstr(f, "date_below"));
 		printf("; fit: %.1f%%/day, R^2 %.3f over %lld days\n",
 		       100.0 * jreal(f, "daily_decay"), jreal(f, "r2"),
 		       jint(f, "days_used"));
 	} else {
 		fputs("no forecast: ", stdout);
-		put_clean(stdout, jstr(f, "note") ? jstr(f, "note") : "none");
+		client_print_clean(stdout,
+				   jstr(f, "note") ? jstr(f, "note") : "none");
 		fputc('\n', stdout);
 	}
 cleanup:
@@ -1450,7 +1443,7 @@ int cmd_policy(int argc, char **argv)
 			break;
 	if (i == NSUBS) {
 		fprintf(stderr, "tpwallet policy: unknown subcommand '");
-		put_clean(stderr, name);
+		client_print_clean(stderr, name);
 		fputs("'\n", stderr);
 		usage(stderr, group);
 		return EXIT_USAGE;

@@ -217,6 +217,7 @@ int cmd_serve(int argc, char **argv)
 				       sizeof(werr)) != 0) {
 			fprintf(stderr, "tpwallet serve: witness %u: %s\n",
 				i + 1, werr);
+			api_authz_close(authz);
 			server_keys_close(&keys);
 			engine_close(e);
 			return EXIT_USAGE;
@@ -232,6 +233,7 @@ int cmd_serve(int argc, char **argv)
 	if (ret < 0) {
 		log_at(LOG_ERROR, "cannot start the audit log",
 		       LOG_STR("reason", err ? err : strerror(-ret)));
+		api_authz_close(authz);
 		server_keys_close(&keys);
 		engine_close(e);
 		return EXIT_SOFTWARE;
@@ -257,6 +259,7 @@ int cmd_serve(int argc, char **argv)
 		       LOG_STR("listen", s.listen),
 		       LOG_STR("reason", err ? err : strerror(-ret)));
 		audit_close(audit);
+		api_authz_close(authz);
 		server_keys_close(&keys);
 		engine_close(e);
 		return EXIT_SOFTWARE;

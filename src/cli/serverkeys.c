@@ -159,8 +159,9 @@ int server_keys_open(const struct settings *s, bool create,
 	}
 	if (!keyring_current_signer(out->keyring, now)) {
 		struct keyring_rotation rot;
-		ret = keyring_rotate(out->keyring, now, SERVER_KEY_OVERLAP_S,
-				     &rot, err, sizeof(err));
+		ret = keyring_rotate(out->keyring, now,
+				     KEYRING_OVERLAP_DEFAULT_S, &rot, err,
+				     sizeof(err));
 		if (ret != 0) {
 			say(LOG_ERROR,
 			    "cannot create a signing "
@@ -268,7 +269,7 @@ int server_keys_maintain(struct server_keys *k, struct engine *e,
 	if (period_s > 0 &&
 	    keyring_due_for_rotation(k->keyring, now, period_s)) {
 		struct keyring_rotation rot;
-		ret = keyring_rotate(k->keyring, now, SERVER_KEY_OVERLAP_S,
+		ret = keyring_rotate(k->keyring, now, KEYRING_OVERLAP_DEFAULT_S,
 				     &rot, err, sizeof(err));
 		if (ret != 0) {
 			log_at(LOG_ERROR, "scheduled key rotation failed",
@@ -277,13 +278,10 @@ int server_keys_maintain(struct server_keys *k, struct engine *e,
 		}
 		log_at(LOG_INFO, "signing key rotated on schedule",
 		       LOG_STR("kid", rot.created.kid));
-		ret = server_keys_journal(k, e);
-		if (ret != 0)
-			log_at(LOG_WARN, "cannot journal the signing key",
-			       LOG_NUM("errno", -ret));
 	}
-	/* A key the journal does not hold yet (a rotation whose journal
-	 * entry failed, by schedule or on request): journal it now. */
+	/* Journal the current key if the journal does not hold it yet: the
+	 * one just rotated, or one whose entry failed (by schedule or on
+	 * request). */
 	int jr = server_keys_journal(k, e);
 	if (jr != 0)
 		log_at(LOG_WARN, "cannot journal the signing key",

@@ -16,9 +16,6 @@
 #include "crypto/keyring.h"
 
 #define ORIGIN_BYTES_MAX 128
-/* Signing keys rotate yearly by default; the previous key keeps verifying
- * for this long after (the overlap window). */
-#define SERVER_KEY_OVERLAP_S (30 * 24 * 3600)
 
 struct server_keys {
 	struct keyring_kek *kek;

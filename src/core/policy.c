@@ -186,6 +186,16 @@ static void put_digits(char *buf, int64_t v, int n)
 	}
 }
 
+static void format_date(int64_t t, char buf[DATE_LEN + 1]);
+
+int policy_format_time(int64_t t, char out[POLICY_TIME_TEXT_BYTES])
+{
+	if (t < 0 || t > INT64_C(253402300799)) /* 9999-12-31T23:59:59Z */
+		return -ERANGE;
+	format_date(t, out);
+	return 0;
+}
+
 /* t is a time parse_date accepted: 1970..9999. */
 static void format_date(int64_t t, char buf[DATE_LEN + 1])
 {
@@ -2376,13 +2386,9 @@ int policy_flag_index(const struct policy *p, const char *name)
 
 static json_t *time_json(int64_t t)
 {
-	char buf[32];
-	struct tm tm;
-	time_t tt = (time_t)t;
-
-	if (t == POLICY_TIME_NONE || !gmtime_r(&tt, &tm))
+	char buf[POLICY_TIME_TEXT_BYTES];
+	if (t == POLICY_TIME_NONE || policy_format_time(t, buf) != 0)
 		return json_null();
-	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	return json_string(buf);
 }
 

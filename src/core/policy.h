@@ -377,6 +377,12 @@ int policy_evaluate(const struct policy *p, const struct policy_query *q,
 /* Index of flag `name` in p->flags, or -1. */
 int policy_flag_index(const struct policy *p, const char *name);
 
+/* t (seconds since the epoch, 1970..9999) as RFC 3339 UTC
+ * "YYYY-MM-DDTHH:MM:SSZ", the one form this project writes (documents,
+ * replies, the CLI).  0, or -ERANGE (out is then untouched). */
+#define POLICY_TIME_TEXT_BYTES 21
+int policy_format_time(int64_t t, char out[POLICY_TIME_TEXT_BYTES]);
+
 /* The decision as a JSON object (jansson; the caller json_decref()s
  * it), as GET /v1/client-policy/evaluate answers it and the manifest
  * signs it: decision, reason, rule, min_supported, recommended,

@@ -119,8 +119,10 @@
 #define KEYRING_KEYS_MAX	     64
 #define KEYRING_DIR_BYTES_MAX	     3800
 #define KEYRING_OVERLAP_MAX_S	     (INT64_C(10) * 366 * 24 * 3600)
-#define KEYRING_NEVER		     INT64_MAX
-#define KEYRING_ERR_BYTES	     256 /* a comfortable err buffer */
+/* How long a replaced key keeps verifying, by default (30 days). */
+#define KEYRING_OVERLAP_DEFAULT_S (30 * 24 * 3600)
+#define KEYRING_NEVER		  INT64_MAX
+#define KEYRING_ERR_BYTES	  256 /* a comfortable err buffer */
 /* {"keys":[ ... ]} with KEYRING_KEYS_MAX entries of at most 160 bytes */
 #define KEYRING_JWKS_BYTES_MAX (16 + KEYRING_KEYS_MAX * 160)
 /* A compact JWS that keyring_sign_jws/jwt writes, at most (and a NUL). */

@@ -524,7 +524,7 @@ static void well_sized_but_invalid_commands_refused_before_journal(void **state)
 	memset(&bad_flags, 0, sizeof(bad_flags));
 	key32(bad_flags.iss, 1, 1);
 	key32(bad_flags.jti_hash, 1, 2);
-	bad_flags.flags = 1u << 1;
+	bad_flags.flags = 1u << 2; /* 0 and 1 are ALL and QUOTA */
 	all_with_hash = bad_flags;
 	all_with_hash.flags = AUTH_REVOKE_ALL;
 	link_without_hash = bad_flags;
