@@ -190,45 +190,110 @@ int authz_route(struct request *rq)
 	}
 }
 
+/* The pending transfers a batch creates, by id then position, so that
+ * a post or void may name one created earlier in the same batch (a
+ * pending and its post sent together) in O(log n) per event. */
+struct batch_pending {
+	u128 id;
+	u32 i;
+};
+
+static int batch_pending_cmp(const void *a, const void *b)
+{
+	const struct batch_pending *x = a, *y = b;
+	if (x->id != y->id)
+		return x->id < y->id ? -1 : 1;
+	return x->i < y->i ? -1 : x->i > y->i;
+}
+
+/* The latest pending transfer with id created before event i, or NULL. */
+static const struct transfer *
+batch_pending_find(const struct batch_pending *v, u32 n,
+		   const struct transfer *t, u128 id, u32 i)
+{
+	u32 lo = 0, hi = n; /* first entry not below (id, i) */
+	while (lo < hi) {
+		u32 mid = lo + (hi - lo) / 2;
+		if (v[mid].id < id || (v[mid].id == id && v[mid].i < i))
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == 0 || v[lo - 1].id != id)
+		return NULL;
+	return &t[v[lo - 1].i];
+}
+
+/*
+ * Each event against the caller's right (mandate_right_check_transfer).
+ * A post or void is checked against the pending transfer it names: read
+ * from the ledger under the read lock (a pending transfer never changes
+ * once created, so it is what the ledger will apply to), else one created
+ * earlier in the batch, looked up after the lock is released.  What a
+ * pending created meanwhile by someone else under the same id would mean
+ * is in docs/authz.md.
+ */
 int authz_check_transfers(struct request *rq)
 {
 	if (rq->caller.bearer)
 		return 0;
 	const struct mandate_right *r = api_caller_right(&rq->caller);
 	const struct transfer *t = rq->events;
-	const struct ledger *l = NULL;
+	const u16 pv = TRANSFER_POST_PENDING_TRANSFER |
+		       TRANSFER_VOID_PENDING_TRANSFER;
+	bool *later = NULL; /* pv events whose pending the ledger lacks */
+	u32 n_later = 0;
 	int ret = 0;
 
+	const struct ledger *l = engine_read_begin(rq->srv->e);
 	for (u32 i = 0; i < rq->count && ret == 0; i++) {
-		const u16 pv = TRANSFER_POST_PENDING_TRANSFER |
-			       TRANSFER_VOID_PENDING_TRANSFER;
-		unsigned op = (t[i].flags & pv) ? MANDATE_OP_TRANSFERS_POST_VOID
-						: MANDATE_OP_TRANSFERS_CREATE;
-		u128 debit = t[i].debit_account_id;
-		u128 credit = t[i].credit_account_id;
-		u32 ledger = t[i].ledger;
-		u128 amount = t[i].amount;
+		struct transfer p;
+		const struct transfer *pp = NULL;
 		if (t[i].flags & pv) {
-			/* Zero fields are the pending transfer's: check
-			 * the accounts it moves between. */
-			struct transfer p;
-			if (!l)
-				l = engine_read_begin(rq->srv->e);
-			if (ledger_lookup_transfer(l, t[i].pending_id, &p) ==
+			if (ledger_lookup_transfer(l, t[i].pending_id, &p) !=
 			    0) {
-				debit = debit ? debit : p.debit_account_id;
-				credit = credit ? credit : p.credit_account_id;
-				ledger = ledger ? ledger : p.ledger;
-				if (amount == 0 || amount > p.amount)
-					amount = p.amount;
+				if (!later)
+					later = calloc(rq->count, sizeof(*later));
+				if (!later) {
+					ret = set_err(rq, MANDATE_ERR_internal,
+						      0, NULL);
+					break;
+				}
+				later[i] = true;
+				n_later++;
+				continue;
 			}
+			pp = &p;
 		}
-		if (mandate_right_check_transfer(r, op, debit, credit, ledger,
-						 amount, &rq->auth_err) != 0)
+		if (mandate_right_check_transfer(r, &t[i], pp, &rq->auth_err))
 			ret = -1;
 	}
-	if (l)
-		engine_read_end(rq->srv->e);
+	engine_read_end(rq->srv->e);
+	if (ret != 0 || n_later == 0) {
+		free(later);
+		return ret;
+	}
+
+	u32 n = 0;
+	struct batch_pending *v = malloc(rq->count * sizeof(*v));
+	if (!v) {
+		free(later);
+		return set_err(rq, MANDATE_ERR_internal, 0, NULL);
+	}
+	for (u32 i = 0; i < rq->count; i++)
+		if ((t[i].flags & TRANSFER_PENDING) && !(t[i].flags & pv))
+			v[n++] = (struct batch_pending){t[i].id, i};
+	qsort(v, n, sizeof(*v), batch_pending_cmp);
+	for (u32 i = 0; i < rq->count && ret == 0; i++) {
+		if (!later[i])
+			continue;
+		const struct transfer *pp =
+			batch_pending_find(v, n, t, t[i].pending_id, i);
+		if (mandate_right_check_transfer(r, &t[i], pp, &rq->auth_err))
+			ret = -1;
+	}
+	free(v);
+	free(later);
 	return ret;
 }
 

@@ -466,27 +466,72 @@ int mandate_right_check_op(const struct mandate_right *r, unsigned op,
 	return 0;
 }
 
-int mandate_right_check_transfer(const struct mandate_right *r, unsigned op,
-				 u128 debit, u128 credit, uint32_t ledger,
-				 u128 amount, struct mandate_error *err)
+/* Is account in the right's accounts (a right without any covers all)? */
+static bool covers(const struct mandate_right *r, u128 account)
 {
+	return !r->n_accounts || has_id(r->accounts, r->n_accounts, account);
+}
+
+int mandate_right_check_transfer(const struct mandate_right *r,
+				 const struct transfer *t,
+				 const struct transfer *p,
+				 struct mandate_error *err)
+{
+	const uint16_t pv = TRANSFER_POST_PENDING_TRANSFER |
+			    TRANSFER_VOID_PENDING_TRANSFER;
+	const char *acc = "right.accounts";
+
 	err_ok(err);
-	if (!r || (op != MANDATE_OP_TRANSFERS_CREATE &&
-		   op != MANDATE_OP_TRANSFERS_POST_VOID))
+	if (!r || !t)
 		return fail(err, MANDATE_ERR_internal, 0, "");
+	bool moves = !(t->flags & TRANSFER_VOID_PENDING_TRANSFER);
+	unsigned op = (t->flags & pv) ? MANDATE_OP_TRANSFERS_POST_VOID
+				      : MANDATE_OP_TRANSFERS_CREATE;
 	if (!(r->ops & op))
 		return fail(err, MANDATE_ERR_op_not_allowed, 0, "right.ops");
-	if (r->n_accounts && !has_id(r->accounts, r->n_accounts, debit))
-		return fail(err, MANDATE_ERR_account_not_allowed, 0,
-			    "right.accounts");
+
+	u128 debit = t->debit_account_id, credit = t->credit_account_id;
+	uint32_t ledger = t->ledger;
+	u128 amount = t->amount;
+	if (!(t->flags & pv)) {
+		if (!covers(r, debit))
+			return fail(err, MANDATE_ERR_account_not_allowed, 0,
+				    acc);
+		if ((t->flags & (TRANSFER_CLOSING_CREDIT |
+				 TRANSFER_BALANCING_CREDIT)) &&
+		    !covers(r, credit))
+			return fail(err, MANDATE_ERR_account_not_allowed, 0,
+				    acc);
+	} else if (!p) {
+		/* Unknown: only a right over every account may try (the
+		 * ledger then answers pending_transfer_not_found). */
+		if (r->n_accounts)
+			return fail(err, MANDATE_ERR_account_not_allowed, 0,
+				    acc);
+	} else {
+		debit = p->debit_account_id;
+		credit = p->credit_account_id;
+		ledger = p->ledger;
+		if (amount == 0 || amount > p->amount)
+			amount = p->amount;
+		const uint16_t closing = TRANSFER_CLOSING_DEBIT |
+					 TRANSFER_CLOSING_CREDIT;
+		/* The payee may refuse a payment, never undo a closing. */
+		bool payee = !moves && !(p->flags & closing) &&
+			     covers(r, credit);
+		if (!(covers(r, debit) || payee) ||
+		    ((p->flags & TRANSFER_CLOSING_CREDIT) && !covers(r, credit)))
+			return fail(err, MANDATE_ERR_account_not_allowed, 0,
+				    acc);
+	}
 	if (r->n_ledgers && !has_ledger(r->ledgers, r->n_ledgers, ledger))
 		return fail(err, MANDATE_ERR_ledger_not_allowed, 0,
 			    "right.ledgers");
-	if (r->n_counterparties &&
+	if (moves && r->n_counterparties &&
 	    !has_id(r->counterparties, r->n_counterparties, credit))
 		return fail(err, MANDATE_ERR_counterparty_not_allowed, 0,
 			    "right.counterparties");
-	if (r->has_per_transfer_cap && amount > r->per_transfer_cap)
+	if (moves && r->has_per_transfer_cap && amount > r->per_transfer_cap)
 		return fail(err, MANDATE_ERR_per_transfer_cap_exceeded, 0,
 			    "right.per_transfer_cap");
 	return 0;

@@ -215,15 +215,32 @@ int mandate_right_check_op(const struct mandate_right *r, unsigned op,
 			   bool has_account, u128 account,
 			   struct mandate_error *err);
 /*
- * The stateless checks of one transfer: op (TRANSFERS_CREATE or
- * TRANSFERS_POST_VOID) in ops, debit in accounts, ledger in ledgers,
- * credit in counterparties, amount <= per_transfer_cap (the caller passes
- * the amount that will move: for a post of the full pending amount, that
- * amount, not AMOUNT_MAX).  First failure, in that order.
+ * The stateless checks of one transfer event t, in this order (first
+ * failure): the op its flags need (TRANSFERS_POST_VOID for a post or a
+ * void, else TRANSFERS_CREATE) in ops; the accounts it touches in
+ * accounts; ledger in ledgers; credit in counterparties; amount <=
+ * per_transfer_cap.  docs/authz.md "Which right each field needs" is the
+ * table this implements:
+ *   - create: debit in accounts; also credit in accounts when t closes
+ *     the credit account (closing_credit) or is limited by its balance
+ *     (balancing_credit: the amount would reveal that balance);
+ *   - post or void: p is the pending transfer t names (NULL when it is
+ *     not known: refused with account_not_allowed by a right that has
+ *     accounts, so an unknown and someone else's pending look the same);
+ *     the accounts, ledger and amount checked are p's (amount: t's when
+ *     0 < t's < p's, as the ledger posts it).  A post needs p's debit in
+ *     accounts (money leaves it) and p's credit in counterparties; a void
+ *     needs p's debit, or p's credit when p closed nothing (the payee may
+ *     refuse a payment, never undo a closing); either needs p's credit in
+ *     accounts too when p closed it (closing_credit), because posting
+ *     makes the closing final and voiding reopens the account.
+ * The per-transfer cap applies to creates and posts (a void moves none).
+ * account_not_allowed, ledger_not_allowed, ... with their claim; link 0.
  */
-int mandate_right_check_transfer(const struct mandate_right *r, unsigned op,
-				 u128 debit, u128 credit, uint32_t ledger,
-				 u128 amount, struct mandate_error *err);
+int mandate_right_check_transfer(const struct mandate_right *r,
+				 const struct transfer *t,
+				 const struct transfer *p,
+				 struct mandate_error *err);
 
 /* ---- links and chains ------------------------------------------------- */
 

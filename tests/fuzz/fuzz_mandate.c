@@ -287,8 +287,11 @@ static void right_round_trip(const unsigned char *data, size_t size)
 	CHECK(memcmp(&r, &back, sizeof(r)) == 0);
 	json_decref(out);
 	/* the request checks never fail on a well-formed right */
-	ret = mandate_right_check_transfer(&r, MANDATE_OP_TRANSFERS_CREATE, 1,
-					   2, 1, 100, &e);
+	struct transfer t = {.debit_account_id = 1,
+			     .credit_account_id = 2,
+			     .ledger = 1,
+			     .amount = 100};
+	ret = mandate_right_check_transfer(&r, &t, NULL, &e);
 	check_error(ret, &e);
 	ret = mandate_right_check_op(&r, MANDATE_OP_ACCOUNTS_READ, false, 0,
 				     &e);

@@ -1340,32 +1340,35 @@ static void rights_round_trip_and_check_requests(void **state)
 	{
 		const struct mandate_right *r = &s[2].right;
 		static const struct {
-			unsigned op;
+			u16 flags;
 			u128 debit, credit;
 			uint32_t ledger;
 			u128 amount;
 			int code;
 			const char *claim;
 		} rows[] = {
-			{MANDATE_OP_TRANSFERS_CREATE, 1001, 2001, 1, 1000, 0,
-			 ""},
-			{MANDATE_OP_TRANSFERS_POST_VOID, 1001, 2001, 1, 1,
+			{0, 1001, 2001, 1, 1000, 0, ""},
+			{TRANSFER_POST_PENDING_TRANSFER, 1001, 2001, 1, 1,
 			 MANDATE_ERR_op_not_allowed, "right.ops"},
-			{MANDATE_OP_TRANSFERS_CREATE, 1002, 2001, 1, 1,
-			 MANDATE_ERR_account_not_allowed, "right.accounts"},
-			{MANDATE_OP_TRANSFERS_CREATE, 1001, 2001, 2, 1,
-			 MANDATE_ERR_ledger_not_allowed, "right.ledgers"},
-			{MANDATE_OP_TRANSFERS_CREATE, 1001, 2002, 1, 1,
+			{0, 1002, 2001, 1, 1, MANDATE_ERR_account_not_allowed,
+			 "right.accounts"},
+			{0, 1001, 2001, 2, 1, MANDATE_ERR_ledger_not_allowed,
+			 "right.ledgers"},
+			{0, 1001, 2002, 1, 1,
 			 MANDATE_ERR_counterparty_not_allowed,
 			 "right.counterparties"},
-			{MANDATE_OP_TRANSFERS_CREATE, 1001, 2001, 1, 1001,
+			{0, 1001, 2001, 1, 1001,
 			 MANDATE_ERR_per_transfer_cap_exceeded,
 			 "right.per_transfer_cap"},
 		};
 		for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
-			int ret = mandate_right_check_transfer(
-				r, rows[i].op, rows[i].debit, rows[i].credit,
-				rows[i].ledger, rows[i].amount, &e);
+			struct transfer t = {.flags = rows[i].flags,
+					     .debit_account_id = rows[i].debit,
+					     .credit_account_id =
+						     rows[i].credit,
+					     .ledger = rows[i].ledger,
+					     .amount = rows[i].amount};
+			int ret = mandate_right_check_transfer(r, &t, NULL, &e);
 			assert_int_equal(ret, rows[i].code ? -1 : 0);
 			assert_int_equal(e.code, rows[i].code);
 			assert_string_equal(e.claim, rows[i].claim);
@@ -1401,15 +1404,125 @@ static void rights_round_trip_and_check_requests(void **state)
 			mandate_right_check_op(&any, MANDATE_OP_ACCOUNTS_READ,
 					       false, 0, &e),
 			0);
-		assert_int_equal(mandate_right_check_transfer(
-					 &any, MANDATE_OP_TRANSFERS_POST_VOID,
-					 5, 6, 7, ~(u128)0, &e),
+		struct transfer t = {.flags = TRANSFER_VOID_PENDING_TRANSFER,
+				     .debit_account_id = 5,
+				     .credit_account_id = 6,
+				     .ledger = 7,
+				     .amount = ~(u128)0};
+		assert_int_equal(mandate_right_check_transfer(&any, &t, NULL,
+							      &e),
 				 0);
 		/* two bits at once is the caller's mistake */
 		assert_int_equal(mandate_right_check_op(&any, 3, false, 0, &e),
 				 -1);
 		assert_int_equal(e.code, MANDATE_ERR_internal);
 	}
+}
+
+/* Which account each flag of a transfer needs (docs/authz.md): a till
+ * over account 10 only. */
+static void transfer_flags_need_the_accounts_they_touch(void **state)
+{
+	(void)state;
+	struct mandate_right till = {
+		.ops = MANDATE_OP_TRANSFERS_CREATE |
+		       MANDATE_OP_TRANSFERS_POST_VOID,
+		.n_accounts = 1,
+		.accounts = {10}};
+	struct mandate_error e;
+	const u16 post = TRANSFER_POST_PENDING_TRANSFER;
+	const u16 vd = TRANSFER_VOID_PENDING_TRANSFER;
+	static const struct {
+		u16 flags;
+		u128 debit, credit;
+		int code;
+	} creates[] = {
+		{0, 10, 20, 0},
+		{TRANSFER_PENDING, 10, 20, 0},
+		{TRANSFER_PENDING | TRANSFER_CLOSING_DEBIT, 10, 20, 0},
+		{TRANSFER_BALANCING_DEBIT, 10, 20, 0},
+		/* closing someone else's account */
+		{TRANSFER_PENDING | TRANSFER_CLOSING_CREDIT, 10, 20,
+		 MANDATE_ERR_account_not_allowed},
+		/* an amount cut to someone else's balance reveals it */
+		{TRANSFER_BALANCING_CREDIT, 10, 20,
+		 MANDATE_ERR_account_not_allowed},
+		{TRANSFER_PENDING | TRANSFER_CLOSING_DEBIT, 20, 10,
+		 MANDATE_ERR_account_not_allowed},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(creates); i++) {
+		struct transfer t = {.flags = creates[i].flags,
+				     .debit_account_id = creates[i].debit,
+				     .credit_account_id = creates[i].credit,
+				     .ledger = 1,
+				     .amount = 0};
+		assert_int_equal(
+			mandate_right_check_transfer(&till, &t, NULL, &e),
+			creates[i].code ? -1 : 0);
+		assert_int_equal(e.code, creates[i].code);
+	}
+
+	/* posts and voids, against the pending transfer they name */
+	static const struct {
+		u16 pending_flags;
+		u128 debit, credit;
+		u16 flags;
+		int code;
+	} pv[] = {
+		{0, 10, 20, post, 0},
+		{0, 10, 20, vd, 0},
+		/* the payee may refuse (void), never take (post) */
+		{0, 20, 10, vd, 0},
+		{0, 20, 10, post, MANDATE_ERR_account_not_allowed},
+		{0, 20, 30, vd, MANDATE_ERR_account_not_allowed},
+		/* posting makes a closing final, voiding reopens: both
+		 * need the closed account */
+		{TRANSFER_CLOSING_CREDIT, 10, 20, post,
+		 MANDATE_ERR_account_not_allowed},
+		{TRANSFER_CLOSING_CREDIT, 10, 20, vd,
+		 MANDATE_ERR_account_not_allowed},
+		{TRANSFER_CLOSING_DEBIT, 20, 10, vd,
+		 MANDATE_ERR_account_not_allowed},
+		{TRANSFER_CLOSING_DEBIT, 10, 20, vd, 0},
+		{TRANSFER_CLOSING_CREDIT, 20, 10, vd,
+		 MANDATE_ERR_account_not_allowed},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(pv); i++) {
+		struct transfer p = {.id = 7,
+				     .flags = TRANSFER_PENDING |
+					      pv[i].pending_flags,
+				     .debit_account_id = pv[i].debit,
+				     .credit_account_id = pv[i].credit,
+				     .ledger = 1,
+				     .amount = 5};
+		struct transfer t = {.id = 8, .flags = pv[i].flags,
+				     .pending_id = 7};
+		assert_int_equal(mandate_right_check_transfer(&till, &t, &p,
+							      &e),
+				 pv[i].code ? -1 : 0);
+		assert_int_equal(e.code, pv[i].code);
+	}
+	/* an unknown pending looks like someone else's */
+	struct transfer t = {.id = 8, .flags = post, .pending_id = 7,
+			     .debit_account_id = 10};
+	assert_int_equal(mandate_right_check_transfer(&till, &t, NULL, &e),
+			 -1);
+	assert_int_equal(e.code, MANDATE_ERR_account_not_allowed);
+	/* a void moves nothing: neither counterparties nor the cap apply */
+	struct mandate_right capped = till;
+	capped.has_per_transfer_cap = true;
+	capped.per_transfer_cap = 1;
+	capped.n_counterparties = 1;
+	capped.counterparties[0] = 30;
+	struct transfer p = {.id = 7, .flags = TRANSFER_PENDING,
+			     .debit_account_id = 10, .credit_account_id = 20,
+			     .ledger = 1, .amount = 5};
+	t.flags = vd;
+	assert_int_equal(mandate_right_check_transfer(&capped, &t, &p, &e), 0);
+	t.flags = post;
+	assert_int_equal(mandate_right_check_transfer(&capped, &t, &p, &e),
+			 -1);
+	assert_int_equal(e.code, MANDATE_ERR_counterparty_not_allowed);
 }
 
 /* ---- DPoP ------------------------------------------------------------- */
@@ -1902,6 +2015,8 @@ int main(void)
 		cmocka_unit_test_setup(cached_chain_gives_the_same_answers,
 				       reset),
 		cmocka_unit_test_setup(rights_round_trip_and_check_requests,
+				       reset),
+		cmocka_unit_test_setup(transfer_flags_need_the_accounts_they_touch,
 				       reset),
 		cmocka_unit_test_setup(dpop_good_proof_and_each_refusal, reset),
 		cmocka_unit_test_setup(

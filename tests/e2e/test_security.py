@@ -1,0 +1,169 @@
+"""test_security.py - issue 9's findings about what a credential may do,
+each reproduced as the outside attack did it (docs/security.md lists them).
+
+"A till" is a key holding only transfers:create (and here post_void) on
+account 10, delegated by the principal who owns account 10; every call
+it makes goes through `tpwallet call --key till --mandate ...`, the
+documented client, so the tests use the interfaces an attacker has.
+"""
+
+import json
+import os
+
+from harness import e2e_test, check, check_eq, run_cli
+
+
+class Tenants:
+    """A server with two tenants: `merchant` owns account 10 (and 11),
+    the administrator owns 20 and 21.  `till` holds a mandate from the
+    merchant over account 10 only."""
+
+    def __init__(self, ctx, ops=("transfers:create", "transfers:post_void"),
+                 accounts=("10",), srv=None):
+        self.ctx = ctx
+        self.srv = srv or ctx.start_server()
+        self.base = ["--server", "http://127.0.0.1:%d" % self.srv.port,
+                     "--data", self.srv.data_dir]
+        self.merchant = os.path.join(ctx.dir, "merchant.jwk")
+        self.till = os.path.join(ctx.dir, "till.jwk")
+        r = self.cli("principal", "create", "--name", "merchant",
+                     "--key-out", self.merchant)
+        self.merchant_id = r.stdout.strip().splitlines()[-1]
+        self.cli("principal", "create", "--name", "till", "--no-register",
+                 "--key-out", self.till)
+        self.cli("call", "POST", "/v1/accounts?owner=" + self.merchant_id,
+                 '[{"id":"10","ledger":1,"code":1},'
+                 '{"id":"11","ledger":1,"code":1}]')
+        self.cli("call", "POST", "/v1/accounts",
+                 '[{"id":"20","ledger":1,"code":1},'
+                 '{"id":"21","ledger":1,"code":1}]')
+        self.mandate = self.issue("mandate.txt", ops, accounts)
+
+    def cli(self, *args, ok=True):
+        args = list(args)
+        if args[0] == "call":
+            args = args[:1] + self.base + args[1:]
+        elif args[:2] != ["delegate", "issue"]:
+            args = args + self.base
+        r = run_cli(args)
+        if ok:
+            check(r.returncode == 0, "tpwallet %s: %s %s"
+                  % (" ".join(args[:3]), r.stdout, r.stderr))
+        return r
+
+    def issue(self, name, ops, accounts, key=None, to=None):
+        path = os.path.join(self.ctx.dir, name)
+        args = ["delegate", "issue", "--key", key or self.merchant,
+                "--to", to or self.till, "--expires", "1h", "--out", path]
+        for op in ops:
+            args += ["--op", op]
+        for a in accounts:
+            args += ["--account", a]
+        self.cli(*args)
+        return path
+
+    def as_till(self, method, path, body=None, mandate=None):
+        args = ["call", "--key", self.till, "--mandate",
+                mandate or self.mandate, method, path]
+        if body is not None:
+            args.append(json.dumps(body))
+        return self.cli(*args, ok=False)
+
+    def admin(self, method, path, body=None):
+        args = ["call", method, path]
+        if body is not None:
+            args.append(json.dumps(body))
+        r = self.cli(*args)
+        return json.loads(r.stdout)
+
+    def account(self, id):
+        return self.admin("GET", "/v1/accounts/%s" % id)
+
+
+def tr(id, debit, credit, amount, flags=(), **kw):
+    t = {"id": str(id), "debit_account_id": str(debit),
+         "credit_account_id": str(credit), "amount": str(amount),
+         "ledger": 1, "code": 1, "flags": list(flags)}
+    t.update(kw)
+    return t
+
+
+def check_refused_403(r, what, problem="account-not-allowed"):
+    check(r.returncode == 1 and "403" in r.stderr and problem in r.stderr,
+          "%s: expected 403 %s, got rc %d: %s %s"
+          % (what, problem, r.returncode, r.stdout, r.stderr))
+
+
+def created(r, what):
+    check(r.returncode == 0, "%s: %s %s" % (what, r.stdout, r.stderr))
+    res = json.loads(r.stdout)
+    check_eq(res.get("status"), "created", what)
+
+
+# -- finding 1: a till that could close any account -------------------------
+
+@e2e_test(timeout=120)
+def test_a_till_cannot_close_or_probe_someone_elses_account(ctx):
+    t = Tenants(ctx)
+    # the attack: a zero-amount pending transfer that closes the credit side
+    r = t.as_till("POST", "/v1/transfers",
+                  tr(100, 10, 20, 0, ["pending", "closing_credit"]))
+    check_refused_403(r, "closing_credit on another tenant's account")
+    check_eq(t.account(20)["flags"], [], "account 20 is still open")
+    res = t.admin("POST", "/v1/transfers", tr(101, 21, 20, 5))
+    check_eq(res.get("status"), "created", "a payment into 20 still works")
+    # balancing_credit would cut the amount to 20's balance: a probe
+    r = t.as_till("POST", "/v1/transfers",
+                  tr(102, 10, 20, 1000, ["balancing_credit"]))
+    check_refused_403(r, "balancing_credit against another tenant")
+    # what stays allowed: moving money out of its own account, closing it
+    created(t.as_till("POST", "/v1/transfers", tr(103, 10, 20, 7)),
+            "a plain payment")
+    created(t.as_till("POST", "/v1/transfers",
+                      tr(104, 10, 20, 0, ["pending", "closing_debit"])),
+            "closing its own account")
+    check_eq(t.account(10)["flags"], ["closed"], "account 10 closed")
+    created(t.as_till("POST", "/v1/transfers",
+                      tr(105, 0, 0, 0, ["void_pending_transfer"],
+                         pending_id="104", ledger=0, code=0)),
+            "reopening it")
+    check_eq(t.account(10)["flags"], [], "account 10 reopened")
+
+
+@e2e_test(timeout=120)
+def test_posting_and_voiding_need_the_right_over_what_they_touch(ctx):
+    t = Tenants(ctx)
+    # the administrator holds 21 -> 10 pending: the payee may refuse it
+    res = t.admin("POST", "/v1/transfers", tr(200, 21, 10, 50, ["pending"]))
+    check_eq(res["status"], "created", "pending into the till's account")
+    r = t.as_till("POST", "/v1/transfers",
+                  tr(201, 0, 0, 0, ["post_pending_transfer"],
+                     pending_id="200", ledger=0, code=0))
+    check_refused_403(r, "the payee posting a payment to itself")
+    created(t.as_till("POST", "/v1/transfers",
+                      tr(202, 0, 0, 0, ["void_pending_transfer"],
+                         pending_id="200", ledger=0, code=0)),
+            "the payee refusing it")
+    check_eq(t.account(21)["debits_pending"], "0", "the hold released")
+    # the administrator closes account 10 with a pending transfer from
+    # 21: the till may not undo that closing, neither way
+    res = t.admin("POST", "/v1/transfers",
+                  tr(203, 21, 10, 0, ["pending", "closing_credit"]))
+    check_eq(res["status"], "created", "the administrator closes 10")
+    for i, flag in enumerate(("void_pending_transfer",
+                              "post_pending_transfer")):
+        r = t.as_till("POST", "/v1/transfers",
+                      tr(204 + i, 0, 0, 0, [flag], pending_id="203",
+                         ledger=0, code=0))
+        check_refused_403(r, "%s of a closing made by someone else" % flag)
+    check_eq(t.account(10)["flags"], ["closed"], "10 stays closed")
+    # someone else's pending between two other accounts: as unknown
+    res = t.admin("POST", "/v1/transfers", tr(206, 21, 20, 9, ["pending"]))
+    r = t.as_till("POST", "/v1/transfers",
+                  tr(207, 10, 0, 0, ["void_pending_transfer"],
+                     pending_id="206", ledger=0, code=0))
+    check_refused_403(r, "voiding a pending between two other accounts")
+    r = t.as_till("POST", "/v1/transfers",
+                  tr(208, 10, 0, 0, ["void_pending_transfer"],
+                     pending_id="999", ledger=0, code=0))
+    check_refused_403(r, "voiding a pending that does not exist")
