@@ -3,12 +3,15 @@
  */
 #include "api/authz.h"
 #include "core/auth.h"
+#include "core/u128.h"
 #include "crypto/b64url.h"
 #include "crypto/jose.h"
 #include "engine/engine.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +31,15 @@ struct api_authz {
 	char origin[256]; /* public origin for DPoP htu; "" = Host header */
 	struct mandate_cache *cache;
 	struct mandate_replay *replay;
+	int leeway_s;
+	uint32_t revocation_quota;
+	/* DPoP proofs after a restart (authz.h): proofs with iat <=
+	 * restart_horizon are refused; lease is what DATA/dpop.horizon says
+	 * now (raised under lease_lock, read atomically). */
+	int64_t restart_horizon;
+	int64_t lease;
+	int horizon_fd;
+	pthread_mutex_t lease_lock;
 };
 
 static const struct mandate_right all_rights = {
@@ -97,6 +109,78 @@ static int write_private(const char *path, const char *text, char *err,
 	return -e;
 }
 
+/* ---- the DPoP horizon (authz.h) -------------------------------------- */
+
+/* The file's text: the horizon in seconds, padded to a fixed size so a
+ * rewrite in place is one small write. */
+#define HORIZON_TEXT_BYTES 24
+
+static int horizon_write(int fd, int64_t h)
+{
+	char text[HORIZON_TEXT_BYTES + 1];
+	snprintf(text, sizeof(text), "%-23" PRId64 "\n", h);
+	ssize_t n = pwrite(fd, text, HORIZON_TEXT_BYTES, 0);
+	if (n != HORIZON_TEXT_BYTES)
+		return n < 0 ? -errno : -EIO;
+	return fdatasync(fd) == 0 ? 0 : -errno;
+}
+
+/* Open DATA/dpop.horizon, creating it when fresh (H = 0); read H.  A
+ * file that is missing from an existing data directory, or unreadable,
+ * means "any proof of the last window may have been used". */
+static int horizon_open(struct api_authz *z, const char *data_dir, char *err,
+			size_t err_size)
+{
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/%s", data_dir,
+		 AUTHZ_DPOP_HORIZON_FILE);
+	int64_t now = (int64_t)time(NULL);
+	int fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+	int64_t h = now + MANDATE_DPOP_WINDOW_S;
+	if (fd < 0 && errno == ENOENT) {
+		fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	} else if (fd >= 0) {
+		char text[HORIZON_TEXT_BYTES + 1] = {0};
+		ssize_t n = pread(fd, text, HORIZON_TEXT_BYTES, 0);
+		u128 v;
+		size_t len = n > 0 ? strcspn(text, " \n") : 0;
+		if (u128_parse_dec(text, len, INT64_MAX, &v) == 0)
+			h = (int64_t)v;
+	}
+	if (fd < 0) {
+		int e = errno;
+		snprintf(err, err_size, "%s: %s", path, strerror(e));
+		return -e;
+	}
+	int ret = horizon_write(fd, h);
+	if (ret < 0) {
+		close(fd);
+		snprintf(err, err_size, "%s: %s", path, strerror(-ret));
+		return ret;
+	}
+	z->horizon_fd = fd;
+	z->restart_horizon = h;
+	z->lease = h;
+	return 0;
+}
+
+/* Before a proof dated iat is accepted: the file must cover it. */
+static int horizon_cover(struct api_authz *z, int64_t iat)
+{
+	if (iat <= __atomic_load_n(&z->lease, __ATOMIC_ACQUIRE))
+		return 0;
+	int ret = 0;
+	pthread_mutex_lock(&z->lease_lock);
+	if (iat > z->lease) {
+		int64_t v = iat + AUTHZ_DPOP_LEASE_S;
+		ret = horizon_write(z->horizon_fd, v);
+		if (ret == 0)
+			__atomic_store_n(&z->lease, v, __ATOMIC_RELEASE);
+	}
+	pthread_mutex_unlock(&z->lease_lock);
+	return ret;
+}
+
 int api_authz_admin_ensure(const char *data_dir, char *err, size_t err_size)
 {
 	char key_path[4096], token_path[4096];
@@ -108,6 +192,15 @@ int api_authz_admin_ensure(const char *data_dir, char *err, size_t err_size)
 	bool have_token = access(token_path, F_OK) == 0;
 	if (have_key && have_token)
 		return 0;
+	if (!have_key && !have_token) {
+		/* A new data directory: no proof was ever accepted. */
+		char path[4096];
+		snprintf(path, sizeof(path), "%s/%s", data_dir,
+			 AUTHZ_DPOP_HORIZON_FILE);
+		int ret = write_private(path, "0\n", err, err_size);
+		if (ret < 0 && ret != -EEXIST)
+			return ret;
+	}
 	if (jose_init() != 0) {
 		snprintf(err, err_size, "libsodium failed to start");
 		return -EIO;
@@ -175,6 +268,10 @@ int api_authz_open(struct api_authz **out, const char *data_dir,
 		snprintf(err, err_size, "out of memory");
 		return -ENOMEM;
 	}
+	z->horizon_fd = -1;
+	pthread_mutex_init(&z->lease_lock, NULL);
+	z->leeway_s = AUTHZ_LEEWAY_S;
+	z->revocation_quota = AUTH_REVOCATIONS_PER_PRINCIPAL;
 	snprintf(z->audience, sizeof(z->audience), "%s",
 		 audience ? audience : "");
 
@@ -217,6 +314,11 @@ int api_authz_open(struct api_authz **out, const char *data_dir,
 		n = -EINVAL;
 		goto fail_n;
 	}
+	ret = horizon_open(z, data_dir, err, err_size);
+	if (ret < 0) {
+		n = ret;
+		goto fail_n;
+	}
 	z->cache = mandate_cache_new(AUTHZ_CACHE_LINKS);
 	z->replay = mandate_replay_new(AUTHZ_REPLAY_PROOFS);
 	if (!z->cache || !z->replay) {
@@ -238,6 +340,9 @@ void api_authz_close(struct api_authz *z)
 		return;
 	mandate_cache_free(z->cache);
 	mandate_replay_free(z->replay);
+	if (z->horizon_fd >= 0)
+		close(z->horizon_fd);
+	pthread_mutex_destroy(&z->lease_lock);
 	sodium_memzero(z, sizeof(*z));
 	free(z);
 }
@@ -389,6 +494,11 @@ int api_authz_authenticate(struct api_authz *z, struct engine *e,
 	};
 	if (mandate_dpop_verify(dpop, strlen(dpop), &dopts, &proof, err) != 0)
 		return -1;
+	if (proof.iat <= z->restart_horizon) {
+		fail(err, MANDATE_ERR_dpop_before_restart);
+		snprintf(err->claim, sizeof(err->claim), "iat");
+		return -1;
+	}
 
 	out->chain = malloc(sizeof(*out->chain));
 	if (!out->chain)
@@ -399,7 +509,7 @@ int api_authz_authenticate(struct api_authz *z, struct engine *e,
 				       .revoked = root_revoked,
 				       .ctx = &rc};
 	struct mandate_verify_opts vo = {.now = now,
-					 .leeway_s = AUTHZ_LEEWAY_S,
+					 .leeway_s = z->leeway_s,
 					 .audience = z->audience,
 					 .root = &ops,
 					 .cache = z->cache};
@@ -409,8 +519,24 @@ int api_authz_authenticate(struct api_authz *z, struct engine *e,
 		api_caller_clear(out);
 		return -1;
 	}
+	/* Recorded on disk before the request runs, or refused. */
+	if (horizon_cover(z, proof.iat) != 0) {
+		api_caller_clear(out);
+		return fail(err, MANDATE_ERR_internal);
+	}
 	out->authenticated = true;
 	out->root_admin = out->chain->root_admin;
 	memcpy(out->root, out->chain->links[0].iss, 32);
 	return 0;
+}
+
+void api_authz_set_limits(struct api_authz *z, const struct api_authz_limits *l)
+{
+	z->leeway_s = l->leeway_s;
+	z->revocation_quota = l->revocations_per_principal;
+}
+
+uint32_t api_authz_revocation_quota(const struct api_authz *z)
+{
+	return z->revocation_quota;
 }

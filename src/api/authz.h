@@ -33,8 +33,26 @@ struct engine;
  * (a 24-byte ring entry and two 17-byte table slots, sizeof), 116 MiB
  * when full, touched only as it fills. */
 #define AUTHZ_REPLAY_PROOFS (1u << 21)
-/* Tolerated clock skew on link times (exp, nbf, iat). */
+/* Tolerated clock skew on link times (exp, nbf, iat): the default of the
+ * link_leeway_s setting (0..JOSE_LEEWAY_MAX_S). */
 #define AUTHZ_LEEWAY_S 30
+/*
+ * DPoP proofs after a restart.  The replay cache lives in memory, so a
+ * proof used before a restart could be used again after it, within its
+ * window.  DATA/dpop.horizon holds H: every proof ever accepted had
+ * iat <= H.  It is raised (written and fdatasync'ed) before a proof with
+ * a later iat is accepted, to that iat + AUTHZ_DPOP_LEASE_S, so one sync
+ * covers the next AUTHZ_DPOP_LEASE_S seconds of proofs.  At start the
+ * server refuses every proof with iat <= H (dpop_before_restart): a proof
+ * made after the restart is new, one made before may have been used.
+ * Honest clients (iat = now) wait at most until H after a restart that
+ * took less time than that: about AUTHZ_DPOP_LEASE_S seconds, more when a
+ * client dated its proofs ahead (up to MANDATE_DPOP_WINDOW_S).  A data
+ * directory made before the file existed starts with H = now +
+ * MANDATE_DPOP_WINDOW_S; a new one with H = 0.
+ */
+#define AUTHZ_DPOP_HORIZON_FILE "dpop.horizon"
+#define AUTHZ_DPOP_LEASE_S	10
 
 struct api_authz;
 
@@ -52,6 +70,15 @@ void api_authz_close(struct api_authz *z);
  * path), as clients reach the server through its TLS proxy; "" or NULL:
  * "http://" + the request's Host header (direct, development). */
 int api_authz_set_origin(struct api_authz *z, const char *origin);
+
+/* The limits a server's settings choose (docs/operations.md). */
+struct api_authz_limits {
+	int leeway_s; /* link_leeway_s: skew on exp, nbf, iat */
+	uint32_t revocations_per_principal; /* per bucket (core/auth.h) */
+};
+void api_authz_set_limits(struct api_authz *z,
+			  const struct api_authz_limits *l);
+uint32_t api_authz_revocation_quota(const struct api_authz *z);
 
 /* The administrator's principal id (raw thumbprint). */
 void api_authz_admin_id(const struct api_authz *z, u8 out[32]);

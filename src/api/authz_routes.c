@@ -207,9 +207,10 @@ static int batch_pending_cmp(const void *a, const void *b)
 }
 
 /* The latest pending transfer with id created before event i, or NULL. */
-static const struct transfer *
-batch_pending_find(const struct batch_pending *v, u32 n,
-		   const struct transfer *t, u128 id, u32 i)
+static const struct transfer *batch_pending_find(const struct batch_pending *v,
+						 u32 n,
+						 const struct transfer *t,
+						 u128 id, u32 i)
 {
 	u32 lo = 0, hi = n; /* first entry not below (id, i) */
 	while (lo < hi) {
@@ -239,8 +240,8 @@ int authz_check_transfers(struct request *rq)
 		return 0;
 	const struct mandate_right *r = api_caller_right(&rq->caller);
 	const struct transfer *t = rq->events;
-	const u16 pv = TRANSFER_POST_PENDING_TRANSFER |
-		       TRANSFER_VOID_PENDING_TRANSFER;
+	const u16 pv =
+		TRANSFER_POST_PENDING_TRANSFER | TRANSFER_VOID_PENDING_TRANSFER;
 	bool *later = NULL; /* pv events whose pending the ledger lacks */
 	u32 n_later = 0;
 	int ret = 0;
@@ -253,7 +254,8 @@ int authz_check_transfers(struct request *rq)
 			if (ledger_lookup_transfer(l, t[i].pending_id, &p) !=
 			    0) {
 				if (!later)
-					later = calloc(rq->count, sizeof(*later));
+					later = calloc(rq->count,
+						       sizeof(*later));
 				if (!later) {
 					ret = set_err(rq, MANDATE_ERR_internal,
 						      0, NULL);
@@ -842,18 +844,42 @@ static bool statement_issuer_known(struct request *rq, const u8 iss[32])
 	return known;
 }
 
-/* Room for one more revocation by iss: the administrator may use the
- * whole table; any other key AUTH_REVOCATIONS_PER_ISSUER, and not the
- * last AUTH_REVOCATIONS_RESERVE entries. */
-static bool revocation_room(struct request *rq, const u8 iss[32])
+/*
+ * Who pays for a statement by iss: nobody for the administrator's key
+ * (false); a registered principal pays for itself (its own bucket); any
+ * other key (a delegate, accepted because the caller's verified chain
+ * names it) pays for the root of that chain (the delegates' bucket), so
+ * keys minted below a mandate share their root's quota and never its
+ * own bucket.  Fills rv's flags, payer and quota.
+ */
+static bool revocation_payer(struct request *rq, struct auth_revoke *rv)
 {
 	u8 admin[32];
 	api_authz_admin_id(rq->srv->authz, admin);
-	if (memcmp(iss, admin, 32) == 0)
-		return true;
+	if (memcmp(rv->iss, admin, 32) == 0)
+		return false;
+	engine_read_begin(rq->srv->e);
+	bool registered =
+		auth_principal_get(engine_auth(rq->srv->e), rv->iss, NULL);
+	engine_read_end(rq->srv->e);
+	memcpy(rv->payer, registered ? rv->iss : rq->caller.root, 32);
+	rv->flags |= AUTH_REVOKE_QUOTA;
+	if (!registered)
+		rv->flags |= AUTH_REVOKE_DELEGATE;
+	rv->quota = api_authz_revocation_quota(rq->srv->authz);
+	return true;
+}
+
+/* Room for one more revocation in rv's bucket (checked again, in journal
+ * order, by the state machine), and not in the last
+ * AUTH_REVOCATIONS_RESERVE entries. */
+static bool revocation_room(struct request *rq, const struct auth_revoke *rv)
+{
 	engine_read_begin(rq->srv->e);
 	const struct auth *a = engine_auth(rq->srv->e);
-	bool room = auth_revocations_by(a, iss) < AUTH_REVOCATIONS_PER_ISSUER &&
+	bool room = auth_revocations_by(a, rv->payer,
+					rv->flags & AUTH_REVOKE_DELEGATE) <
+			    rv->quota &&
 		    auth_revocation_count(a) <
 			    AUTH_REVOCATIONS_MAX - AUTH_REVOCATIONS_RESERVE;
 	engine_read_end(rq->srv->e);
@@ -913,19 +939,16 @@ static enum MHD_Result revocations_post(struct request *rq)
 				"a delegate sends it with its own mandate "
 				"(Authorization: DPoP) naming that key",
 				NULL, NULL);
-		if (!revocation_room(rq, m.iss))
-			return api_reply_problem(
-				rq, PROBLEM_state_full,
-				"this key has written as many revocations as a "
-				"key may, or the room left is the "
-				"administrator's",
-				NULL, NULL);
 		/* The state machine enforces the quota (this check only
 		 * refuses early): mark every statement but the admin's. */
-		u8 admin[32];
-		api_authz_admin_id(rq->srv->authz, admin);
-		if (memcmp(m.iss, admin, 32) != 0)
-			rv.flags |= AUTH_REVOKE_QUOTA;
+		if (revocation_payer(rq, &rv) && !revocation_room(rq, &rv))
+			return api_reply_problem(
+				rq, PROBLEM_state_full,
+				"the principal this key speaks for (or its "
+				"delegates) made as many revocations as the "
+				"revocations_per_principal setting allows, or "
+				"the room left is the administrator's",
+				NULL, NULL);
 	} else {
 		/* The plain form: the right to revoke anyone's links. */
 		if (rq->caller.authenticated &&

@@ -59,6 +59,8 @@ struct settings {
 	uint64_t snapshot_every;
 	unsigned key_rotation_days; /* scheduled rotation; 0: never */
 	char public_url[256];	    /* DPoP htu origin; "" = the Host header */
+	unsigned link_leeway_s;	    /* skew on link exp, nbf, iat */
+	unsigned revocations_per_principal; /* per bucket: core/auth.h */
 	char log_level[16];
 	char kek_file[4200]; /* "" until settings_finish: DATA.kek */
 	/* "http://HOST:PORT KEY" of each witness (setting `witness`, which

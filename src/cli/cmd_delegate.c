@@ -1040,7 +1040,7 @@ static void usage_verify(FILE *f)
 	fprintf(f,
 		"usage: tpwallet delegate verify CHAINFILE|- --root-key "
 		"PUBLIC_JWK_FILE\n"
-		"         [--admin] [--aud AUD]\n\n"
+		"         [--admin] [--aud AUD] [--leeway SECONDS]\n\n"
 		"Verify a chain offline, now: every signature, the links' "
 		"order (iss, prn),\nclaims, times, audience, cycles and "
 		"narrowing, with --root-key as the\nroot's issuer: the "
@@ -1049,6 +1049,9 @@ static void usage_verify(FILE *f)
 		"NOT CHECKED\n(only the server knows it): ask it with "
 		"'tpwallet call GET\n/v1/revocations/<jti>'.  --aud: the "
 		"server's audience, when links carry one.\n"
+		"--leeway: the clock skew tolerated on exp, nbf and iat, as "
+		"the server's\nlink_leeway_s setting (default: that setting "
+		"from the environment or\nTPWALLET_CONFIG, else 30).\n"
 		"Exit 0 valid, 1 invalid (the check, link and claim on "
 		"stdout), 2 on usage\nerrors.\n");
 }
@@ -1060,10 +1063,12 @@ static int delegate_verify(int argc, char **argv)
 		{"admin", no_argument, NULL, 'a'},
 		{"owner-all", no_argument, NULL, 'a'},
 		{"aud", required_argument, NULL, 'A'},
+		{"leeway", required_argument, NULL, 'l'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	static const char prog[] = "tpwallet delegate verify";
+	const char *leeway = NULL;
 	static struct mandate_chain chain;
 	const char *root_file = NULL, *aud = NULL;
 	struct root_ctx rc = {0};
@@ -1085,6 +1090,7 @@ static int delegate_verify(int argc, char **argv)
 		case 'r': root_file = optarg; break;
 		case 'a': rc.admin = true; break;
 		case 'A': aud = optarg; break;
+		case 'l': leeway = optarg; break;
 		case 'h': usage_verify(stdout); return 0;
 		default: usage_verify(stderr); return EXIT_USAGE;
 		}
@@ -1093,6 +1099,11 @@ static int delegate_verify(int argc, char **argv)
 		usage_verify(stderr);
 		return EXIT_USAGE;
 	}
+	/* The server's setting, so both answer alike. */
+	static struct settings set;
+	if (settings_load(&set, NULL) < 0 ||
+	    (leeway && settings_set(&set, "link_leeway_s", leeway) < 0))
+		return EXIT_USAGE;
 	if (client_load_pubkey(&c, root_file, &root) < 0)
 		return EXIT_USAGE;
 	jose_thumbprint(&root, tp);
@@ -1105,7 +1116,7 @@ static int delegate_verify(int argc, char **argv)
 		return ret;
 
 	vo.now = (int64_t)time(NULL);
-	vo.leeway_s = 0;
+	vo.leeway_s = (int)set.link_leeway_s;
 	vo.audience = aud;
 	vo.root = &ops;
 	vo.cache = NULL;

@@ -204,6 +204,11 @@ int cmd_serve(int argc, char **argv)
 		return EXIT_DATA;
 	}
 	api_authz_set_origin(authz, s.public_url);
+	api_authz_set_limits(authz,
+			     &(struct api_authz_limits){
+				     .leeway_s = (int)s.link_leeway_s,
+				     .revocations_per_principal =
+					     s.revocations_per_principal});
 	log_at(admin_created ? LOG_INFO : LOG_DEBUG, "administrator credential",
 	       LOG_STR("token_file", "admin.token"),
 	       LOG_STR("data", s.data_dir));

@@ -6,7 +6,10 @@
  * those of settings_set().  Unknown keys are errors, so a typo cannot
  * silently leave a default in force.
  */
+#include "api/authz.h"
 #include "cli/cli.h"
+#include "core/auth.h"
+#include "crypto/jose.h"
 #include "log/fsdir.h"
 
 #include <ctype.h>
@@ -114,6 +117,14 @@ int settings_set(struct settings *s, const char *key, const char *value)
 	} else if (strcmp(key, "key_rotation_days") == 0) {
 		ret = parse_u64(value, 3660, &v);
 		s->key_rotation_days = (unsigned)v;
+	} else if (strcmp(key, "link_leeway_s") == 0) {
+		ret = parse_u64(value, JOSE_LEEWAY_MAX_S, &v);
+		s->link_leeway_s = (unsigned)v;
+	} else if (strcmp(key, "revocations_per_principal") == 0) {
+		ret = parse_u64(value, AUTH_REVOCATIONS_RESERVE, &v);
+		if (ret == 0 && v == 0)
+			ret = -EINVAL;
+		s->revocations_per_principal = (unsigned)v;
 	} else if (strcmp(key, "witness") == 0) {
 		if (s->nwitnesses ==
 		    sizeof(s->witnesses) / sizeof(s->witnesses[0]))
@@ -252,6 +263,8 @@ static const struct {
 	{"TPWALLET_SNAPSHOT_EVERY", "snapshot_every"},
 	{"TPWALLET_KEY_ROTATION_DAYS", "key_rotation_days"},
 	{"TPWALLET_PUBLIC_URL", "public_url"},
+	{"TPWALLET_LINK_LEEWAY_S", "link_leeway_s"},
+	{"TPWALLET_REVOCATIONS_PER_PRINCIPAL", "revocations_per_principal"},
 	{"TPWALLET_LOG_LEVEL", "log_level"},
 	{"TPWALLET_KEK_FILE", "kek_file"},
 	{"TPWALLET_WITNESS", "witness"},
@@ -270,6 +283,8 @@ int settings_load(struct settings *s, const char *config_path)
 	s->connections_max = 4096;
 	s->snapshot_every = 1000000;
 	s->key_rotation_days = 90;
+	s->link_leeway_s = AUTHZ_LEEWAY_S;
+	s->revocations_per_principal = AUTH_REVOCATIONS_PER_PRINCIPAL;
 	copy_str(s->log_level, sizeof(s->log_level), "info");
 
 	if (!config_path)

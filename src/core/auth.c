@@ -115,11 +115,11 @@ struct key_rec {
 	u64 timestamp;
 };
 
-/* Revocations per issuer: derived (rebuilt on load, never written). */
+/* Quota-counted revocations per payer: derived (rebuilt on load, never
+ * written). */
 struct issuer_count {
 	u8 iss[AUTH_ID_BYTES];
-	u32 count;
-	u32 reserved;
+	u32 count[2]; /* own, delegates' */
 };
 
 struct auth {
@@ -151,25 +151,29 @@ static struct issuer_count *issuer_count_find(const struct auth *a,
 	return NULL;
 }
 
-static bool issuer_count_add(struct auth *a, const u8 iss[AUTH_ID_BYTES])
+/* Count a quota-counted revocation against its payer's bucket. */
+static bool issuer_count_add(struct auth *a, const struct auth_revoke *rv)
 {
-	struct issuer_count *c = issuer_count_find(a, iss);
+	unsigned b = (rv->flags & AUTH_REVOKE_DELEGATE) ? 1 : 0;
+	struct issuer_count *c = issuer_count_find(a, rv->payer);
 	if (c) {
-		c->count++;
+		c->count[b]++;
 		return true;
 	}
 	c = vec_push(&a->by_issuer);
 	if (!c)
 		return false;
-	memcpy(c->iss, iss, AUTH_ID_BYTES);
-	c->count = 1;
+	memcpy(c->iss, rv->payer, AUTH_ID_BYTES);
+	c->count[0] = c->count[1] = 0;
+	c->count[b] = 1;
 	return index_add(&a->by_issuer_ix, &a->by_issuer, h_issuer_count);
 }
 
-u32 auth_revocations_by(const struct auth *a, const u8 iss[AUTH_ID_BYTES])
+u32 auth_revocations_by(const struct auth *a, const u8 payer[AUTH_ID_BYTES],
+			bool delegates)
 {
-	const struct issuer_count *c = issuer_count_find(a, iss);
-	return c ? c->count : 0;
+	const struct issuer_count *c = issuer_count_find(a, payer);
+	return c ? c->count[delegates ? 1 : 0] : 0;
 }
 
 static u64 h_principal(const void *e)
@@ -382,11 +386,13 @@ static int apply_revoke(struct auth *a, const struct auth_revoke *rv, u64 ts,
 		return 0;
 	}
 	/* Decided here, in journal order, so concurrent statements of one
-	 * key cannot together pass the quota. */
-	if ((rv->flags & AUTH_REVOKE_QUOTA) &&
-	    (auth_revocations_by(a, rv->iss) >= AUTH_REVOCATIONS_PER_ISSUER ||
-	     a->revocations.n >=
-		     AUTH_REVOCATIONS_MAX - AUTH_REVOCATIONS_RESERVE)) {
+	 * payer cannot together pass the quota. */
+	bool quota = rv->flags & AUTH_REVOKE_QUOTA;
+	if (quota && (auth_revocations_by(a, rv->payer,
+					  rv->flags & AUTH_REVOKE_DELEGATE) >=
+			      rv->quota ||
+		      a->revocations.n >= AUTH_REVOCATIONS_MAX -
+						  AUTH_REVOCATIONS_RESERVE)) {
 		*outcome = AUTH_FULL;
 		return 0;
 	}
@@ -399,7 +405,7 @@ static int apply_revoke(struct auth *a, const struct auth_revoke *rv, u64 ts,
 		return -ENOMEM;
 	r->r = *rv;
 	r->timestamp = ts;
-	if (!index_revocation(a) || !issuer_count_add(a, rv->iss))
+	if (!index_revocation(a) || (quota && !issuer_count_add(a, rv)))
 		return -ENOMEM;
 	*outcome = AUTH_OK;
 	return 0;
@@ -437,12 +443,18 @@ bool auth_command_valid(u16 kind, const void *ext, u32 ext_bytes)
 	case AUTH_CMD_PRINCIPAL:
 		return ext_bytes == sizeof(struct auth_principal);
 	case AUTH_CMD_REVOKE: {
-		struct auth_revoke r;
-		if (ext_bytes != sizeof(r))
+		struct auth_revoke r = {0};
+		if (ext_bytes != sizeof(r) && ext_bytes != AUTH_REVOKE_V1_BYTES)
 			return false;
-		memcpy(&r, ext, sizeof(r));
+		memcpy(&r, ext, ext_bytes);
 		bool all = r.flags & AUTH_REVOKE_ALL;
-		return !(r.flags & ~(AUTH_REVOKE_ALL | AUTH_REVOKE_QUOTA)) &&
+		u32 known = AUTH_REVOKE_ALL | AUTH_REVOKE_QUOTA;
+		if (ext_bytes == sizeof(r)) /* the payer's fields */
+			known |= AUTH_REVOKE_DELEGATE;
+		bool quota = r.flags & AUTH_REVOKE_QUOTA;
+		return !(r.flags & ~known) &&
+		       (quota || !(r.flags & AUTH_REVOKE_DELEGATE)) &&
+		       (ext_bytes != sizeof(r) || !quota || r.quota > 0) &&
 		       all == (memcmp(r.jti_hash, zero32, 32) == 0);
 	}
 	case AUTH_CMD_KEY: {
@@ -469,8 +481,12 @@ int auth_apply(struct auth *a, u16 kind, const void *ext, u32 ext_bytes,
 		return apply_principal(a, &p, timestamp, outcome);
 	}
 	case AUTH_CMD_REVOKE: {
-		struct auth_revoke r;
-		memcpy(&r, ext, sizeof(r));
+		struct auth_revoke r = {0};
+		memcpy(&r, ext, ext_bytes);
+		if (ext_bytes == AUTH_REVOKE_V1_BYTES) {
+			memcpy(r.payer, r.iss, AUTH_ID_BYTES);
+			r.quota = AUTH_REVOCATIONS_PER_KEY_V1;
+		}
 		return apply_revoke(a, &r, timestamp, outcome);
 	}
 	default: {
@@ -810,13 +826,16 @@ struct auth *auth_snapshot_read(const u8 *buf, size_t len)
 		if (!index_add(&a->counters_ix, &part, h_counter))
 			goto fail;
 	u32 nrev = a->revocations.n;
-	for (a->revocations.n = 1; a->revocations.n <= nrev; a->revocations.n++)
-		if (!index_revocation(a) ||
-		    !issuer_count_add(
-			    a, ((const struct revoke_rec *)vec_at(
-					&a->revocations, a->revocations.n - 1))
-				       ->r.iss))
+	for (a->revocations.n = 1; a->revocations.n <= nrev;
+	     a->revocations.n++) {
+		const struct auth_revoke *rv =
+			&((const struct revoke_rec *)vec_at(
+				  &a->revocations, a->revocations.n - 1))
+				 ->r;
+		if (!index_revocation(a) || ((rv->flags & AUTH_REVOKE_QUOTA) &&
+					     !issuer_count_add(a, rv)))
 			goto fail;
+	}
 	a->revocations.n = nrev;
 	return a;
 fail:

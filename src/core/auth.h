@@ -37,11 +37,23 @@
 #define AUTH_GUARD_LINKS_MAX 8
 #define AUTH_PRINCIPALS_MAX  (1u << 20)
 #define AUTH_REVOCATIONS_MAX (1u << 20)
-/* Statements from keys other than the administrator's: at most this
- * many per key, and never the last AUTH_REVOCATIONS_RESERVE entries,
- * which stay the administrator's (checked by the API before
- * journaling): no key can use up the room to revoke it. */
-#define AUTH_REVOCATIONS_PER_ISSUER (1u << 16)
+/* Statements from keys other than the administrator's count against
+ * the registered principal they speak for (struct auth_revoke's payer:
+ * the principal itself, or the root of the delegate's chain; a chain
+ * rooted at the administrator counts as one payer, the administrator's
+ * delegates), in two buckets: the principal's own statements and its
+ * delegates', so that delegates that used up theirs never stop the
+ * principal from revoking them.  At most the record's quota each (the
+ * server's revocations_per_principal setting when it was journaled,
+ * AUTH_REVOCATIONS_PER_PRINCIPAL by default), and never the last
+ * AUTH_REVOCATIONS_RESERVE entries, which stay the administrator's own.
+ * Keys minted below a mandate all pay for their root, so filling the
+ * rest of the table at the default takes (2^20 - 2^16) / 2^15 = 30
+ * principals at both quotas, and only the administrator registers
+ * principals. */
+#define AUTH_REVOCATIONS_PER_PRINCIPAL (1u << 14)
+/* The quota of records journaled before it was set per principal. */
+#define AUTH_REVOCATIONS_PER_KEY_V1 (1u << 16)
 #define AUTH_REVOCATIONS_RESERVE    (1u << 16)
 #define AUTH_COUNTERS_MAX	    (1u << 22)
 #define AUTH_KEY_EVENTS_MAX	    (1u << 16)
@@ -95,18 +107,27 @@ struct auth_principal {
 _Static_assert(sizeof(struct auth_principal) == 128, "principal");
 
 #define AUTH_REVOKE_ALL (1u << 0)
-/* A statement of a key other than the administrator's: it counts
- * against AUTH_REVOCATIONS_PER_ISSUER and never takes the reserve. */
+/* A statement of a key other than the administrator's: it counts against
+ * its payer's quota and never takes the reserve. */
 #define AUTH_REVOKE_QUOTA (1u << 1)
+/* With AUTH_REVOKE_QUOTA: signed by a delegate of the payer, not by the
+ * payer itself (the delegates' bucket). */
+#define AUTH_REVOKE_DELEGATE (1u << 2)
 
 struct auth_revoke {
 	u8 iss[AUTH_ID_BYTES];
 	u8 jti_hash[32];	  /* zero with AUTH_REVOKE_ALL */
 	char jti[AUTH_JTI_BYTES]; /* NUL-padded */
 	u32 flags;
-	u32 reserved[3];
+	u32 quota; /* with AUTH_REVOKE_QUOTA: the payer's bucket's limit */
+	u32 reserved[2];
+	/* With AUTH_REVOKE_QUOTA: the principal whose quota it uses. */
+	u8 payer[AUTH_ID_BYTES];
 };
-_Static_assert(sizeof(struct auth_revoke) == 144, "revoke");
+_Static_assert(sizeof(struct auth_revoke) == 176, "revoke");
+/* Records journaled before the payer existed: the first 144 bytes; their
+ * payer is their issuer (the quota was per key then). */
+#define AUTH_REVOKE_V1_BYTES 144u
 
 enum auth_key_kind {
 	AUTH_KEY_CREATED = 1, /* a new current key */
@@ -197,8 +218,10 @@ bool auth_owner_get(const struct auth *a, u128 account,
 bool auth_revoked(const struct auth *a, const u8 iss[AUTH_ID_BYTES],
 		  const u8 jti_hash[32]);
 u32 auth_revocation_count(const struct auth *a);
-/* How many revocations an issuer has written. */
-u32 auth_revocations_by(const struct auth *a, const u8 iss[AUTH_ID_BYTES]);
+/* How many quota-counted revocations a payer (a principal) has made: by
+ * its own key, or by its delegates. */
+u32 auth_revocations_by(const struct auth *a, const u8 payer[AUTH_ID_BYTES],
+			bool delegates);
 void auth_revocation_at(const struct auth *a, u32 i,
 			struct auth_revocation *out);
 

@@ -477,8 +477,8 @@ int mandate_right_check_transfer(const struct mandate_right *r,
 				 const struct transfer *p,
 				 struct mandate_error *err)
 {
-	const uint16_t pv = TRANSFER_POST_PENDING_TRANSFER |
-			    TRANSFER_VOID_PENDING_TRANSFER;
+	const uint16_t pv =
+		TRANSFER_POST_PENDING_TRANSFER | TRANSFER_VOID_PENDING_TRANSFER;
 	const char *acc = "right.accounts";
 
 	err_ok(err);
@@ -497,8 +497,8 @@ int mandate_right_check_transfer(const struct mandate_right *r,
 		if (!covers(r, debit))
 			return fail(err, MANDATE_ERR_account_not_allowed, 0,
 				    acc);
-		if ((t->flags & (TRANSFER_CLOSING_CREDIT |
-				 TRANSFER_BALANCING_CREDIT)) &&
+		if ((t->flags &
+		     (TRANSFER_CLOSING_CREDIT | TRANSFER_BALANCING_CREDIT)) &&
 		    !covers(r, credit))
 			return fail(err, MANDATE_ERR_account_not_allowed, 0,
 				    acc);
@@ -514,13 +514,14 @@ int mandate_right_check_transfer(const struct mandate_right *r,
 		ledger = p->ledger;
 		if (amount == 0 || amount > p->amount)
 			amount = p->amount;
-		const uint16_t closing = TRANSFER_CLOSING_DEBIT |
-					 TRANSFER_CLOSING_CREDIT;
+		const uint16_t closing =
+			TRANSFER_CLOSING_DEBIT | TRANSFER_CLOSING_CREDIT;
 		/* The payee may refuse a payment, never undo a closing. */
-		bool payee = !moves && !(p->flags & closing) &&
-			     covers(r, credit);
+		bool payee =
+			!moves && !(p->flags & closing) && covers(r, credit);
 		if (!(covers(r, debit) || payee) ||
-		    ((p->flags & TRANSFER_CLOSING_CREDIT) && !covers(r, credit)))
+		    ((p->flags & TRANSFER_CLOSING_CREDIT) &&
+		     !covers(r, credit)))
 			return fail(err, MANDATE_ERR_account_not_allowed, 0,
 				    acc);
 	}

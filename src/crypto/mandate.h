@@ -141,6 +141,9 @@ int mandate_op_parse(const char *s, unsigned *bit);
 	X(dpop_wrong_method, 401, "DPoP proof is for another method")          \
 	X(dpop_wrong_url, 401, "DPoP proof is for another URL")                \
 	X(dpop_stale, 401, "DPoP proof iat is outside the window")             \
+	X(dpop_before_restart, 401,                                            \
+	  "DPoP proof is dated before the server last started; make a new "    \
+	  "one")                                                               \
 	X(dpop_wrong_ath, 401, "DPoP proof is for another credential")         \
 	X(replay, 401, "DPoP proof was already used")                          \
 	X(replay_cache_full, 503, "too many recent DPoP proofs; retry later")  \

@@ -295,7 +295,7 @@ static int recover(struct engine *e, const struct engine_options *o,
 	}
 	if (ret == 1) {
 		/* u64 n, the auth state; u64 n, the policy state; the
-		 * ledger (SNAPSHOT_VERSION 3). */
+		 * ledger (SNAPSHOT_VERSION 4). */
 		size_t at = 0;
 		u64 n = 0;
 		if (snap_len - at >= 8) {

@@ -27,7 +27,8 @@
  *                  auth_snapshot_write), u64 n, the client-policy state
  *                  (pstate_snapshot_write), the ledger
  *                  (ledger_snapshot_write)
- * Older versions (1: the ledger alone; 2: without the policy state) are
+ * Older versions (1: the ledger alone; 2: without the policy state; 3:
+ * revocations without their payer) are
  * skipped: the journal replays from the start.
  *
  * A snapshot is valid when the magic, version, header size, header
@@ -42,7 +43,7 @@
 
 #define SNAPSHOT_BUFFER_BYTES (1u << 20)
 #define SNAPSHOT_HEADER_BYTES 64u
-#define SNAPSHOT_VERSION      3u
+#define SNAPSHOT_VERSION      4u
 
 struct snapshot_writer {
 	int fd;

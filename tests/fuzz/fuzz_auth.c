@@ -276,10 +276,13 @@ static void op_revoke(struct auth *a, struct model *m, struct reader *r, u64 ts)
 	 * what a fuzz input reaches) */
 	bool valid = !(rv.flags & ~(AUTH_REVOKE_ALL | AUTH_REVOKE_QUOTA)) &&
 		     ((rv.flags & AUTH_REVOKE_ALL) != 0) == all;
+	/* the payer, or a record of the first format (paid by iss) */
+	key(rv.payer, 'P', iss);
+	u32 bytes = (flagsb & 0x40) ? AUTH_REVOKE_V1_BYTES : sizeof(rv);
 	u8 before[32], after[32];
 	auth_digest(a, before);
 	u32 out = 0xdead;
-	int ret = auth_apply(a, AUTH_CMD_REVOKE, &rv, sizeof(rv), ts, &out);
+	int ret = auth_apply(a, AUTH_CMD_REVOKE, &rv, bytes, ts, &out);
 	CHECK(ret == (valid ? 0 : -EBADMSG));
 	if (!valid) {
 		auth_digest(a, after);

@@ -57,6 +57,7 @@ static struct auth_revoke revoke_link(const u8 iss[32], const u8 jti_hash[32],
 	memset(&r, 0, sizeof(r));
 	memcpy(r.iss, iss, 32);
 	memcpy(r.jti_hash, jti_hash, 32);
+	r.quota = AUTH_REVOCATIONS_PER_PRINCIPAL;
 	if (jti)
 		memcpy(r.jti, jti, strnlen(jti, AUTH_JTI_BYTES));
 	return r;
@@ -465,50 +466,94 @@ static void key_created_once_and_revocations_counted_by_issuer(void **state)
 		snprintf(jti, sizeof(jti), "j%u", i);
 		key32(h, 40 + i, 3);
 		struct auth_revoke r = revoke_link(i % 2 ? iss2 : iss, h, jti);
+		r.flags |= AUTH_REVOKE_QUOTA;
+		memcpy(r.payer, r.iss, 32);
 		assert_int_equal(add_revoke(a, &r, 100 + i), AUTH_OK);
 	}
-	assert_int_equal(auth_revocations_by(a, iss), 35);
-	assert_int_equal(auth_revocations_by(a, iss2), 35);
+	assert_int_equal(auth_revocations_by(a, iss, false), 35);
+	assert_int_equal(auth_revocations_by(a, iss2, false), 35);
 	u8 other[32];
 	key32(other, 1, 1);
-	assert_int_equal(auth_revocations_by(a, other), 0);
+	assert_int_equal(auth_revocations_by(a, other, false), 0);
 
 	struct buf b = {0};
 	assert_int_equal(auth_snapshot_write(a, buf_sink, &b), 0);
 	struct auth *c = auth_snapshot_read(b.p, b.n);
 	assert_non_null(c);
-	assert_int_equal(auth_revocations_by(c, iss), 35);
-	assert_int_equal(auth_revocations_by(c, iss2), 35);
+	assert_int_equal(auth_revocations_by(c, iss, false), 35);
+	assert_int_equal(auth_revocations_by(c, iss2, false), 35);
 	free(b.p);
 	auth_free(c);
 	auth_free(a);
 }
 
 /* Statements of keys other than the administrator's carry
- * AUTH_REVOKE_QUOTA: the state machine stops them at the per-key quota,
- * in journal order; unmarked ones (the administrator's) go on. */
+ * AUTH_REVOKE_QUOTA and the principal that pays for them: the state
+ * machine stops a payer at its quota, in journal order, however many
+ * keys sign for it; unmarked ones (the administrator's) go on. */
 static void revocation_quota_is_decided_by_the_state_machine(void **state)
 {
 	(void)state;
 	struct auth *a = fresh();
-	u8 iss[32], admin[32], h[32];
-	key32(iss, 11, 1);
+	u8 payer[32], other[32], admin[32], h[32];
+	key32(payer, 11, 1);
+	key32(other, 11, 3);
 	key32(admin, 11, 2);
-	for (u32 i = 0; i < AUTH_REVOCATIONS_PER_ISSUER; i++) {
+	for (u32 i = 0; i < AUTH_REVOCATIONS_PER_PRINCIPAL; i++) {
+		u8 minted[32]; /* a fresh key for every statement */
+		key32(minted, 1000 + i, 4);
 		key32(h, i, 9);
-		struct auth_revoke r = revoke_link(iss, h, "q");
+		struct auth_revoke r = revoke_link(minted, h, "q");
 		r.flags |= AUTH_REVOKE_QUOTA;
+		memcpy(r.payer, payer, 32);
 		assert_int_equal(add_revoke(a, &r, 10 + i), AUTH_OK);
 	}
-	key32(h, AUTH_REVOCATIONS_PER_ISSUER, 9);
-	struct auth_revoke over = revoke_link(iss, h, "q");
+	u8 minted[32];
+	key32(minted, 999, 4);
+	key32(h, AUTH_REVOCATIONS_PER_PRINCIPAL, 9);
+	struct auth_revoke over = revoke_link(minted, h, "q");
 	over.flags |= AUTH_REVOKE_QUOTA;
+	memcpy(over.payer, payer, 32);
 	assert_int_equal(add_revoke(a, &over, 1u << 20), AUTH_FULL);
-	assert_false(auth_revoked(a, iss, h));
+	assert_false(auth_revoked(a, minted, h));
+	/* the payer's delegates have a bucket of their own, so keys it
+	 * handed out cannot use up its own revocations, nor it theirs */
+	over.flags |= AUTH_REVOKE_DELEGATE;
+	assert_int_equal(add_revoke(a, &over, (1u << 20) + 3), AUTH_OK);
+	assert_int_equal(auth_revocations_by(a, payer, true), 1);
+	over.flags &= ~AUTH_REVOKE_DELEGATE;
+	key32(h, AUTH_REVOCATIONS_PER_PRINCIPAL + 1, 9);
+	memcpy(over.jti_hash, h, 32);
+	/* another principal still has its own */
+	memcpy(over.payer, other, 32);
+	assert_int_equal(add_revoke(a, &over, (1u << 20) + 1), AUTH_OK);
 	struct auth_revoke mine = revoke_link(admin, h, "a");
-	assert_int_equal(add_revoke(a, &mine, (1u << 20) + 1), AUTH_OK);
-	assert_int_equal(auth_revocations_by(a, iss),
-			 AUTH_REVOCATIONS_PER_ISSUER);
+	assert_int_equal(add_revoke(a, &mine, (1u << 20) + 2), AUTH_OK);
+	assert_int_equal(auth_revocations_by(a, payer, false),
+			 AUTH_REVOCATIONS_PER_PRINCIPAL);
+	assert_int_equal(auth_revocations_by(a, other, false), 1);
+	assert_int_equal(auth_revocations_by(a, admin, false), 0);
+	auth_free(a);
+}
+
+/* A statement journaled before payers existed (144 bytes) still applies,
+ * paid by its issuer, as its quota was counted then. */
+static void revocations_of_the_first_format_replay(void **state)
+{
+	(void)state;
+	struct auth *a = fresh();
+	u8 iss[32], h[32];
+	key32(iss, 12, 1);
+	key32(h, 12, 9);
+	struct auth_revoke r = revoke_link(iss, h, "old");
+	r.flags |= AUTH_REVOKE_QUOTA;
+	assert_int_equal(
+		apply(a, AUTH_CMD_REVOKE, &r, AUTH_REVOKE_V1_BYTES, 10),
+		AUTH_OK);
+	assert_true(auth_revoked(a, iss, h));
+	assert_int_equal(auth_revocations_by(a, iss, false), 1);
+	assert_false(auth_command_valid(AUTH_CMD_REVOKE, &r,
+					AUTH_REVOKE_V1_BYTES + 16));
 	auth_free(a);
 }
 
@@ -1409,6 +1454,7 @@ int main(void)
 		cmocka_unit_test(revoke_link_only_that_link),
 		cmocka_unit_test(
 			revocation_quota_is_decided_by_the_state_machine),
+		cmocka_unit_test(revocations_of_the_first_format_replay),
 		cmocka_unit_test(
 			key_created_once_and_revocations_counted_by_issuer),
 		cmocka_unit_test(revoke_all_covers_every_jti_of_the_issuer),

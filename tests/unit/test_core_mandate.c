@@ -1409,9 +1409,8 @@ static void rights_round_trip_and_check_requests(void **state)
 				     .credit_account_id = 6,
 				     .ledger = 7,
 				     .amount = ~(u128)0};
-		assert_int_equal(mandate_right_check_transfer(&any, &t, NULL,
-							      &e),
-				 0);
+		assert_int_equal(
+			mandate_right_check_transfer(&any, &t, NULL, &e), 0);
 		/* two bits at once is the caller's mistake */
 		assert_int_equal(mandate_right_check_op(&any, 3, false, 0, &e),
 				 -1);
@@ -1424,11 +1423,10 @@ static void rights_round_trip_and_check_requests(void **state)
 static void transfer_flags_need_the_accounts_they_touch(void **state)
 {
 	(void)state;
-	struct mandate_right till = {
-		.ops = MANDATE_OP_TRANSFERS_CREATE |
-		       MANDATE_OP_TRANSFERS_POST_VOID,
-		.n_accounts = 1,
-		.accounts = {10}};
+	struct mandate_right till = {.ops = MANDATE_OP_TRANSFERS_CREATE |
+					    MANDATE_OP_TRANSFERS_POST_VOID,
+				     .n_accounts = 1,
+				     .accounts = {10}};
 	struct mandate_error e;
 	const u16 post = TRANSFER_POST_PENDING_TRANSFER;
 	const u16 vd = TRANSFER_VOID_PENDING_TRANSFER;
@@ -1495,18 +1493,19 @@ static void transfer_flags_need_the_accounts_they_touch(void **state)
 				     .credit_account_id = pv[i].credit,
 				     .ledger = 1,
 				     .amount = 5};
-		struct transfer t = {.id = 8, .flags = pv[i].flags,
-				     .pending_id = 7};
-		assert_int_equal(mandate_right_check_transfer(&till, &t, &p,
-							      &e),
-				 pv[i].code ? -1 : 0);
+		struct transfer t = {
+			.id = 8, .flags = pv[i].flags, .pending_id = 7};
+		assert_int_equal(
+			mandate_right_check_transfer(&till, &t, &p, &e),
+			pv[i].code ? -1 : 0);
 		assert_int_equal(e.code, pv[i].code);
 	}
 	/* an unknown pending looks like someone else's */
-	struct transfer t = {.id = 8, .flags = post, .pending_id = 7,
+	struct transfer t = {.id = 8,
+			     .flags = post,
+			     .pending_id = 7,
 			     .debit_account_id = 10};
-	assert_int_equal(mandate_right_check_transfer(&till, &t, NULL, &e),
-			 -1);
+	assert_int_equal(mandate_right_check_transfer(&till, &t, NULL, &e), -1);
 	assert_int_equal(e.code, MANDATE_ERR_account_not_allowed);
 	/* a void moves nothing: neither counterparties nor the cap apply */
 	struct mandate_right capped = till;
@@ -1514,14 +1513,16 @@ static void transfer_flags_need_the_accounts_they_touch(void **state)
 	capped.per_transfer_cap = 1;
 	capped.n_counterparties = 1;
 	capped.counterparties[0] = 30;
-	struct transfer p = {.id = 7, .flags = TRANSFER_PENDING,
-			     .debit_account_id = 10, .credit_account_id = 20,
-			     .ledger = 1, .amount = 5};
+	struct transfer p = {.id = 7,
+			     .flags = TRANSFER_PENDING,
+			     .debit_account_id = 10,
+			     .credit_account_id = 20,
+			     .ledger = 1,
+			     .amount = 5};
 	t.flags = vd;
 	assert_int_equal(mandate_right_check_transfer(&capped, &t, &p, &e), 0);
 	t.flags = post;
-	assert_int_equal(mandate_right_check_transfer(&capped, &t, &p, &e),
-			 -1);
+	assert_int_equal(mandate_right_check_transfer(&capped, &t, &p, &e), -1);
 	assert_int_equal(e.code, MANDATE_ERR_counterparty_not_allowed);
 }
 
@@ -2016,8 +2017,8 @@ int main(void)
 				       reset),
 		cmocka_unit_test_setup(rights_round_trip_and_check_requests,
 				       reset),
-		cmocka_unit_test_setup(transfer_flags_need_the_accounts_they_touch,
-				       reset),
+		cmocka_unit_test_setup(
+			transfer_flags_need_the_accounts_they_touch, reset),
 		cmocka_unit_test_setup(dpop_good_proof_and_each_refusal, reset),
 		cmocka_unit_test_setup(
 			dpop_replays_are_refused_within_the_window, reset),
