@@ -13,6 +13,10 @@ for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
 		missing="$missing $p"
 done
+# The e2e tests drive an independent JOSE client on Node.js (npm ci of
+# tests/e2e/js): Debian's nodejs and npm unless a node is already there.
+command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 ||
+	missing="$missing nodejs npm"
 [ -z "$missing" ] && exit 0
 
 echo "deps: installing:$missing"

@@ -1185,12 +1185,16 @@ static void usage_revoke(FILE *f)
 		"the statement proves itself, no credential is\nsent.  The "
 		"second posts the administrator's plain form for any issuer,"
 		"\nwith the bearer token (or --key and --mandate with the "
-		"revoke right).\n\n"
+		"revoke right).\nA delegate's key that is not registered "
+		"sends its statement with\n--mandate, the chain that names "
+		"it.\n\n"
 		"options:\n%s"
 		"  --token-file FILE  (--admin) the bearer token; default "
 		"DATA/admin.token\n"
-		"  --mandate FILE     (--admin) a chain with the revoke "
-		"right, with --key\n"
+		"  --mandate FILE     the chain to send with --key: naming "
+		"the key (first\n"
+		"                     form), or with the revoke right "
+		"(--admin)\n"
 		"Exit 0 when the server records it, 1 when refused or "
 		"unreachable, 2 on\nusage errors.\n",
 		client_usage_common);
@@ -1269,10 +1273,10 @@ static int delegate_revoke(int argc, char **argv)
 			   : json_pack("{s:s, s:s}", "iss", iss, "jti", jti);
 	} else {
 		char sjti[23];
-		if (iss || c.mandate_file || !c.key_file) {
+		if (iss || !c.key_file) {
 			fprintf(stderr,
 				"%s: --key KEYFILE signs the statement; "
-				"--iss and --mandate go with --admin\n",
+				"--iss goes with --admin\n",
 				prog);
 			return EXIT_USAGE;
 		}
@@ -1290,10 +1294,14 @@ static int delegate_revoke(int argc, char **argv)
 			goto cleanup;
 		}
 		body = json_pack("{s:s}", "statement", stmt);
-		/* The statement is the proof; a token only when asked. */
-		c.key_file = NULL;
-		if (!c.token_file)
-			c.no_auth = true;
+		/* The statement is the proof; a token only when asked.  A
+		 * delegate's key, which the server does not know, sends it
+		 * with its own chain (--mandate) and a DPoP proof. */
+		if (!c.mandate_file) {
+			c.key_file = NULL;
+			if (!c.token_file)
+				c.no_auth = true;
+		}
 	}
 	ret = 1;
 	text = body ? json_dumps(body, JSON_COMPACT) : NULL;

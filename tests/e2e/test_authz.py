@@ -20,7 +20,7 @@ import subprocess
 import threading
 import time
 
-from harness import (e2e_test, check, check_eq, slow_factor, SkipTest,
+from harness import (e2e_test, check, check_eq, slow_factor,
                      TestFailure)
 from ledger import account, transfer, get_account
 
@@ -57,8 +57,10 @@ def ensure_js():
     (npm ci from the lock file when it is not, or is another version)."""
     node, npm = shutil.which("node"), shutil.which("npm")
     if node is None or npm is None:
-        raise SkipTest("node and npm are needed for the jose client "
-                       "(node: %s, npm: %s)" % (node, npm))
+        # a missing tool fails the test: `make deps` installs both
+        raise TestFailure("node and npm are needed for the jose client "
+                          "(node: %s, npm: %s); run `make deps`"
+                          % (node, npm))
     with _js_lock:
         if _js_state["node"]:
             return _js_state["node"]
@@ -180,7 +182,7 @@ class Authz:
     """A started server, its admin credentials and the JS client."""
 
     def __init__(self, ctx):
-        ensure_js()  # install (or skip) before starting anything
+        ensure_js()  # install (or fail) before starting anything
         self.s = ctx.start_server()
         s = self.s
         token = None
@@ -807,3 +809,44 @@ def test_authz_owner_rooted_mandates_cover_only_owned_accounts(ctx):
     for id in (2, 3, 4):
         a.transfer_absent(id, "refused owner-rooted mandates")
     a.s.stop()
+
+
+def _restart_on_the_same_port(s, kill=False):
+    """The same data and port: a proof's htu names the port."""
+    port = s.port
+    if kill:
+        s.kill9()
+    else:
+        s.stop()
+    s.spawn(port=port)
+    s.wait_ready(20 * slow_factor())
+
+
+@e2e_test(timeout=120)
+def test_authz_a_dpop_proof_used_before_a_restart_is_refused_after_it(ctx):
+    # issue 9, finding 7: the replay cache is memory, the horizon is not
+    a = Authz(ctx)
+    merchant, device, session = _merchant_setup(a)
+    links = a.chain([_right([1001])], [merchant])
+    r = a.call(links, merchant, "POST", "/v1/transfers",
+               transfer(1, 1001, 2001, 5))
+    check_status(r, 201, "the first use of the proof")
+    proof = r["proof"]
+    for kill in (False, True):
+        _restart_on_the_same_port(a.s, kill=kill)
+        # the same proof, another body: the attack
+        r = a.call(links, merchant, "POST", "/v1/transfers",
+                   transfer(2, 1001, 2001, 500), proof=proof)
+        check_refused(r, 401, "dpop_before_restart",
+                      "a proof used before the restart (kill=%s)" % kill)
+        a.transfer_absent(2, "replayed after a restart")
+    check_eq(a.debits_posted(1001), 5, "only the first transfer moved")
+    # what a proof made after the restart needs: an iat past the horizon
+    with open(os.path.join(a.s.data_dir, "dpop.horizon")) as f:
+        horizon = int(f.read().split()[0])
+    check(horizon >= int(time.time()) - 60,
+          "the horizon covers the proof used: %d" % horizon)
+    r = a.call(links, merchant, "POST", "/v1/transfers",
+               transfer(3, 1001, 2001, 7), dpop={"iat": horizon + 1})
+    check_status(r, 201, "a proof dated after the horizon")
+    check_eq(a.debits_posted(1001), 12, "the new proof moved money")

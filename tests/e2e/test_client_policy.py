@@ -169,7 +169,7 @@ def base_policy(now=None):
 
 
 def node_js(script, cmd, timeout=30):
-    node = test_authz.ensure_js()  # npm ci when needed, or skip
+    node = test_authz.ensure_js()  # npm ci when needed, or fail
     limit = timeout * slow_factor()
     try:
         p = subprocess.run([node, script], input=json.dumps(cmd), cwd=JS_DIR,
@@ -778,7 +778,7 @@ def test_client_policy_rights_policy_read_evaluates_policy_admin_changes(ctx):
     """docs/client-policy.md "HTTP API": policy:read for reads, policy:admin
     for changes; a mandate with neither gets 403 on every policy route.
     Every (mandate, route) pair is tried, and all mismatches reported."""
-    a = test_authz.Authz(ctx)  # npm ci when needed, or skip
+    a = test_authz.Authz(ctx)  # npm ci when needed, or fail
     s = a.s
     doc, _, _ = base_policy()
     check_ok(put_policy(s, doc, "v1"), 201, "PUT as the administrator")

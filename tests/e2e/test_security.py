@@ -167,3 +167,52 @@ def test_posting_and_voiding_need_the_right_over_what_they_touch(ctx):
                   tr(208, 10, 0, 0, ["void_pending_transfer"],
                      pending_id="999", ledger=0, code=0))
     check_refused_403(r, "voiding a pending that does not exist")
+
+
+# -- finding 5: the revocation table filled by minting child keys -----------
+
+@e2e_test(timeout=120)
+def test_minted_child_keys_share_their_root_principals_revocation_quota(ctx):
+    srv = ctx.start_server(env={"TPWALLET_REVOCATIONS_PER_PRINCIPAL": "3"})
+    t = Tenants(ctx, ops=("accounts:read",), srv=srv)
+    outcomes = []
+    # the attack: the till mints a fresh child key for every statement,
+    # and each child revokes a made-up link with its own chain
+    for i in range(5):
+        child = os.path.join(ctx.dir, "child%d.jwk" % i)
+        t.cli("principal", "create", "--name", "c%d" % i, "--no-register",
+              "--key-out", child)
+        chain = os.path.join(ctx.dir, "child%d.txt" % i)
+        # --parent: a link below the till's own mandate
+        t.cli("delegate", "issue", "--key", t.till, "--to", child,
+                  "--parent", t.mandate, "--op", "accounts:read",
+                  "--account", "10", "--expires", "30m", "--out", chain)
+        r = t.cli("delegate", "revoke", "--key", child, "--mandate", chain,
+                  "--jti", "made-up-%d" % i, ok=False)
+        outcomes.append((r.returncode, r.stdout, r.stderr))
+    for i in range(3):
+        check(outcomes[i][0] == 0 and '"revoked"' in outcomes[i][1],
+              "child %d within the quota: %r" % (i, outcomes[i]))
+    for i in (3, 4):
+        check(outcomes[i][0] == 1 and "507" in outcomes[i][2]
+              and "state-full" in outcomes[i][2],
+              "child %d over its root's quota: %r" % (i, outcomes[i]))
+    # the till itself pays from the same bucket
+    r = t.cli("delegate", "revoke", "--key", t.till, "--mandate", t.mandate,
+              "--jti", "made-up-till", ok=False)
+    check(r.returncode == 1 and "state-full" in r.stderr,
+          "the till: %s %s" % (r.stdout, r.stderr))
+    # the merchant's own revocations are its own bucket: still accepted,
+    # and another tenant is not affected at all
+    r = t.cli("delegate", "revoke", "--key", t.merchant, "--jti",
+              "merchant-link")
+    check('"revoked"' in r.stdout, "merchant: %s %s" % (r.stdout, r.stderr))
+    other = os.path.join(ctx.dir, "other.jwk")
+    t.cli("principal", "create", "--name", "other", "--key-out", other)
+    r = t.cli("delegate", "revoke", "--key", other, "--jti", "other-link")
+    check('"revoked"' in r.stdout, "other tenant: %s %s"
+          % (r.stdout, r.stderr))
+    listed = json.loads(srv.get("/v1/revocations/made-up-2").body)
+    check_eq(listed["status"], "revoked", "an accepted child statement")
+    listed = json.loads(srv.get("/v1/revocations/made-up-3").body)
+    check_eq(listed["status"], "good", "a refused one wrote nothing")
