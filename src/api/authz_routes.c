@@ -1048,8 +1048,10 @@ enum MHD_Result authz_command_reply(struct request *rq)
 	char id[JOSE_B64_32_BYTES];
 
 	if (outcome == AUTH_FULL)
-		return api_reply_problem(rq, PROBLEM_state_full, NULL, NULL,
-					 NULL);
+		return api_reply_problem(rq, PROBLEM_state_full,
+					 "the authorization state is at one of "
+					 "its limits (docs/authz.md)",
+					 NULL, NULL);
 	switch (h->kind) {
 	case AUTH_CMD_PRINCIPAL: {
 		const struct auth_principal *p = (const void *)ext;

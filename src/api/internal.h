@@ -78,6 +78,8 @@ struct request {
 	bool body_too_large;
 	bool over_budget; /* refused: all bodies together are at the budget */
 	bool want_entry;  /* ?entry_index=true: results carry their entry */
+	int query_repeat; /* api_query_repeated's answer, when not 0 */
+	char repeated_param[33];
 
 	/* Who is calling (/v1 routes): authenticated at the headers, the
 	 * refusal (if any) answered once the body is in. */

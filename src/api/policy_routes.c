@@ -127,10 +127,24 @@ void policy_observe(struct request *rq)
 	struct api_server *s = rq->srv;
 	if (!rq->obs_platform[0] || !s->activity || !rq->caller.authenticated)
 		return;
+	/* Whose user this is: the administrator's credentials (the
+	 * gateway) speak for every user id; any other credential only for
+	 * the users of the principal at the root of its chain, so the same
+	 * id sent by another tenant is another user, and no tenant can
+	 * change what is counted for another's users (docs/security.md). */
 	u64 h;
-	crypto_generichash((u8 *)&h, sizeof(h), (const u8 *)rq->obs_user,
-			   strlen(rq->obs_user), s->activity_key,
-			   sizeof(s->activity_key));
+	crypto_generichash_state st;
+	crypto_generichash_init(&st, s->activity_key, sizeof(s->activity_key),
+				sizeof(h));
+	if (!rq->caller.root_admin) {
+		static const u8 tag[] = "principal";
+		crypto_generichash_update(&st, tag, sizeof(tag));
+		crypto_generichash_update(&st, rq->caller.root,
+					  sizeof(rq->caller.root));
+	}
+	crypto_generichash_update(&st, (const u8 *)rq->obs_user,
+				  strlen(rq->obs_user));
+	crypto_generichash_final(&st, (u8 *)&h, sizeof(h));
 	pthread_mutex_lock(&s->activity_lock);
 	activity_observe(s->activity, h, rq->obs_platform, rq->obs_version,
 			 today());
@@ -875,6 +889,10 @@ static enum MHD_Result get_impact(struct request *rq)
 		o, "share",
 		json_real(im.actives ? (double)im.blocked / (double)im.actives
 				     : 0.0));
+	/* What a user is in these counts (docs/client-policy.md): an
+	 * X-Client-User of the administrator's credentials, or of one
+	 * principal's (the root of the sender's chain). */
+	json_object_set_new(o, "user_scope", json_string("root-principal"));
 	json_t *f = json_pack("{s:f, s:I, s:I}", "threshold", threshold,
 			      "weeks", (json_int_t)weeks, "days_used",
 			      (json_int_t)fc.days_used);
@@ -1032,8 +1050,19 @@ enum MHD_Result policy_command_reply(struct request *rq)
 		return api_reply_problem(rq, PROBLEM_policy_not_found, NULL,
 					 NULL, NULL);
 	case PSTATE_FULL:
-		return api_reply_problem(rq, PROBLEM_state_full, NULL, NULL,
-					 NULL);
+		_Static_assert(POLICY_OVERRIDES_MAX == 64 &&
+				       PSTATE_OVERRIDES_MAX == 100000 &&
+				       PSTATE_VERSIONS_MAX == 100000,
+			       "the reply below names these limits");
+		return api_reply_problem(
+			rq, PROBLEM_state_full,
+			h->kind == PSTATE_CMD_OVERRIDE
+				? "at most 64 overrides are open at once (and "
+				  "100000 in the policy's life): end one with "
+				  "DELETE /v1/client-policy/overrides/{id}, or "
+				  "widen the range of one"
+				: "the policy keeps at most 100000 versions",
+			NULL, NULL);
 	default: break;
 	}
 	if (h->kind == PSTATE_CMD_SET) {

@@ -62,7 +62,7 @@
 	X(name_taken, "name-taken", 409,                                       \
 	  "Another principal already has this name")                           \
 	X(state_full, "state-full", 507,                                       \
-	  "The authorization state is at its limit")                           \
+	  "A limit of the server's state is reached")                          \
 	X(key_rotation_failed, "key-rotation-failed", 500,                     \
 	  "The signing key could not be rotated")                              \
 	X(internal_error, "internal-error", 500, "Internal error")

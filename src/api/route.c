@@ -271,3 +271,77 @@ int api_query_u64s(const char *q, size_t len, const char *const names[],
 	}
 	return 0;
 }
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* The next decoded byte of a name at *p (< end); advances *p. */
+static int name_byte(const char **p, const char *end)
+{
+	const char *s = *p;
+	if (*s == '%' && end - s >= 3 && hexval(s[1]) >= 0 &&
+	    hexval(s[2]) >= 0) {
+		*p = s + 3;
+		return hexval(s[1]) * 16 + hexval(s[2]);
+	}
+	*p = s + 1;
+	return *s == '+' ? ' ' : (unsigned char)*s;
+}
+
+static bool names_equal(const char *a, const char *a_end, const char *b,
+			const char *b_end)
+{
+	while (a < a_end && b < b_end)
+		if (name_byte(&a, a_end) != name_byte(&b, b_end))
+			return false;
+	return a == a_end && b == b_end;
+}
+
+int api_query_repeated(const char *q, size_t len, char *name, size_t name_size)
+{
+	const char *start[API_QUERY_PARAMS_MAX], *stop[API_QUERY_PARAMS_MAX];
+	size_t n = 0, at = 0;
+
+	if (name_size)
+		name[0] = '\0';
+	while (at < len) {
+		const char *amp = memchr(q + at, '&', len - at);
+		size_t end = amp ? (size_t)(amp - q) : len;
+		const char *eq = memchr(q + at, '=', end - at);
+		const char *ne = eq ? eq : q + end;
+		const char *ns = q + at;
+		at = end + (amp ? 1 : 0);
+		if (ne == ns && !eq)
+			continue; /* "a&&b": an empty piece names nothing */
+		for (size_t i = 0; i < n; i++) {
+			if (!names_equal(start[i], stop[i], ns, ne))
+				continue;
+			size_t k = 0;
+			const char *p = ns;
+			while (p < ne && k + 1 < name_size) {
+				int c = name_byte(&p, ne);
+				if (c < 0x21 || c > 0x7e) {
+					k = 0;
+					break;
+				}
+				name[k++] = (char)c;
+			}
+			if (name_size)
+				name[k] = '\0';
+			return 1;
+		}
+		if (n == API_QUERY_PARAMS_MAX)
+			return -E2BIG;
+		start[n] = ns;
+		stop[n++] = ne;
+	}
+	return 0;
+}

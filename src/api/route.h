@@ -51,4 +51,16 @@ bool api_traceparent_parse(const char *v, char trace_id[TRACE_ID_HEX + 1]);
 int api_query_u64s(const char *q, size_t len, const char *const names[],
 		   u64 values[], bool present[], size_t n, const char **bad);
 
+/*
+ * Is a parameter named twice in the raw query q?  Names compare after
+ * percent-decoding ('+' is a space), as libmicrohttpd decodes them for
+ * lookups, so "a=1&%61=2" repeats "a".  Refused on every route (400):
+ * first-wins and last-wins readings differ between a proxy and us.
+ * Returns 0 (no repeat), 1 (a repeat: name, NUL-terminated and cut to
+ * name_size - 1, is the repeated name when it is printable ASCII, else
+ * ""), or -E2BIG past API_QUERY_PARAMS_MAX parameters.
+ */
+#define API_QUERY_PARAMS_MAX 64
+int api_query_repeated(const char *q, size_t len, char *name, size_t name_size);
+
 #endif

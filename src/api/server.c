@@ -1242,6 +1242,11 @@ static enum problem route_check(struct request *rq, const char **allow)
 	}
 	if (rq->bad_id)
 		return PROBLEM_invalid_id;
+	rq->query_repeat =
+		api_query_repeated(rq->query, rq->query_len, rq->repeated_param,
+				   sizeof(rq->repeated_param));
+	if (rq->query_repeat != 0)
+		return PROBLEM_invalid_query;
 	if (is_create && atomic_load(&rq->srv->stopping))
 		return PROBLEM_unavailable;
 	return PROBLEM_COUNT;
@@ -1261,6 +1266,14 @@ static enum MHD_Result reply_route_problem(struct request *rq, enum problem p,
 					 "ids are decimal integers from 0 to "
 					 "2^128-1 without leading zeros",
 					 "id", NULL);
+	if (p == PROBLEM_invalid_query)
+		return api_reply_problem(
+			rq, p,
+			rq->query_repeat > 0
+				? "a query parameter is given more than once"
+				: "at most 64 query parameters",
+			rq->repeated_param[0] ? rq->repeated_param : NULL,
+			NULL);
 	return api_reply_problem(rq, p, NULL, NULL, allow);
 }
 

@@ -216,3 +216,65 @@ def test_minted_child_keys_share_their_root_principals_revocation_quota(ctx):
     check_eq(listed["status"], "revoked", "an accepted child statement")
     listed = json.loads(srv.get("/v1/revocations/made-up-3").body)
     check_eq(listed["status"], "good", "a refused one wrote nothing")
+
+
+# -- finding 10: version telemetry forged for someone else's user ----------
+
+@e2e_test(timeout=120)
+def test_a_mandate_cannot_rewrite_the_version_counted_for_another_user(ctx):
+    t = Tenants(ctx, ops=("accounts:read",))
+    policy = {"platforms": {"android": {"min_supported": "1.0.0"}}}
+    t.cli("call", "PUT", "/v1/client-policy", json.dumps(policy))
+
+    def impact():
+        return t.admin("GET", "/v1/client-policy/impact?platform=android"
+                       "&min_supported=2.0.0")
+
+    # the gateway (the administrator's token) reports user u1 on 1.5.0
+    t.cli("call", "-H", "X-Client-Version: android/1.5.0",
+          "-H", "X-Client-User: u1", "GET", "/v1/accounts/20")
+    im = impact()
+    check_eq((im["actives"], im["blocked"]), (1, 1), "u1 counted, blocked")
+    # the till claims to be u1 on 3.0.0: the attack would hide u1 from
+    # the impact of raising the minimum
+    for v in ("3.0.0", "3.0.1"):
+        r = t.cli("call", "--key", t.till, "--mandate", t.mandate,
+                  "-H", "X-Client-Version: android/" + v,
+                  "-H", "X-Client-User: u1", "GET", "/v1/accounts/10")
+    im = impact()
+    check_eq(im["blocked"], 1, "the gateway's u1 is still blocked")
+    check_eq(im["actives"], 2, "the merchant's u1 is its own user")
+    check_eq(im["user_scope"], "root-principal", "what a user is")
+
+
+# -- finding 10: the override limit, and what its refusal says -------------
+
+@e2e_test(timeout=120)
+def test_the_65th_open_override_is_refused_with_the_limit_named(ctx):
+    srv = ctx.start_server()
+    c = srv.new_client()
+    try:
+        for i in range(64):
+            r = c.post("/v1/client-policy/overrides",
+                       {"platform": "android", "range": "3.%d.x" % i,
+                        "mode": "allow", "duration_s": 600,
+                        "reason": "INC-%d" % i})
+            check_eq(r.status, 201, "override %d: %r" % (i, r))
+        r = c.post("/v1/client-policy/overrides",
+                   {"platform": "android", "range": "4.x", "mode": "allow",
+                    "duration_s": 600, "reason": "one too many"})
+        check_eq(r.status, 507, "the 65th")
+        doc = r.json()
+        check_eq(doc["type"], "/problems/state-full", "problem type")
+        check("authorization" not in doc["title"] + doc.get("detail", ""),
+              "names the authorization state: %r" % doc)
+        check("64 overrides" in doc["detail"], "the limit: %r" % doc)
+        # ending one makes room
+        r = c.request("DELETE", "/v1/client-policy/overrides/1?reason=done")
+        check_eq(r.status, 200, "end override 1: %r" % r)
+        r = c.post("/v1/client-policy/overrides",
+                   {"platform": "android", "range": "4.x", "mode": "allow",
+                    "duration_s": 600, "reason": "room again"})
+        check_eq(r.status, 201, "after ending one: %r" % r)
+    finally:
+        c.close()

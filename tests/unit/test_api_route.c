@@ -11,6 +11,9 @@
 
 #include "api/route.h"
 
+#include <errno.h>
+#include <stdio.h>
+
 #include <string.h>
 
 #include "banned.h"
@@ -124,12 +127,51 @@ static void traceparent_follows_w3c_trace_context(void **state)
 			fail_msg("accepted: %s", bad[i]);
 }
 
+/* A parameter named twice is found, after percent-decoding as
+ * libmicrohttpd decodes names; values never matter. */
+static void repeated_query_parameters_are_found(void **state)
+{
+	(void)state;
+	char name[33];
+	static const struct {
+		const char *q;
+		int want;
+		const char *name;
+	} cases[] = {
+		{"", 0, ""},
+		{"owner=a", 0, ""},
+		{"owner=a&entry_index=true", 0, ""},
+		{"owner=a&owner=b", 1, "owner"},
+		{"entry_index=true&entry_index=false", 1, "entry_index"},
+		{"iss=x&iss", 1, "iss"},
+		{"%69ss=x&iss=y", 1, "iss"},
+		{"a+b=1&a%20b=2", 1, ""}, /* a space: not printed */
+		{"a=1&&b=2", 0, ""},
+		{"a=1&b=2&A=3", 0, ""}, /* names are case-sensitive */
+		{"limit=1&limit=1", 1, "limit"},
+		{"%6=1&%6=2", 1, "%6"}, /* a bad escape stays as it is */
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int r = api_query_repeated(cases[i].q, strlen(cases[i].q), name,
+					   sizeof(name));
+		if (r != cases[i].want || strcmp(name, cases[i].name) != 0)
+			fail_msg("%s: %d '%s'", cases[i].q, r, name);
+	}
+	char many[API_QUERY_PARAMS_MAX * 8 + 16];
+	size_t n = 0;
+	for (int i = 0; i <= API_QUERY_PARAMS_MAX; i++)
+		n += (size_t)snprintf(many + n, sizeof(many) - n, "p%d=1&", i);
+	assert_int_equal(api_query_repeated(many, n - 1, name, sizeof(name)),
+			 -E2BIG);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(urls_map_to_their_templates),
 		cmocka_unit_test(request_ids_are_kept_only_when_safe),
 		cmocka_unit_test(traceparent_follows_w3c_trace_context),
+		cmocka_unit_test(repeated_query_parameters_are_found),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
