@@ -38,6 +38,7 @@ struct api_authz {
 	 * now (raised under lease_lock, read atomically). */
 	int64_t restart_horizon;
 	int64_t lease;
+	int64_t max_iat; /* the latest iat accepted since start (atomic) */
 	int horizon_fd;
 	pthread_mutex_t lease_lock;
 };
@@ -167,6 +168,11 @@ static int horizon_open(struct api_authz *z, const char *data_dir, char *err,
 /* Before a proof dated iat is accepted: the file must cover it. */
 static int horizon_cover(struct api_authz *z, int64_t iat)
 {
+	int64_t seen = __atomic_load_n(&z->max_iat, __ATOMIC_RELAXED);
+	while (iat > seen &&
+	       !__atomic_compare_exchange_n(&z->max_iat, &seen, iat, true,
+					    __ATOMIC_RELEASE, __ATOMIC_RELAXED))
+		;
 	if (iat <= __atomic_load_n(&z->lease, __ATOMIC_ACQUIRE))
 		return 0;
 	int ret = 0;
@@ -340,8 +346,18 @@ void api_authz_close(struct api_authz *z)
 		return;
 	mandate_cache_free(z->cache);
 	mandate_replay_free(z->replay);
-	if (z->horizon_fd >= 0)
+	if (z->horizon_fd >= 0) {
+		/* A clean stop: no proof is in flight, so H can come down from
+		 * the lease to the latest iat accepted (never below what it
+		 * was at start); proofs made a second after the restart pass.
+		 * A failed write leaves the lease, which covers more. */
+		int64_t h = __atomic_load_n(&z->max_iat, __ATOMIC_ACQUIRE);
+		if (h < z->restart_horizon)
+			h = z->restart_horizon;
+		if (h < z->lease)
+			(void)horizon_write(z->horizon_fd, h);
 		close(z->horizon_fd);
+	}
 	pthread_mutex_destroy(&z->lease_lock);
 	sodium_memzero(z, sizeof(*z));
 	free(z);

@@ -42,11 +42,12 @@ struct engine;
  * window.  DATA/dpop.horizon holds H: every proof ever accepted had
  * iat <= H.  It is raised (written and fdatasync'ed) before a proof with
  * a later iat is accepted, to that iat + AUTHZ_DPOP_LEASE_S, so one sync
- * covers the next AUTHZ_DPOP_LEASE_S seconds of proofs.  At start the
+ * covers the next AUTHZ_DPOP_LEASE_S seconds of proofs; a clean stop
+ * brings H back to the latest iat accepted.  At start the
  * server refuses every proof with iat <= H (dpop_before_restart): a proof
  * made after the restart is new, one made before may have been used.
- * Honest clients (iat = now) wait at most until H after a restart that
- * took less time than that: about AUTHZ_DPOP_LEASE_S seconds, more when a
+ * Honest clients (iat = now) wait about a second after a clean restart;
+ * after a crash, at most until H: about AUTHZ_DPOP_LEASE_S seconds, more when a
  * client dated its proofs ahead (up to MANDATE_DPOP_WINDOW_S).  A data
  * directory made before the file existed starts with H = now +
  * MANDATE_DPOP_WINDOW_S; a new one with H = 0.

@@ -237,8 +237,12 @@ static enum MHD_Result get_account_query(struct request *rq, bool balances)
 					"out of memory", NULL, NULL);
 		goto cleanup;
 	}
+	/* Ids 0 and 2^128-1 are never accounts (the ledger refuses them as
+	 * a filter): an unknown account, so no records. */
 	l = engine_read_begin(rq->srv->e);
-	if (balances) {
+	if (f.account_id == 0 || f.account_id == U128_MAX) {
+		n = 0;
+	} else if (balances) {
 		n = ledger_get_account_balances(l, &f, out, f.limit);
 	} else {
 		struct transfer *t = out;
@@ -1266,6 +1270,7 @@ static enum MHD_Result reply_route_problem(struct request *rq, enum problem p,
 					 "ids are decimal integers from 0 to "
 					 "2^128-1 without leading zeros",
 					 "id", NULL);
+	_Static_assert(API_QUERY_PARAMS_MAX == 64, "the reply names 64");
 	if (p == PROBLEM_invalid_query)
 		return api_reply_problem(
 			rq, p,

@@ -278,3 +278,53 @@ def test_the_65th_open_override_is_refused_with_the_limit_named(ctx):
         check_eq(r.status, 201, "after ending one: %r" % r)
     finally:
         c.close()
+
+
+# -- finding 10: repeated query parameters, account 0 -----------------------
+
+@e2e_test(timeout=60)
+def test_a_repeated_query_parameter_is_refused_naming_it(ctx):
+    srv = ctx.start_server()
+    c = srv.new_client()
+    try:
+        cases = [("POST", "/v1/transfers?entry_index=true&entry_index=false",
+                  [], "entry_index"),
+                 ("POST", "/v1/accounts?owner=a&owner=b",
+                  [{"id": "1", "ledger": 1, "code": 1}], "owner"),
+                 ("GET", "/v1/revocations/abc?iss=a&iss=b", None, "iss"),
+                 ("GET", "/v1/accounts/1/transfers?limit=5&limit=6", None,
+                  "limit")]
+        for method, path, body, name in cases:
+            if body is None:
+                r = c.request(method, path)
+            else:
+                r = c.post(path, body)
+            check_eq(r.status, 400, "%s %s" % (method, path))
+            doc = r.json()
+            check_eq((doc["type"], doc.get("field")),
+                     ("/problems/invalid-query", name), "%s problem" % path)
+            check("more than once" in doc["detail"], "detail: %r" % doc)
+        # nothing was created by the refused POST
+        r = c.request("GET", "/v1/accounts/1")
+        check_eq(r.status, 404, "account 1 after a refused create")
+        many = "&".join("p%d=1" % i for i in range(65))
+        r = c.request("GET", "/v1/accounts/1/transfers?" + many)
+        check_eq(r.status, 400, "65 parameters")
+        check("at most 64" in r.json()["detail"], "names the limit")
+    finally:
+        c.close()
+
+
+@e2e_test(timeout=60)
+def test_account_zero_has_no_transfers_rather_than_a_bad_filter(ctx):
+    srv = ctx.start_server()
+    c = srv.new_client()
+    try:
+        for path in ("/v1/accounts/0/transfers", "/v1/accounts/0/balances",
+                     "/v1/accounts/%d/transfers" % (2 ** 128 - 1)):
+            r = c.request("GET", path)
+            check_eq((r.status, r.json()), (200, []), path)
+        r = c.request("GET", "/v1/accounts/0/transfers?limit=0")
+        check_eq(r.status, 400, "a bad parameter is still refused")
+    finally:
+        c.close()
