@@ -1,0 +1,115 @@
+#!/bin/sh
+# Two builds side by side: single-transfer HTTP requests with the
+# administrator's bearer token and with a 3-link mandate + DPoP proof
+# (bench/authz_load, as in bench/run.sh), alternating A and B in one run
+# so the machine's noise hits both alike.  Prints each run, the medians
+# and the B/A ratios.  A figure, never a test.
+#   bench/authz_ab.sh BASE/build/tpwallet build/tpwallet
+#   ROUNDS (default 5), WRK_SECONDS (default 5)
+set -eu
+[ $# -eq 2 ] || { echo "usage: bench/authz_ab.sh A_BINARY B_BINARY" >&2; exit 2; }
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+rounds=${ROUNDS:-5}
+secs=${WRK_SECONDS:-5}
+work=$(mktemp -d "${TMPDIR:-/tmp}/tpwallet-authzab-XXXXXX")
+pids=""
+trap 'for p in $pids; do kill $p 2>/dev/null; wait $p 2>/dev/null; done; rm -rf "$work"' EXIT INT TERM
+
+cflags="-O2 -std=c17 -D_GNU_SOURCE -Isrc"
+libs="$(pkg-config --cflags --libs jansson libsodium) -lpthread"
+mkdir -p "$root/build/bench"
+# shellcheck disable=SC2086
+(cd "$root" && cc $cflags bench/authz_load.c src/crypto/mandate.c src/crypto/jose.c \
+	src/crypto/b64url.c src/core/u128.c $libs -o build/bench/authz_load)
+load="$root/build/bench/authz_load"
+
+# start NAME BINARY: a server with accounts 1..8 and the chain of
+# bench/run.sh; sets port_NAME.
+start() {
+	d="$work/$1"
+	mkdir -p "$d"
+	p=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	"$2" serve --data "$d/data" --listen "127.0.0.1:$p" --log-level warn 2>"$d/serve.log" &
+	pids="$pids $!"
+	i=0
+	until curl -sf "http://127.0.0.1:$p/readyz" >/dev/null; do
+		i=$((i + 1)); [ $i -lt 100 ] || { echo "$1: server did not start"; cat "$d/serve.log"; exit 1; }
+		sleep 0.1
+	done
+	cli="--server http://127.0.0.1:$p --data $d/data"
+	# shellcheck disable=SC2086
+	{
+		"$2" call $cli POST /v1/accounts "[$(seq -s, -f '{"id":"%g","ledger":1,"code":1}' 1 8)]" >/dev/null
+		"$2" principal create $cli --name merchant --key-out "$d/merchant.jwk" >/dev/null
+		"$2" principal create $cli --name shop --key-out "$d/shop.jwk" --no-register >/dev/null
+		"$2" principal create $cli --name device --key-out "$d/device.jwk" --no-register >/dev/null
+		"$2" delegate issue --key "$d/data/admin.jwk" --to "$d/merchant.jwk" \
+			--op transfers:create --op accounts:read --op transfers:read \
+			--account 1 --account 2 --account 3 --account 4 --ledger 1 \
+			--counterparty 5 --counterparty 6 --counterparty 7 --counterparty 8 \
+			--per-transfer-cap 1000000 --total-cap 1000000000000000 --expires 2h \
+			--out "$d/l1.txt" 2>/dev/null
+		"$2" delegate issue --key "$d/merchant.jwk" --to "$d/shop.jwk" --parent "$d/l1.txt" \
+			--op transfers:create --op accounts:read --account 1 --account 2 --ledger 1 \
+			--counterparty 5 --counterparty 6 --per-transfer-cap 10000 \
+			--total-cap 1000000000000 --out "$d/l2.txt" 2>/dev/null
+		"$2" delegate issue --key "$d/shop.jwk" --to "$d/device.jwk" --parent "$d/l2.txt" \
+			--op transfers:create --account 1 --ledger 1 --counterparty 5 \
+			--per-transfer-cap 1000 --total-cap 1000000000 --out "$d/chain.txt" 2>/dev/null
+		"$2" call $cli --key "$d/device.jwk" --mandate "$d/chain.txt" POST /v1/transfers \
+			'{"id":"1","debit_account_id":"1","credit_account_id":"5","amount":"1","ledger":1,"code":1}' >/dev/null
+	}
+	"$load" --port "$p" --seconds 2 --mode bearer --token-file "$d/data/admin.token" \
+		--run 900 >/dev/null || true
+	eval "port_$1=$p"
+}
+
+start A "$1"
+start B "$2"
+echo "== machine: $(nproc) cores, $(uname -r), $(date -u +%Y-%m-%dT%H:%MZ)"
+echo "== A: $1"
+echo "== B: $2"
+echo "== $rounds rounds of ${secs}s per build and mode, alternated A, B (64 connections, one transfer per request)"
+run0=$(( $(date +%s) % 1000000 ))
+r=1
+while [ $r -le "$rounds" ]; do
+	for mode in bearer dpop; do
+		for s in A B; do
+			d="$work/$s"
+			eval "p=\$port_$s"
+			if [ $mode = bearer ]; then
+				cred="--token-file $d/data/admin.token"
+			else
+				cred="--key $d/device.jwk --mandate $d/chain.txt"
+			fi
+			# shellcheck disable=SC2086
+			out=$("$load" --port "$p" --connections 64 --seconds "$secs" --mode $mode $cred \
+				--run "$run0$r$([ $mode = bearer ] && echo 0 || echo 1)" --debit 1 --credit 5 || true)
+			echo "build=$s round=$r $out" | tee -a "$work/results"
+		done
+	done
+	r=$((r + 1))
+done
+awk '
+	/authz-load/ {
+		split($1, bb, "="); s = bb[2]
+		for (i = 3; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
+		m = f["mode"]; k = s SUBSEP m; n[k]++; v[k, n[k]] = f["rps"] + 0
+		if (f["non2xx"] + 0 || f["socket_errors"] + 0) bad = 1
+	}
+	function median(k,   i, j, t, c, a) {
+		c = n[k]
+		for (i = 1; i <= c; i++) a[i] = v[k, i]
+		for (i = 1; i <= c; i++) for (j = i + 1; j <= c; j++)
+			if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
+		return c % 2 ? a[(c + 1) / 2] : (a[c / 2] + a[c / 2 + 1]) / 2
+	}
+	END {
+		split("bearer dpop", modes, " ")
+		for (x = 1; x <= 2; x++) {
+			m = modes[x]; a = median("A" SUBSEP m); b = median("B" SUBSEP m)
+			printf "median %s: A %.0f/s, B %.0f/s, B/A %.3f\n", m, a, b, (a ? b / a : 0)
+		}
+		if (bad) print "!!! some runs had non-2xx answers or socket errors: INVALID"
+	}' "$work/results"
