@@ -48,7 +48,7 @@ struct engine;
  * made after the restart is new, one made before may have been used.
  * Honest clients (iat = now) wait about a second after a clean restart;
  * after a crash, at most until H: about AUTHZ_DPOP_LEASE_S seconds, more when a
- * client dated its proofs ahead (up to MANDATE_DPOP_WINDOW_S).  A data
+ * client dated its proofs ahead (up to MANDATE_DPOP_AHEAD_S).  A data
  * directory made before the file existed starts with H = now +
  * MANDATE_DPOP_WINDOW_S; a new one with H = 0.
  */

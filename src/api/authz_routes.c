@@ -350,7 +350,7 @@ int authz_build_command(struct request *rq)
 		return 0;
 	const struct mandate_chain *c = rq->caller.chain;
 	struct auth_guard *g =
-		api_command(rq, AUTH_CMD_TRANSFERS_GUARDED,
+		api_command(rq, AUTH_CMD_TRANSFERS_GUARDED_2,
 			    c->n * (u32)sizeof(*g), rq->events, rq->count);
 	if (!g)
 		return -1;
@@ -428,6 +428,7 @@ enum MHD_Result api_reply_auth(struct request *rq)
 	wbuf_puts(&b, ",\"check\":");
 	wbuf_put_json_str(&b, name, strlen(name));
 	if (e->code == MANDATE_ERR_malformed &&
+	    strcmp(e->claim, "statement") != 0 &&
 	    !MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND,
 					 "Authorization"))
 		wbuf_puts(&b, ",\"detail\":\"no Authorization header: send "
@@ -920,8 +921,15 @@ static enum MHD_Result revocations_post(struct request *rq)
 		int r = mandate_revocation_verify(s, strlen(s), time(NULL), &m,
 						  &rq->auth_err);
 		json_decref(j);
-		if (r != 0)
+		if (r != 0) {
+			/* the statement, not a missing header, is at fault */
+			if (rq->auth_err.code == MANDATE_ERR_malformed &&
+			    !rq->auth_err.claim[0])
+				snprintf(rq->auth_err.claim,
+					 sizeof(rq->auth_err.claim),
+					 "statement");
 			return api_reply_auth(rq);
+		}
 		memcpy(rv.iss, m.iss, 32);
 		if (m.all) {
 			rv.flags = AUTH_REVOKE_ALL;

@@ -146,8 +146,12 @@ void policy_observe(struct request *rq)
 				  strlen(rq->obs_user));
 	crypto_generichash_final(&st, (u8 *)&h, sizeof(h));
 	pthread_mutex_lock(&s->activity_lock);
-	activity_observe(s->activity, h, rq->obs_platform, rq->obs_version,
-			 today());
+	if (rq->caller.root_admin)
+		activity_observe(s->activity, h, rq->obs_platform,
+				 rq->obs_version, today());
+	else
+		activity_observe_shared(s->activity, h, rq->obs_platform,
+					rq->obs_version, today());
 	pthread_mutex_unlock(&s->activity_lock);
 	rq->obs_platform[0] = '\0';
 }

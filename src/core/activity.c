@@ -185,8 +185,11 @@ static bool name_ok(const char *s)
 	return true;
 }
 
-int activity_observe(struct activity *a, u64 user, const char *platform,
-		     const char *version_text, u32 day)
+/* versions_max, users_max: how full the tables may be for this one to
+ * add a version or a user. */
+static int observe(struct activity *a, u64 user, const char *platform,
+		   const char *version_text, u32 day, u32 versions_max,
+		   u32 users_max)
 {
 	if (!name_ok(platform) || strlen(version_text) > SEMVER_TEXT_MAX ||
 	    version_text[0] == '\0')
@@ -205,7 +208,7 @@ int activity_observe(struct activity *a, u64 user, const char *platform,
 	struct platform_rec *p = &a->platforms[pi];
 	int vi = version_index(p, version_text);
 	if (vi < 0) {
-		if (p->nversions == ACTIVITY_VERSIONS_MAX) {
+		if (p->nversions >= versions_max) {
 			a->dropped++;
 			return -E2BIG;
 		}
@@ -220,7 +223,7 @@ int activity_observe(struct activity *a, u64 user, const char *platform,
 	}
 	struct user_rec *u = user_slot(a, user);
 	if (!u->user) {
-		if (a->nusers >= ACTIVITY_USERS_MAX) {
+		if (a->nusers >= users_max) {
 			a->dropped++;
 			return -E2BIG;
 		}
@@ -252,6 +255,20 @@ int activity_observe(struct activity *a, u64 user, const char *platform,
 	u->platform = (u8)pi;
 	u->version = (u16)vi;
 	return 0;
+}
+
+int activity_observe(struct activity *a, u64 user, const char *platform,
+		     const char *version_text, u32 day)
+{
+	return observe(a, user, platform, version_text, day,
+		       ACTIVITY_VERSIONS_MAX, ACTIVITY_USERS_MAX);
+}
+
+int activity_observe_shared(struct activity *a, u64 user, const char *platform,
+			    const char *version_text, u32 day)
+{
+	return observe(a, user, platform, version_text, day,
+		       ACTIVITY_SHARED_VERSIONS_MAX, ACTIVITY_SHARED_USERS_MAX);
 }
 
 /* Below min?  1 yes, 0 no, -1 the version does not parse. */

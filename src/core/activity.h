@@ -45,6 +45,17 @@ int activity_observe(struct activity *a, u64 user, const char *platform,
 		     const char *version_text, u32 day);
 u64 activity_dropped(const struct activity *a);
 
+/*
+ * The same for telemetry that anyone holding a credential can send (not
+ * the operator's own): it may add versions and users only while the
+ * tables are at most half full, so that it can never take the room the
+ * operator's traffic needs (docs/client-policy.md).
+ */
+#define ACTIVITY_SHARED_VERSIONS_MAX (ACTIVITY_VERSIONS_MAX / 2)
+#define ACTIVITY_SHARED_USERS_MAX    (ACTIVITY_USERS_MAX / 2)
+int activity_observe_shared(struct activity *a, u64 user, const char *platform,
+			    const char *version_text, u32 day);
+
 struct activity_impact {
 	u64 actives;  /* users of the platform seen in the window */
 	u64 blocked;  /* of them, last seen below the minimum */

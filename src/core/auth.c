@@ -524,13 +524,14 @@ static bool counts(const struct transfer *t)
 }
 
 u32 auth_guard_check(const struct auth *a, const struct auth_guard *g,
-		     u32 n_guard, const struct transfer *t, u32 count)
+		     u32 n_guard, const struct transfer *t, u32 count,
+		     const u8 *skip)
 {
 	u128 sum = 0;
 	u64 n = 0;
 	bool overflow = false;
 	for (u32 i = 0; i < count; i++) {
-		if (!counts(&t[i]))
+		if (!counts(&t[i]) || (skip && skip[i]))
 			continue;
 		if (sum + t[i].amount < sum)
 			overflow = true;

@@ -67,6 +67,12 @@ enum auth_command {
 	AUTH_CMD_PRINCIPAL = 3, /* ext: struct auth_principal */
 	AUTH_CMD_REVOKE = 4,	/* ext: struct auth_revoke */
 	AUTH_CMD_KEY = 5,	/* ext: struct auth_key_event */
+	/* As 2, except that an event whose id is already a transfer before
+	 * the batch does not count against caps and uses: it creates
+	 * nothing, and a retry of an acknowledged transfer under a link
+	 * that is now used up must answer `exists`, not a refusal.  Kind 2
+	 * keeps its meaning for the records that hold it. */
+	AUTH_CMD_TRANSFERS_GUARDED_2 = 6,
 };
 
 /* Leads every JOURNAL_COMMAND payload; ext_bytes is a multiple of 16 and
@@ -195,9 +201,11 @@ void auth_set_owners(struct auth *a, const struct auth_owner *o,
 
 /* Before a guarded batch: 0 if it may run, else the transfer result code
  * that refuses every event of it (revoked, total cap, uses), checked on
- * the whole batch's amounts (post/void events do not count). */
+ * the whole batch's amounts (post/void events do not count, nor events i
+ * with skip[i] set; skip may be NULL). */
 u32 auth_guard_check(const struct auth *a, const struct auth_guard *g,
-		     u32 n_guard, const struct transfer *t, u32 count);
+		     u32 n_guard, const struct transfer *t, u32 count,
+		     const u8 *skip);
 /* After it: counts the transfers that were created (results[i] == ok). */
 int auth_guard_commit(struct auth *a, const struct auth_guard *g, u32 n_guard,
 		      const struct transfer *t, const u32 *results, u32 count);

@@ -535,6 +535,11 @@ int mandate_right_check_transfer(const struct mandate_right *r,
 	if (moves && r->has_per_transfer_cap && amount > r->per_transfer_cap)
 		return fail(err, MANDATE_ERR_per_transfer_cap_exceeded, 0,
 			    "right.per_transfer_cap");
+	/* A balancing transfer moves at most its amount, a post at most the
+	 * pending amount (checked here too): the bound holds for what moves. */
+	if (moves && !covers(r, credit) && amount > MANDATE_FOREIGN_AMOUNT_MAX)
+		return fail(err, MANDATE_ERR_foreign_amount_too_large, 0,
+			    "amount");
 	return 0;
 }
 
@@ -1120,7 +1125,7 @@ int mandate_dpop_verify(const char *proof, size_t len,
 		ret = fail(err, MANDATE_ERR_dpop_wrong_url, 0, "htu");
 		goto cleanup;
 	}
-	if (out->iat > o->now + MANDATE_DPOP_WINDOW_S ||
+	if (out->iat > o->now + MANDATE_DPOP_AHEAD_S ||
 	    out->iat < o->now - MANDATE_DPOP_WINDOW_S) {
 		ret = fail(err, MANDATE_ERR_dpop_stale, 0, "iat");
 		goto cleanup;

@@ -76,10 +76,20 @@
 #define MANDATE_JTI_BYTES_MAX 64
 #define MANDATE_AUTHZ_BYTES_MAX                                                \
 	(MANDATE_LINKS_MAX * JOSE_TOKEN_BYTES_MAX + MANDATE_LINKS_MAX)
-#define MANDATE_DPOP_WINDOW_S	    60
+#define MANDATE_DPOP_WINDOW_S 60
+/* A proof may be dated at most this far ahead of the server's clock: a
+ * proof dated ahead keeps every client waiting after a restart until its
+ * iat has passed (the horizon, api/authz.h), so the skew allowed is
+ * small. */
+#define MANDATE_DPOP_AHEAD_S	    5
 #define MANDATE_REVOCATION_WINDOW_S 300
 /* uses is an integer 1..2^53-1 (exact in every JSON implementation) */
 #define MANDATE_USES_MAX ((UINT64_C(1) << 53) - 1)
+/* The largest amount a right with accounts may move to (or reserve for)
+ * an account outside them, whatever its caps: so that no one can push
+ * another tenant's balance towards 2^128 (its credits would then
+ * overflow on every later payment) nor learn it from an overflow. */
+#define MANDATE_FOREIGN_AMOUNT_MAX ((u128)UINT64_MAX)
 /* Link / DPoP / revocation JWS "typ" headers. */
 #define MANDATE_TYP	       "tpwallet-mandate+jwt"
 #define MANDATE_DPOP_TYP       "dpop+jwt"
@@ -156,6 +166,8 @@ int mandate_op_parse(const char *s, unsigned *bit);
 	  "right does not allow crediting this account")                       \
 	X(per_transfer_cap_exceeded, 403,                                      \
 	  "amount is over the right's per-transfer cap")                       \
+	X(foreign_amount_too_large, 403,                                       \
+	  "amount to an account outside the right is over 2^64-1")             \
 	X(total_cap_exceeded, 403, "transfers would exceed the total cap")     \
 	X(uses_exceeded, 403, "transfers would exceed the allowed uses")       \
 	X(internal, 500, "invalid argument or out of memory")
@@ -342,7 +354,8 @@ struct mandate_dpop {
  * the signature under jwk, claims exactly jti (1..64 bytes, 0x21..0x7e),
  * htm, htu, iat, ath; htm == method; htu == "http://" host path (scheme
  * and host ASCII case-insensitive; a query or fragment in htu is
- * ignored, RFC 9449 4.3); |now - iat| <= MANDATE_DPOP_WINDOW_S;
+ * ignored, RFC 9449 4.3); now - MANDATE_DPOP_WINDOW_S <= iat <= now +
+ * MANDATE_DPOP_AHEAD_S;
  * ath == base64url(SHA-256(access_token)).  proof NULL or len 0:
  * dpop_missing.  Does not check the key against the chain (below) nor
  * replay (mandate_replay_check_and_add).

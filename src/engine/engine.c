@@ -120,6 +120,9 @@ static u64 monotonic_ms(void)
 /* ---- applying records (shared by replay and the live path) ---------- */
 
 static u32 replay_results[BATCH_EVENTS_MAX];
+/* Events of a guarded batch whose id is already a transfer (apply runs
+ * on one thread at a time: the sequencer, or replay before it starts). */
+static u8 guard_skip[BATCH_EVENTS_MAX];
 
 /* A JOURNAL_COMMAND payload: command_header, ext, events (auth.h). */
 static int apply_command(struct ledger *l, struct auth *a, struct pstate *ps,
@@ -148,12 +151,22 @@ static int apply_command(struct ledger *l, struct auth *a, struct pstate *ps,
 			auth_set_owners(a, &o, events, results, h.count);
 		return ret;
 	}
-	case AUTH_CMD_TRANSFERS_GUARDED: {
+	case AUTH_CMD_TRANSFERS_GUARDED:
+	case AUTH_CMD_TRANSFERS_GUARDED_2: {
 		u32 n = h.ext_bytes / sizeof(struct auth_guard);
 		if (n == 0 || n > AUTH_GUARD_LINKS_MAX || h.count == 0)
 			return -EBADMSG;
 		const struct auth_guard *g = (const void *)ext;
-		u32 refuse = auth_guard_check(a, g, n, events, h.count);
+		const u8 *skip = NULL;
+		if (h.kind == AUTH_CMD_TRANSFERS_GUARDED_2) {
+			const struct transfer *t = events;
+			struct transfer old;
+			for (u32 i = 0; i < h.count; i++)
+				guard_skip[i] = ledger_lookup_transfer(
+							l, t[i].id, &old) == 0;
+			skip = guard_skip;
+		}
+		u32 refuse = auth_guard_check(a, g, n, events, h.count, skip);
 		if (refuse) {
 			for (u32 i = 0; i < h.count; i++)
 				results[i] = refuse;
@@ -877,6 +890,7 @@ static bool command_ok(const struct engine_request *r)
 	case AUTH_CMD_ACCOUNTS_OWNED:
 		return h.count > 0 && h.ext_bytes == sizeof(struct auth_owner);
 	case AUTH_CMD_TRANSFERS_GUARDED:
+	case AUTH_CMD_TRANSFERS_GUARDED_2:
 		return h.count > 0 && h.ext_bytes > 0 &&
 		       h.ext_bytes % sizeof(struct auth_guard) == 0 &&
 		       h.ext_bytes / sizeof(struct auth_guard) <=

@@ -76,6 +76,9 @@ class Tenants:
         r = self.cli(*args)
         return json.loads(r.stdout)
 
+    def admin_cli(self, method, path, body=None):
+        return self.cli("call", method, path, json.dumps(body), ok=False)
+
     def account(self, id):
         return self.admin("GET", "/v1/accounts/%s" % id)
 
@@ -128,6 +131,60 @@ def test_a_till_cannot_close_or_probe_someone_elses_account(ctx):
                          pending_id="104", ledger=0, code=0)),
             "reopening it")
     check_eq(t.account(10)["flags"], [], "account 10 reopened")
+
+
+
+@e2e_test(timeout=120)
+def test_a_till_can_neither_probe_nor_saturate_another_accounts_credits(ctx):
+    # the fresh review: amounts near 2^128 to another tenant's account
+    # told its credits by overflow (a binary search, nothing moved), or
+    # pushed them so high that every later payment to it overflowed
+    t = Tenants(ctx)
+    created(t.admin_cli("POST", "/v1/transfers", tr(1, 21, 20, 100000)),
+            "account 20 holds 100000")
+    top = 2 ** 128 - 1
+    for flags in ([], ["pending"]):
+        r = t.as_till("POST", "/v1/transfers",
+                      tr(200, 10, 20, top - 50000, flags))
+        check_refused_403(r, "an overflow probe %s" % flags,
+                          "foreign-amount-too-large")
+    r = t.as_till("POST", "/v1/transfers", tr(201, 10, 20, top - 1))
+    check_refused_403(r, "saturating 20's credits", "foreign-amount-too-large")
+    res = t.admin("POST", "/v1/transfers", tr(202, 21, 20, 5))
+    check_eq(res.get("status"), "created", "a payment into 20 still works")
+    check_eq(t.account(20)["credits_posted"], "100005", "20's credits")
+    # what stays allowed: up to 2^64-1 to someone else, anything between
+    # accounts the right holds
+    created(t.as_till("POST", "/v1/transfers", tr(203, 10, 20, 2 ** 64 - 1)),
+            "2^64-1 to another tenant")
+    both = t.issue("both.txt", ("transfers:create",), ("10", "11"))
+    created(t.as_till("POST", "/v1/transfers", tr(204, 10, 11, 2 ** 100),
+                      mandate=both), "2^100 between its own accounts")
+
+
+
+@e2e_test(timeout=120)
+def test_a_retry_under_a_used_up_mandate_answers_exists(ctx):
+    # the fresh review: the reply of a transfer was lost, the client
+    # retried it and was told 403 uses-exceeded, so it would pay again
+    t = Tenants(ctx)
+    path = os.path.join(ctx.dir, "once.txt")
+    t.cli("delegate", "issue", "--key", t.merchant, "--to", t.till,
+          "--expires", "1h", "--out", path, "--op", "transfers:create",
+          "--account", "10", "--uses", "1", "--total-cap", "50")
+    created(t.as_till("POST", "/v1/transfers", tr(300, 10, 20, 50),
+                      mandate=path), "the one use")
+    for attempt in (1, 2):
+        r = t.as_till("POST", "/v1/transfers", tr(300, 10, 20, 50),
+                      mandate=path)
+        check(r.returncode == 0, "retry %d: %s %s"
+              % (attempt, r.stdout, r.stderr))
+        check_eq(json.loads(r.stdout).get("status"), "exists",
+                 "retry %d of the acknowledged transfer" % attempt)
+    # a new transfer is still refused, and so is a retry with it
+    r = t.as_till("POST", "/v1/transfers", tr(301, 10, 20, 1), mandate=path)
+    check_refused_403(r, "a second use", "total-cap-exceeded")
+    check_eq(t.account(20)["credits_posted"], "50", "one payment moved")
 
 
 @e2e_test(timeout=120)
@@ -326,5 +383,22 @@ def test_account_zero_has_no_transfers_rather_than_a_bad_filter(ctx):
             check_eq((r.status, r.json()), (200, []), path)
         r = c.request("GET", "/v1/accounts/0/transfers?limit=0")
         check_eq(r.status, 400, "a bad parameter is still refused")
+    finally:
+        c.close()
+
+
+@e2e_test(timeout=60)
+def test_a_malformed_revocation_statement_is_named_not_the_header(ctx):
+    # the fresh review: the detail blamed a missing Authorization header
+    srv = ctx.start_server()
+    c = srv.new_client(auth=None)
+    try:
+        r = c.post("/v1/revocations", {"statement": "abc"})
+        check_eq(r.status, 401, "a malformed statement")
+        doc = r.json()
+        check_eq((doc["type"], doc.get("claim")),
+                 ("/problems/malformed", "statement"), "the problem")
+        check("Authorization" not in doc.get("detail", ""),
+              "blames the header: %r" % doc)
     finally:
         c.close()

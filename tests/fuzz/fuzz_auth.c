@@ -183,14 +183,15 @@ static u128 add_sat(u128 a, u128 b)
 /* The guard's verdict from auth.h: revocation first (any link), then per
  * link in order the total cap, then the uses. */
 static u32 model_check(const struct model *m, const u32 *links, u32 ng,
-		       const struct transfer *t, u32 n)
+		       const struct transfer *t, u32 n, const u8 *skip)
 {
 	u128 sum = 0;
 	u64 cnt = 0;
 	bool overflow = false;
 	for (u32 i = 0; i < n; i++) {
-		if (t[i].flags & (TRANSFER_POST_PENDING_TRANSFER |
-				  TRANSFER_VOID_PENDING_TRANSFER))
+		if ((t[i].flags & (TRANSFER_POST_PENDING_TRANSFER |
+				   TRANSFER_VOID_PENDING_TRANSFER)) ||
+		    (skip && skip[i]))
 			continue;
 		overflow |= sum + t[i].amount < sum;
 		sum += t[i].amount;
@@ -273,12 +274,20 @@ static void op_revoke(struct auth *a, struct model *m, struct reader *r, u64 ts)
 	if (flagsb & 0x80) /* any flags at all: maybe malformed */
 		rv.flags = flagsb & 7;
 	/* AUTH_REVOKE_QUOTA may accompany either kind (a quota far above
-	 * what a fuzz input reaches) */
-	bool valid = !(rv.flags & ~(AUTH_REVOKE_ALL | AUTH_REVOKE_QUOTA)) &&
-		     ((rv.flags & AUTH_REVOKE_ALL) != 0) == all;
+	 * what a fuzz input reaches, or 0, which a full record refuses);
+	 * AUTH_REVOKE_DELEGATE only with it, in a full record. */
+	rv.quota = (flagsb & 0x20) ? 0 : 1u << 30;
 	/* the payer, or a record of the first format (paid by iss) */
 	key(rv.payer, 'P', iss);
-	u32 bytes = (flagsb & 0x40) ? AUTH_REVOKE_V1_BYTES : sizeof(rv);
+	bool v1 = (flagsb & 0x40) != 0;
+	u32 bytes = v1 ? AUTH_REVOKE_V1_BYTES : sizeof(rv);
+	u32 known = AUTH_REVOKE_ALL | AUTH_REVOKE_QUOTA |
+		    (v1 ? 0 : AUTH_REVOKE_DELEGATE);
+	bool quota = rv.flags & AUTH_REVOKE_QUOTA;
+	bool valid = !(rv.flags & ~known) &&
+		     (quota || !(rv.flags & AUTH_REVOKE_DELEGATE)) &&
+		     (v1 || !quota || rv.quota > 0) &&
+		     ((rv.flags & AUTH_REVOKE_ALL) != 0) == all;
 	u8 before[32], after[32];
 	auth_digest(a, before);
 	u32 out = 0xdead;
@@ -386,8 +395,10 @@ static void op_owners(struct auth *a, struct model *m, struct reader *r)
 	}
 }
 
+/* skip[i]: the event's id is already a transfer (a retry): it does not
+ * count, and the ledger answers it `exists`. */
 static void read_transfers(struct reader *r, struct transfer *t, u32 *res,
-			   u32 n)
+			   u8 *skip, u32 n)
 {
 	for (u32 i = 0; i < n; i++) {
 		u8 ab = take8(r), fb = take8(r);
@@ -406,6 +417,9 @@ static void read_transfers(struct reader *r, struct transfer *t, u32 *res,
 		t[i].flags = fl[fb & 7];
 		res[i] = fb & 0x40 ? CREATE_TRANSFER_exceeds_credits
 				   : CREATE_TRANSFER_ok;
+		skip[i] = (fb & 0x20) != 0;
+		if (skip[i])
+			res[i] = CREATE_TRANSFER_exists;
 	}
 }
 
@@ -421,14 +435,17 @@ static void op_guard(struct auth *a, struct model *m, struct reader *r)
 	u32 n = take8(r) % 17;
 	struct transfer t[16];
 	u32 res[16];
-	read_transfers(r, t, res, n);
-	u32 got = auth_guard_check(a, g, ng, t, n);
+	u8 skip[16];
+	read_transfers(r, t, res, skip, n);
+	/* kind 2 counts every event, kind 6 skips the existing ids */
+	const u8 *sk = take8(r) & 1 ? skip : NULL;
+	u32 got = auth_guard_check(a, g, ng, t, n, sk);
 	CHECK(got == 0 || got == CREATE_TRANSFER_mandate_revoked ||
 	      got == CREATE_TRANSFER_exceeds_mandate_total_cap ||
 	      got == CREATE_TRANSFER_exceeds_mandate_uses);
-	if (m->valid && got != model_check(m, links, ng, t, n)) {
+	if (m->valid && got != model_check(m, links, ng, t, n, sk)) {
 		fprintf(stderr, "got %u want %u ng %u n %u links", got,
-			model_check(m, links, ng, t, n), ng, n);
+			model_check(m, links, ng, t, n, sk), ng, n);
 		for (u32 k = 0; k < ng; k++)
 			fprintf(stderr, " %u(spent %llu uses %llu)", links[k],
 				(unsigned long long)m->spent[links[k]],
@@ -479,8 +496,11 @@ static void op_raw_guard(struct auth *a, struct model *m, struct reader *r)
 	u32 n = take8(r) % 17;
 	struct transfer t[16];
 	u32 res[16];
-	read_transfers(r, t, res, n);
-	u32 got = auth_guard_check(a, g, ng, t, n);
+	u8 skip[16];
+	read_transfers(r, t, res, skip, n);
+	/* kind 2 counts every event, kind 6 skips the existing ids */
+	const u8 *sk = take8(r) & 1 ? skip : NULL;
+	u32 got = auth_guard_check(a, g, ng, t, n, sk);
 	CHECK(got == 0 || got == CREATE_TRANSFER_mandate_revoked ||
 	      got == CREATE_TRANSFER_exceeds_mandate_total_cap ||
 	      got == CREATE_TRANSFER_exceeds_mandate_uses);

@@ -327,6 +327,48 @@ static void user_limit_is_e2big_and_counted(void **state)
 	activity_free(a);
 }
 
+/* What anyone may send fills half of each table; the operator's own
+ * traffic keeps the other half. */
+static void shared_telemetry_leaves_half_for_the_operator(void **state)
+{
+	(void)state;
+	struct activity *a = activity_new();
+	char v[24];
+	for (unsigned i = 0; i < ACTIVITY_SHARED_VERSIONS_MAX; i++) {
+		snprintf(v, sizeof(v), "1.0.%u", i);
+		assert_int_equal(
+			activity_observe_shared(a, 1000 + i, "ios", v, TODAY),
+			0);
+	}
+	assert_int_equal(activity_observe_shared(a, 1, "ios", "9.0.0", TODAY),
+			 -E2BIG);
+	assert_int_equal(activity_dropped(a), 1);
+	/* a version already there still counts for anyone */
+	assert_int_equal(activity_observe_shared(a, 2, "ios", "1.0.3", TODAY),
+			 0);
+	/* the operator's new version has room */
+	observe_ok(a, 3, "ios", "9.0.0", TODAY);
+	struct activity_impact im =
+		impact(a, "ios", "9.0.0", SEMVER_STRICT, TODAY);
+	assert_int_equal(im.actives, ACTIVITY_SHARED_VERSIONS_MAX + 2);
+	assert_int_equal(im.blocked, ACTIVITY_SHARED_VERSIONS_MAX + 1);
+
+	struct activity *b = activity_new();
+	u64 u = 1;
+	for (; u <= ACTIVITY_SHARED_USERS_MAX; u++)
+		if (activity_observe_shared(b, u * 0x9E3779B97F4A7C15ull,
+					    "android", "1.0.0", TODAY) != 0)
+			fail_msg("user %llu refused", (unsigned long long)u);
+	assert_int_equal(activity_observe_shared(b, u * 0x9E3779B97F4A7C15ull,
+						 "android", "1.0.0", TODAY),
+			 -E2BIG);
+	observe_ok(b, u * 0x9E3779B97F4A7C15ull, "android", "1.0.0", TODAY);
+	im = impact(b, "android", "2.0.0", SEMVER_STRICT, TODAY);
+	assert_int_equal(im.actives, ACTIVITY_SHARED_USERS_MAX + 1);
+	activity_free(a);
+	activity_free(b);
+}
+
 /* ---- forecast ------------------------------------------------------------ */
 
 /* Day first + k: `all` users, below[k] of them at 3.0.0, the rest 5.0.0
@@ -729,6 +771,7 @@ int main(void)
 		cmocka_unit_test(
 			platform_and_version_limits_are_e2big_and_counted),
 		cmocka_unit_test(user_limit_is_e2big_and_counted),
+		cmocka_unit_test(shared_telemetry_leaves_half_for_the_operator),
 		cmocka_unit_test(
 			forecast_of_exact_halving_matches_the_closed_form),
 		cmocka_unit_test(forecast_skips_days_without_users_below),

@@ -145,7 +145,7 @@ static u32 guard_run(struct auth *a, const struct auth_guard *g, u32 ng,
 {
 	u32 results[16] = {0};
 	assert_true(n <= 16);
-	u32 r = auth_guard_check(a, g, ng, t, n);
+	u32 r = auth_guard_check(a, g, ng, t, n, NULL);
 	if (r == 0)
 		assert_int_equal(auth_guard_commit(a, g, ng, t, results, n), 0);
 	return r;
@@ -754,7 +754,7 @@ static void total_cap_exact_boundary(void **state)
 	u64 uses;
 
 	/* 101 on a fresh link: refused, nothing counted. */
-	assert_int_equal(auth_guard_check(a, &g, 1, t, 3),
+	assert_int_equal(auth_guard_check(a, &g, 1, t, 3, NULL),
 			 CREATE_TRANSFER_exceeds_mandate_total_cap);
 	/* 100: exactly the cap. */
 	t[2].amount = 40;
@@ -764,16 +764,16 @@ static void total_cap_exact_boundary(void **state)
 	assert_int_equal(uses, 3);
 	/* Nothing left: even 1 is refused, 0 is not. */
 	struct transfer one = xfer(1, 0), zero = xfer(0, 0);
-	assert_int_equal(auth_guard_check(a, &g, 1, &one, 1),
+	assert_int_equal(auth_guard_check(a, &g, 1, &one, 1, NULL),
 			 CREATE_TRANSFER_exceeds_mandate_total_cap);
-	assert_int_equal(auth_guard_check(a, &g, 1, &zero, 1), 0);
+	assert_int_equal(auth_guard_check(a, &g, 1, &zero, 1, NULL), 0);
 
 	/* Part spent: the remainder is allowed, one more is not. */
 	struct auth_guard h = guard(2, 1, 2, AUTH_GUARD_TOTAL_CAP, 1000, 0);
 	struct transfer t60 = xfer(600, 0);
 	assert_int_equal(guard_run(a, &h, 1, &t60, 1), 0);
 	struct transfer rest[2] = {xfer(200, 0), xfer(201, 0)};
-	assert_int_equal(auth_guard_check(a, &h, 1, rest, 2),
+	assert_int_equal(auth_guard_check(a, &h, 1, rest, 2, NULL),
 			 CREATE_TRANSFER_exceeds_mandate_total_cap);
 	rest[1].amount = 200;
 	assert_int_equal(guard_run(a, &h, 1, rest, 2), 0);
@@ -785,7 +785,7 @@ static void total_cap_exact_boundary(void **state)
 	struct auth_guard m = guard(3, 1, 3, AUTH_GUARD_TOTAL_CAP, U128_MAX, 0);
 	struct transfer max = xfer(U128_MAX, 0);
 	assert_int_equal(guard_run(a, &m, 1, &max, 1), 0);
-	assert_int_equal(auth_guard_check(a, &m, 1, &one, 1),
+	assert_int_equal(auth_guard_check(a, &m, 1, &one, 1, NULL),
 			 CREATE_TRANSFER_exceeds_mandate_total_cap);
 	auth_free(a);
 }
@@ -799,28 +799,28 @@ static void uses_exact_boundary(void **state)
 	u128 spent;
 	u64 uses;
 
-	assert_int_equal(auth_guard_check(a, &g, 1, t, 4),
+	assert_int_equal(auth_guard_check(a, &g, 1, t, 4, NULL),
 			 CREATE_TRANSFER_exceeds_mandate_uses);
 	assert_int_equal(guard_run(a, &g, 1, t, 2), 0);
 	counter(a, &g, &spent, &uses);
 	assert_int_equal(uses, 2);
 	assert_true(spent == 10); /* counted, though not capped */
-	assert_int_equal(auth_guard_check(a, &g, 1, t, 2),
+	assert_int_equal(auth_guard_check(a, &g, 1, t, 2, NULL),
 			 CREATE_TRANSFER_exceeds_mandate_uses);
 	assert_int_equal(guard_run(a, &g, 1, t, 1), 0);
-	assert_int_equal(auth_guard_check(a, &g, 1, t, 1),
+	assert_int_equal(auth_guard_check(a, &g, 1, t, 1, NULL),
 			 CREATE_TRANSFER_exceeds_mandate_uses);
 	counter(a, &g, &spent, &uses);
 	assert_int_equal(uses, 3);
 
 	/* uses_max 0: nothing at all may be made under the link. */
 	struct auth_guard z = guard(2, 1, 2, AUTH_GUARD_USES, 0, 0);
-	assert_int_equal(auth_guard_check(a, &z, 1, t, 1),
+	assert_int_equal(auth_guard_check(a, &z, 1, t, 1, NULL),
 			 CREATE_TRANSFER_exceeds_mandate_uses);
 	/* A huge uses_max does not wrap. */
 	struct auth_guard u = guard(3, 1, 3, AUTH_GUARD_USES, 0, UINT64_MAX);
 	assert_int_equal(guard_run(a, &u, 1, t, 4), 0);
-	assert_int_equal(auth_guard_check(a, &u, 1, t, 4), 0);
+	assert_int_equal(auth_guard_check(a, &u, 1, t, 4, NULL), 0);
 	auth_free(a);
 }
 
@@ -850,7 +850,7 @@ static void post_and_void_do_not_count(void **state)
 	assert_int_equal(uses, 1);
 	/* A pending transfer counts like a posted one. */
 	struct transfer p = xfer(1, TRANSFER_PENDING);
-	assert_int_equal(auth_guard_check(a, &g, 1, &p, 1),
+	assert_int_equal(auth_guard_check(a, &g, 1, &p, 1, NULL),
 			 CREATE_TRANSFER_exceeds_mandate_total_cap);
 	auth_free(a);
 }
@@ -863,15 +863,15 @@ static void sum_overflow_is_refused(void **state)
 	/* 2^127 + 2^127 wraps to 0: it must not look small. */
 	struct transfer half[2] = {xfer((u128)1 << 127, 0),
 				   xfer((u128)1 << 127, 0)};
-	assert_int_equal(auth_guard_check(a, &g, 1, half, 2),
+	assert_int_equal(auth_guard_check(a, &g, 1, half, 2, NULL),
 			 CREATE_TRANSFER_exceeds_mandate_total_cap);
 	/* Wraps to a small value after more events. */
 	struct transfer wrap[3] = {xfer(U128_MAX, 0), xfer(1, 0), xfer(5, 0)};
-	assert_int_equal(auth_guard_check(a, &g, 1, wrap, 3),
+	assert_int_equal(auth_guard_check(a, &g, 1, wrap, 3, NULL),
 			 CREATE_TRANSFER_exceeds_mandate_total_cap);
 	/* The same with a small cap: still refused. */
 	struct auth_guard s = guard(2, 1, 2, AUTH_GUARD_TOTAL_CAP, 10, 0);
-	assert_int_equal(auth_guard_check(a, &s, 1, wrap, 3),
+	assert_int_equal(auth_guard_check(a, &s, 1, wrap, 3, NULL),
 			 CREATE_TRANSFER_exceeds_mandate_total_cap);
 	u128 spent;
 	u64 uses;
@@ -914,39 +914,39 @@ static void revoked_link_or_issuer_refuses_first(void **state)
 		guard(3, 12, 102, AUTH_GUARD_TOTAL_CAP, 5, 0),
 	};
 	struct transfer t = xfer(6, 0);
-	assert_int_equal(auth_guard_check(a, g, 3, &t, 1),
+	assert_int_equal(auth_guard_check(a, g, 3, &t, 1, NULL),
 			 CREATE_TRANSFER_exceeds_mandate_total_cap);
 	t.amount = 5;
-	assert_int_equal(auth_guard_check(a, g, 3, &t, 1), 0);
+	assert_int_equal(auth_guard_check(a, g, 3, &t, 1, NULL), 0);
 
 	/* The middle link revoked. */
 	struct auth_revoke r = revoke_link(g[1].iss, g[1].jti_hash, "mid");
 	assert_int_equal(add_revoke(a, &r, 1), AUTH_OK);
-	assert_int_equal(auth_guard_check(a, g, 3, &t, 1),
+	assert_int_equal(auth_guard_check(a, g, 3, &t, 1, NULL),
 			 CREATE_TRANSFER_mandate_revoked);
 	t.amount = 6;
-	assert_int_equal(auth_guard_check(a, g, 3, &t, 1),
+	assert_int_equal(auth_guard_check(a, g, 3, &t, 1, NULL),
 			 CREATE_TRANSFER_mandate_revoked);
 	/* Another link of the same issuer is not revoked. */
 	struct auth_guard other = g[1];
 	key32(other.jti_hash, 101, 99);
 	key32(other.link, 2, 99);
 	t.amount = 5;
-	assert_int_equal(auth_guard_check(a, &other, 1, &t, 1), 0);
+	assert_int_equal(auth_guard_check(a, &other, 1, &t, 1, NULL), 0);
 
 	/* Every link of the root's issuer revoked: the root (no flags) and
 	 * whatever any chain under it does are refused. */
 	struct auth *b = fresh();
 	struct auth_revoke all = revoke_all(g[0].iss);
 	assert_int_equal(add_revoke(b, &all, 1), AUTH_OK);
-	assert_int_equal(auth_guard_check(b, g, 3, &t, 1),
+	assert_int_equal(auth_guard_check(b, g, 3, &t, 1, NULL),
 			 CREATE_TRANSFER_mandate_revoked);
-	assert_int_equal(auth_guard_check(b, &g[0], 1, &t, 1),
+	assert_int_equal(auth_guard_check(b, &g[0], 1, &t, 1, NULL),
 			 CREATE_TRANSFER_mandate_revoked);
-	assert_int_equal(auth_guard_check(b, &g[2], 1, &t, 1), 0);
+	assert_int_equal(auth_guard_check(b, &g[2], 1, &t, 1, NULL), 0);
 	/* Even a batch of only posts and voids. */
 	struct transfer pv = xfer(1, TRANSFER_POST_PENDING_TRANSFER);
-	assert_int_equal(auth_guard_check(b, g, 3, &pv, 1),
+	assert_int_equal(auth_guard_check(b, g, 3, &pv, 1, NULL),
 			 CREATE_TRANSFER_mandate_revoked);
 	auth_free(b);
 	auth_free(a);
@@ -967,7 +967,7 @@ static void commit_counts_created_transfers_on_flagged_links(void **state)
 	u32 results[5] = {CREATE_TRANSFER_ok, CREATE_TRANSFER_exceeds_credits,
 			  CREATE_TRANSFER_ok, CREATE_TRANSFER_ok,
 			  CREATE_TRANSFER_linked_event_failed};
-	assert_int_equal(auth_guard_check(a, g, 3, t, 5), 0);
+	assert_int_equal(auth_guard_check(a, g, 3, t, 5, NULL), 0);
 	assert_int_equal(auth_guard_commit(a, g, 3, t, results, 5), 0);
 
 	u128 spent;
@@ -1003,31 +1003,31 @@ static void tighter_of_two_links_wins(void **state)
 		guard(2, 2, 2, AUTH_GUARD_TOTAL_CAP | AUTH_GUARD_USES, 100, 50),
 	};
 	struct transfer t[3] = {xfer(50, 0), xfer(50, 0), xfer(1, 0)};
-	assert_int_equal(auth_guard_check(a, g, 2, t, 3),
+	assert_int_equal(auth_guard_check(a, g, 2, t, 3, NULL),
 			 CREATE_TRANSFER_exceeds_mandate_total_cap);
 	struct auth_guard rev[2] = {g[1], g[0]};
-	assert_int_equal(auth_guard_check(a, rev, 2, t, 3),
+	assert_int_equal(auth_guard_check(a, rev, 2, t, 3, NULL),
 			 CREATE_TRANSFER_exceeds_mandate_total_cap);
 	assert_int_equal(guard_run(a, g, 2, t, 2), 0);
 	/* Link 2 is spent; link 1 alone still has room. */
-	assert_int_equal(auth_guard_check(a, g, 2, &t[2], 1),
+	assert_int_equal(auth_guard_check(a, g, 2, &t[2], 1, NULL),
 			 CREATE_TRANSFER_exceeds_mandate_total_cap);
-	assert_int_equal(auth_guard_check(a, g, 1, &t[2], 1), 0);
+	assert_int_equal(auth_guard_check(a, g, 1, &t[2], 1, NULL), 0);
 
 	/* Uses: link 1 allows 5, 2 are used; the wider cap of link 2 does
 	 * not help. */
 	struct transfer small[4] = {xfer(0, 0), xfer(0, 0), xfer(0, 0),
 				    xfer(0, 0)};
-	assert_int_equal(auth_guard_check(a, g, 2, small, 4),
+	assert_int_equal(auth_guard_check(a, g, 2, small, 4, NULL),
 			 CREATE_TRANSFER_exceeds_mandate_uses);
 	assert_int_equal(guard_run(a, g, 2, small, 3), 0);
-	assert_int_equal(auth_guard_check(a, g, 2, small, 1),
+	assert_int_equal(auth_guard_check(a, g, 2, small, 1, NULL),
 			 CREATE_TRANSFER_exceeds_mandate_uses);
 	/* Link 2 under a different parent is another counter only if its
 	 * hash differs: the same link hash under another chain shares it. */
 	struct auth_guard shared = g[1];
 	shared.iss[5] ^= 1;
-	assert_int_equal(auth_guard_check(a, &shared, 1, &t[2], 1),
+	assert_int_equal(auth_guard_check(a, &shared, 1, &t[2], 1, NULL),
 			 CREATE_TRANSFER_exceeds_mandate_total_cap);
 	auth_free(a);
 }
@@ -1046,11 +1046,11 @@ static void limits_below_the_counter_refuse_without_wrapping(void **state)
 	struct transfer zero = xfer(0, 0);
 	struct auth_guard low = g;
 	low.total_cap = 99;
-	assert_int_equal(auth_guard_check(a, &low, 1, &zero, 1),
+	assert_int_equal(auth_guard_check(a, &low, 1, &zero, 1, NULL),
 			 CREATE_TRANSFER_exceeds_mandate_total_cap);
 	low = g;
 	low.uses_max = 1;
-	assert_int_equal(auth_guard_check(a, &low, 1, &zero, 1),
+	assert_int_equal(auth_guard_check(a, &low, 1, &zero, 1, NULL),
 			 CREATE_TRANSFER_exceeds_mandate_uses);
 	auth_free(a);
 }
@@ -1248,7 +1248,7 @@ static void snapshot_round_trip_same_digest_and_answers(void **state)
 	struct auth_guard g = guard(0, 90, 0, AUTH_GUARD_USES, 0, 1);
 	key32(g.link, 0, 0); /* used once in populated() */
 	struct transfer t = xfer(1, 0);
-	assert_int_equal(auth_guard_check(r, &g, 1, &t, 1),
+	assert_int_equal(auth_guard_check(r, &g, 1, &t, 1, NULL),
 			 CREATE_TRANSFER_exceeds_mandate_uses);
 	g.uses_max = 2;
 	assert_int_equal(guard_run(r, &g, 1, &t, 1), 0);

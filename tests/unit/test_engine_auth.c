@@ -834,6 +834,57 @@ static void guarded_batch_over_cap_refused_whole(void **state)
 	engine_close(e);
 }
 
+/* A retry of an acknowledged transfer under a link that is now used up
+ * answers exists (kind 6): its id is a transfer already, so it does not
+ * count.  Kind 2 keeps counting it, as the records written with it were
+ * applied. */
+static void retry_under_a_used_up_link_answers_exists(void **state)
+{
+	struct fixture *f = *state;
+	struct engine *e = open_engine(f->dir, 0);
+	plain_accounts(e, 1, 2);
+	struct auth_guard g =
+		guard(1, AUTH_GUARD_USES | AUTH_GUARD_TOTAL_CAP, 10, 1);
+	struct transfer t = xfer(50, 1, 2, 10);
+	u32 res[2];
+	u32 gb = (u32)sizeof(g);
+	assert_int_equal(
+		execute(e, command(AUTH_CMD_TRANSFERS_GUARDED_2, &g, gb, &t, 1),
+			res),
+		0);
+	assert_int_equal(res[0], CREATE_TRANSFER_ok);
+	assert_int_equal(
+		execute(e, command(AUTH_CMD_TRANSFERS_GUARDED_2, &g, gb, &t, 1),
+			res),
+		0);
+	assert_int_equal(res[0], CREATE_TRANSFER_exists);
+	/* the retry beside a new transfer: the new one still counts */
+	struct transfer two[2] = {t, xfer(51, 1, 2, 1)};
+	assert_int_equal(
+		execute(e,
+			command(AUTH_CMD_TRANSFERS_GUARDED_2, &g, gb, two, 2),
+			res),
+		0);
+	assert_int_equal(res[0], CREATE_TRANSFER_exceeds_mandate_total_cap);
+	assert_int_equal(res[1], CREATE_TRANSFER_exceeds_mandate_total_cap);
+	/* kind 2: the same retry is counted, as before */
+	assert_int_equal(guarded(e, &g, 1, &t, 1, res), 0);
+	assert_int_equal(res[0], CREATE_TRANSFER_exceeds_mandate_total_cap);
+	u128 spent;
+	u64 uses;
+	counter(e, &g, &spent, &uses);
+	assert_true(spent == 10);
+	assert_int_equal(uses, 1);
+	struct digests before = digests(e);
+	engine_close(e);
+	/* replay gives the same state */
+	e = open_engine(f->dir, 0);
+	struct digests after = digests(e);
+	assert_memory_equal(before.ledger, after.ledger, 32);
+	assert_memory_equal(before.auth, after.auth, 32);
+	engine_close(e);
+}
+
 #define THREADS	   4
 #define PER_THREAD 50
 #define AMOUNT	   10
@@ -937,6 +988,9 @@ int main(void)
 			reopen_from_snapshot_same_auth_digest, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			guarded_batch_over_cap_refused_whole, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			retry_under_a_used_up_link_answers_exists, setup,
+			teardown),
 		cmocka_unit_test_setup_teardown(
 			concurrent_guarded_requests_never_pass_the_cap, setup,
 			teardown),
