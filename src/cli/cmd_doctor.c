@@ -27,6 +27,7 @@
 #include "core/pstate.h"
 #include "crypto/keyring.h"
 #include "crypto/note.h"
+#include "engine/audit.h"
 #include "log/journal.h"
 #include "log/journal_reader.h"
 #include "log/seqdir.h"
@@ -660,8 +661,13 @@ static void check_journal(struct doctor *d)
 	size_t nsegs = 0;
 	u64 total = 0, seg = 0, end = 0;
 	char size[32], when[40];
+	u64 covered = 0, covered_leaves, covered_cp;
 	int ret;
 
+	/* Read before the journal: a live server only adds to both. */
+	if (audit_covered_size(d->s.data_dir, &covered, &covered_leaves,
+			       &covered_cp) < 0)
+		covered = 0;
 	ret = list_segments(d->s.data_dir, &segs, &nsegs, &total);
 	if (ret == -ENOENT) {
 		report(d, STATUS_WARN, name,
@@ -713,6 +719,20 @@ static void check_journal(struct doctor *d)
 	}
 	d->journal_whole = true;
 	fmt_bytes(size, sizeof(size), d->bytes);
+	if (d->bytes < total && d->last_seq < covered) {
+		/* The audit log proves the next record durable and
+		 * acknowledged: not a torn write. */
+		report(d, STATUS_ACTION, name,
+		       "record seq %llu at offset %llu of journal/%020llu.wal "
+		       "is damaged, but the audit log covers records up to "
+		       "seq %llu: an acknowledged record, not a torn tail; "
+		       "the server refuses to start (docs/operations.md, "
+		       "Recovery)",
+		       (unsigned long long)(d->last_seq + 1),
+		       (unsigned long long)end, (unsigned long long)seg,
+		       (unsigned long long)covered);
+		goto cleanup;
+	}
 	if (d->bytes < total) {
 		u64 listed = 0;
 		for (size_t i = 0; i < nsegs; i++)

@@ -50,6 +50,8 @@
 #define CHUNKS_MAX    (1u << 18)
 /* Leaf hashes buffered before a write to DATA/audit/leaves. */
 #define LEAVES_BUFFER_HASHES 2048
+/* At stop, the longest the thread goes on hashing durable records. */
+#define AUDIT_DRAIN_MS 1000
 /* How long the thread sleeps when it has read everything there is. */
 #define IDLE_POLL_MS 5
 /* A checkpoint's text ("<origin>\n<size>\n<root>\n"). */
@@ -568,11 +570,22 @@ static void *audit_main(void *arg)
 		struct timespec ms = {0, 100 * 1000000L};
 		nanosleep(&ms, NULL);
 	}
-	while (rd && !atomic_load(&a->stop)) {
+	u64 drain_until_ms = 0;
+	while (rd) {
 		struct journal_record r;
 		const u8 *raw;
 		size_t raw_bytes;
 		u64 seg, off;
+
+		/* At stop, hash what is durable before leaving (bounded):
+		 * DATA/audit/leaves then proves every acknowledged record
+		 * durable at the next start (a damaged one is refused, not
+		 * cut as a torn tail). */
+		bool stopping = atomic_load(&a->stop);
+		if (stopping && drain_until_ms == 0)
+			drain_until_ms = mono_ms() + AUDIT_DRAIN_MS;
+		else if (stopping && mono_ms() > drain_until_ms)
+			break;
 
 		/* Only what is durable: a record past it may be half-written
 		 * or lost in a power cut, and must never be in the tree. */
@@ -591,7 +604,8 @@ static void *audit_main(void *arg)
 			 * the way (a clock read per record, and records are
 			 * whole batches), so checkpoints lag by at most an
 			 * interval. */
-			maybe_checkpoint(a);
+			if (!stopping)
+				maybe_checkpoint(a);
 			continue;
 		}
 		if (ret < 0) {
@@ -600,6 +614,8 @@ static void *audit_main(void *arg)
 			       LOG_STR("detail", journal_reader_error(rd)));
 			break;
 		}
+		if (stopping)
+			break; /* caught up with what is durable */
 		maybe_checkpoint(a);
 		struct timespec idle = {0, IDLE_POLL_MS * 1000000L};
 		nanosleep(&idle, NULL);
@@ -610,18 +626,17 @@ static void *audit_main(void *arg)
 	return NULL;
 }
 
-/* Find the end of the last whole "<bytes>\n<note>" frame of the
- * checkpoints file and cut anything after it (a crash mid-append).
+/* Read the "<bytes>\n<note>" frames of the checkpoints file: *end gets
+ * the end of the last whole frame, *max_size the largest tree size a
+ * frame names (sizes never go back, so it is the newest's).  Reads only.
  * NEEDSWORK: this reads the whole file at start; rotate or index it
  * once logs run for years. */
-static int checkpoints_scan(struct audit *a, const char *path)
+static int checkpoints_read(FILE *f, u64 *end_out, u64 *max_size)
 {
-	FILE *f = fopen(path, "r");
-	u64 end = 0, last_at = 0, last_n = 0;
+	u64 end = 0;
 	int ret = 0;
 
-	if (!f)
-		return -errno;
+	*max_size = 0;
 	for (;;) {
 		char head[24];
 		if (!fgets(head, sizeof(head), f))
@@ -635,7 +650,25 @@ static int checkpoints_scan(struct audit *a, const char *path)
 		if (stop != nl || n == 0 || n > NOTE_BYTES_MAX)
 			break;
 		off_t note_at = ftello(f);
-		if (note_at < 0 || fseeko(f, (off_t)n, SEEK_CUR) != 0)
+		if (note_at < 0)
+			break;
+		/* The size: "<origin>\n<size>\n..." */
+		char note[256];
+		size_t want =
+			n < sizeof(note) - 1 ? (size_t)n : sizeof(note) - 1;
+		size_t got = fread(note, 1, want, f);
+		note[got] = '\0';
+		u64 size = 0;
+		bool sized = false;
+		char *onl = strchr(note, '\n');
+		if (onl && onl[1] >= '0' && onl[1] <= '9') {
+			unsigned long long v = strtoull(onl + 1, &stop, 10);
+			if (*stop == '\n') {
+				size = v;
+				sized = true;
+			}
+		}
+		if (fseeko(f, note_at + (off_t)n, SEEK_SET) != 0)
 			break;
 		/* fseeko past the end succeeds: check the bytes exist. */
 		off_t at = ftello(f);
@@ -643,29 +676,146 @@ static int checkpoints_scan(struct audit *a, const char *path)
 		if (at < 0 || fstat(fileno(f), &st) != 0 || at > st.st_size)
 			break;
 		end = (u64)at;
-		last_at = (u64)note_at;
-		last_n = n;
-	}
-	/* The newest checkpoint's size: "<origin>\n<size>\n..." */
-	if (last_n && fseeko(f, (off_t)last_at, SEEK_SET) == 0) {
-		char note[256];
-		size_t got = fread(note, 1, sizeof(note) - 1, f);
-		note[got] = '\0';
-		char *nl = strchr(note, '\n');
-		if (nl) {
-			char *stop;
-			unsigned long long size = strtoull(nl + 1, &stop, 10);
-			if (stop != nl + 1 && *stop == '\n')
-				a->resume_size = size;
-		}
+		if (sized && size > *max_size)
+			*max_size = size;
 	}
 	if (ferror(f))
 		ret = -EIO;
+	*end_out = end;
+	return ret;
+}
+
+/* Find the end of the last whole frame of the checkpoints file and cut
+ * anything after it (a crash mid-append). */
+static int checkpoints_scan(struct audit *a, const char *path)
+{
+	FILE *f = fopen(path, "r");
+	u64 end = 0;
+	int ret;
+
+	if (!f)
+		return -errno;
+	ret = checkpoints_read(f, &end, &a->resume_size);
 	fclose(f);
 	if (ret == 0 && truncate(path, (off_t)end) != 0)
 		ret = -errno;
 	a->checkpoints_end = end;
 	return ret;
+}
+
+int audit_covered_size(const char *data_dir, u64 *size, u64 *leaves,
+		       u64 *checkpointed)
+{
+	char path[PATH_MAX + 32];
+	struct stat st;
+	int ret = 0;
+
+	*size = *leaves = *checkpointed = 0;
+	snprintf(path, sizeof(path), "%s/audit/leaves", data_dir);
+	if (stat(path, &st) == 0)
+		*leaves = (u64)st.st_size / 32u;
+	else if (errno != ENOENT)
+		return -errno;
+	snprintf(path, sizeof(path), "%s/audit/checkpoints", data_dir);
+	FILE *f = fopen(path, "r");
+	if (f) {
+		u64 end;
+		ret = checkpoints_read(f, &end, checkpointed);
+		fclose(f);
+	} else if (errno != ENOENT) {
+		ret = -errno;
+	}
+	*size = *leaves > *checkpointed ? *leaves : *checkpointed;
+	return ret;
+}
+
+/* Copy the first `bytes` of from_fd into a new file path (0600), synced. */
+static int copy_prefix(int from_fd, const char *path, u64 bytes)
+{
+	int ret = 0;
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	u64 done = 0;
+	char buf[65536];
+
+	if (fd < 0)
+		return -errno;
+	while (done < bytes) {
+		size_t want = bytes - done < sizeof(buf)
+				      ? (size_t)(bytes - done)
+				      : sizeof(buf);
+		ssize_t r = pread(from_fd, buf, want, (off_t)done);
+		if (r <= 0) {
+			ret = r < 0 ? -errno : -EIO;
+			goto cleanup;
+		}
+		ssize_t w = write(fd, buf, (size_t)r);
+		if (w != r) {
+			ret = w < 0 ? -errno : -EIO;
+			goto cleanup;
+		}
+		done += (u64)r;
+	}
+	if (fsync(fd) != 0)
+		ret = -errno;
+cleanup:
+	close(fd);
+	return ret;
+}
+
+int audit_set_aside(const char *data_dir, u64 size, char *msg, size_t msg_len)
+{
+	char dir[PATH_MAX + 8], from[PATH_MAX + 32], to[PATH_MAX + 64];
+	char suffix[40];
+	u64 covered, leaves, checkpointed;
+	int ret, fd = -1;
+
+	msg[0] = '\0';
+	ret = audit_covered_size(data_dir, &covered, &leaves, &checkpointed);
+	if (ret < 0)
+		return ret;
+	snprintf(dir, sizeof(dir), "%s/audit", data_dir);
+	snprintf(suffix, sizeof(suffix), ".before-cut-%lld",
+		 (long long)time(NULL));
+	if (checkpointed > size) {
+		/* Signed checkpoints of a longer log no longer match this
+		 * one: kept, as evidence, but no longer in the log. */
+		snprintf(from, sizeof(from), "%s/checkpoints", dir);
+		snprintf(to, sizeof(to), "%s/checkpoints%s", dir, suffix);
+		if (rename(from, to) != 0)
+			return -errno;
+	}
+	if (leaves > size) {
+		/* The hashes of the records kept still guard them; those of
+		 * the records lost are kept aside with the old file. */
+		snprintf(from, sizeof(from), "%s/leaves", dir);
+		snprintf(to, sizeof(to), "%s/leaves%s", dir, suffix);
+		if (rename(from, to) != 0)
+			return -errno;
+		fd = open(to, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return -errno;
+		ret = copy_prefix(fd, from, size * 32u);
+		close(fd);
+		if (ret < 0)
+			return ret;
+	}
+	ret = fsdir_sync(dir);
+	if (ret < 0)
+		return ret;
+	snprintf(msg, msg_len,
+		 "audit/checkpoints%s%s and audit/leaves%s%s (the signed "
+		 "checkpoints covered %llu entries, the leaves %llu, the "
+		 "journal now holds %llu)%s",
+		 checkpointed > size ? " moved to audit/checkpoints" : " kept",
+		 checkpointed > size ? suffix : "",
+		 leaves > size ? " moved to audit/leaves" : " kept",
+		 leaves > size ? suffix : "", (unsigned long long)checkpointed,
+		 (unsigned long long)leaves, (unsigned long long)size,
+		 checkpointed > size
+			 ? "; witnesses and auditors who saw the old "
+			   "checkpoints will see this log go back: tell them"
+			 : "");
+	return 0;
 }
 
 /* DATA/audit/checkpoints, created (with its directory) if absent. */

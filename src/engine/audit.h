@@ -73,6 +73,27 @@ struct audit_signer {
 int audit_open(struct audit **out, const char *data_dir, struct engine *engine,
 	       const struct audit_signer *signer, const char **err);
 
+/*
+ * How many journal records the audit files say were durable, read before
+ * the journal is recovered: *leaves the hashes in DATA/audit/leaves,
+ * *checkpointed the size of the largest checkpoint in
+ * DATA/audit/checkpoints, *size the larger of the two (records 1..*size
+ * were synced and acknowledged: none of them is a torn tail).  Read-only;
+ * absent files count 0.  Returns 0 or -errno.
+ */
+int audit_covered_size(const char *data_dir, u64 *size, u64 *leaves,
+		       u64 *checkpointed);
+
+/*
+ * After the operator accepted losing journal records past `size`
+ * (serve --truncate-corrupt-tail): the checkpoints file, when it covers
+ * more than size, is renamed to checkpoints.before-cut-<unix time>; the
+ * leaves file, when longer, is renamed likewise and its first size hashes
+ * copied back.  Call before audit_open.  msg gets one line naming what
+ * moved (relative to DATA).  Returns 0 or -errno.
+ */
+int audit_set_aside(const char *data_dir, u64 size, char *msg, size_t msg_len);
+
 /* Ask for a checkpoint of the tree as it is, without waiting for the
  * interval: signed within a poll (milliseconds) if the tree grew since the
  * last one.  Does not wait. */

@@ -344,17 +344,18 @@ def test_doctor_reads_a_served_dir_and_names_journal_damage(ctx):
         os.path.basename(rec.path), rec.offset) in detail,
         "names the file and offset: %r" % detail)
 
-    # Cut inside a record that is not the last: what is left ends in a
-    # torn tail (a warning on its own), but the signed checkpoints cover
-    # the records cut away: action.
+    # Cut inside a record that is not the last: what is left ends like a
+    # torn tail, but the audit log covers the records cut away: an
+    # acknowledged record damaged (the server refuses to start), action.
     cut = copy_data(data, ctx.path("cut"))
     rec = journal.all_records(cut)[K]
     journal.truncate_to(rec.path, rec.offset + 40)
     rc, checks = run_both(cut)
     check_eq(rc, 1, "a journal cut inside record %d" % K)
     st, detail = checks["journal"]
-    check(st == "warn" and "torn tail" in detail and
-          "offset %d" % rec.offset in detail, "journal: %r" % ((st, detail),))
+    check(st == "action" and "not a torn tail" in detail and
+          "record seq %d at offset %d" % (rec.seq, rec.offset) in detail,
+          "journal: %r" % ((st, detail),))
     st, detail = checks["audit log"]
     check(st == "action" and
           "checkpoint signs more entries than the journal holds" in detail
