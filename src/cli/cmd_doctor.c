@@ -264,6 +264,13 @@ static void check_data_dir(struct doctor *d)
 		       dir, mode, dir);
 		return;
 	}
+	/* journal, snapshots, audit, keys: the server refuses each too. */
+	char lax[DETAIL_BYTES];
+	if (data_dir_check_modes(dir, lax, sizeof(lax)) == -EPERM) {
+		report(d, STATUS_ACTION, name,
+		       "%s; the server refuses to start", lax);
+		return;
+	}
 	if (st.st_uid != geteuid()) {
 		report(d, STATUS_WARN, name,
 		       "%s (mode %04o) belongs to uid %u, this is uid %u: run "

@@ -165,6 +165,11 @@ int cmd_serve(int argc, char **argv)
 	bool created;
 	if (data_dir_prepare(s.data_dir, &created) < 0)
 		return EXIT_DATA;
+	char lax[4400];
+	if (data_dir_check_modes(s.data_dir, lax, sizeof(lax)) < 0) {
+		fprintf(stderr, "tpwallet serve: %s\n", lax);
+		return EXIT_DATA;
+	}
 	if (created)
 		log_at(LOG_INFO, "initialised data directory",
 		       LOG_STR("data", s.data_dir));

@@ -394,3 +394,64 @@ def test_doctor_reads_a_served_dir_and_names_journal_damage(ctx):
           "damaged key file: %r" % ((st, detail),))
     mode = stat.S_IMODE(os.stat(data).st_mode)
     check_eq(mode & 0o022, 0, "the data directory's mode")
+
+
+# -- directories others can write (issue 9, finding 10) --------------------
+
+def _serve_exit(ctx, data, limit=10.0):
+    """Start `serve` on data; it must exit by itself within limit seconds.
+    Returns (exit status or None if it kept running, its log)."""
+    s = ctx.server(data_dir=data)
+    proc = s.spawn()
+    try:
+        exited = s._exited_unreaped(limit)
+    finally:
+        s.force_cleanup()
+    return (proc.returncode if exited else None), s.log_text()
+
+
+@e2e_test(timeout=120)
+def test_group_or_world_writable_data_subdirectory_refused_and_reported(ctx):
+    d = init(ctx, "lax")
+    for sub in ("journal", "snapshots", "audit", "keys"):
+        os.makedirs(os.path.join(d, sub), mode=0o700, exist_ok=True)
+    # Let a server make its audit files, then stop it.
+    s = ctx.server(data_dir=d)
+    s.start()
+    s.stop()
+    for sub, mode in (("", 0o777), ("journal", 0o777), ("snapshots", 0o770),
+                      ("audit", 0o772), ("keys", 0o757)):
+        path = os.path.join(d, sub) if sub else d
+        what = sub or "the data directory"
+        os.chmod(path, mode)
+        try:
+            rc, log = _serve_exit(ctx, d)
+            check_eq(rc, 65, "serve with %s mode %04o" % (what, mode))
+            check(("%s is mode %04o" % (path, mode)) in log and
+                  ("chmod 700 %s" % path) in log,
+                  "serve does not name %s and the chmod:\n%s"
+                  % (path, log[-1500:]))
+            rc, checks = run_both(d)
+            check_eq(rc, 1, "doctor with %s mode %04o" % (what, mode))
+            st, detail = checks["data directory"]
+            check(st == "action" and ("%s is mode %04o" % (path, mode))
+                  in detail, "doctor data directory: %r" % ((st, detail),))
+        finally:
+            os.chmod(path, 0o700)
+    # Put right, it starts again.
+    s = ctx.server(data_dir=d)
+    s.start()
+    s.stop()
+
+
+@e2e_test(timeout=60)
+def test_init_on_an_empty_premade_world_writable_directory_makes_it_0700(ctx):
+    d = ctx.path("premade")
+    os.mkdir(d)
+    os.chmod(d, 0o777)
+    p = run_cli(["init", "--data", d])
+    check_eq(p.returncode, 0, "tpwallet init: %s" % p.stderr)
+    check_eq(stat.S_IMODE(os.stat(d).st_mode), 0o700, "mode after init")
+    rc, checks = run_both(d)
+    check_eq(checks["data directory"][0], "ok",
+             "doctor: %r" % (checks["data directory"],))
