@@ -261,10 +261,12 @@ static int add_leaf(struct audit *a, const struct journal_record *r,
  * failures are logged and the note served anyway, as the tree itself does
  * not depend on them.  Returns true when it was published. */
 static bool publish(struct audit *a, u64 size, const char *note,
-		    size_t note_len, bool cosigned)
+		    size_t note_len, bool cosigned, bool *recorded)
 {
 	bool done = false;
 
+	if (recorded)
+		*recorded = false;
 	pthread_mutex_lock(&a->publish_lock);
 	if (cosigned && (!a->published_any || a->published_size != size))
 		goto cleanup;
@@ -287,6 +289,8 @@ static bool publish(struct audit *a, u64 size, const char *note,
 				       LOG_NUM("errno", errno));
 		} else {
 			a->checkpoints_end += (u64)w;
+			if (recorded)
+				*recorded = true;
 		}
 	}
 	pthread_mutex_lock(&a->latest_lock);
@@ -473,7 +477,7 @@ static void *witness_main(void *arg)
 			cosign(a, &a->witnesses[k], size, text, text_len,
 			       a->witness_note, &note_len);
 		if (note_len > signed_len)
-			publish(a, size, a->witness_note, note_len, true);
+			publish(a, size, a->witness_note, note_len, true, NULL);
 	}
 	return NULL;
 }
@@ -514,12 +518,20 @@ static void checkpoint_now(struct audit *a)
 			     NOTE_BYTES_MAX, &note_len);
 	if (ret != 0)
 		goto failed;
-	publish(a, size, note, note_len, false);
+	bool recorded;
+	publish(a, size, note, note_len, false, &recorded);
+	a->signed_any = true;
+	a->signed_at_ms = mono_ms();
+	if (!recorded && a->checkpoints_fd >= 0) {
+		/* Served, but not in DATA/audit/checkpoints (a full disk):
+		 * sign again at the next interval until one is recorded,
+		 * and only then hand it to the witnesses. */
+		free(note);
+		return;
+	}
 	if (a->nwitnesses > 0)
 		mailbox_post(a, size, body, body_len, note, note_len);
 	a->signed_size = size;
-	a->signed_any = true;
-	a->signed_at_ms = mono_ms();
 	free(note);
 	return;
 failed:
@@ -614,8 +626,15 @@ static void *audit_main(void *arg)
 			       LOG_STR("detail", journal_reader_error(rd)));
 			break;
 		}
-		if (stopping)
-			break; /* caught up with what is durable */
+		if (stopping) {
+			/* Caught up with what is durable: sign it, so a
+			 * clean stop leaves no entry unsigned (doctor calls
+			 * unsigned entries a failure to sign). */
+			if (a->signing && audit_size(a) >= a->resume_size &&
+			    (!a->signed_any || audit_size(a) != a->signed_size))
+				checkpoint_now(a);
+			break;
+		}
 		maybe_checkpoint(a);
 		struct timespec idle = {0, IDLE_POLL_MS * 1000000L};
 		nanosleep(&idle, NULL);
