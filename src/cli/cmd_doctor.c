@@ -671,13 +671,13 @@ static void check_journal(struct doctor *d)
 	size_t nsegs = 0;
 	u64 total = 0, seg = 0, end = 0;
 	char size[32], when[40];
-	u64 covered = 0, covered_leaves, covered_cp;
+	struct audit_covered cov;
+	u64 covered = 0;
 	int ret;
 
 	/* Read before the journal: a live server only adds to both. */
-	if (audit_covered_size(d->s.data_dir, &covered, &covered_leaves,
-			       &covered_cp) < 0)
-		covered = 0;
+	if (audit_covered_size(d->s.data_dir, &cov) == 0)
+		covered = cov.size;
 	ret = list_segments(d->s.data_dir, &segs, &nsegs, &total);
 	if (ret == -ENOENT) {
 		report(d, STATUS_WARN, name,

@@ -185,9 +185,9 @@ int cmd_serve(int argc, char **argv)
 	/* What the audit files prove durable, read before the journal is
 	 * recovered: damage to those records is corruption, never a torn
 	 * tail to cut quietly. */
-	u64 covered = 0, covered_leaves = 0, covered_checkpoint = 0;
-	int ret = audit_covered_size(s.data_dir, &covered, &covered_leaves,
-				     &covered_checkpoint);
+	static struct audit_covered covered_by;
+	int ret = audit_covered_size(s.data_dir, &covered_by);
+	u64 covered = covered_by.size;
 	if (ret < 0) {
 		fprintf(stderr,
 			"tpwallet serve: %s: cannot read the audit files: %s\n",
@@ -291,7 +291,8 @@ int cmd_serve(int argc, char **argv)
 				      .sign = server_keys_sign_note,
 				      .ctx = &keys,
 				      .witnesses = witnesses,
-				      .nwitnesses = s.nwitnesses};
+				      .nwitnesses = s.nwitnesses,
+				      .covered = &covered_by};
 	ret = audit_open(&audit, s.data_dir, e, &signer, &err);
 	if (ret < 0) {
 		log_at(LOG_ERROR, "cannot start the audit log",

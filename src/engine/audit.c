@@ -706,45 +706,66 @@ static int checkpoints_read(FILE *f, u64 *end_out, u64 *max_size)
 
 /* Find the end of the last whole frame of the checkpoints file and cut
  * anything after it (a crash mid-append). */
-static int checkpoints_scan(struct audit *a, const char *path)
+static int checkpoints_scan(struct audit *a, const char *path,
+			    const struct audit_covered *known)
 {
-	FILE *f = fopen(path, "r");
+	struct stat st;
 	u64 end = 0;
 	int ret;
 
+	/* Read a moment ago (audit_covered_size) and not changed since. */
+	if (known && known->cp_present && fstat(a->checkpoints_fd, &st) == 0 &&
+	    (u64)st.st_dev == known->cp_dev &&
+	    (u64)st.st_ino == known->cp_ino &&
+	    (u64)st.st_size == known->cp_bytes) {
+		a->resume_size = known->checkpointed;
+		end = known->cp_end;
+		ret = 0;
+		goto cut;
+	}
+	FILE *f = fopen(path, "r");
 	if (!f)
 		return -errno;
 	ret = checkpoints_read(f, &end, &a->resume_size);
 	fclose(f);
+cut:
 	if (ret == 0 && truncate(path, (off_t)end) != 0)
 		ret = -errno;
 	a->checkpoints_end = end;
 	return ret;
 }
 
-int audit_covered_size(const char *data_dir, u64 *size, u64 *leaves,
-		       u64 *checkpointed)
+int audit_covered_size(const char *data_dir, struct audit_covered *out)
 {
 	char path[PATH_MAX + 32];
 	struct stat st;
 	int ret = 0;
 
-	*size = *leaves = *checkpointed = 0;
+	memset(out, 0, sizeof(*out));
 	snprintf(path, sizeof(path), "%s/audit/leaves", data_dir);
 	if (stat(path, &st) == 0)
-		*leaves = (u64)st.st_size / 32u;
+		out->leaves = (u64)st.st_size / 32u;
 	else if (errno != ENOENT)
 		return -errno;
 	snprintf(path, sizeof(path), "%s/audit/checkpoints", data_dir);
 	FILE *f = fopen(path, "r");
 	if (f) {
-		u64 end;
-		ret = checkpoints_read(f, &end, checkpointed);
+		if (fstat(fileno(f), &st) == 0) {
+			ret = checkpoints_read(f, &out->cp_end,
+					       &out->checkpointed);
+			out->cp_present = ret == 0;
+			out->cp_dev = (u64)st.st_dev;
+			out->cp_ino = (u64)st.st_ino;
+			out->cp_bytes = (u64)st.st_size;
+		} else {
+			ret = -errno;
+		}
 		fclose(f);
 	} else if (errno != ENOENT) {
 		ret = -errno;
 	}
-	*size = *leaves > *checkpointed ? *leaves : *checkpointed;
+	out->size = out->leaves > out->checkpointed ? out->leaves
+						    : out->checkpointed;
 	return ret;
 }
 
@@ -785,13 +806,14 @@ int audit_set_aside(const char *data_dir, u64 size, char *msg, size_t msg_len)
 {
 	char dir[PATH_MAX + 8], from[PATH_MAX + 32], to[PATH_MAX + 64];
 	char suffix[40];
-	u64 covered, leaves, checkpointed;
+	struct audit_covered cov;
 	int ret, fd = -1;
 
 	msg[0] = '\0';
-	ret = audit_covered_size(data_dir, &covered, &leaves, &checkpointed);
+	ret = audit_covered_size(data_dir, &cov);
 	if (ret < 0)
 		return ret;
+	u64 leaves = cov.leaves, checkpointed = cov.checkpointed;
 	snprintf(dir, sizeof(dir), "%s/audit", data_dir);
 	snprintf(suffix, sizeof(suffix), ".before-cut-%lld",
 		 (long long)time(NULL));
@@ -838,7 +860,7 @@ int audit_set_aside(const char *data_dir, u64 size, char *msg, size_t msg_len)
 }
 
 /* DATA/audit/checkpoints, created (with its directory) if absent. */
-static int open_checkpoints(struct audit *a)
+static int open_checkpoints(struct audit *a, const struct audit_covered *known)
 {
 	char path[PATH_MAX + 32];
 
@@ -851,7 +873,7 @@ static int open_checkpoints(struct audit *a)
 		open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 	if (a->checkpoints_fd < 0)
 		return -errno;
-	ret = checkpoints_scan(a, path);
+	ret = checkpoints_scan(a, path, known);
 	if (ret < 0)
 		return ret;
 	snprintf(path, sizeof(path), "%s/audit/leaves", a->data_dir);
@@ -954,7 +976,7 @@ int audit_open(struct audit **out, const char *data_dir, struct engine *engine,
 				a->witnesses[k].peer = signer->witnesses[k];
 			a->nwitnesses = signer->nwitnesses;
 		}
-		ret = open_checkpoints(a);
+		ret = open_checkpoints(a, signer->covered);
 		if (ret < 0) {
 			*err = "cannot open DATA/audit/checkpoints";
 			goto fail;
