@@ -1049,7 +1049,9 @@ enum MHD_Result policy_command_reply(struct request *rq)
 	case PSTATE_NOT_FOUND:
 		return api_reply_problem(rq, PROBLEM_policy_not_found, NULL,
 					 NULL, NULL);
-	case PSTATE_FULL:
+	case PSTATE_FULL: {
+		/* A declaration: C17 wants a statement after a label, so
+		 * clang (make fuzz) refused it bare. */
 		_Static_assert(POLICY_OVERRIDES_MAX == 64 &&
 				       PSTATE_OVERRIDES_MAX == 100000 &&
 				       PSTATE_VERSIONS_MAX == 100000,
@@ -1063,6 +1065,7 @@ enum MHD_Result policy_command_reply(struct request *rq)
 				  "widen the range of one"
 				: "the policy keeps at most 100000 versions",
 			NULL, NULL);
+	}
 	default: break;
 	}
 	if (h->kind == PSTATE_CMD_SET) {
