@@ -938,6 +938,11 @@ static bool parse_day(const char *s, u32 *out)
 /* Load observations (a synthetic history for tests and demos):
  * {"observations": [{"day": "2026-11-01", "platform": "android",
  *   "version": "3.9.0", "user": "u1"}, ...]} in day order. */
+/* The reply to PSTATE_FULL names these limits. */
+_Static_assert(POLICY_OVERRIDES_MAX == 64 && PSTATE_OVERRIDES_MAX == 100000 &&
+		       PSTATE_VERSIONS_MAX == 100000,
+	       "the state-full reply names these limits");
+
 static enum MHD_Result post_activity(struct request *rq)
 {
 	enum MHD_Result reply;
@@ -1049,13 +1054,7 @@ enum MHD_Result policy_command_reply(struct request *rq)
 	case PSTATE_NOT_FOUND:
 		return api_reply_problem(rq, PROBLEM_policy_not_found, NULL,
 					 NULL, NULL);
-	case PSTATE_FULL: {
-		/* A declaration: C17 wants a statement after a label, so
-		 * clang (make fuzz) refused it bare. */
-		_Static_assert(POLICY_OVERRIDES_MAX == 64 &&
-				       PSTATE_OVERRIDES_MAX == 100000 &&
-				       PSTATE_VERSIONS_MAX == 100000,
-			       "the reply below names these limits");
+	case PSTATE_FULL:
 		return api_reply_problem(
 			rq, PROBLEM_state_full,
 			h->kind == PSTATE_CMD_OVERRIDE
@@ -1065,7 +1064,6 @@ enum MHD_Result policy_command_reply(struct request *rq)
 				  "widen the range of one"
 				: "the policy keeps at most 100000 versions",
 			NULL, NULL);
-	}
 	default: break;
 	}
 	if (h->kind == PSTATE_CMD_SET) {
