@@ -656,10 +656,20 @@ static enum MHD_Result keys_rotate(struct request *rq)
 			       sizeof(err));
 	if (r != 0) {
 		free(rot);
-		log_at(LOG_ERROR, "key rotation failed",
-		       LOG_STR("reason", err));
-		return api_reply_problem(rq, PROBLEM_key_rotation_failed, err,
+		/* The keyring's words name files and directories: for the
+		 * log only, never for the reply. */
+		log_at(LOG_ERROR, "key rotation failed", LOG_STR("reason", err),
+		       LOG_STR("code", keyring_strerror(r)));
+		return api_reply_problem(rq, PROBLEM_key_rotation_failed,
+					 "the signing key could not be "
+					 "rotated; the server log says why",
 					 NULL, NULL);
+	}
+	if (rot->n_dropped) {
+		char kids[KEYRING_KEYS_MAX * (KEYRING_KID_BYTES + 1) + 1];
+		keyring_rotation_dropped_text(rot, kids, sizeof(kids));
+		log_at(LOG_WARN, "keys dropped to make room for the rotation",
+		       LOG_NUM("count", rot->n_dropped), LOG_STR("kids", kids));
 	}
 	struct auth_key_event ev = {0};
 	snprintf(ev.kid, sizeof(ev.kid), "%s", rot->created.kid);

@@ -27,6 +27,7 @@
 #include "core/pstate.h"
 #include "crypto/keyring.h"
 #include "crypto/note.h"
+#include "engine/audit.h"
 #include "log/journal.h"
 #include "log/journal_reader.h"
 #include "log/seqdir.h"
@@ -73,6 +74,9 @@
 /* DATA/audit/checkpoints: one a second for years is under 2^28. */
 #define CHECKPOINTS_SCAN_MAX  (1u << 28)
 #define LENGTH_LINE_BYTES_MAX 24u
+/* Entries unsigned longer than this are a server that cannot sign (one
+ * that runs signs about every second). */
+#define UNSIGNED_AGE_MAX_S 10u
 
 enum status {
 	STATUS_OK,
@@ -261,6 +265,13 @@ static void check_data_dir(struct doctor *d)
 		       "%s is mode %04o: others can change the journal and "
 		       "keys (chmod 700 %s)",
 		       dir, mode, dir);
+		return;
+	}
+	/* journal, snapshots, audit, keys: the server refuses each too. */
+	char lax[DETAIL_BYTES];
+	if (data_dir_check_modes(dir, lax, sizeof(lax)) == -EPERM) {
+		report(d, STATUS_ACTION, name,
+		       "%s; the server refuses to start", lax);
 		return;
 	}
 	if (st.st_uid != geteuid()) {
@@ -660,8 +671,13 @@ static void check_journal(struct doctor *d)
 	size_t nsegs = 0;
 	u64 total = 0, seg = 0, end = 0;
 	char size[32], when[40];
+	struct audit_covered cov;
+	u64 covered = 0;
 	int ret;
 
+	/* Read before the journal: a live server only adds to both. */
+	if (audit_covered_size(d->s.data_dir, &cov) == 0)
+		covered = cov.size;
 	ret = list_segments(d->s.data_dir, &segs, &nsegs, &total);
 	if (ret == -ENOENT) {
 		report(d, STATUS_WARN, name,
@@ -713,6 +729,20 @@ static void check_journal(struct doctor *d)
 	}
 	d->journal_whole = true;
 	fmt_bytes(size, sizeof(size), d->bytes);
+	if (d->bytes < total && d->last_seq < covered) {
+		/* The audit log proves the next record durable and
+		 * acknowledged: not a torn write. */
+		report(d, STATUS_ACTION, name,
+		       "record seq %llu at offset %llu of journal/%020llu.wal "
+		       "is damaged, but the audit log covers records up to "
+		       "seq %llu: an acknowledged record, not a torn tail; "
+		       "the server refuses to start (docs/operations.md, "
+		       "Recovery)",
+		       (unsigned long long)(d->last_seq + 1),
+		       (unsigned long long)end, (unsigned long long)seg,
+		       (unsigned long long)covered);
+		goto cleanup;
+	}
 	if (d->bytes < total) {
 		u64 listed = 0;
 		for (size_t i = 0; i < nsegs; i++)
@@ -880,6 +910,28 @@ cleanup:
 	return ret;
 }
 
+/* The timestamp of the record with seq `seq`. */
+static int unsigned_since(struct doctor *d, u64 seq, u64 *ts_ns)
+{
+	struct journal_reader *rd = NULL;
+	struct journal_record r;
+	const u8 *raw;
+	size_t raw_bytes;
+
+	int ret = journal_reader_open(&rd, d->s.data_dir, seq);
+	if (ret == 0) {
+		ret = journal_reader_next(rd, &r, &raw, &raw_bytes);
+		if (ret == 1 && r.seq == seq) {
+			*ts_ns = r.timestamp;
+			ret = 0;
+		} else {
+			ret = -ENOENT;
+		}
+	}
+	journal_reader_close(rd);
+	return ret;
+}
+
 static void check_audit(struct doctor *d)
 {
 	const char *name = "audit log";
@@ -925,6 +977,30 @@ static void check_audit(struct doctor *d)
 		       "or cut; `tpwallet audit check` names them)",
 		       (unsigned long long)count, (unsigned long long)cp.size,
 		       (unsigned long long)d->records);
+		return;
+	}
+	/* Entries past the newest checkpoint: a running server signs
+	 * within a second, a stopping one before it exits.  Older ones
+	 * mean it could not sign (a full disk?) or was killed. */
+	u64 first_ts = 0;
+	if (cp.size < d->records &&
+	    unsigned_since(d, cp.size + 1, &first_ts) == 0 &&
+	    d->now - (int64_t)(first_ts / 1000000000u) >
+		    (int64_t)UNSIGNED_AGE_MAX_S) {
+		char age[48];
+		report(d, STATUS_ACTION, name,
+		       "%llu entries (seq %llu to %llu) are not covered by "
+		       "any signed checkpoint, the oldest %s: "
+		       "the server could not sign or record them (a full "
+		       "disk? its log says `cannot append the checkpoint` or "
+		       "`cannot sign a checkpoint`) or was killed; free space "
+		       "and restart it (it signs at start and at a clean "
+		       "stop)",
+		       (unsigned long long)(d->records - cp.size),
+		       (unsigned long long)(cp.size + 1),
+		       (unsigned long long)d->records,
+		       fmt_age(age, sizeof(age),
+			       d->now - (int64_t)(first_ts / 1000000000u)));
 		return;
 	}
 	report(d, STATUS_OK, name,
@@ -980,7 +1056,8 @@ static u64 le64(const u8 *p)
  * far as the header says, else why not.  (The payload checksum is the
  * server's to check at start; reading gigabytes is not a first-minute
  * question.) */
-static const char *snapshot_header(const char *path, u64 seq, u64 *ts_ns)
+static const char *snapshot_header(const char *path, u64 seq, u64 *ts_ns,
+				   u32 *payload_crc)
 {
 	u8 h[SNAPSHOT_HEADER_BYTES];
 	struct stat st;
@@ -1005,7 +1082,39 @@ static const char *snapshot_header(const char *path, u64 seq, u64 *ts_ns)
 	else if (le64(h + 32) != (u64)st.st_size - SNAPSHOT_HEADER_BYTES)
 		why = "size differs from the header's";
 	*ts_ns = le64(h + 24);
+	*payload_crc = le32(h + 40);
 	fclose(f);
+	return why;
+}
+
+/* Does the payload (after the header) hash to want?  Read in 1 MiB
+ * pieces: a snapshot is as large as the state.  NULL when it does. */
+static const char *snapshot_payload(const char *path, u32 want)
+{
+	const char *why = NULL;
+	size_t cap = 1u << 20, n;
+	u8 *buf = malloc(cap);
+	FILE *f = fopen(path, "rb");
+	u32 crc = 0;
+
+	if (!buf || !f) {
+		why = !buf ? "out of memory" : strerror(errno);
+		goto cleanup;
+	}
+	if (fseeko(f, SNAPSHOT_HEADER_BYTES, SEEK_SET) != 0) {
+		why = strerror(errno);
+		goto cleanup;
+	}
+	while ((n = fread(buf, 1, cap, f)) > 0)
+		crc = crc32c(crc, buf, n);
+	if (ferror(f))
+		why = "read error";
+	else if (crc != want)
+		why = "its payload does not match its checksum";
+cleanup:
+	if (f)
+		fclose(f);
+	free(buf);
 	return why;
 }
 
@@ -1035,10 +1144,26 @@ static void check_snapshots(struct doctor *d)
 	/* Newest first, as recovery looks at them. */
 	for (size_t i = n; i-- > 0;) {
 		u64 ts_ns = 0;
+		u32 payload_crc = 0;
 		snprintf(path, sizeof(path),
 			 "%s/" SNAP_PREFIX "%020llu" SNAP_SUFFIX, dir,
 			 (unsigned long long)seqs[i]);
-		const char *why = snapshot_header(path, seqs[i], &ts_ns);
+		const char *why =
+			snapshot_header(path, seqs[i], &ts_ns, &payload_crc);
+		const char *bad =
+			why ? NULL : snapshot_payload(path, payload_crc);
+		if (bad) {
+			/* Written once, synced, renamed: a payload that no
+			 * longer matches was changed by the disk or someone
+			 * with access, not by a crash. */
+			report(d, STATUS_ACTION, name,
+			       "snapshot-%020llu.snap: %s (the disk or someone "
+			       "changed a file written once: check the disk; "
+			       "recovery skips it and replays more journal; "
+			       "move it away once the disk is trusted)%s",
+			       (unsigned long long)seqs[i], bad, skipped);
+			goto cleanup;
+		}
 		if (why) {
 			if (!skipped[0])
 				snprintf(skipped, sizeof(skipped),

@@ -65,6 +65,11 @@ int cmd_init(int argc, char **argv)
 	bool created;
 	if (data_dir_prepare(s.data_dir, &created) < 0)
 		return EXIT_DATA;
+	char lax[4400];
+	if (data_dir_check_modes(s.data_dir, lax, sizeof(lax)) < 0) {
+		fprintf(stderr, "tpwallet init: %s\n", lax);
+		return EXIT_DATA;
+	}
 
 	/* Opening the engine creates the journal and proves the directory
 	 * is usable (or says precisely why not). */

@@ -50,7 +50,14 @@ static void usage(FILE *f)
 		"witness` prints)\n"
 		"  --kek-file FILE     key-encryption key (default DATA.kek; "
 		"TPWALLET_KEK_FILE,\n"
-		"                      or the key itself in TPWALLET_KEK)\n\n"
+		"                      or the key itself in TPWALLET_KEK)\n"
+		"  --truncate-corrupt-tail\n"
+		"                      accept losing acknowledged records: cut "
+		"the last journal\n"
+		"                      segment at its first damaged record and "
+		"move the audit\n"
+		"                      checkpoints aside (docs/operations.md, "
+		"Recovery)\n\n"
 		"Every setting and its limits: docs/operations.md.\n");
 }
 
@@ -103,6 +110,7 @@ int cmd_serve(int argc, char **argv)
 		{"config", required_argument, NULL, 'c'},
 		{"kek-file", required_argument, NULL, 'k'},
 		{"witness", required_argument, NULL, 'w'},
+		{"truncate-corrupt-tail", no_argument, NULL, 'T'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -111,6 +119,7 @@ int cmd_serve(int argc, char **argv)
 	const char *config = NULL;
 	struct settings s;
 	int c, nflags = 0;
+	bool truncate_corrupt_tail = false;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "d:l:t:L:c:k:w:h", opts, NULL)) !=
@@ -124,6 +133,7 @@ int cmd_serve(int argc, char **argv)
 		case 'k': key = "kek_file"; break;
 		case 'w': key = "witness"; break;
 		case 'c': config = optarg; break;
+		case 'T': truncate_corrupt_tail = true; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return EXIT_USAGE;
 		}
@@ -155,6 +165,11 @@ int cmd_serve(int argc, char **argv)
 	bool created;
 	if (data_dir_prepare(s.data_dir, &created) < 0)
 		return EXIT_DATA;
+	char lax[4400];
+	if (data_dir_check_modes(s.data_dir, lax, sizeof(lax)) < 0) {
+		fprintf(stderr, "tpwallet serve: %s\n", lax);
+		return EXIT_DATA;
+	}
 	if (created)
 		log_at(LOG_INFO, "initialised data directory",
 		       LOG_STR("data", s.data_dir));
@@ -167,12 +182,29 @@ int cmd_serve(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	/* What the audit files prove durable, read before the journal is
+	 * recovered: damage to those records is corruption, never a torn
+	 * tail to cut quietly. */
+	static struct audit_covered covered_by;
+	int ret = audit_covered_size(s.data_dir, &covered_by);
+	u64 covered = covered_by.size;
+	if (ret < 0) {
+		fprintf(stderr,
+			"tpwallet serve: %s: cannot read the audit files: %s\n",
+			s.data_dir, strerror(-ret));
+		return EXIT_DATA;
+	}
+
 	struct engine *e = NULL;
 	const char *err = NULL;
-	struct engine_options eo = {.data_dir = s.data_dir,
-				    .snapshot_every_records = s.snapshot_every};
+	struct engine_options eo = {
+		.data_dir = s.data_dir,
+		.snapshot_every_records = s.snapshot_every,
+		.covered_seq = covered,
+		.truncate_corrupt_tail = truncate_corrupt_tail,
+	};
 	log_at(LOG_INFO, "recovering", LOG_STR("data", s.data_dir));
-	int ret = engine_open(&e, &eo, &err);
+	ret = engine_open(&e, &eo, &err);
 	if (ret < 0) {
 		log_at(LOG_ERROR, "cannot open the data directory",
 		       LOG_STR("data", s.data_dir),
@@ -180,6 +212,32 @@ int cmd_serve(int argc, char **argv)
 		fprintf(stderr, "tpwallet serve: %s: %s\n", s.data_dir,
 			err ? err : strerror(-ret));
 		return EXIT_DATA;
+	}
+	if (engine_durable_seq(e) < covered) {
+		/* Only with --truncate-corrupt-tail (engine_open refuses
+		 * otherwise): the signed history no longer matches. */
+		char moved[1024];
+		ret = audit_set_aside(s.data_dir, engine_durable_seq(e), moved,
+				      sizeof(moved));
+		if (ret < 0) {
+			fprintf(stderr,
+				"tpwallet serve: %s: cannot move the audit "
+				"files aside: %s\n",
+				s.data_dir, strerror(-ret));
+			engine_close(e);
+			return EXIT_DATA;
+		}
+		log_at(LOG_ERROR,
+		       "ACKNOWLEDGED RECORDS DROPPED (--truncate-corrupt-tail)",
+		       LOG_NUM("journal_last_seq", engine_durable_seq(e)),
+		       LOG_NUM("audit_covered", covered),
+		       LOG_NUM("records_lost", covered - engine_durable_seq(e)),
+		       LOG_STR("audit", moved));
+		fprintf(stderr,
+			"tpwallet serve: WARNING: %llu acknowledged record(s) "
+			"after seq %llu were dropped at your request; %s\n",
+			(unsigned long long)(covered - engine_durable_seq(e)),
+			(unsigned long long)engine_durable_seq(e), moved);
 	}
 
 	/* The server's keys (created with the data directory). */
@@ -233,7 +291,8 @@ int cmd_serve(int argc, char **argv)
 				      .sign = server_keys_sign_note,
 				      .ctx = &keys,
 				      .witnesses = witnesses,
-				      .nwitnesses = s.nwitnesses};
+				      .nwitnesses = s.nwitnesses,
+				      .covered = &covered_by};
 	ret = audit_open(&audit, s.data_dir, e, &signer, &err);
 	if (ret < 0) {
 		log_at(LOG_ERROR, "cannot start the audit log",

@@ -278,6 +278,15 @@ int server_keys_maintain(struct server_keys *k, struct engine *e,
 		}
 		log_at(LOG_INFO, "signing key rotated on schedule",
 		       LOG_STR("kid", rot.created.kid));
+		if (rot.n_dropped) {
+			char kids[KEYRING_KEYS_MAX * (KEYRING_KID_BYTES + 1) +
+				  1];
+			keyring_rotation_dropped_text(&rot, kids, sizeof(kids));
+			log_at(LOG_WARN,
+			       "keys dropped to make room for the rotation",
+			       LOG_NUM("count", rot.n_dropped),
+			       LOG_STR("kids", kids));
+		}
 	}
 	/* Journal the current key if the journal does not hold it yet: the
 	 * one just rotated, or one whose entry failed (by schedule or on

@@ -370,6 +370,43 @@ static int mkdir_p(const char *dir)
 	return 0;
 }
 
+const char *const data_dir_trusted[] = {"",	 "journal", "snapshots",
+					"audit", "keys",    NULL};
+
+int data_dir_check_modes(const char *dir, char *why, size_t why_len)
+{
+	char path[4200];
+	struct stat st;
+
+	why[0] = '\0';
+	for (size_t i = 0; data_dir_trusted[i]; i++) {
+		const char *sub = data_dir_trusted[i];
+		snprintf(path, sizeof(path), "%s%s%s", dir, *sub ? "/" : "",
+			 sub);
+		if (stat(path, &st) != 0) {
+			if (errno == ENOENT && *sub)
+				continue; /* created 0700 when needed */
+			int ret = -errno;
+			snprintf(why, why_len, "%s: %s", path, strerror(errno));
+			return ret;
+		}
+		if (!S_ISDIR(st.st_mode)) {
+			snprintf(why, why_len, "%s is not a directory", path);
+			return -ENOTDIR;
+		}
+		if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+			snprintf(why, why_len,
+				 "%s is mode %04o: group or others can write "
+				 "it, and so rewrite the journal, snapshots, "
+				 "audit files or keys; refusing it (chmod 700 "
+				 "%s)",
+				 path, (unsigned)(st.st_mode & 07777), path);
+			return -EPERM;
+		}
+	}
+	return 0;
+}
+
 int data_dir_prepare(const char *dir, bool *created)
 {
 	char marker[4200];
@@ -406,6 +443,14 @@ int data_dir_prepare(const char *dir, bool *created)
 			"data directory (no %s): refusing to use it\n",
 			dir, MARKER_FILE);
 		return -ENOTEMPTY;
+	}
+	/* A directory made beforehand (by an installer, with the umask of
+	 * the day) gets the mode the server makes its own with. */
+	if (chmod(dir, 0700) != 0) {
+		ret = -errno;
+		fprintf(stderr, "tpwallet: cannot chmod 700 %s: %s\n", dir,
+			strerror(errno));
+		return ret;
 	}
 	int fd = open(marker, O_WRONLY | O_CREAT | O_EXCL, 0600);
 	if (fd < 0) {

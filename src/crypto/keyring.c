@@ -1223,6 +1223,87 @@ cleanup:
 	return ret;
 }
 
+/* Remove entry i and its file (fsync of the directory left to the
+ * caller); its kid goes to rot->dropped. */
+static int drop_entry(struct keyring *kr, size_t i,
+		      struct keyring_rotation *rot, char *err, size_t err_size)
+{
+	char path[KEYRING_DIR_BYTES_MAX + 64];
+	int ret = path_of(kr, "", kr->e[i].key.kid, ".key", path, sizeof(path));
+
+	if (ret)
+		return ret;
+	if (unlink(path) != 0 && errno != ENOENT) {
+		int en = errno;
+		say(err, err_size, "key file %s: cannot remove: %s", path,
+		    strerror(en));
+		return KEYRING_E_IO;
+	}
+	if (rot && rot->n_dropped < KEYRING_KEYS_MAX)
+		snprintf(rot->dropped[rot->n_dropped++],
+			 sizeof(rot->dropped[0]), "%s", kr->e[i].key.kid);
+	for (size_t j = i + 1; j < kr->n; j++)
+		kr->e[j - 1] = kr->e[j];
+	kr->n--;
+	return 0;
+}
+
+/* A full keyring makes room for one more key: expired keys go, then the
+ * retired key that retired first (ties: the older), until one fits. */
+static int make_room(struct keyring *kr, int64_t now,
+		     struct keyring_rotation *rot, char *err, size_t err_size)
+{
+	int ret = 0;
+	size_t dropped = 0;
+
+	if (kr->n < KEYRING_KEYS_MAX)
+		return 0;
+	for (size_t i = 0; i < kr->n;) {
+		if (now >= kr->e[i].key.expires_at) {
+			ret = drop_entry(kr, i, rot, err, err_size);
+			if (ret)
+				goto cleanup;
+			dropped++;
+			continue;
+		}
+		i++;
+	}
+	while (kr->n >= KEYRING_KEYS_MAX) {
+		size_t oldest = SIZE_MAX;
+		for (size_t i = 0; i < kr->n; i++) {
+			const struct keyring_key *k = &kr->e[i].key;
+			if (k->retire_at > now)
+				continue; /* signs now, or will */
+			if (oldest == SIZE_MAX ||
+			    k->retire_at < kr->e[oldest].key.retire_at ||
+			    (k->retire_at == kr->e[oldest].key.retire_at &&
+			     k->created_at < kr->e[oldest].key.created_at))
+				oldest = i;
+		}
+		if (oldest == SIZE_MAX) {
+			say(err, err_size,
+			    "%d keys, none of them retired: no room for a new "
+			    "key",
+			    KEYRING_KEYS_MAX);
+			ret = KEYRING_E_TOO_MANY_KEYS;
+			goto cleanup;
+		}
+		ret = drop_entry(kr, oldest, rot, err, err_size);
+		if (ret)
+			goto cleanup;
+		dropped++;
+	}
+cleanup:
+	if (dropped) {
+		int r = fsync_dir(kr->dir, err, err_size);
+		if (ret == 0)
+			ret = r;
+	}
+	if (ret == 0 && kr->n >= KEYRING_KEYS_MAX)
+		ret = KEYRING_E_INTERNAL; /* the loop above cannot end so */
+	return ret;
+}
+
 static int keyring_rotate_unlocked(struct keyring *kr, int64_t now,
 				   int64_t overlap_s,
 				   struct keyring_rotation *rot, char *err,
@@ -1262,11 +1343,9 @@ static int keyring_rotate_unlocked(struct keyring *kr, int64_t now,
 			return KEYRING_E_BAD_TIME;
 		}
 	}
-	if (kr->n >= KEYRING_KEYS_MAX) {
-		say(err, err_size, "%d keys in %s: prune expired keys first",
-		    KEYRING_KEYS_MAX, kr->dir);
-		return KEYRING_E_TOO_MANY_KEYS;
-	}
+	ret = make_room(kr, now, rot, err, err_size);
+	if (ret)
+		return ret;
 
 	seed = sodium_malloc(JOSE_ED25519_SEED_BYTES);
 	if (!seed) {
@@ -1568,6 +1647,23 @@ int keyring_rotate(struct keyring *kr, int64_t now, int64_t overlap_s,
 		keyring_rotate_unlocked(kr, now, overlap_s, rot, err, err_size);
 	pthread_mutex_unlock(&((struct keyring *)kr)->lock);
 	return ret;
+}
+
+size_t keyring_rotation_dropped_text(const struct keyring_rotation *rot,
+				     char *out, size_t out_size)
+{
+	size_t len = 0;
+
+	if (out_size)
+		out[0] = '\0';
+	for (size_t i = 0; i < rot->n_dropped && out_size; i++) {
+		int n = snprintf(out + len, out_size - len, "%s%s",
+				 i ? "," : "", rot->dropped[i]);
+		if (n < 0 || (size_t)n >= out_size - len)
+			break;
+		len += (size_t)n;
+	}
+	return rot->n_dropped;
 }
 
 int keyring_prune(struct keyring *kr, int64_t now, size_t *n_pruned, char *err,

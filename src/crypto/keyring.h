@@ -293,6 +293,10 @@ struct keyring_rotation {
 	struct keyring_key created;
 	size_t n_retired;
 	struct keyring_key retired[KEYRING_KEYS_MAX];
+	/* Keys removed to make room (expired ones, then the oldest retired
+	 * ones): their kids. */
+	size_t n_dropped;
+	char dropped[KEYRING_KEYS_MAX][KEYRING_KID_BYTES + 1];
 };
 
 /*
@@ -304,12 +308,23 @@ struct keyring_rotation {
  * newer is used; the next rotation retires both), never none.
  * overlap_s in [0, KEYRING_OVERLAP_MAX_S].  Refuses (bad_time) a now
  * earlier than any key's created_at (a clock gone backwards),
- * too_many_keys at KEYRING_KEYS_MAX (prune first), kek_required.
+ * kek_required.  A full keyring (KEYRING_KEYS_MAX keys) makes room first,
+ * so an emergency rotation is always possible: it removes the expired
+ * keys, then, while still full, the retired key that retired first (it
+ * stops verifying what it signed: the price of rotating 64 times within
+ * one overlap); rot->dropped names them.  too_many_keys only when no key
+ * can go (every one signs or is yet to sign).
  * rot may be NULL.  On failure the keyring in memory is unchanged for
  * every file not yet rewritten, and matches the disk.
  */
 int keyring_rotate(struct keyring *kr, int64_t now, int64_t overlap_s,
 		   struct keyring_rotation *rot, char *err, size_t err_size);
+
+/* rot->dropped as "kid,kid,..." (NUL-terminated, cut to out_size; 64
+ * kids take KEYRING_KEYS_MAX * 44 bytes); "" when none.  Returns the
+ * number of kids. */
+size_t keyring_rotation_dropped_text(const struct keyring_rotation *rot,
+				     char *out, size_t out_size);
 
 /*
  * Removes the files (and entries) of keys expired at now (expires_at <=

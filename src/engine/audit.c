@@ -50,6 +50,8 @@
 #define CHUNKS_MAX    (1u << 18)
 /* Leaf hashes buffered before a write to DATA/audit/leaves. */
 #define LEAVES_BUFFER_HASHES 2048
+/* At stop, the longest the thread goes on hashing durable records. */
+#define AUDIT_DRAIN_MS 1000
 /* How long the thread sleeps when it has read everything there is. */
 #define IDLE_POLL_MS 5
 /* A checkpoint's text ("<origin>\n<size>\n<root>\n"). */
@@ -259,10 +261,12 @@ static int add_leaf(struct audit *a, const struct journal_record *r,
  * failures are logged and the note served anyway, as the tree itself does
  * not depend on them.  Returns true when it was published. */
 static bool publish(struct audit *a, u64 size, const char *note,
-		    size_t note_len, bool cosigned)
+		    size_t note_len, bool cosigned, bool *recorded)
 {
 	bool done = false;
 
+	if (recorded)
+		*recorded = false;
 	pthread_mutex_lock(&a->publish_lock);
 	if (cosigned && (!a->published_any || a->published_size != size))
 		goto cleanup;
@@ -285,6 +289,8 @@ static bool publish(struct audit *a, u64 size, const char *note,
 				       LOG_NUM("errno", errno));
 		} else {
 			a->checkpoints_end += (u64)w;
+			if (recorded)
+				*recorded = true;
 		}
 	}
 	pthread_mutex_lock(&a->latest_lock);
@@ -471,7 +477,7 @@ static void *witness_main(void *arg)
 			cosign(a, &a->witnesses[k], size, text, text_len,
 			       a->witness_note, &note_len);
 		if (note_len > signed_len)
-			publish(a, size, a->witness_note, note_len, true);
+			publish(a, size, a->witness_note, note_len, true, NULL);
 	}
 	return NULL;
 }
@@ -512,12 +518,20 @@ static void checkpoint_now(struct audit *a)
 			     NOTE_BYTES_MAX, &note_len);
 	if (ret != 0)
 		goto failed;
-	publish(a, size, note, note_len, false);
+	bool recorded;
+	publish(a, size, note, note_len, false, &recorded);
+	a->signed_any = true;
+	a->signed_at_ms = mono_ms();
+	if (!recorded && a->checkpoints_fd >= 0) {
+		/* Served, but not in DATA/audit/checkpoints (a full disk):
+		 * sign again at the next interval until one is recorded,
+		 * and only then hand it to the witnesses. */
+		free(note);
+		return;
+	}
 	if (a->nwitnesses > 0)
 		mailbox_post(a, size, body, body_len, note, note_len);
 	a->signed_size = size;
-	a->signed_any = true;
-	a->signed_at_ms = mono_ms();
 	free(note);
 	return;
 failed:
@@ -568,11 +582,22 @@ static void *audit_main(void *arg)
 		struct timespec ms = {0, 100 * 1000000L};
 		nanosleep(&ms, NULL);
 	}
-	while (rd && !atomic_load(&a->stop)) {
+	u64 drain_until_ms = 0;
+	while (rd) {
 		struct journal_record r;
 		const u8 *raw;
 		size_t raw_bytes;
 		u64 seg, off;
+
+		/* At stop, hash what is durable before leaving (bounded):
+		 * DATA/audit/leaves then proves every acknowledged record
+		 * durable at the next start (a damaged one is refused, not
+		 * cut as a torn tail). */
+		bool stopping = atomic_load(&a->stop);
+		if (stopping && drain_until_ms == 0)
+			drain_until_ms = mono_ms() + AUDIT_DRAIN_MS;
+		else if (stopping && mono_ms() > drain_until_ms)
+			break;
 
 		/* Only what is durable: a record past it may be half-written
 		 * or lost in a power cut, and must never be in the tree. */
@@ -591,13 +616,23 @@ static void *audit_main(void *arg)
 			 * the way (a clock read per record, and records are
 			 * whole batches), so checkpoints lag by at most an
 			 * interval. */
-			maybe_checkpoint(a);
+			if (!stopping)
+				maybe_checkpoint(a);
 			continue;
 		}
 		if (ret < 0) {
 			log_at(LOG_ERROR,
 			       "audit tree stopped: journal unreadable",
 			       LOG_STR("detail", journal_reader_error(rd)));
+			break;
+		}
+		if (stopping) {
+			/* Caught up with what is durable: sign it, so a
+			 * clean stop leaves no entry unsigned (doctor calls
+			 * unsigned entries a failure to sign). */
+			if (a->signing && audit_size(a) >= a->resume_size &&
+			    (!a->signed_any || audit_size(a) != a->signed_size))
+				checkpoint_now(a);
 			break;
 		}
 		maybe_checkpoint(a);
@@ -610,18 +645,17 @@ static void *audit_main(void *arg)
 	return NULL;
 }
 
-/* Find the end of the last whole "<bytes>\n<note>" frame of the
- * checkpoints file and cut anything after it (a crash mid-append).
+/* Read the "<bytes>\n<note>" frames of the checkpoints file: *end gets
+ * the end of the last whole frame, *max_size the largest tree size a
+ * frame names (sizes never go back, so it is the newest's).  Reads only.
  * NEEDSWORK: this reads the whole file at start; rotate or index it
  * once logs run for years. */
-static int checkpoints_scan(struct audit *a, const char *path)
+static int checkpoints_read(FILE *f, u64 *end_out, u64 *max_size)
 {
-	FILE *f = fopen(path, "r");
-	u64 end = 0, last_at = 0, last_n = 0;
+	u64 end = 0;
 	int ret = 0;
 
-	if (!f)
-		return -errno;
+	*max_size = 0;
 	for (;;) {
 		char head[24];
 		if (!fgets(head, sizeof(head), f))
@@ -635,7 +669,25 @@ static int checkpoints_scan(struct audit *a, const char *path)
 		if (stop != nl || n == 0 || n > NOTE_BYTES_MAX)
 			break;
 		off_t note_at = ftello(f);
-		if (note_at < 0 || fseeko(f, (off_t)n, SEEK_CUR) != 0)
+		if (note_at < 0)
+			break;
+		/* The size: "<origin>\n<size>\n..." */
+		char note[256];
+		size_t want =
+			n < sizeof(note) - 1 ? (size_t)n : sizeof(note) - 1;
+		size_t got = fread(note, 1, want, f);
+		note[got] = '\0';
+		u64 size = 0;
+		bool sized = false;
+		char *onl = strchr(note, '\n');
+		if (onl && onl[1] >= '0' && onl[1] <= '9') {
+			unsigned long long v = strtoull(onl + 1, &stop, 10);
+			if (*stop == '\n') {
+				size = v;
+				sized = true;
+			}
+		}
+		if (fseeko(f, note_at + (off_t)n, SEEK_SET) != 0)
 			break;
 		/* fseeko past the end succeeds: check the bytes exist. */
 		off_t at = ftello(f);
@@ -643,33 +695,172 @@ static int checkpoints_scan(struct audit *a, const char *path)
 		if (at < 0 || fstat(fileno(f), &st) != 0 || at > st.st_size)
 			break;
 		end = (u64)at;
-		last_at = (u64)note_at;
-		last_n = n;
-	}
-	/* The newest checkpoint's size: "<origin>\n<size>\n..." */
-	if (last_n && fseeko(f, (off_t)last_at, SEEK_SET) == 0) {
-		char note[256];
-		size_t got = fread(note, 1, sizeof(note) - 1, f);
-		note[got] = '\0';
-		char *nl = strchr(note, '\n');
-		if (nl) {
-			char *stop;
-			unsigned long long size = strtoull(nl + 1, &stop, 10);
-			if (stop != nl + 1 && *stop == '\n')
-				a->resume_size = size;
-		}
+		if (sized && size > *max_size)
+			*max_size = size;
 	}
 	if (ferror(f))
 		ret = -EIO;
+	*end_out = end;
+	return ret;
+}
+
+/* Find the end of the last whole frame of the checkpoints file and cut
+ * anything after it (a crash mid-append). */
+static int checkpoints_scan(struct audit *a, const char *path,
+			    const struct audit_covered *known)
+{
+	struct stat st;
+	u64 end = 0;
+	int ret;
+
+	/* Read a moment ago (audit_covered_size) and not changed since. */
+	if (known && known->cp_present && fstat(a->checkpoints_fd, &st) == 0 &&
+	    (u64)st.st_dev == known->cp_dev &&
+	    (u64)st.st_ino == known->cp_ino &&
+	    (u64)st.st_size == known->cp_bytes) {
+		a->resume_size = known->checkpointed;
+		end = known->cp_end;
+		ret = 0;
+		goto cut;
+	}
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return -errno;
+	ret = checkpoints_read(f, &end, &a->resume_size);
 	fclose(f);
+cut:
 	if (ret == 0 && truncate(path, (off_t)end) != 0)
 		ret = -errno;
 	a->checkpoints_end = end;
 	return ret;
 }
 
+int audit_covered_size(const char *data_dir, struct audit_covered *out)
+{
+	char path[PATH_MAX + 32];
+	struct stat st;
+	int ret = 0;
+
+	memset(out, 0, sizeof(*out));
+	snprintf(path, sizeof(path), "%s/audit/leaves", data_dir);
+	if (stat(path, &st) == 0)
+		out->leaves = (u64)st.st_size / 32u;
+	else if (errno != ENOENT)
+		return -errno;
+	snprintf(path, sizeof(path), "%s/audit/checkpoints", data_dir);
+	FILE *f = fopen(path, "r");
+	if (f) {
+		if (fstat(fileno(f), &st) == 0) {
+			ret = checkpoints_read(f, &out->cp_end,
+					       &out->checkpointed);
+			out->cp_present = ret == 0;
+			out->cp_dev = (u64)st.st_dev;
+			out->cp_ino = (u64)st.st_ino;
+			out->cp_bytes = (u64)st.st_size;
+		} else {
+			ret = -errno;
+		}
+		fclose(f);
+	} else if (errno != ENOENT) {
+		ret = -errno;
+	}
+	out->size = out->leaves > out->checkpointed ? out->leaves
+						    : out->checkpointed;
+	return ret;
+}
+
+/* Copy the first `bytes` of from_fd into a new file path (0600), synced. */
+static int copy_prefix(int from_fd, const char *path, u64 bytes)
+{
+	int ret = 0;
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	u64 done = 0;
+	char buf[65536];
+
+	if (fd < 0)
+		return -errno;
+	while (done < bytes) {
+		size_t want = bytes - done < sizeof(buf)
+				      ? (size_t)(bytes - done)
+				      : sizeof(buf);
+		ssize_t r = pread(from_fd, buf, want, (off_t)done);
+		if (r <= 0) {
+			ret = r < 0 ? -errno : -EIO;
+			goto cleanup;
+		}
+		ssize_t w = write(fd, buf, (size_t)r);
+		if (w != r) {
+			ret = w < 0 ? -errno : -EIO;
+			goto cleanup;
+		}
+		done += (u64)r;
+	}
+	if (fsync(fd) != 0)
+		ret = -errno;
+cleanup:
+	close(fd);
+	return ret;
+}
+
+int audit_set_aside(const char *data_dir, u64 size, char *msg, size_t msg_len)
+{
+	char dir[PATH_MAX + 8], from[PATH_MAX + 32], to[PATH_MAX + 64];
+	char suffix[40];
+	struct audit_covered cov;
+	int ret, fd = -1;
+
+	msg[0] = '\0';
+	ret = audit_covered_size(data_dir, &cov);
+	if (ret < 0)
+		return ret;
+	u64 leaves = cov.leaves, checkpointed = cov.checkpointed;
+	snprintf(dir, sizeof(dir), "%s/audit", data_dir);
+	snprintf(suffix, sizeof(suffix), ".before-cut-%lld",
+		 (long long)time(NULL));
+	if (checkpointed > size) {
+		/* Signed checkpoints of a longer log no longer match this
+		 * one: kept, as evidence, but no longer in the log. */
+		snprintf(from, sizeof(from), "%s/checkpoints", dir);
+		snprintf(to, sizeof(to), "%s/checkpoints%s", dir, suffix);
+		if (rename(from, to) != 0)
+			return -errno;
+	}
+	if (leaves > size) {
+		/* The hashes of the records kept still guard them; those of
+		 * the records lost are kept aside with the old file. */
+		snprintf(from, sizeof(from), "%s/leaves", dir);
+		snprintf(to, sizeof(to), "%s/leaves%s", dir, suffix);
+		if (rename(from, to) != 0)
+			return -errno;
+		fd = open(to, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return -errno;
+		ret = copy_prefix(fd, from, size * 32u);
+		close(fd);
+		if (ret < 0)
+			return ret;
+	}
+	ret = fsdir_sync(dir);
+	if (ret < 0)
+		return ret;
+	snprintf(msg, msg_len,
+		 "audit/checkpoints%s%s and audit/leaves%s%s (the signed "
+		 "checkpoints covered %llu entries, the leaves %llu, the "
+		 "journal now holds %llu)%s",
+		 checkpointed > size ? " moved to audit/checkpoints" : " kept",
+		 checkpointed > size ? suffix : "",
+		 leaves > size ? " moved to audit/leaves" : " kept",
+		 leaves > size ? suffix : "", (unsigned long long)checkpointed,
+		 (unsigned long long)leaves, (unsigned long long)size,
+		 checkpointed > size
+			 ? "; witnesses and auditors who saw the old "
+			   "checkpoints will see this log go back: tell them"
+			 : "");
+	return 0;
+}
+
 /* DATA/audit/checkpoints, created (with its directory) if absent. */
-static int open_checkpoints(struct audit *a)
+static int open_checkpoints(struct audit *a, const struct audit_covered *known)
 {
 	char path[PATH_MAX + 32];
 
@@ -682,7 +873,7 @@ static int open_checkpoints(struct audit *a)
 		open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 	if (a->checkpoints_fd < 0)
 		return -errno;
-	ret = checkpoints_scan(a, path);
+	ret = checkpoints_scan(a, path, known);
 	if (ret < 0)
 		return ret;
 	snprintf(path, sizeof(path), "%s/audit/leaves", a->data_dir);
@@ -785,7 +976,7 @@ int audit_open(struct audit **out, const char *data_dir, struct engine *engine,
 				a->witnesses[k].peer = signer->witnesses[k];
 			a->nwitnesses = signer->nwitnesses;
 		}
-		ret = open_checkpoints(a);
+		ret = open_checkpoints(a, signer->covered);
 		if (ret < 0) {
 			*err = "cannot open DATA/audit/checkpoints";
 			goto fail;

@@ -53,6 +53,10 @@ struct audit_signer {
 	 * newer checkpoint was served meanwhile. */
 	struct witness_peer *witnesses;
 	size_t nwitnesses;
+	/* What audit_covered_size read just before, or NULL: when
+	 * DATA/audit/checkpoints is still that file with that size, it is
+	 * not read again (a start-up reads it once). */
+	const struct audit_covered *covered;
 };
 
 /* How often a checkpoint is signed while entries arrive. */
@@ -72,6 +76,36 @@ struct audit_signer {
  */
 int audit_open(struct audit **out, const char *data_dir, struct engine *engine,
 	       const struct audit_signer *signer, const char **err);
+
+/*
+ * How many journal records the audit files say were durable, read before
+ * the journal is recovered: out->leaves the hashes in DATA/audit/leaves,
+ * out->checkpointed the size of the largest checkpoint in
+ * DATA/audit/checkpoints, out->size the larger of the two (records
+ * 1..size were synced and acknowledged: none of them is a torn tail).
+ * Read-only; absent files count 0.  Returns 0 or -errno.
+ */
+struct audit_covered {
+	u64 size;	  /* max(leaves, checkpointed) */
+	u64 leaves;	  /* hashes in DATA/audit/leaves */
+	u64 checkpointed; /* size of the largest checkpoint */
+	/* What was read of DATA/audit/checkpoints (cp_present), so that
+	 * audit_open need not read it again when it has not changed. */
+	bool cp_present;
+	u64 cp_dev, cp_ino, cp_bytes;
+	u64 cp_end; /* end of the last whole frame */
+};
+int audit_covered_size(const char *data_dir, struct audit_covered *out);
+
+/*
+ * After the operator accepted losing journal records past `size`
+ * (serve --truncate-corrupt-tail): the checkpoints file, when it covers
+ * more than size, is renamed to checkpoints.before-cut-<unix time>; the
+ * leaves file, when longer, is renamed likewise and its first size hashes
+ * copied back.  Call before audit_open.  msg gets one line naming what
+ * moved (relative to DATA).  Returns 0 or -errno.
+ */
+int audit_set_aside(const char *data_dir, u64 size, char *msg, size_t msg_len);
 
 /* Ask for a checkpoint of the tree as it is, without waiting for the
  * interval: signed within a poll (milliseconds) if the tree grew since the

@@ -294,7 +294,10 @@ static int recover(struct engine *e, const struct engine_options *o,
 	struct journal_options jo = {.no_sync = o->no_sync,
 				     .progress = recovery_progress,
 				     .progress_ctx = &pc,
-				     .warn = journal_warn};
+				     .warn = journal_warn,
+				     .covered_seq = o->covered_seq,
+				     .truncate_corrupt_tail =
+					     o->truncate_corrupt_tail};
 	u8 *snap = NULL;
 	size_t snap_len = 0;
 	u64 snap_seq = 0, snap_ts = 0;

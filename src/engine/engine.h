@@ -68,6 +68,11 @@ struct engine_options {
 	bool no_sync; /* benchmarks of the non-durable path only */
 	/* Recovery progress to stderr when it takes more than a moment. */
 	bool quiet;
+	/* Records 1..covered_seq are known acknowledged (audit_covered_size):
+	 * damage among them refuses to start, unless the operator passed
+	 * truncate_corrupt_tail (journal_options). */
+	u64 covered_seq;
+	bool truncate_corrupt_tail;
 };
 
 struct engine;

@@ -39,11 +39,14 @@ _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
 #define SEGMENT_SUFFIX	      ".wal"
 #define PROGRESS_INTERVAL_NS  250000000ull
 #define PROGRESS_CHECK_BYTES  (1u << 20)
-#define ERR_BYTES	      512
+#define ERR_BYTES	      1024
 #define CORRUPT_ADVICE                                                         \
-	"refusing to start: restore from backup or run with "                  \
-	"--truncate-corrupt-tail only if you accept losing every record "      \
-	"after it"
+	"refusing to start: restore from backup, or run `tpwallet serve "      \
+	"--truncate-corrupt-tail` once only if you accept losing this "        \
+	"record and every record after it"
+#define CORRUPT_ADVICE_EARLY                                                   \
+	"refusing to start: restore the data directory from a backup (a "      \
+	"later segment follows, so the server will not cut here)"
 
 /* Cheap invariants stay on in release builds. */
 #define JASSERT(cond)                                                          \
@@ -221,7 +224,12 @@ struct scan {
 	u64 done_base;
 	u64 total_bytes;
 	u64 last_progress_ns;
+	/* the audit log covers records up to here; the operator's choice */
+	u64 covered_seq;
+	bool truncate;
+	bool last; /* the segment being scanned is the last one */
 	/* out */
+	bool cut_corrupt; /* the cut drops a covered or mid-file record */
 	u64 records;
 	char *err;
 	size_t err_len;
@@ -261,8 +269,29 @@ static int corrupt(struct scan *s, size_t off, size_t later, const char *fmt,
 		snprintf(after, sizeof(after),
 			 ", yet a valid record follows at offset %zu", later);
 	snprintf(s->err, s->err_len,
-		 "%s: %s at offset %zu (record seq %llu)%s; " CORRUPT_ADVICE,
-		 s->file, what, off, (unsigned long long)s->expect_seq, after);
+		 "%s: %s at offset %zu (record seq %llu)%s; %s", s->file, what,
+		 off, (unsigned long long)s->expect_seq, after,
+		 s->last ? CORRUPT_ADVICE : CORRUPT_ADVICE_EARLY);
+	return -EBADMSG;
+}
+
+/* A bad record the audit log already covers: it was synced and
+ * acknowledged, so a crash cannot have torn it. */
+static int corrupt_covered(struct scan *s, size_t off, enum reason why)
+{
+	snprintf(s->err, s->err_len,
+		 "%s: record seq %llu at offset %zu is damaged (%s), but the "
+		 "audit log covers records up to seq %llu (DATA/audit/leaves "
+		 "or a signed checkpoint): it was durable and acknowledged, "
+		 "so this is corruption, not a torn write; refusing to "
+		 "start: restore the data directory from a backup, or run "
+		 "`tpwallet serve --truncate-corrupt-tail` once to drop "
+		 "records %llu to %llu for good (acknowledged records are "
+		 "lost, and the audit checkpoints are moved aside)",
+		 s->file, (unsigned long long)s->expect_seq, off,
+		 reason_text(why), (unsigned long long)s->covered_seq,
+		 (unsigned long long)s->expect_seq,
+		 (unsigned long long)s->covered_seq);
 	return -EBADMSG;
 }
 
@@ -277,6 +306,7 @@ static int scan_segment(struct scan *s, const u8 *buf, size_t len, bool last,
 	size_t off = 0;
 	size_t next_check = PROGRESS_CHECK_BYTES;
 
+	s->last = last;
 	while (off < len) {
 		struct header h;
 		struct journal_record r;
@@ -287,14 +317,29 @@ static int scan_segment(struct scan *s, const u8 *buf, size_t len, bool last,
 			if (!last)
 				return corrupt(s, off, SIZE_MAX, "%s",
 					       reason_text(why));
-			if (valid_frame_after(buf, len, off + 1, &later))
+			bool follows =
+				valid_frame_after(buf, len, off + 1, &later);
+			bool covered = s->expect_seq <= s->covered_seq;
+			if ((follows || covered) && s->truncate)
+				s->cut_corrupt = true;
+			else if (follows)
 				return corrupt(s, off, later, "%s",
 					       reason_text(why));
+			else if (covered)
+				return corrupt_covered(s, off, why);
 			*valid_bytes = off;
 			return 0;
 		}
 		/* A checksummed record in the wrong place was written
-		 * there whole: never a torn write. */
+		 * there whole: never a torn write (cut only by the
+		 * operator's choice). */
+		if (last && s->truncate &&
+		    (r.seq != s->expect_seq ||
+		     r.timestamp < s->last_timestamp)) {
+			s->cut_corrupt = true;
+			*valid_bytes = off;
+			return 0;
+		}
 		if (r.seq != s->expect_seq)
 			return corrupt(s, off, SIZE_MAX,
 				       "seq %llu where %llu belongs",
@@ -342,6 +387,26 @@ int journal__scan_buffer(const u8 *buf, size_t len, u64 first_seq, bool last,
 	};
 	int ret = scan_segment(&s, buf, len, last, valid_bytes);
 	JASSERT(ret != 0 || *valid_bytes <= len);
+	return ret;
+}
+
+int journal__scan_buffer_covered(const u8 *buf, size_t len, u64 first_seq,
+				 bool last, u64 covered_seq, bool truncate,
+				 size_t *valid_bytes, char *err, size_t err_len)
+{
+	struct scan s = {
+		.file = "buffer",
+		.expect_seq = first_seq,
+		.covered_seq = covered_seq,
+		.truncate = truncate,
+		.err = err,
+		.err_len = err_len,
+	};
+	int ret = scan_segment(&s, buf, len, last, valid_bytes);
+	JASSERT(ret != 0 || *valid_bytes <= len);
+	/* Nothing covered is ever cut unless the operator said so. */
+	JASSERT(ret != 0 || truncate || *valid_bytes == len ||
+		s.expect_seq > covered_seq);
 	return ret;
 }
 
@@ -439,7 +504,7 @@ static int recover_segment(struct journal *j, struct scan *s, u64 first_seq,
 		snprintf(s->err, s->err_len,
 			 "%s: segment starts at seq %llu but seq %llu belongs "
 			 "next (a segment is missing or "
-			 "misnamed); " CORRUPT_ADVICE,
+			 "misnamed); " CORRUPT_ADVICE_EARLY,
 			 file, (unsigned long long)first_seq,
 			 (unsigned long long)s->expect_seq);
 		ret = -EBADMSG;
@@ -476,11 +541,22 @@ static int recover_segment(struct journal *j, struct scan *s, u64 first_seq,
 				 file, valid, strerror(-ret));
 			goto cleanup;
 		}
-		warn(&j->opts,
-		     "%s: torn tail cut at offset %zu (%zu bytes dropped; "
-		     "next seq %llu)",
-		     file, valid, len - valid,
-		     (unsigned long long)s->expect_seq);
+		if (s->cut_corrupt)
+			warn(&j->opts,
+			     "%s: CORRUPT RECORDS DROPPED at the operator's "
+			     "request (--truncate-corrupt-tail): cut at offset "
+			     "%zu, %zu bytes dropped, from record seq %llu on; "
+			     "records the audit log covered (up to seq %llu) "
+			     "are lost",
+			     file, valid, len - valid,
+			     (unsigned long long)s->expect_seq,
+			     (unsigned long long)s->covered_seq);
+		else
+			warn(&j->opts,
+			     "%s: torn tail cut at offset %zu (%zu bytes "
+			     "dropped; next seq %llu)",
+			     file, valid, len - valid,
+			     (unsigned long long)s->expect_seq);
 	}
 	*size_out = valid;
 	s->done_base += len;
@@ -508,6 +584,8 @@ static int open_segments(struct journal *j, u64 after_seq,
 		.last_progress_ns = now_ns(),
 		.err = err_buf,
 		.err_len = sizeof(err_buf),
+		.covered_seq = j->opts.covered_seq,
+		.truncate = j->opts.truncate_corrupt_tail,
 	};
 
 	ret = list_segments(j->dir_fd, &seqs, &n);
@@ -525,6 +603,15 @@ static int open_segments(struct journal *j, u64 after_seq,
 			 "seq %llu: the journal was removed; restore it from "
 			 "backup",
 			 j->dir_path, (unsigned long long)after_seq);
+		ret = -EBADMSG;
+		goto cleanup;
+	}
+	if (n == 0 && s.covered_seq > 0 && !s.truncate) {
+		snprintf(err_buf, sizeof(err_buf),
+			 "journal: %s holds no segment but the audit log "
+			 "covers records up to seq %llu: the journal was "
+			 "removed; restore it from backup",
+			 j->dir_path, (unsigned long long)s.covered_seq);
 		ret = -EBADMSG;
 		goto cleanup;
 	}
@@ -567,6 +654,37 @@ static int open_segments(struct journal *j, u64 after_seq,
 			 (unsigned long long)after_seq);
 		ret = -EBADMSG;
 		goto cleanup;
+	}
+	/* Whole records missing at the end (a segment removed, a file cut
+	 * at a record boundary) that the audit log says were durable. */
+	if (s.expect_seq - 1 < s.covered_seq && !s.cut_corrupt) {
+		segment_name(name, sizeof(name), seqs[n - 1]);
+		if (!s.truncate) {
+			snprintf(err_buf, sizeof(err_buf),
+				 "journal/%s: the journal ends at seq %llu "
+				 "(offset %llu) but the audit log covers "
+				 "records up to seq %llu (DATA/audit/leaves or "
+				 "a signed checkpoint): records %llu to %llu "
+				 "were durable and acknowledged and are "
+				 "missing; refusing to start: restore the "
+				 "data directory from a backup, or run "
+				 "`tpwallet serve --truncate-corrupt-tail` "
+				 "once to accept their loss (the audit "
+				 "checkpoints are then moved aside)",
+				 name, (unsigned long long)(s.expect_seq - 1),
+				 (unsigned long long)j->segment_bytes,
+				 (unsigned long long)s.covered_seq,
+				 (unsigned long long)s.expect_seq,
+				 (unsigned long long)s.covered_seq);
+			ret = -EBADMSG;
+			goto cleanup;
+		}
+		warn(&j->opts,
+		     "journal/%s: RECORDS LOST, accepted by the operator "
+		     "(--truncate-corrupt-tail): the journal ends at seq %llu "
+		     "but the audit log covered up to seq %llu",
+		     name, (unsigned long long)(s.expect_seq - 1),
+		     (unsigned long long)s.covered_seq);
 	}
 	if (s.progress)
 		s.progress(s.progress_ctx, s.total_bytes, s.total_bytes);

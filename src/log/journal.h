@@ -30,8 +30,10 @@
  *     the file name, the next segment's name is the previous one's last
  *     seq + 1; timestamps never decrease;
  *   - a torn tail (a bad or cut-short record in the last segment, with no
- *     valid record anywhere after it: every byte offset is tried) is cut
- *     with ftruncate + fsync and reported through opts->warn;
+ *     valid record anywhere after it: every byte offset is tried, and
+ *     with a seq past opts->covered_seq: no audit file or checkpoint
+ *     says it was durable) is cut with ftruncate + fsync and reported
+ *     through opts->warn;
  *   - any other bad record, a gap or a reordered seq, stops start-up with
  *     -EBADMSG and a message naming the file and byte offset.
  *
@@ -89,6 +91,17 @@ struct journal_options {
 	 * line without a newline.  NULL: printed to stderr. */
 	void (*warn)(void *ctx, const char *msg);
 	void *warn_ctx;
+	/* Records 1..covered_seq are known durable and acknowledged (the
+	 * audit log's leaves or a signed checkpoint cover them: see
+	 * audit_covered_size).  A bad record among them is corruption, never
+	 * a torn tail, and a journal that ends before covered_seq has lost
+	 * records: both are -EBADMSG unless truncate_corrupt_tail. */
+	u64 covered_seq;
+	/* The operator accepts the loss: cut the last segment at its first
+	 * bad record (covered or not, valid records after it or not), and
+	 * accept a journal that ends before covered_seq.  Reported through
+	 * warn, naming what was dropped. */
+	bool truncate_corrupt_tail;
 };
 
 struct journal;
@@ -175,6 +188,12 @@ long journal_decode(const u8 *buf, size_t len, struct journal_record *r);
  * or -EBADMSG with a message in err. */
 int journal__scan_buffer(const u8 *buf, size_t len, u64 first_seq, bool last,
 			 size_t *valid_bytes, char *err, size_t err_len);
+/* The same with a covered seq (opts->covered_seq) and the operator's
+ * truncate_corrupt_tail. */
+int journal__scan_buffer_covered(const u8 *buf, size_t len, u64 first_seq,
+				 bool last, u64 covered_seq, bool truncate,
+				 size_t *valid_bytes, char *err,
+				 size_t err_len);
 /* "<20 digits>.wal" -> its first seq; false for any other name. */
 bool journal__parse_segment_name(const char *name, u64 *seq);
 /* The two CRC-32C implementations behind crc32c(). */

@@ -123,3 +123,52 @@ def append_bytes(path, data):
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
+
+
+def _checkpoint_frames(raw):
+    """(start, end, size) of each "<bytes>\\n<note>" frame of
+    DATA/audit/checkpoints, stopping at the first malformed one."""
+    out = []
+    off = 0
+    while off < len(raw):
+        nl = raw.find(b"\n", off)
+        if nl < 0 or not raw[off:nl].isdigit():
+            break
+        n = int(raw[off:nl])
+        note = raw[nl + 1:nl + 1 + n]
+        if len(note) < n:
+            break
+        lines = note.split(b"\n")
+        size = int(lines[1]) if len(lines) > 1 and lines[1].isdigit() else 0
+        out.append((off, nl + 1 + n, size))
+        off = nl + 1 + n
+    return out
+
+
+def uncover(data_dir, seq):
+    """Make the audit files cover only the records before seq, as after a
+    crash in the middle of writing record seq: the audit thread reads only
+    synced records, so neither DATA/audit/leaves nor a signed checkpoint
+    can hold a record that was never acknowledged."""
+    leaves = os.path.join(data_dir, "audit", "leaves")
+    if os.path.exists(leaves) and os.path.getsize(leaves) > 32 * (seq - 1):
+        truncate_to(leaves, 32 * (seq - 1))
+    cpf = os.path.join(data_dir, "audit", "checkpoints")
+    if os.path.exists(cpf):
+        with open(cpf, "rb") as f:
+            raw = f.read()
+        kept = b"".join(raw[a:b] for a, b, size in _checkpoint_frames(raw)
+                        if size < seq)
+        with open(cpf, "wb") as f:
+            f.write(kept)
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def checkpoint_sizes(data_dir):
+    """The tree size of every frame of DATA/audit/checkpoints."""
+    cpf = os.path.join(data_dir, "audit", "checkpoints")
+    if not os.path.exists(cpf):
+        return []
+    with open(cpf, "rb") as f:
+        return [size for _, _, size in _checkpoint_frames(f.read())]

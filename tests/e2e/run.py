@@ -37,6 +37,7 @@ import test_observability  # noqa: E402,F401
 import test_audit  # noqa: E402,F401
 import test_audit_cli  # noqa: E402,F401
 import test_doctor  # noqa: E402,F401
+import test_keyring  # noqa: E402,F401
 import test_witness  # noqa: E402,F401
 import test_authz  # noqa: E402,F401
 import test_authz_routes  # noqa: E402,F401

@@ -10,6 +10,10 @@ warning; the scheduled key
 rotation is announced --warn-days ahead; --json carries the same
 statuses as the text; the doctor reads a directory a server is writing
 to without finding anything wrong; a missing directory is exit 3.
+A data directory or a directory in it that group or others can write,
+a newest snapshot whose payload fails its checksum, and entries left
+unsigned for more than 10 s (checkpoints that could not be recorded on
+a full disk) each need action; the server refuses such a directory.
 """
 
 import json
@@ -17,10 +21,13 @@ import os
 import re
 import shutil
 import stat
+import subprocess
 import threading
 import time
 
-from harness import e2e_test, check, check_eq, run_cli, read_admin_token
+import harness
+from harness import (e2e_test, check, check_eq, run_cli, read_admin_token,
+                     SkipTest)
 from ledger import account, transfer, create
 import journal
 
@@ -344,17 +351,18 @@ def test_doctor_reads_a_served_dir_and_names_journal_damage(ctx):
         os.path.basename(rec.path), rec.offset) in detail,
         "names the file and offset: %r" % detail)
 
-    # Cut inside a record that is not the last: what is left ends in a
-    # torn tail (a warning on its own), but the signed checkpoints cover
-    # the records cut away: action.
+    # Cut inside a record that is not the last: what is left ends like a
+    # torn tail, but the audit log covers the records cut away: an
+    # acknowledged record damaged (the server refuses to start), action.
     cut = copy_data(data, ctx.path("cut"))
     rec = journal.all_records(cut)[K]
     journal.truncate_to(rec.path, rec.offset + 40)
     rc, checks = run_both(cut)
     check_eq(rc, 1, "a journal cut inside record %d" % K)
     st, detail = checks["journal"]
-    check(st == "warn" and "torn tail" in detail and
-          "offset %d" % rec.offset in detail, "journal: %r" % ((st, detail),))
+    check(st == "action" and "not a torn tail" in detail and
+          "record seq %d at offset %d" % (rec.seq, rec.offset) in detail,
+          "journal: %r" % ((st, detail),))
     st, detail = checks["audit log"]
     check(st == "action" and
           "checkpoint signs more entries than the journal holds" in detail
@@ -393,3 +401,154 @@ def test_doctor_reads_a_served_dir_and_names_journal_damage(ctx):
           "damaged key file: %r" % ((st, detail),))
     mode = stat.S_IMODE(os.stat(data).st_mode)
     check_eq(mode & 0o022, 0, "the data directory's mode")
+
+
+# -- directories others can write (issue 9, finding 10) --------------------
+
+def _serve_exit(ctx, data, limit=10.0):
+    """Start `serve` on data; it must exit by itself within limit seconds.
+    Returns (exit status or None if it kept running, its log)."""
+    s = ctx.server(data_dir=data)
+    proc = s.spawn()
+    try:
+        exited = s._exited_unreaped(limit)
+    finally:
+        s.force_cleanup()
+    return (proc.returncode if exited else None), s.log_text()
+
+
+@e2e_test(timeout=120)
+def test_group_or_world_writable_data_subdirectory_refused_and_reported(ctx):
+    d = init(ctx, "lax")
+    for sub in ("journal", "snapshots", "audit", "keys"):
+        os.makedirs(os.path.join(d, sub), mode=0o700, exist_ok=True)
+    # Let a server make its audit files, then stop it.
+    s = ctx.server(data_dir=d)
+    s.start()
+    s.stop()
+    for sub, mode in (("", 0o777), ("journal", 0o777), ("snapshots", 0o770),
+                      ("audit", 0o772), ("keys", 0o757)):
+        path = os.path.join(d, sub) if sub else d
+        what = sub or "the data directory"
+        os.chmod(path, mode)
+        try:
+            rc, log = _serve_exit(ctx, d)
+            check_eq(rc, 65, "serve with %s mode %04o" % (what, mode))
+            check(("%s is mode %04o" % (path, mode)) in log and
+                  ("chmod 700 %s" % path) in log,
+                  "serve does not name %s and the chmod:\n%s"
+                  % (path, log[-1500:]))
+            rc, checks = run_both(d)
+            check_eq(rc, 1, "doctor with %s mode %04o" % (what, mode))
+            st, detail = checks["data directory"]
+            check(st == "action" and ("%s is mode %04o" % (path, mode))
+                  in detail, "doctor data directory: %r" % ((st, detail),))
+        finally:
+            os.chmod(path, 0o700)
+    # Put right, it starts again.
+    s = ctx.server(data_dir=d)
+    s.start()
+    s.stop()
+
+
+@e2e_test(timeout=60)
+def test_init_on_an_empty_premade_world_writable_directory_makes_it_0700(ctx):
+    d = ctx.path("premade")
+    os.mkdir(d)
+    os.chmod(d, 0o777)
+    p = run_cli(["init", "--data", d])
+    check_eq(p.returncode, 0, "tpwallet init: %s" % p.stderr)
+    check_eq(stat.S_IMODE(os.stat(d).st_mode), 0o700, "mode after init")
+    rc, checks = run_both(d)
+    check_eq(checks["data directory"][0], "ok",
+             "doctor: %r" % (checks["data directory"],))
+
+
+# -- what doctor must not call all clear (issue 9, finding 10) -------------
+
+def _snapshot_dir(ctx):
+    """A stopped data dir with a snapshot, every entry signed."""
+    s = ctx.start_server(env={"TPWALLET_SNAPSHOT_EVERY": "1000"})
+    create(s, "accounts", [account(i) for i in range(1, 5)])
+    create(s, "transfers", [transfer(10000 + k, 2, 1, 1)
+                            for k in range(1100)])
+    snaps = os.path.join(s.data_dir, "snapshots")
+    deadline = time.monotonic() + CHECKPOINT_WAIT_S
+    while not (os.path.isdir(snaps) and any(
+            f.endswith(".snap") for f in os.listdir(snaps))):
+        check(time.monotonic() < deadline, "no snapshot written")
+        time.sleep(0.05)
+    wait_checkpoint(s, len(journal.all_records(s.data_dir)))
+    s.stop()
+    return s.data_dir
+
+
+@e2e_test(timeout=120)
+def test_doctor_names_a_newest_snapshot_whose_payload_fails_its_checksum(
+        ctx):
+    data = _snapshot_dir(ctx)
+    rc, checks = run_both(data)
+    check_eq(rc, 0, "the undamaged directory: %r" % checks)
+    check_eq(checks["snapshots"][0], "ok", "snapshots: %r"
+             % (checks["snapshots"],))
+    bad = copy_data(data, ctx.path("payload"))
+    sd = os.path.join(bad, "snapshots")
+    newest = sorted(f for f in os.listdir(sd) if f.endswith(".snap"))[-1]
+    path = os.path.join(sd, newest)
+    # A payload byte, half-way: the header (and its checksum) untouched.
+    journal.flip_byte(path, 64 + (os.path.getsize(path) - 64) // 2)
+    rc, checks = run_both(bad)
+    check_eq(rc, 1, "a snapshot whose payload fails its checksum: %r"
+             % (checks["snapshots"],))
+    st, detail = checks["snapshots"]
+    check(st == "action" and newest in detail and
+          "does not match its checksum" in detail,
+          "snapshots: %r" % ((st, detail),))
+
+
+@e2e_test(timeout=120)
+def test_doctor_names_entries_left_unsigned_after_a_disk_full(ctx):
+    if harness.slow_factor() > 1:
+        raise SkipTest("LD_PRELOAD cannot come before the ASan runtime")
+    here = os.path.dirname(os.path.abspath(__file__))
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if not cc:
+        raise SkipTest("no C compiler for the shim")
+    shim = ctx.path("failwritev.so")
+    subprocess.run([cc, "-shared", "-fPIC", "-O1", "-o", shim,
+                    os.path.join(here, "failwritev.c"), "-ldl"], check=True)
+    flag = ctx.path("disk-full")
+    s = ctx.start_server(env={"LD_PRELOAD": shim,
+                              "TPW_FAIL_WRITEV_FLAG": flag})
+    create(s, "accounts", [account(i) for i in range(1, 5)])
+    create(s, "transfers", [transfer(100, 1, 2, 1)])
+    wait_checkpoint(s, len(journal.all_records(s.data_dir)))
+    signed = max(journal.checkpoint_sizes(s.data_dir))
+    # The disk fills: checkpoints can no longer be recorded, while the
+    # journal (whose space was there) goes on.
+    open(flag, "w").close()
+    mark = s._log_size()
+    for k in range(3):
+        create(s, "transfers", [transfer(200 + k, 2, 1, 1)])
+    n = len(journal.all_records(s.data_dir))
+    check(n > signed, "no entry after the last recorded checkpoint")
+    check(s.wait_log(r"cannot append the checkpoint", timeout=10, since=mark),
+          "the server did not log the failed append")
+    # Past the doctor's margin (a running server signs about every
+    # second): the entries are now overdue.
+    time.sleep(11)
+    check_eq(max(journal.checkpoint_sizes(s.data_dir)), signed,
+             "a checkpoint was recorded on a full disk")
+    rc, checks = run_both(s.data_dir, live=True)
+    check_eq(rc, 1, "entries unsigned for 11 s: %r" % (checks["audit log"],))
+    st, detail = checks["audit log"]
+    check(st == "action" and "not covered by any signed checkpoint" in detail
+          and "seq %d to %d" % (signed + 1, n) in detail,
+          "audit log: %r" % ((st, detail),))
+    # Space again: the clean stop signs what was left.
+    os.unlink(flag)
+    s.stop()
+    rc, checks = run_both(s.data_dir)
+    check_eq(checks["audit log"][0], "ok", "after a clean stop: %r"
+             % (checks["audit log"],))
+    check_eq(rc, 0, "after a clean stop: %r" % checks)

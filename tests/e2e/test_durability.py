@@ -447,8 +447,9 @@ def test_torn_tail_cut_by_a_few_bytes_is_cut_and_server_starts(ctx):
     check(lost and lost <= set(acked), "the last transfers record holds %r"
           % lost)
     # Cut 5 bytes off the last transfers record, dropping any record after
-    # it (a crash mid-write of that record).
+    # it (a crash mid-write of that record: the audit never saw it).
     journal.truncate_to(seg, rec.end - 5)
+    journal.uncover(d, rec.seq)
     _restart_after_damage(ctx, d, acked, lost, os.path.basename(seg))
 
 
@@ -469,6 +470,7 @@ def test_torn_tail_cut_inside_the_header_is_cut(ctx):
     d = _copy(ctx, orig, "header")
     seg, rec, recs = _last_transfer_record(d)
     journal.truncate_to(seg, rec.offset + 12)
+    journal.uncover(d, rec.seq)
     _restart_after_damage(ctx, d, acked, set(rec.event_ids()),
                           os.path.basename(seg))
 
@@ -542,6 +544,143 @@ def test_flipped_byte_in_an_early_record_refuses_to_start(ctx):
     s.start()
     _check_state(s, acked)
     s.stop()
+
+
+# -- an acknowledged record damaged at the end (issue 9, finding 6) -------
+
+def _acked_last(ctx, n=12):
+    """A stopped data dir whose audit leaves and newest signed checkpoint
+    cover every record, and its last record (acknowledged: its reply came
+    after its fdatasync)."""
+    s = ctx.server(data_dir=ctx.path("orig"))
+    s.start()
+    create(s, "accounts", [account(1), account(2), account(3)],
+           ["created"] * 3)
+    acked = {}
+    for i in range(n):
+        tid = 1000 + i
+        d, c = (1, 2) if i % 2 == 0 else (2, 3)
+        create_one(s, "transfers", transfer(tid, d, c, i + 1), "created", 201)
+        acked[tid] = (d, c, i + 1)
+    want = journal.all_records(s.data_dir)[-1].seq
+    r = s.request("POST", "/v1/audit/checkpoint")
+    check_eq(r.status, 202, "POST /v1/audit/checkpoint")
+    deadline = time.monotonic() + 10 * slow_factor()
+    while max(journal.checkpoint_sizes(s.data_dir) or [0]) < want:
+        check(time.monotonic() < deadline, "no checkpoint of size %d" % want)
+        time.sleep(0.05)
+        s.request("POST", "/v1/audit/checkpoint")
+    s.stop()
+    orig = s.data_dir
+    last = journal.all_records(orig)[-1]
+    leaves = os.path.getsize(os.path.join(orig, "audit", "leaves")) // 32
+    check(leaves >= last.seq, "the audit leaves cover %d of %d records"
+          % (leaves, last.seq))
+    check(max(journal.checkpoint_sizes(orig)) >= last.seq,
+          "no checkpoint covers record %d" % last.seq)
+    return orig, acked, last
+
+
+def _refused_naming(ctx, d, last, what, expect_seq=None):
+    rc = _expect_refusal(ctx, d, last.path, {last.offset}, what)
+    check_eq(rc, 65, "%s: exit status" % what)
+    text = ctx.servers[-1].log_text()
+    seq = expect_seq if expect_seq is not None else last.seq
+    check(re.search(r"seq %d\b" % seq, text),
+          "%s: stderr does not name record seq %d:\n%s"
+          % (what, seq, text[-1500:]))
+    check("--truncate-corrupt-tail" in text and "backup" in text,
+          "%s: stderr does not say how to recover:\n%s" % (what, text[-1500:]))
+    check("torn tail cut" not in text,
+          "%s: cut as a torn tail:\n%s" % (what, text[-1500:]))
+
+
+@e2e_test(timeout=120)
+def test_acknowledged_last_record_cut_or_flipped_refuses_to_start_exit_65(
+        ctx):
+    orig, acked, last = _acked_last(ctx)
+    seg = os.path.basename(last.path)
+    # Seven bytes cut off the last journal file.
+    d = _copy(ctx, orig, "cut7")
+    journal.truncate_to(os.path.join(d, "journal", seg), last.end - 7)
+    _refused_naming(ctx, d, last, "7 bytes cut")
+    # One byte flipped near its end.
+    d = _copy(ctx, orig, "flip")
+    journal.flip_byte(os.path.join(d, "journal", seg), last.end - 3)
+    _refused_naming(ctx, d, last, "byte flipped near the end")
+    # The whole last record gone (cut at a record boundary): nothing is
+    # torn, yet an acknowledged record is missing.
+    d = _copy(ctx, orig, "whole")
+    journal.truncate_to(os.path.join(d, "journal", seg), last.offset)
+    _refused_naming(ctx, d, last, "last record removed")
+    # The leaves file gone too: the signed checkpoint alone covers it.
+    d = _copy(ctx, orig, "noleaves")
+    journal.truncate_to(os.path.join(d, "journal", seg), last.end - 7)
+    os.unlink(os.path.join(d, "audit", "leaves"))
+    _refused_naming(ctx, d, last, "7 bytes cut, no leaves file")
+    # The undamaged original still starts and holds everything.
+    s = ctx.server(data_dir=orig)
+    s.start()
+    _check_state(s, acked)
+    s.stop()
+
+
+@e2e_test(timeout=120)
+def test_truncate_corrupt_tail_drops_the_record_moves_checkpoints_aside(ctx):
+    orig, acked, last = _acked_last(ctx)
+    seg = os.path.basename(last.path)
+    recs = journal.all_records(orig)
+    tr = [r for r in recs if r.type == journal.TYPE_TRANSFERS][-1]
+    lost = set(tr.event_ids())
+    d = _copy(ctx, orig, "accepted")
+    journal.truncate_to(os.path.join(d, "journal", seg), tr.end - 7)
+    s = ctx.server(data_dir=d, args=["--truncate-corrupt-tail"])
+    s.start()
+    text = s.log_text()
+    check(re.search(r"ACKNOWLEDGED RECORDS DROPPED", text),
+          "no loud line for the records dropped:\n%s" % text[-2000:])
+    for name in ("checkpoints", "leaves"):
+        aside = [n for n in os.listdir(os.path.join(d, "audit"))
+                 if n.startswith(name + ".before-cut-")]
+        check_eq(len(aside), 1, "%s moved aside (%r)"
+                 % (name, os.listdir(os.path.join(d, "audit"))))
+    check_eq(os.path.getsize(os.path.join(d, "audit", "leaves")),
+             32 * (tr.seq - 1), "leaves kept for the records kept")
+    check(max(journal.checkpoint_sizes(d) or [0]) < tr.seq,
+          "a checkpoint still covers the dropped record seq %d: %r"
+          % (tr.seq, journal.checkpoint_sizes(d)))
+    _check_state(s, acked, lost)
+    # The log keeps serving: a write, then its entry and a checkpoint.
+    create_one(s, "transfers", transfer(9999, 1, 3, 5), "created", 201)
+    want = journal.all_records(d)[-1].seq
+    deadline = time.monotonic() + 10 * slow_factor()
+    head = None
+    while time.monotonic() < deadline:
+        r = s.get("/v1/audit/head")
+        check_eq(r.status, 200, "GET /v1/audit/head after the cut: %r" % r)
+        head = r.json()
+        if int(head["size"]) >= want:
+            break
+        time.sleep(0.05)
+    check(head is not None and int(head["size"]) >= want,
+          "the audit tree did not reach %d: %r" % (want, head))
+    r = s.get("/v1/audit/entries/%d" % (want - 1))
+    check_eq(r.status, 200, "GET the new entry: %r" % r)
+    deadline = time.monotonic() + 10 * slow_factor()
+    while time.monotonic() < deadline:
+        r = s.get("/v1/audit/checkpoint")
+        if r.status == 200 and ("\n%d\n" % want) in r.body.decode():
+            break
+        time.sleep(0.1)
+    check(r.status == 200 and ("\n%d\n" % want) in r.body.decode(),
+          "no checkpoint of size %d after the cut: %r" % (want, r))
+    s.stop()
+    # A later start without the flag is clean.
+    s2 = ctx.server(data_dir=d)
+    s2.start()
+    check(get_transfer(s2, 9999, missing_ok=True) is not None,
+          "the transfer written after the cut is lost")
+    s2.stop()
 
 
 @e2e_test(timeout=90)

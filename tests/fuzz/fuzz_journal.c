@@ -12,7 +12,11 @@
  *   - journal_decode returns 0, -EBADMSG, or a size in [32, len] with the
  *     payload inside the input and of the size the header claims;
  *   - journal__scan_buffer keeps valid_bytes <= len, and the prefix it
- *     accepts as the last segment is accepted whole as a middle segment.
+ *     accepts as the last segment is accepted whole as a middle segment;
+ *   - with every record covered by the audit log (covered_seq), nothing
+ *     is ever cut: the scan accepts the whole input or refuses it; with
+ *     the operator's truncate_corrupt_tail the last segment is always
+ *     accepted, cut to a prefix that is valid whole.
  *
  * Build (see Makefile: make fuzz), or alone:
  *   clang -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Isrc \
@@ -76,6 +80,8 @@ static void check_decode(const u8 *buf, size_t len)
 	CHECK((const u8 *)r.payload == buf + JOURNAL_HEADER_BYTES);
 	if (r.type == JOURNAL_PULSE)
 		CHECK(r.payload_bytes == 0);
+	else if (r.type == JOURNAL_COMMAND)
+		CHECK(r.payload_bytes % 16 == 0 && r.payload_bytes >= 16);
 	else
 		CHECK(r.payload_bytes % 128 == 0 && r.payload_bytes > 0);
 	/* Touch the payload's first and last bytes: ASan checks bounds. */
@@ -108,6 +114,31 @@ static void check_scan(const u8 *buf, size_t len)
 	CHECK(rc == 0 && again == valid);
 }
 
+static void check_scan_covered(const u8 *buf, size_t len)
+{
+	char err[1024];
+	size_t valid = len + 1, again = len + 1;
+	u64 first = 1;
+	struct journal_record r;
+
+	if (journal_decode(buf, len, &r) > 0)
+		first = r.seq;
+	/* Everything covered: a cut would drop an acknowledged record. */
+	int rc = journal__scan_buffer_covered(buf, len, first, true, UINT64_MAX,
+					      false, &valid, err, sizeof(err));
+	CHECK(rc == 0 || rc == -EBADMSG);
+	if (rc == 0)
+		CHECK(valid == len);
+	/* The operator accepts the loss: always a whole valid prefix. */
+	valid = len + 1;
+	rc = journal__scan_buffer_covered(buf, len, first, true, UINT64_MAX,
+					  true, &valid, err, sizeof(err));
+	CHECK(rc == 0 && valid <= len);
+	rc = journal__scan_buffer(buf, valid, first, false, &again, err,
+				  sizeof(err));
+	CHECK(rc == 0 && again == valid);
+}
+
 int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
 {
 	u8 *buf;
@@ -126,6 +157,7 @@ int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
 		fix_checksums(buf, len);
 	check_decode(buf, len);
 	check_scan(buf, len);
+	check_scan_covered(buf, len);
 	free(buf);
 	return 0;
 }

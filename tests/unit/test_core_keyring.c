@@ -969,6 +969,38 @@ static void test_prune_removes_only_expired_keys(void **state)
 	assert_int_equal(access(path, F_OK), -1);
 }
 
+/* 70 rotations within one overlap: each succeeds; from the 64th key on,
+ * the retired key that retired first is dropped (its file too), never
+ * the current one nor a newer retired one. */
+static void
+test_rotation_of_a_full_keyring_drops_the_oldest_retired(void **state)
+{
+	struct fx *f = *state;
+	static struct keyring_rotation rot;
+	char first[KEYRING_KID_BYTES + 1] = "", path[512];
+
+	open_ring(f);
+	for (int i = 0; i < 70; i++) {
+		int64_t now = T0 + i;
+		assert_int_equal(keyring_rotate(f->kr, now, 86400, &rot, f->err,
+						sizeof(f->err)),
+				 0);
+		if (i == 0)
+			snprintf(first, sizeof(first), "%s", rot.created.kid);
+		assert_int_equal(rot.n_dropped, i < KEYRING_KEYS_MAX ? 0 : 1);
+		if (i == KEYRING_KEYS_MAX) {
+			assert_string_equal(rot.dropped[0], first);
+			key_path(f, first, path, sizeof(path));
+			assert_int_equal(access(path, F_OK), -1);
+		}
+		assert_string_equal(keyring_current_signer(f->kr, now)->kid,
+				    rot.created.kid);
+		assert_true(keyring_count(f->kr) <= KEYRING_KEYS_MAX);
+	}
+	open_ring(f);
+	assert_int_equal(keyring_count(f->kr), KEYRING_KEYS_MAX);
+}
+
 static void test_open_without_kek_verifies_but_cannot_sign(void **state)
 {
 	struct fx *f = *state;
@@ -1033,6 +1065,7 @@ int main(void)
 		T(test_keyfile_decode_refuses_truncated_and_padded),
 		T(test_jwks_lists_verifying_keys_newest_first),
 		T(test_prune_removes_only_expired_keys),
+		T(test_rotation_of_a_full_keyring_drops_the_oldest_retired),
 		T(test_open_without_kek_verifies_but_cannot_sign),
 		T(test_error_names_are_stable),
 	};

@@ -774,6 +774,69 @@ static void test_scan_buffer_reports_torn_and_corrupt(void **state)
 	assert_non_null(strstr(err, "seq 1 where 2 belongs at offset 0"));
 }
 
+/* A cut-short record the audit log covers is corruption, named with its
+ * seq and offset; past the covered seq it is a torn tail; the operator's
+ * truncate_corrupt_tail cuts either. */
+static void test_scan_buffer_refuses_a_covered_tail(void **state)
+{
+	struct fixture *f = *state;
+	static u8 buf[2000];
+	char path[256], err[1024];
+	size_t valid = 0;
+
+	write_ten_transfers(f);
+	segment_path(f, 1, path, sizeof(path));
+	int fd = open(path, O_RDONLY);
+	assert_int_equal(read(fd, buf, 1600), 1600);
+	close(fd);
+	/* Record 10 starts at 1440: cut 7 bytes off it. */
+	assert_int_equal(journal__scan_buffer_covered(buf, 1593, 1, true, 10,
+						      false, &valid, err,
+						      sizeof(err)),
+			 -EBADMSG);
+	assert_non_null(strstr(err, "record seq 10 at offset 1440"));
+	assert_non_null(strstr(err, "--truncate-corrupt-tail"));
+	assert_int_equal(journal__scan_buffer_covered(buf, 1593, 1, true, 9,
+						      false, &valid, err,
+						      sizeof(err)),
+			 0);
+	assert_int_equal(valid, 1440);
+	valid = 0;
+	assert_int_equal(journal__scan_buffer_covered(buf, 1593, 1, true, 10,
+						      true, &valid, err,
+						      sizeof(err)),
+			 0);
+	assert_int_equal(valid, 1440);
+	/* A byte flipped in record 4 with valid records after it: the
+	 * operator may still cut there, in the last segment. */
+	buf[480 + 40] ^= 1;
+	valid = 0;
+	assert_int_equal(journal__scan_buffer_covered(buf, 1600, 1, true, 0,
+						      true, &valid, err,
+						      sizeof(err)),
+			 0);
+	assert_int_equal(valid, 480);
+}
+
+/* A journal ending (at a record boundary) before what the audit covers. */
+static void test_open_refuses_a_journal_shorter_than_covered(void **state)
+{
+	struct fixture *f = *state;
+	struct journal *j;
+	const char *err = NULL;
+	struct journal_options o = {.covered_seq = 11};
+
+	write_ten_transfers(f);
+	assert_int_equal(journal_open(&j, f->dir, &o, 0, NULL, NULL, &err),
+			 -EBADMSG);
+	assert_non_null(strstr(err, "ends at seq 10"));
+	assert_non_null(strstr(err, "records 11 to 11"));
+	o.truncate_corrupt_tail = true;
+	assert_int_equal(journal_open(&j, f->dir, &o, 0, NULL, NULL, &err), 0);
+	assert_int_equal(journal_next_seq(j), 11);
+	journal_close(j);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -797,6 +860,8 @@ int main(void)
 		T(test_second_open_of_same_journal_is_busy),
 		T(test_empty_journal_after_a_snapshot_is_refused),
 		T(test_scan_buffer_reports_torn_and_corrupt),
+		T(test_scan_buffer_refuses_a_covered_tail),
+		T(test_open_refuses_a_journal_shorter_than_covered),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
