@@ -29,10 +29,14 @@
  * 32 KiB (libmicrohttpd's connection memory; it answers 414/431),
  * connection_timeout_s for idle, slow or half-open connections (closed),
  * connections_max simultaneous connections (further ones are refused at
- * accept).
+ * accept); and what api/netguard.h bounds: bytes of bodies held per
+ * address, per principal and in all, head and body deadlines that never
+ * restart, a minimum body rate, connections per address.
  */
 #ifndef TPW_API_SERVER_H
 #define TPW_API_SERVER_H
+
+#include "api/netguard.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -61,6 +65,9 @@ struct api_options {
 	/* Where client activity (docs/client-policy.md) is kept between
 	 * runs; NULL: in memory only. */
 	const char *data_dir;
+	/* Body budgets, deadlines, per-address limits, trusted proxies
+	 * (api/netguard.h); a zero field takes its default. */
+	struct netguard_limits net;
 };
 
 struct api_server;
