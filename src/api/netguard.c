@@ -310,7 +310,8 @@ void netguard_framing_add(struct netguard_framing *f, const char *name,
 {
 	static const char cl[] = "content-length", te[] = "transfer-encoding";
 
-	if (name_len == sizeof(cl) - 1 && strncasecmp(name, cl, name_len) == 0) {
+	if (name_len == sizeof(cl) - 1 &&
+	    strncasecmp(name, cl, name_len) == 0) {
 		f->content_lengths++;
 		if (value_len == 0 || value_len > 20)
 			f->bad = true;
@@ -465,10 +466,9 @@ static void reap_passed(struct netguard *g, u64 now)
 			break;
 		case PH_BODY: {
 			bool slow = age >= (u64)NETGUARD_RATE_GRACE_S *
-						   1000000000u &&
+						    1000000000u &&
 				    nc->body_bytes * 1000000000u <
-					    (u64)l->body_rate_min_bytes_s *
-						    age;
+					    (u64)l->body_rate_min_bytes_s * age;
 			if (slow ||
 			    age >= (u64)l->body_timeout_s * 1000000000u) {
 				g->stats.closed_body++;

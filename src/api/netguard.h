@@ -53,7 +53,7 @@ struct netguard_cidr {
 };
 
 /* trusted_proxies: at most this many CIDRs, in at most so many bytes. */
-#define NETGUARD_PROXIES_MAX	    16
+#define NETGUARD_PROXIES_MAX	   16
 #define NETGUARD_PROXIES_BYTES_MAX 1024
 /* X-Forwarded-For: at most so many bytes and entries are read. */
 #define NETGUARD_FORWARDED_BYTES_MAX   2048
@@ -64,13 +64,13 @@ struct netguard_cidr {
 #define NETGUARD_RATE_GRACE_S 5
 
 /* Defaults of the settings (docs/operations.md). */
-#define NETGUARD_BODY_BUDGET_BYTES_DEFAULT		((size_t)512 << 20)
-#define NETGUARD_BODY_BUDGET_PER_ADDRESS_BYTES_DEFAULT	((size_t)64 << 20)
+#define NETGUARD_BODY_BUDGET_BYTES_DEFAULT		 ((size_t)512 << 20)
+#define NETGUARD_BODY_BUDGET_PER_ADDRESS_BYTES_DEFAULT	 ((size_t)64 << 20)
 #define NETGUARD_BODY_BUDGET_PER_PRINCIPAL_BYTES_DEFAULT ((size_t)64 << 20)
-#define NETGUARD_HEADER_TIMEOUT_S_DEFAULT		10u
-#define NETGUARD_BODY_TIMEOUT_S_DEFAULT			60u
-#define NETGUARD_BODY_RATE_MIN_BYTES_S_DEFAULT		1024u
-#define NETGUARD_CONNECTIONS_PER_ADDRESS_MAX_DEFAULT	64u
+#define NETGUARD_HEADER_TIMEOUT_S_DEFAULT		 10u
+#define NETGUARD_BODY_TIMEOUT_S_DEFAULT			 60u
+#define NETGUARD_BODY_RATE_MIN_BYTES_S_DEFAULT		 1024u
+#define NETGUARD_CONNECTIONS_PER_ADDRESS_MAX_DEFAULT	 64u
 
 struct netguard_limits {
 	size_t body_budget_bytes;		/* every body together */
@@ -89,9 +89,9 @@ struct netguard_limits {
 /* Why a hold was refused. */
 enum netguard_refusal {
 	NETGUARD_OK = 0,
-	NETGUARD_OVER_BUDGET,	 /* every body together */
-	NETGUARD_OVER_ADDRESS,	 /* this client address */
-	NETGUARD_OVER_PRINCIPAL, /* this principal */
+	NETGUARD_OVER_BUDGET,	   /* every body together */
+	NETGUARD_OVER_ADDRESS,	   /* this client address */
+	NETGUARD_OVER_PRINCIPAL,   /* this principal */
 	NETGUARD_OVER_CONNECTIONS, /* this address's requests in progress */
 };
 
@@ -149,8 +149,7 @@ struct netguard_framing {
 	bool bad; /* a field that can never frame a body */
 };
 void netguard_framing_add(struct netguard_framing *f, const char *name,
-			  size_t name_len, const char *value,
-			  size_t value_len);
+			  size_t name_len, const char *value, size_t value_len);
 bool netguard_framing_ok(const struct netguard_framing *f);
 
 /* Limits are copied; a zero field takes its default.  NULL when out of

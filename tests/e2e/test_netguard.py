@@ -348,3 +348,74 @@ def test_ambiguous_framing_is_refused_with_400_and_the_connection_closed(ctx):
           "a Content-Length that is not a decimal: %r" % raw[:300])
     r = s.get("/v1/accounts/2")
     check_eq(r.status, 404, "nothing was created by a refused request")
+
+
+# -- finding 9 -------------------------------------------------------------
+
+@e2e_test(timeout=60)
+def test_witness_keeps_answering_others_through_70_slow_sockets(ctx):
+    # The attack as found: 70 sockets (the witness serves 64), each a
+    # partial head and a byte every 0.5 s.  Before, every slot stayed
+    # taken (the timeout restarted on each byte) and the log's own
+    # requests were refused.  Now one address gets 8 connections, and a
+    # head has 5 s from its request line, whatever trickles.
+    from test_witness import Witness
+    srv = ctx.start_server()
+    key = srv.get("/v1/audit/key")
+    check_eq(key.status, 200, "GET /v1/audit/key")
+    srv.stop()
+    w = Witness(ctx, ctx.path("witness"), "witness.example/w1",
+                [key.body.decode().strip()]).start()
+    socks = []
+    try:
+        for _ in range(70):
+            try:
+                x = connect(w.port, ATTACKER, timeout=1.0)
+                x.sendall(b"POST /add-checkpoint HTTP/1.1\r\nHost: t\r\nX-A: ")
+                socks.append(x)
+            except OSError:
+                pass
+        t0 = time.monotonic()
+        closed_at = {}
+        answers = {}
+        asked = 0
+        while time.monotonic() - t0 < 7.0:
+            for i, x in enumerate(socks):
+                if i in closed_at:
+                    continue
+                try:
+                    x.sendall(b"a")
+                    x.setblocking(False)
+                    d = x.recv(65536)
+                    if d:
+                        answers[i] = answers.get(i, b"") + d
+                    else:
+                        closed_at[i] = time.monotonic() - t0
+                except (BlockingIOError, socket.timeout):
+                    pass
+                except OSError:
+                    closed_at[i] = time.monotonic() - t0
+                finally:
+                    x.setblocking(True)
+            raw, _ = exchange(w.port, b"GET /add-checkpoint HTTP/1.1\r\n"
+                              b"Host: t\r\nConnection: close\r\n\r\n",
+                              "127.0.0.1", 2.0)
+            r = parse_raw_response(raw)
+            check(r is not None and r.status == 405,
+                  "the witness to another address during the attack: %r"
+                  % raw[:200])
+            asked += 1
+            time.sleep(0.5)
+        check(asked >= 5, "asked the witness only %d times" % asked)
+        cut = [i for i, d in answers.items() if d.startswith(
+            b"HTTP/1.1 408 ")]
+        check(len(cut) >= 6, "heads cut with 408: %d (answers %r)"
+              % (len(cut), list(answers.values())[:2]))
+        check(all(closed_at.get(i, 99) < 5 + 2.5 * slow_factor()
+                  for i in cut),
+              "a trickling head outlived its deadline: %r" % closed_at)
+        check_eq(len(socks) - len(closed_at), 0,
+                 "attacker connections still open after 7 s")
+    finally:
+        close_all(socks)
+        w.stop()
