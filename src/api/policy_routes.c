@@ -1049,7 +1049,7 @@ enum MHD_Result policy_command_reply(struct request *rq)
 	case PSTATE_NOT_FOUND:
 		return api_reply_problem(rq, PROBLEM_policy_not_found, NULL,
 					 NULL, NULL);
-	case PSTATE_FULL:
+	case PSTATE_FULL:; /* a declaration may not follow a label in C17 */
 		_Static_assert(POLICY_OVERRIDES_MAX == 64 &&
 				       PSTATE_OVERRIDES_MAX == 100000 &&
 				       PSTATE_VERSIONS_MAX == 100000,
