@@ -66,8 +66,10 @@ struct request {
 	enum api_method method;
 	unsigned status; /* queued reply, for the log; 0 if none */
 	u128 path_id;
-	bool bad_id;	 /* the {id} segment is not a canonical decimal */
-	bool bad_target; /* the raw target fails netguard_target_ok */
+	bool bad_id;	  /* the {id} segment is not a canonical decimal */
+	bool bad_target;  /* the raw target fails netguard_target_ok */
+	u32 req_index;	  /* its number on the connection (netguard.h) */
+	bool close_after; /* the reply closes the connection */
 	char request_id[REQUEST_ID_BYTES_MAX + 1];
 	char trace_id[TRACE_ID_HEX + 1]; /* "" when no valid traceparent */
 

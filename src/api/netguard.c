@@ -11,6 +11,7 @@
  * connection, made when it starts.
  */
 #include "api/netguard.h"
+#include "api/framing.h"
 #include "api/problem.h"
 
 #include <arpa/inet.h>
@@ -23,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -56,6 +58,9 @@ struct netguard_conn {
 	u64 body_bytes;
 	size_t held;
 	bool reaped;
+	/* The raw bytes as read (framing.h), on the connection's thread. */
+	struct framing fr;
+	u32 requests; /* request lines libmicrohttpd reported */
 };
 
 struct netguard {
@@ -331,6 +336,87 @@ bool netguard_framing_ok(const struct netguard_framing *f)
 	return !f->bad && f->content_lengths <= 1 &&
 	       f->transfer_encodings <= 1 &&
 	       !(f->content_lengths && f->transfer_encodings);
+}
+
+/* ---- the raw bytes ---------------------------------------------------- */
+
+/*
+ * libmicrohttpd 0.9.75 reads every connection with recv(2) and offers no
+ * hook on the bytes it reads, and it is lenient (framing.h).  So the
+ * program defines recv itself: the dynamic linker binds libmicrohttpd's
+ * calls to this definition (the executable comes first in the lookup),
+ * which reads with the system call and, for a socket registered here (a
+ * connection of a netguard daemon), hands the bytes to the connection's
+ * framing scanner before libmicrohttpd sees them.  Every other socket
+ * (the witness client, httpc) passes straight through.
+ *
+ * At the first byte that breaks the grammar, what libmicrohttpd gets is
+ * cut at the start of the offending line (or at the byte, when the line
+ * began in an earlier read) and ended with a CRLF that closes the head;
+ * an offending request line is replaced whole by "GET / HTTP/1.1".  The
+ * request handler then asks netguard_framing_error and answers 400
+ * bad-framing, which closes the connection; nothing after the bad byte
+ * is ever given to libmicrohttpd.  A socket numbered past NETGUARD_FDS_MAX
+ * is not read strictly (docs/security.md).
+ */
+#define NETGUARD_FDS_MAX 65536
+static _Atomic(struct netguard_conn *) fd_conns[NETGUARD_FDS_MAX];
+
+static ssize_t framing_guard(struct netguard_conn *nc, u8 *buf, size_t got,
+			     size_t cap)
+{
+	static const char line_end[] = "\r\n", head_end[] = "\r\n\r\n",
+			  stand_in[] = "GET / HTTP/1.1\r\n\r\n";
+	const char *end;
+	size_t line_at, at, cut, end_len;
+
+	if (nc->fr.state == FRAMING_BAD) {
+		/* Refused already: the rest is dropped unread. */
+		errno = EAGAIN;
+		return -1;
+	}
+	at = framing_read(&nc->fr, buf, got, &line_at);
+	if (at == got)
+		return (ssize_t)got;
+	cut = line_at != SIZE_MAX ? line_at : at;
+	if (nc->fr.bad_in_line)
+		end = line_at != SIZE_MAX ? stand_in : head_end;
+	else
+		end = line_at != SIZE_MAX ? line_end : head_end;
+	end_len = strlen(end);
+	if (cut + end_len > cap) {
+		errno = ECONNRESET;
+		return -1;
+	}
+	memcpy(buf + cut, end, end_len);
+	return (ssize_t)(cut + end_len);
+}
+
+ssize_t recv(int fd, void *buf, size_t len, int flags);
+ssize_t recv(int fd, void *buf, size_t len, int flags)
+{
+	long r = syscall(SYS_recvfrom, fd, buf, len, flags, NULL, NULL);
+	struct netguard_conn *nc;
+
+	if (r <= 0 || fd < 0 || fd >= NETGUARD_FDS_MAX || (flags & MSG_PEEK))
+		return r;
+	nc = atomic_load_explicit(&fd_conns[fd], memory_order_acquire);
+	if (!nc)
+		return r;
+	return framing_guard(nc, buf, (size_t)r, len);
+}
+
+enum framing_error netguard_framing_error(const struct netguard_conn *nc,
+					  u32 request)
+{
+	if (!nc || nc->fr.state != FRAMING_BAD || nc->fr.bad_request != request)
+		return FRAMING_OK;
+	return nc->fr.error;
+}
+
+bool netguard_close_after(const struct netguard_conn *nc)
+{
+	return nc && nc->fr.state == FRAMING_PASS;
 }
 
 /* ---- the table -------------------------------------------------------- */
@@ -643,6 +729,10 @@ static void conn_start(struct netguard *g, struct MHD_Connection *c,
 	nc->client = nc->peer;
 	nc->phase = PH_IDLE;
 	nc->phase_ns = now_ns();
+	framing_init(&nc->fr);
+	if (nc->fd >= 0 && nc->fd < NETGUARD_FDS_MAX)
+		atomic_store_explicit(&fd_conns[nc->fd], nc,
+				      memory_order_release);
 	key_addr(key, &nc->peer);
 	pthread_mutex_lock(&g->lock);
 	struct entry *e = entry_get(g, key);
@@ -707,6 +797,11 @@ static void conn_end(struct netguard *g, struct netguard_conn *nc)
 	u8 key[KEY_BYTES];
 	struct entry *e;
 
+	/* Before libmicrohttpd closes the descriptor (it does after this
+	 * notification), so a number reused elsewhere is never read here. */
+	if (nc->fd >= 0 && nc->fd < NETGUARD_FDS_MAX)
+		atomic_store_explicit(&fd_conns[nc->fd], NULL,
+				      memory_order_release);
 	pthread_mutex_lock(&g->lock);
 	request_clear(g, nc);
 	key_addr(key, &nc->peer);
@@ -754,10 +849,12 @@ static void set_phase(struct netguard_conn *nc, enum phase p)
 	pthread_mutex_unlock(&nc->g->lock);
 }
 
-void netguard_request_line(struct netguard_conn *nc)
+u32 netguard_request_line(struct netguard_conn *nc)
 {
-	if (nc)
-		set_phase(nc, PH_HEAD);
+	if (!nc)
+		return 0;
+	set_phase(nc, PH_HEAD);
+	return ++nc->requests;
 }
 
 int netguard_head_done(struct netguard_conn *nc, const char *forwarded,

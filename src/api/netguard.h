@@ -34,6 +34,7 @@
 #ifndef TPW_API_NETGUARD_H
 #define TPW_API_NETGUARD_H
 
+#include "api/framing.h"
 #include "core/types.h"
 
 #include <microhttpd.h>
@@ -168,8 +169,10 @@ void netguard_notify(void *cls, struct MHD_Connection *c, void **socket_ctx,
 /* The connection's record, or NULL (out of memory at its start). */
 struct netguard_conn *netguard_conn_of(struct MHD_Connection *c);
 
-/* The phases of a request, each with its deadline (NULL conn: no-op). */
-void netguard_request_line(struct netguard_conn *nc);
+/* The phases of a request, each with its deadline (NULL conn: no-op).
+ * netguard_request_line returns the request's number on its connection
+ * (from 1; 0 for a NULL conn), for netguard_framing_error. */
+u32 netguard_request_line(struct netguard_conn *nc);
 /*
  * The head is in.  forwarded: the last X-Forwarded-For value (or NULL).
  * When the peer is a trusted proxy the request is counted against the
@@ -196,6 +199,17 @@ void netguard_release(struct netguard_conn *nc, size_t n);
 /* The request completed: its holds must have been released; the idle
  * deadline starts. */
 void netguard_request_done(struct netguard_conn *nc);
+
+/* The raw bytes of every connection are read strictly (framing.h) on
+ * their way to libmicrohttpd.  Did request number `request` (from
+ * netguard_request_line) break the grammar?  FRAMING_OK when not; else
+ * answer 400 bad-framing (nothing after the bad byte reached
+ * libmicrohttpd). */
+enum framing_error netguard_framing_error(const struct netguard_conn *nc,
+					  u32 request);
+/* After a chunked request the bytes are no longer read: its reply must
+ * close the connection. */
+bool netguard_close_after(const struct netguard_conn *nc);
 
 /* For /metrics and tests: connections closed by each deadline, and
  * connections refused by the per-address limit. */

@@ -124,6 +124,9 @@ enum MHD_Result api_reply(struct request *rq, unsigned status, struct wbuf *b,
 					AUTHZ_CHALLENGE);
 	if (status == 503)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+	if (rq->close_after)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION,
+					"close");
 	policy_gate_headers(rq, resp);
 	ok = MHD_queue_response(rq->conn, status, resp);
 	MHD_destroy_response(resp);
@@ -1346,7 +1349,16 @@ static enum MHD_Result request_begin(struct request *rq, const char *url,
 		rq->trace_id[0] = '\0';
 
 	rq->method = method_of(method);
-	/* The framing first: an ambiguous request is not routed at all. */
+	/* The framing first: an ambiguous request is not routed at all.
+	 * The raw bytes (netguard.h, framing.h), then what libmicrohttpd
+	 * parsed of them. */
+	enum framing_error fe = netguard_framing_error(rq->nc, rq->req_index);
+	rq->close_after = netguard_close_after(rq->nc);
+	if (fe != FRAMING_OK) {
+		netguard_head_done(rq->nc, NULL, 0, false);
+		return api_reply_problem(rq, PROBLEM_bad_framing,
+					 framing_error_text(fe), NULL, NULL);
+	}
 	struct head_scan hs = {0};
 	MHD_get_connection_values_n(rq->conn, MHD_HEADER_KIND, head_field, &hs);
 	if (rq->bad_target || hs.bad_field ||
@@ -1491,7 +1503,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
 	atomic_init(&rq->ready, false);
 	rq->bad_target = !netguard_target_ok(uri);
 	rq->nc = netguard_conn_of(c);
-	netguard_request_line(rq->nc);
+	rq->req_index = netguard_request_line(rq->nc);
 	return rq;
 }
 

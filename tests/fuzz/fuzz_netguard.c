@@ -47,8 +47,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 	size--;
 	switch (data[0] % 4) {
 	case 0:
-		if (netguard_cidrs_parse(buf, c, NETGUARD_PROXIES_MAX, &n) !=
-		    0)
+		if (netguard_cidrs_parse(buf, c, NETGUARD_PROXIES_MAX, &n) != 0)
 			break;
 		if (n > NETGUARD_PROXIES_MAX)
 			abort();

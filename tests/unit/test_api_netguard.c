@@ -44,8 +44,9 @@ static void addresses_parse_in_both_families(void **state)
 					  "[::1]",     "::1%lo",  "1.2.3.4:80",
 					  "256.1.1.1", "01.2.3.4"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		assert_int_equal(netguard_addr_parse(bad[i], strlen(bad[i]), &a),
-				 -EINVAL);
+		assert_int_equal(
+			netguard_addr_parse(bad[i], strlen(bad[i]), &a),
+			-EINVAL);
 	assert_int_equal(netguard_addr_parse("1.2.3.4\0x", 9, &a), -EINVAL);
 }
 
@@ -105,9 +106,8 @@ static void forwarded_client_is_read_from_the_right(void **state)
 					  "198.51.100.7, junk", "1.2.3.4,,",
 					  "unknown"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		assert_int_equal(netguard_forwarded_client(bad[i],
-							   strlen(bad[i]), p,
-							   n, &a),
+		assert_int_equal(netguard_forwarded_client(
+					 bad[i], strlen(bad[i]), p, n, &a),
 				 -EINVAL);
 	char many[NETGUARD_FORWARDED_ENTRIES_MAX * 10 + 16];
 	size_t len = 0;
@@ -155,8 +155,7 @@ static void framing_is_one_way_only(void **state)
 		assert_false(netguard_framing_ok(&f));
 	}
 	memset(&f, 0, sizeof(f));
-	netguard_framing_add(&f, "Transfer-Encoding", 17, "gzip, chunked",
-			     13);
+	netguard_framing_add(&f, "Transfer-Encoding", 17, "gzip, chunked", 13);
 	assert_false(netguard_framing_ok(&f));
 }
 
