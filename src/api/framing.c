@@ -70,7 +70,8 @@ static void field_begin(struct framing *f)
 /* The name is complete (at its colon). */
 static void field_name_done(struct framing *f)
 {
-	if (f->name_len == 14 && strncasecmp(f->name, "content-length", 14) == 0)
+	if (f->name_len == 14 &&
+	    strncasecmp(f->name, "content-length", 14) == 0)
 		f->field = FF_CONTENT_LENGTH;
 	else if (f->name_len == 17 &&
 		 strncasecmp(f->name, "transfer-encoding", 17) == 0)
@@ -130,8 +131,7 @@ static void request_begin(struct framing *f)
 	f->length = 0;
 }
 
-size_t framing_read(struct framing *f, const u8 *p, size_t n,
-		    size_t *line_at)
+size_t framing_read(struct framing *f, const u8 *p, size_t n, size_t *line_at)
 {
 	size_t line = SIZE_MAX; /* where the current line began in p */
 	enum framing_error err = FRAMING_OK;
@@ -268,10 +268,9 @@ size_t framing_read(struct framing *f, const u8 *p, size_t n,
 	}
 	if (err == FRAMING_OK)
 		return n;
-	f->bad_in_line = f->state == FRAMING_START ||
-			 f->state == FRAMING_START_CR ||
-			 f->state == FRAMING_LINE ||
-			 f->state == FRAMING_LINE_CR;
+	f->bad_in_line =
+		f->state == FRAMING_START || f->state == FRAMING_START_CR ||
+		f->state == FRAMING_LINE || f->state == FRAMING_LINE_CR;
 	f->state = FRAMING_BAD;
 	f->error = err;
 	f->bad_request = f->requests;

@@ -73,12 +73,12 @@ struct framing {
 	enum framing_field field;
 	u8 name_len;
 	char name[FRAMING_NAME_BYTES_MAX];
-	u8 digits;	   /* Content-Length digits */
-	bool value_tail;   /* blanks after the value began */
-	u8 coding_len;	   /* Transfer-Encoding bytes kept */
+	u8 digits;	 /* Content-Length digits */
+	bool value_tail; /* blanks after the value began */
+	u8 coding_len;	 /* Transfer-Encoding bytes kept */
 	char coding[FRAMING_CODING_BYTES_MAX];
 	bool has_length, has_coding;
-	u64 length;   /* Content-Length */
+	u64 length;    /* Content-Length */
 	u64 body_left; /* FRAMING_BODY */
 };
 
@@ -92,8 +92,7 @@ void framing_init(struct framing *f);
  * line began in p (or SIZE_MAX when it began in an earlier chunk).
  * Bytes after a FRAMING_PASS are not looked at (n is returned).
  */
-size_t framing_read(struct framing *f, const u8 *p, size_t n,
-		    size_t *line_at);
+size_t framing_read(struct framing *f, const u8 *p, size_t n, size_t *line_at);
 
 const char *framing_error_text(enum framing_error e);
 

@@ -357,7 +357,7 @@ bool netguard_framing_ok(const struct netguard_framing *f)
  * request handler then asks netguard_framing_error and answers 400
  * bad-framing, which closes the connection; nothing after the bad byte
  * is ever given to libmicrohttpd.  A socket numbered past NETGUARD_FDS_MAX
- * is not read strictly (docs/security.md).
+ * is not read strictly (docs/operations.md, "What is not covered").
  */
 #define NETGUARD_FDS_MAX 65536
 static _Atomic(struct netguard_conn *) fd_conns[NETGUARD_FDS_MAX];
@@ -431,11 +431,14 @@ static size_t slot_of(const struct netguard *g, const u8 key[KEY_BYTES])
 	return (size_t)x & (g->cap - 1);
 }
 
+/* An IPv6 client is counted by its /64, the block one subscriber is
+ * usually given: counting each of its 2^64 addresses apart would let one
+ * client pass every per-address limit.  IPv4 is counted per address. */
 static void key_addr(u8 key[KEY_BYTES], const struct netguard_addr *a)
 {
 	memset(key, 0, KEY_BYTES);
 	key[0] = KIND_ADDR;
-	memcpy(key + 1, a->b, 16);
+	memcpy(key + 1, a->b, is_mapped(a) ? 16 : 8);
 }
 
 static void key_prin(u8 key[KEY_BYTES], const u8 root[32])
@@ -1014,4 +1017,31 @@ void netguard_stats(struct netguard *g, struct netguard_stats *out)
 	*out = g->stats;
 	out->held_bytes = g->held;
 	pthread_mutex_unlock(&g->lock);
+}
+
+void netguard_metrics(struct netguard *g, struct wbuf *b)
+{
+	struct netguard_stats st;
+
+	netguard_stats(g, &st);
+	wbuf_puts(b, "# HELP tpwallet_net_closed_total Connections closed by "
+		     "a deadline (idle, head, body).\n"
+		     "# TYPE tpwallet_net_closed_total counter\n"
+		     "tpwallet_net_closed_total{deadline=\"idle\"} ");
+	wbuf_put_u64(b, st.closed_idle);
+	wbuf_puts(b, "\ntpwallet_net_closed_total{deadline=\"head\"} ");
+	wbuf_put_u64(b, st.closed_header);
+	wbuf_puts(b, "\ntpwallet_net_closed_total{deadline=\"body\"} ");
+	wbuf_put_u64(b, st.closed_body);
+	wbuf_puts(b, "\n# HELP tpwallet_net_refused_total Connections or "
+		     "requests refused by the per-address limit.\n"
+		     "# TYPE tpwallet_net_refused_total counter\n"
+		     "tpwallet_net_refused_total ");
+	wbuf_put_u64(b, st.refused_address);
+	wbuf_puts(b, "\n# HELP tpwallet_net_body_bytes_held Bytes of request "
+		     "bodies buffered now.\n"
+		     "# TYPE tpwallet_net_body_bytes_held gauge\n"
+		     "tpwallet_net_body_bytes_held ");
+	wbuf_put_u64(b, st.held_bytes);
+	wbuf_putc(b, '\n');
 }

@@ -218,5 +218,8 @@ struct netguard_stats {
 	size_t held_bytes;
 };
 void netguard_stats(struct netguard *g, struct netguard_stats *out);
+struct wbuf;
+/* The same, as Prometheus text (tpwallet_net_*). */
+void netguard_metrics(struct netguard *g, struct wbuf *b);
 
 #endif

@@ -706,6 +706,7 @@ static enum MHD_Result get_simple(struct request *rq)
 		wbuf_init(&b, (size_t)4 << 20);
 		metrics_render(&s->metrics, s->e, &b);
 		policy_metrics(s, &b);
+		netguard_metrics(s->ng, &b);
 		return api_reply(rq, 200, &b, METRICS_CONTENT_TYPE, NULL);
 	default:
 		return api_reply_problem(rq, PROBLEM_not_found, NULL, NULL,

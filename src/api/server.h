@@ -16,8 +16,9 @@
  *
  * Allocation policy: per request, freed when the request completes.  One
  * allocation holds the request state and its query string (made when the
- * request line arrives); the body buffer grows by doubling up to
- * body_bytes_max (exactly Content-Length when that is given); decoded
+ * request line arrives); the body buffer grows by doubling with the
+ * bytes received, up to body_bytes_max and never past Content-Length,
+ * each growth held against api/netguard.h's budgets; decoded
  * events, results and the response body are allocated once each, sized
  * from the event count.  libmicrohttpd frees the response body after
  * sending it; everything else is freed in the request-completed callback.

@@ -9,6 +9,7 @@ test, every loop is bounded in count and time.
 """
 
 import json
+import re
 import socket
 import time
 
@@ -251,6 +252,15 @@ def test_slowloris_from_one_address_leaves_healthz_to_others_and_heads_time_out(
         check(len(socks) - len(closed_at) == 0,
               "%d attacker connections still open after 6 s"
               % (len(socks) - len(closed_at)))
+        m = s.get("/metrics").body.decode()
+        heads = re.search(r'^tpwallet_net_closed_total\{deadline="head"\} '
+                          r'(\d+)$', m, re.M)
+        refused = re.search(r"^tpwallet_net_refused_total (\d+)$", m, re.M)
+        check(heads and int(heads.group(1)) >= len(timed_out),
+              "closed heads in /metrics: %r" % (heads and heads.group(0)))
+        check(refused and int(refused.group(1)) >= len(socks) - 16,
+              "refused connections in /metrics: %r"
+              % (refused and refused.group(0)))
     finally:
         close_all(socks)
 

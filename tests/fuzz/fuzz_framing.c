@@ -66,9 +66,8 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 	a = read_in_chunks(data + 1, size - 1, size);
 	b = read_in_chunks(data + 1, size - 1, 1);
 	c = read_in_chunks(data + 1, size - 1, (size_t)data[0] % 64 + 1);
-	if (a.state != b.state || a.state != c.state ||
-	    a.error != b.error || a.error != c.error ||
-	    a.bad_request != b.bad_request ||
+	if (a.state != b.state || a.state != c.state || a.error != b.error ||
+	    a.error != c.error || a.bad_request != b.bad_request ||
 	    a.bad_request != c.bad_request || a.bad_at != b.bad_at ||
 	    a.bad_at != c.bad_at || a.requests != b.requests ||
 	    a.requests != c.requests)

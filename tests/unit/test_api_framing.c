@@ -29,7 +29,8 @@ static void well_framed_pipelines_pass(void **state)
 		"\r\nPOST /v1/accounts HTTP/1.1\r\nHost: t\r\n"
 		"Content-Length: 5\r\n\r\n[\r\n]\n"
 		"GET /healthz HTTP/1.1\r\nX-A:\tv\xc3\xa9 \r\n\r\n"
-		"POST /v1/transfers HTTP/1.1\r\ntransfer-encoding:  Chunked \r\n"
+		"POST /v1/transfers HTTP/1.1\r\ntransfer-encoding:  Chunked "
+		"\r\n"
 		"\r\nzz not read \n\x00";
 	struct framing f;
 	size_t line_at;
@@ -41,9 +42,8 @@ static void well_framed_pipelines_pass(void **state)
 	/* one byte at a time: the same */
 	framing_init(&f);
 	for (size_t i = 0; i < strlen(s); i++)
-		assert_int_equal(framing_read(&f, (const u8 *)s + i, 1,
-					      &line_at),
-				 1);
+		assert_int_equal(
+			framing_read(&f, (const u8 *)s + i, 1, &line_at), 1);
 	assert_int_equal(f.state, FRAMING_PASS);
 }
 
@@ -70,15 +70,16 @@ static void each_leniency_stops_at_its_byte(void **state)
 		 false, FRAMING_BAD_LENGTH},
 		{"POST / HTTP/1.1\r\nContent-Length: 1 2\r\n\r\n", 35, 17, 1,
 		 false, FRAMING_BAD_LENGTH},
-		{"POST / HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 2\r\n",
+		{"POST / HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: "
+		 "2\r\n",
 		 54, 36, 1, false, FRAMING_BAD_LENGTH},
 		{"POST / HTTP/1.1\r\nContent-Length: 2\r\n"
 		 "Transfer-Encoding: chunked\r\n",
 		 63, 36, 1, false, FRAMING_BAD_CODING},
 		{"POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n", 50,
 		 17, 1, false, FRAMING_BAD_CODING},
-		{"GET / HTTP/1.1\r\n\r\nGET /\x7f HTTP/1.1\r\n", 23, 18, 2, true,
-		 FRAMING_CONTROL},
+		{"GET / HTTP/1.1\r\n\r\nGET /\x7f HTTP/1.1\r\n", 23, 18, 2,
+		 true, FRAMING_CONTROL},
 		{"GET / HTTP/1.1\r\n\r\n\r\r\n", 19, 18, 2, true,
 		 FRAMING_BARE_CR_LF},
 	};
@@ -91,8 +92,8 @@ static void each_leniency_stops_at_its_byte(void **state)
 		if (cases[i].e == FRAMING_CONTROL && i == 3)
 			n = 48; /* the NUL case: past the NUL */
 		framing_init(&f);
-		size_t at = framing_read(&f, (const u8 *)cases[i].s, n,
-					 &line_at);
+		size_t at =
+			framing_read(&f, (const u8 *)cases[i].s, n, &line_at);
 		if (at != cases[i].at || line_at != cases[i].line_at ||
 		    f.state != FRAMING_BAD || f.error != cases[i].e ||
 		    f.bad_request != cases[i].request ||
@@ -102,8 +103,7 @@ static void each_leniency_stops_at_its_byte(void **state)
 				 i, at, line_at, f.state, f.error,
 				 f.bad_request, f.bad_in_line);
 		/* stays refused */
-		assert_int_equal(framing_read(&f, (const u8 *)"x", 1,
-					      &line_at),
+		assert_int_equal(framing_read(&f, (const u8 *)"x", 1, &line_at),
 				 0);
 	}
 }
