@@ -49,6 +49,7 @@ struct netguard_conn {
 	int fd;
 	struct netguard_addr peer;
 	bool peer_trusted;
+	bool peer_counted;	     /* in its address's entry */
 	struct netguard_addr client; /* whose holds: peer, or forwarded */
 	bool client_counted;	     /* a forwarded request in progress */
 	bool has_principal;
@@ -741,6 +742,7 @@ static void conn_start(struct netguard *g, struct MHD_Connection *c,
 	struct entry *e = entry_get(g, key);
 	if (e) {
 		e->conns++;
+		nc->peer_counted = true;
 		/* The accept check and this count are not one step: two
 		 * threads may both have let one more in. */
 		over = !nc->peer_trusted &&
@@ -754,8 +756,6 @@ static void conn_start(struct netguard *g, struct MHD_Connection *c,
 		g->stats.refused_address++;
 		reap(g, nc, false);
 	}
-	if (!e)
-		nc->peer_trusted = true; /* nothing counted to take back */
 	pthread_mutex_unlock(&g->lock);
 	*socket_ctx = nc;
 }
@@ -808,7 +808,7 @@ static void conn_end(struct netguard *g, struct netguard_conn *nc)
 	pthread_mutex_lock(&g->lock);
 	request_clear(g, nc);
 	key_addr(key, &nc->peer);
-	if ((e = entry_find(g, key)) && e->conns) {
+	if (nc->peer_counted && (e = entry_find(g, key)) && e->conns) {
 		e->conns--;
 		entry_put(g, e);
 	}
