@@ -415,6 +415,11 @@ enum framing_error netguard_framing_error(const struct netguard_conn *nc,
 	return nc->fr.error;
 }
 
+u32 netguard_requests(const struct netguard_conn *nc)
+{
+	return nc ? nc->requests : 0;
+}
+
 bool netguard_close_after(const struct netguard_conn *nc)
 {
 	return nc && nc->fr.state == FRAMING_PASS;

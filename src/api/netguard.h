@@ -207,6 +207,8 @@ void netguard_request_done(struct netguard_conn *nc);
  * libmicrohttpd). */
 enum framing_error netguard_framing_error(const struct netguard_conn *nc,
 					  u32 request);
+/* The number of the connection's current request (0 before the first). */
+u32 netguard_requests(const struct netguard_conn *nc);
 /* After a chunked request the bytes are no longer read: its reply must
  * close the connection. */
 bool netguard_close_after(const struct netguard_conn *nc);

@@ -531,6 +531,10 @@ static enum MHD_Result send_answer(struct MHD_Connection *c,
 	if (!resp)
 		return MHD_NO;
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, a->type);
+	/* After a chunked body the bytes are no longer read strictly. */
+	if (netguard_close_after(netguard_conn_of(c)))
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION,
+					"close");
 	ok = MHD_queue_response(c, a->status, resp);
 	MHD_destroy_response(resp);
 	return ok;
@@ -548,13 +552,23 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c,
 
 	(void)version;
 	if (!u) {
+		struct netguard_conn *nc = netguard_conn_of(c);
 		const char *cl = MHD_lookup_connection_value(
 			c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 		bool body = (cl && strcmp(cl, "0") != 0) ||
 			    MHD_lookup_connection_value(
 				    c, MHD_HEADER_KIND,
 				    MHD_HTTP_HEADER_TRANSFER_ENCODING);
-		netguard_head_done(netguard_conn_of(c), NULL, 0, body);
+		enum framing_error fe =
+			netguard_framing_error(nc, netguard_requests(nc));
+		netguard_head_done(nc, NULL, 0, body);
+		if (fe != FRAMING_OK) {
+			/* Answered in this first call: the connection then
+			 * closes, its body unread. */
+			say(&a, 400, "text/plain", "bad framing: %s\n",
+			    framing_error_text(fe));
+			return send_answer(c, &a);
+		}
 		u = malloc(sizeof(*u));
 		if (!u)
 			return MHD_NO;

@@ -496,3 +496,37 @@ def test_strict_reading_keeps_well_framed_pipelines_and_closes_after_chunked(ctx
     check(closed and raw.count(b"HTTP/1.1 ") == 1,
           "nothing after the chunked body was served: %r" % raw[:500])
     check_eq(s.get("/v1/accounts/8").status, 200, "account 8")
+
+
+@e2e_test(timeout=60)
+def test_witness_refuses_ambiguous_framing_with_400_and_closes(ctx):
+    # The witness reads request heads as strictly as the server (finding
+    # 8's reading, through finding 9's machinery).
+    from test_witness import Witness
+    srv = ctx.start_server()
+    key = srv.get("/v1/audit/key")
+    check_eq(key.status, 200, "GET /v1/audit/key")
+    srv.stop()
+    w = Witness(ctx, ctx.path("witness"), "witness.example/w1",
+                [key.body.decode().strip()]).start()
+    try:
+        cases = {
+            "bare LF": b"GET /add-checkpoint HTTP/1.1\nHost: t\n\n",
+            "folded": b"GET /add-checkpoint HTTP/1.1\r\nHost: t\r\nX-A: a"
+                      b"\r\n b\r\n\r\n",
+            "NUL": b"GET /add-checkpoint HTTP/1.1\r\nHost: t\x00x\r\n\r\n",
+            "two lengths": b"POST /add-checkpoint HTTP/1.1\r\nHost: t\r\n"
+                           b"Content-Length: 1\r\nContent-Length: 2\r\n"
+                           b"\r\nxx",
+        }
+        wrong = []
+        for what, data in cases.items():
+            raw, closed = exchange(w.port, data)
+            r = parse_raw_response(raw)
+            if r is None or r.status != 400 or not closed or \
+                    raw.count(b"HTTP/1.") != 1:
+                wrong.append("%s: %s%r" % (what, "" if closed else
+                                           "(left open) ", raw[:120]))
+        check(not wrong, "the witness did not refuse:\n" + "\n".join(wrong))
+    finally:
+        w.stop()
