@@ -464,6 +464,7 @@ static struct entry *entry_get(struct netguard *g, const u8 key[KEY_BYTES])
 		if (!e->used) {
 			memcpy(e->key, key, KEY_BYTES);
 			e->used = true;
+			g->stats.tracked++;
 			e->conns = 0;
 			e->held = 0;
 			return e;
@@ -499,6 +500,7 @@ static void entry_put(struct netguard *g, struct entry *e)
 	if (e->conns || e->held)
 		return;
 	e->used = false;
+	g->stats.tracked--;
 	for (;;) {
 		j = (j + 1) & (g->cap - 1);
 		struct entry *n = &g->table[j];
@@ -1043,6 +1045,11 @@ void netguard_metrics(struct netguard *g, struct wbuf *b)
 		     "# TYPE tpwallet_net_refused_total counter\n"
 		     "tpwallet_net_refused_total ");
 	wbuf_put_u64(b, st.refused_address);
+	wbuf_puts(b, "\n# HELP tpwallet_net_tracked Client addresses and "
+		     "principals with a connection or a hold now.\n"
+		     "# TYPE tpwallet_net_tracked gauge\n"
+		     "tpwallet_net_tracked ");
+	wbuf_put_u64(b, st.tracked);
 	wbuf_puts(b, "\n# HELP tpwallet_net_body_bytes_held Bytes of request "
 		     "bodies buffered now.\n"
 		     "# TYPE tpwallet_net_body_bytes_held gauge\n"

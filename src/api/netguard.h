@@ -218,6 +218,7 @@ bool netguard_close_after(const struct netguard_conn *nc);
 struct netguard_stats {
 	u64 closed_idle, closed_header, closed_body, refused_address;
 	size_t held_bytes;
+	size_t tracked; /* table entries in use: addresses and principals */
 };
 void netguard_stats(struct netguard *g, struct netguard_stats *out);
 struct wbuf;

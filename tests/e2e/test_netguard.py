@@ -88,6 +88,28 @@ def accounts_body(first_id, n, pad=0):
     return body + b" " * pad
 
 
+def net_metrics(s):
+    m = s.get("/metrics").body.decode()
+    out = {}
+    for name in ("tpwallet_net_body_bytes_held", "tpwallet_net_tracked"):
+        g = re.search(r"^%s (\d+)$" % name, m, re.M)
+        out[name] = int(g.group(1)) if g else None
+    return out
+
+
+def check_all_given_back(s, timeout=3.0):
+    deadline = time.monotonic() + timeout * slow_factor()
+    while True:
+        m = net_metrics(s)
+        if m == {"tpwallet_net_body_bytes_held": 0,
+                 "tpwallet_net_tracked": 1}:
+            return
+        if time.monotonic() > deadline:
+            check(False, "holds and entries left after the clients went: "
+                  "%r" % m)
+        time.sleep(0.1)
+
+
 # -- finding 2 -------------------------------------------------------------
 
 @e2e_test(timeout=60)
@@ -129,6 +151,8 @@ def test_66_slow_8mib_uploads_leave_writes_to_others_and_are_cut_at_the_body_dea
         check(r is not None and r.status == 408,
               "the slow upload's answer: %r" % got[:200])
         check_eq(r.json()["type"], "/problems/request-timeout", "type")
+        close_all(socks)
+        check_all_given_back(s)
     finally:
         close_all(socks)
 
@@ -179,6 +203,10 @@ def test_one_address_holds_at_most_its_body_budget_and_others_still_write(ctx):
               "the principal's third upload: %r" % raw[:300])
         check("this principal" in r.json().get("detail", ""),
               "the refusal names the principal: %r" % r.json())
+        # Everything held comes back when the uploads go: no bytes held,
+        # and only this client's own address still tracked.
+        close_all(socks)
+        check_all_given_back(s)
     finally:
         close_all(socks)
 
