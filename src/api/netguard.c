@@ -80,6 +80,17 @@ struct netguard {
 	size_t timeout_reply_len;
 };
 
+/* A broken count would let a budget leak or underflow: stop, saying
+ * where (cheap; on in release builds). */
+#define NG_CHECK(cond)                                                         \
+	do {                                                                   \
+		if (!(cond)) {                                                 \
+			fprintf(stderr, "netguard: %s:%d: check failed: %s\n", \
+				__FILE__, __LINE__, #cond);                    \
+			abort();                                               \
+		}                                                              \
+	} while (0)
+
 static u64 now_ns(void)
 {
 	struct timespec ts;
@@ -775,17 +786,18 @@ static void request_clear(struct netguard *g, struct netguard_conn *nc)
 
 	if (nc->held) {
 		key_addr(key, &nc->client);
-		if ((e = entry_find(g, key))) {
+		e = entry_find(g, key);
+		NG_CHECK(e && e->held >= nc->held);
+		e->held -= nc->held;
+		entry_put(g, e);
+		if (nc->has_principal) {
+			key_prin(key, nc->principal);
+			e = entry_find(g, key);
+			NG_CHECK(e && e->held >= nc->held);
 			e->held -= nc->held;
 			entry_put(g, e);
 		}
-		if (nc->has_principal) {
-			key_prin(key, nc->principal);
-			if ((e = entry_find(g, key))) {
-				e->held -= nc->held;
-				entry_put(g, e);
-			}
-		}
+		NG_CHECK(g->held >= nc->held);
 		g->held -= nc->held;
 		nc->held = 0;
 	}
@@ -988,19 +1000,18 @@ void netguard_release(struct netguard_conn *nc, size_t n)
 		return;
 	g = nc->g;
 	pthread_mutex_lock(&g->lock);
-	if (n > nc->held)
-		n = nc->held;
+	NG_CHECK(n <= nc->held && n <= g->held);
 	key_addr(key, &nc->client);
-	if ((e = entry_find(g, key))) {
-		e->held -= n;
-		entry_put(g, e);
-	}
+	e = entry_find(g, key);
+	NG_CHECK(e && e->held >= n);
+	e->held -= n;
+	entry_put(g, e);
 	if (nc->has_principal) {
 		key_prin(key, nc->principal);
-		if ((e = entry_find(g, key))) {
-			e->held -= n;
-			entry_put(g, e);
-		}
+		e = entry_find(g, key);
+		NG_CHECK(e && e->held >= n);
+		e->held -= n;
+		entry_put(g, e);
 	}
 	g->held -= n;
 	nc->held -= n;
