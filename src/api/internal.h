@@ -8,6 +8,7 @@
 
 #include "api/authz.h"
 #include "api/metrics.h"
+#include "api/netguard.h"
 #include "api/problem.h"
 #include "api/route.h"
 #include "api/wbuf.h"
@@ -26,9 +27,7 @@ struct activity;
 #define SMALL_REPLY_BYTES_MAX 4096
 /* The JSON objects of the auth and policy routes, at most. */
 #define API_SMALL_BODY_BYTES_MAX ((size_t)16 << 10)
-/* Request bodies buffered by all connections together, at most. */
-#define API_BODY_BUDGET_BYTES ((size_t)512 << 20)
-#define RECORD_JSON_BYTES_MAX 1024
+#define RECORD_JSON_BYTES_MAX	 1024
 
 struct api_server {
 	struct MHD_Daemon *d;
@@ -51,8 +50,8 @@ struct api_server {
 	atomic_uint inflight;
 	/* Requests handed to the engine and not yet completed (replied). */
 	atomic_uint submitted;
-	/* Bytes of request bodies buffered by all connections together. */
-	atomic_size_t body_bytes;
+	/* Connections, holds of body bytes and deadlines (netguard.h). */
+	struct netguard *ng;
 	struct metrics metrics;
 };
 
@@ -67,7 +66,10 @@ struct request {
 	enum api_method method;
 	unsigned status; /* queued reply, for the log; 0 if none */
 	u128 path_id;
-	bool bad_id; /* the {id} segment is not a canonical decimal */
+	bool bad_id;	  /* the {id} segment is not a canonical decimal */
+	bool bad_target;  /* the raw target fails netguard_target_ok */
+	u32 req_index;	  /* its number on the connection (netguard.h) */
+	bool close_after; /* the reply closes the connection */
 	char request_id[REQUEST_ID_BYTES_MAX + 1];
 	char trace_id[TRACE_ID_HEX + 1]; /* "" when no valid traceparent */
 
@@ -76,7 +78,9 @@ struct request {
 	size_t body_cap;
 	size_t body_expected; /* Content-Length, or 0 */
 	bool body_too_large;
-	bool over_budget; /* refused: all bodies together are at the budget */
+	bool over_budget; /* refused: a body budget is spent (netguard.h) */
+	enum netguard_refusal over; /* which one */
+	struct netguard_conn *nc;   /* the connection's record, or NULL */
 	bool want_entry;  /* ?entry_index=true: results carry their entry */
 	int query_repeat; /* api_query_repeated's answer, when not 0 */
 	char repeated_param[33];

@@ -65,6 +65,12 @@
 	  "A limit of the server's state is reached")                          \
 	X(key_rotation_failed, "key-rotation-failed", 500,                     \
 	  "The signing key could not be rotated")                              \
+	X(request_timeout, "request-timeout", 408,                             \
+	  "The request head or body was not received in time")                 \
+	X(bad_framing, "bad-framing", 400,                                     \
+	  "The request's HTTP framing is ambiguous or malformed")              \
+	X(too_many_requests, "too-many-requests", 429,                         \
+	  "Too many requests in progress from this address")                   \
 	X(internal_error, "internal-error", 500, "Internal error")
 
 enum problem {

@@ -124,6 +124,9 @@ enum MHD_Result api_reply(struct request *rq, unsigned status, struct wbuf *b,
 					AUTHZ_CHALLENGE);
 	if (status == 503)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+	if (rq->close_after)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION,
+					"close");
 	policy_gate_headers(rq, resp);
 	ok = MHD_queue_response(rq->conn, status, resp);
 	MHD_destroy_response(resp);
@@ -707,6 +710,7 @@ static enum MHD_Result get_simple(struct request *rq)
 		wbuf_init(&b, (size_t)4 << 20);
 		metrics_render(&s->metrics, s->e, &b);
 		policy_metrics(s, &b);
+		netguard_metrics(s->ng, &b);
 		return api_reply(rq, 200, &b, METRICS_CONTENT_TYPE, NULL);
 	default:
 		return api_reply_problem(rq, PROBLEM_not_found, NULL, NULL,
@@ -797,7 +801,7 @@ static enum MHD_Result create_begin(struct request *rq)
 static void release_body(struct request *rq)
 {
 	if (rq->body_cap)
-		atomic_fetch_sub(&rq->srv->body_bytes, rq->body_cap);
+		netguard_release(rq->nc, rq->body_cap);
 	free(rq->body);
 	rq->body = NULL;
 	rq->body_len = rq->body_cap = 0;
@@ -818,25 +822,31 @@ static enum MHD_Result create_chunk(struct request *rq, const char *data,
 	if (rq->body_len + n > rq->body_cap) {
 		size_t cap = rq->body_cap ? rq->body_cap * 2 : 16384;
 		char *p;
-		if (rq->body_expected > cap)
-			cap = rq->body_expected;
 		while (cap < rq->body_len + n)
 			cap *= 2;
+		/* The buffer grows with the bytes that came, never ahead of
+		 * them to a promised Content-Length: at most twice what was
+		 * received (and no more than Content-Length, when given). */
+		if (rq->body_expected >= rq->body_len + n &&
+		    cap > rq->body_expected)
+			cap = rq->body_expected;
 		if (cap > max)
 			cap = max;
-		/* All connections together hold at most API_BODY_BUDGET_BYTES
-		 * of bodies: past it the request is refused (503), so many
-		 * large bodies at once cannot exhaust memory. */
+		/* Every growth is held against the budgets of all bodies,
+		 * of this address and of this principal (netguard.h): past
+		 * one the request is refused (503), and what one client may
+		 * hold leaves room for the others. */
 		size_t grow = cap - rq->body_cap;
-		if (atomic_fetch_add(&rq->srv->body_bytes, grow) + grow >
-		    API_BODY_BUDGET_BYTES) {
-			atomic_fetch_sub(&rq->srv->body_bytes, grow);
+		enum netguard_refusal over = netguard_hold(rq->nc, grow);
+		if (over != NETGUARD_OK) {
 			rq->over_budget = true;
+			rq->over = over;
+			release_body(rq);
 			return MHD_YES;
 		}
 		p = realloc(rq->body, cap);
 		if (!p) {
-			atomic_fetch_sub(&rq->srv->body_bytes, grow);
+			netguard_release(rq->nc, grow);
 			return MHD_NO;
 		}
 		rq->body = p;
@@ -845,6 +855,19 @@ static enum MHD_Result create_chunk(struct request *rq, const char *data,
 	memcpy(rq->body + rq->body_len, data, n);
 	rq->body_len += n;
 	return MHD_YES;
+}
+
+static const char *over_budget_detail(const struct request *rq)
+{
+	switch (rq->over) {
+	case NETGUARD_OVER_ADDRESS:
+		return "this address holds its share of buffered request "
+		       "bodies; retry when its other uploads are done";
+	case NETGUARD_OVER_PRINCIPAL:
+		return "this principal holds its share of buffered request "
+		       "bodies; retry when its other uploads are done";
+	default: return "too many large requests at once; retry";
+	}
 }
 
 /* The query of a create request: entry_index=true|false, and for
@@ -897,9 +920,8 @@ static enum MHD_Result create_submit(struct request *rq)
 	}
 	if (rq->over_budget) {
 		release_body(rq);
-		return api_reply_problem(
-			rq, PROBLEM_unavailable,
-			"too many large requests at once; retry", NULL, NULL);
+		return api_reply_problem(rq, PROBLEM_unavailable,
+					 over_budget_detail(rq), NULL, NULL);
 	}
 	r = codec_decode_events(rq->route == ROUTE_accounts ? CODEC_ACCOUNT
 							    : CODEC_TRANSFER,
@@ -963,9 +985,7 @@ json_t *api_body_object(struct request *rq, size_t max_bytes,
 	*reply = MHD_NO;
 	if (rq->over_budget) {
 		*reply = api_reply_problem(rq, PROBLEM_unavailable,
-					   "too many large requests at once; "
-					   "retry",
-					   NULL, NULL);
+					   over_budget_detail(rq), NULL, NULL);
 		return NULL;
 	}
 	if (rq->body_too_large || rq->body_len > max_bytes) {
@@ -1282,6 +1302,33 @@ static enum MHD_Result reply_route_problem(struct request *rq, enum problem p,
 	return api_reply_problem(rq, p, NULL, NULL, allow);
 }
 
+/* What the header fields say about framing and the forwarded client. */
+struct head_scan {
+	struct netguard_framing framing;
+	bool bad_field;
+	const char *forwarded; /* the last X-Forwarded-For */
+	size_t forwarded_len;
+};
+
+static enum MHD_Result head_field(void *cls, enum MHD_ValueKind kind,
+				  const char *key, size_t key_size,
+				  const char *value, size_t value_size)
+{
+	struct head_scan *hs = cls;
+
+	(void)kind;
+	if (!netguard_field_ok(key, key_size, value, value_size)) {
+		hs->bad_field = true;
+		return MHD_NO;
+	}
+	netguard_framing_add(&hs->framing, key, key_size, value, value_size);
+	if (key_size == 15 && strncasecmp(key, "X-Forwarded-For", 15) == 0) {
+		hs->forwarded = value;
+		hs->forwarded_len = value_size;
+	}
+	return MHD_YES;
+}
+
 /*
  * Headers are in.  libmicrohttpd 0.9.75 closes the connection after any
  * reply queued in this first call (it cannot know the body was read), so
@@ -1308,6 +1355,47 @@ static enum MHD_Result request_begin(struct request *rq, const char *url,
 		rq->trace_id[0] = '\0';
 
 	rq->method = method_of(method);
+	/* The framing first: an ambiguous request is not routed at all.
+	 * The raw bytes (netguard.h, framing.h), then what libmicrohttpd
+	 * parsed of them. */
+	enum framing_error fe = netguard_framing_error(rq->nc, rq->req_index);
+	rq->close_after = netguard_close_after(rq->nc);
+	if (fe != FRAMING_OK) {
+		netguard_head_done(rq->nc, NULL, 0, false);
+		return api_reply_problem(rq, PROBLEM_bad_framing,
+					 framing_error_text(fe), NULL, NULL);
+	}
+	struct head_scan hs = {0};
+	MHD_get_connection_values_n(rq->conn, MHD_HEADER_KIND, head_field, &hs);
+	if (rq->bad_target || hs.bad_field ||
+	    !netguard_framing_ok(&hs.framing)) {
+		netguard_head_done(rq->nc, NULL, 0, false);
+		return api_reply_problem(
+			rq, PROBLEM_bad_framing,
+			rq->bad_target ? "the request target has a control "
+					 "character, a non-ASCII byte or %00"
+			: hs.bad_field ? "a header field has a bad name or a "
+					 "control character in its value"
+				       : "Content-Length and "
+					 "Transfer-Encoding must frame the "
+					 "body one way only",
+			NULL, NULL);
+	}
+	switch (netguard_head_done(rq->nc, hs.forwarded, hs.forwarded_len,
+				   has_body(rq))) {
+	case NETGUARD_OK: break;
+	case NETGUARD_OVER_CONNECTIONS:
+		return api_reply_problem(rq, PROBLEM_too_many_requests,
+					 "this client address has too many "
+					 "requests in progress",
+					 NULL, NULL);
+	default:
+		return api_reply_problem(rq, PROBLEM_bad_framing,
+					 "a request through a trusted proxy "
+					 "must carry one X-Forwarded-For "
+					 "that names the client",
+					 NULL, NULL);
+	}
 	rq->route = api_route_match(url, &rq->path_id, &rq->bad_id);
 	const char *tid = api_route_text_id(url);
 	if (tid && !rq->bad_id)
@@ -1331,6 +1419,8 @@ static enum MHD_Result request_begin(struct request *rq, const char *url,
 		if (blocked)
 			return has_body(rq) ? policy_gate_reply(rq) : MHD_YES;
 		authz_begin(rq, url, method);
+		if (rq->auth_err.code == 0 && rq->caller.authenticated)
+			netguard_set_principal(rq->nc, rq->caller.root);
 		if (rq->auth_err.code == 0)
 			authz_route(rq);
 		if (rq->auth_err.code != 0 && has_body(rq))
@@ -1417,6 +1507,9 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
 		memcpy(rq->query, q + 1, qlen);
 	rq->query[qlen] = '\0';
 	atomic_init(&rq->ready, false);
+	rq->bad_target = !netguard_target_ok(uri);
+	rq->nc = netguard_conn_of(c);
+	rq->req_index = netguard_request_line(rq->nc);
 	return rq;
 }
 
@@ -1439,10 +1532,12 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c,
 		if (*upload_data_size) {
 			size_t n = *upload_data_size;
 			*upload_data_size = 0;
+			netguard_body_bytes(rq->nc, n);
 			if (!reads_body(rq))
 				return MHD_YES; /* a body we do not read */
 			return create_chunk(rq, upload_data, n);
 		}
+		netguard_body_done(rq->nc);
 		return request_dispatch(rq);
 	case RS_SUBMITTED: return create_reply(rq);
 	case RS_REPLIED:
@@ -1483,6 +1578,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
 	       LOG_STR("trace_id", rq->trace_id[0] ? rq->trace_id : NULL),
 	       LOG_NUM("events", rq->count));
 	release_body(rq);
+	netguard_request_done(rq->nc);
 	free(rq->events);
 	free(rq->results);
 	free(rq->payload);
@@ -1549,7 +1645,7 @@ static struct MHD_Daemon *daemon_start(struct api_server *s, unsigned poll_flag,
 		pool[0].option = MHD_OPTION_END;
 
 	return MHD_start_daemon(
-		flags, 0, NULL, NULL, on_access, s,
+		flags, 0, netguard_accept, s->ng, on_access, s,
 		/* First, so that every message goes through logger.h. */
 		MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
 		MHD_OPTION_SOCK_ADDR, sa, MHD_OPTION_ARRAY, pool,
@@ -1562,6 +1658,7 @@ static struct MHD_Daemon *daemon_start(struct api_server *s, unsigned poll_flag,
 					      : API_CONNECTIONS_MAX_DEFAULT),
 		MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
 		MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+		MHD_OPTION_NOTIFY_CONNECTION, netguard_notify, s->ng,
 		MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
 		MHD_OPTION_END);
 }
@@ -1608,6 +1705,18 @@ int api_server_start(struct api_server **out, struct engine *e,
 	}
 	s->body_bytes_max = o->body_bytes_max ? o->body_bytes_max
 					      : API_BODY_BYTES_MAX_DEFAULT;
+	struct netguard_limits nl = o->net;
+	nl.idle_timeout_s = o->connection_timeout_s
+				    ? o->connection_timeout_s
+				    : API_CONNECTION_TIMEOUT_S_DEFAULT;
+	nl.connections_max = o->connections_max ? o->connections_max
+						: API_CONNECTIONS_MAX_DEFAULT;
+	s->ng = netguard_create(&nl);
+	if (!s->ng) {
+		*err = "out of memory";
+		ret = -ENOMEM;
+		goto cleanup;
+	}
 	metrics_init(&s->metrics);
 	atomic_init(&s->ready, true);
 	atomic_init(&s->stopping, false);
@@ -1642,6 +1751,8 @@ int api_server_start(struct api_server **out, struct engine *e,
 cleanup:
 	if (s && s->activity)
 		policy_activity_close(s);
+	if (s)
+		netguard_destroy(s->ng);
 	free(s);
 	return ret;
 }
@@ -1681,6 +1792,7 @@ void api_server_stop(struct api_server *s)
 	     i++)
 		nanosleep(&ms, NULL);
 	MHD_stop_daemon(s->d);
+	netguard_destroy(s->ng);
 	policy_activity_close(s);
 	free(s);
 }

@@ -16,8 +16,9 @@
  *
  * Allocation policy: per request, freed when the request completes.  One
  * allocation holds the request state and its query string (made when the
- * request line arrives); the body buffer grows by doubling up to
- * body_bytes_max (exactly Content-Length when that is given); decoded
+ * request line arrives); the body buffer grows by doubling with the
+ * bytes received, up to body_bytes_max and never past Content-Length,
+ * each growth held against api/netguard.h's budgets; decoded
  * events, results and the response body are allocated once each, sized
  * from the event count.  libmicrohttpd frees the response body after
  * sending it; everything else is freed in the request-completed callback.
@@ -29,10 +30,14 @@
  * 32 KiB (libmicrohttpd's connection memory; it answers 414/431),
  * connection_timeout_s for idle, slow or half-open connections (closed),
  * connections_max simultaneous connections (further ones are refused at
- * accept).
+ * accept); and what api/netguard.h bounds: bytes of bodies held per
+ * address, per principal and in all, head and body deadlines that never
+ * restart, a minimum body rate, connections per address.
  */
 #ifndef TPW_API_SERVER_H
 #define TPW_API_SERVER_H
+
+#include "api/netguard.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -61,6 +66,9 @@ struct api_options {
 	/* Where client activity (docs/client-policy.md) is kept between
 	 * runs; NULL: in memory only. */
 	const char *data_dir;
+	/* Body budgets, deadlines, per-address limits, trusted proxies
+	 * (api/netguard.h); a zero field takes its default. */
+	struct netguard_limits net;
 };
 
 struct api_server;

@@ -56,6 +56,15 @@ struct settings {
 	uint64_t body_bytes_max;
 	unsigned connection_timeout_s;
 	unsigned connections_max;
+	/* Slow and greedy clients (api/netguard.h, docs/operations.md). */
+	uint64_t body_budget_bytes;
+	uint64_t body_budget_per_address_bytes;
+	uint64_t body_budget_per_principal_bytes;
+	unsigned header_timeout_s;
+	unsigned body_timeout_s;
+	unsigned body_rate_min_bytes_s;
+	unsigned connections_per_address_max;
+	char trusted_proxies[1025]; /* CIDRs, comma-separated; "" none */
 	uint64_t snapshot_every;
 	unsigned key_rotation_days; /* scheduled rotation; 0: never */
 	char public_url[256];	    /* DPoP htu origin; "" = the Host header */

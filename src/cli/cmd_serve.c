@@ -316,7 +316,24 @@ int cmd_serve(int argc, char **argv)
 		.origin = keys.origin,
 		.authz = authz,
 		.data_dir = s.data_dir,
+		.net =
+			{
+				.body_budget_bytes = s.body_budget_bytes,
+				.body_budget_per_address_bytes =
+					s.body_budget_per_address_bytes,
+				.body_budget_per_principal_bytes =
+					s.body_budget_per_principal_bytes,
+				.header_timeout_s = s.header_timeout_s,
+				.body_timeout_s = s.body_timeout_s,
+				.body_rate_min_bytes_s =
+					s.body_rate_min_bytes_s,
+				.connections_per_address_max =
+					s.connections_per_address_max,
+			},
 	};
+	/* Checked when the setting was read: cannot fail here. */
+	(void)netguard_cidrs_parse(s.trusted_proxies, ao.net.proxies,
+				   NETGUARD_PROXIES_MAX, &ao.net.nproxies);
 	ret = api_server_start(&srv, e, &ao, &err);
 	if (ret < 0) {
 		log_at(LOG_ERROR, "cannot start the HTTP server",

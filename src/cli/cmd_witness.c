@@ -22,8 +22,11 @@
  * (write a temporary file, fsync, rename, fsync the directory) before a
  * cosignature leaves.  Limits: a request body is at most
  * COSIG_REQUEST_BYTES_MAX, WITNESS_LOGS_MAX logs, WITNESS_ORIGINS_MAX
- * origins in the state file.
+ * origins in the state file; WITNESS_CONNECTIONS_MAX connections, of
+ * which WITNESS_CONNECTIONS_PER_ADDRESS_MAX from one address, each with
+ * head and body deadlines that trickled bytes do not restart (netguard).
  */
+#include "api/netguard.h"
 #include "cli/cli.h"
 #include "log/fsdir.h"
 #include "core/merkle.h"
@@ -55,6 +58,13 @@
 #define WITNESS_PATH_BYTES_MAX	     4096
 #define WITNESS_CONNECTIONS_MAX	     64
 #define WITNESS_CONNECTION_TIMEOUT_S 10
+/* Slow clients (api/netguard.h): a request head has 5 s from its request
+ * line, a body (at most COSIG_REQUEST_BYTES_MAX) 10 s, however the bytes
+ * trickle; one address holds at most 8 of the 64 connections. */
+#define WITNESS_HEADER_TIMEOUT_S	    5
+#define WITNESS_BODY_TIMEOUT_S		    10
+#define WITNESS_BODY_RATE_MIN_BYTES_S	    256
+#define WITNESS_CONNECTIONS_PER_ADDRESS_MAX 8
 
 struct origin_state {
 	char origin[NOTE_NAME_BYTES_MAX + 1];
@@ -521,6 +531,10 @@ static enum MHD_Result send_answer(struct MHD_Connection *c,
 	if (!resp)
 		return MHD_NO;
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, a->type);
+	/* After a chunked body the bytes are no longer read strictly. */
+	if (netguard_close_after(netguard_conn_of(c)))
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION,
+					"close");
 	ok = MHD_queue_response(c, a->status, resp);
 	MHD_destroy_response(resp);
 	return ok;
@@ -538,6 +552,23 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c,
 
 	(void)version;
 	if (!u) {
+		struct netguard_conn *nc = netguard_conn_of(c);
+		const char *cl = MHD_lookup_connection_value(
+			c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+		bool body = (cl && strcmp(cl, "0") != 0) ||
+			    MHD_lookup_connection_value(
+				    c, MHD_HEADER_KIND,
+				    MHD_HTTP_HEADER_TRANSFER_ENCODING);
+		enum framing_error fe =
+			netguard_framing_error(nc, netguard_requests(nc));
+		netguard_head_done(nc, NULL, 0, body);
+		if (fe != FRAMING_OK) {
+			/* Answered in this first call: the connection then
+			 * closes, its body unread. */
+			say(&a, 400, "text/plain", "bad framing: %s\n",
+			    framing_error_text(fe));
+			return send_answer(c, &a);
+		}
 		u = malloc(sizeof(*u));
 		if (!u)
 			return MHD_NO;
@@ -547,6 +578,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c,
 		return MHD_YES;
 	}
 	if (*data_size) {
+		netguard_body_bytes(netguard_conn_of(c), *data_size);
 		if (u->too_large || *data_size > sizeof(u->buf) - u->len)
 			u->too_large = true;
 		else {
@@ -556,6 +588,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c,
 		*data_size = 0;
 		return MHD_YES;
 	}
+	netguard_body_done(netguard_conn_of(c));
 	if (strcmp(url, "/add-checkpoint") != 0) {
 		say(&a, 404, "text/plain", "not found\n");
 	} else if (strcmp(method, "POST") != 0) {
@@ -575,10 +608,19 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 			 enum MHD_RequestTerminationCode toe)
 {
 	(void)cls;
-	(void)c;
 	(void)toe;
+	netguard_request_done(netguard_conn_of(c));
 	free(*con_cls);
 	*con_cls = NULL;
+}
+
+/* The request line is in: the head's deadline starts (netguard.h). */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
+{
+	(void)cls;
+	(void)uri;
+	netguard_request_line(netguard_conn_of(c));
+	return NULL;
 }
 
 static void usage(FILE *f)
@@ -612,6 +654,24 @@ int cmd_witness(int argc, char **argv)
 				 .ai_flags = AI_PASSIVE};
 	struct addrinfo *res = NULL;
 	struct MHD_Daemon *d = NULL;
+	struct netguard *ng = NULL;
+	const struct netguard_limits nl = {
+		.body_budget_bytes = (size_t)WITNESS_CONNECTIONS_MAX *
+				     COSIG_REQUEST_BYTES_MAX,
+		.body_budget_per_address_bytes =
+			(size_t)WITNESS_CONNECTIONS_PER_ADDRESS_MAX *
+			COSIG_REQUEST_BYTES_MAX,
+		.body_budget_per_principal_bytes =
+			(size_t)WITNESS_CONNECTIONS_MAX *
+			COSIG_REQUEST_BYTES_MAX,
+		.idle_timeout_s = WITNESS_CONNECTION_TIMEOUT_S,
+		.header_timeout_s = WITNESS_HEADER_TIMEOUT_S,
+		.body_timeout_s = WITNESS_BODY_TIMEOUT_S,
+		.body_rate_min_bytes_s = WITNESS_BODY_RATE_MIN_BYTES_S,
+		.connections_per_address_max =
+			WITNESS_CONNECTIONS_PER_ADDRESS_MAX,
+		.connections_max = WITNESS_CONNECTIONS_MAX,
+	};
 	sigset_t stop;
 	int c, r, sig = 0, ret = EXIT_USAGE;
 
@@ -695,16 +755,22 @@ int cmd_witness(int argc, char **argv)
 		res = NULL;
 		goto cleanup;
 	}
+	ng = netguard_create(&nl);
+	if (!ng) {
+		fprintf(stderr, "tpwallet witness: out of memory\n");
+		goto cleanup;
+	}
 	d = MHD_start_daemon(
 		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
 			MHD_USE_ERROR_LOG |
 			(res->ai_family == AF_INET6 ? MHD_USE_IPv6 : 0),
-		0, NULL, NULL, on_access, &w, MHD_OPTION_SOCK_ADDR,
+		0, netguard_accept, ng, on_access, &w, MHD_OPTION_SOCK_ADDR,
 		res->ai_addr, MHD_OPTION_CONNECTION_TIMEOUT,
 		(unsigned)WITNESS_CONNECTION_TIMEOUT_S,
 		MHD_OPTION_CONNECTION_LIMIT, (unsigned)WITNESS_CONNECTIONS_MAX,
 		MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
-		MHD_OPTION_END);
+		MHD_OPTION_NOTIFY_CONNECTION, netguard_notify, ng,
+		MHD_OPTION_URI_LOG_CALLBACK, on_uri, NULL, MHD_OPTION_END);
 	if (!d) {
 		fprintf(stderr, "tpwallet witness: cannot listen on %s\n",
 			listen);
@@ -723,6 +789,7 @@ int cmd_witness(int argc, char **argv)
 cleanup:
 	if (d)
 		MHD_stop_daemon(d);
+	netguard_destroy(ng);
 	if (res)
 		freeaddrinfo(res);
 	note_signer_clear(&w.key);

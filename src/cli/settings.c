@@ -7,6 +7,7 @@
  * silently leave a default in force.
  */
 #include "api/authz.h"
+#include "api/netguard.h"
 #include "cli/cli.h"
 #include "core/auth.h"
 #include "crypto/jose.h"
@@ -104,6 +105,48 @@ int settings_set(struct settings *s, const char *key, const char *value)
 		if (ret == 0 && v == 0)
 			ret = -EINVAL;
 		s->connections_max = (unsigned)v;
+	} else if (strcmp(key, "body_budget_bytes") == 0) {
+		ret = parse_u64(value, (uint64_t)64 << 30, &v);
+		if (ret == 0 && v < 65536)
+			ret = -EINVAL;
+		s->body_budget_bytes = v;
+	} else if (strcmp(key, "body_budget_per_address_bytes") == 0) {
+		ret = parse_u64(value, (uint64_t)64 << 30, &v);
+		if (ret == 0 && v < 65536)
+			ret = -EINVAL;
+		s->body_budget_per_address_bytes = v;
+	} else if (strcmp(key, "body_budget_per_principal_bytes") == 0) {
+		ret = parse_u64(value, (uint64_t)64 << 30, &v);
+		if (ret == 0 && v < 65536)
+			ret = -EINVAL;
+		s->body_budget_per_principal_bytes = v;
+	} else if (strcmp(key, "header_timeout_s") == 0) {
+		ret = parse_u64(value, 3600, &v);
+		if (ret == 0 && v == 0)
+			ret = -EINVAL;
+		s->header_timeout_s = (unsigned)v;
+	} else if (strcmp(key, "body_timeout_s") == 0) {
+		ret = parse_u64(value, 86400, &v);
+		if (ret == 0 && v == 0)
+			ret = -EINVAL;
+		s->body_timeout_s = (unsigned)v;
+	} else if (strcmp(key, "body_rate_min_bytes_s") == 0) {
+		ret = parse_u64(value, (uint64_t)1 << 30, &v);
+		if (ret == 0 && v == 0)
+			ret = -EINVAL;
+		s->body_rate_min_bytes_s = (unsigned)v;
+	} else if (strcmp(key, "connections_per_address_max") == 0) {
+		ret = parse_u64(value, 65536, &v);
+		if (ret == 0 && v == 0)
+			ret = -EINVAL;
+		s->connections_per_address_max = (unsigned)v;
+	} else if (strcmp(key, "trusted_proxies") == 0) {
+		struct netguard_cidr c[NETGUARD_PROXIES_MAX];
+		size_t n;
+		ret = netguard_cidrs_parse(value, c, NETGUARD_PROXIES_MAX, &n);
+		if (ret == 0)
+			ret = copy_str(s->trusted_proxies,
+				       sizeof(s->trusted_proxies), value);
 	} else if (strcmp(key, "snapshot_every") == 0) {
 		ret = parse_u64(value, UINT64_MAX, &v);
 		if (ret == 0 && v < 1000)
@@ -260,6 +303,16 @@ static const struct {
 	{"TPWALLET_BODY_BYTES_MAX", "body_bytes_max"},
 	{"TPWALLET_CONNECTION_TIMEOUT_S", "connection_timeout_s"},
 	{"TPWALLET_CONNECTIONS_MAX", "connections_max"},
+	{"TPWALLET_BODY_BUDGET_BYTES", "body_budget_bytes"},
+	{"TPWALLET_BODY_BUDGET_PER_ADDRESS_BYTES",
+	 "body_budget_per_address_bytes"},
+	{"TPWALLET_BODY_BUDGET_PER_PRINCIPAL_BYTES",
+	 "body_budget_per_principal_bytes"},
+	{"TPWALLET_HEADER_TIMEOUT_S", "header_timeout_s"},
+	{"TPWALLET_BODY_TIMEOUT_S", "body_timeout_s"},
+	{"TPWALLET_BODY_RATE_MIN_BYTES_S", "body_rate_min_bytes_s"},
+	{"TPWALLET_CONNECTIONS_PER_ADDRESS_MAX", "connections_per_address_max"},
+	{"TPWALLET_TRUSTED_PROXIES", "trusted_proxies"},
 	{"TPWALLET_SNAPSHOT_EVERY", "snapshot_every"},
 	{"TPWALLET_KEY_ROTATION_DAYS", "key_rotation_days"},
 	{"TPWALLET_PUBLIC_URL", "public_url"},
@@ -281,6 +334,16 @@ int settings_load(struct settings *s, const char *config_path)
 	s->body_bytes_max = 8u << 20;
 	s->connection_timeout_s = 30;
 	s->connections_max = 4096;
+	s->body_budget_bytes = NETGUARD_BODY_BUDGET_BYTES_DEFAULT;
+	s->body_budget_per_address_bytes =
+		NETGUARD_BODY_BUDGET_PER_ADDRESS_BYTES_DEFAULT;
+	s->body_budget_per_principal_bytes =
+		NETGUARD_BODY_BUDGET_PER_PRINCIPAL_BYTES_DEFAULT;
+	s->header_timeout_s = NETGUARD_HEADER_TIMEOUT_S_DEFAULT;
+	s->body_timeout_s = NETGUARD_BODY_TIMEOUT_S_DEFAULT;
+	s->body_rate_min_bytes_s = NETGUARD_BODY_RATE_MIN_BYTES_S_DEFAULT;
+	s->connections_per_address_max =
+		NETGUARD_CONNECTIONS_PER_ADDRESS_MAX_DEFAULT;
 	s->snapshot_every = 1000000;
 	s->key_rotation_days = 90;
 	s->link_leeway_s = AUTHZ_LEEWAY_S;

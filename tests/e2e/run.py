@@ -45,6 +45,7 @@ import test_cli_mandate  # noqa: E402,F401
 import test_authz_limits  # noqa: E402,F401
 import test_client_policy  # noqa: E402,F401
 import test_security  # noqa: E402,F401
+import test_netguard  # noqa: E402,F401
 
 
 class TestTimeout(Exception):
