@@ -1,0 +1,200 @@
+"""test_receipts.py - issue 9, finding 3: a receipt shows only the record
+it is for.
+
+The attack: a key that may read only account 10 fetched the receipt of a
+transfer into 10 and read, in the whole journal entry the receipt
+carried, the other transfers of the same batch (their accounts and
+amounts) and, for a transfer made under a customer's mandate, the
+mandate's guards (the customer's issuer thumbprint, caps and uses).
+Receipts of version-2 entries now carry the one event and hashes
+(leaf rule 2, docs/audit.md); they still verify offline, with the
+independent Python implementation (auditleaf.py) and with `tpwallet
+audit verify-inclusion`; an auditor with audit:read still reads whole
+entries, whose leaf is the receipt's.
+"""
+
+import base64
+import json
+import os
+import time
+
+from harness import e2e_test, check, check_eq, run_cli
+from test_security import Tenants, tr
+import auditleaf
+
+# Ids and amounts that cannot turn up by chance in hashes or headers.
+OURS = 7_310_000_001
+THEIRS = (7_310_000_002, 7_310_000_003)
+THEIR_AMOUNTS = (913_577_321, 804_411_977)
+UNDER_MANDATE = (7_320_000_001, 7_320_000_002, 7_320_000_003)
+CUSTOMER_TOTAL_CAP = 6_543_210_987
+CUSTOMER_USES = 47
+
+
+def le16(v):
+    return v.to_bytes(16, "little")
+
+
+def blobs(rc):
+    """Every base64 string of a receipt, decoded: what a reader holds."""
+    out = []
+
+    def walk(v):
+        if isinstance(v, dict):
+            for x in v.values():
+                walk(x)
+        elif isinstance(v, list):
+            for x in v:
+                walk(x)
+        elif isinstance(v, str):
+            try:
+                out.append(base64.b64decode(v, validate=True))
+            except ValueError:
+                pass
+    walk(rc)
+    return b"".join(out) + json.dumps(rc).encode()
+
+
+def receipt_as(t, path, mandate=None, key=None, tries_s=10.0):
+    """GET path through `tpwallet call` as the reader (503 until a
+    checkpoint covers the entry); returns (exit status, stdout, stderr)."""
+    deadline = time.monotonic() + tries_s
+    while True:
+        args = ["call", "--key", key or t.till, "--mandate",
+                mandate or t.mandate, "GET", path]
+        r = t.cli(*args, ok=False)
+        if "503" not in r.stderr or time.monotonic() > deadline:
+            return r
+        time.sleep(0.1)
+
+
+def audit_key(t, ctx):
+    k = t.admin_text("GET", "/v1/audit/key")
+    path = os.path.join(ctx.dir, "key.txt")
+    with open(path, "w") as f:
+        f.write(k)
+    return path
+
+
+def verify_with_cli(ctx, rc, name, keyfile):
+    path = os.path.join(ctx.dir, name)
+    with open(path, "w") as f:
+        json.dump(rc, f)
+    r = run_cli(["audit", "verify-inclusion", "--receipt", path, "--key",
+                 "@" + keyfile])
+    check(r.returncode == 0, "verify-inclusion %s: %s %s"
+          % (name, r.stdout, r.stderr))
+    return r.stdout
+
+
+def add_admin_text(t):
+    def admin_text(method, path):
+        r = t.cli("call", method, path)
+        return r.stdout
+    t.admin_text = admin_text
+
+
+@e2e_test(timeout=180)
+def test_receipt_shows_only_its_transfer_not_the_batch_nor_a_mandates_guards(ctx):
+    t = Tenants(ctx, ops=("accounts:read", "transfers:read"))
+    add_admin_text(t)
+    # A customer with an account of its own, and a shopper key that pays
+    # from it under the customer's mandate (caps and uses: the guards).
+    customer = os.path.join(ctx.dir, "customer.jwk")
+    shopper = os.path.join(ctx.dir, "shopper.jwk")
+    r = t.cli("principal", "create", "--name", "customer",
+              "--key-out", customer)
+    customer_id = r.stdout.strip().splitlines()[-1]
+    t.cli("principal", "create", "--name", "shopper", "--no-register",
+          "--key-out", shopper)
+    t.cli("call", "POST", "/v1/accounts?owner=" + customer_id,
+          '[{"id":"30","ledger":1,"code":1}]')
+    shop_mandate = os.path.join(ctx.dir, "shop.txt")
+    t.cli("delegate", "issue", "--key", customer, "--to", shopper,
+          "--op", "transfers:create", "--account", "30",
+          "--total-cap", str(CUSTOMER_TOTAL_CAP),
+          "--uses", str(CUSTOMER_USES), "--expires", "1h",
+          "--out", shop_mandate)
+    t.admin("POST", "/v1/transfers", tr(1, 20, 30, 10_000))
+
+    # One batch over several owners' accounts: ours into 10 (merchant),
+    # the others between 11 (merchant) and 20, 21 (the administrator).
+    res = t.admin("POST", "/v1/transfers", [
+        tr(OURS, 20, 10, 5),
+        tr(THEIRS[0], 21, 11, THEIR_AMOUNTS[0]),
+        tr(THEIRS[1], 20, 21, THEIR_AMOUNTS[1])])
+    check(all(x["status"] == "created" for x in res), "batch: %r" % res)
+    # Under the customer's mandate: a batch of two, and one alone.
+    for body in ([tr(UNDER_MANDATE[0], 30, 10, 40),
+                  tr(UNDER_MANDATE[1], 30, 20, 60)],
+                 tr(UNDER_MANDATE[2], 30, 10, 7)):
+        r = t.cli("call", "--key", shopper, "--mandate", shop_mandate,
+                  "POST", "/v1/transfers", json.dumps(body), ok=False)
+        check(r.returncode == 0, "shopper pays: %s %s" % (r.stdout, r.stderr))
+    issuer = base64.urlsafe_b64decode(customer_id + "=")
+    keyfile = audit_key(t, ctx)
+
+    for tid, others in ((OURS, THEIRS), (UNDER_MANDATE[0],
+                                          (UNDER_MANDATE[1],)),
+                        (UNDER_MANDATE[2], ())):
+        r = receipt_as(t, "/v1/transfers/%d/receipt" % tid)
+        check(r.returncode == 0, "the reader's receipt of %d: %s %s"
+              % (tid, r.stdout, r.stderr))
+        rc = json.loads(r.stdout)
+        seen = blobs(rc)
+        check("entry" not in rc, "receipt of %d carries the whole entry "
+              "(%d bytes)" % (tid, len(base64.b64decode(rc["entry"]))
+                              if "entry" in rc else 0))
+        for other in others:
+            check(le16(other) not in seen,
+                  "receipt of %d shows transfer %d" % (tid, other))
+        for amount in THEIR_AMOUNTS:
+            check(le16(amount) not in seen,
+                  "receipt of %d shows amount %d" % (tid, amount))
+        for acc in (11, 21):
+            check(le16(acc) not in seen,
+                  "receipt of %d shows account %d" % (tid, acc))
+        check(issuer not in seen,
+              "receipt of %d shows the customer's issuer" % tid)
+        check(le16(CUSTOMER_TOTAL_CAP) not in seen,
+              "receipt of %d shows the mandate's total cap" % tid)
+        # What it proves: its own transfer, in the signed tree.
+        got = auditleaf.verify_receipt(rc)
+        check_eq(got["event"][:16], le16(tid),
+                 "the receipt's event is transfer %d" % tid)
+        out = verify_with_cli(ctx, rc, "receipt-%d.json" % tid, keyfile)
+        check("(id %d)" % tid in out, "verdict names %d: %r" % (tid, out))
+
+        # The auditor (audit:read) reads the whole entry, and it is the
+        # one the reader's receipt proves.
+        e = json.loads(t.admin_text("GET", "/v1/audit/entries/%s"
+                                    % rc["index"]))
+        entry = base64.b64decode(e["entry"])
+        check_eq(auditleaf.leaf_hash(entry), base64.b64decode(rc["leaf_hash"]),
+                 "the whole entry hashes to the receipt's leaf")
+        for other in others:
+            check(le16(other) in entry,
+                  "the auditor's entry holds transfer %d" % other)
+        if tid in UNDER_MANDATE:
+            check(issuer in entry and le16(CUSTOMER_TOTAL_CAP) in entry,
+                  "the auditor's entry holds the mandate's guards")
+
+    # The reader's own account receipt: one event as well.
+    r = receipt_as(t, "/v1/accounts/10/receipt")
+    check(r.returncode == 0, "account receipt: %s %s" % (r.stdout, r.stderr))
+    rc = json.loads(r.stdout)
+    check("entry" not in rc, "the account receipt carries the whole entry")
+    check(le16(11) not in blobs(rc),
+          "the account receipt shows account 11, created with it")
+    check_eq(auditleaf.verify_receipt(rc)["event"][:16], le16(10),
+             "the account receipt proves account 10")
+    # The other receipt routes still refuse the reader.
+    r = receipt_as(t, "/v1/transfers/%d/receipt" % THEIRS[0])
+    check(r.returncode != 0 and "403" in r.stderr,
+          "the receipt of a transfer outside 10: %s %s"
+          % (r.stdout, r.stderr))
+    for path in ("/v1/audit/entries/1", "/v1/audit/proof/inclusion?"
+                 "index=0&size=1", "/v1/audit/head"):
+        r = receipt_as(t, path)
+        check(r.returncode != 0 and "403" in r.stderr,
+              "%s without audit:read: %s %s" % (path, r.stdout, r.stderr))
