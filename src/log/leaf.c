@@ -124,8 +124,7 @@ static void path(const u8 (*h)[MERKLE_HASH_BYTES], u32 m, u32 k,
 	}
 }
 
-static void events_chunks(const u8 *events, u32 n,
-			  u8 (*c)[MERKLE_HASH_BYTES])
+static void events_chunks(const u8 *events, u32 n, u8 (*c)[MERKLE_HASH_BYTES])
 {
 	u32 m = chunks_of(n);
 	for (u32 j = 0; j < m; j++)
@@ -139,8 +138,8 @@ int leaf_v2_event_count(const u8 header[32], const u8 command[16], u32 *n)
 	u32 size = get_u32(header + OFF_SIZE);
 	u16 type = get_u16(header + OFF_TYPE);
 
-	if (get_u16(header + OFF_VERSION) != 2 ||
-	    size < JOURNAL_HEADER_BYTES || size > JOURNAL_RECORD_BYTES_MAX)
+	if (get_u16(header + OFF_VERSION) != 2 || size < JOURNAL_HEADER_BYTES ||
+	    size > JOURNAL_RECORD_BYTES_MAX)
 		return -EBADMSG;
 	u32 payload = size - JOURNAL_HEADER_BYTES;
 	switch (type) {

@@ -57,7 +57,7 @@
 #define LEAF_EVENTS_MAX 8200u
 /* Chunks of a record, hence leaves of its events tree: at most 257, so
  * a chunk's path has at most 9 hashes. */
-#define LEAF_CHUNKS_MAX	     ((LEAF_EVENTS_MAX + LEAF_CHUNK_EVENTS - 1) / 32)
+#define LEAF_CHUNKS_MAX	      ((LEAF_EVENTS_MAX + LEAF_CHUNK_EVENTS - 1) / 32)
 #define LEAF_EVENTS_PROOF_MAX 9u
 
 /* The three parts of L that are not the events. */
@@ -103,10 +103,10 @@ void leaf_chunk_hash(const u8 (*e)[MERKLE_HASH_BYTES], size_t c,
 
 /* What proves event k of a version-2 record against its leaf. */
 struct leaf_event_proof {
-	u32 n;	     /* events in the record */
-	u32 k;	     /* this event's position */
-	u32 nchunk;  /* hashes in chunk[] */
-	u32 npath;   /* hashes in path[] */
+	u32 n;	    /* events in the record */
+	u32 k;	    /* this event's position */
+	u32 nchunk; /* hashes in chunk[] */
+	u32 npath;  /* hashes in path[] */
 	u8 chunk[LEAF_CHUNK_EVENTS][MERKLE_HASH_BYTES]; /* E of the chunk */
 	u8 path[LEAF_EVENTS_PROOF_MAX][MERKLE_HASH_BYTES];
 };

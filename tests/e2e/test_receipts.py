@@ -142,9 +142,6 @@ def test_receipt_shows_only_its_transfer_not_the_batch_nor_a_mandates_guards(ctx
               % (tid, r.stdout, r.stderr))
         rc = json.loads(r.stdout)
         seen = blobs(rc)
-        check("entry" not in rc, "receipt of %d carries the whole entry "
-              "(%d bytes)" % (tid, len(base64.b64decode(rc["entry"]))
-                              if "entry" in rc else 0))
         for other in others:
             check(le16(other) not in seen,
                   "receipt of %d shows transfer %d" % (tid, other))
@@ -158,6 +155,9 @@ def test_receipt_shows_only_its_transfer_not_the_batch_nor_a_mandates_guards(ctx
               "receipt of %d shows the customer's issuer" % tid)
         check(le16(CUSTOMER_TOTAL_CAP) not in seen,
               "receipt of %d shows the mandate's total cap" % tid)
+        check("entry" not in rc, "receipt of %d carries the whole entry "
+              "(%d bytes)" % (tid, len(base64.b64decode(rc["entry"]))
+                              if "entry" in rc else 0))
         # What it proves: its own transfer, in the signed tree.
         got = auditleaf.verify_receipt(rc)
         check_eq(got["event"][:16], le16(tid),
@@ -198,3 +198,149 @@ def test_receipt_shows_only_its_transfer_not_the_batch_nor_a_mandates_guards(ctx
         r = receipt_as(t, path)
         check(r.returncode != 0 and "403" in r.stderr,
               "%s without audit:read: %s %s" % (path, r.stdout, r.stderr))
+
+
+# -- a log written before leaf rule 2 ----------------------------------------
+
+FIXTURE = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                       "fixtures", "v1-journal")
+
+
+def copy_fixture(ctx):
+    """tests/e2e/fixtures/v1-journal (see its README) into the test's
+    directory, with the modes `serve` demands (git keeps none)."""
+    import shutil
+    data = ctx.path("v1data")
+    shutil.copytree(os.path.join(FIXTURE, "data"), data)
+    shutil.copy(os.path.join(FIXTURE, "data.kek"), data + ".kek")
+    for name in ("merchant.jwk", "till.jwk"):
+        shutil.copy(os.path.join(FIXTURE, name), ctx.path(name))
+    for p in [data + ".kek", ctx.path("merchant.jwk"), ctx.path("till.jwk")]:
+        os.chmod(p, 0o600)
+    for d, dirs, files in os.walk(data):
+        os.chmod(d, 0o700)
+        for f in files:
+            os.chmod(os.path.join(d, f), 0o600)
+    return data
+
+
+def last_checkpoint(data):
+    """The newest note of DATA/audit/checkpoints ("<bytes>\\n" + note)."""
+    with open(os.path.join(data, "audit", "checkpoints"), "rb") as f:
+        raw = f.read()
+    notes, off = [], 0
+    while off < len(raw):
+        nl = raw.index(b"\n", off)
+        n = int(raw[off:nl])
+        notes.append(raw[nl + 1:nl + 1 + n].decode())
+        off = nl + 1 + n
+    return notes[-1]
+
+
+class V1Log:
+    """The fixture served by this build: the administrator and a reader
+    of account 10 (the merchant's till, accounts:read + transfers:read)."""
+
+    def __init__(self, ctx, data):
+        self.ctx = ctx
+        self.srv = ctx.start_server(data_dir=data)
+        self.data = data
+        self.mandate = ctx.path("reader.txt")
+        r = run_cli(["delegate", "issue", "--key", ctx.path("merchant.jwk"),
+                     "--to", ctx.path("till.jwk"), "--op", "accounts:read",
+                     "--op", "transfers:read", "--account", "10",
+                     "--expires", "1h", "--out", self.mandate])
+        check(r.returncode == 0, "delegate issue: %s" % r.stderr)
+
+    def call(self, *args, reader=False):
+        pre = ["call", "--server", "http://127.0.0.1:%d" % self.srv.port,
+               "--data", self.data]
+        if reader:
+            pre += ["--key", self.ctx.path("till.jwk"), "--mandate",
+                    self.mandate]
+        return run_cli(pre + list(args))
+
+
+@e2e_test(timeout=180)
+def test_a_v1_log_from_the_previous_build_opens_and_its_receipts_verify(ctx):
+    # Written by the build before leaf rule 2 (6d5a177): entries 1..10 at
+    # journal version 1, with transfer 101 in a batch of three (with 102,
+    # 103), 104 alone, 105 alone under the customer's mandate, and a
+    # signed checkpoint of size 10.
+    data = copy_fixture(ctx)
+    old_cp = last_checkpoint(data)
+    old_cp_path = ctx.path("old-checkpoint.txt")
+    with open(old_cp_path, "w") as f:
+        f.write(old_cp)
+    check_eq(old_cp.split("\n")[1], "10", "the fixture's checkpoint size")
+    r = run_cli(["audit", "check", data])
+    check(r.returncode == 0, "audit check of the v1 log before serving it: "
+          "%s %s" % (r.stdout, r.stderr))
+
+    log = V1Log(ctx, data)
+    keyfile = ctx.path("key.txt")
+    with open(keyfile, "w") as f:
+        f.write(log.call("GET", "/v1/audit/key").stdout)
+
+    def receipt(tid, reader, want=0):
+        deadline = time.monotonic() + 10
+        while True:
+            r = log.call("GET", "/v1/transfers/%d/receipt" % tid,
+                         reader=reader)
+            if "503" not in r.stderr or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        check(r.returncode == want, "receipt of %d (%s): %s %s"
+              % (tid, "reader" if reader else "admin", r.stdout, r.stderr))
+        return json.loads(r.stdout) if want == 0 else r
+
+    # One event alone: its whole version-1 entry, as before.
+    rc = receipt(104, True)
+    check_eq(auditleaf.record_version(base64.b64decode(rc["entry"])), 1,
+             "104's entry version")
+    check_eq(auditleaf.verify_receipt(rc)["index"], 8, "104's entry index")
+    out = verify_with_cli(ctx, rc, "r104.json", keyfile)
+    check("create_transfers, 1 events" in out, "verdict: %r" % out)
+    # A batch, or one transfer under a mandate: the whole entry would
+    # show the rest, so the reader is refused, the auditor is not.
+    for tid in (101, 105):
+        r = receipt(tid, True, want=1)
+        check("403" in r.stderr and "receipt-shows-others" in r.stderr,
+              "reader's receipt of %d in a v1 entry: %s" % (tid, r.stderr))
+        rc = receipt(tid, False)
+        entry = base64.b64decode(rc["entry"])
+        check_eq(auditleaf.record_version(entry), 1, "v1 entry of %d" % tid)
+        auditleaf.verify_receipt(rc)
+        verify_with_cli(ctx, rc, "r%d.json" % tid, keyfile)
+
+    # New entries are version 2 and proven event by event; the signed
+    # history goes on from the old checkpoint.
+    r = log.call("POST", "/v1/transfers", json.dumps(
+        [tr(201, 20, 10, 3), tr(202, 21, 11, 4)]))
+    check(r.returncode == 0, "a batch after the upgrade: %s" % r.stderr)
+    rc = receipt(201, True)
+    check("entry" not in rc and
+          auditleaf.verify_receipt(rc)["event"][:16] == le16(201),
+          "201's receipt is of its event alone")
+    verify_with_cli(ctx, rc, "r201.json", keyfile)
+    new_cp_path = ctx.path("new-checkpoint.txt")
+    with open(new_cp_path, "w") as f:
+        f.write(rc["checkpoint"])
+    proof_path = ctx.path("consistency.json")
+    with open(proof_path, "w") as f:
+        f.write(log.call("GET", "/v1/audit/proof/consistency?from=10&to=%s"
+                         % rc["size"]).stdout)
+    r = run_cli(["audit", "verify-consistency", "--old", old_cp_path,
+                 "--new", new_cp_path, "--proof", proof_path, "--key",
+                 "@" + keyfile])
+    check(r.returncode == 0, "the old checkpoint is extended by the new: "
+          "%s %s" % (r.stdout, r.stderr))
+    # Stopped and restarted: both versions re-hash to the stored leaves
+    # and every checkpoint, the old and the new.
+    log.srv.stop()
+    r = run_cli(["audit", "check", data])
+    check(r.returncode == 0 and "consistent" in r.stdout,
+          "audit check of the mixed log: %s %s" % (r.stdout, r.stderr))
+    log.srv.start()
+    check_eq(log.call("GET", "/v1/transfers/104").returncode, 0,
+             "the restarted server serves the v1 history")
