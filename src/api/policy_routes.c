@@ -938,6 +938,11 @@ static bool parse_day(const char *s, u32 *out)
 /* Load observations (a synthetic history for tests and demos):
  * {"observations": [{"day": "2026-11-01", "platform": "android",
  *   "version": "3.9.0", "user": "u1"}, ...]} in day order. */
+/* The reply to PSTATE_FULL names these limits. */
+_Static_assert(POLICY_OVERRIDES_MAX == 64 && PSTATE_OVERRIDES_MAX == 100000 &&
+		       PSTATE_VERSIONS_MAX == 100000,
+	       "the state-full reply names these limits");
+
 static enum MHD_Result post_activity(struct request *rq)
 {
 	enum MHD_Result reply;
@@ -1050,10 +1055,6 @@ enum MHD_Result policy_command_reply(struct request *rq)
 		return api_reply_problem(rq, PROBLEM_policy_not_found, NULL,
 					 NULL, NULL);
 	case PSTATE_FULL:
-		_Static_assert(POLICY_OVERRIDES_MAX == 64 &&
-				       PSTATE_OVERRIDES_MAX == 100000 &&
-				       PSTATE_VERSIONS_MAX == 100000,
-			       "the reply below names these limits");
 		return api_reply_problem(
 			rq, PROBLEM_state_full,
 			h->kind == PSTATE_CMD_OVERRIDE

@@ -658,8 +658,10 @@ static void usage_inclusion(FILE *f)
 		"KEY\n\n"
 		"Verify a receipt (GET /v1/transfers/{id}/receipt) offline: "
 		"the checkpoint's\nsignature with KEY, its size and root, the "
-		"entry's leaf hash, and the\ninclusion proof.  KEY is the "
-		"verifier key (GET /v1/audit/key), or @FILE.\n"
+		"leaf hash (of the one event and the\nhashes that bind it to "
+		"its entry, or of the whole entry: docs/audit.md), and\nthe "
+		"inclusion proof.  KEY is the verifier key (GET "
+		"/v1/audit/key), or @FILE.\n"
 		"Exit 0 when everything holds, 1 naming the failed check, "
 		"2 on usage errors.\n");
 }

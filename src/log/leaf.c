@@ -44,11 +44,14 @@ void leaf_event_hash(const u8 event[LEAF_EVENT_BYTES],
 		     u8 out[MERKLE_HASH_BYTES])
 {
 	struct sha256_ctx st;
-	static const u8 prefix = 0x10;
+	u8 buf[1 + LEAF_EVENT_BYTES];
 
+	/* One update of the whole message: nettle then compresses the two
+	 * full blocks straight from buf, without staging them. */
+	buf[0] = 0x10;
+	memcpy(buf + 1, event, LEAF_EVENT_BYTES);
 	sha256_init(&st);
-	sha256_update(&st, 1, &prefix);
-	sha256_update(&st, LEAF_EVENT_BYTES, event);
+	sha256_update(&st, sizeof(buf), buf);
 	sha256_digest(&st, MERKLE_HASH_BYTES, out);
 }
 

@@ -115,8 +115,8 @@ static void rule_2_ignores_only_the_checksum(void **state)
 	buf[5] ^= 0x55;
 	/* Every other byte is committed to: header, command, ext, events
 	 * (one per region and the last byte of the last event). */
-	static const size_t at[] = {0, 8, 14, 16, 24, 31, 33, 40,
-				    48, 175, 176, 176 + 69 * 128 + 127};
+	static const size_t at[] = {0,	8,  14, 16,  24,  31,
+				    33, 40, 48, 175, 176, 176 + 69 * 128 + 127};
 	for (size_t i = 0; i < sizeof(at) / sizeof(at[0]); i++) {
 		buf[at[i]] ^= 1;
 		int r = leaf_hash_record(buf, len, h);
@@ -177,18 +177,18 @@ static void prove_all(u32 n)
 				 0);
 		assert_memory_equal(root, p.events_root, 32);
 		/* another event at this place */
-		assert_int_equal(leaf_events_root_from_proof(
-					 events + (size_t)((k + 1) % n) * 128,
-					 pr, root),
-				 n == 1 ? 0 : -EBADMSG);
+		assert_int_equal(
+			leaf_events_root_from_proof(
+				events + (size_t)((k + 1) % n) * 128, pr, root),
+			n == 1 ? 0 : -EBADMSG);
 		/* a sibling's hash changed */
 		if (pr->nchunk > 1) {
 			u32 s = (k % LEAF_CHUNK_EVENTS) == 0 ? 1 : 0;
 			pr->chunk[s][0] ^= 1;
-			assert_int_equal(leaf_events_root_from_proof(
-						 events + (size_t)k * 128, pr,
-						 root),
-					 0);
+			assert_int_equal(
+				leaf_events_root_from_proof(
+					events + (size_t)k * 128, pr, root),
+				0);
 			assert_memory_not_equal(root, p.events_root, 32);
 			pr->chunk[s][0] ^= 1;
 		}
@@ -243,8 +243,7 @@ int main(void)
 		cmocka_unit_test(malformed_records_have_no_leaf),
 		cmocka_unit_test(
 			every_event_proves_the_root_at_chunk_boundaries),
-		cmocka_unit_test(
-			event_count_comes_from_the_header_and_command),
+		cmocka_unit_test(event_count_comes_from_the_header_and_command),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
