@@ -252,13 +252,35 @@ class V1Log:
                      "--expires", "1h", "--out", self.mandate])
         check(r.returncode == 0, "delegate issue: %s" % r.stderr)
 
-    def call(self, *args, reader=False):
+    def call(self, *args, reader=False, key=None, mandate=None):
         pre = ["call", "--server", "http://127.0.0.1:%d" % self.srv.port,
                "--data", self.data]
         if reader:
-            pre += ["--key", self.ctx.path("till.jwk"), "--mandate",
-                    self.mandate]
+            key, mandate = self.ctx.path("till.jwk"), self.mandate
+        if key:
+            pre += ["--key", key, "--mandate", mandate]
         return run_cli(pre + list(args))
+
+    def auditor(self, accounts=()):
+        """A key holding audit:read from the administrator (over the
+        given accounts: a scoped right is not an auditor's)."""
+        key = self.ctx.path("auditor.jwk")
+        if not os.path.exists(key):
+            r = run_cli(["principal", "create", "--name", "auditor",
+                         "--no-register", "--key-out", key, "--server",
+                         "http://127.0.0.1:%d" % self.srv.port, "--data",
+                         self.data])
+            check(r.returncode == 0, "auditor key: %s" % r.stderr)
+        m = self.ctx.path("auditor-%d.txt" % len(accounts))
+        args = ["delegate", "issue", "--key",
+                os.path.join(self.data, "admin.jwk"), "--to", key,
+                "--op", "audit:read", "--op", "transfers:read",
+                "--expires", "1h", "--out", m]
+        for a in accounts:
+            args += ["--account", a]
+        r = run_cli(args)
+        check(r.returncode == 0, "auditor mandate: %s" % r.stderr)
+        return key, m
 
 
 @e2e_test(timeout=180)
@@ -303,10 +325,22 @@ def test_a_v1_log_from_the_previous_build_opens_and_its_receipts_verify(ctx):
     check("create_transfers, 1 events" in out, "verdict: %r" % out)
     # A batch, or one transfer under a mandate: the whole entry would
     # show the rest, so the reader is refused, the auditor is not.
+    auditor = log.auditor()
+    scoped = log.auditor(accounts=("10",))
     for tid in (101, 105):
         r = receipt(tid, True, want=1)
         check("403" in r.stderr and "receipt-shows-others" in r.stderr,
               "reader's receipt of %d in a v1 entry: %s" % (tid, r.stderr))
+        r = log.call("GET", "/v1/transfers/%d/receipt" % tid,
+                     key=scoped[0], mandate=scoped[1])
+        check(r.returncode == 1 and "receipt-shows-others" in r.stderr,
+              "audit:read over account 10 only is no auditor's right: "
+              "%s %s" % (r.stdout, r.stderr))
+        r = log.call("GET", "/v1/transfers/%d/receipt" % tid,
+                     key=auditor[0], mandate=auditor[1])
+        check(r.returncode == 0 and "entry" in json.loads(r.stdout),
+              "the auditor's receipt of %d: %s %s"
+              % (tid, r.stdout, r.stderr))
         rc = receipt(tid, False)
         entry = base64.b64decode(rc["entry"])
         check_eq(auditleaf.record_version(entry), 1, "v1 entry of %d" % tid)
