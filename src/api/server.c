@@ -596,20 +596,31 @@ static bool v1_entry_is_only(const u8 *entry, size_t len)
  * inclusion members: the entry's header (checksum zeroed), command and
  * ext hash, the event, its chunk's hashes and the chunk's path. */
 static int put_event_receipt(struct wbuf *b, const u8 *entry, size_t len,
-			     u128 id)
+			     u128 id, u64 ts)
 {
 	static _Thread_local struct leaf_event_proof pr;
 	struct leaf_v2 p;
 	const u8 *events;
+	u64 entry_ts;
+	u128 v;
 	u32 n, k;
 
 	if (leaf_v2_split(entry, len, &p, &events, &n) != 0)
 		return -EBADMSG;
-	for (k = 0; k < n; k++) {
-		u128 v;
+	/* Event i of n is stamped entry_ts - n + 1 + i: the record's own
+	 * event, even when a failed event of the batch carried its id. */
+	memcpy(&entry_ts, p.header + 24, sizeof(entry_ts));
+	k = n;
+	if (n > 0 && ts <= entry_ts && entry_ts - ts < n) {
+		k = n - 1 - (u32)(entry_ts - ts);
 		memcpy(&v, events + (size_t)k * LEAF_EVENT_BYTES, sizeof(v));
+		if (v != id)
+			k = n;
+	}
+	for (u32 i = 0; k == n && i < n; i++) {
+		memcpy(&v, events + (size_t)i * LEAF_EVENT_BYTES, sizeof(v));
 		if (v == id)
-			break;
+			k = i;
 	}
 	if (k == n || leaf_event_prove(events, n, k, &pr) != 0)
 		return -ENOENT;
@@ -734,7 +745,8 @@ static enum MHD_Result get_receipt(struct request *rq)
 	if (whole) {
 		wbuf_puts(&b, ",\"entry\":");
 		put_b64(&b, entry, entry_len);
-	} else if (put_event_receipt(&b, entry, entry_len, rq->path_id) != 0) {
+	} else if (put_event_receipt(&b, entry, entry_len, rq->path_id, ts) !=
+		   0) {
 		wbuf_release(&b);
 		ret = api_reply_problem(rq, PROBLEM_internal_error,
 					"the entry does not hold the record",

@@ -378,3 +378,27 @@ def test_a_v1_log_from_the_previous_build_opens_and_its_receipts_verify(ctx):
     log.srv.start()
     check_eq(log.call("GET", "/v1/transfers/104").returncode, 0,
              "the restarted server serves the v1 history")
+
+
+@e2e_test(timeout=60)
+def test_receipt_proves_the_created_event_not_a_failed_one_with_its_id(ctx):
+    from ledger import account, transfer, create
+    s = ctx.start_server()
+    create(s, "accounts", [account(1), account(2)])
+    # Event 0 carries id 77 and fails (same account on both sides); event
+    # 1 carries id 77 again and is the one created.
+    st = create(s, "transfers", [transfer(77, 1, 1, 5), transfer(77, 1, 2, 6),
+                                 transfer(78, 2, 1, 1)])
+    check(st[0] != "created" and st[1] == "created", "statuses %r" % st)
+    deadline = time.monotonic() + 10
+    while True:
+        r = s.get("/v1/transfers/77/receipt")
+        if r.status != 503 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    check_eq(r.status, 200, "receipt of 77")
+    rc = r.json()
+    got = auditleaf.verify_receipt(rc)
+    check_eq(int(rc["event_index"]), 1, "the receipt's event is the created one")
+    check_eq(int.from_bytes(got["event"][16:32], "little"), 1, "its debit")
+    check_eq(int.from_bytes(got["event"][32:48], "little"), 2, "its credit")
