@@ -119,6 +119,17 @@ static int check_transfer_read(struct request *rq)
 			t.credit_account_id);
 }
 
+bool authz_may_read_audit(struct request *rq)
+{
+	struct mandate_error ignored;
+	const struct mandate_right *r = api_caller_right(&rq->caller);
+
+	memset(&ignored, 0, sizeof(ignored));
+	return rq->caller.authenticated &&
+	       mandate_right_check_op(r, MANDATE_OP_AUDIT_READ, false, 0,
+				      &ignored) == 0;
+}
+
 int authz_route(struct request *rq)
 {
 	bool post = rq->method == METHOD_POST;

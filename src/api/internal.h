@@ -170,6 +170,10 @@ int policy_activity_save(struct api_server *s);
 void authz_begin(struct request *rq, const char *url, const char *method);
 /* Does the caller's right cover this route?  0, or -1 with auth_err. */
 int authz_route(struct request *rq);
+/* May the caller read whole audit entries (audit:read with a right over
+ * no particular account, as the /v1/audit routes need)?  Asks only: the
+ * request's authorization error is left as it is. */
+bool authz_may_read_audit(struct request *rq);
 /* Every transfer event against the caller's right (-1: auth_err). */
 int authz_check_transfers(struct request *rq);
 /* Build rq->payload when the batch needs a command record (a mandate's

@@ -45,6 +45,8 @@
 	  "Index or size beyond the audit log")                                \
 	X(audit_entry_changed, "audit-entry-changed", 500,                     \
 	  "A journal entry changed on disk after it was logged")               \
+	X(receipt_shows_others, "receipt-shows-others", 403,                   \
+	  "This receipt would show other records: it needs audit:read")        \
 	X(commit_unknown, "commit-unknown", 503,                               \
 	  "The journal failed during this commit: the outcome is unknown "     \
 	  "until a restart; retry with the same ids")                          \

@@ -17,6 +17,7 @@
 #include "api/internal.h"
 #include "api/route.h"
 #include "engine/audit.h"
+#include "log/leaf.h"
 #include "crypto/keyring.h"
 #include "crypto/note.h"
 #include "log/journal.h"
@@ -579,12 +580,92 @@ static enum MHD_Result get_audit_key(struct request *rq)
 	return api_reply(rq, 200, &b, "text/plain; charset=utf-8", NULL);
 }
 
+/* Would a version-1 entry's receipt show nothing but the record it is
+ * for?  Rule 1 proves an entry only whole: so only an entry of one event
+ * that is not a transfer under a mandate (whose guards name the chain's
+ * issuers, caps and uses) may go to a caller without audit:read. */
+static bool v1_entry_is_only(const u8 *entry, size_t len)
+{
+	struct journal_record r;
+	struct command_header h;
+
+	if (journal_decode(entry, len, &r) != (long)len)
+		return false;
+	if (r.type != JOURNAL_COMMAND)
+		return r.payload_bytes == LEAF_EVENT_BYTES;
+	if (r.payload_bytes < sizeof(h))
+		return false;
+	memcpy(&h, r.payload, sizeof(h));
+	return h.kind == AUTH_CMD_ACCOUNTS_OWNED && h.count == 1;
+}
+
+/* The members of an event receipt (leaf rule 2, log/leaf.h) after the
+ * inclusion members: the entry's header (checksum zeroed), command and
+ * ext hash, the event, its chunk's hashes and the chunk's path. */
+static int put_event_receipt(struct wbuf *b, const u8 *entry, size_t len,
+			     u128 id, u64 ts)
+{
+	static _Thread_local struct leaf_event_proof pr;
+	struct leaf_v2 p;
+	const u8 *events;
+	u64 entry_ts;
+	u128 v;
+	u32 n, k;
+
+	if (leaf_v2_split(entry, len, &p, &events, &n) != 0)
+		return -EBADMSG;
+	/* Event i of n is stamped entry_ts - n + 1 + i: the record's own
+	 * event, even when a failed event of the batch carried its id. */
+	memcpy(&entry_ts, p.header + 24, sizeof(entry_ts));
+	k = n;
+	if (n > 0 && ts <= entry_ts && entry_ts - ts < n) {
+		k = n - 1 - (u32)(entry_ts - ts);
+		memcpy(&v, events + (size_t)k * LEAF_EVENT_BYTES, sizeof(v));
+		if (v != id)
+			k = n;
+	}
+	for (u32 i = 0; k == n && i < n; i++) {
+		memcpy(&v, events + (size_t)i * LEAF_EVENT_BYTES, sizeof(v));
+		if (v == id)
+			k = i;
+	}
+	if (k == n || leaf_event_prove(events, n, k, &pr) != 0)
+		return -ENOENT;
+	wbuf_puts(b, ",\"header\":");
+	put_b64(b, p.header, sizeof(p.header));
+	wbuf_puts(b, ",\"command\":");
+	put_b64(b, p.command, sizeof(p.command));
+	wbuf_puts(b, ",\"ext_hash\":");
+	put_b64(b, p.ext_hash, sizeof(p.ext_hash));
+	wbuf_puts(b, ",\"event_index\":");
+	put_dec_str(b, k);
+	wbuf_puts(b, ",\"event\":");
+	put_b64(b, events + (size_t)k * LEAF_EVENT_BYTES, LEAF_EVENT_BYTES);
+	wbuf_puts(b, ",\"chunk\":[");
+	for (u32 i = 0; i < pr.nchunk; i++) {
+		if (i)
+			wbuf_putc(b, ',');
+		put_b64(b, pr.chunk[i], MERKLE_HASH_BYTES);
+	}
+	wbuf_puts(b, "],\"events_proof\":[");
+	for (u32 i = 0; i < pr.npath; i++) {
+		if (i)
+			wbuf_putc(b, ',');
+		put_b64(b, pr.path[i], MERKLE_HASH_BYTES);
+	}
+	wbuf_putc(b, ']');
+	return 0;
+}
+
 /*
  * GET /v1/transfers/{id}/receipt, /v1/accounts/{id}/receipt: proof that
- * the entry that created the record is in the signed log: the entry, its
- * leaf hash, its inclusion proof in the tree of the newest checkpoint's
- * size, and that checkpoint.  Checkable offline with `tpwallet audit
- * verify-inclusion`.  503 (retry) until a checkpoint covers the entry.
+ * the record is in the signed log: the leaf hash of the entry that
+ * created it, its inclusion proof in the tree of the newest checkpoint's
+ * size, and that checkpoint.  A version-2 entry is proven by the record's
+ * own event and hashes of the rest (leaf rule 2); a version-1 entry only
+ * whole, so one that holds other records (or a mandate's guards) needs
+ * audit:read.  Checkable offline with `tpwallet audit verify-inclusion`.
+ * 503 (retry) until a checkpoint covers the entry.
  */
 static enum MHD_Result get_receipt(struct request *rq)
 {
@@ -653,11 +734,32 @@ static enum MHD_Result get_receipt(struct request *rq)
 					NULL, NULL, NULL);
 		goto cleanup;
 	}
-	wbuf_init(&b, entry_len * 4 / 3 + (size_t)nlen * 2 + 4096);
+	bool whole = leaf_record_version(entry, entry_len) == 1;
+	if (whole && !v1_entry_is_only(entry, entry_len) &&
+	    !authz_may_read_audit(rq)) {
+		ret = api_reply_problem(
+			rq, PROBLEM_receipt_shows_others,
+			"the record is in an entry of the first journal "
+			"version with other records or a mandate's guards; "
+			"such an entry is proven only whole",
+			NULL, NULL);
+		goto cleanup;
+	}
+	wbuf_init(&b,
+		  (whole ? entry_len * 4 / 3 : 0) + (size_t)nlen * 2 + 8192);
 	wbuf_putc(&b, '{');
 	put_inclusion(&b, index, c.size, leaf.hash, root, proof, np);
-	wbuf_puts(&b, ",\"entry\":");
-	put_b64(&b, entry, entry_len);
+	if (whole) {
+		wbuf_puts(&b, ",\"entry\":");
+		put_b64(&b, entry, entry_len);
+	} else if (put_event_receipt(&b, entry, entry_len, rq->path_id, ts) !=
+		   0) {
+		wbuf_release(&b);
+		ret = api_reply_problem(rq, PROBLEM_internal_error,
+					"the entry does not hold the record",
+					NULL, NULL);
+		goto cleanup;
+	}
 	wbuf_puts(&b, ",\"checkpoint\":");
 	wbuf_put_json_utf8(&b, note, (size_t)nlen);
 	wbuf_puts(&b, "}");

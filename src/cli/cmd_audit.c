@@ -22,10 +22,12 @@
  */
 #include "cli/cli.h"
 #include "core/merkle.h"
+#include "core/u128.h"
 #include "crypto/keyring.h"
 #include "crypto/note.h"
 #include "log/journal.h"
 #include "log/journal_reader.h"
+#include "log/leaf.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -300,18 +302,24 @@ static bool member_hash(json_t *o, const char *name, u8 out[MERKLE_HASH_BYTES])
 	return true;
 }
 
-/* "proof": an array of at most MERKLE_PROOF_HASHES_MAX hashes.  Returns
- * NULL or what is wrong. */
-static const char *member_proof(json_t *o, u8 proof[][MERKLE_HASH_BYTES],
-				size_t *n)
+/* Member name: an array of at most max hashes.  Returns NULL or what
+ * is wrong. */
+static const char *member_hashes(json_t *o, const char *name,
+				 u8 out[][MERKLE_HASH_BYTES], size_t max,
+				 size_t *n)
 {
-	static char why[96];
-	json_t *a = json_object_get(o, "proof");
+	static char why[128];
+	json_t *a = json_object_get(o, name);
 
-	if (!json_is_array(a))
-		return "\"proof\" is not an array";
-	if (json_array_size(a) > MERKLE_PROOF_HASHES_MAX)
-		return "\"proof\" has more than 64 hashes";
+	if (!json_is_array(a)) {
+		snprintf(why, sizeof(why), "\"%s\" is not an array", name);
+		return why;
+	}
+	if (json_array_size(a) > max) {
+		snprintf(why, sizeof(why), "\"%s\" has more than %zu hashes",
+			 name, max);
+		return why;
+	}
 	*n = json_array_size(a);
 	for (size_t i = 0; i < *n; i++) {
 		json_t *h = json_array_get(a, i);
@@ -323,14 +331,35 @@ static const char *member_proof(json_t *o, u8 proof[][MERKLE_HASH_BYTES],
 				buf, sizeof(buf), &got) ||
 		    got != MERKLE_HASH_BYTES) {
 			snprintf(why, sizeof(why),
-				 "\"proof\"[%zu] is not the base64 of a "
+				 "\"%s\"[%zu] is not the base64 of a "
 				 "32-byte hash",
-				 i);
+				 name, i);
 			return why;
 		}
-		memcpy(proof[i], buf, MERKLE_HASH_BYTES);
+		memcpy(out[i], buf, MERKLE_HASH_BYTES);
 	}
 	return NULL;
+}
+
+/* "proof": an array of at most MERKLE_PROOF_HASHES_MAX hashes. */
+static const char *member_proof(json_t *o, u8 proof[][MERKLE_HASH_BYTES],
+				size_t *n)
+{
+	return member_hashes(o, "proof", proof, MERKLE_PROOF_HASHES_MAX, n);
+}
+
+/* A member holding the base64 of exactly len bytes. */
+static bool member_bytes(json_t *o, const char *name, u8 *out, size_t len)
+{
+	u8 buf[LEAF_EVENT_BYTES + 3];
+	size_t slen, n;
+	const char *s = member_str(o, name, &slen);
+
+	if (len > LEAF_EVENT_BYTES || !s ||
+	    !b64_decode(s, slen, buf, sizeof(buf), &n) || n != len)
+		return false;
+	memcpy(out, buf, len);
+	return true;
 }
 
 /* ---- signed checkpoints -------------------------------------------------- */
@@ -375,6 +404,128 @@ static const char *type_name(u16 type)
 	}
 }
 
+/*
+ * A receipt of one event of a version-2 entry (leaf rule 2, log/leaf.h):
+ * the event, the hashes of its chunk, its chunk's path to the events
+ * root, the entry's header (checksum zeroed), command and ext hash, then
+ * the entry's inclusion proof.  Nothing of the entry's other events but
+ * their hashes.
+ */
+static int check_event_receipt(json_t *o, const struct note_verifier *keys,
+			       size_t nkeys)
+{
+	static const char *const names[] = {
+		"index",  "size",	  "leaf_hash", "root",	      "proof",
+		"header", "command",	  "ext_hash",  "event_index", "event",
+		"chunk",  "events_proof", "checkpoint"};
+	u8 proof[MERKLE_PROOF_HASHES_MAX][MERKLE_HASH_BYTES];
+	u8 leaf[MERKLE_HASH_BYTES], root[MERKLE_HASH_BYTES];
+	u8 computed[MERKLE_HASH_BYTES], event[LEAF_EVENT_BYTES];
+	struct leaf_event_proof pr;
+	struct leaf_v2 p;
+	struct checkpoint c;
+	size_t nproof = 0, nchunk = 0, npath = 0, cp_len;
+	u64 index, size, k;
+	u32 n;
+	const char *why, *cp;
+	int ret;
+
+	why = check_members(o, names, sizeof(names) / sizeof(names[0]));
+	if (why)
+		return failed("receipt: %s", why);
+	if (!member_dec(o, "index", &index) || !member_dec(o, "size", &size) ||
+	    !member_dec(o, "event_index", &k))
+		return failed("receipt: \"index\", \"size\" and "
+			      "\"event_index\" must be canonical decimal "
+			      "strings");
+	if (!member_hash(o, "leaf_hash", leaf) ||
+	    !member_hash(o, "root", root) ||
+	    !member_hash(o, "ext_hash", p.ext_hash))
+		return failed("receipt: \"leaf_hash\", \"root\" and "
+			      "\"ext_hash\" must be the base64 of 32-byte "
+			      "hashes");
+	why = member_proof(o, proof, &nproof);
+	if (!why)
+		why = member_hashes(o, "chunk", pr.chunk, LEAF_CHUNK_EVENTS,
+				    &nchunk);
+	if (!why)
+		why = member_hashes(o, "events_proof", pr.path,
+				    LEAF_EVENTS_PROOF_MAX, &npath);
+	if (why)
+		return failed("receipt: %s", why);
+	if (!member_bytes(o, "header", p.header, sizeof(p.header)) ||
+	    !member_bytes(o, "command", p.command, sizeof(p.command)) ||
+	    !member_bytes(o, "event", event, sizeof(event)))
+		return failed("receipt: \"header\", \"command\" and "
+			      "\"event\" must be the base64 of 32, 16 and "
+			      "128 bytes");
+	cp = member_str(o, "checkpoint", &cp_len);
+	if (!cp)
+		return failed("receipt: \"checkpoint\" is not a string");
+
+	ret = open_checkpoint("checkpoint", cp, cp_len, keys, nkeys, &c);
+	if (ret != 0)
+		return ret;
+	if (size != c.size)
+		return failed("size: the receipt says %llu, the signed "
+			      "checkpoint %llu",
+			      (unsigned long long)size,
+			      (unsigned long long)c.size);
+	if (memcmp(root, c.root, sizeof(root)) != 0)
+		return failed("root: the receipt's root is not the signed "
+			      "checkpoint's");
+	/* The header names the rule: only rule 2 proves one event. */
+	u16 version = leaf_record_version(p.header, sizeof(p.header));
+	u32 checksum;
+	u64 seq;
+	u16 type;
+	memcpy(&checksum, p.header + HEADER_CRC_OFFSET, sizeof(checksum));
+	memcpy(&seq, p.header + HEADER_SEQ_OFFSET, sizeof(seq));
+	memcpy(&type, p.header + 12, sizeof(type));
+	if (version != 2)
+		return failed("header: version %u has no per-event leaf rule "
+			      "(a version-1 entry is proven whole)",
+			      (unsigned)version);
+	if (checksum != 0 || leaf_v2_event_count(p.header, p.command, &n) != 0)
+		return failed("header: not a version-2 header with its "
+			      "checksum zeroed and a command that adds up");
+	if (index == UINT64_MAX || seq != index + 1)
+		return failed("header: its seq %llu is not index %llu + 1",
+			      (unsigned long long)seq,
+			      (unsigned long long)index);
+	if (k >= n)
+		return failed("event_index: %llu, and the entry holds %u "
+			      "events",
+			      (unsigned long long)k, n);
+	pr.n = n;
+	pr.k = (u32)k;
+	pr.nchunk = (u32)nchunk;
+	pr.npath = (u32)npath;
+	if (leaf_events_root_from_proof(event, &pr, p.events_root) != 0)
+		return failed("event: its hash is not at its place in "
+			      "\"chunk\", or \"chunk\" or \"events_proof\" "
+			      "is not as long as the entry's events need");
+	leaf_v2_hash(&p, computed);
+	if (memcmp(computed, leaf, sizeof(leaf)) != 0)
+		return failed("leaf_hash: not the leaf (rule 2) of the header, "
+			      "command, ext hash and events root");
+	ret = merkle_verify_inclusion(index, size, leaf,
+				      (const u8(*)[MERKLE_HASH_BYTES])proof,
+				      nproof, c.root);
+	if (ret != 0)
+		return failed("inclusion proof: %s", merkle_strerror(ret));
+	char id[U128_DEC_BYTES];
+	u128 v;
+	memcpy(&v, event, sizeof(v));
+	u128_format_dec(v, id);
+	printf("event %llu (id %s) of entry %llu (seq %llu, %s, %u events) "
+	       "is in %s at size %llu\n",
+	       (unsigned long long)k, id, (unsigned long long)index,
+	       (unsigned long long)seq, type_name(type), n, c.origin,
+	       (unsigned long long)c.size);
+	return 0;
+}
+
 static int check_receipt(const char *text, size_t text_len,
 			 const struct note_verifier *keys, size_t nkeys)
 {
@@ -397,6 +548,12 @@ static int check_receipt(const char *text, size_t text_len,
 	if (!o || !json_is_object(o)) {
 		ret = failed("receipt: not a JSON object (%s)",
 			     o ? "another JSON value" : jerr.text);
+		goto cleanup;
+	}
+	/* An event receipt (leaf rule 2) carries "event", a whole entry's
+	 * "entry". */
+	if (json_object_get(o, "event")) {
+		ret = check_event_receipt(o, keys, nkeys);
 		goto cleanup;
 	}
 	why = check_members(o, names, sizeof(names) / sizeof(names[0]));
@@ -455,16 +612,18 @@ static int check_receipt(const char *text, size_t text_len,
 			     "checkpoint's");
 		goto cleanup;
 	}
-	merkle_hash_leaf(entry, entry_len, computed);
-	if (memcmp(computed, leaf, sizeof(leaf)) != 0) {
-		ret = failed("leaf_hash: not SHA-256(0x00 || entry)");
-		goto cleanup;
-	}
 	/* The proof is of the hash; the sentence printed is about the
 	 * record, so the record must be one, and the one at this index. */
 	if (journal_decode(entry, entry_len, &r) != (long)entry_len) {
 		ret = failed("entry: not one valid journal record (size, "
 			     "checksum, version or type)");
+		goto cleanup;
+	}
+	/* Its version names its leaf rule (log/leaf.h). */
+	if (leaf_hash_record(entry, entry_len, computed) != 0 ||
+	    memcmp(computed, leaf, sizeof(leaf)) != 0) {
+		ret = failed("leaf_hash: not the entry's leaf hash (rule %u)",
+			     (unsigned)leaf_record_version(entry, entry_len));
 		goto cleanup;
 	}
 	if (index == UINT64_MAX || r.seq != index + 1) {
@@ -499,8 +658,10 @@ static void usage_inclusion(FILE *f)
 		"KEY\n\n"
 		"Verify a receipt (GET /v1/transfers/{id}/receipt) offline: "
 		"the checkpoint's\nsignature with KEY, its size and root, the "
-		"entry's leaf hash, and the\ninclusion proof.  KEY is the "
-		"verifier key (GET /v1/audit/key), or @FILE.\n"
+		"leaf hash (of the one event and the\nhashes that bind it to "
+		"its entry, or of the whole entry: docs/audit.md), and\nthe "
+		"inclusion proof.  KEY is the verifier key (GET "
+		"/v1/audit/key), or @FILE.\n"
 		"Exit 0 when everything holds, 1 naming the failed check, "
 		"2 on usage errors.\n");
 }
@@ -1017,6 +1178,15 @@ static void authenticate_leaves(struct check *ck)
 	fclose(f);
 }
 
+/* The leaf hash of a record under the rule its version names
+ * (log/leaf.h); a record no rule can hash gets all zeros, which no stored
+ * or signed leaf equals: it is reported as changed. */
+static void record_leaf(const u8 *raw, size_t len, u8 out[MERKLE_HASH_BYTES])
+{
+	if (leaf_hash_record(raw, len, out) != 0)
+		memset(out, 0, MERKLE_HASH_BYTES);
+}
+
 /* Record raw with its seq set to seq and its checksum made good again:
  * what an entry was before a renumbering moved it.  Hashes the result. */
 static void hash_renumbered(const u8 *raw, size_t len, u64 seq,
@@ -1035,7 +1205,7 @@ static void hash_renumbered(const u8 *raw, size_t len, u64 seq,
 	u32 crc = crc32c(0, copy + 8, len - 8);
 	for (unsigned i = 0; i < 4; i++)
 		copy[HEADER_CRC_OFFSET + i] = (u8)(crc >> (8 * i));
-	merkle_hash_leaf(copy, len, out);
+	record_leaf(copy, len, out);
 	free(copy);
 }
 
@@ -1151,7 +1321,7 @@ static int check_journal(struct check *ck)
 			cut = true;
 			goto report;
 		}
-		merkle_hash_leaf(raw, raw_bytes, hash);
+		record_leaf(raw, raw_bytes, hash);
 		if (leaves && t.size < ck->leaves_auth &&
 		    fread(stored, 1, sizeof(stored), leaves) == sizeof(stored))
 			have_stored = true;

@@ -22,6 +22,7 @@
 #include "engine/engine.h"
 #include "engine/logger.h"
 #include "log/journal_reader.h"
+#include "log/leaf.h"
 #include "crypto/cosig.h"
 #include "crypto/note.h"
 #include "engine/witness.h"
@@ -236,7 +237,9 @@ static int add_leaf(struct audit *a, const struct journal_record *r,
 		if (!a->chunks[i >> CHUNK_SHIFT])
 			return -ENOMEM;
 	}
-	merkle_hash_leaf(raw, raw_bytes, hash);
+	/* The record's version picks its leaf rule (log/leaf.h). */
+	if (leaf_hash_record(raw, raw_bytes, hash) != 0)
+		return -EBADMSG;
 	int ret = leaves_record(a, i, hash);
 	if (ret != 0)
 		return ret;
@@ -1129,8 +1132,8 @@ int audit_entry(const struct audit *a, u64 index, u8 **bytes, size_t *len)
 		got += (size_t)k;
 	}
 	/* What is served must be what was hashed. */
-	merkle_hash_leaf(buf, p->bytes, hash);
-	if (memcmp(hash, leaf.hash, sizeof(hash)) != 0) {
+	if (leaf_hash_record(buf, p->bytes, hash) != 0 ||
+	    memcmp(hash, leaf.hash, sizeof(hash)) != 0) {
 		ret = -EBADMSG;
 		goto cleanup;
 	}

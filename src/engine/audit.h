@@ -3,8 +3,9 @@
  *
  * Every journal record (a batch of accounts or transfers, a pulse, and
  * later policy changes, key rotations, revocations: everything) is one
- * leaf of an RFC 9162 tree, leaf i being the record with seq i + 1, its
- * bytes exactly as they are on disk (header and payload).
+ * leaf of an RFC 9162 tree, leaf i being the record with seq i + 1,
+ * hashed by the rule its version names (log/leaf.h: version 1 its bytes
+ * exactly as on disk, version 2 per event).
  *
  * A thread tails the journal with a journal_reader: it never sits in the
  * engine's path (the engine does not wait for it, and it reads what the

@@ -165,7 +165,10 @@ static enum reason decode(const u8 *buf, size_t len, struct header *h,
 	enum reason why = frame_check(buf, len, h);
 	if (why != REC_OK)
 		return why;
-	if (h->version != JOURNAL_VERSION)
+	/* Version 1 records (written before the audit tree's leaf rule 2)
+	 * have the same layout: the version picks their leaf rule only
+	 * (log/leaf.h). */
+	if (h->version != 1 && h->version != JOURNAL_VERSION)
 		return REC_VERSION;
 	if (!type_ok(h->type, h->size - JOURNAL_HEADER_BYTES))
 		return REC_TYPE;

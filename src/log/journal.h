@@ -10,7 +10,7 @@
  *                    and payload)
  *     u32 size       header + payload bytes
  *     u16 type       enum journal_type
- *     u16 version    JOURNAL_VERSION
+ *     u16 version    JOURNAL_VERSION (2; 1 is still read: log/leaf.h)
  *     u64 seq        1, 2, 3... with no gap, across segments
  *     u64 timestamp  the batch's commit time, nanoseconds (Unix epoch)
  *     payload        size - 32 bytes (records of 128 bytes for batches)
@@ -50,8 +50,11 @@
 
 #include "core/types.h"
 
-#define JOURNAL_MAGIC	     0x4c575054u /* "TPWL" little-endian */
-#define JOURNAL_VERSION	     1u
+#define JOURNAL_MAGIC 0x4c575054u /* "TPWL" little-endian */
+/* 2 since the audit tree's leaf rule 2 (log/leaf.h): the payload is the
+ * same as version 1's, the version names the rule that hashes the record
+ * into the audit tree.  Both are read; only 2 is written. */
+#define JOURNAL_VERSION	     2u
 #define JOURNAL_HEADER_BYTES 32u
 /* Largest record: a full batch of 128-byte events, plus room for a
  * command's header and ext (core/auth.h: up to 8 guard entries of 128

@@ -21,6 +21,7 @@ import time
 from harness import e2e_test, check, check_eq, run_cli, TestFailure
 from ledger import account, transfer, create
 import journal
+import auditleaf
 
 AUDIT_WAIT_S = 10.0
 
@@ -34,7 +35,8 @@ def b64e(b):
 
 
 def leaf_hash(data):
-    return hashlib.sha256(b"\x00" + data).digest()
+    """The leaf rule the record's version names (auditleaf.py)."""
+    return auditleaf.leaf_hash(data)
 
 
 def head(s):
@@ -125,8 +127,9 @@ def test_audit_cli_verifies_a_receipt_and_refuses_each_tampering(ctx):
         r = audit(ctx, "verify-inclusion", "--receipt", good, "--key", k)
         check_eq(r.returncode, 0, "genuine receipt (%s): %s"
                  % (k[:1], r.stdout + r.stderr))
-        want = ("entry %d (seq %d, create_transfers, 3 events) is in %s "
-                "at size %d" % (index, index + 1, origin, cp_size))
+        want = ("event 1 (id 22) of entry %d (seq %d, create_transfers, "
+                "3 events) is in %s at size %d"
+                % (index, index + 1, origin, cp_size))
         check(want in r.stdout, "verdict %r, want %r" % (r.stdout, want))
 
     def tampered(name, change, words, key_arg=key):
@@ -136,14 +139,25 @@ def test_audit_cli_verifies_a_receipt_and_refuses_each_tampering(ctx):
         expect_refused(ctx, name, ["verify-inclusion", "--receipt", path,
                                    "--key", key_arg], words)
 
-    def flip_entry(b):
-        e = bytearray(b64(b["entry"]))
-        e[40] ^= 1  # a byte of the first event
-        b["entry"] = b64e(bytes(e))
+    def flip_event(b):
+        e = bytearray(b64(b["event"]))
+        e[40] ^= 1  # the event's amount
+        b["event"] = b64e(bytes(e))
 
-    def flip_entry_and_leaf(b):
-        flip_entry(b)
-        b["leaf_hash"] = b64e(leaf_hash(b64(b["entry"])))
+    def flip_event_and_chunk(b):
+        flip_event(b)
+        b["chunk"][int(b["event_index"]) % 32] = b64e(
+            auditleaf.event_hash(b64(b["event"])))
+
+    def flip_sibling(b):
+        h = bytearray(b64(b["chunk"][0]))
+        h[3] ^= 1
+        b["chunk"][0] = b64e(bytes(h))
+
+    def flip_header(b):
+        h = bytearray(b64(b["header"]))
+        h[24] ^= 1  # the timestamp
+        b["header"] = b64e(bytes(h))
 
     def flip_proof(b):
         check(b["proof"], "the receipt's proof is empty")
@@ -163,11 +177,20 @@ def test_audit_cli_verifies_a_receipt_and_refuses_each_tampering(ctx):
     def other_size(b):
         b["size"] = str(cp_size + 1)
 
-    tampered("entry-byte", flip_entry, r"leaf_hash")
-    tampered("entry-byte-and-leaf", flip_entry_and_leaf,
-             r"entry: not one valid journal record|inclusion proof")
+    tampered("event-byte", flip_event, r"event: its hash is not")
+    tampered("event-byte-and-chunk", flip_event_and_chunk, r"leaf_hash")
+    tampered("sibling-hash", flip_sibling, r"leaf_hash")
+    tampered("header-byte", flip_header, r"leaf_hash")
+    tampered("chunk-short", lambda b: b["chunk"].pop(),
+             r"event: |\"chunk\"")
+    tampered("event-index", lambda b: b.update(event_index="0"),
+             r"event: its hash is not")
+    tampered("version-1-header",
+             lambda b: b.update(header=b64e(b64(b["header"])[:14] + b"\x01\x00"
+                                            + b64(b["header"])[16:])),
+             r"header: version 1")
     tampered("proof-hash", flip_proof, r"inclusion proof: root_mismatch")
-    tampered("index", other_index, r"entry: its seq|inclusion proof")
+    tampered("index", other_index, r"header: its seq|inclusion proof")
     tampered("size", other_size, r"size: the receipt says")
     tampered("signature", flip_sig, r"checkpoint signature: invalid_sig")
     tampered("root", lambda b: b.update(root=b64e(b"\x01" * 32)),

@@ -12,7 +12,10 @@
  *      receipt up afterwards, so the fuzzer also reaches what lies behind
  *      the hashes and the signature, and check_receipt runs again on it:
  *        bit 0  "entry" gets seq index + 1 and a good checksum, and
- *               "leaf_hash" its hash;
+ *               "leaf_hash" its hash (its version's rule); in an event
+ *               receipt (leaf rule 2), "header" gets seq index + 1 and
+ *               a zero checksum, "chunk" the event's hash at its place,
+ *               and "leaf_hash" the leaf they imply;
  *        bit 1  "root" is the root the inclusion proof implies;
  *        bit 2  the checkpoint is re-signed by the harness key (with
  *               bit 1, after taking the receipt's size and root);
@@ -231,10 +234,63 @@ static void fix_leaf(json_t *o)
 			e[HEADER_CRC_OFFSET + i] = (u8)(crc >> (8 * i));
 		b64_set(o, "entry", e, n);
 	}
-	merkle_hash_leaf(e, n, leaf);
+	if (leaf_hash_record(e, n, leaf) != 0)
+		merkle_hash_leaf(e, n, leaf);
 	b64_set(o, "leaf_hash", leaf, sizeof(leaf));
 cleanup:
 	free(e);
+}
+
+/* An event receipt (leaf rule 2): the header gets the seq of the index
+ * and a zero checksum, the chunk the event's hash at its place, and the
+ * receipt the leaf those imply (when the lengths allow one). */
+static void fix_event_leaf(json_t *o)
+{
+	static struct leaf_event_proof pr;
+	u8 event[LEAF_EVENT_BYTES], leaf[MERKLE_HASH_BYTES];
+	struct leaf_v2 p;
+	size_t nchunk, npath;
+	u64 index, k;
+	u32 n;
+
+	if (!member_bytes(o, "header", p.header, sizeof(p.header)) ||
+	    !member_bytes(o, "command", p.command, sizeof(p.command)) ||
+	    !member_bytes(o, "event", event, sizeof(event)) ||
+	    !member_hash(o, "ext_hash", p.ext_hash) ||
+	    !member_dec(o, "event_index", &k) ||
+	    member_hashes(o, "chunk", pr.chunk, LEAF_CHUNK_EVENTS, &nchunk) ||
+	    member_hashes(o, "events_proof", pr.path, LEAF_EVENTS_PROOF_MAX,
+			  &npath))
+		return;
+	if (member_dec(o, "index", &index) && index < UINT64_MAX)
+		for (unsigned i = 0; i < 8; i++)
+			p.header[HEADER_SEQ_OFFSET + i] =
+				(u8)((index + 1) >> (8 * i));
+	memset(p.header + HEADER_CRC_OFFSET, 0, 4);
+	b64_set(o, "header", p.header, sizeof(p.header));
+	if (leaf_v2_event_count(p.header, p.command, &n) != 0 || k >= n ||
+	    nchunk == 0)
+		return;
+	pr.n = n;
+	pr.k = (u32)k;
+	pr.nchunk = (u32)nchunk;
+	pr.npath = (u32)npath;
+	leaf_event_hash(
+		event,
+		pr.chunk[k % LEAF_CHUNK_EVENTS < nchunk ? k % LEAF_CHUNK_EVENTS
+							: 0]);
+	json_t *a = json_array();
+	for (size_t i = 0; i < nchunk; i++) {
+		char b[64];
+		sodium_bin2base64(b, sizeof(b), pr.chunk[i], MERKLE_HASH_BYTES,
+				  sodium_base64_VARIANT_ORIGINAL);
+		json_array_append_new(a, json_string(b));
+	}
+	json_object_set_new(o, "chunk", a);
+	if (leaf_events_root_from_proof(event, &pr, p.events_root) != 0)
+		return;
+	leaf_v2_hash(&p, leaf);
+	b64_set(o, "leaf_hash", leaf, sizeof(leaf));
 }
 
 /* Set "root" to what the proof implies; true and the root in out. */
@@ -312,8 +368,12 @@ static void fuzz_receipt(const char *in, size_t len, unsigned opts)
 		json_decref(o);
 		return;
 	}
-	if (opts & 1)
-		fix_leaf(o);
+	if (opts & 1) {
+		if (json_object_get(o, "event"))
+			fix_event_leaf(o);
+		else
+			fix_leaf(o);
+	}
 	if (opts & 2)
 		have_root = fix_root(o, root);
 	if (opts & 4)

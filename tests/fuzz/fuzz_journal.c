@@ -17,20 +17,29 @@
  *     is ever cut: the scan accepts the whole input or refuses it; with
  *     the operator's truncate_corrupt_tail the last segment is always
  *     accepted, cut to a prefix that is valid whole.
+ *   - a decoded record has a leaf (log/leaf.h) or, at version 2 only, is
+ *     refused as -EBADMSG (a command whose sizes do not add up); version
+ *     1's leaf is SHA-256(0x00 || record); at version 2 the first, a
+ *     middle and the last event each prove the record's events root.
  *
  * Build (see Makefile: make fuzz), or alone:
  *   clang -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Isrc \
- *     tests/fuzz/fuzz_journal.c src/log/journal.c src/log/crc32c.c -o
- * fuzz_journal
+ *     tests/fuzz/fuzz_journal.c src/log/journal.c src/log/crc32c.c \
+ *     src/log/seqdir.c src/log/fsdir.c src/log/leaf.c src/core/merkle.c \
+ *     -lnettle -lsodium -o fuzz_journal
  *   ./fuzz_journal -dict=tests/fuzz/journal.dict tests/fuzz/corpus/journal
  *
  * Seed corpus: compiled with -DJOURNAL_CORPUS_MAIN (and without
  * -fsanitize=fuzzer) this file is a program that writes the seeds:
  *   cc -std=c17 -D_GNU_SOURCE -DJOURNAL_CORPUS_MAIN -Isrc \
- *     tests/fuzz/fuzz_journal.c src/log/journal.c src/log/crc32c.c -o gen && \
+ *     tests/fuzz/fuzz_journal.c src/log/journal.c src/log/crc32c.c \
+ *     src/log/seqdir.c src/log/fsdir.c src/log/leaf.c src/core/merkle.c \
+ *     -lnettle -lsodium -o gen && \
  *   ./gen tests/fuzz/corpus/journal
  */
+#include "core/auth.h"
 #include "log/journal.h"
+#include "log/leaf.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -66,6 +75,39 @@ static void fix_checksums(u8 *buf, size_t len)
 	}
 }
 
+static void check_leaf(const u8 *rec, size_t len)
+{
+	static struct leaf_event_proof pr;
+	u8 h[MERKLE_HASH_BYTES], whole[MERKLE_HASH_BYTES];
+	u8 root[MERKLE_HASH_BYTES];
+	struct leaf_v2 p;
+	const u8 *events;
+	u32 n;
+	int r = leaf_hash_record(rec, len, h);
+
+	if (leaf_record_version(rec, len) == 1) {
+		CHECK(r == 0);
+		merkle_hash_leaf(rec, len, whole);
+		CHECK(memcmp(h, whole, sizeof(h)) == 0);
+		return;
+	}
+	CHECK(leaf_record_version(rec, len) == 2);
+	CHECK(r == 0 || r == -EBADMSG);
+	CHECK((r == 0) == (leaf_v2_split(rec, len, &p, &events, &n) == 0));
+	if (r != 0)
+		return;
+	CHECK(events >= rec && events + (size_t)n * 128 <= rec + len);
+	leaf_v2_hash(&p, whole);
+	CHECK(memcmp(h, whole, sizeof(h)) == 0);
+	u32 ks[3] = {0, n / 2, n ? n - 1 : 0};
+	for (int i = 0; i < 3 && n > 0; i++) {
+		CHECK(leaf_event_prove(events, n, ks[i], &pr) == 0);
+		CHECK(leaf_events_root_from_proof(events + (size_t)ks[i] * 128,
+						  &pr, root) == 0);
+		CHECK(memcmp(root, p.events_root, sizeof(root)) == 0);
+	}
+}
+
 static void check_decode(const u8 *buf, size_t len)
 {
 	struct journal_record r;
@@ -84,6 +126,7 @@ static void check_decode(const u8 *buf, size_t len)
 		CHECK(r.payload_bytes % 16 == 0 && r.payload_bytes >= 16);
 	else
 		CHECK(r.payload_bytes % 128 == 0 && r.payload_bytes > 0);
+	check_leaf(buf, (size_t)n);
 	/* Touch the payload's first and last bytes: ASan checks bounds. */
 	if (r.payload_bytes) {
 		volatile u8 a = ((const u8 *)r.payload)[0];
@@ -248,8 +291,29 @@ int main(int argc, char **argv)
 	memcpy(b + m, &h, sizeof(h));
 	put(dir, "segment-ts-backwards", 1, b, n);
 
-	n = encode(b, JOURNAL_CREATE_TRANSFERS, 2, 1, 1, 128, 0);
+	n = encode(b, JOURNAL_CREATE_TRANSFERS, 3, 1, 1, 128, 0);
 	put(dir, "bad-version", 0, b, n);
+	/* Version 2 (leaf rule 2): a batch, a pulse, a guarded command of
+	 * 40 events (two chunks), one whose count does not add up, and a
+	 * segment that goes on at version 2 after version 1. */
+	n = encode(b, JOURNAL_CREATE_TRANSFERS, 2, 9, 5000, 3 * 128, 0x33);
+	put(dir, "v2-transfers-3", 0, b, n);
+	n = encode(b, JOURNAL_PULSE, 2, 2, 2000, 0, 0);
+	put(dir, "v2-pulse", 0, b, n);
+	struct command_header ch = {.kind = AUTH_CMD_TRANSFERS_GUARDED,
+				    .ext_bytes = 128,
+				    .count = 40};
+	n = encode(b, JOURNAL_COMMAND, 2, 3, 3000, 16 + 128 + 40 * 128, 0x5a);
+	memcpy(b + JOURNAL_HEADER_BYTES, &ch, sizeof(ch));
+	put(dir, "v2-command-guarded-40", 1, b, n);
+	ch.count = 41;
+	memcpy(b + JOURNAL_HEADER_BYTES, &ch, sizeof(ch));
+	put(dir, "v2-command-count-wrong", 1, b, n);
+	n = 0;
+	n += encode(b + n, JOURNAL_CREATE_ACCOUNTS, 1, 1, 10, 256, 1);
+	n += encode(b + n, JOURNAL_CREATE_TRANSFERS, 2, 2, 11, 384, 2);
+	n += encode(b + n, JOURNAL_PULSE, 2, 3, 12, 0, 0);
+	put(dir, "v2-segment-after-v1", 0, b, n);
 	n = encode(b, 9, 1, 1, 1, 128, 0);
 	put(dir, "bad-type", 0, b, n);
 	n = encode(b, JOURNAL_PULSE, 1, 1, 1, 128, 0);
