@@ -131,6 +131,25 @@ static void request_begin(struct framing *f)
 	f->length = 0;
 }
 
+size_t framing_value_run(const u8 *p, size_t n)
+{
+	const u64 ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+	size_t i = 0;
+	for (; i + 8 <= n; i += 8) {
+		u64 x;
+		memcpy(&x, p + i, 8);
+		/* a byte below 0x20, or equal to 0x7f (exact for any byte) */
+		u64 low = (x - ones * 0x20) & ~x & highs;
+		u64 y = x ^ (ones * 0x7f);
+		u64 del = (y - ones) & ~y & highs;
+		if (low | del)
+			break;
+	}
+	while (i < n && p[i] >= 0x20 && p[i] != 0x7f)
+		i++;
+	return i;
+}
+
 size_t framing_read(struct framing *f, const u8 *p, size_t n, size_t *line_at)
 {
 	size_t line = SIZE_MAX; /* where the current line began in p */
@@ -165,7 +184,15 @@ size_t framing_read(struct framing *f, const u8 *p, size_t n, size_t *line_at)
 				err = FRAMING_BARE_CR_LF;
 			}
 			break;
-		case FRAMING_LINE:
+		case FRAMING_LINE: {
+			/* Most bytes are plain: pass them in a tight loop. */
+			size_t j = i;
+			while (j < n && p[j] >= 0x20 && p[j] < 0x7f)
+				j++;
+			if (j > i) {
+				i = j;
+				continue;
+			}
 			if (c == '\r')
 				f->state = FRAMING_LINE_CR;
 			else if (c == '\n')
@@ -173,6 +200,7 @@ size_t framing_read(struct framing *f, const u8 *p, size_t n, size_t *line_at)
 			else if (c < 0x20 || c >= 0x7f)
 				err = FRAMING_CONTROL;
 			break;
+		}
 		case FRAMING_LINE_CR:
 			if (c != '\n') {
 				err = FRAMING_BARE_CR_LF;
@@ -215,6 +243,15 @@ size_t framing_read(struct framing *f, const u8 *p, size_t n, size_t *line_at)
 			}
 			break;
 		case FRAMING_VALUE:
+			if (f->field == FF_OTHER) {
+				/* A value that does not frame (Authorization,
+				 * DPoP...): only its bytes' class matters. */
+				size_t j = i + framing_value_run(p + i, n - i);
+				if (j > i) {
+					i = j;
+					continue;
+				}
+			}
 			if (c == '\r')
 				f->state = FRAMING_FIELD_CR;
 			else if (c == '\n')

@@ -94,6 +94,11 @@ void framing_init(struct framing *f);
  */
 size_t framing_read(struct framing *f, const u8 *p, size_t n, size_t *line_at);
 
+/* How many of the first n bytes of a field value are plain (0x20..0x7e
+ * or obs-text 0x80..0xff): 8 at a time, the rest one by one.  A tab, a
+ * control byte or DEL ends the run (the caller decides about it). */
+size_t framing_value_run(const u8 *p, size_t n);
+
 const char *framing_error_text(enum framing_error e);
 
 #endif

@@ -305,16 +305,16 @@ static bool tchar(unsigned char c)
 bool netguard_field_ok(const char *name, size_t name_len, const char *value,
 		       size_t value_len)
 {
-	if (name_len == 0 || strnlen(name, name_len) != name_len)
+	/* One pass each: a NUL is neither a tchar nor a value byte. */
+	if (name_len == 0)
 		return false;
 	for (size_t i = 0; i < name_len; i++)
 		if (!tchar((unsigned char)name[i]))
 			return false;
 	if (!value)
 		return value_len == 0;
-	if (strnlen(value, value_len) != value_len)
-		return false;
-	for (size_t i = 0; i < value_len; i++) {
+	for (size_t i = framing_value_run((const u8 *)value, value_len);
+	     i < value_len; i++) {
 		unsigned char c = (unsigned char)value[i];
 		if ((c < 0x20 && c != '\t') || c == 0x7f)
 			return false;
