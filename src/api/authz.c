@@ -481,6 +481,7 @@ int api_authz_authenticate(struct api_authz *z, struct engine *e,
 		out->bearer = true;
 		out->root_admin = true;
 		memcpy(out->root, z->admin_id, 32);
+		memcpy(out->tenant, z->admin_id, 32);
 		return 0;
 	}
 	if (strncasecmp(authorization, "DPoP ", 5) != 0)
@@ -543,6 +544,10 @@ int api_authz_authenticate(struct api_authz *z, struct engine *e,
 	out->authenticated = true;
 	out->root_admin = out->chain->root_admin;
 	memcpy(out->root, out->chain->links[0].iss, 32);
+	memcpy(out->tenant,
+	       out->root_admin ? out->chain->links[0].sub
+			       : out->chain->links[0].iss,
+	       32);
 	return 0;
 }
 

@@ -90,6 +90,11 @@ struct api_caller {
 	bool root_admin; /* bearer, or a chain whose first link the admin signed
 			  */
 	u8 root[32];	 /* the first link's issuer (the admin for bearer) */
+	/* Whose share of the per-caller limits (body budget) it uses: the
+	 * root principal; in a chain the administrator signed, the first
+	 * link's delegate, so that one administrator-rooted mandate cannot
+	 * use up the administrator's share; the admin for bearer. */
+	u8 tenant[32];
 	struct mandate_chain
 		*chain; /* NULL for bearer; owned, free with _clear */
 };

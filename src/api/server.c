@@ -1522,7 +1522,7 @@ static enum MHD_Result request_begin(struct request *rq, const char *url,
 			return has_body(rq) ? policy_gate_reply(rq) : MHD_YES;
 		authz_begin(rq, url, method);
 		if (rq->auth_err.code == 0 && rq->caller.authenticated)
-			netguard_set_principal(rq->nc, rq->caller.root);
+			netguard_set_principal(rq->nc, rq->caller.tenant);
 		if (rq->auth_err.code == 0)
 			authz_route(rq);
 		if (rq->auth_err.code != 0 && has_body(rq))

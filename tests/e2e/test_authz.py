@@ -181,9 +181,9 @@ def check_status(r, statuses, what):
 class Authz:
     """A started server, its admin credentials and the JS client."""
 
-    def __init__(self, ctx):
+    def __init__(self, ctx, env=None):
         ensure_js()  # install (or fail) before starting anything
-        self.s = ctx.start_server()
+        self.s = ctx.start_server(env=env) if env else ctx.start_server()
         s = self.s
         token = None
         deadline = time.monotonic() + 2 * slow_factor()

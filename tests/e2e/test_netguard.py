@@ -211,6 +211,70 @@ def test_one_address_holds_at_most_its_body_budget_and_others_still_write(ctx):
         close_all(socks)
 
 
+
+@e2e_test(timeout=90)
+def test_an_administrator_rooted_mandate_holds_only_its_own_body_share(ctx):
+    # The fresh review: every mandate the administrator signed shared the
+    # administrator's body budget, so one till's slow uploads made the
+    # administrator's own writes (and every other such mandate's) 503.
+    from test_authz import Authz, _right, js
+    mib = 1 << 20
+    a = Authz(ctx, env={
+        "TPWALLET_BODY_BUDGET_BYTES": str(16 * mib),
+        "TPWALLET_BODY_BUDGET_PER_ADDRESS_BYTES": str(16 * mib),
+        "TPWALLET_BODY_BUDGET_PER_PRINCIPAL_BYTES": str(mib),
+        "TPWALLET_BODY_TIMEOUT_S": "30",
+        "TPWALLET_BODY_RATE_MIN_BYTES_S": "1"})
+    s = a.s
+    a.accounts([1, 2, 3])
+    till, other = a.keys(2)
+    chain = [a.chain([_right([1])], [till])[0]["compact"]]
+    text = "~".join(chain)
+
+    def till_head(length):
+        proof = js({"op": "dpop", "key": till["private_jwk"], "htm": "POST",
+                    "htu": "http://t/v1/transfers",
+                    "access_token": text})["proof"]
+        return (b"POST /v1/transfers HTTP/1.1\r\nHost: t\r\n"
+                b"Authorization: DPoP " + text.encode() + b"\r\n"
+                b"DPoP: " + proof.encode() + b"\r\n"
+                b"Content-Type: application/json\r\n"
+                b"Content-Length: %d\r\n\r\n" % length)
+
+    socks = []
+    try:
+        x = connect(s.port, ATTACKER)
+        socks.append(x)
+        x.sendall(till_head(4 * mib) + b" " * (900 << 10))
+        time.sleep(0.5)
+        # the till's own share is nearly used: its next upload is refused
+        raw, _ = exchange(s.port, till_head(256 << 10) + b" " * (256 << 10),
+                          "127.0.0.3")
+        r = parse_raw_response(raw)
+        check(r is not None and r.status == 503 and
+              "this principal" in r.json().get("detail", ""),
+              "the till's second upload: %r" % raw[:300])
+        # the administrator's own write, from another address, is not
+        body = accounts_body(10, 1, pad=64 << 10)
+        raw, _ = exchange(s.port, post_head(s, "/v1/accounts", len(body)) +
+                          body, "127.0.0.4")
+        r = parse_raw_response(raw)
+        check(r is not None and r.status == 200,
+              "the administrator's upload beside the till's: %r"
+              % raw[:300])
+        # nor another administrator-rooted mandate's
+        other_chain = a.chain([_right([2])], [other])
+        r = a.call(other_chain, other, "POST", "/v1/transfers",
+                   [{"id": "7", "debit_account_id": "2",
+                     "credit_account_id": "3", "amount": "1",
+                     "ledger": 1, "code": 1}])
+        check_eq(r["status"], 200, "another mandate's transfer: %r" % r)
+        close_all(socks)
+        check_all_given_back(s)
+    finally:
+        close_all(socks)
+
+
 # -- finding 4 -------------------------------------------------------------
 
 @e2e_test(timeout=60)
