@@ -45,6 +45,9 @@
 	  "Index or size beyond the audit log")                                \
 	X(audit_entry_changed, "audit-entry-changed", 500,                     \
 	  "A journal entry changed on disk after it was logged")               \
+	X(journal_changed, "journal-changed", 503,                             \
+	  "A journal entry changed on disk after it was logged: nothing is "   \
+	  "served until an operator restores it")                              \
 	X(receipt_shows_others, "receipt-shows-others", 403,                   \
 	  "This receipt would show other records: it needs audit:read")        \
 	X(commit_unknown, "commit-unknown", 503,                               \

@@ -1320,6 +1320,12 @@ static enum problem route_check(struct request *rq, const char **allow)
 	*allow = NULL;
 	if (rq->route == ROUTE_unmatched)
 		return PROBLEM_not_found;
+	/* Fail closed: balances replayed from a changed entry are not the
+	 * ones acknowledged (docs/operations.md, Recovery). */
+	if (rq->srv->audit && audit_journal_changed(rq->srv->audit) &&
+	    rq->route != ROUTE_healthz && rq->route != ROUTE_metrics &&
+	    rq->route != ROUTE_jwks)
+		return PROBLEM_journal_changed;
 	if ((is_create || rq->route == ROUTE_keys_rotate) &&
 	    rq->method != METHOD_POST) {
 		*allow = "POST";

@@ -466,6 +466,30 @@ int data_dir_check_modes(const char *dir, char *why, size_t why_len)
 				 path, (unsigned)(st.st_mode & 07777), path);
 			return -EPERM;
 		}
+		/* A file others may write is as open as the directory: they
+		 * need only its name (a directory of mode 0711 gives them a
+		 * way in). */
+		DIR *dd = opendir(path);
+		if (!dd)
+			continue;
+		struct dirent *de;
+		int ret = 0;
+		while ((de = readdir(dd)) && ret == 0) {
+			char file[4500];
+			struct stat fst;
+			snprintf(file, sizeof(file), "%s/%s", path, de->d_name);
+			if (lstat(file, &fst) != 0 || !S_ISREG(fst.st_mode) ||
+			    !(fst.st_mode & (S_IWGRP | S_IWOTH)))
+				continue;
+			snprintf(why, why_len,
+				 "%s is mode %04o: group or others can write "
+				 "it; refusing it (chmod 600 %s)",
+				 file, (unsigned)(fst.st_mode & 07777), file);
+			ret = -EPERM;
+		}
+		closedir(dd);
+		if (ret)
+			return ret;
 	}
 	return 0;
 }

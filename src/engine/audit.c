@@ -99,6 +99,7 @@ struct audit {
 	struct position **chunks; /* CHUNKS_MAX pointers, filled lazily */
 	_Atomic u64 size;
 	_Atomic bool healthy;
+	_Atomic bool changed; /* a logged journal entry changed on disk */
 	_Atomic bool stop;
 	_Atomic bool asked; /* a checkpoint was requested: sign at once */
 	pthread_t thread;
@@ -209,8 +210,11 @@ static int leaves_record(struct audit *a, u64 i, const u8 hash[32])
 		if (memcmp(old, hash, 32) != 0) {
 			log_at(LOG_ERROR,
 			       "journal entry no longer matches the audit log: "
-			       "the journal was changed on disk",
+			       "the journal or audit/leaves was changed on "
+			       "disk; the server refuses every request until "
+			       "it is restored (docs/operations.md, Recovery)",
 			       LOG_NUM("index", i), LOG_NUM("seq", i + 1));
+			atomic_store(&a->changed, true);
 			return -EBADMSG;
 		}
 		return 0;
@@ -988,6 +992,7 @@ int audit_open(struct audit **out, const char *data_dir, struct engine *engine,
 	}
 	atomic_init(&a->size, 0);
 	atomic_init(&a->healthy, true);
+	atomic_init(&a->changed, false);
 	atomic_init(&a->stop, false);
 	atomic_init(&a->asked, false);
 	if (a->nwitnesses > 0) {
@@ -1069,6 +1074,11 @@ long audit_checkpoint(struct audit *a, char *buf, size_t cap)
 u64 audit_size(const struct audit *a)
 {
 	return atomic_load_explicit(&a->size, memory_order_acquire);
+}
+
+bool audit_journal_changed(const struct audit *a)
+{
+	return atomic_load(&a->changed);
 }
 
 bool audit_healthy(const struct audit *a)

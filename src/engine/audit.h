@@ -126,6 +126,10 @@ void audit_close(struct audit *a);
 u64 audit_size(const struct audit *a);
 /* False once the journal reader met corruption (the tree stops there). */
 bool audit_healthy(const struct audit *a);
+/* True once a journal entry the log had recorded was found changed on
+ * disk (its leaf differs from audit/leaves): the state replayed from it
+ * cannot be trusted, and the server serves nothing but health. */
+bool audit_journal_changed(const struct audit *a);
 
 /* The root of the tree of the first `size` leaves.  Returns 0, or
  * MERKLE_E_SIZE_RANGE when size > audit_size(). */

@@ -451,6 +451,43 @@ def test_group_or_world_writable_data_subdirectory_refused_and_reported(ctx):
     s.stop()
 
 
+
+@e2e_test(timeout=60)
+def test_a_journal_file_others_can_write_is_refused_under_a_traversable_dir(
+        ctx):
+    # The fresh review: journal and data directory at 0711 (others may
+    # pass, not list or write) with the segment files at 0666 passed every
+    # check, and another local user rewrote an acknowledged amount.
+    d = init(ctx, "laxfiles")
+    s = ctx.server(data_dir=d)
+    s.start()
+    s.stop()
+    jd = os.path.join(d, "journal")
+    seg = sorted(n for n in os.listdir(jd) if n.endswith(".wal"))[0]
+    path = os.path.join(jd, seg)
+    os.chmod(d, 0o711)
+    os.chmod(jd, 0o711)
+    os.chmod(path, 0o666)
+    try:
+        rc, log = _serve_exit(ctx, d)
+        check_eq(rc, 65, "serve with a segment of mode 0666")
+        check(("%s is mode 0666" % path) in log and
+              ("chmod 600 %s" % path) in log,
+              "serve does not name the file and the chmod:\n%s"
+              % log[-1500:])
+        rc, checks = run_both(d)
+        check_eq(rc, 1, "doctor with a segment of mode 0666")
+        st, detail = checks["data directory"]
+        check(st == "action" and ("%s is mode 0666" % path) in detail,
+              "doctor data directory: %r" % ((st, detail),))
+    finally:
+        os.chmod(path, 0o600)
+        os.chmod(jd, 0o700)
+        os.chmod(d, 0o700)
+    s = ctx.server(data_dir=d)
+    s.start()
+    s.stop()
+
 @e2e_test(timeout=60)
 def test_init_on_an_empty_premade_world_writable_directory_makes_it_0700(ctx):
     d = ctx.path("premade")

@@ -7,6 +7,7 @@ import os
 import random
 import re
 import shutil
+import struct
 import subprocess
 import threading
 import time
@@ -730,3 +731,50 @@ def test_failed_fsync_answers_outcome_unknown_then_refuses_until_restart(ctx):
     check_eq((int(a1["debits_posted"]), int(a2["credits_posted"])),
              (want, want), "balances match the transfers present "
              "(78 present: %s)" % got78)
+
+
+@e2e_test(timeout=120)
+def test_an_entry_edited_in_place_with_its_crc_is_served_by_nothing(ctx):
+    # The fresh review: an acknowledged transfer's amount rewritten in the
+    # journal, its CRC-32C recomputed, was replayed and served (balances
+    # and new writes), with only the audit routes answering 503.
+    orig, acked, last = _acked_last(ctx)
+    d = _copy(ctx, orig, "edited")
+    recs = [r for r in journal.all_records(d)
+            if r.type == journal.TYPE_TRANSFERS and 1004 in r.event_ids()]
+    check_eq(len(recs), 1, "the record of transfer 1004")
+    rec = recs[0]
+    k = rec.event_ids().index(1004)
+    hdr = journal.HEADER.size
+    with open(rec.path, "r+b") as f:
+        f.seek(rec.offset)
+        raw = bytearray(f.read(rec.size))
+        # the event's amount (bytes 48..63 of a transfer) -> 1,000,000
+        at = hdr + (len(rec.payload) - 128 * len(rec.event_ids())) + \
+            128 * k + 48
+        raw[at:at + 16] = (1000000).to_bytes(16, "little")
+        struct.pack_into("<I", raw, 4, journal.crc32c(bytes(raw[8:])))
+        f.seek(rec.offset)
+        f.write(raw)
+    s = ctx.server(data_dir=d)
+    s.spawn()
+    deadline = time.monotonic() + 20 * slow_factor()
+    r = None
+    while time.monotonic() < deadline:
+        try:
+            r = s.request("GET", "/v1/accounts/2")
+        except OSError:
+            r = None  # not listening yet
+        if r is not None and r.status == 503:
+            break
+        time.sleep(0.1)
+    check(r is not None and r.status == 503,
+          "the edited balance is still served: %r" % r)
+    check_eq(r.json()["type"], "/problems/journal-changed", "the problem")
+    r = s.post("/v1/transfers", [transfer(5000, 1, 2, 1)])
+    check_eq(r.status, 503, "a new write")
+    check_eq(s.request("GET", "/readyz").status, 503, "readyz")
+    check_eq(s.request("GET", "/healthz").status, 200, "healthz")
+    check("no longer matches the audit log" in s.log_text(),
+          "the log says why")
+    s.stop()
