@@ -84,11 +84,10 @@ static void field_name_done(struct framing *f)
 static enum framing_error field_value_byte(struct framing *f, u8 c)
 {
 	if (f->field == FF_CONTENT_LENGTH) {
-		if (blank(c)) {
-			if (f->digits)
-				f->value_tail = true;
-			return FRAMING_OK;
-		}
+		/* Blanks before the digits only: libmicrohttpd answers a
+		 * Content-Length with trailing ones with two status lines. */
+		if (blank(c))
+			return f->digits ? FRAMING_BAD_LENGTH : FRAMING_OK;
 		if (c < '0' || c > '9' || f->value_tail || f->digits == 19)
 			return FRAMING_BAD_LENGTH;
 		f->length = f->length * 10 + (u64)(c - '0');

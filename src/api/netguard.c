@@ -286,11 +286,22 @@ int netguard_forwarded_client(const char *v, size_t len,
 
 bool netguard_target_ok(const char *uri)
 {
+	bool path = true; /* before the '?' */
+	if (uri[0] != '/')
+		return false; /* origin-form only (no absolute-form, no *) */
 	for (const char *p = uri; *p; p++) {
 		unsigned char c = (unsigned char)*p;
 		if (c <= 0x20 || c >= 0x7f)
 			return false;
+		if (c == '?')
+			path = false;
 		if (c == '%' && p[1] == '0' && p[2] == '0')
+			return false;
+		/* An encoded slash would be routed as a slash once decoded,
+		 * past a proxy that matched the path as written. */
+		if (path && c == '%' &&
+		    ((p[1] == '2' && (p[2] == 'f' || p[2] == 'F')) ||
+		     (p[1] == '5' && (p[2] == 'c' || p[2] == 'C'))))
 			return false;
 	}
 	return true;

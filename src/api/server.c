@@ -1414,6 +1414,7 @@ static enum MHD_Result reply_route_problem(struct request *rq, enum problem p,
 struct head_scan {
 	struct netguard_framing framing;
 	bool bad_field;
+	unsigned hosts;	       /* Host fields */
 	const char *forwarded; /* the last X-Forwarded-For */
 	size_t forwarded_len;
 };
@@ -1430,6 +1431,8 @@ static enum MHD_Result head_field(void *cls, enum MHD_ValueKind kind,
 		return MHD_NO;
 	}
 	netguard_framing_add(&hs->framing, key, key_size, value, value_size);
+	if (key_size == 4 && strncasecmp(key, "Host", 4) == 0)
+		hs->hosts++;
 	if (key_size == 15 && strncasecmp(key, "X-Forwarded-For", 15) == 0) {
 		hs->forwarded = value;
 		hs->forwarded_len = value_size;
@@ -1446,7 +1449,7 @@ static enum MHD_Result head_field(void *cls, enum MHD_ValueKind kind,
  * the (empty or buffered) body is in, keeping the connection alive.
  */
 static enum MHD_Result request_begin(struct request *rq, const char *url,
-				     const char *method)
+				     const char *method, const char *version)
 {
 	const char *v, *allow;
 	enum problem p;
@@ -1475,15 +1478,24 @@ static enum MHD_Result request_begin(struct request *rq, const char *url,
 	}
 	struct head_scan hs = {0};
 	MHD_get_connection_values_n(rq->conn, MHD_HEADER_KIND, head_field, &hs);
-	if (rq->bad_target || hs.bad_field ||
+	/* RFC 9112 3.2: an HTTP/1.1 request has exactly one Host field (a
+	 * second one could name another origin for DPoP's htu). */
+	bool bad_host = hs.hosts > 1 ||
+			(hs.hosts == 0 && strcmp(version, "HTTP/1.0") != 0);
+	if (rq->bad_target || hs.bad_field || bad_host ||
 	    !netguard_framing_ok(&hs.framing)) {
 		netguard_head_done(rq->nc, NULL, 0, false);
 		return api_reply_problem(
 			rq, PROBLEM_bad_framing,
-			rq->bad_target ? "the request target has a control "
-					 "character, a non-ASCII byte or %00"
+			rq->bad_target
+				? "the request target is not origin-form, or "
+				  "has a control character, a non-ASCII byte, "
+				  "%00 or an encoded slash (%2F, %5C) in its "
+				  "path"
 			: hs.bad_field ? "a header field has a bad name or a "
 					 "control character in its value"
+			: bad_host     ? "exactly one Host field is needed "
+					 "(RFC 9112, section 3.2)"
 				       : "Content-Length and "
 					 "Transfer-Encoding must frame the "
 					 "body one way only",
@@ -1635,7 +1647,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c,
 				*/
 	rq->conn = c;
 	switch (rq->state) {
-	case RS_NEW: return request_begin(rq, url, method);
+	case RS_NEW: return request_begin(rq, url, method, version);
 	case RS_BODY:
 		if (*upload_data_size) {
 			size_t n = *upload_data_size;

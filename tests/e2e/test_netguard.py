@@ -476,6 +476,59 @@ def test_ambiguous_framing_is_refused_with_400_and_the_connection_closed(ctx):
     check_eq(r.status, 404, "nothing was created by a refused request")
 
 
+
+@e2e_test(timeout=60)
+def test_the_second_reviews_framing_cases_are_refused_with_one_400(ctx):
+    # The fresh review after the fixes: a Content-Length with a trailing
+    # blank got two status lines from libmicrohttpd; %2F in the path was
+    # routed as a slash (past a proxy matching the written path); no Host,
+    # or two, was served (the first naming DPoP's htu); absolute-form.
+    s = ctx.start_server()
+    a = s.auth_header_bytes()
+    one = b'[{"id":"2","ledger":1,"code":1}]'
+    cases = {
+        "a Content-Length with a trailing blank":
+            b"POST /v1/accounts HTTP/1.1\r\nHost: t\r\n" + a +
+            b"Content-Type: application/json\r\n"
+            b"Content-Length: %d \r\n\r\n" % len(one) + one,
+        "%2F in the path":
+            b"GET /v1%2Faudit/head HTTP/1.1\r\nHost: t\r\n" + a + b"\r\n",
+        "%2f before an id's segment":
+            b"GET /v1/accounts/1%2freceipt HTTP/1.1\r\nHost: t\r\n" + a +
+            b"\r\n",
+        "%5C in the path":
+            b"GET /v1/accounts%5C1 HTTP/1.1\r\nHost: t\r\n" + a + b"\r\n",
+        "an HTTP/1.1 request without Host":
+            b"GET /v1/accounts/1 HTTP/1.1\r\n" + a + b"\r\n",
+        "two Host fields":
+            b"GET /v1/accounts/1 HTTP/1.1\r\nHost: a\r\nHost: b\r\n" + a +
+            b"\r\n",
+        "absolute-form":
+            b"GET http://t/v1/accounts/1 HTTP/1.1\r\nHost: t\r\n" + a +
+            b"\r\n",
+    }
+    wrong = []
+    for what, data in cases.items():
+        raw, closed = exchange(s.port, data)
+        r = parse_raw_response(raw)
+        if raw.count(b"HTTP/1.") != 1 or r is None or r.status != 400 or \
+                r.json().get("type") != "/problems/bad-framing" or \
+                not closed:
+            wrong.append("%s: %s%r" % (what, "" if closed else "(left open) ",
+                                       raw[:160]))
+    check(not wrong, "not refused with one 400 bad-framing and closed:\n"
+          + "\n".join(wrong))
+    check_eq(s.get("/v1/accounts/2").status, 404, "nothing was created")
+    # what stays: %2F in the query, HTTP/1.0 without Host
+    ok = s.post("/v1/accounts", [{"id": "1", "ledger": 1, "code": 1}])
+    check_eq(ok.status, 200, "account 1")
+    raw, _ = exchange(s.port, b"GET /v1/accounts/1 HTTP/1.0\r\n" + a +
+                      b"\r\n")
+    r = parse_raw_response(raw)
+    check(r is not None and r.status == 200, "HTTP/1.0 without Host: %r"
+          % raw[:160])
+
+
 # -- finding 9 -------------------------------------------------------------
 
 @e2e_test(timeout=60)

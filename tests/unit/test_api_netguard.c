@@ -126,6 +126,13 @@ static void framing_is_one_way_only(void **state)
 	(void)state;
 	assert_true(netguard_target_ok("/v1/accounts/1?x=%41"));
 	assert_false(netguard_target_ok("/v1/accounts/1%00/transfers"));
+	/* encoded slashes in the path, absolute-form, asterisk-form */
+	assert_false(netguard_target_ok("/v1%2Faudit/head"));
+	assert_false(netguard_target_ok("/v1/accounts/10%2freceipt"));
+	assert_false(netguard_target_ok("/v1/accounts%5C10"));
+	assert_true(netguard_target_ok("/v1/revocations/x?iss=a%2Fb"));
+	assert_false(netguard_target_ok("http://t/v1/accounts/1"));
+	assert_false(netguard_target_ok("*"));
 	assert_false(netguard_target_ok("/v1/a\x7f"));
 	assert_false(netguard_target_ok("/v1/\xc3\xa9"));
 	assert_true(netguard_field_ok("X-A", 3, "a\tb", 3));
