@@ -569,6 +569,15 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c,
 			    framing_error_text(fe));
 			return send_answer(c, &a);
 		}
+		/* A declared length over the limit: refused before any byte
+		 * of it (and before a 100 Continue). */
+		if (cl && (strlen(cl) > 9 ||
+			   strtoul(cl, NULL, 10) > COSIG_REQUEST_BYTES_MAX)) {
+			say(&a, 413, "text/plain",
+			    "request body above %d bytes\n",
+			    COSIG_REQUEST_BYTES_MAX);
+			return send_answer(c, &a);
+		}
 		u = malloc(sizeof(*u));
 		if (!u)
 			return MHD_NO;
@@ -736,6 +745,17 @@ int cmd_witness(int argc, char **argv)
 	if (mk < 0) {
 		fprintf(stderr, "tpwallet witness: cannot create %s: %s\n",
 			w.dir, strerror(-mk));
+		goto cleanup;
+	}
+	/* Another user who can write here can replace the state (its
+	 * memory of what it cosigned), as for the server's data. */
+	struct stat dst;
+	if (stat(w.dir, &dst) == 0 && (dst.st_mode & (S_IWGRP | S_IWOTH))) {
+		fprintf(stderr,
+			"tpwallet witness: %s is mode %04o: group or others "
+			"can write it, and so replace the state; refusing it "
+			"(chmod 700 %s)\n",
+			w.dir, (unsigned)(dst.st_mode & 07777), w.dir);
 		goto cleanup;
 	}
 	if (key_load_or_create(&w, name) < 0 || state_load(&w) < 0)

@@ -9,12 +9,13 @@ test, every loop is bounded in count and time.
 """
 
 import json
+import os
 import re
 import socket
 import time
 
-from harness import (e2e_test, check, check_eq, parse_raw_response,
-                     slow_factor)
+from harness import (e2e_test, check, check_eq, free_port,
+                     parse_raw_response, run_cli, slow_factor)
 
 ATTACKER = "127.0.0.2"
 PROXY = "127.0.0.6"
@@ -673,5 +674,42 @@ def test_witness_refuses_ambiguous_framing_with_400_and_closes(ctx):
                 wrong.append("%s: %s%r" % (what, "" if closed else
                                            "(left open) ", raw[:120]))
         check(not wrong, "the witness did not refuse:\n" + "\n".join(wrong))
+    finally:
+        w.stop()
+
+
+@e2e_test(timeout=60)
+def test_witness_refuses_an_open_state_dir_and_a_long_body_up_front(ctx):
+    # The fresh review after the fixes: a state directory of mode 0777
+    # was accepted (any local user could replace what it cosigned), and a
+    # Content-Length over 64 KiB got "100 Continue", then 408 five
+    # seconds later, instead of 413 at once.
+    from test_witness import Witness
+    srv = ctx.start_server()
+    key = srv.get("/v1/audit/key")
+    check_eq(key.status, 200, "GET /v1/audit/key")
+    srv.stop()
+    state = ctx.path("witness")
+    os.mkdir(state)
+    os.chmod(state, 0o777)
+    p = run_cli(["witness", "--listen", "127.0.0.1:%d" % free_port(),
+                 "--state", state, "--name", "witness.example/w1",
+                 "--log", key.body.decode().strip()], timeout=10)
+    check_eq(p.returncode, 65, "witness with a 0777 state: %s" % p.stderr)
+    check(("%s is mode 0777" % state) in p.stderr and
+          ("chmod 700 %s" % state) in p.stderr, "names it: %s" % p.stderr)
+    os.chmod(state, 0o700)
+    w = Witness(ctx, state, "witness.example/w1",
+                [key.body.decode().strip()]).start()
+    try:
+        t0 = time.monotonic()
+        raw, closed = exchange(
+            w.port, b"POST /add-checkpoint HTTP/1.1\r\nHost: t\r\n"
+            b"Expect: 100-continue\r\nContent-Length: 70000\r\n\r\n")
+        r = parse_raw_response(raw)
+        check(r is not None and r.status == 413 and closed and
+              b"100 Continue" not in raw and
+              time.monotonic() - t0 < 2 * slow_factor(),
+              "a long body declared: %r" % raw[:200])
     finally:
         w.stop()
