@@ -951,11 +951,19 @@ static void check_audit(struct doctor *d)
 		return;
 	}
 	if (ret == 1) {
-		report(d, STATUS_OK, name,
-		       "no checkpoint yet, though the journal holds %llu "
+		/* A server signs at start and within a second of a write:
+		 * entries older than that with no checkpoint at all mean
+		 * the signed history was deleted (or never could be kept). */
+		u64 first_ts = 0;
+		bool old = unsigned_since(d, 1, &first_ts) == 0 &&
+			   d->now - (int64_t)(first_ts / 1000000000u) >
+				   (int64_t)UNSIGNED_AGE_MAX_S;
+		report(d, old ? STATUS_ACTION : STATUS_OK, name,
+		       "no checkpoint, though the journal holds %llu "
 		       "entries: a server signs one at start, so if one ran "
-		       "here the signed history is gone (`tpwallet audit "
-		       "check`)",
+		       "here the signed history is gone (audit/checkpoints "
+		       "deleted or emptied?); compare with a backup, "
+		       "`tpwallet audit check`",
 		       (unsigned long long)d->records);
 		return;
 	}

@@ -589,3 +589,25 @@ def test_doctor_names_entries_left_unsigned_after_a_disk_full(ctx):
     check_eq(checks["audit log"][0], "ok", "after a clean stop: %r"
              % (checks["audit log"],))
     check_eq(rc, 0, "after a clean stop: %r" % checks)
+
+
+@e2e_test(timeout=60)
+def test_doctor_needs_action_when_every_checkpoint_is_gone(ctx):
+    # The fresh review after the fixes: audit/checkpoints deleted while
+    # the journal held entries over 10 s old, and doctor said all clear.
+    d = init(ctx, "nocheckpoints")
+    s = ctx.server(data_dir=d)
+    s.start()
+    r = s.post("/v1/accounts", [{"id": "1", "ledger": 1, "code": 1}])
+    check_eq(r.status, 200, "account 1")
+    s.stop()
+    os.unlink(os.path.join(d, "audit", "checkpoints"))
+    rc, checks = run_both(d)
+    check_eq(status_of(checks, "audit log"), "ok",
+             "entries a second old: a server may not have signed yet")
+    time.sleep(11)
+    rc, checks = run_both(d)
+    check_eq(rc, 1, "doctor exit status")
+    st, detail = checks["audit log"]
+    check(st == "action" and "signed history is gone" in detail,
+          "doctor audit log: %r" % ((st, detail),))
