@@ -22,6 +22,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "banned.h"
@@ -301,6 +302,28 @@ int cmd_serve(int argc, char **argv)
 		server_keys_close(&keys);
 		engine_close(e);
 		return EXIT_SOFTWARE;
+	}
+
+	/* Every connection is a descriptor, and the journal, snapshots and
+	 * audit want some: raise the soft limit towards the hard one, and
+	 * say so when connections_max still cannot be reached (then new
+	 * connections fail at accept before the limit is hit). */
+	struct rlimit rl;
+	rlim_t need = (rlim_t)s.connections_max + 256;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < need) {
+		rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > need
+				      ? need
+				      : rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < need)
+			log_at(LOG_WARN,
+			       "the open-file limit is below connections_max "
+			       "+ 256: connections will be refused before "
+			       "connections_max (raise LimitNOFILE or ulimit "
+			       "-n)",
+			       LOG_NUM("open_files", (u64)rl.rlim_cur),
+			       LOG_NUM("connections_max",
+				       (u64)s.connections_max));
 	}
 
 	struct api_server *srv = NULL;

@@ -713,3 +713,34 @@ def test_witness_refuses_an_open_state_dir_and_a_long_body_up_front(ctx):
               "a long body declared: %r" % raw[:200])
     finally:
         w.stop()
+
+
+@e2e_test(timeout=60)
+def test_an_open_file_limit_below_connections_max_is_raised_or_said(ctx):
+    # The fresh review: under an open-file limit of 128 the server
+    # stopped accepting at 115 connections, and nothing said why.
+    from harness import CONFIG
+    import subprocess
+    log = ctx.path("nofile.log")
+    port = free_port()
+    with open(log, "wb") as f:
+        p = subprocess.Popen(
+            ["prlimit", "--nofile=128:128", CONFIG["binary"], "serve",
+             "--data", ctx.path("nofile"), "--listen",
+             "127.0.0.1:%d" % port], stdout=f, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 10 * slow_factor()
+        text = ""
+        while time.monotonic() < deadline and "open-file" not in text:
+            time.sleep(0.1)
+            with open(log, "rb") as f:
+                text = f.read().decode("utf-8", "replace")
+        check("the open-file limit is below connections_max" in text,
+              "no warning under a limit of 128: %s" % text[-800:])
+    finally:
+        p.terminate()
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(5)
