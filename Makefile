@@ -45,7 +45,7 @@ UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_BIN   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
 
-.PHONY: all run test unit e2e sanitize fuzz fuzz-run check format bench clean help deps
+.PHONY: all run test unit e2e sanitize fuzz fuzz-run check format bench clean help deps deps-build fresh
 
 all: $(BUILD)/tpwallet
 
@@ -56,8 +56,15 @@ help:
 	@echo "make fuzz      build libFuzzer harnesses; make fuzz-run runs them"
 	@echo "make bench     run the benchmarks that print figures"
 
+# What the tests need too; deps-build only what building and serving need.
+# The flags above come from pkg-config when this file is read, so a build
+# right after an install runs in a new make (it reads them again): run and
+# test install first, then build in a sub-make.
 deps:
-	@scripts/deps.sh
+	@scripts/deps.sh test
+
+deps-build:
+	@scripts/deps.sh build
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -105,10 +112,16 @@ test: export TPW_COUNTS = $(CURDIR)/build/test-counts
 test: deps
 	@mkdir -p build && rm -f $(TPW_COUNTS)
 	$(MAKE) --no-print-directory all unit
+	$(MAKE) --no-print-directory fresh
 	$(MAKE) --no-print-directory e2e
 	$(MAKE) --no-print-directory sanitize
 	$(MAKE) --no-print-directory fuzz-regress
 	@awk '{p+=$$1; f+=$$2} END {printf "make test: %d passed, %d failed\n", p, f; exit f>0}' $(TPW_COUNTS)
+
+# `make run` as the first command on a machine without the packages: a
+# copy of the tree whose pkg-config knows them only once its deps.sh ran.
+fresh:
+	@tests/count.sh tests/fresh/first-make.sh
 
 sanitize:
 	$(MAKE) --no-print-directory BUILD=build/san SAN=1 all unit
@@ -162,7 +175,8 @@ check:
 format:
 	clang-format -i $$(git ls-files 'src/*.[ch]' 'tests/*.[ch]' 'bench/*.[ch]')
 
-run: deps all
+run: deps-build
+	@$(MAKE) --no-print-directory all
 	@scripts/run.sh $(BUILD)/tpwallet
 
 bench: all

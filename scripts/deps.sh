@@ -1,12 +1,26 @@
 #!/bin/sh
 # Install the Debian packages tpwallet needs, only those missing.
+#   scripts/deps.sh build   what building and serving need (make run)
+#   scripts/deps.sh [test]  that and what the tests use (make test): the
+#                           sanitizers' clang, cmocka, the static checks,
+#                           wrk, and Node.js with npm for the JOSE client
 # Idempotent and quiet when everything is present.  Needs root (or sudo)
 # only when something must be installed.
 set -eu
 
-PKGS="build-essential pkg-config clang libclang-rt-14-dev
-libmicrohttpd-dev libsodium-dev libjansson-dev libcmocka-dev nettle-dev
-python3 curl wrk clang-format cppcheck"
+BUILD_PKGS="build-essential pkg-config
+libmicrohttpd-dev libsodium-dev libjansson-dev nettle-dev"
+TEST_PKGS="clang libclang-rt-14-dev libcmocka-dev python3 curl wrk
+clang-format cppcheck util-linux"
+
+case "${1:-test}" in
+build) PKGS=$BUILD_PKGS ;;
+test) PKGS="$BUILD_PKGS $TEST_PKGS" ;;
+*)
+	echo "usage: scripts/deps.sh [build|test]" >&2
+	exit 2
+	;;
+esac
 
 missing=""
 for p in $PKGS; do
@@ -15,8 +29,10 @@ for p in $PKGS; do
 done
 # The e2e tests drive an independent JOSE client on Node.js (npm ci of
 # tests/e2e/js): Debian's nodejs and npm unless a node is already there.
-command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 ||
-	missing="$missing nodejs npm"
+if [ "${1:-test}" = test ]; then
+	command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 ||
+		missing="$missing nodejs npm"
+fi
 [ -z "$missing" ] && exit 0
 
 echo "deps: installing:$missing"
