@@ -53,10 +53,6 @@ class TestFailure(AssertionError):
     pass
 
 
-class SkipTest(Exception):
-    pass
-
-
 def slow_factor():
     """How much longer waits may take under the sanitizers."""
     return 3.0 if CONFIG["sanitized"] else 1.0

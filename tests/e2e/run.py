@@ -7,7 +7,7 @@
 Standard library only.  Each test gets its own temp dir; every server it
 starts binds 127.0.0.1 on a free port and is killed when the test ends,
 passed or failed.  On failure the tail of each server's log is printed.
-The last line is always `e2e: N passed, M failed[, K skipped]`; the exit
+The last line is always `e2e: N passed, M failed`; the exit
 status is non-zero when anything failed.
 """
 
@@ -26,7 +26,7 @@ sys.path.insert(0, HERE)
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 
 import harness  # noqa: E402
-from harness import TestFailure, SkipTest  # noqa: E402
+from harness import TestFailure  # noqa: E402
 
 # Test modules register themselves with @e2e_test on import.
 import test_cli  # noqa: E402,F401
@@ -106,7 +106,7 @@ def main():
             print(name)
         return 0
 
-    passed = failed = skipped = 0
+    passed = failed = 0
     failures = []
     if not os.access(harness.CONFIG["binary"], os.X_OK):
         print("e2e: binary %s not found or not executable"
@@ -135,8 +135,6 @@ def main():
                     fn(ctx)
                 finally:
                     signal.setitimer(signal.ITIMER_REAL, 0)
-            except SkipTest as e:
-                outcome, detail = "skip", str(e)
             except KeyboardInterrupt:
                 outcome, detail = "FAIL", "interrupted"
                 interrupted = True
@@ -165,11 +163,6 @@ def main():
                 print("ok    %-62s %6.2fs" % (name, dt))
                 for line in ctx.notes:
                     print("      " + line)
-                if not args.keep:
-                    shutil.rmtree(ctx.dir, ignore_errors=True)
-            elif outcome == "skip":
-                skipped += 1
-                print("skip  %-62s %s" % (name, detail))
                 if not args.keep:
                     shutil.rmtree(ctx.dir, ignore_errors=True)
             else:
@@ -202,8 +195,6 @@ def main():
         time.monotonic() - t_suite,
         ("; failed: " + ", ".join(failures)) if failures else ""))
     summary = "e2e: %d passed, %d failed" % (passed, failed)
-    if skipped:
-        summary += ", %d skipped" % skipped
     print(summary)
     sys.stdout.flush()
     return 1 if failed or interrupted else 0

@@ -4,8 +4,8 @@ revocation, and forged credentials, driven through an independent JOSE
 implementation: the npm package `jose`, in tests/e2e/js/authz_client.mjs.
 
 The JS client is installed here (npm ci into tests/e2e/js/node_modules,
-pinned by its package-lock.json); the tests are skipped only when node or
-npm is not installed.  Problem types are compared on their last path
+pinned by its package-lock.json); without node or npm the tests fail
+(scripts/deps.sh installs Debian's nodejs and npm).  Problem types are compared on their last path
 segment, '-' and '_' alike, so "/problems/total-cap-exceeded" and
 "urn:...:total_cap_exceeded" both match "total_cap_exceeded" (the names
 of src/crypto/mandate.h).
