@@ -23,9 +23,11 @@ mkdir -p "$root/build/bench"
 (cd "$root" && cc $cflags bench/authz_load.c src/crypto/mandate.c src/crypto/jose.c \
 	src/crypto/b64url.c src/core/u128.c $libs -o build/bench/authz_load)
 load="$root/build/bench/authz_load"
+# shellcheck source=bench/authz_chain.sh
+. "$here/authz_chain.sh"
 
-# start NAME BINARY: a server with accounts 1..8 and the chain of
-# bench/run.sh; sets port_NAME.
+# start NAME BINARY: a server with the chain of bench/authz_chain.sh;
+# sets port_NAME.
 start() {
 	d="$work/$1"
 	mkdir -p "$d"
@@ -37,29 +39,7 @@ start() {
 		i=$((i + 1)); [ $i -lt 100 ] || { echo "$1: server did not start"; cat "$d/serve.log"; exit 1; }
 		sleep 0.1
 	done
-	cli="--server http://127.0.0.1:$p --data $d/data"
-	# shellcheck disable=SC2086
-	{
-		"$2" call $cli POST /v1/accounts "[$(seq -s, -f '{"id":"%g","ledger":1,"code":1}' 1 8)]" >/dev/null
-		"$2" principal create $cli --name merchant --key-out "$d/merchant.jwk" >/dev/null
-		"$2" principal create $cli --name shop --key-out "$d/shop.jwk" --no-register >/dev/null
-		"$2" principal create $cli --name device --key-out "$d/device.jwk" --no-register >/dev/null
-		"$2" delegate issue --key "$d/data/admin.jwk" --to "$d/merchant.jwk" \
-			--op transfers:create --op accounts:read --op transfers:read \
-			--account 1 --account 2 --account 3 --account 4 --ledger 1 \
-			--counterparty 5 --counterparty 6 --counterparty 7 --counterparty 8 \
-			--per-transfer-cap 1000000 --total-cap 1000000000000000 --expires 2h \
-			--out "$d/l1.txt" 2>/dev/null
-		"$2" delegate issue --key "$d/merchant.jwk" --to "$d/shop.jwk" --parent "$d/l1.txt" \
-			--op transfers:create --op accounts:read --account 1 --account 2 --ledger 1 \
-			--counterparty 5 --counterparty 6 --per-transfer-cap 10000 \
-			--total-cap 1000000000000 --out "$d/l2.txt" 2>/dev/null
-		"$2" delegate issue --key "$d/shop.jwk" --to "$d/device.jwk" --parent "$d/l2.txt" \
-			--op transfers:create --account 1 --ledger 1 --counterparty 5 \
-			--per-transfer-cap 1000 --total-cap 1000000000 --out "$d/chain.txt" 2>/dev/null
-		"$2" call $cli --key "$d/device.jwk" --mandate "$d/chain.txt" POST /v1/transfers \
-			'{"id":"1","debit_account_id":"1","credit_account_id":"5","amount":"1","ledger":1,"code":1}' >/dev/null
-	}
+	authz_chain "$2" "$p" "$d"
 	"$load" --port "$p" --seconds 2 --mode bearer --token-file "$d/data/admin.token" \
 		--run 900 >/dev/null || true
 	eval "port_$1=$p"

@@ -79,33 +79,8 @@ if [ "${BENCH_AUTHZ:-1}" = 1 ]; then
 		i=$((i + 1)); [ $i -lt 100 ] || { echo "server did not start"; cat "$adata/serve.log"; exit 1; }
 		sleep 0.1
 	done
-	cli="--server http://127.0.0.1:$aport --data $adata/data"
-	# shellcheck disable=SC2086
-	{
-		# accounts 1..8 (owned by the administrator), ledger 1
-		"$bin" call $cli POST /v1/accounts "[$(seq -s, -f '{"id":"%g","ledger":1,"code":1}' 1 8)]" >/dev/null
-		"$bin" principal create $cli --name merchant --key-out "$adata/merchant.jwk" >/dev/null
-		"$bin" principal create $cli --name shop --key-out "$adata/shop.jwk" --no-register >/dev/null
-		"$bin" principal create $cli --name device --key-out "$adata/device.jwk" --no-register >/dev/null
-		# admin -> merchant -> shop -> device, each link narrower, caps far
-		# above what a run can spend (no request is refused for them)
-		"$bin" delegate issue --key "$adata/data/admin.jwk" --to "$adata/merchant.jwk" \
-			--op transfers:create --op accounts:read --op transfers:read \
-			--account 1 --account 2 --account 3 --account 4 --ledger 1 \
-			--counterparty 5 --counterparty 6 --counterparty 7 --counterparty 8 \
-			--per-transfer-cap 1000000 --total-cap 1000000000000000 --expires 2h \
-			--out "$adata/l1.txt" 2>/dev/null
-		"$bin" delegate issue --key "$adata/merchant.jwk" --to "$adata/shop.jwk" --parent "$adata/l1.txt" \
-			--op transfers:create --op accounts:read --account 1 --account 2 --ledger 1 \
-			--counterparty 5 --counterparty 6 --per-transfer-cap 10000 \
-			--total-cap 1000000000000 --out "$adata/l2.txt" 2>/dev/null
-		"$bin" delegate issue --key "$adata/shop.jwk" --to "$adata/device.jwk" --parent "$adata/l2.txt" \
-			--op transfers:create --account 1 --ledger 1 --counterparty 5 \
-			--per-transfer-cap 1000 --total-cap 1000000000 --out "$adata/chain.txt" 2>/dev/null
-		# one request by hand, so that a setup mistake shows here
-		"$bin" call $cli --key "$adata/device.jwk" --mandate "$adata/chain.txt" POST /v1/transfers \
-			'{"id":"1","debit_account_id":"1","credit_account_id":"5","amount":"1","ledger":1,"code":1}' >/dev/null
-	}
+	. "$here/authz_chain.sh"
+	authz_chain "$bin" "$aport" "$adata"
 	echo "== HTTP, one transfer per request, 64 connections, ${wrk_seconds}s: bearer token vs 3-link mandate + DPoP, alternated 3 times (bench/authz_load; the server with its default --threads: cores - 1, at least 1)"
 	run0=$(( $(date +%s) % 100000000 ))
 	# 2 s of bearer requests first, not counted: a fresh server's first

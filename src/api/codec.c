@@ -599,7 +599,7 @@ static const char *const qparam_names[Q_COUNT] = {
 	"user_data_128", "user_data_64",  "user_data_32",
 };
 
-static int hexval(char c)
+int codec_hex_digit(char c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -622,8 +622,8 @@ static int unescape(const char *s, size_t n, char out[QUERY_TOKEN_BYTES_MAX])
 			int hi, lo;
 			if (i + 2 >= n)
 				return -1;
-			hi = hexval(s[i + 1]);
-			lo = hexval(s[i + 2]);
+			hi = codec_hex_digit(s[i + 1]);
+			lo = codec_hex_digit(s[i + 2]);
 			if (hi < 0 || lo < 0)
 				return -1;
 			c = (char)(hi * 16 + lo);

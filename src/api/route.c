@@ -3,6 +3,7 @@
  * and headers (route.h).
  */
 #include "api/route.h"
+#include "api/codec.h"
 #include "core/u128.h"
 
 #include <errno.h>
@@ -272,25 +273,14 @@ int api_query_u64s(const char *q, size_t len, const char *const names[],
 	return 0;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* The next decoded byte of a name at *p (< end); advances *p. */
 static int name_byte(const char **p, const char *end)
 {
 	const char *s = *p;
-	if (*s == '%' && end - s >= 3 && hexval(s[1]) >= 0 &&
-	    hexval(s[2]) >= 0) {
+	if (*s == '%' && end - s >= 3 && codec_hex_digit(s[1]) >= 0 &&
+	    codec_hex_digit(s[2]) >= 0) {
 		*p = s + 3;
-		return hexval(s[1]) * 16 + hexval(s[2]);
+		return codec_hex_digit(s[1]) * 16 + codec_hex_digit(s[2]);
 	}
 	*p = s + 1;
 	return *s == '+' ? ' ' : (unsigned char)*s;

@@ -26,6 +26,7 @@ import http.client
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -477,6 +478,19 @@ class Server:
 
     def request(self, method, path, **kw):
         return self.client.request(method, path, **kw)
+
+
+def build_shim(ctx, source):
+    """Compile tests/e2e/<source> (an LD_PRELOAD shim) into the test's
+    directory; returns the .so path.  A missing compiler is a failure
+    (scripts/deps.sh installs build-essential)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    cc = shutil.which("cc") or shutil.which("gcc")
+    check(cc, "no C compiler for the shim %s" % source)
+    out = ctx.path(os.path.splitext(source)[0] + ".so")
+    subprocess.run([cc, "-shared", "-fPIC", "-O1", "-o", out,
+                    os.path.join(here, source), "-ldl"], check=True)
+    return out
 
 
 def run_cli(args, timeout=30, env=None, cwd=None):

@@ -21,11 +21,11 @@ import os
 import re
 import shutil
 import stat
-import subprocess
 import threading
 import time
 
-from harness import e2e_test, check, check_eq, run_cli, read_admin_token
+from harness import (build_shim, e2e_test, check, check_eq, run_cli,
+                     read_admin_token)
 from ledger import account, transfer, create
 import journal
 
@@ -543,13 +543,7 @@ def test_doctor_names_a_newest_snapshot_whose_payload_fails_its_checksum(
 
 @e2e_test(timeout=120)
 def test_doctor_names_entries_left_unsigned_after_a_disk_full(ctx):
-    here = os.path.dirname(os.path.abspath(__file__))
-    cc = shutil.which("cc") or shutil.which("gcc")
-    check(cc, "no C compiler for the shim (scripts/deps.sh installs "
-          "build-essential)")
-    shim = ctx.path("failwritev.so")
-    subprocess.run([cc, "-shared", "-fPIC", "-O1", "-o", shim,
-                    os.path.join(here, "failwritev.c"), "-ldl"], check=True)
+    shim = build_shim(ctx, "failwritev.c")
     flag = ctx.path("disk-full")
     s = ctx.start_server(env={"LD_PRELOAD": shim,
                               "TPW_FAIL_WRITEV_FLAG": flag})

@@ -8,13 +8,12 @@ import random
 import re
 import shutil
 import struct
-import subprocess
 import threading
 import time
 
 import journal
-from harness import (e2e_test, check, check_eq, slow_factor, scaled, Client,
-                     TestFailure)
+from harness import (build_shim, e2e_test, check, check_eq, slow_factor,
+                     scaled, Client, TestFailure)
 from ledger import (account, transfer, create, create_one, get_account,
                     get_transfer, account_transfers_all)
 
@@ -690,13 +689,7 @@ def test_failed_fsync_answers_outcome_unknown_then_refuses_until_restart(ctx):
     writes get 500 engine-error (nothing applied), /readyz turns 503;
     after a restart the state is consistent and the refused write is
     absent."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    cc = shutil.which("cc") or shutil.which("gcc")
-    check(cc, "no C compiler for the shim (scripts/deps.sh installs "
-          "build-essential)")
-    shim = ctx.path("failsync.so")
-    subprocess.run([cc, "-shared", "-fPIC", "-O1", "-o", shim,
-                    os.path.join(here, "failsync.c"), "-ldl"], check=True)
+    shim = build_shim(ctx, "failsync.c")
     flag = ctx.path("fail-now")
     s = ctx.start_server(env={"LD_PRELOAD": shim,
                               "TPW_FAIL_SYNC_FLAG": flag})

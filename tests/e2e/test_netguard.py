@@ -111,6 +111,30 @@ def check_all_given_back(s, timeout=3.0):
         time.sleep(0.1)
 
 
+
+def refused_with_one_400(port, cases, pipelined=None):
+    """Each raw request of cases ({what: bytes}) must get one 400
+    bad-framing (a single status line) and the connection closed; every
+    case is tried and the failures are listed together.  The case named
+    by pipelined starts with a good request, answered 200 first."""
+    wrong = []
+    for what, data in cases.items():
+        raw, closed = exchange(port, data)
+        if what == pipelined:
+            first = parse_raw_response(raw)
+            if first is None or first.status != 200:
+                wrong.append("%s: the good one first: %r" % (what, raw[:120]))
+                continue
+            raw = raw[raw.find(b"HTTP/1.", 5):]
+        r = parse_raw_response(raw)
+        if raw.count(b"HTTP/1.") != 1 or r is None or r.status != 400 or \
+                r.json().get("type") != "/problems/bad-framing" or \
+                not closed:
+            wrong.append("%s: %s%r" % (what, "" if closed else "(left open) ",
+                                       raw[:160]))
+    check(not wrong, "not refused with one 400 bad-framing and closed:\n"
+          + "\n".join(wrong))
+
 # -- finding 2 -------------------------------------------------------------
 
 @e2e_test(timeout=60)
@@ -455,24 +479,8 @@ def test_ambiguous_framing_is_refused_with_400_and_the_connection_closed(ctx):
         "a space before the colon":
             b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-A : b\r\n\r\n",
     }
-    # Every case is tried; the failures are listed together.
-    wrong = []
-    for what, data in cases.items():
-        raw, closed = exchange(s.port, data)
-        if what.startswith("a bad line pipelined"):
-            first = parse_raw_response(raw)
-            if first is None or first.status != 200:
-                wrong.append("%s: the good one first: %r" % (what, raw[:120]))
-                continue
-            raw = raw[raw.find(b"HTTP/1.", 5):]
-        r = parse_raw_response(raw)
-        if raw.count(b"HTTP/1.") != 1 or r is None or r.status != 400 or \
-                r.json().get("type") != "/problems/bad-framing" or \
-                not closed:
-            wrong.append("%s: %s%r" % (what, "" if closed else "(left open) ",
-                                       raw[:160]))
-    check(not wrong, "not refused with one 400 bad-framing and closed:\n"
-          + "\n".join(wrong))
+    refused_with_one_400(s.port, cases,
+                         pipelined="a bad line pipelined after a good request")
     r = s.get("/v1/accounts/2")
     check_eq(r.status, 404, "nothing was created by a refused request")
 
@@ -508,17 +516,7 @@ def test_the_second_reviews_framing_cases_are_refused_with_one_400(ctx):
             b"GET http://t/v1/accounts/1 HTTP/1.1\r\nHost: t\r\n" + a +
             b"\r\n",
     }
-    wrong = []
-    for what, data in cases.items():
-        raw, closed = exchange(s.port, data)
-        r = parse_raw_response(raw)
-        if raw.count(b"HTTP/1.") != 1 or r is None or r.status != 400 or \
-                r.json().get("type") != "/problems/bad-framing" or \
-                not closed:
-            wrong.append("%s: %s%r" % (what, "" if closed else "(left open) ",
-                                       raw[:160]))
-    check(not wrong, "not refused with one 400 bad-framing and closed:\n"
-          + "\n".join(wrong))
+    refused_with_one_400(s.port, cases)
     check_eq(s.get("/v1/accounts/2").status, 404, "nothing was created")
     # what stays: %2F in the query, HTTP/1.0 without Host
     ok = s.post("/v1/accounts", [{"id": "1", "ledger": 1, "code": 1}])
