@@ -436,18 +436,14 @@ static struct curl_slist *request_headers(const struct http_client *c,
 static int map_result(CURLcode rc, const struct xfer *x)
 {
 	switch (rc) {
-	case CURLE_OK:
-		return 0;
-	case CURLE_URL_MALFORMAT:
-		return -HTTP_bad_url;
+	case CURLE_OK: return 0;
+	case CURLE_URL_MALFORMAT: return -HTTP_bad_url;
 	case CURLE_UNSUPPORTED_PROTOCOL:
 		/* A redirect elsewhere, or an answer that is not HTTP/1.x. */
 		return x->status_seen ? -HTTP_unsupported_scheme
 				      : -HTTP_protocol;
-	case CURLE_COULDNT_RESOLVE_HOST:
-		return -HTTP_resolve;
-	case CURLE_COULDNT_CONNECT:
-		return -HTTP_connect;
+	case CURLE_COULDNT_RESOLVE_HOST: return -HTTP_resolve;
+	case CURLE_COULDNT_CONNECT: return -HTTP_connect;
 	case CURLE_OPERATION_TIMEDOUT:
 		return x->connected ? -HTTP_timeout : -HTTP_connect_timeout;
 	case CURLE_SSL_CONNECT_ERROR:
@@ -457,33 +453,24 @@ static int map_result(CURLcode rc, const struct xfer *x)
 	case CURLE_SSL_CACERT_BADFILE:
 	case CURLE_SSL_ISSUER_ERROR:
 	case CURLE_SSL_CRL_BADFILE:
-	case CURLE_SSL_SHUTDOWN_FAILED:
-		return -HTTP_tls;
-	case CURLE_SEND_ERROR:
-		return -HTTP_send;
-	case CURLE_RECV_ERROR:
-		return -HTTP_recv;
+	case CURLE_SSL_SHUTDOWN_FAILED: return -HTTP_tls;
+	case CURLE_SEND_ERROR: return -HTTP_send;
+	case CURLE_RECV_ERROR: return -HTTP_recv;
 	case CURLE_GOT_NOTHING:
-	case CURLE_PARTIAL_FILE:
-		return -HTTP_truncated;
+	case CURLE_PARTIAL_FILE: return -HTTP_truncated;
 	case CURLE_WEIRD_SERVER_REPLY:
 	case CURLE_BAD_CONTENT_ENCODING:
-	case CURLE_HTTP2:
-		return -HTTP_protocol;
-	case CURLE_FILESIZE_EXCEEDED:
-		return -HTTP_body_too_large;
-	case CURLE_TOO_MANY_REDIRECTS:
-		return -HTTP_too_many_redirects;
-	case CURLE_OUT_OF_MEMORY:
-		return -HTTP_no_memory;
+	case CURLE_HTTP2: return -HTTP_protocol;
+	case CURLE_FILESIZE_EXCEEDED: return -HTTP_body_too_large;
+	case CURLE_TOO_MANY_REDIRECTS: return -HTTP_too_many_redirects;
+	case CURLE_OUT_OF_MEMORY: return -HTTP_no_memory;
 	case CURLE_WRITE_ERROR:
 		if (x->body_over)
 			return -HTTP_body_too_large;
 		if (x->head_over)
 			return -HTTP_head_too_large;
 		return x->no_memory ? -HTTP_no_memory : -HTTP_library;
-	default:
-		return -HTTP_library;
+	default: return -HTTP_library;
 	}
 }
 

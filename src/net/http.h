@@ -36,20 +36,20 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define HTTP_HEAD_BYTES_DEFAULT	     (64u * 1024u)
-#define HTTP_BODY_BYTES_DEFAULT	     ((size_t)16 << 20)
-#define HTTP_BODY_BYTES_MAX	     ((size_t)256 << 20)
-#define HTTP_TIMEOUT_MS_DEFAULT	     10000u
-#define HTTP_TIMEOUT_MS_MAX	     (3600u * 1000u)
-#define HTTP_REDIRECTS_MAX	     10u
-#define HTTP_URL_BYTES_MAX	     2048u
-#define HTTP_HOST_BYTES_MAX	     255u
-#define HTTP_TARGET_BYTES_MAX	     4096u
-#define HTTP_HEADERS_MAX	     16u
-#define HTTP_CONTENT_TYPE_BYTES_MAX  128u
-#define HTTP_REASON_BYTES_MAX	     128u
-#define HTTP_USER_AGENT_BYTES_MAX    64u
-#define HTTP_CANCEL_POLL_MS	     20u
+#define HTTP_HEAD_BYTES_DEFAULT	    (64u * 1024u)
+#define HTTP_BODY_BYTES_DEFAULT	    ((size_t)16 << 20)
+#define HTTP_BODY_BYTES_MAX	    ((size_t)256 << 20)
+#define HTTP_TIMEOUT_MS_DEFAULT	    10000u
+#define HTTP_TIMEOUT_MS_MAX	    (3600u * 1000u)
+#define HTTP_REDIRECTS_MAX	    10u
+#define HTTP_URL_BYTES_MAX	    2048u
+#define HTTP_HOST_BYTES_MAX	    255u
+#define HTTP_TARGET_BYTES_MAX	    4096u
+#define HTTP_HEADERS_MAX	    16u
+#define HTTP_CONTENT_TYPE_BYTES_MAX 128u
+#define HTTP_REASON_BYTES_MAX	    128u
+#define HTTP_USER_AGENT_BYTES_MAX   64u
+#define HTTP_CANCEL_POLL_MS	    20u
 
 #define HTTP_ERRORS(X)                                                         \
 	X(ok, "done")                                                          \
@@ -98,7 +98,7 @@ void http_global_cleanup(void);
  * '/').  No user info, query or fragment.
  */
 struct http_url {
-	bool tls;		     /* https */
+	bool tls;			    /* https */
 	char host[HTTP_HOST_BYTES_MAX + 3]; /* "[::1]" keeps its brackets */
 	unsigned short port;
 	char prefix[HTTP_TARGET_BYTES_MAX]; /* "" or "/api" */

@@ -105,12 +105,8 @@ static void answer(int c, enum answer a)
 	char chunk[4096 + 16];
 
 	switch (a) {
-	case ANSWER_HELLO:
-		send_text(c, hello, sizeof(hello) - 1);
-		break;
-	case ANSWER_PROBLEM:
-		send_text(c, problem, sizeof(problem) - 1);
-		break;
+	case ANSWER_HELLO: send_text(c, hello, sizeof(hello) - 1); break;
+	case ANSWER_PROBLEM: send_text(c, problem, sizeof(problem) - 1); break;
 	case ANSWER_BIG_LENGTH:
 		send_text(c, big_length, sizeof(big_length) - 1);
 		break;
@@ -137,8 +133,7 @@ static void answer(int c, enum answer a)
 		send_text(c, "Content-Length: 0\r\n\r\n", 21);
 		break;
 	}
-	case ANSWER_NOTHING:
-		break;
+	case ANSWER_NOTHING: break;
 	}
 }
 
@@ -226,10 +221,8 @@ two_requests_share_one_connection_and_send_only_what_is_asked(void **state)
 	struct http_client *c = open_client(NULL);
 	struct http_header h[] = {{"Authorization", "Bearer s3cret"}};
 	struct http_request get = {.method = "GET", .target = "/a?x=1"};
-	struct http_request post = {.method = "POST",
-				    .target = "/b",
-				    .headers = h,
-				    .nheaders = 1};
+	struct http_request post = {
+		.method = "POST", .target = "/b", .headers = h, .nheaders = 1};
 	struct http_response r = {0};
 	char seen[8192];
 
@@ -244,8 +237,9 @@ two_requests_share_one_connection_and_send_only_what_is_asked(void **state)
 	assert_string_equal(r.body, "hello");
 	last_request(seen, sizeof(seen));
 	char host[64];
-	snprintf(host, sizeof(host), "GET /base/a?x=1 HTTP/1.1\r\n"
-				     "Host: 127.0.0.1:%u\r\n",
+	snprintf(host, sizeof(host),
+		 "GET /base/a?x=1 HTTP/1.1\r\n"
+		 "Host: 127.0.0.1:%u\r\n",
 		 srv.port);
 	assert_memory_equal(seen, host, strlen(host));
 	assert_null(strstr(seen, "Content-Length"));
@@ -410,8 +404,14 @@ static void invalid_requests_are_refused_before_sending(void **state)
 		{.method = "G T", .target = "/"},
 		{.method = "GET", .target = "no-slash"},
 		{.method = "GET", .target = "/a b"},
-		{.method = "GET", .target = "/", .headers = crlf, .nheaders = 1},
-		{.method = "GET", .target = "/", .headers = name, .nheaders = 1},
+		{.method = "GET",
+		 .target = "/",
+		 .headers = crlf,
+		 .nheaders = 1},
+		{.method = "GET",
+		 .target = "/",
+		 .headers = name,
+		 .nheaders = 1},
 	};
 	struct http_response r = {0};
 
