@@ -23,6 +23,8 @@
 
 #include <cmocka.h>
 
+#include "banned.h"
+
 enum answer {
 	ANSWER_HELLO,	   /* 200, "hello", kept open */
 	ANSWER_PROBLEM,	   /* 404 problem+json */
