@@ -47,7 +47,10 @@
 const char client_usage_common[] =
 	"  --server URL       the server (default $TPWALLET_SERVER, "
 	"else " CLIENT_SERVER_DEFAULT ");\n"
-	"                     plain http only: no TLS in this client\n"
+	"                     http:// or https:// (verified)\n"
+	"  --cacert FILE      trust the CA certificates in FILE (PEM) for "
+	"https,\n"
+	"                     instead of the system's\n"
 	"  --data DIR         data directory for the admin files (default "
 	"$TPWALLET_DATA,\n"
 	"                     else ./" CLIENT_DATA_DEFAULT ")\n"
@@ -83,6 +86,7 @@ int client_option(struct client *c, int opt, const char *arg, bool with_auth)
 	switch (opt) {
 	case CLIENT_OPT_SERVER: c->server = arg; return 1;
 	case CLIENT_OPT_DATA: c->data_dir = arg; return 1;
+	case CLIENT_OPT_CACERT: c->ca_file = arg; return 1;
 	case CLIENT_OPT_TIMEOUT:
 		if (parse_u64(arg, CLIENT_TIMEOUT_S_MAX, &v) < 0 || v == 0) {
 			fprintf(stderr, "%s: --timeout must be 1..%u seconds\n",
@@ -427,6 +431,7 @@ int client_send(const struct client *c, const char *method, const char *target,
 		&(struct http_options){.connect_timeout_ms =
 					       c->timeout_s * 1000u,
 				       .total_timeout_ms = c->timeout_s * 1000u,
+				       .ca_file = c->ca_file,
 				       .user_agent = "tpwallet-cli"});
 	if (err == -HTTP_bad_url || err == -HTTP_unsupported_scheme) {
 		fprintf(stderr, "%s: --server %s: %s\n", c->prog, c->server,
