@@ -32,6 +32,8 @@ enum answer {
 	ANSWER_BIG_CHUNKS, /* chunked, 64 KiB of body */
 	ANSWER_BIG_HEAD,   /* 200 with 100 KiB of headers */
 	ANSWER_NOTHING,	   /* read the request, never answer */
+	ANSWER_REDIRECT,   /* 302 to /base/a, again and again */
+	ANSWER_TO_FTP,	   /* 302 to ftp:// */
 };
 
 struct server {
@@ -136,6 +138,16 @@ static void answer(int c, enum answer a)
 		break;
 	}
 	case ANSWER_NOTHING: break;
+	case ANSWER_REDIRECT:
+	case ANSWER_TO_FTP: {
+		int n = snprintf(chunk, sizeof(chunk),
+				 "HTTP/1.1 302 Found\r\nLocation: %s\r\n"
+				 "Content-Length: 0\r\n\r\n",
+				 a == ANSWER_REDIRECT ? "/base/a"
+						      : "ftp://127.0.0.1/x");
+		send_text(c, chunk, (size_t)n);
+		break;
+	}
 	}
 }
 
@@ -363,6 +375,30 @@ static void a_cancel_flag_ends_the_wait_at_once(void **state)
 	http_client_close(c);
 }
 
+static void
+redirects_are_followed_only_when_asked_and_only_to_http(void **state)
+{
+	struct http_options follow = {.redirects_max = 2};
+	struct http_client *c = open_client(NULL);
+	struct http_request req = {.method = "GET", .target = "/"};
+	struct http_response r = {0};
+
+	(void)state;
+	atomic_store(&srv.answer, ANSWER_REDIRECT);
+	assert_int_equal(http_client_do(c, &req, &r), 0);
+	assert_int_equal(r.status, 302);
+	assert_int_equal(atomic_load(&srv.requests), 1);
+	http_response_clear(&r);
+	http_client_close(c);
+
+	c = open_client(&follow);
+	assert_int_equal(http_client_do(c, &req, &r), -HTTP_too_many_redirects);
+	assert_int_equal(atomic_load(&srv.requests), 1 + 3);
+	atomic_store(&srv.answer, ANSWER_TO_FTP);
+	assert_int_equal(http_client_do(c, &req, &r), -HTTP_unsupported_scheme);
+	http_client_close(c);
+}
+
 static void only_http_and_https_urls_are_accepted(void **state)
 {
 	static const char *const other[] = {
@@ -470,6 +506,9 @@ int main(void)
 			teardown),
 		cmocka_unit_test_setup_teardown(
 			a_cancel_flag_ends_the_wait_at_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			redirects_are_followed_only_when_asked_and_only_to_http,
+			setup, teardown),
 		cmocka_unit_test(only_http_and_https_urls_are_accepted),
 		cmocka_unit_test_setup_teardown(
 			invalid_requests_are_refused_before_sending, setup,
