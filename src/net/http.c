@@ -263,9 +263,10 @@ static size_t on_header(char *line, size_t size, size_t n, void *arg)
 		const char *sp = memchr(line, ' ', len);
 		if (sp && (size_t)(line + len - sp) > 5 && sp[4] == ' ') {
 			const char *r = sp + 5;
-			size_t rl = strcspn(r, "\r\n");
-			if (rl > (size_t)(line + len - r))
-				rl = (size_t)(line + len - r);
+			size_t rl = 0, left = (size_t)(line + len - r);
+			/* The line is not NUL-terminated: stop at its end. */
+			while (rl < left && r[rl] != '\r' && r[rl] != '\n')
+				rl++;
 			if (rl >= sizeof(x->out->reason))
 				rl = sizeof(x->out->reason) - 1;
 			memcpy(x->out->reason, r, rl);

@@ -177,10 +177,10 @@ void http_response_clear(struct http_response *r);
 
 /*
  * Sends one request to c's URL + req->target and reads its answer into
- * *out (cleared by the caller with http_response_clear, also on
- * failure).  Returns 0 for any complete answer, whatever its status, or
- * a negative HTTP code: -HTTP_canceled within HTTP_CANCEL_POLL_MS of
- * *req->cancel turning true.  Nothing is printed.
+ * *out, which is overwritten (clear an earlier answer first) and cleared
+ * by the caller with http_response_clear, also on failure.  Returns 0 for any
+ * complete answer, whatever its status, or a negative HTTP code: -HTTP_canceled
+ * within HTTP_CANCEL_POLL_MS of *req->cancel turning true.  Nothing is printed.
  */
 int http_client_do(struct http_client *c, const struct http_request *req,
 		   struct http_response *out);
