@@ -7,7 +7,7 @@
 BUILD   ?= build
 CC      ?= cc
 SAN     ?=
-PKGS    := libmicrohttpd jansson libsodium nettle
+PKGS    := libmicrohttpd jansson libsodium nettle libcurl
 
 ifeq ($(SAN),1)
 CC      := clang
@@ -30,6 +30,7 @@ LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
 CORE_SRC   := $(wildcard src/core/*.c)
 CRYPTO_SRC := $(wildcard src/crypto/*.c)
 LOG_SRC    := $(wildcard src/log/*.c)
+NET_SRC    := $(wildcard src/net/*.c)
 ENGINE_SRC := $(wildcard src/engine/*.c)
 API_SRC    := $(wildcard src/api/*.c)
 CLI_SRC    := $(wildcard src/cli/*.c)
@@ -37,7 +38,8 @@ CLI_SRC    := $(wildcard src/cli/*.c)
 obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
 CORE_OBJ   := $(call obj,$(CORE_SRC) $(CRYPTO_SRC))
 LOG_OBJ    := $(CORE_OBJ) $(call obj,$(LOG_SRC))
-ENGINE_OBJ := $(LOG_OBJ) $(call obj,$(ENGINE_SRC))
+NET_OBJ    := $(CORE_OBJ) $(call obj,$(NET_SRC))
+ENGINE_OBJ := $(LOG_OBJ) $(call obj,$(NET_SRC) $(ENGINE_SRC))
 API_OBJ    := $(ENGINE_OBJ) $(call obj,$(API_SRC))
 ALL_OBJ    := $(API_OBJ) $(call obj,$(CLI_SRC))
 
@@ -89,6 +91,10 @@ $(BUILD)/tests/test_log_%: tests/unit/test_log_%.c $(LOG_OBJ)
 	@mkdir -p $(dir $@)
 	@echo "  TEST    $@"
 	@$(CC) $(CPPFLAGS) $(CFLAGS) $(LDSAN) -o $@ $^ $(LDLIBS) -lcmocka
+$(BUILD)/tests/test_net_%: tests/unit/test_net_%.c $(NET_OBJ)
+	@mkdir -p $(dir $@)
+	@echo "  TEST    $@"
+	@$(CC) $(CPPFLAGS) $(CFLAGS) $(LDSAN) -o $@ $^ $(LDLIBS) -lcmocka
 $(BUILD)/tests/test_engine_%: tests/unit/test_engine_%.c $(ENGINE_OBJ)
 	@mkdir -p $(dir $@)
 	@echo "  TEST    $@"
@@ -134,7 +140,7 @@ sanitize:
 # (fuzzer-no-link); each harness links it with libFuzzer's main.
 FUZZ_BUILD := build/fuzz
 FUZZ_SAN   := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined
-FUZZ_LIB_SRC := $(CORE_SRC) $(CRYPTO_SRC) $(LOG_SRC) $(ENGINE_SRC) $(API_SRC)
+FUZZ_LIB_SRC := $(CORE_SRC) $(CRYPTO_SRC) $(LOG_SRC) $(NET_SRC) $(ENGINE_SRC) $(API_SRC)
 FUZZ_LIB_OBJ := $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(FUZZ_LIB_SRC))
 FUZZ_BIN := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/%,$(FUZZ_SRC))
 

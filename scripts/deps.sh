@@ -9,7 +9,7 @@
 set -eu
 
 BUILD_PKGS="build-essential pkg-config
-libmicrohttpd-dev libsodium-dev libjansson-dev nettle-dev"
+libmicrohttpd-dev libsodium-dev libjansson-dev nettle-dev libcurl4-gnutls-dev"
 TEST_PKGS="clang libclang-rt-14-dev libcmocka-dev python3 curl wrk
 clang-format cppcheck util-linux"
 

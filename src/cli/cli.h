@@ -118,7 +118,7 @@ int parse_u64(const char *s, uint64_t max, uint64_t *out);
 
 /*
  * The client commands (call, principal, keys, delegate) talk to a server
- * over src/cli/httpc.h; what they share is in cmd_call.c.  See
+ * over src/net/http.h; what they share is in cmd_call.c.  See
  * docs/cli.md.  Every helper prints its own refusal on stderr, prefixed
  * with the command's name, and never prints a key or a token.
  */
@@ -132,15 +132,16 @@ int parse_u64(const char *s, uint64_t max, uint64_t *out);
 
 struct jose_seckey;
 struct jose_pubkey;
-struct httpc_response;
+struct http_response;
 
 /* Where and how to reach the server, and with which credential. */
-struct httpc_header;
+struct http_header;
 
 struct client {
 	const char *prog;	  /* "tpwallet call": prefixes messages */
 	const char *server;	  /* --server, $TPWALLET_SERVER, default */
 	const char *data_dir;	  /* --data, $TPWALLET_DATA, "data" */
+	const char *ca_file;	  /* --cacert: CAs for https (NULL: system) */
 	unsigned timeout_s;	  /* --timeout: connect and total, seconds */
 	bool verbose;		  /* -v: the status line on stderr */
 	const char *token_file;	  /* --token-file (default DATA/admin.token) */
@@ -148,7 +149,7 @@ struct client {
 	const char *mandate_file; /* --mandate: the chain */
 	bool no_auth;		  /* --no-auth: no Authorization header */
 	/* -H 'Name: value' of tpwallet call (X-Client-Version...) */
-	struct httpc_header *extra;
+	struct http_header *extra;
 	unsigned nextra;
 };
 
@@ -166,11 +167,13 @@ void client_print_clean(FILE *f, const char *s);
 #define CLIENT_OPT_TOKEN_FILE 0x1004
 #define CLIENT_OPT_MANDATE    0x1005
 #define CLIENT_OPT_NO_AUTH    0x1006
+#define CLIENT_OPT_CACERT     0x1007
 /* clang-format off */
 #define CLIENT_LONG_OPTIONS                                                    \
 	{"server", required_argument, NULL, CLIENT_OPT_SERVER},                \
 	{"data", required_argument, NULL, CLIENT_OPT_DATA},                    \
 	{"timeout", required_argument, NULL, CLIENT_OPT_TIMEOUT},              \
+	{"cacert", required_argument, NULL, CLIENT_OPT_CACERT},                \
 	{"verbose", no_argument, NULL, 'v'}
 #define CLIENT_AUTH_LONG_OPTIONS                                               \
 	{"token-file", required_argument, NULL, CLIENT_OPT_TOKEN_FILE},        \
@@ -209,7 +212,7 @@ int client_load_pubkey(const struct client *c, const char *path,
  * failure to send; EXIT_USAGE for an unusable option or file.
  */
 int client_send(const struct client *c, const char *method, const char *target,
-		const char *body, size_t body_len, struct httpc_response *resp);
+		const char *body, size_t body_len, struct http_response *resp);
 
 /* Writes a body to stdout, with a newline when it lacks one. */
 void client_print_body(const char *body, size_t len);

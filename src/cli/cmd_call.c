@@ -21,7 +21,7 @@
  * in part.
  */
 #include "cli/cli.h"
-#include "cli/httpc.h"
+#include "net/http.h"
 #include "crypto/b64url.h"
 #include "crypto/jose.h"
 #include "crypto/mandate.h"
@@ -30,7 +30,6 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <jansson.h>
-#include <netdb.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,7 +47,10 @@
 const char client_usage_common[] =
 	"  --server URL       the server (default $TPWALLET_SERVER, "
 	"else " CLIENT_SERVER_DEFAULT ");\n"
-	"                     plain http only: no TLS in this client\n"
+	"                     http:// or https:// (verified)\n"
+	"  --cacert FILE      trust the CA certificates in FILE (PEM) for "
+	"https,\n"
+	"                     instead of the system's\n"
 	"  --data DIR         data directory for the admin files (default "
 	"$TPWALLET_DATA,\n"
 	"                     else ./" CLIENT_DATA_DEFAULT ")\n"
@@ -84,6 +86,7 @@ int client_option(struct client *c, int opt, const char *arg, bool with_auth)
 	switch (opt) {
 	case CLIENT_OPT_SERVER: c->server = arg; return 1;
 	case CLIENT_OPT_DATA: c->data_dir = arg; return 1;
+	case CLIENT_OPT_CACERT: c->ca_file = arg; return 1;
 	case CLIENT_OPT_TIMEOUT:
 		if (parse_u64(arg, CLIENT_TIMEOUT_S_MAX, &v) < 0 || v == 0) {
 			fprintf(stderr, "%s: --timeout must be 1..%u seconds\n",
@@ -316,15 +319,14 @@ void client_print_clean(FILE *f, const char *s)
 	}
 }
 
-static bool is_problem(const struct httpc_response *r)
+static bool is_problem(const struct http_response *r)
 {
 	return strncasecmp(r->content_type, "application/problem+json",
 			   strlen("application/problem+json")) == 0;
 }
 
 /* "<status> <title>: <detail> (link N, claim C) [type]" on stderr. */
-static void print_problem(const struct client *c,
-			  const struct httpc_response *r)
+static void print_problem(const struct client *c, const struct http_response *r)
 {
 	json_t *p = NULL;
 	const char *title = NULL, *detail = NULL, *claim = NULL, *type = NULL;
@@ -409,26 +411,39 @@ static int load_chain(const struct client *c, const char *path, char **out,
 }
 
 int client_send(const struct client *c, const char *method, const char *target,
-		const char *body, size_t body_len, struct httpc_response *resp)
+		const char *body, size_t body_len, struct http_response *resp)
 {
-	struct httpc_url url;
-	struct httpc_header hdr[4 + CALL_EXTRA_HEADERS_MAX];
-	struct httpc_request req = {0};
-	struct httpc_response r = {0};
+	struct http_client *hc = NULL;
+	const struct http_url *url;
+	struct http_header hdr[4 + CALL_EXTRA_HEADERS_MAX];
+	struct http_request req = {0};
+	struct http_response r = {0};
 	struct jose_seckey *key = NULL;
 	char token[CLIENT_TOKEN_BYTES_MAX + 2];
 	char path[PATH_BYTES_MAX];
 	char *authz = NULL, *chain = NULL, *proof = NULL;
 	size_t authz_cap = 0, nh = 0, chain_len = 0, token_len = 0;
-	int ret = EXIT_USAGE, err, sys_err = 0;
+	int ret = EXIT_USAGE, err;
 
 	token[0] = '\0';
-	err = httpc_url_parse(c->server, &url);
-	if (err < 0) {
+	err = http_client_open(
+		&hc, c->server,
+		&(struct http_options){.connect_timeout_ms =
+					       c->timeout_s * 1000u,
+				       .total_timeout_ms = c->timeout_s * 1000u,
+				       .ca_file = c->ca_file,
+				       .user_agent = "tpwallet-cli"});
+	if (err == -HTTP_bad_url || err == -HTTP_unsupported_scheme) {
 		fprintf(stderr, "%s: --server %s: %s\n", c->prog, c->server,
-			httpc_err_desc(err));
+			http_err_desc(err));
 		goto cleanup;
 	}
+	if (err < 0) {
+		ret = 1;
+		fprintf(stderr, "%s: %s\n", c->prog, http_err_desc(err));
+		goto cleanup;
+	}
+	url = http_client_url(hc);
 	if (c->no_auth) {
 		/* nothing */
 	} else if (c->key_file || c->mandate_file) {
@@ -451,8 +466,8 @@ int client_send(const struct client *c, const char *method, const char *target,
 		if (load_chain(c, c->mandate_file, &chain, &chain_len) < 0 ||
 		    client_load_seckey(c, c->key_file, &key) < 0)
 			goto cleanup;
-		k = snprintf(htu, sizeof(htu), "http://%s%s%.*s", url.authority,
-			     url.prefix, (int)tlen, target);
+		k = snprintf(htu, sizeof(htu), "%s%s%.*s", url->origin,
+			     url->prefix, (int)tlen, target);
 		if (k < 0 || (size_t)k >= sizeof(htu)) {
 			fprintf(stderr,
 				"%s: the URL is too long for a DPoP "
@@ -484,8 +499,8 @@ int client_send(const struct client *c, const char *method, const char *target,
 			goto cleanup;
 		}
 		snprintf(authz, authz_cap, "DPoP %s", chain);
-		hdr[nh++] = (struct httpc_header){"Authorization", authz};
-		hdr[nh++] = (struct httpc_header){"DPoP", proof};
+		hdr[nh++] = (struct http_header){"Authorization", authz};
+		hdr[nh++] = (struct http_header){"DPoP", proof};
 	} else {
 		const char *tf = c->token_file;
 		if (!tf) {
@@ -528,15 +543,14 @@ int client_send(const struct client *c, const char *method, const char *target,
 			goto cleanup;
 		}
 		snprintf(authz, authz_cap, "Bearer %s", token);
-		hdr[nh++] = (struct httpc_header){"Authorization", authz};
+		hdr[nh++] = (struct http_header){"Authorization", authz};
 	}
 	if (body)
-		hdr[nh++] = (struct httpc_header){"Content-Type",
-						  "application/json"};
+		hdr[nh++] = (struct http_header){"Content-Type",
+						 "application/json"};
 	for (unsigned i = 0; i < c->nextra && i < CALL_EXTRA_HEADERS_MAX; i++)
 		hdr[nh++] = c->extra[i];
 
-	req.url = &url;
 	req.method = method;
 	req.target = target;
 	req.headers = hdr;
@@ -544,11 +558,9 @@ int client_send(const struct client *c, const char *method, const char *target,
 	req.body = body;
 	req.body_len = body_len;
 	req.has_body = body != NULL;
-	req.connect_timeout_ms = c->timeout_s * 1000u;
-	req.total_timeout_ms = c->timeout_s * 1000u;
 	ret = 1;
-	err = httpc_do(&req, &r, &sys_err);
-	if (err == -HTTPC_invalid_argument) {
+	err = http_client_do(hc, &req, &r);
+	if (err == -HTTP_invalid_argument) {
 		fprintf(stderr,
 			"%s: invalid request: METHOD must be a token and "
 			"PATH start with '/' and hold no spaces\n",
@@ -558,11 +570,9 @@ int client_send(const struct client *c, const char *method, const char *target,
 	}
 	if (err < 0) {
 		fprintf(stderr, "%s: %s: %s", c->prog, c->server,
-			httpc_err_desc(err));
-		if (err == -HTTPC_resolve && sys_err)
-			fprintf(stderr, " (%s)", gai_strerror(sys_err));
-		else if (sys_err && err != -HTTPC_connect_timeout)
-			fprintf(stderr, " (%s)", strerror(sys_err));
+			http_err_desc(err));
+		if (r.os_errno)
+			fprintf(stderr, " (%s)", strerror(r.os_errno));
 		fputc('\n', stderr);
 		goto cleanup;
 	}
@@ -590,7 +600,8 @@ int client_send(const struct client *c, const char *method, const char *target,
 		client_print_body(r.body, r.body_len);
 	}
 cleanup:
-	httpc_response_clear(&r);
+	http_response_clear(&r);
+	http_client_close(hc);
 	jose_seckey_free(key);
 	sodium_memzero(token, sizeof(token));
 	if (authz) {
@@ -606,7 +617,7 @@ cleanup:
 
 /* -H 'Name: value': a header name is a token, its value printable
  * ASCII; Authorization and DPoP come from the credential options. */
-static int extra_header(struct client *c, struct httpc_header *h, char *arg)
+static int extra_header(struct client *c, struct http_header *h, char *arg)
 {
 	char *colon = strchr(arg, ':');
 	if (!colon || colon == arg || c->nextra == CALL_EXTRA_HEADERS_MAX) {
@@ -641,7 +652,7 @@ static int extra_header(struct client *c, struct httpc_header *h, char *arg)
 			arg);
 		return -1;
 	}
-	h[c->nextra++] = (struct httpc_header){arg, v};
+	h[c->nextra++] = (struct http_header){arg, v};
 	c->extra = h;
 	return 0;
 }
@@ -678,7 +689,7 @@ int cmd_call(int argc, char **argv)
 		{NULL, 0, NULL, 0},
 	};
 	struct client c;
-	struct httpc_header extra[CALL_EXTRA_HEADERS_MAX];
+	struct http_header extra[CALL_EXTRA_HEADERS_MAX];
 	const char *method, *target, *arg = NULL;
 	char *body = NULL;
 	size_t body_len = 0;

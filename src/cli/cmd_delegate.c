@@ -16,7 +16,7 @@
  */
 #include "cli/cli.h"
 #include "core/policy.h"
-#include "cli/httpc.h"
+#include "net/http.h"
 #include "core/u128.h"
 #include "crypto/b64url.h"
 #include "crypto/jose.h"

@@ -25,7 +25,7 @@
  * token or key is ever printed.
  */
 #include "cli/cli.h"
-#include "cli/httpc.h"
+#include "net/http.h"
 #include "core/policy.h"
 #include "core/pstate.h"
 #include "crypto/jose.h"
@@ -259,7 +259,7 @@ static int call_json(const struct ctx *x, const char *method,
 		     const struct target *t, const char *body, size_t len,
 		     json_t **out)
 {
-	struct httpc_response r = {0};
+	struct http_response r = {0};
 	int ret;
 
 	*out = NULL;
@@ -281,7 +281,7 @@ static int call_json(const struct ctx *x, const char *method,
 		ret = 1;
 	}
 cleanup:
-	httpc_response_clear(&r);
+	http_response_clear(&r);
 	return ret;
 }
 

@@ -16,7 +16,7 @@
  * the administrator's token, DATA/admin.token.
  */
 #include "cli/cli.h"
-#include "cli/httpc.h"
+#include "net/http.h"
 #include "crypto/jose.h"
 
 #include <errno.h>
@@ -129,7 +129,7 @@ static int register_key(const struct client *c, const struct jose_pubkey *pub,
 			const char *name)
 {
 	char jwk[JOSE_JWK_BYTES_MAX + 1];
-	struct httpc_response resp = {0};
+	struct http_response resp = {0};
 	json_t *body = NULL, *j = NULL;
 	char *text = NULL;
 	int ret = 1;
@@ -151,7 +151,7 @@ static int register_key(const struct client *c, const struct jose_pubkey *pub,
 cleanup:
 	if (ret == 1 && !text)
 		fprintf(stderr, "%s: out of memory\n", c->prog);
-	httpc_response_clear(&resp);
+	http_response_clear(&resp);
 	json_decref(j);
 	json_decref(body);
 	free(text);

@@ -4,6 +4,7 @@
  * `tpwallet <command> [options]`; `tpwallet help` lists the commands.
  */
 #include "cli/cli.h"
+#include "net/http.h"
 
 #include <sodium.h>
 #include <stdio.h>
@@ -38,6 +39,11 @@ int main(int argc, char **argv)
 	/* Before anything allocates secure memory or draws random bytes. */
 	if (sodium_init() < 0) {
 		fprintf(stderr, "tpwallet: libsodium failed to initialise\n");
+		return EXIT_SOFTWARE;
+	}
+	/* libcurl's global state, once, before any thread starts. */
+	if (http_global_init() < 0) {
+		fprintf(stderr, "tpwallet: libcurl failed to initialise\n");
 		return EXIT_SOFTWARE;
 	}
 	if (argc < 2) {

@@ -59,9 +59,6 @@
 #define CHECKPOINT_TEXT_BYTES_MAX 1024
 /* The longest wait of the idle witness thread before it looks again. */
 #define WITNESS_IDLE_WAIT_MS 1000
-/* A witness whose name did not resolve, or whose addresses all failed, is
- * looked up again at most this often. */
-#define WITNESS_RESOLVE_INTERVAL_MS 30000
 
 struct position {
 	u64 segment_seq;
@@ -76,9 +73,7 @@ _Static_assert(sizeof(struct position) == 32, "position is 32 bytes");
 /* A witness as the witness thread keeps it (and nothing else touches). */
 struct witness_slot {
 	struct witness_peer peer; /* peer.size: what it last cosigned */
-	bool looked_up;		  /* witness_resolve was called once */
-	bool stale;		  /* its addresses failed: look up again */
-	u64 looked_up_at_ms;
+	struct http_client *http; /* kept open between checkpoints */
 };
 
 /* The newest signed checkpoint the witness thread has not taken yet.
@@ -330,26 +325,6 @@ static void mailbox_post(struct audit *a, u64 size, const char *text,
 	pthread_mutex_unlock(&a->mail_lock);
 }
 
-/* Look a witness up the first time, and again when its addresses failed,
- * at most every WITNESS_RESOLVE_INTERVAL_MS.  getaddrinfo may block for
- * the resolver's timeouts: only the witness thread calls this. */
-static void witness_lookup(struct witness_slot *ws)
-{
-	if (ws->looked_up &&
-	    (!(ws->stale || ws->peer.naddrs == 0) ||
-	     mono_ms() - ws->looked_up_at_ms < WITNESS_RESOLVE_INTERVAL_MS))
-		return;
-	int ret = witness_resolve(&ws->peer);
-	ws->looked_up = true;
-	ws->looked_up_at_ms = mono_ms();
-	if (ret == 0)
-		ws->stale = false;
-	else
-		log_at(LOG_WARN, "witness host does not resolve",
-		       LOG_STR("witness", ws->peer.key.name),
-		       LOG_STR("host", ws->peer.host));
-}
-
 /* On the witness thread: send the signed note of size `size` to one
  * witness with a consistency proof from the size it last cosigned; on a
  * 409 learn its size and try once more.  A verified cosignature line is
@@ -362,13 +337,13 @@ static void cosign(struct audit *a, struct witness_slot *ws, u64 size,
 {
 	struct witness_peer *w = &ws->peer;
 	char *req = a->witness_req;
-	char resp[WITNESS_RESPONSE_BYTES_MAX];
+	struct http_response r = {0};
 
-	witness_lookup(ws);
+	if (!ws->http)
+		return;
 	for (int attempt = 0; attempt < 2; attempt++) {
 		u8 proof[MERKLE_PROOF_HASHES_MAX][MERKLE_HASH_BYTES];
-		size_t np = 0, rlen = 0, resp_len = 0;
-		int status = 0;
+		size_t np = 0, rlen = 0;
 
 		if (w->size > size)
 			w->size = 0; /* it knows a bigger tree: it will say */
@@ -386,36 +361,41 @@ static void cosign(struct audit *a, struct witness_slot *ws, u64 size,
 		req[rlen++] = '\n';
 		memcpy(req + rlen, note, *note_len);
 		rlen += *note_len;
-		int ret = witness_post(w, req, rlen, &a->stop, &status, resp,
-				       sizeof(resp), &resp_len);
-		if (ret == -ECANCELED)
+		http_response_clear(&r);
+		int ret = witness_post(ws->http, req, rlen, &a->stop, &r);
+		if (ret == -HTTP_canceled)
 			break; /* shutting down */
 		if (ret != 0) {
-			ws->stale = true;
 			log_at(LOG_WARN, "witness unreachable",
 			       LOG_STR("witness", w->key.name),
-			       LOG_NUM("errno", -ret));
+			       LOG_STR("error", http_err_name(ret)));
 			break;
 		}
-		if (status == 409 && attempt == 0) {
+		if (r.status == 409 && attempt == 0) {
 			/* It last cosigned another size: start from there. */
-			unsigned long long known;
-			if (sscanf(resp, "%llu", &known) != 1)
+			u64 known;
+			if (witness_parse_size(r.body ? r.body : "", r.body_len,
+					       &known) != 0) {
+				log_at(LOG_WARN,
+				       "witness answered 409 without a "
+				       "canonical size",
+				       LOG_STR("witness", w->key.name));
 				break;
+			}
 			w->size = known;
 			continue;
 		}
-		if (status != 200) {
+		if (r.status != 200) {
 			log_at(LOG_WARN, "witness refused the checkpoint",
 			       LOG_STR("witness", w->key.name),
-			       LOG_NUM("status", status),
+			       LOG_NUM("status", r.status),
 			       LOG_NUM("size", size));
 			break;
 		}
 		/* One or more lines; keep those that verify. */
-		char *line = resp;
+		const char *line = r.body ? r.body : "";
 		while (*line) {
-			char *nl = strchr(line, '\n');
+			const char *nl = strchr(line, '\n');
 			size_t ll = nl ? (size_t)(nl - line) + 1 : strlen(line);
 			if (cosig_verify(&w->key, body, body_len, line, ll,
 					 NULL) == 0 &&
@@ -434,23 +414,31 @@ static void cosign(struct audit *a, struct witness_slot *ws, u64 size,
 			       LOG_STR("witness", w->key.name));
 		break;
 	}
+	http_response_clear(&r);
 }
 
 /*
  * The witness thread: take the newest checkpoint from the mailbox, send it
- * round the witnesses (each exchange bounded by WITNESS_TIMEOUT_MS, two
- * at most per witness), and publish the cosigned copy.  Every wait is
- * bounded and looks at `stop`, so audit_close waits at most a
- * WITNESS_CANCEL_POLL_MS slice (or a name lookup in progress).
+ * round the witnesses (each exchange bounded by WITNESS_TIMEOUT_MS, name
+ * lookup included, two at most per witness), and publish the cosigned
+ * copy.  Every wait is bounded and looks at `stop`, so audit_close waits
+ * at most an HTTP_CANCEL_POLL_MS slice.  The thread owns the witnesses'
+ * clients: their connections stay open from one checkpoint to the next.
  */
 static void *witness_main(void *arg)
 {
 	struct audit *a = arg;
 	char text[CHECKPOINT_TEXT_BYTES_MAX];
 
-	/* Names first, here, where a slow resolver delays only this. */
-	for (size_t k = 0; k < a->nwitnesses && !atomic_load(&a->stop); k++)
-		witness_lookup(&a->witnesses[k]);
+	for (size_t k = 0; k < a->nwitnesses; k++) {
+		int ret = witness_connect(&a->witnesses[k].peer,
+					  &a->witnesses[k].http);
+		if (ret < 0)
+			log_at(LOG_WARN, "witness client not opened",
+			       LOG_STR("witness",
+				       a->witnesses[k].peer.key.name),
+			       LOG_STR("error", http_err_name(ret)));
+	}
 	while (!atomic_load(&a->stop)) {
 		u64 size = 0;
 		size_t text_len = 0, note_len = 0;
@@ -485,6 +473,10 @@ static void *witness_main(void *arg)
 			       a->witness_note, &note_len);
 		if (note_len > signed_len)
 			publish(a, size, a->witness_note, note_len, true, NULL);
+	}
+	for (size_t k = 0; k < a->nwitnesses; k++) {
+		http_client_close(a->witnesses[k].http);
+		a->witnesses[k].http = NULL;
 	}
 	return NULL;
 }

@@ -1,45 +1,37 @@
 /*
  * witness.h - the log's side of C2SP tlog-witness: the witnesses a
- * server sends its checkpoints to, and the HTTP POST that does it.
+ * server sends its checkpoints to, and the POST that does it (over
+ * net/http.h: one kept connection per witness).
  *
- * A witness is named by "http://HOST:PORT[/PREFIX] NAME+<8 hex>+<base64>":
+ * A witness is named by "http[s]://HOST[:PORT][/PREFIX] NAME+<8 hex>+<base64>":
  * where it listens, and its cosigner verifier key (key type 0x04, as
- * `tpwallet witness` prints it).  Plain HTTP on a numeric or resolvable
- * host: run witnesses on loopback or behind a TLS proxy for now.
+ * `tpwallet witness` prints it).  An https witness is verified against
+ * the system's certificate authorities.
  *
- * Nothing here is thread-safe: a witness_peer belongs to one thread (the
- * audit module's witness thread), which resolves it and posts to it.
+ * Nothing here is thread-safe: a witness's client belongs to one thread
+ * (the audit module's witness thread), which opens it and posts on it.
  */
 #ifndef TPW_ENGINE_WITNESS_H
 #define TPW_ENGINE_WITNESS_H
 
 #include "core/types.h"
 #include "crypto/note.h"
+#include "net/http.h"
 
 #include <stdatomic.h>
-#include <sys/socket.h>
 
 #define WITNESSES_MAX	       8
 #define WITNESS_SPEC_BYTES_MAX 1024
-/* One exchange with a witness, connect to last byte. */
+/* One exchange with a witness, connect (name lookup included) to last
+ * byte. */
 #define WITNESS_TIMEOUT_MS 500
 /* Largest answer read from a witness (cosignature lines are ~150 bytes). */
 #define WITNESS_RESPONSE_BYTES_MAX 8192
-/* Addresses kept per witness ("localhost" may be ::1 and 127.0.0.1). */
-#define WITNESS_ADDRS_MAX 4
-/* How often witness_post looks at its cancel flag while it waits. */
-#define WITNESS_CANCEL_POLL_MS 20
 
 struct witness_peer {
-	char host[256];
-	char port[8];
-	char path[256];		  /* PREFIX + "/add-checkpoint" */
+	char url[WITNESS_SPEC_BYTES_MAX]; /* "http[s]://HOST[:PORT][/PREFIX]" */
 	struct note_verifier key; /* name and public key; key_id unused */
 	u64 size; /* the size it last cosigned for us; 0: none */
-	/* Where it listens, as witness_resolve last found it. */
-	struct sockaddr_storage addrs[WITNESS_ADDRS_MAX];
-	socklen_t addr_lens[WITNESS_ADDRS_MAX];
-	unsigned naddrs; /* 0: not resolved (yet) */
 };
 
 /* Parse a witness spec (above).  Returns 0 or -EINVAL with a reason in
@@ -47,26 +39,23 @@ struct witness_peer {
 int witness_peer_parse(const char *spec, struct witness_peer *out, char *err,
 		       size_t err_size);
 
-/*
- * Find the addresses of w's host (at most WITNESS_ADDRS_MAX) and keep them
- * in w.  A numeric host is converted without any lookup; a name goes to
- * getaddrinfo, which may block for the resolver's own timeouts (seconds,
- * beyond any deadline here): call it on a thread that waits for nothing
- * else.  On failure the addresses found before are kept.  Returns 0 or
- * -EHOSTUNREACH.
- */
-int witness_resolve(struct witness_peer *w);
+/* A client for w (its deadline and answer cap set), to keep and reuse
+ * for every checkpoint: the connection stays open between them.  Returns
+ * 0 or a negative HTTP code (net/http.h). */
+int witness_connect(const struct witness_peer *w, struct http_client **out);
 
 /*
- * POST body to the peer's resolved addresses (each in turn, all under one
- * deadline) and read its answer: returns 0 with the HTTP status and the
- * body (NUL-terminated, at most cap - 1 bytes), or a negative errno:
- * -ETIMEDOUT past WITNESS_TIMEOUT_MS, -EHOSTUNREACH when w has no address,
- * -ECANCELED within WITNESS_CANCEL_POLL_MS of *cancel turning true (cancel
- * may be NULL).  Never resolves a name.
+ * POST body to the witness's add-checkpoint and read its answer into
+ * *out (cleared by the caller): 0 with any status, or a negative HTTP
+ * code: -HTTP_timeout past WITNESS_TIMEOUT_MS, -HTTP_canceled within
+ * HTTP_CANCEL_POLL_MS of *cancel turning true (cancel may be NULL).
  */
-int witness_post(const struct witness_peer *w, const char *body, size_t len,
-		 const _Atomic bool *cancel, int *status, char *resp,
-		 size_t cap, size_t *resp_len);
+int witness_post(struct http_client *c, const char *body, size_t len,
+		 const _Atomic bool *cancel, struct http_response *out);
+
+/* The body of a 409: the size the witness last cosigned, in canonical
+ * decimal with at most one newline after it ("0\n", "42"; never "-1",
+ * "007", "+4", "4 " nor a value over 2^64 - 1).  Returns 0 or -EINVAL. */
+int witness_parse_size(const char *body, size_t len, u64 *out);
 
 #endif

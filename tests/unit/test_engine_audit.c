@@ -3,8 +3,9 @@
  * record with exactly the record's bytes, a root equal to one computed
  * independently from the files, proofs that the RFC 9162 verifiers
  * accept, a transfer's timestamp leading to the entry that holds it, a
- * journal edited on disk refused when its entry is served, and witnesses
- * (silent, or slow) that hold back neither the tree nor its checkpoints.
+ * journal edited on disk refused when its entry is served, witnesses
+ * (silent, or slow) that hold back neither the tree nor its checkpoints,
+ * and a witness's 409 read only when its size is canonical decimal.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -611,20 +612,22 @@ struct slow_witness {
 	pthread_t thread;
 };
 
-static void slow_answer(struct slow_witness *sw, int c)
+/* One request read from c into req (NUL-terminated): its body, or NULL
+ * when it did not come whole (bounded: 1 s, cap - 1 bytes). */
+static char *read_witness_request(int c, char *req, size_t cap)
 {
-	char req[16384] = "";
 	size_t got = 0;
 	u64 deadline = now_ms() + 1000;
 
-	/* Until the peer's Content-Length is in (bounded: 1 s, 16 KiB). */
-	while (got < sizeof(req) - 1 && now_ms() < deadline) {
+	req[0] = '\0';
+	/* Until the peer's Content-Length is in. */
+	while (got < cap - 1 && now_ms() < deadline) {
 		struct pollfd p = {.fd = c, .events = POLLIN};
 		if (poll(&p, 1, 50) <= 0)
 			continue;
-		ssize_t k = recv(c, req + got, sizeof(req) - 1 - got, 0);
+		ssize_t k = recv(c, req + got, cap - 1 - got, 0);
 		if (k <= 0)
-			return;
+			return NULL;
 		got += (size_t)k;
 		req[got] = '\0';
 		char *body = strstr(req, "\r\n\r\n");
@@ -632,11 +635,35 @@ static void slow_answer(struct slow_witness *sw, int c)
 		if (body && cl &&
 		    (size_t)(body + 4 - req) + strtoul(cl + 16, NULL, 10) <=
 			    got)
-			break;
+			return body + 4;
 	}
-	char *body = strstr(req, "\r\n\r\n");
-	char *cp = body ? strstr(body + 4, "\n\n") : NULL; /* after proofs */
-	char *end = cp ? strstr(cp + 2, "\n\n") : NULL;	   /* text's end */
+	return NULL;
+}
+
+/* Answers connections on fd one at a time with answer(ctx, c), until
+ * *stop (at most 10^4 polls of 20 ms). */
+static void serve_witness(int fd, const _Atomic bool *stop,
+			  void (*answer)(void *ctx, int c), void *ctx)
+{
+	for (int i = 0; i < 10000 && !atomic_load(stop); i++) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		if (poll(&p, 1, 20) <= 0)
+			continue;
+		int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+		if (c < 0)
+			continue;
+		answer(ctx, c);
+		close(c);
+	}
+}
+
+static void slow_answer(void *ctx, int c)
+{
+	struct slow_witness *sw = ctx;
+	char req[16384];
+	char *body = read_witness_request(c, req, sizeof(req));
+	char *cp = body ? strstr(body, "\n\n") : NULL;	/* after proofs */
+	char *end = cp ? strstr(cp + 2, "\n\n") : NULL; /* text's end */
 	if (!end)
 		return;
 	sleep_ms(sw->delay_ms);
@@ -657,18 +684,7 @@ static void slow_answer(struct slow_witness *sw, int c)
 static void *slow_witness_main(void *arg)
 {
 	struct slow_witness *sw = arg;
-
-	/* One connection at a time, until stopped (at most 10^4 polls). */
-	for (int i = 0; i < 10000 && !atomic_load(&sw->stop); i++) {
-		struct pollfd p = {.fd = sw->fd, .events = POLLIN};
-		if (poll(&p, 1, 20) <= 0)
-			continue;
-		int c = accept4(sw->fd, NULL, NULL, SOCK_CLOEXEC);
-		if (c < 0)
-			continue;
-		slow_answer(sw, c);
-		close(c);
-	}
+	serve_witness(sw->fd, &sw->stop, slow_answer, sw);
 	return NULL;
 }
 
@@ -779,6 +795,135 @@ a_slow_witness_cosigns_the_newest_and_nothing_goes_back(void **state)
 	free(note);
 }
 
+/* A witness that answers every request with 409 and a fixed body, and
+ * notes what each request said: its "old" size and its checkpoint's. */
+struct refusing_witness {
+	int fd;
+	const char *body; /* the 409 body: "-1\n", "007\n"... */
+	_Atomic bool stop;
+	_Atomic unsigned requests;
+	u64 old[8], size[8]; /* per request, while requests < 8 */
+	pthread_t thread;
+};
+
+static void refusing_answer(void *ctx, int c)
+{
+	struct refusing_witness *rw = ctx;
+	char req[16384];
+	char *body = read_witness_request(c, req, sizeof(req));
+
+	/* "old N\n", proof lines, "\n", then the note: origin, size... */
+	char *note = body ? strstr(body, "\n\n") : NULL;
+	char *size_line = note ? strchr(note + 2, '\n') : NULL;
+	if (!body || !size_line || strncmp(body, "old ", 4) != 0)
+		return;
+	unsigned n = atomic_load(&rw->requests);
+	if (n < 8) {
+		rw->old[n] = strtoull(body + 4, NULL, 10);
+		rw->size[n] = strtoull(size_line + 1, NULL, 10);
+	}
+	char resp[256];
+	int rn = snprintf(resp, sizeof(resp),
+			  "HTTP/1.1 409 Conflict\r\n"
+			  "Content-Type: text/x.tlog.size\r\n"
+			  "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+			  strlen(rw->body), rw->body);
+	atomic_store(&rw->requests, n + 1);
+	send(c, resp, (size_t)rn, MSG_NOSIGNAL);
+}
+
+static void *refusing_witness_main(void *arg)
+{
+	struct refusing_witness *rw = arg;
+	serve_witness(rw->fd, &rw->stop, refusing_answer, rw);
+	return NULL;
+}
+
+/* A 409 says which size the witness last cosigned, as canonical decimal
+ * ("%llu\n").  A body of "-1" or "007" is not one: the log does not
+ * retry from a size it made up (sscanf read "-1" as 2^64 - 1, and "007"
+ * as 7), and each later checkpoint is sent from "old 0" again.  "1\n"
+ * is one: the log retries at once from old 1, and starts there after. */
+static void a_409_with_a_size_that_is_not_canonical_is_refused(void **state)
+{
+	static const char *const bodies[] = {"-1\n", "007\n", "1\n"};
+	struct fixture *f = *state;
+
+	for (size_t b = 0; b < 3; b++) {
+		/* Requests per round: the first, and a retry after "1". */
+		const unsigned per_round = b == 2 ? 2 : 1;
+		static struct note_signer signer, wsigner;
+		static struct refusing_witness rw;
+		static struct witness_peer peer;
+		char spec[WITNESS_SPEC_BYTES_MAX], werr[128];
+		const char *err = NULL;
+		struct audit *a = NULL;
+		unsigned port;
+
+		assert_int_equal(note_keygen("example.test/log", 16, &signer),
+				 0);
+		assert_int_equal(
+			note_keygen("refusing.example/w", 18, &wsigner), 0);
+		memset(&rw, 0, sizeof(rw));
+		rw.fd = listen_loopback(&port);
+		rw.body = bodies[b];
+		assert_int_equal(pthread_create(&rw.thread, NULL,
+						refusing_witness_main, &rw),
+				 0);
+		witness_spec(spec, sizeof(spec), port, "refusing.example/w",
+			     wsigner.pub.public_key);
+		assert_int_equal(
+			witness_peer_parse(spec, &peer, werr, sizeof(werr)), 0);
+		struct audit_signer as = {.origin = "example.test/log",
+					  .sign = sign_with,
+					  .ctx = &signer,
+					  .witnesses = &peer,
+					  .nwitnesses = 1};
+		u64 n = build(f, 2 + (u32)b);
+		assert_int_equal(audit_open(&a, f->dir, f->e, &as, &err), 0);
+		wait_size(a, n);
+
+		/* Three rounds, each a new size; the next round starts
+		 * only once the witness has answered (at most 3 s each). */
+		for (unsigned round = 0; round < 3; round++) {
+			create_transfers(f->e, 800000 + b * 100 + round, 1);
+			audit_request_checkpoint(a);
+			unsigned want = (round + 1) * per_round;
+			for (int t = 0;
+			     t < 300 && atomic_load(&rw.requests) < want; t++)
+				sleep_ms(10);
+			assert_true(atomic_load(&rw.requests) >= want);
+		}
+		audit_close(a);
+		atomic_store(&rw.stop, true);
+		pthread_join(rw.thread, NULL);
+		close(rw.fd);
+
+		unsigned got = atomic_load(&rw.requests);
+		assert_int_equal(got, 3 * per_round);
+		for (unsigned i = 0; i < got; i++) {
+			if (per_round == 1) {
+				/* No retry after the bad 409. */
+				assert_int_equal(rw.old[i], 0);
+				if (i > 0)
+					assert_true(rw.size[i] >
+						    rw.size[i - 1]);
+			} else if (i % 2 == 1) {
+				/* The retry: the same checkpoint, old 1. */
+				assert_int_equal(rw.old[i], 1);
+				assert_int_equal(rw.size[i], rw.size[i - 1]);
+			} else {
+				assert_int_equal(rw.old[i], i == 0 ? 0 : 1);
+				if (i > 0)
+					assert_true(rw.size[i] >
+						    rw.size[i - 1]);
+			}
+		}
+		note_signer_clear(&signer);
+		note_signer_clear(&wsigner);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -805,6 +950,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(
 			a_slow_witness_cosigns_the_newest_and_nothing_goes_back,
 			setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			a_409_with_a_size_that_is_not_canonical_is_refused,
+			setup, teardown),
 	};
+	if (http_global_init() != 0)
+		return 1;
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,188 @@
+/*
+ * http.h - the one outbound HTTP client (on libcurl, GnuTLS flavour):
+ * the CLI's requests to a server, the witness thread's checkpoints, and
+ * every outbound call to come (webhooks, acquirer connectors).
+ *
+ * A struct http_client is one destination: a base URL (scheme, host,
+ * port, path prefix), its limits and deadlines, and a libcurl handle
+ * whose connection cache keeps the connection open between requests
+ * (keep-alive).  Open one per destination and reuse it; it belongs to
+ * one thread at a time (nothing here locks).
+ *
+ * What every request gets, whatever the caller forgets:
+ *   - http and https only, for the URL and for any redirect; redirects
+ *     are not followed unless redirects_max says how many;
+ *   - TLS peer and host name verification (system CAs, or ca_file);
+ *   - a connect deadline and a total deadline (connect to last byte),
+ *     and a cancel flag looked at every HTTP_CANCEL_POLL_MS;
+ *   - a response body cap (a Content-Length over it is refused before
+ *     the body is read; a longer body is cut off as it arrives) and a
+ *     cap on the bytes of the status line and headers;
+ *   - no library trace output: request headers (Authorization, DPoP)
+ *     are never written anywhere, and the copies this module makes of
+ *     them are wiped after each request.
+ *
+ * Errors: 0 or the negative of a code in HTTP_ERRORS; http_err_desc()
+ * says what it means in a sentence that never holds request or
+ * response bytes.
+ *
+ * Process set-up: http_global_init() once at start, before any thread
+ * (libcurl's global state is not thread-safe to create).
+ */
+#ifndef TPW_NET_HTTP_H
+#define TPW_NET_HTTP_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#define HTTP_HEAD_BYTES_DEFAULT	    (64u * 1024u)
+#define HTTP_BODY_BYTES_DEFAULT	    ((size_t)16 << 20)
+#define HTTP_BODY_BYTES_MAX	    ((size_t)256 << 20)
+#define HTTP_TIMEOUT_MS_DEFAULT	    10000u
+#define HTTP_TIMEOUT_MS_MAX	    (3600u * 1000u)
+#define HTTP_REDIRECTS_MAX	    10u
+#define HTTP_URL_BYTES_MAX	    2048u
+#define HTTP_HOST_BYTES_MAX	    255u
+#define HTTP_TARGET_BYTES_MAX	    4096u
+#define HTTP_HEADERS_MAX	    16u
+#define HTTP_CONTENT_TYPE_BYTES_MAX 128u
+#define HTTP_REASON_BYTES_MAX	    128u
+#define HTTP_USER_AGENT_BYTES_MAX   64u
+#define HTTP_CANCEL_POLL_MS	    20u
+
+#define HTTP_ERRORS(X)                                                         \
+	X(ok, "done")                                                          \
+	X(invalid_argument, "invalid request (method, target or header)")      \
+	X(bad_url, "not a URL of the form http[s]://HOST[:PORT][/PATH]")       \
+	X(unsupported_scheme, "only http:// and https:// URLs are allowed")    \
+	X(resolve, "the host name does not resolve")                           \
+	X(connect, "cannot connect to the server")                             \
+	X(connect_timeout, "connecting timed out")                             \
+	X(timeout, "the request timed out")                                    \
+	X(tls, "the TLS handshake failed or the certificate is not trusted")   \
+	X(send, "sending the request failed")                                  \
+	X(recv, "receiving the answer failed")                                 \
+	X(no_memory, "out of memory")                                          \
+	X(truncated, "the connection closed before the answer was complete")   \
+	X(protocol, "the answer is not valid HTTP/1.x")                        \
+	X(head_too_large, "the answer's headers are over the limit")           \
+	X(body_too_large, "the answer's body is over the size limit")          \
+	X(too_many_redirects, "too many redirects")                            \
+	X(canceled, "the request was canceled")                                \
+	X(library, "the HTTP library failed")
+
+enum http_err {
+#define X(name, desc) HTTP_##name,
+	HTTP_ERRORS(X)
+#undef X
+		HTTP_ERR_COUNT
+};
+
+/* Stable snake_case name and one-sentence description of 0 or -HTTP_x;
+ * NULL / "unknown error" outside the table. */
+const char *http_err_name(int ret);
+const char *http_err_desc(int ret);
+
+/* libcurl's global set-up, once per process before any thread; 0 or
+ * -HTTP_library.  http_global_cleanup at exit is optional. */
+int http_global_init(void);
+void http_global_cleanup(void);
+
+/* ---- URLs ------------------------------------------------------------ */
+
+/*
+ * "http[s]://HOST[:PORT][/PATH]": HOST a name, a dotted IPv4 address or
+ * a bracketed IPv6 address; PORT 1..65535 (default 80 or 443); PATH, when
+ * present, a prefix put before every request target (without a trailing
+ * '/').  No user info, query or fragment.
+ */
+struct http_url {
+	bool tls;			    /* https */
+	char host[HTTP_HOST_BYTES_MAX + 3]; /* "[::1]" keeps its brackets */
+	unsigned short port;
+	char prefix[HTTP_TARGET_BYTES_MAX]; /* "" or "/api" */
+	/* "http[s]://host:port": the port is always written (the Host
+	 * header and a DPoP htu use it, so both ends see one URL). */
+	char origin[HTTP_HOST_BYTES_MAX + 32];
+};
+
+/* Returns 0, -HTTP_bad_url or -HTTP_unsupported_scheme. */
+int http_url_parse(const char *text, struct http_url *out);
+
+/* ---- a destination ----------------------------------------------------- */
+
+struct http_options {
+	unsigned connect_timeout_ms; /* 0: HTTP_TIMEOUT_MS_DEFAULT */
+	unsigned total_timeout_ms;   /* 0: HTTP_TIMEOUT_MS_DEFAULT */
+	size_t body_bytes_max;	     /* 0: HTTP_BODY_BYTES_DEFAULT */
+	size_t head_bytes_max;	     /* 0: HTTP_HEAD_BYTES_DEFAULT */
+	unsigned redirects_max;	     /* 0: none followed (3xx returned) */
+	const char *ca_file;	     /* NULL: the system's CAs */
+	const char *user_agent;	     /* NULL: none sent */
+};
+
+struct http_client;
+
+/*
+ * Opens a client for base_url (http_url_parse) with opt (NULL: all
+ * defaults; copied, strings included).  No connection is made yet.
+ * Returns 0, a URL error, -HTTP_invalid_argument for an unusable option,
+ * -HTTP_no_memory or -HTTP_library.
+ */
+int http_client_open(struct http_client **out, const char *base_url,
+		     const struct http_options *opt);
+
+/* Closes the kept connection and frees c (NULL is fine). */
+void http_client_close(struct http_client *c);
+
+/* The base URL as parsed; valid while c is open. */
+const struct http_url *http_client_url(const struct http_client *c);
+
+struct http_header {
+	const char *name;  /* a token */
+	const char *value; /* no CR, LF or NUL; may hold a secret */
+};
+
+struct http_request {
+	const char *method; /* a token: "GET", "POST"... */
+	const char *target; /* "/v1/accounts?x=1": after the URL's prefix */
+	const struct http_header *headers;
+	size_t nheaders;  /* at most HTTP_HEADERS_MAX */
+	const void *body; /* sent with Content-Length when has_body */
+	size_t body_len;
+	bool has_body;		    /* POST, PUT and PATCH send a length */
+	const _Atomic bool *cancel; /* may be NULL */
+};
+
+/*
+ * An answer.  body is malloc'd, NUL-terminated after body_len bytes,
+ * owned by the response and freed by http_response_clear (safe on a
+ * zeroed or cleared struct); NULL when body_len is 0.  content_type is
+ * the header's value (cut at HTTP_CONTENT_TYPE_BYTES_MAX - 1 bytes), ""
+ * when absent.  os_errno: after a resolve, connect, send or recv
+ * failure, the errno behind it (0 when none is known), for a message.
+ */
+struct http_response {
+	int status; /* 100..599; the final answer, never an interim 1xx */
+	int minor_version;
+	char reason[HTTP_REASON_BYTES_MAX];
+	char content_type[HTTP_CONTENT_TYPE_BYTES_MAX];
+	char *body;
+	size_t body_len;
+	int os_errno;
+};
+
+void http_response_clear(struct http_response *r);
+
+/*
+ * Sends one request to c's URL + req->target and reads its answer into
+ * *out, which is overwritten (clear an earlier answer first) and cleared
+ * by the caller with http_response_clear, also on failure.  Returns 0 for any
+ * complete answer, whatever its status, or a negative HTTP code: -HTTP_canceled
+ * within HTTP_CANCEL_POLL_MS of *req->cancel turning true.  Nothing is printed.
+ */
+int http_client_do(struct http_client *c, const struct http_request *req,
+		   struct http_response *out);
+
+#endif
