@@ -11,13 +11,12 @@
  *      warm.  Drop caches (echo 3 > /proc/sys/vm/drop_caches) before a
  *      second run with BENCH_SCAN_ONLY=1 to measure a cold disk.
  *
- * Build and run (from the repository root):
- *   cc -std=c17 -O2 -D_GNU_SOURCE -Isrc bench/bench_journal.c \
- *     src/log/journal.c src/log/crc32c.c src/log/fsdir.c src/log/seqdir.c \
- *     -o build/bench_journal -pthread
- *   build/bench_journal [dir [megabytes]]    (default /tmp/tpw-bench, 1024)
+ * Build and run (from the repository root): `make bench-build`, then
+ *   build/bench/bench_journal [dir [megabytes]]    (default /tmp/tpw-bench,
+ * 1024)
  */
 #include "log/journal.h"
+#include "log/fsdir.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -57,9 +56,10 @@ int main(int argc, char **argv)
 	int rc;
 
 	if (!getenv("BENCH_SCAN_ONLY")) {
-		char cmd[4200];
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s/journal'", dir);
-		if (system(cmd) != 0)
+		char jdir[4200];
+		snprintf(jdir, sizeof(jdir), "%s/journal", dir);
+		rc = fsdir_remove_tree(jdir);
+		if (rc != 0 && rc != -ENOENT)
 			return 1;
 		rc = journal_open(&j, dir, NULL, 0, NULL, NULL, &err);
 		if (rc != 0) {

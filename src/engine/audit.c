@@ -25,6 +25,7 @@
 #include "log/leaf.h"
 #include "crypto/cosig.h"
 #include "crypto/note.h"
+#include "core/u128.h"
 #include "engine/witness.h"
 #include "log/fsdir.h"
 
@@ -398,11 +399,15 @@ static void cosign(struct audit *a, struct witness_slot *ws, u64 size,
 			break;
 		}
 		if (status == 409 && attempt == 0) {
-			/* It last cosigned another size: start from there. */
-			unsigned long long known;
-			if (sscanf(resp, "%llu", &known) != 1)
+			/* It last cosigned another size: start from there.
+			 * The body is that size in canonical decimal and a
+			 * newline; anything else (a sign, spaces, leading
+			 * zeros) is not a size. */
+			u128 known;
+			if (u128_parse_dec(resp, strcspn(resp, "\n"),
+					   UINT64_MAX, &known) != 0)
 				break;
-			w->size = known;
+			w->size = (u64)known;
 			continue;
 		}
 		if (status != 200) {
