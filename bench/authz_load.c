@@ -28,12 +28,8 @@
  * answer's body.  Exit 0 when every answer was 2xx, 1 otherwise, 2 on
  * usage errors.  A figure, never a test.
  *
- * Build (from the repository root):
- *   mkdir -p build/bench && cc -O2 -std=c17 -D_GNU_SOURCE -Isrc \
- *     bench/authz_load.c src/crypto/mandate.c src/crypto/jose.c \
- *     src/crypto/b64url.c src/core/u128.c \
- *     $(pkg-config --cflags --libs jansson libsodium) -lpthread \
- *     -o build/bench/authz_load
+ * Build (from the repository root): `make bench-build`, which writes
+ * build/bench/authz_load.
  * Run: build/bench/authz_load --port P --mode bearer --token-file
  *   DATA/admin.token, or --mode dpop --key device.jwk --mandate chain.txt.
  */
