@@ -35,6 +35,7 @@
  */
 #include "crypto/jose.h"
 #include "crypto/mandate.h"
+#include "core/strerror.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -105,7 +106,8 @@ static char *read_file(const char *path, size_t *len)
 	size_t n;
 
 	if (!f) {
-		fprintf(stderr, "authz_load: %s: %s\n", path, strerror(errno));
+		fprintf(stderr, "authz_load: %s: %s\n", path,
+			tpw_strerror(errno));
 		return NULL;
 	}
 	buf = malloc(MANDATE_AUTHZ_BYTES_MAX + 2);
@@ -449,7 +451,7 @@ static void *work(void *arg)
 		c->id = w->first + i;
 		if (connect_one(c, w->ep) != 0) {
 			fprintf(stderr, "authz_load: connect: %s\n",
-				strerror(errno));
+				tpw_strerror(errno));
 			w->failed = 1;
 			return NULL;
 		}

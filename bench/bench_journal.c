@@ -17,6 +17,7 @@
  */
 #include "log/journal.h"
 #include "log/fsdir.h"
+#include "core/strerror.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -64,7 +65,7 @@ int main(int argc, char **argv)
 		rc = journal_open(&j, dir, NULL, 0, NULL, NULL, &err);
 		if (rc != 0) {
 			fprintf(stderr, "open: %s\n",
-				err ? err : strerror(-rc));
+				err ? err : tpw_strerror(-rc));
 			return 1;
 		}
 		memset(ev, 0x5a, sizeof(ev));
@@ -82,7 +83,8 @@ int main(int argc, char **argv)
 			double s0 = now_s();
 			rc = journal_sync(j);
 			if (rc != 0) {
-				fprintf(stderr, "sync: %s\n", strerror(-rc));
+				fprintf(stderr, "sync: %s\n",
+					tpw_strerror(-rc));
 				return 1;
 			}
 			if (now_s() - s0 > sync_max)
@@ -104,7 +106,8 @@ int main(int argc, char **argv)
 	rc = journal_open(&j, dir, NULL, 0, count, &seen, &err);
 	double t = now_s() - t0;
 	if (rc != 0) {
-		fprintf(stderr, "recovery: %s\n", err ? err : strerror(-rc));
+		fprintf(stderr, "recovery: %s\n",
+			err ? err : tpw_strerror(-rc));
 		return 1;
 	}
 	printf("recovery scan: %llu records, %.0f MB in %.2f s: %.0f "

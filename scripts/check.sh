@@ -32,7 +32,7 @@ if want banned; then
 	# src/engine/witness.c keeps its sscanf until the libcurl client
 	# replaces it (issue 10, item 7; see src/banned.h): remove the
 	# exclusion with the file.
-	if grep -nE '\b(strcpy|strcat|strncpy|strncat|sprintf|vsprintf|strtok|gets|atoi|atol|atoll|sscanf|system)\s*\(' \
+	if grep -nE '\b(strcpy|strcat|strncpy|strncat|sprintf|vsprintf|strtok|gets|atoi|atol|atoll|sscanf|system|strerror)\s*\(' \
 		$(echo "$files" | grep -v 'banned.h') | grep -v '^[^:]*:[0-9]*:\s*\(//\|/\?\*\)' |
 		grep -v 'snprintf\|vsnprintf' |
 		grep -v '^src/engine/witness\.c:[0-9]*:.*sscanf('; then

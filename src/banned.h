@@ -7,6 +7,8 @@
  * and trailing text (and atol cannot report an error): parse with
  * u128_parse_dec or strtoull and check every byte.  system runs a shell
  * over a string: call the function (fsdir_remove_tree for `rm -rf`).
+ * strerror may hand back a buffer another thread overwrites: use
+ * tpw_strerror (src/core/strerror.h).
  */
 #ifndef TPW_BANNED_H
 #define TPW_BANNED_H
@@ -37,6 +39,8 @@
 #define atoll(x) BANNED(atoll)
 #undef system
 #define system(x) BANNED(system)
+#undef strerror
+#define strerror(x) BANNED(strerror)
 /* TPW_SSCANF_PENDING: the hand-written HTTP client in src/engine/witness.c
  * still reads its status line with sscanf until the libcurl client
  * replaces it (issue 10, item 7); the Makefile defines it for that file

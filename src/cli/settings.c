@@ -13,6 +13,7 @@
 #include "core/auth.h"
 #include "crypto/jose.h"
 #include "log/fsdir.h"
+#include "core/strerror.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -262,7 +263,7 @@ static int load_file(struct settings *s, const char *path)
 	if (!f) {
 		ret = -errno;
 		fprintf(stderr, "tpwallet: cannot read config file %s: %s\n",
-			path, strerror(errno));
+			path, tpw_strerror(errno));
 		return ret;
 	}
 	text = malloc(CONFIG_BYTES_MAX + 1);
@@ -446,7 +447,8 @@ int data_dir_check_modes(const char *dir, char *why, size_t why_len)
 			if (errno == ENOENT && *sub)
 				continue; /* created 0700 when needed */
 			int ret = -errno;
-			snprintf(why, why_len, "%s: %s", path, strerror(errno));
+			snprintf(why, why_len, "%s: %s", path,
+				 tpw_strerror(errno));
 			return ret;
 		}
 		if (!S_ISDIR(st.st_mode)) {
@@ -504,14 +506,14 @@ int data_dir_prepare(const char *dir, bool *created)
 	ret = mkdir_p(dir);
 	if (ret < 0) {
 		fprintf(stderr, "tpwallet: cannot create %s: %s\n", dir,
-			strerror(-ret));
+			tpw_strerror(-ret));
 		return ret;
 	}
 	DIR *d = opendir(dir);
 	if (!d) {
 		ret = -errno;
 		fprintf(stderr, "tpwallet: cannot open %s: %s\n", dir,
-			strerror(errno));
+			tpw_strerror(errno));
 		return ret;
 	}
 	struct dirent *de;
@@ -532,14 +534,14 @@ int data_dir_prepare(const char *dir, bool *created)
 	if (chmod(dir, 0700) != 0) {
 		ret = -errno;
 		fprintf(stderr, "tpwallet: cannot chmod 700 %s: %s\n", dir,
-			strerror(errno));
+			tpw_strerror(errno));
 		return ret;
 	}
 	int fd = open(marker, O_WRONLY | O_CREAT | O_EXCL, 0600);
 	if (fd < 0) {
 		ret = -errno;
 		fprintf(stderr, "tpwallet: cannot create %s: %s\n", marker,
-			strerror(errno));
+			tpw_strerror(errno));
 		return ret;
 	}
 	ssize_t w = write(fd, MARKER_TEXT, sizeof(MARKER_TEXT) - 1);
@@ -553,7 +555,7 @@ int data_dir_prepare(const char *dir, bool *created)
 	ret = fsdir_sync(dir);
 	if (ret < 0) {
 		fprintf(stderr, "tpwallet: cannot sync %s: %s\n", dir,
-			strerror(-ret));
+			tpw_strerror(-ret));
 		return ret;
 	}
 	*created = true;

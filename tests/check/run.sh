@@ -63,6 +63,9 @@ expect "sscanf fails" fail src/api/route.c \
 expect "system fails" fail src/cli/main.c \
 	'static int f(void) { return system("true"); }' \
 	'banned function used'
+expect "strerror fails" fail src/log/leaf.c \
+	'static const char *f(int e) { return strerror(e); }' \
+	'banned function used'
 expect "atoll fails" fail src/log/leaf.c \
 	'static long long f(const char *s) { return atoll(s); }' \
 	'banned function used'
