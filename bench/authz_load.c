@@ -28,17 +28,14 @@
  * answer's body.  Exit 0 when every answer was 2xx, 1 otherwise, 2 on
  * usage errors.  A figure, never a test.
  *
- * Build (from the repository root):
- *   mkdir -p build/bench && cc -O2 -std=c17 -D_GNU_SOURCE -Isrc \
- *     bench/authz_load.c src/crypto/mandate.c src/crypto/jose.c \
- *     src/crypto/b64url.c src/core/u128.c \
- *     $(pkg-config --cflags --libs jansson libsodium) -lpthread \
- *     -o build/bench/authz_load
+ * Build (from the repository root): `make bench-build`, which writes
+ * build/bench/authz_load.
  * Run: build/bench/authz_load --port P --mode bearer --token-file
  *   DATA/admin.token, or --mode dpop --key device.jwk --mandate chain.txt.
  */
 #include "crypto/jose.h"
 #include "crypto/mandate.h"
+#include "core/strerror.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -109,7 +106,8 @@ static char *read_file(const char *path, size_t *len)
 	size_t n;
 
 	if (!f) {
-		fprintf(stderr, "authz_load: %s: %s\n", path, strerror(errno));
+		fprintf(stderr, "authz_load: %s: %s\n", path,
+			tpw_strerror(errno));
 		return NULL;
 	}
 	buf = malloc(MANDATE_AUTHZ_BYTES_MAX + 2);
@@ -453,7 +451,7 @@ static void *work(void *arg)
 		c->id = w->first + i;
 		if (connect_one(c, w->ep) != 0) {
 			fprintf(stderr, "authz_load: connect: %s\n",
-				strerror(errno));
+				tpw_strerror(errno));
 			w->failed = 1;
 			return NULL;
 		}

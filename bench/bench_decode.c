@@ -10,12 +10,8 @@
  * array); the full decoder with its own, as codec_decode_events pays it.
  * A figure, never a test: nothing here passes or fails on time.
  *
- * Build and run (from the repository root):
- *   mkdir -p build/bench && cc -O2 -std=c17 -D_GNU_SOURCE -Isrc \
- *     bench/bench_decode.c src/api/fastjson.c src/api/codec.c \
- *     src/api/wbuf.c src/api/problem.c src/core/*.c \
- *     $(pkg-config --cflags --libs jansson libsodium nettle) -lpthread -lm \
- *     -o build/bench/bench_decode && build/bench/bench_decode [runs]
+ * Build and run (from the repository root): `make bench-build`, then
+ *   build/bench/bench_decode [runs]
  */
 #include "api/codec_internal.h"
 #include "api/fastjson.h"

@@ -12,11 +12,8 @@
  *   - jose_jwt_sign, for reference (the server signs far less).
  * A figure, never a test: nothing here passes or fails on time.
  *
- * Build and run (from the repository root):
- *   mkdir -p build/bench && cc -O2 -std=c17 -D_GNU_SOURCE -Isrc \
- *     bench/bench_jose.c src/crypto/jose.c src/crypto/b64url.c \
- *     $(pkg-config --cflags --libs jansson libsodium) \
- *     -o build/bench/bench_jose && build/bench/bench_jose [iterations]
+ * Build and run (from the repository root): `make bench-build`, then
+ *   build/bench/bench_jose [iterations]
  */
 #include "crypto/b64url.h"
 #include "crypto/jose.h"

@@ -11,13 +11,13 @@
  *      warm.  Drop caches (echo 3 > /proc/sys/vm/drop_caches) before a
  *      second run with BENCH_SCAN_ONLY=1 to measure a cold disk.
  *
- * Build and run (from the repository root):
- *   cc -std=c17 -O2 -D_GNU_SOURCE -Isrc bench/bench_journal.c \
- *     src/log/journal.c src/log/crc32c.c src/log/fsdir.c src/log/seqdir.c \
- *     -o build/bench_journal -pthread
- *   build/bench_journal [dir [megabytes]]    (default /tmp/tpw-bench, 1024)
+ * Build and run (from the repository root): `make bench-build`, then
+ *   build/bench/bench_journal [dir [megabytes]]    (default /tmp/tpw-bench,
+ * 1024)
  */
 #include "log/journal.h"
+#include "log/fsdir.h"
+#include "core/strerror.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -57,14 +57,15 @@ int main(int argc, char **argv)
 	int rc;
 
 	if (!getenv("BENCH_SCAN_ONLY")) {
-		char cmd[4200];
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s/journal'", dir);
-		if (system(cmd) != 0)
+		char jdir[4200];
+		snprintf(jdir, sizeof(jdir), "%s/journal", dir);
+		rc = fsdir_remove_tree(jdir);
+		if (rc != 0 && rc != -ENOENT)
 			return 1;
 		rc = journal_open(&j, dir, NULL, 0, NULL, NULL, &err);
 		if (rc != 0) {
 			fprintf(stderr, "open: %s\n",
-				err ? err : strerror(-rc));
+				err ? err : tpw_strerror(-rc));
 			return 1;
 		}
 		memset(ev, 0x5a, sizeof(ev));
@@ -82,7 +83,8 @@ int main(int argc, char **argv)
 			double s0 = now_s();
 			rc = journal_sync(j);
 			if (rc != 0) {
-				fprintf(stderr, "sync: %s\n", strerror(-rc));
+				fprintf(stderr, "sync: %s\n",
+					tpw_strerror(-rc));
 				return 1;
 			}
 			if (now_s() - s0 > sync_max)
@@ -104,7 +106,8 @@ int main(int argc, char **argv)
 	rc = journal_open(&j, dir, NULL, 0, count, &seen, &err);
 	double t = now_s() - t0;
 	if (rc != 0) {
-		fprintf(stderr, "recovery: %s\n", err ? err : strerror(-rc));
+		fprintf(stderr, "recovery: %s\n",
+			err ? err : tpw_strerror(-rc));
 		return 1;
 	}
 	printf("recovery scan: %llu records, %.0f MB in %.2f s: %.0f "

@@ -7,10 +7,8 @@
  * ratio; also what building one event's proof costs (a receipt).
  * Prints numbers; never fails on time.
  *
- * Build and run (from the repository root):
- *   cc -std=c17 -O2 -D_GNU_SOURCE -Isrc bench/bench_leaf.c src/log/leaf.c \
- *     src/core/merkle.c -o build/bench_leaf -lnettle -lsodium
- *   build/bench_leaf [events to hash per case]     (default 20,000,000)
+ * Build and run (from the repository root): `make bench-build`, then
+ *   build/bench/bench_leaf [events to hash per case]     (default 20,000,000)
  */
 #include "log/journal.h"
 #include "log/leaf.h"

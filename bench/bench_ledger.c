@@ -6,11 +6,8 @@
  * and the bytes held in indexes per transfer.  A figure, never a test:
  * nothing here passes or fails on time.
  *
- * Build and run (from the repository root):
- *   mkdir -p build/ledger && cc -O2 -std=c17 -D_GNU_SOURCE -Isrc \
- *     bench/bench_ledger.c src/core/ledger.c src/core/result.c \
- *     src/core/u128.c -lsodium -o build/ledger/bench_ledger && \
- *   build/ledger/bench_ledger [transfers]
+ * Build and run (from the repository root): `make bench-build`, then
+ *   build/bench/bench_ledger [transfers]
  */
 #include <stdio.h>
 #include <stdlib.h>

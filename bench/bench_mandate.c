@@ -28,12 +28,8 @@
  * a cache hit still asks.  A figure, never a test: nothing here passes or
  * fails on time.
  *
- * Build and run (from the repository root):
- *   mkdir -p build/bench && cc -O2 -std=c17 -D_GNU_SOURCE -Isrc \
- *     bench/bench_mandate.c src/crypto/mandate.c src/crypto/jose.c \
- *     src/crypto/b64url.c src/core/u128.c \
- *     $(pkg-config --cflags --libs jansson libsodium) -lpthread \
- *     -o build/bench/bench_mandate && build/bench/bench_mandate [iterations]
+ * Build and run (from the repository root): `make bench-build`, then
+ *   build/bench/bench_mandate [iterations]
  */
 #include "crypto/b64url.h"
 #include "crypto/jose.h"

@@ -10,11 +10,8 @@
  *
  * Each run checks that both hash back ends give the same root.
  *
- * Build and run (from the repository root):
- *   (src/core/merkle.c hashes with nettle: it is needed to link)
- *   cc -std=c17 -O2 -D_GNU_SOURCE -DHAVE_NETTLE -Isrc bench/bench_merkle.c \
- *     src/core/merkle.c -o build/bench_merkle -lsodium -lnettle
- *   build/bench_merkle [leaves]        (default 2,000,000)
+ * Build and run (from the repository root): `make bench-build`, then
+ *   build/bench/bench_merkle [leaves]        (default 2,000,000)
  */
 #include "core/merkle.h"
 

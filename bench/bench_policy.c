@@ -12,11 +12,8 @@
  * the median of RUNS runs, for the full decision and for one without a
  * user (no flag buckets).  A figure, never a test.
  *
- * Build and run (from the repository root):
- *   mkdir -p build/bench && cc -O2 -std=c17 -D_GNU_SOURCE -Isrc \
- *     bench/bench_policy.c src/core/policy.c src/core/semver.c \
- *     src/core/rollout.c -ljansson -o build/bench/bench_policy && \
- *     build/bench/bench_policy [runs]
+ * Build and run (from the repository root): `make bench-build`, then
+ *   build/bench/bench_policy [runs]
  */
 #include "core/policy.h"
 

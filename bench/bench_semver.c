@@ -10,10 +10,8 @@
  * median of RUNS runs.  A figure, never a test: nothing here passes or
  * fails on time.
  *
- * Build and run (from the repository root):
- *   mkdir -p build/bench && cc -O2 -std=c17 -D_GNU_SOURCE -Isrc \
- *     bench/bench_semver.c src/core/semver.c \
- *     -o build/bench/bench_semver && build/bench/bench_semver [runs]
+ * Build and run (from the repository root): `make bench-build`, then
+ *   build/bench/bench_semver [runs]
  */
 #include "core/semver.h"
 

@@ -7,6 +7,7 @@
 #include "crypto/b64url.h"
 #include "crypto/jose.h"
 #include "engine/engine.h"
+#include "core/strerror.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -58,7 +59,7 @@ static ssize_t read_private(const char *path, char *buf, size_t cap, char *err,
 	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0) {
 		int e = errno;
-		snprintf(err, err_size, "%s: %s", path, strerror(e));
+		snprintf(err, err_size, "%s: %s", path, tpw_strerror(e));
 		return -e;
 	}
 	struct stat st;
@@ -74,7 +75,7 @@ static ssize_t read_private(const char *path, char *buf, size_t cap, char *err,
 	int e = errno;
 	close(fd);
 	if (n < 0) {
-		snprintf(err, err_size, "%s: %s", path, strerror(e));
+		snprintf(err, err_size, "%s: %s", path, tpw_strerror(e));
 		return -e;
 	}
 	if ((size_t)n == cap - 1) {
@@ -92,7 +93,7 @@ static int write_private(const char *path, const char *text, char *err,
 	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		int e = errno;
-		snprintf(err, err_size, "%s: %s", path, strerror(e));
+		snprintf(err, err_size, "%s: %s", path, tpw_strerror(e));
 		return -e;
 	}
 	size_t len = strlen(text);
@@ -106,7 +107,7 @@ static int write_private(const char *path, const char *text, char *err,
 		e = n == (ssize_t)len ? errno : EIO;
 	close(fd);
 	unlink(path);
-	snprintf(err, err_size, "%s: %s", path, strerror(e));
+	snprintf(err, err_size, "%s: %s", path, tpw_strerror(e));
 	return -e;
 }
 
@@ -150,13 +151,13 @@ static int horizon_open(struct api_authz *z, const char *data_dir, char *err,
 	}
 	if (fd < 0) {
 		int e = errno;
-		snprintf(err, err_size, "%s: %s", path, strerror(e));
+		snprintf(err, err_size, "%s: %s", path, tpw_strerror(e));
 		return -e;
 	}
 	int ret = horizon_write(fd, h);
 	if (ret < 0) {
 		close(fd);
-		snprintf(err, err_size, "%s: %s", path, strerror(-ret));
+		snprintf(err, err_size, "%s: %s", path, tpw_strerror(-ret));
 		return ret;
 	}
 	z->horizon_fd = fd;

@@ -28,6 +28,7 @@
 #include "log/journal.h"
 #include "log/journal_reader.h"
 #include "log/leaf.h"
+#include "core/strerror.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -165,7 +166,7 @@ cleanup:
 
 static const char *read_error(int code)
 {
-	return code == -EFBIG ? "file too large" : strerror(-code);
+	return code == -EFBIG ? "file too large" : tpw_strerror(-code);
 }
 
 /*
@@ -1073,7 +1074,7 @@ static int read_checkpoints(struct check *ck)
 	f = fopen(path, "rb");
 	if (!f) {
 		problem(ck, "%s: %s: no signed checkpoint to check against",
-			path, strerror(errno));
+			path, tpw_strerror(errno));
 		return 0;
 	}
 	note = malloc(NOTE_BYTES_MAX);
@@ -1276,7 +1277,7 @@ static int check_journal(struct check *ck)
 
 	ret = journal_reader_open(&rd, ck->data, 1);
 	if (ret != 0) {
-		problem(ck, "%s/journal: %s", ck->data, strerror(-ret));
+		problem(ck, "%s/journal: %s", ck->data, tpw_strerror(-ret));
 		return 0;
 	}
 	fc.raw = malloc(JOURNAL_RECORD_BYTES_MAX);
@@ -1493,7 +1494,7 @@ static int check_data(int argc, char **argv)
 		ret = check_journal(ck);
 	if (ret != 0) {
 		fprintf(stderr, "tpwallet audit check: %s\n",
-			ret == -ENOMEM ? "out of memory" : strerror(-ret));
+			ret == -ENOMEM ? "out of memory" : tpw_strerror(-ret));
 		ret = EXIT_SOFTWARE;
 		goto cleanup;
 	}

@@ -13,6 +13,7 @@
 #include "core/u128.h"
 #include "engine/audit.h"
 #include "engine/engine.h"
+#include "log/fsdir.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -122,17 +123,6 @@ static void usage(FILE *f)
 		"  --no-sync      skip fdatasync (to see what durability "
 		"costs)\n"
 		"  --json         print one JSON object\n");
-}
-
-static void rm_rf(const char *dir)
-{
-	char cmd[4300];
-	/* The directory is one this command made with mkdtemp. */
-	if ((size_t)snprintf(cmd, sizeof(cmd), "rm -rf -- '%s'", dir) <
-	    sizeof(cmd)) {
-		int r = system(cmd);
-		(void)r;
-	}
 }
 
 int cmd_bench(int argc, char **argv)
@@ -475,7 +465,8 @@ cleanup:
 		}
 	free(slots);
 	free(b.latencies_ns);
+	/* Only the directory this command made with mkdtemp. */
 	if (tmpdir[0])
-		rm_rf(tmpdir);
+		(void)fsdir_remove_tree(tmpdir);
 	return ret;
 }

@@ -25,6 +25,7 @@
 #include "crypto/b64url.h"
 #include "crypto/jose.h"
 #include "crypto/mandate.h"
+#include "core/strerror.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -171,7 +172,7 @@ int client_read_file(const char *path, size_t max, char **out, size_t *len)
 
 static const char *read_error(int r)
 {
-	return r == -EFBIG ? "file too large" : strerror(-r);
+	return r == -EFBIG ? "file too large" : tpw_strerror(-r);
 }
 
 /*
@@ -190,7 +191,7 @@ static int read_secret_file(const struct client *c, const char *what,
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		fprintf(stderr, "%s: %s %s: %s\n", c->prog, what, path,
-			strerror(errno));
+			tpw_strerror(errno));
 		return -1;
 	}
 	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
@@ -216,7 +217,7 @@ static int read_secret_file(const struct client *c, const char *what,
 			continue;
 		if (r < 0) {
 			fprintf(stderr, "%s: %s %s: %s\n", c->prog, what, path,
-				strerror(errno));
+				tpw_strerror(errno));
 			goto cleanup;
 		}
 		if (r == 0)
@@ -572,7 +573,7 @@ int client_send(const struct client *c, const char *method, const char *target,
 		fprintf(stderr, "%s: %s: %s", c->prog, c->server,
 			http_err_desc(err));
 		if (r.os_errno)
-			fprintf(stderr, " (%s)", strerror(r.os_errno));
+			fprintf(stderr, " (%s)", tpw_strerror(r.os_errno));
 		fputc('\n', stderr);
 		goto cleanup;
 	}

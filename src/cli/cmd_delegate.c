@@ -21,6 +21,7 @@
 #include "crypto/b64url.h"
 #include "crypto/jose.h"
 #include "crypto/mandate.h"
+#include "core/strerror.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -74,7 +75,7 @@ static int read_chain(const char *prog, const char *path, char **out,
 	if (r < 0) {
 		fprintf(stderr, "%s: %s: %s\n", prog,
 			strcmp(path, "-") == 0 ? "(stdin)" : path,
-			r == -EFBIG ? "file too large" : strerror(-r));
+			r == -EFBIG ? "file too large" : tpw_strerror(-r));
 		return EXIT_USAGE;
 	}
 	while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r' ||
@@ -467,14 +468,14 @@ static int write_out(const char *prog, const char *path, const char *parent,
 
 	if (fd < 0) {
 		fprintf(stderr, "%s: --out %s: %s\n", prog, path,
-			strerror(errno));
+			tpw_strerror(errno));
 		return -1;
 	}
 	f = fdopen(fd, "w");
 	if (!f) {
 		close(fd);
 		fprintf(stderr, "%s: --out %s: %s\n", prog, path,
-			strerror(errno));
+			tpw_strerror(errno));
 		return -1;
 	}
 	if (parent)

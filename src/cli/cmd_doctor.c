@@ -32,6 +32,7 @@
 #include "log/journal_reader.h"
 #include "log/seqdir.h"
 #include "log/snapshot.h"
+#include "core/strerror.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -246,7 +247,7 @@ static void check_data_dir(struct doctor *d)
 			       dir);
 		else
 			report(d, STATUS_ACTION, name, "%s: %s", dir,
-			       strerror(err));
+			       tpw_strerror(err));
 		return;
 	}
 	snprintf(path, sizeof(path), "%s/%s", dir, MARKER_FILE);
@@ -326,7 +327,7 @@ static void check_kek(struct doctor *d)
 			       path, KEYRING_KEK_ENV);
 		else
 			report(d, STATUS_ACTION, name, "%s: %s", path,
-			       strerror(errno));
+			       tpw_strerror(errno));
 		return;
 	}
 	unsigned mode = (unsigned)st.st_mode & 07777;
@@ -426,7 +427,7 @@ static void check_keys(struct doctor *d)
 		report(d, STATUS_ACTION, name,
 		       "%s: %s: no signing key (`tpwallet serve` makes one at "
 		       "start)",
-		       dir, strerror(errno));
+		       dir, tpw_strerror(errno));
 		return;
 	}
 	ret = keyring_open(dir, d->kek, &kr, err, sizeof(err));
@@ -500,7 +501,7 @@ static enum status admin_file(struct doctor *d, const char *file, char *why,
 			put(why, cap, "%s missing", file);
 			return STATUS_WARN;
 		}
-		put(why, cap, "%s: %s", file, strerror(errno));
+		put(why, cap, "%s: %s", file, tpw_strerror(errno));
 		return STATUS_ACTION;
 	}
 	unsigned mode = (unsigned)st.st_mode & 07777;
@@ -690,7 +691,7 @@ static void check_journal(struct doctor *d)
 		ret = journal_reader_open(&d->rd, d->s.data_dir, 1);
 	if (ret != 0) {
 		report(d, STATUS_ACTION, name, "%s/journal: %s", d->s.data_dir,
-		       strerror(-ret));
+		       tpw_strerror(-ret));
 		goto cleanup;
 	}
 	d->journal_present = true;
@@ -831,13 +832,13 @@ static int newest_checkpoint(struct doctor *d, u64 *count,
 	if (!f) {
 		if (errno == ENOENT)
 			return 1;
-		put(why, cap, "%s: %s", path, strerror(errno));
+		put(why, cap, "%s: %s", path, tpw_strerror(errno));
 		return -1;
 	}
 	note = malloc(NOTE_BYTES_MAX + 1);
 	if (!note || fstat(fileno(f), &st) != 0) {
 		put(why, cap, "%s: %s", path,
-		    note ? strerror(errno) : "out of memory");
+		    note ? tpw_strerror(errno) : "out of memory");
 		ret = -1;
 		goto cleanup;
 	}
@@ -1073,7 +1074,7 @@ static const char *snapshot_header(const char *path, u64 seq, u64 *ts_ns,
 	FILE *f = fopen(path, "rb");
 
 	if (!f)
-		return strerror(errno);
+		return tpw_strerror(errno);
 	if (fstat(fileno(f), &st) != 0 ||
 	    fread(h, 1, sizeof(h), f) != sizeof(h))
 		why = "shorter than its header";
@@ -1106,11 +1107,11 @@ static const char *snapshot_payload(const char *path, u32 want)
 	u32 crc = 0;
 
 	if (!buf || !f) {
-		why = !buf ? "out of memory" : strerror(errno);
+		why = !buf ? "out of memory" : tpw_strerror(errno);
 		goto cleanup;
 	}
 	if (fseeko(f, SNAPSHOT_HEADER_BYTES, SEEK_SET) != 0) {
-		why = strerror(errno);
+		why = tpw_strerror(errno);
 		goto cleanup;
 	}
 	while ((n = fread(buf, 1, cap, f)) > 0)
@@ -1142,11 +1143,12 @@ static void check_snapshots(struct doctor *d)
 		closedir(dh);
 		if (ret != 0) {
 			report(d, STATUS_ACTION, name, "%s: %s", dir,
-			       strerror(-ret));
+			       tpw_strerror(-ret));
 			goto cleanup;
 		}
 	} else if (errno != ENOENT) {
-		report(d, STATUS_ACTION, name, "%s: %s", dir, strerror(errno));
+		report(d, STATUS_ACTION, name, "%s: %s", dir,
+		       tpw_strerror(errno));
 		goto cleanup;
 	}
 	/* Newest first, as recovery looks at them. */
@@ -1338,7 +1340,7 @@ static int read_request(struct doctor *d, const char *path)
 	FILE *f = fopen(path, "r");
 	if (!f) {
 		fprintf(stderr, "tpwallet doctor: %s: %s\n", path,
-			strerror(errno));
+			tpw_strerror(errno));
 		return -1;
 	}
 	size_t n = fread(buf, 1, sizeof(buf) - 1, f);

@@ -10,6 +10,7 @@
 #include "cli/serverkeys.h"
 #include "engine/engine.h"
 #include "engine/logger.h"
+#include "core/strerror.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -79,7 +80,7 @@ int cmd_init(int argc, char **argv)
 	int ret = engine_open(&e, &eo, &err);
 	if (ret < 0) {
 		fprintf(stderr, "tpwallet init: %s: %s (%s)\n", s.data_dir,
-			err ? err : "cannot open", strerror(-ret));
+			err ? err : "cannot open", tpw_strerror(-ret));
 		return EXIT_DATA;
 	}
 	engine_close(e);

@@ -29,6 +29,7 @@
 #include "core/policy.h"
 #include "core/pstate.h"
 #include "crypto/jose.h"
+#include "core/strerror.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -371,7 +372,8 @@ static int load_document(const struct ctx *x, const char *path,
 		return 1;
 	}
 	if (r < 0) {
-		fprintf(stderr, "%s: %s: %s\n", x->prog, name, strerror(-r));
+		fprintf(stderr, "%s: %s: %s\n", x->prog, name,
+			tpw_strerror(-r));
 		return EXIT_USAGE;
 	}
 	r = policy_parse(buf, len, out, &err);
@@ -1230,7 +1232,7 @@ static int do_activity_load(struct ctx *x)
 	r = client_read_file(x->args[0], CLIENT_BODY_BYTES_MAX, &body, &len);
 	if (r < 0) {
 		fprintf(stderr, "%s: %s: %s\n", x->prog, name,
-			r == -EFBIG ? "file too large" : strerror(-r));
+			r == -EFBIG ? "file too large" : tpw_strerror(-r));
 		return EXIT_USAGE;
 	}
 	target_init(&t, "/v1/client-policy/activity");

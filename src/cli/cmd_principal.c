@@ -18,6 +18,7 @@
 #include "cli/cli.h"
 #include "net/http.h"
 #include "crypto/jose.h"
+#include "core/strerror.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -169,7 +170,7 @@ static int write_new_private(const struct client *c, const char *path,
 
 	if (fd < 0) {
 		fprintf(stderr, "%s: --key-out %s: %s%s\n", c->prog, path,
-			strerror(errno),
+			tpw_strerror(errno),
 			errno == EEXIST ? " (a key file is never overwritten)"
 					: "");
 		return -1;
@@ -198,7 +199,7 @@ static int write_new_private(const struct client *c, const char *path,
 	return 0;
 fail:
 	fprintf(stderr, "%s: cannot write %s: %s\n", c->prog, path,
-		strerror(e));
+		tpw_strerror(e));
 	if (fd >= 0)
 		close(fd);
 	unlink(path);

@@ -15,6 +15,7 @@
 #include "engine/engine.h"
 #include "engine/witness.h"
 #include "engine/logger.h"
+#include "core/strerror.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -192,7 +193,7 @@ int cmd_serve(int argc, char **argv)
 	if (ret < 0) {
 		fprintf(stderr,
 			"tpwallet serve: %s: cannot read the audit files: %s\n",
-			s.data_dir, strerror(-ret));
+			s.data_dir, tpw_strerror(-ret));
 		return EXIT_DATA;
 	}
 
@@ -209,9 +210,9 @@ int cmd_serve(int argc, char **argv)
 	if (ret < 0) {
 		log_at(LOG_ERROR, "cannot open the data directory",
 		       LOG_STR("data", s.data_dir),
-		       LOG_STR("reason", err ? err : strerror(-ret)));
+		       LOG_STR("reason", err ? err : tpw_strerror(-ret)));
 		fprintf(stderr, "tpwallet serve: %s: %s\n", s.data_dir,
-			err ? err : strerror(-ret));
+			err ? err : tpw_strerror(-ret));
 		return EXIT_DATA;
 	}
 	if (engine_durable_seq(e) < covered) {
@@ -224,7 +225,7 @@ int cmd_serve(int argc, char **argv)
 			fprintf(stderr,
 				"tpwallet serve: %s: cannot move the audit "
 				"files aside: %s\n",
-				s.data_dir, strerror(-ret));
+				s.data_dir, tpw_strerror(-ret));
 			engine_close(e);
 			return EXIT_DATA;
 		}
@@ -297,7 +298,7 @@ int cmd_serve(int argc, char **argv)
 	ret = audit_open(&audit, s.data_dir, e, &signer, &err);
 	if (ret < 0) {
 		log_at(LOG_ERROR, "cannot start the audit log",
-		       LOG_STR("reason", err ? err : strerror(-ret)));
+		       LOG_STR("reason", err ? err : tpw_strerror(-ret)));
 		api_authz_close(authz);
 		server_keys_close(&keys);
 		engine_close(e);
@@ -361,7 +362,7 @@ int cmd_serve(int argc, char **argv)
 	if (ret < 0) {
 		log_at(LOG_ERROR, "cannot start the HTTP server",
 		       LOG_STR("listen", s.listen),
-		       LOG_STR("reason", err ? err : strerror(-ret)));
+		       LOG_STR("reason", err ? err : tpw_strerror(-ret)));
 		audit_close(audit);
 		api_authz_close(authz);
 		server_keys_close(&keys);

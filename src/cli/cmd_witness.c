@@ -32,6 +32,7 @@
 #include "core/merkle.h"
 #include "crypto/cosig.h"
 #include "crypto/note.h"
+#include "core/strerror.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -266,7 +267,7 @@ static int key_load_or_create(struct witness *w, const char *name)
 		fprintf(stderr, "tpwallet witness: %s/witness.key: %s\n",
 			w->dir,
 			r == -EPERM ? "not a regular file of mode 0600"
-				    : strerror(-r));
+				    : tpw_strerror(-r));
 		goto cleanup;
 	}
 	r = note_keygen(name, strlen(name), &w->key);
@@ -282,7 +283,7 @@ static int key_load_or_create(struct witness *w, const char *name)
 	if (r < 0) {
 		fprintf(stderr,
 			"tpwallet witness: cannot write %s/witness.key: %s\n",
-			w->dir, strerror(-r));
+			w->dir, tpw_strerror(-r));
 		goto cleanup;
 	}
 	ret = 0;
@@ -314,7 +315,7 @@ static int state_load(struct witness *w)
 		return 0;
 	if (r < 0) {
 		fprintf(stderr, "tpwallet witness: %s/state: %s\n", w->dir,
-			strerror(-r));
+			tpw_strerror(-r));
 		return -1;
 	}
 	while (at < len) {
@@ -503,7 +504,7 @@ static void add_checkpoint(struct witness *w, const char *body, size_t len,
 	r = state_save(w, next, n);
 	if (r < 0) {
 		fprintf(stderr, "tpwallet witness: cannot save the state: %s\n",
-			strerror(-r));
+			tpw_strerror(-r));
 		say(a, 500, "text/plain", "cannot save the witness state\n");
 		return;
 	}
@@ -744,7 +745,7 @@ int cmd_witness(int argc, char **argv)
 	int mk = fsdir_make(w.dir);
 	if (mk < 0) {
 		fprintf(stderr, "tpwallet witness: cannot create %s: %s\n",
-			w.dir, strerror(-mk));
+			w.dir, tpw_strerror(-mk));
 		goto cleanup;
 	}
 	/* Another user who can write here can replace the state (its

@@ -9,6 +9,7 @@
 #include "crypto/note.h"
 #include "engine/logger.h"
 #include "log/fsdir.h"
+#include "core/strerror.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -113,7 +114,8 @@ static int load_origin(const char *data_dir, bool create, char *out, size_t cap)
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		ret = -errno;
-		say(LOG_ERROR, "cannot create %s: %s", tmp, strerror(errno));
+		say(LOG_ERROR, "cannot create %s: %s", tmp,
+		    tpw_strerror(errno));
 		return ret;
 	}
 	char line[ORIGIN_BYTES_MAX + 2];
@@ -149,7 +151,7 @@ int server_keys_open(const struct settings *s, bool create,
 	snprintf(dir, sizeof(dir), "%s/keys", s->data_dir);
 	ret = fsdir_make(dir);
 	if (ret < 0) {
-		say(LOG_ERROR, "cannot create %s: %s", dir, strerror(-ret));
+		say(LOG_ERROR, "cannot create %s: %s", dir, tpw_strerror(-ret));
 		goto fail;
 	}
 	ret = keyring_open(dir, out->kek, &out->keyring, err, sizeof(err));

@@ -9,14 +9,18 @@
 #include "api/authz.h"
 #include "api/netguard.h"
 #include "cli/cli.h"
+#include "core/assert.h"
 #include "core/auth.h"
 #include "crypto/jose.h"
 #include "log/fsdir.h"
+#include "core/strerror.h"
 
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,10 +48,13 @@ int parse_u64(const char *s, uint64_t max, uint64_t *out)
 	return 0;
 }
 
+/* A value too long for dst is refused and leaves dst as it was. */
 static int copy_str(char *dst, size_t cap, const char *src)
 {
-	if ((size_t)snprintf(dst, cap, "%s", src) >= cap)
+	size_t n = strlen(src);
+	if (n >= cap)
 		return -EINVAL;
+	memcpy(dst, src, n + 1);
 	return 0;
 }
 
@@ -74,12 +81,71 @@ static bool public_url_ok(const char *v)
 	return true;
 }
 
-int settings_set(struct settings *s, const char *key, const char *value)
+/* The numeric settings: key (the field's name), the accepted range. */
+struct number_setting {
+	const char *key;
+	uint64_t min, max;
+	size_t offset, size; /* the field: unsigned or uint64_t */
+};
+
+#define NUMBER(field, lo, hi)                                                  \
+	{                                                                      \
+#field, lo, hi, offsetof(struct settings, field),              \
+			sizeof(((struct settings *)0)->field)                  \
+	}
+
+static const struct number_setting number_settings[] = {
+	NUMBER(threads, 0, 256),
+	NUMBER(body_bytes_max, 1024, (uint64_t)64 << 20),
+	NUMBER(connection_timeout_s, 1, 3600),
+	NUMBER(connections_max, 1, 65536),
+	NUMBER(body_budget_bytes, 65536, (uint64_t)64 << 30),
+	NUMBER(body_budget_per_address_bytes, 65536, (uint64_t)64 << 30),
+	NUMBER(body_budget_per_principal_bytes, 65536, (uint64_t)64 << 30),
+	NUMBER(header_timeout_s, 1, 3600),
+	NUMBER(body_timeout_s, 1, 86400),
+	NUMBER(body_rate_min_bytes_s, 1, (uint64_t)1 << 30),
+	NUMBER(connections_per_address_max, 1, 65536),
+	NUMBER(snapshot_every, 1000, UINT64_MAX),
+	NUMBER(key_rotation_days, 0, 3660),
+	NUMBER(link_leeway_s, 0, JOSE_LEEWAY_MAX_S),
+	NUMBER(revocations_per_principal, 1, AUTH_REVOCATIONS_RESERVE),
+};
+
+#undef NUMBER
+
+/* Parse value into the setting's field; a value that does not parse or
+ * is out of range leaves the field as it was. */
+static int set_number(struct settings *s, const struct number_setting *n,
+		      const char *value)
 {
 	uint64_t v;
-	int ret = 0;
+	if (parse_u64(value, n->max, &v) != 0 || v < n->min)
+		return -EINVAL;
+	char *field = (char *)s + n->offset;
+	if (n->size == sizeof(uint64_t)) {
+		memcpy(field, &v, sizeof(v));
+	} else {
+		TPW_ASSERT(n->size == sizeof(unsigned) && v <= UINT_MAX);
+		unsigned u = (unsigned)v;
+		memcpy(field, &u, sizeof(u));
+	}
+	return 0;
+}
 
-	if (strcmp(key, "data") == 0) {
+int settings_set(struct settings *s, const char *key, const char *value)
+{
+	int ret = 0;
+	const struct number_setting *number = NULL;
+
+	for (size_t i = 0;
+	     i < sizeof(number_settings) / sizeof(number_settings[0]); i++)
+		if (strcmp(key, number_settings[i].key) == 0)
+			number = &number_settings[i];
+
+	if (number) {
+		ret = set_number(s, number, value);
+	} else if (strcmp(key, "data") == 0) {
 		ret = copy_str(s->data_dir, sizeof(s->data_dir), value);
 	} else if (strcmp(key, "listen") == 0) {
 		char host[256];
@@ -87,59 +153,6 @@ int settings_set(struct settings *s, const char *key, const char *value)
 		ret = parse_listen(value, host, sizeof(host), &port);
 		if (ret == 0)
 			ret = copy_str(s->listen, sizeof(s->listen), value);
-	} else if (strcmp(key, "threads") == 0) {
-		ret = parse_u64(value, 256, &v);
-		s->threads = (unsigned)v;
-	} else if (strcmp(key, "body_bytes_max") == 0) {
-		ret = parse_u64(value, (uint64_t)64 << 20, &v);
-		if (ret == 0 && v < 1024)
-			ret = -EINVAL;
-		s->body_bytes_max = v;
-	} else if (strcmp(key, "connection_timeout_s") == 0) {
-		ret = parse_u64(value, 3600, &v);
-		if (ret == 0 && v == 0)
-			ret = -EINVAL;
-		s->connection_timeout_s = (unsigned)v;
-	} else if (strcmp(key, "connections_max") == 0) {
-		ret = parse_u64(value, 65536, &v);
-		if (ret == 0 && v == 0)
-			ret = -EINVAL;
-		s->connections_max = (unsigned)v;
-	} else if (strcmp(key, "body_budget_bytes") == 0) {
-		ret = parse_u64(value, (uint64_t)64 << 30, &v);
-		if (ret == 0 && v < 65536)
-			ret = -EINVAL;
-		s->body_budget_bytes = v;
-	} else if (strcmp(key, "body_budget_per_address_bytes") == 0) {
-		ret = parse_u64(value, (uint64_t)64 << 30, &v);
-		if (ret == 0 && v < 65536)
-			ret = -EINVAL;
-		s->body_budget_per_address_bytes = v;
-	} else if (strcmp(key, "body_budget_per_principal_bytes") == 0) {
-		ret = parse_u64(value, (uint64_t)64 << 30, &v);
-		if (ret == 0 && v < 65536)
-			ret = -EINVAL;
-		s->body_budget_per_principal_bytes = v;
-	} else if (strcmp(key, "header_timeout_s") == 0) {
-		ret = parse_u64(value, 3600, &v);
-		if (ret == 0 && v == 0)
-			ret = -EINVAL;
-		s->header_timeout_s = (unsigned)v;
-	} else if (strcmp(key, "body_timeout_s") == 0) {
-		ret = parse_u64(value, 86400, &v);
-		if (ret == 0 && v == 0)
-			ret = -EINVAL;
-		s->body_timeout_s = (unsigned)v;
-	} else if (strcmp(key, "body_rate_min_bytes_s") == 0) {
-		ret = parse_u64(value, (uint64_t)1 << 30, &v);
-		if (ret == 0 && v == 0)
-			ret = -EINVAL;
-		s->body_rate_min_bytes_s = (unsigned)v;
-	} else if (strcmp(key, "connections_per_address_max") == 0) {
-		ret = parse_u64(value, 65536, &v);
-		if (ret == 0 && v == 0)
-			ret = -EINVAL;
-		s->connections_per_address_max = (unsigned)v;
 	} else if (strcmp(key, "trusted_proxies") == 0) {
 		struct netguard_cidr c[NETGUARD_PROXIES_MAX];
 		size_t n;
@@ -147,27 +160,11 @@ int settings_set(struct settings *s, const char *key, const char *value)
 		if (ret == 0)
 			ret = copy_str(s->trusted_proxies,
 				       sizeof(s->trusted_proxies), value);
-	} else if (strcmp(key, "snapshot_every") == 0) {
-		ret = parse_u64(value, UINT64_MAX, &v);
-		if (ret == 0 && v < 1000)
-			ret = -EINVAL;
-		s->snapshot_every = v;
 	} else if (strcmp(key, "public_url") == 0) {
 		ret = public_url_ok(value) ? 0 : -EINVAL;
 		if (ret == 0)
 			snprintf(s->public_url, sizeof(s->public_url), "%s",
 				 value);
-	} else if (strcmp(key, "key_rotation_days") == 0) {
-		ret = parse_u64(value, 3660, &v);
-		s->key_rotation_days = (unsigned)v;
-	} else if (strcmp(key, "link_leeway_s") == 0) {
-		ret = parse_u64(value, JOSE_LEEWAY_MAX_S, &v);
-		s->link_leeway_s = (unsigned)v;
-	} else if (strcmp(key, "revocations_per_principal") == 0) {
-		ret = parse_u64(value, AUTH_REVOCATIONS_RESERVE, &v);
-		if (ret == 0 && v == 0)
-			ret = -EINVAL;
-		s->revocations_per_principal = (unsigned)v;
 	} else if (strcmp(key, "witness") == 0) {
 		if (s->nwitnesses ==
 		    sizeof(s->witnesses) / sizeof(s->witnesses[0]))
@@ -266,7 +263,7 @@ static int load_file(struct settings *s, const char *path)
 	if (!f) {
 		ret = -errno;
 		fprintf(stderr, "tpwallet: cannot read config file %s: %s\n",
-			path, strerror(errno));
+			path, tpw_strerror(errno));
 		return ret;
 	}
 	text = malloc(CONFIG_BYTES_MAX + 1);
@@ -450,7 +447,8 @@ int data_dir_check_modes(const char *dir, char *why, size_t why_len)
 			if (errno == ENOENT && *sub)
 				continue; /* created 0700 when needed */
 			int ret = -errno;
-			snprintf(why, why_len, "%s: %s", path, strerror(errno));
+			snprintf(why, why_len, "%s: %s", path,
+				 tpw_strerror(errno));
 			return ret;
 		}
 		if (!S_ISDIR(st.st_mode)) {
@@ -508,14 +506,14 @@ int data_dir_prepare(const char *dir, bool *created)
 	ret = mkdir_p(dir);
 	if (ret < 0) {
 		fprintf(stderr, "tpwallet: cannot create %s: %s\n", dir,
-			strerror(-ret));
+			tpw_strerror(-ret));
 		return ret;
 	}
 	DIR *d = opendir(dir);
 	if (!d) {
 		ret = -errno;
 		fprintf(stderr, "tpwallet: cannot open %s: %s\n", dir,
-			strerror(errno));
+			tpw_strerror(errno));
 		return ret;
 	}
 	struct dirent *de;
@@ -536,14 +534,14 @@ int data_dir_prepare(const char *dir, bool *created)
 	if (chmod(dir, 0700) != 0) {
 		ret = -errno;
 		fprintf(stderr, "tpwallet: cannot chmod 700 %s: %s\n", dir,
-			strerror(errno));
+			tpw_strerror(errno));
 		return ret;
 	}
 	int fd = open(marker, O_WRONLY | O_CREAT | O_EXCL, 0600);
 	if (fd < 0) {
 		ret = -errno;
 		fprintf(stderr, "tpwallet: cannot create %s: %s\n", marker,
-			strerror(errno));
+			tpw_strerror(errno));
 		return ret;
 	}
 	ssize_t w = write(fd, MARKER_TEXT, sizeof(MARKER_TEXT) - 1);
@@ -557,7 +555,7 @@ int data_dir_prepare(const char *dir, bool *created)
 	ret = fsdir_sync(dir);
 	if (ret < 0) {
 		fprintf(stderr, "tpwallet: cannot sync %s: %s\n", dir,
-			strerror(-ret));
+			tpw_strerror(-ret));
 		return ret;
 	}
 	*created = true;

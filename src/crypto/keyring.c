@@ -29,6 +29,7 @@
 #include "crypto/b64url.h"
 #include "crypto/keyring.h"
 #include "crypto/note.h"
+#include "core/strerror.h"
 
 #include "banned.h"
 
@@ -227,7 +228,7 @@ static int check_secret_file(int fd, const char *path, const char *what,
 		int e = errno;
 
 		say(err, err_size, "%s %s: cannot stat: %s", what, path,
-		    strerror(e));
+		    tpw_strerror(e));
 		return KEYRING_E_IO;
 	}
 	if (!S_ISREG(st.st_mode)) {
@@ -273,7 +274,7 @@ static int open_secret(int dirfd, const char *name, const char *path,
 			return KEYRING_E_NOT_REGULAR;
 		}
 		say(err, err_size, "%s %s: cannot open: %s", what, path,
-		    strerror(e));
+		    tpw_strerror(e));
 		return KEYRING_E_IO;
 	}
 	*fd_out = fd;
@@ -289,7 +290,7 @@ static int fsync_dir(const char *dir, char *err, size_t err_size)
 		int e = errno;
 
 		say(err, err_size, "directory %s: cannot fsync: %s", dir,
-		    strerror(e));
+		    tpw_strerror(e));
 		ret = KEYRING_E_IO;
 	}
 	if (fd >= 0)
@@ -437,7 +438,7 @@ int keyring_kek_load_file(const char *path, struct keyring_kek **out, char *err,
 	ret = read_all(fd, buf, CAP + 1, &n);
 	if (ret) {
 		say(err, err_size, "KEK file %s: cannot read: %s", path,
-		    strerror(-ret));
+		    tpw_strerror(-ret));
 		ret = KEYRING_E_IO;
 		goto cleanup;
 	}
@@ -507,7 +508,7 @@ int keyring_kek_generate_file(const char *path, char *err, size_t err_size)
 		int e = errno;
 
 		say(err, err_size, "KEK file %s: cannot create: %s", path,
-		    strerror(e));
+		    tpw_strerror(e));
 		ret = e == EEXIST ? KEYRING_E_EXISTS : KEYRING_E_IO;
 		goto cleanup;
 	}
@@ -518,7 +519,7 @@ int keyring_kek_generate_file(const char *path, char *err, size_t err_size)
 		ret = -errno;
 	if (ret) {
 		say(err, err_size, "KEK file %s: cannot write: %s", path,
-		    strerror(-ret));
+		    tpw_strerror(-ret));
 		ret = KEYRING_E_IO;
 		goto cleanup;
 	}
@@ -897,7 +898,7 @@ static int load_one(struct keyring *kr, int dfd, const char *name, char *err,
 	ret = read_all(fd, buf, sizeof(buf), &n);
 	if (ret) {
 		say(err, err_size, "key file %s: cannot read: %s", path,
-		    strerror(-ret));
+		    tpw_strerror(-ret));
 		ret = KEYRING_E_IO;
 		goto cleanup;
 	}
@@ -964,7 +965,7 @@ int keyring_open(const char *dir, const struct keyring_kek *kek,
 		int e = errno;
 
 		say(err, err_size, "keyring directory %s: cannot open: %s", dir,
-		    strerror(e));
+		    tpw_strerror(e));
 		ret = KEYRING_E_IO;
 		goto cleanup;
 	}
@@ -989,7 +990,7 @@ int keyring_open(const char *dir, const struct keyring_kek *kek,
 		int e = errno;
 
 		say(err, err_size, "keyring directory %s: cannot list: %s", dir,
-		    strerror(e));
+		    tpw_strerror(e));
 		ret = KEYRING_E_IO;
 		goto cleanup;
 	}
@@ -1006,7 +1007,7 @@ int keyring_open(const char *dir, const struct keyring_kek *kek,
 			if (e) {
 				say(err, err_size,
 				    "keyring directory %s: cannot list: %s",
-				    dir, strerror(e));
+				    dir, tpw_strerror(e));
 				ret = KEYRING_E_IO;
 			}
 			break;
@@ -1147,7 +1148,7 @@ static int write_keyfile(const struct keyring *kr, const char *kid,
 		int e = errno;
 
 		say(err, err_size, "key file %s: cannot create: %s", tmp,
-		    strerror(e));
+		    tpw_strerror(e));
 		ret = KEYRING_E_IO;
 		goto cleanup;
 	}
@@ -1162,7 +1163,7 @@ static int write_keyfile(const struct keyring *kr, const char *kid,
 		ret = -errno;
 	if (ret) {
 		say(err, err_size, "key file %s: cannot write: %s", final,
-		    strerror(-ret));
+		    tpw_strerror(-ret));
 		ret = KEYRING_E_IO;
 		goto cleanup;
 	}
@@ -1236,7 +1237,7 @@ static int drop_entry(struct keyring *kr, size_t i,
 	if (unlink(path) != 0 && errno != ENOENT) {
 		int en = errno;
 		say(err, err_size, "key file %s: cannot remove: %s", path,
-		    strerror(en));
+		    tpw_strerror(en));
 		return KEYRING_E_IO;
 	}
 	if (rot && rot->n_dropped < KEYRING_KEYS_MAX)
@@ -1448,7 +1449,7 @@ static int keyring_prune_unlocked(struct keyring *kr, int64_t now,
 
 				say(err, err_size,
 				    "key file %s: cannot remove: %s", path,
-				    strerror(en));
+				    tpw_strerror(en));
 				ret = KEYRING_E_IO;
 			}
 			if (ret == 0) {

@@ -80,10 +80,14 @@
  * its sealed file image; no private key is held decrypted) and borrows the
  * KEK, which must outlive it.  Private key bytes are decrypted into
  * sodium_malloc'd memory for one signature or one re-seal and wiped.  A
- * keyring is not locked: keyring_rotate, keyring_prune and the signing
- * calls (which unprotect the KEK) need the caller's exclusive lock;
- * lookups, keyring_jwks and keyring_current_signer only read and may run
- * concurrently with each other.
+ * keyring has its own (recursive) mutex: keyring_verifier (and so
+ * keyring_lookup_verifier), keyring_rotate, keyring_prune, keyring_jwks,
+ * the signing calls, keyring_due_for_rotation and the *_copy functions
+ * take it, so any thread may call them at any time.  keyring_count,
+ * keyring_key_at and keyring_current_signer do not: they return pointers
+ * into the keyring that a rotate or prune on another thread invalidates,
+ * so only the thread that rotates may use them; the others take copies
+ * (keyring_keys_copy, keyring_current_copy).
  *
  * Errors.  Every function returns 0 or a code from KEYRING_ERRORS (below
  * -1200); keyring_strerror gives its stable name.  Functions that touch

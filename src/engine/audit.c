@@ -25,6 +25,7 @@
 #include "log/leaf.h"
 #include "crypto/cosig.h"
 #include "crypto/note.h"
+#include "core/u128.h"
 #include "engine/witness.h"
 #include "log/fsdir.h"
 

@@ -8,6 +8,7 @@
  * and docs/architecture.md for the path of a request.
  */
 #include "engine/engine.h"
+#include "core/assert.h"
 #include "core/auth.h"
 #include "core/pstate.h"
 #include "engine/logger.h"
@@ -574,6 +575,8 @@ static void push_durable(struct engine *e, const struct group *g)
 		pthread_cond_wait(&e->pipe_space, &e->pipe_lock);
 	e->pipe[(e->pipe_head + e->pipe_count) % PIPELINE_GROUPS] = *g;
 	e->pipe_count++;
+	/* INVARIANT (conventions.md): the pipeline holds at most its bound. */
+	TPW_ASSERT(e->pipe_count <= PIPELINE_GROUPS);
 	pthread_cond_signal(&e->pipe_ready);
 	pthread_mutex_unlock(&e->pipe_lock);
 }
@@ -684,12 +687,19 @@ static void apply_group(struct engine *e, struct group *g)
 {
 	pthread_rwlock_wrlock(&e->state_lock);
 	if (g->pulse) {
+		/* INVARIANT (conventions.md): seq is the previous + 1 and
+		 * timestamps strictly increase, record after record. */
+		TPW_ASSERT(g->pulse_seq == e->last_seq + 1);
+		TPW_ASSERT(g->pulse_ts > e->applied_timestamp);
 		ledger_pulse(e->ledger, g->pulse_ts);
 		e->last_seq = g->pulse_seq;
 		e->applied_timestamp = g->pulse_ts;
 	}
 	for (struct engine_request *r = g->requests; r; r = r->next) {
 		struct state st = {e->ledger, e->auth, e->pstate};
+		/* INVARIANT (conventions.md): as for the pulse above. */
+		TPW_ASSERT(r->seq == e->last_seq + 1);
+		TPW_ASSERT(r->timestamp > e->applied_timestamp);
 		r->status = apply(&st, journal_type_of(r), r->timestamp,
 				  r->events, apply_count_of(r), r->results);
 		if (r->status < 0) {

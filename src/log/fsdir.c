@@ -5,6 +5,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
+#include <stdbool.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -43,4 +45,30 @@ int fsdir_make(const char *path)
 	memcpy(parent, path, n);
 	parent[n] = '\0';
 	return fsdir_sync(parent);
+}
+
+/* nftw passes no context: the walk's first error, per thread. */
+static _Thread_local int remove_err;
+
+static int remove_entry(const char *path, const struct stat *st, int type,
+			struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	bool dir = type == FTW_DP || type == FTW_DNR;
+	int r = dir ? rmdir(path) : unlink(path);
+	if (r != 0 && remove_err == 0)
+		remove_err = -errno;
+	return 0; /* go on: remove what can be removed */
+}
+
+int fsdir_remove_tree(const char *path)
+{
+	remove_err = 0;
+	/* FTW_DEPTH: contents before their directory; FTW_PHYS: a link is
+	 * an entry to unlink, not a way out of the tree; FTW_MOUNT: never
+	 * onto another filesystem. */
+	if (nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT) != 0)
+		return -errno;
+	return remove_err;
 }

@@ -17,4 +17,11 @@ int fsdir_sync(const char *path);
  * An existing directory is fine.  Returns 0 or -errno. */
 int fsdir_make(const char *path);
 
+/* Remove the directory at path and everything below it, as `rm -rf`
+ * would, without a shell: symbolic links are removed, never followed, and
+ * the walk stays on path's filesystem.  For directories a caller made
+ * itself (mkdtemp): the bench's scratch directory, the tests'.  Returns 0
+ * or the first -errno met (it goes on removing what it can). */
+int fsdir_remove_tree(const char *path);
+
 #endif

@@ -12,6 +12,7 @@
 #include "log/fsdir.h"
 #include "log/journal.h"
 #include "log/seqdir.h"
+#include "core/strerror.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -516,7 +517,8 @@ static int recover_segment(struct journal *j, struct scan *s, u64 first_seq,
 	fd = openat(j->dir_fd, name, (last ? O_RDWR : O_RDONLY) | O_CLOEXEC);
 	if (fd < 0 || fstat(fd, &st) != 0) {
 		ret = -errno;
-		snprintf(s->err, s->err_len, "%s: %s", file, strerror(-ret));
+		snprintf(s->err, s->err_len, "%s: %s", file,
+			 tpw_strerror(-ret));
 		goto cleanup;
 	}
 	len = (size_t)st.st_size;
@@ -525,7 +527,7 @@ static int recover_segment(struct journal *j, struct scan *s, u64 first_seq,
 		if (map == MAP_FAILED) {
 			ret = -errno;
 			snprintf(s->err, s->err_len, "%s: mmap: %s", file,
-				 strerror(-ret));
+				 tpw_strerror(-ret));
 			goto cleanup;
 		}
 		madvise(map, len, MADV_SEQUENTIAL);
@@ -541,7 +543,7 @@ static int recover_segment(struct journal *j, struct scan *s, u64 first_seq,
 			ret = -errno;
 			snprintf(s->err, s->err_len,
 				 "%s: cutting the torn tail at offset %zu: %s",
-				 file, valid, strerror(-ret));
+				 file, valid, tpw_strerror(-ret));
 			goto cleanup;
 		}
 		if (s->cut_corrupt)
@@ -594,7 +596,7 @@ static int open_segments(struct journal *j, u64 after_seq,
 	ret = list_segments(j->dir_fd, &seqs, &n);
 	if (ret != 0) {
 		snprintf(err_buf, sizeof(err_buf), "journal: listing %s: %s",
-			 j->dir_path, strerror(-ret));
+			 j->dir_path, tpw_strerror(-ret));
 		goto cleanup;
 	}
 	if (n == 0 && after_seq > 0) {
@@ -699,7 +701,7 @@ static int open_segments(struct journal *j, u64 after_seq,
 	if (j->fd < 0) {
 		ret = -errno;
 		snprintf(err_buf, sizeof(err_buf), "journal/%s: %s", name,
-			 strerror(-ret));
+			 tpw_strerror(-ret));
 		goto cleanup;
 	}
 cleanup:
@@ -741,14 +743,14 @@ int journal_open(struct journal **out, const char *dir,
 		ret = fsdir_make(j->dir_path);
 	if (ret != 0) {
 		snprintf(err_buf, sizeof(err_buf), "journal: creating %s: %s",
-			 j->dir_path, strerror(-ret));
+			 j->dir_path, tpw_strerror(-ret));
 		goto cleanup;
 	}
 	j->dir_fd = open(j->dir_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (j->dir_fd < 0) {
 		ret = -errno;
 		snprintf(err_buf, sizeof(err_buf), "journal: opening %s: %s",
-			 j->dir_path, strerror(-ret));
+			 j->dir_path, tpw_strerror(-ret));
 		goto cleanup;
 	}
 	/* Two writers on one journal would interleave records. */

@@ -8,6 +8,7 @@
  */
 #include "log/journal_reader.h"
 #include "log/seqdir.h"
+#include "core/strerror.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -90,7 +91,7 @@ static int open_segment(struct journal_reader *rd)
 		 (unsigned long long)seqs[pick]);
 	rd->fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (rd->fd < 0) {
-		ret = fail(rd, -errno, "%s: %s", path, strerror(errno));
+		ret = fail(rd, -errno, "%s: %s", path, tpw_strerror(errno));
 		goto cleanup;
 	}
 	rd->seg_seq = seqs[pick];
@@ -187,7 +188,7 @@ static int bad_record(struct journal_reader *rd, const char *why)
 
 	off_t end = lseek(rd->fd, 0, SEEK_END);
 	if (end < 0)
-		return fail(rd, -errno, "journal: %s", strerror(errno));
+		return fail(rd, -errno, "journal: %s", tpw_strerror(errno));
 	size_t rest = (size_t)end > rd->off ? (size_t)end - rd->off : 0;
 	bool later = false;
 	if (!newer && rest > 0) {
@@ -196,7 +197,7 @@ static int bad_record(struct journal_reader *rd, const char *why)
 			return -ENOMEM;
 		ret = read_at(rd->fd, rd->buf, rest, rd->off, &got);
 		if (ret < 0)
-			return fail(rd, ret, "journal: %s", strerror(-ret));
+			return fail(rd, ret, "journal: %s", tpw_strerror(-ret));
 		const u8 first = (u8)(JOURNAL_MAGIC & 0xff);
 		for (size_t at = 1; at + JOURNAL_HEADER_BYTES <= got; at++) {
 			struct journal_record r;
@@ -265,7 +266,7 @@ int journal_reader_next(struct journal_reader *rd, struct journal_record *r,
 		}
 		ret = read_at(rd->fd, head, sizeof(head), rd->off, &got);
 		if (ret < 0)
-			return fail(rd, ret, "journal: %s", strerror(-ret));
+			return fail(rd, ret, "journal: %s", tpw_strerror(-ret));
 		if (got == 0) {
 			/* The segment ends here: go on in the next one, if
 			 * the journal rolled. */
@@ -304,7 +305,7 @@ int journal_reader_next(struct journal_reader *rd, struct journal_record *r,
 			return -ENOMEM;
 		ret = read_at(rd->fd, rd->buf, size, rd->off, &got);
 		if (ret < 0)
-			return fail(rd, ret, "journal: %s", strerror(-ret));
+			return fail(rd, ret, "journal: %s", tpw_strerror(-ret));
 		if (got < size) {
 			ret = bad_record(rd, "truncated record");
 			if (ret == RETRY)

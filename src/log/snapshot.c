@@ -15,6 +15,7 @@
 #include "log/snapshot.h"
 
 #include "log/journal.h" /* crc32c */
+#include "core/strerror.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -302,7 +303,7 @@ static int load_one(const char *path, u64 name_seq, u8 **buf, size_t *len,
 
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0 || fstat(fd, &st) != 0) {
-		*why = strerror(errno);
+		*why = tpw_strerror(errno);
 		goto cleanup;
 	}
 	if ((u64)st.st_size < SNAPSHOT_HEADER_BYTES) {

@@ -47,6 +47,7 @@ SANITIZER_MARKERS = (
     "ERROR: LeakSanitizer",
     "runtime error:",  # UBSan
     "ERROR: ThreadSanitizer",
+    "WARNING: ThreadSanitizer",  # a data race or a lock-order inversion
 )
 
 

@@ -154,3 +154,44 @@ def test_cli_config_errors_name_the_line_or_variable_and_flags_apply_last(ctx):
     check_eq(p.returncode, 2, "--listen nonsense over a valid file: exit")
     check("listen" in p.stderr, "the refusal should name listen: %r"
           % p.stderr)
+
+
+# Every numeric setting and its largest accepted value (docs/operations.md).
+NUMBER_SETTINGS = {
+    "threads": 256, "body_bytes_max": 64 << 20, "connection_timeout_s": 3600,
+    "connections_max": 65536, "body_budget_bytes": 64 << 30,
+    "body_budget_per_address_bytes": 64 << 30,
+    "body_budget_per_principal_bytes": 64 << 30, "header_timeout_s": 3600,
+    "body_timeout_s": 86400, "body_rate_min_bytes_s": 1 << 30,
+    "connections_per_address_max": 65536,
+    "snapshot_every": (1 << 64) - 1, "key_rotation_days": 3660,
+    "link_leeway_s": 300, "revocations_per_principal": 1 << 16,
+}
+
+
+@e2e_test(timeout=120)
+def test_cli_a_number_that_does_not_parse_is_refused_with_exit_2(ctx):
+    # Not a number in the file, a sign in the environment, one past the
+    # largest value as a flag or in the file: each is refused, naming the
+    # key and the value, before anything is served.
+    def refused(p, key, value, where):
+        check_eq(p.returncode, 2, "%s %s=%r: exit status" % (where, key, value))
+        want = "invalid value for '%s': '%s'" % (key, value)
+        check(want in p.stderr, "%s: stderr should say %r: %r"
+              % (where, want, p.stderr))
+
+    conf = ctx.path("tpwallet.conf")
+    for i, (key, top) in enumerate(sorted(NUMBER_SETTINGS.items())):
+        data = ctx.path("d%d" % i)
+        for value in ("12x", str(top + 1)):
+            with open(conf, "w") as f:
+                f.write("%s = %s\n" % (key, value))
+            p = run_cli(["serve", "--config", conf, "--data", data])
+            refused(p, key, value, "config file")
+            check(":1:" in p.stderr, "the refusal should name line 1: %r"
+                  % p.stderr)
+        env = {"TPWALLET_" + key.upper(): "-1"}
+        p = run_cli(["serve", "--data", data], env=env)
+        refused(p, key, "-1", "environment")
+    p = run_cli(["serve", "--threads", "257", "--data", ctx.path("f")])
+    refused(p, "threads", "257", "flag")

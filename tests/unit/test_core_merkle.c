@@ -24,10 +24,12 @@
 static void unhex(const char *s, u8 *out, size_t len)
 {
 	assert_int_equal(strlen(s), 2 * len);
-	for (size_t i = 0; i < len; i++) {
-		unsigned v;
-		assert_int_equal(sscanf(s + 2 * i, "%2x", &v), 1);
-		out[i] = (u8)v;
+	static const char digits[] = "0123456789abcdef";
+	for (size_t i = 0; i < 2 * len; i++) {
+		const char *d = strchr(digits, s[i]);
+		assert_true(d && *d);
+		unsigned v = (unsigned)(d - digits);
+		out[i / 2] = (u8)(i % 2 ? out[i / 2] | v : v << 4);
 	}
 }
 

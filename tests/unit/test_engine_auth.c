@@ -24,6 +24,7 @@
 #include "engine/engine.h"
 #include "engine/logger.h"
 #include "log/journal.h"
+#include "log/fsdir.h"
 
 #include "banned.h"
 
@@ -45,10 +46,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
-	char cmd[512];
-	snprintf(cmd, sizeof(cmd), "rm -rf -- '%s'", f->dir);
-	int r = system(cmd);
-	(void)r;
+	assert_int_equal(fsdir_remove_tree(f->dir), 0);
 	free(f);
 	return 0;
 }
