@@ -1,8 +1,9 @@
 /*
  * authz_routes.c - authorization of every /v1 route, and the routes of
  * the authorization state: /v1/principals, /v1/keys, /v1/revocations.
- * docs/authz.md is the contract; the required right of each route is in
- * authz_route() below and in docs/api.md.
+ * docs/authz.md is the contract; the right each route needs is in its
+ * row of API_ROUTES (routes.h), checked by authz_check_route() below, and
+ * in docs/api.md.
  */
 #include "api/internal.h"
 #include "core/auth.h"
@@ -81,8 +82,7 @@ void authz_begin(struct request *rq, const char *url, const char *method)
 		return;
 	}
 	/* A revocation statement proves itself: no credential needed. */
-	if (!authz && rq->route == ROUTE_revocations &&
-	    rq->method == METHOD_POST)
+	if (!authz && api_route_right(rq->route, rq->method) == RIGHT_OPEN)
 		return;
 	api_authz_authenticate(s->authz, s->e, authz, dpop, method, host, url,
 			       &rq->caller, &rq->auth_err);
@@ -100,11 +100,11 @@ static int check_op(struct request *rq, unsigned op, bool has_account,
 
 /* Reading a transfer: a right limited to accounts covers the transfers
  * that debit or credit one of them. */
-static int check_transfer_read(struct request *rq)
+static int check_transfer_read(struct request *rq, unsigned op)
 {
 	const struct mandate_right *r = api_caller_right(&rq->caller);
 	if (r->n_accounts == 0)
-		return check_op(rq, MANDATE_OP_TRANSFERS_READ, false, 0);
+		return check_op(rq, op, false, 0);
 	struct transfer t;
 	const struct ledger *l = engine_read_begin(rq->srv->e);
 	int found = ledger_lookup_transfer(l, rq->path_id, &t);
@@ -112,11 +112,9 @@ static int check_transfer_read(struct request *rq)
 	if (found != 0) /* as if it were someone else's: no existence leak */
 		return set_err(rq, MANDATE_ERR_account_not_allowed, 0,
 			       "right.accounts");
-	if (check_op(rq, MANDATE_OP_TRANSFERS_READ, true, t.debit_account_id) ==
-	    0)
+	if (check_op(rq, op, true, t.debit_account_id) == 0)
 		return 0;
-	return check_op(rq, MANDATE_OP_TRANSFERS_READ, true,
-			t.credit_account_id);
+	return check_op(rq, op, true, t.credit_account_id);
 }
 
 bool authz_may_read_audit(struct request *rq)
@@ -130,74 +128,35 @@ bool authz_may_read_audit(struct request *rq)
 				      &ignored) == 0;
 }
 
-int authz_route(struct request *rq)
+int authz_check_route(struct request *rq)
 {
-	bool post = rq->method == METHOD_POST;
+	u32 op = api_route_right(rq->route, rq->method);
 
 	if (rq->auth_err.code != 0)
 		return -1;
-	if (!rq->caller.authenticated) {
-		/* Only a revocation statement comes without a credential. */
-		if (rq->route == ROUTE_revocations && post)
-			return 0;
+	if (op == RIGHT_OPEN)
+		return 0; /* a statement that proves itself */
+	if (!rq->caller.authenticated)
 		return set_err(rq, MANDATE_ERR_malformed, 0, NULL);
-	}
-	switch (rq->route) {
-	case ROUTE_accounts:
+	/* A row without a right for this method: refuse (fail closed). */
+	if (op == 0)
+		return set_err(rq, MANDATE_ERR_op_not_allowed, 0, "right.ops");
+	switch ((enum route_scope)api_routes[rq->route].scope) {
+	case RA_ANY:
 		/* New accounts are no one's yet: an unscoped right, which
 		 * only a chain rooted at the administrator can hold. */
-		return check_op(rq, MANDATE_OP_ACCOUNTS_CREATE, false, 0);
-	case ROUTE_transfers: {
+		return check_op(rq, op, false, 0);
+	case RA_ACCOUNT: return check_op(rq, op, true, rq->path_id);
+	case RA_TRANSFER: return check_transfer_read(rq, op);
+	case RA_EVENTS:
 		/* Each event is checked once decoded (authz_check_transfers);
-		 * a right with neither op is refused before the body. */
-		const struct mandate_right *r = api_caller_right(&rq->caller);
-		if (!(r->ops & (MANDATE_OP_TRANSFERS_CREATE |
-				MANDATE_OP_TRANSFERS_POST_VOID)))
+		 * a right with none of the ops is refused before the body. */
+		if (!(api_caller_right(&rq->caller)->ops & op))
 			return set_err(rq, MANDATE_ERR_op_not_allowed, 0,
 				       "right.ops");
 		return 0;
-	}
-	case ROUTE_account:
-	case ROUTE_account_transfers:
-	case ROUTE_account_balances:
-	case ROUTE_account_receipt:
-		return check_op(rq, MANDATE_OP_ACCOUNTS_READ, true,
-				rq->path_id);
-	case ROUTE_transfer:
-	case ROUTE_transfer_receipt: return check_transfer_read(rq);
-	case ROUTE_audit_key:
-	case ROUTE_audit_head:
-	case ROUTE_audit_checkpoint:
-	case ROUTE_audit_entry:
-	case ROUTE_audit_inclusion:
-	case ROUTE_audit_consistency:
-		return check_op(rq, MANDATE_OP_AUDIT_READ, false, 0);
-	case ROUTE_principals:
-		return check_op(rq,
-				post ? MANDATE_OP_PRINCIPALS_ADMIN
-				     : MANDATE_OP_PRINCIPALS_READ,
-				false, 0);
-	case ROUTE_principal:
-		return check_op(rq, MANDATE_OP_PRINCIPALS_READ, false, 0);
-	case ROUTE_keys: return check_op(rq, MANDATE_OP_KEYS_READ, false, 0);
-	case ROUTE_keys_rotate:
-		return check_op(rq, MANDATE_OP_KEYS_ROTATE, false, 0);
-	case ROUTE_revocations:
-		/* POST: a signed statement proves itself; the plain form
-		 * needs `revoke` (checked by revocations_post). */
-		if (post)
-			return 0;
-		return check_op(rq, MANDATE_OP_REVOCATIONS_READ, false, 0);
-	case ROUTE_revocation:
-		return check_op(rq, MANDATE_OP_REVOCATIONS_READ, false, 0);
-	default: {
-		/* The client-policy routes: policy:read or policy:admin. */
-		unsigned op;
-		if (policy_route_op(rq, &op) == 0)
-			return check_op(rq, op, false, 0);
-		/* Every /v1 route must be listed: refuse what is not. */
-		return set_err(rq, MANDATE_ERR_op_not_allowed, 0, "right.ops");
-	}
+	case RA_PUBLIC:
+	default: return set_err(rq, MANDATE_ERR_op_not_allowed, 0, "right.ops");
 	}
 }
 
@@ -342,7 +301,7 @@ int authz_build_command(struct request *rq)
 {
 	if (!rq->caller.authenticated)
 		return 0;
-	if (rq->route == ROUTE_accounts) {
+	if (rq->base_op == ENGINE_CREATE_ACCOUNTS) {
 		u8 owner[32];
 		int r = accounts_owner(rq, owner);
 		if (r < 0)
@@ -357,7 +316,7 @@ int authz_build_command(struct request *rq)
 		memcpy(o->owner, owner, 32);
 		return 0;
 	}
-	if (rq->route != ROUTE_transfers || !rq->caller.chain)
+	if (rq->base_op != ENGINE_CREATE_TRANSFERS || !rq->caller.chain)
 		return 0;
 	const struct mandate_chain *c = rq->caller.chain;
 	struct auth_guard *g =
@@ -509,7 +468,7 @@ static enum MHD_Result principals_list(struct request *rq)
 	return api_reply_json(rq, 200, &b);
 }
 
-static enum MHD_Result principal_get(struct request *rq)
+enum MHD_Result authz_route_principal(struct request *rq)
 {
 	u8 id[32];
 	struct auth_principal_info p;
@@ -613,7 +572,7 @@ static void put_time(struct wbuf *b, const char *key, int64_t t)
 	wbuf_putc(b, '"');
 }
 
-static enum MHD_Result keys_list(struct request *rq)
+enum MHD_Result authz_route_keys(struct request *rq)
 {
 	struct keyring *kr = rq->srv->keyring;
 	if (!kr)
@@ -785,7 +744,7 @@ static enum MHD_Result revocations_list(struct request *rq)
 	return api_reply(rq, 200, &b, "application/jwt", NULL);
 }
 
-static enum MHD_Result revocation_get(struct request *rq)
+enum MHD_Result authz_route_revocation(struct request *rq)
 {
 	const char *jti = rq->text_id;
 	struct wbuf b = WBUF_INIT(REVOCATION_STATUS_MAX * 96 + 256);
@@ -1037,38 +996,37 @@ static enum MHD_Result revocations_post(struct request *rq)
 
 /* ---- dispatch and replies to commands ------------------------------------ */
 
-enum MHD_Result authz_dispatch(struct request *rq)
-{
-	enum MHD_Result r;
-	bool post = rq->method == METHOD_POST;
+static enum MHD_Result authz_command_reply(struct request *rq);
 
-	switch (rq->route) {
-	case ROUTE_principals:
-		if (!post)
-			return principals_list(rq);
-		r = principals_post(rq);
-		break;
-	case ROUTE_principal: return principal_get(rq);
-	case ROUTE_keys: return keys_list(rq);
-	case ROUTE_keys_rotate: r = keys_rotate(rq); break;
-	case ROUTE_revocations:
-		if (!post)
-			return revocations_list(rq);
-		r = revocations_post(rq);
-		break;
-	case ROUTE_revocation: return revocation_get(rq);
-	default:
-		return api_reply_problem(rq, PROBLEM_not_found, NULL, NULL,
-					 NULL);
-	}
-	/* A handler that replied has moved the request on; one that built
-	 * a command leaves it for the engine. */
+/* A handler that replied has moved the request on; one that built a
+ * command leaves it for the engine. */
+static enum MHD_Result submit_built(struct request *rq, enum MHD_Result r)
+{
 	if (rq->state == RS_REPLIED || r != MHD_YES || !rq->payload)
 		return r;
-	return api_submit_command(rq);
+	return api_submit_command(rq, authz_command_reply);
 }
 
-enum MHD_Result authz_command_reply(struct request *rq)
+enum MHD_Result authz_route_principals(struct request *rq)
+{
+	if (rq->method != METHOD_POST)
+		return principals_list(rq);
+	return submit_built(rq, principals_post(rq));
+}
+
+enum MHD_Result authz_route_keys_rotate(struct request *rq)
+{
+	return submit_built(rq, keys_rotate(rq));
+}
+
+enum MHD_Result authz_route_revocations(struct request *rq)
+{
+	if (rq->method != METHOD_POST)
+		return revocations_list(rq);
+	return submit_built(rq, revocations_post(rq));
+}
+
+static enum MHD_Result authz_command_reply(struct request *rq)
 {
 	u32 outcome = rq->results ? rq->results[0] : 0;
 	const struct command_header *h = rq->payload;

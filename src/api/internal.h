@@ -11,6 +11,7 @@
 #include "api/netguard.h"
 #include "api/problem.h"
 #include "api/route.h"
+#include "api/routes.h"
 #include "api/wbuf.h"
 #include "engine/engine.h"
 
@@ -109,6 +110,8 @@ struct request {
 	u32 payload_bytes;
 
 	struct engine_request ereq;
+	/* The reply once the engine is done (api_submit). */
+	enum MHD_Result (*done_reply)(struct request *rq);
 	void *events;
 	u32 *results;
 	u32 count;
@@ -126,17 +129,26 @@ enum MHD_Result api_reply_problem(struct request *rq, enum problem p,
 				  const char *allow);
 enum MHD_Result api_reply_json(struct request *rq, unsigned status,
 			       struct wbuf *b);
-/* Hand rq->ereq (filled by the caller) to the engine; the reply is
- * written when it is done (create_reply, or authz_command_reply). */
-enum MHD_Result api_submit(struct request *rq);
+/* Every route's handler (routes.h): called by request_dispatch once the
+ * body is in and the route's checks passed. */
+#define X(name, tmpl, param, methods, body, rd, wr, scope, flags, handler)     \
+	enum MHD_Result handler(struct request *rq);
+API_ROUTES(X)
+#undef X
+
+/* Hand rq->ereq (filled by the caller) to the engine; reply(rq) writes
+ * the reply once it is done, unless the engine failed. */
+enum MHD_Result api_submit(struct request *rq,
+			   enum MHD_Result (*reply)(struct request *));
 /* A JOURNAL_COMMAND record as rq->payload (core/auth.h): a zeroed
  * ext_bytes ext, returned for the caller to fill, and count events
  * copied after it.  NULL when out of memory. */
 void *api_command(struct request *rq, u16 kind, u32 ext_bytes,
 		  const void *events, u32 count);
 /* Submit an event-less rq->payload; its outcome arrives in results[0]
- * (authz_command_reply, policy_command_reply). */
-enum MHD_Result api_submit_command(struct request *rq);
+ * for reply (authz_command_reply, policy_command_reply). */
+enum MHD_Result api_submit_command(struct request *rq,
+				   enum MHD_Result (*reply)(struct request *));
 /* The request body as a JSON object (duplicate keys refused), or NULL
  * with the refusal already queued in *reply (413 past max_bytes, 400
  * otherwise).  The caller json_decref()s it. */
@@ -153,9 +165,6 @@ void policy_gate_headers(struct request *rq, struct MHD_Response *resp);
 void policy_observe(struct request *rq);
 /* The refusal of a blocked client. */
 enum MHD_Result policy_gate_reply(struct request *rq);
-int policy_route_op(const struct request *rq, unsigned *op);
-enum MHD_Result policy_dispatch(struct request *rq);
-enum MHD_Result policy_command_reply(struct request *rq);
 void policy_metrics(struct api_server *s, struct wbuf *b);
 int policy_activity_open(struct api_server *s);
 void policy_activity_close(struct api_server *s);
@@ -168,8 +177,9 @@ int policy_activity_save(struct api_server *s);
 
 /* Headers are in: authenticate (sets caller, auth_err, auth_checked). */
 void authz_begin(struct request *rq, const char *url, const char *method);
-/* Does the caller's right cover this route?  0, or -1 with auth_err. */
-int authz_route(struct request *rq);
+/* Does the caller's right cover this route (the right and scope of its
+ * row in routes.h)?  0, or -1 with auth_err. */
+int authz_check_route(struct request *rq);
 /* May the caller read whole audit entries (audit:read with a right over
  * no particular account, as the /v1/audit routes need)?  Asks only: the
  * request's authorization error is left as it is. */
@@ -183,8 +193,5 @@ int authz_build_command(struct request *rq);
 bool authz_guard_refused(struct request *rq);
 /* An auth refusal as an RFC 9457 problem (401 or 403). */
 enum MHD_Result api_reply_auth(struct request *rq);
-/* /v1/principals, /v1/keys, /v1/revocations. */
-enum MHD_Result authz_dispatch(struct request *rq);
-enum MHD_Result authz_command_reply(struct request *rq);
 
 #endif

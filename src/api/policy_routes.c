@@ -36,6 +36,8 @@
 #define IMPACT_THRESHOLD_DEFAULT 0.05
 #define IMPACT_WEEKS_DEFAULT	 4u
 
+static enum MHD_Result policy_command_reply(struct request *rq);
+
 static int64_t now_s(void)
 {
 	return (int64_t)time(NULL);
@@ -282,29 +284,6 @@ enum MHD_Result policy_gate_reply(struct request *rq)
 	return api_reply(rq, rq->gate_status, &b, PROBLEM_CONTENT_TYPE, NULL);
 }
 
-/* ---- rights -------------------------------------------------------------- */
-
-int policy_route_op(const struct request *rq, unsigned *op)
-{
-	bool read = rq->method == METHOD_GET || rq->method == METHOD_HEAD;
-	switch (rq->route) {
-	case ROUTE_cp_manifest:
-	case ROUTE_cp_overrides:
-	case ROUTE_cp_override:
-		*op = read ? MANDATE_OP_POLICY_READ : MANDATE_OP_POLICY_ADMIN;
-		return 0;
-	case ROUTE_cp_current:
-	case ROUTE_cp_versions:
-	case ROUTE_cp_version:
-	case ROUTE_cp_diff:
-	case ROUTE_cp_evaluate:
-	case ROUTE_cp_impact: *op = MANDATE_OP_POLICY_READ; return 0;
-	case ROUTE_cp_rollback:
-	case ROUTE_cp_activity: *op = MANDATE_OP_POLICY_ADMIN; return 0;
-	default: return -1;
-	}
-}
-
 /* ---- helpers --------------------------------------------------------------
  */
 
@@ -410,7 +389,7 @@ static enum MHD_Result set_document(struct request *rq, const char *text,
 					 "out of memory", NULL, NULL);
 	memcpy(ext, &h, sizeof(h));
 	memcpy(ext + sizeof(h), text, len);
-	return api_submit_command(rq);
+	return api_submit_command(rq, policy_command_reply);
 }
 
 static enum MHD_Result put_policy(struct request *rq)
@@ -470,7 +449,7 @@ static enum MHD_Result get_version(struct request *rq, u64 v)
 	return reply_jansson(rq, 200, o);
 }
 
-static enum MHD_Result get_versions(struct request *rq)
+enum MHD_Result policy_route_versions(struct request *rq)
 {
 	json_t *arr = json_array();
 	engine_read_begin(rq->srv->e);
@@ -537,7 +516,7 @@ static json_t *diff_versions(struct request *rq, u64 from, u64 to, bool *found)
 	return changes;
 }
 
-static enum MHD_Result get_diff(struct request *rq)
+enum MHD_Result policy_route_diff(struct request *rq)
 {
 	u64 from, to;
 	bool found;
@@ -558,7 +537,7 @@ static enum MHD_Result get_diff(struct request *rq)
 				       "changes", changes));
 }
 
-static enum MHD_Result post_rollback(struct request *rq)
+enum MHD_Result policy_route_rollback(struct request *rq)
 {
 	enum MHD_Result reply;
 	json_t *j = api_body_object(rq, API_SMALL_BODY_BYTES_MAX, &reply);
@@ -789,7 +768,7 @@ static enum MHD_Result post_override(struct request *rq)
 	log_at(LOG_WARN, "client-policy override opened",
 	       LOG_STR("platform", o.platform), LOG_STR("range", o.range_text),
 	       LOG_NUM("duration_s", duration));
-	return api_submit_command(rq);
+	return api_submit_command(rq, policy_command_reply);
 }
 
 static enum MHD_Result delete_override(struct request *rq)
@@ -809,7 +788,7 @@ static enum MHD_Result delete_override(struct request *rq)
 					 "reason", NULL);
 	if (reason)
 		memcpy(e->reason, reason, strlen(reason));
-	return api_submit_command(rq);
+	return api_submit_command(rq, policy_command_reply);
 }
 
 /* ---- impact and activity ----------------------------------------------------
@@ -829,7 +808,7 @@ static void day_row(void *ctx, u32 day, u64 below, u64 all)
 						"all", (json_int_t)all));
 }
 
-static enum MHD_Result get_impact(struct request *rq)
+enum MHD_Result policy_route_impact(struct request *rq)
 {
 	const char *platform = arg(rq, "platform");
 	const char *min_text = arg(rq, "min_supported");
@@ -947,7 +926,7 @@ _Static_assert(POLICY_OVERRIDES_MAX == 64 && PSTATE_OVERRIDES_MAX == 100000 &&
 		       PSTATE_VERSIONS_MAX == 100000,
 	       "the state-full reply names these limits");
 
-static enum MHD_Result post_activity(struct request *rq)
+enum MHD_Result policy_route_activity(struct request *rq)
 {
 	enum MHD_Result reply;
 	json_t *j = api_body_object(rq, rq->srv->body_bytes_max, &reply);
@@ -1011,41 +990,49 @@ static enum MHD_Result post_activity(struct request *rq)
 /* ---- dispatch and replies ---------------------------------------------------
  */
 
-enum MHD_Result policy_dispatch(struct request *rq)
+enum MHD_Result policy_route_manifest(struct request *rq)
 {
-	bool get = rq->method == METHOD_GET || rq->method == METHOD_HEAD;
-	switch (rq->route) {
-	case ROUTE_cp_manifest:
-		return get ? evaluate(rq, true) : put_policy(rq);
-	case ROUTE_cp_current: return get_version(rq, 0);
-	case ROUTE_cp_versions: return get_versions(rq);
-	case ROUTE_cp_version:
-		if (rq->path_id == 0)
-			return api_reply_problem(rq, PROBLEM_policy_not_found,
-						 "versions start at 1", NULL,
-						 NULL);
-		return get_version(rq, (u64)rq->path_id);
-	case ROUTE_cp_diff: return get_diff(rq);
-	case ROUTE_cp_rollback: return post_rollback(rq);
-	case ROUTE_cp_evaluate: return evaluate(rq, false);
-	case ROUTE_cp_overrides:
-		return get ? get_overrides(rq, 0) : post_override(rq);
-	case ROUTE_cp_override:
-		if (rq->path_id == 0)
-			return api_reply_problem(rq, PROBLEM_policy_not_found,
-						 "no such override", NULL,
-						 NULL);
-		return get ? get_overrides(rq, (u64)rq->path_id)
-			   : delete_override(rq);
-	case ROUTE_cp_impact: return get_impact(rq);
-	case ROUTE_cp_activity: return post_activity(rq);
-	default:
-		return api_reply_problem(rq, PROBLEM_not_found, NULL, NULL,
-					 NULL);
-	}
+	if (rq->method == METHOD_GET || rq->method == METHOD_HEAD)
+		return evaluate(rq, true);
+	return put_policy(rq);
 }
 
-enum MHD_Result policy_command_reply(struct request *rq)
+enum MHD_Result policy_route_current(struct request *rq)
+{
+	return get_version(rq, 0);
+}
+
+enum MHD_Result policy_route_version(struct request *rq)
+{
+	if (rq->path_id == 0)
+		return api_reply_problem(rq, PROBLEM_policy_not_found,
+					 "versions start at 1", NULL, NULL);
+	return get_version(rq, (u64)rq->path_id);
+}
+
+enum MHD_Result policy_route_evaluate(struct request *rq)
+{
+	return evaluate(rq, false);
+}
+
+enum MHD_Result policy_route_overrides(struct request *rq)
+{
+	if (rq->method == METHOD_GET || rq->method == METHOD_HEAD)
+		return get_overrides(rq, 0);
+	return post_override(rq);
+}
+
+enum MHD_Result policy_route_override(struct request *rq)
+{
+	if (rq->path_id == 0)
+		return api_reply_problem(rq, PROBLEM_policy_not_found,
+					 "no such override", NULL, NULL);
+	if (rq->method == METHOD_GET || rq->method == METHOD_HEAD)
+		return get_overrides(rq, (u64)rq->path_id);
+	return delete_override(rq);
+}
+
+static enum MHD_Result policy_command_reply(struct request *rq)
 {
 	const struct command_header *h = rq->payload;
 	u32 outcome = rq->results[0];

@@ -4,173 +4,126 @@
  */
 #include "api/route.h"
 #include "api/codec.h"
+#include "api/routes.h"
 #include "core/u128.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "banned.h"
 
-/* Match url (already percent-decoded by libmicrohttpd).  Returns the
- * route, or ROUTE_unmatched; *bad_id is set when the shape matched but
- * the {id} segment is not a canonical decimal. */
-/* "/v1/audit/" + rest. */
-static enum api_route audit_route(const char *rest, u128 *id, bool *bad_id)
-{
-	static const char entries[] = "entries/";
+const struct api_route_info api_routes[ROUTE_COUNT] = {
+#define X(name, tmpl, param, methods, body, rd, wr, scope, flags, handler)     \
+	[ROUTE_##name] = {tmpl, rd, wr, param, methods, body, scope, flags},
+	API_ROUTES(X)
+#undef X
+};
 
-	if (strcmp(rest, "head") == 0)
-		return ROUTE_audit_head;
-	if (strcmp(rest, "checkpoint") == 0)
-		return ROUTE_audit_checkpoint;
-	if (strcmp(rest, "key") == 0)
-		return ROUTE_audit_key;
-	if (strcmp(rest, "proof/inclusion") == 0)
-		return ROUTE_audit_inclusion;
-	if (strcmp(rest, "proof/consistency") == 0)
-		return ROUTE_audit_consistency;
-	if (strncmp(rest, entries, sizeof(entries) - 1) != 0)
-		return ROUTE_unmatched;
-	rest += sizeof(entries) - 1;
-	if (*rest == '\0' || strchr(rest, '/'))
-		return ROUTE_unmatched;
-	if (u128_parse_dec(rest, strlen(rest), UINT64_MAX, id))
-		*bad_id = true;
-	return ROUTE_audit_entry;
-}
-
-/* A text id: 1..API_TEXT_ID_BYTES_MAX characters of [A-Za-z0-9._~-]
- * (base64url thumbprints and jtis), no further segment. */
-static enum api_route text_id_route(const char *rest, enum api_route r,
-				    bool *bad_id)
+const char *api_route_allow(enum api_route r, char buf[API_ALLOW_BYTES_MAX])
 {
+	static const char *const names[] = {"GET", "HEAD", "POST", "PUT",
+					    "DELETE"};
 	size_t n = 0;
 
-	for (; rest[n]; n++) {
-		char c = rest[n];
-		if (c == '/')
-			return ROUTE_unmatched;
+	buf[0] = '\0';
+	for (unsigned m = 0; m < sizeof(names) / sizeof(names[0]); m++) {
+		if (!(api_routes[r].methods & (1u << m)))
+			continue;
+		n += (size_t)snprintf(buf + n, API_ALLOW_BYTES_MAX - n, "%s%s",
+				      n ? ", " : "", names[m]);
+	}
+	return buf;
+}
+
+/* Does url have the shape of template t?  *seg and *seg_len: its {...}
+ * segment (a template has at most one), any bytes up to the next '/'. */
+static bool shape_matches(const char *t, const char *url, const char **seg,
+			  size_t *seg_len)
+{
+	*seg = NULL;
+	for (;;) {
+		if (*t == '{') {
+			const char *s = url;
+			while (*url && *url != '/')
+				url++;
+			*seg = s;
+			*seg_len = (size_t)(url - s);
+			while (*t != '}')
+				t++;
+			t++;
+			continue;
+		}
+		if (*t != *url)
+			return false;
+		if (*t == '\0')
+			return true;
+		t++;
+		url++;
+	}
+}
+
+static bool text_id_ok(const char *s, size_t n)
+{
+	if (n == 0 || n > API_TEXT_ID_BYTES_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
 		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
 		      (c >= '0' && c <= '9') || c == '.' || c == '_' ||
 		      c == '~' || c == '-'))
-			*bad_id = true;
+			return false;
 	}
-	if (n == 0 || n > API_TEXT_ID_BYTES_MAX)
-		*bad_id = true;
-	return r;
+	return true;
 }
 
-/* "/v1/client-policy" + rest. */
-static enum api_route client_policy_route(const char *rest, u128 *id,
-					  bool *bad_id)
+/* The rows in order: no URL has the shape of two templates.  Routes
+ * used most (the batches) come first. */
+enum api_route api_route_match_text(const char *url, u128 *id, bool *bad_id,
+				    const char **text)
 {
-	static const struct {
-		const char *path;
-		enum api_route route;
-	} fixed[] = {
-		{"", ROUTE_cp_manifest},
-		{"/current", ROUTE_cp_current},
-		{"/versions", ROUTE_cp_versions},
-		{"/diff", ROUTE_cp_diff},
-		{"/rollback", ROUTE_cp_rollback},
-		{"/evaluate", ROUTE_cp_evaluate},
-		{"/overrides", ROUTE_cp_overrides},
-		{"/impact", ROUTE_cp_impact},
-		{"/activity", ROUTE_cp_activity},
-	};
-	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
-		if (strcmp(rest, fixed[i].path) == 0)
-			return fixed[i].route;
-	enum api_route r;
-	if (strncmp(rest, "/versions/", 10) == 0) {
-		rest += 10;
-		r = ROUTE_cp_version;
-	} else if (strncmp(rest, "/overrides/", 11) == 0) {
-		rest += 11;
-		r = ROUTE_cp_override;
-	} else {
-		return ROUTE_unmatched;
-	}
-	if (strchr(rest, '/'))
-		return ROUTE_unmatched;
-	if (u128_parse_dec(rest, strlen(rest), UINT64_MAX, id))
-		*bad_id = true;
-	return r;
-}
+	*bad_id = false;
+	if (text)
+		*text = NULL;
+	for (unsigned r = 0; r < ROUTE_unmatched; r++) {
+		const struct api_route_info *ri = &api_routes[r];
+		const char *seg;
+		size_t n = 0;
 
-const char *api_route_text_id(const char *url)
-{
-	if (strncmp(url, "/v1/principals/", 15) == 0)
-		return url + 15;
-	if (strncmp(url, "/v1/revocations/", 16) == 0)
-		return url + 16;
-	return NULL;
+		if (!shape_matches(ri->tmpl, url, &seg, &n))
+			continue;
+		switch ((enum route_param)ri->param) {
+		case RP_NONE: break;
+		case RP_DEC128:
+		case RP_DEC64:
+			/* ".../accounts/" is no route; ".../accounts//x" is
+			 * a route with a bad id */
+			if (n == 0 && seg[0] == '\0')
+				return ROUTE_unmatched;
+			/* fall through */
+		case RP_SERIAL:
+			if (u128_parse_dec(seg, n,
+					   ri->param == RP_DEC128 ? U128_MAX
+								  : UINT64_MAX,
+					   id))
+				*bad_id = true;
+			break;
+		case RP_TEXT:
+			if (!text_id_ok(seg, n))
+				*bad_id = true;
+			else if (text)
+				*text = seg;
+			break;
+		}
+		return (enum api_route)r;
+	}
+	return ROUTE_unmatched;
 }
 
 enum api_route api_route_match(const char *url, u128 *id, bool *bad_id)
 {
-	static const char acc[] = "/v1/accounts", tr[] = "/v1/transfers";
-	const char *rest, *slash;
-	bool accounts;
-	size_t idlen;
-
-	*bad_id = false;
-	if (strcmp(url, "/healthz") == 0)
-		return ROUTE_healthz;
-	if (strcmp(url, "/readyz") == 0)
-		return ROUTE_readyz;
-	if (strcmp(url, "/metrics") == 0)
-		return ROUTE_metrics;
-	if (strcmp(url, "/.well-known/jwks.json") == 0)
-		return ROUTE_jwks;
-	if (strncmp(url, "/v1/audit/", 10) == 0)
-		return audit_route(url + 10, id, bad_id);
-	if (strncmp(url, "/v1/client-policy", 17) == 0)
-		return client_policy_route(url + 17, id, bad_id);
-	if (strcmp(url, "/v1/principals") == 0)
-		return ROUTE_principals;
-	if (strcmp(url, "/v1/keys") == 0)
-		return ROUTE_keys;
-	if (strcmp(url, "/v1/keys/rotate") == 0)
-		return ROUTE_keys_rotate;
-	if (strcmp(url, "/v1/revocations") == 0)
-		return ROUTE_revocations;
-	/* Their {id} is text (a thumbprint, a jti): api_route_text_id. */
-	if (strncmp(url, "/v1/principals/", 15) == 0)
-		return text_id_route(url + 15, ROUTE_principal, bad_id);
-	if (strncmp(url, "/v1/revocations/", 16) == 0)
-		return text_id_route(url + 16, ROUTE_revocation, bad_id);
-	if (strncmp(url, acc, sizeof(acc) - 1) == 0) {
-		accounts = true;
-		rest = url + sizeof(acc) - 1;
-	} else if (strncmp(url, tr, sizeof(tr) - 1) == 0) {
-		accounts = false;
-		rest = url + sizeof(tr) - 1;
-	} else {
-		return ROUTE_unmatched;
-	}
-	if (*rest == '\0')
-		return accounts ? ROUTE_accounts : ROUTE_transfers;
-	if (*rest != '/' || rest[1] == '\0')
-		return ROUTE_unmatched;
-	rest++;
-	slash = strchr(rest, '/');
-	idlen = slash ? (size_t)(slash - rest) : strlen(rest);
-	enum api_route r;
-	if (!slash)
-		r = accounts ? ROUTE_account : ROUTE_transfer;
-	else if (accounts && strcmp(slash, "/transfers") == 0)
-		r = ROUTE_account_transfers;
-	else if (accounts && strcmp(slash, "/balances") == 0)
-		r = ROUTE_account_balances;
-	else if (strcmp(slash, "/receipt") == 0)
-		r = accounts ? ROUTE_account_receipt : ROUTE_transfer_receipt;
-	else
-		return ROUTE_unmatched;
-	if (u128_parse_dec(rest, idlen, U128_MAX, id))
-		*bad_id = true;
-	return r;
+	return api_route_match_text(url, id, bad_id, NULL);
 }
 
 /* An incoming X-Request-Id is kept when it is 1..64 characters from

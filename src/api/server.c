@@ -178,7 +178,7 @@ static void put_entry_index(struct request *rq, struct wbuf *b, u64 ts)
 	wbuf_putc(b, '}');
 }
 
-static enum MHD_Result get_account(struct request *rq)
+enum MHD_Result ledger_route_account(struct request *rq)
 {
 	struct wbuf b = WBUF_INIT(RECORD_JSON_BYTES_MAX);
 	struct account a;
@@ -195,7 +195,7 @@ static enum MHD_Result get_account(struct request *rq)
 	return api_reply_json(rq, 200, &b);
 }
 
-static enum MHD_Result get_transfer(struct request *rq)
+enum MHD_Result ledger_route_transfer(struct request *rq)
 {
 	struct wbuf b = WBUF_INIT(RECORD_JSON_BYTES_MAX);
 	enum pending_status ps = PENDING_NONE;
@@ -282,6 +282,16 @@ cleanup:
 	return ret;
 }
 
+enum MHD_Result ledger_route_account_transfers(struct request *rq)
+{
+	return get_account_query(rq, false);
+}
+
+enum MHD_Result ledger_route_account_balances(struct request *rq)
+{
+	return get_account_query(rq, true);
+}
+
 /* ---- audit log (issue 5) ---------------------------------------------- */
 
 /* Standard base64 in quotes, encoded straight into the reply. */
@@ -348,7 +358,7 @@ static void put_inclusion(struct wbuf *b, u64 index, u64 size,
 
 /* GET /v1/audit/head: the tree's size and root (unsigned until the
  * server key exists; then /v1/audit/checkpoint serves a signed note). */
-static enum MHD_Result get_audit_head(struct request *rq)
+enum MHD_Result audit_route_head(struct request *rq)
 {
 	struct wbuf b = WBUF_INIT(SMALL_REPLY_BYTES_MAX);
 	struct audit *a = rq->srv->audit;
@@ -366,7 +376,7 @@ static enum MHD_Result get_audit_head(struct request *rq)
 	return api_reply_json(rq, 200, &b);
 }
 
-static enum MHD_Result get_audit_entry(struct request *rq)
+enum MHD_Result audit_route_entry(struct request *rq)
 {
 	struct audit *a = rq->srv->audit;
 	struct audit_leaf leaf;
@@ -428,7 +438,7 @@ audit_params(struct request *rq, const char *const names[2], u64 v[2], bool *ok)
 	return MHD_YES;
 }
 
-static enum MHD_Result get_audit_inclusion(struct request *rq)
+enum MHD_Result audit_route_inclusion(struct request *rq)
 {
 	static const char *const names[2] = {"index", "size"};
 	struct audit *a = rq->srv->audit;
@@ -455,7 +465,7 @@ static enum MHD_Result get_audit_inclusion(struct request *rq)
 	return api_reply_json(rq, 200, &b);
 }
 
-static enum MHD_Result get_audit_consistency(struct request *rq)
+enum MHD_Result audit_route_consistency(struct request *rq)
 {
 	static const char *const names[2] = {"from", "to"};
 	struct audit *a = rq->srv->audit;
@@ -491,7 +501,7 @@ static enum MHD_Result get_audit_consistency(struct request *rq)
 
 /* GET /v1/audit/checkpoint: the newest signed checkpoint, as the C2SP
  * signed-note text that transparency tooling reads. */
-static enum MHD_Result get_audit_checkpoint(struct request *rq)
+enum MHD_Result audit_route_checkpoint(struct request *rq)
 {
 	struct wbuf b = WBUF_INIT(NOTE_BYTES_MAX);
 
@@ -524,7 +534,7 @@ static enum MHD_Result get_audit_checkpoint(struct request *rq)
 
 /* GET /.well-known/jwks.json: the public keys that verify what the server
  * signs (current and still-verifying previous ones). */
-static enum MHD_Result get_jwks(struct request *rq)
+enum MHD_Result audit_route_jwks(struct request *rq)
 {
 	struct wbuf b = WBUF_INIT(KEYRING_JWKS_BYTES_MAX);
 	char *buf;
@@ -548,7 +558,7 @@ static enum MHD_Result get_jwks(struct request *rq)
 /* GET /v1/audit/key: the note verifier key strings of the log (one line
  * per server key still verifying, newest first): what `tpwallet audit
  * verify-*` and any C2SP signed-note verifier take. */
-static enum MHD_Result get_audit_key(struct request *rq)
+enum MHD_Result audit_route_key(struct request *rq)
 {
 	struct wbuf b = WBUF_INIT(SMALL_REPLY_BYTES_MAX * 4);
 	struct keyring *kr = rq->srv->keyring;
@@ -667,7 +677,7 @@ static int put_event_receipt(struct wbuf *b, const u8 *entry, size_t len,
  * audit:read.  Checkable offline with `tpwallet audit verify-inclusion`.
  * 503 (retry) until a checkpoint covers the entry.
  */
-static enum MHD_Result get_receipt(struct request *rq)
+static enum MHD_Result get_receipt(struct request *rq, bool transfer)
 {
 	struct audit *a = rq->srv->audit;
 	u8 proof[MERKLE_PROOF_HASHES_MAX][MERKLE_HASH_BYTES];
@@ -683,7 +693,7 @@ static enum MHD_Result get_receipt(struct request *rq)
 	int r;
 
 	const struct ledger *l = engine_read_begin(rq->srv->e);
-	if (rq->route == ROUTE_transfer_receipt) {
+	if (transfer) {
 		struct transfer t;
 		r = ledger_lookup_transfer(l, rq->path_id, &t);
 		ts = t.timestamp;
@@ -695,9 +705,8 @@ static enum MHD_Result get_receipt(struct request *rq)
 	engine_read_end(rq->srv->e);
 	if (r != 0)
 		return api_reply_problem(rq,
-					 rq->route == ROUTE_transfer_receipt
-						 ? PROBLEM_transfer_not_found
-						 : PROBLEM_account_not_found,
+					 transfer ? PROBLEM_transfer_not_found
+						  : PROBLEM_account_not_found,
 					 NULL, NULL, NULL);
 	note = malloc(NOTE_BYTES_MAX);
 	if (!note)
@@ -770,54 +779,57 @@ cleanup:
 	return ret;
 }
 
-static enum MHD_Result get_audit(struct request *rq)
+enum MHD_Result audit_route_account_receipt(struct request *rq)
 {
-	if (!rq->srv->audit || !audit_healthy(rq->srv->audit))
-		return api_reply_problem(rq, PROBLEM_audit_unavailable, NULL,
-					 NULL, NULL);
-	switch (rq->route) {
-	case ROUTE_audit_head: return get_audit_head(rq);
-	case ROUTE_audit_checkpoint: return get_audit_checkpoint(rq);
-	case ROUTE_audit_key: return get_audit_key(rq);
-	case ROUTE_account_receipt:
-	case ROUTE_transfer_receipt: return get_receipt(rq);
-	case ROUTE_audit_entry: return get_audit_entry(rq);
-	case ROUTE_audit_inclusion: return get_audit_inclusion(rq);
-	default: return get_audit_consistency(rq);
-	}
+	return get_receipt(rq, false);
 }
 
-static enum MHD_Result get_simple(struct request *rq)
+enum MHD_Result audit_route_transfer_receipt(struct request *rq)
+{
+	return get_receipt(rq, true);
+}
+
+/* ---- the server's own routes ------------------------------------------ */
+
+enum MHD_Result server_route_healthz(struct request *rq)
+{
+	struct wbuf b = WBUF_INIT(SMALL_REPLY_BYTES_MAX);
+
+	wbuf_puts(&b, "{\"status\":\"ok\"}");
+	return api_reply_json(rq, 200, &b);
+}
+
+enum MHD_Result server_route_readyz(struct request *rq)
 {
 	struct wbuf b = WBUF_INIT(SMALL_REPLY_BYTES_MAX);
 	struct api_server *s = rq->srv;
 
-	switch (rq->route) {
-	case ROUTE_healthz:
-		wbuf_puts(&b, "{\"status\":\"ok\"}");
-		return api_reply_json(rq, 200, &b);
-	case ROUTE_readyz:
-		if (!atomic_load(&s->ready) || atomic_load(&s->stopping))
-			return api_reply_problem(rq, PROBLEM_unavailable, NULL,
-						 NULL, NULL);
-		if (!engine_healthy(s->e))
-			return api_reply_problem(
-				rq, PROBLEM_unavailable,
-				"the journal failed: every change "
-				"is refused until a restart",
-				NULL, NULL);
-		wbuf_puts(&b, "{\"status\":\"ready\"}");
-		return api_reply_json(rq, 200, &b);
-	case ROUTE_metrics:
-		wbuf_init(&b, (size_t)4 << 20);
-		metrics_render(&s->metrics, s->e, &b);
-		policy_metrics(s, &b);
-		netguard_metrics(s->ng, &b);
-		return api_reply(rq, 200, &b, METRICS_CONTENT_TYPE, NULL);
-	default:
-		return api_reply_problem(rq, PROBLEM_not_found, NULL, NULL,
+	if (!atomic_load(&s->ready) || atomic_load(&s->stopping))
+		return api_reply_problem(rq, PROBLEM_unavailable, NULL, NULL,
 					 NULL);
-	}
+	if (!engine_healthy(s->e))
+		return api_reply_problem(rq, PROBLEM_unavailable,
+					 "the journal failed: every change "
+					 "is refused until a restart",
+					 NULL, NULL);
+	wbuf_puts(&b, "{\"status\":\"ready\"}");
+	return api_reply_json(rq, 200, &b);
+}
+
+enum MHD_Result server_route_metrics(struct request *rq)
+{
+	struct wbuf b = WBUF_INIT((size_t)4 << 20);
+	struct api_server *s = rq->srv;
+
+	metrics_render(&s->metrics, s->e, &b);
+	policy_metrics(s, &b);
+	netguard_metrics(s->ng, &b);
+	return api_reply(rq, 200, &b, METRICS_CONTENT_TYPE, NULL);
+}
+
+enum MHD_Result server_route_not_found(struct request *rq)
+{
+	return api_reply_problem(rq, PROBLEM_not_found, NULL, NULL, NULL);
 }
 
 /* ---- create requests -------------------------------------------------- */
@@ -858,14 +870,14 @@ static bool content_type_json(const char *ct)
  * objects 16 KiB.  No request reserves more of the shared budget. */
 static size_t route_body_max(const struct request *rq)
 {
-	switch (rq->route) {
-	case ROUTE_accounts:
-	case ROUTE_transfers:
-	case ROUTE_cp_activity: return rq->srv->body_bytes_max;
-	case ROUTE_cp_manifest:
+	switch ((enum route_body)api_routes[rq->route].body) {
+	case RB_BATCH: return rq->srv->body_bytes_max;
+	case RB_POLICY:
 		return rq->srv->body_bytes_max < POLICY_DOC_BYTES_MAX
 			       ? rq->srv->body_bytes_max
 			       : POLICY_DOC_BYTES_MAX;
+	case RB_NONE:
+	case RB_SMALL:
 	default: return API_SMALL_BODY_BYTES_MAX;
 	}
 }
@@ -990,12 +1002,12 @@ static const char *create_query(struct request *rq)
 			rq->want_entry = true;
 		else if (strcmp(p, "entry_index=false") == 0)
 			rq->want_entry = false;
-		else if (rq->route == ROUTE_accounts &&
+		else if (rq->base_op == ENGINE_CREATE_ACCOUNTS &&
 			 strncmp(p, "owner=", 6) == 0 &&
 			 strlen(p + 6) < sizeof(rq->owner_param))
 			memcpy(rq->owner_param, p + 6, strlen(p + 6) + 1);
 		else
-			return rq->route == ROUTE_accounts
+			return rq->base_op == ENGINE_CREATE_ACCOUNTS
 				       ? "parameters are entry_index=true and "
 					 "owner=<principal id>"
 				       : "the only parameter is "
@@ -1004,12 +1016,15 @@ static const char *create_query(struct request *rq)
 	return NULL;
 }
 
+static enum MHD_Result create_reply(struct request *rq);
+
 /* The whole body is in: decode and hand to the engine. */
-static enum MHD_Result create_submit(struct request *rq)
+static enum MHD_Result create_submit(struct request *rq, enum engine_op op)
 {
 	struct codec_error ce;
 	int r;
 
+	rq->base_op = op;
 	if (rq->body_too_large)
 		return api_reply_problem(rq, PROBLEM_body_too_large,
 					 "the body is over the limit", NULL,
@@ -1025,8 +1040,8 @@ static enum MHD_Result create_submit(struct request *rq)
 		return api_reply_problem(rq, PROBLEM_unavailable,
 					 over_budget_detail(rq), NULL, NULL);
 	}
-	r = codec_decode_events(rq->route == ROUTE_accounts ? CODEC_ACCOUNT
-							    : CODEC_TRANSFER,
+	r = codec_decode_events(op == ENGINE_CREATE_ACCOUNTS ? CODEC_ACCOUNT
+							     : CODEC_TRANSFER,
 				rq->body ? rq->body : "", rq->body_len,
 				&rq->events, &rq->count, &rq->is_array, &ce);
 	/* The body is not needed past this point: give it back early. */
@@ -1040,11 +1055,9 @@ static enum MHD_Result create_submit(struct request *rq)
 	if (!rq->results)
 		return api_reply_problem(rq, PROBLEM_internal_error,
 					 "out of memory", NULL, NULL);
-	rq->base_op = rq->route == ROUTE_accounts ? ENGINE_CREATE_ACCOUNTS
-						  : ENGINE_CREATE_TRANSFERS;
 	/* A mandate's rights per event; its links and an owner go into a
 	 * command record, so the state machine counts caps at apply. */
-	if (rq->route == ROUTE_transfers && authz_check_transfers(rq) != 0)
+	if (op == ENGINE_CREATE_TRANSFERS && authz_check_transfers(rq) != 0)
 		return api_reply_auth(rq);
 	switch (authz_build_command(rq)) {
 	case 0: break;
@@ -1074,7 +1087,17 @@ static enum MHD_Result create_submit(struct request *rq)
 		.events = rq->payload ? rq->payload : rq->events,
 		.results = rq->results,
 	};
-	return api_submit(rq);
+	return api_submit(rq, create_reply);
+}
+
+enum MHD_Result ledger_route_accounts(struct request *rq)
+{
+	return create_submit(rq, ENGINE_CREATE_ACCOUNTS);
+}
+
+enum MHD_Result ledger_route_transfers(struct request *rq)
+{
+	return create_submit(rq, ENGINE_CREATE_TRANSFERS);
 }
 
 json_t *api_body_object(struct request *rq, size_t max_bytes,
@@ -1129,7 +1152,8 @@ void *api_command(struct request *rq, u16 kind, u32 ext_bytes,
 	return p + sizeof(h);
 }
 
-enum MHD_Result api_submit_command(struct request *rq)
+enum MHD_Result api_submit_command(struct request *rq,
+				   enum MHD_Result (*reply)(struct request *))
 {
 	rq->results = calloc(1, sizeof(u32));
 	if (!rq->results)
@@ -1140,15 +1164,17 @@ enum MHD_Result api_submit_command(struct request *rq)
 					   .payload_bytes = rq->payload_bytes,
 					   .events = rq->payload,
 					   .results = rq->results};
-	return api_submit(rq);
+	return api_submit(rq, reply);
 }
 
-/* Hand rq->ereq to the engine; the reply comes in create_reply. */
-enum MHD_Result api_submit(struct request *rq)
+/* Hand rq->ereq to the engine; the reply comes in engine_reply. */
+enum MHD_Result api_submit(struct request *rq,
+			   enum MHD_Result (*reply)(struct request *))
 {
 	struct api_server *s = rq->srv;
 	int r;
 
+	rq->done_reply = reply;
 	/* Count first, then look at `stopping`: with api_server_stop doing
 	 * the reverse, one of the two always sees the other (seq_cst). */
 	atomic_fetch_add(&s->inflight, 1);
@@ -1184,14 +1210,11 @@ static const char *result_name(enum engine_op op, u32 code)
 	return n ? n : "unknown";
 }
 
-/* Resumed after the engine ran the batch: one result per event. */
-static enum MHD_Result create_reply(struct request *rq)
+/* Resumed after the engine ran the request: the engine's failures, else
+ * the reply its submitter asked for. */
+static enum MHD_Result engine_reply(struct request *rq)
 {
-	struct api_server *s = rq->srv;
 	struct engine_request *er = &rq->ereq;
-	const struct ledger *l = NULL;
-	struct wbuf b;
-	unsigned status = 200;
 
 	if (!atomic_load_explicit(&rq->ready, memory_order_acquire)) {
 		/* Cannot happen: we are only resumed once ready. */
@@ -1209,14 +1232,22 @@ static enum MHD_Result create_reply(struct request *rq)
 	if (er->status)
 		return api_reply_problem(rq, PROBLEM_engine_error, NULL, NULL,
 					 NULL);
-	if (rq->route >= ROUTE_cp_manifest && rq->route <= ROUTE_cp_activity)
-		return policy_command_reply(rq);
-	if (rq->route != ROUTE_accounts && rq->route != ROUTE_transfers)
-		return authz_command_reply(rq);
+	return rq->done_reply(rq);
+}
+
+/* A batch is done: one result per event. */
+static enum MHD_Result create_reply(struct request *rq)
+{
+	struct api_server *s = rq->srv;
+	struct engine_request *er = &rq->ereq;
+	const struct ledger *l = NULL;
+	struct wbuf b;
+	unsigned status = 200;
+
 	metrics_observe_results(&s->metrics, (int)rq->base_op, rq->results,
 				rq->count);
 	/* A mandate's cap or a revocation refuses the whole batch. */
-	if (rq->route == ROUTE_transfers && rq->payload &&
+	if (rq->base_op == ENGINE_CREATE_TRANSFERS && rq->payload &&
 	    authz_guard_refused(rq))
 		return api_reply_auth(rq);
 
@@ -1283,21 +1314,12 @@ static enum api_method method_of(const char *m)
 	return METHOD_OTHER;
 }
 
-/* Routes whose body is read (the others' is discarded unread).  A
- * request refused by authentication is not read either. */
+/* Is the body read (the others' is discarded unread)?  Not for a
+ * request refused by the gate or by authentication either. */
 static bool reads_body(const struct request *rq)
 {
-	bool route =
-		rq->route == ROUTE_accounts || rq->route == ROUTE_transfers ||
-		(rq->method == METHOD_POST &&
-		 (rq->route == ROUTE_principals ||
-		  rq->route == ROUTE_revocations ||
-		  rq->route == ROUTE_cp_rollback ||
-		  rq->route == ROUTE_cp_overrides ||
-		  rq->route == ROUTE_cp_activity)) ||
-		(rq->method == METHOD_PUT && rq->route == ROUTE_cp_manifest);
 	bool blocked = rq->gated && rq->gate_verdict == POLICY_BLOCKED;
-	return route && !blocked &&
+	return api_route_reads_body(rq->route, rq->method) && !blocked &&
 	       (!rq->auth_checked || rq->auth_err.code == 0);
 }
 
@@ -1312,66 +1334,19 @@ static bool has_body(struct request *rq)
 }
 
 /* The refusal that routing alone decides, or PROBLEM_COUNT for none. */
-static enum problem route_check(struct request *rq, const char **allow)
+static enum problem route_check(struct request *rq)
 {
-	bool is_create =
-		rq->route == ROUTE_accounts || rq->route == ROUTE_transfers;
+	const struct api_route_info *ri = &api_routes[rq->route];
 
-	*allow = NULL;
 	if (rq->route == ROUTE_unmatched)
 		return PROBLEM_not_found;
 	/* Fail closed: balances replayed from a changed entry are not the
 	 * ones acknowledged (docs/operations.md, Recovery). */
-	if (rq->srv->audit && audit_journal_changed(rq->srv->audit) &&
-	    rq->route != ROUTE_healthz && rq->route != ROUTE_metrics &&
-	    rq->route != ROUTE_jwks)
+	if (rq->srv->audit && !(ri->flags & RF_ALWAYS) &&
+	    audit_journal_changed(rq->srv->audit))
 		return PROBLEM_journal_changed;
-	if ((is_create || rq->route == ROUTE_keys_rotate) &&
-	    rq->method != METHOD_POST) {
-		*allow = "POST";
+	if (!(ri->methods & (1u << rq->method)))
 		return PROBLEM_method_not_allowed;
-	}
-	bool rd = rq->method == METHOD_GET || rq->method == METHOD_HEAD;
-	const char *only = NULL;
-	switch (rq->route) {
-	case ROUTE_cp_manifest:
-		only = rd || rq->method == METHOD_PUT ? NULL : "GET, HEAD, PUT";
-		break;
-	case ROUTE_cp_overrides:
-		only = rd || rq->method == METHOD_POST ? NULL
-						       : "GET, HEAD, POST";
-		break;
-	case ROUTE_cp_override:
-		only = rd || rq->method == METHOD_DELETE ? NULL
-							 : "GET, HEAD, DELETE";
-		break;
-	case ROUTE_cp_rollback:
-	case ROUTE_cp_activity:
-		only = rq->method == METHOD_POST ? NULL : "POST";
-		break;
-	default: break;
-	}
-	if (only) {
-		*allow = only;
-		return PROBLEM_method_not_allowed;
-	}
-	if (rq->route == ROUTE_keys_rotate || rq->route == ROUTE_cp_manifest ||
-	    rq->route == ROUTE_cp_overrides || rq->route == ROUTE_cp_override ||
-	    rq->route == ROUTE_cp_rollback || rq->route == ROUTE_cp_activity) {
-		/* methods checked above */
-	} else if (rq->route == ROUTE_audit_checkpoint ||
-		   rq->route == ROUTE_principals ||
-		   rq->route == ROUTE_revocations) {
-		/* GET the newest; POST asks for one now. */
-		if (!rd && rq->method != METHOD_POST) {
-			*allow = "GET, HEAD, POST";
-			return PROBLEM_method_not_allowed;
-		}
-	} else if (!is_create && rq->method != METHOD_GET &&
-		   rq->method != METHOD_HEAD) {
-		*allow = "GET, HEAD";
-		return PROBLEM_method_not_allowed;
-	}
 	if (rq->bad_id)
 		return PROBLEM_invalid_id;
 	rq->query_repeat =
@@ -1379,15 +1354,16 @@ static enum problem route_check(struct request *rq, const char **allow)
 				   sizeof(rq->repeated_param));
 	if (rq->query_repeat != 0)
 		return PROBLEM_invalid_query;
-	if (is_create && atomic_load(&rq->srv->stopping))
+	if ((ri->flags & RF_BATCH) && atomic_load(&rq->srv->stopping))
 		return PROBLEM_unavailable;
 	return PROBLEM_COUNT;
 }
 
-static enum MHD_Result reply_route_problem(struct request *rq, enum problem p,
-					   const char *allow)
+static enum MHD_Result reply_route_problem(struct request *rq, enum problem p)
 {
-	if (p == PROBLEM_invalid_id && rq->route == ROUTE_audit_entry)
+	char allow[API_ALLOW_BYTES_MAX];
+
+	if (p == PROBLEM_invalid_id && api_routes[rq->route].param == RP_DEC64)
 		return api_reply_problem(
 			rq, p,
 			"entry indexes are decimal integers from "
@@ -1407,7 +1383,10 @@ static enum MHD_Result reply_route_problem(struct request *rq, enum problem p,
 				: "at most 64 query parameters",
 			rq->repeated_param[0] ? rq->repeated_param : NULL,
 			NULL);
-	return api_reply_problem(rq, p, NULL, NULL, allow);
+	if (p == PROBLEM_method_not_allowed)
+		return api_reply_problem(rq, p, NULL, NULL,
+					 api_route_allow(rq->route, allow));
+	return api_reply_problem(rq, p, NULL, NULL, NULL);
 }
 
 /* What the header fields say about framing and the forwarded client. */
@@ -1451,7 +1430,7 @@ static enum MHD_Result head_field(void *cls, enum MHD_ValueKind kind,
 static enum MHD_Result request_begin(struct request *rq, const char *url,
 				     const char *method, const char *version)
 {
-	const char *v, *allow;
+	const char *v, *tid;
 	enum problem p;
 
 	v = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND,
@@ -1516,21 +1495,20 @@ static enum MHD_Result request_begin(struct request *rq, const char *url,
 					 "that names the client",
 					 NULL, NULL);
 	}
-	rq->route = api_route_match(url, &rq->path_id, &rq->bad_id);
-	const char *tid = api_route_text_id(url);
-	if (tid && !rq->bad_id)
+	rq->route = api_route_match_text(url, &rq->path_id, &rq->bad_id, &tid);
+	if (tid)
 		snprintf(rq->text_id, sizeof(rq->text_id), "%s", tid);
-	p = route_check(rq, &allow);
+	p = route_check(rq);
 	if (p != PROBLEM_COUNT && has_body(rq))
-		return reply_route_problem(rq, p, allow);
+		return reply_route_problem(rq, p);
 	rq->state = RS_BODY;
 	/* Who is calling and may they: decided before any body is read
 	 * (a refused request's body is discarded unread). */
-	if (p == PROBLEM_COUNT && strncmp(url, "/v1/", 4) == 0) {
+	if (p == PROBLEM_COUNT && api_routes[rq->route].scope != RA_PUBLIC) {
 		/* The client-version gate first: a blocked app learns what
 		 * to do whatever else is wrong.  Not on the policy's own
 		 * routes, which an app must reach to learn it. */
-		if (strncmp(url, "/v1/client-policy", 17) != 0)
+		if (!(api_routes[rq->route].flags & RF_UNGATED))
 			policy_gate(rq);
 		bool blocked = rq->gated && rq->gate_verdict == POLICY_BLOCKED;
 		/* A refused request with a body is answered now, unread
@@ -1542,7 +1520,7 @@ static enum MHD_Result request_begin(struct request *rq, const char *url,
 		if (rq->auth_err.code == 0 && rq->caller.authenticated)
 			netguard_set_principal(rq->nc, rq->caller.tenant);
 		if (rq->auth_err.code == 0)
-			authz_route(rq);
+			authz_check_route(rq);
 		if (rq->auth_err.code != 0 && has_body(rq))
 			return api_reply_auth(rq);
 	}
@@ -1551,14 +1529,21 @@ static enum MHD_Result request_begin(struct request *rq, const char *url,
 	return MHD_YES;
 }
 
+static enum MHD_Result (*const route_handlers[ROUTE_COUNT])(
+	struct request *) = {
+#define X(name, tmpl, param, methods, body, rd, wr, scope, flags, handler)     \
+	[ROUTE_##name] = handler,
+	API_ROUTES(X)
+#undef X
+};
+
 /* The body is in (create requests) or there is none: answer. */
 static enum MHD_Result request_dispatch(struct request *rq)
 {
-	const char *allow;
-	enum problem p = route_check(rq, &allow);
+	enum problem p = route_check(rq);
 
 	if (p != PROBLEM_COUNT)
-		return reply_route_problem(rq, p, allow);
+		return reply_route_problem(rq, p);
 	if (rq->gated && rq->gate_verdict == POLICY_BLOCKED)
 		return policy_gate_reply(rq);
 	if (rq->auth_checked && rq->auth_err.code != 0) {
@@ -1566,41 +1551,11 @@ static enum MHD_Result request_dispatch(struct request *rq)
 		return api_reply_auth(rq);
 	}
 	policy_observe(rq);
-	switch (rq->route) {
-	case ROUTE_cp_manifest:
-	case ROUTE_cp_current:
-	case ROUTE_cp_versions:
-	case ROUTE_cp_version:
-	case ROUTE_cp_diff:
-	case ROUTE_cp_rollback:
-	case ROUTE_cp_evaluate:
-	case ROUTE_cp_overrides:
-	case ROUTE_cp_override:
-	case ROUTE_cp_impact:
-	case ROUTE_cp_activity: return policy_dispatch(rq);
-	case ROUTE_principals:
-	case ROUTE_principal:
-	case ROUTE_keys:
-	case ROUTE_keys_rotate:
-	case ROUTE_revocations:
-	case ROUTE_revocation: return authz_dispatch(rq);
-	case ROUTE_accounts:
-	case ROUTE_transfers: return create_submit(rq);
-	case ROUTE_account: return get_account(rq);
-	case ROUTE_transfer: return get_transfer(rq);
-	case ROUTE_account_transfers: return get_account_query(rq, false);
-	case ROUTE_account_balances: return get_account_query(rq, true);
-	case ROUTE_jwks: return get_jwks(rq);
-	case ROUTE_audit_key:
-	case ROUTE_account_receipt:
-	case ROUTE_transfer_receipt:
-	case ROUTE_audit_head:
-	case ROUTE_audit_checkpoint:
-	case ROUTE_audit_entry:
-	case ROUTE_audit_inclusion:
-	case ROUTE_audit_consistency: return get_audit(rq);
-	default: return get_simple(rq);
-	}
+	if ((api_routes[rq->route].flags & RF_AUDIT) &&
+	    (!rq->srv->audit || !audit_healthy(rq->srv->audit)))
+		return api_reply_problem(rq, PROBLEM_audit_unavailable, NULL,
+					 NULL, NULL);
+	return route_handlers[rq->route](rq);
 }
 
 /* ---- libmicrohttpd callbacks ------------------------------------------ */
@@ -1659,7 +1614,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c,
 		}
 		netguard_body_done(rq->nc);
 		return request_dispatch(rq);
-	case RS_SUBMITTED: return create_reply(rq);
+	case RS_SUBMITTED: return engine_reply(rq);
 	case RS_REPLIED:
 	default: *upload_data_size = 0; return MHD_YES;
 	}
