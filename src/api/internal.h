@@ -1,7 +1,8 @@
 /*
- * internal.h - what server.c shares with the other route files of the
- * API (authz_routes.c): the server and request structs and the reply
- * helpers.  Not for use outside src/api.
+ * internal.h - what server.c shares with the route files of the API
+ * (ledger_routes.c, audit_routes.c, authz_routes.c, policy_routes.c): the
+ * server and request structs, the reply helpers and the handlers of the
+ * route table.  Not for use outside src/api.
  */
 #ifndef TPW_API_INTERNAL_H
 #define TPW_API_INTERNAL_H
@@ -154,6 +155,10 @@ enum MHD_Result api_submit_command(struct request *rq,
  * otherwise).  The caller json_decref()s it. */
 json_t *api_body_object(struct request *rq, size_t max_bytes,
 			enum MHD_Result *reply);
+/* Free the body buffer and give its bytes back to the budgets. */
+void api_release_body(struct request *rq);
+/* The detail of a 503 for a body past one of the budgets (netguard.h). */
+const char *api_over_budget_detail(const struct request *rq);
 
 /* ---- policy_routes.c ---- */
 
