@@ -41,9 +41,9 @@
 
 static int set_err(struct request *rq, int code, int link, const char *claim)
 {
-	rq->auth_err.code = code;
-	rq->auth_err.link = link;
-	snprintf(rq->auth_err.claim, sizeof(rq->auth_err.claim), "%s",
+	rq->auth.err.code = code;
+	rq->auth.err.link = link;
+	snprintf(rq->auth.err.claim, sizeof(rq->auth.err.claim), "%s",
 		 claim ? claim : "");
 	return -1;
 }
@@ -75,25 +75,25 @@ void authz_begin(struct request *rq, const char *url, const char *method)
 	const char *host =
 		MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host");
 
-	rq->auth_checked = true;
-	memset(&rq->auth_err, 0, sizeof(rq->auth_err));
+	rq->auth.checked = true;
+	memset(&rq->auth.err, 0, sizeof(rq->auth.err));
 	if (!s->authz) {
-		rq->auth_err.code = AUTH_ERR_UNCONFIGURED;
+		rq->auth.err.code = AUTH_ERR_UNCONFIGURED;
 		return;
 	}
 	/* A revocation statement proves itself: no credential needed. */
 	if (!authz && api_route_right(rq->route, rq->method) == RIGHT_OPEN)
 		return;
 	api_authz_authenticate(s->authz, s->e, authz, dpop, method, host, url,
-			       &rq->caller, &rq->auth_err);
+			       &rq->auth.caller, &rq->auth.err);
 }
 
 static int check_op(struct request *rq, unsigned op, bool has_account,
 		    u128 account)
 {
-	const struct mandate_right *r = api_caller_right(&rq->caller);
+	const struct mandate_right *r = api_caller_right(&rq->auth.caller);
 	if (mandate_right_check_op(r, op, has_account, account,
-				   &rq->auth_err) != 0)
+				   &rq->auth.err) != 0)
 		return -1;
 	return 0;
 }
@@ -102,7 +102,7 @@ static int check_op(struct request *rq, unsigned op, bool has_account,
  * that debit or credit one of them. */
 static int check_transfer_read(struct request *rq, unsigned op)
 {
-	const struct mandate_right *r = api_caller_right(&rq->caller);
+	const struct mandate_right *r = api_caller_right(&rq->auth.caller);
 	if (r->n_accounts == 0)
 		return check_op(rq, op, false, 0);
 	struct transfer t;
@@ -120,10 +120,10 @@ static int check_transfer_read(struct request *rq, unsigned op)
 bool authz_may_read_audit(struct request *rq)
 {
 	struct mandate_error ignored;
-	const struct mandate_right *r = api_caller_right(&rq->caller);
+	const struct mandate_right *r = api_caller_right(&rq->auth.caller);
 
 	memset(&ignored, 0, sizeof(ignored));
-	return rq->caller.authenticated &&
+	return rq->auth.caller.authenticated &&
 	       mandate_right_check_op(r, MANDATE_OP_AUDIT_READ, false, 0,
 				      &ignored) == 0;
 }
@@ -132,11 +132,11 @@ int authz_check_route(struct request *rq)
 {
 	u32 op = api_route_right(rq->route, rq->method);
 
-	if (rq->auth_err.code != 0)
+	if (rq->auth.err.code != 0)
 		return -1;
 	if (op == RIGHT_OPEN)
 		return 0; /* a statement that proves itself */
-	if (!rq->caller.authenticated)
+	if (!rq->auth.caller.authenticated)
 		return set_err(rq, MANDATE_ERR_malformed, 0, NULL);
 	/* A row without a right for this method: refuse (fail closed). */
 	if (op == 0)
@@ -151,7 +151,7 @@ int authz_check_route(struct request *rq)
 	case RA_EVENTS:
 		/* Each event is checked once decoded (authz_check_transfers);
 		 * a right with none of the ops is refused before the body. */
-		if (!(api_caller_right(&rq->caller)->ops & op))
+		if (!(api_caller_right(&rq->auth.caller)->ops & op))
 			return set_err(rq, MANDATE_ERR_op_not_allowed, 0,
 				       "right.ops");
 		return 0;
@@ -206,10 +206,10 @@ static const struct transfer *batch_pending_find(const struct batch_pending *v,
  */
 int authz_check_transfers(struct request *rq)
 {
-	if (rq->caller.bearer)
+	if (rq->auth.caller.bearer)
 		return 0;
-	const struct mandate_right *r = api_caller_right(&rq->caller);
-	const struct transfer *t = rq->events;
+	const struct mandate_right *r = api_caller_right(&rq->auth.caller);
+	const struct transfer *t = rq->eng.events;
 	const u16 pv =
 		TRANSFER_POST_PENDING_TRANSFER | TRANSFER_VOID_PENDING_TRANSFER;
 	bool *later = NULL; /* pv events whose pending the ledger lacks */
@@ -217,14 +217,14 @@ int authz_check_transfers(struct request *rq)
 	int ret = 0;
 
 	const struct ledger *l = engine_read_begin(rq->srv->e);
-	for (u32 i = 0; i < rq->count && ret == 0; i++) {
+	for (u32 i = 0; i < rq->eng.count && ret == 0; i++) {
 		struct transfer p;
 		const struct transfer *pp = NULL;
 		if (t[i].flags & pv) {
 			if (ledger_lookup_transfer(l, t[i].pending_id, &p) !=
 			    0) {
 				if (!later)
-					later = calloc(rq->count,
+					later = calloc(rq->eng.count,
 						       sizeof(*later));
 				if (!later) {
 					ret = set_err(rq, MANDATE_ERR_internal,
@@ -237,7 +237,7 @@ int authz_check_transfers(struct request *rq)
 			}
 			pp = &p;
 		}
-		if (mandate_right_check_transfer(r, &t[i], pp, &rq->auth_err))
+		if (mandate_right_check_transfer(r, &t[i], pp, &rq->auth.err))
 			ret = -1;
 	}
 	engine_read_end(rq->srv->e);
@@ -247,21 +247,21 @@ int authz_check_transfers(struct request *rq)
 	}
 
 	u32 n = 0;
-	struct batch_pending *v = malloc(rq->count * sizeof(*v));
+	struct batch_pending *v = malloc(rq->eng.count * sizeof(*v));
 	if (!v) {
 		free(later);
 		return set_err(rq, MANDATE_ERR_internal, 0, NULL);
 	}
-	for (u32 i = 0; i < rq->count; i++)
+	for (u32 i = 0; i < rq->eng.count; i++)
 		if ((t[i].flags & TRANSFER_PENDING) && !(t[i].flags & pv))
 			v[n++] = (struct batch_pending){t[i].id, i};
 	qsort(v, n, sizeof(*v), batch_pending_cmp);
-	for (u32 i = 0; i < rq->count && ret == 0; i++) {
+	for (u32 i = 0; i < rq->eng.count && ret == 0; i++) {
 		if (!later[i])
 			continue;
 		const struct transfer *pp =
 			batch_pending_find(v, n, t, t[i].pending_id, i);
-		if (mandate_right_check_transfer(r, &t[i], pp, &rq->auth_err))
+		if (mandate_right_check_transfer(r, &t[i], pp, &rq->auth.err))
 			ret = -1;
 	}
 	free(v);
@@ -276,12 +276,12 @@ static int accounts_owner(struct request *rq, u8 owner[32])
 {
 	u8 admin[32];
 	api_authz_admin_id(rq->srv->authz, admin);
-	memcpy(owner, rq->caller.root, 32);
-	if (rq->owner_param[0]) {
-		if (!id_parse(rq->owner_param, owner))
+	memcpy(owner, rq->auth.caller.root, 32);
+	if (rq->auth.owner_param[0]) {
+		if (!id_parse(rq->auth.owner_param, owner))
 			return -2;
-		if (!rq->caller.root_admin &&
-		    memcmp(owner, rq->caller.root, 32) != 0)
+		if (!rq->auth.caller.root_admin &&
+		    memcmp(owner, rq->auth.caller.root, 32) != 0)
 			return -3;
 		if (memcmp(owner, admin, 32) != 0) {
 			engine_read_begin(rq->srv->e);
@@ -299,9 +299,9 @@ static int accounts_owner(struct request *rq, u8 owner[32])
 
 int authz_build_command(struct request *rq)
 {
-	if (!rq->caller.authenticated)
+	if (!rq->auth.caller.authenticated)
 		return 0;
-	if (rq->base_op == ENGINE_CREATE_ACCOUNTS) {
+	if (rq->eng.base_op == ENGINE_CREATE_ACCOUNTS) {
 		u8 owner[32];
 		int r = accounts_owner(rq, owner);
 		if (r < 0)
@@ -310,18 +310,19 @@ int authz_build_command(struct request *rq)
 			return 0; /* the administrator's: a plain batch */
 		struct auth_owner *o =
 			api_command(rq, AUTH_CMD_ACCOUNTS_OWNED, sizeof(*o),
-				    rq->events, rq->count);
+				    rq->eng.events, rq->eng.count);
 		if (!o)
 			return -1;
 		memcpy(o->owner, owner, 32);
 		return 0;
 	}
-	if (rq->base_op != ENGINE_CREATE_TRANSFERS || !rq->caller.chain)
+	if (rq->eng.base_op != ENGINE_CREATE_TRANSFERS ||
+	    !rq->auth.caller.chain)
 		return 0;
-	const struct mandate_chain *c = rq->caller.chain;
-	struct auth_guard *g =
-		api_command(rq, AUTH_CMD_TRANSFERS_GUARDED_2,
-			    c->n * (u32)sizeof(*g), rq->events, rq->count);
+	const struct mandate_chain *c = rq->auth.caller.chain;
+	struct auth_guard *g = api_command(rq, AUTH_CMD_TRANSFERS_GUARDED_2,
+					   c->n * (u32)sizeof(*g),
+					   rq->eng.events, rq->eng.count);
 	if (!g)
 		return -1;
 	for (unsigned k = 0; k < c->n; k++) {
@@ -345,9 +346,9 @@ int authz_build_command(struct request *rq)
 
 bool authz_guard_refused(struct request *rq)
 {
-	if (rq->count == 0)
+	if (rq->eng.count == 0)
 		return false;
-	switch (rq->results[0]) {
+	switch (rq->eng.results[0]) {
 	case CREATE_TRANSFER_mandate_revoked:
 		set_err(rq, MANDATE_ERR_revoked, 0, NULL);
 		return true;
@@ -368,7 +369,7 @@ bool authz_guard_refused(struct request *rq)
 
 enum MHD_Result api_reply_auth(struct request *rq)
 {
-	const struct mandate_error *e = &rq->auth_err;
+	const struct mandate_error *e = &rq->auth.err;
 	if (e->code == AUTH_ERR_STATE_FULL)
 		return api_reply_problem(rq, PROBLEM_state_full,
 					 "the mandate counters are at their "
@@ -814,7 +815,7 @@ static bool statement_issuer_known(struct request *rq, const u8 iss[32])
 	api_authz_admin_id(rq->srv->authz, admin);
 	if (memcmp(iss, admin, 32) == 0)
 		return true;
-	const struct mandate_chain *c = rq->caller.chain;
+	const struct mandate_chain *c = rq->auth.caller.chain;
 	for (unsigned k = 0; c && k < c->n; k++)
 		if (memcmp(c->links[k].iss, iss, 32) == 0 ||
 		    memcmp(c->links[k].sub, iss, 32) == 0)
@@ -843,7 +844,7 @@ static bool revocation_payer(struct request *rq, struct auth_revoke *rv)
 	bool registered =
 		auth_principal_get(engine_auth(rq->srv->e), rv->iss, NULL);
 	engine_read_end(rq->srv->e);
-	memcpy(rv->payer, registered ? rv->iss : rq->caller.root, 32);
+	memcpy(rv->payer, registered ? rv->iss : rq->auth.caller.root, 32);
 	rv->flags |= AUTH_REVOKE_QUOTA;
 	if (!registered)
 		rv->flags |= AUTH_REVOKE_DELEGATE;
@@ -899,14 +900,14 @@ static enum MHD_Result revocations_post(struct request *rq)
 						 "statement", NULL);
 		}
 		int r = mandate_revocation_verify(s, strlen(s), time(NULL), &m,
-						  &rq->auth_err);
+						  &rq->auth.err);
 		json_decref(j);
 		if (r != 0) {
 			/* the statement, not a missing header, is at fault */
-			if (rq->auth_err.code == MANDATE_ERR_malformed &&
-			    !rq->auth_err.claim[0])
-				snprintf(rq->auth_err.claim,
-					 sizeof(rq->auth_err.claim),
+			if (rq->auth.err.code == MANDATE_ERR_malformed &&
+			    !rq->auth.err.claim[0])
+				snprintf(rq->auth.err.claim,
+					 sizeof(rq->auth.err.claim),
 					 "statement");
 			return api_reply_auth(rq);
 		}
@@ -939,12 +940,12 @@ static enum MHD_Result revocations_post(struct request *rq)
 				NULL, NULL);
 	} else {
 		/* The plain form: the right to revoke anyone's links. */
-		if (rq->caller.authenticated &&
+		if (rq->auth.caller.authenticated &&
 		    check_op(rq, MANDATE_OP_REVOKE, false, 0) != 0) {
 			json_decref(j);
 			return api_reply_auth(rq);
 		}
-		if (!rq->caller.authenticated) {
+		if (!rq->auth.caller.authenticated) {
 			json_decref(j);
 			set_err(rq, MANDATE_ERR_malformed, 0, NULL);
 			return api_reply_auth(rq);
@@ -1002,7 +1003,7 @@ static enum MHD_Result authz_command_reply(struct request *rq);
  * command leaves it for the engine. */
 static enum MHD_Result submit_built(struct request *rq, enum MHD_Result r)
 {
-	if (rq->state == RS_REPLIED || r != MHD_YES || !rq->payload)
+	if (rq->state == RS_REPLIED || r != MHD_YES || !rq->eng.payload)
 		return r;
 	return api_submit_command(rq, authz_command_reply);
 }
@@ -1028,9 +1029,9 @@ enum MHD_Result authz_route_revocations(struct request *rq)
 
 static enum MHD_Result authz_command_reply(struct request *rq)
 {
-	u32 outcome = rq->results ? rq->results[0] : 0;
-	const struct command_header *h = rq->payload;
-	const u8 *ext = (const u8 *)rq->payload + sizeof(*h);
+	u32 outcome = rq->eng.results ? rq->eng.results[0] : 0;
+	const struct command_header *h = rq->eng.payload;
+	const u8 *ext = (const u8 *)rq->eng.payload + sizeof(*h);
 	struct wbuf b = WBUF_INIT(512);
 	char id[JOSE_B64_32_BYTES];
 

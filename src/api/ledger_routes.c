@@ -168,15 +168,15 @@ static const char *create_query(struct request *rq)
 	for (char *p = strtok_r(q, "&", &save); p;
 	     p = strtok_r(NULL, "&", &save)) {
 		if (strcmp(p, "entry_index=true") == 0)
-			rq->want_entry = true;
+			rq->eng.want_entry = true;
 		else if (strcmp(p, "entry_index=false") == 0)
-			rq->want_entry = false;
-		else if (rq->base_op == ENGINE_CREATE_ACCOUNTS &&
+			rq->eng.want_entry = false;
+		else if (rq->eng.base_op == ENGINE_CREATE_ACCOUNTS &&
 			 strncmp(p, "owner=", 6) == 0 &&
-			 strlen(p + 6) < sizeof(rq->owner_param))
-			memcpy(rq->owner_param, p + 6, strlen(p + 6) + 1);
+			 strlen(p + 6) < sizeof(rq->auth.owner_param))
+			memcpy(rq->auth.owner_param, p + 6, strlen(p + 6) + 1);
 		else
-			return rq->base_op == ENGINE_CREATE_ACCOUNTS
+			return rq->eng.base_op == ENGINE_CREATE_ACCOUNTS
 				       ? "parameters are entry_index=true and "
 					 "owner=<principal id>"
 				       : "the only parameter is "
@@ -193,8 +193,8 @@ static enum MHD_Result create_submit(struct request *rq, enum engine_op op)
 	struct codec_error ce;
 	int r;
 
-	rq->base_op = op;
-	if (rq->body_too_large)
+	rq->eng.base_op = op;
+	if (rq->body.too_large)
 		return api_reply_problem(rq, PROBLEM_body_too_large,
 					 "the body is over the limit", NULL,
 					 NULL);
@@ -204,16 +204,16 @@ static enum MHD_Result create_submit(struct request *rq, enum engine_op op)
 		return api_reply_problem(rq, PROBLEM_invalid_query, qerr, NULL,
 					 NULL);
 	}
-	if (rq->over_budget) {
+	if (rq->body.over_budget) {
 		api_release_body(rq);
 		return api_reply_problem(rq, PROBLEM_unavailable,
 					 api_over_budget_detail(rq), NULL,
 					 NULL);
 	}
-	r = codec_decode_events(op == ENGINE_CREATE_ACCOUNTS ? CODEC_ACCOUNT
-							     : CODEC_TRANSFER,
-				rq->body ? rq->body : "", rq->body_len,
-				&rq->events, &rq->count, &rq->is_array, &ce);
+	r = codec_decode_events(
+		op == ENGINE_CREATE_ACCOUNTS ? CODEC_ACCOUNT : CODEC_TRANSFER,
+		rq->body.data ? rq->body.data : "", rq->body.len,
+		&rq->eng.events, &rq->eng.count, &rq->eng.is_array, &ce);
 	/* The body is not needed past this point: give it back early. */
 	api_release_body(rq);
 	if (r == -ENOMEM)
@@ -221,8 +221,8 @@ static enum MHD_Result create_submit(struct request *rq, enum engine_op op)
 					 "out of memory", NULL, NULL);
 	if (r)
 		return reply_codec_error(rq, &ce);
-	rq->results = calloc(rq->count, sizeof(u32));
-	if (!rq->results)
+	rq->eng.results = calloc(rq->eng.count, sizeof(u32));
+	if (!rq->eng.results)
 		return api_reply_problem(rq, PROBLEM_internal_error,
 					 "out of memory", NULL, NULL);
 	/* A mandate's rights per event; its links and an owner go into a
@@ -250,12 +250,12 @@ static enum MHD_Result create_submit(struct request *rq, enum engine_op op)
 					 "out of memory", NULL, NULL);
 	}
 
-	rq->ereq = (struct engine_request){
-		.op = rq->payload ? ENGINE_COMMAND : rq->base_op,
-		.count = rq->count,
-		.payload_bytes = rq->payload_bytes,
-		.events = rq->payload ? rq->payload : rq->events,
-		.results = rq->results,
+	rq->eng.ereq = (struct engine_request){
+		.op = rq->eng.payload ? ENGINE_COMMAND : rq->eng.base_op,
+		.count = rq->eng.count,
+		.payload_bytes = rq->eng.payload_bytes,
+		.events = rq->eng.payload ? rq->eng.payload : rq->eng.events,
+		.results = rq->eng.results,
 	};
 	return api_submit(rq, create_reply);
 }
@@ -285,42 +285,46 @@ static const char *result_name(enum engine_op op, u32 code)
 static enum MHD_Result create_reply(struct request *rq)
 {
 	struct api_server *s = rq->srv;
-	struct engine_request *er = &rq->ereq;
+	struct engine_request *er = &rq->eng.ereq;
 	const struct ledger *l = NULL;
 	struct wbuf b;
 	unsigned status = 200;
 
-	metrics_observe_results(&s->metrics, (int)rq->base_op, rq->results,
-				rq->count);
+	metrics_observe_results(&s->metrics, (int)rq->eng.base_op,
+				rq->eng.results, rq->eng.count);
 	/* A mandate's cap or a revocation refuses the whole batch. */
-	if (rq->base_op == ENGINE_CREATE_TRANSFERS && rq->payload &&
+	if (rq->eng.base_op == ENGINE_CREATE_TRANSFERS && rq->eng.payload &&
 	    authz_guard_refused(rq))
 		return api_reply_auth(rq);
 
-	wbuf_init(&b, (size_t)rq->count * CODEC_RESULT_BYTES_MAX + 16);
-	if (rq->is_array)
+	wbuf_init(&b, (size_t)rq->eng.count * CODEC_RESULT_BYTES_MAX + 16);
+	if (rq->eng.is_array)
 		wbuf_putc(&b, '[');
-	for (u32 i = 0; i < rq->count; i++) {
-		const char *name = result_name(rq->base_op, rq->results[i]);
+	for (u32 i = 0; i < rq->eng.count; i++) {
+		const char *name =
+			result_name(rq->eng.base_op, rq->eng.results[i]);
 		u64 ts = 0;
 
-		if (rq->results[i] == 0) {
+		if (rq->eng.results[i] == 0) {
 			/* Event i of a batch is stamped ts - count + 1 + i. */
-			ts = er->timestamp - rq->count + 1 + i;
+			ts = er->timestamp - rq->eng.count + 1 + i;
 		} else if (strcmp(name, "exists") == 0) {
 			/* The existing record's own timestamp. */
 			if (!l)
 				l = engine_read_begin(s->e);
-			if (rq->base_op == ENGINE_CREATE_ACCOUNTS) {
+			if (rq->eng.base_op == ENGINE_CREATE_ACCOUNTS) {
 				struct account a;
 				const struct account *ev =
-					(const struct account *)rq->events + i;
+					(const struct account *)rq->eng.events +
+					i;
 				if (ledger_lookup_account(l, ev->id, &a) == 0)
 					ts = a.timestamp;
 			} else {
 				struct transfer t;
 				const struct transfer *ev =
-					(const struct transfer *)rq->events + i;
+					(const struct transfer *)
+						rq->eng.events +
+					i;
 				if (ledger_lookup_transfer(l, ev->id, &t) == 0)
 					ts = t.timestamp;
 			}
@@ -330,15 +334,16 @@ static enum MHD_Result create_reply(struct request *rq)
 		/* Created by this request: its entry is the journal record
 		 * of the batch, leaf seq - 1 of the audit log. */
 		codec_write_result_entry(&b, i, name, ts,
-					 rq->want_entry && rq->results[i] == 0
+					 rq->eng.want_entry &&
+							 rq->eng.results[i] == 0
 						 ? er->seq - 1
 						 : UINT64_MAX);
-		if (!rq->is_array)
+		if (!rq->eng.is_array)
 			status = codec_result_http_status(name);
 	}
 	if (l)
 		engine_read_end(s->e);
-	if (rq->is_array)
+	if (rq->eng.is_array)
 		wbuf_putc(&b, ']');
 	return api_reply_json(rq, status, &b);
 }

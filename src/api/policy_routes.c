@@ -112,22 +112,23 @@ static const struct policy *evaluate_locked(struct api_server *s,
 static void observe_later(struct request *rq, const struct policy_query *q,
 			  const struct policy_decision *d)
 {
-	rq->obs_platform[0] = '\0';
+	rq->gate.obs_platform[0] = '\0';
 	if (!d->platform || !q->user || !q->version || q->platform_len > 32 ||
 	    q->version_len == 0 || q->version_len > SEMVER_TEXT_MAX ||
 	    strlen(q->user) > 256)
 		return;
-	memcpy(rq->obs_platform, q->platform, q->platform_len);
-	rq->obs_platform[q->platform_len] = '\0';
-	memcpy(rq->obs_version, q->version, q->version_len);
-	rq->obs_version[q->version_len] = '\0';
-	rq->obs_user = q->user;
+	memcpy(rq->gate.obs_platform, q->platform, q->platform_len);
+	rq->gate.obs_platform[q->platform_len] = '\0';
+	memcpy(rq->gate.obs_version, q->version, q->version_len);
+	rq->gate.obs_version[q->version_len] = '\0';
+	rq->gate.obs_user = q->user;
 }
 
 void policy_observe(struct request *rq)
 {
 	struct api_server *s = rq->srv;
-	if (!rq->obs_platform[0] || !s->activity || !rq->caller.authenticated)
+	if (!rq->gate.obs_platform[0] || !s->activity ||
+	    !rq->auth.caller.authenticated)
 		return;
 	/* Whose user this is: the administrator's credentials (the
 	 * gateway) speak for every user id; any other credential only for
@@ -138,24 +139,24 @@ void policy_observe(struct request *rq)
 	crypto_generichash_state st;
 	crypto_generichash_init(&st, s->activity_key, sizeof(s->activity_key),
 				sizeof(h));
-	if (!rq->caller.root_admin) {
+	if (!rq->auth.caller.root_admin) {
 		static const u8 tag[] = "principal";
 		crypto_generichash_update(&st, tag, sizeof(tag));
-		crypto_generichash_update(&st, rq->caller.root,
-					  sizeof(rq->caller.root));
+		crypto_generichash_update(&st, rq->auth.caller.root,
+					  sizeof(rq->auth.caller.root));
 	}
-	crypto_generichash_update(&st, (const u8 *)rq->obs_user,
-				  strlen(rq->obs_user));
+	crypto_generichash_update(&st, (const u8 *)rq->gate.obs_user,
+				  strlen(rq->gate.obs_user));
 	crypto_generichash_final(&st, (u8 *)&h, sizeof(h));
 	pthread_mutex_lock(&s->activity_lock);
-	if (rq->caller.root_admin)
-		activity_observe(s->activity, h, rq->obs_platform,
-				 rq->obs_version, today());
+	if (rq->auth.caller.root_admin)
+		activity_observe(s->activity, h, rq->gate.obs_platform,
+				 rq->gate.obs_version, today());
 	else
-		activity_observe_shared(s->activity, h, rq->obs_platform,
-					rq->obs_version, today());
+		activity_observe_shared(s->activity, h, rq->gate.obs_platform,
+					rq->gate.obs_version, today());
 	pthread_mutex_unlock(&s->activity_lock);
-	rq->obs_platform[0] = '\0';
+	rq->gate.obs_platform[0] = '\0';
 }
 
 static char *blocked_body(struct request *rq, const struct policy *p,
@@ -208,26 +209,26 @@ void policy_gate(struct request *rq)
 	u64 version;
 	const struct policy *p = evaluate_locked(s, &q, &d, &version);
 	observe_later(rq, &q, &d);
-	rq->gated = true;
-	rq->gate_verdict = d.verdict;
-	rq->gate_version = version;
-	rq->gate_since_s = d.deprecated_since_s;
-	rq->gate_sunset_s = d.sunset_s;
+	rq->gate.evaluated = true;
+	rq->gate.verdict = d.verdict;
+	rq->gate.version = version;
+	rq->gate.since_s = d.deprecated_since_s;
+	rq->gate.sunset_s = d.sunset_s;
 	if (d.verdict == POLICY_DEPRECATED &&
 	    d.deprecated_since_s == POLICY_TIME_NONE) {
 		/* RFC 9745 wants a date: the rule has none, so the day the
 		 * policy version that deprecates it took effect. */
 		struct pstate_version pv;
 		if (pstate_version_get(engine_pstate(s->e), version, &pv))
-			rq->gate_since_s =
+			rq->gate.since_s =
 				(int64_t)(pv.timestamp / 1000000000u);
 	}
 	if (d.upgrade_url)
-		snprintf(rq->gate_link, sizeof(rq->gate_link), "%s",
+		snprintf(rq->gate.link, sizeof(rq->gate.link), "%s",
 			 d.upgrade_url);
 	if (d.verdict == POLICY_BLOCKED) {
-		rq->gate_status = d.status ? d.status : 426;
-		rq->gate_body = blocked_body(rq, p, &d, version);
+		rq->gate.status = d.status ? d.status : 426;
+		rq->gate.body = blocked_body(rq, p, &d, version);
 	}
 	engine_read_end(s->e);
 	if (d.verdict < 4)
@@ -247,41 +248,41 @@ void policy_gate_headers(struct request *rq, struct MHD_Response *resp)
 {
 	char buf[700];
 
-	if (!rq->gated)
+	if (!rq->gate.evaluated)
 		return;
 	snprintf(buf, sizeof(buf), "%s; policy-version=%llu",
-		 policy_verdict_name(rq->gate_verdict),
-		 (unsigned long long)rq->gate_version);
+		 policy_verdict_name(rq->gate.verdict),
+		 (unsigned long long)rq->gate.version);
 	MHD_add_response_header(resp, "X-Client-Policy", buf);
-	if (rq->gate_verdict != POLICY_DEPRECATED)
+	if (rq->gate.verdict != POLICY_DEPRECATED)
 		return;
 	/* RFC 9745: a Structured Field Date; RFC 8594: an HTTP-date. */
-	if (rq->gate_since_s != POLICY_TIME_NONE) {
+	if (rq->gate.since_s != POLICY_TIME_NONE) {
 		snprintf(buf, sizeof(buf), "@%lld",
-			 (long long)rq->gate_since_s);
+			 (long long)rq->gate.since_s);
 		MHD_add_response_header(resp, "Deprecation", buf);
 	}
-	if (rq->gate_sunset_s != POLICY_TIME_NONE) {
-		http_date(buf, sizeof(buf), rq->gate_sunset_s);
+	if (rq->gate.sunset_s != POLICY_TIME_NONE) {
+		http_date(buf, sizeof(buf), rq->gate.sunset_s);
 		MHD_add_response_header(resp, "Sunset", buf);
 	}
 	/* A URL that would break the header's syntax is left out. */
-	if (rq->gate_link[0] && !strpbrk(rq->gate_link, "<>\", ")) {
+	if (rq->gate.link[0] && !strpbrk(rq->gate.link, "<>\", ")) {
 		snprintf(buf, sizeof(buf), "<%s>; rel=\"deprecation\"",
-			 rq->gate_link);
+			 rq->gate.link);
 		MHD_add_response_header(resp, "Link", buf);
 	}
 }
 
 enum MHD_Result policy_gate_reply(struct request *rq)
 {
-	if (!rq->gate_body)
+	if (!rq->gate.body)
 		return api_reply_problem(rq, PROBLEM_internal_error,
 					 "out of memory", NULL, NULL);
-	size_t n = strlen(rq->gate_body);
+	size_t n = strlen(rq->gate.body);
 	struct wbuf b = WBUF_INIT(n + 1);
-	wbuf_put(&b, rq->gate_body, n);
-	return api_reply(rq, rq->gate_status, &b, PROBLEM_CONTENT_TYPE, NULL);
+	wbuf_put(&b, rq->gate.body, n);
+	return api_reply(rq, rq->gate.status, &b, PROBLEM_CONTENT_TYPE, NULL);
 }
 
 /* ---- helpers --------------------------------------------------------------
@@ -322,11 +323,13 @@ static void id_text(const u8 id[32], char out[44])
 static void author_of(struct request *rq, u8 out[32])
 {
 	memset(out, 0, 32);
-	if (rq->caller.chain && !rq->caller.root_admin)
-		memcpy(out, rq->caller.root, 32);
-	else if (rq->caller.chain)
+	if (rq->auth.caller.chain && !rq->auth.caller.root_admin)
+		memcpy(out, rq->auth.caller.root, 32);
+	else if (rq->auth.caller.chain)
 		memcpy(out,
-		       rq->caller.chain->links[rq->caller.chain->n - 1].sub,
+		       rq->auth.caller.chain
+			       ->links[rq->auth.caller.chain->n - 1]
+			       .sub,
 		       32);
 }
 
@@ -394,20 +397,21 @@ static enum MHD_Result set_document(struct request *rq, const char *text,
 
 static enum MHD_Result put_policy(struct request *rq)
 {
-	if (rq->over_budget)
+	if (rq->body.over_budget)
 		return api_reply_problem(rq, PROBLEM_unavailable,
 					 "too many large requests at once; "
 					 "retry",
 					 NULL, NULL);
-	if (rq->body_too_large || rq->body_len > POLICY_DOC_BYTES_MAX)
+	if (rq->body.too_large || rq->body.len > POLICY_DOC_BYTES_MAX)
 		return api_reply_problem(rq, PROBLEM_body_too_large,
 					 "a policy document is at most 256 KiB",
 					 NULL, NULL);
-	if (rq->body_len == 0)
+	if (rq->body.len == 0)
 		return api_reply_problem(rq, PROBLEM_invalid_json,
 					 "the body is the policy document",
 					 NULL, NULL);
-	return set_document(rq, rq->body, rq->body_len, 0, arg(rq, "reason"));
+	return set_document(rq, rq->body.data, rq->body.len, 0,
+			    arg(rq, "reason"));
 }
 
 static json_t *version_meta(const struct pstate_version *v)
@@ -1034,8 +1038,8 @@ enum MHD_Result policy_route_override(struct request *rq)
 
 static enum MHD_Result policy_command_reply(struct request *rq)
 {
-	const struct command_header *h = rq->payload;
-	u32 outcome = rq->results[0];
+	const struct command_header *h = rq->eng.payload;
+	u32 outcome = rq->eng.results[0];
 
 	switch (outcome) {
 	case PSTATE_INVALID:
@@ -1067,7 +1071,7 @@ static enum MHD_Result policy_command_reply(struct request *rq)
 		struct pstate_version mine;
 		for (u64 k = v; outcome == PSTATE_OK && k > 0; k--) {
 			if (pstate_version_get(ps, k, &mine) &&
-			    mine.timestamp == rq->ereq.timestamp) {
+			    mine.timestamp == rq->eng.ereq.timestamp) {
 				v = k;
 				break;
 			}
@@ -1101,7 +1105,7 @@ static enum MHD_Result policy_command_reply(struct request *rq)
 		for (u64 i = n; i-- > 0 && !o;) {
 			struct pstate_override_info info;
 			pstate_override_at(ps, i, &info);
-			if (info.timestamp == rq->ereq.timestamp)
+			if (info.timestamp == rq->eng.ereq.timestamp)
 				o = override_json(&info, now_s());
 		}
 		engine_read_end(rq->srv->e);

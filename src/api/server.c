@@ -121,7 +121,7 @@ enum MHD_Result api_reply(struct request *rq, unsigned status, struct wbuf *b,
 					AUTHZ_CHALLENGE);
 	if (status == 503)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
-	if (rq->close_after)
+	if (rq->net.close_after)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION,
 					"close");
 	policy_gate_headers(rq, resp);
@@ -202,7 +202,7 @@ static void on_engine_done(struct engine_request *er)
 	struct api_server *s = rq->srv;
 	struct MHD_Connection *c = rq->conn;
 
-	atomic_store_explicit(&rq->ready, true, memory_order_release);
+	atomic_store_explicit(&rq->eng.ready, true, memory_order_release);
 	MHD_resume_connection(c);
 	atomic_fetch_sub(&s->inflight, 1);
 }
@@ -264,7 +264,7 @@ static enum MHD_Result create_begin(struct request *rq)
 				rq, PROBLEM_body_too_large,
 				"Content-Length is over the limit", NULL, NULL);
 		if (errno == 0 && end != cl)
-			rq->body_expected = (size_t)n;
+			rq->body.expected = (size_t)n;
 	}
 	rq->state = RS_BODY;
 	return MHD_YES;
@@ -273,11 +273,11 @@ static enum MHD_Result create_begin(struct request *rq)
 /* Free the body buffer and give its bytes back to the global budget. */
 void api_release_body(struct request *rq)
 {
-	if (rq->body_cap)
-		netguard_release(rq->nc, rq->body_cap);
-	free(rq->body);
-	rq->body = NULL;
-	rq->body_len = rq->body_cap = 0;
+	if (rq->body.cap)
+		netguard_release(rq->net.nc, rq->body.cap);
+	free(rq->body.data);
+	rq->body.data = NULL;
+	rq->body.len = rq->body.cap = 0;
 }
 
 /* A body chunk: keep it if under the cap, else drop it and remember. */
@@ -286,54 +286,54 @@ static enum MHD_Result create_chunk(struct request *rq, const char *data,
 {
 	size_t max = route_body_max(rq);
 
-	if (rq->body_too_large || rq->over_budget)
+	if (rq->body.too_large || rq->body.over_budget)
 		return MHD_YES;
-	if (n > max - rq->body_len) {
-		rq->body_too_large = true;
+	if (n > max - rq->body.len) {
+		rq->body.too_large = true;
 		api_release_body(rq);
 		return MHD_YES;
 	}
-	if (rq->body_len + n > rq->body_cap) {
-		size_t cap = rq->body_cap ? rq->body_cap * 2 : 16384;
+	if (rq->body.len + n > rq->body.cap) {
+		size_t cap = rq->body.cap ? rq->body.cap * 2 : 16384;
 		char *p;
-		while (cap < rq->body_len + n)
+		while (cap < rq->body.len + n)
 			cap *= 2;
 		/* The buffer grows with the bytes that came, never ahead of
 		 * them to a promised Content-Length: at most twice what was
 		 * received (and no more than Content-Length, when given). */
-		if (rq->body_expected >= rq->body_len + n &&
-		    cap > rq->body_expected)
-			cap = rq->body_expected;
+		if (rq->body.expected >= rq->body.len + n &&
+		    cap > rq->body.expected)
+			cap = rq->body.expected;
 		if (cap > max)
 			cap = max;
 		/* Every growth is held against the budgets of all bodies,
 		 * of this address and of this principal (netguard.h): past
 		 * one the request is refused (503), and what one client may
 		 * hold leaves room for the others. */
-		size_t grow = cap - rq->body_cap;
-		enum netguard_refusal over = netguard_hold(rq->nc, grow);
+		size_t grow = cap - rq->body.cap;
+		enum netguard_refusal over = netguard_hold(rq->net.nc, grow);
 		if (over != NETGUARD_OK) {
-			rq->over_budget = true;
-			rq->over = over;
+			rq->body.over_budget = true;
+			rq->body.over = over;
 			api_release_body(rq);
 			return MHD_YES;
 		}
-		p = realloc(rq->body, cap);
+		p = realloc(rq->body.data, cap);
 		if (!p) {
-			netguard_release(rq->nc, grow);
+			netguard_release(rq->net.nc, grow);
 			return MHD_NO;
 		}
-		rq->body = p;
-		rq->body_cap = cap;
+		rq->body.data = p;
+		rq->body.cap = cap;
 	}
-	memcpy(rq->body + rq->body_len, data, n);
-	rq->body_len += n;
+	memcpy(rq->body.data + rq->body.len, data, n);
+	rq->body.len += n;
 	return MHD_YES;
 }
 
 const char *api_over_budget_detail(const struct request *rq)
 {
-	switch (rq->over) {
+	switch (rq->body.over) {
 	case NETGUARD_OVER_ADDRESS:
 		return "this address holds its share of buffered request "
 		       "bodies; retry when its other uploads are done";
@@ -352,22 +352,22 @@ json_t *api_body_object(struct request *rq, size_t max_bytes,
 	char detail[64];
 
 	*reply = MHD_NO;
-	if (rq->over_budget) {
+	if (rq->body.over_budget) {
 		*reply = api_reply_problem(rq, PROBLEM_unavailable,
 					   api_over_budget_detail(rq), NULL,
 					   NULL);
 		return NULL;
 	}
-	if (rq->body_too_large || rq->body_len > max_bytes) {
+	if (rq->body.too_large || rq->body.len > max_bytes) {
 		snprintf(detail, sizeof(detail), "at most %zu bytes",
 			 max_bytes);
 		*reply = api_reply_problem(rq, PROBLEM_body_too_large, detail,
 					   NULL, NULL);
 		return NULL;
 	}
-	if (rq->body_len)
-		j = json_loadb(rq->body, rq->body_len, JSON_REJECT_DUPLICATES,
-			       &je);
+	if (rq->body.len)
+		j = json_loadb(rq->body.data, rq->body.len,
+			       JSON_REJECT_DUPLICATES, &je);
 	if (!j || !json_is_object(j)) {
 		json_decref(j);
 		*reply = api_reply_problem(rq, PROBLEM_invalid_json,
@@ -391,35 +391,36 @@ void *api_command(struct request *rq, u16 kind, u32 ext_bytes,
 	memcpy(p, &h, sizeof(h));
 	if (count)
 		memcpy(p + sizeof(h) + ext_bytes, events, (size_t)count * 128u);
-	free(rq->payload);
-	rq->payload = p;
-	rq->payload_bytes = (u32)bytes;
+	free(rq->eng.payload);
+	rq->eng.payload = p;
+	rq->eng.payload_bytes = (u32)bytes;
 	return p + sizeof(h);
 }
 
 enum MHD_Result api_submit_command(struct request *rq,
 				   enum MHD_Result (*reply)(struct request *))
 {
-	rq->results = calloc(1, sizeof(u32));
-	if (!rq->results)
+	rq->eng.results = calloc(1, sizeof(u32));
+	if (!rq->eng.results)
 		return api_reply_problem(rq, PROBLEM_internal_error,
 					 "out of memory", NULL, NULL);
-	rq->ereq = (struct engine_request){.op = ENGINE_COMMAND,
-					   .count = 0,
-					   .payload_bytes = rq->payload_bytes,
-					   .events = rq->payload,
-					   .results = rq->results};
+	rq->eng.ereq =
+		(struct engine_request){.op = ENGINE_COMMAND,
+					.count = 0,
+					.payload_bytes = rq->eng.payload_bytes,
+					.events = rq->eng.payload,
+					.results = rq->eng.results};
 	return api_submit(rq, reply);
 }
 
-/* Hand rq->ereq to the engine; the reply comes in engine_reply. */
+/* Hand rq->eng.ereq to the engine; the reply comes in engine_reply. */
 enum MHD_Result api_submit(struct request *rq,
 			   enum MHD_Result (*reply)(struct request *))
 {
 	struct api_server *s = rq->srv;
 	int r;
 
-	rq->done_reply = reply;
+	rq->eng.done_reply = reply;
 	/* Count first, then look at `stopping`: with api_server_stop doing
 	 * the reverse, one of the two always sees the other (seq_cst). */
 	atomic_fetch_add(&s->inflight, 1);
@@ -430,16 +431,16 @@ enum MHD_Result api_submit(struct request *rq,
 					 NULL);
 	}
 	atomic_fetch_add(&s->submitted, 1);
-	rq->ereq.done = on_engine_done; /* also: counted in submitted */
-	rq->ereq.ctx = rq;
+	rq->eng.ereq.done = on_engine_done; /* also: counted in submitted */
+	rq->eng.ereq.ctx = rq;
 	rq->state = RS_SUBMITTED;
 	/* Suspend before submitting: the done callback may run before this
 	 * function returns, and resuming needs a suspended connection. */
 	MHD_suspend_connection(rq->conn);
-	r = engine_submit(s->e, &rq->ereq);
+	r = engine_submit(s->e, &rq->eng.ereq);
 	if (r) {
-		rq->ereq.status = r;
-		on_engine_done(&rq->ereq);
+		rq->eng.ereq.status = r;
+		on_engine_done(&rq->eng.ereq);
 	}
 	return MHD_YES;
 }
@@ -448,9 +449,9 @@ enum MHD_Result api_submit(struct request *rq,
  * the reply its submitter asked for. */
 static enum MHD_Result engine_reply(struct request *rq)
 {
-	struct engine_request *er = &rq->ereq;
+	struct engine_request *er = &rq->eng.ereq;
 
-	if (!atomic_load_explicit(&rq->ready, memory_order_acquire)) {
+	if (!atomic_load_explicit(&rq->eng.ready, memory_order_acquire)) {
 		/* Cannot happen: we are only resumed once ready. */
 		log_at(LOG_ERROR, "request resumed before its batch was done",
 		       LOG_STR("request_id", rq->request_id));
@@ -466,7 +467,7 @@ static enum MHD_Result engine_reply(struct request *rq)
 	if (er->status)
 		return api_reply_problem(rq, PROBLEM_engine_error, NULL, NULL,
 					 NULL);
-	return rq->done_reply(rq);
+	return rq->eng.done_reply(rq);
 }
 
 /* ---- routing ---------------------------------------------------------- */
@@ -490,9 +491,9 @@ static enum api_method method_of(const char *m)
  * request refused by the gate or by authentication either. */
 static bool reads_body(const struct request *rq)
 {
-	bool blocked = rq->gated && rq->gate_verdict == POLICY_BLOCKED;
+	bool blocked = rq->gate.evaluated && rq->gate.verdict == POLICY_BLOCKED;
 	return api_route_reads_body(rq->route, rq->method) && !blocked &&
-	       (!rq->auth_checked || rq->auth_err.code == 0);
+	       (!rq->auth.checked || rq->auth.err.code == 0);
 }
 
 static bool has_body(struct request *rq)
@@ -620,10 +621,11 @@ static enum MHD_Result request_begin(struct request *rq, const char *url,
 	/* The framing first: an ambiguous request is not routed at all.
 	 * The raw bytes (netguard.h, framing.h), then what libmicrohttpd
 	 * parsed of them. */
-	enum framing_error fe = netguard_framing_error(rq->nc, rq->req_index);
-	rq->close_after = netguard_close_after(rq->nc);
+	enum framing_error fe =
+		netguard_framing_error(rq->net.nc, rq->net.index);
+	rq->net.close_after = netguard_close_after(rq->net.nc);
 	if (fe != FRAMING_OK) {
-		netguard_head_done(rq->nc, NULL, 0, false);
+		netguard_head_done(rq->net.nc, NULL, 0, false);
 		return api_reply_problem(rq, PROBLEM_bad_framing,
 					 framing_error_text(fe), NULL, NULL);
 	}
@@ -633,12 +635,12 @@ static enum MHD_Result request_begin(struct request *rq, const char *url,
 	 * second one could name another origin for DPoP's htu). */
 	bool bad_host = hs.hosts > 1 ||
 			(hs.hosts == 0 && strcmp(version, "HTTP/1.0") != 0);
-	if (rq->bad_target || hs.bad_field || bad_host ||
+	if (rq->net.bad_target || hs.bad_field || bad_host ||
 	    !netguard_framing_ok(&hs.framing)) {
-		netguard_head_done(rq->nc, NULL, 0, false);
+		netguard_head_done(rq->net.nc, NULL, 0, false);
 		return api_reply_problem(
 			rq, PROBLEM_bad_framing,
-			rq->bad_target
+			rq->net.bad_target
 				? "the request target is not origin-form, or "
 				  "has a control character, a non-ASCII byte, "
 				  "%00 or an encoded slash (%2F, %5C) in its "
@@ -652,7 +654,7 @@ static enum MHD_Result request_begin(struct request *rq, const char *url,
 					 "body one way only",
 			NULL, NULL);
 	}
-	switch (netguard_head_done(rq->nc, hs.forwarded, hs.forwarded_len,
+	switch (netguard_head_done(rq->net.nc, hs.forwarded, hs.forwarded_len,
 				   has_body(rq))) {
 	case NETGUARD_OK: break;
 	case NETGUARD_OVER_CONNECTIONS:
@@ -682,18 +684,20 @@ static enum MHD_Result request_begin(struct request *rq, const char *url,
 		 * routes, which an app must reach to learn it. */
 		if (!(api_routes[rq->route].flags & RF_UNGATED))
 			policy_gate(rq);
-		bool blocked = rq->gated && rq->gate_verdict == POLICY_BLOCKED;
+		bool blocked = rq->gate.evaluated &&
+			       rq->gate.verdict == POLICY_BLOCKED;
 		/* A refused request with a body is answered now, unread
 		 * (the connection then closes): no waiting for an upload
 		 * that would be thrown away. */
 		if (blocked)
 			return has_body(rq) ? policy_gate_reply(rq) : MHD_YES;
 		authz_begin(rq, url, method);
-		if (rq->auth_err.code == 0 && rq->caller.authenticated)
-			netguard_set_principal(rq->nc, rq->caller.tenant);
-		if (rq->auth_err.code == 0)
+		if (rq->auth.err.code == 0 && rq->auth.caller.authenticated)
+			netguard_set_principal(rq->net.nc,
+					       rq->auth.caller.tenant);
+		if (rq->auth.err.code == 0)
 			authz_check_route(rq);
-		if (rq->auth_err.code != 0 && has_body(rq))
+		if (rq->auth.err.code != 0 && has_body(rq))
 			return api_reply_auth(rq);
 	}
 	if (p == PROBLEM_COUNT && reads_body(rq))
@@ -716,9 +720,9 @@ static enum MHD_Result request_dispatch(struct request *rq)
 
 	if (p != PROBLEM_COUNT)
 		return reply_route_problem(rq, p);
-	if (rq->gated && rq->gate_verdict == POLICY_BLOCKED)
+	if (rq->gate.evaluated && rq->gate.verdict == POLICY_BLOCKED)
 		return policy_gate_reply(rq);
-	if (rq->auth_checked && rq->auth_err.code != 0) {
+	if (rq->auth.checked && rq->auth.err.code != 0) {
 		api_release_body(rq);
 		return api_reply_auth(rq);
 	}
@@ -753,10 +757,10 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
 	if (qlen)
 		memcpy(rq->query, q + 1, qlen);
 	rq->query[qlen] = '\0';
-	atomic_init(&rq->ready, false);
-	rq->bad_target = !netguard_target_ok(uri);
-	rq->nc = netguard_conn_of(c);
-	rq->req_index = netguard_request_line(rq->nc);
+	atomic_init(&rq->eng.ready, false);
+	rq->net.bad_target = !netguard_target_ok(uri);
+	rq->net.nc = netguard_conn_of(c);
+	rq->net.index = netguard_request_line(rq->net.nc);
 	return rq;
 }
 
@@ -779,12 +783,12 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c,
 		if (*upload_data_size) {
 			size_t n = *upload_data_size;
 			*upload_data_size = 0;
-			netguard_body_bytes(rq->nc, n);
+			netguard_body_bytes(rq->net.nc, n);
 			if (!reads_body(rq))
 				return MHD_YES; /* a body we do not read */
 			return create_chunk(rq, upload_data, n);
 		}
-		netguard_body_done(rq->nc);
+		netguard_body_done(rq->net.nc);
 		return request_dispatch(rq);
 	case RS_SUBMITTED: return engine_reply(rq);
 	case RS_REPLIED:
@@ -805,14 +809,14 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
 		return;
 	*req_cls = NULL;
 	if (rq->state == RS_SUBMITTED &&
-	    !atomic_load_explicit(&rq->ready, memory_order_acquire)) {
+	    !atomic_load_explicit(&rq->eng.ready, memory_order_acquire)) {
 		/* The engine still holds pointers into rq: leaking it is the
 		 * only safe choice.  api_server_stop prevents this. */
 		log_at(LOG_ERROR, "request completed while in the engine",
 		       LOG_STR("request_id", rq->request_id));
 		return;
 	}
-	if (rq->ereq.done) /* counted in create_submit */
+	if (rq->eng.ereq.done) /* counted in create_submit */
 		atomic_fetch_sub(&s->submitted, 1);
 	us = (now_ns() - rq->start_ns) / 1000;
 	metrics_observe_request(&s->metrics, rq->route, rq->method, rq->status,
@@ -823,14 +827,14 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
 	       LOG_NUM("status", rq->status), LOG_NUM("duration_us", us),
 	       LOG_STR("request_id", rq->request_id),
 	       LOG_STR("trace_id", rq->trace_id[0] ? rq->trace_id : NULL),
-	       LOG_NUM("events", rq->count));
+	       LOG_NUM("events", rq->eng.count));
 	api_release_body(rq);
-	netguard_request_done(rq->nc);
-	free(rq->events);
-	free(rq->results);
-	free(rq->payload);
-	free(rq->gate_body);
-	api_caller_clear(&rq->caller);
+	netguard_request_done(rq->net.nc);
+	free(rq->eng.events);
+	free(rq->eng.results);
+	free(rq->eng.payload);
+	free(rq->gate.body);
+	api_caller_clear(&rq->auth.caller);
 	free(rq);
 }
 
