@@ -34,10 +34,13 @@
 #define REVOCATIONS_PAGE 2000u
 /* Issuers listed for one jti by GET /v1/revocations/{jti}, at most. */
 #define REVOCATION_STATUS_MAX 64u
-/* Not configured: every /v1 request answers 503. */
-#define AUTH_ERR_UNCONFIGURED (-1)
-/* The guard's counters are at their limit: 507. */
-#define AUTH_ERR_STATE_FULL (-2)
+/* Refusals of our own in auth.err.code, below the MANDATE_ERR_* codes. */
+enum {
+	/* Not configured: every /v1 request answers 503. */
+	AUTH_ERR_UNCONFIGURED = -1,
+	/* The guard's counters are at their limit: 507. */
+	AUTH_ERR_STATE_FULL = -2,
+};
 
 static int set_err(struct request *rq, int code, int link, const char *claim)
 {
@@ -272,59 +275,60 @@ int authz_check_transfers(struct request *rq)
 /* The owner of accounts created by this request: ?owner=, else the
  * principal at the root of the caller's mandate (all zero: the
  * administrator).  Only the administrator may name another owner. */
-static int accounts_owner(struct request *rq, u8 owner[32])
+static enum authz_build accounts_owner(struct request *rq, u8 owner[32])
 {
 	u8 admin[32];
 	api_authz_admin_id(rq->srv->authz, admin);
 	memcpy(owner, rq->auth.caller.root, 32);
 	if (rq->auth.owner_param[0]) {
 		if (!id_parse(rq->auth.owner_param, owner))
-			return -2;
+			return AUTHZ_OWNER_MALFORMED;
 		if (!rq->auth.caller.root_admin &&
 		    memcmp(owner, rq->auth.caller.root, 32) != 0)
-			return -3;
+			return AUTHZ_OWNER_NOT_YOURS;
 		if (memcmp(owner, admin, 32) != 0) {
 			engine_read_begin(rq->srv->e);
 			bool known = auth_principal_get(engine_auth(rq->srv->e),
 							owner, NULL);
 			engine_read_end(rq->srv->e);
 			if (!known)
-				return -4;
+				return AUTHZ_OWNER_UNKNOWN;
 		}
 	}
 	if (memcmp(owner, admin, 32) == 0)
 		memset(owner, 0, 32);
-	return 0;
+	return AUTHZ_BUILT;
 }
 
-int authz_build_command(struct request *rq)
+enum authz_build authz_build_command(struct request *rq)
 {
 	if (!rq->auth.caller.authenticated)
-		return 0;
+		return AUTHZ_BUILT;
 	if (rq->eng.base_op == ENGINE_CREATE_ACCOUNTS) {
 		u8 owner[32];
-		int r = accounts_owner(rq, owner);
-		if (r < 0)
+		enum authz_build r = accounts_owner(rq, owner);
+		if (r != AUTHZ_BUILT)
 			return r;
 		if (memcmp(owner, zero32, 32) == 0)
-			return 0; /* the administrator's: a plain batch */
+			return AUTHZ_BUILT; /* the administrator's: a plain
+					       batch */
 		struct auth_owner *o =
 			api_command(rq, AUTH_CMD_ACCOUNTS_OWNED, sizeof(*o),
 				    rq->eng.events, rq->eng.count);
 		if (!o)
-			return -1;
+			return AUTHZ_BUILD_NO_MEMORY;
 		memcpy(o->owner, owner, 32);
-		return 0;
+		return AUTHZ_BUILT;
 	}
 	if (rq->eng.base_op != ENGINE_CREATE_TRANSFERS ||
 	    !rq->auth.caller.chain)
-		return 0;
+		return AUTHZ_BUILT;
 	const struct mandate_chain *c = rq->auth.caller.chain;
 	struct auth_guard *g = api_command(rq, AUTH_CMD_TRANSFERS_GUARDED_2,
 					   c->n * (u32)sizeof(*g),
 					   rq->eng.events, rq->eng.count);
 	if (!g)
-		return -1;
+		return AUTHZ_BUILD_NO_MEMORY;
 	for (unsigned k = 0; k < c->n; k++) {
 		const struct mandate_link *ln = &c->links[k];
 		struct auth_guard e = {0};
@@ -341,7 +345,7 @@ int authz_build_command(struct request *rq)
 		}
 		memcpy(&g[k], &e, sizeof(e));
 	}
-	return 0;
+	return AUTHZ_BUILT;
 }
 
 bool authz_guard_refused(struct request *rq)
@@ -445,6 +449,8 @@ static void put_principal(struct wbuf *b, const struct auth_principal_info *p)
 	wbuf_puts(b, "\"}");
 }
 
+/* The principals are copied out under the read lock and formatted after
+ * it (JWKs and escaping are not the writer's to wait for). */
 static enum MHD_Result principals_list(struct request *rq)
 {
 	struct engine *e = rq->srv->e;
@@ -452,17 +458,23 @@ static enum MHD_Result principals_list(struct request *rq)
 	const struct auth *a = engine_auth(e);
 	u32 n = auth_principal_count(a);
 	u32 shown = n < PRINCIPALS_LIST_MAX ? n : PRINCIPALS_LIST_MAX;
+	struct auth_principal_info *ps =
+		malloc((size_t)(shown ? shown : 1) * sizeof(*ps));
+	for (u32 i = 0; ps && i < shown; i++)
+		auth_principal_at(a, i, &ps[i]);
+	engine_read_end(e);
+	if (!ps)
+		return api_reply_problem(rq, PROBLEM_internal_error,
+					 "out of memory", NULL, NULL);
 	/* id 43, name up to 64 x 6 escaped, JWK ~100, time 20, keys */
 	struct wbuf b = WBUF_INIT((size_t)shown * 640 + 64);
 	wbuf_puts(&b, "{\"principals\":[");
 	for (u32 i = 0; i < shown; i++) {
-		struct auth_principal_info p;
-		auth_principal_at(a, i, &p);
 		if (i)
 			wbuf_putc(&b, ',');
-		put_principal(&b, &p);
+		put_principal(&b, &ps[i]);
 	}
-	engine_read_end(e);
+	free(ps);
 	wbuf_puts(&b, "],\"count\":");
 	wbuf_put_u64(&b, n);
 	wbuf_puts(&b, n > shown ? ",\"truncated\":true}" : "}");
@@ -693,7 +705,12 @@ static enum MHD_Result revocations_list(struct request *rq)
 					 "the \"next\" of a page)",
 					 "from", NULL);
 	u32 from = (u32)from128;
-	json_t *revoked = json_array(), *issuers = json_array();
+	/* The page is copied out under the read lock, made JSON after. */
+	struct auth_revocation *page =
+		malloc(REVOCATIONS_PAGE * sizeof(struct auth_revocation));
+	if (!page)
+		return api_reply_problem(rq, PROBLEM_internal_error,
+					 "out of memory", NULL, NULL);
 	engine_read_begin(rq->srv->e);
 	const struct auth *a = engine_auth(rq->srv->e);
 	u32 n = auth_revocation_count(a);
@@ -701,20 +718,20 @@ static enum MHD_Result revocations_list(struct request *rq)
 				      ? from + REVOCATIONS_PAGE
 				      : n)
 			   : from;
-	for (u32 i = from; i < end; i++) {
-		struct auth_revocation r;
-		auth_revocation_at(a, i, &r);
-		json_array_append_new(r.all ? issuers : revoked,
-				      revocation_json(&r));
-	}
+	for (u32 i = from; i < end; i++)
+		auth_revocation_at(a, i, &page[i - from]);
 	engine_read_end(rq->srv->e);
 	if (from > n) {
-		json_decref(revoked);
-		json_decref(issuers);
+		free(page);
 		return api_reply_problem(rq, PROBLEM_invalid_query,
 					 "from is past the last revocation",
 					 "from", NULL);
 	}
+	json_t *revoked = json_array(), *issuers = json_array();
+	for (u32 i = 0; i < end - from; i++)
+		json_array_append_new(page[i].all ? issuers : revoked,
+				      revocation_json(&page[i]));
+	free(page);
 	json_t *claims =
 		json_pack("{s:s, s:I, s:I, s:I, s:I, s:o, s:o}", "iss",
 			  rq->srv->origin ? rq->srv->origin : "tpwallet", "seq",
@@ -748,53 +765,59 @@ static enum MHD_Result revocations_list(struct request *rq)
 enum MHD_Result authz_route_revocation(struct request *rq)
 {
 	const char *jti = rq->text_id;
-	struct wbuf b = WBUF_INIT(REVOCATION_STATUS_MAX * 96 + 256);
-	bool any = false;
-	unsigned listed = 0;
-	wbuf_puts(&b, "{\"jti\":");
-	wbuf_put_json_str(&b, jti, strlen(jti));
-	wbuf_puts(&b, ",\"revocations\":[");
-	engine_read_begin(rq->srv->e);
-	const struct auth *a = engine_auth(rq->srv->e);
-	u32 n = auth_revocation_count(a);
-	/* NEEDSWORK: a scan; an index by jti when lists grow large. */
-	for (u32 i = 0; i < n; i++) {
-		struct auth_revocation r;
-		auth_revocation_at(a, i, &r);
-		if (r.all || strcmp(r.jti, jti) != 0 ||
-		    listed == REVOCATION_STATUS_MAX)
-			continue;
-		listed++;
-		char iss[JOSE_B64_32_BYTES];
-		id_text(r.iss, iss);
-		if (any)
-			wbuf_putc(&b, ',');
-		wbuf_puts(&b, "{\"iss\":\"");
-		wbuf_puts(&b, iss);
-		wbuf_puts(&b, "\",\"at\":");
-		wbuf_put_u64(&b, r.timestamp / 1000000000u);
-		wbuf_putc(&b, '}');
-		any = true;
-	}
 	/* A link is (issuer, jti): with ?iss= the answer is that link's,
 	 * every revocation of the issuer included; without, "revoked"
-	 * means by some issuer, as the list above says. */
+	 * means by some issuer, as the list says. */
 	const char *iss_text = MHD_lookup_connection_value(
 		rq->conn, MHD_GET_ARGUMENT_KIND, "iss");
-	u8 iss[32];
-	bool by_iss = false, link_revoked = false;
-	if (iss_text && id_parse(iss_text, iss)) {
-		u8 h[32];
-		crypto_hash_sha256(h, (const u8 *)jti, strlen(jti));
-		by_iss = true;
-		link_revoked = auth_revoked(a, iss, h);
-	}
-	engine_read_end(rq->srv->e);
+	u8 iss[32], jti_hash[32];
+	bool by_iss = iss_text && id_parse(iss_text, iss);
 	if (iss_text && !by_iss)
 		return api_reply_problem(rq, PROBLEM_invalid_query,
 					 "iss is a principal id (43 base64url "
 					 "characters)",
 					 "iss", NULL);
+	if (by_iss)
+		crypto_hash_sha256(jti_hash, (const u8 *)jti, strlen(jti));
+
+	/* Copied out under the read lock, formatted after it. */
+	struct {
+		u8 iss[32];
+		u64 timestamp;
+	} found[REVOCATION_STATUS_MAX];
+	unsigned listed = 0;
+	bool link_revoked = false;
+	engine_read_begin(rq->srv->e);
+	const struct auth *a = engine_auth(rq->srv->e);
+	u32 n = auth_revocation_count(a);
+	/* NEEDSWORK: a scan; an index by jti when lists grow large. */
+	for (u32 i = 0; i < n && listed < REVOCATION_STATUS_MAX; i++) {
+		struct auth_revocation r;
+		auth_revocation_at(a, i, &r);
+		if (r.all || strcmp(r.jti, jti) != 0)
+			continue;
+		memcpy(found[listed].iss, r.iss, 32);
+		found[listed++].timestamp = r.timestamp;
+	}
+	if (by_iss)
+		link_revoked = auth_revoked(a, iss, jti_hash);
+	engine_read_end(rq->srv->e);
+
+	struct wbuf b = WBUF_INIT(REVOCATION_STATUS_MAX * 96 + 256);
+	wbuf_puts(&b, "{\"jti\":");
+	wbuf_put_json_str(&b, jti, strlen(jti));
+	wbuf_puts(&b, ",\"revocations\":[");
+	for (unsigned i = 0; i < listed; i++) {
+		char text[JOSE_B64_32_BYTES];
+		id_text(found[i].iss, text);
+		if (i)
+			wbuf_putc(&b, ',');
+		wbuf_puts(&b, "{\"iss\":\"");
+		wbuf_puts(&b, text);
+		wbuf_puts(&b, "\",\"at\":");
+		wbuf_put_u64(&b, found[i].timestamp / 1000000000u);
+		wbuf_putc(&b, '}');
+	}
 	wbuf_puts(&b, "]");
 	if (listed == REVOCATION_STATUS_MAX)
 		wbuf_puts(&b, ",\"truncated\":true");
@@ -802,7 +825,7 @@ enum MHD_Result authz_route_revocation(struct request *rq)
 	if (by_iss)
 		wbuf_puts(&b, link_revoked ? "\"revoked\"}" : "\"good\"}");
 	else
-		wbuf_puts(&b, any ? "\"revoked\"}" : "\"good\"}");
+		wbuf_puts(&b, listed ? "\"revoked\"}" : "\"good\"}");
 	return api_reply_json(rq, 200, &b);
 }
 

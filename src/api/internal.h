@@ -214,9 +214,17 @@ int authz_check_route(struct request *rq);
 bool authz_may_read_audit(struct request *rq);
 /* Every transfer event against the caller's right (-1: auth.err). */
 int authz_check_transfers(struct request *rq);
-/* Build rq->eng.payload when the batch needs a command record (a mandate's
- * guard, an account owner).  0, or -1 when out of memory. */
-int authz_build_command(struct request *rq);
+/* What authz_build_command did. */
+enum authz_build {
+	AUTHZ_BUILT,	       /* rq->eng.payload set, or none needed */
+	AUTHZ_BUILD_NO_MEMORY, /* out of memory */
+	AUTHZ_OWNER_MALFORMED, /* ?owner= is not a principal id */
+	AUTHZ_OWNER_NOT_YOURS, /* only the administrator names another */
+	AUTHZ_OWNER_UNKNOWN,   /* ?owner= is not a registered principal */
+};
+/* Build rq->eng.payload when the batch needs a command record (a
+ * mandate's guard, an account owner). */
+enum authz_build authz_build_command(struct request *rq);
 /* After a guarded batch: did its guard refuse it (auth.err set)? */
 bool authz_guard_refused(struct request *rq);
 /* An auth refusal as an RFC 9457 problem (401 or 403). */

@@ -230,21 +230,22 @@ static enum MHD_Result create_submit(struct request *rq, enum engine_op op)
 	if (op == ENGINE_CREATE_TRANSFERS && authz_check_transfers(rq) != 0)
 		return api_reply_auth(rq);
 	switch (authz_build_command(rq)) {
-	case 0: break;
-	case -2:
+	case AUTHZ_BUILT: break;
+	case AUTHZ_OWNER_MALFORMED:
 		return api_reply_problem(rq, PROBLEM_invalid_query,
 					 "owner is a principal id (43 "
 					 "base64url characters)",
 					 "owner", NULL);
-	case -3:
+	case AUTHZ_OWNER_NOT_YOURS:
 		return api_reply_problem(rq, PROBLEM_invalid_query,
 					 "only the administrator may create "
 					 "accounts for another owner",
 					 "owner", NULL);
-	case -4:
+	case AUTHZ_OWNER_UNKNOWN:
 		return api_reply_problem(rq, PROBLEM_invalid_query,
 					 "owner is not a registered principal",
 					 "owner", NULL);
+	case AUTHZ_BUILD_NO_MEMORY:
 	default:
 		return api_reply_problem(rq, PROBLEM_internal_error,
 					 "out of memory", NULL, NULL);
@@ -281,12 +282,51 @@ static const char *result_name(enum engine_op op, u32 code)
 	return n ? n : "unknown";
 }
 
+/*
+ * The own timestamps of the records an "exists" result names, looked up
+ * under the read lock into the timestamp field of those events (the
+ * engine is done with them; 0 when not found), so that the results are
+ * formatted after it.
+ */
+static void existing_timestamps(struct request *rq)
+{
+	const struct ledger *l = NULL;
+	u32 exists = rq->eng.base_op == ENGINE_CREATE_ACCOUNTS
+			     ? CREATE_ACCOUNT_exists
+			     : CREATE_TRANSFER_exists;
+
+	for (u32 i = 0; i < rq->eng.count; i++) {
+		if (rq->eng.results[i] != exists)
+			continue;
+		if (!l)
+			l = engine_read_begin(rq->srv->e);
+		if (rq->eng.base_op == ENGINE_CREATE_ACCOUNTS) {
+			struct account *ev =
+				(struct account *)rq->eng.events + i;
+			struct account a;
+			ev->timestamp =
+				ledger_lookup_account(l, ev->id, &a) == 0
+					? a.timestamp
+					: 0;
+		} else {
+			struct transfer *ev =
+				(struct transfer *)rq->eng.events + i;
+			struct transfer t;
+			ev->timestamp =
+				ledger_lookup_transfer(l, ev->id, &t) == 0
+					? t.timestamp
+					: 0;
+		}
+	}
+	if (l)
+		engine_read_end(rq->srv->e);
+}
+
 /* A batch is done: one result per event. */
 static enum MHD_Result create_reply(struct request *rq)
 {
 	struct api_server *s = rq->srv;
 	struct engine_request *er = &rq->eng.ereq;
-	const struct ledger *l = NULL;
 	struct wbuf b;
 	unsigned status = 200;
 
@@ -297,6 +337,7 @@ static enum MHD_Result create_reply(struct request *rq)
 	    authz_guard_refused(rq))
 		return api_reply_auth(rq);
 
+	existing_timestamps(rq);
 	wbuf_init(&b, (size_t)rq->eng.count * CODEC_RESULT_BYTES_MAX + 16);
 	if (rq->eng.is_array)
 		wbuf_putc(&b, '[');
@@ -309,25 +350,13 @@ static enum MHD_Result create_reply(struct request *rq)
 			/* Event i of a batch is stamped ts - count + 1 + i. */
 			ts = er->timestamp - rq->eng.count + 1 + i;
 		} else if (strcmp(name, "exists") == 0) {
-			/* The existing record's own timestamp. */
-			if (!l)
-				l = engine_read_begin(s->e);
-			if (rq->eng.base_op == ENGINE_CREATE_ACCOUNTS) {
-				struct account a;
-				const struct account *ev =
-					(const struct account *)rq->eng.events +
-					i;
-				if (ledger_lookup_account(l, ev->id, &a) == 0)
-					ts = a.timestamp;
-			} else {
-				struct transfer t;
-				const struct transfer *ev =
-					(const struct transfer *)
-						rq->eng.events +
-					i;
-				if (ledger_lookup_transfer(l, ev->id, &t) == 0)
-					ts = t.timestamp;
-			}
+			ts = rq->eng.base_op == ENGINE_CREATE_ACCOUNTS
+				     ? ((const struct account *)
+						rq->eng.events)[i]
+					       .timestamp
+				     : ((const struct transfer *)
+						rq->eng.events)[i]
+					       .timestamp;
 		}
 		if (i)
 			wbuf_putc(&b, ',');
@@ -341,8 +370,6 @@ static enum MHD_Result create_reply(struct request *rq)
 		if (!rq->eng.is_array)
 			status = codec_result_http_status(name);
 	}
-	if (l)
-		engine_read_end(s->e);
 	if (rq->eng.is_array)
 		wbuf_putc(&b, ']');
 	return api_reply_json(rq, status, &b);

@@ -35,6 +35,10 @@
 #define ACTIVITY_KEY_FILE	 "activity.key"
 #define IMPACT_THRESHOLD_DEFAULT 0.05
 #define IMPACT_WEEKS_DEFAULT	 4u
+/* GET /v1/client-policy/versions lists the newest this many. */
+#define VERSIONS_LISTED 1000u
+/* GET /v1/client-policy/overrides lists at most this many. */
+#define OVERRIDES_LISTED 1000u
 
 static enum MHD_Result policy_command_reply(struct request *rq);
 
@@ -433,39 +437,49 @@ static json_t *version_meta(const struct pstate_version *v)
 static enum MHD_Result get_version(struct request *rq, u64 v)
 {
 	struct pstate_version pv;
+	char *text = NULL;
+	/* The version is copied out under the read lock (its text too), and
+	 * parsed and formatted after it. */
 	engine_read_begin(rq->srv->e);
 	const struct pstate *ps = engine_pstate(rq->srv->e);
 	if (v == 0)
 		v = pstate_version_count(ps);
 	bool found = pstate_version_get(ps, v, &pv);
-	json_t *o = NULL, *doc = NULL;
-	if (found) {
-		o = version_meta(&pv);
-		doc = json_loadb(pv.text, pv.text_len, 0, NULL);
-	}
+	if (found)
+		text = strndup(pv.text, pv.text_len);
 	engine_read_end(rq->srv->e);
 	if (!found)
 		return api_reply_problem(rq, PROBLEM_policy_not_found,
 					 v ? "no such version"
 					   : "no policy has been set yet",
 					 NULL, NULL);
+	json_t *o = version_meta(&pv);
+	json_t *doc = text ? json_loadb(text, pv.text_len, 0, NULL) : NULL;
+	free(text);
 	json_object_set_new(o, "document", doc ? doc : json_null());
 	return reply_jansson(rq, 200, o);
 }
 
 enum MHD_Result policy_route_versions(struct request *rq)
 {
-	json_t *arr = json_array();
+	/* newest first, at most VERSIONS_LISTED: copied out under the read
+	 * lock, formatted after it */
+	struct pstate_version *pv = malloc(VERSIONS_LISTED * sizeof(*pv));
+	u64 n, got = 0;
+	if (!pv)
+		return api_reply_problem(rq, PROBLEM_internal_error,
+					 "out of memory", NULL, NULL);
 	engine_read_begin(rq->srv->e);
 	const struct pstate *ps = engine_pstate(rq->srv->e);
-	u64 n = pstate_version_count(ps);
-	/* newest first, at most 1000 */
-	for (u64 v = n; v > 0 && n - v < 1000; v--) {
-		struct pstate_version pv;
-		if (pstate_version_get(ps, v, &pv))
-			json_array_append_new(arr, version_meta(&pv));
-	}
+	n = pstate_version_count(ps);
+	for (u64 v = n; v > 0 && n - v < VERSIONS_LISTED; v--)
+		if (pstate_version_get(ps, v, &pv[got]))
+			got++;
 	engine_read_end(rq->srv->e);
+	json_t *arr = json_array();
+	for (u64 i = 0; i < got; i++)
+		json_array_append_new(arr, version_meta(&pv[i]));
+	free(pv);
 	return reply_jansson(rq, 200,
 			     json_pack("{s:I, s:o}", "current", (json_int_t)n,
 				       "versions", arr));
@@ -637,6 +651,10 @@ static enum MHD_Result evaluate(struct request *rq, bool signed_manifest)
 					 "given)",
 					 "platform", NULL);
 	query_from_args(rq, &q, cv, sizeof(cv));
+	/* NEEDSWORK: formatted under the read lock, like the gate's
+	 * refusal (blocked_body): the decision points into the policy,
+	 * which lives only as long as the lock is held.  A decision that
+	 * owns its texts (core/policy.h) would let both format after it. */
 	engine_read_begin(rq->srv->e);
 	const struct policy *p = evaluate_locked(rq->srv, &q, &d, &version);
 	json_t *o = decision_json(p, &d, version);
@@ -700,13 +718,32 @@ static json_t *override_json(const struct pstate_override_info *o, int64_t now)
 		o->ended_early);
 }
 
+/* An override copied out of the state (read lock held), its command
+ * with it: formatted once the lock is released. */
+struct override_copy {
+	struct pstate_override_info info;
+	struct pstate_override_cmd cmd;
+};
+
+static void override_copy(const struct pstate_override_info *o,
+			  struct override_copy *c)
+{
+	c->info = *o;
+	c->cmd = *o->cmd;
+	c->info.cmd = &c->cmd;
+}
+
 static enum MHD_Result get_overrides(struct request *rq, u64 only_id)
 {
 	const char *all = arg(rq, "all");
 	bool every = all && strcmp(all, "true") == 0;
 	int64_t now = now_s();
-	json_t *arr = json_array();
-	json_t *one = NULL;
+	struct override_copy *oc =
+		malloc((only_id ? 1 : OVERRIDES_LISTED) * sizeof(*oc));
+	u32 got = 0;
+	if (!oc)
+		return api_reply_problem(rq, PROBLEM_internal_error,
+					 "out of memory", NULL, NULL);
 	engine_read_begin(rq->srv->e);
 	const struct pstate *ps = engine_pstate(rq->srv->e);
 	u64 n = pstate_override_count(ps);
@@ -714,25 +751,33 @@ static enum MHD_Result get_overrides(struct request *rq, u64 only_id)
 		struct pstate_override_info o;
 		pstate_override_at(ps, i, &o);
 		if (only_id) {
-			if (o.id == only_id)
-				one = override_json(&o, now);
+			if (o.id == only_id) {
+				override_copy(&o, &oc[0]);
+				got = 1;
+				break;
+			}
 			continue;
 		}
 		if (!every && !(o.not_before_s <= now && now < o.expires_at_s))
 			continue;
-		json_array_append_new(arr, override_json(&o, now));
-		if (json_array_size(arr) >= 1000)
+		override_copy(&o, &oc[got++]);
+		if (got >= OVERRIDES_LISTED)
 			break;
 	}
 	engine_read_end(rq->srv->e);
 	if (only_id) {
-		json_decref(arr);
+		json_t *one = got ? override_json(&oc[0].info, now) : NULL;
+		free(oc);
 		if (!one)
 			return api_reply_problem(rq, PROBLEM_policy_not_found,
 						 "no such override", NULL,
 						 NULL);
 		return reply_jansson(rq, 200, one);
 	}
+	json_t *arr = json_array();
+	for (u32 i = 0; i < got; i++)
+		json_array_append_new(arr, override_json(&oc[i].info, now));
+	free(oc);
 	return reply_jansson(rq, 200, json_pack("{s:o}", "overrides", arr));
 }
 
@@ -1097,18 +1142,22 @@ static enum MHD_Result policy_command_reply(struct request *rq)
 		return reply_jansson(rq, outcome == PSTATE_OK ? 201 : 200, o);
 	}
 	if (h->kind == PSTATE_CMD_OVERRIDE) {
-		json_t *o = NULL;
+		struct override_copy mine;
+		bool found = false;
 		engine_read_begin(rq->srv->e);
 		const struct pstate *ps = engine_pstate(rq->srv->e);
 		u64 n = pstate_override_count(ps);
 		/* Ours is the one stamped with our record's time. */
-		for (u64 i = n; i-- > 0 && !o;) {
+		for (u64 i = n; i-- > 0 && !found;) {
 			struct pstate_override_info info;
 			pstate_override_at(ps, i, &info);
-			if (info.timestamp == rq->eng.ereq.timestamp)
-				o = override_json(&info, now_s());
+			if (info.timestamp == rq->eng.ereq.timestamp) {
+				override_copy(&info, &mine);
+				found = true;
+			}
 		}
 		engine_read_end(rq->srv->e);
+		json_t *o = found ? override_json(&mine.info, now_s()) : NULL;
 		if (!o)
 			return api_reply_problem(rq, PROBLEM_internal_error,
 						 NULL, NULL, NULL);
