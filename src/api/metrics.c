@@ -9,9 +9,6 @@
 
 #include "banned.h"
 
-static const char *const method_names[METHOD_COUNT] = {
-	"GET", "HEAD", "POST", "PUT", "DELETE", "other"};
-
 static const unsigned status_codes[STATUS_IDX_OTHER] = {
 #define X(code) [STATUS_IDX_##code] = code,
 	API_STATUSES(X)
@@ -41,7 +38,7 @@ const char *metrics_route_template(enum api_route r)
 
 const char *metrics_method_name(enum api_method m)
 {
-	return m < METHOD_COUNT ? method_names[m] : "other";
+	return api_method_name(m);
 }
 
 static unsigned status_index(unsigned status)
@@ -269,7 +266,7 @@ void metrics_render(struct metrics *m, struct engine *e, struct wbuf *b)
 					     "route=\"");
 				wbuf_puts(b, api_routes[r].tmpl);
 				wbuf_puts(b, "\",method=\"");
-				wbuf_puts(b, method_names[me]);
+				wbuf_puts(b, api_method_name(me));
 				wbuf_puts(b, "\",status=\"");
 				if (s == STATUS_IDX_OTHER)
 					wbuf_puts(b, "other");

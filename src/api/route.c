@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "banned.h"
@@ -21,47 +22,79 @@ const struct api_route_info api_routes[ROUTE_COUNT] = {
 #undef X
 };
 
+const char *api_method_name(enum api_method m)
+{
+	static const char *const names[METHOD_COUNT] = {
+		"GET", "HEAD", "POST", "PUT", "DELETE", "other"};
+	return m < METHOD_COUNT ? names[m] : "other";
+}
+
 const char *api_route_allow(enum api_route r, char buf[API_ALLOW_BYTES_MAX])
 {
-	static const char *const names[] = {"GET", "HEAD", "POST", "PUT",
-					    "DELETE"};
 	size_t n = 0;
 
 	buf[0] = '\0';
-	for (unsigned m = 0; m < sizeof(names) / sizeof(names[0]); m++) {
+	for (unsigned m = 0; m < METHOD_OTHER; m++) {
 		if (!(api_routes[r].methods & (1u << m)))
 			continue;
 		n += (size_t)snprintf(buf + n, API_ALLOW_BYTES_MAX - n, "%s%s",
-				      n ? ", " : "", names[m]);
+				      n ? ", " : "", api_method_name(m));
 	}
 	return buf;
 }
 
-/* Does url have the shape of template t?  *seg and *seg_len: its {...}
- * segment (a template has at most one), any bytes up to the next '/'. */
-static bool shape_matches(const char *t, const char *url, const char **seg,
-			  size_t *seg_len)
+/*
+ * The table, indexed for matching (built once, before main): templates
+ * without a {...} by their length, so that a URL is compared with the
+ * one or two of its length; the others by the literal prefix before
+ * their {...} and the suffix after it.  No URL has the shape of two
+ * templates (test_api_route checks each template finds its own row), so
+ * the order of the look-ups does not matter.
+ */
+#define LITERAL_BYTES_MAX 64
+#define SAME_LENGTH_MAX	  4
+static u8 literal_by_len[LITERAL_BYTES_MAX][SAME_LENGTH_MAX];
+static u8 literal_count[LITERAL_BYTES_MAX];
+static struct {
+	u8 route;
+	u8 prefix_len;
+	const char *suffix; /* after the '}' */
+} with_param[ROUTE_COUNT];
+static unsigned with_param_count;
+
+__attribute__((constructor)) static void route_index(void)
 {
-	*seg = NULL;
-	for (;;) {
-		if (*t == '{') {
-			const char *s = url;
-			while (*url && *url != '/')
-				url++;
-			*seg = s;
-			*seg_len = (size_t)(url - s);
-			while (*t != '}')
-				t++;
-			t++;
-			continue;
+	for (unsigned r = 0; r < ROUTE_unmatched; r++) {
+		const char *t = api_routes[r].tmpl;
+		const char *open = strchr(t, '{');
+		size_t n = strlen(t);
+		if (!open && n < LITERAL_BYTES_MAX &&
+		    literal_count[n] < SAME_LENGTH_MAX) {
+			literal_by_len[n][literal_count[n]++] = (u8)r;
+		} else if (open) {
+			with_param[with_param_count].route = (u8)r;
+			with_param[with_param_count].prefix_len =
+				(u8)(open - t);
+			with_param[with_param_count++].suffix =
+				strchr(open, '}') + 1;
+		} else {
+			abort(); /* a template longer than the index */
 		}
-		if (*t != *url)
-			return false;
-		if (*t == '\0')
-			return true;
-		t++;
-		url++;
 	}
+}
+
+/* Is url, from its {...} segment at url + p on, the rest of a template
+ * whose suffix is suffix?  *seg_len: the segment's length, any bytes up
+ * to the next '/'. */
+static bool rest_matches(const char *url, size_t p, const char *suffix,
+			 size_t *seg_len)
+{
+	const char *s = url + p;
+	const char *e = s;
+	while (*e && *e != '/')
+		e++;
+	*seg_len = (size_t)(e - s);
+	return strcmp(e, suffix) == 0;
 }
 
 static bool text_id_ok(const char *s, size_t n)
@@ -78,45 +111,58 @@ static bool text_id_ok(const char *s, size_t n)
 	return true;
 }
 
-/* The rows in order: no URL has the shape of two templates.  Routes
- * used most (the batches) come first. */
+/* The {...} segment seg (n bytes) of row r: id, bad_id, text. */
+static enum api_route read_param(unsigned r, const char *seg, size_t n,
+				 u128 *id, bool *bad_id, const char **text)
+{
+	const struct api_route_info *ri = &api_routes[r];
+
+	switch ((enum route_param)ri->param) {
+	case RP_NONE: break;
+	case RP_DEC128:
+	case RP_DEC64:
+		/* ".../accounts/" is no route; ".../accounts//x" is a route
+		 * with a bad id */
+		if (n == 0 && seg[0] == '\0')
+			return ROUTE_unmatched;
+		/* fall through */
+	case RP_SERIAL:
+		if (u128_parse_dec(
+			    seg, n,
+			    ri->param == RP_DEC128 ? U128_MAX : UINT64_MAX, id))
+			*bad_id = true;
+		break;
+	case RP_TEXT:
+		if (!text_id_ok(seg, n))
+			*bad_id = true;
+		else if (text)
+			*text = seg;
+		break;
+	}
+	return (enum api_route)r;
+}
+
 enum api_route api_route_match_text(const char *url, u128 *id, bool *bad_id,
 				    const char **text)
 {
+	size_t n = strlen(url);
+
 	*bad_id = false;
 	if (text)
 		*text = NULL;
-	for (unsigned r = 0; r < ROUTE_unmatched; r++) {
-		const struct api_route_info *ri = &api_routes[r];
-		const char *seg;
-		size_t n = 0;
-
-		if (!shape_matches(ri->tmpl, url, &seg, &n))
-			continue;
-		switch ((enum route_param)ri->param) {
-		case RP_NONE: break;
-		case RP_DEC128:
-		case RP_DEC64:
-			/* ".../accounts/" is no route; ".../accounts//x" is
-			 * a route with a bad id */
-			if (n == 0 && seg[0] == '\0')
-				return ROUTE_unmatched;
-			/* fall through */
-		case RP_SERIAL:
-			if (u128_parse_dec(seg, n,
-					   ri->param == RP_DEC128 ? U128_MAX
-								  : UINT64_MAX,
-					   id))
-				*bad_id = true;
-			break;
-		case RP_TEXT:
-			if (!text_id_ok(seg, n))
-				*bad_id = true;
-			else if (text)
-				*text = seg;
-			break;
+	if (n < LITERAL_BYTES_MAX)
+		for (unsigned k = 0; k < literal_count[n]; k++) {
+			unsigned r = literal_by_len[n][k];
+			if (memcmp(url, api_routes[r].tmpl, n) == 0)
+				return (enum api_route)r;
 		}
-		return (enum api_route)r;
+	for (unsigned k = 0; k < with_param_count; k++) {
+		size_t p = with_param[k].prefix_len, seg_len;
+		unsigned r = with_param[k].route;
+		if (n >= p && memcmp(url, api_routes[r].tmpl, p) == 0 &&
+		    rest_matches(url, p, with_param[k].suffix, &seg_len))
+			return read_param(r, url + p, seg_len, id, bad_id,
+					  text);
 	}
 	return ROUTE_unmatched;
 }

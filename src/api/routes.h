@@ -252,6 +252,9 @@ static inline bool api_route_reads_body(enum api_route r, enum api_method m)
 	       (m == METHOD_POST || m == METHOD_PUT);
 }
 
+/* "GET", "HEAD", "POST", "PUT", "DELETE", else "other". */
+const char *api_method_name(enum api_method m);
+
 /* The Allow header of route r ("GET, HEAD, POST"), into buf. */
 #define API_ALLOW_BYTES_MAX 32
 const char *api_route_allow(enum api_route r, char buf[API_ALLOW_BYTES_MAX]);
