@@ -121,12 +121,11 @@ static enum api_route read_param(unsigned r, const char *seg, size_t n,
 	case RP_NONE: break;
 	case RP_DEC128:
 	case RP_DEC64:
-		/* ".../accounts/" is no route; ".../accounts//x" is a route
-		 * with a bad id */
-		if (n == 0 && seg[0] == '\0')
-			return ROUTE_unmatched;
-		/* fall through */
 	case RP_SERIAL:
+		/* ".../accounts/" is no route; ".../accounts//x" is a route
+		 * with a bad id; ".../versions/" a bad id */
+		if (n == 0 && seg[0] == '\0' && ri->param != RP_SERIAL)
+			return ROUTE_unmatched;
 		if (u128_parse_dec(
 			    seg, n,
 			    ri->param == RP_DEC128 ? U128_MAX : UINT64_MAX, id))
