@@ -1,8 +1,9 @@
 /*
  * authz_routes.c - authorization of every /v1 route, and the routes of
  * the authorization state: /v1/principals, /v1/keys, /v1/revocations.
- * docs/authz.md is the contract; the required right of each route is in
- * authz_route() below and in docs/api.md.
+ * docs/authz.md is the contract; the right each route needs is in its
+ * row of API_ROUTES (routes.h), checked by authz_check_route() below, and
+ * in docs/api.md.
  */
 #include "api/internal.h"
 #include "core/auth.h"
@@ -33,16 +34,19 @@
 #define REVOCATIONS_PAGE 2000u
 /* Issuers listed for one jti by GET /v1/revocations/{jti}, at most. */
 #define REVOCATION_STATUS_MAX 64u
-/* Not configured: every /v1 request answers 503. */
-#define AUTH_ERR_UNCONFIGURED (-1)
-/* The guard's counters are at their limit: 507. */
-#define AUTH_ERR_STATE_FULL (-2)
+/* Refusals of our own in auth.err.code, below the MANDATE_ERR_* codes. */
+enum {
+	/* Not configured: every /v1 request answers 503. */
+	AUTH_ERR_UNCONFIGURED = -1,
+	/* The guard's counters are at their limit: 507. */
+	AUTH_ERR_STATE_FULL = -2,
+};
 
 static int set_err(struct request *rq, int code, int link, const char *claim)
 {
-	rq->auth_err.code = code;
-	rq->auth_err.link = link;
-	snprintf(rq->auth_err.claim, sizeof(rq->auth_err.claim), "%s",
+	rq->auth.err.code = code;
+	rq->auth.err.link = link;
+	snprintf(rq->auth.err.claim, sizeof(rq->auth.err.claim), "%s",
 		 claim ? claim : "");
 	return -1;
 }
@@ -74,37 +78,36 @@ void authz_begin(struct request *rq, const char *url, const char *method)
 	const char *host =
 		MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host");
 
-	rq->auth_checked = true;
-	memset(&rq->auth_err, 0, sizeof(rq->auth_err));
+	rq->auth.checked = true;
+	memset(&rq->auth.err, 0, sizeof(rq->auth.err));
 	if (!s->authz) {
-		rq->auth_err.code = AUTH_ERR_UNCONFIGURED;
+		rq->auth.err.code = AUTH_ERR_UNCONFIGURED;
 		return;
 	}
 	/* A revocation statement proves itself: no credential needed. */
-	if (!authz && rq->route == ROUTE_revocations &&
-	    rq->method == METHOD_POST)
+	if (!authz && api_route_right(rq->route, rq->method) == RIGHT_OPEN)
 		return;
 	api_authz_authenticate(s->authz, s->e, authz, dpop, method, host, url,
-			       &rq->caller, &rq->auth_err);
+			       &rq->auth.caller, &rq->auth.err);
 }
 
 static int check_op(struct request *rq, unsigned op, bool has_account,
 		    u128 account)
 {
-	const struct mandate_right *r = api_caller_right(&rq->caller);
+	const struct mandate_right *r = api_caller_right(&rq->auth.caller);
 	if (mandate_right_check_op(r, op, has_account, account,
-				   &rq->auth_err) != 0)
+				   &rq->auth.err) != 0)
 		return -1;
 	return 0;
 }
 
 /* Reading a transfer: a right limited to accounts covers the transfers
  * that debit or credit one of them. */
-static int check_transfer_read(struct request *rq)
+static int check_transfer_read(struct request *rq, unsigned op)
 {
-	const struct mandate_right *r = api_caller_right(&rq->caller);
+	const struct mandate_right *r = api_caller_right(&rq->auth.caller);
 	if (r->n_accounts == 0)
-		return check_op(rq, MANDATE_OP_TRANSFERS_READ, false, 0);
+		return check_op(rq, op, false, 0);
 	struct transfer t;
 	const struct ledger *l = engine_read_begin(rq->srv->e);
 	int found = ledger_lookup_transfer(l, rq->path_id, &t);
@@ -112,92 +115,51 @@ static int check_transfer_read(struct request *rq)
 	if (found != 0) /* as if it were someone else's: no existence leak */
 		return set_err(rq, MANDATE_ERR_account_not_allowed, 0,
 			       "right.accounts");
-	if (check_op(rq, MANDATE_OP_TRANSFERS_READ, true, t.debit_account_id) ==
-	    0)
+	if (check_op(rq, op, true, t.debit_account_id) == 0)
 		return 0;
-	return check_op(rq, MANDATE_OP_TRANSFERS_READ, true,
-			t.credit_account_id);
+	return check_op(rq, op, true, t.credit_account_id);
 }
 
 bool authz_may_read_audit(struct request *rq)
 {
 	struct mandate_error ignored;
-	const struct mandate_right *r = api_caller_right(&rq->caller);
+	const struct mandate_right *r = api_caller_right(&rq->auth.caller);
 
 	memset(&ignored, 0, sizeof(ignored));
-	return rq->caller.authenticated &&
+	return rq->auth.caller.authenticated &&
 	       mandate_right_check_op(r, MANDATE_OP_AUDIT_READ, false, 0,
 				      &ignored) == 0;
 }
 
-int authz_route(struct request *rq)
+int authz_check_route(struct request *rq)
 {
-	bool post = rq->method == METHOD_POST;
+	u32 op = api_route_right(rq->route, rq->method);
 
-	if (rq->auth_err.code != 0)
+	if (rq->auth.err.code != 0)
 		return -1;
-	if (!rq->caller.authenticated) {
-		/* Only a revocation statement comes without a credential. */
-		if (rq->route == ROUTE_revocations && post)
-			return 0;
+	if (op == RIGHT_OPEN)
+		return 0; /* a statement that proves itself */
+	if (!rq->auth.caller.authenticated)
 		return set_err(rq, MANDATE_ERR_malformed, 0, NULL);
-	}
-	switch (rq->route) {
-	case ROUTE_accounts:
+	/* A row without a right for this method: refuse (fail closed). */
+	if (op == 0)
+		return set_err(rq, MANDATE_ERR_op_not_allowed, 0, "right.ops");
+	switch ((enum route_scope)api_routes[rq->route].scope) {
+	case RA_ANY:
 		/* New accounts are no one's yet: an unscoped right, which
 		 * only a chain rooted at the administrator can hold. */
-		return check_op(rq, MANDATE_OP_ACCOUNTS_CREATE, false, 0);
-	case ROUTE_transfers: {
+		return check_op(rq, op, false, 0);
+	case RA_ACCOUNT: return check_op(rq, op, true, rq->path_id);
+	case RA_TRANSFER: return check_transfer_read(rq, op);
+	case RA_EVENTS:
 		/* Each event is checked once decoded (authz_check_transfers);
-		 * a right with neither op is refused before the body. */
-		const struct mandate_right *r = api_caller_right(&rq->caller);
-		if (!(r->ops & (MANDATE_OP_TRANSFERS_CREATE |
-				MANDATE_OP_TRANSFERS_POST_VOID)))
+		 * a right with none of the ops is refused before the body. */
+		if (!(api_caller_right(&rq->auth.caller)->ops & op))
 			return set_err(rq, MANDATE_ERR_op_not_allowed, 0,
 				       "right.ops");
 		return 0;
-	}
-	case ROUTE_account:
-	case ROUTE_account_transfers:
-	case ROUTE_account_balances:
-	case ROUTE_account_receipt:
-		return check_op(rq, MANDATE_OP_ACCOUNTS_READ, true,
-				rq->path_id);
-	case ROUTE_transfer:
-	case ROUTE_transfer_receipt: return check_transfer_read(rq);
-	case ROUTE_audit_key:
-	case ROUTE_audit_head:
-	case ROUTE_audit_checkpoint:
-	case ROUTE_audit_entry:
-	case ROUTE_audit_inclusion:
-	case ROUTE_audit_consistency:
-		return check_op(rq, MANDATE_OP_AUDIT_READ, false, 0);
-	case ROUTE_principals:
-		return check_op(rq,
-				post ? MANDATE_OP_PRINCIPALS_ADMIN
-				     : MANDATE_OP_PRINCIPALS_READ,
-				false, 0);
-	case ROUTE_principal:
-		return check_op(rq, MANDATE_OP_PRINCIPALS_READ, false, 0);
-	case ROUTE_keys: return check_op(rq, MANDATE_OP_KEYS_READ, false, 0);
-	case ROUTE_keys_rotate:
-		return check_op(rq, MANDATE_OP_KEYS_ROTATE, false, 0);
-	case ROUTE_revocations:
-		/* POST: a signed statement proves itself; the plain form
-		 * needs `revoke` (checked by revocations_post). */
-		if (post)
-			return 0;
-		return check_op(rq, MANDATE_OP_REVOCATIONS_READ, false, 0);
-	case ROUTE_revocation:
-		return check_op(rq, MANDATE_OP_REVOCATIONS_READ, false, 0);
-	default: {
-		/* The client-policy routes: policy:read or policy:admin. */
-		unsigned op;
-		if (policy_route_op(rq, &op) == 0)
-			return check_op(rq, op, false, 0);
-		/* Every /v1 route must be listed: refuse what is not. */
-		return set_err(rq, MANDATE_ERR_op_not_allowed, 0, "right.ops");
-	}
+	case RA_PUBLIC:
+	default: return set_err(rq, MANDATE_ERR_op_not_allowed, 0, "right.ops");
 	}
 }
 
@@ -247,10 +209,10 @@ static const struct transfer *batch_pending_find(const struct batch_pending *v,
  */
 int authz_check_transfers(struct request *rq)
 {
-	if (rq->caller.bearer)
+	if (rq->auth.caller.bearer)
 		return 0;
-	const struct mandate_right *r = api_caller_right(&rq->caller);
-	const struct transfer *t = rq->events;
+	const struct mandate_right *r = api_caller_right(&rq->auth.caller);
+	const struct transfer *t = rq->eng.events;
 	const u16 pv =
 		TRANSFER_POST_PENDING_TRANSFER | TRANSFER_VOID_PENDING_TRANSFER;
 	bool *later = NULL; /* pv events whose pending the ledger lacks */
@@ -258,14 +220,14 @@ int authz_check_transfers(struct request *rq)
 	int ret = 0;
 
 	const struct ledger *l = engine_read_begin(rq->srv->e);
-	for (u32 i = 0; i < rq->count && ret == 0; i++) {
+	for (u32 i = 0; i < rq->eng.count && ret == 0; i++) {
 		struct transfer p;
 		const struct transfer *pp = NULL;
 		if (t[i].flags & pv) {
 			if (ledger_lookup_transfer(l, t[i].pending_id, &p) !=
 			    0) {
 				if (!later)
-					later = calloc(rq->count,
+					later = calloc(rq->eng.count,
 						       sizeof(*later));
 				if (!later) {
 					ret = set_err(rq, MANDATE_ERR_internal,
@@ -278,7 +240,7 @@ int authz_check_transfers(struct request *rq)
 			}
 			pp = &p;
 		}
-		if (mandate_right_check_transfer(r, &t[i], pp, &rq->auth_err))
+		if (mandate_right_check_transfer(r, &t[i], pp, &rq->auth.err))
 			ret = -1;
 	}
 	engine_read_end(rq->srv->e);
@@ -288,21 +250,21 @@ int authz_check_transfers(struct request *rq)
 	}
 
 	u32 n = 0;
-	struct batch_pending *v = malloc(rq->count * sizeof(*v));
+	struct batch_pending *v = malloc(rq->eng.count * sizeof(*v));
 	if (!v) {
 		free(later);
 		return set_err(rq, MANDATE_ERR_internal, 0, NULL);
 	}
-	for (u32 i = 0; i < rq->count; i++)
+	for (u32 i = 0; i < rq->eng.count; i++)
 		if ((t[i].flags & TRANSFER_PENDING) && !(t[i].flags & pv))
 			v[n++] = (struct batch_pending){t[i].id, i};
 	qsort(v, n, sizeof(*v), batch_pending_cmp);
-	for (u32 i = 0; i < rq->count && ret == 0; i++) {
+	for (u32 i = 0; i < rq->eng.count && ret == 0; i++) {
 		if (!later[i])
 			continue;
 		const struct transfer *pp =
 			batch_pending_find(v, n, t, t[i].pending_id, i);
-		if (mandate_right_check_transfer(r, &t[i], pp, &rq->auth_err))
+		if (mandate_right_check_transfer(r, &t[i], pp, &rq->auth.err))
 			ret = -1;
 	}
 	free(v);
@@ -313,58 +275,60 @@ int authz_check_transfers(struct request *rq)
 /* The owner of accounts created by this request: ?owner=, else the
  * principal at the root of the caller's mandate (all zero: the
  * administrator).  Only the administrator may name another owner. */
-static int accounts_owner(struct request *rq, u8 owner[32])
+static enum authz_build accounts_owner(struct request *rq, u8 owner[32])
 {
 	u8 admin[32];
 	api_authz_admin_id(rq->srv->authz, admin);
-	memcpy(owner, rq->caller.root, 32);
-	if (rq->owner_param[0]) {
-		if (!id_parse(rq->owner_param, owner))
-			return -2;
-		if (!rq->caller.root_admin &&
-		    memcmp(owner, rq->caller.root, 32) != 0)
-			return -3;
+	memcpy(owner, rq->auth.caller.root, 32);
+	if (rq->auth.owner_param[0]) {
+		if (!id_parse(rq->auth.owner_param, owner))
+			return AUTHZ_OWNER_MALFORMED;
+		if (!rq->auth.caller.root_admin &&
+		    memcmp(owner, rq->auth.caller.root, 32) != 0)
+			return AUTHZ_OWNER_NOT_YOURS;
 		if (memcmp(owner, admin, 32) != 0) {
 			engine_read_begin(rq->srv->e);
 			bool known = auth_principal_get(engine_auth(rq->srv->e),
 							owner, NULL);
 			engine_read_end(rq->srv->e);
 			if (!known)
-				return -4;
+				return AUTHZ_OWNER_UNKNOWN;
 		}
 	}
 	if (memcmp(owner, admin, 32) == 0)
 		memset(owner, 0, 32);
-	return 0;
+	return AUTHZ_BUILT;
 }
 
-int authz_build_command(struct request *rq)
+enum authz_build authz_build_command(struct request *rq)
 {
-	if (!rq->caller.authenticated)
-		return 0;
-	if (rq->route == ROUTE_accounts) {
+	if (!rq->auth.caller.authenticated)
+		return AUTHZ_BUILT;
+	if (rq->eng.base_op == ENGINE_CREATE_ACCOUNTS) {
 		u8 owner[32];
-		int r = accounts_owner(rq, owner);
-		if (r < 0)
+		enum authz_build r = accounts_owner(rq, owner);
+		if (r != AUTHZ_BUILT)
 			return r;
 		if (memcmp(owner, zero32, 32) == 0)
-			return 0; /* the administrator's: a plain batch */
+			return AUTHZ_BUILT; /* the administrator's: a plain
+					       batch */
 		struct auth_owner *o =
 			api_command(rq, AUTH_CMD_ACCOUNTS_OWNED, sizeof(*o),
-				    rq->events, rq->count);
+				    rq->eng.events, rq->eng.count);
 		if (!o)
-			return -1;
+			return AUTHZ_BUILD_NO_MEMORY;
 		memcpy(o->owner, owner, 32);
-		return 0;
+		return AUTHZ_BUILT;
 	}
-	if (rq->route != ROUTE_transfers || !rq->caller.chain)
-		return 0;
-	const struct mandate_chain *c = rq->caller.chain;
-	struct auth_guard *g =
-		api_command(rq, AUTH_CMD_TRANSFERS_GUARDED_2,
-			    c->n * (u32)sizeof(*g), rq->events, rq->count);
+	if (rq->eng.base_op != ENGINE_CREATE_TRANSFERS ||
+	    !rq->auth.caller.chain)
+		return AUTHZ_BUILT;
+	const struct mandate_chain *c = rq->auth.caller.chain;
+	struct auth_guard *g = api_command(rq, AUTH_CMD_TRANSFERS_GUARDED_2,
+					   c->n * (u32)sizeof(*g),
+					   rq->eng.events, rq->eng.count);
 	if (!g)
-		return -1;
+		return AUTHZ_BUILD_NO_MEMORY;
 	for (unsigned k = 0; k < c->n; k++) {
 		const struct mandate_link *ln = &c->links[k];
 		struct auth_guard e = {0};
@@ -381,14 +345,14 @@ int authz_build_command(struct request *rq)
 		}
 		memcpy(&g[k], &e, sizeof(e));
 	}
-	return 0;
+	return AUTHZ_BUILT;
 }
 
 bool authz_guard_refused(struct request *rq)
 {
-	if (rq->count == 0)
+	if (rq->eng.count == 0)
 		return false;
-	switch (rq->results[0]) {
+	switch (rq->eng.results[0]) {
 	case CREATE_TRANSFER_mandate_revoked:
 		set_err(rq, MANDATE_ERR_revoked, 0, NULL);
 		return true;
@@ -409,7 +373,7 @@ bool authz_guard_refused(struct request *rq)
 
 enum MHD_Result api_reply_auth(struct request *rq)
 {
-	const struct mandate_error *e = &rq->auth_err;
+	const struct mandate_error *e = &rq->auth.err;
 	if (e->code == AUTH_ERR_STATE_FULL)
 		return api_reply_problem(rq, PROBLEM_state_full,
 					 "the mandate counters are at their "
@@ -485,6 +449,8 @@ static void put_principal(struct wbuf *b, const struct auth_principal_info *p)
 	wbuf_puts(b, "\"}");
 }
 
+/* The principals are copied out under the read lock and formatted after
+ * it (JWKs and escaping are not the writer's to wait for). */
 static enum MHD_Result principals_list(struct request *rq)
 {
 	struct engine *e = rq->srv->e;
@@ -492,24 +458,30 @@ static enum MHD_Result principals_list(struct request *rq)
 	const struct auth *a = engine_auth(e);
 	u32 n = auth_principal_count(a);
 	u32 shown = n < PRINCIPALS_LIST_MAX ? n : PRINCIPALS_LIST_MAX;
+	struct auth_principal_info *ps =
+		malloc((size_t)(shown ? shown : 1) * sizeof(*ps));
+	for (u32 i = 0; ps && i < shown; i++)
+		auth_principal_at(a, i, &ps[i]);
+	engine_read_end(e);
+	if (!ps)
+		return api_reply_problem(rq, PROBLEM_internal_error,
+					 "out of memory", NULL, NULL);
 	/* id 43, name up to 64 x 6 escaped, JWK ~100, time 20, keys */
 	struct wbuf b = WBUF_INIT((size_t)shown * 640 + 64);
 	wbuf_puts(&b, "{\"principals\":[");
 	for (u32 i = 0; i < shown; i++) {
-		struct auth_principal_info p;
-		auth_principal_at(a, i, &p);
 		if (i)
 			wbuf_putc(&b, ',');
-		put_principal(&b, &p);
+		put_principal(&b, &ps[i]);
 	}
-	engine_read_end(e);
+	free(ps);
 	wbuf_puts(&b, "],\"count\":");
 	wbuf_put_u64(&b, n);
 	wbuf_puts(&b, n > shown ? ",\"truncated\":true}" : "}");
 	return api_reply_json(rq, 200, &b);
 }
 
-static enum MHD_Result principal_get(struct request *rq)
+enum MHD_Result authz_route_principal(struct request *rq)
 {
 	u8 id[32];
 	struct auth_principal_info p;
@@ -613,7 +585,7 @@ static void put_time(struct wbuf *b, const char *key, int64_t t)
 	wbuf_putc(b, '"');
 }
 
-static enum MHD_Result keys_list(struct request *rq)
+enum MHD_Result authz_route_keys(struct request *rq)
 {
 	struct keyring *kr = rq->srv->keyring;
 	if (!kr)
@@ -733,7 +705,12 @@ static enum MHD_Result revocations_list(struct request *rq)
 					 "the \"next\" of a page)",
 					 "from", NULL);
 	u32 from = (u32)from128;
-	json_t *revoked = json_array(), *issuers = json_array();
+	/* The page is copied out under the read lock, made JSON after. */
+	struct auth_revocation *page =
+		malloc(REVOCATIONS_PAGE * sizeof(struct auth_revocation));
+	if (!page)
+		return api_reply_problem(rq, PROBLEM_internal_error,
+					 "out of memory", NULL, NULL);
 	engine_read_begin(rq->srv->e);
 	const struct auth *a = engine_auth(rq->srv->e);
 	u32 n = auth_revocation_count(a);
@@ -741,20 +718,20 @@ static enum MHD_Result revocations_list(struct request *rq)
 				      ? from + REVOCATIONS_PAGE
 				      : n)
 			   : from;
-	for (u32 i = from; i < end; i++) {
-		struct auth_revocation r;
-		auth_revocation_at(a, i, &r);
-		json_array_append_new(r.all ? issuers : revoked,
-				      revocation_json(&r));
-	}
+	for (u32 i = from; i < end; i++)
+		auth_revocation_at(a, i, &page[i - from]);
 	engine_read_end(rq->srv->e);
 	if (from > n) {
-		json_decref(revoked);
-		json_decref(issuers);
+		free(page);
 		return api_reply_problem(rq, PROBLEM_invalid_query,
 					 "from is past the last revocation",
 					 "from", NULL);
 	}
+	json_t *revoked = json_array(), *issuers = json_array();
+	for (u32 i = 0; i < end - from; i++)
+		json_array_append_new(page[i].all ? issuers : revoked,
+				      revocation_json(&page[i]));
+	free(page);
 	json_t *claims =
 		json_pack("{s:s, s:I, s:I, s:I, s:I, s:o, s:o}", "iss",
 			  rq->srv->origin ? rq->srv->origin : "tpwallet", "seq",
@@ -785,56 +762,62 @@ static enum MHD_Result revocations_list(struct request *rq)
 	return api_reply(rq, 200, &b, "application/jwt", NULL);
 }
 
-static enum MHD_Result revocation_get(struct request *rq)
+enum MHD_Result authz_route_revocation(struct request *rq)
 {
 	const char *jti = rq->text_id;
-	struct wbuf b = WBUF_INIT(REVOCATION_STATUS_MAX * 96 + 256);
-	bool any = false;
-	unsigned listed = 0;
-	wbuf_puts(&b, "{\"jti\":");
-	wbuf_put_json_str(&b, jti, strlen(jti));
-	wbuf_puts(&b, ",\"revocations\":[");
-	engine_read_begin(rq->srv->e);
-	const struct auth *a = engine_auth(rq->srv->e);
-	u32 n = auth_revocation_count(a);
-	/* NEEDSWORK: a scan; an index by jti when lists grow large. */
-	for (u32 i = 0; i < n; i++) {
-		struct auth_revocation r;
-		auth_revocation_at(a, i, &r);
-		if (r.all || strcmp(r.jti, jti) != 0 ||
-		    listed == REVOCATION_STATUS_MAX)
-			continue;
-		listed++;
-		char iss[JOSE_B64_32_BYTES];
-		id_text(r.iss, iss);
-		if (any)
-			wbuf_putc(&b, ',');
-		wbuf_puts(&b, "{\"iss\":\"");
-		wbuf_puts(&b, iss);
-		wbuf_puts(&b, "\",\"at\":");
-		wbuf_put_u64(&b, r.timestamp / 1000000000u);
-		wbuf_putc(&b, '}');
-		any = true;
-	}
 	/* A link is (issuer, jti): with ?iss= the answer is that link's,
 	 * every revocation of the issuer included; without, "revoked"
-	 * means by some issuer, as the list above says. */
+	 * means by some issuer, as the list says. */
 	const char *iss_text = MHD_lookup_connection_value(
 		rq->conn, MHD_GET_ARGUMENT_KIND, "iss");
-	u8 iss[32];
-	bool by_iss = false, link_revoked = false;
-	if (iss_text && id_parse(iss_text, iss)) {
-		u8 h[32];
-		crypto_hash_sha256(h, (const u8 *)jti, strlen(jti));
-		by_iss = true;
-		link_revoked = auth_revoked(a, iss, h);
-	}
-	engine_read_end(rq->srv->e);
+	u8 iss[32], jti_hash[32];
+	bool by_iss = iss_text && id_parse(iss_text, iss);
 	if (iss_text && !by_iss)
 		return api_reply_problem(rq, PROBLEM_invalid_query,
 					 "iss is a principal id (43 base64url "
 					 "characters)",
 					 "iss", NULL);
+	if (by_iss)
+		crypto_hash_sha256(jti_hash, (const u8 *)jti, strlen(jti));
+
+	/* Copied out under the read lock, formatted after it. */
+	struct {
+		u8 iss[32];
+		u64 timestamp;
+	} found[REVOCATION_STATUS_MAX];
+	unsigned listed = 0;
+	bool link_revoked = false;
+	engine_read_begin(rq->srv->e);
+	const struct auth *a = engine_auth(rq->srv->e);
+	u32 n = auth_revocation_count(a);
+	/* NEEDSWORK: a scan; an index by jti when lists grow large. */
+	for (u32 i = 0; i < n && listed < REVOCATION_STATUS_MAX; i++) {
+		struct auth_revocation r;
+		auth_revocation_at(a, i, &r);
+		if (r.all || strcmp(r.jti, jti) != 0)
+			continue;
+		memcpy(found[listed].iss, r.iss, 32);
+		found[listed++].timestamp = r.timestamp;
+	}
+	if (by_iss)
+		link_revoked = auth_revoked(a, iss, jti_hash);
+	engine_read_end(rq->srv->e);
+
+	struct wbuf b = WBUF_INIT(REVOCATION_STATUS_MAX * 96 + 256);
+	wbuf_puts(&b, "{\"jti\":");
+	wbuf_put_json_str(&b, jti, strlen(jti));
+	wbuf_puts(&b, ",\"revocations\":[");
+	for (unsigned i = 0; i < listed; i++) {
+		char text[JOSE_B64_32_BYTES];
+		id_text(found[i].iss, text);
+		if (i)
+			wbuf_putc(&b, ',');
+		wbuf_puts(&b, "{\"iss\":\"");
+		wbuf_puts(&b, text);
+		wbuf_puts(&b, "\",\"at\":");
+		wbuf_put_u64(&b, found[i].timestamp / 1000000000u);
+		wbuf_putc(&b, '}');
+	}
 	wbuf_puts(&b, "]");
 	if (listed == REVOCATION_STATUS_MAX)
 		wbuf_puts(&b, ",\"truncated\":true");
@@ -842,7 +825,7 @@ static enum MHD_Result revocation_get(struct request *rq)
 	if (by_iss)
 		wbuf_puts(&b, link_revoked ? "\"revoked\"}" : "\"good\"}");
 	else
-		wbuf_puts(&b, any ? "\"revoked\"}" : "\"good\"}");
+		wbuf_puts(&b, listed ? "\"revoked\"}" : "\"good\"}");
 	return api_reply_json(rq, 200, &b);
 }
 
@@ -855,7 +838,7 @@ static bool statement_issuer_known(struct request *rq, const u8 iss[32])
 	api_authz_admin_id(rq->srv->authz, admin);
 	if (memcmp(iss, admin, 32) == 0)
 		return true;
-	const struct mandate_chain *c = rq->caller.chain;
+	const struct mandate_chain *c = rq->auth.caller.chain;
 	for (unsigned k = 0; c && k < c->n; k++)
 		if (memcmp(c->links[k].iss, iss, 32) == 0 ||
 		    memcmp(c->links[k].sub, iss, 32) == 0)
@@ -884,7 +867,7 @@ static bool revocation_payer(struct request *rq, struct auth_revoke *rv)
 	bool registered =
 		auth_principal_get(engine_auth(rq->srv->e), rv->iss, NULL);
 	engine_read_end(rq->srv->e);
-	memcpy(rv->payer, registered ? rv->iss : rq->caller.root, 32);
+	memcpy(rv->payer, registered ? rv->iss : rq->auth.caller.root, 32);
 	rv->flags |= AUTH_REVOKE_QUOTA;
 	if (!registered)
 		rv->flags |= AUTH_REVOKE_DELEGATE;
@@ -940,14 +923,14 @@ static enum MHD_Result revocations_post(struct request *rq)
 						 "statement", NULL);
 		}
 		int r = mandate_revocation_verify(s, strlen(s), time(NULL), &m,
-						  &rq->auth_err);
+						  &rq->auth.err);
 		json_decref(j);
 		if (r != 0) {
 			/* the statement, not a missing header, is at fault */
-			if (rq->auth_err.code == MANDATE_ERR_malformed &&
-			    !rq->auth_err.claim[0])
-				snprintf(rq->auth_err.claim,
-					 sizeof(rq->auth_err.claim),
+			if (rq->auth.err.code == MANDATE_ERR_malformed &&
+			    !rq->auth.err.claim[0])
+				snprintf(rq->auth.err.claim,
+					 sizeof(rq->auth.err.claim),
 					 "statement");
 			return api_reply_auth(rq);
 		}
@@ -980,12 +963,12 @@ static enum MHD_Result revocations_post(struct request *rq)
 				NULL, NULL);
 	} else {
 		/* The plain form: the right to revoke anyone's links. */
-		if (rq->caller.authenticated &&
+		if (rq->auth.caller.authenticated &&
 		    check_op(rq, MANDATE_OP_REVOKE, false, 0) != 0) {
 			json_decref(j);
 			return api_reply_auth(rq);
 		}
-		if (!rq->caller.authenticated) {
+		if (!rq->auth.caller.authenticated) {
 			json_decref(j);
 			set_err(rq, MANDATE_ERR_malformed, 0, NULL);
 			return api_reply_auth(rq);
@@ -1037,42 +1020,41 @@ static enum MHD_Result revocations_post(struct request *rq)
 
 /* ---- dispatch and replies to commands ------------------------------------ */
 
-enum MHD_Result authz_dispatch(struct request *rq)
-{
-	enum MHD_Result r;
-	bool post = rq->method == METHOD_POST;
+static enum MHD_Result authz_command_reply(struct request *rq);
 
-	switch (rq->route) {
-	case ROUTE_principals:
-		if (!post)
-			return principals_list(rq);
-		r = principals_post(rq);
-		break;
-	case ROUTE_principal: return principal_get(rq);
-	case ROUTE_keys: return keys_list(rq);
-	case ROUTE_keys_rotate: r = keys_rotate(rq); break;
-	case ROUTE_revocations:
-		if (!post)
-			return revocations_list(rq);
-		r = revocations_post(rq);
-		break;
-	case ROUTE_revocation: return revocation_get(rq);
-	default:
-		return api_reply_problem(rq, PROBLEM_not_found, NULL, NULL,
-					 NULL);
-	}
-	/* A handler that replied has moved the request on; one that built
-	 * a command leaves it for the engine. */
-	if (rq->state == RS_REPLIED || r != MHD_YES || !rq->payload)
+/* A handler that replied has moved the request on; one that built a
+ * command leaves it for the engine. */
+static enum MHD_Result submit_built(struct request *rq, enum MHD_Result r)
+{
+	if (rq->state == RS_REPLIED || r != MHD_YES || !rq->eng.payload)
 		return r;
-	return api_submit_command(rq);
+	return api_submit_command(rq, authz_command_reply);
 }
 
-enum MHD_Result authz_command_reply(struct request *rq)
+enum MHD_Result authz_route_principals(struct request *rq)
 {
-	u32 outcome = rq->results ? rq->results[0] : 0;
-	const struct command_header *h = rq->payload;
-	const u8 *ext = (const u8 *)rq->payload + sizeof(*h);
+	if (rq->method != METHOD_POST)
+		return principals_list(rq);
+	return submit_built(rq, principals_post(rq));
+}
+
+enum MHD_Result authz_route_keys_rotate(struct request *rq)
+{
+	return submit_built(rq, keys_rotate(rq));
+}
+
+enum MHD_Result authz_route_revocations(struct request *rq)
+{
+	if (rq->method != METHOD_POST)
+		return revocations_list(rq);
+	return submit_built(rq, revocations_post(rq));
+}
+
+static enum MHD_Result authz_command_reply(struct request *rq)
+{
+	u32 outcome = rq->eng.results ? rq->eng.results[0] : 0;
+	const struct command_header *h = rq->eng.payload;
+	const u8 *ext = (const u8 *)rq->eng.payload + sizeof(*h);
 	struct wbuf b = WBUF_INIT(512);
 	char id[JOSE_B64_32_BYTES];
 

@@ -1,7 +1,8 @@
 /*
- * internal.h - what server.c shares with the other route files of the
- * API (authz_routes.c): the server and request structs and the reply
- * helpers.  Not for use outside src/api.
+ * internal.h - what server.c shares with the route files of the API
+ * (ledger_routes.c, audit_routes.c, authz_routes.c, policy_routes.c): the
+ * server and request structs, the reply helpers and the handlers of the
+ * route table.  Not for use outside src/api.
  */
 #ifndef TPW_API_INTERNAL_H
 #define TPW_API_INTERNAL_H
@@ -11,6 +12,7 @@
 #include "api/netguard.h"
 #include "api/problem.h"
 #include "api/route.h"
+#include "api/routes.h"
 #include "api/wbuf.h"
 #include "engine/engine.h"
 
@@ -20,6 +22,7 @@
 #include <stdatomic.h>
 
 struct activity;
+struct request;
 
 /* How long api_server_stop lets resumed requests send their replies. */
 #define STOP_REPLY_GRACE_MS 2000
@@ -57,6 +60,66 @@ struct api_server {
 
 enum req_state { RS_NEW, RS_BODY, RS_SUBMITTED, RS_REPLIED };
 
+/* The connection's side of a request (server.c, netguard.h). */
+struct request_net {
+	struct netguard_conn *nc; /* the connection's record, or NULL */
+	u32 index;		  /* its number on the connection */
+	bool bad_target;	  /* the raw target fails netguard_target_ok */
+	bool close_after;	  /* the reply closes the connection */
+};
+
+/* The request body, held against netguard's budgets (server.c). */
+struct request_body {
+	char *data;
+	size_t len;
+	size_t cap;
+	size_t expected; /* Content-Length, or 0 */
+	bool too_large;
+	bool over_budget;	    /* refused: a body budget is spent */
+	enum netguard_refusal over; /* which one */
+};
+
+/* Who is calling (/v1 routes), authenticated at the headers, the refusal
+ * (if any) answered once the body is in (authz_routes.c). */
+struct request_auth {
+	struct api_caller caller;
+	struct mandate_error err;
+	bool checked;
+	char owner_param[64]; /* POST /v1/accounts?owner= */
+};
+
+/* The client-version gate's decision (policy_routes.c). */
+struct request_gate {
+	bool evaluated;		   /* X-Client-Version was evaluated */
+	u8 verdict;		   /* enum policy_verdict */
+	u64 version;		   /* the policy version that decided */
+	int64_t since_s, sunset_s; /* deprecation headers */
+	char *body;		   /* the refusal (problem+json) when blocked */
+	unsigned status;
+	char link[600]; /* upgrade URL for Link: rel="deprecation" */
+	/* counted in activity once authenticated (policy_observe) */
+	char obs_platform[33];
+	char obs_version[257];
+	const char *obs_user; /* X-Client-User, valid for the request */
+};
+
+/* What goes to the engine and comes back (server.c, ledger_routes.c,
+ * and the command records of authz_routes.c and policy_routes.c). */
+struct request_engine {
+	enum engine_op base_op; /* accounts or transfers, for the results */
+	void *payload;		/* a command record (core/auth.h), or NULL */
+	u32 payload_bytes;
+	struct engine_request ereq;
+	/* The reply once the engine is done (api_submit). */
+	enum MHD_Result (*done_reply)(struct request *rq);
+	void *events;
+	u32 *results;
+	u32 count;
+	bool is_array;
+	bool want_entry;   /* ?entry_index=true: results carry their entry */
+	atomic_bool ready; /* set by on_engine_done before resuming */
+};
+
 struct request {
 	struct api_server *srv;
 	struct MHD_Connection *conn;
@@ -66,54 +129,18 @@ struct request {
 	enum api_method method;
 	unsigned status; /* queued reply, for the log; 0 if none */
 	u128 path_id;
-	bool bad_id;	  /* the {id} segment is not a canonical decimal */
-	bool bad_target;  /* the raw target fails netguard_target_ok */
-	u32 req_index;	  /* its number on the connection (netguard.h) */
-	bool close_after; /* the reply closes the connection */
+	bool bad_id; /* the {id} segment is not what the route takes */
 	char request_id[REQUEST_ID_BYTES_MAX + 1];
 	char trace_id[TRACE_ID_HEX + 1]; /* "" when no valid traceparent */
-
-	char *body;
-	size_t body_len;
-	size_t body_cap;
-	size_t body_expected; /* Content-Length, or 0 */
-	bool body_too_large;
-	bool over_budget; /* refused: a body budget is spent (netguard.h) */
-	enum netguard_refusal over; /* which one */
-	struct netguard_conn *nc;   /* the connection's record, or NULL */
-	bool want_entry;  /* ?entry_index=true: results carry their entry */
+	char text_id[API_TEXT_ID_BYTES_MAX + 1]; /* principal id, jti */
 	int query_repeat; /* api_query_repeated's answer, when not 0 */
 	char repeated_param[33];
 
-	/* Who is calling (/v1 routes): authenticated at the headers, the
-	 * refusal (if any) answered once the body is in. */
-	struct api_caller caller;
-	struct mandate_error auth_err;
-	bool auth_checked;
-	char text_id[API_TEXT_ID_BYTES_MAX + 1]; /* principal id, jti */
-	char owner_param[64];			 /* POST /v1/accounts?owner= */
-	/* The client-version gate's decision (policy_routes.c). */
-	bool gated;	  /* X-Client-Version was evaluated */
-	u8 gate_verdict;  /* enum policy_verdict */
-	u64 gate_version; /* the policy version that decided */
-	int64_t gate_since_s, gate_sunset_s; /* deprecation headers */
-	char *gate_body; /* the refusal (problem+json) when blocked */
-	unsigned gate_status;
-	char gate_link[600]; /* upgrade URL for Link: rel="deprecation" */
-	/* counted in activity once authenticated (policy_observe) */
-	char obs_platform[33];
-	char obs_version[257];
-	const char *obs_user;	/* X-Client-User, valid for the request */
-	enum engine_op base_op; /* accounts or transfers, for the results */
-	void *payload;		/* a command record (core/auth.h), or NULL */
-	u32 payload_bytes;
-
-	struct engine_request ereq;
-	void *events;
-	u32 *results;
-	u32 count;
-	bool is_array;
-	atomic_bool ready; /* set by on_engine_done before resuming */
+	struct request_net net;
+	struct request_body body;
+	struct request_auth auth;
+	struct request_gate gate;
+	struct request_engine eng;
 
 	size_t query_len;
 	char query[]; /* raw, still percent-encoded, NUL-terminated */
@@ -126,22 +153,35 @@ enum MHD_Result api_reply_problem(struct request *rq, enum problem p,
 				  const char *allow);
 enum MHD_Result api_reply_json(struct request *rq, unsigned status,
 			       struct wbuf *b);
-/* Hand rq->ereq (filled by the caller) to the engine; the reply is
- * written when it is done (create_reply, or authz_command_reply). */
-enum MHD_Result api_submit(struct request *rq);
+/* Every route's handler (routes.h): called by request_dispatch once the
+ * body is in and the route's checks passed. */
+#define X(name, tmpl, param, methods, body, rd, wr, scope, flags, handler)     \
+	enum MHD_Result handler(struct request *rq);
+API_ROUTES(X)
+#undef X
+
+/* Hand rq->ereq (filled by the caller) to the engine; reply(rq) writes
+ * the reply once it is done, unless the engine failed. */
+enum MHD_Result api_submit(struct request *rq,
+			   enum MHD_Result (*reply)(struct request *));
 /* A JOURNAL_COMMAND record as rq->payload (core/auth.h): a zeroed
  * ext_bytes ext, returned for the caller to fill, and count events
  * copied after it.  NULL when out of memory. */
 void *api_command(struct request *rq, u16 kind, u32 ext_bytes,
 		  const void *events, u32 count);
 /* Submit an event-less rq->payload; its outcome arrives in results[0]
- * (authz_command_reply, policy_command_reply). */
-enum MHD_Result api_submit_command(struct request *rq);
+ * for reply (authz_command_reply, policy_command_reply). */
+enum MHD_Result api_submit_command(struct request *rq,
+				   enum MHD_Result (*reply)(struct request *));
 /* The request body as a JSON object (duplicate keys refused), or NULL
  * with the refusal already queued in *reply (413 past max_bytes, 400
  * otherwise).  The caller json_decref()s it. */
 json_t *api_body_object(struct request *rq, size_t max_bytes,
 			enum MHD_Result *reply);
+/* Free the body buffer and give its bytes back to the budgets. */
+void api_release_body(struct request *rq);
+/* The detail of a 503 for a body past one of the budgets (netguard.h). */
+const char *api_over_budget_detail(const struct request *rq);
 
 /* ---- policy_routes.c ---- */
 
@@ -153,9 +193,6 @@ void policy_gate_headers(struct request *rq, struct MHD_Response *resp);
 void policy_observe(struct request *rq);
 /* The refusal of a blocked client. */
 enum MHD_Result policy_gate_reply(struct request *rq);
-int policy_route_op(const struct request *rq, unsigned *op);
-enum MHD_Result policy_dispatch(struct request *rq);
-enum MHD_Result policy_command_reply(struct request *rq);
 void policy_metrics(struct api_server *s, struct wbuf *b);
 int policy_activity_open(struct api_server *s);
 void policy_activity_close(struct api_server *s);
@@ -166,25 +203,31 @@ int policy_activity_save(struct api_server *s);
 /* The challenge of every 401 (RFC 9449 section 7.1, RFC 6750). */
 #define AUTHZ_CHALLENGE "DPoP algs=\"EdDSA Ed25519\", Bearer"
 
-/* Headers are in: authenticate (sets caller, auth_err, auth_checked). */
+/* Headers are in: authenticate (sets rq->auth). */
 void authz_begin(struct request *rq, const char *url, const char *method);
-/* Does the caller's right cover this route?  0, or -1 with auth_err. */
-int authz_route(struct request *rq);
+/* Does the caller's right cover this route (the right and scope of its
+ * row in routes.h)?  0, or -1 with auth.err. */
+int authz_check_route(struct request *rq);
 /* May the caller read whole audit entries (audit:read with a right over
  * no particular account, as the /v1/audit routes need)?  Asks only: the
  * request's authorization error is left as it is. */
 bool authz_may_read_audit(struct request *rq);
-/* Every transfer event against the caller's right (-1: auth_err). */
+/* Every transfer event against the caller's right (-1: auth.err). */
 int authz_check_transfers(struct request *rq);
-/* Build rq->payload when the batch needs a command record (a mandate's
- * guard, an account owner).  0, or -1 when out of memory. */
-int authz_build_command(struct request *rq);
-/* After a guarded batch: did its guard refuse it (auth_err set)? */
+/* What authz_build_command did. */
+enum authz_build {
+	AUTHZ_BUILT,	       /* rq->eng.payload set, or none needed */
+	AUTHZ_BUILD_NO_MEMORY, /* out of memory */
+	AUTHZ_OWNER_MALFORMED, /* ?owner= is not a principal id */
+	AUTHZ_OWNER_NOT_YOURS, /* only the administrator names another */
+	AUTHZ_OWNER_UNKNOWN,   /* ?owner= is not a registered principal */
+};
+/* Build rq->eng.payload when the batch needs a command record (a
+ * mandate's guard, an account owner). */
+enum authz_build authz_build_command(struct request *rq);
+/* After a guarded batch: did its guard refuse it (auth.err set)? */
 bool authz_guard_refused(struct request *rq);
 /* An auth refusal as an RFC 9457 problem (401 or 403). */
 enum MHD_Result api_reply_auth(struct request *rq);
-/* /v1/principals, /v1/keys, /v1/revocations. */
-enum MHD_Result authz_dispatch(struct request *rq);
-enum MHD_Result authz_command_reply(struct request *rq);
 
 #endif

@@ -9,15 +9,6 @@
 
 #include "banned.h"
 
-static const char *const route_templates[ROUTE_COUNT] = {
-#define X(name, tmpl) [ROUTE_##name] = tmpl,
-	API_ROUTES(X)
-#undef X
-};
-
-static const char *const method_names[METHOD_COUNT] = {
-	"GET", "HEAD", "POST", "PUT", "DELETE", "other"};
-
 static const unsigned status_codes[STATUS_IDX_OTHER] = {
 #define X(code) [STATUS_IDX_##code] = code,
 	API_STATUSES(X)
@@ -42,12 +33,12 @@ void metrics_init(struct metrics *m)
 
 const char *metrics_route_template(enum api_route r)
 {
-	return r < ROUTE_COUNT ? route_templates[r] : "unmatched";
+	return r < ROUTE_COUNT ? api_routes[r].tmpl : "unmatched";
 }
 
 const char *metrics_method_name(enum api_method m)
 {
-	return m < METHOD_COUNT ? method_names[m] : "other";
+	return api_method_name(m);
 }
 
 static unsigned status_index(unsigned status)
@@ -273,9 +264,9 @@ void metrics_render(struct metrics *m, struct engine *e, struct wbuf *b)
 					continue;
 				wbuf_puts(b, "tpwallet_http_requests_total{"
 					     "route=\"");
-				wbuf_puts(b, route_templates[r]);
+				wbuf_puts(b, api_routes[r].tmpl);
 				wbuf_puts(b, "\",method=\"");
-				wbuf_puts(b, method_names[me]);
+				wbuf_puts(b, api_method_name(me));
 				wbuf_puts(b, "\",status=\"");
 				if (s == STATUS_IDX_OTHER)
 					wbuf_puts(b, "other");
@@ -291,7 +282,7 @@ void metrics_render(struct metrics *m, struct engine *e, struct wbuf *b)
 	     "response queued.");
 	for (unsigned r = 0; r < ROUTE_COUNT; r++)
 		for (unsigned c = 0; c < METRICS_STATUS_CLASSES; c++)
-			render_latency(b, &m->latency[r][c], route_templates[r],
+			render_latency(b, &m->latency[r][c], api_routes[r].tmpl,
 				       status_class_names[c]);
 
 	help(b, "tpwallet_results_total", "counter",

@@ -4,9 +4,9 @@
  *
  * Hot-path updates are relaxed atomic adds on fixed arrays: no lock, no
  * allocation.  Labels are bounded by construction: `route` is a route
- * template from API_ROUTES (never a raw path, so a scan of random URLs
- * cannot grow the series), `method` one of four, `status` one of the
- * codes in API_STATUSES, `result` a ledger result name.
+ * template from API_ROUTES in routes.h (never a raw path, so a scan of random
+ * URLs cannot grow the series), `method` one of four, `status` one of the codes
+ * in API_STATUSES, `result` a ledger result name.
  *
  * Series:
  *   tpwallet_http_requests_total{route,method,status}       counter
@@ -23,68 +23,13 @@
 #ifndef TPW_API_METRICS_H
 #define TPW_API_METRICS_H
 
+#include "api/routes.h"
 #include "api/wbuf.h"
 #include "core/result.h"
 
 #include <stdatomic.h>
 
 struct engine;
-
-/* X(name, template): every route the router knows, plus `unmatched`. */
-#define API_ROUTES(X)                                                          \
-	X(accounts, "/v1/accounts")                                            \
-	X(transfers, "/v1/transfers")                                          \
-	X(account, "/v1/accounts/{id}")                                        \
-	X(transfer, "/v1/transfers/{id}")                                      \
-	X(account_transfers, "/v1/accounts/{id}/transfers")                    \
-	X(account_balances, "/v1/accounts/{id}/balances")                      \
-	X(account_receipt, "/v1/accounts/{id}/receipt")                        \
-	X(transfer_receipt, "/v1/transfers/{id}/receipt")                      \
-	X(audit_key, "/v1/audit/key")                                          \
-	X(audit_head, "/v1/audit/head")                                        \
-	X(audit_checkpoint, "/v1/audit/checkpoint")                            \
-	X(jwks, "/.well-known/jwks.json")                                      \
-	X(audit_entry, "/v1/audit/entries/{index}")                            \
-	X(audit_inclusion, "/v1/audit/proof/inclusion")                        \
-	X(audit_consistency, "/v1/audit/proof/consistency")                    \
-	X(principals, "/v1/principals")                                        \
-	X(principal, "/v1/principals/{id}")                                    \
-	X(keys, "/v1/keys")                                                    \
-	X(keys_rotate, "/v1/keys/rotate")                                      \
-	X(revocations, "/v1/revocations")                                      \
-	X(revocation, "/v1/revocations/{jti}")                                 \
-	X(cp_manifest, "/v1/client-policy")                                    \
-	X(cp_current, "/v1/client-policy/current")                             \
-	X(cp_versions, "/v1/client-policy/versions")                           \
-	X(cp_version, "/v1/client-policy/versions/{version}")                  \
-	X(cp_diff, "/v1/client-policy/diff")                                   \
-	X(cp_rollback, "/v1/client-policy/rollback")                           \
-	X(cp_evaluate, "/v1/client-policy/evaluate")                           \
-	X(cp_overrides, "/v1/client-policy/overrides")                         \
-	X(cp_override, "/v1/client-policy/overrides/{id}")                     \
-	X(cp_impact, "/v1/client-policy/impact")                               \
-	X(cp_activity, "/v1/client-policy/activity")                           \
-	X(healthz, "/healthz")                                                 \
-	X(readyz, "/readyz")                                                   \
-	X(metrics, "/metrics")                                                 \
-	X(unmatched, "unmatched")
-
-enum api_route {
-#define X(name, tmpl) ROUTE_##name,
-	API_ROUTES(X)
-#undef X
-		ROUTE_COUNT
-};
-
-enum api_method {
-	METHOD_GET,
-	METHOD_HEAD,
-	METHOD_POST,
-	METHOD_PUT,
-	METHOD_DELETE,
-	METHOD_OTHER,
-	METHOD_COUNT
-};
 
 /* Every status the API answers; anything else is counted as "other". */
 #define API_STATUSES(X)                                                        \

@@ -35,6 +35,12 @@
 #define ACTIVITY_KEY_FILE	 "activity.key"
 #define IMPACT_THRESHOLD_DEFAULT 0.05
 #define IMPACT_WEEKS_DEFAULT	 4u
+/* GET /v1/client-policy/versions lists the newest this many. */
+#define VERSIONS_LISTED 1000u
+/* GET /v1/client-policy/overrides lists at most this many. */
+#define OVERRIDES_LISTED 1000u
+
+static enum MHD_Result policy_command_reply(struct request *rq);
 
 static int64_t now_s(void)
 {
@@ -110,22 +116,23 @@ static const struct policy *evaluate_locked(struct api_server *s,
 static void observe_later(struct request *rq, const struct policy_query *q,
 			  const struct policy_decision *d)
 {
-	rq->obs_platform[0] = '\0';
+	rq->gate.obs_platform[0] = '\0';
 	if (!d->platform || !q->user || !q->version || q->platform_len > 32 ||
 	    q->version_len == 0 || q->version_len > SEMVER_TEXT_MAX ||
 	    strlen(q->user) > 256)
 		return;
-	memcpy(rq->obs_platform, q->platform, q->platform_len);
-	rq->obs_platform[q->platform_len] = '\0';
-	memcpy(rq->obs_version, q->version, q->version_len);
-	rq->obs_version[q->version_len] = '\0';
-	rq->obs_user = q->user;
+	memcpy(rq->gate.obs_platform, q->platform, q->platform_len);
+	rq->gate.obs_platform[q->platform_len] = '\0';
+	memcpy(rq->gate.obs_version, q->version, q->version_len);
+	rq->gate.obs_version[q->version_len] = '\0';
+	rq->gate.obs_user = q->user;
 }
 
 void policy_observe(struct request *rq)
 {
 	struct api_server *s = rq->srv;
-	if (!rq->obs_platform[0] || !s->activity || !rq->caller.authenticated)
+	if (!rq->gate.obs_platform[0] || !s->activity ||
+	    !rq->auth.caller.authenticated)
 		return;
 	/* Whose user this is: the administrator's credentials (the
 	 * gateway) speak for every user id; any other credential only for
@@ -136,24 +143,24 @@ void policy_observe(struct request *rq)
 	crypto_generichash_state st;
 	crypto_generichash_init(&st, s->activity_key, sizeof(s->activity_key),
 				sizeof(h));
-	if (!rq->caller.root_admin) {
+	if (!rq->auth.caller.root_admin) {
 		static const u8 tag[] = "principal";
 		crypto_generichash_update(&st, tag, sizeof(tag));
-		crypto_generichash_update(&st, rq->caller.root,
-					  sizeof(rq->caller.root));
+		crypto_generichash_update(&st, rq->auth.caller.root,
+					  sizeof(rq->auth.caller.root));
 	}
-	crypto_generichash_update(&st, (const u8 *)rq->obs_user,
-				  strlen(rq->obs_user));
+	crypto_generichash_update(&st, (const u8 *)rq->gate.obs_user,
+				  strlen(rq->gate.obs_user));
 	crypto_generichash_final(&st, (u8 *)&h, sizeof(h));
 	pthread_mutex_lock(&s->activity_lock);
-	if (rq->caller.root_admin)
-		activity_observe(s->activity, h, rq->obs_platform,
-				 rq->obs_version, today());
+	if (rq->auth.caller.root_admin)
+		activity_observe(s->activity, h, rq->gate.obs_platform,
+				 rq->gate.obs_version, today());
 	else
-		activity_observe_shared(s->activity, h, rq->obs_platform,
-					rq->obs_version, today());
+		activity_observe_shared(s->activity, h, rq->gate.obs_platform,
+					rq->gate.obs_version, today());
 	pthread_mutex_unlock(&s->activity_lock);
-	rq->obs_platform[0] = '\0';
+	rq->gate.obs_platform[0] = '\0';
 }
 
 static char *blocked_body(struct request *rq, const struct policy *p,
@@ -206,26 +213,26 @@ void policy_gate(struct request *rq)
 	u64 version;
 	const struct policy *p = evaluate_locked(s, &q, &d, &version);
 	observe_later(rq, &q, &d);
-	rq->gated = true;
-	rq->gate_verdict = d.verdict;
-	rq->gate_version = version;
-	rq->gate_since_s = d.deprecated_since_s;
-	rq->gate_sunset_s = d.sunset_s;
+	rq->gate.evaluated = true;
+	rq->gate.verdict = d.verdict;
+	rq->gate.version = version;
+	rq->gate.since_s = d.deprecated_since_s;
+	rq->gate.sunset_s = d.sunset_s;
 	if (d.verdict == POLICY_DEPRECATED &&
 	    d.deprecated_since_s == POLICY_TIME_NONE) {
 		/* RFC 9745 wants a date: the rule has none, so the day the
 		 * policy version that deprecates it took effect. */
 		struct pstate_version pv;
 		if (pstate_version_get(engine_pstate(s->e), version, &pv))
-			rq->gate_since_s =
+			rq->gate.since_s =
 				(int64_t)(pv.timestamp / 1000000000u);
 	}
 	if (d.upgrade_url)
-		snprintf(rq->gate_link, sizeof(rq->gate_link), "%s",
+		snprintf(rq->gate.link, sizeof(rq->gate.link), "%s",
 			 d.upgrade_url);
 	if (d.verdict == POLICY_BLOCKED) {
-		rq->gate_status = d.status ? d.status : 426;
-		rq->gate_body = blocked_body(rq, p, &d, version);
+		rq->gate.status = d.status ? d.status : 426;
+		rq->gate.body = blocked_body(rq, p, &d, version);
 	}
 	engine_read_end(s->e);
 	if (d.verdict < 4)
@@ -245,64 +252,41 @@ void policy_gate_headers(struct request *rq, struct MHD_Response *resp)
 {
 	char buf[700];
 
-	if (!rq->gated)
+	if (!rq->gate.evaluated)
 		return;
 	snprintf(buf, sizeof(buf), "%s; policy-version=%llu",
-		 policy_verdict_name(rq->gate_verdict),
-		 (unsigned long long)rq->gate_version);
+		 policy_verdict_name(rq->gate.verdict),
+		 (unsigned long long)rq->gate.version);
 	MHD_add_response_header(resp, "X-Client-Policy", buf);
-	if (rq->gate_verdict != POLICY_DEPRECATED)
+	if (rq->gate.verdict != POLICY_DEPRECATED)
 		return;
 	/* RFC 9745: a Structured Field Date; RFC 8594: an HTTP-date. */
-	if (rq->gate_since_s != POLICY_TIME_NONE) {
+	if (rq->gate.since_s != POLICY_TIME_NONE) {
 		snprintf(buf, sizeof(buf), "@%lld",
-			 (long long)rq->gate_since_s);
+			 (long long)rq->gate.since_s);
 		MHD_add_response_header(resp, "Deprecation", buf);
 	}
-	if (rq->gate_sunset_s != POLICY_TIME_NONE) {
-		http_date(buf, sizeof(buf), rq->gate_sunset_s);
+	if (rq->gate.sunset_s != POLICY_TIME_NONE) {
+		http_date(buf, sizeof(buf), rq->gate.sunset_s);
 		MHD_add_response_header(resp, "Sunset", buf);
 	}
 	/* A URL that would break the header's syntax is left out. */
-	if (rq->gate_link[0] && !strpbrk(rq->gate_link, "<>\", ")) {
+	if (rq->gate.link[0] && !strpbrk(rq->gate.link, "<>\", ")) {
 		snprintf(buf, sizeof(buf), "<%s>; rel=\"deprecation\"",
-			 rq->gate_link);
+			 rq->gate.link);
 		MHD_add_response_header(resp, "Link", buf);
 	}
 }
 
 enum MHD_Result policy_gate_reply(struct request *rq)
 {
-	if (!rq->gate_body)
+	if (!rq->gate.body)
 		return api_reply_problem(rq, PROBLEM_internal_error,
 					 "out of memory", NULL, NULL);
-	size_t n = strlen(rq->gate_body);
+	size_t n = strlen(rq->gate.body);
 	struct wbuf b = WBUF_INIT(n + 1);
-	wbuf_put(&b, rq->gate_body, n);
-	return api_reply(rq, rq->gate_status, &b, PROBLEM_CONTENT_TYPE, NULL);
-}
-
-/* ---- rights -------------------------------------------------------------- */
-
-int policy_route_op(const struct request *rq, unsigned *op)
-{
-	bool read = rq->method == METHOD_GET || rq->method == METHOD_HEAD;
-	switch (rq->route) {
-	case ROUTE_cp_manifest:
-	case ROUTE_cp_overrides:
-	case ROUTE_cp_override:
-		*op = read ? MANDATE_OP_POLICY_READ : MANDATE_OP_POLICY_ADMIN;
-		return 0;
-	case ROUTE_cp_current:
-	case ROUTE_cp_versions:
-	case ROUTE_cp_version:
-	case ROUTE_cp_diff:
-	case ROUTE_cp_evaluate:
-	case ROUTE_cp_impact: *op = MANDATE_OP_POLICY_READ; return 0;
-	case ROUTE_cp_rollback:
-	case ROUTE_cp_activity: *op = MANDATE_OP_POLICY_ADMIN; return 0;
-	default: return -1;
-	}
+	wbuf_put(&b, rq->gate.body, n);
+	return api_reply(rq, rq->gate.status, &b, PROBLEM_CONTENT_TYPE, NULL);
 }
 
 /* ---- helpers --------------------------------------------------------------
@@ -343,11 +327,13 @@ static void id_text(const u8 id[32], char out[44])
 static void author_of(struct request *rq, u8 out[32])
 {
 	memset(out, 0, 32);
-	if (rq->caller.chain && !rq->caller.root_admin)
-		memcpy(out, rq->caller.root, 32);
-	else if (rq->caller.chain)
+	if (rq->auth.caller.chain && !rq->auth.caller.root_admin)
+		memcpy(out, rq->auth.caller.root, 32);
+	else if (rq->auth.caller.chain)
 		memcpy(out,
-		       rq->caller.chain->links[rq->caller.chain->n - 1].sub,
+		       rq->auth.caller.chain
+			       ->links[rq->auth.caller.chain->n - 1]
+			       .sub,
 		       32);
 }
 
@@ -410,25 +396,26 @@ static enum MHD_Result set_document(struct request *rq, const char *text,
 					 "out of memory", NULL, NULL);
 	memcpy(ext, &h, sizeof(h));
 	memcpy(ext + sizeof(h), text, len);
-	return api_submit_command(rq);
+	return api_submit_command(rq, policy_command_reply);
 }
 
 static enum MHD_Result put_policy(struct request *rq)
 {
-	if (rq->over_budget)
+	if (rq->body.over_budget)
 		return api_reply_problem(rq, PROBLEM_unavailable,
 					 "too many large requests at once; "
 					 "retry",
 					 NULL, NULL);
-	if (rq->body_too_large || rq->body_len > POLICY_DOC_BYTES_MAX)
+	if (rq->body.too_large || rq->body.len > POLICY_DOC_BYTES_MAX)
 		return api_reply_problem(rq, PROBLEM_body_too_large,
 					 "a policy document is at most 256 KiB",
 					 NULL, NULL);
-	if (rq->body_len == 0)
+	if (rq->body.len == 0)
 		return api_reply_problem(rq, PROBLEM_invalid_json,
 					 "the body is the policy document",
 					 NULL, NULL);
-	return set_document(rq, rq->body, rq->body_len, 0, arg(rq, "reason"));
+	return set_document(rq, rq->body.data, rq->body.len, 0,
+			    arg(rq, "reason"));
 }
 
 static json_t *version_meta(const struct pstate_version *v)
@@ -450,39 +437,49 @@ static json_t *version_meta(const struct pstate_version *v)
 static enum MHD_Result get_version(struct request *rq, u64 v)
 {
 	struct pstate_version pv;
+	char *text = NULL;
+	/* The version is copied out under the read lock (its text too), and
+	 * parsed and formatted after it. */
 	engine_read_begin(rq->srv->e);
 	const struct pstate *ps = engine_pstate(rq->srv->e);
 	if (v == 0)
 		v = pstate_version_count(ps);
 	bool found = pstate_version_get(ps, v, &pv);
-	json_t *o = NULL, *doc = NULL;
-	if (found) {
-		o = version_meta(&pv);
-		doc = json_loadb(pv.text, pv.text_len, 0, NULL);
-	}
+	if (found)
+		text = strndup(pv.text, pv.text_len);
 	engine_read_end(rq->srv->e);
 	if (!found)
 		return api_reply_problem(rq, PROBLEM_policy_not_found,
 					 v ? "no such version"
 					   : "no policy has been set yet",
 					 NULL, NULL);
+	json_t *o = version_meta(&pv);
+	json_t *doc = text ? json_loadb(text, pv.text_len, 0, NULL) : NULL;
+	free(text);
 	json_object_set_new(o, "document", doc ? doc : json_null());
 	return reply_jansson(rq, 200, o);
 }
 
-static enum MHD_Result get_versions(struct request *rq)
+enum MHD_Result policy_route_versions(struct request *rq)
 {
-	json_t *arr = json_array();
+	/* newest first, at most VERSIONS_LISTED: copied out under the read
+	 * lock, formatted after it */
+	struct pstate_version *pv = malloc(VERSIONS_LISTED * sizeof(*pv));
+	u64 n, got = 0;
+	if (!pv)
+		return api_reply_problem(rq, PROBLEM_internal_error,
+					 "out of memory", NULL, NULL);
 	engine_read_begin(rq->srv->e);
 	const struct pstate *ps = engine_pstate(rq->srv->e);
-	u64 n = pstate_version_count(ps);
-	/* newest first, at most 1000 */
-	for (u64 v = n; v > 0 && n - v < 1000; v--) {
-		struct pstate_version pv;
-		if (pstate_version_get(ps, v, &pv))
-			json_array_append_new(arr, version_meta(&pv));
-	}
+	n = pstate_version_count(ps);
+	for (u64 v = n; v > 0 && n - v < VERSIONS_LISTED; v--)
+		if (pstate_version_get(ps, v, &pv[got]))
+			got++;
 	engine_read_end(rq->srv->e);
+	json_t *arr = json_array();
+	for (u64 i = 0; i < got; i++)
+		json_array_append_new(arr, version_meta(&pv[i]));
+	free(pv);
 	return reply_jansson(rq, 200,
 			     json_pack("{s:I, s:o}", "current", (json_int_t)n,
 				       "versions", arr));
@@ -537,7 +534,7 @@ static json_t *diff_versions(struct request *rq, u64 from, u64 to, bool *found)
 	return changes;
 }
 
-static enum MHD_Result get_diff(struct request *rq)
+enum MHD_Result policy_route_diff(struct request *rq)
 {
 	u64 from, to;
 	bool found;
@@ -558,7 +555,7 @@ static enum MHD_Result get_diff(struct request *rq)
 				       "changes", changes));
 }
 
-static enum MHD_Result post_rollback(struct request *rq)
+enum MHD_Result policy_route_rollback(struct request *rq)
 {
 	enum MHD_Result reply;
 	json_t *j = api_body_object(rq, API_SMALL_BODY_BYTES_MAX, &reply);
@@ -654,6 +651,10 @@ static enum MHD_Result evaluate(struct request *rq, bool signed_manifest)
 					 "given)",
 					 "platform", NULL);
 	query_from_args(rq, &q, cv, sizeof(cv));
+	/* NEEDSWORK: formatted under the read lock, like the gate's
+	 * refusal (blocked_body): the decision points into the policy,
+	 * which lives only as long as the lock is held.  A decision that
+	 * owns its texts (core/policy.h) would let both format after it. */
 	engine_read_begin(rq->srv->e);
 	const struct policy *p = evaluate_locked(rq->srv, &q, &d, &version);
 	json_t *o = decision_json(p, &d, version);
@@ -717,13 +718,32 @@ static json_t *override_json(const struct pstate_override_info *o, int64_t now)
 		o->ended_early);
 }
 
+/* An override copied out of the state (read lock held), its command
+ * with it: formatted once the lock is released. */
+struct override_copy {
+	struct pstate_override_info info;
+	struct pstate_override_cmd cmd;
+};
+
+static void override_copy(const struct pstate_override_info *o,
+			  struct override_copy *c)
+{
+	c->info = *o;
+	c->cmd = *o->cmd;
+	c->info.cmd = &c->cmd;
+}
+
 static enum MHD_Result get_overrides(struct request *rq, u64 only_id)
 {
 	const char *all = arg(rq, "all");
 	bool every = all && strcmp(all, "true") == 0;
 	int64_t now = now_s();
-	json_t *arr = json_array();
-	json_t *one = NULL;
+	struct override_copy *oc =
+		malloc((only_id ? 1 : OVERRIDES_LISTED) * sizeof(*oc));
+	u32 got = 0;
+	if (!oc)
+		return api_reply_problem(rq, PROBLEM_internal_error,
+					 "out of memory", NULL, NULL);
 	engine_read_begin(rq->srv->e);
 	const struct pstate *ps = engine_pstate(rq->srv->e);
 	u64 n = pstate_override_count(ps);
@@ -731,25 +751,33 @@ static enum MHD_Result get_overrides(struct request *rq, u64 only_id)
 		struct pstate_override_info o;
 		pstate_override_at(ps, i, &o);
 		if (only_id) {
-			if (o.id == only_id)
-				one = override_json(&o, now);
+			if (o.id == only_id) {
+				override_copy(&o, &oc[0]);
+				got = 1;
+				break;
+			}
 			continue;
 		}
 		if (!every && !(o.not_before_s <= now && now < o.expires_at_s))
 			continue;
-		json_array_append_new(arr, override_json(&o, now));
-		if (json_array_size(arr) >= 1000)
+		override_copy(&o, &oc[got++]);
+		if (got >= OVERRIDES_LISTED)
 			break;
 	}
 	engine_read_end(rq->srv->e);
 	if (only_id) {
-		json_decref(arr);
+		json_t *one = got ? override_json(&oc[0].info, now) : NULL;
+		free(oc);
 		if (!one)
 			return api_reply_problem(rq, PROBLEM_policy_not_found,
 						 "no such override", NULL,
 						 NULL);
 		return reply_jansson(rq, 200, one);
 	}
+	json_t *arr = json_array();
+	for (u32 i = 0; i < got; i++)
+		json_array_append_new(arr, override_json(&oc[i].info, now));
+	free(oc);
 	return reply_jansson(rq, 200, json_pack("{s:o}", "overrides", arr));
 }
 
@@ -789,7 +817,7 @@ static enum MHD_Result post_override(struct request *rq)
 	log_at(LOG_WARN, "client-policy override opened",
 	       LOG_STR("platform", o.platform), LOG_STR("range", o.range_text),
 	       LOG_NUM("duration_s", duration));
-	return api_submit_command(rq);
+	return api_submit_command(rq, policy_command_reply);
 }
 
 static enum MHD_Result delete_override(struct request *rq)
@@ -809,7 +837,7 @@ static enum MHD_Result delete_override(struct request *rq)
 					 "reason", NULL);
 	if (reason)
 		memcpy(e->reason, reason, strlen(reason));
-	return api_submit_command(rq);
+	return api_submit_command(rq, policy_command_reply);
 }
 
 /* ---- impact and activity ----------------------------------------------------
@@ -829,7 +857,7 @@ static void day_row(void *ctx, u32 day, u64 below, u64 all)
 						"all", (json_int_t)all));
 }
 
-static enum MHD_Result get_impact(struct request *rq)
+enum MHD_Result policy_route_impact(struct request *rq)
 {
 	const char *platform = arg(rq, "platform");
 	const char *min_text = arg(rq, "min_supported");
@@ -947,7 +975,7 @@ _Static_assert(POLICY_OVERRIDES_MAX == 64 && PSTATE_OVERRIDES_MAX == 100000 &&
 		       PSTATE_VERSIONS_MAX == 100000,
 	       "the state-full reply names these limits");
 
-static enum MHD_Result post_activity(struct request *rq)
+enum MHD_Result policy_route_activity(struct request *rq)
 {
 	enum MHD_Result reply;
 	json_t *j = api_body_object(rq, rq->srv->body_bytes_max, &reply);
@@ -1011,44 +1039,52 @@ static enum MHD_Result post_activity(struct request *rq)
 /* ---- dispatch and replies ---------------------------------------------------
  */
 
-enum MHD_Result policy_dispatch(struct request *rq)
+enum MHD_Result policy_route_manifest(struct request *rq)
 {
-	bool get = rq->method == METHOD_GET || rq->method == METHOD_HEAD;
-	switch (rq->route) {
-	case ROUTE_cp_manifest:
-		return get ? evaluate(rq, true) : put_policy(rq);
-	case ROUTE_cp_current: return get_version(rq, 0);
-	case ROUTE_cp_versions: return get_versions(rq);
-	case ROUTE_cp_version:
-		if (rq->path_id == 0)
-			return api_reply_problem(rq, PROBLEM_policy_not_found,
-						 "versions start at 1", NULL,
-						 NULL);
-		return get_version(rq, (u64)rq->path_id);
-	case ROUTE_cp_diff: return get_diff(rq);
-	case ROUTE_cp_rollback: return post_rollback(rq);
-	case ROUTE_cp_evaluate: return evaluate(rq, false);
-	case ROUTE_cp_overrides:
-		return get ? get_overrides(rq, 0) : post_override(rq);
-	case ROUTE_cp_override:
-		if (rq->path_id == 0)
-			return api_reply_problem(rq, PROBLEM_policy_not_found,
-						 "no such override", NULL,
-						 NULL);
-		return get ? get_overrides(rq, (u64)rq->path_id)
-			   : delete_override(rq);
-	case ROUTE_cp_impact: return get_impact(rq);
-	case ROUTE_cp_activity: return post_activity(rq);
-	default:
-		return api_reply_problem(rq, PROBLEM_not_found, NULL, NULL,
-					 NULL);
-	}
+	if (rq->method == METHOD_GET || rq->method == METHOD_HEAD)
+		return evaluate(rq, true);
+	return put_policy(rq);
 }
 
-enum MHD_Result policy_command_reply(struct request *rq)
+enum MHD_Result policy_route_current(struct request *rq)
 {
-	const struct command_header *h = rq->payload;
-	u32 outcome = rq->results[0];
+	return get_version(rq, 0);
+}
+
+enum MHD_Result policy_route_version(struct request *rq)
+{
+	if (rq->path_id == 0)
+		return api_reply_problem(rq, PROBLEM_policy_not_found,
+					 "versions start at 1", NULL, NULL);
+	return get_version(rq, (u64)rq->path_id);
+}
+
+enum MHD_Result policy_route_evaluate(struct request *rq)
+{
+	return evaluate(rq, false);
+}
+
+enum MHD_Result policy_route_overrides(struct request *rq)
+{
+	if (rq->method == METHOD_GET || rq->method == METHOD_HEAD)
+		return get_overrides(rq, 0);
+	return post_override(rq);
+}
+
+enum MHD_Result policy_route_override(struct request *rq)
+{
+	if (rq->path_id == 0)
+		return api_reply_problem(rq, PROBLEM_policy_not_found,
+					 "no such override", NULL, NULL);
+	if (rq->method == METHOD_GET || rq->method == METHOD_HEAD)
+		return get_overrides(rq, (u64)rq->path_id);
+	return delete_override(rq);
+}
+
+static enum MHD_Result policy_command_reply(struct request *rq)
+{
+	const struct command_header *h = rq->eng.payload;
+	u32 outcome = rq->eng.results[0];
 
 	switch (outcome) {
 	case PSTATE_INVALID:
@@ -1080,7 +1116,7 @@ enum MHD_Result policy_command_reply(struct request *rq)
 		struct pstate_version mine;
 		for (u64 k = v; outcome == PSTATE_OK && k > 0; k--) {
 			if (pstate_version_get(ps, k, &mine) &&
-			    mine.timestamp == rq->ereq.timestamp) {
+			    mine.timestamp == rq->eng.ereq.timestamp) {
 				v = k;
 				break;
 			}
@@ -1106,18 +1142,22 @@ enum MHD_Result policy_command_reply(struct request *rq)
 		return reply_jansson(rq, outcome == PSTATE_OK ? 201 : 200, o);
 	}
 	if (h->kind == PSTATE_CMD_OVERRIDE) {
-		json_t *o = NULL;
+		struct override_copy mine;
+		bool found = false;
 		engine_read_begin(rq->srv->e);
 		const struct pstate *ps = engine_pstate(rq->srv->e);
 		u64 n = pstate_override_count(ps);
 		/* Ours is the one stamped with our record's time. */
-		for (u64 i = n; i-- > 0 && !o;) {
+		for (u64 i = n; i-- > 0 && !found;) {
 			struct pstate_override_info info;
 			pstate_override_at(ps, i, &info);
-			if (info.timestamp == rq->ereq.timestamp)
-				o = override_json(&info, now_s());
+			if (info.timestamp == rq->eng.ereq.timestamp) {
+				override_copy(&info, &mine);
+				found = true;
+			}
 		}
 		engine_read_end(rq->srv->e);
+		json_t *o = found ? override_json(&mine.info, now_s()) : NULL;
 		if (!o)
 			return api_reply_problem(rq, PROBLEM_internal_error,
 						 NULL, NULL, NULL);

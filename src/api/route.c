@@ -4,173 +4,171 @@
  */
 #include "api/route.h"
 #include "api/codec.h"
+#include "api/routes.h"
 #include "core/u128.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "banned.h"
 
-/* Match url (already percent-decoded by libmicrohttpd).  Returns the
- * route, or ROUTE_unmatched; *bad_id is set when the shape matched but
- * the {id} segment is not a canonical decimal. */
-/* "/v1/audit/" + rest. */
-static enum api_route audit_route(const char *rest, u128 *id, bool *bad_id)
-{
-	static const char entries[] = "entries/";
+const struct api_route_info api_routes[ROUTE_COUNT] = {
+#define X(name, tmpl, param, methods, body, rd, wr, scope, flags, handler)     \
+	[ROUTE_##name] = {tmpl, rd, wr, param, methods, body, scope, flags},
+	API_ROUTES(X)
+#undef X
+};
 
-	if (strcmp(rest, "head") == 0)
-		return ROUTE_audit_head;
-	if (strcmp(rest, "checkpoint") == 0)
-		return ROUTE_audit_checkpoint;
-	if (strcmp(rest, "key") == 0)
-		return ROUTE_audit_key;
-	if (strcmp(rest, "proof/inclusion") == 0)
-		return ROUTE_audit_inclusion;
-	if (strcmp(rest, "proof/consistency") == 0)
-		return ROUTE_audit_consistency;
-	if (strncmp(rest, entries, sizeof(entries) - 1) != 0)
-		return ROUTE_unmatched;
-	rest += sizeof(entries) - 1;
-	if (*rest == '\0' || strchr(rest, '/'))
-		return ROUTE_unmatched;
-	if (u128_parse_dec(rest, strlen(rest), UINT64_MAX, id))
-		*bad_id = true;
-	return ROUTE_audit_entry;
+const char *api_method_name(enum api_method m)
+{
+	static const char *const names[METHOD_COUNT] = {
+		"GET", "HEAD", "POST", "PUT", "DELETE", "other"};
+	return m < METHOD_COUNT ? names[m] : "other";
 }
 
-/* A text id: 1..API_TEXT_ID_BYTES_MAX characters of [A-Za-z0-9._~-]
- * (base64url thumbprints and jtis), no further segment. */
-static enum api_route text_id_route(const char *rest, enum api_route r,
-				    bool *bad_id)
+const char *api_route_allow(enum api_route r, char buf[API_ALLOW_BYTES_MAX])
 {
 	size_t n = 0;
 
-	for (; rest[n]; n++) {
-		char c = rest[n];
-		if (c == '/')
-			return ROUTE_unmatched;
+	buf[0] = '\0';
+	for (unsigned m = 0; m < METHOD_OTHER; m++) {
+		if (!(api_routes[r].methods & (1u << m)))
+			continue;
+		n += (size_t)snprintf(buf + n, API_ALLOW_BYTES_MAX - n, "%s%s",
+				      n ? ", " : "", api_method_name(m));
+	}
+	return buf;
+}
+
+/*
+ * The table, indexed for matching (built once, before main): templates
+ * without a {...} by their length, so that a URL is compared with the
+ * one or two of its length; the others by the literal prefix before
+ * their {...} and the suffix after it.  No URL has the shape of two
+ * templates (test_api_route checks each template finds its own row), so
+ * the order of the look-ups does not matter.
+ */
+#define LITERAL_BYTES_MAX 64
+#define SAME_LENGTH_MAX	  4
+static u8 literal_by_len[LITERAL_BYTES_MAX][SAME_LENGTH_MAX];
+static u8 literal_count[LITERAL_BYTES_MAX];
+static struct {
+	u8 route;
+	u8 prefix_len;
+	const char *suffix; /* after the '}' */
+} with_param[ROUTE_COUNT];
+static unsigned with_param_count;
+
+__attribute__((constructor)) static void route_index(void)
+{
+	for (unsigned r = 0; r < ROUTE_unmatched; r++) {
+		const char *t = api_routes[r].tmpl;
+		const char *open = strchr(t, '{');
+		size_t n = strlen(t);
+		if (!open && n < LITERAL_BYTES_MAX &&
+		    literal_count[n] < SAME_LENGTH_MAX) {
+			literal_by_len[n][literal_count[n]++] = (u8)r;
+		} else if (open) {
+			with_param[with_param_count].route = (u8)r;
+			with_param[with_param_count].prefix_len =
+				(u8)(open - t);
+			with_param[with_param_count++].suffix =
+				strchr(open, '}') + 1;
+		} else {
+			abort(); /* a template longer than the index */
+		}
+	}
+}
+
+/* Is url, from its {...} segment at url + p on, the rest of a template
+ * whose suffix is suffix?  *seg_len: the segment's length, any bytes up
+ * to the next '/'. */
+static bool rest_matches(const char *url, size_t p, const char *suffix,
+			 size_t *seg_len)
+{
+	const char *s = url + p;
+	const char *e = s;
+	while (*e && *e != '/')
+		e++;
+	*seg_len = (size_t)(e - s);
+	return strcmp(e, suffix) == 0;
+}
+
+static bool text_id_ok(const char *s, size_t n)
+{
+	if (n == 0 || n > API_TEXT_ID_BYTES_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
 		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
 		      (c >= '0' && c <= '9') || c == '.' || c == '_' ||
 		      c == '~' || c == '-'))
+			return false;
+	}
+	return true;
+}
+
+/* The {...} segment seg (n bytes) of row r: id, bad_id, text. */
+static enum api_route read_param(unsigned r, const char *seg, size_t n,
+				 u128 *id, bool *bad_id, const char **text)
+{
+	const struct api_route_info *ri = &api_routes[r];
+
+	switch ((enum route_param)ri->param) {
+	case RP_NONE: break;
+	case RP_DEC128:
+	case RP_DEC64:
+	case RP_SERIAL:
+		/* ".../accounts/" is no route; ".../accounts//x" is a route
+		 * with a bad id; ".../versions/" a bad id */
+		if (n == 0 && seg[0] == '\0' && ri->param != RP_SERIAL)
+			return ROUTE_unmatched;
+		if (u128_parse_dec(
+			    seg, n,
+			    ri->param == RP_DEC128 ? U128_MAX : UINT64_MAX, id))
 			*bad_id = true;
+		break;
+	case RP_TEXT:
+		if (!text_id_ok(seg, n))
+			*bad_id = true;
+		else if (text)
+			*text = seg;
+		break;
 	}
-	if (n == 0 || n > API_TEXT_ID_BYTES_MAX)
-		*bad_id = true;
-	return r;
+	return (enum api_route)r;
 }
 
-/* "/v1/client-policy" + rest. */
-static enum api_route client_policy_route(const char *rest, u128 *id,
-					  bool *bad_id)
+enum api_route api_route_match_text(const char *url, u128 *id, bool *bad_id,
+				    const char **text)
 {
-	static const struct {
-		const char *path;
-		enum api_route route;
-	} fixed[] = {
-		{"", ROUTE_cp_manifest},
-		{"/current", ROUTE_cp_current},
-		{"/versions", ROUTE_cp_versions},
-		{"/diff", ROUTE_cp_diff},
-		{"/rollback", ROUTE_cp_rollback},
-		{"/evaluate", ROUTE_cp_evaluate},
-		{"/overrides", ROUTE_cp_overrides},
-		{"/impact", ROUTE_cp_impact},
-		{"/activity", ROUTE_cp_activity},
-	};
-	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
-		if (strcmp(rest, fixed[i].path) == 0)
-			return fixed[i].route;
-	enum api_route r;
-	if (strncmp(rest, "/versions/", 10) == 0) {
-		rest += 10;
-		r = ROUTE_cp_version;
-	} else if (strncmp(rest, "/overrides/", 11) == 0) {
-		rest += 11;
-		r = ROUTE_cp_override;
-	} else {
-		return ROUTE_unmatched;
-	}
-	if (strchr(rest, '/'))
-		return ROUTE_unmatched;
-	if (u128_parse_dec(rest, strlen(rest), UINT64_MAX, id))
-		*bad_id = true;
-	return r;
-}
+	size_t n = strlen(url);
 
-const char *api_route_text_id(const char *url)
-{
-	if (strncmp(url, "/v1/principals/", 15) == 0)
-		return url + 15;
-	if (strncmp(url, "/v1/revocations/", 16) == 0)
-		return url + 16;
-	return NULL;
+	*bad_id = false;
+	if (text)
+		*text = NULL;
+	if (n < LITERAL_BYTES_MAX)
+		for (unsigned k = 0; k < literal_count[n]; k++) {
+			unsigned r = literal_by_len[n][k];
+			if (memcmp(url, api_routes[r].tmpl, n) == 0)
+				return (enum api_route)r;
+		}
+	for (unsigned k = 0; k < with_param_count; k++) {
+		size_t p = with_param[k].prefix_len, seg_len;
+		unsigned r = with_param[k].route;
+		if (n >= p && memcmp(url, api_routes[r].tmpl, p) == 0 &&
+		    rest_matches(url, p, with_param[k].suffix, &seg_len))
+			return read_param(r, url + p, seg_len, id, bad_id,
+					  text);
+	}
+	return ROUTE_unmatched;
 }
 
 enum api_route api_route_match(const char *url, u128 *id, bool *bad_id)
 {
-	static const char acc[] = "/v1/accounts", tr[] = "/v1/transfers";
-	const char *rest, *slash;
-	bool accounts;
-	size_t idlen;
-
-	*bad_id = false;
-	if (strcmp(url, "/healthz") == 0)
-		return ROUTE_healthz;
-	if (strcmp(url, "/readyz") == 0)
-		return ROUTE_readyz;
-	if (strcmp(url, "/metrics") == 0)
-		return ROUTE_metrics;
-	if (strcmp(url, "/.well-known/jwks.json") == 0)
-		return ROUTE_jwks;
-	if (strncmp(url, "/v1/audit/", 10) == 0)
-		return audit_route(url + 10, id, bad_id);
-	if (strncmp(url, "/v1/client-policy", 17) == 0)
-		return client_policy_route(url + 17, id, bad_id);
-	if (strcmp(url, "/v1/principals") == 0)
-		return ROUTE_principals;
-	if (strcmp(url, "/v1/keys") == 0)
-		return ROUTE_keys;
-	if (strcmp(url, "/v1/keys/rotate") == 0)
-		return ROUTE_keys_rotate;
-	if (strcmp(url, "/v1/revocations") == 0)
-		return ROUTE_revocations;
-	/* Their {id} is text (a thumbprint, a jti): api_route_text_id. */
-	if (strncmp(url, "/v1/principals/", 15) == 0)
-		return text_id_route(url + 15, ROUTE_principal, bad_id);
-	if (strncmp(url, "/v1/revocations/", 16) == 0)
-		return text_id_route(url + 16, ROUTE_revocation, bad_id);
-	if (strncmp(url, acc, sizeof(acc) - 1) == 0) {
-		accounts = true;
-		rest = url + sizeof(acc) - 1;
-	} else if (strncmp(url, tr, sizeof(tr) - 1) == 0) {
-		accounts = false;
-		rest = url + sizeof(tr) - 1;
-	} else {
-		return ROUTE_unmatched;
-	}
-	if (*rest == '\0')
-		return accounts ? ROUTE_accounts : ROUTE_transfers;
-	if (*rest != '/' || rest[1] == '\0')
-		return ROUTE_unmatched;
-	rest++;
-	slash = strchr(rest, '/');
-	idlen = slash ? (size_t)(slash - rest) : strlen(rest);
-	enum api_route r;
-	if (!slash)
-		r = accounts ? ROUTE_account : ROUTE_transfer;
-	else if (accounts && strcmp(slash, "/transfers") == 0)
-		r = ROUTE_account_transfers;
-	else if (accounts && strcmp(slash, "/balances") == 0)
-		r = ROUTE_account_balances;
-	else if (strcmp(slash, "/receipt") == 0)
-		r = accounts ? ROUTE_account_receipt : ROUTE_transfer_receipt;
-	else
-		return ROUTE_unmatched;
-	if (u128_parse_dec(rest, idlen, U128_MAX, id))
-		*bad_id = true;
-	return r;
+	return api_route_match_text(url, id, bad_id, NULL);
 }
 
 /* An incoming X-Request-Id is kept when it is 1..64 characters from

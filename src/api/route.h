@@ -4,12 +4,12 @@
  *
  * Pure functions over NUL-terminated strings, fuzzed by
  * tests/fuzz/fuzz_route.c.  Routes are the templates of API_ROUTES in
- * metrics.h, so a metric label can never be a raw path.
+ * routes.h, so a metric label can never be a raw path.
  */
 #ifndef TPW_API_ROUTE_H
 #define TPW_API_ROUTE_H
 
-#include "api/metrics.h"
+#include "api/routes.h"
 #include "core/types.h"
 
 /* A kept X-Request-Id is 1..REQUEST_ID_BYTES_MAX characters. */
@@ -17,15 +17,18 @@
 /* A trace-id is 32 lowercase hex digits. */
 #define TRACE_ID_HEX 32
 
-/* Match url (already percent-decoded by libmicrohttpd).  Returns the
- * route, or ROUTE_unmatched; *bad_id is set when the shape matched but
- * the {id} segment is not a canonical decimal (then *id is unchanged). */
+/* Match url (already percent-decoded by libmicrohttpd) against the
+ * templates of API_ROUTES.  Returns the route, or ROUTE_unmatched;
+ * *bad_id is set when the shape matched but the {...} segment is not what
+ * the row's param says (then *id is unchanged). */
 enum api_route api_route_match(const char *url, u128 *id, bool *bad_id);
 
-/* The text {id} of /v1/principals/{id} and /v1/revocations/{jti} (valid
- * when api_route_match set no bad_id), else NULL. */
+/* The same, and *text: the {...} segment of an RP_TEXT route (a
+ * principal id, a jti) when it is good, else NULL.  It points into url
+ * and ends at its NUL. */
 #define API_TEXT_ID_BYTES_MAX 64
-const char *api_route_text_id(const char *url);
+enum api_route api_route_match_text(const char *url, u128 *id, bool *bad_id,
+				    const char **text);
 
 /* An incoming X-Request-Id is kept when it is 1..64 characters from
  * [A-Za-z0-9._:-]: it then goes into logs and headers as it is. */

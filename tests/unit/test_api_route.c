@@ -74,6 +74,129 @@ static void urls_map_to_their_templates(void **state)
 	assert_true(id == U128_MAX);
 }
 
+/* Every template of the table routes to its own row (its {...} filled
+ * with a good value), and nothing else does. */
+static void every_template_routes_to_its_row(void **state)
+{
+	(void)state;
+	for (unsigned r = 0; r < ROUTE_unmatched; r++) {
+		const char *t = api_routes[r].tmpl;
+		const char *open = strchr(t, '{');
+		char url[128];
+		if (open) {
+			const char *close = strchr(open, '}');
+			const char *v = api_routes[r].param == RP_TEXT
+						? "a-b_c.d~9"
+						: "17";
+			snprintf(url, sizeof(url), "%.*s%s%s", (int)(open - t),
+				 t, v, close + 1);
+		} else {
+			snprintf(url, sizeof(url), "%s", t);
+		}
+		u128 id = 0;
+		bool bad = true;
+		const char *text = NULL;
+		enum api_route got =
+			api_route_match_text(url, &id, &bad, &text);
+		if (got != (enum api_route)r || bad)
+			fail_msg("%s: route %d bad %d", url, got, bad);
+		if (open && api_routes[r].param == RP_TEXT)
+			assert_string_equal(text, "a-b_c.d~9");
+		else if (open)
+			assert_true(id == 17);
+		else
+			assert_null(text);
+	}
+}
+
+/* How an empty or bad {...} segment is read, per kind of parameter. */
+static void segments_are_read_by_their_kind(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *url;
+		enum api_route route;
+		bool bad_id;
+	} cases[] = {
+		{"/v1/audit/entries/", ROUTE_unmatched, false},
+		{"/v1/audit/entries/18446744073709551616", ROUTE_audit_entry,
+		 true},
+		{"/v1/audit/entries/18446744073709551615", ROUTE_audit_entry,
+		 false},
+		{"/v1/accounts//transfers", ROUTE_account_transfers, true},
+		{"/v1/client-policy/versions/", ROUTE_cp_version, true},
+		{"/v1/client-policy/overrides/x", ROUTE_cp_override, true},
+		{"/v1/client-policy/overrides/1/", ROUTE_unmatched, false},
+		{"/v1/principals/", ROUTE_principal, true},
+		{"/v1/principals/a b", ROUTE_principal, true},
+		{"/v1/principals/a/b", ROUTE_unmatched, false},
+		{"/v1/revocations/"
+		 "1234567890123456789012345678901234567890123456789012345678901"
+		 "2345",
+		 ROUTE_revocation, true},
+		{"/v1/client-policyx", ROUTE_unmatched, false},
+		{"unmatched", ROUTE_unmatched, false},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		u128 id = 0;
+		bool bad = false;
+		const char *text = "unset";
+		enum api_route r =
+			api_route_match_text(cases[i].url, &id, &bad, &text);
+		if (r != cases[i].route || bad != cases[i].bad_id)
+			fail_msg("%s: route %d bad %d", cases[i].url, r, bad);
+		assert_null(text);
+	}
+}
+
+/* The Allow header lists a row's methods in one fixed order. */
+static void allow_lists_the_methods_of_the_row(void **state)
+{
+	(void)state;
+	char buf[API_ALLOW_BYTES_MAX];
+	assert_string_equal(api_route_allow(ROUTE_transfers, buf), "POST");
+	assert_string_equal(api_route_allow(ROUTE_account, buf), "GET, HEAD");
+	assert_string_equal(api_route_allow(ROUTE_principals, buf),
+			    "GET, HEAD, POST");
+	assert_string_equal(api_route_allow(ROUTE_cp_manifest, buf),
+			    "GET, HEAD, PUT");
+	assert_string_equal(api_route_allow(ROUTE_cp_override, buf),
+			    "GET, HEAD, DELETE");
+	/* every method of every row fits */
+	for (unsigned r = 0; r < ROUTE_COUNT; r++)
+		assert_true(strlen(api_route_allow(r, buf)) <
+			    API_ALLOW_BYTES_MAX - 1);
+}
+
+/* A method's right: the read right for GET and HEAD, else the write
+ * right; a body is read only for POST and PUT on a row with a limit. */
+static void rights_and_bodies_follow_the_method(void **state)
+{
+	(void)state;
+	assert_int_equal(api_route_right(ROUTE_principals, METHOD_HEAD),
+			 MANDATE_OP_PRINCIPALS_READ);
+	assert_int_equal(api_route_right(ROUTE_principals, METHOD_POST),
+			 MANDATE_OP_PRINCIPALS_ADMIN);
+	assert_int_equal(api_route_right(ROUTE_revocations, METHOD_POST),
+			 RIGHT_OPEN);
+	assert_true(api_route_reads_body(ROUTE_principals, METHOD_POST));
+	assert_false(api_route_reads_body(ROUTE_principals, METHOD_GET));
+	assert_true(api_route_reads_body(ROUTE_cp_manifest, METHOD_PUT));
+	assert_false(api_route_reads_body(ROUTE_cp_override, METHOD_DELETE));
+	assert_false(api_route_reads_body(ROUTE_keys_rotate, METHOD_POST));
+	/* every /v1 row names a right for each method it allows */
+	for (unsigned r = 0; r < ROUTE_unmatched; r++) {
+		if (strncmp(api_routes[r].tmpl, "/v1/", 4) != 0) {
+			assert_int_equal(api_routes[r].scope, RA_PUBLIC);
+			continue;
+		}
+		assert_int_not_equal(api_routes[r].scope, RA_PUBLIC);
+		for (unsigned m = 0; m < METHOD_OTHER; m++)
+			if (api_routes[r].methods & (1u << m))
+				assert_int_not_equal(api_route_right(r, m), 0);
+	}
+}
+
 static void request_ids_are_kept_only_when_safe(void **state)
 {
 	(void)state;
@@ -169,6 +292,10 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(urls_map_to_their_templates),
+		cmocka_unit_test(every_template_routes_to_its_row),
+		cmocka_unit_test(segments_are_read_by_their_kind),
+		cmocka_unit_test(allow_lists_the_methods_of_the_row),
+		cmocka_unit_test(rights_and_bodies_follow_the_method),
 		cmocka_unit_test(request_ids_are_kept_only_when_safe),
 		cmocka_unit_test(traceparent_follows_w3c_trace_context),
 		cmocka_unit_test(repeated_query_parameters_are_found),

@@ -1,0 +1,519 @@
+/*
+ * audit_routes.c - the audit log's routes (docs/audit.md): the tree head,
+ * entries, inclusion and consistency proofs, signed checkpoints, the log's
+ * verifier keys, receipts of records (GET /v1/accounts/{id}/receipt,
+ * /v1/transfers/{id}/receipt) and the server's JWKS.  The rows are in
+ * routes.h; request_dispatch answers 503 before these run when the log is
+ * missing or unhealthy (RF_AUDIT).
+ */
+#include "api/internal.h"
+#include "core/auth.h"
+#include "crypto/keyring.h"
+#include "crypto/note.h"
+#include "engine/audit.h"
+#include "log/journal.h"
+#include "log/leaf.h"
+
+#include <errno.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "banned.h"
+
+/* Standard base64 in quotes, encoded straight into the reply. */
+static void put_b64(struct wbuf *b, const u8 *bin, size_t len)
+{
+	size_t cap =
+		sodium_base64_encoded_len(len, sodium_base64_VARIANT_ORIGINAL);
+
+	if (wbuf_reserve(b, cap + 2) != 0)
+		return;
+	b->data[b->len++] = '"';
+	sodium_bin2base64(b->data + b->len, cap, bin, len,
+			  sodium_base64_VARIANT_ORIGINAL);
+	b->len += cap - 1; /* cap counts the NUL */
+	b->data[b->len++] = '"';
+}
+
+static void put_dec_str(struct wbuf *b, u64 v)
+{
+	wbuf_putc(b, '"');
+	wbuf_put_u64(b, v);
+	wbuf_putc(b, '"');
+}
+
+static const char *journal_type_name(u16 type)
+{
+	switch (type) {
+	case JOURNAL_CREATE_ACCOUNTS: return "create_accounts";
+	case JOURNAL_CREATE_TRANSFERS: return "create_transfers";
+	case JOURNAL_PULSE: return "pulse";
+	case JOURNAL_COMMAND: return "command";
+	default: return "unknown";
+	}
+}
+
+static void put_proof(struct wbuf *b, u8 proof[][MERKLE_HASH_BYTES], size_t n)
+{
+	wbuf_puts(b, ",\"proof\":[");
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			wbuf_putc(b, ',');
+		put_b64(b, proof[i], MERKLE_HASH_BYTES);
+	}
+	wbuf_putc(b, ']');
+}
+
+/* The members an inclusion proof and a receipt share: index, size,
+ * leaf_hash, root, proof. */
+static void put_inclusion(struct wbuf *b, u64 index, u64 size,
+			  const u8 leaf[MERKLE_HASH_BYTES],
+			  const u8 root[MERKLE_HASH_BYTES],
+			  u8 proof[][MERKLE_HASH_BYTES], size_t np)
+{
+	wbuf_puts(b, "\"index\":");
+	put_dec_str(b, index);
+	wbuf_puts(b, ",\"size\":");
+	put_dec_str(b, size);
+	wbuf_puts(b, ",\"leaf_hash\":");
+	put_b64(b, leaf, MERKLE_HASH_BYTES);
+	wbuf_puts(b, ",\"root\":");
+	put_b64(b, root, MERKLE_HASH_BYTES);
+	put_proof(b, proof, np);
+}
+
+/* GET /v1/audit/head: the tree's size and root (unsigned until the
+ * server key exists; then /v1/audit/checkpoint serves a signed note). */
+enum MHD_Result audit_route_head(struct request *rq)
+{
+	struct wbuf b = WBUF_INIT(SMALL_REPLY_BYTES_MAX);
+	struct audit *a = rq->srv->audit;
+	u8 root[MERKLE_HASH_BYTES];
+	u64 size = audit_size(a);
+
+	if (audit_root(a, size, root) != 0)
+		return api_reply_problem(rq, PROBLEM_internal_error, NULL, NULL,
+					 NULL);
+	wbuf_puts(&b, "{\"size\":");
+	put_dec_str(&b, size);
+	wbuf_puts(&b, ",\"root\":");
+	put_b64(&b, root, sizeof(root));
+	wbuf_puts(&b, "}");
+	return api_reply_json(rq, 200, &b);
+}
+
+enum MHD_Result audit_route_entry(struct request *rq)
+{
+	struct audit *a = rq->srv->audit;
+	struct audit_leaf leaf;
+	struct wbuf b = WBUF_INIT(0);
+	u64 index = (u64)rq->path_id;
+	u8 *bytes = NULL;
+	size_t len = 0;
+	enum MHD_Result ret;
+
+	if (audit_leaf(a, index, &leaf) != 0)
+		return api_reply_problem(rq, PROBLEM_audit_out_of_range,
+					 "no entry at this index yet", "index",
+					 NULL);
+	int r = audit_entry(a, index, &bytes, &len);
+	if (r == -EBADMSG)
+		return api_reply_problem(rq, PROBLEM_audit_entry_changed, NULL,
+					 NULL, NULL);
+	if (r != 0)
+		return api_reply_problem(rq, PROBLEM_internal_error, NULL, NULL,
+					 NULL);
+	wbuf_init(&b, len * 4 / 3 + 512);
+	wbuf_puts(&b, "{\"index\":");
+	put_dec_str(&b, index);
+	wbuf_puts(&b, ",\"seq\":");
+	put_dec_str(&b, leaf.seq);
+	wbuf_puts(&b, ",\"type\":\"");
+	wbuf_puts(&b, journal_type_name(leaf.type));
+	wbuf_puts(&b, "\",\"timestamp\":");
+	put_dec_str(&b, leaf.timestamp);
+	wbuf_puts(&b, ",\"leaf_hash\":");
+	put_b64(&b, leaf.hash, sizeof(leaf.hash));
+	wbuf_puts(&b, ",\"entry\":");
+	put_b64(&b, bytes, len);
+	wbuf_puts(&b, "}");
+	ret = api_reply_json(rq, 200, &b);
+	free(bytes);
+	return ret;
+}
+
+/* Read the two u64 query parameters a proof route takes. */
+static enum MHD_Result
+audit_params(struct request *rq, const char *const names[2], u64 v[2], bool *ok)
+{
+	bool present[2];
+	const char *bad = NULL;
+
+	*ok = false;
+	if (api_query_u64s(rq->query, rq->query_len, names, v, present, 2,
+			   &bad) != 0 ||
+	    !present[0] || !present[1]) {
+		char detail[96];
+		snprintf(detail, sizeof(detail),
+			 "expected %s=<n>&%s=<n>, decimal integers", names[0],
+			 names[1]);
+		return api_reply_problem(rq, PROBLEM_invalid_query, detail, bad,
+					 NULL);
+	}
+	*ok = true;
+	return MHD_YES;
+}
+
+enum MHD_Result audit_route_inclusion(struct request *rq)
+{
+	static const char *const names[2] = {"index", "size"};
+	struct audit *a = rq->srv->audit;
+	u8 proof[MERKLE_PROOF_HASHES_MAX][MERKLE_HASH_BYTES];
+	u8 root[MERKLE_HASH_BYTES];
+	struct wbuf b = WBUF_INIT(SMALL_REPLY_BYTES_MAX);
+	struct audit_leaf leaf;
+	size_t np = 0;
+	u64 v[2];
+	bool ok;
+
+	enum MHD_Result r = audit_params(rq, names, v, &ok);
+	if (!ok)
+		return r;
+	if (v[1] == 0 || v[0] >= v[1] || v[1] > audit_size(a) ||
+	    audit_leaf(a, v[0], &leaf) != 0 || audit_root(a, v[1], root) != 0 ||
+	    audit_inclusion_proof(a, v[0], v[1], proof, &np) != 0)
+		return api_reply_problem(
+			rq, PROBLEM_audit_out_of_range,
+			"need 0 <= index < size <= the log's size", NULL, NULL);
+	wbuf_putc(&b, '{');
+	put_inclusion(&b, v[0], v[1], leaf.hash, root, proof, np);
+	wbuf_putc(&b, '}');
+	return api_reply_json(rq, 200, &b);
+}
+
+enum MHD_Result audit_route_consistency(struct request *rq)
+{
+	static const char *const names[2] = {"from", "to"};
+	struct audit *a = rq->srv->audit;
+	u8 proof[MERKLE_PROOF_HASHES_MAX][MERKLE_HASH_BYTES];
+	u8 from_root[MERKLE_HASH_BYTES], to_root[MERKLE_HASH_BYTES];
+	struct wbuf b = WBUF_INIT(SMALL_REPLY_BYTES_MAX);
+	size_t np = 0;
+	u64 v[2];
+	bool ok;
+
+	enum MHD_Result r = audit_params(rq, names, v, &ok);
+	if (!ok)
+		return r;
+	if (v[0] == 0 || v[0] > v[1] || v[1] > audit_size(a) ||
+	    audit_root(a, v[0], from_root) != 0 ||
+	    audit_root(a, v[1], to_root) != 0 ||
+	    audit_consistency_proof(a, v[0], v[1], proof, &np) != 0)
+		return api_reply_problem(
+			rq, PROBLEM_audit_out_of_range,
+			"need 0 < from <= to <= the log's size", NULL, NULL);
+	wbuf_puts(&b, "{\"from\":");
+	put_dec_str(&b, v[0]);
+	wbuf_puts(&b, ",\"to\":");
+	put_dec_str(&b, v[1]);
+	wbuf_puts(&b, ",\"from_root\":");
+	put_b64(&b, from_root, sizeof(from_root));
+	wbuf_puts(&b, ",\"to_root\":");
+	put_b64(&b, to_root, sizeof(to_root));
+	put_proof(&b, proof, np);
+	wbuf_puts(&b, "}");
+	return api_reply_json(rq, 200, &b);
+}
+
+/* GET /v1/audit/checkpoint: the newest signed checkpoint, as the C2SP
+ * signed-note text that transparency tooling reads. */
+enum MHD_Result audit_route_checkpoint(struct request *rq)
+{
+	struct wbuf b = WBUF_INIT(NOTE_BYTES_MAX);
+
+	if (rq->method == METHOD_POST) {
+		/* Asynchronous: no HTTP thread waits for a signature. */
+		u64 size = audit_size(rq->srv->audit);
+		audit_request_checkpoint(rq->srv->audit);
+		wbuf_puts(&b, "{\"requested_size\":");
+		put_dec_str(&b, size);
+		wbuf_puts(&b, "}");
+		return api_reply_json(rq, 202, &b);
+	}
+	char *buf = malloc(NOTE_BYTES_MAX);
+	long n;
+
+	if (!buf)
+		return api_reply_problem(rq, PROBLEM_internal_error,
+					 "out of memory", NULL, NULL);
+	n = audit_checkpoint(rq->srv->audit, buf, NOTE_BYTES_MAX);
+	if (n <= 0) {
+		free(buf);
+		return api_reply_problem(rq, PROBLEM_audit_unavailable,
+					 "no checkpoint signed yet", NULL,
+					 NULL);
+	}
+	wbuf_put(&b, buf, (size_t)n);
+	free(buf);
+	return api_reply(rq, 200, &b, "text/plain; charset=utf-8", NULL);
+}
+
+/* GET /.well-known/jwks.json: the public keys that verify what the server
+ * signs (current and still-verifying previous ones). */
+enum MHD_Result audit_route_jwks(struct request *rq)
+{
+	struct wbuf b = WBUF_INIT(KEYRING_JWKS_BYTES_MAX);
+	char *buf;
+	size_t len = 0;
+
+	if (!rq->srv->keyring)
+		return api_reply_problem(rq, PROBLEM_unavailable,
+					 "no keyring loaded", NULL, NULL);
+	buf = malloc(KEYRING_JWKS_BYTES_MAX);
+	if (!buf || keyring_jwks(rq->srv->keyring, (int64_t)time(NULL), buf,
+				 KEYRING_JWKS_BYTES_MAX, &len) != 0) {
+		free(buf);
+		return api_reply_problem(rq, PROBLEM_internal_error, NULL, NULL,
+					 NULL);
+	}
+	wbuf_put(&b, buf, len);
+	free(buf);
+	return api_reply(rq, 200, &b, "application/jwk-set+json", NULL);
+}
+
+/* GET /v1/audit/key: the note verifier key strings of the log (one line
+ * per server key still verifying, newest first): what `tpwallet audit
+ * verify-*` and any C2SP signed-note verifier take. */
+enum MHD_Result audit_route_key(struct request *rq)
+{
+	struct wbuf b = WBUF_INIT(SMALL_REPLY_BYTES_MAX * 4);
+	struct keyring *kr = rq->srv->keyring;
+	const char *origin = rq->srv->origin;
+	int64_t now = (int64_t)time(NULL);
+
+	if (!kr || !origin)
+		return api_reply_problem(rq, PROBLEM_audit_unavailable,
+					 "no signing key loaded", NULL, NULL);
+	static _Thread_local struct keyring_key keys[KEYRING_KEYS_MAX];
+	size_t nkeys = keyring_keys_copy(kr, keys, KEYRING_KEYS_MAX);
+	for (size_t i = 0; i < nkeys; i++) {
+		const struct keyring_key *k = &keys[i];
+		struct note_verifier v = {0};
+		char line[NOTE_VERIFIER_KEY_BYTES_MAX + 1];
+		size_t len;
+
+		if (k->expires_at <= now)
+			continue;
+		snprintf(v.name, sizeof(v.name), "%s", origin);
+		v.name_len = strlen(v.name);
+		memcpy(v.public_key, k->pub, sizeof(v.public_key));
+		v.key_id = note_key_id(v.name, v.name_len, v.public_key);
+		if (note_verifier_format(&v, line, sizeof(line), &len) != 0)
+			continue;
+		wbuf_put(&b, line, len);
+		wbuf_putc(&b, '\n');
+	}
+	return api_reply(rq, 200, &b, "text/plain; charset=utf-8", NULL);
+}
+
+/* Would a version-1 entry's receipt show nothing but the record it is
+ * for?  Rule 1 proves an entry only whole: so only an entry of one event
+ * that is not a transfer under a mandate (whose guards name the chain's
+ * issuers, caps and uses) may go to a caller without audit:read. */
+static bool v1_entry_is_only(const u8 *entry, size_t len)
+{
+	struct journal_record r;
+	struct command_header h;
+
+	if (journal_decode(entry, len, &r) != (long)len)
+		return false;
+	if (r.type != JOURNAL_COMMAND)
+		return r.payload_bytes == LEAF_EVENT_BYTES;
+	if (r.payload_bytes < sizeof(h))
+		return false;
+	memcpy(&h, r.payload, sizeof(h));
+	return h.kind == AUTH_CMD_ACCOUNTS_OWNED && h.count == 1;
+}
+
+/* The members of an event receipt (leaf rule 2, log/leaf.h) after the
+ * inclusion members: the entry's header (checksum zeroed), command and
+ * ext hash, the event, its chunk's hashes and the chunk's path. */
+static int put_event_receipt(struct wbuf *b, const u8 *entry, size_t len,
+			     u128 id, u64 ts)
+{
+	static _Thread_local struct leaf_event_proof pr;
+	struct leaf_v2 p;
+	const u8 *events;
+	u64 entry_ts;
+	u128 v;
+	u32 n, k;
+
+	if (leaf_v2_split(entry, len, &p, &events, &n) != 0)
+		return -EBADMSG;
+	/* Event i of n is stamped entry_ts - n + 1 + i: the record's own
+	 * event, even when a failed event of the batch carried its id. */
+	memcpy(&entry_ts, p.header + 24, sizeof(entry_ts));
+	k = n;
+	if (n > 0 && ts <= entry_ts && entry_ts - ts < n) {
+		k = n - 1 - (u32)(entry_ts - ts);
+		memcpy(&v, events + (size_t)k * LEAF_EVENT_BYTES, sizeof(v));
+		if (v != id)
+			k = n;
+	}
+	for (u32 i = 0; k == n && i < n; i++) {
+		memcpy(&v, events + (size_t)i * LEAF_EVENT_BYTES, sizeof(v));
+		if (v == id)
+			k = i;
+	}
+	if (k == n || leaf_event_prove(events, n, k, &pr) != 0)
+		return -ENOENT;
+	wbuf_puts(b, ",\"header\":");
+	put_b64(b, p.header, sizeof(p.header));
+	wbuf_puts(b, ",\"command\":");
+	put_b64(b, p.command, sizeof(p.command));
+	wbuf_puts(b, ",\"ext_hash\":");
+	put_b64(b, p.ext_hash, sizeof(p.ext_hash));
+	wbuf_puts(b, ",\"event_index\":");
+	put_dec_str(b, k);
+	wbuf_puts(b, ",\"event\":");
+	put_b64(b, events + (size_t)k * LEAF_EVENT_BYTES, LEAF_EVENT_BYTES);
+	wbuf_puts(b, ",\"chunk\":[");
+	for (u32 i = 0; i < pr.nchunk; i++) {
+		if (i)
+			wbuf_putc(b, ',');
+		put_b64(b, pr.chunk[i], MERKLE_HASH_BYTES);
+	}
+	wbuf_puts(b, "],\"events_proof\":[");
+	for (u32 i = 0; i < pr.npath; i++) {
+		if (i)
+			wbuf_putc(b, ',');
+		put_b64(b, pr.path[i], MERKLE_HASH_BYTES);
+	}
+	wbuf_putc(b, ']');
+	return 0;
+}
+
+/*
+ * GET /v1/transfers/{id}/receipt, /v1/accounts/{id}/receipt: proof that
+ * the record is in the signed log: the leaf hash of the entry that
+ * created it, its inclusion proof in the tree of the newest checkpoint's
+ * size, and that checkpoint.  A version-2 entry is proven by the record's
+ * own event and hashes of the rest (leaf rule 2); a version-1 entry only
+ * whole, so one that holds other records (or a mandate's guards) needs
+ * audit:read.  Checkable offline with `tpwallet audit verify-inclusion`.
+ * 503 (retry) until a checkpoint covers the entry.
+ */
+static enum MHD_Result get_receipt(struct request *rq, bool transfer)
+{
+	struct audit *a = rq->srv->audit;
+	u8 proof[MERKLE_PROOF_HASHES_MAX][MERKLE_HASH_BYTES];
+	u8 root[MERKLE_HASH_BYTES];
+	struct audit_leaf leaf;
+	struct checkpoint c;
+	struct wbuf b = WBUF_INIT(0);
+	char *note = NULL;
+	u8 *entry = NULL;
+	size_t entry_len = 0, np = 0;
+	enum MHD_Result ret;
+	u64 ts = 0, index;
+	int r;
+
+	const struct ledger *l = engine_read_begin(rq->srv->e);
+	if (transfer) {
+		struct transfer t;
+		r = ledger_lookup_transfer(l, rq->path_id, &t);
+		ts = t.timestamp;
+	} else {
+		struct account acc;
+		r = ledger_lookup_account(l, rq->path_id, &acc);
+		ts = acc.timestamp;
+	}
+	engine_read_end(rq->srv->e);
+	if (r != 0)
+		return api_reply_problem(rq,
+					 transfer ? PROBLEM_transfer_not_found
+						  : PROBLEM_account_not_found,
+					 NULL, NULL, NULL);
+	note = malloc(NOTE_BYTES_MAX);
+	if (!note)
+		return api_reply_problem(rq, PROBLEM_internal_error,
+					 "out of memory", NULL, NULL);
+	long nlen = audit_checkpoint(a, note, NOTE_BYTES_MAX);
+	const char *end =
+		nlen > 0 ? memmem(note, (size_t)nlen, "\n\n", 2) : NULL;
+	if (audit_index_of_timestamp(a, ts, &index) != 0 || !end ||
+	    checkpoint_parse(note, (size_t)(end - note) + 1, &c) != 0 ||
+	    index >= c.size) {
+		ret = api_reply_problem(
+			rq, PROBLEM_audit_unavailable,
+			"the entry is not in a signed checkpoint "
+			"yet: retry in a second",
+			NULL, NULL);
+		goto cleanup;
+	}
+	if (audit_leaf(a, index, &leaf) != 0 ||
+	    audit_root(a, c.size, root) != 0 ||
+	    memcmp(root, c.root, sizeof(root)) != 0 ||
+	    audit_inclusion_proof(a, index, c.size, proof, &np) != 0) {
+		ret = api_reply_problem(
+			rq, PROBLEM_internal_error,
+			"the tree does not match its checkpoint", NULL, NULL);
+		goto cleanup;
+	}
+	r = audit_entry(a, index, &entry, &entry_len);
+	if (r != 0) {
+		ret = api_reply_problem(rq,
+					r == -EBADMSG
+						? PROBLEM_audit_entry_changed
+						: PROBLEM_internal_error,
+					NULL, NULL, NULL);
+		goto cleanup;
+	}
+	bool whole = leaf_record_version(entry, entry_len) == 1;
+	if (whole && !v1_entry_is_only(entry, entry_len) &&
+	    !authz_may_read_audit(rq)) {
+		ret = api_reply_problem(
+			rq, PROBLEM_receipt_shows_others,
+			"the record is in an entry of the first journal "
+			"version with other records or a mandate's guards; "
+			"such an entry is proven only whole",
+			NULL, NULL);
+		goto cleanup;
+	}
+	wbuf_init(&b,
+		  (whole ? entry_len * 4 / 3 : 0) + (size_t)nlen * 2 + 8192);
+	wbuf_putc(&b, '{');
+	put_inclusion(&b, index, c.size, leaf.hash, root, proof, np);
+	if (whole) {
+		wbuf_puts(&b, ",\"entry\":");
+		put_b64(&b, entry, entry_len);
+	} else if (put_event_receipt(&b, entry, entry_len, rq->path_id, ts) !=
+		   0) {
+		wbuf_release(&b);
+		ret = api_reply_problem(rq, PROBLEM_internal_error,
+					"the entry does not hold the record",
+					NULL, NULL);
+		goto cleanup;
+	}
+	wbuf_puts(&b, ",\"checkpoint\":");
+	wbuf_put_json_utf8(&b, note, (size_t)nlen);
+	wbuf_puts(&b, "}");
+	ret = api_reply_json(rq, 200, &b);
+cleanup:
+	free(entry);
+	free(note);
+	return ret;
+}
+
+enum MHD_Result audit_route_account_receipt(struct request *rq)
+{
+	return get_receipt(rq, false);
+}
+
+enum MHD_Result audit_route_transfer_receipt(struct request *rq)
+{
+	return get_receipt(rq, true);
+}

@@ -1,0 +1,376 @@
+/*
+ * ledger_routes.c - the ledger's routes: create accounts and transfers
+ * (POST /v1/accounts, /v1/transfers, their results once the engine ran
+ * the batch), look-ups (GET /v1/accounts/{id}, /v1/transfers/{id}) and
+ * queries (GET /v1/accounts/{id}/transfers, /balances).  docs/api.md is
+ * the contract; the rows are in routes.h.
+ */
+#include "api/internal.h"
+#include "api/codec.h"
+#include "core/u128.h"
+#include "engine/audit.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "banned.h"
+
+static enum MHD_Result reply_codec_error(struct request *rq,
+					 const struct codec_error *ce)
+{
+	return api_reply_problem(rq, ce->problem, ce->detail, ce->path, NULL);
+}
+
+/* Lookups tell which audit log entry created the record (the first
+ * entry at or after its timestamp), so a receipt can be asked for and
+ * proven.  b holds one JSON object; the field goes before its '}'. */
+static void put_entry_index(struct request *rq, struct wbuf *b, u64 ts)
+{
+	u64 index;
+
+	if (!rq->srv->audit || b->err || b->len == 0 ||
+	    b->data[b->len - 1] != '}' ||
+	    audit_index_of_timestamp(rq->srv->audit, ts, &index) != 0)
+		return;
+	b->len--;
+	wbuf_puts(b, ",\"entry_index\":");
+	wbuf_put_u128_str(b, index);
+	wbuf_putc(b, '}');
+}
+
+enum MHD_Result ledger_route_account(struct request *rq)
+{
+	struct wbuf b = WBUF_INIT(RECORD_JSON_BYTES_MAX);
+	struct account a;
+	int r;
+
+	r = ledger_lookup_account(engine_read_begin(rq->srv->e), rq->path_id,
+				  &a);
+	engine_read_end(rq->srv->e);
+	if (r)
+		return api_reply_problem(rq, PROBLEM_account_not_found, NULL,
+					 NULL, NULL);
+	codec_write_account(&b, &a);
+	put_entry_index(rq, &b, a.timestamp);
+	return api_reply_json(rq, 200, &b);
+}
+
+enum MHD_Result ledger_route_transfer(struct request *rq)
+{
+	struct wbuf b = WBUF_INIT(RECORD_JSON_BYTES_MAX);
+	enum pending_status ps = PENDING_NONE;
+	const struct ledger *l;
+	struct transfer t;
+	int r;
+
+	l = engine_read_begin(rq->srv->e);
+	r = ledger_lookup_transfer(l, rq->path_id, &t);
+	if (r == 0 && (t.flags & TRANSFER_PENDING))
+		ps = ledger_pending_status(l, t.id);
+	engine_read_end(rq->srv->e);
+	if (r)
+		return api_reply_problem(rq, PROBLEM_transfer_not_found, NULL,
+					 NULL, NULL);
+	codec_write_transfer(&b, &t, ps);
+	put_entry_index(rq, &b, t.timestamp);
+	return api_reply_json(rq, 200, &b);
+}
+
+/* GET /v1/accounts/{id}/transfers and /balances.  Records are copied out
+ * under the read lock (with the pending statuses) and encoded after it,
+ * so the writer is not held up by JSON formatting. */
+static enum MHD_Result get_account_query(struct request *rq, bool balances)
+{
+	struct account_filter f = {.account_id = rq->path_id};
+	struct wbuf b = WBUF_INIT(0);
+	struct codec_error ce;
+	const struct ledger *l;
+	void *out = NULL;
+	u8 *ps = NULL;
+	enum MHD_Result ret;
+	int n;
+
+	if (codec_parse_query(rq->query, rq->query_len, &f, &ce)) {
+		ret = reply_codec_error(rq, &ce);
+		goto cleanup;
+	}
+	out = malloc((size_t)f.limit * 128);
+	ps = balances ? NULL : calloc(f.limit, 1);
+	if (!out || (!balances && !ps)) {
+		ret = api_reply_problem(rq, PROBLEM_internal_error,
+					"out of memory", NULL, NULL);
+		goto cleanup;
+	}
+	/* Ids 0 and 2^128-1 are never accounts (the ledger refuses them as
+	 * a filter): an unknown account, so no records. */
+	l = engine_read_begin(rq->srv->e);
+	if (f.account_id == 0 || f.account_id == U128_MAX) {
+		n = 0;
+	} else if (balances) {
+		n = ledger_get_account_balances(l, &f, out, f.limit);
+	} else {
+		struct transfer *t = out;
+		n = ledger_get_account_transfers(l, &f, t, f.limit);
+		for (int i = 0; i < n; i++)
+			if (t[i].flags & TRANSFER_PENDING)
+				ps[i] = (u8)ledger_pending_status(l, t[i].id);
+	}
+	engine_read_end(rq->srv->e);
+	if (n < 0) {
+		ret = api_reply_problem(rq, PROBLEM_invalid_query,
+					"the ledger refused this filter", NULL,
+					NULL);
+		goto cleanup;
+	}
+	wbuf_init(&b, (size_t)n * RECORD_JSON_BYTES_MAX + 16);
+	wbuf_putc(&b, '[');
+	for (int i = 0; i < n; i++) {
+		if (i)
+			wbuf_putc(&b, ',');
+		if (balances)
+			codec_write_balance(&b,
+					    (struct account_balance *)out + i);
+		else
+			codec_write_transfer(&b, (struct transfer *)out + i,
+					     (enum pending_status)ps[i]);
+	}
+	wbuf_putc(&b, ']');
+	ret = api_reply_json(rq, 200, &b);
+cleanup:
+	free(out);
+	free(ps);
+	return ret;
+}
+
+enum MHD_Result ledger_route_account_transfers(struct request *rq)
+{
+	return get_account_query(rq, false);
+}
+
+enum MHD_Result ledger_route_account_balances(struct request *rq)
+{
+	return get_account_query(rq, true);
+}
+
+/* The query of a create request: entry_index=true|false, and for
+ * accounts owner=<principal id>.  NULL, or what is wrong. */
+static const char *create_query(struct request *rq)
+{
+	char q[sizeof(rq->text_id) + 64];
+	char *save = NULL;
+
+	if (rq->query_len == 0)
+		return NULL;
+	if (rq->query_len >= sizeof(q))
+		return "unknown query parameters";
+	memcpy(q, rq->query, rq->query_len + 1);
+	for (char *p = strtok_r(q, "&", &save); p;
+	     p = strtok_r(NULL, "&", &save)) {
+		if (strcmp(p, "entry_index=true") == 0)
+			rq->eng.want_entry = true;
+		else if (strcmp(p, "entry_index=false") == 0)
+			rq->eng.want_entry = false;
+		else if (rq->eng.base_op == ENGINE_CREATE_ACCOUNTS &&
+			 strncmp(p, "owner=", 6) == 0 &&
+			 strlen(p + 6) < sizeof(rq->auth.owner_param))
+			memcpy(rq->auth.owner_param, p + 6, strlen(p + 6) + 1);
+		else
+			return rq->eng.base_op == ENGINE_CREATE_ACCOUNTS
+				       ? "parameters are entry_index=true and "
+					 "owner=<principal id>"
+				       : "the only parameter is "
+					 "entry_index=true";
+	}
+	return NULL;
+}
+
+static enum MHD_Result create_reply(struct request *rq);
+
+/* The whole body is in: decode and hand to the engine. */
+static enum MHD_Result create_submit(struct request *rq, enum engine_op op)
+{
+	struct codec_error ce;
+	int r;
+
+	rq->eng.base_op = op;
+	if (rq->body.too_large)
+		return api_reply_problem(rq, PROBLEM_body_too_large,
+					 "the body is over the limit", NULL,
+					 NULL);
+	const char *qerr = create_query(rq);
+	if (qerr) {
+		api_release_body(rq);
+		return api_reply_problem(rq, PROBLEM_invalid_query, qerr, NULL,
+					 NULL);
+	}
+	if (rq->body.over_budget) {
+		api_release_body(rq);
+		return api_reply_problem(rq, PROBLEM_unavailable,
+					 api_over_budget_detail(rq), NULL,
+					 NULL);
+	}
+	r = codec_decode_events(
+		op == ENGINE_CREATE_ACCOUNTS ? CODEC_ACCOUNT : CODEC_TRANSFER,
+		rq->body.data ? rq->body.data : "", rq->body.len,
+		&rq->eng.events, &rq->eng.count, &rq->eng.is_array, &ce);
+	/* The body is not needed past this point: give it back early. */
+	api_release_body(rq);
+	if (r == -ENOMEM)
+		return api_reply_problem(rq, PROBLEM_internal_error,
+					 "out of memory", NULL, NULL);
+	if (r)
+		return reply_codec_error(rq, &ce);
+	rq->eng.results = calloc(rq->eng.count, sizeof(u32));
+	if (!rq->eng.results)
+		return api_reply_problem(rq, PROBLEM_internal_error,
+					 "out of memory", NULL, NULL);
+	/* A mandate's rights per event; its links and an owner go into a
+	 * command record, so the state machine counts caps at apply. */
+	if (op == ENGINE_CREATE_TRANSFERS && authz_check_transfers(rq) != 0)
+		return api_reply_auth(rq);
+	switch (authz_build_command(rq)) {
+	case AUTHZ_BUILT: break;
+	case AUTHZ_OWNER_MALFORMED:
+		return api_reply_problem(rq, PROBLEM_invalid_query,
+					 "owner is a principal id (43 "
+					 "base64url characters)",
+					 "owner", NULL);
+	case AUTHZ_OWNER_NOT_YOURS:
+		return api_reply_problem(rq, PROBLEM_invalid_query,
+					 "only the administrator may create "
+					 "accounts for another owner",
+					 "owner", NULL);
+	case AUTHZ_OWNER_UNKNOWN:
+		return api_reply_problem(rq, PROBLEM_invalid_query,
+					 "owner is not a registered principal",
+					 "owner", NULL);
+	case AUTHZ_BUILD_NO_MEMORY:
+	default:
+		return api_reply_problem(rq, PROBLEM_internal_error,
+					 "out of memory", NULL, NULL);
+	}
+
+	rq->eng.ereq = (struct engine_request){
+		.op = rq->eng.payload ? ENGINE_COMMAND : rq->eng.base_op,
+		.count = rq->eng.count,
+		.payload_bytes = rq->eng.payload_bytes,
+		.events = rq->eng.payload ? rq->eng.payload : rq->eng.events,
+		.results = rq->eng.results,
+	};
+	return api_submit(rq, create_reply);
+}
+
+enum MHD_Result ledger_route_accounts(struct request *rq)
+{
+	return create_submit(rq, ENGINE_CREATE_ACCOUNTS);
+}
+
+enum MHD_Result ledger_route_transfers(struct request *rq)
+{
+	return create_submit(rq, ENGINE_CREATE_TRANSFERS);
+}
+
+static const char *result_name(enum engine_op op, u32 code)
+{
+	const char *n;
+
+	if (code == 0)
+		return "created";
+	n = op == ENGINE_CREATE_ACCOUNTS ? create_account_result_name(code)
+					 : create_transfer_result_name(code);
+	return n ? n : "unknown";
+}
+
+/*
+ * The own timestamps of the records an "exists" result names, looked up
+ * under the read lock into the timestamp field of those events (the
+ * engine is done with them; 0 when not found), so that the results are
+ * formatted after it.
+ */
+static void existing_timestamps(struct request *rq)
+{
+	const struct ledger *l = NULL;
+	u32 exists = rq->eng.base_op == ENGINE_CREATE_ACCOUNTS
+			     ? CREATE_ACCOUNT_exists
+			     : CREATE_TRANSFER_exists;
+
+	for (u32 i = 0; i < rq->eng.count; i++) {
+		if (rq->eng.results[i] != exists)
+			continue;
+		if (!l)
+			l = engine_read_begin(rq->srv->e);
+		if (rq->eng.base_op == ENGINE_CREATE_ACCOUNTS) {
+			struct account *ev =
+				(struct account *)rq->eng.events + i;
+			struct account a;
+			ev->timestamp =
+				ledger_lookup_account(l, ev->id, &a) == 0
+					? a.timestamp
+					: 0;
+		} else {
+			struct transfer *ev =
+				(struct transfer *)rq->eng.events + i;
+			struct transfer t;
+			ev->timestamp =
+				ledger_lookup_transfer(l, ev->id, &t) == 0
+					? t.timestamp
+					: 0;
+		}
+	}
+	if (l)
+		engine_read_end(rq->srv->e);
+}
+
+/* A batch is done: one result per event. */
+static enum MHD_Result create_reply(struct request *rq)
+{
+	struct api_server *s = rq->srv;
+	struct engine_request *er = &rq->eng.ereq;
+	struct wbuf b;
+	unsigned status = 200;
+
+	metrics_observe_results(&s->metrics, (int)rq->eng.base_op,
+				rq->eng.results, rq->eng.count);
+	/* A mandate's cap or a revocation refuses the whole batch. */
+	if (rq->eng.base_op == ENGINE_CREATE_TRANSFERS && rq->eng.payload &&
+	    authz_guard_refused(rq))
+		return api_reply_auth(rq);
+
+	existing_timestamps(rq);
+	wbuf_init(&b, (size_t)rq->eng.count * CODEC_RESULT_BYTES_MAX + 16);
+	if (rq->eng.is_array)
+		wbuf_putc(&b, '[');
+	for (u32 i = 0; i < rq->eng.count; i++) {
+		const char *name =
+			result_name(rq->eng.base_op, rq->eng.results[i]);
+		u64 ts = 0;
+
+		if (rq->eng.results[i] == 0) {
+			/* Event i of a batch is stamped ts - count + 1 + i. */
+			ts = er->timestamp - rq->eng.count + 1 + i;
+		} else if (strcmp(name, "exists") == 0) {
+			ts = rq->eng.base_op == ENGINE_CREATE_ACCOUNTS
+				     ? ((const struct account *)
+						rq->eng.events)[i]
+					       .timestamp
+				     : ((const struct transfer *)
+						rq->eng.events)[i]
+					       .timestamp;
+		}
+		if (i)
+			wbuf_putc(&b, ',');
+		/* Created by this request: its entry is the journal record
+		 * of the batch, leaf seq - 1 of the audit log. */
+		codec_write_result_entry(&b, i, name, ts,
+					 rq->eng.want_entry &&
+							 rq->eng.results[i] == 0
+						 ? er->seq - 1
+						 : UINT64_MAX);
+		if (!rq->eng.is_array)
+			status = codec_result_http_status(name);
+	}
+	if (rq->eng.is_array)
+		wbuf_putc(&b, ']');
+	return api_reply_json(rq, status, &b);
+}
