@@ -118,6 +118,26 @@ def wait_checkpoint(s, size):
         time.sleep(0.05)
 
 
+# src/cli/cmd_doctor.c UNSIGNED_AGE_MAX_S: journal entries that no
+# checkpoint covers need action once they are older than this.
+UNSIGNED_AGE_MAX_S = 10
+
+
+def wait_until_unsigned_for_too_long(data_dir, seq):
+    """The doctor's margin is wall time itself: it compares time(NULL)
+    with the journal timestamp of entry seq (whole seconds, "older than
+    UNSIGNED_AGE_MAX_S").  So wait by that clock from the time the server
+    wrote in the record, not a fixed guess."""
+    ts = [r.timestamp for r in journal.all_records(data_dir)
+          if r.seq == seq]
+    check(len(ts) == 1, "no journal entry %d" % seq)
+    until = ts[0] // 1000000000 + UNSIGNED_AGE_MAX_S + 1
+    check(until - time.time() <= UNSIGNED_AGE_MAX_S + 1,
+          "entry %d is stamped in the future" % seq)
+    while time.time() < until:
+        time.sleep(max(0.0, until - time.time()))
+
+
 def copy_data(data, dst):
     shutil.copytree(data, dst, symlinks=True)
     shutil.copy2(data + ".kek", dst + ".kek")
@@ -563,11 +583,12 @@ def test_doctor_names_entries_left_unsigned_after_a_disk_full(ctx):
           "the server did not log the failed append")
     # Past the doctor's margin (a running server signs about every
     # second): the entries are now overdue.
-    time.sleep(11)
+    wait_until_unsigned_for_too_long(s.data_dir, signed + 1)
     check_eq(max(journal.checkpoint_sizes(s.data_dir)), signed,
              "a checkpoint was recorded on a full disk")
     rc, checks = run_both(s.data_dir, live=True)
-    check_eq(rc, 1, "entries unsigned for 11 s: %r" % (checks["audit log"],))
+    check_eq(rc, 1, "entries unsigned for over %d s: %r"
+             % (UNSIGNED_AGE_MAX_S, checks["audit log"]))
     st, detail = checks["audit log"]
     check(st == "action" and "not covered by any signed checkpoint" in detail
           and "seq %d to %d" % (signed + 1, n) in detail,
@@ -595,7 +616,7 @@ def test_doctor_needs_action_when_every_checkpoint_is_gone(ctx):
     rc, checks = run_both(d)
     check_eq(status_of(checks, "audit log"), "ok",
              "entries a second old: a server may not have signed yet")
-    time.sleep(11)
+    wait_until_unsigned_for_too_long(d, 1)
     rc, checks = run_both(d)
     check_eq(rc, 1, "doctor exit status")
     st, detail = checks["audit log"]

@@ -98,6 +98,69 @@ def net_metrics(s):
     return out
 
 
+def wait_held(s, at_least, what, timeout=5.0):
+    """Wait until the server has buffered at least at_least body bytes
+    (tpwallet_net_body_bytes_held): the explicit event that the uploads
+    a test just started are in the server's hands, before it checks
+    what they do to others."""
+    deadline = time.monotonic() + timeout * slow_factor()
+    while True:
+        held = net_metrics(s)["tpwallet_net_body_bytes_held"]
+        if held is not None and held >= at_least:
+            return held
+        check(time.monotonic() < deadline, "%s: %r body bytes held, want "
+              "at least %d" % (what, held, at_least))
+        time.sleep(0.02)
+
+
+# A slowloris sends a byte every TRICKLE_S: well inside every head
+# deadline the tests set (2 s, the witness's 5 s), so a deadline that
+# restarted on each byte (the flaw found) would never fire.  The pace is
+# the attack's own: wall time is what these tests are about.
+TRICKLE_S = 0.5
+
+
+def slowloris(port, head, count, duration_s, probe, socks):
+    """count connections from ATTACKER (appended to socks, which the
+    caller closes), each sending head, then a byte every TRICKLE_S for
+    duration_s; probe() runs once a round and asks the server something
+    from another address.  Returns (answers {i: bytes}, closed_at {i:
+    seconds after the trickle began}, rounds)."""
+    for _ in range(count):
+        try:
+            x = connect(port, ATTACKER, timeout=1.0)
+            x.sendall(head)
+            socks.append(x)
+        except OSError:
+            pass  # refused at accept: beyond the per-address limit
+    t0 = time.monotonic()
+    answers = {}
+    closed_at = {}
+    rounds = 0
+    while time.monotonic() - t0 < duration_s:
+        for i, x in enumerate(socks):
+            if i in closed_at:
+                continue
+            try:
+                x.sendall(b"a")
+                x.setblocking(False)
+                d = x.recv(65536)
+                if d:
+                    answers[i] = answers.get(i, b"") + d
+                else:
+                    closed_at[i] = time.monotonic() - t0
+            except (BlockingIOError, socket.timeout):
+                pass
+            except OSError:
+                closed_at[i] = time.monotonic() - t0
+            finally:
+                x.setblocking(True)
+        probe()
+        rounds += 1
+        time.sleep(TRICKLE_S)
+    return answers, closed_at, rounds
+
+
 def check_all_given_back(s, timeout=3.0):
     deadline = time.monotonic() + timeout * slow_factor()
     while True:
@@ -152,7 +215,7 @@ def test_66_slow_8mib_uploads_leave_writes_to_others_and_are_cut_at_the_body_dea
             x = connect(s.port, ATTACKER)
             x.sendall(head + b"[")
             socks.append(x)
-        time.sleep(0.5)
+        wait_held(s, 66, "66 slow uploads, a byte each")
         for i in range(3):
             r = s.post("/v1/accounts", [{"id": str(100 + i), "ledger": 1,
                                          "code": 1}])
@@ -201,7 +264,7 @@ def test_one_address_holds_at_most_its_body_budget_and_others_still_write(ctx):
         a = connect(s.port, ATTACKER)
         socks.append(a)
         a.sendall(post_head(s, "/v1/accounts", 4 * mib) + b" " * (700 << 10))
-        time.sleep(0.3)
+        wait_held(s, 700 << 10, "the first upload")
         body = accounts_body(1, 1, pad=20 << 10)
         raw, _ = exchange(s.port, post_head(s, "/v1/accounts", len(body)) +
                           body, ATTACKER)
@@ -219,7 +282,7 @@ def test_one_address_holds_at_most_its_body_budget_and_others_still_write(ctx):
         b = connect(s.port, "127.0.0.3")
         socks.append(b)
         b.sendall(post_head(s, "/v1/accounts", 4 * mib) + b" " * (700 << 10))
-        time.sleep(0.3)
+        wait_held(s, 1400 << 10, "the uploads from two addresses")
         body = accounts_body(5, 1, pad=20 << 10)
         raw, _ = exchange(s.port, post_head(s, "/v1/accounts", len(body)) +
                           body, "127.0.0.4")
@@ -271,7 +334,7 @@ def test_an_administrator_rooted_mandate_holds_only_its_own_body_share(ctx):
         x = connect(s.port, ATTACKER)
         socks.append(x)
         x.sendall(till_head(4 * mib) + b" " * (900 << 10))
-        time.sleep(0.5)
+        wait_held(s, 900 << 10, "the till's upload")
         # the till's own share is nearly used: its next upload is refused
         raw, _ = exchange(s.port, till_head(256 << 10) + b" " * (256 << 10),
                           "127.0.0.3")
@@ -315,46 +378,18 @@ def test_slowloris_from_one_address_leaves_healthz_to_others_and_heads_time_out(
         "TPWALLET_CONNECTIONS_PER_ADDRESS_MAX": "16",
         "TPWALLET_HEADER_TIMEOUT_S": "2"})
     socks = []
+
+    def probe():
+        st = healthz_from(s.port, "127.0.0.1", timeout=2.0)
+        check_eq(st, 200, "GET /healthz from another address during "
+                 "the slowloris")
+
     try:
-        for _ in range(80):
-            try:
-                x = connect(s.port, ATTACKER, timeout=1.0)
-                x.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-A: ")
-                socks.append(x)
-            except OSError:
-                pass
-        t0 = time.monotonic()
-        answers = {}
-        closed_at = {}
-        ok = 0
-        # Trickle for up to 6 s; ask /healthz from another address on the
-        # way, each on a new connection.
-        while time.monotonic() - t0 < 6.0:
-            for i, x in enumerate(socks):
-                if i in closed_at:
-                    continue
-                try:
-                    x.sendall(b"a")
-                except OSError:
-                    closed_at[i] = time.monotonic() - t0
-                    continue
-                x.setblocking(False)
-                try:
-                    d = x.recv(65536)
-                    if d:
-                        answers[i] = answers.get(i, b"") + d
-                    else:
-                        closed_at[i] = time.monotonic() - t0
-                except (BlockingIOError, socket.timeout):
-                    pass
-                except OSError:
-                    closed_at[i] = time.monotonic() - t0
-                x.setblocking(True)
-            st = healthz_from(s.port, "127.0.0.1", timeout=2.0)
-            check_eq(st, 200, "GET /healthz from another address during "
-                     "the slowloris")
-            ok += 1
-            time.sleep(0.5)
+        # Trickle for 6 s; ask /healthz from another address on the way,
+        # each on a new connection.
+        answers, closed_at, ok = slowloris(
+            s.port, b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-A: ", 80, 6.0,
+            probe, socks)
         check(ok >= 5, "asked /healthz only %d times" % ok)
         timed_out = [i for i, d in answers.items()
                      if (parse_raw_response(d) or
@@ -399,7 +434,7 @@ def test_behind_a_trusted_proxy_the_forwarded_address_is_limited_not_the_proxy(c
             x = connect(s.port, PROXY)
             x.sendall(post_head(s, "/v1/accounts", 1000, fwd) + b"[")
             socks.append(x)
-        time.sleep(0.3)
+        wait_held(s, 2, "two forwarded uploads, a byte each")
         raw, closed = exchange(s.port, b"GET /healthz HTTP/1.1\r\nHost: t\r\n"
                                + fwd + b"\r\n", PROXY)
         r = parse_raw_response(raw)
@@ -545,45 +580,20 @@ def test_witness_keeps_answering_others_through_70_slow_sockets(ctx):
     w = Witness(ctx, ctx.path("witness"), "witness.example/w1",
                 [key.body.decode().strip()]).start()
     socks = []
+
+    def probe():
+        raw, _ = exchange(w.port, b"GET /add-checkpoint HTTP/1.1\r\n"
+                          b"Host: t\r\nConnection: close\r\n\r\n",
+                          "127.0.0.1", 2.0)
+        r = parse_raw_response(raw)
+        check(r is not None and r.status == 405,
+              "the witness to another address during the attack: %r"
+              % raw[:200])
+
     try:
-        for _ in range(70):
-            try:
-                x = connect(w.port, ATTACKER, timeout=1.0)
-                x.sendall(b"POST /add-checkpoint HTTP/1.1\r\nHost: t\r\nX-A: ")
-                socks.append(x)
-            except OSError:
-                pass
-        t0 = time.monotonic()
-        closed_at = {}
-        answers = {}
-        asked = 0
-        while time.monotonic() - t0 < 7.0:
-            for i, x in enumerate(socks):
-                if i in closed_at:
-                    continue
-                try:
-                    x.sendall(b"a")
-                    x.setblocking(False)
-                    d = x.recv(65536)
-                    if d:
-                        answers[i] = answers.get(i, b"") + d
-                    else:
-                        closed_at[i] = time.monotonic() - t0
-                except (BlockingIOError, socket.timeout):
-                    pass
-                except OSError:
-                    closed_at[i] = time.monotonic() - t0
-                finally:
-                    x.setblocking(True)
-            raw, _ = exchange(w.port, b"GET /add-checkpoint HTTP/1.1\r\n"
-                              b"Host: t\r\nConnection: close\r\n\r\n",
-                              "127.0.0.1", 2.0)
-            r = parse_raw_response(raw)
-            check(r is not None and r.status == 405,
-                  "the witness to another address during the attack: %r"
-                  % raw[:200])
-            asked += 1
-            time.sleep(0.5)
+        answers, closed_at, asked = slowloris(
+            w.port, b"POST /add-checkpoint HTTP/1.1\r\nHost: t\r\nX-A: ",
+            70, 7.0, probe, socks)
         check(asked >= 5, "asked the witness only %d times" % asked)
         cut = [i for i, d in answers.items() if d.startswith(
             b"HTTP/1.1 408 ")]
