@@ -295,6 +295,34 @@ class Server:
         raise TestFailure("server not ready within %.0fs (last: %r)"
                           % (timeout, last))
 
+    def start_expecting_refusal(self, timeout=10):
+        """Spawn a server that must refuse to start: ask GET /readyz until
+        the process exits (the explicit event that it has decided), for at
+        most timeout seconds.  Returns (the 200 /readyz Response if it
+        ever served, else None; whether it exited; its exit status or
+        None).  The process is gone afterwards either way."""
+        self.spawn()
+        deadline = time.monotonic() + timeout * slow_factor()
+        served = None
+        try:
+            while time.monotonic() < deadline and served is None:
+                if self._exited_unreaped(0):
+                    break
+                try:
+                    c = Client(self.port, timeout=1)
+                    r = c.get("/readyz", retry=False)
+                    c.close()
+                    if r.status == 200:
+                        served = r
+                        break
+                except OSError:
+                    pass
+                time.sleep(0.05)
+            exited = self._exited_unreaped(0)
+        finally:
+            self.force_cleanup()
+        return served, exited, self.proc.returncode if exited else None
+
     def alive(self):
         return self.proc is not None and not self._exited_unreaped(0)
 

@@ -272,12 +272,9 @@ def test_data_directory_without_its_key_refuses_to_start(ctx):
     moved = ctx.path("moved")
     shutil.copytree(s.data_dir, moved)  # the KEK stays behind
     t = ctx.server(data_dir=moved)
-    t.spawn()
-    deadline = time.time() + 10
-    while t.proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    check(t.proc.poll() is not None, "server started without its KEK")
-    check_eq(t.proc.returncode, 65, "exit status without a KEK")
+    served, exited, rc = t.start_expecting_refusal()
+    check(served is None and exited, "server started without its KEK")
+    check_eq(rc, 65, "exit status without a KEK")
     check("key-encryption key" in t.log_text(),
           "the refusal names the key-encryption key")
 
