@@ -508,6 +508,42 @@ class Server:
         return self.client.request(method, path, **kw)
 
 
+# A running server signs a checkpoint within a second of its tree growing
+# (docs/audit.md); the audit thread may first have to catch up with the
+# journal, so a wait allows ten (times slow_factor under the sanitizers).
+CHECKPOINT_WAIT_S = 10.0
+
+
+def wait_checkpoint(s, min_size, cover_head=False, timeout=CHECKPOINT_WAIT_S):
+    """The newest signed checkpoint once it covers at least min_size
+    entries (and, with cover_head, the audit head as it is then): its
+    note text and size."""
+    deadline = time.monotonic() + timeout * slow_factor()
+    while True:
+        want = min_size
+        if cover_head:
+            want = max(want, int(s.get("/v1/audit/head").json()["size"]))
+        r = s.get("/v1/audit/checkpoint")
+        if r.status == 200:
+            text = r.body.decode()
+            size = int(text.split("\n")[1])
+            if size >= want:
+                return text, size
+        check(time.monotonic() < deadline,
+              "no checkpoint of size >= %d within %.0fs (last %r)"
+              % (want, timeout * slow_factor(), r))
+        time.sleep(0.05)
+
+
+def wait_file(path_ok, what, timeout=10.0):
+    """Until path_ok() is true: a file the server writes on its own."""
+    deadline = time.monotonic() + timeout * slow_factor()
+    while not path_ok():
+        check(time.monotonic() < deadline, "%s within %.0fs"
+              % (what, timeout * slow_factor()))
+        time.sleep(0.05)
+
+
 def build_shim(ctx, source):
     """Compile tests/e2e/<source> (an LD_PRELOAD shim) into the test's
     directory; returns the .so path.  A missing compiler is a failure

@@ -9,75 +9,18 @@ import json
 import hashlib
 import time
 
-from harness import e2e_test, check, check_eq
+from harness import e2e_test, check, check_eq, wait_checkpoint
 from ledger import account, transfer, create
 import auditleaf
 
 
-def leaf_hash(data):
-    """The leaf rule the entry's version names (auditleaf.py)."""
-    return auditleaf.leaf_hash(data)
-
-
-def node_hash(left, right):
-    return hashlib.sha256(b"\x01" + left + right).digest()
+leaf_hash = auditleaf.leaf_hash
+root_from_inclusion = auditleaf.root_from_inclusion
+verify_consistency = auditleaf.verify_consistency
 
 
 def b64(s):
     return base64.b64decode(s, validate=True)
-
-
-def root_from_inclusion(index, size, leaf, proof):
-    """RFC 9162 section 2.1.3.2, as written there."""
-    if index >= size:
-        raise ValueError("index >= size")
-    fn, sn, r = index, size - 1, leaf
-    for p in proof:
-        if sn == 0:
-            raise ValueError("proof too long")
-        if fn & 1 or fn == sn:
-            r = node_hash(p, r)
-            if not fn & 1:
-                while fn and not fn & 1:
-                    fn >>= 1
-                    sn >>= 1
-        else:
-            r = node_hash(r, p)
-        fn >>= 1
-        sn >>= 1
-    if sn != 0:
-        raise ValueError("proof too short")
-    return r
-
-
-def verify_consistency(first, second, first_root, second_root, proof):
-    """RFC 9162 section 2.1.4.2, as written there (0 < first < second)."""
-    if first == second:
-        return not proof and first_root == second_root
-    if first & (first - 1) == 0:  # a power of two: prepend first_root
-        proof = [first_root] + list(proof)
-    if not proof:
-        return False
-    fn, sn = first - 1, second - 1
-    while fn & 1:
-        fn >>= 1
-        sn >>= 1
-    fr = sr = proof[0]
-    for c in proof[1:]:
-        if sn == 0:
-            return False
-        if fn & 1 or fn == sn:
-            fr = node_hash(c, fr)
-            sr = node_hash(c, sr)
-            if not fn & 1:
-                while fn and not fn & 1:
-                    fn >>= 1
-                    sn >>= 1
-        else:
-            sr = node_hash(sr, c)
-        fn >>= 1
-        sn >>= 1
-    return sn == 0 and fr == first_root and sr == second_root
 
 
 def wait_size(s, want, timeout=5.0):
@@ -348,12 +291,6 @@ def test_checkpoint_on_request_is_accepted_and_then_served(ctx):
     r = s.request("POST", "/v1/audit/checkpoint")
     check_eq(r.status, 202, "POST /v1/audit/checkpoint")
     want = int(r.json()["requested_size"])
-    deadline = time.time() + 5
-    while True:
-        c = s.get("/v1/audit/checkpoint")
-        if c.status == 200 and int(c.body.decode().split("\n")[1]) >= want:
-            break
-        check(time.time() < deadline, "no checkpoint of size >= %d" % want)
-        time.sleep(0.02)
+    wait_checkpoint(s, want)
     check_eq(s.request("DELETE", "/v1/audit/checkpoint").status, 405,
              "DELETE /v1/audit/checkpoint")

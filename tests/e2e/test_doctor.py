@@ -26,10 +26,10 @@ import time
 
 from harness import (build_shim, e2e_test, check, check_eq, run_cli,
                      read_admin_token)
+import harness
 from ledger import account, transfer, create
 import journal
 
-CHECKPOINT_WAIT_S = 10.0
 STATUSES = ("ok", "warn", "action")
 AGE_RX = re.compile(r"\d+ (s|min|h|days) old")
 LINE_RX = re.compile(r"^(ok|warn|action) +([a-z -]+): (.*)$")
@@ -107,15 +107,15 @@ def status_of(checks, name):
 
 def wait_checkpoint(s, size):
     """Until the newest signed checkpoint covers at least size entries."""
-    deadline = time.monotonic() + CHECKPOINT_WAIT_S
-    while True:
-        r = s.get("/v1/audit/checkpoint")
-        if r.status == 200 and int(r.body.decode().split("\n")[1]) >= size:
-            return
-        check(time.monotonic() < deadline,
-              "no checkpoint of size >= %d within %.0fs" % (size,
-                                                            CHECKPOINT_WAIT_S))
-        time.sleep(0.05)
+    harness.wait_checkpoint(s, size)
+
+
+def wait_snapshot(s):
+    """Until the server has written a snapshot (it does so by itself past
+    snapshot_every)."""
+    snaps = os.path.join(s.data_dir, "snapshots")
+    harness.wait_file(lambda: os.path.isdir(snaps) and any(
+        f.endswith(".snap") for f in os.listdir(snaps)), "no snapshot written")
 
 
 # src/cli/cmd_doctor.c UNSIGNED_AGE_MAX_S: journal entries that no
@@ -287,12 +287,7 @@ def test_doctor_reads_a_served_dir_and_names_journal_damage(ctx):
     # Past snapshot_every: a snapshot is written beside the journal.
     create(s, "transfers", [transfer(10000 + k, 2, 1, 1)
                             for k in range(1100)])
-    snaps = os.path.join(s.data_dir, "snapshots")
-    deadline = time.monotonic() + CHECKPOINT_WAIT_S
-    while not (os.path.isdir(snaps) and any(
-            f.endswith(".snap") for f in os.listdir(snaps))):
-        check(time.monotonic() < deadline, "no snapshot written")
-        time.sleep(0.05)
+    wait_snapshot(s)
     n = len(journal.all_records(s.data_dir))
     wait_checkpoint(s, n)
 
@@ -527,12 +522,7 @@ def _snapshot_dir(ctx):
     create(s, "accounts", [account(i) for i in range(1, 5)])
     create(s, "transfers", [transfer(10000 + k, 2, 1, 1)
                             for k in range(1100)])
-    snaps = os.path.join(s.data_dir, "snapshots")
-    deadline = time.monotonic() + CHECKPOINT_WAIT_S
-    while not (os.path.isdir(snaps) and any(
-            f.endswith(".snap") for f in os.listdir(snaps))):
-        check(time.monotonic() < deadline, "no snapshot written")
-        time.sleep(0.05)
+    wait_snapshot(s)
     wait_checkpoint(s, len(journal.all_records(s.data_dir)))
     s.stop()
     return s.data_dir

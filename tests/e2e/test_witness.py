@@ -17,7 +17,8 @@ import threading
 import time
 
 from harness import (e2e_test, check, check_eq, free_port, Client, CONFIG,
-                     slow_factor, scaled, run_cli, TestFailure)
+                     slow_factor, scaled, run_cli, TestFailure,
+                     wait_checkpoint)
 from ledger import account, transfer, create
 
 EM_DASH = "\u2014"
@@ -124,17 +125,9 @@ class SilentWitness:
         self.sock.close()
 
 
-def checkpoint_of_size(s, want, timeout=5.0):
+def checkpoint_of_size(s, want):
     """The server's signed checkpoint once it covers want entries."""
-    deadline = time.time() + timeout * slow_factor()
-    while True:
-        r = s.get("/v1/audit/checkpoint")
-        if r.status == 200:
-            note = r.body.decode()
-            if int(note.split("\n")[1]) >= want:
-                return note
-        check(time.time() < deadline, "no checkpoint of size %d" % want)
-        time.sleep(0.1)
+    return wait_checkpoint(s, want)[0]
 
 
 def check_cosignature(r, name, what):
