@@ -472,6 +472,16 @@ class Server:
             self._token = (key, read_admin_token(self.data_dir))
         return self._token[1]
 
+    def require_admin_token(self):
+        """DATA/admin.token of a server that is ready: `serve` writes it
+        before it listens, so it exists once /readyz has answered 200
+        (no wait: its absence is a failure)."""
+        token = self.admin_token()
+        check(token, "%s/admin.token does not exist once the server is "
+              "ready: the server has no authorization (docs/authz.md)"
+              % self.data_dir)
+        return token
+
     def admin_authorization(self):
         """`Bearer <token>`, or None when the data dir has no token."""
         token = self.admin_token()

@@ -86,28 +86,35 @@ def ensure_js():
         return node
 
 
-def js(cmd, timeout=30):
-    """Run one command of authz_client.mjs; returns its JSON answer."""
-    node = ensure_js()
+def node_js(script, cmd, timeout=30):
+    """Run one command (a JSON object on stdin) of a script in
+    tests/e2e/js; returns its JSON answer (the last line it prints)."""
+    node = ensure_js()  # npm ci when needed, or fail
     limit = timeout * slow_factor()
+    name = os.path.basename(script)
     try:
-        p = subprocess.run([node, JS_CLIENT], input=json.dumps(cmd),
+        p = subprocess.run([node, script], input=json.dumps(cmd),
                            cwd=JS_DIR, capture_output=True, text=True,
                            errors="replace", timeout=limit)
     except subprocess.TimeoutExpired:
-        raise TestFailure("authz_client.mjs %s did not finish within %.0fs"
-                          % (cmd.get("op"), limit))
+        raise TestFailure("%s %s did not finish within %.0fs"
+                          % (name, cmd.get("op"), limit))
     lines = p.stdout.strip().splitlines()
     try:
         out = json.loads(lines[-1]) if lines else None
     except ValueError:
         out = None
     if p.returncode != 0 or not isinstance(out, dict):
-        raise TestFailure("authz_client.mjs %s failed (%d): %s %s"
-                          % (cmd.get("op"), p.returncode,
+        raise TestFailure("%s %s failed (%d): %s %s"
+                          % (name, cmd.get("op"), p.returncode,
                              (out or {}).get("error", p.stdout[-1500:]),
                              p.stderr[-1500:]))
     return out
+
+
+def js(cmd, timeout=30):
+    """Run one command of authz_client.mjs; returns its JSON answer."""
+    return node_js(JS_CLIENT, cmd, timeout)
 
 
 # -- problems ---------------------------------------------------------------
@@ -193,17 +200,7 @@ class Authz:
         ensure_js()  # install (or fail) before starting anything
         self.s = ctx.start_server(env=env) if env else ctx.start_server()
         s = self.s
-        token = None
-        deadline = time.monotonic() + 2 * slow_factor()
-        while time.monotonic() < deadline:
-            token = s.admin_token()
-            if token:
-                break
-            time.sleep(0.05)
-        check(token, "%s/admin.token does not exist once the server is "
-              "ready: the server has no authorization (docs/authz.md)"
-              % s.data_dir)
-        self.token = token
+        self.token = s.require_admin_token()
         path = os.path.join(s.data_dir, "admin.jwk")
         check(os.path.exists(path), "%s does not exist" % path)
         with open(path) as f:

@@ -17,7 +17,6 @@ import email.utils
 import json
 import os
 import re
-import subprocess
 import time
 import urllib.parse
 
@@ -82,13 +81,7 @@ def check_ok(r, status, what):
 
 
 def wait_token(s):
-    deadline = time.monotonic() + 5 * slow_factor()
-    while time.monotonic() < deadline:
-        if s.admin_token():
-            return
-        time.sleep(0.05)
-    raise TestFailure("no %s/admin.token once the server is ready"
-                      % s.data_dir)
+    s.require_admin_token()
 
 
 def put_policy(s, doc, reason=None, **kw):
@@ -168,28 +161,7 @@ def base_policy(now=None):
     }, since, sunset
 
 
-def node_js(script, cmd, timeout=30):
-    node = test_authz.ensure_js()  # npm ci when needed, or fail
-    limit = timeout * slow_factor()
-    try:
-        p = subprocess.run([node, script], input=json.dumps(cmd), cwd=JS_DIR,
-                           capture_output=True, text=True, errors="replace",
-                           timeout=limit)
-    except subprocess.TimeoutExpired:
-        raise TestFailure("%s %s did not finish within %.0fs"
-                          % (os.path.basename(script), cmd.get("op"), limit))
-    lines = p.stdout.strip().splitlines()
-    try:
-        out = json.loads(lines[-1]) if lines else None
-    except ValueError:
-        out = None
-    if p.returncode != 0 or not isinstance(out, dict):
-        raise TestFailure("%s %s failed (%d): %s %s"
-                          % (os.path.basename(script), cmd.get("op"),
-                             p.returncode,
-                             (out or {}).get("error", p.stdout[-1500:]),
-                             p.stderr[-1500:]))
-    return out
+node_js = test_authz.node_js
 
 
 def policy_js(cmd, timeout=30):
