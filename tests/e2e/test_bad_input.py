@@ -36,14 +36,7 @@ def check_problem(r, status, slug, what):
     for f in ("type", "title", "status", "instance"):
         check(f in doc, "%s: problem lacks %r: %r" % (what, f, doc))
     check_eq(doc["status"], status, "%s: problem.status" % what)
-    check(isinstance(doc["type"], str) and
-          doc["type"].startswith("/problems/"),
-          "%s: problem.type %r" % (what, doc["type"]))
-    if slug is not None:
-        want = slug if isinstance(slug, tuple) else (slug,)
-        check(doc["type"] in ["/problems/" + x for x in want],
-              "%s: expected type /problems/%s, got %r"
-              % (what, "|".join(want), doc["type"]))
+    check_eq(doc["type"], "/problems/" + slug, "%s: problem.type" % what)
     check(isinstance(doc["title"], str) and doc["title"],
           "%s: empty title" % what)
     return doc
@@ -104,7 +97,7 @@ def _cases():
         ("account flag on a transfer", "POST", "/v1/transfers",
          _t(flags=["history"]), J, 400, "invalid-flag"),
         ("flags not an array", "POST", "/v1/transfers", _t(flags="pending"),
-         J, 400, ("invalid-field", "invalid-flag")),
+         J, 400, "invalid-field"),
         ("unknown account flag", "POST", "/v1/accounts",
          account(9, flags=["pending"]), J, 400, "invalid-flag"),
         ("body is a string", "POST", "/v1/transfers", b'"hello"', J, 400,
@@ -114,7 +107,7 @@ def _cases():
         ("empty array", "POST", "/v1/transfers", b"[]", J, 400,
          "empty-batch"),
         ("empty body", "POST", "/v1/transfers", b"", J, 400,
-         ("invalid-json", "invalid-body")),
+         "invalid-json"),
         ("8191 events", "POST", "/v1/transfers",
          [transfer(10000 + i, 1, 2, 1) for i in range(8191)], J, 413,
          "batch-too-large"),
@@ -124,11 +117,9 @@ def _cases():
         ("nesting depth 1000", "POST", "/v1/transfers",
          b"[" * 1000 + b"]" * 1000, J, 400, "nesting-too-deep"),
         ("invalid UTF-8 in a string", "POST", "/v1/transfers",
-         b'{"id": "5\xff\xfe", "amount": "1"}', J, 400,
-         ("invalid-json", "invalid-field")),
+         b'{"id": "5\xff\xfe", "amount": "1"}', J, 400, "invalid-json"),
         ("overlong UTF-8 encoding", "POST", "/v1/transfers",
-         b'{"id": "\xc0\xaf", "amount": "1"}', J, 400,
-         ("invalid-json", "invalid-field")),
+         b'{"id": "\xc0\xaf", "amount": "1"}', J, 400, "invalid-json"),
         ("Content-Type text/plain", "POST", "/v1/transfers",
          json.dumps(_t()).encode(), {"Content-Type": "text/plain"}, 415,
          "unsupported-media-type"),
