@@ -90,4 +90,5 @@ def test_cli_alone_mandate_cap_revoke_rotate(ctx):
     r = cli("call", *base, "GET", "/v1/revocations/" + jti)
     check_eq(json.loads(r.stdout)["status"], "revoked", "still revoked")
     r = pay(mandate, 6, ok=False)
-    check("revoked" in r.stderr, "old mandate still refused: %s" % r.stderr)
+    check(r.returncode == 1 and "401" in r.stderr and "revoked" in r.stderr,
+          "old mandate still refused: %s" % r.stderr)

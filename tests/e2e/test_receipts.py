@@ -190,13 +190,14 @@ def test_receipt_shows_only_its_transfer_not_the_batch_nor_a_mandates_guards(ctx
              "the account receipt proves account 10")
     # The other receipt routes still refuse the reader.
     r = receipt_as(t, "/v1/transfers/%d/receipt" % THEIRS[0])
-    check(r.returncode != 0 and "403" in r.stderr,
+    # docs/cli.md: a refusal is exit status 1
+    check(r.returncode == 1 and "403" in r.stderr,
           "the receipt of a transfer outside 10: %s %s"
           % (r.stdout, r.stderr))
     for path in ("/v1/audit/entries/1", "/v1/audit/proof/inclusion?"
                  "index=0&size=1", "/v1/audit/head"):
         r = receipt_as(t, path)
-        check(r.returncode != 0 and "403" in r.stderr,
+        check(r.returncode == 1 and "403" in r.stderr,
               "%s without audit:read: %s %s" % (path, r.stdout, r.stderr))
 
 
