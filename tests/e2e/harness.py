@@ -495,6 +495,12 @@ class Server:
             return b""
         return b"Authorization: " + value.encode("ascii") + b"\r\n"
 
+    def cli_args(self):
+        """What a CLI command needs to call this server as its
+        administrator (docs/cli.md): --server and --data."""
+        return ["--server", "http://127.0.0.1:%d" % self.port,
+                "--data", self.data_dir]
+
     def new_client(self, timeout=None, auth=DEFAULT_AUTH):
         """A new connection to this server; by default it authenticates
         as the administrator (auth=None: no credential)."""
@@ -580,6 +586,24 @@ def run_cli(args, timeout=30, env=None, cwd=None):
     except subprocess.TimeoutExpired:
         raise TestFailure("tpwallet %s did not finish within %.0fs"
                           % (" ".join(args), timeout * slow_factor()))
+
+
+def issue_mandate(out, key, to, ops=(), accounts=(), expires="1h",
+                  extra=()):
+    """`tpwallet delegate issue` (docs/cli.md): a link signed by the
+    private JWK in key, to the key in to, granting ops over accounts (none:
+    any account), written to out; extra: more flags (--total-cap N,
+    --parent FILE...).  A refusal fails the test.  Returns out."""
+    args = ["delegate", "issue", "--key", key, "--to", to,
+            "--expires", expires, "--out", out]
+    for op in ops:
+        args += ["--op", op]
+    for a in accounts:
+        args += ["--account", str(a)]
+    r = run_cli(args + list(extra))
+    check(r.returncode == 0, "delegate issue %s: %s %s"
+          % (os.path.basename(out), r.stdout, r.stderr))
+    return out
 
 
 def raw_exchange(port, data, timeout=5.0, read_max=1 << 20,

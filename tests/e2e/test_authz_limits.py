@@ -28,8 +28,7 @@ def journal_size(srv):
 @e2e_test(timeout=90)
 def test_anonymous_revocations_come_only_from_known_keys(ctx):
     srv = ctx.start_server()
-    base = ["--server", "http://127.0.0.1:%d" % srv.port,
-            "--data", srv.data_dir]
+    base = srv.cli_args()
     stranger = os.path.join(ctx.dir, "stranger.jwk")
     r = run_cli(["principal", "create", "--name", "stranger", "--no-register",
                  "--key-out", stranger] + base)

@@ -16,7 +16,8 @@ import json
 import os
 import time
 
-from harness import e2e_test, check, check_eq, run_cli, slow_factor
+from harness import (e2e_test, check, check_eq, issue_mandate, run_cli,
+                     slow_factor)
 
 OPS = ["accounts:create", "accounts:read", "transfers:create",
        "transfers:post_void", "transfers:read", "principals:read",
@@ -99,7 +100,7 @@ def status_of(r):
 def test_every_v1_route_checks_its_documented_right(ctx):
     srv = ctx.start_server()
     data = srv.data_dir
-    base = ["--server", "http://127.0.0.1:%d" % srv.port, "--data", data]
+    base = srv.cli_args()
     r = srv.post("/v1/accounts", [{"id": "1", "ledger": 1, "code": 1},
                                   {"id": "2", "ledger": 1, "code": 1}])
     check(r.status == 200, "accounts: %d" % r.status)
@@ -122,14 +123,8 @@ def test_every_v1_route_checks_its_documented_right(ctx):
         jwk = {k: v for k, v in json.load(f).items() if k != "d"}
 
     def mandate(name, ops):
-        path = os.path.join(ctx.dir, name)
-        args = ["delegate", "issue", "--key", os.path.join(data, "admin.jwk"),
-                "--to", dev, "--expires", "1h", "--out", path]
-        for op in ops:
-            args += ["--op", op]
-        r = run_cli(args)
-        check(r.returncode == 0, "delegate issue %s: %s" % (ops, r.stderr))
-        return path
+        return issue_mandate(os.path.join(ctx.dir, name),
+                             os.path.join(data, "admin.jwk"), dev, ops)
 
     def call(m, method, path, body):
         args = ["call", "-v", "--key", dev, "--mandate", m] + base + \

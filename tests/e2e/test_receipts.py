@@ -18,7 +18,7 @@ import json
 import os
 import time
 
-from harness import e2e_test, check, check_eq, run_cli
+from harness import e2e_test, check, check_eq, issue_mandate, run_cli
 from test_security import Tenants, tr
 import auditleaf
 
@@ -110,11 +110,9 @@ def test_receipt_shows_only_its_transfer_not_the_batch_nor_a_mandates_guards(ctx
     t.cli("call", "POST", "/v1/accounts?owner=" + customer_id,
           '[{"id":"30","ledger":1,"code":1}]')
     shop_mandate = os.path.join(ctx.dir, "shop.txt")
-    t.cli("delegate", "issue", "--key", customer, "--to", shopper,
-          "--op", "transfers:create", "--account", "30",
-          "--total-cap", str(CUSTOMER_TOTAL_CAP),
-          "--uses", str(CUSTOMER_USES), "--expires", "1h",
-          "--out", shop_mandate)
+    issue_mandate(shop_mandate, customer, shopper, ["transfers:create"],
+                  ["30"], extra=["--total-cap", str(CUSTOMER_TOTAL_CAP),
+                                 "--uses", str(CUSTOMER_USES)])
     t.admin("POST", "/v1/transfers", tr(1, 20, 30, 10_000))
 
     # One batch over several owners' accounts: ours into 10 (merchant),
@@ -247,15 +245,12 @@ class V1Log:
         self.srv = ctx.start_server(data_dir=data)
         self.data = data
         self.mandate = ctx.path("reader.txt")
-        r = run_cli(["delegate", "issue", "--key", ctx.path("merchant.jwk"),
-                     "--to", ctx.path("till.jwk"), "--op", "accounts:read",
-                     "--op", "transfers:read", "--account", "10",
-                     "--expires", "1h", "--out", self.mandate])
-        check(r.returncode == 0, "delegate issue: %s" % r.stderr)
+        issue_mandate(self.mandate, ctx.path("merchant.jwk"),
+                      ctx.path("till.jwk"),
+                      ["accounts:read", "transfers:read"], ["10"])
 
     def call(self, *args, reader=False, key=None, mandate=None):
-        pre = ["call", "--server", "http://127.0.0.1:%d" % self.srv.port,
-               "--data", self.data]
+        pre = ["call"] + self.srv.cli_args()
         if reader:
             key, mandate = self.ctx.path("till.jwk"), self.mandate
         if key:
@@ -268,19 +263,12 @@ class V1Log:
         key = self.ctx.path("auditor.jwk")
         if not os.path.exists(key):
             r = run_cli(["principal", "create", "--name", "auditor",
-                         "--no-register", "--key-out", key, "--server",
-                         "http://127.0.0.1:%d" % self.srv.port, "--data",
-                         self.data])
+                         "--no-register", "--key-out", key] +
+                        self.srv.cli_args())
             check(r.returncode == 0, "auditor key: %s" % r.stderr)
         m = self.ctx.path("auditor-%d.txt" % len(accounts))
-        args = ["delegate", "issue", "--key",
-                os.path.join(self.data, "admin.jwk"), "--to", key,
-                "--op", "audit:read", "--op", "transfers:read",
-                "--expires", "1h", "--out", m]
-        for a in accounts:
-            args += ["--account", a]
-        r = run_cli(args)
-        check(r.returncode == 0, "auditor mandate: %s" % r.stderr)
+        issue_mandate(m, os.path.join(self.data, "admin.jwk"), key,
+                      ["audit:read", "transfers:read"], accounts)
         return key, m
 
 
