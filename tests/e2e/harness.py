@@ -551,6 +551,21 @@ def wait_checkpoint(s, min_size, cover_head=False, timeout=CHECKPOINT_WAIT_S):
         time.sleep(0.05)
 
 
+def wait_receipt(s, path, timeout=CHECKPOINT_WAIT_S):
+    """GET path (a receipt route) until it is no longer 503: a receipt is
+    served once a signed checkpoint covers the entry, 503 before
+    (docs/audit.md).  Returns the first other answer; still 503 at the
+    deadline fails."""
+    deadline = time.monotonic() + timeout * slow_factor()
+    while True:
+        r = s.get(path)
+        if r.status != 503:
+            return r
+        check(time.monotonic() < deadline, "%s still 503 after %.0fs: %r"
+              % (path, timeout * slow_factor(), r))
+        time.sleep(0.05)
+
+
 def wait_file(path_ok, what, timeout=10.0):
     """Until path_ok() is true: a file the server writes on its own."""
     deadline = time.monotonic() + timeout * slow_factor()

@@ -18,7 +18,8 @@ import json
 import os
 import time
 
-from harness import e2e_test, check, check_eq, issue_mandate, run_cli
+from harness import (e2e_test, check, check_eq, issue_mandate, run_cli,
+                     slow_factor, wait_receipt)
 from test_security import Tenants, tr
 import auditleaf
 
@@ -55,17 +56,24 @@ def blobs(rc):
     return b"".join(out) + json.dumps(rc).encode()
 
 
-def receipt_as(t, path, mandate=None, key=None, tries_s=10.0):
-    """GET path through `tpwallet call` as the reader (503 until a
-    checkpoint covers the entry); returns (exit status, stdout, stderr)."""
-    deadline = time.monotonic() + tries_s
+def until_not_503(call, tries_s=10.0):
+    """Run call() (a `tpwallet call` of a receipt route) until its answer
+    is not 503: a receipt is served once a signed checkpoint covers the
+    entry (docs/audit.md).  Returns the last CompletedProcess."""
+    deadline = time.monotonic() + tries_s * slow_factor()
     while True:
-        args = ["call", "--key", key or t.till, "--mandate",
-                mandate or t.mandate, "GET", path]
-        r = t.cli(*args, ok=False)
+        r = call()
         if "503" not in r.stderr or time.monotonic() > deadline:
             return r
         time.sleep(0.1)
+
+
+def receipt_as(t, path, mandate=None, key=None, tries_s=10.0):
+    """GET path through `tpwallet call` as the reader (503 until a
+    checkpoint covers the entry); returns (exit status, stdout, stderr)."""
+    args = ["call", "--key", key or t.till, "--mandate",
+            mandate or t.mandate, "GET", path]
+    return until_not_503(lambda: t.cli(*args, ok=False), tries_s)
 
 
 def audit_key(t, ctx):
@@ -303,13 +311,8 @@ def test_a_v1_log_from_the_previous_build_opens_and_its_receipts_verify(ctx):
         f.write("\n".join(keys) + "\n")
 
     def receipt(tid, reader, want=0):
-        deadline = time.monotonic() + 10
-        while True:
-            r = log.call("GET", "/v1/transfers/%d/receipt" % tid,
-                         reader=reader)
-            if "503" not in r.stderr or time.monotonic() > deadline:
-                break
-            time.sleep(0.1)
+        r = until_not_503(lambda: log.call(
+            "GET", "/v1/transfers/%d/receipt" % tid, reader=reader))
         check(r.returncode == want, "receipt of %d (%s): %s %s"
               % (tid, "reader" if reader else "admin", r.stdout, r.stderr))
         return json.loads(r.stdout) if want == 0 else r
@@ -388,12 +391,7 @@ def test_receipt_proves_the_created_event_not_a_failed_one_with_its_id(ctx):
     st = create(s, "transfers", [transfer(77, 1, 1, 5), transfer(77, 1, 2, 6),
                                  transfer(78, 2, 1, 1)])
     check(st[0] != "created" and st[1] == "created", "statuses %r" % st)
-    deadline = time.monotonic() + 10
-    while True:
-        r = s.get("/v1/transfers/77/receipt")
-        if r.status != 503 or time.monotonic() > deadline:
-            break
-        time.sleep(0.1)
+    r = wait_receipt(s, "/v1/transfers/77/receipt")
     check_eq(r.status, 200, "receipt of 77")
     rc = r.json()
     got = auditleaf.verify_receipt(rc)
