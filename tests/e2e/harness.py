@@ -551,6 +551,22 @@ def wait_checkpoint(s, min_size, cover_head=False, timeout=CHECKPOINT_WAIT_S):
         time.sleep(0.05)
 
 
+def wait_audit_size(s, size, timeout=CHECKPOINT_WAIT_S):
+    """GET /v1/audit/head until the tree holds at least size entries (the
+    audit thread follows the journal: it may lag behind the replies).
+    Returns the head."""
+    deadline = time.monotonic() + timeout * slow_factor()
+    while True:
+        r = s.get("/v1/audit/head")
+        check(r.status == 200, "GET /v1/audit/head: %r" % r)
+        head = r.json()
+        if int(head["size"]) >= size:
+            return head
+        check(time.monotonic() < deadline, "the audit tree did not reach "
+              "%d within %.0fs: %r" % (size, timeout * slow_factor(), head))
+        time.sleep(0.02)
+
+
 def wait_receipt(s, path, timeout=CHECKPOINT_WAIT_S):
     """GET path (a receipt route) until it is no longer 503: a receipt is
     served once a signed checkpoint covers the entry, 503 before

@@ -9,8 +9,8 @@ import json
 import hashlib
 import time
 
-from harness import (e2e_test, check, check_eq, wait_checkpoint,
-                     wait_receipt)
+from harness import (e2e_test, check, check_eq, wait_audit_size,
+                     wait_checkpoint, wait_receipt)
 from ledger import account, transfer, create
 import auditleaf
 
@@ -24,13 +24,7 @@ def b64(s):
     return base64.b64decode(s, validate=True)
 
 
-def wait_size(s, want, timeout=5.0):
-    deadline = time.time() + timeout
-    while True:
-        head = s.get("/v1/audit/head").json()
-        if int(head["size"]) >= want or time.time() > deadline:
-            return head
-        time.sleep(0.02)
+wait_size = wait_audit_size
 
 
 @e2e_test(timeout=60)
@@ -169,15 +163,11 @@ def test_audit_checkpoint_is_a_signed_note_of_the_head_and_keys_are_published(ct
     head = wait_size(s, 3)
     check_eq(head["size"], "3", "key event, accounts, transfer")
     # A checkpoint is signed at most a second after the tree grows.
-    deadline = time.time() + 5
-    while True:
-        r = s.get("/v1/audit/checkpoint")
-        lines = r.body.decode().split("\n") if r.status == 200 else []
-        if len(lines) > 3 and lines[1] == head["size"]:
-            break
-        check(time.time() < deadline, "no checkpoint of size %s: %r"
-              % (head["size"], r))
-        time.sleep(0.1)
+    text, size = wait_checkpoint(s, 3)
+    check_eq(size, 3, "the checkpoint's size (nothing was written since)")
+    r = s.get("/v1/audit/checkpoint")
+    check_eq(r.body.decode(), text, "the checkpoint served again")
+    lines = text.split("\n")
     check(r.header("Content-Type").startswith("text/plain"),
           "checkpoint content type %r" % r.header("Content-Type"))
     origin, size, root = lines[0], lines[1], lines[2]

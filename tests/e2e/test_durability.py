@@ -13,7 +13,8 @@ import time
 
 import journal
 from harness import (build_shim, e2e_test, check, check_eq, slow_factor,
-                     scaled, Client, TestFailure)
+                     scaled, Client, TestFailure, wait_audit_size,
+                     wait_checkpoint)
 from ledger import (account, transfer, create, create_one, get_account,
                     get_transfer, account_transfers_all)
 
@@ -623,27 +624,12 @@ def test_truncate_corrupt_tail_drops_the_record_moves_checkpoints_aside(ctx):
     # The log keeps serving: a write, then its entry and a checkpoint.
     create_one(s, "transfers", transfer(9999, 1, 3, 5), "created", 201)
     want = journal.all_records(d)[-1].seq
-    deadline = time.monotonic() + 10 * slow_factor()
-    head = None
-    while time.monotonic() < deadline:
-        r = s.get("/v1/audit/head")
-        check_eq(r.status, 200, "GET /v1/audit/head after the cut: %r" % r)
-        head = r.json()
-        if int(head["size"]) >= want:
-            break
-        time.sleep(0.05)
-    check(head is not None and int(head["size"]) >= want,
-          "the audit tree did not reach %d: %r" % (want, head))
+    wait_audit_size(s, want)
     r = s.get("/v1/audit/entries/%d" % (want - 1))
     check_eq(r.status, 200, "GET the new entry: %r" % r)
-    deadline = time.monotonic() + 10 * slow_factor()
-    while time.monotonic() < deadline:
-        r = s.get("/v1/audit/checkpoint")
-        if r.status == 200 and ("\n%d\n" % want) in r.body.decode():
-            break
-        time.sleep(0.1)
-    check(r.status == 200 and ("\n%d\n" % want) in r.body.decode(),
-          "no checkpoint of size %d after the cut: %r" % (want, r))
+    _, size = wait_checkpoint(s, want)
+    check_eq(size, want, "the checkpoint after the cut (nothing written "
+             "since)")
     s.stop()
     # A later start without the flag is clean.
     s2 = ctx.server(data_dir=d)
