@@ -395,6 +395,12 @@ def test_slowloris_from_one_address_leaves_healthz_to_others_and_heads_time_out(
                      if (parse_raw_response(d) or
                          parse_raw_response(b"HTTP/1.1 000 x\r\n\r\n")).status
                      == 408]
+        # Each of the 16 admitted heads is answered 408 and closed; the
+        # reply of one can be lost to the reset that a close with our
+        # unread trickle in its buffer makes (RFC 9112, 9.6: "the reset
+        # packet might erase the client's unacknowledged input buffers"),
+        # so not every 408 is ours to read.  Whatever we read, every
+        # attacker connection must be closed by the end (below).
         check(len(timed_out) >= 12,
               "heads cut with 408: %d of the admitted (answers %r)"
               % (len(timed_out), list(answers.values())[:2]))
@@ -597,6 +603,8 @@ def test_witness_keeps_answering_others_through_70_slow_sockets(ctx):
         check(asked >= 5, "asked the witness only %d times" % asked)
         cut = [i for i, d in answers.items() if d.startswith(
             b"HTTP/1.1 408 ")]
+        # 8 admitted; a 408 may be lost to the reset (RFC 9112, 9.6), as
+        # in the server's slowloris test above.
         check(len(cut) >= 6, "heads cut with 408: %d (answers %r)"
               % (len(cut), list(answers.values())[:2]))
         check(all(closed_at.get(i, 99) < 5 + 2.5 * slow_factor()
