@@ -321,9 +321,10 @@ def test_second_server_on_the_same_data_dir_refuses_to_start(ctx):
 
 # -- torn tail and corruption ---------------------------------------------
 
-def _fill(ctx, n_transfers):
-    """A data dir with accounts and n single-transfer requests (so, as
-    many journal records), stopped cleanly.  Returns (dir, acked map)."""
+def _filled(ctx, n_transfers):
+    """A running server on DIR/orig with accounts and n single-transfer
+    requests (so, as many journal records).  Returns (server, acked
+    map)."""
     s = ctx.server(data_dir=ctx.path("orig"))
     s.start()
     create(s, "accounts", [account(1), account(2), account(3)],
@@ -334,6 +335,12 @@ def _fill(ctx, n_transfers):
         d, c = (1, 2) if i % 2 == 0 else (2, 3)
         create_one(s, "transfers", transfer(tid, d, c, i + 1), "created", 201)
         acked[tid] = (d, c, i + 1)
+    return s, acked
+
+
+def _fill(ctx, n_transfers):
+    """_filled, stopped cleanly.  Returns (dir, acked map)."""
+    s, acked = _filled(ctx, n_transfers)
     s.stop()
     return s.data_dir, acked
 
@@ -523,16 +530,7 @@ def _acked_last(ctx, n=12):
     """A stopped data dir whose audit leaves and newest signed checkpoint
     cover every record, and its last record (acknowledged: its reply came
     after its fdatasync)."""
-    s = ctx.server(data_dir=ctx.path("orig"))
-    s.start()
-    create(s, "accounts", [account(1), account(2), account(3)],
-           ["created"] * 3)
-    acked = {}
-    for i in range(n):
-        tid = 1000 + i
-        d, c = (1, 2) if i % 2 == 0 else (2, 3)
-        create_one(s, "transfers", transfer(tid, d, c, i + 1), "created", 201)
-        acked[tid] = (d, c, i + 1)
+    s, acked = _filled(ctx, n)
     want = journal.all_records(s.data_dir)[-1].seq
     r = s.request("POST", "/v1/audit/checkpoint")
     check_eq(r.status, 202, "POST /v1/audit/checkpoint")
