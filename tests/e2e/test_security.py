@@ -356,6 +356,7 @@ def test_a_repeated_query_parameter_is_refused_naming_it(ctx):
         many = "&".join("p%d=1" % i for i in range(65))
         r = c.request("GET", "/v1/accounts/1/transfers?" + many)
         check_eq(r.status, 400, "65 parameters")
+        check_eq(r.json()["type"], "/problems/invalid-query", "65 parameters")
         check("at most 64" in r.json()["detail"], "names the limit")
     finally:
         c.close()
