@@ -291,9 +291,12 @@ static void decimal_strings_are_strict(void **state)
 		bool arr;
 		int r = decode(CODEC_TRANSFER, bad[i], &ev, &n, &arr, &err);
 		assert_int_equal(r, -EINVAL);
-		/* \u0000 is refused by jansson itself. */
-		assert_true(err.problem == PROBLEM_invalid_field ||
-			    err.problem == PROBLEM_invalid_json);
+		/* \u0000 (the last) is refused by jansson itself: the
+		 * body is not JSON we take; the others are JSON with a
+		 * field that is not a canonical decimal string. */
+		bool nul = i + 1 == sizeof(bad) / sizeof(bad[0]);
+		assert_int_equal(err.problem, nul ? PROBLEM_invalid_json
+						  : PROBLEM_invalid_field);
 	}
 	expect_refused(CODEC_TRANSFER, "{\"amount\":5}", PROBLEM_invalid_field,
 		       "amount", "must be a decimal string");

@@ -732,7 +732,9 @@ static void tampered_signature_of_each_link_is_refused(void **state)
 		join(3);
 		expect_refusal(&o, MANDATE_ERR_bad_signature, (int)k + 1, "");
 	}
-	/* a tampered payload: the signature no longer matches either */
+	/* a tampered payload: a character of its base64url changed breaks
+	 * its JSON (the payload is read first, for the issuer whose key
+	 * verifies the signature), so it is malformed */
 	base3(s);
 	build(s, 3);
 	{
@@ -744,8 +746,7 @@ static void tampered_signature_of_each_link_is_refused(void **state)
 		struct mandate_error e;
 		assert_int_equal(verify_value(&o, &e), -1);
 		assert_int_equal(e.link, 2);
-		assert_true(e.code == MANDATE_ERR_bad_signature ||
-			    e.code == MANDATE_ERR_malformed);
+		assert_int_equal(e.code, MANDATE_ERR_malformed);
 	}
 }
 
