@@ -6,9 +6,8 @@ own is refused with 403 op_not_allowed, and one that holds only the
 route's operation gets the route's own answer (the status in the
 table: the requests run in this order, so each one's answer is fixed;
 POST /v1/principals answers 200 "exists" because `principal create`
-registered the device already).  A
-route missing from the server's table, or checking another operation,
-fails here.  Requests are made with the CLI (`tpwallet call`), which
+registered the device already).  A route missing from the server's
+table, or checking another operation, fails here.  Requests are made with the CLI (`tpwallet call`), which
 signs a fresh DPoP proof for each.
 """
 
