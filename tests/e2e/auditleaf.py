@@ -79,6 +79,36 @@ def root_from_inclusion(index, size, leaf, proof):
     return r
 
 
+def verify_consistency(first, second, first_root, second_root, proof):
+    """RFC 9162 section 2.1.4.2, as written there (0 < first < second)."""
+    if first == second:
+        return not proof and first_root == second_root
+    if first & (first - 1) == 0:  # a power of two: prepend first_root
+        proof = [first_root] + list(proof)
+    if not proof:
+        return False
+    fn, sn = first - 1, second - 1
+    while fn & 1:
+        fn >>= 1
+        sn >>= 1
+    fr = sr = proof[0]
+    for c in proof[1:]:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            fr = node(c, fr)
+            sr = node(c, sr)
+            if not fn & 1:
+                while fn and not fn & 1:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            sr = node(sr, c)
+        fn >>= 1
+        sn >>= 1
+    return sn == 0 and fr == first_root and sr == second_root
+
+
 def event_hash(ev):
     return sha(b"\x10" + ev)
 

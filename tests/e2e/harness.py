@@ -296,6 +296,34 @@ class Server:
         raise TestFailure("server not ready within %.0fs (last: %r)"
                           % (timeout, last))
 
+    def start_expecting_refusal(self, timeout=10):
+        """Spawn a server that must refuse to start: ask GET /readyz until
+        the process exits (the explicit event that it has decided), for at
+        most timeout seconds.  Returns (the 200 /readyz Response if it
+        ever served, else None; whether it exited; its exit status or
+        None).  The process is gone afterwards either way."""
+        self.spawn()
+        deadline = time.monotonic() + timeout * slow_factor()
+        served = None
+        try:
+            while time.monotonic() < deadline and served is None:
+                if self._exited_unreaped(0):
+                    break
+                try:
+                    c = Client(self.port, timeout=1)
+                    r = c.get("/readyz", retry=False)
+                    c.close()
+                    if r.status == 200:
+                        served = r
+                        break
+                except OSError:
+                    pass
+                time.sleep(0.05)
+            exited = self._exited_unreaped(0)
+        finally:
+            self.force_cleanup()
+        return served, exited, self.proc.returncode if exited else None
+
     def alive(self):
         return self.proc is not None and not self._exited_unreaped(0)
 
@@ -445,6 +473,16 @@ class Server:
             self._token = (key, read_admin_token(self.data_dir))
         return self._token[1]
 
+    def require_admin_token(self):
+        """DATA/admin.token of a server that is ready: `serve` writes it
+        before it listens, so it exists once /readyz has answered 200
+        (no wait: its absence is a failure)."""
+        token = self.admin_token()
+        check(token, "%s/admin.token does not exist once the server is "
+              "ready: the server has no authorization (docs/authz.md)"
+              % self.data_dir)
+        return token
+
     def admin_authorization(self):
         """`Bearer <token>`, or None when the data dir has no token."""
         token = self.admin_token()
@@ -457,6 +495,12 @@ class Server:
         if value is None:
             return b""
         return b"Authorization: " + value.encode("ascii") + b"\r\n"
+
+    def cli_args(self):
+        """What a CLI command needs to call this server as its
+        administrator (docs/cli.md): --server and --data."""
+        return ["--server", "http://127.0.0.1:%d" % self.port,
+                "--data", self.data_dir]
 
     def new_client(self, timeout=None, auth=DEFAULT_AUTH):
         """A new connection to this server; by default it authenticates
@@ -479,6 +523,73 @@ class Server:
 
     def request(self, method, path, **kw):
         return self.client.request(method, path, **kw)
+
+
+# A running server signs a checkpoint within a second of its tree growing
+# (docs/audit.md); the audit thread may first have to catch up with the
+# journal, so a wait allows ten (times slow_factor under the sanitizers).
+CHECKPOINT_WAIT_S = 10.0
+
+
+def wait_checkpoint(s, min_size, cover_head=False, timeout=CHECKPOINT_WAIT_S):
+    """The newest signed checkpoint once it covers at least min_size
+    entries (and, with cover_head, the audit head as it is then): its
+    note text and size."""
+    deadline = time.monotonic() + timeout * slow_factor()
+    while True:
+        want = min_size
+        if cover_head:
+            want = max(want, int(s.get("/v1/audit/head").json()["size"]))
+        r = s.get("/v1/audit/checkpoint")
+        if r.status == 200:
+            text = r.body.decode()
+            size = int(text.split("\n")[1])
+            if size >= want:
+                return text, size
+        check(time.monotonic() < deadline,
+              "no checkpoint of size >= %d within %.0fs (last %r)"
+              % (want, timeout * slow_factor(), r))
+        time.sleep(0.05)
+
+
+def wait_audit_size(s, size, timeout=CHECKPOINT_WAIT_S):
+    """GET /v1/audit/head until the tree holds at least size entries (the
+    audit thread follows the journal: it may lag behind the replies).
+    Returns the head."""
+    deadline = time.monotonic() + timeout * slow_factor()
+    while True:
+        r = s.get("/v1/audit/head")
+        check(r.status == 200, "GET /v1/audit/head: %r" % r)
+        head = r.json()
+        if int(head["size"]) >= size:
+            return head
+        check(time.monotonic() < deadline, "the audit tree did not reach "
+              "%d within %.0fs: %r" % (size, timeout * slow_factor(), head))
+        time.sleep(0.02)
+
+
+def wait_receipt(s, path, timeout=CHECKPOINT_WAIT_S):
+    """GET path (a receipt route) until it is no longer 503: a receipt is
+    served once a signed checkpoint covers the entry, 503 before
+    (docs/audit.md).  Returns the first other answer; still 503 at the
+    deadline fails."""
+    deadline = time.monotonic() + timeout * slow_factor()
+    while True:
+        r = s.get(path)
+        if r.status != 503:
+            return r
+        check(time.monotonic() < deadline, "%s still 503 after %.0fs: %r"
+              % (path, timeout * slow_factor(), r))
+        time.sleep(0.05)
+
+
+def wait_file(path_ok, what, timeout=10.0):
+    """Until path_ok() is true: a file the server writes on its own."""
+    deadline = time.monotonic() + timeout * slow_factor()
+    while not path_ok():
+        check(time.monotonic() < deadline, "%s within %.0fs"
+              % (what, timeout * slow_factor()))
+        time.sleep(0.05)
 
 
 def build_shim(ctx, source):
@@ -507,6 +618,24 @@ def run_cli(args, timeout=30, env=None, cwd=None):
     except subprocess.TimeoutExpired:
         raise TestFailure("tpwallet %s did not finish within %.0fs"
                           % (" ".join(args), timeout * slow_factor()))
+
+
+def issue_mandate(out, key, to, ops=(), accounts=(), expires="1h",
+                  extra=()):
+    """`tpwallet delegate issue` (docs/cli.md): a link signed by the
+    private JWK in key, to the key in to, granting ops over accounts (none:
+    any account), written to out; extra: more flags (--total-cap N,
+    --parent FILE...).  A refusal fails the test.  Returns out."""
+    args = ["delegate", "issue", "--key", key, "--to", to,
+            "--expires", expires, "--out", out]
+    for op in ops:
+        args += ["--op", op]
+    for a in accounts:
+        args += ["--account", str(a)]
+    r = run_cli(args + list(extra))
+    check(r.returncode == 0, "delegate issue %s: %s %s"
+          % (os.path.basename(out), r.stdout, r.stderr))
+    return out
 
 
 def raw_exchange(port, data, timeout=5.0, read_max=1 << 20,

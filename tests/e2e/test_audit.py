@@ -9,84 +9,22 @@ import json
 import hashlib
 import time
 
-from harness import e2e_test, check, check_eq
+from harness import (e2e_test, check, check_eq, wait_audit_size,
+                     wait_checkpoint, wait_receipt)
 from ledger import account, transfer, create
 import auditleaf
 
 
-def leaf_hash(data):
-    """The leaf rule the entry's version names (auditleaf.py)."""
-    return auditleaf.leaf_hash(data)
-
-
-def node_hash(left, right):
-    return hashlib.sha256(b"\x01" + left + right).digest()
+leaf_hash = auditleaf.leaf_hash
+root_from_inclusion = auditleaf.root_from_inclusion
+verify_consistency = auditleaf.verify_consistency
 
 
 def b64(s):
     return base64.b64decode(s, validate=True)
 
 
-def root_from_inclusion(index, size, leaf, proof):
-    """RFC 9162 section 2.1.3.2, as written there."""
-    if index >= size:
-        raise ValueError("index >= size")
-    fn, sn, r = index, size - 1, leaf
-    for p in proof:
-        if sn == 0:
-            raise ValueError("proof too long")
-        if fn & 1 or fn == sn:
-            r = node_hash(p, r)
-            if not fn & 1:
-                while fn and not fn & 1:
-                    fn >>= 1
-                    sn >>= 1
-        else:
-            r = node_hash(r, p)
-        fn >>= 1
-        sn >>= 1
-    if sn != 0:
-        raise ValueError("proof too short")
-    return r
-
-
-def verify_consistency(first, second, first_root, second_root, proof):
-    """RFC 9162 section 2.1.4.2, as written there (0 < first < second)."""
-    if first == second:
-        return not proof and first_root == second_root
-    if first & (first - 1) == 0:  # a power of two: prepend first_root
-        proof = [first_root] + list(proof)
-    if not proof:
-        return False
-    fn, sn = first - 1, second - 1
-    while fn & 1:
-        fn >>= 1
-        sn >>= 1
-    fr = sr = proof[0]
-    for c in proof[1:]:
-        if sn == 0:
-            return False
-        if fn & 1 or fn == sn:
-            fr = node_hash(c, fr)
-            sr = node_hash(c, sr)
-            if not fn & 1:
-                while fn and not fn & 1:
-                    fn >>= 1
-                    sn >>= 1
-        else:
-            sr = node_hash(sr, c)
-        fn >>= 1
-        sn >>= 1
-    return sn == 0 and fr == first_root and sr == second_root
-
-
-def wait_size(s, want, timeout=5.0):
-    deadline = time.time() + timeout
-    while True:
-        head = s.get("/v1/audit/head").json()
-        if int(head["size"]) >= want or time.time() > deadline:
-            return head
-        time.sleep(0.02)
+wait_size = wait_audit_size
 
 
 @e2e_test(timeout=60)
@@ -225,15 +163,11 @@ def test_audit_checkpoint_is_a_signed_note_of_the_head_and_keys_are_published(ct
     head = wait_size(s, 3)
     check_eq(head["size"], "3", "key event, accounts, transfer")
     # A checkpoint is signed at most a second after the tree grows.
-    deadline = time.time() + 5
-    while True:
-        r = s.get("/v1/audit/checkpoint")
-        lines = r.body.decode().split("\n") if r.status == 200 else []
-        if len(lines) > 3 and lines[1] == head["size"]:
-            break
-        check(time.time() < deadline, "no checkpoint of size %s: %r"
-              % (head["size"], r))
-        time.sleep(0.1)
+    text, size = wait_checkpoint(s, 3)
+    check_eq(size, 3, "the checkpoint's size (nothing was written since)")
+    r = s.get("/v1/audit/checkpoint")
+    check_eq(r.body.decode(), text, "the checkpoint served again")
+    lines = text.split("\n")
     check(r.header("Content-Type").startswith("text/plain"),
           "checkpoint content type %r" % r.header("Content-Type"))
     origin, size, root = lines[0], lines[1], lines[2]
@@ -272,12 +206,9 @@ def test_data_directory_without_its_key_refuses_to_start(ctx):
     moved = ctx.path("moved")
     shutil.copytree(s.data_dir, moved)  # the KEK stays behind
     t = ctx.server(data_dir=moved)
-    t.spawn()
-    deadline = time.time() + 10
-    while t.proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    check(t.proc.poll() is not None, "server started without its KEK")
-    check_eq(t.proc.returncode, 65, "exit status without a KEK")
+    served, exited, rc = t.start_expecting_refusal()
+    check(served is None and exited, "server started without its KEK")
+    check_eq(rc, 65, "exit status without a KEK")
     check("key-encryption key" in t.log_text(),
           "the refusal names the key-encryption key")
 
@@ -287,14 +218,8 @@ def test_receipt_proves_the_transfer_entry_is_in_the_signed_checkpoint(ctx):
     s = ctx.start_server()
     create(s, "accounts", [account(1), account(2)])
     create(s, "transfers", [transfer(31, 1, 2, 4), transfer(32, 2, 1, 1)])
-    deadline = time.time() + 5
-    while True:
-        r = s.get("/v1/transfers/32/receipt")
-        if r.status == 200:
-            break
-        check_eq(r.status, 503, "receipt before a checkpoint covers it")
-        check(time.time() < deadline, "no receipt within 5 s")
-        time.sleep(0.1)
+    r = wait_receipt(s, "/v1/transfers/32/receipt")
+    check_eq(r.status, 200, "receipt of 32 once a checkpoint covers it")
     rc = r.json()
     note_lines = rc["checkpoint"].split("\n")
     check_eq(note_lines[1], rc["size"], "receipt size is the checkpoint's")
@@ -351,12 +276,6 @@ def test_checkpoint_on_request_is_accepted_and_then_served(ctx):
     r = s.request("POST", "/v1/audit/checkpoint")
     check_eq(r.status, 202, "POST /v1/audit/checkpoint")
     want = int(r.json()["requested_size"])
-    deadline = time.time() + 5
-    while True:
-        c = s.get("/v1/audit/checkpoint")
-        if c.status == 200 and int(c.body.decode().split("\n")[1]) >= want:
-            break
-        check(time.time() < deadline, "no checkpoint of size >= %d" % want)
-        time.sleep(0.02)
+    wait_checkpoint(s, want)
     check_eq(s.request("DELETE", "/v1/audit/checkpoint").status, 405,
              "DELETE /v1/audit/checkpoint")

@@ -16,14 +16,13 @@ import json
 import os
 import re
 import shutil
-import time
 
 from harness import e2e_test, check, check_eq, run_cli, TestFailure
+import harness
 from ledger import account, transfer, create
 import journal
 import auditleaf
 
-AUDIT_WAIT_S = 10.0
 
 
 def b64(s):
@@ -46,19 +45,7 @@ def head(s):
 def wait_checkpoint(s, min_size):
     """The newest signed checkpoint once it covers the head (and at least
     min_size entries): its text and size."""
-    deadline = time.monotonic() + AUDIT_WAIT_S
-    while True:
-        want = max(min_size, int(head(s)["size"]))
-        r = s.get("/v1/audit/checkpoint")
-        if r.status == 200:
-            text = r.body.decode()
-            size = int(text.split("\n")[1])
-            if size >= want:
-                return text, size
-        check(time.monotonic() < deadline,
-              "no checkpoint of size >= %d within %.0fs" % (want,
-                                                            AUDIT_WAIT_S))
-        time.sleep(0.05)
+    return harness.wait_checkpoint(s, min_size, cover_head=True)
 
 
 def verifier_key(s):

@@ -36,14 +36,7 @@ def check_problem(r, status, slug, what):
     for f in ("type", "title", "status", "instance"):
         check(f in doc, "%s: problem lacks %r: %r" % (what, f, doc))
     check_eq(doc["status"], status, "%s: problem.status" % what)
-    check(isinstance(doc["type"], str) and
-          doc["type"].startswith("/problems/"),
-          "%s: problem.type %r" % (what, doc["type"]))
-    if slug is not None:
-        want = slug if isinstance(slug, tuple) else (slug,)
-        check(doc["type"] in ["/problems/" + x for x in want],
-              "%s: expected type /problems/%s, got %r"
-              % (what, "|".join(want), doc["type"]))
+    check_eq(doc["type"], "/problems/" + slug, "%s: problem.type" % what)
     check(isinstance(doc["title"], str) and doc["title"],
           "%s: empty title" % what)
     return doc
@@ -104,7 +97,7 @@ def _cases():
         ("account flag on a transfer", "POST", "/v1/transfers",
          _t(flags=["history"]), J, 400, "invalid-flag"),
         ("flags not an array", "POST", "/v1/transfers", _t(flags="pending"),
-         J, 400, ("invalid-field", "invalid-flag")),
+         J, 400, "invalid-field"),
         ("unknown account flag", "POST", "/v1/accounts",
          account(9, flags=["pending"]), J, 400, "invalid-flag"),
         ("body is a string", "POST", "/v1/transfers", b'"hello"', J, 400,
@@ -114,7 +107,7 @@ def _cases():
         ("empty array", "POST", "/v1/transfers", b"[]", J, 400,
          "empty-batch"),
         ("empty body", "POST", "/v1/transfers", b"", J, 400,
-         ("invalid-json", "invalid-body")),
+         "invalid-json"),
         ("8191 events", "POST", "/v1/transfers",
          [transfer(10000 + i, 1, 2, 1) for i in range(8191)], J, 413,
          "batch-too-large"),
@@ -124,11 +117,9 @@ def _cases():
         ("nesting depth 1000", "POST", "/v1/transfers",
          b"[" * 1000 + b"]" * 1000, J, 400, "nesting-too-deep"),
         ("invalid UTF-8 in a string", "POST", "/v1/transfers",
-         b'{"id": "5\xff\xfe", "amount": "1"}', J, 400,
-         ("invalid-json", "invalid-field")),
+         b'{"id": "5\xff\xfe", "amount": "1"}', J, 400, "invalid-json"),
         ("overlong UTF-8 encoding", "POST", "/v1/transfers",
-         b'{"id": "\xc0\xaf", "amount": "1"}', J, 400,
-         ("invalid-json", "invalid-field")),
+         b'{"id": "\xc0\xaf", "amount": "1"}', J, 400, "invalid-json"),
         ("Content-Type text/plain", "POST", "/v1/transfers",
          json.dumps(_t()).encode(), {"Content-Type": "text/plain"}, 415,
          "unsupported-media-type"),
@@ -367,6 +358,7 @@ def test_stalled_half_requests_are_disconnected_after_the_timeout(ctx):
             c.settimeout(0.2)
             socks[what] = c
         closed = {}
+        replies = {}
         while len(closed) < len(socks) and time.monotonic() - t0 < limit:
             for what, c in socks.items():
                 if what in closed:
@@ -380,8 +372,7 @@ def test_stalled_half_requests_are_disconnected_after_the_timeout(ctx):
                 if not d:
                     closed[what] = time.monotonic() - t0
                 else:
-                    # A 408 reply before the close is fine; keep reading.
-                    pass
+                    replies[what] = replies.get(what, b"") + d
             # Meanwhile the server keeps answering others.
             check_eq(s.get("/healthz").status, 200,
                      "healthz while connections stall")
@@ -392,6 +383,12 @@ def test_stalled_half_requests_are_disconnected_after_the_timeout(ctx):
     missing = [w for w in stalls if w not in closed]
     check(not missing, "still open %.1fs after a %ds connection timeout: %s"
           % (limit, timeout_s, ", ".join(missing)))
+    # Nothing arrives for connection_timeout_s (2 s), which comes before
+    # the head's and the body's own deadlines (10 s, 60 s): libmicrohttpd
+    # closes each of them without a reply (docs/operations.md,
+    # "Connections and slow clients"); a 408 would mean another deadline
+    # fired first.
+    check(not replies, "a stalled connection got a reply: %r" % replies)
     # libmicrohttpd may count the timeout in whole seconds, so a close
     # up to ~1 s early is within its contract; "at once" is not.
     early = {w: round(t, 2) for w, t in closed.items()

@@ -72,8 +72,10 @@ def test_cli_init_refuses_a_non_empty_foreign_dir(ctx):
         f.write("not tpwallet's\n")
     before = sorted(os.listdir(d))
     p = run_cli(["init", "--data", d])
-    check(p.returncode != 0, "tpwallet init on a non-empty foreign dir "
-          "exited 0 (stdout %r)" % p.stdout)
+    # docs/operations.md: a non-empty directory without the marker is
+    # refused with exit 65.
+    check_eq(p.returncode, 65, "tpwallet init on a non-empty foreign dir "
+             "(stdout %r)" % p.stdout)
     check(p.stderr.strip() != "", "init refused without a message")
     check_eq(sorted(os.listdir(d)), before, "foreign dir contents after init")
 
@@ -93,7 +95,7 @@ def test_cli_serve_refuses_a_non_empty_foreign_dir(ctx):
     s.force_cleanup()
     check(rc is not None, "serve on a non-empty foreign dir did not exit "
           "within %.0fs" % (10 * slow_factor()))
-    check(rc != 0, "serve on a non-empty foreign dir exited 0")
+    check_eq(rc, 65, "serve on a non-empty foreign dir: exit status")
     check_eq(sorted(os.listdir(d)), ["precious.txt"],
              "foreign dir contents after serve")
 

@@ -13,7 +13,8 @@ import time
 
 import journal
 from harness import (build_shim, e2e_test, check, check_eq, slow_factor,
-                     scaled, Client, TestFailure)
+                     scaled, Client, TestFailure, wait_audit_size,
+                     wait_checkpoint)
 from ledger import (account, transfer, create, create_one, get_account,
                     get_transfer, account_transfers_all)
 
@@ -300,25 +301,14 @@ def test_second_server_on_the_same_data_dir_refuses_to_start(ctx):
     create(s1, "accounts", [account(1), account(2)], ["created"] * 2)
     create_one(s1, "transfers", transfer(1, 1, 2, 9), "created", 201)
     s2 = ctx.server(data_dir=s1.data_dir)
-    proc = s2.spawn()
-    limit = 10 * slow_factor()
-    deadline = time.monotonic() + limit
-    served = False
-    while time.monotonic() < deadline and not s2._exited_unreaped(0):
-        try:
-            c = Client(s2.port, timeout=1)
-            served = c.get("/readyz", retry=False).status == 200
-            c.close()
-        except OSError:
-            pass
-        if served:
-            break
-        time.sleep(0.05)
-    exited = s2._exited_unreaped(0)
-    s2.force_cleanup()
-    check(not served, "a second server served on a data dir in use")
+    limit = 10
+    served, exited, rc = s2.start_expecting_refusal(limit)
+    check(served is None, "a second server served on a data dir in use")
     check(exited, "the second server did not exit within %.0fs" % limit)
-    check(proc.returncode != 0, "the second server exited 0")
+    # docs/operations.md: a data directory in use is exit 65.
+    check_eq(rc, 65, "the second server's exit status")
+    check("in use by another process" in s2.log_text(),
+          "the second server does not say the directory is in use")
     # The first one is unharmed, before and after a restart.
     check_eq(get_account(s1, 2)["credits_posted"], "9", "account 2")
     create_one(s1, "transfers", transfer(2, 1, 2, 1), "created", 201)
@@ -331,9 +321,10 @@ def test_second_server_on_the_same_data_dir_refuses_to_start(ctx):
 
 # -- torn tail and corruption ---------------------------------------------
 
-def _fill(ctx, n_transfers):
-    """A data dir with accounts and n single-transfer requests (so, as
-    many journal records), stopped cleanly.  Returns (dir, acked map)."""
+def _filled(ctx, n_transfers):
+    """A running server on DIR/orig with accounts and n single-transfer
+    requests (so, as many journal records).  Returns (server, acked
+    map)."""
     s = ctx.server(data_dir=ctx.path("orig"))
     s.start()
     create(s, "accounts", [account(1), account(2), account(3)],
@@ -344,6 +335,12 @@ def _fill(ctx, n_transfers):
         d, c = (1, 2) if i % 2 == 0 else (2, 3)
         create_one(s, "transfers", transfer(tid, d, c, i + 1), "created", 201)
         acked[tid] = (d, c, i + 1)
+    return s, acked
+
+
+def _fill(ctx, n_transfers):
+    """_filled, stopped cleanly.  Returns (dir, acked map)."""
+    s, acked = _filled(ctx, n_transfers)
     s.stop()
     return s.data_dir, acked
 
@@ -476,32 +473,14 @@ def test_torn_tail_cut_inside_the_header_is_cut(ctx):
 
 def _expect_refusal(ctx, data_dir, seg_path, offsets, what):
     s = ctx.server(data_dir=data_dir)
-    proc = s.spawn()
-    limit = 10 * slow_factor()
-    deadline = time.monotonic() + limit
-    served = None
-    try:
-        while time.monotonic() < deadline:
-            if s._exited_unreaped(0):
-                break
-            try:
-                c = Client(s.port, timeout=1)
-                r = c.get("/readyz", retry=False)
-                c.close()
-                if r.status == 200:
-                    served = r
-                    break
-            except OSError:
-                pass
-            time.sleep(0.05)
-        exited = s._exited_unreaped(0)
-    finally:
-        s.force_cleanup()
+    limit = 10
+    served, exited, rc = s.start_expecting_refusal(limit)
     check(served is None, "%s: the server served /readyz 200 on a corrupt "
           "journal" % what)
     check(exited, "%s: the server did not exit within %.0fs" % (what, limit))
-    rc = proc.returncode
-    check(rc != 0, "%s: exit status 0 on a corrupt journal" % what)
+    # docs/operations.md, Recovery: a corrupt record stops start-up with
+    # exit status 65.
+    check_eq(rc, 65, "%s: exit status on a corrupt journal" % what)
     text = s.log_text()
     name = os.path.basename(seg_path)
     check(name in text, "%s: stderr does not name %s:\n%s"
@@ -551,16 +530,7 @@ def _acked_last(ctx, n=12):
     """A stopped data dir whose audit leaves and newest signed checkpoint
     cover every record, and its last record (acknowledged: its reply came
     after its fdatasync)."""
-    s = ctx.server(data_dir=ctx.path("orig"))
-    s.start()
-    create(s, "accounts", [account(1), account(2), account(3)],
-           ["created"] * 3)
-    acked = {}
-    for i in range(n):
-        tid = 1000 + i
-        d, c = (1, 2) if i % 2 == 0 else (2, 3)
-        create_one(s, "transfers", transfer(tid, d, c, i + 1), "created", 201)
-        acked[tid] = (d, c, i + 1)
+    s, acked = _filled(ctx, n)
     want = journal.all_records(s.data_dir)[-1].seq
     r = s.request("POST", "/v1/audit/checkpoint")
     check_eq(r.status, 202, "POST /v1/audit/checkpoint")
@@ -652,27 +622,12 @@ def test_truncate_corrupt_tail_drops_the_record_moves_checkpoints_aside(ctx):
     # The log keeps serving: a write, then its entry and a checkpoint.
     create_one(s, "transfers", transfer(9999, 1, 3, 5), "created", 201)
     want = journal.all_records(d)[-1].seq
-    deadline = time.monotonic() + 10 * slow_factor()
-    head = None
-    while time.monotonic() < deadline:
-        r = s.get("/v1/audit/head")
-        check_eq(r.status, 200, "GET /v1/audit/head after the cut: %r" % r)
-        head = r.json()
-        if int(head["size"]) >= want:
-            break
-        time.sleep(0.05)
-    check(head is not None and int(head["size"]) >= want,
-          "the audit tree did not reach %d: %r" % (want, head))
+    wait_audit_size(s, want)
     r = s.get("/v1/audit/entries/%d" % (want - 1))
     check_eq(r.status, 200, "GET the new entry: %r" % r)
-    deadline = time.monotonic() + 10 * slow_factor()
-    while time.monotonic() < deadline:
-        r = s.get("/v1/audit/checkpoint")
-        if r.status == 200 and ("\n%d\n" % want) in r.body.decode():
-            break
-        time.sleep(0.1)
-    check(r.status == 200 and ("\n%d\n" % want) in r.body.decode(),
-          "no checkpoint of size %d after the cut: %r" % (want, r))
+    _, size = wait_checkpoint(s, want)
+    check_eq(size, want, "the checkpoint after the cut (nothing written "
+             "since)")
     s.stop()
     # A later start without the flag is clean.
     s2 = ctx.server(data_dir=d)

@@ -18,7 +18,8 @@ import json
 import os
 import time
 
-from harness import e2e_test, check, check_eq, run_cli
+from harness import (e2e_test, check, check_eq, issue_mandate, run_cli,
+                     slow_factor, wait_receipt)
 from test_security import Tenants, tr
 import auditleaf
 
@@ -55,17 +56,24 @@ def blobs(rc):
     return b"".join(out) + json.dumps(rc).encode()
 
 
-def receipt_as(t, path, mandate=None, key=None, tries_s=10.0):
-    """GET path through `tpwallet call` as the reader (503 until a
-    checkpoint covers the entry); returns (exit status, stdout, stderr)."""
-    deadline = time.monotonic() + tries_s
+def until_not_503(call, tries_s=10.0):
+    """Run call() (a `tpwallet call` of a receipt route) until its answer
+    is not 503: a receipt is served once a signed checkpoint covers the
+    entry (docs/audit.md).  Returns the last CompletedProcess."""
+    deadline = time.monotonic() + tries_s * slow_factor()
     while True:
-        args = ["call", "--key", key or t.till, "--mandate",
-                mandate or t.mandate, "GET", path]
-        r = t.cli(*args, ok=False)
+        r = call()
         if "503" not in r.stderr or time.monotonic() > deadline:
             return r
         time.sleep(0.1)
+
+
+def receipt_as(t, path, mandate=None, key=None, tries_s=10.0):
+    """GET path through `tpwallet call` as the reader (503 until a
+    checkpoint covers the entry); returns (exit status, stdout, stderr)."""
+    args = ["call", "--key", key or t.till, "--mandate",
+            mandate or t.mandate, "GET", path]
+    return until_not_503(lambda: t.cli(*args, ok=False), tries_s)
 
 
 def audit_key(t, ctx):
@@ -110,11 +118,9 @@ def test_receipt_shows_only_its_transfer_not_the_batch_nor_a_mandates_guards(ctx
     t.cli("call", "POST", "/v1/accounts?owner=" + customer_id,
           '[{"id":"30","ledger":1,"code":1}]')
     shop_mandate = os.path.join(ctx.dir, "shop.txt")
-    t.cli("delegate", "issue", "--key", customer, "--to", shopper,
-          "--op", "transfers:create", "--account", "30",
-          "--total-cap", str(CUSTOMER_TOTAL_CAP),
-          "--uses", str(CUSTOMER_USES), "--expires", "1h",
-          "--out", shop_mandate)
+    issue_mandate(shop_mandate, customer, shopper, ["transfers:create"],
+                  ["30"], extra=["--total-cap", str(CUSTOMER_TOTAL_CAP),
+                                 "--uses", str(CUSTOMER_USES)])
     t.admin("POST", "/v1/transfers", tr(1, 20, 30, 10_000))
 
     # One batch over several owners' accounts: ours into 10 (merchant),
@@ -190,13 +196,14 @@ def test_receipt_shows_only_its_transfer_not_the_batch_nor_a_mandates_guards(ctx
              "the account receipt proves account 10")
     # The other receipt routes still refuse the reader.
     r = receipt_as(t, "/v1/transfers/%d/receipt" % THEIRS[0])
-    check(r.returncode != 0 and "403" in r.stderr,
+    # docs/cli.md: a refusal is exit status 1
+    check(r.returncode == 1 and "403" in r.stderr,
           "the receipt of a transfer outside 10: %s %s"
           % (r.stdout, r.stderr))
     for path in ("/v1/audit/entries/1", "/v1/audit/proof/inclusion?"
                  "index=0&size=1", "/v1/audit/head"):
         r = receipt_as(t, path)
-        check(r.returncode != 0 and "403" in r.stderr,
+        check(r.returncode == 1 and "403" in r.stderr,
               "%s without audit:read: %s %s" % (path, r.stdout, r.stderr))
 
 
@@ -246,15 +253,12 @@ class V1Log:
         self.srv = ctx.start_server(data_dir=data)
         self.data = data
         self.mandate = ctx.path("reader.txt")
-        r = run_cli(["delegate", "issue", "--key", ctx.path("merchant.jwk"),
-                     "--to", ctx.path("till.jwk"), "--op", "accounts:read",
-                     "--op", "transfers:read", "--account", "10",
-                     "--expires", "1h", "--out", self.mandate])
-        check(r.returncode == 0, "delegate issue: %s" % r.stderr)
+        issue_mandate(self.mandate, ctx.path("merchant.jwk"),
+                      ctx.path("till.jwk"),
+                      ["accounts:read", "transfers:read"], ["10"])
 
     def call(self, *args, reader=False, key=None, mandate=None):
-        pre = ["call", "--server", "http://127.0.0.1:%d" % self.srv.port,
-               "--data", self.data]
+        pre = ["call"] + self.srv.cli_args()
         if reader:
             key, mandate = self.ctx.path("till.jwk"), self.mandate
         if key:
@@ -267,19 +271,12 @@ class V1Log:
         key = self.ctx.path("auditor.jwk")
         if not os.path.exists(key):
             r = run_cli(["principal", "create", "--name", "auditor",
-                         "--no-register", "--key-out", key, "--server",
-                         "http://127.0.0.1:%d" % self.srv.port, "--data",
-                         self.data])
+                         "--no-register", "--key-out", key] +
+                        self.srv.cli_args())
             check(r.returncode == 0, "auditor key: %s" % r.stderr)
         m = self.ctx.path("auditor-%d.txt" % len(accounts))
-        args = ["delegate", "issue", "--key",
-                os.path.join(self.data, "admin.jwk"), "--to", key,
-                "--op", "audit:read", "--op", "transfers:read",
-                "--expires", "1h", "--out", m]
-        for a in accounts:
-            args += ["--account", a]
-        r = run_cli(args)
-        check(r.returncode == 0, "auditor mandate: %s" % r.stderr)
+        issue_mandate(m, os.path.join(self.data, "admin.jwk"), key,
+                      ["audit:read", "transfers:read"], accounts)
         return key, m
 
 
@@ -314,13 +311,8 @@ def test_a_v1_log_from_the_previous_build_opens_and_its_receipts_verify(ctx):
         f.write("\n".join(keys) + "\n")
 
     def receipt(tid, reader, want=0):
-        deadline = time.monotonic() + 10
-        while True:
-            r = log.call("GET", "/v1/transfers/%d/receipt" % tid,
-                         reader=reader)
-            if "503" not in r.stderr or time.monotonic() > deadline:
-                break
-            time.sleep(0.1)
+        r = until_not_503(lambda: log.call(
+            "GET", "/v1/transfers/%d/receipt" % tid, reader=reader))
         check(r.returncode == want, "receipt of %d (%s): %s %s"
               % (tid, "reader" if reader else "admin", r.stdout, r.stderr))
         return json.loads(r.stdout) if want == 0 else r
@@ -399,12 +391,7 @@ def test_receipt_proves_the_created_event_not_a_failed_one_with_its_id(ctx):
     st = create(s, "transfers", [transfer(77, 1, 1, 5), transfer(77, 1, 2, 6),
                                  transfer(78, 2, 1, 1)])
     check(st[0] != "created" and st[1] == "created", "statuses %r" % st)
-    deadline = time.monotonic() + 10
-    while True:
-        r = s.get("/v1/transfers/77/receipt")
-        if r.status != 503 or time.monotonic() > deadline:
-            break
-        time.sleep(0.1)
+    r = wait_receipt(s, "/v1/transfers/77/receipt")
     check_eq(r.status, 200, "receipt of 77")
     rc = r.json()
     got = auditleaf.verify_receipt(rc)

@@ -10,7 +10,8 @@ documented client, so the tests use the interfaces an attacker has.
 import json
 import os
 
-from harness import e2e_test, check, check_eq, run_cli
+from harness import e2e_test, check, check_eq, issue_mandate, run_cli
+from ledger import transfer
 
 
 class Tenants:
@@ -22,8 +23,7 @@ class Tenants:
                  accounts=("10",), srv=None):
         self.ctx = ctx
         self.srv = srv or ctx.start_server()
-        self.base = ["--server", "http://127.0.0.1:%d" % self.srv.port,
-                     "--data", self.srv.data_dir]
+        self.base = self.srv.cli_args()
         self.merchant = os.path.join(ctx.dir, "merchant.jwk")
         self.till = os.path.join(ctx.dir, "till.jwk")
         r = self.cli("principal", "create", "--name", "merchant",
@@ -52,15 +52,9 @@ class Tenants:
         return r
 
     def issue(self, name, ops, accounts, key=None, to=None):
-        path = os.path.join(self.ctx.dir, name)
-        args = ["delegate", "issue", "--key", key or self.merchant,
-                "--to", to or self.till, "--expires", "1h", "--out", path]
-        for op in ops:
-            args += ["--op", op]
-        for a in accounts:
-            args += ["--account", a]
-        self.cli(*args)
-        return path
+        return issue_mandate(os.path.join(self.ctx.dir, name),
+                             key or self.merchant, to or self.till, ops,
+                             accounts)
 
     def as_till(self, method, path, body=None, mandate=None):
         args = ["call", "--key", self.till, "--mandate",
@@ -84,11 +78,8 @@ class Tenants:
 
 
 def tr(id, debit, credit, amount, flags=(), **kw):
-    t = {"id": str(id), "debit_account_id": str(debit),
-         "credit_account_id": str(credit), "amount": str(amount),
-         "ledger": 1, "code": 1, "flags": list(flags)}
-    t.update(kw)
-    return t
+    """A transfer on ledger 1, code 1, its flags the fifth argument."""
+    return transfer(id, debit, credit, amount, flags=flags, **kw)
 
 
 def check_refused_403(r, what, problem="account-not-allowed"):
@@ -169,9 +160,8 @@ def test_a_retry_under_a_used_up_mandate_answers_exists(ctx):
     # retried it and was told 403 uses-exceeded, so it would pay again
     t = Tenants(ctx)
     path = os.path.join(ctx.dir, "once.txt")
-    t.cli("delegate", "issue", "--key", t.merchant, "--to", t.till,
-          "--expires", "1h", "--out", path, "--op", "transfers:create",
-          "--account", "10", "--uses", "1", "--total-cap", "50")
+    issue_mandate(path, t.merchant, t.till, ["transfers:create"], ["10"],
+                  extra=["--uses", "1", "--total-cap", "50"])
     created(t.as_till("POST", "/v1/transfers", tr(300, 10, 20, 50),
                       mandate=path), "the one use")
     for attempt in (1, 2):
@@ -241,9 +231,8 @@ def test_minted_child_keys_share_their_root_principals_revocation_quota(ctx):
               "--key-out", child)
         chain = os.path.join(ctx.dir, "child%d.txt" % i)
         # --parent: a link below the till's own mandate
-        t.cli("delegate", "issue", "--key", t.till, "--to", child,
-                  "--parent", t.mandate, "--op", "accounts:read",
-                  "--account", "10", "--expires", "30m", "--out", chain)
+        issue_mandate(chain, t.till, child, ["accounts:read"], ["10"],
+                      expires="30m", extra=["--parent", t.mandate])
         r = t.cli("delegate", "revoke", "--key", child, "--mandate", chain,
                   "--jti", "made-up-%d" % i, ok=False)
         outcomes.append((r.returncode, r.stdout, r.stderr))
@@ -367,6 +356,7 @@ def test_a_repeated_query_parameter_is_refused_naming_it(ctx):
         many = "&".join("p%d=1" % i for i in range(65))
         r = c.request("GET", "/v1/accounts/1/transfers?" + many)
         check_eq(r.status, 400, "65 parameters")
+        check_eq(r.json()["type"], "/problems/invalid-query", "65 parameters")
         check("at most 64" in r.json()["detail"], "names the limit")
     finally:
         c.close()

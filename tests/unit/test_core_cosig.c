@@ -222,8 +222,11 @@ static void test_every_mutation_of_a_cosignature_is_refused(void **state)
 	for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++) {
 		int r = cosig_verify(&signer.pub, body, strlen(body), shapes[i],
 				     strlen(shapes[i]), NULL);
-		assert_true(r == COSIG_E_BAD_LINE ||
-			    r == COSIG_E_NAME_MISMATCH);
+		/* each is not a cosignature line at all (no em dash and
+		 * space, no name, no key, or a signature too short to hold
+		 * a key id and a timestamped signature): the line is bad
+		 * before any name is compared */
+		assert_int_equal(r, COSIG_E_BAD_LINE);
 	}
 	/* base64 with a trailing space, or missing padding */
 	memcpy(bad, line, n - 1);
