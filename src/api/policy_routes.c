@@ -7,6 +7,7 @@
 #include "api/internal.h"
 #include "core/activity.h"
 #include "core/auth.h"
+#include "core/parse.h"
 #include "core/pstate.h"
 #include "crypto/b64url.h"
 #include "crypto/keyring.h"
@@ -490,16 +491,7 @@ static enum MHD_Result get_versions(struct request *rq)
 
 static bool arg_u64(struct request *rq, const char *name, u64 *out)
 {
-	const char *v = arg(rq, name);
-	char *end;
-	if (!v || !*v || *v == '-' || *v == '+')
-		return false;
-	errno = 0;
-	unsigned long long x = strtoull(v, &end, 10);
-	if (errno || *end)
-		return false;
-	*out = x;
-	return true;
+	return parse_u64(arg(rq, name), UINT64_MAX, out) == 0;
 }
 
 /* The changes from version `from` to `to` as JSON (policy_diff): the

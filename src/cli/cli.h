@@ -18,6 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/parse.h"
+
 struct command {
 	const char *name;
 	int (*fn)(int argc, char **argv);
@@ -112,9 +114,6 @@ int data_dir_check_modes(const char *dir, char *why, size_t why_len);
 /* Split "HOST:PORT" ("[::1]:8080" for IPv6).  Returns 0 or -EINVAL. */
 int parse_listen(const char *s, char *host, size_t host_bytes,
 		 unsigned short *port);
-
-/* Strict unsigned parse with an upper bound.  Returns 0 or -EINVAL. */
-int parse_u64(const char *s, uint64_t max, uint64_t *out);
 
 /*
  * The client commands (call, principal, keys, delegate) talk to a server

@@ -66,65 +66,6 @@
 
 /* ---- small strict parsers ------------------------------------------------ */
 
-/* A canonical decimal u64: digits only, no leading zero but "0". */
-static bool parse_dec(const char *s, size_t len, u64 *out)
-{
-	u64 v = 0;
-
-	if (len == 0 || len > 20 || (s[0] == '0' && len > 1))
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return false;
-		u64 d = (u64)(s[i] - '0');
-		if (v > (UINT64_MAX - d) / 10)
-			return false;
-		v = v * 10 + d;
-	}
-	*out = v;
-	return true;
-}
-
-/*
- * Strict standard base64 of s[0..len) into out[0..cap): padding, no
- * whitespace, and canonical (re-encoding gives the same text, so one
- * value has one spelling).  *n gets the decoded length.
- */
-static bool b64_decode(const char *s, size_t len, u8 *out, size_t cap,
-		       size_t *n)
-{
-	const char *end = NULL;
-	char *again;
-	bool ok;
-
-	if (len == 0)
-		return false;
-	/* libsodium 1.0.18 reads bytes >= 0x80 as digits: only the
-	 * alphabet may reach it. */
-	for (size_t i = 0; i < len; i++) {
-		char c = s[i];
-		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-		      (c >= '0' && c <= '9') || c == '+' || c == '/' ||
-		      c == '='))
-			return false;
-	}
-	if (sodium_base642bin(out, cap, s, len, NULL, n, &end,
-			      sodium_base64_VARIANT_ORIGINAL) != 0 ||
-	    end != s + len)
-		return false;
-	size_t elen =
-		sodium_base64_encoded_len(*n, sodium_base64_VARIANT_ORIGINAL);
-	if (elen != len + 1)
-		return false;
-	again = malloc(elen);
-	if (!again)
-		return false;
-	sodium_bin2base64(again, elen, out, *n, sodium_base64_VARIANT_ORIGINAL);
-	ok = memcmp(again, s, len) == 0;
-	free(again);
-	return ok;
-}
-
 /* Read a whole file of at most max bytes, NUL-terminated.  Returns 0,
  * -EFBIG, -ENOMEM or -errno. */
 static int read_file(const char *path, size_t max, char **out, size_t *len)
@@ -286,17 +227,16 @@ static bool member_dec(json_t *o, const char *name, u64 *out)
 	size_t len;
 	const char *s = member_str(o, name, &len);
 
-	return s && parse_dec(s, len, out);
+	return s && parse_u64_n(s, len, UINT64_MAX, out) == 0;
 }
 
 static bool member_hash(json_t *o, const char *name, u8 out[MERKLE_HASH_BYTES])
 {
-	u8 buf[MERKLE_HASH_BYTES + 3];
-	size_t len, n;
+	u8 buf[MERKLE_HASH_BYTES];
+	size_t len;
 	const char *s = member_str(o, name, &len);
 
-	if (!s || !b64_decode(s, len, buf, sizeof(buf), &n) ||
-	    n != MERKLE_HASH_BYTES)
+	if (!s || parse_base64(s, len, buf, sizeof(buf)) != MERKLE_HASH_BYTES)
 		return false;
 	memcpy(out, buf, MERKLE_HASH_BYTES);
 	return true;
@@ -323,13 +263,11 @@ static const char *member_hashes(json_t *o, const char *name,
 	*n = json_array_size(a);
 	for (size_t i = 0; i < *n; i++) {
 		json_t *h = json_array_get(a, i);
-		u8 buf[MERKLE_HASH_BYTES + 3];
-		size_t got;
+		u8 buf[MERKLE_HASH_BYTES];
 		if (!json_is_string(h) ||
 		    strlen(json_string_value(h)) != json_string_length(h) ||
-		    !b64_decode(json_string_value(h), json_string_length(h),
-				buf, sizeof(buf), &got) ||
-		    got != MERKLE_HASH_BYTES) {
+		    parse_base64(json_string_value(h), json_string_length(h),
+				 buf, sizeof(buf)) != MERKLE_HASH_BYTES) {
 			snprintf(why, sizeof(why),
 				 "\"%s\"[%zu] is not the base64 of a "
 				 "32-byte hash",
@@ -351,12 +289,12 @@ static const char *member_proof(json_t *o, u8 proof[][MERKLE_HASH_BYTES],
 /* A member holding the base64 of exactly len bytes. */
 static bool member_bytes(json_t *o, const char *name, u8 *out, size_t len)
 {
-	u8 buf[LEAF_EVENT_BYTES + 3];
-	size_t slen, n;
+	u8 buf[LEAF_EVENT_BYTES];
+	size_t slen;
 	const char *s = member_str(o, name, &slen);
 
 	if (len > LEAF_EVENT_BYTES || !s ||
-	    !b64_decode(s, slen, buf, sizeof(buf), &n) || n != len)
+	    parse_base64(s, slen, buf, len) != (long)len)
 		return false;
 	memcpy(out, buf, len);
 	return true;
@@ -537,6 +475,7 @@ static int check_receipt(const char *text, size_t text_len,
 	u8 computed[MERKLE_HASH_BYTES];
 	u8 *entry = NULL;
 	size_t nproof = 0, entry_len = 0, len, cp_len;
+	long got;
 	u64 index, size;
 	struct checkpoint c;
 	struct journal_record r;
@@ -578,19 +517,18 @@ static int check_receipt(const char *text, size_t text_len,
 		goto cleanup;
 	}
 	s = member_str(o, "entry", &len);
-	entry = malloc(JOURNAL_RECORD_BYTES_MAX + 3);
+	entry = malloc(JOURNAL_RECORD_BYTES_MAX);
 	if (!entry) {
 		ret = failed("out of memory");
 		goto cleanup;
 	}
-	if (!s ||
-	    !b64_decode(s, len, entry, JOURNAL_RECORD_BYTES_MAX + 3,
-			&entry_len) ||
-	    entry_len > JOURNAL_RECORD_BYTES_MAX) {
+	got = s ? parse_base64(s, len, entry, JOURNAL_RECORD_BYTES_MAX) : -1;
+	if (got < 0) {
 		ret = failed("receipt: \"entry\" is not the base64 of one "
 			     "journal record");
 		goto cleanup;
 	}
+	entry_len = (size_t)got;
 	cp = member_str(o, "checkpoint", &cp_len);
 	if (!cp) {
 		ret = failed("receipt: \"checkpoint\" is not a string");
@@ -1098,8 +1036,9 @@ static int read_checkpoints(struct check *ck)
 				path, (unsigned long long)at);
 			break;
 		}
-		if (n == sizeof(line) || !parse_dec(line, n, &len) ||
-		    len == 0 || len > NOTE_BYTES_MAX) {
+		if (n == sizeof(line) ||
+		    parse_u64_n(line, n, UINT64_MAX, &len) != 0 || len == 0 ||
+		    len > NOTE_BYTES_MAX) {
 			problem(ck,
 				"%s: malformed at offset %llu (no "
 				"checkpoint length)",

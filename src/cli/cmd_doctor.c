@@ -790,25 +790,6 @@ static void journal_catch_up(struct doctor *d, u64 want)
 
 /* ---- audit log ----------------------------------------------------------- */
 
-/* A canonical decimal u64 in s[0..len). */
-static bool parse_dec(const char *s, size_t len, u64 *out)
-{
-	u64 v = 0;
-
-	if (len == 0 || len > 20 || (s[0] == '0' && len > 1))
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return false;
-		u64 dg = (u64)(s[i] - '0');
-		if (v > (UINT64_MAX - dg) / 10)
-			return false;
-		v = v * 10 + dg;
-	}
-	*out = v;
-	return true;
-}
-
 /*
  * DATA/audit/checkpoints is "<bytes>\n" and a note, appended.  Read it
  * through to the newest whole note (one cut short at the end is being
@@ -852,8 +833,9 @@ static int newest_checkpoint(struct doctor *d, u64 *count,
 			line[n++] = (char)ch;
 		if (ch == EOF)
 			break; /* a length line being written */
-		if (n == sizeof(line) || !parse_dec(line, n, &len) ||
-		    len == 0 || len > NOTE_BYTES_MAX) {
+		if (n == sizeof(line) ||
+		    parse_u64_n(line, n, UINT64_MAX, &len) != 0 || len == 0 ||
+		    len > NOTE_BYTES_MAX) {
 			put(why, cap,
 			    "audit/checkpoints: no checkpoint length at offset "
 			    "%llu (`tpwallet audit check`)",
@@ -1037,17 +1019,7 @@ static bool parse_snapshot_name(const char *name, u64 *seq)
 	    strcmp(name + plen + SNAP_DIGITS, SNAP_SUFFIX) != 0)
 		return false;
 	/* Zero-padded: digits only, and no more than fit. */
-	u64 v = 0;
-	for (size_t i = plen; i < plen + SNAP_DIGITS; i++) {
-		if (name[i] < '0' || name[i] > '9')
-			return false;
-		u64 dg = (u64)(name[i] - '0');
-		if (v > (UINT64_MAX - dg) / 10)
-			return false;
-		v = v * 10 + dg;
-	}
-	*seq = v;
-	return true;
+	return parse_digits(name + plen, SNAP_DIGITS, seq) == 0;
 }
 
 static u32 le32(const u8 *p)

@@ -319,10 +319,8 @@ static int state_load(struct witness *w)
 	}
 	while (at < len) {
 		char *nl = memchr(text + at, '\n', len - at);
-		char *s = text + at, *sp1, *sp2, *end;
+		char *s = text + at, *sp1, *sp2;
 		struct origin_state o = {0};
-		unsigned long long size;
-		size_t b64len = 0;
 
 		line++;
 		if (!nl)
@@ -336,17 +334,10 @@ static int state_load(struct witness *w)
 		if (!note_name_valid(s, o.origin_len))
 			goto bad;
 		memcpy(o.origin, s, o.origin_len);
-		errno = 0;
-		if (sp1[1] < '0' || sp1[1] > '9')
-			goto bad;
-		size = strtoull(sp1 + 1, &end, 10);
-		if (errno || end != sp2)
-			goto bad;
-		o.size = size;
-		if (sodium_base642bin(o.root, sizeof(o.root), sp2 + 1,
-				      strlen(sp2 + 1), NULL, &b64len, NULL,
-				      sodium_base64_VARIANT_ORIGINAL) != 0 ||
-		    b64len != sizeof(o.root) ||
+		if (parse_u64_n(sp1 + 1, (size_t)(sp2 - sp1 - 1), UINT64_MAX,
+				&o.size) != 0 ||
+		    parse_base64(sp2 + 1, strlen(sp2 + 1), o.root,
+				 sizeof(o.root)) != (long)sizeof(o.root) ||
 		    state_find(w, o.origin, o.origin_len))
 			goto bad;
 		w->st[w->nst++] = o;
@@ -571,8 +562,10 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c,
 		}
 		/* A declared length over the limit: refused before any byte
 		 * of it (and before a 100 Continue). */
+		u64 cl_bytes = 0;
 		if (cl && (strlen(cl) > 9 ||
-			   strtoul(cl, NULL, 10) > COSIG_REQUEST_BYTES_MAX)) {
+			   (parse_digits(cl, strlen(cl), &cl_bytes) == 0 &&
+			    cl_bytes > COSIG_REQUEST_BYTES_MAX))) {
 			say(&a, 413, "text/plain",
 			    "request body above %d bytes\n",
 			    COSIG_REQUEST_BYTES_MAX);

@@ -30,20 +30,6 @@
 #define CONFIG_LINE_BYTES_MAX 1024u
 #define CONFIG_BYTES_MAX      (64u * 1024u)
 
-int parse_u64(const char *s, uint64_t max, uint64_t *out)
-{
-	char *end;
-
-	if (!s || !isdigit((unsigned char)s[0]))
-		return -EINVAL;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno != 0 || *end != '\0' || v > max)
-		return -EINVAL;
-	*out = v;
-	return 0;
-}
-
 static int copy_str(char *dst, size_t cap, const char *src)
 {
 	if ((size_t)snprintf(dst, cap, "%s", src) >= cap)

@@ -19,6 +19,7 @@
  * next signature.
  */
 #include "engine/audit.h"
+#include "core/parse.h"
 #include "engine/engine.h"
 #include "engine/logger.h"
 #include "log/journal_reader.h"
@@ -668,12 +669,11 @@ static int checkpoints_read(FILE *f, u64 *end_out, u64 *max_size)
 		if (!fgets(head, sizeof(head), f))
 			break;
 		char *nl = strchr(head, '\n');
-		unsigned long long n;
-		char *stop;
-		if (!nl || head[0] < '0' || head[0] > '9')
-			break;
-		n = strtoull(head, &stop, 10);
-		if (stop != nl || n == 0 || n > NOTE_BYTES_MAX)
+		u64 n;
+		if (!nl ||
+		    parse_u64_n(head, (size_t)(nl - head), NOTE_BYTES_MAX,
+				&n) != 0 ||
+		    n == 0)
 			break;
 		off_t note_at = ftello(f);
 		if (note_at < 0)
@@ -687,13 +687,10 @@ static int checkpoints_read(FILE *f, u64 *end_out, u64 *max_size)
 		u64 size = 0;
 		bool sized = false;
 		char *onl = strchr(note, '\n');
-		if (onl && onl[1] >= '0' && onl[1] <= '9') {
-			unsigned long long v = strtoull(onl + 1, &stop, 10);
-			if (*stop == '\n') {
-				size = v;
-				sized = true;
-			}
-		}
+		char *snl = onl ? strchr(onl + 1, '\n') : NULL;
+		if (snl && parse_u64_n(onl + 1, (size_t)(snl - onl - 1),
+				       UINT64_MAX, &size) == 0)
+			sized = true;
 		if (fseeko(f, note_at + (off_t)n, SEEK_SET) != 0)
 			break;
 		/* fseeko past the end succeeds: check the bytes exist. */

@@ -9,6 +9,7 @@
  * goes; the only case where it cuts data is a torn tail, and it proves the
  * tail is torn by searching every later byte offset for a valid record.
  */
+#include "core/parse.h"
 #include "log/fsdir.h"
 #include "log/journal.h"
 #include "log/seqdir.h"
@@ -440,21 +441,10 @@ static void segment_name(char *out, size_t out_len, u64 seq)
 /* Parse "<20 digits>.wal"; returns false for any other name. */
 bool journal__parse_segment_name(const char *name, u64 *seq)
 {
-	u64 v = 0;
-
 	if (strlen(name) != SEGMENT_NAME_DIGITS + strlen(SEGMENT_SUFFIX) ||
 	    strcmp(name + SEGMENT_NAME_DIGITS, SEGMENT_SUFFIX) != 0)
 		return false;
-	for (int i = 0; i < SEGMENT_NAME_DIGITS; i++) {
-		u64 d = (u64)(name[i] - '0');
-		if (name[i] < '0' || name[i] > '9')
-			return false;
-		if (v > (UINT64_MAX - d) / 10)
-			return false;
-		v = v * 10 + d;
-	}
-	*seq = v;
-	return true;
+	return parse_digits(name, SEGMENT_NAME_DIGITS, seq) == 0;
 }
 
 /* The sorted first seqs of every segment in the directory. */

@@ -10,6 +10,7 @@
  * Loading re-checks everything and falls back to older snapshots: the
  * journal still holds the records, so a bad snapshot costs time, not data.
  */
+#include "core/parse.h"
 #include "log/fsdir.h"
 #include "log/seqdir.h"
 #include "log/snapshot.h"
@@ -222,22 +223,12 @@ void snapshot_abort(struct snapshot_writer *w)
 static bool parse_name(const char *name, u64 *seq)
 {
 	size_t plen = strlen(SNAP_PREFIX), slen = strlen(SNAP_SUFFIX);
-	u64 v = 0;
 
 	if (strlen(name) != plen + SNAP_DIGITS + slen ||
 	    memcmp(name, SNAP_PREFIX, plen) != 0 ||
 	    strcmp(name + plen + SNAP_DIGITS, SNAP_SUFFIX) != 0)
 		return false;
-	for (size_t i = plen; i < plen + SNAP_DIGITS; i++) {
-		if (name[i] < '0' || name[i] > '9')
-			return false;
-		u64 d = (u64)(name[i] - '0');
-		if (v > (UINT64_MAX - d) / 10)
-			return false;
-		v = v * 10 + d;
-	}
-	*seq = v;
-	return true;
+	return parse_digits(name + plen, SNAP_DIGITS, seq) == 0;
 }
 
 /* Seqs of every snapshot file, newest first.  *n_out == 0 and 0 when the

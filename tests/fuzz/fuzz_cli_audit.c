@@ -215,15 +215,17 @@ static void b64_set(json_t *o, const char *name, const u8 *bin, size_t len)
  * receipt the entry's leaf hash. */
 static void fix_leaf(json_t *o)
 {
-	u8 *e = malloc(JOURNAL_RECORD_BYTES_MAX + 3);
+	u8 *e = malloc(JOURNAL_RECORD_BYTES_MAX);
 	u8 leaf[MERKLE_HASH_BYTES];
 	size_t len, n;
 	const char *s = member_str(o, "entry", &len);
 	u64 index;
+	long got;
 
 	CHECK(e != NULL);
-	if (!s || !b64_decode(s, len, e, JOURNAL_RECORD_BYTES_MAX + 3, &n))
+	if (!s || (got = parse_base64(s, len, e, JOURNAL_RECORD_BYTES_MAX)) < 0)
 		goto cleanup;
+	n = (size_t)got;
 	if (n >= JOURNAL_HEADER_BYTES) {
 		if (member_dec(o, "index", &index) && index < UINT64_MAX)
 			for (unsigned i = 0; i < 8; i++)
@@ -477,7 +479,9 @@ static char *resign_checkpoints(const char *in, size_t len, size_t *out_len)
 		const char *nl = memchr(in + at, '\n', len - at);
 		size_t n;
 		u64 rec;
-		if (!nl || !parse_dec(in + at, (size_t)(nl - in - at), &rec) ||
+		if (!nl ||
+		    parse_u64_n(in + at, (size_t)(nl - in - at), UINT64_MAX,
+				&rec) != 0 ||
 		    rec > len - (size_t)(nl + 1 - in) ||
 		    !resign(nl + 1, rec, note, NOTE_BYTES_MAX, &n) ||
 		    o + 32 + n + (len - at) > 2 * len + 4096)
