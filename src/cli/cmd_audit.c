@@ -25,6 +25,8 @@
 #include "core/u128.h"
 #include "crypto/keyring.h"
 #include "crypto/note.h"
+#include "log/datadir.h"
+#include "log/fsfile.h"
 #include "log/journal.h"
 #include "log/journal_reader.h"
 #include "log/leaf.h"
@@ -54,60 +56,9 @@
 #define PROOF_FILE_BYTES_MAX (64u << 10)
 /* One checkpoint per second of writes: 2^24 is half a year of constant
  * load, 640 MiB of (size, root) pairs. */
-#define CHECKPOINTS_MAX	      (1u << 24)
-#define LENGTH_LINE_BYTES_MAX 20u
-#define PROGRESS_INTERVAL_MS  1000u
-#define PATH_BYTES_MAX	      (PATH_MAX + 64)
-
-#define JOURNAL_EVENT_BYTES 128u
-/* Where the seq and the checksum lie in a record header (journal.h). */
-#define HEADER_CRC_OFFSET 4u
-#define HEADER_SEQ_OFFSET 16u
-
-/* ---- small strict parsers ------------------------------------------------ */
-
-/* Read a whole file of at most max bytes, NUL-terminated.  Returns 0,
- * -EFBIG, -ENOMEM or -errno. */
-static int read_file(const char *path, size_t max, char **out, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	char *buf = NULL;
-	size_t got = 0;
-	int ret = 0;
-
-	*out = NULL;
-	*len = 0;
-	if (!f)
-		return -errno;
-	buf = malloc(max + 2);
-	if (!buf) {
-		ret = -ENOMEM;
-		goto cleanup;
-	}
-	/* One byte more than allowed tells a file that is too large. */
-	got = fread(buf, 1, max + 1, f);
-	if (ferror(f)) {
-		ret = -EIO;
-		goto cleanup;
-	}
-	if (got > max) {
-		ret = -EFBIG;
-		goto cleanup;
-	}
-	buf[got] = '\0';
-	*out = buf;
-	*len = got;
-	buf = NULL;
-cleanup:
-	free(buf);
-	fclose(f);
-	return ret;
-}
-
-static const char *read_error(int code)
-{
-	return code == -EFBIG ? "file too large" : strerror(-code);
-}
+#define CHECKPOINTS_MAX	     (1u << 24)
+#define PROGRESS_INTERVAL_MS 1000u
+#define PATH_BYTES_MAX	     (PATH_MAX + 64)
 
 /*
  * KEY is a verifier string, or @FILE holding one per line (what
@@ -125,10 +76,10 @@ static int load_keys(const char *cmd, const char *arg, struct note_verifier *v,
 
 	*n = 0;
 	if (arg[0] == '@') {
-		ret = read_file(arg + 1, KEY_FILE_BYTES_MAX, &text, &len);
+		ret = fsfile_read(arg + 1, KEY_FILE_BYTES_MAX, &text, &len);
 		if (ret != 0) {
 			fprintf(stderr, "tpwallet audit %s: %s: %s\n", cmd,
-				arg + 1, read_error(ret));
+				arg + 1, fsfile_strerror(ret));
 			return EXIT_USAGE;
 		}
 		p = text;
@@ -417,9 +368,9 @@ static int check_event_receipt(json_t *o, const struct note_verifier *keys,
 	u32 checksum;
 	u64 seq;
 	u16 type;
-	memcpy(&checksum, p.header + HEADER_CRC_OFFSET, sizeof(checksum));
-	memcpy(&seq, p.header + HEADER_SEQ_OFFSET, sizeof(seq));
-	memcpy(&type, p.header + 12, sizeof(type));
+	memcpy(&checksum, p.header + JOURNAL_OFF_CHECKSUM, sizeof(checksum));
+	memcpy(&seq, p.header + JOURNAL_OFF_SEQ, sizeof(seq));
+	memcpy(&type, p.header + JOURNAL_OFF_TYPE, sizeof(type));
 	if (version != 2)
 		return failed("header: version %u has no per-event leaf rule "
 			      "(a version-1 entry is proven whole)",
@@ -634,10 +585,10 @@ static int verify_inclusion(int argc, char **argv)
 	ret = load_keys("verify-inclusion", key, v, &nv);
 	if (ret != 0)
 		return ret;
-	ret = read_file(receipt, RECEIPT_BYTES_MAX, &text, &len);
+	ret = fsfile_read(receipt, RECEIPT_BYTES_MAX, &text, &len);
 	if (ret != 0) {
 		fprintf(stderr, "tpwallet audit verify-inclusion: %s: %s\n",
-			receipt, read_error(ret));
+			receipt, fsfile_strerror(ret));
 		return EXIT_USAGE;
 	}
 	ret = check_receipt(text, len, v, nv);
@@ -785,11 +736,11 @@ static int verify_consistency(int argc, char **argv)
 	if (ret != 0)
 		return ret;
 	for (int i = 0; i < 3; i++) {
-		ret = read_file(paths[i], caps[i], &text[i], &len[i]);
+		ret = fsfile_read(paths[i], caps[i], &text[i], &len[i]);
 		if (ret != 0) {
 			fprintf(stderr,
 				"tpwallet audit verify-consistency: %s: %s\n",
-				paths[i], read_error(ret));
+				paths[i], fsfile_strerror(ret));
 			ret = EXIT_USAGE;
 			goto cleanup;
 		}
@@ -860,10 +811,10 @@ static int load_origin(struct check *ck)
 	int ret;
 
 	snprintf(path, sizeof(path), "%s/origin", ck->data);
-	ret = read_file(path, ORIGIN_FILE_BYTES_MAX, &text, &len);
+	ret = fsfile_read(path, ORIGIN_FILE_BYTES_MAX, &text, &len);
 	if (ret != 0) {
 		fprintf(stderr, "tpwallet audit check: %s: %s\n", path,
-			read_error(ret));
+			fsfile_strerror(ret));
 		return EXIT_USAGE;
 	}
 	if (len > 0 && text[len - 1] == '\n')
@@ -1001,13 +952,13 @@ static int take_checkpoint(struct check *ck, const char *note, size_t len,
  */
 static int read_checkpoints(struct check *ck)
 {
-	char path[PATH_BYTES_MAX], line[LENGTH_LINE_BYTES_MAX + 1];
+	char path[PATH_BYTES_MAX];
 	char *note = NULL;
 	FILE *f;
 	u64 at = 0;
 	int ret = 0;
 
-	snprintf(path, sizeof(path), "%s/audit/checkpoints", ck->data);
+	snprintf(path, sizeof(path), "%s/" DATADIR_CHECKPOINTS, ck->data);
 	f = fopen(path, "rb");
 	if (!f) {
 		problem(ck, "%s: %s: no signed checkpoint to check against",
@@ -1021,14 +972,12 @@ static int read_checkpoints(struct check *ck)
 	}
 	for (;;) {
 		size_t n = 0;
-		int ch;
 		u64 len;
+		int hr = datadir_checkpoint_head_read(f, &len, &n);
 
-		while (n < sizeof(line) && (ch = fgetc(f)) != EOF && ch != '\n')
-			line[n++] = (char)ch;
-		if (n == 0 && feof(f))
+		if (hr == DATADIR_HEAD_END || hr == -EIO)
 			break;
-		if (feof(f)) {
+		if (hr == DATADIR_HEAD_CUT) {
 			fprintf(stderr,
 				"tpwallet audit check: %s: a checkpoint cut "
 				"short at offset %llu (being written?), "
@@ -1036,9 +985,7 @@ static int read_checkpoints(struct check *ck)
 				path, (unsigned long long)at);
 			break;
 		}
-		if (n == sizeof(line) ||
-		    parse_u64_n(line, n, UINT64_MAX, &len) != 0 || len == 0 ||
-		    len > NOTE_BYTES_MAX) {
+		if (hr != DATADIR_HEAD_OK) {
 			problem(ck,
 				"%s: malformed at offset %llu (no "
 				"checkpoint length)",
@@ -1057,7 +1004,7 @@ static int read_checkpoints(struct check *ck)
 		ret = take_checkpoint(ck, note, len, at);
 		if (ret != 0)
 			break;
-		at += n + 1 + len;
+		at += n + len;
 	}
 	/* A read error is not a short file: nothing after it was seen. */
 	if (ret == 0 && ferror(f))
@@ -1082,7 +1029,7 @@ static void authenticate_leaves(struct check *ck)
 	size_t k = 0;
 	FILE *f;
 
-	snprintf(path, sizeof(path), "%s/audit/leaves", ck->data);
+	snprintf(path, sizeof(path), "%s/" DATADIR_LEAVES, ck->data);
 	f = fopen(path, "rb");
 	if (!f || fstat(fileno(f), &st) != 0) {
 		if (f)
@@ -1139,11 +1086,7 @@ static void hash_renumbered(const u8 *raw, size_t len, u64 seq,
 		return;
 	}
 	memcpy(copy, raw, len);
-	for (unsigned i = 0; i < 8; i++)
-		copy[HEADER_SEQ_OFFSET + i] = (u8)(seq >> (8 * i));
-	u32 crc = crc32c(0, copy + 8, len - 8);
-	for (unsigned i = 0; i < 4; i++)
-		copy[HEADER_CRC_OFFSET + i] = (u8)(crc >> (8 * i));
+	journal_record_seal(copy, len, true, seq);
 	record_leaf(copy, len, out);
 	free(copy);
 }
@@ -1224,7 +1167,7 @@ static int check_journal(struct check *ck)
 		goto cleanup;
 	}
 	if (ck->leaves_auth > 0) {
-		snprintf(path, sizeof(path), "%s/audit/leaves", ck->data);
+		snprintf(path, sizeof(path), "%s/" DATADIR_LEAVES, ck->data);
 		leaves = fopen(path, "rb");
 	}
 	merkle_tree_init(&t);

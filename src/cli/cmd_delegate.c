@@ -15,6 +15,7 @@
  * prints a private key; a chain is printed only where it is the output.
  */
 #include "cli/cli.h"
+#include "log/fsfile.h"
 #include "core/policy.h"
 #include "cli/httpc.h"
 #include "core/u128.h"
@@ -74,7 +75,7 @@ static int read_chain(const char *prog, const char *path, char **out,
 	if (r < 0) {
 		fprintf(stderr, "%s: %s: %s\n", prog,
 			strcmp(path, "-") == 0 ? "(stdin)" : path,
-			r == -EFBIG ? "file too large" : strerror(-r));
+			fsfile_strerror(r));
 		return EXIT_USAGE;
 	}
 	while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r' ||

@@ -25,6 +25,7 @@
  * token or key is ever printed.
  */
 #include "cli/cli.h"
+#include "log/fsfile.h"
 #include "cli/httpc.h"
 #include "core/policy.h"
 #include "core/pstate.h"
@@ -1230,7 +1231,7 @@ static int do_activity_load(struct ctx *x)
 	r = client_read_file(x->args[0], CLIENT_BODY_BYTES_MAX, &body, &len);
 	if (r < 0) {
 		fprintf(stderr, "%s: %s: %s\n", x->prog, name,
-			r == -EFBIG ? "file too large" : strerror(-r));
+			fsfile_strerror(r));
 		return EXIT_USAGE;
 	}
 	target_init(&t, "/v1/client-policy/activity");

@@ -227,13 +227,8 @@ static void fix_leaf(json_t *o)
 		goto cleanup;
 	n = (size_t)got;
 	if (n >= JOURNAL_HEADER_BYTES) {
-		if (member_dec(o, "index", &index) && index < UINT64_MAX)
-			for (unsigned i = 0; i < 8; i++)
-				e[HEADER_SEQ_OFFSET + i] =
-					(u8)((index + 1) >> (8 * i));
-		u32 crc = crc32c(0, e + 8, n - 8);
-		for (unsigned i = 0; i < 4; i++)
-			e[HEADER_CRC_OFFSET + i] = (u8)(crc >> (8 * i));
+		bool set = member_dec(o, "index", &index) && index < UINT64_MAX;
+		journal_record_seal(e, n, set, set ? index + 1 : 0);
 		b64_set(o, "entry", e, n);
 	}
 	if (leaf_hash_record(e, n, leaf) != 0)
@@ -266,9 +261,9 @@ static void fix_event_leaf(json_t *o)
 		return;
 	if (member_dec(o, "index", &index) && index < UINT64_MAX)
 		for (unsigned i = 0; i < 8; i++)
-			p.header[HEADER_SEQ_OFFSET + i] =
+			p.header[JOURNAL_OFF_SEQ + i] =
 				(u8)((index + 1) >> (8 * i));
-	memset(p.header + HEADER_CRC_OFFSET, 0, 4);
+	memset(p.header + JOURNAL_OFF_CHECKSUM, 0, 4);
 	b64_set(o, "header", p.header, sizeof(p.header));
 	if (leaf_v2_event_count(p.header, p.command, &n) != 0 || k >= n ||
 	    nchunk == 0)

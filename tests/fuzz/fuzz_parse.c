@@ -142,7 +142,8 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 		abort();
 	decimal(s, size, UINT64_MAX);
 	/* A max from the input's length, so over-max is reached too. */
-	decimal(s, size, size < 20 ? (uint64_t)size * 1000003u : UINT64_MAX / 3);
+	decimal(s, size,
+		size < 20 ? (uint64_t)size * 1000003u : UINT64_MAX / 3);
 	hex(s, size);
 	base64(s, size);
 	return 0;

@@ -35,8 +35,8 @@ static void canonical_decimal_refuses_second_spellings(void **state)
 {
 	(void)state;
 	static const char *const bad[] = {
-		"",  "-1", "+1", "007", "00", " 1", "1 ", "1\n", "0x1f",
-		"1e3", "\xd9\xa1", "-0", "1.0", "\t5",
+		"",    "-1",   "+1",  "007",	  "00", " 1",  "1 ",
+		"1\n", "0x1f", "1e3", "\xd9\xa1", "-0", "1.0", "\t5",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		uint64_t v = 42;
@@ -67,8 +67,7 @@ static void digits_allow_leading_zeros_not_overflow(void **state)
 	uint64_t v = 0;
 	assert_int_equal(parse_digits("00000000000000000042", 20, &v), 0);
 	assert_true(v == 42);
-	assert_int_equal(parse_digits("99999999999999999999", 20, &v),
-			 -ERANGE);
+	assert_int_equal(parse_digits("99999999999999999999", 20, &v), -ERANGE);
 	assert_int_equal(parse_digits("", 0, &v), -EINVAL);
 	assert_int_equal(parse_digits("-1", 2, &v), -EINVAL);
 	assert_int_equal(parse_digits("1 ", 2, &v), -EINVAL);
@@ -106,9 +105,13 @@ static void base64_refuses_other_spellings(void **state)
 	(void)state;
 	uint8_t out[8];
 	static const char *const bad[] = {
-		"",	  "Zg",	  "Zg=",  "Zh==", "Zm9=", "Z===", "====",
-		"Zg==Zg==", "Zm9v\n", "Zm-v", "Zm_v", "Zm 9v", "Zg=a",
-		"\xc3\xa9\xc3\xa9",
+		"",	  "Zg",
+		"Zg=",	  "Zh==",
+		"Zm9=",	  "Z===",
+		"====",	  "Zg==Zg==",
+		"Zm9v\n", "Zm-v",
+		"Zm_v",	  "Zm 9v",
+		"Zg=a",	  "\xc3\xa9\xc3\xa9",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		assert_int_equal(
