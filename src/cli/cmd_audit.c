@@ -24,6 +24,7 @@
 #include "core/merkle.h"
 #include "core/u128.h"
 #include "crypto/keyring.h"
+#include "log/keyfile.h"
 #include "crypto/note.h"
 #include "log/datadir.h"
 #include "log/fsfile.h"
@@ -841,7 +842,7 @@ static int load_keyring(struct check *ck)
 	int ret;
 
 	snprintf(dir, sizeof(dir), "%s/keys", ck->data);
-	ret = keyring_open(dir, NULL, &kr, err, sizeof(err));
+	ret = keyfile_open_keyring(dir, NULL, &kr, err, sizeof(err));
 	if (ret != 0) {
 		fprintf(stderr,
 			"tpwallet audit check: cannot read the keys in %s: %s "

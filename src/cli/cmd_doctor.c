@@ -26,6 +26,7 @@
 #include "core/auth.h"
 #include "core/pstate.h"
 #include "crypto/keyring.h"
+#include "log/keyfile.h"
 #include "crypto/note.h"
 #include "engine/audit.h"
 #include "log/datadir.h"
@@ -298,7 +299,7 @@ static void check_kek(struct doctor *d)
 	int ret;
 
 	if (getenv(KEYRING_KEK_ENV)) {
-		ret = keyring_kek_from_env(KEYRING_KEK_ENV, &d->kek, err,
+		ret = keyfile_kek_from_env(KEYRING_KEK_ENV, &d->kek, err,
 					   sizeof(err));
 		if (ret != 0) {
 			report(d, STATUS_ACTION, name, "%s: %s",
@@ -338,7 +339,7 @@ static void check_kek(struct doctor *d)
 		       path, mode, path);
 		return;
 	}
-	ret = keyring_kek_load_file(path, &d->kek, err, sizeof(err));
+	ret = keyfile_kek_load(path, &d->kek, err, sizeof(err));
 	if (ret != 0) {
 		report(d, STATUS_ACTION, name, "%s",
 		       err[0] ? err : keyring_strerror(ret));
@@ -423,7 +424,7 @@ static void check_keys(struct doctor *d)
 		       dir, strerror(errno));
 		return;
 	}
-	ret = keyring_open(dir, d->kek, &kr, err, sizeof(err));
+	ret = keyfile_open_keyring(dir, d->kek, &kr, err, sizeof(err));
 	if (ret != 0) {
 		/* The message names the file and what is wrong with it. */
 		if (err[0])

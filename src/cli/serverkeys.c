@@ -11,6 +11,7 @@
 #include "log/datadir.h"
 #include "log/fsdir.h"
 #include "log/fsfile.h"
+#include "log/keyfile.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -47,7 +48,7 @@ static int load_kek(const struct settings *s, bool create,
 	int ret;
 
 	if (getenv(KEYRING_KEK_ENV)) {
-		ret = keyring_kek_from_env(KEYRING_KEK_ENV, kek, err,
+		ret = keyfile_kek_from_env(KEYRING_KEK_ENV, kek, err,
 					   sizeof(err));
 		if (ret != 0)
 			say(LOG_ERROR, "%s: %s", KEYRING_KEK_ENV, err);
@@ -61,7 +62,7 @@ static int load_kek(const struct settings *s, bool create,
 			    s->kek_file, KEYRING_KEK_ENV);
 			return -ENOENT;
 		}
-		ret = keyring_kek_generate_file(s->kek_file, err, sizeof(err));
+		ret = keyfile_kek_generate(s->kek_file, err, sizeof(err));
 		if (ret != 0) {
 			say(LOG_ERROR, "%s", err);
 			return ret;
@@ -71,7 +72,7 @@ static int load_kek(const struct settings *s, bool create,
 		    "0600); back it up apart from the data directory",
 		    s->kek_file);
 	}
-	ret = keyring_kek_load_file(s->kek_file, kek, err, sizeof(err));
+	ret = keyfile_kek_load(s->kek_file, kek, err, sizeof(err));
 	if (ret != 0)
 		say(LOG_ERROR, "%s", err);
 	return ret;
@@ -136,7 +137,8 @@ int server_keys_open(const struct settings *s, bool create,
 		say(LOG_ERROR, "cannot create %s: %s", dir, strerror(-ret));
 		goto fail;
 	}
-	ret = keyring_open(dir, out->kek, &out->keyring, err, sizeof(err));
+	ret = keyfile_open_keyring(dir, out->kek, &out->keyring, err,
+				   sizeof(err));
 	if (ret != 0) {
 		say(LOG_ERROR, "%s: %s", dir, err);
 		goto fail;

@@ -36,8 +36,8 @@ static int mkdir_p(const char *dir)
 	return 0;
 }
 
-const char *const datadir_trusted[] = {"",	 "journal", "snapshots",
-					"audit", "keys",    NULL};
+const char *const datadir_trusted[] = {"",	"journal", "snapshots",
+				       "audit", "keys",	   NULL};
 
 int datadir_check_modes(const char *dir, char *why, size_t why_len)
 {
@@ -97,8 +97,7 @@ int datadir_check_modes(const char *dir, char *why, size_t why_len)
 	return 0;
 }
 
-int datadir_prepare(const char *dir, bool *created, char *why,
-		    size_t why_len)
+int datadir_prepare(const char *dir, bool *created, char *why, size_t why_len)
 {
 	char marker[4200];
 	struct stat st;
@@ -112,14 +111,14 @@ int datadir_prepare(const char *dir, bool *created, char *why,
 	ret = mkdir_p(dir);
 	if (ret < 0) {
 		snprintf(why, why_len, "cannot create %s: %s", dir,
-			strerror(-ret));
+			 strerror(-ret));
 		return ret;
 	}
 	DIR *d = opendir(dir);
 	if (!d) {
 		ret = -errno;
 		snprintf(why, why_len, "cannot open %s: %s", dir,
-			strerror(errno));
+			 strerror(errno));
 		return ret;
 	}
 	struct dirent *de;
@@ -129,9 +128,10 @@ int datadir_prepare(const char *dir, bool *created, char *why,
 			empty = false;
 	closedir(d);
 	if (!empty) {
-		snprintf(why, why_len, "%s is not empty and is not a tpwallet "
-			"data directory (no %s): refusing to use it",
-			dir, DATADIR_MARKER);
+		snprintf(why, why_len,
+			 "%s is not empty and is not a tpwallet "
+			 "data directory (no %s): refusing to use it",
+			 dir, DATADIR_MARKER);
 		return -ENOTEMPTY;
 	}
 	/* A directory made beforehand (by an installer, with the umask of
@@ -139,17 +139,18 @@ int datadir_prepare(const char *dir, bool *created, char *why,
 	if (chmod(dir, 0700) != 0) {
 		ret = -errno;
 		snprintf(why, why_len, "cannot chmod 700 %s: %s", dir,
-			strerror(errno));
+			 strerror(errno));
 		return ret;
 	}
 	int fd = open(marker, O_WRONLY | O_CREAT | O_EXCL, 0600);
 	if (fd < 0) {
 		ret = -errno;
 		snprintf(why, why_len, "cannot create %s: %s", marker,
-			strerror(errno));
+			 strerror(errno));
 		return ret;
 	}
-	ssize_t w = write(fd, DATADIR_MARKER_TEXT, sizeof(DATADIR_MARKER_TEXT) - 1);
+	ssize_t w =
+		write(fd, DATADIR_MARKER_TEXT, sizeof(DATADIR_MARKER_TEXT) - 1);
 	if (w != (ssize_t)sizeof(DATADIR_MARKER_TEXT) - 1 || fsync(fd) < 0) {
 		ret = -EIO;
 		snprintf(why, why_len, "cannot write %s", marker);
@@ -160,7 +161,7 @@ int datadir_prepare(const char *dir, bool *created, char *why,
 	ret = fsdir_sync(dir);
 	if (ret < 0) {
 		snprintf(why, why_len, "cannot sync %s: %s", dir,
-			strerror(-ret));
+			 strerror(-ret));
 		return ret;
 	}
 	*created = true;
@@ -183,8 +184,8 @@ size_t datadir_checkpoint_head(char out[DATADIR_CHECKPOINT_HEAD_BYTES_MAX + 1],
 				"%zu\n", note_len);
 }
 
-int datadir_checkpoint_head_parse(const char *text, size_t len,
-				  u64 *note_len, size_t *head_bytes)
+int datadir_checkpoint_head_parse(const char *text, size_t len, u64 *note_len,
+				  size_t *head_bytes)
 {
 	const char *nl = memchr(text, '\n', len);
 
@@ -199,8 +200,8 @@ int datadir_checkpoint_head_parse(const char *text, size_t len,
 	}
 	*head_bytes = (size_t)(nl - text) + 1;
 	if (*head_bytes > DATADIR_CHECKPOINT_HEAD_BYTES_MAX ||
-	    parse_u64_n(text, (size_t)(nl - text), NOTE_BYTES_MAX,
-			note_len) != 0 ||
+	    parse_u64_n(text, (size_t)(nl - text), NOTE_BYTES_MAX, note_len) !=
+		    0 ||
 	    *note_len == 0)
 		return -EBADMSG;
 	return DATADIR_HEAD_OK;

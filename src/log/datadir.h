@@ -39,8 +39,7 @@
  * the marker written and synced).  *created says whether it was made.
  * Returns 0 (made, or already one), or -errno with why[0..why_len) set;
  * -ENOTEMPTY for a directory with files but no marker. */
-int datadir_prepare(const char *dir, bool *created, char *why,
-		    size_t why_len);
+int datadir_prepare(const char *dir, bool *created, char *why, size_t why_len);
 
 /* Does dir hold the marker?  0, or -errno of looking for it. */
 int datadir_marker_check(const char *dir);
@@ -80,7 +79,7 @@ enum datadir_head {
 int datadir_checkpoint_head_read(FILE *f, u64 *note_len, size_t *head_bytes);
 
 /* The same over memory: the head at text[0..len). */
-int datadir_checkpoint_head_parse(const char *text, size_t len,
-				  u64 *note_len, size_t *head_bytes);
+int datadir_checkpoint_head_parse(const char *text, size_t len, u64 *note_len,
+				  size_t *head_bytes);
 
 #endif

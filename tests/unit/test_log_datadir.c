@@ -57,23 +57,23 @@ static void checkpoint_heads(void **state)
 
 	assert_int_equal(datadir_checkpoint_head(head, 123), 4);
 	assert_string_equal(head, "123\n");
-	assert_int_equal(datadir_checkpoint_head_parse("123\nxyz", 7, &n,
-						       &used),
-			 DATADIR_HEAD_OK);
+	assert_int_equal(
+		datadir_checkpoint_head_parse("123\nxyz", 7, &n, &used),
+		DATADIR_HEAD_OK);
 	assert_true(n == 123 && used == 4);
 	assert_int_equal(datadir_checkpoint_head_parse("", 0, &n, &used),
 			 DATADIR_HEAD_END);
 	assert_int_equal(datadir_checkpoint_head_parse("12", 2, &n, &used),
 			 DATADIR_HEAD_CUT);
-	static const char *const bad[] = {"0\n", "0123\n", "-1\n", " 1\n",
-					  "\n", "131073\n", "1x\n"};
+	static const char *const bad[] = {"0\n", "0123\n",   "-1\n", " 1\n",
+					  "\n",	 "131073\n", "1x\n"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		assert_int_equal(datadir_checkpoint_head_parse(
 					 bad[i], strlen(bad[i]), &n, &used),
 				 -EBADMSG);
 	/* 21 bytes without a newline cannot be a head being written. */
-	assert_int_equal(datadir_checkpoint_head_parse(
-				 "111111111111111111111", 21, &n, &used),
+	assert_int_equal(datadir_checkpoint_head_parse("111111111111111111111",
+						       21, &n, &used),
 			 -EBADMSG);
 }
 
