@@ -471,20 +471,19 @@ static char *resign_checkpoints(const char *in, size_t len, size_t *out_len)
 
 	CHECK(out != NULL && note != NULL);
 	while (at < len) {
-		const char *nl = memchr(in + at, '\n', len - at);
-		size_t n;
+		size_t n, head;
 		u64 rec;
-		if (!nl ||
-		    parse_u64_n(in + at, (size_t)(nl - in - at), UINT64_MAX,
-				&rec) != 0 ||
-		    rec > len - (size_t)(nl + 1 - in) ||
-		    !resign(nl + 1, rec, note, NOTE_BYTES_MAX, &n) ||
-		    o + 32 + n + (len - at) > 2 * len + 4096)
+		if (datadir_checkpoint_head_parse(in + at, len - at, &rec,
+						  &head) != DATADIR_HEAD_OK ||
+		    rec > len - at - head ||
+		    !resign(in + at + head, rec, note, NOTE_BYTES_MAX, &n) ||
+		    o + DATADIR_CHECKPOINT_HEAD_BYTES_MAX + n + (len - at) >
+			    2 * len + 4096)
 			break; /* (room is kept for the rest of the input) */
-		o += (size_t)snprintf(out + o, 32, "%zu\n", n);
+		o += datadir_checkpoint_head(out + o, n);
 		memcpy(out + o, note, n);
 		o += n;
-		at = (size_t)(nl + 1 - in) + rec;
+		at += head + rec;
 	}
 	memcpy(out + o, in + at, len - at);
 	*out_len = o + len - at;
