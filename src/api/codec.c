@@ -11,6 +11,7 @@
 #include "api/codec.h"
 #include "api/codec_internal.h"
 #include "api/fastjson.h"
+#include "core/parse.h"
 #include "core/u128.h"
 
 #include <errno.h>
@@ -599,17 +600,6 @@ static const char *const qparam_names[Q_COUNT] = {
 	"user_data_128", "user_data_64",  "user_data_32",
 };
 
-int codec_hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Percent-decode s[0..n) into out (NUL-terminated).  Returns the decoded
  * length, or -1 when malformed, too long, or holding a NUL. */
 static int unescape(const char *s, size_t n, char out[QUERY_TOKEN_BYTES_MAX])
@@ -622,8 +612,8 @@ static int unescape(const char *s, size_t n, char out[QUERY_TOKEN_BYTES_MAX])
 			int hi, lo;
 			if (i + 2 >= n)
 				return -1;
-			hi = codec_hex_digit(s[i + 1]);
-			lo = codec_hex_digit(s[i + 2]);
+			hi = parse_hex_digit(s[i + 1]);
+			lo = parse_hex_digit(s[i + 2]);
 			if (hi < 0 || lo < 0)
 				return -1;
 			c = (char)(hi * 16 + lo);

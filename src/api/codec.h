@@ -104,7 +104,4 @@ unsigned codec_result_http_status(const char *status);
 const char *codec_account_flag_name(unsigned bit);
 const char *codec_transfer_flag_name(unsigned bit);
 
-/* The value of a hexadecimal digit (either case), or -1. */
-int codec_hex_digit(char c);
-
 #endif

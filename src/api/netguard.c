@@ -13,6 +13,7 @@
 #include "api/netguard.h"
 #include "api/framing.h"
 #include "api/problem.h"
+#include "core/parse.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -186,15 +187,8 @@ static int cidr_parse(const char *s, size_t len, struct netguard_cidr *out)
 	if (!slash) {
 		prefix = v4 ? 32 : 128;
 	} else {
-		const char *p = slash + 1, *end = s + len;
-		if (p == end || end - p > 3 || (*p == '0' && end - p > 1))
-			return -EINVAL;
-		for (; p < end; p++) {
-			if (*p < '0' || *p > '9')
-				return -EINVAL;
-			prefix = prefix * 10 + (unsigned)(*p - '0');
-		}
-		if (prefix > (v4 ? 32u : 128u))
+		if (parse_u32_n(slash + 1, (size_t)(s + len - slash - 1),
+				v4 ? 32u : 128u, &prefix) != 0)
 			return -EINVAL;
 	}
 	out->prefix = v4 ? prefix + 96 : prefix;
@@ -371,7 +365,7 @@ bool netguard_framing_ok(const struct netguard_framing *f)
  * which reads with the system call and, for a socket registered here (a
  * connection of a netguard daemon), hands the bytes to the connection's
  * framing scanner before libmicrohttpd sees them.  Every other socket
- * (the witness client, httpc) passes straight through.
+ * (the witness client on libcurl) passes straight through.
  *
  * At the first byte that breaks the grammar, what libmicrohttpd gets is
  * cut at the start of the offending line (or at the byte, when the line

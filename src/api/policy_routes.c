@@ -7,11 +7,14 @@
 #include "api/internal.h"
 #include "core/activity.h"
 #include "core/auth.h"
+#include "core/parse.h"
 #include "core/pstate.h"
 #include "crypto/b64url.h"
 #include "crypto/keyring.h"
 #include "engine/logger.h"
+#include "log/datadir.h"
 #include "log/fsdir.h"
+#include "log/fsfile.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -31,7 +34,7 @@
 #define ACTIVITY_OBSERVATIONS_MAX 100000u
 /* JSON bodies of the policy routes (the activity load is the largest) */
 #define POLICY_BODY_BYTES_MAX	 (16u << 20)
-#define ACTIVITY_FILE		 "activity"
+#define ACTIVITY_FILE		 DATADIR_ACTIVITY
 #define ACTIVITY_KEY_FILE	 "activity.key"
 #define IMPACT_THRESHOLD_DEFAULT 0.05
 #define IMPACT_WEEKS_DEFAULT	 4u
@@ -487,16 +490,7 @@ enum MHD_Result policy_route_versions(struct request *rq)
 
 static bool arg_u64(struct request *rq, const char *name, u64 *out)
 {
-	const char *v = arg(rq, name);
-	char *end;
-	if (!v || !*v || *v == '-' || *v == '+')
-		return false;
-	errno = 0;
-	unsigned long long x = strtoull(v, &end, 10);
-	if (errno || *end)
-		return false;
-	*out = x;
-	return true;
+	return parse_u64(arg(rq, name), UINT64_MAX, out) == 0;
 }
 
 /* The changes from version `from` to `to` as JSON (policy_diff): the
@@ -1324,34 +1318,14 @@ int policy_activity_save(struct api_server *s)
 	pthread_mutex_lock(&s->activity_lock);
 	int rc = activity_write(s->activity, mem_sink, &m);
 	pthread_mutex_unlock(&s->activity_lock);
-	char path[4200], tmp[4300];
+	char path[4200];
 	snprintf(path, sizeof(path), "%s/%s", s->data_dir, ACTIVITY_FILE);
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	int fd = rc == 0 ? open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-				0600)
-			 : -1;
-	if (fd < 0)
-		rc = -EIO;
-	size_t done = 0;
-	while (rc == 0 && done < m.len) {
-		ssize_t w = write(fd, m.p + done, m.len - done);
-		if (w <= 0)
-			rc = -EIO;
-		else
-			done += (size_t)w;
-	}
-	if (fd >= 0 && rc == 0 && fsync(fd) != 0)
-		rc = -EIO;
-	if (fd >= 0 && close(fd) != 0)
-		rc = -EIO;
-	if (rc == 0 && rename(tmp, path) == 0) {
-		fsdir_sync(s->data_dir);
-	} else {
-		if (fd >= 0)
-			unlink(tmp);
+	if (rc == 0)
+		rc = fsfile_replace(s->data_dir, ACTIVITY_FILE, m.p, m.len);
+	if (rc != 0) {
 		log_at(LOG_WARN, "cannot save client activity",
 		       LOG_STR("path", path));
-		rc = rc ? rc : -EIO;
+		rc = -EIO;
 	}
 	free(m.p);
 	return rc;

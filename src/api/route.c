@@ -5,6 +5,7 @@
 #include "api/route.h"
 #include "api/codec.h"
 #include "api/routes.h"
+#include "core/parse.h"
 #include "core/u128.h"
 
 #include <errno.h>
@@ -195,7 +196,7 @@ static bool lowhex(const char *s, size_t n, bool *all_zero)
 
 	for (size_t i = 0; i < n; i++) {
 		char c = s[i];
-		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+		if (parse_hex_digit_lower(c) < 0)
 			return false;
 		if (c != '0')
 			zero = false;
@@ -275,10 +276,10 @@ int api_query_u64s(const char *q, size_t len, const char *const names[],
 static int name_byte(const char **p, const char *end)
 {
 	const char *s = *p;
-	if (*s == '%' && end - s >= 3 && codec_hex_digit(s[1]) >= 0 &&
-	    codec_hex_digit(s[2]) >= 0) {
+	if (*s == '%' && end - s >= 3 && parse_hex_digit(s[1]) >= 0 &&
+	    parse_hex_digit(s[2]) >= 0) {
 		*p = s + 3;
-		return codec_hex_digit(s[1]) * 16 + codec_hex_digit(s[2]);
+		return parse_hex_digit(s[1]) * 16 + parse_hex_digit(s[2]);
 	}
 	*p = s + 1;
 	return *s == '+' ? ' ' : (unsigned char)*s;

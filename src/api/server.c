@@ -24,6 +24,7 @@
 #include "api/problem.h"
 #include "api/wbuf.h"
 #include "core/auth.h"
+#include "core/parse.h"
 #include "core/policy.h"
 #include "engine/engine.h"
 #include "engine/logger.h"
@@ -255,15 +256,13 @@ static enum MHD_Result create_begin(struct request *rq)
 	cl = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND,
 					 MHD_HTTP_HEADER_CONTENT_LENGTH);
 	if (cl) {
-		char *end;
-		unsigned long long n;
-		errno = 0;
-		n = strtoull(cl, &end, 10);
-		if (errno == 0 && end != cl && n > route_body_max(rq))
+		u64 n;
+		int r = parse_digits(cl, strlen(cl), &n);
+		if (r == -ERANGE || (r == 0 && n > route_body_max(rq)))
 			return api_reply_problem(
 				rq, PROBLEM_body_too_large,
 				"Content-Length is over the limit", NULL, NULL);
-		if (errno == 0 && end != cl)
+		if (r == 0)
 			rq->body.expected = (size_t)n;
 	}
 	rq->state = RS_BODY;

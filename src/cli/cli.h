@@ -18,6 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/parse.h"
+
 struct command {
 	const char *name;
 	int (*fn)(int argc, char **argv);
@@ -94,27 +96,9 @@ void settings_finish(struct settings *s);
 int settings_parse_text(struct settings *s, const char *text, size_t len,
 			const char *source);
 
-/* Make DIR a tpwallet data directory if it is absent or empty.
- * Returns 0 (created or already one), or -errno with a message printed. */
-int data_dir_prepare(const char *dir, bool *created);
-
-/* The directories of a data directory that hold what the server trusts
- * (DIR itself, journal, snapshots, audit, keys), relative names, NULL
- * terminated; "" is DIR. */
-extern const char *const data_dir_trusted[];
-
-/* Is any of them (those that exist) writable by group or others?  Then
- * whoever can write there can rewrite the journal or plant keys.
- * Returns 0, or -EPERM with one line in why[0..why_len) naming the path
- * and the chmod that fixes it, or -errno when one cannot be examined. */
-int data_dir_check_modes(const char *dir, char *why, size_t why_len);
-
 /* Split "HOST:PORT" ("[::1]:8080" for IPv6).  Returns 0 or -EINVAL. */
 int parse_listen(const char *s, char *host, size_t host_bytes,
 		 unsigned short *port);
-
-/* Strict unsigned parse with an upper bound.  Returns 0 or -EINVAL. */
-int parse_u64(const char *s, uint64_t max, uint64_t *out);
 
 /*
  * The client commands (call, principal, keys, delegate) talk to a server

@@ -24,7 +24,10 @@
 #include "core/merkle.h"
 #include "core/u128.h"
 #include "crypto/keyring.h"
+#include "log/keyfile.h"
 #include "crypto/note.h"
+#include "log/datadir.h"
+#include "log/fsfile.h"
 #include "log/journal.h"
 #include "log/journal_reader.h"
 #include "log/leaf.h"
@@ -55,119 +58,9 @@
 #define PROOF_FILE_BYTES_MAX (64u << 10)
 /* One checkpoint per second of writes: 2^24 is half a year of constant
  * load, 640 MiB of (size, root) pairs. */
-#define CHECKPOINTS_MAX	      (1u << 24)
-#define LENGTH_LINE_BYTES_MAX 20u
-#define PROGRESS_INTERVAL_MS  1000u
-#define PATH_BYTES_MAX	      (PATH_MAX + 64)
-
-#define JOURNAL_EVENT_BYTES 128u
-/* Where the seq and the checksum lie in a record header (journal.h). */
-#define HEADER_CRC_OFFSET 4u
-#define HEADER_SEQ_OFFSET 16u
-
-/* ---- small strict parsers ------------------------------------------------ */
-
-/* A canonical decimal u64: digits only, no leading zero but "0". */
-static bool parse_dec(const char *s, size_t len, u64 *out)
-{
-	u64 v = 0;
-
-	if (len == 0 || len > 20 || (s[0] == '0' && len > 1))
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return false;
-		u64 d = (u64)(s[i] - '0');
-		if (v > (UINT64_MAX - d) / 10)
-			return false;
-		v = v * 10 + d;
-	}
-	*out = v;
-	return true;
-}
-
-/*
- * Strict standard base64 of s[0..len) into out[0..cap): padding, no
- * whitespace, and canonical (re-encoding gives the same text, so one
- * value has one spelling).  *n gets the decoded length.
- */
-static bool b64_decode(const char *s, size_t len, u8 *out, size_t cap,
-		       size_t *n)
-{
-	const char *end = NULL;
-	char *again;
-	bool ok;
-
-	if (len == 0)
-		return false;
-	/* libsodium 1.0.18 reads bytes >= 0x80 as digits: only the
-	 * alphabet may reach it. */
-	for (size_t i = 0; i < len; i++) {
-		char c = s[i];
-		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-		      (c >= '0' && c <= '9') || c == '+' || c == '/' ||
-		      c == '='))
-			return false;
-	}
-	if (sodium_base642bin(out, cap, s, len, NULL, n, &end,
-			      sodium_base64_VARIANT_ORIGINAL) != 0 ||
-	    end != s + len)
-		return false;
-	size_t elen =
-		sodium_base64_encoded_len(*n, sodium_base64_VARIANT_ORIGINAL);
-	if (elen != len + 1)
-		return false;
-	again = malloc(elen);
-	if (!again)
-		return false;
-	sodium_bin2base64(again, elen, out, *n, sodium_base64_VARIANT_ORIGINAL);
-	ok = memcmp(again, s, len) == 0;
-	free(again);
-	return ok;
-}
-
-/* Read a whole file of at most max bytes, NUL-terminated.  Returns 0,
- * -EFBIG, -ENOMEM or -errno. */
-static int read_file(const char *path, size_t max, char **out, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	char *buf = NULL;
-	size_t got = 0;
-	int ret = 0;
-
-	*out = NULL;
-	*len = 0;
-	if (!f)
-		return -errno;
-	buf = malloc(max + 2);
-	if (!buf) {
-		ret = -ENOMEM;
-		goto cleanup;
-	}
-	/* One byte more than allowed tells a file that is too large. */
-	got = fread(buf, 1, max + 1, f);
-	if (ferror(f)) {
-		ret = -EIO;
-		goto cleanup;
-	}
-	if (got > max) {
-		ret = -EFBIG;
-		goto cleanup;
-	}
-	buf[got] = '\0';
-	*out = buf;
-	*len = got;
-	buf = NULL;
-cleanup:
-	free(buf);
-	fclose(f);
-	return ret;
-}
-
-static const char *read_error(int code)
-{
-	return code == -EFBIG ? "file too large" : tpw_strerror(-code);
-}
+#define CHECKPOINTS_MAX	     (1u << 24)
+#define PROGRESS_INTERVAL_MS 1000u
+#define PATH_BYTES_MAX	     (PATH_MAX + 64)
 
 /*
  * KEY is a verifier string, or @FILE holding one per line (what
@@ -185,10 +78,10 @@ static int load_keys(const char *cmd, const char *arg, struct note_verifier *v,
 
 	*n = 0;
 	if (arg[0] == '@') {
-		ret = read_file(arg + 1, KEY_FILE_BYTES_MAX, &text, &len);
+		ret = fsfile_read(arg + 1, KEY_FILE_BYTES_MAX, &text, &len);
 		if (ret != 0) {
 			fprintf(stderr, "tpwallet audit %s: %s: %s\n", cmd,
-				arg + 1, read_error(ret));
+				arg + 1, fsfile_strerror(ret));
 			return EXIT_USAGE;
 		}
 		p = text;
@@ -287,17 +180,16 @@ static bool member_dec(json_t *o, const char *name, u64 *out)
 	size_t len;
 	const char *s = member_str(o, name, &len);
 
-	return s && parse_dec(s, len, out);
+	return s && parse_u64_n(s, len, UINT64_MAX, out) == 0;
 }
 
 static bool member_hash(json_t *o, const char *name, u8 out[MERKLE_HASH_BYTES])
 {
-	u8 buf[MERKLE_HASH_BYTES + 3];
-	size_t len, n;
+	u8 buf[MERKLE_HASH_BYTES];
+	size_t len;
 	const char *s = member_str(o, name, &len);
 
-	if (!s || !b64_decode(s, len, buf, sizeof(buf), &n) ||
-	    n != MERKLE_HASH_BYTES)
+	if (!s || parse_base64(s, len, buf, sizeof(buf)) != MERKLE_HASH_BYTES)
 		return false;
 	memcpy(out, buf, MERKLE_HASH_BYTES);
 	return true;
@@ -324,13 +216,11 @@ static const char *member_hashes(json_t *o, const char *name,
 	*n = json_array_size(a);
 	for (size_t i = 0; i < *n; i++) {
 		json_t *h = json_array_get(a, i);
-		u8 buf[MERKLE_HASH_BYTES + 3];
-		size_t got;
+		u8 buf[MERKLE_HASH_BYTES];
 		if (!json_is_string(h) ||
 		    strlen(json_string_value(h)) != json_string_length(h) ||
-		    !b64_decode(json_string_value(h), json_string_length(h),
-				buf, sizeof(buf), &got) ||
-		    got != MERKLE_HASH_BYTES) {
+		    parse_base64(json_string_value(h), json_string_length(h),
+				 buf, sizeof(buf)) != MERKLE_HASH_BYTES) {
 			snprintf(why, sizeof(why),
 				 "\"%s\"[%zu] is not the base64 of a "
 				 "32-byte hash",
@@ -352,12 +242,12 @@ static const char *member_proof(json_t *o, u8 proof[][MERKLE_HASH_BYTES],
 /* A member holding the base64 of exactly len bytes. */
 static bool member_bytes(json_t *o, const char *name, u8 *out, size_t len)
 {
-	u8 buf[LEAF_EVENT_BYTES + 3];
-	size_t slen, n;
+	u8 buf[LEAF_EVENT_BYTES];
+	size_t slen;
 	const char *s = member_str(o, name, &slen);
 
 	if (len > LEAF_EVENT_BYTES || !s ||
-	    !b64_decode(s, slen, buf, sizeof(buf), &n) || n != len)
+	    parse_base64(s, slen, buf, len) != (long)len)
 		return false;
 	memcpy(out, buf, len);
 	return true;
@@ -480,9 +370,9 @@ static int check_event_receipt(json_t *o, const struct note_verifier *keys,
 	u32 checksum;
 	u64 seq;
 	u16 type;
-	memcpy(&checksum, p.header + HEADER_CRC_OFFSET, sizeof(checksum));
-	memcpy(&seq, p.header + HEADER_SEQ_OFFSET, sizeof(seq));
-	memcpy(&type, p.header + 12, sizeof(type));
+	memcpy(&checksum, p.header + JOURNAL_OFF_CHECKSUM, sizeof(checksum));
+	memcpy(&seq, p.header + JOURNAL_OFF_SEQ, sizeof(seq));
+	memcpy(&type, p.header + JOURNAL_OFF_TYPE, sizeof(type));
 	if (version != 2)
 		return failed("header: version %u has no per-event leaf rule "
 			      "(a version-1 entry is proven whole)",
@@ -538,6 +428,7 @@ static int check_receipt(const char *text, size_t text_len,
 	u8 computed[MERKLE_HASH_BYTES];
 	u8 *entry = NULL;
 	size_t nproof = 0, entry_len = 0, len, cp_len;
+	long got;
 	u64 index, size;
 	struct checkpoint c;
 	struct journal_record r;
@@ -579,19 +470,18 @@ static int check_receipt(const char *text, size_t text_len,
 		goto cleanup;
 	}
 	s = member_str(o, "entry", &len);
-	entry = malloc(JOURNAL_RECORD_BYTES_MAX + 3);
+	entry = malloc(JOURNAL_RECORD_BYTES_MAX);
 	if (!entry) {
 		ret = failed("out of memory");
 		goto cleanup;
 	}
-	if (!s ||
-	    !b64_decode(s, len, entry, JOURNAL_RECORD_BYTES_MAX + 3,
-			&entry_len) ||
-	    entry_len > JOURNAL_RECORD_BYTES_MAX) {
+	got = s ? parse_base64(s, len, entry, JOURNAL_RECORD_BYTES_MAX) : -1;
+	if (got < 0) {
 		ret = failed("receipt: \"entry\" is not the base64 of one "
 			     "journal record");
 		goto cleanup;
 	}
+	entry_len = (size_t)got;
 	cp = member_str(o, "checkpoint", &cp_len);
 	if (!cp) {
 		ret = failed("receipt: \"checkpoint\" is not a string");
@@ -697,10 +587,10 @@ static int verify_inclusion(int argc, char **argv)
 	ret = load_keys("verify-inclusion", key, v, &nv);
 	if (ret != 0)
 		return ret;
-	ret = read_file(receipt, RECEIPT_BYTES_MAX, &text, &len);
+	ret = fsfile_read(receipt, RECEIPT_BYTES_MAX, &text, &len);
 	if (ret != 0) {
 		fprintf(stderr, "tpwallet audit verify-inclusion: %s: %s\n",
-			receipt, read_error(ret));
+			receipt, fsfile_strerror(ret));
 		return EXIT_USAGE;
 	}
 	ret = check_receipt(text, len, v, nv);
@@ -848,11 +738,11 @@ static int verify_consistency(int argc, char **argv)
 	if (ret != 0)
 		return ret;
 	for (int i = 0; i < 3; i++) {
-		ret = read_file(paths[i], caps[i], &text[i], &len[i]);
+		ret = fsfile_read(paths[i], caps[i], &text[i], &len[i]);
 		if (ret != 0) {
 			fprintf(stderr,
 				"tpwallet audit verify-consistency: %s: %s\n",
-				paths[i], read_error(ret));
+				paths[i], fsfile_strerror(ret));
 			ret = EXIT_USAGE;
 			goto cleanup;
 		}
@@ -923,10 +813,10 @@ static int load_origin(struct check *ck)
 	int ret;
 
 	snprintf(path, sizeof(path), "%s/origin", ck->data);
-	ret = read_file(path, ORIGIN_FILE_BYTES_MAX, &text, &len);
+	ret = fsfile_read(path, ORIGIN_FILE_BYTES_MAX, &text, &len);
 	if (ret != 0) {
 		fprintf(stderr, "tpwallet audit check: %s: %s\n", path,
-			read_error(ret));
+			fsfile_strerror(ret));
 		return EXIT_USAGE;
 	}
 	if (len > 0 && text[len - 1] == '\n')
@@ -953,7 +843,7 @@ static int load_keyring(struct check *ck)
 	int ret;
 
 	snprintf(dir, sizeof(dir), "%s/keys", ck->data);
-	ret = keyring_open(dir, NULL, &kr, err, sizeof(err));
+	ret = keyfile_open_keyring(dir, NULL, &kr, err, sizeof(err));
 	if (ret != 0) {
 		fprintf(stderr,
 			"tpwallet audit check: cannot read the keys in %s: %s "
@@ -1064,13 +954,13 @@ static int take_checkpoint(struct check *ck, const char *note, size_t len,
  */
 static int read_checkpoints(struct check *ck)
 {
-	char path[PATH_BYTES_MAX], line[LENGTH_LINE_BYTES_MAX + 1];
+	char path[PATH_BYTES_MAX];
 	char *note = NULL;
 	FILE *f;
 	u64 at = 0;
 	int ret = 0;
 
-	snprintf(path, sizeof(path), "%s/audit/checkpoints", ck->data);
+	snprintf(path, sizeof(path), "%s/" DATADIR_CHECKPOINTS, ck->data);
 	f = fopen(path, "rb");
 	if (!f) {
 		problem(ck, "%s: %s: no signed checkpoint to check against",
@@ -1084,14 +974,12 @@ static int read_checkpoints(struct check *ck)
 	}
 	for (;;) {
 		size_t n = 0;
-		int ch;
 		u64 len;
+		int hr = datadir_checkpoint_head_read(f, &len, &n);
 
-		while (n < sizeof(line) && (ch = fgetc(f)) != EOF && ch != '\n')
-			line[n++] = (char)ch;
-		if (n == 0 && feof(f))
+		if (hr == DATADIR_HEAD_END || hr == -EIO)
 			break;
-		if (feof(f)) {
+		if (hr == DATADIR_HEAD_CUT) {
 			fprintf(stderr,
 				"tpwallet audit check: %s: a checkpoint cut "
 				"short at offset %llu (being written?), "
@@ -1099,8 +987,7 @@ static int read_checkpoints(struct check *ck)
 				path, (unsigned long long)at);
 			break;
 		}
-		if (n == sizeof(line) || !parse_dec(line, n, &len) ||
-		    len == 0 || len > NOTE_BYTES_MAX) {
+		if (hr != DATADIR_HEAD_OK) {
 			problem(ck,
 				"%s: malformed at offset %llu (no "
 				"checkpoint length)",
@@ -1119,7 +1006,7 @@ static int read_checkpoints(struct check *ck)
 		ret = take_checkpoint(ck, note, len, at);
 		if (ret != 0)
 			break;
-		at += n + 1 + len;
+		at += n + len;
 	}
 	/* A read error is not a short file: nothing after it was seen. */
 	if (ret == 0 && ferror(f))
@@ -1144,7 +1031,7 @@ static void authenticate_leaves(struct check *ck)
 	size_t k = 0;
 	FILE *f;
 
-	snprintf(path, sizeof(path), "%s/audit/leaves", ck->data);
+	snprintf(path, sizeof(path), "%s/" DATADIR_LEAVES, ck->data);
 	f = fopen(path, "rb");
 	if (!f || fstat(fileno(f), &st) != 0) {
 		if (f)
@@ -1201,11 +1088,7 @@ static void hash_renumbered(const u8 *raw, size_t len, u64 seq,
 		return;
 	}
 	memcpy(copy, raw, len);
-	for (unsigned i = 0; i < 8; i++)
-		copy[HEADER_SEQ_OFFSET + i] = (u8)(seq >> (8 * i));
-	u32 crc = crc32c(0, copy + 8, len - 8);
-	for (unsigned i = 0; i < 4; i++)
-		copy[HEADER_CRC_OFFSET + i] = (u8)(crc >> (8 * i));
+	journal_record_seal(copy, len, true, seq);
 	record_leaf(copy, len, out);
 	free(copy);
 }
@@ -1286,7 +1169,7 @@ static int check_journal(struct check *ck)
 		goto cleanup;
 	}
 	if (ck->leaves_auth > 0) {
-		snprintf(path, sizeof(path), "%s/audit/leaves", ck->data);
+		snprintf(path, sizeof(path), "%s/" DATADIR_LEAVES, ck->data);
 		leaves = fopen(path, "rb");
 	}
 	merkle_tree_init(&t);

@@ -26,6 +26,7 @@
 #include "crypto/jose.h"
 #include "crypto/mandate.h"
 #include "core/strerror.h"
+#include "log/fsfile.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -113,66 +114,11 @@ int client_option(struct client *c, int opt, const char *arg, bool with_auth)
 /* ---- files ----------------------------------------------------------------
  */
 
-static int read_fd(int fd, size_t max, char **out, size_t *len_out)
-{
-	size_t cap = 4096, len = 0;
-	char *buf = malloc(cap + 1), *nb;
-
-	if (!buf)
-		return -ENOMEM;
-	for (;;) {
-		if (len == cap) {
-			if (cap > max) {
-				free(buf);
-				return -EFBIG;
-			}
-			cap = cap * 2 > max + 1 ? max + 1 : cap * 2;
-			nb = realloc(buf, cap + 1);
-			if (!nb) {
-				free(buf);
-				return -ENOMEM;
-			}
-			buf = nb;
-		}
-		ssize_t r = read(fd, buf + len, cap - len);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			int e = errno;
-			free(buf);
-			return -e;
-		}
-		if (r == 0)
-			break;
-		len += (size_t)r;
-	}
-	if (len > max) {
-		free(buf);
-		return -EFBIG;
-	}
-	buf[len] = '\0';
-	*out = buf;
-	*len_out = len;
-	return 0;
-}
-
 int client_read_file(const char *path, size_t max, char **out, size_t *len)
 {
-	int fd, ret;
-
 	if (strcmp(path, "-") == 0)
-		return read_fd(STDIN_FILENO, max, out, len);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	ret = read_fd(fd, max, out, len);
-	close(fd);
-	return ret;
-}
-
-static const char *read_error(int r)
-{
-	return r == -EFBIG ? "file too large" : tpw_strerror(-r);
+		return fsfile_read_fd(STDIN_FILENO, max, out, len);
+	return fsfile_read(path, max, out, len);
 }
 
 /*
@@ -380,7 +326,7 @@ static int load_chain(const struct client *c, const char *path, char **out,
 	r = client_read_file(path, MANDATE_AUTHZ_BYTES_MAX + 64, &text, &len);
 	if (r < 0) {
 		fprintf(stderr, "%s: mandate %s: %s\n", c->prog, path,
-			read_error(r));
+			fsfile_strerror(r));
 		return -1;
 	}
 	while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r' ||
@@ -736,7 +682,7 @@ int cmd_call(int argc, char **argv)
 		if (r < 0) {
 			fprintf(stderr, "tpwallet call: body %s: %s\n",
 				file[0] == '-' && !file[1] ? "(stdin)" : file,
-				read_error(r));
+				fsfile_strerror(r));
 			goto cleanup;
 		}
 	} else if (arg) {

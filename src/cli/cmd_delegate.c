@@ -15,6 +15,7 @@
  * prints a private key; a chain is printed only where it is the output.
  */
 #include "cli/cli.h"
+#include "log/fsfile.h"
 #include "core/policy.h"
 #include "net/http.h"
 #include "core/u128.h"
@@ -75,7 +76,7 @@ static int read_chain(const char *prog, const char *path, char **out,
 	if (r < 0) {
 		fprintf(stderr, "%s: %s: %s\n", prog,
 			strcmp(path, "-") == 0 ? "(stdin)" : path,
-			r == -EFBIG ? "file too large" : tpw_strerror(-r));
+			fsfile_strerror(r));
 		return EXIT_USAGE;
 	}
 	while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r' ||
@@ -252,21 +253,16 @@ static void usage_issue(FILE *f)
 		"Exit 0 when signed, 1 when refused, 2 on usage errors.\n");
 }
 
-/* "90", "90s", "30m", "12h", "7d" into seconds. */
+/* "90", "90s", "30m", "12h", "7d" into seconds (canonical digits). */
 static int parse_duration(const char *s, int64_t *out)
 {
 	uint64_t v = 0, mult = 1;
 	size_t n = strlen(s), i = 0;
 
-	if (n == 0)
-		return -1;
-	while (i < n && s[i] >= '0' && s[i] <= '9') {
-		v = v * 10 + (uint64_t)(s[i] - '0');
-		if (v > (uint64_t)JOSE_NUMERIC_DATE_MAX)
-			return -1;
+	while (i < n && s[i] >= '0' && s[i] <= '9')
 		i++;
-	}
-	if (i == 0 || n - i > 1)
+	if (n - i > 1 ||
+	    parse_u64_n(s, i, (uint64_t)JOSE_NUMERIC_DATE_MAX, &v) != 0)
 		return -1;
 	if (i < n) {
 		switch (s[i]) {

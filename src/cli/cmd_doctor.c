@@ -26,8 +26,10 @@
 #include "core/auth.h"
 #include "core/pstate.h"
 #include "crypto/keyring.h"
+#include "log/keyfile.h"
 #include "crypto/note.h"
 #include "engine/audit.h"
+#include "log/datadir.h"
 #include "log/journal.h"
 #include "log/journal_reader.h"
 #include "log/seqdir.h"
@@ -55,9 +57,6 @@
 #define DOCTOR_EXIT_ACTION 1
 #define DOCTOR_EXIT_ABSENT 3
 
-/* The data directory's marker: the same name as settings.c's. */
-#define MARKER_FILE "tpwallet.data"
-
 #define RESULTS_MAX	     32u
 #define DETAIL_BYTES	     1024u
 #define PATH_BYTES_MAX	     (PATH_MAX + 64)
@@ -73,8 +72,7 @@
 /* Previous keys named one by one; the rest are counted. */
 #define PREVIOUS_KEYS_LISTED 4u
 /* DATA/audit/checkpoints: one a second for years is under 2^28. */
-#define CHECKPOINTS_SCAN_MAX  (1u << 28)
-#define LENGTH_LINE_BYTES_MAX 24u
+#define CHECKPOINTS_SCAN_MAX (1u << 28)
 /* Entries unsigned longer than this are a server that cannot sign (one
  * that runs signs about every second). */
 #define UNSIGNED_AGE_MAX_S 10u
@@ -231,7 +229,6 @@ static void check_data_dir(struct doctor *d)
 {
 	const char *name = "data directory";
 	const char *dir = d->s.data_dir;
-	char path[PATH_BYTES_MAX];
 	struct stat st;
 
 	int err = stat(dir, &st) == 0 ? 0 : errno;
@@ -250,14 +247,12 @@ static void check_data_dir(struct doctor *d)
 			       tpw_strerror(err));
 		return;
 	}
-	snprintf(path, sizeof(path), "%s/%s", dir, MARKER_FILE);
-	struct stat mst;
-	if (stat(path, &mst) != 0) {
+	if (datadir_marker_check(dir) != 0) {
 		d->stop = true;
 		report(d, STATUS_ACTION, name,
 		       "%s is not a tpwallet data directory (no %s): wrong "
 		       "path?",
-		       dir, MARKER_FILE);
+		       dir, DATADIR_MARKER);
 		return;
 	}
 	unsigned mode = (unsigned)st.st_mode & 07777;
@@ -270,7 +265,7 @@ static void check_data_dir(struct doctor *d)
 	}
 	/* journal, snapshots, audit, keys: the server refuses each too. */
 	char lax[DETAIL_BYTES];
-	if (data_dir_check_modes(dir, lax, sizeof(lax)) == -EPERM) {
+	if (datadir_check_modes(dir, lax, sizeof(lax)) == -EPERM) {
 		report(d, STATUS_ACTION, name,
 		       "%s; the server refuses to start", lax);
 		return;
@@ -305,7 +300,7 @@ static void check_kek(struct doctor *d)
 	int ret;
 
 	if (getenv(KEYRING_KEK_ENV)) {
-		ret = keyring_kek_from_env(KEYRING_KEK_ENV, &d->kek, err,
+		ret = keyfile_kek_from_env(KEYRING_KEK_ENV, &d->kek, err,
 					   sizeof(err));
 		if (ret != 0) {
 			report(d, STATUS_ACTION, name, "%s: %s",
@@ -345,7 +340,7 @@ static void check_kek(struct doctor *d)
 		       path, mode, path);
 		return;
 	}
-	ret = keyring_kek_load_file(path, &d->kek, err, sizeof(err));
+	ret = keyfile_kek_load(path, &d->kek, err, sizeof(err));
 	if (ret != 0) {
 		report(d, STATUS_ACTION, name, "%s",
 		       err[0] ? err : keyring_strerror(ret));
@@ -422,7 +417,7 @@ static void check_keys(struct doctor *d)
 	struct stat st;
 	int ret;
 
-	snprintf(dir, sizeof(dir), "%s/keys", d->s.data_dir);
+	snprintf(dir, sizeof(dir), "%s/" DATADIR_KEYS, d->s.data_dir);
 	if (stat(dir, &st) != 0) {
 		report(d, STATUS_ACTION, name,
 		       "%s: %s: no signing key (`tpwallet serve` makes one at "
@@ -430,7 +425,7 @@ static void check_keys(struct doctor *d)
 		       dir, tpw_strerror(errno));
 		return;
 	}
-	ret = keyring_open(dir, d->kek, &kr, err, sizeof(err));
+	ret = keyfile_open_keyring(dir, d->kek, &kr, err, sizeof(err));
 	if (ret != 0) {
 		/* The message names the file and what is wrong with it. */
 		if (err[0])
@@ -565,7 +560,7 @@ static int list_segments(const char *data_dir, struct segment **segs, size_t *n,
 	*segs = NULL;
 	*n = 0;
 	*total = 0;
-	snprintf(dir, sizeof(dir), "%s/journal", data_dir);
+	snprintf(dir, sizeof(dir), "%s/" DATADIR_JOURNAL, data_dir);
 	DIR *dh = opendir(dir);
 	if (!dh)
 		return -errno;
@@ -580,8 +575,8 @@ static int list_segments(const char *data_dir, struct segment **segs, size_t *n,
 	}
 	for (size_t i = 0; i < count; i++) {
 		struct stat st;
-		snprintf(path, sizeof(path), "%s/%020llu.wal", dir,
-			 (unsigned long long)seqs[i]);
+		snprintf(path, sizeof(path), "%s/" JOURNAL_SEGMENT_NAME_FMT,
+			 dir, (unsigned long long)seqs[i]);
 		(*segs)[i].seq = seqs[i];
 		if (stat(path, &st) == 0)
 			(*segs)[i].bytes = (u64)st.st_size;
@@ -719,8 +714,10 @@ static void check_journal(struct doctor *d)
 			break;
 		}
 		report(d, STATUS_ACTION, name,
-		       "records missing: journal/%020llu.wal stops at offset "
-		       "%llu after seq %llu, but journal/%020llu.wal follows "
+		       "records missing: journal/" JOURNAL_SEGMENT_NAME_FMT
+		       " stops at offset "
+		       "%llu after seq %llu, but "
+		       "journal/" JOURNAL_SEGMENT_NAME_FMT " follows "
 		       "(starting at seq %llu)",
 		       (unsigned long long)seg, (unsigned long long)end,
 		       (unsigned long long)d->last_seq,
@@ -734,7 +731,8 @@ static void check_journal(struct doctor *d)
 		/* The audit log proves the next record durable and
 		 * acknowledged: not a torn write. */
 		report(d, STATUS_ACTION, name,
-		       "record seq %llu at offset %llu of journal/%020llu.wal "
+		       "record seq %llu at offset %llu of "
+		       "journal/" JOURNAL_SEGMENT_NAME_FMT " "
 		       "is damaged, but the audit log covers records up to "
 		       "seq %llu: an acknowledged record, not a torn tail; "
 		       "the server refuses to start (docs/operations.md, "
@@ -751,7 +749,8 @@ static void check_journal(struct doctor *d)
 				listed = segs[i].bytes;
 		report(d, STATUS_WARN, name,
 		       "torn tail: %llu bytes after offset %llu of "
-		       "journal/%020llu.wal are not a whole record (a crash "
+		       "journal/" JOURNAL_SEGMENT_NAME_FMT
+		       " are not a whole record (a crash "
 		       "mid-write; cut at next start); %llu records before "
 		       "it, last seq %llu",
 		       (unsigned long long)(listed > end ? listed - end : 0),
@@ -791,25 +790,6 @@ static void journal_catch_up(struct doctor *d, u64 want)
 
 /* ---- audit log ----------------------------------------------------------- */
 
-/* A canonical decimal u64 in s[0..len). */
-static bool parse_dec(const char *s, size_t len, u64 *out)
-{
-	u64 v = 0;
-
-	if (len == 0 || len > 20 || (s[0] == '0' && len > 1))
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return false;
-		u64 dg = (u64)(s[i] - '0');
-		if (v > (UINT64_MAX - dg) / 10)
-			return false;
-		v = v * 10 + dg;
-	}
-	*out = v;
-	return true;
-}
-
 /*
  * DATA/audit/checkpoints is "<bytes>\n" and a note, appended.  Read it
  * through to the newest whole note (one cut short at the end is being
@@ -819,7 +799,7 @@ static bool parse_dec(const char *s, size_t len, u64 *out)
 static int newest_checkpoint(struct doctor *d, u64 *count,
 			     struct checkpoint *cp, char *why, size_t cap)
 {
-	char path[PATH_BYTES_MAX], line[LENGTH_LINE_BYTES_MAX];
+	char path[PATH_BYTES_MAX];
 	char *note = NULL;
 	u64 at = 0, newest_at = 0, newest_len = 0;
 	u64 last_print = mono_ms();
@@ -827,7 +807,7 @@ static int newest_checkpoint(struct doctor *d, u64 *count,
 	int ret = 1;
 
 	*count = 0;
-	snprintf(path, sizeof(path), "%s/audit/checkpoints", d->s.data_dir);
+	snprintf(path, sizeof(path), "%s/" DATADIR_CHECKPOINTS, d->s.data_dir);
 	FILE *f = fopen(path, "rb");
 	if (!f) {
 		if (errno == ENOENT)
@@ -846,15 +826,12 @@ static int newest_checkpoint(struct doctor *d, u64 *count,
 	u64 size = (u64)st.st_size;
 	for (u64 i = 0; i < CHECKPOINTS_SCAN_MAX && at < size; i++) {
 		size_t n = 0;
-		int ch = 0;
 		u64 len;
+		int hr = datadir_checkpoint_head_read(f, &len, &n);
 
-		while (n < sizeof(line) && (ch = fgetc(f)) != EOF && ch != '\n')
-			line[n++] = (char)ch;
-		if (ch == EOF)
+		if (hr == DATADIR_HEAD_END || hr == DATADIR_HEAD_CUT)
 			break; /* a length line being written */
-		if (n == sizeof(line) || !parse_dec(line, n, &len) ||
-		    len == 0 || len > NOTE_BYTES_MAX) {
+		if (hr != DATADIR_HEAD_OK) {
 			put(why, cap,
 			    "audit/checkpoints: no checkpoint length at offset "
 			    "%llu (`tpwallet audit check`)",
@@ -862,7 +839,7 @@ static int newest_checkpoint(struct doctor *d, u64 *count,
 			ret = -1;
 			goto cleanup;
 		}
-		u64 note_at = at + n + 1;
+		u64 note_at = at + n;
 		if (note_at + len > size)
 			break; /* a note being written */
 		/* Read, not seeked over: notes are small and a seek would
@@ -1021,46 +998,6 @@ static void check_audit(struct doctor *d)
 
 /* ---- snapshots ----------------------------------------------------------- */
 
-/* The snapshot file format (snapshot.h); its parser is private to
- * snapshot.c, so the header is read here the same way. */
-#define SNAP_PREFIX	   "snapshot-"
-#define SNAP_SUFFIX	   ".snap"
-#define SNAP_DIGITS	   20u
-#define SNAP_MAGIC	   "TPWSNAP1"
-#define SNAP_HEADER_CRC_AT 60u
-
-static bool parse_snapshot_name(const char *name, u64 *seq)
-{
-	size_t plen = strlen(SNAP_PREFIX), slen = strlen(SNAP_SUFFIX);
-
-	if (strlen(name) != plen + SNAP_DIGITS + slen ||
-	    memcmp(name, SNAP_PREFIX, plen) != 0 ||
-	    strcmp(name + plen + SNAP_DIGITS, SNAP_SUFFIX) != 0)
-		return false;
-	/* Zero-padded: digits only, and no more than fit. */
-	u64 v = 0;
-	for (size_t i = plen; i < plen + SNAP_DIGITS; i++) {
-		if (name[i] < '0' || name[i] > '9')
-			return false;
-		u64 dg = (u64)(name[i] - '0');
-		if (v > (UINT64_MAX - dg) / 10)
-			return false;
-		v = v * 10 + dg;
-	}
-	*seq = v;
-	return true;
-}
-
-static u32 le32(const u8 *p)
-{
-	return (u32)p[0] | (u32)p[1] << 8 | (u32)p[2] << 16 | (u32)p[3] << 24;
-}
-
-static u64 le64(const u8 *p)
-{
-	return (u64)le32(p) | (u64)le32(p + 4) << 32;
-}
-
 /* The header of one snapshot: NULL and its timestamp when it is valid as
  * far as the header says, else why not.  (The payload checksum is the
  * server's to check at start; reading gigabytes is not a first-minute
@@ -1069,8 +1006,9 @@ static const char *snapshot_header(const char *path, u64 seq, u64 *ts_ns,
 				   u32 *payload_crc)
 {
 	u8 h[SNAPSHOT_HEADER_BYTES];
+	struct snapshot_header sh = {0};
 	struct stat st;
-	const char *why = NULL;
+	const char *why;
 	FILE *f = fopen(path, "rb");
 
 	if (!f)
@@ -1078,20 +1016,10 @@ static const char *snapshot_header(const char *path, u64 seq, u64 *ts_ns,
 	if (fstat(fileno(f), &st) != 0 ||
 	    fread(h, 1, sizeof(h), f) != sizeof(h))
 		why = "shorter than its header";
-	else if (memcmp(h, SNAP_MAGIC, 8) != 0)
-		why = "bad magic (an unfinished or foreign file)";
-	else if (crc32c(0, h, SNAP_HEADER_CRC_AT) !=
-		 le32(h + SNAP_HEADER_CRC_AT))
-		why = "bad header checksum";
-	else if (le32(h + 8) != SNAPSHOT_VERSION ||
-		 le32(h + 12) != SNAPSHOT_HEADER_BYTES)
-		why = "unsupported version";
-	else if (le64(h + 16) != seq)
-		why = "seq in the header differs from the file name";
-	else if (le64(h + 32) != (u64)st.st_size - SNAPSHOT_HEADER_BYTES)
-		why = "size differs from the header's";
-	*ts_ns = le64(h + 24);
-	*payload_crc = le32(h + 40);
+	else
+		why = snapshot_header_check(h, seq, (u64)st.st_size, &sh);
+	*ts_ns = sh.timestamp;
+	*payload_crc = sh.payload_crc;
 	fclose(f);
 	return why;
 }
@@ -1136,10 +1064,10 @@ static void check_snapshots(struct doctor *d)
 	size_t n = 0;
 	int ret;
 
-	snprintf(dir, sizeof(dir), "%s/snapshots", d->s.data_dir);
+	snprintf(dir, sizeof(dir), "%s/" DATADIR_SNAPSHOTS, d->s.data_dir);
 	DIR *dh = opendir(dir);
 	if (dh) {
-		ret = seqdir_list(dh, parse_snapshot_name, &seqs, &n);
+		ret = seqdir_list(dh, snapshot_parse_name, &seqs, &n);
 		closedir(dh);
 		if (ret != 0) {
 			report(d, STATUS_ACTION, name, "%s: %s", dir,
@@ -1155,8 +1083,7 @@ static void check_snapshots(struct doctor *d)
 	for (size_t i = n; i-- > 0;) {
 		u64 ts_ns = 0;
 		u32 payload_crc = 0;
-		snprintf(path, sizeof(path),
-			 "%s/" SNAP_PREFIX "%020llu" SNAP_SUFFIX, dir,
+		snprintf(path, sizeof(path), "%s/" SNAPSHOT_NAME_FMT, dir,
 			 (unsigned long long)seqs[i]);
 		const char *why =
 			snapshot_header(path, seqs[i], &ts_ns, &payload_crc);
@@ -1167,7 +1094,8 @@ static void check_snapshots(struct doctor *d)
 			 * longer matches was changed by the disk or someone
 			 * with access, not by a crash. */
 			report(d, STATUS_ACTION, name,
-			       "snapshot-%020llu.snap: %s (the disk or someone "
+			       SNAPSHOT_NAME_FMT
+			       ": %s (the disk or someone "
 			       "changed a file written once: check the disk; "
 			       "recovery skips it and replays more journal; "
 			       "move it away once the disk is trusted)%s",
@@ -1177,7 +1105,7 @@ static void check_snapshots(struct doctor *d)
 		if (why) {
 			if (!skipped[0])
 				snprintf(skipped, sizeof(skipped),
-					 "; snapshot-%020llu.snap skipped: %s",
+					 "; " SNAPSHOT_NAME_FMT " skipped: %s",
 					 (unsigned long long)seqs[i], why);
 			continue;
 		}

@@ -7,6 +7,7 @@
  */
 #include "api/authz.h"
 #include "cli/cli.h"
+#include "log/datadir.h"
 #include "cli/serverkeys.h"
 #include "engine/engine.h"
 #include "engine/logger.h"
@@ -64,10 +65,12 @@ int cmd_init(int argc, char **argv)
 	settings_finish(&s);
 
 	bool created;
-	if (data_dir_prepare(s.data_dir, &created) < 0)
-		return EXIT_DATA;
 	char lax[4400];
-	if (data_dir_check_modes(s.data_dir, lax, sizeof(lax)) < 0) {
+	if (datadir_prepare(s.data_dir, &created, lax, sizeof(lax)) < 0) {
+		fprintf(stderr, "tpwallet: %s\n", lax);
+		return EXIT_DATA;
+	}
+	if (datadir_check_modes(s.data_dir, lax, sizeof(lax)) < 0) {
 		fprintf(stderr, "tpwallet init: %s\n", lax);
 		return EXIT_DATA;
 	}

@@ -26,6 +26,7 @@
  */
 #include "cli/cli.h"
 #include "net/http.h"
+#include "log/fsfile.h"
 #include "core/policy.h"
 #include "core/pstate.h"
 #include "crypto/jose.h"
@@ -1232,7 +1233,7 @@ static int do_activity_load(struct ctx *x)
 	r = client_read_file(x->args[0], CLIENT_BODY_BYTES_MAX, &body, &len);
 	if (r < 0) {
 		fprintf(stderr, "%s: %s: %s\n", x->prog, name,
-			r == -EFBIG ? "file too large" : tpw_strerror(-r));
+			fsfile_strerror(r));
 		return EXIT_USAGE;
 	}
 	target_init(&t, "/v1/client-policy/activity");

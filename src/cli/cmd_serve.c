@@ -10,6 +10,7 @@
 #include "api/authz.h"
 #include "api/server.h"
 #include "cli/cli.h"
+#include "log/datadir.h"
 #include "cli/serverkeys.h"
 #include "engine/audit.h"
 #include "engine/engine.h"
@@ -165,10 +166,12 @@ int cmd_serve(int argc, char **argv)
 	}
 
 	bool created;
-	if (data_dir_prepare(s.data_dir, &created) < 0)
-		return EXIT_DATA;
 	char lax[4400];
-	if (data_dir_check_modes(s.data_dir, lax, sizeof(lax)) < 0) {
+	if (datadir_prepare(s.data_dir, &created, lax, sizeof(lax)) < 0) {
+		fprintf(stderr, "tpwallet: %s\n", lax);
+		return EXIT_DATA;
+	}
+	if (datadir_check_modes(s.data_dir, lax, sizeof(lax)) < 0) {
 		fprintf(stderr, "tpwallet serve: %s\n", lax);
 		return EXIT_DATA;
 	}

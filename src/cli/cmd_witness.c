@@ -29,6 +29,7 @@
 #include "api/netguard.h"
 #include "cli/cli.h"
 #include "log/fsdir.h"
+#include "log/fsfile.h"
 #include "core/merkle.h"
 #include "crypto/cosig.h"
 #include "crypto/note.h"
@@ -122,64 +123,6 @@ static int path_join(char *out, size_t cap, const char *dir, const char *name)
 {
 	int n = snprintf(out, cap, "%s/%s", dir, name);
 	return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
-}
-
-/* Write data to dir/name durably: temporary file, fsync, rename, fsync
- * the directory. */
-static int write_durably(const char *dir, const char *name, const void *data,
-			 size_t len)
-{
-	char path[WITNESS_PATH_BYTES_MAX + 64],
-		tmp[WITNESS_PATH_BYTES_MAX + 64];
-	const char *p = data;
-	int fd = -1, ret;
-
-	ret = path_join(path, sizeof(path), dir, name);
-	if (ret == 0)
-		ret = snprintf(tmp, sizeof(tmp), "%s.tmp", path) >=
-				      (int)sizeof(tmp)
-			      ? -ENAMETOOLONG
-			      : 0;
-	if (ret < 0)
-		goto cleanup;
-	/* A leftover from a crash may have another mode: start afresh. */
-	if (unlink(tmp) < 0 && errno != ENOENT) {
-		ret = -errno;
-		goto cleanup;
-	}
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
-		  0600);
-	if (fd < 0) {
-		ret = -errno;
-		goto cleanup;
-	}
-	while (len > 0) {
-		ssize_t w = write(fd, p, len);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			ret = w < 0 ? -errno : -EIO;
-			goto cleanup;
-		}
-		p += w;
-		len -= (size_t)w;
-	}
-	if (fsync(fd) < 0)
-		ret = -errno;
-	if (close(fd) < 0 && ret == 0)
-		ret = -errno;
-	fd = -1;
-	if (ret < 0)
-		goto cleanup;
-	if (rename(tmp, path) < 0) {
-		ret = -errno;
-		goto cleanup;
-	}
-	ret = fsdir_sync(dir);
-cleanup:
-	if (fd >= 0)
-		close(fd);
-	return ret;
 }
 
 /* Read dir/name whole into buf[0..cap) (NUL-terminated); -ENOENT when
@@ -279,7 +222,7 @@ static int key_load_or_create(struct witness *w, const char *name)
 		goto cleanup;
 	}
 	text[len++] = '\n';
-	r = write_durably(w->dir, "witness.key", text, len);
+	r = fsfile_replace(w->dir, "witness.key", text, len);
 	if (r < 0) {
 		fprintf(stderr,
 			"tpwallet witness: cannot write %s/witness.key: %s\n",
@@ -320,10 +263,8 @@ static int state_load(struct witness *w)
 	}
 	while (at < len) {
 		char *nl = memchr(text + at, '\n', len - at);
-		char *s = text + at, *sp1, *sp2, *end;
+		char *s = text + at, *sp1, *sp2;
 		struct origin_state o = {0};
-		unsigned long long size;
-		size_t b64len = 0;
 
 		line++;
 		if (!nl)
@@ -337,17 +278,10 @@ static int state_load(struct witness *w)
 		if (!note_name_valid(s, o.origin_len))
 			goto bad;
 		memcpy(o.origin, s, o.origin_len);
-		errno = 0;
-		if (sp1[1] < '0' || sp1[1] > '9')
-			goto bad;
-		size = strtoull(sp1 + 1, &end, 10);
-		if (errno || end != sp2)
-			goto bad;
-		o.size = size;
-		if (sodium_base642bin(o.root, sizeof(o.root), sp2 + 1,
-				      strlen(sp2 + 1), NULL, &b64len, NULL,
-				      sodium_base64_VARIANT_ORIGINAL) != 0 ||
-		    b64len != sizeof(o.root) ||
+		if (parse_u64_n(sp1 + 1, (size_t)(sp2 - sp1 - 1), UINT64_MAX,
+				&o.size) != 0 ||
+		    parse_base64(sp2 + 1, strlen(sp2 + 1), o.root,
+				 sizeof(o.root)) != (long)sizeof(o.root) ||
 		    state_find(w, o.origin, o.origin_len))
 			goto bad;
 		w->st[w->nst++] = o;
@@ -380,7 +314,7 @@ static int state_save(const struct witness *w, const struct origin_state *st,
 			return -EFBIG;
 		len += (size_t)k;
 	}
-	return write_durably(w->dir, "state", text, len);
+	return fsfile_replace(w->dir, "state", text, len);
 }
 
 /* The whole add-checkpoint call, under w->lock. */
@@ -572,8 +506,10 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c,
 		}
 		/* A declared length over the limit: refused before any byte
 		 * of it (and before a 100 Continue). */
+		u64 cl_bytes = 0;
 		if (cl && (strlen(cl) > 9 ||
-			   strtoul(cl, NULL, 10) > COSIG_REQUEST_BYTES_MAX)) {
+			   (parse_digits(cl, strlen(cl), &cl_bytes) == 0 &&
+			    cl_bytes > COSIG_REQUEST_BYTES_MAX))) {
 			say(&a, 413, "text/plain",
 			    "request body above %d bytes\n",
 			    COSIG_REQUEST_BYTES_MAX);

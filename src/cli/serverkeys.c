@@ -8,8 +8,11 @@
 #include "engine/engine.h"
 #include "crypto/note.h"
 #include "engine/logger.h"
+#include "log/datadir.h"
 #include "log/fsdir.h"
 #include "core/strerror.h"
+#include "log/fsfile.h"
+#include "log/keyfile.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -23,8 +26,6 @@
 #include <unistd.h>
 
 #include "banned.h"
-
-#define ORIGIN_FILE "origin"
 
 /* Messages go through the logger: serve's stderr is JSON lines. */
 static void say(enum log_level level, const char *fmt, ...)
@@ -48,7 +49,7 @@ static int load_kek(const struct settings *s, bool create,
 	int ret;
 
 	if (getenv(KEYRING_KEK_ENV)) {
-		ret = keyring_kek_from_env(KEYRING_KEK_ENV, kek, err,
+		ret = keyfile_kek_from_env(KEYRING_KEK_ENV, kek, err,
 					   sizeof(err));
 		if (ret != 0)
 			say(LOG_ERROR, "%s: %s", KEYRING_KEK_ENV, err);
@@ -62,7 +63,7 @@ static int load_kek(const struct settings *s, bool create,
 			    s->kek_file, KEYRING_KEK_ENV);
 			return -ENOENT;
 		}
-		ret = keyring_kek_generate_file(s->kek_file, err, sizeof(err));
+		ret = keyfile_kek_generate(s->kek_file, err, sizeof(err));
 		if (ret != 0) {
 			say(LOG_ERROR, "%s", err);
 			return ret;
@@ -72,7 +73,7 @@ static int load_kek(const struct settings *s, bool create,
 		    "0600); back it up apart from the data directory",
 		    s->kek_file);
 	}
-	ret = keyring_kek_load_file(s->kek_file, kek, err, sizeof(err));
+	ret = keyfile_kek_load(s->kek_file, kek, err, sizeof(err));
 	if (ret != 0)
 		say(LOG_ERROR, "%s", err);
 	return ret;
@@ -85,7 +86,7 @@ static int load_origin(const char *data_dir, bool create, char *out, size_t cap)
 	char path[4200];
 	int ret = 0;
 
-	snprintf(path, sizeof(path), "%s/%s", data_dir, ORIGIN_FILE);
+	snprintf(path, sizeof(path), "%s/%s", data_dir, DATADIR_ORIGIN);
 	FILE *f = fopen(path, "r");
 	if (f) {
 		if (!fgets(out, (int)cap, f))
@@ -107,29 +108,12 @@ static int load_origin(const char *data_dir, bool create, char *out, size_t cap)
 	char hex[17];
 	sodium_bin2hex(hex, sizeof(hex), id, sizeof(id));
 	snprintf(out, cap, "tpwallet/%s", hex);
-	/* Temporary file, fsync, rename, directory fsync: a crash leaves
-	 * no origin or the whole one, never an empty file. */
-	char tmp[4220];
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		ret = -errno;
-		say(LOG_ERROR, "cannot create %s: %s", tmp,
-		    tpw_strerror(errno));
-		return ret;
-	}
+	/* A crash leaves no origin or the whole one, never an empty file. */
 	char line[ORIGIN_BYTES_MAX + 2];
 	int n = snprintf(line, sizeof(line), "%s\n", out);
-	if (write(fd, line, (size_t)n) != n || fsync(fd) != 0)
-		ret = -EIO;
-	if (close(fd) != 0 && ret == 0)
-		ret = -EIO;
-	if (ret == 0 && rename(tmp, path) != 0)
-		ret = -errno;
-	if (ret == 0)
-		ret = fsdir_sync(data_dir);
+	ret = fsfile_replace(data_dir, DATADIR_ORIGIN, line, (size_t)n);
 	if (ret != 0)
-		say(LOG_ERROR, "cannot write %s", path);
+		say(LOG_ERROR, "cannot write %s: %s", path, tpw_strerror(-ret));
 	return ret;
 }
 
@@ -148,13 +132,14 @@ int server_keys_open(const struct settings *s, bool create,
 			  sizeof(out->origin));
 	if (ret != 0)
 		goto fail;
-	snprintf(dir, sizeof(dir), "%s/keys", s->data_dir);
+	snprintf(dir, sizeof(dir), "%s/" DATADIR_KEYS, s->data_dir);
 	ret = fsdir_make(dir);
 	if (ret < 0) {
 		say(LOG_ERROR, "cannot create %s: %s", dir, tpw_strerror(-ret));
 		goto fail;
 	}
-	ret = keyring_open(dir, out->kek, &out->keyring, err, sizeof(err));
+	ret = keyfile_open_keyring(dir, out->kek, &out->keyring, err,
+				   sizeof(err));
 	if (ret != 0) {
 		say(LOG_ERROR, "%s: %s", dir, err);
 		goto fail;

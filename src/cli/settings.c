@@ -1,6 +1,6 @@
 /*
  * settings.c - settings shared by the commands: defaults, config file,
- * environment; and the data directory's marker.
+ * environment (the data directory itself: log/datadir.h).
  *
  * Config file: one `key = value` per line, `#` starts a comment; keys are
  * those of settings_set().  Unknown keys are errors, so a typo cannot
@@ -29,24 +29,8 @@
 
 #include "banned.h"
 
-#define MARKER_FILE	      "tpwallet.data"
-#define MARKER_TEXT	      "tpwallet data directory, format 1\n"
 #define CONFIG_LINE_BYTES_MAX 1024u
 #define CONFIG_BYTES_MAX      (64u * 1024u)
-
-int parse_u64(const char *s, uint64_t max, uint64_t *out)
-{
-	char *end;
-
-	if (!s || !isdigit((unsigned char)s[0]))
-		return -EINVAL;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno != 0 || *end != '\0' || v > max)
-		return -EINVAL;
-	*out = v;
-	return 0;
-}
 
 /* A value too long for dst is refused and leaves dst as it was. */
 static int copy_str(char *dst, size_t cap, const char *src)
@@ -409,155 +393,5 @@ int parse_listen(const char *s, char *host, size_t host_bytes,
 	memcpy(host, h, hlen);
 	host[hlen] = '\0';
 	*port = (unsigned short)p;
-	return 0;
-}
-
-static int mkdir_p(const char *dir)
-{
-	char path[4096];
-	if (copy_str(path, sizeof(path), dir) < 0)
-		return -ENAMETOOLONG;
-	for (char *p = path + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(path, 0700) < 0 && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(path, 0700) < 0 && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
-const char *const data_dir_trusted[] = {"",	 "journal", "snapshots",
-					"audit", "keys",    NULL};
-
-int data_dir_check_modes(const char *dir, char *why, size_t why_len)
-{
-	char path[4200];
-	struct stat st;
-
-	why[0] = '\0';
-	for (size_t i = 0; data_dir_trusted[i]; i++) {
-		const char *sub = data_dir_trusted[i];
-		snprintf(path, sizeof(path), "%s%s%s", dir, *sub ? "/" : "",
-			 sub);
-		if (stat(path, &st) != 0) {
-			if (errno == ENOENT && *sub)
-				continue; /* created 0700 when needed */
-			int ret = -errno;
-			snprintf(why, why_len, "%s: %s", path,
-				 tpw_strerror(errno));
-			return ret;
-		}
-		if (!S_ISDIR(st.st_mode)) {
-			snprintf(why, why_len, "%s is not a directory", path);
-			return -ENOTDIR;
-		}
-		if (st.st_mode & (S_IWGRP | S_IWOTH)) {
-			snprintf(why, why_len,
-				 "%s is mode %04o: group or others can write "
-				 "it, and so rewrite the journal, snapshots, "
-				 "audit files or keys; refusing it (chmod 700 "
-				 "%s)",
-				 path, (unsigned)(st.st_mode & 07777), path);
-			return -EPERM;
-		}
-		/* A file others may write is as open as the directory: they
-		 * need only its name (a directory of mode 0711 gives them a
-		 * way in). */
-		DIR *dd = opendir(path);
-		if (!dd)
-			continue;
-		struct dirent *de;
-		int ret = 0;
-		while ((de = readdir(dd)) && ret == 0) {
-			char file[4500];
-			struct stat fst;
-			snprintf(file, sizeof(file), "%s/%s", path, de->d_name);
-			if (lstat(file, &fst) != 0 || !S_ISREG(fst.st_mode) ||
-			    !(fst.st_mode & (S_IWGRP | S_IWOTH)))
-				continue;
-			snprintf(why, why_len,
-				 "%s is mode %04o: group or others can write "
-				 "it; refusing it (chmod 600 %s)",
-				 file, (unsigned)(fst.st_mode & 07777), file);
-			ret = -EPERM;
-		}
-		closedir(dd);
-		if (ret)
-			return ret;
-	}
-	return 0;
-}
-
-int data_dir_prepare(const char *dir, bool *created)
-{
-	char marker[4200];
-	struct stat st;
-	int ret;
-
-	*created = false;
-	snprintf(marker, sizeof(marker), "%s/%s", dir, MARKER_FILE);
-	if (stat(marker, &st) == 0)
-		return 0;
-
-	ret = mkdir_p(dir);
-	if (ret < 0) {
-		fprintf(stderr, "tpwallet: cannot create %s: %s\n", dir,
-			tpw_strerror(-ret));
-		return ret;
-	}
-	DIR *d = opendir(dir);
-	if (!d) {
-		ret = -errno;
-		fprintf(stderr, "tpwallet: cannot open %s: %s\n", dir,
-			tpw_strerror(errno));
-		return ret;
-	}
-	struct dirent *de;
-	bool empty = true;
-	while ((de = readdir(d)) != NULL)
-		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
-			empty = false;
-	closedir(d);
-	if (!empty) {
-		fprintf(stderr,
-			"tpwallet: %s is not empty and is not a tpwallet "
-			"data directory (no %s): refusing to use it\n",
-			dir, MARKER_FILE);
-		return -ENOTEMPTY;
-	}
-	/* A directory made beforehand (by an installer, with the umask of
-	 * the day) gets the mode the server makes its own with. */
-	if (chmod(dir, 0700) != 0) {
-		ret = -errno;
-		fprintf(stderr, "tpwallet: cannot chmod 700 %s: %s\n", dir,
-			tpw_strerror(errno));
-		return ret;
-	}
-	int fd = open(marker, O_WRONLY | O_CREAT | O_EXCL, 0600);
-	if (fd < 0) {
-		ret = -errno;
-		fprintf(stderr, "tpwallet: cannot create %s: %s\n", marker,
-			tpw_strerror(errno));
-		return ret;
-	}
-	ssize_t w = write(fd, MARKER_TEXT, sizeof(MARKER_TEXT) - 1);
-	if (w != (ssize_t)sizeof(MARKER_TEXT) - 1 || fsync(fd) < 0) {
-		ret = -EIO;
-		fprintf(stderr, "tpwallet: cannot write %s\n", marker);
-		close(fd);
-		return ret;
-	}
-	close(fd);
-	ret = fsdir_sync(dir);
-	if (ret < 0) {
-		fprintf(stderr, "tpwallet: cannot sync %s: %s\n", dir,
-			tpw_strerror(-ret));
-		return ret;
-	}
-	*created = true;
 	return 0;
 }

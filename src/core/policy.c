@@ -15,8 +15,11 @@
  */
 #include "core/policy.h"
 
+#include "core/parse.h"
+
 #include <errno.h>
 #include <jansson.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -140,15 +143,13 @@ static int64_t days_before_month(int64_t y, int m)
 	return d;
 }
 
+/* A fixed-width field of n digits (zero-padded: "05"). */
 static bool digits(const char *s, size_t n, int *out)
 {
-	int v = 0;
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return false;
-		v = v * 10 + (s[i] - '0');
-	}
-	*out = v;
+	u64 v;
+	if (parse_digits(s, n, &v) != 0 || v > INT_MAX)
+		return false;
+	*out = (int)v;
 	return true;
 }
 

@@ -6,6 +6,8 @@
  */
 #include "crypto/cosig.h"
 
+#include "core/parse.h"
+
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,35 +32,6 @@ const char *cosig_strerror(int code)
 u32 cosig_key_id(const char *name, size_t len, const u8 public_key[32])
 {
 	return note__key_id_typed(name, len, COSIG_ALG_ED25519, public_key);
-}
-
-/* Canonical standard base64 of exactly want bytes, else -1. */
-static int b64_exact(const char *s, size_t len, u8 *out, size_t want)
-{
-	char again[128];
-	size_t n = 0;
-	const char *end = NULL;
-	size_t enc =
-		sodium_base64_encoded_len(want, sodium_base64_VARIANT_ORIGINAL);
-
-	if (enc > sizeof(again) || len != enc - 1)
-		return -1;
-	/* Only the alphabet reaches libsodium (older versions accept bytes
-	 * above 0x7f). */
-	for (size_t i = 0; i < len; i++) {
-		char c = s[i];
-		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-		      (c >= '0' && c <= '9') || c == '+' || c == '/' ||
-		      c == '='))
-			return -1;
-	}
-	if (sodium_base642bin(out, want, s, len, NULL, &n, &end,
-			      sodium_base64_VARIANT_ORIGINAL) != 0 ||
-	    end != s + len || n != want)
-		return -1;
-	sodium_bin2base64(again, sizeof(again), out, want,
-			  sodium_base64_VARIANT_ORIGINAL);
-	return memcmp(again, s, len) == 0 ? 0 : -1;
 }
 
 int cosig_verifier_format(const struct note_verifier *v, char *buf, size_t cap,
@@ -170,7 +143,8 @@ int cosig_verify(const struct note_verifier *v, const char *body, size_t len,
 	name_len = (size_t)(sp - line);
 	if (name_len != v->name_len || memcmp(line, v->name, name_len) != 0)
 		return COSIG_E_NAME_MISMATCH;
-	if (b64_exact(sp + 1, line_len - name_len - 1, blob, sizeof(blob)) < 0)
+	if (parse_base64(sp + 1, line_len - name_len - 1, blob, sizeof(blob)) !=
+	    (long)sizeof(blob))
 		return COSIG_E_BAD_LINE;
 	id = (u32)blob[0] << 24 | (u32)blob[1] << 16 | (u32)blob[2] << 8 |
 	     blob[3];
@@ -194,25 +168,6 @@ cleanup:
 	return ret;
 }
 
-/* Canonical decimal u64 ("0" or no leading zero), else -1. */
-static int decimal(const char *s, size_t len, u64 *out)
-{
-	u64 v = 0;
-
-	if (len == 0 || len > 20 || (len > 1 && s[0] == '0'))
-		return -1;
-	for (size_t i = 0; i < len; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return -1;
-		u64 d = (u64)(s[i] - '0');
-		if (v > (UINT64_MAX - d) / 10)
-			return -1;
-		v = v * 10 + d;
-	}
-	*out = v;
-	return 0;
-}
-
 int cosig_request_parse(const char *body, size_t len, struct cosig_request *out)
 {
 	size_t at = 0;
@@ -225,7 +180,8 @@ int cosig_request_parse(const char *body, size_t len, struct cosig_request *out)
 		return COSIG_E_REQUEST_TOO_LARGE;
 	nl = memchr(body, '\n', len);
 	if (!nl || (size_t)(nl - body) < 4 || memcmp(body, "old ", 4) != 0 ||
-	    decimal(body + 4, (size_t)(nl - body) - 4, &out->old_size) < 0)
+	    parse_u64_n(body + 4, (size_t)(nl - body) - 4, UINT64_MAX,
+			&out->old_size) < 0)
 		return COSIG_E_BAD_OLD_LINE;
 	at = (size_t)(nl - body) + 1;
 	for (;;) {
@@ -239,8 +195,8 @@ int cosig_request_parse(const char *body, size_t len, struct cosig_request *out)
 		}
 		if (out->nproof == COSIG_PROOF_LINES_MAX)
 			return COSIG_E_TOO_MANY_PROOF_LINES;
-		if (b64_exact(body + at, line_len, out->proof[out->nproof],
-			      32) < 0)
+		if (parse_base64(body + at, line_len, out->proof[out->nproof],
+				 32) != 32)
 			return COSIG_E_BAD_PROOF_LINE;
 		out->nproof++;
 		at += line_len + 1;

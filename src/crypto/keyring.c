@@ -13,23 +13,17 @@
  */
 #include <errno.h>
 #include <pthread.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/types.h>
-#include <dirent.h>
-#include <unistd.h>
 
 #include <sodium.h>
 
 #include "crypto/b64url.h"
 #include "crypto/keyring.h"
 #include "crypto/note.h"
-#include "core/strerror.h"
 
 #include "banned.h"
 
@@ -91,7 +85,7 @@ struct keyring {
 	 * (HTTP threads, the audit thread); recursive, since public
 	 * functions call each other. */
 	pthread_mutex_t lock;
-	char dir[KEYRING_DIR_BYTES_MAX + 1];
+	struct keyring_store store; /* where the key files live (no I/O here) */
 	const struct keyring_kek *kek; /* borrowed; NULL: verify only */
 	size_t n;
 	struct entry e[KEYRING_KEYS_MAX];
@@ -108,8 +102,7 @@ const char *keyring_strerror(int code)
 	}
 }
 
-__attribute__((format(printf, 3, 4))) static void
-say(char *err, size_t err_size, const char *fmt, ...)
+void keyring__say(char *err, size_t err_size, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -181,122 +174,6 @@ static bool signs_at(const struct keyring_key *k, int64_t now)
 }
 
 /* Reads up to cap bytes (stops at EOF); *n gets how many.  -errno. */
-static int read_all(int fd, unsigned char *buf, size_t cap, size_t *n)
-{
-	*n = 0;
-	while (*n < cap) {
-		ssize_t r = read(fd, buf + *n, cap - *n);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return -errno;
-		if (r == 0)
-			break;
-		*n += (size_t)r;
-	}
-	return 0;
-}
-
-static int write_all(int fd, const unsigned char *buf, size_t len)
-{
-	size_t done = 0;
-
-	while (done < len) {
-		ssize_t w = write(fd, buf + done, len - done);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -errno;
-		done += (size_t)w;
-	}
-	return 0;
-}
-
-/*
- * A file holding a secret must be a regular file of ours that nobody
- * else can read or write.  fstat on the open descriptor: what is checked
- * is what is read.
- */
-static int check_secret_file(int fd, const char *path, const char *what,
-			     char *err, size_t err_size)
-{
-	struct stat st;
-
-	if (fstat(fd, &st) != 0) {
-		int e = errno;
-
-		say(err, err_size, "%s %s: cannot stat: %s", what, path,
-		    tpw_strerror(e));
-		return KEYRING_E_IO;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		say(err, err_size, "%s %s: not a regular file", what, path);
-		return KEYRING_E_NOT_REGULAR;
-	}
-	if (st.st_uid != geteuid()) {
-		say(err, err_size,
-		    "%s %s: owned by uid %lu, not by the running user "
-		    "(uid %lu)",
-		    what, path, (unsigned long)st.st_uid,
-		    (unsigned long)geteuid());
-		return KEYRING_E_BAD_OWNER;
-	}
-	if (st.st_mode & 077) {
-		say(err, err_size,
-		    "%s %s: mode %04o gives access to group or others; it "
-		    "must be 0600 or stricter (chmod 600 %s)",
-		    what, path, (unsigned)(st.st_mode & 07777), path);
-		return KEYRING_E_BAD_PERMISSIONS;
-	}
-	return 0;
-}
-
-/* Opens a file that must not be a symbolic link; O_NONBLOCK so that a
- * FIFO planted at the path cannot hang us before fstat refuses it. */
-static int open_secret(int dirfd, const char *name, const char *path,
-		       const char *what, int *fd_out, char *err,
-		       size_t err_size)
-{
-	int fd = openat(dirfd, name,
-			O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC |
-				O_NOCTTY);
-
-	*fd_out = -1;
-	if (fd < 0) {
-		int e = errno;
-
-		if (e == ELOOP) {
-			say(err, err_size,
-			    "%s %s: is a symbolic link; refusing to follow it",
-			    what, path);
-			return KEYRING_E_NOT_REGULAR;
-		}
-		say(err, err_size, "%s %s: cannot open: %s", what, path,
-		    tpw_strerror(e));
-		return KEYRING_E_IO;
-	}
-	*fd_out = fd;
-	return 0;
-}
-
-static int fsync_dir(const char *dir, char *err, size_t err_size)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int ret = 0;
-
-	if (fd < 0 || fsync(fd) != 0) {
-		int e = errno;
-
-		say(err, err_size, "directory %s: cannot fsync: %s", dir,
-		    tpw_strerror(e));
-		ret = KEYRING_E_IO;
-	}
-	if (fd >= 0)
-		close(fd);
-	return ret;
-}
 
 /* ---- the KEK ------------------------------------------------------------ */
 
@@ -365,10 +242,11 @@ int keyring_kek_parse(const char *text, size_t len, struct keyring_kek **out,
 	if (!text)
 		return KEYRING_E_INVALID_ARGUMENT;
 	if (len != KEYRING_KEK_TEXT_BYTES) {
-		say(err, err_size,
-		    "KEK must be %d base64url characters (32 bytes); got %zu "
-		    "characters",
-		    KEYRING_KEK_TEXT_BYTES, len);
+		keyring__say(err, err_size,
+			     "KEK must be %d base64url characters (32 bytes); "
+			     "got %zu "
+			     "characters",
+			     KEYRING_KEK_TEXT_BYTES, len);
 		return KEYRING_E_KEK_BAD_LENGTH;
 	}
 	ret = kek_alloc(&kek);
@@ -376,9 +254,10 @@ int keyring_kek_parse(const char *text, size_t len, struct keyring_kek **out,
 		goto cleanup;
 	if (b64url_decode(kek->key, KEYRING_KEK_BYTES, text, len, &n) != 0 ||
 	    n != KEYRING_KEK_BYTES) {
-		say(err, err_size,
-		    "KEK is not canonical base64url (alphabet A-Z a-z 0-9 - _, "
-		    "no padding)");
+		keyring__say(err, err_size,
+			     "KEK is not canonical base64url (alphabet A-Z a-z "
+			     "0-9 - _, "
+			     "no padding)");
 		ret = KEYRING_E_KEK_BAD_ENCODING;
 		goto cleanup;
 	}
@@ -392,56 +271,16 @@ cleanup:
 	return ret;
 }
 
-int keyring_kek_from_env(const char *var, struct keyring_kek **out, char *err,
-			 size_t err_size)
+int keyring_kek_decode_file(const unsigned char *buf, size_t n,
+			    const char *path, struct keyring_kek **out,
+			    char *err, size_t err_size)
 {
-	const char *name = var ? var : KEYRING_KEK_ENV;
-	const char *v;
-
-	if (!out)
-		return KEYRING_E_INVALID_ARGUMENT;
-	*out = NULL;
-	v = getenv(name);
-	if (!v) {
-		say(err, err_size, "environment variable %s is not set", name);
-		return KEYRING_E_KEK_MISSING;
-	}
-	return keyring_kek_parse(v, strlen(v), out, err, err_size);
-}
-
-int keyring_kek_load_file(const char *path, struct keyring_kek **out, char *err,
-			  size_t err_size)
-{
-	enum { CAP = 64 };
-	unsigned char *buf = NULL;
 	struct keyring_kek *kek = NULL;
-	size_t n = 0;
-	int fd = -1;
 	int ret;
 
-	if (!out)
+	if (!out || !buf || !path)
 		return KEYRING_E_INVALID_ARGUMENT;
 	*out = NULL;
-	if (!path)
-		return KEYRING_E_INVALID_ARGUMENT;
-	ret = open_secret(AT_FDCWD, path, path, "KEK file", &fd, err, err_size);
-	if (ret)
-		goto cleanup;
-	ret = check_secret_file(fd, path, "KEK file", err, err_size);
-	if (ret)
-		goto cleanup;
-	buf = sodium_malloc(CAP + 1);
-	if (!buf) {
-		ret = KEYRING_E_NO_MEMORY;
-		goto cleanup;
-	}
-	ret = read_all(fd, buf, CAP + 1, &n);
-	if (ret) {
-		say(err, err_size, "KEK file %s: cannot read: %s", path,
-		    tpw_strerror(-ret));
-		ret = KEYRING_E_IO;
-		goto cleanup;
-	}
 	if (n == KEYRING_KEK_BYTES) {
 		ret = kek_alloc(&kek);
 		if (ret)
@@ -459,42 +298,40 @@ int keyring_kek_load_file(const char *path, struct keyring_kek **out, char *err,
 					KEYRING_KEK_TEXT_BYTES, out, err,
 					err_size);
 		if (ret == KEYRING_E_KEK_BAD_ENCODING)
-			say(err, err_size,
-			    "KEK file %s: not canonical base64url (alphabet "
-			    "A-Z a-z 0-9 - _, no padding)",
-			    path);
+			keyring__say(err, err_size,
+				     "KEK file %s: not canonical base64url "
+				     "(alphabet "
+				     "A-Z a-z 0-9 - _, no padding)",
+				     path);
 	} else {
-		say(err, err_size,
-		    "KEK file %s: %s%zu bytes; expected 32 raw bytes or %d "
-		    "base64url characters and an optional newline",
-		    path, n > CAP ? "more than " : "",
-		    n > CAP ? (size_t)CAP : n, KEYRING_KEK_TEXT_BYTES);
+		keyring__say(
+			err, err_size,
+			"KEK file %s: %s%zu bytes; expected 32 raw bytes or %d "
+			"base64url characters and an optional newline",
+			path,
+			n > KEYRING_KEK_FILE_BYTES_MAX ? "more than " : "",
+			n > KEYRING_KEK_FILE_BYTES_MAX
+				? (size_t)KEYRING_KEK_FILE_BYTES_MAX
+				: n,
+			KEYRING_KEK_TEXT_BYTES);
 		ret = KEYRING_E_KEK_BAD_LENGTH;
 	}
 cleanup:
-	if (fd >= 0)
-		close(fd);
-	sodium_free(buf);
 	keyring_kek_free(kek);
 	return ret;
 }
 
-int keyring_kek_generate_file(const char *path, char *err, size_t err_size)
+int keyring_kek_generate_text(char *text)
 {
-	unsigned char *raw = NULL;
-	char *text = NULL;
-	bool created = false;
-	int fd = -1;
+	unsigned char *raw = sodium_malloc(KEYRING_KEK_BYTES);
 	int ret = 0;
 
-	if (!path)
-		return KEYRING_E_INVALID_ARGUMENT;
-	raw = sodium_malloc(KEYRING_KEK_BYTES);
-	text = sodium_malloc(KEYRING_KEK_TEXT_BYTES + 2);
-	if (!raw || !text) {
+	if (!text)
+		ret = KEYRING_E_INVALID_ARGUMENT;
+	else if (!raw)
 		ret = KEYRING_E_NO_MEMORY;
+	if (ret)
 		goto cleanup;
-	}
 	randombytes_buf(raw, KEYRING_KEK_BYTES);
 	if (b64url_encode(text, KEYRING_KEK_TEXT_BYTES + 2, raw,
 			  KEYRING_KEK_BYTES) != 0) {
@@ -502,58 +339,9 @@ int keyring_kek_generate_file(const char *path, char *err, size_t err_size)
 		goto cleanup;
 	}
 	text[KEYRING_KEK_TEXT_BYTES] = '\n';
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-		  0600);
-	if (fd < 0) {
-		int e = errno;
-
-		say(err, err_size, "KEK file %s: cannot create: %s", path,
-		    tpw_strerror(e));
-		ret = e == EEXIST ? KEYRING_E_EXISTS : KEYRING_E_IO;
-		goto cleanup;
-	}
-	created = true;
-	ret = write_all(fd, (const unsigned char *)text,
-			KEYRING_KEK_TEXT_BYTES + 1);
-	if (ret == 0 && fsync(fd) != 0)
-		ret = -errno;
-	if (ret) {
-		say(err, err_size, "KEK file %s: cannot write: %s", path,
-		    tpw_strerror(-ret));
-		ret = KEYRING_E_IO;
-		goto cleanup;
-	}
-	/* The directory entry must be durable too. */
-	{
-		char dir[KEYRING_DIR_BYTES_MAX + 1];
-		const char *slash = strrchr(path, '/');
-		size_t dlen = slash ? (size_t)(slash - path) : 0;
-
-		if (dlen >= sizeof(dir)) {
-			say(err, err_size,
-			    "KEK file %s: directory name too long", path);
-			ret = KEYRING_E_INVALID_ARGUMENT;
-			goto cleanup;
-		}
-		if (!slash)
-			memcpy(dir, ".", 2);
-		else if (dlen == 0)
-			memcpy(dir, "/", 2);
-		else {
-			memcpy(dir, path, dlen);
-			dir[dlen] = '\0';
-		}
-		ret = fsync_dir(dir, err, err_size);
-	}
+	text[KEYRING_KEK_TEXT_BYTES + 1] = '\0';
 cleanup:
-	if (fd >= 0 && close(fd) != 0 && ret == 0) {
-		say(err, err_size, "KEK file %s: close failed", path);
-		ret = KEYRING_E_IO;
-	}
-	if (ret && created)
-		unlink(path);
 	sodium_free(raw);
-	sodium_free(text);
 	return ret;
 }
 
@@ -596,45 +384,52 @@ static int decode_public(const unsigned char *b, size_t len,
 	unsigned version;
 
 	if (len < OFF_ALG || memcmp(b + OFF_MAGIC, magic, sizeof(magic)) != 0) {
-		say(err, err_size,
-		    "not a key file (under 8 bytes or no TPWKEY magic)");
+		keyring__say(
+			err, err_size,
+			"not a key file (under 8 bytes or no TPWKEY magic)");
 		return KEYRING_E_MALFORMED;
 	}
 	version = get_u16(b + OFF_VERSION);
 	if (version != KEYRING_KEYFILE_VERSION) {
-		say(err, err_size,
-		    "key file format version %u; this build reads version %d",
-		    version, KEYRING_KEYFILE_VERSION);
+		keyring__say(err, err_size,
+			     "key file format version %u; this build reads "
+			     "version %d",
+			     version, KEYRING_KEYFILE_VERSION);
 		return KEYRING_E_UNKNOWN_VERSION;
 	}
 	if (len != KEYRING_KEYFILE_BYTES) {
-		say(err, err_size, "key file has %zu bytes; version 1 has %d",
-		    len, KEYRING_KEYFILE_BYTES);
+		keyring__say(err, err_size,
+			     "key file has %zu bytes; version 1 has %d", len,
+			     KEYRING_KEYFILE_BYTES);
 		return KEYRING_E_MALFORMED;
 	}
 	if (get_u16(b + OFF_ALG) != ALG_ED25519) {
-		say(err, err_size, "unknown key algorithm %u (1 is Ed25519)",
-		    get_u16(b + OFF_ALG));
+		keyring__say(err, err_size,
+			     "unknown key algorithm %u (1 is Ed25519)",
+			     get_u16(b + OFF_ALG));
 		return KEYRING_E_MALFORMED;
 	}
 	for (size_t i = OFF_RESERVED; i < OFF_CREATED; i++) {
 		if (b[i] != 0) {
-			say(err, err_size,
-			    "reserved byte at offset %zu is not zero", i);
+			keyring__say(err, err_size,
+				     "reserved byte at offset %zu is not zero",
+				     i);
 			return KEYRING_E_MALFORMED;
 		}
 	}
 	if (!kid_valid((const char *)b + OFF_KID, KEYRING_KID_BYTES)) {
-		say(err, err_size,
-		    "kid at offset %d is not %d base64url characters", OFF_KID,
-		    KEYRING_KID_BYTES);
+		keyring__say(err, err_size,
+			     "kid at offset %d is not %d base64url characters",
+			     OFF_KID, KEYRING_KID_BYTES);
 		return KEYRING_E_MALFORMED;
 	}
 	for (size_t i = OFF_KID + KEYRING_KID_BYTES;
 	     i < OFF_KID + KID_FIELD_BYTES; i++) {
 		if (b[i] != 0) {
-			say(err, err_size,
-			    "kid padding byte at offset %zu is not zero", i);
+			keyring__say(
+				err, err_size,
+				"kid padding byte at offset %zu is not zero",
+				i);
 			return KEYRING_E_MALFORMED;
 		}
 	}
@@ -647,15 +442,15 @@ static int decode_public(const unsigned char *b, size_t len,
 	    !time_valid(k->activate_at, false) ||
 	    !time_valid(k->retire_at, true) ||
 	    !time_valid(k->expires_at, true)) {
-		say(err, err_size, "a time is out of range");
+		keyring__say(err, err_size, "a time is out of range");
 		return KEYRING_E_MALFORMED;
 	}
 	if (!(k->created_at <= k->activate_at &&
 	      k->activate_at <= k->retire_at &&
 	      k->retire_at <= k->expires_at)) {
-		say(err, err_size,
-		    "times out of order (created_at <= activate_at <= "
-		    "retire_at <= expires_at)");
+		keyring__say(err, err_size,
+			     "times out of order (created_at <= activate_at <= "
+			     "retire_at <= expires_at)");
 		return KEYRING_E_MALFORMED;
 	}
 	memcpy(k->pub, b + OFF_PUB, sizeof(k->pub));
@@ -663,14 +458,16 @@ static int decode_public(const unsigned char *b, size_t len,
 	k->kid[KEYRING_KID_BYTES] = '\0';
 	memcpy(k->kek_id, b + OFF_KEK_ID, sizeof(k->kek_id));
 	if (crypto_core_ed25519_is_valid_point(k->pub) != 1) {
-		say(err, err_size, "public key is not a valid Ed25519 key");
+		keyring__say(err, err_size,
+			     "public key is not a valid Ed25519 key");
 		return KEYRING_E_METADATA_MODIFIED;
 	}
 	if (thumbprint_of(k->pub, tp) != 0)
 		return KEYRING_E_INTERNAL;
 	if (memcmp(tp, k->kid, KEYRING_KID_BYTES) != 0) {
-		say(err, err_size,
-		    "kid %s is not the thumbprint of the public key", k->kid);
+		keyring__say(err, err_size,
+			     "kid %s is not the thumbprint of the public key",
+			     k->kid);
 		return KEYRING_E_METADATA_MODIFIED;
 	}
 	return 0;
@@ -702,10 +499,11 @@ int keyring__keyfile_open(const void *buf, size_t len,
 		sodium_bin2hex(want, sizeof(want), meta->kek_id,
 			       KEYRING_KEK_ID_BYTES);
 		sodium_bin2hex(got, sizeof(got), kek->id, KEYRING_KEK_ID_BYTES);
-		say(err, err_size,
-		    "key %s was sealed under KEK id %s; the KEK given has id "
-		    "%s",
-		    meta->kid, want, got);
+		keyring__say(err, err_size,
+			     "key %s was sealed under KEK id %s; the KEK given "
+			     "has id "
+			     "%s",
+			     meta->kid, want, got);
 		ret = KEYRING_E_WRONG_KEK;
 		goto cleanup;
 	}
@@ -715,10 +513,11 @@ int keyring__keyfile_open(const void *buf, size_t len,
 	crypto_generichash(mac, sizeof(mac), b, OFF_MAC, keys->mac,
 			   sizeof(keys->mac));
 	if (sodium_memcmp(mac, b + OFF_MAC, MAC_BYTES) != 0) {
-		say(err, err_size,
-		    "key %s: metadata MAC does not match (kid, times or public "
-		    "key changed)",
-		    meta->kid);
+		keyring__say(err, err_size,
+			     "key %s: metadata MAC does not match (kid, times "
+			     "or public "
+			     "key changed)",
+			     meta->kid);
 		ret = KEYRING_E_METADATA_MODIFIED;
 		goto cleanup;
 	}
@@ -734,10 +533,10 @@ int keyring__keyfile_open(const void *buf, size_t len,
 		    KEYRING_KEYFILE_BYTES - OFF_CT, b, AD_BYTES, b + OFF_NONCE,
 		    keys->aead) != 0 ||
 	    n != JOSE_ED25519_SEED_BYTES) {
-		say(err, err_size,
-		    "key %s: sealed private key does not authenticate "
-		    "(nonce, ciphertext or tag changed)",
-		    meta->kid);
+		keyring__say(err, err_size,
+			     "key %s: sealed private key does not authenticate "
+			     "(nonce, ciphertext or tag changed)",
+			     meta->kid);
 		ret = KEYRING_E_CIPHERTEXT_MODIFIED;
 		goto cleanup;
 	}
@@ -747,9 +546,10 @@ int keyring__keyfile_open(const void *buf, size_t len,
 		goto cleanup;
 	}
 	if (sodium_memcmp(pk, meta->pub, sizeof(pk)) != 0) {
-		say(err, err_size,
-		    "key %s: private key does not derive the public key",
-		    meta->kid);
+		keyring__say(
+			err, err_size,
+			"key %s: private key does not derive the public key",
+			meta->kid);
 		ret = KEYRING_E_KEY_MISMATCH;
 		goto cleanup;
 	}
@@ -854,191 +654,74 @@ static void sort_entries(struct keyring *kr)
 	qsort(kr->e, kr->n, sizeof(kr->e[0]), entry_cmp);
 }
 
-static int path_of(const struct keyring *kr, const char *prefix,
-		   const char *kid, const char *suffix, char *out,
-		   size_t out_size)
+int keyring_new(const struct keyring_kek *kek,
+		const struct keyring_store *store, struct keyring **out)
 {
-	int n = snprintf(out, out_size, "%s/%s%s%s", kr->dir, prefix, kid,
-			 suffix);
-
-	return n < 0 || (size_t)n >= out_size ? KEYRING_E_INVALID_ARGUMENT : 0;
-}
-
-static int load_one(struct keyring *kr, int dfd, const char *name, char *err,
-		    size_t err_size)
-{
-	char path[KEYRING_DIR_BYTES_MAX + 300];
-	char why[KEYRING_ERR_BYTES];
-	unsigned char buf[KEYRING_KEYFILE_BYTES + 1];
-	size_t len = strlen(name);
-	struct entry *e;
-	size_t n = 0;
-	int fd = -1;
-	int ret;
-
-	snprintf(path, sizeof(path), "%s/%s", kr->dir, name);
-	if (len != KEYRING_KID_BYTES + 4 ||
-	    !kid_valid(name, KEYRING_KID_BYTES)) {
-		say(err, err_size,
-		    "%s: a .key file name must be a %d-character kid", path,
-		    KEYRING_KID_BYTES);
-		return KEYRING_E_FILE_NAME_MISMATCH;
-	}
-	if (kr->n >= KEYRING_KEYS_MAX) {
-		say(err, err_size, "%s: more than %d keys in %s; prune first",
-		    path, KEYRING_KEYS_MAX, kr->dir);
-		return KEYRING_E_TOO_MANY_KEYS;
-	}
-	ret = open_secret(dfd, name, path, "key file", &fd, err, err_size);
-	if (ret)
-		goto cleanup;
-	ret = check_secret_file(fd, path, "key file", err, err_size);
-	if (ret)
-		goto cleanup;
-	ret = read_all(fd, buf, sizeof(buf), &n);
-	if (ret) {
-		say(err, err_size, "key file %s: cannot read: %s", path,
-		    tpw_strerror(-ret));
-		ret = KEYRING_E_IO;
-		goto cleanup;
-	}
-	e = &kr->e[kr->n];
-	why[0] = '\0';
-	ret = keyring__keyfile_open(buf, n, kr->kek, &e->key, NULL, why,
-				    sizeof(why));
-	if (ret) {
-		say(err, err_size, "key file %s: %s", path, why);
-		goto cleanup;
-	}
-	if (memcmp(e->key.kid, name, KEYRING_KID_BYTES) != 0) {
-		say(err, err_size,
-		    "key file %s holds key %s: files swapped or renamed", path,
-		    e->key.kid);
-		ret = KEYRING_E_FILE_NAME_MISMATCH;
-		goto cleanup;
-	}
-	memcpy(e->image, buf, KEYRING_KEYFILE_BYTES);
-	kr->n++;
-cleanup:
-	if (fd >= 0)
-		close(fd);
-	return ret;
-}
-
-int keyring_open(const char *dir, const struct keyring_kek *kek,
-		 struct keyring **out, char *err, size_t err_size)
-{
-	struct keyring *kr = NULL;
-	DIR *d = NULL;
-	struct stat st;
-	size_t dlen;
-	int dfd = -1;
-	int ret = 0;
+	struct keyring *kr;
+	pthread_mutexattr_t ma;
 
 	if (!out)
 		return KEYRING_E_INVALID_ARGUMENT;
 	*out = NULL;
-	if (!dir)
+	if (!store || !store->put || !store->remove || !store->sync)
 		return KEYRING_E_INVALID_ARGUMENT;
-	dlen = strlen(dir);
-	if (dlen == 0 || dlen > KEYRING_DIR_BYTES_MAX) {
-		say(err, err_size,
-		    "keyring directory name is empty or longer "
-		    "than %d bytes",
-		    KEYRING_DIR_BYTES_MAX);
-		return KEYRING_E_INVALID_ARGUMENT;
-	}
 	kr = calloc(1, sizeof(*kr));
-	if (kr) {
-		pthread_mutexattr_t ma;
-		pthread_mutexattr_init(&ma);
-		pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
-		pthread_mutex_init(&kr->lock, &ma);
-		pthread_mutexattr_destroy(&ma);
-	}
 	if (!kr)
 		return KEYRING_E_NO_MEMORY;
-	memcpy(kr->dir, dir, dlen + 1);
+	pthread_mutexattr_init(&ma);
+	pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
+	pthread_mutex_init(&kr->lock, &ma);
+	pthread_mutexattr_destroy(&ma);
+	kr->store = *store;
 	kr->kek = kek;
-	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0 || fstat(dfd, &st) != 0) {
-		int e = errno;
-
-		say(err, err_size, "keyring directory %s: cannot open: %s", dir,
-		    tpw_strerror(e));
-		ret = KEYRING_E_IO;
-		goto cleanup;
-	}
-	if (st.st_uid != geteuid()) {
-		say(err, err_size,
-		    "keyring directory %s: owned by uid %lu, not by the "
-		    "running user (uid %lu)",
-		    dir, (unsigned long)st.st_uid, (unsigned long)geteuid());
-		ret = KEYRING_E_BAD_OWNER;
-		goto cleanup;
-	}
-	if (st.st_mode & 022) {
-		say(err, err_size,
-		    "keyring directory %s: mode %04o lets group or others "
-		    "write; it must be 0700 or 0755 at most (chmod 700 %s)",
-		    dir, (unsigned)(st.st_mode & 07777), dir);
-		ret = KEYRING_E_BAD_PERMISSIONS;
-		goto cleanup;
-	}
-	d = fdopendir(dfd);
-	if (!d) {
-		int e = errno;
-
-		say(err, err_size, "keyring directory %s: cannot list: %s", dir,
-		    tpw_strerror(e));
-		ret = KEYRING_E_IO;
-		goto cleanup;
-	}
-	dfd = -1; /* owned by d now */
-	for (;;) {
-		const struct dirent *de;
-		size_t len;
-
-		errno = 0;
-		de = readdir(d);
-		if (!de) {
-			int e = errno;
-
-			if (e) {
-				say(err, err_size,
-				    "keyring directory %s: cannot list: %s",
-				    dir, tpw_strerror(e));
-				ret = KEYRING_E_IO;
-			}
-			break;
-		}
-		len = strlen(de->d_name);
-		/* dot files are ours (temporaries) or not ours at all */
-		if (de->d_name[0] == '.' || len < 4 ||
-		    strcmp(de->d_name + len - 4, ".key") != 0)
-			continue;
-		ret = load_one(kr, dirfd(d), de->d_name, err, err_size);
-		if (ret)
-			break;
-	}
-	if (ret)
-		goto cleanup;
-	sort_entries(kr);
 	*out = kr;
-	kr = NULL;
-cleanup:
-	if (d)
-		closedir(d);
-	if (dfd >= 0)
-		close(dfd);
-	free(kr);
-	return ret;
+	return 0;
+}
+
+bool keyring_kid_valid(const char *s, size_t len)
+{
+	return len == KEYRING_KID_BYTES && kid_valid(s, len);
+}
+
+int keyring_add_image(struct keyring *kr, const char *kid, const char *path,
+		      const void *buf, size_t len, char *err, size_t err_size)
+{
+	char why[KEYRING_ERR_BYTES];
+	struct entry *e;
+	int ret;
+
+	if (!kr || !kid || !path || !buf)
+		return KEYRING_E_INVALID_ARGUMENT;
+	if (kr->n >= KEYRING_KEYS_MAX)
+		return KEYRING_E_TOO_MANY_KEYS;
+	e = &kr->e[kr->n];
+	why[0] = '\0';
+	ret = keyring__keyfile_open(buf, len, kr->kek, &e->key, NULL, why,
+				    sizeof(why));
+	if (ret) {
+		keyring__say(err, err_size, "key file %s: %s", path, why);
+		return ret;
+	}
+	if (memcmp(e->key.kid, kid, KEYRING_KID_BYTES) != 0) {
+		keyring__say(
+			err, err_size,
+			"key file %s holds key %s: files swapped or renamed",
+			path, e->key.kid);
+		return KEYRING_E_FILE_NAME_MISMATCH;
+	}
+	memcpy(e->image, buf, KEYRING_KEYFILE_BYTES);
+	kr->n++;
+	sort_entries(kr);
+	return 0;
 }
 
 void keyring_free(struct keyring *kr)
 {
-	if (kr)
-		pthread_mutex_destroy(&kr->lock);
+	if (!kr)
+		return;
+	pthread_mutex_destroy(&kr->lock);
+	if (kr->store.release)
+		kr->store.release(kr->store.ctx);
 	free(kr); /* holds sealed images and public data only */
 }
 
@@ -1120,63 +803,6 @@ static bool due_for_rotation_unlocked(const struct keyring *kr, int64_t now,
 	return now - cur->activate_at >= period_s;
 }
 
-/* Writes image as <dir>/<kid>.key: temporary, fsync, rename, dir fsync. */
-static int write_keyfile(const struct keyring *kr, const char *kid,
-			 const unsigned char image[KEYRING_KEYFILE_BYTES],
-			 char *err, size_t err_size)
-{
-	char tmp[KEYRING_DIR_BYTES_MAX + 64];
-	char final[KEYRING_DIR_BYTES_MAX + 64];
-	bool created = false;
-	int fd = -1;
-	int ret;
-
-	ret = path_of(kr, ".", kid, ".key.tmp", tmp, sizeof(tmp));
-	if (ret == 0)
-		ret = path_of(kr, "", kid, ".key", final, sizeof(final));
-	if (ret)
-		return ret;
-	for (int attempt = 0; attempt < 2 && fd < 0; attempt++) {
-		fd = open(tmp,
-			  O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-			  0600);
-		/* a temporary left by a crash: ours, remove it once */
-		if (fd < 0 && errno == EEXIST && attempt == 0)
-			unlink(tmp);
-	}
-	if (fd < 0) {
-		int e = errno;
-
-		say(err, err_size, "key file %s: cannot create: %s", tmp,
-		    tpw_strerror(e));
-		ret = KEYRING_E_IO;
-		goto cleanup;
-	}
-	created = true;
-	ret = write_all(fd, image, KEYRING_KEYFILE_BYTES);
-	if (ret == 0 && fsync(fd) != 0)
-		ret = -errno;
-	if (close(fd) != 0 && ret == 0)
-		ret = -errno;
-	fd = -1;
-	if (ret == 0 && rename(tmp, final) != 0)
-		ret = -errno;
-	if (ret) {
-		say(err, err_size, "key file %s: cannot write: %s", final,
-		    tpw_strerror(-ret));
-		ret = KEYRING_E_IO;
-		goto cleanup;
-	}
-	created = false;
-	ret = fsync_dir(kr->dir, err, err_size);
-cleanup:
-	if (fd >= 0)
-		close(fd);
-	if (created)
-		unlink(tmp);
-	return ret;
-}
-
 static bool key_equal(const struct keyring_key *a, const struct keyring_key *b)
 {
 	return strcmp(a->kid, b->kid) == 0 &&
@@ -1214,7 +840,7 @@ static int reschedule(struct keyring *kr, struct entry *e, int64_t retire_at,
 	ret = keyring__keyfile_seal(&meta, seed, nonce, kr->kek, image);
 	if (ret)
 		goto cleanup;
-	ret = write_keyfile(kr, meta.kid, image, err, err_size);
+	ret = kr->store.put(kr->store.ctx, meta.kid, image, err, err_size);
 	if (ret)
 		goto cleanup;
 	e->key = meta;
@@ -1229,17 +855,11 @@ cleanup:
 static int drop_entry(struct keyring *kr, size_t i,
 		      struct keyring_rotation *rot, char *err, size_t err_size)
 {
-	char path[KEYRING_DIR_BYTES_MAX + 64];
-	int ret = path_of(kr, "", kr->e[i].key.kid, ".key", path, sizeof(path));
+	int ret = kr->store.remove(kr->store.ctx, kr->e[i].key.kid, err,
+				   err_size);
 
 	if (ret)
 		return ret;
-	if (unlink(path) != 0 && errno != ENOENT) {
-		int en = errno;
-		say(err, err_size, "key file %s: cannot remove: %s", path,
-		    tpw_strerror(en));
-		return KEYRING_E_IO;
-	}
 	if (rot && rot->n_dropped < KEYRING_KEYS_MAX)
 		snprintf(rot->dropped[rot->n_dropped++],
 			 sizeof(rot->dropped[0]), "%s", kr->e[i].key.kid);
@@ -1282,10 +902,11 @@ static int make_room(struct keyring *kr, int64_t now,
 				oldest = i;
 		}
 		if (oldest == SIZE_MAX) {
-			say(err, err_size,
-			    "%d keys, none of them retired: no room for a new "
-			    "key",
-			    KEYRING_KEYS_MAX);
+			keyring__say(err, err_size,
+				     "%d keys, none of them retired: no room "
+				     "for a new "
+				     "key",
+				     KEYRING_KEYS_MAX);
 			ret = KEYRING_E_TOO_MANY_KEYS;
 			goto cleanup;
 		}
@@ -1296,7 +917,7 @@ static int make_room(struct keyring *kr, int64_t now,
 	}
 cleanup:
 	if (dropped) {
-		int r = fsync_dir(kr->dir, err, err_size);
+		int r = kr->store.sync(kr->store.ctx, err, err_size);
 		if (ret == 0)
 			ret = r;
 	}
@@ -1324,23 +945,26 @@ static int keyring_rotate_unlocked(struct keyring *kr, int64_t now,
 	if (rot)
 		memset(rot, 0, sizeof(*rot));
 	if (!kr->kek) {
-		say(err, err_size, "rotation needs the KEK");
+		keyring__say(err, err_size, "rotation needs the KEK");
 		return KEYRING_E_NO_KEK;
 	}
 	if (!valid_now(now) || overlap_s < 0 ||
 	    overlap_s > KEYRING_OVERLAP_MAX_S) {
-		say(err, err_size,
-		    "now must be in [0, %" PRId64 "] and the overlap in "
-		    "[0, %" PRId64 "] seconds",
-		    JOSE_NUMERIC_DATE_MAX, KEYRING_OVERLAP_MAX_S);
+		keyring__say(err, err_size,
+			     "now must be in [0, %" PRId64
+			     "] and the overlap in "
+			     "[0, %" PRId64 "] seconds",
+			     JOSE_NUMERIC_DATE_MAX, KEYRING_OVERLAP_MAX_S);
 		return KEYRING_E_BAD_TIME;
 	}
 	for (size_t i = 0; i < kr->n; i++) {
 		if (now < kr->e[i].key.created_at) {
-			say(err, err_size,
-			    "now (%" PRId64 ") is before key %s was created "
-			    "(%" PRId64 "): has the clock gone backwards?",
-			    now, kr->e[i].key.kid, kr->e[i].key.created_at);
+			keyring__say(
+				err, err_size,
+				"now (%" PRId64
+				") is before key %s was created "
+				"(%" PRId64 "): has the clock gone backwards?",
+				now, kr->e[i].key.kid, kr->e[i].key.created_at);
 			return KEYRING_E_BAD_TIME;
 		}
 	}
@@ -1369,8 +993,8 @@ static int keyring_rotate_unlocked(struct keyring *kr, int64_t now,
 	}
 	for (size_t i = 0; i < n_old; i++) {
 		if (strcmp(kr->e[i].key.kid, fresh->key.kid) == 0) {
-			say(err, err_size, "new key %s already exists",
-			    fresh->key.kid);
+			keyring__say(err, err_size, "new key %s already exists",
+				     fresh->key.kid);
 			ret = KEYRING_E_DUPLICATE_KID;
 			goto cleanup;
 		}
@@ -1397,7 +1021,8 @@ static int keyring_rotate_unlocked(struct keyring *kr, int64_t now,
 		if (ret)
 			goto cleanup;
 	}
-	ret = write_keyfile(kr, fresh->key.kid, fresh->image, err, err_size);
+	ret = kr->store.put(kr->store.ctx, fresh->key.kid, fresh->image, err,
+			    err_size);
 	if (ret)
 		goto cleanup;
 	kr->n++;
@@ -1430,7 +1055,6 @@ cleanup:
 static int keyring_prune_unlocked(struct keyring *kr, int64_t now,
 				  size_t *n_pruned, char *err, size_t err_size)
 {
-	char path[KEYRING_DIR_BYTES_MAX + 64];
 	size_t kept = 0, removed = 0;
 	int ret = 0;
 
@@ -1442,16 +1066,8 @@ static int keyring_prune_unlocked(struct keyring *kr, int64_t now,
 		struct entry *e = &kr->e[i];
 
 		if (ret == 0 && now >= e->key.expires_at) {
-			ret = path_of(kr, "", e->key.kid, ".key", path,
-				      sizeof(path));
-			if (ret == 0 && unlink(path) != 0 && errno != ENOENT) {
-				int en = errno;
-
-				say(err, err_size,
-				    "key file %s: cannot remove: %s", path,
-				    tpw_strerror(en));
-				ret = KEYRING_E_IO;
-			}
+			ret = kr->store.remove(kr->store.ctx, e->key.kid, err,
+					       err_size);
 			if (ret == 0) {
 				removed++;
 				continue;
@@ -1465,7 +1081,7 @@ static int keyring_prune_unlocked(struct keyring *kr, int64_t now,
 	if (n_pruned)
 		*n_pruned = removed;
 	if (ret == 0 && removed)
-		ret = fsync_dir(kr->dir, err, err_size);
+		ret = kr->store.sync(kr->store.ctx, err, err_size);
 	return ret;
 }
 

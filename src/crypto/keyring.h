@@ -95,6 +95,11 @@
  * one sentence saying exactly what is wrong (path, mode, owner, offset);
  * no message ever contains key bytes.  Nothing here prints or logs.
  *
+ * Files.  Nothing here touches a file: reading and writing the KEK file
+ * and the key files, their checks (type, owner, mode) and the directory
+ * are log/keyfile.h's, which hands this module bytes and gives it a
+ * struct keyring_store to write through.
+ *
  * Limits: KEYRING_KEYS_MAX keys in a keyring; KEYRING_DIR_BYTES_MAX for
  * the directory name; KEYRING_OVERLAP_MAX_S for an overlap;
  * KEYRING_JWKS_BYTES_MAX for the JWKS text; times in
@@ -121,8 +126,11 @@
 #define KEYRING_KEYFILE_PUBLIC_BYTES 144
 #define KEYRING_KEYFILE_VERSION	     1
 #define KEYRING_KEYS_MAX	     64
-#define KEYRING_DIR_BYTES_MAX	     3800
-#define KEYRING_OVERLAP_MAX_S	     (INT64_C(10) * 366 * 24 * 3600)
+#define KEYRING_KEK_FILE_BYTES_MAX                                             \
+	64 /* a KEK file read past this is refused                             \
+	    */
+#define KEYRING_DIR_BYTES_MAX 3800
+#define KEYRING_OVERLAP_MAX_S (INT64_C(10) * 366 * 24 * 3600)
 /* How long a replaced key keeps verifying, by default (30 days). */
 #define KEYRING_OVERLAP_DEFAULT_S (30 * 24 * 3600)
 #define KEYRING_NEVER		  INT64_MAX
@@ -175,34 +183,23 @@ const char *keyring_strerror(int code);
 /* Opaque; owned by whoever loaded it, freed with keyring_kek_free. */
 struct keyring_kek;
 
-/*
- * Loads the KEK from path (see the top of this file for the checks; each
- * refusal names the path and what is wrong: not_a_regular_file for a
- * symbolic link, directory or device, wrong_owner, bad_permissions with
- * the mode found, kek_bad_length, kek_bad_encoding).
- */
-int keyring_kek_load_file(const char *path, struct keyring_kek **out, char *err,
-			  size_t err_size);
-
-/*
- * Loads the KEK from the environment variable var (NULL: KEYRING_KEK_ENV):
- * kek_missing when unset, else as keyring_kek_parse.  The variable is left
- * as it is; the caller may unsetenv it.
- */
-int keyring_kek_from_env(const char *var, struct keyring_kek **out, char *err,
-			 size_t err_size);
+/* The KEK from the bytes of a KEK file at path (named in messages):
+ * exactly KEYRING_KEK_BYTES raw bytes, or KEYRING_KEK_TEXT_BYTES canonical
+ * base64url characters and an optional "\n" (kek_bad_length,
+ * kek_bad_encoding); n up to KEYRING_KEK_FILE_BYTES_MAX + 1 (more is
+ * reported as "more than" the maximum). */
+int keyring_kek_decode_file(const unsigned char *buf, size_t n,
+			    const char *path, struct keyring_kek **out,
+			    char *err, size_t err_size);
 
 /* The KEK from text[0..len): exactly KEYRING_KEK_TEXT_BYTES canonical
  * base64url characters (kek_bad_length, kek_bad_encoding). */
 int keyring_kek_parse(const char *text, size_t len, struct keyring_kek **out,
 		      char *err, size_t err_size);
 
-/*
- * Creates a new random KEK at path, as its base64url text and "\n", with
- * O_CREAT|O_EXCL|O_NOFOLLOW and mode 0600, fsynced (already_exists if
- * anything is at path).
- */
-int keyring_kek_generate_file(const char *path, char *err, size_t err_size);
+/* A new random KEK as its base64url text, "\n" and a NUL, into text
+ * (KEYRING_KEK_TEXT_BYTES + 2 bytes, sodium_malloc'd by the caller). */
+int keyring_kek_generate_text(char *text);
 
 /* The KEK's public id (subkey 3). */
 void keyring_kek_id(const struct keyring_kek *kek,
@@ -232,21 +229,47 @@ int keyring_keyfile_decode(const void *buf, size_t len,
 
 /* ---- the keyring -------------------------------------------------------- */
 
-/* Opaque; owned by the caller of keyring_open, freed with keyring_free. */
+/* Opaque; owned by the caller of keyring_new (log/keyfile.h's
+ * keyfile_open_keyring), freed with keyring_free. */
 struct keyring;
 
-/*
- * Loads every <kid>.key in dir, which must exist, be owned by the running
- * user and not be writable by group or others (it is created by the
- * caller, mode 0700).  kek NULL opens the keyring to verify and publish
- * only (signing and rotation return kek_required); the metadata of each
- * file is then not authenticated.  Any refused file refuses the whole
- * keyring, naming the file.  An empty directory is a keyring without
- * keys: keyring_rotate makes the first.
- */
-int keyring_open(const char *dir, const struct keyring_kek *kek,
-		 struct keyring **out, char *err, size_t err_size);
+/* Where a keyring's key files live: each callback returns 0 or a
+ * KEYRING_E_* code with a sentence in err.  put writes the image of kid
+ * whole or not at all, durably; remove deletes kid's file (absent is
+ * fine), made durable by the next sync; release frees ctx (may be NULL),
+ * at keyring_free. */
+struct keyring_store {
+	void *ctx;
+	int (*put)(void *ctx, const char *kid,
+		   const unsigned char image[KEYRING_KEYFILE_BYTES], char *err,
+		   size_t err_size);
+	int (*remove)(void *ctx, const char *kid, char *err, size_t err_size);
+	int (*sync)(void *ctx, char *err, size_t err_size);
+	void (*release)(void *ctx);
+};
+
+/* An empty keyring over store (copied; on success its ctx is the
+ * keyring's, released by keyring_free).  kek NULL: verify and
+ * publish only (signing and rotation return kek_required); the metadata
+ * of each key is then not authenticated. */
+int keyring_new(const struct keyring_kek *kek,
+		const struct keyring_store *store, struct keyring **out);
+
+/* Is s[0..len) a kid (KEYRING_KID_BYTES base64url characters)? */
+bool keyring_kid_valid(const char *s, size_t len);
+
+/* Add the key file image buf[0..len) read from path (named in messages),
+ * whose name says it holds kid: keyring_keyfile_decode's checks, then
+ * file_name_mismatch when the kid inside differs (two files swapped);
+ * too_many_keys past KEYRING_KEYS_MAX. */
+int keyring_add_image(struct keyring *kr, const char *kid, const char *path,
+		      const void *buf, size_t len, char *err, size_t err_size);
 void keyring_free(struct keyring *kr);
+
+/* Internal, for log/keyfile.c: one sentence into err[0..err_size) (err
+ * NULL or err_size 0: nothing). */
+__attribute__((format(printf, 3, 4))) void
+keyring__say(char *err, size_t err_size, const char *fmt, ...);
 
 /*
  * The keys, newest first: by activate_at, then created_at, descending,

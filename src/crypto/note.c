@@ -13,6 +13,8 @@
  */
 #include "crypto/note.h"
 
+#include "core/parse.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -136,48 +138,15 @@ bool note_name_valid(const char *name, size_t len)
 	return true;
 }
 
-/* Strict standard base64 of s[0..len) into out[0..cap): the decoded
- * length, or -1 (not canonical base64, or longer than cap). */
-static long b64_decode(const char *s, size_t len, u8 *out, size_t cap)
-{
-	size_t n = 0;
-	const char *end = NULL;
-
-	if (len == 0)
-		return -1;
-	/* libsodium 1.0.18 decodes bytes >= 0x80 as if they were base64
-	 * digits (found by fuzz_note): only the alphabet may reach it. */
-	for (size_t i = 0; i < len; i++) {
-		char c = s[i];
-		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-		      (c >= '0' && c <= '9') || c == '+' || c == '/' ||
-		      c == '='))
-			return -1;
-	}
-	if (sodium_base642bin(out, cap, s, len, NULL, &n, &end,
-			      sodium_base64_VARIANT_ORIGINAL) != 0)
-		return -1;
-	if (end != s + len)
-		return -1;
-	return (long)n;
-}
-
 static int hex8(const char *s, u32 *out)
 {
 	u32 v = 0;
 
 	for (int i = 0; i < 8; i++) {
-		char c = s[i];
-		u32 d;
-		if (c >= '0' && c <= '9')
-			d = (u32)(c - '0');
-		else if (c >= 'a' && c <= 'f')
-			d = (u32)(c - 'a' + 10);
-		else if (c >= 'A' && c <= 'F')
-			d = (u32)(c - 'A' + 10);
-		else
+		int d = parse_hex_digit(s[i]);
+		if (d < 0)
 			return -1;
-		v = v << 4 | d;
+		v = v << 4 | (u32)d;
 	}
 	*out = v;
 	return 0;
@@ -266,7 +235,7 @@ static int parse_key(const char *s, size_t len, struct note_verifier *v,
 		return NOTE_E_BAD_KEY;
 	/* raw may hold a private seed (signer keys): wiped on every path. */
 	u8 raw[64];
-	long n = b64_decode(hex + 9, rest - 9, raw, sizeof(raw));
+	long n = parse_base64(hex + 9, rest - 9, raw, sizeof(raw));
 	int ret = 0;
 	if (n < 0)
 		ret = NOTE_E_BAD_BASE64;
@@ -490,7 +459,7 @@ static int parse_sigline(const char *s, size_t len, struct sigline *sl,
 		return NOTE_E_BAD_NAME;
 	sl->b64 = sp + 1;
 	sl->b64_len = len - sl->name_len - 1;
-	long n = b64_decode(sl->b64, sl->b64_len, scratch, SIG_BYTES_MAX);
+	long n = parse_base64(sl->b64, sl->b64_len, scratch, SIG_BYTES_MAX);
 	if (n < 0)
 		return NOTE_E_BAD_BASE64;
 	/* A key id and at least one byte of signature. */
@@ -566,8 +535,8 @@ int note_open(const char *msg, size_t len,
 		}
 		if (match == n)
 			continue; /* unknown key: ignored, as the spec says */
-		long sn = b64_decode(sl[i].b64, sl[i].b64_len, scratch,
-				     SIG_BYTES_MAX);
+		long sn = parse_base64(sl[i].b64, sl[i].b64_len, scratch,
+				       SIG_BYTES_MAX);
 		if (sn != 4 + crypto_sign_BYTES ||
 		    crypto_sign_verify_detached(
 			    scratch + 4, (const u8 *)r.text, r.text_len,
@@ -595,24 +564,6 @@ static bool next_line(const char *s, size_t len, size_t *at, const char **line,
 	*ll = (size_t)(nl - *line);
 	*at += *ll + 1;
 	return true;
-}
-
-static int parse_u64(const char *s, size_t len, u64 *out)
-{
-	u64 v = 0;
-
-	if (len == 0 || len > 20 || (len > 1 && s[0] == '0'))
-		return -1;
-	for (size_t i = 0; i < len; i++) {
-		unsigned d = (unsigned)(u8)s[i] - '0';
-		if (d > 9)
-			return -1;
-		if (__builtin_mul_overflow(v, 10, &v) ||
-		    __builtin_add_overflow(v, d, &v))
-			return -1;
-	}
-	*out = v;
-	return 0;
 }
 
 /* The extension lines ext[0..len): each non-empty, "\n"-terminated. */
@@ -654,10 +605,10 @@ int checkpoint_parse(const char *text, size_t len, struct checkpoint *out)
 	c.origin[ll] = '\0';
 	c.origin_len = ll;
 	if (!next_line(text, len, &at, &line, &ll) ||
-	    parse_u64(line, ll, &c.size) != 0)
+	    parse_u64_n(line, ll, UINT64_MAX, &c.size) != 0)
 		return NOTE_E_BAD_SIZE;
 	if (!next_line(text, len, &at, &line, &ll) || ll != 44 ||
-	    b64_decode(line, ll, c.root, sizeof(c.root)) != 32)
+	    parse_base64(line, ll, c.root, sizeof(c.root)) != 32)
 		return NOTE_E_BAD_ROOT;
 	if (at < len) {
 		c.extensions = text + at;

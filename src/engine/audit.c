@@ -19,6 +19,7 @@
  * next signature.
  */
 #include "engine/audit.h"
+#include "core/parse.h"
 #include "engine/engine.h"
 #include "engine/logger.h"
 #include "log/journal_reader.h"
@@ -27,6 +28,7 @@
 #include "crypto/note.h"
 #include "core/u128.h"
 #include "engine/witness.h"
+#include "log/datadir.h"
 #include "log/fsdir.h"
 
 #include <errno.h>
@@ -274,12 +276,11 @@ static bool publish(struct audit *a, u64 size, const char *note,
 	if (cosigned && (!a->published_any || a->published_size != size))
 		goto cleanup;
 	if (a->checkpoints_fd >= 0) {
-		char head[32];
-		int hn = snprintf(head, sizeof(head), "%zu\n", note_len);
-		struct iovec iov[2] = {{head, (size_t)hn},
-				       {(void *)note, note_len}};
+		char head[DATADIR_CHECKPOINT_HEAD_BYTES_MAX + 1];
+		size_t hn = datadir_checkpoint_head(head, note_len);
+		struct iovec iov[2] = {{head, hn}, {(void *)note, note_len}};
 		ssize_t w = writev(a->checkpoints_fd, iov, 2);
-		if (w != (ssize_t)((size_t)hn + note_len) ||
+		if (w != (ssize_t)(hn + note_len) ||
 		    fdatasync(a->checkpoints_fd) != 0) {
 			log_at(LOG_WARN, "cannot append the checkpoint",
 			       LOG_NUM("errno", errno));
@@ -657,16 +658,10 @@ static int checkpoints_read(FILE *f, u64 *end_out, u64 *max_size)
 
 	*max_size = 0;
 	for (;;) {
-		char head[24];
-		if (!fgets(head, sizeof(head), f))
-			break;
-		char *nl = strchr(head, '\n');
-		unsigned long long n;
-		char *stop;
-		if (!nl || head[0] < '0' || head[0] > '9')
-			break;
-		n = strtoull(head, &stop, 10);
-		if (stop != nl || n == 0 || n > NOTE_BYTES_MAX)
+		u64 n;
+		size_t head_bytes;
+		if (datadir_checkpoint_head_read(f, &n, &head_bytes) !=
+		    DATADIR_HEAD_OK)
 			break;
 		off_t note_at = ftello(f);
 		if (note_at < 0)
@@ -680,13 +675,10 @@ static int checkpoints_read(FILE *f, u64 *end_out, u64 *max_size)
 		u64 size = 0;
 		bool sized = false;
 		char *onl = strchr(note, '\n');
-		if (onl && onl[1] >= '0' && onl[1] <= '9') {
-			unsigned long long v = strtoull(onl + 1, &stop, 10);
-			if (*stop == '\n') {
-				size = v;
-				sized = true;
-			}
-		}
+		char *snl = onl ? strchr(onl + 1, '\n') : NULL;
+		if (snl && parse_u64_n(onl + 1, (size_t)(snl - onl - 1),
+				       UINT64_MAX, &size) == 0)
+			sized = true;
 		if (fseeko(f, note_at + (off_t)n, SEEK_SET) != 0)
 			break;
 		/* fseeko past the end succeeds: check the bytes exist. */
@@ -742,12 +734,12 @@ int audit_covered_size(const char *data_dir, struct audit_covered *out)
 	int ret = 0;
 
 	memset(out, 0, sizeof(*out));
-	snprintf(path, sizeof(path), "%s/audit/leaves", data_dir);
+	snprintf(path, sizeof(path), "%s/" DATADIR_LEAVES, data_dir);
 	if (stat(path, &st) == 0)
 		out->leaves = (u64)st.st_size / 32u;
 	else if (errno != ENOENT)
 		return -errno;
-	snprintf(path, sizeof(path), "%s/audit/checkpoints", data_dir);
+	snprintf(path, sizeof(path), "%s/" DATADIR_CHECKPOINTS, data_dir);
 	FILE *f = fopen(path, "r");
 	if (f) {
 		if (fstat(fileno(f), &st) == 0) {
@@ -864,11 +856,11 @@ static int open_checkpoints(struct audit *a, const struct audit_covered *known)
 {
 	char path[PATH_MAX + 32];
 
-	snprintf(path, sizeof(path), "%s/audit", a->data_dir);
+	snprintf(path, sizeof(path), "%s/" DATADIR_AUDIT, a->data_dir);
 	int ret = fsdir_make(path);
 	if (ret < 0)
 		return ret;
-	snprintf(path, sizeof(path), "%s/audit/checkpoints", a->data_dir);
+	snprintf(path, sizeof(path), "%s/" DATADIR_CHECKPOINTS, a->data_dir);
 	a->checkpoints_fd =
 		open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 	if (a->checkpoints_fd < 0)
@@ -876,7 +868,7 @@ static int open_checkpoints(struct audit *a, const struct audit_covered *known)
 	ret = checkpoints_scan(a, path, known);
 	if (ret < 0)
 		return ret;
-	snprintf(path, sizeof(path), "%s/audit/leaves", a->data_dir);
+	snprintf(path, sizeof(path), "%s/" DATADIR_LEAVES, a->data_dir);
 	a->leaves_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (a->leaves_fd < 0)
 		return -errno;
@@ -884,7 +876,7 @@ static int open_checkpoints(struct audit *a, const struct audit_covered *known)
 	if (fstat(a->leaves_fd, &st) != 0)
 		return -errno;
 	/* Both files' entries must outlive a crash (once, at start). */
-	snprintf(path, sizeof(path), "%s/audit", a->data_dir);
+	snprintf(path, sizeof(path), "%s/" DATADIR_AUDIT, a->data_dir);
 	ret = fsdir_sync(path);
 	if (ret < 0)
 		return ret;
@@ -1112,8 +1104,9 @@ int audit_entry(const struct audit *a, u64 index, u8 **bytes, size_t *len)
 	if (ret != 0)
 		return ret;
 	const struct position *p = position_of(a, index);
-	snprintf(path, sizeof(path), "%s/journal/%020llu.wal", a->data_dir,
-		 (unsigned long long)p->segment_seq);
+	snprintf(path, sizeof(path),
+		 "%s/" DATADIR_JOURNAL "/" JOURNAL_SEGMENT_NAME_FMT,
+		 a->data_dir, (unsigned long long)p->segment_seq);
 	buf = malloc(p->bytes);
 	if (!buf)
 		return -ENOMEM;

@@ -4,6 +4,7 @@
  * reading of a 409's size.
  */
 #include "engine/witness.h"
+#include "core/parse.h"
 #include "crypto/cosig.h"
 
 #include <errno.h>
@@ -54,11 +55,8 @@ int witness_peer_parse(const char *spec, struct witness_peer *out, char *err,
 		return fail(err, err_size,
 			    "witness key must be NAME+<8 hex>+<base64>");
 	u8 raw[33];
-	size_t raw_len = 0;
-	if (sodium_base642bin(raw, sizeof(raw), p2 + 1, strlen(p2 + 1), NULL,
-			      &raw_len, NULL,
-			      sodium_base64_VARIANT_ORIGINAL) != 0 ||
-	    raw_len != 33 || raw[0] != COSIG_ALG_ED25519)
+	if (parse_base64(p2 + 1, strlen(p2 + 1), raw, sizeof(raw)) != 33 ||
+	    raw[0] != COSIG_ALG_ED25519)
 		return fail(err, err_size,
 			    "witness key is not a cosigner (0x04) Ed25519 key");
 	memcpy(out->key.name, key, (size_t)(p1 - key));

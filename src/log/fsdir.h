@@ -4,8 +4,8 @@
  * A file created, renamed or removed survives a crash only once its
  * directory is fsynced; a directory created, once its parent is.  One
  * place for that, used by the journal, snapshots, the audit log's files
- * and the commands that write files of their own.  (The keyring, one
- * layer below, keeps its own: src/crypto may not call src/log.)
+ * the keyring's files (log/keyfile.c) and the commands that write files
+ * of their own.
  */
 #ifndef TPW_LOG_FSDIR_H
 #define TPW_LOG_FSDIR_H

@@ -9,6 +9,7 @@
  * goes; the only case where it cuts data is a torn tail, and it proves the
  * tail is torn by searching every later byte offset for a valid record.
  */
+#include "core/parse.h"
 #include "log/fsdir.h"
 #include "log/journal.h"
 #include "log/seqdir.h"
@@ -35,7 +36,6 @@ _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
 
 #define SEGMENT_BYTES_DEFAULT (256ull << 20)
 #define BUFFER_BYTES_INITIAL  (1u << 20)
-#define EVENT_BYTES	      128u
 #define SEGMENT_NAME_DIGITS   20
 #define SEGMENT_SUFFIX	      ".wal"
 #define PROGRESS_INTERVAL_NS  250000000ull
@@ -66,8 +66,16 @@ struct header {
 	u64 timestamp;
 };
 _Static_assert(sizeof(struct header) == JOURNAL_HEADER_BYTES, "header");
-/* The checksum covers everything after the checksum field. */
-#define CHECKSUM_FROM 8u
+_Static_assert(offsetof(struct header, checksum) == JOURNAL_OFF_CHECKSUM &&
+		       offsetof(struct header, size) == JOURNAL_OFF_SIZE &&
+		       offsetof(struct header, type) == JOURNAL_OFF_TYPE &&
+		       offsetof(struct header, version) ==
+			       JOURNAL_OFF_VERSION &&
+		       offsetof(struct header, seq) == JOURNAL_OFF_SEQ &&
+		       offsetof(struct header, timestamp) == JOURNAL_OFF_TIME &&
+		       offsetof(struct header, size) == JOURNAL_CHECKSUM_FROM,
+	       "the header's offsets are journal.h's");
+#define CHECKSUM_FROM JOURNAL_CHECKSUM_FROM
 
 struct journal {
 	char *dir_path; /* DIR/journal */
@@ -129,7 +137,8 @@ static bool type_ok(u16 type, u64 payload_bytes)
 	switch (type) {
 	case JOURNAL_CREATE_ACCOUNTS:
 	case JOURNAL_CREATE_TRANSFERS:
-		return payload_bytes > 0 && payload_bytes % EVENT_BYTES == 0;
+		return payload_bytes > 0 &&
+		       payload_bytes % JOURNAL_EVENT_BYTES == 0;
 	case JOURNAL_PULSE: return payload_bytes == 0;
 	case JOURNAL_COMMAND:
 		return payload_bytes >= 16 && payload_bytes % 16 == 0;
@@ -181,6 +190,17 @@ static enum reason decode(const u8 *buf, size_t len, struct header *h,
 	return REC_OK;
 }
 
+void journal_record_seal(u8 *rec, size_t len, bool set_seq, u64 seq)
+{
+	u32 crc;
+
+	JASSERT(len >= JOURNAL_HEADER_BYTES);
+	if (set_seq)
+		memcpy(rec + JOURNAL_OFF_SEQ, &seq, sizeof(seq));
+	crc = crc32c(0, rec + CHECKSUM_FROM, len - CHECKSUM_FROM);
+	memcpy(rec + JOURNAL_OFF_CHECKSUM, &crc, sizeof(crc));
+}
+
 long journal_decode(const u8 *buf, size_t len, struct journal_record *r)
 {
 	struct header h;
@@ -216,7 +236,10 @@ static bool valid_frame_after(const u8 *buf, size_t len, size_t from,
 /* ---- Segment scan (pure over memory; journal_open feeds it maps) ---- */
 
 struct scan {
-	const char *file; /* "journal/<seq>.wal", for messages */
+	/* "journal/<seq>.wal", for messages: held here, not pointed to, as
+	 * the scan outlives each segment's frame (it once kept a pointer
+	 * to recover_segment's stack buffer). */
+	char file[80];
 	u64 expect_seq;
 	u64 last_timestamp;
 	u64 after_seq;
@@ -434,28 +457,17 @@ static void warn(const struct journal_options *o, const char *fmt, ...)
 
 static void segment_name(char *out, size_t out_len, u64 seq)
 {
-	snprintf(out, out_len, "%020llu" SEGMENT_SUFFIX,
+	snprintf(out, out_len, JOURNAL_SEGMENT_NAME_FMT,
 		 (unsigned long long)seq);
 }
 
 /* Parse "<20 digits>.wal"; returns false for any other name. */
 bool journal__parse_segment_name(const char *name, u64 *seq)
 {
-	u64 v = 0;
-
 	if (strlen(name) != SEGMENT_NAME_DIGITS + strlen(SEGMENT_SUFFIX) ||
 	    strcmp(name + SEGMENT_NAME_DIGITS, SEGMENT_SUFFIX) != 0)
 		return false;
-	for (int i = 0; i < SEGMENT_NAME_DIGITS; i++) {
-		u64 d = (u64)(name[i] - '0');
-		if (name[i] < '0' || name[i] > '9')
-			return false;
-		if (v > (UINT64_MAX - d) / 10)
-			return false;
-		v = v * 10 + d;
-	}
-	*seq = v;
-	return true;
+	return parse_digits(name, SEGMENT_NAME_DIGITS, seq) == 0;
 }
 
 /* The sorted first seqs of every segment in the directory. */
@@ -499,11 +511,11 @@ static int recover_segment(struct journal *j, struct scan *s, u64 first_seq,
 	void *map = MAP_FAILED;
 	size_t len = 0, valid = 0;
 	struct stat st;
-	char name[64], file[80];
+	char name[64];
+	const char *file = s->file;
 
 	segment_name(name, sizeof(name), first_seq);
-	snprintf(file, sizeof(file), "journal/%s", name);
-	s->file = file;
+	snprintf(s->file, sizeof(s->file), "journal/%s", name);
 	if (s->expect_seq != first_seq) {
 		snprintf(s->err, s->err_len,
 			 "%s: segment starts at seq %llu but seq %llu belongs "

@@ -56,6 +56,21 @@
  * into the audit tree.  Both are read; only 2 is written. */
 #define JOURNAL_VERSION	     2u
 #define JOURNAL_HEADER_BYTES 32u
+/* Where each header field lies (the table above), for readers of raw
+ * records (audit's receipts and tamper checks). */
+#define JOURNAL_OFF_CHECKSUM 4u
+#define JOURNAL_OFF_SIZE     8u
+#define JOURNAL_OFF_TYPE     12u
+#define JOURNAL_OFF_VERSION  14u
+#define JOURNAL_OFF_SEQ	     16u
+#define JOURNAL_OFF_TIME     24u
+/* The checksum covers every byte from here to the record's end. */
+#define JOURNAL_CHECKSUM_FROM 8u
+/* A segment's file name in DATA/journal, from the seq of its first record
+ * (unsigned long long): zero-padded so names sort as seqs. */
+#define JOURNAL_SEGMENT_NAME_FMT "%020llu.wal"
+/* One event of a batch payload. */
+#define JOURNAL_EVENT_BYTES 128u
 /* Largest record: a full batch of 128-byte events, plus room for a
  * command's header and ext (core/auth.h: up to 8 guard entries of 128
  * bytes before a batch of transfers). */
@@ -177,6 +192,12 @@ void journal_close(struct journal *j);
 
 /* CRC-32C (Castagnoli), hardware-accelerated where the CPU has it. */
 u32 crc32c(u32 crc, const void *buf, size_t len);
+
+/* Seal rec[0..len) (len >= JOURNAL_HEADER_BYTES) after an edit: the
+ * checksum is recomputed over bytes JOURNAL_CHECKSUM_FROM..len, as
+ * journal_append computes it.  With set_seq, the seq field becomes seq
+ * first (what a record was before a renumbering).  Pure. */
+void journal_record_seal(u8 *rec, size_t len, bool set_seq, u64 seq);
 
 /* Decode one record from buf (len bytes available).  Returns the record
  * size (> 0) and fills *r, 0 when more bytes are needed (truncated), or

@@ -7,6 +7,8 @@
  * recovery uses, so reader and owner agree on what a valid record is.
  */
 #include "log/journal_reader.h"
+
+#include "log/datadir.h"
 #include "log/seqdir.h"
 #include "core/strerror.h"
 
@@ -87,7 +89,7 @@ static int open_segment(struct journal_reader *rd)
 				    (unsigned long long)seqs[0]);
 		goto cleanup;
 	}
-	snprintf(path, sizeof(path), "%s/%020llu.wal", rd->dir,
+	snprintf(path, sizeof(path), "%s/" JOURNAL_SEGMENT_NAME_FMT, rd->dir,
 		 (unsigned long long)seqs[pick]);
 	rd->fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (rd->fd < 0) {
@@ -211,7 +213,8 @@ static int bad_record(struct journal_reader *rd, const char *why)
 	if (!newer && !later)
 		return 0;
 	return fail(rd, -EBADMSG,
-		    "journal/%020llu.wal: %s at offset %llu (record seq %llu) "
+		    "journal/" JOURNAL_SEGMENT_NAME_FMT
+		    ": %s at offset %llu (record seq %llu) "
 		    "with valid records after it",
 		    (unsigned long long)rd->seg_seq, why,
 		    (unsigned long long)rd->off,
@@ -232,7 +235,7 @@ int journal_reader_open(struct journal_reader **out, const char *data_dir,
 	rd->from_seq = from_seq ? from_seq : 1;
 	rd->max_seq = UINT64_MAX;
 	rd->next_seq = rd->from_seq;
-	if ((size_t)snprintf(rd->dir, sizeof(rd->dir), "%s/journal",
+	if ((size_t)snprintf(rd->dir, sizeof(rd->dir), "%s/" DATADIR_JOURNAL,
 			     data_dir) >= sizeof(rd->dir)) {
 		free(rd);
 		return -ENAMETOOLONG;
@@ -320,7 +323,8 @@ int journal_reader_next(struct journal_reader *rd, struct journal_record *r,
 		}
 		if (r->seq != rd->next_seq)
 			return fail(rd, -EBADMSG,
-				    "journal/%020llu.wal: record seq %llu at "
+				    "journal/" JOURNAL_SEGMENT_NAME_FMT
+				    ": record seq %llu at "
 				    "offset %llu, expected %llu",
 				    (unsigned long long)rd->seg_seq,
 				    (unsigned long long)r->seq,

@@ -10,6 +10,8 @@
  * Loading re-checks everything and falls back to older snapshots: the
  * journal still holds the records, so a bad snapshot costs time, not data.
  */
+#include "core/parse.h"
+#include "log/datadir.h"
 #include "log/fsdir.h"
 #include "log/seqdir.h"
 #include "log/snapshot.h"
@@ -56,7 +58,7 @@ _Static_assert(offsetof(struct snap_header, header_crc) == SNAP_HEADER_CRC_AT,
 
 static int dir_path(char *out, size_t len, const char *data_dir)
 {
-	int n = snprintf(out, len, "%s/snapshots", data_dir);
+	int n = snprintf(out, len, "%s/" DATADIR_SNAPSHOTS, data_dir);
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
@@ -96,7 +98,7 @@ int snapshot_begin(struct snapshot_writer *w, const char *data_dir, u64 seq,
 	if (ret != 0)
 		goto cleanup;
 	n = snprintf(w->final_path, sizeof(w->final_path),
-		     "%s/" SNAP_PREFIX "%020llu" SNAP_SUFFIX, w->dir_path,
+		     "%s/" SNAPSHOT_NAME_FMT, w->dir_path,
 		     (unsigned long long)seq);
 	if (n < 0 || (size_t)n + sizeof(".tmp") > sizeof(w->tmp_path)) {
 		ret = -ENAMETOOLONG;
@@ -220,25 +222,43 @@ void snapshot_abort(struct snapshot_writer *w)
 
 /* ---- Loading and pruning ---- */
 
-static bool parse_name(const char *name, u64 *seq)
+bool snapshot_parse_name(const char *name, u64 *seq)
 {
 	size_t plen = strlen(SNAP_PREFIX), slen = strlen(SNAP_SUFFIX);
-	u64 v = 0;
 
 	if (strlen(name) != plen + SNAP_DIGITS + slen ||
 	    memcmp(name, SNAP_PREFIX, plen) != 0 ||
 	    strcmp(name + plen + SNAP_DIGITS, SNAP_SUFFIX) != 0)
 		return false;
-	for (size_t i = plen; i < plen + SNAP_DIGITS; i++) {
-		if (name[i] < '0' || name[i] > '9')
-			return false;
-		u64 d = (u64)(name[i] - '0');
-		if (v > (UINT64_MAX - d) / 10)
-			return false;
-		v = v * 10 + d;
-	}
-	*seq = v;
-	return true;
+	return parse_digits(name + plen, SNAP_DIGITS, seq) == 0;
+}
+
+const char *snapshot_header_check(const u8 raw[SNAPSHOT_HEADER_BYTES],
+				  u64 name_seq, u64 file_bytes,
+				  struct snapshot_header *out)
+{
+	struct snap_header h;
+
+	if (file_bytes < SNAPSHOT_HEADER_BYTES)
+		return "shorter than its header";
+	memcpy(&h, raw, sizeof(h));
+	if (memcmp(h.magic, SNAP_MAGIC, sizeof(h.magic)) != 0)
+		return "bad magic (an unfinished or foreign file)";
+	if (crc32c(0, &h, SNAP_HEADER_CRC_AT) != h.header_crc)
+		return "bad header checksum";
+	if (h.version != SNAPSHOT_VERSION ||
+	    h.header_bytes != SNAPSHOT_HEADER_BYTES)
+		return "unsupported version";
+	if (h.seq != name_seq)
+		return "seq in the header differs from the file name";
+	if (h.payload_bytes != file_bytes - SNAPSHOT_HEADER_BYTES ||
+	    h.payload_bytes > SIZE_MAX - 1)
+		return "payload size differs from the file size";
+	out->seq = h.seq;
+	out->timestamp = h.timestamp;
+	out->payload_bytes = h.payload_bytes;
+	out->payload_crc = h.payload_crc;
+	return NULL;
 }
 
 /* Seqs of every snapshot file, newest first.  *n_out == 0 and 0 when the
@@ -255,7 +275,7 @@ static int list_snapshots(const char *dir, u64 **out, size_t *n_out)
 	d = opendir(dir);
 	if (!d)
 		return errno == ENOENT ? 0 : -errno;
-	ret = seqdir_list(d, parse_name, &seqs, &n);
+	ret = seqdir_list(d, snapshot_parse_name, &seqs, &n);
 	if (ret != 0)
 		goto cleanup;
 	for (size_t i = 0; i < n / 2; i++) {
@@ -298,7 +318,8 @@ static int load_one(const char *path, u64 name_seq, u8 **buf, size_t *len,
 	int ret = 0;
 	int fd = -1;
 	u8 *data = NULL;
-	struct snap_header h;
+	u8 raw[SNAPSHOT_HEADER_BYTES];
+	struct snapshot_header h;
 	struct stat st;
 
 	fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -310,32 +331,13 @@ static int load_one(const char *path, u64 name_seq, u8 **buf, size_t *len,
 		*why = "shorter than its header";
 		goto cleanup;
 	}
-	if (read_all(fd, (u8 *)&h, sizeof(h), 0) != 0) {
+	if (read_all(fd, raw, sizeof(raw), 0) != 0) {
 		*why = "header unreadable";
 		goto cleanup;
 	}
-	if (memcmp(h.magic, SNAP_MAGIC, sizeof(h.magic)) != 0) {
-		*why = "bad magic (an unfinished or foreign file)";
+	*why = snapshot_header_check(raw, name_seq, (u64)st.st_size, &h);
+	if (*why)
 		goto cleanup;
-	}
-	if (crc32c(0, &h, SNAP_HEADER_CRC_AT) != h.header_crc) {
-		*why = "bad header checksum";
-		goto cleanup;
-	}
-	if (h.version != SNAPSHOT_VERSION ||
-	    h.header_bytes != SNAPSHOT_HEADER_BYTES) {
-		*why = "unsupported version";
-		goto cleanup;
-	}
-	if (h.seq != name_seq) {
-		*why = "seq in the header differs from the file name";
-		goto cleanup;
-	}
-	if (h.payload_bytes != (u64)st.st_size - SNAPSHOT_HEADER_BYTES ||
-	    h.payload_bytes > SIZE_MAX - 1) {
-		*why = "payload size differs from the file size";
-		goto cleanup;
-	}
 	data = malloc(h.payload_bytes ? (size_t)h.payload_bytes : 1);
 	if (!data) {
 		ret = -ENOMEM;
@@ -381,15 +383,14 @@ int snapshot_load_newest(const char *data_dir, u8 **buf, size_t *len, u64 *seq,
 		goto cleanup;
 	for (size_t i = 0; i < n; i++) {
 		const char *why = "invalid";
-		snprintf(path, sizeof(path),
-			 "%s/" SNAP_PREFIX "%020llu" SNAP_SUFFIX, dir,
+		snprintf(path, sizeof(path), "%s/" SNAPSHOT_NAME_FMT, dir,
 			 (unsigned long long)seqs[i]);
 		ret = load_one(path, seqs[i], buf, len, seq, timestamp, &why);
 		if (ret != 0)
 			goto cleanup;
 		if (warn) {
 			snprintf(msg, sizeof(msg),
-				 "snapshots/" SNAP_PREFIX "%020llu" SNAP_SUFFIX
+				 "snapshots/" SNAPSHOT_NAME_FMT
 				 ": %s; skipped (an older snapshot and the "
 				 "journal are used instead)",
 				 (unsigned long long)seqs[i], why);
@@ -413,8 +414,7 @@ void snapshot_prune(const char *data_dir, unsigned keep)
 	if (n <= keep)
 		goto cleanup;
 	for (size_t i = keep; i < n; i++) {
-		snprintf(path, sizeof(path),
-			 "%s/" SNAP_PREFIX "%020llu" SNAP_SUFFIX, dir,
+		snprintf(path, sizeof(path), "%s/" SNAPSHOT_NAME_FMT, dir,
 			 (unsigned long long)seqs[i]);
 		unlink(path);
 	}

@@ -44,6 +44,9 @@
 #define SNAPSHOT_BUFFER_BYTES (1u << 20)
 #define SNAPSHOT_HEADER_BYTES 64u
 #define SNAPSHOT_VERSION      4u
+/* A snapshot's file name in DATA/snapshots, from its seq (unsigned long
+ * long): zero-padded so names sort as seqs. */
+#define SNAPSHOT_NAME_FMT "snapshot-%020llu.snap"
 
 struct snapshot_writer {
 	int fd;
@@ -73,6 +76,26 @@ int snapshot_commit(struct snapshot_writer *w);
 /* Close and remove the temporary file (after a failed sink, or instead
  * of commit).  Safe after a failed commit. */
 void snapshot_abort(struct snapshot_writer *w);
+
+/* "snapshot-<20 digits>.snap": its seq, else false (any other name,
+ * the temporaries included). */
+bool snapshot_parse_name(const char *name, u64 *seq);
+
+/* What a valid header says. */
+struct snapshot_header {
+	u64 seq;
+	u64 timestamp;
+	u64 payload_bytes;
+	u32 payload_crc;
+};
+
+/* Check the first SNAPSHOT_HEADER_BYTES of a file of file_bytes named for
+ * name_seq: NULL when the header holds (magic, checksum, version, seq,
+ * payload size; *out set), else why not, in words.  The payload checksum
+ * is the reader's to check. */
+const char *snapshot_header_check(const u8 raw[SNAPSHOT_HEADER_BYTES],
+				  u64 name_seq, u64 file_bytes,
+				  struct snapshot_header *out);
 
 /*
  * Load the newest valid snapshot's payload into a malloc'd buffer that the

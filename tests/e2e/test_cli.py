@@ -197,3 +197,34 @@ def test_cli_a_number_that_does_not_parse_is_refused_with_exit_2(ctx):
         refused(p, key, "-1", "environment")
     p = run_cli(["serve", "--threads", "257", "--data", ctx.path("f")])
     refused(p, "threads", "257", "flag")
+
+
+@e2e_test(timeout=60)
+def test_cli_numbers_have_one_spelling_leading_zeros_refused(ctx):
+    # Every number a flag, a setting or the environment gives is read by
+    # core/parse's canonical decimal: "08" and "007" are refused as
+    # "-1" and " 5" always were (they were accepted before issue 10).
+    p = run_cli(["call", "--timeout", "05", "--server",
+                 "http://127.0.0.1:1", "GET", "/v1/keys"], timeout=10)
+    check_eq(p.returncode, 2, "call --timeout 05: exit status")
+    check("--timeout" in p.stderr, "names --timeout: %r" % p.stderr)
+    p = run_cli(["delegate", "issue", "--expires", "090s"], timeout=10)
+    check_eq(p.returncode, 2, "delegate --expires 090s: exit status")
+    check("--expires 090s is not a duration" in p.stderr,
+          "names --expires: %r" % p.stderr)
+    env = dict(os.environ, TPWALLET_THREADS="08")
+    p = run_cli(["serve", "--data", ctx.path("d1")], env=env, timeout=10)
+    check_eq(p.returncode, 2, "serve with TPWALLET_THREADS=08: exit status")
+    check("TPWALLET_THREADS" in p.stderr, "names the variable: %r" % p.stderr)
+    conf = ctx.path("zeros.conf")
+    with open(conf, "w") as f:
+        f.write("threads = 007\n")
+    p = run_cli(["serve", "--config", conf, "--data", ctx.path("d2")],
+                timeout=10)
+    check_eq(p.returncode, 2, "serve with threads = 007: exit status")
+    check("threads" in p.stderr and ":1:" in p.stderr,
+          "names the key and line 1: %r" % p.stderr)
+    p = run_cli(["serve", "--listen", "127.0.0.1:08080", "--data",
+                 ctx.path("d3")], timeout=10)
+    check_eq(p.returncode, 2, "serve --listen 127.0.0.1:08080: exit status")
+    check("listen" in p.stderr, "names listen: %r" % p.stderr)

@@ -1116,6 +1116,12 @@ def test_client_policy_history_diff_rollback_survive_restart(ctx):
     check_eq(d.get("changes"), [], "diff 2 2")
     check_problem(s.get("/v1/client-policy/diff?from=1&to=9"), 404,
                   "policy-not-found", "diff to a version that is not")
+    # Version numbers are canonical decimal: a leading zero or a space
+    # (accepted before issue 10) is refused like a sign.
+    for q in ("from=01&to=3", "from=1&to=%203", "from=1&to=3%20",
+              "from=%2B1&to=3", "from=-1&to=3"):
+        check_problem(s.get("/v1/client-policy/diff?" + q), 400,
+                      "invalid-query", "diff?" + q)
     doc1 = check_ok(s.get("/v1/client-policy/versions/1"), 200,
                     "version 1")["document"]
     doc2 = check_ok(s.get("/v1/client-policy/versions/2"), 200,

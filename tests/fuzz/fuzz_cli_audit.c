@@ -215,23 +215,20 @@ static void b64_set(json_t *o, const char *name, const u8 *bin, size_t len)
  * receipt the entry's leaf hash. */
 static void fix_leaf(json_t *o)
 {
-	u8 *e = malloc(JOURNAL_RECORD_BYTES_MAX + 3);
+	u8 *e = malloc(JOURNAL_RECORD_BYTES_MAX);
 	u8 leaf[MERKLE_HASH_BYTES];
 	size_t len, n;
 	const char *s = member_str(o, "entry", &len);
 	u64 index;
+	long got;
 
 	CHECK(e != NULL);
-	if (!s || !b64_decode(s, len, e, JOURNAL_RECORD_BYTES_MAX + 3, &n))
+	if (!s || (got = parse_base64(s, len, e, JOURNAL_RECORD_BYTES_MAX)) < 0)
 		goto cleanup;
+	n = (size_t)got;
 	if (n >= JOURNAL_HEADER_BYTES) {
-		if (member_dec(o, "index", &index) && index < UINT64_MAX)
-			for (unsigned i = 0; i < 8; i++)
-				e[HEADER_SEQ_OFFSET + i] =
-					(u8)((index + 1) >> (8 * i));
-		u32 crc = crc32c(0, e + 8, n - 8);
-		for (unsigned i = 0; i < 4; i++)
-			e[HEADER_CRC_OFFSET + i] = (u8)(crc >> (8 * i));
+		bool set = member_dec(o, "index", &index) && index < UINT64_MAX;
+		journal_record_seal(e, n, set, set ? index + 1 : 0);
 		b64_set(o, "entry", e, n);
 	}
 	if (leaf_hash_record(e, n, leaf) != 0)
@@ -264,9 +261,9 @@ static void fix_event_leaf(json_t *o)
 		return;
 	if (member_dec(o, "index", &index) && index < UINT64_MAX)
 		for (unsigned i = 0; i < 8; i++)
-			p.header[HEADER_SEQ_OFFSET + i] =
+			p.header[JOURNAL_OFF_SEQ + i] =
 				(u8)((index + 1) >> (8 * i));
-	memset(p.header + HEADER_CRC_OFFSET, 0, 4);
+	memset(p.header + JOURNAL_OFF_CHECKSUM, 0, 4);
 	b64_set(o, "header", p.header, sizeof(p.header));
 	if (leaf_v2_event_count(p.header, p.command, &n) != 0 || k >= n ||
 	    nchunk == 0)
@@ -474,18 +471,19 @@ static char *resign_checkpoints(const char *in, size_t len, size_t *out_len)
 
 	CHECK(out != NULL && note != NULL);
 	while (at < len) {
-		const char *nl = memchr(in + at, '\n', len - at);
-		size_t n;
+		size_t n, head;
 		u64 rec;
-		if (!nl || !parse_dec(in + at, (size_t)(nl - in - at), &rec) ||
-		    rec > len - (size_t)(nl + 1 - in) ||
-		    !resign(nl + 1, rec, note, NOTE_BYTES_MAX, &n) ||
-		    o + 32 + n + (len - at) > 2 * len + 4096)
+		if (datadir_checkpoint_head_parse(in + at, len - at, &rec,
+						  &head) != DATADIR_HEAD_OK ||
+		    rec > len - at - head ||
+		    !resign(in + at + head, rec, note, NOTE_BYTES_MAX, &n) ||
+		    o + DATADIR_CHECKPOINT_HEAD_BYTES_MAX + n + (len - at) >
+			    2 * len + 4096)
 			break; /* (room is kept for the rest of the input) */
-		o += (size_t)snprintf(out + o, 32, "%zu\n", n);
+		o += datadir_checkpoint_head(out + o, n);
 		memcpy(out + o, note, n);
 		o += n;
-		at = (size_t)(nl + 1 - in) + rec;
+		at += head + rec;
 	}
 	memcpy(out + o, in + at, len - at);
 	*out_len = o + len - at;

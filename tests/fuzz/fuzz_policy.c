@@ -20,18 +20,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_check.h"
+
 #include "banned.h"
 
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size);
-
-#define CHECK(x)                                                               \
-	do {                                                                   \
-		if (!(x)) {                                                    \
-			fprintf(stderr, "%s:%d: %s\n", __FILE__, __LINE__,     \
-				#x);                                           \
-			abort();                                               \
-		}                                                              \
-	} while (0)
 
 static void check_err(int ret, const struct policy_err *err)
 {

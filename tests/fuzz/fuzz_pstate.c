@@ -41,18 +41,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_check.h"
+
 #include "banned.h"
 
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size);
-
-#define CHECK(x)                                                               \
-	do {                                                                   \
-		if (!(x)) {                                                    \
-			fprintf(stderr, "%s:%d: %s\n", __FILE__, __LINE__,     \
-				#x);                                           \
-			abort();                                               \
-		}                                                              \
-	} while (0)
 
 #define OPS_MAX	     64	  /* commands per program */
 #define RAW_EXT_MAX  2048 /* bytes of a raw command's ext */

@@ -1,6 +1,7 @@
 /*
- * test_core_keyring.c - the server keyring (src/crypto/keyring.c): KEK
- * loading from files and the environment with every refusal, key files
+ * test_log_keyring.c - the server keyring (src/crypto/keyring.c, in memory)
+ * over its files (src/log/keyfile.c): KEK loading from files and the
+ * environment with every refusal, key files
  * written and read back, signing with the current key and verifying through
  * keyring_lookup_verifier, rotation with its overlap window, each kind of
  * tampering refused with its own code, the JWKS and pruning.
@@ -26,6 +27,7 @@
 #include "crypto/b64url.h"
 #include "crypto/jose.h"
 #include "crypto/keyring.h"
+#include "log/keyfile.h"
 
 #include "banned.h"
 
@@ -159,9 +161,9 @@ static void open_ring(struct fx *f)
 	keyring_free(f->kr);
 	f->kr = NULL;
 	f->err[0] = '\0';
-	assert_int_equal(
-		keyring_open(f->dir, f->kek, &f->kr, f->err, sizeof(f->err)),
-		0);
+	assert_int_equal(keyfile_open_keyring(f->dir, f->kek, &f->kr, f->err,
+					      sizeof(f->err)),
+			 0);
 }
 
 static const struct keyring_key *rotate(struct fx *f, int64_t now,
@@ -219,7 +221,8 @@ static int open_err(struct fx *f)
 	keyring_free(f->kr);
 	f->kr = NULL;
 	f->err[0] = '\0';
-	return keyring_open(f->dir, f->kek, &f->kr, f->err, sizeof(f->err));
+	return keyfile_open_keyring(f->dir, f->kek, &f->kr, f->err,
+				    sizeof(f->err));
 }
 
 /* ---- the KEK ------------------------------------------------------------ */
@@ -232,9 +235,8 @@ static void test_kek_file_mode_0644_refused_naming_the_mode(void **state)
 
 	path_in(f, "kek", path, sizeof(path));
 	write_file(path, f->kek_text, strlen(f->kek_text), 0644);
-	assert_int_equal(
-		keyring_kek_load_file(path, &k, f->err, sizeof(f->err)),
-		KEYRING_E_BAD_PERMISSIONS);
+	assert_int_equal(keyfile_kek_load(path, &k, f->err, sizeof(f->err)),
+			 KEYRING_E_BAD_PERMISSIONS);
 	assert_null(k);
 	assert_non_null(strstr(f->err, "0644"));
 	assert_non_null(strstr(f->err, path));
@@ -243,17 +245,17 @@ static void test_kek_file_mode_0644_refused_naming_the_mode(void **state)
 		assert_int_equal(chmod(path, 0600), 0);
 		assert_int_equal(chown(path, 65534, 65534), 0);
 		assert_int_equal(
-			keyring_kek_load_file(path, &k, f->err, sizeof(f->err)),
+			keyfile_kek_load(path, &k, f->err, sizeof(f->err)),
 			KEYRING_E_BAD_OWNER);
 		assert_non_null(strstr(f->err, "not by the running user"));
 		assert_int_equal(chown(path, 0, 0), 0);
 	}
 	/* group-readable only, world-readable only: refused too */
 	assert_int_equal(chmod(path, 0640), 0);
-	assert_int_equal(keyring_kek_load_file(path, &k, NULL, 0),
+	assert_int_equal(keyfile_kek_load(path, &k, NULL, 0),
 			 KEYRING_E_BAD_PERMISSIONS);
 	assert_int_equal(chmod(path, 0604), 0);
-	assert_int_equal(keyring_kek_load_file(path, &k, NULL, 0),
+	assert_int_equal(keyfile_kek_load(path, &k, NULL, 0),
 			 KEYRING_E_BAD_PERMISSIONS);
 }
 
@@ -269,15 +271,13 @@ static void test_kek_file_mode_0600_and_0400_accepted_same_key(void **state)
 	/* text with a newline */
 	snprintf(text, sizeof(text), "%s\n", f->kek_text);
 	write_file(path, text, strlen(text), 0600);
-	assert_int_equal(
-		keyring_kek_load_file(path, &k, f->err, sizeof(f->err)), 0);
+	assert_int_equal(keyfile_kek_load(path, &k, f->err, sizeof(f->err)), 0);
 	keyring_kek_id(k, id2);
 	assert_memory_equal(id1, id2, sizeof(id1));
 	keyring_kek_free(k);
 	/* text without the newline, read-only */
 	write_file(path, f->kek_text, strlen(f->kek_text), 0400);
-	assert_int_equal(
-		keyring_kek_load_file(path, &k, f->err, sizeof(f->err)), 0);
+	assert_int_equal(keyfile_kek_load(path, &k, f->err, sizeof(f->err)), 0);
 	keyring_kek_id(k, id2);
 	assert_memory_equal(id1, id2, sizeof(id1));
 	keyring_kek_free(k);
@@ -298,8 +298,7 @@ static void test_kek_file_raw_32_bytes_equals_its_text(void **state)
 	path_in(f, "kek.bin", path, sizeof(path));
 	unlink(path);
 	write_file(path, raw, sizeof(raw), 0600);
-	assert_int_equal(
-		keyring_kek_load_file(path, &k, f->err, sizeof(f->err)), 0);
+	assert_int_equal(keyfile_kek_load(path, &k, f->err, sizeof(f->err)), 0);
 	keyring_kek_id(f->kek, id1);
 	keyring_kek_id(k, id2);
 	assert_memory_equal(id1, id2, sizeof(id1));
@@ -317,9 +316,8 @@ static void test_kek_file_symlink_refused_even_to_a_good_file(void **state)
 	path_in(f, "kek-link", link, sizeof(link));
 	write_file(path, f->kek_text, strlen(f->kek_text), 0600);
 	assert_int_equal(symlink(path, link), 0);
-	assert_int_equal(
-		keyring_kek_load_file(link, &k, f->err, sizeof(f->err)),
-		KEYRING_E_NOT_REGULAR);
+	assert_int_equal(keyfile_kek_load(link, &k, f->err, sizeof(f->err)),
+			 KEYRING_E_NOT_REGULAR);
 	assert_non_null(strstr(f->err, "symbolic link"));
 	assert_null(k);
 }
@@ -330,13 +328,11 @@ static void test_kek_file_directory_and_missing_refused(void **state)
 	struct keyring_kek *k = NULL;
 	char path[512];
 
-	assert_int_equal(
-		keyring_kek_load_file(f->dir, &k, f->err, sizeof(f->err)),
-		KEYRING_E_NOT_REGULAR);
+	assert_int_equal(keyfile_kek_load(f->dir, &k, f->err, sizeof(f->err)),
+			 KEYRING_E_NOT_REGULAR);
 	path_in(f, "absent", path, sizeof(path));
-	assert_int_equal(
-		keyring_kek_load_file(path, &k, f->err, sizeof(f->err)),
-		KEYRING_E_IO);
+	assert_int_equal(keyfile_kek_load(path, &k, f->err, sizeof(f->err)),
+			 KEYRING_E_IO);
 	assert_non_null(strstr(f->err, "No such file"));
 }
 
@@ -348,16 +344,14 @@ static void test_kek_file_wrong_length_or_encoding_refused(void **state)
 
 	path_in(f, "kek", path, sizeof(path));
 	write_file(path, "short\n", 6, 0600);
-	assert_int_equal(
-		keyring_kek_load_file(path, &k, f->err, sizeof(f->err)),
-		KEYRING_E_KEK_BAD_LENGTH);
+	assert_int_equal(keyfile_kek_load(path, &k, f->err, sizeof(f->err)),
+			 KEYRING_E_KEK_BAD_LENGTH);
 	assert_non_null(strstr(f->err, "6 bytes"));
 	memcpy(bad, f->kek_text, sizeof(bad));
 	bad[5] = '+'; /* base64, not base64url */
 	write_file(path, bad, strlen(bad), 0600);
-	assert_int_equal(
-		keyring_kek_load_file(path, &k, f->err, sizeof(f->err)),
-		KEYRING_E_KEK_BAD_ENCODING);
+	assert_int_equal(keyfile_kek_load(path, &k, f->err, sizeof(f->err)),
+			 KEYRING_E_KEK_BAD_ENCODING);
 	assert_null(k);
 }
 
@@ -369,18 +363,15 @@ static void test_kek_generate_file_is_0600_loadable_and_exclusive(void **state)
 	char path[512];
 
 	path_in(f, "new.kek", path, sizeof(path));
-	assert_int_equal(
-		keyring_kek_generate_file(path, f->err, sizeof(f->err)), 0);
+	assert_int_equal(keyfile_kek_generate(path, f->err, sizeof(f->err)), 0);
 	assert_int_equal(lstat(path, &st), 0);
 	assert_true(S_ISREG(st.st_mode));
 	assert_int_equal(st.st_mode & 0777, 0600);
 	assert_int_equal(st.st_size, KEYRING_KEK_TEXT_BYTES + 1);
-	assert_int_equal(
-		keyring_kek_load_file(path, &k, f->err, sizeof(f->err)), 0);
+	assert_int_equal(keyfile_kek_load(path, &k, f->err, sizeof(f->err)), 0);
 	keyring_kek_free(k);
-	assert_int_equal(
-		keyring_kek_generate_file(path, f->err, sizeof(f->err)),
-		KEYRING_E_EXISTS);
+	assert_int_equal(keyfile_kek_generate(path, f->err, sizeof(f->err)),
+			 KEYRING_E_EXISTS);
 }
 
 static void test_kek_env_parsing_accepts_43_chars_refuses_rest(void **state)
@@ -393,12 +384,12 @@ static void test_kek_env_parsing_accepts_43_chars_refuses_rest(void **state)
 	const char *var = "TPW_TEST_KEYRING_KEK";
 
 	unsetenv(var);
-	assert_int_equal(keyring_kek_from_env(var, &k, f->err, sizeof(f->err)),
+	assert_int_equal(keyfile_kek_from_env(var, &k, f->err, sizeof(f->err)),
 			 KEYRING_E_KEK_MISSING);
 	assert_non_null(strstr(f->err, var));
 
 	assert_int_equal(setenv(var, f->kek_text, 1), 0);
-	assert_int_equal(keyring_kek_from_env(var, &k, f->err, sizeof(f->err)),
+	assert_int_equal(keyfile_kek_from_env(var, &k, f->err, sizeof(f->err)),
 			 0);
 	keyring_kek_id(f->kek, id1);
 	keyring_kek_id(k, id2);
@@ -408,27 +399,27 @@ static void test_kek_env_parsing_accepts_43_chars_refuses_rest(void **state)
 
 	/* too short, too long, padded, trailing newline */
 	assert_int_equal(setenv(var, "AAAA", 1), 0);
-	assert_int_equal(keyring_kek_from_env(var, &k, f->err, sizeof(f->err)),
+	assert_int_equal(keyfile_kek_from_env(var, &k, f->err, sizeof(f->err)),
 			 KEYRING_E_KEK_BAD_LENGTH);
 	assert_non_null(strstr(f->err, "got 4"));
 	snprintf(padded, sizeof(padded), "%s=", f->kek_text);
 	assert_int_equal(setenv(var, padded, 1), 0);
-	assert_int_equal(keyring_kek_from_env(var, &k, NULL, 0),
+	assert_int_equal(keyfile_kek_from_env(var, &k, NULL, 0),
 			 KEYRING_E_KEK_BAD_LENGTH);
 	snprintf(padded, sizeof(padded), "%s\n", f->kek_text);
 	assert_int_equal(setenv(var, padded, 1), 0);
-	assert_int_equal(keyring_kek_from_env(var, &k, NULL, 0),
+	assert_int_equal(keyfile_kek_from_env(var, &k, NULL, 0),
 			 KEYRING_E_KEK_BAD_LENGTH);
 	/* bad character; non-canonical final character (low bits set) */
 	memcpy(bad, f->kek_text, sizeof(bad));
 	bad[0] = '*';
 	assert_int_equal(setenv(var, bad, 1), 0);
-	assert_int_equal(keyring_kek_from_env(var, &k, NULL, 0),
+	assert_int_equal(keyfile_kek_from_env(var, &k, NULL, 0),
 			 KEYRING_E_KEK_BAD_ENCODING);
 	memcpy(bad, f->kek_text, sizeof(bad));
 	bad[KEYRING_KEK_TEXT_BYTES - 1] = 'B';
 	assert_int_equal(setenv(var, bad, 1), 0);
-	assert_int_equal(keyring_kek_from_env(var, &k, f->err, sizeof(f->err)),
+	assert_int_equal(keyfile_kek_from_env(var, &k, f->err, sizeof(f->err)),
 			 KEYRING_E_KEK_BAD_ENCODING);
 	assert_null(k);
 	/* a refusal never echoes the value */
@@ -1015,7 +1006,8 @@ static void test_open_without_kek_verifies_but_cannot_sign(void **state)
 	open_ring(f);
 	k1 = *rotate(f, T0, 1000);
 	assert_int_equal(
-		keyring_open(f->dir, NULL, &ro, f->err, sizeof(f->err)), 0);
+		keyfile_open_keyring(f->dir, NULL, &ro, f->err, sizeof(f->err)),
+		0);
 	assert_int_equal(keyring_verifier(ro, k1.kid, T0, &pk), 0);
 	assert_memory_equal(pk.x, k1.pub, sizeof(pk.x));
 	assert_int_equal(keyring_jwks(ro, T0, j1, sizeof(j1), NULL), 0);
