@@ -9,6 +9,7 @@
  */
 #include "engine/engine.h"
 #include "core/auth.h"
+#include "core/command.h"
 #include "core/pstate.h"
 #include "engine/logger.h"
 #include "log/journal.h"
@@ -124,74 +125,18 @@ static u32 replay_results[BATCH_EVENTS_MAX];
  * on one thread at a time: the sequencer, or replay before it starts). */
 static u8 guard_skip[BATCH_EVENTS_MAX];
 
-/* A JOURNAL_COMMAND payload: command_header, ext, events (auth.h). */
+/* A JOURNAL_COMMAND payload: decoded and applied by the registry
+ * (core/command.h). */
 static int apply_command(struct ledger *l, struct auth *a, struct pstate *ps,
 			 u64 timestamp, const u8 *p, u32 bytes, u32 *results)
 {
-	struct command_header h;
+	struct command_view c;
+	const struct command_target t = {
+		.ledger = l, .auth = a, .pstate = ps, .scratch = guard_skip};
 
-	if (bytes < sizeof(h))
+	if (command_decode(p, bytes, &c) != 0)
 		return -EBADMSG;
-	memcpy(&h, p, sizeof(h));
-	if (h.ext_bytes % 16 != 0 || h.count > BATCH_EVENTS_MAX ||
-	    (u64)sizeof(h) + h.ext_bytes + (u64)h.count * 128u != bytes)
-		return -EBADMSG;
-	const u8 *ext = p + sizeof(h);
-	const void *events = ext + h.ext_bytes;
-
-	switch (h.kind) {
-	case AUTH_CMD_ACCOUNTS_OWNED: {
-		struct auth_owner o;
-		if (h.ext_bytes != sizeof(o) || h.count == 0)
-			return -EBADMSG;
-		memcpy(&o, ext, sizeof(o));
-		int ret = ledger_create_accounts(l, events, h.count, timestamp,
-						 results);
-		if (ret == 0)
-			auth_set_owners(a, &o, events, results, h.count);
-		return ret;
-	}
-	case AUTH_CMD_TRANSFERS_GUARDED:
-	case AUTH_CMD_TRANSFERS_GUARDED_2: {
-		u32 n = h.ext_bytes / sizeof(struct auth_guard);
-		if (n == 0 || n > AUTH_GUARD_LINKS_MAX || h.count == 0)
-			return -EBADMSG;
-		const struct auth_guard *g = (const void *)ext;
-		const u8 *skip = NULL;
-		if (h.kind == AUTH_CMD_TRANSFERS_GUARDED_2) {
-			const struct transfer *t = events;
-			struct transfer old;
-			for (u32 i = 0; i < h.count; i++)
-				guard_skip[i] = ledger_lookup_transfer(
-							l, t[i].id, &old) == 0;
-			skip = guard_skip;
-		}
-		u32 refuse = auth_guard_check(a, g, n, events, h.count, skip);
-		if (refuse) {
-			for (u32 i = 0; i < h.count; i++)
-				results[i] = refuse;
-			return 0;
-		}
-		int ret = ledger_create_transfers(l, events, h.count, timestamp,
-						  results);
-		if (ret == 0)
-			ret = auth_guard_commit(a, g, n, events, results,
-						h.count);
-		return ret;
-	}
-	case PSTATE_CMD_SET:
-	case PSTATE_CMD_OVERRIDE:
-	case PSTATE_CMD_OVERRIDE_END:
-		if (h.count != 0)
-			return -EBADMSG;
-		return pstate_apply(ps, h.kind, ext, h.ext_bytes, timestamp,
-				    results);
-	default:
-		if (h.count != 0)
-			return -EBADMSG;
-		return auth_apply(a, h.kind, ext, h.ext_bytes, timestamp,
-				  results);
-	}
+	return command_apply(&t, &c, timestamp, results);
 }
 
 /* The state the log drives: the ledger and what sits beside it. */
@@ -878,42 +823,12 @@ void engine_close(struct engine *e)
  * would be durable before it failed, and stop every later replay. */
 static bool command_ok(const struct engine_request *r)
 {
-	struct command_header h;
+	struct command_view c;
 
-	if (r->payload_bytes < sizeof(h) ||
-	    r->payload_bytes > JOURNAL_RECORD_BYTES_MAX - JOURNAL_HEADER_BYTES)
-		return false;
-	memcpy(&h, r->events, sizeof(h));
-	if (h.ext_bytes % 16 != 0 || h.count != r->count ||
-	    h.count > BATCH_EVENTS_MAX ||
-	    (u64)sizeof(h) + h.ext_bytes + (u64)h.count * 128u !=
-		    r->payload_bytes)
-		return false;
-	switch (h.kind) {
-	case AUTH_CMD_ACCOUNTS_OWNED:
-		return h.count > 0 && h.ext_bytes == sizeof(struct auth_owner);
-	case AUTH_CMD_TRANSFERS_GUARDED:
-	case AUTH_CMD_TRANSFERS_GUARDED_2:
-		return h.count > 0 && h.ext_bytes > 0 &&
-		       h.ext_bytes % sizeof(struct auth_guard) == 0 &&
-		       h.ext_bytes / sizeof(struct auth_guard) <=
-			       AUTH_GUARD_LINKS_MAX;
-	case AUTH_CMD_PRINCIPAL:
-	case AUTH_CMD_REVOKE:
-	case AUTH_CMD_KEY:
-		return h.count == 0 &&
-		       auth_command_valid(h.kind,
-					  (const u8 *)r->events + sizeof(h),
-					  h.ext_bytes);
-	case PSTATE_CMD_SET:
-	case PSTATE_CMD_OVERRIDE:
-	case PSTATE_CMD_OVERRIDE_END:
-		return h.count == 0 &&
-		       pstate_command_valid(h.kind,
-					    (const u8 *)r->events + sizeof(h),
-					    h.ext_bytes);
-	default: return false;
-	}
+	return r->payload_bytes <=
+		       JOURNAL_RECORD_BYTES_MAX - JOURNAL_HEADER_BYTES &&
+	       command_decode(r->events, r->payload_bytes, &c) == 0 &&
+	       c.h.count == r->count && command_valid(&c);
 }
 
 int engine_submit(struct engine *e, struct engine_request *req)

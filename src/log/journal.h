@@ -57,7 +57,7 @@
 #define JOURNAL_VERSION	     2u
 #define JOURNAL_HEADER_BYTES 32u
 /* Largest record: a full batch of 128-byte events, plus room for a
- * command's header and ext (core/auth.h: up to 8 guard entries of 128
+ * command's header and ext (core/command.h: up to 8 guard entries of 128
  * bytes before a batch of transfers). */
 #define JOURNAL_RECORD_BYTES_MAX                                               \
 	(JOURNAL_HEADER_BYTES + 8192u * 128u + 16u + 8u * 128u)
