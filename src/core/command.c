@@ -61,21 +61,23 @@ static int apply_transfers_guarded(const struct command_target *t,
 	return ret;
 }
 
-static int apply_auth(const struct command_target *t, const struct command_view *c,
-		      u64 timestamp, u32 *results)
+static int apply_auth(const struct command_target *t,
+		      const struct command_view *c, u64 timestamp, u32 *results)
 {
-	return auth_apply(t->auth, c->h.kind, c->ext, c->h.ext_bytes,
-			  timestamp, results);
+	return auth_apply(t->auth, c->h.kind, c->ext, c->h.ext_bytes, timestamp,
+			  results);
 }
 
 static int apply_pstate(const struct command_target *t,
-			const struct command_view *c, u64 timestamp, u32 *results)
+			const struct command_view *c, u64 timestamp,
+			u32 *results)
 {
 	return pstate_apply(t->pstate, c->h.kind, c->ext, c->h.ext_bytes,
 			    timestamp, results);
 }
 
-/* ---- the table ------------------------------------------------------------ */
+/* ---- the table ------------------------------------------------------------
+ */
 
 static const struct command_def defs[] = {
 #define COMMAND__ROW(name_, kind_, display_, events_, parts_, min_, max_,      \
@@ -116,7 +118,8 @@ const char *command_name(u16 kind)
 	return d ? d->name : "unknown";
 }
 
-/* ---- decoding ------------------------------------------------------------- */
+/* ---- decoding -------------------------------------------------------------
+ */
 
 int command_layout(const u8 header[16], u64 payload_bytes,
 		   struct command_header *out)
@@ -157,9 +160,8 @@ int command_decode(const void *payload, size_t bytes, struct command_view *out)
 
 bool command_valid(const struct command_view *c)
 {
-	return c->def &&
-	       (!c->def->valid ||
-		c->def->valid(c->h.kind, c->ext, c->h.ext_bytes));
+	return c->def && (!c->def->valid ||
+			  c->def->valid(c->h.kind, c->ext, c->h.ext_bytes));
 }
 
 int command_apply(const struct command_target *t, const struct command_view *c,

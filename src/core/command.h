@@ -82,34 +82,33 @@ enum command_events {
 /*
  * The registry: X(enum name, kind, display name, events, parts, ext_min,
  * ext_max, ext_unit, validator, applier).  Parts: what the applier
- * changes (COMMAND_LEDGER, _AUTH, _PSTATE).  The ext's size is in ext_min..ext_max
- * and a multiple of ext_unit (16, or a whole struct such as the guards');
- * the validator (may be NULL) then checks the ext's contents, and sizes
- * exactly, for the kinds whose module applies them.  The ext types and
+ * changes (COMMAND_LEDGER, _AUTH, _PSTATE).  The ext's size is in
+ * ext_min..ext_max and a multiple of ext_unit (16, or a whole struct such as
+ * the guards'); the validator (may be NULL) then checks the ext's contents, and
+ * sizes exactly, for the kinds whose module applies them.  The ext types and
  * the handlers are only named here; command.c expands the rows.
  */
 #define COMMAND_KINDS(X)                                                       \
 	/* ext: struct auth_owner; events: accounts */                         \
 	X(AUTH_CMD_ACCOUNTS_OWNED, 1, "accounts_owned",                        \
-	  COMMAND_EVENTS_ACCOUNTS, COMMAND_LEDGER | COMMAND_AUTH,               \
-	  sizeof(struct auth_owner),                  \
-	  sizeof(struct auth_owner), 16, NULL, apply_accounts_owned)               \
+	  COMMAND_EVENTS_ACCOUNTS, COMMAND_LEDGER | COMMAND_AUTH,              \
+	  sizeof(struct auth_owner), sizeof(struct auth_owner), 16, NULL,      \
+	  apply_accounts_owned)                                                \
 	/* ext: 1..AUTH_GUARD_LINKS_MAX struct auth_guard; events: transfers   \
 	 * (every event counts against caps and uses) */                       \
 	X(AUTH_CMD_TRANSFERS_GUARDED, 2, "transfers_guarded",                  \
-	  COMMAND_EVENTS_TRANSFERS, COMMAND_LEDGER | COMMAND_AUTH,              \
-	  sizeof(struct auth_guard),                 \
-	  AUTH_GUARD_LINKS_MAX * sizeof(struct auth_guard),                  \
-	  sizeof(struct auth_guard), NULL,              \
-	  apply_transfers_guarded)                                             \
-	X(AUTH_CMD_PRINCIPAL, 3, "principal", COMMAND_EVENTS_NONE, COMMAND_AUTH,             \
-	  sizeof(struct auth_principal), sizeof(struct auth_principal), 16,    \
-	  auth_command_valid, apply_auth)                                      \
+	  COMMAND_EVENTS_TRANSFERS, COMMAND_LEDGER | COMMAND_AUTH,             \
+	  sizeof(struct auth_guard),                                           \
+	  AUTH_GUARD_LINKS_MAX * sizeof(struct auth_guard),                    \
+	  sizeof(struct auth_guard), NULL, apply_transfers_guarded)            \
+	X(AUTH_CMD_PRINCIPAL, 3, "principal", COMMAND_EVENTS_NONE,             \
+	  COMMAND_AUTH, sizeof(struct auth_principal),                         \
+	  sizeof(struct auth_principal), 16, auth_command_valid, apply_auth)   \
 	/* ext: struct auth_revoke, or its first AUTH_REVOKE_V1_BYTES */       \
-	X(AUTH_CMD_REVOKE, 4, "revoke", COMMAND_EVENTS_NONE, COMMAND_AUTH,                   \
+	X(AUTH_CMD_REVOKE, 4, "revoke", COMMAND_EVENTS_NONE, COMMAND_AUTH,     \
 	  AUTH_REVOKE_V1_BYTES, sizeof(struct auth_revoke), 16,                \
 	  auth_command_valid, apply_auth)                                      \
-	X(AUTH_CMD_KEY, 5, "key", COMMAND_EVENTS_NONE, COMMAND_AUTH,                         \
+	X(AUTH_CMD_KEY, 5, "key", COMMAND_EVENTS_NONE, COMMAND_AUTH,           \
 	  sizeof(struct auth_key_event), sizeof(struct auth_key_event), 16,    \
 	  auth_command_valid, apply_auth)                                      \
 	/* As 2, except that an event whose id is already a transfer before    \
@@ -118,22 +117,21 @@ enum command_events {
 	 * is now used up must answer `exists`, not a refusal.  Kind 2 keeps   \
 	 * its meaning for the records that hold it. */                        \
 	X(AUTH_CMD_TRANSFERS_GUARDED_2, 6, "transfers_guarded_2",              \
-	  COMMAND_EVENTS_TRANSFERS, COMMAND_LEDGER | COMMAND_AUTH,              \
-	  sizeof(struct auth_guard),                 \
-	  AUTH_GUARD_LINKS_MAX * sizeof(struct auth_guard),                  \
-	  sizeof(struct auth_guard), NULL,              \
-	  apply_transfers_guarded)                                             \
+	  COMMAND_EVENTS_TRANSFERS, COMMAND_LEDGER | COMMAND_AUTH,             \
+	  sizeof(struct auth_guard),                                           \
+	  AUTH_GUARD_LINKS_MAX * sizeof(struct auth_guard),                    \
+	  sizeof(struct auth_guard), NULL, apply_transfers_guarded)            \
 	/* ext: struct pstate_set + the document text, padded to 16 */         \
-	X(PSTATE_CMD_SET, 16, "policy_set", COMMAND_EVENTS_NONE, COMMAND_PSTATE,               \
-	  sizeof(struct pstate_set), COMMAND_EXT_BYTES_MAX, 16,                \
-	  pstate_command_valid, apply_pstate)                                  \
-	X(PSTATE_CMD_OVERRIDE, 17, "policy_override", COMMAND_EVENTS_NONE, COMMAND_PSTATE,     \
-	  sizeof(struct pstate_override_cmd),                                  \
+	X(PSTATE_CMD_SET, 16, "policy_set", COMMAND_EVENTS_NONE,               \
+	  COMMAND_PSTATE, sizeof(struct pstate_set), COMMAND_EXT_BYTES_MAX,    \
+	  16, pstate_command_valid, apply_pstate)                              \
+	X(PSTATE_CMD_OVERRIDE, 17, "policy_override", COMMAND_EVENTS_NONE,     \
+	  COMMAND_PSTATE, sizeof(struct pstate_override_cmd),                  \
 	  sizeof(struct pstate_override_cmd), 16, pstate_command_valid,        \
 	  apply_pstate)                                                        \
 	X(PSTATE_CMD_OVERRIDE_END, 18, "policy_override_end",                  \
 	  COMMAND_EVENTS_NONE, COMMAND_PSTATE,                                 \
-	  sizeof(struct pstate_override_end),             \
+	  sizeof(struct pstate_override_end),                                  \
 	  sizeof(struct pstate_override_end), 16, pstate_command_valid,        \
 	  apply_pstate)
 
@@ -201,8 +199,9 @@ int command_layout(const u8 header[16], u64 payload_bytes,
 /*
  * Decode a JOURNAL_COMMAND payload: the layout, a kind of the registry,
  * and the row's rule (events: none, or 1..BATCH_EVENTS_MAX; the ext's
- * size in range and a multiple of its unit).  Never reads outside payload[0..bytes).
- * Returns 0 or -EBADMSG.  The ext's contents are the validator's.
+ * size in range and a multiple of its unit).  Never reads outside
+ * payload[0..bytes). Returns 0 or -EBADMSG.  The ext's contents are the
+ * validator's.
  */
 int command_decode(const void *payload, size_t bytes, struct command_view *out);
 

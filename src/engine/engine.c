@@ -8,9 +8,7 @@
  * and docs/architecture.md for the path of a request.
  */
 #include "engine/engine.h"
-#include "core/auth.h"
-#include "core/command.h"
-#include "core/pstate.h"
+#include "core/state.h"
 #include "engine/logger.h"
 #include "log/journal.h"
 #include "log/snapshot.h"
@@ -62,10 +60,17 @@ struct group {
 	u64 weight;
 };
 
+_Static_assert((int)JOURNAL_CREATE_ACCOUNTS == (int)STATE_CREATE_ACCOUNTS &&
+		       (int)JOURNAL_CREATE_TRANSFERS ==
+			       (int)STATE_CREATE_TRANSFERS &&
+		       (int)JOURNAL_PULSE == (int)STATE_PULSE &&
+		       (int)JOURNAL_COMMAND == (int)STATE_COMMAND,
+	       "journal record types are the state's");
+
 struct engine {
-	struct ledger *ledger;
-	struct auth *auth;     /* principals, owners, revocations, counters */
-	struct pstate *pstate; /* client-version policy versions, overrides */
+	/* The ledger, auth and policy state (core/state): written by the
+	 * applier (replay before it starts), read under state_lock. */
+	struct state *state;
 	struct journal *journal;
 	pthread_rwlock_t state_lock; /* readers vs. the sequencer's apply */
 
@@ -86,7 +91,7 @@ struct engine {
 	bool sequencer_started, applier_started;
 	u64 last_timestamp;	 /* sequencer: last stamped */
 	u64 last_pulse_deadline; /* sequencer: deadline last pulsed for */
-	_Atomic u64 next_expiry; /* applier publishes ledger_next_expiry */
+	_Atomic u64 next_expiry; /* applier publishes state_next_expiry */
 	u64 last_seq;		 /* applier (under state_lock) */
 	_Atomic u64 durable_seq; /* sequencer: last seq fdatasync'ed */
 	u64 applied_timestamp;	 /* applier: timestamp of record last_seq */
@@ -121,50 +126,6 @@ static u64 monotonic_ms(void)
 /* ---- applying records (shared by replay and the live path) ---------- */
 
 static u32 replay_results[BATCH_EVENTS_MAX];
-/* Events of a guarded batch whose id is already a transfer (apply runs
- * on one thread at a time: the sequencer, or replay before it starts). */
-static u8 guard_skip[BATCH_EVENTS_MAX];
-
-/* A JOURNAL_COMMAND payload: decoded and applied by the registry
- * (core/command.h). */
-static int apply_command(struct ledger *l, struct auth *a, struct pstate *ps,
-			 u64 timestamp, const u8 *p, u32 bytes, u32 *results)
-{
-	struct command_view c;
-	const struct command_target t = {
-		.ledger = l, .auth = a, .pstate = ps, .scratch = guard_skip};
-
-	if (command_decode(p, bytes, &c) != 0)
-		return -EBADMSG;
-	return command_apply(&t, &c, timestamp, results);
-}
-
-/* The state the log drives: the ledger and what sits beside it. */
-struct state {
-	struct ledger *ledger;
-	struct auth *auth;
-	struct pstate *pstate;
-};
-
-static int apply(const struct state *st, u16 type, u64 timestamp,
-		 const void *events, u32 count, u32 *results)
-{
-	struct ledger *l = st->ledger;
-
-	switch (type) {
-	case JOURNAL_COMMAND:
-		return apply_command(l, st->auth, st->pstate, timestamp, events,
-				     count, results);
-	case JOURNAL_CREATE_ACCOUNTS:
-		return ledger_create_accounts(l, events, count, timestamp,
-					      results);
-	case JOURNAL_CREATE_TRANSFERS:
-		return ledger_create_transfers(l, events, count, timestamp,
-					       results);
-	case JOURNAL_PULSE: ledger_pulse(l, timestamp); return 0;
-	default: return -EBADMSG;
-	}
-}
 
 struct replay_ctx {
 	struct engine *e;
@@ -175,18 +136,11 @@ struct replay_ctx {
 static int replay_one(void *ctx, const struct journal_record *r)
 {
 	struct replay_ctx *rc = ctx;
-	u32 count = r->payload_bytes / 128u;
 
 	if (r->seq != rc->expect_seq)
 		return -EBADMSG;
-	if (r->type == JOURNAL_COMMAND)
-		count = r->payload_bytes; /* apply_command checks it */
-	else if (r->type != JOURNAL_PULSE &&
-		 (count == 0 || count > BATCH_EVENTS_MAX))
-		return -EBADMSG;
-	struct state st = {rc->e->ledger, rc->e->auth, rc->e->pstate};
-	int ret = apply(&st, r->type, r->timestamp, r->payload, count,
-			replay_results);
+	int ret = state_apply(rc->e->state, r->type, r->timestamp, r->payload,
+			      r->payload_bytes, replay_results);
 	if (ret < 0)
 		return ret;
 	rc->expect_seq++;
@@ -255,31 +209,9 @@ static int recover(struct engine *e, const struct engine_options *o,
 		return ret;
 	}
 	if (ret == 1) {
-		/* u64 n, the auth state; u64 n, the policy state; the
-		 * ledger (SNAPSHOT_VERSION 4). */
-		size_t at = 0;
-		u64 n = 0;
-		if (snap_len - at >= 8) {
-			memcpy(&n, snap + at, 8);
-			at += 8;
-			if (n <= snap_len - at) {
-				e->auth = auth_snapshot_read(snap + at, n);
-				at += n;
-			}
-		}
-		if (e->auth && snap_len - at >= 8) {
-			memcpy(&n, snap + at, 8);
-			at += 8;
-			if (n <= snap_len - at) {
-				e->pstate = pstate_snapshot_read(snap + at, n);
-				at += n;
-			}
-		}
-		if (e->pstate)
-			e->ledger =
-				ledger_snapshot_read(snap + at, snap_len - at);
+		e->state = state_snapshot_read(snap, snap_len);
 		free(snap);
-		if (!e->ledger || !e->auth || !e->pstate) {
+		if (!e->state) {
 			*err = "the newest snapshot passed its checksum but "
 			       "could not be decoded";
 			return -EBADMSG;
@@ -287,16 +219,14 @@ static int recover(struct engine *e, const struct engine_options *o,
 		e->last_seq = snap_seq;
 		e->last_timestamp = snap_ts;
 	} else {
-		e->ledger = ledger_new(&lo);
-		e->auth = auth_new();
-		e->pstate = pstate_new();
-		if (!e->ledger || !e->auth || !e->pstate) {
+		e->state = state_new(&lo);
+		if (!e->state) {
 			*err = "out of memory";
 			return -ENOMEM;
 		}
 	}
-	if (ledger_last_timestamp(e->ledger) > e->last_timestamp)
-		e->last_timestamp = ledger_last_timestamp(e->ledger);
+	if (state_last_timestamp(e->state) > e->last_timestamp)
+		e->last_timestamp = state_last_timestamp(e->state);
 
 	struct replay_ctx rc = {.e = e, .expect_seq = e->last_seq + 1};
 	ret = journal_open(&e->journal, e->data_dir, &jo, e->last_seq,
@@ -377,18 +307,8 @@ static void snapshot_start(struct engine *e)
 		close_range(3, ~0u, 0);
 		int rc = snapshot_begin(w, e->data_dir, e->last_seq,
 					e->applied_timestamp);
-		u64 auth_len = auth_snapshot_bytes(e->auth);
 		if (rc == 0)
-			rc = snapshot_sink(w, &auth_len, sizeof(auth_len));
-		if (rc == 0)
-			rc = auth_snapshot_write(e->auth, snapshot_sink, w);
-		u64 ps_len = pstate_snapshot_bytes(e->pstate);
-		if (rc == 0)
-			rc = snapshot_sink(w, &ps_len, sizeof(ps_len));
-		if (rc == 0)
-			rc = pstate_snapshot_write(e->pstate, snapshot_sink, w);
-		if (rc == 0)
-			rc = ledger_snapshot_write(e->ledger, snapshot_sink, w);
+			rc = state_snapshot_write(e->state, snapshot_sink, w);
 		if (rc == 0)
 			rc = snapshot_commit(w);
 		else
@@ -502,12 +422,6 @@ static u16 journal_type_of(const struct engine_request *r)
 static u32 payload_bytes_of(const struct engine_request *r)
 {
 	return r->op == ENGINE_COMMAND ? r->payload_bytes : r->count * 128u;
-}
-
-/* What apply() takes as its count: events, or a command's bytes. */
-static u32 apply_count_of(const struct engine_request *r)
-{
-	return r->op == ENGINE_COMMAND ? r->payload_bytes : r->count;
 }
 
 /* Hand a durable group to the applier; waits while the pipeline is full,
@@ -629,14 +543,15 @@ static void apply_group(struct engine *e, struct group *g)
 {
 	pthread_rwlock_wrlock(&e->state_lock);
 	if (g->pulse) {
-		ledger_pulse(e->ledger, g->pulse_ts);
+		(void)state_apply(e->state, STATE_PULSE, g->pulse_ts, NULL, 0,
+				  NULL); /* cannot fail */
 		e->last_seq = g->pulse_seq;
 		e->applied_timestamp = g->pulse_ts;
 	}
 	for (struct engine_request *r = g->requests; r; r = r->next) {
-		struct state st = {e->ledger, e->auth, e->pstate};
-		r->status = apply(&st, journal_type_of(r), r->timestamp,
-				  r->events, apply_count_of(r), r->results);
+		r->status =
+			state_apply(e->state, journal_type_of(r), r->timestamp,
+				    r->events, payload_bytes_of(r), r->results);
 		if (r->status < 0) {
 			/* The record is durable but the state could not
 			 * take it: the process cannot go on consistently. */
@@ -649,7 +564,7 @@ static void apply_group(struct engine *e, struct group *g)
 		e->last_seq = r->seq;
 		e->applied_timestamp = r->timestamp;
 	}
-	atomic_store(&e->next_expiry, ledger_next_expiry(e->ledger));
+	atomic_store(&e->next_expiry, state_next_expiry(e->state));
 	pthread_rwlock_unlock(&e->state_lock);
 
 	atomic_fetch_add(&e->batches, 1);
@@ -759,7 +674,7 @@ int engine_open(struct engine **out, const struct engine_options *o,
 		goto cleanup;
 	e->applied_timestamp = e->last_timestamp;
 	atomic_store(&e->durable_seq, e->last_seq);
-	atomic_store(&e->next_expiry, ledger_next_expiry(e->ledger));
+	atomic_store(&e->next_expiry, state_next_expiry(e->state));
 	ret = pthread_create(&e->applier, NULL, applier_main, e);
 	if (ret != 0) {
 		msg = "cannot start the applier thread";
@@ -805,10 +720,7 @@ void engine_close(struct engine *e)
 	snapshot_reap(e, true);
 	if (e->journal)
 		journal_close(e->journal);
-	if (e->ledger)
-		ledger_free(e->ledger);
-	auth_free(e->auth);
-	pstate_free(e->pstate);
+	state_free(e->state);
 	free(e->snapshot_writer);
 	pthread_rwlock_destroy(&e->state_lock);
 	pthread_mutex_destroy(&e->queue_lock);
@@ -819,16 +731,17 @@ void engine_close(struct engine *e)
 	free(e);
 }
 
-/* A command must be one apply_command() takes: a malformed record
- * would be durable before it failed, and stop every later replay. */
+/* A command must be one state_apply takes: a malformed record would be
+ * durable before it failed, and stop every later replay. */
 static bool command_ok(const struct engine_request *r)
 {
-	struct command_view c;
+	u32 events;
 
 	return r->payload_bytes <=
 		       JOURNAL_RECORD_BYTES_MAX - JOURNAL_HEADER_BYTES &&
-	       command_decode(r->events, r->payload_bytes, &c) == 0 &&
-	       c.h.count == r->count && command_valid(&c);
+	       state_check(STATE_COMMAND, r->events, r->payload_bytes,
+			   &events) == 0 &&
+	       events == r->count;
 }
 
 int engine_submit(struct engine *e, struct engine_request *req)
@@ -905,17 +818,17 @@ int engine_execute(struct engine *e, struct engine_request *req)
 const struct ledger *engine_read_begin(struct engine *e)
 {
 	pthread_rwlock_rdlock(&e->state_lock);
-	return e->ledger;
+	return state_ledger(e->state);
 }
 
 const struct auth *engine_auth(struct engine *e)
 {
-	return e->auth;
+	return state_auth(e->state);
 }
 
 const struct pstate *engine_pstate(struct engine *e)
 {
-	return e->pstate;
+	return state_pstate(e->state);
 }
 
 void engine_read_end(struct engine *e)

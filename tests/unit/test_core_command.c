@@ -42,10 +42,14 @@ static void kinds_keep_their_journal_numbers_and_names(void **state)
 		u16 kind;
 		const char *name;
 	} rows[] = {
-		{1, "accounts_owned"},	   {2, "transfers_guarded"},
-		{3, "principal"},	   {4, "revoke"},
-		{5, "key"},		   {6, "transfers_guarded_2"},
-		{16, "policy_set"},	   {17, "policy_override"},
+		{1, "accounts_owned"},
+		{2, "transfers_guarded"},
+		{3, "principal"},
+		{4, "revoke"},
+		{5, "key"},
+		{6, "transfers_guarded_2"},
+		{16, "policy_set"},
+		{17, "policy_override"},
 		{18, "policy_override_end"},
 	};
 	assert_int_equal(AUTH_CMD_ACCOUNTS_OWNED, 1);
