@@ -60,8 +60,7 @@ void state_free(struct state *s)
 	free(s);
 }
 
-int state_check(u16 type, const void *payload, u32 payload_bytes,
-		u32 *events)
+int state_check(u16 type, const void *payload, u32 payload_bytes, u32 *events)
 {
 	struct command_view c;
 
@@ -97,8 +96,7 @@ int state_apply(struct state *s, u16 type, u64 timestamp, const void *payload,
 	switch (type) {
 	case STATE_CREATE_ACCOUNTS:
 	case STATE_CREATE_TRANSFERS:
-		if (n == 0 || n > BATCH_EVENTS_MAX ||
-		    payload_bytes % 128 != 0)
+		if (n == 0 || n > BATCH_EVENTS_MAX || payload_bytes % 128 != 0)
 			return -EBADMSG;
 		return type == STATE_CREATE_ACCOUNTS
 			       ? ledger_create_accounts(s->ledger, payload, n,
@@ -157,8 +155,7 @@ void state_digest(const struct state *s, u8 out[32])
 	crypto_generichash(out, 32, parts[0], sizeof(parts), NULL, 0);
 }
 
-int state_snapshot_write(const struct state *s, ledger_sink_fn sink,
-			 void *ctx)
+int state_snapshot_write(const struct state *s, ledger_sink_fn sink, void *ctx)
 {
 	u64 auth_len = auth_snapshot_bytes(s->auth);
 	u64 ps_len = pstate_snapshot_bytes(s->pstate);

@@ -58,8 +58,7 @@ void state_free(struct state *s);
  * apply stops replay.  *events gets the events the record carries (a
  * command's count).  Returns 0 or -EBADMSG.
  */
-int state_check(u16 type, const void *payload, u32 payload_bytes,
-		u32 *events);
+int state_check(u16 type, const void *payload, u32 payload_bytes, u32 *events);
 
 /*
  * Apply one journal record at its timestamp: results gets one code per
@@ -96,12 +95,11 @@ void state_digest(const struct state *s, u8 out[32]);
  *   u64 m, then m bytes of the policy state (pstate_snapshot_write)
  *   the ledger (ledger_snapshot_write), to the end
  *
- * integers in host order (little-endian: x86-64, arm64).  Write streams through sink (allocates
- * nothing: the engine calls it in a forked child); read returns NULL
- * when the bytes are not a valid container (or out of memory).
+ * integers in host order (little-endian: x86-64, arm64).  Write streams through
+ * sink (allocates nothing: the engine calls it in a forked child); read returns
+ * NULL when the bytes are not a valid container (or out of memory).
  */
-int state_snapshot_write(const struct state *s, ledger_sink_fn sink,
-			 void *ctx);
+int state_snapshot_write(const struct state *s, ledger_sink_fn sink, void *ctx);
 struct state *state_snapshot_read(const u8 *buf, size_t len);
 
 #endif

@@ -96,6 +96,7 @@ struct engine {
 	_Atomic u64 durable_seq; /* sequencer: last seq fdatasync'ed */
 	u64 applied_timestamp;	 /* applier: timestamp of record last_seq */
 
+	struct state_clock clock; /* engine_options.clock, or realtime */
 	char data_dir[PATH_MAX];
 	u64 snapshot_every;
 	u64 events_since_snapshot;
@@ -109,11 +110,18 @@ struct engine {
 	u64 recovery_records, recovery_ms;
 };
 
-static u64 now_ns(void)
+static u64 realtime_ns(void *ctx)
 {
 	struct timespec ts;
+	(void)ctx;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (u64)ts.tv_sec * 1000000000u + (u64)ts.tv_nsec;
+}
+
+/* The time records are stamped with: engine_options.clock. */
+static u64 now_ns(const struct engine *e)
+{
+	return e->clock.now_ns(e->clock.ctx);
 }
 
 static u64 monotonic_ms(void)
@@ -441,7 +449,7 @@ static void push_durable(struct engine *e, const struct group *g)
 static void commit_group(struct engine *e, struct engine_request *list)
 {
 	struct group g = {.requests = list};
-	u64 now = now_ns();
+	u64 now = now_ns(e);
 	int ret = 0;
 
 	/* Expire pending transfers by log time: a pulse record, so replay
@@ -614,7 +622,7 @@ static void *applier_main(void *arg)
 		/* With no traffic, wake the sequencer when a pending
 		 * transfer's deadline has passed, so it journals a pulse. */
 		u64 expiry = atomic_load(&e->next_expiry);
-		if (!have && expiry != 0 && expiry <= now_ns()) {
+		if (!have && expiry != 0 && expiry <= now_ns(e)) {
 			pthread_mutex_lock(&e->queue_lock);
 			pthread_cond_signal(&e->queue_cond);
 			pthread_mutex_unlock(&e->queue_lock);
@@ -666,6 +674,9 @@ int engine_open(struct engine **out, const struct engine_options *o,
 		ret = -ENAMETOOLONG;
 		goto cleanup;
 	}
+	e->clock = o->clock;
+	if (!e->clock.now_ns)
+		e->clock = (struct state_clock){.now_ns = realtime_ns};
 	e->snapshot_every = o->snapshot_every_records
 				    ? o->snapshot_every_records
 				    : SNAPSHOT_EVERY_DEFAULT;

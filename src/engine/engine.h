@@ -24,6 +24,7 @@
 #define TPW_ENGINE_ENGINE_H
 
 #include "core/ledger.h"
+#include "core/state.h"
 
 #include <pthread.h>
 
@@ -73,6 +74,11 @@ struct engine_options {
 	 * truncate_corrupt_tail (journal_options). */
 	u64 covered_seq;
 	bool truncate_corrupt_tail;
+	/* The clock records are stamped with and pending transfers expire
+	 * by (core/state.h); now_ns NULL: CLOCK_REALTIME.  Must not go
+	 * back by much: the engine keeps timestamps increasing anyway.  A
+	 * test steps it to drive expiry (a pulse) without sleeping. */
+	struct state_clock clock;
 };
 
 struct engine;

@@ -113,9 +113,8 @@ static void records_apply_to_their_parts(void **unused)
 	u64 deadline = TS0 + 3 + 10 * 1000000000ull;
 	assert_int_equal(state_next_expiry(s), deadline);
 	/* A pulse before the deadline expires nothing; one at it does. */
-	assert_int_equal(state_apply(s, STATE_PULSE, deadline - 1, NULL, 0,
-				     NULL),
-			 0);
+	assert_int_equal(
+		state_apply(s, STATE_PULSE, deadline - 1, NULL, 0, NULL), 0);
 	assert_int_equal(state_next_expiry(s), deadline);
 	assert_int_equal(state_apply(s, STATE_PULSE, deadline, NULL, 0, NULL),
 			 0);
@@ -157,8 +156,8 @@ static void cut_or_lengthened_snapshot_is_refused(void **unused)
 	assert_int_equal(state_snapshot_write(s, to_bytes, &b), 0);
 	/* Cut inside each length field and each part. */
 	memcpy(&n, b.p, 8);
-	const size_t cuts[] = {0, 7, 8, 8 + (size_t)n - 1, 8 + (size_t)n + 4,
-			       b.len - 1};
+	const size_t cuts[] = {
+		0, 7, 8, 8 + (size_t)n - 1, 8 + (size_t)n + 4, b.len - 1};
 	for (size_t i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++)
 		assert_null(state_snapshot_read(b.p, cuts[i]));
 	/* A first length that runs past the end. */
@@ -183,8 +182,7 @@ static void check_refuses_what_apply_refuses(void **unused)
 
 	assert_int_equal(state_check(STATE_PULSE, NULL, 0, &events), 0);
 	assert_int_equal(events, 0);
-	assert_int_equal(state_check(STATE_PULSE, rec, 128, &events),
-			 -EBADMSG);
+	assert_int_equal(state_check(STATE_PULSE, rec, 128, &events), -EBADMSG);
 	assert_int_equal(state_check(STATE_CREATE_ACCOUNTS, rec, 128, &events),
 			 0);
 	assert_int_equal(events, 1);
