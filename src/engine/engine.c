@@ -1,11 +1,13 @@
 /*
- * engine.c - the sequencer thread: order, journal, sync, apply, reply.
+ * engine.c - the sequencer and the applier: order, journal, sync, apply,
+ * reply.
  *
- * The one place where the journal and the ledger meet.  Any thread may
- * queue a request; only the sequencer thread writes the journal and the
- * ledger, so the ledger needs no locking against itself, and the order of
- * the journal is the order of the state.  See engine.h for the contract
- * and docs/architecture.md for the path of a request.
+ * The one place where the journal and the state (core/state) meet.  Any
+ * thread may queue a request; only the sequencer thread writes the
+ * journal, and only the applier thread (replay, before it starts) applies
+ * to the state, in journal order, so the state needs no locking against
+ * itself and the order of the journal is the order of the state.  See engine.h
+ * for the contract and docs/architecture.md for the path of a request.
  */
 #include "engine/engine.h"
 #include "core/state.h"
@@ -108,6 +110,8 @@ struct engine {
 	_Atomic u64 sync_buckets[12];
 	_Atomic u64 sync_sum_us, sync_count;
 	u64 recovery_records, recovery_ms;
+	/* Results of records replayed at open (nobody reads them). */
+	u32 replay_results[BATCH_EVENTS_MAX];
 };
 
 static u64 realtime_ns(void *ctx)
@@ -124,6 +128,21 @@ static u64 now_ns(const struct engine *e)
 	return e->clock.now_ns(e->clock.ctx);
 }
 
+/* IDLE_WAKE_MS from now on CLOCK_MONOTONIC, the clock of the engine's
+ * condition variables: a wall clock stepped back would stretch the wait,
+ * and the engine's own clock (engine_options.clock) may be a test's. */
+static struct timespec idle_deadline(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	t.tv_nsec += IDLE_WAKE_MS * 1000000L;
+	if (t.tv_nsec >= 1000000000L) {
+		t.tv_sec++;
+		t.tv_nsec -= 1000000000L;
+	}
+	return t;
+}
+
 static u64 monotonic_ms(void)
 {
 	struct timespec ts;
@@ -132,8 +151,6 @@ static u64 monotonic_ms(void)
 }
 
 /* ---- applying records (shared by replay and the live path) ---------- */
-
-static u32 replay_results[BATCH_EVENTS_MAX];
 
 struct replay_ctx {
 	struct engine *e;
@@ -148,7 +165,7 @@ static int replay_one(void *ctx, const struct journal_record *r)
 	if (r->seq != rc->expect_seq)
 		return -EBADMSG;
 	int ret = state_apply(rc->e->state, r->type, r->timestamp, r->payload,
-			      r->payload_bytes, replay_results);
+			      r->payload_bytes, rc->e->replay_results);
 	if (ret < 0)
 		return ret;
 	rc->expect_seq++;
@@ -370,13 +387,7 @@ static struct engine_request *take_group(struct engine *e, bool *stop)
 
 	pthread_mutex_lock(&e->queue_lock);
 	if (!e->head && !e->stopping) {
-		struct timespec until;
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_nsec += IDLE_WAKE_MS * 1000000L;
-		if (until.tv_nsec >= 1000000000L) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000L;
-		}
+		struct timespec until = idle_deadline();
 		pthread_cond_timedwait(&e->queue_cond, &e->queue_lock, &until);
 	}
 	if (e->head) {
@@ -590,13 +601,7 @@ static void *applier_main(void *arg)
 		struct group g;
 		pthread_mutex_lock(&e->pipe_lock);
 		while (e->pipe_count == 0 && !e->pipe_closed) {
-			struct timespec until;
-			clock_gettime(CLOCK_REALTIME, &until);
-			until.tv_nsec += IDLE_WAKE_MS * 1000000L;
-			if (until.tv_nsec >= 1000000000L) {
-				until.tv_sec++;
-				until.tv_nsec -= 1000000000L;
-			}
+			struct timespec until = idle_deadline();
 			pthread_cond_timedwait(&e->pipe_ready, &e->pipe_lock,
 					       &until);
 			if (e->pipe_count == 0)
@@ -663,11 +668,15 @@ int engine_open(struct engine **out, const struct engine_options *o,
 		&rwa, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
 	pthread_rwlock_init(&e->state_lock, &rwa);
 	pthread_rwlockattr_destroy(&rwa);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_mutex_init(&e->queue_lock, NULL);
-	pthread_cond_init(&e->queue_cond, NULL);
+	pthread_cond_init(&e->queue_cond, &ca);
 	pthread_mutex_init(&e->pipe_lock, NULL);
-	pthread_cond_init(&e->pipe_ready, NULL);
-	pthread_cond_init(&e->pipe_space, NULL);
+	pthread_cond_init(&e->pipe_ready, &ca);
+	pthread_cond_init(&e->pipe_space, &ca);
+	pthread_condattr_destroy(&ca);
 	if (snprintf(e->data_dir, sizeof(e->data_dir), "%s", o->data_dir) >=
 	    (int)sizeof(e->data_dir)) {
 		msg = "data directory path too long";

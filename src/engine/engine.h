@@ -55,8 +55,10 @@ struct engine_request {
 	 * negative errno: not applied (-ECANCELED after a journal failure,
 	 * -ESHUTDOWN while closing, -ERANGE for a clock past 2262). */
 	int status;
-	engine_done_fn
-		done; /* called on the sequencer thread; must not block */
+	/* Called once: on the applier thread after the batch is applied,
+	 * or on the sequencer thread when it was not (status < 0); must
+	 * not block (it holds up every later reply). */
+	engine_done_fn done;
 	void *ctx;
 	struct engine_request *next; /* internal */
 };
