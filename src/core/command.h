@@ -35,7 +35,9 @@
  *      command.c) get a `case AUTH_CMD_RENAME`; a command that changes
  *      the ledger gets a static applier in command.c instead (see
  *      apply_accounts_owned).  The applier must be deterministic: only
- *      the record's timestamp and bytes, never a clock.
+ *      the record's timestamp and bytes, never a clock.  State it adds
+ *      goes into its module's snapshot and digest (a new snapshot
+ *      version if the bytes change, reading the old one too).
  *
  *   4. The API builds the record with api_command(rq, AUTH_CMD_RENAME,
  *      sizeof(struct auth_rename), NULL, 0) and engine_submit refuses it
@@ -83,10 +85,11 @@ enum command_events {
  * The registry: X(enum name, kind, display name, events, parts, ext_min,
  * ext_max, ext_unit, validator, applier).  Parts: what the applier
  * changes (COMMAND_LEDGER, _AUTH, _PSTATE).  The ext's size is in
- * ext_min..ext_max and a multiple of ext_unit (16, or a whole struct such as
- * the guards'); the validator (may be NULL) then checks the ext's contents, and
- * sizes exactly, for the kinds whose module applies them.  The ext types and
- * the handlers are only named here; command.c expands the rows.
+ * ext_min..ext_max and a multiple of ext_unit (16, or a whole struct
+ * such as the guards'); the validator (may be NULL) then checks the
+ * ext's contents, and its exact size, for the kinds whose module applies
+ * them.  The ext types and the handlers are only named here; command.c
+ * expands the rows.
  */
 #define COMMAND_KINDS(X)                                                       \
 	/* ext: struct auth_owner; events: accounts */                         \

@@ -6,8 +6,9 @@
  * thread may queue a request; only the sequencer thread writes the
  * journal, and only the applier thread (replay, before it starts) applies
  * to the state, in journal order, so the state needs no locking against
- * itself and the order of the journal is the order of the state.  See engine.h
- * for the contract and docs/architecture.md for the path of a request.
+ * itself and the order of the journal is the order of the state.  See
+ * engine.h for the contract and docs/architecture.md for the path of a
+ * request.
  */
 #include "engine/engine.h"
 #include "core/state.h"
@@ -74,7 +75,7 @@ struct engine {
 	 * applier (replay before it starts), read under state_lock. */
 	struct state *state;
 	struct journal *journal;
-	pthread_rwlock_t state_lock; /* readers vs. the sequencer's apply */
+	pthread_rwlock_t state_lock; /* readers vs. the applier */
 
 	pthread_mutex_t queue_lock;
 	pthread_cond_t queue_cond;

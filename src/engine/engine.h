@@ -6,7 +6,8 @@
  *   sequencer: takes every request waiting, stamps each with a strictly
  *              increasing timestamp, appends them to the journal as one
  *              group and syncs once (group commit);
- *   applier:   applies each durable group to the ledger, in journal order,
+ *   applier:   applies each durable group to the state (core/state: the
+ *              ledger, auth and policy state), in journal order,
  *              under the write lock, and only then calls each request's
  *              `done` callback.
  *
