@@ -121,20 +121,6 @@ const char *command_name(u16 kind)
 /* ---- decoding -------------------------------------------------------------
  */
 
-int command_layout(const u8 header[16], u64 payload_bytes,
-		   struct command_header *out)
-{
-	struct command_header h;
-
-	memcpy(&h, header, sizeof(h));
-	/* u64 sums: count and ext_bytes are 32-bit and untrusted. */
-	if (h.ext_bytes % 16 != 0 ||
-	    (u64)sizeof(h) + h.ext_bytes + (u64)h.count * 128u != payload_bytes)
-		return -EBADMSG;
-	*out = h;
-	return 0;
-}
-
 int command_decode(const void *payload, size_t bytes, struct command_view *out)
 {
 	const u8 *p = payload;

@@ -28,7 +28,7 @@
  *   clang -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Isrc \
  *     tests/fuzz/fuzz_journal.c src/log/journal.c src/log/crc32c.c \
  *     src/log/seqdir.c src/log/fsdir.c src/log/leaf.c src/core/[a-z]*.c \
- *     -lnettle -lsodium -o fuzz_journal
+ *     -ljansson -lnettle -lsodium -lm -o fuzz_journal
  *   ./fuzz_journal -dict=tests/fuzz/journal.dict tests/fuzz/corpus/journal
  *
  * Seed corpus: compiled with -DJOURNAL_CORPUS_MAIN (and without
@@ -36,7 +36,7 @@
  *   cc -std=c17 -D_GNU_SOURCE -DJOURNAL_CORPUS_MAIN -Isrc \
  *     tests/fuzz/fuzz_journal.c src/log/journal.c src/log/crc32c.c \
  *     src/log/seqdir.c src/log/fsdir.c src/log/leaf.c src/core/[a-z]*.c \
- *     -lnettle -lsodium -o gen && \
+ *     -ljansson -lnettle -lsodium -lm -o gen && \
  *   ./gen tests/fuzz/corpus/journal
  */
 #include "core/auth.h"
