@@ -11,6 +11,7 @@
  * request.
  */
 #include "engine/engine.h"
+#include "core/command.h"
 #include "core/state.h"
 #include "engine/logger.h"
 #include "log/journal.h"
@@ -555,6 +556,22 @@ static void *sequencer_main(void *arg)
 	return NULL;
 }
 
+/* What a request is, for the log: a batch type, or the command's name
+ * from the registry (core/command.h). */
+static const char *record_name(const struct engine_request *r)
+{
+	struct command_view c;
+
+	switch (r->op) {
+	case ENGINE_CREATE_ACCOUNTS: return "create_accounts";
+	case ENGINE_CREATE_TRANSFERS: return "create_transfers";
+	default:
+		return command_decode(r->events, r->payload_bytes, &c) == 0
+			       ? c.def->name
+			       : "command";
+	}
+}
+
 /* Stage 2 (applier thread): apply durable groups in journal order under
  * the write lock, then reply.  Applying group k overlaps the sync of
  * group k + 1, so the engine runs at the speed of the slower stage, not
@@ -578,6 +595,7 @@ static void apply_group(struct engine *e, struct group *g)
 			pthread_rwlock_unlock(&e->state_lock);
 			log_at(LOG_ERROR, "apply failed after commit",
 			       LOG_NUM("seq", r->seq),
+			       LOG_STR("record", record_name(r)),
 			       LOG_NUM("errno", -r->status));
 			abort();
 		}
