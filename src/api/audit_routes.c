@@ -8,6 +8,7 @@
  */
 #include "api/internal.h"
 #include "core/auth.h"
+#include "core/command.h"
 #include "crypto/keyring.h"
 #include "crypto/note.h"
 #include "engine/audit.h"
@@ -326,16 +327,14 @@ enum MHD_Result audit_route_key(struct request *rq)
 static bool v1_entry_is_only(const u8 *entry, size_t len)
 {
 	struct journal_record r;
-	struct command_header h;
+	struct command_view c;
 
 	if (journal_decode(entry, len, &r) != (long)len)
 		return false;
 	if (r.type != JOURNAL_COMMAND)
 		return r.payload_bytes == LEAF_EVENT_BYTES;
-	if (r.payload_bytes < sizeof(h))
-		return false;
-	memcpy(&h, r.payload, sizeof(h));
-	return h.kind == AUTH_CMD_ACCOUNTS_OWNED && h.count == 1;
+	return command_decode(r.payload, r.payload_bytes, &c) == 0 &&
+	       c.h.kind == AUTH_CMD_ACCOUNTS_OWNED && c.h.count == 1;
 }
 
 /* The members of an event receipt (leaf rule 2, log/leaf.h) after the

@@ -24,6 +24,7 @@
 #include "api/authz.h"
 #include "cli/cli.h"
 #include "core/auth.h"
+#include "core/command.h"
 #include "core/pstate.h"
 #include "crypto/keyring.h"
 #include "log/keyfile.h"
@@ -592,17 +593,15 @@ cleanup:
  * policy state (pure, the same code the server applies). */
 static void policy_record(struct doctor *d, const struct journal_record *r)
 {
-	struct command_header h;
+	struct command_view c;
 	if (!d->ps || r->type != JOURNAL_COMMAND ||
-	    r->payload_bytes < sizeof(h))
+	    command_decode(r->payload, r->payload_bytes, &c) != 0)
 		return;
-	memcpy(&h, r->payload, sizeof(h));
-	if (h.kind < PSTATE_CMD_SET || h.kind > PSTATE_CMD_OVERRIDE_END ||
-	    sizeof(h) + (u64)h.ext_bytes > r->payload_bytes)
+	if (c.def->parts != COMMAND_PSTATE)
 		return;
+	const struct command_target t = {.pstate = d->ps};
 	u32 outcome;
-	pstate_apply(d->ps, h.kind, (const u8 *)r->payload + sizeof(h),
-		     h.ext_bytes, r->timestamp, &outcome);
+	command_apply(&t, &c, r->timestamp, &outcome);
 }
 
 /*

@@ -19,11 +19,13 @@
  * replica) with an open-addressing index.
  *
  * Journal command payloads are fixed little structs (below), carried in
- * JOURNAL_COMMAND records (src/log/journal.h) after a command_header.
+ * JOURNAL_COMMAND records (src/log/journal.h) after a command_header;
+ * core/command.h numbers the kinds and says which function applies each.
  */
 #ifndef TPW_CORE_AUTH_H
 #define TPW_CORE_AUTH_H
 
+#include "core/command.h"
 #include "core/types.h"
 
 #include <stdbool.h>
@@ -58,33 +60,7 @@
 #define AUTH_COUNTERS_MAX	    (1u << 22)
 #define AUTH_KEY_EVENTS_MAX	    (1u << 16)
 
-/* Command kinds (command_header.kind). */
-enum auth_command {
-	AUTH_CMD_ACCOUNTS_OWNED =
-		1, /* ext: struct auth_owner; events: accounts */
-	AUTH_CMD_TRANSFERS_GUARDED =
-		2, /* ext: n struct auth_guard; events: transfers */
-	AUTH_CMD_PRINCIPAL = 3, /* ext: struct auth_principal */
-	AUTH_CMD_REVOKE = 4,	/* ext: struct auth_revoke */
-	AUTH_CMD_KEY = 5,	/* ext: struct auth_key_event */
-	/* As 2, except that an event whose id is already a transfer before
-	 * the batch does not count against caps and uses: it creates
-	 * nothing, and a retry of an acknowledged transfer under a link
-	 * that is now used up must answer `exists`, not a refusal.  Kind 2
-	 * keeps its meaning for the records that hold it. */
-	AUTH_CMD_TRANSFERS_GUARDED_2 = 6,
-};
-
-/* Leads every JOURNAL_COMMAND payload; ext_bytes is a multiple of 16 and
- * the events (count records of 128 bytes) follow the ext. */
-struct command_header {
-	u16 kind;
-	u16 reserved;
-	u32 ext_bytes;
-	u32 count;
-	u32 reserved2;
-};
-_Static_assert(sizeof(struct command_header) == 16, "command header");
+/* The command kinds (AUTH_CMD_*) and command_header: core/command.h. */
 
 struct auth_owner {
 	u8 owner[AUTH_ID_BYTES]; /* all zero: the administrator */

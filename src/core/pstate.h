@@ -17,6 +17,7 @@
 #ifndef TPW_CORE_PSTATE_H
 #define TPW_CORE_PSTATE_H
 
+#include "core/command.h"
 #include "core/policy.h"
 #include "core/types.h"
 
@@ -28,12 +29,7 @@
 #define PSTATE_OVERRIDES_MAX 100000u
 #define PSTATE_REASON_BYTES  208
 
-/* Command kinds (command_header.kind, beside core/auth.h's). */
-enum pstate_command {
-	PSTATE_CMD_SET = 16,	      /* ext: pstate_set + text */
-	PSTATE_CMD_OVERRIDE = 17,     /* ext: pstate_override_cmd */
-	PSTATE_CMD_OVERRIDE_END = 18, /* ext: pstate_override_end */
-};
+/* The command kinds (PSTATE_CMD_*): core/command.h. */
 
 /* PSTATE_CMD_SET: followed by text_bytes of document text, zero-padded
  * to a multiple of 16. */

@@ -13,8 +13,9 @@
  * at start-up.  The tree therefore lags the journal by the time it takes
  * to read and hash what was just synced (milliseconds at full load).
  *
- * Signed checkpoints (C2SP tlog-checkpoint) come with the server key
- * (issue 4's keyring); until then the tree head is served unsigned.
+ * Checkpoints (C2SP tlog-checkpoint) are signed by the audit_signer (the
+ * server's current key from its keyring) about once a second while the
+ * tree grows; without a signer (a tool reading a journal) there are none.
  *
  * Threads: one writer (the audit thread); any thread may read sizes,
  * roots, entries and proofs for sizes up to audit_size().  With witnesses,

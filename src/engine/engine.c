@@ -1,16 +1,19 @@
 /*
- * engine.c - the sequencer thread: order, journal, sync, apply, reply.
+ * engine.c - the sequencer and the applier: order, journal, sync, apply,
+ * reply.
  *
- * The one place where the journal and the ledger meet.  Any thread may
- * queue a request; only the sequencer thread writes the journal and the
- * ledger, so the ledger needs no locking against itself, and the order of
- * the journal is the order of the state.  See engine.h for the contract
- * and docs/architecture.md for the path of a request.
+ * The one place where the journal and the state (core/state) meet.  Any
+ * thread may queue a request; only the sequencer thread writes the
+ * journal, and only the applier thread (replay, before it starts) applies
+ * to the state, in journal order, so the state needs no locking against
+ * itself and the order of the journal is the order of the state.  See
+ * engine.h for the contract and docs/architecture.md for the path of a
+ * request.
  */
 #include "engine/engine.h"
 #include "core/assert.h"
-#include "core/auth.h"
-#include "core/pstate.h"
+#include "core/command.h"
+#include "core/state.h"
 #include "engine/logger.h"
 #include "log/journal.h"
 #include "log/snapshot.h"
@@ -62,12 +65,19 @@ struct group {
 	u64 weight;
 };
 
+_Static_assert((int)JOURNAL_CREATE_ACCOUNTS == (int)STATE_CREATE_ACCOUNTS &&
+		       (int)JOURNAL_CREATE_TRANSFERS ==
+			       (int)STATE_CREATE_TRANSFERS &&
+		       (int)JOURNAL_PULSE == (int)STATE_PULSE &&
+		       (int)JOURNAL_COMMAND == (int)STATE_COMMAND,
+	       "journal record types are the state's");
+
 struct engine {
-	struct ledger *ledger;
-	struct auth *auth;     /* principals, owners, revocations, counters */
-	struct pstate *pstate; /* client-version policy versions, overrides */
+	/* The ledger, auth and policy state (core/state): written by the
+	 * applier (replay before it starts), read under state_lock. */
+	struct state *state;
 	struct journal *journal;
-	pthread_rwlock_t state_lock; /* readers vs. the sequencer's apply */
+	pthread_rwlock_t state_lock; /* readers vs. the applier */
 
 	pthread_mutex_t queue_lock;
 	pthread_cond_t queue_cond;
@@ -86,11 +96,12 @@ struct engine {
 	bool sequencer_started, applier_started;
 	u64 last_timestamp;	 /* sequencer: last stamped */
 	u64 last_pulse_deadline; /* sequencer: deadline last pulsed for */
-	_Atomic u64 next_expiry; /* applier publishes ledger_next_expiry */
+	_Atomic u64 next_expiry; /* applier publishes state_next_expiry */
 	u64 last_seq;		 /* applier (under state_lock) */
 	_Atomic u64 durable_seq; /* sequencer: last seq fdatasync'ed */
 	u64 applied_timestamp;	 /* applier: timestamp of record last_seq */
 
+	struct state_clock clock; /* engine_options.clock, or realtime */
 	char data_dir[PATH_MAX];
 	u64 snapshot_every;
 	u64 events_since_snapshot;
@@ -102,13 +113,37 @@ struct engine {
 	_Atomic u64 sync_buckets[12];
 	_Atomic u64 sync_sum_us, sync_count;
 	u64 recovery_records, recovery_ms;
+	/* Results of records replayed at open (nobody reads them). */
+	u32 replay_results[BATCH_EVENTS_MAX];
 };
 
-static u64 now_ns(void)
+static u64 realtime_ns(void *ctx)
 {
 	struct timespec ts;
+	(void)ctx;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (u64)ts.tv_sec * 1000000000u + (u64)ts.tv_nsec;
+}
+
+/* The time records are stamped with: engine_options.clock. */
+static u64 now_ns(const struct engine *e)
+{
+	return e->clock.now_ns(e->clock.ctx);
+}
+
+/* IDLE_WAKE_MS from now on CLOCK_MONOTONIC, the clock of the engine's
+ * condition variables: a wall clock stepped back would stretch the wait,
+ * and the engine's own clock (engine_options.clock) may be a test's. */
+static struct timespec idle_deadline(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	t.tv_nsec += IDLE_WAKE_MS * 1000000L;
+	if (t.tv_nsec >= 1000000000L) {
+		t.tv_sec++;
+		t.tv_nsec -= 1000000000L;
+	}
+	return t;
 }
 
 static u64 monotonic_ms(void)
@@ -120,108 +155,6 @@ static u64 monotonic_ms(void)
 
 /* ---- applying records (shared by replay and the live path) ---------- */
 
-static u32 replay_results[BATCH_EVENTS_MAX];
-/* Events of a guarded batch whose id is already a transfer (apply runs
- * on one thread at a time: the sequencer, or replay before it starts). */
-static u8 guard_skip[BATCH_EVENTS_MAX];
-
-/* A JOURNAL_COMMAND payload: command_header, ext, events (auth.h). */
-static int apply_command(struct ledger *l, struct auth *a, struct pstate *ps,
-			 u64 timestamp, const u8 *p, u32 bytes, u32 *results)
-{
-	struct command_header h;
-
-	if (bytes < sizeof(h))
-		return -EBADMSG;
-	memcpy(&h, p, sizeof(h));
-	if (h.ext_bytes % 16 != 0 || h.count > BATCH_EVENTS_MAX ||
-	    (u64)sizeof(h) + h.ext_bytes + (u64)h.count * 128u != bytes)
-		return -EBADMSG;
-	const u8 *ext = p + sizeof(h);
-	const void *events = ext + h.ext_bytes;
-
-	switch (h.kind) {
-	case AUTH_CMD_ACCOUNTS_OWNED: {
-		struct auth_owner o;
-		if (h.ext_bytes != sizeof(o) || h.count == 0)
-			return -EBADMSG;
-		memcpy(&o, ext, sizeof(o));
-		int ret = ledger_create_accounts(l, events, h.count, timestamp,
-						 results);
-		if (ret == 0)
-			auth_set_owners(a, &o, events, results, h.count);
-		return ret;
-	}
-	case AUTH_CMD_TRANSFERS_GUARDED:
-	case AUTH_CMD_TRANSFERS_GUARDED_2: {
-		u32 n = h.ext_bytes / sizeof(struct auth_guard);
-		if (n == 0 || n > AUTH_GUARD_LINKS_MAX || h.count == 0)
-			return -EBADMSG;
-		const struct auth_guard *g = (const void *)ext;
-		const u8 *skip = NULL;
-		if (h.kind == AUTH_CMD_TRANSFERS_GUARDED_2) {
-			const struct transfer *t = events;
-			struct transfer old;
-			for (u32 i = 0; i < h.count; i++)
-				guard_skip[i] = ledger_lookup_transfer(
-							l, t[i].id, &old) == 0;
-			skip = guard_skip;
-		}
-		u32 refuse = auth_guard_check(a, g, n, events, h.count, skip);
-		if (refuse) {
-			for (u32 i = 0; i < h.count; i++)
-				results[i] = refuse;
-			return 0;
-		}
-		int ret = ledger_create_transfers(l, events, h.count, timestamp,
-						  results);
-		if (ret == 0)
-			ret = auth_guard_commit(a, g, n, events, results,
-						h.count);
-		return ret;
-	}
-	case PSTATE_CMD_SET:
-	case PSTATE_CMD_OVERRIDE:
-	case PSTATE_CMD_OVERRIDE_END:
-		if (h.count != 0)
-			return -EBADMSG;
-		return pstate_apply(ps, h.kind, ext, h.ext_bytes, timestamp,
-				    results);
-	default:
-		if (h.count != 0)
-			return -EBADMSG;
-		return auth_apply(a, h.kind, ext, h.ext_bytes, timestamp,
-				  results);
-	}
-}
-
-/* The state the log drives: the ledger and what sits beside it. */
-struct state {
-	struct ledger *ledger;
-	struct auth *auth;
-	struct pstate *pstate;
-};
-
-static int apply(const struct state *st, u16 type, u64 timestamp,
-		 const void *events, u32 count, u32 *results)
-{
-	struct ledger *l = st->ledger;
-
-	switch (type) {
-	case JOURNAL_COMMAND:
-		return apply_command(l, st->auth, st->pstate, timestamp, events,
-				     count, results);
-	case JOURNAL_CREATE_ACCOUNTS:
-		return ledger_create_accounts(l, events, count, timestamp,
-					      results);
-	case JOURNAL_CREATE_TRANSFERS:
-		return ledger_create_transfers(l, events, count, timestamp,
-					       results);
-	case JOURNAL_PULSE: ledger_pulse(l, timestamp); return 0;
-	default: return -EBADMSG;
-	}
-}
-
 struct replay_ctx {
 	struct engine *e;
 	u64 expect_seq;
@@ -231,18 +164,11 @@ struct replay_ctx {
 static int replay_one(void *ctx, const struct journal_record *r)
 {
 	struct replay_ctx *rc = ctx;
-	u32 count = r->payload_bytes / 128u;
 
 	if (r->seq != rc->expect_seq)
 		return -EBADMSG;
-	if (r->type == JOURNAL_COMMAND)
-		count = r->payload_bytes; /* apply_command checks it */
-	else if (r->type != JOURNAL_PULSE &&
-		 (count == 0 || count > BATCH_EVENTS_MAX))
-		return -EBADMSG;
-	struct state st = {rc->e->ledger, rc->e->auth, rc->e->pstate};
-	int ret = apply(&st, r->type, r->timestamp, r->payload, count,
-			replay_results);
+	int ret = state_apply(rc->e->state, r->type, r->timestamp, r->payload,
+			      r->payload_bytes, rc->e->replay_results);
 	if (ret < 0)
 		return ret;
 	rc->expect_seq++;
@@ -311,31 +237,9 @@ static int recover(struct engine *e, const struct engine_options *o,
 		return ret;
 	}
 	if (ret == 1) {
-		/* u64 n, the auth state; u64 n, the policy state; the
-		 * ledger (SNAPSHOT_VERSION 4). */
-		size_t at = 0;
-		u64 n = 0;
-		if (snap_len - at >= 8) {
-			memcpy(&n, snap + at, 8);
-			at += 8;
-			if (n <= snap_len - at) {
-				e->auth = auth_snapshot_read(snap + at, n);
-				at += n;
-			}
-		}
-		if (e->auth && snap_len - at >= 8) {
-			memcpy(&n, snap + at, 8);
-			at += 8;
-			if (n <= snap_len - at) {
-				e->pstate = pstate_snapshot_read(snap + at, n);
-				at += n;
-			}
-		}
-		if (e->pstate)
-			e->ledger =
-				ledger_snapshot_read(snap + at, snap_len - at);
+		e->state = state_snapshot_read(snap, snap_len);
 		free(snap);
-		if (!e->ledger || !e->auth || !e->pstate) {
+		if (!e->state) {
 			*err = "the newest snapshot passed its checksum but "
 			       "could not be decoded";
 			return -EBADMSG;
@@ -343,16 +247,14 @@ static int recover(struct engine *e, const struct engine_options *o,
 		e->last_seq = snap_seq;
 		e->last_timestamp = snap_ts;
 	} else {
-		e->ledger = ledger_new(&lo);
-		e->auth = auth_new();
-		e->pstate = pstate_new();
-		if (!e->ledger || !e->auth || !e->pstate) {
+		e->state = state_new(&lo);
+		if (!e->state) {
 			*err = "out of memory";
 			return -ENOMEM;
 		}
 	}
-	if (ledger_last_timestamp(e->ledger) > e->last_timestamp)
-		e->last_timestamp = ledger_last_timestamp(e->ledger);
+	if (state_last_timestamp(e->state) > e->last_timestamp)
+		e->last_timestamp = state_last_timestamp(e->state);
 
 	struct replay_ctx rc = {.e = e, .expect_seq = e->last_seq + 1};
 	ret = journal_open(&e->journal, e->data_dir, &jo, e->last_seq,
@@ -433,18 +335,8 @@ static void snapshot_start(struct engine *e)
 		close_range(3, ~0u, 0);
 		int rc = snapshot_begin(w, e->data_dir, e->last_seq,
 					e->applied_timestamp);
-		u64 auth_len = auth_snapshot_bytes(e->auth);
 		if (rc == 0)
-			rc = snapshot_sink(w, &auth_len, sizeof(auth_len));
-		if (rc == 0)
-			rc = auth_snapshot_write(e->auth, snapshot_sink, w);
-		u64 ps_len = pstate_snapshot_bytes(e->pstate);
-		if (rc == 0)
-			rc = snapshot_sink(w, &ps_len, sizeof(ps_len));
-		if (rc == 0)
-			rc = pstate_snapshot_write(e->pstate, snapshot_sink, w);
-		if (rc == 0)
-			rc = ledger_snapshot_write(e->ledger, snapshot_sink, w);
+			rc = state_snapshot_write(e->state, snapshot_sink, w);
 		if (rc == 0)
 			rc = snapshot_commit(w);
 		else
@@ -498,13 +390,7 @@ static struct engine_request *take_group(struct engine *e, bool *stop)
 
 	pthread_mutex_lock(&e->queue_lock);
 	if (!e->head && !e->stopping) {
-		struct timespec until;
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_nsec += IDLE_WAKE_MS * 1000000L;
-		if (until.tv_nsec >= 1000000000L) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000L;
-		}
+		struct timespec until = idle_deadline();
 		pthread_cond_timedwait(&e->queue_cond, &e->queue_lock, &until);
 	}
 	if (e->head) {
@@ -560,12 +446,6 @@ static u32 payload_bytes_of(const struct engine_request *r)
 	return r->op == ENGINE_COMMAND ? r->payload_bytes : r->count * 128u;
 }
 
-/* What apply() takes as its count: events, or a command's bytes. */
-static u32 apply_count_of(const struct engine_request *r)
-{
-	return r->op == ENGINE_COMMAND ? r->payload_bytes : r->count;
-}
-
 /* Hand a durable group to the applier; waits while the pipeline is full,
  * which is the back-pressure that bounds memory and reply latency. */
 static void push_durable(struct engine *e, const struct group *g)
@@ -585,7 +465,7 @@ static void push_durable(struct engine *e, const struct group *g)
 static void commit_group(struct engine *e, struct engine_request *list)
 {
 	struct group g = {.requests = list};
-	u64 now = now_ns();
+	u64 now = now_ns(e);
 	int ret = 0;
 
 	/* Expire pending transfers by log time: a pulse record, so replay
@@ -679,6 +559,22 @@ static void *sequencer_main(void *arg)
 	return NULL;
 }
 
+/* What a request is, for the log: a batch type, or the command's name
+ * from the registry (core/command.h). */
+static const char *record_name(const struct engine_request *r)
+{
+	struct command_view c;
+
+	switch (r->op) {
+	case ENGINE_CREATE_ACCOUNTS: return "create_accounts";
+	case ENGINE_CREATE_TRANSFERS: return "create_transfers";
+	default:
+		return command_decode(r->events, r->payload_bytes, &c) == 0
+			       ? c.def->name
+			       : "command";
+	}
+}
+
 /* Stage 2 (applier thread): apply durable groups in journal order under
  * the write lock, then reply.  Applying group k overlaps the sync of
  * group k + 1, so the engine runs at the speed of the slower stage, not
@@ -691,30 +587,32 @@ static void apply_group(struct engine *e, struct group *g)
 		 * timestamps strictly increase, record after record. */
 		TPW_ASSERT(g->pulse_seq == e->last_seq + 1);
 		TPW_ASSERT(g->pulse_ts > e->applied_timestamp);
-		ledger_pulse(e->ledger, g->pulse_ts);
+		(void)state_apply(e->state, STATE_PULSE, g->pulse_ts, NULL, 0,
+				  NULL); /* cannot fail */
 		e->last_seq = g->pulse_seq;
 		e->applied_timestamp = g->pulse_ts;
 	}
 	for (struct engine_request *r = g->requests; r; r = r->next) {
-		struct state st = {e->ledger, e->auth, e->pstate};
 		/* INVARIANT (conventions.md): as for the pulse above. */
 		TPW_ASSERT(r->seq == e->last_seq + 1);
 		TPW_ASSERT(r->timestamp > e->applied_timestamp);
-		r->status = apply(&st, journal_type_of(r), r->timestamp,
-				  r->events, apply_count_of(r), r->results);
+		r->status =
+			state_apply(e->state, journal_type_of(r), r->timestamp,
+				    r->events, payload_bytes_of(r), r->results);
 		if (r->status < 0) {
 			/* The record is durable but the state could not
 			 * take it: the process cannot go on consistently. */
 			pthread_rwlock_unlock(&e->state_lock);
 			log_at(LOG_ERROR, "apply failed after commit",
 			       LOG_NUM("seq", r->seq),
+			       LOG_STR("record", record_name(r)),
 			       LOG_NUM("errno", -r->status));
 			abort();
 		}
 		e->last_seq = r->seq;
 		e->applied_timestamp = r->timestamp;
 	}
-	atomic_store(&e->next_expiry, ledger_next_expiry(e->ledger));
+	atomic_store(&e->next_expiry, state_next_expiry(e->state));
 	pthread_rwlock_unlock(&e->state_lock);
 
 	atomic_fetch_add(&e->batches, 1);
@@ -732,13 +630,7 @@ static void *applier_main(void *arg)
 		struct group g;
 		pthread_mutex_lock(&e->pipe_lock);
 		while (e->pipe_count == 0 && !e->pipe_closed) {
-			struct timespec until;
-			clock_gettime(CLOCK_REALTIME, &until);
-			until.tv_nsec += IDLE_WAKE_MS * 1000000L;
-			if (until.tv_nsec >= 1000000000L) {
-				until.tv_sec++;
-				until.tv_nsec -= 1000000000L;
-			}
+			struct timespec until = idle_deadline();
 			pthread_cond_timedwait(&e->pipe_ready, &e->pipe_lock,
 					       &until);
 			if (e->pipe_count == 0)
@@ -764,7 +656,7 @@ static void *applier_main(void *arg)
 		/* With no traffic, wake the sequencer when a pending
 		 * transfer's deadline has passed, so it journals a pulse. */
 		u64 expiry = atomic_load(&e->next_expiry);
-		if (!have && expiry != 0 && expiry <= now_ns()) {
+		if (!have && expiry != 0 && expiry <= now_ns(e)) {
 			pthread_mutex_lock(&e->queue_lock);
 			pthread_cond_signal(&e->queue_cond);
 			pthread_mutex_unlock(&e->queue_lock);
@@ -805,17 +697,24 @@ int engine_open(struct engine **out, const struct engine_options *o,
 		&rwa, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
 	pthread_rwlock_init(&e->state_lock, &rwa);
 	pthread_rwlockattr_destroy(&rwa);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_mutex_init(&e->queue_lock, NULL);
-	pthread_cond_init(&e->queue_cond, NULL);
+	pthread_cond_init(&e->queue_cond, &ca);
 	pthread_mutex_init(&e->pipe_lock, NULL);
-	pthread_cond_init(&e->pipe_ready, NULL);
-	pthread_cond_init(&e->pipe_space, NULL);
+	pthread_cond_init(&e->pipe_ready, &ca);
+	pthread_cond_init(&e->pipe_space, &ca);
+	pthread_condattr_destroy(&ca);
 	if (snprintf(e->data_dir, sizeof(e->data_dir), "%s", o->data_dir) >=
 	    (int)sizeof(e->data_dir)) {
 		msg = "data directory path too long";
 		ret = -ENAMETOOLONG;
 		goto cleanup;
 	}
+	e->clock = o->clock;
+	if (!e->clock.now_ns)
+		e->clock = (struct state_clock){.now_ns = realtime_ns};
 	e->snapshot_every = o->snapshot_every_records
 				    ? o->snapshot_every_records
 				    : SNAPSHOT_EVERY_DEFAULT;
@@ -824,7 +723,7 @@ int engine_open(struct engine **out, const struct engine_options *o,
 		goto cleanup;
 	e->applied_timestamp = e->last_timestamp;
 	atomic_store(&e->durable_seq, e->last_seq);
-	atomic_store(&e->next_expiry, ledger_next_expiry(e->ledger));
+	atomic_store(&e->next_expiry, state_next_expiry(e->state));
 	ret = pthread_create(&e->applier, NULL, applier_main, e);
 	if (ret != 0) {
 		msg = "cannot start the applier thread";
@@ -870,10 +769,7 @@ void engine_close(struct engine *e)
 	snapshot_reap(e, true);
 	if (e->journal)
 		journal_close(e->journal);
-	if (e->ledger)
-		ledger_free(e->ledger);
-	auth_free(e->auth);
-	pstate_free(e->pstate);
+	state_free(e->state);
 	free(e->snapshot_writer);
 	pthread_rwlock_destroy(&e->state_lock);
 	pthread_mutex_destroy(&e->queue_lock);
@@ -884,46 +780,17 @@ void engine_close(struct engine *e)
 	free(e);
 }
 
-/* A command must be one apply_command() takes: a malformed record
- * would be durable before it failed, and stop every later replay. */
+/* A command must be one state_apply takes: a malformed record would be
+ * durable before it failed, and stop every later replay. */
 static bool command_ok(const struct engine_request *r)
 {
-	struct command_header h;
+	u32 events;
 
-	if (r->payload_bytes < sizeof(h) ||
-	    r->payload_bytes > JOURNAL_RECORD_BYTES_MAX - JOURNAL_HEADER_BYTES)
-		return false;
-	memcpy(&h, r->events, sizeof(h));
-	if (h.ext_bytes % 16 != 0 || h.count != r->count ||
-	    h.count > BATCH_EVENTS_MAX ||
-	    (u64)sizeof(h) + h.ext_bytes + (u64)h.count * 128u !=
-		    r->payload_bytes)
-		return false;
-	switch (h.kind) {
-	case AUTH_CMD_ACCOUNTS_OWNED:
-		return h.count > 0 && h.ext_bytes == sizeof(struct auth_owner);
-	case AUTH_CMD_TRANSFERS_GUARDED:
-	case AUTH_CMD_TRANSFERS_GUARDED_2:
-		return h.count > 0 && h.ext_bytes > 0 &&
-		       h.ext_bytes % sizeof(struct auth_guard) == 0 &&
-		       h.ext_bytes / sizeof(struct auth_guard) <=
-			       AUTH_GUARD_LINKS_MAX;
-	case AUTH_CMD_PRINCIPAL:
-	case AUTH_CMD_REVOKE:
-	case AUTH_CMD_KEY:
-		return h.count == 0 &&
-		       auth_command_valid(h.kind,
-					  (const u8 *)r->events + sizeof(h),
-					  h.ext_bytes);
-	case PSTATE_CMD_SET:
-	case PSTATE_CMD_OVERRIDE:
-	case PSTATE_CMD_OVERRIDE_END:
-		return h.count == 0 &&
-		       pstate_command_valid(h.kind,
-					    (const u8 *)r->events + sizeof(h),
-					    h.ext_bytes);
-	default: return false;
-	}
+	return r->payload_bytes <=
+		       JOURNAL_RECORD_BYTES_MAX - JOURNAL_HEADER_BYTES &&
+	       state_check(STATE_COMMAND, r->events, r->payload_bytes,
+			   &events) == 0 &&
+	       events == r->count;
 }
 
 int engine_submit(struct engine *e, struct engine_request *req)
@@ -1000,17 +867,17 @@ int engine_execute(struct engine *e, struct engine_request *req)
 const struct ledger *engine_read_begin(struct engine *e)
 {
 	pthread_rwlock_rdlock(&e->state_lock);
-	return e->ledger;
+	return state_ledger(e->state);
 }
 
 const struct auth *engine_auth(struct engine *e)
 {
-	return e->auth;
+	return state_auth(e->state);
 }
 
 const struct pstate *engine_pstate(struct engine *e)
 {
-	return e->pstate;
+	return state_pstate(e->state);
 }
 
 void engine_read_end(struct engine *e)

@@ -6,7 +6,8 @@
  *   sequencer: takes every request waiting, stamps each with a strictly
  *              increasing timestamp, appends them to the journal as one
  *              group and syncs once (group commit);
- *   applier:   applies each durable group to the ledger, in journal order,
+ *   applier:   applies each durable group to the state (core/state: the
+ *              ledger, auth and policy state), in journal order,
  *              under the write lock, and only then calls each request's
  *              `done` callback.
  *
@@ -24,6 +25,7 @@
 #define TPW_ENGINE_ENGINE_H
 
 #include "core/ledger.h"
+#include "core/state.h"
 
 #include <pthread.h>
 
@@ -54,8 +56,10 @@ struct engine_request {
 	 * negative errno: not applied (-ECANCELED after a journal failure,
 	 * -ESHUTDOWN while closing, -ERANGE for a clock past 2262). */
 	int status;
-	engine_done_fn
-		done; /* called on the sequencer thread; must not block */
+	/* Called once: on the applier thread after the batch is applied,
+	 * or on the sequencer thread when it was not (status < 0); must
+	 * not block (it holds up every later reply). */
+	engine_done_fn done;
 	void *ctx;
 	struct engine_request *next; /* internal */
 };
@@ -73,6 +77,11 @@ struct engine_options {
 	 * truncate_corrupt_tail (journal_options). */
 	u64 covered_seq;
 	bool truncate_corrupt_tail;
+	/* The clock records are stamped with and pending transfers expire
+	 * by (core/state.h); now_ns NULL: CLOCK_REALTIME.  Must not go
+	 * back by much: the engine keeps timestamps increasing anyway.  A
+	 * test steps it to drive expiry (a pulse) without sleeping. */
+	struct state_clock clock;
 };
 
 struct engine;

@@ -29,7 +29,10 @@ static const char *const level_names[] = {"debug", "info", "warn", "error"};
 #define LOG_FLUSH_MS	 50
 
 static pthread_mutex_t buf_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t flusher_cond = PTHREAD_COND_INITIALIZER;
+/* On CLOCK_MONOTONIC (flusher_cond_init), so a wall clock stepped back
+ * never stretches the flush interval. */
+static pthread_cond_t flusher_cond;
+static pthread_once_t flusher_cond_once = PTHREAD_ONCE_INIT;
 static char *async_buf; /* non-NULL while async */
 static size_t async_len;
 static bool flusher_stop;
@@ -55,13 +58,22 @@ static void flush_locked(void)
 	}
 }
 
+static void flusher_cond_init(void)
+{
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&flusher_cond, &ca);
+	pthread_condattr_destroy(&ca);
+}
+
 static void *flusher_main(void *arg)
 {
 	(void)arg;
 	pthread_mutex_lock(&buf_lock);
 	while (!flusher_stop) {
 		struct timespec until;
-		clock_gettime(CLOCK_REALTIME, &until);
+		clock_gettime(CLOCK_MONOTONIC, &until);
 		until.tv_nsec += LOG_FLUSH_MS * 1000000L;
 		if (until.tv_nsec >= 1000000000L) {
 			until.tv_sec++;
@@ -78,6 +90,7 @@ int logger_start_async(void)
 {
 	int ret = 0;
 
+	pthread_once(&flusher_cond_once, flusher_cond_init);
 	pthread_mutex_lock(&buf_lock);
 	if (!async_buf) {
 		async_buf = malloc(LOG_BUFFER_BYTES);

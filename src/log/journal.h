@@ -72,7 +72,7 @@
 /* One event of a batch payload. */
 #define JOURNAL_EVENT_BYTES 128u
 /* Largest record: a full batch of 128-byte events, plus room for a
- * command's header and ext (core/auth.h: up to 8 guard entries of 128
+ * command's header and ext (core/command.h: up to 8 guard entries of 128
  * bytes before a batch of transfers). */
 #define JOURNAL_RECORD_BYTES_MAX                                               \
 	(JOURNAL_HEADER_BYTES + 8192u * 128u + 16u + 8u * 128u)

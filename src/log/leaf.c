@@ -9,7 +9,7 @@
  */
 #include "log/leaf.h"
 
-#include "core/auth.h"
+#include "core/command.h"
 #include "log/journal.h"
 
 #include <errno.h>
@@ -166,12 +166,11 @@ int leaf_v2_event_count(const u8 header[32], const u8 command[16], u32 *n)
 		*n = 0;
 		return 0;
 	case JOURNAL_COMMAND: {
+		/* The layout alone (core/command.h): a verifier that holds
+		 * no more than the header has no kind to look up.  The
+		 * payload bounds count below LEAF_EVENTS_MAX. */
 		struct command_header h;
-		memcpy(&h, command, sizeof(h));
-		if (h.ext_bytes % 16 != 0 || h.count > LEAF_EVENTS_MAX ||
-		    (u64)sizeof(h) + h.ext_bytes +
-				    (u64)h.count * LEAF_EVENT_BYTES !=
-			    payload)
+		if (command_layout(command, payload, &h) != 0)
 			return -EBADMSG;
 		*n = h.count;
 		return 0;
@@ -203,7 +202,9 @@ int leaf_v2_split(const u8 *record, size_t len, struct leaf_v2 *p,
 	*events = record + JOURNAL_HEADER_BYTES;
 	if (get_u16(record + OFF_TYPE) == JOURNAL_COMMAND) {
 		struct command_header h;
-		memcpy(&h, p->command, sizeof(h));
+		if (command_layout(p->command, len - JOURNAL_HEADER_BYTES,
+				   &h) != 0)
+			return -EBADMSG;
 		ext = record + JOURNAL_HEADER_BYTES + sizeof(h);
 		ext_bytes = h.ext_bytes;
 		*events = ext + ext_bytes;

@@ -28,7 +28,7 @@
  *            zeroed: a CRC of the whole record would tell something of
  *            the other events;
  *   command  the 16-byte command_header of a JOURNAL_COMMAND record
- *            (core/auth.h), 16 zero bytes for the other types;
+ *            (core/command.h), 16 zero bytes for the other types;
  *   events   create_accounts / create_transfers: the payload, n =
  *            payload / 128; pulse: none; command: the count events
  *            after the ext, and the payload must be exactly

@@ -17,6 +17,8 @@
  *     is ever cut: the scan accepts the whole input or refuses it; with
  *     the operator's truncate_corrupt_tail the last segment is always
  *     accepted, cut to a prefix that is valid whole.
+ *   - a command the registry decodes (core/command.h) lies inside its
+ *     payload, has the layout leaf rule 2 checks and obeys its row;
  *   - a decoded record has a leaf (log/leaf.h) or, at version 2 only, is
  *     refused as -EBADMSG (a command whose sizes do not add up); version
  *     1's leaf is SHA-256(0x00 || record); at version 2 the first, a
@@ -25,19 +27,21 @@
  * Build (see Makefile: make fuzz), or alone:
  *   clang -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Isrc \
  *     tests/fuzz/fuzz_journal.c src/log/journal.c src/log/crc32c.c \
- *     src/log/seqdir.c src/log/fsdir.c src/log/leaf.c src/core/merkle.c \
- *     -lnettle -lsodium -o fuzz_journal
+ *     src/log/seqdir.c src/log/fsdir.c src/log/leaf.c src/core/[a-z]*.c \
+ *     -ljansson -lnettle -lsodium -lm -o fuzz_journal
  *   ./fuzz_journal -dict=tests/fuzz/journal.dict tests/fuzz/corpus/journal
  *
  * Seed corpus: compiled with -DJOURNAL_CORPUS_MAIN (and without
  * -fsanitize=fuzzer) this file is a program that writes the seeds:
  *   cc -std=c17 -D_GNU_SOURCE -DJOURNAL_CORPUS_MAIN -Isrc \
  *     tests/fuzz/fuzz_journal.c src/log/journal.c src/log/crc32c.c \
- *     src/log/seqdir.c src/log/fsdir.c src/log/leaf.c src/core/merkle.c \
- *     -lnettle -lsodium -o gen && \
+ *     src/log/seqdir.c src/log/fsdir.c src/log/leaf.c src/core/[a-z]*.c \
+ *     -ljansson -lnettle -lsodium -lm -o gen && \
  *   ./gen tests/fuzz/corpus/journal
  */
 #include "core/auth.h"
+#include "core/command.h"
+#include "core/pstate.h"
 #include "log/journal.h"
 #include "log/leaf.h"
 
@@ -108,6 +112,30 @@ static void check_leaf(const u8 *rec, size_t len)
 	}
 }
 
+/* The registry's decoder (core/command.h), the one the engine, doctor,
+ * audit and the audit routes use: what it accepts lies inside the
+ * payload, has the layout leaf rule 2 checks, and obeys its row. */
+static void check_command(const u8 *payload, u32 bytes)
+{
+	struct command_view c;
+	struct command_header h;
+	int layout = command_layout(payload, bytes, &h);
+
+	if (command_decode(payload, bytes, &c) != 0)
+		return;
+	CHECK(layout == 0 && c.def && c.def->kind == c.h.kind);
+	CHECK(c.ext == payload + 16 &&
+	      c.ext + c.h.ext_bytes <= payload + bytes);
+	CHECK((const u8 *)c.events + (size_t)c.h.count * 128 ==
+	      payload + bytes);
+	CHECK(c.h.ext_bytes >= c.def->ext_min &&
+	      c.h.ext_bytes <= c.def->ext_max &&
+	      c.h.ext_bytes % c.def->ext_unit == 0);
+	CHECK((c.def->events == COMMAND_EVENTS_NONE) == (c.h.count == 0));
+	CHECK(command_find(c.h.kind) == c.def);
+	(void)command_valid(&c); /* reads the ext inside its bounds */
+}
+
 static void check_decode(const u8 *buf, size_t len)
 {
 	struct journal_record r;
@@ -127,6 +155,8 @@ static void check_decode(const u8 *buf, size_t len)
 	else
 		CHECK(r.payload_bytes % 128 == 0 && r.payload_bytes > 0);
 	check_leaf(buf, (size_t)n);
+	if (r.type == JOURNAL_COMMAND)
+		check_command(r.payload, r.payload_bytes);
 	/* Touch the payload's first and last bytes: ASan checks bounds. */
 	if (r.payload_bytes) {
 		volatile u8 a = ((const u8 *)r.payload)[0];

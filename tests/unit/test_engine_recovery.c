@@ -1,11 +1,13 @@
 /*
  * test_engine_recovery.c - the engine's promises: what it acknowledged is
  * there after a reopen, with the same state digest, whether recovery
- * replays the whole journal or starts from a snapshot; timeouts expire by
- * journaled log time; malformed requests are refused.
+ * replays the whole journal or starts from a snapshot; timeouts expire
+ * by a journaled pulse once the engine's clock (injected: stepped here,
+ * never slept for) passes them; malformed requests are refused.
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -181,35 +183,92 @@ static void recovery_from_snapshot_gives_same_digest(void **state)
 	engine_close(e);
 }
 
-static void pending_timeout_expires_by_journaled_pulse(void **state)
+/* A clock the test steps (engine_options.clock): expiry is driven by
+ * it, not by sleeping. */
+struct step_clock {
+	_Atomic u64 now_ns;
+};
+
+static u64 step_clock_now(void *ctx)
+{
+	struct step_clock *c = ctx;
+	return atomic_load(&c->now_ns);
+}
+
+static struct engine *open_engine_at(const char *dir, struct step_clock *c)
+{
+	struct engine *e = NULL;
+	const char *err = NULL;
+	struct engine_options o = {
+		.data_dir = dir,
+		.quiet = true,
+		.clock = {.now_ns = step_clock_now, .ctx = c}};
+	assert_int_equal(engine_open(&e, &o, &err), 0);
+	return e;
+}
+
+static enum pending_status pending_of(struct engine *e, u128 id)
+{
+	const struct ledger *l = engine_read_begin(e);
+	enum pending_status ps = ledger_pending_status(l, id);
+	engine_read_end(e);
+	return ps;
+}
+
+#define SECOND_NS 1000000000ull
+
+static void pending_timeout_expires_when_the_clock_passes_it(void **state)
 {
 	struct fixture *f = *state;
-	enum pending_status ps = PENDING_NONE;
+	const u64 t0 = 1700000000ull * SECOND_NS;
+	struct step_clock c = {.now_ns = t0};
 
-	struct engine *e = open_engine(f->dir, 0);
+	struct engine *e = open_engine_at(f->dir, &c);
 	create_accounts(e, 1, 2);
 	create_transfers(e, 77, 1, 2, TRANSFER_PENDING, 1);
+	/* Stamped by the stepped clock: t0 and a few ns after it. */
 	const struct ledger *l = engine_read_begin(e);
-	assert_int_equal(ledger_pending_status(l, 77), PENDING_PENDING);
+	struct transfer t;
+	assert_int_equal(ledger_lookup_transfer(l, 77, &t), 0);
 	engine_read_end(e);
-	for (int i = 0; i < 100 && ps != PENDING_EXPIRED; i++) {
-		usleep(50000);
-		l = engine_read_begin(e);
-		ps = ledger_pending_status(l, 77);
-		engine_read_end(e);
-	}
-	assert_int_equal(ps, PENDING_EXPIRED);
+	assert_true(t.timestamp >= t0 && t.timestamp < t0 + 100);
+	assert_int_equal(pending_of(e, 77), PENDING_PENDING);
+
+	/* Just before the deadline, a committed group pulses nothing. */
+	atomic_store(&c.now_ns, t.timestamp + SECOND_NS - 1);
+	create_accounts(e, 10, 1);
+	assert_int_equal(pending_of(e, 77), PENDING_PENDING);
+
+	/* At it, the next group carries a pulse first: once the request is
+	 * answered, the transfer has expired. */
+	atomic_store(&c.now_ns, t.timestamp + SECOND_NS);
+	create_accounts(e, 11, 1);
+	assert_int_equal(pending_of(e, 77), PENDING_EXPIRED);
 	struct account a;
 	l = engine_read_begin(e);
 	assert_int_equal(ledger_lookup_account(l, 1 + 77 % 2, &a), 0);
 	assert_true(a.debits_pending == 0);
 	engine_read_end(e);
+
+	/* With no traffic at all, the applier's idle wake sees the clock
+	 * past the deadline and the sequencer journals a pulse on its own
+	 * (waited for, bounded: the wake is every 50 ms). */
+	create_transfers(e, 78, 1, 2, TRANSFER_PENDING, 1);
+	assert_int_equal(pending_of(e, 78), PENDING_PENDING);
+	atomic_fetch_add(&c.now_ns, 2 * SECOND_NS);
+	enum pending_status ps = PENDING_PENDING;
+	for (int i = 0; i < 400 && ps != PENDING_EXPIRED; i++) {
+		usleep(5000);
+		ps = pending_of(e, 78);
+	}
+	assert_int_equal(ps, PENDING_EXPIRED);
 	engine_close(e);
 
-	e = open_engine(f->dir, 0);
-	l = engine_read_begin(e);
-	assert_int_equal(ledger_pending_status(l, 77), PENDING_EXPIRED);
-	engine_read_end(e);
+	/* Replay expires them at the same point, whatever the clock says. */
+	atomic_store(&c.now_ns, t0);
+	e = open_engine_at(f->dir, &c);
+	assert_int_equal(pending_of(e, 77), PENDING_EXPIRED);
+	assert_int_equal(pending_of(e, 78), PENDING_EXPIRED);
 	engine_close(e);
 }
 
@@ -300,7 +359,7 @@ int main(void)
 			recovery_from_snapshot_gives_same_digest, setup,
 			teardown),
 		cmocka_unit_test_setup_teardown(
-			pending_timeout_expires_by_journaled_pulse, setup,
+			pending_timeout_expires_when_the_clock_passes_it, setup,
 			teardown),
 		cmocka_unit_test_setup_teardown(
 			concurrent_submitters_all_commit, setup, teardown),

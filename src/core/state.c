@@ -1,0 +1,207 @@
+/*
+ * state.c - the ledger, the authorization state and the policy state as
+ * one state machine: apply a journal record, snapshot, digest.  The
+ * commands' layouts and handlers are the registry's (core/command.c);
+ * this file owns the parts and what a record of each type does to them.
+ */
+#include "core/state.h"
+#include "core/auth.h"
+#include "core/command.h"
+#include "core/pstate.h"
+
+#include <errno.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "banned.h"
+
+struct state {
+	struct ledger *ledger;
+	struct auth *auth;     /* principals, owners, revocations, counters */
+	struct pstate *pstate; /* client-version policy versions, overrides */
+	/* Scratch of the guarded kinds: which events are already transfers
+	 * (apply runs on one thread at a time). */
+	u8 scratch[BATCH_EVENTS_MAX];
+};
+
+static struct state *assemble(struct ledger *l, struct auth *a,
+			      struct pstate *ps)
+{
+	struct state *s = NULL;
+
+	if (l && a && ps)
+		s = calloc(1, sizeof(*s));
+	if (!s) {
+		if (l)
+			ledger_free(l);
+		auth_free(a);
+		pstate_free(ps);
+		return NULL;
+	}
+	s->ledger = l;
+	s->auth = a;
+	s->pstate = ps;
+	return s;
+}
+
+struct state *state_new(const struct ledger_options *opts)
+{
+	return assemble(ledger_new(opts), auth_new(), pstate_new());
+}
+
+void state_free(struct state *s)
+{
+	if (!s)
+		return;
+	ledger_free(s->ledger);
+	auth_free(s->auth);
+	pstate_free(s->pstate);
+	free(s);
+}
+
+int state_check(u16 type, const void *payload, u32 payload_bytes, u32 *events)
+{
+	struct command_view c;
+
+	switch (type) {
+	case STATE_CREATE_ACCOUNTS:
+	case STATE_CREATE_TRANSFERS:
+		if (payload_bytes == 0 || payload_bytes % 128 != 0 ||
+		    payload_bytes / 128 > BATCH_EVENTS_MAX)
+			return -EBADMSG;
+		*events = payload_bytes / 128;
+		return 0;
+	case STATE_PULSE:
+		if (payload_bytes != 0)
+			return -EBADMSG;
+		*events = 0;
+		return 0;
+	case STATE_COMMAND:
+		if (command_decode(payload, payload_bytes, &c) != 0 ||
+		    !command_valid(&c))
+			return -EBADMSG;
+		*events = c.h.count;
+		return 0;
+	default: return -EBADMSG;
+	}
+}
+
+int state_apply(struct state *s, u16 type, u64 timestamp, const void *payload,
+		u32 payload_bytes, u32 *results)
+{
+	struct command_view c;
+	u32 n = payload_bytes / 128;
+
+	switch (type) {
+	case STATE_CREATE_ACCOUNTS:
+	case STATE_CREATE_TRANSFERS:
+		if (n == 0 || n > BATCH_EVENTS_MAX || payload_bytes % 128 != 0)
+			return -EBADMSG;
+		return type == STATE_CREATE_ACCOUNTS
+			       ? ledger_create_accounts(s->ledger, payload, n,
+							timestamp, results)
+			       : ledger_create_transfers(s->ledger, payload, n,
+							 timestamp, results);
+	case STATE_PULSE:
+		/* A pulse's payload is empty (journal_decode checks it). */
+		ledger_pulse(s->ledger, timestamp);
+		return 0;
+	case STATE_COMMAND: {
+		const struct command_target t = {.ledger = s->ledger,
+						 .auth = s->auth,
+						 .pstate = s->pstate,
+						 .scratch = s->scratch};
+		if (command_decode(payload, payload_bytes, &c) != 0)
+			return -EBADMSG;
+		return command_apply(&t, &c, timestamp, results);
+	}
+	default: return -EBADMSG;
+	}
+}
+
+const struct ledger *state_ledger(const struct state *s)
+{
+	return s->ledger;
+}
+
+const struct auth *state_auth(const struct state *s)
+{
+	return s->auth;
+}
+
+const struct pstate *state_pstate(const struct state *s)
+{
+	return s->pstate;
+}
+
+u64 state_next_expiry(const struct state *s)
+{
+	return ledger_next_expiry(s->ledger);
+}
+
+u64 state_last_timestamp(const struct state *s)
+{
+	return ledger_last_timestamp(s->ledger);
+}
+
+void state_digest(const struct state *s, u8 out[32])
+{
+	u8 parts[3][32];
+
+	ledger_digest(s->ledger, parts[0]);
+	auth_digest(s->auth, parts[1]);
+	pstate_digest(s->pstate, parts[2]);
+	crypto_generichash(out, 32, parts[0], sizeof(parts), NULL, 0);
+}
+
+int state_snapshot_write(const struct state *s, ledger_sink_fn sink, void *ctx)
+{
+	u64 auth_len = auth_snapshot_bytes(s->auth);
+	u64 ps_len = pstate_snapshot_bytes(s->pstate);
+	int rc = sink(ctx, &auth_len, sizeof(auth_len));
+
+	if (rc == 0)
+		rc = auth_snapshot_write(s->auth, sink, ctx);
+	if (rc == 0)
+		rc = sink(ctx, &ps_len, sizeof(ps_len));
+	if (rc == 0)
+		rc = pstate_snapshot_write(s->pstate, sink, ctx);
+	if (rc == 0)
+		rc = ledger_snapshot_write(s->ledger, sink, ctx);
+	return rc;
+}
+
+/* The next part of the container: a u64 length and that many bytes. */
+static const u8 *take_part(const u8 *buf, size_t len, size_t *at,
+			   size_t *part_len)
+{
+	u64 n;
+
+	if (len - *at < sizeof(n))
+		return NULL;
+	memcpy(&n, buf + *at, sizeof(n));
+	*at += sizeof(n);
+	if (n > len - *at)
+		return NULL;
+	*part_len = (size_t)n;
+	*at += n;
+	return buf + *at - n;
+}
+
+struct state *state_snapshot_read(const u8 *buf, size_t len)
+{
+	struct auth *a = NULL;
+	struct pstate *ps = NULL;
+	struct ledger *l = NULL;
+	size_t at = 0, n = 0;
+	const u8 *p;
+
+	if ((p = take_part(buf, len, &at, &n)))
+		a = auth_snapshot_read(p, n);
+	if (a && (p = take_part(buf, len, &at, &n)))
+		ps = pstate_snapshot_read(p, n);
+	if (ps)
+		l = ledger_snapshot_read(buf + at, len - at);
+	return assemble(l, a, ps);
+}
