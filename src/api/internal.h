@@ -164,7 +164,7 @@ API_ROUTES(X)
  * the reply once it is done, unless the engine failed. */
 enum MHD_Result api_submit(struct request *rq,
 			   enum MHD_Result (*reply)(struct request *));
-/* A JOURNAL_COMMAND record as rq->payload (core/auth.h): a zeroed
+/* A JOURNAL_COMMAND record as rq->payload (core/command.h): a zeroed
  * ext_bytes ext, returned for the caller to fill, and count events
  * copied after it.  NULL when out of memory. */
 void *api_command(struct request *rq, u16 kind, u32 ext_bytes,

@@ -97,21 +97,9 @@ int witness_post(struct http_client *c, const char *body, size_t len,
 	return http_client_do(c, &req, out);
 }
 
-/* TODO(merge): use core's canonical decimal parser */
 int witness_parse_size(const char *body, size_t len, u64 *out)
 {
-	u64 v = 0;
-
 	if (len > 0 && body[len - 1] == '\n')
 		len--;
-	if (len == 0 || len > 20 || (body[0] == '0' && len > 1))
-		return -EINVAL;
-	for (size_t i = 0; i < len; i++) {
-		unsigned d = (unsigned)(unsigned char)body[i] - '0';
-		if (d > 9 || v > (UINT64_MAX - d) / 10)
-			return -EINVAL;
-		v = v * 10 + d;
-	}
-	*out = v;
-	return 0;
+	return parse_u64_n(body, len, UINT64_MAX, out) == 0 ? 0 : -EINVAL;
 }
