@@ -16,8 +16,9 @@
 #   tmpfs   the same on a data directory in /dev/shm, where fdatasync
 #           costs nothing: the server without the disk (it has no
 #           no-sync mode); left out when /dev/shm is absent or TMPFS=0;
-#   B       with BIN_B: BIN_B on a disk directory like durable, for A/B
-#           of two builds in the same rounds.
+#   B       with BIN_B: BIN_B on a disk directory like durable (or on
+#           /dev/shm like tmpfs with B_TMPFS=1), for A/B of two builds
+#           in the same rounds.
 # Each tpwallet has 100,000 accounts and the administrator's token.  All
 # servers get the same request, bench/wrk_transfer.lua's (POST
 # /v1/transfers, one transfer, a distinct id per request, bearer token;
@@ -98,7 +99,11 @@ if [ "${TMPFS:-1}" = 1 ] && [ -d /dev/shm ] && [ -w /dev/shm ]; then
 	names="$names tmpfs"
 fi
 if [ -n "$bin_b" ]; then
-	start B "$bin_b" "$work/B"
+	if [ "${B_TMPFS:-0}" = 1 ] && [ -n "$shm" ]; then
+		start B "$bin_b" "$shm/B"
+	else
+		start B "$bin_b" "$work/B"
+	fi
 	names="$names B"
 fi
 
