@@ -179,8 +179,13 @@ void policy_gate(struct request *rq)
 	struct api_server *s = rq->srv;
 	struct MHD_Connection *c = rq->conn;
 
-	/* No policy set (the common case before one is): nothing to look
-	 * up.  Under the same read lock as the evaluation below. */
+	/* No policy ever set (the common case before one is): nothing to
+	 * look up, and no state lock taken, which the applier's write lock
+	 * would make this thread wait for.  A document is flagged before
+	 * it is submitted, so a request after its reply always looks. */
+	if (!atomic_load(&s->policy_seen))
+		return;
+	/* Under the same read lock as the evaluation below. */
 	engine_read_begin(s->e);
 	if (!pstate_current(engine_pstate(s->e), NULL)) {
 		engine_read_end(s->e);
@@ -410,6 +415,7 @@ static enum MHD_Result set_document(struct request *rq, const char *text,
 					 "out of memory", NULL, NULL);
 	memcpy(ext, &h, sizeof(h));
 	memcpy(ext + sizeof(h), text, len);
+	atomic_store(&rq->srv->policy_seen, true);
 	return api_submit_command(rq);
 }
 
@@ -1173,6 +1179,10 @@ void policy_metrics(struct api_server *s, struct wbuf *b)
 
 int policy_activity_open(struct api_server *s)
 {
+	engine_read_begin(s->e);
+	atomic_init(&s->policy_seen,
+		    pstate_current(engine_pstate(s->e), NULL) != NULL);
+	engine_read_end(s->e);
 	pthread_mutex_init(&s->activity_lock, NULL);
 	randombytes_buf(s->activity_key, sizeof(s->activity_key));
 	if (s->data_dir) {
