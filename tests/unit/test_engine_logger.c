@@ -93,11 +93,10 @@ static void a_line_has_the_documented_shape(void **state)
 			assert_true(ch >= '0' && ch <= '9');
 	}
 	assert_string_equal(
-		t + 30,
-		"Z\",\"level\":\"warn\",\"msg\":\"say \\\"hi\\\"\\\\\","
-		"\"k\\u000a\":\"tab\\u0009here\\u0001\\u007f\","
-		"\"neg\":-42,\"min\":-9223372036854775808,\"zero\":0,"
-		"\"none\":null}\n");
+		t + 30, "Z\",\"level\":\"warn\",\"msg\":\"say \\\"hi\\\"\\\\\","
+			"\"k\\u000a\":\"tab\\u0009here\\u0001\\u007f\","
+			"\"neg\":-42,\"min\":-9223372036854775808,\"zero\":0,"
+			"\"none\":null}\n");
 	free(t);
 }
 
@@ -130,8 +129,9 @@ static void async_lines_keep_their_order(void **state)
 			log_at(LOG_WARN, "now", LOG_NUM("i", i));
 		else
 			log_at(LOG_INFO, "request", LOG_NUM("i", i),
-			       LOG_STR("pad", "................................"
-					      "................................"));
+			       LOG_STR("pad",
+				       "................................"
+				       "................................"));
 	}
 	logger_stop_async();
 	char *t = captured(*state, &len);
