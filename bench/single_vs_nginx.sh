@@ -42,9 +42,8 @@ shm=""
 pids=""
 trap 'for p in $pids; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; rm -rf "$work" $shm' EXIT INT TERM
 
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
+# shellcheck source=bench/serve.sh
+. "$here/serve.sh"
 
 port_nginx=$(free_port)
 mkdir -p "$work/nginx"
@@ -76,18 +75,10 @@ until curl -sf "http://127.0.0.1:$port_nginx/" >/dev/null; do
 	sleep 0.1
 done
 
-start() { # NAME BIN DATA -> sets port_NAME
-	port=$(free_port)
-	"$2" serve --data "$3" --listen "127.0.0.1:$port" 2>"$work/$1.log" &
-	pids="$pids $!"
-	i=0
-	until curl -sf "http://127.0.0.1:$port/readyz" >/dev/null; do
-		i=$((i + 1)); [ $i -lt 100 ] || { echo "server $1 did not start"; cat "$work/$1.log"; exit 1; }
-		sleep 0.1
-	done
-	TPWALLET_TOKEN=$(cat "$3/admin.token") python3 "$here/http_batch.py" \
-		--port "$port" --accounts 100000 --create-accounts >/dev/null
-	eval "port_$1=$port"
+start() { # NAME BIN DATA -> sets port_NAME, data_NAME
+	serve_start "$2" "$3" "$work/$1.log"
+	pids="$pids $serve_pid"
+	eval "port_$1=$serve_port"
 	eval "data_$1=$3"
 }
 
@@ -125,6 +116,7 @@ order=$names
 while [ "$r" -le "$rounds" ]; do
 	for n in $order; do run "$n" "$secs" $((r + 1)) | tee -a "$work/results"; done
 	# rotate: the first server of this round runs last in the next
+	# shellcheck disable=SC2086 # split into words on purpose
 	set -- $order
 	first=$1; shift
 	order="$* $first"
