@@ -4,6 +4,9 @@
 #   scripts/deps.sh [test]  that and what the tests use (make test): the
 #                           sanitizers' clang, cmocka, the static checks,
 #                           wrk, and Node.js with npm for the JOSE client
+#   scripts/deps.sh bench   what building needs and the benchmarks' tools:
+#                           wrk, curl, python3, nginx (the fixed-reply
+#                           baseline of bench/single_vs_nginx.sh), perf
 # Idempotent and quiet when everything is present.  Needs root (or sudo)
 # only when something must be installed.
 set -eu
@@ -12,12 +15,14 @@ BUILD_PKGS="build-essential pkg-config
 libmicrohttpd-dev libsodium-dev libjansson-dev nettle-dev libcurl4-gnutls-dev"
 TEST_PKGS="clang libclang-rt-14-dev libcmocka-dev python3 curl wrk
 clang-format cppcheck util-linux"
+BENCH_PKGS="python3 curl wrk nginx-light linux-perf"
 
 case "${1:-test}" in
 build) PKGS=$BUILD_PKGS ;;
 test) PKGS="$BUILD_PKGS $TEST_PKGS" ;;
+bench) PKGS="$BUILD_PKGS $BENCH_PKGS" ;;
 *)
-	echo "usage: scripts/deps.sh [build|test]" >&2
+	echo "usage: scripts/deps.sh [build|test|bench]" >&2
 	exit 2
 	;;
 esac

@@ -45,6 +45,10 @@ struct api_server {
 	pthread_mutex_t activity_lock;
 	u8 activity_key[32];	      /* keys the hash of X-Client-User */
 	_Atomic u64 gate_verdicts[4]; /* by enum policy_verdict */
+	/* False while no client policy has ever been current: set at start
+	 * from the state and before any policy document is submitted, so
+	 * the gate skips the state lock on every request until then. */
+	atomic_bool policy_seen;
 	size_t body_bytes_max;
 	unsigned short port;
 	atomic_bool ready;

@@ -166,8 +166,11 @@ void policy_observe(struct request *rq)
 	rq->gate.obs_platform[0] = '\0';
 }
 
-static char *blocked_body(struct request *rq, const struct policy *p,
-			  const struct policy_decision *d, u64 version)
+/* The gate's refusal as a JSON tree of its own: built under the read
+ * lock (the decision's texts point into the policy), serialized by
+ * blocked_text after it. */
+static json_t *blocked_json(const struct policy *p,
+			    const struct policy_decision *d, u64 version)
 {
 	json_t *o = decision_json(p, d, version);
 	json_object_set_new(o, "type",
@@ -178,6 +181,11 @@ static char *blocked_body(struct request *rq, const struct policy *p,
 	json_object_set_new(o, "status", json_integer(d->status));
 	if (d->message)
 		json_object_set_new(o, "detail", json_string(d->message));
+	return o;
+}
+
+static char *blocked_text(struct request *rq, json_t *o)
+{
 	json_object_set_new(o, "instance", json_string(rq->request_id));
 	char *text = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
@@ -189,8 +197,13 @@ void policy_gate(struct request *rq)
 	struct api_server *s = rq->srv;
 	struct MHD_Connection *c = rq->conn;
 
-	/* No policy set (the common case before one is): nothing to look
-	 * up.  Under the same read lock as the evaluation below. */
+	/* No policy ever set (the common case before one is): nothing to
+	 * look up, and no state lock taken, which the applier's write lock
+	 * would make this thread wait for.  A document is flagged before
+	 * it is submitted, so a request after its reply always looks. */
+	if (!atomic_load(&s->policy_seen))
+		return;
+	/* Under the same read lock as the evaluation below. */
 	engine_read_begin(s->e);
 	if (!pstate_current(engine_pstate(s->e), NULL)) {
 		engine_read_end(s->e);
@@ -214,6 +227,7 @@ void policy_gate(struct request *rq)
 
 	struct policy_decision d;
 	u64 version;
+	json_t *blocked = NULL;
 	const struct policy *p = evaluate_locked(s, &q, &d, &version);
 	observe_later(rq, &q, &d);
 	rq->gate.evaluated = true;
@@ -235,9 +249,11 @@ void policy_gate(struct request *rq)
 			 d.upgrade_url);
 	if (d.verdict == POLICY_BLOCKED) {
 		rq->gate.status = d.status ? d.status : 426;
-		rq->gate.body = blocked_body(rq, p, &d, version);
+		blocked = blocked_json(p, &d, version);
 	}
 	engine_read_end(s->e);
+	if (blocked)
+		rq->gate.body = blocked_text(rq, blocked);
 	if (d.verdict < 4)
 		atomic_fetch_add_explicit(&s->gate_verdicts[d.verdict], 1,
 					  memory_order_relaxed);
@@ -399,6 +415,7 @@ static enum MHD_Result set_document(struct request *rq, const char *text,
 					 "out of memory", NULL, NULL);
 	memcpy(ext, &h, sizeof(h));
 	memcpy(ext + sizeof(h), text, len);
+	atomic_store(&rq->srv->policy_seen, true);
 	return api_submit_command(rq, policy_command_reply);
 }
 
@@ -645,10 +662,10 @@ static enum MHD_Result evaluate(struct request *rq, bool signed_manifest)
 					 "given)",
 					 "platform", NULL);
 	query_from_args(rq, &q, cv, sizeof(cv));
-	/* NEEDSWORK: formatted under the read lock, like the gate's
-	 * refusal (blocked_body): the decision points into the policy,
-	 * which lives only as long as the lock is held.  A decision that
-	 * owns its texts (core/policy.h) would let both format after it. */
+	/* The decision points into the policy, which lives only as long as
+	 * the read lock: its texts are copied into a JSON tree of its own
+	 * under the lock, serialized (and signed) after it, like the gate's
+	 * refusal (blocked_json). */
 	engine_read_begin(rq->srv->e);
 	const struct policy *p = evaluate_locked(rq->srv, &q, &d, &version);
 	json_t *o = decision_json(p, &d, version);
@@ -1207,6 +1224,10 @@ void policy_metrics(struct api_server *s, struct wbuf *b)
 
 int policy_activity_open(struct api_server *s)
 {
+	engine_read_begin(s->e);
+	atomic_init(&s->policy_seen,
+		    pstate_current(engine_pstate(s->e), NULL) != NULL);
+	engine_read_end(s->e);
 	pthread_mutex_init(&s->activity_lock, NULL);
 	randombytes_buf(s->activity_key, sizeof(s->activity_key));
 	if (s->data_dir) {

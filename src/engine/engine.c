@@ -813,13 +813,19 @@ int engine_submit(struct engine *e, struct engine_request *req)
 		pthread_mutex_unlock(&e->queue_lock);
 		return ret;
 	}
+	/* The sequencer waits only on an empty queue, and a queue that is
+	 * not empty had its signal when it stopped being so: one wake per
+	 * group, given after unlocking so the woken thread does not block
+	 * on the mutex this one still holds. */
+	bool was_empty = e->head == NULL;
 	if (e->tail)
 		e->tail->next = req;
 	else
 		e->head = req;
 	e->tail = req;
-	pthread_cond_signal(&e->queue_cond);
 	pthread_mutex_unlock(&e->queue_lock);
+	if (was_empty)
+		pthread_cond_signal(&e->queue_cond);
 	return 0;
 }
 

@@ -2,7 +2,13 @@
  * journal_reader.c - read a journal's records in order (journal_reader.h).
  *
  * pread(2) rather than mmap: the last segment grows under the reader, and
- * a read of what is there now is all a tailing reader needs.  Each record
+ * a read of what is there now is all a tailing reader needs.  Reads go
+ * through a read-ahead window (one pread of up to READAHEAD_BYTES), so a
+ * journal of small records costs one system call per window, not two
+ * per record.  Bytes below a segment's end at the time of a read never
+ * change while the engine runs (it only appends); the window is dropped
+ * when the segment changes and whenever a record does not decode, so a
+ * record that was still being written is read again from the file.  Each record
  * is decoded and checked with journal_decode, the same function journal
  * recovery uses, so reader and owner agree on what a valid record is.
  */
@@ -26,6 +32,7 @@
 #include "banned.h"
 
 #define READER_ERR_BYTES 512
+#define READAHEAD_BYTES	 (256u * 1024u)
 
 struct journal_reader {
 	char dir[PATH_MAX]; /* DATA/journal */
@@ -38,6 +45,9 @@ struct journal_reader {
 	u64 max_seq;	    /* nothing past it is read */
 	u8 *buf;
 	size_t cap;
+	u8 *ra;	       /* read-ahead window: bytes [ra_off, ra_off + ra_len) */
+	u64 ra_off;    /* of the current segment */
+	size_t ra_len; /* 0: empty */
 	char err[READER_ERR_BYTES];
 };
 
@@ -98,6 +108,7 @@ static int open_segment(struct journal_reader *rd)
 	}
 	rd->seg_seq = seqs[pick];
 	rd->off = 0;
+	rd->ra_len = 0;
 	/* Reading starts at the segment's first record, whatever from_seq
 	 * asked: the seq check needs the records before it. */
 	rd->next_seq = seqs[pick];
@@ -136,6 +147,39 @@ static int read_at(int fd, u8 *p, size_t len, u64 at, size_t *got)
 		*got += (size_t)k;
 	}
 	return 0;
+}
+
+/* read_at of the current segment through the read-ahead window. */
+static int read_ahead(struct journal_reader *rd, u8 *p, size_t len, u64 at,
+		      size_t *got)
+{
+	if (at >= rd->ra_off && len <= rd->ra_len &&
+	    at - rd->ra_off <= rd->ra_len - len) {
+		memcpy(p, rd->ra + (at - rd->ra_off), len);
+		*got = len;
+		return 0;
+	}
+	rd->ra_len = 0;
+	if (len > READAHEAD_BYTES ||
+	    (!rd->ra && !(rd->ra = malloc(READAHEAD_BYTES))))
+		return read_at(rd->fd, p, len, at, got);
+	ssize_t k;
+	do
+		k = pread(rd->fd, rd->ra, READAHEAD_BYTES, (off_t)at);
+	while (k < 0 && errno == EINTR);
+	if (k < 0)
+		return -errno;
+	rd->ra_off = at;
+	rd->ra_len = (size_t)k;
+	*got = rd->ra_len < len ? rd->ra_len : len;
+	memcpy(p, rd->ra, *got);
+	if (*got == len || k == 0)
+		return 0;
+	/* Short: the end of the file, or a short read; read_at says. */
+	size_t more;
+	int ret = read_at(rd->fd, p + *got, len - *got, at + *got, &more);
+	*got += more;
+	return ret;
 }
 
 static int reserve(struct journal_reader *rd, size_t need)
@@ -180,6 +224,7 @@ static int bad_record(struct journal_reader *rd, const char *why)
 	bool newer = false;
 	int ret;
 
+	rd->ra_len = 0; /* what follows reads the file itself */
 	/* A writer may have been in the middle of this very record: if it
 	 * is whole now, it was never bad (the caller reads it again). */
 	if (record_now_valid(rd))
@@ -267,7 +312,7 @@ int journal_reader_next(struct journal_reader *rd, struct journal_record *r,
 			if (ret <= 0)
 				return ret;
 		}
-		ret = read_at(rd->fd, head, sizeof(head), rd->off, &got);
+		ret = read_ahead(rd, head, sizeof(head), rd->off, &got);
 		if (ret < 0)
 			return fail(rd, ret, "journal: %s", tpw_strerror(-ret));
 		if (got == 0) {
@@ -306,7 +351,7 @@ int journal_reader_next(struct journal_reader *rd, struct journal_record *r,
 		}
 		if (reserve(rd, size) < 0)
 			return -ENOMEM;
-		ret = read_at(rd->fd, rd->buf, size, rd->off, &got);
+		ret = read_ahead(rd, rd->buf, size, rd->off, &got);
 		if (ret < 0)
 			return fail(rd, ret, "journal: %s", tpw_strerror(-ret));
 		if (got < size) {
@@ -365,5 +410,6 @@ void journal_reader_close(struct journal_reader *rd)
 	if (rd->fd >= 0)
 		close(rd->fd);
 	free(rd->buf);
+	free(rd->ra);
 	free(rd);
 }

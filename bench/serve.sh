@@ -1,0 +1,28 @@
+# shellcheck shell=sh disable=SC2034
+# Sourced by the single-request benchmarks (ab_http.sh, single_cost.sh,
+# single_vs_nginx.sh): a free loopback port, and a tpwallet server
+# started with its defaults and given 100,000 accounts.
+#   free_port                        prints a free port
+#   serve_start BIN DATA LOG [ARG..] sets serve_port and serve_pid (ARGs
+#                                    go to serve); exits when the server
+#                                    does not start
+# The caller kills serve_pid (and waits for it) when done.
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+serve_start() {
+	_bin=$1 _data=$2 _log=$3
+	shift 3
+	serve_port=$(free_port)
+	"$_bin" serve --data "$_data" --listen "127.0.0.1:$serve_port" "$@" 2>"$_log" &
+	serve_pid=$!
+	_i=0
+	until curl -sf "http://127.0.0.1:$serve_port/readyz" >/dev/null; do
+		_i=$((_i + 1))
+		[ $_i -lt 100 ] || { echo "server $_bin did not start"; cat "$_log"; exit 1; }
+		sleep 0.1
+	done
+	TPWALLET_TOKEN=$(cat "$_data/admin.token") python3 "$(dirname "$0")/http_batch.py" \
+		--port "$serve_port" --accounts 100000 --create-accounts >/dev/null
+}
