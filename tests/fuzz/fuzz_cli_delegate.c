@@ -40,7 +40,6 @@
  *     build/fuzz/corpus-fuzz_cli_delegate tests/fuzz/corpus/cli_delegate
  */
 #include "cli/settings.c"
-#include "cli/httpc.c"
 /* cmd_call.c and cmd_delegate.c each have a static usage(). */
 #define usage call_usage
 #include "cli/cmd_call.c"
