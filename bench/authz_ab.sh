@@ -16,12 +16,8 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/tpwallet-authzab-XXXXXX")
 pids=""
 trap 'for p in $pids; do kill $p 2>/dev/null; wait $p 2>/dev/null; done; rm -rf "$work"' EXIT INT TERM
 
-cflags="-O2 -std=c17 -D_GNU_SOURCE -Isrc"
-libs="$(pkg-config --cflags --libs jansson libsodium) -lpthread"
-mkdir -p "$root/build/bench"
-# shellcheck disable=SC2086
-(cd "$root" && cc $cflags bench/authz_load.c src/crypto/mandate.c src/crypto/jose.c \
-	src/crypto/b64url.c src/core/u128.c $libs -o build/bench/authz_load)
+# Built by the Makefile with the project's flags (make bench-build).
+make -C "$root" --no-print-directory build/bench/authz_load >/dev/null
 load="$root/build/bench/authz_load"
 # shellcheck source=bench/authz_chain.sh
 . "$here/authz_chain.sh"

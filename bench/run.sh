@@ -45,10 +45,7 @@ kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true
 # The client-version gate's decision, in process (issue 3: >= 10M/s).
 (
 	root=$(cd "$here/.." && pwd)
-	mkdir -p "$root/build/bench"
-	cd "$root" && cc -O2 -std=c17 -D_GNU_SOURCE -Isrc bench/bench_policy.c \
-		src/core/policy.c src/core/semver.c src/core/rollout.c -ljansson \
-		-o build/bench/bench_policy
+	cd "$root" && make --no-print-directory build/bench/bench_policy >/dev/null
 	echo "== client-version gate in process: policy_evaluate (bench/bench_policy)"
 	build/bench/bench_policy
 )
@@ -58,14 +55,10 @@ kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true
 if [ "${BENCH_AUTHZ:-1}" = 1 ]; then
 (
 	set -eu
-	cflags="-O2 -std=c17 -D_GNU_SOURCE -Isrc"
-	libs="$(pkg-config --cflags --libs jansson libsodium) -lpthread"
-	mand_src="src/crypto/mandate.c src/crypto/jose.c src/crypto/b64url.c src/core/u128.c"
 	root=$(cd "$here/.." && pwd)
-	mkdir -p "$root/build/bench"
-	# shellcheck disable=SC2086
-	(cd "$root" && cc $cflags bench/bench_mandate.c $mand_src $libs -o build/bench/bench_mandate &&
-		cc $cflags bench/authz_load.c $mand_src $libs -o build/bench/authz_load)
+	# Built by the Makefile with the project's flags (make bench-build).
+	make -C "$root" --no-print-directory build/bench/bench_mandate \
+		build/bench/authz_load >/dev/null
 	echo "== authorization in process: 3-link chain + DPoP proof, one core (bench/bench_mandate)"
 	"$root/build/bench/bench_mandate"
 
