@@ -13,6 +13,7 @@
 #include "crypto/note.h"
 #include "engine/audit.h"
 #include "log/journal.h"
+#include "log/entry_view.h"
 #include "log/leaf.h"
 
 #include <errno.h>
@@ -44,17 +45,6 @@ static void put_dec_str(struct wbuf *b, u64 v)
 	wbuf_putc(b, '"');
 	wbuf_put_u64(b, v);
 	wbuf_putc(b, '"');
-}
-
-static const char *journal_type_name(u16 type)
-{
-	switch (type) {
-	case JOURNAL_CREATE_ACCOUNTS: return "create_accounts";
-	case JOURNAL_CREATE_TRANSFERS: return "create_transfers";
-	case JOURNAL_PULSE: return "pulse";
-	case JOURNAL_COMMAND: return "command";
-	default: return "unknown";
-	}
 }
 
 static void put_proof(struct wbuf *b, u8 proof[][MERKLE_HASH_BYTES], size_t n)
@@ -106,6 +96,104 @@ enum MHD_Result audit_route_head(struct request *rq)
 	return api_reply_json(rq, 200, &b);
 }
 
+/* The query of GET /v1/audit/entries/{i}: view=decoded, or no view
+ * (other names are ignored, as they always were).  Returns 1 decoded, 0
+ * raw, -1 a view other than "decoded". */
+static int entry_view_wanted(const char *q, size_t len)
+{
+	const char *p = q, *end = q + len;
+	int want = 0;
+
+	while (p < end) {
+		const char *amp = memchr(p, '&', (size_t)(end - p));
+		size_t n = (size_t)((amp ? amp : end) - p);
+		if (n >= 5 && memcmp(p, "view=", 5) == 0) {
+			if (n != 12 || memcmp(p + 5, "decoded", 7) != 0)
+				return -1;
+			want = 1;
+		} else if (n == 4 && memcmp(p, "view", 4) == 0) {
+			return -1;
+		}
+		p += n + 1;
+	}
+	return want;
+}
+
+/* The "decoded" member (docs/audit.md, Decoded entries).  The author's
+ * name is copied out of the auth state under the read lock. */
+static void put_decoded(struct request *rq, struct wbuf *b, const u8 *bytes,
+			size_t len, bool damaged)
+{
+	static _Thread_local struct entry_view v;
+	struct auth_principal_info p;
+	bool named = false;
+
+	wbuf_puts(b, ",\"decoded\":{");
+	if (entry_view_decode(bytes, len, &v) != 0 || damaged) {
+		wbuf_puts(b, "\"error\":");
+		const char *why = damaged ? "the entry's bytes on disk do not "
+					    "match its leaf hash: it was "
+					    "changed after it was logged"
+					  : v.error;
+		wbuf_put_json_str(b, why, strlen(why));
+		wbuf_putc(b, '}');
+		return;
+	}
+	if (v.has_author && !entry_view_is_admin(v.author)) {
+		engine_read_begin(rq->srv->e);
+		named = auth_principal_get(engine_auth(rq->srv->e), v.author,
+					   &p);
+		engine_read_end(rq->srv->e);
+	}
+	wbuf_puts(b, "\"type\":\"");
+	wbuf_puts(b, v.type_name);
+	wbuf_putc(b, '"');
+	if (v.command) {
+		wbuf_puts(b, ",\"command\":\"");
+		wbuf_puts(b, v.command);
+		wbuf_putc(b, '"');
+	}
+	wbuf_puts(b, ",\"seq\":");
+	put_dec_str(b, v.seq);
+	wbuf_puts(b, ",\"time\":\"");
+	wbuf_puts(b, v.time);
+	wbuf_puts(b, "\",\"timestamp_ns\":");
+	put_dec_str(b, v.timestamp_ns);
+	if (v.has_author) {
+		wbuf_puts(b, ",\"author\":{");
+		if (entry_view_is_admin(v.author)) {
+			wbuf_puts(b, "\"name\":\"administrator\"");
+		} else {
+			char tp[ENTRY_VIEW_THUMBPRINT_BYTES];
+			entry_view_thumbprint(v.author, tp);
+			if (named) {
+				wbuf_puts(b, "\"name\":");
+				wbuf_put_json_str(b, p.name, strlen(p.name));
+				wbuf_putc(b, ',');
+			}
+			wbuf_puts(b, "\"thumbprint\":\"");
+			wbuf_puts(b, tp);
+			wbuf_putc(b, '"');
+		}
+		wbuf_putc(b, '}');
+	}
+	wbuf_puts(b, ",\"summary\":");
+	wbuf_put_json_str(b, v.summary, strlen(v.summary));
+	wbuf_puts(b, ",\"fields\":{");
+	for (u32 i = 0; i < v.nfields; i++) {
+		if (i)
+			wbuf_putc(b, ',');
+		wbuf_put_json_str(b, v.fields[i].key, strlen(v.fields[i].key));
+		wbuf_putc(b, ':');
+		wbuf_put_json_str(b, v.fields[i].value,
+				  strlen(v.fields[i].value));
+	}
+	wbuf_puts(b, "}}");
+}
+
+/* GET /v1/audit/entries/{index}: the entry's bytes (what the proofs
+ * cover); with ?view=decoded also the entry decoded, and a damaged entry
+ * then answers its bytes with "decoded": {"error": ...}. */
 enum MHD_Result audit_route_entry(struct request *rq)
 {
 	struct audit *a = rq->srv->audit;
@@ -116,30 +204,40 @@ enum MHD_Result audit_route_entry(struct request *rq)
 	size_t len = 0;
 	enum MHD_Result ret;
 
+	int view = entry_view_wanted(rq->query, rq->query_len);
+	if (view < 0)
+		return api_reply_problem(rq, PROBLEM_invalid_query,
+					 "view takes one value: decoded",
+					 "view", NULL);
 	if (audit_leaf(a, index, &leaf) != 0)
 		return api_reply_problem(rq, PROBLEM_audit_out_of_range,
 					 "no entry at this index yet", "index",
 					 NULL);
-	int r = audit_entry(a, index, &bytes, &len);
-	if (r == -EBADMSG)
+	int r = view ? audit_entry_read(a, index, &bytes, &len)
+		     : audit_entry(a, index, &bytes, &len);
+	if (r == -EBADMSG && !bytes)
 		return api_reply_problem(rq, PROBLEM_audit_entry_changed, NULL,
 					 NULL, NULL);
-	if (r != 0)
+	if (r != 0 && r != -EBADMSG) {
+		free(bytes);
 		return api_reply_problem(rq, PROBLEM_internal_error, NULL, NULL,
 					 NULL);
-	wbuf_init(&b, len * 4 / 3 + 512);
+	}
+	wbuf_init(&b, len * 4 / 3 + 512 + (view ? 8192 : 0));
 	wbuf_puts(&b, "{\"index\":");
 	put_dec_str(&b, index);
 	wbuf_puts(&b, ",\"seq\":");
 	put_dec_str(&b, leaf.seq);
 	wbuf_puts(&b, ",\"type\":\"");
-	wbuf_puts(&b, journal_type_name(leaf.type));
+	wbuf_puts(&b, entry_view_type_name(leaf.type));
 	wbuf_puts(&b, "\",\"timestamp\":");
 	put_dec_str(&b, leaf.timestamp);
 	wbuf_puts(&b, ",\"leaf_hash\":");
 	put_b64(&b, leaf.hash, sizeof(leaf.hash));
 	wbuf_puts(&b, ",\"entry\":");
 	put_b64(&b, bytes, len);
+	if (view)
+		put_decoded(rq, &b, bytes, len, r == -EBADMSG);
 	wbuf_puts(&b, "}");
 	ret = api_reply_json(rq, 200, &b);
 	free(bytes);

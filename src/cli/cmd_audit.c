@@ -11,7 +11,10 @@
  *                       stored leaf hashes against the checkpoints, and
  *                       every journal record re-hashed against both, so a
  *                       record changed, removed, reordered or inserted on
- *                       disk is named even when its CRC was rewritten.
+ *                       disk is named even when its CRC was rewritten;
+ *   log                 the journal's entries decoded (log/entry_view.h),
+ *                       newest first, filtered by type, author, time and
+ *                       text, as lines or as JSON objects.
  *
  * The verifiers say yes only to what they checked completely: every field
  * present and well-formed, nothing unknown, every hash compared.  The
@@ -29,9 +32,13 @@
 #include "log/datadir.h"
 #include "log/fsfile.h"
 #include "log/journal.h"
+#include "log/entry_view.h"
 #include "log/journal_reader.h"
 #include "log/leaf.h"
 #include "core/strerror.h"
+#include "core/auth.h"
+#include "core/command.h"
+#include "core/parse.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -286,13 +293,8 @@ static int open_checkpoint(const char *what, const char *note, size_t len,
 
 static const char *type_name(u16 type)
 {
-	switch (type) {
-	case JOURNAL_CREATE_ACCOUNTS: return "create_accounts";
-	case JOURNAL_CREATE_TRANSFERS: return "create_transfers";
-	case JOURNAL_PULSE: return "pulse";
-	case JOURNAL_COMMAND: return "command";
-	default: return "unknown type";
-	}
+	const char *name = entry_view_type_name(type);
+	return strcmp(name, "unknown") == 0 ? "unknown type" : name;
 }
 
 /*
@@ -1394,6 +1396,419 @@ cleanup:
 	return ret;
 }
 
+/* ---- log -------------------------------------------------------------------
+ */
+
+#define LOG_LIMIT_DEFAULT 50u
+#define LOG_LIMIT_MAX	  10000u
+/* Principals remembered to name authors (the server holds at most
+ * AUTH_PRINCIPALS_MAX). */
+#define LOG_NAMES_MAX AUTH_PRINCIPALS_MAX
+
+/* A principal seen registered in the journal: id -> name. */
+struct log_name {
+	u8 id[AUTH_ID_BYTES];
+	char name[ENTRY_VIEW_VALUE_BYTES];
+};
+
+/* One entry kept for printing. */
+struct log_row {
+	u64 index;
+	bool damaged;
+	struct entry_view v;
+	char author_name[ENTRY_VIEW_VALUE_BYTES]; /* "" when unknown */
+};
+
+struct log_query {
+	const char *type, *author, *grep;
+	u64 since_ns, until_ns;
+	u32 limit;
+	bool json;
+	struct log_name *names;
+	size_t nnames, names_cap;
+	struct log_row *ring; /* limit rows, the newest matches */
+	u64 matched;
+};
+
+/* TIME: unix seconds, or RFC 3339 in UTC ("2026-12-06T10:00:00Z", an
+ * optional fraction).  Nanoseconds since the epoch into *ns. */
+static int parse_time(const char *s, u64 *ns)
+{
+	struct tm tm = {0};
+	u64 secs;
+
+	if (parse_u64(s, UINT64_MAX / 1000000000u, &secs) == 0) {
+		*ns = secs * 1000000000u;
+		return 0;
+	}
+	const char *end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (!end)
+		return -EINVAL;
+	u64 frac = 0, scale = 1000000000u;
+	if (*end == '.') {
+		end++;
+		if (*end < '0' || *end > '9')
+			return -EINVAL;
+		for (; *end >= '0' && *end <= '9'; end++) {
+			if (scale > 1) {
+				scale /= 10;
+				frac += (u64)(*end - '0') * scale;
+			}
+		}
+	}
+	if (strcmp(end, "Z") != 0)
+		return -EINVAL;
+	time_t t = timegm(&tm);
+	if (t < 0)
+		return -EINVAL;
+	*ns = (u64)t * 1000000000u + frac;
+	return 0;
+}
+
+static const char *name_of(const struct log_query *q, const u8 id[32])
+{
+	for (size_t i = 0; i < q->nnames; i++)
+		if (memcmp(q->names[i].id, id, AUTH_ID_BYTES) == 0)
+			return q->names[i].name;
+	return NULL;
+}
+
+/* Remember a registration (the record's own bytes: the principal's id
+ * and name). */
+static void remember(struct log_query *q, const struct journal_record *r)
+{
+	struct command_view c;
+	struct auth_principal p;
+
+	if (r->type != JOURNAL_COMMAND ||
+	    command_decode(r->payload, r->payload_bytes, &c) != 0 ||
+	    c.h.kind != AUTH_CMD_PRINCIPAL || name_of(q, c.ext))
+		return;
+	memcpy(&p, c.ext, sizeof(p));
+	if (q->nnames == q->names_cap) {
+		size_t cap = q->names_cap ? q->names_cap * 2 : 64;
+		struct log_name *n;
+		if (cap > LOG_NAMES_MAX ||
+		    !(n = realloc(q->names, cap * sizeof(*n))))
+			return;
+		q->names = n;
+		q->names_cap = cap;
+	}
+	struct log_name *n = &q->names[q->nnames++];
+	memcpy(n->id, p.id, sizeof(n->id));
+	entry_view_text(n->name, sizeof(n->name), p.name, sizeof(p.name));
+}
+
+/* The author as the text line shows it: "administrator", "NAME
+ * (THUMBPRINT)", "THUMBPRINT", or "-" for an entry without one. */
+static void author_text(const struct log_row *w, char *out, size_t n)
+{
+	char tp[ENTRY_VIEW_THUMBPRINT_BYTES];
+
+	if (w->damaged || !w->v.has_author) {
+		snprintf(out, n, "-");
+		return;
+	}
+	if (entry_view_is_admin(w->v.author)) {
+		snprintf(out, n, "administrator");
+		return;
+	}
+	entry_view_thumbprint(w->v.author, tp);
+	if (w->author_name[0])
+		snprintf(out, n, "%s (%s)", w->author_name, tp);
+	else
+		snprintf(out, n, "%s", tp);
+}
+
+static bool row_matches(const struct log_query *q, const struct log_row *w)
+{
+	const struct entry_view *v = &w->v;
+
+	if (q->type && !(v->command && strcmp(q->type, v->command) == 0) &&
+	    strcmp(q->type, w->damaged ? "damaged" : v->type_name) != 0)
+		return false;
+	if (!w->damaged &&
+	    (v->timestamp_ns < q->since_ns || v->timestamp_ns > q->until_ns))
+		return false;
+	if (q->author) {
+		char tp[ENTRY_VIEW_THUMBPRINT_BYTES];
+		if (w->damaged || !v->has_author)
+			return false;
+		bool admin = entry_view_is_admin(v->author);
+		entry_view_thumbprint(v->author, tp);
+		if (!(admin ? strcmp(q->author, "administrator") == 0
+			    : strcmp(q->author, w->author_name) == 0 ||
+				      strncmp(q->author, tp,
+					      strlen(q->author)) == 0))
+			return false;
+	}
+	if (q->grep) {
+		char a[ENTRY_VIEW_VALUE_BYTES + ENTRY_VIEW_THUMBPRINT_BYTES +
+		       8];
+		bool hit = strstr(w->damaged ? v->error : v->summary, q->grep);
+		author_text(w, a, sizeof(a));
+		hit = hit || strstr(a, q->grep);
+		for (u32 i = 0; !hit && !w->damaged && i < v->nfields; i++)
+			hit = strstr(v->fields[i].value, q->grep) != NULL;
+		if (!hit)
+			return false;
+	}
+	return true;
+}
+
+static void print_row_json(const struct log_row *w)
+{
+	const struct entry_view *v = &w->v;
+	char d[24];
+	json_t *o = json_object();
+
+	snprintf(d, sizeof(d), "%llu", (unsigned long long)w->index);
+	json_object_set_new(o, "index", json_string(d));
+	if (w->damaged) {
+		json_object_set_new(o, "error", json_string(v->error));
+	} else {
+		json_object_set_new(o, "type", json_string(v->type_name));
+		if (v->command)
+			json_object_set_new(o, "command",
+					    json_string(v->command));
+		snprintf(d, sizeof(d), "%llu", (unsigned long long)v->seq);
+		json_object_set_new(o, "seq", json_string(d));
+		json_object_set_new(o, "time", json_string(v->time));
+		snprintf(d, sizeof(d), "%llu",
+			 (unsigned long long)v->timestamp_ns);
+		json_object_set_new(o, "timestamp_ns", json_string(d));
+		if (v->has_author) {
+			json_t *a = json_object();
+			char tp[ENTRY_VIEW_THUMBPRINT_BYTES];
+			if (entry_view_is_admin(v->author)) {
+				json_object_set_new(
+					a, "name",
+					json_string("administrator"));
+			} else {
+				entry_view_thumbprint(v->author, tp);
+				if (w->author_name[0])
+					json_object_set_new(
+						a, "name",
+						json_string(w->author_name));
+				json_object_set_new(a, "thumbprint",
+						    json_string(tp));
+			}
+			json_object_set_new(o, "author", a);
+		}
+		json_object_set_new(o, "summary", json_string(v->summary));
+		json_t *f = json_object();
+		for (u32 i = 0; i < v->nfields; i++)
+			json_object_set_new(f, v->fields[i].key,
+					    json_string(v->fields[i].value));
+		json_object_set_new(o, "fields", f);
+	}
+	char *text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	if (text)
+		printf("%s\n", text);
+	free(text);
+	json_decref(o);
+}
+
+static void print_row(const struct log_query *q, const struct log_row *w)
+{
+	char a[ENTRY_VIEW_VALUE_BYTES + ENTRY_VIEW_THUMBPRINT_BYTES + 8];
+
+	if (q->json) {
+		print_row_json(w);
+		return;
+	}
+	author_text(w, a, sizeof(a));
+	printf("%llu\t%s\t%s\t%s\t%s%s\n", (unsigned long long)w->index,
+	       w->v.time[0] ? w->v.time : "-",
+	       w->damaged     ? "damaged"
+	       : w->v.command ? w->v.command
+			      : w->v.type_name,
+	       a, w->damaged ? "" : w->v.summary, w->damaged ? w->v.error : "");
+}
+
+/* Keep *w if it matches: the ring holds the newest `limit` matches. */
+static void offer(struct log_query *q, const struct log_row *w)
+{
+	if (!row_matches(q, w))
+		return;
+	q->ring[q->matched % q->limit] = *w;
+	q->matched++;
+}
+
+/* Read DATA's journal from the start; every entry offered.  Returns 0,
+ * 1 when the journal is damaged (the damage is offered as an entry), or
+ * a negative errno. */
+static int scan_journal(struct log_query *q, const char *data)
+{
+	struct journal_reader *rd = NULL;
+	struct log_row *w = calloc(1, sizeof(*w));
+	u64 index = 0, last_print = mono_ms();
+	int ret = journal_reader_open(&rd, data, 1);
+
+	if (!w || ret != 0) {
+		free(w);
+		return ret ? ret : -ENOMEM;
+	}
+	for (;; index++) {
+		struct journal_record r;
+		const u8 *raw;
+		size_t raw_bytes;
+
+		ret = journal_reader_next(rd, &r, &raw, &raw_bytes);
+		if (ret == 0)
+			break;
+		memset(w, 0, sizeof(*w));
+		w->index = index;
+		if (ret < 0) {
+			w->damaged = true;
+			snprintf(w->v.error, sizeof(w->v.error),
+				 "the journal cannot be read past here: %s",
+				 journal_reader_error(rd));
+			offer(q, w);
+			ret = 1;
+			break;
+		}
+		remember(q, &r);
+		w->damaged = entry_view_decode(raw, raw_bytes, &w->v) != 0;
+		const char *name =
+			w->v.has_author ? name_of(q, w->v.author) : NULL;
+		if (name)
+			snprintf(w->author_name, sizeof(w->author_name), "%s",
+				 name);
+		offer(q, w);
+		if ((index & 1023) == 1023 &&
+		    mono_ms() - last_print >= PROGRESS_INTERVAL_MS) {
+			last_print = mono_ms();
+			fprintf(stderr, "audit log: %llu entries read\n",
+				(unsigned long long)index + 1);
+		}
+	}
+	journal_reader_close(rd);
+	free(w);
+	return ret;
+}
+
+static void usage_log(FILE *f)
+{
+	fprintf(f,
+		"usage: tpwallet audit log DATA [--type NAME] [--author TEXT]\n"
+		"       [--since TIME] [--until TIME] [--grep TEXT] "
+		"[--limit N] [--json]\n\n"
+		"The audit log's entries, read from DATA's journal (the server "
+		"may be\nrunning), decoded and newest first: index, time, "
+		"type, author, what\nchanged; tab-separated, or with --json "
+		"one "
+		"object per line (the fields\nof GET /v1/audit/entries/{i}"
+		"?view=decoded, and the index).\n"
+		"  --type NAME    a command (policy_set, policy_override, "
+		"policy_override_end,\n"
+		"                 principal, revoke, key, accounts_owned, ...) "
+		"or a record type\n"
+		"                 (create_accounts, create_transfers, pulse, "
+		"damaged)\n"
+		"  --author TEXT  a principal's name, a thumbprint prefix, or "
+		"administrator\n"
+		"  --since TIME, --until TIME   RFC 3339 UTC or unix seconds, "
+		"inclusive\n"
+		"  --grep TEXT    a substring of the summary, a field or the "
+		"author\n"
+		"  --limit N      at most N entries (default %u, at most "
+		"%u)\n\n"
+		"A damaged entry is listed as \"damaged\" with why.  Exit 0, "
+		"1 when the\njournal is damaged, 2 on usage errors.\n\n"
+		"example: tpwallet audit log ./data --type policy_set "
+		"--since 2026-12-01T00:00:00Z\n",
+		LOG_LIMIT_DEFAULT, LOG_LIMIT_MAX);
+}
+
+static int log_entries(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"type", required_argument, NULL, 't'},
+		{"author", required_argument, NULL, 'a'},
+		{"since", required_argument, NULL, 's'},
+		{"until", required_argument, NULL, 'u'},
+		{"grep", required_argument, NULL, 'g'},
+		{"limit", required_argument, NULL, 'n'},
+		{"json", no_argument, NULL, 'j'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct log_query q = {.until_ns = UINT64_MAX,
+			      .limit = LOG_LIMIT_DEFAULT};
+	struct stat st;
+	int c, ret;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 't': q.type = optarg; break;
+		case 'a': q.author = optarg; break;
+		case 'g': q.grep = optarg; break;
+		case 'j': q.json = true; break;
+		case 's':
+		case 'u':
+			if (parse_time(optarg,
+				       c == 's' ? &q.since_ns : &q.until_ns)) {
+				fprintf(stderr,
+					"tpwallet audit log: --%s %s: want "
+					"RFC 3339 UTC "
+					"(2026-12-06T10:00:00Z) or unix "
+					"seconds\n",
+					c == 's' ? "since" : "until", optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case 'n':
+			if (parse_u32_n(optarg, strlen(optarg), LOG_LIMIT_MAX,
+					&q.limit) != 0 ||
+			    q.limit == 0) {
+				fprintf(stderr,
+					"tpwallet audit log: --limit %s: want "
+					"1..%u\n",
+					optarg, LOG_LIMIT_MAX);
+				return EXIT_USAGE;
+			}
+			break;
+		case 'h': usage_log(stdout); return 0;
+		default: usage_log(stderr); return EXIT_USAGE;
+		}
+	}
+	if (optind + 1 != argc) {
+		usage_log(stderr);
+		return EXIT_USAGE;
+	}
+	if (stat(argv[optind], &st) != 0 || !S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "tpwallet audit log: %s is not a directory\n",
+			argv[optind]);
+		return EXIT_USAGE;
+	}
+	q.ring = calloc(q.limit, sizeof(*q.ring));
+	if (!q.ring) {
+		fprintf(stderr, "tpwallet audit log: out of memory\n");
+		return EXIT_SOFTWARE;
+	}
+	ret = scan_journal(&q, argv[optind]);
+	if (ret < 0) {
+		fprintf(stderr, "tpwallet audit log: %s/journal: %s\n",
+			argv[optind], tpw_strerror(-ret));
+		ret = ret == -ENOMEM ? EXIT_SOFTWARE : EXIT_DATA;
+	} else {
+		u64 shown = q.matched < q.limit ? q.matched : q.limit;
+		for (u64 i = 0; i < shown; i++)
+			print_row(&q, &q.ring[(q.matched - 1 - i) % q.limit]);
+		if (ret == 1)
+			fprintf(stderr,
+				"tpwallet audit log: the journal is damaged: "
+				"run tpwallet audit check %s\n",
+				argv[optind]);
+		ret = ret == 1 ? AUDIT_FAILED : 0;
+	}
+	free(q.ring);
+	free(q.names);
+	return ret;
+}
+
 /* ---- the command -----------------------------------------------------------
  */
 
@@ -1405,7 +1820,11 @@ static void usage(FILE *f)
 		"  verify-inclusion    --receipt FILE --key KEY\n"
 		"  verify-consistency  --old FILE --new FILE --proof FILE "
 		"--key KEY\n"
-		"  check               DATA [--key KEY]\n\n"
+		"  check               DATA [--key KEY]\n"
+		"  log                 DATA [--type NAME] [--author TEXT] "
+		"[--since TIME]\n"
+		"                      [--until TIME] [--grep TEXT] "
+		"[--limit N] [--json]\n\n"
 		"'tpwallet audit <subcommand> --help' says what each checks.  "
 		"KEY is the\nlog's verifier key (GET /v1/audit/key) or @FILE.  "
 		"See docs/api.md, Audit log.\n");
@@ -1428,6 +1847,8 @@ int cmd_audit(int argc, char **argv)
 		return verify_consistency(argc - 1, argv + 1);
 	if (strcmp(sub, "check") == 0)
 		return check_data(argc - 1, argv + 1);
+	if (strcmp(sub, "log") == 0)
+		return log_entries(argc - 1, argv + 1);
 	fprintf(stderr, "tpwallet audit: unknown subcommand '%s'\n", sub);
 	usage(stderr);
 	return EXIT_USAGE;

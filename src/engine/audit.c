@@ -1092,6 +1092,18 @@ int audit_leaf(const struct audit *a, u64 index, struct audit_leaf *out)
 
 int audit_entry(const struct audit *a, u64 index, u8 **bytes, size_t *len)
 {
+	int ret = audit_entry_read(a, index, bytes, len);
+
+	if (ret == -EBADMSG && *bytes) {
+		free(*bytes);
+		*bytes = NULL;
+		*len = 0;
+	}
+	return ret;
+}
+
+int audit_entry_read(const struct audit *a, u64 index, u8 **bytes, size_t *len)
+{
 	struct audit_leaf leaf;
 	char path[PATH_MAX + 64];
 	u8 hash[MERKLE_HASH_BYTES];
@@ -1128,15 +1140,13 @@ int audit_entry(const struct audit *a, u64 index, u8 **bytes, size_t *len)
 		got += (size_t)k;
 	}
 	/* What is served must be what was hashed. */
-	if (leaf_hash_record(buf, p->bytes, hash) != 0 ||
-	    memcmp(hash, leaf.hash, sizeof(hash)) != 0) {
-		ret = -EBADMSG;
-		goto cleanup;
-	}
 	*bytes = buf;
 	*len = p->bytes;
 	buf = NULL;
-	ret = 0;
+	ret = leaf_hash_record(*bytes, *len, hash) != 0 ||
+			      memcmp(hash, leaf.hash, sizeof(hash)) != 0
+		      ? -EBADMSG
+		      : 0;
 cleanup:
 	if (fd >= 0)
 		close(fd);

@@ -151,6 +151,10 @@ int audit_leaf(const struct audit *a, u64 index, struct audit_leaf *out);
  * changed on disk after it was hashed is -EBADMSG).  Returns 0,
  * MERKLE_E_INDEX_RANGE, -EBADMSG, -ENOMEM or -errno. */
 int audit_entry(const struct audit *a, u64 index, u8 **bytes, size_t *len);
+/* The same, except that bytes which do not match the leaf hash are still
+ * handed over with -EBADMSG (*bytes set: the caller frees them), for a
+ * view that shows a damaged entry as it is. */
+int audit_entry_read(const struct audit *a, u64 index, u8 **bytes, size_t *len);
 
 /* Index of the leaf holding the event stamped `timestamp` (the first
  * record whose timestamp is >= it), or MERKLE_E_INDEX_RANGE. */

@@ -1,0 +1,338 @@
+/*
+ * entry_view.c - one journal record decoded for people (entry_view.h):
+ * the record's header through journal_decode, a command through the
+ * registry's command_decode, then each kind's ext read into named fields
+ * and one line of words.  Every read is bounded by the decoded sizes;
+ * the ext is copied into its struct before it is read (the payload has
+ * no alignment).
+ */
+#include "log/entry_view.h"
+#include "core/auth.h"
+#include "core/command.h"
+#include "core/policy.h"
+#include "core/pstate.h"
+#include "core/u128.h"
+#include "crypto/b64url.h"
+#include "log/journal.h"
+#include "log/leaf.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "banned.h"
+
+void entry_view_text(char *out, size_t out_size, const char *in, size_t n)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < n && in[i] != '\0' && k + 1 < out_size; i++) {
+		unsigned char c = (unsigned char)in[i];
+		out[k++] = c >= 0x20 && c < 0x7f ? (char)c : '?';
+	}
+	if (out_size > 0)
+		out[k] = '\0';
+}
+
+bool entry_view_is_admin(const u8 id[32])
+{
+	u8 acc = 0;
+
+	for (int i = 0; i < 32; i++)
+		acc |= id[i];
+	return acc == 0;
+}
+
+void entry_view_thumbprint(const u8 id[32],
+			   char out[ENTRY_VIEW_THUMBPRINT_BYTES])
+{
+	if (b64url_encode(out, ENTRY_VIEW_THUMBPRINT_BYTES, id, 32) != 0)
+		out[0] = '\0';
+}
+
+static struct entry_view_field *field(struct entry_view *v, const char *key)
+{
+	if (v->nfields >= ENTRY_VIEW_FIELDS_MAX)
+		return NULL;
+	struct entry_view_field *f = &v->fields[v->nfields++];
+	f->key = key;
+	f->value[0] = '\0';
+	return f;
+}
+
+static void fieldf(struct entry_view *v, const char *key, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void fieldf(struct entry_view *v, const char *key, const char *fmt, ...)
+{
+	struct entry_view_field *f = field(v, key);
+	va_list ap;
+
+	if (!f)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(f->value, sizeof(f->value), fmt, ap);
+	va_end(ap);
+}
+
+static void field_text(struct entry_view *v, const char *key, const char *in,
+		       size_t n)
+{
+	struct entry_view_field *f = field(v, key);
+
+	if (f)
+		entry_view_text(f->value, sizeof(f->value), in, n);
+}
+
+static void summary(struct entry_view *v, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void summary(struct entry_view *v, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(v->summary, sizeof(v->summary), fmt, ap);
+	va_end(ap);
+}
+
+static int fail(struct entry_view *v, const char *why)
+{
+	snprintf(v->error, sizeof(v->error), "%s", why);
+	return -EBADMSG;
+}
+
+const char *entry_view_type_name(u16 type)
+{
+	switch (type) {
+	case JOURNAL_CREATE_ACCOUNTS: return "create_accounts";
+	case JOURNAL_CREATE_TRANSFERS: return "create_transfers";
+	case JOURNAL_PULSE: return "pulse";
+	case JOURNAL_COMMAND: return "command";
+	default: return "unknown";
+	}
+}
+
+/* count, first_ids: the ids of the first events (each event's first 16
+ * bytes, an account's or a transfer's id). */
+static void events(struct entry_view *v, const u8 *ev, u32 n, const char *what)
+{
+	char ids[ENTRY_VIEW_VALUE_BYTES];
+	size_t k = 0;
+
+	ids[0] = '\0';
+	for (u32 i = 0; i < n && i < ENTRY_VIEW_FIRST_IDS; i++) {
+		char d[U128_DEC_BYTES];
+		u128 id;
+		memcpy(&id, ev + (size_t)i * LEAF_EVENT_BYTES, sizeof(id));
+		u128_format_dec(id, d);
+		k += (size_t)snprintf(ids + k, sizeof(ids) - k, "%s%s",
+				      i ? "," : "", d);
+	}
+	fieldf(v, "count", "%u", n);
+	fieldf(v, "first_ids", "%s", ids);
+	summary(v, "%u %s%s (first ids %s%s)", n, what, n == 1 ? "" : "s",
+		ids, n > ENTRY_VIEW_FIRST_IDS ? ", ..." : "");
+}
+
+static void author(struct entry_view *v, const u8 id[32])
+{
+	v->has_author = true;
+	memcpy(v->author, id, sizeof(v->author));
+}
+
+static void principal(struct entry_view *v, const u8 *ext)
+{
+	struct auth_principal p;
+	char tp[ENTRY_VIEW_THUMBPRINT_BYTES];
+
+	memcpy(&p, ext, sizeof(p));
+	entry_view_thumbprint(p.id, tp);
+	field_text(v, "name", p.name, sizeof(p.name));
+	fieldf(v, "thumbprint", "%s", tp);
+	summary(v, "principal \"%s\" registered (thumbprint %s)",
+		v->fields[v->nfields - 2].value, tp);
+}
+
+static void revoke(struct entry_view *v, const u8 *ext, u32 ext_bytes)
+{
+	struct auth_revoke r = {0};
+	char iss[ENTRY_VIEW_THUMBPRINT_BYTES];
+
+	memcpy(&r, ext, ext_bytes < sizeof(r) ? ext_bytes : sizeof(r));
+	entry_view_thumbprint(r.iss, iss);
+	fieldf(v, "issuer", "%s", iss);
+	if (r.flags & AUTH_REVOKE_ALL) {
+		fieldf(v, "scope", "all");
+		summary(v, "every mandate link issued by %s revoked", iss);
+		return;
+	}
+	field_text(v, "jti", r.jti, sizeof(r.jti));
+	fieldf(v, "scope", "jti");
+	summary(v, "mandate link jti \"%s\" of issuer %s revoked",
+		v->fields[1].value, iss);
+}
+
+static void key_event(struct entry_view *v, const u8 *ext)
+{
+	struct auth_key_event k;
+
+	memcpy(&k, ext, sizeof(k));
+	field_text(v, "kid", k.kid, sizeof(k.kid));
+	const char *what = k.kind == AUTH_KEY_CREATED   ? "created"
+			   : k.kind == AUTH_KEY_RETIRED ? "retired"
+							: "unknown";
+	fieldf(v, "event", "%s", what);
+	fieldf(v, "not_before_s", "%lld", (long long)k.not_before);
+	fieldf(v, "not_after_s", "%lld", (long long)k.not_after);
+	summary(v, "server key %s %s", v->fields[0].value, what);
+}
+
+static void policy_set(struct entry_view *v, const u8 *ext, u32 ext_bytes)
+{
+	struct pstate_set s;
+
+	memcpy(&s, ext, sizeof(s));
+	author(v, s.author);
+	field_text(v, "reason", s.reason, sizeof(s.reason));
+	u32 room = ext_bytes - (u32)sizeof(s);
+	fieldf(v, "document_bytes", "%u",
+	       s.text_bytes < room ? s.text_bytes : room);
+	if (s.rollback_of) {
+		fieldf(v, "rollback_of", "%llu",
+		       (unsigned long long)s.rollback_of);
+		summary(v, "client policy rolled back to version %llu: %s",
+			(unsigned long long)s.rollback_of, v->fields[0].value);
+	} else {
+		summary(v, "client policy set: %s", v->fields[0].value);
+	}
+}
+
+static void policy_override(struct entry_view *v, const u8 *ext)
+{
+	struct pstate_override_cmd o;
+
+	memcpy(&o, ext, sizeof(o));
+	author(v, o.author);
+	field_text(v, "platform", o.platform, sizeof(o.platform));
+	field_text(v, "range", o.range, sizeof(o.range));
+	field_text(v, "reason", o.reason, sizeof(o.reason));
+	const char *mode = o.mode == POLICY_OVERRIDE_ALLOW    ? "allow"
+			   : o.mode == POLICY_OVERRIDE_COMPAT ? "compat"
+							      : "unknown";
+	fieldf(v, "mode", "%s", mode);
+	fieldf(v, "duration_s", "%u", o.duration_s);
+	summary(v, "override opened: %s %s -> %s for %u s: %s",
+		v->fields[0].value, v->fields[1].value, mode, o.duration_s,
+		v->fields[2].value);
+}
+
+static void policy_override_end(struct entry_view *v, const u8 *ext)
+{
+	struct pstate_override_end e;
+
+	memcpy(&e, ext, sizeof(e));
+	author(v, e.author);
+	fieldf(v, "override_id", "%llu", (unsigned long long)e.id);
+	field_text(v, "reason", e.reason, sizeof(e.reason));
+	summary(v, "override %llu ended: %s", (unsigned long long)e.id,
+		v->fields[1].value);
+}
+
+static void accounts_owned(struct entry_view *v, const u8 *ext, const u8 *ev,
+			   u32 n)
+{
+	struct auth_owner o;
+	char owner[ENTRY_VIEW_VALUE_BYTES];
+
+	memcpy(&o, ext, sizeof(o));
+	if (entry_view_is_admin(o.owner))
+		snprintf(owner, sizeof(owner), "administrator");
+	else
+		entry_view_thumbprint(o.owner, owner);
+	events(v, ev, n, "account");
+	fieldf(v, "owner", "%s", owner);
+	size_t k = strlen(v->summary);
+	snprintf(v->summary + k, sizeof(v->summary) - k, " owned by %s", owner);
+}
+
+static void transfers_guarded(struct entry_view *v, const u8 *ext,
+			      u32 ext_bytes, const u8 *ev, u32 n)
+{
+	struct auth_guard g;
+	char iss[ENTRY_VIEW_THUMBPRINT_BYTES];
+
+	events(v, ev, n, "transfer");
+	fieldf(v, "mandate_links", "%u", ext_bytes / (u32)sizeof(g));
+	memcpy(&g, ext, sizeof(g));
+	entry_view_thumbprint(g.iss, iss);
+	fieldf(v, "mandate_root_issuer", "%s", iss);
+	size_t k = strlen(v->summary);
+	snprintf(v->summary + k, sizeof(v->summary) - k,
+		 " under a mandate of %s", iss);
+}
+
+static int command(struct entry_view *v, const struct journal_record *r)
+{
+	struct command_view c;
+
+	if (command_decode(r->payload, r->payload_bytes, &c) != 0)
+		return fail(v, "the command does not decode (layout, kind or "
+			       "sizes)");
+	v->command = c.def->name;
+	switch (c.h.kind) {
+	case AUTH_CMD_ACCOUNTS_OWNED:
+		accounts_owned(v, c.ext, c.events, c.h.count);
+		break;
+	case AUTH_CMD_TRANSFERS_GUARDED:
+	case AUTH_CMD_TRANSFERS_GUARDED_2:
+		transfers_guarded(v, c.ext, c.h.ext_bytes, c.events, c.h.count);
+		break;
+	case AUTH_CMD_PRINCIPAL: principal(v, c.ext); break;
+	case AUTH_CMD_REVOKE: revoke(v, c.ext, c.h.ext_bytes); break;
+	case AUTH_CMD_KEY: key_event(v, c.ext); break;
+	case PSTATE_CMD_SET: policy_set(v, c.ext, c.h.ext_bytes); break;
+	case PSTATE_CMD_OVERRIDE: policy_override(v, c.ext); break;
+	case PSTATE_CMD_OVERRIDE_END: policy_override_end(v, c.ext); break;
+	default: summary(v, "%s", c.def->name); break;
+	}
+	return 0;
+}
+
+int entry_view_decode(const u8 *raw, size_t len, struct entry_view *out)
+{
+	struct journal_record r;
+	struct tm tm;
+
+	memset(out, 0, sizeof(*out));
+	out->type_name = "unknown";
+	if (journal_decode(raw, len, &r) != (long)len)
+		return fail(out, "the record does not decode (header, "
+				 "checksum or length)");
+	out->type = r.type;
+	out->type_name = entry_view_type_name(r.type);
+	out->seq = r.seq;
+	out->timestamp_ns = r.timestamp;
+	time_t s = (time_t)(r.timestamp / 1000000000u);
+	if (gmtime_r(&s, &tm))
+		snprintf(out->time, sizeof(out->time),
+			 "%04d-%02d-%02dT%02d:%02d:%02d.%09lluZ",
+			 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+			 tm.tm_hour, tm.tm_min, tm.tm_sec,
+			 (unsigned long long)(r.timestamp % 1000000000u));
+	switch (r.type) {
+	case JOURNAL_CREATE_ACCOUNTS:
+	case JOURNAL_CREATE_TRANSFERS:
+		if (r.payload_bytes % LEAF_EVENT_BYTES != 0)
+			return fail(out, "the batch is not whole events");
+		events(out, r.payload, r.payload_bytes / LEAF_EVENT_BYTES,
+		       r.type == JOURNAL_CREATE_ACCOUNTS ? "account"
+							 : "transfer");
+		return 0;
+	case JOURNAL_PULSE:
+		summary(out, "pulse (pending transfers expired)");
+		return 0;
+	case JOURNAL_COMMAND: return command(out, &r);
+	default: return fail(out, "unknown record type");
+	}
+}
