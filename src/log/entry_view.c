@@ -131,8 +131,8 @@ static void events(struct entry_view *v, const u8 *ev, u32 n, const char *what)
 	}
 	fieldf(v, "count", "%u", n);
 	fieldf(v, "first_ids", "%s", ids);
-	summary(v, "%u %s%s (first ids %s%s)", n, what, n == 1 ? "" : "s",
-		ids, n > ENTRY_VIEW_FIRST_IDS ? ", ..." : "");
+	summary(v, "%u %s%s (first ids %s%s)", n, what, n == 1 ? "" : "s", ids,
+		n > ENTRY_VIEW_FIRST_IDS ? ", ..." : "");
 }
 
 static void author(struct entry_view *v, const u8 id[32])
@@ -179,7 +179,7 @@ static void key_event(struct entry_view *v, const u8 *ext)
 
 	memcpy(&k, ext, sizeof(k));
 	field_text(v, "kid", k.kid, sizeof(k.kid));
-	const char *what = k.kind == AUTH_KEY_CREATED   ? "created"
+	const char *what = k.kind == AUTH_KEY_CREATED	? "created"
 			   : k.kind == AUTH_KEY_RETIRED ? "retired"
 							: "unknown";
 	fieldf(v, "event", "%s", what);

@@ -21,13 +21,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define ENTRY_VIEW_FIELDS_MAX	  12
-#define ENTRY_VIEW_VALUE_BYTES	  288
-#define ENTRY_VIEW_SUMMARY_BYTES  512
-#define ENTRY_VIEW_ERROR_BYTES	  160
-#define ENTRY_VIEW_TIME_BYTES	  64
+#define ENTRY_VIEW_FIELDS_MAX	 12
+#define ENTRY_VIEW_VALUE_BYTES	 288
+#define ENTRY_VIEW_SUMMARY_BYTES 512
+#define ENTRY_VIEW_ERROR_BYTES	 160
+#define ENTRY_VIEW_TIME_BYTES	 64
 /* How many ids of a batch are shown. */
-#define ENTRY_VIEW_FIRST_IDS	  3
+#define ENTRY_VIEW_FIRST_IDS 3
 /* A thumbprint in base64url: 43 characters and a NUL. */
 #define ENTRY_VIEW_THUMBPRINT_BYTES 44
 
@@ -37,14 +37,14 @@ struct entry_view_field {
 };
 
 struct entry_view {
-	u16 type;		/* the journal record type */
-	const char *type_name;	/* "create_accounts", ..., "command" */
+	u16 type;	       /* the journal record type */
+	const char *type_name; /* "create_accounts", ..., "command" */
 	u64 seq;
 	u64 timestamp_ns;
 	char time[ENTRY_VIEW_TIME_BYTES]; /* RFC 3339, UTC, nanoseconds */
-	const char *command;	/* the registry's display name, or NULL */
+	const char *command; /* the registry's display name, or NULL */
 	bool has_author;
-	u8 author[32];		/* all zero: the administrator */
+	u8 author[32]; /* all zero: the administrator */
 	char summary[ENTRY_VIEW_SUMMARY_BYTES];
 	u32 nfields;
 	struct entry_view_field fields[ENTRY_VIEW_FIELDS_MAX];

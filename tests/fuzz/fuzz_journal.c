@@ -22,12 +22,17 @@
  *   - a decoded record has a leaf (log/leaf.h) or, at version 2 only, is
  *     refused as -EBADMSG (a command whose sizes do not add up); version
  *     1's leaf is SHA-256(0x00 || record); at version 2 the first, a
- *     middle and the last event each prove the record's events root.
+ *     middle and the last event each prove the record's events root;
+ *   - the audit trail's decoder (log/entry_view.h) takes every record,
+ *     and (mode bit 2) the input as a sealed command record's payload:
+ *     it answers 0 exactly when the record and its command decode, and
+ *     every text it fills is NUL-terminated printable ASCII.
  *
  * Build (see Makefile: make fuzz), or alone:
  *   clang -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Isrc \
  *     tests/fuzz/fuzz_journal.c src/log/journal.c src/log/crc32c.c \
- *     src/log/seqdir.c src/log/fsdir.c src/log/leaf.c src/core/[a-z]*.c \
+ *     src/log/seqdir.c src/log/fsdir.c src/log/leaf.c src/log/entry_view.c \
+ *     src/crypto/b64url.c src/core/[a-z]*.c \
  *     -ljansson -lnettle -lsodium -lm -o fuzz_journal
  *   ./fuzz_journal -dict=tests/fuzz/journal.dict tests/fuzz/corpus/journal
  *
@@ -35,13 +40,15 @@
  * -fsanitize=fuzzer) this file is a program that writes the seeds:
  *   cc -std=c17 -D_GNU_SOURCE -DJOURNAL_CORPUS_MAIN -Isrc \
  *     tests/fuzz/fuzz_journal.c src/log/journal.c src/log/crc32c.c \
- *     src/log/seqdir.c src/log/fsdir.c src/log/leaf.c src/core/[a-z]*.c \
+ *     src/log/seqdir.c src/log/fsdir.c src/log/leaf.c src/log/entry_view.c \
+ *     src/crypto/b64url.c src/core/[a-z]*.c \
  *     -ljansson -lnettle -lsodium -lm -o gen && \
  *   ./gen tests/fuzz/corpus/journal
  */
 #include "core/auth.h"
 #include "core/command.h"
 #include "core/pstate.h"
+#include "log/entry_view.h"
 #include "log/journal.h"
 #include "log/leaf.h"
 
@@ -136,6 +143,71 @@ static void check_command(const u8 *payload, u32 bytes)
 	(void)command_valid(&c); /* reads the ext inside its bounds */
 }
 
+static void check_text(const char *s, size_t size)
+{
+	const char *end = memchr(s, '\0', size);
+
+	CHECK(end != NULL);
+	for (const char *p = s; p < end; p++)
+		CHECK(*p >= 0x20 && *p < 0x7f);
+}
+
+/* The decoded audit view of a record that journal_decode took. */
+static void check_view(const u8 *rec, size_t len,
+		       const struct journal_record *r)
+{
+	static struct entry_view v;
+	struct command_view c;
+	int ret = entry_view_decode(rec, len, &v);
+	bool cmd_ok = r->type != JOURNAL_COMMAND ||
+		      command_decode(r->payload, r->payload_bytes, &c) == 0;
+	bool batch_ok = (r->type != JOURNAL_CREATE_ACCOUNTS &&
+			 r->type != JOURNAL_CREATE_TRANSFERS) ||
+			r->payload_bytes % 128 == 0;
+
+	CHECK(ret == 0 || ret == -EBADMSG);
+	CHECK((ret == 0) == (cmd_ok && batch_ok));
+	CHECK(v.seq == r->seq && v.timestamp_ns == r->timestamp);
+	CHECK(v.nfields <= ENTRY_VIEW_FIELDS_MAX);
+	check_text(v.summary, sizeof(v.summary));
+	check_text(v.error, sizeof(v.error));
+	check_text(v.time, sizeof(v.time));
+	CHECK((ret != 0) == (v.error[0] != '\0'));
+	for (u32 i = 0; i < v.nfields; i++)
+		check_text(v.fields[i].value, sizeof(v.fields[i].value));
+	if (ret == 0 && r->type == JOURNAL_COMMAND)
+		CHECK(v.command == c.def->name);
+}
+
+/* data as the payload of a sealed command record (a multiple of 16,
+ * at least the header). */
+static void check_view_command(const u8 *data, size_t size)
+{
+	size_t n = size - size % 16;
+	struct journal_record r;
+	u16 type = JOURNAL_COMMAND, version = JOURNAL_VERSION;
+	u32 magic = JOURNAL_MAGIC, rec_size;
+	u64 seq = 1, ts = 1;
+
+	if (n < 16 || n > 64 * 1024)
+		return;
+	rec_size = (u32)(JOURNAL_HEADER_BYTES + n);
+	u8 *rec = calloc(1, rec_size);
+	if (!rec)
+		return;
+	memcpy(rec, &magic, 4);
+	memcpy(rec + 8, &rec_size, 4);
+	memcpy(rec + 12, &type, 2);
+	memcpy(rec + 14, &version, 2);
+	memcpy(rec + 16, &seq, 8);
+	memcpy(rec + 24, &ts, 8);
+	memcpy(rec + JOURNAL_HEADER_BYTES, data, n);
+	journal_record_seal(rec, rec_size, false, 0);
+	CHECK(journal_decode(rec, rec_size, &r) == (long)rec_size);
+	check_view(rec, rec_size, &r);
+	free(rec);
+}
+
 static void check_decode(const u8 *buf, size_t len)
 {
 	struct journal_record r;
@@ -157,6 +229,7 @@ static void check_decode(const u8 *buf, size_t len)
 	check_leaf(buf, (size_t)n);
 	if (r.type == JOURNAL_COMMAND)
 		check_command(r.payload, r.payload_bytes);
+	check_view(buf, (size_t)n, &r);
 	/* Touch the payload's first and last bytes: ASan checks bounds. */
 	if (r.payload_bytes) {
 		volatile u8 a = ((const u8 *)r.payload)[0];
@@ -229,6 +302,8 @@ int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
 	if (data[0] & 1)
 		fix_checksums(buf, len);
 	check_decode(buf, len);
+	if (data[0] & 2)
+		check_view_command(buf, len);
 	check_scan(buf, len);
 	check_scan_covered(buf, len);
 	free(buf);
