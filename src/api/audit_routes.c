@@ -9,6 +9,7 @@
 #include "api/internal.h"
 #include "core/auth.h"
 #include "core/command.h"
+#include "core/pstate.h"
 #include "crypto/keyring.h"
 #include "crypto/note.h"
 #include "engine/audit.h"
@@ -119,6 +120,36 @@ static int entry_view_wanted(const char *q, size_t len)
 	return want;
 }
 
+/* The policy version a policy_set at timestamp made, or the id of the
+ * override opened at it (versions and overrides are in journal order,
+ * so in timestamp order): 0 when the command made none.  Under the read
+ * lock. */
+static u64 outcome_at(const struct pstate *ps, bool set, u64 ts)
+{
+	u64 lo = 0,
+	    hi = set ? pstate_version_count(ps) : pstate_override_count(ps);
+
+	while (lo < hi) {
+		u64 mid = lo + (hi - lo) / 2, at;
+		if (set) {
+			struct pstate_version pv;
+			at = pstate_version_get(ps, mid + 1, &pv) ? pv.timestamp
+								  : 0;
+		} else {
+			struct pstate_override_info oi;
+			pstate_override_at(ps, mid, &oi);
+			at = oi.timestamp;
+		}
+		if (at == ts)
+			return mid + 1;
+		if (at < ts)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return 0;
+}
+
 /* The "decoded" member (docs/audit.md, Decoded entries).  The author's
  * name is copied out of the auth state under the read lock. */
 static void put_decoded(struct request *rq, struct wbuf *b, const u8 *bytes,
@@ -139,12 +170,20 @@ static void put_decoded(struct request *rq, struct wbuf *b, const u8 *bytes,
 		wbuf_putc(b, '}');
 		return;
 	}
-	if (v.has_author && !entry_view_is_admin(v.author)) {
+	bool set = v.command && strcmp(v.command, "policy_set") == 0;
+	bool open = v.command && strcmp(v.command, "policy_override") == 0;
+	u64 id = 0;
+	if ((v.has_author && !entry_view_is_admin(v.author)) || set || open) {
 		engine_read_begin(rq->srv->e);
-		named = auth_principal_get(engine_auth(rq->srv->e), v.author,
-					   &p);
+		if (v.has_author && !entry_view_is_admin(v.author))
+			named = auth_principal_get(engine_auth(rq->srv->e),
+						   v.author, &p);
+		if (set || open)
+			id = outcome_at(engine_pstate(rq->srv->e), set,
+					v.timestamp_ns);
 		engine_read_end(rq->srv->e);
 	}
+	entry_view_set_outcome(&v, id);
 	wbuf_puts(b, "\"type\":\"");
 	wbuf_puts(b, v.type_name);
 	wbuf_putc(b, '"');

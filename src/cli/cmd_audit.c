@@ -21,7 +21,8 @@
  * first failed check is printed on stdout as "FAILED: <check>: <why>".
  * Exit status: 0 verified / consistent, 1 a check failed (tampering, a
  * bad proof or signature), 2 a usage error or an input that cannot be
- * read at all.
+ * read at all.  `log` exits 0, 1 when the journal is damaged (the damage
+ * listed as an entry), 2 on usage errors, 65 without a journal.
  */
 #include "cli/cli.h"
 #include "core/merkle.h"
@@ -39,6 +40,7 @@
 #include "core/auth.h"
 #include "core/command.h"
 #include "core/parse.h"
+#include "core/pstate.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -1427,6 +1429,9 @@ struct log_query {
 	struct log_name *names;
 	size_t nnames, names_cap;
 	struct log_row *ring; /* limit rows, the newest matches */
+	/* The client-policy state replayed, for the version a policy_set
+	 * made and the id an override got (NULL: not known). */
+	struct pstate *pstate;
 	u64 matched;
 };
 
@@ -1497,6 +1502,35 @@ static void remember(struct log_query *q, const struct journal_record *r)
 	struct log_name *n = &q->names[q->nnames++];
 	memcpy(n->id, p.id, sizeof(n->id));
 	entry_view_text(n->name, sizeof(n->name), p.name, sizeof(p.name));
+}
+
+/* Apply a client-policy command to q->pstate as the server did: the
+ * version or override id it made (0: none, or the state is lost). */
+static u64 replay_pstate(struct log_query *q, const struct journal_record *r)
+{
+	struct command_view c;
+	u32 outcome = 0;
+
+	if (!q->pstate || r->type != JOURNAL_COMMAND ||
+	    command_decode(r->payload, r->payload_bytes, &c) != 0 ||
+	    !(c.def->parts & COMMAND_PSTATE))
+		return 0;
+	if (pstate_apply(q->pstate, c.h.kind, c.ext, c.h.ext_bytes,
+			 r->timestamp, &outcome) != 0) {
+		fprintf(stderr, "tpwallet audit log: the client policy cannot "
+				"be replayed past this entry: versions are "
+				"not shown after it\n");
+		pstate_free(q->pstate);
+		q->pstate = NULL;
+		return 0;
+	}
+	if (outcome != PSTATE_OK)
+		return 0;
+	if (c.h.kind == PSTATE_CMD_SET)
+		return pstate_version_count(q->pstate);
+	if (c.h.kind == PSTATE_CMD_OVERRIDE)
+		return pstate_override_count(q->pstate);
+	return 0;
 }
 
 /* The author as the text line shows it: "administrator", "NAME
@@ -1669,7 +1703,9 @@ static int scan_journal(struct log_query *q, const char *data)
 			break;
 		}
 		remember(q, &r);
+		u64 id = replay_pstate(q, &r);
 		w->damaged = entry_view_decode(raw, raw_bytes, &w->v) != 0;
+		entry_view_set_outcome(&w->v, id);
 		const char *name =
 			w->v.has_author ? name_of(q, w->v.author) : NULL;
 		if (name)
@@ -1784,7 +1820,10 @@ static int log_entries(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	q.ring = calloc(q.limit, sizeof(*q.ring));
-	if (!q.ring) {
+	q.pstate = pstate_new();
+	if (!q.ring || !q.pstate) {
+		free(q.ring);
+		pstate_free(q.pstate);
 		fprintf(stderr, "tpwallet audit log: out of memory\n");
 		return EXIT_SOFTWARE;
 	}
@@ -1806,6 +1845,7 @@ static int log_entries(int argc, char **argv)
 	}
 	free(q.ring);
 	free(q.names);
+	pstate_free(q.pstate);
 	return ret;
 }
 
@@ -1816,7 +1856,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: tpwallet audit <subcommand> [options]\n\n"
-		"Verify the audit log offline, without a server:\n"
+		"Verify or read the audit log offline, without a server:\n"
 		"  verify-inclusion    --receipt FILE --key KEY\n"
 		"  verify-consistency  --old FILE --new FILE --proof FILE "
 		"--key KEY\n"

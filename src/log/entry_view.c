@@ -227,6 +227,40 @@ static void policy_override(struct entry_view *v, const u8 *ext)
 		v->fields[2].value);
 }
 
+static const char *field_value(const struct entry_view *v, const char *key)
+{
+	for (u32 i = 0; i < v->nfields; i++)
+		if (strcmp(v->fields[i].key, key) == 0)
+			return v->fields[i].value;
+	return "";
+}
+
+void entry_view_set_outcome(struct entry_view *v, u64 id)
+{
+	if (!v->command || id == 0 || v->error[0])
+		return;
+	if (strcmp(v->command, "policy_set") == 0) {
+		fieldf(v, "version", "%llu", (unsigned long long)id);
+		if (field_value(v, "rollback_of")[0])
+			summary(v,
+				"client policy version %llu: rolled back to "
+				"version %s: %s",
+				(unsigned long long)id,
+				field_value(v, "rollback_of"),
+				field_value(v, "reason"));
+		else
+			summary(v, "client policy version %llu set: %s",
+				(unsigned long long)id,
+				field_value(v, "reason"));
+	} else if (strcmp(v->command, "policy_override") == 0) {
+		fieldf(v, "override_id", "%llu", (unsigned long long)id);
+		summary(v, "override %llu opened: %s %s -> %s for %s s: %s",
+			(unsigned long long)id, field_value(v, "platform"),
+			field_value(v, "range"), field_value(v, "mode"),
+			field_value(v, "duration_s"), field_value(v, "reason"));
+	}
+}
+
 static void policy_override_end(struct entry_view *v, const u8 *ext)
 {
 	struct pstate_override_end e;

@@ -59,6 +59,14 @@ struct entry_view {
  */
 int entry_view_decode(const u8 *raw, size_t len, struct entry_view *out);
 
+/*
+ * What the record alone does not say but the state does: the policy
+ * version a policy_set made, the id a policy_override got (id > 0).  Adds
+ * the field ("version", "override_id") and names it in the summary.  No
+ * effect on other commands.
+ */
+void entry_view_set_outcome(struct entry_view *v, u64 id);
+
 /* A journal record type's name ("command", ...; "unknown"). */
 const char *entry_view_type_name(u16 type);
 

@@ -94,18 +94,19 @@ def test_audit_decoded_view_and_log_name_who_changed_what(ctx):
     check_eq({k: by["policy_set"][k] for k in ("author", "summary",
                                                 "fields")},
              {"author": {"name": "release-bot", "thumbprint": tp},
-              "summary": "client policy set: raise android min to 4.0.0",
+              "summary": "client policy version 1 set: raise android min "
+              "to 4.0.0",
               "fields": {"reason": "raise android min to 4.0.0",
-                         "document_bytes": doc_bytes}},
+                         "document_bytes": doc_bytes, "version": "1"}},
              "the policy set by release-bot")
     check_eq({k: by["policy_override"][k] for k in ("author", "summary",
                                                      "fields")},
              {"author": admin,
-              "summary": "override opened: android 3.9.x -> allow for 600 "
-              "s: locked out by REL-311",
+              "summary": "override %d opened: android 3.9.x -> allow for "
+              "600 s: locked out by REL-311" % ov,
               "fields": {"platform": "android", "range": "3.9.x",
                          "reason": "locked out by REL-311", "mode": "allow",
-                         "duration_s": "600"}},
+                         "duration_s": "600", "override_id": str(ov)}},
              "the override")
     check_eq({k: by["policy_override_end"][k] for k in ("author", "summary",
                                                          "fields")},
@@ -152,7 +153,7 @@ def test_audit_decoded_view_and_log_name_who_changed_what(ctx):
     check_eq(r.stdout, "".join(l + "\n" for l in reversed(lines[-2:])),
              "--limit 2")
     since = views[at["policy_override"]]["decoded"]["time"]
-    until = views[at["policy_override_end"]]["decoded"]["timestamp_ns"]
+    until = views[-1]["decoded"]["timestamp_ns"]
     until_s = str(int(until) // 10**9 + 1)
     r = audit_log(data, "--since", since, "--type", "command")
     check_eq(r.stdout, "".join(
@@ -164,7 +165,17 @@ def test_audit_decoded_view_and_log_name_who_changed_what(ctx):
         lines[i] + "\n" for i in reversed(range(size))
         if i <= at["policy_override"] and views[i]["decoded"]["type"] ==
         "command"), "--until " + since)
-    check(int(until_s) > 0, "until")
+    # Unix seconds: the second of the first entry keeps all; the second
+    # before it keeps none for --until, the second after the last none
+    # for --since.
+    first_s = int(views[0]["decoded"]["timestamp_ns"]) // 10**9
+    r = audit_log(data, "--since", str(first_s))
+    check_eq(r.stdout, "".join(l + "\n" for l in reversed(lines)),
+             "--since %d" % first_s)
+    r = audit_log(data, "--until", str(first_s - 1))
+    check_eq((r.returncode, r.stdout), (0, ""), "--until before the first")
+    r = audit_log(data, "--since", until_s)
+    check_eq((r.returncode, r.stdout), (0, ""), "--since after the last")
     for bad in (["--limit", "0"], ["--since", "yesterday"],
                 ["--limit", "x"]):
         r = audit_log(data, *bad)

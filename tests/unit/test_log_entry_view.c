@@ -98,6 +98,12 @@ static void an_override_names_its_author_range_and_reason(void **state)
 	assert_string_equal(field(&v, "duration_s"), "120");
 	assert_string_equal(v.summary, "override opened: android 3.9.x -> "
 				       "allow for 120 s: REL-311???");
+	entry_view_set_outcome(&v, 0); /* none: nothing changes */
+	assert_int_equal(v.nfields, 5);
+	entry_view_set_outcome(&v, 2);
+	assert_string_equal(field(&v, "override_id"), "2");
+	assert_string_equal(v.summary, "override 2 opened: android 3.9.x -> "
+				       "allow for 120 s: REL-311???");
 	char tp[ENTRY_VIEW_THUMBPRINT_BYTES];
 	entry_view_thumbprint(v.author, tp);
 	assert_string_equal(tp, "q6urq6urq6urq6urq6urq6urq6urq6urq6urq6urq6s");
@@ -120,8 +126,14 @@ static void policy_set_and_end_by_the_administrator(void **state)
 	assert_string_equal(field(&v, "reason"), "back to 3");
 	assert_string_equal(field(&v, "document_bytes"), "20");
 	assert_string_equal(field(&v, "rollback_of"), "3");
-	assert_string_equal(v.summary,
-			    "client policy rolled back to version 3: back to 3");
+	assert_string_equal(
+		v.summary, "client policy rolled back to version 3: back to 3");
+
+	/* The version the state gave it. */
+	entry_view_set_outcome(&v, 4);
+	assert_string_equal(field(&v, "version"), "4");
+	assert_string_equal(v.summary, "client policy version 4: rolled back "
+				       "to version 3: back to 3");
 
 	/* A text_bytes beyond the ext is not believed. */
 	s.text_bytes = 1000;
@@ -197,14 +209,12 @@ static void batches_give_a_count_and_the_first_ids(void **state)
 	assert_string_equal(v.type_name, "create_transfers");
 	assert_string_equal(field(&v, "count"), "5");
 	assert_string_equal(field(&v, "first_ids"), "10,11,12");
-	assert_string_equal(v.summary,
-			    "5 transfers (first ids 10,11,12, ...)");
+	assert_string_equal(v.summary, "5 transfers (first ids 10,11,12, ...)");
 
 	/* accounts_owned: the events and the owner. */
 	u8 p[16 + 32 + 128] = {0};
-	struct command_header h = {.kind = AUTH_CMD_ACCOUNTS_OWNED,
-				   .ext_bytes = 32,
-				   .count = 1};
+	struct command_header h = {
+		.kind = AUTH_CMD_ACCOUNTS_OWNED, .ext_bytes = 32, .count = 1};
 	memcpy(p, &h, sizeof(h));
 	p[16 + 32] = 4;
 	n = record(JOURNAL_COMMAND, p, sizeof(p));
