@@ -43,7 +43,8 @@ static size_t record(u16 type, const void *payload, size_t n)
 	memcpy(rec + 14, &version, 2);
 	memcpy(rec + 16, &seq, 8);
 	memcpy(rec + 24, &ts, 8);
-	memcpy(rec + JOURNAL_HEADER_BYTES, payload, n);
+	if (n > 0)
+		memcpy(rec + JOURNAL_HEADER_BYTES, payload, n);
 	journal_record_seal(rec, size, false, 0);
 	return size;
 }
