@@ -228,3 +228,43 @@ def test_cli_numbers_have_one_spelling_leading_zeros_refused(ctx):
                  ctx.path("d3")], timeout=10)
     check_eq(p.returncode, 2, "serve --listen 127.0.0.1:08080: exit status")
     check("listen" in p.stderr, "names listen: %r" % p.stderr)
+
+
+@e2e_test(timeout=60)
+def test_cli_call_batch_exit_status_reads_every_event(ctx):
+    """docs/cli.md, `tpwallet call`: a batch is answered 200 whatever its
+    events' results; the exit status is 0 when every event is created or
+    exists, 1 when every event failed, 3 when some did."""
+    s = ctx.start_server()
+    base = s.cli_args()
+
+    def call(path, body):
+        return run_cli(["call"] + base + ["POST", path, json.dumps(body)])
+
+    acc = [{"id": str(i), "ledger": 1, "code": 10} for i in (1, 2)]
+    p = call("/v1/accounts", acc)
+    check_eq(p.returncode, 0, "a batch of new accounts: exit status")
+    check_eq(p.stderr, "", "a batch that fully succeeded: stderr")
+    p = call("/v1/accounts", acc)
+    check_eq(p.returncode, 0, "the same batch again (every event exists)")
+    # Every event failed: one with a different code, one with id 0.
+    p = call("/v1/accounts", [{"id": "1", "ledger": 1, "code": 11},
+                              {"id": "0", "ledger": 1, "code": 10}])
+    check_eq([r["status"] != "created" for r in json.loads(p.stdout)],
+             [True, True], "results printed on stdout")
+    check_eq(p.returncode, 1, "a batch whose every event failed: exit status")
+    check_eq(p.stderr, "tpwallet call: 2 of 2 events failed\n", "stderr")
+    # Some failed.
+    p = call("/v1/transfers", [
+        {"id": "7", "debit_account_id": "1", "credit_account_id": "2",
+         "amount": "5", "ledger": 1, "code": 1},
+        {"id": "8", "debit_account_id": "1", "credit_account_id": "404",
+         "amount": "5", "ledger": 1, "code": 1}])
+    check_eq(p.returncode, 3, "a batch with some events failed: exit status")
+    check_eq(p.stderr, "tpwallet call: 1 of 2 events failed\n", "stderr")
+    # A single object keeps its own statuses: 422 exits 1.
+    p = call("/v1/transfers", {"id": "9", "debit_account_id": "1",
+                               "credit_account_id": "404", "amount": "5",
+                               "ledger": 1, "code": 1})
+    check_eq(p.returncode, 1, "one failed transfer (422): exit status")
+    s.stop()

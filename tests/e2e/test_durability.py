@@ -6,8 +6,10 @@ import json
 import os
 import random
 import re
+import shlex
 import shutil
 import struct
+import subprocess
 import threading
 import time
 
@@ -723,3 +725,65 @@ def test_an_entry_edited_in_place_with_its_crc_is_served_by_nothing(ctx):
     check("no longer matches the audit log" in s.log_text(),
           "the log says why")
     s.stop()
+
+
+# -- the refusal's advice runs as written (issue 11, item 7) ---------------
+
+@e2e_test(timeout=120)
+def test_corrupt_mid_journal_message_names_a_command_that_starts_the_server(
+        ctx):
+    """A byte flipped in a record in the middle of the last journal
+    segment: the refusal names a command in backquotes; run exactly
+    that command (tpwallet serve with its flags, on a free port) and the
+    server starts, serving every record before the damaged one."""
+    orig, acked = _fill(ctx, 20)
+    d = _copy(ctx, orig, "midfile")
+    seg = journal.segments(d)[-1]
+    recs = [r for r in journal.read_segment(seg)
+            if r.type == journal.TYPE_TRANSFERS]
+    rec = recs[len(recs) // 2]
+    journal.flip_byte(seg, rec.offset + journal.HEADER.size + 17)
+    s = ctx.server(data_dir=d)
+    served, exited, rc = s.start_expecting_refusal(10)
+    check(served is None and exited, "the server started on a corrupt "
+          "journal")
+    check_eq(rc, 65, "exit status on a corrupt journal")
+    text = s.log_text()
+    cmds = re.findall(r"`(tpwallet [^`]*)`", text)
+    check_eq(len(cmds), 1, "commands named by the refusal:\n%s"
+             % text[-1500:])
+    argv = shlex.split(cmds[0])
+    check_eq(argv[:2], ["tpwallet", "serve"], "the command named")
+    check("--truncate-corrupt-tail" in argv, "the command %r does not "
+          "drop the damaged tail" % cmds[0])
+    # Exactly what it says (the harness ran `serve --data D --listen
+    # 127.0.0.1:PORT`, so the command names the same port).
+    port = int(argv[argv.index("--listen") + 1].rsplit(":", 1)[1])
+    log = open(ctx.path("fixed.log"), "wb")
+    p = subprocess.Popen([s.binary] + argv[1:], stdin=subprocess.DEVNULL,
+                         stdout=log, stderr=log, start_new_session=True)
+    try:
+        ready = None
+        deadline = time.monotonic() + 20 * slow_factor()
+        while ready is None and time.monotonic() < deadline:
+            check(p.poll() is None, "the named command exited with %r:\n%s"
+                  % (p.returncode, open(ctx.path("fixed.log")).read()))
+            try:
+                c = Client(port, timeout=2)
+                if c.get("/readyz", retry=False).status == 200:
+                    ready = True
+                c.close()
+            except OSError:
+                time.sleep(0.05)
+        check(ready, "the named command did not serve /readyz")
+    finally:
+        p.terminate()
+        p.wait(timeout=30)
+        log.close()
+    check_eq(p.returncode, 0, "exit status of the named command on SIGTERM")
+    # A plain start afterwards serves every record before the damage.
+    fixed = ctx.server(data_dir=d)
+    fixed.start()
+    lost = set(t for r in recs[len(recs) // 2:] for t in r.event_ids())
+    _check_state(fixed, acked, lost)
+    fixed.stop()
