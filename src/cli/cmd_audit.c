@@ -1408,7 +1408,9 @@ static void usage(FILE *f)
 		"  check               DATA [--key KEY]\n\n"
 		"'tpwallet audit <subcommand> --help' says what each checks.  "
 		"KEY is the\nlog's verifier key (GET /v1/audit/key) or @FILE.  "
-		"See docs/api.md, Audit log.\n");
+		"See docs/api.md, Audit log.\n\n"
+		"Example:\n"
+		"  tpwallet audit check data\n");
 }
 
 int cmd_audit(int argc, char **argv)

@@ -93,7 +93,9 @@ static void usage(FILE *f)
 		"move the audit\n"
 		"                      checkpoints aside (docs/operations.md, "
 		"Recovery)\n\n"
-		"Every setting and its limits: docs/operations.md.\n");
+		"Every setting and its limits: docs/operations.md.\n\n"
+		"Example:\n"
+		"  tpwallet serve --data data --listen 127.0.0.1:8080\n");
 }
 
 /* Key upkeep: scheduled rotation and removal of expired keys, checked
