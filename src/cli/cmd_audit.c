@@ -1867,7 +1867,9 @@ static void usage(FILE *f)
 		"[--limit N] [--json]\n\n"
 		"'tpwallet audit <subcommand> --help' says what each checks.  "
 		"KEY is the\nlog's verifier key (GET /v1/audit/key) or @FILE.  "
-		"See docs/api.md, Audit log.\n");
+		"See docs/api.md, Audit log.\n\n"
+		"Example:\n"
+		"  tpwallet audit check data\n");
 }
 
 int cmd_audit(int argc, char **argv)

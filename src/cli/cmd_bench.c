@@ -122,7 +122,9 @@ static void usage(FILE *f)
 		"under $TMPDIR, removed after)\n"
 		"  --no-sync      skip fdatasync (to see what durability "
 		"costs)\n"
-		"  --json         print one JSON object\n");
+		"  --json         print one JSON object\n\n"
+		"Example:\n"
+		"  tpwallet bench --transfers 100000 --json\n");
 }
 
 int cmd_bench(int argc, char **argv)

@@ -13,7 +13,11 @@
  * DATA/admin.token.  The answer's body goes to stdout; a refusal (an RFC
  * 9457 problem) is summarised on stderr as "<status> <title>: <detail>".
  * Exit 0 on a 2xx answer, 1 on any other answer or when the server cannot
- * be reached, 2 on a usage error.
+ * be reached, 2 on a usage error.  A batch (POST /v1/accounts or
+ * /v1/transfers with an array) is answered 200 whatever its events'
+ * results, so its exit status reads them: 0 when every event is
+ * "created" or "exists", 1 when every event failed, 3 when some did
+ * (the count on stderr).
  *
  * Secrets: key files are read into buffers that are wiped, private keys
  * live in jose's locked memory, the token and the Authorization value
@@ -45,6 +49,7 @@
 
 #define PATH_BYTES_MAX	       4200
 #define CALL_EXTRA_HEADERS_MAX 4
+#define BATCH_EXIT_SOME	       3 /* some events of a batch failed */
 
 const char client_usage_common[] =
 	"  --server URL       the server (default $TPWALLET_SERVER, "
@@ -604,6 +609,46 @@ static int extra_header(struct client *c, struct http_header *h, char *arg)
 	return 0;
 }
 
+/* POST /v1/accounts or /v1/transfers (any query) with a JSON array. */
+static bool is_batch(const char *method, const char *target, const char *body,
+		     size_t len)
+{
+	size_t n = strcspn(target, "?");
+	size_t i = 0;
+
+	if (strcmp(method, "POST") != 0 ||
+	    !((n == strlen("/v1/accounts") &&
+	       strncmp(target, "/v1/accounts", n) == 0) ||
+	      (n == strlen("/v1/transfers") &&
+	       strncmp(target, "/v1/transfers", n) == 0)))
+		return false;
+	while (i < len && strchr(" \t\r\n", body[i]))
+		i++;
+	return i < len && body[i] == '[';
+}
+
+/* A batch's answer, one result per event: 0 when none failed (every
+ * status "created" or "exists"), 1 when all did, BATCH_EXIT_SOME when
+ * some did; a failure is counted on stderr. */
+static int batch_exit(const struct http_response *r)
+{
+	json_t *a = json_loadb(r->body, r->body_len, 0, NULL);
+	size_t n = json_is_array(a) ? json_array_size(a) : 0, failed = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		const char *st = json_string_value(
+			json_object_get(json_array_get(a, i), "status"));
+		if (!st ||
+		    (strcmp(st, "created") != 0 && strcmp(st, "exists") != 0))
+			failed++;
+	}
+	json_decref(a);
+	if (failed == 0)
+		return 0;
+	fprintf(stderr, "tpwallet call: %zu of %zu events failed\n", failed, n);
+	return failed == n ? 1 : BATCH_EXIT_SOME;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -621,8 +666,14 @@ static void usage(FILE *f)
 		"                       e.g. -H 'X-Client-Version: "
 		"android/3.9.0'\n\n"
 		"Exit 0 on a 2xx answer, 1 on any other answer or when the "
-		"server cannot\nbe reached, 2 on usage errors.  See "
-		"docs/cli.md.\n",
+		"server cannot\nbe reached, 2 on usage errors.  A batch "
+		"(POST /v1/accounts or /v1/transfers\nwith an array): 0 when "
+		"every event is created or exists, 1 when every\nevent "
+		"failed, 3 when some did.  See docs/cli.md.\n\n"
+		"Example:\n"
+		"  tpwallet call POST /v1/accounts '[{\"id\": \"1\", "
+		"\"ledger\": 1, \"code\": 10}]'\n"
+		"  tpwallet call GET /v1/accounts/1\n",
 		client_usage_common, client_usage_auth);
 }
 
@@ -694,7 +745,17 @@ int cmd_call(int argc, char **argv)
 		}
 		memcpy(body, arg, body_len + 1);
 	}
-	ret = client_send(&c, method, target, body, body_len, NULL);
+	if (!is_batch(method, target, body, body_len)) {
+		ret = client_send(&c, method, target, body, body_len, NULL);
+		goto cleanup;
+	}
+	struct http_response resp = {0};
+	ret = client_send(&c, method, target, body, body_len, &resp);
+	if (ret == 0) {
+		client_print_body(resp.body, resp.body_len);
+		ret = batch_exit(&resp);
+	}
+	http_response_clear(&resp);
 cleanup:
 	free(body);
 	return ret;

@@ -1333,7 +1333,12 @@ static void usage(FILE *f)
 		"  revoke   --key KEY (--jti J | --all)   revoke at the "
 		"server\n\n"
 		"'tpwallet delegate <subcommand> --help' for the options.  "
-		"See docs/cli.md.\n");
+		"See docs/cli.md.\n\n"
+		"Example:\n"
+		"  tpwallet delegate issue --key data/admin.jwk --to "
+		"merchant.jwk \\\n"
+		"      --op transfers:create --account 1 --total-cap 20000 "
+		"--expires 7d\n");
 }
 
 int cmd_delegate(int argc, char **argv)

@@ -1410,7 +1410,10 @@ static void usage(FILE *f)
 		"decision for that client, its rule and since when.\n\n"
 		"Exit status: 0 nothing needs action, 1 something does, 2 "
 		"usage, 3 the\ndata directory does not exist.  See "
-		"docs/operations.md, Diagnosis.\n",
+		"docs/operations.md, Diagnosis.\n\n"
+		"Example:\n"
+		"  tpwallet doctor --data data --client-version "
+		"android/3.9.4\n",
 		WARN_DAYS_DEFAULT);
 }
 

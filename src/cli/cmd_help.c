@@ -30,6 +30,8 @@ int cmd_help(int argc, char **argv)
 		printf("  %-9s %s\n", commands[i].name, commands[i].summary);
 	printf("\n'tpwallet <command> --help' shows a command's options.\n"
 	       "Settings: flags, then TPWALLET_* environment variables, then "
-	       "the config file (docs/operations.md).\n");
+	       "the config file (docs/operations.md).\n\n"
+	       "Example:\n"
+	       "  tpwallet help call\n");
 	return 0;
 }

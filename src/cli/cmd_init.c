@@ -25,7 +25,9 @@ static void usage(FILE *f)
 		   "[--kek-file FILE]\n\n"
 		   "Create a tpwallet data directory (default ./data, or "
 		   "TPWALLET_DATA).\nAn existing data directory is left as "
-		   "it is.\n");
+		   "it is.\n\n"
+		   "Example:\n"
+		   "  tpwallet init --data wallet-data\n");
 }
 
 int cmd_init(int argc, char **argv)

@@ -31,7 +31,9 @@ static void usage(FILE *f)
 		"credential\n\n"
 		"options:\n%s%s\n"
 		"Exit 0 on success, 1 when refused or unreachable, 2 on usage "
-		"errors.\nSee docs/cli.md and docs/keys.md.\n",
+		"errors.\nSee docs/cli.md and docs/keys.md.\n\n"
+		"Example:\n"
+		"  tpwallet keys list\n",
 		client_usage_common, client_usage_auth);
 }
 

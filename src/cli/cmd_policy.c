@@ -1335,7 +1335,10 @@ static void usage(FILE *f, const char *group)
 		"server calls take these options\n(by default the "
 		"administrator's token, DATA/admin.token):\n%s%s\n"
 		"Exit 0 on success, 1 when refused or failed, 2 on usage "
-		"errors.\nSee docs/cli.md.\n",
+		"errors.\nSee docs/cli.md.\n\n"
+		"Example:\n"
+		"  tpwallet policy evaluate --platform android --version "
+		"3.9.0\n",
 		client_usage_common, client_usage_auth);
 }
 

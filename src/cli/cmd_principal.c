@@ -53,7 +53,10 @@ static void usage(FILE *f)
 		"or private\n          JWK file; offline\n\n"
 		"options of the server calls:\n%s%s\n"
 		"Exit 0 on success, 1 when refused or unreachable, 2 on usage "
-		"errors.\nSee docs/cli.md and docs/authz.md.\n",
+		"errors.\nSee docs/cli.md and docs/authz.md.\n\n"
+		"Example:\n"
+		"  tpwallet principal create --name merchant --key-out "
+		"merchant.jwk\n",
 		client_usage_common, client_usage_auth);
 }
 

@@ -29,6 +29,38 @@
 
 #include "banned.h"
 
+/* The command that starts this data directory once without its damaged
+ * tail: the flags of this run, shell-quoted, and --truncate-corrupt-tail,
+ * on its own line in backquotes, to be run exactly as printed. */
+static void print_truncate_command(int argc, char **argv)
+{
+	fprintf(stderr,
+		"tpwallet serve: to drop the damaged record and every record "
+		"after it for good, run once:\n  `tpwallet serve");
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		bool plain = a[0] != '\0';
+		for (const char *p = a; *p && plain; p++)
+			plain = strchr("abcdefghijklmnopqrstuvwxyz"
+				       "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				       "0123456789_./:=@%+,-",
+				       *p) != NULL;
+		if (plain) {
+			fprintf(stderr, " %s", a);
+			continue;
+		}
+		fputs(" '", stderr);
+		for (const char *p = a; *p; p++) {
+			if (*p == '\'')
+				fputs("'\\''", stderr);
+			else
+				fputc(*p, stderr);
+		}
+		fputc('\'', stderr);
+	}
+	fprintf(stderr, " --truncate-corrupt-tail`\n");
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -61,7 +93,9 @@ static void usage(FILE *f)
 		"move the audit\n"
 		"                      checkpoints aside (docs/operations.md, "
 		"Recovery)\n\n"
-		"Every setting and its limits: docs/operations.md.\n");
+		"Every setting and its limits: docs/operations.md.\n\n"
+		"Example:\n"
+		"  tpwallet serve --data data --listen 127.0.0.1:8080\n");
 }
 
 /* Key upkeep: scheduled rotation and removal of expired keys, checked
@@ -216,6 +250,8 @@ int cmd_serve(int argc, char **argv)
 		       LOG_STR("reason", err ? err : tpw_strerror(-ret)));
 		fprintf(stderr, "tpwallet serve: %s: %s\n", s.data_dir,
 			err ? err : tpw_strerror(-ret));
+		if (err && strstr(err, "--truncate-corrupt-tail"))
+			print_truncate_command(argc, argv);
 		return EXIT_DATA;
 	}
 	if (engine_durable_seq(e) < covered) {

@@ -17,7 +17,9 @@ int cmd_version(int argc, char **argv)
 	    (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
 		printf("usage: tpwallet version\n\nPrint tpwallet's version "
 		       "and "
-		       "the versions of the libraries it runs on.\n");
+		       "the versions of the libraries it runs on.\n\n"
+		       "Example:\n"
+		       "  tpwallet version\n");
 		return 0;
 	}
 	if (argc > 1) {

@@ -579,7 +579,12 @@ static void usage(FILE *f)
 		"A C2SP tlog-witness: POST /add-checkpoint cosigns a log's\n"
 		"checkpoint once it is proven consistent with the last one\n"
 		"cosigned.  The key is made in DIR/witness.key on first run;\n"
-		"the cosigner verifier key is printed on stdout at start.\n");
+		"the cosigner verifier key is printed on stdout at start.\n\n"
+		"Example (log.vkey holds the log's verifier key, GET "
+		"/v1/audit/key):\n"
+		"  tpwallet witness --listen 127.0.0.1:8090 --state witness "
+		"--name witness.example \\\n"
+		"      --log \"$(cat log.vkey)\"\n");
 }
 
 int cmd_witness(int argc, char **argv)

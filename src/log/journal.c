@@ -42,9 +42,9 @@ _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
 #define PROGRESS_CHECK_BYTES  (1u << 20)
 #define ERR_BYTES	      1024
 #define CORRUPT_ADVICE                                                         \
-	"refusing to start: restore from backup, or run `tpwallet serve "      \
-	"--truncate-corrupt-tail` once only if you accept losing this "        \
-	"record and every record after it"
+	"refusing to start: restore from backup, or start once with "          \
+	"--truncate-corrupt-tail only if you accept losing this record and "   \
+	"every record after it"
 #define CORRUPT_ADVICE_EARLY                                                   \
 	"refusing to start: restore the data directory from a backup (a "      \
 	"later segment follows, so the server will not cut here)"
@@ -311,8 +311,8 @@ static int corrupt_covered(struct scan *s, size_t off, enum reason why)
 		 "audit log covers records up to seq %llu (DATA/audit/leaves "
 		 "or a signed checkpoint): it was durable and acknowledged, "
 		 "so this is corruption, not a torn write; refusing to "
-		 "start: restore the data directory from a backup, or run "
-		 "`tpwallet serve --truncate-corrupt-tail` once to drop "
+		 "start: restore the data directory from a backup, or start "
+		 "once with --truncate-corrupt-tail to drop "
 		 "records %llu to %llu for good (acknowledged records are "
 		 "lost, and the audit checkpoints are moved aside)",
 		 s->file, (unsigned long long)s->expect_seq, off,
@@ -684,9 +684,9 @@ static int open_segments(struct journal *j, u64 after_seq,
 				 "a signed checkpoint): records %llu to %llu "
 				 "were durable and acknowledged and are "
 				 "missing; refusing to start: restore the "
-				 "data directory from a backup, or run "
-				 "`tpwallet serve --truncate-corrupt-tail` "
-				 "once to accept their loss (the audit "
+				 "data directory from a backup, or start "
+				 "once with --truncate-corrupt-tail "
+				 "to accept their loss (the audit "
 				 "checkpoints are then moved aside)",
 				 name, (unsigned long long)(s.expect_seq - 1),
 				 (unsigned long long)j->segment_bytes,

@@ -2,10 +2,13 @@
 
 import json
 import os
+import re
+import socket
 import subprocess
+import time
 
-from harness import (e2e_test, run_cli, check, check_eq, scaled,
-                     slow_factor)
+from harness import (CONFIG, e2e_test, run_cli, check, check_eq, free_port,
+                     scaled, slow_factor)
 
 COMMANDS = ("init", "serve", "bench", "version", "help")
 
@@ -228,3 +231,145 @@ def test_cli_numbers_have_one_spelling_leading_zeros_refused(ctx):
                  ctx.path("d3")], timeout=10)
     check_eq(p.returncode, 2, "serve --listen 127.0.0.1:08080: exit status")
     check("listen" in p.stderr, "names listen: %r" % p.stderr)
+
+
+@e2e_test(timeout=60)
+def test_cli_call_batch_exit_status_reads_every_event(ctx):
+    """docs/cli.md, `tpwallet call`: a batch is answered 200 whatever its
+    events' results; the exit status is 0 when every event is created or
+    exists, 1 when every event failed, 3 when some did."""
+    s = ctx.start_server()
+    base = s.cli_args()
+
+    def call(path, body):
+        return run_cli(["call"] + base + ["POST", path, json.dumps(body)])
+
+    acc = [{"id": str(i), "ledger": 1, "code": 10} for i in (1, 2)]
+    p = call("/v1/accounts", acc)
+    check_eq(p.returncode, 0, "a batch of new accounts: exit status")
+    check_eq(p.stderr, "", "a batch that fully succeeded: stderr")
+    p = call("/v1/accounts", acc)
+    check_eq(p.returncode, 0, "the same batch again (every event exists)")
+    # Every event failed: one with a different code, one with id 0.
+    p = call("/v1/accounts", [{"id": "1", "ledger": 1, "code": 11},
+                              {"id": "0", "ledger": 1, "code": 10}])
+    check_eq([r["status"] != "created" for r in json.loads(p.stdout)],
+             [True, True], "results printed on stdout")
+    check_eq(p.returncode, 1, "a batch whose every event failed: exit status")
+    check_eq(p.stderr, "tpwallet call: 2 of 2 events failed\n", "stderr")
+    # Some failed.
+    p = call("/v1/transfers", [
+        {"id": "7", "debit_account_id": "1", "credit_account_id": "2",
+         "amount": "5", "ledger": 1, "code": 1},
+        {"id": "8", "debit_account_id": "1", "credit_account_id": "404",
+         "amount": "5", "ledger": 1, "code": 1}])
+    check_eq(p.returncode, 3, "a batch with some events failed: exit status")
+    check_eq(p.stderr, "tpwallet call: 1 of 2 events failed\n", "stderr")
+    # A single object keeps its own statuses: 422 exits 1.
+    p = call("/v1/transfers", {"id": "9", "debit_account_id": "1",
+                               "credit_account_id": "404", "amount": "5",
+                               "ledger": 1, "code": 1})
+    check_eq(p.returncode, 1, "one failed transfer (422): exit status")
+    s.stop()
+
+
+def _commands():
+    """The commands `tpwallet help` lists (its command table)."""
+    p = run_cli(["help"])
+    check_eq(p.returncode, 0, "tpwallet help exit status")
+    table = p.stdout.split("commands:\n")[1].split("\n\n")[0]
+    names = re.findall(r"^  ([a-z]+) +\S", table, re.M)
+    check(len(names) >= len(COMMANDS), "tpwallet help lists %r" % names)
+    return names
+
+
+def _examples(name, text):
+    """The commands under the 'Example...:' line of a usage text, a
+    trailing backslash joining a line to the next."""
+    lines = text.split("\n")
+    at = [i for i, l in enumerate(lines) if re.match(r"Examples?\b.*:$", l)]
+    check_eq(len(at), 1, "tpwallet %s --help: 'Example:' lines" % name)
+    out, cur = [], ""
+    for l in lines[at[0] + 1:]:
+        if not l.startswith("  "):
+            break
+        cur += l.strip()
+        if cur.endswith("\\"):
+            cur = cur[:-1]
+            continue
+        out.append(cur)
+        cur = ""
+    check(out, "tpwallet %s --help: an empty example" % name)
+    for e in out:
+        check(e.startswith("tpwallet %s" % name),
+              "tpwallet %s --help: the example %r runs another command"
+              % (name, e))
+    return out
+
+
+def _run_daemon(ctx, cmd, port, cwd, env):
+    """Run a serving example on its own port until it accepts a
+    connection, then stop it: exit 0 on SIGTERM."""
+    log = open(ctx.path("daemon-%d.log" % port), "wb")
+    p = subprocess.Popen(["bash", "-c", "exec " + cmd], cwd=cwd, env=env,
+                         stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                         start_new_session=True)
+    try:
+        deadline = time.monotonic() + 20 * slow_factor()
+        while True:
+            check(p.poll() is None, "%r exited with %r" % (cmd, p.returncode))
+            check(time.monotonic() < deadline, "%r does not listen" % cmd)
+            try:
+                socket.create_connection(("127.0.0.1", port), 1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+    finally:
+        p.terminate()
+        p.wait(timeout=30)
+        log.close()
+    check_eq(p.returncode, 0, "%r: exit status on SIGTERM" % cmd)
+
+
+@e2e_test(timeout=180)
+def test_cli_every_command_help_has_an_example_that_runs(ctx):
+    """Every command in `tpwallet help` answers --help with exit 0 and
+    an 'Example:' block; each example runs as printed (cwd holding the
+    `data` a server serves, TPWALLET_SERVER naming it) and exits 0; the
+    two that serve (serve, witness) run on a free port until they
+    listen."""
+    work = ctx.path("work")
+    os.makedirs(os.path.join(work, "fresh"))
+    s = ctx.start_server(data_dir=os.path.join(work, "data"))
+    env = dict(os.environ)
+    env.update({"TPWALLET_SERVER": "http://127.0.0.1:%d" % s.port,
+                "TPWALLET_DATA": os.path.join(work, "data"),
+                "PATH": os.path.dirname(CONFIG["binary"]) + os.pathsep
+                + env.get("PATH", "")})
+    env.pop("TPWALLET_CONFIG", None)
+    key = s.get("/v1/audit/key").body.decode().split("\n")[0]
+    with open(os.path.join(work, "log.vkey"), "w") as f:
+        f.write(key + "\n")
+    names = _commands()
+    for c in COMMANDS:
+        check(c in names, "tpwallet help does not list %r" % c)
+    for name in names:
+        p = run_cli([name, "--help"])
+        check_eq(p.returncode, 0, "tpwallet %s --help exit status" % name)
+        for cmd in _examples(name, p.stdout):
+            if name in ("serve", "witness"):
+                m = re.search(r"--listen 127\.0\.0\.1:(\d+)", cmd)
+                check(m, "%r listens on no loopback port" % cmd)
+                port = free_port()
+                cmd = cmd.replace(m.group(0), "--listen 127.0.0.1:%d" % port)
+                _run_daemon(ctx, cmd, port,
+                            os.path.join(work, "fresh") if name == "serve"
+                            else work, env)
+                continue
+            r = subprocess.run(["bash", "-c", cmd], cwd=work, env=env,
+                               stdin=subprocess.DEVNULL, capture_output=True,
+                               text=True, errors="replace",
+                               timeout=60 * slow_factor())
+            check_eq(r.returncode, 0, "the example %r (stderr %r)"
+                     % (cmd, r.stderr[-600:]))
+    s.stop()

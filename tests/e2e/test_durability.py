@@ -6,8 +6,10 @@ import json
 import os
 import random
 import re
+import shlex
 import shutil
 import struct
+import subprocess
 import threading
 import time
 
@@ -723,3 +725,136 @@ def test_an_entry_edited_in_place_with_its_crc_is_served_by_nothing(ctx):
     check("no longer matches the audit log" in s.log_text(),
           "the log says why")
     s.stop()
+
+
+# -- the refusal's advice runs as written (issue 11, item 7) ---------------
+
+@e2e_test(timeout=120)
+def test_corrupt_mid_journal_message_names_a_command_that_starts_the_server(
+        ctx):
+    """A byte flipped in a record in the middle of the last journal
+    segment: the refusal names a command in backquotes; run exactly
+    that command (tpwallet serve with its flags, on a free port) and the
+    server starts, serving every record before the damaged one."""
+    orig, acked = _fill(ctx, 20)
+    d = _copy(ctx, orig, "midfile")
+    seg = journal.segments(d)[-1]
+    recs = [r for r in journal.read_segment(seg)
+            if r.type == journal.TYPE_TRANSFERS]
+    rec = recs[len(recs) // 2]
+    journal.flip_byte(seg, rec.offset + journal.HEADER.size + 17)
+    s = ctx.server(data_dir=d)
+    served, exited, rc = s.start_expecting_refusal(10)
+    check(served is None and exited, "the server started on a corrupt "
+          "journal")
+    check_eq(rc, 65, "exit status on a corrupt journal")
+    text = s.log_text()
+    cmds = re.findall(r"`(tpwallet [^`]*)`", text)
+    check_eq(len(cmds), 1, "commands named by the refusal:\n%s"
+             % text[-1500:])
+    argv = shlex.split(cmds[0])
+    check_eq(argv[:2], ["tpwallet", "serve"], "the command named")
+    check("--truncate-corrupt-tail" in argv, "the command %r does not "
+          "drop the damaged tail" % cmds[0])
+    # Exactly what it says (the harness ran `serve --data D --listen
+    # 127.0.0.1:PORT`, so the command names the same port).
+    port = int(argv[argv.index("--listen") + 1].rsplit(":", 1)[1])
+    log = open(ctx.path("fixed.log"), "wb")
+    p = subprocess.Popen([s.binary] + argv[1:], stdin=subprocess.DEVNULL,
+                         stdout=log, stderr=log, start_new_session=True)
+    try:
+        ready = None
+        deadline = time.monotonic() + 20 * slow_factor()
+        while ready is None and time.monotonic() < deadline:
+            check(p.poll() is None, "the named command exited with %r:\n%s"
+                  % (p.returncode, open(ctx.path("fixed.log")).read()))
+            try:
+                c = Client(port, timeout=2)
+                if c.get("/readyz", retry=False).status == 200:
+                    ready = True
+                c.close()
+            except OSError:
+                time.sleep(0.05)
+        check(ready, "the named command did not serve /readyz")
+    finally:
+        p.terminate()
+        p.wait(timeout=30)
+        log.close()
+    check_eq(p.returncode, 0, "exit status of the named command on SIGTERM")
+    # A plain start afterwards serves every record before the damage.
+    fixed = ctx.server(data_dir=d)
+    fixed.start()
+    lost = set(t for r in recs[len(recs) // 2:] for t in r.event_ids())
+    _check_state(fixed, acked, lost)
+    fixed.stop()
+
+
+# -- the documented backup restores (issue 11, item 7) --------------------
+
+def _backup_block():
+    """docs/operations.md, Backups: the sh block, split at its '# To
+    restore' comment into (backup commands, restore commands)."""
+    root = os.path.join(os.path.dirname(__file__), "..", "..")
+    text = open(os.path.join(root, "docs", "operations.md")).read()
+    sec = text.split("\n## Backups\n")[1].split("\n## ")[0]
+    block = sec.split("```sh\n")[1].split("```")[0]
+    backup, restore = block.split("# To restore")
+    return backup, restore
+
+
+@e2e_test(timeout=120)
+def test_backup_as_documented_restores_the_same_state(ctx):
+    """The Backups section's commands, run as written (its /backup and
+    /vault under the test's directory) with the server stopped: the copy,
+    restored after later writes, starts with the state of the backup."""
+    backup, restore = _backup_block()
+    work = ctx.path("work")
+    os.makedirs(os.path.join(work, "vault"))
+    os.makedirs(os.path.join(work, "backup"))
+    s = ctx.server(data_dir=os.path.join(work, "data"),
+                   env={"TPWALLET_SNAPSHOT_EVERY": "1000"})
+    s.start()
+    create(s, "accounts", [account(1), account(2), account(3)],
+           ["created"] * 3)
+    acked = {}
+    for b in range(12):
+        evs = [transfer(1000 + b * 100 + k, 1 + k % 2, 3, k + 1)
+               for k in range(100)]
+        create(s, "transfers", evs, ["created"] * 100)
+        acked.update({e["id"]: (1 + k % 2, 3, k + 1)
+                      for k, e in enumerate(evs)})
+    s.stop()
+    check(os.listdir(os.path.join(work, "data", "snapshots")),
+          "no snapshot in the backed-up directory")
+    shutil.copy2(os.path.join(work, "data.kek"),
+                 os.path.join(work, "vault", "tpwallet-data.kek"))
+
+    def run(script):
+        script = script.replace("/backup/", work + "/backup/")
+        script = script.replace("/vault/", work + "/vault/")
+        p = subprocess.run(["bash", "-c", "set -eo pipefail\n" + script],
+                           cwd=work, capture_output=True, text=True,
+                           timeout=60 * slow_factor())
+        check_eq(p.returncode, 0, "the documented commands (stderr %r)"
+                 % p.stderr[-600:])
+
+    run(backup)
+    # After the backup: the server runs on and takes a write.
+    s.start()
+    create_one(s, "transfers", transfer(9999, 1, 2, 7), "created", 201)
+    s.stop()
+    run(restore)
+    r = ctx.server(data_dir=os.path.join(work, "data"))
+    r.start()
+    check(get_transfer(r, 9999, missing_ok=True) is None,
+          "a transfer written after the backup survived the restore")
+    for aid in (1, 2, 3):
+        a = get_account(r, aid)
+        want_d = sum(v[2] for v in acked.values() if v[0] == aid)
+        want_c = sum(v[2] for v in acked.values() if v[1] == aid)
+        check_eq((int(a["debits_posted"]), int(a["credits_posted"])),
+                 (want_d, want_c), "account %d after the restore" % aid)
+    check(get_transfer(r, 2111, missing_ok=True) is not None,
+          "the last transfer of the backup is missing")
+    create_one(r, "transfers", transfer(9999, 1, 2, 7), "created", 201)
+    r.stop()
