@@ -792,6 +792,68 @@ static enum MHD_Result get_overrides(struct request *rq, u64 only_id)
 	return reply_jansson(rq, 200, json_pack("{s:o}", "overrides", arr));
 }
 
+/* The guard rail (issue 11, item 5): an override that the current
+ * policy gives nothing to relax is refused with the reason
+ * (core/policy.h, policy_override_fit).  The state machine does not
+ * check it, so overrides already journaled replay as they were. */
+static bool override_refused(struct request *rq,
+			     const struct policy_override *o,
+			     enum MHD_Result *reply)
+{
+	char detail[512];
+	u64 v = 0;
+	engine_read_begin(rq->srv->e);
+	const struct policy *p = pstate_current(engine_pstate(rq->srv->e), &v);
+	enum policy_override_fit fit = policy_override_fit(p, o);
+	if (fit == POLICY_OVERRIDE_NO_PLATFORM) {
+		int n = snprintf(detail, sizeof(detail),
+				 "platform: %s is not in client policy version "
+				 "%llu (it names:",
+				 o->platform, (unsigned long long)v);
+		for (u16 i = 0;
+		     i < p->nplatforms && n > 0 && (size_t)n < sizeof(detail);
+		     i++)
+			n += snprintf(detail + n, sizeof(detail) - (size_t)n,
+				      " %s", p->platforms[i].name);
+		if (n > 0 && (size_t)n < sizeof(detail))
+			snprintf(detail + n, sizeof(detail) - (size_t)n, ")");
+	}
+	engine_read_end(rq->srv->e);
+	switch (fit) {
+	case POLICY_OVERRIDE_FITS: return false;
+	case POLICY_OVERRIDE_NO_POLICY:
+		*reply = api_reply_problem(
+			rq, PROBLEM_override_unknown_platform,
+			"platform: no client policy is set, so no platform "
+			"is configured and nothing is blocked",
+			"platform", NULL);
+		return true;
+	case POLICY_OVERRIDE_NO_PLATFORM:
+		*reply =
+			api_reply_problem(rq, PROBLEM_override_unknown_platform,
+					  detail, "platform", NULL);
+		return true;
+	case POLICY_OVERRIDE_NOTHING_BLOCKED:
+		snprintf(detail, sizeof(detail),
+			 "platform: %s has no blocked range, min_supported or "
+			 "deprecation with a sunset in client policy version "
+			 "%llu, on any level",
+			 o->platform, (unsigned long long)v);
+		*reply = api_reply_problem(rq, PROBLEM_override_relaxes_nothing,
+					   detail, "platform", NULL);
+		return true;
+	default:
+		snprintf(detail, sizeof(detail),
+			 "range: %s meets no blocked range, version below "
+			 "min_supported or deprecation with a sunset of %s in "
+			 "client policy version %llu, on any level",
+			 o->range_text, o->platform, (unsigned long long)v);
+		*reply = api_reply_problem(rq, PROBLEM_override_relaxes_nothing,
+					   detail, "range", NULL);
+		return true;
+	}
+}
+
 static enum MHD_Result post_override(struct request *rq)
 {
 	enum MHD_Result reply;
@@ -814,6 +876,8 @@ static enum MHD_Result post_override(struct request *rq)
 					 "out of memory", NULL, NULL);
 	if (r != 0)
 		return reply_policy_err(rq, &err);
+	if (override_refused(rq, &o, &reply))
+		return reply;
 	struct pstate_override_cmd *c =
 		api_command(rq, PSTATE_CMD_OVERRIDE, sizeof(*c), NULL, 0);
 	if (!c)

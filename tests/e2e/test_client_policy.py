@@ -738,6 +738,54 @@ def test_client_policy_bad_documents_and_overrides_never_activate(ctx):
           % (len(problems), "\n".join(problems)))
 
 
+@e2e_test(timeout=60)
+def test_client_policy_override_that_relaxes_nothing_is_refused(ctx):
+    """docs/client-policy.md "Overrides that relax nothing": an override
+    for a platform the policy does not name, or whose range meets no
+    blocked range, minimum or sunset deprecation, is a 422 that says
+    why; nothing is opened.  A good override is still a 201."""
+    s = ctx.start_server()
+    wait_token(s)
+    good = {"platform": "android", "range": "3.9.x", "mode": "allow",
+            "duration_s": 600, "reason": "INC-7"}
+
+    def refused(change, status, name, field, detail, what):
+        r = s.post("/v1/client-policy/overrides", dict(good, **change))
+        p = check_problem(r, status, name, what)
+        check_eq(p.get("field"), field, what + ": field")
+        check_eq(p.get("detail"), detail, what + ": detail")
+
+    refused({}, 422, "override-unknown-platform", "platform",
+            "platform: no client policy is set, so no platform is "
+            "configured and nothing is blocked", "before any policy")
+    doc, _, _ = base_policy()
+    doc["platforms"]["web"] = {}
+    check_ok(put_policy(s, doc, "v1"), 201, "PUT the policy")
+    refused({"platform": "andriod"}, 422, "override-unknown-platform",
+            "platform", "platform: andriod is not in client policy "
+            "version 1 (it names: android ios web)", "a misspelt platform")
+    refused({"range": ">=4.2.0"}, 422, "override-relaxes-nothing", "range",
+            "range: >=4.2.0 meets no blocked range, version below "
+            "min_supported or deprecation with a sunset of android in "
+            "client policy version 1, on any level",
+            "a range above every restriction")
+    refused({"platform": "web", "range": "1.x"}, 422,
+            "override-relaxes-nothing", "platform",
+            "platform: web has no blocked range, min_supported or "
+            "deprecation with a sunset in client policy version 1, on "
+            "any level", "a platform that blocks nothing")
+    lst = check_ok(s.get("/v1/client-policy/overrides?all=true"), 200,
+                   "GET overrides?all=true")["overrides"]
+    check_eq(lst, [], "overrides after the refusals")
+    check_problem(gate(s, "android/3.9.0"), 426, "client-version-blocked",
+                  "3.9.0 before the good override")
+    o = check_ok(s.post("/v1/client-policy/overrides", good), 201,
+                 "the good override")
+    check_eq((o["platform"], o["range"]), ("android", "3.9.x"), "opened")
+    r = gate(s, "android/3.9.0")
+    check_eq(r.status, 200, "3.9.0 under the override: %r" % r)
+
+
 def check_problem_any(r, status, what):
     check(r.status == status, "%s: expected HTTP %d, got %r"
           % (what, status, r))
