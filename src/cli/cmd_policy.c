@@ -115,8 +115,12 @@ static const struct option opts_set[] = {
 static const struct option opts_diff[] = {
 	O_CLIENT, {"file", required_argument, NULL, OPT_FILE}, O_HELP, O_END};
 static const struct option opts_history[] = {O_CLIENT, O_JSON, O_HELP, O_END};
-static const struct option opts_rollback[] = {O_CLIENT, O_REASON, O_HELP,
-					      O_END};
+static const struct option opts_rollback[] = {
+	O_CLIENT,
+	O_REASON,
+	{"dry-run", no_argument, NULL, OPT_DRY_RUN},
+	O_HELP,
+	O_END};
 static const struct option opts_ov_open[] = {
 	O_CLIENT,
 	O_REASON,
@@ -724,6 +728,51 @@ cleanup:
 	return ret;
 }
 
+/* rollback --dry-run: what POST .../rollback would activate, from GET
+ * .../versions and .../diff; nothing that changes anything is sent. */
+static int rollback_dry_run(const struct ctx *x, uint64_t v)
+{
+	struct target t;
+	json_t *j = NULL;
+	char from[24], to[24];
+	long long cur;
+	size_t n;
+	int ret;
+
+	target_init(&t, "/v1/client-policy/versions");
+	ret = call_json(x, "GET", &t, NULL, 0, &j);
+	if (ret != 0)
+		return ret;
+	cur = jint(j, "current");
+	json_decref(j);
+	j = NULL;
+	if (cur == 0) {
+		fprintf(stderr, "%s: no policy has been set yet\n", x->prog);
+		return 1;
+	}
+	snprintf(from, sizeof(from), "%lld", cur);
+	snprintf(to, sizeof(to), "%llu", (unsigned long long)v);
+	target_init(&t, "/v1/client-policy/diff");
+	target_add(&t, "from", from);
+	target_add(&t, "to", to);
+	ret = call_json(x, "GET", &t, NULL, 0, &j);
+	if (ret != 0)
+		return ret;
+	n = json_array_size(json_object_get(j, "changes"));
+	if (n == 0)
+		printf("dry run: version %s means the same as the current "
+		       "version %lld; a rollback would change nothing\n",
+		       to, cur);
+	else
+		printf("dry run: a rollback would activate version %s's "
+		       "document as version %lld: %zu change%s from version "
+		       "%lld\n",
+		       to, cur + 1, n, n == 1 ? "" : "s", cur);
+	print_changes(json_object_get(j, "changes"));
+	json_decref(j);
+	return 0;
+}
+
 static int do_rollback(struct ctx *x)
 {
 	struct target t;
@@ -734,9 +783,12 @@ static int do_rollback(struct ctx *x)
 
 	ret = parse_number(x, "N", x->args[0], &v);
 	if (ret == 0)
-		ret = check_reason(x, x->o.reason, REASON_BYTES_MAX, true);
+		ret = check_reason(x, x->o.reason, REASON_BYTES_MAX,
+				   !x->o.dry_run);
 	if (ret != 0)
 		return ret;
+	if (x->o.dry_run)
+		return rollback_dry_run(x, v);
 	o = json_pack("{s:I, s:s}", "version", (json_int_t)v, "reason",
 		      x->o.reason);
 	body = o ? json_dumps(o, JSON_COMPACT) : NULL;

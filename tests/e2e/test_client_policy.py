@@ -21,7 +21,7 @@ import time
 import urllib.parse
 
 from harness import (e2e_test, check, check_eq, slow_factor, TestFailure,
-                     raw_exchange, parse_raw_response)
+                     raw_exchange, parse_raw_response, run_cli)
 import synthetic_activity as synth
 import test_authz
 
@@ -784,6 +784,46 @@ def test_client_policy_override_that_relaxes_nothing_is_refused(ctx):
     check_eq((o["platform"], o["range"]), ("android", "3.9.x"), "opened")
     r = gate(s, "android/3.9.0")
     check_eq(r.status, 200, "3.9.0 under the override: %r" % r)
+
+
+@e2e_test(timeout=60)
+def test_client_policy_rollback_dry_run_prints_and_changes_nothing(ctx):
+    """docs/cli.md: `policy rollback N --dry-run` prints what the
+    rollback would activate (the new version and the changes), exits 0
+    and changes nothing; the rollback that follows does what it said."""
+    s = ctx.start_server()
+    wait_token(s)
+    doc, _, _ = base_policy()
+    check_ok(put_policy(s, doc, "v1"), 201, "PUT v1")
+    doc["platforms"]["android"]["min_supported"] = "4.1.0"
+    check_ok(put_policy(s, doc, "v2"), 201, "PUT v2")
+    before = check_ok(s.get("/v1/client-policy/versions"), 200, "versions")
+
+    def cli(*args):
+        return run_cli(["policy", "rollback"] + list(args) + s.cli_args())
+
+    r = cli("1", "--dry-run")
+    check_eq((r.returncode, r.stdout, r.stderr),
+             (0, "dry run: a rollback would activate version 1's document "
+              "as version 3: 1 change from version 2\n"
+              "  platforms.android.min_supported: \"4.1.0\" -> "
+              "\"4.0.0\"\n", ""), "dry run to version 1")
+    r = cli("2", "--dry-run", "--reason", "check")
+    check_eq((r.returncode, r.stdout, r.stderr),
+             (0, "dry run: version 2 means the same as the current version "
+              "2; a rollback would change nothing\n", ""),
+             "dry run to the current version")
+    r = cli("9", "--dry-run")
+    check_eq((r.returncode, r.stdout), (1, ""), "dry run to version 9")
+    check("policy-not-found" in r.stderr, "version 9: %r" % r.stderr)
+    check_eq(check_ok(s.get("/v1/client-policy/versions"), 200, "versions"),
+             before, "the history after three dry runs")
+    check_eq(client_policy(gate(s, "android/4.0.5")), ("blocked", 2),
+             "the gate after the dry runs")
+    r = cli("1", "--reason", "undo v2")
+    check_eq((r.returncode, r.stdout.splitlines()[0]),
+             (0, "activated version 3 (a copy of version 1): 1 change "
+              "from version 2"), "the rollback itself: %r" % r.stderr)
 
 
 def check_problem_any(r, status, what):
