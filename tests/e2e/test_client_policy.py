@@ -826,6 +826,42 @@ def test_client_policy_rollback_dry_run_prints_and_changes_nothing(ctx):
               "from version 2"), "the rollback itself: %r" % r.stderr)
 
 
+@e2e_test(timeout=60)
+def test_client_policy_doctor_lists_each_override_with_its_expiry(ctx):
+    """`tpwallet doctor` names every override in force on a line of its
+    own: id, platform, range, mode, expiry (RFC 3339 and in how many
+    minutes), author and reason; an ended one is not listed."""
+    s = ctx.start_server()
+    wait_token(s)
+    doc, _, _ = base_policy()
+    cur = check_ok(put_policy(s, doc, "v1"), 201, "PUT v1")
+    opened = []
+    for rng, mode, dur, why in (("3.9.x", "allow", 1800, "INC-7: 3.9 stuck"),
+                                ("3.8.x", "compat", 3600, "INC-8"),
+                                ("3.7.x", "allow", 600, "INC-9")):
+        opened.append(check_ok(s.post(
+            "/v1/client-policy/overrides",
+            {"platform": "android", "range": rng, "mode": mode,
+             "duration_s": dur, "reason": why}), 201, "override " + rng))
+    check_ok(s.request("DELETE", "/v1/client-policy/overrides/%d?reason=ok"
+                       % opened[2]["id"]), 200, "end the third")
+    set_at = check_ok(s.get("/v1/client-policy/current"), 200,
+                      "current")["set_at"]
+    r = run_cli(["doctor", "--data", s.data_dir], timeout=60)
+    got = [ln for ln in r.stdout.splitlines()
+           if ln.split(":")[0].split()[-1:] in (["policy"], ["override"])]
+    check_eq(got, [
+        "warn    client policy: version %d set %s: v1; 2 overrides in "
+        "force (`tpwallet policy override list`)" % (cur["version"], set_at),
+        "warn    override: %d: android 3.9.x (allow) until %s (in 30 "
+        "minutes), opened by admin: INC-7: 3.9 stuck"
+        % (opened[0]["id"], opened[0]["expires_at"]),
+        "warn    override: %d: android 3.8.x (compat) until %s (in 60 "
+        "minutes), opened by admin: INC-8"
+        % (opened[1]["id"], opened[1]["expires_at"]),
+    ], "doctor's policy lines (all output: %r)" % r.stdout)
+
+
 def check_problem_any(r, status, what):
     check(r.status == status, "%s: expected HTTP %d, got %r"
           % (what, status, r))
