@@ -566,27 +566,41 @@ enum MHD_Result policy_route_diff(struct request *rq)
 				       "changes", changes));
 }
 
+/* A small request body of the members `name` and "reason" (both
+ * optional here), or NULL with the reply: 400 unknown-field naming any
+ * other member. */
+static json_t *body_of_two(struct request *rq, const char *name,
+			   enum MHD_Result *reply)
+{
+	json_t *j = api_body_object(rq, API_SMALL_BODY_BYTES_MAX, reply);
+	const char *k;
+	json_t *x;
+	char detail[64];
+	if (!j)
+		return NULL;
+	json_object_foreach(j, k, x)
+	{
+		if (strcmp(k, name) && strcmp(k, "reason")) {
+			snprintf(detail, sizeof(detail),
+				 "members are %s and reason", name);
+			/* k lives in j: reply before letting go of it */
+			*reply = api_reply_problem(rq, PROBLEM_unknown_field,
+						   detail, k, NULL);
+			json_decref(j);
+			return NULL;
+		}
+	}
+	return j;
+}
+
 enum MHD_Result policy_route_rollback(struct request *rq)
 {
 	enum MHD_Result reply;
-	json_t *j = api_body_object(rq, API_SMALL_BODY_BYTES_MAX, &reply);
+	json_t *j = body_of_two(rq, "version", &reply);
 	if (!j)
 		return reply;
 	json_t *v = json_object_get(j, "version");
 	const char *reason = json_string_value(json_object_get(j, "reason"));
-	const char *k;
-	json_t *x;
-	json_object_foreach(j, k, x)
-	{
-		if (strcmp(k, "version") && strcmp(k, "reason")) {
-			/* k lives in j: reply before letting go of it */
-			enum MHD_Result r = api_reply_problem(
-				rq, PROBLEM_unknown_field,
-				"members are version and reason", k, NULL);
-			json_decref(j);
-			return r;
-		}
-	}
 	if (!json_is_integer(v) || json_integer_value(v) < 1) {
 		json_decref(j);
 		return api_reply_problem(rq, PROBLEM_invalid_field,
@@ -915,6 +929,50 @@ static enum MHD_Result delete_override(struct request *rq)
 	return api_submit_command(rq, policy_command_reply);
 }
 
+/* POST .../overrides/{id}/extend {"duration_s", "reason"?}: in force
+ * until now + duration_s (a journal command: PSTATE_CMD_OVERRIDE_EXTEND). */
+enum MHD_Result policy_route_override_extend(struct request *rq)
+{
+	enum MHD_Result reply;
+	json_t *j = body_of_two(rq, "duration_s", &reply);
+	if (!j)
+		return reply;
+	json_t *d = json_object_get(j, "duration_s");
+	json_t *why = json_object_get(j, "reason");
+	json_int_t dur = json_is_integer(d) ? json_integer_value(d) : 0;
+	const char *reason = json_string_value(why);
+	bool reason_good = !why || (reason && reason[0] &&
+				    reason_ok(reason, PSTATE_REASON_BYTES));
+	struct pstate_override_extend *e = NULL;
+	if (dur < POLICY_OVERRIDE_MIN_S || dur > POLICY_OVERRIDE_MAX_S)
+		reply = api_reply_problem(rq, PROBLEM_invalid_field,
+					  "an integer from 60 to 604800 (7 "
+					  "days): how long from now",
+					  "duration_s", NULL);
+	else if (!reason_good)
+		reply = api_reply_problem(rq, PROBLEM_invalid_field,
+					  "1 to 207 bytes, no control "
+					  "characters",
+					  "reason", NULL);
+	else if (!(e = api_command(rq, PSTATE_CMD_OVERRIDE_EXTEND, sizeof(*e),
+				   NULL, 0)))
+		reply = api_reply_problem(rq, PROBLEM_internal_error,
+					  "out of memory", NULL, NULL);
+	if (!e) {
+		json_decref(j);
+		return reply;
+	}
+	author_of(rq, e->author);
+	e->id = (u64)rq->path_id;
+	e->duration_s = (u32)dur;
+	if (reason)
+		memcpy(e->reason, reason, strlen(reason));
+	json_decref(j);
+	log_at(LOG_WARN, "client-policy override extended",
+	       LOG_NUM("id", e->id), LOG_NUM("duration_s", e->duration_s));
+	return api_submit_command(rq, policy_command_reply);
+}
+
 /* ---- impact and activity ----------------------------------------------------
  */
 
@@ -1163,9 +1221,23 @@ static enum MHD_Result policy_command_reply(struct request *rq)
 
 	switch (outcome) {
 	case PSTATE_INVALID:
-		return api_reply_problem(rq, PROBLEM_invalid_policy,
-					 "refused by the state machine", NULL,
-					 NULL);
+		return api_reply_problem(
+			rq, PROBLEM_invalid_policy,
+			h->kind == PSTATE_CMD_OVERRIDE_EXTEND
+				? "duration_s: now + duration_s is not later "
+				  "than the override's end (an extension never "
+				  "shortens it: end it instead)"
+				: "refused by the state machine",
+			h->kind == PSTATE_CMD_OVERRIDE_EXTEND ? "duration_s"
+							      : NULL,
+			NULL);
+	case PSTATE_ENDED:
+		if (h->kind != PSTATE_CMD_OVERRIDE_EXTEND)
+			break;
+		return api_reply_problem(rq, PROBLEM_override_ended,
+					 "an ended or expired override cannot "
+					 "be extended: open a new one",
+					 NULL, NULL);
 	case PSTATE_NOT_FOUND:
 		return api_reply_problem(rq, PROBLEM_policy_not_found, NULL,
 					 NULL, NULL);
@@ -1238,6 +1310,8 @@ static enum MHD_Result policy_command_reply(struct request *rq)
 						 NULL, NULL, NULL);
 		return reply_jansson(rq, 201, o);
 	}
+	if (h->kind == PSTATE_CMD_OVERRIDE_EXTEND) /* with its new end */
+		return get_overrides(rq, (u64)rq->path_id);
 	/* PSTATE_CMD_OVERRIDE_END */
 	return reply_jansson(
 		rq, 200,

@@ -61,6 +61,8 @@
 	  "The override names no platform of the current client policy")       \
 	X(override_relaxes_nothing, "override-relaxes-nothing", 422,           \
 	  "The override would relax no verdict of the current client policy")  \
+	X(override_ended, "override-ended", 409,                               \
+	  "The override has already ended or expired")                         \
 	X(policy_not_found, "policy-not-found", 404,                           \
 	  "No such client policy version or override")                         \
 	X(unknown_revoker, "unknown-revoker", 403,                             \

@@ -133,6 +133,12 @@ static const struct option opts_ov_open[] = {
 static const struct option opts_ov_list[] = {
 	O_CLIENT, O_JSON, {"all", no_argument, NULL, OPT_ALL}, O_HELP, O_END};
 static const struct option opts_ov_end[] = {O_CLIENT, O_REASON, O_HELP, O_END};
+static const struct option opts_ov_extend[] = {
+	O_CLIENT,
+	O_REASON,
+	{"for", required_argument, NULL, OPT_DURATION},
+	O_HELP,
+	O_END};
 static const struct option opts_evaluate[] = {
 	O_CLIENT,
 	O_JSON,
@@ -962,6 +968,15 @@ cleanup:
 	return ret;
 }
 
+/* The ID argument and an optional --reason: 0 or the exit status. */
+static int id_and_reason(const struct ctx *x, uint64_t *id)
+{
+	int ret = parse_number(x, "ID", x->args[0], id);
+	if (ret == 0)
+		ret = check_reason(x, x->o.reason, REASON_BYTES_MAX, false);
+	return ret;
+}
+
 static int do_override_end(struct ctx *x)
 {
 	struct target t;
@@ -970,9 +985,7 @@ static int do_override_end(struct ctx *x)
 	uint64_t id;
 	int ret;
 
-	ret = parse_number(x, "ID", x->args[0], &id);
-	if (ret == 0)
-		ret = check_reason(x, x->o.reason, REASON_BYTES_MAX, false);
+	ret = id_and_reason(x, &id);
 	if (ret != 0)
 		return ret;
 	snprintf(path, sizeof(path), "/v1/client-policy/overrides/%llu",
@@ -989,6 +1002,54 @@ static int do_override_end(struct ctx *x)
 		       (unsigned long long)id);
 cleanup:
 	json_decref(j);
+	return ret;
+}
+
+/* override extend ID --for D: in force until D from now (the server's
+ * now: POST .../overrides/{id}/extend). */
+static int do_override_extend(struct ctx *x)
+{
+	struct target t;
+	json_t *o = NULL, *j = NULL;
+	char path[80], *body = NULL;
+	uint64_t id;
+	int64_t duration_s;
+	int ret;
+
+	ret = id_and_reason(x, &id);
+	if (ret != 0)
+		return ret;
+	if (!x->o.duration || parse_duration(x->o.duration, &duration_s) < 0 ||
+	    duration_s < POLICY_OVERRIDE_MIN_S ||
+	    duration_s > POLICY_OVERRIDE_MAX_S) {
+		fprintf(stderr,
+			"%s: --for is required: 60 s to 7 days, as seconds or "
+			"a number with s, m, h or d (30m, 2h, 3600)\n",
+			x->prog);
+		return EXIT_USAGE;
+	}
+	o = x->o.reason
+		    ? json_pack("{s:I, s:s}", "duration_s",
+				(json_int_t)duration_s, "reason", x->o.reason)
+		    : json_pack("{s:I}", "duration_s", (json_int_t)duration_s);
+	body = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	if (!body) {
+		fprintf(stderr, "%s: out of memory\n", x->prog);
+		return 1;
+	}
+	snprintf(path, sizeof(path), "/v1/client-policy/overrides/%llu/extend",
+		 (unsigned long long)id);
+	target_init(&t, path);
+	ret = call_json(x, "POST", &t, body, strlen(body), &j);
+	if (ret == 0) {
+		printf("override %llu extended: in force until ",
+		       (unsigned long long)id);
+		client_print_clean(stdout, jstr(j, "expires_at"));
+		fputc('\n', stdout);
+	}
+	json_decref(j);
+	free(body);
 	return ret;
 }
 
@@ -1351,6 +1412,11 @@ static const struct sub subs[] = {
 	 "state\n(active, ended, expired)."},
 	{"override end", do_override_end, opts_ov_end, true, 1, 1,
 	 "override end ID [--reason TEXT]", "End override ID now."},
+	{"override extend", do_override_extend, opts_ov_extend, true, 1, 1,
+	 "override extend ID --for 30m|2h|3600 [--reason TEXT]",
+	 "Keep override ID in force until --for from now (60 s to 7 days; "
+	 "later\nthan its current end).  An ended or expired override "
+	 "cannot be\nextended: open a new one."},
 	{"evaluate", do_evaluate, opts_evaluate, true, 0, 0,
 	 "evaluate --platform P [--version V] [--channel C] [--country CC]\n"
 	 "      [--user U] [--lang L] [--json] [--offline "

@@ -862,6 +862,73 @@ def test_client_policy_doctor_lists_each_override_with_its_expiry(ctx):
     ], "doctor's policy lines (all output: %r)" % r.stdout)
 
 
+@e2e_test(timeout=90)
+def test_client_policy_override_extend_moves_the_end_and_survives_restart(ctx):
+    """docs/client-policy.md "Extending an override": `policy override
+    extend ID --for 2h` keeps it in force until 2 h from now; an ended one
+    is 409 override-ended; a shorter end is refused; the new end
+    survives a clean restart and a kill -9."""
+    s = ctx.start_server()
+    wait_token(s)
+    doc, _, _ = base_policy()
+    check_ok(put_policy(s, doc, "v1"), 201, "PUT v1")
+    ids = []
+    for rng in ("3.9.x", "3.8.x"):
+        ids.append(check_ok(s.post(
+            "/v1/client-policy/overrides",
+            {"platform": "android", "range": rng, "mode": "allow",
+             "duration_s": 600, "reason": "INC-7"}), 201, rng)["id"])
+    check_ok(s.request("DELETE", "/v1/client-policy/overrides/%d?reason=ok"
+                       % ids[1]), 200, "end the second")
+    path = "/v1/client-policy/overrides/%d" % ids[0]
+    before = time.time()
+    r = run_cli(["policy", "override", "extend", str(ids[0]), "--for", "2h",
+                 "--reason", "store still broken"] + s.cli_args())
+    after = time.time()
+    o = check_ok(s.get(path), 200, "the extended override")
+    check_eq((r.returncode, r.stdout, r.stderr),
+             (0, "override %d extended: in force until %s\n"
+              % (ids[0], o["expires_at"]), ""), "extend --for 2h")
+    end = calendar.timegm(time.strptime(o["expires_at"],
+                                        "%Y-%m-%dT%H:%M:%SZ"))
+    check(int(before) + 7200 <= end <= int(after) + 7200,
+          "expires_at %s is 2 h after the extension" % o["expires_at"])
+    check_eq((o["duration_s"], o["active"], o["ended_early"]),
+             (600, True, False), "the rest of the override")
+    check_eq(client_policy(gate(s, "android/3.9.0")), ("supported", 1),
+             "3.9.0 under the extended override")
+
+    r = s.post("/v1/client-policy/overrides/%d/extend" % ids[1],
+               {"duration_s": 3600})
+    check_problem(r, 409, "override-ended", "extend an ended override")
+    r = run_cli(["policy", "override", "extend", str(ids[1]), "--for",
+                 "1h"] + s.cli_args())
+    check_eq((r.returncode, r.stdout), (1, ""), "CLI extend of an ended one")
+    check("override-ended" in r.stderr, "CLI names it: %r" % r.stderr)
+    p = check_problem(s.post(path + "/extend", {"duration_s": 600}), 422,
+                      "invalid-policy", "an end earlier than the current")
+    check_eq(p.get("field"), "duration_s", "field of the shorter end")
+    check_problem(s.post("/v1/client-policy/overrides/99/extend",
+                         {"duration_s": 600}), 404, "policy-not-found",
+                  "extend override 99")
+    p = check_problem(s.post(path + "/extend", {"duration_s": 600,
+                                                "until": "x"}),
+                      400, "unknown-field", "an unknown member")
+    check_eq(p.get("field"), "until", "the unknown member")
+    check_eq(check_ok(s.get(path), 200, "after the refusals"), o,
+             "the override after the refusals")
+
+    s.stop()
+    s.start()
+    check_eq(check_ok(s.get(path), 200, "after a restart"), o,
+             "the override after a clean restart")
+    s.kill9()
+    s.start()
+    check_eq(check_ok(s.get(path), 200, "after kill -9"), o,
+             "the override after kill -9 and a restart")
+    s.stop()
+
+
 def check_problem_any(r, status, what):
     check(r.status == status, "%s: expected HTTP %d, got %r"
           % (what, status, r))
