@@ -566,27 +566,41 @@ enum MHD_Result policy_route_diff(struct request *rq)
 				       "changes", changes));
 }
 
+/* A small request body of the members `name` and "reason" (both
+ * optional here), or NULL with the reply: 400 unknown-field naming any
+ * other member. */
+static json_t *body_of_two(struct request *rq, const char *name,
+			   enum MHD_Result *reply)
+{
+	json_t *j = api_body_object(rq, API_SMALL_BODY_BYTES_MAX, reply);
+	const char *k;
+	json_t *x;
+	char detail[64];
+	if (!j)
+		return NULL;
+	json_object_foreach(j, k, x)
+	{
+		if (strcmp(k, name) && strcmp(k, "reason")) {
+			snprintf(detail, sizeof(detail),
+				 "members are %s and reason", name);
+			/* k lives in j: reply before letting go of it */
+			*reply = api_reply_problem(rq, PROBLEM_unknown_field,
+						   detail, k, NULL);
+			json_decref(j);
+			return NULL;
+		}
+	}
+	return j;
+}
+
 enum MHD_Result policy_route_rollback(struct request *rq)
 {
 	enum MHD_Result reply;
-	json_t *j = api_body_object(rq, API_SMALL_BODY_BYTES_MAX, &reply);
+	json_t *j = body_of_two(rq, "version", &reply);
 	if (!j)
 		return reply;
 	json_t *v = json_object_get(j, "version");
 	const char *reason = json_string_value(json_object_get(j, "reason"));
-	const char *k;
-	json_t *x;
-	json_object_foreach(j, k, x)
-	{
-		if (strcmp(k, "version") && strcmp(k, "reason")) {
-			/* k lives in j: reply before letting go of it */
-			enum MHD_Result r = api_reply_problem(
-				rq, PROBLEM_unknown_field,
-				"members are version and reason", k, NULL);
-			json_decref(j);
-			return r;
-		}
-	}
 	if (!json_is_integer(v) || json_integer_value(v) < 1) {
 		json_decref(j);
 		return api_reply_problem(rq, PROBLEM_invalid_field,
@@ -792,6 +806,68 @@ static enum MHD_Result get_overrides(struct request *rq, u64 only_id)
 	return reply_jansson(rq, 200, json_pack("{s:o}", "overrides", arr));
 }
 
+/* The guard rail (issue 11, item 5): an override that the current
+ * policy gives nothing to relax is refused with the reason
+ * (core/policy.h, policy_override_fit).  The state machine does not
+ * check it, so overrides already journaled replay as they were. */
+static bool override_refused(struct request *rq,
+			     const struct policy_override *o,
+			     enum MHD_Result *reply)
+{
+	char detail[512];
+	u64 v = 0;
+	engine_read_begin(rq->srv->e);
+	const struct policy *p = pstate_current(engine_pstate(rq->srv->e), &v);
+	enum policy_override_fit fit = policy_override_fit(p, o);
+	if (fit == POLICY_OVERRIDE_NO_PLATFORM) {
+		int n = snprintf(detail, sizeof(detail),
+				 "platform: %s is not in client policy version "
+				 "%llu (it names:",
+				 o->platform, (unsigned long long)v);
+		for (u16 i = 0;
+		     i < p->nplatforms && n > 0 && (size_t)n < sizeof(detail);
+		     i++)
+			n += snprintf(detail + n, sizeof(detail) - (size_t)n,
+				      " %s", p->platforms[i].name);
+		if (n > 0 && (size_t)n < sizeof(detail))
+			snprintf(detail + n, sizeof(detail) - (size_t)n, ")");
+	}
+	engine_read_end(rq->srv->e);
+	switch (fit) {
+	case POLICY_OVERRIDE_FITS: return false;
+	case POLICY_OVERRIDE_NO_POLICY:
+		*reply = api_reply_problem(
+			rq, PROBLEM_override_unknown_platform,
+			"platform: no client policy is set, so no platform "
+			"is configured and nothing is blocked",
+			"platform", NULL);
+		return true;
+	case POLICY_OVERRIDE_NO_PLATFORM:
+		*reply =
+			api_reply_problem(rq, PROBLEM_override_unknown_platform,
+					  detail, "platform", NULL);
+		return true;
+	case POLICY_OVERRIDE_NOTHING_BLOCKED:
+		snprintf(detail, sizeof(detail),
+			 "platform: %s has no blocked range, min_supported or "
+			 "deprecation with a sunset in client policy version "
+			 "%llu, on any level",
+			 o->platform, (unsigned long long)v);
+		*reply = api_reply_problem(rq, PROBLEM_override_relaxes_nothing,
+					   detail, "platform", NULL);
+		return true;
+	default:
+		snprintf(detail, sizeof(detail),
+			 "range: %s meets no blocked range, version below "
+			 "min_supported or deprecation with a sunset of %s in "
+			 "client policy version %llu, on any level",
+			 o->range_text, o->platform, (unsigned long long)v);
+		*reply = api_reply_problem(rq, PROBLEM_override_relaxes_nothing,
+					   detail, "range", NULL);
+		return true;
+	}
+}
+
 static enum MHD_Result post_override(struct request *rq)
 {
 	enum MHD_Result reply;
@@ -814,6 +890,8 @@ static enum MHD_Result post_override(struct request *rq)
 					 "out of memory", NULL, NULL);
 	if (r != 0)
 		return reply_policy_err(rq, &err);
+	if (override_refused(rq, &o, &reply))
+		return reply;
 	struct pstate_override_cmd *c =
 		api_command(rq, PSTATE_CMD_OVERRIDE, sizeof(*c), NULL, 0);
 	if (!c)
@@ -848,6 +926,50 @@ static enum MHD_Result delete_override(struct request *rq)
 					 "reason", NULL);
 	if (reason)
 		memcpy(e->reason, reason, strlen(reason));
+	return api_submit_command(rq, policy_command_reply);
+}
+
+/* POST .../overrides/{id}/extend {"duration_s", "reason"?}: in force
+ * until now + duration_s (a journal command: PSTATE_CMD_OVERRIDE_EXTEND). */
+enum MHD_Result policy_route_override_extend(struct request *rq)
+{
+	enum MHD_Result reply;
+	json_t *j = body_of_two(rq, "duration_s", &reply);
+	if (!j)
+		return reply;
+	json_t *d = json_object_get(j, "duration_s");
+	json_t *why = json_object_get(j, "reason");
+	json_int_t dur = json_is_integer(d) ? json_integer_value(d) : 0;
+	const char *reason = json_string_value(why);
+	bool reason_good = !why || (reason && reason[0] &&
+				    reason_ok(reason, PSTATE_REASON_BYTES));
+	struct pstate_override_extend *e = NULL;
+	if (dur < POLICY_OVERRIDE_MIN_S || dur > POLICY_OVERRIDE_MAX_S)
+		reply = api_reply_problem(rq, PROBLEM_invalid_field,
+					  "an integer from 60 to 604800 (7 "
+					  "days): how long from now",
+					  "duration_s", NULL);
+	else if (!reason_good)
+		reply = api_reply_problem(rq, PROBLEM_invalid_field,
+					  "1 to 207 bytes, no control "
+					  "characters",
+					  "reason", NULL);
+	else if (!(e = api_command(rq, PSTATE_CMD_OVERRIDE_EXTEND, sizeof(*e),
+				   NULL, 0)))
+		reply = api_reply_problem(rq, PROBLEM_internal_error,
+					  "out of memory", NULL, NULL);
+	if (!e) {
+		json_decref(j);
+		return reply;
+	}
+	author_of(rq, e->author);
+	e->id = (u64)rq->path_id;
+	e->duration_s = (u32)dur;
+	if (reason)
+		memcpy(e->reason, reason, strlen(reason));
+	json_decref(j);
+	log_at(LOG_WARN, "client-policy override extended",
+	       LOG_NUM("id", e->id), LOG_NUM("duration_s", e->duration_s));
 	return api_submit_command(rq, policy_command_reply);
 }
 
@@ -1099,9 +1221,23 @@ static enum MHD_Result policy_command_reply(struct request *rq)
 
 	switch (outcome) {
 	case PSTATE_INVALID:
-		return api_reply_problem(rq, PROBLEM_invalid_policy,
-					 "refused by the state machine", NULL,
-					 NULL);
+		return api_reply_problem(
+			rq, PROBLEM_invalid_policy,
+			h->kind == PSTATE_CMD_OVERRIDE_EXTEND
+				? "duration_s: now + duration_s is not later "
+				  "than the override's end (an extension never "
+				  "shortens it: end it instead)"
+				: "refused by the state machine",
+			h->kind == PSTATE_CMD_OVERRIDE_EXTEND ? "duration_s"
+							      : NULL,
+			NULL);
+	case PSTATE_ENDED:
+		if (h->kind != PSTATE_CMD_OVERRIDE_EXTEND)
+			break;
+		return api_reply_problem(rq, PROBLEM_override_ended,
+					 "an ended or expired override cannot "
+					 "be extended: open a new one",
+					 NULL, NULL);
 	case PSTATE_NOT_FOUND:
 		return api_reply_problem(rq, PROBLEM_policy_not_found, NULL,
 					 NULL, NULL);
@@ -1174,6 +1310,8 @@ static enum MHD_Result policy_command_reply(struct request *rq)
 						 NULL, NULL, NULL);
 		return reply_jansson(rq, 201, o);
 	}
+	if (h->kind == PSTATE_CMD_OVERRIDE_EXTEND) /* with its new end */
+		return get_overrides(rq, (u64)rq->path_id);
 	/* PSTATE_CMD_OVERRIDE_END */
 	return reply_jansson(
 		rq, 200,

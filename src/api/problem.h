@@ -57,6 +57,12 @@
 	  "The batch was not applied; nothing changed")                        \
 	X(invalid_policy, "invalid-policy", 422,                               \
 	  "The client policy or override is not valid")                        \
+	X(override_unknown_platform, "override-unknown-platform", 422,         \
+	  "The override names no platform of the current client policy")       \
+	X(override_relaxes_nothing, "override-relaxes-nothing", 422,           \
+	  "The override would relax no verdict of the current client policy")  \
+	X(override_ended, "override-ended", 409,                               \
+	  "The override has already ended or expired")                         \
 	X(policy_not_found, "policy-not-found", 404,                           \
 	  "No such client policy version or override")                         \
 	X(unknown_revoker, "unknown-revoker", 403,                             \

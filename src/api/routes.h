@@ -203,6 +203,9 @@ enum route_scope {
 	X(cp_override, "/v1/client-policy/overrides/{id}", RP_SERIAL,          \
 	  RM_READ | RM_DELETE, RB_NONE, OP(POLICY_READ), OP(POLICY_ADMIN),     \
 	  RA_ANY, RF_UNGATED, policy_route_override)                           \
+	X(cp_override_extend, "/v1/client-policy/overrides/{id}/extend",      \
+	  RP_SERIAL, RM_POST, RB_SMALL, 0, OP(POLICY_ADMIN), RA_ANY,           \
+	  RF_UNGATED, policy_route_override_extend)                            \
 	X(cp_impact, "/v1/client-policy/impact", RP_NONE, RM_READ, RB_NONE,    \
 	  OP(POLICY_READ), 0, RA_ANY, RF_UNGATED, policy_route_impact)         \
 	X(cp_activity, "/v1/client-policy/activity", RP_NONE, RM_POST,         \

@@ -26,6 +26,7 @@
 #include "core/auth.h"
 #include "core/command.h"
 #include "core/pstate.h"
+#include "crypto/b64url.h"
 #include "crypto/keyring.h"
 #include "log/keyfile.h"
 #include "crypto/note.h"
@@ -77,6 +78,8 @@
 /* Entries unsigned longer than this are a server that cannot sign (one
  * that runs signs about every second). */
 #define UNSIGNED_AGE_MAX_S 10u
+/* Overrides in force listed one a line (at most 64 are open). */
+#define OVERRIDES_LISTED 8u
 
 enum status {
 	STATUS_OK,
@@ -1177,6 +1180,60 @@ static int verdict_of_version(const struct pstate *ps, u64 v,
 	return verdict;
 }
 
+/* "in 30 minutes": how long until t, to the nearest minute. */
+static void fmt_in(char *out, size_t cap, int64_t now, int64_t t)
+{
+	int64_t min = (t - now + 30) / 60;
+	if (min < 1)
+		snprintf(out, cap, "in less than a minute");
+	else
+		snprintf(out, cap, "in %lld minute%s", (long long)min,
+			 min == 1 ? "" : "s");
+}
+
+/* One line per override in force, oldest first: id, platform, range,
+ * mode, expiry, author and reason (as journaled). */
+static void report_overrides(struct doctor *d)
+{
+	static const u8 admin[32];
+	char until[32], in[48], author[48];
+	u64 n = pstate_override_count(d->ps), listed = 0, more = 0;
+	for (u64 i = 0; i < n; i++) {
+		struct pstate_override_info o;
+		pstate_override_at(d->ps, i, &o);
+		if (!(o.not_before_s <= d->now && d->now < o.expires_at_s))
+			continue;
+		if (listed == OVERRIDES_LISTED) {
+			more++;
+			continue;
+		}
+		listed++;
+		fmt_time(until, sizeof(until), o.expires_at_s);
+		fmt_in(in, sizeof(in), d->now, o.expires_at_s);
+		if (memcmp(o.cmd->author, admin, sizeof(admin)) == 0 ||
+		    b64url_encode(author, sizeof(author), o.cmd->author,
+				  sizeof(o.cmd->author)) != 0)
+			snprintf(author, sizeof(author), "admin");
+		report(d, STATUS_WARN, "override",
+		       "%llu: %.*s %.*s (%s) until %s (%s), opened by %s: "
+		       "%.*s",
+		       (unsigned long long)o.id,
+		       (int)strnlen(o.cmd->platform, sizeof(o.cmd->platform)),
+		       o.cmd->platform,
+		       (int)strnlen(o.cmd->range, sizeof(o.cmd->range)),
+		       o.cmd->range,
+		       o.cmd->mode == POLICY_OVERRIDE_ALLOW ? "allow"
+							    : "compat",
+		       until, in, author,
+		       (int)strnlen(o.cmd->reason, sizeof(o.cmd->reason)),
+		       o.cmd->reason);
+	}
+	if (more)
+		report(d, STATUS_WARN, "override",
+		       "and %llu more (`tpwallet policy override list`)",
+		       (unsigned long long)more);
+}
+
 static void check_policy(struct doctor *d)
 {
 	char when[32], line[DETAIL_BYTES];
@@ -1202,6 +1259,7 @@ static void check_policy(struct doctor *d)
 	       (unsigned long long)version, when, pv.reason[0] ? ": " : "",
 	       pv.reason, active, active == 1 ? "" : "s",
 	       active ? " (`tpwallet policy override list`)" : "");
+	report_overrides(d);
 	if (!d->client_version[0])
 		return;
 

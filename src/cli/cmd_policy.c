@@ -115,8 +115,12 @@ static const struct option opts_set[] = {
 static const struct option opts_diff[] = {
 	O_CLIENT, {"file", required_argument, NULL, OPT_FILE}, O_HELP, O_END};
 static const struct option opts_history[] = {O_CLIENT, O_JSON, O_HELP, O_END};
-static const struct option opts_rollback[] = {O_CLIENT, O_REASON, O_HELP,
-					      O_END};
+static const struct option opts_rollback[] = {
+	O_CLIENT,
+	O_REASON,
+	{"dry-run", no_argument, NULL, OPT_DRY_RUN},
+	O_HELP,
+	O_END};
 static const struct option opts_ov_open[] = {
 	O_CLIENT,
 	O_REASON,
@@ -129,6 +133,12 @@ static const struct option opts_ov_open[] = {
 static const struct option opts_ov_list[] = {
 	O_CLIENT, O_JSON, {"all", no_argument, NULL, OPT_ALL}, O_HELP, O_END};
 static const struct option opts_ov_end[] = {O_CLIENT, O_REASON, O_HELP, O_END};
+static const struct option opts_ov_extend[] = {
+	O_CLIENT,
+	O_REASON,
+	{"for", required_argument, NULL, OPT_DURATION},
+	O_HELP,
+	O_END};
 static const struct option opts_evaluate[] = {
 	O_CLIENT,
 	O_JSON,
@@ -724,6 +734,51 @@ cleanup:
 	return ret;
 }
 
+/* rollback --dry-run: what POST .../rollback would activate, from GET
+ * .../versions and .../diff; nothing that changes anything is sent. */
+static int rollback_dry_run(const struct ctx *x, uint64_t v)
+{
+	struct target t;
+	json_t *j = NULL;
+	char from[24], to[24];
+	long long cur;
+	size_t n;
+	int ret;
+
+	target_init(&t, "/v1/client-policy/versions");
+	ret = call_json(x, "GET", &t, NULL, 0, &j);
+	if (ret != 0)
+		return ret;
+	cur = jint(j, "current");
+	json_decref(j);
+	j = NULL;
+	if (cur == 0) {
+		fprintf(stderr, "%s: no policy has been set yet\n", x->prog);
+		return 1;
+	}
+	snprintf(from, sizeof(from), "%lld", cur);
+	snprintf(to, sizeof(to), "%llu", (unsigned long long)v);
+	target_init(&t, "/v1/client-policy/diff");
+	target_add(&t, "from", from);
+	target_add(&t, "to", to);
+	ret = call_json(x, "GET", &t, NULL, 0, &j);
+	if (ret != 0)
+		return ret;
+	n = json_array_size(json_object_get(j, "changes"));
+	if (n == 0)
+		printf("dry run: version %s means the same as the current "
+		       "version %lld; a rollback would change nothing\n",
+		       to, cur);
+	else
+		printf("dry run: a rollback would activate version %s's "
+		       "document as version %lld: %zu change%s from version "
+		       "%lld\n",
+		       to, cur + 1, n, n == 1 ? "" : "s", cur);
+	print_changes(json_object_get(j, "changes"));
+	json_decref(j);
+	return 0;
+}
+
 static int do_rollback(struct ctx *x)
 {
 	struct target t;
@@ -734,9 +789,12 @@ static int do_rollback(struct ctx *x)
 
 	ret = parse_number(x, "N", x->args[0], &v);
 	if (ret == 0)
-		ret = check_reason(x, x->o.reason, REASON_BYTES_MAX, true);
+		ret = check_reason(x, x->o.reason, REASON_BYTES_MAX,
+				   !x->o.dry_run);
 	if (ret != 0)
 		return ret;
+	if (x->o.dry_run)
+		return rollback_dry_run(x, v);
 	o = json_pack("{s:I, s:s}", "version", (json_int_t)v, "reason",
 		      x->o.reason);
 	body = o ? json_dumps(o, JSON_COMPACT) : NULL;
@@ -910,6 +968,15 @@ cleanup:
 	return ret;
 }
 
+/* The ID argument and an optional --reason: 0 or the exit status. */
+static int id_and_reason(const struct ctx *x, uint64_t *id)
+{
+	int ret = parse_number(x, "ID", x->args[0], id);
+	if (ret == 0)
+		ret = check_reason(x, x->o.reason, REASON_BYTES_MAX, false);
+	return ret;
+}
+
 static int do_override_end(struct ctx *x)
 {
 	struct target t;
@@ -918,9 +985,7 @@ static int do_override_end(struct ctx *x)
 	uint64_t id;
 	int ret;
 
-	ret = parse_number(x, "ID", x->args[0], &id);
-	if (ret == 0)
-		ret = check_reason(x, x->o.reason, REASON_BYTES_MAX, false);
+	ret = id_and_reason(x, &id);
 	if (ret != 0)
 		return ret;
 	snprintf(path, sizeof(path), "/v1/client-policy/overrides/%llu",
@@ -937,6 +1002,54 @@ static int do_override_end(struct ctx *x)
 		       (unsigned long long)id);
 cleanup:
 	json_decref(j);
+	return ret;
+}
+
+/* override extend ID --for D: in force until D from now (the server's
+ * now: POST .../overrides/{id}/extend). */
+static int do_override_extend(struct ctx *x)
+{
+	struct target t;
+	json_t *o = NULL, *j = NULL;
+	char path[80], *body = NULL;
+	uint64_t id;
+	int64_t duration_s;
+	int ret;
+
+	ret = id_and_reason(x, &id);
+	if (ret != 0)
+		return ret;
+	if (!x->o.duration || parse_duration(x->o.duration, &duration_s) < 0 ||
+	    duration_s < POLICY_OVERRIDE_MIN_S ||
+	    duration_s > POLICY_OVERRIDE_MAX_S) {
+		fprintf(stderr,
+			"%s: --for is required: 60 s to 7 days, as seconds or "
+			"a number with s, m, h or d (30m, 2h, 3600)\n",
+			x->prog);
+		return EXIT_USAGE;
+	}
+	o = x->o.reason
+		    ? json_pack("{s:I, s:s}", "duration_s",
+				(json_int_t)duration_s, "reason", x->o.reason)
+		    : json_pack("{s:I}", "duration_s", (json_int_t)duration_s);
+	body = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	if (!body) {
+		fprintf(stderr, "%s: out of memory\n", x->prog);
+		return 1;
+	}
+	snprintf(path, sizeof(path), "/v1/client-policy/overrides/%llu/extend",
+		 (unsigned long long)id);
+	target_init(&t, path);
+	ret = call_json(x, "POST", &t, body, strlen(body), &j);
+	if (ret == 0) {
+		printf("override %llu extended: in force until ",
+		       (unsigned long long)id);
+		client_print_clean(stdout, jstr(j, "expires_at"));
+		fputc('\n', stdout);
+	}
+	json_decref(j);
+	free(body);
 	return ret;
 }
 
@@ -1299,6 +1412,11 @@ static const struct sub subs[] = {
 	 "state\n(active, ended, expired)."},
 	{"override end", do_override_end, opts_ov_end, true, 1, 1,
 	 "override end ID [--reason TEXT]", "End override ID now."},
+	{"override extend", do_override_extend, opts_ov_extend, true, 1, 1,
+	 "override extend ID --for 30m|2h|3600 [--reason TEXT]",
+	 "Keep override ID in force until --for from now (60 s to 7 days; "
+	 "later\nthan its current end).  An ended or expired override "
+	 "cannot be\nextended: open a new one."},
 	{"evaluate", do_evaluate, opts_evaluate, true, 0, 0,
 	 "evaluate --platform P [--version V] [--channel C] [--country CC]\n"
 	 "      [--user U] [--lang L] [--json] [--offline "

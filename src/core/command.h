@@ -138,6 +138,11 @@ enum command_events {
 	  COMMAND_EVENTS_NONE, COMMAND_PSTATE,                                 \
 	  sizeof(struct pstate_override_end),                                  \
 	  sizeof(struct pstate_override_end), 16, pstate_command_valid,        \
+	  apply_pstate)                                                        \
+	X(PSTATE_CMD_OVERRIDE_EXTEND, 19, "policy_override_extend",            \
+	  COMMAND_EVENTS_NONE, COMMAND_PSTATE,                                 \
+	  sizeof(struct pstate_override_extend),                               \
+	  sizeof(struct pstate_override_extend), 16, pstate_command_valid,     \
 	  apply_pstate)
 
 /* The kinds (command_header.kind), numbered by the rows above. */

@@ -1919,6 +1919,138 @@ bool policy_override_active(const struct policy_override *o, int64_t now_s)
 	return o->not_before_s <= now_s && now_s < o->expires_at_s;
 }
 
+/* --- does an override relax anything? ----------------------------------- */
+
+static const struct policy_platform *find_platform(const struct policy *p,
+						   const char *s, size_t len);
+
+/* An interval of versions by precedence, narrowed one bound at a time. */
+struct span {
+	bool empty, has_lo, has_hi, lo_incl, hi_incl;
+	struct semver lo, hi;
+};
+
+static void span_lo(struct span *s, const struct semver *v, bool incl)
+{
+	int c = s->has_lo ? semver_compare(v, &s->lo) : 1;
+	if (c > 0 || (c == 0 && !incl)) {
+		s->lo = *v;
+		s->lo_incl = incl;
+		s->has_lo = true;
+	}
+}
+
+static void span_hi(struct span *s, const struct semver *v, bool incl)
+{
+	int c = s->has_hi ? semver_compare(v, &s->hi) : -1;
+	if (c < 0 || (c == 0 && !incl)) {
+		s->hi = *v;
+		s->hi_incl = incl;
+		s->has_hi = true;
+	}
+}
+
+static void span_add(struct span *s, const struct semver_range *r,
+		     const struct semver_comp_set *set)
+{
+	s->empty |= set->never != 0;
+	for (u8 i = 0; i < set->n; i++) {
+		const struct semver_comparator *k = &set->comp[i];
+		struct semver v = {
+			.major = k->major,
+			.minor = k->minor,
+			.patch = k->patch,
+			.pre = k->pre_len ? r->text + k->pre_off : NULL,
+			.pre_len = k->pre_len,
+		};
+		switch (k->op) {
+		case SEMVER_OP_EQ:
+			span_lo(s, &v, true);
+			span_hi(s, &v, true);
+			break;
+		case SEMVER_OP_LT: span_hi(s, &v, false); break;
+		case SEMVER_OP_LE: span_hi(s, &v, true); break;
+		case SEMVER_OP_GT: span_lo(s, &v, false); break;
+		default: span_lo(s, &v, true); break;
+		}
+	}
+}
+
+static bool span_holds_some(const struct span *s)
+{
+	if (s->empty)
+		return false;
+	if (!s->has_lo || !s->has_hi)
+		return true;
+	int c = semver_compare(&s->lo, &s->hi);
+	return c < 0 || (c == 0 && s->lo_incl && s->hi_incl);
+}
+
+/* Does range o meet range r, or (r NULL) the versions below *below? */
+static bool ranges_meet(const struct semver_range *o,
+			const struct semver_range *r,
+			const struct semver *below)
+{
+	for (u8 i = 0; i < o->nsets; i++) {
+		for (u8 j = 0; j < (r ? r->nsets : 1); j++) {
+			struct span s = {0};
+			span_add(&s, o, &o->set[i]);
+			if (r)
+				span_add(&s, r, &r->set[j]);
+			else
+				span_hi(&s, below, false);
+			if (span_holds_some(&s))
+				return true;
+		}
+	}
+	return false;
+}
+
+/* Count the restrictions of one level of rules, and whether o meets one. */
+static bool rules_meet(const struct policy_rules *ru,
+		       const struct semver_range *o, u32 *restrictions)
+{
+	bool met = false;
+	if (ru->min_supported_text) {
+		++*restrictions;
+		met |= ranges_meet(o, NULL, &ru->min_supported);
+	}
+	for (u16 i = 0; i < ru->nblocked; i++) {
+		++*restrictions;
+		met |= ranges_meet(o, &ru->blocked[i].r, NULL);
+	}
+	for (u16 i = 0; i < ru->ndeprecated; i++) {
+		if (ru->deprecated[i].sunset_s == POLICY_TIME_NONE)
+			continue;
+		++*restrictions;
+		met |= ranges_meet(o, &ru->deprecated[i].range.r, NULL);
+	}
+	return met;
+}
+
+enum policy_override_fit policy_override_fit(const struct policy *p,
+					     const struct policy_override *o)
+{
+	if (!p)
+		return POLICY_OVERRIDE_NO_POLICY;
+	const struct policy_platform *pl =
+		find_platform(p, o->platform, strlen(o->platform));
+	if (!pl)
+		return POLICY_OVERRIDE_NO_PLATFORM;
+	u32 restrictions = 0;
+	bool met = rules_meet(&pl->rules, &o->range, &restrictions);
+	for (u16 i = 0; i < pl->nchannels; i++)
+		met |= rules_meet(&pl->channels[i].rules, &o->range,
+				  &restrictions);
+	for (u16 i = 0; i < pl->ncountries; i++)
+		met |= rules_meet(&pl->countries[i].rules, &o->range,
+				  &restrictions);
+	if (met)
+		return POLICY_OVERRIDE_FITS;
+	return restrictions ? POLICY_OVERRIDE_NO_OVERLAP
+			    : POLICY_OVERRIDE_NOTHING_BLOCKED;
+}
+
 /* --- the decision
  * -------------------------------------------------------------------------
  * Everything below runs per request: no allocation, no locale or clock,

@@ -296,8 +296,8 @@ struct policy_override {
 
 /* Validate an override request and fill *o, active from now_s for
  * duration_s (POLICY_OVERRIDE_MIN_S .. POLICY_OVERRIDE_MAX_S).  platform
- * is a valid platform name (it need not be in the current policy), range
- * compiles, mode is "compat" or "allow", reason is 1..POLICY_REASON_MAX
+ * is a valid platform name (policy_override_fit checks it against a policy),
+ * range compiles, mode is "compat" or "allow", reason is 1..POLICY_REASON_MAX
  * bytes of UTF-8 without control characters.  Error paths name the
  * request's keys ("duration_s: ..."). */
 int policy_override_init(struct policy_override *o, const char *platform,
@@ -311,6 +311,26 @@ int policy_override_parse(const char *json, size_t len, int64_t now_s,
 			  struct policy_override *o, struct policy_err *err);
 
 bool policy_override_active(const struct policy_override *o, int64_t now_s);
+
+/* Would the override relax anything under policy p (NULL: none set)?
+ * The guard rail of POST /v1/client-policy/overrides (issue 11, item 5;
+ * docs/client-policy.md, "Overrides that relax nothing").  An override
+ * can only relax a blocked verdict of rules 2, 3 and 5, so it fits when
+ * its platform is in p and its range meets one of that platform's
+ * restricting ranges, on any level (platform, channel, country): a
+ * `blocked` range, "below min_supported", or a `deprecated` range that
+ * has a sunset.  Two ranges meet when an alternative of each bounds a
+ * common interval of versions by precedence (npm's prerelease rule is
+ * not considered, so the check errs towards accepting). */
+enum policy_override_fit {
+	POLICY_OVERRIDE_FITS = 0,
+	POLICY_OVERRIDE_NO_POLICY,	 /* no policy is set */
+	POLICY_OVERRIDE_NO_PLATFORM,	 /* the platform is not in p */
+	POLICY_OVERRIDE_NOTHING_BLOCKED, /* the platform restricts nothing */
+	POLICY_OVERRIDE_NO_OVERLAP,	 /* the range meets no restriction */
+};
+enum policy_override_fit policy_override_fit(const struct policy *p,
+					     const struct policy_override *o);
 
 /* --- the decision -------------------------------------------------------- */
 

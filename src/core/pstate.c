@@ -118,6 +118,15 @@ bool pstate_command_valid(u16 kind, const void *ext, u32 ext_bytes)
 		memcpy(&e, ext, sizeof(e));
 		return text_ok(e.reason, sizeof(e.reason));
 	}
+	case PSTATE_CMD_OVERRIDE_EXTEND: {
+		struct pstate_override_extend x;
+		if (ext_bytes != sizeof(x))
+			return false;
+		memcpy(&x, ext, sizeof(x));
+		return text_ok(x.reason, sizeof(x.reason)) && x.reserved == 0 &&
+		       x.duration_s >= POLICY_OVERRIDE_MIN_S &&
+		       x.duration_s <= POLICY_OVERRIDE_MAX_S;
+	}
 	default: return false;
 	}
 }
@@ -255,6 +264,37 @@ static int apply_override_end(struct pstate *s, const u8 *ext, u32 ext_bytes,
 	return 0;
 }
 
+static int apply_override_extend(struct pstate *s, const u8 *ext, u32 ext_bytes,
+				 u64 ts, u32 *outcome)
+{
+	struct pstate_override_extend x;
+	if (!pstate_command_valid(PSTATE_CMD_OVERRIDE_EXTEND, ext, ext_bytes))
+		return -EBADMSG;
+	memcpy(&x, ext, sizeof(x));
+	int64_t now = seconds(ts);
+	prune_live(s, now);
+	if (x.id == 0 || x.id > s->noverrides) {
+		*outcome = PSTATE_NOT_FOUND;
+		return 0;
+	}
+	struct override_rec *r = &s->overrides[x.id - 1];
+	if (r->expires_at_s <= now) {
+		*outcome = PSTATE_ENDED;
+		return 0;
+	}
+	int64_t end = now + (int64_t)x.duration_s;
+	if (end <= r->expires_at_s) {
+		*outcome = PSTATE_INVALID;
+		return 0;
+	}
+	r->expires_at_s = end;
+	for (size_t i = 0; i < s->nlive; i++)
+		if (s->live[i].id == x.id)
+			s->live[i].expires_at_s = end;
+	*outcome = PSTATE_OK;
+	return 0;
+}
+
 int pstate_apply(struct pstate *s, u16 kind, const void *ext, u32 ext_bytes,
 		 u64 timestamp, u32 *outcome)
 {
@@ -266,6 +306,9 @@ int pstate_apply(struct pstate *s, u16 kind, const void *ext, u32 ext_bytes,
 	case PSTATE_CMD_OVERRIDE_END:
 		return apply_override_end(s, ext, ext_bytes, timestamp,
 					  outcome);
+	case PSTATE_CMD_OVERRIDE_EXTEND:
+		return apply_override_extend(s, ext, ext_bytes, timestamp,
+					     outcome);
 	default: return -EBADMSG;
 	}
 }

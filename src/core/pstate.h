@@ -61,6 +61,19 @@ struct pstate_override_end {
 };
 _Static_assert(sizeof(struct pstate_override_end) % 16 == 0, "override end");
 
+/* PSTATE_CMD_OVERRIDE_EXTEND: override id stays in force until the
+ * record's time + duration_s (POLICY_OVERRIDE_MIN_S..MAX_S), which must
+ * be later than its current end; an ended or expired one is
+ * PSTATE_ENDED, an end not later PSTATE_INVALID. */
+struct pstate_override_extend {
+	u8 author[32];
+	u64 id;
+	u32 duration_s;
+	u32 reserved; /* zero */
+	char reason[PSTATE_REASON_BYTES];
+};
+_Static_assert(sizeof(struct pstate_override_extend) == 256, "override extend");
+
 enum pstate_outcome {
 	PSTATE_OK = 0,
 	PSTATE_INVALID = 1,   /* the document or override does not parse */

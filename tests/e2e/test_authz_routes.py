@@ -76,6 +76,8 @@ def routes(principal_id, jwk):
                      "mode": "allow", "duration_s": 60,
                      "reason": "route test"}), "policy:admin", 201),
         ("GET", "/v1/client-policy/overrides/1", None, "policy:read", 200),
+        ("POST", "/v1/client-policy/overrides/1/extend",
+         json.dumps({"duration_s": 120}), "policy:admin", 200),
         ("DELETE", "/v1/client-policy/overrides/1", None, "policy:admin", 200),
         ("GET", "/v1/client-policy/impact?platform=android"
          "&min_supported=2.0.0", None, "policy:read", 200),

@@ -21,7 +21,7 @@ import time
 import urllib.parse
 
 from harness import (e2e_test, check, check_eq, slow_factor, TestFailure,
-                     raw_exchange, parse_raw_response)
+                     raw_exchange, parse_raw_response, run_cli)
 import synthetic_activity as synth
 import test_authz
 
@@ -736,6 +736,197 @@ def test_client_policy_bad_documents_and_overrides_never_activate(ctx):
     s.stop()
     check(not problems, "%d bad input(s) not refused as documented:\n%s"
           % (len(problems), "\n".join(problems)))
+
+
+@e2e_test(timeout=60)
+def test_client_policy_override_that_relaxes_nothing_is_refused(ctx):
+    """docs/client-policy.md "Overrides that relax nothing": an override
+    for a platform the policy does not name, or whose range meets no
+    blocked range, minimum or sunset deprecation, is a 422 that says
+    why; nothing is opened.  A good override is still a 201."""
+    s = ctx.start_server()
+    wait_token(s)
+    good = {"platform": "android", "range": "3.9.x", "mode": "allow",
+            "duration_s": 600, "reason": "INC-7"}
+
+    def refused(change, status, name, field, detail, what):
+        r = s.post("/v1/client-policy/overrides", dict(good, **change))
+        p = check_problem(r, status, name, what)
+        check_eq(p.get("field"), field, what + ": field")
+        check_eq(p.get("detail"), detail, what + ": detail")
+
+    refused({}, 422, "override-unknown-platform", "platform",
+            "platform: no client policy is set, so no platform is "
+            "configured and nothing is blocked", "before any policy")
+    doc, _, _ = base_policy()
+    doc["platforms"]["web"] = {}
+    check_ok(put_policy(s, doc, "v1"), 201, "PUT the policy")
+    refused({"platform": "andriod"}, 422, "override-unknown-platform",
+            "platform", "platform: andriod is not in client policy "
+            "version 1 (it names: android ios web)", "a misspelt platform")
+    refused({"range": ">=4.2.0"}, 422, "override-relaxes-nothing", "range",
+            "range: >=4.2.0 meets no blocked range, version below "
+            "min_supported or deprecation with a sunset of android in "
+            "client policy version 1, on any level",
+            "a range above every restriction")
+    refused({"platform": "web", "range": "1.x"}, 422,
+            "override-relaxes-nothing", "platform",
+            "platform: web has no blocked range, min_supported or "
+            "deprecation with a sunset in client policy version 1, on "
+            "any level", "a platform that blocks nothing")
+    lst = check_ok(s.get("/v1/client-policy/overrides?all=true"), 200,
+                   "GET overrides?all=true")["overrides"]
+    check_eq(lst, [], "overrides after the refusals")
+    check_problem(gate(s, "android/3.9.0"), 426, "client-version-blocked",
+                  "3.9.0 before the good override")
+    o = check_ok(s.post("/v1/client-policy/overrides", good), 201,
+                 "the good override")
+    check_eq((o["platform"], o["range"]), ("android", "3.9.x"), "opened")
+    r = gate(s, "android/3.9.0")
+    check_eq(r.status, 200, "3.9.0 under the override: %r" % r)
+
+
+@e2e_test(timeout=60)
+def test_client_policy_rollback_dry_run_prints_and_changes_nothing(ctx):
+    """docs/cli.md: `policy rollback N --dry-run` prints what the
+    rollback would activate (the new version and the changes), exits 0
+    and changes nothing; the rollback that follows does what it said."""
+    s = ctx.start_server()
+    wait_token(s)
+    doc, _, _ = base_policy()
+    check_ok(put_policy(s, doc, "v1"), 201, "PUT v1")
+    doc["platforms"]["android"]["min_supported"] = "4.1.0"
+    check_ok(put_policy(s, doc, "v2"), 201, "PUT v2")
+    before = check_ok(s.get("/v1/client-policy/versions"), 200, "versions")
+
+    def cli(*args):
+        return run_cli(["policy", "rollback"] + list(args) + s.cli_args())
+
+    r = cli("1", "--dry-run")
+    check_eq((r.returncode, r.stdout, r.stderr),
+             (0, "dry run: a rollback would activate version 1's document "
+              "as version 3: 1 change from version 2\n"
+              "  platforms.android.min_supported: \"4.1.0\" -> "
+              "\"4.0.0\"\n", ""), "dry run to version 1")
+    r = cli("2", "--dry-run", "--reason", "check")
+    check_eq((r.returncode, r.stdout, r.stderr),
+             (0, "dry run: version 2 means the same as the current version "
+              "2; a rollback would change nothing\n", ""),
+             "dry run to the current version")
+    r = cli("9", "--dry-run")
+    check_eq((r.returncode, r.stdout), (1, ""), "dry run to version 9")
+    check("policy-not-found" in r.stderr, "version 9: %r" % r.stderr)
+    check_eq(check_ok(s.get("/v1/client-policy/versions"), 200, "versions"),
+             before, "the history after three dry runs")
+    check_eq(client_policy(gate(s, "android/4.0.5")), ("blocked", 2),
+             "the gate after the dry runs")
+    r = cli("1", "--reason", "undo v2")
+    check_eq((r.returncode, r.stdout.splitlines()[0]),
+             (0, "activated version 3 (a copy of version 1): 1 change "
+              "from version 2"), "the rollback itself: %r" % r.stderr)
+
+
+@e2e_test(timeout=60)
+def test_client_policy_doctor_lists_each_override_with_its_expiry(ctx):
+    """`tpwallet doctor` names every override in force on a line of its
+    own: id, platform, range, mode, expiry (RFC 3339 and in how many
+    minutes), author and reason; an ended one is not listed."""
+    s = ctx.start_server()
+    wait_token(s)
+    doc, _, _ = base_policy()
+    cur = check_ok(put_policy(s, doc, "v1"), 201, "PUT v1")
+    opened = []
+    for rng, mode, dur, why in (("3.9.x", "allow", 1800, "INC-7: 3.9 stuck"),
+                                ("3.8.x", "compat", 3600, "INC-8"),
+                                ("3.7.x", "allow", 600, "INC-9")):
+        opened.append(check_ok(s.post(
+            "/v1/client-policy/overrides",
+            {"platform": "android", "range": rng, "mode": mode,
+             "duration_s": dur, "reason": why}), 201, "override " + rng))
+    check_ok(s.request("DELETE", "/v1/client-policy/overrides/%d?reason=ok"
+                       % opened[2]["id"]), 200, "end the third")
+    set_at = check_ok(s.get("/v1/client-policy/current"), 200,
+                      "current")["set_at"]
+    r = run_cli(["doctor", "--data", s.data_dir], timeout=60)
+    got = [ln for ln in r.stdout.splitlines()
+           if ln.split(":")[0].split()[-1:] in (["policy"], ["override"])]
+    check_eq(got, [
+        "warn    client policy: version %d set %s: v1; 2 overrides in "
+        "force (`tpwallet policy override list`)" % (cur["version"], set_at),
+        "warn    override: %d: android 3.9.x (allow) until %s (in 30 "
+        "minutes), opened by admin: INC-7: 3.9 stuck"
+        % (opened[0]["id"], opened[0]["expires_at"]),
+        "warn    override: %d: android 3.8.x (compat) until %s (in 60 "
+        "minutes), opened by admin: INC-8"
+        % (opened[1]["id"], opened[1]["expires_at"]),
+    ], "doctor's policy lines (all output: %r)" % r.stdout)
+
+
+@e2e_test(timeout=90)
+def test_client_policy_override_extend_moves_the_end_and_survives_restart(ctx):
+    """docs/client-policy.md "Extending an override": `policy override
+    extend ID --for 2h` keeps it in force until 2 h from now; an ended one
+    is 409 override-ended; a shorter end is refused; the new end
+    survives a clean restart and a kill -9."""
+    s = ctx.start_server()
+    wait_token(s)
+    doc, _, _ = base_policy()
+    check_ok(put_policy(s, doc, "v1"), 201, "PUT v1")
+    ids = []
+    for rng in ("3.9.x", "3.8.x"):
+        ids.append(check_ok(s.post(
+            "/v1/client-policy/overrides",
+            {"platform": "android", "range": rng, "mode": "allow",
+             "duration_s": 600, "reason": "INC-7"}), 201, rng)["id"])
+    check_ok(s.request("DELETE", "/v1/client-policy/overrides/%d?reason=ok"
+                       % ids[1]), 200, "end the second")
+    path = "/v1/client-policy/overrides/%d" % ids[0]
+    before = time.time()
+    r = run_cli(["policy", "override", "extend", str(ids[0]), "--for", "2h",
+                 "--reason", "store still broken"] + s.cli_args())
+    after = time.time()
+    o = check_ok(s.get(path), 200, "the extended override")
+    check_eq((r.returncode, r.stdout, r.stderr),
+             (0, "override %d extended: in force until %s\n"
+              % (ids[0], o["expires_at"]), ""), "extend --for 2h")
+    end = calendar.timegm(time.strptime(o["expires_at"],
+                                        "%Y-%m-%dT%H:%M:%SZ"))
+    check(int(before) + 7200 <= end <= int(after) + 7200,
+          "expires_at %s is 2 h after the extension" % o["expires_at"])
+    check_eq((o["duration_s"], o["active"], o["ended_early"]),
+             (600, True, False), "the rest of the override")
+    check_eq(client_policy(gate(s, "android/3.9.0")), ("supported", 1),
+             "3.9.0 under the extended override")
+
+    r = s.post("/v1/client-policy/overrides/%d/extend" % ids[1],
+               {"duration_s": 3600})
+    check_problem(r, 409, "override-ended", "extend an ended override")
+    r = run_cli(["policy", "override", "extend", str(ids[1]), "--for",
+                 "1h"] + s.cli_args())
+    check_eq((r.returncode, r.stdout), (1, ""), "CLI extend of an ended one")
+    check("override-ended" in r.stderr, "CLI names it: %r" % r.stderr)
+    p = check_problem(s.post(path + "/extend", {"duration_s": 600}), 422,
+                      "invalid-policy", "an end earlier than the current")
+    check_eq(p.get("field"), "duration_s", "field of the shorter end")
+    check_problem(s.post("/v1/client-policy/overrides/99/extend",
+                         {"duration_s": 600}), 404, "policy-not-found",
+                  "extend override 99")
+    p = check_problem(s.post(path + "/extend", {"duration_s": 600,
+                                                "until": "x"}),
+                      400, "unknown-field", "an unknown member")
+    check_eq(p.get("field"), "until", "the unknown member")
+    check_eq(check_ok(s.get(path), 200, "after the refusals"), o,
+             "the override after the refusals")
+
+    s.stop()
+    s.start()
+    check_eq(check_ok(s.get(path), 200, "after a restart"), o,
+             "the override after a clean restart")
+    s.kill9()
+    s.start()
+    check_eq(check_ok(s.get(path), 200, "after kill -9"), o,
+             "the override after kill -9 and a restart")
+    s.stop()
 
 
 def check_problem_any(r, status, what):

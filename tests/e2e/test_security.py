@@ -300,6 +300,12 @@ def test_the_65th_open_override_is_refused_with_the_limit_named(ctx):
     srv = ctx.start_server()
     c = srv.new_client()
     try:
+        # Overrides must relax something of the policy (issue 11, item 5).
+        r = c.request("PUT", "/v1/client-policy",
+                      body=json.dumps({"platforms": {
+                          "android": {"min_supported": "5.0.0"}}}),
+                      headers={"Content-Type": "application/json"})
+        check_eq(r.status, 201, "policy: %r" % r)
         for i in range(64):
             r = c.post("/v1/client-policy/overrides",
                        {"platform": "android", "range": "3.%d.x" % i,

@@ -306,9 +306,13 @@ static bool next_cmd(struct reader *r, u64 nversions, u64 noverrides,
 		return true;
 	}
 	default: { /* raw */
-		static const u16 kinds[] = {PSTATE_CMD_SET, PSTATE_CMD_OVERRIDE,
-					    PSTATE_CMD_OVERRIDE_END, 0, 19};
-		c->kind = kinds[(op >> 2) % 5];
+		static const u16 kinds[] = {PSTATE_CMD_SET,
+					    PSTATE_CMD_OVERRIDE,
+					    PSTATE_CMD_OVERRIDE_END,
+					    PSTATE_CMD_OVERRIDE_EXTEND,
+					    0,
+					    20};
+		c->kind = kinds[(op >> 2) % 6];
 		u32 len = take16(r) % (RAW_EXT_MAX + 1);
 		if (len > r->n)
 			len = (u32)r->n;

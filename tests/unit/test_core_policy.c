@@ -731,6 +731,52 @@ static void override_requests_are_validated(void **state)
 	assert_false(policy_override_active(&o, 2800));
 }
 
+static enum policy_override_fit fit(const struct policy *p,
+				    const char *platform, const char *range)
+{
+	struct policy_override o;
+	struct policy_err err;
+	if (policy_override_init(&o, platform, range, "allow", 600, "x", 1000,
+				 &err) != 0)
+		fail_msg("override %s %s: %s", platform, range, err.msg);
+	return policy_override_fit(p, &o);
+}
+
+/* The guard rail: an override must name a platform of the policy and
+ * meet one of its blocked ranges, minimums or sunset deprecations. */
+static void override_that_relaxes_nothing_is_told_apart(void **state)
+{
+	struct policy *p = parse_ok(full_doc);
+	struct policy *web = parse_ok("{\"platforms\":{\"web\":{}}}");
+	(void)state;
+	assert_int_equal(fit(NULL, "android", "3.x"),
+			 POLICY_OVERRIDE_NO_POLICY);
+	assert_int_equal(fit(p, "andriod", "3.x"), POLICY_OVERRIDE_NO_PLATFORM);
+	assert_int_equal(fit(web, "web", "1.x"),
+			 POLICY_OVERRIDE_NOTHING_BLOCKED);
+	assert_int_equal(fit(p, "android", "3.9.x"), POLICY_OVERRIDE_FITS);
+	assert_int_equal(fit(p, "android", "4.1.3"), POLICY_OVERRIDE_FITS);
+	/* DE's minimum 4.1.0 and the deprecation's sunset block 4.0.x. */
+	assert_int_equal(fit(p, "android", "4.0.x"), POLICY_OVERRIDE_FITS);
+	/* The beta channel's minimum 4.2.0-beta.1 blocks 4.2.0-beta.0. */
+	assert_int_equal(fit(p, "android", "4.2.0-beta.0"),
+			 POLICY_OVERRIDE_FITS);
+	assert_int_equal(fit(p, "android", "5.0.0 || 3.9.9"),
+			 POLICY_OVERRIDE_FITS);
+	assert_int_equal(fit(p, "android", "*"), POLICY_OVERRIDE_FITS);
+	/* Just above every restriction: <4.2.0 and <4.2.0-beta.1. */
+	assert_int_equal(fit(p, "android", "4.2.x"),
+			 POLICY_OVERRIDE_NO_OVERLAP);
+	assert_int_equal(fit(p, "android", ">=5.0.0"),
+			 POLICY_OVERRIDE_NO_OVERLAP);
+	/* ios: only min_supported 4.0.0, exclusive. */
+	assert_int_equal(fit(p, "ios", "4.x"), POLICY_OVERRIDE_NO_OVERLAP);
+	assert_int_equal(fit(p, "ios", "<=4.0.0"), POLICY_OVERRIDE_FITS);
+	assert_int_equal(fit(p, "ios", ">x"), POLICY_OVERRIDE_NO_OVERLAP);
+	policy_free(web);
+	policy_free(p);
+}
+
 /* --- flags and rollout -------------------------------------------------------
  */
 
@@ -1010,6 +1056,7 @@ int main(void)
 		cmocka_unit_test(
 			compat_override_serves_blocked_versions_in_compat_mode),
 		cmocka_unit_test(override_requests_are_validated),
+		cmocka_unit_test(override_that_relaxes_nothing_is_told_apart),
 		cmocka_unit_test(
 			flags_follow_targeting_by_platform_version_and_country),
 		cmocka_unit_test(flag_bucket_is_stable_and_matches_unleash),

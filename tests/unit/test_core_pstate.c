@@ -1036,6 +1036,54 @@ static void snapshot_after_ending_an_override_keeps_the_live_list(void **state)
 	pstate_free(s);
 }
 
+static u32 extend_ov(struct pstate *s, u64 id, u32 duration_s, u64 ts_s)
+{
+	struct pstate_override_extend x;
+	memset(&x, 0, sizeof(x));
+	x.id = id;
+	x.duration_s = duration_s;
+	memcpy(x.reason, "still broken", 12);
+	return apply(s, PSTATE_CMD_OVERRIDE_EXTEND, &x, sizeof(x), ts_s);
+}
+
+/* An extension moves the end to the record's time + duration_s, later
+ * only; an ended, expired or unknown override is refused; the new end
+ * is in the live list and survives a snapshot. */
+static void extension_moves_the_end_and_survives_a_snapshot(void **state)
+{
+	(void)state;
+	struct pstate *s = pstate_new();
+	struct pstate_override_info o;
+	size_t n;
+	assert_int_equal(open_ov(s, "android", "3.x", 1, 600, T0), PSTATE_OK);
+	assert_int_equal(open_ov(s, "android", "2.x", 1, 600, T0), PSTATE_OK);
+	assert_int_equal(extend_ov(s, 1, 3600, T0 + 100), PSTATE_OK);
+	pstate_override_at(s, 0, &o);
+	assert_true(o.expires_at_s == (int64_t)T0 + 3700);
+	assert_false(o.ended_early);
+	const struct policy_override *live = pstate_overrides_live(s, &n);
+	assert_int_equal(n, 2);
+	assert_true(live[0].id == 1 && live[0].expires_at_s == T0 + 3700);
+	/* Not later than the current end: refused, nothing changes. */
+	assert_int_equal(extend_ov(s, 1, 3500, T0 + 150), PSTATE_INVALID);
+	assert_int_equal(extend_ov(s, 1, 3600, T0 + 100), PSTATE_INVALID);
+	pstate_override_at(s, 0, &o);
+	assert_true(o.expires_at_s == (int64_t)T0 + 3700);
+	assert_int_equal(extend_ov(s, 3, 600, T0 + 200), PSTATE_NOT_FOUND);
+	assert_int_equal(extend_ov(s, 0, 600, T0 + 200), PSTATE_NOT_FOUND);
+	/* Ended, or expired (override 2 ended at T0 + 600). */
+	assert_int_equal(end_ov(s, 1, T0 + 300), PSTATE_OK);
+	assert_int_equal(extend_ov(s, 1, 3600, T0 + 301), PSTATE_ENDED);
+	assert_int_equal(extend_ov(s, 2, 3600, T0 + 600), PSTATE_ENDED);
+	pstate_free(s);
+
+	s = pstate_new();
+	assert_int_equal(open_ov(s, "android", "3.x", 1, 600, T0), PSTATE_OK);
+	assert_int_equal(extend_ov(s, 1, 7200, T0 + 500), PSTATE_OK);
+	round_trip(s);
+	pstate_free(s);
+}
+
 struct digest_case {
 	const char *name;
 	int variant;
@@ -1277,6 +1325,8 @@ int main(void)
 		cmocka_unit_test(
 			set_text_of_exactly_sixteen_multiple_needs_no_padding),
 		cmocka_unit_test(opened_override_is_live_with_its_id_and_times),
+		cmocka_unit_test(
+			extension_moves_the_end_and_survives_a_snapshot),
 		cmocka_unit_test(
 			invalid_override_requests_are_refused_without_a_record),
 		cmocka_unit_test(
