@@ -273,6 +273,20 @@ static void policy_override_end(struct entry_view *v, const u8 *ext)
 		v->fields[1].value);
 }
 
+static void policy_override_extend(struct entry_view *v, const u8 *ext)
+{
+	struct pstate_override_extend e;
+
+	memcpy(&e, ext, sizeof(e));
+	author(v, e.author);
+	fieldf(v, "override_id", "%llu", (unsigned long long)e.id);
+	fieldf(v, "duration_s", "%u", (unsigned)e.duration_s);
+	field_text(v, "reason", e.reason, sizeof(e.reason));
+	summary(v, "override %llu extended by %u s: %s",
+		(unsigned long long)e.id, (unsigned)e.duration_s,
+		v->fields[2].value);
+}
+
 static void accounts_owned(struct entry_view *v, const u8 *ext, const u8 *ev,
 			   u32 n)
 {
@@ -328,6 +342,9 @@ static int command(struct entry_view *v, const struct journal_record *r)
 	case PSTATE_CMD_SET: policy_set(v, c.ext, c.h.ext_bytes); break;
 	case PSTATE_CMD_OVERRIDE: policy_override(v, c.ext); break;
 	case PSTATE_CMD_OVERRIDE_END: policy_override_end(v, c.ext); break;
+	case PSTATE_CMD_OVERRIDE_EXTEND:
+		policy_override_extend(v, c.ext);
+		break;
 	default: summary(v, "%s", c.def->name); break;
 	}
 	return 0;

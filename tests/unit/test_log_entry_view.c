@@ -149,6 +149,18 @@ static void policy_set_and_end_by_the_administrator(void **state)
 	assert_string_equal(v.command, "policy_override_end");
 	assert_string_equal(field(&v, "override_id"), "9");
 	assert_string_equal(v.summary, "override 9 ended: shipped");
+
+	struct pstate_override_extend x = {.id = 9, .duration_s = 600};
+	memcpy(x.reason, "still rolling out", 17);
+	n = command(PSTATE_CMD_OVERRIDE_EXTEND, &x, sizeof(x));
+	assert_int_equal(entry_view_decode(rec, n, &v), 0);
+	assert_string_equal(v.command, "policy_override_extend");
+	assert_true(v.has_author && entry_view_is_admin(v.author));
+	assert_string_equal(field(&v, "override_id"), "9");
+	assert_string_equal(field(&v, "duration_s"), "600");
+	assert_string_equal(field(&v, "reason"), "still rolling out");
+	assert_string_equal(v.summary,
+			    "override 9 extended by 600 s: still rolling out");
 }
 
 static void auth_commands_show_their_ext(void **state)
