@@ -909,8 +909,39 @@ static enum MHD_Result post_override(struct request *rq)
 	return api_submit_command(rq, policy_command_reply);
 }
 
+/* The refusals of an extension, before it is journaled or after. */
+#define EXTEND_ENDED                                                           \
+	"an ended or expired override cannot be extended: open a new one"
+#define EXTEND_NOT_LATER                                                       \
+	"duration_s: now + duration_s is not later than the override's end "   \
+	"(an extension never shortens it: end it instead)"
+
+/* Where override id stands now, read under the state lock (the state
+ * machine decides again when the command is applied; this refuses the
+ * common cases before anything is journaled, so a refused request adds
+ * no audit entry).  false when there is no such override. */
+static bool override_expiry(struct request *rq, u64 id, int64_t *expires_at_s)
+{
+	struct pstate_override_info info;
+	bool found = false;
+
+	engine_read_begin(rq->srv->e);
+	const struct pstate *ps = engine_pstate(rq->srv->e);
+	if (id >= 1 && id <= pstate_override_count(ps)) {
+		pstate_override_at(ps, id - 1, &info);
+		*expires_at_s = info.expires_at_s;
+		found = true;
+	}
+	engine_read_end(rq->srv->e);
+	return found;
+}
+
 static enum MHD_Result delete_override(struct request *rq)
 {
+	int64_t expires_at_s;
+	if (!override_expiry(rq, (u64)rq->path_id, &expires_at_s))
+		return api_reply_problem(rq, PROBLEM_policy_not_found, NULL,
+					 NULL, NULL);
 	struct pstate_override_end *e =
 		api_command(rq, PSTATE_CMD_OVERRIDE_END, sizeof(*e), NULL, 0);
 	if (!e)
@@ -944,6 +975,9 @@ enum MHD_Result policy_route_override_extend(struct request *rq)
 	bool reason_good = !why || (reason && reason[0] &&
 				    reason_ok(reason, PSTATE_REASON_BYTES));
 	struct pstate_override_extend *e = NULL;
+	int64_t expires_at_s = 0;
+	bool found = override_expiry(rq, (u64)rq->path_id, &expires_at_s);
+	int64_t now = now_s();
 	if (dur < POLICY_OVERRIDE_MIN_S || dur > POLICY_OVERRIDE_MAX_S)
 		reply = api_reply_problem(rq, PROBLEM_invalid_field,
 					  "an integer from 60 to 604800 (7 "
@@ -954,6 +988,15 @@ enum MHD_Result policy_route_override_extend(struct request *rq)
 					  "1 to 207 bytes, no control "
 					  "characters",
 					  "reason", NULL);
+	else if (!found)
+		reply = api_reply_problem(rq, PROBLEM_policy_not_found, NULL,
+					  NULL, NULL);
+	else if (expires_at_s <= now)
+		reply = api_reply_problem(rq, PROBLEM_override_ended,
+					  EXTEND_ENDED, NULL, NULL);
+	else if (now + dur <= expires_at_s)
+		reply = api_reply_problem(rq, PROBLEM_invalid_policy,
+					  EXTEND_NOT_LATER, "duration_s", NULL);
 	else if (!(e = api_command(rq, PSTATE_CMD_OVERRIDE_EXTEND, sizeof(*e),
 				   NULL, 0)))
 		reply = api_reply_problem(rq, PROBLEM_internal_error,
@@ -1224,9 +1267,7 @@ static enum MHD_Result policy_command_reply(struct request *rq)
 		return api_reply_problem(
 			rq, PROBLEM_invalid_policy,
 			h->kind == PSTATE_CMD_OVERRIDE_EXTEND
-				? "duration_s: now + duration_s is not later "
-				  "than the override's end (an extension never "
-				  "shortens it: end it instead)"
+				? EXTEND_NOT_LATER
 				: "refused by the state machine",
 			h->kind == PSTATE_CMD_OVERRIDE_EXTEND ? "duration_s"
 							      : NULL,
@@ -1235,9 +1276,7 @@ static enum MHD_Result policy_command_reply(struct request *rq)
 		if (h->kind != PSTATE_CMD_OVERRIDE_EXTEND)
 			break;
 		return api_reply_problem(rq, PROBLEM_override_ended,
-					 "an ended or expired override cannot "
-					 "be extended: open a new one",
-					 NULL, NULL);
+					 EXTEND_ENDED, NULL, NULL);
 	case PSTATE_NOT_FOUND:
 		return api_reply_problem(rq, PROBLEM_policy_not_found, NULL,
 					 NULL, NULL);

@@ -862,6 +862,22 @@ def test_client_policy_doctor_lists_each_override_with_its_expiry(ctx):
     ], "doctor's policy lines (all output: %r)" % r.stdout)
 
 
+def last_entry_is(s, command, timeout=10.0):
+    """The audit head's size once its last entry is the journal command
+    named (the audit thread follows the journal: bounded wait)."""
+    deadline = time.monotonic() + timeout * slow_factor()
+    while True:
+        size = int(check_ok(s.get("/v1/audit/head"), 200, "head")["size"])
+        if size > 0:
+            e = check_ok(s.get("/v1/audit/entries/%d?view=decoded"
+                               % (size - 1)), 200, "the last entry")
+            if e["decoded"].get("command") == command:
+                return size
+        check(time.monotonic() < deadline, "the last audit entry is not "
+              "%s within %.0fs" % (command, timeout))
+        time.sleep(0.02)
+
+
 @e2e_test(timeout=90)
 def test_client_policy_override_extend_moves_the_end_and_survives_restart(ctx):
     """docs/client-policy.md "Extending an override": `policy override
@@ -897,6 +913,10 @@ def test_client_policy_override_extend_moves_the_end_and_survives_restart(ctx):
              (600, True, False), "the rest of the override")
     check_eq(client_policy(gate(s, "android/3.9.0")), ("supported", 1),
              "3.9.0 under the extended override")
+    # The audit head once it holds the extension: the refusals below
+    # must add no entry to it (docs/api.md: a refused request changes
+    # nothing).
+    size_before = last_entry_is(s, "policy_override_extend")
 
     r = s.post("/v1/client-policy/overrides/%d/extend" % ids[1],
                {"duration_s": 3600})
@@ -915,8 +935,15 @@ def test_client_policy_override_extend_moves_the_end_and_survives_restart(ctx):
                                                 "until": "x"}),
                       400, "unknown-field", "an unknown member")
     check_eq(p.get("field"), "until", "the unknown member")
+    check_problem(s.request("DELETE", "/v1/client-policy/overrides/99"
+                            "?reason=x"), 404, "policy-not-found",
+                  "end override 99")
     check_eq(check_ok(s.get(path), 200, "after the refusals"), o,
              "the override after the refusals")
+    # One accepted command after them: the head grows by exactly one.
+    check_ok(put_policy(s, doc, "after the refusals"), 200, "PUT again")
+    check_eq(last_entry_is(s, "policy_set"), size_before + 1,
+             "audit entries after six refusals and one accepted command")
 
     s.stop()
     s.start()
