@@ -41,13 +41,6 @@ static void put_b64(struct wbuf *b, const u8 *bin, size_t len)
 	b->data[b->len++] = '"';
 }
 
-static void put_dec_str(struct wbuf *b, u64 v)
-{
-	wbuf_putc(b, '"');
-	wbuf_put_u64(b, v);
-	wbuf_putc(b, '"');
-}
-
 static void put_proof(struct wbuf *b, u8 proof[][MERKLE_HASH_BYTES], size_t n)
 {
 	wbuf_puts(b, ",\"proof\":[");
@@ -67,9 +60,9 @@ static void put_inclusion(struct wbuf *b, u64 index, u64 size,
 			  u8 proof[][MERKLE_HASH_BYTES], size_t np)
 {
 	wbuf_puts(b, "\"index\":");
-	put_dec_str(b, index);
+	wbuf_put_u128_str(b, index);
 	wbuf_puts(b, ",\"size\":");
-	put_dec_str(b, size);
+	wbuf_put_u128_str(b, size);
 	wbuf_puts(b, ",\"leaf_hash\":");
 	put_b64(b, leaf, MERKLE_HASH_BYTES);
 	wbuf_puts(b, ",\"root\":");
@@ -90,7 +83,7 @@ enum MHD_Result audit_route_head(struct request *rq)
 		return api_reply_problem(rq, PROBLEM_internal_error, NULL, NULL,
 					 NULL);
 	wbuf_puts(&b, "{\"size\":");
-	put_dec_str(&b, size);
+	wbuf_put_u128_str(&b, size);
 	wbuf_puts(&b, ",\"root\":");
 	put_b64(&b, root, sizeof(root));
 	wbuf_puts(&b, "}");
@@ -193,11 +186,11 @@ static void put_decoded(struct request *rq, struct wbuf *b, const u8 *bytes,
 		wbuf_putc(b, '"');
 	}
 	wbuf_puts(b, ",\"seq\":");
-	put_dec_str(b, v.seq);
+	wbuf_put_u128_str(b, v.seq);
 	wbuf_puts(b, ",\"time\":\"");
 	wbuf_puts(b, v.time);
 	wbuf_puts(b, "\",\"timestamp_ns\":");
-	put_dec_str(b, v.timestamp_ns);
+	wbuf_put_u128_str(b, v.timestamp_ns);
 	if (v.has_author) {
 		wbuf_puts(b, ",\"author\":{");
 		if (entry_view_is_admin(v.author)) {
@@ -264,13 +257,13 @@ enum MHD_Result audit_route_entry(struct request *rq)
 	}
 	wbuf_init(&b, len * 4 / 3 + 512 + (view ? 8192 : 0));
 	wbuf_puts(&b, "{\"index\":");
-	put_dec_str(&b, index);
+	wbuf_put_u128_str(&b, index);
 	wbuf_puts(&b, ",\"seq\":");
-	put_dec_str(&b, leaf.seq);
+	wbuf_put_u128_str(&b, leaf.seq);
 	wbuf_puts(&b, ",\"type\":\"");
 	wbuf_puts(&b, entry_view_type_name(leaf.type));
 	wbuf_puts(&b, "\",\"timestamp\":");
-	put_dec_str(&b, leaf.timestamp);
+	wbuf_put_u128_str(&b, leaf.timestamp);
 	wbuf_puts(&b, ",\"leaf_hash\":");
 	put_b64(&b, leaf.hash, sizeof(leaf.hash));
 	wbuf_puts(&b, ",\"entry\":");
@@ -354,9 +347,9 @@ enum MHD_Result audit_route_consistency(struct request *rq)
 			rq, PROBLEM_audit_out_of_range,
 			"need 0 < from <= to <= the log's size", NULL, NULL);
 	wbuf_puts(&b, "{\"from\":");
-	put_dec_str(&b, v[0]);
+	wbuf_put_u128_str(&b, v[0]);
 	wbuf_puts(&b, ",\"to\":");
-	put_dec_str(&b, v[1]);
+	wbuf_put_u128_str(&b, v[1]);
 	wbuf_puts(&b, ",\"from_root\":");
 	put_b64(&b, from_root, sizeof(from_root));
 	wbuf_puts(&b, ",\"to_root\":");
@@ -377,7 +370,7 @@ enum MHD_Result audit_route_checkpoint(struct request *rq)
 		u64 size = audit_size(rq->srv->audit);
 		audit_request_checkpoint(rq->srv->audit);
 		wbuf_puts(&b, "{\"requested_size\":");
-		put_dec_str(&b, size);
+		wbuf_put_u128_str(&b, size);
 		wbuf_puts(&b, "}");
 		return api_reply_json(rq, 202, &b);
 	}
@@ -513,7 +506,7 @@ static int put_event_receipt(struct wbuf *b, const u8 *entry, size_t len,
 	wbuf_puts(b, ",\"ext_hash\":");
 	put_b64(b, p.ext_hash, sizeof(p.ext_hash));
 	wbuf_puts(b, ",\"event_index\":");
-	put_dec_str(b, k);
+	wbuf_put_u128_str(b, k);
 	wbuf_puts(b, ",\"event\":");
 	put_b64(b, events + (size_t)k * LEAF_EVENT_BYTES, LEAF_EVENT_BYTES);
 	wbuf_puts(b, ",\"chunk\":[");
