@@ -938,7 +938,15 @@ static bool override_expiry(struct request *rq, u64 id, int64_t *expires_at_s)
 
 static enum MHD_Result delete_override(struct request *rq)
 {
+	const char *reason = arg(rq, "reason");
 	int64_t expires_at_s;
+
+	/* The query first, as before the existence check was added. */
+	if (!reason_ok(reason, PSTATE_REASON_BYTES))
+		return api_reply_problem(rq, PROBLEM_invalid_query,
+					 "reason: at most 207 bytes, no "
+					 "control characters",
+					 "reason", NULL);
 	if (!override_expiry(rq, (u64)rq->path_id, &expires_at_s))
 		return api_reply_problem(rq, PROBLEM_policy_not_found, NULL,
 					 NULL, NULL);
@@ -949,12 +957,6 @@ static enum MHD_Result delete_override(struct request *rq)
 					 "out of memory", NULL, NULL);
 	author_of(rq, e->author);
 	e->id = (u64)rq->path_id;
-	const char *reason = arg(rq, "reason");
-	if (!reason_ok(reason, sizeof(e->reason)))
-		return api_reply_problem(rq, PROBLEM_invalid_query,
-					 "reason: at most 207 bytes, no "
-					 "control characters",
-					 "reason", NULL);
 	if (reason)
 		memcpy(e->reason, reason, strlen(reason));
 	return api_submit_command(rq, policy_command_reply);
