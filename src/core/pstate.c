@@ -236,6 +236,24 @@ static int apply_override(struct pstate *s, const u8 *ext, u32 ext_bytes,
 	return 0;
 }
 
+/* The override id names, if it is still running at now (after pruning);
+ * else NULL with *outcome PSTATE_NOT_FOUND or PSTATE_ENDED. */
+static struct override_rec *running_override(struct pstate *s, u64 id,
+					     int64_t now, u32 *outcome)
+{
+	prune_live(s, now);
+	if (id == 0 || id > s->noverrides) {
+		*outcome = PSTATE_NOT_FOUND;
+		return NULL;
+	}
+	struct override_rec *r = &s->overrides[id - 1];
+	if (r->expires_at_s <= now) {
+		*outcome = PSTATE_ENDED;
+		return NULL;
+	}
+	return r;
+}
+
 static int apply_override_end(struct pstate *s, const u8 *ext, u32 ext_bytes,
 			      u64 ts, u32 *outcome)
 {
@@ -244,16 +262,9 @@ static int apply_override_end(struct pstate *s, const u8 *ext, u32 ext_bytes,
 		return -EBADMSG;
 	memcpy(&e, ext, sizeof(e));
 	int64_t now = seconds(ts);
-	prune_live(s, now);
-	if (e.id == 0 || e.id > s->noverrides) {
-		*outcome = PSTATE_NOT_FOUND;
+	struct override_rec *r = running_override(s, e.id, now, outcome);
+	if (!r)
 		return 0;
-	}
-	struct override_rec *r = &s->overrides[e.id - 1];
-	if (r->expires_at_s <= now) {
-		*outcome = PSTATE_ENDED;
-		return 0;
-	}
 	r->expires_at_s = now;
 	r->ended_early = true;
 	for (size_t i = 0; i < s->nlive; i++)
@@ -272,16 +283,9 @@ static int apply_override_extend(struct pstate *s, const u8 *ext, u32 ext_bytes,
 		return -EBADMSG;
 	memcpy(&x, ext, sizeof(x));
 	int64_t now = seconds(ts);
-	prune_live(s, now);
-	if (x.id == 0 || x.id > s->noverrides) {
-		*outcome = PSTATE_NOT_FOUND;
+	struct override_rec *r = running_override(s, x.id, now, outcome);
+	if (!r)
 		return 0;
-	}
-	struct override_rec *r = &s->overrides[x.id - 1];
-	if (r->expires_at_s <= now) {
-		*outcome = PSTATE_ENDED;
-		return 0;
-	}
 	int64_t end = now + (int64_t)x.duration_s;
 	if (end <= r->expires_at_s) {
 		*outcome = PSTATE_INVALID;

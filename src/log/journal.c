@@ -848,9 +848,7 @@ int journal_append(struct journal *j, u16 type, u64 timestamp,
 	memcpy(rec, &h, sizeof(h));
 	if (payload_bytes)
 		memcpy(rec + JOURNAL_HEADER_BYTES, payload, payload_bytes);
-	h.checksum = crc32c(0, rec + CHECKSUM_FROM, h.size - CHECKSUM_FROM);
-	memcpy(rec + offsetof(struct header, checksum), &h.checksum,
-	       sizeof(h.checksum));
+	journal_record_seal(rec, h.size, false, 0);
 	j->buf_used += h.size;
 	j->last_timestamp = timestamp;
 	if (seq_out)

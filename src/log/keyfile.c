@@ -5,6 +5,7 @@
  */
 #include "log/keyfile.h"
 
+#include "log/fsdir.h"
 #include "log/fsfile.h"
 #include "core/strerror.h"
 
@@ -133,19 +134,14 @@ static int open_secret(int dirfd, const char *name, const char *path,
 
 static int fsync_dir(const char *dir, char *err, size_t err_size)
 {
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int ret = 0;
+	int ret = fsdir_sync(dir);
 
-	if (fd < 0 || fsync(fd) != 0) {
-		int e = errno;
-
+	if (ret) {
 		keyring__say(err, err_size, "directory %s: cannot fsync: %s",
-			     dir, tpw_strerror(e));
-		ret = KEYRING_E_IO;
+			     dir, tpw_strerror(-ret));
+		return KEYRING_E_IO;
 	}
-	if (fd >= 0)
-		close(fd);
-	return ret;
+	return 0;
 }
 
 int keyfile_kek_from_env(const char *var, struct keyring_kek **out, char *err,
