@@ -21,13 +21,15 @@ make -C "$root" --no-print-directory build/bench/authz_load >/dev/null
 load="$root/build/bench/authz_load"
 # shellcheck source=bench/authz_chain.sh
 . "$here/authz_chain.sh"
+# shellcheck source=bench/serve.sh
+. "$here/serve.sh"
 
 # start NAME BINARY: a server with the chain of bench/authz_chain.sh;
 # sets port_NAME.
 start() {
 	d="$work/$1"
 	mkdir -p "$d"
-	p=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	p=$(free_port)
 	"$2" serve --data "$d/data" --listen "127.0.0.1:$p" --log-level warn 2>"$d/serve.log" &
 	pids="$pids $!"
 	i=0

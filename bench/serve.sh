@@ -1,7 +1,8 @@
 # shellcheck shell=sh disable=SC2034
-# Sourced by the single-request benchmarks (ab_http.sh, single_cost.sh,
-# single_vs_nginx.sh): a free loopback port, and a tpwallet server
-# started with its defaults and given 100,000 accounts.
+# Sourced by the benchmarks (ab_http.sh, engine_ab.sh, single_cost.sh,
+# single_vs_nginx.sh; authz_ab.sh uses free_port only): a free loopback
+# port, and a tpwallet server started with its defaults and given
+# 100,000 accounts.
 #   free_port                        prints a free port
 #   serve_start BIN DATA LOG [ARG..] sets serve_port and serve_pid (ARGs
 #                                    go to serve); exits when the server
