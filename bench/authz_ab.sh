@@ -32,11 +32,7 @@ start() {
 	p=$(free_port)
 	"$2" serve --data "$d/data" --listen "127.0.0.1:$p" --log-level warn 2>"$d/serve.log" &
 	pids="$pids $!"
-	i=0
-	until curl -sf "http://127.0.0.1:$p/readyz" >/dev/null; do
-		i=$((i + 1)); [ $i -lt 100 ] || { echo "$1: server did not start"; cat "$d/serve.log"; exit 1; }
-		sleep 0.1
-	done
+	wait_up "http://127.0.0.1:$p/readyz" "$1: server" "$d/serve.log"
 	authz_chain "$2" "$p" "$d"
 	"$load" --port "$p" --seconds 2 --mode bearer --token-file "$d/data/admin.token" \
 		--run 900 >/dev/null || true
