@@ -21,20 +21,18 @@ make -C "$root" --no-print-directory build/bench/authz_load >/dev/null
 load="$root/build/bench/authz_load"
 # shellcheck source=bench/authz_chain.sh
 . "$here/authz_chain.sh"
+# shellcheck source=bench/serve.sh
+. "$here/serve.sh"
 
 # start NAME BINARY: a server with the chain of bench/authz_chain.sh;
 # sets port_NAME.
 start() {
 	d="$work/$1"
 	mkdir -p "$d"
-	p=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	p=$(free_port)
 	"$2" serve --data "$d/data" --listen "127.0.0.1:$p" --log-level warn 2>"$d/serve.log" &
 	pids="$pids $!"
-	i=0
-	until curl -sf "http://127.0.0.1:$p/readyz" >/dev/null; do
-		i=$((i + 1)); [ $i -lt 100 ] || { echo "$1: server did not start"; cat "$d/serve.log"; exit 1; }
-		sleep 0.1
-	done
+	wait_up "http://127.0.0.1:$p/readyz" "$1: server" "$d/serve.log"
 	authz_chain "$2" "$p" "$d"
 	"$load" --port "$p" --seconds 2 --mode bearer --token-file "$d/data/admin.token" \
 		--run 900 >/dev/null || true

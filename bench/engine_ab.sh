@@ -25,18 +25,13 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/tpwallet-engab-XXXXXX")
 pids=""
 trap 'for p in $pids; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; rm -rf "$work"' EXIT INT TERM
 
+# shellcheck source=bench/serve.sh
+. "$here/serve.sh"
+
 start() { # NAME BIN -> sets port_NAME
-	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-	"$2" serve --data "$work/$1" --listen "127.0.0.1:$port" --log-level warn 2>"$work/$1.log" &
-	pids="$pids $!"
-	i=0
-	until curl -sf "http://127.0.0.1:$port/readyz" >/dev/null; do
-		i=$((i + 1)); [ $i -lt 100 ] || { echo "server $1 did not start"; cat "$work/$1.log"; exit 1; }
-		sleep 0.1
-	done
-	TPWALLET_TOKEN=$(cat "$work/$1/admin.token") python3 "$here/http_batch.py" \
-		--port "$port" --accounts 100000 --create-accounts >/dev/null
-	eval "port_$1=$port"
+	serve_start "$2" "$work/$1" "$work/$1.log" --log-level warn
+	pids="$pids $serve_pid"
+	eval "port_$1=$serve_port"
 }
 
 engine() { # NAME BIN

@@ -69,11 +69,7 @@ http {
 EOF
 "$nginx" -p "$work/nginx" -c "$work/nginx/nginx.conf" 2>"$work/nginx/stderr" &
 pids="$pids $!"
-i=0
-until curl -sf "http://127.0.0.1:$port_nginx/" >/dev/null; do
-	i=$((i + 1)); [ $i -lt 100 ] || { echo "nginx did not start"; cat "$work/nginx/stderr"; exit 1; }
-	sleep 0.1
-done
+wait_up "http://127.0.0.1:$port_nginx/" nginx "$work/nginx/stderr"
 
 start() { # NAME BIN DATA -> sets port_NAME, data_NAME
 	serve_start "$2" "$3" "$work/$1.log"

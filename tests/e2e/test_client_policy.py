@@ -80,10 +80,6 @@ def check_ok(r, status, what):
     return r.json()
 
 
-def wait_token(s):
-    s.require_admin_token()
-
-
 def put_policy(s, doc, reason=None, **kw):
     path = "/v1/client-policy"
     if reason is not None:
@@ -216,7 +212,7 @@ def in_rollout(group, user, rollout):
 @e2e_test(timeout=300)
 def test_client_policy_done_when_block_deprecate_override_expiry_impact(ctx):
     s = ctx.start_server()
-    wait_token(s)
+    s.require_admin_token()
     doc, since, sunset = base_policy()
     r = put_policy(s, doc, "issue 3: block 3.x, deprecate <4.2.0")
     out = check_ok(r, 201, "PUT the first policy")
@@ -613,7 +609,7 @@ def _bad_policies(now):
 @e2e_test(timeout=120)
 def test_client_policy_bad_documents_and_overrides_never_activate(ctx):
     s = ctx.start_server()
-    wait_token(s)
+    s.require_admin_token()
     now = time.time()
     doc, _, _ = base_policy(now)
     check_ok(put_policy(s, doc, "good"), 201, "PUT the good policy")
@@ -745,7 +741,7 @@ def test_client_policy_override_that_relaxes_nothing_is_refused(ctx):
     blocked range, minimum or sunset deprecation, is a 422 that says
     why; nothing is opened.  A good override is still a 201."""
     s = ctx.start_server()
-    wait_token(s)
+    s.require_admin_token()
     good = {"platform": "android", "range": "3.9.x", "mode": "allow",
             "duration_s": 600, "reason": "INC-7"}
 
@@ -792,7 +788,7 @@ def test_client_policy_rollback_dry_run_prints_and_changes_nothing(ctx):
     rollback would activate (the new version and the changes), exits 0
     and changes nothing; the rollback that follows does what it said."""
     s = ctx.start_server()
-    wait_token(s)
+    s.require_admin_token()
     doc, _, _ = base_policy()
     check_ok(put_policy(s, doc, "v1"), 201, "PUT v1")
     doc["platforms"]["android"]["min_supported"] = "4.1.0"
@@ -832,7 +828,7 @@ def test_client_policy_doctor_lists_each_override_with_its_expiry(ctx):
     own: id, platform, range, mode, expiry (RFC 3339 and in how many
     minutes), author and reason; an ended one is not listed."""
     s = ctx.start_server()
-    wait_token(s)
+    s.require_admin_token()
     doc, _, _ = base_policy()
     cur = check_ok(put_policy(s, doc, "v1"), 201, "PUT v1")
     opened = []
@@ -885,7 +881,7 @@ def test_client_policy_override_extend_moves_the_end_and_survives_restart(ctx):
     is 409 override-ended; a shorter end is refused; the new end
     survives a clean restart and a kill -9."""
     s = ctx.start_server()
-    wait_token(s)
+    s.require_admin_token()
     doc, _, _ = base_policy()
     check_ok(put_policy(s, doc, "v1"), 201, "PUT v1")
     ids = []
@@ -1049,7 +1045,7 @@ def test_client_policy_rights_policy_read_evaluates_policy_admin_changes(ctx):
 @e2e_test(timeout=90)
 def test_client_policy_malformed_client_version_headers_are_handled(ctx):
     s = ctx.start_server()
-    wait_token(s)
+    s.require_admin_token()
     doc, _, _ = base_policy()
     check_ok(put_policy(s, doc, "v1"), 201, "PUT v1")
 
@@ -1149,7 +1145,7 @@ def test_client_policy_decision_table_levels_sunset_and_notices(ctx):
     versions, a past sunset, overrides that relax only blocked verdicts,
     and notices shown only while active."""
     s = ctx.start_server()
-    wait_token(s)
+    s.require_admin_token()
     now = int(time.time())
     doc = {
         "unknown_platform": "allow",
@@ -1281,7 +1277,7 @@ def test_client_policy_decision_table_levels_sunset_and_notices(ctx):
 @e2e_test(timeout=120)
 def test_client_policy_history_diff_rollback_survive_restart(ctx):
     s = ctx.start_server()
-    wait_token(s)
+    s.require_admin_token()
     v1, _, _ = base_policy()
     v2 = json.loads(json.dumps(v1))
     v2["platforms"]["android"]["min_supported"] = "4.1.0"
@@ -1479,7 +1475,7 @@ def test_client_policy_history_diff_rollback_survive_restart(ctx):
 def test_client_policy_signed_manifest_verifies_with_jose_across_rotation(ctx):
     test_authz.ensure_js()
     s = ctx.start_server()
-    wait_token(s)
+    s.require_admin_token()
     base = "http://127.0.0.1:%d" % s.port
     doc, since, sunset = base_policy()
     check_ok(put_policy(s, doc, "v1"), 201, "PUT v1")
@@ -1577,7 +1573,7 @@ def test_client_policy_flag_buckets_match_murmur3_and_are_stable(ctx):
     check_eq(murmur3_x86_32(b"", 1), 0x514E28B7, "murmur3 seed 1")
 
     s = ctx.start_server()
-    wait_token(s)
+    s.require_admin_token()
     doc, _, _ = base_policy()
     a = doc["platforms"]["android"]
     a["recommended"] = "4.2.0"
