@@ -20,6 +20,7 @@
  */
 #include "engine/audit.h"
 #include "core/parse.h"
+#include "core/deadline.h"
 #include "engine/engine.h"
 #include "engine/logger.h"
 #include "log/journal_reader.h"
@@ -448,11 +449,8 @@ static void *witness_main(void *arg)
 
 		pthread_mutex_lock(&a->mail_lock);
 		if (!a->mail.full && !atomic_load(&a->stop)) {
-			struct timespec until;
-			clock_gettime(CLOCK_MONOTONIC, &until);
-			until.tv_nsec += WITNESS_IDLE_WAIT_MS * 1000000L;
-			until.tv_sec += until.tv_nsec / 1000000000L;
-			until.tv_nsec %= 1000000000L;
+			struct timespec until =
+				tpw_deadline_ms(WITNESS_IDLE_WAIT_MS);
 			pthread_cond_timedwait(&a->mail_cond, &a->mail_lock,
 					       &until);
 		}

@@ -13,6 +13,7 @@
 #include "engine/engine.h"
 #include "core/assert.h"
 #include "core/command.h"
+#include "core/deadline.h"
 #include "core/state.h"
 #include "engine/logger.h"
 #include "log/journal.h"
@@ -136,14 +137,7 @@ static u64 now_ns(const struct engine *e)
  * and the engine's own clock (engine_options.clock) may be a test's. */
 static struct timespec idle_deadline(void)
 {
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	t.tv_nsec += IDLE_WAKE_MS * 1000000L;
-	if (t.tv_nsec >= 1000000000L) {
-		t.tv_sec++;
-		t.tv_nsec -= 1000000000L;
-	}
-	return t;
+	return tpw_deadline_ms(IDLE_WAKE_MS);
 }
 
 static u64 monotonic_ms(void)
