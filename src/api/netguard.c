@@ -11,7 +11,7 @@
  * connection, made when it starts.
  */
 #include "api/netguard.h"
-#include "core/deadline.h"
+#include "core/clock.h"
 #include "api/framing.h"
 #include "api/problem.h"
 #include "core/parse.h"

@@ -13,7 +13,7 @@
  * LOG_FLUSH_MS of request lines can be lost; never a warning or an error.
  */
 #include "engine/logger.h"
-#include "core/deadline.h"
+#include "core/clock.h"
 
 #include <pthread.h>
 #include <stdbool.h>

@@ -1,7 +1,7 @@
 /*
- * deadline.c - tpw_deadline_ms (core/deadline.h).
+ * deadline.c - tpw_deadline_ms (core/clock.h).
  */
-#include "core/deadline.h"
+#include "core/clock.h"
 
 #include "banned.h"
 
@@ -16,4 +16,11 @@ struct timespec tpw_deadline_ms(long ms)
 		t.tv_nsec -= 1000000000L;
 	}
 	return t;
+}
+
+uint64_t tpw_monotonic_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
