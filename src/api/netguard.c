@@ -11,6 +11,7 @@
  * connection, made when it starts.
  */
 #include "api/netguard.h"
+#include "core/clock.h"
 #include "api/framing.h"
 #include "api/problem.h"
 #include "core/parse.h"
@@ -600,13 +601,7 @@ static void *reaper_main(void *arg)
 
 	pthread_mutex_lock(&g->lock);
 	while (!g->stop) {
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_nsec += NETGUARD_TICK_MS * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		struct timespec ts = tpw_deadline_ms(NETGUARD_TICK_MS);
 		pthread_cond_timedwait(&g->wake, &g->lock, &ts);
 		if (!g->stop)
 			reap_passed(g, now_ns());

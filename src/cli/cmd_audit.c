@@ -25,6 +25,7 @@
  * listed as an entry), 2 on usage errors, 65 without a journal.
  */
 #include "cli/cli.h"
+#include "core/clock.h"
 #include "core/merkle.h"
 #include "core/u128.h"
 #include "crypto/keyring.h"
@@ -802,13 +803,6 @@ static void problem(struct check *ck, const char *fmt, ...)
 	fflush(stdout);
 }
 
-static u64 mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (u64)ts.tv_sec * 1000u + (u64)ts.tv_nsec / 1000000u;
-}
-
 /* DATA/origin: one line, a valid note key name. */
 static int load_origin(struct check *ck)
 {
@@ -1156,7 +1150,7 @@ static int check_journal(struct check *ck)
 	FILE *leaves = NULL;
 	u8 hash[MERKLE_HASH_BYTES], stored[MERKLE_HASH_BYTES];
 	u8 root[MERKLE_HASH_BYTES];
-	u64 bytes = 0, last_print = mono_ms();
+	u64 bytes = 0, last_print = tpw_monotonic_ms();
 	u64 bad_cp_prev = 0, bad_cp_size = 0;
 	size_t k = 0;
 	bool bad_cp = false, cut = false;
@@ -1227,8 +1221,8 @@ static int check_journal(struct check *ck)
 		merkle_tree_append_hash(&t, hash, NULL, NULL);
 		bytes += raw_bytes;
 		if ((t.size & 1023) == 0 &&
-		    mono_ms() - last_print >= PROGRESS_INTERVAL_MS) {
-			last_print = mono_ms();
+		    tpw_monotonic_ms() - last_print >= PROGRESS_INTERVAL_MS) {
+			last_print = tpw_monotonic_ms();
 			fprintf(stderr,
 				"audit check: %llu entries, %llu MiB read\n",
 				(unsigned long long)t.size,
@@ -1676,7 +1670,7 @@ static int scan_journal(struct log_query *q, const char *data)
 {
 	struct journal_reader *rd = NULL;
 	struct log_row *w = calloc(1, sizeof(*w));
-	u64 index = 0, last_print = mono_ms();
+	u64 index = 0, last_print = tpw_monotonic_ms();
 	int ret = journal_reader_open(&rd, data, 1);
 
 	if (!w || ret != 0) {
@@ -1713,8 +1707,8 @@ static int scan_journal(struct log_query *q, const char *data)
 				 name);
 		offer(q, w);
 		if ((index & 1023) == 1023 &&
-		    mono_ms() - last_print >= PROGRESS_INTERVAL_MS) {
-			last_print = mono_ms();
+		    tpw_monotonic_ms() - last_print >= PROGRESS_INTERVAL_MS) {
+			last_print = tpw_monotonic_ms();
 			fprintf(stderr, "audit log: %llu entries read\n",
 				(unsigned long long)index + 1);
 		}

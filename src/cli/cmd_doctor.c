@@ -23,6 +23,7 @@
  */
 #include "api/authz.h"
 #include "cli/cli.h"
+#include "core/clock.h"
 #include "core/auth.h"
 #include "core/command.h"
 #include "core/pstate.h"
@@ -161,13 +162,6 @@ static void put(char *buf, size_t cap, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(buf, cap, fmt, ap);
 	va_end(ap);
-}
-
-static u64 mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (u64)ts.tv_sec * 1000u + (u64)ts.tv_nsec / 1000000u;
 }
 
 static void sleep_ms(unsigned ms)
@@ -615,7 +609,7 @@ static void policy_record(struct doctor *d, const struct journal_record *r)
 static int read_records(struct doctor *d, u64 until, u64 stop_bytes, u64 *seg,
 			u64 *end)
 {
-	u64 last_print = mono_ms(), started = last_print;
+	u64 last_print = tpw_monotonic_ms(), started = last_print;
 	unsigned retries = 0;
 
 	for (;;) {
@@ -649,8 +643,8 @@ static int read_records(struct doctor *d, u64 until, u64 stop_bytes, u64 *seg,
 		if (d->bytes >= stop_bytes || (until && d->records >= until))
 			journal_reader_limit(d->rd, r.seq);
 		if ((d->records & 63) == 0 &&
-		    mono_ms() - last_print >= PROGRESS_INTERVAL_MS) {
-			last_print = mono_ms();
+		    tpw_monotonic_ms() - last_print >= PROGRESS_INTERVAL_MS) {
+			last_print = tpw_monotonic_ms();
 			fprintf(stderr,
 				"tpwallet doctor: journal: %llu records, "
 				"%llu MiB read (%llu s)\n",
@@ -804,7 +798,7 @@ static int newest_checkpoint(struct doctor *d, u64 *count,
 	char path[PATH_BYTES_MAX];
 	char *note = NULL;
 	u64 at = 0, newest_at = 0, newest_len = 0;
-	u64 last_print = mono_ms();
+	u64 last_print = tpw_monotonic_ms();
 	struct stat st;
 	int ret = 1;
 
@@ -859,8 +853,8 @@ static int newest_checkpoint(struct doctor *d, u64 *count,
 		(*count)++;
 		at = note_at + len;
 		if ((i & 1023) == 1023 &&
-		    mono_ms() - last_print >= PROGRESS_INTERVAL_MS) {
-			last_print = mono_ms();
+		    tpw_monotonic_ms() - last_print >= PROGRESS_INTERVAL_MS) {
+			last_print = tpw_monotonic_ms();
 			fprintf(stderr,
 				"tpwallet doctor: audit/checkpoints: %llu "
 				"checkpoints, %llu MiB read\n",

@@ -20,6 +20,7 @@
  */
 #include "engine/audit.h"
 #include "core/parse.h"
+#include "core/clock.h"
 #include "engine/engine.h"
 #include "engine/logger.h"
 #include "log/journal_reader.h"
@@ -152,13 +153,6 @@ struct audit {
 
 /* A request to a witness: "old N", up to 64 proof lines, the note. */
 #define WITNESS_REQUEST_BYTES_MAX (NOTE_BYTES_MAX + 8192)
-
-static u64 mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (u64)ts.tv_sec * 1000u + (u64)ts.tv_nsec / 1000000u;
-}
 
 static const struct position *position_of(const struct audit *a, u64 i)
 {
@@ -448,11 +442,8 @@ static void *witness_main(void *arg)
 
 		pthread_mutex_lock(&a->mail_lock);
 		if (!a->mail.full && !atomic_load(&a->stop)) {
-			struct timespec until;
-			clock_gettime(CLOCK_MONOTONIC, &until);
-			until.tv_nsec += WITNESS_IDLE_WAIT_MS * 1000000L;
-			until.tv_sec += until.tv_nsec / 1000000000L;
-			until.tv_nsec %= 1000000000L;
+			struct timespec until =
+				tpw_deadline_ms(WITNESS_IDLE_WAIT_MS);
 			pthread_cond_timedwait(&a->mail_cond, &a->mail_lock,
 					       &until);
 		}
@@ -522,7 +513,7 @@ static void checkpoint_now(struct audit *a)
 	bool recorded;
 	publish(a, size, note, note_len, false, &recorded);
 	a->signed_any = true;
-	a->signed_at_ms = mono_ms();
+	a->signed_at_ms = tpw_monotonic_ms();
 	if (!recorded && a->checkpoints_fd >= 0) {
 		/* Served, but not in DATA/audit/checkpoints (a full disk):
 		 * sign again at the next interval until one is recorded,
@@ -537,7 +528,7 @@ static void checkpoint_now(struct audit *a)
 	return;
 failed:
 	free(note);
-	a->signed_at_ms = mono_ms(); /* retry at the next interval */
+	a->signed_at_ms = tpw_monotonic_ms(); /* retry at the next interval */
 	log_at(LOG_WARN, "cannot sign a checkpoint", LOG_NUM("code", ret));
 }
 
@@ -556,7 +547,7 @@ static void maybe_checkpoint(struct audit *a)
 	 * fdatasyncs (and the witness thread a round of witnesses). */
 	u64 wait = asked ? AUDIT_CHECKPOINT_ASKED_MIN_MS
 			 : AUDIT_CHECKPOINT_INTERVAL_MS;
-	if (a->signed_any && mono_ms() - a->signed_at_ms < wait) {
+	if (a->signed_any && tpw_monotonic_ms() - a->signed_at_ms < wait) {
 		if (asked)
 			atomic_store(&a->asked, true); /* keep it for later */
 		return;
@@ -596,8 +587,8 @@ static void *audit_main(void *arg)
 		 * cut as a torn tail). */
 		bool stopping = atomic_load(&a->stop);
 		if (stopping && drain_until_ms == 0)
-			drain_until_ms = mono_ms() + AUDIT_DRAIN_MS;
-		else if (stopping && mono_ms() > drain_until_ms)
+			drain_until_ms = tpw_monotonic_ms() + AUDIT_DRAIN_MS;
+		else if (stopping && tpw_monotonic_ms() > drain_until_ms)
 			break;
 
 		/* Only what is durable: a record past it may be half-written

@@ -13,6 +13,7 @@
 #include "engine/engine.h"
 #include "core/assert.h"
 #include "core/command.h"
+#include "core/clock.h"
 #include "core/state.h"
 #include "engine/logger.h"
 #include "log/journal.h"
@@ -136,21 +137,7 @@ static u64 now_ns(const struct engine *e)
  * and the engine's own clock (engine_options.clock) may be a test's. */
 static struct timespec idle_deadline(void)
 {
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	t.tv_nsec += IDLE_WAKE_MS * 1000000L;
-	if (t.tv_nsec >= 1000000000L) {
-		t.tv_sec++;
-		t.tv_nsec -= 1000000000L;
-	}
-	return t;
-}
-
-static u64 monotonic_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (u64)ts.tv_sec * 1000u + (u64)ts.tv_nsec / 1000000u;
+	return tpw_deadline_ms(IDLE_WAKE_MS);
 }
 
 /* ---- applying records (shared by replay and the live path) ---------- */
@@ -188,7 +175,7 @@ struct progress_ctx {
 static void recovery_progress(void *ctx, u64 done, u64 total)
 {
 	struct progress_ctx *p = ctx;
-	u64 t = monotonic_ms();
+	u64 t = tpw_monotonic_ms();
 
 	/* Quiet for a moment; then at most one line a second. */
 	if (p->quiet || t - p->started_ms < 1000 || t - p->last_ms < 1000)
@@ -216,7 +203,7 @@ static int recover(struct engine *e, const struct engine_options *o,
 {
 	struct ledger_options lo = {.accounts_hint = o->accounts_hint,
 				    .transfers_hint = o->transfers_hint};
-	struct progress_ctx pc = {.started_ms = monotonic_ms(),
+	struct progress_ctx pc = {.started_ms = tpw_monotonic_ms(),
 				  .quiet = o->quiet};
 	struct journal_options jo = {.no_sync = o->no_sync,
 				     .progress = recovery_progress,
@@ -271,7 +258,7 @@ static int recover(struct engine *e, const struct engine_options *o,
 	}
 	atomic_store(&e->journal_bytes, journal_size_bytes(e->journal));
 	e->recovery_records = rc.count;
-	e->recovery_ms = monotonic_ms() - pc.started_ms;
+	e->recovery_ms = tpw_monotonic_ms() - pc.started_ms;
 	if (!o->quiet && (rc.count > 0 || ret == 1))
 		log_at(LOG_INFO, "recovered", LOG_NUM("snapshot_seq", snap_seq),
 		       LOG_NUM("replayed_records", rc.count),

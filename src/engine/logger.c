@@ -13,6 +13,7 @@
  * LOG_FLUSH_MS of request lines can be lost; never a warning or an error.
  */
 #include "engine/logger.h"
+#include "core/clock.h"
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -81,13 +82,7 @@ static void *flusher_main(void *arg)
 	pthread_mutex_lock(&buf_lock);
 	while (!flusher_stop) {
 		if (async_len < LOG_BUFFER_BYTES / 2) {
-			struct timespec until;
-			clock_gettime(CLOCK_MONOTONIC, &until);
-			until.tv_nsec += LOG_FLUSH_MS * 1000000L;
-			if (until.tv_nsec >= 1000000000L) {
-				until.tv_sec++;
-				until.tv_nsec -= 1000000000L;
-			}
+			struct timespec until = tpw_deadline_ms(LOG_FLUSH_MS);
 			pthread_cond_timedwait(&flusher_cond, &buf_lock,
 					       &until);
 		}

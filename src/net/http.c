@@ -7,6 +7,7 @@
  * Content-Length cap, the callbacks here the body and header caps.
  */
 #include "net/http.h"
+#include "core/clock.h"
 
 #include <curl/curl.h>
 #include <stdint.h>
@@ -534,19 +535,12 @@ static int set_options(struct http_client *c, const struct http_request *req,
 	return rc == CURLE_OK ? 0 : -HTTP_library;
 }
 
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 /* Drives the transfer to its end (or the cancel flag), in slices. */
 static int run(struct http_client *c, const _Atomic bool *cancel,
 	       CURLcode *result)
 {
 	/* libcurl stops at the total deadline; this bound is a backstop. */
-	uint64_t give_up = mono_ms() + c->opt.total_timeout_ms + 1000u;
+	uint64_t give_up = tpw_monotonic_ms() + c->opt.total_timeout_ms + 1000u;
 	int running = 1, ret = 0;
 
 	*result = CURLE_OK;
@@ -563,7 +557,7 @@ static int run(struct http_client *c, const _Atomic bool *cancel,
 			ret = -HTTP_canceled;
 			break;
 		}
-		if (mono_ms() > give_up) {
+		if (tpw_monotonic_ms() > give_up) {
 			ret = -HTTP_timeout;
 			break;
 		}
