@@ -45,9 +45,15 @@
 
 static enum MHD_Result policy_command_reply(struct request *rq);
 
+/* The wall clock the engine stamps records with (CLOCK_REALTIME, not
+ * time(2)'s coarse clock, which may still read the previous second a
+ * few ms after a record was stamped in the next: an override opened
+ * then looked not yet started). */
 static int64_t now_s(void)
 {
-	return (int64_t)time(NULL);
+	struct timespec t;
+	clock_gettime(CLOCK_REALTIME, &t);
+	return (int64_t)t.tv_sec;
 }
 
 static u32 today(void)

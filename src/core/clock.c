@@ -1,5 +1,6 @@
 /*
- * deadline.c - tpw_deadline_ms (core/clock.h).
+ * clock.c - tpw_deadline_ms and tpw_monotonic_ms (core/clock.h): the one
+ * file of core that reads a clock, for the layers above.
  */
 #include "core/clock.h"
 
