@@ -559,7 +559,10 @@ static void usage_inclusion(FILE *f)
 		"inclusion proof.  KEY is the verifier key (GET "
 		"/v1/audit/key), or @FILE.\n"
 		"Exit 0 when everything holds, 1 naming the failed check, "
-		"2 on usage errors.\n");
+		"2 on usage errors.\n\n"
+		"Example:\n  tpwallet audit verify-inclusion --receipt "
+		"receipt.json "
+		"--key @log.vkey\n");
 }
 
 static int verify_inclusion(int argc, char **argv)
@@ -702,7 +705,9 @@ static void usage_consistency(FILE *f)
 		"&to=N: both signatures with KEY,\nthe proof's sizes and "
 		"roots against the checkpoints', and the proof.\n"
 		"Exit 0 when everything holds, 1 naming the failed check, "
-		"2 on usage errors.\n");
+		"2 on usage errors.\n\n"
+		"Example:\n  tpwallet audit verify-consistency --old old.note "
+		"--new new.note \\\n      --proof proof.txt --key @log.vkey\n");
 }
 
 static int verify_consistency(int argc, char **argv)
@@ -1302,7 +1307,8 @@ static void usage_check(FILE *f)
 		"index\n(or the range between two checkpoints), even when its "
 		"checksum was rewritten.\nProgress goes to stderr.  Exit 0 "
 		"when consistent, 1 when tampering is found,\n2 on usage "
-		"errors.\n");
+		"errors.\n\nExample:\n  tpwallet audit check data --key "
+		"@log.vkey\n");
 }
 
 static int check_data(int argc, char **argv)
@@ -1746,7 +1752,7 @@ static void usage_log(FILE *f)
 		"%u)\n\n"
 		"A damaged entry is listed as \"damaged\" with why.  Exit 0, "
 		"1 when the\njournal is damaged, 2 on usage errors.\n\n"
-		"example: tpwallet audit log ./data --type policy_set "
+		"Example:\n  tpwallet audit log data --type policy_set "
 		"--since 2026-12-01T00:00:00Z\n",
 		LOG_LIMIT_DEFAULT, LOG_LIMIT_MAX);
 }

@@ -250,7 +250,12 @@ static void usage_issue(FILE *f)
 		"(GET /v1/audit/key)\n"
 		"  --jti ID           the link's id (default: 16 random "
 		"bytes)\n"
-		"Exit 0 when signed, 1 when refused, 2 on usage errors.\n");
+		"Exit 0 when signed, 1 when refused, 2 on usage "
+		"errors.\n\nExample:\n"
+		"  tpwallet delegate issue --key data/admin.jwk --to "
+		"merchant.jwk \\\n"
+		"      --op transfers:read --account 1 --expires 1h --out "
+		"read.chain\n");
 }
 
 /* "90", "90s", "30m", "12h", "7d" into seconds (canonical digits). */
@@ -870,7 +875,8 @@ static void usage_inspect(FILE *f)
 		"link's jti, one a line, root first (for 'tpwallet delegate "
 		"revoke').\n"
 		"Exit 0 when every link decodes, 1 when one does not, 2 on "
-		"usage errors.\n");
+		"usage errors.\n\nExample:\n"
+		"  tpwallet delegate inspect read.chain\n");
 }
 
 static int delegate_inspect(int argc, char **argv)
@@ -1050,7 +1056,9 @@ static void usage_verify(FILE *f)
 		"the server's\nlink_leeway_s setting (default: that setting "
 		"from the environment or\nTPWALLET_CONFIG, else 30).\n"
 		"Exit 0 valid, 1 invalid (the check, link and claim on "
-		"stdout), 2 on usage\nerrors.\n");
+		"stdout), 2 on usage\nerrors.\n\nExample:\n"
+		"  tpwallet delegate verify read.chain --root-key "
+		"data/admin.jwk --admin\n");
 }
 
 static int delegate_verify(int argc, char **argv)
@@ -1193,7 +1201,10 @@ static void usage_revoke(FILE *f)
 		"                     form), or with the revoke right "
 		"(--admin)\n"
 		"Exit 0 when the server records it, 1 when refused or "
-		"unreachable, 2 on\nusage errors.\n",
+		"unreachable, 2 on\nusage errors.\n\nExample:\n"
+		"  tpwallet delegate revoke --key data/admin.jwk \\\n"
+		"      --jti \"$(tpwallet delegate inspect --jti "
+		"read.chain)\"\n",
 		client_usage_common);
 }
 

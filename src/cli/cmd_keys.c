@@ -37,6 +37,35 @@ static void usage(FILE *f)
 		client_usage_common, client_usage_auth);
 }
 
+/* One subcommand's --help: what it does, the options, an example (run by
+ * tests/e2e/test_cli.py). */
+static void sub_usage(FILE *f, const char *name)
+{
+	static const struct {
+		const char *name, *help;
+	} helps[] = {
+		{"list", "The server's signing keys (GET /v1/keys, right "
+			 "keys:read): kid, times, which one\nsigns now."},
+		{"rotate",
+		 "Make a new current signing key now (POST /v1/keys/rotate, "
+		 "right keys:rotate);\nthe previous one keeps verifying for "
+		 "the overlap window (docs/keys.md)."},
+		{"jwks", "The public keys that still verify, as a JWK Set (GET "
+			 "/.well-known/jwks.json),\nsent without credential."},
+	};
+	size_t i = 0;
+
+	while (i + 1 < sizeof(helps) / sizeof(helps[0]) &&
+	       strcmp(helps[i].name, name) != 0)
+		i++;
+	fprintf(f,
+		"usage: tpwallet keys %s [options]\n\n%s\n\noptions:\n%s%s\n"
+		"Exit 0 on success, 1 when refused or unreachable, 2 on usage "
+		"errors.\n\nExample:\n  tpwallet keys %s\n",
+		helps[i].name, helps[i].help, client_usage_common,
+		client_usage_auth, helps[i].name);
+}
+
 int cmd_keys(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -84,7 +113,7 @@ int cmd_keys(int argc, char **argv)
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "vk:h", opts, NULL)) != -1) {
 		if (opt == 'h') {
-			usage(stdout);
+			sub_usage(stdout, subs[s].name);
 			return 0;
 		}
 		r = client_option(&c, opt, optarg, true);

@@ -1369,6 +1369,7 @@ struct sub {
 	bool server; /* takes the shared client options */
 	int args_min, args_max;
 	const char *synopsis, *help;
+	const char *example; /* run by tests/e2e/test_cli.py */
 };
 
 static const struct sub subs[] = {
@@ -1377,46 +1378,60 @@ static const struct sub subs[] = {
 	 "\"ok: N platforms, M flags, K notices\", or \"FILE: <path>: "
 	 "<reason>\" on\nstderr and exits 1.  --canonical prints the "
 	 "canonical form instead\n(keys sorted, defaults left out: what two "
-	 "equal documents share)."},
+	 "equal documents share).",
+	 "  tpwallet policy lint policy.json\n"},
 	{"show", do_show, opts_show, true, 0, 0, "show [--version N] [--json]",
 	 "The current policy (or version N): version, set_at, author, "
-	 "reason and\nthe document.  --json: the server's answer as is."},
+	 "reason and\nthe document.  --json: the server's answer as is.",
+	 "  tpwallet policy show --version 1\n"},
 	{"set", do_set, opts_set, true, 1, 1,
 	 "set FILE|- [--reason TEXT] [--dry-run]",
 	 "Lint FILE, then activate it as the new version (PUT\n"
 	 "/v1/client-policy) and print the changes, \"path: old -> new\".\n"
 	 "A document that does not lint is never sent.  --dry-run fetches "
 	 "the\ncurrent version and prints the changes without activating "
-	 "anything.\n--reason (at most 207 bytes) goes in the history."},
+	 "anything.\n--reason (at most 207 bytes) goes in the history.",
+	 "  tpwallet policy set policy.json --reason \"block android 3.x\"\n"},
 	{"diff", do_diff, opts_diff, true, 0, 2, "diff A B | diff --file FILE",
 	 "The changes from version A to version B, one \"path: old -> new\" "
 	 "a line\n(absent: the key is not set).  --file: from the current "
-	 "version to a\nlocal document, diffed here."},
+	 "version to a\nlocal document, diffed here.",
+	 "  tpwallet policy diff 1 2\n"},
 	{"history", do_history, opts_history, true, 0, 0, "history [--json]",
 	 "Every version, newest first (at most 1000); * marks the current "
-	 "one."},
+	 "one.",
+	 "  tpwallet policy history\n"},
 	{"rollback", do_rollback, opts_rollback, true, 1, 1,
-	 "rollback N --reason TEXT",
+	 "rollback N --reason TEXT | rollback N --dry-run",
 	 "Activate version N's document again, as a new version (history is "
-	 "never\nrewritten)."},
+	 "never\nrewritten).  --dry-run prints what it would change and "
+	 "activates nothing.",
+	 "  tpwallet policy rollback 1 --dry-run\n"},
 	{"override open", do_override_open, opts_ov_open, true, 0, 0,
 	 "override open --platform P --range R --mode compat|allow\n"
 	 "      --duration 30m|2h|3600 --reason TEXT",
 	 "Let blocked versions in R be served for a while (60 s to 7 days):\n"
 	 "compat serves them in compatibility mode, allow as supported.  It "
 	 "only\never relaxes a blocked verdict, and ends by itself.  Prints "
-	 "its id and\nexpiry.  --reason: at most 256 bytes."},
+	 "its id and\nexpiry.  --reason: at most 256 bytes.",
+	 "  tpwallet policy override open --platform android --range 3.9.x \\\n"
+	 "      --mode compat --duration 30m --reason \"INC-42: store "
+	 "down\"\n"},
 	{"override list", do_override_list, opts_ov_list, true, 0, 0,
 	 "override list [--all] [--json]",
 	 "The active overrides; --all: every one, newest first, with its "
-	 "state\n(active, ended, expired)."},
-	{"override end", do_override_end, opts_ov_end, true, 1, 1,
-	 "override end ID [--reason TEXT]", "End override ID now."},
+	 "state\n(active, ended, expired).",
+	 "  tpwallet policy override list --all\n"},
 	{"override extend", do_override_extend, opts_ov_extend, true, 1, 1,
 	 "override extend ID --for 30m|2h|3600 [--reason TEXT]",
 	 "Keep override ID in force until --for from now (60 s to 7 days; "
 	 "later\nthan its current end).  An ended or expired override "
-	 "cannot be\nextended: open a new one."},
+	 "cannot be\nextended: open a new one.",
+	 "  tpwallet policy override extend 1 --for 2h --reason \"store still "
+	 "down\"\n"},
+	{"override end", do_override_end, opts_ov_end, true, 1, 1,
+	 "override end ID [--reason TEXT]", "End override ID now.",
+	 "  tpwallet policy override end 1 --reason \"store fixed\"\n"},
 	{"evaluate", do_evaluate, opts_evaluate, true, 0, 0,
 	 "evaluate --platform P [--version V] [--channel C] [--country CC]\n"
 	 "      [--user U] [--lang L] [--json] [--offline "
@@ -1425,19 +1440,23 @@ static const struct sub subs[] = {
 	 "message,\nthe upgrade url, notices, flags and any override "
 	 "(--lang: an\nAccept-Language value).  Exit 0 whatever the verdict.  "
 	 "--offline FILE\nevaluates against a local document, without "
-	 "server or overrides."},
+	 "server or overrides.",
+	 "  tpwallet policy evaluate --platform android --version 3.9.0 --lang "
+	 "de\n"},
 	{"impact", do_impact, opts_impact, true, 0, 0,
 	 "impact --platform P --min-supported X [--threshold 0.05] "
 	 "[--weeks 4]\n      [--json]",
 	 "How many users active in the last 7 days raising P's minimum to "
 	 "X\nwould block, and when the share below X is forecast to fall "
-	 "under\n--threshold (a fit over the last --weeks, 1..17)."},
+	 "under\n--threshold (a fit over the last --weeks, 1..17).",
+	 "  tpwallet policy impact --platform android --min-supported 4.2.0\n"},
 	{"activity load", do_activity_load, opts_activity, true, 1, 1,
 	 "activity load FILE|-",
 	 "Load observations (tests, demos): FILE holds {\"observations\": "
 	 "[{\"day\":\n\"YYYY-MM-DD\", \"platform\", \"version\", \"user\"}, "
 	 "...]} in day order, at\nmost 100000.  Prints how many were "
-	 "observed and dropped."},
+	 "observed and dropped.",
+	 "  tpwallet policy activity load history.json\n"},
 };
 #define NSUBS (sizeof(subs) / sizeof(subs[0]))
 
@@ -1453,11 +1472,18 @@ static void usage(FILE *f, const char *group)
 		"server calls take these options\n(by default the "
 		"administrator's token, DATA/admin.token):\n%s%s\n"
 		"Exit 0 on success, 1 when refused or failed, 2 on usage "
-		"errors.\nSee docs/cli.md.\n\n"
-		"Example:\n"
-		"  tpwallet policy evaluate --platform android --version "
-		"3.9.0\n",
+		"errors.\nSee docs/cli.md.\n\nExample:\n",
 		client_usage_common, client_usage_auth);
+	/* A group's help ("policy override --help") shows its first
+	 * subcommand's example. */
+	for (size_t i = 0; group && i < NSUBS; i++)
+		if (strncmp(subs[i].name, group, strlen(group)) == 0) {
+			fputs(subs[i].example, f);
+			return;
+		}
+	fputs("  tpwallet policy evaluate --platform android --version "
+	      "3.9.0\n",
+	      f);
 }
 
 static void sub_usage(FILE *f, const struct sub *s)
@@ -1466,8 +1492,10 @@ static void sub_usage(FILE *f, const struct sub *s)
 	if (s->server)
 		fprintf(f, "\noptions:\n%s%s", client_usage_common,
 			client_usage_auth);
-	fprintf(f, "\nExit 0 on success, 1 when refused or failed, 2 on "
-		   "usage errors.\n");
+	fprintf(f,
+		"\nExit 0 on success, 1 when refused or failed, 2 on "
+		"usage errors.\n\nExample:\n%s",
+		s->example);
 }
 
 /* Options and arguments of one subcommand into x.  Returns -1 to go

@@ -60,6 +60,56 @@ static void usage(FILE *f)
 		client_usage_common, client_usage_auth);
 }
 
+/* One subcommand's --help (c->prog names it), with an example that
+ * tests/e2e/test_cli.py runs. */
+static void sub_usage(FILE *f, const char *prog)
+{
+	static const struct {
+		const char *prog, *synopsis, *help, *example;
+		bool server;
+	} helps[] = {
+		{"tpwallet principal create",
+		 "--name NAME --key-out FILE [--no-register]",
+		 "Make an Ed25519 key, write the private JWK to FILE (mode "
+		 "0600, never over an\nexisting file), print its thumbprint "
+		 "(the principal id), then register it\n(POST /v1/principals, "
+		 "right principals:admin) unless --no-register.",
+		 "--name till --key-out till.jwk --no-register", true},
+		{"tpwallet principal register", "KEYFILE [--name NAME]",
+		 "Register the public half of an existing key (POST "
+		 "/v1/principals): a public\nor private JWK file.",
+		 "till.jwk --name till", true},
+		{"tpwallet principal list", "",
+		 "The registered principals (GET /v1/principals, right "
+		 "principals:read).",
+		 "", true},
+		{"tpwallet principal show", "ID",
+		 "One principal (GET /v1/principals/ID); ID is its "
+		 "thumbprint.",
+		 "\"$(tpwallet principal id till.jwk)\"", true},
+		{"tpwallet principal id", "KEYFILE",
+		 "Print the thumbprint (the principal id) of a public or "
+		 "private JWK file;\noffline.",
+		 "till.jwk", false},
+	};
+	size_t i = 0;
+
+	while (i + 1 < sizeof(helps) / sizeof(helps[0]) &&
+	       strcmp(helps[i].prog, prog) != 0)
+		i++;
+	fprintf(f, "usage: %s%s%s%s\n\n%s\n", helps[i].prog,
+		helps[i].synopsis[0] ? " " : "", helps[i].synopsis,
+		helps[i].server ? " [options]" : "", helps[i].help);
+	if (helps[i].server)
+		fprintf(f, "\noptions:\n%s%s", client_usage_common,
+			client_usage_auth);
+	fprintf(f,
+		"\nExit 0 on success, 1 when refused or unreachable, 2 on "
+		"usage errors.\n\nExample:\n  %s%s%s\n",
+		helps[i].prog, helps[i].example[0] ? " " : "",
+		helps[i].example);
+}
+
 /* getopt for one subcommand: the shared options plus name/key-out/
  * no-register where allowed.  Returns 0, or an exit status to return. */
 struct popts {
@@ -88,7 +138,7 @@ static int parse_opts(struct client *c, int argc, char **argv, struct popts *po,
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "vk:h", opts, NULL)) != -1) {
 		switch (opt) {
-		case 'h': usage(stdout); return -1;
+		case 'h': sub_usage(stdout, c->prog); return -1;
 		case OPT_NAME: po->name = optarg; continue;
 		case OPT_KEY_OUT:
 		case OPT_NO_REGISTER:
@@ -326,7 +376,7 @@ static int principal_id(struct client *c, int argc, char **argv)
 
 	if (argc == 2 &&
 	    (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-		usage(stdout);
+		sub_usage(stdout, c->prog);
 		return 0;
 	}
 	if (argc != 2 || argv[1][0] == '-') {

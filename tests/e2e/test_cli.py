@@ -8,7 +8,8 @@ import subprocess
 import time
 
 from harness import (CONFIG, e2e_test, run_cli, check, check_eq, free_port,
-                     scaled, slow_factor)
+                     scaled, slow_factor, wait_checkpoint, wait_receipt)
+from ledger import account, create, transfer
 
 COMMANDS = ("init", "serve", "bench", "version", "help")
 
@@ -307,6 +308,68 @@ def _examples(name, text):
     return out
 
 
+# Subcommands the usage texts must list (so that a parse that finds
+# none, or drops a group, fails instead of checking nothing).
+KNOWN_SUBCOMMANDS = ("audit verify-inclusion", "audit log", "keys rotate",
+                     "principal create", "principal id", "delegate revoke",
+                     "policy override open", "policy override extend",
+                     "policy activity load")
+
+
+def _subcommands(name, text):
+    """The subcommands a 'usage: tpwallet NAME <subcommand>' text lists,
+    in order: an indented lower-case word at the start of a line (before
+    the options and the example), and a second word after one space when
+    it is lower-case too ("override open"; "list    the keys" is a word
+    and its description)."""
+    if "<subcommand>" not in text.split("\n")[0]:
+        return []
+    out = []
+    for line in text.split("\n")[1:]:
+        if line.startswith(("Example", "options")):
+            break
+        m = re.match(r"^  ([a-z][a-z-]*)(?: ([a-z]+)(?= |$))?", line)
+        if m:
+            sub = " ".join(w for w in m.groups() if w)
+            if sub not in out:
+                out.append(sub)
+    return out
+
+
+def _help_example_files(s, work):
+    """What the subcommands' examples name, made as a reader would have
+    them: a receipt (receipt.json), two checkpoints and the consistency
+    proof between them (old.note, new.note, proof.txt), a policy in force
+    (version 1) and another document (policy.json), activity to load
+    (history.json)."""
+    create(s, "accounts", [account(901), account(902)], ["created"] * 2)
+    create(s, "transfers", [transfer(901, 901, 902, 5)], ["created"])
+    old, old_size = wait_checkpoint(s, 1, cover_head=True)
+    r = wait_receipt(s, "/v1/transfers/901/receipt")
+    check_eq(r.status, 200, "GET /v1/transfers/901/receipt")
+    files = {"receipt.json": r.body.decode(), "old.note": old}
+    create(s, "transfers", [transfer(902, 902, 901, 1)], ["created"])
+    new, new_size = wait_checkpoint(s, old_size + 1, cover_head=True)
+    files["new.note"] = new
+    r = s.get("/v1/audit/proof/consistency?from=%d&to=%d"
+              % (old_size, new_size))
+    check_eq(r.status, 200, "GET /v1/audit/proof/consistency")
+    files["proof.txt"] = r.body.decode()
+    first = {"platforms": {"android": {"min_supported": "3.0.0",
+                                       "blocked": ["3.x"]}}}
+    r = s.request("PUT", "/v1/client-policy?reason=first", body=first)
+    check_eq(r.status, 201, "PUT /v1/client-policy (version 1)")
+    files["policy.json"] = json.dumps(
+        {"platforms": {"android": {"min_supported": "4.0.0",
+                                   "blocked": ["3.x"]}}})
+    files["history.json"] = json.dumps({"observations": [
+        {"day": time.strftime("%Y-%m-%d", time.gmtime()),
+         "platform": "android", "version": "4.1.0", "user": "u1"}]})
+    for name, text in files.items():
+        with open(os.path.join(work, name), "w") as f:
+            f.write(text)
+
+
 def _run_daemon(ctx, cmd, port, cwd, env):
     """Run a serving example on its own port until it accepts a
     connection, then stop it: exit 0 on SIGTERM."""
@@ -333,11 +396,14 @@ def _run_daemon(ctx, cmd, port, cwd, env):
 
 @e2e_test(timeout=180)
 def test_cli_every_command_help_has_an_example_that_runs(ctx):
-    """Every command in `tpwallet help` answers --help with exit 0 and
-    an 'Example:' block; each example runs as printed (cwd holding the
-    `data` a server serves, TPWALLET_SERVER naming it) and exits 0; the
-    two that serve (serve, witness) run on a free port until they
-    listen."""
+    """Every command in `tpwallet help`, and every subcommand its usage
+    lists (`tpwallet policy override open`, `keys rotate`...), answers
+    --help with exit 0, its own usage line and an 'Example:' block; each
+    example runs as printed (cwd holding the `data` a server serves,
+    TPWALLET_SERVER naming it, and the files the examples name) and exits
+    0, a command's examples first, then its subcommands' in the order its
+    usage lists them; the two that serve (serve, witness) run on a free
+    port until they listen."""
     work = ctx.path("work")
     os.makedirs(os.path.join(work, "fresh"))
     s = ctx.start_server(data_dir=os.path.join(work, "data"))
@@ -350,13 +416,30 @@ def test_cli_every_command_help_has_an_example_that_runs(ctx):
     key = s.get("/v1/audit/key").body.decode().split("\n")[0]
     with open(os.path.join(work, "log.vkey"), "w") as f:
         f.write(key + "\n")
+    _help_example_files(s, work)
     names = _commands()
     for c in COMMANDS:
         check(c in names, "tpwallet help does not list %r" % c)
+    helps = []
     for name in names:
         p = run_cli([name, "--help"])
         check_eq(p.returncode, 0, "tpwallet %s --help exit status" % name)
-        for cmd in _examples(name, p.stdout):
+        helps.append((name, p.stdout))
+        for sub in _subcommands(name, p.stdout):
+            full = "%s %s" % (name, sub)
+            q = run_cli(full.split() + ["--help"])
+            check_eq(q.returncode, 0, "tpwallet %s --help exit status"
+                     % full)
+            check(q.stdout.startswith("usage: tpwallet %s" % full),
+                  "tpwallet %s --help shows another usage: %r"
+                  % (full, q.stdout[:200]))
+            helps.append((full, q.stdout))
+    listed = [n for n, _ in helps]
+    for known in KNOWN_SUBCOMMANDS:
+        check(known in listed, "no usage lists %r (found %r)"
+              % (known, listed))
+    for name, text in helps:
+        for cmd in _examples(name, text):
             if name in ("serve", "witness"):
                 m = re.search(r"--listen 127\.0\.0\.1:(\d+)", cmd)
                 check(m, "%r listens on no loopback port" % cmd)
