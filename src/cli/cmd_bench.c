@@ -107,7 +107,7 @@ static void usage(FILE *f)
 		"usage: tpwallet bench [--accounts N] [--transfers N] "
 		"[--batch N] [--window N]\n"
 		"                      [--data DIR] [--no-sync] [--seed N] "
-		"[--json]\n\n"
+		"[--json] [--audit]\n\n"
 		"Measure the engine in process: create N accounts, apply "
 		"random\n"
 		"transfers in batches through the durable journal (fdatasync "
@@ -122,7 +122,9 @@ static void usage(FILE *f)
 		"under $TMPDIR, removed after)\n"
 		"  --no-sync      skip fdatasync (to see what durability "
 		"costs)\n"
-		"  --json         print one JSON object\n\n"
+		"  --json         print one JSON object\n"
+		"  --audit        run the audit thread beside the engine, as "
+		"serve does\n                 (docs/benchmarks.md)\n\n"
 		"Example:\n"
 		"  tpwallet bench --transfers 100000 --json\n");
 }

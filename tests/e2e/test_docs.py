@@ -23,6 +23,11 @@ TPWALLET_SERVER and TPWALLET_DATA are set, and the literal
 
 The README and docs/cli.md run one after the other against the same
 server, as a newcomer would follow them: ids must not collide.
+
+Blocks that are not run are still checked: every `tpwallet ...` command
+line in the README and docs/*.md must name a command, subcommand and
+flags the CLI's --help texts know
+(test_docs_command_lines_name_real_subcommands_and_flags).
 """
 
 import os
@@ -109,3 +114,135 @@ def test_docs_readme_then_cli_walk_throughs_run_as_written(ctx):
     run_doc(ctx, s, work, "README.md")
     run_doc(ctx, s, work, "docs/cli.md")
     s.stop()
+
+
+# -- documented command lines name real subcommands and flags -------------
+
+# A `tpwallet` command where a shell line or a quoted mention starts one:
+# at the start of a line or code span, after `$(`, a pipe, `;`, `&&`, an
+# opening quote or parenthesis.  Its words run to the first shell
+# operator, quote, comment or redirection.
+CMD_RE = re.compile(r"(?:^\s*|\$\(|[|;&]\s*|['\"(])(?:build/)?tpwallet"
+                    r"((?:[ \t]+[^\s|;&>)'\"`#]+)*)")
+FLAG_RE = re.compile(r"^(--[a-z][a-z0-9-]*)(?:=.*)?$")
+
+
+def documented_command_lines(doc):
+    """(line number, text) of each place in doc (a path under the
+    repository) that may hold a `tpwallet` command line: every line of a
+    fenced block (a trailing backslash joins it to the next) and every
+    inline code span."""
+    out, block, cont = [], False, ""
+    for n, line in enumerate(open(os.path.join(ROOT, doc)).read()
+                             .split("\n"), 1):
+        if line.startswith("```"):
+            block, cont = not block, ""
+            continue
+        if block:
+            if line.rstrip().endswith("\\"):
+                cont += line.rstrip()[:-1] + " "
+                continue
+            out.append((n, cont + line))
+            cont = ""
+        else:
+            out += [(n, m.group(1)) for m in re.finditer(r"`([^`]+)`", line)]
+    return out
+
+
+class _Cli:
+    """The CLI's own account of itself: `tpwallet help`'s commands, and
+    each (sub)command's --help text and the subcommands it lists."""
+
+    def __init__(self):
+        self.helps = {}
+        p = subprocess.run([CONFIG["binary"], "help"], capture_output=True,
+                           text=True, timeout=30)
+        check_eq(p.returncode, 0, "tpwallet help")
+        table = p.stdout.split("commands:\n")[1].split("\n\n")[0]
+        self.commands = re.findall(r"^  ([a-z]+) +\S", table, re.M)
+        check(len(self.commands) >= 10, "tpwallet help lists %r"
+              % self.commands)
+
+    def help(self, words):
+        if words not in self.helps:
+            p = subprocess.run([CONFIG["binary"]] + list(words) + ["--help"],
+                               capture_output=True, text=True, timeout=30)
+            check_eq(p.returncode, 0, "tpwallet %s --help" % " ".join(words))
+            self.helps[words] = p.stdout
+        return self.helps[words]
+
+    def subcommands(self, words):
+        """The subcommands (tuples of words: ("override", "open")) that
+        `tpwallet WORDS --help` lists, or None when its usage takes no
+        subcommand."""
+        text = self.help(words)
+        if "<subcommand>" not in text.split("\n")[0]:
+            return None
+        subs = set()
+        for line in text.split("\n")[1:]:
+            if line.startswith(("Example", "options")):
+                break
+            m = re.match(r"^  ([a-z][a-z-]*)(?: ([a-z]+)(?= |$))?", line)
+            if m:
+                subs.add(tuple(w for w in m.groups() if w))
+        return subs
+
+
+def drift(cli, doc):
+    """Each documented `tpwallet` command line of doc whose command,
+    subcommand or `--flag` the CLI does not know, with why."""
+    bad = []
+    for n, text in documented_command_lines(doc):
+        for m in CMD_RE.finditer(text):
+            toks = m.group(1).split()
+            # `tpwallet <command> --help`, `tpwallet COMMAND`: a
+            # placeholder; `tpwallet call: 426 ...`: a message.
+            if not toks or not re.match(r"^[a-z][a-z-]*$", toks[0]) or \
+                    any(t.endswith(":") for t in toks[:3]):
+                continue
+            where = "%s:%d: `tpwallet%s`" % (doc, n, m.group(1))
+            if toks[0] not in cli.commands:
+                bad.append("%s: no command %r" % (where, toks[0]))
+                continue
+            words, rest = (toks[0],), toks[1:]
+            subs = cli.subcommands(words)
+            if subs is not None and rest and re.match(r"^[a-z]", rest[0]):
+                found = [sub for sub in subs
+                         if tuple(rest[:len(sub)]) == sub]
+                if not found:
+                    bad.append("%s: no subcommand %r of %r"
+                               % (where, rest[0], words[0]))
+                    continue
+                sub = max(found, key=len)
+                words, rest = words + sub, rest[len(sub):]
+            text_help = cli.help(words)
+            for tok in rest:
+                f = FLAG_RE.match(tok)
+                if f and not re.search(r"(?<![\w-])%s(?![\w-])"
+                                       % re.escape(f.group(1)), text_help):
+                    bad.append("%s: `tpwallet %s --help` has no %s"
+                               % (where, " ".join(words), f.group(1)))
+    return bad
+
+
+@e2e_test(timeout=60)
+def test_docs_command_lines_name_real_subcommands_and_flags(ctx):
+    """Every `tpwallet ...` command line in the README and docs/*.md, in
+    a code block or a code span, run or not: its command is one `tpwallet
+    help` lists, its subcommand one the command's usage lists, and each
+    `--flag` appears in that (sub)command's --help.  So the docs cannot
+    drift from the CLI even where a block is not run (a second machine,
+    a production path)."""
+    cli = _Cli()
+    docs = ["README.md"] + sorted(
+        os.path.join("docs", f) for f in os.listdir(os.path.join(ROOT,
+                                                                 "docs"))
+        if f.endswith(".md"))
+    seen, bad = 0, []
+    for doc in docs:
+        seen += sum(len(CMD_RE.findall(t))
+                    for _, t in documented_command_lines(doc))
+        bad += drift(cli, doc)
+    check(seen >= 100, "only %d documented command lines found" % seen)
+    check(not bad, "documented command lines the CLI does not know:\n"
+          + "\n".join(bad))
