@@ -700,6 +700,33 @@ def is_addr_in_use(e):
 TESTS = []  # (name, function, timeout seconds)
 
 
+def run_daemon(ctx, cmd, port, cwd, env):
+    """Run a serving example on its own port until it accepts a
+    connection, then stop it: exit 0 on SIGTERM.  Returns the path of
+    the file holding its stdout and stderr."""
+    path = ctx.path("daemon-%d.log" % port)
+    log = open(path, "wb")
+    p = subprocess.Popen(["bash", "-c", "exec " + cmd], cwd=cwd, env=env,
+                         stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                         start_new_session=True)
+    try:
+        deadline = time.monotonic() + 20 * slow_factor()
+        while True:
+            check(p.poll() is None, "%r exited with %r" % (cmd, p.returncode))
+            check(time.monotonic() < deadline, "%r does not listen" % cmd)
+            try:
+                socket.create_connection(("127.0.0.1", port), 1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+    finally:
+        p.terminate()
+        p.wait(timeout=30)
+        log.close()
+    check_eq(p.returncode, 0, "%r: exit status on SIGTERM" % cmd)
+    return path
+
+
 def e2e_test(timeout=60):
     """Register a test: def test_<what_it_proves>(ctx)."""
     def wrap(fn):

@@ -8,7 +8,8 @@ import subprocess
 import time
 
 from harness import (CONFIG, e2e_test, run_cli, check, check_eq, free_port,
-                     scaled, slow_factor, wait_checkpoint, wait_receipt)
+                     run_daemon, scaled, slow_factor, wait_checkpoint,
+                     wait_receipt)
 from ledger import account, create, transfer
 
 COMMANDS = ("init", "serve", "bench", "version", "help")
@@ -370,30 +371,6 @@ def _help_example_files(s, work):
             f.write(text)
 
 
-def _run_daemon(ctx, cmd, port, cwd, env):
-    """Run a serving example on its own port until it accepts a
-    connection, then stop it: exit 0 on SIGTERM."""
-    log = open(ctx.path("daemon-%d.log" % port), "wb")
-    p = subprocess.Popen(["bash", "-c", "exec " + cmd], cwd=cwd, env=env,
-                         stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                         start_new_session=True)
-    try:
-        deadline = time.monotonic() + 20 * slow_factor()
-        while True:
-            check(p.poll() is None, "%r exited with %r" % (cmd, p.returncode))
-            check(time.monotonic() < deadline, "%r does not listen" % cmd)
-            try:
-                socket.create_connection(("127.0.0.1", port), 1).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-    finally:
-        p.terminate()
-        p.wait(timeout=30)
-        log.close()
-    check_eq(p.returncode, 0, "%r: exit status on SIGTERM" % cmd)
-
-
 @e2e_test(timeout=180)
 def test_cli_every_command_help_has_an_example_that_runs(ctx):
     """Every command in `tpwallet help`, and every subcommand its usage
@@ -445,7 +422,7 @@ def test_cli_every_command_help_has_an_example_that_runs(ctx):
                 check(m, "%r listens on no loopback port" % cmd)
                 port = free_port()
                 cmd = cmd.replace(m.group(0), "--listen 127.0.0.1:%d" % port)
-                _run_daemon(ctx, cmd, port,
+                run_daemon(ctx, cmd, port,
                             os.path.join(work, "fresh") if name == "serve"
                             else work, env)
                 continue
