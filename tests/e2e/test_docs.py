@@ -21,8 +21,13 @@ directory) and `tests` (this repository's), as the docs assume after
 TPWALLET_SERVER and TPWALLET_DATA are set, and the literal
 `http://127.0.0.1:8080` of curl examples is replaced by the server's URL.
 
-The README and docs/cli.md run one after the other against the same
-server, as a newcomer would follow them: ids must not collide.
+The README, docs/cli.md, docs/client-policy.md, docs/operations.md and
+docs/keys.md run one after the other against the same server, as a
+newcomer would follow them: ids (accounts, principals, files) must not
+collide.  A block that cannot run as written (a production path, a
+second machine, a stopped server) is mirrored by a test below, or in
+test_durability.py, with its path and port replaced, and an HTML
+comment beside it names that test.
 
 Blocks that are not run are still checked: every `tpwallet ...` command
 line in the README and docs/*.md must name a command, subcommand and
@@ -30,12 +35,13 @@ flags the CLI's --help texts know
 (test_docs_command_lines_name_real_subcommands_and_flags).
 """
 
+import json
 import os
 import re
 import subprocess
 
-from harness import (CONFIG, e2e_test, check, check_eq, slow_factor,
-                     TestFailure)
+from harness import (CONFIG, e2e_test, check, check_eq, free_port,
+                     run_cli, run_daemon, slow_factor, TestFailure)
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 MARK = "<!-- test: run -->"
@@ -106,14 +112,177 @@ def workdir(ctx):
     return work
 
 
+WALK_THROUGHS = ("README.md", "docs/cli.md", "docs/client-policy.md",
+                 "docs/operations.md", "docs/keys.md")
+
+
 @e2e_test(timeout=300)
-def test_docs_readme_then_cli_walk_throughs_run_as_written(ctx):
+def test_docs_walk_throughs_run_as_written(ctx):
     work = workdir(ctx)
     s = ctx.server(data_dir=os.path.join(work, "data"))
     s.start()
-    run_doc(ctx, s, work, "README.md")
-    run_doc(ctx, s, work, "docs/cli.md")
+    for doc in WALK_THROUGHS:
+        run_doc(ctx, s, work, doc)
     s.stop()
+
+
+def _block_after(doc, heading, fence="```"):
+    """The first fenced block of doc after the line `heading` (its lines
+    stripped of the fence's indentation)."""
+    text = open(os.path.join(ROOT, doc)).read()
+    check(heading in text, "%s: no %r" % (doc, heading))
+    rest = text.split(heading, 1)[1].split("\n")
+    start = [i for i, l in enumerate(rest) if l.strip().startswith(fence)][0]
+    indent = len(rest[start]) - len(rest[start].lstrip())
+    body = []
+    for line in rest[start + 1:]:
+        if line.strip().startswith("```"):
+            return "\n".join(l[indent:] for l in body)
+        body.append(line)
+    raise TestFailure("%s: the block after %r is not closed" % (doc, heading))
+
+
+def _sh(script, cwd, env=None, what="the documented commands"):
+    p = subprocess.run(["bash", "-c", "set -eo pipefail\n" + script],
+                       cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                       capture_output=True, text=True, errors="replace",
+                       timeout=60 * slow_factor())
+    check_eq(p.returncode, 0, "%s (stderr %r)" % (what, p.stderr[-600:]))
+    return p
+
+
+def _doc_env(work, url=None):
+    env = dict(os.environ)
+    env.pop("TPWALLET_CONFIG", None)
+    env["HOME"] = work
+    if url:
+        env["TPWALLET_SERVER"] = url
+    return env
+
+
+@e2e_test(timeout=60)
+def test_docs_client_policy_example_decides_as_its_table_says(ctx):
+    """docs/client-policy.md, "A complete example": the document lints,
+    and `tpwallet policy evaluate --offline` gives each row of the table
+    under it its decision and status.  Two rows need what an offline
+    evaluation now cannot give (a request without X-Client-Version, the
+    clock on 1 March 2027): test_client_policy.py covers those rules."""
+    doc = "docs/client-policy.md"
+    work = workdir(ctx)
+    with open(os.path.join(work, "complete.json"), "w") as f:
+        f.write(_block_after(doc, "## A complete example\n", "```json"))
+    p = run_cli(["policy", "lint", "complete.json"], cwd=work)
+    check_eq(p.returncode, 0, "lint of the complete example (%r)"
+             % p.stderr)
+    table = open(os.path.join(ROOT, doc)).read().split(
+        "With this policy, on 15 January 2027:")[1].split("\n\n")[1]
+    rows = re.findall(r"^\| `([a-z]+)(?:/([^`]+))?`([^|]*)\| ([a-z]+)"
+                      r"(?:, (\d+))?[^|]* \|", table, re.M)
+    check_eq(len(rows), 9, "rows with a platform in the table")
+    checked = 0
+    for platform, version, extra, decision, status in rows:
+        args = ["policy", "evaluate", "--offline", "complete.json",
+                "--platform", platform, "--json"]
+        if version:
+            args += ["--version", version]
+        m = re.search(r"from ([A-Z]{2})", extra)
+        if m:
+            args += ["--country", m.group(1)]
+        elif re.search(r"\bon \d", extra):
+            continue  # "on 1 March 2027": another day than today
+        p = run_cli(args, cwd=work)
+        check_eq(p.returncode, 0, "tpwallet %s" % " ".join(args))
+        got = json.loads(p.stdout)
+        row = "%s/%s%s" % (platform, version, extra)
+        check_eq(got["decision"], decision, "the decision for %s" % row)
+        if status:
+            check_eq(got.get("status"), int(status), "the status for %s"
+                     % row)
+        checked += 1
+    check_eq(checked, 8, "rows evaluated")
+
+
+@e2e_test(timeout=60)
+def test_docs_operations_running_and_config_examples_start_a_server(ctx):
+    """docs/operations.md, "Running": the init line, then the serve line,
+    with /var/lib/tpwallet under the test's directory and a free port:
+    init exits 0 and serve listens (and exits 0 on SIGTERM); the
+    "Example config file", so replaced, starts a server with --config."""
+    doc = "docs/operations.md"
+    work = workdir(ctx)
+    run = _block_after(doc, "## Running\n").split("\n")
+    check_eq(run[0].split()[:2], ["make", "run"], "the first line")
+    data = os.path.join(work, "var-lib-tpwallet")
+
+    def local(line, port):
+        return line.replace("/var/lib/tpwallet", data).replace(
+            "127.0.0.1:8080", "127.0.0.1:%d" % port)
+
+    serve = [l for l in run if l.startswith("build/tpwallet serve ")]
+    init = [l for l in run if l.startswith("build/tpwallet init ")]
+    check(len(serve) == 1 and len(init) == 1, "one serve and one init "
+          "line: %r" % run)
+    _sh(local(init[0], 0), work, _doc_env(work), "the init line")
+    check(os.path.exists(os.path.join(data, "tpwallet.data")),
+          "init made no data directory")
+    port = free_port()
+    run_daemon(ctx, local(serve[0], port), port, work, _doc_env(work))
+    conf = _block_after(doc, "Example config file:\n")
+    port = free_port()
+    with open(os.path.join(work, "tpwallet.conf"), "w") as f:
+        f.write(local(conf, port))
+    run_daemon(ctx, "build/tpwallet serve --config tpwallet.conf", port,
+               work, _doc_env(work))
+
+
+@e2e_test(timeout=60)
+def test_docs_operations_witness_recipe_starts_a_witness(ctx):
+    """docs/operations.md, "Witness": the block's commands, with the log
+    served on a free port, the state directory under the test's
+    directory and the witness on a free port: the key is fetched, the
+    witness starts, listens and prints its cosigner key under the
+    documented name."""
+    work = workdir(ctx)
+    s = ctx.start_server(data_dir=os.path.join(work, "data"))
+    env = _doc_env(work, "http://127.0.0.1:%d" % s.port)
+    block = _block_after("docs/operations.md", "## Witness\n")
+    lines = [l for l in re.sub(r"\\\n\s*", " ", block).split("\n")
+             if l.strip() and not l.startswith("#")]
+    check(lines[-1].startswith("build/tpwallet witness "),
+          "the last command starts the witness: %r" % lines)
+    _sh("\n".join(lines[:-1]), work, env, "the commands before the witness")
+    port = free_port()
+    cmd = lines[-1].replace("/var/lib/tpwitness",
+                            os.path.join(work, "tpwitness")).replace(
+        "127.0.0.1:8090", "127.0.0.1:%d" % port)
+    os.makedirs(os.path.join(work, "tpwitness"), mode=0o700)
+    log = open(run_daemon(ctx, cmd, port, work, env)).read()
+    check(re.search(r"^witness\.example/w1\+[0-9a-f]{8}\+\S+$", log, re.M),
+          "the witness printed no cosigner key: %r" % log[-600:])
+    s.stop()
+
+
+@e2e_test(timeout=60)
+def test_docs_keys_kek_recipe_makes_a_kek_the_server_takes(ctx):
+    """docs/keys.md, "The key-encryption key": the by-hand recipe, with
+    /etc/tpwallet/kek under the test's directory, makes a file of mode
+    0600 holding 43 base64url characters and a newline, which `init
+    --kek-file` takes and `doctor` then finds all clear."""
+    work = workdir(ctx)
+    kek = os.path.join(work, "kek")
+    block = _block_after("docs/keys.md", "Create one with")
+    _sh(block.replace("/etc/tpwallet/kek", kek), work, _doc_env(work),
+        "the KEK recipe")
+    check_eq(os.stat(kek).st_mode & 0o777, 0o600, "the KEK file's mode")
+    check(re.match(r"^[A-Za-z0-9_-]{43}\n$", open(kek).read()),
+          "the KEK file is not 43 base64url characters and a newline")
+    for args in (["init", "--data", "d", "--kek-file", kek],
+                 ["doctor", "--data", "d", "--kek-file", kek]):
+        p = run_cli(args, cwd=work)
+        check_eq(p.returncode, 0, "tpwallet %s (%r)"
+                 % (" ".join(args), p.stdout[-400:] + p.stderr[-400:]))
+    check(not os.path.exists(os.path.join(work, "d.kek")),
+          "init made its own KEK beside the data directory")
 
 
 # -- documented command lines name real subcommands and flags -------------
