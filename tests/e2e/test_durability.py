@@ -14,9 +14,9 @@ import threading
 import time
 
 import journal
-from harness import (build_shim, e2e_test, check, check_eq, slow_factor,
-                     scaled, Client, TestFailure, wait_audit_size,
-                     wait_checkpoint)
+from harness import (CONFIG, build_shim, e2e_test, check, check_eq,
+                     slow_factor, scaled, Client, TestFailure,
+                     wait_audit_size, wait_checkpoint)
 from ledger import (account, transfer, create, create_one, get_account,
                     get_transfer, account_transfers_all)
 
@@ -793,13 +793,16 @@ def test_corrupt_mid_journal_message_names_a_command_that_starts_the_server(
 
 def _backup_block():
     """docs/operations.md, Backups: the sh block, split at its '# To
-    restore' comment into (backup commands, restore commands)."""
+    restore' comment into (backup commands, restore commands), and the
+    doctor command the section gives to check a copy."""
     root = os.path.join(os.path.dirname(__file__), "..", "..")
     text = open(os.path.join(root, "docs", "operations.md")).read()
     sec = text.split("\n## Backups\n")[1].split("\n## ")[0]
     block = sec.split("```sh\n")[1].split("```")[0]
     backup, restore = block.split("# To restore")
-    return backup, restore
+    doctor = re.findall(r"`(tpwallet doctor [^`]*)`", sec)
+    check_eq(len(doctor), 1, "doctor commands in the Backups section")
+    return backup, restore, " ".join(doctor[0].split())
 
 
 @e2e_test(timeout=120)
@@ -807,7 +810,7 @@ def test_backup_as_documented_restores_the_same_state(ctx):
     """The Backups section's commands, run as written (its /backup and
     /vault under the test's directory) with the server stopped: the copy,
     restored after later writes, starts with the state of the backup."""
-    backup, restore = _backup_block()
+    backup, restore, doctor = _backup_block()
     work = ctx.path("work")
     os.makedirs(os.path.join(work, "vault"))
     os.makedirs(os.path.join(work, "backup"))
@@ -839,6 +842,9 @@ def test_backup_as_documented_restores_the_same_state(ctx):
                  % p.stderr[-600:])
 
     run(backup)
+    # The section's check of the copy finds nothing to act on.
+    run(doctor.replace("tpwallet ", "%s " % os.path.abspath(CONFIG["binary"]),
+                       1))
     # After the backup: the server runs on and takes a write.
     s.start()
     create_one(s, "transfers", transfer(9999, 1, 2, 7), "created", 201)
