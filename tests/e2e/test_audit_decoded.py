@@ -181,7 +181,7 @@ def test_audit_decoded_view_and_log_name_who_changed_what(ctx):
         r = audit_log(data, *bad)
         check_eq(r.returncode, 2, "%r: exit" % bad)
     r = run_cli(["audit", "log", "--help"])
-    check("example: tpwallet audit log" in r.stdout, "--help example")
+    check("Example:\n  tpwallet audit log " in r.stdout, "--help example")
 
     # A damaged entry: a byte of the override's range changed on disk
     # under the running server.  The decoded view says so and still shows
