@@ -202,6 +202,61 @@ def test_docs_client_policy_example_decides_as_its_table_says(ctx):
     check_eq(checked, 8, "rows evaluated")
 
 
+def _set(path, value):
+    """A change to a policy document: the value at path (keys and list
+    indexes) becomes value; a key None renames the last key to value."""
+    def change(d):
+        for k in path[:-1]:
+            d = d[k]
+        if value is None:
+            d[path[-1][1]] = d.pop(path[-1][0])
+        else:
+            d[path[-1]] = value
+    return change
+
+
+# The documents behind the refusals docs/client-policy.md's "Errors"
+# shows: the complete example, with one change each.
+ERROR_CHANGES = {
+    "platforms.android.deprecated[0].sunset": _set(
+        ("platforms", "android", "deprecated", 0, "sunset"),
+        "2027-02-30T00:00:00Z"),
+    "platforms.android.min_suported": _set(
+        ("platforms", "android", ("min_supported", "min_suported")), None),
+    "platforms.android.blocked[1]": _set(
+        ("platforms", "android", "blocked", 1), "4.a"),
+    "platforms.android.countries.DE.min_supported": _set(
+        ("platforms", "android", "countries", "DE", "min_supported"),
+        "4.3.0"),
+}
+
+
+@e2e_test(timeout=60)
+def test_docs_client_policy_errors_are_the_linters(ctx):
+    """docs/client-policy.md, "Errors": each refusal it shows is what
+    `tpwallet policy lint` says of the complete example with the one
+    change that causes it (a '...' in the docs stands for the rest)."""
+    doc = "docs/client-policy.md"
+    work = workdir(ctx)
+    example = json.loads(_block_after(doc, "## A complete example\n",
+                                      "```json"))
+    sec = open(os.path.join(ROOT, doc)).read().split("\n## Errors\n")[1]
+    shown = [l.strip() for l in sec.split("\n## ")[0].split("\n")
+             if l.startswith("    ") and ": " in l]
+    check_eq(sorted(l.split(": ")[0] for l in shown), sorted(ERROR_CHANGES),
+             "the refusals shown")
+    for line in shown:
+        d = json.loads(json.dumps(example))
+        ERROR_CHANGES[line.split(": ")[0]](d)
+        with open(os.path.join(work, "bad.json"), "w") as f:
+            json.dump(d, f)
+        p = run_cli(["policy", "lint", "bad.json"], cwd=work)
+        check_eq(p.returncode, 1, "lint exit status for %s" % line)
+        want = "bad.json: " + line.split("...")[0]
+        check(want in p.stderr, "lint says %r, the docs %r"
+              % (p.stderr.strip(), line))
+
+
 @e2e_test(timeout=60)
 def test_docs_operations_running_and_config_examples_start_a_server(ctx):
     """docs/operations.md, "Running": the init line, then the serve line,
