@@ -1,7 +1,8 @@
 /*
  * policy_routes.c - the client-version gate that runs on every /v1
  * request, and the /v1/client-policy routes: the versioned document,
- * evaluation, the signed manifest, overrides, impact (docs/client-policy.md,
+ * evaluation, the signed manifest, overrides, impact, the impact guard of
+ * a new document and the revert of one version (docs/client-policy.md,
  * docs/api.md).
  */
 #include "api/internal.h"
