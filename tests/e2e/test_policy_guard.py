@@ -192,6 +192,16 @@ def test_policy_guard_threshold_is_a_setting_and_no_activity_passes(ctx):
     check_eq((rows(p["impact"]), p["threshold"]),
              ({"android": (10, 8, 2, 10, 0.8)}, 0.25), "v3's refusal")
     check_eq(current_version(s), 2, "the version after the refusal")
+    # A value that is not a decimal from 0 to 1 stops the server at
+    # start (exit 2, the setting named), before it listens.
+    for i, bad in enumerate(("1.5", "5%", ".5", "0.05.1", "-0", "1e-2",
+                             " 0.1")):
+        r = run_cli(["serve", "--data", ctx.path("never-%d" % i),
+                     "--listen", "127.0.0.1:0"],
+                    env={"TPWALLET_CLIENT_POLICY_MAX_BLOCKED_SHARE": bad})
+        check_eq(r.returncode, 2, "serve with the setting %r" % bad)
+        check("invalid value for 'client_policy_max_blocked_share'"
+              in r.stderr, "the refusal of %r: %r" % (bad, r.stderr))
 
 
 def document(s, version=None):
