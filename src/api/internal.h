@@ -49,6 +49,9 @@ struct api_server {
 	 * from the state and before any policy document is submitted, so
 	 * the gate skips the state lock on every request until then. */
 	atomic_bool policy_seen;
+	/* The guard rail of a policy set: the largest share of a
+	 * platform's active users it may newly block unless confirmed. */
+	double policy_blocked_share_max;
 	size_t body_bytes_max;
 	unsigned short port;
 	atomic_bool ready;
@@ -120,7 +123,10 @@ struct request_engine {
 	u32 *results;
 	u32 count;
 	bool is_array;
-	bool want_entry;   /* ?entry_index=true: results carry their entry */
+	bool want_entry; /* ?entry_index=true: results carry their entry */
+	/* Members the reply adds (a policy set's impact), or NULL; freed
+	 * with the request. */
+	json_t *reply_extra;
 	atomic_bool ready; /* set by on_engine_done before resuming */
 };
 

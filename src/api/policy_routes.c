@@ -1,13 +1,16 @@
 /*
  * policy_routes.c - the client-version gate that runs on every /v1
  * request, and the /v1/client-policy routes: the versioned document,
- * evaluation, the signed manifest, overrides, impact (docs/client-policy.md,
+ * evaluation, the signed manifest, overrides, impact, the impact guard of
+ * a new document and the revert of one version (docs/client-policy.md,
  * docs/api.md).
  */
 #include "api/internal.h"
 #include "core/activity.h"
 #include "core/auth.h"
 #include "core/parse.h"
+#include "core/policy_impact.h"
+#include "core/policy_revert.h"
 #include "core/pstate.h"
 #include "crypto/b64url.h"
 #include "crypto/keyring.h"
@@ -317,10 +320,11 @@ enum MHD_Result policy_gate_reply(struct request *rq)
 /* ---- helpers --------------------------------------------------------------
  */
 
-static enum MHD_Result reply_jansson(struct request *rq, unsigned status,
-				     json_t *o)
+/* o (consumed; NULL: out of memory) as the reply's body. */
+static enum MHD_Result reply_jansson_as(struct request *rq, unsigned status,
+					json_t *o, const char *content_type)
 {
-	char *text = json_dumps(o, JSON_COMPACT);
+	char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
 	json_decref(o);
 	if (!text)
 		return api_reply_problem(rq, PROBLEM_internal_error,
@@ -329,7 +333,13 @@ static enum MHD_Result reply_jansson(struct request *rq, unsigned status,
 	struct wbuf b = WBUF_INIT(n + 1);
 	wbuf_put(&b, text, n);
 	free(text);
-	return api_reply_json(rq, status, &b);
+	return api_reply(rq, status, &b, content_type, NULL);
+}
+
+static enum MHD_Result reply_jansson(struct request *rq, unsigned status,
+				     json_t *o)
+{
+	return reply_jansson_as(rq, status, o, "application/json");
 }
 
 static const char *arg(struct request *rq, const char *name)
@@ -389,44 +399,233 @@ static bool reason_ok(const char *r, size_t cap)
 /* ---- document: PUT, current, versions, diff, rollback ----------------------
  */
 
-static enum MHD_Result set_document(struct request *rq, const char *text,
-				    size_t len, u64 rollback_of,
-				    const char *reason)
+/* Version v's document (0: the current one) copied out under the read
+ * lock: a malloc'd NUL-terminated text, or NULL when there is no such
+ * version (*nomem when out of memory).  *pv: the version's record when
+ * found (its text pointer is not to be used: the copy is returned). */
+static char *version_text(struct request *rq, u64 v, struct pstate_version *pv,
+			  bool *nomem)
 {
-	struct policy *p = NULL;
+	char *text = NULL;
+	*nomem = false;
+	engine_read_begin(rq->srv->e);
+	const struct pstate *ps = engine_pstate(rq->srv->e);
+	if (v == 0)
+		v = pstate_version_count(ps);
+	if (pstate_version_get(ps, v, pv)) {
+		text = strndup(pv->text, pv->text_len);
+		*nomem = !text;
+	}
+	engine_read_end(rq->srv->e);
+	pv->text = NULL;
+	return text;
+}
+
+/* ---- the impact of a new document (docs/client-policy.md) ------------ */
+
+/* Against the current document (parsed into *cur, NULL when none is
+ * set; the caller frees it): its text is copied under the read lock and
+ * parsed after it, the activity read under its own lock, never both at
+ * once.  0 or -ENOMEM. */
+static int impact_of(struct request *rq, const struct policy *next,
+		     struct policy **cur, u64 *cur_version,
+		     struct policy_impact *im)
+{
+	struct pstate_version pv;
+	bool nomem;
+	char *text = version_text(rq, 0, &pv, &nomem);
+	*cur = NULL;
+	*cur_version = text ? pv.version : 0;
+	if (nomem)
+		return -ENOMEM;
+	/* A journaled document always parses (it did when it was set). */
+	if (text && policy_parse(text, pv.text_len, cur, NULL) != 0) {
+		free(text);
+		return -ENOMEM;
+	}
+	free(text);
+	pthread_mutex_lock(&rq->srv->activity_lock);
+	int r = policy_impact_compute(rq->srv->activity, *cur, next, now_s(),
+				      today(), im);
+	pthread_mutex_unlock(&rq->srv->activity_lock);
+	return r;
+}
+
+static json_t *impact_json(const struct policy_impact *im, double threshold,
+			   u64 against)
+{
+	json_t *rows = json_array();
+	for (u32 i = 0; i < im->nplatforms; i++) {
+		const struct policy_impact_platform *p = &im->p[i];
+		json_t *row = json_pack(
+			"{s:s, s:I, s:I, s:I, s:I}", "platform", p->name,
+			"actives", (json_int_t)p->actives, "newly_blocked",
+			(json_int_t)p->newly_blocked, "blocked_before",
+			(json_int_t)p->blocked_before, "blocked_after",
+			(json_int_t)p->blocked_after);
+		json_object_set_new(row, "share",
+				    json_real(policy_impact_share(p)));
+		json_array_append_new(rows, row);
+	}
+	json_t *o = json_pack("{s:I, s:f, s:I, s:s, s:o}", "window_days",
+			      (json_int_t)im->window_days, "threshold",
+			      threshold, "against_version", (json_int_t)against,
+			      "user_scope", "verified", "platforms", rows);
+	if (im->nplatforms == 0)
+		json_object_set_new(o, "note",
+				    json_string("no activity in the window: no "
+						"user is known to be blocked"));
+	return o;
+}
+
+/* A problem document with extension members (members: a new object of
+ * them, consumed). */
+static enum MHD_Result reply_problem_with(struct request *rq, enum problem p,
+					  const char *detail, json_t *members)
+{
+	char type[96];
+	snprintf(type, sizeof(type), "/problems/%s", problem_slug(p));
+	json_t *o = json_pack("{s:s, s:s, s:I, s:s, s:s}", "type", type,
+			      "title", problem_title(p), "status",
+			      (json_int_t)problem_status(p), "detail", detail,
+			      "instance", rq->request_id);
+	if (o)
+		json_object_update(o, members);
+	json_decref(members);
+	return reply_jansson_as(rq, problem_status(p), o, PROBLEM_CONTENT_TYPE);
+}
+
+/* How a document is set: PUT and revert are guarded (refused above the
+ * threshold unless accept_impact), rollback is not (it restores a
+ * version that was accepted before; its reply still reports the
+ * impact).  dry_run: answer what would happen, journal nothing. */
+struct set_opts {
+	u64 rollback_of;
+	const char *reason;
+	bool guarded, accept_impact, dry_run;
+	json_t *extra; /* members for the reply (consumed), or NULL */
+};
+
+/* The dry run's answer: the changes against the current document, the
+ * impact, the document that would be set. */
+static enum MHD_Result dry_run_reply(struct request *rq,
+				     const struct policy *cur,
+				     const struct policy *next, u64 cur_version,
+				     const char *text, size_t len, json_t *o)
+{
+	char *out = NULL;
+	json_t *changes = NULL;
+	if (cur && policy_diff(cur, next, &out, NULL) == 0)
+		changes = json_loads(out, 0, NULL);
+	free(out);
+	json_object_set_new(o, "status", json_string("dry_run"));
+	json_object_set_new(o, "current",
+			    json_integer((json_int_t)cur_version));
+	json_object_set_new(o, "changes", changes ? changes : json_array());
+	json_t *doc = json_loadb(text, len, 0, NULL);
+	json_object_set_new(o, "document", doc ? doc : json_null());
+	return reply_jansson(rq, 200, o);
+}
+
+static enum MHD_Result set_document(struct request *rq, const char *text,
+				    size_t len, struct set_opts *so)
+{
+	struct policy *p = NULL, *cur = NULL;
 	struct policy_err err;
+	struct policy_impact *im = NULL;
+	enum MHD_Result reply;
+	json_t *extra = so->extra ? so->extra : json_object();
+	char detail[256];
+	u64 cur_version = 0;
+	so->extra = NULL;
 	int r = policy_parse(text, len, &p, &err);
 	if (r == -ENOMEM)
-		return api_reply_problem(rq, PROBLEM_internal_error,
-					 "out of memory", NULL, NULL);
-	if (r != 0)
+		goto nomem;
+	if (r != 0) {
+		json_decref(extra);
 		return reply_policy_err(rq, &err);
-	policy_free(p);
-	if (!reason_ok(reason, PSTATE_REASON_BYTES))
-		return api_reply_problem(rq, PROBLEM_invalid_query,
-					 "reason: at most 207 bytes, no "
-					 "control characters",
-					 "reason", NULL);
+	}
+	if (!reason_ok(so->reason, PSTATE_REASON_BYTES)) {
+		reply = api_reply_problem(rq, PROBLEM_invalid_query,
+					  "reason: at most 207 bytes, no "
+					  "control characters",
+					  "reason", NULL);
+		goto done;
+	}
+	im = malloc(sizeof(*im));
+	if (!im || impact_of(rq, p, &cur, &cur_version, im) != 0)
+		goto nomem;
+	double th = rq->srv->policy_blocked_share_max;
+	bool over = policy_impact_over(im, th);
+	json_t *ij = impact_json(im, th, cur_version);
+	json_object_set_new(ij, "over_threshold", json_boolean(over));
+	json_object_set_new(extra, "impact", ij);
+	if (so->dry_run) {
+		reply = dry_run_reply(rq, cur, p, cur_version, text, len,
+				      extra);
+		extra = NULL;
+		goto done;
+	}
+	if (so->guarded && !so->accept_impact && over) {
+		snprintf(detail, sizeof(detail),
+			 "the document would newly block more than %g%% of "
+			 "a platform's users active in the last %u days "
+			 "(impact.platforms); confirm with "
+			 "accept_impact=true",
+			 100.0 * th, im->window_days);
+		json_object_set_new(extra, "threshold", json_real(th));
+		reply = reply_problem_with(rq, PROBLEM_policy_impact_too_high,
+					   detail, extra);
+		extra = NULL;
+		goto done;
+	}
 	u32 padded = (u32)((len + 15) / 16 * 16);
 	struct pstate_set h = {0};
 	author_of(rq, h.author);
-	h.rollback_of = rollback_of;
+	h.rollback_of = so->rollback_of;
 	h.text_bytes = (u32)len;
-	if (reason)
-		memcpy(h.reason, reason, strlen(reason));
+	if (so->reason)
+		memcpy(h.reason, so->reason, strlen(so->reason));
 	u8 *ext = api_command(rq, PSTATE_CMD_SET, (u32)sizeof(h) + padded, NULL,
 			      0);
 	if (!ext)
-		return api_reply_problem(rq, PROBLEM_internal_error,
-					 "out of memory", NULL, NULL);
+		goto nomem;
 	memcpy(ext, &h, sizeof(h));
 	memcpy(ext + sizeof(h), text, len);
+	rq->eng.reply_extra = extra;
+	extra = NULL;
 	atomic_store(&rq->srv->policy_seen, true);
-	return api_submit_command(rq, policy_command_reply);
+	reply = api_submit_command(rq, policy_command_reply);
+	goto done;
+nomem:
+	reply = api_reply_problem(rq, PROBLEM_internal_error, "out of memory",
+				  NULL, NULL);
+done:
+	json_decref(extra);
+	free(im);
+	policy_free(cur);
+	policy_free(p);
+	return reply;
+}
+
+/* ?name=true|false (absent: false).  false with the reply queued when
+ * the value is neither. */
+static bool arg_bool(struct request *rq, const char *name, bool *out,
+		     enum MHD_Result *reply)
+{
+	const char *v = arg(rq, name);
+	*out = v && strcmp(v, "true") == 0;
+	if (!v || strcmp(v, "true") == 0 || strcmp(v, "false") == 0)
+		return true;
+	*reply = api_reply_problem(rq, PROBLEM_invalid_query, "true or false",
+				   name, NULL);
+	return false;
 }
 
 static enum MHD_Result put_policy(struct request *rq)
 {
+	struct set_opts so = {.reason = arg(rq, "reason"), .guarded = true};
+	enum MHD_Result reply;
 	if (rq->body.over_budget)
 		return api_reply_problem(rq, PROBLEM_unavailable,
 					 "too many large requests at once; "
@@ -440,8 +639,10 @@ static enum MHD_Result put_policy(struct request *rq)
 		return api_reply_problem(rq, PROBLEM_invalid_json,
 					 "the body is the policy document",
 					 NULL, NULL);
-	return set_document(rq, rq->body.data, rq->body.len, 0,
-			    arg(rq, "reason"));
+	if (!arg_bool(rq, "accept_impact", &so.accept_impact, &reply) ||
+	    !arg_bool(rq, "dry_run", &so.dry_run, &reply))
+		return reply;
+	return set_document(rq, rq->body.data, rq->body.len, &so);
 }
 
 static json_t *version_meta(const struct pstate_version *v)
@@ -463,24 +664,20 @@ static json_t *version_meta(const struct pstate_version *v)
 static enum MHD_Result get_version(struct request *rq, u64 v)
 {
 	struct pstate_version pv;
-	char *text = NULL;
+	bool nomem;
 	/* The version is copied out under the read lock (its text too), and
 	 * parsed and formatted after it. */
-	engine_read_begin(rq->srv->e);
-	const struct pstate *ps = engine_pstate(rq->srv->e);
-	if (v == 0)
-		v = pstate_version_count(ps);
-	bool found = pstate_version_get(ps, v, &pv);
-	if (found)
-		text = strndup(pv.text, pv.text_len);
-	engine_read_end(rq->srv->e);
-	if (!found)
+	char *text = version_text(rq, v, &pv, &nomem);
+	if (nomem)
+		return api_reply_problem(rq, PROBLEM_internal_error,
+					 "out of memory", NULL, NULL);
+	if (!text)
 		return api_reply_problem(rq, PROBLEM_policy_not_found,
 					 v ? "no such version"
 					   : "no policy has been set yet",
 					 NULL, NULL);
 	json_t *o = version_meta(&pv);
-	json_t *doc = text ? json_loadb(text, pv.text_len, 0, NULL) : NULL;
+	json_t *doc = json_loadb(text, pv.text_len, 0, NULL);
 	free(text);
 	json_object_set_new(o, "document", doc ? doc : json_null());
 	return reply_jansson(rq, 200, o);
@@ -572,23 +769,23 @@ enum MHD_Result policy_route_diff(struct request *rq)
 				       "changes", changes));
 }
 
-/* A small request body of the members `name` and "reason" (both
+/* A small request body whose members are among names (NULL-ended; all
  * optional here), or NULL with the reply: 400 unknown-field naming any
- * other member. */
-static json_t *body_of_two(struct request *rq, const char *name,
-			   enum MHD_Result *reply)
+ * other member, the detail listing them. */
+static json_t *body_members(struct request *rq, const char *const *names,
+			    const char *detail, enum MHD_Result *reply)
 {
 	json_t *j = api_body_object(rq, API_SMALL_BODY_BYTES_MAX, reply);
 	const char *k;
 	json_t *x;
-	char detail[64];
 	if (!j)
 		return NULL;
 	json_object_foreach(j, k, x)
 	{
-		if (strcmp(k, name) && strcmp(k, "reason")) {
-			snprintf(detail, sizeof(detail),
-				 "members are %s and reason", name);
+		size_t i = 0;
+		while (names[i] && strcmp(k, names[i]))
+			i++;
+		if (!names[i]) {
 			/* k lives in j: reply before letting go of it */
 			*reply = api_reply_problem(rq, PROBLEM_unknown_field,
 						   detail, k, NULL);
@@ -599,50 +796,213 @@ static json_t *body_of_two(struct request *rq, const char *name,
 	return j;
 }
 
+/* The "version" member: a version number, or 0 with the reply queued. */
+static u64 body_version(struct request *rq, json_t *j, enum MHD_Result *reply)
+{
+	json_t *v = json_object_get(j, "version");
+	if (json_is_integer(v) && json_integer_value(v) >= 1)
+		return (u64)json_integer_value(v);
+	*reply = api_reply_problem(rq, PROBLEM_invalid_field,
+				   "a version number (1, 2, ...)", "version",
+				   NULL);
+	return 0;
+}
+
+static enum MHD_Result reply_bad_reason(struct request *rq)
+{
+	return api_reply_problem(rq, PROBLEM_invalid_field,
+				 "at most 207 bytes, no control characters",
+				 "reason", NULL);
+}
+
 enum MHD_Result policy_route_rollback(struct request *rq)
 {
+	static const char *const names[] = {"version", "reason", NULL};
 	enum MHD_Result reply;
-	json_t *j = body_of_two(rq, "version", &reply);
+	json_t *j = body_members(rq, names, "members are version and reason",
+				 &reply);
 	if (!j)
 		return reply;
-	json_t *v = json_object_get(j, "version");
+	u64 target = body_version(rq, j, &reply);
 	const char *reason = json_string_value(json_object_get(j, "reason"));
-	if (!json_is_integer(v) || json_integer_value(v) < 1) {
-		json_decref(j);
-		return api_reply_problem(rq, PROBLEM_invalid_field,
-					 "a version number (1, 2, ...)",
-					 "version", NULL);
-	}
-	u64 target = (u64)json_integer_value(v);
 	struct pstate_version pv;
 	char *text = NULL;
-	size_t len = 0;
-	engine_read_begin(rq->srv->e);
-	if (pstate_version_get(engine_pstate(rq->srv->e), target, &pv)) {
-		text = strndup(pv.text, pv.text_len);
-		len = pv.text_len;
-	}
-	engine_read_end(rq->srv->e);
-	if (!text) {
+	bool nomem = false;
+	if (target)
+		text = version_text(rq, target, &pv, &nomem);
+	if (!target || nomem || !text) {
 		json_decref(j);
-		return api_reply_problem(rq, PROBLEM_policy_not_found,
-					 "no such version", "version", NULL);
+		return !target ? reply
+		       : nomem ? api_reply_problem(rq, PROBLEM_internal_error,
+						   "out of memory", NULL, NULL)
+			       : api_reply_problem(rq, PROBLEM_policy_not_found,
+						   "no such version", "version",
+						   NULL);
 	}
 	if (!reason_ok(reason, PSTATE_REASON_BYTES)) {
 		json_decref(j);
 		free(text);
-		return api_reply_problem(rq, PROBLEM_invalid_field,
-					 "at most 207 bytes, no control "
-					 "characters",
-					 "reason", NULL);
+		return reply_bad_reason(rq);
 	}
 	char reason_buf[PSTATE_REASON_BYTES];
 	snprintf(reason_buf, sizeof(reason_buf), "%s", reason ? reason : "");
 	json_decref(j);
-	enum MHD_Result r = set_document(rq, text, len, target,
-					 reason_buf[0] ? reason_buf : NULL);
+	struct set_opts so = {.rollback_of = target,
+			      .reason = reason_buf[0] ? reason_buf : NULL};
+	enum MHD_Result r = set_document(rq, text, pv.text_len, &so);
 	free(text);
 	return r;
+}
+
+/* The texts a revert of version n merges: n - 1's (NULL for n = 1), n's
+ * and the current one, copied under one read lock.  false: no version
+ * n (or out of memory: *nomem). */
+struct revert_texts {
+	char *base, *theirs, *ours;
+	size_t base_len, theirs_len, ours_len;
+	u64 current;
+};
+
+static bool revert_texts(struct request *rq, u64 n, struct revert_texts *t,
+			 bool *nomem)
+{
+	struct pstate_version a, b, c;
+	memset(t, 0, sizeof(*t));
+	engine_read_begin(rq->srv->e);
+	const struct pstate *ps = engine_pstate(rq->srv->e);
+	t->current = pstate_version_count(ps);
+	bool found = pstate_version_get(ps, n, &b) &&
+		     pstate_version_get(ps, t->current, &c) &&
+		     (n == 1 || pstate_version_get(ps, n - 1, &a));
+	if (found) {
+		t->theirs = strndup(b.text, t->theirs_len = b.text_len);
+		t->ours = strndup(c.text, t->ours_len = c.text_len);
+		if (n > 1)
+			t->base = strndup(a.text, t->base_len = a.text_len);
+	}
+	engine_read_end(rq->srv->e);
+	*nomem = found && (!t->theirs || !t->ours || (n > 1 && !t->base));
+	return found;
+}
+
+static void revert_texts_free(struct revert_texts *t)
+{
+	free(t->base);
+	free(t->theirs);
+	free(t->ours);
+}
+
+/* POST /v1/client-policy/revert {"version": N, "reason"?,
+ * "accept_impact"?, "dry_run"?}: undo version N's change on top of the
+ * current document (core/policy_revert.h), set as a new version through
+ * the impact guard. */
+enum MHD_Result policy_route_revert(struct request *rq)
+{
+	static const char *const names[] = {"version", "reason",
+					    "accept_impact", "dry_run", NULL};
+	enum MHD_Result reply;
+	json_t *j = body_members(rq, names,
+				 "members are version, reason, accept_impact "
+				 "and dry_run",
+				 &reply);
+	if (!j)
+		return reply;
+	u64 n = body_version(rq, j, &reply);
+	json_t *why = json_object_get(j, "reason");
+	json_t *acc = json_object_get(j, "accept_impact");
+	json_t *dry = json_object_get(j, "dry_run");
+	const char *reason = json_string_value(why);
+	char reason_buf[PSTATE_REASON_BYTES];
+	int k = snprintf(reason_buf, sizeof(reason_buf),
+			 "revert of version %llu%s%s", (unsigned long long)n,
+			 reason ? ": " : "", reason ? reason : "");
+	struct set_opts so = {.reason = reason_buf,
+			      .guarded = true,
+			      .accept_impact = json_is_true(acc),
+			      .dry_run = json_is_true(dry)};
+	if (!n) {
+		json_decref(j);
+		return reply;
+	}
+	if ((why && (!reason || !reason[0])) ||
+	    !reason_ok(reason, PSTATE_REASON_BYTES) || k < 0 ||
+	    (size_t)k >= sizeof(reason_buf)) {
+		json_decref(j);
+		return api_reply_problem(rq, PROBLEM_invalid_field,
+					 "1 byte or more, no control "
+					 "characters, and with \"revert of "
+					 "version N: \" at most 207 bytes",
+					 "reason", NULL);
+	}
+	if ((acc && !json_is_boolean(acc)) || (dry && !json_is_boolean(dry))) {
+		const char *field = acc && !json_is_boolean(acc)
+					    ? "accept_impact"
+					    : "dry_run";
+		json_decref(j);
+		return api_reply_problem(rq, PROBLEM_invalid_field,
+					 "true or false", field, NULL);
+	}
+	json_decref(j);
+
+	struct revert_texts t;
+	struct policy_revert rv;
+	bool nomem;
+	if (!revert_texts(rq, n, &t, &nomem)) {
+		revert_texts_free(&t);
+		return api_reply_problem(rq, PROBLEM_policy_not_found,
+					 "no such version", "version", NULL);
+	}
+	int r = nomem ? -ENOMEM
+		      : policy_revert(t.base, t.base_len, t.theirs,
+				      t.theirs_len, t.ours, t.ours_len, &rv);
+	u64 current = t.current;
+	revert_texts_free(&t);
+	if (r != 0)
+		return api_reply_problem(rq, PROBLEM_internal_error,
+					 r == -ENOMEM ? "out of memory"
+						      : "a stored document "
+							"does not load",
+					 NULL, NULL);
+	if (rv.nconflicts) {
+		char detail[160];
+		json_t *paths = json_array();
+		for (u32 i = 0;
+		     i < rv.nconflicts && i < POLICY_REVERT_CONFLICTS_MAX; i++)
+			json_array_append_new(paths,
+					      json_string(rv.conflicts[i]));
+		snprintf(detail, sizeof(detail),
+			 "a later version changed again what version %llu "
+			 "changed (conflicts); revert those first, or set a "
+			 "document",
+			 (unsigned long long)n);
+		return reply_problem_with(
+			rq, PROBLEM_policy_revert_conflict, detail,
+			json_pack("{s:I, s:I, s:I, s:o}", "version",
+				  (json_int_t)n, "current", (json_int_t)current,
+				  "conflict_count", (json_int_t)rv.nconflicts,
+				  "conflicts", paths));
+	}
+	struct policy *merged = NULL;
+	struct policy_err err;
+	r = policy_parse(rv.text, rv.len, &merged, &err);
+	policy_free(merged);
+	if (r != 0) {
+		char detail[POLICY_ERR_MSG_BYTES + 96];
+		free(rv.text);
+		if (r == -ENOMEM)
+			return api_reply_problem(rq, PROBLEM_internal_error,
+						 "out of memory", NULL, NULL);
+		snprintf(detail, sizeof(detail),
+			 "reverting version %llu gives a document that is not "
+			 "valid: %s",
+			 (unsigned long long)n, err.msg);
+		return api_reply_problem(rq, PROBLEM_invalid_policy, detail,
+					 err.path[0] ? err.path : NULL, NULL);
+	}
+	so.extra = json_pack("{s:I}", "reverted", (json_int_t)n);
+	enum MHD_Result res = set_document(rq, rv.text, rv.len, &so);
+	free(rv.text);
+	return res;
 }
 
 /* ---- evaluate and the signed manifest -------------------------------- */
@@ -972,8 +1332,10 @@ static enum MHD_Result delete_override(struct request *rq)
  * until now + duration_s (a journal command: PSTATE_CMD_OVERRIDE_EXTEND). */
 enum MHD_Result policy_route_override_extend(struct request *rq)
 {
+	static const char *const names[] = {"duration_s", "reason", NULL};
 	enum MHD_Result reply;
-	json_t *j = body_of_two(rq, "duration_s", &reply);
+	json_t *j = body_members(rq, names, "members are duration_s and reason",
+				 &reply);
 	if (!j)
 		return reply;
 	json_t *d = json_object_get(j, "duration_s");
@@ -1330,6 +1692,9 @@ static enum MHD_Result policy_command_reply(struct request *rq)
 			json_object_set_new(o, "previous",
 					    json_integer((json_int_t)v - 1));
 		}
+		/* The impact reported before submitting (set_document). */
+		if (rq->eng.reply_extra)
+			json_object_update(o, rq->eng.reply_extra);
 		if (outcome == PSTATE_OK)
 			log_at(LOG_INFO, "client policy activated",
 			       LOG_NUM("version", v));

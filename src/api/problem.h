@@ -65,6 +65,10 @@
 	  "The override has already ended or expired")                         \
 	X(policy_not_found, "policy-not-found", 404,                           \
 	  "No such client policy version or override")                         \
+	X(policy_impact_too_high, "policy-impact-too-high", 409,               \
+	  "The client policy would block too many active users")               \
+	X(policy_revert_conflict, "policy-revert-conflict", 409,               \
+	  "The version's change was changed again since")                      \
 	X(unknown_revoker, "unknown-revoker", 403,                             \
 	  "The revocation statement is signed by a key the server does not "   \
 	  "know")                                                              \

@@ -194,6 +194,8 @@ enum route_scope {
 	X(cp_rollback, "/v1/client-policy/rollback", RP_NONE, RM_POST,         \
 	  RB_SMALL, 0, OP(POLICY_ADMIN), RA_ANY, RF_UNGATED,                   \
 	  policy_route_rollback)                                               \
+	X(cp_revert, "/v1/client-policy/revert", RP_NONE, RM_POST, RB_SMALL,   \
+	  0, OP(POLICY_ADMIN), RA_ANY, RF_UNGATED, policy_route_revert)        \
 	X(cp_evaluate, "/v1/client-policy/evaluate", RP_NONE, RM_READ,         \
 	  RB_NONE, OP(POLICY_READ), 0, RA_ANY, RF_UNGATED,                     \
 	  policy_route_evaluate)                                               \

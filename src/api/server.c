@@ -833,6 +833,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
 	free(rq->eng.results);
 	free(rq->eng.payload);
 	free(rq->gate.body);
+	json_decref(rq->eng.reply_extra);
 	api_caller_clear(&rq->auth.caller);
 	free(rq);
 }
@@ -948,6 +949,10 @@ int api_server_start(struct api_server **out, struct engine *e,
 	s->origin = o->origin;
 	s->authz = o->authz;
 	s->data_dir = o->data_dir;
+	s->policy_blocked_share_max =
+		o->policy_blocked_share_set
+			? o->policy_blocked_share_max
+			: API_POLICY_BLOCKED_SHARE_MAX_DEFAULT;
 	if (policy_activity_open(s) != 0) {
 		*err = "out of memory";
 		ret = -ENOMEM;

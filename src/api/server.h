@@ -49,6 +49,8 @@ struct keyring;
 #define API_BODY_BYTES_MAX_DEFAULT	 ((size_t)8 << 20)
 #define API_CONNECTION_TIMEOUT_S_DEFAULT 30u
 #define API_CONNECTIONS_MAX_DEFAULT	 4096u
+/* client_policy_max_blocked_share (docs/client-policy.md) */
+#define API_POLICY_BLOCKED_SHARE_MAX_DEFAULT 0.05
 
 struct api_options {
 	const char *host;      /* numeric address or name; NULL: 127.0.0.1 */
@@ -66,6 +68,11 @@ struct api_options {
 	/* Where client activity (docs/client-policy.md) is kept between
 	 * runs; NULL: in memory only. */
 	const char *data_dir;
+	/* The guard rail of a policy set (docs/client-policy.md): the
+	 * largest share (0..1) of a platform's active users a new document
+	 * may newly block without ?accept_impact=true.  Unset: the default. */
+	bool policy_blocked_share_set;
+	double policy_blocked_share_max;
 	/* Body budgets, deadlines, per-address limits, trusted proxies
 	 * (api/netguard.h); a zero field takes its default. */
 	struct netguard_limits net;

@@ -72,6 +72,9 @@ struct settings {
 	char public_url[256];	    /* DPoP htu origin; "" = the Host header */
 	unsigned link_leeway_s;	    /* skew on link exp, nbf, iat */
 	unsigned revocations_per_principal; /* per bucket: core/auth.h */
+	/* A policy set may newly block at most this share (0..1) of a
+	 * platform's active users unless confirmed (docs/client-policy.md). */
+	double client_policy_max_blocked_share;
 	char log_level[16];
 	char kek_file[4200]; /* "" until settings_finish: DATA.kek */
 	/* "http://HOST:PORT KEY" of each witness (setting `witness`, which
@@ -135,6 +138,9 @@ struct client {
 	/* -H 'Name: value' of tpwallet call (X-Client-Version...) */
 	struct http_header *extra;
 	unsigned nextra;
+	/* client_send with resp: a problem answer is kept in *resp too
+	 * (after its summary on stderr; the return is still 1). */
+	bool keep_problem;
 };
 
 void client_init(struct client *c, const char *prog);

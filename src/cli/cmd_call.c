@@ -545,6 +545,10 @@ int client_send(const struct client *c, const char *method, const char *target,
 		print_problem(c, &r);
 		if (c->verbose && r.body)
 			client_print_body(r.body, r.body_len);
+		if (resp && c->keep_problem) {
+			*resp = r;
+			memset(&r, 0, sizeof(r));
+		}
 	} else {
 		fprintf(stderr, "%s: %d ", c->prog, r.status);
 		client_print_clean(stderr, r.reason);

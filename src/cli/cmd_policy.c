@@ -4,10 +4,13 @@
  *
  *   lint FILE|- [--canonical]           offline: policy_parse
  *   show [--version N] [--json]         GET /v1/client-policy/current
- *   set FILE|- [--reason T] [--dry-run] PUT /v1/client-policy
+ *   set FILE|- [--reason T] [--dry-run] [--accept-impact]
+ *                                       PUT /v1/client-policy
  *   diff A B | diff --file FILE         GET .../diff, or offline diff
  *   history [--json]                    GET .../versions
  *   rollback N --reason T               POST .../rollback
+ *   revert N [--reason T] [--dry-run] [--accept-impact]
+ *                                       POST .../revert
  *   override open|list|end              .../overrides
  *   evaluate --platform P ... [--offline FILE]
  *   impact --platform P --min-supported X
@@ -47,6 +50,8 @@
 #define ARGS_MAX	 2    /* positional arguments of a subcommand */
 #define REASON_BYTES_MAX (PSTATE_REASON_BYTES - 1) /* set, rollback, end */
 #define IMPACT_WEEKS_MAX 17u
+/* "revert of version N: " the server puts before a revert's reason */
+#define REVERT_PREFIX_BYTES_MAX 40
 
 /* ---- options ------------------------------------------------------------
  * Every subcommand's own options land in one struct; each subcommand's
@@ -72,10 +77,11 @@ enum {
 	OPT_MIN_SUPPORTED,
 	OPT_THRESHOLD,
 	OPT_WEEKS,
+	OPT_ACCEPT_IMPACT,
 };
 
 struct popts {
-	bool json, canonical, dry_run, all;
+	bool json, canonical, dry_run, all, accept_impact;
 	const char *reason, *version, *file, *platform, *range, *mode,
 		*duration, *channel, *country, *user, *lang, *offline,
 		*min_supported, *threshold, *weeks;
@@ -88,6 +94,10 @@ struct ctx {
 	struct popts o;
 	char *args[ARGS_MAX];
 	int nargs;
+	/* The command line after "tpwallet policy <sub>" (the command to
+	 * confirm a refused set or revert is printed from it). */
+	int argc;
+	char **argv;
 };
 
 /* clang-format off */
@@ -110,8 +120,10 @@ static const struct option opts_set[] = {
 	O_CLIENT,
 	O_REASON,
 	{"dry-run", no_argument, NULL, OPT_DRY_RUN},
+	{"accept-impact", no_argument, NULL, OPT_ACCEPT_IMPACT},
 	O_HELP,
 	O_END};
+#define opts_revert opts_set
 static const struct option opts_diff[] = {
 	O_CLIENT, {"file", required_argument, NULL, OPT_FILE}, O_HELP, O_END};
 static const struct option opts_history[] = {O_CLIENT, O_JSON, O_HELP, O_END};
@@ -173,6 +185,11 @@ static const char *jstr(const json_t *o, const char *key)
 static long long jint(const json_t *o, const char *key)
 {
 	return (long long)json_integer_value(json_object_get(o, key));
+}
+
+static double jreal(const json_t *o, const char *key)
+{
+	return json_number_value(json_object_get(o, key));
 }
 
 static void put_time(char out[32], int64_t t)
@@ -266,6 +283,8 @@ static void target_add(struct target *t, const char *name, const char *value)
  * One request whose 2xx answer is a JSON object, kept in *out (the
  * caller json_decref's it).  Returns 0; client_send's status (1, or
  * EXIT_USAGE) after it printed why; 1 when the answer is not JSON.
+ * With x->c.keep_problem, a refusal's problem document is kept in *out
+ * (when it is a JSON object) and 1 returned.
  */
 static int call_json(const struct ctx *x, const char *method,
 		     const struct target *t, const char *body, size_t len,
@@ -281,8 +300,14 @@ static int call_json(const struct ctx *x, const char *method,
 		return EXIT_USAGE;
 	}
 	ret = client_send(&x->c, method, t->s, body, len, &r);
-	if (ret != 0)
+	if (ret != 0) {
+		*out = r.body ? json_loadb(r.body, r.body_len, 0, NULL) : NULL;
+		if (!json_is_object(*out)) {
+			json_decref(*out);
+			*out = NULL;
+		}
 		goto cleanup;
+	}
 	*out = r.body ? json_loadb(r.body, r.body_len, 0, NULL) : NULL;
 	if (!json_is_object(*out)) {
 		json_decref(*out);
@@ -295,6 +320,17 @@ static int call_json(const struct ctx *x, const char *method,
 cleanup:
 	http_response_clear(&r);
 	return ret;
+}
+
+/* A request body: o (consumed) as compact JSON text (free() it), or NULL
+ * after saying so when out of memory (o NULL too). */
+static char *body_text(const struct ctx *x, json_t *o)
+{
+	char *body = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	if (!body)
+		fprintf(stderr, "%s: out of memory\n", x->prog);
+	return body;
 }
 
 /* The same, printing the answer verbatim (--json). */
@@ -480,6 +516,89 @@ cleanup:
 	return ret;
 }
 
+/* The "impact" member of a set, revert or rollback answer (or of a
+ * policy-impact-too-high refusal): users newly blocked of those active,
+ * per platform. */
+static void print_impact(FILE *f, const json_t *j)
+{
+	const json_t *im = json_object_get(j, "impact"), *row;
+	const json_t *rows = json_object_get(im, "platforms");
+	size_t i;
+
+	if (!im)
+		return;
+	fprintf(f,
+		"impact: users active in the last %lld days newly blocked "
+		"(threshold %g%%):\n",
+		jint(im, "window_days"), 100.0 * jreal(im, "threshold"));
+	if (json_array_size(rows) == 0)
+		fputs("  (no activity recorded: no user is known to be "
+		      "blocked)\n",
+		      f);
+	json_array_foreach(rows, i, row)
+	{
+		fputs("  ", f);
+		client_print_clean(f, jstr(row, "platform"));
+		fprintf(f, ": %lld of %lld (%.1f%%)\n",
+			jint(row, "newly_blocked"), jint(row, "actives"),
+			100.0 * jreal(row, "share"));
+	}
+}
+
+/* A word of the command line, quoted for a POSIX shell when needed. */
+static void put_shell_word(FILE *f, const char *w)
+{
+	if (w[0] && strspn(w, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstu"
+			      "vwxyz0123456789_./=:@%+,-") == strlen(w)) {
+		fputs(w, f);
+		return;
+	}
+	fputc('\'', f);
+	for (; *w; w++) {
+		if (*w == '\'')
+			fputs("'\\''", f);
+		else if ((unsigned char)*w < 0x20 || *w == 0x7f)
+			fputc('?', f);
+		else
+			fputc(*w, f);
+	}
+	fputc('\'', f);
+}
+
+/* After a refusal: a problem's impact table, or a revert's conflicts,
+ * and the command that confirms (the same one with --accept-impact). */
+static void print_refusal(const struct ctx *x, const json_t *p)
+{
+	const json_t *c = json_object_get(p, "conflicts"), *path;
+	size_t i;
+
+	if (!p)
+		return;
+	if (strcmp(jstr(p, "type") ? jstr(p, "type") : "",
+		   "/problems/policy-impact-too-high") == 0) {
+		print_impact(stdout, p);
+		fputs("not activated; to activate it anyway:\n  ", stdout);
+		/* getopt moved the arguments after the options: they
+		 * come first again, as written in the usage. */
+		fputs(x->prog, stdout);
+		for (int k = 0; k < x->nargs; k++) {
+			fputc(' ', stdout);
+			put_shell_word(stdout, x->args[k]);
+		}
+		for (int k = 1; k < x->argc - x->nargs; k++) {
+			fputc(' ', stdout);
+			put_shell_word(stdout, x->argv[k]);
+		}
+		fputs(" --accept-impact\n", stdout);
+	}
+	json_array_foreach(c, i, path)
+	{
+		fputs("conflict: ", stderr);
+		client_print_clean(stderr, json_string_value(path));
+		fputc('\n', stderr);
+	}
+}
+
 /* The answer to PUT or rollback: {"version", "status", "previous"?,
  * "changes"?}. */
 static void print_activation(const json_t *j, long long rollback_of)
@@ -497,12 +616,39 @@ static void print_activation(const json_t *j, long long rollback_of)
 	printf("activated version %lld", jint(j, "version"));
 	if (rollback_of)
 		printf(" (a copy of version %lld)", rollback_of);
+	if (json_object_get(j, "reverted"))
+		printf(" (reverts version %lld)", jint(j, "reverted"));
 	if (json_object_get(j, "previous"))
 		printf(": %zu change%s from version %lld\n", n,
 		       n == 1 ? "" : "s", jint(j, "previous"));
 	else
 		fputs(": the first policy\n", stdout);
 	print_changes(changes);
+	print_impact(stdout, j);
+}
+
+/* The answer to a dry run (PUT ?dry_run=true, revert "dry_run"):
+ * {"status": "dry_run", "current", "changes", "impact", "document"}. */
+static void print_dry_run(const json_t *j, const char *what)
+{
+	const json_t *changes = json_object_get(j, "changes");
+	size_t n = json_array_size(changes);
+	long long cur = jint(j, "current");
+
+	if (cur == 0)
+		printf("dry run: no policy is set yet; %s would be version "
+		       "1\n",
+		       what);
+	else if (n == 0)
+		printf("dry run: %s means the same as the current version "
+		       "%lld; nothing would change\n",
+		       what, cur);
+	else
+		printf("dry run: %s would be version %lld: %zu change%s from "
+		       "version %lld\n",
+		       what, cur + 1, n, n == 1 ? "" : "s", cur);
+	print_changes(changes);
+	print_impact(stdout, j);
 }
 
 /* ---- lint, show, set, diff, history, rollback --------------------------- */
@@ -578,12 +724,11 @@ cleanup:
 
 static int do_set(struct ctx *x)
 {
-	struct policy *p = NULL, *cur = NULL;
+	struct policy *p = NULL;
 	struct target t;
 	json_t *j = NULL;
-	char *text = NULL, what[64];
+	char *text = NULL;
 	size_t len = 0;
-	long long cur_version = 0;
 	int ret;
 
 	ret = check_reason(x, x->o.reason, REASON_BYTES_MAX, false);
@@ -596,30 +741,64 @@ static int do_set(struct ctx *x)
 			fprintf(stderr, "%s: not sent\n", x->prog);
 		goto cleanup;
 	}
-	if (x->o.dry_run) {
-		ret = fetch_current(x, &cur, &cur_version);
-		if (ret != 0)
-			goto cleanup;
-		if (!cur) {
-			printf("dry run: no policy is set yet; this document "
-			       "would be version 1\n");
-			goto cleanup;
-		}
-		snprintf(what, sizeof(what), "dry run against version %lld",
-			 cur_version);
-		ret = print_local_diff(x, cur, p, what);
-		goto cleanup;
-	}
 	target_init(&t, "/v1/client-policy");
 	target_add(&t, "reason", x->o.reason);
+	if (x->o.accept_impact)
+		target_add(&t, "accept_impact", "true");
+	if (x->o.dry_run)
+		target_add(&t, "dry_run", "true");
+	x->c.keep_problem = true;
 	ret = call_json(x, "PUT", &t, text, len, &j);
-	if (ret == 0)
+	if (ret == 0 && x->o.dry_run)
+		print_dry_run(j, "this document");
+	else if (ret == 0)
 		print_activation(j, 0);
+	else
+		print_refusal(x, j);
 cleanup:
 	json_decref(j);
-	policy_free(cur);
 	policy_free(p);
 	free(text);
+	return ret;
+}
+
+/* revert N: POST /v1/client-policy/revert. */
+static int do_revert(struct ctx *x)
+{
+	struct target t;
+	json_t *j = NULL, *o;
+	char *body = NULL, what[64];
+	uint64_t v;
+	int ret;
+
+	ret = parse_number(x, "N", x->args[0], &v);
+	if (ret == 0)
+		ret = check_reason(x, x->o.reason,
+				   REASON_BYTES_MAX - REVERT_PREFIX_BYTES_MAX,
+				   false);
+	if (ret != 0)
+		return ret;
+	o = json_pack("{s:I, s:b, s:b}", "version", (json_int_t)v,
+		      "accept_impact", x->o.accept_impact, "dry_run",
+		      x->o.dry_run);
+	if (o && x->o.reason)
+		json_object_set_new(o, "reason", json_string(x->o.reason));
+	body = body_text(x, o);
+	if (!body)
+		return 1;
+	target_init(&t, "/v1/client-policy/revert");
+	x->c.keep_problem = true;
+	ret = call_json(x, "POST", &t, body, strlen(body), &j);
+	snprintf(what, sizeof(what), "reverting version %llu",
+		 (unsigned long long)v);
+	if (ret == 0 && x->o.dry_run)
+		print_dry_run(j, what);
+	else if (ret == 0)
+		print_activation(j, 0);
+	else
+		print_refusal(x, j);
+	json_decref(j);
+	free(body);
 	return ret;
 }
 
@@ -797,12 +976,9 @@ static int do_rollback(struct ctx *x)
 		return rollback_dry_run(x, v);
 	o = json_pack("{s:I, s:s}", "version", (json_int_t)v, "reason",
 		      x->o.reason);
-	body = o ? json_dumps(o, JSON_COMPACT) : NULL;
-	json_decref(o);
-	if (!body) {
-		fprintf(stderr, "%s: out of memory\n", x->prog);
+	body = body_text(x, o);
+	if (!body)
 		return 1;
-	}
 	target_init(&t, "/v1/client-policy/rollback");
 	ret = call_json(x, "POST", &t, body, strlen(body), &j);
 	if (ret == 0)
@@ -1243,11 +1419,6 @@ static int do_evaluate(struct ctx *x)
 
 /* ---- impact, activity --------------------------------------------------- */
 
-static double jreal(const json_t *o, const char *key)
-{
-	return json_number_value(json_object_get(o, key));
-}
-
 static int do_impact(struct ctx *x)
 {
 	struct target t;
@@ -1385,12 +1556,16 @@ static const struct sub subs[] = {
 	 "reason and\nthe document.  --json: the server's answer as is.",
 	 "  tpwallet policy show --version 1\n"},
 	{"set", do_set, opts_set, true, 1, 1,
-	 "set FILE|- [--reason TEXT] [--dry-run]",
+	 "set FILE|- [--reason TEXT] [--dry-run] [--accept-impact]",
 	 "Lint FILE, then activate it as the new version (PUT\n"
-	 "/v1/client-policy) and print the changes, \"path: old -> new\".\n"
-	 "A document that does not lint is never sent.  --dry-run fetches "
-	 "the\ncurrent version and prints the changes without activating "
-	 "anything.\n--reason (at most 207 bytes) goes in the history.",
+	 "/v1/client-policy) and print the changes, \"path: old -> new\", "
+	 "and the\nimpact: per platform, the users active in the last 7 "
+	 "days it newly\nblocks.  Above the server's threshold "
+	 "(client_policy_max_blocked_share)\nit is refused (exit 1) with "
+	 "the impact and the command that confirms\n(--accept-impact).  A "
+	 "document that does not lint is never sent.\n--dry-run asks the "
+	 "server for the changes and the impact without\nactivating "
+	 "anything.  --reason (at most 207 bytes) goes in the history.",
 	 "  tpwallet policy set policy.json --reason \"block android 3.x\"\n"},
 	{"diff", do_diff, opts_diff, true, 0, 2, "diff A B | diff --file FILE",
 	 "The changes from version A to version B, one \"path: old -> new\" "
@@ -1401,6 +1576,16 @@ static const struct sub subs[] = {
 	 "Every version, newest first (at most 1000); * marks the current "
 	 "one.",
 	 "  tpwallet policy history\n"},
+	{"revert", do_revert, opts_revert, true, 1, 1,
+	 "revert N [--reason TEXT] [--dry-run] [--accept-impact]",
+	 "Undo version N's change on top of the current document (a "
+	 "three-way merge:\nthe current document, with what N changed "
+	 "against N-1 put back), as a\nnew version whose reason names N.  "
+	 "A key changed again since N is a\nconflict (409, each path "
+	 "printed; nothing changes).  Like set, it prints the\nimpact and "
+	 "is refused above the server's threshold unless --accept-impact;\n"
+	 "--dry-run prints the changes and the impact without activating.",
+	 "  tpwallet policy revert 2 --dry-run\n"},
 	{"rollback", do_rollback, opts_rollback, true, 1, 1,
 	 "rollback N --reason TEXT | rollback N --dry-run",
 	 "Activate version N's document again, as a new version (history is "
@@ -1524,6 +1709,7 @@ static int parse_args(struct ctx *x, int argc, char **argv)
 		case OPT_JSON: o->json = true; break;
 		case OPT_CANONICAL: o->canonical = true; break;
 		case OPT_DRY_RUN: o->dry_run = true; break;
+		case OPT_ACCEPT_IMPACT: o->accept_impact = true; break;
 		case OPT_ALL: o->all = true; break;
 		case OPT_REASON: o->reason = optarg; break;
 		case OPT_VERSION: o->version = optarg; break;
@@ -1612,6 +1798,8 @@ int cmd_policy(int argc, char **argv)
 	argc -= skip;
 	argv += skip;
 	argv[0] = prog; /* getopt's own messages name the command */
+	x.argc = argc;
+	x.argv = argv;
 	r = parse_args(&x, argc, argv);
 	if (r >= 0)
 		return r;

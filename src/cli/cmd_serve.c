@@ -379,6 +379,8 @@ int cmd_serve(int argc, char **argv)
 		.origin = keys.origin,
 		.authz = authz,
 		.data_dir = s.data_dir,
+		.policy_blocked_share_set = true,
+		.policy_blocked_share_max = s.client_policy_max_blocked_share,
 		.net =
 			{
 				.body_budget_bytes = s.body_budget_bytes,

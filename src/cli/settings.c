@@ -8,6 +8,7 @@
  */
 #include "api/authz.h"
 #include "api/netguard.h"
+#include "api/server.h"
 #include "cli/cli.h"
 #include "core/assert.h"
 #include "core/auth.h"
@@ -63,6 +64,27 @@ static bool public_url_ok(const char *v)
 			return false;
 	}
 	return true;
+}
+
+/* A share from 0 to 1 written as a decimal ("0.05", "0", "1"): digits,
+ * at most one point, no sign, exponent or space.  A value that does not
+ * parse leaves *out as it was. */
+static int parse_share(const char *v, double *out)
+{
+	size_t n = strlen(v), points = 0;
+	if (n == 0 || n > 16 || v[0] == '.' || v[n - 1] == '.')
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		if (v[i] == '.')
+			points++;
+		else if (v[i] < '0' || v[i] > '9')
+			return -EINVAL;
+	}
+	double d = strtod(v, NULL);
+	if (points > 1 || !(d >= 0 && d <= 1))
+		return -EINVAL;
+	*out = d;
+	return 0;
 }
 
 /* The numeric settings: key (the field's name), the accepted range. */
@@ -161,6 +183,8 @@ int settings_set(struct settings *s, const char *key, const char *value)
 	} else if (strcmp(key, "kek_file") == 0) {
 		ret = *value ? copy_str(s->kek_file, sizeof(s->kek_file), value)
 			     : -EINVAL;
+	} else if (strcmp(key, "client_policy_max_blocked_share") == 0) {
+		ret = parse_share(value, &s->client_policy_max_blocked_share);
 	} else if (strcmp(key, "log_level") == 0) {
 		if (strcmp(value, "debug") && strcmp(value, "info") &&
 		    strcmp(value, "warn") && strcmp(value, "error"))
@@ -299,6 +323,8 @@ static const struct {
 	{"TPWALLET_PUBLIC_URL", "public_url"},
 	{"TPWALLET_LINK_LEEWAY_S", "link_leeway_s"},
 	{"TPWALLET_REVOCATIONS_PER_PRINCIPAL", "revocations_per_principal"},
+	{"TPWALLET_CLIENT_POLICY_MAX_BLOCKED_SHARE",
+	 "client_policy_max_blocked_share"},
 	{"TPWALLET_LOG_LEVEL", "log_level"},
 	{"TPWALLET_KEK_FILE", "kek_file"},
 	{"TPWALLET_WITNESS", "witness"},
@@ -328,6 +354,8 @@ int settings_load(struct settings *s, const char *config_path)
 	s->snapshot_every = 1000000;
 	s->key_rotation_days = 90;
 	s->link_leeway_s = AUTHZ_LEEWAY_S;
+	s->client_policy_max_blocked_share =
+		API_POLICY_BLOCKED_SHARE_MAX_DEFAULT;
 	s->revocations_per_principal = AUTH_REVOCATIONS_PER_PRINCIPAL;
 	copy_str(s->log_level, sizeof(s->log_level), "info");
 

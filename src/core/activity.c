@@ -312,6 +312,36 @@ void activity_impact(const struct activity *a, const char *platform,
 	}
 }
 
+int activity_buckets(const struct activity *a, u32 today,
+		     void (*fn)(void *ctx, const char *platform,
+				const char *version, u64 users),
+		     void *ctx)
+{
+	if (a->nplatforms == 0)
+		return 0;
+	u64 *n = calloc((size_t)a->nplatforms * ACTIVITY_VERSIONS_MAX,
+			sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	u32 from = today >= ACTIVITY_WINDOW_DAYS - 1
+			   ? today - (ACTIVITY_WINDOW_DAYS - 1)
+			   : 0;
+	for (u32 i = 0; i <= a->users_mask; i++) {
+		const struct user_rec *u = &a->users[i];
+		if (u->user && u->day >= from && u->day <= today)
+			n[(size_t)u->platform * ACTIVITY_VERSIONS_MAX +
+			  u->version]++;
+	}
+	for (u32 p = 0; p < a->nplatforms; p++)
+		for (u32 v = 0; v < a->platforms[p].nversions; v++)
+			if (n[(size_t)p * ACTIVITY_VERSIONS_MAX + v])
+				fn(ctx, a->platforms[p].name,
+				   a->platforms[p].versions[v],
+				   n[(size_t)p * ACTIVITY_VERSIONS_MAX + v]);
+	free(n);
+	return 0;
+}
+
 void activity_days(const struct activity *a, const char *platform,
 		   const struct semver *min, enum semver_mode mode, u32 from,
 		   u32 to, void (*fn)(void *ctx, u32 day, u64 below, u64 all),

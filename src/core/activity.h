@@ -70,6 +70,17 @@ void activity_impact(const struct activity *a, const char *platform,
 		     const struct semver *min, enum semver_mode mode, u32 today,
 		     struct activity_impact *out);
 
+/* The users seen in [today - 6, today], by the (platform, version) each
+ * was last seen at: fn is called once per bucket with users > 0, in
+ * platform then version order of first sight.  Each user is counted in
+ * one bucket (the last version seen).  Nothing is held but the counts:
+ * no channel, country or user id (docs/client-policy.md, "The impact of
+ * a new document").  Returns 0 or -ENOMEM. */
+int activity_buckets(const struct activity *a, u32 today,
+		     void (*fn)(void *ctx, const char *platform,
+				const char *version, u64 users),
+		     void *ctx);
+
 struct activity_forecast {
 	u32 days_used;	    /* days with data in the fitted span */
 	double share_now;   /* fitted share below min today, 0..1 */

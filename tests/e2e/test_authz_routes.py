@@ -83,6 +83,10 @@ def routes(principal_id, jwk):
          "&min_supported=2.0.0", None, "policy:read", 200),
         ("POST", "/v1/client-policy/rollback", '{"version":1}',
          "policy:admin", 200),
+        # version 1 reverted on top of itself is the empty document,
+        # not a valid policy: 422 once past the rights check
+        ("POST", "/v1/client-policy/revert", '{"version":1}',
+         "policy:admin", 422),
         ("POST", "/v1/client-policy/activity", '{"observations":[]}',
          "policy:admin", 200),
     ]
