@@ -36,6 +36,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -91,6 +92,8 @@ enum MHD_Result api_reply(struct request *rq, unsigned status, struct wbuf *b,
 	enum MHD_Result ok;
 	size_t len;
 	char *data;
+	char slug[PROBLEM_SLUG_BYTES_MAX] = "internal-error";
+	bool problem = strcmp(content_type, PROBLEM_CONTENT_TYPE) == 0;
 
 	if (b->err) {
 		/* Out of memory or a reply over its cap: say so briefly. */
@@ -103,7 +106,10 @@ enum MHD_Result api_reply(struct request *rq, unsigned status, struct wbuf *b,
 		resp = MHD_create_response_from_buffer(sizeof(fallback) - 1,
 						       (void *)fallback,
 						       MHD_RESPMEM_PERSISTENT);
+		problem = true;
 	} else {
+		if (problem && problem_slug_find(b->data, b->len, slug) != 0)
+			snprintf(slug, sizeof(slug), "internal-error");
 		data = wbuf_detach(b, &len);
 		resp = MHD_create_response_from_buffer_with_free_callback(
 			len, data, free_body);
@@ -115,6 +121,9 @@ enum MHD_Result api_reply(struct request *rq, unsigned status, struct wbuf *b,
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
 				content_type);
 	MHD_add_response_header(resp, "X-Request-Id", rq->request_id);
+	/* The refusal marker (api/problem.h), for every problem answer. */
+	if (problem)
+		MHD_add_response_header(resp, PROBLEM_MARKER_HEADER, slug);
 	if (allow)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
 	if (status == 401)
