@@ -193,6 +193,7 @@ enum MHD_Result server_route_metrics(struct request *rq)
 
 	metrics_render(&s->metrics, s->e, &b);
 	policy_metrics(s, &b);
+	probes_metrics(s, &b);
 	netguard_metrics(s->ng, &b);
 	return api_reply(rq, 200, &b, METRICS_CONTENT_TYPE, NULL);
 }
@@ -1004,6 +1005,11 @@ int api_server_start(struct api_server **out, struct engine *e,
 	}
 	info = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
 	s->port = info ? info->port : o->port;
+	ret = probes_start(s, o->probes, o->nprobes, o->probe_interval_s, err);
+	if (ret < 0) {
+		MHD_stop_daemon(s->d);
+		goto cleanup;
+	}
 	*out = s;
 	s = NULL;
 	ret = 0;
@@ -1037,6 +1043,8 @@ void api_server_stop(struct api_server *s)
 
 	if (!s)
 		return;
+	/* First: a probe may be waiting for an answer from this server. */
+	probes_stop(s);
 	/* New requests are answered 503 from here on.  No
 	 * MHD_quiesce_daemon: in libmicrohttpd 0.9.75 with a thread pool on
 	 * epoll it races the workers removing the listen socket from their

@@ -49,6 +49,7 @@ import test_client_policy  # noqa: E402,F401
 import test_security  # noqa: E402,F401
 import test_netguard  # noqa: E402,F401
 import test_receipts  # noqa: E402,F401
+import test_probe  # noqa: E402,F401
 import test_docs  # noqa: E402,F401
 
 
