@@ -214,12 +214,19 @@ enum policy_verdict policy_verdict_of(struct api_server *s, const char *client,
 
 /* ---- probe_routes.c ---- */
 
-/* Start the probe thread for n specs ("URL:platform/version", already
- * checked by the settings); nothing when n is 0.  0 or -errno with *err. */
+/* Set up the probes of n specs ("URL:platform/version", already checked
+ * by the settings) in s->probes, before the HTTP threads exist (they read
+ * it); nothing when n is 0.  0 or -errno with *err. */
 int probes_start(struct api_server *s, const char *const *specs, unsigned n,
 		 unsigned interval_s, const char **err);
-/* Cancel the probe in flight, join the thread, free (NULL: no-op). */
+/* Start the probe thread, once the server listens (its first round may
+ * go through a gateway back to this server).  0 or -errno with *err. */
+int probes_run(struct api_server *s, const char **err);
+/* Cancel the probe in flight and join the thread; the results stay
+ * readable (no probes: a no-op; a second call too). */
 void probes_stop(struct api_server *s);
+/* After the HTTP threads are gone: stop if needed, free, NULL. */
+void probes_free(struct api_server *s);
 /* The tpwallet_probe_* families (nothing when no probe is configured). */
 void probes_metrics(struct api_server *s, struct wbuf *b);
 

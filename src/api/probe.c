@@ -21,8 +21,7 @@ static const char *const verdict_names[PROBE_VERDICT_COUNT] = {
 
 const char *probe_verdict_name(enum probe_verdict v)
 {
-	return (unsigned)v < PROBE_VERDICT_COUNT ? verdict_names[v]
-						 : "unknown";
+	return (unsigned)v < PROBE_VERDICT_COUNT ? verdict_names[v] : "unknown";
 }
 
 /* ---- targets ------------------------------------------------------------- */
@@ -122,8 +121,7 @@ static void read_reason(const struct probe_answer *a, struct probe_result *r)
 	json_t *o = json_loadb(a->body, a->body_len, 0, NULL);
 	const char *reason = json_string_value(json_object_get(o, "reason"));
 	if (reason)
-		copy_word(r->reason, sizeof(r->reason), reason,
-			  strlen(reason));
+		copy_word(r->reason, sizeof(r->reason), reason, strlen(reason));
 	json_decref(o);
 }
 
@@ -153,8 +151,8 @@ void probe_classify(const struct probe_answer *a, struct probe_result *out)
 	bool gate_refused =
 		strcmp(out->problem, "client-version-blocked") == 0 ||
 		strcmp(out->gate, "blocked") == 0;
-	bool own_state = a->status == 408 || a->status == 429 ||
-			 a->status >= 500;
+	bool own_state =
+		a->status == 408 || a->status == 429 || a->status >= 500;
 	if (gate_refused) {
 		out->verdict = PROBE_refused_by_tpwallet;
 		read_reason(a, out);
@@ -179,8 +177,8 @@ int probe_client_open(struct http_client **out, const char *url,
 	if (!connect_ms)
 		connect_ms = PROBE_CONNECT_TIMEOUT_MS;
 	struct http_options o = {
-		.connect_timeout_ms = connect_ms < total_ms ? connect_ms
-							    : total_ms,
+		.connect_timeout_ms =
+			connect_ms < total_ms ? connect_ms : total_ms,
 		.total_timeout_ms = total_ms,
 		.body_bytes_max = PROBE_BODY_BYTES_MAX,
 		.head_bytes_max = 16u * 1024u,

@@ -38,23 +38,24 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define PROBE_TARGETS_MAX	  16u
-#define PROBE_INTERVAL_S_DEFAULT  30u
-#define PROBE_INTERVAL_S_MIN	  1u
-#define PROBE_INTERVAL_S_MAX	  86400u
-#define PROBE_CONNECT_TIMEOUT_MS  2000u
-#define PROBE_TOTAL_TIMEOUT_MS	  5000u
-#define PROBE_BODY_BYTES_MAX	  ((size_t)64 << 10)
-#define PROBE_PATH_DEFAULT	  "/v1/principals"
+#define PROBE_TARGETS_MAX	 16u
+#define PROBE_INTERVAL_S_DEFAULT 30u
+#define PROBE_INTERVAL_S_MIN	 1u
+#define PROBE_INTERVAL_S_MAX	 86400u
+#define PROBE_CONNECT_TIMEOUT_MS 2000u
+#define PROBE_TOTAL_TIMEOUT_MS	 5000u
+#define PROBE_BODY_BYTES_MAX	 ((size_t)64 << 10)
+#define PROBE_PATH_DEFAULT	 "/v1/principals"
 /* "URL:platform/version": the whole spec, at most. */
-#define PROBE_SPEC_BYTES_MAX	  1024u
-#define PROBE_PLATFORM_BYTES_MAX  33u /* policy names: 32 bytes */
-#define PROBE_VERSION_BYTES_MAX	  65u
-#define PROBE_CLIENT_BYTES_MAX	  (PROBE_PLATFORM_BYTES_MAX + PROBE_VERSION_BYTES_MAX)
+#define PROBE_SPEC_BYTES_MAX	 1024u
+#define PROBE_PLATFORM_BYTES_MAX 33u /* policy names: 32 bytes */
+#define PROBE_VERSION_BYTES_MAX	 65u
+#define PROBE_CLIENT_BYTES_MAX                                                 \
+	(PROBE_PLATFORM_BYTES_MAX + PROBE_VERSION_BYTES_MAX)
 /* The metric label: the spec, sanitised, cut to this many bytes - 1. */
-#define PROBE_NAME_BYTES_MAX	  97u
-#define PROBE_GATE_BYTES_MAX	  16u
-#define PROBE_REASON_BYTES_MAX	  48u
+#define PROBE_NAME_BYTES_MAX   97u
+#define PROBE_GATE_BYTES_MAX   16u
+#define PROBE_REASON_BYTES_MAX 48u
 
 #define PROBE_VERDICTS(X)                                                      \
 	X(served, "served")                                                    \

@@ -48,8 +48,9 @@ struct probes {
 	pthread_t thread;
 	pthread_mutex_t lock;
 	pthread_cond_t wake;
-	bool stop;	     /* under lock */
-	_Atomic bool cancel; /* the request in flight */
+	bool stop;	      /* under lock */
+	_Atomic bool cancel;  /* the request in flight */
+	bool started, joined; /* the starting and stopping thread's */
 };
 
 static double wall_s(void)
@@ -79,8 +80,8 @@ static void run_one(struct probes *p, struct probe_slot *sl)
 	enum policy_verdict own =
 		policy_verdict_of(p->s, sl->t.client, &own_version);
 	/* The gateway refuses what tpwallet's own decision allows. */
-	bool disagree = r.verdict == PROBE_refused_by_gateway &&
-			own != POLICY_BLOCKED;
+	bool disagree =
+		r.verdict == PROBE_refused_by_gateway && own != POLICY_BLOCKED;
 
 	pthread_mutex_lock(&p->lock);
 	bool was = sl->disagreement;
@@ -125,7 +126,7 @@ static void *probes_main(void *arg)
 	return NULL;
 }
 
-static void probes_free(struct probes *p)
+static void probes_release(struct probes *p)
 {
 	for (unsigned i = 0; i < p->n; i++)
 		http_client_close(p->slot[i].c);
@@ -164,19 +165,29 @@ int probes_start(struct api_server *s, const char *const *specs, unsigned n,
 	for (unsigned i = 0; i < n; i++) {
 		struct probe_slot *sl = &p->slot[i];
 		if (probe_target_parse(specs[i], &sl->t) != 0 ||
-		    probe_client_open(&sl->c, sl->t.url, 0, total_ms, NULL) != 0) {
+		    probe_client_open(&sl->c, sl->t.url, 0, total_ms, NULL) !=
+			    0) {
 			*err = "a probe is not URL:platform/version";
-			probes_free(p);
+			probes_release(p);
 			return -EINVAL;
 		}
 		p->n++;
 	}
+	s->probes = p;
+	return 0;
+}
+
+int probes_run(struct api_server *s, const char **err)
+{
+	struct probes *p = s->probes;
+
+	if (!p)
+		return 0;
 	if (pthread_create(&p->thread, NULL, probes_main, p) != 0) {
 		*err = "cannot start the probe thread";
-		probes_free(p);
 		return -EAGAIN;
 	}
-	s->probes = p;
+	p->started = true;
 	return 0;
 }
 
@@ -184,7 +195,7 @@ void probes_stop(struct api_server *s)
 {
 	struct probes *p = s->probes;
 
-	if (!p)
+	if (!p || !p->started || p->joined)
 		return;
 	atomic_store(&p->cancel, true);
 	pthread_mutex_lock(&p->lock);
@@ -192,7 +203,15 @@ void probes_stop(struct api_server *s)
 	pthread_cond_signal(&p->wake);
 	pthread_mutex_unlock(&p->lock);
 	pthread_join(p->thread, NULL);
-	probes_free(p);
+	p->joined = true;
+}
+
+void probes_free(struct api_server *s)
+{
+	if (!s->probes)
+		return;
+	probes_stop(s);
+	probes_release(s->probes);
 	s->probes = NULL;
 }
 

@@ -978,6 +978,11 @@ int api_server_start(struct api_server **out, struct engine *e,
 		goto cleanup;
 	}
 	metrics_init(&s->metrics);
+	/* Before the HTTP threads exist: s->probes never changes while
+	 * they run (/metrics and GET /v1/probes read it). */
+	ret = probes_start(s, o->probes, o->nprobes, o->probe_interval_s, err);
+	if (ret < 0)
+		goto cleanup;
 	atomic_init(&s->ready, true);
 	atomic_init(&s->stopping, false);
 	atomic_init(&s->inflight, 0);
@@ -1005,7 +1010,7 @@ int api_server_start(struct api_server **out, struct engine *e,
 	}
 	info = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
 	s->port = info ? info->port : o->port;
-	ret = probes_start(s, o->probes, o->nprobes, o->probe_interval_s, err);
+	ret = probes_run(s, err);
 	if (ret < 0) {
 		MHD_stop_daemon(s->d);
 		goto cleanup;
@@ -1018,6 +1023,8 @@ cleanup:
 		policy_activity_close(s);
 	if (s)
 		netguard_destroy(s->ng);
+	if (s)
+		probes_free(s);
 	free(s);
 	return ret;
 }
@@ -1043,7 +1050,8 @@ void api_server_stop(struct api_server *s)
 
 	if (!s)
 		return;
-	/* First: a probe may be waiting for an answer from this server. */
+	/* First: a probe may be waiting for an answer from this server.
+	 * Its results stay readable until probes_free, after the daemon. */
 	probes_stop(s);
 	/* New requests are answered 503 from here on.  No
 	 * MHD_quiesce_daemon: in libmicrohttpd 0.9.75 with a thread pool on
@@ -1059,6 +1067,7 @@ void api_server_stop(struct api_server *s)
 	     i++)
 		nanosleep(&ms, NULL);
 	MHD_stop_daemon(s->d);
+	probes_free(s);
 	netguard_destroy(s->ng);
 	policy_activity_close(s);
 	free(s);

@@ -45,8 +45,8 @@ static void usage(FILE *f)
 		"or\nunreachable (no HTTP answer within the deadline).\n\n"
 		"  --client-version P/V  the client to probe as "
 		"(android/3.9.4)\n"
-		"  --path PATH           the request target (default "
-		PROBE_PATH_DEFAULT ")\n"
+		"  --path PATH           the request target "
+		"(default " PROBE_PATH_DEFAULT ")\n"
 		"  --token-file FILE     send the bearer token in FILE (mode "
 		"0600); or set\n"
 		"                        TPWALLET_PROBE_TOKEN; none by "
@@ -143,8 +143,8 @@ static int load_token(const struct client *c, const char *file, char *buf,
 
 	buf[0] = '\0';
 	if (file)
-		return client_read_secret_file(c, "token file", file, true,
-					       buf, cap, &len);
+		return client_read_secret_file(c, "token file", file, true, buf,
+					       cap, &len);
 	if (env && *env) {
 		if (strlen(env) >= cap || strpbrk(env, "\r\n")) {
 			fprintf(stderr,
@@ -212,8 +212,9 @@ int cmd_probe(int argc, char **argv)
 		}
 	}
 	if (optind + 1 != argc || !client) {
-		fprintf(stderr, "%s: wants --client-version and one "
-				"PUBLIC_URL (see --help)\n",
+		fprintf(stderr,
+			"%s: wants --client-version and one "
+			"PUBLIC_URL (see --help)\n",
 			c.prog);
 		return EXIT_USAGE;
 	}

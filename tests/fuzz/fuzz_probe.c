@@ -71,9 +71,10 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 	}
 
 	size_t left = strlen(p);
-	int status = left >= 2 ? ((unsigned char)p[0] << 8 |
-				  (unsigned char)p[1]) % 700
-			       : 0;
+	int status =
+		left >= 2
+			? ((unsigned char)p[0] << 8 | (unsigned char)p[1]) % 700
+			: 0;
 	if (left >= 2)
 		p += 2;
 	const char *marker = take_line(&p);

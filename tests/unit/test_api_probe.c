@@ -47,9 +47,9 @@ static void a_plain_refusal_without_tpwallet_signs_is_the_gateways(void **state)
 	/* A redirect to a login page and a 502 of the gateway's own. */
 	assert_int_equal(classify(0, 302, NULL, NULL, NULL, NULL).verdict,
 			 PROBE_refused_by_gateway);
-	assert_int_equal(classify(0, 502, NULL, NULL, "text/plain", "bad gw")
-				 .verdict,
-			 PROBE_refused_by_gateway);
+	assert_int_equal(
+		classify(0, 502, NULL, NULL, "text/plain", "bad gw").verdict,
+		PROBE_refused_by_gateway);
 	/* A problem document of another service (not /problems/...). */
 	assert_int_equal(classify(0, 429, NULL, NULL,
 				  "application/problem+json",
@@ -62,10 +62,11 @@ static void the_gates_refusal_names_its_rule_and_policy_version(void **state)
 {
 	(void)state;
 	struct probe_result r = classify(
-		0, 426, "client-version-blocked",
-		"blocked; policy-version=7", "application/problem+json",
+		0, 426, "client-version-blocked", "blocked; policy-version=7",
+		"application/problem+json",
 		"{\"verdict\":\"blocked\",\"reason\":\"below_min_supported\","
-		"\"type\":\"/problems/client-version-blocked\",\"status\":426}");
+		"\"type\":\"/problems/"
+		"client-version-blocked\",\"status\":426}");
 	assert_int_equal(r.verdict, PROBE_refused_by_tpwallet);
 	assert_string_equal(r.problem, "client-version-blocked");
 	assert_string_equal(r.gate, "blocked");
@@ -135,9 +136,8 @@ static void an_answer_past_the_gate_is_served(void **state)
 static void no_complete_answer_is_unreachable(void **state)
 {
 	(void)state;
-	static const int errs[] = {-HTTP_connect, -HTTP_timeout,
-				   -HTTP_protocol, -HTTP_body_too_large,
-				   -HTTP_truncated};
+	static const int errs[] = {-HTTP_connect, -HTTP_timeout, -HTTP_protocol,
+				   -HTTP_body_too_large, -HTTP_truncated};
 	for (size_t i = 0; i < sizeof(errs) / sizeof(errs[0]); i++) {
 		struct probe_result r =
 			classify(errs[i], 0, NULL, NULL, NULL, NULL);
@@ -223,11 +223,9 @@ static void the_marker_is_the_documents_own_type(void **state)
 	const char cut[] = "{\"type\":\"/problems/abc";
 	assert_int_equal(problem_slug_find(cut, sizeof(cut) - 1, slug), -1);
 	const char empty[] = "{\"type\":\"/problems/\"}";
-	assert_int_equal(problem_slug_find(empty, sizeof(empty) - 1, slug),
-			 -1);
+	assert_int_equal(problem_slug_find(empty, sizeof(empty) - 1, slug), -1);
 	const char upper[] = "{\"type\":\"/problems/Not-Found\"}";
-	assert_int_equal(problem_slug_find(upper, sizeof(upper) - 1, slug),
-			 -1);
+	assert_int_equal(problem_slug_find(upper, sizeof(upper) - 1, slug), -1);
 	/* Every slug of the table is found in its own document. */
 	for (unsigned p = 0; p < PROBLEM_COUNT; p++) {
 		struct wbuf b = WBUF_INIT(4096);
