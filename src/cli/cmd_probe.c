@@ -60,9 +60,10 @@ static void usage(FILE *f)
 		"  --cacert FILE         CAs for https\n\n"
 		"Exit status: 0 both served, 1 the two answers disagree, 2 "
 		"usage, 3 both\nrefused alike, 4 one of them unreachable.\n\n"
-		"Example:\n"
-		"  tpwallet probe --client-version android/3.9.4 "
-		"https://api.example.com\n");
+		"Example (the server as its own public URL; behind a gateway, "
+		"give its URL):\n"
+		"  tpwallet probe --client-version android/4.2.0 "
+		"\"$TPWALLET_SERVER\"\n");
 }
 
 struct side {
