@@ -354,7 +354,7 @@ def test_silent_slow_and_garbage_targets_are_results_and_stop_is_prompt(ctx):
         for _ in range(20):
             t = time.monotonic()
             check_eq(s.get("/healthz").status, 200, "healthz")
-            check(time.monotonic() - t < 0.5 * slow_factor(),
+            check(time.monotonic() - t < 1.0 * slow_factor(),
                   "healthz took %.2fs" % (time.monotonic() - t))
             time.sleep(0.05)
         # Stop while a probe waits on the silent target: prompt.
