@@ -14,6 +14,7 @@
 #include "api/route.h"
 #include "api/routes.h"
 #include "api/wbuf.h"
+#include "core/policy.h"
 #include "engine/engine.h"
 
 #include <jansson.h>
@@ -22,6 +23,7 @@
 #include <stdatomic.h>
 
 struct activity;
+struct probes;
 struct request;
 
 /* How long api_server_stop lets resumed requests send their replies. */
@@ -63,6 +65,8 @@ struct api_server {
 	/* Connections, holds of body bytes and deadlines (netguard.h). */
 	struct netguard *ng;
 	struct metrics metrics;
+	/* serve --probe (probe_routes.c); NULL when none is configured. */
+	struct probes *probes;
 };
 
 enum req_state { RS_NEW, RS_BODY, RS_SUBMITTED, RS_REPLIED };
@@ -207,6 +211,30 @@ void policy_metrics(struct api_server *s, struct wbuf *b);
 int policy_activity_open(struct api_server *s);
 void policy_activity_close(struct api_server *s);
 int policy_activity_save(struct api_server *s);
+/* tpwallet's own verdict now for a client ("platform/version", as
+ * X-Client-Version carries it), evaluated from the policy state as the
+ * gate would; *version: the policy version (0: none).  Takes the read
+ * lock itself. */
+enum policy_verdict policy_verdict_of(struct api_server *s, const char *client,
+				      u64 *version);
+
+/* ---- probe_routes.c ---- */
+
+/* Set up the probes of n specs ("URL:platform/version", already checked
+ * by the settings) in s->probes, before the HTTP threads exist (they read
+ * it); nothing when n is 0.  0 or -errno with *err. */
+int probes_start(struct api_server *s, const char *const *specs, unsigned n,
+		 unsigned interval_s, const char **err);
+/* Start the probe thread, once the server listens (its first round may
+ * go through a gateway back to this server).  0 or -errno with *err. */
+int probes_run(struct api_server *s, const char **err);
+/* Cancel the probe in flight and join the thread; the results stay
+ * readable (no probes: a no-op; a second call too). */
+void probes_stop(struct api_server *s);
+/* After the HTTP threads are gone: stop if needed, free, NULL. */
+void probes_free(struct api_server *s);
+/* The tpwallet_probe_* families (nothing when no probe is configured). */
+void probes_metrics(struct api_server *s, struct wbuf *b);
 
 /* ---- authz_routes.c ---- */
 

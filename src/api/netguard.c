@@ -655,10 +655,12 @@ struct netguard *netguard_create(const struct netguard_limits *l)
 	if (!b.err) {
 		n = snprintf(g->timeout_reply, sizeof(g->timeout_reply),
 			     "HTTP/1.1 408 Request Timeout\r\n"
-			     "Content-Type: " PROBLEM_CONTENT_TYPE "\r\n"
+			     "Content-Type: " PROBLEM_CONTENT_TYPE
+			     "\r\n" PROBLEM_MARKER_HEADER ": %s\r\n"
 			     "Connection: close\r\n"
 			     "Content-Length: %zu\r\n\r\n%.*s",
-			     b.len, (int)b.len, b.data);
+			     problem_slug(PROBLEM_request_timeout), b.len,
+			     (int)b.len, b.data);
 		if (n > 0 && (size_t)n < sizeof(g->timeout_reply))
 			g->timeout_reply_len = (size_t)n;
 	}

@@ -1734,6 +1734,20 @@ static enum MHD_Result policy_command_reply(struct request *rq)
 /* ---- /metrics
  * ------------------------------------------------------------------ */
 
+enum policy_verdict policy_verdict_of(struct api_server *s, const char *client,
+				      u64 *version)
+{
+	struct policy_query q = {0};
+	struct policy_decision d;
+
+	q.now_s = now_s();
+	policy_query_set_client_version(&q, client, strlen(client));
+	engine_read_begin(s->e);
+	(void)evaluate_locked(s, &q, &d, version);
+	engine_read_end(s->e);
+	return (enum policy_verdict)d.verdict;
+}
+
 void policy_metrics(struct api_server *s, struct wbuf *b)
 {
 	u64 version;

@@ -3,6 +3,8 @@
  */
 #include "api/problem.h"
 
+#include <string.h>
+
 #include "banned.h"
 
 static const struct {
@@ -53,4 +55,27 @@ void problem_write(struct wbuf *b, enum problem p, const char *detail,
 	member(b, "\"instance\":", instance);
 	member(b, "\"field\":", field);
 	wbuf_puts(b, "}");
+}
+
+int problem_slug_find(const char *doc, size_t len,
+		      char out[PROBLEM_SLUG_BYTES_MAX])
+{
+	static const char pat[] = "\"type\":\"/problems/";
+	const size_t pl = sizeof(pat) - 1;
+	const char *at = doc ? memmem(doc, len, pat, pl) : NULL;
+
+	out[0] = '\0';
+	if (!at)
+		return -1;
+	const char *v = at + pl;
+	size_t left = len - (size_t)(v - doc), n = 0;
+	while (n < left && n < PROBLEM_SLUG_BYTES_MAX &&
+	       ((v[n] >= 'a' && v[n] <= 'z') || (v[n] >= '0' && v[n] <= '9') ||
+		v[n] == '-'))
+		n++;
+	if (n == 0 || n >= PROBLEM_SLUG_BYTES_MAX || n >= left || v[n] != '"')
+		return -1;
+	memcpy(out, v, n);
+	out[n] = '\0';
+	return 0;
 }

@@ -103,6 +103,27 @@ const char *problem_title(enum problem p);
 #define PROBLEM_CONTENT_TYPE "application/problem+json"
 
 /*
+ * The refusal marker: every problem answer (this table's, the client
+ * gate's client-version-blocked, the credential checks', the netguard's
+ * raw 408) carries `Tpwallet-Problem: <slug>`, the slug of its own
+ * `type`, so an operator (or `tpwallet probe`) tells tpwallet's refusal
+ * from a gateway's at a glance (docs/operations.md).  api_reply adds it
+ * from the document itself, so the two can never disagree.
+ */
+#define PROBLEM_MARKER_HEADER  "Tpwallet-Problem"
+#define PROBLEM_SLUG_BYTES_MAX 64
+
+/*
+ * The slug of the first `"type":"/problems/<slug>"` member of a problem
+ * document (doc: len bytes, no NUL needed), copied into out: 0, or -1
+ * when there is none or the slug is empty, longer than
+ * PROBLEM_SLUG_BYTES_MAX - 1 or not of [a-z0-9-].  The pattern cannot
+ * occur inside a JSON string (its quotes would be escaped there).
+ */
+int problem_slug_find(const char *doc, size_t len,
+		      char out[PROBLEM_SLUG_BYTES_MAX]);
+
+/*
  * Write the problem document into b:
  *   {"type":"/problems/<slug>","title":..,"status":..,"detail":..,
  *    "instance":"<request id>","field":"[3].amount"}

@@ -213,6 +213,8 @@ enum route_scope {
 	X(cp_activity, "/v1/client-policy/activity", RP_NONE, RM_POST,         \
 	  RB_BATCH, 0, OP(POLICY_ADMIN), RA_ANY, RF_UNGATED,                   \
 	  policy_route_activity)                                               \
+	X(probes, "/v1/probes", RP_NONE, RM_READ, RB_NONE, OP(POLICY_READ),    \
+	  0, RA_ANY, RF_UNGATED, probe_route_list)                             \
 	X(healthz, "/healthz", RP_NONE, RM_READ, RB_NONE, 0, 0, RA_PUBLIC,     \
 	  RF_ALWAYS, server_route_healthz)                                     \
 	X(readyz, "/readyz", RP_NONE, RM_READ, RB_NONE, 0, 0, RA_PUBLIC, 0,    \

@@ -36,6 +36,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -91,6 +92,8 @@ enum MHD_Result api_reply(struct request *rq, unsigned status, struct wbuf *b,
 	enum MHD_Result ok;
 	size_t len;
 	char *data;
+	char slug[PROBLEM_SLUG_BYTES_MAX] = "internal-error";
+	bool problem = strcmp(content_type, PROBLEM_CONTENT_TYPE) == 0;
 
 	if (b->err) {
 		/* Out of memory or a reply over its cap: say so briefly. */
@@ -103,7 +106,10 @@ enum MHD_Result api_reply(struct request *rq, unsigned status, struct wbuf *b,
 		resp = MHD_create_response_from_buffer(sizeof(fallback) - 1,
 						       (void *)fallback,
 						       MHD_RESPMEM_PERSISTENT);
+		problem = true;
 	} else {
+		if (problem && problem_slug_find(b->data, b->len, slug) != 0)
+			snprintf(slug, sizeof(slug), "internal-error");
 		data = wbuf_detach(b, &len);
 		resp = MHD_create_response_from_buffer_with_free_callback(
 			len, data, free_body);
@@ -115,6 +121,9 @@ enum MHD_Result api_reply(struct request *rq, unsigned status, struct wbuf *b,
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
 				content_type);
 	MHD_add_response_header(resp, "X-Request-Id", rq->request_id);
+	/* The refusal marker (api/problem.h), for every problem answer. */
+	if (problem)
+		MHD_add_response_header(resp, PROBLEM_MARKER_HEADER, slug);
 	if (allow)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
 	if (status == 401)
@@ -184,6 +193,7 @@ enum MHD_Result server_route_metrics(struct request *rq)
 
 	metrics_render(&s->metrics, s->e, &b);
 	policy_metrics(s, &b);
+	probes_metrics(s, &b);
 	netguard_metrics(s->ng, &b);
 	return api_reply(rq, 200, &b, METRICS_CONTENT_TYPE, NULL);
 }
@@ -973,6 +983,11 @@ int api_server_start(struct api_server **out, struct engine *e,
 		goto cleanup;
 	}
 	metrics_init(&s->metrics);
+	/* Before the HTTP threads exist: s->probes never changes while
+	 * they run (/metrics and GET /v1/probes read it). */
+	ret = probes_start(s, o->probes, o->nprobes, o->probe_interval_s, err);
+	if (ret < 0)
+		goto cleanup;
 	atomic_init(&s->ready, true);
 	atomic_init(&s->stopping, false);
 	atomic_init(&s->inflight, 0);
@@ -1000,6 +1015,11 @@ int api_server_start(struct api_server **out, struct engine *e,
 	}
 	info = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
 	s->port = info ? info->port : o->port;
+	ret = probes_run(s, err);
+	if (ret < 0) {
+		MHD_stop_daemon(s->d);
+		goto cleanup;
+	}
 	*out = s;
 	s = NULL;
 	ret = 0;
@@ -1008,6 +1028,8 @@ cleanup:
 		policy_activity_close(s);
 	if (s)
 		netguard_destroy(s->ng);
+	if (s)
+		probes_free(s);
 	free(s);
 	return ret;
 }
@@ -1033,6 +1055,9 @@ void api_server_stop(struct api_server *s)
 
 	if (!s)
 		return;
+	/* First: a probe may be waiting for an answer from this server.
+	 * Its results stay readable until probes_free, after the daemon. */
+	probes_stop(s);
 	/* New requests are answered 503 from here on.  No
 	 * MHD_quiesce_daemon: in libmicrohttpd 0.9.75 with a thread pool on
 	 * epoll it races the workers removing the listen socket from their
@@ -1047,6 +1072,7 @@ void api_server_stop(struct api_server *s)
 	     i++)
 		nanosleep(&ms, NULL);
 	MHD_stop_daemon(s->d);
+	probes_free(s);
 	netguard_destroy(s->ng);
 	policy_activity_close(s);
 	free(s);

@@ -76,6 +76,12 @@ struct api_options {
 	/* Body budgets, deadlines, per-address limits, trusted proxies
 	 * (api/netguard.h); a zero field takes its default. */
 	struct netguard_limits net;
+	/* Probes from the outside (api/probe.h): "URL:platform/version"
+	 * each, at most PROBE_TARGETS_MAX (16), run one after the other by
+	 * one thread every probe_interval_s (0: 30). */
+	const char *const *probes;
+	unsigned nprobes;
+	unsigned probe_interval_s;
 };
 
 struct api_server;

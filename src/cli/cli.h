@@ -42,6 +42,7 @@ int cmd_version(int argc, char **argv);
 int cmd_doctor(int argc, char **argv);
 int cmd_policy(int argc, char **argv);
 int cmd_help(int argc, char **argv);
+int cmd_probe(int argc, char **argv);
 
 #define TPWALLET_VERSION "0.1.0"
 
@@ -81,6 +82,12 @@ struct settings {
 	 * may be given several times, at most 8). */
 	char witnesses[8][1024];
 	unsigned nwitnesses;
+	/* "URL:platform/version" of each probe (setting `probe`, which may
+	 * be given several times, at most 16: api/probe.h), run every
+	 * probe_interval_s. */
+	char probes[16][1024];
+	unsigned nprobes;
+	unsigned probe_interval_s;
 };
 
 /* Defaults, then the config file (if any), then the environment. */
@@ -184,6 +191,13 @@ extern const char client_usage_auth[];
 /* A file ("-": standard input) read whole, at most max bytes, with a NUL
  * after; *out is malloc'd.  0, -EFBIG, or -errno. */
 int client_read_file(const char *path, size_t max, char **out, size_t *len);
+
+/* A secret's file whole (at most cap - 1 bytes, trailing blanks cut,
+ * NUL-terminated) into buf; private_only: refused unless mode 0600 or
+ * stricter.  0, or -1 with the reason on stderr (what names the file). */
+int client_read_secret_file(const struct client *c, const char *what,
+			    const char *path, bool private_only, char *buf,
+			    size_t cap, size_t *len_out);
 
 /* A private Ed25519 JWK from a file of mode 0600 or stricter.  0 or -1. */
 int client_load_seckey(const struct client *c, const char *path,

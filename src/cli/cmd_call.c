@@ -131,7 +131,7 @@ int client_read_file(const char *path, size_t max, char **out, size_t *len)
  * white space; with private_only, a file others can read is refused.
  * The caller wipes buf.  0, or -1 with a message.
  */
-static int read_secret_file(const struct client *c, const char *what,
+int client_read_secret_file(const struct client *c, const char *what,
 			    const char *path, bool private_only, char *buf,
 			    size_t cap, size_t *len_out)
 {
@@ -194,8 +194,8 @@ int client_load_seckey(const struct client *c, const char *path,
 	int r, ret = -1;
 
 	*out = NULL;
-	if (read_secret_file(c, "key file", path, true, buf, sizeof(buf),
-			     &len) < 0)
+	if (client_read_secret_file(c, "key file", path, true, buf, sizeof(buf),
+				    &len) < 0)
 		goto cleanup;
 	r = jose_seckey_parse_jwk(buf, len, out);
 	if (r < 0) {
@@ -219,8 +219,8 @@ int client_load_pubkey(const struct client *c, const char *path,
 	size_t len = 0;
 	int r, ret = -1;
 
-	if (read_secret_file(c, "key file", path, false, buf, sizeof(buf),
-			     &len) < 0)
+	if (client_read_secret_file(c, "key file", path, false, buf,
+				    sizeof(buf), &len) < 0)
 		goto cleanup;
 	r = jose_pubkey_parse_jwk(buf, len, out);
 	if (r == -JOSE_key_private_member) {
@@ -465,8 +465,8 @@ int client_send(const struct client *c, const char *method, const char *target,
 			}
 			tf = path;
 		}
-		if (read_secret_file(c, "token file", tf, false, token,
-				     sizeof(token), &token_len) < 0) {
+		if (client_read_secret_file(c, "token file", tf, false, token,
+					    sizeof(token), &token_len) < 0) {
 			if (!c->token_file)
 				fprintf(stderr,
 					"%s: (the default credential is the "

@@ -38,6 +38,7 @@
 #include "log/seqdir.h"
 #include "log/snapshot.h"
 #include "core/strerror.h"
+#include "net/http.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -60,7 +61,7 @@
 #define DOCTOR_EXIT_ACTION 1
 #define DOCTOR_EXIT_ABSENT 3
 
-#define RESULTS_MAX	     32u
+#define RESULTS_MAX	     64u
 #define DETAIL_BYTES	     1024u
 #define PATH_BYTES_MAX	     (PATH_MAX + 64)
 #define WARN_DAYS_DEFAULT    14u
@@ -117,6 +118,8 @@ struct doctor {
 	struct pstate *ps;
 	char client_version[300];
 	const char *channel, *country, *languages;
+	/* --server: the running server asked for its probes' results. */
+	const char *server;
 
 	struct result results[RESULTS_MAX];
 	size_t nresults;
@@ -1354,6 +1357,91 @@ static int read_request(struct doctor *d, const char *path)
 	return 0;
 }
 
+/* ---- the running server's probes (--server) --------------------------------
+ */
+
+/* One probe of GET /v1/probes: a warn line when it disagrees. */
+static void probe_line(struct doctor *d, json_t *p, unsigned counts[5])
+{
+	const char *name = json_string_value(json_object_get(p, "name"));
+	const char *verdict = json_string_value(json_object_get(p, "verdict"));
+	const char *own =
+		json_string_value(json_object_get(p, "tpwallet_verdict"));
+	json_t *status = json_object_get(p, "status");
+
+	if (!verdict) {
+		counts[4]++; /* not run yet */
+		return;
+	}
+	counts[strcmp(verdict, "served") == 0		     ? 0
+	       : strcmp(verdict, "refused_by_gateway") == 0  ? 1
+	       : strcmp(verdict, "refused_by_tpwallet") == 0 ? 2
+							     : 3]++;
+	if (!json_is_true(json_object_get(p, "disagreement")))
+		return;
+	report(d, STATUS_WARN, "probe",
+	       "%s: the gateway refuses this client (HTTP %lld, no tpwallet "
+	       "marker) while tpwallet's policy says %s: look at the "
+	       "gateway's rules (docs/operations.md, Probes)",
+	       name ? name : "?", (long long)json_integer_value(status),
+	       own ? own : "?");
+}
+
+static void check_probes(struct doctor *d)
+{
+	struct client c;
+	struct http_response r = {0};
+	json_t *root = NULL;
+
+	if (!d->server)
+		return;
+	client_init(&c, "tpwallet doctor");
+	c.server = d->server;
+	c.data_dir = d->s.data_dir;
+	c.timeout_s = 5;
+	if (client_send(&c, "GET", "/v1/probes", NULL, 0, &r) != 0) {
+		report(d, STATUS_WARN, "probes",
+		       "cannot read GET /v1/probes from %s (the reason is "
+		       "above)",
+		       d->server);
+		goto cleanup;
+	}
+	root = json_loadb(r.body ? r.body : "", r.body_len, 0, NULL);
+	json_t *list = json_object_get(root, "probes");
+	if (!json_is_array(list)) {
+		report(d, STATUS_WARN, "probes",
+		       "%s answered GET /v1/probes with no probe list",
+		       d->server);
+		goto cleanup;
+	}
+	if (json_array_size(list) == 0) {
+		report(d, STATUS_OK, "probes",
+		       "%s runs no probe (serve --probe URL:PLATFORM/VERSION "
+		       "watches a gateway)",
+		       d->server);
+		goto cleanup;
+	}
+	unsigned counts[5] = {0};
+	size_t at = d->nresults;
+	for (size_t i = 0; i < json_array_size(list); i++)
+		probe_line(d, json_array_get(list, i), counts);
+	/* The summary first, then the lines of the probes that disagree. */
+	report(d, STATUS_OK, "probes",
+	       "%zu probe(s) of %s: %u served, %u refused by the gateway, "
+	       "%u refused by tpwallet, %u unreachable, %u not run yet",
+	       json_array_size(list), d->server, counts[0], counts[1],
+	       counts[2], counts[3], counts[4]);
+	if (d->nresults > at + 1) {
+		struct result sum = d->results[d->nresults - 1];
+		memmove(&d->results[at + 1], &d->results[at],
+			sizeof(sum) * (d->nresults - 1 - at));
+		d->results[at] = sum;
+	}
+cleanup:
+	json_decref(root);
+	http_response_clear(&r);
+}
+
 /* ---- the table ----------------------------------------------------------- */
 
 /*
@@ -1373,6 +1461,7 @@ static const struct {
 	{"audit log", check_audit},
 	{"snapshots", check_snapshots},
 	{"client policy", check_policy},
+	{"probes", check_probes},
 };
 
 /* ---- output -------------------------------------------------------------- */
@@ -1444,7 +1533,7 @@ static void usage(FILE *f)
 		"                       [--warn-days N]\n"
 		"                       [--client-version PLATFORM/VERSION "
 		"[--channel C] [--country CC]\n"
-		"                        | --request FILE]\n\n"
+		"                        | --request FILE] [--server URL]\n\n"
 		"Check a data directory offline (a server may be running on "
 		"it: doctor\nonly reads): the directory, the key-encryption "
 		"key, the signing keys and\ntheir rotation, the "
@@ -1459,7 +1548,10 @@ static void usage(FILE *f)
 		"The client policy is rebuilt from the journal: which "
 		"version is in force,\noverrides; with --client-version "
 		"(or a captured request's headers in\n--request FILE) the "
-		"decision for that client, its rule and since when.\n\n"
+		"decision for that client, its rule and since when.\n"
+		"With --server URL, the running server's probes (GET "
+		"/v1/probes, with\nDATA/admin.token): a warn line for each "
+		"probe whose gateway refuses\nwhat the policy serves.\n\n"
 		"Exit status: 0 nothing needs action, 1 something does, 2 "
 		"usage, 3 the\ndata directory does not exist.  See "
 		"docs/operations.md, Diagnosis.\n\n"
@@ -1481,6 +1573,7 @@ int cmd_doctor(int argc, char **argv)
 		{"channel", required_argument, NULL, 'C'},
 		{"country", required_argument, NULL, 'K'},
 		{"request", required_argument, NULL, 'R'},
+		{"server", required_argument, NULL, 'S'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -1494,7 +1587,7 @@ int cmd_doctor(int argc, char **argv)
 		return EXIT_SOFTWARE;
 	d->warn_days = WARN_DAYS_DEFAULT;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "d:c:k:jw:hV:C:K:R:", opts,
+	while ((c = getopt_long(argc, argv, "d:c:k:jw:hV:C:K:R:S:", opts,
 				NULL)) != -1) {
 		switch (c) {
 		case 'V':
@@ -1502,6 +1595,7 @@ int cmd_doctor(int argc, char **argv)
 				 "%s", optarg);
 			break;
 		case 'C': d->channel = optarg; break;
+		case 'S': d->server = optarg; break;
 		case 'K': d->country = optarg; break;
 		case 'R':
 			if (read_request(d, optarg) != 0) {

@@ -83,6 +83,13 @@ static void usage(FILE *f)
 		"(repeatable, at most 8;\n"
 		"                      KEY is the cosigner key `tpwallet "
 		"witness` prints)\n"
+		"  --probe URL:PLATFORM/VERSION\n"
+		"                      probe URL (the gateway's) as that "
+		"client every\n"
+		"                      probe_interval_s (default 30); "
+		"repeatable, at most 16;\n"
+		"                      results in /metrics and GET "
+		"/v1/probes\n"
 		"  --kek-file FILE     key-encryption key (default DATA.kek; "
 		"TPWALLET_KEK_FILE,\n"
 		"                      or the key itself in TPWALLET_KEK)\n"
@@ -147,6 +154,7 @@ int cmd_serve(int argc, char **argv)
 		{"config", required_argument, NULL, 'c'},
 		{"kek-file", required_argument, NULL, 'k'},
 		{"witness", required_argument, NULL, 'w'},
+		{"probe", required_argument, NULL, 'P'},
 		{"truncate-corrupt-tail", no_argument, NULL, 'T'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -159,7 +167,7 @@ int cmd_serve(int argc, char **argv)
 	bool truncate_corrupt_tail = false;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "d:l:t:L:c:k:w:h", opts, NULL)) !=
+	while ((c = getopt_long(argc, argv, "d:l:t:L:c:k:w:P:h", opts, NULL)) !=
 	       -1) {
 		const char *key = NULL;
 		switch (c) {
@@ -169,6 +177,7 @@ int cmd_serve(int argc, char **argv)
 		case 'L': key = "log_level"; break;
 		case 'k': key = "kek_file"; break;
 		case 'w': key = "witness"; break;
+		case 'P': key = "probe"; break;
 		case 'c': config = optarg; break;
 		case 'T': truncate_corrupt_tail = true; break;
 		case 'h': usage(stdout); return 0;
@@ -366,8 +375,14 @@ int cmd_serve(int argc, char **argv)
 				       (u64)s.connections_max));
 	}
 
+	const char *probes[16];
+	for (unsigned i = 0; i < s.nprobes; i++)
+		probes[i] = s.probes[i];
 	struct api_server *srv = NULL;
 	struct api_options ao = {
+		.probes = probes,
+		.nprobes = s.nprobes,
+		.probe_interval_s = s.probe_interval_s,
 		.host = host,
 		.port = port,
 		.threads = s.threads,

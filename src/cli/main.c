@@ -28,6 +28,8 @@ const struct command commands[] = {
 	 "issue, inspect, verify and revoke mandates (delegation chains)"},
 	{"policy", cmd_policy, "set, diff and evaluate the client policy"},
 	{"bench", cmd_bench, "measure the engine in process and print figures"},
+	{"probe", cmd_probe,
+	 "ask a URL as a client version: gateway, tpwallet or served"},
 	{"doctor", cmd_doctor,
 	 "check a data directory offline, even while served"},
 	{"version", cmd_version, "print the version"},

@@ -9,6 +9,7 @@
 #include "api/authz.h"
 #include "api/netguard.h"
 #include "api/server.h"
+#include "api/probe.h"
 #include "cli/cli.h"
 #include "core/assert.h"
 #include "core/auth.h"
@@ -116,6 +117,7 @@ static const struct number_setting number_settings[] = {
 	NUMBER(key_rotation_days, 0, 3660),
 	NUMBER(link_leeway_s, 0, JOSE_LEEWAY_MAX_S),
 	NUMBER(revocations_per_principal, 1, AUTH_REVOCATIONS_RESERVE),
+	NUMBER(probe_interval_s, PROBE_INTERVAL_S_MIN, PROBE_INTERVAL_S_MAX),
 };
 
 #undef NUMBER
@@ -180,6 +182,19 @@ int settings_set(struct settings *s, const char *key, const char *value)
 				       sizeof(s->witnesses[0]), value);
 		if (ret == 0)
 			s->nwitnesses++;
+	} else if (strcmp(key, "probe") == 0) {
+		struct probe_target t;
+		_Static_assert(sizeof(s->probes) / sizeof(s->probes[0]) ==
+				       PROBE_TARGETS_MAX,
+			       "probes");
+		if (s->nprobes == PROBE_TARGETS_MAX ||
+		    probe_target_parse(value, &t) != 0)
+			ret = -EINVAL;
+		else
+			ret = copy_str(s->probes[s->nprobes],
+				       sizeof(s->probes[0]), value);
+		if (ret == 0)
+			s->nprobes++;
 	} else if (strcmp(key, "kek_file") == 0) {
 		ret = *value ? copy_str(s->kek_file, sizeof(s->kek_file), value)
 			     : -EINVAL;
@@ -328,6 +343,7 @@ static const struct {
 	{"TPWALLET_LOG_LEVEL", "log_level"},
 	{"TPWALLET_KEK_FILE", "kek_file"},
 	{"TPWALLET_WITNESS", "witness"},
+	{"TPWALLET_PROBE_INTERVAL_S", "probe_interval_s"},
 };
 
 int settings_load(struct settings *s, const char *config_path)
@@ -356,6 +372,7 @@ int settings_load(struct settings *s, const char *config_path)
 	s->link_leeway_s = AUTHZ_LEEWAY_S;
 	s->client_policy_max_blocked_share =
 		API_POLICY_BLOCKED_SHARE_MAX_DEFAULT;
+	s->probe_interval_s = PROBE_INTERVAL_S_DEFAULT;
 	s->revocations_per_principal = AUTH_REVOCATIONS_PER_PRINCIPAL;
 	copy_str(s->log_level, sizeof(s->log_level), "info");
 

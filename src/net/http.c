@@ -31,6 +31,7 @@ struct http_client {
 /* What the callbacks of one request share. */
 struct xfer {
 	struct http_response *out;
+	const struct http_request *req;
 	size_t body_cap; /* bytes allocated for out->body */
 	size_t body_max;
 	size_t head_max;
@@ -250,6 +251,34 @@ void http_response_clear(struct http_response *r)
 
 /* ---- one request --------------------------------------------------------- */
 
+/* "Name: value\r\n" into dst (trimmed, cut to cap - 1 bytes). */
+static void copy_value(char *dst, size_t cap, const char *v, size_t vl)
+{
+	while (vl > 0 && (*v == ' ' || *v == '\t'))
+		v++, vl--;
+	while (vl > 0 && (v[vl - 1] == '\r' || v[vl - 1] == '\n' ||
+			  v[vl - 1] == ' ' || v[vl - 1] == '\t'))
+		vl--;
+	if (vl >= cap)
+		vl = cap - 1;
+	memcpy(dst, v, vl);
+	dst[vl] = '\0';
+}
+
+/* The captured headers of the request, from one header line. */
+static void capture_line(struct xfer *x, const char *line, size_t len)
+{
+	for (size_t i = 0; i < x->req->ncapture; i++) {
+		size_t nl = strlen(x->req->capture[i]);
+		if (x->out->captured_seen[i] || len <= nl || line[nl] != ':' ||
+		    strncasecmp(line, x->req->capture[i], nl) != 0)
+			continue;
+		copy_value(x->out->captured[i], sizeof(x->out->captured[i]),
+			   line + nl + 1, len - nl - 1);
+		x->out->captured_seen[i] = true;
+	}
+}
+
 static size_t on_header(char *line, size_t size, size_t n, void *arg)
 {
 	struct xfer *x = arg;
@@ -261,6 +290,8 @@ static size_t on_header(char *line, size_t size, size_t n, void *arg)
 		x->status_seen = true;
 		x->out->content_type[0] = '\0';
 		x->out->reason[0] = '\0';
+		memset(x->out->captured, 0, sizeof(x->out->captured));
+		memset(x->out->captured_seen, 0, sizeof(x->out->captured_seen));
 		const char *sp = memchr(line, ' ', len);
 		if (sp && (size_t)(line + len - sp) > 5 && sp[4] == ' ') {
 			const char *r = sp + 5;
@@ -279,19 +310,10 @@ static size_t on_header(char *line, size_t size, size_t n, void *arg)
 		x->head_over = true;
 		return 0;
 	}
-	if (len > 13 && strncasecmp(line, "content-type:", 13) == 0) {
-		const char *v = line + 13;
-		size_t vl = len - 13;
-		while (vl > 0 && (*v == ' ' || *v == '\t'))
-			v++, vl--;
-		while (vl > 0 && (v[vl - 1] == '\r' || v[vl - 1] == '\n' ||
-				  v[vl - 1] == ' ' || v[vl - 1] == '\t'))
-			vl--;
-		if (vl >= sizeof(x->out->content_type))
-			vl = sizeof(x->out->content_type) - 1;
-		memcpy(x->out->content_type, v, vl);
-		x->out->content_type[vl] = '\0';
-	}
+	if (len > 13 && strncasecmp(line, "content-type:", 13) == 0)
+		copy_value(x->out->content_type, sizeof(x->out->content_type),
+			   line + 13, len - 13);
+	capture_line(x, line, len);
 	return len;
 }
 
@@ -357,6 +379,12 @@ static bool valid_request(const struct http_request *req)
 		if (!name || !v || !is_token(name, 64) || strpbrk(v, "\r\n"))
 			return false;
 	}
+	if (req->ncapture > HTTP_CAPTURE_MAX ||
+	    (req->ncapture && !req->capture))
+		return false;
+	for (size_t i = 0; i < req->ncapture; i++)
+		if (!req->capture[i] || !is_token(req->capture[i], 64))
+			return false;
 	return true;
 }
 
@@ -583,7 +611,7 @@ static int run(struct http_client *c, const _Atomic bool *cancel,
 int http_client_do(struct http_client *c, const struct http_request *req,
 		   struct http_response *out)
 {
-	struct xfer x = {.out = out};
+	struct xfer x = {.out = out, .req = req};
 	struct curl_slist *headers = NULL;
 	char *url = NULL;
 	size_t url_cap;

@@ -50,6 +50,8 @@
 #define HTTP_REASON_BYTES_MAX	    128u
 #define HTTP_USER_AGENT_BYTES_MAX   64u
 #define HTTP_CANCEL_POLL_MS	    20u
+#define HTTP_CAPTURE_MAX	    4u
+#define HTTP_CAPTURE_BYTES_MAX	    256u
 
 #define HTTP_ERRORS(X)                                                         \
 	X(ok, "done")                                                          \
@@ -153,6 +155,11 @@ struct http_request {
 	size_t body_len;
 	bool has_body;		    /* POST, PUT and PATCH send a length */
 	const _Atomic bool *cancel; /* may be NULL */
+	/* Answer headers to keep (names, matched case-insensitively), at
+	 * most HTTP_CAPTURE_MAX: their values land in the response's
+	 * captured[i] (the first field of that name in the final answer). */
+	const char *const *capture;
+	size_t ncapture;
 };
 
 /*
@@ -162,6 +169,9 @@ struct http_request {
  * the header's value (cut at HTTP_CONTENT_TYPE_BYTES_MAX - 1 bytes), ""
  * when absent.  os_errno: after a resolve, connect, send or recv
  * failure, the errno behind it (0 when none is known), for a message.
+ * captured[i]: the value of the request's capture[i] header, trimmed and
+ * cut at HTTP_CAPTURE_BYTES_MAX - 1 bytes; captured_seen[i] says whether
+ * the answer had one.
  */
 struct http_response {
 	int status; /* 100..599; the final answer, never an interim 1xx */
@@ -171,6 +181,8 @@ struct http_response {
 	char *body;
 	size_t body_len;
 	int os_errno;
+	char captured[HTTP_CAPTURE_MAX][HTTP_CAPTURE_BYTES_MAX];
+	bool captured_seen[HTTP_CAPTURE_MAX];
 };
 
 void http_response_clear(struct http_response *r);

@@ -50,6 +50,7 @@ import test_policy_guard  # noqa: E402,F401
 import test_security  # noqa: E402,F401
 import test_netguard  # noqa: E402,F401
 import test_receipts  # noqa: E402,F401
+import test_probe  # noqa: E402,F401
 import test_docs  # noqa: E402,F401
 
 

@@ -103,6 +103,8 @@ static void answer(int c, enum answer a)
 	static const char problem[] =
 		"HTTP/1.1 404 Not Found\r\n"
 		"Content-Type: application/problem+json\r\n"
+		"tpwallet-problem:   not-found  \r\n"
+		"X-Other: 1\r\n"
 		"Content-Length: 15\r\n\r\n{\"status\":404}\n";
 	static const char big_length[] = "HTTP/1.1 200 OK\r\n"
 					 "Content-Length: 1000000\r\n\r\n";
@@ -296,6 +298,49 @@ static void a_non_2xx_answer_is_an_answer_with_its_status(void **state)
 	last_request(seen, sizeof(seen));
 	assert_memory_equal(seen, "PUT /base/p HTTP/1.1\r\n", 22);
 	assert_non_null(strstr(seen, "\r\nContent-Length: 2\r\n\r\n{}"));
+	http_response_clear(&r);
+	http_client_close(c);
+}
+
+static void only_the_asked_answer_headers_are_captured(void **state)
+{
+	struct http_client *c = open_client(NULL);
+	static const char *const names[] = {"Tpwallet-Problem",
+					    "X-Client-Policy", "X-Other"};
+	struct http_request req = {.method = "GET",
+				   .target = "/p",
+				   .capture = names,
+				   .ncapture = 2};
+	struct http_response r = {0};
+
+	(void)state;
+	atomic_store(&srv.answer, ANSWER_PROBLEM);
+	assert_int_equal(http_client_do(c, &req, &r), 0);
+	assert_int_equal(r.status, 404);
+	/* Matched whatever its case, trimmed; an absent one is unseen. */
+	assert_true(r.captured_seen[0]);
+	assert_string_equal(r.captured[0], "not-found");
+	assert_false(r.captured_seen[1]);
+	assert_string_equal(r.captured[1], "");
+	/* X-Other was not asked for (ncapture 2): nothing lands past it. */
+	assert_false(r.captured_seen[2]);
+	http_response_clear(&r);
+
+	/* More names than HTTP_CAPTURE_MAX, or a name that is not a
+	 * token, is refused before sending. */
+	static const char *const many[HTTP_CAPTURE_MAX + 1] = {"A", "B", "C",
+							       "D", "E"};
+	struct http_request too_many = {.method = "GET",
+					.target = "/p",
+					.capture = many,
+					.ncapture = HTTP_CAPTURE_MAX + 1};
+	assert_int_equal(http_client_do(c, &too_many, &r),
+			 -HTTP_invalid_argument);
+	static const char *const bad[] = {"Bad Name"};
+	struct http_request bad_name = {
+		.method = "GET", .target = "/p", .capture = bad, .ncapture = 1};
+	assert_int_equal(http_client_do(c, &bad_name, &r),
+			 -HTTP_invalid_argument);
 	http_response_clear(&r);
 	http_client_close(c);
 }
@@ -496,6 +541,9 @@ int main(void)
 			setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			a_non_2xx_answer_is_an_answer_with_its_status, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(
+			only_the_asked_answer_headers_are_captured, setup,
 			teardown),
 		cmocka_unit_test_setup_teardown(
 			a_body_over_the_limit_is_refused, setup, teardown),
