@@ -52,6 +52,7 @@ import test_netguard  # noqa: E402,F401
 import test_receipts  # noqa: E402,F401
 import test_probe  # noqa: E402,F401
 import test_docs  # noqa: E402,F401
+import test_incident_drill  # noqa: E402,F401
 
 
 class TestTimeout(Exception):

@@ -194,9 +194,9 @@ def check_revoked(r, what):
 class Authz:
     """A started server, its admin credentials and the JS client."""
 
-    def __init__(self, ctx, env=None):
+    def __init__(self, ctx, env=None, args=None):
         ensure_js()  # install (or fail) before starting anything
-        self.s = ctx.start_server(env=env) if env else ctx.start_server()
+        self.s = ctx.start_server(env=env, args=args)
         s = self.s
         self.token = s.require_admin_token()
         path = os.path.join(s.data_dir, "admin.jwk")
