@@ -179,8 +179,7 @@ static size_t submit(struct expirer *x, size_t n)
 		recorded++;
 		log_at(LOG_WARN, "client-policy override expired",
 		       LOG_NUM("id", d->id), LOG_STR("platform", d->platform),
-		       LOG_STR("range", d->range),
-		       LOG_STR("author", d->author),
+		       LOG_STR("range", d->range), LOG_STR("author", d->author),
 		       LOG_STR("author_name",
 			       d->author_name[0] ? d->author_name : NULL),
 		       LOG_NUM("expires_at_s", d->expires_at_s),
