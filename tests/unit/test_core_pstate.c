@@ -952,6 +952,16 @@ static void assert_same_state(const struct pstate *a, const struct pstate *b)
 	}
 }
 
+static void assert_same_digest_and_state(const struct pstate *a,
+					 const struct pstate *b)
+{
+	u8 d1[32], d2[32];
+	digest(a, d1);
+	digest(b, d2);
+	assert_memory_equal(d1, d2, 32);
+	assert_same_state(a, b);
+}
+
 /* Write, read, write: the same bytes, digest and visible state. */
 static void round_trip(const struct pstate *s)
 {
@@ -961,11 +971,7 @@ static void round_trip(const struct pstate *s)
 	struct buf b2 = snapshot(r);
 	assert_int_equal(b1.len, b2.len);
 	assert_memory_equal(b1.p, b2.p, b1.len);
-	u8 d1[32], d2[32];
-	digest(s, d1);
-	digest(r, d2);
-	assert_memory_equal(d1, d2, 32);
-	assert_same_state(s, r);
+	assert_same_digest_and_state(s, r);
 	pstate_free(r);
 	free(b1.p);
 	free(b2.p);
@@ -1191,11 +1197,7 @@ static void expiry_entry_is_recorded_once_and_replays_alike(void **state)
 
 	/* Replay: the same digest; a snapshot keeps every field. */
 	expiry_story(again);
-	u8 d1[32], d2[32];
-	digest(s, d1);
-	digest(again, d2);
-	assert_memory_equal(d1, d2, 32);
-	assert_same_state(s, again);
+	assert_same_digest_and_state(s, again);
 	round_trip(s);
 	pstate_free(again);
 

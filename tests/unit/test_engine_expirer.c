@@ -24,6 +24,8 @@
 #include "engine/logger.h"
 #include "log/fsdir.h"
 
+#include "tmpdir_fixture.h"
+
 #include "banned.h"
 
 #define SECOND_NS 1000000000ull
@@ -31,37 +33,15 @@
 /* Bounded waits for the expirer's thread: 10 ms steps. */
 #define WAIT_STEPS 500
 
-struct fixture {
-	char dir[256];
-};
-
 static int setup(void **state)
 {
-	struct fixture *f = calloc(1, sizeof(*f));
-	snprintf(f->dir, sizeof(f->dir), "/tmp/tpw-expirer-XXXXXX");
-	if (!mkdtemp(f->dir))
-		return -1;
 	logger_set_level(LOG_ERROR);
-	*state = f;
-	return 0;
+	return tmpdir_setup(state, "/tmp/tpw-expirer-XXXXXX");
 }
 
 static int teardown(void **state)
 {
-	struct fixture *f = *state;
-	assert_int_equal(fsdir_remove_tree(f->dir), 0);
-	free(f);
-	return 0;
-}
-
-struct step_clock {
-	_Atomic u64 now_ns;
-};
-
-static u64 step_clock_now(void *ctx)
-{
-	struct step_clock *c = ctx;
-	return atomic_load(&c->now_ns);
+	return tmpdir_teardown(state);
 }
 
 struct running {
