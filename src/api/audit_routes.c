@@ -165,18 +165,29 @@ static void put_decoded(struct request *rq, struct wbuf *b, const u8 *bytes,
 	}
 	bool set = v.command && strcmp(v.command, "policy_set") == 0;
 	bool open = v.command && strcmp(v.command, "policy_override") == 0;
-	u64 id = 0;
-	if ((v.has_author && !entry_view_is_admin(v.author)) || set || open) {
+	u64 id = 0, oid = entry_view_override_id(&v);
+	struct pstate_override_cmd oc;
+	bool known = false;
+	if ((v.has_author && !entry_view_is_admin(v.author)) || set || open ||
+	    oid) {
 		engine_read_begin(rq->srv->e);
+		const struct pstate *ps = engine_pstate(rq->srv->e);
 		if (v.has_author && !entry_view_is_admin(v.author))
 			named = auth_principal_get(engine_auth(rq->srv->e),
 						   v.author, &p);
 		if (set || open)
-			id = outcome_at(engine_pstate(rq->srv->e), set,
-					v.timestamp_ns);
+			id = outcome_at(ps, set, v.timestamp_ns);
+		if (oid && oid <= pstate_override_count(ps)) {
+			struct pstate_override_info oi;
+			pstate_override_at(ps, oid - 1, &oi);
+			oc = *oi.cmd;
+			known = true;
+		}
 		engine_read_end(rq->srv->e);
 	}
 	entry_view_set_outcome(&v, id);
+	if (known)
+		entry_view_set_override(&v, oc.platform, oc.range);
 	wbuf_puts(b, "\"type\":\"");
 	wbuf_puts(b, v.type_name);
 	wbuf_putc(b, '"');
@@ -191,6 +202,8 @@ static void put_decoded(struct request *rq, struct wbuf *b, const u8 *bytes,
 	wbuf_puts(b, v.time);
 	wbuf_puts(b, "\",\"timestamp_ns\":");
 	wbuf_put_u128_str(b, v.timestamp_ns);
+	if (v.server_author)
+		wbuf_puts(b, ",\"author\":{\"name\":\"server\"}");
 	if (v.has_author) {
 		wbuf_puts(b, ",\"author\":{");
 		if (entry_view_is_admin(v.author)) {

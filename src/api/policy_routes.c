@@ -1091,12 +1091,89 @@ static enum MHD_Result evaluate(struct request *rq, bool signed_manifest)
 
 /* ---- overrides ---------------------------------------------------------- */
 
-static json_t *override_json(const struct pstate_override_info *o, int64_t now)
+/* The newest extensions of an override the routes show. */
+#define OVERRIDE_EXTENSIONS_SHOWN 8
+
+/* Who did something, as the decoded audit view names an author. */
+struct person {
+	u8 id[32];
+	bool named;
+	char name[AUTH_NAME_BYTES + 1];
+};
+
+/* An override copied out of the state (read lock held), its command,
+ * who ended it and its newest extensions with it: formatted once the
+ * lock is released. */
+struct override_copy {
+	struct pstate_override_info info;
+	struct pstate_override_cmd cmd;
+	struct person ended_by;
+	u32 shown; /* ext[0] the newest */
+	struct {
+		struct pstate_extension x;
+		struct person by;
+	} ext[OVERRIDE_EXTENSIONS_SHOWN];
+};
+
+static void person_copy(const struct auth *a, const u8 id[32], struct person *p)
 {
+	struct auth_principal_info pi;
+
+	memcpy(p->id, id, 32);
+	p->named = auth_principal_get(a, id, &pi);
+	if (p->named)
+		memcpy(p->name, pi.name, sizeof(p->name));
+}
+
+static json_t *person_json(const struct person *p)
+{
+	static const u8 zero[32];
+	char tp[44];
+
+	if (memcmp(p->id, zero, 32) == 0)
+		return json_pack("{s:s}", "name", "administrator");
+	b64url_encode(tp, sizeof(tp), p->id, 32);
+	json_t *o = json_object();
+	if (p->named)
+		json_object_set_new(o, "name", json_string(p->name));
+	json_object_set_new(o, "thumbprint", json_string(tp));
+	return o;
+}
+
+/* Read lock held: the state's pointers are copied, never kept. */
+static void override_copy(struct engine *e,
+			  const struct pstate_override_info *o,
+			  struct override_copy *c)
+{
+	const struct pstate *ps = engine_pstate(e);
+	const struct auth *a = engine_auth(e);
+	u64 h = o->last_extension;
+
+	c->info = *o;
+	c->cmd = *o->cmd;
+	c->info.cmd = &c->cmd;
+	if (o->end_timestamp)
+		person_copy(a, o->end_author, &c->ended_by);
+	for (c->shown = 0; c->shown < OVERRIDE_EXTENSIONS_SHOWN &&
+			   pstate_extension_get(ps, h, &c->ext[c->shown].x);
+	     c->shown++) {
+		person_copy(a, c->ext[c->shown].x.author, &c->ext[c->shown].by);
+		h = c->ext[c->shown].x.prev;
+	}
+}
+
+static json_t *text_or_null(const char *t)
+{
+	return t[0] ? json_string(t) : json_null();
+}
+
+static json_t *override_json(const struct override_copy *c, int64_t now)
+{
+	const struct pstate_override_info *o = &c->info;
 	char author[44];
 	id_text(o->cmd->author, author);
 	bool active = o->not_before_s <= now && now < o->expires_at_s;
-	return json_pack(
+	json_t *j = json_pack(
 		"{s:I, s:s, s:s, s:s, s:I, s:s, s:s, s:o, s:o, s:o, s:b, s:b}",
 		"id", (json_int_t)o->id, "platform", o->cmd->platform, "range",
 		o->cmd->range, "mode",
@@ -1107,21 +1184,32 @@ static json_t *override_json(const struct pstate_override_info *o, int64_t now)
 		json_time(o->not_before_s), "expires_at",
 		json_time(o->expires_at_s), "active", active, "ended_early",
 		o->ended_early);
-}
-
-/* An override copied out of the state (read lock held), its command
- * with it: formatted once the lock is released. */
-struct override_copy {
-	struct pstate_override_info info;
-	struct pstate_override_cmd cmd;
-};
-
-static void override_copy(const struct pstate_override_info *o,
-			  struct override_copy *c)
-{
-	c->info = *o;
-	c->cmd = *o->cmd;
-	c->info.cmd = &c->cmd;
+	/* Who ended it and why (unknown for an end older than the state's
+	 * snapshot format 2: null), when it expired, its extensions. */
+	bool end_known = o->ended_early && o->end_timestamp;
+	json_object_set_new(j, "ended_by",
+			    end_known ? person_json(&c->ended_by)
+				      : json_null());
+	json_object_set_new(j, "end_reason",
+			    end_known ? text_or_null(o->end_reason)
+				      : json_null());
+	json_object_set_new(j, "expired_at",
+			    o->expired_timestamp ? json_time(o->expires_at_s)
+						 : json_null());
+	json_t *xs = json_array();
+	for (u32 i = c->shown; i-- > 0;) {
+		const struct pstate_extension *x = &c->ext[i].x;
+		json_array_append_new(
+			xs, json_pack("{s:o, s:o, s:I, s:o, s:o}", "at",
+				      json_time((int64_t)(x->timestamp /
+							  1000000000u)),
+				      "by", person_json(&c->ext[i].by),
+				      "duration_s", (json_int_t)x->duration_s,
+				      "expires_at", json_time(x->expires_at_s),
+				      "reason", text_or_null(x->reason)));
+	}
+	json_object_set_new(j, "extensions", xs);
+	return j;
 }
 
 static enum MHD_Result get_overrides(struct request *rq, u64 only_id)
@@ -1143,7 +1231,7 @@ static enum MHD_Result get_overrides(struct request *rq, u64 only_id)
 		pstate_override_at(ps, i, &o);
 		if (only_id) {
 			if (o.id == only_id) {
-				override_copy(&o, &oc[0]);
+				override_copy(rq->srv->e, &o, &oc[0]);
 				got = 1;
 				break;
 			}
@@ -1151,13 +1239,13 @@ static enum MHD_Result get_overrides(struct request *rq, u64 only_id)
 		}
 		if (!every && !(o.not_before_s <= now && now < o.expires_at_s))
 			continue;
-		override_copy(&o, &oc[got++]);
+		override_copy(rq->srv->e, &o, &oc[got++]);
 		if (got >= OVERRIDES_LISTED)
 			break;
 	}
 	engine_read_end(rq->srv->e);
 	if (only_id) {
-		json_t *one = got ? override_json(&oc[0].info, now) : NULL;
+		json_t *one = got ? override_json(&oc[0], now) : NULL;
 		free(oc);
 		if (!one)
 			return api_reply_problem(rq, PROBLEM_policy_not_found,
@@ -1167,7 +1255,7 @@ static enum MHD_Result get_overrides(struct request *rq, u64 only_id)
 	}
 	json_t *arr = json_array();
 	for (u32 i = 0; i < got; i++)
-		json_array_append_new(arr, override_json(&oc[i].info, now));
+		json_array_append_new(arr, override_json(&oc[i], now));
 	free(oc);
 	return reply_jansson(rq, 200, json_pack("{s:o}", "overrides", arr));
 }
@@ -1701,8 +1789,11 @@ static enum MHD_Result policy_command_reply(struct request *rq)
 		return reply_jansson(rq, outcome == PSTATE_OK ? 201 : 200, o);
 	}
 	if (h->kind == PSTATE_CMD_OVERRIDE) {
-		struct override_copy mine;
+		struct override_copy *mine = malloc(sizeof(*mine));
 		bool found = false;
+		if (!mine)
+			return api_reply_problem(rq, PROBLEM_internal_error,
+						 "out of memory", NULL, NULL);
 		engine_read_begin(rq->srv->e);
 		const struct pstate *ps = engine_pstate(rq->srv->e);
 		u64 n = pstate_override_count(ps);
@@ -1711,12 +1802,13 @@ static enum MHD_Result policy_command_reply(struct request *rq)
 			struct pstate_override_info info;
 			pstate_override_at(ps, i, &info);
 			if (info.timestamp == rq->eng.ereq.timestamp) {
-				override_copy(&info, &mine);
+				override_copy(rq->srv->e, &info, mine);
 				found = true;
 			}
 		}
 		engine_read_end(rq->srv->e);
-		json_t *o = found ? override_json(&mine.info, now_s()) : NULL;
+		json_t *o = found ? override_json(mine, now_s()) : NULL;
+		free(mine);
 		if (!o)
 			return api_reply_problem(rq, PROBLEM_internal_error,
 						 NULL, NULL, NULL);

@@ -1539,6 +1539,10 @@ static void author_text(const struct log_row *w, char *out, size_t n)
 {
 	char tp[ENTRY_VIEW_THUMBPRINT_BYTES];
 
+	if (!w->damaged && w->v.server_author) {
+		snprintf(out, n, "server");
+		return;
+	}
 	if (w->damaged || !w->v.has_author) {
 		snprintf(out, n, "-");
 		return;
@@ -1566,6 +1570,8 @@ static bool row_matches(const struct log_query *q, const struct log_row *w)
 		return false;
 	if (q->author) {
 		char tp[ENTRY_VIEW_THUMBPRINT_BYTES];
+		if (!w->damaged && v->server_author)
+			return strcmp(q->author, "server") == 0;
 		if (w->damaged || !v->has_author)
 			return false;
 		bool admin = entry_view_is_admin(v->author);
@@ -1611,6 +1617,10 @@ static void print_row_json(const struct log_row *w)
 		snprintf(d, sizeof(d), "%llu",
 			 (unsigned long long)v->timestamp_ns);
 		json_object_set_new(o, "timestamp_ns", json_string(d));
+		if (v->server_author)
+			json_object_set_new(
+				o, "author",
+				json_pack("{s:s}", "name", "server"));
 		if (v->has_author) {
 			json_t *a = json_object();
 			char tp[ENTRY_VIEW_THUMBPRINT_BYTES];
@@ -1706,6 +1716,14 @@ static int scan_journal(struct log_query *q, const char *data)
 		u64 id = replay_pstate(q, &r);
 		w->damaged = entry_view_decode(raw, raw_bytes, &w->v) != 0;
 		entry_view_set_outcome(&w->v, id);
+		u64 oid = entry_view_override_id(&w->v);
+		if (oid && q->pstate &&
+		    oid <= pstate_override_count(q->pstate)) {
+			struct pstate_override_info oi;
+			pstate_override_at(q->pstate, oid - 1, &oi);
+			entry_view_set_override(&w->v, oi.cmd->platform,
+						oi.cmd->range);
+		}
 		const char *name =
 			w->v.has_author ? name_of(q, w->v.author) : NULL;
 		if (name)
@@ -1738,12 +1756,16 @@ static void usage_log(FILE *f)
 		"?view=decoded, and the index).\n"
 		"  --type NAME    a command (policy_set, policy_override, "
 		"policy_override_end,\n"
+		"                 policy_override_extend, "
+		"policy_override_expired,\n"
 		"                 principal, revoke, key, accounts_owned, ...) "
 		"or a record type\n"
 		"                 (create_accounts, create_transfers, pulse, "
 		"damaged)\n"
-		"  --author TEXT  a principal's name, a thumbprint prefix, or "
-		"administrator\n"
+		"  --author TEXT  a principal's name, a thumbprint prefix, "
+		"administrator, or\n"
+		"                 server (the server's own entries: "
+		"policy_override_expired)\n"
 		"  --since TIME, --until TIME   RFC 3339 UTC or unix seconds, "
 		"inclusive\n"
 		"  --grep TEXT    a substring of the summary, a field or the "

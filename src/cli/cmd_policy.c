@@ -1094,6 +1094,59 @@ static const char *override_state(const json_t *o, const char *now)
 	return exp && strcmp(exp, now) <= 0 ? "expired" : "pending";
 }
 
+/* An author as the routes give it ({"name", "thumbprint"}): "NAME
+ * (THUMBPRINT)", either alone, or "?". */
+static void print_person(const json_t *p)
+{
+	const char *name = jstr(p, "name"), *tp = jstr(p, "thumbprint");
+
+	if (name)
+		client_print_clean(stdout, name);
+	if (name && tp)
+		fputs(" (", stdout);
+	if (tp)
+		client_print_clean(stdout, tp);
+	if (name && tp)
+		fputc(')', stdout);
+	if (!name && !tp)
+		fputc('?', stdout);
+}
+
+/* The lines under an override's row: who ended it and why, its
+ * extensions, its expiry entry. */
+static void print_override_history(const json_t *o)
+{
+	const json_t *by = json_object_get(o, "ended_by"), *x;
+	size_t i;
+
+	json_array_foreach(json_object_get(o, "extensions"), i, x)
+	{
+		printf("        extended at %s by ",
+		       jstr(x, "at") ? jstr(x, "at") : "?");
+		print_person(json_object_get(x, "by"));
+		printf(" for %lld s, until %s", jint(x, "duration_s"),
+		       jstr(x, "expires_at") ? jstr(x, "expires_at") : "?");
+		if (jstr(x, "reason")) {
+			fputs(": ", stdout);
+			client_print_clean(stdout, jstr(x, "reason"));
+		}
+		fputc('\n', stdout);
+	}
+	if (json_is_object(by)) {
+		printf("        ended at %s by ",
+		       jstr(o, "expires_at") ? jstr(o, "expires_at") : "?");
+		print_person(by);
+		if (jstr(o, "end_reason")) {
+			fputs(": ", stdout);
+			client_print_clean(stdout, jstr(o, "end_reason"));
+		}
+		fputc('\n', stdout);
+	}
+	if (jstr(o, "expired_at"))
+		printf("        expired at %s (the server's audit entry)\n",
+		       jstr(o, "expired_at"));
+}
+
 static int do_override_list(struct ctx *x)
 {
 	struct target t;
@@ -1138,6 +1191,7 @@ static int do_override_list(struct ctx *x)
 		       jstr(o, "expires_at") ? jstr(o, "expires_at") : "?");
 		client_print_clean(stdout, jstr(o, "reason"));
 		fputc('\n', stdout);
+		print_override_history(o);
 	}
 cleanup:
 	json_decref(j);
@@ -1605,7 +1659,8 @@ static const struct sub subs[] = {
 	{"override list", do_override_list, opts_ov_list, true, 0, 0,
 	 "override list [--all] [--json]",
 	 "The active overrides; --all: every one, newest first, with its "
-	 "state\n(active, ended, expired).",
+	 "state\n(active, ended, expired); under each, its extensions, who "
+	 "ended it and why,\nand when it expired.",
 	 "  tpwallet policy override list --all\n"},
 	{"override extend", do_override_extend, opts_ov_extend, true, 1, 1,
 	 "override extend ID --for 30m|2h|3600 [--reason TEXT]",

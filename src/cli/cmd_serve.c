@@ -14,6 +14,7 @@
 #include "cli/serverkeys.h"
 #include "engine/audit.h"
 #include "engine/engine.h"
+#include "engine/expirer.h"
 #include "engine/witness.h"
 #include "engine/logger.h"
 #include "core/strerror.h"
@@ -245,15 +246,25 @@ int cmd_serve(int argc, char **argv)
 
 	struct engine *e = NULL;
 	const char *err = NULL;
+	/* Journals an entry when an override reaches its end; it looks
+	 * again whenever the client-policy state changes. */
+	struct expirer *expirer = expirer_new();
+	if (!expirer) {
+		fprintf(stderr, "tpwallet serve: out of memory\n");
+		return EXIT_SOFTWARE;
+	}
 	struct engine_options eo = {
 		.data_dir = s.data_dir,
 		.snapshot_every_records = s.snapshot_every,
 		.covered_seq = covered,
 		.truncate_corrupt_tail = truncate_corrupt_tail,
+		.pstate_changed = expirer_poke,
+		.pstate_changed_ctx = expirer,
 	};
 	log_at(LOG_INFO, "recovering", LOG_STR("data", s.data_dir));
 	ret = engine_open(&e, &eo, &err);
 	if (ret < 0) {
+		expirer_free(expirer);
 		log_at(LOG_ERROR, "cannot open the data directory",
 		       LOG_STR("data", s.data_dir),
 		       LOG_STR("reason", err ? err : tpw_strerror(-ret)));
@@ -274,6 +285,7 @@ int cmd_serve(int argc, char **argv)
 				"tpwallet serve: %s: cannot move the audit "
 				"files aside: %s\n",
 				s.data_dir, tpw_strerror(-ret));
+			expirer_free(expirer);
 			engine_close(e);
 			return EXIT_DATA;
 		}
@@ -293,6 +305,7 @@ int cmd_serve(int argc, char **argv)
 	/* The server's keys (created with the data directory). */
 	static struct server_keys keys;
 	if (server_keys_open(&s, created, &keys) != 0) {
+		expirer_free(expirer);
 		engine_close(e);
 		return EXIT_DATA;
 	}
@@ -308,6 +321,7 @@ int cmd_serve(int argc, char **argv)
 	bool admin_created = false;
 	if (server_admin_open(&s, keys.origin, &authz, &admin_created) != 0) {
 		server_keys_close(&keys);
+		expirer_free(expirer);
 		engine_close(e);
 		return EXIT_DATA;
 	}
@@ -332,6 +346,7 @@ int cmd_serve(int argc, char **argv)
 				i + 1, werr);
 			api_authz_close(authz);
 			server_keys_close(&keys);
+			expirer_free(expirer);
 			engine_close(e);
 			return EXIT_USAGE;
 		}
@@ -349,6 +364,7 @@ int cmd_serve(int argc, char **argv)
 		       LOG_STR("reason", err ? err : tpw_strerror(-ret)));
 		api_authz_close(authz);
 		server_keys_close(&keys);
+		expirer_free(expirer);
 		engine_close(e);
 		return EXIT_SOFTWARE;
 	}
@@ -422,10 +438,17 @@ int cmd_serve(int argc, char **argv)
 		audit_close(audit);
 		api_authz_close(authz);
 		server_keys_close(&keys);
+		expirer_free(expirer);
 		engine_close(e);
 		return EXIT_SOFTWARE;
 	}
 	logger_start_async();
+	ret = expirer_start(expirer, e);
+	if (ret < 0)
+		log_at(LOG_ERROR,
+		       "cannot start the override expirer: no entry is "
+		       "journaled when an override reaches its end",
+		       LOG_NUM("errno", -ret));
 	log_at(LOG_INFO, "listening", LOG_STR("listen", s.listen),
 	       LOG_STR("data", s.data_dir),
 	       LOG_STR("version", TPWALLET_VERSION));
@@ -450,6 +473,7 @@ int cmd_serve(int argc, char **argv)
 		pthread_mutex_unlock(&up.lock);
 		pthread_join(upkeep_thread, NULL);
 	}
+	expirer_free(expirer);
 	api_server_stop(srv);
 	api_authz_close(authz);
 	audit_close(audit);

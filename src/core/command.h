@@ -143,6 +143,13 @@ enum command_events {
 	  COMMAND_EVENTS_NONE, COMMAND_PSTATE,                                 \
 	  sizeof(struct pstate_override_extend),                               \
 	  sizeof(struct pstate_override_extend), 16, pstate_command_valid,     \
+	  apply_pstate)                                                        \
+	/* Journaled by the server when an override reaches its end: no        \
+	 * author; informational for the gate (core/pstate.h) */               \
+	X(PSTATE_CMD_OVERRIDE_EXPIRED, 21, "policy_override_expired",          \
+	  COMMAND_EVENTS_NONE, COMMAND_PSTATE,                                 \
+	  sizeof(struct pstate_override_expired),                              \
+	  sizeof(struct pstate_override_expired), 16, pstate_command_valid,    \
 	  apply_pstate)
 
 /* The kinds (command_header.kind), numbered by the rows above. */

@@ -25,6 +25,22 @@ struct override_rec {
 	struct pstate_override_cmd cmd;
 	int64_t not_before_s, expires_at_s;
 	bool ended_early;
+	u64 end_timestamp; /* ended early: the end command's */
+	u8 end_author[32];
+	char end_reason[PSTATE_REASON_BYTES];
+	u64 expired_timestamp; /* its expiry entry's, or 0 */
+	u32 extensions;
+	u64 last_extension; /* index + 1 into pstate.extensions, or 0 */
+};
+
+struct extension_rec {
+	u64 timestamp;
+	u64 id; /* the override's */
+	u8 author[32];
+	u32 duration_s;
+	int64_t expires_at_s;
+	char reason[PSTATE_REASON_BYTES];
+	u64 prev; /* index + 1 of the override's one before, or 0 */
 };
 
 struct pstate {
@@ -33,6 +49,11 @@ struct pstate {
 	struct policy *current; /* parsed text of the last version */
 	struct override_rec *overrides;
 	u64 noverrides, cap_overrides;
+	struct extension_rec *extensions;
+	u64 nextensions, cap_extensions;
+	/* Every override before this index ended early or has its expiry
+	 * entry: where the expiry scans start (derived, not in the digest). */
+	u64 first_open;
 	/* not yet expired at the last apply; each .id = index + 1 */
 	struct policy_override live[POLICY_OVERRIDES_MAX];
 	size_t nlive;
@@ -69,6 +90,7 @@ void pstate_free(struct pstate *s)
 		free(s->versions[i].text);
 	free(s->versions);
 	free(s->overrides);
+	free(s->extensions);
 	policy_free(s->current);
 	free(s);
 }
@@ -126,6 +148,13 @@ bool pstate_command_valid(u16 kind, const void *ext, u32 ext_bytes)
 		return text_ok(x.reason, sizeof(x.reason)) && x.reserved == 0 &&
 		       x.duration_s >= POLICY_OVERRIDE_MIN_S &&
 		       x.duration_s <= POLICY_OVERRIDE_MAX_S;
+	}
+	case PSTATE_CMD_OVERRIDE_EXPIRED: {
+		struct pstate_override_expired x;
+		if (ext_bytes != sizeof(x))
+			return false;
+		memcpy(&x, ext, sizeof(x));
+		return x.id != 0 && x.expires_at_s > 0;
 	}
 	default: return false;
 	}
@@ -236,6 +265,15 @@ static int apply_override(struct pstate *s, const u8 *ext, u32 ext_bytes,
 	return 0;
 }
 
+/* Move first_open past the overrides that need no expiry entry. */
+static void advance_open(struct pstate *s)
+{
+	while (s->first_open < s->noverrides &&
+	       (s->overrides[s->first_open].ended_early ||
+		s->overrides[s->first_open].expired_timestamp))
+		s->first_open++;
+}
+
 /* The override id names, if it is still running at now (after pruning);
  * else NULL with *outcome PSTATE_NOT_FOUND or PSTATE_ENDED. */
 static struct override_rec *running_override(struct pstate *s, u64 id,
@@ -267,6 +305,10 @@ static int apply_override_end(struct pstate *s, const u8 *ext, u32 ext_bytes,
 		return 0;
 	r->expires_at_s = now;
 	r->ended_early = true;
+	r->end_timestamp = ts;
+	memcpy(r->end_author, e.author, sizeof(r->end_author));
+	memcpy(r->end_reason, e.reason, sizeof(r->end_reason));
+	advance_open(s);
 	for (size_t i = 0; i < s->nlive; i++)
 		if (s->live[i].id == e.id)
 			s->live[i].expires_at_s = now;
@@ -291,11 +333,55 @@ static int apply_override_extend(struct pstate *s, const u8 *ext, u32 ext_bytes,
 		*outcome = PSTATE_INVALID;
 		return 0;
 	}
+	if (!grow((void **)&s->extensions, &s->cap_extensions, s->nextensions,
+		  sizeof(*s->extensions)))
+		return -ENOMEM;
+	struct extension_rec *xr = &s->extensions[s->nextensions++];
+	memset(xr, 0, sizeof(*xr));
+	xr->timestamp = ts;
+	xr->id = x.id;
+	memcpy(xr->author, x.author, sizeof(xr->author));
+	xr->duration_s = x.duration_s;
+	xr->expires_at_s = end;
+	memcpy(xr->reason, x.reason, sizeof(xr->reason));
+	xr->prev = r->last_extension;
+	r->last_extension = s->nextensions;
+	r->extensions++;
 	r->expires_at_s = end;
 	for (size_t i = 0; i < s->nlive; i++)
 		if (s->live[i].id == x.id)
 			s->live[i].expires_at_s = end;
 	*outcome = PSTATE_OK;
+	return 0;
+}
+
+/* Informational: the gate already treats the override as over (its
+ * expires_at_s has passed); this records that the expiry is an entry. */
+static int apply_override_expired(struct pstate *s, const u8 *ext,
+				  u32 ext_bytes, u64 ts, u32 *outcome)
+{
+	struct pstate_override_expired x;
+	if (!pstate_command_valid(PSTATE_CMD_OVERRIDE_EXPIRED, ext, ext_bytes))
+		return -EBADMSG;
+	memcpy(&x, ext, sizeof(x));
+	int64_t now = seconds(ts);
+	prune_live(s, now);
+	if (x.id > s->noverrides) {
+		*outcome = PSTATE_NOT_FOUND;
+		return 0;
+	}
+	struct override_rec *r = &s->overrides[x.id - 1];
+	if (r->ended_early)
+		*outcome = PSTATE_ENDED;
+	else if (r->expired_timestamp)
+		*outcome = PSTATE_UNCHANGED;
+	else if (r->expires_at_s != x.expires_at_s || r->expires_at_s > now)
+		*outcome = PSTATE_INVALID;
+	else {
+		r->expired_timestamp = ts;
+		advance_open(s);
+		*outcome = PSTATE_OK;
+	}
 	return 0;
 }
 
@@ -313,6 +399,9 @@ int pstate_apply(struct pstate *s, u16 kind, const void *ext, u32 ext_bytes,
 	case PSTATE_CMD_OVERRIDE_EXTEND:
 		return apply_override_extend(s, ext, ext_bytes, timestamp,
 					     outcome);
+	case PSTATE_CMD_OVERRIDE_EXPIRED:
+		return apply_override_expired(s, ext, ext_bytes, timestamp,
+					      outcome);
 	default: return -EBADMSG;
 	}
 }
@@ -363,6 +452,55 @@ void pstate_override_at(const struct pstate *s, u64 i,
 	out->not_before_s = r->not_before_s;
 	out->expires_at_s = r->expires_at_s;
 	out->ended_early = r->ended_early;
+	out->end_timestamp = r->end_timestamp;
+	memcpy(out->end_author, r->end_author, 32);
+	memcpy(out->end_reason, r->end_reason, PSTATE_REASON_BYTES);
+	out->end_reason[PSTATE_REASON_BYTES] = '\0';
+	out->expired_timestamp = r->expired_timestamp;
+	out->extensions = r->extensions;
+	out->last_extension = r->last_extension;
+}
+
+bool pstate_extension_get(const struct pstate *s, u64 handle,
+			  struct pstate_extension *out)
+{
+	if (handle == 0 || handle > s->nextensions)
+		return false;
+	const struct extension_rec *x = &s->extensions[handle - 1];
+	out->timestamp = x->timestamp;
+	memcpy(out->author, x->author, 32);
+	out->duration_s = x->duration_s;
+	out->expires_at_s = x->expires_at_s;
+	memcpy(out->reason, x->reason, PSTATE_REASON_BYTES);
+	out->reason[PSTATE_REASON_BYTES] = '\0';
+	out->prev = x->prev;
+	return true;
+}
+
+static bool expiry_open(const struct override_rec *r)
+{
+	return !r->ended_early && !r->expired_timestamp;
+}
+
+size_t pstate_expiry_due(const struct pstate *s, int64_t now_s, u64 *ids,
+			 size_t max)
+{
+	size_t n = 0;
+	for (u64 i = s->first_open; i < s->noverrides && n < max; i++)
+		if (expiry_open(&s->overrides[i]) &&
+		    s->overrides[i].expires_at_s <= now_s)
+			ids[n++] = i + 1;
+	return n;
+}
+
+int64_t pstate_expiry_next(const struct pstate *s)
+{
+	int64_t next = INT64_MAX;
+	for (u64 i = s->first_open; i < s->noverrides; i++)
+		if (expiry_open(&s->overrides[i]) &&
+		    s->overrides[i].expires_at_s < next)
+			next = s->overrides[i].expires_at_s;
+	return next;
 }
 
 const struct policy_override *pstate_overrides_live(const struct pstate *s,
@@ -373,12 +511,20 @@ const struct policy_override *pstate_overrides_live(const struct pstate *s,
 }
 
 /* ---- snapshot and digest -------------------------------------------------
- * "TPWPOL01", u64 versions, each: u64 timestamp, author[32], u64
+ * "TPWPOL02", u64 versions, each: u64 timestamp, author[32], u64
  * rollback_of, reason[208], u64 text_len, text; then u64 overrides, each:
- * u64 timestamp, the command, i64 expires_at_s, u64 ended_early.  Applying
- * the same commands gives the same bytes.
+ * u64 timestamp, the command, i64 expires_at_s, u64 ended_early, u64
+ * end_timestamp, end_author[32], end_reason[208], u64 expired_timestamp;
+ * then u64 extensions, each: u64 timestamp, u64 override id, author[32],
+ * u64 duration_s, i64 expires_at_s, reason[208].  Applying the same
+ * commands gives the same bytes.  "TPWPOL01" (before the end's author and
+ * reason, the expiry entries and the extensions were kept) is read too:
+ * its overrides have none of those.
  */
-static const char pstate_magic[8] = {'T', 'P', 'W', 'P', 'O', 'L', '0', '1'};
+static const char pstate_magic[8] = {'T', 'P', 'W', 'P', 'O', 'L', '0', '2'};
+/* One extension in a snapshot. */
+#define EXTENSION_SNAPSHOT_BYTES (4 * 8 + 32 + PSTATE_REASON_BYTES)
+static const char pstate_magic_v1[8] = {'T', 'P', 'W', 'P', 'O', 'L', '0', '1'};
 
 typedef int (*sink_fn)(void *ctx, const void *buf, size_t len);
 
@@ -409,6 +555,21 @@ int pstate_snapshot_write(const struct pstate *s, sink_fn sink, void *ctx)
 		rc = put(sink, ctx, &r->cmd, sizeof(r->cmd), rc);
 		rc = put(sink, ctx, &r->expires_at_s, 8, rc);
 		rc = put(sink, ctx, &ended, 8, rc);
+		rc = put(sink, ctx, &r->end_timestamp, 8, rc);
+		rc = put(sink, ctx, r->end_author, 32, rc);
+		rc = put(sink, ctx, r->end_reason, PSTATE_REASON_BYTES, rc);
+		rc = put(sink, ctx, &r->expired_timestamp, 8, rc);
+	}
+	rc = put(sink, ctx, &s->nextensions, 8, rc);
+	for (u64 i = 0; i < s->nextensions; i++) {
+		const struct extension_rec *x = &s->extensions[i];
+		u64 duration = x->duration_s;
+		rc = put(sink, ctx, &x->timestamp, 8, rc);
+		rc = put(sink, ctx, &x->id, 8, rc);
+		rc = put(sink, ctx, x->author, 32, rc);
+		rc = put(sink, ctx, &duration, 8, rc);
+		rc = put(sink, ctx, &x->expires_at_s, 8, rc);
+		rc = put(sink, ctx, x->reason, PSTATE_REASON_BYTES, rc);
 	}
 	return rc;
 }
@@ -464,8 +625,11 @@ struct pstate *pstate_snapshot_read(const u8 *buf, size_t len)
 	struct pstate *s = pstate_new();
 	if (!s)
 		return NULL;
-	if (!take(&r, magic, 8) || memcmp(magic, pstate_magic, 8) != 0 ||
-	    !take(&r, &n, 8) || n > PSTATE_VERSIONS_MAX)
+	if (!take(&r, magic, 8))
+		goto fail;
+	bool v1 = memcmp(magic, pstate_magic_v1, 8) == 0;
+	if ((!v1 && memcmp(magic, pstate_magic, 8) != 0) || !take(&r, &n, 8) ||
+	    n > PSTATE_VERSIONS_MAX)
 		goto fail;
 	for (u64 i = 0; i < n; i++) {
 		struct pstate_set h = {0};
@@ -515,12 +679,44 @@ struct pstate *pstate_snapshot_read(const u8 *buf, size_t len)
 		struct override_rec *o = &s->overrides[s->noverrides - 1];
 		o->expires_at_s = expires;
 		o->ended_early = ended;
+		if (!v1 && (!take(&r, &o->end_timestamp, 8) ||
+			    !take(&r, o->end_author, 32) ||
+			    !take(&r, o->end_reason, PSTATE_REASON_BYTES) ||
+			    !text_ok(o->end_reason, PSTATE_REASON_BYTES) ||
+			    !take(&r, &o->expired_timestamp, 8)))
+			goto fail;
+	}
+	if (!v1 && (!take(&r, &n, 8) ||
+		    n > (u64)(r.end - r.p) / EXTENSION_SNAPSHOT_BYTES))
+		goto fail;
+	for (u64 i = 0; !v1 && i < n; i++) {
+		struct extension_rec x = {0};
+		u64 duration;
+		if (!take(&r, &x.timestamp, 8) || !take(&r, &x.id, 8) ||
+		    !take(&r, x.author, 32) || !take(&r, &duration, 8) ||
+		    !take(&r, &x.expires_at_s, 8) ||
+		    !take(&r, x.reason, PSTATE_REASON_BYTES) ||
+		    !text_ok(x.reason, PSTATE_REASON_BYTES) || x.id == 0 ||
+		    x.id > s->noverrides || duration < POLICY_OVERRIDE_MIN_S ||
+		    duration > POLICY_OVERRIDE_MAX_S ||
+		    !grow((void **)&s->extensions, &s->cap_extensions,
+			  s->nextensions, sizeof(*s->extensions)))
+			goto fail;
+		struct override_rec *o = &s->overrides[x.id - 1];
+		x.duration_s = (u32)duration;
+		x.prev = o->last_extension;
+		s->extensions[s->nextensions++] = x;
+		o->last_extension = s->nextensions;
+		o->extensions++;
 	}
 	if (r.p != r.end)
 		goto fail;
+	advance_open(s);
 	/* The live list: every override not expired as of the newest
 	 * command, in order (the same list the applier kept).  An end
-	 * leaves no record of its own, but its time is the expiry it set.
+	 * leaves no record of its own, but its time is the expiry it set
+	 * (format 2 keeps it, and the times of extensions and expiry
+	 * entries).
 	 * NEEDSWORK: commands that change nothing (unchanged, invalid, not
 	 * found...) prune too and leave no trace, so after one of those the
 	 * list read back may still hold overrides that had expired; the
@@ -530,9 +726,15 @@ struct pstate *pstate_snapshot_read(const u8 *buf, size_t len)
 	for (u64 i = 0; i < s->nversions; i++)
 		if (s->versions[i].timestamp > newest)
 			newest = s->versions[i].timestamp;
-	for (u64 i = 0; i < s->noverrides; i++)
+	for (u64 i = 0; i < s->noverrides; i++) {
 		if (s->overrides[i].timestamp > newest)
 			newest = s->overrides[i].timestamp;
+		if (s->overrides[i].expired_timestamp > newest)
+			newest = s->overrides[i].expired_timestamp;
+	}
+	for (u64 i = 0; i < s->nextensions; i++)
+		if (s->extensions[i].timestamp > newest)
+			newest = s->extensions[i].timestamp;
 	int64_t newest_s = seconds(newest);
 	for (u64 i = 0; i < s->noverrides; i++)
 		if (s->overrides[i].ended_early &&

@@ -74,6 +74,21 @@ struct pstate_override_extend {
 };
 _Static_assert(sizeof(struct pstate_override_extend) == 256, "override extend");
 
+/* PSTATE_CMD_OVERRIDE_EXPIRED: override id reached its end, expires_at_s,
+ * without being ended early; journaled by the server itself (no author),
+ * once per override.  Informational: the override was inactive from
+ * that second on whether or not this is applied.  Outcomes: PSTATE_OK
+ * (recorded), PSTATE_UNCHANGED (already recorded), PSTATE_ENDED (it was
+ * ended early), PSTATE_INVALID (expires_at_s is not its end, or its end
+ * is after the record's time: it was extended meanwhile), and
+ * PSTATE_NOT_FOUND; none of them changes the gate. */
+struct pstate_override_expired {
+	u64 id;
+	int64_t expires_at_s;
+};
+_Static_assert(sizeof(struct pstate_override_expired) == 16,
+	       "override expired");
+
 enum pstate_outcome {
 	PSTATE_OK = 0,
 	PSTATE_INVALID = 1,   /* the document or override does not parse */
@@ -123,10 +138,46 @@ struct pstate_override_info {
 	const struct pstate_override_cmd *cmd; /* as journaled */
 	int64_t not_before_s, expires_at_s;    /* expires_at: ended early too */
 	bool ended_early;
+	/* Ended early: the end command's time, author and reason (zero and
+	 * "" when not, or when the end came before a snapshot of the
+	 * format before TPWPOL02). */
+	u64 end_timestamp;
+	u8 end_author[32];
+	char end_reason[PSTATE_REASON_BYTES + 1];
+	/* The time of its PSTATE_CMD_OVERRIDE_EXPIRED entry, or 0. */
+	u64 expired_timestamp;
+	/* Its extensions: how many, and the newest (a handle for
+	 * pstate_extension_get; 0: none). */
+	u32 extensions;
+	u64 last_extension;
 };
 u64 pstate_override_count(const struct pstate *s);
 void pstate_override_at(const struct pstate *s, u64 i,
 			struct pstate_override_info *out);
+
+/* One applied extension of an override. */
+struct pstate_extension {
+	u64 timestamp;
+	u8 author[32];
+	u32 duration_s;
+	int64_t expires_at_s; /* the end it set */
+	char reason[PSTATE_REASON_BYTES + 1];
+	u64 prev; /* the handle of the one before, or 0 */
+};
+/* The extension a handle names (pstate_override_info.last_extension,
+ * then each one's prev: newest first); false for 0 or an unknown one. */
+bool pstate_extension_get(const struct pstate *s, u64 handle,
+			  struct pstate_extension *out);
+
+/* The overrides that reached their end by now_s without being ended
+ * early and have no PSTATE_CMD_OVERRIDE_EXPIRED entry yet: up to max of
+ * their ids into ids, oldest first; returns how many.  What the server
+ * journals an expiry entry for. */
+size_t pstate_expiry_due(const struct pstate *s, int64_t now_s, u64 *ids,
+			 size_t max);
+/* The earliest end among the overrides neither ended early nor with an
+ * expiry entry (expired or not), or INT64_MAX: when to look again. */
+int64_t pstate_expiry_next(const struct pstate *s);
 /* The overrides not yet expired as of the last command applied (at most
  * POLICY_OVERRIDES_MAX, contiguous, each with its id): what the gate
  * passes to policy_evaluate, which keeps those active at its now. */

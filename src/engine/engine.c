@@ -103,6 +103,8 @@ struct engine {
 	u64 applied_timestamp;	 /* applier: timestamp of record last_seq */
 
 	struct state_clock clock; /* engine_options.clock, or realtime */
+	void (*pstate_changed)(void *ctx); /* engine_options' */
+	void *pstate_changed_ctx;
 	char data_dir[PATH_MAX];
 	u64 snapshot_every;
 	u64 events_since_snapshot;
@@ -566,8 +568,20 @@ static const char *record_name(const struct engine_request *r)
  * the write lock, then reply.  Applying group k overlaps the sync of
  * group k + 1, so the engine runs at the speed of the slower stage, not
  * of their sum; and what readers see is always durable. */
+/* Does a request change the client-policy state? */
+static bool is_pstate_command(const struct engine_request *r)
+{
+	struct command_view c;
+
+	return r->op == ENGINE_COMMAND &&
+	       command_decode(r->events, r->payload_bytes, &c) == 0 &&
+	       (c.def->parts & COMMAND_PSTATE);
+}
+
 static void apply_group(struct engine *e, struct group *g)
 {
+	bool pstate_changed = false;
+
 	pthread_rwlock_wrlock(&e->state_lock);
 	if (g->pulse) {
 		/* INVARIANT (conventions.md): seq is the previous + 1 and
@@ -598,9 +612,12 @@ static void apply_group(struct engine *e, struct group *g)
 		}
 		e->last_seq = r->seq;
 		e->applied_timestamp = r->timestamp;
+		pstate_changed = pstate_changed || is_pstate_command(r);
 	}
 	atomic_store(&e->next_expiry, state_next_expiry(e->state));
 	pthread_rwlock_unlock(&e->state_lock);
+	if (pstate_changed && e->pstate_changed)
+		e->pstate_changed(e->pstate_changed_ctx);
 
 	atomic_fetch_add(&e->batches, 1);
 	atomic_fetch_add(&e->records, g->records);
@@ -700,6 +717,8 @@ int engine_open(struct engine **out, const struct engine_options *o,
 		goto cleanup;
 	}
 	e->clock = o->clock;
+	e->pstate_changed = o->pstate_changed;
+	e->pstate_changed_ctx = o->pstate_changed_ctx;
 	if (!e->clock.now_ns)
 		e->clock = (struct state_clock){.now_ns = realtime_ns};
 	e->snapshot_every = o->snapshot_every_records
@@ -876,6 +895,11 @@ const struct pstate *engine_pstate(struct engine *e)
 void engine_read_end(struct engine *e)
 {
 	pthread_rwlock_unlock(&e->state_lock);
+}
+
+u64 engine_now_ns(struct engine *e)
+{
+	return now_ns(e);
 }
 
 bool engine_healthy(struct engine *e)

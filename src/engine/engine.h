@@ -82,6 +82,11 @@ struct engine_options {
 	 * back by much: the engine keeps timestamps increasing anyway.  A
 	 * test steps it to drive expiry (a pulse) without sleeping. */
 	struct state_clock clock;
+	/* Called on the applier thread after it applied a group that held
+	 * a client-policy command (not during recovery); must not block.
+	 * The override expirer (engine/expirer.h) looks again then. */
+	void (*pstate_changed)(void *ctx);
+	void *pstate_changed_ctx;
 };
 
 struct engine;
@@ -135,6 +140,10 @@ void engine_stats(struct engine *e, struct engine_stats *out);
  * journal files (the audit tree) must not go past it: a record beyond may
  * still be half-written, or lost in a power cut. */
 u64 engine_durable_seq(struct engine *e);
+
+/* Now on the clock records are stamped with (engine_options.clock),
+ * in nanoseconds since the epoch. */
+u64 engine_now_ns(struct engine *e);
 
 /* False once the journal has failed (every change is refused until a
  * restart) or the engine is closing: /readyz reports it. */

@@ -9,6 +9,7 @@
 #include "log/entry_view.h"
 #include "core/auth.h"
 #include "core/command.h"
+#include "core/parse.h"
 #include "core/policy.h"
 #include "core/pstate.h"
 #include "core/u128.h"
@@ -18,6 +19,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -261,6 +263,8 @@ void entry_view_set_outcome(struct entry_view *v, u64 id)
 	}
 }
 
+static void override_change_summary(struct entry_view *v, const char *where);
+
 static void policy_override_end(struct entry_view *v, const u8 *ext)
 {
 	struct pstate_override_end e;
@@ -269,8 +273,90 @@ static void policy_override_end(struct entry_view *v, const u8 *ext)
 	author(v, e.author);
 	fieldf(v, "override_id", "%llu", (unsigned long long)e.id);
 	field_text(v, "reason", e.reason, sizeof(e.reason));
-	summary(v, "override %llu ended: %s", (unsigned long long)e.id,
-		v->fields[1].value);
+	override_change_summary(v, "");
+}
+
+/* RFC 3339 in UTC; with nanoseconds unless ns is NO_FRACTION. */
+#define NO_FRACTION UINT64_MAX
+static void rfc3339(char *out, size_t n, int64_t s, u64 ns)
+{
+	struct tm tm;
+	time_t t = (time_t)s;
+
+	if (!gmtime_r(&t, &tm)) {
+		if (n > 0)
+			out[0] = '\0';
+		return;
+	}
+	int k = snprintf(out, n, "%04d-%02d-%02dT%02d:%02d:%02d",
+			 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+			 tm.tm_hour, tm.tm_min, tm.tm_sec);
+	if (k > 0 && (size_t)k < n)
+		snprintf(out + k, n - (size_t)k,
+			 ns == NO_FRACTION ? "Z" : ".%09lluZ",
+			 (unsigned long long)ns);
+}
+
+/* The summary of an end, extension or expiry, with " (PLATFORM RANGE)"
+ * after the id when those are known. */
+static void override_change_summary(struct entry_view *v, const char *where)
+{
+	const char *id = field_value(v, "override_id");
+
+	if (strcmp(v->command, "policy_override_end") == 0)
+		summary(v, "override %s%s ended: %s", id, where,
+			field_value(v, "reason"));
+	else if (strcmp(v->command, "policy_override_extend") == 0)
+		summary(v, "override %s%s extended by %s s: %s", id, where,
+			field_value(v, "duration_s"), field_value(v, "reason"));
+	else
+		summary(v, "override %s%s expired: its end, %s, passed", id,
+			where, field_value(v, "expires_at"));
+}
+
+static bool names_override(const struct entry_view *v)
+{
+	return v->command && !v->error[0] &&
+	       (strcmp(v->command, "policy_override_end") == 0 ||
+		strcmp(v->command, "policy_override_extend") == 0 ||
+		strcmp(v->command, "policy_override_expired") == 0);
+}
+
+u64 entry_view_override_id(const struct entry_view *v)
+{
+	u64 id;
+
+	if (!names_override(v) ||
+	    parse_u64(field_value(v, "override_id"), UINT64_MAX, &id) != 0)
+		return 0;
+	return id;
+}
+
+void entry_view_set_override(struct entry_view *v, const char *platform,
+			     const char *range)
+{
+	char where[ENTRY_VIEW_VALUE_BYTES * 2 + 4];
+
+	if (!names_override(v))
+		return;
+	field_text(v, "platform", platform, strlen(platform));
+	field_text(v, "range", range, strlen(range));
+	snprintf(where, sizeof(where), " (%s %s)", field_value(v, "platform"),
+		 field_value(v, "range"));
+	override_change_summary(v, where);
+}
+
+static void policy_override_expired(struct entry_view *v, const u8 *ext)
+{
+	struct pstate_override_expired x;
+	char at[ENTRY_VIEW_TIME_BYTES];
+
+	memcpy(&x, ext, sizeof(x));
+	v->server_author = true;
+	fieldf(v, "override_id", "%llu", (unsigned long long)x.id);
+	rfc3339(at, sizeof(at), x.expires_at_s, NO_FRACTION);
+	fieldf(v, "expires_at", "%s", at);
+	override_change_summary(v, "");
 }
 
 static void policy_override_extend(struct entry_view *v, const u8 *ext)
@@ -282,9 +368,7 @@ static void policy_override_extend(struct entry_view *v, const u8 *ext)
 	fieldf(v, "override_id", "%llu", (unsigned long long)e.id);
 	fieldf(v, "duration_s", "%u", (unsigned)e.duration_s);
 	field_text(v, "reason", e.reason, sizeof(e.reason));
-	summary(v, "override %llu extended by %u s: %s",
-		(unsigned long long)e.id, (unsigned)e.duration_s,
-		v->fields[2].value);
+	override_change_summary(v, "");
 }
 
 static void accounts_owned(struct entry_view *v, const u8 *ext, const u8 *ev,
@@ -345,6 +429,9 @@ static int command(struct entry_view *v, const struct journal_record *r)
 	case PSTATE_CMD_OVERRIDE_EXTEND:
 		policy_override_extend(v, c.ext);
 		break;
+	case PSTATE_CMD_OVERRIDE_EXPIRED:
+		policy_override_expired(v, c.ext);
+		break;
 	default: summary(v, "%s", c.def->name); break;
 	}
 	return 0;
@@ -353,7 +440,6 @@ static int command(struct entry_view *v, const struct journal_record *r)
 int entry_view_decode(const u8 *raw, size_t len, struct entry_view *out)
 {
 	struct journal_record r;
-	struct tm tm;
 
 	memset(out, 0, sizeof(*out));
 	out->type_name = "unknown";
@@ -364,13 +450,9 @@ int entry_view_decode(const u8 *raw, size_t len, struct entry_view *out)
 	out->type_name = entry_view_type_name(r.type);
 	out->seq = r.seq;
 	out->timestamp_ns = r.timestamp;
-	time_t s = (time_t)(r.timestamp / 1000000000u);
-	if (gmtime_r(&s, &tm))
-		snprintf(out->time, sizeof(out->time),
-			 "%04d-%02d-%02dT%02d:%02d:%02d.%09lluZ",
-			 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-			 tm.tm_hour, tm.tm_min, tm.tm_sec,
-			 (unsigned long long)(r.timestamp % 1000000000u));
+	rfc3339(out->time, sizeof(out->time),
+		(int64_t)(r.timestamp / 1000000000u),
+		r.timestamp % 1000000000u);
 	switch (r.type) {
 	case JOURNAL_CREATE_ACCOUNTS:
 	case JOURNAL_CREATE_TRANSFERS:

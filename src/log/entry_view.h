@@ -45,6 +45,9 @@ struct entry_view {
 	const char *command; /* the registry's display name, or NULL */
 	bool has_author;
 	u8 author[32]; /* all zero: the administrator */
+	/* The server's own entry (an override's expiry): no principal;
+	 * renderers show the author as "server". */
+	bool server_author;
 	char summary[ENTRY_VIEW_SUMMARY_BYTES];
 	u32 nfields;
 	struct entry_view_field fields[ENTRY_VIEW_FIELDS_MAX];
@@ -66,6 +69,18 @@ int entry_view_decode(const u8 *raw, size_t len, struct entry_view *out);
  * effect on other commands.
  */
 void entry_view_set_outcome(struct entry_view *v, u64 id);
+
+/*
+ * What the state says of the override a policy_override_end, _extend or
+ * _expired names: its platform and range.  Adds the fields "platform"
+ * and "range" and names them in the summary.  No effect on other
+ * commands.
+ */
+void entry_view_set_override(struct entry_view *v, const char *platform,
+			     const char *range);
+/* The override id a policy_override_end, _extend or _expired names; 0
+ * for any other entry. */
+u64 entry_view_override_id(const struct entry_view *v);
 
 /* A journal record type's name ("command", ...; "unknown"). */
 const char *entry_view_type_name(u16 type);

@@ -111,9 +111,11 @@ def test_audit_decoded_view_and_log_name_who_changed_what(ctx):
     check_eq({k: by["policy_override_end"][k] for k in ("author", "summary",
                                                          "fields")},
              {"author": admin,
-              "summary": "override %d ended: 3.9.5 shipped" % ov,
-              "fields": {"override_id": str(ov), "reason": "3.9.5 shipped"}},
-             "the override's end")
+              "summary": "override %d (android 3.9.x) ended: 3.9.5 shipped"
+              % ov,
+              "fields": {"override_id": str(ov), "reason": "3.9.5 shipped",
+                         "platform": "android", "range": "3.9.x"}},
+             "the override's end (with the override's platform and range)")
     check_eq({k: by["revoke"][k] for k in ("summary", "fields")},
              {"summary": 'mandate link jti "gone-1" of issuer %s revoked'
               % tp,

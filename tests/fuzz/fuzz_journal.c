@@ -26,7 +26,10 @@
  *   - the audit trail's decoder (log/entry_view.h) takes every record,
  *     and (mode bit 2) the input as a sealed command record's payload:
  *     it answers 0 exactly when the record and its command decode, and
- *     every text it fills is NUL-terminated printable ASCII.
+ *     every text it fills is NUL-terminated printable ASCII; an
+ *     override's expiry (kind 21) has the server as its author and
+ *     names its override's id, and naming the override of kinds 18, 19
+ *     and 21 adds two printable fields (no other entry changes).
  *
  * Build (see Makefile: make fuzz), or alone:
  *   clang -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Isrc \
@@ -177,6 +180,28 @@ static void check_view(const u8 *rec, size_t len,
 		check_text(v.fields[i].value, sizeof(v.fields[i].value));
 	if (ret == 0 && r->type == JOURNAL_COMMAND)
 		CHECK(v.command == c.def->name);
+	/* An override's expiry (kind 21) is the server's: no principal. */
+	if (ret == 0 && r->type == JOURNAL_COMMAND &&
+	    c.h.kind == PSTATE_CMD_OVERRIDE_EXPIRED) {
+		struct pstate_override_expired x;
+		memcpy(&x, c.ext, sizeof(x));
+		CHECK(v.server_author && !v.has_author);
+		CHECK(entry_view_override_id(&v) == x.id);
+	} else {
+		CHECK(!v.server_author);
+	}
+	/* Naming the override (kinds 18, 19, 21) adds its platform and
+	 * range, still printable; other entries are left as they were. */
+	u32 nf = v.nfields;
+	bool names = ret == 0 && r->type == JOURNAL_COMMAND &&
+		     (c.h.kind == PSTATE_CMD_OVERRIDE_END ||
+		      c.h.kind == PSTATE_CMD_OVERRIDE_EXTEND ||
+		      c.h.kind == PSTATE_CMD_OVERRIDE_EXPIRED);
+	entry_view_set_override(&v, "android", "<3.9.0 \x01\x7f");
+	CHECK(v.nfields == (names ? nf + 2 : nf));
+	check_text(v.summary, sizeof(v.summary));
+	for (u32 i = 0; i < v.nfields; i++)
+		check_text(v.fields[i].value, sizeof(v.fields[i].value));
 }
 
 /* data as the payload of a sealed command record (a multiple of 16,
@@ -414,6 +439,15 @@ int main(int argc, char **argv)
 	ch.count = 41;
 	memcpy(b + JOURNAL_HEADER_BYTES, &ch, sizeof(ch));
 	put(dir, "v2-command-count-wrong", 1, b, n);
+	/* An override's expiry entry (kind 21), as the server writes it. */
+	struct command_header xh = {.kind = PSTATE_CMD_OVERRIDE_EXPIRED,
+				    .ext_bytes = 16};
+	struct pstate_override_expired xe = {.id = 3,
+					     .expires_at_s = 1799971260};
+	n = encode(b, JOURNAL_COMMAND, 2, 4, 4000, 32, 0);
+	memcpy(b + JOURNAL_HEADER_BYTES, &xh, sizeof(xh));
+	memcpy(b + JOURNAL_HEADER_BYTES + 16, &xe, sizeof(xe));
+	put(dir, "v2-command-override-expired", 1, b, n);
 	n = 0;
 	n += encode(b + n, JOURNAL_CREATE_ACCOUNTS, 1, 1, 10, 256, 1);
 	n += encode(b + n, JOURNAL_CREATE_TRANSFERS, 2, 2, 11, 384, 2);

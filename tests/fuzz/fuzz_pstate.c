@@ -1,17 +1,21 @@
 /*
  * fuzz_pstate.c - libFuzzer driver for the client-version policy state
  * (core/pstate.h): its snapshot decoder, which reads files from disk,
- * and the three journal commands.
+ * and its journal commands (kinds 16 to 19 and 21).
  *
  * The first input byte picks a mode:
  *   even  snapshot: the rest goes to pstate_snapshot_read; it must return
- *         NULL or a state whose snapshot bytes are exactly the input,
+ *         NULL or a state whose snapshot bytes are exactly the input
+ *         (format 1, "TPWPOL01": format 2 bytes that read back to
+ *         themselves),
  *         whose digest is the BLAKE2b of those bytes, and whose live
  *         overrides are in id order, at most POLICY_OVERRIDES_MAX.
  *   odd   commands: the rest is a program (see run()) of SET, OVERRIDE
  *         and OVERRIDE_END commands built from the input, a small policy
  *         document generator among them, some framing mangled, and raw
- *         commands whose kind and ext come straight from the input.  For
+ *         commands whose kind and ext come straight from the input
+ *         (OVERRIDE_EXPIRED, kind 21, also as the server writes it: an
+ *         override's id and end, or an end a second or two off).  For
  *         every command pstate_command_valid must agree with pstate_apply
  *         (-EBADMSG exactly when not valid), and a malformed one must
  *         leave the digest alone.  The program runs on two states: the
@@ -123,11 +127,23 @@ static void snapshot_mode(const u8 *p, size_t n)
 	if (!s)
 		return;
 	struct buf b = snapshot(s);
-	CHECK(b.len == n);
-	CHECK(n == 0 || memcmp(b.p, p, n) == 0);
+	if (n >= 8 && memcmp(p, "TPWPOL01", 8) == 0) {
+		/* Format 1 is written back as format 2, which reads back
+		 * to exactly its own bytes. */
+		struct pstate *s2 = pstate_snapshot_read(b.p, b.len);
+		CHECK(s2);
+		struct buf b2 = snapshot(s2);
+		CHECK(b2.len == b.len && memcmp(b2.p, b.p, b.len) == 0);
+		CHECK(pstate_override_count(s2) == pstate_override_count(s));
+		free(b2.p);
+		pstate_free(s2);
+	} else {
+		CHECK(b.len == n);
+		CHECK(n == 0 || memcmp(b.p, p, n) == 0);
+	}
 	u8 d1[32], d2[32];
 	pstate_digest(s, d1);
-	crypto_generichash(d2, 32, p, n, NULL, 0);
+	crypto_generichash(d2, 32, b.p, b.len, NULL, 0);
 	CHECK(memcmp(d1, d2, 32) == 0);
 	check_live(s);
 	u64 v;
@@ -233,9 +249,11 @@ static void text_field(struct reader *r, char *field, size_t size)
 }
 
 /* One command from the program; false at the end of input. */
-static bool next_cmd(struct reader *r, u64 nversions, u64 noverrides,
-		     struct cmd *c)
+static bool next_cmd(struct reader *r, const struct pstate *s, struct cmd *c)
 {
+	u64 nversions = pstate_version_count(s);
+	u64 noverrides = pstate_override_count(s);
+
 	if (r->n == 0)
 		return false;
 	u8 op = take8(r);
@@ -311,8 +329,27 @@ static bool next_cmd(struct reader *r, u64 nversions, u64 noverrides,
 					    PSTATE_CMD_OVERRIDE_END,
 					    PSTATE_CMD_OVERRIDE_EXTEND,
 					    0,
-					    20};
-		c->kind = kinds[(op >> 2) % 6];
+					    20,
+					    PSTATE_CMD_OVERRIDE_EXPIRED,
+					    22};
+		c->kind = kinds[(op >> 2) % 8];
+		if (c->kind == PSTATE_CMD_OVERRIDE_EXPIRED && !(op & 0x20)) {
+			/* An expiry entry as the server writes it (an id
+			 * and that override's end), or an end moved by
+			 * the next byte's low bits. */
+			struct pstate_override_expired x = {
+				.id = take8(r) % (noverrides + 2)};
+			u8 d = take8(r);
+			if (x.id >= 1 && x.id <= noverrides) {
+				struct pstate_override_info o;
+				pstate_override_at(s, x.id - 1, &o);
+				x.expires_at_s = o.expires_at_s;
+			}
+			x.expires_at_s += (int64_t)(d & 3) - (d & 4 ? 2 : 0);
+			c->len = sizeof(x);
+			memcpy(c->ext, &x, sizeof(x));
+			return true;
+		}
 		u32 len = take16(r) % (RAW_EXT_MAX + 1);
 		if (len > r->n)
 			len = (u32)r->n;
@@ -350,7 +387,33 @@ static void compare_versions(const struct pstate *a, const struct pstate *b)
 		CHECK(x.not_before_s == y.not_before_s);
 		CHECK(x.expires_at_s == y.expires_at_s);
 		CHECK(x.ended_early == y.ended_early);
+		CHECK(x.end_timestamp == y.end_timestamp);
+		CHECK(memcmp(x.end_author, y.end_author, 32) == 0);
+		CHECK(strcmp(x.end_reason, y.end_reason) == 0);
+		CHECK(x.expired_timestamp == y.expired_timestamp);
+		CHECK(x.extensions == y.extensions);
+		/* An expiry entry only for one that reached its end. */
+		CHECK(!x.expired_timestamp ||
+		      (!x.ended_early &&
+		       x.expires_at_s <=
+			       (int64_t)(x.expired_timestamp / 1000000000u)));
+		u32 k = 0;
+		for (u64 hx = x.last_extension, hy = y.last_extension; hx;
+		     k++) {
+			struct pstate_extension ex, ey;
+			CHECK(pstate_extension_get(a, hx, &ex));
+			CHECK(pstate_extension_get(b, hy, &ey));
+			CHECK(ex.timestamp == ey.timestamp &&
+			      ex.duration_s == ey.duration_s &&
+			      ex.expires_at_s == ey.expires_at_s);
+			CHECK(memcmp(ex.author, ey.author, 32) == 0);
+			CHECK(strcmp(ex.reason, ey.reason) == 0);
+			hx = ex.prev;
+			hy = ey.prev;
+		}
+		CHECK(k == x.extensions);
 	}
+	CHECK(pstate_expiry_next(a) == pstate_expiry_next(b));
 }
 
 /* The live overrides of `got` not expired at now_s are those of `want`;
@@ -413,8 +476,7 @@ static void run(const u8 *p, size_t n)
 	struct cmd *c = malloc(sizeof(*c));
 	CHECK(c);
 	for (int i = 0; i < OPS_MAX; i++) {
-		if (!next_cmd(&r, pstate_version_count(s1),
-			      pstate_override_count(s1), c))
+		if (!next_cmd(&r, s1, c))
 			break;
 		u8 dt = take8(&r);
 		ts += (u64)(dt & 0x7f) * (dt & 0x80 ? 3600 : 7) * 1000000000u +
@@ -505,8 +567,7 @@ static void write_snapshot_seed(const char *dir, const char *name,
 	struct cmd *c = malloc(sizeof(*c));
 	u32 o;
 	CHECK(s && c);
-	while (next_cmd(&r, pstate_version_count(s), pstate_override_count(s),
-			c)) {
+	while (next_cmd(&r, s, c)) {
 		u8 dt = take8(&r);
 		ts += (u64)(dt & 0x7f) * (dt & 0x80 ? 3600 : 7) * 1000000000u +
 		      dt * 1000u;
@@ -554,13 +615,20 @@ int main(int argc, char **argv)
 		0xe2, 1, 0,    10,		     /* end, framing too long */
 		0x41, 0, 0,    0,    0x85,	     /* hours later */
 		2,    1, 0,    0,		     /* expired */
+		0x1b, 3, 0,    10, /* expiry of 3, at its end */
+		0x1b, 3, 0,    10, /* again: unchanged */
+		0x1b, 2, 0,    10, /* of 2: ended early */
+		0x1b, 9, 1,    10, /* not found */
 	};
 	write_seed(argv[1], "cmds-overrides", 1, overrides, sizeof(overrides));
 	static const u8 raw[] = {
 		3,    0x10, 0x01, 1,	2,  3,	4,  5,	6, 7, 8,
 		9,    10,   11,	  12,	13, 14, 15, 16, 0, /* raw SET, 272 */
 		0x07, 0x80, 0x02, 0xAA, 0,		   /* raw 17, 640 */
-		0x13, 4,    0,	  1,	2,  3,	4,  0	   /* kind 19 */
+		0x13, 4,    0,	  1,	2,  3,	4,  0,	   /* kind 19 */
+		0x3b, 16,   0,	  1,	0,  0,	0,  0,	0, 0, 0,
+		0x3c, 0,    0,	  0,	0,  0,	0,  0,	0, /* raw 21 */
+		0x1f, 0,    0,	  0			   /* unknown kind 22 */
 	};
 	write_seed(argv[1], "cmds-raw", 1, raw, sizeof(raw));
 	/* Many overrides at once: the live limit. */

@@ -916,7 +916,25 @@ static void assert_same_state(const struct pstate *a, const struct pstate *b)
 		assert_true(x.not_before_s == y.not_before_s);
 		assert_true(x.expires_at_s == y.expires_at_s);
 		assert_int_equal(x.ended_early, y.ended_early);
+		assert_true(x.end_timestamp == y.end_timestamp);
+		assert_memory_equal(x.end_author, y.end_author, 32);
+		assert_string_equal(x.end_reason, y.end_reason);
+		assert_true(x.expired_timestamp == y.expired_timestamp);
+		assert_int_equal(x.extensions, y.extensions);
+		for (u64 hx = x.last_extension, hy = y.last_extension; hx;) {
+			struct pstate_extension ex, ey;
+			assert_true(pstate_extension_get(a, hx, &ex));
+			assert_true(pstate_extension_get(b, hy, &ey));
+			assert_true(ex.timestamp == ey.timestamp);
+			assert_memory_equal(ex.author, ey.author, 32);
+			assert_int_equal(ex.duration_s, ey.duration_s);
+			assert_true(ex.expires_at_s == ey.expires_at_s);
+			assert_string_equal(ex.reason, ey.reason);
+			hx = ex.prev;
+			hy = ey.prev;
+		}
 	}
+	assert_true(pstate_expiry_next(a) == pstate_expiry_next(b));
 	size_t na, nb;
 	const struct policy_override *la = pstate_overrides_live(a, &na);
 	const struct policy_override *lb = pstate_overrides_live(b, &nb);
@@ -934,6 +952,16 @@ static void assert_same_state(const struct pstate *a, const struct pstate *b)
 	}
 }
 
+static void assert_same_digest_and_state(const struct pstate *a,
+					 const struct pstate *b)
+{
+	u8 d1[32], d2[32];
+	digest(a, d1);
+	digest(b, d2);
+	assert_memory_equal(d1, d2, 32);
+	assert_same_state(a, b);
+}
+
 /* Write, read, write: the same bytes, digest and visible state. */
 static void round_trip(const struct pstate *s)
 {
@@ -943,11 +971,7 @@ static void round_trip(const struct pstate *s)
 	struct buf b2 = snapshot(r);
 	assert_int_equal(b1.len, b2.len);
 	assert_memory_equal(b1.p, b2.p, b1.len);
-	u8 d1[32], d2[32];
-	digest(s, d1);
-	digest(r, d2);
-	assert_memory_equal(d1, d2, 32);
-	assert_same_state(s, r);
+	assert_same_digest_and_state(s, r);
 	pstate_free(r);
 	free(b1.p);
 	free(b2.p);
@@ -1084,6 +1108,163 @@ static void extension_moves_the_end_and_survives_a_snapshot(void **state)
 	pstate_free(s);
 }
 
+static u32 expired_ov(struct pstate *s, u64 id, int64_t end_s, u64 ts_s)
+{
+	struct pstate_override_expired x = {.id = id, .expires_at_s = end_s};
+	return apply(s, PSTATE_CMD_OVERRIDE_EXPIRED, &x, sizeof(x), ts_s);
+}
+
+/* The commands of expiry_entry_is_recorded_once_and_replays_alike, in
+ * order, with the outcome each must have. */
+static void expiry_story(struct pstate *s)
+{
+	assert_int_equal(open_ov(s, "android", "3.x", 1, 60, T0), PSTATE_OK);
+	assert_int_equal(open_ov(s, "android", "2.x", 1, 600, T0), PSTATE_OK);
+	assert_int_equal(open_ov(s, "ios", "1.x", 1, 600, T0), PSTATE_OK);
+	/* Not yet at its end: refused. */
+	assert_int_equal(expired_ov(s, 1, T0 + 60, T0 + 59), PSTATE_INVALID);
+	assert_int_equal(expired_ov(s, 1, T0 + 60, T0 + 60), PSTATE_OK);
+	assert_int_equal(expired_ov(s, 1, T0 + 60, T0 + 61), PSTATE_UNCHANGED);
+	/* Ended early: no expiry. */
+	assert_int_equal(end_ov(s, 2, T0 + 100), PSTATE_OK);
+	assert_int_equal(expired_ov(s, 2, T0 + 100, T0 + 200), PSTATE_ENDED);
+	/* Extended meanwhile: the old end is stale, the new one is not yet
+	 * reached, then it is. */
+	assert_int_equal(extend_ov(s, 3, 3600, T0 + 500), PSTATE_OK);
+	assert_int_equal(expired_ov(s, 3, T0 + 600, T0 + 700), PSTATE_INVALID);
+	assert_int_equal(expired_ov(s, 3, T0 + 4100, T0 + 4099),
+			 PSTATE_INVALID);
+	assert_int_equal(expired_ov(s, 3, T0 + 4100, T0 + 4100), PSTATE_OK);
+	assert_int_equal(expired_ov(s, 4, T0 + 60, T0 + 4200),
+			 PSTATE_NOT_FOUND);
+}
+
+/* Kind 21: recorded once per override that reached its end, never for
+ * one ended early or before its (extended) end; it changes no decision
+ * (the live list is the same with or without it); replaying the same
+ * records gives the same digest, and a snapshot keeps it. */
+static void expiry_entry_is_recorded_once_and_replays_alike(void **state)
+{
+	(void)state;
+	struct pstate *s = pstate_new(), *again = pstate_new();
+	struct pstate_override_info o;
+	struct pstate_extension x;
+	u64 ids[4];
+
+	/* Before any entry: what is due, and when to look next. */
+	assert_int_equal(open_ov(s, "android", "3.x", 1, 60, T0), PSTATE_OK);
+	assert_true(pstate_expiry_next(s) == (int64_t)T0 + 60);
+	assert_int_equal(pstate_expiry_due(s, T0 + 59, ids, 4), 0);
+	assert_int_equal(pstate_expiry_due(s, T0 + 60, ids, 4), 1);
+	assert_int_equal(ids[0], 1);
+	pstate_free(s);
+
+	s = pstate_new();
+	expiry_story(s);
+	pstate_override_at(s, 0, &o);
+	assert_true(o.expired_timestamp == NS(T0 + 60));
+	assert_false(o.ended_early);
+	pstate_override_at(s, 1, &o);
+	assert_true(o.ended_early && o.expired_timestamp == 0);
+	assert_true(o.end_timestamp == NS(T0 + 100));
+	assert_string_equal(o.end_reason, "fixed");
+	pstate_override_at(s, 2, &o);
+	assert_true(o.expired_timestamp == NS(T0 + 4100));
+	assert_int_equal(o.extensions, 1);
+	assert_true(pstate_extension_get(s, o.last_extension, &x));
+	assert_int_equal(x.duration_s, 3600);
+	assert_true(x.expires_at_s == (int64_t)T0 + 4100);
+	assert_true(x.timestamp == NS(T0 + 500));
+	assert_string_equal(x.reason, "still broken");
+	assert_int_equal(x.prev, 0);
+	assert_false(pstate_extension_get(s, 0, &x));
+	assert_int_equal(pstate_expiry_due(s, T0 + 9999, ids, 4), 0);
+	assert_true(pstate_expiry_next(s) == INT64_MAX);
+	/* Malformed: id 0, no end, wrong size. */
+	struct pstate_override_expired bad = {.id = 0, .expires_at_s = 1};
+	assert_false(pstate_command_valid(PSTATE_CMD_OVERRIDE_EXPIRED, &bad,
+					  sizeof(bad)));
+	bad = (struct pstate_override_expired){.id = 1, .expires_at_s = 0};
+	assert_false(pstate_command_valid(PSTATE_CMD_OVERRIDE_EXPIRED, &bad,
+					  sizeof(bad)));
+	bad.expires_at_s = T0 + 60;
+	assert_false(
+		pstate_command_valid(PSTATE_CMD_OVERRIDE_EXPIRED, &bad, 8));
+	u32 outcome = 0;
+	assert_int_equal(pstate_apply(s, PSTATE_CMD_OVERRIDE_EXPIRED, &bad, 8,
+				      NS(T0 + 9999), &outcome),
+			 -EBADMSG);
+
+	/* Replay: the same digest; a snapshot keeps every field. */
+	expiry_story(again);
+	assert_same_digest_and_state(s, again);
+	round_trip(s);
+	pstate_free(again);
+
+	/* The entry decides nothing: the same live list without it. */
+	again = pstate_new();
+	struct pstate *without = pstate_new();
+	assert_int_equal(open_ov(again, "android", "3.x", 1, 60, T0),
+			 PSTATE_OK);
+	assert_int_equal(open_ov(without, "android", "3.x", 1, 60, T0),
+			 PSTATE_OK);
+	assert_int_equal(open_ov(again, "ios", "1.x", 1, 600, T0 + 1),
+			 PSTATE_OK);
+	assert_int_equal(open_ov(without, "ios", "1.x", 1, 600, T0 + 1),
+			 PSTATE_OK);
+	assert_int_equal(expired_ov(again, 1, T0 + 60, T0 + 61), PSTATE_OK);
+	assert_int_equal(end_ov(again, 9, T0 + 62), PSTATE_NOT_FOUND);
+	assert_int_equal(end_ov(without, 9, T0 + 62), PSTATE_NOT_FOUND);
+	assert_int_equal(live_count(again), live_count(without));
+	assert_false(live_has(again, 1));
+	assert_true(live_has(again, 2) && live_has(without, 2));
+	pstate_free(without);
+	pstate_free(again);
+	pstate_free(s);
+}
+
+/* Version 1 and override 1 (android 3.x, 600 s). */
+static struct pstate *one_version_one_override(void)
+{
+	struct pstate *s = pstate_new();
+	assert_int_equal(set_doc(s, doc_b, 0, "one", 1, T0), PSTATE_OK);
+	assert_int_equal(open_ov(s, "android", "3.x", 1, 600, T0 + 1),
+			 PSTATE_OK);
+	return s;
+}
+
+/* A snapshot of the format before the end's author and reason, the
+ * expiry entries and the extensions were kept ("TPWPOL01") still reads:
+ * its overrides have none of those (and so get their expiry entry). */
+static void format_1_snapshot_still_reads(void **state)
+{
+	(void)state;
+	struct pstate *s = one_version_one_override();
+	struct buf b = snapshot(s);
+	/* Format 1: magic '1', no per-override tail, no extension count. */
+	const size_t tail = 8 + 32 + PSTATE_REASON_BYTES + 8;
+	size_t v1_len = b.len - tail - 8;
+	u8 *v1 = malloc(v1_len);
+	assert_non_null(v1);
+	memcpy(v1, b.p, v1_len);
+	v1[7] = '1';
+	struct pstate *r = pstate_snapshot_read(v1, v1_len);
+	assert_non_null(r);
+	assert_same_state(s, r);
+	struct buf b2 = snapshot(r);
+	assert_int_equal(b2.len, b.len);
+	assert_memory_equal(b2.p, b.p, b.len);
+	u64 ids[2];
+	assert_int_equal(pstate_expiry_due(r, T0 + 601, ids, 2), 1);
+	/* One byte more or less is not a format-1 snapshot. */
+	assert_null(pstate_snapshot_read(v1, v1_len - 1));
+	free(b2.p);
+	free(v1);
+	free(b.p);
+	pstate_free(r);
+	pstate_free(s);
+}
+
 struct digest_case {
 	const char *name;
 	int variant;
@@ -1177,10 +1358,7 @@ static void digest_differs_when_anything_differs(void **state)
 static void truncated_or_garbled_snapshots_are_refused(void **state)
 {
 	(void)state;
-	struct pstate *s = pstate_new();
-	assert_int_equal(set_doc(s, doc_b, 0, "one", 1, T0), PSTATE_OK);
-	assert_int_equal(open_ov(s, "android", "3.x", 1, 600, T0 + 1),
-			 PSTATE_OK);
+	struct pstate *s = one_version_one_override();
 	struct buf b = snapshot(s);
 	struct pstate_version pv;
 	assert_true(pstate_version_get(s, 1, &pv));
@@ -1189,7 +1367,9 @@ static void truncated_or_garbled_snapshots_are_refused(void **state)
 	const size_t off_cmd = off_ov + 8 + 8;
 	const size_t off_ended =
 		off_cmd + sizeof(struct pstate_override_cmd) + 8;
-	assert_int_equal(b.len, off_ended + 8);
+	const size_t off_end_reason = off_ended + 8 + 8 + 32;
+	const size_t off_next = off_end_reason + PSTATE_REASON_BYTES + 8;
+	assert_int_equal(b.len, off_next + 8);
 	assert_memory_equal(b.p + OFF_V0_TEXT, pv.text, tlen);
 
 	/* Every truncation, and a byte too many. */
@@ -1210,7 +1390,7 @@ static void truncated_or_garbled_snapshots_are_refused(void **state)
 		size_t width;
 	} rows[] = {
 		{"magic", 0, 'X', 1},
-		{"magic version", 7, '2', 1},
+		{"magic version", 7, '3', 1},
 		{"version count +1", OFF_NVERSIONS, 2, 8},
 		{"version count huge", OFF_NVERSIONS, UINT64_MAX, 8},
 		{"rollback_of unknown", OFF_V0 + 8 + 32, 1, 8},
@@ -1230,6 +1410,8 @@ static void truncated_or_garbled_snapshots_are_refused(void **state)
 		 off_cmd + offsetof(struct pstate_override_cmd, platform), 'A',
 		 1},
 		{"override ended 2", off_ended, 2, 8},
+		{"extension count +1", off_next, 1, 8},
+		{"extension count huge", off_next, UINT64_MAX, 8},
 	};
 	for (size_t i = 0; i < N(rows); i++) {
 		u8 *g = malloc(b.len);
@@ -1247,6 +1429,10 @@ static void truncated_or_garbled_snapshots_are_refused(void **state)
 	assert_non_null(g);
 	memcpy(g, b.p, b.len);
 	memset(g + OFF_V0 + 8 + 32 + 8, 'r', PSTATE_REASON_BYTES);
+	assert_null(pstate_snapshot_read(g, b.len));
+	/* ... and an end reason with none. */
+	memcpy(g, b.p, b.len);
+	memset(g + off_end_reason, 'r', PSTATE_REASON_BYTES);
 	assert_null(pstate_snapshot_read(g, b.len));
 	free(g);
 
@@ -1347,6 +1533,9 @@ int main(void)
 			snapshot_after_ending_an_override_keeps_the_live_list),
 		cmocka_unit_test(digest_differs_when_anything_differs),
 		cmocka_unit_test(truncated_or_garbled_snapshots_are_refused),
+		cmocka_unit_test(
+			expiry_entry_is_recorded_once_and_replays_alike),
+		cmocka_unit_test(format_1_snapshot_still_reads),
 		cmocka_unit_test(
 			snapshot_text_must_be_canonical_not_just_as_long),
 	};

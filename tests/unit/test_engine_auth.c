@@ -26,29 +26,19 @@
 #include "log/journal.h"
 #include "log/fsdir.h"
 
-#include "banned.h"
+#include "tmpdir_fixture.h"
 
-struct fixture {
-	char dir[256];
-};
+#include "banned.h"
 
 static int setup(void **state)
 {
-	struct fixture *f = calloc(1, sizeof(*f));
-	snprintf(f->dir, sizeof(f->dir), "/tmp/tpw-engine-auth-XXXXXX");
-	if (!mkdtemp(f->dir))
-		return -1;
 	logger_set_level(LOG_ERROR);
-	*state = f;
-	return 0;
+	return tmpdir_setup(state, "/tmp/tpw-engine-auth-XXXXXX");
 }
 
 static int teardown(void **state)
 {
-	struct fixture *f = *state;
-	assert_int_equal(fsdir_remove_tree(f->dir), 0);
-	free(f);
-	return 0;
+	return tmpdir_teardown(state);
 }
 
 static int try_open(const char *dir, u64 snapshot_every, struct engine **e)

@@ -22,29 +22,19 @@
 #include "engine/logger.h"
 #include "log/fsdir.h"
 
-#include "banned.h"
+#include "tmpdir_fixture.h"
 
-struct fixture {
-	char dir[256];
-};
+#include "banned.h"
 
 static int setup(void **state)
 {
-	struct fixture *f = calloc(1, sizeof(*f));
-	snprintf(f->dir, sizeof(f->dir), "/tmp/tpw-engine-XXXXXX");
-	if (!mkdtemp(f->dir))
-		return -1;
 	logger_set_level(LOG_WARN);
-	*state = f;
-	return 0;
+	return tmpdir_setup(state, "/tmp/tpw-engine-XXXXXX");
 }
 
 static int teardown(void **state)
 {
-	struct fixture *f = *state;
-	assert_int_equal(fsdir_remove_tree(f->dir), 0);
-	free(f);
-	return 0;
+	return tmpdir_teardown(state);
 }
 
 static struct engine *open_engine(const char *dir, u64 snapshot_every)
@@ -181,18 +171,6 @@ static void recovery_from_snapshot_gives_same_digest(void **state)
 	digest(e, after);
 	assert_memory_equal(before, after, 32);
 	engine_close(e);
-}
-
-/* A clock the test steps (engine_options.clock): expiry is driven by
- * it, not by sleeping. */
-struct step_clock {
-	_Atomic u64 now_ns;
-};
-
-static u64 step_clock_now(void *ctx)
-{
-	struct step_clock *c = ctx;
-	return atomic_load(&c->now_ns);
 }
 
 static struct engine *open_engine_at(const char *dir, struct step_clock *c)

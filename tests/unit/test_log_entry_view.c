@@ -163,6 +163,65 @@ static void policy_set_and_end_by_the_administrator(void **state)
 			    "override 9 extended by 600 s: still rolling out");
 }
 
+/* Kind 21: the server's own entry, no principal; it names the override
+ * and its end; naming the override's platform and range (what the state
+ * knows) adds them to an end, an extension or an expiry, and to nothing
+ * else. */
+static void an_expiry_is_the_servers_and_names_its_override(void **state)
+{
+	(void)state;
+	struct pstate_override_expired x = {.id = 4,
+					    .expires_at_s = 1800000060};
+	struct entry_view v;
+
+	size_t n = command(PSTATE_CMD_OVERRIDE_EXPIRED, &x, sizeof(x));
+	assert_int_equal(entry_view_decode(rec, n, &v), 0);
+	assert_string_equal(v.command, "policy_override_expired");
+	assert_true(v.server_author);
+	assert_false(v.has_author);
+	assert_int_equal(v.nfields, 2);
+	assert_string_equal(field(&v, "override_id"), "4");
+	assert_string_equal(field(&v, "expires_at"), "2027-01-15T08:01:00Z");
+	assert_string_equal(v.summary, "override 4 expired: its end, "
+				       "2027-01-15T08:01:00Z, passed");
+	assert_int_equal(entry_view_override_id(&v), 4);
+	entry_view_set_override(&v, "android", "3.9.x\x01");
+	assert_string_equal(field(&v, "platform"), "android");
+	assert_string_equal(field(&v, "range"), "3.9.x?");
+	assert_string_equal(v.summary,
+			    "override 4 (android 3.9.x?) expired: its end, "
+			    "2027-01-15T08:01:00Z, passed");
+
+	struct pstate_override_end e = {.id = 9};
+	memcpy(e.reason, "shipped", 7);
+	n = command(PSTATE_CMD_OVERRIDE_END, &e, sizeof(e));
+	assert_int_equal(entry_view_decode(rec, n, &v), 0);
+	assert_false(v.server_author);
+	assert_int_equal(entry_view_override_id(&v), 9);
+	entry_view_set_override(&v, "ios", "<2");
+	assert_string_equal(v.summary, "override 9 (ios <2) ended: shipped");
+
+	struct pstate_override_extend xt = {.id = 9, .duration_s = 600};
+	n = command(PSTATE_CMD_OVERRIDE_EXTEND, &xt, sizeof(xt));
+	assert_int_equal(entry_view_decode(rec, n, &v), 0);
+	entry_view_set_override(&v, "ios", "<2");
+	assert_string_equal(v.summary,
+			    "override 9 (ios <2) extended by 600 s: ");
+
+	/* An opening has its platform and range already: left alone. */
+	struct pstate_override_cmd o = {0};
+	memcpy(o.platform, "web", 3);
+	memcpy(o.range, "1.x", 3);
+	o.duration_s = 60;
+	n = command(PSTATE_CMD_OVERRIDE, &o, sizeof(o));
+	assert_int_equal(entry_view_decode(rec, n, &v), 0);
+	assert_int_equal(entry_view_override_id(&v), 0);
+	u32 nf = v.nfields;
+	entry_view_set_override(&v, "ios", "<2");
+	assert_int_equal(v.nfields, nf);
+	assert_string_equal(field(&v, "platform"), "web");
+}
+
 static void auth_commands_show_their_ext(void **state)
 {
 	(void)state;
@@ -275,6 +334,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(an_override_names_its_author_range_and_reason),
 		cmocka_unit_test(policy_set_and_end_by_the_administrator),
+		cmocka_unit_test(
+			an_expiry_is_the_servers_and_names_its_override),
 		cmocka_unit_test(auth_commands_show_their_ext),
 		cmocka_unit_test(batches_give_a_count_and_the_first_ids),
 		cmocka_unit_test(damaged_records_say_why),

@@ -22,28 +22,18 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "banned.h"
+#include "tmpdir_fixture.h"
 
-struct fixture {
-	char dir[64];
-};
+#include "banned.h"
 
 static int setup(void **state)
 {
-	struct fixture *f = calloc(1, sizeof(*f));
-	snprintf(f->dir, sizeof(f->dir), "/tmp/tpw-reader-XXXXXX");
-	if (!mkdtemp(f->dir))
-		return -1;
-	*state = f;
-	return 0;
+	return tmpdir_setup(state, "/tmp/tpw-reader-XXXXXX");
 }
 
 static int teardown(void **state)
 {
-	struct fixture *f = *state;
-	assert_int_equal(fsdir_remove_tree(f->dir), 0);
-	free(f);
-	return 0;
+	return tmpdir_teardown(state);
 }
 
 static int no_replay(void *ctx, const struct journal_record *r)
