@@ -1522,7 +1522,8 @@ static u64 replay_pstate(struct log_query *q, const struct journal_record *r)
 		return 0;
 	if (c.h.kind == PSTATE_CMD_SET)
 		return pstate_version_count(q->pstate);
-	if (c.h.kind == PSTATE_CMD_OVERRIDE)
+	if (c.h.kind == PSTATE_CMD_OVERRIDE ||
+	    c.h.kind == PSTATE_CMD_OVERRIDE_2)
 		return pstate_override_count(q->pstate);
 	return 0;
 }

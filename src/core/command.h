@@ -143,7 +143,13 @@ enum command_events {
 	  COMMAND_EVENTS_NONE, COMMAND_PSTATE,                                 \
 	  sizeof(struct pstate_override_extend),                               \
 	  sizeof(struct pstate_override_extend), 16, pstate_command_valid,     \
-	  apply_pstate)
+	  apply_pstate)                                                        \
+	/* ext: struct pstate_override_2 + the message JSON, padded to 16:     \
+	 * kind 17 with a user message and an expected end */                  \
+	X(PSTATE_CMD_OVERRIDE_2, 20, "policy_override_2", COMMAND_EVENTS_NONE, \
+	  COMMAND_PSTATE, sizeof(struct pstate_override_2),                    \
+	  sizeof(struct pstate_override_2) + POLICY_MESSAGE_BYTES_MAX, 16,     \
+	  pstate_command_valid, apply_pstate)
 
 /* The kinds (command_header.kind), numbered by the rows above. */
 enum command_kind {
