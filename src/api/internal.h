@@ -14,6 +14,7 @@
 #include "api/route.h"
 #include "api/routes.h"
 #include "api/wbuf.h"
+#include "core/policy.h"
 #include "engine/engine.h"
 
 #include <jansson.h>
@@ -49,6 +50,10 @@ struct api_server {
 	 * from the state and before any policy document is submitted, so
 	 * the gate skips the state lock on every request until then. */
 	atomic_bool policy_seen;
+	/* The signed manifest (docs/client-policy.md): readable without a
+	 * credential, and the longest it may be cached. */
+	bool manifest_public;
+	unsigned manifest_ttl_max_s;
 	size_t body_bytes_max;
 	unsigned short port;
 	atomic_bool ready;
@@ -101,6 +106,11 @@ struct request_gate {
 	char *body;		   /* the refusal (problem+json) when blocked */
 	unsigned status;
 	char link[600]; /* upgrade URL for Link: rel="deprecation" */
+	/* Client-Notice: the most severe active notice for this client
+	 * ("" none) and its severity; Cache-Control of a manifest ("" none) */
+	char notice[POLICY_ID_MAX + 1];
+	u8 notice_severity;
+	char cache_control[40];
 	/* counted in activity once authenticated (policy_observe) */
 	char obs_platform[33];
 	char obs_version[257];

@@ -49,6 +49,7 @@ struct keyring;
 #define API_BODY_BYTES_MAX_DEFAULT	 ((size_t)8 << 20)
 #define API_CONNECTION_TIMEOUT_S_DEFAULT 30u
 #define API_CONNECTIONS_MAX_DEFAULT	 4096u
+#define API_MANIFEST_TTL_S_DEFAULT	 (24u * 3600u)
 
 struct api_options {
 	const char *host;      /* numeric address or name; NULL: 127.0.0.1 */
@@ -66,6 +67,11 @@ struct api_options {
 	/* Where client activity (docs/client-policy.md) is kept between
 	 * runs; NULL: in memory only. */
 	const char *data_dir;
+	/* GET /v1/client-policy without a credential (setting
+	 * manifest_public), and the longest a manifest may be cached
+	 * (manifest_ttl_max_s; 0: API_MANIFEST_TTL_S_DEFAULT). */
+	bool manifest_public;
+	unsigned manifest_ttl_max_s;
 	/* Body budgets, deadlines, per-address limits, trusted proxies
 	 * (api/netguard.h); a zero field takes its default. */
 	struct netguard_limits net;

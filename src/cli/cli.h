@@ -72,6 +72,10 @@ struct settings {
 	char public_url[256];	    /* DPoP htu origin; "" = the Host header */
 	unsigned link_leeway_s;	    /* skew on link exp, nbf, iat */
 	unsigned revocations_per_principal; /* per bucket: core/auth.h */
+	/* The signed manifest (docs/client-policy.md): 1 = readable without
+	 * a credential; the longest it may be cached, seconds. */
+	unsigned manifest_public;
+	unsigned manifest_ttl_max_s;
 	char log_level[16];
 	char kek_file[4200]; /* "" until settings_finish: DATA.kek */
 	/* "http://HOST:PORT KEY" of each witness (setting `witness`, which

@@ -379,6 +379,8 @@ int cmd_serve(int argc, char **argv)
 		.origin = keys.origin,
 		.authz = authz,
 		.data_dir = s.data_dir,
+		.manifest_public = s.manifest_public != 0,
+		.manifest_ttl_max_s = s.manifest_ttl_max_s,
 		.net =
 			{
 				.body_budget_bytes = s.body_budget_bytes,

@@ -8,6 +8,7 @@
  */
 #include "api/authz.h"
 #include "api/netguard.h"
+#include "api/server.h"
 #include "cli/cli.h"
 #include "core/assert.h"
 #include "core/auth.h"
@@ -94,6 +95,8 @@ static const struct number_setting number_settings[] = {
 	NUMBER(key_rotation_days, 0, 3660),
 	NUMBER(link_leeway_s, 0, JOSE_LEEWAY_MAX_S),
 	NUMBER(revocations_per_principal, 1, AUTH_REVOCATIONS_RESERVE),
+	NUMBER(manifest_public, 0, 1),
+	NUMBER(manifest_ttl_max_s, 60, 7 * 86400),
 };
 
 #undef NUMBER
@@ -299,6 +302,8 @@ static const struct {
 	{"TPWALLET_PUBLIC_URL", "public_url"},
 	{"TPWALLET_LINK_LEEWAY_S", "link_leeway_s"},
 	{"TPWALLET_REVOCATIONS_PER_PRINCIPAL", "revocations_per_principal"},
+	{"TPWALLET_MANIFEST_PUBLIC", "manifest_public"},
+	{"TPWALLET_MANIFEST_TTL_MAX_S", "manifest_ttl_max_s"},
 	{"TPWALLET_LOG_LEVEL", "log_level"},
 	{"TPWALLET_KEK_FILE", "kek_file"},
 	{"TPWALLET_WITNESS", "witness"},
@@ -328,6 +333,8 @@ int settings_load(struct settings *s, const char *config_path)
 	s->snapshot_every = 1000000;
 	s->key_rotation_days = 90;
 	s->link_leeway_s = AUTHZ_LEEWAY_S;
+	s->manifest_public = 0;
+	s->manifest_ttl_max_s = API_MANIFEST_TTL_S_DEFAULT;
 	s->revocations_per_principal = AUTH_REVOCATIONS_PER_PRINCIPAL;
 	copy_str(s->log_level, sizeof(s->log_level), "info");
 
