@@ -250,6 +250,17 @@ def test_channel_override_message_in_the_client_language_reason_kept(ctx):
                  "--reason", "REL-312", "--message", "de=nur Deutsch"])
     check_eq(r.returncode, 2, "a message without default is a usage error")
     check("default" in r.stderr, "it says why: %r" % r.stderr)
+    # Replayed from the journal after a restart: the same message, the
+    # same decision.
+    s.stop()
+    s.start()
+    got = check_ok(s.get("/v1/client-policy/overrides/%d" % ov["id"]), 200,
+                   "GET the override after a restart")
+    check_eq((got.get("message"), got.get("expected_end")), (MSG, expected),
+             "the override after a restart")
+    d = evaluate(**{"Accept-Language": "de"}).json()
+    check_eq(d["override"].get("message"), MSG["de"],
+             "the German message after a restart")
     r = run_cli(["audit", "log", s.data_dir, "--type",
                  "policy_override_2", "--json"])
     check_eq(r.returncode, 0, "audit log --type policy_override_2: %s"
