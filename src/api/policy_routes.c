@@ -706,21 +706,10 @@ static int64_t next_change_locked(struct api_server *s, const struct policy *p,
 		memcpy(platform, q->platform, q->platform_len);
 		platform[q->platform_len] = '\0';
 	}
-	int64_t best = p ? policy_next_change(p, platform, q->now_s)
-			 : POLICY_TIME_NONE;
 	size_t n;
 	const struct policy_override *ov =
 		pstate_overrides_live(engine_pstate(s->e), &n);
-	for (size_t i = 0; i < n; i++) {
-		if (strcmp(ov[i].platform, platform) != 0)
-			continue;
-		int64_t t[2] = {ov[i].not_before_s, ov[i].expires_at_s};
-		for (int k = 0; k < 2; k++)
-			if (t[k] > q->now_s &&
-			    (best == POLICY_TIME_NONE || t[k] < best))
-				best = t[k];
-	}
-	return best;
+	return policy_next_change(p, platform, ov, n, q->now_s);
 }
 
 static enum MHD_Result evaluate(struct request *rq, bool signed_manifest)

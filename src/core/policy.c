@@ -2619,10 +2619,20 @@ static void rules_next_change(const struct policy_rules *r, int64_t now_s,
 }
 
 int64_t policy_next_change(const struct policy *p, const char *platform,
+			   const struct policy_override *overrides, size_t n,
 			   int64_t now_s)
 {
 	int64_t best = POLICY_TIME_NONE;
 
+	for (size_t i = 0; i < n && i < POLICY_OVERRIDES_MAX; i++) {
+		const struct policy_override *o = &overrides[i];
+		if (platform && strcmp(o->platform, platform) != 0)
+			continue;
+		sooner(&best, o->not_before_s, now_s);
+		sooner(&best, o->expires_at_s, now_s);
+	}
+	if (!p)
+		return best;
 	for (u16 i = 0; i < p->nplatforms; i++) {
 		const struct policy_platform *pl = &p->platforms[i];
 		if (platform && strcmp(pl->name, platform) != 0)

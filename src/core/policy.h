@@ -419,12 +419,14 @@ int policy_evaluate(const struct policy *p, const struct policy_query *q,
 		    const struct policy_override *overrides, size_t n,
 		    struct policy_decision *out);
 
-/* The earliest time after now_s at which the document schedules a
- * change for platform (NULL: any platform): a deprecation's sunset on
- * any level, a notice's start or end.  POLICY_TIME_NONE when none.
- * What bounds a signed manifest's lifetime (with the overrides' ends,
- * which the caller knows). */
+/* The earliest time after now_s at which a decision for platform (NULL:
+ * any platform) may change as already scheduled: an override's start or
+ * end (overrides[0..n), as policy_evaluate takes them), and in p (may
+ * be NULL) a deprecation's sunset on any level or a notice's start or
+ * end.  POLICY_TIME_NONE when none.  What bounds a signed manifest's
+ * lifetime. */
 int64_t policy_next_change(const struct policy *p, const char *platform,
+			   const struct policy_override *overrides, size_t n,
 			   int64_t now_s);
 
 /* Index of flag `name` in p->flags, or -1. */

@@ -1035,8 +1035,8 @@ static void dates_render_back_exactly(void **state)
 }
 
 /* The earliest scheduled change after now for a platform: sunsets on
- * every level and notices' starts and ends, past ones and other
- * platforms' left out. */
+ * every level, notices' starts and ends, overrides' ends; past ones and
+ * other platforms' left out. */
 static void next_change_is_the_earliest_scheduled_for_the_platform(void **state)
 {
 	(void)state;
@@ -1058,14 +1058,30 @@ static void next_change_is_the_earliest_scheduled_for_the_platform(void **state)
 	const int64_t jan15 = 1799971200; /* 2027-01-15T00:00:00Z */
 	const int64_t jan20 = jan15 + 5 * 86400, jan25 = jan15 + 10 * 86400;
 	const int64_t feb1 = 1801440000, feb15 = feb1 + 14 * 86400;
-	assert_true(policy_next_change(p, "android", jan15) == feb1);
-	assert_true(policy_next_change(p, "android", feb1) == feb15);
-	assert_true(policy_next_change(p, "ios", jan15) == jan20);
-	assert_true(policy_next_change(p, "web", jan15) == jan25);
-	assert_true(policy_next_change(p, NULL, jan15) == jan20);
-	assert_true(policy_next_change(p, "web", jan15 - 6 * 86400) ==
+	assert_true(policy_next_change(p, "android", NULL, 0, jan15) == feb1);
+	assert_true(policy_next_change(p, "android", NULL, 0, feb1) == feb15);
+	assert_true(policy_next_change(p, "ios", NULL, 0, jan15) == jan20);
+	assert_true(policy_next_change(p, "web", NULL, 0, jan15) == jan25);
+	assert_true(policy_next_change(p, NULL, NULL, 0, jan15) == jan20);
+	assert_true(policy_next_change(p, "web", NULL, 0, jan15 - 6 * 86400) ==
 		    jan15 - 5 * 86400);
-	assert_true(policy_next_change(p, "android", 1806000000) ==
+	assert_true(policy_next_change(p, "android", NULL, 0, 1806000000) ==
+		    POLICY_TIME_NONE);
+	/* An override's end, 120 s away, comes first for its platform
+	 * only; one already ended counts no more. */
+	struct policy_override ov[2];
+	assert_int_equal(policy_override_init(&ov[0], "android", "3.x", "allow",
+					      120, "r", jan15, NULL),
+			 0);
+	assert_int_equal(policy_override_init(&ov[1], "ios", "1.x", "compat",
+					      60, "r", jan15 - 600, NULL),
+			 0);
+	assert_true(policy_next_change(p, "android", ov, 2, jan15) ==
+		    jan15 + 120);
+	assert_true(policy_next_change(p, "ios", ov, 2, jan15) == jan20);
+	assert_true(policy_next_change(NULL, "android", ov, 2, jan15 + 60) ==
+		    jan15 + 120);
+	assert_true(policy_next_change(NULL, "android", ov, 2, jan15 + 120) ==
 		    POLICY_TIME_NONE);
 	policy_free(p);
 }
