@@ -286,11 +286,12 @@ void policy_gate_headers(struct request *rq, struct MHD_Response *resp)
 {
 	char buf[700];
 
-	if (rq->gate.cache_control[0])
+	if (rq->gate.cache_control[0]) { /* a manifest: its texts are
+					  * localised */
 		MHD_add_response_header(resp, "Cache-Control",
 					rq->gate.cache_control);
-	if (rq->gate.cache_control[0])
 		MHD_add_response_header(resp, "Vary", "Accept-Language");
+	}
 	if (!rq->gate.evaluated)
 		return;
 	if (rq->gate.notice[0]) {
@@ -996,6 +997,30 @@ static int override_extras(json_t *j, char **json, size_t *json_len,
 	return ret;
 }
 
+/* The record that opens an override, for the caller to fill: kind 17
+ * as before when there is nothing for the users, else kind 20 with the
+ * message (msg_len bytes, 0: none) and the expected end (0: none).  NULL
+ * when out of memory. */
+static struct pstate_override_cmd *override_command(struct request *rq,
+						    const char *msg,
+						    size_t msg_len,
+						    int64_t expected_end_s)
+{
+	if (!msg_len && !expected_end_s)
+		return api_command(rq, PSTATE_CMD_OVERRIDE,
+				   sizeof(struct pstate_override_cmd), NULL, 0);
+	u32 padded = (u32)(msg_len + 15) / 16 * 16;
+	struct pstate_override_2 *c = api_command(
+		rq, PSTATE_CMD_OVERRIDE_2, (u32)sizeof(*c) + padded, NULL, 0);
+	if (!c)
+		return NULL;
+	c->expected_end_s = expected_end_s;
+	c->message_bytes = (u32)msg_len;
+	if (msg_len)
+		memcpy((char *)c + sizeof(*c), msg, msg_len);
+	return &c->base;
+}
+
 static enum MHD_Result post_override(struct request *rq)
 {
 	enum MHD_Result reply;
@@ -1018,31 +1043,15 @@ static enum MHD_Result post_override(struct request *rq)
 	json_t *dur = json_object_get(j, "duration_s");
 	u64 duration = json_is_integer(dur) ? (u64)json_integer_value(dur) : 0;
 	json_decref(j);
+	struct pstate_override_cmd *c = NULL;
 	if (r == 0 && override_refused(rq, &o, &reply)) {
 		free(msg);
 		return reply;
 	}
-	/* Kind 17 as before when there is nothing for the users; kind 20
-	 * carries the message and the expected end. */
-	bool tells = msg || expected_end_s;
-	struct pstate_override_cmd *c = NULL;
-	struct pstate_override_2 *c2 = NULL;
-	if (r == 0 && tells) {
-		u32 padded = (u32)(msg_len + 15) / 16 * 16;
-		c2 = api_command(rq, PSTATE_CMD_OVERRIDE_2,
-				 (u32)sizeof(*c2) + padded, NULL, 0);
-		if (c2) {
-			c = &c2->base;
-			c2->expected_end_s = expected_end_s;
-			c2->message_bytes = (u32)msg_len;
-			if (msg_len)
-				memcpy((char *)c2 + sizeof(*c2), msg, msg_len);
-		}
-	} else if (r == 0) {
-		c = api_command(rq, PSTATE_CMD_OVERRIDE, sizeof(*c), NULL, 0);
-	}
+	if (r == 0 && !(c = override_command(rq, msg, msg_len, expected_end_s)))
+		r = -ENOMEM;
 	free(msg);
-	if (r == -ENOMEM || (r == 0 && !c))
+	if (r == -ENOMEM)
 		return api_reply_problem(rq, PROBLEM_internal_error,
 					 "out of memory", NULL, NULL);
 	if (r != 0)
