@@ -164,7 +164,8 @@ static void put_decoded(struct request *rq, struct wbuf *b, const u8 *bytes,
 		return;
 	}
 	bool set = v.command && strcmp(v.command, "policy_set") == 0;
-	bool open = v.command && strcmp(v.command, "policy_override") == 0;
+	bool open = v.command && (strcmp(v.command, "policy_override") == 0 ||
+				  strcmp(v.command, "policy_override_2") == 0);
 	u64 id = 0, oid = entry_view_override_id(&v);
 	struct pstate_override_cmd oc;
 	bool known = false;

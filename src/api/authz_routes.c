@@ -67,6 +67,15 @@ static const u8 zero32[32];
 
 /* ---- authentication and per-route rights ----------------------------- */
 
+/* A read the operator opened to anyone (RF_OPEN_IF_PUBLIC and the
+ * manifest_public setting)? */
+static bool open_if_public(const struct request *rq)
+{
+	return (api_routes[rq->route].flags & RF_OPEN_IF_PUBLIC) &&
+	       rq->srv->manifest_public &&
+	       api_route_right(rq->route, rq->method) == RIGHT_PRINCIPAL;
+}
+
 void authz_begin(struct request *rq, const char *url, const char *method)
 {
 	struct api_server *s = rq->srv;
@@ -86,6 +95,10 @@ void authz_begin(struct request *rq, const char *url, const char *method)
 	}
 	/* A revocation statement proves itself: no credential needed. */
 	if (!authz && api_route_right(rq->route, rq->method) == RIGHT_OPEN)
+		return;
+	/* The manifest, where the operator made it public (signed, no
+	 * secret in it): no credential is no caller, not an error. */
+	if (!authz && open_if_public(rq))
 		return;
 	api_authz_authenticate(s->authz, s->e, authz, dpop, method, host, url,
 			       &rq->auth.caller, &rq->auth.err);
@@ -139,8 +152,12 @@ int authz_check_route(struct request *rq)
 		return -1;
 	if (op == RIGHT_OPEN)
 		return 0; /* a statement that proves itself */
+	if (!rq->auth.caller.authenticated && open_if_public(rq))
+		return 0;
 	if (!rq->auth.caller.authenticated)
 		return set_err(rq, MANDATE_ERR_malformed, 0, NULL);
+	if (op == RIGHT_PRINCIPAL)
+		return 0; /* whoever it is, authenticated */
 	/* A row without a right for this method: refuse (fail closed). */
 	if (op == 0)
 		return set_err(rq, MANDATE_ERR_op_not_allowed, 0, "right.ops");

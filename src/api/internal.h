@@ -54,6 +54,10 @@ struct api_server {
 	/* The guard rail of a policy set: the largest share of a
 	 * platform's active users it may newly block unless confirmed. */
 	double policy_blocked_share_max;
+	/* The signed manifest (docs/client-policy.md): readable without a
+	 * credential, and the longest it may be cached. */
+	bool manifest_public;
+	unsigned manifest_ttl_max_s;
 	size_t body_bytes_max;
 	unsigned short port;
 	atomic_bool ready;
@@ -108,6 +112,11 @@ struct request_gate {
 	char *body;		   /* the refusal (problem+json) when blocked */
 	unsigned status;
 	char link[600]; /* upgrade URL for Link: rel="deprecation" */
+	/* Client-Notice: the most severe active notice for this client
+	 * ("" none) and its severity; Cache-Control of a manifest ("" none) */
+	char notice[POLICY_ID_MAX + 1];
+	u8 notice_severity;
+	char cache_control[40];
 	/* counted in activity once authenticated (policy_observe) */
 	char obs_platform[33];
 	char obs_version[257];

@@ -32,8 +32,6 @@
 
 #include "banned.h"
 
-/* A manifest may be cached this long (the app re-fetches after). */
-#define MANIFEST_TTL_S		  (24 * 3600)
 #define ACTIVITY_OBSERVATIONS_MAX 100000u
 /* JSON bodies of the policy routes (the activity load is the largest) */
 #define POLICY_BODY_BYTES_MAX	 (16u << 20)
@@ -256,6 +254,17 @@ void policy_gate(struct request *rq)
 	if (d.upgrade_url)
 		snprintf(rq->gate.link, sizeof(rq->gate.link), "%s",
 			 d.upgrade_url);
+	/* The most severe active notice (the first of equals), for a
+	 * client that says which it is. */
+	if (cv && d.nnotices) {
+		const struct policy_notice *top = d.notice[0];
+		for (unsigned i = 1; i < d.nnotices; i++)
+			if (d.notice[i]->severity > top->severity)
+				top = d.notice[i];
+		snprintf(rq->gate.notice, sizeof(rq->gate.notice), "%s",
+			 top->id);
+		rq->gate.notice_severity = top->severity;
+	}
 	if (d.verdict == POLICY_BLOCKED) {
 		rq->gate.status = d.status ? d.status : 426;
 		blocked = blocked_json(p, &d, version);
@@ -280,8 +289,25 @@ void policy_gate_headers(struct request *rq, struct MHD_Response *resp)
 {
 	char buf[700];
 
+	if (rq->gate.cache_control[0]) { /* a manifest: its texts are
+					  * localised */
+		MHD_add_response_header(resp, "Cache-Control",
+					rq->gate.cache_control);
+		MHD_add_response_header(resp, "Vary", "Accept-Language");
+	}
 	if (!rq->gate.evaluated)
 		return;
+	if (rq->gate.notice[0]) {
+		static const char *const sev[] = {"info", "warning",
+						  "critical"};
+		snprintf(buf, sizeof(buf),
+			 "\"%s\"; severity=%s; url=\"/v1/client-policy\"",
+			 rq->gate.notice,
+			 sev[rq->gate.notice_severity < 3
+				     ? rq->gate.notice_severity
+				     : 0]);
+		MHD_add_response_header(resp, "Client-Notice", buf);
+	}
 	snprintf(buf, sizeof(buf), "%s; policy-version=%llu",
 		 policy_verdict_name(rq->gate.verdict),
 		 (unsigned long long)rq->gate.version);
@@ -1029,6 +1055,24 @@ static void query_from_args(struct request *rq, struct policy_query *q,
 	q->now_s = now_s();
 }
 
+/* The earliest change after q->now_s the server knows of for q's
+ * platform (read lock held): one the document schedules (a sunset, a
+ * notice's start or end) or an override's start or end.
+ * POLICY_TIME_NONE when none. */
+static int64_t next_change_locked(struct api_server *s, const struct policy *p,
+				  const struct policy_query *q)
+{
+	char platform[POLICY_NAME_MAX + 1] = "";
+	if (q->platform && q->platform_len <= POLICY_NAME_MAX) {
+		memcpy(platform, q->platform, q->platform_len);
+		platform[q->platform_len] = '\0';
+	}
+	size_t n;
+	const struct policy_override *ov =
+		pstate_overrides_live(engine_pstate(s->e), &n);
+	return policy_next_change(p, platform, ov, n, q->now_s);
+}
+
 static enum MHD_Result evaluate(struct request *rq, bool signed_manifest)
 {
 	char cv[SEMVER_TEXT_MAX + 64];
@@ -1049,6 +1093,8 @@ static enum MHD_Result evaluate(struct request *rq, bool signed_manifest)
 	engine_read_begin(rq->srv->e);
 	const struct policy *p = evaluate_locked(rq->srv, &q, &d, &version);
 	json_t *o = decision_json(p, &d, version);
+	int64_t next = signed_manifest ? next_change_locked(rq->srv, p, &q)
+				       : POLICY_TIME_NONE;
 	engine_read_end(rq->srv->e);
 	json_object_set_new(o, "platform", json_string(arg(rq, "platform")));
 	if (arg(rq, "version"))
@@ -1063,12 +1109,22 @@ static enum MHD_Result evaluate(struct request *rq, bool signed_manifest)
 		return api_reply_problem(rq, PROBLEM_unavailable,
 					 "no keyring loaded", NULL, NULL);
 	}
-	int64_t now = now_s();
+	/* Valid until the first change the server knows of, at most the
+	 * configured maximum; a cache keeps it no longer (a credentialed
+	 * one is the caller's alone). */
+	int64_t now = q.now_s;
+	int64_t exp = now + (int64_t)rq->srv->manifest_ttl_max_s;
+	if (next != POLICY_TIME_NONE && next < exp)
+		exp = next;
+	snprintf(rq->gate.cache_control, sizeof(rq->gate.cache_control),
+		 "%s, max-age=%lld",
+		 rq->auth.caller.authenticated ? "private" : "public",
+		 (long long)(exp - now));
 	json_object_set_new(
 		o, "iss",
 		json_string(rq->srv->origin ? rq->srv->origin : "tpwallet"));
 	json_object_set_new(o, "iat", json_integer(now));
-	json_object_set_new(o, "exp", json_integer(now + MANIFEST_TTL_S));
+	json_object_set_new(o, "exp", json_integer(exp));
 	if (q.user)
 		json_object_set_new(o, "sub", json_string(q.user));
 	char *out = malloc(KEYRING_JWS_BYTES_MAX + 1);
@@ -1184,6 +1240,17 @@ static json_t *override_json(const struct override_copy *c, int64_t now)
 		json_time(o->not_before_s), "expires_at",
 		json_time(o->expires_at_s), "active", active, "ended_early",
 		o->ended_early);
+	/* What the users are told (kind 20): the message map as given
+	 * (canonical), the expected end. */
+	json_t *m = o->message ? json_loadb(o->message, o->message_len, 0, NULL)
+			       : NULL;
+	if (j && m)
+		json_object_set_new(j, "message", m);
+	else
+		json_decref(m);
+	if (j && o->expected_end_s != POLICY_TIME_NONE)
+		json_object_set_new(j, "expected_end",
+				    json_time(o->expected_end_s));
 	/* Who ended it and why (unknown for an end older than the state's
 	 * snapshot format 2: null), when it expired, its extensions. */
 	bool end_known = o->ended_early && o->end_timestamp;
@@ -1322,6 +1389,85 @@ static bool override_refused(struct request *rq,
 	}
 }
 
+/* What an override request tells the users (issue 11): "message", a
+ * localised text (core/policy.h, policy_message_parse), and
+ * "expected_end", an RFC 3339 time after now; both optional.  Taken out
+ * of j: the rest is policy_override_parse's.  *json (canonical, malloc'd)
+ * and *expected_end_s (0: not said) on success. */
+static int override_extras(json_t *j, char **json, size_t *json_len,
+			   int64_t *expected_end_s, struct policy_err *err)
+{
+	json_t *m = json_object_get(j, "message");
+	json_t *e = json_object_get(j, "expected_end");
+	int ret = 0;
+
+	*json = NULL;
+	*json_len = 0;
+	*expected_end_s = 0;
+	if (e) {
+		const char *t = json_string_value(e);
+		const char *why =
+			t ? policy_parse_time(t, json_string_length(e),
+					      expected_end_s)
+			  : "not a string";
+		if (!why && *expected_end_s <= now_s())
+			why = "not in the future";
+		if (why) {
+			snprintf(err->path, sizeof(err->path), "expected_end");
+			snprintf(err->msg, sizeof(err->msg), "expected_end: %s",
+				 why);
+			return -EINVAL;
+		}
+		json_object_del(j, "expected_end");
+	}
+	if (!m)
+		return 0;
+	char *text = json_dumps(m, JSON_COMPACT | JSON_ENCODE_ANY);
+	struct policy_message *pm = NULL;
+	ret = text ? policy_message_parse(text, strlen(text), &pm, err)
+		   : -ENOMEM;
+	free(text);
+	if (ret == 0)
+		ret = policy_message_render(pm, json, json_len);
+	policy_message_free(pm);
+	if (ret == 0 && *json_len > POLICY_MESSAGE_BYTES_MAX) {
+		free(*json);
+		*json = NULL;
+		snprintf(err->path, sizeof(err->path), "message");
+		snprintf(err->msg, sizeof(err->msg),
+			 "message: longer than %d bytes",
+			 POLICY_MESSAGE_BYTES_MAX);
+		return -E2BIG;
+	}
+	if (ret == 0)
+		json_object_del(j, "message");
+	return ret;
+}
+
+/* The record that opens an override, for the caller to fill: kind 17
+ * as before when there is nothing for the users, else kind 20 with the
+ * message (msg_len bytes, 0: none) and the expected end (0: none).  NULL
+ * when out of memory. */
+static struct pstate_override_cmd *override_command(struct request *rq,
+						    const char *msg,
+						    size_t msg_len,
+						    int64_t expected_end_s)
+{
+	if (!msg_len && !expected_end_s)
+		return api_command(rq, PSTATE_CMD_OVERRIDE,
+				   sizeof(struct pstate_override_cmd), NULL, 0);
+	u32 padded = (u32)(msg_len + 15) / 16 * 16;
+	struct pstate_override_2 *c = api_command(
+		rq, PSTATE_CMD_OVERRIDE_2, (u32)sizeof(*c) + padded, NULL, 0);
+	if (!c)
+		return NULL;
+	c->expected_end_s = expected_end_s;
+	c->message_bytes = (u32)msg_len;
+	if (msg_len)
+		memcpy((char *)c + sizeof(*c), msg, msg_len);
+	return &c->base;
+}
+
 static enum MHD_Result post_override(struct request *rq)
 {
 	enum MHD_Result reply;
@@ -1331,26 +1477,32 @@ static enum MHD_Result post_override(struct request *rq)
 	/* Validate exactly as the state machine will (policy.c). */
 	struct policy_override o;
 	struct policy_err err;
-	char *text = json_dumps(j, JSON_COMPACT);
-	int r = text ? policy_override_parse(text, strlen(text), now_s(), &o,
-					     &err)
-		     : -ENOMEM;
+	char *msg = NULL;
+	size_t msg_len = 0;
+	int64_t expected_end_s = 0;
+	int r = override_extras(j, &msg, &msg_len, &expected_end_s, &err);
+	char *text = r == 0 ? json_dumps(j, JSON_COMPACT) : NULL;
+	if (r == 0)
+		r = text ? policy_override_parse(text, strlen(text), now_s(),
+						 &o, &err)
+			 : -ENOMEM;
 	free(text);
 	json_t *dur = json_object_get(j, "duration_s");
 	u64 duration = json_is_integer(dur) ? (u64)json_integer_value(dur) : 0;
 	json_decref(j);
+	struct pstate_override_cmd *c = NULL;
+	if (r == 0 && override_refused(rq, &o, &reply)) {
+		free(msg);
+		return reply;
+	}
+	if (r == 0 && !(c = override_command(rq, msg, msg_len, expected_end_s)))
+		r = -ENOMEM;
+	free(msg);
 	if (r == -ENOMEM)
 		return api_reply_problem(rq, PROBLEM_internal_error,
 					 "out of memory", NULL, NULL);
 	if (r != 0)
 		return reply_policy_err(rq, &err);
-	if (override_refused(rq, &o, &reply))
-		return reply;
-	struct pstate_override_cmd *c =
-		api_command(rq, PSTATE_CMD_OVERRIDE, sizeof(*c), NULL, 0);
-	if (!c)
-		return api_reply_problem(rq, PROBLEM_internal_error,
-					 "out of memory", NULL, NULL);
 	author_of(rq, c->author);
 	snprintf(c->platform, sizeof(c->platform), "%s", o.platform);
 	snprintf(c->range, sizeof(c->range), "%s", o.range_text);
@@ -1741,7 +1893,8 @@ static enum MHD_Result policy_command_reply(struct request *rq)
 	case PSTATE_FULL:
 		return api_reply_problem(
 			rq, PROBLEM_state_full,
-			h->kind == PSTATE_CMD_OVERRIDE
+			h->kind == PSTATE_CMD_OVERRIDE ||
+					h->kind == PSTATE_CMD_OVERRIDE_2
 				? "at most 64 overrides are open at once (and "
 				  "100000 in the policy's life): end one with "
 				  "DELETE /v1/client-policy/overrides/{id}, or "
@@ -1788,7 +1941,8 @@ static enum MHD_Result policy_command_reply(struct request *rq)
 			       LOG_NUM("version", v));
 		return reply_jansson(rq, outcome == PSTATE_OK ? 201 : 200, o);
 	}
-	if (h->kind == PSTATE_CMD_OVERRIDE) {
+	if (h->kind == PSTATE_CMD_OVERRIDE ||
+	    h->kind == PSTATE_CMD_OVERRIDE_2) {
 		struct override_copy *mine = malloc(sizeof(*mine));
 		bool found = false;
 		if (!mine)

@@ -17,7 +17,8 @@
  *   read_right, write_right
  *             the mandate op (MANDATE_OP_*) a GET/HEAD, or another
  *             method, needs; RIGHT_OPEN: no credential needed (the
- *             handler checks what the body proves); 0: refused (a method
+ *             handler checks what the body proves); RIGHT_PRINCIPAL: any
+ *             valid credential, whatever its right; 0: refused (a method
  *             the row does not allow never gets this far)
  *   scope     RA_*: what part of the ledger the right must cover;
  *             RA_PUBLIC routes are never authenticated nor gated
@@ -119,10 +120,17 @@ enum route_scope {
 #define RF_AUDIT (1u << 2)
 /* Not behind the client-version gate (an app must reach it to learn). */
 #define RF_UNGATED (1u << 3)
+/* Its RIGHT_PRINCIPAL read is open without a credential too when the
+ * operator says so (setting manifest_public: what it answers is signed
+ * and holds no secret; docs/authz.md lists it). */
+#define RF_OPEN_IF_PUBLIC (1u << 4)
 
 #define OP(name) MANDATE_OP_##name
 /* No credential needed: what the request carries proves itself. */
 #define RIGHT_OPEN (1u << 31)
+/* Any authenticated principal (an app's own credential, an account
+ * owner's mandate), over nothing in particular. */
+#define RIGHT_PRINCIPAL (1u << 30)
 
 /* clang-format off */
 #define API_ROUTES(X)                                                          \
@@ -179,8 +187,8 @@ enum route_scope {
 	X(revocation, "/v1/revocations/{jti}", RP_TEXT, RM_READ, RB_NONE,      \
 	  OP(REVOCATIONS_READ), 0, RA_ANY, 0, authz_route_revocation)          \
 	X(cp_manifest, "/v1/client-policy", RP_NONE, RM_READ | RM_PUT,         \
-	  RB_POLICY, OP(POLICY_READ), OP(POLICY_ADMIN), RA_ANY, RF_UNGATED,    \
-	  policy_route_manifest)                                               \
+	  RB_POLICY, RIGHT_PRINCIPAL, OP(POLICY_ADMIN), RA_ANY,                \
+	  RF_UNGATED | RF_OPEN_IF_PUBLIC, policy_route_manifest)               \
 	X(cp_current, "/v1/client-policy/current", RP_NONE, RM_READ, RB_NONE,  \
 	  OP(POLICY_READ), 0, RA_ANY, RF_UNGATED, policy_route_current)        \
 	X(cp_versions, "/v1/client-policy/versions", RP_NONE, RM_READ,         \

@@ -957,6 +957,10 @@ int api_server_start(struct api_server **out, struct engine *e,
 	s->audit = o->audit;
 	s->keyring = o->keyring;
 	s->origin = o->origin;
+	s->manifest_public = o->manifest_public;
+	s->manifest_ttl_max_s = o->manifest_ttl_max_s
+					? o->manifest_ttl_max_s
+					: API_MANIFEST_TTL_S_DEFAULT;
 	s->authz = o->authz;
 	s->data_dir = o->data_dir;
 	s->policy_blocked_share_max =

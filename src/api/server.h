@@ -51,6 +51,7 @@ struct keyring;
 #define API_CONNECTIONS_MAX_DEFAULT	 4096u
 /* client_policy_max_blocked_share (docs/client-policy.md) */
 #define API_POLICY_BLOCKED_SHARE_MAX_DEFAULT 0.05
+#define API_MANIFEST_TTL_S_DEFAULT	     (24u * 3600u)
 
 struct api_options {
 	const char *host;      /* numeric address or name; NULL: 127.0.0.1 */
@@ -73,6 +74,11 @@ struct api_options {
 	 * may newly block without ?accept_impact=true.  Unset: the default. */
 	bool policy_blocked_share_set;
 	double policy_blocked_share_max;
+	/* GET /v1/client-policy without a credential (setting
+	 * manifest_public), and the longest a manifest may be cached
+	 * (manifest_ttl_max_s; 0: API_MANIFEST_TTL_S_DEFAULT). */
+	bool manifest_public;
+	unsigned manifest_ttl_max_s;
 	/* Body budgets, deadlines, per-address limits, trusted proxies
 	 * (api/netguard.h); a zero field takes its default. */
 	struct netguard_limits net;

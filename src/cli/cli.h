@@ -76,6 +76,10 @@ struct settings {
 	/* A policy set may newly block at most this share (0..1) of a
 	 * platform's active users unless confirmed (docs/client-policy.md). */
 	double client_policy_max_blocked_share;
+	/* The signed manifest (docs/client-policy.md): 1 = readable without
+	 * a credential; the longest it may be cached, seconds. */
+	unsigned manifest_public;
+	unsigned manifest_ttl_max_s;
 	char log_level[16];
 	char kek_file[4200]; /* "" until settings_finish: DATA.kek */
 	/* "http://HOST:PORT KEY" of each witness (setting `witness`, which

@@ -1528,7 +1528,8 @@ static u64 replay_pstate(struct log_query *q, const struct journal_record *r)
 		return 0;
 	if (c.h.kind == PSTATE_CMD_SET)
 		return pstate_version_count(q->pstate);
-	if (c.h.kind == PSTATE_CMD_OVERRIDE)
+	if (c.h.kind == PSTATE_CMD_OVERRIDE ||
+	    c.h.kind == PSTATE_CMD_OVERRIDE_2)
 		return pstate_override_count(q->pstate);
 	return 0;
 }
@@ -1755,7 +1756,7 @@ static void usage_log(FILE *f)
 		"object per line (the fields\nof GET /v1/audit/entries/{i}"
 		"?view=decoded, and the index).\n"
 		"  --type NAME    a command (policy_set, policy_override, "
-		"policy_override_end,\n"
+		"policy_override_2, policy_override_end,\n"
 		"                 policy_override_extend, "
 		"policy_override_expired,\n"
 		"                 principal, revoke, key, accounts_owned, ...) "

@@ -78,13 +78,19 @@ enum {
 	OPT_THRESHOLD,
 	OPT_WEEKS,
 	OPT_ACCEPT_IMPACT,
+	OPT_MESSAGE,
+	OPT_EXPECTED_END,
 };
 
 struct popts {
 	bool json, canonical, dry_run, all, accept_impact;
 	const char *reason, *version, *file, *platform, *range, *mode,
 		*duration, *channel, *country, *user, *lang, *offline,
-		*min_supported, *threshold, *weeks;
+		*min_supported, *threshold, *weeks, *expected_end;
+	/* override open --message LOCALE=TEXT, in the order given */
+	const char *message[POLICY_LOCALES_MAX];
+	unsigned nmessages;
+	bool too_many_messages;
 };
 
 struct ctx {
@@ -140,6 +146,8 @@ static const struct option opts_ov_open[] = {
 	{"range", required_argument, NULL, OPT_RANGE},
 	{"mode", required_argument, NULL, OPT_MODE},
 	{"duration", required_argument, NULL, OPT_DURATION},
+	{"message", required_argument, NULL, OPT_MESSAGE},
+	{"expected-end", required_argument, NULL, OPT_EXPECTED_END},
 	O_HELP,
 	O_END};
 static const struct option opts_ov_list[] = {
@@ -1018,6 +1026,66 @@ static int parse_duration(const char *s, int64_t *out)
 	return 0;
 }
 
+/* --message LOCALE=TEXT... as the request's "message" object, checked
+ * as the server will (policy_message_parse); *out NULL when none given.
+ * 0 or EXIT_USAGE (said why). */
+static int override_message(struct ctx *x, json_t **out)
+{
+	struct policy_message *m = NULL;
+	struct policy_err err = {0};
+	json_t *o;
+	char *text;
+	int ret;
+
+	*out = NULL;
+	if (x->o.too_many_messages) {
+		fprintf(stderr, "%s: --message: at most %d locales\n", x->prog,
+			POLICY_LOCALES_MAX);
+		return EXIT_USAGE;
+	}
+	if (x->o.nmessages == 0)
+		return 0;
+	if (!(o = json_object()))
+		return EXIT_USAGE;
+	for (unsigned i = 0; i < x->o.nmessages; i++) {
+		const char *arg = x->o.message[i], *eq = strchr(arg, '=');
+		char locale[POLICY_TAG_MAX + 1];
+		size_t n = eq ? (size_t)(eq - arg) : 0;
+		if (n == 0 || n >= sizeof(locale)) {
+			fprintf(stderr,
+				"%s: --message: LOCALE=TEXT (default=..., "
+				"de=..., pt-BR=...)\n",
+				x->prog);
+			json_decref(o);
+			return EXIT_USAGE;
+		}
+		memcpy(locale, arg, n);
+		locale[n] = '\0';
+		if (json_object_get(o, locale)) {
+			fprintf(stderr, "%s: --message: %s given twice\n",
+				x->prog, locale);
+			json_decref(o);
+			return EXIT_USAGE;
+		}
+		json_object_set_new(o, locale, json_string(eq + 1));
+	}
+	text = json_dumps(o, JSON_COMPACT);
+	ret = text ? policy_message_parse(text, strlen(text), &m, &err)
+		   : -ENOMEM;
+	free(text);
+	policy_message_free(m);
+	if (ret != 0) {
+		fprintf(stderr, "%s: --", x->prog);
+		client_print_clean(stderr,
+				   ret == -ENOMEM ? "out of memory" : err.msg);
+		fputc('\n', stderr);
+		json_decref(o);
+		return EXIT_USAGE;
+	}
+	*out = o;
+	return 0;
+}
+
 static int do_override_open(struct ctx *x)
 {
 	static const char *const required[] = {
@@ -1054,9 +1122,28 @@ static int do_override_open(struct ctx *x)
 		fputc('\n', stderr);
 		return EXIT_USAGE;
 	}
+	int64_t end_s;
+	if (x->o.expected_end &&
+	    policy_parse_time(x->o.expected_end, strlen(x->o.expected_end),
+			      &end_s)) {
+		fprintf(stderr,
+			"%s: --expected-end: an RFC 3339 UTC time "
+			"(2026-12-07T18:00:00Z)\n",
+			x->prog);
+		return EXIT_USAGE;
+	}
+	json_t *msg = NULL;
+	if (override_message(x, &msg) != 0)
+		return EXIT_USAGE;
 	o = json_pack("{s:s, s:s, s:s, s:I, s:s}", "platform", x->o.platform,
 		      "range", x->o.range, "mode", x->o.mode, "duration_s",
 		      (json_int_t)duration_s, "reason", x->o.reason);
+	if (o && msg)
+		json_object_set(o, "message", msg);
+	json_decref(msg);
+	if (o && x->o.expected_end)
+		json_object_set_new(o, "expected_end",
+				    json_string(x->o.expected_end));
 	body = o ? json_dumps(o, JSON_COMPACT) : NULL;
 	if (!body) {
 		fprintf(stderr, "%s: out of memory\n", x->prog);
@@ -1356,8 +1443,10 @@ static void print_decision(const struct ctx *x, const json_t *d,
 		client_print_clean(stdout, jstr(ov, "range"));
 		fputs(" until ", stdout);
 		client_print_clean(stdout, jstr(ov, "expires_at"));
-		fputs(": ", stdout);
-		client_print_clean(stdout, jstr(ov, "reason"));
+		if (jstr(ov, "message")) {
+			fputs(": ", stdout);
+			client_print_clean(stdout, jstr(ov, "message"));
+		}
 		fputs("); without it: ", stdout);
 		client_print_clean(stdout,
 				   jstr(d, "decision_without_override"));
@@ -1648,11 +1737,16 @@ static const struct sub subs[] = {
 	 "  tpwallet policy rollback 1 --dry-run\n"},
 	{"override open", do_override_open, opts_ov_open, true, 0, 0,
 	 "override open --platform P --range R --mode compat|allow\n"
-	 "      --duration 30m|2h|3600 --reason TEXT",
+	 "      --duration 30m|2h|3600 --reason TEXT\n"
+	 "      [--message LOCALE=TEXT]... [--expected-end TIME]",
 	 "Let blocked versions in R be served for a while (60 s to 7 days):\n"
 	 "compat serves them in compatibility mode, allow as supported.  It "
 	 "only\never relaxes a blocked verdict, and ends by itself.  Prints "
-	 "its id and\nexpiry.  --reason: at most 256 bytes.",
+	 "its id and\nexpiry.  --reason: at most 256 bytes, for operators "
+	 "only (never shown\nto apps).  --message: what the app shows its "
+	 "users, once per locale\n(default=... is required; de=..., "
+	 "pt-BR=...); --expected-end: when you\nexpect the cause fixed "
+	 "(RFC 3339 UTC; shown to apps, ends nothing).",
 	 "  tpwallet policy override open --platform android --range 3.9.x \\\n"
 	 "      --mode compat --duration 30m --reason \"INC-42: store "
 	 "down\"\n"},
@@ -1781,6 +1875,13 @@ static int parse_args(struct ctx *x, int argc, char **argv)
 		case OPT_MIN_SUPPORTED: o->min_supported = optarg; break;
 		case OPT_THRESHOLD: o->threshold = optarg; break;
 		case OPT_WEEKS: o->weeks = optarg; break;
+		case OPT_EXPECTED_END: o->expected_end = optarg; break;
+		case OPT_MESSAGE:
+			if (o->nmessages == POLICY_LOCALES_MAX)
+				o->too_many_messages = true;
+			else
+				o->message[o->nmessages++] = optarg;
+			break;
 		default: sub_usage(stderr, s); return EXIT_USAGE;
 		}
 	}

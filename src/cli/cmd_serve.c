@@ -412,6 +412,8 @@ int cmd_serve(int argc, char **argv)
 		.data_dir = s.data_dir,
 		.policy_blocked_share_set = true,
 		.policy_blocked_share_max = s.client_policy_max_blocked_share,
+		.manifest_public = s.manifest_public != 0,
+		.manifest_ttl_max_s = s.manifest_ttl_max_s,
 		.net =
 			{
 				.body_budget_bytes = s.body_budget_bytes,

@@ -118,6 +118,8 @@ static const struct number_setting number_settings[] = {
 	NUMBER(link_leeway_s, 0, JOSE_LEEWAY_MAX_S),
 	NUMBER(revocations_per_principal, 1, AUTH_REVOCATIONS_RESERVE),
 	NUMBER(probe_interval_s, PROBE_INTERVAL_S_MIN, PROBE_INTERVAL_S_MAX),
+	NUMBER(manifest_public, 0, 1),
+	NUMBER(manifest_ttl_max_s, 60, 7 * 86400),
 };
 
 #undef NUMBER
@@ -340,6 +342,8 @@ static const struct {
 	{"TPWALLET_REVOCATIONS_PER_PRINCIPAL", "revocations_per_principal"},
 	{"TPWALLET_CLIENT_POLICY_MAX_BLOCKED_SHARE",
 	 "client_policy_max_blocked_share"},
+	{"TPWALLET_MANIFEST_PUBLIC", "manifest_public"},
+	{"TPWALLET_MANIFEST_TTL_MAX_S", "manifest_ttl_max_s"},
 	{"TPWALLET_LOG_LEVEL", "log_level"},
 	{"TPWALLET_KEK_FILE", "kek_file"},
 	{"TPWALLET_WITNESS", "witness"},
@@ -373,6 +377,8 @@ int settings_load(struct settings *s, const char *config_path)
 	s->client_policy_max_blocked_share =
 		API_POLICY_BLOCKED_SHARE_MAX_DEFAULT;
 	s->probe_interval_s = PROBE_INTERVAL_S_DEFAULT;
+	s->manifest_public = 0;
+	s->manifest_ttl_max_s = API_MANIFEST_TTL_S_DEFAULT;
 	s->revocations_per_principal = AUTH_REVOCATIONS_PER_PRINCIPAL;
 	copy_str(s->log_level, sizeof(s->log_level), "info");
 

@@ -144,6 +144,12 @@ enum command_events {
 	  sizeof(struct pstate_override_extend),                               \
 	  sizeof(struct pstate_override_extend), 16, pstate_command_valid,     \
 	  apply_pstate)                                                        \
+	/* ext: struct pstate_override_2 + the message JSON, padded to 16:     \
+	 * kind 17 with a user message and an expected end */                  \
+	X(PSTATE_CMD_OVERRIDE_2, 20, "policy_override_2", COMMAND_EVENTS_NONE, \
+	  COMMAND_PSTATE, sizeof(struct pstate_override_2),                    \
+	  sizeof(struct pstate_override_2) + POLICY_MESSAGE_BYTES_MAX, 16,     \
+	  pstate_command_valid, apply_pstate)                                  \
 	/* Journaled by the server when an override reaches its end: no        \
 	 * author; informational for the gate (core/pstate.h) */               \
 	X(PSTATE_CMD_OVERRIDE_EXPIRED, 21, "policy_override_expired",          \

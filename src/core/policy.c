@@ -189,6 +189,11 @@ static void put_digits(char *buf, int64_t v, int n)
 
 static void format_date(int64_t t, char buf[DATE_LEN + 1]);
 
+const char *policy_parse_time(const char *s, size_t len, int64_t *out)
+{
+	return parse_date(s, len, out);
+}
+
 int policy_format_time(int64_t t, char out[POLICY_TIME_TEXT_BYTES])
 {
 	if (t < 0 || t > INT64_C(253402300799)) /* 9999-12-31T23:59:59Z */
@@ -1370,34 +1375,42 @@ static int get_document(struct ctx *c, const json_t *root, struct policy *p)
 	return 0;
 }
 
+/* text[0..len) as a JSON tree (*root, the caller's), refused past max
+ * bytes (what names the text), POLICY_DEPTH_MAX deep or with a key
+ * twice. */
+static int load_json(struct ctx *c, const char *text, size_t len, size_t max,
+		     const char *what, size_t flags, json_t **root)
+{
+	json_error_t jerr;
+
+	*root = NULL;
+	if (len > max)
+		return bad(c, -E2BIG, "%s longer than %zu bytes", what, max);
+	if (!depth_ok(text, len))
+		return bad(c, -E2BIG, "nested deeper than %d levels",
+			   POLICY_DEPTH_MAX);
+	*root = json_loadb(text, len, JSON_REJECT_DUPLICATES | flags, &jerr);
+	if (!*root)
+		return bad(c, -EINVAL, "invalid JSON at line %d, column %d: %s",
+			   jerr.line, jerr.column, jerr.text);
+	return 0;
+}
+
 int policy_parse(const char *text, size_t len, struct policy **out,
 		 struct policy_err *err)
 {
 	struct ctx c = {.err = err};
 	struct policy *p = NULL;
-	json_error_t jerr;
 	json_t *root = NULL;
 	int ret;
 
 	*out = NULL;
 	if (err)
 		err->path[0] = err->msg[0] = '\0';
-	if (len > POLICY_DOC_BYTES_MAX) {
-		ret = bad(&c, -E2BIG, "document longer than %d bytes",
-			  POLICY_DOC_BYTES_MAX);
+	ret = load_json(&c, text, len, POLICY_DOC_BYTES_MAX, "document", 0,
+			&root);
+	if (ret)
 		goto cleanup;
-	}
-	if (!depth_ok(text, len)) {
-		ret = bad(&c, -E2BIG, "nested deeper than %d levels",
-			  POLICY_DEPTH_MAX);
-		goto cleanup;
-	}
-	root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
-	if (!root) {
-		ret = bad(&c, -EINVAL, "invalid JSON at line %d, column %d: %s",
-			  jerr.line, jerr.column, jerr.text);
-		goto cleanup;
-	}
 	p = arena_alloc(&c.arena, sizeof(*p));
 	if (!p) {
 		ret = bad(&c, -ENOMEM, "out of memory");
@@ -1798,6 +1811,7 @@ int policy_override_init(struct policy_override *o, const char *platform,
 	int ret = 0;
 
 	memset(o, 0, sizeof(*o));
+	o->expected_end_s = POLICY_TIME_NONE;
 	if (err)
 		err->path[0] = err->msg[0] = '\0';
 	push_key(&c, "platform");
@@ -1917,6 +1931,75 @@ cleanup:
 bool policy_override_active(const struct policy_override *o, int64_t now_s)
 {
 	return o->not_before_s <= now_s && now_s < o->expires_at_s;
+}
+
+/* --- an override's message --------------------------------------------------
+ * A localised text outside a document, read by the document's own reader
+ * (get_text), so its rules are the document's messages' rules. */
+
+struct policy_message {
+	struct policy_text text;
+	struct chunk *arena;
+};
+
+int policy_message_parse(const char *json, size_t len,
+			 struct policy_message **out, struct policy_err *err)
+{
+	struct ctx c = {.err = err};
+	struct policy_message *m = NULL;
+	json_t *root = NULL;
+	int ret;
+
+	*out = NULL;
+	if (err)
+		err->path[0] = err->msg[0] = '\0';
+	push_key(&c, "message");
+	ret = load_json(&c, json, len, POLICY_MESSAGE_BYTES_MAX, "text",
+			JSON_DECODE_ANY, &root);
+	if (ret)
+		goto cleanup;
+	m = arena_alloc(&c.arena, sizeof(*m));
+	if (!m) {
+		ret = bad(&c, -ENOMEM, "out of memory");
+		goto cleanup;
+	}
+	if ((ret = get_text(&c, root, &m->text)))
+		goto cleanup;
+	m->arena = c.arena;
+	c.arena = NULL;
+	*out = m;
+cleanup:
+	json_decref(root);
+	arena_free(c.arena);
+	return ret;
+}
+
+void policy_message_free(struct policy_message *m)
+{
+	if (m)
+		arena_free(m->arena);
+}
+
+const struct policy_text *policy_message_text(const struct policy_message *m)
+{
+	return &m->text;
+}
+
+int policy_message_render(const struct policy_message *m, char **out,
+			  size_t *len)
+{
+	struct jb b = {false};
+	json_t *o = text_json(&b, &m->text);
+	int ret;
+
+	*out = NULL;
+	if (!o || b.oom) {
+		json_decref(o);
+		return -ENOMEM;
+	}
+	ret = dump(o, out, len);
+	json_decref(o);
+	return ret;
 }
 
 /* --- does an override relax anything? ----------------------------------- */
@@ -2315,6 +2398,7 @@ int policy_evaluate(const struct policy *p, const struct policy_query *q,
 	out->min_supported = out->recommended = out->upgrade_url = NULL;
 	out->message = out->release_notes = NULL;
 	out->override = NULL;
+	out->override_message = NULL;
 	out->nnotices = 0;
 	out->flags = 0;
 	langs.src = q->languages;
@@ -2447,6 +2531,9 @@ decided:
 		}
 		if (hit) {
 			out->override = hit;
+			if (hit->message)
+				out->override_message =
+					localise(hit->message, &langs);
 			out->verdict = hit->mode == POLICY_OVERRIDE_ALLOW
 					       ? POLICY_SUPPORTED
 					       : POLICY_COMPAT;
@@ -2507,6 +2594,66 @@ extras:
 	return 0;
 }
 
+static bool names_platform(const struct policy_notice *nt, const char *name)
+{
+	if (nt->nplatforms == 0)
+		return true;
+	for (u16 i = 0; i < nt->nplatforms; i++)
+		if (strcmp(nt->platforms[i], name) == 0)
+			return true;
+	return false;
+}
+
+static void sooner(int64_t *best, int64_t t, int64_t now_s)
+{
+	if (t != POLICY_TIME_NONE && t > now_s &&
+	    (*best == POLICY_TIME_NONE || t < *best))
+		*best = t;
+}
+
+static void rules_next_change(const struct policy_rules *r, int64_t now_s,
+			      int64_t *best)
+{
+	for (u16 i = 0; i < r->ndeprecated; i++)
+		sooner(best, r->deprecated[i].sunset_s, now_s);
+}
+
+int64_t policy_next_change(const struct policy *p, const char *platform,
+			   const struct policy_override *overrides, size_t n,
+			   int64_t now_s)
+{
+	int64_t best = POLICY_TIME_NONE;
+
+	for (size_t i = 0; i < n && i < POLICY_OVERRIDES_MAX; i++) {
+		const struct policy_override *o = &overrides[i];
+		if (platform && strcmp(o->platform, platform) != 0)
+			continue;
+		sooner(&best, o->not_before_s, now_s);
+		sooner(&best, o->expires_at_s, now_s);
+	}
+	if (!p)
+		return best;
+	for (u16 i = 0; i < p->nplatforms; i++) {
+		const struct policy_platform *pl = &p->platforms[i];
+		if (platform && strcmp(pl->name, platform) != 0)
+			continue;
+		rules_next_change(&pl->rules, now_s, &best);
+		for (u16 k = 0; k < pl->nchannels; k++)
+			rules_next_change(&pl->channels[k].rules, now_s, &best);
+		for (u16 k = 0; k < pl->ncountries; k++)
+			rules_next_change(&pl->countries[k].rules, now_s,
+					  &best);
+	}
+	for (u16 i = 0; i < p->nnotices; i++) {
+		const struct policy_notice *nt = &p->notices[i];
+		if (platform && !names_platform(nt, platform))
+			continue;
+		sooner(&best, nt->starts_at_s, now_s);
+		sooner(&best, nt->ends_at_s, now_s);
+	}
+	return best;
+}
+
 int policy_flag_index(const struct policy *p, const char *name)
 {
 	for (u16 i = 0; i < p->nflags; i++)
@@ -2564,15 +2711,19 @@ json_t *policy_decision_json(const struct policy *p,
 				    json_string(d->country_applied));
 	if (d->override) {
 		const struct policy_override *ov = d->override;
-		json_object_set_new(
-			o, "override",
-			json_pack("{s:I, s:s, s:s, s:s, s:o, s:s}", "id",
-				  (json_int_t)ov->id, "platform", ov->platform,
-				  "range", ov->range_text, "mode",
-				  ov->mode == POLICY_OVERRIDE_ALLOW ? "allow"
-								    : "compat",
-				  "expires_at", time_json(ov->expires_at_s),
-				  "reason", ov->reason));
+		/* Not its reason: that is the operators' own note (issue
+		 * 11); the app gets the message written for its users. */
+		json_t *j = json_pack(
+			"{s:I, s:s, s:s, s:s, s:o, s:o}", "id",
+			(json_int_t)ov->id, "platform", ov->platform, "range",
+			ov->range_text, "mode",
+			ov->mode == POLICY_OVERRIDE_ALLOW ? "allow" : "compat",
+			"expires_at", time_json(ov->expires_at_s), "message",
+			str_json(d->override_message));
+		if (j && ov->expected_end_s != POLICY_TIME_NONE)
+			json_object_set_new(j, "expected_end",
+					    time_json(ov->expected_end_s));
+		json_object_set_new(o, "override", j);
 		json_object_set_new(o, "decision_without_override",
 				    json_string(policy_verdict_name(
 					    d->verdict_without_override)));

@@ -85,6 +85,8 @@
 #define POLICY_OVERRIDE_MAX_S	 (7 * 24 * 3600)
 #define POLICY_LANGUAGES_MAX	 256 /* Accept-Language text scanned */
 #define POLICY_LANGUAGE_TAGS_MAX 8   /* of its tags, the first ones used */
+/* An override's message (canonical JSON of its localised text) */
+#define POLICY_MESSAGE_BYTES_MAX 8192
 
 /* "No date": a sunset, starts_at... that the document leaves out. */
 #define POLICY_TIME_NONE INT64_MIN
@@ -290,8 +292,15 @@ struct policy_override {
 	u8 mode;	      /* enum policy_override_mode */
 	char platform[POLICY_NAME_MAX + 1];
 	char range_text[SEMVER_RANGE_TEXT_MAX + 1];
-	char reason[POLICY_REASON_MAX + 1];
+	char reason[POLICY_REASON_MAX + 1]; /* operators' only: never shown
+					     * to clients */
 	struct semver_range range;
+	/* For the users of the versions it relaxes (NULL: none), owned by
+	 * whoever keeps the override (core/pstate); and when the operator
+	 * expects the cause fixed (informational: POLICY_TIME_NONE when not
+	 * said; expires_at_s is what ends it). */
+	const struct policy_text *message;
+	int64_t expected_end_s;
 };
 
 /* Validate an override request and fill *o, active from now_s for
@@ -311,6 +320,21 @@ int policy_override_parse(const char *json, size_t len, int64_t now_s,
 			  struct policy_override *o, struct policy_err *err);
 
 bool policy_override_active(const struct policy_override *o, int64_t now_s);
+
+/* An override's user-facing message: a localised text ({"default": ...,
+ * "<BCP 47 tag>": ...}) under the rules of the document's messages
+ * (POLICY_LOCALES_MAX, POLICY_TEXT_MAX each), at most
+ * POLICY_MESSAGE_BYTES_MAX bytes of JSON; error paths start "message".
+ * The parsed form owns its memory (policy_message_free); the text it
+ * gives is valid until then.  policy_message_render writes the
+ * canonical JSON (sorted keys, canonical tags; malloc'd, free()). */
+struct policy_message;
+int policy_message_parse(const char *json, size_t len,
+			 struct policy_message **out, struct policy_err *err);
+void policy_message_free(struct policy_message *m);
+const struct policy_text *policy_message_text(const struct policy_message *m);
+int policy_message_render(const struct policy_message *m, char **out,
+			  size_t *len);
 
 /* Would the override relax anything under policy p (NULL: none set)?
  * The guard rail of POST /v1/client-policy/overrides (issue 11, item 5;
@@ -374,6 +398,7 @@ struct policy_decision {
 	const char *message;	   /* for the verdict, best locale, or NULL */
 	const char *release_notes; /* best locale, or NULL */
 	const struct policy_override *override; /* relaxed it, or NULL */
+	const char *override_message; /* its message, best locale, or NULL */
 	u8 nnotices;
 	const struct policy_notice *notice[POLICY_NOTICES_MAX];
 	const char *notice_text[POLICY_NOTICES_MAX];
@@ -394,6 +419,16 @@ int policy_evaluate(const struct policy *p, const struct policy_query *q,
 		    const struct policy_override *overrides, size_t n,
 		    struct policy_decision *out);
 
+/* The earliest time after now_s at which a decision for platform (NULL:
+ * any platform) may change as already scheduled: an override's start or
+ * end (overrides[0..n), as policy_evaluate takes them), and in p (may
+ * be NULL) a deprecation's sunset on any level or a notice's start or
+ * end.  POLICY_TIME_NONE when none.  What bounds a signed manifest's
+ * lifetime. */
+int64_t policy_next_change(const struct policy *p, const char *platform,
+			   const struct policy_override *overrides, size_t n,
+			   int64_t now_s);
+
 /* Index of flag `name` in p->flags, or -1. */
 int policy_flag_index(const struct policy *p, const char *name);
 
@@ -402,12 +437,16 @@ int policy_flag_index(const struct policy *p, const char *name);
  * replies, the CLI).  0, or -ERANGE (out is then untouched). */
 #define POLICY_TIME_TEXT_BYTES 21
 int policy_format_time(int64_t t, char out[POLICY_TIME_TEXT_BYTES]);
+/* The reverse: s[0..len) in that form into *out.  NULL, or why it is
+ * not such a date (a static string). */
+const char *policy_parse_time(const char *s, size_t len, int64_t *out);
 
 /* The decision as a JSON object (jansson; the caller json_decref()s
  * it), as GET /v1/client-policy/evaluate answers it and the manifest
  * signs it: decision, reason, rule, min_supported, recommended,
  * update_available, upgrade_url, message, release_notes, status (when
- * blocked), deprecated_since, sunset, channel, country, override and
+ * blocked), deprecated_since, sunset, channel, country, override (id, platform,
+ * range, mode, expires_at, message, expected_end: never its reason) and
  * decision_without_override (when one relaxed it), notices, flags.
  * Times are RFC 3339.  NULL when out of memory.  p may be NULL (no
  * policy: no flags). */

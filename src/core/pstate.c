@@ -30,7 +30,12 @@ struct override_rec {
 	char end_reason[PSTATE_REASON_BYTES];
 	u64 expired_timestamp; /* its expiry entry's, or 0 */
 	u32 extensions;
-	u64 last_extension; /* index + 1 into pstate.extensions, or 0 */
+	u64 last_extension;	/* index + 1 into pstate.extensions, or 0 */
+	u16 kind;		/* 17 or 20 */
+	int64_t expected_end_s; /* or POLICY_TIME_NONE */
+	char *message_json;	/* canonical, NUL-terminated, or NULL */
+	u32 message_len;
+	struct policy_message *message; /* parsed message_json */
 };
 
 struct extension_rec {
@@ -89,6 +94,10 @@ void pstate_free(struct pstate *s)
 	for (u64 i = 0; i < s->nversions; i++)
 		free(s->versions[i].text);
 	free(s->versions);
+	for (u64 i = 0; i < s->noverrides; i++) {
+		free(s->overrides[i].message_json);
+		policy_message_free(s->overrides[i].message);
+	}
 	free(s->overrides);
 	free(s->extensions);
 	policy_free(s->current);
@@ -111,6 +120,13 @@ static bool text_ok(const char *t, size_t n)
 	return strnlen(t, n) < n; /* NUL-terminated within the field */
 }
 
+static bool override_cmd_ok(const struct pstate_override_cmd *c)
+{
+	return text_ok(c->platform, sizeof(c->platform)) &&
+	       text_ok(c->range, sizeof(c->range)) &&
+	       text_ok(c->reason, sizeof(c->reason)) && c->mode <= 1;
+}
+
 bool pstate_command_valid(u16 kind, const void *ext, u32 ext_bytes)
 {
 	switch (kind) {
@@ -129,9 +145,19 @@ bool pstate_command_valid(u16 kind, const void *ext, u32 ext_bytes)
 		if (ext_bytes != sizeof(c))
 			return false;
 		memcpy(&c, ext, sizeof(c));
-		return text_ok(c.platform, sizeof(c.platform)) &&
-		       text_ok(c.range, sizeof(c.range)) &&
-		       text_ok(c.reason, sizeof(c.reason)) && c.mode <= 1;
+		return override_cmd_ok(&c);
+	}
+	case PSTATE_CMD_OVERRIDE_2: {
+		struct pstate_override_2 c;
+		if (ext_bytes < sizeof(c))
+			return false;
+		memcpy(&c, ext, sizeof(c));
+		u64 padded = ((u64)c.message_bytes + 15) / 16 * 16;
+		return c.message_bytes <= POLICY_MESSAGE_BYTES_MAX &&
+		       sizeof(c) + padded == ext_bytes && c.reserved == 0 &&
+		       c.expected_end_s >= 0 &&
+		       c.expected_end_s <= PSTATE_EXPECTED_END_MAX_S &&
+		       override_cmd_ok(&c.base);
 	}
 	case PSTATE_CMD_OVERRIDE_END: {
 		struct pstate_override_end e;
@@ -227,13 +253,20 @@ static int apply_set(struct pstate *s, const u8 *ext, u32 ext_bytes, u64 ts,
 	return 0;
 }
 
-static int apply_override(struct pstate *s, const u8 *ext, u32 ext_bytes,
-			  u64 ts, u32 *outcome)
+/* What an override record adds to the parsed form the gate reads. */
+static void live_extras(const struct override_rec *r, struct policy_override *o)
 {
-	struct pstate_override_cmd c;
-	if (!pstate_command_valid(PSTATE_CMD_OVERRIDE, ext, ext_bytes))
-		return -EBADMSG;
-	memcpy(&c, ext, sizeof(c));
+	o->message = r->message ? policy_message_text(r->message) : NULL;
+	o->expected_end_s = r->expected_end_s;
+}
+
+/* Open an override (kinds 17 and 20): c as journaled, and kind 20's
+ * message (msg_len bytes, 0: none) and expected end (0: none). */
+static int open_override(struct pstate *s, u16 kind,
+			 const struct pstate_override_cmd *c, const char *msg,
+			 u32 msg_len, int64_t expected_end_s, u64 ts,
+			 u32 *outcome)
+{
 	int64_t now = seconds(ts);
 	prune_live(s, now);
 	if (s->noverrides >= PSTATE_OVERRIDES_MAX ||
@@ -244,22 +277,49 @@ static int apply_override(struct pstate *s, const u8 *ext, u32 ext_bytes,
 	struct policy_override o;
 	struct policy_err err;
 	if (policy_override_init(
-		    &o, c.platform, c.range,
-		    c.mode == POLICY_OVERRIDE_ALLOW ? "allow" : "compat",
-		    (int64_t)c.duration_s, c.reason, now, &err) != 0) {
+		    &o, c->platform, c->range,
+		    c->mode == POLICY_OVERRIDE_ALLOW ? "allow" : "compat",
+		    (int64_t)c->duration_s, c->reason, now, &err) != 0) {
 		*outcome = PSTATE_INVALID;
 		return 0;
 	}
+	struct policy_message *m = NULL;
+	char *json = NULL;
+	if (msg_len) {
+		int ret = policy_message_parse(msg, msg_len, &m, &err);
+		if (ret == -ENOMEM)
+			return ret;
+		if (ret != 0) {
+			*outcome = PSTATE_INVALID;
+			return 0;
+		}
+		json = malloc(msg_len + 1);
+		if (!json) {
+			policy_message_free(m);
+			return -ENOMEM;
+		}
+		memcpy(json, msg, msg_len);
+		json[msg_len] = '\0';
+	}
 	if (!grow((void **)&s->overrides, &s->cap_overrides, s->noverrides,
-		  sizeof(*s->overrides)))
+		  sizeof(*s->overrides))) {
+		free(json);
+		policy_message_free(m);
 		return -ENOMEM;
+	}
 	struct override_rec *r = &s->overrides[s->noverrides++];
 	memset(r, 0, sizeof(*r));
 	r->timestamp = ts;
-	r->cmd = c;
+	r->cmd = *c;
 	r->not_before_s = o.not_before_s;
 	r->expires_at_s = o.expires_at_s;
+	r->kind = kind;
+	r->expected_end_s = expected_end_s ? expected_end_s : POLICY_TIME_NONE;
+	r->message_json = json;
+	r->message_len = msg_len;
+	r->message = m;
 	o.id = s->noverrides;
+	live_extras(r, &o);
 	s->live[s->nlive++] = o;
 	*outcome = PSTATE_OK;
 	return 0;
@@ -272,6 +332,22 @@ static void advance_open(struct pstate *s)
 	       (s->overrides[s->first_open].ended_early ||
 		s->overrides[s->first_open].expired_timestamp))
 		s->first_open++;
+}
+
+static int apply_override(struct pstate *s, u16 kind, const u8 *ext,
+			  u32 ext_bytes, u64 ts, u32 *outcome)
+{
+	if (!pstate_command_valid(kind, ext, ext_bytes))
+		return -EBADMSG;
+	if (kind == PSTATE_CMD_OVERRIDE) {
+		struct pstate_override_cmd c;
+		memcpy(&c, ext, sizeof(c));
+		return open_override(s, kind, &c, NULL, 0, 0, ts, outcome);
+	}
+	struct pstate_override_2 c;
+	memcpy(&c, ext, sizeof(c));
+	return open_override(s, kind, &c.base, (const char *)ext + sizeof(c),
+			     c.message_bytes, c.expected_end_s, ts, outcome);
 }
 
 /* The override id names, if it is still running at now (after pruning);
@@ -392,7 +468,9 @@ int pstate_apply(struct pstate *s, u16 kind, const void *ext, u32 ext_bytes,
 	case PSTATE_CMD_SET:
 		return apply_set(s, ext, ext_bytes, timestamp, outcome);
 	case PSTATE_CMD_OVERRIDE:
-		return apply_override(s, ext, ext_bytes, timestamp, outcome);
+	case PSTATE_CMD_OVERRIDE_2:
+		return apply_override(s, kind, ext, ext_bytes, timestamp,
+				      outcome);
 	case PSTATE_CMD_OVERRIDE_END:
 		return apply_override_end(s, ext, ext_bytes, timestamp,
 					  outcome);
@@ -459,6 +537,10 @@ void pstate_override_at(const struct pstate *s, u64 i,
 	out->expired_timestamp = r->expired_timestamp;
 	out->extensions = r->extensions;
 	out->last_extension = r->last_extension;
+	out->kind = r->kind;
+	out->message = r->message_json;
+	out->message_len = r->message_len;
+	out->expected_end_s = r->expected_end_s;
 }
 
 bool pstate_extension_get(const struct pstate *s, u64 handle,
@@ -513,11 +595,13 @@ const struct policy_override *pstate_overrides_live(const struct pstate *s,
 /* ---- snapshot and digest -------------------------------------------------
  * "TPWPOL02", u64 versions, each: u64 timestamp, author[32], u64
  * rollback_of, reason[208], u64 text_len, text; then u64 overrides, each:
- * u64 timestamp, the command, i64 expires_at_s, u64 ended_early, u64
- * end_timestamp, end_author[32], end_reason[208], u64 expired_timestamp;
- * then u64 extensions, each: u64 timestamp, u64 override id, author[32],
- * u64 duration_s, i64 expires_at_s, reason[208].  Applying the same
- * commands gives the same bytes.  "TPWPOL01" (before the end's author and
+ * u64 timestamp, the command (kind 17's struct; kind 20's base), i64
+ * expires_at_s, u64 ended_early, u64 kind (17 or 20), i64 expected_end_s
+ * (0: none), u64 message_len, the message JSON, u64 end_timestamp,
+ * end_author[32], end_reason[208], u64 expired_timestamp; then u64
+ * extensions, each: u64 timestamp, u64 override id, author[32], u64
+ * duration_s, i64 expires_at_s, reason[208].  Applying the same commands
+ * gives the same bytes.  "TPWPOL01" (before kind 20, the end's author and
  * reason, the expiry entries and the extensions were kept) is read too:
  * its overrides have none of those.
  */
@@ -550,11 +634,20 @@ int pstate_snapshot_write(const struct pstate *s, sink_fn sink, void *ctx)
 	rc = put(sink, ctx, &s->noverrides, 8, rc);
 	for (u64 i = 0; i < s->noverrides; i++) {
 		const struct override_rec *r = &s->overrides[i];
-		u64 ended = r->ended_early;
+		u64 ended = r->ended_early, kind = r->kind,
+		    mlen = r->message_len;
+		int64_t expected = r->expected_end_s == POLICY_TIME_NONE
+					   ? 0
+					   : r->expected_end_s;
 		rc = put(sink, ctx, &r->timestamp, 8, rc);
 		rc = put(sink, ctx, &r->cmd, sizeof(r->cmd), rc);
 		rc = put(sink, ctx, &r->expires_at_s, 8, rc);
 		rc = put(sink, ctx, &ended, 8, rc);
+		rc = put(sink, ctx, &kind, 8, rc);
+		rc = put(sink, ctx, &expected, 8, rc);
+		rc = put(sink, ctx, &mlen, 8, rc);
+		if (mlen)
+			rc = put(sink, ctx, r->message_json, mlen, rc);
 		rc = put(sink, ctx, &r->end_timestamp, 8, rc);
 		rc = put(sink, ctx, r->end_author, 32, rc);
 		rc = put(sink, ctx, r->end_reason, PSTATE_REASON_BYTES, rc);
@@ -663,17 +756,30 @@ struct pstate *pstate_snapshot_read(const u8 *buf, size_t len)
 		goto fail;
 	for (u64 i = 0; i < n; i++) {
 		struct pstate_override_cmd c;
-		u64 ts, ended;
-		int64_t expires;
+		u64 ts, ended, kind = PSTATE_CMD_OVERRIDE, mlen = 0;
+		int64_t expires, expected = 0;
 		if (!take(&r, &ts, 8) || !take(&r, &c, sizeof(c)) ||
-		    !take(&r, &expires, 8) || !take(&r, &ended, 8) || ended > 1)
+		    !take(&r, &expires, 8) || !take(&r, &ended, 8) ||
+		    ended > 1 || !override_cmd_ok(&c))
 			goto fail;
+		if (!v1 &&
+		    (!take(&r, &kind, 8) || !take(&r, &expected, 8) ||
+		     !take(&r, &mlen, 8) ||
+		     (kind != PSTATE_CMD_OVERRIDE &&
+		      kind != PSTATE_CMD_OVERRIDE_2) ||
+		     (kind == PSTATE_CMD_OVERRIDE && (mlen || expected)) ||
+		     expected < 0 || expected > PSTATE_EXPECTED_END_MAX_S ||
+		     mlen > POLICY_MESSAGE_BYTES_MAX ||
+		     (u64)(r.end - r.p) < mlen))
+			goto fail;
+		const char *msg = (const char *)r.p;
+		r.p += mlen;
 		/* Overrides that had expired by now were pruned from the
 		 * live list already: replay at their own time, then end. */
 		u32 outcome = 0;
 		s->nlive = 0; /* rebuilt below */
-		if (apply_override(s, (const u8 *)&c, sizeof(c), ts,
-				   &outcome) != 0 ||
+		if (open_override(s, (u16)kind, &c, msg, (u32)mlen, expected,
+				  ts, &outcome) != 0 ||
 		    outcome != PSTATE_OK)
 			goto fail;
 		struct override_rec *o = &s->overrides[s->noverrides - 1];
@@ -756,6 +862,7 @@ struct pstate *pstate_snapshot_read(const u8 *buf, size_t len)
 			goto fail;
 		po.expires_at_s = o->expires_at_s;
 		po.id = i + 1;
+		live_extras(o, &po);
 		s->live[s->nlive++] = po;
 	}
 	return s;

@@ -53,6 +53,23 @@ struct pstate_override_cmd {
 };
 _Static_assert(sizeof(struct pstate_override_cmd) % 16 == 0, "override");
 
+/* PSTATE_CMD_OVERRIDE_2: an override as kind 17 opens it (base, read
+ * the same way), and what its users are told: message_bytes (0: none,
+ * at most POLICY_MESSAGE_BYTES_MAX) of the canonical JSON of a localised
+ * message (policy_message_render) follow, zero-padded to a multiple of
+ * 16, and expected_end_s is when the operator expects the cause fixed
+ * (0: not said; informational, base.duration_s still ends it).  Kind 17
+ * keeps its meaning for the records that hold it. */
+struct pstate_override_2 {
+	struct pstate_override_cmd base;
+	int64_t expected_end_s;
+	u32 message_bytes;
+	u32 reserved; /* zero */
+};
+_Static_assert(sizeof(struct pstate_override_2) % 16 == 0, "override 2");
+/* The latest expected_end_s a command may carry (9999-12-31T23:59:59Z). */
+#define PSTATE_EXPECTED_END_MAX_S 253402300799
+
 struct pstate_override_end {
 	u8 author[32];
 	u64 id;
@@ -135,7 +152,8 @@ bool pstate_version_get(const struct pstate *s, u64 v,
 struct pstate_override_info {
 	u64 id;
 	u64 timestamp;
-	const struct pstate_override_cmd *cmd; /* as journaled */
+	const struct pstate_override_cmd *cmd; /* as journaled (kind 20: its
+						* base) */
 	int64_t not_before_s, expires_at_s;    /* expires_at: ended early too */
 	bool ended_early;
 	/* Ended early: the end command's time, author and reason (zero and
@@ -150,6 +168,14 @@ struct pstate_override_info {
 	 * pstate_extension_get; 0: none). */
 	u32 extensions;
 	u64 last_extension;
+	u16 kind; /* PSTATE_CMD_OVERRIDE or PSTATE_CMD_OVERRIDE_2 */
+	/* Kind 20's: the canonical message JSON (NULL: none), NUL-terminated,
+	 * and the expected end (POLICY_TIME_NONE: not said).  The message is
+	 * never changed nor moved once applied: unlike the rest, it stays
+	 * valid after the read lock, as long as the state. */
+	const char *message;
+	size_t message_len;
+	int64_t expected_end_s;
 };
 u64 pstate_override_count(const struct pstate *s);
 void pstate_override_at(const struct pstate *s, u64 i,

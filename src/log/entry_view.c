@@ -229,6 +229,26 @@ static void policy_override(struct entry_view *v, const u8 *ext)
 		v->fields[2].value);
 }
 
+/* Kind 20: kind 17's fields, then what the users are told (the message
+ * JSON, cut to a field's size) and the expected end. */
+static void policy_override_2(struct entry_view *v, const u8 *ext,
+			      u32 ext_bytes)
+{
+	struct pstate_override_2 o;
+	char when[POLICY_TIME_TEXT_BYTES] = "";
+
+	memcpy(&o, ext, sizeof(o));
+	policy_override(v, (const u8 *)&o.base);
+	u32 room = ext_bytes - (u32)sizeof(o);
+	field_text(v, "message", (const char *)ext + sizeof(o),
+		   o.message_bytes < room ? o.message_bytes : room);
+	if (o.expected_end_s > 0 &&
+	    policy_format_time(o.expected_end_s, when) != 0)
+		snprintf(when, sizeof(when), "%lld",
+			 (long long)o.expected_end_s);
+	fieldf(v, "expected_end", "%s", when);
+}
+
 static const char *field_value(const struct entry_view *v, const char *key)
 {
 	for (u32 i = 0; i < v->nfields; i++)
@@ -254,7 +274,8 @@ void entry_view_set_outcome(struct entry_view *v, u64 id)
 			summary(v, "client policy version %llu set: %s",
 				(unsigned long long)id,
 				field_value(v, "reason"));
-	} else if (strcmp(v->command, "policy_override") == 0) {
+	} else if (strcmp(v->command, "policy_override") == 0 ||
+		   strcmp(v->command, "policy_override_2") == 0) {
 		fieldf(v, "override_id", "%llu", (unsigned long long)id);
 		summary(v, "override %llu opened: %s %s -> %s for %s s: %s",
 			(unsigned long long)id, field_value(v, "platform"),
@@ -425,6 +446,9 @@ static int command(struct entry_view *v, const struct journal_record *r)
 	case AUTH_CMD_KEY: key_event(v, c.ext); break;
 	case PSTATE_CMD_SET: policy_set(v, c.ext, c.h.ext_bytes); break;
 	case PSTATE_CMD_OVERRIDE: policy_override(v, c.ext); break;
+	case PSTATE_CMD_OVERRIDE_2:
+		policy_override_2(v, c.ext, c.h.ext_bytes);
+		break;
 	case PSTATE_CMD_OVERRIDE_END: policy_override_end(v, c.ext); break;
 	case PSTATE_CMD_OVERRIDE_EXTEND:
 		policy_override_extend(v, c.ext);

@@ -48,6 +48,7 @@ import test_cli_mandate  # noqa: E402,F401
 import test_authz_limits  # noqa: E402,F401
 import test_client_policy  # noqa: E402,F401
 import test_policy_guard  # noqa: E402,F401
+import test_client_channel  # noqa: E402,F401
 import test_security  # noqa: E402,F401
 import test_netguard  # noqa: E402,F401
 import test_receipts  # noqa: E402,F401

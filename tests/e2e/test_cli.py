@@ -173,6 +173,7 @@ NUMBER_SETTINGS = {
     "connections_per_address_max": 65536,
     "snapshot_every": (1 << 64) - 1, "key_rotation_days": 3660,
     "link_leeway_s": 300, "revocations_per_principal": 1 << 16,
+    "manifest_public": 1, "manifest_ttl_max_s": 7 * 86400,
 }
 
 

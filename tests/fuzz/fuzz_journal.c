@@ -448,6 +448,14 @@ int main(int argc, char **argv)
 	memcpy(b + JOURNAL_HEADER_BYTES, &xh, sizeof(xh));
 	memcpy(b + JOURNAL_HEADER_BYTES + 16, &xe, sizeof(xe));
 	put(dir, "v2-command-override-expired", 1, b, n);
+	/* A kind 20 override for the view: its message_bytes ('AAAA')
+	 * far past the ext, which the view must not read beyond. */
+	struct command_header c20 = {
+		.kind = PSTATE_CMD_OVERRIDE_2,
+		.ext_bytes = sizeof(struct pstate_override_2) + 32};
+	n = encode(b, JOURNAL_COMMAND, 2, 4, 4000, 16 + c20.ext_bytes, 0x41);
+	memcpy(b + JOURNAL_HEADER_BYTES, &c20, sizeof(c20));
+	put(dir, "v2-command-override-2", 1, b, n);
 	n = 0;
 	n += encode(b + n, JOURNAL_CREATE_ACCOUNTS, 1, 1, 10, 256, 1);
 	n += encode(b + n, JOURNAL_CREATE_TRANSFERS, 2, 2, 11, 384, 2);

@@ -11,7 +11,8 @@
  *         whose digest is the BLAKE2b of those bytes, and whose live
  *         overrides are in id order, at most POLICY_OVERRIDES_MAX.
  *   odd   commands: the rest is a program (see run()) of SET, OVERRIDE
- *         and OVERRIDE_END commands built from the input, a small policy
+ *         (kind 17, or kind 20 with a message and an expected end) and
+ *         OVERRIDE_END commands built from the input, a small policy
  *         document generator among them, some framing mangled, and raw
  *         commands whose kind and ext come straight from the input
  *         (OVERRIDE_EXPIRED, kind 21, also as the server writes it: an
@@ -127,20 +128,20 @@ static void snapshot_mode(const u8 *p, size_t n)
 	if (!s)
 		return;
 	struct buf b = snapshot(s);
+	/* An old "TPWPOL01" snapshot is written back as the current
+	 * version, which must read back to the very same bytes. */
 	if (n >= 8 && memcmp(p, "TPWPOL01", 8) == 0) {
-		/* Format 1 is written back as format 2, which reads back
-		 * to exactly its own bytes. */
-		struct pstate *s2 = pstate_snapshot_read(b.p, b.len);
-		CHECK(s2);
-		struct buf b2 = snapshot(s2);
+		struct pstate *again = pstate_snapshot_read(b.p, b.len);
+		CHECK(again != NULL);
+		struct buf b2 = snapshot(again);
 		CHECK(b2.len == b.len && memcmp(b2.p, b.p, b.len) == 0);
-		CHECK(pstate_override_count(s2) == pstate_override_count(s));
 		free(b2.p);
-		pstate_free(s2);
-	} else {
-		CHECK(b.len == n);
-		CHECK(n == 0 || memcmp(b.p, p, n) == 0);
+		pstate_free(again);
+		p = b.p;
+		n = b.len;
 	}
+	CHECK(b.len == n);
+	CHECK(n == 0 || memcmp(b.p, p, n) == 0);
 	u8 d1[32], d2[32];
 	pstate_digest(s, d1);
 	crypto_generichash(d2, 32, b.p, b.len, NULL, 0);
@@ -309,6 +310,32 @@ static bool next_cmd(struct reader *r, const struct pstate *s, struct cmd *c)
 		if (mode == 3)
 			c->len -= 16;
 		memcpy(c->ext, &o, sizeof(o));
+		if (!(op & 0x80))
+			return true;
+		/* bit 7: kind 20, a message (good, localised, no default,
+		 * not JSON, none) and an expected end, some framing off. */
+		static const char *const msgs[] = {
+			"{\"default\":\"Update soon\"}",
+			"{\"de\":\"Bald\",\"default\":\"Soon\"}",
+			"{\"de\":\"Bald\"}",
+			"{\"default\":",
+			"",
+		};
+		struct pstate_override_2 o2;
+		u8 m = take8(r);
+		const char *msg = msgs[m % 5];
+		memset(&o2, 0, sizeof(o2));
+		o2.base = o;
+		o2.message_bytes = (u32)strlen(msg);
+		o2.expected_end_s = (m & 0x40) ? 0 : (int64_t)take16(r) << 16;
+		if (m & 0x80)
+			o2.expected_end_s = -1;
+		c->kind = PSTATE_CMD_OVERRIDE_2;
+		c->len = (u32)(sizeof(o2) + (o2.message_bytes + 15) / 16 * 16);
+		if (m & 0x20)
+			c->len += 16;
+		memcpy(c->ext, &o2, sizeof(o2));
+		memcpy(c->ext + sizeof(o2), msg, o2.message_bytes);
 		return true;
 	}
 	case 2: { /* OVERRIDE_END */
@@ -412,6 +439,11 @@ static void compare_versions(const struct pstate *a, const struct pstate *b)
 			hy = ey.prev;
 		}
 		CHECK(k == x.extensions);
+		CHECK(x.kind == y.kind);
+		CHECK(x.expected_end_s == y.expected_end_s);
+		CHECK(x.message_len == y.message_len);
+		CHECK(!x.message_len ||
+		      memcmp(x.message, y.message, x.message_len) == 0);
 	}
 	CHECK(pstate_expiry_next(a) == pstate_expiry_next(b));
 }
@@ -459,6 +491,8 @@ static void compare_live(const struct pstate *want, const struct pstate *got,
 			CHECK(g[i].mode == w[j].mode);
 			CHECK(strcmp(g[i].platform, w[j].platform) == 0);
 			CHECK(strcmp(g[i].range_text, w[j].range_text) == 0);
+			CHECK(g[i].expected_end_s == w[j].expected_end_s);
+			CHECK(!g[i].message == !w[j].message);
 			j++;
 		} else {
 			CHECK(g[i].expires_at_s <= now_s);
@@ -600,15 +634,15 @@ int main(int argc, char **argv)
 	};
 	write_seed(argv[1], "cmds-versions", 1, versions, sizeof(versions));
 	static const u8 overrides[] = {
-		0,    1, 4,    1,    0,	   1, 0,  1, /* v1 */
-		0x45, 0, 1,    0,    10,	     /* allow 600 s */
-		0x41, 1, 0,    0,    10,	     /* compat 600 s */
-		0x21, 2, 2,    0,    10,	     /* 60 s */
-		0x49, 0, 6,    0,    10,	     /* mode 2 */
-		0x41, 3, 0,    0,    10,	     /* bad platform */
-		0x41, 0, 4,    0,    10,	     /* bad range */
+		0,    1, 4,    1,    0,	   1,	 0,  1, /* v1 */
+		0x45, 0, 1,    0,    10,		/* allow 600 s */
+		0x41, 1, 0,    0,    10,		/* compat 600 s */
+		0x21, 2, 2,    0,    10,		/* 60 s */
+		0x49, 0, 6,    0,    10,		/* mode 2 */
+		0x41, 3, 0,    0,    10,		/* bad platform */
+		0x41, 0, 4,    0,    10,		/* bad range */
 		0x41, 0, 0,    0x80, 10,	     /* reason unterminated */
-		0x41, 0, 0x81, 0x01, 0x02, 0, 10,    /* duration from input */
+		0x41, 0, 0x81, 0x01, 0x02, 0,	 10, /* duration from input */
 		2,    2, 0,    10,		     /* end 2 */
 		2,    2, 0,    10,		     /* ended */
 		2,    9, 0,    10,		     /* not found */
@@ -619,6 +653,10 @@ int main(int argc, char **argv)
 		0x1b, 3, 0,    10, /* again: unchanged */
 		0x1b, 2, 0,    10, /* of 2: ended early */
 		0x1b, 9, 1,    10, /* not found */
+		0xc5, 0, 1,    0,    1,	   0x10, 0,  10, /* kind 20, message */
+		0xc5, 0, 1,    0,    0x41, 10,		 /* kind 20, no end */
+		0xc5, 0, 1,    0,    2,	   0x10, 0,  10, /* no default */
+		0xc5, 0, 1,    0,    0x61, 10,		 /* kind 20, framing */
 	};
 	write_seed(argv[1], "cmds-overrides", 1, overrides, sizeof(overrides));
 	static const u8 raw[] = {

@@ -179,6 +179,16 @@ static void rights_and_bodies_follow_the_method(void **state)
 			 MANDATE_OP_PRINCIPALS_ADMIN);
 	assert_int_equal(api_route_right(ROUTE_revocations, METHOD_POST),
 			 RIGHT_OPEN);
+	/* The signed manifest: any principal reads it (and anyone when the
+	 * operator opens it); changing the policy stays policy:admin. */
+	assert_int_equal(api_route_right(ROUTE_cp_manifest, METHOD_GET),
+			 RIGHT_PRINCIPAL);
+	assert_int_equal(api_route_right(ROUTE_cp_manifest, METHOD_PUT),
+			 MANDATE_OP_POLICY_ADMIN);
+	assert_true(api_routes[ROUTE_cp_manifest].flags & RF_OPEN_IF_PUBLIC);
+	for (unsigned r = 0; r < ROUTE_COUNT; r++)
+		if (r != ROUTE_cp_manifest)
+			assert_false(api_routes[r].flags & RF_OPEN_IF_PUBLIC);
 	assert_true(api_route_reads_body(ROUTE_principals, METHOD_POST));
 	assert_false(api_route_reads_body(ROUTE_principals, METHOD_GET));
 	assert_true(api_route_reads_body(ROUTE_cp_manifest, METHOD_PUT));

@@ -52,19 +52,21 @@ static void kinds_keep_their_journal_numbers_and_names(void **state)
 		{17, "policy_override"},
 		{18, "policy_override_end"},
 		{19, "policy_override_extend"},
+		{20, "policy_override_2"},
 	};
 	assert_int_equal(AUTH_CMD_ACCOUNTS_OWNED, 1);
 	assert_int_equal(AUTH_CMD_TRANSFERS_GUARDED_2, 6);
 	assert_int_equal(PSTATE_CMD_SET, 16);
 	assert_int_equal(PSTATE_CMD_OVERRIDE_END, 18);
 	assert_int_equal(PSTATE_CMD_OVERRIDE_EXTEND, 19);
+	assert_int_equal(PSTATE_CMD_OVERRIDE_2, 20);
 	for (size_t i = 0; i < N(rows); i++) {
 		const struct command_def *d = command_find(rows[i].kind);
 		assert_non_null(d);
 		assert_int_equal(d->kind, rows[i].kind);
 		assert_string_equal(command_name(rows[i].kind), rows[i].name);
 	}
-	static const u16 none[] = {0, 7, 15, 20, 0xffff};
+	static const u16 none[] = {0, 7, 15, 22, 0xffff};
 	for (size_t i = 0; i < N(none); i++) {
 		assert_null(command_find(none[i]));
 		assert_string_equal(command_name(none[i]), "unknown");

@@ -1034,6 +1034,96 @@ static void dates_render_back_exactly(void **state)
 	}
 }
 
+/* The earliest scheduled change after now for a platform: sunsets on
+ * every level, notices' starts and ends, overrides' ends; past ones and
+ * other platforms' left out. */
+static void next_change_is_the_earliest_scheduled_for_the_platform(void **state)
+{
+	(void)state;
+	struct policy *p = parse_ok(
+		"{\"platforms\":{"
+		"\"android\":{\"deprecated\":[{\"range\":\"<4.0.0\","
+		"\"sunset\":\"2027-03-01T00:00:00Z\"}],"
+		"\"countries\":{\"DE\":{\"deprecated\":[{\"range\":\"<4.1.0\","
+		"\"sunset\":\"2027-02-01T00:00:00Z\"}]}}},"
+		"\"ios\":{\"deprecated\":[{\"range\":\"<2.0.0\","
+		"\"sunset\":\"2027-01-20T00:00:00Z\"}]}},"
+		"\"notices\":[{\"id\":\"n1\",\"severity\":\"info\","
+		"\"text\":{\"default\":\"x\"},"
+		"\"starts_at\":\"2027-01-10T00:00:00Z\","
+		"\"ends_at\":\"2027-01-25T00:00:00Z\",\"platforms\":[\"web\"]},"
+		"{\"id\":\"n2\",\"severity\":\"info\","
+		"\"text\":{\"default\":\"y\"},"
+		"\"ends_at\":\"2027-02-15T00:00:00Z\"}]}");
+	const int64_t jan15 = 1799971200; /* 2027-01-15T00:00:00Z */
+	const int64_t jan20 = jan15 + 5 * 86400, jan25 = jan15 + 10 * 86400;
+	const int64_t feb1 = 1801440000, feb15 = feb1 + 14 * 86400;
+	assert_true(policy_next_change(p, "android", NULL, 0, jan15) == feb1);
+	assert_true(policy_next_change(p, "android", NULL, 0, feb1) == feb15);
+	assert_true(policy_next_change(p, "ios", NULL, 0, jan15) == jan20);
+	assert_true(policy_next_change(p, "web", NULL, 0, jan15) == jan25);
+	assert_true(policy_next_change(p, NULL, NULL, 0, jan15) == jan20);
+	assert_true(policy_next_change(p, "web", NULL, 0, jan15 - 6 * 86400) ==
+		    jan15 - 5 * 86400);
+	assert_true(policy_next_change(p, "android", NULL, 0, 1806000000) ==
+		    POLICY_TIME_NONE);
+	/* An override's end, 120 s away, comes first for its platform
+	 * only; one already ended counts no more. */
+	struct policy_override ov[2];
+	assert_int_equal(policy_override_init(&ov[0], "android", "3.x", "allow",
+					      120, "r", jan15, NULL),
+			 0);
+	assert_int_equal(policy_override_init(&ov[1], "ios", "1.x", "compat",
+					      60, "r", jan15 - 600, NULL),
+			 0);
+	assert_true(policy_next_change(p, "android", ov, 2, jan15) ==
+		    jan15 + 120);
+	assert_true(policy_next_change(p, "ios", ov, 2, jan15) == jan20);
+	assert_true(policy_next_change(NULL, "android", ov, 2, jan15 + 60) ==
+		    jan15 + 120);
+	assert_true(policy_next_change(NULL, "android", ov, 2, jan15 + 120) ==
+		    POLICY_TIME_NONE);
+	policy_free(p);
+}
+
+/* An override's message: the document's rules for a localised text,
+ * rendered canonically. */
+static void override_message_parses_like_document_messages(void **state)
+{
+	(void)state;
+	struct policy_message *m = NULL;
+	struct policy_err err;
+	static const char in[] =
+		"{ \"DE-ch\": \"Gruezi\", \"default\": \"Hi\" }";
+	assert_int_equal(policy_message_parse(in, strlen(in), &m, &err), 0);
+	char *out = NULL;
+	size_t len = 0;
+	assert_int_equal(policy_message_render(m, &out, &len), 0);
+	assert_string_equal(out, "{\"de-CH\":\"Gruezi\",\"default\":\"Hi\"}");
+	assert_int_equal(policy_message_text(m)->n, 1);
+	free(out);
+	policy_message_free(m);
+	const struct {
+		const char *json, *msg;
+	} bad[] = {
+		{"{\"de\":\"x\"}", "message: no \"default\" text"},
+		{"{\"default\":\"a\\u0001\"}",
+		 "message.default: contains a control character"},
+		{"\"text\"", "message: not an object"},
+		{"{\"default\":\"x\",\"1x\":\"y\"}",
+		 "message.1x: not a BCP 47 language tag (or \"default\")"},
+	};
+	for (size_t i = 0; i < N(bad); i++) {
+		m = NULL;
+		assert_int_not_equal(policy_message_parse(bad[i].json,
+							  strlen(bad[i].json),
+							  &m, &err),
+				     0);
+		assert_null(m);
+		assert_string_equal(err.msg, bad[i].msg);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1071,6 +1161,10 @@ int main(void)
 		cmocka_unit_test(diff_lists_each_change_with_its_path),
 		cmocka_unit_test(dates_render_back_exactly),
 		cmocka_unit_test(decision_json_carries_the_decision),
+		cmocka_unit_test(
+			next_change_is_the_earliest_scheduled_for_the_platform),
+		cmocka_unit_test(
+			override_message_parses_like_document_messages),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

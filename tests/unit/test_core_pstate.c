@@ -24,6 +24,8 @@
 
 #include "core/policy.h"
 #include "core/pstate.h"
+
+#include <jansson.h>
 #include "banned.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
@@ -112,6 +114,37 @@ static u32 open_ov(struct pstate *s, const char *platform, const char *range,
 	struct pstate_override_cmd c =
 		ov_cmd(platform, range, mode, duration_s, "incident 42");
 	return apply(s, PSTATE_CMD_OVERRIDE, &c, sizeof(c), ts_s);
+}
+
+/* A kind 20 ext: c, then the message (may be "") padded to 16. */
+static struct ext ov2_ext(const struct pstate_override_cmd *c, const char *msg,
+			  int64_t expected_end_s)
+{
+	struct pstate_override_2 h;
+	size_t n = strlen(msg);
+	struct ext e;
+
+	memset(&h, 0, sizeof(h));
+	h.base = *c;
+	h.expected_end_s = expected_end_s;
+	h.message_bytes = (u32)n;
+	e.len = (u32)(sizeof(h) + (n + 15) / 16 * 16);
+	e.p = calloc(1, e.len);
+	assert_non_null(e.p);
+	memcpy(e.p, &h, sizeof(h));
+	memcpy(e.p + sizeof(h), msg, n);
+	return e;
+}
+
+static u32 open_ov2(struct pstate *s, const char *range, const char *msg,
+		    int64_t expected_end_s, u32 duration_s, u64 ts_s)
+{
+	struct pstate_override_cmd c = ov_cmd("android", range, 1, duration_s,
+					      "locked out by REL-311");
+	struct ext e = ov2_ext(&c, msg, expected_end_s);
+	u32 o = apply(s, PSTATE_CMD_OVERRIDE_2, e.p, e.len, ts_s);
+	free(e.p);
+	return o;
 }
 
 static u32 end_ov(struct pstate *s, u64 id, u64 ts_s)
@@ -933,6 +966,12 @@ static void assert_same_state(const struct pstate *a, const struct pstate *b)
 			hx = ex.prev;
 			hy = ey.prev;
 		}
+		assert_int_equal(x.kind, y.kind);
+		assert_true(x.expected_end_s == y.expected_end_s);
+		assert_int_equal(x.message_len, y.message_len);
+		assert_int_equal(x.message == NULL, y.message == NULL);
+		if (x.message)
+			assert_string_equal(x.message, y.message);
 	}
 	assert_true(pstate_expiry_next(a) == pstate_expiry_next(b));
 	size_t na, nb;
@@ -949,6 +988,8 @@ static void assert_same_state(const struct pstate *a, const struct pstate *b)
 		assert_string_equal(la[i].reason, lb[i].reason);
 		assert_memory_equal(&la[i].range, &lb[i].range,
 				    sizeof(la[i].range));
+		assert_true(la[i].expected_end_s == lb[i].expected_end_s);
+		assert_int_equal(la[i].message == NULL, lb[i].message == NULL);
 	}
 }
 
@@ -1241,8 +1282,10 @@ static void format_1_snapshot_still_reads(void **state)
 	(void)state;
 	struct pstate *s = one_version_one_override();
 	struct buf b = snapshot(s);
-	/* Format 1: magic '1', no per-override tail, no extension count. */
-	const size_t tail = 8 + 32 + PSTATE_REASON_BYTES + 8;
+	/* Format 1: magic '1', no per-override tail (kind, expected end,
+	 * message length; the end's time, author and reason, the expiry
+	 * entry's time), no extension count. */
+	const size_t tail = 24 + 8 + 32 + PSTATE_REASON_BYTES + 8;
 	size_t v1_len = b.len - tail - 8;
 	u8 *v1 = malloc(v1_len);
 	assert_non_null(v1);
@@ -1367,7 +1410,10 @@ static void truncated_or_garbled_snapshots_are_refused(void **state)
 	const size_t off_cmd = off_ov + 8 + 8;
 	const size_t off_ended =
 		off_cmd + sizeof(struct pstate_override_cmd) + 8;
-	const size_t off_end_reason = off_ended + 8 + 8 + 32;
+	/* then kind, expected end, message length (0: a kind 17), the end's
+	 * time, author and reason, the expiry entry's time */
+	const size_t off_kind = off_ended + 8;
+	const size_t off_end_reason = off_kind + 24 + 8 + 32;
 	const size_t off_next = off_end_reason + PSTATE_REASON_BYTES + 8;
 	assert_int_equal(b.len, off_next + 8);
 	assert_memory_equal(b.p + OFF_V0_TEXT, pv.text, tlen);
@@ -1412,6 +1458,9 @@ static void truncated_or_garbled_snapshots_are_refused(void **state)
 		{"override ended 2", off_ended, 2, 8},
 		{"extension count +1", off_next, 1, 8},
 		{"extension count huge", off_next, UINT64_MAX, 8},
+		{"override kind 18", off_kind, 18, 8},
+		{"kind 17 with an expected end", off_kind + 8, T0, 8},
+		{"kind 17 with a message", off_kind + 16, 1, 8},
 	};
 	for (size_t i = 0; i < N(rows); i++) {
 		u8 *g = malloc(b.len);
@@ -1495,6 +1544,189 @@ static void snapshot_text_must_be_canonical_not_just_as_long(void **state)
 	pstate_free(s);
 }
 
+/* ---- kind 20: an override that tells the users ------------------------ */
+
+#define MSG_EN_DE "{\"de\":\"Bald wieder\",\"default\":\"Back soon\"}"
+
+static void override_2_carries_message_and_expected_end_not_reason(void **state)
+{
+	(void)state;
+	struct pstate *s = pstate_new();
+	assert_int_equal(set_doc(s, doc_a, 0, NULL, 0, T0), PSTATE_OK);
+	assert_int_equal(open_ov2(s, "3.x", MSG_EN_DE, T0 + 3600, 600, T0),
+			 PSTATE_OK);
+	struct pstate_override_info info;
+	assert_int_equal(pstate_override_count(s), 1);
+	pstate_override_at(s, 0, &info);
+	assert_int_equal(info.kind, PSTATE_CMD_OVERRIDE_2);
+	assert_string_equal(info.message, MSG_EN_DE);
+	assert_int_equal(info.message_len, strlen(MSG_EN_DE));
+	assert_true(info.expected_end_s == T0 + 3600);
+	assert_true(info.expires_at_s == T0 + 600);
+	assert_string_equal(info.cmd->reason, "locked out by REL-311");
+
+	/* The decision picks the message's locale as other messages. */
+	struct policy_query q = {0};
+	struct policy_decision d;
+	size_t n;
+	const struct policy_override *ov = pstate_overrides_live(s, &n);
+	policy_query_set_client_version(&q, "android/3.9.0", 13);
+	q.languages = "de-CH, en;q=0.5";
+	q.now_s = T0 + 1;
+	assert_int_equal(
+		policy_evaluate(pstate_current(s, NULL), &q, ov, n, &d), 0);
+	assert_int_equal(d.verdict, POLICY_SUPPORTED);
+	assert_non_null(d.override);
+	assert_string_equal(d.override_message, "Bald wieder");
+	q.languages = "fr";
+	assert_int_equal(
+		policy_evaluate(pstate_current(s, NULL), &q, ov, n, &d), 0);
+	assert_string_equal(d.override_message, "Back soon");
+
+	/* What clients see: the message and expected end, never the
+	 * reason. */
+	json_t *j = policy_decision_json(pstate_current(s, NULL), &d);
+	assert_non_null(j);
+	json_t *o = json_object_get(j, "override");
+	assert_non_null(o);
+	assert_string_equal(json_string_value(json_object_get(o, "message")),
+			    "Back soon");
+	assert_string_equal(
+		json_string_value(json_object_get(o, "expected_end")),
+		"2027-01-15T01:00:00Z");
+	assert_null(json_object_get(o, "reason"));
+	char *text = json_dumps(j, JSON_COMPACT);
+	assert_non_null(text);
+	assert_null(strstr(text, "REL-311"));
+	free(text);
+	json_decref(j);
+
+	/* A kind 17 override beside it: no message, no expected end. */
+	assert_int_equal(open_ov(s, "android", "3.8.x", 1, 600, T0 + 2),
+			 PSTATE_OK);
+	pstate_override_at(s, 1, &info);
+	assert_int_equal(info.kind, PSTATE_CMD_OVERRIDE);
+	assert_null(info.message);
+	assert_true(info.expected_end_s == POLICY_TIME_NONE);
+	/* And a kind 20 that says only when. */
+	assert_int_equal(open_ov2(s, "3.7.x", "", T0 + 60, 600, T0 + 3),
+			 PSTATE_OK);
+	pstate_override_at(s, 2, &info);
+	assert_null(info.message);
+	assert_true(info.expected_end_s == T0 + 60);
+	round_trip(s);
+	pstate_free(s);
+}
+
+static void override_2_bad_message_or_framing_is_refused(void **state)
+{
+	(void)state;
+	struct pstate *s = pstate_new();
+	assert_int_equal(set_doc(s, doc_a, 0, NULL, 0, T0), PSTATE_OK);
+	/* Well framed, but not a message a document could hold: invalid,
+	 * nothing opened. */
+	static const char *const bad[] = {
+		"{\"de\":\"Bald\"}",		     /* no default */
+		"{\"default\":\"\"}",		     /* empty text */
+		"{\"default\":\"a\",\"x y\":\"b\"}", /* not a tag */
+		"[\"default\"]",
+		"{\"default\":",
+	};
+	for (size_t i = 0; i < N(bad); i++)
+		if (open_ov2(s, "3.x", bad[i], 0, 600, T0) != PSTATE_INVALID)
+			fail_msg("message %zu opened an override", i);
+	assert_int_equal(pstate_override_count(s), 0);
+
+	/* Malformed: -EBADMSG, and valid() agrees. */
+	struct pstate_override_cmd c = ov_cmd("android", "3.x", 1, 600, "r");
+	struct ext e = ov2_ext(&c, "{\"default\":\"x\"}", 0);
+	struct pstate_override_2 h;
+	u32 outcome;
+	memcpy(&h, e.p, sizeof(h));
+	const struct {
+		int64_t expected_end_s;
+		u32 message_bytes, reserved, len_delta;
+	} frames[] = {
+		{-1, h.message_bytes, 0, 0},
+		{PSTATE_EXPECTED_END_MAX_S + 1, h.message_bytes, 0, 0},
+		{0, h.message_bytes, 1, 0},
+		{0, h.message_bytes + 16, 0, 0},
+		{0, h.message_bytes, 0, 16},
+		{0, POLICY_MESSAGE_BYTES_MAX + 1, 0, 0},
+	};
+	for (size_t i = 0; i < N(frames); i++) {
+		u8 *g = calloc(1, e.len + 16);
+		assert_non_null(g);
+		memcpy(g, e.p, e.len);
+		struct pstate_override_2 x = h;
+		x.expected_end_s = frames[i].expected_end_s;
+		x.message_bytes = frames[i].message_bytes;
+		x.reserved = frames[i].reserved;
+		memcpy(g, &x, sizeof(x));
+		u32 len = e.len + frames[i].len_delta;
+		assert_false(
+			pstate_command_valid(PSTATE_CMD_OVERRIDE_2, g, len));
+		if (pstate_apply(s, PSTATE_CMD_OVERRIDE_2, g, len, NS(T0),
+				 &outcome) != -EBADMSG)
+			fail_msg("frame %zu: not -EBADMSG", i);
+		free(g);
+	}
+	assert_true(pstate_command_valid(PSTATE_CMD_OVERRIDE_2, e.p, e.len));
+	free(e.p);
+	assert_int_equal(pstate_override_count(s), 0);
+	pstate_free(s);
+}
+
+/* A snapshot written before kind 20 ("TPWPOL01": an override without
+ * kind, expected end and message) is read, and written back as the
+ * current version with the same state. */
+static void version_1_snapshot_is_read_and_written_as_version_2(void **state)
+{
+	(void)state;
+	struct pstate *s = pstate_new();
+	assert_int_equal(set_doc(s, doc_a, 0, "one", 1, T0), PSTATE_OK);
+	assert_int_equal(open_ov(s, "android", "3.x", 1, 600, T0 + 1),
+			 PSTATE_OK);
+	assert_int_equal(open_ov(s, "android", "3.5.x", 0, 900, T0 + 2),
+			 PSTATE_OK);
+	struct buf v2 = snapshot(s);
+	assert_memory_equal(v2.p, "TPWPOL02", 8);
+	/* The same state as version 1 wrote it: drop each override's last
+	 * 24 + 256 bytes (kind 17, no expected end, no message; no end, no
+	 * expiry entry) and the extension count.  (An end's author and
+	 * reason are not in version 1: format_1_snapshot_still_reads.) */
+	const size_t more = 24 + 8 + 32 + PSTATE_REASON_BYTES + 8;
+	const size_t per = 8 + sizeof(struct pstate_override_cmd) + 8 + 8;
+	const size_t tail = 2 * (per + more) + 8;
+	u8 *v1 = malloc(v2.len);
+	assert_non_null(v1);
+	size_t off = v2.len - tail, k = off;
+	memcpy(v1, v2.p, off);
+	memcpy(v1 + 7, "1", 1);
+	for (int i = 0; i < 2; i++) {
+		memcpy(v1 + k, v2.p + off, per);
+		u64 kind;
+		memcpy(&kind, v2.p + off + per, 8);
+		assert_int_equal(kind, PSTATE_CMD_OVERRIDE);
+		k += per;
+		off += per + more;
+	}
+	struct pstate *r = pstate_snapshot_read(v1, k);
+	assert_non_null(r);
+	assert_same_state(s, r);
+	struct buf again = snapshot(r);
+	assert_int_equal(again.len, v2.len);
+	assert_memory_equal(again.p, v2.p, v2.len);
+	/* A version 1 body under the version 2 magic is refused. */
+	memcpy(v1 + 7, "2", 1);
+	assert_null(pstate_snapshot_read(v1, k));
+	free(again.p);
+	free(v1);
+	free(v2.p);
+	pstate_free(r);
+	pstate_free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1538,6 +1770,11 @@ int main(void)
 		cmocka_unit_test(format_1_snapshot_still_reads),
 		cmocka_unit_test(
 			snapshot_text_must_be_canonical_not_just_as_long),
+		cmocka_unit_test(
+			override_2_carries_message_and_expected_end_not_reason),
+		cmocka_unit_test(override_2_bad_message_or_framing_is_refused),
+		cmocka_unit_test(
+			version_1_snapshot_is_read_and_written_as_version_2),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -110,6 +110,47 @@ static void an_override_names_its_author_range_and_reason(void **state)
 	assert_string_equal(tp, "q6urq6urq6urq6urq6urq6urq6urq6urq6urq6urq6s");
 }
 
+/* Kind 20: kind 17's fields, then the message (as journaled, never read
+ * past the ext even when message_bytes says more) and the expected end. */
+static void an_override_2_shows_its_message_and_expected_end(void **state)
+{
+	(void)state;
+	struct {
+		struct pstate_override_2 h;
+		char msg[32];
+	} x;
+	struct entry_view v;
+	static const char msg[] = "{\"default\":\"Back soon\"}";
+
+	memset(&x, 0, sizeof(x));
+	memcpy(x.h.base.platform, "android", 7);
+	memcpy(x.h.base.range, "3.x", 3);
+	memcpy(x.h.base.reason, "REL-311", 7);
+	x.h.base.duration_s = 600;
+	x.h.expected_end_s = 1800000000; /* 2027-01-15T08:00:00Z */
+	x.h.message_bytes = sizeof(msg) - 1;
+	memcpy(x.msg, msg, sizeof(msg) - 1);
+	size_t n = command(PSTATE_CMD_OVERRIDE_2, &x, sizeof(x));
+	assert_int_equal(entry_view_decode(rec, n, &v), 0);
+	assert_string_equal(v.command, "policy_override_2");
+	assert_true(entry_view_is_admin(v.author));
+	assert_string_equal(field(&v, "reason"), "REL-311");
+	assert_string_equal(field(&v, "message"), msg);
+	assert_string_equal(field(&v, "expected_end"), "2027-01-15T08:00:00Z");
+	entry_view_set_outcome(&v, 4);
+	assert_string_equal(field(&v, "override_id"), "4");
+	assert_string_equal(v.summary, "override 4 opened: android 3.x -> "
+				       "compat for 600 s: REL-311");
+	/* No expected end, and a message_bytes past the ext: cut at it. */
+	x.h.expected_end_s = 0;
+	x.h.message_bytes = 5000;
+	memset(x.msg, 'm', sizeof(x.msg));
+	n = command(PSTATE_CMD_OVERRIDE_2, &x, sizeof(x));
+	assert_int_equal(entry_view_decode(rec, n, &v), 0);
+	assert_string_equal(field(&v, "expected_end"), "");
+	assert_int_equal(strlen(field(&v, "message")), sizeof(x.msg));
+}
+
 static void policy_set_and_end_by_the_administrator(void **state)
 {
 	(void)state;
@@ -333,6 +374,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(an_override_names_its_author_range_and_reason),
+		cmocka_unit_test(
+			an_override_2_shows_its_message_and_expected_end),
 		cmocka_unit_test(policy_set_and_end_by_the_administrator),
 		cmocka_unit_test(
 			an_expiry_is_the_servers_and_names_its_override),
