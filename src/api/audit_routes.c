@@ -415,37 +415,51 @@ enum MHD_Result audit_route_jwks(struct request *rq)
 	return api_reply(rq, 200, &b, "application/jwk-set+json", NULL);
 }
 
-/* GET /v1/audit/key: the note verifier key strings of the log (one line
- * per server key still verifying, newest first): what `tpwallet audit
- * verify-*` and any C2SP signed-note verifier take. */
+/* One key as a note verifier key line, "<origin>+<8 hex>+<base64>\n". */
+static void put_verifier_line(struct wbuf *b, const char *origin,
+			      const struct keyring_key *k)
+{
+	struct note_verifier v = {0};
+	char line[NOTE_VERIFIER_KEY_BYTES_MAX + 1];
+	size_t len;
+
+	snprintf(v.name, sizeof(v.name), "%s", origin);
+	v.name_len = strlen(v.name);
+	memcpy(v.public_key, k->pub, sizeof(v.public_key));
+	v.key_id = note_key_id(v.name, v.name_len, v.public_key);
+	if (note_verifier_format(&v, line, sizeof(line), &len) != 0)
+		return;
+	wbuf_put(b, line, len);
+	wbuf_putc(b, '\n');
+}
+
+/* GET /v1/audit/key, open to anyone (docs/authz.md): the note verifier
+ * key strings of the log, what `tpwallet audit verify-*` and any C2SP
+ * signed-note verifier take, one line per server key that still
+ * verifies: the current signing key first, then the others newest first
+ * (keyring order: activate_at, created_at, descending).  Public data
+ * only, read from a copy of the keyring; no query, no body. */
 enum MHD_Result audit_route_key(struct request *rq)
 {
 	struct wbuf b = WBUF_INIT(SMALL_REPLY_BYTES_MAX * 4);
 	struct keyring *kr = rq->srv->keyring;
 	const char *origin = rq->srv->origin;
 	int64_t now = (int64_t)time(NULL);
+	struct keyring_key cur;
 
 	if (!kr || !origin)
 		return api_reply_problem(rq, PROBLEM_audit_unavailable,
 					 "no signing key loaded", NULL, NULL);
 	static _Thread_local struct keyring_key keys[KEYRING_KEYS_MAX];
 	size_t nkeys = keyring_keys_copy(kr, keys, KEYRING_KEYS_MAX);
+	bool signing = keyring_current_copy(kr, now, &cur) == 0;
+	if (signing)
+		put_verifier_line(&b, origin, &cur);
 	for (size_t i = 0; i < nkeys; i++) {
-		const struct keyring_key *k = &keys[i];
-		struct note_verifier v = {0};
-		char line[NOTE_VERIFIER_KEY_BYTES_MAX + 1];
-		size_t len;
-
-		if (k->expires_at <= now)
+		if (keys[i].expires_at <= now ||
+		    (signing && strcmp(keys[i].kid, cur.kid) == 0))
 			continue;
-		snprintf(v.name, sizeof(v.name), "%s", origin);
-		v.name_len = strlen(v.name);
-		memcpy(v.public_key, k->pub, sizeof(v.public_key));
-		v.key_id = note_key_id(v.name, v.name_len, v.public_key);
-		if (note_verifier_format(&v, line, sizeof(line), &len) != 0)
-			continue;
-		wbuf_put(&b, line, len);
-		wbuf_putc(&b, '\n');
+		put_verifier_line(&b, origin, &keys[i]);
 	}
 	return api_reply(rq, 200, &b, "text/plain; charset=utf-8", NULL);
 }

@@ -38,6 +38,7 @@ struct api_server {
 	struct audit *audit;	 /* may be NULL */
 	struct keyring *keyring; /* may be NULL */
 	const char *origin;	 /* may be NULL */
+	int64_t key_overlap_s;	 /* POST /v1/keys/rotate without overlap_s */
 	struct api_authz *authz; /* NULL: every /v1 route answers 503 */
 	/* Client versions seen by the gate (policy_routes.c). */
 	const char *data_dir;	   /* NULL: activity is not kept on disk */

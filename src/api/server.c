@@ -243,12 +243,24 @@ static size_t route_body_max(const struct request *rq)
 	}
 }
 
+static bool has_body(struct request *rq)
+{
+	const char *cl = MHD_lookup_connection_value(
+		rq->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+
+	return (cl && strcmp(cl, "0") != 0) ||
+	       MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND,
+					   MHD_HTTP_HEADER_TRANSFER_ENCODING);
+}
+
 /* A create request's headers: refuse what can be refused unread. */
 static enum MHD_Result create_begin(struct request *rq)
 {
 	const char *cl;
 
-	if (!content_type_json(MHD_lookup_connection_value(
+	bool optional = api_routes[rq->route].flags & RF_BODY_OPTIONAL;
+	if (!(optional && !has_body(rq)) &&
+	    !content_type_json(MHD_lookup_connection_value(
 		    rq->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE)))
 		return api_reply_problem(rq, PROBLEM_unsupported_media_type,
 					 "send Content-Type: application/json",
@@ -493,16 +505,6 @@ static bool reads_body(const struct request *rq)
 	bool blocked = rq->gate.evaluated && rq->gate.verdict == POLICY_BLOCKED;
 	return api_route_reads_body(rq->route, rq->method) && !blocked &&
 	       (!rq->auth.checked || rq->auth.err.code == 0);
-}
-
-static bool has_body(struct request *rq)
-{
-	const char *cl = MHD_lookup_connection_value(
-		rq->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-
-	return (cl && strcmp(cl, "0") != 0) ||
-	       MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND,
-					   MHD_HTTP_HEADER_TRANSFER_ENCODING);
 }
 
 /* The refusal that routing alone decides, or PROBLEM_COUNT for none. */
@@ -946,6 +948,7 @@ int api_server_start(struct api_server **out, struct engine *e,
 	s->audit = o->audit;
 	s->keyring = o->keyring;
 	s->origin = o->origin;
+	s->key_overlap_s = o->key_overlap_s;
 	s->authz = o->authz;
 	s->data_dir = o->data_dir;
 	if (policy_activity_open(s) != 0) {

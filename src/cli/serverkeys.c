@@ -209,7 +209,10 @@ int server_admin_open(const struct settings *s, const char *audience,
 	return 0;
 }
 
-int server_keys_journal(struct server_keys *k, struct engine *e)
+/* The journal entry of the current key, unless the journal holds it;
+ * not_after: until when the keys it replaced verify (0: not known). */
+static int journal_current(struct server_keys *k, struct engine *e,
+			   int64_t not_after)
 {
 	struct keyring_key cur;
 	int64_t now = (int64_t)time(NULL);
@@ -235,7 +238,7 @@ int server_keys_journal(struct server_keys *k, struct engine *e)
 	snprintf(cmd.ev.kid, sizeof(cmd.ev.kid), "%s", cur.kid);
 	memcpy(cmd.ev.pub, cur.pub, 32);
 	cmd.ev.not_before = cur.activate_at;
-	cmd.ev.not_after = 0; /* previous keys' overlap: not known here */
+	cmd.ev.not_after = not_after;
 	cmd.ev.kind = AUTH_KEY_CREATED;
 	u32 result = 0;
 	struct engine_request r = {.op = ENGINE_COMMAND,
@@ -246,25 +249,33 @@ int server_keys_journal(struct server_keys *k, struct engine *e)
 	return engine_execute(e, &r);
 }
 
+int server_keys_journal(struct server_keys *k, struct engine *e)
+{
+	return journal_current(k, e, 0); /* the overlap: not known here */
+}
+
 int server_keys_maintain(struct server_keys *k, struct engine *e,
-			 int64_t period_s)
+			 int64_t period_s, int64_t overlap_s)
 {
 	char err[KEYRING_ERR_BYTES] = "";
 	int64_t now = (int64_t)time(NULL);
+	int64_t not_after = 0;
 	int ret = 0;
 
 	if (period_s > 0 &&
 	    keyring_due_for_rotation(k->keyring, now, period_s)) {
 		struct keyring_rotation rot;
-		ret = keyring_rotate(k->keyring, now, KEYRING_OVERLAP_DEFAULT_S,
-				     &rot, err, sizeof(err));
+		ret = keyring_rotate(k->keyring, now, overlap_s, &rot, err,
+				     sizeof(err));
 		if (ret != 0) {
 			log_at(LOG_ERROR, "scheduled key rotation failed",
 			       LOG_STR("reason", err));
 			return ret;
 		}
 		log_at(LOG_INFO, "signing key rotated on schedule",
-		       LOG_STR("kid", rot.created.kid));
+		       LOG_STR("kid", rot.created.kid),
+		       LOG_NUM("overlap_s", (u64)overlap_s));
+		not_after = now + overlap_s;
 		if (rot.n_dropped) {
 			char kids[KEYRING_KEYS_MAX * (KEYRING_KID_BYTES + 1) +
 				  1];
@@ -278,7 +289,7 @@ int server_keys_maintain(struct server_keys *k, struct engine *e,
 	/* Journal the current key if the journal does not hold it yet: the
 	 * one just rotated, or one whose entry failed (by schedule or on
 	 * request). */
-	int jr = server_keys_journal(k, e);
+	int jr = journal_current(k, e, not_after);
 	if (jr != 0)
 		log_at(LOG_WARN, "cannot journal the signing key",
 		       LOG_NUM("errno", -jr));

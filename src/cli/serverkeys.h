@@ -43,11 +43,12 @@ struct engine;
 int server_keys_journal(struct server_keys *k, struct engine *e);
 
 /* Scheduled upkeep (serve calls it every minute): rotate the signing key
- * when it has signed for period_s (0: never), journal it, and remove key
- * files expired past their overlap.  Failures are logged; returns 0 or
- * a negative code. */
+ * when it has signed for period_s (0: never), the keys it retires
+ * verifying overlap_s more, journal it (with that overlap), and remove
+ * key files expired past their overlap.  Failures are logged; returns 0
+ * or a negative code. */
 int server_keys_maintain(struct server_keys *k, struct engine *e,
-			 int64_t period_s);
+			 int64_t period_s, int64_t overlap_s);
 
 /* An audit_sign_fn: sign a checkpoint body with the current key, as a
  * note key named after the origin.  ctx is the struct server_keys. */

@@ -109,3 +109,18 @@ def test_docs_readme_then_cli_walk_throughs_run_as_written(ctx):
     run_doc(ctx, s, work, "README.md")
     run_doc(ctx, s, work, "docs/cli.md")
     s.stop()
+
+
+@e2e_test(timeout=120)
+def test_docs_keys_leaked_key_walk_through_runs_as_written(ctx):
+    work = workdir(ctx)
+    s = ctx.server(data_dir=os.path.join(work, "data"))
+    s.start()
+    before = [k["kid"] for k in s.get("/v1/keys").json()["keys"]
+              if k["status"] == "current"]
+    run_doc(ctx, s, work, "docs/keys.md")
+    keys = {k["kid"]: k["status"] for k in s.get("/v1/keys").json()["keys"]}
+    check_eq(len(before), 1, "one current key before")
+    check_eq(keys[before[0]], "expired",
+             "the key the walk-through rotated out with overlap 0")
+    s.stop()
