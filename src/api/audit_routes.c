@@ -660,3 +660,99 @@ enum MHD_Result audit_route_transfer_receipt(struct request *rq)
 {
 	return get_receipt(rq, true);
 }
+
+/* ---- metrics -------------------------------------------------------------
+ */
+
+/* A label value: the text with \\, " and newline escaped (Prometheus
+ * text format). */
+static void put_label(struct wbuf *b, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '\\' || *s == '"')
+			wbuf_putc(b, '\\');
+		if (*s == '\n') {
+			wbuf_puts(b, "\\n");
+			continue;
+		}
+		wbuf_putc(b, *s);
+	}
+}
+
+static void put_witness_series(struct wbuf *b, const char *series,
+			       const char *name, u64 value)
+{
+	wbuf_puts(b, series);
+	wbuf_puts(b, "{witness=\"");
+	put_label(b, name);
+	wbuf_puts(b, "\"} ");
+	wbuf_put_u64(b, value);
+	wbuf_putc(b, '\n');
+}
+
+/* The keys' verifying windows (one series per live key of the keyring:
+ * at most KEYRING_KEYS_MAX) and the witnesses (at most WITNESSES_MAX,
+ * each with the bounded set of refusal reasons). */
+void audit_metrics(struct api_server *s, struct wbuf *b)
+{
+	static _Thread_local struct keyring_key keys[KEYRING_KEYS_MAX];
+	static _Thread_local struct audit_witness_status ws[WITNESSES_MAX];
+	int64_t now = (int64_t)time(NULL);
+
+	if (s->keyring) {
+		size_t n =
+			keyring_keys_copy(s->keyring, keys, KEYRING_KEYS_MAX);
+		wbuf_puts(b,
+			  "# HELP tpwallet_key_verify_until_timestamp_seconds "
+			  "When each live server key stops verifying "
+			  "(+Inf: the current key, until a rotation).\n"
+			  "# TYPE tpwallet_key_verify_until_timestamp_seconds "
+			  "gauge\n");
+		for (size_t i = 0; i < n; i++) {
+			if (keys[i].expires_at <= now)
+				continue;
+			wbuf_puts(b, "tpwallet_key_verify_until_timestamp_"
+				     "seconds{purpose=\"signing\",version=\"");
+			wbuf_puts(b, keys[i].kid); /* base64url: no escape */
+			wbuf_puts(b, "\"} ");
+			if (keys[i].expires_at == KEYRING_NEVER)
+				wbuf_puts(b, "+Inf");
+			else
+				wbuf_put_u64(b, (u64)keys[i].expires_at);
+			wbuf_putc(b, '\n');
+		}
+	}
+	size_t nw = audit_witnesses(s->audit, ws, WITNESSES_MAX);
+	if (nw == 0)
+		return;
+	wbuf_puts(b, "# HELP tpwallet_witness_up 1 when the witness cosigned "
+		     "the last checkpoint sent to it, 0 when it did not.\n"
+		     "# TYPE tpwallet_witness_up gauge\n");
+	for (size_t i = 0; i < nw; i++)
+		if (ws[i].up >= 0)
+			put_witness_series(b, "tpwallet_witness_up", ws[i].name,
+					   (u64)ws[i].up);
+	wbuf_puts(b, "# HELP tpwallet_witness_refusals_total Checkpoints a "
+		     "witness did not cosign, by reason.\n"
+		     "# TYPE tpwallet_witness_refusals_total counter\n");
+	for (size_t i = 0; i < nw; i++)
+		for (unsigned r = 0; r < WITNESS_REFUSAL_COUNT; r++) {
+			wbuf_puts(b,
+				  "tpwallet_witness_refusals_total{witness=\"");
+			put_label(b, ws[i].name);
+			wbuf_puts(b, "\",reason=\"");
+			wbuf_puts(b, witness_refusal_name(r));
+			wbuf_puts(b, "\"} ");
+			wbuf_put_u64(b, ws[i].refusals[r]);
+			wbuf_putc(b, '\n');
+		}
+	wbuf_puts(b, "# HELP tpwallet_witness_last_cosigned_timestamp_seconds "
+		     "When the witness last cosigned a checkpoint (0: not "
+		     "since the server started).\n"
+		     "# TYPE tpwallet_witness_last_cosigned_timestamp_seconds "
+		     "gauge\n");
+	for (size_t i = 0; i < nw; i++)
+		put_witness_series(
+			b, "tpwallet_witness_last_cosigned_timestamp_seconds",
+			ws[i].name, (u64)ws[i].last_cosigned_s);
+}

@@ -199,6 +199,11 @@ void policy_observe(struct request *rq);
 /* The refusal of a blocked client. */
 enum MHD_Result policy_gate_reply(struct request *rq);
 void policy_metrics(struct api_server *s, struct wbuf *b);
+
+/* ---- audit_routes.c ---- */
+
+/* The keys' verifying windows and the witnesses, for /metrics. */
+void audit_metrics(struct api_server *s, struct wbuf *b);
 int policy_activity_open(struct api_server *s);
 void policy_activity_close(struct api_server *s);
 int policy_activity_save(struct api_server *s);

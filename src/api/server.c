@@ -184,6 +184,7 @@ enum MHD_Result server_route_metrics(struct request *rq)
 
 	metrics_render(&s->metrics, s->e, &b);
 	policy_metrics(s, &b);
+	audit_metrics(s, &b);
 	netguard_metrics(s->ng, &b);
 	return api_reply(rq, 200, &b, METRICS_CONTENT_TYPE, NULL);
 }

@@ -329,8 +329,11 @@ int cmd_serve(int argc, char **argv)
 		}
 	}
 	struct audit *audit = NULL;
+	keys.e = e;
 	struct audit_signer signer = {.origin = keys.origin,
 				      .sign = server_keys_sign_note,
+				      .extensions =
+					      server_keys_checkpoint_extensions,
 				      .ctx = &keys,
 				      .witnesses = witnesses,
 				      .nwitnesses = s.nwitnesses,

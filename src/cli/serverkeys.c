@@ -5,6 +5,7 @@
 #include "cli/serverkeys.h"
 #include "api/authz.h"
 #include "core/auth.h"
+#include "engine/audit.h"
 #include "engine/engine.h"
 #include "crypto/note.h"
 #include "engine/logger.h"
@@ -175,17 +176,81 @@ int server_keys_sign_note(void *ctx, const char *text, size_t len, char *note,
 			  size_t cap, size_t *note_len)
 {
 	struct server_keys *k = ctx;
-	struct note_signer signer;
+	struct note_signer signers[1 + SERVER_KEYS_RETIRED_SIGNERS_MAX];
+	const struct note_signer *list[1 + SERVER_KEYS_RETIRED_SIGNERS_MAX];
+	int64_t now = (int64_t)time(NULL);
+	size_t n = 0;
 	int ret;
 
-	ret = keyring_note_signer(k->keyring, (int64_t)time(NULL), k->origin,
-				  strlen(k->origin), &signer);
+	ret = keyring_note_signer(k->keyring, now, k->origin, strlen(k->origin),
+				  &signers[0]);
 	if (ret != 0)
 		return ret;
-	const struct note_signer *signers[1] = {&signer};
-	ret = note_sign(text, len, signers, 1, note, cap, note_len);
-	note_signer_clear(&signer);
+	/* A retired key that cannot be opened costs its signature only. */
+	if (keyring_note_signers_retired(
+		    k->keyring, now, k->origin, strlen(k->origin), &signers[1],
+		    SERVER_KEYS_RETIRED_SIGNERS_MAX, &n) != 0)
+		n = 0;
+	for (size_t i = 0; i <= n; i++)
+		list[i] = &signers[i];
+	ret = note_sign(text, len, list, n + 1, note, cap, note_len);
+	for (size_t i = 0; i <= n; i++)
+		note_signer_clear(&signers[i]);
 	return ret;
+}
+
+/* The leaf index of the key event that journaled kid, if it is among the
+ * first size leaves. */
+static bool key_event_index(struct engine *e, const struct audit *a,
+			    const char *kid, u64 size, u64 *index)
+{
+	u64 ts = 0;
+	bool found = false;
+
+	engine_read_begin(e);
+	const struct auth *au = engine_auth(e);
+	for (u32 i = auth_key_event_count(au); i-- > 0 && !found;) {
+		struct auth_key_event ev;
+		auth_key_event_at(au, i, &ev, &ts);
+		found = ev.kind == AUTH_KEY_CREATED &&
+			strncmp(ev.kid, kid, sizeof(ev.kid)) == 0;
+	}
+	engine_read_end(e);
+	struct audit_leaf leaf;
+	return found && audit_index_of_timestamp(a, ts, index) == 0 &&
+	       *index < size && audit_leaf(a, *index, &leaf) == 0 &&
+	       leaf.timestamp == ts;
+}
+
+size_t server_keys_checkpoint_extensions(void *ctx, const struct audit *a,
+					 u64 size, char *buf, size_t cap)
+{
+	struct server_keys *k = ctx;
+	static _Thread_local struct keyring_key keys[KEYRING_KEYS_MAX];
+	int64_t now = (int64_t)time(NULL);
+	struct keyring_key cur;
+	bool retired = false;
+	u64 index;
+
+	if (!k->e || keyring_current_copy(k->keyring, now, &cur) != 0)
+		return 0;
+	size_t n = keyring_keys_copy(k->keyring, keys, KEYRING_KEYS_MAX);
+	for (size_t i = 0; i < n; i++)
+		retired |= keys[i].retire_at <= now && keys[i].expires_at > now;
+	if (!retired || !key_event_index(k->e, a, cur.kid, size, &index))
+		return 0;
+	struct note_verifier v = {0};
+	char vkey[NOTE_VERIFIER_KEY_BYTES_MAX + 1];
+	size_t vlen;
+	snprintf(v.name, sizeof(v.name), "%s", k->origin);
+	v.name_len = strlen(v.name);
+	memcpy(v.public_key, cur.pub, sizeof(v.public_key));
+	v.key_id = note_key_id(v.name, v.name_len, v.public_key);
+	if (note_verifier_format(&v, vkey, sizeof(vkey), &vlen) != 0)
+		return 0;
+	int len = snprintf(buf, cap, SERVER_KEYS_ANNOUNCE " %llu %.*s\n",
+			   (unsigned long long)index, (int)vlen, vkey);
+	return len > 0 && (size_t)len < cap ? (size_t)len : 0;
 }
 
 int server_admin_open(const struct settings *s, const char *audience,

@@ -2,13 +2,23 @@
 overlap is a request field and a setting (0 for a leaked key stops the
 replaced key at once; the default keeps it verifying), the journaled key
 event carries the overlap used, GET /v1/audit/key is open to anyone and
-lists the current key first, then the older ones newest first."""
+lists the current key first, then the older ones newest first; doctor
+and /metrics warn before a key stops verifying; a witness follows a
+routine rotation through the log's signed announcement, refuses one with
+overlap 0 (shown in /metrics and doctor) until its operator gives it the
+new key."""
 
 import base64
+import calendar
 import json
 import os
+import time
 
-from harness import (e2e_test, check, check_eq, run_cli, wait_audit_size)
+from harness import (e2e_test, check, check_eq, free_port, run_cli,
+                     slow_factor, wait_audit_size)
+from ledger import account, create
+import test_witness
+from test_witness import EM_DASH, Witness, grow
 
 DEFAULT_OVERLAP_S = 30 * 86400
 
@@ -189,4 +199,176 @@ def test_leaked_kek_procedure_leaves_only_the_new_key(ctx):
              "GET /v1/audit/key")
     r = s.post("/v1/accounts", [{"id": "1", "ledger": 1, "code": 1}])
     check_eq(r.status, 200, "writes after the new KEK")
+    s.stop()
+
+
+def metric(s, series):
+    """The value of one series of GET /metrics (None when absent)."""
+    for line in s.get("/metrics").body.decode().splitlines():
+        if line.startswith(series + " "):
+            return float(line.split(" ", 1)[1])
+    return None
+
+
+def rfc3339_s(text):
+    return int(calendar.timegm(time.strptime(text, "%Y-%m-%dT%H:%M:%SZ")))
+
+
+@e2e_test(timeout=120)
+def test_doctor_and_metrics_warn_before_a_key_stops_verifying(ctx):
+    s = ctx.start_server()
+    kid0 = current_kid(s)
+    doc = run_cli(["doctor", "--data", s.data_dir], timeout=60)
+    check("ok    key verifying ends" in doc.stdout or
+          "no key stops verifying" in doc.stdout,
+          "doctor before any rotation: %s" % doc.stdout)
+    check(metric(s, 'tpwallet_key_verify_until_timestamp_seconds'
+                 '{purpose="signing",version="%s"}' % kid0) == float("inf"),
+          "the current key verifies until a rotation (+Inf)")
+    r = s.post("/v1/keys/rotate", {"overlap_s": 3 * 3600})
+    kid1 = r.json()["kid"]
+    until = rfc3339_s(keys_by_kid(s)[kid0]["expires_at"])
+    check_eq(metric(s, 'tpwallet_key_verify_until_timestamp_seconds'
+                    '{purpose="signing",version="%s"}' % kid0), until,
+             "the replaced key's end in /metrics")
+    check(metric(s, 'tpwallet_key_verify_until_timestamp_seconds'
+                 '{purpose="signing",version="%s"}' % kid1) == float("inf"),
+          "the new key: +Inf")
+    doc = run_cli(["doctor", "--data", s.data_dir], timeout=60)
+    check_eq(doc.returncode, 0, "doctor exit status (a warning)")
+    line = [x for x in doc.stdout.splitlines() if "key verifying ends" in x]
+    check_eq(len(line), 1, "one line: %s" % doc.stdout)
+    check(line[0].startswith("warn") and kid0[:4] + "..." in line[0]
+          and time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(until))
+          in line[0] and "(in 3 h)" in line[0],
+          "the warning names the key and when it stops: %r" % line[0])
+    # Past the warning window, no warning.
+    doc = run_cli(["doctor", "--data", s.data_dir, "--warn-days", "0"],
+                  timeout=60)
+    check("no key stops verifying within 0 days" in doc.stdout,
+          "--warn-days 0: %s" % doc.stdout)
+    # Overlap 0: the key leaves /metrics with the keyring's live keys.
+    r = s.post("/v1/keys/rotate", {"overlap_s": 0})
+    check_eq(metric(s, 'tpwallet_key_verify_until_timestamp_seconds'
+                    '{purpose="signing",version="%s"}' % kid1), None,
+             "a key that verifies no more has no series")
+    s.stop()
+
+
+def wait_cosigned(s, want, name, timeout=10):
+    """The served checkpoint once it covers want entries and carries
+    name's cosignature: its lines."""
+    deadline = time.monotonic() + timeout * slow_factor()
+    while True:
+        note = s.get("/v1/audit/checkpoint").body.decode()
+        lines = note.split("\n")
+        if (len(lines) > 1 and int(lines[1]) >= want and
+                any(x.startswith(EM_DASH + " " + name + " ")
+                    for x in lines)):
+            return lines
+        check(time.monotonic() < deadline,
+              "no checkpoint of %d cosigned by %s: %r" % (want, name, note))
+        time.sleep(0.05)
+
+
+def wait_metric(s, series, want, timeout=10):
+    deadline = time.monotonic() + timeout * slow_factor()
+    while True:
+        got = metric(s, series)
+        if got is not None and want(got):
+            return got
+        check(time.monotonic() < deadline, "%s: %r" % (series, got))
+        time.sleep(0.05)
+
+
+def restart_witness(w, log_key=None):
+    """Stop w and start it again on the port the server knows, with
+    --log log_key when given."""
+    port = w.port
+    w.stop()
+    if log_key:
+        w.args[w.args.index("--log") + 1] = log_key
+    test_witness.free_port = lambda: port
+    try:
+        w.start()
+    finally:
+        test_witness.free_port = free_port
+
+
+@e2e_test(timeout=180)
+def test_witness_follows_a_rotation_and_its_refusal_shows(ctx):
+    s = ctx.start_server()
+    create(s, "accounts", [account(1), account(2)])
+    k1 = audit_key_lines(s.new_client(auth=None))[0]
+    s.stop()
+    name = "witness.test/w1"
+    w = Witness(ctx, ctx.path("wstate"), name, [k1])
+    w.start()
+    try:
+        s.extra_args = ["--witness", "http://127.0.0.1:%d %s"
+                        % (w.port, w.key)]
+        s.start()
+        anon = s.new_client(auth=None)
+        up = 'tpwallet_witness_up{witness="%s"}' % name
+        refused = ('tpwallet_witness_refusals_total{witness="%s",'
+                   'reason="not_signed_by_log"}' % name)
+        grow(s, 100, 1)
+        wait_cosigned(s, 2, name)
+        wait_metric(s, up, lambda v: v == 1)
+        check(metric(s, 'tpwallet_witness_last_cosigned_timestamp_seconds'
+                     '{witness="%s"}' % name) > time.time() - 600,
+              "last cosigned")
+        # A routine rotation: the checkpoints announce the new key under
+        # the old one, and the witness follows it.
+        r = s.post("/v1/keys/rotate", None)
+        check_eq(r.status, 200, "rotate")
+        k2 = audit_key_lines(anon)[0]
+        check(k2 != k1, "a new key")
+        grow(s, 200, 2)
+        size = int(s.get("/v1/audit/head").json()["size"])
+        lines = wait_cosigned(s, size, name)
+        ann = [x for x in lines[3:] if x.startswith("tpwallet-log-key ")]
+        check_eq(len(ann), 1, "one announcement: %r" % lines)
+        _, index, key = ann[0].split(" ")
+        check_eq(key, k2, "the announced key is the current one")
+        d = s.get("/v1/audit/entries/%s?view=decoded" % index).json()
+        check_eq(d["decoded"].get("command"), "key",
+                 "the announcement names the key event: %r" % d)
+        origin = lines[0]
+        own = [x for x in lines if x.startswith(EM_DASH + " " + origin + " ")]
+        check_eq(len(own), 2, "signed by the new and the old key: %r" % lines)
+        check_eq(open(ctx.path("wstate", "logkeys")).read(),
+                 "%s %s\n" % (k1, k2), "the witness's logkeys")
+        check_eq(metric(s, refused), 0, "no refusal through the rotation")
+        check_eq(metric(s, up), 1, "the witness is up")
+        # Restarted as it was first started (--log k1), it still follows
+        # k2 (DATA/logkeys), and cosigns on.
+        restart_witness(w)
+        grow(s, 250, 1)
+        wait_cosigned(s, size + 1, name)
+        check_eq(metric(s, refused), 0, "no refusal after the restart")
+        # A leaked key (the one the witness follows now): overlap 0.  The
+        # witness must not follow that rotation by itself: it refuses.
+        r = s.post("/v1/keys/rotate", {"overlap_s": 0})
+        k3 = audit_key_lines(anon)[0]
+        grow(s, 300, 1)
+        wait_metric(s, refused, lambda v: v >= 1)
+        wait_metric(s, up, lambda v: v == 0)
+        doc = run_cli(["doctor", "--data", s.data_dir], timeout=60)
+        line = [x for x in doc.stdout.splitlines()
+                if x.startswith("warn") and "witness " + name in x]
+        check_eq(len(line), 1, "doctor's witness warning: %s" % doc.stdout)
+        check("not_signed_by_log (HTTP 403)" in line[0],
+              "the last refusal: %r" % line[0])
+        # The one documented command: restart the witness with the key
+        # from GET /v1/audit/key (the port the server knows).
+        restart_witness(w, k3)
+        grow(s, 400, 1)
+        size = int(s.get("/v1/audit/head").json()["size"])
+        wait_cosigned(s, size, name)
+        wait_metric(s, up, lambda v: v == 1)
+        doc = run_cli(["doctor", "--data", s.data_dir], timeout=60)
+        check("1 cosigning" in doc.stdout, "doctor after: %s" % doc.stdout)
+    finally:
+        w.stop()
     s.stop()
