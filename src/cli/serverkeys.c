@@ -191,9 +191,15 @@ int server_keys_sign_note(void *ctx, const char *text, size_t len, char *note,
 		    k->keyring, now, k->origin, strlen(k->origin), &signers[1],
 		    SERVER_KEYS_RETIRED_SIGNERS_MAX, &n) != 0)
 		n = 0;
-	for (size_t i = 0; i <= n; i++)
-		list[i] = &signers[i];
-	ret = note_sign(text, len, list, n + 1, note, cap, note_len);
+	/* A rotation between the two calls makes the current key one of
+	 * the retired ones too: each key signs once. */
+	size_t m = 0;
+	list[m++] = &signers[0];
+	for (size_t i = 1; i <= n; i++)
+		if (memcmp(signers[i].pub.public_key, signers[0].pub.public_key,
+			   32) != 0)
+			list[m++] = &signers[i];
+	ret = note_sign(text, len, list, m, note, cap, note_len);
 	for (size_t i = 0; i <= n; i++)
 		note_signer_clear(&signers[i]);
 	return ret;

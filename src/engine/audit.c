@@ -1080,6 +1080,14 @@ int audit_open(struct audit **out, const char *data_dir, struct engine *engine,
 			}
 			a->nwitnesses = signer->nwitnesses;
 		}
+		/* DATA/audit/witnesses is this run's: a witness no longer
+		 * configured is not shown (the first round writes it). */
+		char wpath[PATH_MAX + 32];
+		snprintf(wpath, sizeof(wpath), "%s/" DATADIR_AUDIT "/witnesses",
+			 a->data_dir);
+		if (unlink(wpath) != 0 && errno != ENOENT)
+			log_at(LOG_WARN, "cannot remove DATA/audit/witnesses",
+			       LOG_NUM("errno", (u64)errno));
 		ret = open_checkpoints(a, signer->covered);
 		if (ret < 0) {
 			*err = "cannot open DATA/audit/checkpoints";
