@@ -420,10 +420,13 @@ static bool announced_key(const struct checkpoint *cp, const char *note,
 			  struct note_verifier *out)
 {
 	static const char tag[] = "tpwallet-log-key ";
-	const char *p = cp->extensions, *end = p + cp->extensions_len;
+	const char *p = cp->extensions;
 	struct note_opened opened;
 
-	while (p && p < end) {
+	if (!p)
+		return false; /* no extension lines */
+	const char *end = p + cp->extensions_len;
+	while (p < end) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
 		if (!nl)
 			return false;
