@@ -375,3 +375,57 @@ def test_witness_follows_a_rotation_and_its_refusal_shows(ctx):
     finally:
         w.stop()
     s.stop()
+
+
+def without_signature(note, key_line):
+    """note with the signature line of key_line's key removed."""
+    key_id = bytes.fromhex(key_line.split("+", 2)[1])
+    text, sigs = note.split("\n\n", 1)
+    kept = [x for x in sigs.split("\n") if x and
+            base64.b64decode(x.split(" ")[2])[:4] != key_id]
+    check(len(kept) < len([x for x in sigs.split("\n") if x]),
+          "no signature of %s in %r" % (key_line, note))
+    return text + "\n\n" + "".join(x + "\n" for x in kept)
+
+
+@e2e_test(timeout=120)
+def test_witness_follows_only_an_announcement_the_new_key_signed(ctx):
+    """The announcement alone (the new key's signature stripped) is
+    cosigned but not followed; a note signed by the new key alone is
+    refused; the whole announcement is followed."""
+    s = ctx.start_server()
+    create(s, "accounts", [account(1), account(2)])
+    anon = s.new_client(auth=None)
+    k1 = audit_key_lines(anon)[0]
+    check_eq(s.post("/v1/keys/rotate", None).status, 200, "rotate")
+    k2 = audit_key_lines(anon)[0]
+    grow(s, 100, 1)
+    deadline = time.monotonic() + 10 * slow_factor()
+    while True:
+        note = s.get("/v1/audit/checkpoint").body.decode()
+        if "\ntpwallet-log-key " in note:
+            break
+        check(time.monotonic() < deadline, "no announcement: %r" % note)
+        time.sleep(0.05)
+    size = int(note.split("\n")[1])
+    w = Witness(ctx, ctx.path("wstate"), "witness.test/w2", [k1])
+    w.start()
+    try:
+        logkeys = ctx.path("wstate", "logkeys")
+        r = w.add(0, [], without_signature(note, k2))
+        check_eq(r.status, 200, "the announcement without k2's signature")
+        check(not os.path.exists(logkeys), "followed an unsigned key")
+        r = w.add(size, [], without_signature(note, k1))
+        check_eq(r.status, 403, "signed by the announced key alone")
+        check(not os.path.exists(logkeys), "followed after a 403")
+        r = w.add(size, [], note)
+        check_eq(r.status, 200, "the whole announcement")
+        check_eq(open(logkeys).read(), "%s %s\n" % (k1, k2), "followed")
+        # From now on k2 alone is enough, and k1 alone is not.
+        r = w.add(size, [], without_signature(note, k1))
+        check_eq(r.status, 200, "k2 alone, once followed")
+        r = w.add(size, [], without_signature(note, k2))
+        check_eq(r.status, 403, "k1 alone, once k2 is followed")
+    finally:
+        w.stop()
+    s.stop()
