@@ -744,8 +744,8 @@ static void usage(FILE *f)
 		"A log's key rotation is followed when the log announces the\n"
 		"new key under the trusted one (DIR/logkeys keeps it); after\n"
 		"a rotation with overlap 0, restart with the new --log key.\n\n"
-		"Example (log.vkey holds the log's current key, the first "
-		"line of\nGET /v1/audit/key, which needs no credential):\n"
+		"Example (log.vkey: the first line of GET /v1/audit/key, no "
+		"credential needed):\n"
 		"  tpwallet witness --listen 127.0.0.1:8090 --state witness "
 		"--name witness.example \\\n"
 		"      --log \"$(cat log.vkey)\"\n");
