@@ -429,37 +429,51 @@ enum MHD_Result audit_route_jwks(struct request *rq)
 	return api_reply(rq, 200, &b, "application/jwk-set+json", NULL);
 }
 
-/* GET /v1/audit/key: the note verifier key strings of the log (one line
- * per server key still verifying, newest first): what `tpwallet audit
- * verify-*` and any C2SP signed-note verifier take. */
+/* One key as a note verifier key line, "<origin>+<8 hex>+<base64>\n". */
+static void put_verifier_line(struct wbuf *b, const char *origin,
+			      const struct keyring_key *k)
+{
+	struct note_verifier v = {0};
+	char line[NOTE_VERIFIER_KEY_BYTES_MAX + 1];
+	size_t len;
+
+	snprintf(v.name, sizeof(v.name), "%s", origin);
+	v.name_len = strlen(v.name);
+	memcpy(v.public_key, k->pub, sizeof(v.public_key));
+	v.key_id = note_key_id(v.name, v.name_len, v.public_key);
+	if (note_verifier_format(&v, line, sizeof(line), &len) != 0)
+		return;
+	wbuf_put(b, line, len);
+	wbuf_putc(b, '\n');
+}
+
+/* GET /v1/audit/key, open to anyone (docs/authz.md): the note verifier
+ * key strings of the log, what `tpwallet audit verify-*` and any C2SP
+ * signed-note verifier take, one line per server key that still
+ * verifies: the current signing key first, then the others newest first
+ * (keyring order: activate_at, created_at, descending).  Public data
+ * only, read from a copy of the keyring; no query, no body. */
 enum MHD_Result audit_route_key(struct request *rq)
 {
 	struct wbuf b = WBUF_INIT(SMALL_REPLY_BYTES_MAX * 4);
 	struct keyring *kr = rq->srv->keyring;
 	const char *origin = rq->srv->origin;
 	int64_t now = (int64_t)time(NULL);
+	struct keyring_key cur;
 
 	if (!kr || !origin)
 		return api_reply_problem(rq, PROBLEM_audit_unavailable,
 					 "no signing key loaded", NULL, NULL);
 	static _Thread_local struct keyring_key keys[KEYRING_KEYS_MAX];
 	size_t nkeys = keyring_keys_copy(kr, keys, KEYRING_KEYS_MAX);
+	bool signing = keyring_current_copy(kr, now, &cur) == 0;
+	if (signing)
+		put_verifier_line(&b, origin, &cur);
 	for (size_t i = 0; i < nkeys; i++) {
-		const struct keyring_key *k = &keys[i];
-		struct note_verifier v = {0};
-		char line[NOTE_VERIFIER_KEY_BYTES_MAX + 1];
-		size_t len;
-
-		if (k->expires_at <= now)
+		if (keys[i].expires_at <= now ||
+		    (signing && strcmp(keys[i].kid, cur.kid) == 0))
 			continue;
-		snprintf(v.name, sizeof(v.name), "%s", origin);
-		v.name_len = strlen(v.name);
-		memcpy(v.public_key, k->pub, sizeof(v.public_key));
-		v.key_id = note_key_id(v.name, v.name_len, v.public_key);
-		if (note_verifier_format(&v, line, sizeof(line), &len) != 0)
-			continue;
-		wbuf_put(&b, line, len);
-		wbuf_putc(&b, '\n');
+		put_verifier_line(&b, origin, &keys[i]);
 	}
 	return api_reply(rq, 200, &b, "text/plain; charset=utf-8", NULL);
 }
@@ -659,4 +673,100 @@ enum MHD_Result audit_route_account_receipt(struct request *rq)
 enum MHD_Result audit_route_transfer_receipt(struct request *rq)
 {
 	return get_receipt(rq, true);
+}
+
+/* ---- metrics -------------------------------------------------------------
+ */
+
+/* A label value: the text with \\, " and newline escaped (Prometheus
+ * text format). */
+static void put_label(struct wbuf *b, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '\\' || *s == '"')
+			wbuf_putc(b, '\\');
+		if (*s == '\n') {
+			wbuf_puts(b, "\\n");
+			continue;
+		}
+		wbuf_putc(b, *s);
+	}
+}
+
+static void put_witness_series(struct wbuf *b, const char *series,
+			       const char *name, u64 value)
+{
+	wbuf_puts(b, series);
+	wbuf_puts(b, "{witness=\"");
+	put_label(b, name);
+	wbuf_puts(b, "\"} ");
+	wbuf_put_u64(b, value);
+	wbuf_putc(b, '\n');
+}
+
+/* The keys' verifying windows (one series per live key of the keyring:
+ * at most KEYRING_KEYS_MAX) and the witnesses (at most WITNESSES_MAX,
+ * each with the bounded set of refusal reasons). */
+void audit_metrics(struct api_server *s, struct wbuf *b)
+{
+	static _Thread_local struct keyring_key keys[KEYRING_KEYS_MAX];
+	static _Thread_local struct audit_witness_status ws[WITNESSES_MAX];
+	int64_t now = (int64_t)time(NULL);
+
+	if (s->keyring) {
+		size_t n =
+			keyring_keys_copy(s->keyring, keys, KEYRING_KEYS_MAX);
+		wbuf_puts(b,
+			  "# HELP tpwallet_key_verify_until_timestamp_seconds "
+			  "When each live server key stops verifying "
+			  "(+Inf: the current key, until a rotation).\n"
+			  "# TYPE tpwallet_key_verify_until_timestamp_seconds "
+			  "gauge\n");
+		for (size_t i = 0; i < n; i++) {
+			if (keys[i].expires_at <= now)
+				continue;
+			wbuf_puts(b, "tpwallet_key_verify_until_timestamp_"
+				     "seconds{purpose=\"signing\",version=\"");
+			wbuf_puts(b, keys[i].kid); /* base64url: no escape */
+			wbuf_puts(b, "\"} ");
+			if (keys[i].expires_at == KEYRING_NEVER)
+				wbuf_puts(b, "+Inf");
+			else
+				wbuf_put_u64(b, (u64)keys[i].expires_at);
+			wbuf_putc(b, '\n');
+		}
+	}
+	size_t nw = audit_witnesses(s->audit, ws, WITNESSES_MAX);
+	if (nw == 0)
+		return;
+	wbuf_puts(b, "# HELP tpwallet_witness_up 1 when the witness cosigned "
+		     "the last checkpoint sent to it, 0 when it did not.\n"
+		     "# TYPE tpwallet_witness_up gauge\n");
+	for (size_t i = 0; i < nw; i++)
+		if (ws[i].up >= 0)
+			put_witness_series(b, "tpwallet_witness_up", ws[i].name,
+					   (u64)ws[i].up);
+	wbuf_puts(b, "# HELP tpwallet_witness_refusals_total Checkpoints a "
+		     "witness did not cosign, by reason.\n"
+		     "# TYPE tpwallet_witness_refusals_total counter\n");
+	for (size_t i = 0; i < nw; i++)
+		for (unsigned r = 0; r < WITNESS_REFUSAL_COUNT; r++) {
+			wbuf_puts(b,
+				  "tpwallet_witness_refusals_total{witness=\"");
+			put_label(b, ws[i].name);
+			wbuf_puts(b, "\",reason=\"");
+			wbuf_puts(b, witness_refusal_name(r));
+			wbuf_puts(b, "\"} ");
+			wbuf_put_u64(b, ws[i].refusals[r]);
+			wbuf_putc(b, '\n');
+		}
+	wbuf_puts(b, "# HELP tpwallet_witness_last_cosigned_timestamp_seconds "
+		     "When the witness last cosigned a checkpoint (0: not "
+		     "since the server started).\n"
+		     "# TYPE tpwallet_witness_last_cosigned_timestamp_seconds "
+		     "gauge\n");
+	for (size_t i = 0; i < nw; i++)
+		put_witness_series(
+			b, "tpwallet_witness_last_cosigned_timestamp_seconds",
+			ws[i].name, (u64)ws[i].last_cosigned_s);
 }

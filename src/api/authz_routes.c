@@ -640,20 +640,64 @@ enum MHD_Result authz_route_keys(struct request *rq)
 	return api_reply_json(rq, 200, &b);
 }
 
+/* The overlap a rotation asks for: an empty body, or {} without it, is
+ * the setting; {"overlap_s": N} with N in [0, KEYRING_OVERLAP_MAX_S].
+ * Returns false with the refusal queued in *reply. */
+static bool rotate_overlap(struct request *rq, int64_t *overlap_s,
+			   enum MHD_Result *reply)
+{
+	*overlap_s = rq->srv->key_overlap_s;
+	if (rq->body.len == 0 && !rq->body.too_large && !rq->body.over_budget)
+		return true;
+	json_t *j = api_body_object(rq, API_SMALL_BODY_BYTES_MAX, reply);
+	if (!j)
+		return false;
+	const char *k;
+	json_t *x;
+	bool ok = true;
+	json_object_foreach(j, k, x)
+	{
+		if (strcmp(k, "overlap_s") != 0) {
+			/* k lives in j: reply before letting go of it */
+			*reply = api_reply_problem(rq, PROBLEM_unknown_field,
+						   "the member is overlap_s", k,
+						   NULL);
+			ok = false;
+			break;
+		}
+		if (!json_is_integer(x) || json_integer_value(x) < 0 ||
+		    json_integer_value(x) > KEYRING_OVERLAP_MAX_S) {
+			*reply = api_reply_problem(
+				rq, PROBLEM_invalid_field,
+				"seconds the retired keys keep verifying: 0 "
+				"(a leaked key) to 316224000 (10 years)",
+				"overlap_s", NULL);
+			ok = false;
+			break;
+		}
+		*overlap_s = (int64_t)json_integer_value(x);
+	}
+	json_decref(j);
+	return ok;
+}
+
 static enum MHD_Result keys_rotate(struct request *rq)
 {
 	struct keyring *kr = rq->srv->keyring;
 	if (!kr)
 		return api_reply_problem(rq, PROBLEM_unavailable,
 					 "no keyring loaded", NULL, NULL);
+	int64_t overlap_s;
+	enum MHD_Result reply;
+	if (!rotate_overlap(rq, &overlap_s, &reply))
+		return reply;
 	int64_t now = (int64_t)time(NULL);
 	struct keyring_rotation *rot = malloc(sizeof(*rot));
 	char err[KEYRING_ERR_BYTES];
 	if (!rot)
 		return api_reply_problem(rq, PROBLEM_internal_error,
 					 "out of memory", NULL, NULL);
-	int r = keyring_rotate(kr, now, KEYRING_OVERLAP_DEFAULT_S, rot, err,
-			       sizeof(err));
+	int r = keyring_rotate(kr, now, overlap_s, rot, err, sizeof(err));
 	if (r != 0) {
 		free(rot);
 		/* The keyring's words name files and directories: for the
@@ -675,12 +719,11 @@ static enum MHD_Result keys_rotate(struct request *rq)
 	snprintf(ev.kid, sizeof(ev.kid), "%s", rot->created.kid);
 	memcpy(ev.pub, rot->created.pub, 32);
 	ev.not_before = now;
-	ev.not_after =
-		now +
-		KEYRING_OVERLAP_DEFAULT_S; /* previous keys verify until */
+	ev.not_after = now + overlap_s; /* previous keys verify until */
 	ev.kind = AUTH_KEY_CREATED;
 	free(rot);
-	log_at(LOG_INFO, "signing key rotated", LOG_STR("kid", ev.kid));
+	log_at(LOG_INFO, "signing key rotated", LOG_STR("kid", ev.kid),
+	       LOG_NUM("overlap_s", (u64)overlap_s));
 	void *ext = api_command(rq, AUTH_CMD_KEY, sizeof(ev), NULL, 0);
 	if (!ext)
 		return api_reply_problem(rq, PROBLEM_internal_error,
@@ -1117,6 +1160,8 @@ static enum MHD_Result authz_command_reply(struct request *rq)
 		wbuf_puts(&b, "{\"kid\":");
 		wbuf_put_json_str(&b, k->kid, strnlen(k->kid, AUTH_KID_BYTES));
 		put_time(&b, ",\"previous_keys_verify_until\":", k->not_after);
+		wbuf_puts(&b, ",\"overlap_s\":");
+		wbuf_put_u64(&b, (u64)(k->not_after - k->not_before));
 		wbuf_puts(&b, ",\"status\":\"rotated\"}");
 		return api_reply_json(rq, 200, &b);
 	}

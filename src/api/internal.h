@@ -40,6 +40,7 @@ struct api_server {
 	struct audit *audit;	 /* may be NULL */
 	struct keyring *keyring; /* may be NULL */
 	const char *origin;	 /* may be NULL */
+	int64_t key_overlap_s;	 /* POST /v1/keys/rotate without overlap_s */
 	struct api_authz *authz; /* NULL: every /v1 route answers 503 */
 	/* Client versions seen by the gate (policy_routes.c). */
 	const char *data_dir;	   /* NULL: activity is not kept on disk */
@@ -217,6 +218,11 @@ void policy_observe(struct request *rq);
 /* The refusal of a blocked client. */
 enum MHD_Result policy_gate_reply(struct request *rq);
 void policy_metrics(struct api_server *s, struct wbuf *b);
+
+/* ---- audit_routes.c ---- */
+
+/* The keys' verifying windows and the witnesses, for /metrics. */
+void audit_metrics(struct api_server *s, struct wbuf *b);
 int policy_activity_open(struct api_server *s);
 void policy_activity_close(struct api_server *s);
 int policy_activity_save(struct api_server *s);

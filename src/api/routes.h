@@ -124,6 +124,9 @@ enum route_scope {
  * operator says so (setting manifest_public: what it answers is signed
  * and holds no secret; docs/authz.md lists it). */
 #define RF_OPEN_IF_PUBLIC (1u << 4)
+/* The body is optional: a request without one needs no Content-Type
+ * (POST /v1/keys/rotate was body-less before it took one). */
+#define RF_BODY_OPTIONAL (1u << 5)
 
 #define OP(name) MANDATE_OP_##name
 /* No credential needed: what the request carries proves itself. */
@@ -155,8 +158,8 @@ enum route_scope {
 	X(transfer_receipt, "/v1/transfers/{id}/receipt", RP_DEC128, RM_READ,  \
 	  RB_NONE, OP(TRANSFERS_READ), 0, RA_TRANSFER, RF_AUDIT,               \
 	  audit_route_transfer_receipt)                                        \
-	X(audit_key, "/v1/audit/key", RP_NONE, RM_READ, RB_NONE,               \
-	  OP(AUDIT_READ), 0, RA_ANY, RF_AUDIT, audit_route_key)                \
+	X(audit_key, "/v1/audit/key", RP_NONE, RM_READ, RB_NONE, 0, 0,         \
+	  RA_PUBLIC, RF_AUDIT, audit_route_key)                                \
 	X(audit_head, "/v1/audit/head", RP_NONE, RM_READ, RB_NONE,             \
 	  OP(AUDIT_READ), 0, RA_ANY, RF_AUDIT, audit_route_head)               \
 	X(audit_checkpoint, "/v1/audit/checkpoint", RP_NONE,                   \
@@ -179,8 +182,8 @@ enum route_scope {
 	  OP(PRINCIPALS_READ), 0, RA_ANY, 0, authz_route_principal)            \
 	X(keys, "/v1/keys", RP_NONE, RM_READ, RB_NONE, OP(KEYS_READ), 0,       \
 	  RA_ANY, 0, authz_route_keys)                                         \
-	X(keys_rotate, "/v1/keys/rotate", RP_NONE, RM_POST, RB_NONE, 0,        \
-	  OP(KEYS_ROTATE), RA_ANY, 0, authz_route_keys_rotate)                 \
+	X(keys_rotate, "/v1/keys/rotate", RP_NONE, RM_POST, RB_SMALL, 0,       \
+	  OP(KEYS_ROTATE), RA_ANY, RF_BODY_OPTIONAL, authz_route_keys_rotate)  \
 	X(revocations, "/v1/revocations", RP_NONE, RM_READ | RM_POST,          \
 	  RB_SMALL, OP(REVOCATIONS_READ), RIGHT_OPEN, RA_ANY, 0,               \
 	  authz_route_revocations)                                             \

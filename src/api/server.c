@@ -194,6 +194,7 @@ enum MHD_Result server_route_metrics(struct request *rq)
 	metrics_render(&s->metrics, s->e, &b);
 	policy_metrics(s, &b);
 	probes_metrics(s, &b);
+	audit_metrics(s, &b);
 	netguard_metrics(s->ng, &b);
 	return api_reply(rq, 200, &b, METRICS_CONTENT_TYPE, NULL);
 }
@@ -253,12 +254,24 @@ static size_t route_body_max(const struct request *rq)
 	}
 }
 
+static bool has_body(struct request *rq)
+{
+	const char *cl = MHD_lookup_connection_value(
+		rq->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+
+	return (cl && strcmp(cl, "0") != 0) ||
+	       MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND,
+					   MHD_HTTP_HEADER_TRANSFER_ENCODING);
+}
+
 /* A create request's headers: refuse what can be refused unread. */
 static enum MHD_Result create_begin(struct request *rq)
 {
 	const char *cl;
 
-	if (!content_type_json(MHD_lookup_connection_value(
+	bool optional = api_routes[rq->route].flags & RF_BODY_OPTIONAL;
+	if (!(optional && !has_body(rq)) &&
+	    !content_type_json(MHD_lookup_connection_value(
 		    rq->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE)))
 		return api_reply_problem(rq, PROBLEM_unsupported_media_type,
 					 "send Content-Type: application/json",
@@ -503,16 +516,6 @@ static bool reads_body(const struct request *rq)
 	bool blocked = rq->gate.evaluated && rq->gate.verdict == POLICY_BLOCKED;
 	return api_route_reads_body(rq->route, rq->method) && !blocked &&
 	       (!rq->auth.checked || rq->auth.err.code == 0);
-}
-
-static bool has_body(struct request *rq)
-{
-	const char *cl = MHD_lookup_connection_value(
-		rq->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-
-	return (cl && strcmp(cl, "0") != 0) ||
-	       MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND,
-					   MHD_HTTP_HEADER_TRANSFER_ENCODING);
 }
 
 /* The refusal that routing alone decides, or PROBLEM_COUNT for none. */
@@ -961,6 +964,7 @@ int api_server_start(struct api_server **out, struct engine *e,
 	s->manifest_ttl_max_s = o->manifest_ttl_max_s
 					? o->manifest_ttl_max_s
 					: API_MANIFEST_TTL_S_DEFAULT;
+	s->key_overlap_s = o->key_overlap_s;
 	s->authz = o->authz;
 	s->data_dir = o->data_dir;
 	s->policy_blocked_share_max =

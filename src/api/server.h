@@ -41,6 +41,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct audit;
 struct engine;
@@ -63,6 +64,10 @@ struct api_options {
 	struct audit *audit;	 /* NULL: the /v1/audit routes answer 503 */
 	struct keyring *keyring; /* NULL: /.well-known/jwks.json answers 503 */
 	const char *origin;	 /* the audit log's name (its note key name) */
+	/* How long keys retired by POST /v1/keys/rotate keep verifying when
+	 * the request does not say (the `key_overlap_s` setting): 0 is no
+	 * overlap at all, so set it. */
+	int64_t key_overlap_s;
 	/* Authentication (api/authz.h); NULL: every /v1 route answers 503.
 	 * Owned by the caller; must outlive the server. */
 	struct api_authz *authz;

@@ -70,8 +70,11 @@ struct settings {
 	char trusted_proxies[1025]; /* CIDRs, comma-separated; "" none */
 	uint64_t snapshot_every;
 	unsigned key_rotation_days; /* scheduled rotation; 0: never */
-	char public_url[256];	    /* DPoP htu origin; "" = the Host header */
-	unsigned link_leeway_s;	    /* skew on link exp, nbf, iat */
+	/* How long the keys a rotation retires keep verifying (0: not at
+	 * all, for a leaked key); POST /v1/keys/rotate may say otherwise. */
+	unsigned key_overlap_s;
+	char public_url[256];	/* DPoP htu origin; "" = the Host header */
+	unsigned link_leeway_s; /* skew on link exp, nbf, iat */
 	unsigned revocations_per_principal; /* per bucket: core/auth.h */
 	/* A policy set may newly block at most this share (0..1) of a
 	 * platform's active users unless confirmed (docs/client-policy.md). */

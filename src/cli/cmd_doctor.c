@@ -372,11 +372,49 @@ static void describe_previous(const struct keyring_key *k, int64_t now,
 		snprintf(buf, cap, "%.4s... verifies, no end set", k->kid);
 	else if (k->expires_at > now)
 		snprintf(buf, cap, "%.4s... verifies until %s", k->kid,
-			 fmt_date(date, sizeof(date), k->expires_at, false));
+			 fmt_date(date, sizeof(date), k->expires_at, true));
 	else
 		snprintf(buf, cap, "%.4s... expired %s (the server removes it)",
 			 k->kid,
 			 fmt_date(date, sizeof(date), k->expires_at, false));
+}
+
+/* Does k stop verifying within the warning window (and not yet)? */
+static bool stops_soon(const struct doctor *d, const struct keyring_key *k)
+{
+	return k->expires_at != KEYRING_NEVER && k->expires_at > d->now &&
+	       k->expires_at - d->now <= (int64_t)d->warn_days * 86400;
+}
+
+/* Every key in its verifying window that stops within --warn-days, with
+ * when it stops: what it signed (tokens, revocation lists, checkpoints)
+ * stops verifying then. */
+static void check_verifying_ends(struct doctor *d, const struct keyring *kr)
+{
+	char list[DETAIL_BYTES] = "", date[40];
+	size_t n = 0, used = 0;
+
+	for (size_t i = 0; i < keyring_count(kr) && i < KEYRING_KEYS_MAX; i++) {
+		const struct keyring_key *k = keyring_key_at(kr, i);
+		if (!stops_soon(d, k))
+			continue;
+		int w = snprintf(
+			list + used, sizeof(list) - used,
+			"%s%.4s... at %s (in %lld h)", n ? "; " : "", k->kid,
+			fmt_date(date, sizeof(date), k->expires_at, true),
+			(long long)((k->expires_at - d->now + 3599) / 3600));
+		if (w > 0 && (size_t)w < sizeof(list) - used)
+			used += (size_t)w;
+		n++;
+	}
+	if (n)
+		report(d, STATUS_WARN, "key verifying ends",
+		       "%zu key(s) stop verifying within %u days: %s; what "
+		       "they signed stops verifying then (docs/keys.md)",
+		       n, d->warn_days, list);
+	else
+		report(d, STATUS_OK, "key verifying ends",
+		       "no key stops verifying within %u days", d->warn_days);
 }
 
 static void check_previous_keys(struct doctor *d, const struct keyring *kr,
@@ -479,6 +517,7 @@ static void check_keys(struct doctor *d)
 		       unauth);
 previous:
 	check_previous_keys(d, kr, cur);
+	check_verifying_ends(d, kr);
 	keyring_free(kr);
 }
 
@@ -995,6 +1034,76 @@ static void check_audit(struct doctor *d)
 	       (unsigned long long)d->records);
 }
 
+/* ---- witnesses ----------------------------------------------------------- */
+
+/* DATA/audit/witnesses, as the server last wrote it (engine/audit.c):
+ * "<name> <up> <last cosigned s> <reason|-> <status> <last refusal s>"
+ * per witness.  A witness that did not cosign the last checkpoint it was
+ * sent is a warning naming it and its last refusal. */
+static void check_witnesses(struct doctor *d)
+{
+	const char *name = "witnesses";
+	char path[PATH_BYTES_MAX], line[NOTE_NAME_BYTES_MAX + 128];
+	char when[40], cosigned[40];
+	unsigned up_n = 0, total = 0;
+
+	snprintf(path, sizeof(path), "%s/" DATADIR_AUDIT "/witnesses",
+		 d->s.data_dir);
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		if (d->s.nwitnesses)
+			report(d, STATUS_OK, name,
+			       "%u configured; no round yet (a running "
+			       "server writes %s after its first)",
+			       d->s.nwitnesses, path);
+		else
+			report(d, STATUS_OK, name, "none configured");
+		return;
+	}
+	while (fgets(line, sizeof(line), f) && total < 64) {
+		char *field[6], *save = NULL, *p = line;
+		size_t nf = 0;
+		line[strcspn(line, "\n")] = '\0';
+		while (nf < 6 && (field[nf] = strtok_r(p, " ", &save)))
+			p = NULL, nf++;
+		uint64_t cos = 0, st = 0, ref = 0;
+		if (nf != 6 || parse_u64(field[2], INT64_MAX, &cos) != 0 ||
+		    parse_u64(field[4], 999, &st) != 0 ||
+		    parse_u64(field[5], INT64_MAX, &ref) != 0) {
+			report(d, STATUS_WARN, name,
+			       "%s: a line is malformed (the server rewrites "
+			       "it at the next change)",
+			       path);
+			continue;
+		}
+		total++;
+		if (strcmp(field[1], "0") != 0) {
+			up_n += strcmp(field[1], "1") == 0;
+			continue;
+		}
+		char how[32] = "no answer";
+		if (st)
+			snprintf(how, sizeof(how), "HTTP %llu",
+				 (unsigned long long)st);
+		bool rotation = strcmp(field[3], "not_signed_by_log") == 0;
+		report(d, STATUS_WARN, name,
+		       "witness %s refuses checkpoints: last refusal %s (%s) "
+		       "at %s; last cosigned %s%s",
+		       field[0], field[3], how,
+		       fmt_date(when, sizeof(when), (int64_t)ref, true),
+		       cos ? fmt_date(cosigned, sizeof(cosigned), (int64_t)cos,
+				      true)
+			   : "not since the server started",
+		       rotation ? "; a key rotation it did not follow "
+				  "(docs/audit.md, Witnesses through a "
+				  "rotation)"
+				: "");
+	}
+	fclose(f);
+	if (total && up_n == total)
+		report(d, STATUS_OK, name, "%u cosigning", total);
+}
+
 /* ---- snapshots ----------------------------------------------------------- */
 
 /* The header of one snapshot: NULL and its timestamp when it is valid as
@@ -1459,6 +1568,7 @@ static const struct {
 	{"administrator credential", check_admin},
 	{"journal", check_journal},
 	{"audit log", check_audit},
+	{"witnesses", check_witnesses},
 	{"snapshots", check_snapshots},
 	{"client policy", check_policy},
 	{"probes", check_probes},

@@ -3,14 +3,17 @@
  * (issue 4).
  *
  *   list    GET /v1/keys              (right keys:read)
- *   rotate  POST /v1/keys/rotate      (right keys:rotate)
+ *   rotate  POST /v1/keys/rotate      (right keys:rotate); --overlap D
+ *           sends {"overlap_s": D in seconds}
  *   jwks    GET /.well-known/jwks.json (public: sent without credential)
  *
  * The answer's JSON is printed as the server sent it.  Credentials as
  * for `tpwallet call` (the administrator's token by default).
  */
 #include "cli/cli.h"
+#include "core/parse.h"
 #include "crypto/jose.h"
+#include "crypto/keyring.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -26,14 +29,19 @@ static void usage(FILE *f)
 		"  rotate  make a new current signing key; the previous one "
 		"keeps\n          verifying for the overlap window "
 		"(POST /v1/keys/rotate)\n"
+		"          --overlap D  how long the replaced keys keep "
+		"verifying:\n          seconds or 30m, 12h, 30d, 2w; 0 "
+		"(a leaked key) stops them\n          at once "
+		"(default: the server's key_overlap_s, 30 days)\n"
 		"  jwks    the public keys as a JWK Set "
 		"(GET /.well-known/jwks.json),\n          sent without "
 		"credential\n\n"
 		"options:\n%s%s\n"
 		"Exit 0 on success, 1 when refused or unreachable, 2 on usage "
 		"errors.\nSee docs/cli.md and docs/keys.md.\n\n"
-		"Example:\n"
-		"  tpwallet keys list\n",
+		"Examples:\n"
+		"  tpwallet keys list\n"
+		"  tpwallet keys rotate --overlap 0\n",
 		client_usage_common, client_usage_auth);
 }
 
@@ -49,7 +57,10 @@ static void sub_usage(FILE *f, const char *name)
 		{"rotate",
 		 "Make a new current signing key now (POST /v1/keys/rotate, "
 		 "right keys:rotate);\nthe previous one keeps verifying for "
-		 "the overlap window (docs/keys.md)."},
+		 "the overlap window (docs/keys.md).\n--overlap D: that "
+		 "window, seconds or 30m, 12h, 30d, 2w; 0 (a leaked key)\n"
+		 "stops the replaced keys at once (default: the server's "
+		 "key_overlap_s)."},
 		{"jwks", "The public keys that still verify, as a JWK Set (GET "
 			 "/.well-known/jwks.json),\nsent without credential."},
 	};
@@ -71,6 +82,7 @@ int cmd_keys(int argc, char **argv)
 	static const struct option opts[] = {
 		CLIENT_LONG_OPTIONS,
 		CLIENT_AUTH_LONG_OPTIONS,
+		{"overlap", required_argument, NULL, 'O'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -85,6 +97,7 @@ int cmd_keys(int argc, char **argv)
 		 true},
 	};
 	struct client c;
+	const char *overlap = NULL;
 	size_t s;
 	int opt, r;
 
@@ -116,6 +129,10 @@ int cmd_keys(int argc, char **argv)
 			sub_usage(stdout, subs[s].name);
 			return 0;
 		}
+		if (opt == 'O' && strcmp(subs[s].name, "rotate") == 0) {
+			overlap = optarg;
+			continue;
+		}
 		r = client_option(&c, opt, optarg, true);
 		if (r < 0)
 			return EXIT_USAGE;
@@ -131,9 +148,23 @@ int cmd_keys(int argc, char **argv)
 	if (subs[s].public_route && !c.token_file && !c.key_file &&
 	    !c.mandate_file)
 		c.no_auth = true;
-	/* A POST says its (empty) body is JSON: the server refuses a POST
-	 * of any other media type. */
+	/* A POST says its body is JSON (empty: the server's own overlap):
+	 * the server refuses a POST of any other media type. */
+	char body[48] = "";
+	if (overlap) {
+		uint64_t overlap_s;
+		if (parse_duration_s(overlap, (uint64_t)KEYRING_OVERLAP_MAX_S,
+				     &overlap_s) != 0) {
+			fprintf(stderr,
+				"%s: --overlap %s: seconds, or a number with "
+				"s, m, h, d or w, at most 10 years\n",
+				subs[s].prog, overlap);
+			return EXIT_USAGE;
+		}
+		snprintf(body, sizeof(body), "{\"overlap_s\":%llu}",
+			 (unsigned long long)overlap_s);
+	}
 	return client_send(&c, subs[s].method, subs[s].target,
-			   strcmp(subs[s].method, "POST") == 0 ? "" : NULL, 0,
-			   NULL);
+			   strcmp(subs[s].method, "POST") == 0 ? body : NULL,
+			   strlen(body), NULL);
 }

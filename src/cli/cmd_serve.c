@@ -117,6 +117,7 @@ struct upkeep {
 	struct engine *e;
 	struct api_server *srv;
 	int64_t period_s;
+	int64_t overlap_s; /* the key_overlap_s setting */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	bool stop;
@@ -130,7 +131,7 @@ static void *upkeep_main(void *arg)
 	pthread_mutex_lock(&u->lock);
 	while (!u->stop) {
 		pthread_mutex_unlock(&u->lock);
-		server_keys_maintain(u->keys, u->e, u->period_s);
+		server_keys_maintain(u->keys, u->e, u->period_s, u->overlap_s);
 		if (++ticks % ACTIVITY_SAVE_TICKS == 0)
 			api_server_save_activity(u->srv);
 		pthread_mutex_lock(&u->lock);
@@ -352,8 +353,11 @@ int cmd_serve(int argc, char **argv)
 		}
 	}
 	struct audit *audit = NULL;
+	keys.e = e;
 	struct audit_signer signer = {.origin = keys.origin,
 				      .sign = server_keys_sign_note,
+				      .extensions =
+					      server_keys_checkpoint_extensions,
 				      .ctx = &keys,
 				      .witnesses = witnesses,
 				      .nwitnesses = s.nwitnesses,
@@ -408,6 +412,7 @@ int cmd_serve(int argc, char **argv)
 		.audit = audit,
 		.keyring = keys.keyring,
 		.origin = keys.origin,
+		.key_overlap_s = (int64_t)s.key_overlap_s,
 		.authz = authz,
 		.data_dir = s.data_dir,
 		.policy_blocked_share_set = true,
@@ -459,6 +464,7 @@ int cmd_serve(int argc, char **argv)
 			    .e = e,
 			    .srv = srv,
 			    .period_s = (int64_t)s.key_rotation_days * 86400,
+			    .overlap_s = (int64_t)s.key_overlap_s,
 			    .lock = PTHREAD_MUTEX_INITIALIZER,
 			    .cond = PTHREAD_COND_INITIALIZER};
 	pthread_t upkeep_thread;

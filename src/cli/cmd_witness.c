@@ -20,7 +20,17 @@
  * stored size back (the race the spec warns of).  DIR/state holds one
  * line per origin, "<origin> <size> <base64 root>\n", replaced whole
  * (write a temporary file, fsync, rename, fsync the directory) before a
- * cosignature leaves.  Limits: a request body is at most
+ * cosignature leaves.
+ *
+ * Key rotations.  A checkpoint signed by the key the witness trusts for
+ * its origin may announce the log's new key in an extension line,
+ * "tpwallet-log-key <leaf index> <verifier key>", with a signature of
+ * that key on the same note: once such a checkpoint is accepted, the
+ * witness trusts the announced key instead (docs/audit.md, "Witnesses
+ * through a rotation").  DIR/logkeys keeps what it follows, one line per
+ * log, "<key given by --log> <key followed now>", replaced whole like
+ * the state; a --log key that is in no line (the operator gave a new
+ * one) is trusted as given.  Limits: a request body is at most
  * COSIG_REQUEST_BYTES_MAX, WITNESS_LOGS_MAX logs, WITNESS_ORIGINS_MAX
  * origins in the state file; WITNESS_CONNECTIONS_MAX connections, of
  * which WITNESS_CONNECTIONS_PER_ADDRESS_MAX from one address, each with
@@ -78,7 +88,8 @@ struct origin_state {
 struct witness {
 	char dir[WITNESS_PATH_BYTES_MAX];
 	struct note_signer key;
-	struct note_verifier logs[WITNESS_LOGS_MAX];
+	struct note_verifier logs[WITNESS_LOGS_MAX];  /* trusted now */
+	struct note_verifier given[WITNESS_LOGS_MAX]; /* by --log */
 	size_t nlogs;
 	struct origin_state st[WITNESS_ORIGINS_MAX];
 	size_t nst;
@@ -245,53 +256,72 @@ static struct origin_state *state_find(struct witness *w, const char *origin,
 	return NULL;
 }
 
-/* Parse DIR/state strictly; an absent file is an empty state. */
-static int state_load(struct witness *w)
+/* Read DIR/name (at most cap - 1 bytes, into text) and hand each line,
+ * NUL-terminated in place of its "\n", to one_line; the first line it
+ * refuses (or a last line without "\n") is named on stderr.  An absent
+ * file has no lines.  Returns 0 or -1. */
+static int load_lines(struct witness *w, const char *name, char *text,
+		      size_t cap, int (*one_line)(struct witness *, char *))
 {
-	static char text[WITNESS_STATE_BYTES_MAX];
 	size_t len = 0, at = 0;
 	unsigned line = 0;
 	int r;
 
-	r = read_small(w->dir, "state", text, sizeof(text), &len, false);
+	r = read_small(w->dir, name, text, cap, &len, false);
 	if (r == -ENOENT)
 		return 0;
 	if (r < 0) {
-		fprintf(stderr, "tpwallet witness: %s/state: %s\n", w->dir,
+		fprintf(stderr, "tpwallet witness: %s/%s: %s\n", w->dir, name,
 			tpw_strerror(-r));
 		return -1;
 	}
 	while (at < len) {
 		char *nl = memchr(text + at, '\n', len - at);
-		char *s = text + at, *sp1, *sp2;
-		struct origin_state o = {0};
 
 		line++;
 		if (!nl)
 			goto bad;
 		*nl = '\0';
-		sp1 = strchr(s, ' ');
-		sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
-		if (!sp2 || w->nst == WITNESS_ORIGINS_MAX)
+		if (one_line(w, text + at) < 0)
 			goto bad;
-		o.origin_len = (size_t)(sp1 - s);
-		if (!note_name_valid(s, o.origin_len))
-			goto bad;
-		memcpy(o.origin, s, o.origin_len);
-		if (parse_u64_n(sp1 + 1, (size_t)(sp2 - sp1 - 1), UINT64_MAX,
-				&o.size) != 0 ||
-		    parse_base64(sp2 + 1, strlen(sp2 + 1), o.root,
-				 sizeof(o.root)) != (long)sizeof(o.root) ||
-		    state_find(w, o.origin, o.origin_len))
-			goto bad;
-		w->st[w->nst++] = o;
 		at = (size_t)(nl - text) + 1;
 	}
 	return 0;
 bad:
-	fprintf(stderr, "tpwallet witness: %s/state: line %u is malformed\n",
-		w->dir, line);
+	fprintf(stderr, "tpwallet witness: %s/%s: line %u is malformed\n",
+		w->dir, name, line);
 	return -1;
+}
+
+/* One line of DIR/state: "<origin> <size> <base64 root>". */
+static int state_line(struct witness *w, char *s)
+{
+	struct origin_state o = {0};
+	char *sp1 = strchr(s, ' ');
+	char *sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
+
+	if (!sp2 || w->nst == WITNESS_ORIGINS_MAX)
+		return -1;
+	o.origin_len = (size_t)(sp1 - s);
+	if (!note_name_valid(s, o.origin_len))
+		return -1;
+	memcpy(o.origin, s, o.origin_len);
+	if (parse_u64_n(sp1 + 1, (size_t)(sp2 - sp1 - 1), UINT64_MAX,
+			&o.size) != 0 ||
+	    parse_base64(sp2 + 1, strlen(sp2 + 1), o.root, sizeof(o.root)) !=
+		    (long)sizeof(o.root) ||
+	    state_find(w, o.origin, o.origin_len))
+		return -1;
+	w->st[w->nst++] = o;
+	return 0;
+}
+
+/* Parse DIR/state strictly; an absent file is an empty state. */
+static int state_load(struct witness *w)
+{
+	static char text[WITNESS_STATE_BYTES_MAX];
+
+	return load_lines(w, "state", text, sizeof(text), state_line);
 }
 
 /* Write states[0..n) as DIR/state, durably. */
@@ -317,6 +347,113 @@ static int state_save(const struct witness *w, const struct origin_state *st,
 	return fsfile_replace(w->dir, "state", text, len);
 }
 
+#define WITNESS_LOGKEYS_BYTES_MAX                                              \
+	(WITNESS_LOGS_MAX * 2 * (NOTE_VERIFIER_KEY_BYTES_MAX + 1))
+
+static bool same_key(const struct note_verifier *a,
+		     const struct note_verifier *b)
+{
+	return a->name_len == b->name_len &&
+	       memcmp(a->name, b->name, a->name_len) == 0 &&
+	       memcmp(a->public_key, b->public_key, 32) == 0;
+}
+
+/* Write DIR/logkeys from w->logs, with logs[li] as next, durably. */
+static int logkeys_save(const struct witness *w, size_t li,
+			const struct note_verifier *next)
+{
+	static char text[WITNESS_LOGKEYS_BYTES_MAX];
+	size_t len = 0;
+
+	for (size_t i = 0; i < w->nlogs; i++) {
+		const struct note_verifier *now = i == li ? next : &w->logs[i];
+		size_t n;
+		if (same_key(now, &w->given[i]))
+			continue;
+		if (note_verifier_format(&w->given[i], text + len,
+					 sizeof(text) - len - 1, &n) != 0)
+			return -EFBIG;
+		len += n;
+		text[len++] = ' ';
+		if (note_verifier_format(now, text + len,
+					 sizeof(text) - len - 1, &n) != 0)
+			return -EFBIG;
+		len += n;
+		text[len++] = '\n';
+	}
+	return fsfile_replace(w->dir, "logkeys", text, len);
+}
+
+/* One line of DIR/logkeys: "<key given by --log> <key followed>"; the
+ * followed key replaces the trusted key of the --log it names. */
+static int logkeys_line(struct witness *w, char *s)
+{
+	struct note_verifier given, now;
+	char *sp = strchr(s, ' ');
+
+	if (!sp || note_verifier_parse(s, (size_t)(sp - s), &given) ||
+	    note_verifier_parse(sp + 1, strlen(sp + 1), &now) ||
+	    strcmp(given.name, now.name) != 0)
+		return -1;
+	for (size_t i = 0; i < w->nlogs; i++)
+		if (same_key(&w->given[i], &given))
+			w->logs[i] = now;
+	return 0;
+}
+
+/* Read DIR/logkeys strictly; lines of keys no --log gives are dropped at
+ * the next save.  An absent file follows nothing. */
+static int logkeys_load(struct witness *w)
+{
+	static char text[WITNESS_LOGKEYS_BYTES_MAX + 1];
+
+	return load_lines(w, "logkeys", text, sizeof(text), logkeys_line);
+}
+
+/* The log's new key, when the checkpoint cp (in the note, already
+ * verified under the trusted key `log`) announces one that also signed
+ * the note: a "tpwallet-log-key <index> <key>" extension line, index
+ * inside the checkpoint's tree, the key named after the origin and not
+ * the one trusted. */
+static bool announced_key(const struct checkpoint *cp, const char *note,
+			  size_t note_len, const struct note_verifier *log,
+			  struct note_verifier *out)
+{
+	static const char tag[] = "tpwallet-log-key ";
+	const char *p = cp->extensions;
+	struct note_opened opened;
+
+	if (!p)
+		return false; /* no extension lines */
+	const char *end = p + cp->extensions_len;
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		if (!nl)
+			return false;
+		size_t n = (size_t)(nl - p);
+		const char *sp = n > sizeof(tag) - 1
+					 ? memchr(p + sizeof(tag) - 1, ' ',
+						  n - (sizeof(tag) - 1))
+					 : NULL;
+		u64 index;
+		if (sp && memcmp(p, tag, sizeof(tag) - 1) == 0)
+			return parse_u64_n(p + sizeof(tag) - 1,
+					   (size_t)(sp - p) - (sizeof(tag) - 1),
+					   UINT64_MAX, &index) == 0 &&
+			       index < cp->size &&
+			       note_verifier_parse(sp + 1,
+						   (size_t)(nl - sp - 1),
+						   out) == 0 &&
+			       out->name_len == log->name_len &&
+			       memcmp(out->name, log->name, log->name_len) ==
+				       0 &&
+			       !same_key(out, log) &&
+			       note_open(note, note_len, out, 1, &opened) == 0;
+		p = nl + 1;
+	}
+	return false;
+}
+
 /* The whole add-checkpoint call, under w->lock. */
 static void add_checkpoint(struct witness *w, const char *body, size_t len,
 			   struct answer *a)
@@ -324,6 +461,9 @@ static void add_checkpoint(struct witness *w, const char *body, size_t len,
 	static struct cosig_request req;
 	static struct origin_state next[WITNESS_ORIGINS_MAX];
 	const struct note_verifier *log = NULL;
+	struct note_verifier next_key;
+	size_t li = 0;
+	bool follow;
 	struct note_opened opened;
 	struct checkpoint cp;
 	struct origin_state *st;
@@ -343,7 +483,7 @@ static void add_checkpoint(struct witness *w, const char *body, size_t len,
 	for (size_t i = 0; nl && i < w->nlogs; i++)
 		if (w->logs[i].name_len == origin_len &&
 		    memcmp(w->logs[i].name, req.note, origin_len) == 0)
-			log = &w->logs[i];
+			log = &w->logs[li = i];
 	if (!log) {
 		say(a, 404, "text/plain", "unknown log origin\n");
 		return;
@@ -361,6 +501,7 @@ static void add_checkpoint(struct witness *w, const char *body, size_t len,
 		    note_strerror(r));
 		return;
 	}
+	follow = announced_key(&cp, req.note, req.note_len, log, &next_key);
 	if (req.old_size > cp.size) {
 		say(a, 400, "text/plain",
 		    "old size %llu above checkpoint size %llu\n",
@@ -444,6 +585,26 @@ static void add_checkpoint(struct witness *w, const char *body, size_t len,
 	}
 	memcpy(w->st, next, n * sizeof(next[0]));
 	w->nst = n;
+	/* The log's rotation, announced under the key trusted so far and
+	 * signed by the new one: trusted from now on. */
+	if (follow) {
+		r = logkeys_save(w, li, &next_key);
+		if (r < 0) {
+			fprintf(stderr,
+				"tpwallet witness: cannot save %s/logkeys: "
+				"%s\n",
+				w->dir, tpw_strerror(-r));
+		} else {
+			fprintf(stderr,
+				"tpwallet witness: %s rotated its key: now "
+				"trusting key id %08x, announced under "
+				"%08x at size %llu\n",
+				log->name, (unsigned)next_key.key_id,
+				(unsigned)log->key_id,
+				(unsigned long long)cp.size);
+			w->logs[li] = next_key;
+		}
+	}
 
 	r = cosig_sign(&w->key, (u64)time(NULL), opened.text, opened.text_len,
 		       a->body, sizeof(a->body), &a->len);
@@ -579,9 +740,12 @@ static void usage(FILE *f)
 		"A C2SP tlog-witness: POST /add-checkpoint cosigns a log's\n"
 		"checkpoint once it is proven consistent with the last one\n"
 		"cosigned.  The key is made in DIR/witness.key on first run;\n"
-		"the cosigner verifier key is printed on stdout at start.\n\n"
-		"Example (log.vkey holds the log's verifier key, GET "
-		"/v1/audit/key):\n"
+		"the cosigner verifier key is printed on stdout at start.\n"
+		"A log's key rotation is followed when the log announces the\n"
+		"new key under the trusted one (DIR/logkeys keeps it); after\n"
+		"a rotation with overlap 0, restart with the new --log key.\n\n"
+		"Example (log.vkey: the first line of GET /v1/audit/key, no "
+		"credential needed):\n"
 		"  tpwallet witness --listen 127.0.0.1:8090 --state witness "
 		"--name witness.example \\\n"
 		"      --log \"$(cat log.vkey)\"\n");
@@ -662,6 +826,7 @@ int cmd_witness(int argc, char **argv)
 						w.logs[i].name);
 					goto cleanup;
 				}
+			w.given[w.nlogs] = w.logs[w.nlogs];
 			w.nlogs++;
 			break;
 		case 'h':
@@ -700,7 +865,8 @@ int cmd_witness(int argc, char **argv)
 			w.dir, (unsigned)(dst.st_mode & 07777), w.dir);
 		goto cleanup;
 	}
-	if (key_load_or_create(&w, name) < 0 || state_load(&w) < 0)
+	if (key_load_or_create(&w, name) < 0 || state_load(&w) < 0 ||
+	    logkeys_load(&w) < 0)
 		goto cleanup;
 	pthread_mutex_init(&w.lock, NULL);
 

@@ -5,6 +5,7 @@
 #include "cli/serverkeys.h"
 #include "api/authz.h"
 #include "core/auth.h"
+#include "engine/audit.h"
 #include "engine/engine.h"
 #include "crypto/note.h"
 #include "engine/logger.h"
@@ -175,17 +176,87 @@ int server_keys_sign_note(void *ctx, const char *text, size_t len, char *note,
 			  size_t cap, size_t *note_len)
 {
 	struct server_keys *k = ctx;
-	struct note_signer signer;
+	struct note_signer signers[1 + SERVER_KEYS_RETIRED_SIGNERS_MAX];
+	const struct note_signer *list[1 + SERVER_KEYS_RETIRED_SIGNERS_MAX];
+	int64_t now = (int64_t)time(NULL);
+	size_t n = 0;
 	int ret;
 
-	ret = keyring_note_signer(k->keyring, (int64_t)time(NULL), k->origin,
-				  strlen(k->origin), &signer);
+	ret = keyring_note_signer(k->keyring, now, k->origin, strlen(k->origin),
+				  &signers[0]);
 	if (ret != 0)
 		return ret;
-	const struct note_signer *signers[1] = {&signer};
-	ret = note_sign(text, len, signers, 1, note, cap, note_len);
-	note_signer_clear(&signer);
+	/* A retired key that cannot be opened costs its signature only. */
+	if (keyring_note_signers_retired(
+		    k->keyring, now, k->origin, strlen(k->origin), &signers[1],
+		    SERVER_KEYS_RETIRED_SIGNERS_MAX, &n) != 0)
+		n = 0;
+	/* A rotation between the two calls makes the current key one of
+	 * the retired ones too: each key signs once. */
+	size_t m = 0;
+	list[m++] = &signers[0];
+	for (size_t i = 1; i <= n; i++)
+		if (memcmp(signers[i].pub.public_key, signers[0].pub.public_key,
+			   32) != 0)
+			list[m++] = &signers[i];
+	ret = note_sign(text, len, list, m, note, cap, note_len);
+	for (size_t i = 0; i <= n; i++)
+		note_signer_clear(&signers[i]);
 	return ret;
+}
+
+/* The leaf index of the key event that journaled kid, if it is among the
+ * first size leaves. */
+static bool key_event_index(struct engine *e, const struct audit *a,
+			    const char *kid, u64 size, u64 *index)
+{
+	u64 ts = 0;
+	bool found = false;
+
+	engine_read_begin(e);
+	const struct auth *au = engine_auth(e);
+	for (u32 i = auth_key_event_count(au); i-- > 0 && !found;) {
+		struct auth_key_event ev;
+		auth_key_event_at(au, i, &ev, &ts);
+		found = ev.kind == AUTH_KEY_CREATED &&
+			strncmp(ev.kid, kid, sizeof(ev.kid)) == 0;
+	}
+	engine_read_end(e);
+	struct audit_leaf leaf;
+	return found && audit_index_of_timestamp(a, ts, index) == 0 &&
+	       *index < size && audit_leaf(a, *index, &leaf) == 0 &&
+	       leaf.timestamp == ts;
+}
+
+size_t server_keys_checkpoint_extensions(void *ctx, const struct audit *a,
+					 u64 size, char *buf, size_t cap)
+{
+	struct server_keys *k = ctx;
+	static _Thread_local struct keyring_key keys[KEYRING_KEYS_MAX];
+	int64_t now = (int64_t)time(NULL);
+	struct keyring_key cur;
+	bool retired = false;
+	u64 index;
+
+	if (!k->e || keyring_current_copy(k->keyring, now, &cur) != 0)
+		return 0;
+	size_t n = keyring_keys_copy(k->keyring, keys, KEYRING_KEYS_MAX);
+	for (size_t i = 0; i < n; i++)
+		retired |= keys[i].retire_at <= now && keys[i].expires_at > now;
+	if (!retired || !key_event_index(k->e, a, cur.kid, size, &index))
+		return 0;
+	struct note_verifier v = {0};
+	char vkey[NOTE_VERIFIER_KEY_BYTES_MAX + 1];
+	size_t vlen;
+	snprintf(v.name, sizeof(v.name), "%s", k->origin);
+	v.name_len = strlen(v.name);
+	memcpy(v.public_key, cur.pub, sizeof(v.public_key));
+	v.key_id = note_key_id(v.name, v.name_len, v.public_key);
+	if (note_verifier_format(&v, vkey, sizeof(vkey), &vlen) != 0)
+		return 0;
+	int len = snprintf(buf, cap, SERVER_KEYS_ANNOUNCE " %llu %.*s\n",
+			   (unsigned long long)index, (int)vlen, vkey);
+	return len > 0 && (size_t)len < cap ? (size_t)len : 0;
 }
 
 int server_admin_open(const struct settings *s, const char *audience,
@@ -209,7 +280,10 @@ int server_admin_open(const struct settings *s, const char *audience,
 	return 0;
 }
 
-int server_keys_journal(struct server_keys *k, struct engine *e)
+/* The journal entry of the current key, unless the journal holds it;
+ * not_after: until when the keys it replaced verify (0: not known). */
+static int journal_current(struct server_keys *k, struct engine *e,
+			   int64_t not_after)
 {
 	struct keyring_key cur;
 	int64_t now = (int64_t)time(NULL);
@@ -235,7 +309,7 @@ int server_keys_journal(struct server_keys *k, struct engine *e)
 	snprintf(cmd.ev.kid, sizeof(cmd.ev.kid), "%s", cur.kid);
 	memcpy(cmd.ev.pub, cur.pub, 32);
 	cmd.ev.not_before = cur.activate_at;
-	cmd.ev.not_after = 0; /* previous keys' overlap: not known here */
+	cmd.ev.not_after = not_after;
 	cmd.ev.kind = AUTH_KEY_CREATED;
 	u32 result = 0;
 	struct engine_request r = {.op = ENGINE_COMMAND,
@@ -246,25 +320,33 @@ int server_keys_journal(struct server_keys *k, struct engine *e)
 	return engine_execute(e, &r);
 }
 
+int server_keys_journal(struct server_keys *k, struct engine *e)
+{
+	return journal_current(k, e, 0); /* the overlap: not known here */
+}
+
 int server_keys_maintain(struct server_keys *k, struct engine *e,
-			 int64_t period_s)
+			 int64_t period_s, int64_t overlap_s)
 {
 	char err[KEYRING_ERR_BYTES] = "";
 	int64_t now = (int64_t)time(NULL);
+	int64_t not_after = 0;
 	int ret = 0;
 
 	if (period_s > 0 &&
 	    keyring_due_for_rotation(k->keyring, now, period_s)) {
 		struct keyring_rotation rot;
-		ret = keyring_rotate(k->keyring, now, KEYRING_OVERLAP_DEFAULT_S,
-				     &rot, err, sizeof(err));
+		ret = keyring_rotate(k->keyring, now, overlap_s, &rot, err,
+				     sizeof(err));
 		if (ret != 0) {
 			log_at(LOG_ERROR, "scheduled key rotation failed",
 			       LOG_STR("reason", err));
 			return ret;
 		}
 		log_at(LOG_INFO, "signing key rotated on schedule",
-		       LOG_STR("kid", rot.created.kid));
+		       LOG_STR("kid", rot.created.kid),
+		       LOG_NUM("overlap_s", (u64)overlap_s));
+		not_after = now + overlap_s;
 		if (rot.n_dropped) {
 			char kids[KEYRING_KEYS_MAX * (KEYRING_KID_BYTES + 1) +
 				  1];
@@ -278,7 +360,7 @@ int server_keys_maintain(struct server_keys *k, struct engine *e,
 	/* Journal the current key if the journal does not hold it yet: the
 	 * one just rotated, or one whose entry failed (by schedule or on
 	 * request). */
-	int jr = server_keys_journal(k, e);
+	int jr = journal_current(k, e, not_after);
 	if (jr != 0)
 		log_at(LOG_WARN, "cannot journal the signing key",
 		       LOG_NUM("errno", -jr));

@@ -13,6 +13,7 @@
 #define TPW_CLI_SERVERKEYS_H
 
 #include "cli/cli.h"
+#include "core/types.h"
 #include "crypto/keyring.h"
 
 #define ORIGIN_BYTES_MAX 128
@@ -21,7 +22,19 @@ struct server_keys {
 	struct keyring_kek *kek;
 	struct keyring *keyring;
 	char origin[ORIGIN_BYTES_MAX];
+	/* Where the key events are (set by serve once it is open; NULL:
+	 * checkpoints announce no key). */
+	struct engine *e;
 };
+
+/* The extension line that announces the log's current key in a
+ * checkpoint: "tpwallet-log-key <leaf index of its key event> <note
+ * verifier key>" (docs/audit.md, "Witnesses through a rotation"). */
+#define SERVER_KEYS_ANNOUNCE "tpwallet-log-key"
+/* Retired keys that sign a checkpoint beside the current one, at most
+ * (newest first): a witness that slept through more rotations than
+ * this within an overlap is told the key by its operator. */
+#define SERVER_KEYS_RETIRED_SIGNERS_MAX 7
 
 /* Returns 0, or a negative code with the reason printed on stderr. */
 int server_keys_open(const struct settings *s, bool create,
@@ -43,15 +56,26 @@ struct engine;
 int server_keys_journal(struct server_keys *k, struct engine *e);
 
 /* Scheduled upkeep (serve calls it every minute): rotate the signing key
- * when it has signed for period_s (0: never), journal it, and remove key
- * files expired past their overlap.  Failures are logged; returns 0 or
- * a negative code. */
+ * when it has signed for period_s (0: never), the keys it retires
+ * verifying overlap_s more, journal it (with that overlap), and remove
+ * key files expired past their overlap.  Failures are logged; returns 0
+ * or a negative code. */
 int server_keys_maintain(struct server_keys *k, struct engine *e,
-			 int64_t period_s);
+			 int64_t period_s, int64_t overlap_s);
 
 /* An audit_sign_fn: sign a checkpoint body with the current key, as a
- * note key named after the origin.  ctx is the struct server_keys. */
+ * note key named after the origin, and with each retired key that still
+ * verifies (at most SERVER_KEYS_RETIRED_SIGNERS_MAX), so that a witness
+ * that trusts one of those can follow the rotation.  ctx is the struct
+ * server_keys. */
 int server_keys_sign_note(void *ctx, const char *text, size_t len, char *note,
 			  size_t cap, size_t *note_len);
+
+/* The audit_signer's extensions: while a retired key still verifies,
+ * the SERVER_KEYS_ANNOUNCE line of the current key, once its key event
+ * is among the first `size` leaves; else none. */
+struct audit;
+size_t server_keys_checkpoint_extensions(void *ctx, const struct audit *a,
+					 u64 size, char *buf, size_t cap);
 
 #endif

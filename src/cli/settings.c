@@ -14,6 +14,7 @@
 #include "core/assert.h"
 #include "core/auth.h"
 #include "crypto/jose.h"
+#include "crypto/keyring.h"
 #include "log/fsdir.h"
 #include "core/strerror.h"
 
@@ -115,6 +116,7 @@ static const struct number_setting number_settings[] = {
 	NUMBER(connections_per_address_max, 1, 65536),
 	NUMBER(snapshot_every, 1000, UINT64_MAX),
 	NUMBER(key_rotation_days, 0, 3660),
+	NUMBER(key_overlap_s, 0, KEYRING_OVERLAP_MAX_S),
 	NUMBER(link_leeway_s, 0, JOSE_LEEWAY_MAX_S),
 	NUMBER(revocations_per_principal, 1, AUTH_REVOCATIONS_RESERVE),
 	NUMBER(probe_interval_s, PROBE_INTERVAL_S_MIN, PROBE_INTERVAL_S_MAX),
@@ -337,6 +339,7 @@ static const struct {
 	{"TPWALLET_TRUSTED_PROXIES", "trusted_proxies"},
 	{"TPWALLET_SNAPSHOT_EVERY", "snapshot_every"},
 	{"TPWALLET_KEY_ROTATION_DAYS", "key_rotation_days"},
+	{"TPWALLET_KEY_OVERLAP_S", "key_overlap_s"},
 	{"TPWALLET_PUBLIC_URL", "public_url"},
 	{"TPWALLET_LINK_LEEWAY_S", "link_leeway_s"},
 	{"TPWALLET_REVOCATIONS_PER_PRINCIPAL", "revocations_per_principal"},
@@ -373,6 +376,7 @@ int settings_load(struct settings *s, const char *config_path)
 		NETGUARD_CONNECTIONS_PER_ADDRESS_MAX_DEFAULT;
 	s->snapshot_every = 1000000;
 	s->key_rotation_days = 90;
+	s->key_overlap_s = KEYRING_OVERLAP_DEFAULT_S;
 	s->link_leeway_s = AUTHZ_LEEWAY_S;
 	s->client_policy_max_blocked_share =
 		API_POLICY_BLOCKED_SHARE_MAX_DEFAULT;

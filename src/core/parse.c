@@ -32,6 +32,26 @@ int parse_u64(const char *s, uint64_t max, uint64_t *out)
 	return parse_u64_n(s, strlen(s), max, out);
 }
 
+int parse_duration_s(const char *s, uint64_t max_s, uint64_t *out)
+{
+	static const char units[] = "smhdw";
+	static const uint64_t unit_s[] = {1, 60, 3600, 86400, 604800};
+	uint64_t v, mul = 1;
+
+	if (!s || !*s)
+		return -EINVAL;
+	size_t len = strlen(s);
+	const char *u = strchr(units, s[len - 1]);
+	if (u) {
+		mul = unit_s[u - units];
+		len--;
+	}
+	int r = parse_u64_n(s, len, max_s / mul, &v);
+	if (r == 0)
+		*out = v * mul;
+	return r;
+}
+
 int parse_u32_n(const char *s, size_t len, uint32_t max, uint32_t *out)
 {
 	uint64_t v;

@@ -31,6 +31,11 @@ int parse_u64(const char *s, uint64_t max, uint64_t *out);
 /* Canonical decimal s[0..len) into a u32, value <= max. */
 int parse_u32_n(const char *s, size_t len, uint32_t max, uint32_t *out);
 
+/* A duration in seconds: canonical decimal, then optionally one unit
+ * letter (s, m, h, d, w: seconds, minutes, hours, days, weeks): "0",
+ * "90", "30m", "7d".  The seconds must be <= max_s. */
+int parse_duration_s(const char *s, uint64_t max_s, uint64_t *out);
+
 /* One or more digits s[0..len), leading zeros allowed; -ERANGE past
  * UINT64_MAX. */
 int parse_digits(const char *s, size_t len, uint64_t *out);

@@ -1130,13 +1130,34 @@ no_space:
 	return KEYRING_E_NO_SPACE;
 }
 
-/* The current signer's seed, decrypted into sodium_malloc'd memory the
- * caller wipes and frees with sodium_free as soon as it has used it. */
+/* e's private seed, decrypted into sodium_malloc'd memory the caller
+ * wipes and frees with sodium_free as soon as it has used it. */
+static int entry_seed(const struct keyring *kr, const struct entry *e,
+		      unsigned char **seed_out)
+{
+	struct keyring_key meta;
+	unsigned char *seed;
+	int ret;
+
+	*seed_out = NULL;
+	seed = sodium_malloc(JOSE_ED25519_SEED_BYTES);
+	if (!seed)
+		return KEYRING_E_NO_MEMORY;
+	ret = keyring__keyfile_open(e->image, sizeof(e->image), kr->kek, &meta,
+				    seed, NULL, 0);
+	if (ret != 0) {
+		sodium_free(seed);
+		return ret;
+	}
+	*seed_out = seed;
+	return 0;
+}
+
+/* The same for the current signer. */
 static int current_seed(const struct keyring *kr, int64_t now,
 			const struct entry **e_out, unsigned char **seed_out)
 {
 	const struct entry *e;
-	struct keyring_key meta;
 	unsigned char *seed;
 	int ret;
 
@@ -1148,15 +1169,9 @@ static int current_seed(const struct keyring *kr, int64_t now,
 	e = current_entry(kr, now);
 	if (!e)
 		return KEYRING_E_NO_SIGNING_KEY;
-	seed = sodium_malloc(JOSE_ED25519_SEED_BYTES);
-	if (!seed)
-		return KEYRING_E_NO_MEMORY;
-	ret = keyring__keyfile_open(e->image, sizeof(e->image), kr->kek, &meta,
-				    seed, NULL, 0);
-	if (ret != 0) {
-		sodium_free(seed);
+	ret = entry_seed(kr, e, &seed);
+	if (ret != 0)
 		return ret;
-	}
 	*e_out = e;
 	*seed_out = seed;
 	return 0;
@@ -1307,6 +1322,43 @@ int keyring_note_signer(const struct keyring *kr, int64_t now, const char *name,
 	pthread_mutex_lock(&((struct keyring *)kr)->lock);
 	int ret = keyring_note_signer_unlocked(kr, now, name, name_len, out);
 	pthread_mutex_unlock(&((struct keyring *)kr)->lock);
+	return ret;
+}
+
+int keyring_note_signers_retired(const struct keyring *kr, int64_t now,
+				 const char *name, size_t name_len,
+				 struct note_signer *out, size_t max,
+				 size_t *n_out)
+{
+	struct keyring *k = (struct keyring *)kr;
+	int ret = 0;
+
+	*n_out = 0;
+	if (!kr->kek)
+		return KEYRING_E_NO_KEK;
+	pthread_mutex_lock(&k->lock);
+	for (size_t i = 0; i < kr->n && *n_out < max && ret == 0; i++) {
+		const struct entry *e = &kr->e[i];
+		unsigned char *seed;
+		if (e->key.retire_at > now || e->key.expires_at <= now)
+			continue; /* signs (or is yet to), or verifies no more
+				   */
+		ret = entry_seed(kr, e, &seed);
+		if (ret != 0)
+			break;
+		if (note_signer_from_seed(name, name_len, seed, &out[*n_out]) !=
+		    0)
+			ret = KEYRING_E_INVALID_ARGUMENT;
+		else
+			(*n_out)++;
+		sodium_free(seed);
+	}
+	pthread_mutex_unlock(&k->lock);
+	if (ret != 0) {
+		for (size_t i = 0; i < *n_out; i++)
+			note_signer_clear(&out[i]);
+		*n_out = 0;
+	}
 	return ret;
 }
 

@@ -387,6 +387,17 @@ struct note_signer;
 int keyring_note_signer(const struct keyring *kr, int64_t now, const char *name,
 			size_t name_len, struct note_signer *out);
 
+/* Signers the same way for the keys that no longer sign but still verify
+ * at now (retire_at <= now < expires_at), newest first, at most max, into
+ * out[0..*n_out): a checkpoint signed by them too lets a witness that
+ * trusts an older key follow the rotation (docs/audit.md, "Witnesses
+ * through a rotation").  A key rotated out with overlap 0 verifies no
+ * more, so it never signs again.  The caller clears each signer. */
+int keyring_note_signers_retired(const struct keyring *kr, int64_t now,
+				 const char *name, size_t name_len,
+				 struct note_signer *out, size_t max,
+				 size_t *n_out);
+
 int keyring_sign_jws(const struct keyring *kr, int64_t now, const char *typ,
 		     const void *payload, size_t len, char *out,
 		     size_t out_size, size_t *out_len);

@@ -31,6 +31,7 @@
 #include "engine/witness.h"
 #include "log/datadir.h"
 #include "log/fsdir.h"
+#include "log/fsfile.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -59,8 +60,9 @@
 #define AUDIT_DRAIN_MS 1000
 /* How long the thread sleeps when it has read everything there is. */
 #define IDLE_POLL_MS 5
-/* A checkpoint's text ("<origin>\n<size>\n<root>\n"). */
-#define CHECKPOINT_TEXT_BYTES_MAX 1024
+/* A checkpoint's text ("<origin>\n<size>\n<root>\n" and extension
+ * lines). */
+#define CHECKPOINT_TEXT_BYTES_MAX (1024 + AUDIT_EXTENSIONS_BYTES_MAX)
 /* The longest wait of the idle witness thread before it looks again. */
 #define WITNESS_IDLE_WAIT_MS 1000
 
@@ -78,6 +80,9 @@ _Static_assert(sizeof(struct position) == 32, "position is 32 bytes");
 struct witness_slot {
 	struct witness_peer peer; /* peer.size: what it last cosigned */
 	struct http_client *http; /* kept open between checkpoints */
+	/* What the metrics and DATA/audit/witnesses show: written by the
+	 * witness thread, read by any, under the audit's status_lock. */
+	struct audit_witness_status st;
 };
 
 /* The newest signed checkpoint the witness thread has not taken yet.
@@ -147,8 +152,9 @@ struct audit {
 	struct mailbox mail;
 	pthread_t witness_thread;
 	bool witness_started;
-	char *witness_note; /* NOTE_BYTES_MAX: the round's note */
-	char *witness_req;  /* WITNESS_REQUEST_BYTES_MAX */
+	pthread_mutex_t status_lock; /* a leaf: the slots' st */
+	char *witness_note;	     /* NOTE_BYTES_MAX: the round's note */
+	char *witness_req;	     /* WITNESS_REQUEST_BYTES_MAX */
 };
 
 /* A request to a witness: "old N", up to 64 proof lines, the note. */
@@ -327,16 +333,23 @@ static void mailbox_post(struct audit *a, u64 size, const char *text,
  * appended to the note.  A witness that is down or refuses costs a log
  * line, never the log.  The proofs read the store below the published
  * size, as any reader may (merkle.h), while the audit thread appends. */
-static void cosign(struct audit *a, struct witness_slot *ws, u64 size,
-		   const char *body, size_t body_len, char *note,
-		   size_t *note_len)
+/* What one round with a witness came to. */
+struct cosign_outcome {
+	int refusal;	 /* enum witness_refusal; -1 cosigned; -2 no news */
+	unsigned status; /* the HTTP status of a refusal (0: none) */
+};
+
+static struct cosign_outcome cosign(struct audit *a, struct witness_slot *ws,
+				    u64 size, const char *body, size_t body_len,
+				    char *note, size_t *note_len)
 {
 	struct witness_peer *w = &ws->peer;
 	char *req = a->witness_req;
 	struct http_response r = {0};
+	struct cosign_outcome out = {-2, 0};
 
 	if (!ws->http)
-		return;
+		return (struct cosign_outcome){WITNESS_REFUSAL_unreachable, 0};
 	for (int attempt = 0; attempt < 2; attempt++) {
 		u8 proof[MERKLE_PROOF_HASHES_MAX][MERKLE_HASH_BYTES];
 		size_t np = 0, rlen = 0;
@@ -365,8 +378,10 @@ static void cosign(struct audit *a, struct witness_slot *ws, u64 size,
 			log_at(LOG_WARN, "witness unreachable",
 			       LOG_STR("witness", w->key.name),
 			       LOG_STR("error", http_err_name(ret)));
+			out.refusal = WITNESS_REFUSAL_unreachable;
 			break;
 		}
+		out.status = r.status;
 		if (r.status == 409 && attempt == 0) {
 			/* It last cosigned another size: start from there. */
 			u64 known;
@@ -376,16 +391,21 @@ static void cosign(struct audit *a, struct witness_slot *ws, u64 size,
 				       "witness answered 409 without a "
 				       "canonical size",
 				       LOG_STR("witness", w->key.name));
+				out.refusal = WITNESS_REFUSAL_size_conflict;
 				break;
 			}
 			w->size = known;
 			continue;
 		}
 		if (r.status != 200) {
+			out.refusal = (int)witness_refusal_of_status(r.status);
 			log_at(LOG_WARN, "witness refused the checkpoint",
 			       LOG_STR("witness", w->key.name),
 			       LOG_NUM("status", r.status),
-			       LOG_NUM("size", size));
+			       LOG_NUM("size", size),
+			       LOG_STR("reason",
+				       witness_refusal_name(
+					       (unsigned)out.refusal)));
 			break;
 		}
 		/* One or more lines; keep those that verify. */
@@ -404,13 +424,96 @@ static void cosign(struct audit *a, struct witness_slot *ws, u64 size,
 			}
 			line += ll;
 		}
-		if (w->size != size)
+		if (w->size != size) {
 			log_at(LOG_WARN,
 			       "witness answered no valid cosignature",
 			       LOG_STR("witness", w->key.name));
+			out.refusal = WITNESS_REFUSAL_invalid_cosignature;
+		} else {
+			out = (struct cosign_outcome){-1, 0};
+		}
 		break;
 	}
 	http_response_clear(&r);
+	return out;
+}
+
+/* DATA/audit/witnesses: one line per witness, "<name> <up> <last
+ * cosigned, unix s> <reason of the last refusal or -> <its HTTP status>
+ * <its unix s>" (docs/operations.md, Witness), for `tpwallet doctor`.
+ * Rewritten when a witness turns up or down or refuses for another
+ * reason, not at each checkpoint.  Called on the witness thread. */
+static void save_witness_status(struct audit *a)
+{
+	char dir[PATH_MAX + 16];
+	char text[WITNESSES_MAX * (NOTE_NAME_BYTES_MAX + 96)];
+	size_t len = 0;
+
+	pthread_mutex_lock(&a->status_lock);
+	for (size_t k = 0; k < a->nwitnesses; k++) {
+		const struct audit_witness_status *st = &a->witnesses[k].st;
+		int n = snprintf(text + len, sizeof(text) - len,
+				 "%s %d %lld %s %u %lld\n", st->name, st->up,
+				 (long long)st->last_cosigned_s,
+				 st->last_reason < 0
+					 ? "-"
+					 : witness_refusal_name(
+						   (unsigned)st->last_reason),
+				 st->last_status,
+				 (long long)st->last_refusal_s);
+		if (n > 0 && (size_t)n < sizeof(text) - len)
+			len += (size_t)n;
+	}
+	pthread_mutex_unlock(&a->status_lock);
+	snprintf(dir, sizeof(dir), "%s/" DATADIR_AUDIT, a->data_dir);
+	int ret = fsfile_replace(dir, "witnesses", text, len);
+	if (ret != 0)
+		log_at(LOG_WARN, "cannot write DATA/audit/witnesses",
+		       LOG_NUM("errno", (u64)-ret));
+}
+
+/* Count a round's outcome; true when DATA/audit/witnesses should be
+ * written again (the witness turned up or down, or refuses for another
+ * reason). */
+static bool note_outcome(struct audit *a, struct witness_slot *ws,
+			 struct cosign_outcome o)
+{
+	struct audit_witness_status *st = &ws->st;
+	int64_t now = (int64_t)time(NULL);
+	bool changed;
+
+	if (o.refusal == -2)
+		return false;
+	pthread_mutex_lock(&a->status_lock);
+	int up = o.refusal == -1;
+	changed = st->up != up;
+	st->up = up;
+	if (up) {
+		st->last_cosigned_s = now;
+	} else {
+		changed |= st->last_reason != o.refusal ||
+			   st->last_status != o.status;
+		st->refusals[o.refusal]++;
+		st->last_reason = o.refusal;
+		st->last_status = o.status;
+		st->last_refusal_s = now;
+	}
+	pthread_mutex_unlock(&a->status_lock);
+	return changed;
+}
+
+size_t audit_witnesses(struct audit *a, struct audit_witness_status *out,
+		       size_t max)
+{
+	size_t n = 0;
+
+	if (!a)
+		return 0;
+	pthread_mutex_lock(&a->status_lock);
+	for (; n < a->nwitnesses && n < max; n++)
+		out[n] = a->witnesses[n].st;
+	pthread_mutex_unlock(&a->status_lock);
+	return n;
 }
 
 /*
@@ -460,10 +563,15 @@ static void *witness_main(void *arg)
 		if (!take)
 			continue;
 		size_t signed_len = note_len;
+		bool changed = false;
 		for (size_t k = 0; k < a->nwitnesses && !atomic_load(&a->stop);
 		     k++)
-			cosign(a, &a->witnesses[k], size, text, text_len,
-			       a->witness_note, &note_len);
+			changed |= note_outcome(
+				a, &a->witnesses[k],
+				cosign(a, &a->witnesses[k], size, text,
+				       text_len, a->witness_note, &note_len));
+		if (changed)
+			save_witness_status(a);
 		if (note_len > signed_len)
 			publish(a, size, a->witness_note, note_len, true, NULL);
 	}
@@ -497,6 +605,12 @@ static void checkpoint_now(struct audit *a)
 	if (merkle_store_root(a->store, size, c.root) != 0) {
 		ret = MERKLE_E_SIZE_RANGE;
 		goto failed;
+	}
+	char ext[AUDIT_EXTENSIONS_BYTES_MAX];
+	if (a->signer.extensions) {
+		c.extensions_len = a->signer.extensions(a->signer.ctx, a, size,
+							ext, sizeof(ext));
+		c.extensions = c.extensions_len ? ext : NULL;
 	}
 	ret = checkpoint_format(&c, body, sizeof(body), &body_len);
 	if (ret != 0)
@@ -897,6 +1011,7 @@ int audit_open(struct audit **out, const char *data_dir, struct engine *engine,
 	pthread_mutex_init(&a->latest_lock, NULL);
 	pthread_mutex_init(&a->publish_lock, NULL);
 	pthread_mutex_init(&a->mail_lock, NULL);
+	pthread_mutex_init(&a->status_lock, NULL);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -955,10 +1070,24 @@ int audit_open(struct audit **out, const char *data_dir, struct engine *engine,
 				ret = -ENOMEM;
 				goto fail;
 			}
-			for (size_t k = 0; k < signer->nwitnesses; k++)
-				a->witnesses[k].peer = signer->witnesses[k];
+			for (size_t k = 0; k < signer->nwitnesses; k++) {
+				struct witness_slot *ws = &a->witnesses[k];
+				ws->peer = signer->witnesses[k];
+				snprintf(ws->st.name, sizeof(ws->st.name), "%s",
+					 ws->peer.key.name);
+				ws->st.up = -1;
+				ws->st.last_reason = -1;
+			}
 			a->nwitnesses = signer->nwitnesses;
 		}
+		/* DATA/audit/witnesses is this run's: a witness no longer
+		 * configured is not shown (the first round writes it). */
+		char wpath[PATH_MAX + 32];
+		snprintf(wpath, sizeof(wpath), "%s/" DATADIR_AUDIT "/witnesses",
+			 a->data_dir);
+		if (unlink(wpath) != 0 && errno != ENOENT)
+			log_at(LOG_WARN, "cannot remove DATA/audit/witnesses",
+			       LOG_NUM("errno", (u64)errno));
 		ret = open_checkpoints(a, signer->covered);
 		if (ret < 0) {
 			*err = "cannot open DATA/audit/checkpoints";
@@ -1027,6 +1156,7 @@ void audit_close(struct audit *a)
 	free(a->witness_req);
 	pthread_cond_destroy(&a->mail_cond);
 	pthread_mutex_destroy(&a->mail_lock);
+	pthread_mutex_destroy(&a->status_lock);
 	pthread_mutex_destroy(&a->publish_lock);
 	pthread_mutex_destroy(&a->latest_lock);
 	free(a);

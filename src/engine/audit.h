@@ -27,6 +27,8 @@
 
 #include "core/merkle.h"
 #include "core/types.h"
+#include "crypto/note.h"
+#include "engine/witness.h"
 
 struct audit;
 
@@ -46,6 +48,12 @@ struct audit_signer {
 	const char *origin; /* the log's name: a valid note key name */
 	audit_sign_fn sign;
 	void *ctx;
+	/* Extension lines for the checkpoint of the first `size` leaves,
+	 * each ending in "\n", written into buf[0..cap): returns their
+	 * length (0: none, or they do not fit).  Called with ctx on the
+	 * audit thread just before each signature; may be NULL. */
+	size_t (*extensions)(void *ctx, const struct audit *a, u64 size,
+			     char *buf, size_t cap);
 	/* Witnesses checkpoints are sent to (C2SP tlog-witness), at most
 	 * WITNESSES_MAX.  audit_open copies them: the caller's array may go
 	 * once it returns.  A witness thread sends each of them the newest
@@ -60,6 +68,9 @@ struct audit_signer {
 	 * not read again (a start-up reads it once). */
 	const struct audit_covered *covered;
 };
+
+/* A checkpoint's extension lines, at most. */
+#define AUDIT_EXTENSIONS_BYTES_MAX 1024
 
 /* How often a checkpoint is signed while entries arrive. */
 #define AUDIT_CHECKPOINT_INTERVAL_MS 1000
@@ -118,6 +129,24 @@ void audit_request_checkpoint(struct audit *a);
  * far) into buf[0..cap).  Returns its length, 0 when none was signed yet,
  * or -ENOSPC. */
 long audit_checkpoint(struct audit *a, char *buf, size_t cap);
+/* A witness as the log sees it (the metrics tpwallet_witness_*, and
+ * DATA/audit/witnesses for `tpwallet doctor`). */
+struct audit_witness_status {
+	char name[NOTE_NAME_BYTES_MAX + 1]; /* its cosigner key's name */
+	int up; /* 1 cosigned the last checkpoint sent, 0 did not, -1 none
+		   sent yet (this run) */
+	int64_t last_cosigned_s;	     /* unix seconds; 0: not this run */
+	u64 refusals[WITNESS_REFUSAL_COUNT]; /* by enum witness_refusal */
+	int last_reason;	/* enum witness_refusal; -1: none */
+	unsigned last_status;	/* its HTTP status; 0: no answer */
+	int64_t last_refusal_s; /* unix seconds; 0: none */
+};
+
+/* Copies of the witnesses' status, in the order they were given: how
+ * many (at most max). */
+size_t audit_witnesses(struct audit *a, struct audit_witness_status *out,
+		       size_t max);
+
 /* Stop the threads and free everything.  Bounded: an exchange with a
  * witness in progress is abandoned within WITNESS_CANCEL_POLL_MS (a name
  * lookup in progress is not: getaddrinfo cannot be interrupted). */

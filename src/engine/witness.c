@@ -20,6 +20,32 @@ static int fail(char *err, size_t cap, const char *why)
 	return -EINVAL;
 }
 
+static const char *const refusal_names[WITNESS_REFUSAL_COUNT] = {
+#define WITNESS_REFUSAL_NAME_(name) #name,
+	WITNESS_REFUSALS(WITNESS_REFUSAL_NAME_)
+#undef WITNESS_REFUSAL_NAME_
+};
+
+const char *witness_refusal_name(unsigned r)
+{
+	return refusal_names[r < WITNESS_REFUSAL_COUNT
+				     ? r
+				     : WITNESS_REFUSAL_other_status];
+}
+
+enum witness_refusal witness_refusal_of_status(unsigned status)
+{
+	switch (status) {
+	case 400:
+	case 413: return WITNESS_REFUSAL_bad_request;
+	case 403: return WITNESS_REFUSAL_not_signed_by_log;
+	case 404: return WITNESS_REFUSAL_unknown_log;
+	case 409: return WITNESS_REFUSAL_size_conflict;
+	case 422: return WITNESS_REFUSAL_bad_proof;
+	default: return WITNESS_REFUSAL_other_status;
+	}
+}
+
 int witness_peer_parse(const char *spec, struct witness_peer *out, char *err,
 		       size_t err_size)
 {

@@ -34,6 +34,31 @@ struct witness_peer {
 	u64 size; /* the size it last cosigned for us; 0: none */
 };
 
+/* Why a witness did not cosign a checkpoint it was sent: a bounded set,
+ * the `reason` label of tpwallet_witness_refusals_total and the words of
+ * DATA/audit/witnesses (docs/operations.md, Witness). */
+#define WITNESS_REFUSALS(X)                                                    \
+	X(unreachable)	       /* no answer in time, or no connection */       \
+	X(not_signed_by_log)   /* 403: not signed by a key it trusts */        \
+	X(unknown_log)	       /* 404: it does not follow this origin */       \
+	X(size_conflict)       /* 409 again after the retry, or no size */     \
+	X(bad_proof)	       /* 422: the consistency proof did not verify */ \
+	X(bad_request)	       /* 400 or 413 */                                \
+	X(invalid_cosignature) /* 200 without a cosignature that verifies */   \
+	X(other_status)	       /* any other status */
+
+enum witness_refusal {
+#define WITNESS_REFUSAL_ENUM_(name) WITNESS_REFUSAL_##name,
+	WITNESS_REFUSALS(WITNESS_REFUSAL_ENUM_)
+#undef WITNESS_REFUSAL_ENUM_
+		WITNESS_REFUSAL_COUNT
+};
+
+/* The stable name of r ("unreachable"...), or "other_status". */
+const char *witness_refusal_name(unsigned r);
+/* The refusal an answer's non-200 status means. */
+enum witness_refusal witness_refusal_of_status(unsigned status);
+
 /* Parse a witness spec (above).  Returns 0 or -EINVAL with a reason in
  * err. */
 int witness_peer_parse(const char *spec, struct witness_peer *out, char *err,

@@ -187,6 +187,10 @@ static void key_event(struct entry_view *v, const u8 *ext)
 	fieldf(v, "event", "%s", what);
 	fieldf(v, "not_before_s", "%lld", (long long)k.not_before);
 	fieldf(v, "not_after_s", "%lld", (long long)k.not_after);
+	/* A rotation's overlap: how long the keys it replaced verify. */
+	if (k.kind == AUTH_KEY_CREATED && k.not_after != 0)
+		fieldf(v, "overlap_s", "%lld",
+		       (long long)(k.not_after - k.not_before));
 	summary(v, "server key %s %s", v->fields[0].value, what);
 }
 

@@ -305,7 +305,9 @@ def test_docs_operations_witness_recipe_starts_a_witness(ctx):
              if l.strip() and not l.startswith("#")]
     check(lines[-1].startswith("build/tpwallet witness "),
           "the last command starts the witness: %r" % lines)
-    _sh("\n".join(lines[:-1]), work, env, "the commands before the witness")
+    _sh("\n".join(lines[:-1]).replace("127.0.0.1:8080",
+                                       "127.0.0.1:%d" % s.port),
+        work, env, "the commands before the witness")
     port = free_port()
     cmd = lines[-1].replace("/var/lib/tpwitness",
                             os.path.join(work, "tpwitness")).replace(
@@ -470,3 +472,21 @@ def test_docs_command_lines_name_real_subcommands_and_flags(ctx):
     check(seen >= 100, "only %d documented command lines found" % seen)
     check(not bad, "documented command lines the CLI does not know:\n"
           + "\n".join(bad))
+
+
+@e2e_test(timeout=120)
+def test_docs_keys_leaked_key_walk_through_runs_as_written(ctx):
+    """docs/keys.md's blocks on their own server: after them, the key the
+    last rotation (--overlap 0, "a signing key leaked") replaced is
+    expired at once, while the one the first, default rotation replaced
+    still verifies."""
+    work = workdir(ctx)
+    s = ctx.server(data_dir=os.path.join(work, "data"))
+    s.start()
+    run_doc(ctx, s, work, "docs/keys.md")
+    # (created_at has seconds: the three keys may share one.)
+    keys = s.get("/v1/keys").json()["keys"]
+    check_eq(sorted(k["status"] for k in keys),
+             ["current", "expired", "verifying"],
+             "the keys after two rotations, the second with overlap 0")
+    s.stop()

@@ -2,7 +2,8 @@
  * test_core_parse.c - the shared text readers: canonical decimal refuses
  * every second spelling ("007", "-1", "+1", " 1", "1 ") and overflow;
  * digits allows leading zeros but not overflow; base64 accepts only the
- * one canonical spelling of a value.
+ * one canonical spelling of a value; a duration is canonical decimal and
+ * at most one unit letter.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -121,6 +122,36 @@ static void base64_refuses_other_spellings(void **state)
 	assert_int_equal(parse_base64("Zm9vYmFy", 8, out, 5), -1);
 }
 
+static void durations_read_each_unit_and_refuse_the_rest(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *text;
+		uint64_t s;
+	} good[] = {{"0", 0},	    {"0d", 0},	    {"90", 90},
+		    {"90s", 90},    {"30m", 1800},  {"2h", 7200},
+		    {"7d", 604800}, {"2w", 1209600}};
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		uint64_t v = 42;
+		assert_int_equal(parse_duration_s(good[i].text, 1u << 30, &v),
+				 0);
+		assert_true(v == good[i].s);
+	}
+	static const char *const bad[] = {"",	 "d",  "07d", "-1s", "1.5h",
+					  "1dd", "1y", " 1d", "1d ", "1D"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		uint64_t v = 42;
+		assert_int_equal(parse_duration_s(bad[i], 1u << 30, &v),
+				 -EINVAL);
+		assert_true(v == 42);
+	}
+	uint64_t v = 42;
+	/* The bound is in seconds, whatever the unit. */
+	assert_int_equal(parse_duration_s("2d", 86400, &v), -ERANGE);
+	assert_int_equal(parse_duration_s("1d", 86400, &v), 0);
+	assert_true(v == 86400);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -132,6 +163,7 @@ int main(void)
 		cmocka_unit_test(hex_digits_by_case),
 		cmocka_unit_test(base64_reads_each_padding),
 		cmocka_unit_test(base64_refuses_other_spellings),
+		cmocka_unit_test(durations_read_each_unit_and_refuse_the_rest),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -305,6 +305,24 @@ static void auth_commands_show_their_ext(void **state)
 	assert_int_equal(entry_view_decode(rec, n, &v), 0);
 	assert_string_equal(v.summary, "server key k2 retired");
 	assert_string_equal(field(&v, "not_after_s"), "1800000000");
+	assert_null(field(&v, "overlap_s"));
+
+	/* A rotation names the overlap it gave the keys it replaced: 0 for
+	 * a leaked key; none when it was not recorded (not_after 0). */
+	k.kind = AUTH_KEY_CREATED;
+	k.not_before = 1800000000;
+	k.not_after = 1800000000;
+	n = command(AUTH_CMD_KEY, &k, sizeof(k));
+	assert_int_equal(entry_view_decode(rec, n, &v), 0);
+	assert_string_equal(field(&v, "overlap_s"), "0");
+	k.not_after = 1800000000 + 2592000;
+	n = command(AUTH_CMD_KEY, &k, sizeof(k));
+	assert_int_equal(entry_view_decode(rec, n, &v), 0);
+	assert_string_equal(field(&v, "overlap_s"), "2592000");
+	k.not_after = 0;
+	n = command(AUTH_CMD_KEY, &k, sizeof(k));
+	assert_int_equal(entry_view_decode(rec, n, &v), 0);
+	assert_null(field(&v, "overlap_s"));
 }
 
 static void batches_give_a_count_and_the_first_ids(void **state)

@@ -27,6 +27,7 @@
 #include "crypto/b64url.h"
 #include "crypto/jose.h"
 #include "crypto/keyring.h"
+#include "crypto/note.h"
 #include "log/keyfile.h"
 
 #include "banned.h"
@@ -615,6 +616,57 @@ static void test_retired_key_is_no_longer_chosen_for_signing(void **state)
 	}
 }
 
+/* The retired keys that still verify sign a note too (newest first), a
+ * key rotated out with overlap 0 never does, nor one past its overlap;
+ * each signature verifies under its own public key. */
+static void test_retired_keys_still_verifying_sign_notes(void **state)
+{
+	struct fx *f = *state;
+	struct note_signer s[4];
+	size_t n = 9;
+
+	open_ring(f);
+	struct keyring_key k1 = *rotate(f, T0, 0);
+	assert_int_equal(
+		keyring_note_signers_retired(f->kr, T0, "log/x", 5, s, 4, &n),
+		0);
+	assert_int_equal(n, 0); /* only the current key */
+	struct keyring_key k2 = *rotate(f, T0 + 10, 1000); /* k1: overlap */
+	struct keyring_key k3 = *rotate(f, T0 + 20, 0);	   /* k2: none */
+	(void)k3;
+	assert_int_equal(keyring_note_signers_retired(f->kr, T0 + 20, "log/x",
+						      5, s, 4, &n),
+			 0);
+	assert_int_equal(n, 1);
+	assert_memory_equal(s[0].pub.public_key, k1.pub, 32);
+	assert_memory_not_equal(s[0].pub.public_key, k2.pub, 32);
+	char note[1024];
+	size_t len;
+	const struct note_signer *list[1] = {&s[0]};
+	assert_int_equal(
+		note_sign("log/x\n1\n", 8, list, 1, note, sizeof(note), &len),
+		0);
+	struct note_verifier v = s[0].pub;
+	struct note_opened o;
+	assert_int_equal(note_open(note, len, &v, 1, &o), 0);
+	note_signer_clear(&s[0]);
+	/* Past k1's overlap: nothing retired signs. */
+	assert_int_equal(keyring_note_signers_retired(f->kr, T0 + 1010, "log/x",
+						      5, s, 4, &n),
+			 0);
+	assert_int_equal(n, 0);
+	/* max bounds the count: two retired keys in their overlap, one
+	 * asked for, the newest given. */
+	struct keyring_key k4 = *rotate(f, T0 + 30, 1000); /* k3: overlap */
+	(void)k4;
+	assert_int_equal(keyring_note_signers_retired(f->kr, T0 + 30, "log/x",
+						      5, s, 1, &n),
+			 0);
+	assert_int_equal(n, 1);
+	assert_memory_equal(s[0].pub.public_key, k3.pub, 32);
+	note_signer_clear(&s[0]);
+}
+
 static void test_due_for_rotation_by_period(void **state)
 {
 	struct fx *f = *state;
@@ -1046,6 +1098,7 @@ int main(void)
 		T(test_jws_signed_with_current_key_verifies_by_kid),
 		T(test_rotation_old_token_verifies_until_overlap_ends),
 		T(test_retired_key_is_no_longer_chosen_for_signing),
+		T(test_retired_keys_still_verifying_sign_notes),
 		T(test_due_for_rotation_by_period),
 		T(test_rotate_refuses_clock_gone_backwards),
 		T(test_tamper_ciphertext_byte_refused),
