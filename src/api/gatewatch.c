@@ -11,7 +11,7 @@
 
 #include "banned.h"
 
-#define LOAD(x)	  atomic_load_explicit(&(x), memory_order_acquire)
+#define LOAD(x)	    atomic_load_explicit(&(x), memory_order_acquire)
 #define STORE(x, v) atomic_store_explicit(&(x), (v), memory_order_release)
 
 static const char *const verdict_names[GATEWATCH_VERDICTS] = {
@@ -156,7 +156,8 @@ void gatewatch_count(struct gatewatch *w, struct gatewatch_label l,
 		     unsigned verdict)
 {
 	if (verdict >= GATEWATCH_VERDICTS ||
-	    l.platform > GATEWATCH_PLATFORMS_MAX || l.line >= GATEWATCH_LINES_MAX)
+	    l.platform > GATEWATCH_PLATFORMS_MAX ||
+	    l.line >= GATEWATCH_LINES_MAX)
 		return;
 	atomic_fetch_add_explicit(
 		&w->platforms[l.platform].lines[l.line].decisions[verdict], 1,
@@ -266,7 +267,8 @@ void gatewatch_line_name(const struct gatewatch *w, struct gatewatch_label l,
 		snprintf(out, GATEWATCH_LINE_BYTES, "other");
 		return;
 	}
-	const struct gatewatch_line *ln = &w->platforms[l.platform].lines[l.line];
+	const struct gatewatch_line *ln =
+		&w->platforms[l.platform].lines[l.line];
 	snprintf(out, GATEWATCH_LINE_BYTES, "%u.%u", ln->major, ln->minor);
 }
 
@@ -278,7 +280,8 @@ void gatewatch_sanitize(const char *in, size_t len,
 		char c = in[i];
 		bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
 			  (c >= '0' && c <= '9') || c == '.' || c == '+' ||
-			  c == '_' || c == '-' || c == '/';
+			  c == '_' || c == '-' || c == '/' ||
+			  (c && strchr("<>=^~|*, ", c));
 		out[i] = ok ? c : '?';
 	}
 	out[i] = '\0';
@@ -286,8 +289,8 @@ void gatewatch_sanitize(const char *in, size_t len,
 
 /* ---- blocked users ------------------------------------------------------ */
 
-void gatewatch_blocked(struct gatewatch *w, struct gatewatch_label l,
-		       u64 user, bool verified, u32 day)
+void gatewatch_blocked(struct gatewatch *w, struct gatewatch_label l, u64 user,
+		       bool verified, u32 day)
 {
 	char line[GATEWATCH_LINE_BYTES];
 	gatewatch_line_name(w, l, line);

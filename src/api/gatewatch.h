@@ -69,8 +69,8 @@ struct gatewatch_line {
 
 struct gatewatch_platform {
 	char name[POLICY_NAME_MAX + 1];
-	atomic_uint nlines;   /* published lines */
-	atomic_bool seen_full; /* no room for another seen line */
+	atomic_uint nlines;	   /* published lines */
+	atomic_bool seen_full;	   /* no room for another seen line */
 	u8 rule_lines, seen_lines; /* under the lock */
 	struct gatewatch_line lines[GATEWATCH_LINES_MAX];
 };
@@ -118,14 +118,15 @@ const char *gatewatch_platform_name(const struct gatewatch *w,
 void gatewatch_line_name(const struct gatewatch *w, struct gatewatch_label l,
 			 char out[GATEWATCH_LINE_BYTES]);
 
-/* A header value for a log line: at most GATEWATCH_LOG_TEXT_BYTES - 1
- * bytes of [A-Za-z0-9.+_/-], any other byte '?'. */
+/* A header value or rule for a log line: at most
+ * GATEWATCH_LOG_TEXT_BYTES - 1 bytes of letters, digits and the
+ * characters of versions and ranges (".+_/-<>=^~|*, "), any other '?'. */
 void gatewatch_sanitize(const char *in, size_t len,
 			char out[GATEWATCH_LOG_TEXT_BYTES]);
 
 /* A blocked request of user (a keyed hash) under label l on day. */
-void gatewatch_blocked(struct gatewatch *w, struct gatewatch_label l,
-		       u64 user, bool verified, u32 day);
+void gatewatch_blocked(struct gatewatch *w, struct gatewatch_label l, u64 user,
+		       bool verified, u32 day);
 /* Distinct users of platform blocked in [today - 6, today]: out[0]
  * unverified, out[1] verified. */
 void gatewatch_blocked_users(struct gatewatch *w, const char *platform,

@@ -110,8 +110,10 @@ struct request_gate {
 	const char *obs_user; /* X-Client-User, valid for the request */
 	/* for the metrics and the request's log line (gatewatch.h) */
 	struct gatewatch_label label;
-	const char *client_version;	     /* X-Client-Version, or NULL */
-	char rule[GATEWATCH_LOG_TEXT_BYTES]; /* sanitised deciding rule */
+	bool has_version; /* X-Client-Version was sent */
+	char client_version[GATEWATCH_LOG_TEXT_BYTES]; /* sanitised */
+	u8 reason;				       /* enum policy_reason */
+	char rule[GATEWATCH_LOG_TEXT_BYTES]; /* the deciding range or min */
 };
 
 /* What goes to the engine and comes back (server.c, ledger_routes.c,
@@ -206,9 +208,8 @@ void policy_observe(struct request *rq);
  * credential authenticates (it is still refused whatever it says). */
 void policy_count_blocked(struct request *rq, const char *url,
 			  const char *method);
-/* The gate's fields of the request's log line: at most 5 into f. */
-size_t policy_log_fields(const struct request *rq, struct log_field *f,
-			 char version[GATEWATCH_LOG_TEXT_BYTES]);
+/* The gate's fields of the request's log line: at most 6 into f. */
+size_t policy_log_fields(const struct request *rq, struct log_field *f);
 /* The refusal of a blocked client. */
 enum MHD_Result policy_gate_reply(struct request *rq);
 void policy_metrics(struct api_server *s, struct wbuf *b);

@@ -271,10 +271,8 @@ void policy_gate(struct request *rq)
 	char platform[POLICY_NAME_MAX + 1] = "";
 	if (d.platform)
 		snprintf(platform, sizeof(platform), "%s", d.platform->name);
-	gatewatch_sanitize(d.rule ? d.rule : policy_reason_name(d.reason),
-			   d.rule ? strlen(d.rule)
-				  : strlen(policy_reason_name(d.reason)),
-			   rq->gate.rule);
+	rq->gate.reason = d.reason;
+	gatewatch_sanitize(d.rule, d.rule ? strlen(d.rule) : 0, rq->gate.rule);
 	struct gatewatch_rule_line *seed = NULL;
 	size_t nseed = 0;
 	if (atomic_load_explicit(&s->watch.seeded_version,
@@ -284,7 +282,8 @@ void policy_gate(struct request *rq)
 			nseed = gatewatch_rule_lines(
 				p, seed, GATEWATCH_RULE_LINES_COPIED);
 	}
-	rq->gate.client_version = cv;
+	rq->gate.has_version = cv != NULL;
+	gatewatch_sanitize(cv, cv ? strlen(cv) : 0, rq->gate.client_version);
 	rq->gate.evaluated = true;
 	rq->gate.verdict = d.verdict;
 	rq->gate.version = version;
@@ -319,21 +318,20 @@ void policy_gate(struct request *rq)
 	gatewatch_count(&s->watch, rq->gate.label, d.verdict);
 }
 
-size_t policy_log_fields(const struct request *rq, struct log_field *f,
-			 char version[GATEWATCH_LOG_TEXT_BYTES])
+size_t policy_log_fields(const struct request *rq, struct log_field *f)
 {
 	if (!rq->gate.evaluated)
 		return 0;
-	const char *cv = rq->gate.client_version;
-	gatewatch_sanitize(cv, cv ? strlen(cv) : 0, version);
 	f[0] = LOG_STR(
 		"client_platform",
 		gatewatch_platform_name(&rq->srv->watch, rq->gate.label));
-	f[1] = LOG_STR("client_version", cv ? version : NULL);
+	f[1] = LOG_STR("client_version",
+		       rq->gate.has_version ? rq->gate.client_version : NULL);
 	f[2] = LOG_STR("verdict", policy_verdict_name(rq->gate.verdict));
-	f[3] = LOG_STR("rule", rq->gate.rule);
-	f[4] = LOG_NUM("policy_version", rq->gate.version);
-	return 5;
+	f[3] = LOG_STR("rule", policy_reason_name(rq->gate.reason));
+	f[4] = LOG_STR("rule_text", rq->gate.rule[0] ? rq->gate.rule : NULL);
+	f[5] = LOG_NUM("policy_version", rq->gate.version);
+	return 6;
 }
 
 static void http_date(char *out, size_t cap, int64_t t)

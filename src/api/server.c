@@ -824,8 +824,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
 				us);
 	{
 		/* A gated request's line also says how the gate decided. */
-		char cv[GATEWATCH_LOG_TEXT_BYTES];
-		struct log_field f[12] = {
+		struct log_field f[13] = {
 			LOG_STR("method", metrics_method_name(rq->method)),
 			LOG_STR("route", metrics_route_template(rq->route)),
 			LOG_NUM("status", rq->status),
@@ -835,7 +834,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
 				rq->trace_id[0] ? rq->trace_id : NULL),
 			LOG_NUM("events", rq->eng.count),
 		};
-		size_t n = 7 + policy_log_fields(rq, f + 7, cv);
+		size_t n = 7 + policy_log_fields(rq, f + 7);
 		log_write(LOG_INFO, "request", f, n);
 	}
 	api_release_body(rq);
