@@ -44,8 +44,8 @@ static void label_text(struct gatewatch *w, struct gatewatch_label l,
 	snprintf(out, 64, "%s %s", gatewatch_platform_name(w, l), line);
 }
 
-static void expect_label(struct gatewatch *w, const char *platform,
-			 bool valid, u64 major, u64 minor, const char *want)
+static void expect_label(struct gatewatch *w, const char *platform, bool valid,
+			 u64 major, u64 minor, const char *want)
 {
 	char got[64];
 	label_text(w, gatewatch_label(w, platform, valid, major, minor), got);
@@ -224,7 +224,8 @@ static void blocked_users_count_once_each_and_verified_apart(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(lines_are_major_minor_and_bounded_per_platform),
+		cmocka_unit_test(
+			lines_are_major_minor_and_bounded_per_platform),
 		cmocka_unit_test(platforms_are_bounded_and_names_sanitised),
 		cmocka_unit_test(rule_lines_get_labels_before_the_seen_ones),
 		cmocka_unit_test(
