@@ -123,6 +123,37 @@ static unsigned line_add(struct gatewatch_platform *p, u32 major, u32 minor,
 	return n;
 }
 
+bool gatewatch_label_find(struct gatewatch *w, const char *platform,
+			  unsigned policy_index, u64 version, bool valid,
+			  u64 major, u64 minor, struct gatewatch_label *out)
+{
+	struct gatewatch_label l = {GATEWATCH_PLATFORMS_MAX,
+				    GATEWATCH_LINE_UNPARSED};
+	u64 e = platform && policy_index < POLICY_PLATFORMS_MAX
+			? atomic_load_explicit(&w->pmap[policy_index],
+					       memory_order_relaxed)
+			: 0;
+	if (e && e >> 8 == version) {
+		l.platform = (u8)(e & 0xff);
+	} else if (platform) {
+		l.platform = (u8)platform_find(w, platform);
+		if (l.platform == GATEWATCH_PLATFORMS_MAX &&
+		    LOAD(w->nplatforms) < GATEWATCH_PLATFORMS_MAX)
+			return false;
+	}
+	if (valid && (major > GATEWATCH_LINE_PART_MAX ||
+		      minor > GATEWATCH_LINE_PART_MAX)) {
+		l.line = GATEWATCH_LINE_OTHER;
+	} else if (valid) {
+		struct gatewatch_platform *p = &w->platforms[l.platform];
+		l.line = (u8)line_find(p, (u32)major, (u32)minor);
+		if (l.line == GATEWATCH_LINE_OTHER && !LOAD(p->seen_full))
+			return false;
+	}
+	*out = l;
+	return true;
+}
+
 struct gatewatch_label gatewatch_label(struct gatewatch *w,
 				       const char *platform, bool valid,
 				       u64 major, u64 minor)
@@ -152,29 +183,19 @@ struct gatewatch_label gatewatch_label(struct gatewatch *w,
 	return l;
 }
 
-void gatewatch_count(struct gatewatch *w, struct gatewatch_label l,
-		     unsigned verdict)
-{
-	if (verdict >= GATEWATCH_VERDICTS ||
-	    l.platform > GATEWATCH_PLATFORMS_MAX ||
-	    l.line >= GATEWATCH_LINES_MAX)
-		return;
-	atomic_fetch_add_explicit(
-		&w->platforms[l.platform].lines[l.line].decisions[verdict], 1,
-		memory_order_relaxed);
-}
-
 /* ---- the lines a policy's rules name --------------------------------- */
 
 struct collect {
 	struct gatewatch_rule_line *out;
 	size_t n, cap;
 	const char *platform;
+	u8 policy_index;
 };
 
 static void put_line(struct collect *c, u64 major, u64 minor)
 {
-	if (c->n == c->cap || major > GATEWATCH_LINE_PART_MAX ||
+	if (c->n == c->cap ||
+	    (major > GATEWATCH_LINE_PART_MAX && major != GATEWATCH_NO_LINE) ||
 	    minor > GATEWATCH_LINE_PART_MAX)
 		return;
 	for (size_t i = 0; i < c->n; i++)
@@ -183,6 +204,7 @@ static void put_line(struct collect *c, u64 major, u64 minor)
 			return;
 	snprintf(c->out[c->n].platform, sizeof(c->out[c->n].platform), "%s",
 		 c->platform);
+	c->out[c->n].policy_index = c->policy_index;
 	c->out[c->n].major = (u32)major;
 	c->out[c->n].minor = (u32)minor;
 	c->n++;
@@ -213,10 +235,12 @@ static void put_rules(struct collect *c, const struct policy_rules *r)
 size_t gatewatch_rule_lines(const struct policy *p,
 			    struct gatewatch_rule_line *out, size_t cap)
 {
-	struct collect c = {out, 0, cap, NULL};
+	struct collect c = {out, 0, cap, NULL, 0};
 	for (unsigned i = 0; p && i < p->nplatforms; i++) {
 		const struct policy_platform *pl = &p->platforms[i];
 		c.platform = pl->name;
+		c.policy_index = (u8)i;
+		put_line(&c, GATEWATCH_NO_LINE, 0);
 		put_rules(&c, &pl->rules);
 		for (unsigned k = 0; k < pl->nchannels; k++)
 			put_rules(&c, &pl->channels[k].rules);
@@ -234,7 +258,12 @@ void gatewatch_seed(struct gatewatch *w,
 		unsigned pi = platform_find(w, lines[i].platform);
 		if (pi == GATEWATCH_PLATFORMS_MAX)
 			pi = platform_add(w, lines[i].platform);
-		if (pi == GATEWATCH_PLATFORMS_MAX)
+		if (lines[i].policy_index < POLICY_PLATFORMS_MAX)
+			atomic_store_explicit(&w->pmap[lines[i].policy_index],
+					      version << 8 | pi,
+					      memory_order_relaxed);
+		if (pi == GATEWATCH_PLATFORMS_MAX ||
+		    lines[i].major == GATEWATCH_NO_LINE)
 			continue;
 		pthread_mutex_lock(&w->lock);
 		line_add(&w->platforms[pi], lines[i].major, lines[i].minor,

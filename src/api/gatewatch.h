@@ -38,6 +38,8 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
 
 #define GATEWATCH_PLATFORMS_MAX	 POLICY_PLATFORMS_MAX
 #define GATEWATCH_RULE_LINES_MAX 16
@@ -75,11 +77,14 @@ struct gatewatch_platform {
 	struct gatewatch_line lines[GATEWATCH_LINES_MAX];
 };
 
-/* A line a policy's rules name (gatewatch_rule_lines). */
+/* A line a policy's rules name (gatewatch_rule_lines); a platform with
+ * GATEWATCH_NO_LINE as major names the platform alone. */
 struct gatewatch_rule_line {
 	char platform[POLICY_NAME_MAX + 1];
+	u8 policy_index; /* the platform's index in the policy */
 	u32 major, minor;
 };
+#define GATEWATCH_NO_LINE	    UINT32_MAX
 #define GATEWATCH_RULE_LINES_COPIED 256
 
 struct gatewatch {
@@ -87,6 +92,9 @@ struct gatewatch {
 	atomic_uint nplatforms; /* published platforms */
 	struct gatewatch_platform platforms[GATEWATCH_PLATFORMS_MAX + 1];
 	_Atomic u64 seeded_version; /* the policy whose rule lines are in */
+	/* policy platform index -> label index, for the seeded version:
+	 * version << 8 | index (0: none), so the gate needs no strcmp */
+	_Atomic u64 pmap[POLICY_PLATFORMS_MAX];
 	pthread_mutex_t blocked_lock;
 	struct activity *blocked[2]; /* [verified] */
 };
@@ -94,13 +102,30 @@ struct gatewatch {
 int gatewatch_init(struct gatewatch *w);
 void gatewatch_destroy(struct gatewatch *w);
 
-/* The label of a decision: platform is the configured platform's name
- * (NULL: unknown or none); valid says the version parsed. */
+/* The label of a decision, if it needs no new label: platform is the
+ * configured platform's name (NULL: unknown or none), policy_index its
+ * index in policy version `version`; valid says the version parsed.  Takes no
+ * lock: the gate asks under the state read lock, and only when it answers false
+ * copies the name out and calls gatewatch_label after it. */
+bool gatewatch_label_find(struct gatewatch *w, const char *platform,
+			  unsigned policy_index, u64 version, bool valid,
+			  u64 major, u64 minor, struct gatewatch_label *out);
+/* The same, adding the platform or line when the bounds leave room. */
 struct gatewatch_label gatewatch_label(struct gatewatch *w,
 				       const char *platform, bool valid,
 				       u64 major, u64 minor);
-void gatewatch_count(struct gatewatch *w, struct gatewatch_label l,
-		     unsigned verdict);
+/* Count one decision under l: a relaxed atomic add, inline. */
+static inline void gatewatch_count(struct gatewatch *w,
+				   struct gatewatch_label l, unsigned verdict)
+{
+	if (verdict >= GATEWATCH_VERDICTS ||
+	    l.platform > GATEWATCH_PLATFORMS_MAX ||
+	    l.line >= GATEWATCH_LINES_MAX)
+		return;
+	atomic_fetch_add_explicit(
+		&w->platforms[l.platform].lines[l.line].decisions[verdict], 1,
+		memory_order_relaxed);
+}
 
 /* The lines policy p's rules name (at most cap), for gatewatch_seed:
  * copied under the state read lock, seeded after it.  Returns how many. */
@@ -118,6 +143,17 @@ const char *gatewatch_platform_name(const struct gatewatch *w,
 void gatewatch_line_name(const struct gatewatch *w, struct gatewatch_label l,
 			 char out[GATEWATCH_LINE_BYTES]);
 
+/* A raw copy of at most GATEWATCH_LOG_TEXT_BYTES - 1 of the len bytes
+ * of in, cheap enough for the gate; sanitised when logged. */
+static inline void gatewatch_copy(const char *in, size_t len,
+				  char out[GATEWATCH_LOG_TEXT_BYTES])
+{
+	if (len > GATEWATCH_LOG_TEXT_BYTES - 1)
+		len = GATEWATCH_LOG_TEXT_BYTES - 1;
+	if (len)
+		memcpy(out, in, len);
+	out[len] = '\0';
+}
 /* A header value or rule for a log line: at most
  * GATEWATCH_LOG_TEXT_BYTES - 1 bytes of letters, digits and the
  * characters of versions and ranges (".+_/-<>=^~|*, "), any other '?'. */

@@ -209,7 +209,7 @@ void policy_observe(struct request *rq);
 void policy_count_blocked(struct request *rq, const char *url,
 			  const char *method);
 /* The gate's fields of the request's log line: at most 6 into f. */
-size_t policy_log_fields(const struct request *rq, struct log_field *f);
+size_t policy_log_fields(struct request *rq, struct log_field *f);
 /* The refusal of a blocked client. */
 enum MHD_Result policy_gate_reply(struct request *rq);
 void policy_metrics(struct api_server *s, struct wbuf *b);

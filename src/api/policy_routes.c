@@ -257,8 +257,9 @@ void policy_gate(struct request *rq)
 	q.languages = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
 						  "Accept-Language");
 	q.now_s = now_s();
+	size_t cv_len = cv ? strlen(cv) : 0;
 	if (cv)
-		policy_query_set_client_version(&q, cv, strlen(cv));
+		policy_query_set_client_version(&q, cv, cv_len);
 
 	struct policy_decision d;
 	u64 version;
@@ -268,11 +269,6 @@ void policy_gate(struct request *rq)
 	/* What the metrics and the log line need, copied out: the
 	 * platform's name, the deciding rule, and the lines a new policy
 	 * version's rules name (rarely: once per version). */
-	char platform[POLICY_NAME_MAX + 1] = "";
-	if (d.platform)
-		snprintf(platform, sizeof(platform), "%s", d.platform->name);
-	rq->gate.reason = d.reason;
-	gatewatch_sanitize(d.rule, d.rule ? strlen(d.rule) : 0, rq->gate.rule);
 	struct gatewatch_rule_line *seed = NULL;
 	size_t nseed = 0;
 	if (atomic_load_explicit(&s->watch.seeded_version,
@@ -282,8 +278,18 @@ void policy_gate(struct request *rq)
 			nseed = gatewatch_rule_lines(
 				p, seed, GATEWATCH_RULE_LINES_COPIED);
 	}
+	char platform[POLICY_NAME_MAX + 1] = "";
+	bool labelled = gatewatch_label_find(
+		&s->watch, d.platform ? d.platform->name : NULL,
+		d.platform ? (unsigned)(d.platform - p->platforms) : 0, version,
+		d.version_valid, d.version.major, d.version.minor,
+		&rq->gate.label);
+	if ((!labelled || seed) && d.platform)
+		snprintf(platform, sizeof(platform), "%s", d.platform->name);
+	rq->gate.reason = d.reason;
+	gatewatch_copy(d.rule, d.rule ? strlen(d.rule) : 0, rq->gate.rule);
 	rq->gate.has_version = cv != NULL;
-	gatewatch_sanitize(cv, cv ? strlen(cv) : 0, rq->gate.client_version);
+	gatewatch_copy(cv, cv_len, rq->gate.client_version);
 	rq->gate.evaluated = true;
 	rq->gate.verdict = d.verdict;
 	rq->gate.version = version;
@@ -312,16 +318,24 @@ void policy_gate(struct request *rq)
 		gatewatch_seed(&s->watch, seed, nseed, version);
 		free(seed);
 	}
-	rq->gate.label = gatewatch_label(
-		&s->watch, d.platform ? platform : NULL, d.version_valid,
-		d.version.major, d.version.minor);
+	/* A new label (rare), or rule lines just seeded: again, adding. */
+	if (!labelled || seed) {
+		rq->gate.label = gatewatch_label(
+			&s->watch, d.platform ? platform : NULL,
+			d.version_valid, d.version.major, d.version.minor);
+	}
 	gatewatch_count(&s->watch, rq->gate.label, d.verdict);
 }
 
-size_t policy_log_fields(const struct request *rq, struct log_field *f)
+size_t policy_log_fields(struct request *rq, struct log_field *f)
 {
 	if (!rq->gate.evaluated)
 		return 0;
+	/* copied raw at the gate, sanitised now (once, off its path) */
+	gatewatch_sanitize(rq->gate.client_version,
+			   strlen(rq->gate.client_version),
+			   rq->gate.client_version);
+	gatewatch_sanitize(rq->gate.rule, strlen(rq->gate.rule), rq->gate.rule);
 	f[0] = LOG_STR(
 		"client_platform",
 		gatewatch_platform_name(&rq->srv->watch, rq->gate.label));

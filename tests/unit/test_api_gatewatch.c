@@ -141,6 +141,42 @@ static void rule_lines_get_labels_before_the_seen_ones(void **state)
 	free_watch(w);
 }
 
+static void lookups_without_a_lock_never_add(void **state)
+{
+	(void)state;
+	static const char doc[] =
+		"{\"platforms\":{\"android\":{\"min_supported\":\"4.0.0\"},"
+		"\"ios\":{\"min_supported\":\"2.1.0\"}}}";
+	struct policy *p = NULL;
+	struct policy_err err;
+	struct gatewatch_rule_line lines[GATEWATCH_RULE_LINES_COPIED];
+	struct gatewatch_label l;
+	char got[64];
+	assert_int_equal(policy_parse(doc, strlen(doc), &p, &err), 0);
+	size_t n = gatewatch_rule_lines(p, lines, GATEWATCH_RULE_LINES_COPIED);
+	policy_free(p);
+	struct gatewatch *w = new_watch();
+	/* nothing known yet: the lookup says a label must be added */
+	assert_false(gatewatch_label_find(w, "ios", 1, 7, true, 2, 1, &l));
+	assert_int_equal(atomic_load(&w->nplatforms), 0);
+	gatewatch_seed(w, lines, n, 7);
+	/* the policy's platforms by index (sorted: android 0, ios 1) */
+	assert_true(gatewatch_label_find(w, "ios", 1, 7, true, 2, 1, &l));
+	label_text(w, l, got);
+	assert_string_equal(got, "ios 2.1");
+	/* another version's index is not trusted: the name decides */
+	assert_true(gatewatch_label_find(w, "android", 1, 8, true, 4, 0, &l));
+	label_text(w, l, got);
+	assert_string_equal(got, "android 4.0");
+	/* a line not seen while there is room: false, nothing added */
+	assert_false(gatewatch_label_find(w, "ios", 1, 7, true, 3, 0, &l));
+	assert_int_equal(atomic_load(&w->platforms[1].nlines), 3);
+	assert_true(gatewatch_label_find(w, "ios", 1, 7, false, 0, 0, &l));
+	label_text(w, l, got);
+	assert_string_equal(got, "ios unparsed");
+	free_watch(w);
+}
+
 static void decisions_are_rendered_by_platform_line_and_verdict(void **state)
 {
 	(void)state;
@@ -228,6 +264,7 @@ int main(void)
 			lines_are_major_minor_and_bounded_per_platform),
 		cmocka_unit_test(platforms_are_bounded_and_names_sanitised),
 		cmocka_unit_test(rule_lines_get_labels_before_the_seen_ones),
+		cmocka_unit_test(lookups_without_a_lock_never_add),
 		cmocka_unit_test(
 			decisions_are_rendered_by_platform_line_and_verdict),
 		cmocka_unit_test(sanitised_values_are_short_and_plain),
