@@ -1531,8 +1531,7 @@ static enum MHD_Result policy_command_reply(struct request *rq)
 					    json_integer((json_int_t)v - 1));
 		}
 		if (outcome == PSTATE_OK)
-			log_policy_set(rq, (const struct pstate_set *)(h + 1),
-				       v);
+			log_policy_set(rq, (const void *)(h + 1), v);
 		return reply_jansson(rq, outcome == PSTATE_OK ? 201 : 200, o);
 	}
 	if (h->kind == PSTATE_CMD_OVERRIDE) {
