@@ -111,7 +111,8 @@ struct request_gate {
 	/* for the metrics and the request's log line (gatewatch.h) */
 	struct gatewatch_label label;
 	bool has_version; /* X-Client-Version was sent */
-	char client_version[GATEWATCH_LOG_TEXT_BYTES]; /* sanitised */
+	char client_version[GATEWATCH_LOG_TEXT_BYTES]; /* raw; sanitised when
+							  logged */
 	u8 reason;				       /* enum policy_reason */
 	char rule[GATEWATCH_LOG_TEXT_BYTES]; /* the deciding range or min */
 };
