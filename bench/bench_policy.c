@@ -9,14 +9,20 @@
  * X-Client-Version values (blocked, deprecated, supported, lenient,
  * missing, unknown platform), channels, countries, users and
  * Accept-Language values, so every rule of the order is taken.  Prints
- * the median of RUNS runs, for the full decision and for one without a
- * user (no flag buckets).  A figure, never a test.
+ * the median of RUNS runs, for the full decision, for one without a
+ * user (no flag buckets), and for the full decision plus what the gate
+ * does with it, before issue 11 (a count by verdict) and now (the
+ * label lookup and count of api/gatewatch.h, the version header and the
+ * rule copied for the log line), as policy_gate does.  A figure, never
+ * a test.
  *
  * Build and run (from the repository root): `make bench-build`, then
  *   build/bench/bench_policy [runs]
  */
+#include "api/gatewatch.h"
 #include "core/policy.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,10 +115,14 @@ int main(int argc, char **argv)
 {
 	int runs = argc > 1 ? (int)strtol(argv[1], NULL, 10) : RUNS_DEFAULT;
 	struct policy_query q[NR];
+	size_t hlen[NR];
 	struct policy_override ov[2];
 	struct policy_err err;
 	struct policy *p;
-	double *full_ns, *nouser_ns;
+	double *full_ns, *nouser_ns, *count_ns, *watch_ns;
+	static atomic_ullong verdicts[4];
+	struct gatewatch *w = malloc(sizeof(*w));
+	struct gatewatch_rule_line lines[GATEWATCH_RULE_LINES_COPIED];
 
 	if (runs < 1 || runs > 1000)
 		runs = RUNS_DEFAULT;
@@ -128,6 +138,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	for (size_t i = 0; i < NR; i++) {
+		hlen[i] = strlen(reqs[i].header);
 		memset(&q[i], 0, sizeof(q[i]));
 		policy_query_set_client_version(&q[i], reqs[i].header,
 						strlen(reqs[i].header));
@@ -138,8 +149,15 @@ int main(int argc, char **argv)
 	}
 	full_ns = calloc((size_t)runs, sizeof(double));
 	nouser_ns = calloc((size_t)runs, sizeof(double));
-	if (!full_ns || !nouser_ns)
+	count_ns = calloc((size_t)runs, sizeof(double));
+	watch_ns = calloc((size_t)runs, sizeof(double));
+	if (!full_ns || !nouser_ns || !count_ns || !watch_ns || !w ||
+	    gatewatch_init(w))
 		return 1;
+	/* as the gate does once per policy version */
+	gatewatch_seed(
+		w, lines,
+		gatewatch_rule_lines(p, lines, GATEWATCH_RULE_LINES_COPIED), 1);
 	for (int r = 0; r < runs; r++) {
 		struct policy_decision d;
 		unsigned acc = 0;
@@ -158,12 +176,59 @@ int main(int argc, char **argv)
 			acc += d.verdict + (unsigned)d.flags;
 		}
 		t2 = now_ns();
+		/* the gate before issue 11: a count by verdict */
+		for (unsigned i = 0; i < ROUNDS; i++) {
+			struct policy_query *x = &q[i % NR];
+			x->user = users[i % NU];
+			policy_evaluate(p, x, ov, 2, &d);
+			if (d.verdict < 4)
+				atomic_fetch_add_explicit(&verdicts[d.verdict],
+							  1,
+							  memory_order_relaxed);
+			acc += d.verdict + (unsigned)d.flags;
+		}
+		double t3 = now_ns();
+		/* the gate now (policy_gate): the label (no new one after
+		 * the first rounds), its count, the rule and the header
+		 * copied for the log line */
+		for (unsigned i = 0; i < ROUNDS; i++) {
+			struct policy_query *x = &q[i % NR];
+			struct gatewatch_label l;
+			char rule[GATEWATCH_LOG_TEXT_BYTES];
+			char version[GATEWATCH_LOG_TEXT_BYTES];
+			x->user = users[i % NU];
+			policy_evaluate(p, x, ov, 2, &d);
+			if (!gatewatch_label_find(
+				    w, d.platform ? d.platform->name : NULL,
+				    d.platform ? (unsigned)(d.platform -
+							    p->platforms)
+					       : 0,
+				    1, d.version_valid, d.version.major,
+				    d.version.minor, &l))
+				l = gatewatch_label(
+					w, d.platform ? d.platform->name : NULL,
+					d.version_valid, d.version.major,
+					d.version.minor);
+			gatewatch_copy(d.rule, d.rule ? strlen(d.rule) : 0,
+				       rule);
+			gatewatch_copy(reqs[i % NR].header, hlen[i % NR],
+				       version);
+			gatewatch_count(w, l, d.verdict);
+			acc += d.verdict + (unsigned)d.flags +
+			       (unsigned char)rule[0] +
+			       (unsigned char)version[0];
+		}
+		double t4 = now_ns();
 		sink += acc;
 		full_ns[r] = (t1 - t0) / ROUNDS;
 		nouser_ns[r] = (t2 - t1) / ROUNDS;
+		count_ns[r] = (t3 - t2) / ROUNDS;
+		watch_ns[r] = (t4 - t3) / ROUNDS;
 	}
 	qsort(full_ns, (size_t)runs, sizeof(double), cmp_double);
 	qsort(nouser_ns, (size_t)runs, sizeof(double), cmp_double);
+	qsort(count_ns, (size_t)runs, sizeof(double), cmp_double);
+	qsort(watch_ns, (size_t)runs, sizeof(double), cmp_double);
 	printf("policy: 4 platforms, 6 flags, 2 notices, 2 overrides; %zu "
 	       "requests, %u rounds, median of %d runs\n",
 	       NR, ROUNDS, runs);
@@ -171,8 +236,17 @@ int main(int argc, char **argv)
 	       full_ns[runs / 2], 1e3 / full_ns[runs / 2]);
 	printf("evaluate (no user):                   %6.1f ns  (%.1f M/s)\n",
 	       nouser_ns[runs / 2], 1e3 / nouser_ns[runs / 2]);
+	printf("gate before issue 11 (+ count by verdict): %6.1f ns\n",
+	       count_ns[runs / 2]);
+	printf("gate now (+ labels, count, log texts):      %6.1f ns  "
+	       "(%.3f of before)\n",
+	       watch_ns[runs / 2], watch_ns[runs / 2] / count_ns[runs / 2]);
 	free(full_ns);
 	free(nouser_ns);
+	free(count_ns);
+	free(watch_ns);
+	gatewatch_destroy(w);
+	free(w);
 	policy_free(p);
 	return 0;
 }

@@ -15,6 +15,9 @@
 # inflates far less than it lowers requests/s; this machine's VM has no
 # hardware counters, so no instruction counts).  Per run it prints the requests
 # and the counts per request; then the medians and the ratios B/A.
+# POLICY=FILE puts that client-policy document on both servers and
+# CLIENT_VERSION=platform/version makes every request carry it, so the
+# client-version gate decides each one (docs/benchmarks.md, issue 11).
 # Needs perf (scripts/deps.sh bench) and perf_event_paranoid <= 1 or
 # root.  Prints figures; never passes or fails on them.
 set -eu
@@ -38,6 +41,12 @@ start() { # NAME BIN -> sets port_NAME, pid_NAME
 	serve_start "$2" "$work/$1" "$work/$1.log"
 	pids="$pids $serve_pid"
 	eval "pid_$1=$serve_pid port_$1=$serve_port"
+	if [ -n "${POLICY:-}" ]; then
+		curl -sf -o /dev/null -X PUT --data-binary "@$POLICY" \
+			-H "Authorization: Bearer $(cat "$work/$1/admin.token")" \
+			-H "Content-Type: application/json" \
+			"http://127.0.0.1:$serve_port/v1/client-policy"
+	fi
 }
 
 run() { # NAME SECONDS RUN

@@ -5,6 +5,9 @@ local accounts = tonumber(os.getenv("ACCOUNTS") or "100000")
 local run = os.getenv("RUN") or "1"
 -- The administrator's bearer token (docs/authz.md): TPWALLET_TOKEN.
 local token = os.getenv("TPWALLET_TOKEN")
+-- CLIENT_VERSION: send it as X-Client-Version, with an X-Client-User of
+-- 1,000 per thread, so the client-version gate decides each request.
+local client_version = os.getenv("CLIENT_VERSION")
 local threads = 0
 
 function setup(thread)
@@ -27,6 +30,10 @@ function request()
 	local headers = { ["Content-Type"] = "application/json" }
 	if token then
 		headers["Authorization"] = "Bearer " .. token
+	end
+	if client_version then
+		headers["X-Client-Version"] = client_version
+		headers["X-Client-User"] = string.format("u-%d-%d", tid, counter % 1000)
 	end
 	return wrk.format("POST", "/v1/transfers", headers, body)
 end

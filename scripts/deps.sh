@@ -3,7 +3,8 @@
 #   scripts/deps.sh build   what building and serving need (make run)
 #   scripts/deps.sh [test]  that and what the tests use (make test): the
 #                           sanitizers' clang, cmocka, the static checks,
-#                           wrk, and Node.js with npm for the JOSE client
+#                           wrk, Node.js with npm for the JOSE client, and
+#                           prometheus for its promtool (the alert rules)
 #   scripts/deps.sh bench   what building needs and the benchmarks' tools:
 #                           wrk, curl, python3, nginx (the fixed-reply
 #                           baseline of bench/single_vs_nginx.sh), perf
@@ -14,7 +15,7 @@ set -eu
 BUILD_PKGS="build-essential pkg-config
 libmicrohttpd-dev libsodium-dev libjansson-dev nettle-dev libcurl4-gnutls-dev"
 TEST_PKGS="clang libclang-rt-14-dev libcmocka-dev python3 curl wrk
-clang-format cppcheck util-linux"
+clang-format cppcheck util-linux prometheus"
 BENCH_PKGS="python3 curl wrk nginx-light linux-perf"
 
 case "${1:-test}" in
@@ -47,4 +48,14 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 # shellcheck disable=SC2086
 $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+# The tests need only promtool: on a host run by systemd, installing
+# prometheus also enables and starts its service (in a container
+# policy-rc.d usually stops that).  Stop and disable it again.
+case "$missing " in
+*" prometheus "*)
+	if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+		$SUDO systemctl disable --now prometheus >/dev/null 2>&1 || true
+	fi
+	;;
+esac
 echo "deps: done"

@@ -8,6 +8,7 @@
 #define TPW_API_INTERNAL_H
 
 #include "api/authz.h"
+#include "api/gatewatch.h"
 #include "api/metrics.h"
 #include "api/netguard.h"
 #include "api/problem.h"
@@ -16,6 +17,7 @@
 #include "api/wbuf.h"
 #include "core/policy.h"
 #include "engine/engine.h"
+#include "engine/logger.h"
 
 #include <jansson.h>
 #include <microhttpd.h>
@@ -46,8 +48,9 @@ struct api_server {
 	const char *data_dir;	   /* NULL: activity is not kept on disk */
 	struct activity *activity; /* under activity_lock */
 	pthread_mutex_t activity_lock;
-	u8 activity_key[32];	      /* keys the hash of X-Client-User */
-	_Atomic u64 gate_verdicts[4]; /* by enum policy_verdict */
+	u8 activity_key[32]; /* keys the hash of X-Client-User */
+	/* The gate's decisions and blocked users, labelled (gatewatch.h). */
+	struct gatewatch watch;
 	/* False while no client policy has ever been current: set at start
 	 * from the state and before any policy document is submitted, so
 	 * the gate skips the state lock on every request until then. */
@@ -122,6 +125,13 @@ struct request_gate {
 	char obs_platform[33];
 	char obs_version[257];
 	const char *obs_user; /* X-Client-User, valid for the request */
+	/* for the metrics and the request's log line (gatewatch.h) */
+	struct gatewatch_label label;
+	bool has_version; /* X-Client-Version was sent */
+	char client_version[GATEWATCH_LOG_TEXT_BYTES]; /* raw; sanitised when
+							  logged */
+	u8 reason;				       /* enum policy_reason */
+	char rule[GATEWATCH_LOG_TEXT_BYTES]; /* the deciding range or min */
 };
 
 /* What goes to the engine and comes back (server.c, ledger_routes.c,
@@ -215,6 +225,12 @@ void policy_gate(struct request *rq);
 void policy_gate_headers(struct request *rq, struct MHD_Response *resp);
 /* Count the client the gate saw, now that it authenticated. */
 void policy_observe(struct request *rq);
+/* A blocked request: count its user (X-Client-User), verified when its
+ * credential authenticates (it is still refused whatever it says). */
+void policy_count_blocked(struct request *rq, const char *url,
+			  const char *method);
+/* The gate's fields of the request's log line: at most 6 into f. */
+size_t policy_log_fields(struct request *rq, struct log_field *f);
 /* The refusal of a blocked client. */
 enum MHD_Result policy_gate_reply(struct request *rq);
 void policy_metrics(struct api_server *s, struct wbuf *b);

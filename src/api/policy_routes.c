@@ -138,30 +138,59 @@ static void observe_later(struct request *rq, const struct policy_query *q,
 	rq->gate.obs_user = q->user;
 }
 
+/* The keyed hash of user as the caller's: the administrator's
+ * credentials (the gateway) speak for every user id; any other
+ * credential only for the users of the principal at the root of its
+ * chain, so the same id sent by another tenant is another user, and no
+ * tenant can change what is counted for another's users
+ * (docs/security.md).  Unverified (no authenticated caller): a hash of
+ * its own, which never meets a verified one. */
+static u64 user_hash(struct request *rq, const char *user, bool verified)
+{
+	struct api_server *s = rq->srv;
+	u64 h;
+	crypto_generichash_state st;
+	crypto_generichash_init(&st, s->activity_key, sizeof(s->activity_key),
+				sizeof(h));
+	if (!verified) {
+		static const u8 tag[] = "unverified";
+		crypto_generichash_update(&st, tag, sizeof(tag));
+	} else if (!rq->auth.caller.root_admin) {
+		static const u8 tag[] = "principal";
+		crypto_generichash_update(&st, tag, sizeof(tag));
+		crypto_generichash_update(&st, rq->auth.caller.root,
+					  sizeof(rq->auth.caller.root));
+	}
+	crypto_generichash_update(&st, (const u8 *)user, strlen(user));
+	crypto_generichash_final(&st, (u8 *)&h, sizeof(h));
+	return h;
+}
+
+void policy_count_blocked(struct request *rq, const char *url,
+			  const char *method)
+{
+	const char *user = MHD_lookup_connection_value(
+		rq->conn, MHD_HEADER_KIND, "X-Client-User");
+	if (!rq->gate.evaluated || !user || !user[0] || strlen(user) > 256)
+		return;
+	/* Authenticated only to know whose user it is: the refusal is the
+	 * same whatever the credential says. */
+	if (MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND,
+					"Authorization"))
+		authz_begin(rq, url, method);
+	bool verified = rq->auth.checked && rq->auth.err.code == 0 &&
+			rq->auth.caller.authenticated;
+	gatewatch_blocked(&rq->srv->watch, rq->gate.label,
+			  user_hash(rq, user, verified), verified, today());
+}
+
 void policy_observe(struct request *rq)
 {
 	struct api_server *s = rq->srv;
 	if (!rq->gate.obs_platform[0] || !s->activity ||
 	    !rq->auth.caller.authenticated)
 		return;
-	/* Whose user this is: the administrator's credentials (the
-	 * gateway) speak for every user id; any other credential only for
-	 * the users of the principal at the root of its chain, so the same
-	 * id sent by another tenant is another user, and no tenant can
-	 * change what is counted for another's users (docs/security.md). */
-	u64 h;
-	crypto_generichash_state st;
-	crypto_generichash_init(&st, s->activity_key, sizeof(s->activity_key),
-				sizeof(h));
-	if (!rq->auth.caller.root_admin) {
-		static const u8 tag[] = "principal";
-		crypto_generichash_update(&st, tag, sizeof(tag));
-		crypto_generichash_update(&st, rq->auth.caller.root,
-					  sizeof(rq->auth.caller.root));
-	}
-	crypto_generichash_update(&st, (const u8 *)rq->gate.obs_user,
-				  strlen(rq->gate.obs_user));
-	crypto_generichash_final(&st, (u8 *)&h, sizeof(h));
+	u64 h = user_hash(rq, rq->gate.obs_user, true);
 	pthread_mutex_lock(&s->activity_lock);
 	if (rq->auth.caller.root_admin)
 		activity_observe(s->activity, h, rq->gate.obs_platform,
@@ -229,14 +258,39 @@ void policy_gate(struct request *rq)
 	q.languages = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
 						  "Accept-Language");
 	q.now_s = now_s();
+	size_t cv_len = cv ? strlen(cv) : 0;
 	if (cv)
-		policy_query_set_client_version(&q, cv, strlen(cv));
+		policy_query_set_client_version(&q, cv, cv_len);
 
 	struct policy_decision d;
 	u64 version;
 	json_t *blocked = NULL;
 	const struct policy *p = evaluate_locked(s, &q, &d, &version);
 	observe_later(rq, &q, &d);
+	/* What the metrics and the log line need, copied out: the
+	 * platform's name, the deciding rule, and the lines a new policy
+	 * version's rules name (rarely: once per version). */
+	struct gatewatch_rule_line *seed = NULL;
+	size_t nseed = 0;
+	if (atomic_load_explicit(&s->watch.seeded_version,
+				 memory_order_acquire) != version) {
+		seed = malloc(GATEWATCH_RULE_LINES_COPIED * sizeof(*seed));
+		if (seed)
+			nseed = gatewatch_rule_lines(
+				p, seed, GATEWATCH_RULE_LINES_COPIED);
+	}
+	char platform[POLICY_NAME_MAX + 1] = "";
+	bool labelled = gatewatch_label_find(
+		&s->watch, d.platform ? d.platform->name : NULL,
+		d.platform ? (unsigned)(d.platform - p->platforms) : 0, version,
+		d.version_valid, d.version.major, d.version.minor,
+		&rq->gate.label);
+	if ((!labelled || seed) && d.platform)
+		snprintf(platform, sizeof(platform), "%s", d.platform->name);
+	rq->gate.reason = d.reason;
+	gatewatch_copy(d.rule, d.rule ? strlen(d.rule) : 0, rq->gate.rule);
+	rq->gate.has_version = cv != NULL;
+	gatewatch_copy(cv, cv_len, rq->gate.client_version);
 	rq->gate.evaluated = true;
 	rq->gate.verdict = d.verdict;
 	rq->gate.version = version;
@@ -272,9 +326,38 @@ void policy_gate(struct request *rq)
 	engine_read_end(s->e);
 	if (blocked)
 		rq->gate.body = blocked_text(rq, blocked);
-	if (d.verdict < 4)
-		atomic_fetch_add_explicit(&s->gate_verdicts[d.verdict], 1,
-					  memory_order_relaxed);
+	if (seed) {
+		gatewatch_seed(&s->watch, seed, nseed, version);
+		free(seed);
+	}
+	/* A new label (rare), or rule lines just seeded: again, adding. */
+	if (!labelled || seed) {
+		rq->gate.label = gatewatch_label(
+			&s->watch, d.platform ? platform : NULL,
+			d.version_valid, d.version.major, d.version.minor);
+	}
+	gatewatch_count(&s->watch, rq->gate.label, d.verdict);
+}
+
+size_t policy_log_fields(struct request *rq, struct log_field *f)
+{
+	if (!rq->gate.evaluated)
+		return 0;
+	/* copied raw at the gate, sanitised now (once, off its path) */
+	gatewatch_sanitize(rq->gate.client_version,
+			   strlen(rq->gate.client_version),
+			   rq->gate.client_version);
+	gatewatch_sanitize(rq->gate.rule, strlen(rq->gate.rule), rq->gate.rule);
+	f[0] = LOG_STR(
+		"client_platform",
+		gatewatch_platform_name(&rq->srv->watch, rq->gate.label));
+	f[1] = LOG_STR("client_version",
+		       rq->gate.has_version ? rq->gate.client_version : NULL);
+	f[2] = LOG_STR("verdict", policy_verdict_name(rq->gate.verdict));
+	f[3] = LOG_STR("rule", policy_reason_name(rq->gate.reason));
+	f[4] = LOG_STR("rule_text", rq->gate.rule[0] ? rq->gate.rule : NULL);
+	f[5] = LOG_NUM("policy_version", rq->gate.version);
+	return 6;
 }
 
 static void http_date(char *out, size_t cap, int64_t t)
@@ -1711,6 +1794,16 @@ enum MHD_Result policy_route_impact(struct request *rq)
 	 * X-Client-User of the administrator's credentials, or of one
 	 * principal's (the root of the sender's chain). */
 	json_object_set_new(o, "user_scope", json_string("root-principal"));
+	/* The users the gate refused (not in the counts above, which are
+	 * served users of authenticated requests only): verified apart
+	 * from unverified, never mixed (docs/client-policy.md). */
+	u64 bu[2];
+	gatewatch_blocked_users(&rq->srv->watch, platform, t, bu);
+	json_object_set_new(o, "blocked_users",
+			    json_pack("{s:I, s:I, s:I}", "verified",
+				      (json_int_t)bu[1], "unverified",
+				      (json_int_t)bu[0], "window_days",
+				      (json_int_t)ACTIVITY_WINDOW_DAYS));
 	json_t *f = json_pack("{s:f, s:I, s:I}", "threshold", threshold,
 			      "weeks", (json_int_t)weeks, "days_used",
 			      (json_int_t)fc.days_used);
@@ -1867,6 +1960,113 @@ enum MHD_Result policy_route_override(struct request *rq)
 	return delete_override(rq);
 }
 
+/* ---- log lines of changes ------------------------------------------- */
+
+/* Who made a change, for its log line: "administrator", or the
+ * principal's name (copied out of the auth state) and thumbprint. */
+struct author_text {
+	char name[AUTH_NAME_BYTES + 1];
+	char thumbprint[44];
+	bool admin;
+};
+
+static void author_text(struct request *rq, const u8 id[32],
+			struct author_text *out)
+{
+	static const u8 zero[32];
+	struct auth_principal_info p;
+	memset(out, 0, sizeof(*out));
+	out->admin = memcmp(id, zero, 32) == 0;
+	if (out->admin) {
+		snprintf(out->name, sizeof(out->name), "administrator");
+		return;
+	}
+	b64url_encode(out->thumbprint, sizeof(out->thumbprint), id, 32);
+	engine_read_begin(rq->srv->e);
+	bool named = auth_principal_get(engine_auth(rq->srv->e), id, &p);
+	engine_read_end(rq->srv->e);
+	if (named)
+		snprintf(out->name, sizeof(out->name), "%s", p.name);
+}
+
+/* A NUL-padded text of a record, cut at its padding. */
+static void padded_text(char *out, size_t cap, const char *in, size_t n)
+{
+	size_t len = strnlen(in, n);
+	if (len >= cap)
+		len = cap - 1;
+	memcpy(out, in, len);
+	out[len] = '\0';
+}
+
+static void put_time(char out[POLICY_TIME_TEXT_BYTES], int64_t t)
+{
+	if (t == POLICY_TIME_NONE || policy_format_time(t, out) != 0)
+		snprintf(out, POLICY_TIME_TEXT_BYTES, "none");
+}
+
+/* An override's line: opened, extended or ended (info: its state now). */
+static void log_override(struct request *rq, const char *msg, const u8 *author,
+			 const char *reason, size_t reason_bytes,
+			 const struct pstate_override_info *info)
+{
+	struct author_text a;
+	char why[PSTATE_REASON_BYTES + POLICY_REASON_MAX + 16];
+	char platform[sizeof(info->cmd->platform) + 1];
+	char range[sizeof(info->cmd->range) + 1];
+	char start[POLICY_TIME_TEXT_BYTES], end[POLICY_TIME_TEXT_BYTES];
+	author_text(rq, author, &a);
+	padded_text(why, sizeof(why), reason, reason_bytes);
+	padded_text(platform, sizeof(platform), info->cmd->platform,
+		    sizeof(info->cmd->platform));
+	padded_text(range, sizeof(range), info->cmd->range,
+		    sizeof(info->cmd->range));
+	put_time(start, info->not_before_s);
+	put_time(end, info->expires_at_s);
+	log_at(LOG_INFO, msg, LOG_NUM("id", info->id),
+	       LOG_STR("platform", platform), LOG_STR("range", range),
+	       LOG_STR("mode", info->cmd->mode == POLICY_OVERRIDE_ALLOW
+				       ? "allow"
+				       : "compat"),
+	       LOG_STR("author", a.name[0] ? a.name : NULL),
+	       LOG_STR("author_thumbprint", a.admin ? NULL : a.thumbprint),
+	       LOG_STR("reason", why[0] ? why : NULL),
+	       LOG_STR("starts_at", start), LOG_STR("ends_at", end));
+}
+
+/* The override id's state now (copied out), or false. */
+static bool override_now(struct request *rq, u64 id, struct override_copy *c)
+{
+	bool found = false;
+	engine_read_begin(rq->srv->e);
+	const struct pstate *ps = engine_pstate(rq->srv->e);
+	for (u64 i = pstate_override_count(ps); i-- > 0 && !found;) {
+		struct pstate_override_info o;
+		pstate_override_at(ps, i, &o);
+		if (o.id == id) {
+			override_copy(rq->srv->e, &o, c);
+			found = true;
+		}
+	}
+	engine_read_end(rq->srv->e);
+	return found;
+}
+
+static void log_policy_set(struct request *rq, const struct pstate_set *set,
+			   u64 version)
+{
+	struct author_text a;
+	char why[PSTATE_REASON_BYTES + 1];
+	author_text(rq, set->author, &a);
+	padded_text(why, sizeof(why), set->reason, sizeof(set->reason));
+	log_at(LOG_INFO, "client policy activated", LOG_NUM("version", version),
+	       LOG_STR("change", set->rollback_of ? "rollback" : "set"),
+	       LOG_NUM("rollback_of", set->rollback_of),
+	       LOG_STR("author", a.name[0] ? a.name : NULL),
+	       LOG_STR("author_thumbprint", a.admin ? NULL : a.thumbprint),
+	       LOG_STR("reason", why[0] ? why : NULL));
+}
+
 static enum MHD_Result policy_command_reply(struct request *rq)
 {
 	const struct command_header *h = rq->eng.payload;
@@ -1937,8 +2137,7 @@ static enum MHD_Result policy_command_reply(struct request *rq)
 		if (rq->eng.reply_extra)
 			json_object_update(o, rq->eng.reply_extra);
 		if (outcome == PSTATE_OK)
-			log_at(LOG_INFO, "client policy activated",
-			       LOG_NUM("version", v));
+			log_policy_set(rq, (const void *)(h + 1), v);
 		return reply_jansson(rq, outcome == PSTATE_OK ? 201 : 200, o);
 	}
 	if (h->kind == PSTATE_CMD_OVERRIDE ||
@@ -1962,15 +2161,30 @@ static enum MHD_Result policy_command_reply(struct request *rq)
 		}
 		engine_read_end(rq->srv->e);
 		json_t *o = found ? override_json(mine, now_s()) : NULL;
+		if (o)
+			log_override(rq, "client policy override opened",
+				     mine->cmd.author, mine->cmd.reason,
+				     sizeof(mine->cmd.reason), &mine->info);
 		free(mine);
 		if (!o)
 			return api_reply_problem(rq, PROBLEM_internal_error,
 						 NULL, NULL, NULL);
 		return reply_jansson(rq, 201, o);
 	}
-	if (h->kind == PSTATE_CMD_OVERRIDE_EXTEND) /* with its new end */
+	struct override_copy now;
+	if (h->kind == PSTATE_CMD_OVERRIDE_EXTEND) { /* with its new end */
+		const struct pstate_override_extend *x = (const void *)(h + 1);
+		if (override_now(rq, x->id, &now))
+			log_override(rq, "client policy override extended",
+				     x->author, x->reason, sizeof(x->reason),
+				     &now.info);
 		return get_overrides(rq, (u64)rq->path_id);
+	}
 	/* PSTATE_CMD_OVERRIDE_END */
+	const struct pstate_override_end *e = (const void *)(h + 1);
+	if (outcome == PSTATE_OK && override_now(rq, e->id, &now))
+		log_override(rq, "client policy override ended", e->author,
+			     e->reason, sizeof(e->reason), &now.info);
 	return reply_jansson(
 		rq, 200,
 		json_pack("{s:I, s:s}", "id", (json_int_t)rq->path_id, "status",
@@ -2003,8 +2217,19 @@ void policy_metrics(struct api_server *s, struct wbuf *b)
 	const struct pstate *ps = engine_pstate(s->e);
 	pstate_current(ps, &version);
 	const struct policy_override *ov = pstate_overrides_live(ps, &n);
-	for (size_t i = 0; i < n; i++)
+	/* at most POLICY_OVERRIDES_MAX live: one series each */
+	struct {
+		u64 id;
+		int64_t at_s;
+	} exp[POLICY_OVERRIDES_MAX];
+	size_t nexp = 0;
+	for (size_t i = 0; i < n; i++) {
 		active += policy_override_active(&ov[i], now);
+		if (ov[i].expires_at_s > now && nexp < POLICY_OVERRIDES_MAX) {
+			exp[nexp].id = ov[i].id;
+			exp[nexp++].at_s = ov[i].expires_at_s;
+		}
+	}
 	engine_read_end(s->e);
 	wbuf_puts(b, "# HELP tpwallet_client_policy_version The active client "
 		     "policy version (0: none).\n"
@@ -2016,15 +2241,21 @@ void policy_metrics(struct api_server *s, struct wbuf *b)
 		     "# TYPE tpwallet_client_policy_overrides_active gauge\n"
 		     "tpwallet_client_policy_overrides_active ");
 	wbuf_put_u64(b, active);
-	wbuf_puts(b, "\n# HELP tpwallet_client_policy_decisions_total "
-		     "Gate decisions by verdict.\n"
-		     "# TYPE tpwallet_client_policy_decisions_total counter\n");
-	for (unsigned v = 0; v < 4; v++) {
-		wbuf_puts(b,
-			  "tpwallet_client_policy_decisions_total{verdict=\"");
-		wbuf_puts(b, policy_verdict_name(v));
+	wbuf_putc(b, '\n');
+	gatewatch_render(&s->watch, today(), b);
+	wbuf_puts(b, "# HELP "
+		     "tpwallet_client_policy_override_expiry_timestamp_seconds "
+		     "When each override not yet ended stops relaxing the "
+		     "gate (Unix time).\n"
+		     "# TYPE "
+		     "tpwallet_client_policy_override_expiry_timestamp_seconds "
+		     "gauge\n");
+	for (size_t i = 0; i < nexp; i++) {
+		wbuf_puts(b, "tpwallet_client_policy_override_expiry_"
+			     "timestamp_seconds{id=\"");
+		wbuf_put_u64(b, exp[i].id);
 		wbuf_puts(b, "\"} ");
-		wbuf_put_u64(b, atomic_load(&s->gate_verdicts[v]));
+		wbuf_put_u64(b, (u64)exp[i].at_s);
 		wbuf_putc(b, '\n');
 	}
 }
@@ -2108,7 +2339,14 @@ int policy_activity_open(struct api_server *s)
 	}
 	if (!s->activity)
 		s->activity = activity_new();
-	return s->activity ? 0 : -ENOMEM;
+	if (!s->activity)
+		return -ENOMEM;
+	if (gatewatch_init(&s->watch) != 0) {
+		activity_free(s->activity);
+		s->activity = NULL;
+		return -ENOMEM;
+	}
+	return 0;
 }
 
 struct mem_sink {
@@ -2168,6 +2406,7 @@ void policy_activity_close(struct api_server *s)
 		policy_activity_save(s);
 	activity_free(s->activity);
 	s->activity = NULL;
+	gatewatch_destroy(&s->watch);
 	pthread_mutex_destroy(&s->activity_lock);
 	sodium_memzero(s->activity_key, sizeof(s->activity_key));
 }

@@ -701,8 +701,10 @@ static enum MHD_Result request_begin(struct request *rq, const char *url,
 		/* A refused request with a body is answered now, unread
 		 * (the connection then closes): no waiting for an upload
 		 * that would be thrown away. */
-		if (blocked)
+		if (blocked) {
+			policy_count_blocked(rq, url, method);
 			return has_body(rq) ? policy_gate_reply(rq) : MHD_YES;
+		}
 		authz_begin(rq, url, method);
 		if (rq->auth.err.code == 0 && rq->auth.caller.authenticated)
 			netguard_set_principal(rq->net.nc,
@@ -833,13 +835,21 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
 	us = (now_ns() - rq->start_ns) / 1000;
 	metrics_observe_request(&s->metrics, rq->route, rq->method, rq->status,
 				us);
-	log_at(LOG_INFO, "request",
-	       LOG_STR("method", metrics_method_name(rq->method)),
-	       LOG_STR("route", metrics_route_template(rq->route)),
-	       LOG_NUM("status", rq->status), LOG_NUM("duration_us", us),
-	       LOG_STR("request_id", rq->request_id),
-	       LOG_STR("trace_id", rq->trace_id[0] ? rq->trace_id : NULL),
-	       LOG_NUM("events", rq->eng.count));
+	{
+		/* A gated request's line also says how the gate decided. */
+		struct log_field f[13] = {
+			LOG_STR("method", metrics_method_name(rq->method)),
+			LOG_STR("route", metrics_route_template(rq->route)),
+			LOG_NUM("status", rq->status),
+			LOG_NUM("duration_us", us),
+			LOG_STR("request_id", rq->request_id),
+			LOG_STR("trace_id",
+				rq->trace_id[0] ? rq->trace_id : NULL),
+			LOG_NUM("events", rq->eng.count),
+		};
+		size_t n = 7 + policy_log_fields(rq, f + 7);
+		log_write(LOG_INFO, "request", f, n);
+	}
 	api_release_body(rq);
 	netguard_request_done(rq->net.nc);
 	free(rq->eng.events);

@@ -50,6 +50,8 @@ import test_authz_limits  # noqa: E402,F401
 import test_client_policy  # noqa: E402,F401
 import test_policy_guard  # noqa: E402,F401
 import test_client_channel  # noqa: E402,F401
+import test_gate_watch  # noqa: E402,F401
+import test_alert_rules  # noqa: E402,F401
 import test_security  # noqa: E402,F401
 import test_netguard  # noqa: E402,F401
 import test_receipts  # noqa: E402,F401

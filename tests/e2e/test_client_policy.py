@@ -128,6 +128,19 @@ def metrics(s):
     return out
 
 
+def decisions_by_verdict(m):
+    """tpwallet_client_policy_decisions_total summed over platform and
+    line, by verdict (all four, 0 when absent)."""
+    out = {v: 0.0 for v in ("supported", "deprecated", "compat", "blocked")}
+    for k, v in m.items():
+        mm = re.match(r'^tpwallet_client_policy_decisions_total\{.*'
+                      r'verdict="([a-z]+)"\}$', k)
+        if mm:
+            check(mm.group(1) in out, "unknown verdict in %s" % k)
+            out[mm.group(1)] += v
+    return out
+
+
 def current_version(s):
     r = s.get("/v1/client-policy/versions")
     return check_ok(r, 200, "GET /v1/client-policy/versions")["current"]
@@ -221,9 +234,7 @@ def test_client_policy_done_when_block_deprecate_override_expiry_impact(ctx):
     m = metrics(s)
     check_eq(m.get("tpwallet_client_policy_version"), 1.0,
              "tpwallet_client_policy_version")
-    decisions = {v: m.get('tpwallet_client_policy_decisions_total'
-                          '{verdict="%s"}' % v)
-                 for v in ("supported", "deprecated", "compat", "blocked")}
+    decisions = decisions_by_verdict(m)
     check(all(x == 0 for x in decisions.values()),
           "decisions before any gated request: %r" % decisions)
     sent = {"supported": 0, "deprecated": 0, "compat": 0, "blocked": 0}
@@ -383,8 +394,7 @@ def test_client_policy_done_when_block_deprecate_override_expiry_impact(ctx):
           "evaluate after expiry: %r" % d)
 
     m = metrics(s)
-    got = {v: m.get('tpwallet_client_policy_decisions_total{verdict="%s"}'
-                    % v) for v in sent}
+    got = decisions_by_verdict(m)
     check_eq(got, {k: float(v) for k, v in sent.items()},
              "tpwallet_client_policy_decisions_total by verdict")
 

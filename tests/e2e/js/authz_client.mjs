@@ -23,7 +23,8 @@
 //   {"op": "fetch", "url", "method"?, "headers"?, "body"?}
 //       -> {"status", "headers", "body", "json"}
 //   {"op": "mandate_request", "base", "chain": [compact...], "key",
-//    "method", "path", "body"?, "proof"?: reuse this DPoP proof,
+//    "method", "path", "body"?, "headers"?: more request headers,
+//    "proof"?: reuse this DPoP proof,
 //    "dpop"?: overrides of the proof (iat, jti, htm, htu, header_jwk,
 //    sign_key, access_token)}
 //       -> the fetch answer plus {"proof"}
@@ -209,7 +210,8 @@ async function mandateRequest(c) {
       header: d.header,
     })).proof;
   }
-  const headers = { Authorization: `DPoP ${at}`, DPoP: proof };
+  const headers = { ...(c.headers || {}), Authorization: `DPoP ${at}`,
+                   DPoP: proof };
   const r = await doFetch(url.href, c.method, headers, c.body);
   return { ...r, proof };
 }
