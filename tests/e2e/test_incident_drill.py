@@ -30,7 +30,8 @@ import urllib.parse
 import gateway_stub
 import test_authz
 from harness import e2e_test, check, check_eq, run_cli, slow_factor
-from test_client_policy import check_ok, check_problem, evaluate, metrics
+from test_client_channel import jwt_payload
+from test_client_policy import check_ok, evaluate, metrics, parse_rfc3339
 from test_policy_guard import load_activity, rows
 
 GATEWAY_REFUSES = "android/3.9"
@@ -38,6 +39,8 @@ PROBED = "android/3.9.4"
 RAISE_REASON = "raise android min to 4.0.0 (REL-311)"
 OVERRIDE_REASON = "INC-7: 3.9 users locked out by REL-311"
 END_REASON = "3.9.5 shipped"
+USER_MESSAGE = {"default": "Sign-in is back for 3.9; please update soon.",
+                "de": "Die Anmeldung geht wieder; bitte bald aktualisieren."}
 
 
 def wait_metric(s, name, want, timeout):
@@ -124,12 +127,14 @@ def test_incident_drill_gateway_audit_trail_app_channel_and_guard(ctx):
         # Both refuse it now: the probe agrees with the policy again.
         wait_metric(s, probe_series(gw), 0.0, 15)
 
-        # 2. The operator lets 3.9.x in again for ten minutes.
+        # 2. The operator lets 3.9.x in again for ten minutes, with a
+        # message for its users.
         r = s.post("/v1/client-policy/overrides",
                    {"platform": "android", "range": "3.9.x",
                     "mode": "allow", "duration_s": 600,
-                    "reason": OVERRIDE_REASON})
+                    "reason": OVERRIDE_REASON, "message": USER_MESSAGE})
         ov = check_ok(r, 201, "open the override")
+        ov_end = int(parse_rfc3339(ov["expires_at"]))
         check_eq(evaluate(s, platform="android", version="3.9.4")
                  .get("decision"), "supported", "3.9.4 under the override")
         # ...and the probe shows that the gateway still refuses it.
@@ -137,6 +142,27 @@ def test_incident_drill_gateway_audit_trail_app_channel_and_guard(ctx):
         check_eq(metrics(s).get(probe_series(gw, "refused_by_gateway")),
                  1.0, "the probe's verdict: refused by the gateway")
         check(gw.refused > 0, "the gateway refused the probes")
+
+        # 3. The app's own credential (the owner of account 10, reading
+        # it) gets the signed manifest: valid until the override ends,
+        # with the override's message for users and not its reason.
+        a.accounts([10], owner=owner["thumbprint"])
+        app_links = a.chain([{"ops": ["accounts:read"],
+                              "accounts": ["10"]}], [owner])
+        r = a.call(app_links, owner, "GET",
+                   "/v1/client-policy?platform=android&version=3.9.4",
+                   headers={"Accept-Language": "de"})
+        check_eq(r["status"], 200, "the manifest with the app's mandate: "
+                 "%r" % (r.get("body"),))
+        m = jwt_payload(r["body"])
+        check_eq((m.get("decision"), m.get("exp")), ("supported", ov_end),
+                 "the app's manifest: served, valid until the override's "
+                 "end")
+        check_eq(m["override"].get("message"), USER_MESSAGE["de"],
+                 "the override's message, in the app's language")
+        check(OVERRIDE_REASON not in r["body"] and
+              OVERRIDE_REASON not in json.dumps(m),
+              "the override's internal reason reached the app: %r" % m)
 
         # 4. The override ends; the audit trail says who did what and why.
         r = s.request("DELETE", "/v1/client-policy/overrides/%d?reason=%s"
@@ -164,8 +190,9 @@ def test_incident_drill_gateway_audit_trail_app_channel_and_guard(ctx):
                  "policy sets, newest first: who and why")
         check_eq(sets[0]["author"].get("thumbprint"), bot["thumbprint"],
                  "the bot's thumbprint")
+        # (an override with a message for users is journaled as kind 20)
         [opened] = [e for e in entries if e.get("command") ==
-                    "policy_override"]
+                    "policy_override_2"]
         check_eq((who(opened), opened["fields"]["reason"],
                   opened["fields"]["override_id"]),
                  ("administrator", OVERRIDE_REASON, str(ov["id"])),
@@ -177,7 +204,7 @@ def test_incident_drill_gateway_audit_trail_app_channel_and_guard(ctx):
                  ("administrator", END_REASON, str(ov["id"])),
                  "who ended the override and why")
         check(cmds.index("policy_override_end") <
-              cmds.index("policy_override") < cmds.index("policy_set"),
+              cmds.index("policy_override_2") < cmds.index("policy_set"),
               "newest first: %r" % cmds)
         s.stop()
     finally:
