@@ -418,8 +418,8 @@ void gatewatch_render(struct gatewatch *w, u32 today, struct wbuf *b)
 		     "# TYPE tpwallet_client_policy_blocked_users gauge\n");
 	struct render_ctx r = {b, "true"};
 	pthread_mutex_lock(&w->blocked_lock);
-	activity_window(w->blocked[1], today, blocked_row, &r);
+	activity_buckets(w->blocked[1], today, blocked_row, &r);
 	r.verified = "false";
-	activity_window(w->blocked[0], today, blocked_row, &r);
+	activity_buckets(w->blocked[0], today, blocked_row, &r);
 	pthread_mutex_unlock(&w->blocked_lock);
 }

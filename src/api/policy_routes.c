@@ -1367,33 +1367,48 @@ static enum MHD_Result get_overrides(struct request *rq, u64 only_id)
 	const char *all = arg(rq, "all");
 	bool every = all && strcmp(all, "true") == 0;
 	int64_t now = now_s();
-	struct override_copy *oc =
-		malloc((only_id ? 1 : OVERRIDES_LISTED) * sizeof(*oc));
-	u32 got = 0;
-	if (!oc)
-		return api_reply_problem(rq, PROBLEM_internal_error,
-					 "out of memory", NULL, NULL);
+	/* Sized to what is shown (each copy is some 4 KB): one, or grown
+	 * as the listed ones are found, up to OVERRIDES_LISTED. */
+	struct override_copy *oc = NULL;
+	u32 got = 0, cap = 0;
+	bool oom = false;
 	engine_read_begin(rq->srv->e);
 	const struct pstate *ps = engine_pstate(rq->srv->e);
 	u64 n = pstate_override_count(ps);
 	for (u64 i = n; i-- > 0;) {
 		struct pstate_override_info o;
 		pstate_override_at(ps, i, &o);
-		if (only_id) {
-			if (o.id == only_id) {
-				override_copy(rq->srv->e, &o, &oc[0]);
-				got = 1;
+		if (only_id ? o.id != only_id
+			    : !every && !(o.not_before_s <= now &&
+					  now < o.expires_at_s))
+			continue;
+		if (got == cap) {
+			u32 want = only_id ? 1
+				   : cap   ? (cap * 2 < OVERRIDES_LISTED
+						      ? cap * 2
+						      : OVERRIDES_LISTED)
+					   : 16;
+			struct override_copy *more =
+				realloc(oc, want * sizeof(*oc));
+			if (!more) {
+				oom = true;
 				break;
 			}
-			continue;
+			oc = more;
+			cap = want;
+			for (u32 k = 0; k < got; k++) /* moved: point again */
+				oc[k].info.cmd = &oc[k].cmd;
 		}
-		if (!every && !(o.not_before_s <= now && now < o.expires_at_s))
-			continue;
 		override_copy(rq->srv->e, &o, &oc[got++]);
-		if (got >= OVERRIDES_LISTED)
+		if (only_id || got >= OVERRIDES_LISTED)
 			break;
 	}
 	engine_read_end(rq->srv->e);
+	if (oom) {
+		free(oc);
+		return api_reply_problem(rq, PROBLEM_internal_error,
+					 "out of memory", NULL, NULL);
+	}
 	if (only_id) {
 		json_t *one = got ? override_json(&oc[0], now) : NULL;
 		free(oc);

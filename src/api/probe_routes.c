@@ -268,7 +268,7 @@ void probes_metrics(struct api_server *s, struct wbuf *b)
 
 	if (!s->probes)
 		return;
-	sl = malloc(sizeof(*sl) * PROBE_TARGETS_MAX);
+	sl = malloc(sizeof(*sl) * s->probes->n);
 	if (!sl) {
 		b->err = -ENOMEM;
 		return;
@@ -319,7 +319,7 @@ enum MHD_Result probe_route_list(struct request *rq)
 	unsigned n = 0;
 
 	if (s->probes) {
-		sl = malloc(sizeof(*sl) * PROBE_TARGETS_MAX);
+		sl = malloc(sizeof(*sl) * s->probes->n);
 		if (!sl)
 			return api_reply_problem(rq, PROBLEM_internal_error,
 						 "out of memory", NULL, NULL);

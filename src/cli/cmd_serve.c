@@ -481,8 +481,11 @@ int cmd_serve(int argc, char **argv)
 		pthread_mutex_unlock(&up.lock);
 		pthread_join(upkeep_thread, NULL);
 	}
-	expirer_free(expirer);
+	/* The server first: it returns once no request of its is left in
+	 * the engine, and the applier pokes the expirer (engine_options.
+	 * pstate_changed) for any override command until then. */
 	api_server_stop(srv);
+	expirer_free(expirer);
 	api_authz_close(authz);
 	audit_close(audit);
 	server_keys_close(&keys);

@@ -375,35 +375,6 @@ void activity_days(const struct activity *a, const char *platform,
 		fn(ctx, day, nb, na);
 }
 
-int activity_window(const struct activity *a, u32 today,
-		    void (*fn)(void *ctx, const char *platform,
-			       const char *version_text, u64 users),
-		    void *ctx)
-{
-	u32 from = today >= ACTIVITY_WINDOW_DAYS - 1
-			   ? today - (ACTIVITY_WINDOW_DAYS - 1)
-			   : 0;
-	for (unsigned pi = 0; pi < a->nplatforms; pi++) {
-		const struct platform_rec *p = &a->platforms[pi];
-		if (!p->nversions)
-			continue;
-		u64 *n = calloc(p->nversions, sizeof(*n));
-		if (!n)
-			return -ENOMEM;
-		for (u32 j = 0; j <= a->users_mask; j++) {
-			const struct user_rec *u = &a->users[j];
-			if (u->user && u->platform == pi && u->day >= from &&
-			    u->day <= today)
-				n[u->version]++;
-		}
-		for (u16 v = 0; v < p->nversions; v++)
-			if (n[v])
-				fn(ctx, p->name, p->versions[v], n[v]);
-		free(n);
-	}
-	return 0;
-}
-
 /* Sums for least squares of y = ln(share) on x = day - today: small x
  * (at most 119 in magnitude) keep the sums exact enough that a flat
  * share comes out flat, where x = day (~20000, squared ~4e8) left b a

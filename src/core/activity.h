@@ -107,15 +107,6 @@ void activity_days(const struct activity *a, const char *platform,
 		   u32 to, void (*fn)(void *ctx, u32 day, u64 below, u64 all),
 		   void *ctx);
 
-/* Distinct users seen in the window [today - ACTIVITY_WINDOW_DAYS + 1,
- * today], each once, at the (platform, version) it was last seen at:
- * calls fn for each pair with users, in platform then version order of
- * first sight.  Returns 0, or -ENOMEM. */
-int activity_window(const struct activity *a, u32 today,
-		    void (*fn)(void *ctx, const char *platform,
-			       const char *version_text, u64 users),
-		    void *ctx);
-
 /* Persistence (native byte order, checksummed by the caller's file). */
 int activity_write(const struct activity *a,
 		   int (*sink)(void *ctx, const void *buf, size_t len),

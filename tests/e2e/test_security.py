@@ -328,6 +328,16 @@ def test_the_65th_open_override_is_refused_with_the_limit_named(ctx):
                    {"platform": "android", "range": "4.x", "mode": "allow",
                     "duration_s": 600, "reason": "room again"})
         check_eq(r.status, 201, "after ending one: %r" % r)
+        # Both lists, newest first, each override once (the reply's
+        # copies grow as they are found: past 16, 32 and 64 here).
+        r = c.get("/v1/client-policy/overrides?all=true")
+        check_eq(r.status, 200, "all overrides: %r" % r)
+        ids = [o["id"] for o in r.json()["overrides"]]
+        check_eq(ids, list(range(65, 0, -1)), "every override, newest first")
+        r = c.get("/v1/client-policy/overrides")
+        check_eq(r.status, 200, "active overrides: %r" % r)
+        ids = [o["id"] for o in r.json()["overrides"]]
+        check_eq(ids, list(range(65, 1, -1)), "the active ones, not 1")
     finally:
         c.close()
 
