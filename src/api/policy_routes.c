@@ -41,8 +41,10 @@
 #define IMPACT_WEEKS_DEFAULT	 4u
 /* GET /v1/client-policy/versions lists the newest this many. */
 #define VERSIONS_LISTED 1000u
-/* GET /v1/client-policy/overrides lists at most this many. */
-#define OVERRIDES_LISTED 1000u
+/* The most overrides one GET .../overrides answers (a page; `next`
+ * points at the rest). */
+#define OVERRIDES_LISTED      100u
+#define OVERRIDES_LISTED_TEXT "100"
 
 static enum MHD_Result policy_command_reply(struct request *rq);
 
@@ -636,6 +638,28 @@ static enum MHD_Result dry_run_reply(struct request *rq,
 	return reply_jansson(rq, 200, o);
 }
 
+/* The current version, when p renders to its very text (a set that
+ * would change nothing, which the state machine would answer
+ * PSTATE_UNCHANGED after journaling it), else 0. */
+static u64 same_as_current(struct request *rq, const struct policy *p)
+{
+	char *text = NULL;
+	size_t len = 0;
+	u64 v = 0, cur = 0;
+	struct pstate_version cv;
+
+	if (policy_render(p, &text, &len) != 0)
+		return 0;
+	engine_read_begin(rq->srv->e);
+	const struct pstate *ps = engine_pstate(rq->srv->e);
+	if (pstate_current(ps, &cur) && pstate_version_get(ps, cur, &cv) &&
+	    cv.text_len == len && memcmp(cv.text, text, len) == 0)
+		v = cur;
+	engine_read_end(rq->srv->e);
+	free(text);
+	return v;
+}
+
 static enum MHD_Result set_document(struct request *rq, const char *text,
 				    size_t len, struct set_opts *so)
 {
@@ -673,6 +697,14 @@ static enum MHD_Result set_document(struct request *rq, const char *text,
 		reply = dry_run_reply(rq, cur, p, cur_version, text, len,
 				      extra);
 		extra = NULL;
+		goto done;
+	}
+	u64 same = same_as_current(rq, p);
+	if (same) { /* nothing would change: answered, nothing journaled */
+		json_t *o = json_pack("{s:I, s:s}", "version", (json_int_t)same,
+				      "status", "unchanged");
+		json_object_update(o, extra);
+		reply = reply_jansson(rq, 200, o);
 		goto done;
 	}
 	if (so->guarded && !so->accept_impact && over) {
@@ -1367,6 +1399,22 @@ static enum MHD_Result get_overrides(struct request *rq, u64 only_id)
 	const char *all = arg(rq, "all");
 	bool every = all && strcmp(all, "true") == 0;
 	int64_t now = now_s();
+	/* A page: at most `limit` (1..OVERRIDES_LISTED) overrides, newest
+	 * first, with ids below `before`; each may be some 9 KB of JSON,
+	 * so a page bounds what one request makes the server hold. */
+	u64 limit = OVERRIDES_LISTED, before = UINT64_MAX;
+	if (!only_id && arg(rq, "limit") &&
+	    (!arg_u64(rq, "limit", &limit) || limit < 1 ||
+	     limit > OVERRIDES_LISTED))
+		return api_reply_problem(rq, PROBLEM_invalid_query,
+					 "limit: 1 to " OVERRIDES_LISTED_TEXT,
+					 "limit", NULL);
+	if (!only_id && arg(rq, "before") &&
+	    (!arg_u64(rq, "before", &before) || before < 1))
+		return api_reply_problem(rq, PROBLEM_invalid_query,
+					 "before: an override id (1 or more)",
+					 "before", NULL);
+	bool has_next = false;
 	/* Sized to what is shown (each copy is some 4 KB): one, or grown
 	 * as the listed ones are found, up to OVERRIDES_LISTED. */
 	struct override_copy *oc = NULL;
@@ -1379,15 +1427,20 @@ static enum MHD_Result get_overrides(struct request *rq, u64 only_id)
 		struct pstate_override_info o;
 		pstate_override_at(ps, i, &o);
 		if (only_id ? o.id != only_id
-			    : !every && !(o.not_before_s <= now &&
-					  now < o.expires_at_s))
+			    : o.id >= before ||
+				      (!every && !(o.not_before_s <= now &&
+						   now < o.expires_at_s)))
 			continue;
+		if (!only_id && got == limit) {
+			has_next =
+				true; /* one more than the page: a next one */
+			break;
+		}
 		if (got == cap) {
-			u32 want = only_id ? 1
-				   : cap   ? (cap * 2 < OVERRIDES_LISTED
-						      ? cap * 2
-						      : OVERRIDES_LISTED)
-					   : 16;
+			u32 want =
+				only_id ? 1
+				: cap ? (cap * 2 < limit ? cap * 2 : (u32)limit)
+				      : (limit < 16 ? (u32)limit : 16);
 			struct override_copy *more =
 				realloc(oc, want * sizeof(*oc));
 			if (!more) {
@@ -1400,7 +1453,7 @@ static enum MHD_Result get_overrides(struct request *rq, u64 only_id)
 				oc[k].info.cmd = &oc[k].cmd;
 		}
 		override_copy(rq->srv->e, &o, &oc[got++]);
-		if (only_id || got >= OVERRIDES_LISTED)
+		if (only_id)
 			break;
 	}
 	engine_read_end(rq->srv->e);
@@ -1421,8 +1474,18 @@ static enum MHD_Result get_overrides(struct request *rq, u64 only_id)
 	json_t *arr = json_array();
 	for (u32 i = 0; i < got; i++)
 		json_array_append_new(arr, override_json(&oc[i], now));
+	json_t *o = json_pack("{s:o}", "overrides", arr);
+	if (has_next) { /* the next page: older ones, below the last shown */
+		char next[128];
+		snprintf(next, sizeof(next),
+			 "/v1/client-policy/overrides?%sbefore=%llu&limit=%llu",
+			 every ? "all=true&" : "",
+			 (unsigned long long)oc[got - 1].info.id,
+			 (unsigned long long)limit);
+		json_object_set_new(o, "next", json_string(next));
+	}
 	free(oc);
-	return reply_jansson(rq, 200, json_pack("{s:o}", "overrides", arr));
+	return reply_jansson(rq, 200, o);
 }
 
 /* The guard rail (issue 11, item 5): an override that the current
@@ -1620,6 +1683,10 @@ static enum MHD_Result post_override(struct request *rq)
 	"duration_s: now + duration_s is not later than the override's end "   \
 	"(an extension never shortens it: end it instead)"
 
+#define END_ENDED                                                              \
+	"the override has already ended or expired (GET "                      \
+	"/v1/client-policy/overrides/{id} says when, and who ended it)"
+
 /* Where override id stands now, read under the state lock (the state
  * machine decides again when the command is applied; this refuses the
  * common cases before anything is journaled, so a refused request adds
@@ -1653,6 +1720,12 @@ static enum MHD_Result delete_override(struct request *rq)
 					 "reason", NULL);
 	if (!override_expiry(rq, (u64)rq->path_id, &expires_at_s))
 		return api_reply_problem(rq, PROBLEM_policy_not_found, NULL,
+					 NULL, NULL);
+	/* Ended or expired already: refused, and nothing journaled (an
+	 * entry would say it was ended again, by someone else, for
+	 * another reason; outside review, issue 11). */
+	if (expires_at_s <= now_s())
+		return api_reply_problem(rq, PROBLEM_override_ended, END_ENDED,
 					 NULL, NULL);
 	struct pstate_override_end *e =
 		api_command(rq, PSTATE_CMD_OVERRIDE_END, sizeof(*e), NULL, 0);
@@ -2200,10 +2273,13 @@ static enum MHD_Result policy_command_reply(struct request *rq)
 	if (outcome == PSTATE_OK && override_now(rq, e->id, &now))
 		log_override(rq, "client policy override ended", e->author,
 			     e->reason, sizeof(e->reason), &now.info);
-	return reply_jansson(
-		rq, 200,
-		json_pack("{s:I, s:s}", "id", (json_int_t)rq->path_id, "status",
-			  outcome == PSTATE_ENDED ? "already_ended" : "ended"));
+	if (outcome != PSTATE_OK) /* it ended meanwhile: see delete_override */
+		return api_reply_problem(rq, PROBLEM_override_ended, END_ENDED,
+					 NULL, NULL);
+	return reply_jansson(rq, 200,
+			     json_pack("{s:I, s:s}", "id",
+				       (json_int_t)rq->path_id, "status",
+				       "ended"));
 }
 
 /* ---- /metrics

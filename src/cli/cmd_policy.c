@@ -1170,6 +1170,10 @@ cleanup:
 	return ret;
 }
 
+/* override list follows the server's pages at most this many times
+ * (100 overrides each; the state holds at most PSTATE_OVERRIDES_MAX). */
+#define OVERRIDE_PAGES_MAX 1001u
+
 static const char *override_state(const json_t *o, const char *now)
 {
 	const char *exp = jstr(o, "expires_at");
@@ -1242,15 +1246,43 @@ static int do_override_list(struct ctx *x)
 	size_t i;
 	int ret, pw = 8, rw = 5;
 
-	target_init(&t, "/v1/client-policy/overrides");
-	if (x->o.all)
-		target_add(&t, "all", "true");
-	if (x->o.json)
-		return call_print(x, "GET", &t, NULL, 0);
-	ret = call_json(x, "GET", &t, NULL, 0, &j);
-	if (ret != 0)
-		goto cleanup;
+	/* Page by page (the server answers at most 100 at a time, newest
+	 * first, and "next" while there are more), into one list. */
+	j = json_pack("{s:[]}", "overrides");
 	list = json_object_get(j, "overrides");
+	char before[24] = "";
+	for (unsigned page = 0; page < OVERRIDE_PAGES_MAX; page++) {
+		json_t *pj = NULL;
+		target_init(&t, "/v1/client-policy/overrides");
+		if (x->o.all)
+			target_add(&t, "all", "true");
+		if (before[0])
+			target_add(&t, "before", before);
+		ret = call_json(x, "GET", &t, NULL, 0, &pj);
+		if (ret != 0)
+			goto cleanup;
+		json_t *got = json_object_get(pj, "overrides");
+		json_array_extend(list, got);
+		size_t n = json_array_size(got);
+		bool next = json_is_string(json_object_get(pj, "next")) && n;
+		if (next)
+			snprintf(before, sizeof(before), "%lld",
+				 jint(json_array_get(got, n - 1), "id"));
+		json_decref(pj);
+		if (!next)
+			break;
+	}
+	if (x->o.json) {
+		char *text = json_dumps(j, JSON_COMPACT);
+		if (!text) {
+			fprintf(stderr, "%s: out of memory\n", x->prog);
+			ret = 1;
+			goto cleanup;
+		}
+		puts(text);
+		free(text);
+		goto cleanup;
+	}
 	if (json_array_size(list) == 0) {
 		printf(x->o.all ? "no overrides\n" : "no active overrides\n");
 		goto cleanup;

@@ -947,7 +947,9 @@ def test_client_policy_override_extend_moves_the_end_and_survives_restart(ctx):
     check_eq(check_ok(s.get(path), 200, "after the refusals"), o,
              "the override after the refusals")
     # One accepted command after them: the head grows by exactly one.
-    check_ok(put_policy(s, doc, "after the refusals"), 200, "PUT again")
+    doc2 = json.loads(json.dumps(doc))
+    doc2["platforms"]["ios"]["min_supported"] = "4.0.1"
+    check_ok(put_policy(s, doc2, "after the refusals"), 201, "PUT v2")
     check_eq(last_entry_is(s, "policy_set"), size_before + 1,
              "audit entries after six refusals and one accepted command")
 
@@ -1417,9 +1419,9 @@ def test_client_policy_history_diff_rollback_survive_restart(ctx):
                   % o2["id"])
     out = check_ok(r, 200, "DELETE override 2")
     check_eq(out.get("status"), "ended", "DELETE reply")
-    r = s.request("DELETE", "/v1/client-policy/overrides/%s" % o2["id"])
-    out = check_ok(r, 200, "DELETE override 2 again")
-    check_eq(out.get("status"), "already_ended", "DELETE again")
+    check_problem(s.request("DELETE", "/v1/client-policy/overrides/%s"
+                            % o2["id"]),
+                  409, "override-ended", "DELETE override 2 again")
     check_problem(s.request("DELETE", "/v1/client-policy/overrides/999"),
                   404, "policy-not-found", "DELETE an unknown override")
     r = gate(s, "android/3.9.0")

@@ -10,7 +10,9 @@ documented client, so the tests use the interfaces an attacker has.
 import json
 import os
 
-from harness import e2e_test, check, check_eq, issue_mandate, run_cli
+from harness import (e2e_test, check, check_eq, issue_mandate, run_cli,
+                     wait_audit_size)
+import journal
 from ledger import transfer
 
 
@@ -338,6 +340,102 @@ def test_the_65th_open_override_is_refused_with_the_limit_named(ctx):
         check_eq(r.status, 200, "active overrides: %r" % r)
         ids = [o["id"] for o in r.json()["overrides"]]
         check_eq(ids, list(range(65, 1, -1)), "the active ones, not 1")
+    finally:
+        c.close()
+
+
+# -- the issue 11 review: pages, ends and sets that change nothing ----------
+
+def audit_size(c):
+    r = c.get("/v1/audit/head")
+    check_eq(r.status, 200, "audit head")
+    return int(r.json()["size"])
+
+
+@e2e_test(timeout=120)
+def test_override_list_pages_and_nothing_is_journaled_for_no_change(ctx):
+    """Outside review after issue 11: GET .../overrides?all=true answered
+    up to 1000 overrides of some 9 KB each to any policy:read caller (F1);
+    ending an ended or expired override answered 200 and journaled an
+    entry each time, with any reason (F2); a PUT or rollback that changed
+    nothing journaled an entry (F3).  Now: pages of at most 100 with a
+    `next`; 409 override-ended, nothing journaled; 200 unchanged, nothing
+    journaled."""
+    srv = ctx.start_server()
+    c = srv.new_client()
+    try:
+        doc = json.dumps({"platforms": {"android": {"min_supported":
+                                                    "5.0.0"}}})
+        r = c.request("PUT", "/v1/client-policy?reason=v1", body=doc,
+                      headers={"Content-Type": "application/json"})
+        check_eq(r.status, 201, "policy: %r" % r)
+        for i in range(103):  # opened and ended: at most 64 run at once
+            r = c.post("/v1/client-policy/overrides",
+                       {"platform": "android", "range": "3.%d.x" % i,
+                        "mode": "allow", "duration_s": 600,
+                        "reason": "INC-%d" % i})
+            check_eq(r.status, 201, "override %d: %r" % (i, r))
+            if i < 100:
+                r = c.request("DELETE", "/v1/client-policy/overrides/%d"
+                              "?reason=done" % (i + 1))
+                check_eq(r.status, 200, "end %d: %r" % (i + 1, r))
+        # F1: pages, newest first, each override once.
+        r = c.get("/v1/client-policy/overrides?all=true")
+        check_eq(r.status, 200, "all overrides: %r" % r)
+        page = r.json()
+        check_eq([o["id"] for o in page["overrides"]],
+                 list(range(103, 3, -1)), "the first page: 100, newest first")
+        check_eq(page.get("next"),
+                 "/v1/client-policy/overrides?all=true&before=4&limit=100",
+                 "the next page")
+        r = c.get(page["next"])
+        check_eq(r.status, 200, "next page: %r" % r)
+        check_eq(([o["id"] for o in r.json()["overrides"]],
+                  "next" in r.json()), ([3, 2, 1], False), "the last page")
+        ids, path = [], "/v1/client-policy/overrides?all=true&limit=40"
+        for _ in range(10):
+            r = c.get(path)
+            check_eq(r.status, 200, "GET %s: %r" % (path, r))
+            ids += [o["id"] for o in r.json()["overrides"]]
+            path = r.json().get("next")
+            if not path:
+                break
+        check_eq(ids, list(range(103, 0, -1)), "pages of 40 cover all")
+        r = c.get("/v1/client-policy/overrides")
+        check_eq(([o["id"] for o in r.json()["overrides"]],
+                  "next" in r.json()), ([103, 102, 101], False),
+                 "the active ones")
+        for q in ("limit=0", "limit=101", "limit=x", "before=0",
+                  "before=-1"):
+            r = c.get("/v1/client-policy/overrides?all=true&" + q)
+            check_eq((r.status, r.json().get("field")),
+                     (400, q.split("=")[0]), "?%s" % q)
+        p = run_cli(["policy", "override", "list", "--all", "--json"]
+                    + srv.cli_args())
+        check_eq(p.returncode, 0, "override list --all: " + p.stderr)
+        check_eq([o["id"] for o in json.loads(p.stdout)["overrides"]],
+                 list(range(103, 0, -1)), "the CLI follows the pages")
+
+        # F2: an ended override is not ended again.
+        before = len(journal.all_records(srv.data_dir))
+        wait_audit_size(srv, before)
+        for path in ("/v1/client-policy/overrides/1?reason=again",
+                     "/v1/client-policy/overrides/1"):
+            r = c.request("DELETE", path)
+            check_eq((r.status, r.json()["type"]),
+                     (409, "/problems/override-ended"), "DELETE %s" % path)
+        # F3: a set or a rollback that changes nothing.
+        r = c.request("PUT", "/v1/client-policy?reason=again", body=doc,
+                      headers={"Content-Type": "application/json"})
+        check_eq((r.status, r.json().get("status"), r.json().get("version")),
+                 (200, "unchanged", 1), "the same document again")
+        r = c.post("/v1/client-policy/rollback",
+                   {"version": 1, "reason": "x"})
+        check_eq((r.status, r.json().get("status")), (200, "unchanged"),
+                 "a rollback to the current version")
+        check_eq(len(journal.all_records(srv.data_dir)), before,
+                 "nothing journaled for any of them")
+        check_eq(audit_size(c), before, "nor in the audit log")
     finally:
         c.close()
 
