@@ -366,6 +366,26 @@ const char *api_over_budget_detail(const struct request *rq)
 	}
 }
 
+/* What json_loadb refused, in words that name no input. */
+static const char *json_load_error_name(const json_error_t *je)
+{
+	switch (json_error_code(je)) {
+	case json_error_duplicate_key: return "a member is given twice";
+	case json_error_numeric_overflow:
+		return "a number is out of range (integers: 64 bits)";
+	case json_error_null_character:
+	case json_error_null_byte_in_key:
+		return "\\u0000 is not allowed in a string";
+	case json_error_invalid_utf8: return "not UTF-8";
+	case json_error_premature_end_of_input:
+		return "the body ends inside a JSON value";
+	case json_error_end_of_input_expected:
+		return "more than one JSON value";
+	case json_error_stack_overflow: return "nested too deep";
+	default: return "not JSON";
+	}
+}
+
 json_t *api_body_object(struct request *rq, size_t max_bytes,
 			enum MHD_Result *reply)
 {
@@ -390,6 +410,16 @@ json_t *api_body_object(struct request *rq, size_t max_bytes,
 	if (rq->body.len)
 		j = json_loadb(rq->body.data, rq->body.len,
 			       JSON_REJECT_DUPLICATES, &je);
+	if (!j && rq->body.len) {
+		/* Why, and where; never the text near it (the body is the
+		 * caller's, and a detail is logged). */
+		char why[96];
+		snprintf(why, sizeof(why), "%s at line %d, column %d",
+			 json_load_error_name(&je), je.line, je.column);
+		*reply = api_reply_problem(rq, PROBLEM_invalid_json, why, NULL,
+					   NULL);
+		return NULL;
+	}
 	if (!j || !json_is_object(j)) {
 		json_decref(j);
 		*reply = api_reply_problem(rq, PROBLEM_invalid_json,

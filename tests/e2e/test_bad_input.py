@@ -491,3 +491,40 @@ def test_flood_of_200_garbage_requests_does_not_kill_the_server(ctx):
     check_eq(s.get("/healthz").status, 200, "healthz after the flood")
     check_eq(_snapshot(s), before, "balances after the flood")
     s.stop()
+
+
+@e2e_test(timeout=60)
+def test_a_small_body_that_is_not_json_says_why_and_where(ctx):
+    """A request body that jansson refuses gets invalid-json naming why
+    (a member twice, a number out of range, \\u0000, a cut body, two
+    values) and where (line, column: the last character of the token
+    the parser stopped at), never the text near it; a JSON
+    value that is not an object keeps its own detail (docs/api.md)."""
+    s = ctx.start_server()
+    c = s.new_client()
+    try:
+        cases = [
+            ('{"platform":"a",\n "platform":"b"}',
+             "a member is given twice at line 2, column 11"),
+            ('{"duration_s": 99999999999999999999}',
+             "a number is out of range (integers: 64 bits) at line 1, "
+             "column 35"),
+            ('{"reason": "a\\u0000b"}',
+             "\\u0000 is not allowed in a string at line 1, column 21"),
+            ('{"reason": "SECRET-abc',
+             "the body ends inside a JSON value at line 1, column 22"),
+            ('{} {}', "more than one JSON value at line 1, column 4"),
+            ('nope SECRET', "not JSON at line 1, column 4"),
+            ('[]', "the body must be a JSON object"),
+        ]
+        for body, detail in cases:
+            r = c.request("POST", "/v1/client-policy/overrides", body=body,
+                          headers={"Content-Type": "application/json"})
+            check_eq(r.status, 400, "POST %r" % body)
+            doc = r.json()
+            check_eq((doc["type"], doc.get("detail")),
+                     ("/problems/invalid-json", detail), "POST %r" % body)
+            check("SECRET" not in r.body.decode(),
+                  "the body's text came back: %r" % doc)
+    finally:
+        c.close()
