@@ -7,7 +7,7 @@
 BUILD   ?= build
 CC      ?= cc
 SAN     ?=
-PKGS    := libmicrohttpd jansson libsodium nettle libcurl
+PKGS    := libmicrohttpd jansson libsodium nettle libcurl gnutls
 
 # SAN=1: AddressSanitizer + UndefinedBehaviorSanitizer; SAN=thread:
 # ThreadSanitizer (make tsan).  Both with clang.

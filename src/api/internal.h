@@ -38,6 +38,7 @@ struct request;
 
 struct api_server {
 	struct MHD_Daemon *d;
+	struct api_tls *tls; /* NULL: plain HTTP */
 	struct engine *e;
 	struct audit *audit;	 /* may be NULL */
 	struct keyring *keyring; /* may be NULL */

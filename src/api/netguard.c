@@ -17,7 +17,9 @@
 #include "core/parse.h"
 
 #include <arpa/inet.h>
+#include <dlfcn.h>
 #include <errno.h>
+#include <gnutls/gnutls.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <sodium.h>
@@ -419,9 +421,45 @@ ssize_t recv(int fd, void *buf, size_t len, int flags)
 	if (r <= 0 || fd < 0 || fd >= NETGUARD_FDS_MAX || (flags & MSG_PEEK))
 		return r;
 	nc = atomic_load_explicit(&fd_conns[fd], memory_order_acquire);
-	if (!nc)
+	if (!nc || nc->g->l.tls)
 		return r;
 	return framing_guard(nc, buf, (size_t)r, len);
+}
+
+/* On a TLS daemon the same scanner reads the plaintext: libmicrohttpd
+ * reads it with gnutls_record_recv, bound here the same way as recv
+ * above; GnuTLS's own reads of the socket come through recv and pass. */
+typedef ssize_t (*record_recv_fn)(gnutls_session_t, void *, size_t);
+static _Atomic(record_recv_fn) real_record_recv;
+
+ssize_t gnutls_record_recv(gnutls_session_t session, void *data,
+			   size_t data_size)
+{
+	record_recv_fn real = atomic_load(&real_record_recv);
+	struct netguard_conn *nc;
+	int rfd = -1, sfd = -1;
+	ssize_t r;
+
+	if (!real) {
+		void *sym = dlsym(RTLD_NEXT, "gnutls_record_recv");
+		if (!sym)
+			return GNUTLS_E_INTERNAL_ERROR;
+		memcpy(&real, &sym, sizeof(real));
+		atomic_store(&real_record_recv, real);
+	}
+	r = real(session, data, data_size);
+	if (r <= 0)
+		return r;
+	gnutls_transport_get_int2(session, &rfd, &sfd);
+	if (rfd < 0 || rfd >= NETGUARD_FDS_MAX)
+		return r;
+	nc = atomic_load_explicit(&fd_conns[rfd], memory_order_acquire);
+	if (!nc || !nc->g->l.tls)
+		return r;
+	r = framing_guard(nc, data, (size_t)r, data_size);
+	if (r < 0)
+		return errno == EAGAIN ? GNUTLS_E_AGAIN : GNUTLS_E_PULL_ERROR;
+	return r;
 }
 
 enum framing_error netguard_framing_error(const struct netguard_conn *nc,

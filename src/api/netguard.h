@@ -85,6 +85,9 @@ struct netguard_limits {
 	unsigned connections_max; /* sizes the tables */
 	struct netguard_cidr proxies[NETGUARD_PROXIES_MAX];
 	size_t nproxies;
+	/* The daemon speaks TLS: the framing scanner reads what GnuTLS
+	 * decrypted (gnutls_record_recv), never the socket's bytes. */
+	bool tls;
 };
 
 /* Why a hold was refused. */

@@ -22,6 +22,7 @@
 #include "api/server.h"
 #include "api/metrics.h"
 #include "api/problem.h"
+#include "api/tls.h"
 #include "api/wbuf.h"
 #include "core/auth.h"
 #include "core/parse.h"
@@ -196,6 +197,8 @@ enum MHD_Result server_route_metrics(struct request *rq)
 	probes_metrics(s, &b);
 	audit_metrics(s, &b);
 	netguard_metrics(s->ng, &b);
+	if (s->tls)
+		api_tls_metrics(s->tls, &b);
 	return api_reply(rq, 200, &b, METRICS_CONTENT_TYPE, NULL);
 }
 
@@ -931,6 +934,18 @@ static int resolve(const char *host, unsigned short port,
 	return 0;
 }
 
+/* netguard's bookkeeping, and the TLS credentials' reference a closed
+ * connection held. */
+static void on_connection(void *cls, struct MHD_Connection *c,
+			  void **socket_ctx,
+			  enum MHD_ConnectionNotificationCode toe)
+{
+	struct api_server *s = cls;
+	netguard_notify(s->ng, c, socket_ctx, toe);
+	if (s->tls && toe == MHD_CONNECTION_NOTIFY_CLOSED)
+		api_tls_connection_closed(c);
+}
+
 static struct MHD_Daemon *daemon_start(struct api_server *s, unsigned poll_flag,
 				       unsigned threads,
 				       const struct api_options *o,
@@ -947,13 +962,26 @@ static struct MHD_Daemon *daemon_start(struct api_server *s, unsigned poll_flag,
 	};
 	if (threads <= 1)
 		pool[0].option = MHD_OPTION_END;
+	/* HTTPS: the certificate callback serves api/tls.h's current
+	 * credentials, so a reload needs no restart. */
+	struct MHD_OptionItem tls[] = {
+		{MHD_OPTION_HTTPS_CERT_CALLBACK, 0,
+		 s->tls ? api_tls_callback() : NULL},
+		{MHD_OPTION_HTTPS_PRIORITIES, 0,
+		 s->tls ? (void *)api_tls_priority(s->tls) : NULL},
+		{MHD_OPTION_END, 0, NULL},
+	};
+	if (s->tls)
+		flags |= MHD_USE_TLS;
+	else
+		tls[0].option = MHD_OPTION_END;
 
 	return MHD_start_daemon(
 		flags, 0, netguard_accept, s->ng, on_access, s,
 		/* First, so that every message goes through logger.h. */
 		MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
 		MHD_OPTION_SOCK_ADDR, sa, MHD_OPTION_ARRAY, pool,
-		MHD_OPTION_CONNECTION_TIMEOUT,
+		MHD_OPTION_ARRAY, tls, MHD_OPTION_CONNECTION_TIMEOUT,
 		(unsigned)(o->connection_timeout_s
 				   ? o->connection_timeout_s
 				   : API_CONNECTION_TIMEOUT_S_DEFAULT),
@@ -962,7 +990,7 @@ static struct MHD_Daemon *daemon_start(struct api_server *s, unsigned poll_flag,
 					      : API_CONNECTIONS_MAX_DEFAULT),
 		MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
 		MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-		MHD_OPTION_NOTIFY_CONNECTION, netguard_notify, s->ng,
+		MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
 		MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
 		MHD_OPTION_END);
 }
@@ -997,6 +1025,9 @@ int api_server_start(struct api_server **out, struct engine *e,
 		goto cleanup;
 	}
 	s->e = e;
+	s->tls = o->tls;
+	if (s->tls)
+		api_tls_install(s->tls);
 	s->audit = o->audit;
 	s->keyring = o->keyring;
 	s->origin = o->origin;
@@ -1019,6 +1050,7 @@ int api_server_start(struct api_server **out, struct engine *e,
 	s->body_bytes_max = o->body_bytes_max ? o->body_bytes_max
 					      : API_BODY_BYTES_MAX_DEFAULT;
 	struct netguard_limits nl = o->net;
+	nl.tls = o->tls != NULL;
 	nl.idle_timeout_s = o->connection_timeout_s
 				    ? o->connection_timeout_s
 				    : API_CONNECTION_TIMEOUT_S_DEFAULT;

@@ -93,6 +93,9 @@ struct api_options {
 	const char *const *probes;
 	unsigned nprobes;
 	unsigned probe_interval_s;
+	/* HTTPS with these credentials (api/tls.h, opened and reloaded by
+	 * the caller, closed after api_server_stop); NULL: plain HTTP. */
+	struct api_tls *tls;
 };
 
 struct api_server;

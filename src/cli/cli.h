@@ -95,6 +95,11 @@ struct settings {
 	char probes[16][1024];
 	unsigned nprobes;
 	unsigned probe_interval_s;
+	/* HTTPS (api/tls.h, docs/operations.md "TLS"): both files or none;
+	 * "" priority: API_TLS_PRIORITY_DEFAULT. */
+	char tls_cert_file[4096];
+	char tls_key_file[4096];
+	char tls_priority[512];
 };
 
 /* Defaults, then the config file (if any), then the environment. */

@@ -5,10 +5,13 @@
  * recovery (snapshot + journal replay), then the HTTP server.  SIGINT or
  * SIGTERM stops it cleanly: the server stops taking requests, the queued
  * ones finish, the journal is closed.  A kill -9 loses nothing that was
- * acknowledged: every reply waits for its fdatasync.
+ * acknowledged: every reply waits for its fdatasync.  With tls_cert_file
+ * and tls_key_file it serves HTTPS (api/tls.h): the pair is checked here
+ * before anything else starts, and SIGHUP reads it again.
  */
 #include "api/authz.h"
 #include "api/server.h"
+#include "api/tls.h"
 #include "cli/cli.h"
 #include "log/datadir.h"
 #include "cli/serverkeys.h"
@@ -209,6 +212,21 @@ int cmd_serve(int argc, char **argv)
 		fprintf(stderr, "tpwallet serve: --listen wants HOST:PORT\n");
 		return EXIT_USAGE;
 	}
+	struct api_tls *tls = NULL;
+	if (!s.tls_cert_file[0] != !s.tls_key_file[0]) {
+		fprintf(stderr, "tpwallet serve: tls_cert_file and "
+				"tls_key_file go together (docs/operations.md, "
+				"\"TLS\")\n");
+		return EXIT_USAGE;
+	}
+	if (s.tls_cert_file[0]) {
+		char terr[API_TLS_ERR_BYTES];
+		if (api_tls_open(&tls, s.tls_cert_file, s.tls_key_file,
+				 s.tls_priority, terr, sizeof(terr)) < 0) {
+			fprintf(stderr, "tpwallet serve: %s\n", terr);
+			return EXIT_USAGE;
+		}
+	}
 
 	bool created;
 	char lax[4400];
@@ -224,11 +242,13 @@ int cmd_serve(int argc, char **argv)
 		log_at(LOG_INFO, "initialised data directory",
 		       LOG_STR("data", s.data_dir));
 
-	/* Block the stop signals in every thread; this one waits for them. */
+	/* Block the stop signals and SIGHUP (reload the TLS files) in every
+	 * thread; this one waits for them. */
 	sigset_t stop_signals;
 	sigemptyset(&stop_signals);
 	sigaddset(&stop_signals, SIGINT);
 	sigaddset(&stop_signals, SIGTERM);
+	sigaddset(&stop_signals, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
@@ -419,6 +439,7 @@ int cmd_serve(int argc, char **argv)
 		.policy_blocked_share_max = s.client_policy_max_blocked_share,
 		.manifest_public = s.manifest_public != 0,
 		.manifest_ttl_max_s = s.manifest_ttl_max_s,
+		.tls = tls,
 		.net =
 			{
 				.body_budget_bytes = s.body_budget_bytes,
@@ -447,6 +468,7 @@ int cmd_serve(int argc, char **argv)
 		server_keys_close(&keys);
 		expirer_free(expirer);
 		engine_close(e);
+		api_tls_close(tls);
 		return EXIT_SOFTWARE;
 	}
 	logger_start_async();
@@ -472,7 +494,12 @@ int cmd_serve(int argc, char **argv)
 		pthread_create(&upkeep_thread, NULL, upkeep_main, &up) == 0;
 
 	int sig = 0;
-	sigwait(&stop_signals, &sig);
+	while (sigwait(&stop_signals, &sig) == 0 && sig == SIGHUP) {
+		if (tls)
+			(void)api_tls_reload(tls); /* it logs either way */
+		else
+			log_at(LOG_INFO, "SIGHUP: no TLS files to reload");
+	}
 	log_at(LOG_INFO, "stopping", LOG_NUM("signal", sig));
 	if (upkeep_started) {
 		pthread_mutex_lock(&up.lock);
@@ -485,6 +512,7 @@ int cmd_serve(int argc, char **argv)
 	 * the engine, and the applier pokes the expirer (engine_options.
 	 * pstate_changed) for any override command until then. */
 	api_server_stop(srv);
+	api_tls_close(tls);
 	expirer_free(expirer);
 	api_authz_close(authz);
 	audit_close(audit);

@@ -202,6 +202,13 @@ int settings_set(struct settings *s, const char *key, const char *value)
 	} else if (strcmp(key, "kek_file") == 0) {
 		ret = *value ? copy_str(s->kek_file, sizeof(s->kek_file), value)
 			     : -EINVAL;
+	} else if (strcmp(key, "tls_cert_file") == 0) {
+		ret = copy_str(s->tls_cert_file, sizeof(s->tls_cert_file),
+			       value);
+	} else if (strcmp(key, "tls_key_file") == 0) {
+		ret = copy_str(s->tls_key_file, sizeof(s->tls_key_file), value);
+	} else if (strcmp(key, "tls_priority") == 0) {
+		ret = copy_str(s->tls_priority, sizeof(s->tls_priority), value);
 	} else if (strcmp(key, "client_policy_max_blocked_share") == 0) {
 		ret = parse_share(value, &s->client_policy_max_blocked_share);
 	} else if (strcmp(key, "log_level") == 0) {
@@ -351,6 +358,9 @@ static const struct {
 	{"TPWALLET_KEK_FILE", "kek_file"},
 	{"TPWALLET_WITNESS", "witness"},
 	{"TPWALLET_PROBE_INTERVAL_S", "probe_interval_s"},
+	{"TPWALLET_TLS_CERT_FILE", "tls_cert_file"},
+	{"TPWALLET_TLS_KEY_FILE", "tls_key_file"},
+	{"TPWALLET_TLS_PRIORITY", "tls_priority"},
 };
 
 int settings_load(struct settings *s, const char *config_path)
