@@ -287,8 +287,7 @@ static int creds_load(struct tls_creds **out, const char *cert_file,
 		return -ENOMEM;
 	}
 	atomic_init(&c->refs, 1);
-	ret = read_file("certificate", cert_file, false, &cert, err,
-			err_bytes);
+	ret = read_file("certificate", cert_file, false, &cert, err, err_bytes);
 	if (ret == 0)
 		ret = read_file("key", key_file, true, &key, err, err_bytes);
 	if (ret < 0)
@@ -477,8 +476,8 @@ void *api_tls_callback(void)
 
 void api_tls_connection_closed(struct MHD_Connection *conn)
 {
-	const union MHD_ConnectionInfo *ci =
-		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
+		conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
 	gnutls_session_t session;
 
 	if (!ci || !ci->tls_session)

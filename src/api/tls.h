@@ -23,16 +23,16 @@
 /* TLS 1.3 and 1.2 only, AEAD ciphers with ECDHE, the server's order
  * first (setting tls_priority overrides it; docs/security.md). */
 #define API_TLS_PRIORITY_DEFAULT                                               \
-	"SECURE128:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL:"          \
-	"+AES-128-GCM:+AES-256-GCM:+CHACHA20-POLY1305:-MAC-ALL:+AEAD:"        \
+	"SECURE128:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL:"           \
+	"+AES-128-GCM:+AES-256-GCM:+CHACHA20-POLY1305:-MAC-ALL:+AEAD:"         \
 	"-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:%SERVER_PRECEDENCE"
 
 #define API_TLS_ERR_BYTES 640u
 
 /* What a certificate says, sanitised for logs and metric labels. */
 struct api_tls_cert_info {
-	char subject_cn[65]; /* [A-Za-z0-9.*_-], others as '_'; may be "" */
-	char serial[41];     /* hex, lower case, at most 20 bytes */
+	char subject_cn[65];  /* [A-Za-z0-9.*_-], others as '_'; may be "" */
+	char serial[41];      /* hex, lower case, at most 20 bytes */
 	char fingerprint[65]; /* SHA-256 of the DER, hex */
 	int64_t not_before, not_after; /* seconds since the epoch */
 };

@@ -22,6 +22,7 @@
  * data directory does not exist.
  */
 #include "api/authz.h"
+#include "api/tls.h"
 #include "cli/cli.h"
 #include "core/clock.h"
 #include "core/auth.h"
@@ -1104,6 +1105,56 @@ static void check_witnesses(struct doctor *d)
 		report(d, STATUS_OK, name, "%u cosigning", total);
 }
 
+/* ---- TLS ----------------------------------------------------------------- */
+
+/* The served certificate (settings tls_cert_file): warn 30 and 14 days
+ * before its not_after, action from 3 days before and once it expired
+ * or when it is not valid yet.  Nothing when the server speaks plain
+ * HTTP. */
+static void check_tls(struct doctor *d)
+{
+	const char *name = "tls certificate";
+	struct api_tls_cert_info ci;
+	char err[API_TLS_ERR_BYTES], when[40];
+	static const unsigned steps[] = {3, 14, 30};
+
+	if (!d->s.tls_cert_file[0])
+		return;
+	if (api_tls_cert_inspect(d->s.tls_cert_file, &ci, err, sizeof(err)) <
+	    0) {
+		report(d, STATUS_ACTION, name,
+		       "%s (the server refuses to start)", err);
+		return;
+	}
+	fmt_date(when, sizeof(when), ci.not_after, true);
+	if (ci.not_after <= d->now) {
+		report(d, STATUS_ACTION, name,
+		       "%s (serial %s) expired at %s: install a renewed one "
+		       "and send SIGHUP (docs/operations.md, TLS)",
+		       d->s.tls_cert_file, ci.serial, when);
+		return;
+	}
+	if (ci.not_before > d->now) {
+		report(d, STATUS_ACTION, name,
+		       "%s (serial %s) is not valid before %s",
+		       d->s.tls_cert_file, ci.serial,
+		       fmt_date(when, sizeof(when), ci.not_before, true));
+		return;
+	}
+	int64_t left = ci.not_after - d->now;
+	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+		if (left > (int64_t)steps[i] * 86400)
+			continue;
+		report(d, i == 0 ? STATUS_ACTION : STATUS_WARN, name,
+		       "%s (serial %s) expires within %u days, at %s: renew "
+		       "it and send SIGHUP (docs/operations.md, TLS)",
+		       d->s.tls_cert_file, ci.serial, steps[i], when);
+		return;
+	}
+	report(d, STATUS_OK, name, "%s (serial %s, CN %s) valid until %s",
+	       d->s.tls_cert_file, ci.serial, ci.subject_cn, when);
+}
+
 /* ---- snapshots ----------------------------------------------------------- */
 
 /* The header of one snapshot: NULL and its timestamp when it is valid as
@@ -1555,8 +1606,7 @@ cleanup:
 
 /*
  * In order: each may use what the ones before it found.  Later checks
- * go here (NEEDSWORK: TLS certificates once the server serves TLS, the
- * client-version policy once it is journaled).
+ * go here.
  */
 static const struct {
 	const char *name;
@@ -1569,6 +1619,7 @@ static const struct {
 	{"journal", check_journal},
 	{"audit log", check_audit},
 	{"witnesses", check_witnesses},
+	{"tls certificate", check_tls},
 	{"snapshots", check_snapshots},
 	{"client policy", check_policy},
 	{"probes", check_probes},

@@ -299,3 +299,38 @@ def test_tls_sighup_serves_a_renewed_certificate_to_new_connections(ctx):
     c.close()
 
     s.stop()
+
+
+@e2e_test(timeout=120)
+def test_tls_doctor_warns_30_14_and_3_days_before_expiry(ctx):
+    pki = make_pki(ctx.path("pki"))
+    d = pki["ca.pem"].rsplit("/", 1)[0]
+    data = ctx.path("data")
+    r = run_cli(["init", "--data", data])
+    check_eq(r.returncode, 0, "init: %r" % r.stderr)
+    for days in (40, 20, 10, 2):
+        _openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem",
+                 "-CAkey", "ca.key", "-set_serial", "0x50%02d" % days,
+                 "-days", str(days), "-extfile", "san.ext", "-out",
+                 "d%d.pem" % days, cwd=d)
+    cases = [
+        ("d40.pem", 0, "ok", "(serial 5040, CN 127.0.0.1) valid until "),
+        ("d20.pem", 0, "warn", "(serial 5020) expires within 30 days, at "),
+        ("d10.pem", 0, "warn", "(serial 5010) expires within 14 days, at "),
+        ("d2.pem", 1, "action", "(serial 5002) expires within 3 days, at "),
+        ("expired.pem", 1, "action", "(serial 3003) expired at "),
+    ]
+    for name, rc, status, want in cases:
+        cert = os.path.join(d, name)
+        r = run_cli(["doctor", "--data", data],
+                    env={"TPWALLET_TLS_CERT_FILE": cert})
+        check_eq(r.returncode, rc, "%s: exit status (%r)" % (name, r.stdout))
+        lines = [ln for ln in r.stdout.split("\n")
+                 if ln.split(":", 1)[0].split()[1:] == ["tls",
+                                                       "certificate"]]
+        check_eq(len(lines), 1, "%s: one tls line in %r" % (name, r.stdout))
+        check_eq(lines[0].split()[0], status, "%s: status" % name)
+        check(cert + " " + want in lines[0], "%s: %r" % (name, lines[0]))
+    # Without TLS settings there is nothing to say about certificates.
+    r = run_cli(["doctor", "--data", data])
+    check("tls certificate" not in r.stdout, "plain HTTP: %r" % r.stdout)
