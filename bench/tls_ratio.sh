@@ -1,0 +1,94 @@
+#!/bin/sh
+# bench/tls_ratio.sh - HTTPS against plain HTTP on the same binary, as a
+# ratio in one run (issue 15, "Measured"):
+#
+#   bench/tls_ratio.sh BIN [ROUNDS] [SECONDS]
+#
+# Two servers of BIN with default settings, each with its own data
+# directory (in /dev/shm when there is one, so the disk's sync latency
+# is not in the figure) and 100,000 accounts: A on plain HTTP, B on
+# HTTPS with an ECDSA P-256 certificate made here by openssl (TLS 1.3,
+# the default tls_priority).  After 3 s of warm-up each, ROUNDS (default
+# 5) rounds run A then B: `wrk -t2 -c64 -d SECONDS` (default 6) of
+# single-transfer requests (bench/wrk_transfer.lua) on keep-alive
+# connections, so a handshake is paid once per connection.  Prints each
+# run, the median requests/s of each and the ratio B/A.  Prints figures;
+# never passes or fails on them.
+set -eu
+bin=$1
+rounds=${2:-5}
+secs=${3:-6}
+here=$(cd "$(dirname "$0")" && pwd)
+if [ -d /dev/shm ] && [ -w /dev/shm ]; then
+	work=$(mktemp -d /dev/shm/tpwallet-tls-XXXXXX)
+else
+	work=$(mktemp -d "${TMPDIR:-/tmp}/tpwallet-tls-XXXXXX")
+fi
+pids=""
+trap 'for p in $pids; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; rm -rf "$work"' EXIT INT TERM
+
+# shellcheck source=bench/serve.sh
+. "$here/serve.sh"
+
+# The certificate: a CA and a server certificate for 127.0.0.1.
+(
+	cd "$work"
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+		-keyout ca.key -out ca.pem -days 2 -subj /CN=bench-ca 2>/dev/null
+	openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+		-keyout server.key -out server.csr -subj /CN=127.0.0.1 2>/dev/null
+	echo "subjectAltName=IP:127.0.0.1" >san.ext
+	openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key \
+		-set_serial 1 -days 1 -extfile san.ext -out server.pem 2>/dev/null
+	chmod 600 server.key
+)
+
+serve_start "$bin" "$work/A" "$work/A.log"
+pids="$pids $serve_pid"
+port_A=$serve_port
+# B: accounts made over plain HTTP (http_batch.py), then served on HTTPS.
+serve_start "$bin" "$work/B" "$work/B.log"
+kill "$serve_pid"
+wait "$serve_pid" || true
+port_B=$(free_port)
+TPWALLET_TLS_CERT_FILE=$work/server.pem TPWALLET_TLS_KEY_FILE=$work/server.key \
+	"$bin" serve --data "$work/B" --listen "127.0.0.1:$port_B" 2>>"$work/B.log" &
+pids="$pids $!"
+i=0
+until curl -sf --cacert "$work/ca.pem" "https://127.0.0.1:$port_B/readyz" >/dev/null; do
+	i=$((i + 1))
+	[ $i -lt 100 ] || { echo "the HTTPS server did not start"; cat "$work/B.log"; exit 1; }
+	sleep 0.1
+done
+
+run() { # NAME SECONDS RUN
+	eval "port=\$port_$1"
+	scheme=http
+	[ "$1" = B ] && scheme=https
+	TPWALLET_TOKEN=$(cat "$work/$1/admin.token") RUN=$3 ACCOUNTS=100000 \
+		wrk -t2 -c64 -d"${2}s" -s "$here/wrk_transfer.lua" \
+		"$scheme://127.0.0.1:$port" >"$work/wrk"
+	awk -v name="$1" '/wrk-summary/ {
+			n = split($0, f, " ")
+			for (i = 1; i <= n; i++) { split(f[i], kv, "="); w[kv[1]] = kv[2] }
+		}
+		END { printf "%s rps=%.0f requests=%d errors_status=%d\n", name, w["rps"], w["requests"], w["errors_status"] }' "$work/wrk"
+}
+
+run A 3 1 >/dev/null
+run B 3 1 >/dev/null
+r=1
+while [ "$r" -le "$rounds" ]; do
+	run A "$secs" $((r + 1)) | tee -a "$work/results"
+	run B "$secs" $((r + 1)) | tee -a "$work/results"
+	r=$((r + 1))
+done
+awk '
+	{ split($2, kv, "="); v[$1, ++n[$1]] = kv[2] + 0 }
+	function median(k,   m, i, j, t, x) {
+		m = n[k]; for (i = 1; i <= m; i++) x[i] = v[k, i]
+		for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (x[j] < x[i]) { t = x[i]; x[i] = x[j]; x[j] = t }
+		return m % 2 ? x[(m + 1) / 2] : (x[m / 2] + x[m / 2 + 1]) / 2
+	}
+	END { printf "median rps http=%.0f https=%.0f ratio_https_over_http=%.3f\n", median("A"), median("B"), median("B") / median("A") }
+' "$work/results"
