@@ -1024,6 +1024,14 @@ int api_server_start(struct api_server **out, struct engine *e,
 		ret = -ENOMEM;
 		goto cleanup;
 	}
+	if (o->tls && (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES ||
+		       MHD_is_feature_supported(
+			       MHD_FEATURE_HTTPS_CERT_CALLBACK) != MHD_YES)) {
+		*err = "this libmicrohttpd has no TLS with a certificate "
+		       "callback (Debian's libmicrohttpd12 has both)";
+		ret = -ENOTSUP;
+		goto cleanup;
+	}
 	s->e = e;
 	s->tls = o->tls;
 	if (s->tls)

@@ -200,6 +200,21 @@ def test_tls_serves_https_to_curl_and_the_cli_and_only_tls(ctx):
         else:
             check_eq(got, None, "a client of at most TLS 1.1")
 
+    # The strict framing reads the plaintext: a control byte in a field
+    # value is a 400 bad-framing, over TLS as over plain HTTP.
+    with tls_context(pki["ca.pem"]).wrap_socket(
+            socket.create_connection(("127.0.0.1", s.port), timeout=5),
+            server_hostname="127.0.0.1") as t:
+        t.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: a\x01b\r\n\r\n")
+        got = b""
+        for _ in range(64):
+            chunk = t.recv(4096)
+            if not chunk:
+                break
+            got += chunk
+    check(got.startswith(b"HTTP/1.1 400 "), "bad framing: %r" % got[:100])
+    check(b"bad-framing" in got, "the problem type: %r" % got[:400])
+
     # A default client gets TLS 1.3, and the server kept serving.
     c = https(s.port, pki["ca.pem"])
     check_eq(get(c, "/healthz")[0], 200, "after the refusals")
