@@ -4,8 +4,9 @@
 does not match, a key readable by others, a missing file), each with a
 message naming the file; SIGHUP serves a renewed certificate to new
 connections while an open keep-alive connection keeps working, and a
-half-written file keeps the old one; /metrics gives the certificate's
-not_after.
+half-written file keeps the old one; a handshake that stalls holds no
+thread and is closed by connection_timeout_s; /metrics gives the
+certificate's not_after; doctor warns 30, 14 and 3 days ahead.
 
 Every certificate is made here with Debian's openssl: a CA, server
 certificates for 127.0.0.1 (an IP subjectAltName) with serials 1001 and
@@ -112,11 +113,13 @@ def served_serial(conn):
     return conn.sock.getpeercert()["serialNumber"].lower().lstrip("0")
 
 
-def start_tls(ctx, pki, cert, key=None):
-    """A server on the given pair; waits (bounded) until it answers
-    GET /readyz over HTTPS."""
-    s = ctx.server(env={"TPWALLET_TLS_CERT_FILE": cert,
-                        "TPWALLET_TLS_KEY_FILE": key or pki["server.key"]})
+def start_tls(ctx, pki, cert, env=None):
+    """A server on the given pair (and more settings in env); waits
+    (bounded) until it answers GET /readyz over HTTPS."""
+    e = {"TPWALLET_TLS_CERT_FILE": cert,
+         "TPWALLET_TLS_KEY_FILE": pki["server.key"]}
+    e.update(env or {})
+    s = ctx.server(env=e)
     s.spawn()
     deadline = time.monotonic() + 20 * slow_factor()
     last = None
@@ -227,6 +230,33 @@ def test_tls_serves_https_to_curl_and_the_cli_and_only_tls(ctx):
     check(re.search(r'"msg":"TLS certificate loaded".*"serial":"1001"',
                     s.log_text()), "the start logs the certificate")
     check("PRIVATE KEY" not in s.log_text(), "no key in the log")
+    s.stop()
+
+
+@e2e_test(timeout=60)
+def test_tls_a_stalled_handshake_holds_no_thread_and_times_out(ctx):
+    pki = make_pki(ctx.path("pki"))
+    s = start_tls(ctx, pki, pki["server1.pem"],
+                  env={"TPWALLET_CONNECTION_TIMEOUT_S": "2",
+                       "TPWALLET_THREADS": "1"})
+    stalled = []
+    try:
+        for _ in range(8):  # the first 5 bytes of a ClientHello, no more
+            p = socket.create_connection(("127.0.0.1", s.port), timeout=10)
+            p.sendall(b"\x16\x03\x01\x00\x50")
+            stalled.append(p)
+        t0 = time.monotonic()
+        c = https(s.port, pki["ca.pem"], timeout=5)
+        check_eq(get(c, "/healthz")[0], 200, "served beside 8 stalled")
+        c.close()
+        check(time.monotonic() - t0 < 2, "served at once, not after them")
+        got = stalled[0].recv(16)  # bounded by the socket's 10 s
+        waited = time.monotonic() - t0
+        check_eq(got, b"", "the stalled connection is closed")
+        check(waited < 8, "closed by the 2 s timeout (%.1fs)" % waited)
+    finally:
+        for p in stalled:
+            p.close()
     s.stop()
 
 
