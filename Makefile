@@ -139,12 +139,18 @@ $(BUILD)/bench/%: bench/%.c $(API_OBJ)
 # bench_merkle compares libsodium's SHA-256 with nettle's (a package here).
 $(BUILD)/bench/bench_merkle: CPPFLAGS += -DHAVE_NETTLE
 
+# bench_store measures RocksDB against LMDB (issue 12); both are in
+# scripts/deps.sh's build packages.  Debian ships rocksdb.pc and lmdb.pc;
+# plain -l flags if pkg-config does not know them.
+STORE_LIBS = $(shell pkg-config --libs rocksdb lmdb 2>/dev/null || echo -lrocksdb -llmdb)
+$(BUILD)/bench/bench_store: LDLIBS += $(STORE_LIBS)
+
 bench-build: $(BENCH_BIN)
 
 unit: $(UNIT_BIN)
 	@tests/count.sh tests/run-unit.sh $(BUILD)/tests
 
-e2e: $(BUILD)/tpwallet
+e2e: $(BUILD)/tpwallet $(BUILD)/bench/bench_store
 	@tests/count.sh python3 tests/e2e/run.py --binary $(BUILD)/tpwallet
 
 # The whole suite: deps, normal build, unit + e2e; then the same under

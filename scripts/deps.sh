@@ -14,7 +14,7 @@ set -eu
 
 BUILD_PKGS="build-essential pkg-config
 libmicrohttpd-dev libsodium-dev libjansson-dev nettle-dev libcurl4-gnutls-dev
-libgnutls28-dev"
+libgnutls28-dev librocksdb-dev liblmdb-dev"
 TEST_PKGS="clang libclang-rt-14-dev libcmocka-dev python3 curl wrk
 clang-format cppcheck util-linux prometheus openssl"
 BENCH_PKGS="python3 curl wrk nginx-light linux-perf"
