@@ -7,10 +7,24 @@
 #   free_port                        prints a free port
 #   wait_up URL NAME LOG             waits (10 s at most) until URL
 #                                    answers 2xx; else prints LOG, exits
+#   bench_workdir NAME               sets work (a new directory in
+#                                    /dev/shm, or $TMPDIR with DISK=1)
+#                                    and pids, and a trap that kills the
+#                                    pids and removes work on exit
 #   serve_start BIN DATA LOG [ARG..] sets serve_port and serve_pid (ARGs
 #                                    go to serve); exits when the server
 #                                    does not start
 # The caller kills serve_pid (and waits for it) when done.
+bench_workdir() {
+	if [ "${DISK:-0}" != 1 ] && [ -d /dev/shm ] && [ -w /dev/shm ]; then
+		work=$(mktemp -d "/dev/shm/tpwallet-$1-XXXXXX")
+	else
+		work=$(mktemp -d "${TMPDIR:-/tmp}/tpwallet-$1-XXXXXX")
+	fi
+	pids=""
+	trap 'for p in $pids; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; rm -rf "$work"' EXIT INT TERM
+}
+
 free_port() {
 	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }

@@ -26,16 +26,9 @@ b=$2
 rounds=${3:-5}
 secs=${4:-6}
 here=$(cd "$(dirname "$0")" && pwd)
-if [ "${DISK:-0}" != 1 ] && [ -d /dev/shm ] && [ -w /dev/shm ]; then
-	work=$(mktemp -d /dev/shm/tpwallet-cost-XXXXXX)
-else
-	work=$(mktemp -d "${TMPDIR:-/tmp}/tpwallet-cost-XXXXXX")
-fi
-pids=""
-trap 'for p in $pids; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; rm -rf "$work"' EXIT INT TERM
-
 # shellcheck source=bench/serve.sh
 . "$here/serve.sh"
+bench_workdir cost
 
 start() { # NAME BIN -> sets port_NAME, pid_NAME
 	serve_start "$2" "$work/$1" "$work/$1.log"

@@ -19,16 +19,9 @@ bin=$1
 rounds=${2:-5}
 secs=${3:-6}
 here=$(cd "$(dirname "$0")" && pwd)
-if [ -d /dev/shm ] && [ -w /dev/shm ]; then
-	work=$(mktemp -d /dev/shm/tpwallet-tls-XXXXXX)
-else
-	work=$(mktemp -d "${TMPDIR:-/tmp}/tpwallet-tls-XXXXXX")
-fi
-pids=""
-trap 'for p in $pids; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; rm -rf "$work"' EXIT INT TERM
-
 # shellcheck source=bench/serve.sh
 . "$here/serve.sh"
+bench_workdir tls
 
 # The certificate: a CA and a server certificate for 127.0.0.1.
 (
