@@ -1547,7 +1547,7 @@ enum pending_status ledger_pending_status(const struct ledger *l, u128 id)
 	return (enum pending_status) * xstatus(l, s);
 }
 
-static bool filter_valid(const struct account_filter *f)
+bool ledger_filter_valid(const struct account_filter *f)
 {
 	u32 known = ACCOUNT_FILTER_DEBITS | ACCOUNT_FILTER_CREDITS |
 		    ACCOUNT_FILTER_REVERSED;
@@ -1568,7 +1568,7 @@ static bool filter_valid(const struct account_filter *f)
 	return true;
 }
 
-static bool filter_match(const struct account_filter *f,
+bool ledger_filter_match(const struct account_filter *f,
 			 const struct transfer *t)
 {
 	if ((f->flags & ACCOUNT_FILTER_DEBITS) &&
@@ -1633,11 +1633,12 @@ static int run_query(const struct walk *w, const struct account_filter *f,
 		max = QUERY_LIMIT_MAX;
 	if (f->flags & ACCOUNT_FILTER_REVERSED) {
 		for (u32 i = hi; i > lo && k < max; i--)
-			if (filter_match(f, xrec(w->l, walk_xfer(w, i - 1))))
+			if (ledger_filter_match(
+				    f, xrec(w->l, walk_xfer(w, i - 1))))
 				emit(w->l, w->v[i - 1], out, k++);
 	} else {
 		for (u32 i = lo; i < hi && k < max; i++)
-			if (filter_match(f, xrec(w->l, walk_xfer(w, i))))
+			if (ledger_filter_match(f, xrec(w->l, walk_xfer(w, i))))
 				emit(w->l, w->v[i], out, k++);
 	}
 	return (int)k;
@@ -1665,7 +1666,7 @@ int ledger_get_account_transfers(const struct ledger *l,
 				 const struct account_filter *f,
 				 struct transfer *out, u32 out_max)
 {
-	if (!filter_valid(f))
+	if (!ledger_filter_valid(f))
 		return -EINVAL;
 	u32 s = find_account(l, f->account_id);
 	if (s == SLOT_NONE)
@@ -1679,7 +1680,7 @@ int ledger_get_account_balances(const struct ledger *l,
 				const struct account_filter *f,
 				struct account_balance *out, u32 out_max)
 {
-	if (!filter_valid(f))
+	if (!ledger_filter_valid(f))
 		return -EINVAL;
 	u32 s = find_account(l, f->account_id);
 	if (s == SLOT_NONE || !(arec(l, s)->flags & ACCOUNT_HISTORY))

@@ -127,6 +127,29 @@ int ledger_get_account_balances(const struct ledger *l,
 				const struct account_filter *f,
 				struct account_balance *out, u32 out_max);
 
+/* The filter rules above, for a store that answers the older part of a
+ * query: ledger_filter_valid() is the -EINVAL check, and
+ * ledger_filter_match() says whether transfer t is on a side the filter
+ * asks for and matches its user_data_* and code (not its timestamp
+ * bounds). */
+bool ledger_filter_valid(const struct account_filter *f);
+bool ledger_filter_match(const struct account_filter *f,
+			 const struct transfer *t);
+
+/* What the cold tier (the store, docs/store.md) holds for one transfer id:
+ * nothing, a transfer with its pending status, or an id burnt by a
+ * transient failure (id_already_failed). */
+enum ledger_cold_kind {
+	LEDGER_COLD_ABSENT = 0,
+	LEDGER_COLD_TRANSFER = 1,
+	LEDGER_COLD_FAILED = 2,
+};
+struct ledger_cold_item {
+	struct transfer t; /* when kind == LEDGER_COLD_TRANSFER */
+	u8 kind;	   /* enum ledger_cold_kind */
+	u8 status;	   /* enum pending_status of t */
+};
+
 /* Counters for metrics and memory accounting. */
 struct ledger_stats {
 	u64 accounts;
