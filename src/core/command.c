@@ -42,10 +42,10 @@ static int apply_transfers_guarded(const struct command_target *t,
 	const u8 *skip = NULL;
 
 	if (c->h.kind == AUTH_CMD_TRANSFERS_GUARDED_2) {
-		struct transfer old;
-		for (u32 i = 0; i < c->h.count; i++)
-			t->scratch[i] = ledger_lookup_transfer(
-						t->ledger, tr[i].id, &old) == 0;
+		int ret = ledger_transfers_exist(t->ledger, tr, c->h.count,
+						 t->scratch);
+		if (ret)
+			return ret;
 		skip = t->scratch;
 	}
 	u32 refuse = auth_guard_check(t->auth, g, n, tr, c->h.count, skip);

@@ -53,6 +53,11 @@ ledger_assert_fail(const char *cond, const char *file, int line)
 #define SLOT_NONE UINT32_MAX
 /* Slots are u32 and SLOT_NONE is reserved. */
 #define SLOTS_MAX ((u64)UINT32_MAX - 1)
+/* Transfer slots from PIN_BASE up name pinned transfers (see "The cold
+ * tier"): pending transfers kept in memory after their neighbours were
+ * evicted.  Ordinary transfer slots stay below it. */
+#define PIN_BASE       0xF0000000u
+#define XFER_SLOTS_MAX ((u64)PIN_BASE)
 
 #define NS_PER_S	1000000000ull
 #define TIMESTAMP_LIMIT ((u64)1 << 63)
@@ -76,6 +81,9 @@ struct acct_aux {
 	/* List appends reserved by the current batch (valid when
 	 * res_epoch == ledger.epoch; a stale count only over-reserves). */
 	u32 res_epoch, res_count;
+	/* == ledger.drain_no + 1 when the account is on the changed list
+	 * of the changes not yet drained (ledger_drain). */
+	u32 dirty;
 };
 
 struct acct_chunk {
@@ -108,6 +116,28 @@ struct hist_chunk {
 struct fail_chunk {
 	u128 id[1u << FAIL_SHIFT];
 };
+
+#define PIN_SHIFT 10
+struct pin_chunk {
+	struct transfer rec[1u << PIN_SHIFT];
+	u8 status[1u << PIN_SHIFT];
+};
+
+/* A transfer whose status change was drained but may not be stored yet
+ * (see ledger_evict). */
+struct inflight {
+	u128 id;
+	u32 drain;
+	u32 zero[3];
+};
+
+/* One id looked up in the cold tier for the current batch. */
+struct cold_entry {
+	struct ledger_cold_item item;
+	u128 id;
+	u32 epoch;
+};
+#define COLD_CACHE_BITS 15 /* >= 3 ids per event at load <= 3/4 */
 
 struct chunkvec {
 	void **v;
@@ -142,6 +172,16 @@ static int chunkvec_reserve(struct chunkvec *cv, u64 items, unsigned shift,
 		cv->v[cv->n++] = p;
 	}
 	return 0;
+}
+
+/* Chunks still allocated (the cold tier frees the oldest). */
+static u32 chunkvec_live(const struct chunkvec *cv)
+{
+	u32 k = 0;
+
+	for (u32 i = 0; i < cv->n; i++)
+		k += cv->v[i] != NULL;
+	return k;
 }
 
 static void chunkvec_release(struct chunkvec *cv)
@@ -329,6 +369,36 @@ struct ledger {
 
 	u64 pending_open;
 	u64 last_timestamp;
+
+	/* The cold tier (ledger_set_cold); all zero for a ledger that
+	 * keeps everything in memory. */
+	struct ledger_cold cold;
+	bool tracking;	    /* changes are recorded for ledger_drain */
+	u64 base_transfers; /* transfers the store held at ledger_restore_end */
+	bool has_cold;	    /* some state now lives only in the cold tier */
+	/* Slots below these were evicted (ordinary transfer, history and
+	 * failed-id slots); their chunks are freed as they empty. */
+	u32 x_lo, h_lo, f_lo;
+	/* Slots from these on were not drained yet. */
+	u32 d_x, d_a, d_h, d_f;
+	u32 drain_no;
+	/* Changes since the last drain: transfer slots whose status
+	 * changed (older than d_x, or pinned) and accounts (older than
+	 * d_a) whose balances or flags changed. */
+	u32 *dirty_st, dirty_st_len, dirty_st_cap;
+	u32 *dirty_ac, dirty_ac_len, dirty_ac_cap;
+	/* Status changes drained, oldest first, until stored. */
+	struct inflight *fly;
+	u32 fly_head, fly_len, fly_cap;
+	/* Pinned transfers: slots PIN_BASE + i. */
+	struct chunkvec pin;
+	u32 n_pins; /* high water */
+	u32 *pin_free, pin_free_len, pin_free_cap;
+	/* Ids of the current batch looked up in the cold tier. */
+	struct cold_entry *cc;
+	u32 cc_epoch;
+	u128 *cold_ids;
+	struct ledger_cold_item *cold_items;
 };
 
 static inline struct account *arec(const struct ledger *l, u32 s)
@@ -345,12 +415,22 @@ static inline struct acct_aux *aaux(const struct ledger *l, u32 s)
 
 static inline struct transfer *xrec(const struct ledger *l, u32 s)
 {
+	if (__builtin_expect(s >= PIN_BASE, 0)) {
+		s -= PIN_BASE;
+		return &((struct pin_chunk *)l->pin.v[s >> PIN_SHIFT])
+				->rec[s & CHUNK_MASK(PIN_SHIFT)];
+	}
 	return &((struct xfer_chunk *)l->xfer.v[s >> XFER_SHIFT])
 			->rec[s & CHUNK_MASK(XFER_SHIFT)];
 }
 
 static inline u8 *xstatus(const struct ledger *l, u32 s)
 {
+	if (__builtin_expect(s >= PIN_BASE, 0)) {
+		s -= PIN_BASE;
+		return &((struct pin_chunk *)l->pin.v[s >> PIN_SHIFT])
+				->status[s & CHUNK_MASK(PIN_SHIFT)];
+	}
 	return &((struct xfer_chunk *)l->xfer.v[s >> XFER_SHIFT])
 			->status[s & CHUNK_MASK(XFER_SHIFT)];
 }
@@ -484,6 +564,14 @@ void ledger_free(struct ledger *l)
 	chunkvec_release(&l->xfer);
 	chunkvec_release(&l->hist);
 	chunkvec_release(&l->fail);
+	chunkvec_release(&l->pin);
+	free(l->pin_free);
+	free(l->dirty_st);
+	free(l->dirty_ac);
+	free(l->fly);
+	free(l->cc);
+	free(l->cold_ids);
+	free(l->cold_items);
 	free(l->acct_ix.e);
 	free(l->xfer_ix.e);
 	free(l->fail_ix.e);
@@ -604,8 +692,25 @@ static void heap_prune(struct ledger *l)
  * Undo log for linked chains.
  */
 
+/* Changes for ledger_drain: room was reserved with the batch
+ * (track_reserve). */
+static inline void touch_account(struct ledger *l, u32 slot)
+{
+	struct acct_aux *x;
+
+	if (!l->tracking || slot >= l->d_a)
+		return;
+	x = aaux(l, slot);
+	if (x->dirty == l->drain_no + 1)
+		return;
+	x->dirty = l->drain_no + 1;
+	LEDGER_ASSERT(l->dirty_ac_len < l->dirty_ac_cap);
+	l->dirty_ac[l->dirty_ac_len++] = slot;
+}
+
 static inline void log_account(struct ledger *l, u32 slot)
 {
+	touch_account(l, slot);
 	if (!l->in_chain)
 		return;
 	LEDGER_ASSERT(l->undo_len < l->undo_cap);
@@ -638,6 +743,10 @@ static inline void set_status(struct ledger *l, u32 slot, u8 status)
 	if (status == PENDING_PENDING)
 		l->pending_open++;
 	*st = status;
+	if (l->tracking && (slot < l->d_x || slot >= PIN_BASE)) {
+		LEDGER_ASSERT(l->dirty_st_len < l->dirty_st_cap);
+		l->dirty_st[l->dirty_st_len++] = slot;
+	}
 }
 
 static void chain_begin(struct ledger *l)
@@ -876,6 +985,117 @@ static inline bool is_post_or_void(const struct transfer *t)
 			   TRANSFER_VOID_PENDING_TRANSFER);
 }
 
+/* ---------------------------------------------------------------------
+ * The cold tier, read side: the ids of a batch that memory does not hold
+ * are looked up before the batch applies and kept in a small table for
+ * the batch (cold_prefetch); the event loop finds them there.
+ */
+
+#define COLD_CACHE_MASK ((1u << COLD_CACHE_BITS) - 1)
+
+static struct cold_entry *cc_slot(const struct ledger *l, u128 id, u64 h)
+{
+	u32 i = (u32)h & COLD_CACHE_MASK;
+
+	for (;;) {
+		struct cold_entry *e = &l->cc[i];
+		if (e->epoch != l->cc_epoch || e->id == id)
+			return e;
+		i = (i + 1) & COLD_CACHE_MASK;
+	}
+}
+
+/* The cold tier's answer for an id memory does not hold: NULL when it
+ * has none.  Every such id of the batch was looked up beforehand. */
+static const struct ledger_cold_item *cold_find(const struct ledger *l, u128 id,
+						u64 h)
+{
+	if (!l->has_cold)
+		return NULL;
+	const struct cold_entry *e = cc_slot(l, id, h);
+	LEDGER_ASSERT(e->epoch == l->cc_epoch && e->id == id);
+	return e->item.kind == LEDGER_COLD_ABSENT ? NULL : &e->item;
+}
+
+/* Queue id for the cold tier unless memory holds it or it is queued. */
+static void cold_want(struct ledger *l, u128 id, u32 *k)
+{
+	if (id == 0 || id == U128_MAX)
+		return;
+	u64 h = hash_id(id);
+	if (ix_find(l, IX_TRANSFER, id, h) != SLOT_NONE)
+		return;
+	struct cold_entry *e = cc_slot(l, id, h);
+	if (e->epoch == l->cc_epoch)
+		return;
+	e->epoch = l->cc_epoch;
+	e->id = id;
+	e->item.kind = LEDGER_COLD_ABSENT;
+	l->cold_ids[(*k)++] = id;
+}
+
+/* Look up what the batch may need from the cold tier: each event's id
+ * (idempotency, id_already_failed) and a post or void's pending id (a
+ * retried post or void compares with that same pending transfer).  A
+ * transfer memory does not hold is never pending: the cold tier saying
+ * otherwise, or answering for another id, is corrupt (-EIO). */
+static int cold_prefetch(struct ledger *l, const struct transfer *ev, u32 n,
+			 bool ids_only)
+{
+	u32 k = 0;
+	int ret;
+
+	if (!l->has_cold)
+		return 0;
+	if (++l->cc_epoch == 0) {
+		memset(l->cc, 0, sizeof(*l->cc) << COLD_CACHE_BITS);
+		l->cc_epoch = 1;
+	}
+	for (u32 i = 0; i < n; i++) {
+		cold_want(l, ev[i].id, &k);
+		if (!ids_only &&
+		    (ev[i].flags & (TRANSFER_POST_PENDING_TRANSFER |
+				    TRANSFER_VOID_PENDING_TRANSFER)))
+			cold_want(l, ev[i].pending_id, &k);
+	}
+	if (k == 0)
+		return 0;
+	ret = l->cold.get(l->cold.ctx, l->cold_ids, k, l->cold_items);
+	if (ret)
+		return ret < 0 ? ret : -EIO;
+	for (u32 i = 0; i < k; i++) {
+		const struct ledger_cold_item *it = &l->cold_items[i];
+		if (it->kind > LEDGER_COLD_FAILED ||
+		    (it->kind == LEDGER_COLD_TRANSFER &&
+		     (it->t.id != l->cold_ids[i] ||
+		      it->status == PENDING_PENDING ||
+		      it->status > PENDING_EXPIRED)))
+			return -EIO;
+	}
+	for (u32 i = 0; i < k; i++)
+		cc_slot(l, l->cold_ids[i], hash_id(l->cold_ids[i]))->item =
+			l->cold_items[i];
+	return 0;
+}
+
+/* A transfer by id in either tier, with its status; NULL if none. */
+static const struct transfer *any_transfer(const struct ledger *l, u128 id,
+					   u64 h, u32 *slot, u8 *status)
+{
+	u32 s = ix_find(l, IX_TRANSFER, id, h);
+
+	*slot = s;
+	if (s != SLOT_NONE) {
+		*status = *xstatus(l, s);
+		return xrec(l, s);
+	}
+	const struct ledger_cold_item *c = cold_find(l, id, h);
+	if (!c || c->kind != LEDGER_COLD_TRANSFER)
+		return NULL;
+	*status = c->status;
+	return &c->t;
+}
+
 /* Idempotency: compare a retried event with the stored transfer.  For
  * post/void, a zero optional field stands for the pending transfer's value
  * (what the retry would have stored), and compares as that. */
@@ -897,9 +1117,11 @@ static u32 transfer_exists(const struct ledger *l, const struct transfer *t,
 	if (t->timeout != e->timeout)
 		return CREATE_TRANSFER_exists_with_different_timeout;
 	if (pv) {
-		u32 ps = find_transfer(l, e->pending_id);
-		LEDGER_ASSERT(ps != SLOT_NONE);
-		p = xrec(l, ps);
+		u32 ps;
+		u8 pst;
+		p = any_transfer(l, e->pending_id, hash_id(e->pending_id), &ps,
+				 &pst);
+		LEDGER_ASSERT(p != NULL);
 		dr = dr ? dr : p->debit_account_id;
 		cr = cr ? cr : p->credit_account_id;
 		ud128 = ud128 ? ud128 : p->user_data_128;
@@ -1070,14 +1292,16 @@ static u32 create_single_or_pending(struct ledger *l, const struct transfer *t,
 }
 
 static u32 create_post_or_void(struct ledger *l, const struct transfer *t,
-			       u64 ts, u64 h)
+			       u64 ts, u64 h, u64 hp)
 {
 	bool post = t->flags & TRANSFER_POST_PENDING_TRANSFER;
-	u32 ps = find_transfer(l, t->pending_id);
+	u32 ps;
+	u8 pst;
+	const struct transfer *p =
+		any_transfer(l, t->pending_id, hp, &ps, &pst);
 
-	if (ps == SLOT_NONE)
+	if (!p)
 		return CREATE_TRANSFER_pending_transfer_not_found;
-	const struct transfer *p = xrec(l, ps);
 	if (!(p->flags & TRANSFER_PENDING))
 		return CREATE_TRANSFER_pending_transfer_not_pending;
 	if (t->debit_account_id && t->debit_account_id != p->debit_account_id)
@@ -1104,7 +1328,7 @@ static u32 create_post_or_void(struct ledger *l, const struct transfer *t,
 	if (!post && amount != p->amount)
 		return CREATE_TRANSFER_pending_transfer_has_different_amount;
 
-	switch (*xstatus(l, ps)) {
+	switch (pst) {
 	case PENDING_POSTED:
 		return CREATE_TRANSFER_pending_transfer_already_posted;
 	case PENDING_VOIDED:
@@ -1116,6 +1340,7 @@ static u32 create_post_or_void(struct ledger *l, const struct transfer *t,
 	/* Past its deadline but not yet pulsed: already expired. */
 	if (p->timeout && deadline_of(p) <= ts)
 		return CREATE_TRANSFER_pending_transfer_expired;
+	LEDGER_ASSERT(ps != SLOT_NONE); /* pending ones stay in memory */
 
 	u32 drs = find_account(l, p->debit_account_id);
 	u32 crs = find_account(l, p->credit_account_id);
@@ -1187,8 +1412,13 @@ static u32 create_transfer(struct ledger *l, const struct transfer *t, u64 ts,
 	u32 es = ix_find(l, IX_TRANSFER, t->id, h);
 	if (es != SLOT_NONE)
 		return transfer_exists(l, t, xrec(l, es));
-	if (l->n_failed && ix_find(l, IX_FAILED, t->id, h) != SLOT_NONE)
+	if (l->fail_ix.count && ix_find(l, IX_FAILED, t->id, h) != SLOT_NONE)
 		return CREATE_TRANSFER_id_already_failed;
+	const struct ledger_cold_item *c = cold_find(l, t->id, h);
+	if (c)
+		return c->kind == LEDGER_COLD_FAILED
+			       ? CREATE_TRANSFER_id_already_failed
+			       : transfer_exists(l, t, &c->t);
 
 	u16 f = t->flags;
 	bool pending = f & TRANSFER_PENDING;
@@ -1228,7 +1458,7 @@ static u32 create_transfer(struct ledger *l, const struct transfer *t, u64 ts,
 		return CREATE_TRANSFER_closing_transfer_must_be_pending;
 
 	if (post || vd)
-		return create_post_or_void(l, t, ts, h);
+		return create_post_or_void(l, t, ts, h, l->scratch_hdr[i]);
 
 	if (t->ledger == 0)
 		return CREATE_TRANSFER_ledger_must_not_be_zero;
@@ -1353,7 +1583,7 @@ static int reserve_transfers(struct ledger *l, const struct transfer *ev, u32 n)
 {
 	int ret = 0;
 
-	if ((u64)l->n_transfers + n > SLOTS_MAX ||
+	if ((u64)l->n_transfers + n > XFER_SLOTS_MAX ||
 	    (u64)l->n_history + 2ull * n > SLOTS_MAX ||
 	    (u64)l->n_failed + n > SLOTS_MAX)
 		return -ENOMEM;
@@ -1458,6 +1688,8 @@ static void expire_one(struct ledger *l, u32 slot)
 	struct account *dr = arec(l, drs), *cr = arec(l, crs);
 	LEDGER_ASSERT(dr->debits_pending >= p->amount);
 	LEDGER_ASSERT(cr->credits_pending >= p->amount);
+	touch_account(l, drs);
+	touch_account(l, crs);
 	dr->debits_pending -= p->amount;
 	cr->credits_pending -= p->amount;
 	if (p->flags & TRANSFER_CLOSING_DEBIT)
@@ -1467,7 +1699,21 @@ static void expire_one(struct ledger *l, u32 slot)
 	set_status(l, slot, PENDING_EXPIRED);
 }
 
-void ledger_pulse(struct ledger *l, u64 timestamp)
+/* Room in the change lists for `events` more events and `expiries`
+ * expiries, so the event loop and the pulse never allocate. */
+static int track_reserve(struct ledger *l, u64 events, u64 expiries)
+{
+	if (!l->tracking)
+		return 0;
+	int ret = grow_u32(&l->dirty_st, &l->dirty_st_cap,
+			   (u64)l->dirty_st_len + events + expiries);
+	if (!ret)
+		ret = grow_u32(&l->dirty_ac, &l->dirty_ac_cap,
+			       (u64)l->dirty_ac_len + 2 * (events + expiries));
+	return ret;
+}
+
+static void pulse(struct ledger *l, u64 timestamp)
 {
 	LEDGER_ASSERT(!l->in_chain);
 	heap_prune(l);
@@ -1483,6 +1729,14 @@ void ledger_pulse(struct ledger *l, u64 timestamp)
 	}
 }
 
+int ledger_pulse(struct ledger *l, u64 timestamp)
+{
+	if (track_reserve(l, 0, l->heap_len))
+		return -ENOMEM;
+	pulse(l, timestamp);
+	return 0;
+}
+
 int ledger_create_transfers(struct ledger *l, const struct transfer *events,
 			    u32 n, u64 timestamp, u32 *results)
 {
@@ -1490,12 +1744,16 @@ int ledger_create_transfers(struct ledger *l, const struct transfer *events,
 
 	if (ret)
 		return ret;
-	ret = reserve_transfers(l, events, n);
+	ret = cold_prefetch(l, events, n, false);
+	if (!ret)
+		ret = track_reserve(l, n, l->heap_len);
+	if (!ret)
+		ret = reserve_transfers(l, events, n);
 	if (ret)
 		return ret;
 	l->batch_n = n;
 
-	ledger_pulse(l, timestamp - n + 1);
+	pulse(l, timestamp - n + 1);
 	RUN_BATCH(l, events, n, timestamp, results, apply_transfer,
 		  CREATE_TRANSFER_linked_event_failed,
 		  CREATE_TRANSFER_linked_event_chain_open);
@@ -1691,6 +1949,410 @@ int ledger_get_account_balances(const struct ledger *l,
 }
 
 /* ---------------------------------------------------------------------
+ * The cold tier, write side: changes drained for the store, eviction of
+ * what the store holds, pinned pending transfers.
+ */
+
+int ledger_set_cold(struct ledger *l, const struct ledger_cold *cold)
+{
+	if (!l->cc) {
+		l->cc = calloc((size_t)1 << COLD_CACHE_BITS, sizeof(*l->cc));
+		l->cold_ids = malloc(2 * BATCH_EVENTS_MAX * sizeof(u128));
+		l->cold_items = malloc(2 * BATCH_EVENTS_MAX *
+				       sizeof(struct ledger_cold_item));
+		if (!l->cc || !l->cold_ids || !l->cold_items)
+			return -ENOMEM;
+	}
+	l->cold = *cold;
+	l->tracking = true;
+	return 0;
+}
+
+static void balance_of(const struct hist_rec *h, u64 ts,
+		       struct account_balance *b)
+{
+	memset(b, 0, sizeof(*b));
+	b->debits_pending = h->debits_pending;
+	b->debits_posted = h->debits_posted;
+	b->credits_pending = h->credits_pending;
+	b->credits_posted = h->credits_posted;
+	b->timestamp = ts;
+}
+
+/* Make room for k more entries at the tail of the in-flight list,
+ * dropping what ledger_evict consumed from its head first. */
+static int fly_reserve(struct ledger *l, u32 k)
+{
+	if (l->fly_head) {
+		memmove(l->fly, l->fly + l->fly_head,
+			(size_t)(l->fly_len - l->fly_head) * sizeof(*l->fly));
+		l->fly_len -= l->fly_head;
+		l->fly_head = 0;
+	}
+	return grow_bytes((void **)&l->fly, &l->fly_cap, (u64)l->fly_len + k,
+			  sizeof(*l->fly));
+}
+
+int ledger_drain(struct ledger *l, const struct ledger_drain_ops *ops,
+		 void *ctx, struct ledger_mark *out)
+{
+	LEDGER_ASSERT(l->tracking && !l->in_chain);
+	if (fly_reserve(l, l->dirty_st_len))
+		return -ENOMEM;
+
+	for (u32 s = l->d_a; s < l->n_accounts; s++)
+		ops->account(ctx, arec(l, s));
+	for (u32 i = 0; i < l->dirty_ac_len; i++)
+		ops->account(ctx, arec(l, l->dirty_ac[i]));
+
+	/* A transfer's balance points follow it in the history, debit
+	 * side first (push_list). */
+	u32 hp = l->d_h;
+	for (u32 s = l->d_x; s < l->n_transfers; s++) {
+		const struct transfer *t = xrec(l, s);
+		struct account_balance bd, bc;
+		const struct account_balance *pd = NULL, *pc = NULL;
+		for (; hp < l->n_history && hrec(l, hp)->xfer_slot == s; hp++) {
+			const struct hist_rec *h = hrec(l, hp);
+			if (arec(l, h->acct_slot)->id == t->debit_account_id) {
+				balance_of(h, t->timestamp, &bd);
+				pd = &bd;
+			} else {
+				balance_of(h, t->timestamp, &bc);
+				pc = &bc;
+			}
+		}
+		ops->transfer(ctx, t, *xstatus(l, s), pd, pc);
+	}
+	LEDGER_ASSERT(hp == l->n_history);
+
+	for (u32 i = 0; i < l->dirty_st_len; i++) {
+		u32 s = l->dirty_st[i];
+		ops->status(ctx, xrec(l, s), *xstatus(l, s));
+		struct inflight *f = &l->fly[l->fly_len++];
+		memset(f, 0, sizeof(*f));
+		f->id = xrec(l, s)->id;
+		f->drain = l->drain_no + 1;
+	}
+	for (u32 f = l->d_f; f < l->n_failed; f++)
+		ops->failed(ctx, *frec(l, f));
+
+	l->drain_no++;
+	l->d_a = l->n_accounts;
+	l->d_x = l->n_transfers;
+	l->d_h = l->n_history;
+	l->d_f = l->n_failed;
+	l->dirty_st_len = 0;
+	l->dirty_ac_len = 0;
+	out->drain = l->drain_no;
+	out->transfers = l->n_transfers;
+	out->history = l->n_history;
+	out->failed = l->n_failed;
+	return 0;
+}
+
+static int cmp_u128(const void *a, const void *b)
+{
+	u128 x = *(const u128 *)a, y = *(const u128 *)b;
+	return (x > y) - (x < y);
+}
+
+/* Ids whose status change the store may not hold yet, sorted. */
+struct unsafe {
+	u128 *id;
+	u32 n;
+};
+
+static bool is_unsafe(const struct unsafe *u, u128 id)
+{
+	return u->n && bsearch(&id, u->id, u->n, sizeof(u128), cmp_u128);
+}
+
+static u32 pin_take(struct ledger *l)
+{
+	if (l->pin_free_len)
+		return l->pin_free[--l->pin_free_len];
+	return l->n_pins++;
+}
+
+/* Move transfer slot s (being evicted) to a pin slot. */
+static void pin(struct ledger *l, u32 s)
+{
+	u32 p = PIN_BASE + pin_take(l);
+	const struct transfer *t = xrec(l, s);
+	struct index *ix = &l->xfer_ix;
+	u32 tag = (u32)(hash_id(t->id) >> 32);
+	u32 i = ix_home(ix, tag);
+
+	*xrec(l, p) = *t;
+	*xstatus(l, p) = *xstatus(l, s);
+	while (ix->e[i].slot != s) {
+		LEDGER_ASSERT(ix->e[i].slot != SLOT_NONE);
+		i = (i + 1) & ix->mask;
+	}
+	ix->e[i].slot = p;
+}
+
+static void unpin(struct ledger *l, u32 p)
+{
+	ix_remove(l, IX_TRANSFER, p);
+	*xstatus(l, p) = PENDING_NONE; /* its heap entries go (heap_rebuild) */
+	l->pin_free[l->pin_free_len++] = p - PIN_BASE;
+}
+
+/* Keep the heap entries of transfers still pending, with the slots they
+ * have now (pinned ones moved), and restore the heap order. */
+static void heap_rebuild(struct ledger *l, u32 lo, u32 hi)
+{
+	u32 k = 0;
+
+	for (u32 i = 0; i < l->heap_len; i++) {
+		struct heap_entry e = l->heap[i];
+		if (e.slot >= lo && e.slot < hi) {
+			u32 ns = find_transfer(l, xrec(l, e.slot)->id);
+			if (ns == SLOT_NONE || ns < PIN_BASE)
+				continue;
+			e.slot = ns;
+		}
+		if (*xstatus(l, e.slot) == PENDING_PENDING)
+			l->heap[k++] = e;
+	}
+	l->heap_len = k;
+	for (u32 i = k / 2; i-- > 0;) {
+		struct heap_entry e = l->heap[i];
+		u32 j = i;
+		for (;;) {
+			u32 c = 2 * j + 1;
+			if (c >= k)
+				break;
+			if (c + 1 < k &&
+			    heap_less(&l->heap[c + 1], &l->heap[c]))
+				c++;
+			if (!heap_less(&l->heap[c], &e))
+				break;
+			l->heap[j] = l->heap[c];
+			j = c;
+		}
+		l->heap[j] = e;
+	}
+}
+
+/* Drop the entries below `lo` from the front of an ascending list, and
+ * give memory back when the list shrank to a quarter. */
+static void trim_list(u32 **v, u32 *n, u32 *cap, u32 lo)
+{
+	u32 a = 0, b = *n;
+
+	while (a < b) {
+		u32 mid = a + (b - a) / 2;
+		if ((*v)[mid] < lo)
+			a = mid + 1;
+		else
+			b = mid;
+	}
+	if (a == 0)
+		return;
+	memmove(*v, *v + a, (size_t)(*n - a) * sizeof(u32));
+	*n -= a;
+	if (*cap > 16 && *n < *cap / 4) {
+		u32 c = *n < 8 ? 8 : *n * 2;
+		u32 *p = realloc(*v, (size_t)c * sizeof(u32));
+		if (p) {
+			*v = p;
+			*cap = c;
+		}
+	}
+}
+
+static void free_chunks(struct chunkvec *cv, unsigned shift, u32 lo, u32 hi)
+{
+	for (u32 c = lo >> shift; c < (hi >> shift); c++) {
+		free(cv->v[c]);
+		cv->v[c] = NULL;
+	}
+}
+
+int ledger_evict(struct ledger *l, const struct ledger_mark *stored,
+		 u64 keep_transfers)
+{
+	LEDGER_ASSERT(l->tracking && !l->in_chain);
+	if (l->dirty_st_len || l->dirty_ac_len || l->d_x != l->n_transfers ||
+	    l->d_a != l->n_accounts || l->d_f != l->n_failed)
+		return -EBUSY;
+	if (stored->drain > l->drain_no || stored->transfers > l->d_x ||
+	    stored->history > l->d_h || stored->failed > l->d_f)
+		return -EINVAL;
+
+	u32 ux = stored->transfers;
+	if (keep_transfers >= l->n_transfers)
+		ux = 0;
+	else if (ux > l->n_transfers - keep_transfers)
+		ux = (u32)(l->n_transfers - keep_transfers);
+	if (ux < l->x_lo)
+		ux = l->x_lo;
+	u32 uf = stored->failed > l->f_lo ? stored->failed : l->f_lo;
+
+	/* In-flight status changes the store now holds leave the list; the
+	 * rest name transfers that must stay in memory. */
+	u32 j = l->fly_head;
+	while (j < l->fly_len && l->fly[j].drain <= stored->drain)
+		j++;
+	struct unsafe un = {.n = l->fly_len - j};
+	if (un.n) {
+		un.id = malloc((size_t)un.n * sizeof(u128));
+		if (!un.id)
+			return -ENOMEM;
+		for (u32 i = 0; i < un.n; i++)
+			un.id[i] = l->fly[j + i].id;
+		qsort(un.id, un.n, sizeof(u128), cmp_u128);
+	}
+
+	/* Room for the pins before anything moves. */
+	u64 need = 0;
+	for (u32 s = l->x_lo; s < ux; s++)
+		if (*xstatus(l, s) == PENDING_PENDING ||
+		    is_unsafe(&un, xrec(l, s)->id))
+			need++;
+	int ret = 0;
+	if ((u64)l->n_pins + need > (u64)SLOT_NONE - PIN_BASE)
+		ret = -ENOMEM;
+	if (!ret)
+		ret = chunkvec_reserve(&l->pin, (u64)l->n_pins + need,
+				       PIN_SHIFT, sizeof(struct pin_chunk));
+	if (!ret)
+		ret = grow_u32(&l->pin_free, &l->pin_free_cap,
+			       (u64)l->n_pins + need);
+	if (ret) {
+		free(un.id);
+		return ret;
+	}
+
+	for (u32 s = l->x_lo; s < ux; s++) {
+		if (*xstatus(l, s) == PENDING_PENDING ||
+		    is_unsafe(&un, xrec(l, s)->id))
+			pin(l, s);
+		else
+			ix_remove(l, IX_TRANSFER, s);
+	}
+	/* Pinned transfers whose final status the store now holds. */
+	for (u32 i = l->fly_head; i < j; i++) {
+		u32 s = find_transfer(l, l->fly[i].id);
+		if (s != SLOT_NONE && s >= PIN_BASE &&
+		    *xstatus(l, s) != PENDING_PENDING &&
+		    !is_unsafe(&un, l->fly[i].id))
+			unpin(l, s);
+	}
+	l->fly_head = j;
+	free(un.id);
+	heap_rebuild(l, l->x_lo, ux);
+
+	u32 uh = l->h_lo;
+	while (uh < l->n_history && hrec(l, uh)->xfer_slot < ux)
+		uh++;
+	for (u32 a = 0; a < l->n_accounts; a++) {
+		struct acct_aux *x = aaux(l, a);
+		trim_list(&x->xs, &x->xn, &x->xcap, ux);
+		trim_list(&x->hs, &x->hn, &x->hcap, uh);
+	}
+	for (u32 f = l->f_lo; f < uf; f++)
+		ix_remove(l, IX_FAILED, f);
+
+	free_chunks(&l->xfer, XFER_SHIFT, l->x_lo, ux);
+	free_chunks(&l->hist, HIST_SHIFT, l->h_lo, uh);
+	free_chunks(&l->fail, FAIL_SHIFT, l->f_lo, uf);
+	l->x_lo = ux;
+	l->h_lo = uh;
+	l->f_lo = uf;
+	if (ux || uf)
+		l->has_cold = true;
+	return 0;
+}
+
+int ledger_restore_account(struct ledger *l, const struct account *a)
+{
+	LEDGER_ASSERT(l->tracking && l->n_transfers == 0);
+	if (a->id == 0 || a->id == U128_MAX)
+		return -EINVAL;
+	u64 h = hash_id(a->id);
+	if (ix_find(l, IX_ACCOUNT, a->id, h) != SLOT_NONE)
+		return -EINVAL;
+	if ((u64)l->n_accounts + 1 > SLOTS_MAX ||
+	    chunkvec_reserve(&l->acct, (u64)l->n_accounts + 1, ACCT_SHIFT,
+			     sizeof(struct acct_chunk)) ||
+	    index_reserve(&l->acct_ix, 1))
+		return -ENOMEM;
+	u32 s = l->n_accounts++;
+	*arec(l, s) = *a;
+	memset(aaux(l, s), 0, sizeof(struct acct_aux));
+	index_put(&l->acct_ix, s, (u32)(h >> 32));
+	l->d_a = l->n_accounts;
+	return 0;
+}
+
+int ledger_restore_pending(struct ledger *l, const struct transfer *t)
+{
+	LEDGER_ASSERT(l->tracking && l->n_transfers == 0);
+	if (t->id == 0 || t->id == U128_MAX || !(t->flags & TRANSFER_PENDING))
+		return -EINVAL;
+	u64 h = hash_id(t->id);
+	if (ix_find(l, IX_TRANSFER, t->id, h) != SLOT_NONE)
+		return -EINVAL;
+	if ((u64)l->n_pins + 1 > (u64)SLOT_NONE - PIN_BASE ||
+	    chunkvec_reserve(&l->pin, (u64)l->n_pins + 1, PIN_SHIFT,
+			     sizeof(struct pin_chunk)) ||
+	    grow_u32(&l->pin_free, &l->pin_free_cap, (u64)l->n_pins + 1) ||
+	    index_reserve(&l->xfer_ix, 1) ||
+	    grow_bytes((void **)&l->heap, &l->heap_cap, (u64)l->heap_len + 1,
+		       sizeof(*l->heap)))
+		return -ENOMEM;
+	u32 p = PIN_BASE + l->n_pins++;
+	*xrec(l, p) = *t;
+	*xstatus(l, p) = PENDING_PENDING;
+	index_put(&l->xfer_ix, p, (u32)(h >> 32));
+	l->pending_open++;
+	if (t->timeout)
+		heap_push(l, deadline_of(t), p);
+	return 0;
+}
+
+void ledger_restore_end(struct ledger *l, u64 transfers, u64 last_timestamp)
+{
+	l->base_transfers = transfers;
+	l->last_timestamp = last_timestamp;
+	l->has_cold = true;
+}
+
+u64 ledger_hot_since(const struct ledger *l)
+{
+	if (!l->has_cold)
+		return 0;
+	if (l->x_lo < l->n_transfers)
+		return xrec(l, l->x_lo)->timestamp;
+	return l->last_timestamp + 1;
+}
+
+int ledger_transfers_exist(struct ledger *l, const struct transfer *ev, u32 n,
+			   u8 *out)
+{
+	int ret = cold_prefetch(l, ev, n, true);
+
+	for (u32 i = 0; !ret && i < n; i++) {
+		u128 id = ev[i].id;
+		u64 h = hash_id(id);
+		const struct ledger_cold_item *c;
+		out[i] = 0;
+		if (id == 0 || id == U128_MAX)
+			continue;
+		if (ix_find(l, IX_TRANSFER, id, h) != SLOT_NONE)
+			out[i] = 1;
+		else if ((c = cold_find(l, id, h)) &&
+			 c->kind == LEDGER_COLD_TRANSFER)
+			out[i] = 1;
+	}
+	return ret;
+}
+
+/* ---------------------------------------------------------------------
  * Stats.
  */
 
@@ -1700,7 +2362,7 @@ void ledger_stats(const struct ledger *l, struct ledger_stats *out)
 
 	memset(out, 0, sizeof(*out));
 	out->accounts = l->n_accounts;
-	out->transfers = l->n_transfers;
+	out->transfers = l->base_transfers + l->n_transfers;
 	out->pending_open = l->pending_open;
 
 	idx += ((u64)l->acct_ix.mask + 1) * sizeof(struct ix_entry);
@@ -1715,14 +2377,23 @@ void ledger_stats(const struct ledger *l, struct ledger_stats *out)
 	}
 	idx += (u64)l->acct.n * (1u << ACCT_SHIFT) *
 	       (sizeof(struct acct_aux) + sizeof(u32));
-	idx += (u64)l->xfer.n * (1u << XFER_SHIFT);
+	idx += (u64)chunkvec_live(&l->xfer) * (1u << XFER_SHIFT);
+	idx += ((u64)l->dirty_st_cap + l->dirty_ac_cap) * sizeof(u32) +
+	       (u64)l->fly_cap * sizeof(struct inflight) +
+	       (u64)l->pin_free_cap * sizeof(u32);
+	if (l->cc)
+		idx += (sizeof(struct cold_entry) << COLD_CACHE_BITS) +
+		       2 * BATCH_EVENTS_MAX *
+			       (sizeof(u128) + sizeof(struct ledger_cold_item));
 	out->index_bytes = idx;
 
 	out->record_bytes =
 		(u64)l->acct.n * (1u << ACCT_SHIFT) * sizeof(struct account) +
-		(u64)l->xfer.n * (1u << XFER_SHIFT) * sizeof(struct transfer) +
-		(u64)l->hist.n * sizeof(struct hist_chunk) +
-		(u64)l->fail.n * sizeof(struct fail_chunk);
+		(u64)chunkvec_live(&l->xfer) * (1u << XFER_SHIFT) *
+			sizeof(struct transfer) +
+		(u64)chunkvec_live(&l->hist) * sizeof(struct hist_chunk) +
+		(u64)chunkvec_live(&l->fail) * sizeof(struct fail_chunk) +
+		(u64)l->pin.n * sizeof(struct pin_chunk);
 }
 
 /* ---------------------------------------------------------------------
@@ -1803,6 +2474,8 @@ void ledger_digest(const struct ledger *l, u8 out[32])
 {
 	crypto_generichash_state st;
 
+	/* With a cold tier the store keeps the digest (docs/store.md). */
+	LEDGER_ASSERT(!l->has_cold);
 	crypto_generichash_init(&st, NULL, 0, 32);
 	stream_state(l, digest_sink, &st);
 	crypto_generichash_final(&st, out, 32);
@@ -1811,6 +2484,8 @@ void ledger_digest(const struct ledger *l, u8 out[32])
 int ledger_snapshot_write(const struct ledger *l, ledger_sink_fn sink,
 			  void *ctx)
 {
+	if (l->has_cold)
+		return -ENOTSUP; /* the store's checkpoints replace them */
 	return stream_state(l, sink, ctx);
 }
 
@@ -1999,6 +2674,8 @@ bool ledger_check_invariants(const struct ledger *l)
 	bool ok = false;
 	u64 pending = 0;
 
+	/* Needs every transfer in memory. */
+	LEDGER_ASSERT(!l->has_cold);
 	if (l->n_accounts) {
 		ex = calloc(l->n_accounts, sizeof(*ex));
 		order = malloc((size_t)l->n_accounts * sizeof(*order));

@@ -84,8 +84,10 @@ int ledger_create_transfers(struct ledger *l, const struct transfer *events,
 
 /* Expire every pending transfer whose deadline (its timestamp + timeout
  * seconds) is <= timestamp, releasing its pending amounts (status
- * PENDING_EXPIRED; a closing transfer reopens its accounts). */
-void ledger_pulse(struct ledger *l, u64 timestamp);
+ * PENDING_EXPIRED; a closing transfer reopens its accounts).  0, or
+ * -ENOMEM with a cold tier when its change list cannot grow (nothing
+ * expired). */
+int ledger_pulse(struct ledger *l, u64 timestamp);
 
 /* Deadline of the earliest pending transfer still to expire, or 0 if none:
  * the engine journals a pulse when the clock passes it. */
@@ -149,6 +151,85 @@ struct ledger_cold_item {
 	u8 kind;	   /* enum ledger_cold_kind */
 	u8 status;	   /* enum pending_status of t */
 };
+
+/*
+ * The cold tier (docs/store.md): history beyond memory.
+ *
+ * A ledger given a cold tier records what each batch changes; the engine
+ * drains those changes (ledger_drain) into the store and, once the store
+ * holds them, evicts old transfers, history points and failed ids from
+ * memory (ledger_evict).  Accounts and pending transfers always stay in
+ * memory.  The state is the union of both tiers, so every result is the
+ * same as a ledger that keeps everything in memory: before a batch
+ * applies, the ids it refers to that memory no longer holds are looked
+ * up in the cold tier at once (cold.get), and a failed lookup leaves the
+ * batch unapplied.
+ */
+struct ledger_cold {
+	/* Look up ids[0..n): out[i] for ids[i].  Returns 0 or a negative
+	 * errno (the batch is then not applied and the call returns it). */
+	int (*get)(void *ctx, const u128 *ids, u32 n,
+		   struct ledger_cold_item *out);
+	void *ctx;
+};
+
+/* Give l a cold tier and start recording changes (from the whole state:
+ * the first drain emits everything).  0 or -ENOMEM. */
+int ledger_set_cold(struct ledger *l, const struct ledger_cold *cold);
+
+/* What changed since the last drain, for the store: new transfers (with
+ * their pending status and, for a side whose account keeps history, its
+ * balance point after the transfer), pending statuses that changed,
+ * accounts created or changed (their current record), failed ids.  The
+ * pointers are valid during the call only. */
+struct ledger_drain_ops {
+	void (*transfer)(void *ctx, const struct transfer *t, u8 status,
+			 const struct account_balance *dr_point,
+			 const struct account_balance *cr_point);
+	void (*status)(void *ctx, const struct transfer *t, u8 status);
+	void (*account)(void *ctx, const struct account *a);
+	void (*failed)(void *ctx, u128 id);
+};
+/* Names a drain: give it back to ledger_evict once the store holds it. */
+struct ledger_mark {
+	u32 drain;
+	u32 transfers;
+	u32 history;
+	u32 failed;
+};
+/* 0, or -ENOMEM (nothing emitted; try again). */
+int ledger_drain(struct ledger *l, const struct ledger_drain_ops *ops,
+		 void *ctx, struct ledger_mark *out);
+
+/* The store holds every drain up to `stored`: drop from memory the
+ * transfers it holds but the newest keep_transfers, with their history
+ * points, and the failed ids it holds.  Pending transfers stay (pinned),
+ * and so do transfers whose status changed after `stored`.  Call right
+ * after ledger_drain: -EBUSY when changes were made since, -EINVAL for a
+ * mark from the future, -ENOMEM (nothing evicted). */
+int ledger_evict(struct ledger *l, const struct ledger_mark *stored,
+		 u64 keep_transfers);
+
+/* Recovery from the cold tier: a new ledger, given its cold tier with
+ * ledger_set_cold, gets every account and every pending transfer the
+ * store holds (ledger_restore_account, _pending: 0 or -ENOMEM; -EINVAL
+ * for a record that cannot be right: a zero id, one seen twice, a
+ * pending transfer without the pending flag), then ledger_restore_end
+ * with the number of transfers the store holds and the last timestamp
+ * applied.  Nothing of this is a change to drain. */
+int ledger_restore_account(struct ledger *l, const struct account *a);
+int ledger_restore_pending(struct ledger *l, const struct transfer *t);
+void ledger_restore_end(struct ledger *l, u64 transfers, u64 last_timestamp);
+
+/* Transfers (and balance points) with a timestamp >= this are answered by
+ * the queries above; older ones by the cold tier.  0 when nothing was
+ * evicted. */
+u64 ledger_hot_since(const struct ledger *l);
+
+/* out[i] = 1 when a transfer with id ev[i].id exists, in either tier.  0,
+ * or the cold tier's error. */
+int ledger_transfers_exist(struct ledger *l, const struct transfer *ev, u32 n,
+			   u8 *out);
 
 /* Counters for metrics and memory accounting. */
 struct ledger_stats {

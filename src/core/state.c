@@ -105,8 +105,7 @@ int state_apply(struct state *s, u16 type, u64 timestamp, const void *payload,
 							 timestamp, results);
 	case STATE_PULSE:
 		/* A pulse's payload is empty (journal_decode checks it). */
-		ledger_pulse(s->ledger, timestamp);
-		return 0;
+		return ledger_pulse(s->ledger, timestamp);
 	case STATE_COMMAND: {
 		const struct command_target t = {.ledger = s->ledger,
 						 .auth = s->auth,
