@@ -578,17 +578,22 @@ static enum MHD_Result get_receipt(struct request *rq, bool transfer)
 	u64 ts = 0, index;
 	int r;
 
-	const struct ledger *l = engine_read_begin(rq->srv->e);
 	if (transfer) {
 		struct transfer t;
-		r = ledger_lookup_transfer(l, rq->path_id, &t);
+		enum pending_status ps;
+		r = engine_lookup_transfer(rq->srv->e, rq->path_id, &t, &ps);
 		ts = t.timestamp;
 	} else {
 		struct account acc;
-		r = ledger_lookup_account(l, rq->path_id, &acc);
+		r = ledger_lookup_account(engine_read_begin(rq->srv->e),
+					  rq->path_id, &acc);
+		engine_read_end(rq->srv->e);
 		ts = acc.timestamp;
 	}
-	engine_read_end(rq->srv->e);
+	if (r == -EIO)
+		return api_reply_problem(rq, PROBLEM_internal_error,
+					 "the store could not be read", NULL,
+					 NULL);
 	if (r != 0)
 		return api_reply_problem(rq,
 					 transfer ? PROBLEM_transfer_not_found

@@ -122,9 +122,8 @@ static int check_transfer_read(struct request *rq, unsigned op)
 	if (r->n_accounts == 0)
 		return check_op(rq, op, false, 0);
 	struct transfer t;
-	const struct ledger *l = engine_read_begin(rq->srv->e);
-	int found = ledger_lookup_transfer(l, rq->path_id, &t);
-	engine_read_end(rq->srv->e);
+	enum pending_status ps;
+	int found = engine_lookup_transfer(rq->srv->e, rq->path_id, &t, &ps);
 	if (found != 0) /* as if it were someone else's: no existence leak */
 		return set_err(rq, MANDATE_ERR_account_not_allowed, 0,
 			       "right.accounts");
@@ -236,13 +235,13 @@ int authz_check_transfers(struct request *rq)
 	u32 n_later = 0;
 	int ret = 0;
 
-	const struct ledger *l = engine_read_begin(rq->srv->e);
 	for (u32 i = 0; i < rq->eng.count && ret == 0; i++) {
 		struct transfer p;
+		enum pending_status ps;
 		const struct transfer *pp = NULL;
 		if (t[i].flags & pv) {
-			if (ledger_lookup_transfer(l, t[i].pending_id, &p) !=
-			    0) {
+			if (engine_lookup_transfer(rq->srv->e, t[i].pending_id,
+						   &p, &ps) != 0) {
 				if (!later)
 					later = calloc(rq->eng.count,
 						       sizeof(*later));
@@ -260,7 +259,6 @@ int authz_check_transfers(struct request *rq)
 		if (mandate_right_check_transfer(r, &t[i], pp, &rq->auth.err))
 			ret = -1;
 	}
-	engine_read_end(rq->srv->e);
 	if (ret != 0 || n_later == 0) {
 		free(later);
 		return ret;

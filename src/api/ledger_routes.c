@@ -60,18 +60,17 @@ enum MHD_Result ledger_route_transfer(struct request *rq)
 {
 	struct wbuf b = WBUF_INIT(RECORD_JSON_BYTES_MAX);
 	enum pending_status ps = PENDING_NONE;
-	const struct ledger *l;
 	struct transfer t;
 	int r;
 
-	l = engine_read_begin(rq->srv->e);
-	r = ledger_lookup_transfer(l, rq->path_id, &t);
-	if (r == 0 && (t.flags & TRANSFER_PENDING))
-		ps = ledger_pending_status(l, t.id);
-	engine_read_end(rq->srv->e);
-	if (r)
+	r = engine_lookup_transfer(rq->srv->e, rq->path_id, &t, &ps);
+	if (r == -ENOENT)
 		return api_reply_problem(rq, PROBLEM_transfer_not_found, NULL,
 					 NULL, NULL);
+	if (r)
+		return api_reply_problem(rq, PROBLEM_internal_error,
+					 "the store could not be read", NULL,
+					 NULL);
 	codec_write_transfer(&b, &t, ps);
 	put_entry_index(rq, &b, t.timestamp);
 	return api_reply_json(rq, 200, &b);
@@ -85,7 +84,6 @@ static enum MHD_Result get_account_query(struct request *rq, bool balances)
 	struct account_filter f = {.account_id = rq->path_id};
 	struct wbuf b = WBUF_INIT(0);
 	struct codec_error ce;
-	const struct ledger *l;
 	void *out = NULL;
 	u8 *ps = NULL;
 	enum MHD_Result ret;
@@ -104,19 +102,18 @@ static enum MHD_Result get_account_query(struct request *rq, bool balances)
 	}
 	/* Ids 0 and 2^128-1 are never accounts (the ledger refuses them as
 	 * a filter): an unknown account, so no records. */
-	l = engine_read_begin(rq->srv->e);
-	if (f.account_id == 0 || f.account_id == U128_MAX) {
+	if (f.account_id == 0 || f.account_id == U128_MAX)
 		n = 0;
-	} else if (balances) {
-		n = ledger_get_account_balances(l, &f, out, f.limit);
-	} else {
-		struct transfer *t = out;
-		n = ledger_get_account_transfers(l, &f, t, f.limit);
-		for (int i = 0; i < n; i++)
-			if (t[i].flags & TRANSFER_PENDING)
-				ps[i] = (u8)ledger_pending_status(l, t[i].id);
+	else if (balances)
+		n = engine_account_balances(rq->srv->e, &f, out, f.limit);
+	else
+		n = engine_account_transfers(rq->srv->e, &f, out, ps, f.limit);
+	if (n == -EIO) {
+		ret = api_reply_problem(rq, PROBLEM_internal_error,
+					"the store could not be read", NULL,
+					NULL);
+		goto cleanup;
 	}
-	engine_read_end(rq->srv->e);
 	if (n < 0) {
 		ret = api_reply_problem(rq, PROBLEM_invalid_query,
 					"the ledger refused this filter", NULL,

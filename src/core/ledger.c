@@ -117,11 +117,10 @@ struct fail_chunk {
 	u128 id[1u << FAIL_SHIFT];
 };
 
-#define PIN_SHIFT 10
-struct pin_chunk {
-	struct transfer rec[1u << PIN_SHIFT];
-	u8 status[1u << PIN_SHIFT];
-};
+/* Pinned transfers live in the same chunk vector as the others, from
+ * chunk PIN_CHUNK0 on, so that a slot names a record with no branch. */
+#define PIN_CHUNK0	(PIN_BASE >> XFER_SHIFT)
+#define XFER_CHUNKS_ALL (1u << (32 - XFER_SHIFT))
 
 /* A transfer whose status change was drained but may not be stored yet
  * (see ledger_evict). */
@@ -390,8 +389,9 @@ struct ledger {
 	/* Status changes drained, oldest first, until stored. */
 	struct inflight *fly;
 	u32 fly_head, fly_len, fly_cap;
-	/* Pinned transfers: slots PIN_BASE + i. */
-	struct chunkvec pin;
+	/* Pinned transfers: slots PIN_BASE + i, in xfer chunks PIN_CHUNK0
+	 * and on. */
+	u32 pin_chunks;
 	u32 n_pins; /* high water */
 	u32 *pin_free, pin_free_len, pin_free_cap;
 	/* Ids of the current batch looked up in the cold tier. */
@@ -415,22 +415,12 @@ static inline struct acct_aux *aaux(const struct ledger *l, u32 s)
 
 static inline struct transfer *xrec(const struct ledger *l, u32 s)
 {
-	if (__builtin_expect(s >= PIN_BASE, 0)) {
-		s -= PIN_BASE;
-		return &((struct pin_chunk *)l->pin.v[s >> PIN_SHIFT])
-				->rec[s & CHUNK_MASK(PIN_SHIFT)];
-	}
 	return &((struct xfer_chunk *)l->xfer.v[s >> XFER_SHIFT])
 			->rec[s & CHUNK_MASK(XFER_SHIFT)];
 }
 
 static inline u8 *xstatus(const struct ledger *l, u32 s)
 {
-	if (__builtin_expect(s >= PIN_BASE, 0)) {
-		s -= PIN_BASE;
-		return &((struct pin_chunk *)l->pin.v[s >> PIN_SHIFT])
-				->status[s & CHUNK_MASK(PIN_SHIFT)];
-	}
 	return &((struct xfer_chunk *)l->xfer.v[s >> XFER_SHIFT])
 			->status[s & CHUNK_MASK(XFER_SHIFT)];
 }
@@ -560,11 +550,12 @@ void ledger_free(struct ledger *l)
 		free(aaux(l, s)->xs);
 		free(aaux(l, s)->hs);
 	}
+	for (u32 c = 0; c < l->pin_chunks; c++)
+		free(l->xfer.v[PIN_CHUNK0 + c]);
 	chunkvec_release(&l->acct);
 	chunkvec_release(&l->xfer);
 	chunkvec_release(&l->hist);
 	chunkvec_release(&l->fail);
-	chunkvec_release(&l->pin);
 	free(l->pin_free);
 	free(l->dirty_st);
 	free(l->dirty_ac);
@@ -1414,11 +1405,13 @@ static u32 create_transfer(struct ledger *l, const struct transfer *t, u64 ts,
 		return transfer_exists(l, t, xrec(l, es));
 	if (l->fail_ix.count && ix_find(l, IX_FAILED, t->id, h) != SLOT_NONE)
 		return CREATE_TRANSFER_id_already_failed;
-	const struct ledger_cold_item *c = cold_find(l, t->id, h);
-	if (c)
-		return c->kind == LEDGER_COLD_FAILED
-			       ? CREATE_TRANSFER_id_already_failed
-			       : transfer_exists(l, t, &c->t);
+	if (__builtin_expect(l->has_cold, 0)) {
+		const struct ledger_cold_item *c = cold_find(l, t->id, h);
+		if (c)
+			return c->kind == LEDGER_COLD_FAILED
+				       ? CREATE_TRANSFER_id_already_failed
+				       : transfer_exists(l, t, &c->t);
+	}
 
 	u16 f = t->flags;
 	bool pending = f & TRANSFER_PENDING;
@@ -1993,6 +1986,12 @@ static int fly_reserve(struct ledger *l, u32 k)
 			  sizeof(*l->fly));
 }
 
+static int cmp_u32(const void *a, const void *b)
+{
+	u32 x = *(const u32 *)a, y = *(const u32 *)b;
+	return (x > y) - (x < y);
+}
+
 int ledger_drain(struct ledger *l, const struct ledger_drain_ops *ops,
 		 void *ctx, struct ledger_mark *out)
 {
@@ -2026,8 +2025,13 @@ int ledger_drain(struct ledger *l, const struct ledger_drain_ops *ops,
 	}
 	LEDGER_ASSERT(hp == l->n_history);
 
+	/* A status can change, be rolled back with its chain and change
+	 * again: each transfer once, with the status it has now. */
+	qsort(l->dirty_st, l->dirty_st_len, sizeof(u32), cmp_u32);
 	for (u32 i = 0; i < l->dirty_st_len; i++) {
 		u32 s = l->dirty_st[i];
+		if (i && l->dirty_st[i - 1] == s)
+			continue;
 		ops->status(ctx, xrec(l, s), *xstatus(l, s));
 		struct inflight *f = &l->fly[l->fly_len++];
 		memset(f, 0, sizeof(*f));
@@ -2066,6 +2070,33 @@ struct unsafe {
 static bool is_unsafe(const struct unsafe *u, u128 id)
 {
 	return u->n && bsearch(&id, u->id, u->n, sizeof(u128), cmp_u128);
+}
+
+/* Room for `pins` pinned transfers: the chunk vector spans every slot
+ * once there are any. */
+static int pin_reserve(struct ledger *l, u64 pins)
+{
+	struct chunkvec *cv = &l->xfer;
+	u64 need = (pins + CHUNK_MASK(XFER_SHIFT)) >> XFER_SHIFT;
+
+	if (pins == 0)
+		return 0;
+	if (cv->cap < XFER_CHUNKS_ALL) {
+		void **v = realloc(cv->v, XFER_CHUNKS_ALL * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		memset(v + cv->cap, 0,
+		       (XFER_CHUNKS_ALL - cv->cap) * sizeof(*v));
+		cv->v = v;
+		cv->cap = XFER_CHUNKS_ALL;
+	}
+	while (l->pin_chunks < need) {
+		void *p = big_alloc(sizeof(struct xfer_chunk));
+		if (!p)
+			return -ENOMEM;
+		cv->v[PIN_CHUNK0 + l->pin_chunks++] = p;
+	}
+	return 0;
 }
 
 static u32 pin_take(struct ledger *l)
@@ -2217,8 +2248,7 @@ int ledger_evict(struct ledger *l, const struct ledger_mark *stored,
 	if ((u64)l->n_pins + need > (u64)SLOT_NONE - PIN_BASE)
 		ret = -ENOMEM;
 	if (!ret)
-		ret = chunkvec_reserve(&l->pin, (u64)l->n_pins + need,
-				       PIN_SHIFT, sizeof(struct pin_chunk));
+		ret = pin_reserve(l, (u64)l->n_pins + need);
 	if (!ret)
 		ret = grow_u32(&l->pin_free, &l->pin_free_cap,
 			       (u64)l->n_pins + need);
@@ -2276,6 +2306,10 @@ int ledger_restore_account(struct ledger *l, const struct account *a)
 	u64 h = hash_id(a->id);
 	if (ix_find(l, IX_ACCOUNT, a->id, h) != SLOT_NONE)
 		return -EINVAL;
+	/* In creation order, as the digest streams them. */
+	if (l->n_accounts &&
+	    a->timestamp <= arec(l, l->n_accounts - 1)->timestamp)
+		return -EINVAL;
 	if ((u64)l->n_accounts + 1 > SLOTS_MAX ||
 	    chunkvec_reserve(&l->acct, (u64)l->n_accounts + 1, ACCT_SHIFT,
 			     sizeof(struct acct_chunk)) ||
@@ -2298,8 +2332,7 @@ int ledger_restore_pending(struct ledger *l, const struct transfer *t)
 	if (ix_find(l, IX_TRANSFER, t->id, h) != SLOT_NONE)
 		return -EINVAL;
 	if ((u64)l->n_pins + 1 > (u64)SLOT_NONE - PIN_BASE ||
-	    chunkvec_reserve(&l->pin, (u64)l->n_pins + 1, PIN_SHIFT,
-			     sizeof(struct pin_chunk)) ||
+	    pin_reserve(l, (u64)l->n_pins + 1) ||
 	    grow_u32(&l->pin_free, &l->pin_free_cap, (u64)l->n_pins + 1) ||
 	    index_reserve(&l->xfer_ix, 1) ||
 	    grow_bytes((void **)&l->heap, &l->heap_cap, (u64)l->heap_len + 1,
@@ -2393,7 +2426,7 @@ void ledger_stats(const struct ledger *l, struct ledger_stats *out)
 			sizeof(struct transfer) +
 		(u64)chunkvec_live(&l->hist) * sizeof(struct hist_chunk) +
 		(u64)chunkvec_live(&l->fail) * sizeof(struct fail_chunk) +
-		(u64)l->pin.n * sizeof(struct pin_chunk);
+		(u64)l->pin_chunks * sizeof(struct xfer_chunk);
 }
 
 /* ---------------------------------------------------------------------
@@ -2464,21 +2497,93 @@ static int stream_state(const struct ledger *l, ledger_sink_fn sink, void *ctx)
 	return ret;
 }
 
-static int digest_sink(void *ctx, const void *buf, size_t len)
+static void sum_in(u64 lanes[4], const void *rec, size_t len, bool remove)
 {
-	crypto_generichash_update(ctx, buf, len);
-	return 0;
+	u64 h[4];
+
+	crypto_generichash((u8 *)h, sizeof(h), rec, len, NULL, 0);
+	for (int i = 0; i < 4; i++)
+		lanes[i] = remove ? lanes[i] - h[i] : lanes[i] + h[i];
+}
+
+void ledger_sums_transfer(struct ledger_sums *s, const struct transfer *t,
+			  u8 status, bool remove)
+{
+	u8 rec[sizeof(*t) + 1];
+
+	memcpy(rec, t, sizeof(*t));
+	rec[sizeof(*t)] = status;
+	sum_in(s->transfers, rec, sizeof(rec), remove);
+	s->n_transfers = remove ? s->n_transfers - 1 : s->n_transfers + 1;
+}
+
+void ledger_sums_point(struct ledger_sums *s, u128 account_id,
+		       const struct account_balance *b)
+{
+	u8 rec[16 + 8 + 64];
+
+	memcpy(rec, &account_id, 16);
+	memcpy(rec + 16, &b->timestamp, 8);
+	memcpy(rec + 24, &b->debits_pending, 16);
+	memcpy(rec + 40, &b->debits_posted, 16);
+	memcpy(rec + 56, &b->credits_pending, 16);
+	memcpy(rec + 72, &b->credits_posted, 16);
+	sum_in(s->points, rec, sizeof(rec), false);
+	s->n_points++;
+}
+
+void ledger_sums_failed(struct ledger_sums *s, u128 id)
+{
+	sum_in(s->failed, &id, sizeof(id), false);
+	s->n_failed++;
+}
+
+#define DIGEST_MAGIC 0x3247445357505400ull /* "\0TPWSDG2", version 2 */
+
+void ledger_digest_with(const struct ledger *l, const struct ledger_sums *s,
+			u8 out[32])
+{
+	crypto_generichash_state st;
+	u64 hdr[6] = {DIGEST_MAGIC, l->n_accounts, s->n_transfers,
+		      s->n_points,  s->n_failed,   l->last_timestamp};
+
+	crypto_generichash_init(&st, NULL, 0, 32);
+	crypto_generichash_update(&st, (const u8 *)hdr, sizeof(hdr));
+	for (u32 c = 0; c * (1ull << ACCT_SHIFT) < l->n_accounts; c++) {
+		u64 left = l->n_accounts - c * (1ull << ACCT_SHIFT);
+		u64 k = left < (1u << ACCT_SHIFT) ? left : (1u << ACCT_SHIFT);
+		crypto_generichash_update(
+			&st,
+			(const u8 *)((struct acct_chunk *)l->acct.v[c])->rec,
+			k * sizeof(struct account));
+	}
+	crypto_generichash_update(&st, (const u8 *)s->transfers,
+				  sizeof(s->transfers));
+	crypto_generichash_update(&st, (const u8 *)s->points,
+				  sizeof(s->points));
+	crypto_generichash_update(&st, (const u8 *)s->failed,
+				  sizeof(s->failed));
+	crypto_generichash_final(&st, out, 32);
 }
 
 void ledger_digest(const struct ledger *l, u8 out[32])
 {
-	crypto_generichash_state st;
+	struct ledger_sums s;
 
-	/* With a cold tier the store keeps the digest (docs/store.md). */
+	/* With a cold tier the consumer of the drains keeps the sums. */
 	LEDGER_ASSERT(!l->has_cold);
-	crypto_generichash_init(&st, NULL, 0, 32);
-	stream_state(l, digest_sink, &st);
-	crypto_generichash_final(&st, out, 32);
+	memset(&s, 0, sizeof(s));
+	for (u32 i = 0; i < l->n_transfers; i++)
+		ledger_sums_transfer(&s, xrec(l, i), *xstatus(l, i), false);
+	for (u32 i = 0; i < l->n_history; i++) {
+		const struct hist_rec *h = hrec(l, i);
+		struct account_balance b;
+		balance_of(h, xrec(l, h->xfer_slot)->timestamp, &b);
+		ledger_sums_point(&s, arec(l, h->acct_slot)->id, &b);
+	}
+	for (u32 i = 0; i < l->n_failed; i++)
+		ledger_sums_failed(&s, *frec(l, i));
+	ledger_digest_with(l, &s, out);
 }
 
 int ledger_snapshot_write(const struct ledger *l, ledger_sink_fn sink,

@@ -179,7 +179,8 @@ int ledger_set_cold(struct ledger *l, const struct ledger_cold *cold);
 
 /* What changed since the last drain, for the store: new transfers (with
  * their pending status and, for a side whose account keeps history, its
- * balance point after the transfer), pending statuses that changed,
+ * balance point after the transfer), pending statuses that changed
+ * (each transfer once, from PENDING to what it is now),
  * accounts created or changed (their current record), failed ids.  The
  * pointers are valid during the call only. */
 struct ledger_drain_ops {
@@ -212,9 +213,10 @@ int ledger_evict(struct ledger *l, const struct ledger_mark *stored,
 
 /* Recovery from the cold tier: a new ledger, given its cold tier with
  * ledger_set_cold, gets every account and every pending transfer the
- * store holds (ledger_restore_account, _pending: 0 or -ENOMEM; -EINVAL
- * for a record that cannot be right: a zero id, one seen twice, a
- * pending transfer without the pending flag), then ledger_restore_end
+ * store holds (ledger_restore_account, in creation order, that is by
+ * timestamp; _pending: 0 or -ENOMEM; -EINVAL for a record that cannot be
+ * right: a zero id, one seen twice, accounts out of order, a pending
+ * transfer without the pending flag), then ledger_restore_end
  * with the number of transfers the store holds and the last timestamp
  * applied.  Nothing of this is a change to drain. */
 int ledger_restore_account(struct ledger *l, const struct account *a);
@@ -241,9 +243,36 @@ struct ledger_stats {
 };
 void ledger_stats(const struct ledger *l, struct ledger_stats *out);
 
-/* BLAKE2b-256 digest of the whole logical state (accounts, transfers,
- * pending statuses, failed ids, histories) in a canonical order: two
- * ledgers that applied the same batches have the same digest. */
+/*
+ * Digest of the whole logical state, the same whichever tier holds what:
+ * two ledgers that applied the same batches have the same digest, with or
+ * without a cold tier, before and after a restore.
+ *
+ * BLAKE2b-256 over a header (counts, last timestamp), every account in
+ * creation order, and three sums that can be kept as records come and go:
+ * of the BLAKE2b-256 of each transfer with its pending status, of each
+ * balance point, and of each failed id (each sum is four independent
+ * 64-bit lanes, added modulo 2^64).  A consumer of ledger_drain keeps
+ * the sums of what it stored with ledger_sums_transfer (status changes:
+ * remove the transfer as pending, add it with its new status; a drained
+ * status change is always from PENDING), ledger_sums_point and
+ * ledger_sums_failed; ledger_digest_with combines them with the accounts
+ * in memory.  ledger_digest computes the sums itself, so needs every
+ * record in memory.
+ */
+struct ledger_sums {
+	u64 transfers[4];
+	u64 points[4];
+	u64 failed[4];
+	u64 n_transfers, n_points, n_failed;
+};
+void ledger_sums_transfer(struct ledger_sums *s, const struct transfer *t,
+			  u8 status, bool remove);
+void ledger_sums_point(struct ledger_sums *s, u128 account_id,
+		       const struct account_balance *b);
+void ledger_sums_failed(struct ledger_sums *s, u128 id);
+void ledger_digest_with(const struct ledger *l, const struct ledger_sums *s,
+			u8 out[32]);
 void ledger_digest(const struct ledger *l, u8 out[32]);
 
 /*

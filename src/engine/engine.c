@@ -897,6 +897,39 @@ void engine_read_end(struct engine *e)
 	pthread_rwlock_unlock(&e->state_lock);
 }
 
+int engine_lookup_transfer(struct engine *e, u128 id, struct transfer *out,
+			   enum pending_status *status)
+{
+	const struct ledger *l = engine_read_begin(e);
+	int r = ledger_lookup_transfer(l, id, out);
+
+	*status = r == 0 ? ledger_pending_status(l, id) : PENDING_NONE;
+	engine_read_end(e);
+	return r;
+}
+
+int engine_account_transfers(struct engine *e, const struct account_filter *f,
+			     struct transfer *out, u8 *statuses, u32 out_max)
+{
+	const struct ledger *l = engine_read_begin(e);
+	int n = ledger_get_account_transfers(l, f, out, out_max);
+
+	for (int i = 0; statuses && i < n; i++)
+		statuses[i] = (u8)ledger_pending_status(l, out[i].id);
+	engine_read_end(e);
+	return n;
+}
+
+int engine_account_balances(struct engine *e, const struct account_filter *f,
+			    struct account_balance *out, u32 out_max)
+{
+	int n = ledger_get_account_balances(engine_read_begin(e), f, out,
+					    out_max);
+
+	engine_read_end(e);
+	return n;
+}
+
 u64 engine_now_ns(struct engine *e)
 {
 	return now_ns(e);

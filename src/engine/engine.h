@@ -113,6 +113,20 @@ const struct auth *engine_auth(struct engine *e);
 /* The client-version policy state, under the same rule. */
 const struct pstate *engine_pstate(struct engine *e);
 
+/* Transfers, in whichever tier holds them (memory, or with a store the
+ * store, docs/store.md); each takes the read lock itself.  A lookup
+ * returns 0 with the transfer and its pending status, -ENOENT, or -EIO
+ * when the store failed.  The queries have ledger.h's semantics
+ * (get_account_transfers/balances: -EINVAL for a filter it refuses) and
+ * return the number of records; statuses (may be NULL) receives the
+ * pending status of each transfer. */
+int engine_lookup_transfer(struct engine *e, u128 id, struct transfer *out,
+			   enum pending_status *status);
+int engine_account_transfers(struct engine *e, const struct account_filter *f,
+			     struct transfer *out, u8 *statuses, u32 out_max);
+int engine_account_balances(struct engine *e, const struct account_filter *f,
+			    struct account_balance *out, u32 out_max);
+
 struct engine_stats {
 	u64 batches; /* journal groups committed */
 	u64 records; /* journal records written */
