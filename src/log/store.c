@@ -285,7 +285,8 @@ static void perf_begin(struct perf *p)
 {
 	rocksdb_set_perf_level(rocksdb_enable_count);
 	p->pc = rocksdb_perfcontext_create();
-	p->hits = rocksdb_perfcontext_metric(p->pc, rocksdb_block_cache_hit_count);
+	p->hits = rocksdb_perfcontext_metric(p->pc,
+					     rocksdb_block_cache_hit_count);
 	p->reads = rocksdb_perfcontext_metric(p->pc, rocksdb_block_read_count);
 }
 
@@ -354,7 +355,8 @@ static void set_options(struct store *s, const struct store_options *o)
 	rocksdb_block_based_options_set_cache_index_and_filter_blocks_with_high_priority(
 		s->topt, 1);
 	rocksdb_block_based_options_set_index_type(
-		s->topt, rocksdb_block_based_table_index_type_two_level_index_search);
+		s->topt,
+		rocksdb_block_based_table_index_type_two_level_index_search);
 	rocksdb_block_based_options_set_partition_filters(s->topt, 1);
 	rocksdb_block_based_options_set_metadata_block_size(s->topt, 4096);
 	rocksdb_block_based_options_set_pin_top_level_index_and_filter(s->topt,
@@ -701,15 +703,16 @@ int store_commit(struct store *s, struct store_batch *b, u64 seq,
 	m = s->meta;
 	pthread_mutex_unlock(&s->meta_lock);
 	if (seq <= m.seq || last_timestamp < m.last_timestamp ||
-	    (b->transfers && (b->ts_min <= m.last_timestamp ||
-			      b->ts_max > last_timestamp))) {
+	    (b->transfers &&
+	     (b->ts_min <= m.last_timestamp || b->ts_max > last_timestamp))) {
 		if (why)
 			*why = seq <= m.seq ? "seq does not increase"
 					    : "timestamps out of order";
 		return -EINVAL;
 	}
 	for (u32 i = 0; i < b->accts_cap; i++)
-		if (b->accts[i].used && b->accts[i].a.timestamp > m.last_timestamp)
+		if (b->accts[i].used &&
+		    b->accts[i].a.timestamp > m.last_timestamp)
 			created++;
 	/* The accounts and the meta go in after a save point, rolled back
 	 * after the write: the caller's batch stays as built (a failed
@@ -861,10 +864,8 @@ static int range(struct store *s, const u8 *lo, size_t lo_n, const u8 *hi,
 	char *err = NULL;
 	int ret = 0;
 
-	rocksdb_readoptions_set_iterate_lower_bound(ro, (const char *)lo,
-						    lo_n);
-	rocksdb_readoptions_set_iterate_upper_bound(ro, (const char *)hi,
-						    hi_n);
+	rocksdb_readoptions_set_iterate_lower_bound(ro, (const char *)lo, lo_n);
+	rocksdb_readoptions_set_iterate_upper_bound(ro, (const char *)hi, hi_n);
 	perf_begin(&perf);
 	it = rocksdb_create_iterator(s->db, ro);
 	if (reverse)
@@ -924,8 +925,8 @@ static int visit_index(void *ctx, const u8 *k, size_t kn, const char *v,
 	return q->k == q->max;
 }
 
-static int query(struct store *s, const struct account_filter *f,
-		 u64 ts_below, void *out, u32 out_max, bool balances)
+static int query(struct store *s, const struct account_filter *f, u64 ts_below,
+		 void *out, u32 out_max, bool balances)
 {
 	struct query q = {.f = f, .out = out, .balances = balances};
 	u64 lo = f->timestamp_min;

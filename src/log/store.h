@@ -34,24 +34,25 @@
 
 /* The format (docs/store.md).  Keys are one kind byte and big-endian
  * integers, so they sort by id, and by account then timestamp. */
-#define STORE_FORMAT_VERSION	 1u
-#define STORE_KEY_META		 'M' /* "M" -> meta (STORE_META_BYTES) */
-#define STORE_KEY_TRANSFER	 'T' /* T id16 -> transfer 128 + status 1, or "F" */
-#define STORE_KEY_PENDING	 'P' /* P id16 -> transfer 128 (status PENDING) */
-#define STORE_KEY_INDEX		 'I' /* I account16 ts8 -> transfer 128 [+ point 64] */
-#define STORE_KEY_ACCOUNT	 'A' /* A id16 -> account 128 */
-#define STORE_KEY_BLOB		 'B' /* B name -> bytes */
-#define STORE_META_BYTES	 120u
+#define STORE_FORMAT_VERSION	   1u
+#define STORE_KEY_META		   'M' /* "M" -> meta (STORE_META_BYTES) */
+#define STORE_KEY_TRANSFER	   'T' /* T id16 -> transfer 128 + status 1, or "F" */
+#define STORE_KEY_PENDING	   'P' /* P id16 -> transfer 128 (status PENDING) */
+#define STORE_KEY_INDEX		   'I' /* I account16 ts8 -> transfer 128 [+ point 64] */
+#define STORE_KEY_ACCOUNT	   'A' /* A id16 -> account 128 */
+#define STORE_KEY_BLOB		   'B' /* B name -> bytes */
+#define STORE_META_BYTES	   120u
 #define STORE_TRANSFER_VALUE_BYTES 129u
-#define STORE_FAILED_VALUE	 'F' /* the one byte of a failed id's value */
-#define STORE_POINT_BYTES	 64u
-#define STORE_INDEX_VALUE_BYTES	 128u /* + STORE_POINT_BYTES with a point */
+#define STORE_FAILED_VALUE	   'F' /* the one byte of a failed id's value */
+#define STORE_POINT_BYTES	   64u
+#define STORE_INDEX_VALUE_BYTES	   128u /* + STORE_POINT_BYTES with a point */
 
-/* Limits. */
-#define STORE_GET_MAX		 (2u * BATCH_EVENTS_MAX) /* ids per store_get_transfers */
-#define STORE_BLOB_NAME_BYTES_MAX 64u
-#define STORE_BLOB_BYTES_MAX	 (64u << 20)
-#define STORE_CACHE_BYTES_DEFAULT (256ull << 20)
+/* Limits: ids per store_get_transfers (a group's ids and pending ids),
+ * blob names and sizes; the defaults of struct store_options. */
+#define STORE_GET_MAX		     (2u * BATCH_EVENTS_MAX)
+#define STORE_BLOB_NAME_BYTES_MAX    64u
+#define STORE_BLOB_BYTES_MAX	     (64u << 20)
+#define STORE_CACHE_BYTES_DEFAULT    (256ull << 20)
 #define STORE_MEMTABLE_BYTES_DEFAULT (64ull << 20)
 
 struct store;
@@ -71,14 +72,14 @@ struct store_options {
 };
 
 struct store_meta {
-	u32 version;	/* STORE_FORMAT_VERSION */
-	u8 origin[32];	/* given at create: the journal's identity */
-	u64 seq;	/* the journal seq the store reaches (0: none yet) */
-	u8 digest[32];	/* the state digest given with that seq */
+	u32 version;   /* STORE_FORMAT_VERSION */
+	u8 origin[32]; /* given at create: the journal's identity */
+	u64 seq;       /* the journal seq the store reaches (0: none yet) */
+	u8 digest[32]; /* the state digest given with that seq */
 	u64 last_timestamp; /* given with that seq */
-	u64 transfers;	/* transfers stored */
-	u64 accounts;	/* accounts stored */
-	u64 failed;	/* failed (burnt) ids stored */
+	u64 transfers;	    /* transfers stored */
+	u64 accounts;	    /* accounts stored */
+	u64 failed;	    /* failed (burnt) ids stored */
 };
 
 /* Opens (or with o->create creates) the store in o->dir.  An existing
@@ -170,12 +171,12 @@ void store_meta(struct store *s, struct store_meta *out);
 int store_checkpoint(struct store *s, const char *dir, const char **why);
 
 struct store_stats {
-	u64 disk_bytes;	   /* live SST files + WAL files (none: WAL off) */
+	u64 disk_bytes;	    /* live SST files + WAL files (none: WAL off) */
 	u64 memtable_bytes; /* every memtable, flushing ones included */
-	u64 cache_bytes;   /* block cache usage (data, index, filters) */
+	u64 cache_bytes;    /* block cache usage (data, index, filters) */
 	u64 cache_capacity_bytes;
-	u64 cache_hits;	   /* blocks found in the cache by store reads */
-	u64 cache_misses;  /* blocks read from files by store reads */
+	u64 cache_hits;	  /* blocks found in the cache by store reads */
+	u64 cache_misses; /* blocks read from files by store reads */
 	u64 pending_compaction_bytes; /* RocksDB's estimate */
 	u64 l0_files;
 	u64 seq; /* the meta's */

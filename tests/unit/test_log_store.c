@@ -47,7 +47,8 @@ static void path(char *out, size_t n, void **state, const char *name)
 
 static struct store *open_store(const char *dir, bool create)
 {
-	struct store_options o = {.dir = dir, .create = create,
+	struct store_options o = {.dir = dir,
+				  .create = create,
 				  .cache_bytes = 8u << 20,
 				  .memtable_bytes = 1u << 20};
 	struct store *s = NULL;
@@ -161,12 +162,10 @@ static void test_every_kind_round_trips_and_the_meta_counts_them(void **state)
 	assert_int_equal(store_batch_account(b, &a1), 0);
 	commit(s, b, 1, 901);
 
-	assert_int_equal(store_batch_transfer(b, &t, PENDING_NONE, &point,
-					      NULL),
-			 0);
-	assert_int_equal(store_batch_transfer(b, &p, PENDING_PENDING, NULL,
-					      &point),
-			 0);
+	assert_int_equal(
+		store_batch_transfer(b, &t, PENDING_NONE, &point, NULL), 0);
+	assert_int_equal(
+		store_batch_transfer(b, &p, PENDING_PENDING, NULL, &point), 0);
 	assert_int_equal(store_batch_failed(b, 12), 0);
 	assert_int_equal(store_batch_blob(b, "auth", "abc", 3), 0);
 	a2.credits_posted = 7; /* changed, not created */
@@ -248,9 +247,8 @@ static void test_batched_gets_mix_absent_failed_and_present(void **state)
 		want[i] = (u8)rnd_below(3);
 		if (want[i] == LEDGER_COLD_TRANSFER) {
 			struct transfer t = xfer(ids[i], 1, 2, ++ts, 0);
-			assert_int_equal(store_batch_transfer(b, &t, 0, NULL,
-							      NULL),
-					 0);
+			assert_int_equal(
+				store_batch_transfer(b, &t, 0, NULL, NULL), 0);
 		} else if (want[i] == LEDGER_COLD_FAILED) {
 			assert_int_equal(store_batch_failed(b, ids[i]), 0);
 		}
@@ -311,7 +309,8 @@ static bool ref_valid(const struct account_filter *f)
 	return f->account_id != 0 && f->account_id != U128_MAX &&
 	       f->timestamp_min < (1ull << 63) &&
 	       f->timestamp_max < (1ull << 63) &&
-	       (f->timestamp_max == 0 || f->timestamp_min <= f->timestamp_max) &&
+	       (f->timestamp_max == 0 ||
+		f->timestamp_min <= f->timestamp_max) &&
 	       f->limit != 0 && !(f->flags & ~7u) && (f->flags & 3u);
 }
 
@@ -373,8 +372,7 @@ static void random_filter(struct account_filter *f, u64 ts_lo, u64 ts_hi)
 				: (u32)rnd_below(20000);
 }
 
-static void fill_random(struct store *s, struct ref *r, u64 *ts_lo,
-			u64 *ts_hi)
+static void fill_random(struct store *s, struct ref *r, u64 *ts_lo, u64 *ts_hi)
 {
 	struct store_batch *b = store_batch_new();
 	u64 ts = 5000, seq = 0;
@@ -430,7 +428,8 @@ static void compare_queries(struct store *s, const struct ref *r, u64 ts_lo,
 
 	for (u32 round = 0; round < rounds; round++) {
 		struct account_filter f;
-		u64 below = rnd_below(3) ? 0 : ts_lo + rnd_below(ts_hi - ts_lo + 2);
+		u64 below =
+			rnd_below(3) ? 0 : ts_lo + rnd_below(ts_hi - ts_lo + 2);
 		u32 out_max = rnd_below(4) ? QUERY_LIMIT_MAX
 					   : (u32)(1 + rnd_below(50));
 		random_filter(&f, ts_lo, ts_hi);
@@ -488,8 +487,8 @@ static void test_status_updates_keep_the_pending_set_exact(void **state)
 		/* some change status in the batch that creates them */
 		if (i % 7 == 0) {
 			status[i] = PENDING_VOIDED;
-			assert_int_equal(store_batch_status(b, &t[i], status[i]),
-					 0);
+			assert_int_equal(
+				store_batch_status(b, &t[i], status[i]), 0);
 		}
 	}
 	commit(s, b, ++seq, ts);
@@ -498,8 +497,8 @@ static void test_status_updates_keep_the_pending_set_exact(void **state)
 			if (status[i] != PENDING_PENDING || rnd_below(4))
 				continue;
 			status[i] = (u8)(PENDING_POSTED + rnd_below(3));
-			assert_int_equal(store_batch_status(b, &t[i], status[i]),
-					 0);
+			assert_int_equal(
+				store_batch_status(b, &t[i], status[i]), 0);
 		}
 		commit(s, b, ++seq, ts);
 		memset(seen, 0, sizeof(seen));
@@ -522,11 +521,12 @@ static void test_status_updates_keep_the_pending_set_exact(void **state)
 	}
 	/* a status that does not fit the transfer is refused */
 	struct transfer plain = xfer(500, 1, 2, ts, 0);
-	assert_int_equal(store_batch_status(b, &plain, PENDING_POSTED), -EINVAL);
-	assert_int_equal(store_batch_status(b, &t[1], 9), -EINVAL);
-	assert_int_equal(store_batch_transfer(b, &plain, PENDING_PENDING, NULL,
-					      NULL),
+	assert_int_equal(store_batch_status(b, &plain, PENDING_POSTED),
 			 -EINVAL);
+	assert_int_equal(store_batch_status(b, &t[1], 9), -EINVAL);
+	assert_int_equal(
+		store_batch_transfer(b, &plain, PENDING_PENDING, NULL, NULL),
+		-EINVAL);
 	store_batch_free(b);
 	store_close(s);
 }
@@ -658,9 +658,8 @@ static void test_values_of_wrong_length_are_eio(void **state)
 	struct ledger_cold_item item;
 	struct account got;
 	struct transfer xs[4];
-	struct account_filter f = {.account_id = 1,
-				   .limit = 4,
-				   .flags = ACCOUNT_FILTER_DEBITS};
+	struct account_filter f = {
+		.account_id = 1, .limit = 4, .flags = ACCOUNT_FILTER_DEBITS};
 	u8 k[25], junk[130];
 	u128 id = 7;
 
