@@ -45,6 +45,9 @@ CPPFLAGS := -D_GNU_SOURCE -Isrc \
 CFLAGS  := -std=c17 $(WARN) $(OPT) $(HARDEN) -pthread -fno-strict-aliasing \
            $(EXTRA_CFLAGS)
 LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
+# The log layer's store (src/log/store.c) is on RocksDB: whatever links
+# the log layer links it too (plain -l if pkg-config does not know it).
+ROCKSDB_LIBS := $(shell pkg-config --libs rocksdb 2>/dev/null || echo -lrocksdb)
 
 CORE_SRC   := $(wildcard src/core/*.c)
 CRYPTO_SRC := $(wildcard src/crypto/*.c)
@@ -96,7 +99,7 @@ $(BUILD)/%.o: %.c
 
 $(BUILD)/tpwallet: $(ALL_OBJ)
 	@echo "  LINK    $@"
-	@$(CC) $(CFLAGS) $(LDSAN) -o $@ $^ $(LDLIBS)
+	@$(CC) $(CFLAGS) $(LDSAN) -o $@ $^ $(LDLIBS) $(ROCKSDB_LIBS)
 
 # Unit tests: the layer in the file name picks the objects to link.
 $(BUILD)/tests/test_core_%: tests/unit/test_core_%.c $(CORE_OBJ)
@@ -111,7 +114,7 @@ $(BUILD)/tests/test_cli_%: tests/unit/test_cli_%.c $(CORE_OBJ)
 $(BUILD)/tests/test_log_%: tests/unit/test_log_%.c $(LOG_OBJ)
 	@mkdir -p $(dir $@)
 	@echo "  TEST    $@"
-	@$(CC) $(CPPFLAGS) $(CFLAGS) $(LDSAN) -o $@ $^ $(LDLIBS) -lcmocka
+	@$(CC) $(CPPFLAGS) $(CFLAGS) $(LDSAN) -o $@ $^ $(LDLIBS) -lcmocka $(ROCKSDB_LIBS)
 $(BUILD)/tests/test_net_%: tests/unit/test_net_%.c $(NET_OBJ)
 	@mkdir -p $(dir $@)
 	@echo "  TEST    $@"
@@ -119,11 +122,11 @@ $(BUILD)/tests/test_net_%: tests/unit/test_net_%.c $(NET_OBJ)
 $(BUILD)/tests/test_engine_%: tests/unit/test_engine_%.c $(ENGINE_OBJ)
 	@mkdir -p $(dir $@)
 	@echo "  TEST    $@"
-	@$(CC) $(CPPFLAGS) $(CFLAGS) $(LDSAN) -o $@ $^ $(LDLIBS) -lcmocka
+	@$(CC) $(CPPFLAGS) $(CFLAGS) $(LDSAN) -o $@ $^ $(LDLIBS) -lcmocka $(ROCKSDB_LIBS)
 $(BUILD)/tests/test_api_%: tests/unit/test_api_%.c $(API_OBJ)
 	@mkdir -p $(dir $@)
 	@echo "  TEST    $@"
-	@$(CC) $(CPPFLAGS) $(CFLAGS) $(LDSAN) -o $@ $^ $(LDLIBS) -lcmocka
+	@$(CC) $(CPPFLAGS) $(CFLAGS) $(LDSAN) -o $@ $^ $(LDLIBS) -lcmocka $(ROCKSDB_LIBS)
 
 # Benchmarks (bench/*.c), built with the project's warnings and linked
 # against the layers below the CLI, so they cannot rot; make test builds
@@ -134,7 +137,7 @@ BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 $(BUILD)/bench/%: bench/%.c $(API_OBJ)
 	@mkdir -p $(dir $@)
 	@echo "  BENCH   $@"
-	@$(CC) $(CPPFLAGS) $(CFLAGS) $(LDSAN) -o $@ $^ $(LDLIBS)
+	@$(CC) $(CPPFLAGS) $(CFLAGS) $(LDSAN) -o $@ $^ $(LDLIBS) $(ROCKSDB_LIBS)
 
 # bench_merkle compares libsodium's SHA-256 with nettle's (a package here).
 $(BUILD)/bench/bench_merkle: CPPFLAGS += -DHAVE_NETTLE
@@ -215,7 +218,7 @@ $(FUZZ_BUILD)/obj/%.o: %.c
 $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB_OBJ)
 	@mkdir -p $(dir $@)
 	@echo "  FUZZ    $@"
-	@clang $(CPPFLAGS) -std=c17 $(WARN) -pthread $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+	@clang $(CPPFLAGS) -std=c17 $(WARN) -pthread $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ $(LDLIBS) $(ROCKSDB_LIBS)
 
 .SECONDARY: $(FUZZ_LIB_OBJ)
 
