@@ -22,6 +22,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <rocksdb/c.h>
 
@@ -109,7 +111,7 @@ static struct transfer xfer(u128 id, u128 dr, u128 cr, u64 ts, u16 flags)
 	return t;
 }
 
-static struct account acct(u128 id, u64 ts, u16 flags)
+static struct account account_rec(u128 id, u64 ts, u16 flags)
 {
 	struct account a;
 
@@ -160,7 +162,8 @@ static void test_every_kind_round_trips_and_the_meta_counts_them(void **state)
 	struct store_meta m;
 	struct transfer t = xfer(10, 1, 2, 1001, 0);
 	struct transfer p = xfer(11, 2, 1, 1002, TRANSFER_PENDING);
-	struct account a1 = acct(1, 900, ACCOUNT_HISTORY), a2 = acct(2, 901, 0);
+	struct account a1 = account_rec(1, 900, ACCOUNT_HISTORY),
+		       a2 = account_rec(2, 901, 0);
 	struct account got, seen[4];
 	struct account_balance point = {.debits_posted = 5,
 					.credits_posted = 9};
@@ -396,7 +399,8 @@ static void fill_random(struct store *s, struct ref *r, u64 *ts_lo, u64 *ts_hi)
 	u64 ts = 5000, seq = 0;
 
 	for (u32 a = 1; a <= ACCOUNTS; a++) {
-		struct account x = acct(a, ++ts, a % 2 ? ACCOUNT_HISTORY : 0);
+		struct account x =
+			account_rec(a, ++ts, a % 2 ? ACCOUNT_HISTORY : 0);
 		assert_int_equal(store_batch_account(b, &x), 0);
 	}
 	commit(s, b, ++seq, ts);
@@ -672,7 +676,7 @@ static void test_values_of_wrong_length_are_eio(void **state)
 	struct store *s = open_store(dir_of(state), true);
 	struct store_batch *b = store_batch_new();
 	struct transfer t = xfer(7, 1, 2, 10, 0);
-	struct account a = acct(3, 5, 0);
+	struct account a = account_rec(3, 5, 0);
 	struct ledger_cold_item item;
 	struct account got;
 	struct transfer xs[4];
@@ -818,8 +822,85 @@ static void test_readers_see_whole_commits_while_the_writer_runs(void **state)
 	store_close(r.s);
 }
 
-int main(void)
+/* A crash (the process ends without store_close) loses the commits after
+ * the last flush and nothing else: the store reopens at a whole commit,
+ * its meta says which, and the data is exactly that commit's. The crash
+ * runs in a fresh process (this binary, re-executed), since RocksDB's
+ * background threads do not survive a fork. */
+enum { CRASH_FLUSHED = 20, CRASH_COMMITS = 50, CRASH_PER_COMMIT = 100 };
+
+static void crash_child(const char *dir)
 {
+	struct store *s = open_store(dir, true);
+	struct store_batch *b = store_batch_new();
+	char cp[300];
+	const char *why = NULL;
+	u64 id = 0;
+
+	snprintf(cp, sizeof(cp), "%s-cp", dir);
+	for (u32 c = 1; c <= CRASH_COMMITS; c++) {
+		for (u32 k = 0; k < CRASH_PER_COMMIT; k++) {
+			id++;
+			struct transfer t = xfer(id, 1, 2, id, 0);
+			if (store_batch_transfer(b, &t, 0, NULL, NULL))
+				_exit(3);
+		}
+		if (store_commit(s, b, c, id, digest_a, &why))
+			_exit(4);
+		store_batch_reset(b);
+		/* a checkpoint flushes: these commits are on disk */
+		if (c == CRASH_FLUSHED && store_checkpoint(s, cp, &why))
+			_exit(5);
+	}
+	_exit(0); /* no store_close: the memtables are lost */
+}
+
+static void test_a_crash_reopens_at_a_whole_commit(void **state)
+{
+	enum { N = CRASH_COMMITS * CRASH_PER_COMMIT };
+	char live[300], exe[4096];
+	struct store *s;
+	struct store_meta m;
+	struct ledger_cold_item *items = calloc(N, sizeof(*items));
+	u128 *ids = calloc(N, sizeof(*ids));
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	int status = 0;
+	pid_t pid;
+
+	assert_true(n > 0);
+	exe[n] = '\0';
+	path(live, sizeof(live), state, "live");
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		execl(exe, exe, "--crash-child", live, (char *)NULL);
+		_exit(127);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+
+	s = open_store(live, false);
+	store_meta(s, &m);
+	assert_true(m.seq >= CRASH_FLUSHED && m.seq <= CRASH_COMMITS);
+	assert_int_equal(m.transfers, m.seq * CRASH_PER_COMMIT);
+	assert_int_equal(m.last_timestamp, m.seq * CRASH_PER_COMMIT);
+	for (u32 i = 0; i < N; i++)
+		ids[i] = i + 1;
+	assert_int_equal(store_get_transfers(s, ids, N, items), 0);
+	for (u32 i = 0; i < N; i++)
+		assert_int_equal(items[i].kind, i < m.transfers
+							? LEDGER_COLD_TRANSFER
+							: LEDGER_COLD_ABSENT);
+	store_close(s);
+	free(items);
+	free(ids);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 3 && strcmp(argv[1], "--crash-child") == 0)
+		crash_child(argv[2]);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(
 			test_every_kind_round_trips_and_the_meta_counts_them,
@@ -850,6 +931,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(
 			test_readers_see_whole_commits_while_the_writer_runs,
 			setup, tmpdir_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_a_crash_reopens_at_a_whole_commit, setup,
+			tmpdir_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
