@@ -281,13 +281,11 @@ static const char *result_name(enum engine_op op, u32 code)
 
 /*
  * The own timestamps of the records an "exists" result names, looked up
- * under the read lock into the timestamp field of those events (the
- * engine is done with them; 0 when not found), so that the results are
- * formatted after it.
+ * into the timestamp field of those events (the engine is done with
+ * them; 0 when not found), so that the results are formatted after it.
  */
 static void existing_timestamps(struct request *rq)
 {
-	const struct ledger *l = NULL;
 	u32 exists = rq->eng.base_op == ENGINE_CREATE_ACCOUNTS
 			     ? CREATE_ACCOUNT_exists
 			     : CREATE_TRANSFER_exists;
@@ -295,28 +293,29 @@ static void existing_timestamps(struct request *rq)
 	for (u32 i = 0; i < rq->eng.count; i++) {
 		if (rq->eng.results[i] != exists)
 			continue;
-		if (!l)
-			l = engine_read_begin(rq->srv->e);
 		if (rq->eng.base_op == ENGINE_CREATE_ACCOUNTS) {
 			struct account *ev =
 				(struct account *)rq->eng.events + i;
 			struct account a;
+			const struct ledger *l = engine_read_begin(rq->srv->e);
 			ev->timestamp =
 				ledger_lookup_account(l, ev->id, &a) == 0
 					? a.timestamp
 					: 0;
+			engine_read_end(rq->srv->e);
 		} else {
+			/* Old ones from the store, with one. */
 			struct transfer *ev =
 				(struct transfer *)rq->eng.events + i;
 			struct transfer t;
+			enum pending_status ps;
 			ev->timestamp =
-				ledger_lookup_transfer(l, ev->id, &t) == 0
+				engine_lookup_transfer(rq->srv->e, ev->id, &t,
+						       &ps) == 0
 					? t.timestamp
 					: 0;
 		}
 	}
-	if (l)
-		engine_read_end(rq->srv->e);
 }
 
 /* A batch is done: one result per event. */

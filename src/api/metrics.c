@@ -4,6 +4,7 @@
  */
 #include "api/metrics.h"
 #include "engine/engine.h"
+#include "engine/history.h"
 
 #include <stdio.h>
 
@@ -155,6 +156,70 @@ static void render_results(struct wbuf *b, const char *op,
 	}
 }
 
+static void gauge(struct wbuf *b, const char *name, const char *type,
+		  const char *text, u64 v)
+{
+	help(b, name, type, text);
+	wbuf_puts(b, name);
+	wbuf_putc(b, ' ');
+	wbuf_put_u64(b, v);
+	wbuf_putc(b, '\n');
+}
+
+/* The store (docs/store.md), when the server keeps history in one. */
+static void render_store(struct wbuf *b, struct engine *e, u64 applied_seq)
+{
+	struct history_stats h;
+
+	if (!engine_history_stats(e, &h))
+		return;
+	gauge(b, "tpwallet_store_disk_bytes", "gauge",
+	      "Bytes of the store's files (DATA/store).", h.store.disk_bytes);
+	gauge(b, "tpwallet_store_memtable_bytes", "gauge",
+	      "Bytes in the store's memtables (lost on a crash, replayed "
+	      "from the journal).",
+	      h.store.memtable_bytes);
+	gauge(b, "tpwallet_store_cache_bytes", "gauge",
+	      "Bytes in the store's block cache.", h.store.cache_bytes);
+	gauge(b, "tpwallet_store_cache_capacity_bytes", "gauge",
+	      "Capacity of the store's block cache.",
+	      h.store.cache_capacity_bytes);
+	gauge(b, "tpwallet_store_cache_hits_total", "counter",
+	      "Blocks the store's reads found in its cache.",
+	      h.store.cache_hits);
+	gauge(b, "tpwallet_store_cache_misses_total", "counter",
+	      "Blocks the store's reads had to read from its files.",
+	      h.store.cache_misses);
+	gauge(b, "tpwallet_store_pending_compaction_bytes", "gauge",
+	      "Bytes the store estimates compaction still has to rewrite.",
+	      h.store.pending_compaction_bytes);
+	gauge(b, "tpwallet_store_l0_files", "gauge",
+	      "Files in the store's level 0 (many: compaction falls behind).",
+	      h.store.l0_files);
+	gauge(b, "tpwallet_store_committed_seq", "gauge",
+	      "The journal seq the store holds.", h.committed_seq);
+	gauge(b, "tpwallet_store_flushed_seq", "gauge",
+	      "The journal seq the store's files hold (what a crash keeps; "
+	      "a restart replays the journal after it).",
+	      h.flushed_seq);
+	gauge(b, "tpwallet_store_lag_records", "gauge",
+	      "Journal records applied but not yet in the store.",
+	      applied_seq > h.committed_seq ? applied_seq - h.committed_seq
+					    : 0);
+	gauge(b, "tpwallet_store_commits_total", "counter",
+	      "Commits to the store.", h.commits);
+	gauge(b, "tpwallet_store_evictions_total", "counter",
+	      "Times the ledger dropped what the store holds from memory.",
+	      h.evictions);
+	gauge(b, "tpwallet_store_writer_waits_total", "counter",
+	      "Times the applier waited for the store's writer (back "
+	      "pressure).",
+	      h.waits);
+	gauge(b, "tpwallet_store_window_transfers", "gauge",
+	      "Recent transfers the ledger keeps in memory with a store.",
+	      h.keep_transfers);
+}
+
 static void render_engine(struct wbuf *b, struct engine *e)
 {
 	static const u64 sync_le_us[12] = ENGINE_SYNC_BUCKETS_US;
@@ -204,6 +269,12 @@ static void render_engine(struct wbuf *b, struct engine *e)
 	wbuf_puts(b, "tpwallet_transfers ");
 	wbuf_put_u64(b, ls.transfers);
 	wbuf_putc(b, '\n');
+	help(b, "tpwallet_ledger_memory_bytes", "gauge",
+	     "Bytes the ledger holds in memory (records and indexes).");
+	wbuf_puts(b, "tpwallet_ledger_memory_bytes ");
+	wbuf_put_u64(b, ls.index_bytes + ls.record_bytes);
+	wbuf_putc(b, '\n');
+	render_store(b, e, es.last_seq);
 }
 
 static void latency_labels(struct wbuf *b, const char *series,

@@ -69,6 +69,8 @@ struct settings {
 	unsigned connections_per_address_max;
 	char trusted_proxies[1025]; /* CIDRs, comma-separated; "" none */
 	uint64_t snapshot_every;
+	unsigned store;	      /* 1: history in DATA/store (docs/store.md) */
+	uint64_t cache_bytes; /* memory for history with a store */
 	unsigned key_rotation_days; /* scheduled rotation; 0: never */
 	/* How long the keys a rotation retires keep verifying (0: not at
 	 * all, for a leaked key); POST /v1/keys/rotate may say otherwise. */

@@ -38,6 +38,7 @@
 #include "log/journal_reader.h"
 #include "log/seqdir.h"
 #include "log/snapshot.h"
+#include "log/store.h"
 #include "core/strerror.h"
 #include "net/http.h"
 
@@ -1223,6 +1224,12 @@ static void check_snapshots(struct doctor *d)
 	size_t n = 0;
 	int ret;
 
+	if (d->s.store) {
+		report(d, STATUS_OK, name,
+		       "not taken: with store = 1 the store replaces them "
+		       "(see store)");
+		return;
+	}
 	snprintf(dir, sizeof(dir), "%s/" DATADIR_SNAPSHOTS, d->s.data_dir);
 	DIR *dh = opendir(dir);
 	if (dh) {
@@ -1307,6 +1314,84 @@ static void check_snapshots(struct doctor *d)
 		       (unsigned long long)d->s.snapshot_every, skipped);
 cleanup:
 	free(seqs);
+}
+
+/* ---- store --------------------------------------------------------------- */
+
+/* History on disk (docs/store.md): opened read only, beside a running
+ * server if there is one; what a restart would replay, and compaction
+ * debt. */
+static void check_store(struct doctor *d)
+{
+	const char *name = "store";
+	char dir[PATH_BYTES_MAX];
+	struct store_options so = {.read_only = true};
+	struct store *st = NULL;
+	struct store_meta m;
+	struct store_stats ss;
+	struct stat sb;
+	const char *why = NULL;
+
+	snprintf(dir, sizeof(dir), "%s/" DATADIR_STORE, d->s.data_dir);
+	bool exists = stat(dir, &sb) == 0;
+	if (!d->s.store) {
+		report(d, STATUS_OK, name,
+		       "off: the ledger's history is held in memory%s "
+		       "(store = 1 keeps it in DATA/store, docs/store.md)",
+		       exists ? "; DATA/store is left from when it was on and "
+				"catches up from the journal when it is again"
+			      : "");
+		return;
+	}
+	if (!exists) {
+		report(d, STATUS_WARN, name,
+		       "DATA/store does not exist yet: the next start builds "
+		       "it from the whole journal (%llu records)",
+		       (unsigned long long)d->records);
+		return;
+	}
+	so.dir = dir;
+	int ret = store_open(&so, &st, &why);
+	if (ret == -ENODATA) {
+		report(d, STATUS_OK, name,
+		       "DATA/store holds nothing flushed yet: the next start "
+		       "builds it from the journal (%llu records)",
+		       (unsigned long long)d->records);
+		return;
+	}
+	if (ret) {
+		report(d, STATUS_WARN, name,
+		       "DATA/store cannot be read (%s: %s): the next start "
+		       "rebuilds it from the journal",
+		       why ? why : "open failed", tpw_strerror(-ret));
+		return;
+	}
+	store_meta(st, &m);
+	(void)store_stats(st, &ss);
+	store_close(st);
+	journal_catch_up(d, m.seq + 1);
+	u64 behind = d->records > m.seq ? d->records - m.seq : 0;
+	if (d->journal_present && m.seq > d->records) {
+		report(d, STATUS_WARN, name,
+		       "the store is at seq %llu but the journal holds %llu "
+		       "readable records: the next start rebuilds the store "
+		       "from the journal",
+		       (unsigned long long)m.seq,
+		       (unsigned long long)d->records);
+		return;
+	}
+	report(d, ss.l0_files > 20 ? STATUS_WARN : STATUS_OK, name,
+	       "at seq %llu on disk (%llu records after it replay at a "
+	       "restart): %llu transfers, %llu accounts, %llu bytes; "
+	       "compaction debt %llu bytes in %llu level-0 files%s",
+	       (unsigned long long)m.seq, (unsigned long long)behind,
+	       (unsigned long long)m.transfers, (unsigned long long)m.accounts,
+	       (unsigned long long)ss.disk_bytes,
+	       (unsigned long long)ss.pending_compaction_bytes,
+	       (unsigned long long)ss.l0_files,
+	       ss.l0_files > 20 ? " (many: writes will slow down; see "
+				  "tpwallet_store_* in /metrics)"
+				: "");
 }
 
 /* ---- client policy ----------------------------------------------------------
@@ -1621,6 +1706,7 @@ static const struct {
 	{"witnesses", check_witnesses},
 	{"tls certificate", check_tls},
 	{"snapshots", check_snapshots},
+	{"store", check_store},
 	{"client policy", check_policy},
 	{"probes", check_probes},
 };

@@ -277,6 +277,8 @@ int cmd_serve(int argc, char **argv)
 	struct engine_options eo = {
 		.data_dir = s.data_dir,
 		.snapshot_every_records = s.snapshot_every,
+		.store = s.store != 0,
+		.cache_bytes = s.cache_bytes,
 		.covered_seq = covered,
 		.truncate_corrupt_tail = truncate_corrupt_tail,
 		.pstate_changed = expirer_poke,

@@ -15,6 +15,7 @@
 #include "core/auth.h"
 #include "crypto/jose.h"
 #include "crypto/keyring.h"
+#include "engine/history.h"
 #include "log/fsdir.h"
 #include "core/strerror.h"
 
@@ -115,6 +116,8 @@ static const struct number_setting number_settings[] = {
 	NUMBER(body_rate_min_bytes_s, 1, (uint64_t)1 << 30),
 	NUMBER(connections_per_address_max, 1, 65536),
 	NUMBER(snapshot_every, 1000, UINT64_MAX),
+	NUMBER(store, 0, 1),
+	NUMBER(cache_bytes, HISTORY_CACHE_BYTES_MIN, (uint64_t)1 << 40),
 	NUMBER(key_rotation_days, 0, 3660),
 	NUMBER(key_overlap_s, 0, KEYRING_OVERLAP_MAX_S),
 	NUMBER(link_leeway_s, 0, JOSE_LEEWAY_MAX_S),
@@ -345,6 +348,8 @@ static const struct {
 	{"TPWALLET_CONNECTIONS_PER_ADDRESS_MAX", "connections_per_address_max"},
 	{"TPWALLET_TRUSTED_PROXIES", "trusted_proxies"},
 	{"TPWALLET_SNAPSHOT_EVERY", "snapshot_every"},
+	{"TPWALLET_STORE", "store"},
+	{"TPWALLET_CACHE_BYTES", "cache_bytes"},
 	{"TPWALLET_KEY_ROTATION_DAYS", "key_rotation_days"},
 	{"TPWALLET_KEY_OVERLAP_S", "key_overlap_s"},
 	{"TPWALLET_PUBLIC_URL", "public_url"},
@@ -385,6 +390,8 @@ int settings_load(struct settings *s, const char *config_path)
 	s->connections_per_address_max =
 		NETGUARD_CONNECTIONS_PER_ADDRESS_MAX_DEFAULT;
 	s->snapshot_every = 1000000;
+	s->store = 0;
+	s->cache_bytes = HISTORY_CACHE_BYTES_DEFAULT;
 	s->key_rotation_days = 90;
 	s->key_overlap_s = KEYRING_OVERLAP_DEFAULT_S;
 	s->link_leeway_s = AUTHZ_LEEWAY_S;

@@ -144,17 +144,39 @@ u64 state_last_timestamp(const struct state *s)
 	return ledger_last_timestamp(s->ledger);
 }
 
-void state_digest(const struct state *s, u8 out[32])
+struct ledger *state_ledger_rw(struct state *s)
+{
+	return s->ledger;
+}
+
+static void digest_of(const struct state *s, const u8 ledger[32], u8 out[32])
 {
 	u8 parts[3][32];
 
-	ledger_digest(s->ledger, parts[0]);
+	memcpy(parts[0], ledger, 32);
 	auth_digest(s->auth, parts[1]);
 	pstate_digest(s->pstate, parts[2]);
 	crypto_generichash(out, 32, parts[0], sizeof(parts), NULL, 0);
 }
 
-int state_snapshot_write(const struct state *s, ledger_sink_fn sink, void *ctx)
+void state_digest(const struct state *s, u8 out[32])
+{
+	u8 l[32];
+
+	ledger_digest(s->ledger, l);
+	digest_of(s, l, out);
+}
+
+void state_digest_with(const struct state *s, const struct ledger_sums *sums,
+		       u8 out[32])
+{
+	u8 l[32];
+
+	ledger_digest_with(s->ledger, sums, l);
+	digest_of(s, l, out);
+}
+
+int state_parts_write(const struct state *s, ledger_sink_fn sink, void *ctx)
 {
 	u64 auth_len = auth_snapshot_bytes(s->auth);
 	u64 ps_len = pstate_snapshot_bytes(s->pstate);
@@ -166,6 +188,13 @@ int state_snapshot_write(const struct state *s, ledger_sink_fn sink, void *ctx)
 		rc = sink(ctx, &ps_len, sizeof(ps_len));
 	if (rc == 0)
 		rc = pstate_snapshot_write(s->pstate, sink, ctx);
+	return rc;
+}
+
+int state_snapshot_write(const struct state *s, ledger_sink_fn sink, void *ctx)
+{
+	int rc = state_parts_write(s, sink, ctx);
+
 	if (rc == 0)
 		rc = ledger_snapshot_write(s->ledger, sink, ctx);
 	return rc;
@@ -188,18 +217,44 @@ static const u8 *take_part(const u8 *buf, size_t len, size_t *at,
 	return buf + *at - n;
 }
 
-struct state *state_snapshot_read(const u8 *buf, size_t len)
+/* The auth and policy parts at the start of buf: *at is where they end
+ * (NULL parts when they are not valid). */
+static void read_parts(const u8 *buf, size_t len, size_t *at, struct auth **a,
+		       struct pstate **ps)
 {
-	struct auth *a = NULL;
-	struct pstate *ps = NULL;
-	struct ledger *l = NULL;
-	size_t at = 0, n = 0;
+	size_t n = 0;
 	const u8 *p;
 
-	if ((p = take_part(buf, len, &at, &n)))
-		a = auth_snapshot_read(p, n);
-	if (a && (p = take_part(buf, len, &at, &n)))
-		ps = pstate_snapshot_read(p, n);
+	*a = NULL;
+	*ps = NULL;
+	if ((p = take_part(buf, len, at, &n)))
+		*a = auth_snapshot_read(p, n);
+	if (*a && (p = take_part(buf, len, at, &n)))
+		*ps = pstate_snapshot_read(p, n);
+}
+
+struct state *state_from_parts(struct ledger *l, const u8 *buf, size_t len)
+{
+	struct auth *a;
+	struct pstate *ps;
+	size_t at = 0;
+
+	read_parts(buf, len, &at, &a, &ps);
+	if (ps && at != len) {
+		pstate_free(ps);
+		ps = NULL;
+	}
+	return assemble(l, a, ps);
+}
+
+struct state *state_snapshot_read(const u8 *buf, size_t len)
+{
+	struct auth *a;
+	struct pstate *ps;
+	struct ledger *l = NULL;
+	size_t at = 0;
+
+	read_parts(buf, len, &at, &a, &ps);
 	if (ps)
 		l = ledger_snapshot_read(buf + at, len - at);
 	return assemble(l, a, ps);

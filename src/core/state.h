@@ -82,11 +82,26 @@ u64 state_next_expiry(const struct state *s);
 /* The timestamp of the last event applied (0 for none). */
 u64 state_last_timestamp(const struct state *s);
 
+/* The ledger itself, for the engine's store (engine/history): drains,
+ * evictions and restores (core/ledger.h, "The cold tier"). */
+struct ledger *state_ledger_rw(struct state *s);
+
 /* ---- digest and snapshot ------------------------------------------- */
 
 /* BLAKE2b-256 over the digests of the ledger, the auth state and the
  * policy state: equal after replay, from any snapshot. */
 void state_digest(const struct state *s, u8 out[32]);
+/* The same for a ledger with a cold tier: its history's sums kept by the
+ * store (ledger_digest_with). */
+void state_digest_with(const struct state *s, const struct ledger_sums *sums,
+		       u8 out[32]);
+
+/* The auth and policy parts of the snapshot container alone (its first
+ * two parts), and a state made of a ledger (restored from a store; taken
+ * over, freed on failure) and such bytes: NULL when they are not valid
+ * or out of memory. */
+int state_parts_write(const struct state *s, ledger_sink_fn sink, void *ctx);
+struct state *state_from_parts(struct ledger *l, const u8 *buf, size_t len);
 
 /*
  * The snapshot container (SNAPSHOT_VERSION 4 of log/snapshot.h):

@@ -15,6 +15,7 @@
 #include "core/command.h"
 #include "core/clock.h"
 #include "core/state.h"
+#include "engine/history.h"
 #include "engine/logger.h"
 #include "log/journal.h"
 #include "log/snapshot.h"
@@ -78,6 +79,7 @@ struct engine {
 	 * applier (replay before it starts), read under state_lock. */
 	struct state *state;
 	struct journal *journal;
+	struct history *history;     /* NULL without a store */
 	pthread_rwlock_t state_lock; /* readers vs. the applier */
 
 	pthread_mutex_t queue_lock;
@@ -160,6 +162,12 @@ static int replay_one(void *ctx, const struct journal_record *r)
 			      r->payload_bytes, rc->e->replay_results);
 	if (ret < 0)
 		return ret;
+	if (rc->e->history) {
+		ret = history_applied(rc->e->history, rc->e->state, r->seq,
+				      r->timestamp, r->type == JOURNAL_COMMAND);
+		if (ret < 0)
+			return ret;
+	}
 	rc->expect_seq++;
 	rc->count++;
 	rc->e->last_seq = r->seq;
@@ -201,7 +209,7 @@ static void journal_warn(void *ctx, const char *msg)
 }
 
 static int recover(struct engine *e, const struct engine_options *o,
-		   const char **err)
+		   bool rebuild, const char **err)
 {
 	struct ledger_options lo = {.accounts_hint = o->accounts_hint,
 				    .transfers_hint = o->transfers_hint};
@@ -219,13 +227,33 @@ static int recover(struct engine *e, const struct engine_options *o,
 	u64 snap_seq = 0, snap_ts = 0;
 	int ret;
 
-	ret = snapshot_load_newest(e->data_dir, &snap, &snap_len, &snap_seq,
-				   &snap_ts, snapshot_warn, NULL);
+	if (o->store) {
+		/* The store replaces the snapshots: the state it holds, then
+		 * the journal after its seq. */
+		struct history_options ho = {.data_dir = e->data_dir,
+					     .cache_bytes = o->cache_bytes,
+					     .window_transfers =
+						     o->window_transfers,
+					     .quiet = o->quiet,
+					     .rebuild = rebuild};
+		ret = history_open(&e->history, &ho, &lo, &e->state,
+				   &e->last_seq, &e->last_timestamp, err);
+		if (ret < 0)
+			return ret;
+		snap_seq = e->last_seq;
+		ret = 0;
+	} else {
+		ret = snapshot_load_newest(e->data_dir, &snap, &snap_len,
+					   &snap_seq, &snap_ts, snapshot_warn,
+					   NULL);
+	}
 	if (ret < 0) {
 		*err = "cannot read the snapshots directory";
 		return ret;
 	}
-	if (ret == 1) {
+	if (e->state) {
+		/* from the store */
+	} else if (ret == 1) {
 		e->state = state_snapshot_read(snap, snap_len);
 		free(snap);
 		if (!e->state) {
@@ -254,15 +282,34 @@ static int recover(struct engine *e, const struct engine_options *o,
 		return ret;
 	}
 	if (journal_next_seq(e->journal) != e->last_seq + 1) {
+		if (e->history && !rebuild) {
+			/* The store is ahead of a journal that was cut
+			 * (truncate_corrupt_tail): start it again. */
+			journal_close(e->journal);
+			e->journal = NULL;
+			history_close(e->history);
+			e->history = NULL;
+			state_free(e->state);
+			e->state = NULL;
+			e->last_seq = e->last_timestamp = 0;
+			return recover(e, o, true, err);
+		}
 		*err = "journal ends before the newest snapshot: the journal "
 		       "was truncated or replaced";
 		return -EBADMSG;
 	}
+	if (e->history) {
+		ret = history_start(e->history, err);
+		if (ret < 0)
+			return ret;
+	}
 	atomic_store(&e->journal_bytes, journal_size_bytes(e->journal));
 	e->recovery_records = rc.count;
 	e->recovery_ms = tpw_monotonic_ms() - pc.started_ms;
-	if (!o->quiet && (rc.count > 0 || ret == 1))
-		log_at(LOG_INFO, "recovered", LOG_NUM("snapshot_seq", snap_seq),
+	if (!o->quiet && (rc.count > 0 || ret == 1 || snap_seq > 0))
+		log_at(LOG_INFO, "recovered",
+		       LOG_NUM(e->history ? "store_seq" : "snapshot_seq",
+			       snap_seq),
 		       LOG_NUM("replayed_records", rc.count),
 		       LOG_NUM("last_seq", e->last_seq),
 		       LOG_NUM("duration_ms", e->recovery_ms));
@@ -299,7 +346,8 @@ static void snapshot_reap(struct engine *e, bool block)
  * writes files with memory allocated before the fork. */
 static void snapshot_start(struct engine *e)
 {
-	if (e->snapshot_child > 0)
+	/* With a store its commits replace the snapshots. */
+	if (e->snapshot_child > 0 || e->history)
 		return;
 	if (!e->snapshot_writer) {
 		e->snapshot_writer = malloc(sizeof(*e->snapshot_writer));
@@ -407,18 +455,25 @@ static struct engine_request *take_group(struct engine *e, bool *stop)
 	return group;
 }
 
-static void fail_engine(struct engine *e, int err)
+/* Refuse every change from now on (the journal, or the store, failed);
+ * what is queued is answered -EIO.  The caller has logged why. */
+static void refuse_changes(struct engine *e)
 {
 	pthread_mutex_lock(&e->queue_lock);
 	e->failed = true;
 	struct engine_request *rest = e->head;
 	e->head = e->tail = NULL;
 	pthread_mutex_unlock(&e->queue_lock);
+	finish(rest, -EIO);
+}
+
+static void fail_engine(struct engine *e, int err)
+{
 	log_at(LOG_ERROR,
 	       "journal write failed: refusing every change until "
 	       "restart",
 	       LOG_NUM("errno", -err));
-	finish(rest, -EIO);
+	refuse_changes(e);
 }
 
 static u16 journal_type_of(const struct engine_request *r)
@@ -580,7 +635,7 @@ static bool is_pstate_command(const struct engine_request *r)
 
 static void apply_group(struct engine *e, struct group *g)
 {
-	bool pstate_changed = false;
+	bool pstate_changed = false, command = false;
 
 	pthread_rwlock_wrlock(&e->state_lock);
 	if (g->pulse) {
@@ -613,9 +668,19 @@ static void apply_group(struct engine *e, struct group *g)
 		e->last_seq = r->seq;
 		e->applied_timestamp = r->timestamp;
 		pstate_changed = pstate_changed || is_pstate_command(r);
+		command = command || r->op == ENGINE_COMMAND;
 	}
 	atomic_store(&e->next_expiry, state_next_expiry(e->state));
+	/* The records are durable and applied, so their replies stand; a
+	 * store that fails (it logged why) stops further changes. */
+	bool store_failed = e->history && !history_failed(e->history) &&
+			    history_applied(e->history, e->state, e->last_seq,
+					    e->applied_timestamp, command) < 0;
 	pthread_rwlock_unlock(&e->state_lock);
+	if (store_failed)
+		refuse_changes(e);
+	if (e->history)
+		history_wait(e->history);
 	if (pstate_changed && e->pstate_changed)
 		e->pstate_changed(e->pstate_changed_ctx);
 
@@ -724,7 +789,7 @@ int engine_open(struct engine **out, const struct engine_options *o,
 	e->snapshot_every = o->snapshot_every_records
 				    ? o->snapshot_every_records
 				    : SNAPSHOT_EVERY_DEFAULT;
-	ret = recover(e, o, &msg);
+	ret = recover(e, o, false, &msg);
 	if (ret < 0)
 		goto cleanup;
 	e->applied_timestamp = e->last_timestamp;
@@ -772,6 +837,7 @@ void engine_close(struct engine *e)
 	}
 	if (e->applier_started)
 		pthread_join(e->applier, NULL);
+	history_close(e->history);
 	snapshot_reap(e, true);
 	if (e->journal)
 		journal_close(e->journal);
@@ -897,6 +963,8 @@ void engine_read_end(struct engine *e)
 	pthread_rwlock_unlock(&e->state_lock);
 }
 
+/* Memory first; what memory no longer holds, the store holds (it is
+ * written before anything is evicted). */
 int engine_lookup_transfer(struct engine *e, u128 id, struct transfer *out,
 			   enum pending_status *status)
 {
@@ -905,12 +973,119 @@ int engine_lookup_transfer(struct engine *e, u128 id, struct transfer *out,
 
 	*status = r == 0 ? ledger_pending_status(l, id) : PENDING_NONE;
 	engine_read_end(e);
+	if (r == -ENOENT && e->history && history_store(e->history)) {
+		struct ledger_cold_item it;
+		if (store_get_transfers(history_store(e->history), &id, 1,
+					&it) != 0)
+			return -EIO;
+		if (it.kind == LEDGER_COLD_TRANSFER) {
+			*out = it.t;
+			*status = (enum pending_status)it.status;
+			r = 0;
+		}
+	}
 	return r;
+}
+
+/*
+ * A query over both tiers: memory answers timestamps from
+ * ledger_hot_since on (read under the lock, with their statuses), the
+ * store the older ones (everything below that point was stored before it
+ * was evicted).  In ascending order the older part comes first.
+ */
+static int query_tiers(struct engine *e, const struct account_filter *f,
+		       bool balances, void *out, u8 *statuses, u32 out_max)
+{
+	size_t rec = balances ? sizeof(struct account_balance)
+			      : sizeof(struct transfer);
+	struct account_filter hot = *f;
+	u32 max = f->limit < out_max ? f->limit : out_max;
+	bool rev = f->flags & ACCOUNT_FILTER_REVERSED;
+	u8 *hot_st = NULL;
+	void *hot_out = NULL;
+	int nh = 0, nc = 0;
+
+	if (!ledger_filter_valid(f))
+		return -EINVAL;
+	if (max > QUERY_LIMIT_MAX)
+		max = QUERY_LIMIT_MAX;
+	hot_out = malloc((size_t)max * rec + 1);
+	hot_st = calloc((size_t)max + 1, 1);
+	if (!hot_out || !hot_st) {
+		free(hot_out);
+		free(hot_st);
+		return -ENOMEM;
+	}
+	const struct ledger *l = engine_read_begin(e);
+	u64 since = ledger_hot_since(l);
+	if (hot.timestamp_min < since)
+		hot.timestamp_min = since;
+	if (!(f->timestamp_max && f->timestamp_max < hot.timestamp_min)) {
+		nh = balances ? ledger_get_account_balances(l, &hot, hot_out,
+							    max)
+			      : ledger_get_account_transfers(l, &hot, hot_out,
+							     max);
+		for (int i = 0; !balances && i < nh; i++)
+			hot_st[i] = (u8)ledger_pending_status(
+				l, ((struct transfer *)hot_out)[i].id);
+	}
+	engine_read_end(e);
+
+	/* Descending: memory's newest first, then the store's. */
+	u32 k = 0;
+	if (rev) {
+		k = (u32)nh;
+		memcpy(out, hot_out, (size_t)k * rec);
+		if (statuses)
+			memcpy(statuses, hot_st, k);
+	}
+	struct store *st = history_store(e->history);
+	if (since && st && k < max) {
+		struct account_filter cold = *f;
+		cold.limit = max - k;
+		nc = balances ? store_account_balances(
+					st, &cold, since,
+					(struct account_balance *)out + k,
+					max - k)
+			      : store_account_transfers(
+					st, &cold, since,
+					(struct transfer *)out + k, max - k);
+		if (nc < 0) {
+			free(hot_out);
+			free(hot_st);
+			return nc == -EINVAL ? -EINVAL : -EIO;
+		}
+		for (int i = 0; statuses && i < nc; i++) {
+			/* Final, or pinned in memory (pending). */
+			struct transfer t;
+			enum pending_status ps;
+			const struct transfer *c =
+				(struct transfer *)out + k + i;
+			statuses[k + i] = 0;
+			if ((c->flags & TRANSFER_PENDING) &&
+			    engine_lookup_transfer(e, c->id, &t, &ps) == 0)
+				statuses[k + i] = (u8)ps;
+		}
+		k += (u32)nc;
+	}
+	if (!rev) {
+		u32 take = (u32)nh < max - k ? (u32)nh : max - k;
+		memcpy((u8 *)out + (size_t)k * rec, hot_out,
+		       (size_t)take * rec);
+		if (statuses)
+			memcpy(statuses + k, hot_st, take);
+		k += take;
+	}
+	free(hot_out);
+	free(hot_st);
+	return (int)k;
 }
 
 int engine_account_transfers(struct engine *e, const struct account_filter *f,
 			     struct transfer *out, u8 *statuses, u32 out_max)
 {
+	if (e->history)
+		return query_tiers(e, f, false, out, statuses, out_max);
 	const struct ledger *l = engine_read_begin(e);
 	int n = ledger_get_account_transfers(l, f, out, out_max);
 
@@ -923,11 +1098,31 @@ int engine_account_transfers(struct engine *e, const struct account_filter *f,
 int engine_account_balances(struct engine *e, const struct account_filter *f,
 			    struct account_balance *out, u32 out_max)
 {
+	if (e->history)
+		return query_tiers(e, f, true, out, NULL, out_max);
 	int n = ledger_get_account_balances(engine_read_begin(e), f, out,
 					    out_max);
 
 	engine_read_end(e);
 	return n;
+}
+
+void engine_digest(struct engine *e, u8 out[32])
+{
+	pthread_rwlock_wrlock(&e->state_lock);
+	if (e->history)
+		history_digest(e->history, e->state, out);
+	else
+		state_digest(e->state, out);
+	pthread_rwlock_unlock(&e->state_lock);
+}
+
+bool engine_history_stats(struct engine *e, struct history_stats *out)
+{
+	if (!e->history)
+		return false;
+	history_stats(e->history, out);
+	return true;
 }
 
 u64 engine_now_ns(struct engine *e)

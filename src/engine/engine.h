@@ -19,7 +19,9 @@
  *
  * Recovery at engine_open: newest valid snapshot, then replay of the
  * journal after it.  Snapshots are written in the background by a forked
- * child (copy-on-write), every `snapshot_every_records` events.
+ * child (copy-on-write), every `snapshot_every_records` events.  With a
+ * store (engine_options.store), history lives in DATA/store behind the
+ * journal (engine/history.h) and recovery starts from it instead.
  */
 #ifndef TPW_ENGINE_ENGINE_H
 #define TPW_ENGINE_ENGINE_H
@@ -87,6 +89,14 @@ struct engine_options {
 	 * The override expirer (engine/expirer.h) looks again then. */
 	void (*pstate_changed)(void *ctx);
 	void *pstate_changed_ctx;
+	/* History on disk (engine/history.h, docs/store.md): the ledger's
+	 * records in DATA/store behind a window of cache_bytes (0: the
+	 * default); recovery starts from the store instead of a snapshot. */
+	bool store;
+	u64 cache_bytes;
+	/* Recent transfers kept in memory with a store; 0: what half of
+	 * cache_bytes holds.  Tests set it small to make eviction happen. */
+	u64 window_transfers;
 };
 
 struct engine;
@@ -126,6 +136,15 @@ int engine_account_transfers(struct engine *e, const struct account_filter *f,
 			     struct transfer *out, u8 *statuses, u32 out_max);
 int engine_account_balances(struct engine *e, const struct account_filter *f,
 			    struct account_balance *out, u32 out_max);
+
+/* The state digest (state_digest; with a store, once the store holds
+ * everything applied).  Holds the write lock: without a store it walks
+ * every record (tests, bench, the log line at a clean stop). */
+void engine_digest(struct engine *e, u8 out[32]);
+
+/* The store's figures; false when the engine has none. */
+struct history_stats;
+bool engine_history_stats(struct engine *e, struct history_stats *out);
 
 struct engine_stats {
 	u64 batches; /* journal groups committed */

@@ -11,6 +11,7 @@
  *   DATA/audit/leaves              leaf i's 32-byte hash at 32 * i
  *   DATA/audit/checkpoints         "<note bytes>\n" then the note, appended
  *   DATA/keys/<kid>.key            log/keyfile.h
+ *   DATA/store/                    the ledger's history: log/store.h
  * Whole small files are read and replaced by log/fsfile.h.
  */
 #ifndef TPW_LOG_DATADIR_H
@@ -31,6 +32,7 @@
 #define DATADIR_KEYS	    "keys"
 #define DATADIR_ACTIVITY    "activity"
 #define DATADIR_ORIGIN	    "origin"
+#define DATADIR_STORE	    "store"
 
 /* Bytes of one leaf hash in DATA/audit/leaves. */
 #define DATADIR_LEAF_BYTES 32u

@@ -68,6 +68,9 @@ struct store_options {
 	u64 memtable_bytes;
 	/* Create an empty store (with this origin) when dir holds none. */
 	bool create;
+	/* Read only, beside a server that has it open (doctor): the view of
+	 * what the server flushed last; nothing may be written. */
+	bool read_only;
 	u8 origin[32];
 };
 
@@ -85,12 +88,17 @@ struct store_meta {
 /* Opens (or with o->create creates) the store in o->dir.  An existing
  * store must have a readable meta of a known format version (-EPROTO
  * otherwise); a directory without a store gives -ENOENT unless
- * o->create.  *out is freed with store_close(). */
+ * o->create, and one whose files hold nothing (made, then lost before
+ * anything was flushed) -ENODATA unless o->create.  *out is freed with
+ * store_close(). */
 int store_open(const struct store_options *o, struct store **out,
 	       const char **why);
 /* Flushes the memtables (so a reopen finds every commit) and frees.
  * NULL is ignored. */
 void store_close(struct store *s);
+/* Flushes the memtables and waits: every commit so far survives a crash
+ * (the writer's thread; 0 or -errno). */
+int store_flush(struct store *s, const char **why);
 
 /* A batch: what one commit writes.  Building allocates (the batch keeps
  * its memory across store_batch_reset, so a reused batch allocates only

@@ -292,6 +292,16 @@ def test_kill9_under_load_with_frequent_snapshots_loses_nothing(ctx):
           "snapshot (snapshot_seq values %r)" % seqs)
 
 
+@e2e_test(timeout=150)
+def test_kill9_under_load_with_the_store_loses_nothing(ctx):
+    # History in DATA/store with a window of 3,276 transfers: lookups,
+    # pages and retries after each crash go to the store.
+    _crash_rounds(ctx, 2, env={"TPWALLET_STORE": "1",
+                               "TPWALLET_CACHE_BYTES": str(1 << 20)})
+    log = ctx.servers[0].log_text()
+    check('"store_seq"' in log, "recovery did not start from the store")
+
+
 @e2e_test(timeout=90)
 def test_sigterm_under_load_exits_0_and_loses_no_acknowledged_transfer(ctx):
     _crash_rounds(ctx, 1, how="term")

@@ -29,21 +29,8 @@
 
 #include "banned.h"
 
-/* Under ThreadSanitizer: RocksDB is not instrumented, so its own
- * synchronisation (std::atomic in the memtable and block cache) is
- * invisible, and its memcpy/memcmp calls, which the sanitizer intercepts,
- * look like races between the writer and a reader. Races whose stacks run
- * through the library are suppressed; the store's own code is still
- * checked. */
-#ifdef __has_feature
-#if __has_feature(thread_sanitizer)
-const char *__tsan_default_suppressions(void);
-const char *__tsan_default_suppressions(void)
-{
-	return "race:librocksdb.so\n";
-}
-#endif
-#endif
+/* Under ThreadSanitizer the races inside RocksDB are suppressed by
+ * src/log/store.c itself (__tsan_default_suppressions). */
 
 static int setup(void **state)
 {
