@@ -2027,7 +2027,8 @@ int ledger_drain(struct ledger *l, const struct ledger_drain_ops *ops,
 
 	/* A status can change, be rolled back with its chain and change
 	 * again: each transfer once, with the status it has now. */
-	qsort(l->dirty_st, l->dirty_st_len, sizeof(u32), cmp_u32);
+	if (l->dirty_st_len > 1)
+		qsort(l->dirty_st, l->dirty_st_len, sizeof(u32), cmp_u32);
 	for (u32 i = 0; i < l->dirty_st_len; i++) {
 		u32 s = l->dirty_st[i];
 		if (i && l->dirty_st[i - 1] == s)

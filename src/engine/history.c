@@ -196,6 +196,8 @@ static int parts_sink(void *ctx, const void *p, size_t n)
 {
 	struct buf *b = ctx;
 
+	if (n == 0)
+		return 0;
 	b->parts = grow(b->parts, &b->capparts, b->nparts + n, 1, &b->err);
 	if (b->err)
 		return b->err;
