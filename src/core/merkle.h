@@ -168,6 +168,30 @@ int merkle_store_consistency_proof(const struct merkle_store *s, u64 first,
 				   u64 second, u8 proof[][MERKLE_HASH_BYTES],
 				   size_t *nproof);
 
+/* ---- proofs over any source of hashes ---------------------------------- */
+
+/*
+ * A source of perfect-subtree hashes: the root of the subtree (level,
+ * index), which covers leaves [index << level, (index + 1) << level) and
+ * is complete in the tree asked about.  Returns 0, or a negative code
+ * (an I/O error of a store on disk) that the callers below hand back.
+ * merkle_store is one such source; log/tilestore.h is another.
+ */
+typedef int merkle_perfect_fn(void *ctx, unsigned level, u64 index,
+			      u8 out[MERKLE_HASH_BYTES]);
+
+/* The root, inclusion and consistency proofs of merkle_store_*, for a
+ * tree of `size` (`second`) leaves the source holds (the caller checks
+ * that bound).  The same walk, so the same bytes, whatever the source. */
+int merkle_root_of(merkle_perfect_fn *get, void *ctx, u64 size,
+		   u8 out[MERKLE_HASH_BYTES]);
+int merkle_inclusion_proof_of(merkle_perfect_fn *get, void *ctx, u64 index,
+			      u64 size, u8 proof[][MERKLE_HASH_BYTES],
+			      size_t *nproof);
+int merkle_consistency_proof_of(merkle_perfect_fn *get, void *ctx, u64 first,
+				u64 second, u8 proof[][MERKLE_HASH_BYTES],
+				size_t *nproof);
+
 /* ---- verification ------------------------------------------------------ */
 
 /*
