@@ -406,6 +406,56 @@ enum MHD_Result audit_route_checkpoint(struct request *rq)
 	return api_reply(rq, 200, &b, "text/plain; charset=utf-8", NULL);
 }
 
+/* GET /v1/audit/tile/<L>/<N>[.p/<W>]: a C2SP tlog-tiles hash tile of
+ * the tree as hashed now (audit_size), its hashes back to back.  A full
+ * tile never changes, and a partial one of width W neither (a longer one
+ * has another URL), so both may be kept; a full tile is immutable. */
+enum MHD_Result audit_route_tile(struct request *rq)
+{
+	unsigned level, width;
+	u64 index;
+
+	if (rq->bad_id ||
+	    tilestore_path_parse(rq->text_id, &level, &index, &width) != 0)
+		return api_reply_problem(
+			rq, PROBLEM_invalid_id,
+			"a tile path is <L>/<N>[.p/<W>] as C2SP tlog-tiles "
+			"writes it (N in x-prefixed groups of three digits)",
+			NULL, NULL);
+	unsigned have = audit_tile_width(rq->srv->audit, level, index);
+	unsigned want = width ? width : TILESTORE_WIDTH;
+	if (have < want)
+		return api_reply_problem(
+			rq, PROBLEM_not_found,
+			width ? "the tree has fewer hashes in this tile"
+			      : "this tile is not full yet: ask for the "
+				"partial tile (.p/<W>) the checkpoint names",
+			NULL, NULL);
+	struct wbuf b = WBUF_INIT((size_t)TILESTORE_WIDTH * MERKLE_HASH_BYTES);
+	u8(*hashes)[MERKLE_HASH_BYTES] =
+		malloc((size_t)want * MERKLE_HASH_BYTES);
+	if (!hashes)
+		return api_reply_problem(rq, PROBLEM_internal_error,
+					 "out of memory", NULL, NULL);
+	int ret = audit_tile(rq->srv->audit, level, index, want, hashes);
+	if (ret != 0) {
+		free(hashes);
+		log_at(LOG_ERROR, "cannot read an audit tile",
+		       LOG_NUM("level", level), LOG_NUM("index", index),
+		       LOG_NUM("code", (u64)(-(int64_t)ret)));
+		return api_reply_problem(rq, PROBLEM_internal_error,
+					 ret == -EBADMSG
+						 ? "the tile is damaged on disk"
+						 : "the tile cannot be read",
+					 NULL, NULL);
+	}
+	wbuf_put(&b, hashes, (size_t)want * MERKLE_HASH_BYTES);
+	free(hashes);
+	rq->cache_control = width ? "private, max-age=3600"
+				  : "private, max-age=31536000, immutable";
+	return api_reply(rq, 200, &b, "application/octet-stream", NULL);
+}
+
 /* GET /.well-known/jwks.json: the public keys that verify what the server
  * signs (current and still-verifying previous ones). */
 enum MHD_Result audit_route_jwks(struct request *rq)
@@ -735,6 +785,28 @@ void audit_metrics(struct api_server *s, struct wbuf *b)
 				wbuf_put_u64(b, (u64)keys[i].expires_at);
 			wbuf_putc(b, '\n');
 		}
+	}
+	if (s->audit) {
+		struct tilestore_stats ts;
+		audit_tile_stats(s->audit, &ts);
+		wbuf_puts(b, "# HELP tpwallet_audit_tile_cache_hits_total "
+			     "Audit tree tiles found in the cache.\n"
+			     "# TYPE tpwallet_audit_tile_cache_hits_total "
+			     "counter\ntpwallet_audit_tile_cache_hits_total ");
+		wbuf_put_u64(b, ts.hits);
+		wbuf_puts(b,
+			  "\n# HELP tpwallet_audit_tile_cache_misses_total "
+			  "Audit tree tiles read from disk (and checked "
+			  "against their parent hash).\n"
+			  "# TYPE tpwallet_audit_tile_cache_misses_total "
+			  "counter\ntpwallet_audit_tile_cache_misses_total ");
+		wbuf_put_u64(b, ts.misses);
+		wbuf_puts(b, "\n# HELP tpwallet_audit_tile_cache_bytes Memory "
+			     "of the audit tile cache (audit_cache_bytes).\n"
+			     "# TYPE tpwallet_audit_tile_cache_bytes gauge\n"
+			     "tpwallet_audit_tile_cache_bytes ");
+		wbuf_put_u64(b, ts.cache_bytes);
+		wbuf_putc(b, '\n');
 	}
 	size_t nw = audit_witnesses(s->audit, ws, WITNESSES_MAX);
 	if (nw == 0)

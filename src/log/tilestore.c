@@ -33,9 +33,9 @@
 
 #include "banned.h"
 
-#define HB		 MERKLE_HASH_BYTES
-#define TILE_BYTES	 ((u64)TILESTORE_WIDTH * HB)
-#define EXPANDED_HASHES	 511u
+#define HB		MERKLE_HASH_BYTES
+#define TILE_BYTES	((u64)TILESTORE_WIDTH * HB)
+#define EXPANDED_HASHES 511u
 /* Hashes of each level checked against the level below at open: the
  * last two tiles' worth, where a crash can leave a torn tail. */
 #define OPEN_CHECK_HASHES 512u
@@ -103,8 +103,8 @@ static int pread_all(int fd, void *buf, size_t n, u64 off)
 	size_t got = 0;
 
 	while (got < n) {
-		ssize_t k = pread(fd, (u8 *)buf + got, n - got,
-				  (off_t)(off + got));
+		ssize_t k =
+			pread(fd, (u8 *)buf + got, n - got, (off_t)(off + got));
 		if (k < 0 && errno == EINTR)
 			continue;
 		if (k <= 0)
@@ -295,8 +295,8 @@ int tilestore_consistency_proof(struct tilestore *ts, u64 first, u64 second,
 		return MERKLE_E_SIZE_ORDER;
 	if (second > tilestore_size(ts))
 		return MERKLE_E_SIZE_RANGE;
-	return merkle_consistency_proof_of(tilestore_perfect, ts, first,
-					   second, proof, nproof);
+	return merkle_consistency_proof_of(tilestore_perfect, ts, first, second,
+					   proof, nproof);
 }
 
 unsigned tilestore_tile_width(unsigned level, u64 index, u64 size)
@@ -327,8 +327,7 @@ int tilestore_tile(struct tilestore *ts, unsigned level, u64 index,
 	return full_tile(ts, level, index, 0, width, out);
 }
 
-int tilestore_read_leaves(struct tilestore *ts, u64 first, u64 n,
-			  u8 (*out)[HB])
+int tilestore_read_leaves(struct tilestore *ts, u64 first, u64 n, u8 (*out)[HB])
 {
 	if (first + n < first || first + n > ts->lv[0].written)
 		return -ERANGE;
@@ -418,6 +417,91 @@ int tilestore_sync(struct tilestore *ts)
 	return 0;
 }
 
+/* ---- tile paths ------------------------------------------------------- */
+
+/* A canonical decimal of 1..digits_max digits at *p, up to max. */
+static int small_decimal(const char **p, unsigned digits_max, u64 max, u64 *out)
+{
+	const char *s = *p;
+	unsigned n = 0;
+	u64 v = 0;
+
+	while (s[n] >= '0' && s[n] <= '9' && n < digits_max) {
+		v = v * 10 + (u64)(s[n] - '0');
+		n++;
+	}
+	if (n == 0 || (n > 1 && s[0] == '0') || v > max ||
+	    (s[n] >= '0' && s[n] <= '9'))
+		return -EINVAL;
+	*p = s + n;
+	*out = v;
+	return 0;
+}
+
+static int three_digits(const char *s, u64 *out)
+{
+	for (int i = 0; i < 3; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return -EINVAL;
+	*out = (u64)(s[0] - '0') * 100 + (u64)(s[1] - '0') * 10 +
+	       (u64)(s[2] - '0');
+	return 0;
+}
+
+int tilestore_path_parse(const char *s, unsigned *level, u64 *index,
+			 unsigned *width)
+{
+	u64 v, n = 0, g;
+	bool first = true;
+
+	if (small_decimal(&s, 2, 63, &v) != 0 || *s++ != '/')
+		return -EINVAL;
+	*level = (unsigned)v;
+	while (*s == 'x') {
+		if (three_digits(s + 1, &g) != 0 || s[4] != '/' ||
+		    (first && g == 0) || n > (UINT64_MAX - g) / 1000)
+			return -EINVAL;
+		n = n * 1000 + g;
+		first = false;
+		s += 5;
+	}
+	if (three_digits(s, &g) != 0 || n > (UINT64_MAX - g) / 1000)
+		return -EINVAL;
+	*index = n * 1000 + g;
+	s += 3;
+	*width = 0;
+	if (*s == '\0')
+		return 0;
+	if (s[0] != '.' || s[1] != 'p' || s[2] != '/')
+		return -EINVAL;
+	s += 3;
+	if (small_decimal(&s, 3, TILESTORE_WIDTH - 1, &v) != 0 || v == 0 ||
+	    *s != '\0')
+		return -EINVAL;
+	*width = (unsigned)v;
+	return 0;
+}
+
+size_t tilestore_path_format(char *out, size_t cap, unsigned level, u64 index,
+			     unsigned width)
+{
+	unsigned groups[7], ng = 0;
+	size_t len;
+
+	do {
+		groups[ng++] = (unsigned)(index % 1000);
+		index /= 1000;
+	} while (index > 0);
+	len = (size_t)snprintf(out, cap, "%u/", level);
+	while (ng-- > 1)
+		len += (size_t)snprintf(out + len, cap - len, "x%03u/",
+					groups[ng]);
+	len += (size_t)snprintf(out + len, cap - len, "%03u", groups[0]);
+	if (width > 0 && width < TILESTORE_WIDTH)
+		len += (size_t)snprintf(out + len, cap - len, ".p/%u", width);
+	return len;
+}
+
 /* ---- open -------------------------------------------------------------- */
 
 /* Hash j of `level` from tile j of the level below, read from its file. */
@@ -455,6 +539,8 @@ static int settle_level(struct tilestore *ts, unsigned level, u64 have,
 		lv->dirty = true;
 	}
 	u64 j = want > OPEN_CHECK_HASHES ? want - OPEN_CHECK_HASHES : 0;
+	if (j > have)
+		j = have; /* a short file: rebuild from its end */
 	for (; j < have; j++) {
 		ret = from_below(ts, level, j, buf, h);
 		if (ret == 0)
@@ -497,8 +583,8 @@ static int open_level(const char *dir, unsigned level, int *fd)
 	if (level == 0)
 		snprintf(path, sizeof(path), "%s/" DATADIR_TILES_LEAVES, dir);
 	else
-		snprintf(path, sizeof(path), "%s/" DATADIR_TILES_LEVEL_FMT,
-			 dir, level);
+		snprintf(path, sizeof(path), "%s/" DATADIR_TILES_LEVEL_FMT, dir,
+			 level);
 	*fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	return *fd < 0 ? -errno : 0;
 }
@@ -545,7 +631,8 @@ int tilestore_open(struct tilestore **out, const char *audit_dir,
 		if ((u64)st.st_size % HB != 0) {
 			/* A hash torn by a crash mid-write. */
 			rep.cut_bytes += (u64)st.st_size % HB;
-			if (ftruncate(ts->lv[l].fd, (off_t)(have[l] * HB)) != 0) {
+			if (ftruncate(ts->lv[l].fd, (off_t)(have[l] * HB)) !=
+			    0) {
 				ret = -errno;
 				goto fail;
 			}
@@ -558,8 +645,9 @@ int tilestore_open(struct tilestore **out, const char *audit_dir,
 		goto fail;
 	}
 	for (unsigned l = 1; l < TILESTORE_LEVELS; l++) {
-		ret = settle_level(ts, l, have[l], size >> (TILESTORE_HEIGHT * l),
-				   progress, progress_ctx, &rep);
+		ret = settle_level(ts, l, have[l],
+				   size >> (TILESTORE_HEIGHT * l), progress,
+				   progress_ctx, &rep);
 		if (ret != 0)
 			goto fail;
 	}

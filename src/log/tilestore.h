@@ -57,10 +57,10 @@ struct tilestore;
 
 /* What tilestore_open found and did. */
 struct tilestore_report {
-	u64 leaves;			/* leaf hashes found (level 0) */
-	u64 cut_bytes;			/* torn or surplus bytes cut */
-	u64 rebuilt[TILESTORE_LEVELS];	/* hashes recomputed per level */
-	u64 checked[TILESTORE_LEVELS];	/* hashes checked against below */
+	u64 leaves;		       /* leaf hashes found (level 0) */
+	u64 cut_bytes;		       /* torn or surplus bytes cut */
+	u64 rebuilt[TILESTORE_LEVELS]; /* hashes recomputed per level */
+	u64 checked[TILESTORE_LEVELS]; /* hashes checked against below */
 };
 
 /* Progress of a rebuild at open: `done` of `total` hashes of level. */
@@ -123,6 +123,20 @@ unsigned tilestore_tile_width(unsigned level, u64 index, u64 size);
  * or -errno. */
 int tilestore_tile(struct tilestore *ts, unsigned level, u64 index,
 		   unsigned width, u64 size, u8 (*out)[MERKLE_HASH_BYTES]);
+
+/*
+ * A tile's path as C2SP tlog-tiles writes it, "<L>/<N>[.p/<W>]": L in
+ * decimal, N in groups of three digits, all but the last prefixed with
+ * "x" (1234067 is "x001/x234/067"), W (1..255) for a partial tile.
+ * Parse refuses anything not canonical (a leading "x000/" group, a
+ * leading zero in L or W) with -EINVAL; *width is 0 for a full tile.
+ * Format returns the length written (cap >= TILESTORE_PATH_BYTES_MAX).
+ */
+#define TILESTORE_PATH_BYTES_MAX 48u
+int tilestore_path_parse(const char *s, unsigned *level, u64 *index,
+			 unsigned *width);
+size_t tilestore_path_format(char *out, size_t cap, unsigned level, u64 index,
+			     unsigned width);
 
 /* The cache's counters. */
 struct tilestore_stats {
