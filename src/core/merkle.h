@@ -21,6 +21,11 @@
  *                        hashes, enough to answer any proof at any size up
  *                        to the stored one in O(log n) lookups and at most
  *                        2 * 64 + 64 node hashes.  See "Memory" below.
+ *                        The server's log keeps its hashes on disk
+ *                        instead (log/tilestore.h), through the same
+ *                        proof walks (merkle_*_of, any source of
+ *                        perfect-subtree hashes); this store is the
+ *                        reference its tests and benchmarks compare with.
  *
  *   merkle_verify_*      the verifiers, written as RFC 9162 §2.1.3.2 and
  *                        §2.1.4.2 state them, with every bound checked and

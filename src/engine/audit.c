@@ -2,10 +2,14 @@
  * audit.c - the Merkle tree over the journal (audit.h).
  *
  * The thread reads records with journal_reader, appends their leaf hashes
- * to a merkle_store, and records where each record lies (segment, offset)
- * and its timestamp, in chunks that never move, so readers need no lock:
- * everything below the published size is written before the size is
- * stored (release) and read after it is loaded (acquire).
+ * to the tile store (log/tilestore.h: the tree's hashes on disk behind a
+ * bounded cache), and records where each record lies (segment, offset)
+ * and its timestamp in DATA/audit/positions, a scratch file rewritten
+ * from the journal at every start and mapped shared, so that it lives in
+ * the page cache the kernel can drop, not in the process's anonymous
+ * memory.  Readers need no lock: everything below the published size is
+ * written before the size is stored (release) and read after it is
+ * loaded (acquire).
  *
  * Witnesses have a thread of their own.  The audit thread signs a
  * checkpoint, makes it durable and serves it at once, then leaves it in a
@@ -43,6 +47,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -50,11 +55,12 @@
 
 #include "banned.h"
 
-/* Position chunks: 2^14 records of 32 bytes (512 KiB), up to 2^18 of
- * them: 2^32 records, as many as the merkle store holds. */
-#define CHUNK_SHIFT   14
-#define CHUNK_RECORDS (1u << CHUNK_SHIFT)
-#define CHUNKS_MAX    (1u << 18)
+/* Positions: the file grows by 2^14 records of 32 bytes (512 KiB) at a
+ * time, up to 2^32 records, as many as the tree holds; the mapping is
+ * reserved for all of them at once (128 GiB of address space, no memory)
+ * so that it never moves. */
+#define CHUNK_RECORDS ((u64)1 << 14)
+#define POSITIONS_MAX MERKLE_STORE_LEAVES_MAX
 /* Stored leaf hashes read at once while the journal is compared. */
 #define LEAVES_BUFFER_HASHES 2048
 /* At stop, the longest the thread goes on hashing durable records. */
@@ -102,7 +108,9 @@ struct audit {
 	struct engine *engine;	 /* may be NULL */
 	struct tilestore *tiles; /* the tree's hashes (log/tilestore.h) */
 	u64 cache_bytes;
-	struct position **chunks; /* CHUNKS_MAX pointers, filled lazily */
+	struct position *positions; /* mapped: POSITIONS_MAX records */
+	int positions_fd;
+	u64 positions_cap; /* records the file has room for */
 	_Atomic u64 size;
 	_Atomic bool healthy;
 	_Atomic bool changed; /* a logged journal entry changed on disk */
@@ -163,7 +171,7 @@ struct audit {
 
 static const struct position *position_of(const struct audit *a, u64 i)
 {
-	return &a->chunks[i >> CHUNK_SHIFT][i & (CHUNK_RECORDS - 1)];
+	return &a->positions[i];
 }
 
 /* Make the tree's hashes durable (before a checkpoint that covers them
@@ -209,13 +217,18 @@ static int add_leaf(struct audit *a, const struct journal_record *r,
 	u64 i = atomic_load_explicit(&a->size, memory_order_relaxed);
 	u8 hash[MERKLE_HASH_BYTES];
 
-	if ((i >> CHUNK_SHIFT) >= CHUNKS_MAX)
+	if (i >= POSITIONS_MAX)
 		return MERKLE_E_FULL;
-	if (!a->chunks[i >> CHUNK_SHIFT]) {
-		a->chunks[i >> CHUNK_SHIFT] =
-			calloc(CHUNK_RECORDS, sizeof(struct position));
-		if (!a->chunks[i >> CHUNK_SHIFT])
-			return -ENOMEM;
+	if (i >= a->positions_cap) {
+		/* Blocks allocated, not a sparse hole: a full disk is an
+		 * error here, never a SIGBUS when the mapping is written. */
+		int ret = fallocate(
+			a->positions_fd, 0,
+			(off_t)(a->positions_cap * sizeof(struct position)),
+			(off_t)(CHUNK_RECORDS * sizeof(struct position)));
+		if (ret != 0)
+			return -errno;
+		a->positions_cap += CHUNK_RECORDS;
 	}
 	/* The record's version picks its leaf rule (log/leaf.h). */
 	if (leaf_hash_record(raw, raw_bytes, hash) != 0)
@@ -226,13 +239,11 @@ static int add_leaf(struct audit *a, const struct journal_record *r,
 				       : tilestore_append(a->tiles, hash);
 	if (ret != 0)
 		return ret;
-	struct position *p =
-		&a->chunks[i >> CHUNK_SHIFT][i & (CHUNK_RECORDS - 1)];
-	*p = (struct position){.segment_seq = segment_seq,
-			       .offset = offset,
-			       .timestamp = r->timestamp,
-			       .bytes = (u32)raw_bytes,
-			       .type = r->type};
+	a->positions[i] = (struct position){.segment_seq = segment_seq,
+					    .offset = offset,
+					    .timestamp = r->timestamp,
+					    .bytes = (u32)raw_bytes,
+					    .type = r->type};
 	atomic_store_explicit(&a->size, i + 1, memory_order_release);
 	return 0;
 }
@@ -950,6 +961,37 @@ static int open_checkpoints(struct audit *a, const struct audit_covered *known)
 	return checkpoints_scan(a, path, known);
 }
 
+/* DATA/audit/positions, emptied (the thread writes it again from the
+ * journal), or a memory-backed file for a tool reading a journal; mapped
+ * for every record the tree may hold. */
+static int open_positions(struct audit *a, bool on_disk)
+{
+	char path[PATH_MAX + 32];
+
+	if (on_disk) {
+		snprintf(path, sizeof(path), "%s/" DATADIR_AUDIT, a->data_dir);
+		int ret = fsdir_make(path);
+		if (ret < 0)
+			return ret;
+		snprintf(path, sizeof(path), "%s/" DATADIR_POSITIONS,
+			 a->data_dir);
+		a->positions_fd = open(
+			path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	} else {
+		a->positions_fd =
+			memfd_create("tpwallet-positions", MFD_CLOEXEC);
+	}
+	if (a->positions_fd < 0)
+		return -errno;
+	void *m = mmap(NULL, POSITIONS_MAX * sizeof(struct position),
+		       PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
+		       a->positions_fd, 0);
+	if (m == MAP_FAILED)
+		return -errno;
+	a->positions = m;
+	return 0;
+}
+
 static void tiles_progress(void *ctx, unsigned level, u64 done, u64 total)
 {
 	(void)ctx;
@@ -1006,6 +1048,7 @@ int audit_open(struct audit **out, const char *data_dir, struct engine *engine,
 	/* Before any way out: audit_close destroys them. */
 	/* Before any way out: audit_close must not close fd 0. */
 	a->checkpoints_fd = -1;
+	a->positions_fd = -1;
 	pthread_mutex_init(&a->latest_lock, NULL);
 	pthread_mutex_init(&a->publish_lock, NULL);
 	pthread_mutex_init(&a->mail_lock, NULL);
@@ -1021,10 +1064,9 @@ int audit_open(struct audit **out, const char *data_dir, struct engine *engine,
 		ret = -ENAMETOOLONG;
 		goto fail;
 	}
-	a->chunks = calloc(CHUNKS_MAX, sizeof(*a->chunks));
-	if (!a->chunks) {
-		*err = "out of memory";
-		ret = -ENOMEM;
+	ret = open_positions(a, signer != NULL);
+	if (ret < 0) {
+		*err = "cannot map DATA/audit/positions";
 		goto fail;
 	}
 	a->engine = engine;
@@ -1142,11 +1184,10 @@ void audit_close(struct audit *a)
 		pthread_join(a->thread, NULL);
 	if (a->witness_started)
 		pthread_join(a->witness_thread, NULL);
-	if (a->chunks) {
-		for (u32 i = 0; i < CHUNKS_MAX && a->chunks[i]; i++)
-			free(a->chunks[i]);
-		free(a->chunks);
-	}
+	if (a->positions)
+		munmap(a->positions, POSITIONS_MAX * sizeof(struct position));
+	if (a->positions_fd >= 0)
+		close(a->positions_fd);
 	if (a->checkpoints_fd >= 0)
 		close(a->checkpoints_fd);
 	if (a->tiles && leaves_flush(a) != 0)

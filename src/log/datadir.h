@@ -15,6 +15,7 @@
  *                                  append-only file per level:
  *                                  log/tilestore.h (format, checks, cache)
  *   DATA/audit/checkpoints         "<note bytes>\n" then the note, appended
+ *   DATA/audit/positions           scratch: engine/audit.c
  *   DATA/keys/<kid>.key            log/keyfile.h
  * Whole small files are read and replaced by log/fsfile.h.
  */
@@ -33,6 +34,10 @@
 #define DATADIR_AUDIT	    "audit"
 #define DATADIR_LEAVES	    "audit/leaves"
 #define DATADIR_CHECKPOINTS "audit/checkpoints"
+/* Where each leaf's record lies in the journal: a scratch file of the
+ * running server's audit thread, written again from the journal at each
+ * start (engine/audit.c); never read by anything else. */
+#define DATADIR_POSITIONS "audit/positions"
 /* In DATA/audit: the hash tiles of level 0 (the leaves) and of levels
  * 1..4 (printf format of the level). */
 #define DATADIR_TILES_LEAVES	"leaves"

@@ -91,11 +91,10 @@ static void same_answers(struct tilestore *ts, struct merkle_store *ms,
 	for (int k = 0; k < 3; k++) {
 		*rnd = *rnd * 6364136223846793005ull + 1442695040888963407ull;
 		u64 i = (*rnd >> 11) % size;
-		assert_int_equal(tilestore_inclusion_proof(ts, i, size, pa, &na),
-				 0);
-		assert_int_equal(merkle_store_inclusion_proof(ms, i, size, pb,
-							      &nb),
-				 0);
+		assert_int_equal(
+			tilestore_inclusion_proof(ts, i, size, pa, &na), 0);
+		assert_int_equal(
+			merkle_store_inclusion_proof(ms, i, size, pb, &nb), 0);
 		assert_int_equal(na, nb);
 		assert_memory_equal(pa, pb, na * MERKLE_HASH_BYTES);
 		u64 first = (*rnd >> 23) % (size + 1);
@@ -110,8 +109,8 @@ static void same_answers(struct tilestore *ts, struct merkle_store *ms,
 	}
 }
 
-static void proofs_equal_the_in_memory_store_and_reopen_rebuilds_nothing(
-	void **state)
+static void
+proofs_equal_the_in_memory_store_and_reopen_rebuilds_nothing(void **state)
 {
 	(void)state;
 	struct tilestore_report rep;
@@ -146,9 +145,8 @@ static void proofs_equal_the_in_memory_store_and_reopen_rebuilds_nothing(
 	struct tilestore_stats st;
 	tilestore_stats(ts, &st);
 	assert_true(st.misses > 0 && st.hits > 0);
-	assert_true(st.cache_bytes <
-		    (u64)(TILESTORE_CACHE_TILES_MIN + 1) *
-			    TILESTORE_CACHE_TILE_BYTES);
+	assert_true(st.cache_bytes < (u64)(TILESTORE_CACHE_TILES_MIN + 1) *
+					     TILESTORE_CACHE_TILE_BYTES);
 	assert_int_equal(tilestore_sync(ts), 0);
 	tilestore_close(ts);
 
@@ -192,9 +190,9 @@ static void tiles_full_and_partial(void **state)
 	u64 last = size / 256;
 	assert_int_equal(tilestore_tile_width(0, last, size), size % 256);
 	assert_int_equal(tilestore_tile_width(0, last + 1, size), 0);
-	assert_int_equal(tilestore_tile(ts, 0, last, (unsigned)(size % 256),
-					size, t),
-			 0);
+	assert_int_equal(
+		tilestore_tile(ts, 0, last, (unsigned)(size % 256), size, t),
+		0);
 	leaf_of(size - 1, h);
 	assert_memory_equal(t[size % 256 - 1], h, sizeof(h));
 	/* A narrower partial read of a full tile is its prefix. */
@@ -202,8 +200,8 @@ static void tiles_full_and_partial(void **state)
 	leaf_of(3 * 256 + 4, h);
 	assert_memory_equal(t[4], h, sizeof(h));
 	/* Wider than there is: refused. */
-	assert_int_equal(tilestore_tile(ts, 0, last,
-					(unsigned)(size % 256) + 1, size, t),
+	assert_int_equal(tilestore_tile(ts, 0, last, (unsigned)(size % 256) + 1,
+					size, t),
 			 MERKLE_E_SIZE_RANGE);
 	/* Level 1: hash k is the root of leaves [256 k, 256 k + 256). */
 	unsigned w1 = tilestore_tile_width(1, 0, size);
@@ -211,8 +209,7 @@ static void tiles_full_and_partial(void **state)
 	assert_int_equal(tilestore_tile(ts, 1, 0, w1, size, t), 0);
 	assert_int_equal(tilestore_perfect(ts, 8, 200, h), 0);
 	assert_memory_equal(t[200], h, sizeof(h));
-	assert_int_equal(tilestore_tile_width(1, 2, size),
-			 (size >> 8) - 512);
+	assert_int_equal(tilestore_tile_width(1, 2, size), (size >> 8) - 512);
 	/* Level 2: one hash, the root of the first 65536 leaves. */
 	assert_int_equal(tilestore_tile_width(2, 0, size), 2);
 	assert_int_equal(tilestore_tile(ts, 2, 0, 2, size, t), 0);
