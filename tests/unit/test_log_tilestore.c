@@ -335,6 +335,66 @@ static void a_damaged_tile_is_refused_when_read(void **state)
 	flip(0, 32 * (5 * 256 + 9)); /* restored */
 }
 
+/* Tile paths as C2SP tlog-tiles writes them, both ways; anything not
+ * canonical refused. */
+static void tile_paths(void **state)
+{
+	(void)state;
+	static const struct {
+		unsigned level;
+		u64 index;
+		unsigned width;
+		const char *path;
+	} good[] = {
+		{0, 0, 0, "0/000"},
+		{0, 5, 0, "0/005"},
+		{1, 999, 17, "1/999.p/17"},
+		{0, 1000, 0, "0/x001/000"},
+		{2, 1234067, 255, "2/x001/x234/067.p/255"},
+		{4, UINT64_MAX, 1, "4/x018/x446/x744/x073/x709/x551/615.p/1"},
+	};
+	char buf[TILESTORE_PATH_BYTES_MAX];
+	unsigned level, width;
+	u64 index;
+
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		assert_int_equal(tilestore_path_parse(good[i].path, &level,
+						      &index, &width),
+				 0);
+		assert_int_equal(level, good[i].level);
+		assert_true(index == good[i].index);
+		assert_int_equal(width, good[i].width);
+		size_t n = tilestore_path_format(buf, sizeof(buf), level, index,
+						 width);
+		assert_int_equal(n, strlen(good[i].path));
+		assert_string_equal(buf, good[i].path);
+	}
+	static const char *const bad[] = {
+		"",
+		"0",
+		"0/",
+		"0/1",
+		"0/0000",
+		"0/x000/001",
+		"01/000",
+		"64/000",
+		"0/000.p/0",
+		"0/000.p/256",
+		"0/000.p/07",
+		"0/000.p/",
+		"0/000/",
+		"0/000.q/1",
+		"0/x001",
+		"0/x1/000",
+		"entries/000",
+		"0/x018/x446/x744/x073/x709/x551/616",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		if (tilestore_path_parse(bad[i], &level, &index, &width) !=
+		    -EINVAL)
+			fail_msg("accepted %s", bad[i]);
+}
+
 /* Without a directory (a tool reading a journal): memory-backed. */
 static void memory_backed_store(void **state)
 {
@@ -366,6 +426,7 @@ int main(void)
 		cmocka_unit_test(torn_corrupt_and_missing_tiles_are_rebuilt),
 		cmocka_unit_test(a_damaged_tile_is_refused_when_read),
 		cmocka_unit_test(memory_backed_store),
+		cmocka_unit_test(tile_paths),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
