@@ -72,6 +72,24 @@ static void put_inclusion(struct wbuf *b, u64 index, u64 size,
 
 /* GET /v1/audit/head: the tree's size and root (unsigned until the
  * server key exists; then /v1/audit/checkpoint serves a signed note). */
+/* A root, proof or tile the tree holds could not be read from its tiles
+ * (a tile damaged on disk, an I/O error): 500, and the log says so. */
+static enum MHD_Result tiles_failed(struct request *rq, int code)
+{
+	log_at(LOG_ERROR,
+	       "cannot read the audit tree's tiles (docs/operations.md, "
+	       "Recovery)",
+	       LOG_STR("error", code == -EBADMSG ? "a tile does not hash to "
+						   "its parent"
+						 : "read failed"),
+	       LOG_NUM("code", (u64)(-(int64_t)code)));
+	return api_reply_problem(rq, PROBLEM_internal_error,
+				 code == -EBADMSG
+					 ? "an audit tile is damaged on disk"
+					 : "the audit tiles cannot be read",
+				 NULL, NULL);
+}
+
 enum MHD_Result audit_route_head(struct request *rq)
 {
 	struct wbuf b = WBUF_INIT(SMALL_REPLY_BYTES_MAX);
@@ -79,9 +97,9 @@ enum MHD_Result audit_route_head(struct request *rq)
 	u8 root[MERKLE_HASH_BYTES];
 	u64 size = audit_size(a);
 
-	if (audit_root(a, size, root) != 0)
-		return api_reply_problem(rq, PROBLEM_internal_error, NULL, NULL,
-					 NULL);
+	int ret = audit_root(a, size, root);
+	if (ret != 0)
+		return tiles_failed(rq, ret);
 	wbuf_puts(&b, "{\"size\":");
 	wbuf_put_u128_str(&b, size);
 	wbuf_puts(&b, ",\"root\":");
@@ -327,12 +345,17 @@ enum MHD_Result audit_route_inclusion(struct request *rq)
 	enum MHD_Result r = audit_params(rq, names, v, &ok);
 	if (!ok)
 		return r;
-	if (v[1] == 0 || v[0] >= v[1] || v[1] > audit_size(a) ||
-	    audit_leaf(a, v[0], &leaf) != 0 || audit_root(a, v[1], root) != 0 ||
-	    audit_inclusion_proof(a, v[0], v[1], proof, &np) != 0)
+	if (v[1] == 0 || v[0] >= v[1] || v[1] > audit_size(a))
 		return api_reply_problem(
 			rq, PROBLEM_audit_out_of_range,
 			"need 0 <= index < size <= the log's size", NULL, NULL);
+	int ret = audit_leaf(a, v[0], &leaf);
+	if (ret == 0)
+		ret = audit_root(a, v[1], root);
+	if (ret == 0)
+		ret = audit_inclusion_proof(a, v[0], v[1], proof, &np);
+	if (ret != 0)
+		return tiles_failed(rq, ret);
 	wbuf_putc(&b, '{');
 	put_inclusion(&b, v[0], v[1], leaf.hash, root, proof, np);
 	wbuf_putc(&b, '}');
@@ -353,13 +376,17 @@ enum MHD_Result audit_route_consistency(struct request *rq)
 	enum MHD_Result r = audit_params(rq, names, v, &ok);
 	if (!ok)
 		return r;
-	if (v[0] == 0 || v[0] > v[1] || v[1] > audit_size(a) ||
-	    audit_root(a, v[0], from_root) != 0 ||
-	    audit_root(a, v[1], to_root) != 0 ||
-	    audit_consistency_proof(a, v[0], v[1], proof, &np) != 0)
+	if (v[0] == 0 || v[0] > v[1] || v[1] > audit_size(a))
 		return api_reply_problem(
 			rq, PROBLEM_audit_out_of_range,
 			"need 0 < from <= to <= the log's size", NULL, NULL);
+	int ret = audit_root(a, v[0], from_root);
+	if (ret == 0)
+		ret = audit_root(a, v[1], to_root);
+	if (ret == 0)
+		ret = audit_consistency_proof(a, v[0], v[1], proof, &np);
+	if (ret != 0)
+		return tiles_failed(rq, ret);
 	wbuf_puts(&b, "{\"from\":");
 	wbuf_put_u128_str(&b, v[0]);
 	wbuf_puts(&b, ",\"to\":");
@@ -440,14 +467,7 @@ enum MHD_Result audit_route_tile(struct request *rq)
 	int ret = audit_tile(rq->srv->audit, level, index, want, hashes);
 	if (ret != 0) {
 		free(hashes);
-		log_at(LOG_ERROR, "cannot read an audit tile",
-		       LOG_NUM("level", level), LOG_NUM("index", index),
-		       LOG_NUM("code", (u64)(-(int64_t)ret)));
-		return api_reply_problem(rq, PROBLEM_internal_error,
-					 ret == -EBADMSG
-						 ? "the tile is damaged on disk"
-						 : "the tile cannot be read",
-					 NULL, NULL);
+		return tiles_failed(rq, ret);
 	}
 	wbuf_put(&b, hashes, (size_t)want * MERKLE_HASH_BYTES);
 	free(hashes);
