@@ -59,6 +59,9 @@ struct entry {
 	u8 h[EXPANDED_HASHES][HB];
 };
 
+_Static_assert(sizeof(struct entry) <= TILESTORE_CACHE_TILE_BYTES,
+	       "a cached tile costs what tilestore.h says");
+
 struct tilestore {
 	pthread_mutex_t lock; /* edges, cache, counters */
 	_Atomic u64 size;
