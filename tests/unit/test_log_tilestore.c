@@ -17,6 +17,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -335,6 +337,59 @@ static void a_damaged_tile_is_refused_when_read(void **state)
 	flip(0, 32 * (5 * 256 + 9)); /* restored */
 }
 
+struct race {
+	struct tilestore *ts;
+	struct merkle_store *ms;
+	atomic_bool done;
+	unsigned checked;
+};
+
+/* A reader while the writer appends: every size it sees published has
+ * the in-memory store's root and proofs (partial tiles change under it,
+ * full tiles move to disk under it). */
+static void *reader(void *arg)
+{
+	struct race *r = arg;
+	u64 rnd = 99;
+
+	while (!atomic_load(&r->done)) {
+		u64 size = tilestore_size(r->ts);
+		if (size == 0)
+			continue;
+		same_answers(r->ts, r->ms, size, &rnd);
+		r->checked++;
+	}
+	return NULL;
+}
+
+static void readers_while_the_writer_appends(void **state)
+{
+	(void)state;
+	struct race r = {0};
+	struct tilestore_report rep;
+	pthread_t th;
+	u8 h[MERKLE_HASH_BYTES];
+
+	assert_int_equal(tilestore_open(&r.ts, NULL, 0, NULL, NULL, &rep), 0);
+	r.ms = merkle_store_new();
+	assert_non_null(r.ms);
+	atomic_init(&r.done, false);
+	assert_int_equal(pthread_create(&th, NULL, reader, &r), 0);
+	for (u64 i = 0; i < 70000; i++) {
+		leaf_of(i, h);
+		/* The reference first: it is ahead of what ts publishes. */
+		assert_int_equal(merkle_store_append_hash(r.ms, h), 0);
+		assert_int_equal(tilestore_append(r.ts, h), 0);
+		if (i % 4096 == 0)
+			assert_int_equal(tilestore_sync(r.ts), 0);
+	}
+	atomic_store(&r.done, true);
+	pthread_join(th, NULL);
+	assert_true(r.checked > 0);
+	tilestore_close(r.ts);
+	merkle_store_free(r.ms);
+}
+
 /* Tile paths as C2SP tlog-tiles writes them, both ways; anything not
  * canonical refused. */
 static void tile_paths(void **state)
@@ -427,6 +482,7 @@ int main(void)
 		cmocka_unit_test(a_damaged_tile_is_refused_when_read),
 		cmocka_unit_test(memory_backed_store),
 		cmocka_unit_test(tile_paths),
+		cmocka_unit_test(readers_while_the_writer_appends),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
