@@ -662,6 +662,42 @@ void audit_request_checkpoint(struct audit *a)
 	atomic_store(&a->asked, true);
 }
 
+/* The first pass over the journal at start: how far it has to go, and
+ * its progress in the log (about once a second, then once when done):
+ * entries compared with the stored leaves, and entries appended to the
+ * tree (rebuilt from the journal when the leaves were missing, else only
+ * records newer than the stored leaves). */
+struct catchup {
+	u64 target; /* the engine's durable seq when the thread started */
+	u64 start_ms, logged_ms;
+	bool done;
+};
+
+static void catchup_note(struct audit *a, struct catchup *c, bool dry)
+{
+	u64 size = audit_size(a), now = tpw_monotonic_ms();
+
+	if (c->done)
+		return;
+	u64 compared = size < a->leaves_stored ? size : a->leaves_stored;
+	if (size >= c->target || dry) {
+		c->done = true;
+		log_at(LOG_INFO, "audit tree caught up with the journal",
+		       LOG_NUM("entries", size),
+		       LOG_NUM("compared_with_stored_leaves", compared),
+		       LOG_NUM("leaves_appended", size - compared),
+		       LOG_NUM("duration_ms", now - c->start_ms));
+		return;
+	}
+	if (now - c->logged_ms < 1000)
+		return;
+	c->logged_ms = now;
+	log_at(LOG_INFO, "audit tree catching up with the journal",
+	       LOG_NUM("entries", size), LOG_NUM("of", c->target),
+	       LOG_NUM("compared_with_stored_leaves", compared),
+	       LOG_NUM("leaves_appended", size - compared));
+}
+
 static void *audit_main(void *arg)
 {
 	struct audit *a = arg;
@@ -677,6 +713,12 @@ static void *audit_main(void *arg)
 		nanosleep(&ms, NULL);
 	}
 	u64 drain_until_ms = 0;
+	struct catchup cu = {.start_ms = tpw_monotonic_ms(),
+			     .logged_ms = tpw_monotonic_ms(),
+			     /* Without an engine (a tool) nobody waits. */
+			     .done = !a->engine};
+	if (a->engine)
+		cu.target = engine_durable_seq(a->engine);
 	while (rd) {
 		struct journal_record r;
 		const u8 *raw;
@@ -706,6 +748,7 @@ static void *audit_main(void *arg)
 				       LOG_NUM("code", ret));
 				break;
 			}
+			catchup_note(a, &cu, false);
 			/* Under load the reader may never run dry: check on
 			 * the way (a clock read per record, and records are
 			 * whole batches), so checkpoints lag by at most an
@@ -729,6 +772,7 @@ static void *audit_main(void *arg)
 				checkpoint_now(a);
 			break;
 		}
+		catchup_note(a, &cu, true);
 		maybe_checkpoint(a);
 		struct timespec idle = {0, IDLE_POLL_MS * 1000000L};
 		nanosleep(&idle, NULL);

@@ -8,9 +8,10 @@ to the same tree."""
 
 import json
 import os
+import time
 
-from harness import (e2e_test, check, check_eq, wait_checkpoint,
-                     wait_audit_size)
+from harness import (e2e_test, check, check_eq, slow_factor,
+                     wait_checkpoint, wait_audit_size)
 from ledger import account, transfer, create
 import auditleaf
 import base64
@@ -59,6 +60,11 @@ def fetch_leaves(s, size):
                  % (size // 256, size % 256))
         hashes += r.body
     return [hashes[32 * i:32 * i + 32] for i in range(size)]
+
+
+def caught_up_lines(s):
+    return [json.loads(line) for line in s.log_text().splitlines()
+            if "audit tree caught up with the journal" in line]
 
 
 def reopen_lines(s):
@@ -140,12 +146,24 @@ def test_restart_reopens_the_tiles_and_rebuilds_a_damaged_one(ctx):
              os.path.getsize(os.path.join(audit, "leaves")) // 256 // 32,
              "tiles-1 holds a hash per 256 leaves")
 
-    def restart_and_check(what, want_rebuilt):
+    def restart_and_check(what, want_rebuilt, compared=None):
         before = len(reopen_lines(s))
+        caught = len(caught_up_lines(s))
         s.start()
         wait_audit_size(s, size)
+        deadline = time.monotonic() + 10 * slow_factor()
+        while (len(caught_up_lines(s)) == caught
+               and time.monotonic() < deadline):
+            time.sleep(0.05)
         lines = reopen_lines(s)
         check_eq(len(lines), before + 1, "one reopen line (%s)" % what)
+        done = caught_up_lines(s)
+        check_eq(len(done), caught + 1, "one caught-up line (%s)" % what)
+        if compared is not None:
+            check_eq(int(done[-1]["compared_with_stored_leaves"]), compared,
+                     "entries compared with the stored leaves (%s)" % what)
+            check(int(done[-1]["leaves_appended"]) >= size - compared,
+                  "leaves appended (%s): %r" % (what, done[-1]))
         got = int(lines[-1]["tile_hashes_rebuilt"])
         if want_rebuilt == 0:
             check_eq(got, 0, "tile hashes rebuilt (%s)" % what)
@@ -159,7 +177,7 @@ def test_restart_reopens_the_tiles_and_rebuilds_a_damaged_one(ctx):
                  "root from the tiles (%s)" % what)
         s.stop()
 
-    restart_and_check("intact", 0)
+    restart_and_check("intact", 0, compared=size)
 
     # The last level-1 hash changed on disk: rebuilt from the leaves.
     t1 = os.path.join(audit, "tiles-1")
@@ -172,3 +190,9 @@ def test_restart_reopens_the_tiles_and_rebuilds_a_damaged_one(ctx):
 
     os.unlink(t1)
     restart_and_check("tiles-1 deleted", size // 256)
+
+    # The leaves gone too: the tree is rebuilt from the journal (and
+    # tiles-1 with it, as leaves arrive), to the same root.
+    os.unlink(os.path.join(audit, "leaves"))
+    os.unlink(t1)
+    restart_and_check("leaves and tiles-1 deleted", 0, compared=0)
