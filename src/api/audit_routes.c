@@ -72,6 +72,24 @@ static void put_inclusion(struct wbuf *b, u64 index, u64 size,
 
 /* GET /v1/audit/head: the tree's size and root (unsigned until the
  * server key exists; then /v1/audit/checkpoint serves a signed note). */
+/* A root, proof or tile the tree holds could not be read from its tiles
+ * (a tile damaged on disk, an I/O error): 500, and the log says so. */
+static enum MHD_Result tiles_failed(struct request *rq, int code)
+{
+	log_at(LOG_ERROR,
+	       "cannot read the audit tree's tiles (docs/operations.md, "
+	       "Recovery)",
+	       LOG_STR("error", code == -EBADMSG ? "a tile does not hash to "
+						   "its parent"
+						 : "read failed"),
+	       LOG_NUM("code", (u64)(-(int64_t)code)));
+	return api_reply_problem(rq, PROBLEM_internal_error,
+				 code == -EBADMSG
+					 ? "an audit tile is damaged on disk"
+					 : "the audit tiles cannot be read",
+				 NULL, NULL);
+}
+
 enum MHD_Result audit_route_head(struct request *rq)
 {
 	struct wbuf b = WBUF_INIT(SMALL_REPLY_BYTES_MAX);
@@ -79,9 +97,9 @@ enum MHD_Result audit_route_head(struct request *rq)
 	u8 root[MERKLE_HASH_BYTES];
 	u64 size = audit_size(a);
 
-	if (audit_root(a, size, root) != 0)
-		return api_reply_problem(rq, PROBLEM_internal_error, NULL, NULL,
-					 NULL);
+	int ret = audit_root(a, size, root);
+	if (ret != 0)
+		return tiles_failed(rq, ret);
 	wbuf_puts(&b, "{\"size\":");
 	wbuf_put_u128_str(&b, size);
 	wbuf_puts(&b, ",\"root\":");
@@ -327,12 +345,17 @@ enum MHD_Result audit_route_inclusion(struct request *rq)
 	enum MHD_Result r = audit_params(rq, names, v, &ok);
 	if (!ok)
 		return r;
-	if (v[1] == 0 || v[0] >= v[1] || v[1] > audit_size(a) ||
-	    audit_leaf(a, v[0], &leaf) != 0 || audit_root(a, v[1], root) != 0 ||
-	    audit_inclusion_proof(a, v[0], v[1], proof, &np) != 0)
+	if (v[1] == 0 || v[0] >= v[1] || v[1] > audit_size(a))
 		return api_reply_problem(
 			rq, PROBLEM_audit_out_of_range,
 			"need 0 <= index < size <= the log's size", NULL, NULL);
+	int ret = audit_leaf(a, v[0], &leaf);
+	if (ret == 0)
+		ret = audit_root(a, v[1], root);
+	if (ret == 0)
+		ret = audit_inclusion_proof(a, v[0], v[1], proof, &np);
+	if (ret != 0)
+		return tiles_failed(rq, ret);
 	wbuf_putc(&b, '{');
 	put_inclusion(&b, v[0], v[1], leaf.hash, root, proof, np);
 	wbuf_putc(&b, '}');
@@ -353,13 +376,17 @@ enum MHD_Result audit_route_consistency(struct request *rq)
 	enum MHD_Result r = audit_params(rq, names, v, &ok);
 	if (!ok)
 		return r;
-	if (v[0] == 0 || v[0] > v[1] || v[1] > audit_size(a) ||
-	    audit_root(a, v[0], from_root) != 0 ||
-	    audit_root(a, v[1], to_root) != 0 ||
-	    audit_consistency_proof(a, v[0], v[1], proof, &np) != 0)
+	if (v[0] == 0 || v[0] > v[1] || v[1] > audit_size(a))
 		return api_reply_problem(
 			rq, PROBLEM_audit_out_of_range,
 			"need 0 < from <= to <= the log's size", NULL, NULL);
+	int ret = audit_root(a, v[0], from_root);
+	if (ret == 0)
+		ret = audit_root(a, v[1], to_root);
+	if (ret == 0)
+		ret = audit_consistency_proof(a, v[0], v[1], proof, &np);
+	if (ret != 0)
+		return tiles_failed(rq, ret);
 	wbuf_puts(&b, "{\"from\":");
 	wbuf_put_u128_str(&b, v[0]);
 	wbuf_puts(&b, ",\"to\":");
@@ -404,6 +431,49 @@ enum MHD_Result audit_route_checkpoint(struct request *rq)
 	wbuf_put(&b, buf, (size_t)n);
 	free(buf);
 	return api_reply(rq, 200, &b, "text/plain; charset=utf-8", NULL);
+}
+
+/* GET /v1/audit/tile/<L>/<N>[.p/<W>]: a C2SP tlog-tiles hash tile of
+ * the tree as hashed now (audit_size), its hashes back to back.  A full
+ * tile never changes, and a partial one of width W neither (a longer one
+ * has another URL), so both may be kept; a full tile is immutable. */
+enum MHD_Result audit_route_tile(struct request *rq)
+{
+	unsigned level, width;
+	u64 index;
+
+	if (rq->bad_id ||
+	    tilestore_path_parse(rq->text_id, &level, &index, &width) != 0)
+		return api_reply_problem(
+			rq, PROBLEM_invalid_id,
+			"a tile path is <L>/<N>[.p/<W>] as C2SP tlog-tiles "
+			"writes it (N in x-prefixed groups of three digits)",
+			NULL, NULL);
+	unsigned have = audit_tile_width(rq->srv->audit, level, index);
+	unsigned want = width ? width : TILESTORE_WIDTH;
+	if (have < want)
+		return api_reply_problem(
+			rq, PROBLEM_not_found,
+			width ? "the tree has fewer hashes in this tile"
+			      : "this tile is not full yet: ask for the "
+				"partial tile (.p/<W>) the checkpoint names",
+			NULL, NULL);
+	struct wbuf b = WBUF_INIT((size_t)TILESTORE_WIDTH * MERKLE_HASH_BYTES);
+	u8(*hashes)[MERKLE_HASH_BYTES] =
+		malloc((size_t)want * MERKLE_HASH_BYTES);
+	if (!hashes)
+		return api_reply_problem(rq, PROBLEM_internal_error,
+					 "out of memory", NULL, NULL);
+	int ret = audit_tile(rq->srv->audit, level, index, want, hashes);
+	if (ret != 0) {
+		free(hashes);
+		return tiles_failed(rq, ret);
+	}
+	wbuf_put(&b, hashes, (size_t)want * MERKLE_HASH_BYTES);
+	free(hashes);
+	rq->cache_control = width ? "private, max-age=3600"
+				  : "private, max-age=31536000, immutable";
+	return api_reply(rq, 200, &b, "application/octet-stream", NULL);
 }
 
 /* GET /.well-known/jwks.json: the public keys that verify what the server
@@ -740,6 +810,28 @@ void audit_metrics(struct api_server *s, struct wbuf *b)
 				wbuf_put_u64(b, (u64)keys[i].expires_at);
 			wbuf_putc(b, '\n');
 		}
+	}
+	if (s->audit) {
+		struct tilestore_stats ts;
+		audit_tile_stats(s->audit, &ts);
+		wbuf_puts(b, "# HELP tpwallet_audit_tile_cache_hits_total "
+			     "Audit tree tiles found in the cache.\n"
+			     "# TYPE tpwallet_audit_tile_cache_hits_total "
+			     "counter\ntpwallet_audit_tile_cache_hits_total ");
+		wbuf_put_u64(b, ts.hits);
+		wbuf_puts(b,
+			  "\n# HELP tpwallet_audit_tile_cache_misses_total "
+			  "Audit tree tiles read from disk (and checked "
+			  "against their parent hash).\n"
+			  "# TYPE tpwallet_audit_tile_cache_misses_total "
+			  "counter\ntpwallet_audit_tile_cache_misses_total ");
+		wbuf_put_u64(b, ts.misses);
+		wbuf_puts(b, "\n# HELP tpwallet_audit_tile_cache_bytes Memory "
+			     "of the audit tile cache (audit_cache_bytes).\n"
+			     "# TYPE tpwallet_audit_tile_cache_bytes gauge\n"
+			     "tpwallet_audit_tile_cache_bytes ");
+		wbuf_put_u64(b, ts.cache_bytes);
+		wbuf_putc(b, '\n');
 	}
 	size_t nw = audit_witnesses(s->audit, ws, WITNESSES_MAX);
 	if (nw == 0)

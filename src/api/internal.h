@@ -168,6 +168,8 @@ struct request {
 	char request_id[REQUEST_ID_BYTES_MAX + 1];
 	char trace_id[TRACE_ID_HEX + 1]; /* "" when no valid traceparent */
 	char text_id[API_TEXT_ID_BYTES_MAX + 1]; /* principal id, jti */
+	/* A Cache-Control header for the reply, or NULL (a static string). */
+	const char *cache_control;
 	int query_repeat; /* api_query_repeated's answer, when not 0 */
 	char repeated_param[33];
 

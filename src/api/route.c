@@ -98,6 +98,18 @@ static bool rest_matches(const char *url, size_t p, const char *suffix,
 	return strcmp(e, suffix) == 0;
 }
 
+static bool rest_ok(const char *s, size_t n)
+{
+	if (n == 0 || n > API_TEXT_ID_BYTES_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') ||
+		      (s[i] >= '0' && s[i] <= '9') || s[i] == '.' ||
+		      s[i] == '/'))
+			return false;
+	return true;
+}
+
 static bool text_id_ok(const char *s, size_t n)
 {
 	if (n == 0 || n > API_TEXT_ID_BYTES_MAX)
@@ -132,6 +144,12 @@ static enum api_route read_param(unsigned r, const char *seg, size_t n,
 			    ri->param == RP_DEC128 ? U128_MAX : UINT64_MAX, id))
 			*bad_id = true;
 		break;
+	case RP_REST:
+		if (!rest_ok(seg, n))
+			*bad_id = true;
+		else if (text)
+			*text = seg;
+		break;
 	case RP_TEXT:
 		if (!text_id_ok(seg, n))
 			*bad_id = true;
@@ -159,8 +177,11 @@ enum api_route api_route_match_text(const char *url, u128 *id, bool *bad_id,
 	for (unsigned k = 0; k < with_param_count; k++) {
 		size_t p = with_param[k].prefix_len, seg_len;
 		unsigned r = with_param[k].route;
-		if (n >= p && memcmp(url, api_routes[r].tmpl, p) == 0 &&
-		    rest_matches(url, p, with_param[k].suffix, &seg_len))
+		if (n < p || memcmp(url, api_routes[r].tmpl, p) != 0)
+			continue;
+		if (api_routes[r].param == RP_REST)
+			return read_param(r, url + p, n - p, id, bad_id, text);
+		if (rest_matches(url, p, with_param[k].suffix, &seg_len))
 			return read_param(r, url + p, seg_len, id, bad_id,
 					  text);
 	}

@@ -72,6 +72,10 @@ enum route_param {
 	/* 1..API_TEXT_ID_BYTES_MAX of [A-Za-z0-9._~-] (thumbprints, jtis):
 	 * anything else, empty included, is a bad id. */
 	RP_TEXT,
+	/* The rest of the URL, '/' included, as text: 1..API_TEXT_ID_BYTES_MAX
+	 * of [0-9a-z./] (a tlog-tiles tile path); anything else is a bad
+	 * id.  The template ends with this {...}. */
+	RP_REST,
 };
 
 enum api_method {
@@ -175,6 +179,8 @@ enum route_scope {
 	X(audit_consistency, "/v1/audit/proof/consistency", RP_NONE, RM_READ,  \
 	  RB_NONE, OP(AUDIT_READ), 0, RA_ANY, RF_AUDIT,                        \
 	  audit_route_consistency)                                             \
+	X(audit_tile, "/v1/audit/tile/{path}", RP_REST, RM_READ, RB_NONE,      \
+	  OP(AUDIT_READ), 0, RA_ANY, RF_AUDIT, audit_route_tile)               \
 	X(principals, "/v1/principals", RP_NONE, RM_READ | RM_POST, RB_SMALL,  \
 	  OP(PRINCIPALS_READ), OP(PRINCIPALS_ADMIN), RA_ANY, 0,                \
 	  authz_route_principals)                                              \

@@ -127,6 +127,9 @@ enum MHD_Result api_reply(struct request *rq, unsigned status, struct wbuf *b,
 		MHD_add_response_header(resp, PROBLEM_MARKER_HEADER, slug);
 	if (allow)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+	if (rq->cache_control && status == 200)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL,
+					rq->cache_control);
 	if (status == 401)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
 					AUTHZ_CHALLENGE);

@@ -97,6 +97,8 @@ struct settings {
 	char probes[16][1024];
 	unsigned nprobes;
 	unsigned probe_interval_s;
+	/* The audit tree's tile cache (log/tilestore.h), bytes. */
+	uint64_t audit_cache_bytes;
 	/* HTTPS (api/tls.h, docs/operations.md "TLS"): both files or none;
 	 * "" priority: API_TLS_PRIORITY_DEFAULT. */
 	char tls_cert_file[4096];

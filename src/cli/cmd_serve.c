@@ -383,7 +383,8 @@ int cmd_serve(int argc, char **argv)
 				      .ctx = &keys,
 				      .witnesses = witnesses,
 				      .nwitnesses = s.nwitnesses,
-				      .covered = &covered_by};
+				      .covered = &covered_by,
+				      .cache_bytes = s.audit_cache_bytes};
 	ret = audit_open(&audit, s.data_dir, e, &signer, &err);
 	if (ret < 0) {
 		log_at(LOG_ERROR, "cannot start the audit log",

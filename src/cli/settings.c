@@ -17,6 +17,7 @@
 #include "crypto/keyring.h"
 #include "engine/history.h"
 #include "log/fsdir.h"
+#include "log/tilestore.h"
 #include "core/strerror.h"
 
 #include <ctype.h>
@@ -125,6 +126,7 @@ static const struct number_setting number_settings[] = {
 	NUMBER(probe_interval_s, PROBE_INTERVAL_S_MIN, PROBE_INTERVAL_S_MAX),
 	NUMBER(manifest_public, 0, 1),
 	NUMBER(manifest_ttl_max_s, 60, 7 * 86400),
+	NUMBER(audit_cache_bytes, (uint64_t)1 << 20, (uint64_t)64 << 30),
 };
 
 #undef NUMBER
@@ -363,6 +365,7 @@ static const struct {
 	{"TPWALLET_KEK_FILE", "kek_file"},
 	{"TPWALLET_WITNESS", "witness"},
 	{"TPWALLET_PROBE_INTERVAL_S", "probe_interval_s"},
+	{"TPWALLET_AUDIT_CACHE_BYTES", "audit_cache_bytes"},
 	{"TPWALLET_TLS_CERT_FILE", "tls_cert_file"},
 	{"TPWALLET_TLS_KEY_FILE", "tls_key_file"},
 	{"TPWALLET_TLS_PRIORITY", "tls_priority"},
@@ -401,6 +404,7 @@ int settings_load(struct settings *s, const char *config_path)
 	s->manifest_public = 0;
 	s->manifest_ttl_max_s = API_MANIFEST_TTL_S_DEFAULT;
 	s->revocations_per_principal = AUTH_REVOCATIONS_PER_PRINCIPAL;
+	s->audit_cache_bytes = TILESTORE_CACHE_BYTES_DEFAULT;
 	copy_str(s->log_level, sizeof(s->log_level), "info");
 
 	if (!config_path)

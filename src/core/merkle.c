@@ -264,26 +264,30 @@ void merkle_store_tree(const struct merkle_store *s, struct merkle_tree *out)
 
 /* The root of the perfect subtree (level, index), which must be complete
  * in the stored tree.  Odd levels cost one node hash. */
-static void perfect(const struct merkle_store *s, unsigned level, u64 index,
-		    u8 out[MERKLE_HASH_BYTES])
+static int perfect(void *ctx, unsigned level, u64 index,
+		   u8 out[MERKLE_HASH_BYTES])
 {
+	const struct merkle_store *s = ctx;
+
 	if (level % 2 == 0) {
 		memcpy(out, slot(s, level, index), MERKLE_HASH_BYTES);
-		return;
+		return 0;
 	}
 	merkle_hash_node(slot(s, level - 1, 2 * index),
 			 slot(s, level - 1, 2 * index + 1), out);
+	return 0;
 }
 
 /* MTH(D[a:b]) for 0 <= a < b <= stored size, where [a, b) is a subtree
  * the RFC's recursion names: split it into perfect subtrees from the left
  * and fold them from the right, which is exactly MTH's definition. */
-static void range_hash(const struct merkle_store *s, u64 a, u64 b,
-		       u8 out[MERKLE_HASH_BYTES])
+static int range_hash(merkle_perfect_fn *get, void *ctx, u64 a, u64 b,
+		      u8 out[MERKLE_HASH_BYTES])
 {
 	unsigned lv[64];
 	u64 ix[64];
 	unsigned n = 0;
+	int ret;
 
 	while (a < b) {
 		unsigned level = bit_len(b - a) - 1;
@@ -294,12 +298,14 @@ static void range_hash(const struct merkle_store *s, u64 a, u64 b,
 		n++;
 		a += (u64)1 << level;
 	}
-	perfect(s, lv[n - 1], ix[n - 1], out);
-	for (unsigned i = n - 1; i-- > 0;) {
+	ret = get(ctx, lv[n - 1], ix[n - 1], out);
+	for (unsigned i = n - 1; ret == 0 && i-- > 0;) {
 		u8 left[MERKLE_HASH_BYTES];
-		perfect(s, lv[i], ix[i], left);
-		merkle_hash_node(left, out, out);
+		ret = get(ctx, lv[i], ix[i], left);
+		if (ret == 0)
+			merkle_hash_node(left, out, out);
 	}
+	return ret;
 }
 
 int merkle_store_leaf_hash(const struct merkle_store *s, u64 index,
@@ -311,16 +317,22 @@ int merkle_store_leaf_hash(const struct merkle_store *s, u64 index,
 	return 0;
 }
 
+int merkle_root_of(merkle_perfect_fn *get, void *ctx, u64 size,
+		   u8 out[MERKLE_HASH_BYTES])
+{
+	if (size == 0) {
+		merkle_hash_empty(out);
+		return 0;
+	}
+	return range_hash(get, ctx, 0, size, out);
+}
+
 int merkle_store_root(const struct merkle_store *s, u64 size,
 		      u8 out[MERKLE_HASH_BYTES])
 {
 	if (size > merkle_store_size(s))
 		return MERKLE_E_SIZE_RANGE;
-	if (size == 0)
-		merkle_hash_empty(out);
-	else
-		range_hash(s, 0, size, out);
-	return 0;
+	return merkle_root_of(perfect, (void *)s, size, out);
 }
 
 static void reverse(u8 (*p)[MERKLE_HASH_BYTES], size_t n)
@@ -333,30 +345,80 @@ static void reverse(u8 (*p)[MERKLE_HASH_BYTES], size_t n)
 	}
 }
 
-int merkle_store_inclusion_proof(const struct merkle_store *s, u64 index,
-				 u64 size, u8 proof[][MERKLE_HASH_BYTES],
-				 size_t *nproof)
+int merkle_inclusion_proof_of(merkle_perfect_fn *get, void *ctx, u64 index,
+			      u64 size, u8 proof[][MERKLE_HASH_BYTES],
+			      size_t *nproof)
 {
 	u64 lo = 0, hi = size;
 	size_t n = 0;
+	int ret = 0;
 
 	if (size == 0)
 		return MERKLE_E_SIZE_ZERO;
 	if (index >= size)
 		return MERKLE_E_INDEX_RANGE;
-	if (size > merkle_store_size(s))
-		return MERKLE_E_SIZE_RANGE;
 	/* PATH(m, D[lo:hi]), the sibling of each step collected top-down. */
-	while (hi - lo > 1) {
+	while (ret == 0 && hi - lo > 1) {
 		u64 k = split_point(hi - lo);
 		if (index < lo + k) {
-			range_hash(s, lo + k, hi, proof[n++]);
+			ret = range_hash(get, ctx, lo + k, hi, proof[n++]);
 			hi = lo + k;
 		} else {
-			range_hash(s, lo, lo + k, proof[n++]);
+			ret = range_hash(get, ctx, lo, lo + k, proof[n++]);
 			lo += k;
 		}
 	}
+	if (ret != 0)
+		return ret;
+	reverse(proof, n);
+	*nproof = n;
+	return 0;
+}
+
+int merkle_store_inclusion_proof(const struct merkle_store *s, u64 index,
+				 u64 size, u8 proof[][MERKLE_HASH_BYTES],
+				 size_t *nproof)
+{
+	if (size != 0 && index < size && size > merkle_store_size(s))
+		return MERKLE_E_SIZE_RANGE;
+	return merkle_inclusion_proof_of(perfect, (void *)s, index, size, proof,
+					 nproof);
+}
+
+int merkle_consistency_proof_of(merkle_perfect_fn *get, void *ctx, u64 first,
+				u64 second, u8 proof[][MERKLE_HASH_BYTES],
+				size_t *nproof)
+{
+	u64 lo = 0, hi = second;
+	bool whole = true; /* SUBPROOF's b: still the original tree's left */
+	size_t n = 0;
+	int ret = 0;
+
+	if (first > second)
+		return MERKLE_E_SIZE_ORDER;
+	*nproof = 0;
+	if (first == 0 || first == second)
+		return 0;
+	/* SUBPROOF(m, D[lo:hi], b) with m = first - lo. */
+	while (ret == 0) {
+		u64 m = first - lo;
+		if (m == hi - lo) {
+			if (!whole)
+				ret = range_hash(get, ctx, lo, hi, proof[n++]);
+			break;
+		}
+		u64 k = split_point(hi - lo);
+		if (m <= k) {
+			ret = range_hash(get, ctx, lo + k, hi, proof[n++]);
+			hi = lo + k;
+		} else {
+			ret = range_hash(get, ctx, lo, lo + k, proof[n++]);
+			lo += k;
+			whole = false;
+		}
+	}
+	if (ret != 0)
+		return ret;
 	reverse(proof, n);
 	*nproof = n;
 	return 0;
@@ -366,38 +428,12 @@ int merkle_store_consistency_proof(const struct merkle_store *s, u64 first,
 				   u64 second, u8 proof[][MERKLE_HASH_BYTES],
 				   size_t *nproof)
 {
-	u64 lo = 0, hi = second;
-	bool whole = true; /* SUBPROOF's b: still the original tree's left */
-	size_t n = 0;
-
 	if (first > second)
 		return MERKLE_E_SIZE_ORDER;
 	if (second > merkle_store_size(s))
 		return MERKLE_E_SIZE_RANGE;
-	*nproof = 0;
-	if (first == 0 || first == second)
-		return 0;
-	/* SUBPROOF(m, D[lo:hi], b) with m = first - lo. */
-	for (;;) {
-		u64 m = first - lo;
-		if (m == hi - lo) {
-			if (!whole)
-				range_hash(s, lo, hi, proof[n++]);
-			break;
-		}
-		u64 k = split_point(hi - lo);
-		if (m <= k) {
-			range_hash(s, lo + k, hi, proof[n++]);
-			hi = lo + k;
-		} else {
-			range_hash(s, lo, lo + k, proof[n++]);
-			lo += k;
-			whole = false;
-		}
-	}
-	reverse(proof, n);
-	*nproof = n;
-	return 0;
+	return merkle_consistency_proof_of(perfect, (void *)s, first, second,
+					   proof, nproof);
 }
 
 /* ---- verification ------------------------------------------------------ */

@@ -21,6 +21,11 @@
  *                        hashes, enough to answer any proof at any size up
  *                        to the stored one in O(log n) lookups and at most
  *                        2 * 64 + 64 node hashes.  See "Memory" below.
+ *                        The server's log keeps its hashes on disk
+ *                        instead (log/tilestore.h), through the same
+ *                        proof walks (merkle_*_of, any source of
+ *                        perfect-subtree hashes); this store is the
+ *                        reference its tests and benchmarks compare with.
  *
  *   merkle_verify_*      the verifiers, written as RFC 9162 §2.1.3.2 and
  *                        §2.1.4.2 state them, with every bound checked and
@@ -167,6 +172,30 @@ int merkle_store_inclusion_proof(const struct merkle_store *s, u64 index,
 int merkle_store_consistency_proof(const struct merkle_store *s, u64 first,
 				   u64 second, u8 proof[][MERKLE_HASH_BYTES],
 				   size_t *nproof);
+
+/* ---- proofs over any source of hashes ---------------------------------- */
+
+/*
+ * A source of perfect-subtree hashes: the root of the subtree (level,
+ * index), which covers leaves [index << level, (index + 1) << level) and
+ * is complete in the tree asked about.  Returns 0, or a negative code
+ * (an I/O error of a store on disk) that the callers below hand back.
+ * merkle_store is one such source; log/tilestore.h is another.
+ */
+typedef int merkle_perfect_fn(void *ctx, unsigned level, u64 index,
+			      u8 out[MERKLE_HASH_BYTES]);
+
+/* The root, inclusion and consistency proofs of merkle_store_*, for a
+ * tree of `size` (`second`) leaves the source holds (the caller checks
+ * that bound).  The same walk, so the same bytes, whatever the source. */
+int merkle_root_of(merkle_perfect_fn *get, void *ctx, u64 size,
+		   u8 out[MERKLE_HASH_BYTES]);
+int merkle_inclusion_proof_of(merkle_perfect_fn *get, void *ctx, u64 index,
+			      u64 size, u8 proof[][MERKLE_HASH_BYTES],
+			      size_t *nproof);
+int merkle_consistency_proof_of(merkle_perfect_fn *get, void *ctx, u64 first,
+				u64 second, u8 proof[][MERKLE_HASH_BYTES],
+				size_t *nproof);
 
 /* ---- verification ------------------------------------------------------ */
 

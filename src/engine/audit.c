@@ -2,10 +2,14 @@
  * audit.c - the Merkle tree over the journal (audit.h).
  *
  * The thread reads records with journal_reader, appends their leaf hashes
- * to a merkle_store, and records where each record lies (segment, offset)
- * and its timestamp, in chunks that never move, so readers need no lock:
- * everything below the published size is written before the size is
- * stored (release) and read after it is loaded (acquire).
+ * to the tile store (log/tilestore.h: the tree's hashes on disk behind a
+ * bounded cache), and records where each record lies (segment, offset)
+ * and its timestamp in DATA/audit/positions, a scratch file rewritten
+ * from the journal at every start and mapped shared, so that it lives in
+ * the page cache the kernel can drop, not in the process's anonymous
+ * memory.  Readers need no lock: everything below the published size is
+ * written before the size is stored (release) and read after it is
+ * loaded (acquire).
  *
  * Witnesses have a thread of their own.  The audit thread signs a
  * checkpoint, makes it durable and serves it at once, then leaves it in a
@@ -32,6 +36,7 @@
 #include "log/datadir.h"
 #include "log/fsdir.h"
 #include "log/fsfile.h"
+#include "log/tilestore.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -42,6 +47,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -49,12 +55,13 @@
 
 #include "banned.h"
 
-/* Position chunks: 2^14 records of 32 bytes (512 KiB), up to 2^18 of
- * them: 2^32 records, as many as the merkle store holds. */
-#define CHUNK_SHIFT   14
-#define CHUNK_RECORDS (1u << CHUNK_SHIFT)
-#define CHUNKS_MAX    (1u << 18)
-/* Leaf hashes buffered before a write to DATA/audit/leaves. */
+/* Positions: the file grows by 2^14 records of 32 bytes (512 KiB) at a
+ * time, up to 2^32 records, as many as the tree holds; the mapping is
+ * reserved for all of them at once (128 GiB of address space, no memory)
+ * so that it never moves. */
+#define CHUNK_RECORDS ((u64)1 << 14)
+#define POSITIONS_MAX MERKLE_STORE_LEAVES_MAX
+/* Stored leaf hashes read at once while the journal is compared. */
 #define LEAVES_BUFFER_HASHES 2048
 /* At stop, the longest the thread goes on hashing durable records. */
 #define AUDIT_DRAIN_MS 1000
@@ -98,9 +105,12 @@ struct mailbox {
 
 struct audit {
 	char data_dir[PATH_MAX];
-	struct engine *engine; /* may be NULL */
-	struct merkle_store *store;
-	struct position **chunks; /* CHUNKS_MAX pointers, filled lazily */
+	struct engine *engine;	 /* may be NULL */
+	struct tilestore *tiles; /* the tree's hashes (log/tilestore.h) */
+	u64 cache_bytes;
+	struct position *positions; /* mapped: POSITIONS_MAX records */
+	int positions_fd;
+	u64 positions_cap; /* records the file has room for */
 	_Atomic u64 size;
 	_Atomic bool healthy;
 	_Atomic bool changed; /* a logged journal entry changed on disk */
@@ -121,15 +131,14 @@ struct audit {
 	bool signed_any;
 	u64 signed_at_ms;
 	int checkpoints_fd; /* DATA/audit/checkpoints, append */
-	/* DATA/audit/leaves: leaf hash i at 32 * i.  Hashes already there
-	 * (from an earlier run) are compared, never rewritten: a journal
-	 * entry that no longer hashes to its recorded leaf stops the tree. */
-	int leaves_fd;
-	u64 leaves_stored; /* hashes in the file */
-	u64 cache_first;   /* stored hashes read ahead into leaves_buf... */
-	unsigned cache_n;  /* ...while catching up (nothing is buffered then) */
-	unsigned leaves_buffered;
-	u8 leaves_buf[LEAVES_BUFFER_HASHES][32]; /* not yet written */
+	/* The leaves the tiles held at open (DATA/audit/leaves, level 0):
+	 * the tree of them is reopened, not rebuilt, and each journal entry
+	 * below is compared with its stored hash, never rewritten: one that
+	 * no longer hashes to its recorded leaf stops the tree. */
+	u64 leaves_stored;
+	u64 cache_first; /* stored hashes read ahead into leaves_buf */
+	unsigned cache_n;
+	u8 leaves_buf[LEAVES_BUFFER_HASHES][32];
 
 	/* Publication, by the audit thread (a new checkpoint) and the
 	 * witness thread (a cosigned copy of it).  publish_lock orders the
@@ -162,65 +171,42 @@ struct audit {
 
 static const struct position *position_of(const struct audit *a, u64 i)
 {
-	return &a->chunks[i >> CHUNK_SHIFT][i & (CHUNK_RECORDS - 1)];
+	return &a->positions[i];
 }
 
-/* Write the buffered leaf hashes (and, when sync, make them durable:
- * before a checkpoint that covers them is appended). */
-static int leaves_flush(struct audit *a, bool sync)
+/* Make the tree's hashes durable (before a checkpoint that covers them
+ * is appended). */
+static int leaves_flush(struct audit *a)
 {
-	if (a->leaves_fd < 0)
-		return 0;
-	size_t n = (size_t)a->leaves_buffered * 32u;
-	if (n > 0) {
-		ssize_t w = pwrite(a->leaves_fd, a->leaves_buf, n,
-				   (off_t)(a->leaves_stored * 32u));
-		if (w != (ssize_t)n)
-			return -EIO;
-		a->leaves_stored += a->leaves_buffered;
-		a->leaves_buffered = 0;
-	}
-	if (sync && fdatasync(a->leaves_fd) != 0)
-		return -errno;
-	return 0;
+	return a->tiles ? tilestore_sync(a->tiles) : 0;
 }
 
-/* Leaf i's hash against the one recorded by an earlier run, or recorded
- * now.  Returns 0, or -EBADMSG when the journal changed under the log. */
-static int leaves_record(struct audit *a, u64 i, const u8 hash[32])
+/* Leaf i's hash against the one recorded by an earlier run.  Returns 0,
+ * or -EBADMSG when the journal changed under the log. */
+static int leaves_compare(struct audit *a, u64 i, const u8 hash[32])
 {
-	if (a->leaves_fd < 0)
-		return 0;
-	if (i < a->leaves_stored) {
-		/* Catching up: compare in blocks, not a pread per leaf.
-		 * leaves_buf is free: writes start only past leaves_stored. */
-		if (i < a->cache_first || i >= a->cache_first + a->cache_n) {
-			u64 n = a->leaves_stored - i;
-			if (n > LEAVES_BUFFER_HASHES)
-				n = LEAVES_BUFFER_HASHES;
-			if (pread(a->leaves_fd, a->leaves_buf, n * 32u,
-				  (off_t)(i * 32u)) != (ssize_t)(n * 32u))
-				return -EIO;
-			a->cache_first = i;
-			a->cache_n = (unsigned)n;
-		}
-		const u8 *old = a->leaves_buf[i - a->cache_first];
-		if (memcmp(old, hash, 32) != 0) {
-			log_at(LOG_ERROR,
-			       "journal entry no longer matches the audit log: "
-			       "the journal or audit/leaves was changed on "
-			       "disk; the server refuses every request until "
-			       "it is restored (docs/operations.md, Recovery)",
-			       LOG_NUM("index", i), LOG_NUM("seq", i + 1));
-			atomic_store(&a->changed, true);
-			return -EBADMSG;
-		}
-		return 0;
+	/* Catching up: compare in blocks, not a read per leaf. */
+	if (i < a->cache_first || i >= a->cache_first + a->cache_n) {
+		u64 n = a->leaves_stored - i;
+		if (n > LEAVES_BUFFER_HASHES)
+			n = LEAVES_BUFFER_HASHES;
+		int ret = tilestore_read_leaves(a->tiles, i, n, a->leaves_buf);
+		if (ret != 0)
+			return ret;
+		a->cache_first = i;
+		a->cache_n = (unsigned)n;
 	}
-	a->cache_n = 0; /* leaves_buf holds writes from here on */
-	memcpy(a->leaves_buf[a->leaves_buffered++], hash, 32);
-	if (a->leaves_buffered == LEAVES_BUFFER_HASHES)
-		return leaves_flush(a, false);
+	const u8 *old = a->leaves_buf[i - a->cache_first];
+	if (memcmp(old, hash, 32) != 0) {
+		log_at(LOG_ERROR,
+		       "journal entry no longer matches the audit log: "
+		       "the journal or audit/leaves was changed on "
+		       "disk; the server refuses every request until "
+		       "it is restored (docs/operations.md, Recovery)",
+		       LOG_NUM("index", i), LOG_NUM("seq", i + 1));
+		atomic_store(&a->changed, true);
+		return -EBADMSG;
+	}
 	return 0;
 }
 
@@ -231,30 +217,33 @@ static int add_leaf(struct audit *a, const struct journal_record *r,
 	u64 i = atomic_load_explicit(&a->size, memory_order_relaxed);
 	u8 hash[MERKLE_HASH_BYTES];
 
-	if ((i >> CHUNK_SHIFT) >= CHUNKS_MAX)
+	if (i >= POSITIONS_MAX)
 		return MERKLE_E_FULL;
-	if (!a->chunks[i >> CHUNK_SHIFT]) {
-		a->chunks[i >> CHUNK_SHIFT] =
-			calloc(CHUNK_RECORDS, sizeof(struct position));
-		if (!a->chunks[i >> CHUNK_SHIFT])
-			return -ENOMEM;
+	if (i >= a->positions_cap) {
+		/* Blocks allocated, not a sparse hole: a full disk is an
+		 * error here, never a SIGBUS when the mapping is written. */
+		int ret = fallocate(
+			a->positions_fd, 0,
+			(off_t)(a->positions_cap * sizeof(struct position)),
+			(off_t)(CHUNK_RECORDS * sizeof(struct position)));
+		if (ret != 0)
+			return -errno;
+		a->positions_cap += CHUNK_RECORDS;
 	}
 	/* The record's version picks its leaf rule (log/leaf.h). */
 	if (leaf_hash_record(raw, raw_bytes, hash) != 0)
 		return -EBADMSG;
-	int ret = leaves_record(a, i, hash);
+	/* Below what the tiles held at open, the tree has the leaf already:
+	 * compare; past it, append. */
+	int ret = i < a->leaves_stored ? leaves_compare(a, i, hash)
+				       : tilestore_append(a->tiles, hash);
 	if (ret != 0)
 		return ret;
-	ret = merkle_store_append_hash(a->store, hash);
-	if (ret != 0)
-		return ret;
-	struct position *p =
-		&a->chunks[i >> CHUNK_SHIFT][i & (CHUNK_RECORDS - 1)];
-	*p = (struct position){.segment_seq = segment_seq,
-			       .offset = offset,
-			       .timestamp = r->timestamp,
-			       .bytes = (u32)raw_bytes,
-			       .type = r->type};
+	a->positions[i] = (struct position){.segment_seq = segment_seq,
+					    .offset = offset,
+					    .timestamp = r->timestamp,
+					    .bytes = (u32)raw_bytes,
+					    .type = r->type};
 	atomic_store_explicit(&a->size, i + 1, memory_order_release);
 	return 0;
 }
@@ -596,16 +585,15 @@ static void checkpoint_now(struct audit *a)
 	int ret;
 
 	/* The leaves a checkpoint covers are durable before it is. */
-	ret = leaves_flush(a, true);
+	ret = leaves_flush(a);
 	if (ret != 0)
 		goto failed;
 	memcpy(c.origin, a->origin, sizeof(c.origin));
 	c.origin_len = strlen(a->origin);
 	c.size = size;
-	if (merkle_store_root(a->store, size, c.root) != 0) {
-		ret = MERKLE_E_SIZE_RANGE;
+	ret = tilestore_root(a->tiles, size, c.root);
+	if (ret != 0)
 		goto failed;
-	}
 	char ext[AUDIT_EXTENSIONS_BYTES_MAX];
 	if (a->signer.extensions) {
 		c.extensions_len = a->signer.extensions(a->signer.ctx, a, size,
@@ -674,6 +662,42 @@ void audit_request_checkpoint(struct audit *a)
 	atomic_store(&a->asked, true);
 }
 
+/* The first pass over the journal at start: how far it has to go, and
+ * its progress in the log (about once a second, then once when done):
+ * entries compared with the stored leaves, and entries appended to the
+ * tree (rebuilt from the journal when the leaves were missing, else only
+ * records newer than the stored leaves). */
+struct catchup {
+	u64 target; /* the engine's durable seq when the thread started */
+	u64 start_ms, logged_ms;
+	bool done;
+};
+
+static void catchup_note(struct audit *a, struct catchup *c, bool dry)
+{
+	u64 size = audit_size(a), now = tpw_monotonic_ms();
+
+	if (c->done)
+		return;
+	u64 compared = size < a->leaves_stored ? size : a->leaves_stored;
+	if (size >= c->target || dry) {
+		c->done = true;
+		log_at(LOG_INFO, "audit tree caught up with the journal",
+		       LOG_NUM("entries", size),
+		       LOG_NUM("compared_with_stored_leaves", compared),
+		       LOG_NUM("leaves_appended", size - compared),
+		       LOG_NUM("duration_ms", now - c->start_ms));
+		return;
+	}
+	if (now - c->logged_ms < 1000)
+		return;
+	c->logged_ms = now;
+	log_at(LOG_INFO, "audit tree catching up with the journal",
+	       LOG_NUM("entries", size), LOG_NUM("of", c->target),
+	       LOG_NUM("compared_with_stored_leaves", compared),
+	       LOG_NUM("leaves_appended", size - compared));
+}
+
 static void *audit_main(void *arg)
 {
 	struct audit *a = arg;
@@ -689,6 +713,12 @@ static void *audit_main(void *arg)
 		nanosleep(&ms, NULL);
 	}
 	u64 drain_until_ms = 0;
+	struct catchup cu = {.start_ms = tpw_monotonic_ms(),
+			     .logged_ms = tpw_monotonic_ms(),
+			     /* Without an engine (a tool) nobody waits. */
+			     .done = !a->engine};
+	if (a->engine)
+		cu.target = engine_durable_seq(a->engine);
 	while (rd) {
 		struct journal_record r;
 		const u8 *raw;
@@ -718,6 +748,7 @@ static void *audit_main(void *arg)
 				       LOG_NUM("code", ret));
 				break;
 			}
+			catchup_note(a, &cu, false);
 			/* Under load the reader may never run dry: check on
 			 * the way (a clock read per record, and records are
 			 * whole batches), so checkpoints lag by at most an
@@ -741,6 +772,7 @@ static void *audit_main(void *arg)
 				checkpoint_now(a);
 			break;
 		}
+		catchup_note(a, &cu, true);
 		maybe_checkpoint(a);
 		struct timespec idle = {0, IDLE_POLL_MS * 1000000L};
 		nanosleep(&idle, NULL);
@@ -970,26 +1002,79 @@ static int open_checkpoints(struct audit *a, const struct audit_covered *known)
 		open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 	if (a->checkpoints_fd < 0)
 		return -errno;
-	ret = checkpoints_scan(a, path, known);
+	return checkpoints_scan(a, path, known);
+}
+
+/* DATA/audit/positions, emptied (the thread writes it again from the
+ * journal), or a memory-backed file for a tool reading a journal; mapped
+ * for every record the tree may hold. */
+static int open_positions(struct audit *a, bool on_disk)
+{
+	char path[PATH_MAX + 32];
+
+	if (on_disk) {
+		snprintf(path, sizeof(path), "%s/" DATADIR_AUDIT, a->data_dir);
+		int ret = fsdir_make(path);
+		if (ret < 0)
+			return ret;
+		snprintf(path, sizeof(path), "%s/" DATADIR_POSITIONS,
+			 a->data_dir);
+		a->positions_fd = open(
+			path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	} else {
+		a->positions_fd =
+			memfd_create("tpwallet-positions", MFD_CLOEXEC);
+	}
+	if (a->positions_fd < 0)
+		return -errno;
+	void *m = mmap(NULL, POSITIONS_MAX * sizeof(struct position),
+		       PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
+		       a->positions_fd, 0);
+	if (m == MAP_FAILED)
+		return -errno;
+	a->positions = m;
+	return 0;
+}
+
+static void tiles_progress(void *ctx, unsigned level, u64 done, u64 total)
+{
+	(void)ctx;
+	log_at(LOG_INFO, "rebuilding audit tiles from the level below",
+	       LOG_NUM("level", level), LOG_NUM("done", done),
+	       LOG_NUM("total", total));
+}
+
+/* The tree's hashes: in DATA/audit with a signer (the server's log),
+ * else in memory-backed files (a tool reading a journal).  The tree of
+ * the leaves found is reopened, not rebuilt; what it logs says so. */
+static int open_tiles(struct audit *a, bool on_disk)
+{
+	char dir[PATH_MAX + 16];
+	struct tilestore_report rep;
+
+	snprintf(dir, sizeof(dir), "%s/" DATADIR_AUDIT, a->data_dir);
+	int ret = tilestore_open(&a->tiles, on_disk ? dir : NULL,
+				 a->cache_bytes, tiles_progress, a, &rep);
+	if (ret != 0 || !on_disk)
+		return ret;
+	/* The files' entries must outlive a crash (once, at start). */
+	ret = fsdir_sync(dir);
 	if (ret < 0)
 		return ret;
-	snprintf(path, sizeof(path), "%s/" DATADIR_LEAVES, a->data_dir);
-	a->leaves_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (a->leaves_fd < 0)
-		return -errno;
-	struct stat st;
-	if (fstat(a->leaves_fd, &st) != 0)
-		return -errno;
-	/* Both files' entries must outlive a crash (once, at start). */
-	snprintf(path, sizeof(path), "%s/" DATADIR_AUDIT, a->data_dir);
-	ret = fsdir_sync(path);
-	if (ret < 0)
-		return ret;
-	/* A crash mid-write leaves a partial hash at the end: drop it. */
-	a->leaves_stored = (u64)st.st_size / 32u;
-	if ((u64)st.st_size % 32u != 0 &&
-	    ftruncate(a->leaves_fd, (off_t)(a->leaves_stored * 32u)) != 0)
-		return -errno;
+	a->leaves_stored = rep.leaves;
+	u64 rebuilt = 0;
+	for (unsigned l = 0; l < TILESTORE_LEVELS; l++)
+		rebuilt += rep.rebuilt[l];
+	log_at(LOG_INFO,
+	       rebuilt ? "audit tree reopened from tiles, some rebuilt"
+		       : "audit tree reopened from tiles",
+	       LOG_NUM("leaves", rep.leaves),
+	       LOG_NUM("tile_hashes_rebuilt", rebuilt),
+	       LOG_NUM("level1_rebuilt", rep.rebuilt[1]),
+	       LOG_NUM("tail_hashes_checked", rep.checked[1] + rep.checked[2] +
+						      rep.checked[3] +
+						      rep.checked[4]),
+	       LOG_NUM("bytes_cut", rep.cut_bytes));
 	return 0;
 }
 
@@ -1007,7 +1092,7 @@ int audit_open(struct audit **out, const char *data_dir, struct engine *engine,
 	/* Before any way out: audit_close destroys them. */
 	/* Before any way out: audit_close must not close fd 0. */
 	a->checkpoints_fd = -1;
-	a->leaves_fd = -1;
+	a->positions_fd = -1;
 	pthread_mutex_init(&a->latest_lock, NULL);
 	pthread_mutex_init(&a->publish_lock, NULL);
 	pthread_mutex_init(&a->mail_lock, NULL);
@@ -1023,16 +1108,13 @@ int audit_open(struct audit **out, const char *data_dir, struct engine *engine,
 		ret = -ENAMETOOLONG;
 		goto fail;
 	}
-	a->store = merkle_store_new();
-	a->chunks = calloc(CHUNKS_MAX, sizeof(*a->chunks));
-	if (!a->store || !a->chunks) {
-		*err = "out of memory";
-		ret = -ENOMEM;
+	ret = open_positions(a, signer != NULL);
+	if (ret < 0) {
+		*err = "cannot map DATA/audit/positions";
 		goto fail;
 	}
 	a->engine = engine;
 	a->checkpoints_fd = -1;
-	a->leaves_fd = -1;
 	if (signer) {
 		if (!signer->origin ||
 		    !note_name_valid(signer->origin, strlen(signer->origin)) ||
@@ -1095,6 +1177,15 @@ int audit_open(struct audit **out, const char *data_dir, struct engine *engine,
 		}
 		a->signing = true;
 	}
+	a->cache_bytes = signer && signer->cache_bytes
+				 ? signer->cache_bytes
+				 : TILESTORE_CACHE_BYTES_DEFAULT;
+	ret = open_tiles(a, signer != NULL);
+	if (ret < 0) {
+		*err = "cannot open the audit tiles (DATA/audit/leaves, "
+		       "tiles-1..4)";
+		goto fail;
+	}
 	atomic_init(&a->size, 0);
 	atomic_init(&a->healthy, true);
 	atomic_init(&a->changed, false);
@@ -1137,18 +1228,15 @@ void audit_close(struct audit *a)
 		pthread_join(a->thread, NULL);
 	if (a->witness_started)
 		pthread_join(a->witness_thread, NULL);
-	if (a->chunks) {
-		for (u32 i = 0; i < CHUNKS_MAX && a->chunks[i]; i++)
-			free(a->chunks[i]);
-		free(a->chunks);
-	}
-	merkle_store_free(a->store);
+	if (a->positions)
+		munmap(a->positions, POSITIONS_MAX * sizeof(struct position));
+	if (a->positions_fd >= 0)
+		close(a->positions_fd);
 	if (a->checkpoints_fd >= 0)
 		close(a->checkpoints_fd);
-	if (a->leaves_fd >= 0) {
-		leaves_flush(a, true);
-		close(a->leaves_fd);
-	}
+	if (a->tiles && leaves_flush(a) != 0)
+		log_at(LOG_WARN, "cannot sync the audit tiles at close");
+	tilestore_close(a->tiles);
 	free(a->latest);
 	free(a->witnesses);
 	free(a->mail.note);
@@ -1196,7 +1284,7 @@ int audit_root(const struct audit *a, u64 size, u8 root[MERKLE_HASH_BYTES])
 {
 	if (size > audit_size(a))
 		return MERKLE_E_SIZE_RANGE;
-	return merkle_store_root(a->store, size, root);
+	return tilestore_root(a->tiles, size, root);
 }
 
 int audit_leaf(const struct audit *a, u64 index, struct audit_leaf *out)
@@ -1208,7 +1296,7 @@ int audit_leaf(const struct audit *a, u64 index, struct audit_leaf *out)
 	out->timestamp = p->timestamp;
 	out->type = p->type;
 	out->bytes = p->bytes;
-	return merkle_store_leaf_hash(a->store, index, out->hash);
+	return tilestore_leaf_hash(a->tiles, index, out->hash);
 }
 
 int audit_entry(const struct audit *a, u64 index, u8 **bytes, size_t *len)
@@ -1301,8 +1389,7 @@ int audit_inclusion_proof(const struct audit *a, u64 index, u64 size,
 {
 	if (size > audit_size(a))
 		return MERKLE_E_SIZE_RANGE;
-	return merkle_store_inclusion_proof(a->store, index, size, proof,
-					    nproof);
+	return tilestore_inclusion_proof(a->tiles, index, size, proof, nproof);
 }
 
 int audit_consistency_proof(const struct audit *a, u64 first, u64 second,
@@ -1310,6 +1397,23 @@ int audit_consistency_proof(const struct audit *a, u64 first, u64 second,
 {
 	if (second > audit_size(a))
 		return MERKLE_E_SIZE_RANGE;
-	return merkle_store_consistency_proof(a->store, first, second, proof,
-					      nproof);
+	return tilestore_consistency_proof(a->tiles, first, second, proof,
+					   nproof);
+}
+
+int audit_tile(const struct audit *a, unsigned level, u64 index, unsigned width,
+	       u8 (*out)[MERKLE_HASH_BYTES])
+{
+	return tilestore_tile(a->tiles, level, index, width, audit_size(a),
+			      out);
+}
+
+unsigned audit_tile_width(const struct audit *a, unsigned level, u64 index)
+{
+	return tilestore_tile_width(level, index, audit_size(a));
+}
+
+void audit_tile_stats(const struct audit *a, struct tilestore_stats *out)
+{
+	tilestore_stats(a->tiles, out);
 }

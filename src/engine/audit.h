@@ -29,6 +29,7 @@
 #include "core/types.h"
 #include "crypto/note.h"
 #include "engine/witness.h"
+#include "log/tilestore.h"
 
 struct audit;
 
@@ -67,6 +68,9 @@ struct audit_signer {
 	 * DATA/audit/checkpoints is still that file with that size, it is
 	 * not read again (a start-up reads it once). */
 	const struct audit_covered *covered;
+	/* The tile cache's bytes (setting audit_cache_bytes); 0: the
+	 * default, TILESTORE_CACHE_BYTES_DEFAULT. */
+	u64 cache_bytes;
 };
 
 /* A checkpoint's extension lines, at most. */
@@ -194,5 +198,17 @@ int audit_inclusion_proof(const struct audit *a, u64 index, u64 size,
 			  u8 proof[][MERKLE_HASH_BYTES], size_t *nproof);
 int audit_consistency_proof(const struct audit *a, u64 first, u64 second,
 			    u8 proof[][MERKLE_HASH_BYTES], size_t *nproof);
+
+/*
+ * C2SP tlog-tiles hash tiles of the tree of audit_size() leaves: how many
+ * hashes tile (level, index) has (0: none yet, 256: full), and its first
+ * `width` hashes (at most that many) into out.  Returns 0,
+ * MERKLE_E_SIZE_RANGE, -EBADMSG (a tile damaged on disk) or -errno.
+ */
+unsigned audit_tile_width(const struct audit *a, unsigned level, u64 index);
+int audit_tile(const struct audit *a, unsigned level, u64 index, unsigned width,
+	       u8 (*out)[MERKLE_HASH_BYTES]);
+/* The tile cache's counters (for /metrics). */
+void audit_tile_stats(const struct audit *a, struct tilestore_stats *out);
 
 #endif

@@ -8,8 +8,14 @@
  * The other formats have one owner each beside this one:
  *   DATA/journal/<20 digits>.wal   records: log/journal.h (framing, seal)
  *   DATA/snapshots/snapshot-<20 digits>.snap: log/snapshot.h
- *   DATA/audit/leaves              leaf i's 32-byte hash at 32 * i
+ *   DATA/audit/leaves              leaf i's 32-byte hash at 32 * i: level 0
+ *                                  of the tree's hash tiles
+ *   DATA/audit/tiles-1 .. tiles-4  levels 1..4 of the hash tiles (C2SP
+ *                                  tlog-tiles, height 8), packed in one
+ *                                  append-only file per level:
+ *                                  log/tilestore.h (format, checks, cache)
  *   DATA/audit/checkpoints         "<note bytes>\n" then the note, appended
+ *   DATA/audit/positions           scratch: engine/audit.c
  *   DATA/keys/<kid>.key            log/keyfile.h
  *   DATA/store/                    the ledger's history: log/store.h
  * Whole small files are read and replaced by log/fsfile.h.
@@ -29,10 +35,18 @@
 #define DATADIR_AUDIT	    "audit"
 #define DATADIR_LEAVES	    "audit/leaves"
 #define DATADIR_CHECKPOINTS "audit/checkpoints"
-#define DATADIR_KEYS	    "keys"
-#define DATADIR_ACTIVITY    "activity"
-#define DATADIR_ORIGIN	    "origin"
-#define DATADIR_STORE	    "store"
+/* Where each leaf's record lies in the journal: a scratch file of the
+ * running server's audit thread, written again from the journal at each
+ * start (engine/audit.c); never read by anything else. */
+#define DATADIR_POSITIONS "audit/positions"
+/* In DATA/audit: the hash tiles of level 0 (the leaves) and of levels
+ * 1..4 (printf format of the level). */
+#define DATADIR_TILES_LEAVES	"leaves"
+#define DATADIR_TILES_LEVEL_FMT "tiles-%u"
+#define DATADIR_KEYS		"keys"
+#define DATADIR_ACTIVITY	"activity"
+#define DATADIR_ORIGIN		"origin"
+#define DATADIR_STORE		"store"
 
 /* Bytes of one leaf hash in DATA/audit/leaves. */
 #define DATADIR_LEAF_BYTES 32u

@@ -38,6 +38,7 @@ import test_durability  # noqa: E402,F401
 import test_store  # noqa: E402,F401
 import test_observability  # noqa: E402,F401
 import test_audit  # noqa: E402,F401
+import test_audit_tiles  # noqa: E402,F401
 import test_audit_cli  # noqa: E402,F401
 import test_audit_decoded  # noqa: E402,F401
 import test_override_expiry  # noqa: E402,F401

@@ -87,6 +87,8 @@ static void every_template_routes_to_its_row(void **state)
 			const char *close = strchr(open, '}');
 			const char *v = api_routes[r].param == RP_TEXT
 						? "a-b_c.d~9"
+					: api_routes[r].param == RP_REST
+						? "0/x001/234.p/7"
 						: "17";
 			snprintf(url, sizeof(url), "%.*s%s%s", (int)(open - t),
 				 t, v, close + 1);
@@ -102,6 +104,8 @@ static void every_template_routes_to_its_row(void **state)
 			fail_msg("%s: route %d bad %d", url, got, bad);
 		if (open && api_routes[r].param == RP_TEXT)
 			assert_string_equal(text, "a-b_c.d~9");
+		else if (open && api_routes[r].param == RP_REST)
+			assert_string_equal(text, "0/x001/234.p/7");
 		else if (open)
 			assert_true(id == 17);
 		else
