@@ -20,6 +20,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <netdb.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <gnutls/abstract.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
@@ -217,6 +222,184 @@ int api_tls_cert_inspect(const char *path, struct api_tls_cert_info *info,
 	if (crt)
 		gnutls_x509_crt_deinit(crt);
 	gnutls_free(d.data);
+	return ret;
+}
+
+/* ---- a remote endpoint (doctor --url) ---------------------------------- */
+
+static void printable(char *s)
+{
+	for (; *s; s++)
+		if (*s < 0x20 || *s > 0x7e)
+			*s = '?';
+}
+
+/* A TCP connection to host:port within timeout_ms (SO_SNDTIMEO bounds
+ * connect on Linux), or -errno. */
+static int dial(const char *host, unsigned short port, unsigned timeout_ms,
+		char *err, size_t err_bytes)
+{
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
+	struct timeval tv = {.tv_sec = timeout_ms / 1000u,
+			     .tv_usec = (long)(timeout_ms % 1000u) * 1000};
+	char name[300], svc[8];
+	size_t n = strlen(host);
+	int fd = -1, e = ECONNREFUSED;
+
+	if (n >= 2 && host[0] == '[' && host[n - 1] == ']')
+		snprintf(name, sizeof(name), "%.*s", (int)(n - 2), host + 1);
+	else
+		snprintf(name, sizeof(name), "%s", host);
+	snprintf(svc, sizeof(svc), "%u", (unsigned)port);
+	int g = getaddrinfo(name, svc, &hints, &res);
+	if (g != 0) {
+		snprintf(err, err_bytes, "%s: %s", name, gai_strerror(g));
+		return -EHOSTUNREACH;
+	}
+	for (struct addrinfo *a = res; a && fd < 0; a = a->ai_next) {
+		fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC,
+			    a->ai_protocol);
+		if (fd < 0) {
+			e = errno;
+			continue;
+		}
+		(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+		(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		if (connect(fd, a->ai_addr, a->ai_addrlen) != 0) {
+			e = errno;
+			close(fd);
+			fd = -1;
+		}
+	}
+	freeaddrinfo(res);
+	if (fd < 0)
+		snprintf(err, err_bytes, "%s port %s: %s", name, svc,
+			 tpw_strerror(e));
+	return fd < 0 ? -e : fd;
+}
+
+/* The peer's leaf, its DNs, and whether the chain verifies. */
+static int remote_read(gnutls_session_t s, const char *host,
+		       struct api_tls_remote *out, char *err, size_t err_bytes)
+{
+	unsigned n = 0;
+	const gnutls_datum_t *peers = gnutls_certificate_get_peers(s, &n);
+	gnutls_x509_crt_t crt = NULL;
+	gnutls_datum_t dn = {NULL, 0};
+	unsigned status = 0;
+	int ret = 0;
+
+	if (!peers || n == 0 || gnutls_x509_crt_init(&crt) != 0 ||
+	    gnutls_x509_crt_import(crt, &peers[0], GNUTLS_X509_FMT_DER) != 0 ||
+	    cert_info(crt, &out->leaf) != 0) {
+		snprintf(err, err_bytes,
+			 "no X.509 certificate that GnuTLS "
+			 "can read");
+		ret = -EPROTO;
+		goto cleanup;
+	}
+	if (gnutls_x509_crt_get_dn2(crt, &dn) == 0) {
+		snprintf(out->subject, sizeof(out->subject), "%.*s",
+			 (int)dn.size, (const char *)dn.data);
+		gnutls_free(dn.data);
+	}
+	if (gnutls_x509_crt_get_issuer_dn2(crt, &dn) == 0) {
+		snprintf(out->issuer, sizeof(out->issuer), "%.*s", (int)dn.size,
+			 (const char *)dn.data);
+		gnutls_free(dn.data);
+	}
+	printable(out->subject);
+	printable(out->issuer);
+	snprintf(out->version, sizeof(out->version), "%s",
+		 gnutls_protocol_get_name(gnutls_protocol_get_version(s)));
+	if (gnutls_certificate_verify_peers3(s, host, &status) != 0) {
+		snprintf(out->why, sizeof(out->why), "cannot be verified");
+	} else if (status != 0) {
+		gnutls_datum_t text = {NULL, 0};
+		if (gnutls_certificate_verification_status_print(
+			    status, GNUTLS_CRT_X509, &text, 0) == 0) {
+			snprintf(out->why, sizeof(out->why), "%.*s",
+				 (int)text.size, (const char *)text.data);
+			gnutls_free(text.data);
+		}
+		printable(out->why);
+	} else {
+		out->verified = true;
+	}
+cleanup:
+	if (crt)
+		gnutls_x509_crt_deinit(crt);
+	return ret;
+}
+
+int api_tls_remote_inspect(const char *host, unsigned short port,
+			   const char *ca_file, unsigned timeout_ms,
+			   struct api_tls_remote *out, char *err,
+			   size_t err_bytes)
+{
+	gnutls_certificate_credentials_t cred = NULL;
+	gnutls_session_t s = NULL;
+	char name[300];
+	size_t n = strlen(host);
+	int fd, ret, g;
+
+	memset(out, 0, sizeof(*out));
+	if (gnutls_certificate_allocate_credentials(&cred) != 0) {
+		snprintf(err, err_bytes, "out of memory");
+		return -ENOMEM;
+	}
+	g = ca_file ? gnutls_certificate_set_x509_trust_file(
+			      cred, ca_file, GNUTLS_X509_FMT_PEM)
+		    : gnutls_certificate_set_x509_system_trust(cred);
+	if (g <= 0) {
+		snprintf(err, err_bytes,
+			 "%s: no CA certificate that GnuTLS "
+			 "can read",
+			 ca_file ? ca_file : "the system's CAs");
+		gnutls_certificate_free_credentials(cred);
+		return -EINVAL;
+	}
+	fd = dial(host, port, timeout_ms, err, err_bytes);
+	if (fd < 0) {
+		gnutls_certificate_free_credentials(cred);
+		return fd;
+	}
+	/* The name to verify: a bracketed IPv6 address without brackets. */
+	if (n >= 2 && host[0] == '[' && host[n - 1] == ']')
+		snprintf(name, sizeof(name), "%.*s", (int)(n - 2), host + 1);
+	else
+		snprintf(name, sizeof(name), "%s", host);
+	ret = -EPROTO;
+	if (gnutls_init(&s, GNUTLS_CLIENT) != 0 ||
+	    gnutls_set_default_priority(s) != 0 ||
+	    gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, cred) != 0) {
+		snprintf(err, err_bytes, "cannot set up a TLS session");
+		goto cleanup;
+	}
+	/* SNI for a name; an address is sent none (RFC 6066). */
+	struct in6_addr a6;
+	struct in_addr a4;
+	if (inet_pton(AF_INET, name, &a4) != 1 &&
+	    inet_pton(AF_INET6, name, &a6) != 1)
+		(void)gnutls_server_name_set(s, GNUTLS_NAME_DNS, name,
+					     strlen(name));
+	gnutls_transport_set_int(s, fd);
+	gnutls_handshake_set_timeout(s, timeout_ms);
+	do {
+		g = gnutls_handshake(s);
+	} while (g < 0 && !gnutls_error_is_fatal(g));
+	if (g < 0) {
+		snprintf(err, err_bytes, "TLS handshake with %s port %u: %s",
+			 name, (unsigned)port, gnutls_strerror(g));
+		goto cleanup;
+	}
+	ret = remote_read(s, name, out, err, err_bytes);
+	(void)gnutls_bye(s, GNUTLS_SHUT_WR);
+cleanup:
+	if (s)
+		gnutls_deinit(s);
+	close(fd);
+	gnutls_certificate_free_credentials(cred);
 	return ret;
 }
 

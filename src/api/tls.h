@@ -53,6 +53,29 @@ struct api_tls_cert_info {
 int api_tls_cert_inspect(const char *path, struct api_tls_cert_info *info,
 			 char *err, size_t err_bytes);
 
+/* What a TLS endpoint serves (`tpwallet doctor --url`): its leaf
+ * certificate, the subject's and issuer's DNs (RFC 4514, every byte
+ * outside printable ASCII as '?'), whether the chain verifies for host
+ * against ca_file (NULL: the system's CAs) and if not why, in GnuTLS's
+ * words. */
+struct api_tls_remote {
+	struct api_tls_cert_info leaf;
+	char subject[256], issuer[256];
+	bool verified;
+	char why[256];
+	char version[16]; /* "TLS1.3" */
+};
+
+/* Connect to host:port (a name, an IPv4 or a bracketed IPv6 address),
+ * shake hands without verifying (so a bad certificate is still seen),
+ * then verify.  Bounded by timeout_ms for the connect and the handshake
+ * each.  Returns 0 (the handshake worked; verified says the rest), or
+ * -errno with err saying why there is no certificate to look at. */
+int api_tls_remote_inspect(const char *host, unsigned short port,
+			   const char *ca_file, unsigned timeout_ms,
+			   struct api_tls_remote *out, char *err,
+			   size_t err_bytes);
+
 struct api_tls;
 
 /* The files of a server: the primary pair, and optionally (both or
