@@ -6,7 +6,6 @@ looks at what an endpoint serves: this server (and which of its two
 certificates), or a gateway in front whose certificate has expired
 (an `openssl s_server` here)."""
 
-import os
 import socket
 import subprocess
 import time
