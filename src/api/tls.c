@@ -66,6 +66,9 @@ struct api_tls {
 	struct tls_creds *primary, *standby;
 	int serving; /* TLSSWITCH_PRIMARY or TLSSWITCH_STANDBY */
 	bool pinned;
+	/* the primary is not valid and the standby cannot replace it:
+	 * logged once, until that changes */
+	bool stuck;
 	struct tlsswitch queue[TLS_QUEUE_MAX]; /* to journal, oldest first */
 	unsigned nqueue;
 	u64 dropped; /* switches not journaled: the queue was full */
@@ -610,16 +613,22 @@ static void log_switch(const struct tlsswitch *x)
 }
 
 /* Under t->lock: what the dates say at now.  Returns true with the
- * entry in *x when the server switched. */
-static bool decide_locked(struct api_tls *t, int64_t now, struct tlsswitch *x)
+ * entry in *x when the server switched; *stuck_now: the primary just
+ * became unusable with no valid standby to take over (log it). */
+static bool decide_locked(struct api_tls *t, int64_t now, struct tlsswitch *x,
+			  bool *stuck_now)
 {
 	u8 why;
 
+	*stuck_now = false;
 	if (!t->standby)
 		return false;
 	why = validity(&t->primary->info, now);
-	if (t->serving == TLSSWITCH_PRIMARY && why != 0 &&
-	    validity(&t->standby->info, now) == 0) {
+	bool stuck = t->serving == TLSSWITCH_PRIMARY && why != 0 &&
+		     validity(&t->standby->info, now) != 0;
+	*stuck_now = stuck && !t->stuck;
+	t->stuck = stuck;
+	if (t->serving == TLSSWITCH_PRIMARY && why != 0 && !stuck) {
 		switch_locked(t, TLSSWITCH_STANDBY, why, x);
 		return true;
 	}
@@ -634,10 +643,15 @@ static bool decide_locked(struct api_tls *t, int64_t now, struct tlsswitch *x)
 static void decide(struct api_tls *t)
 {
 	struct tlsswitch x;
-	bool switched, dropped = false;
+	bool switched, dropped = false, stuck;
+	char primary[41], standby[41];
 
 	pthread_mutex_lock(&t->lock);
-	switched = decide_locked(t, (int64_t)time(NULL), &x);
+	switched = decide_locked(t, (int64_t)time(NULL), &x, &stuck);
+	if (stuck) {
+		memcpy(primary, t->primary->info.serial, sizeof(primary));
+		memcpy(standby, t->standby->info.serial, sizeof(standby));
+	}
 	if (switched) {
 		if (t->nqueue == TLS_QUEUE_MAX) {
 			memmove(t->queue, t->queue + 1,
@@ -653,6 +667,13 @@ static void decide(struct api_tls *t)
 	pthread_mutex_unlock(&t->lock);
 	if (switched)
 		log_switch(&x);
+	if (stuck)
+		log_at(LOG_ERROR,
+		       "TLS: the primary certificate is not valid and the "
+		       "standby is not valid either: the primary still serves; "
+		       "renew one and send SIGHUP",
+		       LOG_STR("primary_serial", primary),
+		       LOG_STR("standby_serial", standby));
 	if (dropped)
 		log_at(LOG_ERROR,
 		       "TLS switches not journaled: the queue is full (is "

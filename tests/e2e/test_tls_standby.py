@@ -10,9 +10,11 @@ standby files are refused at start with a message naming the file.
 Certificates are made here with openssl (test_tls.make_pki's CA): the
 standby has its own key (other.key), serial 6006."""
 
+import http.client
 import json
 import os
 import re
+import ssl
 import time
 
 from harness import e2e_test, check, check_eq, run_cli, slow_factor
@@ -291,3 +293,39 @@ def test_tls_bad_standby_files_are_refused_at_start_naming_the_file(ctx):
         (dict(primary, TPWALLET_TLS_STANDBY_CERT_FILE=cert,
               **({"TPWALLET_TLS_STANDBY_KEY_FILE": key} if key else {})),
          want) for cert, key, want in cases])
+
+
+@e2e_test(timeout=90)
+def test_tls_no_switch_to_a_standby_that_expired_too_and_an_error_says_so(
+        ctx):
+    pki = make_pki(ctx.path("pki"))
+    make_standby(pki)  # other.csr
+    now = int(time.time())
+    life_s = int(8 * slow_factor())
+    primary = sign_window(pki, "short.pem", "server.csr", now - 3600,
+                          now + life_s)
+    standby = sign_window(pki, "short-standby.pem", "other.csr",
+                          now - 3600, now + life_s - 3)
+    s = test_tls.start_tls(ctx, pki, primary, env=standby_env(pki, standby))
+    check(s.wait_log(r'"msg":"TLS: the primary certificate is not valid '
+                     r'and the standby is not valid either: the primary '
+                     r'still serves; renew one and send SIGHUP",'
+                     r'"primary_serial":"%s","standby_serial":"%s"'
+                     % (served_serial_of(primary), served_serial_of(standby)),
+                     timeout=life_s + 10 * slow_factor()), "the error")
+    check("TLS certificate switched" not in s.log_text(), "no switch")
+    # The expired primary still serves: read /metrics without verifying.
+    c = http.client.HTTPSConnection(
+        "127.0.0.1", s.port, timeout=5,
+        context=ssl._create_unverified_context())
+    status, body = get(c, "/metrics")
+    c.close()
+    check_eq(status, 200, "GET /metrics")
+    check('tpwallet_tls_serving{role="primary"} 1\n' in body.decode(),
+          "tpwallet_tls_serving says primary")
+    check('tpwallet_tls_certificate_not_after_seconds{role="server",'
+          'serial="%s",' % served_serial_of(primary) in body.decode(),
+          "the one serving is the primary")
+    check_eq(s.log_text().count('"msg":"TLS: the primary certificate is '
+                                'not valid'), 1, "logged once")
+    s.stop()
