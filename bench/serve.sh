@@ -11,6 +11,10 @@
 #                                    /dev/shm, or $TMPDIR with DISK=1)
 #                                    and pids, and a trap that kills the
 #                                    pids and removes work on exit
+#   bench_tls_pki KIND..             in $work: a P-256 CA (ca.pem) and,
+#                                    for each KIND (p256, ed25519), a
+#                                    key KIND.key (0600) and certificate
+#                                    KIND.pem for IP 127.0.0.1, 1 day
 #   serve_start BIN DATA LOG [ARG..] sets serve_port and serve_pid (ARGs
 #                                    go to serve); exits when the server
 #                                    does not start
@@ -22,7 +26,30 @@ bench_workdir() {
 		work=$(mktemp -d "${TMPDIR:-/tmp}/tpwallet-$1-XXXXXX")
 	fi
 	pids=""
-	trap 'for p in $pids; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; rm -rf "$work"' EXIT INT TERM
+	# "|| true": under set -e a killed server's status (143) would end
+	# the trap at the first one and leave the others running.
+	trap 'for p in $pids; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; rm -rf "$work"' EXIT INT TERM
+}
+
+bench_tls_pki() {
+	(
+		cd "$work"
+		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+			-keyout ca.key -out ca.pem -days 2 -subj /CN=bench-ca 2>/dev/null
+		echo "subjectAltName=IP:127.0.0.1" >san.ext
+		for _k in "$@"; do
+			case $_k in
+			p256) openssl genpkey -algorithm EC -pkeyopt \
+				ec_paramgen_curve:P-256 -out p256.key 2>/dev/null ;;
+			*) openssl genpkey -algorithm "$_k" -out "$_k.key" 2>/dev/null ;;
+			esac
+			openssl req -new -key "$_k.key" -out "$_k.csr" \
+				-subj /CN=127.0.0.1 2>/dev/null
+			openssl x509 -req -in "$_k.csr" -CA ca.pem -CAkey ca.key \
+				-set_serial 1 -days 1 -extfile san.ext -out "$_k.pem" 2>/dev/null
+			chmod 600 "$_k.key"
+		done
+	)
 }
 
 free_port() {

@@ -23,18 +23,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/serve.sh"
 bench_workdir tls
 
-# The certificate: a CA and a server certificate for 127.0.0.1.
-(
-	cd "$work"
-	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-		-keyout ca.key -out ca.pem -days 2 -subj /CN=bench-ca 2>/dev/null
-	openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-		-keyout server.key -out server.csr -subj /CN=127.0.0.1 2>/dev/null
-	echo "subjectAltName=IP:127.0.0.1" >san.ext
-	openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key \
-		-set_serial 1 -days 1 -extfile san.ext -out server.pem 2>/dev/null
-	chmod 600 server.key
-)
+# The certificate: a CA and a P-256 server certificate for 127.0.0.1.
+bench_tls_pki p256
 
 serve_start "$bin" "$work/A" "$work/A.log"
 pids="$pids $serve_pid"
@@ -44,7 +34,7 @@ serve_start "$bin" "$work/B" "$work/B.log"
 kill "$serve_pid"
 wait "$serve_pid" || true
 port_B=$(free_port)
-TPWALLET_TLS_CERT_FILE=$work/server.pem TPWALLET_TLS_KEY_FILE=$work/server.key \
+TPWALLET_TLS_CERT_FILE=$work/p256.pem TPWALLET_TLS_KEY_FILE=$work/p256.key \
 	"$bin" serve --data "$work/B" --listen "127.0.0.1:$port_B" 2>>"$work/B.log" &
 pids="$pids $!"
 i=0

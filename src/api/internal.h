@@ -210,6 +210,9 @@ void *api_command(struct request *rq, u16 kind, u32 ext_bytes,
  * for reply (authz_command_reply, policy_command_reply). */
 enum MHD_Result api_submit_command(struct request *rq,
 				   enum MHD_Result (*reply)(struct request *));
+/* The principal making a change, for the journal (zero: the
+ * administrator): the root of a delegation, or the caller. */
+void api_author_of(struct request *rq, u8 out[32]);
 /* The request body as a JSON object (duplicate keys refused), or NULL
  * with the refusal already queued in *reply (413 past max_bytes, 400
  * otherwise).  The caller json_decref()s it. */

@@ -469,8 +469,7 @@ static void id_text(const u8 id[32], char out[44])
 	b64url_encode(out, 44, id, 32);
 }
 
-/* The principal making a change, for the history (zero: the admin). */
-static void author_of(struct request *rq, u8 out[32])
+void api_author_of(struct request *rq, u8 out[32])
 {
 	memset(out, 0, 32);
 	if (rq->auth.caller.chain && !rq->auth.caller.root_admin)
@@ -722,7 +721,7 @@ static enum MHD_Result set_document(struct request *rq, const char *text,
 	}
 	u32 padded = (u32)((len + 15) / 16 * 16);
 	struct pstate_set h = {0};
-	author_of(rq, h.author);
+	api_author_of(rq, h.author);
 	h.rollback_of = so->rollback_of;
 	h.text_bytes = (u32)len;
 	if (so->reason)
@@ -1664,7 +1663,7 @@ static enum MHD_Result post_override(struct request *rq)
 					 "out of memory", NULL, NULL);
 	if (r != 0)
 		return reply_policy_err(rq, &err);
-	author_of(rq, c->author);
+	api_author_of(rq, c->author);
 	snprintf(c->platform, sizeof(c->platform), "%s", o.platform);
 	snprintf(c->range, sizeof(c->range), "%s", o.range_text);
 	snprintf(c->reason, sizeof(c->reason), "%s", o.reason);
@@ -1732,7 +1731,7 @@ static enum MHD_Result delete_override(struct request *rq)
 	if (!e)
 		return api_reply_problem(rq, PROBLEM_internal_error,
 					 "out of memory", NULL, NULL);
-	author_of(rq, e->author);
+	api_author_of(rq, e->author);
 	e->id = (u64)rq->path_id;
 	if (reason)
 		memcpy(e->reason, reason, strlen(reason));
@@ -1786,7 +1785,7 @@ enum MHD_Result policy_route_override_extend(struct request *rq)
 		json_decref(j);
 		return reply;
 	}
-	author_of(rq, e->author);
+	api_author_of(rq, e->author);
 	e->id = (u64)rq->path_id;
 	e->duration_s = (u32)dur;
 	if (reason)

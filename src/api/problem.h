@@ -86,6 +86,8 @@
 	  "The request's HTTP framing is ambiguous or malformed")              \
 	X(too_many_requests, "too-many-requests", 429,                         \
 	  "Too many requests in progress from this address")                   \
+	X(tls_switch_refused, "tls-switch-refused", 409,                       \
+	  "The served TLS certificate cannot be switched")                     \
 	X(internal_error, "internal-error", 500, "Internal error")
 
 enum problem {

@@ -232,6 +232,8 @@ enum route_scope {
 	  policy_route_activity)                                               \
 	X(probes, "/v1/probes", RP_NONE, RM_READ, RB_NONE, OP(POLICY_READ),    \
 	  0, RA_ANY, RF_UNGATED, probe_route_list)                             \
+	X(tls_switch, "/v1/tls/switch", RP_NONE, RM_POST, RB_SMALL, 0,         \
+	  OP(KEYS_ROTATE), RA_ANY, 0, tls_route_switch)                        \
 	X(healthz, "/healthz", RP_NONE, RM_READ, RB_NONE, 0, 0, RA_PUBLIC,     \
 	  RF_ALWAYS, server_route_healthz)                                     \
 	X(readyz, "/readyz", RP_NONE, RM_READ, RB_NONE, 0, 0, RA_PUBLIC, 0,    \

@@ -12,11 +12,19 @@
  * long as the connection, not just the handshake.
  */
 #include "api/tls.h"
+#include "core/clock.h"
+#include "core/command.h"
 #include "core/strerror.h"
+#include "engine/engine.h"
 #include "engine/logger.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <netdb.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <gnutls/abstract.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
@@ -35,6 +43,13 @@
 
 #define TLS_FILE_BYTES_MAX ((size_t)1 << 20)
 #define TLS_CHAIN_MAX	   16u
+/* The server's own switches waiting to be journaled (one per SIGHUP or
+ * date at most: a few). */
+#define TLS_QUEUE_MAX 16u
+/* The watcher's longest sleep: a wall clock stepped forward is noticed
+ * by then; and its wait after a journal failure. */
+#define TLS_WAKE_MAX_MS (60u * 1000u)
+#define TLS_RETRY_MS	1000u
 
 struct tls_creds {
 	atomic_uint refs;
@@ -46,8 +61,25 @@ struct tls_creds {
 
 struct api_tls {
 	pthread_mutex_t lock;
-	struct tls_creds *current; /* under lock */
-	char *cert_file, *key_file, *priority;
+	/* under lock: the pairs (standby NULL when none is configured),
+	 * which serves, and whether an operator chose the standby */
+	struct tls_creds *primary, *standby;
+	int serving; /* TLSSWITCH_PRIMARY or TLSSWITCH_STANDBY */
+	bool pinned;
+	/* the primary is not valid and the standby cannot replace it:
+	 * logged once, until that changes */
+	bool stuck;
+	struct tlsswitch queue[TLS_QUEUE_MAX]; /* to journal, oldest first */
+	unsigned nqueue;
+	u64 dropped; /* switches not journaled: the queue was full */
+	char *cert_file, *key_file, *standby_cert_file, *standby_key_file;
+	char *priority;
+
+	/* the watcher (api_tls_start) */
+	struct engine *e;
+	pthread_t thread;
+	bool started, stop, poked; /* under lock */
+	pthread_cond_t cond;	   /* CLOCK_MONOTONIC */
 };
 
 static pthread_mutex_t installed_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -196,6 +228,184 @@ int api_tls_cert_inspect(const char *path, struct api_tls_cert_info *info,
 	return ret;
 }
 
+/* ---- a remote endpoint (doctor --url) ---------------------------------- */
+
+static void printable(char *s)
+{
+	for (; *s; s++)
+		if (*s < 0x20 || *s > 0x7e)
+			*s = '?';
+}
+
+/* A TCP connection to host:port within timeout_ms (SO_SNDTIMEO bounds
+ * connect on Linux), or -errno. */
+static int dial(const char *host, unsigned short port, unsigned timeout_ms,
+		char *err, size_t err_bytes)
+{
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
+	struct timeval tv = {.tv_sec = timeout_ms / 1000u,
+			     .tv_usec = (long)(timeout_ms % 1000u) * 1000};
+	char name[300], svc[8];
+	size_t n = strlen(host);
+	int fd = -1, e = ECONNREFUSED;
+
+	if (n >= 2 && host[0] == '[' && host[n - 1] == ']')
+		snprintf(name, sizeof(name), "%.*s", (int)(n - 2), host + 1);
+	else
+		snprintf(name, sizeof(name), "%s", host);
+	snprintf(svc, sizeof(svc), "%u", (unsigned)port);
+	int g = getaddrinfo(name, svc, &hints, &res);
+	if (g != 0) {
+		snprintf(err, err_bytes, "%s: %s", name, gai_strerror(g));
+		return -EHOSTUNREACH;
+	}
+	for (struct addrinfo *a = res; a && fd < 0; a = a->ai_next) {
+		fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC,
+			    a->ai_protocol);
+		if (fd < 0) {
+			e = errno;
+			continue;
+		}
+		(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+		(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		if (connect(fd, a->ai_addr, a->ai_addrlen) != 0) {
+			e = errno;
+			close(fd);
+			fd = -1;
+		}
+	}
+	freeaddrinfo(res);
+	if (fd < 0)
+		snprintf(err, err_bytes, "%s port %s: %s", name, svc,
+			 tpw_strerror(e));
+	return fd < 0 ? -e : fd;
+}
+
+/* The peer's leaf, its DNs, and whether the chain verifies. */
+static int remote_read(gnutls_session_t s, const char *host,
+		       struct api_tls_remote *out, char *err, size_t err_bytes)
+{
+	unsigned n = 0;
+	const gnutls_datum_t *peers = gnutls_certificate_get_peers(s, &n);
+	gnutls_x509_crt_t crt = NULL;
+	gnutls_datum_t dn = {NULL, 0};
+	unsigned status = 0;
+	int ret = 0;
+
+	if (!peers || n == 0 || gnutls_x509_crt_init(&crt) != 0 ||
+	    gnutls_x509_crt_import(crt, &peers[0], GNUTLS_X509_FMT_DER) != 0 ||
+	    cert_info(crt, &out->leaf) != 0) {
+		snprintf(err, err_bytes,
+			 "no X.509 certificate that GnuTLS "
+			 "can read");
+		ret = -EPROTO;
+		goto cleanup;
+	}
+	if (gnutls_x509_crt_get_dn2(crt, &dn) == 0) {
+		snprintf(out->subject, sizeof(out->subject), "%.*s",
+			 (int)dn.size, (const char *)dn.data);
+		gnutls_free(dn.data);
+	}
+	if (gnutls_x509_crt_get_issuer_dn2(crt, &dn) == 0) {
+		snprintf(out->issuer, sizeof(out->issuer), "%.*s", (int)dn.size,
+			 (const char *)dn.data);
+		gnutls_free(dn.data);
+	}
+	printable(out->subject);
+	printable(out->issuer);
+	snprintf(out->version, sizeof(out->version), "%s",
+		 gnutls_protocol_get_name(gnutls_protocol_get_version(s)));
+	if (gnutls_certificate_verify_peers3(s, host, &status) != 0) {
+		snprintf(out->why, sizeof(out->why), "cannot be verified");
+	} else if (status != 0) {
+		gnutls_datum_t text = {NULL, 0};
+		if (gnutls_certificate_verification_status_print(
+			    status, GNUTLS_CRT_X509, &text, 0) == 0) {
+			snprintf(out->why, sizeof(out->why), "%.*s",
+				 (int)text.size, (const char *)text.data);
+			gnutls_free(text.data);
+		}
+		printable(out->why);
+	} else {
+		out->verified = true;
+	}
+cleanup:
+	if (crt)
+		gnutls_x509_crt_deinit(crt);
+	return ret;
+}
+
+int api_tls_remote_inspect(const char *host, unsigned short port,
+			   const char *ca_file, unsigned timeout_ms,
+			   struct api_tls_remote *out, char *err,
+			   size_t err_bytes)
+{
+	gnutls_certificate_credentials_t cred = NULL;
+	gnutls_session_t s = NULL;
+	char name[300];
+	size_t n = strlen(host);
+	int fd, ret, g;
+
+	memset(out, 0, sizeof(*out));
+	if (gnutls_certificate_allocate_credentials(&cred) != 0) {
+		snprintf(err, err_bytes, "out of memory");
+		return -ENOMEM;
+	}
+	g = ca_file ? gnutls_certificate_set_x509_trust_file(
+			      cred, ca_file, GNUTLS_X509_FMT_PEM)
+		    : gnutls_certificate_set_x509_system_trust(cred);
+	if (g <= 0) {
+		snprintf(err, err_bytes,
+			 "%s: no CA certificate that GnuTLS "
+			 "can read",
+			 ca_file ? ca_file : "the system's CAs");
+		gnutls_certificate_free_credentials(cred);
+		return -EINVAL;
+	}
+	fd = dial(host, port, timeout_ms, err, err_bytes);
+	if (fd < 0) {
+		gnutls_certificate_free_credentials(cred);
+		return fd;
+	}
+	/* The name to verify: a bracketed IPv6 address without brackets. */
+	if (n >= 2 && host[0] == '[' && host[n - 1] == ']')
+		snprintf(name, sizeof(name), "%.*s", (int)(n - 2), host + 1);
+	else
+		snprintf(name, sizeof(name), "%s", host);
+	ret = -EPROTO;
+	if (gnutls_init(&s, GNUTLS_CLIENT) != 0 ||
+	    gnutls_set_default_priority(s) != 0 ||
+	    gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, cred) != 0) {
+		snprintf(err, err_bytes, "cannot set up a TLS session");
+		goto cleanup;
+	}
+	/* SNI for a name; an address is sent none (RFC 6066). */
+	struct in6_addr a6;
+	struct in_addr a4;
+	if (inet_pton(AF_INET, name, &a4) != 1 &&
+	    inet_pton(AF_INET6, name, &a6) != 1)
+		(void)gnutls_server_name_set(s, GNUTLS_NAME_DNS, name,
+					     strlen(name));
+	gnutls_transport_set_int(s, fd);
+	gnutls_handshake_set_timeout(s, timeout_ms);
+	do {
+		g = gnutls_handshake(s);
+	} while (g < 0 && !gnutls_error_is_fatal(g));
+	if (g < 0) {
+		snprintf(err, err_bytes, "TLS handshake with %s port %u: %s",
+			 name, (unsigned)port, gnutls_strerror(g));
+		goto cleanup;
+	}
+	ret = remote_read(s, name, out, err, err_bytes);
+	(void)gnutls_bye(s, GNUTLS_SHUT_WR);
+cleanup:
+	if (s)
+		gnutls_deinit(s);
+	close(fd);
+	gnutls_certificate_free_credentials(cred);
+	return ret;
+}
+
 /* ---- credentials ------------------------------------------------------ */
 
 static void creds_free(struct tls_creds *c)
@@ -235,8 +445,23 @@ static bool key_matches(gnutls_privkey_t key, gnutls_pubkey_t cert_pub)
 	return same;
 }
 
-static int creds_check(struct tls_creds *c, const char *cert_file,
-		       const char *key_file, char *err, size_t err_bytes)
+/* Where a certificate stands at now. */
+static u8 validity(const struct api_tls_cert_info *ci, int64_t now)
+{
+	if (ci->not_after <= now)
+		return TLSSWITCH_EXPIRED;
+	if (ci->not_before > now)
+		return TLSSWITCH_NOT_YET_VALID;
+	return 0;
+}
+
+/* One pair of files and the words for it: "" or "standby ". */
+struct pair {
+	const char *cert_file, *key_file, *label;
+};
+
+static int creds_check(struct tls_creds *c, const struct pair *p, bool dates,
+		       char *err, size_t err_bytes)
 {
 	gnutls_x509_crt_t crt = NULL;
 	char when[32];
@@ -246,27 +471,27 @@ static int creds_check(struct tls_creds *c, const char *cert_file,
 	if (gnutls_pcert_export_x509(&c->pcert[0], &crt) != 0 ||
 	    cert_info(crt, &c->info) != 0) {
 		snprintf(err, err_bytes,
-			 "certificate %s: cannot read its first certificate",
-			 cert_file);
+			 "%scertificate %s: cannot read its first certificate",
+			 p->label, p->cert_file);
 		ret = -EINVAL;
 	} else if (!key_matches(c->key, c->pcert[0].pubkey)) {
 		snprintf(err, err_bytes,
-			 "key %s does not match the certificate in %s",
-			 key_file, cert_file);
+			 "%skey %s does not match the certificate in %s",
+			 p->label, p->key_file, p->cert_file);
 		ret = -EINVAL;
-	} else if (c->info.not_after <= now) {
+	} else if (dates && c->info.not_after <= now) {
 		utc(when, sizeof(when), c->info.not_after);
 		snprintf(err, err_bytes,
-			 "certificate %s expired at %s (not_after); install "
+			 "%scertificate %s expired at %s (not_after); install "
 			 "a renewed one",
-			 cert_file, when);
+			 p->label, p->cert_file, when);
 		ret = -EKEYEXPIRED;
-	} else if (c->info.not_before > now) {
+	} else if (dates && c->info.not_before > now) {
 		utc(when, sizeof(when), c->info.not_before);
 		snprintf(err, err_bytes,
-			 "certificate %s is not valid before %s (not_before; "
+			 "%scertificate %s is not valid before %s (not_before; "
 			 "is the clock right?)",
-			 cert_file, when);
+			 p->label, p->cert_file, when);
 		ret = -EKEYEXPIRED;
 	}
 	if (crt)
@@ -274,11 +499,13 @@ static int creds_check(struct tls_creds *c, const char *cert_file,
 	return ret;
 }
 
-static int creds_load(struct tls_creds **out, const char *cert_file,
-		      const char *key_file, char *err, size_t err_bytes)
+/* Read and check a pair; dates: refuse one that is not valid now. */
+static int creds_load(struct tls_creds **out, const struct pair *p, bool dates,
+		      char *err, size_t err_bytes)
 {
 	gnutls_datum_t cert = {NULL, 0}, key = {NULL, 0};
 	struct tls_creds *c = calloc(1, sizeof(*c));
+	char what_cert[32], what_key[32];
 	int ret;
 
 	*out = NULL;
@@ -286,10 +513,13 @@ static int creds_load(struct tls_creds **out, const char *cert_file,
 		snprintf(err, err_bytes, "out of memory");
 		return -ENOMEM;
 	}
+	snprintf(what_cert, sizeof(what_cert), "%scertificate", p->label);
+	snprintf(what_key, sizeof(what_key), "%skey", p->label);
 	atomic_init(&c->refs, 1);
-	ret = read_file("certificate", cert_file, false, &cert, err, err_bytes);
+	ret = read_file(what_cert, p->cert_file, false, &cert, err, err_bytes);
 	if (ret == 0)
-		ret = read_file("key", key_file, true, &key, err, err_bytes);
+		ret = read_file(what_key, p->key_file, true, &key, err,
+				err_bytes);
 	if (ret < 0)
 		goto cleanup;
 	c->npcert = TLS_CHAIN_MAX;
@@ -298,9 +528,9 @@ static int creds_load(struct tls_creds **out, const char *cert_file,
 	    c->npcert == 0) {
 		c->npcert = 0;
 		snprintf(err, err_bytes,
-			 "certificate %s: no PEM certificate chain (at most "
+			 "%s %s: no PEM certificate chain (at most "
 			 "%u certificates) that GnuTLS can read",
-			 cert_file, TLS_CHAIN_MAX);
+			 what_cert, p->cert_file, TLS_CHAIN_MAX);
 		ret = -EINVAL;
 		goto cleanup;
 	}
@@ -308,13 +538,13 @@ static int creds_load(struct tls_creds **out, const char *cert_file,
 	    gnutls_privkey_import_x509_raw(c->key, &key, GNUTLS_X509_FMT_PEM,
 					   NULL, 0) != 0) {
 		snprintf(err, err_bytes,
-			 "key %s: no unencrypted PEM private key that GnuTLS "
+			 "%s %s: no unencrypted PEM private key that GnuTLS "
 			 "can read",
-			 key_file);
+			 what_key, p->key_file);
 		ret = -EINVAL;
 		goto cleanup;
 	}
-	ret = creds_check(c, cert_file, key_file, err, err_bytes);
+	ret = creds_check(c, p, dates, err, err_bytes);
 	if (ret == 0) {
 		*out = c;
 		c = NULL;
@@ -326,23 +556,203 @@ cleanup:
 	return ret;
 }
 
-static void log_creds(const char *msg, const struct tls_creds *c)
+static void log_creds(const char *msg, const char *role,
+		      const struct tls_creds *c)
 {
 	char when[32];
 	utc(when, sizeof(when), c->info.not_after);
-	log_at(LOG_INFO, msg, LOG_STR("subject_cn", c->info.subject_cn),
+	log_at(LOG_INFO, msg, LOG_STR("role", role),
+	       LOG_STR("subject_cn", c->info.subject_cn),
 	       LOG_STR("serial", c->info.serial), LOG_STR("not_after", when),
 	       LOG_STR("sha256", c->info.fingerprint));
 }
 
+static struct pair primary_pair(const struct api_tls *t)
+{
+	return (struct pair){t->cert_file, t->key_file, ""};
+}
+
+static struct pair standby_pair(const struct api_tls *t)
+{
+	return (struct pair){t->standby_cert_file, t->standby_key_file,
+			     "standby "};
+}
+
+/* ---- switching -------------------------------------------------------- */
+
+static struct tls_creds *role_creds(struct api_tls *t, int role)
+{
+	return role == TLSSWITCH_STANDBY ? t->standby : t->primary;
+}
+
+/* Under t->lock: serve `to`, and fill the entry of the change. */
+static void switch_locked(struct api_tls *t, int to, u8 reason,
+			  struct tlsswitch *x)
+{
+	memset(x, 0, sizeof(*x));
+	x->reason = reason;
+	x->from = (u8)t->serving;
+	x->to = (u8)to;
+	/* serials are at most 40 hex digits: they fit */
+	memcpy(x->from_serial, role_creds(t, t->serving)->info.serial,
+	       strlen(role_creds(t, t->serving)->info.serial));
+	memcpy(x->to_serial, role_creds(t, to)->info.serial,
+	       strlen(role_creds(t, to)->info.serial));
+	t->serving = to;
+}
+
+static void log_switch(const struct tlsswitch *x)
+{
+	log_at(x->reason == TLSSWITCH_PRIMARY_VALID ? LOG_INFO : LOG_WARN,
+	       "TLS certificate switched",
+	       LOG_STR("reason", tlsswitch_reason_name(x->reason)),
+	       LOG_STR("from", tlsswitch_role_name(x->from)),
+	       LOG_STR("to", tlsswitch_role_name(x->to)),
+	       LOG_STR("from_serial", x->from_serial),
+	       LOG_STR("to_serial", x->to_serial));
+}
+
+/* Under t->lock: what the dates say at now.  Returns true with the
+ * entry in *x when the server switched; *stuck_now: the primary just
+ * became unusable with no valid standby to take over (log it). */
+static bool decide_locked(struct api_tls *t, int64_t now, struct tlsswitch *x,
+			  bool *stuck_now)
+{
+	u8 why;
+
+	*stuck_now = false;
+	if (!t->standby)
+		return false;
+	why = validity(&t->primary->info, now);
+	bool stuck = t->serving == TLSSWITCH_PRIMARY && why != 0 &&
+		     validity(&t->standby->info, now) != 0;
+	*stuck_now = stuck && !t->stuck;
+	t->stuck = stuck;
+	if (t->serving == TLSSWITCH_PRIMARY && why != 0 && !stuck) {
+		switch_locked(t, TLSSWITCH_STANDBY, why, x);
+		return true;
+	}
+	if (t->serving == TLSSWITCH_STANDBY && !t->pinned && why == 0) {
+		switch_locked(t, TLSSWITCH_PRIMARY, TLSSWITCH_PRIMARY_VALID, x);
+		return true;
+	}
+	return false;
+}
+
+/* Look at the dates; a switch is logged and queued for the watcher. */
+static void decide(struct api_tls *t)
+{
+	struct tlsswitch x;
+	bool switched, dropped = false, stuck;
+	char primary[41], standby[41];
+
+	pthread_mutex_lock(&t->lock);
+	switched = decide_locked(t, (int64_t)time(NULL), &x, &stuck);
+	if (stuck) {
+		memcpy(primary, t->primary->info.serial, sizeof(primary));
+		memcpy(standby, t->standby->info.serial, sizeof(standby));
+	}
+	if (switched) {
+		if (t->nqueue == TLS_QUEUE_MAX) {
+			memmove(t->queue, t->queue + 1,
+				sizeof(t->queue[0]) * (TLS_QUEUE_MAX - 1));
+			t->nqueue--;
+			t->dropped++;
+			dropped = true;
+		}
+		t->queue[t->nqueue++] = x;
+	}
+	t->poked = true;
+	pthread_cond_signal(&t->cond);
+	pthread_mutex_unlock(&t->lock);
+	if (switched)
+		log_switch(&x);
+	if (stuck)
+		log_at(LOG_ERROR,
+		       "TLS: the primary certificate is not valid and the "
+		       "standby is not valid either: the primary still serves; "
+		       "renew one and send SIGHUP",
+		       LOG_STR("primary_serial", primary),
+		       LOG_STR("standby_serial", standby));
+	if (dropped)
+		log_at(LOG_ERROR,
+		       "TLS switches not journaled: the queue is full (is "
+		       "the journal failing?)",
+		       LOG_NUM("queue", TLS_QUEUE_MAX));
+}
+
+bool api_tls_has_standby(struct api_tls *t)
+{
+	pthread_mutex_lock(&t->lock);
+	bool has = t->standby != NULL;
+	pthread_mutex_unlock(&t->lock);
+	return has;
+}
+
+int api_tls_serving(struct api_tls *t)
+{
+	pthread_mutex_lock(&t->lock);
+	int role = t->serving;
+	pthread_mutex_unlock(&t->lock);
+	return role;
+}
+
+int api_tls_switch(struct api_tls *t, int to, const unsigned char author[32],
+		   struct tlsswitch *out, char *err, size_t err_bytes)
+{
+	int64_t now = (int64_t)time(NULL);
+	char when[32];
+	int ret = 1;
+
+	pthread_mutex_lock(&t->lock);
+	struct tls_creds *c = to == TLSSWITCH_STANDBY ? t->standby : t->primary;
+	u8 why = c ? validity(&c->info, now) : 0;
+	if (!t->standby) {
+		snprintf(err, err_bytes,
+			 "no standby certificate is configured "
+			 "(tls_standby_cert_file)");
+		ret = -EINVAL;
+	} else if (why != 0) {
+		utc(when, sizeof(when),
+		    why == TLSSWITCH_EXPIRED ? c->info.not_after
+					     : c->info.not_before);
+		snprintf(err, err_bytes, "the %s certificate (serial %s) %s %s",
+			 tlsswitch_role_name((u8)to), c->info.serial,
+			 why == TLSSWITCH_EXPIRED ? "expired at"
+						  : "is not valid before",
+			 when);
+		ret = -EINVAL;
+	} else {
+		/* The standby stays until an operator says otherwise; the
+		 * primary hands the choice back to the dates. */
+		t->pinned = to == TLSSWITCH_STANDBY;
+		if (t->serving == to)
+			ret = 0;
+		else
+			switch_locked(t, to, TLSSWITCH_OPERATOR, out);
+	}
+	if (ret == 1)
+		memcpy(out->author, author, sizeof(out->author));
+	pthread_mutex_unlock(&t->lock);
+	if (ret == 1)
+		log_switch(out);
+	return ret;
+}
+
 /* ---- the context ------------------------------------------------------ */
 
-int api_tls_open(struct api_tls **out, const char *cert_file,
-		 const char *key_file, const char *priority, char *err,
+static char *dup_or_empty(const char *s)
+{
+	return strdup(s ? s : "");
+}
+
+int api_tls_open(struct api_tls **out, const struct api_tls_files *f, char *err,
 		 size_t err_bytes)
 {
+	const char *priority = f->priority;
 	gnutls_priority_t prio = NULL;
 	const char *where = NULL;
+	pthread_condattr_t ca;
 	struct api_tls *t;
 	int ret;
 
@@ -362,20 +772,35 @@ int api_tls_open(struct api_tls **out, const char *cert_file,
 		return -ENOMEM;
 	}
 	pthread_mutex_init(&t->lock, NULL);
-	t->cert_file = strdup(cert_file);
-	t->key_file = strdup(key_file);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&t->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	t->serving = TLSSWITCH_PRIMARY;
+	t->cert_file = dup_or_empty(f->cert_file);
+	t->key_file = dup_or_empty(f->key_file);
+	t->standby_cert_file = dup_or_empty(f->standby_cert_file);
+	t->standby_key_file = dup_or_empty(f->standby_key_file);
 	t->priority = strdup(priority);
-	if (!t->cert_file || !t->key_file || !t->priority) {
+	if (!t->cert_file || !t->key_file || !t->standby_cert_file ||
+	    !t->standby_key_file || !t->priority) {
 		snprintf(err, err_bytes, "out of memory");
 		api_tls_close(t);
 		return -ENOMEM;
 	}
-	ret = creds_load(&t->current, cert_file, key_file, err, err_bytes);
+	bool standby = t->standby_cert_file[0] != '\0';
+	struct pair pp = primary_pair(t), sp = standby_pair(t);
+	ret = creds_load(&t->primary, &pp, !standby, err, err_bytes);
+	if (ret == 0 && standby)
+		ret = creds_load(&t->standby, &sp, true, err, err_bytes);
 	if (ret < 0) {
 		api_tls_close(t);
 		return ret;
 	}
-	log_creds("TLS certificate loaded", t->current);
+	log_creds("TLS certificate loaded", "primary", t->primary);
+	if (t->standby)
+		log_creds("TLS certificate loaded", "standby", t->standby);
+	decide(t); /* journaled once the watcher starts */
 	*out = t;
 	return 0;
 }
@@ -384,14 +809,19 @@ void api_tls_close(struct api_tls *t)
 {
 	if (!t)
 		return;
+	api_tls_stop(t);
 	pthread_mutex_lock(&installed_lock);
 	if (installed == t)
 		installed = NULL;
 	pthread_mutex_unlock(&installed_lock);
-	creds_put(t->current);
+	creds_put(t->primary);
+	creds_put(t->standby);
 	pthread_mutex_destroy(&t->lock);
+	pthread_cond_destroy(&t->cond);
 	free(t->cert_file);
 	free(t->key_file);
+	free(t->standby_cert_file);
+	free(t->standby_key_file);
 	free(t->priority);
 	free(t);
 }
@@ -401,25 +831,152 @@ const char *api_tls_priority(const struct api_tls *t)
 	return t->priority;
 }
 
-int api_tls_reload(struct api_tls *t)
+/* Load one pair again; on success it replaces *slot (under t->lock). */
+static int reload_pair(struct api_tls *t, struct tls_creds **slot,
+		       const struct pair *p, const char *role)
 {
 	char err[API_TLS_ERR_BYTES];
 	struct tls_creds *c = NULL, *old;
-	int ret = creds_load(&c, t->cert_file, t->key_file, err, sizeof(err));
+	int ret = creds_load(&c, p, true, err, sizeof(err));
 
 	if (ret < 0) {
 		log_at(LOG_ERROR,
 		       "TLS reload refused: the current certificate stays",
-		       LOG_STR("reason", err));
+		       LOG_STR("role", role), LOG_STR("reason", err));
 		return ret;
 	}
 	pthread_mutex_lock(&t->lock);
-	old = t->current;
-	t->current = c;
+	old = *slot;
+	*slot = c;
 	pthread_mutex_unlock(&t->lock);
-	log_creds("TLS certificate reloaded", c);
+	log_creds("TLS certificate reloaded", role, c);
 	creds_put(old);
 	return 0;
+}
+
+int api_tls_reload(struct api_tls *t)
+{
+	struct pair pp = primary_pair(t), sp = standby_pair(t);
+	int ret = reload_pair(t, &t->primary, &pp, "primary");
+
+	if (t->standby_cert_file[0]) {
+		int r = reload_pair(t, &t->standby, &sp, "standby");
+		if (ret == 0)
+			ret = r;
+	}
+	decide(t);
+	return ret;
+}
+
+/* ---- the watcher ------------------------------------------------------ */
+
+/* Journal the first queued switch.  Returns 0, or a negative errno (it
+ * stays queued). */
+static int journal_one(struct api_tls *t, const struct tlsswitch *x)
+{
+	u8 payload[sizeof(struct command_header) + sizeof(*x)];
+	struct command_header h = {.kind = TLS_CMD_SWITCH,
+				   .ext_bytes = sizeof(*x)};
+	u32 result = 0;
+	struct engine_request req = {.op = ENGINE_COMMAND,
+				     .payload_bytes = sizeof(payload),
+				     .events = payload,
+				     .results = &result};
+
+	memcpy(payload, &h, sizeof(h));
+	memcpy(payload + sizeof(h), x, sizeof(*x));
+	int ret = engine_execute(t->e, &req);
+	if (ret != 0)
+		log_at(LOG_ERROR, "TLS switch not journaled yet",
+		       LOG_STR("to", tlsswitch_role_name(x->to)),
+		       LOG_STR("reason", tpw_strerror(-ret)));
+	else
+		log_at(LOG_INFO, "TLS switch journaled",
+		       LOG_STR("to", tlsswitch_role_name(x->to)),
+		       LOG_NUM("seq", req.seq));
+	return ret;
+}
+
+/* Milliseconds until the primary's next date that matters, at most
+ * TLS_WAKE_MAX_MS; under t->lock. */
+static u64 next_wake_ms(const struct api_tls *t, int64_t now)
+{
+	u64 ms = TLS_WAKE_MAX_MS;
+	int64_t at = 0;
+
+	if (!t->standby)
+		return ms;
+	if (t->primary->info.not_before > now)
+		at = t->primary->info.not_before;
+	else if (t->primary->info.not_after > now)
+		at = t->primary->info.not_after;
+	if (at > now && (u64)(at - now) * 1000u < ms)
+		ms = (u64)(at - now) * 1000u;
+	return ms;
+}
+
+static void *watcher_main(void *arg)
+{
+	struct api_tls *t = arg;
+
+	pthread_mutex_lock(&t->lock);
+	while (!t->stop) {
+		u64 wait_ms;
+		if (t->nqueue > 0) {
+			struct tlsswitch x = t->queue[0];
+			pthread_mutex_unlock(&t->lock);
+			int ret = journal_one(t, &x);
+			pthread_mutex_lock(&t->lock);
+			if (ret == 0) {
+				memmove(t->queue, t->queue + 1,
+					sizeof(t->queue[0]) * (t->nqueue - 1));
+				t->nqueue--;
+				continue;
+			}
+			wait_ms = TLS_RETRY_MS;
+		} else {
+			wait_ms = next_wake_ms(t, (int64_t)time(NULL));
+		}
+		if (!t->poked) {
+			struct timespec until = tpw_deadline_ms((long)wait_ms);
+			(void)pthread_cond_timedwait(&t->cond, &t->lock,
+						     &until);
+		}
+		if (t->poked || t->nqueue == 0) {
+			t->poked = false;
+			pthread_mutex_unlock(&t->lock);
+			decide(t);
+			pthread_mutex_lock(&t->lock);
+			t->poked = false;
+		}
+	}
+	pthread_mutex_unlock(&t->lock);
+	return NULL;
+}
+
+int api_tls_start(struct api_tls *t, struct engine *e)
+{
+	int ret;
+
+	t->e = e;
+	t->stop = false;
+	ret = pthread_create(&t->thread, NULL, watcher_main, t);
+	if (ret != 0)
+		return -ret;
+	t->started = true;
+	return 0;
+}
+
+void api_tls_stop(struct api_tls *t)
+{
+	if (!t->started)
+		return;
+	pthread_mutex_lock(&t->lock);
+	t->stop = true;
+	pthread_cond_signal(&t->cond);
+	pthread_mutex_unlock(&t->lock);
+	pthread_join(t->thread, NULL);
+	t->started = false;
 }
 
 /* ---- libmicrohttpd and GnuTLS ----------------------------------------- */
@@ -438,7 +995,7 @@ static struct tls_creds *current_get(void)
 	pthread_mutex_lock(&installed_lock);
 	if (installed) {
 		pthread_mutex_lock(&installed->lock);
-		c = installed->current;
+		c = role_creds(installed, installed->serving);
 		atomic_fetch_add(&c->refs, 1);
 		pthread_mutex_unlock(&installed->lock);
 	}
@@ -487,23 +1044,47 @@ void api_tls_connection_closed(struct MHD_Connection *conn)
 	gnutls_db_set_ptr(session, NULL);
 }
 
+static void metric_row(struct wbuf *b, const char *role,
+		       const struct api_tls_cert_info *info)
+{
+	wbuf_puts(b, "tpwallet_tls_certificate_not_after_seconds{role=\"");
+	wbuf_puts(b, role);
+	wbuf_puts(b, "\",serial=\"");
+	wbuf_puts(b, info->serial);
+	wbuf_puts(b, "\",subject_cn=\"");
+	wbuf_puts(b, info->subject_cn);
+	wbuf_puts(b, "\"} ");
+	wbuf_put_u64(b, info->not_after > 0 ? (uint64_t)info->not_after : 0);
+	wbuf_putc(b, '\n');
+}
+
 void api_tls_metrics(struct api_tls *t, struct wbuf *b)
 {
-	struct api_tls_cert_info info;
+	struct api_tls_cert_info primary, standby = {0};
+	bool has_standby;
+	int serving;
 
 	pthread_mutex_lock(&t->lock);
-	info = t->current->info;
+	primary = t->primary->info;
+	has_standby = t->standby != NULL;
+	if (has_standby)
+		standby = t->standby->info;
+	serving = t->serving;
 	pthread_mutex_unlock(&t->lock);
 	wbuf_puts(b, "# HELP tpwallet_tls_certificate_not_after_seconds When "
 		     "the certificate expires (seconds since the epoch).\n"
 		     "# TYPE tpwallet_tls_certificate_not_after_seconds "
-		     "gauge\n"
-		     "tpwallet_tls_certificate_not_after_seconds{role=\"server"
-		     "\",serial=\"");
-	wbuf_puts(b, info.serial);
-	wbuf_puts(b, "\",subject_cn=\"");
-	wbuf_puts(b, info.subject_cn);
-	wbuf_puts(b, "\"} ");
-	wbuf_put_u64(b, info.not_after > 0 ? (uint64_t)info.not_after : 0);
-	wbuf_putc(b, '\n');
+		     "gauge\n");
+	metric_row(b, "server",
+		   serving == TLSSWITCH_STANDBY ? &standby : &primary);
+	metric_row(b, "primary", &primary);
+	if (has_standby)
+		metric_row(b, "standby", &standby);
+	wbuf_puts(b, "# HELP tpwallet_tls_serving Which certificate the "
+		     "server serves (1) and which not (0).\n"
+		     "# TYPE tpwallet_tls_serving gauge\n"
+		     "tpwallet_tls_serving{role=\"primary\"} ");
+	wbuf_puts(b, serving == TLSSWITCH_PRIMARY ? "1\n" : "0\n");
+	wbuf_puts(b, "tpwallet_tls_serving{role=\"standby\"} ");
+	wbuf_puts(b, serving == TLSSWITCH_STANDBY ? "1\n" : "0\n");
 }

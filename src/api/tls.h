@@ -6,6 +6,16 @@
  * api_tls_reload (SIGHUP) without a restart, and handed to GnuTLS
  * through libmicrohttpd's certificate callback.
  *
+ * A standby pair (another CA or key) may be configured beside the
+ * primary: the server serves the primary and switches to the standby by
+ * itself when the primary is expired or not valid yet (looked at when
+ * opened, on api_tls_reload and by a thread that wakes at the primary's
+ * not_before or not_after), back to the primary once it is valid again
+ * (unless an operator chose the standby), and on api_tls_switch (an
+ * operator, POST /v1/tls/switch).  Every switch is logged, and the
+ * server's own ones are journaled by that thread (core/tlsswitch.h,
+ * TLS_CMD_SWITCH); the route journals the operator's.
+ *
  * Each connection holds a reference to the credentials it was given, so
  * a reload never frees what a handshake or an open connection still
  * uses; the old credentials go when their last connection closes.  Key
@@ -16,6 +26,7 @@
 #define TPW_API_TLS_H
 
 #include "api/wbuf.h"
+#include "core/tlsswitch.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -42,23 +53,81 @@ struct api_tls_cert_info {
 int api_tls_cert_inspect(const char *path, struct api_tls_cert_info *info,
 			 char *err, size_t err_bytes);
 
+/* What a TLS endpoint serves (`tpwallet doctor --url`): its leaf
+ * certificate, the subject's and issuer's DNs (RFC 4514, every byte
+ * outside printable ASCII as '?'), whether the chain verifies for host
+ * against ca_file (NULL: the system's CAs) and if not why, in GnuTLS's
+ * words. */
+struct api_tls_remote {
+	struct api_tls_cert_info leaf;
+	char subject[256], issuer[256];
+	bool verified;
+	char why[256];
+	char version[16]; /* "TLS1.3" */
+};
+
+/* Connect to host:port (a name, an IPv4 or a bracketed IPv6 address),
+ * shake hands without verifying (so a bad certificate is still seen),
+ * then verify.  Bounded by timeout_ms for the connect and the handshake
+ * each.  Returns 0 (the handshake worked; verified says the rest), or
+ * -errno with err saying why there is no certificate to look at. */
+int api_tls_remote_inspect(const char *host, unsigned short port,
+			   const char *ca_file, unsigned timeout_ms,
+			   struct api_tls_remote *out, char *err,
+			   size_t err_bytes);
+
 struct api_tls;
 
-/* Load and check cert_file (PEM chain, leaf first) and key_file (PEM,
- * mode 0600, ours); priority NULL for API_TLS_PRIORITY_DEFAULT.  Returns
- * 0, or -errno with err naming the file and what is wrong. */
-int api_tls_open(struct api_tls **out, const char *cert_file,
-		 const char *key_file, const char *priority, char *err,
+/* The files of a server: the primary pair, and optionally (both or
+ * neither, "" or NULL for none) the standby pair. */
+struct api_tls_files {
+	const char *cert_file, *key_file;
+	const char *standby_cert_file, *standby_key_file;
+	const char *priority; /* NULL or "": API_TLS_PRIORITY_DEFAULT */
+};
+
+/* Load and check the pairs: each certificate a PEM chain, leaf first;
+ * each key PEM, mode 0600, ours, matching its certificate.  The standby
+ * must be valid now; the primary too when there is no standby (with
+ * one, a primary that is expired or not valid yet is loaded and the
+ * standby serves).  Returns 0, or -errno with err naming the file and
+ * what is wrong. */
+int api_tls_open(struct api_tls **out, const struct api_tls_files *f, char *err,
 		 size_t err_bytes);
 void api_tls_close(struct api_tls *t);
+
+/* Start the thread that switches at the primary's dates and journals
+ * the server's own switches through e (api_server_start), and stop it
+ * (api_server_stop, before the engine closes).  start returns 0 or a
+ * negative errno. */
+struct engine;
+int api_tls_start(struct api_tls *t, struct engine *e);
+void api_tls_stop(struct api_tls *t);
 
 /* The priority string libmicrohttpd is given. */
 const char *api_tls_priority(const struct api_tls *t);
 
-/* Read the files again; if the new pair passes every check of
- * api_tls_open, new connections get it; otherwise the current pair
- * stays.  Logs either way.  Returns 0 or -errno. */
+/* Read the files again; each new pair that passes every check of
+ * api_tls_open (valid now, for the primary too) replaces its old one,
+ * otherwise the old one stays; then switch if the dates say so.  New
+ * connections get what serves.  Logs either way.  Returns 0 or -errno
+ * (a pair refused). */
 int api_tls_reload(struct api_tls *t);
+
+/* Is a standby configured; which role serves now (TLSSWITCH_PRIMARY or
+ * TLSSWITCH_STANDBY). */
+bool api_tls_has_standby(struct api_tls *t);
+int api_tls_serving(struct api_tls *t);
+
+/* An operator's switch to role `to` (TLSSWITCH_PRIMARY or _STANDBY),
+ * by author (a principal id, zero for the administrator).  Returns 1
+ * when it switched, with the entry to journal in *out; 0 when `to`
+ * already serves; or -EINVAL with why in err (no standby configured,
+ * or the certificate asked for is not valid now). Choosing the standby
+ * keeps it serving until an operator switches back; choosing the
+ * primary lets the dates decide again. */
+int api_tls_switch(struct api_tls *t, int to, const unsigned char author[32],
+		   struct tlsswitch *out, char *err, size_t err_bytes);
 
 /* The server's hooks (server.c): make t the credentials the certificate
  * callback serves (one per process), the callback itself (a
@@ -70,7 +139,9 @@ struct MHD_Connection;
 void api_tls_connection_closed(struct MHD_Connection *c);
 
 /* tpwallet_tls_certificate_not_after_seconds for the served chain's
- * leaf (role="server"). */
+ * leaf (role="server"), the primary's (role="primary") and the
+ * standby's (role="standby", when configured); tpwallet_tls_serving
+ * {role="primary|standby"}: 1 for the one that serves. */
 void api_tls_metrics(struct api_tls *t, struct wbuf *b);
 
 #endif

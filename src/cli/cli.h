@@ -37,6 +37,7 @@ int cmd_witness(int argc, char **argv);
 int cmd_call(int argc, char **argv);
 int cmd_principal(int argc, char **argv);
 int cmd_keys(int argc, char **argv);
+int cmd_tls(int argc, char **argv);
 int cmd_delegate(int argc, char **argv);
 int cmd_version(int argc, char **argv);
 int cmd_doctor(int argc, char **argv);
@@ -104,6 +105,10 @@ struct settings {
 	char tls_cert_file[4096];
 	char tls_key_file[4096];
 	char tls_priority[512];
+	/* The standby pair (docs/operations.md, "Standby certificate"):
+	 * both or none, beside tls_cert_file. */
+	char tls_standby_cert_file[4096];
+	char tls_standby_key_file[4096];
 };
 
 /* Defaults, then the config file (if any), then the environment. */
@@ -167,6 +172,11 @@ struct client {
 };
 
 void client_init(struct client *c, const char *prog);
+
+/* The start of a command with subcommands: no argument is a usage error
+ * (usage on stderr, EXIT_USAGE), --help or -h the usage on stdout (0);
+ * else -1: go on with argv[1], the subcommand. */
+int client_subcommand_or_help(int argc, char **argv, void (*usage)(FILE *));
 
 /* Text from a server or an unverified file, made safe for a terminal:
  * control characters become '?'.  NULL prints nothing. */

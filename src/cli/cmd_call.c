@@ -57,7 +57,8 @@ const char client_usage_common[] =
 	"                     http:// or https:// (verified)\n"
 	"  --cacert FILE      trust the CA certificates in FILE (PEM) for "
 	"https,\n"
-	"                     instead of the system's\n"
+	"                     instead of the system's (default "
+	"$TPWALLET_CACERT)\n"
 	"  --data DIR         data directory for the admin files (default "
 	"$TPWALLET_DATA,\n"
 	"                     else ./" CLIENT_DATA_DEFAULT ")\n"
@@ -83,7 +84,22 @@ void client_init(struct client *c, const char *prog)
 	c->server = env && env[0] ? env : CLIENT_SERVER_DEFAULT;
 	env = getenv("TPWALLET_DATA");
 	c->data_dir = env && env[0] ? env : CLIENT_DATA_DEFAULT;
+	env = getenv("TPWALLET_CACERT");
+	c->ca_file = env && env[0] ? env : NULL;
 	c->timeout_s = CLIENT_TIMEOUT_S_DEFAULT;
+}
+
+int client_subcommand_or_help(int argc, char **argv, void (*usage)(FILE *))
+{
+	if (argc < 2) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+		usage(stdout);
+		return 0;
+	}
+	return -1;
 }
 
 int client_option(struct client *c, int opt, const char *arg, bool with_auth)

@@ -63,7 +63,14 @@
 #define DOCTOR_EXIT_ACTION 1
 #define DOCTOR_EXIT_ABSENT 3
 
-#define RESULTS_MAX	     64u
+#define RESULTS_MAX 96u
+/* The expiry list: two TLS certificates, a remote one, the current
+ * signing key, PREVIOUS_EXPIRIES_LISTED previous keys and one line for
+ * the rest, the KEK. */
+#define EXPIRIES_MAX		 16u
+#define PREVIOUS_EXPIRIES_LISTED 4u
+/* doctor --url: the connect and the handshake, each. */
+#define REMOTE_TIMEOUT_MS    10000u
 #define DETAIL_BYTES	     1024u
 #define PATH_BYTES_MAX	     (PATH_MAX + 64)
 #define WARN_DAYS_DEFAULT    14u
@@ -99,6 +106,15 @@ struct result {
 	char detail[DETAIL_BYTES];
 };
 
+/* One line of the expiry list (check_expiries): when, and what. */
+struct expiry {
+	int64_t at;   /* INT64_MIN: unreadable (first); INT64_MAX: no end */
+	size_t order; /* ties keep the order they were added in */
+	enum status status;
+	const char *name; /* static storage */
+	char detail[DETAIL_BYTES];
+};
+
 struct doctor {
 	struct settings s;
 	unsigned warn_days;
@@ -122,6 +138,14 @@ struct doctor {
 	const char *channel, *country, *languages;
 	/* --server: the running server asked for its probes' results. */
 	const char *server;
+	/* --url: a TLS endpoint (a gateway in front, or the server) whose
+	 * certificate joins the expiry list; --cacert: what it must verify
+	 * against (NULL: the system's CAs). */
+	const char *url, *cacert;
+
+	/* What expires, gathered by the checks, reported soonest first. */
+	struct expiry expiries[EXPIRIES_MAX];
+	size_t nexpiries;
 
 	struct result results[RESULTS_MAX];
 	size_t nresults;
@@ -153,6 +177,27 @@ static void report(struct doctor *d, enum status st, const char *name,
 	for (char *p = r->detail; *p; p++)
 		if (*p == '\n' || *p == '\r')
 			*p = ' ';
+}
+
+/* An entry of the expiry list (reported by check_expiries). */
+static void expires(struct doctor *d, int64_t at, enum status st,
+		    const char *name, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+static void expires(struct doctor *d, int64_t at, enum status st,
+		    const char *name, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (d->nexpiries == EXPIRIES_MAX)
+		return; /* EXPIRIES_MAX counts every producer */
+	struct expiry *x = &d->expiries[d->nexpiries++];
+	x->at = at;
+	x->order = d->nexpiries - 1;
+	x->status = st;
+	x->name = name;
+	va_start(ap, fmt);
+	vsnprintf(x->detail, sizeof(x->detail), fmt, ap);
+	va_end(ap);
 }
 
 /* ---- formatting ---------------------------------------------------------- */
@@ -315,6 +360,10 @@ static void check_kek(struct doctor *d)
 		report(d, STATUS_OK, name,
 		       "from %s (it wins over %s), KEK id %s...",
 		       KEYRING_KEK_ENV, path, id);
+		expires(d, INT64_MAX, STATUS_OK, "key-encryption key age",
+			"from %s: its age is not known here; a KEK has no "
+			"end date (docs/keys.md)",
+			KEYRING_KEK_ENV);
 		return;
 	}
 	if (lstat(path, &st) != 0) {
@@ -352,6 +401,12 @@ static void check_kek(struct doctor *d)
 	kek_id_hex(d->kek, id);
 	report(d, STATUS_OK, name, "%s (mode %04o), KEK id %s...", path, mode,
 	       id);
+	char since[40], age[48];
+	expires(d, INT64_MAX, STATUS_OK, "key-encryption key age",
+		"%s: %s (written %s); replace it by hand if your policy "
+		"asks (docs/keys.md)",
+		path, fmt_age(age, sizeof(age), d->now - (int64_t)st.st_mtime),
+		fmt_date(since, sizeof(since), (int64_t)st.st_mtime, false));
 }
 
 /* ---- signing keys -------------------------------------------------------- */
@@ -449,6 +504,49 @@ static void check_previous_keys(struct doctor *d, const struct keyring *kr,
 		report(d, STATUS_OK, "previous keys", "%s", list);
 }
 
+/* The signing keys in the expiry list (docs/keys.md, "Rotation and the
+ * overlap window"): the current key's scheduled rotation, which the
+ * server makes by itself (overdue: warn, as `signing keys` says), and
+ * when the previous keys stop verifying (planned when they were
+ * retired: listed, not warned about here; `key verifying ends` does). */
+static void keys_expiries(struct doctor *d, const struct keyring *kr,
+			  const struct keyring_key *cur)
+{
+	char since[40], due_s[40], age[48];
+	size_t listed = 0, more = 0;
+
+	if (cur) {
+		int64_t period_s = (int64_t)d->s.key_rotation_days * 86400;
+		int64_t due =
+			period_s ? cur->activate_at + period_s : INT64_MAX;
+		expires(d, due, due <= d->now ? STATUS_WARN : STATUS_OK,
+			"signing key rotation",
+			"current %.4s... (%s, since %s) rotates %s%s", cur->kid,
+			fmt_age(age, sizeof(age), d->now - cur->activate_at),
+			fmt_date(since, sizeof(since), cur->activate_at, false),
+			period_s ? "at " : "never: key_rotation_days = 0",
+			period_s ? fmt_date(due_s, sizeof(due_s), due, true)
+				 : "");
+	}
+	for (size_t i = 0; i < keyring_count(kr) && i < KEYRING_KEYS_MAX; i++) {
+		const struct keyring_key *k = keyring_key_at(kr, i);
+		if ((cur && strcmp(k->kid, cur->kid) == 0) ||
+		    k->expires_at == KEYRING_NEVER || k->expires_at <= d->now)
+			continue;
+		if (listed == PREVIOUS_EXPIRIES_LISTED) {
+			more++;
+			continue;
+		}
+		expires(d, k->expires_at, STATUS_OK, "signing key verifying",
+			"previous %.4s... stops verifying at %s", k->kid,
+			fmt_date(due_s, sizeof(due_s), k->expires_at, true));
+		listed++;
+	}
+	if (more)
+		expires(d, INT64_MAX - 1, STATUS_OK, "signing key verifying",
+			"and %zu more previous keys (see previous keys)", more);
+}
+
 static void check_keys(struct doctor *d)
 {
 	const char *name = "signing keys";
@@ -518,6 +616,7 @@ static void check_keys(struct doctor *d)
 		       since, fmt_date(due_s, sizeof(due_s), due, false),
 		       unauth);
 previous:
+	keys_expiries(d, kr, cur);
 	check_previous_keys(d, kr, cur);
 	check_verifying_ends(d, kr);
 	keyring_free(kr);
@@ -1106,54 +1205,164 @@ static void check_witnesses(struct doctor *d)
 		report(d, STATUS_OK, name, "%u cosigning", total);
 }
 
-/* ---- TLS ----------------------------------------------------------------- */
+/* ---- TLS and the expiry list --------------------------------------------- */
 
-/* The served certificate (settings tls_cert_file): warn 30 and 14 days
- * before its not_after, action from 3 days before and once it expired
- * or when it is not valid yet.  Nothing when the server speaks plain
- * HTTP. */
-static void check_tls(struct doctor *d)
+/* The status of a certificate that ends at not_after: warn 30 and 14
+ * days before, action from 3 days before; the step it is within in
+ * *within_days (0: none). */
+static enum status tls_steps(const struct doctor *d, int64_t not_after,
+			     unsigned *within_days)
 {
-	const char *name = "tls certificate";
-	struct api_tls_cert_info ci;
-	char err[API_TLS_ERR_BYTES], when[40];
 	static const unsigned steps[] = {3, 14, 30};
+	int64_t left = not_after - d->now;
 
-	if (!d->s.tls_cert_file[0])
-		return;
-	if (api_tls_cert_inspect(d->s.tls_cert_file, &ci, err, sizeof(err)) <
-	    0) {
-		report(d, STATUS_ACTION, name,
-		       "%s (the server refuses to start)", err);
-		return;
-	}
-	fmt_date(when, sizeof(when), ci.not_after, true);
-	if (ci.not_after <= d->now) {
-		report(d, STATUS_ACTION, name,
-		       "%s (serial %s) expired at %s: install a renewed one "
-		       "and send SIGHUP (docs/operations.md, TLS)",
-		       d->s.tls_cert_file, ci.serial, when);
-		return;
-	}
-	if (ci.not_before > d->now) {
-		report(d, STATUS_ACTION, name,
-		       "%s (serial %s) is not valid before %s",
-		       d->s.tls_cert_file, ci.serial,
-		       fmt_date(when, sizeof(when), ci.not_before, true));
-		return;
-	}
-	int64_t left = ci.not_after - d->now;
+	*within_days = 0;
 	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
 		if (left > (int64_t)steps[i] * 86400)
 			continue;
-		report(d, i == 0 ? STATUS_ACTION : STATUS_WARN, name,
-		       "%s (serial %s) expires within %u days, at %s: renew "
-		       "it and send SIGHUP (docs/operations.md, TLS)",
-		       d->s.tls_cert_file, ci.serial, steps[i], when);
+		*within_days = steps[i];
+		return i == 0 ? STATUS_ACTION : STATUS_WARN;
+	}
+	return STATUS_OK;
+}
+
+/* A certificate of the settings (tls_cert_file, tls_standby_cert_file)
+ * in the expiry list: warn 30 and 14 days before its not_after, action
+ * from 3 days before, once it expired or when it is not valid yet.  Its
+ * fingerprint in fp (for --url), "" when unreadable. */
+static void tls_expiry(struct doctor *d, const char *name, const char *path,
+		       char fp[65])
+{
+	struct api_tls_cert_info ci;
+	char err[API_TLS_ERR_BYTES], when[40];
+	unsigned within;
+
+	fp[0] = '\0';
+	if (api_tls_cert_inspect(path, &ci, err, sizeof(err)) < 0) {
+		expires(d, INT64_MIN, STATUS_ACTION, name,
+			"%s (the server refuses to start)", err);
 		return;
 	}
-	report(d, STATUS_OK, name, "%s (serial %s, CN %s) valid until %s",
-	       d->s.tls_cert_file, ci.serial, ci.subject_cn, when);
+	memcpy(fp, ci.fingerprint, 65);
+	fmt_date(when, sizeof(when), ci.not_after, true);
+	if (ci.not_after <= d->now) {
+		expires(d, ci.not_after, STATUS_ACTION, name,
+			"%s (serial %s) expired at %s: install a renewed one "
+			"and send SIGHUP (docs/operations.md, TLS)",
+			path, ci.serial, when);
+		return;
+	}
+	if (ci.not_before > d->now) {
+		expires(d, ci.not_after, STATUS_ACTION, name,
+			"%s (serial %s) is not valid before %s", path,
+			ci.serial,
+			fmt_date(when, sizeof(when), ci.not_before, true));
+		return;
+	}
+	enum status st = tls_steps(d, ci.not_after, &within);
+	if (within)
+		expires(d, ci.not_after, st, name,
+			"%s (serial %s) expires within %u days, at %s: renew "
+			"it and send SIGHUP (docs/operations.md, TLS)",
+			path, ci.serial, within, when);
+	else
+		expires(d, ci.not_after, STATUS_OK, name,
+			"%s (serial %s, CN %s) valid until %s", path, ci.serial,
+			ci.subject_cn, when);
+}
+
+/* doctor --url: what the endpoint serves, whether it verifies, when it
+ * expires, and whether it is this server's primary or standby. */
+static void remote_expiry(struct doctor *d, const char *primary_fp,
+			  const char *standby_fp)
+{
+	const char *name = "remote certificate";
+	struct http_url u;
+	struct api_tls_remote r;
+	char err[API_TLS_ERR_BYTES], when[40];
+	const char *which = "";
+	bool standby_serves = false;
+	unsigned within;
+
+	/* cmd_doctor checked the URL */
+	(void)http_url_parse(d->url, &u);
+	if (api_tls_remote_inspect(u.host, u.port, d->cacert, REMOTE_TIMEOUT_MS,
+				   &r, err, sizeof(err)) < 0) {
+		expires(d, INT64_MIN, STATUS_ACTION, name, "%s: %s", u.origin,
+			err);
+		return;
+	}
+	enum status st = tls_steps(d, r.leaf.not_after, &within);
+	if (r.leaf.not_after <= d->now || r.leaf.not_before > d->now ||
+	    !r.verified)
+		st = STATUS_ACTION;
+	if (primary_fp[0] && strcmp(primary_fp, r.leaf.fingerprint) == 0)
+		which = "; this server's primary (tls_cert_file)";
+	else if (standby_fp[0] && strcmp(standby_fp, r.leaf.fingerprint) == 0) {
+		which = "; this server's standby (tls_standby_cert_file) "
+			"serves: renew the primary, or `tpwallet tls switch "
+			"--to primary` once it is valid";
+		standby_serves = true;
+	}
+	if (standby_serves && st == STATUS_OK)
+		st = STATUS_WARN;
+	expires(d, r.leaf.not_after, st, name,
+		"%s serves \"%s\" (serial %s), issued by \"%s\", %s %s%s; "
+		"%s %s%s%s%s",
+		u.origin, r.subject, r.leaf.serial, r.issuer,
+		r.leaf.not_after <= d->now ? "expired at" : "valid until",
+		fmt_date(when, sizeof(when), r.leaf.not_after, true),
+		r.leaf.not_before > d->now ? " but not valid yet" : "",
+		r.verified ? "verifies against" : "does not verify against",
+		d->cacert ? d->cacert : "the system's CAs",
+		r.verified ? "" : ": ", r.verified ? "" : r.why, which);
+}
+
+static int by_date(const void *a, const void *b)
+{
+	const struct expiry *x = a, *y = b;
+	if (x->at != y->at)
+		return x->at < y->at ? -1 : 1;
+	return x->order < y->order ? -1 : x->order > y->order;
+}
+
+/* Days left, or since, for the start of an expiry line. */
+static void days_text(const struct doctor *d, int64_t at, char *buf, size_t cap)
+{
+	if (at == INT64_MIN)
+		snprintf(buf, cap, "unreadable");
+	else if (at >= INT64_MAX - 1)
+		snprintf(buf, cap, "no end date");
+	else if (at > d->now)
+		snprintf(buf, cap, "in %lld days",
+			 (long long)((at - d->now + 86399) / 86400));
+	else
+		snprintf(buf, cap, "%lld days ago",
+			 (long long)((d->now - at) / 86400));
+}
+
+/* Everything that expires, in one list soonest first (docs/operations.md,
+ * "Expiry in view"): the TLS certificates of the settings, the one a
+ * --url endpoint serves, the signing keys and the KEK's age (gathered by
+ * check_keys and check_kek).  Each line starts with the days left. */
+static void check_expiries(struct doctor *d)
+{
+	char primary_fp[65] = "", standby_fp[65] = "", days[40];
+
+	if (d->s.tls_cert_file[0])
+		tls_expiry(d, "tls certificate", d->s.tls_cert_file,
+			   primary_fp);
+	if (d->s.tls_standby_cert_file[0])
+		tls_expiry(d, "tls standby certificate",
+			   d->s.tls_standby_cert_file, standby_fp);
+	if (d->url)
+		remote_expiry(d, primary_fp, standby_fp);
+	qsort(d->expiries, d->nexpiries, sizeof(d->expiries[0]), by_date);
+	for (size_t i = 0; i < d->nexpiries; i++) {
+		const struct expiry *x = &d->expiries[i];
+		days_text(d, x->at, days, sizeof(days));
+		report(d, x->status, x->name, "%s: %s", days, x->detail);
+	}
 }
 
 /* ---- snapshots ----------------------------------------------------------- */
@@ -1704,7 +1913,7 @@ static const struct {
 	{"journal", check_journal},
 	{"audit log", check_audit},
 	{"witnesses", check_witnesses},
-	{"tls certificate", check_tls},
+	{"expiry list", check_expiries},
 	{"snapshots", check_snapshots},
 	{"store", check_store},
 	{"client policy", check_policy},
@@ -1780,7 +1989,9 @@ static void usage(FILE *f)
 		"                       [--warn-days N]\n"
 		"                       [--client-version PLATFORM/VERSION "
 		"[--channel C] [--country CC]\n"
-		"                        | --request FILE] [--server URL]\n\n"
+		"                        | --request FILE] [--server URL]\n"
+		"                       [--url https://HOST[:PORT] "
+		"[--cacert FILE]]\n\n"
 		"Check a data directory offline (a server may be running on "
 		"it: doctor\nonly reads): the directory, the key-encryption "
 		"key, the signing keys and\ntheir rotation, the "
@@ -1798,7 +2009,13 @@ static void usage(FILE *f)
 		"decision for that client, its rule and since when.\n"
 		"With --server URL, the running server's probes (GET "
 		"/v1/probes, with\nDATA/admin.token): a warn line for each "
-		"probe whose gateway refuses\nwhat the policy serves.\n\n"
+		"probe whose gateway refuses\nwhat the policy serves.\n"
+		"What expires is one list, soonest first: the TLS "
+		"certificates (warn 30\nand 14 days ahead, action from 3), "
+		"the signing keys' rotation and ends,\nthe KEK's age; with "
+		"--url, the certificate that endpoint serves (a\ngateway in "
+		"front, or this server: which of its two), verified against\n"
+		"--cacert FILE or the system's CAs.\n\n"
 		"Exit status: 0 nothing needs action, 1 something does, 2 "
 		"usage, 3 the\ndata directory does not exist.  See "
 		"docs/operations.md, Diagnosis.\n\n"
@@ -1821,6 +2038,8 @@ int cmd_doctor(int argc, char **argv)
 		{"country", required_argument, NULL, 'K'},
 		{"request", required_argument, NULL, 'R'},
 		{"server", required_argument, NULL, 'S'},
+		{"url", required_argument, NULL, 'U'},
+		{"cacert", required_argument, NULL, 'A'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -1834,7 +2053,7 @@ int cmd_doctor(int argc, char **argv)
 		return EXIT_SOFTWARE;
 	d->warn_days = WARN_DAYS_DEFAULT;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "d:c:k:jw:hV:C:K:R:S:", opts,
+	while ((c = getopt_long(argc, argv, "d:c:k:jw:hV:C:K:R:S:U:A:", opts,
 				NULL)) != -1) {
 		switch (c) {
 		case 'V':
@@ -1843,6 +2062,20 @@ int cmd_doctor(int argc, char **argv)
 			break;
 		case 'C': d->channel = optarg; break;
 		case 'S': d->server = optarg; break;
+		case 'U': {
+			struct http_url u;
+			if (http_url_parse(optarg, &u) != 0 || !u.tls) {
+				fprintf(stderr,
+					"tpwallet doctor: --url wants "
+					"https://HOST[:PORT], not '%s'\n",
+					optarg);
+				ret = EXIT_USAGE;
+				goto cleanup;
+			}
+			d->url = optarg;
+			break;
+		}
+		case 'A': d->cacert = optarg; break;
 		case 'K': d->country = optarg; break;
 		case 'R':
 			if (read_request(d, optarg) != 0) {

@@ -101,14 +101,8 @@ int cmd_keys(int argc, char **argv)
 	size_t s;
 	int opt, r;
 
-	if (argc < 2) {
-		usage(stderr);
-		return EXIT_USAGE;
-	}
-	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-		usage(stdout);
-		return 0;
-	}
+	if ((r = client_subcommand_or_help(argc, argv, usage)) >= 0)
+		return r;
 	for (s = 0; s < sizeof(subs) / sizeof(subs[0]); s++)
 		if (strcmp(argv[1], subs[s].name) == 0)
 			break;

@@ -404,14 +404,9 @@ int cmd_principal(int argc, char **argv)
 	struct client c;
 	size_t s;
 
-	if (argc < 2) {
-		usage(stderr);
-		return EXIT_USAGE;
-	}
-	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-		usage(stdout);
-		return 0;
-	}
+	int r = client_subcommand_or_help(argc, argv, usage);
+	if (r >= 0)
+		return r;
 	for (s = 0; s < sizeof(subs) / sizeof(subs[0]); s++)
 		if (strcmp(argv[1], subs[s].name) == 0)
 			break;

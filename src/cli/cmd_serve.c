@@ -219,10 +219,24 @@ int cmd_serve(int argc, char **argv)
 				"\"TLS\")\n");
 		return EXIT_USAGE;
 	}
+	if (!s.tls_standby_cert_file[0] != !s.tls_standby_key_file[0] ||
+	    (s.tls_standby_cert_file[0] && !s.tls_cert_file[0])) {
+		fprintf(stderr, "tpwallet serve: tls_standby_cert_file and "
+				"tls_standby_key_file go together, beside "
+				"tls_cert_file (docs/operations.md, \"Standby "
+				"certificate\")\n");
+		return EXIT_USAGE;
+	}
 	if (s.tls_cert_file[0]) {
 		char terr[API_TLS_ERR_BYTES];
-		if (api_tls_open(&tls, s.tls_cert_file, s.tls_key_file,
-				 s.tls_priority, terr, sizeof(terr)) < 0) {
+		struct api_tls_files tf = {
+			.cert_file = s.tls_cert_file,
+			.key_file = s.tls_key_file,
+			.standby_cert_file = s.tls_standby_cert_file,
+			.standby_key_file = s.tls_standby_key_file,
+			.priority = s.tls_priority,
+		};
+		if (api_tls_open(&tls, &tf, terr, sizeof(terr)) < 0) {
 			fprintf(stderr, "tpwallet serve: %s\n", terr);
 			return EXIT_USAGE;
 		}
@@ -475,6 +489,11 @@ int cmd_serve(int argc, char **argv)
 		return EXIT_SOFTWARE;
 	}
 	logger_start_async();
+	if (tls && (ret = api_tls_start(tls, e)) < 0)
+		log_at(LOG_ERROR,
+		       "cannot start the TLS watcher: no switch at the primary "
+		       "certificate's dates, none journaled",
+		       LOG_NUM("errno", -ret));
 	ret = expirer_start(expirer, e);
 	if (ret < 0)
 		log_at(LOG_ERROR,

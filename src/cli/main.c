@@ -24,6 +24,8 @@ const struct command commands[] = {
 	{"principal", cmd_principal,
 	 "create, register, list and identify principals (Ed25519 keys)"},
 	{"keys", cmd_keys, "list or rotate the server's signing keys"},
+	{"tls", cmd_tls,
+	 "switch the served TLS certificate (primary or standby)"},
 	{"delegate", cmd_delegate,
 	 "issue, inspect, verify and revoke mandates (delegation chains)"},
 	{"policy", cmd_policy, "set, diff and evaluate the client policy"},

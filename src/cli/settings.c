@@ -212,6 +212,12 @@ int settings_set(struct settings *s, const char *key, const char *value)
 			       value);
 	} else if (strcmp(key, "tls_key_file") == 0) {
 		ret = copy_str(s->tls_key_file, sizeof(s->tls_key_file), value);
+	} else if (strcmp(key, "tls_standby_cert_file") == 0) {
+		ret = copy_str(s->tls_standby_cert_file,
+			       sizeof(s->tls_standby_cert_file), value);
+	} else if (strcmp(key, "tls_standby_key_file") == 0) {
+		ret = copy_str(s->tls_standby_key_file,
+			       sizeof(s->tls_standby_key_file), value);
 	} else if (strcmp(key, "tls_priority") == 0) {
 		ret = copy_str(s->tls_priority, sizeof(s->tls_priority), value);
 	} else if (strcmp(key, "client_policy_max_blocked_share") == 0) {
@@ -369,6 +375,8 @@ static const struct {
 	{"TPWALLET_TLS_CERT_FILE", "tls_cert_file"},
 	{"TPWALLET_TLS_KEY_FILE", "tls_key_file"},
 	{"TPWALLET_TLS_PRIORITY", "tls_priority"},
+	{"TPWALLET_TLS_STANDBY_CERT_FILE", "tls_standby_cert_file"},
+	{"TPWALLET_TLS_STANDBY_KEY_FILE", "tls_standby_key_file"},
 };
 
 int settings_load(struct settings *s, const char *config_path)

@@ -8,6 +8,7 @@
 #include "core/auth.h"
 #include "core/ledger.h"
 #include "core/pstate.h"
+#include "core/tlsswitch.h"
 
 #include <errno.h>
 #include <string.h>
@@ -74,6 +75,19 @@ static int apply_pstate(const struct command_target *t,
 {
 	return pstate_apply(t->pstate, c->h.kind, c->ext, c->h.ext_bytes,
 			    timestamp, results);
+}
+
+/* An entry for the audit trail only (TLS_CMD_SWITCH): its validator
+ * checked it; nothing changes. */
+static int apply_none(const struct command_target *t,
+		      const struct command_view *c, u64 timestamp, u32 *results)
+{
+	(void)t;
+	(void)timestamp;
+	if (!command_valid(c))
+		return -EBADMSG;
+	results[0] = 0;
+	return 0;
 }
 
 /* ---- the table ------------------------------------------------------------

@@ -156,7 +156,12 @@ enum command_events {
 	  COMMAND_EVENTS_NONE, COMMAND_PSTATE,                                 \
 	  sizeof(struct pstate_override_expired),                              \
 	  sizeof(struct pstate_override_expired), 16, pstate_command_valid,    \
-	  apply_pstate)
+	  apply_pstate)                                                        \
+	/* ext: struct tlsswitch (core/tlsswitch.h): the served TLS            \
+	 * certificate changed; for the audit trail, no part changes */        \
+	X(TLS_CMD_SWITCH, 22, "tls_switch", COMMAND_EVENTS_NONE, 0,            \
+	  sizeof(struct tlsswitch), sizeof(struct tlsswitch), 16,              \
+	  tlsswitch_command_valid, apply_none)
 
 /* The kinds (command_header.kind), numbered by the rows above. */
 enum command_kind {

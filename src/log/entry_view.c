@@ -12,6 +12,7 @@
 #include "core/parse.h"
 #include "core/policy.h"
 #include "core/pstate.h"
+#include "core/tlsswitch.h"
 #include "core/u128.h"
 #include "crypto/b64url.h"
 #include "log/journal.h"
@@ -396,6 +397,34 @@ static void policy_override_extend(struct entry_view *v, const u8 *ext)
 	override_change_summary(v, "");
 }
 
+/* The served TLS certificate changed: by the server itself (its own
+ * entry, no principal) or by an operator. */
+static void tls_switch(struct entry_view *v, const u8 *ext)
+{
+	struct tlsswitch x;
+	const char *reason, *from, *to;
+
+	memcpy(&x, ext, sizeof(x));
+	reason = tlsswitch_reason_name(x.reason);
+	from = tlsswitch_role_name(x.from);
+	to = tlsswitch_role_name(x.to);
+	if (x.reason == TLSSWITCH_OPERATOR)
+		author(v, x.author);
+	else
+		v->server_author = true;
+	fieldf(v, "reason", "%s", reason ? reason : "unknown");
+	fieldf(v, "from", "%s", from ? from : "unknown");
+	fieldf(v, "to", "%s", to ? to : "unknown");
+	field_text(v, "from_serial", x.from_serial, sizeof(x.from_serial));
+	field_text(v, "to_serial", x.to_serial, sizeof(x.to_serial));
+	summary(v,
+		"TLS certificate switched from %s (serial %s) to %s "
+		"(serial %s): %s",
+		field_value(v, "from"), field_value(v, "from_serial"),
+		field_value(v, "to"), field_value(v, "to_serial"),
+		field_value(v, "reason"));
+}
+
 static void accounts_owned(struct entry_view *v, const u8 *ext, const u8 *ev,
 			   u32 n)
 {
@@ -460,6 +489,7 @@ static int command(struct entry_view *v, const struct journal_record *r)
 	case PSTATE_CMD_OVERRIDE_EXPIRED:
 		policy_override_expired(v, c.ext);
 		break;
+	case TLS_CMD_SWITCH: tls_switch(v, c.ext); break;
 	default: summary(v, "%s", c.def->name); break;
 	}
 	return 0;

@@ -45,7 +45,8 @@ struct entry_view {
 	const char *command; /* the registry's display name, or NULL */
 	bool has_author;
 	u8 author[32]; /* all zero: the administrator */
-	/* The server's own entry (an override's expiry): no principal;
+	/* The server's own entry (an override's expiry, a TLS switch of
+	 * its own): no principal;
 	 * renderers show the author as "server". */
 	bool server_author;
 	char summary[ENTRY_VIEW_SUMMARY_BYTES];

@@ -35,8 +35,8 @@ def test_alert_rules_are_valid_and_fire_only_on_their_series(ctx):
     r = promtool("check", "rules", RULES)
     check(r.returncode == 0, "promtool check rules: %s %s"
           % (r.stdout, r.stderr))
-    check("SUCCESS: 6 rules found" in r.stdout,
-          "six rules: %r" % r.stdout)
+    check("SUCCESS: 10 rules found" in r.stdout,
+          "ten rules: %r" % r.stdout)
     r = promtool("test", "rules", RULE_TESTS)
     check(r.returncode == 0, "promtool test rules: %s %s"
           % (r.stdout, r.stderr))
@@ -68,4 +68,33 @@ def test_alert_rules_are_valid_and_fire_only_on_their_series(ctx):
           % sorted(used - names))
     check('tpwallet_client_policy_override_expiry_timestamp_seconds'
           '{id="%d"}' % ov["id"] in metrics(s), "the override's expiry")
+    s.stop()
+
+
+@e2e_test(timeout=120)
+def test_alert_rules_tls_series_and_labels_are_what_the_server_exports(ctx):
+    """The TLS rules select role!="server" and role="standby" of the
+    series an HTTPS server with a standby certificate exports."""
+    import test_tls
+    import test_tls_standby
+    pki = test_tls.make_pki(ctx.path("pki"))
+    standby = test_tls_standby.make_standby(pki)
+    s = test_tls.start_tls(ctx, pki, pki["server1.pem"],
+                           env=test_tls_standby.standby_env(pki, standby))
+    c = test_tls.https(s.port, pki["ca.pem"])
+    status, body = test_tls.get(c, "/metrics")
+    c.close()
+    check_eq(status, 200, "GET /metrics over HTTPS")
+    rows = re.findall(r'^(tpwallet_tls_\w+)\{role="(\w+)"', body.decode(),
+                      re.M)
+    check_eq(sorted(set(rows)), [
+        ("tpwallet_tls_certificate_not_after_seconds", "primary"),
+        ("tpwallet_tls_certificate_not_after_seconds", "server"),
+        ("tpwallet_tls_certificate_not_after_seconds", "standby"),
+        ("tpwallet_tls_serving", "primary"),
+        ("tpwallet_tls_serving", "standby")], "the TLS series and roles")
+    with open(RULES) as f:
+        used = set(re.findall(r"\b(tpwallet_tls_\w+)", f.read()))
+    check_eq(sorted(used), sorted({n for n, _ in rows}),
+             "the rules use both TLS series")
     s.stop()

@@ -338,6 +338,23 @@ def _subcommands(name, text):
     return out
 
 
+def _tls_example_env(ctx, env):
+    """env for the `tpwallet tls` examples: an HTTPS server with a
+    standby certificate (test_tls_standby's), as TPWALLET_SERVER,
+    TPWALLET_DATA and TPWALLET_CACERT."""
+    import test_tls
+    import test_tls_standby
+    pki = test_tls.make_pki(ctx.path("tls-pki"))
+    standby = test_tls_standby.make_standby(pki)
+    t = test_tls.start_tls(ctx, pki, pki["server1.pem"],
+                           env=test_tls_standby.standby_env(pki, standby))
+    out = dict(env)
+    out.update({"TPWALLET_SERVER": "https://127.0.0.1:%d" % t.port,
+                "TPWALLET_DATA": t.data_dir,
+                "TPWALLET_CACERT": pki["ca.pem"]})
+    return out
+
+
 def _help_example_files(s, work):
     """What the subcommands' examples name, made as a reader would have
     them: a receipt (receipt.json), two checkpoints and the consistency
@@ -416,8 +433,14 @@ def test_cli_every_command_help_has_an_example_that_runs(ctx):
     for known in KNOWN_SUBCOMMANDS:
         check(known in listed, "no usage lists %r (found %r)"
               % (known, listed))
+    tls_env = None
     for name, text in helps:
         for cmd in _examples(name, text):
+            run_env = env
+            if name.split()[0] == "tls":
+                # `tpwallet tls` needs an HTTPS server with a standby.
+                tls_env = tls_env or _tls_example_env(ctx, env)
+                run_env = tls_env
             if name in ("serve", "witness"):
                 m = re.search(r"--listen 127\.0\.0\.1:(\d+)", cmd)
                 check(m, "%r listens on no loopback port" % cmd)
@@ -427,7 +450,7 @@ def test_cli_every_command_help_has_an_example_that_runs(ctx):
                             os.path.join(work, "fresh") if name == "serve"
                             else work, env)
                 continue
-            r = subprocess.run(["bash", "-c", cmd], cwd=work, env=env,
+            r = subprocess.run(["bash", "-c", cmd], cwd=work, env=run_env,
                                stdin=subprocess.DEVNULL, capture_output=True,
                                text=True, errors="replace",
                                timeout=60 * slow_factor())

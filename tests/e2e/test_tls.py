@@ -283,10 +283,16 @@ def test_tls_refuses_to_start_on_a_bad_pair_naming_the_file(ctx):
         (pki["server1.pem"], "", "tls_cert_file and tls_key_file go "
          "together"),
     ]
-    for i, (cert, key, want) in enumerate(cases):
-        env = {"TPWALLET_TLS_CERT_FILE": cert}
-        if key:
-            env["TPWALLET_TLS_KEY_FILE"] = key
+    check_refused_at_start(ctx, [
+        (dict({"TPWALLET_TLS_CERT_FILE": cert},
+              **({"TPWALLET_TLS_KEY_FILE": key} if key else {})), want)
+        for cert, key, want in cases])
+
+
+def check_refused_at_start(ctx, cases):
+    """Each (env, message): a server with env exits 2 before serving and
+    its log holds message."""
+    for i, (env, want) in enumerate(cases):
         s = ctx.server(env=env)
         served, exited, rc = s.start_expecting_refusal()
         check_eq((served, exited, rc), (None, True, 2),

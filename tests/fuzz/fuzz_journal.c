@@ -28,8 +28,10 @@
  *     it answers 0 exactly when the record and its command decode, and
  *     every text it fills is NUL-terminated printable ASCII; an
  *     override's expiry (kind 21) has the server as its author and
- *     names its override's id, and naming the override of kinds 18, 19
- *     and 21 adds two printable fields (no other entry changes).
+ *     names its override's id, a TLS switch (kind 22) has the server
+ *     or (reason operator) a principal as its author and five fields,
+ *     and naming the override of kinds 18, 19 and 21 adds two printable
+ *     fields (no other entry changes).
  *
  * Build (see Makefile: make fuzz), or alone:
  *   clang -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Isrc \
@@ -51,6 +53,7 @@
 #include "core/auth.h"
 #include "core/command.h"
 #include "core/pstate.h"
+#include "core/tlsswitch.h"
 #include "log/entry_view.h"
 #include "log/journal.h"
 #include "log/leaf.h"
@@ -187,6 +190,15 @@ static void check_view(const u8 *rec, size_t len,
 		memcpy(&x, c.ext, sizeof(x));
 		CHECK(v.server_author && !v.has_author);
 		CHECK(entry_view_override_id(&v) == x.id);
+	} else if (ret == 0 && r->type == JOURNAL_COMMAND &&
+		   c.h.kind == TLS_CMD_SWITCH) {
+		/* A TLS switch (kind 22): the server's own, or an
+		 * operator's with an author. */
+		struct tlsswitch x;
+		memcpy(&x, c.ext, sizeof(x));
+		CHECK(v.server_author != v.has_author);
+		CHECK(v.has_author == (x.reason == TLSSWITCH_OPERATOR));
+		CHECK(v.nfields == 5);
 	} else {
 		CHECK(!v.server_author);
 	}
@@ -448,6 +460,18 @@ int main(int argc, char **argv)
 	memcpy(b + JOURNAL_HEADER_BYTES, &xh, sizeof(xh));
 	memcpy(b + JOURNAL_HEADER_BYTES + 16, &xe, sizeof(xe));
 	put(dir, "v2-command-override-expired", 1, b, n);
+	/* A TLS switch entry (kind 22), as the server writes it when
+	 * the primary certificate expired. */
+	struct command_header th = {.kind = TLS_CMD_SWITCH, .ext_bytes = 128};
+	struct tlsswitch ts = {.reason = TLSSWITCH_EXPIRED,
+			       .from = TLSSWITCH_PRIMARY,
+			       .to = TLSSWITCH_STANDBY};
+	memcpy(ts.from_serial, "1001", 4);
+	memcpy(ts.to_serial, "2002", 4);
+	n = encode(b, JOURNAL_COMMAND, 2, 4, 4000, 16 + 128, 0);
+	memcpy(b + JOURNAL_HEADER_BYTES, &th, sizeof(th));
+	memcpy(b + JOURNAL_HEADER_BYTES + 16, &ts, sizeof(ts));
+	put(dir, "v2-command-tls-switch", 1, b, n);
 	/* A kind 20 override for the view: its message_bytes ('AAAA')
 	 * far past the ext, which the view must not read beyond. */
 	struct command_header c20 = {

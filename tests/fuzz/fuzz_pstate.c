@@ -16,7 +16,8 @@
  *         document generator among them, some framing mangled, and raw
  *         commands whose kind and ext come straight from the input
  *         (OVERRIDE_EXPIRED, kind 21, also as the server writes it: an
- *         override's id and end, or an end a second or two off).  For
+ *         override's id and end, or an end a second or two off; kind
+ *         22, the TLS switch, is no kind of this state's: refused).  For
  *         every command pstate_command_valid must agree with pstate_apply
  *         (-EBADMSG exactly when not valid), and a malformed one must
  *         leave the digest alone.  The program runs on two states: the

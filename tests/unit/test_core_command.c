@@ -16,6 +16,7 @@
 #include "core/command.h"
 #include "core/ledger.h"
 #include "core/pstate.h"
+#include "core/tlsswitch.h"
 
 #include <errno.h>
 
@@ -53,6 +54,8 @@ static void kinds_keep_their_journal_numbers_and_names(void **state)
 		{18, "policy_override_end"},
 		{19, "policy_override_extend"},
 		{20, "policy_override_2"},
+		{21, "policy_override_expired"},
+		{22, "tls_switch"},
 	};
 	assert_int_equal(AUTH_CMD_ACCOUNTS_OWNED, 1);
 	assert_int_equal(AUTH_CMD_TRANSFERS_GUARDED_2, 6);
@@ -60,13 +63,14 @@ static void kinds_keep_their_journal_numbers_and_names(void **state)
 	assert_int_equal(PSTATE_CMD_OVERRIDE_END, 18);
 	assert_int_equal(PSTATE_CMD_OVERRIDE_EXTEND, 19);
 	assert_int_equal(PSTATE_CMD_OVERRIDE_2, 20);
+	assert_int_equal(TLS_CMD_SWITCH, 22);
 	for (size_t i = 0; i < N(rows); i++) {
 		const struct command_def *d = command_find(rows[i].kind);
 		assert_non_null(d);
 		assert_int_equal(d->kind, rows[i].kind);
 		assert_string_equal(command_name(rows[i].kind), rows[i].name);
 	}
-	static const u16 none[] = {0, 7, 15, 22, 0xffff};
+	static const u16 none[] = {0, 7, 15, 23, 0xffff};
 	for (size_t i = 0; i < N(none); i++) {
 		assert_null(command_find(none[i]));
 		assert_string_equal(command_name(none[i]), "unknown");
@@ -171,6 +175,83 @@ static void validator_and_applier_of_a_row_are_the_module_s(void **state)
 	auth_free(a);
 }
 
+/* Kind 22 changes no part: it applies to an empty target once its
+ * validator takes it, and the validator holds the server's own switches
+ * to the certificates' logic. */
+static void a_tls_switch_changes_nothing_and_is_checked(void **state)
+{
+	(void)state;
+	struct command_view c;
+	const struct command_target none = {0};
+	struct tlsswitch x = {.reason = TLSSWITCH_EXPIRED,
+			      .from = TLSSWITCH_PRIMARY,
+			      .to = TLSSWITCH_STANDBY};
+	u32 outcome = 99;
+
+	memcpy(x.from_serial, "1001", 4);
+	memcpy(x.to_serial, "6006", 4);
+	size_t n = put(TLS_CMD_SWITCH, sizeof(x), 0);
+	memcpy(buf + 16, &x, sizeof(x));
+	assert_int_equal(command_decode(buf, n, &c), 0);
+	assert_true(command_valid(&c));
+	assert_int_equal(command_apply(&none, &c, 10, &outcome), 0);
+	assert_int_equal(outcome, 0);
+
+	static const struct {
+		u8 reason, from, to;
+		bool author, valid;
+		const char *serial;
+	} cases[] = {
+		{TLSSWITCH_EXPIRED, 1, 2, false, true, "1001"},
+		{TLSSWITCH_NOT_YET_VALID, 1, 2, false, true, "ab"},
+		{TLSSWITCH_OPERATOR, 2, 1, true, true, "1001"},
+		{TLSSWITCH_OPERATOR, 1, 2, false, true, "1001"},
+		{TLSSWITCH_PRIMARY_VALID, 2, 1, false, true, "1001"},
+		{TLSSWITCH_EXPIRED, 2, 1, false, false, "1001"},
+		{TLSSWITCH_PRIMARY_VALID, 1, 2, false, false, "1001"},
+		{TLSSWITCH_EXPIRED, 1, 2, true, false, "1001"},
+		{TLSSWITCH_OPERATOR, 1, 1, false, false, "1001"},
+		{TLSSWITCH_OPERATOR, 1, 3, false, false, "1001"},
+		{0, 1, 2, false, false, "1001"},
+		{5, 1, 2, false, false, "1001"},
+		{TLSSWITCH_EXPIRED, 1, 2, false, false, ""},
+		{TLSSWITCH_EXPIRED, 1, 2, false, false, "10A1"},
+		{TLSSWITCH_EXPIRED, 1, 2, false, false,
+		 "0123456789abcdef0123456789abcdef012345678"},
+	};
+	for (size_t i = 0; i < N(cases); i++) {
+		memset(&x, 0, sizeof(x));
+		x.reason = cases[i].reason;
+		x.from = cases[i].from;
+		x.to = cases[i].to;
+		if (cases[i].author)
+			memset(x.author, 3, sizeof(x.author));
+		memcpy(x.from_serial, "1001", 4);
+		memcpy(x.to_serial, cases[i].serial, strlen(cases[i].serial));
+		assert_int_equal(
+			tlsswitch_command_valid(TLS_CMD_SWITCH, &x, sizeof(x)),
+			cases[i].valid);
+		memcpy(buf + 16, &x, sizeof(x));
+		assert_int_equal(command_decode(buf, n, &c), 0);
+		assert_int_equal(command_apply(&none, &c, 10, &outcome),
+				 cases[i].valid ? 0 : -EBADMSG);
+	}
+	/* A byte after a serial's NUL, and a reserved byte. */
+	memset(&x, 0, sizeof(x));
+	x.reason = TLSSWITCH_OPERATOR;
+	x.from = 1;
+	x.to = 2;
+	memcpy(x.from_serial, "1001", 4);
+	memcpy(x.to_serial, "1001", 4);
+	assert_true(tlsswitch_command_valid(TLS_CMD_SWITCH, &x, sizeof(x)));
+	x.to_serial[6] = 'a';
+	assert_false(tlsswitch_command_valid(TLS_CMD_SWITCH, &x, sizeof(x)));
+	x.to_serial[6] = '\0';
+	x.reserved[4] = 1;
+	assert_false(tlsswitch_command_valid(TLS_CMD_SWITCH, &x, sizeof(x)));
+	assert_false(tlsswitch_command_valid(TLS_CMD_SWITCH, &x, 112));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -179,6 +260,7 @@ int main(void)
 		cmocka_unit_test(decoder_holds_each_kind_to_its_row),
 		cmocka_unit_test(
 			validator_and_applier_of_a_row_are_the_module_s),
+		cmocka_unit_test(a_tls_switch_changes_nothing_and_is_checked),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -13,6 +13,7 @@
 #include "core/auth.h"
 #include "core/command.h"
 #include "core/pstate.h"
+#include "core/tlsswitch.h"
 #include "log/entry_view.h"
 #include "log/journal.h"
 
@@ -388,9 +389,52 @@ static void damaged_records_say_why(void **state)
 	assert_int_equal(entry_view_decode(rec, n, &v), -EBADMSG);
 }
 
+/* Kind 22: the server's own switch has no principal; an operator's
+ * names its author; both give the reason, the roles and the serials. */
+static void a_tls_switch_names_its_reason_roles_and_serials(void **state)
+{
+	(void)state;
+	struct tlsswitch x = {.reason = TLSSWITCH_EXPIRED,
+			      .from = TLSSWITCH_PRIMARY,
+			      .to = TLSSWITCH_STANDBY};
+	struct entry_view v;
+
+	memcpy(x.from_serial, "1001", 4);
+	memcpy(x.to_serial, "6006", 4);
+	size_t n = command(TLS_CMD_SWITCH, &x, sizeof(x));
+	assert_int_equal(entry_view_decode(rec, n, &v), 0);
+	assert_string_equal(v.command, "tls_switch");
+	assert_true(v.server_author);
+	assert_false(v.has_author);
+	assert_int_equal(v.nfields, 5);
+	assert_string_equal(field(&v, "reason"), "expired");
+	assert_string_equal(field(&v, "from"), "primary");
+	assert_string_equal(field(&v, "to"), "standby");
+	assert_string_equal(field(&v, "from_serial"), "1001");
+	assert_string_equal(field(&v, "to_serial"), "6006");
+	assert_string_equal(v.summary,
+			    "TLS certificate switched from primary (serial "
+			    "1001) to standby (serial 6006): expired");
+
+	x.reason = TLSSWITCH_OPERATOR;
+	x.from = TLSSWITCH_STANDBY;
+	x.to = TLSSWITCH_PRIMARY;
+	memset(x.author, 5, sizeof(x.author));
+	n = command(TLS_CMD_SWITCH, &x, sizeof(x));
+	assert_int_equal(entry_view_decode(rec, n, &v), 0);
+	assert_false(v.server_author);
+	assert_true(v.has_author);
+	assert_memory_equal(v.author, x.author, 32);
+	assert_string_equal(v.summary,
+			    "TLS certificate switched from standby (serial "
+			    "1001) to primary (serial 6006): operator");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(
+			a_tls_switch_names_its_reason_roles_and_serials),
 		cmocka_unit_test(an_override_names_its_author_range_and_reason),
 		cmocka_unit_test(
 			an_override_2_shows_its_message_and_expected_end),
