@@ -23,6 +23,7 @@
 #include <netdb.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <gnutls/abstract.h>
@@ -335,6 +336,47 @@ cleanup:
 	return ret;
 }
 
+/* The whole inspection has one deadline: a peer that sends a byte now
+ * and then must not stretch it (each read waits at most what is left). */
+struct remote_io {
+	int fd;
+	u64 deadline_ms;
+};
+
+static ssize_t remote_pull(gnutls_transport_ptr_t p, void *buf, size_t len)
+{
+	struct remote_io *io = p;
+	u64 now = tpw_monotonic_ms();
+	struct pollfd pfd = {.fd = io->fd, .events = POLLIN};
+
+	if (now >= io->deadline_ms ||
+	    poll(&pfd, 1, (int)(io->deadline_ms - now)) <= 0) {
+		errno = ETIMEDOUT;
+		return -1;
+	}
+	return recv(io->fd, buf, len, 0);
+}
+
+static ssize_t remote_push(gnutls_transport_ptr_t p, const void *buf,
+			   size_t len)
+{
+	struct remote_io *io = p;
+
+	return send(io->fd, buf, len, MSG_NOSIGNAL);
+}
+
+static int remote_pull_timeout(gnutls_transport_ptr_t p, unsigned int ms)
+{
+	struct remote_io *io = p;
+	u64 now = tpw_monotonic_ms();
+	struct pollfd pfd = {.fd = io->fd, .events = POLLIN};
+	u64 left = io->deadline_ms > now ? io->deadline_ms - now : 0;
+
+	if (ms != GNUTLS_INDEFINITE_TIMEOUT && ms < left)
+		left = ms;
+	return poll(&pfd, 1, (int)left);
+}
+
 int api_tls_remote_inspect(const char *host, unsigned short port,
 			   const char *ca_file, unsigned timeout_ms,
 			   struct api_tls_remote *out, char *err,
@@ -386,7 +428,12 @@ int api_tls_remote_inspect(const char *host, unsigned short port,
 	    inet_pton(AF_INET6, name, &a6) != 1)
 		(void)gnutls_server_name_set(s, GNUTLS_NAME_DNS, name,
 					     strlen(name));
-	gnutls_transport_set_int(s, fd);
+	struct remote_io io = {.fd = fd,
+			       .deadline_ms = tpw_monotonic_ms() + timeout_ms};
+	gnutls_transport_set_ptr(s, &io);
+	gnutls_transport_set_pull_function(s, remote_pull);
+	gnutls_transport_set_pull_timeout_function(s, remote_pull_timeout);
+	gnutls_transport_set_push_function(s, remote_push);
 	gnutls_handshake_set_timeout(s, timeout_ms);
 	do {
 		g = gnutls_handshake(s);
@@ -636,6 +683,19 @@ static bool decide_locked(struct api_tls *t, int64_t now, struct tlsswitch *x,
 		switch_locked(t, TLSSWITCH_PRIMARY, TLSSWITCH_PRIMARY_VALID, x);
 		return true;
 	}
+	/* A standby an operator chose is never served past its dates:
+	 * back to a valid primary (else the standby stays, and it is
+	 * logged like a primary with no standby to take over). */
+	u8 swhy = validity(&t->standby->info, now);
+	if (t->serving == TLSSWITCH_STANDBY && swhy != 0) {
+		if (why == 0) {
+			t->pinned = false;
+			switch_locked(t, TLSSWITCH_PRIMARY, swhy, x);
+			return true;
+		}
+		*stuck_now = !t->stuck;
+		t->stuck = true;
+	}
 	return false;
 }
 
@@ -645,12 +705,14 @@ static void decide(struct api_tls *t)
 	struct tlsswitch x;
 	bool switched, dropped = false, stuck;
 	char primary[41], standby[41];
+	const char *serving = NULL;
 
 	pthread_mutex_lock(&t->lock);
 	switched = decide_locked(t, (int64_t)time(NULL), &x, &stuck);
 	if (stuck) {
 		memcpy(primary, t->primary->info.serial, sizeof(primary));
 		memcpy(standby, t->standby->info.serial, sizeof(standby));
+		serving = tlsswitch_role_name((u8)t->serving);
 	}
 	if (switched) {
 		if (t->nqueue == TLS_QUEUE_MAX) {
@@ -669,9 +731,10 @@ static void decide(struct api_tls *t)
 		log_switch(&x);
 	if (stuck)
 		log_at(LOG_ERROR,
-		       "TLS: the primary certificate is not valid and the "
-		       "standby is not valid either: the primary still serves; "
-		       "renew one and send SIGHUP",
+		       "TLS: neither the primary nor the standby certificate "
+		       "is valid: the one serving still serves; renew one and "
+		       "send SIGHUP",
+		       LOG_STR("serving", serving),
 		       LOG_STR("primary_serial", primary),
 		       LOG_STR("standby_serial", standby));
 	if (dropped)
@@ -723,16 +786,21 @@ int api_tls_switch(struct api_tls *t, int to, const unsigned char author[32],
 			 when);
 		ret = -EINVAL;
 	} else {
-		/* The standby stays until an operator says otherwise; the
-		 * primary hands the choice back to the dates. */
+		/* The standby stays until an operator says otherwise or it
+		 * is no longer valid; the primary hands the choice back to
+		 * the dates. */
 		t->pinned = to == TLSSWITCH_STANDBY;
 		if (t->serving == to)
 			ret = 0;
 		else
 			switch_locked(t, to, TLSSWITCH_OPERATOR, out);
 	}
-	if (ret == 1)
+	if (ret == 1) {
 		memcpy(out->author, author, sizeof(out->author));
+		/* The watcher's next wake-up depends on what serves. */
+		t->poked = true;
+		pthread_cond_signal(&t->cond);
+	}
 	pthread_mutex_unlock(&t->lock);
 	if (ret == 1)
 		log_switch(out);
@@ -897,8 +965,9 @@ static int journal_one(struct api_tls *t, const struct tlsswitch *x)
 	return ret;
 }
 
-/* Milliseconds until the primary's next date that matters, at most
- * TLS_WAKE_MAX_MS; under t->lock. */
+/* Milliseconds until the next date that matters (the primary's, and the
+ * standby's end while it serves), at most TLS_WAKE_MAX_MS; under
+ * t->lock. */
 static u64 next_wake_ms(const struct api_tls *t, int64_t now)
 {
 	u64 ms = TLS_WAKE_MAX_MS;
@@ -910,6 +979,11 @@ static u64 next_wake_ms(const struct api_tls *t, int64_t now)
 		at = t->primary->info.not_before;
 	else if (t->primary->info.not_after > now)
 		at = t->primary->info.not_after;
+	/* Serving the standby: its end matters too. */
+	if (t->serving == TLSSWITCH_STANDBY &&
+	    t->standby->info.not_after > now &&
+	    (at <= now || t->standby->info.not_after < at))
+		at = t->standby->info.not_after;
 	if (at > now && (u64)(at - now) * 1000u < ms)
 		ms = (u64)(at - now) * 1000u;
 	return ms;

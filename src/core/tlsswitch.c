@@ -64,11 +64,8 @@ bool tlsswitch_command_valid(u16 kind, const void *ext, u32 ext_bytes)
 	    memcmp(x.author, zero, sizeof(x.author)) != 0)
 		return false;
 	/* The server's own switches follow from the certificates' dates:
-	 * away from the primary when it is not valid, back when it is. */
-	if ((x.reason == TLSSWITCH_EXPIRED ||
-	     x.reason == TLSSWITCH_NOT_YET_VALID) &&
-	    x.from != TLSSWITCH_PRIMARY)
-		return false;
+	 * away from the one serving when it is not valid (the primary, or
+	 * a standby an operator chose), back to the primary when it is. */
 	if (x.reason == TLSSWITCH_PRIMARY_VALID && x.to != TLSSWITCH_PRIMARY)
 		return false;
 	return serial_valid(x.from_serial) && serial_valid(x.to_serial);

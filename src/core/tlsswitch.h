@@ -18,8 +18,8 @@
 
 /* Why the served certificate changed.  On disk: add, never renumber. */
 enum tlsswitch_reason {
-	TLSSWITCH_EXPIRED = 1,	     /* the primary's not_after passed */
-	TLSSWITCH_NOT_YET_VALID = 2, /* the primary's not_before is ahead */
+	TLSSWITCH_EXPIRED = 1,	     /* the serving one's not_after passed */
+	TLSSWITCH_NOT_YET_VALID = 2, /* its not_before is ahead */
 	TLSSWITCH_OPERATOR = 3,	     /* POST /v1/tls/switch */
 	TLSSWITCH_PRIMARY_VALID = 4, /* the primary is valid again (a
 				      * renewal, or its not_before came) */
@@ -53,8 +53,9 @@ const char *tlsswitch_reason_name(u8 reason);
 const char *tlsswitch_role_name(u8 role);
 
 /* command.h's validator for TLS_CMD_SWITCH: a known reason, two
- * different roles, serials of 1..40 hex digits with NUL padding, no
- * reserved bit, and no author on the server's own switches. */
+ * different roles (primary_valid only toward the primary), serials of
+ * 1..40 hex digits with NUL padding, no reserved bit, and no author on
+ * the server's own switches. */
 bool tlsswitch_command_valid(u16 kind, const void *ext, u32 ext_bytes);
 
 #endif

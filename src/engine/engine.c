@@ -673,9 +673,11 @@ static void apply_group(struct engine *e, struct group *g)
 	atomic_store(&e->next_expiry, state_next_expiry(e->state));
 	/* The records are durable and applied, so their replies stand; a
 	 * store that fails (it logged why) stops further changes. */
-	bool store_failed = e->history && !history_failed(e->history) &&
-			    history_applied(e->history, e->state, e->last_seq,
-					    e->applied_timestamp, command) < 0;
+	bool store_failed =
+		e->history &&
+		(history_failed(e->history) ||
+		 history_applied(e->history, e->state, e->last_seq,
+				 e->applied_timestamp, command) < 0);
 	pthread_rwlock_unlock(&e->state_lock);
 	if (store_failed)
 		refuse_changes(e);

@@ -170,3 +170,52 @@ def test_store_that_is_corrupt_or_foreign_is_rebuilt_from_the_journal(ctx):
     for k in before:
         check_eq(after[k], before[k], "%s after a foreign store" % k)
     srv.stop()
+
+
+@e2e_test(timeout=120)
+def test_a_failed_store_write_refuses_changes_and_readyz_until_restart(ctx):
+    """DATA/store replaced by a plain file while serving: the writer's next
+    flush fails, the server refuses every change (500 engine-error, as
+    after a journal failure) and /readyz is 503; what was acknowledged is
+    all there after a restart, which builds the store again."""
+    import time
+    from harness import slow_factor
+    srv = ctx.server(env=ENV)
+    srv.start()
+    create(srv, "accounts", [account(1), account(2)])
+    store = os.path.join(srv.data_dir, "store")
+    shutil.rmtree(store)
+    with open(store, "w") as f:
+        f.write("not a store\n")
+    acked, n, refused = [], 0, None
+    deadline = time.monotonic() + 30 * slow_factor()
+    while time.monotonic() < deadline:
+        n += 1
+        r = srv.post("/v1/transfers", [transfer(5000 + n, 1, 2, 1)])
+        if r.status == 200:
+            acked.append(5000 + n)
+            time.sleep(0.05)
+            continue
+        refused = r
+        break
+    check(refused is not None, "no change was refused within the deadline "
+          "after DATA/store became a file (%d acknowledged)" % len(acked))
+    check_eq(refused.status, 500, "a change after the store failed: %r"
+             % refused)
+    check(srv.wait_log(r'"msg":"store write failed') is not None,
+          "no store write failed line")
+    check_eq(srv.get("/readyz").status, 503, "/readyz after a store failure")
+    r = srv.post("/v1/transfers", [transfer(999999, 1, 2, 1)])
+    check_eq(r.status, 500, "another change: %r" % r)
+    srv.kill9()
+    srv.start()
+    for i in acked:
+        check_eq(srv.get("/v1/transfers/%d" % i).status, 200,
+                 "acknowledged transfer %d after the restart" % i)
+    check_eq(srv.get("/v1/transfers/999999").status, 404,
+             "the refused change is absent")
+    a1 = srv.get("/v1/accounts/1").json()
+    got = len(acked) + (1 if srv.get("/v1/transfers/%d" % (5000 + n))
+                        .status == 200 else 0)
+    check_eq(int(a1["debits_posted"]), got, "balance matches the transfers")
+    srv.stop()

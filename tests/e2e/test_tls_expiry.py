@@ -146,3 +146,56 @@ def test_tls_doctor_url_finds_an_expired_certificate_on_a_gateway(ctx):
     check("expired at " in rows[0][2] and
           "does not verify against %s: " % pki["ca.pem"] in rows[0][2],
           "expired, and does not verify: %r" % rows[0][2])
+
+
+@e2e_test(timeout=90)
+def test_tls_doctor_url_gives_up_on_an_endpoint_that_dribbles(ctx):
+    # The outside review: a peer sending one byte of a TLS record every
+    # 2 s kept `doctor --url` running for minutes (each read had 10 s,
+    # the whole check had none).  Now the check has one deadline.
+    import threading
+    stop = threading.Event()
+    lst = socket.socket()
+    lst.bind(("127.0.0.1", 0))
+    lst.listen(4)
+    lst.settimeout(0.5)
+    port = lst.getsockname()[1]
+
+    def dribble(c):
+        # A plausible ServerHello record header, then its body, a byte
+        # every 2 s (bounded: at most 60 bytes).
+        rec = b"\x16\x03\x03\x40\x00\x02\x00\x3f\xfc\x03\x03" + \
+            b"\x00" * 49
+        try:
+            c.settimeout(5)
+            c.recv(4096)
+            for x in rec:
+                if stop.is_set():
+                    break
+                c.send(bytes([x]))
+                stop.wait(2.0)
+        except OSError:
+            pass
+        c.close()
+
+    def serve():
+        while not stop.is_set():
+            try:
+                c, _ = lst.accept()
+            except socket.timeout:
+                continue
+            threading.Thread(target=dribble, args=(c,), daemon=True).start()
+        lst.close()
+
+    th = threading.Thread(target=serve, daemon=True)
+    th.start()
+    try:
+        s = ctx.start_server()
+        s.stop()
+        r = doctor(s.data_dir, {}, "--url", "https://127.0.0.1:%d" % port)
+        check(r.returncode != 0, "doctor succeeded against a dribbler")
+        check("timed out" in r.stdout,
+              "doctor does not say it timed out: %s" % r.stdout[-600:])
+    finally:
+        stop.set()
+        th.join(timeout=10)

@@ -329,3 +329,37 @@ def test_tls_no_switch_to_a_standby_that_expired_too_and_an_error_says_so(
     check_eq(s.log_text().count('"msg":"TLS: the primary certificate is '
                                 'not valid'), 1, "logged once")
     s.stop()
+
+
+@e2e_test(timeout=120)
+def test_tls_an_operators_standby_is_not_served_past_its_end(ctx):
+    # The outside review: a standby chosen with `tls switch` kept serving
+    # after it expired, with a valid primary at hand and nothing logged.
+    pki = make_pki(ctx.path("pki"))
+    make_standby(pki)
+    now = int(time.time())
+    life_s = int(8 * slow_factor())
+    short = sign_window(pki, "short-standby.pem", "other.csr", now - 3600,
+                        now + life_s)
+    short_serial = served_serial_of(short)
+    s = test_tls.start_tls(ctx, pki, pki["server1.pem"],
+                           env=standby_env(pki, short))
+    r = tls_switch(s, pki, "standby")
+    check_eq(r.returncode, 0, "tls switch --to standby: %r" % r.stderr)
+    check_eq(serial_now(s, pki), short_serial, "the standby serves")
+    check(s.wait_log(r'"msg":"TLS certificate switched".*"reason":"expired"'
+                     r'.*"from":"standby".*"to":"primary"',
+                     timeout=life_s + 10 * slow_factor()),
+          "back to the primary when the operator's standby expires")
+    check_eq(serial_now(s, pki), test_tls.SERIAL_1, "the primary serves")
+    check_eq(serving_metric(s, pki)[0], "primary", "tpwallet_tls_serving")
+    # The operator's switch is journaled by its request; the server's
+    # own by its watcher.
+    wait_switches(s, 1)
+    got = [fields(r) for r in switches(s.data_dir)]
+    check_eq(len(got), 2, "two entries: %r" % got)
+    check_eq(got[0][:5], ("operator", "primary", "standby",
+                          test_tls.SERIAL_1, short_serial), "the first")
+    check_eq(got[1], ("expired", "standby", "primary", short_serial,
+                      test_tls.SERIAL_1, "server"), "the second entry")
+    s.stop()

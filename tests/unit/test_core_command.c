@@ -207,7 +207,9 @@ static void a_tls_switch_changes_nothing_and_is_checked(void **state)
 		{TLSSWITCH_OPERATOR, 2, 1, true, true, "1001"},
 		{TLSSWITCH_OPERATOR, 1, 2, false, true, "1001"},
 		{TLSSWITCH_PRIMARY_VALID, 2, 1, false, true, "1001"},
-		{TLSSWITCH_EXPIRED, 2, 1, false, false, "1001"},
+		/* an operator's standby that expired: back to the primary */
+		{TLSSWITCH_EXPIRED, 2, 1, false, true, "1001"},
+		{TLSSWITCH_NOT_YET_VALID, 2, 1, false, true, "1001"},
 		{TLSSWITCH_PRIMARY_VALID, 1, 2, false, false, "1001"},
 		{TLSSWITCH_EXPIRED, 1, 2, true, false, "1001"},
 		{TLSSWITCH_OPERATOR, 1, 1, false, false, "1001"},
