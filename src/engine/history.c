@@ -451,8 +451,8 @@ static int evict(struct history *h, struct ledger *l)
 	return ret == -ENOMEM ? 0 : ret;
 }
 
-int history_applied(struct history *h, struct state *s, u64 seq,
-		    u64 timestamp, bool parts_changed)
+int history_applied(struct history *h, struct state *s, u64 seq, u64 timestamp,
+		    bool parts_changed)
 {
 	struct ledger *l = state_ledger_rw(s);
 	struct ledger_mark mark;
@@ -746,8 +746,8 @@ int history_open(struct history **out, const struct history_options *o,
 	h->sealed = &h->bufs[1];
 	h->parts_pending = true;
 	h->quiet = o->quiet;
-	h->cache_bytes = o->cache_bytes ? o->cache_bytes
-					: HISTORY_CACHE_BYTES_DEFAULT;
+	h->cache_bytes =
+		o->cache_bytes ? o->cache_bytes : HISTORY_CACHE_BYTES_DEFAULT;
 	if (h->cache_bytes < HISTORY_CACHE_BYTES_MIN)
 		h->cache_bytes = HISTORY_CACHE_BYTES_MIN;
 	h->keep = o->window_transfers
@@ -784,10 +784,10 @@ int history_open(struct history **out, const struct history_options *o,
 		if (exists) {
 			/* A store that holds nothing (lost before its
 			 * first flush) is made anew with this origin. */
-			struct store_options so = {
-				.dir = h->dir,
-				.cache_bytes = h->cache_bytes / 2,
-				.create = true};
+			struct store_options so = {.dir = h->dir,
+						   .cache_bytes =
+							   h->cache_bytes / 2,
+						   .create = true};
 			const char *e = NULL;
 			memcpy(so.origin, origin, 32);
 			if (store_open(&so, &h->store, &e) != 0) {

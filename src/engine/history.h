@@ -66,8 +66,8 @@ int history_open(struct history **out, const struct history_options *o,
  * policy state may have changed.  During replay (before history_start)
  * the buffer is committed here when it is large.  0, or -errno (the
  * store failed: the engine stops taking changes). */
-int history_applied(struct history *h, struct state *s, u64 seq,
-		    u64 timestamp, bool parts_changed);
+int history_applied(struct history *h, struct state *s, u64 seq, u64 timestamp,
+		    bool parts_changed);
 /* Without the write lock: wait while the buffer is over its bound. */
 void history_wait(struct history *h);
 /* Commit what replay left in the buffer, then start the writer. */

@@ -244,8 +244,7 @@ static void store_engine_equals_memory_engine(void **state)
 		u32 n = gen(t, &next_id, pending, npending);
 		both(a, b, ENGINE_CREATE_TRANSFERS, t, n);
 		for (u32 i = 0; i < n; i++)
-			if ((t[i].flags & TRANSFER_PENDING) &&
-			    npending < 4096)
+			if ((t[i].flags & TRANSFER_PENDING) && npending < 4096)
 				pending[npending++] = t[i].id;
 		if (r % 40 == 39) {
 			for (u64 id = 1000; id < next_id; id++)
