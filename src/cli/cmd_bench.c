@@ -819,7 +819,9 @@ static void usage(FILE *f)
 		"536870912)\n\n"
 		"Example:\n"
 		"  tpwallet bench --transfers 100000 --json\n"
-		"  tpwallet bench --history 10000000 --ids time --json\n");
+		"  tpwallet bench --history 20000 --transfers 5000 --single "
+		"500 "
+		"--cache-bytes 1048576\n");
 }
 
 int cmd_bench(int argc, char **argv)
