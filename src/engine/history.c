@@ -25,7 +25,7 @@
 
 /* A buffer with this many new transfers makes the applier wait for the
  * writer; during replay it is committed at once. */
-#define BUFFER_TRANSFERS_MAX (1u << 20)
+#define BUFFER_TRANSFERS_MAX (1u << 18)
 #define REPLAY_COMMIT_AT     (1u << 17)
 /* Bytes of memory a transfer in the recent window costs (record, status,
  * index entry, two list entries, slack). */
@@ -94,6 +94,7 @@ struct history {
 	struct ledger_mark stored;
 	bool stored_valid;
 	u32 evicted_drain;
+	u32 evicted_transfers; /* stored.transfers at the last eviction */
 
 	_Atomic u64 commits, committed_seq, evictions, waits;
 	_Atomic u64 flushed_seq; /* what a crash keeps */
@@ -438,8 +439,14 @@ static int evict(struct history *h, struct ledger *l)
 	struct ledger_mark m;
 	bool have;
 
+	/* An eviction walks every account's lists, so it waits until the
+	 * store holds keep / 8 transfers more than at the last one (the
+	 * window then grows by at most that much): with one small group per
+	 * commit, evicting at each one cost more than the commit. */
 	pthread_mutex_lock(&h->mu);
-	have = h->stored_valid && h->stored.drain > h->evicted_drain;
+	have = h->stored_valid && h->stored.drain > h->evicted_drain &&
+	       (u64)h->stored.transfers >=
+		       (u64)h->evicted_transfers + h->keep / 8;
 	m = h->stored;
 	pthread_mutex_unlock(&h->mu);
 	if (!have)
@@ -447,6 +454,7 @@ static int evict(struct history *h, struct ledger *l)
 	int ret = ledger_evict(l, &m, h->keep);
 	if (ret == 0) {
 		h->evicted_drain = m.drain;
+		h->evicted_transfers = m.transfers;
 		atomic_fetch_add(&h->evictions, 1);
 	}
 	/* -ENOMEM: memory stays as it is, try again next time. */

@@ -79,10 +79,44 @@ struct acct_slot {
 	bool used;
 };
 
+/*
+ * Transfers, status changes and failed ids are staged, not put straight
+ * into RocksDB's batch: store_commit sorts their writes by key first, so
+ * the memtable's skiplist takes them in order.  An insert next to the
+ * previous one reuses its search path; a random one walks the list with
+ * a cache miss a level, and that walk was most of the writer's time
+ * (docs/benchmarks.md, the writer's profile).  seq keeps the call order
+ * of the writes to one key (a transfer, then its status change).
+ */
+/* The value each op writes: T the transfer and its status, P the
+ * transfer, DELP a delete, I the transfer, IDR and ICR the transfer and
+ * the debit's or the credit's point, F the failed mark. */
+enum sop_what { OP_T, OP_P, OP_DELP, OP_I, OP_IDR, OP_ICR, OP_F };
+
+struct sop {
+	u8 key[INDEX_KEY_BYTES];
+	u8 klen;
+	u8 what; /* enum sop_what */
+	u32 seq;
+	u32 ref; /* the record in recs (not for OP_F) */
+};
+
+struct srec {
+	struct transfer t;
+	u8 dr[STORE_POINT_BYTES], cr[STORE_POINT_BYTES];
+	u8 status;
+};
+
 struct store_batch {
-	rocksdb_writebatch_t *wb;
+	rocksdb_writebatch_t *wb; /* blobs, in call order */
+	struct sop *ops;
+	u32 nops, capops;
+	struct srec *recs;
+	u32 nrecs, caprecs;
 	struct acct_slot *accts;
-	u32 accts_cap; /* power of two, or 0 */
+	u32 *accts_used; /* the slots in use, accts_n of them: a small
+			  * batch after a large one touches only those */
+	u32 accts_cap;	 /* power of two, or 0 */
 	u32 accts_n;
 	u64 transfers;
 	u64 failed;
@@ -357,6 +391,12 @@ static void set_options(struct store *s, const struct store_options *o)
 	rocksdb_options_set_max_write_buffer_number(s->opt, 2);
 	rocksdb_options_set_compression(s->opt, rocksdb_lz4_compression);
 	rocksdb_options_set_level_compaction_dynamic_level_bytes(s->opt, 1);
+	/* A bloom filter over each memtable's whole keys (5% of its size):
+	 * the id check of every new transfer asks for ids that are nearly
+	 * always absent, and without it each one walked both memtables'
+	 * skiplists (docs/benchmarks.md, the writer's profile). */
+	rocksdb_options_set_memtable_prefix_bloom_size_ratio(s->opt, 0.05);
+	rocksdb_options_set_memtable_whole_key_filtering(s->opt, 1);
 	/* RocksDB's LOG file: warnings and errors only, two files kept. */
 	rocksdb_options_set_info_log_level(s->opt, 2);
 	rocksdb_options_set_keep_log_file_num(s->opt, 2);
@@ -537,14 +577,18 @@ void store_batch_free(struct store_batch *b)
 		return;
 	rocksdb_writebatch_destroy(b->wb);
 	free(b->accts);
+	free(b->accts_used);
+	free(b->ops);
+	free(b->recs);
 	free(b);
 }
 
 void store_batch_reset(struct store_batch *b)
 {
 	rocksdb_writebatch_clear(b->wb);
-	if (b->accts_n)
-		memset(b->accts, 0, (size_t)b->accts_cap * sizeof(*b->accts));
+	b->nops = b->nrecs = 0;
+	for (u32 i = 0; i < b->accts_n; i++)
+		b->accts[b->accts_used[i]].used = false;
 	b->accts_n = 0;
 	b->transfers = 0;
 	b->failed = 0;
@@ -552,41 +596,89 @@ void store_batch_reset(struct store_batch *b)
 	b->ts_max = 0;
 }
 
-static void put_index(struct store_batch *b, const struct transfer *t,
-		      u128 account, const struct account_balance *point)
+/* Room for n more ops and one more record: 0 or -ENOMEM. */
+static int stage_room(struct store_batch *b, u32 n)
 {
-	u8 k[INDEX_KEY_BYTES], v[STORE_INDEX_VALUE_BYTES + STORE_POINT_BYTES];
-
-	index_key(k, account, t->timestamp);
-	memcpy(v, t, sizeof(*t));
-	if (point) {
-		memcpy(v + 128, &point->debits_pending, 16);
-		memcpy(v + 144, &point->debits_posted, 16);
-		memcpy(v + 160, &point->credits_pending, 16);
-		memcpy(v + 176, &point->credits_posted, 16);
+	if (b->nops + n > b->capops) {
+		u32 cap = b->capops ? b->capops * 2 : 4096;
+		struct sop *p;
+		if (cap > (1u << 30))
+			return -ENOMEM;
+		p = realloc(b->ops, (size_t)cap * sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		b->ops = p;
+		b->capops = cap;
 	}
-	rocksdb_writebatch_put(b->wb, (const char *)k, sizeof(k),
-			       (const char *)v,
-			       point ? sizeof(v) : STORE_INDEX_VALUE_BYTES);
+	if (b->nrecs + 1 > b->caprecs) {
+		u32 cap = b->caprecs ? b->caprecs * 2 : 1024;
+		struct srec *p;
+		if (cap > (1u << 28))
+			return -ENOMEM;
+		p = realloc(b->recs, (size_t)cap * sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		b->recs = p;
+		b->caprecs = cap;
+	}
+	return 0;
 }
 
-/* T id -> transfer + status, and the pending set kept exact. */
-static void put_status(struct store_batch *b, const struct transfer *t,
-		       u8 status, bool is_new)
+static void stage(struct store_batch *b, const u8 *key, u8 klen, u8 what,
+		  u32 ref)
 {
-	u8 k[ID_KEY_BYTES], v[STORE_TRANSFER_VALUE_BYTES];
+	struct sop *o = &b->ops[b->nops];
 
+	memcpy(o->key, key, klen);
+	o->klen = klen;
+	o->what = what;
+	o->seq = b->nops++;
+	o->ref = ref;
+}
+
+static void point_bytes(u8 out[STORE_POINT_BYTES],
+			const struct account_balance *p)
+{
+	memcpy(out, &p->debits_pending, 16);
+	memcpy(out + 16, &p->debits_posted, 16);
+	memcpy(out + 32, &p->credits_pending, 16);
+	memcpy(out + 48, &p->credits_posted, 16);
+}
+
+/* T id -> transfer + status, and the pending set kept exact; with points
+ * (new transfers only) the two index entries. */
+static int stage_transfer(struct store_batch *b, const struct transfer *t,
+			  u8 status, bool is_new,
+			  const struct account_balance *dr,
+			  const struct account_balance *cr)
+{
+	u8 k[INDEX_KEY_BYTES];
+	u32 ref = b->nrecs;
+	struct srec *r;
+
+	if (stage_room(b, 4))
+		return -ENOMEM;
+	r = &b->recs[b->nrecs++];
+	r->t = *t;
+	r->status = status;
 	id_key(k, STORE_KEY_TRANSFER, t->id);
-	memcpy(v, t, sizeof(*t));
-	v[sizeof(*t)] = status;
-	rocksdb_writebatch_put(b->wb, (const char *)k, sizeof(k),
-			       (const char *)v, sizeof(v));
+	stage(b, k, ID_KEY_BYTES, OP_T, ref);
 	k[0] = STORE_KEY_PENDING;
 	if (status == PENDING_PENDING)
-		rocksdb_writebatch_put(b->wb, (const char *)k, sizeof(k),
-				       (const char *)t, sizeof(*t));
+		stage(b, k, ID_KEY_BYTES, OP_P, ref);
 	else if (!is_new)
-		rocksdb_writebatch_delete(b->wb, (const char *)k, sizeof(k));
+		stage(b, k, ID_KEY_BYTES, OP_DELP, ref);
+	if (!is_new)
+		return 0;
+	index_key(k, t->debit_account_id, t->timestamp);
+	stage(b, k, INDEX_KEY_BYTES, dr ? OP_IDR : OP_I, ref);
+	if (dr)
+		point_bytes(r->dr, dr);
+	index_key(k, t->credit_account_id, t->timestamp);
+	stage(b, k, INDEX_KEY_BYTES, cr ? OP_ICR : OP_I, ref);
+	if (cr)
+		point_bytes(r->cr, cr);
+	return 0;
 }
 
 static bool id_valid(u128 id)
@@ -601,9 +693,8 @@ int store_batch_transfer(struct store_batch *b, const struct transfer *t,
 	if (!id_valid(t->id) || !status_consistent(t, status) ||
 	    t->timestamp == 0 || t->debit_account_id == t->credit_account_id)
 		return -EINVAL;
-	put_status(b, t, status, true);
-	put_index(b, t, t->debit_account_id, dr_point);
-	put_index(b, t, t->credit_account_id, cr_point);
+	if (stage_transfer(b, t, status, true, dr_point, cr_point))
+		return -ENOMEM;
 	b->transfers++;
 	if (t->timestamp < b->ts_min)
 		b->ts_min = t->timestamp;
@@ -618,8 +709,7 @@ int store_batch_status(struct store_batch *b, const struct transfer *t,
 	if (!id_valid(t->id) || !(t->flags & TRANSFER_PENDING) ||
 	    !status_consistent(t, status))
 		return -EINVAL;
-	put_status(b, t, status, false);
-	return 0;
+	return stage_transfer(b, t, status, false, NULL, NULL);
 }
 
 static u32 id_hash(u128 id)
@@ -645,17 +735,27 @@ static int acct_grow(struct store_batch *b)
 {
 	u32 cap = b->accts_cap ? b->accts_cap * 2 : 256;
 	struct acct_slot *t;
+	u32 *used;
 
 	if (cap > (1u << 28))
 		return -ENOMEM;
 	t = calloc(cap, sizeof(*t));
-	if (!t)
+	used = malloc((size_t)(cap / 2) * sizeof(*used));
+	if (!t || !used) {
+		free(t);
+		free(used);
 		return -ENOMEM;
-	for (u32 i = 0; i < b->accts_cap; i++)
-		if (b->accts[i].used)
-			*acct_find(t, cap, b->accts[i].a.id) = b->accts[i];
+	}
+	for (u32 i = 0; i < b->accts_n; i++) {
+		const struct acct_slot *o = &b->accts[b->accts_used[i]];
+		struct acct_slot *n = acct_find(t, cap, o->a.id);
+		*n = *o;
+		used[i] = (u32)(n - t);
+	}
 	free(b->accts);
+	free(b->accts_used);
 	b->accts = t;
+	b->accts_used = used;
 	b->accts_cap = cap;
 	return 0;
 }
@@ -671,7 +771,7 @@ int store_batch_account(struct store_batch *b, const struct account *a)
 		return -ENOMEM;
 	slot = acct_find(b->accts, b->accts_cap, a->id);
 	if (!slot->used)
-		b->accts_n++;
+		b->accts_used[b->accts_n++] = (u32)(slot - b->accts);
 	slot->used = true;
 	slot->a = *a;
 	return 0;
@@ -679,13 +779,14 @@ int store_batch_account(struct store_batch *b, const struct account *a)
 
 int store_batch_failed(struct store_batch *b, u128 id)
 {
-	u8 k[ID_KEY_BYTES], v = STORE_FAILED_VALUE;
+	u8 k[ID_KEY_BYTES];
 
 	if (!id_valid(id))
 		return -EINVAL;
+	if (stage_room(b, 1))
+		return -ENOMEM;
 	id_key(k, STORE_KEY_TRANSFER, id);
-	rocksdb_writebatch_put(b->wb, (const char *)k, sizeof(k),
-			       (const char *)&v, 1);
+	stage(b, k, ID_KEY_BYTES, OP_F, 0);
 	b->failed++;
 	return 0;
 }
@@ -718,6 +819,149 @@ int store_batch_blob(struct store_batch *b, const char *name, const void *p,
  * Commit and checkpoint.
  */
 
+static int cmp_sop(const void *x, const void *y)
+{
+	const struct sop *a = x, *b = y;
+	int c = memcmp(a->key, b->key, a->klen < b->klen ? a->klen : b->klen);
+
+	if (c)
+		return c;
+	if (a->klen != b->klen)
+		return a->klen < b->klen ? -1 : 1;
+	return a->seq < b->seq ? -1 : a->seq > b->seq;
+}
+
+/* A quicksort of the ops in place (no temporary: qsort's merge buffer
+ * for millions of ops was fresh memory, zeroed by the kernel, at every
+ * commit); cmp_sop is a total order, so stability is not needed. */
+static void swap_sop(struct sop *a, struct sop *b)
+{
+	struct sop t = *a;
+	*a = *b;
+	*b = t;
+}
+
+static void sort_sops(struct sop *v, size_t n)
+{
+	/* Recurse into the smaller side, loop on the larger: depth is
+	 * at most log2(n). */
+	while (n > 16) {
+		size_t m = n / 2, i = 0, j = n - 1;
+		if (cmp_sop(&v[m], &v[0]) < 0)
+			swap_sop(&v[m], &v[0]);
+		if (cmp_sop(&v[n - 1], &v[0]) < 0)
+			swap_sop(&v[n - 1], &v[0]);
+		if (cmp_sop(&v[n - 1], &v[m]) < 0)
+			swap_sop(&v[n - 1], &v[m]);
+		struct sop pivot = v[m];
+		for (;;) {
+			while (cmp_sop(&v[i], &pivot) < 0)
+				i++;
+			while (cmp_sop(&pivot, &v[j]) < 0)
+				j--;
+			if (i >= j)
+				break;
+			swap_sop(&v[i], &v[j]);
+			i++;
+			j--;
+		}
+		size_t left = j + 1;
+		if (left < n - left) {
+			sort_sops(v, left);
+			v += left;
+			n -= left;
+		} else {
+			sort_sops(v + left, n - left);
+			n = left;
+		}
+	}
+	for (size_t i = 1; i < n; i++)
+		for (size_t k = i; k > 0 && cmp_sop(&v[k], &v[k - 1]) < 0; k--)
+			swap_sop(&v[k], &v[k - 1]);
+}
+
+static u128 acct_id_at(const struct store_batch *b, u32 i)
+{
+	return b->accts[b->accts_used[i]].a.id;
+}
+
+/* The used list by account id: a heap sort, in place. */
+static void sift(struct store_batch *b, u32 root, u32 n)
+{
+	for (;;) {
+		u32 c = 2 * root + 1;
+		if (c >= n)
+			return;
+		if (c + 1 < n && acct_id_at(b, c) < acct_id_at(b, c + 1))
+			c++;
+		if (acct_id_at(b, root) >= acct_id_at(b, c))
+			return;
+		u32 t = b->accts_used[root];
+		b->accts_used[root] = b->accts_used[c];
+		b->accts_used[c] = t;
+		root = c;
+	}
+}
+
+static void sort_accounts(struct store_batch *b)
+{
+	u32 n = b->accts_n;
+
+	for (u32 i = n / 2; i-- > 0;)
+		sift(b, i, n);
+	while (n > 1) {
+		u32 t = b->accts_used[0];
+		b->accts_used[0] = b->accts_used[--n];
+		b->accts_used[n] = t;
+		sift(b, 0, n);
+	}
+}
+
+/* The accounts, then the staged writes, each in key order (sorting the
+ * ops in place leaves the batch as built: same writes, same order per
+ * key). */
+static void put_sorted(struct store_batch *b)
+{
+	sort_accounts(b);
+	for (u32 i = 0; i < b->accts_n; i++) {
+		const struct account *a = &b->accts[b->accts_used[i]].a;
+		u8 k[ID_KEY_BYTES];
+		id_key(k, STORE_KEY_ACCOUNT, a->id);
+		rocksdb_writebatch_put(b->wb, (const char *)k, sizeof(k),
+				       (const char *)a, sizeof(*a));
+	}
+	sort_sops(b->ops, b->nops);
+	for (u32 i = 0; i < b->nops; i++) {
+		const struct sop *o = &b->ops[i];
+		const struct srec *r = &b->recs[o->ref];
+		u8 v[STORE_INDEX_VALUE_BYTES + STORE_POINT_BYTES];
+		size_t n = sizeof(struct transfer);
+		static const u8 failed = STORE_FAILED_VALUE;
+
+		if (o->what == OP_DELP) {
+			rocksdb_writebatch_delete(b->wb, (const char *)o->key,
+						  o->klen);
+			continue;
+		}
+		if (o->what == OP_F) {
+			rocksdb_writebatch_put(b->wb, (const char *)o->key,
+					       o->klen, (const char *)&failed,
+					       1);
+			continue;
+		}
+		memcpy(v, &r->t, n);
+		if (o->what == OP_T)
+			v[n++] = r->status;
+		if (o->what == OP_IDR || o->what == OP_ICR) {
+			memcpy(v + n, o->what == OP_IDR ? r->dr : r->cr,
+			       STORE_POINT_BYTES);
+			n += STORE_POINT_BYTES;
+		}
+		rocksdb_writebatch_put(b->wb, (const char *)o->key, o->klen,
+				       (const char *)v, n);
+	}
+}
+
 int store_commit(struct store *s, struct store_batch *b, u64 seq,
 		 u64 last_timestamp, const u8 digest[32], const char **why)
 {
@@ -738,24 +982,15 @@ int store_commit(struct store *s, struct store_batch *b, u64 seq,
 					    : "timestamps out of order";
 		return -EINVAL;
 	}
-	for (u32 i = 0; i < b->accts_cap; i++)
-		if (b->accts[i].used &&
-		    b->accts[i].a.timestamp > m.last_timestamp)
-			created++;
+	for (u32 i = 0; i < b->accts_n; i++)
+		created += b->accts[b->accts_used[i]].a.timestamp >
+			   m.last_timestamp;
 	/* The accounts and the meta go in after a save point, rolled back
 	 * after the write: the caller's batch stays as built (a failed
 	 * commit can be retried). */
 	wb = b->wb;
 	rocksdb_writebatch_set_save_point(wb);
-	for (u32 i = 0; i < b->accts_cap; i++) {
-		u8 k[ID_KEY_BYTES];
-		if (!b->accts[i].used)
-			continue;
-		id_key(k, STORE_KEY_ACCOUNT, b->accts[i].a.id);
-		rocksdb_writebatch_put(wb, (const char *)k, sizeof(k),
-				       (const char *)&b->accts[i].a,
-				       sizeof(struct account));
-	}
+	put_sorted(b);
 	m.seq = seq;
 	m.last_timestamp = last_timestamp;
 	memcpy(m.digest, digest, sizeof(m.digest));

@@ -540,6 +540,63 @@ static void test_status_updates_keep_the_pending_set_exact(void **state)
 	store_close(s);
 }
 
+/* A commit's writes go into RocksDB sorted by key (store.c): in a large
+ * batch of random ids, the writes to one key still land in the order
+ * they were batched: a pending transfer, then a void, then a post. */
+static void test_a_large_sorted_batch_keeps_each_keys_write_order(void **state)
+{
+	struct store *s = open_store(dir_of(state), true);
+	struct store_batch *b = store_batch_new();
+	enum { N = 12000 };
+	struct transfer *t = calloc(N, sizeof(*t));
+	struct transfer *seen = calloc(N + 1, sizeof(*seen));
+	struct ledger_cold_item *items = calloc(N, sizeof(*items));
+	u128 *ids = calloc(N, sizeof(*ids));
+	u64 ts = 1000;
+
+	assert_non_null(t);
+	assert_non_null(seen);
+	assert_non_null(items);
+	assert_non_null(ids);
+	for (u32 i = 0; i < N; i++) {
+		ids[i] = ((u128)rnd() << 64) | (u128)(i + 1);
+		t[i] = xfer(ids[i], 1 + i % 50, 51 + i % 50, ++ts,
+			    TRANSFER_PENDING);
+		assert_int_equal(store_batch_transfer(b, &t[i], PENDING_PENDING,
+						      NULL, NULL),
+				 0);
+	}
+	for (u32 i = 0; i < N; i++) {
+		if (i % 3 == 0)
+			assert_int_equal(
+				store_batch_status(b, &t[i], PENDING_VOIDED),
+				0);
+		if (i % 3 != 2)
+			assert_int_equal(
+				store_batch_status(b, &t[i], PENDING_POSTED),
+				0);
+	}
+	commit(s, b, 1, ts);
+	assert_int_equal(store_get_transfers(s, ids, N, items), 0);
+	for (u32 i = 0; i < N; i++) {
+		assert_int_equal(items[i].kind, LEDGER_COLD_TRANSFER);
+		assert_memory_equal(&items[i].t, &t[i], sizeof(t[i]));
+		assert_int_equal(items[i].status,
+				 i % 3 == 2 ? PENDING_PENDING : PENDING_POSTED);
+	}
+	assert_int_equal(store_scan_pending(s, collect_pending, seen), 0);
+	assert_int_equal(seen[0].timeout, N / 3);
+	for (u32 k = 1; k <= N / 3; k++)
+		assert_int_equal((u64)seen[k].id % 3,
+				 0); /* i + 1, i = 2 mod 3 */
+	free(ids);
+	free(items);
+	free(seen);
+	free(t);
+	store_batch_free(b);
+	store_close(s);
+}
+
 static void test_checkpoint_and_reopen_answer_the_same(void **state)
 {
 	char live[300], cp[300];
@@ -901,6 +958,9 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(
 			test_status_updates_keep_the_pending_set_exact, setup,
 			tmpdir_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_a_large_sorted_batch_keeps_each_keys_write_order,
+			setup, tmpdir_teardown),
 		cmocka_unit_test_setup_teardown(
 			test_checkpoint_and_reopen_answer_the_same, setup,
 			tmpdir_teardown),
