@@ -438,6 +438,14 @@ int api_tls_remote_inspect(const char *host, unsigned short port,
 	do {
 		g = gnutls_handshake(s);
 	} while (g < 0 && !gnutls_error_is_fatal(g));
+	if (g < 0 && tpw_monotonic_ms() >= io.deadline_ms) {
+		/* Whichever of GnuTLS's timer or the pull's deadline
+		 * fired first, say what happened. */
+		snprintf(err, err_bytes,
+			 "TLS handshake with %s port %u: timed out after %u ms",
+			 name, (unsigned)port, timeout_ms);
+		goto cleanup;
+	}
 	if (g < 0) {
 		snprintf(err, err_bytes, "TLS handshake with %s port %u: %s",
 			 name, (unsigned)port, gnutls_strerror(g));

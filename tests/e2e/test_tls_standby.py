@@ -307,9 +307,9 @@ def test_tls_no_switch_to_a_standby_that_expired_too_and_an_error_says_so(
     standby = sign_window(pki, "short-standby.pem", "other.csr",
                           now - 3600, now + life_s - 3)
     s = test_tls.start_tls(ctx, pki, primary, env=standby_env(pki, standby))
-    check(s.wait_log(r'"msg":"TLS: the primary certificate is not valid '
-                     r'and the standby is not valid either: the primary '
-                     r'still serves; renew one and send SIGHUP",'
+    check(s.wait_log(r'"msg":"TLS: neither the primary nor the standby '
+                     r'certificate is valid: the one serving still serves; '
+                     r'renew one and send SIGHUP","serving":"primary",'
                      r'"primary_serial":"%s","standby_serial":"%s"'
                      % (served_serial_of(primary), served_serial_of(standby)),
                      timeout=life_s + 10 * slow_factor()), "the error")
@@ -326,8 +326,9 @@ def test_tls_no_switch_to_a_standby_that_expired_too_and_an_error_says_so(
     check('tpwallet_tls_certificate_not_after_seconds{role="server",'
           'serial="%s",' % served_serial_of(primary) in body.decode(),
           "the one serving is the primary")
-    check_eq(s.log_text().count('"msg":"TLS: the primary certificate is '
-                                'not valid'), 1, "logged once")
+    check_eq(s.log_text().count('"msg":"TLS: neither the primary nor the '
+                                'standby certificate is valid'), 1,
+             "logged once")
     s.stop()
 
 
