@@ -286,36 +286,52 @@ static const char *result_name(enum engine_op op, u32 code)
  */
 static void existing_timestamps(struct request *rq)
 {
-	u32 exists = rq->eng.base_op == ENGINE_CREATE_ACCOUNTS
-			     ? CREATE_ACCOUNT_exists
-			     : CREATE_TRANSFER_exists;
+	u32 n = rq->eng.count;
 
-	for (u32 i = 0; i < rq->eng.count; i++) {
-		if (rq->eng.results[i] != exists)
-			continue;
-		if (rq->eng.base_op == ENGINE_CREATE_ACCOUNTS) {
-			struct account *ev =
-				(struct account *)rq->eng.events + i;
+	if (rq->eng.base_op == ENGINE_CREATE_ACCOUNTS) {
+		struct account *ev = (struct account *)rq->eng.events;
+		const struct ledger *l = NULL;
+		for (u32 i = 0; i < n; i++) {
 			struct account a;
-			const struct ledger *l = engine_read_begin(rq->srv->e);
-			ev->timestamp =
-				ledger_lookup_account(l, ev->id, &a) == 0
+			if (rq->eng.results[i] != CREATE_ACCOUNT_exists)
+				continue;
+			if (!l)
+				l = engine_read_begin(rq->srv->e);
+			ev[i].timestamp =
+				ledger_lookup_account(l, ev[i].id, &a) == 0
 					? a.timestamp
 					: 0;
-			engine_read_end(rq->srv->e);
-		} else {
-			/* Old ones from the store, with one. */
-			struct transfer *ev =
-				(struct transfer *)rq->eng.events + i;
-			struct transfer t;
-			enum pending_status ps;
-			ev->timestamp =
-				engine_lookup_transfer(rq->srv->e, ev->id, &t,
-						       &ps) == 0
-					? t.timestamp
-					: 0;
 		}
+		if (l)
+			engine_read_end(rq->srv->e);
+		return;
 	}
+	/* Transfers: one batched lookup (old ones from the store). */
+	struct transfer *ev = (struct transfer *)rq->eng.events;
+	u128 *ids = malloc((size_t)n * sizeof(*ids) + 1);
+	u32 *at = malloc((size_t)n * sizeof(*at) + 1);
+	struct transfer *got = malloc((size_t)n * sizeof(*got) + 1);
+	u8 *st = malloc((size_t)n + 1);
+	bool *found = malloc((size_t)n * sizeof(*found) + 1);
+	u32 k = 0;
+
+	for (u32 i = 0; ids && at && i < n; i++) {
+		if (rq->eng.results[i] != CREATE_TRANSFER_exists)
+			continue;
+		ev[i].timestamp = 0;
+		ids[k] = ev[i].id;
+		at[k++] = i;
+	}
+	if (k && got && st && found &&
+	    engine_lookup_transfers(rq->srv->e, ids, k, got, st, found) == 0)
+		for (u32 j = 0; j < k; j++)
+			if (found[j])
+				ev[at[j]].timestamp = got[j].timestamp;
+	free(ids);
+	free(at);
+	free(got);
+	free(st);
+	free(found);
 }
 
 /* A batch is done: one result per event. */

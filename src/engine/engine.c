@@ -967,26 +967,78 @@ void engine_read_end(struct engine *e)
 
 /* Memory first; what memory no longer holds, the store holds (it is
  * written before anything is evicted). */
+int engine_lookup_transfers(struct engine *e, const u128 *ids, u32 n,
+			    struct transfer *out, u8 *status, bool *found)
+{
+	u128 miss[64];
+	u32 at[64], k = 0;
+	struct ledger_cold_item it[64];
+	struct store *st = e->history ? history_store(e->history) : NULL;
+
+	const struct ledger *l = engine_read_begin(e);
+	for (u32 i = 0; i < n; i++) {
+		found[i] = ledger_lookup_transfer(l, ids[i], &out[i]) == 0;
+		status[i] = found[i] ? (u8)ledger_pending_status(l, ids[i])
+				     : PENDING_NONE;
+	}
+	engine_read_end(e);
+	if (!st)
+		return 0;
+	/* What memory no longer holds, in batched reads of the store. */
+	for (u32 i = 0; i <= n; i++) {
+		if (i < n && !found[i]) {
+			miss[k] = ids[i];
+			at[k++] = i;
+		}
+		if (k == 0 || (k < 64 && i < n))
+			continue;
+		if (store_get_transfers(st, miss, k, it) != 0)
+			return -EIO;
+		for (u32 j = 0; j < k; j++) {
+			if (it[j].kind != LEDGER_COLD_TRANSFER)
+				continue;
+			out[at[j]] = it[j].t;
+			status[at[j]] = it[j].status;
+			found[at[j]] = true;
+		}
+		k = 0;
+	}
+	return 0;
+}
+
 int engine_lookup_transfer(struct engine *e, u128 id, struct transfer *out,
 			   enum pending_status *status)
 {
-	const struct ledger *l = engine_read_begin(e);
-	int r = ledger_lookup_transfer(l, id, out);
+	u8 st;
+	bool found;
+	int r = engine_lookup_transfers(e, &id, 1, out, &st, &found);
 
-	*status = r == 0 ? ledger_pending_status(l, id) : PENDING_NONE;
-	engine_read_end(e);
-	if (r == -ENOENT && e->history && history_store(e->history)) {
-		struct ledger_cold_item it;
-		if (store_get_transfers(history_store(e->history), &id, 1,
-					&it) != 0)
-			return -EIO;
-		if (it.kind == LEDGER_COLD_TRANSFER) {
-			*out = it.t;
-			*status = (enum pending_status)it.status;
-			r = 0;
-		}
+	*status = (enum pending_status)st;
+	return r ? r : found ? 0 : -ENOENT;
+}
+
+/* The pending statuses of transfers a store query returned: final, or
+ * (still pending) the one memory holds; one batched lookup. */
+static int cold_statuses(struct engine *e, const struct transfer *t, u32 n,
+			 u8 *statuses)
+{
+	u128 *ids = calloc((size_t)n + 1, sizeof(*ids));
+	struct transfer *got = malloc((size_t)n * sizeof(*got) + 1);
+	bool *found = calloc((size_t)n + 1, sizeof(*found));
+	int ret = -ENOMEM;
+
+	if (ids && got && found) {
+		for (u32 i = 0; i < n; i++)
+			ids[i] = t[i].id;
+		ret = engine_lookup_transfers(e, ids, n, got, statuses, found);
 	}
-	return r;
+	for (u32 i = 0; ret == 0 && i < n; i++)
+		if (!(t[i].flags & TRANSFER_PENDING) || !found[i])
+			statuses[i] = PENDING_NONE;
+	free(ids);
+	free(got);
+	free(found);
+	return ret;
 }
 
 /*
@@ -1057,16 +1109,11 @@ static int query_tiers(struct engine *e, const struct account_filter *f,
 			free(hot_st);
 			return nc == -EINVAL ? -EINVAL : -EIO;
 		}
-		for (int i = 0; statuses && i < nc; i++) {
-			/* Final, or pinned in memory (pending). */
-			struct transfer t;
-			enum pending_status ps;
-			const struct transfer *c =
-				(struct transfer *)out + k + i;
-			statuses[k + i] = 0;
-			if ((c->flags & TRANSFER_PENDING) &&
-			    engine_lookup_transfer(e, c->id, &t, &ps) == 0)
-				statuses[k + i] = (u8)ps;
+		if (statuses && cold_statuses(e, (struct transfer *)out + k,
+					      (u32)nc, statuses + k) != 0) {
+			free(hot_out);
+			free(hot_st);
+			return -EIO;
 		}
 		k += (u32)nc;
 	}

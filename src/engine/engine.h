@@ -132,6 +132,10 @@ const struct pstate *engine_pstate(struct engine *e);
  * pending status of each transfer. */
 int engine_lookup_transfer(struct engine *e, u128 id, struct transfer *out,
 			   enum pending_status *status);
+/* The same for n ids at once (one read lock, batched store reads):
+ * found[i] says whether out[i] and status[i] were set; 0 or -EIO. */
+int engine_lookup_transfers(struct engine *e, const u128 *ids, u32 n,
+			    struct transfer *out, u8 *status, bool *found);
 int engine_account_transfers(struct engine *e, const struct account_filter *f,
 			     struct transfer *out, u8 *statuses, u32 out_max);
 int engine_account_balances(struct engine *e, const struct account_filter *f,
