@@ -162,14 +162,15 @@ e2e: $(BUILD)/tpwallet $(BUILD)/bench/bench_store
 # The closing line totals every suite: "make test: N passed, M failed".
 test: export TPW_COUNTS = $(CURDIR)/build/test-counts
 test: deps
-	@mkdir -p build && rm -f $(TPW_COUNTS)
-	$(MAKE) --no-print-directory all unit
-	$(MAKE) --no-print-directory fresh
-	$(MAKE) --no-print-directory e2e
-	$(MAKE) --no-print-directory sanitize
-	$(MAKE) --no-print-directory tsan
-	$(MAKE) --no-print-directory bench-build check-test
-	$(MAKE) --no-print-directory fuzz-regress
+	@mkdir -p build && rm -f $(TPW_COUNTS) $(TPW_COUNTS).times
+	@tests/stage.sh build+unit $(MAKE) --no-print-directory all unit
+	@tests/stage.sh fresh $(MAKE) --no-print-directory fresh
+	@tests/stage.sh e2e $(MAKE) --no-print-directory e2e
+	@tests/stage.sh sanitize $(MAKE) --no-print-directory sanitize
+	@tests/stage.sh tsan $(MAKE) --no-print-directory tsan
+	@tests/stage.sh check $(MAKE) --no-print-directory bench-build check-test
+	@tests/stage.sh fuzz $(MAKE) --no-print-directory fuzz-regress
+	@awk '{printf "%s %ss, ", $$1, $$2; t+=$$2} END {printf "in all %d s\n", t}' $(TPW_COUNTS).times
 	@awk '{p+=$$1; f+=$$2} END {printf "make test: %d passed, %d failed\n", p, f; exit f>0}' $(TPW_COUNTS)
 
 # `make run` as the first command on a machine without the packages: a

@@ -26,8 +26,10 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <getopt.h>
 #include <signal.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -169,14 +171,54 @@ static void gen_fill(struct gen *g, struct transfer *ev, u32 n)
 /* Push count transfers through the engine in batches, window in flight;
  * *elapsed_ns from the first submit to the last reply.  0, or -1 after
  * printing why. */
+static u64 rss_anon_bytes(void);
+
+/* A long load says how far it is every 10 s on stderr, and where the
+ * memory is: the process's own (RssAnon), the ledger's records and
+ * indexes, the store's memtables, block cache and table readers, and the
+ * allocator's free memory it keeps (what grows with history shows here
+ * first). */
+static void progress(struct engine *e, u64 sent, u64 count, u64 t0)
+{
+	struct ledger_stats ls;
+	struct history_stats hs;
+	struct mallinfo2 mi = mallinfo2();
+	double s = (double)(mono_ns() - t0) / 1e9;
+
+	const struct ledger *l = engine_read_begin(e);
+	ledger_stats(l, &ls);
+	engine_read_end(e);
+	memset(&hs, 0, sizeof(hs));
+	(void)engine_history_stats(e, &hs);
+	fprintf(stderr,
+		"tpwallet bench: %llu of %llu sent (%.0f/s); MiB: RssAnon "
+		"%.0f, ledger %.0f (index %.0f), memtables %.0f, cache "
+		"%.0f, table readers %.0f, malloc in use %.0f free %.0f; "
+		"store buffer %llu\n",
+		(unsigned long long)sent, (unsigned long long)count,
+		(double)sent / s, (double)rss_anon_bytes() / 1048576.0,
+		(double)(ls.index_bytes + ls.record_bytes) / 1048576.0,
+		(double)ls.index_bytes / 1048576.0,
+		(double)hs.store.memtable_bytes / 1048576.0,
+		(double)hs.store.cache_bytes / 1048576.0,
+		(double)hs.store.table_readers_bytes / 1048576.0,
+		(double)mi.uordblks / 1048576.0,
+		(double)mi.fordblks / 1048576.0,
+		(unsigned long long)hs.buffered_transfers);
+}
+
 static int run_load(struct engine *e, struct bench *b, struct slot *slots,
 		    u64 window, u64 batch, struct gen *g, u64 count,
 		    u64 *elapsed_ns)
 {
-	u64 sent = 0, t0 = mono_ns();
+	u64 sent = 0, t0 = mono_ns(), next = t0 + 10000000000ull;
 	int ret = 0;
 
 	while (sent < count) {
+		if (mono_ns() >= next) {
+			progress(e, sent, count, t0);
+			next += 10000000000ull;
+		}
 		pthread_mutex_lock(&b->lock);
 		while (b->in_flight == window)
 			pthread_cond_wait(&b->cond, &b->lock);

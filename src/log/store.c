@@ -1361,6 +1361,8 @@ int store_stats(struct store *s, struct store_stats *out)
 	out->disk_bytes =
 		property(s, "rocksdb.live-sst-files-size") + wal_bytes(s->dir);
 	out->memtable_bytes = property(s, "rocksdb.cur-size-all-mem-tables");
+	out->table_readers_bytes =
+		property(s, "rocksdb.estimate-table-readers-mem");
 	out->cache_bytes = rocksdb_cache_get_usage(s->cache);
 	out->cache_capacity_bytes = rocksdb_cache_get_capacity(s->cache);
 	out->cache_hits = atomic_load(&s->cache_hits);

@@ -181,7 +181,9 @@ int store_checkpoint(struct store *s, const char *dir, const char **why);
 struct store_stats {
 	u64 disk_bytes;	    /* live SST files + WAL files (none: WAL off) */
 	u64 memtable_bytes; /* every memtable, flushing ones included */
-	u64 cache_bytes;    /* block cache usage (data, index, filters) */
+	u64 table_readers_bytes; /* open files' index/filter memory outside
+				    the cache (RocksDB's estimate) */
+	u64 cache_bytes;	 /* block cache usage (data, index, filters) */
 	u64 cache_capacity_bytes;
 	u64 cache_hits;	  /* blocks found in the cache by store reads */
 	u64 cache_misses; /* blocks read from files by store reads */

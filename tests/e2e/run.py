@@ -127,6 +127,7 @@ def main():
 
     passed = failed = 0
     failures = []
+    took = []
     if not os.access(harness.CONFIG["binary"], os.X_OK):
         print("e2e: binary %s not found or not executable"
               % harness.CONFIG["binary"])
@@ -177,6 +178,7 @@ def main():
                 for s in ctx.servers:
                     s.force_cleanup()
             dt = time.monotonic() - t0
+            took.append((dt, name))
             if outcome == "ok":
                 passed += 1
                 print("ok    %-62s %6.2fs" % (name, dt))
@@ -213,6 +215,11 @@ def main():
     print("e2e: suite took %.1fs%s" % (
         time.monotonic() - t_suite,
         ("; failed: " + ", ".join(failures)) if failures else ""))
+    # Where the suite's time goes: the ten slowest tests, for keeping
+    # `make test` within its budget.
+    took.sort(reverse=True)
+    print("e2e: slowest: " + ", ".join(
+        "%s %.1fs" % (name, dt) for dt, name in took[:10]))
     summary = "e2e: %d passed, %d failed" % (passed, failed)
     print(summary)
     sys.stdout.flush()
