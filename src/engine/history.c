@@ -12,6 +12,7 @@
 #include "log/journal_reader.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <limits.h>
 #include <pthread.h>
 #include <sodium.h>
@@ -386,6 +387,12 @@ static void maybe_flush(struct history *h, bool force)
 	}
 	h->last_flush_ms = now;
 	atomic_store(&h->flushed_seq, seq);
+	/* Give the allocator's free pages back: RocksDB's flushes and
+	 * compactions and the writer's batches free large blocks that glibc
+	 * keeps in its arenas (measured: 200-400 MiB of free memory held at
+	 * 10-30M transfers, resident), so the process's memory would follow
+	 * its peaks rather than what it holds.  A few ms, once a flush. */
+	malloc_trim(0);
 }
 
 static void *writer_main(void *arg)
