@@ -697,7 +697,7 @@ def is_addr_in_use(e):
 
 # -- test registry ---------------------------------------------------------
 
-TESTS = []  # (name, function, timeout seconds)
+TESTS = []  # (name, function, timeout seconds, waits)
 
 
 def run_daemon(ctx, cmd, port, cwd, env):
@@ -727,10 +727,13 @@ def run_daemon(ctx, cmd, port, cwd, env):
     return path
 
 
-def e2e_test(timeout=60):
-    """Register a test: def test_<what_it_proves>(ctx)."""
+def e2e_test(timeout=60, waits=False):
+    """Register a test: def test_<what_it_proves>(ctx).  waits=True: the
+    test spends most of its time waiting for the wall clock (an override's
+    or a certificate's end), so run.py runs it beside the others, in a
+    second process, instead of making the suite wait for it."""
     def wrap(fn):
-        TESTS.append((fn.__name__, fn, timeout))
+        TESTS.append((fn.__name__, fn, timeout, waits))
         return fn
     return wrap
 

@@ -2,13 +2,18 @@
 """run.py - black-box tests that start the real `tpwallet serve`.
 
     python3 tests/e2e/run.py --binary build/tpwallet [-k PATTERN]
-                             [--sanitized] [--keep] [-v]
+                             [--sanitized] [--keep] [--one-process] [-v]
 
 Standard library only.  Each test gets its own temp dir; every server it
 starts binds 127.0.0.1 on a free port and is killed when the test ends,
 passed or failed.  On failure the tail of each server's log is printed.
 The last line is always `e2e: N passed, M failed`; the exit
 status is non-zero when anything failed.
+
+Tests registered with waits=True spend their time waiting for the wall
+clock (an override's or a certificate's end): they run in a second
+process beside the others (its output is printed, prefixed `side|`, at
+the end, and counted), unless --one-process.
 """
 
 import argparse
@@ -16,6 +21,7 @@ import os
 import re
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -89,6 +95,51 @@ def kill_leftovers():
     return n
 
 
+def start_side(args, names):
+    """The waiting tests, in a second run.py beside this one; its output
+    goes to a file, printed when it ends."""
+    cmd = [sys.executable, os.path.abspath(__file__), "--side",
+           "--binary", harness.CONFIG["binary"]]
+    if args.sanitized:
+        cmd.append("--sanitized")
+    if args.keep:
+        cmd.append("--keep")
+    for n in names:
+        cmd += ["-k", "^%s$" % re.escape(n)]
+    out = tempfile.TemporaryFile(mode="w+")
+    print("e2e: %d waiting test(s) run beside the others: %s"
+          % (len(names), ", ".join(names)))
+    sys.stdout.flush()
+    return (subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT),
+            out, names)
+
+
+def finish_side(side):
+    """Wait for the second process (its tests bound their own time),
+    print its output and return (passed, failed, names failed)."""
+    proc, out, names = side
+    status = proc.wait()
+    out.seek(0)
+    text = out.read()
+    out.close()
+    passed = failed = 0
+    failures = []
+    for line in text.splitlines():
+        print("side| " + line)
+        m = re.match(r"e2e: (\d+) passed, (\d+) failed$", line)
+        if m:
+            passed, failed = int(m.group(1)), int(m.group(2))
+        m = re.match(r"FAIL  (\S+)", line)
+        if m:
+            failures.append(m.group(1))
+    if passed + failed != len(names) or (status != 0 and failed == 0):
+        # It died before its summary: every test it did not pass failed.
+        failed = max(failed, len(names) - passed, 1)
+        failures.append("(the side process, status %d)" % status)
+    sys.stdout.flush()
+    return passed, failed, failures
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--binary", default="build/tpwallet")
@@ -101,6 +152,10 @@ def main():
                     help="keep every test's temp dir (failed ones are "
                          "always kept)")
     ap.add_argument("--list", action="store_true", help="list tests")
+    ap.add_argument("--one-process", action="store_true",
+                    help="run the waiting tests in this process too")
+    ap.add_argument("--side", action="store_true",
+                    help=argparse.SUPPRESS)  # the second process itself
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args()
 
@@ -121,9 +176,16 @@ def main():
             return False
         tests = [t for t in tests if wanted(t[0])]
     if args.list:
-        for name, _, _ in tests:
+        for name, _, _, _ in tests:
             print(name)
         return 0
+    side = None
+    if args.side:
+        tests = [t for t in tests if t[3]]
+    elif not args.one_process and any(t[3] for t in tests) and \
+            not all(t[3] for t in tests):
+        side = start_side(args, [t[0] for t in tests if t[3]])
+        tests = [t for t in tests if not t[3]]
 
     passed = failed = 0
     failures = []
@@ -144,7 +206,7 @@ def main():
     sys.stdout.flush()
     interrupted = False
     try:
-        for name, fn, limit in tests:
+        for name, fn, limit, _ in tests:
             limit = limit * harness.slow_factor()
             ctx = harness.Ctx(name, root)
             t0 = time.monotonic()
@@ -204,6 +266,8 @@ def main():
             if interrupted:
                 break
     finally:
+        if side is not None and interrupted:
+            side[0].terminate()
         left = kill_leftovers()
         if left:
             print("e2e: killed %d server(s) left running" % left)
@@ -212,6 +276,11 @@ def main():
         except OSError:
             pass
 
+    if side is not None:
+        p, f, names = finish_side(side)
+        passed += p
+        failed += f
+        failures += names
     print("e2e: suite took %.1fs%s" % (
         time.monotonic() - t_suite,
         ("; failed: " + ", ".join(failures)) if failures else ""))

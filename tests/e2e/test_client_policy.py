@@ -222,7 +222,7 @@ def in_rollout(group, user, rollout):
 
 # -- 1. issue 3's Done-when ----------------------------------------------------
 
-@e2e_test(timeout=300)
+@e2e_test(timeout=300, waits=True)
 def test_client_policy_done_when_block_deprecate_override_expiry_impact(ctx):
     s = ctx.start_server()
     s.require_admin_token()

@@ -49,7 +49,7 @@ def override(s, oid):
     return r.json()
 
 
-@e2e_test(timeout=300)
+@e2e_test(timeout=300, waits=True)
 def test_override_expiry_is_an_entry_once_and_the_routes_show_its_life(ctx):
     a = test_authz.Authz(ctx)
     s = a.s

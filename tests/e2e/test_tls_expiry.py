@@ -148,7 +148,7 @@ def test_tls_doctor_url_finds_an_expired_certificate_on_a_gateway(ctx):
           "expired, and does not verify: %r" % rows[0][2])
 
 
-@e2e_test(timeout=90)
+@e2e_test(timeout=90, waits=True)
 def test_tls_doctor_url_gives_up_on_an_endpoint_that_dribbles(ctx):
     # The outside review: a peer sending one byte of a TLS record every
     # 2 s kept `doctor --url` running for minutes (each read had 10 s,

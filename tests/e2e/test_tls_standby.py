@@ -104,7 +104,7 @@ def fields(row):
             f["to_serial"], row["author"]["name"])
 
 
-@e2e_test(timeout=120)
+@e2e_test(timeout=120, waits=True)
 def test_tls_standby_serves_when_the_primary_expires_and_a_renewal_returns(
         ctx):
     pki = make_pki(ctx.path("pki"))
@@ -295,7 +295,7 @@ def test_tls_bad_standby_files_are_refused_at_start_naming_the_file(ctx):
          want) for cert, key, want in cases])
 
 
-@e2e_test(timeout=90)
+@e2e_test(timeout=90, waits=True)
 def test_tls_no_switch_to_a_standby_that_expired_too_and_an_error_says_so(
         ctx):
     pki = make_pki(ctx.path("pki"))
@@ -332,7 +332,7 @@ def test_tls_no_switch_to_a_standby_that_expired_too_and_an_error_says_so(
     s.stop()
 
 
-@e2e_test(timeout=120)
+@e2e_test(timeout=120, waits=True)
 def test_tls_an_operators_standby_is_not_served_past_its_end(ctx):
     # The outside review: a standby chosen with `tls switch` kept serving
     # after it expired, with a valid primary at hand and nothing logged.
