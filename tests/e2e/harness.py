@@ -154,6 +154,7 @@ class Client:
         self.port = port
         self.timeout = timeout if timeout is not None else 10 * slow_factor()
         self.conn = None
+        self.last_used = 0.0
         self.auth = auth
 
     def authorization(self, auth=DEFAULT_AUTH):
@@ -187,6 +188,12 @@ class Client:
             if value is not None:
                 hdrs["Authorization"] = value
         attempts = 2 if (retry and method == "GET") else 1
+        # A connection idle for longer than the server keeps one (30 s by
+        # default) is closed by now: a fresh one, as pooling clients do,
+        # rather than a POST that meets a closed socket.
+        if self.conn is not None and \
+                time.monotonic() - self.last_used > IDLE_REUSE_S:
+            self.close()
         for attempt in range(attempts):
             if self.conn is None:
                 self.conn = http.client.HTTPConnection(
@@ -198,6 +205,7 @@ class Client:
                 resp = Response(r.status,
                                 {k.lower(): v for k, v in r.getheaders()},
                                 data)
+                self.last_used = time.monotonic()
                 if r.will_close:
                     self.close()
                 return resp
@@ -698,6 +706,10 @@ def is_addr_in_use(e):
 # -- test registry ---------------------------------------------------------
 
 TESTS = []  # (name, function, timeout seconds, waits)
+
+# Reuse a keep-alive connection only while it is younger than this: the
+# server closes one idle for API_CONNECTION_TIMEOUT_S_DEFAULT (30 s).
+IDLE_REUSE_S = 20.0
 
 
 def run_daemon(ctx, cmd, port, cwd, env):
