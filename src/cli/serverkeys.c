@@ -14,6 +14,7 @@
 #include "core/strerror.h"
 #include "log/fsfile.h"
 #include "log/keyfile.h"
+#include "log/pkcs11.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -42,13 +43,52 @@ static void say(enum log_level level, const char *fmt, ...)
 	log_write(level, msg, NULL, 0);
 }
 
-static int load_kek(const struct settings *s, bool create,
-		    struct keyring_kek **kek)
+void server_keys_pkcs11_config(const struct settings *s,
+			       struct pkcs11_config *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->module = s->kek_pkcs11_module;
+	c->token = s->kek_pkcs11_token;
+	c->slot = s->kek_pkcs11_slot[0] ? strtol(s->kek_pkcs11_slot, NULL, 10)
+					: -1;
+	c->pin_file = s->kek_pkcs11_pin_file;
+	c->key_label = s->kek_pkcs11_key_label;
+	c->timeout_ms = s->kek_pkcs11_timeout_ms;
+}
+
+static int load_token_kek(const struct settings *s, bool create,
+			  struct pkcs11 **hsm, struct keyring_kek **kek)
+{
+	char err[KEYRING_ERR_BYTES] = "";
+	struct pkcs11_config c;
+	int ret;
+
+	server_keys_pkcs11_config(s, &c);
+	ret = pkcs11_open(&c, create, hsm, err, sizeof(err));
+	if (ret == 0)
+		ret = pkcs11_kek(*hsm, kek);
+	if (ret != 0) {
+		say(LOG_ERROR,
+		    "the key-encryption key in the PKCS#11 token is not "
+		    "usable: %s (docs/keys.md, \"In a hardware security "
+		    "module\")",
+		    err[0] ? err : keyring_strerror(ret));
+		pkcs11_close(*hsm);
+		*hsm = NULL;
+	}
+	return ret;
+}
+
+int server_keys_load_kek(const struct settings *s, bool create,
+			 struct pkcs11 **hsm, struct keyring_kek **kek)
 {
 	char err[KEYRING_ERR_BYTES] = "";
 	struct stat st;
 	int ret;
 
+	*hsm = NULL;
+	if (s->kek_pkcs11_module[0])
+		return load_token_kek(s, create, hsm, kek);
 	if (getenv(KEYRING_KEK_ENV)) {
 		ret = keyfile_kek_from_env(KEYRING_KEK_ENV, kek, err,
 					   sizeof(err));
@@ -126,7 +166,7 @@ int server_keys_open(const struct settings *s, bool create,
 	int ret;
 
 	memset(out, 0, sizeof(*out));
-	ret = load_kek(s, create, &out->kek);
+	ret = server_keys_load_kek(s, create, &out->hsm, &out->kek);
 	if (ret != 0)
 		goto fail;
 	ret = load_origin(s->data_dir, create, out->origin,
@@ -168,8 +208,10 @@ void server_keys_close(struct server_keys *k)
 {
 	keyring_free(k->keyring);
 	keyring_kek_free(k->kek);
+	pkcs11_close(k->hsm);
 	k->keyring = NULL;
 	k->kek = NULL;
+	k->hsm = NULL;
 }
 
 int server_keys_sign_note(void *ctx, const char *text, size_t len, char *note,
