@@ -448,6 +448,7 @@ int cmd_serve(int argc, char **argv)
 		.connections_max = s.connections_max,
 		.audit = audit,
 		.keyring = keys.keyring,
+		.hsm = keys.hsm,
 		.origin = keys.origin,
 		.key_overlap_s = (int64_t)s.key_overlap_s,
 		.authz = authz,

@@ -375,6 +375,22 @@ int server_keys_maintain(struct server_keys *k, struct engine *e,
 	int64_t not_after = 0;
 	int ret = 0;
 
+	/* The token that holds the KEK: checked every minute, so that
+	 * tpwallet_hsm_up says the truth between signatures; a change of
+	 * state is logged once. */
+	if (k->hsm) {
+		bool up = pkcs11_ping(k->hsm, err, sizeof(err)) == 0;
+		if (!up && !k->hsm_down)
+			log_at(LOG_ERROR,
+			       "the token that holds the key-encryption key "
+			       "does not answer: signing answers 503",
+			       LOG_STR("reason", err));
+		else if (up && k->hsm_down)
+			log_at(LOG_INFO,
+			       "the token that holds the key-encryption key "
+			       "answers again");
+		k->hsm_down = !up;
+	}
 	if (period_s > 0 &&
 	    keyring_due_for_rotation(k->keyring, now, period_s)) {
 		struct keyring_rotation rot;

@@ -23,6 +23,7 @@ struct server_keys {
 	/* The token when the KEK is in one (kek_pkcs11_module), else NULL;
 	 * kek borrows it. */
 	struct pkcs11 *hsm;
+	bool hsm_down; /* the last minute's check of the token failed */
 	struct keyring_kek *kek;
 	struct keyring *keyring;
 	char origin[ORIGIN_BYTES_MAX];

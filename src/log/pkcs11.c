@@ -38,7 +38,7 @@ const char *const pkcs11_op_names[PKCS11_OPS] = {"wrap", "unwrap"};
 enum job_kind { JOB_OPEN, JOB_WRAP, JOB_UNWRAP, JOB_PING };
 enum job_state { JOB_IDLE, JOB_PENDING, JOB_RUNNING, JOB_DONE };
 
-#define AAD_BYTES_MAX 256
+#define AAD_BYTES_MAX  256
 #define DATA_BYTES_MAX 64
 
 struct pkcs11 {
@@ -144,8 +144,8 @@ static bool session_lost(CK_RV rv)
 
 /* The PIN into pin (sodium_malloc'd PKCS11_PIN_BYTES_MAX + 1), its length
  * into *len; the caller wipes it. */
-static int read_pin(const struct pkcs11 *p, char *pin, size_t *len,
-		    char *err, size_t err_size)
+static int read_pin(const struct pkcs11 *p, char *pin, size_t *len, char *err,
+		    size_t err_size)
 {
 	if (!p->pin_file[0]) {
 		const char *v = getenv(PKCS11_PIN_ENV);
@@ -174,7 +174,8 @@ static int read_pin(const struct pkcs11 *p, char *pin, size_t *len,
 	}
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
 		close(fd);
-		say(err, err_size, "kek_pkcs11_pin_file %s is not a regular file",
+		say(err, err_size,
+		    "kek_pkcs11_pin_file %s is not a regular file",
 		    p->pin_file);
 		return KEYRING_E_NOT_REGULAR;
 	}
@@ -198,7 +199,8 @@ static int read_pin(const struct pkcs11 *p, char *pin, size_t *len,
 	close(fd);
 	if (n < 0 || n > PKCS11_PIN_BYTES_MAX) {
 		say(err, err_size,
-		    "kek_pkcs11_pin_file %s: unreadable or longer than %d bytes",
+		    "kek_pkcs11_pin_file %s: unreadable or longer than %d "
+		    "bytes",
 		    p->pin_file, PKCS11_PIN_BYTES_MAX);
 		return KEYRING_E_KEK_BAD_LENGTH;
 	}
@@ -276,7 +278,9 @@ static int login(struct pkcs11 *p, char *err, size_t err_size)
 		if (rv == CKR_PIN_INCORRECT || rv == CKR_PIN_LEN_RANGE)
 			say(err, err_size,
 			    "token '%s' refuses the PIN (from %s): %s",
-			    p->token, p->pin_file[0] ? "kek_pkcs11_pin_file" : PKCS11_PIN_ENV,
+			    p->token,
+			    p->pin_file[0] ? "kek_pkcs11_pin_file"
+					   : PKCS11_PIN_ENV,
 			    ckr_name(rv));
 		else if (rv == CKR_PIN_LOCKED)
 			say(err, err_size,
@@ -498,8 +502,8 @@ static int gcm_job(struct pkcs11 *p, bool wrap, char *err, size_t err_size)
 		rv = p->f->C_DecryptInit(p->session, &mech, p->key);
 		if (rv == CKR_OK)
 			rv = p->f->C_Decrypt(p->session, in,
-					     len + KEYRING_TOKEN_TAG_BYTES,
-					     buf, &n);
+					     len + KEYRING_TOKEN_TAG_BYTES, buf,
+					     &n);
 		if (rv == CKR_OK && n != len)
 			rv = CKR_GENERAL_ERROR;
 		if (rv == CKR_OK)
@@ -533,8 +537,8 @@ static int run_job(struct pkcs11 *p)
 		CK_RV rv = p->f->C_Initialize(&args);
 		if (rv != CKR_OK && rv != CKR_CRYPTOKI_ALREADY_INITIALIZED) {
 			say(err, err_size,
-			    "kek_pkcs11_module %s: C_Initialize: %s",
-			    p->module, ckr_name(rv));
+			    "kek_pkcs11_module %s: C_Initialize: %s", p->module,
+			    ckr_name(rv));
 			return KEYRING_E_KEK_UNAVAILABLE;
 		}
 		p->initialized = rv == CKR_OK;
@@ -553,8 +557,8 @@ static int run_job(struct pkcs11 *p)
 			return 0;
 		if (session_lost(rv))
 			p->session_ok = false;
-		say(err, err_size, "token '%s': C_GetSessionInfo: %s",
-		    p->token, ckr_name(rv));
+		say(err, err_size, "token '%s': C_GetSessionInfo: %s", p->token,
+		    ckr_name(rv));
 		return KEYRING_E_KEK_UNAVAILABLE;
 	}
 	}
@@ -716,15 +720,14 @@ static int provider_wrap(void *ctx, const unsigned char *aad, size_t aad_len,
 		      err, err_size);
 }
 
-static int provider_unwrap(void *ctx, const unsigned char *aad,
-			   size_t aad_len,
+static int provider_unwrap(void *ctx, const unsigned char *aad, size_t aad_len,
 			   const unsigned char iv[KEYRING_TOKEN_IV_BYTES],
 			   const unsigned char *ct, size_t len,
 			   const unsigned char tag[KEYRING_TOKEN_TAG_BYTES],
 			   unsigned char *pt, char *err, size_t err_size)
 {
-	return submit(ctx, JOB_UNWRAP, aad, aad_len, iv, ct, len, tag, pt,
-		      NULL, err, err_size);
+	return submit(ctx, JOB_UNWRAP, aad, aad_len, iv, ct, len, tag, pt, NULL,
+		      err, err_size);
 }
 
 int pkcs11_kek(struct pkcs11 *p, struct keyring_kek **out)
@@ -753,8 +756,8 @@ void pkcs11_stats(struct pkcs11 *p, struct pkcs11_stats *out)
 
 /* ---- open and close ------------------------------------------------- */
 
-static int copy_setting(char *dst, size_t cap, const char *v,
-			const char *name, char *err, size_t err_size)
+static int copy_setting(char *dst, size_t cap, const char *v, const char *name,
+			char *err, size_t err_size)
 {
 	if (!v)
 		v = "";
@@ -767,8 +770,8 @@ static int copy_setting(char *dst, size_t cap, const char *v,
 	return 0;
 }
 
-int pkcs11_open(const struct pkcs11_config *c, bool create,
-		struct pkcs11 **out, char *err, size_t err_size)
+int pkcs11_open(const struct pkcs11_config *c, bool create, struct pkcs11 **out,
+		char *err, size_t err_size)
 {
 	struct pkcs11 *p = calloc(1, sizeof(*p));
 	CK_RV (*get_list)(CK_FUNCTION_LIST_PTR_PTR);
@@ -805,8 +808,8 @@ int pkcs11_open(const struct pkcs11_config *c, bool create,
 		goto fail;
 	p->slot_id = c->slot;
 	p->create = create;
-	p->timeout_ms = c->timeout_ms ? c->timeout_ms
-				      : PKCS11_TIMEOUT_MS_DEFAULT;
+	p->timeout_ms =
+		c->timeout_ms ? c->timeout_ms : PKCS11_TIMEOUT_MS_DEFAULT;
 	if (!p->token[0] && p->slot_id < 0) {
 		say(err, err_size,
 		    "kek_pkcs11_module is set: set kek_pkcs11_token (its "
@@ -844,8 +847,8 @@ int pkcs11_open(const struct pkcs11_config *c, bool create,
 		goto fail;
 	}
 	p->worker_started = true;
-	ret = submit(p, JOB_OPEN, NULL, 0, NULL, NULL, 0, NULL, NULL, NULL,
-		     err, err_size);
+	ret = submit(p, JOB_OPEN, NULL, 0, NULL, NULL, 0, NULL, NULL, NULL, err,
+		     err_size);
 	if (ret)
 		goto fail;
 	*out = p;

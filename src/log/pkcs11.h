@@ -63,8 +63,8 @@ struct pkcs11;
 /* Loads the module, finds the token, logs in and finds the key (or, with
  * create, generates it when absent: `tpwallet keys init-pkcs11`).  On
  * failure err names the setting at fault. */
-int pkcs11_open(const struct pkcs11_config *c, bool create,
-		struct pkcs11 **out, char *err, size_t err_size);
+int pkcs11_open(const struct pkcs11_config *c, bool create, struct pkcs11 **out,
+		char *err, size_t err_size);
 
 /* The KEK for the keyring: id is a hash of the key object's CKA_ID and
  * label.  The KEK borrows p, which must outlive it. */
