@@ -37,6 +37,8 @@ int cmd_witness(int argc, char **argv);
 int cmd_call(int argc, char **argv);
 int cmd_principal(int argc, char **argv);
 int cmd_keys(int argc, char **argv);
+/* keys init-hsm and keys migrate (cmd_keys_local.c). */
+int cmd_keys_local(int argc, char **argv);
 int cmd_tls(int argc, char **argv);
 int cmd_delegate(int argc, char **argv);
 int cmd_version(int argc, char **argv);

@@ -366,7 +366,7 @@ static int find_key(struct pkcs11 *p, char *err, size_t err_size)
 		say(err, err_size,
 		    "kek_pkcs11_key_label: %s secret key labelled '%s' in "
 		    "token '%s' (exactly one is needed; `tpwallet keys "
-		    "init-pkcs11` makes it)",
+		    "init-hsm` makes it)",
 		    n ? "more than one" : "no", p->key_label, p->token);
 		return KEYRING_E_KEK_MISSING;
 	}

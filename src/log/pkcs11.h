@@ -61,7 +61,7 @@ struct pkcs11_config {
 struct pkcs11;
 
 /* Loads the module, finds the token, logs in and finds the key (or, with
- * create, generates it when absent: `tpwallet keys init-pkcs11`).  On
+ * create, generates it when absent: `tpwallet keys init-hsm`).  On
  * failure err names the setting at fault. */
 int pkcs11_open(const struct pkcs11_config *c, bool create, struct pkcs11 **out,
 		char *err, size_t err_size);
