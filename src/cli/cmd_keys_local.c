@@ -15,9 +15,10 @@
  * skips the files already sealed by the destination, so a run cut short
  * is finished by running it again.  It is recorded in the keyring's own
  * history, DATA/keys/kek-history (one JSON line per run that re-sealed
- * something: time, from, to, both KEK ids, how many keys), not in the journal: it runs on a stopped
- * server without opening the journal, and it changes nothing a verifier
- * of the log could check (the public keys and kids stay the same).
+ * something: time, from, to, both KEK ids, how many keys), not in the journal:
+ * it runs on a stopped server without opening the journal, and it changes
+ * nothing a verifier of the log could check (the public keys and kids stay the
+ * same).
  */
 #include "cli/cli.h"
 #include "cli/serverkeys.h"
@@ -68,8 +69,8 @@ static void usage(FILE *f, const char *sub)
 			"(--to pkcs11), or back (--to file; the KEK file is "
 			"made\nwhen absent).  Crash-safe and resumable: run it "
 			"again after an interruption.\nThe public keys and "
-			"kids do not change.  Recorded in DATA/keys/"
-			HISTORY_FILE ".\n\n"
+			"kids do not change.  Recorded in "
+			"DATA/keys/" HISTORY_FILE ".\n\n"
 			"Exit 0 on success, 1 on failure (nothing half-done "
 			"stays unsaid), 2 on usage\nerrors.\n\nExample:\n"
 			"  tpwallet keys migrate --to pkcs11 --config hsm.conf "
@@ -212,14 +213,14 @@ static int migrate_one(const char *dir, const char *name,
 	free(buf);
 	if (ret != 0) {
 		fprintf(stderr, "tpwallet keys migrate: %s: %s (%s)\n", path,
-			err[0] ? err : "cannot re-seal",
-			keyring_strerror(ret));
+			err[0] ? err : "cannot re-seal", keyring_strerror(ret));
 		return ret;
 	}
 	ret = fsfile_replace(dir, name, out, sizeof(out));
 	if (ret != 0)
-		fprintf(stderr, "tpwallet keys migrate: cannot replace %s: %s\n",
-			path, tpw_strerror(-ret));
+		fprintf(stderr,
+			"tpwallet keys migrate: cannot replace %s: %s\n", path,
+			tpw_strerror(-ret));
 	*moved = ret == 0;
 	return ret;
 }
@@ -345,7 +346,8 @@ int cmd_keys_local(int argc, char **argv)
 		return EXIT_SOFTWARE;
 	ret = settings_load(s, config) < 0 ||
 			      (data && settings_set(s, "data", data) < 0) ||
-			      (kek_file && settings_set(s, "kek_file", kek_file) < 0)
+			      (kek_file &&
+			       settings_set(s, "kek_file", kek_file) < 0)
 		      ? EXIT_USAGE
 		      : 0;
 	if (ret == 0) {
@@ -360,11 +362,12 @@ int cmd_keys_local(int argc, char **argv)
 				unsigned char id[KEYRING_KEK_ID_BYTES];
 				char hex[2 * KEYRING_KEK_ID_BYTES + 1];
 				keyring_kek_id(k.token, id);
-				sodium_bin2hex(hex, sizeof(hex), id, sizeof(id));
+				sodium_bin2hex(hex, sizeof(hex), id,
+					       sizeof(id));
 				printf("token '%s': key '%s' ready (KEK id "
 				       "%s)\n",
-				       s->kek_pkcs11_token, s->kek_pkcs11_key_label,
-				       hex);
+				       s->kek_pkcs11_token,
+				       s->kek_pkcs11_key_label, hex);
 			} else if (!s->kek_pkcs11_module[0]) {
 				fprintf(stderr,
 					"tpwallet keys init-hsm: "

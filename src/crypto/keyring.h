@@ -49,6 +49,9 @@
  *   176  24  XChaCha20-Poly1305 nonce (random per write)
  *   200  32  ciphertext of the 32-byte Ed25519 seed (RFC 8032 private key)
  *   232  16  Poly1305 tag; associated data: bytes [0, 176)
+ * Format version 2 is a file sealed by a KEK in a token (issue 19): the
+ * same layout, AES-256-GCM in the token instead of XChaCha20-Poly1305
+ * (keyring_kek_provider, below), the metadata MAC field zero.
  * Bytes [0, 144) are the public metadata, readable without the KEK.  A
  * file is written to <dir>/.<kid>.key.tmp (O_EXCL, 0600), fsynced, renamed
  * over <kid>.key, and the directory is fsynced.  Other names in the

@@ -101,8 +101,16 @@ def checkpoint_verifies(ctx, s, tid):
     `tpwallet audit verify-inclusion` with the key of GET
     /v1/audit/key."""
     create(s, "transfers", [transfer(tid, 1, 2, 3)])
-    cp_text, cp_size = tac.wait_checkpoint(s, 2)
-    rc = tac.receipt(s, tid, cp_text, cp_size)
+    # The receipt answers 503 until a signed checkpoint covers the entry.
+    deadline = time.monotonic() + 15 * slow_factor()
+    while True:
+        r = s.get("/v1/transfers/%d/receipt" % tid)
+        if r.status == 200:
+            break
+        check(r.status == 503 and time.monotonic() < deadline,
+              "receipt of transfer %d: %r" % (tid, r))
+        time.sleep(0.1)
+    rc = r.json()
     good = tac.write(ctx.path("receipt-%d.json" % tid), json.dumps(rc))
     key = tac.verifier_key(s)
     r = tac.audit(ctx, "verify-inclusion", "--receipt", good, "--key", key)
@@ -163,7 +171,25 @@ def test_hsm_token_kek_signs_rotates_restarts_and_verifies(ctx):
     check(v["ok"], "the manifest no longer verifies after the restart: %r"
           % v.get("error"))
     s2.stop()
-    no_pin_anywhere(ctx)
+    # doctor names the token, its module and key, says it answers, and
+    # where the signing keys live.
+    r = run_cli(["doctor", "--data", data], env=token_env(hsm))
+    line = [x for x in r.stdout.splitlines()
+            if "key-encryption key:" in x]
+    check(line and line[0].startswith("ok") and
+          ("in token '%s' (module %s), key '%s', reachable"
+           % (TOKEN, SOFTHSM_MODULE, KEY_LABEL)) in line[0] and
+          "CKM_AES_GCM yes" in line[0],
+          "doctor's KEK line: %r" % (line or r.stdout[-800:]))
+    check("signing keys' home: sealed in DATA/keys by the token's KEK"
+          in r.stdout, "doctor does not say where the keys live: %s"
+          % r.stdout[-800:])
+    r = run_cli(["doctor", "--data", data],
+                env=token_env(hsm, pin="00000000"))
+    check("action  key-encryption key: in a PKCS#11 token, not reachable: "
+          "token '%s' refuses the PIN" % TOKEN in r.stdout,
+          "doctor with a wrong PIN: %s" % r.stdout[-800:])
+    no_pin_anywhere(ctx, r.stdout, r.stderr)
 
 
 @e2e_test(timeout=120)
@@ -237,8 +263,10 @@ def test_hsm_token_that_refuses_or_stalls_gives_503_and_recovers(ctx):
     problem_503(s.post("/v1/keys/rotate", None), "rotation, token refusing")
     # Entries still commit; no checkpoint is published unsigned: the
     # checkpoint served stays a signed one, over the old size.
+    since = s._log_size()
     create(s, "transfers", [transfer(20, 1, 2, 1)])
-    time.sleep(1.5)
+    check(s.wait_log("cannot sign a checkpoint", timeout=10, since=since),
+          "the audit thread did not try (and fail) to sign")
     r = s.get("/v1/audit/checkpoint")
     check_eq(r.status, 200, "checkpoint while refusing")
     check_eq(r.body.decode(), cp0, "a checkpoint was published while the "
