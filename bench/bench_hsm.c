@@ -88,8 +88,8 @@ static double rate(const struct keyring *kr, int64_t now, const json_t *claims,
 }
 
 static int noop_put(void *ctx, const char *kid,
-		    const unsigned char image[KEYRING_KEYFILE_BYTES],
-		    char *err, size_t err_size)
+		    const unsigned char image[KEYRING_KEYFILE_BYTES], char *err,
+		    size_t err_size)
 {
 	(void)ctx, (void)kid, (void)image, (void)err, (void)err_size;
 	return 0;
@@ -110,9 +110,8 @@ static int noop_sync(void *ctx, char *err, size_t n)
 /* A keyring in memory (no files) with one signing key under kek. */
 static struct keyring *ring(const struct keyring_kek *kek, int64_t now)
 {
-	struct keyring_store st = {.put = noop_put,
-				   .remove = noop_remove,
-				   .sync = noop_sync};
+	struct keyring_store st = {
+		.put = noop_put, .remove = noop_remove, .sync = noop_sync};
 	struct keyring *kr = NULL;
 	char err[KEYRING_ERR_BYTES] = "";
 	if (keyring_new(kek, &st, &kr) != 0 ||
@@ -168,8 +167,8 @@ int main(int argc, char **argv)
 	json_t *claims = json_pack(
 		"{s:s,s:I,s:I,s:s,s:{s:s,s:s,s:b}}", "iss",
 		"tpwallet/0123456789abcdef", "iat", (json_int_t)now, "exp",
-		(json_int_t)(now + 86400), "sub", "user-1", "android", "verdict",
-		"supported", "min_supported", "4.0.0", "gate", 1);
+		(json_int_t)(now + 86400), "sub", "user-1", "android",
+		"verdict", "supported", "min_supported", "4.0.0", "gate", 1);
 	if (!claims)
 		return 1;
 
@@ -183,7 +182,8 @@ int main(int argc, char **argv)
 			f[r] = rate(in_file, now, claims, m == 1, seconds);
 			t[r] = rate(in_token, now, claims, m == 1, seconds);
 			if (f[r] < 0 || t[r] < 0) {
-				fprintf(stderr, "bench_hsm: a signature failed\n");
+				fprintf(stderr,
+					"bench_hsm: a signature failed\n");
 				return 1;
 			}
 		}
