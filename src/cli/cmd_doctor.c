@@ -366,10 +366,11 @@ static void check_token_kek(struct doctor *d)
 	pkcs11_stats(d->hsm, &st);
 	kek_id_hex(d->kek, id);
 	report(d, STATUS_OK, name,
-	       "in token '%s' (module %s), key '%s', reachable, KEK id "
-	       "%s...; CKM_AES_GCM %s, CKM_EDDSA %s",
+	       "in token '%s' (module %s), key '%s' version %u, reachable, "
+	       "KEK id %s...; CKM_AES_GCM %s, CKM_EDDSA %s",
 	       st.token[0] ? st.token : d->s.kek_pkcs11_slot, st.module,
-	       st.key_label, id, st.gcm_supported ? "yes" : "no",
+	       st.key_label, pkcs11_current_version(d->hsm), id,
+	       st.gcm_supported ? "yes" : "no",
 	       st.eddsa_supported ? "yes" : "no");
 	report(d, STATUS_OK, "signing keys' home",
 	       "sealed in DATA/keys by the token's KEK (AES-GCM in the "

@@ -5,7 +5,9 @@
  *
  *   init-hsm  make the AES key-encryption key in the token the
  *                kek_pkcs11_* settings name (sensitive, not extractable)
- *                unless it is there, and say its id;
+ *                unless it is there, and say its id; with --new-version,
+ *                its next version (the KEK's rotation inside the token: a
+ *                running server re-seals every key under it);
  *   migrate      --to pkcs11|file: re-seal every key file of a stopped
  *                server's DATA/keys from the file KEK to the token's, or
  *                back, one line of progress per key.
@@ -50,10 +52,16 @@ static void usage(FILE *f, const char *sub)
 {
 	if (strcmp(sub, "init-hsm") == 0)
 		fprintf(f,
-			"usage: tpwallet keys init-hsm [--config FILE]\n\n"
+			"usage: tpwallet keys init-hsm [--config FILE] "
+			"[--new-version]\n\n"
 			"Make the key-encryption key in the PKCS#11 token the "
 			"kek_pkcs11_* settings\nname (an AES-256 key, "
 			"sensitive, not extractable), unless it is there.\n"
+			"--new-version: make its next version (label "
+			"LABEL.N), to rotate the KEK inside\nthe token: a "
+			"running server re-seals every key under it within a "
+			"minute, or\nat once on SIGHUP; the older versions "
+			"stay until you delete them.\n"
 			"The PIN comes from kek_pkcs11_pin_file or "
 			"TPWALLET_KEK_PKCS11_PIN.\n\n"
 			"Exit 0 on success, 1 when the token refuses, 2 on "
@@ -210,6 +218,11 @@ static int migrate_one(const char *dir, const char *name,
 	if (ret == 0)
 		ret = keyring_keyfile_reseal((const unsigned char *)buf, from,
 					     to, nonce, out, err, sizeof(err));
+	/* A file under an older version of the token's KEK: the token's
+	 * KEK opens it itself. */
+	if (ret == KEYRING_E_WRONG_KEK && keyring_kek_in_token(to))
+		ret = keyring_keyfile_reseal((const unsigned char *)buf, to, to,
+					     nonce, out, err, sizeof(err));
 	free(buf);
 	if (ret != 0) {
 		fprintf(stderr, "tpwallet keys migrate: %s: %s (%s)\n", path,
@@ -305,6 +318,47 @@ static int migrate(const struct settings *s, bool to_token)
 	return ret == 0 ? 0 : 1;
 }
 
+/* keys init-hsm [--new-version]. */
+static int init_hsm(const struct settings *s, bool new_version)
+{
+	char err[KEYRING_ERR_BYTES] = "", hex[2 * KEYRING_KEK_ID_BYTES + 1];
+	unsigned char id[KEYRING_KEK_ID_BYTES];
+	struct keks k = {0};
+	unsigned version = 0;
+	int ret;
+
+	if (!s->kek_pkcs11_module[0]) {
+		fprintf(stderr, "tpwallet keys init-hsm: kek_pkcs11_module is "
+				"not set (docs/keys.md)\n");
+		return 1;
+	}
+	ret = server_keys_load_kek(s, !new_version, &k.hsm, &k.token);
+	if (ret == 0 && new_version) {
+		ret = pkcs11_new_version(k.hsm, &version, err, sizeof(err));
+		if (ret != 0)
+			fprintf(stderr, "tpwallet keys init-hsm: %s\n", err);
+		keyring_kek_free(k.token);
+		k.token = NULL;
+		if (ret == 0)
+			ret = pkcs11_kek(k.hsm, &k.token);
+	}
+	if (ret == 0) {
+		keyring_kek_id(k.token, id);
+		sodium_bin2hex(hex, sizeof(hex), id, sizeof(id));
+		version = pkcs11_current_version(k.hsm);
+		printf("token '%s': key '%s', version %u, ready (KEK id %s)\n",
+		       s->kek_pkcs11_token, s->kek_pkcs11_key_label, version,
+		       hex);
+		if (new_version)
+			printf("a running server re-seals every key under "
+			       "version %u within a minute (at once on "
+			       "SIGHUP); then the older versions can go\n",
+			       version);
+	}
+	keks_close(&k);
+	return ret == 0 ? 0 : 1;
+}
+
 int cmd_keys_local(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -312,29 +366,31 @@ int cmd_keys_local(int argc, char **argv)
 		{"config", required_argument, NULL, 'c'},
 		{"kek-file", required_argument, NULL, 'k'},
 		{"to", required_argument, NULL, 't'},
+		{"new-version", no_argument, NULL, 'n'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *sub = argv[1];
 	const char *data = NULL, *config = NULL, *kek_file = NULL, *to = NULL;
-	bool init = strcmp(sub, "init-hsm") == 0;
+	bool init = strcmp(sub, "init-hsm") == 0, new_version = false;
 	struct settings *s;
 	int c, ret;
 
 	argc--;
 	argv++;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "d:c:k:t:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "d:c:k:t:nh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'd': data = optarg; break;
 		case 'c': config = optarg; break;
 		case 'k': kek_file = optarg; break;
 		case 't': to = optarg; break;
+		case 'n': new_version = true; break;
 		case 'h': usage(stdout, sub); return 0;
 		default: usage(stderr, sub); return EXIT_USAGE;
 		}
 	}
-	if (optind != argc ||
+	if (optind != argc || (!init && new_version) ||
 	    (!init && (!to || (strcmp(to, "pkcs11") && strcmp(to, "file"))))) {
 		usage(stderr, sub);
 		return EXIT_USAGE;
@@ -352,32 +408,10 @@ int cmd_keys_local(int argc, char **argv)
 		      : 0;
 	if (ret == 0) {
 		settings_finish(s);
-		if (init) {
-			struct keks k = {0};
-			ret = s->kek_pkcs11_module[0]
-				      ? server_keys_load_kek(s, true, &k.hsm,
-							     &k.token)
-				      : -EINVAL;
-			if (ret == 0) {
-				unsigned char id[KEYRING_KEK_ID_BYTES];
-				char hex[2 * KEYRING_KEK_ID_BYTES + 1];
-				keyring_kek_id(k.token, id);
-				sodium_bin2hex(hex, sizeof(hex), id,
-					       sizeof(id));
-				printf("token '%s': key '%s' ready (KEK id "
-				       "%s)\n",
-				       s->kek_pkcs11_token,
-				       s->kek_pkcs11_key_label, hex);
-			} else if (!s->kek_pkcs11_module[0]) {
-				fprintf(stderr,
-					"tpwallet keys init-hsm: "
-					"kek_pkcs11_module is not set\n");
-			}
-			keks_close(&k);
-			ret = ret == 0 ? 0 : 1;
-		} else {
+		if (init)
+			ret = init_hsm(s, new_version);
+		else
 			ret = migrate(s, strcmp(to, "pkcs11") == 0);
-		}
 	}
 	free(s);
 	return ret;

@@ -185,6 +185,26 @@ int server_keys_open(const struct settings *s, bool create,
 		say(LOG_ERROR, "%s: %s", dir, err);
 		goto fail;
 	}
+	if (out->hsm) {
+		/* Keys still sealed by an older version of the token's KEK
+		 * (a rotation cut short) are re-sealed by the newest. */
+		size_t n = 0;
+		out->hsm_version = pkcs11_current_version(out->hsm);
+		ret = keyring_rekey(out->keyring, out->kek, &n, err,
+				    sizeof(err));
+		if (ret != 0) {
+			say(LOG_ERROR,
+			    "cannot re-seal the keys under version %u of the "
+			    "token's key-encryption key: %s",
+			    out->hsm_version, err);
+			goto fail;
+		}
+		if (n)
+			say(LOG_INFO,
+			    "%zu key(s) re-sealed under version %u of the "
+			    "token's key-encryption key",
+			    n, out->hsm_version);
+	}
 	if (!keyring_current_signer(out->keyring, now)) {
 		struct keyring_rotation rot;
 		ret = keyring_rotate(out->keyring, now,
@@ -367,6 +387,40 @@ int server_keys_journal(struct server_keys *k, struct engine *e)
 	return journal_current(k, e, 0); /* the overlap: not known here */
 }
 
+/* A newer version of the KEK in the token (`tpwallet keys init-hsm
+ * --new-version`, seen by the last ping): every key is re-sealed under
+ * it while the server serves; the older versions stay in the token. */
+static void follow_token_kek(struct server_keys *k)
+{
+	char err[KEYRING_ERR_BYTES] = "";
+	unsigned v = pkcs11_current_version(k->hsm);
+	struct keyring_kek *next = NULL;
+	size_t n = 0;
+
+	if (v == k->hsm_version)
+		return;
+	int ret = pkcs11_kek(k->hsm, &next);
+	if (ret == 0)
+		ret = keyring_rekey(k->keyring, next, &n, err, sizeof(err));
+	if (ret != 0) {
+		log_at(LOG_ERROR,
+		       "cannot re-seal the keys under the token's new "
+		       "key-encryption key (tried again in a minute)",
+		       LOG_NUM("version", v), LOG_STR("reason", err),
+		       LOG_STR("code", keyring_strerror(ret)));
+		keyring_kek_free(next);
+		return;
+	}
+	keyring_kek_free(k->kek);
+	k->kek = next;
+	log_at(LOG_INFO,
+	       "key-encryption key rotated in the token: every key re-sealed "
+	       "under the new version",
+	       LOG_NUM("version", v), LOG_NUM("from_version", k->hsm_version),
+	       LOG_NUM("keys", n));
+	k->hsm_version = v;
+}
+
 int server_keys_maintain(struct server_keys *k, struct engine *e,
 			 int64_t period_s, int64_t overlap_s)
 {
@@ -390,6 +444,8 @@ int server_keys_maintain(struct server_keys *k, struct engine *e,
 			       "the token that holds the key-encryption key "
 			       "answers again");
 		k->hsm_down = !up;
+		if (up)
+			follow_token_kek(k);
 	}
 	if (period_s > 0 &&
 	    keyring_due_for_rotation(k->keyring, now, period_s)) {

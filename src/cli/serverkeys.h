@@ -23,7 +23,8 @@ struct server_keys {
 	/* The token when the KEK is in one (kek_pkcs11_module), else NULL;
 	 * kek borrows it. */
 	struct pkcs11 *hsm;
-	bool hsm_down; /* the last minute's check of the token failed */
+	bool hsm_down;	      /* the last minute's check of the token failed */
+	unsigned hsm_version; /* the version of the token's KEK that seals */
 	struct keyring_kek *kek;
 	struct keyring *keyring;
 	char origin[ORIGIN_BYTES_MAX];

@@ -536,7 +536,9 @@ int keyring__keyfile_open(const void *buf, size_t len,
 	ret = decode_public(b, len, meta, err, err_size);
 	if (ret || !kek)
 		goto cleanup;
-	if (sodium_memcmp(meta->kek_id, kek->id, KEYRING_KEK_ID_BYTES) != 0) {
+	if (sodium_memcmp(meta->kek_id, kek->id, KEYRING_KEK_ID_BYTES) != 0 &&
+	    !(keyring_kek_in_token(kek) && kek->prov.knows &&
+	      kek->prov.knows(kek->prov.ctx, meta->kek_id))) {
 		char want[2 * KEYRING_KEK_ID_BYTES + 1];
 		char got[2 * KEYRING_KEK_ID_BYTES + 1];
 
@@ -570,8 +572,8 @@ int keyring__keyfile_open(const void *buf, size_t len,
 		char why[KEYRING_ERR_BYTES] = "";
 
 		ret = kek->prov.unwrap(
-			kek->prov.ctx, b, AD_BYTES, b + OFF_NONCE, b + OFF_CT,
-			JOSE_ED25519_SEED_BYTES, b + OFF_TAG,
+			kek->prov.ctx, meta->kek_id, b, AD_BYTES, b + OFF_NONCE,
+			b + OFF_CT, JOSE_ED25519_SEED_BYTES, b + OFF_TAG,
 			sk + crypto_sign_SECRETKEYBYTES, why, sizeof(why));
 		if (ret == KEYRING_E_CIPHERTEXT_MODIFIED)
 			keyring__say(err, err_size,
@@ -958,6 +960,45 @@ static int reschedule(struct keyring *kr, struct entry *e, int64_t retire_at,
 	memcpy(e->image, image, sizeof(image));
 cleanup:
 	sodium_free(seed);
+	return ret;
+}
+
+int keyring_rekey(struct keyring *kr, const struct keyring_kek *kek,
+		  size_t *n_resealed, char *err, size_t err_size)
+{
+	unsigned char image[KEYRING_KEYFILE_BYTES];
+	unsigned char nonce[OFF_CT - OFF_NONCE];
+	size_t n = 0;
+	int ret = 0;
+
+	if (!kr || !kek)
+		return KEYRING_E_INVALID_ARGUMENT;
+	if (!kr->kek)
+		return KEYRING_E_NO_KEK;
+	pthread_mutex_lock(&kr->lock);
+	for (size_t i = 0; i < kr->n && ret == 0; i++) {
+		struct entry *e = &kr->e[i];
+		if (memcmp(e->key.kek_id, kek->id, KEYRING_KEK_ID_BYTES) == 0)
+			continue;
+		randombytes_buf(nonce, sizeof(nonce));
+		ret = keyring_keyfile_reseal(e->image, kr->kek, kek, nonce,
+					     image, err, err_size);
+		if (ret == 0)
+			ret = kr->store.put(kr->store.ctx, e->key.kid, image,
+					    err, err_size);
+		if (ret == 0) {
+			memcpy(e->image, image, sizeof(image));
+			memcpy(e->key.kek_id, kek->id, KEYRING_KEK_ID_BYTES);
+			n++;
+		}
+	}
+	/* Only once every file is under kek does it seal new ones: until
+	 * then the old KEK (which opens both) stays the keyring's. */
+	if (ret == 0)
+		kr->kek = kek;
+	pthread_mutex_unlock(&kr->lock);
+	if (n_resealed)
+		*n_resealed = n;
 	return ret;
 }
 

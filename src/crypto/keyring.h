@@ -227,7 +227,8 @@ void keyring_kek_free(struct keyring_kek *kek);
  * zero; the GCM tag in the tag field; the metadata MAC field zero, since
  * the GCM tag covers the metadata).
  *
- * wrap seals len bytes of pt into ct and tag; unwrap opens them into pt.
+ * wrap seals len bytes of pt into ct and tag; unwrap opens them into pt
+ * with the version of the KEK whose id the file names (kek_id).
  * Each returns 0, KEYRING_E_CIPHERTEXT_MODIFIED when the tag does not
  * verify (unwrap), or KEYRING_E_KEK_UNAVAILABLE (the token is absent,
  * refuses, or did not answer in time) with a sentence in err that names
@@ -241,11 +242,17 @@ struct keyring_kek_provider {
 		    const unsigned char *pt, size_t len, unsigned char *ct,
 		    unsigned char tag[KEYRING_TOKEN_TAG_BYTES], char *err,
 		    size_t err_size);
-	int (*unwrap)(void *ctx, const unsigned char *aad, size_t aad_len,
+	int (*unwrap)(void *ctx,
+		      const unsigned char kek_id[KEYRING_KEK_ID_BYTES],
+		      const unsigned char *aad, size_t aad_len,
 		      const unsigned char iv[KEYRING_TOKEN_IV_BYTES],
 		      const unsigned char *ct, size_t len,
 		      const unsigned char tag[KEYRING_TOKEN_TAG_BYTES],
 		      unsigned char *pt, char *err, size_t err_size);
+	/* Can unwrap open a file sealed under kek_id, an older version of
+	 * this KEK still in the token?  NULL: only the KEK's own id. */
+	bool (*knows)(void *ctx,
+		      const unsigned char kek_id[KEYRING_KEK_ID_BYTES]);
 	void (*release)(void *ctx);
 };
 
@@ -326,6 +333,20 @@ bool keyring_kid_valid(const char *s, size_t len);
 int keyring_add_image(struct keyring *kr, const char *kid, const char *path,
 		      const void *buf, size_t len, char *err, size_t err_size);
 void keyring_free(struct keyring *kr);
+
+/*
+ * Re-seals, under kek, every key of kr not already sealed by it (each
+ * file replaced whole through the store), then makes kek the keyring's
+ * (borrowed, as at keyring_new; the caller frees the previous one after
+ * this returns 0).  The keyring's current KEK must open every file (a
+ * token's KEK opens those of every version still in the token).  For the
+ * KEK's rotation inside a token without a restart (issue 19).  On a
+ * failure the files re-sealed so far stay so and the keyring keeps its
+ * KEK; calling it again finishes.  *n_resealed (may be NULL) gets how
+ * many were re-sealed.
+ */
+int keyring_rekey(struct keyring *kr, const struct keyring_kek *kek,
+		  size_t *n_resealed, char *err, size_t err_size);
 
 /* Internal, for log/keyfile.c: one sentence into err[0..err_size) (err
  * NULL or err_size 0: nothing). */

@@ -35,7 +35,13 @@ const double pkcs11_bucket_bounds[PKCS11_BUCKETS] = {
 };
 const char *const pkcs11_op_names[PKCS11_OPS] = {"wrap", "unwrap"};
 
-enum job_kind { JOB_OPEN, JOB_WRAP, JOB_UNWRAP, JOB_PING };
+enum job_kind { JOB_OPEN, JOB_WRAP, JOB_UNWRAP, JOB_PING, JOB_NEW_VERSION };
+
+struct kek_version {
+	CK_OBJECT_HANDLE h;
+	unsigned n; /* 1: label L; n > 1: label L.n */
+	unsigned char id[KEYRING_KEK_ID_BYTES];
+};
 enum job_state { JOB_IDLE, JOB_PENDING, JOB_RUNNING, JOB_DONE };
 
 #define AAD_BYTES_MAX  256
@@ -57,9 +63,14 @@ struct pkcs11 {
 	CK_SLOT_ID slot;
 	CK_SESSION_HANDLE session;
 	bool session_ok;
-	CK_OBJECT_HANDLE key;
-	unsigned char kek_id[KEYRING_KEK_ID_BYTES];
+	/* The KEK's versions in the token (labels L, L.2, L.3...). */
+	struct kek_version v[PKCS11_KEK_VERSIONS_MAX];
+	unsigned nv;
 	bool gcm, eddsa;
+	/* Their ids and the newest version number, for other threads
+	 * (under lock). */
+	unsigned char ids[PKCS11_KEK_VERSIONS_MAX][KEYRING_KEK_ID_BYTES];
+	unsigned nids, current;
 
 	pthread_t worker;
 	bool worker_started;
@@ -70,6 +81,8 @@ struct pkcs11 {
 	bool abandoned; /* the caller of the running job gave up */
 	struct {
 		enum job_kind kind;
+		unsigned version; /* wrap: with which */
+		unsigned char kek_id[KEYRING_KEK_ID_BYTES]; /* unwrap: which */
 		unsigned char aad[AAD_BYTES_MAX];
 		size_t aad_len;
 		unsigned char iv[KEYRING_TOKEN_IV_BYTES];
@@ -298,14 +311,27 @@ static int login(struct pkcs11 *p, char *err, size_t err_size)
 	return ret;
 }
 
-static CK_RV get_bool(struct pkcs11 *p, CK_ATTRIBUTE_TYPE type, CK_BBOOL *v)
+static CK_RV get_bool(struct pkcs11 *p, CK_OBJECT_HANDLE h,
+		      CK_ATTRIBUTE_TYPE type, CK_BBOOL *v)
 {
 	CK_ATTRIBUTE a = {type, v, sizeof(*v)};
-	return p->f->C_GetAttributeValue(p->session, p->key, &a, 1);
+	return p->f->C_GetAttributeValue(p->session, h, &a, 1);
 }
 
-static int generate_key(struct pkcs11 *p, char *err, size_t err_size)
+/* The label of version n of the KEK. */
+static void label_of(const struct pkcs11 *p, unsigned n, char *out, size_t cap)
 {
+	if (n == 1)
+		snprintf(out, cap, "%s", p->key_label);
+	else
+		snprintf(out, cap, "%s.%u", p->key_label, n);
+}
+
+static int generate_key(struct pkcs11 *p, unsigned n, char *err,
+			size_t err_size)
+{
+	char label[PKCS11_LABEL_BYTES_MAX + 8];
+	CK_OBJECT_HANDLE h;
 	CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
 	CK_KEY_TYPE kt = CKK_AES;
 	CK_ULONG value_len = 32;
@@ -314,6 +340,7 @@ static int generate_key(struct pkcs11 *p, char *err, size_t err_size)
 	CK_MECHANISM mech = {CKM_AES_KEY_GEN, NULL, 0};
 
 	randombytes_buf(id, sizeof(id));
+	label_of(p, n, label, sizeof(label));
 	CK_ATTRIBUTE t[] = {
 		{CKA_CLASS, &cls, sizeof(cls)},
 		{CKA_KEY_TYPE, &kt, sizeof(kt)},
@@ -326,72 +353,76 @@ static int generate_key(struct pkcs11 *p, char *err, size_t err_size)
 		{CKA_DECRYPT, &yes, sizeof(yes)},
 		{CKA_WRAP, &no, sizeof(no)},
 		{CKA_UNWRAP, &no, sizeof(no)},
-		{CKA_LABEL, p->key_label, strlen(p->key_label)},
+		{CKA_LABEL, label, strlen(label)},
 		{CKA_ID, id, sizeof(id)},
 	};
 	CK_RV rv = p->f->C_GenerateKey(p->session, &mech, t,
-				       sizeof(t) / sizeof(t[0]), &p->key);
+				       sizeof(t) / sizeof(t[0]), &h);
 	if (rv != CKR_OK) {
 		say(err, err_size,
 		    "token '%s': cannot generate the AES key '%s': %s",
-		    p->token, p->key_label, ckr_name(rv));
+		    p->token, label, ckr_name(rv));
 		return KEYRING_E_KEK_UNAVAILABLE;
 	}
 	return 0;
 }
 
-static int find_key(struct pkcs11 *p, char *err, size_t err_size)
+/* The secret keys labelled label: how many (at most 2) into *n, the
+ * first into *h. */
+static int find_one(struct pkcs11 *p, const char *label, CK_OBJECT_HANDLE *h,
+		    CK_ULONG *n, char *err, size_t err_size)
 {
 	CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
 	CK_ATTRIBUTE t[] = {
 		{CKA_CLASS, &cls, sizeof(cls)},
-		{CKA_LABEL, p->key_label, strlen(p->key_label)},
+		{CKA_LABEL, (void *)label, strlen(label)},
 	};
-	CK_OBJECT_HANDLE h[2];
-	CK_ULONG n = 0;
+	CK_OBJECT_HANDLE found[2];
 	CK_RV rv = p->f->C_FindObjectsInit(p->session, t, 2);
 
+	*n = 0;
 	if (rv == CKR_OK) {
-		rv = p->f->C_FindObjects(p->session, h, 2, &n);
+		rv = p->f->C_FindObjects(p->session, found, 2, n);
 		p->f->C_FindObjectsFinal(p->session);
 	}
 	if (rv != CKR_OK) {
+		if (session_lost(rv))
+			p->session_ok = false;
 		say(err, err_size, "token '%s': C_FindObjects: %s", p->token,
 		    ckr_name(rv));
 		return KEYRING_E_KEK_UNAVAILABLE;
 	}
-	if (n == 0 && p->create)
-		return generate_key(p, err, err_size);
-	if (n != 1) {
+	if (*n > 1) {
 		say(err, err_size,
-		    "kek_pkcs11_key_label: %s secret key labelled '%s' in "
-		    "token '%s' (exactly one is needed; `tpwallet keys "
-		    "init-hsm` makes it)",
-		    n ? "more than one" : "no", p->key_label, p->token);
+		    "kek_pkcs11_key_label: more than one secret key labelled "
+		    "'%s' in token '%s'",
+		    label, p->token);
 		return KEYRING_E_KEK_MISSING;
 	}
-	p->key = h[0];
+	*h = found[0];
 	return 0;
 }
 
 /* The key must be AES, sensitive and not extractable; its CKA_ID names
  * it (the KEK id). */
-static int check_key(struct pkcs11 *p, char *err, size_t err_size)
+static int check_key(struct pkcs11 *p, CK_OBJECT_HANDLE key, const char *label,
+		     unsigned char kek_id[KEYRING_KEK_ID_BYTES], char *err,
+		     size_t err_size)
 {
 	CK_KEY_TYPE kt = 0;
 	CK_BBOOL sensitive = CK_FALSE, extractable = CK_TRUE;
 	unsigned char id[256];
 	CK_ATTRIBUTE a[] = {{CKA_KEY_TYPE, &kt, sizeof(kt)},
 			    {CKA_ID, id, sizeof(id)}};
-	CK_RV rv = p->f->C_GetAttributeValue(p->session, p->key, a, 2);
+	CK_RV rv = p->f->C_GetAttributeValue(p->session, key, a, 2);
 
 	if (rv == CKR_OK)
-		rv = get_bool(p, CKA_SENSITIVE, &sensitive);
+		rv = get_bool(p, key, CKA_SENSITIVE, &sensitive);
 	if (rv == CKR_OK)
-		rv = get_bool(p, CKA_EXTRACTABLE, &extractable);
+		rv = get_bool(p, key, CKA_EXTRACTABLE, &extractable);
 	if (rv != CKR_OK) {
-		say(err, err_size, "token '%s': key '%s': %s", p->token,
-		    p->key_label, ckr_name(rv));
+		say(err, err_size, "token '%s': key '%s': %s", p->token, label,
+		    ckr_name(rv));
 		return KEYRING_E_KEK_UNAVAILABLE;
 	}
 	if (kt != CKK_AES || !sensitive || extractable) {
@@ -399,7 +430,7 @@ static int check_key(struct pkcs11 *p, char *err, size_t err_size)
 		    "kek_pkcs11_key_label: key '%s' in token '%s' must be an "
 		    "AES key, sensitive and not extractable (so that it "
 		    "never leaves the token)",
-		    p->key_label, p->token);
+		    label, p->token);
 		return KEYRING_E_KEK_BAD_ENCODING;
 	}
 	crypto_generichash_state h;
@@ -410,10 +441,56 @@ static int check_key(struct pkcs11 *p, char *err, size_t err_size)
 	if (a[1].ulValueLen > 0 && a[1].ulValueLen <= sizeof(id))
 		crypto_generichash_update(&h, id, a[1].ulValueLen);
 	else
-		crypto_generichash_update(&h,
-					  (const unsigned char *)p->key_label,
-					  strlen(p->key_label));
-	crypto_generichash_final(&h, p->kek_id, KEYRING_KEK_ID_BYTES);
+		crypto_generichash_update(&h, (const unsigned char *)label,
+					  strlen(label));
+	crypto_generichash_final(&h, kek_id, KEYRING_KEK_ID_BYTES);
+	return 0;
+}
+
+/* Every version of the KEK in the token (labels L, L.2, ...
+ * L.PKCS11_KEK_VERSIONS_MAX), each checked; with create, version 1 is
+ * made when there is none.  Their ids are published for other threads. */
+static int find_keys(struct pkcs11 *p, char *err, size_t err_size)
+{
+	struct kek_version v[PKCS11_KEK_VERSIONS_MAX];
+	char label[PKCS11_LABEL_BYTES_MAX + 8];
+	unsigned nv = 0;
+	int ret;
+
+	for (unsigned n = 1; n <= PKCS11_KEK_VERSIONS_MAX; n++) {
+		CK_OBJECT_HANDLE h;
+		CK_ULONG count;
+		label_of(p, n, label, sizeof(label));
+		ret = find_one(p, label, &h, &count, err, err_size);
+		if (ret)
+			return ret;
+		if (count == 0)
+			continue;
+		ret = check_key(p, h, label, v[nv].id, err, err_size);
+		if (ret)
+			return ret;
+		v[nv].h = h;
+		v[nv++].n = n;
+	}
+	if (nv == 0 && p->create) {
+		ret = generate_key(p, 1, err, err_size);
+		return ret ? ret : find_keys(p, err, err_size);
+	}
+	if (nv == 0) {
+		say(err, err_size,
+		    "kek_pkcs11_key_label: no secret key labelled '%s' in "
+		    "token '%s' (`tpwallet keys init-hsm` makes it)",
+		    p->key_label, p->token);
+		return KEYRING_E_KEK_MISSING;
+	}
+	memcpy(p->v, v, sizeof(v));
+	p->nv = nv;
+	pthread_mutex_lock(&p->lock);
+	for (unsigned i = 0; i < nv; i++)
+		memcpy(p->ids[i], v[i].id, KEYRING_KEK_ID_BYTES);
+	p->nids = nv;
+	p->current = v[nv - 1].n;
+	pthread_mutex_unlock(&p->lock);
 	return 0;
 }
 
@@ -450,9 +527,7 @@ static int session_open(struct pkcs11 *p, char *err, size_t err_size)
 	}
 	ret = login(p, err, err_size);
 	if (ret == 0)
-		ret = find_key(p, err, err_size);
-	if (ret == 0)
-		ret = check_key(p, err, err_size);
+		ret = find_keys(p, err, err_size);
 	if (ret)
 		return ret;
 	p->gcm = has_mechanism(p, CKM_AES_GCM);
@@ -482,10 +557,29 @@ static int gcm_job(struct pkcs11 *p, bool wrap, char *err, size_t err_size)
 	CK_MECHANISM mech = {CKM_AES_GCM, &gp, sizeof(gp)};
 	CK_ULONG n = sizeof(buf);
 	size_t len = p->job.len;
+	const struct kek_version *v = NULL;
 	CK_RV rv;
 
+	for (unsigned i = 0; i < p->nv; i++)
+		if (wrap ? p->v[i].n == p->job.version
+			 : memcmp(p->v[i].id, p->job.kek_id,
+				  KEYRING_KEK_ID_BYTES) == 0)
+			v = &p->v[i];
+	if (!v && wrap) {
+		say(err, err_size,
+		    "token '%s': version %u of the KEK is no longer there",
+		    p->token, p->job.version);
+		return KEYRING_E_KEK_UNAVAILABLE;
+	}
+	if (!v) {
+		say(err, err_size,
+		    "no version of the KEK in token '%s' has the id the key "
+		    "file names",
+		    p->token);
+		return KEYRING_E_WRONG_KEK;
+	}
 	if (wrap) {
-		rv = p->f->C_EncryptInit(p->session, &mech, p->key);
+		rv = p->f->C_EncryptInit(p->session, &mech, v->h);
 		if (rv == CKR_OK)
 			rv = p->f->C_Encrypt(p->session, p->job.in, len, buf,
 					     &n);
@@ -499,7 +593,7 @@ static int gcm_job(struct pkcs11 *p, bool wrap, char *err, size_t err_size)
 		unsigned char in[DATA_BYTES_MAX + KEYRING_TOKEN_TAG_BYTES];
 		memcpy(in, p->job.in, len);
 		memcpy(in + len, p->job.tag, KEYRING_TOKEN_TAG_BYTES);
-		rv = p->f->C_DecryptInit(p->session, &mech, p->key);
+		rv = p->f->C_DecryptInit(p->session, &mech, v->h);
 		if (rv == CKR_OK)
 			rv = p->f->C_Decrypt(p->session, in,
 					     len + KEYRING_TOKEN_TAG_BYTES, buf,
@@ -550,11 +644,23 @@ static int run_job(struct pkcs11 *p)
 	case JOB_OPEN: return 0;
 	case JOB_WRAP: return gcm_job(p, true, err, err_size);
 	case JOB_UNWRAP: return gcm_job(p, false, err, err_size);
+	case JOB_NEW_VERSION: {
+		unsigned n = p->v[p->nv - 1].n + 1;
+		if (n > PKCS11_KEK_VERSIONS_MAX) {
+			say(err, err_size,
+			    "token '%s' holds version %u of the KEK, the "
+			    "last: delete the oldest versions first",
+			    p->token, n - 1);
+			return KEYRING_E_TOO_MANY_KEYS;
+		}
+		ret = generate_key(p, n, err, err_size);
+		return ret ? ret : find_keys(p, err, err_size);
+	}
 	case JOB_PING: {
 		CK_SESSION_INFO si;
 		CK_RV rv = p->f->C_GetSessionInfo(p->session, &si);
 		if (rv == CKR_OK)
-			return 0;
+			return find_keys(p, err, err_size);
 		if (session_lost(rv))
 			p->session_ok = false;
 		say(err, err_size, "token '%s': C_GetSessionInfo: %s", p->token,
@@ -574,7 +680,8 @@ static double now_s(void)
 
 static void record(struct pkcs11 *p, enum job_kind kind, int ret, double s)
 {
-	p->st.up = ret == 0 || ret == KEYRING_E_CIPHERTEXT_MODIFIED;
+	p->st.up = ret == 0 || ret == KEYRING_E_CIPHERTEXT_MODIFIED ||
+		   ret == KEYRING_E_WRONG_KEK; /* it answered */
 	if (kind != JOB_WRAP && kind != JOB_UNWRAP)
 		return;
 	int op = kind == JOB_WRAP ? PKCS11_OP_WRAP : PKCS11_OP_UNWRAP;
@@ -642,25 +749,34 @@ static void deadline_in(struct timespec *ts, unsigned ms)
 	}
 }
 
+/* One call to hand the worker: what it needs, where its results go. */
+struct job_args {
+	enum job_kind kind;
+	unsigned version;	     /* wrap */
+	const unsigned char *kek_id; /* unwrap */
+	const unsigned char *aad;
+	size_t aad_len;
+	const unsigned char *iv, *in, *tag;
+	size_t len;
+	unsigned char *out, *tag_out;
+};
+
 /* Runs one job on the worker, waiting at most timeout_ms in all; on 0
- * copies its results into out (len bytes) and tag_out. */
-static int submit(struct pkcs11 *p, enum job_kind kind,
-		  const unsigned char *aad, size_t aad_len,
-		  const unsigned char *iv, const unsigned char *in, size_t len,
-		  const unsigned char *tag, unsigned char *out,
-		  unsigned char *tag_out, char *err, size_t err_size)
+ * copies its results into a->out (len bytes) and a->tag_out. */
+static int submit(struct pkcs11 *p, const struct job_args *a, char *err,
+		  size_t err_size)
 {
 	struct timespec dl;
 	int ret = 0;
 
-	if (aad_len > AAD_BYTES_MAX || len > DATA_BYTES_MAX)
+	if (a->aad_len > AAD_BYTES_MAX || a->len > DATA_BYTES_MAX)
 		return KEYRING_E_INVALID_ARGUMENT;
 	deadline_in(&dl, p->timeout_ms);
 	pthread_mutex_lock(&p->lock);
 	while (p->state != JOB_IDLE && !p->abandoned && ret != ETIMEDOUT)
 		ret = pthread_cond_timedwait(&p->to_caller, &p->lock, &dl);
 	if (p->state != JOB_IDLE) {
-		count_error(p, kind);
+		count_error(p, a->kind);
 		pthread_mutex_unlock(&p->lock);
 		say(err, err_size,
 		    "token '%s' is still busy with a call that did not "
@@ -668,17 +784,20 @@ static int submit(struct pkcs11 *p, enum job_kind kind,
 		    p->token, p->timeout_ms);
 		return KEYRING_E_KEK_UNAVAILABLE;
 	}
-	p->job.kind = kind;
-	if (aad)
-		memcpy(p->job.aad, aad, aad_len);
-	p->job.aad_len = aad_len;
-	if (iv)
-		memcpy(p->job.iv, iv, KEYRING_TOKEN_IV_BYTES);
-	if (in)
-		memcpy(p->job.in, in, len);
-	p->job.len = len;
-	if (tag)
-		memcpy(p->job.tag, tag, KEYRING_TOKEN_TAG_BYTES);
+	p->job.kind = a->kind;
+	p->job.version = a->version;
+	if (a->kek_id)
+		memcpy(p->job.kek_id, a->kek_id, KEYRING_KEK_ID_BYTES);
+	if (a->aad)
+		memcpy(p->job.aad, a->aad, a->aad_len);
+	p->job.aad_len = a->aad_len;
+	if (a->iv)
+		memcpy(p->job.iv, a->iv, KEYRING_TOKEN_IV_BYTES);
+	if (a->in)
+		memcpy(p->job.in, a->in, a->len);
+	p->job.len = a->len;
+	if (a->tag)
+		memcpy(p->job.tag, a->tag, KEYRING_TOKEN_TAG_BYTES);
 	p->job.err[0] = '\0';
 	p->state = JOB_PENDING;
 	pthread_cond_signal(&p->to_worker);
@@ -687,7 +806,7 @@ static int submit(struct pkcs11 *p, enum job_kind kind,
 		ret = pthread_cond_timedwait(&p->to_caller, &p->lock, &dl);
 	if (p->state != JOB_DONE) {
 		p->abandoned = true;
-		count_error(p, kind);
+		count_error(p, a->kind);
 		pthread_mutex_unlock(&p->lock);
 		say(err, err_size, "token '%s' did not answer within %u ms",
 		    p->token[0] ? p->token : "(slot)", p->timeout_ms);
@@ -696,10 +815,10 @@ static int submit(struct pkcs11 *p, enum job_kind kind,
 	ret = p->job.ret;
 	if (ret)
 		say(err, err_size, "%s", p->job.err);
-	else if (out)
-		memcpy(out, p->job.out, len);
-	if (ret == 0 && tag_out)
-		memcpy(tag_out, p->job.tag, KEYRING_TOKEN_TAG_BYTES);
+	else if (a->out)
+		memcpy(a->out, p->job.out, a->len);
+	if (ret == 0 && a->tag_out)
+		memcpy(a->tag_out, p->job.tag, KEYRING_TOKEN_TAG_BYTES);
 	sodium_memzero(p->job.out, DATA_BYTES_MAX);
 	sodium_memzero(p->job.in, sizeof(p->job.in));
 	p->state = JOB_IDLE;
@@ -710,41 +829,114 @@ static int submit(struct pkcs11 *p, enum job_kind kind,
 
 /* ---- the provider --------------------------------------------------- */
 
+/* A keyring_kek_provider's ctx: the token, and the version of the KEK
+ * that seals (any version known opens). */
+struct kek_ctx {
+	struct pkcs11 *p;
+	unsigned version;
+};
+
 static int provider_wrap(void *ctx, const unsigned char *aad, size_t aad_len,
 			 const unsigned char iv[KEYRING_TOKEN_IV_BYTES],
 			 const unsigned char *pt, size_t len, unsigned char *ct,
 			 unsigned char tag[KEYRING_TOKEN_TAG_BYTES], char *err,
 			 size_t err_size)
 {
-	return submit(ctx, JOB_WRAP, aad, aad_len, iv, pt, len, NULL, ct, tag,
-		      err, err_size);
+	const struct kek_ctx *k = ctx;
+	struct job_args a = {.kind = JOB_WRAP,
+			     .version = k->version,
+			     .aad = aad,
+			     .aad_len = aad_len,
+			     .iv = iv,
+			     .in = pt,
+			     .len = len,
+			     .out = ct,
+			     .tag_out = tag};
+	return submit(k->p, &a, err, err_size);
 }
 
-static int provider_unwrap(void *ctx, const unsigned char *aad, size_t aad_len,
+static int provider_unwrap(void *ctx,
+			   const unsigned char kek_id[KEYRING_KEK_ID_BYTES],
+			   const unsigned char *aad, size_t aad_len,
 			   const unsigned char iv[KEYRING_TOKEN_IV_BYTES],
 			   const unsigned char *ct, size_t len,
 			   const unsigned char tag[KEYRING_TOKEN_TAG_BYTES],
 			   unsigned char *pt, char *err, size_t err_size)
 {
-	return submit(ctx, JOB_UNWRAP, aad, aad_len, iv, ct, len, tag, pt, NULL,
-		      err, err_size);
+	const struct kek_ctx *k = ctx;
+	struct job_args a = {.kind = JOB_UNWRAP,
+			     .kek_id = kek_id,
+			     .aad = aad,
+			     .aad_len = aad_len,
+			     .iv = iv,
+			     .in = ct,
+			     .tag = tag,
+			     .len = len,
+			     .out = pt};
+	return submit(k->p, &a, err, err_size);
+}
+
+static bool provider_knows(void *ctx,
+			   const unsigned char kek_id[KEYRING_KEK_ID_BYTES])
+{
+	const struct kek_ctx *k = ctx;
+	bool found = false;
+
+	pthread_mutex_lock(&k->p->lock);
+	for (unsigned i = 0; i < k->p->nids && !found; i++)
+		found = memcmp(k->p->ids[i], kek_id, KEYRING_KEK_ID_BYTES) == 0;
+	pthread_mutex_unlock(&k->p->lock);
+	return found;
 }
 
 int pkcs11_kek(struct pkcs11 *p, struct keyring_kek **out)
 {
+	unsigned char id[KEYRING_KEK_ID_BYTES];
+	struct kek_ctx *k = malloc(sizeof(*k));
+	int ret;
+
+	if (!k)
+		return KEYRING_E_NO_MEMORY;
+	k->p = p;
+	pthread_mutex_lock(&p->lock);
+	k->version = p->current;
+	memcpy(id, p->ids[p->nids - 1], sizeof(id));
+	pthread_mutex_unlock(&p->lock);
 	struct keyring_kek_provider prov = {
-		.ctx = p,
+		.ctx = k,
 		.wrap = provider_wrap,
 		.unwrap = provider_unwrap,
-		.release = NULL,
+		.knows = provider_knows,
+		.release = free,
 	};
-	return keyring_kek_from_provider(&prov, p->kek_id, out);
+	ret = keyring_kek_from_provider(&prov, id, out);
+	if (ret)
+		free(k);
+	return ret;
+}
+
+unsigned pkcs11_current_version(struct pkcs11 *p)
+{
+	pthread_mutex_lock(&p->lock);
+	unsigned v = p->current;
+	pthread_mutex_unlock(&p->lock);
+	return v;
+}
+
+int pkcs11_new_version(struct pkcs11 *p, unsigned *version, char *err,
+		       size_t err_size)
+{
+	struct job_args a = {.kind = JOB_NEW_VERSION};
+	int ret = submit(p, &a, err, err_size);
+	if (ret == 0)
+		*version = pkcs11_current_version(p);
+	return ret;
 }
 
 int pkcs11_ping(struct pkcs11 *p, char *err, size_t err_size)
 {
-	return submit(p, JOB_PING, NULL, 0, NULL, NULL, 0, NULL, NULL, NULL,
-		      err, err_size);
+	struct job_args a = {.kind = JOB_PING};
+	return submit(p, &a, err, err_size);
 }
 
 void pkcs11_stats(struct pkcs11 *p, struct pkcs11_stats *out)
@@ -847,8 +1039,8 @@ int pkcs11_open(const struct pkcs11_config *c, bool create, struct pkcs11 **out,
 		goto fail;
 	}
 	p->worker_started = true;
-	ret = submit(p, JOB_OPEN, NULL, 0, NULL, NULL, 0, NULL, NULL, NULL, err,
-		     err_size);
+	struct job_args open_job = {.kind = JOB_OPEN};
+	ret = submit(p, &open_job, err, err_size);
 	if (ret)
 		goto fail;
 	*out = p;

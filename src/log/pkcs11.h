@@ -45,6 +45,8 @@
 #define PKCS11_PIN_BYTES_MAX	  256
 #define PKCS11_LABEL_BYTES_MAX	  64
 #define PKCS11_TIMEOUT_MS_DEFAULT 2000
+/* Versions of the KEK a token may hold: labels L, L.2, ... L.8. */
+#define PKCS11_KEK_VERSIONS_MAX 8
 /* Bounds of the latency histogram, in seconds (and +Inf). */
 #define PKCS11_BUCKETS 12
 extern const double pkcs11_bucket_bounds[PKCS11_BUCKETS];
@@ -66,9 +68,20 @@ struct pkcs11;
 int pkcs11_open(const struct pkcs11_config *c, bool create, struct pkcs11 **out,
 		char *err, size_t err_size);
 
-/* The KEK for the keyring: id is a hash of the key object's CKA_ID and
- * label.  The KEK borrows p, which must outlive it. */
+/* The KEK for the keyring: the newest version in the token seals; every
+ * version still there opens (its files name it by id: a hash of the key
+ * object's CKA_ID).  The KEK borrows p, which must outlive it. */
 int pkcs11_kek(struct pkcs11 *p, struct keyring_kek **out);
+
+/* The newest version of the KEK seen in the token (by the open, the
+ * last pkcs11_ping, or pkcs11_new_version): 1 for label L, n for L.n. */
+unsigned pkcs11_current_version(struct pkcs11 *p);
+
+/* Rotation of the KEK inside the token: makes version n + 1 (label
+ * L.<n+1>, sensitive, not extractable) after the newest, n; *version
+ * gets it.  The versions before stay until an operator deletes them. */
+int pkcs11_new_version(struct pkcs11 *p, unsigned *version, char *err,
+		       size_t err_size);
 
 /* Closes the session, finalizes and unloads the module (waits for a
  * stuck worker at most one timeout, then leaves it).  NULL is fine. */
@@ -93,8 +106,9 @@ struct pkcs11_stats {
 /* A consistent copy of the counters. */
 void pkcs11_stats(struct pkcs11 *p, struct pkcs11_stats *out);
 
-/* One round trip to the token (C_GetSessionInfo), bounded like any call:
- * 0 or kek_unavailable.  For doctor. */
+/* One round trip to the token (C_GetSessionInfo, then the versions of
+ * the KEK looked up again, so that one made by another process is seen),
+ * bounded like any call: 0 or kek_unavailable. */
 int pkcs11_ping(struct pkcs11 *p, char *err, size_t err_size);
 
 #endif

@@ -18,6 +18,7 @@ moves the keys to a file KEK and back with the same public keys.
 import json
 import os
 import shutil
+import signal
 import subprocess
 import time
 
@@ -87,6 +88,15 @@ def file_versions(data):
         with open(p, "rb") as f:
             b = f.read()
         out.add(b[6] << 8 | b[7])
+    return out
+
+
+def kek_ids(data):
+    """The KEK id each key file names (bytes 128..144)."""
+    out = set()
+    for p in key_files(data):
+        with open(p, "rb") as f:
+            out.add(f.read()[128:144].hex())
     return out
 
 
@@ -177,7 +187,7 @@ def test_hsm_token_kek_signs_rotates_restarts_and_verifies(ctx):
     line = [x for x in r.stdout.splitlines()
             if "key-encryption key:" in x]
     check(line and line[0].startswith("ok") and
-          ("in token '%s' (module %s), key '%s', reachable"
+          ("in token '%s' (module %s), key '%s' version 1, reachable"
            % (TOKEN, SOFTHSM_MODULE, KEY_LABEL)) in line[0] and
           "CKM_AES_GCM yes" in line[0],
           "doctor's KEK line: %r" % (line or r.stdout[-800:]))
@@ -358,3 +368,39 @@ def test_hsm_migrate_to_a_file_kek_and_back_keeps_the_public_keys(ctx):
     s.stop()
     no_pin_anywhere(ctx)
 
+
+
+@e2e_test(timeout=180)
+def test_hsm_kek_rotation_in_the_token_reseals_every_key_while_serving(ctx):
+    hsm, data = init_with_token(ctx)
+    env = token_env(hsm)
+    s = ctx.start_server(data_dir=data, env=env)
+    check_eq(s.post("/v1/keys/rotate", None).status, 200, "rotation")
+    kids = jwks_kids(s)
+    old = kek_ids(data)
+    check_eq(len(old), 1, "KEK ids before: %r" % old)
+    r = run_cli(["keys", "init-hsm", "--new-version"], env=env)
+    check_eq(r.returncode, 0, "init-hsm --new-version: %s" % r.stderr)
+    check("version 2, ready" in r.stdout, "init-hsm says: %s" % r.stdout)
+    # Until the server looks, the keys stay under version 1 and it signs.
+    check_eq(s.get("/v1/revocations").status, 200, "signing before")
+    since = s._log_size()
+    s.proc.send_signal(signal.SIGHUP)
+    check(s.wait_log("key-encryption key rotated in the token",
+                     timeout=15, since=since),
+          "the server did not re-seal the keys after SIGHUP")
+    new = kek_ids(data)
+    check(len(new) == 1 and not new & old,
+          "KEK ids after the rotation: %r (before %r)" % (new, old))
+    check_eq(file_versions(data), {2}, "key file versions")
+    check_eq(s.get("/v1/revocations").status, 200, "signing after")
+    check_eq(s.post("/v1/keys/rotate", None).status, 200,
+             "rotation after")
+    check_eq(kek_ids(data), new, "a new key sealed by the old version")
+    kids = jwks_kids(s)
+    s.stop()
+    s = ctx.start_server(data_dir=data, env=env)
+    check_eq(jwks_kids(s), kids, "JWKS after restart")
+    check_eq(s.get("/v1/revocations").status, 200, "signing after restart")
+    s.stop()
+    no_pin_anywhere(ctx)

@@ -83,13 +83,15 @@ static int token_wrap(void *ctx, const unsigned char *aad, size_t aad_len,
 	return 0;
 }
 
-static int token_unwrap(void *ctx, const unsigned char *aad, size_t aad_len,
+static int token_unwrap(void *ctx,
+			const unsigned char kek_id[KEYRING_KEK_ID_BYTES],
+			const unsigned char *aad, size_t aad_len,
 			const unsigned char iv[KEYRING_TOKEN_IV_BYTES],
 			const unsigned char *ct, size_t len,
 			const unsigned char tag[KEYRING_TOKEN_TAG_BYTES],
 			unsigned char *pt, char *err, size_t err_size)
 {
-	(void)ctx, (void)err, (void)err_size;
+	(void)ctx, (void)kek_id, (void)err, (void)err_size;
 	return crypto_aead_chacha20poly1305_ietf_decrypt_detached(
 		       pt, NULL, ct, len, tag, aad, aad_len, iv, token_key) == 0
 		       ? 0

@@ -1103,7 +1103,9 @@ static int fake_wrap(void *ctx, const unsigned char *aad, size_t aad_len,
 	return 0;
 }
 
-static int fake_unwrap(void *ctx, const unsigned char *aad, size_t aad_len,
+static int fake_unwrap(void *ctx,
+		       const unsigned char kek_id[KEYRING_KEK_ID_BYTES],
+		       const unsigned char *aad, size_t aad_len,
 		       const unsigned char iv[KEYRING_TOKEN_IV_BYTES],
 		       const unsigned char *ct, size_t len,
 		       const unsigned char tag[KEYRING_TOKEN_TAG_BYTES],
@@ -1111,6 +1113,7 @@ static int fake_unwrap(void *ctx, const unsigned char *aad, size_t aad_len,
 {
 	struct fake_token *t = ctx;
 
+	(void)kek_id; /* one version only */
 	t->unwraps++;
 	if (t->down) {
 		snprintf(err, err_size, "fake token is down");
@@ -1230,6 +1233,44 @@ static void test_reseal_moves_a_key_between_keks_unchanged(void **state)
 	keyring_kek_free(token);
 }
 
+static void test_rekey_reseals_every_key_then_switches(void **state)
+{
+	struct fx *f = *state;
+	struct fake_token t;
+	struct keyring_kek *token = fake_kek(&t, 0x3C);
+	unsigned char buf[KEYRING_KEYFILE_BYTES];
+	char path[512], tok[1024];
+	struct keyring_key k[2];
+	size_t n = 99, len;
+
+	two_keys(f, k);
+	open_ring(f);
+	assert_int_equal(
+		keyring_rekey(f->kr, token, &n, f->err, sizeof(f->err)), 0);
+	assert_int_equal(n, 2);
+	for (int i = 0; i < 2; i++) {
+		key_path(f, k[i].kid, path, sizeof(path));
+		assert_int_equal(read_file(path, buf, sizeof(buf)),
+				 sizeof(buf));
+		assert_int_equal(buf[7], KEYRING_KEYFILE_VERSION_TOKEN);
+	}
+	/* the keyring now signs through the token */
+	int before = t.unwraps;
+	sign_token(f, T0 + 100, T0 + 160, tok, sizeof(tok), &len);
+	assert_int_equal(t.unwraps, before + 1);
+	/* again: nothing left to re-seal */
+	assert_int_equal(keyring_rekey(f->kr, token, &n, NULL, 0), 0);
+	assert_int_equal(n, 0);
+	/* the directory opens with the token's KEK, not the file's */
+	assert_int_equal(open_err(f), KEYRING_E_WRONG_KEK);
+	keyring_free(f->kr);
+	f->kr = NULL;
+	keyring_kek_free(f->kek);
+	f->kek = token;
+	open_ring(f);
+	assert_int_equal(keyring_count(f->kr), 2);
+}
+
 static void test_error_names_are_stable(void **state)
 {
 	(void)state;
@@ -1271,6 +1312,7 @@ int main(void)
 		T(test_open_without_kek_verifies_but_cannot_sign),
 		T(test_token_kek_seals_version_2_in_the_token),
 		T(test_reseal_moves_a_key_between_keks_unchanged),
+		T(test_rekey_reseals_every_key_then_switches),
 		T(test_error_names_are_stable),
 	};
 #undef T
