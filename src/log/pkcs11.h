@@ -7,7 +7,9 @@
  * or the environment variable TPWALLET_KEK_PKCS11_PIN (never a flag),
  * wiped as soon as the login is done; the KEK is the AES-256 secret key
  * object labelled `kek_pkcs11_key_label`, sensitive and not extractable,
- * so it never leaves the token.
+ * so it never leaves the token.  The token may hold later versions of it
+ * (labels LABEL.2 ... LABEL.8, pkcs11_new_version): the newest seals,
+ * every one still there opens the files that name its id.
  *
  * This module gives crypto/keyring a struct keyring_kek_provider: every
  * key file is sealed and opened in the token with CKM_AES_GCM (a fresh
