@@ -40,11 +40,14 @@ LDSAN   += -pie -Wl,-z,relro,-z,now
 WARN    := -Wall -Wextra -Werror -Wvla -Wstrict-prototypes \
            -Wmissing-prototypes -Wshadow -Wpointer-arith -Wformat=2 \
            -Wundef -Wcast-align -Wwrite-strings -Wimplicit-fallthrough
+# p11-kit-1: only its PKCS#11 header (log/pkcs11.c loads the module
+# named by a setting with dlopen; nothing links libp11-kit).
 CPPFLAGS := -D_GNU_SOURCE -Isrc \
-           $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+           $(shell pkg-config --cflags $(PKGS) 2>/dev/null) \
+           $(shell pkg-config --cflags p11-kit-1 2>/dev/null)
 CFLAGS  := -std=c17 $(WARN) $(OPT) $(HARDEN) -pthread -fno-strict-aliasing \
            $(EXTRA_CFLAGS)
-LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
+LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm -ldl
 # The log layer's store (src/log/store.c) is on RocksDB: whatever links
 # the log layer links it too (plain -l if pkg-config does not know it).
 ROCKSDB_LIBS := $(shell pkg-config --libs rocksdb 2>/dev/null || echo -lrocksdb)

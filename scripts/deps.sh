@@ -14,9 +14,9 @@ set -eu
 
 BUILD_PKGS="build-essential pkg-config
 libmicrohttpd-dev libsodium-dev libjansson-dev nettle-dev libcurl4-gnutls-dev
-libgnutls28-dev librocksdb-dev liblmdb-dev"
+libgnutls28-dev librocksdb-dev liblmdb-dev libp11-kit-dev"
 TEST_PKGS="clang libclang-rt-14-dev libcmocka-dev python3 curl wrk
-clang-format cppcheck util-linux prometheus openssl"
+clang-format cppcheck util-linux prometheus openssl softhsm2"
 BENCH_PKGS="python3 curl wrk nginx-light linux-perf"
 
 case "${1:-test}" in

@@ -702,6 +702,8 @@ static enum MHD_Result keys_rotate(struct request *rq)
 		 * log only, never for the reply. */
 		log_at(LOG_ERROR, "key rotation failed", LOG_STR("reason", err),
 		       LOG_STR("code", keyring_strerror(r)));
+		if (r == KEYRING_E_KEK_UNAVAILABLE)
+			return api_reply_sign_failed(rq, r, "a new key");
 		return api_reply_problem(rq, PROBLEM_key_rotation_failed,
 					 "the signing key could not be "
 					 "rotated; the server log says why",
@@ -810,9 +812,7 @@ static enum MHD_Result revocations_list(struct request *rq)
 	json_decref(claims);
 	if (r != 0) {
 		free(out);
-		return api_reply_problem(rq, PROBLEM_internal_error,
-					 "cannot sign the revocation list",
-					 NULL, NULL);
+		return api_reply_sign_failed(rq, r, "the revocation list");
 	}
 	struct wbuf b = WBUF_INIT(len + 1);
 	wbuf_put(&b, out, len);

@@ -42,6 +42,7 @@ struct api_server {
 	struct engine *e;
 	struct audit *audit;	 /* may be NULL */
 	struct keyring *keyring; /* may be NULL */
+	struct pkcs11 *hsm;	 /* may be NULL: api_options.hsm */
 	const char *origin;	 /* may be NULL */
 	int64_t key_overlap_s;	 /* POST /v1/keys/rotate without overlap_s */
 	struct api_authz *authz; /* NULL: every /v1 route answers 503 */
@@ -190,6 +191,12 @@ enum MHD_Result api_reply_problem(struct request *rq, enum problem p,
 				  const char *allow);
 enum MHD_Result api_reply_json(struct request *rq, unsigned status,
 			       struct wbuf *b);
+/* A signature that failed (code r from the keyring): 503
+ * key-store-unavailable (with Retry-After) when the token holding the KEK
+ * did not answer or refused, else 500 internal-error saying what could
+ * not be signed.  The keyring's words go to the log only. */
+enum MHD_Result api_reply_sign_failed(struct request *rq, int r,
+				      const char *what);
 /* Every route's handler (routes.h): called by request_dispatch once the
  * body is in and the route's checks passed. */
 #define X(name, tmpl, param, methods, body, rd, wr, scope, flags, handler)     \

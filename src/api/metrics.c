@@ -4,6 +4,7 @@
  */
 #include "api/metrics.h"
 #include "engine/engine.h"
+#include "log/pkcs11.h"
 #include "engine/history.h"
 
 #include <stdio.h>
@@ -389,4 +390,63 @@ void metrics_render(struct metrics *m, struct engine *e, struct wbuf *b)
 
 	if (e)
 		render_engine(b, e);
+}
+
+void metrics_render_hsm(struct pkcs11 *p, struct wbuf *b)
+{
+	struct pkcs11_stats st;
+	char num[48];
+	int n;
+
+	pkcs11_stats(p, &st);
+	gauge(b, "tpwallet_hsm_up", "gauge",
+	      "1 when the last call to the token that holds the KEK (a "
+	      "seal, an open, or the check every minute) succeeded.",
+	      st.up ? 1 : 0);
+	help(b, "tpwallet_hsm_operation_duration_seconds", "histogram",
+	     "Calls to the token by operation (wrap: seal a key; unwrap: "
+	     "open one, for each signature), failed ones included.");
+	for (unsigned op = 0; op < PKCS11_OPS; op++) {
+		const char *name = pkcs11_op_names[op];
+		for (unsigned i = 0; i <= PKCS11_BUCKETS; i++) {
+			wbuf_puts(b, "tpwallet_hsm_operation_duration_seconds"
+				     "_bucket{op=\"");
+			wbuf_puts(b, name);
+			wbuf_puts(b, "\",le=\"");
+			if (i < PKCS11_BUCKETS) {
+				n = snprintf(num, sizeof(num), "%g",
+					     pkcs11_bucket_bounds[i]);
+				wbuf_put(b, num, (size_t)n);
+			} else {
+				wbuf_puts(b, "+Inf");
+			}
+			wbuf_puts(b, "\"} ");
+			wbuf_put_u64(b, i < PKCS11_BUCKETS ? st.bucket[op][i]
+							   : st.count[op]);
+			wbuf_putc(b, '\n');
+		}
+		wbuf_puts(b,
+			  "tpwallet_hsm_operation_duration_seconds_sum{op=\"");
+		wbuf_puts(b, name);
+		n = snprintf(num, sizeof(num), "\"} %.6f\n", st.sum_s[op]);
+		wbuf_put(b, num, (size_t)n);
+		wbuf_puts(
+			b,
+			"tpwallet_hsm_operation_duration_seconds_count{op=\"");
+		wbuf_puts(b, name);
+		wbuf_puts(b, "\"} ");
+		wbuf_put_u64(b, st.count[op]);
+		wbuf_putc(b, '\n');
+	}
+	help(b, "tpwallet_hsm_errors_total", "counter",
+	     "Calls to the token that failed, by operation: refused, timed "
+	     "out (kek_pkcs11_timeout_ms), or not made while an earlier "
+	     "call was stuck.");
+	for (unsigned op = 0; op < PKCS11_OPS; op++) {
+		wbuf_puts(b, "tpwallet_hsm_errors_total{op=\"");
+		wbuf_puts(b, pkcs11_op_names[op]);
+		wbuf_puts(b, "\"} ");
+		wbuf_put_u64(b, st.errors[op]);
+		wbuf_putc(b, '\n');
+	}
 }

@@ -90,6 +90,9 @@ void metrics_observe_results(struct metrics *m, int op, const u32 *results,
 /* Render the exposition into b.  e may be NULL (engine series omitted);
  * otherwise engine_stats() and, briefly, the read lock are taken. */
 void metrics_render(struct metrics *m, struct engine *e, struct wbuf *b);
+/* tpwallet_hsm_*: the token that holds the KEK (log/pkcs11.h). */
+struct pkcs11;
+void metrics_render_hsm(struct pkcs11 *p, struct wbuf *b);
 
 #define METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 

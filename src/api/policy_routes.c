@@ -1249,9 +1249,7 @@ static enum MHD_Result evaluate(struct request *rq, bool signed_manifest)
 	json_decref(o);
 	if (r != 0) {
 		free(out);
-		return api_reply_problem(rq, PROBLEM_internal_error,
-					 "cannot sign the manifest", NULL,
-					 NULL);
+		return api_reply_sign_failed(rq, r, "the manifest");
 	}
 	struct wbuf b = WBUF_INIT(len + 1);
 	wbuf_put(&b, out, len);

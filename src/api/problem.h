@@ -88,6 +88,8 @@
 	  "Too many requests in progress from this address")                   \
 	X(tls_switch_refused, "tls-switch-refused", 409,                       \
 	  "The served TLS certificate cannot be switched")                     \
+	X(key_store_unavailable, "key-store-unavailable", 503,                 \
+	  "The token that holds the key-encryption key is not answering")      \
 	X(internal_error, "internal-error", 500, "Internal error")
 
 enum problem {

@@ -27,6 +27,7 @@
 #include "core/auth.h"
 #include "core/parse.h"
 #include "core/policy.h"
+#include "crypto/keyring.h"
 #include "engine/engine.h"
 #include "engine/logger.h"
 
@@ -165,6 +166,24 @@ enum MHD_Result api_reply_json(struct request *rq, unsigned status,
 	return api_reply(rq, status, b, "application/json", NULL);
 }
 
+enum MHD_Result api_reply_sign_failed(struct request *rq, int r,
+				      const char *what)
+{
+	char detail[160];
+
+	log_at(LOG_ERROR, "cannot sign", LOG_STR("what", what),
+	       LOG_STR("code", keyring_strerror(r)));
+	if (r == KEYRING_E_KEK_UNAVAILABLE)
+		return api_reply_problem(rq, PROBLEM_key_store_unavailable,
+					 "the token that holds the "
+					 "key-encryption key did not answer "
+					 "or refused; retry later",
+					 NULL, NULL);
+	snprintf(detail, sizeof(detail), "cannot sign %s", what);
+	return api_reply_problem(rq, PROBLEM_internal_error, detail, NULL,
+				 NULL);
+}
+
 /* ---- the server's own routes ------------------------------------------ */
 
 enum MHD_Result server_route_healthz(struct request *rq)
@@ -204,6 +223,8 @@ enum MHD_Result server_route_metrics(struct request *rq)
 	netguard_metrics(s->ng, &b);
 	if (s->tls)
 		api_tls_metrics(s->tls, &b);
+	if (s->hsm)
+		metrics_render_hsm(s->hsm, &b);
 	return api_reply(rq, 200, &b, METRICS_CONTENT_TYPE, NULL);
 }
 
@@ -1054,6 +1075,7 @@ int api_server_start(struct api_server **out, struct engine *e,
 		api_tls_install(s->tls);
 	s->audit = o->audit;
 	s->keyring = o->keyring;
+	s->hsm = o->hsm;
 	s->origin = o->origin;
 	s->manifest_public = o->manifest_public;
 	s->manifest_ttl_max_s = o->manifest_ttl_max_s

@@ -46,6 +46,7 @@
 struct audit;
 struct engine;
 struct keyring;
+struct pkcs11;
 
 #define API_BODY_BYTES_MAX_DEFAULT	 ((size_t)8 << 20)
 #define API_CONNECTION_TIMEOUT_S_DEFAULT 30u
@@ -63,7 +64,10 @@ struct api_options {
 	unsigned connections_max;      /* 0: 4096 */
 	struct audit *audit;	 /* NULL: the /v1/audit routes answer 503 */
 	struct keyring *keyring; /* NULL: /.well-known/jwks.json answers 503 */
-	const char *origin;	 /* the audit log's name (its note key name) */
+	/* The token that holds the KEK (log/pkcs11.h), for /metrics; NULL:
+	 * the KEK is a file or an environment variable. */
+	struct pkcs11 *hsm;
+	const char *origin; /* the audit log's name (its note key name) */
 	/* How long keys retired by POST /v1/keys/rotate keep verifying when
 	 * the request does not say (the `key_overlap_s` setting): 0 is no
 	 * overlap at all, so set it. */

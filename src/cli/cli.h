@@ -37,6 +37,8 @@ int cmd_witness(int argc, char **argv);
 int cmd_call(int argc, char **argv);
 int cmd_principal(int argc, char **argv);
 int cmd_keys(int argc, char **argv);
+/* keys init-hsm and keys migrate (cmd_keys_local.c). */
+int cmd_keys_local(int argc, char **argv);
 int cmd_tls(int argc, char **argv);
 int cmd_delegate(int argc, char **argv);
 int cmd_version(int argc, char **argv);
@@ -88,6 +90,17 @@ struct settings {
 	unsigned manifest_ttl_max_s;
 	char log_level[16];
 	char kek_file[4200]; /* "" until settings_finish: DATA.kek */
+	/* The KEK in a PKCS#11 token instead (log/pkcs11.h, docs/keys.md
+	 * "In a hardware security module"): the module's path ("": the
+	 * file KEK), the token's label or slot, the PIN's file ("": the
+	 * environment variable TPWALLET_KEK_PKCS11_PIN), the key's label,
+	 * and the deadline of each call to the token. */
+	char kek_pkcs11_module[4096];
+	char kek_pkcs11_token[65];
+	char kek_pkcs11_slot[24];
+	char kek_pkcs11_pin_file[4096];
+	char kek_pkcs11_key_label[65];
+	unsigned kek_pkcs11_timeout_ms;
 	/* "http://HOST:PORT KEY" of each witness (setting `witness`, which
 	 * may be given several times, at most 8). */
 	char witnesses[8][1024];

@@ -24,6 +24,7 @@
 #include "api/authz.h"
 #include "api/tls.h"
 #include "cli/cli.h"
+#include "cli/serverkeys.h"
 #include "core/clock.h"
 #include "core/auth.h"
 #include "core/command.h"
@@ -31,6 +32,7 @@
 #include "crypto/b64url.h"
 #include "crypto/keyring.h"
 #include "log/keyfile.h"
+#include "log/pkcs11.h"
 #include "crypto/note.h"
 #include "engine/audit.h"
 #include "log/datadir.h"
@@ -125,6 +127,7 @@ struct doctor {
 	bool stop;   /* no data directory here: nothing else to check */
 	bool absent; /* ... because it does not exist (exit 3) */
 	struct keyring_kek *kek;
+	struct pkcs11 *hsm; /* the token, when the KEK is in one */
 
 	struct journal_reader *rd; /* kept open to catch up with a server */
 	bool journal_present;	   /* DATA/journal could be read */
@@ -339,6 +342,46 @@ static void kek_id_hex(const struct keyring_kek *kek, char out[17])
 	sodium_bin2hex(out, 17, id, 8);
 }
 
+/* The KEK in a PKCS#11 token (kek_pkcs11_module): reachable, its key,
+ * the mechanisms, and where the signing keys live. */
+static void check_token_kek(struct doctor *d)
+{
+	const char *name = "key-encryption key";
+	char err[KEYRING_ERR_BYTES] = "", id[17];
+	struct pkcs11_config c;
+	struct pkcs11_stats st;
+	int ret;
+
+	server_keys_pkcs11_config(&d->s, &c);
+	ret = pkcs11_open(&c, false, &d->hsm, err, sizeof(err));
+	if (ret == 0)
+		ret = pkcs11_kek(d->hsm, &d->kek);
+	if (ret != 0) {
+		report(d, STATUS_ACTION, name,
+		       "in a PKCS#11 token, not reachable: %s; the server "
+		       "cannot start or sign (docs/keys.md)",
+		       err[0] ? err : keyring_strerror(ret));
+		return;
+	}
+	pkcs11_stats(d->hsm, &st);
+	kek_id_hex(d->kek, id);
+	report(d, STATUS_OK, name,
+	       "in token '%s' (module %s), key '%s' version %u, reachable, "
+	       "KEK id %s...; CKM_AES_GCM %s, CKM_EDDSA %s",
+	       st.token[0] ? st.token : d->s.kek_pkcs11_slot, st.module,
+	       st.key_label, pkcs11_current_version(d->hsm), id,
+	       st.gcm_supported ? "yes" : "no",
+	       st.eddsa_supported ? "yes" : "no");
+	report(d, STATUS_OK, "signing keys' home",
+	       "sealed in DATA/keys by the token's KEK (AES-GCM in the "
+	       "token); each signature opens one in the token and signs in "
+	       "the server's memory%s",
+	       st.eddsa_supported
+		       ? " (the token offers EdDSA; signing in it is not built "
+			 "yet)"
+		       : "");
+}
+
 static void check_kek(struct doctor *d)
 {
 	const char *name = "key-encryption key";
@@ -347,6 +390,10 @@ static void check_kek(struct doctor *d)
 	struct stat st;
 	int ret;
 
+	if (d->s.kek_pkcs11_module[0]) {
+		check_token_kek(d);
+		return;
+	}
 	if (getenv(KEYRING_KEK_ENV)) {
 		ret = keyfile_kek_from_env(KEYRING_KEK_ENV, &d->kek, err,
 					   sizeof(err));
@@ -2144,6 +2191,7 @@ cleanup:
 	if (d) {
 		journal_reader_close(d->rd);
 		keyring_kek_free(d->kek);
+		pkcs11_close(d->hsm);
 		pstate_free(d->ps);
 	}
 	free(d);

@@ -7,6 +7,9 @@
  *           sends {"overlap_s": D in seconds}
  *   jwks    GET /.well-known/jwks.json (public: sent without credential)
  *
+ * and, on a data directory rather than a server (cmd_keys_local.c):
+ * init-hsm and migrate --to pkcs11|file (issue 19).
+ *
  * The answer's JSON is printed as the server sent it.  Credentials as
  * for `tpwallet call` (the administrator's token by default).
  */
@@ -35,7 +38,12 @@ static void usage(FILE *f)
 		"(default: the server's key_overlap_s, 30 days)\n"
 		"  jwks    the public keys as a JWK Set "
 		"(GET /.well-known/jwks.json),\n          sent without "
-		"credential\n\n"
+		"credential\n"
+		"  init-hsm  make the key-encryption key in the PKCS#11 "
+		"token (settings\n          kek_pkcs11_*) unless it is "
+		"there\n"
+		"  migrate --to pkcs11|file  re-seal a stopped server's keys "
+		"under the\n          token's KEK or the file KEK\n\n"
 		"options:\n%s%s\n"
 		"Exit 0 on success, 1 when refused or unreachable, 2 on usage "
 		"errors.\nSee docs/cli.md and docs/keys.md.\n\n"
@@ -103,6 +111,8 @@ int cmd_keys(int argc, char **argv)
 
 	if ((r = client_subcommand_or_help(argc, argv, usage)) >= 0)
 		return r;
+	if (strcmp(argv[1], "init-hsm") == 0 || strcmp(argv[1], "migrate") == 0)
+		return cmd_keys_local(argc, argv);
 	for (s = 0; s < sizeof(subs) / sizeof(subs[0]); s++)
 		if (strcmp(argv[1], subs[s].name) == 0)
 			break;

@@ -124,6 +124,7 @@ struct upkeep {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	bool stop;
+	bool wake; /* SIGHUP: run the key upkeep now (a new KEK version) */
 };
 
 static void *upkeep_main(void *arg)
@@ -141,9 +142,10 @@ static void *upkeep_main(void *arg)
 		struct timespec until;
 		clock_gettime(CLOCK_REALTIME, &until);
 		until.tv_sec += UPKEEP_INTERVAL_S;
-		while (!u->stop &&
+		while (!u->stop && !u->wake &&
 		       pthread_cond_timedwait(&u->cond, &u->lock, &until) == 0)
 			;
+		u->wake = false;
 	}
 	pthread_mutex_unlock(&u->lock);
 	return NULL;
@@ -448,6 +450,7 @@ int cmd_serve(int argc, char **argv)
 		.connections_max = s.connections_max,
 		.audit = audit,
 		.keyring = keys.keyring,
+		.hsm = keys.hsm,
 		.origin = keys.origin,
 		.key_overlap_s = (int64_t)s.key_overlap_s,
 		.authz = authz,
@@ -517,6 +520,10 @@ int cmd_serve(int argc, char **argv)
 
 	int sig = 0;
 	while (sigwait(&stop_signals, &sig) == 0 && sig == SIGHUP) {
+		pthread_mutex_lock(&up.lock);
+		up.wake = true; /* the key upkeep looks at the token now */
+		pthread_cond_signal(&up.cond);
+		pthread_mutex_unlock(&up.lock);
 		if (tls)
 			(void)api_tls_reload(tls); /* it logs either way */
 		else

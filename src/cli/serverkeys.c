@@ -14,6 +14,7 @@
 #include "core/strerror.h"
 #include "log/fsfile.h"
 #include "log/keyfile.h"
+#include "log/pkcs11.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -42,13 +43,52 @@ static void say(enum log_level level, const char *fmt, ...)
 	log_write(level, msg, NULL, 0);
 }
 
-static int load_kek(const struct settings *s, bool create,
-		    struct keyring_kek **kek)
+void server_keys_pkcs11_config(const struct settings *s,
+			       struct pkcs11_config *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->module = s->kek_pkcs11_module;
+	c->token = s->kek_pkcs11_token;
+	c->slot = s->kek_pkcs11_slot[0] ? strtol(s->kek_pkcs11_slot, NULL, 10)
+					: -1;
+	c->pin_file = s->kek_pkcs11_pin_file;
+	c->key_label = s->kek_pkcs11_key_label;
+	c->timeout_ms = s->kek_pkcs11_timeout_ms;
+}
+
+static int load_token_kek(const struct settings *s, bool create,
+			  struct pkcs11 **hsm, struct keyring_kek **kek)
+{
+	char err[KEYRING_ERR_BYTES] = "";
+	struct pkcs11_config c;
+	int ret;
+
+	server_keys_pkcs11_config(s, &c);
+	ret = pkcs11_open(&c, create, hsm, err, sizeof(err));
+	if (ret == 0)
+		ret = pkcs11_kek(*hsm, kek);
+	if (ret != 0) {
+		say(LOG_ERROR,
+		    "the key-encryption key in the PKCS#11 token is not "
+		    "usable: %s (docs/keys.md, \"In a hardware security "
+		    "module\")",
+		    err[0] ? err : keyring_strerror(ret));
+		pkcs11_close(*hsm);
+		*hsm = NULL;
+	}
+	return ret;
+}
+
+int server_keys_load_kek(const struct settings *s, bool create,
+			 struct pkcs11 **hsm, struct keyring_kek **kek)
 {
 	char err[KEYRING_ERR_BYTES] = "";
 	struct stat st;
 	int ret;
 
+	*hsm = NULL;
+	if (s->kek_pkcs11_module[0])
+		return load_token_kek(s, create, hsm, kek);
 	if (getenv(KEYRING_KEK_ENV)) {
 		ret = keyfile_kek_from_env(KEYRING_KEK_ENV, kek, err,
 					   sizeof(err));
@@ -126,7 +166,7 @@ int server_keys_open(const struct settings *s, bool create,
 	int ret;
 
 	memset(out, 0, sizeof(*out));
-	ret = load_kek(s, create, &out->kek);
+	ret = server_keys_load_kek(s, create, &out->hsm, &out->kek);
 	if (ret != 0)
 		goto fail;
 	ret = load_origin(s->data_dir, create, out->origin,
@@ -144,6 +184,26 @@ int server_keys_open(const struct settings *s, bool create,
 	if (ret != 0) {
 		say(LOG_ERROR, "%s: %s", dir, err);
 		goto fail;
+	}
+	if (out->hsm) {
+		/* Keys still sealed by an older version of the token's KEK
+		 * (a rotation cut short) are re-sealed by the newest. */
+		size_t n = 0;
+		out->hsm_version = pkcs11_current_version(out->hsm);
+		ret = keyring_rekey(out->keyring, out->kek, &n, err,
+				    sizeof(err));
+		if (ret != 0) {
+			say(LOG_ERROR,
+			    "cannot re-seal the keys under version %u of the "
+			    "token's key-encryption key: %s",
+			    out->hsm_version, err);
+			goto fail;
+		}
+		if (n)
+			say(LOG_INFO,
+			    "%zu key(s) re-sealed under version %u of the "
+			    "token's key-encryption key",
+			    n, out->hsm_version);
 	}
 	if (!keyring_current_signer(out->keyring, now)) {
 		struct keyring_rotation rot;
@@ -168,8 +228,10 @@ void server_keys_close(struct server_keys *k)
 {
 	keyring_free(k->keyring);
 	keyring_kek_free(k->kek);
+	pkcs11_close(k->hsm);
 	k->keyring = NULL;
 	k->kek = NULL;
+	k->hsm = NULL;
 }
 
 int server_keys_sign_note(void *ctx, const char *text, size_t len, char *note,
@@ -325,6 +387,40 @@ int server_keys_journal(struct server_keys *k, struct engine *e)
 	return journal_current(k, e, 0); /* the overlap: not known here */
 }
 
+/* A newer version of the KEK in the token (`tpwallet keys init-hsm
+ * --new-version`, seen by the last ping): every key is re-sealed under
+ * it while the server serves; the older versions stay in the token. */
+static void follow_token_kek(struct server_keys *k)
+{
+	char err[KEYRING_ERR_BYTES] = "";
+	unsigned v = pkcs11_current_version(k->hsm);
+	struct keyring_kek *next = NULL;
+	size_t n = 0;
+
+	if (v == k->hsm_version)
+		return;
+	int ret = pkcs11_kek(k->hsm, &next);
+	if (ret == 0)
+		ret = keyring_rekey(k->keyring, next, &n, err, sizeof(err));
+	if (ret != 0) {
+		log_at(LOG_ERROR,
+		       "cannot re-seal the keys under the token's new "
+		       "key-encryption key (tried again in a minute)",
+		       LOG_NUM("version", v), LOG_STR("reason", err),
+		       LOG_STR("code", keyring_strerror(ret)));
+		keyring_kek_free(next);
+		return;
+	}
+	keyring_kek_free(k->kek);
+	k->kek = next;
+	log_at(LOG_INFO,
+	       "key-encryption key rotated in the token: every key re-sealed "
+	       "under the new version",
+	       LOG_NUM("version", v), LOG_NUM("from_version", k->hsm_version),
+	       LOG_NUM("keys", n));
+	k->hsm_version = v;
+}
+
 int server_keys_maintain(struct server_keys *k, struct engine *e,
 			 int64_t period_s, int64_t overlap_s)
 {
@@ -333,6 +429,24 @@ int server_keys_maintain(struct server_keys *k, struct engine *e,
 	int64_t not_after = 0;
 	int ret = 0;
 
+	/* The token that holds the KEK: checked every minute, so that
+	 * tpwallet_hsm_up says the truth between signatures; a change of
+	 * state is logged once. */
+	if (k->hsm) {
+		bool up = pkcs11_ping(k->hsm, err, sizeof(err)) == 0;
+		if (!up && !k->hsm_down)
+			log_at(LOG_ERROR,
+			       "the token that holds the key-encryption key "
+			       "does not answer: signing answers 503",
+			       LOG_STR("reason", err));
+		else if (up && k->hsm_down)
+			log_at(LOG_INFO,
+			       "the token that holds the key-encryption key "
+			       "answers again");
+		k->hsm_down = !up;
+		if (up)
+			follow_token_kek(k);
+	}
 	if (period_s > 0 &&
 	    keyring_due_for_rotation(k->keyring, now, period_s)) {
 		struct keyring_rotation rot;

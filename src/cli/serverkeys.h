@@ -18,7 +18,13 @@
 
 #define ORIGIN_BYTES_MAX 128
 
+struct pkcs11;
 struct server_keys {
+	/* The token when the KEK is in one (kek_pkcs11_module), else NULL;
+	 * kek borrows it. */
+	struct pkcs11 *hsm;
+	bool hsm_down;	      /* the last minute's check of the token failed */
+	unsigned hsm_version; /* the version of the token's KEK that seals */
 	struct keyring_kek *kek;
 	struct keyring *keyring;
 	char origin[ORIGIN_BYTES_MAX];
@@ -35,6 +41,18 @@ struct server_keys {
  * (newest first): a witness that slept through more rotations than
  * this within an overlap is told the key by its operator. */
 #define SERVER_KEYS_RETIRED_SIGNERS_MAX 7
+
+/* The token settings as log/pkcs11.h takes them (borrowing s). */
+struct pkcs11_config;
+void server_keys_pkcs11_config(const struct settings *s,
+			       struct pkcs11_config *c);
+
+/* The KEK the settings name: in a token when kek_pkcs11_module is set
+ * (*hsm gets the token; create makes its key when absent), else from
+ * TPWALLET_KEK or kek_file (*hsm NULL; create makes the file when
+ * absent).  Returns 0, or a negative code with the reason logged. */
+int server_keys_load_kek(const struct settings *s, bool create,
+			 struct pkcs11 **hsm, struct keyring_kek **kek);
 
 /* Returns 0, or a negative code with the reason printed on stderr. */
 int server_keys_open(const struct settings *s, bool create,

@@ -127,12 +127,43 @@ static const struct number_setting number_settings[] = {
 	NUMBER(manifest_public, 0, 1),
 	NUMBER(manifest_ttl_max_s, 60, 7 * 86400),
 	NUMBER(audit_cache_bytes, (uint64_t)1 << 20, (uint64_t)64 << 30),
+	NUMBER(kek_pkcs11_timeout_ms, 50, 60000),
 };
 
 #undef NUMBER
 
 /* Parse value into the setting's field; a value that does not parse or
  * is out of range leaves the field as it was. */
+/* The text settings of the PKCS#11 KEK: key, the field. */
+struct text_setting {
+	const char *key;
+	size_t offset, size;
+};
+
+#define TEXT(field)                                                            \
+	{                                                                      \
+#field, offsetof(struct settings, field),                      \
+			sizeof(((struct settings *)0)->field)                  \
+	}
+
+static const struct text_setting text_settings[] = {
+	TEXT(kek_pkcs11_module),    TEXT(kek_pkcs11_token),
+	TEXT(kek_pkcs11_slot),	    TEXT(kek_pkcs11_pin_file),
+	TEXT(kek_pkcs11_key_label),
+};
+
+#undef TEXT
+
+static int set_text(struct settings *s, const struct text_setting *t,
+		    const char *value)
+{
+	uint64_t slot;
+	if (strcmp(t->key, "kek_pkcs11_slot") == 0 && *value &&
+	    parse_u64(value, UINT32_MAX, &slot) != 0)
+		return -EINVAL;
+	return copy_str((char *)s + t->offset, t->size, value);
+}
+
 static int set_number(struct settings *s, const struct number_setting *n,
 		      const char *value)
 {
@@ -154,14 +185,21 @@ int settings_set(struct settings *s, const char *key, const char *value)
 {
 	int ret = 0;
 	const struct number_setting *number = NULL;
+	const struct text_setting *text = NULL;
 
 	for (size_t i = 0;
 	     i < sizeof(number_settings) / sizeof(number_settings[0]); i++)
 		if (strcmp(key, number_settings[i].key) == 0)
 			number = &number_settings[i];
+	for (size_t i = 0; i < sizeof(text_settings) / sizeof(text_settings[0]);
+	     i++)
+		if (strcmp(key, text_settings[i].key) == 0)
+			text = &text_settings[i];
 
 	if (number) {
 		ret = set_number(s, number, value);
+	} else if (text) {
+		ret = set_text(s, text, value);
 	} else if (strcmp(key, "data") == 0) {
 		ret = copy_str(s->data_dir, sizeof(s->data_dir), value);
 	} else if (strcmp(key, "listen") == 0) {
@@ -369,6 +407,12 @@ static const struct {
 	{"TPWALLET_MANIFEST_TTL_MAX_S", "manifest_ttl_max_s"},
 	{"TPWALLET_LOG_LEVEL", "log_level"},
 	{"TPWALLET_KEK_FILE", "kek_file"},
+	{"TPWALLET_KEK_PKCS11_MODULE", "kek_pkcs11_module"},
+	{"TPWALLET_KEK_PKCS11_TOKEN", "kek_pkcs11_token"},
+	{"TPWALLET_KEK_PKCS11_SLOT", "kek_pkcs11_slot"},
+	{"TPWALLET_KEK_PKCS11_PIN_FILE", "kek_pkcs11_pin_file"},
+	{"TPWALLET_KEK_PKCS11_KEY_LABEL", "kek_pkcs11_key_label"},
+	{"TPWALLET_KEK_PKCS11_TIMEOUT_MS", "kek_pkcs11_timeout_ms"},
 	{"TPWALLET_WITNESS", "witness"},
 	{"TPWALLET_PROBE_INTERVAL_S", "probe_interval_s"},
 	{"TPWALLET_AUDIT_CACHE_BYTES", "audit_cache_bytes"},
@@ -413,6 +457,7 @@ int settings_load(struct settings *s, const char *config_path)
 	s->manifest_ttl_max_s = API_MANIFEST_TTL_S_DEFAULT;
 	s->revocations_per_principal = AUTH_REVOCATIONS_PER_PRINCIPAL;
 	s->audit_cache_bytes = TILESTORE_CACHE_BYTES_DEFAULT;
+	s->kek_pkcs11_timeout_ms = 2000;
 	copy_str(s->log_level, sizeof(s->log_level), "info");
 
 	if (!config_path)

@@ -66,8 +66,10 @@ static const char kdf_context[crypto_kdf_CONTEXTBYTES] = {'t', 'p', 'w', 'k',
 enum { SUBKEY_AEAD = 1, SUBKEY_MAC = 2, SUBKEY_KEK_ID = 3 };
 
 struct keyring_kek {
-	unsigned char *key; /* sodium_malloc; PROT_NONE between uses */
+	unsigned char *key; /* sodium_malloc; PROT_NONE between uses; NULL
+			       for a KEK in a token */
 	unsigned char id[KEYRING_KEK_ID_BYTES];
+	struct keyring_kek_provider prov; /* wrap NULL: not in a token */
 };
 
 struct subkeys {
@@ -218,9 +220,39 @@ void keyring_kek_free(struct keyring_kek *kek)
 {
 	if (!kek)
 		return;
+	if (kek->prov.release)
+		kek->prov.release(kek->prov.ctx);
 	sodium_free(kek->key); /* makes it writable, wipes, unmaps */
 	sodium_memzero(kek, sizeof(*kek));
 	free(kek);
+}
+
+int keyring_kek_from_provider(const struct keyring_kek_provider *p,
+			      const unsigned char id[KEYRING_KEK_ID_BYTES],
+			      struct keyring_kek **out)
+{
+	struct keyring_kek *kek;
+
+	if (!p || !p->wrap || !p->unwrap || !id || !out)
+		return KEYRING_E_INVALID_ARGUMENT;
+	kek = calloc(1, sizeof(*kek));
+	if (!kek)
+		return KEYRING_E_NO_MEMORY;
+	kek->prov = *p;
+	memcpy(kek->id, id, KEYRING_KEK_ID_BYTES);
+	*out = kek;
+	return 0;
+}
+
+bool keyring_kek_in_token(const struct keyring_kek *kek)
+{
+	return kek && kek->prov.wrap;
+}
+
+static unsigned kek_file_version(const struct keyring_kek *kek)
+{
+	return keyring_kek_in_token(kek) ? KEYRING_KEYFILE_VERSION_TOKEN
+					 : KEYRING_KEYFILE_VERSION;
 }
 
 void keyring_kek_id(const struct keyring_kek *kek,
@@ -390,18 +422,30 @@ static int decode_public(const unsigned char *b, size_t len,
 		return KEYRING_E_MALFORMED;
 	}
 	version = get_u16(b + OFF_VERSION);
-	if (version != KEYRING_KEYFILE_VERSION) {
+	if (version != KEYRING_KEYFILE_VERSION &&
+	    version != KEYRING_KEYFILE_VERSION_TOKEN) {
 		keyring__say(err, err_size,
 			     "key file format version %u; this build reads "
-			     "version %d",
-			     version, KEYRING_KEYFILE_VERSION);
+			     "versions %d and %d",
+			     version, KEYRING_KEYFILE_VERSION,
+			     KEYRING_KEYFILE_VERSION_TOKEN);
 		return KEYRING_E_UNKNOWN_VERSION;
 	}
 	if (len != KEYRING_KEYFILE_BYTES) {
 		keyring__say(err, err_size,
-			     "key file has %zu bytes; version 1 has %d", len,
-			     KEYRING_KEYFILE_BYTES);
+			     "key file has %zu bytes; version %u has %d", len,
+			     version, KEYRING_KEYFILE_BYTES);
 		return KEYRING_E_MALFORMED;
+	}
+	for (size_t i = OFF_NONCE + KEYRING_TOKEN_IV_BYTES;
+	     version == KEYRING_KEYFILE_VERSION_TOKEN && i < OFF_CT; i++) {
+		if (b[i] != 0) {
+			keyring__say(err, err_size,
+				     "byte at offset %zu after the GCM IV is "
+				     "not zero",
+				     i);
+			return KEYRING_E_MALFORMED;
+		}
 	}
 	if (get_u16(b + OFF_ALG) != ALG_ED25519) {
 		keyring__say(err, err_size,
@@ -492,7 +536,9 @@ int keyring__keyfile_open(const void *buf, size_t len,
 	ret = decode_public(b, len, meta, err, err_size);
 	if (ret || !kek)
 		goto cleanup;
-	if (sodium_memcmp(meta->kek_id, kek->id, KEYRING_KEK_ID_BYTES) != 0) {
+	if (sodium_memcmp(meta->kek_id, kek->id, KEYRING_KEK_ID_BYTES) != 0 &&
+	    !(keyring_kek_in_token(kek) && kek->prov.knows &&
+	      kek->prov.knows(kek->prov.ctx, meta->kek_id))) {
 		char want[2 * KEYRING_KEK_ID_BYTES + 1];
 		char got[2 * KEYRING_KEK_ID_BYTES + 1];
 
@@ -506,6 +552,41 @@ int keyring__keyfile_open(const void *buf, size_t len,
 			     meta->kid, want, got);
 		ret = KEYRING_E_WRONG_KEK;
 		goto cleanup;
+	}
+	if (get_u16(b + OFF_VERSION) != kek_file_version(kek)) {
+		keyring__say(err, err_size,
+			     "key %s: format version %u, but the KEK given "
+			     "has its id and seals version %u",
+			     meta->kid, get_u16(b + OFF_VERSION),
+			     kek_file_version(kek));
+		ret = KEYRING_E_WRONG_KEK;
+		goto cleanup;
+	}
+	sk = sodium_malloc(crypto_sign_SECRETKEYBYTES +
+			   JOSE_ED25519_SEED_BYTES);
+	if (!sk) {
+		ret = KEYRING_E_NO_MEMORY;
+		goto cleanup;
+	}
+	if (keyring_kek_in_token(kek)) {
+		char why[KEYRING_ERR_BYTES] = "";
+
+		ret = kek->prov.unwrap(
+			kek->prov.ctx, meta->kek_id, b, AD_BYTES, b + OFF_NONCE,
+			b + OFF_CT, JOSE_ED25519_SEED_BYTES, b + OFF_TAG,
+			sk + crypto_sign_SECRETKEYBYTES, why, sizeof(why));
+		if (ret == KEYRING_E_CIPHERTEXT_MODIFIED)
+			keyring__say(err, err_size,
+				     "key %s: the token does not authenticate "
+				     "it (metadata, IV, ciphertext or tag "
+				     "changed)",
+				     meta->kid);
+		else if (ret)
+			keyring__say(err, err_size, "key %s: %s", meta->kid,
+				     why);
+		if (ret)
+			goto cleanup;
+		goto check_seed;
 	}
 	ret = derive_subkeys(kek, &keys);
 	if (ret)
@@ -521,12 +602,6 @@ int keyring__keyfile_open(const void *buf, size_t len,
 		ret = KEYRING_E_METADATA_MODIFIED;
 		goto cleanup;
 	}
-	sk = sodium_malloc(crypto_sign_SECRETKEYBYTES +
-			   JOSE_ED25519_SEED_BYTES);
-	if (!sk) {
-		ret = KEYRING_E_NO_MEMORY;
-		goto cleanup;
-	}
 	/* seed into sk's tail first; copied to the caller only when good */
 	if (crypto_aead_xchacha20poly1305_ietf_decrypt(
 		    sk + crypto_sign_SECRETKEYBYTES, &n, NULL, b + OFF_CT,
@@ -540,6 +615,7 @@ int keyring__keyfile_open(const void *buf, size_t len,
 		ret = KEYRING_E_CIPHERTEXT_MODIFIED;
 		goto cleanup;
 	}
+check_seed:
 	if (crypto_sign_seed_keypair(pk, sk, sk + crypto_sign_SECRETKEYBYTES) !=
 	    0) {
 		ret = KEYRING_E_INTERNAL;
@@ -607,12 +683,9 @@ int keyring__keyfile_seal(const struct keyring_key *meta,
 		ret = KEYRING_E_KEY_MISMATCH;
 		goto cleanup;
 	}
-	ret = derive_subkeys(kek, &keys);
-	if (ret)
-		goto cleanup;
 	memset(out, 0, KEYRING_KEYFILE_BYTES);
 	memcpy(out + OFF_MAGIC, magic, sizeof(magic));
-	put_u16(out + OFF_VERSION, KEYRING_KEYFILE_VERSION);
+	put_u16(out + OFF_VERSION, kek_file_version(kek));
 	put_u16(out + OFF_ALG, ALG_ED25519);
 	put_i64(out + OFF_CREATED, meta->created_at);
 	put_i64(out + OFF_ACTIVATE, meta->activate_at);
@@ -621,6 +694,19 @@ int keyring__keyfile_seal(const struct keyring_key *meta,
 	memcpy(out + OFF_PUB, meta->pub, JOSE_ED25519_PUBLIC_BYTES);
 	memcpy(out + OFF_KID, meta->kid, KEYRING_KID_BYTES);
 	memcpy(out + OFF_KEK_ID, kek->id, KEYRING_KEK_ID_BYTES);
+	if (keyring_kek_in_token(kek)) {
+		char why[KEYRING_ERR_BYTES] = "";
+
+		memcpy(out + OFF_NONCE, nonce, KEYRING_TOKEN_IV_BYTES);
+		ret = kek->prov.wrap(kek->prov.ctx, out, AD_BYTES,
+				     out + OFF_NONCE, seed,
+				     JOSE_ED25519_SEED_BYTES, out + OFF_CT,
+				     out + OFF_TAG, why, sizeof(why));
+		goto cleanup;
+	}
+	ret = derive_subkeys(kek, &keys);
+	if (ret)
+		goto cleanup;
 	crypto_generichash(out + OFF_MAC, MAC_BYTES, out, OFF_MAC, keys->mac,
 			   sizeof(keys->mac));
 	memcpy(out + OFF_NONCE, nonce, OFF_CT - OFF_NONCE);
@@ -632,6 +718,33 @@ int keyring__keyfile_seal(const struct keyring_key *meta,
 cleanup:
 	sodium_free(sk);
 	sodium_free(keys);
+	return ret;
+}
+
+int keyring_keyfile_reseal(const unsigned char in[KEYRING_KEYFILE_BYTES],
+			   const struct keyring_kek *from,
+			   const struct keyring_kek *to,
+			   const unsigned char nonce[24],
+			   unsigned char out[KEYRING_KEYFILE_BYTES], char *err,
+			   size_t err_size)
+{
+	struct keyring_key meta;
+	unsigned char *seed;
+	int ret;
+
+	if (!in || !from || !to || !nonce || !out)
+		return KEYRING_E_INVALID_ARGUMENT;
+	seed = sodium_malloc(JOSE_ED25519_SEED_BYTES);
+	if (!seed)
+		return KEYRING_E_NO_MEMORY;
+	ret = keyring__keyfile_open(in, KEYRING_KEYFILE_BYTES, from, &meta,
+				    seed, err, err_size);
+	if (ret == 0)
+		ret = keyring__keyfile_seal(&meta, seed, nonce, to, out);
+	if (ret == 0)
+		ret = keyring__keyfile_open(out, KEYRING_KEYFILE_BYTES, to,
+					    &meta, NULL, err, err_size);
+	sodium_free(seed);
 	return ret;
 }
 
@@ -847,6 +960,45 @@ static int reschedule(struct keyring *kr, struct entry *e, int64_t retire_at,
 	memcpy(e->image, image, sizeof(image));
 cleanup:
 	sodium_free(seed);
+	return ret;
+}
+
+int keyring_rekey(struct keyring *kr, const struct keyring_kek *kek,
+		  size_t *n_resealed, char *err, size_t err_size)
+{
+	unsigned char image[KEYRING_KEYFILE_BYTES];
+	unsigned char nonce[OFF_CT - OFF_NONCE];
+	size_t n = 0;
+	int ret = 0;
+
+	if (!kr || !kek)
+		return KEYRING_E_INVALID_ARGUMENT;
+	if (!kr->kek)
+		return KEYRING_E_NO_KEK;
+	pthread_mutex_lock(&kr->lock);
+	for (size_t i = 0; i < kr->n && ret == 0; i++) {
+		struct entry *e = &kr->e[i];
+		if (memcmp(e->key.kek_id, kek->id, KEYRING_KEK_ID_BYTES) == 0)
+			continue;
+		randombytes_buf(nonce, sizeof(nonce));
+		ret = keyring_keyfile_reseal(e->image, kr->kek, kek, nonce,
+					     image, err, err_size);
+		if (ret == 0)
+			ret = kr->store.put(kr->store.ctx, e->key.kid, image,
+					    err, err_size);
+		if (ret == 0) {
+			memcpy(e->image, image, sizeof(image));
+			memcpy(e->key.kek_id, kek->id, KEYRING_KEK_ID_BYTES);
+			n++;
+		}
+	}
+	/* Only once every file is under kek does it seal new ones: until
+	 * then the old KEK (which opens both) stays the keyring's. */
+	if (ret == 0)
+		kr->kek = kek;
+	pthread_mutex_unlock(&kr->lock);
+	if (n_resealed)
+		*n_resealed = n;
 	return ret;
 }
 

@@ -49,6 +49,9 @@
  *   176  24  XChaCha20-Poly1305 nonce (random per write)
  *   200  32  ciphertext of the 32-byte Ed25519 seed (RFC 8032 private key)
  *   232  16  Poly1305 tag; associated data: bytes [0, 176)
+ * Format version 2 is a file sealed by a KEK in a token (issue 19): the
+ * same layout, AES-256-GCM in the token instead of XChaCha20-Poly1305
+ * (keyring_kek_provider, below), the metadata MAC field zero.
  * Bytes [0, 144) are the public metadata, readable without the KEK.  A
  * file is written to <dir>/.<kid>.key.tmp (O_EXCL, 0600), fsynced, renamed
  * over <kid>.key, and the directory is fsynced.  Other names in the
@@ -125,7 +128,11 @@
 #define KEYRING_KEYFILE_BYTES	     248
 #define KEYRING_KEYFILE_PUBLIC_BYTES 144
 #define KEYRING_KEYFILE_VERSION	     1
-#define KEYRING_KEYS_MAX	     64
+/* A key file sealed by a KEK kept in a token (AES-256-GCM, below). */
+#define KEYRING_KEYFILE_VERSION_TOKEN 2
+#define KEYRING_TOKEN_IV_BYTES	      12
+#define KEYRING_TOKEN_TAG_BYTES	      16
+#define KEYRING_KEYS_MAX	      64
 #define KEYRING_KEK_FILE_BYTES_MAX                                             \
 	64 /* a KEK file read past this is refused                             \
 	    */
@@ -167,7 +174,8 @@
 	X(SIGN_FAILED, -1224, "signing_failed")                                \
 	X(NO_SPACE, -1225, "output_buffer_too_small")                          \
 	X(NO_MEMORY, -1226, "out_of_memory")                                   \
-	X(INTERNAL, -1227, "internal_error")
+	X(INTERNAL, -1227, "internal_error")                                   \
+	X(KEK_UNAVAILABLE, -1228, "kek_unavailable")
 
 enum keyring_error {
 #define KEYRING_ENUM_(name, code, text) KEYRING_E_##name = code,
@@ -207,6 +215,66 @@ void keyring_kek_id(const struct keyring_kek *kek,
 
 /* Wipes and frees; NULL is fine. */
 void keyring_kek_free(struct keyring_kek *kek);
+
+/*
+ * A KEK that never leaves a token (issue 19: a PKCS#11 module, reached
+ * from log/pkcs11.h; this module does no I/O and loads nothing).  The
+ * token seals each private key with AES-256-GCM: a fresh 12-byte IV per
+ * seal (chosen here, from the key file's random nonce), the key file's
+ * bytes [0, 176) (magic, version, times, public key, kid, KEK id) as
+ * associated data.  Such a file is format version 2 (the layout of
+ * version 1: the IV in the first 12 bytes of the nonce field, the rest
+ * zero; the GCM tag in the tag field; the metadata MAC field zero, since
+ * the GCM tag covers the metadata).
+ *
+ * wrap seals len bytes of pt into ct and tag; unwrap opens them into pt
+ * with the version of the KEK whose id the file names (kek_id).
+ * Each returns 0, KEYRING_E_CIPHERTEXT_MODIFIED when the tag does not
+ * verify (unwrap), or KEYRING_E_KEK_UNAVAILABLE (the token is absent,
+ * refuses, or did not answer in time) with a sentence in err that names
+ * no secret.  They may be called from any thread.  release (may be NULL)
+ * frees ctx at keyring_kek_free.
+ */
+struct keyring_kek_provider {
+	void *ctx;
+	int (*wrap)(void *ctx, const unsigned char *aad, size_t aad_len,
+		    const unsigned char iv[KEYRING_TOKEN_IV_BYTES],
+		    const unsigned char *pt, size_t len, unsigned char *ct,
+		    unsigned char tag[KEYRING_TOKEN_TAG_BYTES], char *err,
+		    size_t err_size);
+	int (*unwrap)(void *ctx,
+		      const unsigned char kek_id[KEYRING_KEK_ID_BYTES],
+		      const unsigned char *aad, size_t aad_len,
+		      const unsigned char iv[KEYRING_TOKEN_IV_BYTES],
+		      const unsigned char *ct, size_t len,
+		      const unsigned char tag[KEYRING_TOKEN_TAG_BYTES],
+		      unsigned char *pt, char *err, size_t err_size);
+	/* Can unwrap open a file sealed under kek_id, an older version of
+	 * this KEK still in the token?  NULL: only the KEK's own id. */
+	bool (*knows)(void *ctx,
+		      const unsigned char kek_id[KEYRING_KEK_ID_BYTES]);
+	void (*release)(void *ctx);
+};
+
+/* A KEK kept in a token, named by id (the provider's public name for the
+ * token key).  On success the KEK owns the provider (release at
+ * keyring_kek_free); on failure the caller keeps it. */
+int keyring_kek_from_provider(const struct keyring_kek_provider *p,
+			      const unsigned char id[KEYRING_KEK_ID_BYTES],
+			      struct keyring_kek **out);
+
+/* Is the KEK kept in a token? */
+bool keyring_kek_in_token(const struct keyring_kek *kek);
+
+/* Re-seals the key file image in[] (opened with from) under to, into
+ * out[], with the given nonce (random per call by the caller): the same
+ * key, times and kid.  For `tpwallet keys migrate`. */
+int keyring_keyfile_reseal(const unsigned char in[KEYRING_KEYFILE_BYTES],
+			   const struct keyring_kek *from,
+			   const struct keyring_kek *to,
+			   const unsigned char nonce[24],
+			   unsigned char out[KEYRING_KEYFILE_BYTES], char *err,
+			   size_t err_size);
 
 /* ---- keys and key files ----------------------------------------------- */
 
@@ -265,6 +333,20 @@ bool keyring_kid_valid(const char *s, size_t len);
 int keyring_add_image(struct keyring *kr, const char *kid, const char *path,
 		      const void *buf, size_t len, char *err, size_t err_size);
 void keyring_free(struct keyring *kr);
+
+/*
+ * Re-seals, under kek, every key of kr not already sealed by it (each
+ * file replaced whole through the store), then makes kek the keyring's
+ * (borrowed, as at keyring_new; the caller frees the previous one after
+ * this returns 0).  The keyring's current KEK must open every file (a
+ * token's KEK opens those of every version still in the token).  For the
+ * KEK's rotation inside a token without a restart (issue 19).  On a
+ * failure the files re-sealed so far stay so and the keyring keeps its
+ * KEK; calling it again finishes.  *n_resealed (may be NULL) gets how
+ * many were re-sealed.
+ */
+int keyring_rekey(struct keyring *kr, const struct keyring_kek *kek,
+		  size_t *n_resealed, char *err, size_t err_size);
 
 /* Internal, for log/keyfile.c: one sentence into err[0..err_size) (err
  * NULL or err_size 0: nothing). */

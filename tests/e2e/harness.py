@@ -600,16 +600,18 @@ def wait_file(path_ok, what, timeout=10.0):
         time.sleep(0.05)
 
 
-def build_shim(ctx, source):
-    """Compile tests/e2e/<source> (an LD_PRELOAD shim) into the test's
-    directory; returns the .so path.  A missing compiler is a failure
-    (scripts/deps.sh installs build-essential)."""
+def build_shim(ctx, source, cflags=()):
+    """Compile tests/e2e/<source> (an LD_PRELOAD shim, or a library a test
+    loads otherwise) into the test's directory with cflags; returns the
+    .so path.  A missing compiler is a failure (scripts/deps.sh installs
+    build-essential)."""
     here = os.path.dirname(os.path.abspath(__file__))
     cc = shutil.which("cc") or shutil.which("gcc")
     check(cc, "no C compiler for the shim %s" % source)
     out = ctx.path(os.path.splitext(source)[0] + ".so")
-    subprocess.run([cc, "-shared", "-fPIC", "-O1", "-o", out,
-                    os.path.join(here, source), "-ldl"], check=True)
+    subprocess.run([cc, "-shared", "-fPIC", "-O1"] + list(cflags) +
+                   ["-o", out, os.path.join(here, source), "-ldl"],
+                   check=True)
     return out
 
 

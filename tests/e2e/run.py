@@ -54,6 +54,7 @@ import test_override_expiry  # noqa: E402,F401
 import test_doctor  # noqa: E402,F401
 import test_keyring  # noqa: E402,F401
 import test_key_rotation  # noqa: E402,F401
+import test_hsm  # noqa: E402,F401
 import test_witness  # noqa: E402,F401
 import test_authz  # noqa: E402,F401
 import test_authz_routes  # noqa: E402,F401

@@ -338,6 +338,23 @@ def _subcommands(name, text):
     return out
 
 
+def _hsm_example_env(ctx, env, work):
+    """env for the `tpwallet keys init-hsm` and `keys migrate` examples: a
+    SoftHSM2 token (test_hsm's) named by work/hsm.conf, its PIN in the
+    environment, and work/old-data, a stopped server's data directory
+    with a file KEK, for the migration."""
+    import test_hsm
+    hsm = test_hsm.softhsm(ctx)
+    with open(os.path.join(work, "hsm.conf"), "w") as f:
+        f.write("kek_pkcs11_module = %s\nkek_pkcs11_token = %s\n"
+                "kek_pkcs11_key_label = %s\n"
+                % (test_hsm.SOFTHSM_MODULE, test_hsm.TOKEN,
+                   test_hsm.KEY_LABEL))
+    r = run_cli(["init", "--data", os.path.join(work, "old-data")])
+    check_eq(r.returncode, 0, "init old-data: %s" % r.stderr)
+    return dict(env, TPWALLET_KEK_PKCS11_PIN=test_hsm.USER_PIN, **hsm)
+
+
 def _tls_example_env(ctx, env):
     """env for the `tpwallet tls` examples: an HTTPS server with a
     standby certificate (test_tls_standby's), as TPWALLET_SERVER,
@@ -434,9 +451,13 @@ def test_cli_every_command_help_has_an_example_that_runs(ctx):
         check(known in listed, "no usage lists %r (found %r)"
               % (known, listed))
     tls_env = None
+    hsm_env = None
     for name, text in helps:
         for cmd in _examples(name, text):
             run_env = env
+            if name in ("keys init-hsm", "keys migrate"):
+                hsm_env = hsm_env or _hsm_example_env(ctx, env, work)
+                run_env = hsm_env
             if name.split()[0] == "tls":
                 # `tpwallet tls` needs an HTTPS server with a standby.
                 tls_env = tls_env or _tls_example_env(ctx, env)

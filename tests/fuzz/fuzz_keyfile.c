@@ -11,7 +11,11 @@
  *     must give back the input byte for byte (sealing is deterministic for
  *     a nonce), so only what the seeds carry can pass;
  *   - whatever is accepted with the KEK is accepted without it, with the
- *     same public metadata.
+ *     same public metadata;
+ *   - the same with a KEK kept in a token (format version 2, issue 19):
+ *     a stand-in provider seals with ChaCha20-Poly1305 under a fixed key
+ *     (12-byte IV, 16-byte tag, like the token's AES-GCM), and what it
+ *     accepts seals back to the input byte for byte.
  *
  * Built by `make fuzz` with the rest (build/fuzz/fuzz_keyfile); run:
  *   build/fuzz/fuzz_keyfile -dict=tests/fuzz/keyfile.dict \
@@ -36,6 +40,7 @@
 #include "banned.h"
 
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size);
+static int try_token(const unsigned char *data, size_t size);
 
 #define CHECK(cond)                                                            \
 	do {                                                                   \
@@ -57,6 +62,54 @@ static struct keyring_kek *kek(void)
 		CHECK(jose_init() == 0);
 		CHECK(keyring_kek_parse(fixed_kek, strlen(fixed_kek), &k, NULL,
 					0) == 0);
+	}
+	return k;
+}
+
+/* The stand-in token: the IETF ChaCha20-Poly1305 under a fixed key. */
+static const unsigned char token_key[32] = {7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7,
+					    7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7,
+					    7, 7, 7, 7, 7, 7, 7, 7, 7, 7};
+
+static int token_wrap(void *ctx, const unsigned char *aad, size_t aad_len,
+		      const unsigned char iv[KEYRING_TOKEN_IV_BYTES],
+		      const unsigned char *pt, size_t len, unsigned char *ct,
+		      unsigned char tag[KEYRING_TOKEN_TAG_BYTES], char *err,
+		      size_t err_size)
+{
+	(void)ctx, (void)err, (void)err_size;
+	crypto_aead_chacha20poly1305_ietf_encrypt_detached(
+		ct, tag, NULL, pt, len, aad, aad_len, NULL, iv, token_key);
+	return 0;
+}
+
+static int token_unwrap(void *ctx,
+			const unsigned char kek_id[KEYRING_KEK_ID_BYTES],
+			const unsigned char *aad, size_t aad_len,
+			const unsigned char iv[KEYRING_TOKEN_IV_BYTES],
+			const unsigned char *ct, size_t len,
+			const unsigned char tag[KEYRING_TOKEN_TAG_BYTES],
+			unsigned char *pt, char *err, size_t err_size)
+{
+	(void)ctx, (void)kek_id, (void)err, (void)err_size;
+	return crypto_aead_chacha20poly1305_ietf_decrypt_detached(
+		       pt, NULL, ct, len, tag, aad, aad_len, iv, token_key) == 0
+		       ? 0
+		       : KEYRING_E_CIPHERTEXT_MODIFIED;
+}
+
+/* Its KEK id: 16 bytes 0xA0..0xAF. */
+static struct keyring_kek *token_kek(void)
+{
+	static struct keyring_kek *k;
+	if (!k) {
+		struct keyring_kek_provider p = {.wrap = token_wrap,
+						 .unwrap = token_unwrap};
+		unsigned char id[KEYRING_KEK_ID_BYTES];
+		for (int i = 0; i < KEYRING_KEK_ID_BYTES; i++)
+			id[i] = (unsigned char)(0xA0 + i);
+		CHECK(jose_init() == 0);
+		CHECK(keyring_kek_from_provider(&p, id, &k) == 0);
 	}
 	return k;
 }
@@ -84,6 +137,8 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 					 sizeof(err));
 	if (ret_pub)
 		check_refusal(ret_pub, err);
+	if (try_token(data, size))
+		CHECK(ret_pub == 0);
 	if (ret) {
 		check_refusal(ret, err);
 		return 0;
@@ -101,6 +156,27 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 	      pub.expires_at == meta.expires_at);
 	sodium_memzero(seed, sizeof(seed));
 	return 0;
+}
+
+/* The same decoding with the token's KEK; 1 when it accepted. */
+static int try_token(const unsigned char *data, size_t size)
+{
+	struct keyring_key meta;
+	unsigned char seed[JOSE_ED25519_SEED_BYTES];
+	unsigned char again[KEYRING_KEYFILE_BYTES];
+	char err[KEYRING_ERR_BYTES] = "";
+	int ret = keyring__keyfile_open(data, size, token_kek(), &meta, seed,
+					err, sizeof(err));
+	if (ret) {
+		check_refusal(ret, err);
+		return 0;
+	}
+	CHECK(size == KEYRING_KEYFILE_BYTES);
+	CHECK(keyring__keyfile_seal(&meta, seed, data + 176, token_kek(),
+				    again) == 0);
+	CHECK(memcmp(again, data, KEYRING_KEYFILE_BYTES) == 0);
+	sodium_memzero(seed, sizeof(seed));
+	return 1;
 }
 
 #ifdef KEYFILE_CORPUS_MAIN
@@ -181,6 +257,9 @@ int main(int argc, char **argv)
 		b);
 	put(dir, "other-kek", b, sizeof(b));
 	keyring_kek_free(other);
+	genuine(token_kek(), 6, 1700000000, 1700000000, KEYRING_NEVER,
+		KEYRING_NEVER, b);
+	put(dir, "token-sealed", b, sizeof(b));
 	return 0;
 }
 #endif

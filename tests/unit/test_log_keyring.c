@@ -764,9 +764,9 @@ static void test_tamper_unknown_version_refused(void **state)
 	struct keyring_key k[2];
 
 	two_keys(f, k);
-	flip_byte(f, k[1].kid, 7, 0x03); /* version 1 -> 2 */
+	flip_byte(f, k[1].kid, 7, 0x02); /* version 1 -> 3 (2: a token's) */
 	assert_int_equal(open_err(f), KEYRING_E_UNKNOWN_VERSION);
-	assert_non_null(strstr(f->err, "version 2"));
+	assert_non_null(strstr(f->err, "version 3"));
 }
 
 static void test_tamper_swapped_key_files_refused(void **state)
@@ -1073,6 +1073,204 @@ static void test_open_without_kek_verifies_but_cannot_sign(void **state)
 	keyring_free(ro);
 }
 
+/* ---- a KEK in a token (issue 19) ---------------------------------------- */
+
+/* A stand-in for a PKCS#11 token: ChaCha20-Poly1305 (12-byte nonce,
+ * 16-byte tag, like the token's AES-GCM) under a key this test holds;
+ * `down` makes it answer like a token that is gone. */
+struct fake_token {
+	unsigned char key[crypto_aead_chacha20poly1305_ietf_KEYBYTES];
+	bool down;
+	int wraps, unwraps;
+};
+
+static int fake_wrap(void *ctx, const unsigned char *aad, size_t aad_len,
+		     const unsigned char iv[KEYRING_TOKEN_IV_BYTES],
+		     const unsigned char *pt, size_t len, unsigned char *ct,
+		     unsigned char tag[KEYRING_TOKEN_TAG_BYTES], char *err,
+		     size_t err_size)
+{
+	struct fake_token *t = ctx;
+	unsigned long long tl = 0;
+
+	t->wraps++;
+	if (t->down) {
+		snprintf(err, err_size, "fake token is down");
+		return KEYRING_E_KEK_UNAVAILABLE;
+	}
+	crypto_aead_chacha20poly1305_ietf_encrypt_detached(
+		ct, tag, &tl, pt, len, aad, aad_len, NULL, iv, t->key);
+	return 0;
+}
+
+static int fake_unwrap(void *ctx,
+		       const unsigned char kek_id[KEYRING_KEK_ID_BYTES],
+		       const unsigned char *aad, size_t aad_len,
+		       const unsigned char iv[KEYRING_TOKEN_IV_BYTES],
+		       const unsigned char *ct, size_t len,
+		       const unsigned char tag[KEYRING_TOKEN_TAG_BYTES],
+		       unsigned char *pt, char *err, size_t err_size)
+{
+	struct fake_token *t = ctx;
+
+	(void)kek_id; /* one version only */
+	t->unwraps++;
+	if (t->down) {
+		snprintf(err, err_size, "fake token is down");
+		return KEYRING_E_KEK_UNAVAILABLE;
+	}
+	if (crypto_aead_chacha20poly1305_ietf_decrypt_detached(
+		    pt, NULL, ct, len, tag, aad, aad_len, iv, t->key) != 0)
+		return KEYRING_E_CIPHERTEXT_MODIFIED;
+	return 0;
+}
+
+static struct keyring_kek *fake_kek(struct fake_token *t, unsigned char tag)
+{
+	struct keyring_kek_provider p = {
+		.ctx = t, .wrap = fake_wrap, .unwrap = fake_unwrap};
+	unsigned char id[KEYRING_KEK_ID_BYTES];
+	struct keyring_kek *k = NULL;
+
+	memset(t, 0, sizeof(*t));
+	randombytes_buf(t->key, sizeof(t->key));
+	memset(id, tag, sizeof(id));
+	assert_int_equal(keyring_kek_from_provider(&p, id, &k), 0);
+	assert_true(keyring_kek_in_token(k));
+	return k;
+}
+
+static void test_token_kek_seals_version_2_in_the_token(void **state)
+{
+	struct fx *f = *state;
+	struct fake_token t;
+	unsigned char buf[KEYRING_KEYFILE_BYTES];
+	unsigned char zero[32] = {0};
+	char path[512], tok[1024], kid[KEYRING_KID_BYTES + 1];
+	size_t len;
+
+	keyring_kek_free(f->kek);
+	f->kek = fake_kek(&t, 0xA5);
+	assert_false(keyring_kek_in_token(NULL));
+	open_ring(f);
+	struct keyring_key k1 = *rotate(f, T0, 3600);
+	assert_true(t.wraps == 1 && t.unwraps == 1); /* sealed, read back */
+	key_path(f, k1.kid, path, sizeof(path));
+	assert_int_equal(read_file(path, buf, sizeof(buf)), sizeof(buf));
+	assert_int_equal(buf[6] << 8 | buf[7], KEYRING_KEYFILE_VERSION_TOKEN);
+	assert_memory_equal(buf + 144, zero, 32); /* no MAC: GCM's AAD */
+	assert_memory_equal(buf + 188, zero, 12); /* after the 12-byte IV */
+	/* each signature opens the key in the token */
+	open_ring(f);
+	int before = t.unwraps;
+	sign_token(f, T0, T0 + 60, tok, sizeof(tok), &len);
+	assert_int_equal(t.unwraps, before + 1);
+	assert_int_equal(verify_token(f, T0, tok, len, kid), 0);
+	assert_string_equal(kid, k1.kid);
+	/* a time changed: the token refuses it (the metadata is its AAD) */
+	flip_byte(f, k1.kid, 31, 0x01);
+	assert_int_equal(open_err(f), KEYRING_E_CIPHERTEXT_MODIFIED);
+	assert_non_null(strstr(f->err, "token"));
+	flip_byte(f, k1.kid, 31, 0x01);
+	/* a byte after the IV is malformed before the token is asked */
+	flip_byte(f, k1.kid, 190, 0x01);
+	assert_int_equal(open_err(f), KEYRING_E_MALFORMED);
+	flip_byte(f, k1.kid, 190, 0x01);
+	open_ring(f);
+	/* a token gone: signing says so, with the provider's words */
+	t.down = true;
+	assert_int_equal(keyring_sign_jws(f->kr, T0, NULL, "x", 1, tok,
+					  sizeof(tok), &len),
+			 KEYRING_E_KEK_UNAVAILABLE);
+	assert_int_equal(open_err(f), KEYRING_E_KEK_UNAVAILABLE);
+	assert_non_null(strstr(f->err, "fake token is down"));
+	t.down = false;
+	assert_int_equal(open_err(f), 0);
+}
+
+static void test_reseal_moves_a_key_between_keks_unchanged(void **state)
+{
+	struct fx *f = *state;
+	struct fake_token t;
+	struct keyring_kek *token = fake_kek(&t, 0x5A);
+	unsigned char file1[KEYRING_KEYFILE_BYTES], tok[KEYRING_KEYFILE_BYTES];
+	unsigned char file2[KEYRING_KEYFILE_BYTES], nonce[24];
+	struct keyring_key a, b, c;
+	char path[512];
+
+	open_ring(f);
+	a = *rotate(f, T0, 3600);
+	key_path(f, a.kid, path, sizeof(path));
+	assert_int_equal(read_file(path, file1, sizeof(file1)), sizeof(file1));
+	randombytes_buf(nonce, sizeof(nonce));
+	assert_int_equal(keyring_keyfile_reseal(file1, f->kek, token, nonce,
+						tok, f->err, sizeof(f->err)),
+			 0);
+	assert_int_equal(
+		keyring_keyfile_decode(tok, sizeof(tok), token, &b, NULL, 0),
+		0);
+	/* the file KEK no longer opens it, and the token does not open the
+	 * file KEK's */
+	assert_int_equal(
+		keyring_keyfile_decode(tok, sizeof(tok), f->kek, &c, NULL, 0),
+		KEYRING_E_WRONG_KEK);
+	assert_int_equal(keyring_keyfile_reseal(file1, token, f->kek, nonce,
+						file2, NULL, 0),
+			 KEYRING_E_WRONG_KEK);
+	randombytes_buf(nonce, sizeof(nonce));
+	assert_int_equal(keyring_keyfile_reseal(tok, token, f->kek, nonce,
+						file2, NULL, 0),
+			 0);
+	assert_int_equal(keyring_keyfile_decode(file2, sizeof(file2), f->kek,
+						&c, NULL, 0),
+			 0);
+	assert_string_equal(b.kid, a.kid);
+	assert_string_equal(c.kid, a.kid);
+	assert_memory_equal(c.pub, a.pub, sizeof(a.pub));
+	assert_true(c.created_at == a.created_at &&
+		    c.expires_at == a.expires_at &&
+		    b.activate_at == a.activate_at);
+	keyring_kek_free(token);
+}
+
+static void test_rekey_reseals_every_key_then_switches(void **state)
+{
+	struct fx *f = *state;
+	struct fake_token t;
+	struct keyring_kek *token = fake_kek(&t, 0x3C);
+	unsigned char buf[KEYRING_KEYFILE_BYTES];
+	char path[512], tok[1024];
+	struct keyring_key k[2];
+	size_t n = 99, len;
+
+	two_keys(f, k);
+	open_ring(f);
+	assert_int_equal(
+		keyring_rekey(f->kr, token, &n, f->err, sizeof(f->err)), 0);
+	assert_int_equal(n, 2);
+	for (int i = 0; i < 2; i++) {
+		key_path(f, k[i].kid, path, sizeof(path));
+		assert_int_equal(read_file(path, buf, sizeof(buf)),
+				 sizeof(buf));
+		assert_int_equal(buf[7], KEYRING_KEYFILE_VERSION_TOKEN);
+	}
+	/* the keyring now signs through the token */
+	int before = t.unwraps;
+	sign_token(f, T0 + 100, T0 + 160, tok, sizeof(tok), &len);
+	assert_int_equal(t.unwraps, before + 1);
+	/* again: nothing left to re-seal */
+	assert_int_equal(keyring_rekey(f->kr, token, &n, NULL, 0), 0);
+	assert_int_equal(n, 0);
+	/* the directory opens with the token's KEK, not the file's */
+	assert_int_equal(open_err(f), KEYRING_E_WRONG_KEK);
+	keyring_free(f->kr);
+	f->kr = NULL;
+	keyring_kek_free(f->kek);
+	f->kek = token;
+	open_ring(f);
+	assert_int_equal(keyring_count(f->kr), 2);
+}
+
 static void test_error_names_are_stable(void **state)
 {
 	(void)state;
@@ -1112,6 +1310,9 @@ int main(void)
 		T(test_prune_removes_only_expired_keys),
 		T(test_rotation_of_a_full_keyring_drops_the_oldest_retired),
 		T(test_open_without_kek_verifies_but_cannot_sign),
+		T(test_token_kek_seals_version_2_in_the_token),
+		T(test_reseal_moves_a_key_between_keks_unchanged),
+		T(test_rekey_reseals_every_key_then_switches),
 		T(test_error_names_are_stable),
 	};
 #undef T
