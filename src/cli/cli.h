@@ -109,6 +109,13 @@ struct settings {
 	 * both or none, beside tls_cert_file. */
 	char tls_standby_cert_file[4096];
 	char tls_standby_key_file[4096];
+	/* Mutual TLS (docs/operations.md, "Client certificates"): the CAs
+	 * that sign client certificates, their CRLs, and whether a client
+	 * certificate is asked for ("none", "optional", "required"; ""
+	 * means optional with a CA file, none without). */
+	char tls_client_ca_file[4096];
+	char tls_crl_file[4096];
+	char tls_client_auth[16];
 };
 
 /* Defaults, then the config file (if any), then the environment. */

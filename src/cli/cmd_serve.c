@@ -235,6 +235,9 @@ int cmd_serve(int argc, char **argv)
 			.standby_cert_file = s.tls_standby_cert_file,
 			.standby_key_file = s.tls_standby_key_file,
 			.priority = s.tls_priority,
+			.client_ca_file = s.tls_client_ca_file,
+			.crl_file = s.tls_crl_file,
+			.client_auth = s.tls_client_auth,
 		};
 		if (api_tls_open(&tls, &tf, terr, sizeof(terr)) < 0) {
 			fprintf(stderr, "tpwallet serve: %s\n", terr);
