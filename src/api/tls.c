@@ -772,7 +772,8 @@ static int spki_sha256(gnutls_x509_crt_t crt, unsigned char out[32])
 }
 
 int api_tls_cert_identity(const char *pem, size_t len, unsigned char spki[32],
-			  int64_t *not_before, int64_t *not_after)
+			  unsigned char *cert_sha256, int64_t *not_before,
+			  int64_t *not_after)
 {
 	gnutls_datum_t d = {(unsigned char *)(uintptr_t)pem, (unsigned)len};
 	gnutls_x509_crt_t crt = NULL;
@@ -787,6 +788,15 @@ int api_tls_cert_identity(const char *pem, size_t len, unsigned char spki[32],
 		*not_before = info.not_before;
 		*not_after = info.not_after;
 		ret = 0;
+	}
+	if (ret == 0 && cert_sha256) {
+		gnutls_datum_t der = {NULL, 0};
+		if (gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_DER, &der) ==
+		    0)
+			crypto_hash_sha256(cert_sha256, der.data, der.size);
+		else
+			ret = -EINVAL;
+		gnutls_free(der.data);
 	}
 	if (crt)
 		gnutls_x509_crt_deinit(crt);

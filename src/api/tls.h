@@ -122,10 +122,12 @@ struct MHD_Connection;
 const struct api_tls_client *api_tls_client(struct MHD_Connection *c);
 
 /* What an organisation's certificate (PEM, the first of the text) says:
- * the SHA-256 of its SubjectPublicKeyInfo, and its dates.  Returns 0 or
+ * the SHA-256 of its SubjectPublicKeyInfo, of its DER (RFC 8705's
+ * x5t#S256; cert_sha256 may be NULL), and its dates.  Returns 0 or
  * -EINVAL. */
 int api_tls_cert_identity(const char *pem, size_t len,
-			  unsigned char spki_sha256[32], int64_t *not_before,
+			  unsigned char spki_sha256[32],
+			  unsigned char *cert_sha256, int64_t *not_before,
 			  int64_t *not_after);
 
 /* Load and check the pairs: each certificate a PEM chain, leaf first;
