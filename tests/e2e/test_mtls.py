@@ -1,0 +1,406 @@
+"""test_mtls.py - mutual TLS, organisation principals and certificate-bound
+mandates (issue 15, items 5 and 6; docs/operations.md "Client
+certificates", docs/authz.md "Organisation principals" and
+"Certificate-bound mandates").
+
+Every certificate is made here with Debian's openssl: a client CA (with
+`openssl ca`, so that it can revoke and publish a CRL), the server's pair
+(signed by the same CA), client certificates for org A and org D, one for
+org B that the CRL revokes, an expired one, and one from another CA.
+Requests go through curl, whose exit status says whether the handshake
+was refused (no HTTP status at all) and whose -w says the status when
+there was one."""
+
+import base64
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import time
+
+from harness import e2e_test, check, check_eq, run_cli, slow_factor
+from test_tls import start_tls
+
+
+def _openssl(d, *args):
+    r = subprocess.run(["openssl"] + list(args), cwd=d, capture_output=True,
+                       text=True, timeout=30)
+    check(r.returncode == 0, "openssl %s: %s" % (" ".join(args), r.stderr))
+    return r.stdout
+
+
+def _key(d, name):
+    _openssl(d, "genpkey", "-algorithm", "EC", "-pkeyopt",
+             "ec_paramgen_curve:P-256", "-out", name)
+    os.chmod(os.path.join(d, name), 0o600)
+
+
+def _ca_config(d):
+    os.makedirs(os.path.join(d, "db"), exist_ok=True)
+    open(os.path.join(d, "db", "index.txt"), "w").close()
+    with open(os.path.join(d, "db", "serial"), "w") as f:
+        f.write("2001\n")
+    with open(os.path.join(d, "ca.cnf"), "w") as f:
+        f.write("[ca]\ndefault_ca=c\n[c]\ndatabase=db/index.txt\n"
+                "new_certs_dir=db\nserial=db/serial\ndefault_md=sha256\n"
+                "policy=p\nunique_subject=no\ndefault_crl_days=7\n"
+                "[p]\ncommonName=supplied\n")
+    with open(os.path.join(d, "client.ext"), "w") as f:
+        f.write("extendedKeyUsage=clientAuth\n")
+    with open(os.path.join(d, "server.ext"), "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1\n")
+
+
+def _sign(d, name, cn, ext="client.ext", dates=("-days", "10")):
+    _key(d, name + ".key")
+    _openssl(d, "req", "-new", "-key", name + ".key", "-subj", "/CN=" + cn,
+             "-out", name + ".csr")
+    _openssl(d, "ca", "-batch", "-config", "ca.cnf", "-cert", "ca.pem",
+             "-keyfile", "ca.key", "-in", name + ".csr", "-extfile", ext,
+             "-notext", "-out", name + ".pem", *dates)
+
+
+def crl(d, out, revoke=()):
+    """A CRL of the client CA that revokes the certificates named."""
+    for name in revoke:
+        _openssl(d, "ca", "-config", "ca.cnf", "-cert", "ca.pem", "-keyfile",
+                 "ca.key", "-revoke", name + ".pem")
+    _openssl(d, "ca", "-config", "ca.cnf", "-cert", "ca.pem", "-keyfile",
+             "ca.key", "-gencrl", "-out", out)
+    return os.path.join(d, out)
+
+
+def make_mtls_pki(d):
+    os.makedirs(d, exist_ok=True)
+    _ca_config(d)
+    _key(d, "ca.key")
+    _openssl(d, "req", "-x509", "-new", "-key", "ca.key", "-days", "30",
+             "-subj", "/CN=tpwallet client CA", "-out", "ca.pem")
+    _sign(d, "server", "127.0.0.1", ext="server.ext")
+    os.rename(os.path.join(d, "server.pem"), os.path.join(d, "server1.pem"))
+    for name in ("a", "b", "d"):
+        _sign(d, name, "org " + name)
+    _sign(d, "expired", "org expired",
+          dates=("-startdate", "20200101000000Z", "-enddate",
+                 "20200201000000Z"))
+    # Another CA's client certificate.
+    _key(d, "other-ca.key")
+    _openssl(d, "req", "-x509", "-new", "-key", "other-ca.key", "-days",
+             "30", "-subj", "/CN=another CA", "-out", "other-ca.pem")
+    _key(d, "foreign.key")
+    _openssl(d, "req", "-new", "-key", "foreign.key", "-subj",
+             "/CN=org foreign", "-out", "foreign.csr")
+    _openssl(d, "x509", "-req", "-in", "foreign.csr", "-CA", "other-ca.pem",
+             "-CAkey", "other-ca.key", "-set_serial", "0x3001", "-days",
+             "10", "-extfile", "client.ext", "-out", "foreign.pem")
+    p = {n: os.path.join(d, n) for n in ("ca.pem", "server.key",
+                                          "server1.pem")}
+    p["dir"] = d
+    return p
+
+
+def spki_sha256(d, name):
+    """The base64url SHA-256 of a certificate's SubjectPublicKeyInfo,
+    computed by openssl (not by the server)."""
+    pub = _openssl(d, "x509", "-in", name + ".pem", "-noout", "-pubkey")
+    der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "DER"],
+                         input=pub.encode(), capture_output=True,
+                         timeout=30).stdout
+    check(len(der) > 0, "SPKI of %s" % name)
+    return base64.urlsafe_b64encode(hashlib.sha256(der).digest()) \
+        .decode().rstrip("=")
+
+
+def curl(port, pki, path, cert=None, auth=None, body=None, extra=()):
+    """(curl exit status, HTTP status (0: none), body as text)."""
+    d = pki["dir"]
+    args = ["curl", "-sS", "--max-time", "10", "--cacert", pki["ca.pem"],
+            "-o", "-", "-w", "\n%{http_code}"]
+    if cert:
+        args += ["--cert", os.path.join(d, cert + ".pem"), "--key",
+                 os.path.join(d, cert + ".key")]
+    if auth:
+        args += ["-H", "Authorization: " + auth]
+    if body is not None:
+        args += ["-H", "Content-Type: application/json", "--data-binary",
+                 json.dumps(body)]
+    args += list(extra)
+    r = subprocess.run(args + ["https://127.0.0.1:%d%s" % (port, path)],
+                       capture_output=True, text=True, timeout=30)
+    text, _, code = r.stdout.rpartition("\n")
+    return r.returncode, int(code or "0"), text
+
+
+def start_mtls(ctx, pki, mode, crl_path=None):
+    env = {"TPWALLET_TLS_CLIENT_CA_FILE": pki["ca.pem"],
+           "TPWALLET_TLS_CLIENT_AUTH": mode}
+    if crl_path:
+        env["TPWALLET_TLS_CRL_FILE"] = crl_path
+    if mode != "required":
+        return start_tls(ctx, pki, pki["server1.pem"], env=env)
+    # Required: only a client with a certificate gets an answer, so
+    # readiness is asked with org A's.
+    env.update({"TPWALLET_TLS_CERT_FILE": pki["server1.pem"],
+                "TPWALLET_TLS_KEY_FILE": pki["server.key"]})
+    s = ctx.server(env=env)
+    s.spawn()
+    deadline = time.monotonic() + 20 * slow_factor()
+    while time.monotonic() < deadline:
+        check(s.alive(), "the server exited: %s" % s.log_text()[-2000:])
+        if curl(s.port, pki, "/readyz", cert="a")[1] == 200:
+            return s
+        time.sleep(0.05)
+    raise AssertionError("not ready over mutual TLS")
+
+
+def refused_at_handshake(s, pki, cert, reason_rx, what):
+    since = s._log_size()
+    rc, status, body = curl(s.port, pki, "/healthz", cert=cert)
+    check(rc != 0 and status == 0,
+          "%s: refused at the handshake, no HTTP answer (curl %d, status "
+          "%d, %r)" % (what, rc, status, body[:200]))
+    check(s.wait_log(r'"msg":"TLS client certificate refused at the '
+                     r'handshake","reason":"[^"]*' + reason_rx, since=since),
+          "%s: the log says why: %s" % (what, s.log_text()[-1500:]))
+
+
+@e2e_test(timeout=180)
+def test_mtls_required_refuses_no_expired_foreign_and_revoked_certificates(
+        ctx):
+    pki = make_mtls_pki(ctx.path("pki"))
+    d = pki["dir"]
+    crl_path = crl(d, "cur.crl", revoke=("b",))
+
+    # required without client CAs: refused at start, with the reason.
+    bad = ctx.server(env={"TPWALLET_TLS_CERT_FILE": pki["server1.pem"],
+                          "TPWALLET_TLS_KEY_FILE": pki["server.key"],
+                          "TPWALLET_TLS_CLIENT_AUTH": "required"})
+    served, exited, rc = bad.start_expecting_refusal()
+    check(served is None and exited and rc == 2,
+          "required without tls_client_ca_file: exit 2 (%r %r)"
+          % (exited, rc))
+    check("tls_client_auth required needs tls_client_ca_file"
+          in bad.log_text(), "the reason: %s" % bad.log_text()[-800:])
+
+    s = start_mtls(ctx, pki, "required", crl_path)
+    check(s.wait_log(r'"msg":"TLS client CAs loaded".*"cas":1,"crls":1,'
+                     r'"client_auth":"required"'), "CAs and CRL loaded")
+    refused_at_handshake(s, pki, None, r"no client certificate", "no cert")
+    refused_at_handshake(s, pki, "expired", r"expired", "expired cert")
+    refused_at_handshake(s, pki, "foreign", r"issuer is unknown",
+                         "another CA's cert")
+    refused_at_handshake(s, pki, "b", r"revoked", "revoked cert")
+
+    # A good certificate gets in; the bearer token decides who it is.
+    token = "Bearer " + s.admin_token()
+    rc, status, body = curl(s.port, pki, "/v1/principals", cert="a",
+                            auth=token)
+    check_eq((rc, status), (0, 200), "org A's cert with the bearer: %s"
+             % body)
+    # Without an Authorization header, an unregistered certificate is
+    # nobody: 401, and the problem says what to do.
+    rc, status, body = curl(s.port, pki, "/v1/principals", cert="a")
+    check_eq(status, 401, "unregistered cert, no credential: %s" % body)
+    p = json.loads(body)
+    check_eq((p["type"], p["claim"]), ("/problems/malformed", "certificate"),
+             "the problem")
+    check("names no registered principal" in p["detail"], "detail: %r" % p)
+
+
+@e2e_test(timeout=180)
+def test_mtls_organisation_principal_acts_with_owner_rights_and_crl_reload(
+        ctx):
+    pki = make_mtls_pki(ctx.path("pki"))
+    d = pki["dir"]
+    crl_path = crl(d, "cur.crl")
+    s = start_mtls(ctx, pki, "optional", crl_path)
+    port = s.port
+    token = "Bearer " + s.admin_token()
+
+    # Optional mode: a client without a certificate uses the bearer.
+    rc, status, body = curl(port, pki, "/v1/principals", auth=token)
+    check_eq((rc, status), (0, 200), "no cert, bearer: %s" % body)
+
+    # Org A registered by its key's thumbprint (computed by openssl),
+    # org D by its certificate (the server keeps its not_after).
+    a_id = spki_sha256(d, "a")
+    rc, status, body = curl(port, pki, "/v1/principals", auth=token,
+                            body={"spki_sha256": a_id, "name": "org-a"})
+    check_eq((status, json.loads(body)), (201, {"id": a_id,
+                                                "status": "registered"}),
+             "org A registered")
+    with open(os.path.join(d, "d.pem")) as f:
+        rc, status, body = curl(port, pki, "/v1/principals", auth=token,
+                                body={"certificate": f.read(),
+                                      "name": "org-d"})
+    check_eq(status, 201, "org D registered: %s" % body)
+    check_eq(json.loads(body)["id"], spki_sha256(d, "d"), "org D's id")
+    rc, status, body = curl(port, pki, "/v1/principals/" + json.loads(
+        body)["id"], auth=token)
+    got = json.loads(body)
+    check_eq((got["type"], got["jwk"], got["name"]), ("x509", None, "org-d"),
+             "org D as listed")
+    check(got["not_after"].endswith("Z"), "org D's not_after: %r" % got)
+    # Neither or both of the forms: refused.
+    rc, status, body = curl(port, pki, "/v1/principals", auth=token,
+                            body={"spki_sha256": a_id, "certificate": "x"})
+    check_eq(status, 400, "two forms at once: %s" % body)
+    rc, status, body = curl(port, pki, "/v1/principals", auth=token,
+                            body={"certificate": "not a certificate"})
+    check_eq((status, json.loads(body)["field"]), (400, "certificate"),
+             "a bad certificate: %s" % body)
+
+    # Accounts 1001 (org A's) and 2001 (the administrator's); money in.
+    rc, status, body = curl(port, pki, "/v1/accounts?owner=" + a_id,
+                            auth=token,
+                            body=[{"id": "1001", "ledger": 1, "code": 1}])
+    check_eq(status, 200, "org A's account: %s" % body)
+    rc, status, body = curl(port, pki, "/v1/accounts", auth=token,
+                            body=[{"id": "2001", "ledger": 1, "code": 1}])
+    check_eq(status, 200, "the administrator's account: %s" % body)
+    rc, status, body = curl(port, pki, "/v1/transfers", auth=token, body=[
+        {"id": "1", "debit_account_id": "2001", "credit_account_id": "1001",
+         "amount": "100", "ledger": 1, "code": 1}])
+    check_eq(json.loads(body)[0]["status"], "created", "funding")
+
+    # Org A, by its certificate alone: its own account, not another's.
+    rc, status, body = curl(port, pki, "/v1/accounts/1001", cert="a")
+    check_eq((status, json.loads(body)["credits_posted"]), (200, "100"),
+             "org A reads its account")
+    rc, status, body = curl(port, pki, "/v1/accounts/2001", cert="a")
+    check_eq((status, json.loads(body)["type"]),
+             (403, "/problems/account-not-allowed"), "another's account")
+    rc, status, body = curl(port, pki, "/v1/transfers", cert="a", body=[
+        {"id": "2", "debit_account_id": "1001", "credit_account_id": "2001",
+         "amount": "10", "ledger": 1, "code": 1}])
+    check_eq((status, json.loads(body)[0]["status"]), (200, "created"),
+             "org A pays from its account")
+    rc, status, body = curl(port, pki, "/v1/transfers", cert="a", body=[
+        {"id": "3", "debit_account_id": "2001", "credit_account_id": "1001",
+         "amount": "10", "ledger": 1, "code": 1}])
+    check_eq((status, json.loads(body)["type"]),
+             (403, "/problems/account-not-allowed"),
+             "org A cannot debit another's account")
+    rc, status, body = curl(port, pki, "/v1/accounts", cert="a",
+                            body=[{"id": "3001", "ledger": 1, "code": 1}])
+    check_eq((status, json.loads(body)["type"]),
+             (403, "/problems/op-not-allowed"), "no accounts:create")
+    rc, status, body = curl(port, pki, "/v1/principals", cert="a")
+    check_eq((status, json.loads(body)["type"]),
+             (403, "/problems/op-not-allowed"), "no principals:read")
+    # An Authorization header takes precedence over the certificate.
+    rc, status, body = curl(port, pki, "/v1/accounts/1001", cert="a",
+                            auth="Bearer tpw_admin_wrong")
+    check_eq((status, json.loads(body)["type"]),
+             (401, "/problems/bad-signature"), "a bad header is not "
+             "rescued by the certificate")
+    # Org D owns none of these accounts.
+    rc, status, body = curl(port, pki, "/v1/accounts/1001", cert="d")
+    check_eq((status, json.loads(body)["type"]),
+             (403, "/problems/account-not-allowed"), "org D: not its account")
+
+    # The CRL revokes org A's certificate: after SIGHUP new connections
+    # with it are refused at the handshake; org D still gets in.
+    since = s._log_size()
+    new_crl = crl(d, "next.crl", revoke=("a",))
+    os.replace(new_crl, crl_path)
+    s.proc.send_signal(signal.SIGHUP)
+    check(s.wait_log(r'"msg":"TLS client CAs reloaded".*"crls":1',
+                     since=since), "CRL reloaded: %s" % s.log_text()[-800:])
+    refused_at_handshake(s, pki, "a", r"revoked", "org A after the CRL")
+    rc, status, body = curl(port, pki, "/v1/accounts/1001", cert="d")
+    check_eq(status, 403, "org D still connects")
+    # A CRL the client CA did not sign is refused; the last one stays.
+    since = s._log_size()
+    with open(crl_path, "w") as f:
+        f.write("-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n")
+    s.proc.send_signal(signal.SIGHUP)
+    check(s.wait_log(r'"msg":"TLS client CA reload refused: the current CAs '
+                     r'and CRLs stay"', since=since), "bad CRL refused")
+    refused_at_handshake(s, pki, "a", r"revoked", "org A still revoked")
+
+
+@e2e_test(timeout=180)
+def test_mtls_certificate_bound_mandate_only_on_its_certificate(ctx):
+    pki = make_mtls_pki(ctx.path("pki"))
+    d = pki["dir"]
+    s = start_mtls(ctx, pki, "optional")
+    port = s.port
+    token = "Bearer " + s.admin_token()
+    rc, status, body = curl(port, pki, "/v1/accounts", auth=token,
+                            body=[{"id": "2001", "ledger": 1, "code": 1},
+                                  {"id": "2002", "ledger": 1, "code": 1}])
+    check_eq(status, 200, "accounts: %s" % body)
+
+    chain = ctx.path("bound.chain")
+    r = run_cli(["delegate", "issue", "--key",
+                 os.path.join(s.data_dir, "admin.jwk"), "--to-cert",
+                 os.path.join(d, "a.pem"), "--op", "accounts:read",
+                 "--account", "2001", "--expires", "1h", "--out", chain])
+    check_eq(r.returncode, 0, "issue --to-cert: %s" % r.stderr)
+    with open(chain) as f:
+        text = f.read().strip()
+    # cnf is RFC 8705's x5t#S256: base64url SHA-256 of the DER.
+    der = subprocess.run(["openssl", "x509", "-in", os.path.join(d, "a.pem"),
+                          "-outform", "DER"], capture_output=True,
+                         timeout=30).stdout
+    payload = text.split(".")[1]
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(
+        payload) % 4)))
+    want = base64.urlsafe_b64encode(hashlib.sha256(der).digest()) \
+        .decode().rstrip("=")
+    check_eq((claims["cnf"], claims["sub"]), ({"x5t#S256": want}, want),
+             "the link's cnf and sub")
+
+    bearer = "Bearer " + text
+    rc, status, body = curl(port, pki, "/v1/accounts/2001", cert="a",
+                            auth=bearer)
+    check_eq(status, 200, "on its certificate: %s" % body)
+    # Keep-alive: two requests on one connection, both accepted.
+    rc, status, body = curl(port, pki, "/v1/accounts/2001", cert="a",
+                            auth=bearer,
+                            extra=["https://127.0.0.1:%d/v1/accounts/2001"
+                                   % port])
+    check_eq(rc, 0, "two requests on one connection")
+    rc, status, body = curl(port, pki, "/v1/accounts/2002", cert="a",
+                            auth=bearer)
+    check_eq((status, json.loads(body)["type"]),
+             (403, "/problems/account-not-allowed"), "outside its right")
+    for cert, detail in (("d", "bound to another client certificate"),
+                         (None, "this connection has none")):
+        rc, status, body = curl(port, pki, "/v1/accounts/2001", cert=cert,
+                                auth=bearer)
+        p = json.loads(body)
+        check_eq((status, p["type"], p["claim"]),
+                 (401, "/problems/dpop-wrong-key", "cnf.x5t#S256"),
+                 "on %s: %s" % (cert or "no certificate", body))
+        check(detail in p["detail"], "detail: %r" % p)
+    # Sent as DPoP, it has no proof to check: dpop-missing.
+    rc, status, body = curl(port, pki, "/v1/accounts/2001", cert="a",
+                            auth="DPoP " + text)
+    check_eq((status, json.loads(body)["type"]),
+             (401, "/problems/dpop-missing"), "as DPoP")
+    # A key-bound mandate sent as a bearer needs its DPoP proof.
+    jwk = ctx.path("k.jwk")
+    r = run_cli(["principal", "create", "--name", "k", "--key-out", jwk,
+                 "--no-register"])
+    check_eq(r.returncode, 0, "a key: %s" % r.stderr)
+    keyed = ctx.path("keyed.chain")
+    r = run_cli(["delegate", "issue", "--key",
+                 os.path.join(s.data_dir, "admin.jwk"), "--to", jwk,
+                 "--op", "accounts:read", "--account", "2001", "--expires",
+                 "1h", "--out", keyed])
+    check_eq(r.returncode, 0, "issue --to: %s" % r.stderr)
+    with open(keyed) as f:
+        rc, status, body = curl(port, pki, "/v1/accounts/2001", cert="a",
+                                auth="Bearer " + f.read().strip())
+    p = json.loads(body)
+    check_eq((status, p["type"], p["claim"]),
+             (401, "/problems/dpop-missing", "cnf.jwk"), "key-bound as bearer")
+    # A link below a certificate-bound one: chain-broken (no key).
+    r = run_cli(["delegate", "issue", "--key", jwk, "--to", jwk, "--op",
+                 "accounts:read", "--account", "2001", "--parent", chain,
+                 "--out", ctx.path("below.chain")])
+    check(r.returncode != 0, "the CLI refuses to extend a certificate-"
+          "bound link: %s" % r.stderr)
