@@ -216,7 +216,7 @@ static int register_key(const struct client *c, const struct jose_pubkey *pub,
 
 	if (pem)
 		j = json_string(pem);
-	else if (jose_pubkey_to_jwk(pub, jwk, sizeof(jwk)) == 0)
+	else if (pub && jose_pubkey_to_jwk(pub, jwk, sizeof(jwk)) == 0)
 		j = json_loads(jwk, 0, NULL);
 	body = json_object();
 	if (!j || !body ||
