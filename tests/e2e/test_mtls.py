@@ -21,6 +21,7 @@ import time
 
 from harness import e2e_test, check, check_eq, run_cli, slow_factor
 from test_tls import start_tls
+from test_tls_expiry import expiry_lines
 
 
 def _openssl(d, *args):
@@ -295,6 +296,17 @@ def test_mtls_organisation_principal_acts_with_owner_rights_and_crl_reload(
     check_eq((status, json.loads(body)["type"]),
              (401, "/problems/bad-signature"), "a bad header is not "
              "rescued by the certificate")
+    # doctor lists org D's certificate (registered with it: 10 days
+    # left), not org A's (registered by thumbprint: its date unknown).
+    r = run_cli(["doctor", "--data", s.data_dir])
+    orgs = [x for x in expiry_lines(r.stdout)
+            if x[1] == "organisation certificate"]
+    check_eq(len(orgs), 1, "one organisation line: %r" % r.stdout)
+    check_eq(orgs[0][0], "warn", "within 14 days: warn")
+    check(orgs[0][2].startswith("in 10 days: org-d (principal %s) expires "
+                                "within 14 days, at " % spki_sha256(d, "d")),
+          "org D's line: %r" % orgs[0][2])
+
     # Org D owns none of these accounts.
     rc, status, body = curl(port, pki, "/v1/accounts/1001", cert="d")
     check_eq((status, json.loads(body)["type"]),
