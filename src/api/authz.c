@@ -509,15 +509,70 @@ static void caller_from_chain(struct api_caller *out)
 	       32);
 }
 
+/* The certificate-bound chain a connection verified last (its slot):
+ * the Authorization value's bytes and what mandate_chain_verify made of
+ * them. */
+struct bound_cache {
+	struct mandate_chain chain;
+	size_t len;
+	char text[]; /* len bytes */
+};
+
+/* The same chain again on the same connection: what a verification
+ * found stays true (signatures, claims, narrowing, the root's ownership
+ * of the accounts: owners never change) but for time, revocation and
+ * the root's registration, looked at now under one read lock.  True when
+ * the cached chain still holds; false sends the request through the
+ * whole verification, which says what failed. */
+static bool bound_cache_holds(struct api_authz *z, struct engine *e,
+			      const struct bound_cache *b, int64_t now)
+{
+	const struct mandate_chain *c = &b->chain;
+	struct auth_principal_info p;
+	bool ok = now < c->exp + z->leeway_s &&
+		  (c->nbf == 0 || now >= c->nbf - z->leeway_s);
+
+	if (!ok)
+		return false;
+	engine_read_begin(e);
+	const struct auth *a = engine_auth(e);
+	if (!c->root_admin)
+		ok = auth_principal_get(a, c->links[0].iss, &p) &&
+		     !auth_principal_x509(p.pub, NULL);
+	for (unsigned i = 0; ok && i < c->n; i++)
+		ok = !auth_revoked(a, c->links[i].iss, c->links[i].jti_hash);
+	engine_read_end(e);
+	return ok;
+}
+
+/* Keep a verified chain in the connection's slot (out of memory: not
+ * kept, no harm). */
+static void bound_cache_put(void **slot, const struct mandate_chain *c,
+			    const char *value, size_t vlen)
+{
+	struct bound_cache *b = malloc(sizeof(*b) + vlen);
+
+	if (!b)
+		return;
+	b->chain = *c;
+	b->len = vlen;
+	memcpy(b->text, value, vlen);
+	free(*slot);
+	*slot = b;
+}
+
 /* A certificate-bound mandate (RFC 8705) sent as a bearer: the chain is
- * verified as any (its links cached by hash), then its last link's cnf
- * x5t#S256 against the SHA-256 of the connection's certificate, computed
- * once at the handshake: a 32-byte compare. */
+ * verified as any (its links cached by hash; the whole chain cached on
+ * its connection), then its last link's cnf x5t#S256 against the SHA-256
+ * of the connection's certificate, computed once at the handshake: a
+ * 32-byte compare. */
 static int authenticate_bound(struct api_authz *z, struct engine *e,
 			      const char *value, size_t vlen,
-			      const struct api_tls_client *client,
+			      const struct api_authz_conn *conn,
 			      struct api_caller *out, struct mandate_error *err)
 {
+	const struct api_tls_client *client = conn ? conn->client : NULL;
+	void **slot = client ? conn->slot : NULL;
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	if (vlen > MANDATE_AUTHZ_BYTES_MAX)
@@ -525,6 +580,12 @@ static int authenticate_bound(struct api_authz *z, struct engine *e,
 	out->chain = malloc(sizeof(*out->chain));
 	if (!out->chain)
 		return fail(err, MANDATE_ERR_internal);
+	const struct bound_cache *b = slot ? *slot : NULL;
+	if (b && b->len == vlen && memcmp(b->text, value, vlen) == 0 &&
+	    bound_cache_holds(z, e, b, ts.tv_sec)) {
+		*out->chain = b->chain;
+		goto bind;
+	}
 	struct root_ctx rc = {.z = z, .e = e};
 	struct mandate_root_ops ops = {.principal = root_principal,
 				       .owns = root_owns,
@@ -539,6 +600,9 @@ static int authenticate_bound(struct api_authz *z, struct engine *e,
 		api_caller_clear(out);
 		return -1;
 	}
+	if (slot && out->chain->links[out->chain->n - 1].cert_bound)
+		bound_cache_put(slot, out->chain, value, vlen);
+bind:;
 	const struct mandate_link *last = &out->chain->links[out->chain->n - 1];
 	int n = (int)out->chain->n, ret = 0;
 	if (!last->cert_bound) /* bound to a key: it needs its proof */
@@ -558,13 +622,13 @@ static int authenticate_bound(struct api_authz *z, struct engine *e,
 int api_authz_authenticate(struct api_authz *z, struct engine *e,
 			   const char *authorization, const char *dpop,
 			   const char *method, const char *host,
-			   const char *path,
-			   const struct api_tls_client *client,
+			   const char *path, const struct api_authz_conn *conn,
 			   struct api_caller *out, struct mandate_error *err)
 {
 	memset(out, 0, sizeof(*out));
 	if (!authorization)
-		return authenticate_org(e, client, out, err);
+		return authenticate_org(e, conn ? conn->client : NULL, out,
+					err);
 	while (*authorization == ' ')
 		authorization++;
 
@@ -580,8 +644,7 @@ int api_authz_authenticate(struct api_authz *z, struct engine *e,
 		if (memchr(t, '.', len) &&
 		    strncmp(t, AUTHZ_TOKEN_PREFIX,
 			    sizeof(AUTHZ_TOKEN_PREFIX) - 1) != 0)
-			return authenticate_bound(z, e, t, len, client, out,
-						  err);
+			return authenticate_bound(z, e, t, len, conn, out, err);
 		u8 h[32];
 		crypto_hash_sha256(h, (const u8 *)t, len);
 		if (len != AUTHZ_TOKEN_BYTES ||

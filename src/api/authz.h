@@ -118,11 +118,18 @@ void api_caller_clear(struct api_caller *c);
  * check failed.
  */
 struct api_tls_client;
+struct api_authz_conn {
+	const struct api_tls_client *client; /* NULL: no certificate */
+	/* The connection's slot (api_tls_conn_slot), NULL without one: a
+	 * certificate-bound chain verified on it is kept there, and the
+	 * same chain on the same connection is then checked only for what
+	 * can change (time, revocation, the root still registered). */
+	void **slot;
+};
 int api_authz_authenticate(struct api_authz *z, struct engine *e,
 			   const char *authorization, const char *dpop,
 			   const char *method, const char *host,
-			   const char *path,
-			   const struct api_tls_client *client,
+			   const char *path, const struct api_authz_conn *conn,
 			   struct api_caller *out, struct mandate_error *err);
 
 /* The claim of the refusals that concern the client certificate: of a

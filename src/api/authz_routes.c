@@ -101,9 +101,12 @@ void authz_begin(struct request *rq, const char *url, const char *method)
 	 * secret in it): no credential is no caller, not an error. */
 	if (!authz && open_if_public(rq))
 		return;
+	struct api_authz_conn conn = {
+		.client = s->tls ? api_tls_client(c) : NULL,
+		.slot = s->tls ? api_tls_conn_slot(c) : NULL,
+	};
 	api_authz_authenticate(s->authz, s->e, authz, dpop, method, host, url,
-			       s->tls ? api_tls_client(c) : NULL,
-			       &rq->auth.caller, &rq->auth.err);
+			       &conn, &rq->auth.caller, &rq->auth.err);
 }
 
 /* Does the organisation calling own this account? */

@@ -76,6 +76,7 @@ struct tls_session {
 	struct tls_creds *creds;
 	int client_auth; /* what the server asked for */
 	struct api_tls_client client;
+	void *slot; /* api_tls_conn_slot */
 };
 
 struct api_tls {
@@ -1515,6 +1516,13 @@ const struct api_tls_client *api_tls_client(struct MHD_Connection *conn)
 	return ss && ss->client.present ? &ss->client : NULL;
 }
 
+void **api_tls_conn_slot(struct MHD_Connection *conn)
+{
+	struct tls_session *ss = session_of(conn);
+
+	return ss ? &ss->slot : NULL;
+}
+
 void api_tls_connection_closed(struct MHD_Connection *conn)
 {
 	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
@@ -1527,6 +1535,7 @@ void api_tls_connection_closed(struct MHD_Connection *conn)
 	gnutls_db_set_ptr((gnutls_session_t)ci->tls_session, NULL);
 	if (ss) {
 		creds_put(ss->creds);
+		free(ss->slot);
 		free(ss);
 	}
 }

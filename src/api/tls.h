@@ -121,6 +121,11 @@ struct api_tls_client {
 struct MHD_Connection;
 const struct api_tls_client *api_tls_client(struct MHD_Connection *c);
 
+/* The connection's slot for the authorization layer (api/authz.h: the
+ * certificate-bound mandate it verified last), NULL on plain HTTP; what
+ * it holds is one malloc'ed block, freed when the connection closes. */
+void **api_tls_conn_slot(struct MHD_Connection *c);
+
 /* What an organisation's certificate (PEM, the first of the text) says:
  * the SHA-256 of its SubjectPublicKeyInfo, of its DER (RFC 8705's
  * x5t#S256; cert_sha256 may be NULL), and its dates.  Returns 0 or

@@ -13,9 +13,11 @@ there was one."""
 
 import base64
 import hashlib
+import http.client
 import json
 import os
 import signal
+import ssl
 import subprocess
 import time
 
@@ -333,6 +335,18 @@ def test_mtls_organisation_principal_acts_with_owner_rights_and_crl_reload(
     refused_at_handshake(s, pki, "a", r"revoked", "org A still revoked")
 
 
+def issue_bound(s, d, out):
+    """The administrator's link to org A's certificate (accounts:read on
+    2001), with the CLI; its text."""
+    r = run_cli(["delegate", "issue", "--key",
+                 os.path.join(s.data_dir, "admin.jwk"), "--to-cert",
+                 os.path.join(d, "a.pem"), "--op", "accounts:read",
+                 "--account", "2001", "--expires", "1h", "--out", out])
+    check_eq(r.returncode, 0, "issue --to-cert: %s" % r.stderr)
+    with open(out) as f:
+        return f.read().strip()
+
+
 @e2e_test(timeout=180)
 def test_mtls_certificate_bound_mandate_only_on_its_certificate(ctx):
     pki = make_mtls_pki(ctx.path("pki"))
@@ -346,13 +360,7 @@ def test_mtls_certificate_bound_mandate_only_on_its_certificate(ctx):
     check_eq(status, 200, "accounts: %s" % body)
 
     chain = ctx.path("bound.chain")
-    r = run_cli(["delegate", "issue", "--key",
-                 os.path.join(s.data_dir, "admin.jwk"), "--to-cert",
-                 os.path.join(d, "a.pem"), "--op", "accounts:read",
-                 "--account", "2001", "--expires", "1h", "--out", chain])
-    check_eq(r.returncode, 0, "issue --to-cert: %s" % r.stderr)
-    with open(chain) as f:
-        text = f.read().strip()
+    text = issue_bound(s, d, chain)
     # cnf is RFC 8705's x5t#S256: base64url SHA-256 of the DER.
     der = subprocess.run(["openssl", "x509", "-in", os.path.join(d, "a.pem"),
                           "-outform", "DER"], capture_output=True,
@@ -375,6 +383,33 @@ def test_mtls_certificate_bound_mandate_only_on_its_certificate(ctx):
                             extra=["https://127.0.0.1:%d/v1/accounts/2001"
                                    % port])
     check_eq(rc, 0, "two requests on one connection")
+    # On one keep-alive connection the chain is verified once, then only
+    # what can change is looked at again: a revocation between two
+    # requests is seen by the second.
+    ctxt = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctxt.load_verify_locations(pki["ca.pem"])
+    ctxt.load_cert_chain(os.path.join(d, "a.pem"), os.path.join(d, "a.key"))
+    conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=10,
+                                       context=ctxt)
+    for _ in range(3):
+        conn.request("GET", "/v1/accounts/2001",
+                     headers={"Authorization": bearer})
+        r = conn.getresponse()
+        check_eq(r.status, 200, "keep-alive: %s" % r.read())
+        r.read()
+    rc, status, body = curl(port, pki, "/v1/revocations", auth=token,
+                            body={"iss": claims["iss"],
+                                  "jti": claims["jti"]})
+    check_eq(status, 201, "revoked: %s" % body)
+    conn.request("GET", "/v1/accounts/2001",
+                 headers={"Authorization": bearer})
+    r = conn.getresponse()
+    p = json.loads(r.read())
+    check_eq((r.status, p["type"]), (401, "/problems/revoked"),
+             "the same connection after the revocation")
+    conn.close()
+    # A new chain, not revoked, for what follows.
+    bearer = "Bearer " + issue_bound(s, d, chain)
     rc, status, body = curl(port, pki, "/v1/accounts/2002", cert="a",
                             auth=bearer)
     check_eq((status, json.loads(body)["type"]),
@@ -390,7 +425,7 @@ def test_mtls_certificate_bound_mandate_only_on_its_certificate(ctx):
         check(detail in p["detail"], "detail: %r" % p)
     # Sent as DPoP, it has no proof to check: dpop-missing.
     rc, status, body = curl(port, pki, "/v1/accounts/2001", cert="a",
-                            auth="DPoP " + text)
+                            auth="DPoP" + bearer[6:])
     check_eq((status, json.loads(body)["type"]),
              (401, "/problems/dpop-missing"), "as DPoP")
     # A key-bound mandate sent as a bearer needs its DPoP proof.
