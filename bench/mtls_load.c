@@ -42,12 +42,12 @@
 
 #include "banned.h"
 
-#define CONNS_MAX	256
-#define SECONDS_MAX	300
-#define CREDENTIAL_MAX	65536
-#define REQ_BYTES	(CREDENTIAL_MAX + 1024)
-#define RESP_BYTES	16384
-#define BAD_BODY_BYTES	512
+#define CONNS_MAX      256
+#define SECONDS_MAX    300
+#define CREDENTIAL_MAX 65536
+#define REQ_BYTES      (CREDENTIAL_MAX + 1024)
+#define RESP_BYTES     16384
+#define BAD_BODY_BYTES 512
 
 static struct {
 	int port, conns, seconds;
@@ -116,8 +116,8 @@ static int read_answer(gnutls_session_t s, char *buf, size_t cap)
 			end = have >= 4 ? memmem(buf, have, "\r\n\r\n", 4)
 					: NULL;
 			if (end) {
-				const char *cl = strcasestr(buf,
-							    "\r\nContent-Length:");
+				const char *cl =
+					strcasestr(buf, "\r\nContent-Length:");
 				unsigned long long v = 0;
 				for (cl = cl ? cl + 17 : NULL; cl && *cl == ' ';
 				     cl++)
@@ -143,8 +143,8 @@ static int read_answer(gnutls_session_t s, char *buf, size_t cap)
 	}
 	if (strncmp(buf, "HTTP/1.1 ", 9) != 0)
 		return -1;
-	int status = (buf[9] - '0') * 100 + (buf[10] - '0') * 10 +
-		     (buf[11] - '0');
+	int status =
+		(buf[9] - '0') * 100 + (buf[10] - '0') * 10 + (buf[11] - '0');
 	if (status < 200 || status > 299) {
 		pthread_mutex_lock(&bad_lock);
 		if (!bad_body[0])
@@ -182,8 +182,8 @@ static void *worker(void *arg)
 		usleep(1000);
 	while (!atomic_load(&stop)) {
 		char body[256];
-		unsigned long long id = opt.run * 100000000ULL +
-					atomic_fetch_add(&seq, 1) + 2;
+		unsigned long long id =
+			opt.run * 100000000ULL + atomic_fetch_add(&seq, 1) + 2;
 		int blen = snprintf(body, sizeof(body),
 				    "{\"id\":\"%llu\",\"debit_account_id\":"
 				    "\"%llu\",\"credit_account_id\":\"%llu\","
