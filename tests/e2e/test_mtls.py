@@ -423,6 +423,21 @@ def test_mtls_certificate_bound_mandate_only_on_its_certificate(ctx):
                  (401, "/problems/dpop-wrong-key", "cnf.x5t#S256"),
                  "on %s: %s" % (cert or "no certificate", body))
         check(detail in p["detail"], "detail: %r" % p)
+    # The CLI: --mandate with a client certificate sends it as a bearer.
+    url = "https://127.0.0.1:%d" % port
+    cli = ["call", "--server", url, "--cacert", pki["ca.pem"], "--cert",
+           os.path.join(d, "a.pem"), "--cert-key", os.path.join(d, "a.key")]
+    r = run_cli(cli + ["--mandate", chain, "GET", "/v1/accounts/2001"])
+    check_eq((r.returncode, json.loads(r.stdout)["id"]), (0, "2001"),
+             "tpwallet call --cert --mandate: %s" % r.stderr)
+    r = run_cli(cli + ["--mandate", chain, "GET", "/v1/accounts/2002"])
+    check_eq(r.returncode, 1, "outside the right: %s" % r.stderr)
+    check("account-not-allowed" in r.stderr + r.stdout, "the refusal: %r"
+          % ((r.stdout, r.stderr),))
+    r = run_cli(cli[:-2] + ["--mandate", chain, "GET", "/v1/accounts/2001"])
+    check_eq(r.returncode, 2, "--cert without --cert-key: %s" % r.stderr)
+    check("--cert and --cert-key go together" in r.stderr, r.stderr)
+
     # Sent as DPoP, it has no proof to check: dpop-missing.
     rc, status, body = curl(port, pki, "/v1/accounts/2001", cert="a",
                             auth="DPoP" + bearer[6:])
