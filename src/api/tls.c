@@ -64,10 +64,15 @@ struct tls_creds {
 
 /* The client CAs and their CRLs, shared by the handshakes that verify
  * with them; a reload replaces them, the last handshake frees them. */
+#define TLS_CLIENT_CAS_SHOWN 4u
+
 struct tls_trust {
 	atomic_uint refs;
 	gnutls_x509_trust_list_t tl;
 	unsigned ncas, ncrls;
+	/* the first CAs of the file, for /metrics (role="client_ca") */
+	struct api_tls_cert_info cas[TLS_CLIENT_CAS_SHOWN];
+	unsigned ncas_shown;
 };
 
 /* One connection's: the credentials it was served (a reference) and
@@ -704,6 +709,24 @@ static int trust_add_crls(struct tls_trust *t, const char *crl_file, char *err,
 	return 0;
 }
 
+/* What the first CAs of the file say, for /metrics. */
+static void trust_infos(struct tls_trust *t, const gnutls_datum_t *pem)
+{
+	gnutls_x509_crt_t *crts = NULL;
+	unsigned n = 0;
+
+	if (gnutls_x509_crt_list_import2(&crts, &n, pem, GNUTLS_X509_FMT_PEM,
+					 0) < 0)
+		return;
+	for (unsigned i = 0; i < n; i++) {
+		if (t->ncas_shown < TLS_CLIENT_CAS_SHOWN &&
+		    cert_info(crts[i], &t->cas[t->ncas_shown]) == 0)
+			t->ncas_shown++;
+		gnutls_x509_crt_deinit(crts[i]);
+	}
+	gnutls_free(crts);
+}
+
 static int trust_load(struct tls_trust **out, const char *ca_file,
 		      const char *crl_file, char *err, size_t err_bytes)
 {
@@ -732,6 +755,8 @@ static int trust_load(struct tls_trust **out, const char *ca_file,
 		}
 		t->ncas = n > 0 ? (unsigned)n : 0;
 	}
+	if (ret == 0)
+		trust_infos(t, &d);
 	gnutls_free(d.data);
 	if (ret == 0 && crl_file && *crl_file)
 		ret = trust_add_crls(t, crl_file, err, err_bytes);
@@ -1557,6 +1582,8 @@ static void metric_row(struct wbuf *b, const char *role,
 void api_tls_metrics(struct api_tls *t, struct wbuf *b)
 {
 	struct api_tls_cert_info primary, standby = {0};
+	struct api_tls_cert_info cas[TLS_CLIENT_CAS_SHOWN];
+	unsigned ncas = 0;
 	bool has_standby;
 	int serving;
 
@@ -1566,6 +1593,10 @@ void api_tls_metrics(struct api_tls *t, struct wbuf *b)
 	if (has_standby)
 		standby = t->standby->info;
 	serving = t->serving;
+	if (t->trust) {
+		ncas = t->trust->ncas_shown;
+		memcpy(cas, t->trust->cas, ncas * sizeof(cas[0]));
+	}
 	pthread_mutex_unlock(&t->lock);
 	wbuf_puts(b, "# HELP tpwallet_tls_certificate_not_after_seconds When "
 		     "the certificate expires (seconds since the epoch).\n"
@@ -1576,6 +1607,8 @@ void api_tls_metrics(struct api_tls *t, struct wbuf *b)
 	metric_row(b, "primary", &primary);
 	if (has_standby)
 		metric_row(b, "standby", &standby);
+	for (unsigned i = 0; i < ncas; i++)
+		metric_row(b, "client_ca", &cas[i]);
 	wbuf_puts(b, "# HELP tpwallet_tls_serving Which certificate the "
 		     "server serves (1) and which not (0).\n"
 		     "# TYPE tpwallet_tls_serving gauge\n"

@@ -188,8 +188,9 @@ void *api_tls_callback(void);
 void api_tls_connection_closed(struct MHD_Connection *c);
 
 /* tpwallet_tls_certificate_not_after_seconds for the served chain's
- * leaf (role="server"), the primary's (role="primary") and the
- * standby's (role="standby", when configured); tpwallet_tls_serving
+ * leaf (role="server"), the primary's (role="primary"), the
+ * standby's (role="standby", when configured) and the first 4 client
+ * CAs (role="client_ca", with tls_client_ca_file); tpwallet_tls_serving
  * {role="primary|standby"}: 1 for the one that serves. */
 void api_tls_metrics(struct api_tls *t, struct wbuf *b);
 

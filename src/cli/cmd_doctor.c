@@ -64,8 +64,8 @@
 #define DOCTOR_EXIT_ABSENT 3
 
 #define RESULTS_MAX 96u
-/* The expiry list: two TLS certificates, a remote one, the current
- * signing key, PREVIOUS_EXPIRIES_LISTED previous keys and one line for
+/* The expiry list: two TLS certificates, the client CA, a remote one, the
+ * current signing key, PREVIOUS_EXPIRIES_LISTED previous keys and one line for
  * the rest, the KEK, ORG_EXPIRIES_LISTED organisation certificates and
  * one line for the rest. */
 #define EXPIRIES_MAX		 24u
@@ -1448,6 +1448,10 @@ static void check_expiries(struct doctor *d)
 	if (d->s.tls_standby_cert_file[0])
 		tls_expiry(d, "tls standby certificate",
 			   d->s.tls_standby_cert_file, standby_fp);
+	if (d->s.tls_client_ca_file[0]) {
+		char ca_fp[65];
+		tls_expiry(d, "tls client CA", d->s.tls_client_ca_file, ca_fp);
+	}
 	if (d->url)
 		remote_expiry(d, primary_fp, standby_fp);
 	org_expiries(d);

@@ -16,6 +16,7 @@ import hashlib
 import http.client
 import json
 import os
+import re
 import signal
 import ssl
 import subprocess
@@ -221,6 +222,13 @@ def test_mtls_organisation_principal_acts_with_owner_rights_and_crl_reload(
     port = s.port
     token = "Bearer " + s.admin_token()
 
+    # /metrics has the client CA's not_after.
+    rc, status, body = curl(port, pki, "/metrics")
+    check(re.search(r'^tpwallet_tls_certificate_not_after_seconds\{role='
+                    r'"client_ca",serial="[0-9a-f]+",subject_cn='
+                    r'"tpwallet_client_CA"\} \d+$', body, re.M),
+          "client_ca in /metrics")
+
     # Optional mode: a client without a certificate uses the bearer.
     rc, status, body = curl(port, pki, "/v1/principals", auth=token)
     check_eq((rc, status), (0, 200), "no cert, bearer: %s" % body)
@@ -300,9 +308,14 @@ def test_mtls_organisation_principal_acts_with_owner_rights_and_crl_reload(
              "rescued by the certificate")
     # doctor lists org D's certificate (registered with it: 10 days
     # left), not org A's (registered by thumbprint: its date unknown).
-    r = run_cli(["doctor", "--data", s.data_dir])
-    orgs = [x for x in expiry_lines(r.stdout)
-            if x[1] == "organisation certificate"]
+    r = run_cli(["doctor", "--data", s.data_dir],
+                env={"TPWALLET_TLS_CLIENT_CA_FILE": pki["ca.pem"]})
+    rows = expiry_lines(r.stdout)
+    cas = [x for x in rows if x[1] == "tls client CA"]
+    check_eq(len(cas), 1, "the client CA's line: %r" % r.stdout)
+    check("%s (serial " % pki["ca.pem"] in cas[0][2] and
+          "expires within 30 days" in cas[0][2], "the CA: %r" % cas[0][2])
+    orgs = [x for x in rows if x[1] == "organisation certificate"]
     check_eq(len(orgs), 1, "one organisation line: %r" % r.stdout)
     check_eq(orgs[0][0], "warn", "within 14 days: warn")
     check(orgs[0][2].startswith("in 10 days: org-d (principal %s) expires "
