@@ -210,6 +210,7 @@ def test_mtls_required_refuses_no_expired_foreign_and_revoked_certificates(
     check_eq((p["type"], p["claim"]), ("/problems/malformed", "certificate"),
              "the problem")
     check("names no registered principal" in p["detail"], "detail: %r" % p)
+    s.stop()  # a clean exit, and no sanitizer report in its log
 
 
 @e2e_test(timeout=180)
@@ -346,6 +347,7 @@ def test_mtls_organisation_principal_acts_with_owner_rights_and_crl_reload(
     check(s.wait_log(r'"msg":"TLS client CA reload refused: the current CAs '
                      r'and CRLs stay"', since=since), "bad CRL refused")
     refused_at_handshake(s, pki, "a", r"revoked", "org A still revoked")
+    s.stop()
 
 
 def issue_bound(s, d, out):
@@ -479,3 +481,4 @@ def test_mtls_certificate_bound_mandate_only_on_its_certificate(ctx):
                  "--out", ctx.path("below.chain")])
     check(r.returncode != 0, "the CLI refuses to extend a certificate-"
           "bound link: %s" % r.stderr)
+    s.stop()
