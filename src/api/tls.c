@@ -693,6 +693,26 @@ static int trust_add_crls(struct tls_trust *t, const char *crl_file, char *err,
 		return -EINVAL;
 	}
 	gnutls_free(d.data);
+	/* GnuTLS refuses a CRL past its nextUpdate as if it were forged:
+	 * say which it is.  (One loaded before its nextUpdate passes keeps
+	 * revoking what it lists.) */
+	int64_t now = (int64_t)time(NULL);
+	for (unsigned i = 0; i < n; i++) {
+		int64_t next =
+			(int64_t)gnutls_x509_crl_get_next_update(crls[i]);
+		if (next == -1 || next > now)
+			continue;
+		char when[32];
+		utc(when, sizeof(when), next);
+		snprintf(err, err_bytes,
+			 "tls_crl_file %s: a CRL is past its nextUpdate (%s): "
+			 "publish a new one",
+			 crl_file, when);
+		for (unsigned k = 0; k < n; k++)
+			gnutls_x509_crl_deinit(crls[k]);
+		gnutls_free(crls);
+		return -EINVAL;
+	}
 	/* The list takes the CRLs it accepts, and frees the rest. */
 	int added = gnutls_x509_trust_list_add_crls(
 		t->tl, crls, n,

@@ -88,6 +88,16 @@ def make_mtls_pki(d):
     _sign(d, "expired", "org expired",
           dates=("-startdate", "20200101000000Z", "-enddate",
                  "20200201000000Z"))
+    _sign(d, "future", "org future",
+          dates=("-startdate", "20991231000000Z", "-enddate",
+                 "21000131000000Z"))
+    with open(os.path.join(d, "server-only.ext"), "w") as f:
+        f.write("extendedKeyUsage=serverAuth\n")
+    _sign(d, "serveronly", "org server only", ext="server-only.ext")
+    _key(d, "self.key")
+    _openssl(d, "req", "-x509", "-new", "-key", "self.key", "-days", "10",
+             "-subj", "/CN=org self", "-addext",
+             "extendedKeyUsage=clientAuth", "-out", "self.pem")
     # Another CA's client certificate.
     _key(d, "other-ca.key")
     _openssl(d, "req", "-x509", "-new", "-key", "other-ca.key", "-days",
@@ -176,16 +186,29 @@ def test_mtls_required_refuses_no_expired_foreign_and_revoked_certificates(
     d = pki["dir"]
     crl_path = crl(d, "cur.crl", revoke=("b",))
 
-    # required without client CAs: refused at start, with the reason.
-    bad = ctx.server(env={"TPWALLET_TLS_CERT_FILE": pki["server1.pem"],
-                          "TPWALLET_TLS_KEY_FILE": pki["server.key"],
-                          "TPWALLET_TLS_CLIENT_AUTH": "required"})
-    served, exited, rc = bad.start_expecting_refusal()
-    check(served is None and exited and rc == 2,
-          "required without tls_client_ca_file: exit 2 (%r %r)"
-          % (exited, rc))
-    check("tls_client_auth required needs tls_client_ca_file"
-          in bad.log_text(), "the reason: %s" % bad.log_text()[-800:])
+    # Settings that cannot work: refused at start, with the reason.
+    other_crl = os.path.join(d, "other.crl")
+    with open(other_crl, "w") as f:
+        f.write("-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n")
+    for env, reason in (
+            ({"TPWALLET_TLS_CLIENT_AUTH": "required"},
+             "tls_client_auth required needs tls_client_ca_file"),
+            ({"TPWALLET_TLS_CRL_FILE": crl_path},
+             "tls_crl_file needs tls_client_ca_file"),
+            ({"TPWALLET_TLS_CLIENT_CA_FILE": pki["ca.pem"],
+              "TPWALLET_TLS_CRL_FILE": other_crl},
+             "no PEM CRL that GnuTLS can read"),
+            ({"TPWALLET_TLS_CLIENT_CA_FILE": pki["ca.pem"],
+              "TPWALLET_TLS_CLIENT_AUTH": "sometimes"},
+             "TPWALLET_TLS_CLIENT_AUTH")):
+        env.update({"TPWALLET_TLS_CERT_FILE": pki["server1.pem"],
+                    "TPWALLET_TLS_KEY_FILE": pki["server.key"]})
+        bad = ctx.server(env=env)
+        served, exited, rc = bad.start_expecting_refusal()
+        check(served is None and exited and rc == 2,
+              "%s: exit 2 (%r %r)" % (reason, exited, rc))
+        check(reason in bad.log_text(), "the reason %r: %s"
+              % (reason, bad.log_text()[-800:]))
 
     s = start_mtls(ctx, pki, "required", crl_path)
     check(s.wait_log(r'"msg":"TLS client CAs loaded".*"cas":1,"crls":1,'
@@ -195,6 +218,12 @@ def test_mtls_required_refuses_no_expired_foreign_and_revoked_certificates(
     refused_at_handshake(s, pki, "foreign", r"issuer is unknown",
                          "another CA's cert")
     refused_at_handshake(s, pki, "b", r"revoked", "revoked cert")
+    refused_at_handshake(s, pki, "future", r"not yet valid",
+                         "a cert not valid yet")
+    refused_at_handshake(s, pki, "self", r"issuer is unknown",
+                         "a self-signed cert")
+    refused_at_handshake(s, pki, "serveronly", r"purpose",
+                         "a cert for servers only")
 
     # A good certificate gets in; the bearer token decides who it is.
     token = "Bearer " + s.admin_token()
@@ -346,6 +375,18 @@ def test_mtls_organisation_principal_acts_with_owner_rights_and_crl_reload(
     s.proc.send_signal(signal.SIGHUP)
     check(s.wait_log(r'"msg":"TLS client CA reload refused: the current CAs '
                      r'and CRLs stay"', since=since), "bad CRL refused")
+    refused_at_handshake(s, pki, "a", r"revoked", "org A still revoked")
+    # A CRL past its nextUpdate is refused at reload, and said so.
+    _openssl(d, "ca", "-config", "ca.cnf", "-cert", "ca.pem", "-keyfile",
+             "ca.key", "-gencrl", "-crlsec", "1", "-out", "stale.crl")
+    time.sleep(2.2)  # past its nextUpdate
+    os.replace(os.path.join(d, "stale.crl"), crl_path)
+    since = s._log_size()
+    s.proc.send_signal(signal.SIGHUP)
+    check(s.wait_log(r'"msg":"TLS client CA reload refused: the current CAs '
+                     r'and CRLs stay","reason":"tls_crl_file [^"]*: a CRL '
+                     r'is past its nextUpdate', since=since),
+          "stale CRL refused: %s" % s.log_text()[-600:])
     refused_at_handshake(s, pki, "a", r"revoked", "org A still revoked")
     s.stop()
 
