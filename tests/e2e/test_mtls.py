@@ -336,6 +336,31 @@ def test_mtls_organisation_principal_acts_with_owner_rights_and_crl_reload(
     check_eq((status, json.loads(body)["type"]),
              (401, "/problems/bad-signature"), "a bad header is not "
              "rescued by the certificate")
+    # The decoded audit view names both registrations (bounded wait for
+    # the audit tree to hold them).
+    found = {}
+    for _ in range(100):
+        for i in range(12):
+            rc, status, body = curl(port, pki, "/v1/audit/entries/%d?view="
+                                    "decoded" % i, auth=token)
+            if status != 200:
+                break
+            dv = json.loads(body)["decoded"]
+            if dv.get("command") == "principal_x509":
+                found[dv["fields"]["name"]] = dv
+        if len(found) == 2:
+            break
+        time.sleep(0.1)
+    check_eq(sorted(found), ["org-a", "org-d"], "kind 24 in the audit view")
+    check_eq(found["org-a"]["summary"],
+             'organisation principal "org-a" registered (certificate key '
+             '%s)' % a_id, "org A's entry")
+    check_eq((found["org-a"]["fields"]["spki_sha256"],
+              found["org-a"]["fields"]["not_after"]), (a_id, "0"),
+             "by thumbprint: no date")
+    check(int(found["org-d"]["fields"]["not_after"]) > time.time(),
+          "org D's not_after: %r" % found["org-d"])
+
     # doctor lists org D's certificate (registered with it: 10 days
     # left), not org A's (registered by thumbprint: its date unknown).
     r = run_cli(["doctor", "--data", s.data_dir],
