@@ -227,6 +227,18 @@ int cmd_serve(int argc, char **argv)
 				"certificate\")\n");
 		return EXIT_USAGE;
 	}
+	if (!s.tls_cert_file[0] &&
+	    (s.tls_client_ca_file[0] || s.tls_crl_file[0] ||
+	     (s.tls_client_auth[0] &&
+	      strcmp(s.tls_client_auth, "none") != 0))) {
+		/* Never a plain HTTP server that looks mutual-TLS protected. */
+		fprintf(stderr, "tpwallet serve: tls_client_ca_file, "
+				"tls_crl_file and tls_client_auth need "
+				"tls_cert_file: client certificates come with "
+				"HTTPS (docs/operations.md, \"Client "
+				"certificates\")\n");
+		return EXIT_USAGE;
+	}
 	if (s.tls_cert_file[0]) {
 		char terr[API_TLS_ERR_BYTES];
 		struct api_tls_files tf = {

@@ -190,6 +190,13 @@ def test_mtls_required_refuses_no_expired_foreign_and_revoked_certificates(
     other_crl = os.path.join(d, "other.crl")
     with open(other_crl, "w") as f:
         f.write("-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n")
+    plain = ctx.server(env={"TPWALLET_TLS_CLIENT_CA_FILE": pki["ca.pem"],
+                            "TPWALLET_TLS_CLIENT_AUTH": "required"})
+    served, exited, rc = plain.start_expecting_refusal()
+    check(served is None and exited and rc == 2 and
+          "need tls_cert_file: client certificates come with HTTPS" in
+          plain.log_text(), "client CAs without HTTPS: refused (%r): %s"
+          % (rc, plain.log_text()[-600:]))
     for env, reason in (
             ({"TPWALLET_TLS_CLIENT_AUTH": "required"},
              "tls_client_auth required needs tls_client_ca_file"),
