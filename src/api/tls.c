@@ -747,6 +747,36 @@ static void trust_infos(struct tls_trust *t, const gnutls_datum_t *pem)
 	gnutls_free(crts);
 }
 
+int api_tls_crl_next_update(const char *path, int64_t *next, char *err,
+			    size_t err_bytes)
+{
+	gnutls_datum_t d = {NULL, 0};
+	gnutls_x509_crl_t *crls = NULL;
+	unsigned n = 0;
+	int ret = read_file("tls_crl_file", path, false, &d, err, err_bytes);
+
+	*next = -1;
+	if (ret < 0)
+		return ret;
+	if (gnutls_x509_crl_list_import2(&crls, &n, &d, GNUTLS_X509_FMT_PEM,
+					 0) < 0 ||
+	    n == 0) {
+		snprintf(err, err_bytes,
+			 "tls_crl_file %s: no PEM CRL that GnuTLS can read",
+			 path);
+		ret = -EINVAL;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		int64_t t = (int64_t)gnutls_x509_crl_get_next_update(crls[i]);
+		if (t != -1 && (*next == -1 || t < *next))
+			*next = t;
+		gnutls_x509_crl_deinit(crls[i]);
+	}
+	gnutls_free(crls);
+	gnutls_free(d.data);
+	return ret;
+}
+
 static int trust_load(struct tls_trust **out, const char *ca_file,
 		      const char *crl_file, char *err, size_t err_bytes)
 {

@@ -121,6 +121,11 @@ struct api_tls_client {
 struct MHD_Connection;
 const struct api_tls_client *api_tls_client(struct MHD_Connection *c);
 
+/* The earliest nextUpdate of the CRLs in a PEM file (doctor), in
+ * *next (-1: none says).  Returns 0, or -errno with err saying why. */
+int api_tls_crl_next_update(const char *path, int64_t *next, char *err,
+			    size_t err_bytes);
+
 /* The connection's slot for the authorization layer (api/authz.h: the
  * certificate-bound mandate it verified last), NULL on plain HTTP; what
  * it holds is one malloc'ed block, freed when the connection closes. */

@@ -1364,6 +1364,43 @@ static void org_expiries(struct doctor *d)
 			d->orgs_dated - d->norgs);
 }
 
+/* tls_crl_file: a CRL past its nextUpdate is refused at the next start
+ * or reload (docs/operations.md, "Client certificates"): action once
+ * past, warn within a day. */
+static void crl_expiry(struct doctor *d)
+{
+	const char *name = "tls CRL";
+	const char *path = d->s.tls_crl_file;
+	char err[API_TLS_ERR_BYTES], when[40];
+	int64_t next;
+
+	if (api_tls_crl_next_update(path, &next, err, sizeof(err)) < 0) {
+		expires(d, INT64_MIN, STATUS_ACTION, name,
+			"%s (the server refuses to start)", err);
+		return;
+	}
+	if (next == -1) {
+		expires(d, INT64_MAX, STATUS_OK, name,
+			"%s: no nextUpdate in its CRLs", path);
+		return;
+	}
+	fmt_date(when, sizeof(when), next, true);
+	if (next <= d->now)
+		expires(d, next, STATUS_ACTION, name,
+			"%s is past its nextUpdate (%s): the server refuses "
+			"it at the next start or SIGHUP; publish a new CRL and "
+			"send SIGHUP",
+			path, when);
+	else if (next - d->now <= 86400)
+		expires(d, next, STATUS_WARN, name,
+			"%s: nextUpdate within a day, at %s: publish the next "
+			"CRL and send SIGHUP before then",
+			path, when);
+	else
+		expires(d, next, STATUS_OK, name, "%s: nextUpdate %s", path,
+			when);
+}
+
 /* doctor --url: what the endpoint serves, whether it verifies, when it
  * expires, and whether it is this server's primary or standby. */
 static void remote_expiry(struct doctor *d, const char *primary_fp,
@@ -1452,6 +1489,8 @@ static void check_expiries(struct doctor *d)
 		char ca_fp[65];
 		tls_expiry(d, "tls client CA", d->s.tls_client_ca_file, ca_fp);
 	}
+	if (d->s.tls_crl_file[0])
+		crl_expiry(d);
 	if (d->url)
 		remote_expiry(d, primary_fp, standby_fp);
 	org_expiries(d);

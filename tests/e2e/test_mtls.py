@@ -371,8 +371,14 @@ def test_mtls_organisation_principal_acts_with_owner_rights_and_crl_reload(
     # doctor lists org D's certificate (registered with it: 10 days
     # left), not org A's (registered by thumbprint: its date unknown).
     r = run_cli(["doctor", "--data", s.data_dir],
-                env={"TPWALLET_TLS_CLIENT_CA_FILE": pki["ca.pem"]})
+                env={"TPWALLET_TLS_CLIENT_CA_FILE": pki["ca.pem"],
+                     "TPWALLET_TLS_CRL_FILE": crl_path})
     rows = expiry_lines(r.stdout)
+    crls = [x for x in rows if x[1] == "tls CRL"]
+    check_eq(len(crls), 1, "the CRL's line: %r" % r.stdout)
+    check_eq(crls[0][0], "ok", "a CRL good for 7 days")
+    check(crls[0][2].startswith("in 7 days: %s: nextUpdate " % crl_path),
+          "the CRL: %r" % crls[0][2])
     cas = [x for x in rows if x[1] == "tls client CA"]
     check_eq(len(cas), 1, "the client CA's line: %r" % r.stdout)
     check("%s (serial " % pki["ca.pem"] in cas[0][2] and
