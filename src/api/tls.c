@@ -672,27 +672,43 @@ static void trust_put(struct tls_trust *t)
 
 /* The CRLs of crl_file, each signed by one of the CAs already in t
  * (a CRL no client CA signed would revoke nothing and hide a mistake). */
-static int trust_add_crls(struct tls_trust *t, const char *crl_file, char *err,
-			  size_t err_bytes)
+/* The CRLs of a PEM file (at least one; the caller deinits each and
+ * frees the array), or -errno with err saying why. */
+static int crls_read(const char *crl_file, gnutls_x509_crl_t **crls,
+		     unsigned *n, char *err, size_t err_bytes)
 {
 	gnutls_datum_t d = {NULL, 0};
-	gnutls_x509_crl_t *crls = NULL;
-	unsigned n = 0;
 	int ret =
 		read_file("tls_crl_file", crl_file, false, &d, err, err_bytes);
 
+	*crls = NULL;
+	*n = 0;
 	if (ret < 0)
 		return ret;
-	if (gnutls_x509_crl_list_import2(&crls, &n, &d, GNUTLS_X509_FMT_PEM,
-					 0) < 0 ||
-	    n == 0) {
+	if (gnutls_x509_crl_list_import2(crls, n, &d, GNUTLS_X509_FMT_PEM, 0) <
+		    0 ||
+	    *n == 0) {
 		snprintf(err, err_bytes,
 			 "tls_crl_file %s: no PEM CRL that GnuTLS can read",
 			 crl_file);
-		gnutls_free(d.data);
-		return -EINVAL;
+		gnutls_free(*crls); /* none on failure; none in it when 0 */
+		*crls = NULL;
+		*n = 0;
+		ret = -EINVAL;
 	}
 	gnutls_free(d.data);
+	return ret;
+}
+
+static int trust_add_crls(struct tls_trust *t, const char *crl_file, char *err,
+			  size_t err_bytes)
+{
+	gnutls_x509_crl_t *crls;
+	unsigned n;
+	int ret = crls_read(crl_file, &crls, &n, err, err_bytes);
+
+	if (ret < 0)
+		return ret;
 	/* GnuTLS refuses a CRL past its nextUpdate as if it were forged:
 	 * say which it is.  (One loaded before its nextUpdate passes keeps
 	 * revoking what it lists.) */
@@ -750,22 +766,11 @@ static void trust_infos(struct tls_trust *t, const gnutls_datum_t *pem)
 int api_tls_crl_next_update(const char *path, int64_t *next, char *err,
 			    size_t err_bytes)
 {
-	gnutls_datum_t d = {NULL, 0};
-	gnutls_x509_crl_t *crls = NULL;
-	unsigned n = 0;
-	int ret = read_file("tls_crl_file", path, false, &d, err, err_bytes);
+	gnutls_x509_crl_t *crls;
+	unsigned n;
+	int ret = crls_read(path, &crls, &n, err, err_bytes);
 
 	*next = -1;
-	if (ret < 0)
-		return ret;
-	if (gnutls_x509_crl_list_import2(&crls, &n, &d, GNUTLS_X509_FMT_PEM,
-					 0) < 0 ||
-	    n == 0) {
-		snprintf(err, err_bytes,
-			 "tls_crl_file %s: no PEM CRL that GnuTLS can read",
-			 path);
-		ret = -EINVAL;
-	}
 	for (unsigned i = 0; i < n; i++) {
 		int64_t t = (int64_t)gnutls_x509_crl_get_next_update(crls[i]);
 		if (t != -1 && (*next == -1 || t < *next))
@@ -773,7 +778,6 @@ int api_tls_crl_next_update(const char *path, int64_t *next, char *err,
 		gnutls_x509_crl_deinit(crls[i]);
 	}
 	gnutls_free(crls);
-	gnutls_free(d.data);
 	return ret;
 }
 
