@@ -6,6 +6,7 @@
 # 100,000 accounts.
 #   free_port                        prints a free port
 #   wait_up URL NAME LOG             waits (10 s at most) until URL
+#                                    (an https URL: CURL_CA=CA file)
 #                                    answers 2xx; else prints LOG, exits
 #   bench_workdir NAME               sets work (a new directory in
 #                                    /dev/shm, or $TMPDIR with DISK=1)
@@ -58,7 +59,8 @@ free_port() {
 
 wait_up() {
 	_i=0
-	until curl -sf "$1" >/dev/null; do
+	# shellcheck disable=SC2086
+	until curl -sf ${CURL_CA:+--cacert "$CURL_CA"} "$1" >/dev/null; do
 		_i=$((_i + 1))
 		[ $_i -lt 100 ] || { echo "$2 did not start"; cat "$3"; exit 1; }
 		sleep 0.1

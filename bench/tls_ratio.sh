@@ -37,12 +37,7 @@ port_B=$(free_port)
 TPWALLET_TLS_CERT_FILE=$work/p256.pem TPWALLET_TLS_KEY_FILE=$work/p256.key \
 	"$bin" serve --data "$work/B" --listen "127.0.0.1:$port_B" 2>>"$work/B.log" &
 pids="$pids $!"
-i=0
-until curl -sf --cacert "$work/ca.pem" "https://127.0.0.1:$port_B/readyz" >/dev/null; do
-	i=$((i + 1))
-	[ $i -lt 100 ] || { echo "the HTTPS server did not start"; cat "$work/B.log"; exit 1; }
-	sleep 0.1
-done
+CURL_CA=$work/ca.pem wait_up "https://127.0.0.1:$port_B/readyz" "the HTTPS server" "$work/B.log"
 
 run() { # NAME SECONDS RUN
 	eval "port=\$port_$1"

@@ -2,6 +2,7 @@
  * authz.c - bearer token and mandate + DPoP authentication.  See authz.h.
  */
 #include "api/authz.h"
+#include "api/tls.h"
 #include "core/auth.h"
 #include "core/u128.h"
 #include "crypto/b64url.h"
@@ -47,6 +48,13 @@ struct api_authz {
 static const struct mandate_right all_rights = {
 	.ops = MANDATE_OP_ALL,
 	.all_ops = true,
+};
+
+const struct mandate_right api_org_right = {
+	.ops = MANDATE_OP_ACCOUNTS_READ | MANDATE_OP_TRANSFERS_CREATE |
+	       MANDATE_OP_TRANSFERS_POST_VOID | MANDATE_OP_TRANSFERS_READ,
+	.n_accounts = 1,
+	.accounts = {0},
 };
 
 /* ---- files ------------------------------------------------------------ */
@@ -394,6 +402,8 @@ const struct mandate_right *api_caller_right(const struct api_caller *c)
 {
 	if (c->bearer)
 		return &all_rights;
+	if (c->org)
+		return &api_org_right;
 	return &c->chain->effective;
 }
 
@@ -417,7 +427,8 @@ static int root_principal(void *ctx, const uint8_t iss[32], uint8_t pub[32],
 	engine_read_begin(rc->e);
 	bool found = auth_principal_get(engine_auth(rc->e), iss, &p);
 	engine_read_end(rc->e);
-	if (!found)
+	/* An organisation has no key that signs links. */
+	if (!found || auth_principal_x509(p.pub, NULL))
 		return -1;
 	memcpy(pub, p.pub, 32);
 	*is_admin = false;
@@ -454,15 +465,170 @@ static int fail(struct mandate_error *err, int code)
 	return -1;
 }
 
+static int fail_claim(struct mandate_error *err, int code, int link,
+		      const char *claim)
+{
+	fail(err, code);
+	err->link = link;
+	snprintf(err->claim, sizeof(err->claim), "%s", claim);
+	return -1;
+}
+
+/* No Authorization header: the connection's certificate, when its key
+ * is a registered organisation's. */
+static int authenticate_org(struct engine *e,
+			    const struct api_tls_client *client,
+			    struct api_caller *out, struct mandate_error *err)
+{
+	struct auth_principal_info p;
+
+	if (!client)
+		return fail(err, MANDATE_ERR_malformed);
+	engine_read_begin(e);
+	bool found =
+		auth_principal_get(engine_auth(e), client->spki_sha256, &p);
+	engine_read_end(e);
+	if (!found || !auth_principal_x509(p.pub, NULL))
+		return fail_claim(err, MANDATE_ERR_malformed, 0,
+				  AUTHZ_CLAIM_CERT);
+	out->authenticated = true;
+	out->org = true;
+	memcpy(out->root, p.id, 32);
+	memcpy(out->tenant, p.id, 32);
+	return 0;
+}
+
+static void caller_from_chain(struct api_caller *out)
+{
+	out->authenticated = true;
+	out->root_admin = out->chain->root_admin;
+	memcpy(out->root, out->chain->links[0].iss, 32);
+	memcpy(out->tenant,
+	       out->root_admin ? out->chain->links[0].sub
+			       : out->chain->links[0].iss,
+	       32);
+}
+
+/* The certificate-bound chain a connection verified last (its slot):
+ * the Authorization value's bytes and what mandate_chain_verify made of
+ * them. */
+struct bound_cache {
+	struct mandate_chain chain;
+	size_t len;
+	char text[]; /* len bytes */
+};
+
+/* The same chain again on the same connection: what a verification
+ * found stays true (signatures, claims, narrowing, the root's ownership
+ * of the accounts: owners never change) but for time, revocation and
+ * the root's registration, looked at now under one read lock.  True when
+ * the cached chain still holds; false sends the request through the
+ * whole verification, which says what failed. */
+static bool bound_cache_holds(struct api_authz *z, struct engine *e,
+			      const struct bound_cache *b, int64_t now)
+{
+	const struct mandate_chain *c = &b->chain;
+	struct auth_principal_info p;
+	bool ok = now < c->exp + z->leeway_s &&
+		  (c->nbf == 0 || now >= c->nbf - z->leeway_s);
+
+	if (!ok)
+		return false;
+	engine_read_begin(e);
+	const struct auth *a = engine_auth(e);
+	if (!c->root_admin)
+		ok = auth_principal_get(a, c->links[0].iss, &p) &&
+		     !auth_principal_x509(p.pub, NULL);
+	for (unsigned i = 0; ok && i < c->n; i++)
+		ok = !auth_revoked(a, c->links[i].iss, c->links[i].jti_hash);
+	engine_read_end(e);
+	return ok;
+}
+
+/* Keep a verified chain in the connection's slot (out of memory: not
+ * kept, no harm). */
+static void bound_cache_put(void **slot, const struct mandate_chain *c,
+			    const char *value, size_t vlen)
+{
+	struct bound_cache *b = malloc(sizeof(*b) + vlen);
+
+	if (!b)
+		return;
+	b->chain = *c;
+	b->len = vlen;
+	memcpy(b->text, value, vlen);
+	free(*slot);
+	*slot = b;
+}
+
+/* A certificate-bound mandate (RFC 8705) sent as a bearer: the chain is
+ * verified as any (its links cached by hash; the whole chain cached on
+ * its connection), then its last link's cnf x5t#S256 against the SHA-256
+ * of the connection's certificate, computed once at the handshake: a
+ * 32-byte compare. */
+static int authenticate_bound(struct api_authz *z, struct engine *e,
+			      const char *value, size_t vlen,
+			      const struct api_authz_conn *conn,
+			      struct api_caller *out, struct mandate_error *err)
+{
+	const struct api_tls_client *client = conn ? conn->client : NULL;
+	void **slot = client ? conn->slot : NULL;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	if (vlen > MANDATE_AUTHZ_BYTES_MAX)
+		return fail(err, MANDATE_ERR_malformed);
+	out->chain = malloc(sizeof(*out->chain));
+	if (!out->chain)
+		return fail(err, MANDATE_ERR_internal);
+	const struct bound_cache *b = slot ? *slot : NULL;
+	if (b && b->len == vlen && memcmp(b->text, value, vlen) == 0 &&
+	    bound_cache_holds(z, e, b, ts.tv_sec)) {
+		*out->chain = b->chain;
+		goto bind;
+	}
+	struct root_ctx rc = {.z = z, .e = e};
+	struct mandate_root_ops ops = {.principal = root_principal,
+				       .owns = root_owns,
+				       .revoked = root_revoked,
+				       .ctx = &rc};
+	struct mandate_verify_opts vo = {.now = ts.tv_sec,
+					 .leeway_s = z->leeway_s,
+					 .audience = z->audience,
+					 .root = &ops,
+					 .cache = z->cache};
+	if (mandate_chain_verify(value, vlen, &vo, out->chain, err) != 0) {
+		api_caller_clear(out);
+		return -1;
+	}
+	if (slot && out->chain->links[out->chain->n - 1].cert_bound)
+		bound_cache_put(slot, out->chain, value, vlen);
+bind:;
+	const struct mandate_link *last = &out->chain->links[out->chain->n - 1];
+	int n = (int)out->chain->n, ret = 0;
+	if (!last->cert_bound) /* bound to a key: it needs its proof */
+		ret = fail_claim(err, MANDATE_ERR_dpop_missing, n, "cnf.jwk");
+	else if (!client ||
+		 sodium_memcmp(client->cert_sha256, last->sub, 32) != 0)
+		ret = fail_claim(err, MANDATE_ERR_dpop_wrong_key, n,
+				 AUTHZ_CLAIM_X5T);
+	if (ret != 0) {
+		api_caller_clear(out);
+		return ret;
+	}
+	caller_from_chain(out);
+	return 0;
+}
+
 int api_authz_authenticate(struct api_authz *z, struct engine *e,
 			   const char *authorization, const char *dpop,
 			   const char *method, const char *host,
-			   const char *path, struct api_caller *out,
-			   struct mandate_error *err)
+			   const char *path, const struct api_authz_conn *conn,
+			   struct api_caller *out, struct mandate_error *err)
 {
 	memset(out, 0, sizeof(*out));
 	if (!authorization)
-		return fail(err, MANDATE_ERR_malformed);
+		return authenticate_org(e, conn ? conn->client : NULL, out,
+					err);
 	while (*authorization == ' ')
 		authorization++;
 
@@ -473,6 +639,12 @@ int api_authz_authenticate(struct api_authz *z, struct engine *e,
 		size_t len = strlen(t);
 		while (len && t[len - 1] == ' ')
 			len--;
+		/* A mandate (JWS links have dots; the administrator's token
+		 * has none). */
+		if (memchr(t, '.', len) &&
+		    strncmp(t, AUTHZ_TOKEN_PREFIX,
+			    sizeof(AUTHZ_TOKEN_PREFIX) - 1) != 0)
+			return authenticate_bound(z, e, t, len, conn, out, err);
 		u8 h[32];
 		crypto_hash_sha256(h, (const u8 *)t, len);
 		if (len != AUTHZ_TOKEN_BYTES ||
@@ -542,13 +714,7 @@ int api_authz_authenticate(struct api_authz *z, struct engine *e,
 		api_caller_clear(out);
 		return fail(err, MANDATE_ERR_internal);
 	}
-	out->authenticated = true;
-	out->root_admin = out->chain->root_admin;
-	memcpy(out->root, out->chain->links[0].iss, 32);
-	memcpy(out->tenant,
-	       out->root_admin ? out->chain->links[0].sub
-			       : out->chain->links[0].iss,
-	       32);
+	caller_from_chain(out);
 	return 0;
 }
 

@@ -86,7 +86,12 @@ void api_authz_admin_id(const struct api_authz *z, u8 out[32]);
 
 struct api_caller {
 	bool authenticated;
-	bool bearer;	 /* the administrator's bearer token */
+	bool bearer; /* the administrator's bearer token */
+	/* An organisation principal, by the verified client certificate
+	 * of the connection and no Authorization header: root and tenant
+	 * are its id, chain NULL, and it holds the owner's right over the
+	 * accounts it owns (authz_routes.c asks who owns each). */
+	bool org;
 	bool root_admin; /* bearer, or a chain whose first link the admin signed
 			  */
 	u8 root[32];	 /* the first link's issuer (the admin for bearer) */
@@ -103,14 +108,40 @@ void api_caller_clear(struct api_caller *c);
 
 /*
  * Authenticate a request from its Authorization and DPoP header values
- * (either may be NULL), method, Host header and path.  Returns 0 with
- * *out filled, or -1 with *err saying which check failed.
+ * (either may be NULL), method, Host header, path and the connection's
+ * verified client certificate (NULL: none).  An Authorization header
+ * decides when there is one: the administrator's bearer token, a
+ * mandate with DPoP, or a certificate-bound mandate as a bearer (its
+ * last link's cnf x5t#S256 must be the certificate's); without one, a
+ * certificate whose key is a registered organisation principal's is that
+ * principal.  Returns 0 with *out filled, or -1 with *err saying which
+ * check failed.
  */
+struct api_tls_client;
+struct api_authz_conn {
+	const struct api_tls_client *client; /* NULL: no certificate */
+	/* The connection's slot (api_tls_conn_slot), NULL without one: a
+	 * certificate-bound chain verified on it is kept there, and the
+	 * same chain on the same connection is then checked only for what
+	 * can change (time, revocation, the root still registered). */
+	void **slot;
+};
 int api_authz_authenticate(struct api_authz *z, struct engine *e,
 			   const char *authorization, const char *dpop,
 			   const char *method, const char *host,
-			   const char *path, struct api_caller *out,
-			   struct mandate_error *err);
+			   const char *path, const struct api_authz_conn *conn,
+			   struct api_caller *out, struct mandate_error *err);
+
+/* The claim of the refusals that concern the client certificate: of a
+ * certificate-bound mandate (dpop_wrong_key, dpop_missing) and of a
+ * certificate that is no registered principal (malformed). */
+#define AUTHZ_CLAIM_X5T	 "cnf.x5t#S256"
+#define AUTHZ_CLAIM_CERT "certificate"
+
+/* The right an organisation principal holds: the operations an owner
+ * may grant over its own accounts; its accounts list names none (account
+ * 0), so that only the checks that ask who owns an account widen it. */
+extern const struct mandate_right api_org_right;
 
 /* The right a caller holds (every right for bearer callers). */
 const struct mandate_right *api_caller_right(const struct api_caller *c);

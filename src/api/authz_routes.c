@@ -6,6 +6,7 @@
  * in docs/api.md.
  */
 #include "api/internal.h"
+#include "api/tls.h"
 #include "core/auth.h"
 #include "core/policy.h"
 #include "core/result.h"
@@ -100,18 +101,68 @@ void authz_begin(struct request *rq, const char *url, const char *method)
 	 * secret in it): no credential is no caller, not an error. */
 	if (!authz && open_if_public(rq))
 		return;
+	struct api_authz_conn conn = {
+		.client = s->tls ? api_tls_client(c) : NULL,
+		.slot = s->tls ? api_tls_conn_slot(c) : NULL,
+	};
 	api_authz_authenticate(s->authz, s->e, authz, dpop, method, host, url,
-			       &rq->auth.caller, &rq->auth.err);
+			       &conn, &rq->auth.caller, &rq->auth.err);
+}
+
+/* Does the organisation calling own this account? */
+static bool org_owns(struct request *rq, u128 account)
+{
+	u8 owner[32];
+	engine_read_begin(rq->srv->e);
+	bool found = auth_owner_get(engine_auth(rq->srv->e), account, owner);
+	engine_read_end(rq->srv->e);
+	return found && memcmp(owner, rq->auth.caller.root, 32) == 0;
+}
+
+/* The right to check a request with: the caller's, except for an
+ * organisation, whose right (api_org_right) covers the accounts it owns
+ * among the up to four this request names (a, b, c, d; 0: none), found
+ * now and added to its list in *own. */
+static const struct mandate_right *
+right_for(struct request *rq, struct mandate_right *own, const u128 ids[4])
+{
+	if (!rq->auth.caller.org)
+		return api_caller_right(&rq->auth.caller);
+	*own = api_org_right;
+	unsigned n = 0;
+	for (unsigned i = 0; i < 4; i++) {
+		bool seen = ids[i] == 0;
+		for (unsigned k = 0; k < n && !seen; k++)
+			seen = own->accounts[k] == ids[i];
+		if (!seen && org_owns(rq, ids[i]))
+			own->accounts[n++] = ids[i];
+	}
+	if (n > 0)
+		own->n_accounts = (uint8_t)n;
+	return own;
 }
 
 static int check_op(struct request *rq, unsigned op, bool has_account,
 		    u128 account)
 {
-	const struct mandate_right *r = api_caller_right(&rq->auth.caller);
+	struct mandate_right own;
+	const u128 ids[4] = {has_account ? account : 0, 0, 0, 0};
+	const struct mandate_right *r = right_for(rq, &own, ids);
 	if (mandate_right_check_op(r, op, has_account, account,
 				   &rq->auth.err) != 0)
 		return -1;
 	return 0;
+}
+
+static int check_event(struct request *rq, const struct transfer *t,
+		       const struct transfer *p)
+{
+	struct mandate_right own;
+	const u128 ids[4] = {t->debit_account_id, t->credit_account_id,
+			     p ? p->debit_account_id : 0,
+			     p ? p->credit_account_id : 0};
+	const struct mandate_right *r = right_for(rq, &own, ids);
+	return mandate_right_check_transfer(r, t, p, &rq->auth.err);
 }
 
 /* Reading a transfer: a right limited to accounts covers the transfers
@@ -227,7 +278,6 @@ int authz_check_transfers(struct request *rq)
 {
 	if (rq->auth.caller.bearer)
 		return 0;
-	const struct mandate_right *r = api_caller_right(&rq->auth.caller);
 	const struct transfer *t = rq->eng.events;
 	const u16 pv =
 		TRANSFER_POST_PENDING_TRANSFER | TRANSFER_VOID_PENDING_TRANSFER;
@@ -256,7 +306,7 @@ int authz_check_transfers(struct request *rq)
 			}
 			pp = &p;
 		}
-		if (mandate_right_check_transfer(r, &t[i], pp, &rq->auth.err))
+		if (check_event(rq, &t[i], pp))
 			ret = -1;
 	}
 	if (ret != 0 || n_later == 0) {
@@ -279,7 +329,7 @@ int authz_check_transfers(struct request *rq)
 			continue;
 		const struct transfer *pp =
 			batch_pending_find(v, n, t, t[i].pending_id, i);
-		if (mandate_right_check_transfer(r, &t[i], pp, &rq->auth.err))
+		if (check_event(rq, &t[i], pp))
 			ret = -1;
 	}
 	free(v);
@@ -386,6 +436,31 @@ bool authz_guard_refused(struct request *rq)
 	}
 }
 
+/* What the refusals about the client certificate say (docs/authz.md,
+ * "Certificate-bound mandates"), NULL for the others. */
+static const char *cert_detail(struct request *rq,
+			       const struct mandate_error *e)
+{
+	bool cert = rq->srv->tls && api_tls_client(rq->conn);
+
+	if (e->code == MANDATE_ERR_malformed &&
+	    strcmp(e->claim, AUTHZ_CLAIM_CERT) == 0)
+		return "the client certificate names no registered principal: "
+		       "register its key (POST /v1/principals with "
+		       "certificate) or send an Authorization header";
+	if (e->code == MANDATE_ERR_dpop_wrong_key &&
+	    strcmp(e->claim, AUTHZ_CLAIM_X5T) == 0)
+		return cert ? "the mandate is bound to another client "
+			      "certificate (cnf x5t#S256)"
+			    : "the mandate is bound to a client certificate "
+			      "(cnf x5t#S256) and this connection has none";
+	if (e->code == MANDATE_ERR_dpop_missing &&
+	    strcmp(e->claim, "cnf.jwk") == 0)
+		return "the mandate is bound to a key (cnf jwk): send it as "
+		       "Authorization: DPoP with a DPoP proof";
+	return NULL;
+}
+
 enum MHD_Result api_reply_auth(struct request *rq)
 {
 	const struct mandate_error *e = &rq->auth.err;
@@ -417,10 +492,14 @@ enum MHD_Result api_reply_auth(struct request *rq)
 	wbuf_put_u64(&b, status);
 	wbuf_puts(&b, ",\"check\":");
 	wbuf_put_json_str(&b, name, strlen(name));
-	if (e->code == MANDATE_ERR_malformed &&
-	    strcmp(e->claim, "statement") != 0 &&
-	    !MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND,
-					 "Authorization"))
+	const char *detail = cert_detail(rq, e);
+	if (detail) {
+		wbuf_puts(&b, ",\"detail\":");
+		wbuf_put_json_str(&b, detail, strlen(detail));
+	} else if (e->code == MANDATE_ERR_malformed &&
+		   strcmp(e->claim, "statement") != 0 &&
+		   !MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND,
+						"Authorization"))
 		wbuf_puts(&b, ",\"detail\":\"no Authorization header: send "
 			      "the administrator's bearer token, or a mandate "
 			      "with a DPoP proof (docs/authz.md)\"");
@@ -440,15 +519,20 @@ enum MHD_Result api_reply_auth(struct request *rq)
 
 /* ---- /v1/principals ---------------------------------------------------- */
 
+static void put_time(struct wbuf *b, const char *key, int64_t t);
+
 static void put_principal(struct wbuf *b, const struct auth_principal_info *p)
 {
 	char id[JOSE_B64_32_BYTES];
 	struct jose_pubkey k = {0};
 	char jwk[JOSE_JWK_BYTES_MAX];
 
+	struct auth_x509_pub x;
+	bool org = auth_principal_x509(p->pub, &x);
+
 	id_text(p->id, id);
 	memcpy(k.x, p->pub, 32);
-	if (jose_pubkey_to_jwk(&k, jwk, sizeof(jwk)) != 0)
+	if (org || jose_pubkey_to_jwk(&k, jwk, sizeof(jwk)) != 0)
 		jwk[0] = '\0';
 	wbuf_puts(b, "{\"id\":\"");
 	wbuf_puts(b, id);
@@ -459,6 +543,16 @@ static void put_principal(struct wbuf *b, const struct auth_principal_info *p)
 		wbuf_puts(b, "null");
 	wbuf_puts(b, ",\"jwk\":");
 	wbuf_puts(b, jwk[0] ? jwk : "null");
+	if (org) {
+		/* An organisation: its id is its certificate key's
+		 * SHA-256, and its certificate's dates when it was
+		 * registered by its certificate. */
+		wbuf_puts(b, ",\"type\":\"x509\",\"spki_sha256\":\"");
+		wbuf_puts(b, id);
+		wbuf_putc(b, '"');
+		put_time(b, ",\"not_after\":",
+			 x.not_after ? x.not_after : KEYRING_NEVER);
+	}
 	wbuf_puts(b, ",\"registered_at\":\"");
 	wbuf_put_u64(b, p->timestamp);
 	wbuf_puts(b, "\"}");
@@ -516,6 +610,34 @@ enum MHD_Result authz_route_principal(struct request *rq)
 	return api_reply_json(rq, 200, &b);
 }
 
+/* An organisation's certificate key (docs/authz.md, "Organisation
+ * principals"): "certificate" (PEM: the key's SHA-256 and its dates) or
+ * "spki_sha256" (the SHA-256 alone, base64url; its dates not known). */
+static const char *x509_principal(const json_t *cert, const json_t *spki,
+				  struct auth_principal *p, const char **field)
+{
+	struct auth_x509_pub x = {.magic = AUTH_X509_MAGIC};
+
+	if (cert) {
+		const char *pem = json_string_value(cert);
+		*field = "certificate";
+		if (!pem ||
+		    api_tls_cert_identity(pem, strlen(pem), p->id, NULL,
+					  &x.not_before, &x.not_after) != 0)
+			return "a PEM X.509 certificate that GnuTLS can read";
+		if (x.not_before < 0 || x.not_after <= 0)
+			return "a certificate dated after 1970";
+	} else {
+		*field = "spki_sha256";
+		if (!json_is_string(spki) ||
+		    !id_parse(json_string_value(spki), p->id))
+			return "the 43-character base64url SHA-256 of the "
+			       "certificate's SubjectPublicKeyInfo";
+	}
+	memcpy(p->pub, &x, sizeof(x));
+	return NULL;
+}
+
 static enum MHD_Result principals_post(struct request *rq)
 {
 	enum MHD_Result reply;
@@ -524,30 +646,53 @@ static enum MHD_Result principals_post(struct request *rq)
 		return reply;
 	json_t *jwk = json_object_get(j, "jwk");
 	json_t *name = json_object_get(j, "name");
+	json_t *cert = json_object_get(j, "certificate");
+	json_t *spki = json_object_get(j, "spki_sha256");
 	const char *k;
 	json_t *v;
 	json_object_foreach(j, k, v)
 	{
-		if (strcmp(k, "jwk") != 0 && strcmp(k, "name") != 0) {
+		if (strcmp(k, "jwk") != 0 && strcmp(k, "name") != 0 &&
+		    strcmp(k, "certificate") != 0 &&
+		    strcmp(k, "spki_sha256") != 0) {
 			/* k lives in j: reply before letting go of it */
 			enum MHD_Result r = api_reply_problem(
 				rq, PROBLEM_unknown_field,
-				"members are jwk and name", k, NULL);
+				"members are jwk (an Ed25519 principal) or "
+				"certificate or spki_sha256 (an organisation), "
+				"and name",
+				k, NULL);
 			json_decref(j);
 			return r;
 		}
 	}
-	struct auth_principal p = {0};
-	struct jose_pubkey pub;
-	char *text = jwk && json_is_object(jwk) ? json_dumps(jwk, JSON_COMPACT)
-						: NULL;
-	int r = text ? jose_pubkey_parse_jwk(text, strlen(text), &pub)
-		     : -JOSE_key_bad_json;
-	free(text);
-	if (r != 0) {
+	if ((jwk != NULL) + (cert != NULL) + (spki != NULL) != 1) {
 		json_decref(j);
 		return api_reply_problem(rq, PROBLEM_invalid_field,
-					 jose_err_desc(r), "jwk", NULL);
+					 "give exactly one of jwk, certificate "
+					 "and spki_sha256",
+					 "jwk", NULL);
+	}
+	struct auth_principal p = {0};
+	struct jose_pubkey pub;
+	const char *why = NULL, *field = "jwk";
+	if (jwk) {
+		char *text = json_is_object(jwk) ? json_dumps(jwk, JSON_COMPACT)
+						 : NULL;
+		int r = text ? jose_pubkey_parse_jwk(text, strlen(text), &pub)
+			     : -JOSE_key_bad_json;
+		free(text);
+		why = r != 0 ? jose_err_desc(r) : NULL;
+		/* Never mistaken for an organisation's record. */
+		if (!why && auth_principal_x509(pub.x, NULL))
+			why = "this key cannot be registered";
+	} else {
+		why = x509_principal(cert, spki, &p, &field);
+	}
+	if (why) {
+		json_decref(j);
+		return api_reply_problem(rq, PROBLEM_invalid_field, why, field,
+					 NULL);
 	}
 	if (name && !json_is_null(name)) {
 		const char *s = json_string_value(name);
@@ -566,14 +711,18 @@ static enum MHD_Result principals_post(struct request *rq)
 		memcpy(p.name, s, n);
 	}
 	json_decref(j);
-	char tp[JOSE_B64_32_BYTES];
-	size_t n;
-	if (jose_thumbprint(&pub, tp) != 0 ||
-	    b64url_decode(p.id, 32, tp, strlen(tp), &n) != 0)
-		return api_reply_problem(rq, PROBLEM_internal_error, NULL, NULL,
-					 NULL);
-	memcpy(p.pub, pub.x, 32);
-	void *ext = api_command(rq, AUTH_CMD_PRINCIPAL, sizeof(p), NULL, 0);
+	u16 kind = AUTH_CMD_PRINCIPAL_X509;
+	if (jwk) {
+		char tp[JOSE_B64_32_BYTES];
+		size_t n;
+		if (jose_thumbprint(&pub, tp) != 0 ||
+		    b64url_decode(p.id, 32, tp, strlen(tp), &n) != 0)
+			return api_reply_problem(rq, PROBLEM_internal_error,
+						 NULL, NULL, NULL);
+		memcpy(p.pub, pub.x, 32);
+		kind = AUTH_CMD_PRINCIPAL;
+	}
+	void *ext = api_command(rq, kind, sizeof(p), NULL, 0);
 	if (!ext)
 		return api_reply_problem(rq, PROBLEM_internal_error,
 					 "out of memory", NULL, NULL);
@@ -1122,7 +1271,8 @@ static enum MHD_Result authz_command_reply(struct request *rq)
 					 "its limits (docs/authz.md)",
 					 NULL, NULL);
 	switch (h->kind) {
-	case AUTH_CMD_PRINCIPAL: {
+	case AUTH_CMD_PRINCIPAL:
+	case AUTH_CMD_PRINCIPAL_X509: {
 		const struct auth_principal *p = (const void *)ext;
 		if (outcome == AUTH_NAME_TAKEN)
 			return api_reply_problem(rq, PROBLEM_name_taken, NULL,

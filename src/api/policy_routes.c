@@ -472,7 +472,8 @@ static void id_text(const u8 id[32], char out[44])
 void api_author_of(struct request *rq, u8 out[32])
 {
 	memset(out, 0, 32);
-	if (rq->auth.caller.chain && !rq->auth.caller.root_admin)
+	if ((rq->auth.caller.chain || rq->auth.caller.org) &&
+	    !rq->auth.caller.root_admin)
 		memcpy(out, rq->auth.caller.root, 32);
 	else if (rq->auth.caller.chain)
 		memcpy(out,

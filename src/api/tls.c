@@ -7,7 +7,9 @@
  * process.  The callback takes a reference to the current credentials
  * under a mutex and keeps it in the session's DB pointer (unused:
  * libmicrohttpd sets up no session cache); the connection's close
- * notification drops it.  GnuTLS keeps pointing at the certificate and
+ * notification drops it (the pointer is a struct tls_session: the
+ * reference and the connection's verified client certificate).
+ * GnuTLS keeps pointing at the certificate and
  * key it was given until the session ends, so the reference lives as
  * long as the connection, not just the handshake.
  */
@@ -60,8 +62,33 @@ struct tls_creds {
 	struct api_tls_cert_info info;
 };
 
+/* The client CAs and their CRLs, shared by the handshakes that verify
+ * with them; a reload replaces them, the last handshake frees them. */
+#define TLS_CLIENT_CAS_SHOWN 4u
+
+struct tls_trust {
+	atomic_uint refs;
+	gnutls_x509_trust_list_t tl;
+	unsigned ncas, ncrls;
+	/* the first CAs of the file, for /metrics (role="client_ca") */
+	struct api_tls_cert_info cas[TLS_CLIENT_CAS_SHOWN];
+	unsigned ncas_shown;
+};
+
+/* One connection's: the credentials it was served (a reference) and
+ * its client certificate, once verified. */
+struct tls_session {
+	struct tls_creds *creds;
+	int client_auth; /* what the server asked for */
+	struct api_tls_client client;
+	void *slot; /* api_tls_conn_slot */
+};
+
 struct api_tls {
 	pthread_mutex_t lock;
+	struct tls_trust *trust; /* under lock; NULL: no client CAs */
+	int client_auth;	 /* enum api_tls_client_auth, set at open */
+	char *client_ca_file, *crl_file;
 	/* under lock: the pairs (standby NULL when none is configured),
 	 * which serves, and whether an operator chose the standby */
 	struct tls_creds *primary, *standby;
@@ -633,6 +660,229 @@ static struct pair standby_pair(const struct api_tls *t)
 			     "standby "};
 }
 
+/* ---- client CAs and CRLs ---------------------------------------------- */
+
+static void trust_put(struct tls_trust *t)
+{
+	if (t && atomic_fetch_sub(&t->refs, 1) == 1) {
+		gnutls_x509_trust_list_deinit(t->tl, 1);
+		free(t);
+	}
+}
+
+/* The CRLs of crl_file, each signed by one of the CAs already in t
+ * (a CRL no client CA signed would revoke nothing and hide a mistake). */
+/* The CRLs of a PEM file (at least one; the caller deinits each and
+ * frees the array), or -errno with err saying why. */
+static int crls_read(const char *crl_file, gnutls_x509_crl_t **crls,
+		     unsigned *n, char *err, size_t err_bytes)
+{
+	gnutls_datum_t d = {NULL, 0};
+	int ret =
+		read_file("tls_crl_file", crl_file, false, &d, err, err_bytes);
+
+	*crls = NULL;
+	*n = 0;
+	if (ret < 0)
+		return ret;
+	if (gnutls_x509_crl_list_import2(crls, n, &d, GNUTLS_X509_FMT_PEM, 0) <
+		    0 ||
+	    *n == 0) {
+		snprintf(err, err_bytes,
+			 "tls_crl_file %s: no PEM CRL that GnuTLS can read",
+			 crl_file);
+		gnutls_free(*crls); /* none on failure; none in it when 0 */
+		*crls = NULL;
+		*n = 0;
+		ret = -EINVAL;
+	}
+	gnutls_free(d.data);
+	return ret;
+}
+
+static int trust_add_crls(struct tls_trust *t, const char *crl_file, char *err,
+			  size_t err_bytes)
+{
+	gnutls_x509_crl_t *crls;
+	unsigned n;
+	int ret = crls_read(crl_file, &crls, &n, err, err_bytes);
+
+	if (ret < 0)
+		return ret;
+	/* GnuTLS refuses a CRL past its nextUpdate as if it were forged:
+	 * say which it is.  (One loaded before its nextUpdate passes keeps
+	 * revoking what it lists.) */
+	int64_t now = (int64_t)time(NULL);
+	for (unsigned i = 0; i < n; i++) {
+		int64_t next =
+			(int64_t)gnutls_x509_crl_get_next_update(crls[i]);
+		if (next == -1 || next > now)
+			continue;
+		char when[32];
+		utc(when, sizeof(when), next);
+		snprintf(err, err_bytes,
+			 "tls_crl_file %s: a CRL is past its nextUpdate (%s): "
+			 "publish a new one",
+			 crl_file, when);
+		for (unsigned k = 0; k < n; k++)
+			gnutls_x509_crl_deinit(crls[k]);
+		gnutls_free(crls);
+		return -EINVAL;
+	}
+	/* The list takes the CRLs it accepts, and frees the rest. */
+	int added = gnutls_x509_trust_list_add_crls(
+		t->tl, crls, n,
+		GNUTLS_TL_VERIFY_CRL | GNUTLS_TL_FAIL_ON_INVALID_CRL, 0);
+	gnutls_free(crls);
+	if (added < 0 || (unsigned)added != n) {
+		snprintf(err, err_bytes,
+			 "tls_crl_file %s: a CRL is not signed by a CA of "
+			 "tls_client_ca_file",
+			 crl_file);
+		return -EINVAL;
+	}
+	t->ncrls = n;
+	return 0;
+}
+
+/* What the first CAs of the file say, for /metrics. */
+static void trust_infos(struct tls_trust *t, const gnutls_datum_t *pem)
+{
+	gnutls_x509_crt_t *crts = NULL;
+	unsigned n = 0;
+
+	if (gnutls_x509_crt_list_import2(&crts, &n, pem, GNUTLS_X509_FMT_PEM,
+					 0) < 0)
+		return;
+	for (unsigned i = 0; i < n; i++) {
+		if (t->ncas_shown < TLS_CLIENT_CAS_SHOWN &&
+		    cert_info(crts[i], &t->cas[t->ncas_shown]) == 0)
+			t->ncas_shown++;
+		gnutls_x509_crt_deinit(crts[i]);
+	}
+	gnutls_free(crts);
+}
+
+int api_tls_crl_next_update(const char *path, int64_t *next, char *err,
+			    size_t err_bytes)
+{
+	gnutls_x509_crl_t *crls;
+	unsigned n;
+	int ret = crls_read(path, &crls, &n, err, err_bytes);
+
+	*next = -1;
+	for (unsigned i = 0; i < n; i++) {
+		int64_t t = (int64_t)gnutls_x509_crl_get_next_update(crls[i]);
+		if (t != -1 && (*next == -1 || t < *next))
+			*next = t;
+		gnutls_x509_crl_deinit(crls[i]);
+	}
+	gnutls_free(crls);
+	return ret;
+}
+
+static int trust_load(struct tls_trust **out, const char *ca_file,
+		      const char *crl_file, char *err, size_t err_bytes)
+{
+	gnutls_datum_t d = {NULL, 0};
+	struct tls_trust *t = calloc(1, sizeof(*t));
+	int ret;
+
+	*out = NULL;
+	if (!t || gnutls_x509_trust_list_init(&t->tl, 0) != 0) {
+		free(t);
+		snprintf(err, err_bytes, "out of memory");
+		return -ENOMEM;
+	}
+	atomic_init(&t->refs, 1);
+	ret = read_file("tls_client_ca_file", ca_file, false, &d, err,
+			err_bytes);
+	if (ret == 0) {
+		int n = gnutls_x509_trust_list_add_trust_mem(
+			t->tl, &d, NULL, GNUTLS_X509_FMT_PEM, 0, 0);
+		if (n <= 0) {
+			snprintf(err, err_bytes,
+				 "tls_client_ca_file %s: no PEM CA certificate "
+				 "that GnuTLS can read",
+				 ca_file);
+			ret = -EINVAL;
+		}
+		t->ncas = n > 0 ? (unsigned)n : 0;
+	}
+	if (ret == 0)
+		trust_infos(t, &d);
+	gnutls_free(d.data);
+	if (ret == 0 && crl_file && *crl_file)
+		ret = trust_add_crls(t, crl_file, err, err_bytes);
+	if (ret < 0) {
+		trust_put(t);
+		return ret;
+	}
+	*out = t;
+	return 0;
+}
+
+static void log_trust(const char *msg, const struct api_tls *t,
+		      const struct tls_trust *tr)
+{
+	log_at(LOG_INFO, msg, LOG_STR("ca_file", t->client_ca_file),
+	       LOG_NUM("cas", tr->ncas), LOG_NUM("crls", tr->ncrls),
+	       LOG_STR("client_auth", t->client_auth == API_TLS_CLIENT_REQUIRED
+					      ? "required"
+					      : "optional"));
+}
+
+/* The SHA-256 of a certificate's SubjectPublicKeyInfo (DER). */
+static int spki_sha256(gnutls_x509_crt_t crt, unsigned char out[32])
+{
+	gnutls_pubkey_t pub = NULL;
+	gnutls_datum_t der = {NULL, 0};
+	int ret = -EINVAL;
+
+	if (gnutls_pubkey_init(&pub) == 0 &&
+	    gnutls_pubkey_import_x509(pub, crt, 0) == 0 &&
+	    gnutls_pubkey_export2(pub, GNUTLS_X509_FMT_DER, &der) == 0) {
+		crypto_hash_sha256(out, der.data, der.size);
+		ret = 0;
+	}
+	gnutls_free(der.data);
+	if (pub)
+		gnutls_pubkey_deinit(pub);
+	return ret;
+}
+
+int api_tls_cert_identity(const char *pem, size_t len, unsigned char spki[32],
+			  unsigned char *cert_sha256, int64_t *not_before,
+			  int64_t *not_after)
+{
+	gnutls_datum_t d = {(unsigned char *)(uintptr_t)pem, (unsigned)len};
+	gnutls_x509_crt_t crt = NULL;
+	struct api_tls_cert_info info;
+	int ret = -EINVAL;
+
+	if (len == 0 || len > TLS_FILE_BYTES_MAX)
+		return -EINVAL;
+	if (gnutls_x509_crt_init(&crt) == 0 &&
+	    gnutls_x509_crt_import(crt, &d, GNUTLS_X509_FMT_PEM) == 0 &&
+	    cert_info(crt, &info) == 0 && spki_sha256(crt, spki) == 0) {
+		*not_before = info.not_before;
+		*not_after = info.not_after;
+		ret = 0;
+	}
+	if (ret == 0 && cert_sha256) {
+		gnutls_datum_t der = {NULL, 0};
+		if (gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_DER, &der) ==
+		    0)
+			crypto_hash_sha256(cert_sha256, der.data, der.size);
+		else
+			ret = -EINVAL;
+		gnutls_free(der.data);
+	}
+	if (crt)
+		gnutls_x509_crt_deinit(crt);
+	return ret;
+}
+
 /* ---- switching -------------------------------------------------------- */
 
 static struct tls_creds *role_creds(struct api_tls *t, int role)
@@ -822,6 +1072,40 @@ static char *dup_or_empty(const char *s)
 	return strdup(s ? s : "");
 }
 
+/* tls_client_auth against the files it needs. */
+static int client_auth_parse(struct api_tls *t, const struct api_tls_files *f,
+			     char *err, size_t err_bytes)
+{
+	const char *mode = f->client_auth ? f->client_auth : "";
+	bool ca = t->client_ca_file[0] != '\0';
+
+	if (strcmp(mode, "required") == 0)
+		t->client_auth = API_TLS_CLIENT_REQUIRED;
+	else if (strcmp(mode, "optional") == 0 || (!*mode && ca))
+		t->client_auth = API_TLS_CLIENT_OPTIONAL;
+	else if (strcmp(mode, "none") == 0 || !*mode)
+		t->client_auth = API_TLS_CLIENT_NONE;
+	else {
+		snprintf(err, err_bytes,
+			 "tls_client_auth: none, optional or required");
+		return -EINVAL;
+	}
+	if (t->client_auth != API_TLS_CLIENT_NONE && !ca) {
+		snprintf(err, err_bytes,
+			 "tls_client_auth %s needs tls_client_ca_file (the CAs "
+			 "that sign client certificates)",
+			 mode);
+		return -EINVAL;
+	}
+	if (t->crl_file[0] && !ca) {
+		snprintf(err, err_bytes,
+			 "tls_crl_file needs tls_client_ca_file (the CAs that "
+			 "signed the CRLs)");
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int api_tls_open(struct api_tls **out, const struct api_tls_files *f, char *err,
 		 size_t err_bytes)
 {
@@ -858,17 +1142,25 @@ int api_tls_open(struct api_tls **out, const struct api_tls_files *f, char *err,
 	t->standby_cert_file = dup_or_empty(f->standby_cert_file);
 	t->standby_key_file = dup_or_empty(f->standby_key_file);
 	t->priority = strdup(priority);
+	t->client_ca_file = dup_or_empty(f->client_ca_file);
+	t->crl_file = dup_or_empty(f->crl_file);
 	if (!t->cert_file || !t->key_file || !t->standby_cert_file ||
-	    !t->standby_key_file || !t->priority) {
+	    !t->standby_key_file || !t->priority || !t->client_ca_file ||
+	    !t->crl_file) {
 		snprintf(err, err_bytes, "out of memory");
 		api_tls_close(t);
 		return -ENOMEM;
 	}
 	bool standby = t->standby_cert_file[0] != '\0';
 	struct pair pp = primary_pair(t), sp = standby_pair(t);
-	ret = creds_load(&t->primary, &pp, !standby, err, err_bytes);
+	ret = client_auth_parse(t, f, err, err_bytes);
+	if (ret == 0)
+		ret = creds_load(&t->primary, &pp, !standby, err, err_bytes);
 	if (ret == 0 && standby)
 		ret = creds_load(&t->standby, &sp, true, err, err_bytes);
+	if (ret == 0 && t->client_auth != API_TLS_CLIENT_NONE)
+		ret = trust_load(&t->trust, t->client_ca_file, t->crl_file, err,
+				 err_bytes);
 	if (ret < 0) {
 		api_tls_close(t);
 		return ret;
@@ -876,6 +1168,8 @@ int api_tls_open(struct api_tls **out, const struct api_tls_files *f, char *err,
 	log_creds("TLS certificate loaded", "primary", t->primary);
 	if (t->standby)
 		log_creds("TLS certificate loaded", "standby", t->standby);
+	if (t->trust)
+		log_trust("TLS client CAs loaded", t, t->trust);
 	decide(t); /* journaled once the watcher starts */
 	*out = t;
 	return 0;
@@ -892,6 +1186,7 @@ void api_tls_close(struct api_tls *t)
 	pthread_mutex_unlock(&installed_lock);
 	creds_put(t->primary);
 	creds_put(t->standby);
+	trust_put(t->trust);
 	pthread_mutex_destroy(&t->lock);
 	pthread_cond_destroy(&t->cond);
 	free(t->cert_file);
@@ -899,6 +1194,8 @@ void api_tls_close(struct api_tls *t)
 	free(t->standby_cert_file);
 	free(t->standby_key_file);
 	free(t->priority);
+	free(t->client_ca_file);
+	free(t->crl_file);
 	free(t);
 }
 
@@ -939,6 +1236,27 @@ int api_tls_reload(struct api_tls *t)
 		int r = reload_pair(t, &t->standby, &sp, "standby");
 		if (ret == 0)
 			ret = r;
+	}
+	if (t->client_auth != API_TLS_CLIENT_NONE) {
+		char err[API_TLS_ERR_BYTES];
+		struct tls_trust *tr = NULL, *old;
+		int r = trust_load(&tr, t->client_ca_file, t->crl_file, err,
+				   sizeof(err));
+		if (r < 0) {
+			log_at(LOG_ERROR,
+			       "TLS client CA reload refused: the current CAs "
+			       "and CRLs stay",
+			       LOG_STR("reason", err));
+			if (ret == 0)
+				ret = r;
+		} else {
+			pthread_mutex_lock(&t->lock);
+			old = t->trust;
+			t->trust = tr;
+			pthread_mutex_unlock(&t->lock);
+			log_trust("TLS client CAs reloaded", t, tr);
+			trust_put(old);
+		}
 	}
 	decide(t);
 	return ret;
@@ -1070,19 +1388,146 @@ void api_tls_install(struct api_tls *t)
 	pthread_mutex_unlock(&installed_lock);
 }
 
-static struct tls_creds *current_get(void)
+/* The credentials that serve now (a reference), the client mode and,
+ * when it asks for client certificates, the trust to verify them (a
+ * reference). */
+static struct tls_creds *current_get(int *client_auth)
 {
 	struct tls_creds *c = NULL;
 
+	*client_auth = API_TLS_CLIENT_NONE;
 	pthread_mutex_lock(&installed_lock);
 	if (installed) {
 		pthread_mutex_lock(&installed->lock);
 		c = role_creds(installed, installed->serving);
 		atomic_fetch_add(&c->refs, 1);
+		*client_auth = installed->client_auth;
 		pthread_mutex_unlock(&installed->lock);
 	}
 	pthread_mutex_unlock(&installed_lock);
 	return c;
+}
+
+static struct tls_trust *trust_get(void)
+{
+	struct tls_trust *tr = NULL;
+
+	pthread_mutex_lock(&installed_lock);
+	if (installed) {
+		pthread_mutex_lock(&installed->lock);
+		tr = installed->trust;
+		if (tr)
+			atomic_fetch_add(&tr->refs, 1);
+		pthread_mutex_unlock(&installed->lock);
+	}
+	pthread_mutex_unlock(&installed_lock);
+	return tr;
+}
+
+static void log_refused(const char *why, const struct api_tls_cert_info *ci)
+{
+	log_at(LOG_WARN, "TLS client certificate refused at the handshake",
+	       LOG_STR("reason", why),
+	       LOG_STR("subject_cn", ci ? ci->subject_cn : ""),
+	       LOG_STR("serial", ci ? ci->serial : ""),
+	       LOG_STR("sha256", ci ? ci->fingerprint : ""));
+}
+
+/* The chain the client sent, verified against the client CAs and CRLs
+ * for client authentication at the current time; on success what the
+ * connection keeps of it.  Returns 0, or -1 (the handshake fails). */
+static int verify_chain(struct tls_trust *tr, const gnutls_datum_t *peers,
+			unsigned n, struct api_tls_client *out)
+{
+	gnutls_x509_crt_t crts[TLS_CHAIN_MAX];
+	struct api_tls_cert_info info;
+	gnutls_typed_vdata_st purpose = {
+		.type = GNUTLS_DT_KEY_PURPOSE_OID,
+		.data = (unsigned char *)(uintptr_t)GNUTLS_KP_TLS_WWW_CLIENT};
+	unsigned ncrt = 0, status = 0;
+	int ret = -1;
+
+	if (n > TLS_CHAIN_MAX) {
+		log_refused("the chain has too many certificates", NULL);
+		return -1;
+	}
+	for (; ncrt < n; ncrt++)
+		if (gnutls_x509_crt_init(&crts[ncrt]) != 0 ||
+		    gnutls_x509_crt_import(crts[ncrt], &peers[ncrt],
+					   GNUTLS_X509_FMT_DER) != 0) {
+			if (crts[ncrt])
+				gnutls_x509_crt_deinit(crts[ncrt]);
+			log_refused("not an X.509 certificate GnuTLS can read",
+				    NULL);
+			goto cleanup;
+		}
+	if (cert_info(crts[0], &info) != 0) {
+		log_refused("not an X.509 certificate GnuTLS can read", NULL);
+		goto cleanup;
+	}
+	if (gnutls_x509_trust_list_verify_crt2(tr->tl, crts, ncrt, &purpose, 1,
+					       0, &status, NULL) != 0) {
+		log_refused("cannot be verified", &info);
+		goto cleanup;
+	}
+	if (status != 0) {
+		gnutls_datum_t text = {NULL, 0};
+		char why[256] = "not trusted";
+		if (gnutls_certificate_verification_status_print(
+			    status, GNUTLS_CRT_X509, &text, 0) == 0) {
+			snprintf(why, sizeof(why), "%.*s", (int)text.size,
+				 (const char *)text.data);
+			gnutls_free(text.data);
+			printable(why);
+		}
+		log_refused(why, &info);
+		goto cleanup;
+	}
+	if (spki_sha256(crts[0], out->spki_sha256) != 0) {
+		log_refused("no public key GnuTLS can read", &info);
+		goto cleanup;
+	}
+	crypto_hash_sha256(out->cert_sha256, peers[0].data, peers[0].size);
+	out->present = true;
+	ret = 0;
+cleanup:
+	for (unsigned i = 0; i < ncrt; i++)
+		gnutls_x509_crt_deinit(crts[i]);
+	return ret;
+}
+
+/* GnuTLS's verify function, run during the handshake once the client's
+ * Certificate message is in: a certificate that does not verify fails
+ * the handshake in every mode; none fails it only when one is
+ * required. */
+static int verify_client(gnutls_session_t session)
+{
+	struct tls_session *ss = gnutls_db_get_ptr(session);
+	unsigned n = 0;
+	const gnutls_datum_t *peers = gnutls_certificate_get_peers(session, &n);
+	struct tls_trust *tr;
+	int ret;
+
+	if (!ss)
+		return -1;
+	if (!peers || n == 0) {
+		if (ss->client_auth == API_TLS_CLIENT_REQUIRED) {
+			log_refused("no client certificate (tls_client_auth "
+				    "required)",
+				    NULL);
+			return -1;
+		}
+		return 0;
+	}
+	tr = trust_get();
+	if (!tr) {
+		log_refused("no client CAs are configured", NULL);
+		return -1;
+	}
+	memset(&ss->client, 0, sizeof(ss->client));
+	ret = verify_chain(tr, peers, n, &ss->client);
+	trust_put(tr);
+	return ret;
 }
 
 static int retrieve(gnutls_session_t session, const gnutls_datum_t *req_ca_dn,
@@ -1090,7 +1535,9 @@ static int retrieve(gnutls_session_t session, const gnutls_datum_t *req_ca_dn,
 		    int pk_algos_length, gnutls_pcert_st **pcert,
 		    unsigned int *pcert_length, gnutls_privkey_t *privkey)
 {
-	struct tls_creds *c = current_get();
+	int mode;
+	struct tls_creds *c = current_get(&mode);
+	struct tls_session *ss = gnutls_db_get_ptr(session);
 
 	(void)req_ca_dn;
 	(void)nreqs;
@@ -1098,9 +1545,27 @@ static int retrieve(gnutls_session_t session, const gnutls_datum_t *req_ca_dn,
 	(void)pk_algos_length;
 	if (!c)
 		return -1;
+	if (!ss) {
+		ss = calloc(1, sizeof(*ss));
+		if (!ss) {
+			creds_put(c);
+			return -1;
+		}
+		gnutls_db_set_ptr(session, ss);
+	}
 	/* Called again in one handshake (a retry): one reference each. */
-	creds_put(gnutls_db_get_ptr(session));
-	gnutls_db_set_ptr(session, c);
+	creds_put(ss->creds);
+	ss->creds = c;
+	ss->client_auth = mode;
+	/* The server picks its certificate before it writes its
+	 * CertificateRequest (TLS 1.2 and 1.3): asking here is in time. */
+	if (mode != API_TLS_CLIENT_NONE) {
+		/* REQUEST in both modes: verify_client refuses a missing
+		 * certificate itself, and says so in the log. */
+		gnutls_certificate_server_set_request(session,
+						      GNUTLS_CERT_REQUEST);
+		gnutls_session_set_verify_function(session, verify_client);
+	}
 	*pcert = c->pcert;
 	*pcert_length = c->npcert;
 	*privkey = c->key;
@@ -1113,17 +1578,45 @@ void *api_tls_callback(void)
 	return (void *)f;
 }
 
+static struct tls_session *session_of(struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
+		conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+
+	if (!ci || !ci->tls_session)
+		return NULL;
+	return gnutls_db_get_ptr((gnutls_session_t)ci->tls_session);
+}
+
+const struct api_tls_client *api_tls_client(struct MHD_Connection *conn)
+{
+	struct tls_session *ss = session_of(conn);
+
+	return ss && ss->client.present ? &ss->client : NULL;
+}
+
+void **api_tls_conn_slot(struct MHD_Connection *conn)
+{
+	struct tls_session *ss = session_of(conn);
+
+	return ss ? &ss->slot : NULL;
+}
+
 void api_tls_connection_closed(struct MHD_Connection *conn)
 {
 	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
 		conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
-	gnutls_session_t session;
+	struct tls_session *ss;
 
 	if (!ci || !ci->tls_session)
 		return;
-	session = (gnutls_session_t)ci->tls_session;
-	creds_put(gnutls_db_get_ptr(session));
-	gnutls_db_set_ptr(session, NULL);
+	ss = gnutls_db_get_ptr((gnutls_session_t)ci->tls_session);
+	gnutls_db_set_ptr((gnutls_session_t)ci->tls_session, NULL);
+	if (ss) {
+		creds_put(ss->creds);
+		free(ss->slot);
+		free(ss);
+	}
 }
 
 static void metric_row(struct wbuf *b, const char *role,
@@ -1143,6 +1636,8 @@ static void metric_row(struct wbuf *b, const char *role,
 void api_tls_metrics(struct api_tls *t, struct wbuf *b)
 {
 	struct api_tls_cert_info primary, standby = {0};
+	struct api_tls_cert_info cas[TLS_CLIENT_CAS_SHOWN];
+	unsigned ncas = 0;
 	bool has_standby;
 	int serving;
 
@@ -1152,6 +1647,10 @@ void api_tls_metrics(struct api_tls *t, struct wbuf *b)
 	if (has_standby)
 		standby = t->standby->info;
 	serving = t->serving;
+	if (t->trust) {
+		ncas = t->trust->ncas_shown;
+		memcpy(cas, t->trust->cas, ncas * sizeof(cas[0]));
+	}
 	pthread_mutex_unlock(&t->lock);
 	wbuf_puts(b, "# HELP tpwallet_tls_certificate_not_after_seconds When "
 		     "the certificate expires (seconds since the epoch).\n"
@@ -1162,6 +1661,8 @@ void api_tls_metrics(struct api_tls *t, struct wbuf *b)
 	metric_row(b, "primary", &primary);
 	if (has_standby)
 		metric_row(b, "standby", &standby);
+	for (unsigned i = 0; i < ncas; i++)
+		metric_row(b, "client_ca", &cas[i]);
 	wbuf_puts(b, "# HELP tpwallet_tls_serving Which certificate the "
 		     "server serves (1) and which not (0).\n"
 		     "# TYPE tpwallet_tls_serving gauge\n"

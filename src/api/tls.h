@@ -16,6 +16,18 @@
  * server's own ones are journaled by that thread (core/tlsswitch.h,
  * TLS_CMD_SWITCH); the route journals the operator's.
  *
+ * Client certificates (mutual TLS, docs/operations.md "Client
+ * certificates"): with tls_client_ca_file the server asks for one
+ * (tls_client_auth optional) or insists on one (required); a certificate
+ * that is sent is verified once, during the handshake, against the CAs
+ * and the CRLs of tls_crl_file (both reloaded with the pairs), and a
+ * certificate that fails (expired, not yet valid, revoked, another CA's,
+ * not for client authentication) fails the handshake, in every mode,
+ * with a log line that says why.  What a verified certificate says (the
+ * SHA-256 of its DER, RFC 8705's x5t#S256, and of its
+ * SubjectPublicKeyInfo, an organisation principal's id) is kept with the
+ * connection, so a request reads it without any cryptography.
+ *
  * Each connection holds a reference to the credentials it was given, so
  * a reload never frees what a handshake or an open connection still
  * uses; the old credentials go when their last connection closes.  Key
@@ -84,7 +96,49 @@ struct api_tls_files {
 	const char *cert_file, *key_file;
 	const char *standby_cert_file, *standby_key_file;
 	const char *priority; /* NULL or "": API_TLS_PRIORITY_DEFAULT */
+	/* Mutual TLS: the client CAs (PEM, one or more), their CRLs (PEM,
+	 * optional, needs the CAs), and "none", "optional" or "required"
+	 * (NULL or "": optional with CAs, none without). */
+	const char *client_ca_file, *crl_file, *client_auth;
 };
+
+enum api_tls_client_auth {
+	API_TLS_CLIENT_NONE = 0,
+	API_TLS_CLIENT_OPTIONAL = 1,
+	API_TLS_CLIENT_REQUIRED = 2,
+};
+
+/* A connection's verified client certificate (present false: none). */
+struct api_tls_client {
+	bool present;
+	unsigned char cert_sha256[32]; /* of the leaf's DER: x5t#S256 */
+	unsigned char spki_sha256[32]; /* of its SubjectPublicKeyInfo */
+};
+
+/* The client certificate of the connection c, verified at its
+ * handshake, or NULL (plain HTTP, no certificate).  Valid while the
+ * connection is: read it from the connection's own thread. */
+struct MHD_Connection;
+const struct api_tls_client *api_tls_client(struct MHD_Connection *c);
+
+/* The earliest nextUpdate of the CRLs in a PEM file (doctor), in
+ * *next (-1: none says).  Returns 0, or -errno with err saying why. */
+int api_tls_crl_next_update(const char *path, int64_t *next, char *err,
+			    size_t err_bytes);
+
+/* The connection's slot for the authorization layer (api/authz.h: the
+ * certificate-bound mandate it verified last), NULL on plain HTTP; what
+ * it holds is one malloc'ed block, freed when the connection closes. */
+void **api_tls_conn_slot(struct MHD_Connection *c);
+
+/* What an organisation's certificate (PEM, the first of the text) says:
+ * the SHA-256 of its SubjectPublicKeyInfo, of its DER (RFC 8705's
+ * x5t#S256; cert_sha256 may be NULL), and its dates.  Returns 0 or
+ * -EINVAL. */
+int api_tls_cert_identity(const char *pem, size_t len,
+			  unsigned char spki_sha256[32],
+			  unsigned char *cert_sha256, int64_t *not_before,
+			  int64_t *not_after);
 
 /* Load and check the pairs: each certificate a PEM chain, leaf first;
  * each key PEM, mode 0600, ours, matching its certificate.  The standby
@@ -107,7 +161,8 @@ void api_tls_stop(struct api_tls *t);
 /* The priority string libmicrohttpd is given. */
 const char *api_tls_priority(const struct api_tls *t);
 
-/* Read the files again; each new pair that passes every check of
+/* Read the files again (the client CAs and CRLs too: refused, the old
+ * ones stay); each new pair that passes every check of
  * api_tls_open (valid now, for the primary too) replaces its old one,
  * otherwise the old one stays; then switch if the dates say so.  New
  * connections get what serves.  Logs either way.  Returns 0 or -errno
@@ -135,12 +190,12 @@ int api_tls_switch(struct api_tls *t, int to, const unsigned char author[32],
  * this header), and the release when a connection closes. */
 void api_tls_install(struct api_tls *t);
 void *api_tls_callback(void);
-struct MHD_Connection;
 void api_tls_connection_closed(struct MHD_Connection *c);
 
 /* tpwallet_tls_certificate_not_after_seconds for the served chain's
- * leaf (role="server"), the primary's (role="primary") and the
- * standby's (role="standby", when configured); tpwallet_tls_serving
+ * leaf (role="server"), the primary's (role="primary"), the
+ * standby's (role="standby", when configured) and the first 4 client
+ * CAs (role="client_ca", with tls_client_ca_file); tpwallet_tls_serving
  * {role="primary|standby"}: 1 for the one that serves. */
 void api_tls_metrics(struct api_tls *t, struct wbuf *b);
 

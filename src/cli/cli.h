@@ -122,6 +122,13 @@ struct settings {
 	 * both or none, beside tls_cert_file. */
 	char tls_standby_cert_file[4096];
 	char tls_standby_key_file[4096];
+	/* Mutual TLS (docs/operations.md, "Client certificates"): the CAs
+	 * that sign client certificates, their CRLs, and whether a client
+	 * certificate is asked for ("none", "optional", "required"; ""
+	 * means optional with a CA file, none without). */
+	char tls_client_ca_file[4096];
+	char tls_crl_file[4096];
+	char tls_client_auth[16];
 };
 
 /* Defaults, then the config file (if any), then the environment. */
@@ -166,10 +173,12 @@ struct http_response;
 struct http_header;
 
 struct client {
-	const char *prog;	  /* "tpwallet call": prefixes messages */
-	const char *server;	  /* --server, $TPWALLET_SERVER, default */
-	const char *data_dir;	  /* --data, $TPWALLET_DATA, "data" */
-	const char *ca_file;	  /* --cacert: CAs for https (NULL: system) */
+	const char *prog;     /* "tpwallet call": prefixes messages */
+	const char *server;   /* --server, $TPWALLET_SERVER, default */
+	const char *data_dir; /* --data, $TPWALLET_DATA, "data" */
+	const char *ca_file;  /* --cacert: CAs for https (NULL: system) */
+	/* --cert, --cert-key: a client certificate for mutual TLS */
+	const char *cert_file, *cert_key_file;
 	unsigned timeout_s;	  /* --timeout: connect and total, seconds */
 	bool verbose;		  /* -v: the status line on stderr */
 	const char *token_file;	  /* --token-file (default DATA/admin.token) */
@@ -204,12 +213,16 @@ void client_print_clean(FILE *f, const char *s);
 #define CLIENT_OPT_MANDATE    0x1005
 #define CLIENT_OPT_NO_AUTH    0x1006
 #define CLIENT_OPT_CACERT     0x1007
+#define CLIENT_OPT_CERT	      0x1008
+#define CLIENT_OPT_CERT_KEY   0x1009
 /* clang-format off */
 #define CLIENT_LONG_OPTIONS                                                    \
 	{"server", required_argument, NULL, CLIENT_OPT_SERVER},                \
 	{"data", required_argument, NULL, CLIENT_OPT_DATA},                    \
 	{"timeout", required_argument, NULL, CLIENT_OPT_TIMEOUT},              \
 	{"cacert", required_argument, NULL, CLIENT_OPT_CACERT},                \
+	{"cert", required_argument, NULL, CLIENT_OPT_CERT},                    \
+	{"cert-key", required_argument, NULL, CLIENT_OPT_CERT_KEY},            \
 	{"verbose", no_argument, NULL, 'v'}
 #define CLIENT_AUTH_LONG_OPTIONS                                               \
 	{"token-file", required_argument, NULL, CLIENT_OPT_TOKEN_FILE},        \

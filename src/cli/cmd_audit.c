@@ -1487,7 +1487,9 @@ static void remember(struct log_query *q, const struct journal_record *r)
 
 	if (r->type != JOURNAL_COMMAND ||
 	    command_decode(r->payload, r->payload_bytes, &c) != 0 ||
-	    c.h.kind != AUTH_CMD_PRINCIPAL || name_of(q, c.ext))
+	    (c.h.kind != AUTH_CMD_PRINCIPAL &&
+	     c.h.kind != AUTH_CMD_PRINCIPAL_X509) ||
+	    name_of(q, c.ext))
 		return;
 	memcpy(&p, c.ext, sizeof(p));
 	if (q->nnames == q->names_cap) {

@@ -59,6 +59,9 @@ const char client_usage_common[] =
 	"https,\n"
 	"                     instead of the system's (default "
 	"$TPWALLET_CACERT)\n"
+	"  --cert FILE --cert-key FILE\n"
+	"                     a client certificate (PEM) and its key for "
+	"mutual TLS\n"
 	"  --data DIR         data directory for the admin files (default "
 	"$TPWALLET_DATA,\n"
 	"                     else ./" CLIENT_DATA_DEFAULT ")\n"
@@ -72,6 +75,8 @@ const char client_usage_auth[] =
 	"                     send the mandate in CHAINFILE with a DPoP proof "
 	"signed\n"
 	"                     by KEYFILE (the last link's delegate)\n"
+	"  --mandate CHAINFILE with --cert and --cert-key\n"
+	"                     a certificate-bound mandate, sent as a bearer\n"
 	"  --no-auth          send no credential (/healthz, jwks)\n";
 
 void client_init(struct client *c, const char *prog)
@@ -110,6 +115,8 @@ int client_option(struct client *c, int opt, const char *arg, bool with_auth)
 	case CLIENT_OPT_SERVER: c->server = arg; return 1;
 	case CLIENT_OPT_DATA: c->data_dir = arg; return 1;
 	case CLIENT_OPT_CACERT: c->ca_file = arg; return 1;
+	case CLIENT_OPT_CERT: c->cert_file = arg; return 1;
+	case CLIENT_OPT_CERT_KEY: c->cert_key_file = arg; return 1;
 	case CLIENT_OPT_TIMEOUT:
 		if (parse_u64(arg, CLIENT_TIMEOUT_S_MAX, &v) < 0 || v == 0) {
 			fprintf(stderr, "%s: --timeout must be 1..%u seconds\n",
@@ -378,6 +385,20 @@ static int load_chain(const struct client *c, const char *path, char **out,
 	return 0;
 }
 
+/* "SCHEME CHAIN", malloc'ed; NULL (said) when out of memory. */
+static char *scheme_value(const struct client *c, const char *scheme,
+			  const char *chain, size_t chain_len)
+{
+	size_t cap = strlen(scheme) + 1 + chain_len + 1;
+	char *v = malloc(cap);
+
+	if (!v)
+		fprintf(stderr, "%s: out of memory\n", c->prog);
+	else
+		snprintf(v, cap, "%s %s", scheme, chain);
+	return v;
+}
+
 int client_send(const struct client *c, const char *method, const char *target,
 		const char *body, size_t body_len, struct http_response *resp)
 {
@@ -394,12 +415,19 @@ int client_send(const struct client *c, const char *method, const char *target,
 	int ret = EXIT_USAGE, err;
 
 	token[0] = '\0';
+	if (!c->cert_file != !c->cert_key_file) {
+		fprintf(stderr, "%s: --cert and --cert-key go together\n",
+			c->prog);
+		goto cleanup;
+	}
 	err = http_client_open(
 		&hc, c->server,
 		&(struct http_options){.connect_timeout_ms =
 					       c->timeout_s * 1000u,
 				       .total_timeout_ms = c->timeout_s * 1000u,
 				       .ca_file = c->ca_file,
+				       .cert_file = c->cert_file,
+				       .key_file = c->cert_key_file,
 				       .user_agent = "tpwallet-cli"});
 	if (err == -HTTP_bad_url || err == -HTTP_unsupported_scheme) {
 		fprintf(stderr, "%s: --server %s: %s\n", c->prog, c->server,
@@ -414,13 +442,29 @@ int client_send(const struct client *c, const char *method, const char *target,
 	url = http_client_url(hc);
 	if (c->no_auth) {
 		/* nothing */
+	} else if (c->mandate_file && !c->key_file && c->cert_file &&
+		   !c->token_file) {
+		/* A certificate-bound mandate: the chain as a bearer, the
+		 * client certificate its proof (docs/authz.md). */
+		if (load_chain(c, c->mandate_file, &chain, &chain_len) < 0)
+			goto cleanup;
+		authz = scheme_value(c, "Bearer", chain, chain_len);
+		if (!authz) {
+			ret = 1;
+			goto cleanup;
+		}
+		authz_cap = strlen(authz) + 1; /* wiped at the end */
+		hdr[nh++] = (struct http_header){"Authorization", authz};
 	} else if (c->key_file || c->mandate_file) {
 		char htu[MANDATE_HTU_BYTES_MAX + 1], jti[23];
 		size_t plen = 0, tlen = strcspn(target, "?#");
 		int k;
 
 		if (!c->key_file || !c->mandate_file) {
-			fprintf(stderr, "%s: --key and --mandate go together\n",
+			fprintf(stderr,
+				"%s: --key and --mandate go together (a "
+				"certificate-bound mandate: --mandate with "
+				"--cert and --cert-key)\n",
 				c->prog);
 			goto cleanup;
 		}
@@ -459,14 +503,12 @@ int client_send(const struct client *c, const char *method, const char *target,
 				c->prog);
 			goto cleanup;
 		}
-		authz_cap = chain_len + sizeof("DPoP ");
-		authz = malloc(authz_cap);
+		authz = scheme_value(c, "DPoP", chain, chain_len);
 		if (!authz) {
 			ret = 1;
-			fprintf(stderr, "%s: out of memory\n", c->prog);
 			goto cleanup;
 		}
-		snprintf(authz, authz_cap, "DPoP %s", chain);
+		authz_cap = strlen(authz) + 1; /* wiped at the end */
 		hdr[nh++] = (struct http_header){"Authorization", authz};
 		hdr[nh++] = (struct http_header){"DPoP", proof};
 	} else {

@@ -15,6 +15,7 @@
  * prints a private key; a chain is printed only where it is the output.
  */
 #include "cli/cli.h"
+#include "api/tls.h"
 #include "log/fsfile.h"
 #include "core/policy.h"
 #include "net/http.h"
@@ -203,6 +204,26 @@ static void print_str(const char *label, json_t *v)
 
 /* ---- issue ------------------------------------------------------------ */
 
+/* The x5t#S256 of a PEM certificate file (RFC 8705: SHA-256 of its
+ * DER).  0, or -1 with a message. */
+static int load_cert_x5t(const char *prog, const char *path, u8 x5t[32])
+{
+	char *pem = NULL;
+	size_t len = 0;
+	u8 spki[32];
+	int64_t nb, na;
+	int r = client_read_file(path, (size_t)64 << 10, &pem, &len);
+
+	if (r == 0 && api_tls_cert_identity(pem, len, spki, x5t, &nb, &na) != 0)
+		r = -EINVAL;
+	free(pem);
+	if (r < 0)
+		fprintf(stderr, "%s: --to-cert %s: %s\n", prog, path,
+			r == -EINVAL ? "no PEM certificate that GnuTLS can read"
+				     : tpw_strerror(-r));
+	return r < 0 ? -1 : 0;
+}
+
 static void usage_issue(FILE *f)
 {
 	fprintf(f,
@@ -215,7 +236,9 @@ static void usage_issue(FILE *f)
 		"         [--uses N] [--expires DURATION | --exp UNIX] [--nbf "
 		"UNIX]\n"
 		"         [--aud AUD] [--jti ID] [--parent CHAINFILE] [--out "
-		"FILE]\n\n"
+		"FILE]\n"
+		"   or: tpwallet delegate issue --key ISSUER_KEYFILE --to-cert "
+		"CERTFILE ...\n\n"
 		"Sign a link that grants a right to the key in --to (a public "
 		"or private\nJWK file), offline.  Without --parent the link is "
 		"a root: --key is the\naccounts' owner (or the administrator, "
@@ -250,6 +273,13 @@ static void usage_issue(FILE *f)
 		"(GET /v1/audit/key)\n"
 		"  --jti ID           the link's id (default: 16 random "
 		"bytes)\n"
+		"  --to-cert CERTFILE instead of --to: a certificate-bound "
+		"link (RFC 8705,\n"
+		"                     cnf x5t#S256 of this PEM certificate): "
+		"valid only sent as\n"
+		"                     'Authorization: Bearer CHAIN' over "
+		"mutual TLS with that\n"
+		"                     certificate; it delegates no further\n"
 		"Exit 0 when signed, 1 when refused, 2 on usage "
 		"errors.\n\nExample:\n"
 		"  tpwallet delegate issue --key data/admin.jwk --to "
@@ -318,7 +348,7 @@ static bool dec_valid(const char *s, bool is_id)
 }
 
 struct issue_args {
-	const char *key, *to, *aud, *jti, *parent, *out;
+	const char *key, *to, *to_cert, *aud, *jti, *parent, *out;
 	const char *ops[MANDATE_LIST_MAX], *accounts[MANDATE_LIST_MAX],
 		*ledgers[MANDATE_LIST_MAX], *counterparties[MANDATE_LIST_MAX];
 	unsigned nops, naccounts, nledgers, ncounterparties;
@@ -566,11 +596,13 @@ static int delegate_issue(int argc, char **argv)
 		O_JTI,
 		O_PARENT,
 		O_OUT,
-		O_TO
+		O_TO,
+		O_TO_CERT
 	};
 	static const struct option opts[] = {
 		{"key", required_argument, NULL, 'k'},
 		{"to", required_argument, NULL, O_TO},
+		{"to-cert", required_argument, NULL, O_TO_CERT},
 		{"op", required_argument, NULL, O_OP},
 		{"account", required_argument, NULL, O_ACCOUNT},
 		{"ledger", required_argument, NULL, O_LEDGER},
@@ -599,6 +631,7 @@ static int delegate_issue(int argc, char **argv)
 	char *parent = NULL, *link = NULL;
 	char jti[MANDATE_JTI_BYTES_MAX + 1], when[32], tp[JOSE_B64_32_BYTES],
 		tp_to[JOSE_B64_32_BYTES];
+	u8 x5t[32];
 	size_t parent_len = 0, link_len = 0;
 	struct links pl = {0};
 	int64_t now = (int64_t)time(NULL), dur = DEFAULT_EXPIRES_S;
@@ -611,6 +644,7 @@ static int delegate_issue(int argc, char **argv)
 		switch (opt) {
 		case 'k': a.key = optarg; break;
 		case O_TO: a.to = optarg; break;
+		case O_TO_CERT: a.to_cert = optarg; break;
 		case O_OP:
 			r = add_list(prog, "--op", a.ops, &a.nops, optarg);
 			break;
@@ -657,9 +691,11 @@ static int delegate_issue(int argc, char **argv)
 		if (r < 0)
 			return EXIT_USAGE;
 	}
-	if (optind != argc || !a.key || !a.to) {
+	if (optind != argc || !a.key || !a.to == !a.to_cert) {
 		if (optind == argc)
-			fprintf(stderr, "%s: --key and --to are required\n",
+			fprintf(stderr,
+				"%s: --key and one of --to and --to-cert are "
+				"required\n",
 				prog);
 		usage_issue(stderr);
 		return EXIT_USAGE;
@@ -684,11 +720,15 @@ static int delegate_issue(int argc, char **argv)
 	if (build_right(prog, &a, &right) < 0)
 		return EXIT_USAGE;
 	if (client_load_seckey(&c, a.key, &key) < 0 ||
-	    client_load_pubkey(&c, a.to, &to) < 0)
+	    (a.to && client_load_pubkey(&c, a.to, &to) < 0) ||
+	    (a.to_cert && load_cert_x5t(prog, a.to_cert, x5t) < 0))
 		goto cleanup;
 	jose_seckey_public(key, &me);
 	jose_thumbprint(&me, tp);
-	jose_thumbprint(&to, tp_to);
+	if (a.to)
+		jose_thumbprint(&to, tp_to);
+	else
+		b64url_encode(tp_to, sizeof(tp_to), x5t, 32);
 
 	in.exp = a.has_exp ? a.exp : now + dur;
 	in.nbf = a.has_nbf ? a.nbf : 0;
@@ -815,7 +855,8 @@ static int delegate_issue(int argc, char **argv)
 	in.jti = jti;
 	in.iat = now;
 	in.aud = a.aud;
-	in.delegate = &to;
+	in.delegate = a.to ? &to : NULL;
+	in.x5t_s256 = a.to ? NULL : x5t;
 	in.right = &right;
 
 	ret = 1;

@@ -66,11 +66,13 @@
 #define DOCTOR_EXIT_ABSENT 3
 
 #define RESULTS_MAX 96u
-/* The expiry list: two TLS certificates, a remote one, the current
- * signing key, PREVIOUS_EXPIRIES_LISTED previous keys and one line for
- * the rest, the KEK. */
-#define EXPIRIES_MAX		 16u
+/* The expiry list: two TLS certificates, the client CA, a remote one, the
+ * current signing key, PREVIOUS_EXPIRIES_LISTED previous keys and one line for
+ * the rest, the KEK, ORG_EXPIRIES_LISTED organisation certificates and
+ * one line for the rest. */
+#define EXPIRIES_MAX		 24u
 #define PREVIOUS_EXPIRIES_LISTED 4u
+#define ORG_EXPIRIES_LISTED	 6u
 /* doctor --url: the connect and the handshake, each. */
 #define REMOTE_TIMEOUT_MS    10000u
 #define DETAIL_BYTES	     1024u
@@ -133,6 +135,16 @@ struct doctor {
 	bool journal_present;	   /* DATA/journal could be read */
 	bool journal_whole; /* read to its end (or a torn tail), no damage */
 	u64 records, last_seq, bytes, last_ts_ns;
+
+	/* Organisation principals registered by certificate (journal kind
+	 * 24 with a not_after): the ORG_EXPIRIES_LISTED that expire first,
+	 * and how many there are. */
+	struct {
+		char name[AUTH_NAME_BYTES + 1];
+		char id[JOSE_B64_32_BYTES];
+		int64_t not_after;
+	} orgs[ORG_EXPIRIES_LISTED];
+	size_t norgs, orgs_dated;
 
 	/* The client-version policy, rebuilt from the journal's commands
 	 * as it is read; and the client to diagnose (--client-version...). */
@@ -776,13 +788,55 @@ cleanup:
 	return ret;
 }
 
+/* An organisation registered with its certificate's dates: kept when
+ * it is among the ORG_EXPIRIES_LISTED that expire first (a second
+ * registration of one key is no new organisation: the first one's dates
+ * stay, as the server's state keeps them). */
+static void org_record(struct doctor *d, const struct command_view *c)
+{
+	struct auth_principal p;
+	struct auth_x509_pub x;
+	char id[JOSE_B64_32_BYTES];
+
+	memcpy(&p, c->ext, sizeof(p));
+	if (!auth_principal_x509(p.pub, &x) || x.not_after <= 0)
+		return;
+	b64url_encode(id, sizeof(id), p.id, 32);
+	size_t n =
+		d->norgs < ORG_EXPIRIES_LISTED ? d->norgs : ORG_EXPIRIES_LISTED;
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(d->orgs[i].id, id) == 0)
+			return;
+	d->orgs_dated++;
+	size_t at = n;
+	if (n == ORG_EXPIRIES_LISTED) { /* replace the latest, if later */
+		at = 0;
+		for (size_t i = 1; i < n; i++)
+			if (d->orgs[i].not_after > d->orgs[at].not_after)
+				at = i;
+		if (d->orgs[at].not_after <= x.not_after)
+			return;
+	} else {
+		d->norgs++;
+	}
+	snprintf(d->orgs[at].name, sizeof(d->orgs[at].name), "%.*s",
+		 AUTH_NAME_BYTES, p.name);
+	memcpy(d->orgs[at].id, id, sizeof(id));
+	d->orgs[at].not_after = x.not_after;
+}
+
 /* A client-policy command: apply it to the doctor's own copy of the
- * policy state (pure, the same code the server applies). */
+ * policy state (pure, the same code the server applies); an
+ * organisation principal: its certificate's end, for the expiry list. */
 static void policy_record(struct doctor *d, const struct journal_record *r)
 {
 	struct command_view c;
-	if (!d->ps || r->type != JOURNAL_COMMAND ||
+	if (r->type != JOURNAL_COMMAND ||
 	    command_decode(r->payload, r->payload_bytes, &c) != 0)
+		return;
+	if (c.h.kind == AUTH_CMD_PRINCIPAL_X509)
+		org_record(d, &c);
+	if (!d->ps)
 		return;
 	if (c.def->parts != COMMAND_PSTATE)
 		return;
@@ -1318,6 +1372,82 @@ static void tls_expiry(struct doctor *d, const char *name, const char *path,
 			ci.subject_cn, when);
 }
 
+/* The organisations' certificates, as registered (docs/authz.md,
+ * "Organisation principals"): the same steps as the server's; a renewal
+ * with the same key needs no new registration, so an expired one here
+ * may have been renewed: the detail says how to tell. */
+static void org_expiries(struct doctor *d)
+{
+	const char *name = "organisation certificate";
+	char when[40];
+	unsigned within;
+
+	for (size_t i = 0; i < d->norgs; i++) {
+		int64_t at = d->orgs[i].not_after;
+		const char *who =
+			d->orgs[i].name[0] ? d->orgs[i].name : d->orgs[i].id;
+		enum status st = tls_steps(d, at, &within);
+		fmt_date(when, sizeof(when), at, true);
+		if (at <= d->now)
+			expires(d, at, STATUS_WARN, name,
+				"%s (principal %s): the certificate registered "
+				"expired at %s; its key connects only with a "
+				"renewed certificate",
+				who, d->orgs[i].id, when);
+		else if (within)
+			expires(d, at, st, name,
+				"%s (principal %s) expires within %u days, at "
+				"%s: the organisation renews it (same key: "
+				"nothing to register; a new key: register it)",
+				who, d->orgs[i].id, within, when);
+		else
+			expires(d, at, STATUS_OK, name,
+				"%s (principal %s) valid until %s", who,
+				d->orgs[i].id, when);
+	}
+	if (d->orgs_dated > d->norgs)
+		expires(d, INT64_MAX, STATUS_OK, name,
+			"%zu more organisation certificates expire later",
+			d->orgs_dated - d->norgs);
+}
+
+/* tls_crl_file: a CRL past its nextUpdate is refused at the next start
+ * or reload (docs/operations.md, "Client certificates"): action once
+ * past, warn within a day. */
+static void crl_expiry(struct doctor *d)
+{
+	const char *name = "tls CRL";
+	const char *path = d->s.tls_crl_file;
+	char err[API_TLS_ERR_BYTES], when[40];
+	int64_t next;
+
+	if (api_tls_crl_next_update(path, &next, err, sizeof(err)) < 0) {
+		expires(d, INT64_MIN, STATUS_ACTION, name,
+			"%s (the server refuses to start)", err);
+		return;
+	}
+	if (next == -1) {
+		expires(d, INT64_MAX, STATUS_OK, name,
+			"%s: no nextUpdate in its CRLs", path);
+		return;
+	}
+	fmt_date(when, sizeof(when), next, true);
+	if (next <= d->now)
+		expires(d, next, STATUS_ACTION, name,
+			"%s is past its nextUpdate (%s): the server refuses "
+			"it at the next start or SIGHUP; publish a new CRL and "
+			"send SIGHUP",
+			path, when);
+	else if (next - d->now <= 86400)
+		expires(d, next, STATUS_WARN, name,
+			"%s: nextUpdate within a day, at %s: publish the next "
+			"CRL and send SIGHUP before then",
+			path, when);
+	else
+		expires(d, next, STATUS_OK, name, "%s: nextUpdate %s", path,
+			when);
+}
+
 /* doctor --url: what the endpoint serves, whether it verifies, when it
  * expires, and whether it is this server's primary or standby. */
 static void remote_expiry(struct doctor *d, const char *primary_fp,
@@ -1402,8 +1532,15 @@ static void check_expiries(struct doctor *d)
 	if (d->s.tls_standby_cert_file[0])
 		tls_expiry(d, "tls standby certificate",
 			   d->s.tls_standby_cert_file, standby_fp);
+	if (d->s.tls_client_ca_file[0]) {
+		char ca_fp[65];
+		tls_expiry(d, "tls client CA", d->s.tls_client_ca_file, ca_fp);
+	}
+	if (d->s.tls_crl_file[0])
+		crl_expiry(d);
 	if (d->url)
 		remote_expiry(d, primary_fp, standby_fp);
+	org_expiries(d);
 	qsort(d->expiries, d->nexpiries, sizeof(d->expiries[0]), by_date);
 	for (size_t i = 0; i < d->nexpiries; i++) {
 		const struct expiry *x = &d->expiries[i];

@@ -8,6 +8,9 @@
  *                 POST /v1/principals with the public JWK and the name;
  *   register KEYFILE [--name NAME]
  *                 POST /v1/principals for an existing key (a retry);
+ *   register --certificate CERTFILE [--name NAME]
+ *                 an organisation, by its X.509 certificate (PEM): the
+ *                 server keeps the SHA-256 of its key and its dates;
  *   list          GET /v1/principals;
  *   show ID       GET /v1/principals/ID;
  *   id KEYFILE    the thumbprint of a public or private JWK, offline.
@@ -46,6 +49,11 @@ static void usage(FILE *f)
 		"unless --no-register\n"
 		"  register KEYFILE [--name NAME]\n"
 		"          register the public half of an existing key\n"
+		"  register --certificate CERTFILE [--name NAME]\n"
+		"          register an organisation by its X.509 certificate "
+		"(PEM); it\n          authenticates with that certificate's "
+		"key "
+		"over mutual TLS\n"
 		"  list    the registered principals (GET /v1/principals)\n"
 		"  show ID one principal (GET /v1/principals/ID)\n"
 		"  id KEYFILE\n"
@@ -75,9 +83,15 @@ static void sub_usage(FILE *f, const char *prog)
 		 "(the principal id), then register it\n(POST /v1/principals, "
 		 "right principals:admin) unless --no-register.",
 		 "--name till --key-out till.jwk --no-register", true},
-		{"tpwallet principal register", "KEYFILE [--name NAME]",
+		{"tpwallet principal register",
+		 "KEYFILE | --certificate CERTFILE [--name NAME]",
 		 "Register the public half of an existing key (POST "
-		 "/v1/principals): a public\nor private JWK file.",
+		 "/v1/principals): a public\nor private JWK file.  Or an "
+		 "organisation by its X.509 certificate (PEM):\nthe server "
+		 "keeps the SHA-256 of its SubjectPublicKeyInfo and its "
+		 "dates, and\na client that presents a certificate with that "
+		 "key over mutual TLS is it\n(docs/authz.md, \"Organisation "
+		 "principals\").",
 		 "till.jwk --name till", true},
 		{"tpwallet principal list", "",
 		 "The registered principals (GET /v1/principals, right "
@@ -113,13 +127,16 @@ static void sub_usage(FILE *f, const char *prog)
 /* getopt for one subcommand: the shared options plus name/key-out/
  * no-register where allowed.  Returns 0, or an exit status to return. */
 struct popts {
-	const char *name, *key_out;
+	const char *name, *key_out, *certificate;
 	bool no_register;
 };
 
 #define OPT_NAME	0x2001
 #define OPT_KEY_OUT	0x2002
 #define OPT_NO_REGISTER 0x2003
+#define OPT_CERTIFICATE 0x2004
+/* An organisation's certificate file, at most. */
+#define CERT_FILE_BYTES_MAX ((size_t)64 << 10)
 
 static int parse_opts(struct client *c, int argc, char **argv, struct popts *po,
 		      bool allow_create)
@@ -130,6 +147,7 @@ static int parse_opts(struct client *c, int argc, char **argv, struct popts *po,
 		{"name", required_argument, NULL, OPT_NAME},
 		{"key-out", required_argument, NULL, OPT_KEY_OUT},
 		{"no-register", no_argument, NULL, OPT_NO_REGISTER},
+		{"certificate", required_argument, NULL, OPT_CERTIFICATE},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -140,6 +158,13 @@ static int parse_opts(struct client *c, int argc, char **argv, struct popts *po,
 		switch (opt) {
 		case 'h': sub_usage(stdout, c->prog); return -1;
 		case OPT_NAME: po->name = optarg; continue;
+		case OPT_CERTIFICATE:
+			if (allow_create) {
+				usage(stderr);
+				return EXIT_USAGE;
+			}
+			po->certificate = optarg;
+			continue;
 		case OPT_KEY_OUT:
 		case OPT_NO_REGISTER:
 			if (!allow_create) {
@@ -178,9 +203,10 @@ static int parse_opts(struct client *c, int argc, char **argv, struct popts *po,
 	return 0;
 }
 
-/* POST /v1/principals {"jwk": <public JWK>, "name": NAME?}. */
+/* POST /v1/principals {"jwk": <public JWK>, "name": NAME?}, or with
+ * pem {"certificate": pem, "name": NAME?}. */
 static int register_key(const struct client *c, const struct jose_pubkey *pub,
-			const char *name)
+			const char *pem, const char *name)
 {
 	char jwk[JOSE_JWK_BYTES_MAX + 1];
 	struct http_response resp = {0};
@@ -188,11 +214,13 @@ static int register_key(const struct client *c, const struct jose_pubkey *pub,
 	char *text = NULL;
 	int ret = 1;
 
-	if (jose_pubkey_to_jwk(pub, jwk, sizeof(jwk)) < 0)
-		goto cleanup;
-	j = json_loads(jwk, 0, NULL);
+	if (pem)
+		j = json_string(pem);
+	else if (pub && jose_pubkey_to_jwk(pub, jwk, sizeof(jwk)) == 0)
+		j = json_loads(jwk, 0, NULL);
 	body = json_object();
-	if (!j || !body || json_object_set(body, "jwk", j) < 0 ||
+	if (!j || !body ||
+	    json_object_set(body, pem ? "certificate" : "jwk", j) < 0 ||
 	    (name && json_object_set_new(body, "name", json_string(name)) < 0))
 		goto cleanup;
 	text = json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS);
@@ -304,7 +332,7 @@ static int principal_create(struct client *c, int argc, char **argv)
 		ret = 0;
 		goto cleanup;
 	}
-	ret = register_key(c, &pub, po.name);
+	ret = register_key(c, &pub, NULL, po.name);
 	if (ret == 0)
 		fprintf(stderr, "%s: registered as '%s'\n", c->prog, po.name);
 	else
@@ -327,13 +355,30 @@ static int principal_register(struct client *c, int argc, char **argv)
 
 	if (ret != 0)
 		return ret < 0 ? 0 : ret;
-	if (argc - optind != 1) {
+	if (argc - optind != (po.certificate ? 0 : 1)) {
 		usage(stderr);
 		return EXIT_USAGE;
 	}
+	if (po.certificate) {
+		char *pem = NULL;
+		size_t len;
+		int r = client_read_file(po.certificate, CERT_FILE_BYTES_MAX,
+					 &pem, &len);
+		if (r < 0 || !memchr(pem, '-', len) || strlen(pem) != len) {
+			fprintf(stderr, "%s: --certificate %s: %s\n", c->prog,
+				po.certificate,
+				r < 0 ? tpw_strerror(-r)
+				      : "not a PEM certificate");
+			free(pem);
+			return EXIT_USAGE;
+		}
+		ret = register_key(c, NULL, pem, po.name);
+		free(pem);
+		return ret;
+	}
 	if (client_load_pubkey(c, argv[optind], &pub) < 0)
 		return EXIT_USAGE;
-	return register_key(c, &pub, po.name);
+	return register_key(c, &pub, NULL, po.name);
 }
 
 static int principal_get(struct client *c, int argc, char **argv, bool one)

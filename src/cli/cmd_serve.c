@@ -229,6 +229,18 @@ int cmd_serve(int argc, char **argv)
 				"certificate\")\n");
 		return EXIT_USAGE;
 	}
+	if (!s.tls_cert_file[0] &&
+	    (s.tls_client_ca_file[0] || s.tls_crl_file[0] ||
+	     (s.tls_client_auth[0] &&
+	      strcmp(s.tls_client_auth, "none") != 0))) {
+		/* Never a plain HTTP server that looks mutual-TLS protected. */
+		fprintf(stderr, "tpwallet serve: tls_client_ca_file, "
+				"tls_crl_file and tls_client_auth need "
+				"tls_cert_file: client certificates come with "
+				"HTTPS (docs/operations.md, \"Client "
+				"certificates\")\n");
+		return EXIT_USAGE;
+	}
 	if (s.tls_cert_file[0]) {
 		char terr[API_TLS_ERR_BYTES];
 		struct api_tls_files tf = {
@@ -237,6 +249,9 @@ int cmd_serve(int argc, char **argv)
 			.standby_cert_file = s.tls_standby_cert_file,
 			.standby_key_file = s.tls_standby_key_file,
 			.priority = s.tls_priority,
+			.client_ca_file = s.tls_client_ca_file,
+			.crl_file = s.tls_crl_file,
+			.client_auth = s.tls_client_auth,
 		};
 		if (api_tls_open(&tls, &tf, terr, sizeof(terr)) < 0) {
 			fprintf(stderr, "tpwallet serve: %s\n", terr);

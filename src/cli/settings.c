@@ -256,6 +256,18 @@ int settings_set(struct settings *s, const char *key, const char *value)
 	} else if (strcmp(key, "tls_standby_key_file") == 0) {
 		ret = copy_str(s->tls_standby_key_file,
 			       sizeof(s->tls_standby_key_file), value);
+	} else if (strcmp(key, "tls_client_ca_file") == 0) {
+		ret = copy_str(s->tls_client_ca_file,
+			       sizeof(s->tls_client_ca_file), value);
+	} else if (strcmp(key, "tls_crl_file") == 0) {
+		ret = copy_str(s->tls_crl_file, sizeof(s->tls_crl_file), value);
+	} else if (strcmp(key, "tls_client_auth") == 0) {
+		ret = strcmp(value, "none") == 0 ||
+				      strcmp(value, "optional") == 0 ||
+				      strcmp(value, "required") == 0
+			      ? copy_str(s->tls_client_auth,
+					 sizeof(s->tls_client_auth), value)
+			      : -EINVAL;
 	} else if (strcmp(key, "tls_priority") == 0) {
 		ret = copy_str(s->tls_priority, sizeof(s->tls_priority), value);
 	} else if (strcmp(key, "client_policy_max_blocked_share") == 0) {
@@ -421,6 +433,9 @@ static const struct {
 	{"TPWALLET_TLS_PRIORITY", "tls_priority"},
 	{"TPWALLET_TLS_STANDBY_CERT_FILE", "tls_standby_cert_file"},
 	{"TPWALLET_TLS_STANDBY_KEY_FILE", "tls_standby_key_file"},
+	{"TPWALLET_TLS_CLIENT_CA_FILE", "tls_client_ca_file"},
+	{"TPWALLET_TLS_CRL_FILE", "tls_crl_file"},
+	{"TPWALLET_TLS_CLIENT_AUTH", "tls_client_auth"},
 };
 
 int settings_load(struct settings *s, const char *config_path)

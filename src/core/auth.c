@@ -437,11 +437,35 @@ static int apply_key(struct auth *a, const struct auth_key_event *k, u64 ts,
 	return 0;
 }
 
+bool auth_principal_x509(const u8 pub[32], struct auth_x509_pub *x)
+{
+	struct auth_x509_pub v;
+	static const char magic[8] = AUTH_X509_MAGIC;
+
+	memcpy(&v, pub, sizeof(v));
+	if (memcmp(v.magic, magic, sizeof(magic)) != 0)
+		return false;
+	if (x)
+		*x = v;
+	return true;
+}
+
 bool auth_command_valid(u16 kind, const void *ext, u32 ext_bytes)
 {
 	switch (kind) {
 	case AUTH_CMD_PRINCIPAL:
 		return ext_bytes == sizeof(struct auth_principal);
+	case AUTH_CMD_PRINCIPAL_X509: {
+		struct auth_principal p;
+		struct auth_x509_pub x;
+		static const u8 zero8[8];
+		if (ext_bytes != sizeof(p))
+			return false;
+		memcpy(&p, ext, sizeof(p));
+		return auth_principal_x509(p.pub, &x) && x.not_before >= 0 &&
+		       x.not_after >= 0 &&
+		       memcmp(x.reserved, zero8, sizeof(zero8)) == 0;
+	}
 	case AUTH_CMD_REVOKE: {
 		struct auth_revoke r = {0};
 		if (ext_bytes != sizeof(r) && ext_bytes != AUTH_REVOKE_V1_BYTES)
@@ -475,7 +499,8 @@ int auth_apply(struct auth *a, u16 kind, const void *ext, u32 ext_bytes,
 	if (!auth_command_valid(kind, ext, ext_bytes))
 		return -EBADMSG;
 	switch (kind) {
-	case AUTH_CMD_PRINCIPAL: {
+	case AUTH_CMD_PRINCIPAL:
+	case AUTH_CMD_PRINCIPAL_X509: {
 		struct auth_principal p;
 		memcpy(&p, ext, sizeof(p));
 		return apply_principal(a, &p, timestamp, outcome);

@@ -88,6 +88,22 @@ struct auth_principal {
 };
 _Static_assert(sizeof(struct auth_principal) == 128, "principal");
 
+/* An organisation principal (AUTH_CMD_PRINCIPAL_X509, docs/authz.md
+ * "Organisation principals"): its id is the SHA-256 of its certificate's
+ * SubjectPublicKeyInfo, and its pub holds no key but this (no Ed25519
+ * principal's key starts with the magic: the route refuses one). */
+#define AUTH_X509_MAGIC "TPWX509"
+struct auth_x509_pub {
+	char magic[8];	    /* AUTH_X509_MAGIC, NUL-padded */
+	int64_t not_before; /* seconds; 0: not known */
+	int64_t not_after;  /* seconds; 0: not known */
+	u8 reserved[8];	    /* zero */
+};
+_Static_assert(sizeof(struct auth_x509_pub) == 32, "x509 pub");
+
+/* Is pub an organisation's (then its dates in *x when x is not NULL)? */
+bool auth_principal_x509(const u8 pub[32], struct auth_x509_pub *x);
+
 #define AUTH_REVOKE_ALL (1u << 0)
 /* A statement of a key other than the administrator's: it counts against
  * its payer's quota and never takes the reserve. */

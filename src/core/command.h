@@ -126,6 +126,12 @@ enum command_events {
 	  sizeof(struct auth_guard),                                           \
 	  AUTH_GUARD_LINKS_MAX * sizeof(struct auth_guard),                    \
 	  sizeof(struct auth_guard), NULL, apply_transfers_guarded)            \
+	/* ext: struct auth_principal whose pub is an auth_x509_pub: an        \
+	 * organisation registered by its certificate's key (id = SHA-256 of   \
+	 * its SubjectPublicKeyInfo) */                                        \
+	X(AUTH_CMD_PRINCIPAL_X509, 24, "principal_x509", COMMAND_EVENTS_NONE,  \
+	  COMMAND_AUTH, sizeof(struct auth_principal),                         \
+	  sizeof(struct auth_principal), 16, auth_command_valid, apply_auth)   \
 	/* ext: struct pstate_set + the document text, padded to 16 */         \
 	X(PSTATE_CMD_SET, 16, "policy_set", COMMAND_EVENTS_NONE,               \
 	  COMMAND_PSTATE, sizeof(struct pstate_set), COMMAND_EXT_BYTES_MAX,    \

@@ -769,7 +769,8 @@ static int link_key(void *ctx, const char *kid, struct jose_pubkey *out)
 
 	memset(out, 0, sizeof(*out));
 	if (x->parent) {
-		if (memcmp(iss, x->parent->sub, 32) != 0)
+		if (memcmp(iss, x->parent->sub, 32) != 0 ||
+		    x->parent->cert_bound)
 			return refuse(x, MANDATE_ERR_chain_broken, "iss");
 		memcpy(out->x, x->parent->sub_key, 32);
 		return 0;
@@ -810,6 +811,15 @@ static int link_claims(const json_t *c, int k, const char *audience,
 	cnf = json_object_get(c, "cnf");
 	if (!json_is_object(cnf) || json_object_size(cnf) != 1)
 		return fail(err, MANDATE_ERR_malformed, k, "cnf");
+	v = json_object_get(cnf, "x5t#S256");
+	if (v) {
+		if (!b64_32_string(v, thumb) || memcmp(thumb, l->sub, 32) != 0)
+			return fail(err, MANDATE_ERR_malformed, k,
+				    "cnf.x5t#S256");
+		l->cert_bound = true;
+		memset(l->sub_key, 0, 32);
+		goto times;
+	}
 	jwk = json_object_get(cnf, "jwk");
 	if (!json_is_object(jwk))
 		return fail(err, MANDATE_ERR_malformed, k, "cnf.jwk");
@@ -823,6 +833,7 @@ static int link_claims(const json_t *c, int k, const char *audience,
 		return fail(err, MANDATE_ERR_malformed, k, "cnf.jwk");
 	memcpy(l->sub_key, key.x, 32);
 
+times:
 	if (date_member(c, "iat", &l->iat) != 1)
 		return fail(err, MANDATE_ERR_malformed, k, "iat");
 	ret = date_member(c, "nbf", &l->nbf);
@@ -1449,9 +1460,10 @@ int mandate_link_sign(const struct jose_seckey *issuer,
 		*out_len = 0;
 	if (out && out_size)
 		out[0] = '\0';
-	if (!issuer || !in || !out || !out_len || !in->jti || !in->delegate ||
-	    !in->right || !jti_ok(in->jti, strlen(in->jti)) ||
-	    !date_ok(in->iat) || !date_ok(in->exp) || !date_ok(in->nbf) ||
+	if (!issuer || !in || !out || !out_len || !in->jti ||
+	    !in->delegate == !in->x5t_s256 || !in->right ||
+	    !jti_ok(in->jti, strlen(in->jti)) || !date_ok(in->iat) ||
+	    !date_ok(in->exp) || !date_ok(in->nbf) ||
 	    (in->nbf && in->exp <= in->nbf))
 		return -1;
 	r = mandate_right_to_json(in->right);
@@ -1460,13 +1472,20 @@ int mandate_link_sign(const struct jose_seckey *issuer,
 		return -1;
 	}
 	jose_seckey_public(issuer, &me);
-	del = *in->delegate;
+	memset(&del, 0, sizeof(del));
+	if (in->delegate)
+		del = *in->delegate;
 	del.kid[0] = '\0';
 	c = json_object();
 	cnf = json_object();
-	jk = jose_pubkey_to_jwk(&del, jwk, sizeof(jwk)) == 0
-		     ? json_loads(jwk, 0, NULL)
-		     : NULL;
+	if (in->x5t_s256)
+		jk = b64url_encode(prn, sizeof(prn), in->x5t_s256, 32) == 0
+			     ? json_string(prn)
+			     : NULL;
+	else
+		jk = jose_pubkey_to_jwk(&del, jwk, sizeof(jwk)) == 0
+			     ? json_loads(jwk, 0, NULL)
+			     : NULL;
 	if (!c || !cnf || !jk) {
 		json_decref(c);
 		json_decref(cnf);
@@ -1475,10 +1494,14 @@ int mandate_link_sign(const struct jose_seckey *issuer,
 		return -1;
 	}
 	/* the _new setters take their value even when they fail */
-	ok = json_object_set_new(cnf, "jwk", jk) == 0;
+	ok = json_object_set_new(cnf, in->x5t_s256 ? "x5t#S256" : "jwk", jk) ==
+	     0;
 	ok = json_object_set_new(c, "cnf", cnf) == 0 && ok;
 	ok = json_object_set_new(c, "right", r) == 0 && ok;
-	ok = ok && set_thumb(c, "iss", &me) && set_thumb(c, "sub", &del) &&
+	ok = ok && set_thumb(c, "iss", &me) &&
+	     (in->x5t_s256
+		      ? json_object_set_new(c, "sub", json_string(prn)) == 0
+		      : set_thumb(c, "sub", &del)) &&
 	     set_int(c, "iat", in->iat) && set_int(c, "exp", in->exp) &&
 	     json_object_set_new(c, "jti", json_string(in->jti)) == 0;
 	if (ok && in->nbf)

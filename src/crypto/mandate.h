@@ -28,7 +28,9 @@
  *      an unknown member is reported with the path of the object that
  *      holds it, "claims", "cnf" or "right", never with its name, so no
  *      token text reaches an error), cnf.jwk's thumbprint == sub
- *      (malformed, "cnf.jwk"), exp > nbf when both (malformed, "exp"),
+ *      (malformed, "cnf.jwk"), or instead cnf {"x5t#S256"} == sub
+ *      (malformed, "cnf.x5t#S256"; a certificate-bound link, which must
+ *      be the last: see cert_bound), exp > nbf when both (malformed, "exp"),
  *      then aud (wrong_audience, "aud"; a link with aud when o->audience
  *      is NULL is refused);
  *   4. (hit or miss) for the root, root->principal again on a hit (the
@@ -262,7 +264,12 @@ int mandate_right_check_transfer(const struct mandate_right *r,
 struct mandate_link {	  /* fixed size, copyable: the server caches these */
 	uint8_t hash[32]; /* SHA-256 of the compact text: counter key, prn */
 	uint8_t iss[32], sub[32]; /* raw thumbprints (decoded base64url) */
-	uint8_t sub_key[32];	  /* cnf.jwk x */
+	uint8_t sub_key[32];	  /* cnf.jwk x (zero when cert_bound) */
+	/* cnf is {"x5t#S256": sub} (RFC 8705): the delegate is the client
+	 * certificate whose DER hashes to sub; it proves possession by the
+	 * TLS connection it comes on, and delegates no further (a link
+	 * below it is chain_broken, "iss": it has no key to verify). */
+	bool cert_bound;
 	uint8_t prn[32];
 	bool has_prn;
 	int64_t iat, nbf, exp;
@@ -414,6 +421,9 @@ struct mandate_issue {
 	int64_t iat, nbf /* 0: none */, exp;
 	const char *aud; /* NULL: none */
 	const struct jose_pubkey *delegate;
+	/* Instead of delegate (NULL then): the SHA-256 of a client
+	 * certificate's DER, for cnf {"x5t#S256": ...} and sub. */
+	const uint8_t *x5t_s256;
 	const struct mandate_right *right;
 	const char *parent_compact; /* NULL: a root link */
 	size_t parent_len;

@@ -157,6 +157,24 @@ static void principal(struct entry_view *v, const u8 *ext)
 		v->fields[v->nfields - 2].value, tp);
 }
 
+static void principal_x509(struct entry_view *v, const u8 *ext)
+{
+	struct auth_principal p;
+	struct auth_x509_pub x = {0};
+	char tp[ENTRY_VIEW_THUMBPRINT_BYTES];
+
+	memcpy(&p, ext, sizeof(p));
+	(void)auth_principal_x509(p.pub, &x);
+	entry_view_thumbprint(p.id, tp);
+	field_text(v, "name", p.name, sizeof(p.name));
+	fieldf(v, "spki_sha256", "%s", tp);
+	fieldf(v, "not_after", "%lld", (long long)x.not_after);
+	summary(v,
+		"organisation principal \"%s\" registered (certificate key "
+		"%s)",
+		v->fields[v->nfields - 3].value, tp);
+}
+
 static void revoke(struct entry_view *v, const u8 *ext, u32 ext_bytes)
 {
 	struct auth_revoke r = {0};
@@ -475,6 +493,7 @@ static int command(struct entry_view *v, const struct journal_record *r)
 		transfers_guarded(v, c.ext, c.h.ext_bytes, c.events, c.h.count);
 		break;
 	case AUTH_CMD_PRINCIPAL: principal(v, c.ext); break;
+	case AUTH_CMD_PRINCIPAL_X509: principal_x509(v, c.ext); break;
 	case AUTH_CMD_REVOKE: revoke(v, c.ext, c.h.ext_bytes); break;
 	case AUTH_CMD_KEY: key_event(v, c.ext); break;
 	case PSTATE_CMD_SET: policy_set(v, c.ext, c.h.ext_bytes); break;

@@ -22,7 +22,7 @@
 struct http_client {
 	struct http_url url;
 	struct http_options opt; /* defaults filled in; strings below */
-	char *ca_file;
+	char *ca_file, *cert_file, *key_file;
 	char *user_agent;
 	CURL *easy;
 	CURLM *multi;
@@ -190,6 +190,7 @@ int http_client_open(struct http_client **out, const char *base_url,
 	    c->opt.connect_timeout_ms > HTTP_TIMEOUT_MS_MAX ||
 	    c->opt.total_timeout_ms > HTTP_TIMEOUT_MS_MAX ||
 	    c->opt.redirects_max > HTTP_REDIRECTS_MAX ||
+	    !c->opt.cert_file != !c->opt.key_file ||
 	    (c->opt.user_agent &&
 	     (strlen(c->opt.user_agent) > HTTP_USER_AGENT_BYTES_MAX ||
 	      strpbrk(c->opt.user_agent, "\r\n"))))
@@ -209,6 +210,12 @@ int http_client_open(struct http_client **out, const char *base_url,
 		goto fail;
 	if (c->opt.user_agent && !(c->user_agent = strdup(c->opt.user_agent)))
 		goto fail;
+	if (c->opt.cert_file && !(c->cert_file = strdup(c->opt.cert_file)))
+		goto fail;
+	if (c->opt.key_file && !(c->key_file = strdup(c->opt.key_file)))
+		goto fail;
+	c->opt.cert_file = c->cert_file;
+	c->opt.key_file = c->key_file;
 	c->opt.ca_file = c->ca_file;
 	c->opt.user_agent = c->user_agent;
 	ret = -HTTP_library;
@@ -232,6 +239,8 @@ void http_client_close(struct http_client *c)
 	if (c->easy)
 		curl_easy_cleanup(c->easy);
 	free(c->ca_file);
+	free(c->cert_file);
+	free(c->key_file);
 	free(c->user_agent);
 	free(c);
 }
@@ -536,6 +545,10 @@ static int set_options(struct http_client *c, const struct http_request *req,
 	SET(CURLOPT_SSL_VERIFYHOST, 2L);
 	if (c->opt.ca_file)
 		SET(CURLOPT_CAINFO, c->opt.ca_file);
+	if (c->opt.cert_file) {
+		SET(CURLOPT_SSLCERT, c->opt.cert_file);
+		SET(CURLOPT_SSLKEY, c->opt.key_file);
+	}
 	if (c->opt.user_agent)
 		SET(CURLOPT_USERAGENT, c->opt.user_agent);
 	SET(CURLOPT_HTTPHEADER, headers);

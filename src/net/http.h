@@ -122,6 +122,9 @@ struct http_options {
 	unsigned redirects_max;	     /* 0: none followed (3xx returned) */
 	const char *ca_file;	     /* NULL: the system's CAs */
 	const char *user_agent;	     /* NULL: none sent */
+	/* A client certificate (PEM chain) and its key (PEM) for mutual
+	 * TLS: both or neither. */
+	const char *cert_file, *key_file;
 };
 
 struct http_client;

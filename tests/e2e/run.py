@@ -41,6 +41,7 @@ import test_tls  # noqa: E402,F401
 import test_tls_standby  # noqa: E402,F401
 import test_tls_expiry  # noqa: E402,F401
 import test_tls_renewal  # noqa: E402,F401
+import test_mtls  # noqa: E402,F401
 import test_api  # noqa: E402,F401
 import test_bad_input  # noqa: E402,F401
 import test_durability  # noqa: E402,F401

@@ -18,7 +18,8 @@ from test_tls import make_pki
 
 LIST = ("tls certificate", "tls standby certificate", "remote certificate",
         "signing key rotation", "signing key verifying",
-        "key-encryption key age")
+        "key-encryption key age", "organisation certificate",
+        "tls client CA", "tls CRL")
 
 
 def expiry_lines(out):

@@ -242,8 +242,18 @@ static void op_principal(struct auth *a, struct model *m, struct reader *r,
 		name = 100 + nameb % 3; /* all 64 bytes, no NUL */
 		memset(p.name, 'a' + nameb % 3, AUTH_NAME_BYTES);
 	}
+	/* Half of them organisations (kind 24): the same table, the same
+	 * answers, a pub that says so. */
+	bool org = pubb & 0x40;
+	if (org) {
+		struct auth_x509_pub x = {.magic = AUTH_X509_MAGIC,
+					  .not_before = pubb,
+					  .not_after = (int64_t)pubb + 1};
+		memcpy(p.pub, &x, sizeof(x));
+	}
 	u32 out = 0xdead;
-	CHECK(auth_apply(a, AUTH_CMD_PRINCIPAL, &p, sizeof(p), ts, &out) == 0);
+	CHECK(auth_apply(a, org ? AUTH_CMD_PRINCIPAL_X509 : AUTH_CMD_PRINCIPAL,
+			 &p, sizeof(p), ts, &out) == 0);
 	if (!m->valid)
 		return;
 	u32 want = m->principal[id]		 ? AUTH_EXISTS
@@ -257,6 +267,8 @@ static void op_principal(struct auth *a, struct model *m, struct reader *r,
 	}
 	struct auth_principal_info info;
 	CHECK(auth_principal_get(a, p.id, &info) == m->principal[id]);
+	if (want == AUTH_OK)
+		CHECK(auth_principal_x509(info.pub, NULL) == org);
 }
 
 static void op_revoke(struct auth *a, struct model *m, struct reader *r, u64 ts)

@@ -472,6 +472,19 @@ int main(int argc, char **argv)
 	memcpy(b + JOURNAL_HEADER_BYTES, &th, sizeof(th));
 	memcpy(b + JOURNAL_HEADER_BYTES + 16, &ts, sizeof(ts));
 	put(dir, "v2-command-tls-switch", 1, b, n);
+	/* An organisation principal (kind 24), as the route writes it. */
+	struct command_header oh = {.kind = AUTH_CMD_PRINCIPAL_X509,
+				    .ext_bytes = 128};
+	struct auth_principal op = {.name = "partner-bank"};
+	struct auth_x509_pub ox = {.magic = AUTH_X509_MAGIC,
+				   .not_before = 1796000000,
+				   .not_after = 1799000000};
+	memset(op.id, 0x27, sizeof(op.id));
+	memcpy(op.pub, &ox, sizeof(ox));
+	n = encode(b, JOURNAL_COMMAND, 2, 4, 4000, 16 + 128, 0);
+	memcpy(b + JOURNAL_HEADER_BYTES, &oh, sizeof(oh));
+	memcpy(b + JOURNAL_HEADER_BYTES + 16, &op, sizeof(op));
+	put(dir, "v2-command-principal-x509", 1, b, n);
 	/* A kind 20 override for the view: its message_bytes ('AAAA')
 	 * far past the ext, which the view must not read beyond. */
 	struct command_header c20 = {

@@ -278,6 +278,61 @@ static void principal_register_exists_name_taken(void **state)
 
 /* 1,000 principals whose ids all share the hashed prefix, and 1,000 that
  * do not: every one is found, no absent one is. */
+/* An organisation (kind 24): its record's pub says so and carries its
+ * dates; without the magic, with negative dates or reserved bytes, the
+ * command is malformed; it shares ids and names with Ed25519 ones. */
+static void organisation_principal_is_kind_24_with_its_dates(void **state)
+{
+	(void)state;
+	struct auth *a = fresh();
+	struct auth_principal_info info;
+	struct auth_x509_pub x = {.magic = AUTH_X509_MAGIC,
+				  .not_before = 1700000000,
+				  .not_after = 1790000000},
+			     got;
+
+	struct auth_principal org = principal(7, 1, "bank");
+	memcpy(org.pub, &x, sizeof(x));
+	assert_int_equal(
+		apply(a, AUTH_CMD_PRINCIPAL_X509, &org, sizeof(org), 5),
+		AUTH_OK);
+	assert_true(auth_principal_get(a, org.id, &info));
+	assert_true(auth_principal_x509(info.pub, &got));
+	assert_int_equal(got.not_after, 1790000000);
+	assert_int_equal(got.not_before, 1700000000);
+	struct auth_principal ed = principal(7, 2, "bank");
+	assert_int_equal(add_principal(a, &ed, 6), AUTH_NAME_TAKEN);
+	struct auth_principal_info einfo;
+	ed = principal(7, 3, "till");
+	assert_int_equal(add_principal(a, &ed, 7), AUTH_OK);
+	assert_true(auth_principal_get(a, ed.id, &einfo));
+	assert_false(auth_principal_x509(einfo.pub, NULL));
+	assert_int_equal(
+		apply(a, AUTH_CMD_PRINCIPAL_X509, &org, sizeof(org), 8),
+		AUTH_EXISTS);
+
+	u32 out;
+	struct auth_principal bad = principal(7, 9, "x");
+	assert_false(
+		auth_command_valid(AUTH_CMD_PRINCIPAL_X509, &bad, sizeof(bad)));
+	assert_int_equal(auth_apply(a, AUTH_CMD_PRINCIPAL_X509, &bad,
+				    sizeof(bad), 9, &out),
+			 -EBADMSG);
+	x.not_after = -1;
+	memcpy(bad.pub, &x, sizeof(x));
+	assert_false(
+		auth_command_valid(AUTH_CMD_PRINCIPAL_X509, &bad, sizeof(bad)));
+	x.not_after = 1;
+	x.reserved[3] = 1;
+	memcpy(bad.pub, &x, sizeof(x));
+	assert_false(
+		auth_command_valid(AUTH_CMD_PRINCIPAL_X509, &bad, sizeof(bad)));
+	assert_false(auth_command_valid(AUTH_CMD_PRINCIPAL_X509, &org,
+					sizeof(org) - 16));
+	assert_int_equal(auth_principal_count(a), 2);
+	auth_free(a);
+}
+
 static void principal_lookup_through_collisions_and_growth(void **state)
 {
 	(void)state;
@@ -1445,6 +1500,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(principal_register_exists_name_taken),
+		cmocka_unit_test(
+			organisation_principal_is_kind_24_with_its_dates),
 		cmocka_unit_test(
 			principal_lookup_through_collisions_and_growth),
 		cmocka_unit_test(key_events_stop_at_their_limit_with_full),

@@ -459,6 +459,78 @@ static void three_link_chain_is_accepted(void **state)
 	}
 }
 
+/* Link i (its spec's delegate unused) bound to the certificate whose
+ * DER hashes to x5t, below toks[i - 1]. */
+static void sign_bound(const struct spec *sp, unsigned i, const uint8_t x5t[32])
+{
+	struct mandate_issue in = {.jti = sp->jti,
+				   .iat = sp->iat,
+				   .nbf = sp->nbf,
+				   .exp = sp->exp,
+				   .x5t_s256 = x5t,
+				   .right = &sp->right,
+				   .parent_compact = toks[i - 1],
+				   .parent_len = tok_len[i - 1]};
+	assert_int_equal(mandate_link_sign(W.sk[sp->issuer], &in, toks[i],
+					   sizeof(toks[i]), &tok_len[i]),
+			 0);
+}
+
+static void set_member(json_t *c, const void *arg)
+{
+	const char *const *kv = arg;
+	json_object_set_new(c, kv[0], json_string(kv[1]));
+}
+
+static void certificate_bound_link_is_the_last_and_names_its_cert(void **state)
+{
+	struct spec s[3];
+	struct mandate_verify_opts o = opts_at(NOW);
+	uint8_t x5t[32], zero[32] = {0};
+	char x5t_text[JOSE_B64_32_BYTES], other[JOSE_B64_32_BYTES];
+
+	(void)state;
+	memset(x5t, 0xa5, sizeof(x5t));
+	b64url_encode(x5t_text, sizeof(x5t_text), x5t, 32);
+	base3(s);
+	sign_link(&s[0], 0);
+	sign_link(&s[1], 1);
+	sign_bound(&s[2], 2, x5t);
+	join(3);
+	expect_ok(&o);
+	assert_true(chain.links[2].cert_bound);
+	assert_false(chain.links[1].cert_bound);
+	assert_memory_equal(chain.links[2].sub, x5t, 32);
+	assert_memory_equal(chain.links[2].sub_key, zero, 32);
+	json_t *c = payload_of(toks[2]);
+	assert_string_equal(json_string_value(json_object_get(
+				    json_object_get(c, "cnf"), "x5t#S256")),
+			    x5t_text);
+	assert_string_equal(json_string_value(json_object_get(c, "sub")),
+			    x5t_text);
+	json_decref(c);
+
+	/* sub must be the certificate's hash. */
+	memset(x5t, 0x5a, sizeof(x5t));
+	b64url_encode(other, sizeof(other), x5t, 32);
+	const char *sub[2] = {"sub", other};
+	resign(2, K3, MANDATE_TYP, false, set_member, sub);
+	join(3);
+	expect_refusal(&o, MANDATE_ERR_malformed, 3, "cnf.x5t#S256");
+
+	/* A link below a bound one, even one that names it as iss, has no
+	 * key to be verified with. */
+	sign_bound(&s[2], 2, (memset(x5t, 0xa5, 32), x5t));
+	s[2].delegate = K5;
+	s[2].issuer = K4;
+	s[2].jti = "below";
+	sign_link(&s[2], 3);
+	const char *iss[2] = {"iss", x5t_text};
+	resign(3, K4, MANDATE_TYP, false, set_member, iss);
+	join(4);
+	expect_refusal(&o, MANDATE_ERR_chain_broken, 4, "iss");
+}
+
 static void admin_root_may_grant_everything(void **state)
 {
 	struct spec s[2];
@@ -1999,6 +2071,9 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup(three_link_chain_is_accepted, reset),
 		cmocka_unit_test_setup(admin_root_may_grant_everything, reset),
+		cmocka_unit_test_setup(
+			certificate_bound_link_is_the_last_and_names_its_cert,
+			reset),
 		cmocka_unit_test_setup(eight_links_pass_and_nine_are_too_deep,
 				       reset),
 		cmocka_unit_test_setup(every_narrowing_rule_is_enforced, reset),
