@@ -33,6 +33,7 @@ import pwd
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -62,6 +63,17 @@ def pg_bin_dir():
 def psql_path():
     p = shutil.which("psql")
     return p or os.path.join(pg_bin_dir(), "psql")
+
+
+def run_psql(conninfo, sql, timeout=20):
+    """Run sql with psql (-At); returns stdout, raises ClusterError
+    (without the connection string) on failure."""
+    p = subprocess.run([psql_path(), "-X", "-At", "-v", "ON_ERROR_STOP=1",
+                        "-d", conninfo, "-c", sql], capture_output=True,
+                       text=True, timeout=timeout)
+    if p.returncode != 0:
+        raise ClusterError("psql failed: %s" % p.stderr.strip()[-400:])
+    return p.stdout
 
 
 def run_as_user():
@@ -348,16 +360,8 @@ class PgCluster:
                 "read-write&connect_timeout=%d"
                 % (self.password, hosts, dbname, connect_timeout))
 
-    def psql(self, sql, conninfo=None, timeout=20):
-        """Run sql with psql (-At); returns stdout, raises ClusterError
-        (without the connection string) on failure."""
-        p = subprocess.run([psql_path(), "-X", "-At", "-v",
-                            "ON_ERROR_STOP=1", "-d",
-                            conninfo or self.conninfo(), "-c", sql],
-                           capture_output=True, text=True, timeout=timeout)
-        if p.returncode != 0:
-            raise ClusterError("psql failed: %s" % p.stderr.strip()[-400:])
-        return p.stdout
+    def psql(self, sql, timeout=20):
+        return run_psql(self.conninfo(), sql, timeout)
 
     # -- faults -------------------------------------------------------
 
@@ -455,3 +459,88 @@ class PgCluster:
             out.append("--- %s (%s)\n%s" % (n.name, n.log_path,
                                             self.tail(n.log_path)))
         return "\n".join(out)
+
+
+class PgSingle:
+    """One plain PostgreSQL (no Patroni, no replication) for the tests of
+    what runs on any PostgreSQL: initdb and postgres as the unprivileged
+    user, a free loopback port, scram-sha-256 with a random password."""
+
+    def __init__(self, base_dir):
+        self.base = base_dir
+        self.data_dir = os.path.join(base_dir, "data")
+        self.port = free_port()
+        self.password = secrets.token_hex(16)
+        self.uid, self.gid = run_as_user()
+        self.proc = None
+        self.log_path = os.path.join(base_dir, "postgres.log")
+        atexit.register(self.stop)
+
+    def _as_user(self):
+        if os.geteuid() == 0:
+            return dict(user=self.uid, group=self.gid, extra_groups=[])
+        return {}
+
+    def start(self, timeout=60):
+        os.makedirs(self.base, exist_ok=True)
+        let_traverse(self.base)
+        os.chown(self.base, self.uid, self.gid)
+        pwfile = os.path.join(self.base, "pw")
+        with open(pwfile, "w") as f:
+            f.write(self.password + "\n")
+        os.chmod(pwfile, 0o600)
+        os.chown(pwfile, self.uid, self.gid)
+        env = {"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8",
+               "HOME": self.base}
+        p = subprocess.run([os.path.join(pg_bin_dir(), "initdb"), "-D",
+                            self.data_dir, "-U", "postgres", "--pwfile",
+                            pwfile, "--auth", "scram-sha-256", "-E", "UTF8"],
+                           capture_output=True, text=True, timeout=timeout,
+                           env=env, cwd=self.base, **self._as_user())
+        os.unlink(pwfile)
+        if p.returncode != 0:
+            raise ClusterError("initdb failed: %s" % p.stderr[-800:])
+        out = open(self.log_path, "ab")
+        try:
+            self.proc = subprocess.Popen(
+                [os.path.join(pg_bin_dir(), "postgres"), "-D",
+                 self.data_dir, "-p", str(self.port), "-c",
+                 "listen_addresses=127.0.0.1", "-c",
+                 "unix_socket_directories=", "-c", "shared_buffers=32MB",
+                 "-c", "max_connections=20"],
+                stdin=subprocess.DEVNULL, stdout=out,
+                stderr=subprocess.STDOUT, start_new_session=True, env=env,
+                cwd=self.base, **self._as_user())
+        finally:
+            out.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port),
+                                         timeout=1).close()
+                self.psql("SELECT 1")
+                return
+            except (OSError, ClusterError):
+                if self.proc.poll() is not None:
+                    break
+                time.sleep(0.1)
+        raise ClusterError("postgres did not start:\n" +
+                           PgCluster.tail(self.log_path))
+
+    def conninfo(self, dbname="postgres"):
+        """Holds the password: never log it."""
+        return ("postgresql://postgres:%s@127.0.0.1:%d/%s?connect_timeout=2"
+                % (self.password, self.port, dbname))
+
+    def psql(self, sql, timeout=20):
+        return run_psql(self.conninfo(), sql, timeout)
+
+    def stop(self):
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGINT)  # fast shutdown
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            kill_group(self.proc.pid)
+            self.proc.wait(timeout=10)

@@ -7,13 +7,17 @@ loopback, run as an unprivileged user, stopped when each test ends.
 Figures (failover time) are printed as notes.
 """
 
+import errno
 import os
+import subprocess
 import sys
+import threading
 import time
 
-from harness import e2e_test, check, check_eq
+from harness import CONFIG, TestFailure, e2e_test, check, check_eq
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(HERE, "..", "cluster"))
 
 import pgcluster  # noqa: E402
@@ -69,3 +73,208 @@ def test_cluster_patroni_promotes_the_sync_standby_with_a_committed_row(ctx):
     for n in c.nodes:
         check(n.postmaster_pid() is None, "%s postmaster stopped" % n.name)
     check(c.etcd.poll() is not None, "etcd stopped")
+
+
+def probe_binary():
+    """tests/cluster/pgjournal_probe, beside the binary under test (make
+    e2e builds it), else the plain build's, made here."""
+    beside = os.path.join(os.path.dirname(CONFIG["binary"]), "tests",
+                          "pgjournal_probe")
+    if os.path.exists(beside):
+        return beside
+    p = subprocess.run(["make", "--no-print-directory", "-s", "-C", ROOT,
+                        "build/tests/pgjournal_probe"], capture_output=True,
+                       text=True, timeout=600)
+    check_eq(p.returncode, 0, "make build/tests/pgjournal_probe (%s)"
+             % p.stderr[-500:])
+    return os.path.join(ROOT, "build", "tests", "pgjournal_probe")
+
+
+class Probe:
+    """One pgjournal_probe process: a writer as pgjournal sees it."""
+
+    def __init__(self, ctx, conninfo, lease_ms=1500, reconnect_ms=60000):
+        env = dict(os.environ, TPW_PGJOURNAL_CONNINFO=conninfo,
+                   TPW_PGJOURNAL_LEASE_MS=str(lease_ms),
+                   TPW_PGJOURNAL_RECONNECT_MS=str(reconnect_ms))
+        self.secret = conninfo
+        self.out = []  # every line it answered, for the secrets check
+        self.proc = subprocess.Popen([probe_binary()], env=env,
+                                     stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True)
+        check_eq(self.line(), "ok open", "probe opened")
+
+    def line(self):
+        s = self.proc.stdout.readline().rstrip("\n")
+        self.out.append(s)
+        return s
+
+    def cmd(self, text):
+        self.proc.stdin.write(text + "\n")
+        self.proc.stdin.flush()
+        return self.line()
+
+    def ok(self, text):
+        ans = self.cmd(text)
+        check(ans.startswith("ok"), "%s: %s" % (text.split()[0], ans))
+        return ans
+
+    def err(self, text):
+        """The negative errno of a failed command."""
+        ans = self.cmd(text)
+        check(ans.startswith("err "), "%s should fail: %s"
+              % (text.split()[0], ans))
+        return int(ans.split()[1])
+
+    def read(self, from_seq, closing="ok"):
+        """The rows read, and the closing line must start with
+        `closing`."""
+        self.proc.stdin.write("read %d\n" % from_seq)
+        self.proc.stdin.flush()
+        rows = []
+        for _ in range(100000):
+            ans = self.line()
+            if not ans.startswith("row "):
+                check(ans.startswith(closing), "read's closing line: %r"
+                      % ans)
+                return rows
+            seq, last, term, data = ans.split()[1:]
+            rows.append((int(seq), int(last), int(term), data))
+        raise TestFailure("read did not end")
+
+    def close(self):
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.write("quit\n")
+                self.proc.stdin.flush()
+                self.proc.wait(timeout=10)
+            except (OSError, subprocess.TimeoutExpired):
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self.out.append(self.proc.stdout.read() or "")
+        password = self.secret.split("postgres:", 1)[1].split("@", 1)[0]
+        check(all(password not in s for s in self.out),
+              "the probe's answers never hold the password")
+
+
+def table_seqs(db):
+    return [tuple(int(x) for x in r.split("|"))
+            for r in db.psql("SELECT seq, last_seq, term FROM tpw_journal "
+                             "ORDER BY seq").splitlines()]
+
+
+@e2e_test(timeout=120)
+def test_pgjournal_fences_a_stale_writer_and_resolves_unknown_commits(ctx):
+    db = pgcluster.PgSingle(ctx.path("pg"))
+    probes = []
+    try:
+        db.start()
+        a = Probe(ctx, db.conninfo())
+        probes.append(a)
+        b = Probe(ctx, db.conninfo())
+        probes.append(b)
+        check_eq(a.ok("acquire node-a"), "ok 1", "first term")
+        a.ok("append 1 1 1 aa01")
+        a.ok("append 2 3 1 aa02aa03")
+        # The lease is A's until it expires: B waits.
+        check_eq(b.err("acquire node-b"), -errno.EBUSY, "B before expiry")
+        time.sleep(2.0)  # past A's 1.5 s lease, A idle
+        check_eq(b.ok("acquire node-b"), "ok 2", "B after expiry")
+        # A, paused past its lease, cannot append one more group.
+        check_eq(a.err("append 4 4 1 aa04"), -errno.ESTALE, "A fenced")
+        check_eq(a.err("renew 1"), -errno.ESTALE, "A's renewal fenced")
+        check_eq(a.err("acquire node-a"), -errno.EBUSY, "A while B holds")
+        check_eq(table_seqs(db), [(1, 1, 1), (2, 3, 1)],
+                 "nothing of A after the take-over")
+        b.ok("append 4 4 2 bb04")
+        # The same holder takes its lease back at once, with a new term:
+        # its own older term is fenced too.
+        check_eq(b.ok("acquire node-b"), "ok 3", "B again")
+        check_eq(b.err("append 5 5 2 bb05"), -errno.ESTALE, "old term")
+        b.ok("append 5 5 3 bb05")
+        # A seq already there: the same group is success (a commit whose
+        # reply was lost), another group is divergence.  Never two rows.
+        b.ok("append 5 5 3 bb05")
+        check_eq(b.err("append 5 5 3 bb06"), -errno.EEXIST, "diverged")
+        check_eq(b.ok("last"), "ok 5", "last seq")
+        # The connection dropped under it: reconnected, appended once.
+        db.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name = 'tpwallet' AND pid <> "
+                "pg_backend_pid()")
+        b.ok("append 6 6 3 bb06")
+        check_eq(table_seqs(db), [(1, 1, 1), (2, 3, 1), (4, 4, 2),
+                                  (5, 5, 3), (6, 6, 3)], "the table")
+        # Catch-up reads from the group holding the seq asked for.
+        check_eq(a.read(3), [(2, 3, 1, "aa02aa03"), (4, 4, 2, "bb04"),
+                             (5, 5, 3, "bb05"), (6, 6, 3, "bb06")],
+                 "read from seq 3")
+        check_eq(a.read(7), [], "read past the end")
+        db.psql("UPDATE tpw_journal SET bytes = '\\xbb05' WHERE seq = 4")
+        # A row off its checksum stops the read before it.
+        check_eq(a.read(1, closing="err %d " % -errno.EBADMSG),
+                 [(1, 1, 1, "aa01"), (2, 3, 1, "aa02aa03")],
+                 "read up to a row off its checksum")
+        # A wrong password: the reason names no secret.
+        bad = db.conninfo().replace(db.password, "wrong" + db.password[5:])
+        env = dict(os.environ, TPW_PGJOURNAL_CONNINFO=bad)
+        p = subprocess.run([probe_binary()], env=env, capture_output=True,
+                           text=True, timeout=30, stdin=subprocess.DEVNULL)
+        check(p.returncode != 0 and "password authentication failed"
+              in p.stdout, "open with a wrong password fails: %r" % p.stdout)
+        check(db.password[5:] not in p.stdout + p.stderr, "no password")
+    finally:
+        for p in probes:
+            p.close()
+        db.stop()
+
+
+@e2e_test(timeout=180)
+def test_pgjournal_appends_continue_through_a_primary_kill_with_rpo_0(ctx):
+    c = cluster(ctx)
+    probe = None
+    try:
+        c.start(timeout=90)
+        leader, sync = c.roles()
+        probe = Probe(ctx, c.conninfo(), lease_ms=10000)
+        check_eq(probe.ok("acquire writer-1"), "ok 1", "term")
+        acked = []
+        times = []
+        killed = []
+
+        def kill():  # the time once both processes are gone
+            c.kill_node(leader)
+            killed.append(time.monotonic())
+
+        killer = threading.Timer(1.0, kill)
+        killer.start()
+        deadline = time.monotonic() + 90
+        seq = 0
+        # Appends run while the primary is killed under them; after the
+        # kill, twenty more must commit on the promoted standby.
+        while time.monotonic() < deadline:
+            if killed and sum(1 for t in times if t > killed[0]) >= 20:
+                break
+            seq += 1
+            probe.ok("append %d %d 1 %016x" % (seq, seq, seq))
+            acked.append(seq)
+            times.append(time.monotonic())
+        killer.join()
+        t_kill = killed[0]
+        after = [t for t in times if t > t_kill]
+        check(len(after) >= 20, "20 appends after the kill (%d)"
+              % len(after))
+        new_leader, _ = c.wait_roles(timeout=30, not_leader=leader)
+        check_eq(new_leader, sync, "the sync standby was promoted")
+        rows = [int(r) for r in c.psql("SELECT seq FROM tpw_journal "
+                                       "ORDER BY seq").splitlines()]
+        check_eq(rows, acked, "every acknowledged append, once (RPO 0)")
+        ctx.note("pgjournal: %d appends, %d acknowledged before the "
+                 "kill; kill -9 of the primary to the next acknowledged "
+                 "append: %.1f s; "
+                 "acknowledged appends lost: 0"
+                 % (len(acked), len(acked) - len(after),
+                    after[0] - t_kill))
+    finally:
+        if probe:
+            probe.close()
+        c.stop()
