@@ -185,9 +185,7 @@ enum MHD_Result server_route_readyz(struct request *rq)
 					 NULL);
 	if (!engine_healthy(s->e))
 		return api_reply_problem(rq, PROBLEM_unavailable,
-					 "the journal failed: every change "
-					 "is refused until a restart",
-					 NULL, NULL);
+					 engine_failure(s->e), NULL, NULL);
 	wbuf_puts(&b, "{\"status\":\"ready\"}");
 	return api_reply_json(rq, 200, &b);
 }

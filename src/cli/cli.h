@@ -109,6 +109,13 @@ struct settings {
 	 * both or none, beside tls_cert_file. */
 	char tls_standby_cert_file[4096];
 	char tls_standby_key_file[4096];
+	/* Cluster mode (docs/operations.md, "Cluster mode"): a libpq
+	 * connection string ("" a single node; may hold a password, never
+	 * printed), this node's name for the writer's lease ("" until
+	 * settings_finish: HOST:DATA_DIR), the lease's length. */
+	char cluster[1024];
+	char cluster_node[256];
+	unsigned cluster_lease_ms;
 };
 
 /* Defaults, then the config file (if any), then the environment. */

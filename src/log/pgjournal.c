@@ -8,6 +8,7 @@
  * records the writer already checksummed, and compressing megabytes per
  * commit would cost more than it saves on the wire.
  */
+#include "core/clock.h"
 #include "core/parse.h"
 #include "log/journal.h"
 #include "log/pgjournal.h"
@@ -23,13 +24,13 @@
 #include "banned.h"
 
 /* Two nodes starting together create the schema one after the other. */
-#define SCHEMA_LOCK_KEY	     "7587019834"
-#define RECONNECT_PAUSE_MS   200u
-#define APPEND_ATTEMPTS_MAX  8u
-#define HOLDER_BYTES_MAX     128u
-#define ERR_BYTES	     256u
-#define U64_TEXT_BYTES	     24u
-#define SQLSTATE_UNIQUE	     "23505"
+#define SCHEMA_LOCK_KEY	    "7587019834"
+#define RECONNECT_PAUSE_MS  200u
+#define APPEND_ATTEMPTS_MAX 8u
+#define HOLDER_BYTES_MAX    128u
+#define ERR_BYTES	    256u
+#define U64_TEXT_BYTES	    24u
+#define SQLSTATE_UNIQUE	    "23505"
 
 static const char SCHEMA_SQL[] =
 	"BEGIN;"
@@ -113,20 +114,6 @@ static void pq_reason(char *buf, const char *what, const char *msg)
 		msg ? msg : "");
 }
 
-static u64 mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (u64)ts.tv_sec * 1000u + (u64)ts.tv_nsec / 1000000u;
-}
-
-static void pause_ms(u32 ms)
-{
-	struct timespec ts = {.tv_sec = ms / 1000u,
-			      .tv_nsec = (long)(ms % 1000u) * 1000000L};
-	nanosleep(&ts, NULL);
-}
-
 static u64 be64(const char *p)
 {
 	u64 v = 0;
@@ -179,13 +166,15 @@ static int connect_once(struct pgjournal *pj, char *err)
 /* Reconnect, retrying until reconnect_ms has passed. */
 static int reconnect(struct pgjournal *pj)
 {
-	u64 deadline = mono_ms() + pj->reconnect_ms;
+	u64 deadline = tpw_monotonic_ms() + pj->reconnect_ms;
+	const struct timespec pause = {.tv_nsec =
+					       RECONNECT_PAUSE_MS * 1000000L};
 	int ret;
 	for (;;) {
 		ret = connect_once(pj, pj->err);
-		if (ret == 0 || mono_ms() >= deadline)
+		if (ret == 0 || tpw_monotonic_ms() >= deadline)
 			break;
-		pause_ms(RECONNECT_PAUSE_MS);
+		nanosleep(&pause, NULL);
 	}
 	return ret;
 }
@@ -238,11 +227,11 @@ fail:
 static PGresult *exec_retry(struct pgjournal *pj, const char *sql, int n,
 			    const char *const *values)
 {
-	u64 deadline = mono_ms() + pj->reconnect_ms;
+	u64 deadline = tpw_monotonic_ms() + pj->reconnect_ms;
 	for (;;) {
 		PGresult *res = PQexecParams(pj->conn, sql, n, NULL, values,
 					     NULL, NULL, 1);
-		if (!conn_lost(pj) || mono_ms() >= deadline)
+		if (!conn_lost(pj) || tpw_monotonic_ms() >= deadline)
 			return res;
 		PQclear(res);
 		if (reconnect(pj) < 0)
@@ -252,9 +241,8 @@ static PGresult *exec_retry(struct pgjournal *pj, const char *sql, int n,
 
 /* exec_retry, then the status wanted: 0 with the result in *out (the
  * caller clears it), or -ENOTCONN / -EIO with the reason set. */
-static int query(struct pgjournal *pj, const char *what, const char *sql,
-		 int n, const char *const *values, ExecStatusType want,
-		 PGresult **out)
+static int query(struct pgjournal *pj, const char *what, const char *sql, int n,
+		 const char *const *values, ExecStatusType want, PGresult **out)
 {
 	PGresult *res = exec_retry(pj, sql, n, values);
 	*out = NULL;
@@ -281,8 +269,8 @@ int pgjournal_acquire(struct pgjournal *pj, const char *holder, u64 *term)
 		return ret;
 	PGresult *res = PQexec(pj->conn, "BEGIN");
 	PQclear(res);
-	res = PQexecParams(pj->conn, LOCK_LEASE_SQL, 0, NULL, NULL, NULL,
-			   NULL, 0);
+	res = PQexecParams(pj->conn, LOCK_LEASE_SQL, 0, NULL, NULL, NULL, NULL,
+			   0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
 		pq_reason(pj->err, "lease read", PQresultErrorMessage(res));
 		ret = conn_lost(pj) ? -ENOTCONN : -EIO;
@@ -498,8 +486,9 @@ int pgjournal_append_finish(struct pgjournal *pj)
 			goto done;
 		}
 	}
-	set_err(pj->err, "journal append: outcome still unknown after %u "
-			  "attempts",
+	set_err(pj->err,
+		"journal append: outcome still unknown after %u "
+		"attempts",
 		APPEND_ATTEMPTS_MAX);
 	out = -ENOTCONN;
 done:
@@ -518,8 +507,7 @@ int pgjournal_append(struct pgjournal *pj, u64 seq, u64 last_seq, u64 term,
 int pgjournal_renew(struct pgjournal *pj, u64 term)
 {
 	char t[U64_TEXT_BYTES], ms[U64_TEXT_BYTES];
-	const char *values[2] = {u64_text(t, term),
-				 u64_text(ms, pj->lease_ms)};
+	const char *values[2] = {u64_text(t, term), u64_text(ms, pj->lease_ms)};
 	PGresult *res;
 	int ret = query(pj, "lease renewal", RENEW_SQL, 2, values,
 			PGRES_COMMAND_OK, &res);

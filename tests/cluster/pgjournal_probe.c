@@ -59,8 +59,8 @@ static long unhex(char *s)
 	return (long)(n / 2);
 }
 
-static int print_row(void *ctx, u64 seq, u64 last, u64 term,
-		     const void *bytes, size_t len)
+static int print_row(void *ctx, u64 seq, u64 last, u64 term, const void *bytes,
+		     size_t len)
 {
 	(void)ctx;
 	printf("row %llu %llu %llu ", (unsigned long long)seq,
