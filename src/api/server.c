@@ -522,6 +522,10 @@ static enum MHD_Result engine_reply(struct request *rq)
 		return api_reply_problem(rq, PROBLEM_unavailable,
 					 "the engine is shutting down", NULL,
 					 NULL);
+	if (er->status == -ENOLINK) /* cluster mode's writer stopped */
+		return api_reply_problem(rq, PROBLEM_unavailable,
+					 engine_failure(rq->srv->e), NULL,
+					 NULL);
 	if (er->status)
 		return api_reply_problem(rq, PROBLEM_engine_error, NULL, NULL,
 					 NULL);

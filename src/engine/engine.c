@@ -631,7 +631,7 @@ static void *sequencer_main(void *arg)
 	while (!stop) {
 		struct engine_request *list = take_group(e, &stop);
 		if (e->failed) {
-			finish(list, -ECANCELED);
+			finish(list, e->cluster_failed ? -ENOLINK : -ECANCELED);
 			continue;
 		}
 		bool idle = !list;
@@ -937,7 +937,9 @@ int engine_submit(struct engine *e, struct engine_request *req)
 	req->status = 0;
 	pthread_mutex_lock(&e->queue_lock);
 	if (e->stopping || e->failed) {
-		int ret = e->failed ? -ECANCELED : -ESHUTDOWN;
+		int ret = !e->failed	      ? -ESHUTDOWN
+			  : e->cluster_failed ? -ENOLINK
+					      : -ECANCELED;
 		pthread_mutex_unlock(&e->queue_lock);
 		return ret;
 	}

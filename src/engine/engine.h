@@ -56,6 +56,7 @@ struct engine_request {
 	 * written, so whether it is applied is unknown until a restart
 	 * (retry with the same ids: they are idempotent); or another
 	 * negative errno: not applied (-ECANCELED after a journal failure,
+	 * -ENOLINK after cluster mode's table refused or lost a group,
 	 * -ESHUTDOWN while closing, -ERANGE for a clock past 2262). */
 	int status;
 	/* Called once: on the applier thread after the batch is applied,

@@ -31,6 +31,7 @@
 #define ERR_BYTES	    256u
 #define U64_TEXT_BYTES	    24u
 #define SQLSTATE_UNIQUE	    "23505"
+#define ROW_ALIGN	    64u
 
 static const char SCHEMA_SQL[] =
 	"BEGIN;"
@@ -534,11 +535,29 @@ int pgjournal_last_seq(struct pgjournal *pj, u64 *last_seq)
 	return ret;
 }
 
+/* Room for a row's bytes at an aligned address: libpq's are not, and
+ * the ledger reads its 128-byte events with aligned 16-byte loads. */
+static int aligned_room(u8 **buf, size_t *cap, size_t len)
+{
+	if (len <= *cap)
+		return 0;
+	size_t want = (len + ROW_ALIGN - 1) / ROW_ALIGN * ROW_ALIGN;
+	u8 *n = aligned_alloc(ROW_ALIGN, want);
+	if (!n)
+		return -ENOMEM;
+	free(*buf);
+	*buf = n;
+	*cap = want;
+	return 0;
+}
+
 int pgjournal_read(struct pgjournal *pj, u64 from_seq, pgjournal_row_fn fn,
 		   void *ctx)
 {
 	char after[U64_TEXT_BYTES], from[U64_TEXT_BYTES], n[U64_TEXT_BYTES];
 	u64 cursor = 0;
+	u8 *copy = NULL;
+	size_t cap = 0;
 	int ret = 0;
 	for (;;) {
 		const char *values[3] = {u64_text(after, cursor),
@@ -548,13 +567,13 @@ int pgjournal_read(struct pgjournal *pj, u64 from_seq, pgjournal_row_fn fn,
 		ret = query(pj, "journal read", READ_SQL, 3, values,
 			    PGRES_TUPLES_OK, &res);
 		if (ret < 0)
-			return ret;
+			break;
 		int rows = PQntuples(res);
 		for (int r = 0; r < rows && ret == 0; r++) {
 			u64 seq = col_u64(res, r, 0);
-			const void *bytes = PQgetvalue(res, r, 4);
 			size_t len = (size_t)PQgetlength(res, r, 4);
-			if (crc32c(0, bytes, len) != col_u64(res, r, 3) ||
+			if (crc32c(0, PQgetvalue(res, r, 4), len) !=
+				    col_u64(res, r, 3) ||
 			    seq <= cursor) {
 				set_err(pj->err,
 					"journal row %llu fails its checksum",
@@ -562,14 +581,22 @@ int pgjournal_read(struct pgjournal *pj, u64 from_seq, pgjournal_row_fn fn,
 				ret = -EBADMSG;
 				break;
 			}
+			ret = aligned_room(&copy, &cap, len);
+			if (ret < 0) {
+				set_err(pj->err, "out of memory");
+				break;
+			}
+			memcpy(copy, PQgetvalue(res, r, 4), len);
 			cursor = seq;
 			ret = fn(ctx, seq, col_u64(res, r, 1),
-				 col_u64(res, r, 2), bytes, len);
+				 col_u64(res, r, 2), copy, len);
 		}
 		PQclear(res);
 		if (ret != 0 || rows < (int)PGJOURNAL_READ_ROWS)
-			return ret;
+			break;
 	}
+	free(copy);
+	return ret;
 }
 
 const char *pgjournal_error(const struct pgjournal *pj)

@@ -107,7 +107,8 @@ int pgjournal_last_seq(struct pgjournal *pj, u64 *last_seq);
 /* Call fn for every row that holds a record with seq >= from_seq (the
  * row holding from_seq first, when from_seq is inside a group), in
  * order, checksums verified.  fn returns 0 to go on or a negative code to
- * stop with it.  bytes are valid during the call only. */
+ * stop with it.  bytes are valid during the call only, and 64-byte
+ * aligned (the ledger reads events with aligned loads). */
 typedef int (*pgjournal_row_fn)(void *ctx, u64 seq, u64 last_seq, u64 term,
 				const void *bytes, size_t len);
 int pgjournal_read(struct pgjournal *pj, u64 from_seq, pgjournal_row_fn fn,

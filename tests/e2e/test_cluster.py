@@ -453,3 +453,69 @@ def test_cluster_writer_keeps_every_acknowledged_transfer_through_a_primary_kill
         if srv:
             srv.force_cleanup()
         c.stop()
+
+
+@e2e_test(timeout=150)
+def test_cluster_writer_stops_when_fenced_and_a_new_node_catches_up(ctx):
+    db = pgcluster.PgSingle(ctx.path("pg"))
+    a = b = None
+    try:
+        db.start()
+        a = cluster_server(ctx, db.conninfo(), lease_ms=2000)
+        a.start(timeout=30)
+        create(a, "accounts", [account(i, code=7) for i in LEDGER_ACCOUNTS],
+               ["created"] * len(LEDGER_ACCOUNTS))
+        ids = list(range(1000, 1300))
+        for k in range(0, len(ids), 100):
+            create(a, "transfers", [transfer(i, 1 + i % 8, 1 + (i + 1) % 8,
+                                             5, code=3)
+                                    for i in ids[k:k + 100]],
+                   ["created"] * 100)
+        rows = db.psql("SELECT count(*) FROM tpw_journal").strip()
+        # Another writer takes the lease (as after this one paused past
+        # it): A's next group is refused by the table, and A stops.
+        db.psql("UPDATE tpw_lease SET term = term + 1, holder = 'other', "
+                "expires = now() + interval '1 hour'")
+        r = a.post("/v1/transfers", [transfer(5000, 1, 2, 5, code=3)])
+        check_eq(r.status, 503, "a change after the lease was lost")
+        check_eq(r.json().get("type", "").rsplit("/", 1)[-1],
+                 "commit-unknown", "its problem type")
+        r = a.get("/readyz")
+        check_eq(r.status, 503, "/readyz once fenced")
+        check("cluster's journal table" in r.json().get("detail", ""),
+              "/readyz names the table: %r" % r.json())
+        r = a.post("/v1/transfers", [transfer(5001, 1, 2, 5, code=3)])
+        check_eq(r.status, 503, "changes stay refused")
+        check_eq(r.json().get("type", "").rsplit("/", 1)[-1],
+                 "unavailable", "their problem type")
+        check("cluster's journal table" in r.json().get("detail", ""),
+              "the problem names the table: %r" % r.json())
+        check_eq(db.psql("SELECT count(*) FROM tpw_journal").strip(), rows,
+                 "no row appended by the fenced writer")
+        a.kill9()
+        # A new node with an empty data directory takes the expired
+        # lease, pulls the table into its journal and serves it.
+        db.psql("UPDATE tpw_lease SET expires = now() - interval '1 s'")
+        b = cluster_server(ctx, db.conninfo(), lease_ms=2000)
+        b.start(timeout=30)
+        for i in (ids[0], ids[-1]):
+            r = b.get("/v1/transfers/%d" % i)
+            check_eq(r.status, 200, "transfer %d on the new node" % i)
+        check_eq(b.post("/v1/transfers", [transfer(5000, 1, 2, 5, code=3)])
+                 .json()[0].get("status"), "created", "B writes")
+        b.stop()
+        check(table_bytes(db.conninfo()) == local_bytes(b.data_dir),
+              "B's journal is the table's")
+        # A's journal holds its refused group at the seq B wrote: A
+        # diverged and must not start.
+        served, exited, rc = a.start_expecting_refusal(timeout=30)
+        check(served is None and exited and rc == 65,
+              "A refuses to start (%r %r %r)" % (served, exited, rc))
+        check("diverged" in a.log_text(), "A says it diverged")
+        for s in (a, b):
+            check_no_password(s, db.password)
+    finally:
+        for s in (a, b):
+            if s:
+                s.force_cleanup()
+        db.stop()
