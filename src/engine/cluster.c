@@ -232,24 +232,24 @@ int cluster_catch_up(struct cluster *c, struct journal *j, const char *data_dir,
 		     journal_replay_fn apply, void *ctx, const char **err)
 {
 	u64 local_last = journal_next_seq(j) - 1, table_last = 0;
-	int ret;
-
-	*err = c->err;
-	ret = pgjournal_last_seq(c->pj, &table_last);
-	if (ret < 0) {
-		snprintf(c->err, sizeof(c->err), "%s", pgjournal_error(c->pj));
-		return ret;
-	}
-	/* The meeting point: the table's group that holds the lower of the
-	 * two ends is compared with the local records, and what the table
-	 * has beyond the local end is pulled. */
-	u64 meet = local_last < table_last ? local_last : table_last;
 	struct pull_ctx p = {.c = c,
 			     .j = j,
 			     .data_dir = data_dir,
 			     .local_last = local_last,
 			     .apply = apply,
 			     .apply_ctx = ctx};
+	int ret;
+
+	*err = open_err; /* outlives c: the engine closes it on failure */
+	ret = pgjournal_last_seq(c->pj, &table_last);
+	if (ret < 0) {
+		snprintf(c->err, sizeof(c->err), "%s", pgjournal_error(c->pj));
+		goto done;
+	}
+	/* The meeting point: the table's group that holds the lower of the
+	 * two ends is compared with the local records, and what the table
+	 * has beyond the local end is pulled. */
+	u64 meet = local_last < table_last ? local_last : table_last;
 	if (table_last > 0) {
 		ret = pgjournal_read(c->pj, meet ? meet : 1, pull_row, &p);
 		if (ret < 0 && ret != -EBADMSG)
@@ -278,6 +278,8 @@ int cluster_catch_up(struct cluster *c, struct journal *j, const char *data_dir,
 		       LOG_NUM("last_seq", journal_next_seq(j) - 1));
 done:
 	journal_reader_close(p.rd);
+	if (ret < 0)
+		snprintf(open_err, sizeof(open_err), "%s", c->err);
 	return ret;
 }
 
