@@ -472,6 +472,15 @@ def test_cluster_writer_stops_when_fenced_and_a_new_node_catches_up(ctx):
                                     for i in ids[k:k + 100]],
                    ["created"] * 100)
         rows = db.psql("SELECT count(*) FROM tpw_journal").strip()
+        last = db.psql("SELECT max(last_seq) FROM tpw_journal").strip()
+        m = a.get("/metrics")
+        check_eq(m.status, 200, "/metrics")
+        text = m.body.decode()
+        for line in ("tpwallet_cluster_term 1",
+                     "tpwallet_cluster_appended_seq " + last,
+                     "tpwallet_cluster_append_duration_seconds_count "
+                     + rows):
+            check(line in text.splitlines(), "/metrics has %r" % line)
         # Another writer takes the lease (as after this one paused past
         # it): A's next group is refused by the table, and A stops.
         db.psql("UPDATE tpw_lease SET term = term + 1, holder = 'other', "
