@@ -7,7 +7,7 @@
 BUILD   ?= build
 CC      ?= cc
 SAN     ?=
-PKGS    := libmicrohttpd jansson libsodium nettle libcurl gnutls
+PKGS    := libmicrohttpd jansson libsodium nettle libcurl gnutls libpq
 
 # SAN=1: AddressSanitizer + UndefinedBehaviorSanitizer; SAN=thread:
 # ThreadSanitizer (make tsan).  Both with clang.
@@ -131,6 +131,12 @@ $(BUILD)/tests/test_api_%: tests/unit/test_api_%.c $(API_OBJ)
 	@echo "  TEST    $@"
 	@$(CC) $(CPPFLAGS) $(CFLAGS) $(LDSAN) -o $@ $^ $(LDLIBS) -lcmocka $(ROCKSDB_LIBS)
 
+# The e2e suite's driver of log/pgjournal (tests/cluster, test_cluster.py).
+$(BUILD)/tests/pgjournal_probe: tests/cluster/pgjournal_probe.c $(LOG_OBJ)
+	@mkdir -p $(dir $@)
+	@echo "  TEST    $@"
+	@$(CC) $(CPPFLAGS) $(CFLAGS) $(LDSAN) -o $@ $^ $(LDLIBS) $(ROCKSDB_LIBS)
+
 # Benchmarks (bench/*.c), built with the project's warnings and linked
 # against the layers below the CLI, so they cannot rot; make test builds
 # them, make bench runs them.
@@ -156,7 +162,7 @@ bench-build: $(BENCH_BIN)
 unit: $(UNIT_BIN)
 	@tests/count.sh tests/run-unit.sh $(BUILD)/tests
 
-e2e: $(BUILD)/tpwallet $(BUILD)/bench/bench_store
+e2e: $(BUILD)/tpwallet $(BUILD)/bench/bench_store $(BUILD)/tests/pgjournal_probe
 	@tests/count.sh python3 tests/e2e/run.py --binary $(BUILD)/tpwallet
 
 # The whole suite: deps, normal build, unit + e2e; then the same under

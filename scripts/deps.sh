@@ -4,7 +4,9 @@
 #   scripts/deps.sh [test]  that and what the tests use (make test): the
 #                           sanitizers' clang, cmocka, the static checks,
 #                           wrk, Node.js with npm for the JOSE client, and
-#                           prometheus for its promtool (the alert rules)
+#                           prometheus for its promtool (the alert rules),
+#                           PostgreSQL 15, Patroni and etcd (the cluster
+#                           tests start their own, as an unprivileged user)
 #   scripts/deps.sh bench   what building needs and the benchmarks' tools:
 #                           wrk, curl, python3, nginx (the fixed-reply
 #                           baseline of bench/single_vs_nginx.sh), perf
@@ -14,9 +16,10 @@ set -eu
 
 BUILD_PKGS="build-essential pkg-config
 libmicrohttpd-dev libsodium-dev libjansson-dev nettle-dev libcurl4-gnutls-dev
-libgnutls28-dev librocksdb-dev liblmdb-dev libp11-kit-dev"
+libgnutls28-dev librocksdb-dev liblmdb-dev libp11-kit-dev libpq-dev"
 TEST_PKGS="clang libclang-rt-14-dev libcmocka-dev python3 curl wrk
-clang-format cppcheck util-linux prometheus openssl softhsm2"
+clang-format cppcheck util-linux prometheus openssl softhsm2
+postgresql-15 postgresql-client-15 patroni etcd-server"
 BENCH_PKGS="python3 curl wrk nginx-light linux-perf"
 
 case "${1:-test}" in
@@ -56,6 +59,16 @@ case "$missing " in
 *" prometheus "*)
 	if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
 		$SUDO systemctl disable --now prometheus >/dev/null 2>&1 || true
+	fi
+	;;
+esac
+# The same for the cluster tests' packages: they start their own etcd,
+# Patroni and PostgreSQL on free loopback ports and use none of the
+# system's (Debian's PostgreSQL cluster on 5432 is left alone).
+case "$missing " in
+*" patroni "* | *" etcd-server "*)
+	if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+		$SUDO systemctl disable --now patroni etcd >/dev/null 2>&1 || true
 	fi
 	;;
 esac

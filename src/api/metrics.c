@@ -3,6 +3,7 @@
  * metrics.h).
  */
 #include "api/metrics.h"
+#include "engine/cluster.h"
 #include "engine/engine.h"
 #include "log/pkcs11.h"
 #include "engine/history.h"
@@ -221,6 +222,27 @@ static void render_store(struct wbuf *b, struct engine *e, u64 applied_seq)
 	      h.keep_transfers);
 }
 
+/* Cluster mode's writer (docs/operations.md, "Cluster mode"); nothing
+ * for a single node. */
+static void render_cluster(struct wbuf *b, struct engine *e)
+{
+	struct cluster_stats cs;
+	if (!engine_cluster_stats(e, &cs))
+		return;
+	gauge(b, "tpwallet_cluster_term", "gauge",
+	      "The writer's lease term in the cluster's table.", cs.term);
+	gauge(b, "tpwallet_cluster_appended_seq", "gauge",
+	      "Last journal seq committed to the cluster's table.",
+	      cs.appended_seq);
+	help(b, "tpwallet_cluster_append_duration_seconds", "summary",
+	     "Group appends to the cluster's table, from send to commit.");
+	wbuf_puts(b, "tpwallet_cluster_append_duration_seconds_sum ");
+	put_seconds(b, cs.append_us_sum);
+	wbuf_puts(b, "\ntpwallet_cluster_append_duration_seconds_count ");
+	wbuf_put_u64(b, cs.appends);
+	wbuf_putc(b, '\n');
+}
+
 static void render_engine(struct wbuf *b, struct engine *e)
 {
 	static const u64 sync_le_us[12] = ENGINE_SYNC_BUCKETS_US;
@@ -276,6 +298,7 @@ static void render_engine(struct wbuf *b, struct engine *e)
 	wbuf_put_u64(b, ls.index_bytes + ls.record_bytes);
 	wbuf_putc(b, '\n');
 	render_store(b, e, es.last_seq);
+	render_cluster(b, e);
 }
 
 static void latency_labels(struct wbuf *b, const char *series,

@@ -204,9 +204,7 @@ enum MHD_Result server_route_readyz(struct request *rq)
 					 NULL);
 	if (!engine_healthy(s->e))
 		return api_reply_problem(rq, PROBLEM_unavailable,
-					 "the journal failed: every change "
-					 "is refused until a restart",
-					 NULL, NULL);
+					 engine_failure(s->e), NULL, NULL);
 	wbuf_puts(&b, "{\"status\":\"ready\"}");
 	return api_reply_json(rq, 200, &b);
 }
@@ -544,6 +542,10 @@ static enum MHD_Result engine_reply(struct request *rq)
 	if (er->status == -ESHUTDOWN)
 		return api_reply_problem(rq, PROBLEM_unavailable,
 					 "the engine is shutting down", NULL,
+					 NULL);
+	if (er->status == -ENOLINK) /* cluster mode's writer stopped */
+		return api_reply_problem(rq, PROBLEM_unavailable,
+					 engine_failure(rq->srv->e), NULL,
 					 NULL);
 	if (er->status)
 		return api_reply_problem(rq, PROBLEM_engine_error, NULL, NULL,

@@ -129,6 +129,13 @@ struct settings {
 	char tls_client_ca_file[4096];
 	char tls_crl_file[4096];
 	char tls_client_auth[16];
+	/* Cluster mode (docs/operations.md, "Cluster mode"): a libpq
+	 * connection string ("" a single node; may hold a password, never
+	 * printed), this node's name for the writer's lease ("" until
+	 * settings_finish: HOST:DATA_DIR), the lease's length. */
+	char cluster[1024];
+	char cluster_node[256];
+	unsigned cluster_lease_ms;
 };
 
 /* Defaults, then the config file (if any), then the environment. */

@@ -16,6 +16,7 @@
 #include "log/datadir.h"
 #include "cli/serverkeys.h"
 #include "engine/audit.h"
+#include "engine/cluster.h"
 #include "engine/engine.h"
 #include "engine/expirer.h"
 #include "engine/witness.h"
@@ -24,6 +25,9 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <unistd.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -65,6 +69,21 @@ static void print_truncate_command(int argc, char **argv)
 	fprintf(stderr, " --truncate-corrupt-tail`\n");
 }
 
+/* The lease's holder when cluster_node is not set: HOST:DATA_DIR (the
+ * data directory's real path, its last 80 bytes), stable across restarts
+ * of this node; within pgjournal's 127 bytes. */
+static void default_cluster_node(struct settings *s)
+{
+	char host[40] = "localhost", dir[PATH_MAX];
+	if (gethostname(host, sizeof(host) - 1) != 0)
+		snprintf(host, sizeof(host), "localhost");
+	if (!realpath(s->data_dir, dir))
+		snprintf(dir, sizeof(dir), "%s", s->data_dir);
+	size_t n = strlen(dir);
+	snprintf(s->cluster_node, 128, "%s:%.80s", host,
+		 dir + (n > 80 ? n - 80 : 0));
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -97,6 +116,12 @@ static void usage(FILE *f)
 		"  --kek-file FILE     key-encryption key (default DATA.kek; "
 		"TPWALLET_KEK_FILE,\n"
 		"                      or the key itself in TPWALLET_KEK)\n"
+		"  --cluster CONNINFO  cluster mode: every journal group also "
+		"committed to\n"
+		"                      PostgreSQL (libpq string; "
+		"TPWALLET_CLUSTER), under a\n"
+		"                      fenced writer's lease (docs/"
+		"operations.md, Cluster mode)\n"
 		"  --truncate-corrupt-tail\n"
 		"                      accept losing acknowledged records: cut "
 		"the last journal\n"
@@ -163,6 +188,7 @@ int cmd_serve(int argc, char **argv)
 		{"witness", required_argument, NULL, 'w'},
 		{"probe", required_argument, NULL, 'P'},
 		{"truncate-corrupt-tail", no_argument, NULL, 'T'},
+		{"cluster", required_argument, NULL, 'C'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -174,8 +200,8 @@ int cmd_serve(int argc, char **argv)
 	bool truncate_corrupt_tail = false;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "d:l:t:L:c:k:w:P:h", opts, NULL)) !=
-	       -1) {
+	while ((c = getopt_long(argc, argv, "d:l:t:L:c:k:w:P:C:h", opts,
+				NULL)) != -1) {
 		const char *key = NULL;
 		switch (c) {
 		case 'd': key = "data"; break;
@@ -185,6 +211,7 @@ int cmd_serve(int argc, char **argv)
 		case 'k': key = "kek_file"; break;
 		case 'w': key = "witness"; break;
 		case 'P': key = "probe"; break;
+		case 'C': key = "cluster"; break;
 		case 'c': config = optarg; break;
 		case 'T': truncate_corrupt_tail = true; break;
 		case 'h': usage(stdout); return 0;
@@ -315,6 +342,17 @@ int cmd_serve(int argc, char **argv)
 		.pstate_changed = expirer_poke,
 		.pstate_changed_ctx = expirer,
 	};
+	struct cluster_options co = {.conninfo = s.cluster,
+				     .holder = s.cluster_node,
+				     .lease_ms = s.cluster_lease_ms};
+	if (s.cluster[0]) {
+		if (!s.cluster_node[0])
+			default_cluster_node(&s);
+		eo.cluster = &co;
+		log_at(LOG_INFO, "cluster mode",
+		       LOG_STR("node", s.cluster_node),
+		       LOG_NUM("lease_ms", s.cluster_lease_ms));
+	}
 	log_at(LOG_INFO, "recovering", LOG_STR("data", s.data_dir));
 	ret = engine_open(&e, &eo, &err);
 	if (ret < 0) {

@@ -128,6 +128,7 @@ static const struct number_setting number_settings[] = {
 	NUMBER(manifest_ttl_max_s, 60, 7 * 86400),
 	NUMBER(audit_cache_bytes, (uint64_t)1 << 20, (uint64_t)64 << 30),
 	NUMBER(kek_pkcs11_timeout_ms, 50, 60000),
+	NUMBER(cluster_lease_ms, 1000, 600000),
 };
 
 #undef NUMBER
@@ -270,6 +271,12 @@ int settings_set(struct settings *s, const char *key, const char *value)
 			      : -EINVAL;
 	} else if (strcmp(key, "tls_priority") == 0) {
 		ret = copy_str(s->tls_priority, sizeof(s->tls_priority), value);
+	} else if (strcmp(key, "cluster") == 0) {
+		ret = copy_str(s->cluster, sizeof(s->cluster), value);
+	} else if (strcmp(key, "cluster_node") == 0) {
+		ret = *value ? copy_str(s->cluster_node,
+					sizeof(s->cluster_node), value)
+			     : -EINVAL;
 	} else if (strcmp(key, "client_policy_max_blocked_share") == 0) {
 		ret = parse_share(value, &s->client_policy_max_blocked_share);
 	} else if (strcmp(key, "log_level") == 0) {
@@ -287,7 +294,9 @@ int settings_set(struct settings *s, const char *key, const char *value)
 		fprintf(stderr,
 			"tpwallet: invalid value for '%s': '%s' "
 			"(see docs/operations.md)\n",
-			key, value);
+			key,
+			/* a connection string may hold a password */
+			strcmp(key, "cluster") ? value : "(not shown)");
 	return ret;
 }
 
@@ -436,6 +445,9 @@ static const struct {
 	{"TPWALLET_TLS_CLIENT_CA_FILE", "tls_client_ca_file"},
 	{"TPWALLET_TLS_CRL_FILE", "tls_crl_file"},
 	{"TPWALLET_TLS_CLIENT_AUTH", "tls_client_auth"},
+	{"TPWALLET_CLUSTER", "cluster"},
+	{"TPWALLET_CLUSTER_NODE", "cluster_node"},
+	{"TPWALLET_CLUSTER_LEASE_MS", "cluster_lease_ms"},
 };
 
 int settings_load(struct settings *s, const char *config_path)
@@ -473,6 +485,7 @@ int settings_load(struct settings *s, const char *config_path)
 	s->revocations_per_principal = AUTH_REVOCATIONS_PER_PRINCIPAL;
 	s->audit_cache_bytes = TILESTORE_CACHE_BYTES_DEFAULT;
 	s->kek_pkcs11_timeout_ms = 2000;
+	s->cluster_lease_ms = 10000;
 	copy_str(s->log_level, sizeof(s->log_level), "info");
 
 	if (!config_path)

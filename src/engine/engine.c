@@ -15,6 +15,7 @@
 #include "core/command.h"
 #include "core/clock.h"
 #include "core/state.h"
+#include "engine/cluster.h"
 #include "engine/history.h"
 #include "engine/logger.h"
 #include "log/journal.h"
@@ -80,13 +81,15 @@ struct engine {
 	struct state *state;
 	struct journal *journal;
 	struct history *history;     /* NULL without a store */
+	struct cluster *cluster;     /* NULL but in cluster mode */
 	pthread_rwlock_t state_lock; /* readers vs. the applier */
 
 	pthread_mutex_t queue_lock;
 	pthread_cond_t queue_cond;
 	struct engine_request *head, *tail;
 	bool stopping;
-	bool failed; /* the journal failed: nothing more is accepted */
+	bool failed;	     /* the journal failed: nothing more is accepted */
+	bool cluster_failed; /* ... because the table refused or lost a group */
 
 	/* Sequencer -> applier: durable groups, in journal order. */
 	pthread_mutex_t pipe_lock;
@@ -298,6 +301,14 @@ static int recover(struct engine *e, const struct engine_options *o,
 		       "was truncated or replaced";
 		return -EBADMSG;
 	}
+	if (e->cluster) {
+		/* The table's records beyond the local end are applied as
+		 * replayed ones are. */
+		ret = cluster_catch_up(e->cluster, e->journal, e->data_dir,
+				       replay_one, &rc, err);
+		if (ret < 0)
+			return ret;
+	}
 	if (e->history) {
 		ret = history_start(e->history, err);
 		if (ret < 0)
@@ -476,6 +487,19 @@ static void fail_engine(struct engine *e, int err)
 	refuse_changes(e);
 }
 
+static void fail_cluster(struct engine *e, int err)
+{
+	log_at(LOG_ERROR,
+	       "cluster append failed: refusing every change until "
+	       "restart",
+	       LOG_STR("reason", cluster_error(e->cluster)),
+	       LOG_NUM("errno", -err));
+	pthread_mutex_lock(&e->queue_lock);
+	e->cluster_failed = true;
+	pthread_mutex_unlock(&e->queue_lock);
+	refuse_changes(e);
+}
+
 static u16 journal_type_of(const struct engine_request *r)
 {
 	switch (r->op) {
@@ -558,10 +582,19 @@ static void commit_group(struct engine *e, struct engine_request *list)
 
 	struct timespec a, b;
 	clock_gettime(CLOCK_MONOTONIC, &a);
+	/* Cluster mode: PostgreSQL commits the group while the local copy
+	 * is synced; replies wait for both. */
+	int cret =
+		e->cluster ? cluster_append_start(e->cluster, e->journal) : 0;
+	bool sent = e->cluster && cret == 0;
 	ret = journal_sync(e->journal);
+	if (sent)
+		cret = cluster_append_finish(e->cluster);
 	clock_gettime(CLOCK_MONOTONIC, &b);
 	if (ret < 0)
 		goto failed;
+	if (cret < 0)
+		goto cluster_failed;
 	record_sync_latency(e, (u64)((b.tv_sec - a.tv_sec) * 1000000 +
 				     (b.tv_nsec - a.tv_nsec) / 1000));
 	atomic_store(&e->journal_bytes, journal_size_bytes(e->journal));
@@ -580,6 +613,14 @@ failed:
 	 * a restart replays whatever is there: the outcome is unknown. */
 	fail_engine(e, ret);
 	finish(list, -EIO);
+	return;
+cluster_failed:
+	/* Durable here, but the table refused it (another writer holds
+	 * the lease) or its outcome stayed unknown: stop rather than
+	 * diverge.  A restart pushes the group if the lease is still ours,
+	 * and refuses to start if another writer went on. */
+	fail_cluster(e, cret);
+	finish(list, -EIO);
 }
 
 static void *sequencer_main(void *arg)
@@ -590,10 +631,17 @@ static void *sequencer_main(void *arg)
 	while (!stop) {
 		struct engine_request *list = take_group(e, &stop);
 		if (e->failed) {
-			finish(list, -ECANCELED);
+			finish(list, e->cluster_failed ? -ENOLINK : -ECANCELED);
 			continue;
 		}
+		bool idle = !list;
 		commit_group(e, list);
+		if (idle && e->cluster && !e->failed) {
+			/* Keep the lease while there is nothing to append. */
+			int ret = cluster_tick(e->cluster);
+			if (ret < 0)
+				fail_cluster(e, ret);
+		}
 	}
 	/* Tell the applier that nothing more comes. */
 	pthread_mutex_lock(&e->pipe_lock);
@@ -791,6 +839,11 @@ int engine_open(struct engine **out, const struct engine_options *o,
 	e->snapshot_every = o->snapshot_every_records
 				    ? o->snapshot_every_records
 				    : SNAPSHOT_EVERY_DEFAULT;
+	if (o->cluster) {
+		ret = cluster_open(&e->cluster, o->cluster, &msg);
+		if (ret < 0)
+			goto cleanup;
+	}
 	ret = recover(e, o, false, &msg);
 	if (ret < 0)
 		goto cleanup;
@@ -843,6 +896,7 @@ void engine_close(struct engine *e)
 	snapshot_reap(e, true);
 	if (e->journal)
 		journal_close(e->journal);
+	cluster_close(e->cluster);
 	state_free(e->state);
 	free(e->snapshot_writer);
 	pthread_rwlock_destroy(&e->state_lock);
@@ -883,7 +937,9 @@ int engine_submit(struct engine *e, struct engine_request *req)
 	req->status = 0;
 	pthread_mutex_lock(&e->queue_lock);
 	if (e->stopping || e->failed) {
-		int ret = e->failed ? -ECANCELED : -ESHUTDOWN;
+		int ret = !e->failed	      ? -ESHUTDOWN
+			  : e->cluster_failed ? -ENOLINK
+					      : -ECANCELED;
 		pthread_mutex_unlock(&e->queue_lock);
 		return ret;
 	}
@@ -1185,6 +1241,25 @@ bool engine_healthy(struct engine *e)
 	bool ok = !e->failed && !e->stopping;
 	pthread_mutex_unlock(&e->queue_lock);
 	return ok;
+}
+
+const char *engine_failure(struct engine *e)
+{
+	pthread_mutex_lock(&e->queue_lock);
+	bool cluster = e->cluster_failed;
+	pthread_mutex_unlock(&e->queue_lock);
+	return cluster ? "the cluster's journal table refused or lost a "
+			 "group: every change is refused until a restart"
+		       : "the journal failed: every change is refused until "
+			 "a restart";
+}
+
+bool engine_cluster_stats(struct engine *e, struct cluster_stats *s)
+{
+	if (!e->cluster)
+		return false;
+	cluster_stats(e->cluster, s);
+	return true;
 }
 
 void engine_stats(struct engine *e, struct engine_stats *s)

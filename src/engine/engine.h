@@ -56,6 +56,7 @@ struct engine_request {
 	 * written, so whether it is applied is unknown until a restart
 	 * (retry with the same ids: they are idempotent); or another
 	 * negative errno: not applied (-ECANCELED after a journal failure,
+	 * -ENOLINK after cluster mode's table refused or lost a group,
 	 * -ESHUTDOWN while closing, -ERANGE for a clock past 2262). */
 	int status;
 	/* Called once: on the applier thread after the batch is applied,
@@ -97,9 +98,14 @@ struct engine_options {
 	/* Recent transfers kept in memory with a store; 0: what half of
 	 * cache_bytes holds.  Tests set it small to make eviction happen. */
 	u64 window_transfers;
+	/* Cluster mode (engine/cluster.h, docs/operations.md "Cluster
+	 * mode"): each group also committed to PostgreSQL before replies,
+	 * under the writer's lease.  NULL: a single node. */
+	const struct cluster_options *cluster;
 };
 
 struct engine;
+struct cluster_options;
 
 /* Recover and start the sequencer.  On failure returns a negative errno
  * and *err (if not NULL) names the cause (file, offset). */
@@ -185,5 +191,11 @@ u64 engine_now_ns(struct engine *e);
 /* False once the journal has failed (every change is refused until a
  * restart) or the engine is closing: /readyz reports it. */
 bool engine_healthy(struct engine *e);
+/* Why engine_healthy is false (the journal, or in cluster mode the
+ * table): a sentence for /readyz. */
+const char *engine_failure(struct engine *e);
+/* Cluster mode's figures (false, s untouched, for a single node). */
+struct cluster_stats;
+bool engine_cluster_stats(struct engine *e, struct cluster_stats *s);
 
 #endif

@@ -927,6 +927,14 @@ cleanup:
 	return ret;
 }
 
+void journal_pending(const struct journal *j, const void **buf, size_t *len,
+		     u64 *first_seq)
+{
+	*buf = j->buf;
+	*len = j->buf_used;
+	*first_seq = j->buf_first_seq;
+}
+
 void journal_close(struct journal *j)
 {
 	if (!j)

@@ -182,6 +182,14 @@ int journal_append(struct journal *j, u16 type, u64 timestamp,
  * restart re-reads what is really on disk and cuts the torn tail. */
 int journal_sync(struct journal *j);
 
+/* The records appended since the last journal_sync, as journal_sync
+ * will write them: *len bytes at *buf (0 when none), seqs *first_seq ..
+ * journal_next_seq() - 1.  *buf stays valid and unchanged until the next
+ * append or close (journal_sync only reads it): cluster mode sends the
+ * same bytes to PostgreSQL while the sync runs (log/pgjournal.h). */
+void journal_pending(const struct journal *j, const void **buf, size_t *len,
+		     u64 *first_seq);
+
 /* Bytes written to all segments (for metrics); excludes the unsynced
  * buffer. */
 u64 journal_size_bytes(const struct journal *j);

@@ -74,6 +74,7 @@ import test_docs  # noqa: E402,F401
 import test_incident_drill  # noqa: E402,F401
 import test_bench_store  # noqa: E402,F401
 import test_bench_history  # noqa: E402,F401
+import test_cluster  # noqa: E402,F401
 
 
 class TestTimeout(Exception):

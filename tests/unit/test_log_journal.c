@@ -837,6 +837,66 @@ static void test_open_refuses_a_journal_shorter_than_covered(void **state)
 	journal_close(j);
 }
 
+/* Cluster mode sends the pending group's bytes to PostgreSQL while
+ * journal_sync writes them: they are the records as the segment gets
+ * them, and nothing once synced. */
+static void test_pending_is_the_group_as_it_will_be_written(void **state)
+{
+	struct fixture *f = *state;
+	struct journal *j = NULL;
+	const void *buf = NULL;
+	size_t len = 1;
+	u64 first = 0;
+
+	assert_int_equal(journal_open(&j, f->dir, NULL, 0, NULL, NULL, NULL),
+			 0);
+	journal_pending(j, &buf, &len, &first);
+	assert_int_equal(len, 0);
+	assert_int_equal(first, 1);
+	write_records(j, 1, 3, 3); /* one group, synced */
+	u64 synced = journal_size_bytes(j);
+	for (u64 seq = 4; seq <= 6; seq++) {
+		u16 type;
+		u32 bytes = payload_for(seq, &type);
+		assert_int_equal(journal_append(j, type, ts_for(seq),
+						payload_buf, bytes, NULL),
+				 0);
+	}
+	journal_pending(j, &buf, &len, &first);
+	assert_int_equal(first, 4);
+	/* Three whole records, 4..6, in order, decodable. */
+	size_t off = 0;
+	for (u64 seq = 4; seq <= 6; seq++) {
+		struct journal_record r;
+		long n = journal_decode((const u8 *)buf + off, len - off, &r);
+		assert_true(n > 0);
+		assert_int_equal(r.seq, seq);
+		off += (size_t)n;
+	}
+	assert_int_equal(off, len);
+	u8 *copy = malloc(len);
+	assert_non_null(copy);
+	memcpy(copy, buf, len);
+	assert_int_equal(journal_sync(j), 0);
+	/* What was pending is now the segment's tail, byte for byte. */
+	char path[256];
+	segment_path(f, 1, path, sizeof(path));
+	FILE *fp = fopen(path, "rb");
+	assert_non_null(fp);
+	u8 *tail = malloc(len);
+	assert_non_null(tail);
+	assert_int_equal(fseek(fp, (long)synced, SEEK_SET), 0);
+	assert_int_equal(fread(tail, 1, len, fp), len);
+	fclose(fp);
+	assert_memory_equal(tail, copy, len);
+	journal_pending(j, &buf, &len, &first);
+	assert_int_equal(len, 0);
+	assert_int_equal(first, 7);
+	free(tail);
+	free(copy);
+	journal_close(j);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -862,6 +922,7 @@ int main(void)
 		T(test_scan_buffer_reports_torn_and_corrupt),
 		T(test_scan_buffer_refuses_a_covered_tail),
 		T(test_open_refuses_a_journal_shorter_than_covered),
+		T(test_pending_is_the_group_as_it_will_be_written),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
