@@ -191,7 +191,8 @@ sanitize:
 	$(MAKE) --no-print-directory BUILD=build/san SAN=1 all unit
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	  tests/count.sh python3 tests/e2e/run.py --binary build/san/tpwallet --sanitized
+	  tests/count.sh python3 tests/e2e/run.py --binary build/san/tpwallet --sanitized \
+	    --skip-heavy
 
 # ThreadSanitizer: the unit tests and the e2e suite against a clang
 # -fsanitize=thread build.  halt_on_error: the first report stops the
@@ -205,7 +206,7 @@ tsan:
 	$(MAKE) --no-print-directory BUILD=build/tsan SAN=thread all unit
 	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
 	  tests/count.sh python3 tests/e2e/run.py --binary build/tsan/tpwallet \
-	    --sanitized -k '^(?!test_client_policy_)'
+	    --sanitized --skip-heavy -k '^(?!test_client_policy_)'
 
 # make check refuses an upward include and a banned call (tests/check).
 check-test:

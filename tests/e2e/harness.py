@@ -707,7 +707,7 @@ def is_addr_in_use(e):
 
 # -- test registry ---------------------------------------------------------
 
-TESTS = []  # (name, function, timeout seconds, waits)
+TESTS = []  # (name, function, timeout seconds, waits, heavy)
 
 # Reuse a keep-alive connection only while it is younger than this: the
 # server closes one idle for API_CONNECTION_TIMEOUT_S_DEFAULT (30 s).
@@ -741,13 +741,16 @@ def run_daemon(ctx, cmd, port, cwd, env):
     return path
 
 
-def e2e_test(timeout=60, waits=False):
+def e2e_test(timeout=60, waits=False, heavy=False):
     """Register a test: def test_<what_it_proves>(ctx).  waits=True: the
     test spends most of its time waiting for the wall clock (an override's
     or a certificate's end), so run.py runs it beside the others, in a
-    second process, instead of making the suite wait for it."""
+    second process, instead of making the suite wait for it.  heavy=True:
+    a suite of real outside processes (a PostgreSQL cluster), run once by
+    `make test` with the plain build, not again under each sanitizer
+    (run.py --skip-heavy)."""
     def wrap(fn):
-        TESTS.append((fn.__name__, fn, timeout, waits))
+        TESTS.append((fn.__name__, fn, timeout, waits, heavy))
         return fn
     return wrap
 

@@ -2,7 +2,8 @@
 """run.py - black-box tests that start the real `tpwallet serve`.
 
     python3 tests/e2e/run.py --binary build/tpwallet [-k PATTERN]
-                             [--sanitized] [--keep] [--one-process] [-v]
+                             [--sanitized] [--keep] [--one-process]
+                             [--skip-heavy] [-v]
 
 Standard library only.  Each test gets its own temp dir; every server it
 starts binds 127.0.0.1 on a free port and is killed when the test ends,
@@ -107,6 +108,8 @@ def start_side(args, names):
         cmd.append("--sanitized")
     if args.keep:
         cmd.append("--keep")
+    if args.skip_heavy:
+        cmd.append("--skip-heavy")
     for n in names:
         cmd += ["-k", "^%s$" % re.escape(n)]
     out = tempfile.TemporaryFile(mode="w+")
@@ -155,6 +158,9 @@ def main():
                     help="keep every test's temp dir (failed ones are "
                          "always kept)")
     ap.add_argument("--list", action="store_true", help="list tests")
+    ap.add_argument("--skip-heavy", action="store_true",
+                    help="leave out the heavy suites (heavy=True: a "
+                         "PostgreSQL cluster): make test runs them once")
     ap.add_argument("--one-process", action="store_true",
                     help="run the waiting tests in this process too")
     ap.add_argument("--side", action="store_true",
@@ -178,8 +184,10 @@ def main():
                     pass
             return False
         tests = [t for t in tests if wanted(t[0])]
+    if args.skip_heavy:
+        tests = [t for t in tests if not t[4]]
     if args.list:
-        for name, _, _, _ in tests:
+        for name, _, _, _, _ in tests:
             print(name)
         return 0
     side = None
@@ -209,7 +217,7 @@ def main():
     sys.stdout.flush()
     interrupted = False
     try:
-        for name, fn, limit, _ in tests:
+        for name, fn, limit, _, _ in tests:
             limit = limit * harness.slow_factor()
             ctx = harness.Ctx(name, root)
             t0 = time.monotonic()

@@ -31,7 +31,7 @@ def cluster(ctx, nodes=3):
     return pgcluster.PgCluster(ctx.path("pg"), nodes=nodes, log=print)
 
 
-@e2e_test(timeout=180)
+@e2e_test(timeout=180, heavy=True)
 def test_cluster_patroni_promotes_the_sync_standby_with_a_committed_row(ctx):
     c = cluster(ctx)
     try:
@@ -167,7 +167,7 @@ def table_seqs(db):
                              "ORDER BY seq").splitlines()]
 
 
-@e2e_test(timeout=120)
+@e2e_test(timeout=120, heavy=True)
 def test_pgjournal_fences_a_stale_writer_and_resolves_unknown_commits(ctx):
     db = pgcluster.PgSingle(ctx.path("pg"))
     probes = []
@@ -232,7 +232,7 @@ def test_pgjournal_fences_a_stale_writer_and_resolves_unknown_commits(ctx):
         db.stop()
 
 
-@e2e_test(timeout=180)
+@e2e_test(timeout=180, heavy=True)
 def test_pgjournal_appends_continue_through_a_primary_kill_with_rpo_0(ctx):
     c = cluster(ctx)
     probe = None
@@ -398,7 +398,7 @@ class TransferLoad:
               "load threads ended")
 
 
-@e2e_test(timeout=240)
+@e2e_test(timeout=240, heavy=True)
 def test_cluster_writer_keeps_every_acknowledged_transfer_through_a_primary_kill(ctx):
     c = cluster(ctx)
     srv = None
@@ -455,7 +455,7 @@ def test_cluster_writer_keeps_every_acknowledged_transfer_through_a_primary_kill
         c.stop()
 
 
-@e2e_test(timeout=150)
+@e2e_test(timeout=150, heavy=True)
 def test_cluster_writer_stops_when_fenced_and_a_new_node_catches_up(ctx):
     db = pgcluster.PgSingle(ctx.path("pg"))
     a = b = None
