@@ -220,6 +220,8 @@ static int recover(struct engine *e, const struct engine_options *o,
 				     .progress_ctx = &pc,
 				     .warn = journal_warn,
 				     .covered_seq = o->covered_seq,
+				     .segment_bytes_max = o->segment_bytes,
+				     .archive_dir = o->archive_dir,
 				     .truncate_corrupt_tail =
 					     o->truncate_corrupt_tail};
 	u8 *snap = NULL;
@@ -235,7 +237,8 @@ static int recover(struct engine *e, const struct engine_options *o,
 					     .window_transfers =
 						     o->window_transfers,
 					     .quiet = o->quiet,
-					     .rebuild = rebuild};
+					     .rebuild = rebuild,
+					     .archive_dir = o->archive_dir};
 		ret = history_open(&e->history, &ho, &lo, &e->state,
 				   &e->last_seq, &e->last_timestamp, err);
 		if (ret < 0)

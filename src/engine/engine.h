@@ -97,6 +97,12 @@ struct engine_options {
 	/* Recent transfers kept in memory with a store; 0: what half of
 	 * cache_bytes holds.  Tests set it small to make eviction happen. */
 	u64 window_transfers;
+	/* Journal segments roll past this many bytes (0: 256 MiB). */
+	u64 segment_bytes;
+	/* Where sealed segments are moved (setting journal_archive_dir), or
+	 * NULL: a rebuild from the journal (a store missing or corrupt)
+	 * reads the segments no longer in DATA/journal from there. */
+	const char *archive_dir;
 };
 
 struct engine;

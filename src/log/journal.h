@@ -100,7 +100,8 @@ struct journal_record {
 
 struct journal_options {
 	u64 segment_bytes_max; /* roll to a new segment past this; 0: 256 MiB */
-	bool no_sync;	       /* tests and benchmarks only: skip fdatasync */
+#define JOURNAL_SEGMENT_BYTES_DEFAULT ((u64)256 << 20)
+	bool no_sync; /* tests and benchmarks only: skip fdatasync */
 	/* Progress during recovery: called at most a few times per second
 	 * with bytes scanned and total bytes; may be NULL. */
 	void (*progress)(void *ctx, u64 done_bytes, u64 total_bytes);
@@ -120,6 +121,12 @@ struct journal_options {
 	 * accept a journal that ends before covered_seq.  Reported through
 	 * warn, naming what was dropped. */
 	bool truncate_corrupt_tail;
+	/* Sealed segments moved out of DIR/journal (setting
+	 * journal_archive_dir), or NULL.  Read only when the state before
+	 * the journal (after_seq) is older than the oldest segment left in
+	 * DIR/journal: the archived segments that fill the gap are then
+	 * validated and replayed first, read only. */
+	const char *archive_dir;
 };
 
 struct journal;

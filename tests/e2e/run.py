@@ -66,6 +66,7 @@ import test_docs  # noqa: E402,F401
 import test_incident_drill  # noqa: E402,F401
 import test_bench_store  # noqa: E402,F401
 import test_bench_history  # noqa: E402,F401
+import test_retention  # noqa: E402,F401
 
 
 class TestTimeout(Exception):
