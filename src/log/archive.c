@@ -42,8 +42,9 @@ static int copy_file(const char *from, const char *to, u8 *buf)
 	int in = open(from, O_RDONLY | O_CLOEXEC);
 	if (in < 0)
 		return -errno;
-	int out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
-		       0600);
+	int out =
+		open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
+		     0600);
 	int ret = out < 0 ? -errno : 0;
 	while (ret == 0) {
 		ssize_t r = read(in, buf, COPY_BYTES);
@@ -69,8 +70,8 @@ static int copy_file(const char *from, const char *to, u8 *buf)
 	return ret;
 }
 
-static int move_one(const char *jdir, const char *archive_dir, u64 seq,
-		    u8 *buf, const char **why)
+static int move_one(const char *jdir, const char *archive_dir, u64 seq, u8 *buf,
+		    const char **why)
 {
 	char name[64], from[PATH_MAX + 96], tmp[PATH_MAX + 112],
 		to[PATH_MAX + 96];

@@ -15,7 +15,8 @@ import re
 import shutil
 import time
 
-from harness import e2e_test, check, check_eq, slow_factor, wait_checkpoint
+from harness import (e2e_test, check, check_eq, slow_factor,
+                     wait_checkpoint, run_cli)
 from ledger import account, transfer, create, get_transfer, \
     account_transfers_all
 
@@ -128,6 +129,24 @@ def test_retention_moves_sealed_segments_and_old_entries_still_answer(ctx):
     for key in before:
         check_eq(after[key], before[key], "%s after kill -9" % key)
     check_eq(entry0(srv).status, 200, "entry 0 after kill -9")
+    # doctor reads the journal through the archive and says what is where.
+    r = run_cli(["doctor", "--data", srv.data_dir], env=env_for(ctx))
+    m = re.search(r"journal retention: DATA/journal holds seq (\d+) on "
+                  r"\((\d+) segments?, [^)]*\); archive (\S+): (\d+) "
+                  r"segments?", r.stdout)
+    check(m is not None, "doctor does not show retention: %s" % r.stdout)
+    check_eq(m.group(3), archive, "doctor's archive directory")
+    check_eq(int(m.group(2)), len(segments(jdir)), "doctor's data segments")
+    check_eq(int(m.group(4)), len(segments(archive)),
+             "doctor's archive segments")
+    check_eq(int(m.group(1)), int(segments(jdir)[0][:-4]),
+             "doctor's oldest retained seq")
+    check(re.search(r"journal: \d+ records, last seq", r.stdout) is not None,
+          "doctor did not read the whole journal: %s" % r.stdout)
+    # So does `tpwallet audit check`, with the setting's environment form.
+    r = run_cli(["audit", "check", srv.data_dir], env=env_for(ctx))
+    check_eq(r.returncode, 0, "audit check through the archive: %s%s"
+             % (r.stdout[-400:], r.stderr[-400:]))
 
     # A store that is gone is rebuilt from the journal: the archive's
     # segments, then DATA/journal's.
