@@ -281,8 +281,14 @@ static void state_save(struct audit *a, const u8 *root)
 		memcpy(st.root, root, sizeof(st.root));
 	else if (tilestore_root(a->tiles, st.size, st.root) != 0)
 		return;
-	int ret = msync(a->positions, st.size * sizeof(struct position),
-			MS_SYNC) != 0
+	/* Records below the last state were synced then and are never
+	 * written again: only the pages from there on (msync walks every
+	 * page of its range, and the file grows by 32 bytes an entry). */
+	long page = sysconf(_SC_PAGESIZE);
+	u64 from = a->state_size * sizeof(struct position);
+	from -= page > 0 ? from % (u64)page : from;
+	int ret = msync((u8 *)a->positions + from,
+			st.size * sizeof(struct position) - from, MS_SYNC) != 0
 			  ? -errno
 			  : auditstate_write(a->data_dir, &st);
 	if (ret != 0) {
@@ -1656,6 +1662,11 @@ int audit_tile(const struct audit *a, unsigned level, u64 index, unsigned width,
 unsigned audit_tile_width(const struct audit *a, unsigned level, u64 index)
 {
 	return tilestore_tile_width(level, index, audit_size(a));
+}
+
+u64 audit_loaded(const struct audit *a)
+{
+	return a->loaded;
 }
 
 u64 audit_archived_total(const struct audit *a)

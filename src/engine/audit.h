@@ -193,6 +193,11 @@ int audit_entry(const struct audit *a, u64 index, u8 **bytes, size_t *len);
  * view that shows a damaged entry as it is. */
 int audit_entry_read(const struct audit *a, u64 index, u8 **bytes, size_t *len);
 
+/* Entries taken from the audit files at open because DATA/audit/state
+ * vouched for them (docs/audit.md, "Start-up from the files"); 0 when
+ * they were rebuilt from the journal, and for a tool's in-memory tree. */
+u64 audit_loaded(const struct audit *a);
+
 /* Journal retention (docs/operations.md, "Journal retention"): segments
  * moved to the archive directory since start, and that directory (NULL:
  * none).  audit_entry and audit_entry_read return -ENOENT when an

@@ -98,18 +98,18 @@ static void only_sealed_segments_below_the_bound_move(void **state)
 	snprintf(archive, sizeof(archive), "%s/archive", f->dir);
 	assert_int_equal(fsdir_make(archive), 0);
 	/* Segment 1 holds 1..3: seq 3 is not below 3, so nothing moves. */
-	assert_int_equal(
-		journal_archive_move(f->dir, archive, 3, &moved, &why), 0);
+	assert_int_equal(journal_archive_move(f->dir, archive, 3, &moved, &why),
+			 0);
 	assert_true(moved == 0);
-	assert_int_equal(
-		journal_archive_move(f->dir, archive, 4, &moved, &why), 0);
+	assert_int_equal(journal_archive_move(f->dir, archive, 4, &moved, &why),
+			 0);
 	assert_true(moved == 1);
 	assert_false(exists(f->dir, "journal", 1));
 	assert_true(exists(f->dir, "archive", 1));
 	/* The newest segment never moves, whatever the bound. */
-	assert_int_equal(journal_archive_move(f->dir, archive, UINT64_MAX,
-					      &moved, &why),
-			 0);
+	assert_int_equal(
+		journal_archive_move(f->dir, archive, UINT64_MAX, &moved, &why),
+		0);
 	assert_true(moved == 5);
 	assert_true(exists(f->dir, "journal", 19));
 	assert_false(exists(f->dir, "archive", 19));
@@ -228,9 +228,9 @@ static void audit_state_round_trips_and_damage_is_refused(void **state)
 	for (unsigned i = 0; i < AUDITSTATE_BYTES; i++) {
 		memcpy(bad, buf, sizeof(bad));
 		bad[i] ^= 0x10;
-		assert_int_equal(auditstate_decode(bad, sizeof(bad), &got,
-						   &why),
-				 -EBADMSG);
+		assert_int_equal(
+			auditstate_decode(bad, sizeof(bad), &got, &why),
+			-EBADMSG);
 		assert_non_null(why);
 	}
 	assert_int_equal(auditstate_decode(buf, sizeof(buf) - 1, &got, &why),
