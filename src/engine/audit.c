@@ -367,9 +367,10 @@ static int record_read(const struct audit *a, const struct position *p, u8 *buf)
 
 /* Do the audit files agree with DATA/audit/state?  NULL when they do,
  * else why not; *tree_bad when the tree's own hashes cannot be trusted
- * (they are then set aside and rebuilt, not compared). */
+ * (they are then set aside and rebuilt, not compared).  *crc_from gets
+ * the CRC-32C of the first `from` position records (from <= st->size). */
 static const char *files_check(struct audit *a, const struct auditstate *st,
-			       bool *tree_bad)
+			       u64 from, u32 *crc_from, bool *tree_bad)
 {
 	u8 root[MERKLE_HASH_BYTES], leaf[MERKLE_HASH_BYTES];
 	struct stat sb;
@@ -395,7 +396,9 @@ static const char *files_check(struct audit *a, const struct auditstate *st,
 		return "corrupt: the tree head recomputed from the tiles "
 		       "differs from the one audit/state recorded";
 	}
-	if (crc32c(0, a->positions, st->size * sizeof(struct position)) !=
+	*crc_from = crc32c(0, a->positions, from * sizeof(struct position));
+	if (crc32c(*crc_from, a->positions + from,
+		   (st->size - from) * sizeof(struct position)) !=
 	    st->positions_crc)
 		return "corrupt: audit/positions does not match its checksum";
 	/* The last entry covered, read where its position says, must be
@@ -1301,6 +1304,12 @@ static int load_state(struct audit *a)
 	char reason[160];
 	bool tree_bad = false;
 	u64 t0 = tpw_monotonic_ms();
+	u32 crc_from = 0;
+	/* The records the engine replayed into its state at this start
+	 * (after its store's or snapshot's seq) are compared with their
+	 * leaves all the same: a journal rewritten on disk is never
+	 * applied unchecked.  Only those before are taken on trust. */
+	u64 from = 0;
 
 	int ret = auditstate_read(a->data_dir, &st, &why);
 	if (ret == -ENOENT) {
@@ -1312,14 +1321,18 @@ static int load_state(struct audit *a)
 	} else if (ret < 0) {
 		why = "audit/state cannot be read";
 	} else {
-		why = files_check(a, &st, &tree_bad);
+		from = a->engine ? engine_recovered_from(a->engine) : st.size;
+		if (from > st.size)
+			from = st.size;
+		why = files_check(a, &st, from, &crc_from, &tree_bad);
 	}
 	if (!why) {
-		a->loaded = a->state_size = st.size;
-		a->positions_crc = st.positions_crc;
-		atomic_store(&a->size, st.size);
+		a->loaded = a->state_size = from;
+		a->positions_crc = crc_from;
+		atomic_store(&a->size, from);
 		log_at(LOG_INFO, "audit tree loaded from its files",
-		       LOG_NUM("entries", st.size),
+		       LOG_NUM("entries", st.size), LOG_NUM("loaded", from),
+		       LOG_NUM("to_compare", st.size - from),
 		       LOG_NUM("duration_ms", tpw_monotonic_ms() - t0));
 		return 0;
 	}

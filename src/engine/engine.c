@@ -118,6 +118,7 @@ struct engine {
 	_Atomic u64 sync_buckets[12];
 	_Atomic u64 sync_sum_us, sync_count;
 	u64 recovery_records, recovery_ms;
+	u64 recovered_from; /* the seq the state held before the replay */
 	/* Results of records replayed at open (nobody reads them). */
 	u32 replay_results[BATCH_EVENTS_MAX];
 };
@@ -308,6 +309,7 @@ static int recover(struct engine *e, const struct engine_options *o,
 	}
 	atomic_store(&e->journal_bytes, journal_size_bytes(e->journal));
 	e->recovery_records = rc.count;
+	e->recovered_from = snap_seq;
 	e->recovery_ms = tpw_monotonic_ms() - pc.started_ms;
 	if (!o->quiet && (rc.count > 0 || ret == 1 || snap_seq > 0))
 		log_at(LOG_INFO, "recovered",
@@ -1207,6 +1209,11 @@ void engine_stats(struct engine *e, struct engine_stats *s)
 	pthread_rwlock_rdlock(&e->state_lock);
 	s->last_seq = e->last_seq;
 	pthread_rwlock_unlock(&e->state_lock);
+}
+
+u64 engine_recovered_from(struct engine *e)
+{
+	return e->recovered_from;
 }
 
 u64 engine_durable_seq(struct engine *e)

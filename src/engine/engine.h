@@ -179,6 +179,13 @@ struct engine_stats {
 	}
 void engine_stats(struct engine *e, struct engine_stats *out);
 
+/* The seq of the state recovery started from (the store's or the
+ * snapshot's; 0: none): the journal records after it were replayed into
+ * the state at this start, and the audit tree compares each of them with
+ * its stored leaf before it trusts them (docs/audit.md, "Start-up from
+ * the files"). */
+u64 engine_recovered_from(struct engine *e);
+
 /* The last journal seq that is durable (fdatasync'ed).  Readers of the
  * journal files (the audit tree) must not go past it: a record beyond may
  * still be half-written, or lost in a power cut. */
