@@ -4,12 +4,19 @@
  * The thread reads records with journal_reader, appends their leaf hashes
  * to the tile store (log/tilestore.h: the tree's hashes on disk behind a
  * bounded cache), and records where each record lies (segment, offset)
- * and its timestamp in DATA/audit/positions, a scratch file rewritten
- * from the journal at every start and mapped shared, so that it lives in
- * the page cache the kernel can drop, not in the process's anonymous
- * memory.  Readers need no lock: everything below the published size is
- * written before the size is stored (release) and read after it is
- * loaded (acquire).
+ * and its timestamp in DATA/audit/positions, mapped shared, so that it
+ * lives in the page cache the kernel can drop, not in the process's
+ * anonymous memory.  Readers need no lock: everything below the published
+ * size is written before the size is stored (release) and read after it
+ * is loaded (acquire).
+ *
+ * Start-up (load_state): when DATA/audit/state (log/auditstate.h) vouches
+ * for the leaves, tiles and positions, the entries below the seq the
+ * engine recovered from are taken from them and only the journal after
+ * it is read; otherwise the files are rebuilt from the journal.  After
+ * each signed checkpoint the thread records the state again and moves
+ * the journal segments nothing needs any longer to the archive directory
+ * (retention_step, log/archive.h).
  *
  * Witnesses have a thread of their own.  The audit thread signs a
  * checkpoint, makes it durable and serves it at once, then leaves it in a

@@ -612,9 +612,9 @@ static int open_segments(struct journal *j, u64 after_seq,
 		goto cleanup;
 	}
 	if (n == 0 && after_seq > 0) {
-		/* The journal is never pruned: state up to after_seq (a
-		 * snapshot) with no journal at all means it was deleted, and
-		 * with it every record after the snapshot. */
+		/* Retention never moves the newest segment: state up to
+		 * after_seq (a snapshot) with no journal at all means it was
+		 * deleted, and with it every record after the snapshot. */
 		snprintf(err_buf, sizeof(err_buf),
 			 "journal: %s holds no segment but the snapshot is at "
 			 "seq %llu: the journal was removed; restore it from "

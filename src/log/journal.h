@@ -142,11 +142,12 @@ typedef int (*journal_replay_fn)(void *ctx, const struct journal_record *r);
  * are replayed during the single validating pass, so when journal_open
  * fails, some may already have been replayed: discard that state.
  *
- * after_seq is the seq the caller's state (a snapshot) already holds.  The
- * journal must cover after_seq + 1 onwards: a journal that starts later,
- * or ends before after_seq, is an error (-EBADMSG), and so is an empty
- * journal directory with after_seq > 0 (the journal is never pruned, so
- * it was removed).
+ * after_seq is the seq the caller's state (a snapshot or the store) already
+ * holds.  The journal must cover after_seq + 1 onwards: a journal that
+ * starts later (in DIR/journal and, with opts->archive_dir, the archive's
+ * segments below it), or ends before after_seq, is an error (-EBADMSG),
+ * and so is an empty journal directory with after_seq > 0 (retention
+ * never moves the newest segment, so it was removed).
  *
  * progress is called at most every 250 ms during the scan, and once at
  * the end with done_bytes == total_bytes.
