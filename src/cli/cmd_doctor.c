@@ -831,7 +831,7 @@ static void check_journal(struct doctor *d)
 		journal_reader_archive(d->rd, d->s.journal_archive_dir);
 		if (journal_archive_stats(d->s.data_dir,
 					  d->s.journal_archive_dir, &js) == 0)
-			total += js.archive_bytes;
+			total += js.archive_only_bytes;
 	}
 	if (ret != 0) {
 		report(d, STATUS_ACTION, name, "%s/journal: %s", d->s.data_dir,

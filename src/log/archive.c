@@ -144,8 +144,26 @@ int journal_archive_move(const char *data_dir, const char *archive_dir,
 	return ret;
 }
 
-/* Count the segments of dir and their bytes; *first the oldest's seq. */
-static int count_dir(const char *dir, u64 *segments, u64 *bytes, u64 *first)
+/* Is seq in the sorted array? */
+static bool listed(const u64 *seqs, size_t n, u64 seq)
+{
+	size_t lo = 0, hi = n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (seqs[mid] < seq)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < n && seqs[lo] == seq;
+}
+
+/* Count the segments of dir and their bytes (*only: of those not in
+ * `other`); *first the oldest's seq.  *seqs_out (may be NULL) gets the
+ * sorted list, for the caller to free. */
+static int count_dir(const char *dir, u64 *segments, u64 *bytes, u64 *first,
+		     const u64 *other, size_t nother, u64 *only, u64 **seqs_out,
+		     size_t *n_out)
 {
 	u64 *seqs = NULL;
 	size_t n = 0;
@@ -155,19 +173,29 @@ static int count_dir(const char *dir, u64 *segments, u64 *bytes, u64 *first)
 	*segments = *bytes = 0;
 	if (first)
 		*first = 0;
+	if (only)
+		*only = 0;
 	if (ret < 0)
 		return ret;
 	for (size_t i = 0; i < n; i++) {
 		struct stat st;
 		snprintf(path, sizeof(path), "%s/" JOURNAL_SEGMENT_NAME_FMT,
 			 dir, (unsigned long long)seqs[i]);
-		if (stat(path, &st) == 0)
-			*bytes += (u64)st.st_size;
+		if (stat(path, &st) != 0)
+			continue;
+		*bytes += (u64)st.st_size;
+		if (only && !listed(other, nother, seqs[i]))
+			*only += (u64)st.st_size;
 	}
 	*segments = n;
 	if (first && n > 0)
 		*first = seqs[0];
-	free(seqs);
+	if (seqs_out) {
+		*seqs_out = seqs;
+		*n_out = n;
+	} else {
+		free(seqs);
+	}
 	return 0;
 }
 
@@ -178,11 +206,16 @@ int journal_archive_stats(const char *data_dir, const char *archive_dir,
 
 	memset(out, 0, sizeof(*out));
 	snprintf(jdir, sizeof(jdir), "%s/" DATADIR_JOURNAL, data_dir);
-	int ret = count_dir(jdir, &out->data_segments, &out->data_bytes,
-			    &out->oldest_data_seq);
+	u64 *data = NULL;
+	size_t ndata = 0;
+	int ret =
+		count_dir(jdir, &out->data_segments, &out->data_bytes,
+			  &out->oldest_data_seq, NULL, 0, NULL, &data, &ndata);
 	if (archive_dir && archive_dir[0])
 		out->archive_readable =
 			count_dir(archive_dir, &out->archive_segments,
-				  &out->archive_bytes, NULL) == 0;
+				  &out->archive_bytes, NULL, data, ndata,
+				  &out->archive_only_bytes, NULL, NULL) == 0;
+	free(data);
 	return ret;
 }

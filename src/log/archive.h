@@ -34,6 +34,9 @@ int journal_archive_move(const char *data_dir, const char *archive_dir,
 struct journal_archive_stats {
 	u64 data_segments, data_bytes;
 	u64 archive_segments, archive_bytes;
+	/* Of those, the ones not also in DATA/journal (a crash between a
+	 * move's rename and its unlink leaves a segment in both). */
+	u64 archive_only_bytes;
 	u64 oldest_data_seq;   /* first seq of DATA/journal's oldest segment */
 	bool archive_readable; /* the archive directory could be listed */
 };

@@ -172,6 +172,12 @@ def test_retention_moves_sealed_segments_and_old_entries_still_answer(ctx):
              "problem type")
     p = srv.get("/v1/audit/proof/inclusion?index=0&size=%d" % size)
     check_eq(p.status, 200, "inclusion proof of entry 0")
+    # The first batch is in segment 1 too: its receipts say the same.
+    check(int(segments(jdir)[0][:-4]) > 3, "entry 2 still in DATA/journal")
+    r = srv.get("/v1/transfers/10000/receipt")
+    check_eq(r.status, 410, "receipt of a transfer in segment 1")
+    check_eq(r.json()["type"], "/problems/audit-entry-archived",
+             "receipt problem type")
     # And start-up does not need it either.
     srv.stop()
     srv.start()

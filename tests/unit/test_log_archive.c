@@ -157,6 +157,12 @@ static void moved_segments_are_read_from_the_archive(void **state)
 	assert_int_equal(fwrite(buf, 1, 100, out), 100);
 	fclose(out);
 
+	struct journal_archive_stats js;
+	assert_int_equal(journal_archive_stats(f->dir, archive, &js), 0);
+	assert_true(js.archive_segments == 3);
+	assert_true(js.archive_only_bytes == 2 * 3 * (32 + 1024));
+	assert_true(js.archive_bytes == 3 * 3 * (32 + 1024));
+
 	/* Without the archive the reader stops at the first gap. */
 	assert_int_equal(journal_reader_open(&rd, f->dir, 1), 0);
 	assert_int_equal(journal_reader_next(rd, &r, &raw, &raw_bytes),
@@ -203,7 +209,6 @@ static void moved_segments_are_read_from_the_archive(void **state)
 	assert_false(exists(f->dir, "journal", 7));
 	assert_false(exists(f->dir, "journal", 10));
 	assert_true(exists(f->dir, "archive", 10));
-	struct journal_archive_stats js;
 	assert_int_equal(journal_archive_stats(f->dir, archive, &js), 0);
 	assert_true(js.archive_segments == 4 && js.oldest_data_seq == 13);
 }
