@@ -13,6 +13,7 @@
 #include "crypto/keyring.h"
 #include "crypto/note.h"
 #include "engine/audit.h"
+#include "log/archive.h"
 #include "log/journal.h"
 #include "log/entry_view.h"
 #include "log/leaf.h"
@@ -281,6 +282,9 @@ enum MHD_Result audit_route_entry(struct request *rq)
 		     : audit_entry(a, index, &bytes, &len);
 	if (r == -EBADMSG && !bytes)
 		return api_reply_problem(rq, PROBLEM_audit_entry_changed, NULL,
+					 NULL, NULL);
+	if (r == -ENOENT)
+		return api_reply_problem(rq, PROBLEM_audit_entry_archived, NULL,
 					 NULL, NULL);
 	if (r != 0 && r != -EBADMSG) {
 		free(bytes);
@@ -697,11 +701,12 @@ static enum MHD_Result get_receipt(struct request *rq, bool transfer)
 	}
 	r = audit_entry(a, index, &entry, &entry_len);
 	if (r != 0) {
-		ret = api_reply_problem(rq,
-					r == -EBADMSG
-						? PROBLEM_audit_entry_changed
-						: PROBLEM_internal_error,
-					NULL, NULL, NULL);
+		ret = api_reply_problem(
+			rq,
+			r == -EBADMSG  ? PROBLEM_audit_entry_changed
+			: r == -ENOENT ? PROBLEM_audit_entry_archived
+				       : PROBLEM_internal_error,
+			NULL, NULL, NULL);
 		goto cleanup;
 	}
 	bool whole = leaf_record_version(entry, entry_len) == 1;
@@ -779,6 +784,38 @@ static void put_witness_series(struct wbuf *b, const char *series,
 	wbuf_putc(b, '\n');
 }
 
+/* Journal retention (docs/operations.md): segments in each place, those
+ * moved since start, the oldest seq DATA/journal still holds. */
+static void journal_metrics(const struct audit *a, struct wbuf *b)
+{
+	struct journal_archive_stats js;
+
+	if (audit_journal_stats(a, &js) != 0)
+		return;
+	wbuf_puts(b, "# HELP tpwallet_journal_segments Journal segment files "
+		     "in the data directory and in the archive directory "
+		     "(journal_archive_dir).\n"
+		     "# TYPE tpwallet_journal_segments gauge\n"
+		     "tpwallet_journal_segments{place=\"data\"} ");
+	wbuf_put_u64(b, js.data_segments);
+	if (audit_archive_dir(a) && js.archive_readable) {
+		wbuf_puts(b, "\ntpwallet_journal_segments{place=\"archive\"} ");
+		wbuf_put_u64(b, js.archive_segments);
+	}
+	wbuf_puts(b, "\n# HELP tpwallet_journal_archived_segments_total "
+		     "Journal segments moved to the archive directory since "
+		     "start.\n"
+		     "# TYPE tpwallet_journal_archived_segments_total counter\n"
+		     "tpwallet_journal_archived_segments_total ");
+	wbuf_put_u64(b, audit_archived_total(a));
+	wbuf_puts(b, "\n# HELP tpwallet_journal_oldest_retained_seq The first "
+		     "seq of the oldest segment in the data directory.\n"
+		     "# TYPE tpwallet_journal_oldest_retained_seq gauge\n"
+		     "tpwallet_journal_oldest_retained_seq ");
+	wbuf_put_u64(b, js.oldest_data_seq);
+	wbuf_putc(b, '\n');
+}
+
 /* The keys' verifying windows (one series per live key of the keyring:
  * at most KEYRING_KEYS_MAX) and the witnesses (at most WITNESSES_MAX,
  * each with the bounded set of refusal reasons). */
@@ -832,6 +869,7 @@ void audit_metrics(struct api_server *s, struct wbuf *b)
 			     "tpwallet_audit_tile_cache_bytes ");
 		wbuf_put_u64(b, ts.cache_bytes);
 		wbuf_putc(b, '\n');
+		journal_metrics(s->audit, b);
 	}
 	size_t nw = audit_witnesses(s->audit, ws, WITNESSES_MAX);
 	if (nw == 0)

@@ -45,6 +45,9 @@
 	  "Index or size beyond the audit log")                                \
 	X(audit_entry_changed, "audit-entry-changed", 500,                     \
 	  "A journal entry changed on disk after it was logged")               \
+	X(audit_entry_archived, "audit-entry-archived", 410,                   \
+	  "The journal segment holding this entry was moved out of the data "  \
+	  "directory and cannot be read from the archive directory")           \
 	X(journal_changed, "journal-changed", 503,                             \
 	  "A journal entry changed on disk after it was logged: nothing is "   \
 	  "served until an operator restores it")                              \

@@ -74,7 +74,11 @@ struct settings {
 	uint64_t snapshot_every;
 	unsigned store;	      /* 1: history in DATA/store (docs/store.md) */
 	uint64_t cache_bytes; /* memory for history with a store */
-	unsigned key_rotation_days; /* scheduled rotation; 0: never */
+	/* Journal retention (docs/operations.md): sealed segments the
+	 * store and the audit files cover are moved here; "" keeps all. */
+	char journal_archive_dir[4096];
+	uint64_t journal_segment_bytes; /* segments roll past this */
+	unsigned key_rotation_days;	/* scheduled rotation; 0: never */
 	/* How long the keys a rotation retires keep verifying (0: not at
 	 * all, for a leaked key); POST /v1/keys/rotate may say otherwise. */
 	unsigned key_overlap_s;

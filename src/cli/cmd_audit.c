@@ -57,6 +57,17 @@
 
 #include "banned.h"
 
+/* Journal retention (docs/operations.md): segments moved out of
+ * DATA/journal are read from TPWALLET_JOURNAL_ARCHIVE_DIR, the
+ * environment form of the setting journal_archive_dir, when it is set. */
+static void reader_archive(struct journal_reader *rd)
+{
+	const char *dir = getenv("TPWALLET_JOURNAL_ARCHIVE_DIR");
+
+	if (dir && dir[0])
+		journal_reader_archive(rd, dir);
+}
+
 #define AUDIT_FAILED 1
 
 /* Limits on every input, checked before it is parsed. */
@@ -1166,6 +1177,7 @@ static int check_journal(struct check *ck)
 		problem(ck, "%s/journal: %s", ck->data, tpw_strerror(-ret));
 		return 0;
 	}
+	reader_archive(rd);
 	fc.raw = malloc(JOURNAL_RECORD_BYTES_MAX);
 	if (!fc.raw) {
 		ret = -ENOMEM;
@@ -1694,8 +1706,10 @@ static int scan_journal(struct log_query *q, const char *data)
 
 	if (!w || ret != 0) {
 		free(w);
+		journal_reader_close(rd);
 		return ret ? ret : -ENOMEM;
 	}
+	reader_archive(rd);
 	for (;; index++) {
 		struct journal_record r;
 		const u8 *raw;

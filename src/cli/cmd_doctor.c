@@ -35,6 +35,7 @@
 #include "log/pkcs11.h"
 #include "crypto/note.h"
 #include "engine/audit.h"
+#include "log/archive.h"
 #include "log/datadir.h"
 #include "log/journal.h"
 #include "log/journal_reader.h"
@@ -924,6 +925,15 @@ static void check_journal(struct doctor *d)
 	}
 	if (ret == 0)
 		ret = journal_reader_open(&d->rd, d->s.data_dir, 1);
+	if (ret == 0 && d->s.journal_archive_dir[0]) {
+		/* Sealed segments moved by journal retention are read from
+		 * the archive: their bytes count in the total read. */
+		struct journal_archive_stats js;
+		journal_reader_archive(d->rd, d->s.journal_archive_dir);
+		if (journal_archive_stats(d->s.data_dir,
+					  d->s.journal_archive_dir, &js) == 0)
+			total += js.archive_only_bytes;
+	}
 	if (ret != 0) {
 		report(d, STATUS_ACTION, name, "%s/journal: %s", d->s.data_dir,
 		       tpw_strerror(-ret));
@@ -1148,6 +1158,52 @@ static int unsigned_since(struct doctor *d, u64 seq, u64 *ts_ns)
 	}
 	journal_reader_close(rd);
 	return ret;
+}
+
+/* Journal retention (docs/operations.md): the oldest seq DATA/journal
+ * still holds and the archive directory's state. */
+static void check_retention(struct doctor *d)
+{
+	const char *name = "journal retention";
+	const char *dir = d->s.journal_archive_dir;
+	struct journal_archive_stats js;
+	char db[32], ab[32];
+
+	if (journal_archive_stats(d->s.data_dir, dir[0] ? dir : NULL, &js) !=
+	    0) {
+		report(d, STATUS_WARN, name, "%s/journal cannot be listed",
+		       d->s.data_dir);
+		return;
+	}
+	fmt_bytes(db, sizeof(db), js.data_bytes);
+	if (!dir[0]) {
+		report(d, STATUS_OK, name,
+		       "off (journal_archive_dir unset): every segment kept; "
+		       "the oldest starts at seq %llu (%llu segment%s, %s)",
+		       (unsigned long long)js.oldest_data_seq,
+		       (unsigned long long)js.data_segments,
+		       js.data_segments == 1 ? "" : "s", db);
+		return;
+	}
+	if (!js.archive_readable) {
+		report(d, STATUS_WARN, name,
+		       "archive %s cannot be read: entries whose segment is "
+		       "there answer 410; DATA/journal holds seq %llu on (%llu "
+		       "segment%s, %s)",
+		       dir, (unsigned long long)js.oldest_data_seq,
+		       (unsigned long long)js.data_segments,
+		       js.data_segments == 1 ? "" : "s", db);
+		return;
+	}
+	fmt_bytes(ab, sizeof(ab), js.archive_bytes);
+	report(d, STATUS_OK, name,
+	       "DATA/journal holds seq %llu on (%llu segment%s, %s); archive "
+	       "%s: %llu segment%s, %s",
+	       (unsigned long long)js.oldest_data_seq,
+	       (unsigned long long)js.data_segments,
+	       js.data_segments == 1 ? "" : "s", db, dir,
+	       (unsigned long long)js.archive_segments,
+	       js.archive_segments == 1 ? "" : "s", ab);
 }
 
 static void check_audit(struct doctor *d)
@@ -2095,6 +2151,7 @@ static const struct {
 	{"signing keys", check_keys},
 	{"administrator credential", check_admin},
 	{"journal", check_journal},
+	{"journal retention", check_retention},
 	{"audit log", check_audit},
 	{"witnesses", check_witnesses},
 	{"expiry list", check_expiries},

@@ -14,6 +14,7 @@
 #include "api/tls.h"
 #include "cli/cli.h"
 #include "log/datadir.h"
+#include "log/fsdir.h"
 #include "cli/serverkeys.h"
 #include "engine/audit.h"
 #include "engine/cluster.h"
@@ -33,6 +34,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "banned.h"
@@ -286,6 +288,30 @@ int cmd_serve(int argc, char **argv)
 		}
 	}
 
+	/* Journal retention needs the store: without it the journal is the
+	 * only state, and recovery replays all of it. */
+	if (s.journal_archive_dir[0] && !s.store) {
+		fprintf(stderr,
+			"tpwallet serve: journal_archive_dir needs store = 1: "
+			"without the store the journal is the only copy of the "
+			"state and every segment stays in DATA/journal "
+			"(docs/operations.md, \"Journal retention\")\n");
+		return EXIT_USAGE;
+	}
+	if (s.journal_archive_dir[0]) {
+		int ar = fsdir_make(s.journal_archive_dir);
+		struct stat ast;
+		if (ar < 0 || stat(s.journal_archive_dir, &ast) != 0 ||
+		    !S_ISDIR(ast.st_mode)) {
+			fprintf(stderr,
+				"tpwallet serve: journal_archive_dir %s: "
+				"cannot make or use it as a directory: %s\n",
+				s.journal_archive_dir,
+				tpw_strerror(ar < 0 ? -ar : ENOTDIR));
+			return EXIT_USAGE;
+		}
+	}
+
 	bool created;
 	char lax[4400];
 	if (datadir_prepare(s.data_dir, &created, lax, sizeof(lax)) < 0) {
@@ -337,6 +363,9 @@ int cmd_serve(int argc, char **argv)
 		.snapshot_every_records = s.snapshot_every,
 		.store = s.store != 0,
 		.cache_bytes = s.cache_bytes,
+		.segment_bytes = s.journal_segment_bytes,
+		.archive_dir =
+			s.journal_archive_dir[0] ? s.journal_archive_dir : NULL,
 		.covered_seq = covered,
 		.truncate_corrupt_tail = truncate_corrupt_tail,
 		.pstate_changed = expirer_poke,
@@ -445,15 +474,17 @@ int cmd_serve(int argc, char **argv)
 	}
 	struct audit *audit = NULL;
 	keys.e = e;
-	struct audit_signer signer = {.origin = keys.origin,
-				      .sign = server_keys_sign_note,
-				      .extensions =
-					      server_keys_checkpoint_extensions,
-				      .ctx = &keys,
-				      .witnesses = witnesses,
-				      .nwitnesses = s.nwitnesses,
-				      .covered = &covered_by,
-				      .cache_bytes = s.audit_cache_bytes};
+	struct audit_signer signer = {
+		.origin = keys.origin,
+		.sign = server_keys_sign_note,
+		.extensions = server_keys_checkpoint_extensions,
+		.ctx = &keys,
+		.witnesses = witnesses,
+		.nwitnesses = s.nwitnesses,
+		.covered = &covered_by,
+		.cache_bytes = s.audit_cache_bytes,
+		.archive_dir = s.journal_archive_dir[0] ? s.journal_archive_dir
+							: NULL};
 	ret = audit_open(&audit, s.data_dir, e, &signer, &err);
 	if (ret < 0) {
 		log_at(LOG_ERROR, "cannot start the audit log",

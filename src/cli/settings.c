@@ -17,6 +17,7 @@
 #include "crypto/keyring.h"
 #include "engine/history.h"
 #include "log/fsdir.h"
+#include "log/journal.h"
 #include "log/tilestore.h"
 #include "core/strerror.h"
 
@@ -119,6 +120,7 @@ static const struct number_setting number_settings[] = {
 	NUMBER(snapshot_every, 1000, UINT64_MAX),
 	NUMBER(store, 0, 1),
 	NUMBER(cache_bytes, HISTORY_CACHE_BYTES_MIN, (uint64_t)1 << 40),
+	NUMBER(journal_segment_bytes, (uint64_t)64 << 10, (uint64_t)1 << 32),
 	NUMBER(key_rotation_days, 0, 3660),
 	NUMBER(key_overlap_s, 0, KEYRING_OVERLAP_MAX_S),
 	NUMBER(link_leeway_s, 0, JOSE_LEEWAY_MAX_S),
@@ -269,6 +271,11 @@ int settings_set(struct settings *s, const char *key, const char *value)
 			      ? copy_str(s->tls_client_auth,
 					 sizeof(s->tls_client_auth), value)
 			      : -EINVAL;
+	} else if (strcmp(key, "journal_archive_dir") == 0) {
+		ret = value[0] == '/'
+			      ? copy_str(s->journal_archive_dir,
+					 sizeof(s->journal_archive_dir), value)
+			      : -EINVAL;
 	} else if (strcmp(key, "tls_priority") == 0) {
 		ret = copy_str(s->tls_priority, sizeof(s->tls_priority), value);
 	} else if (strcmp(key, "cluster") == 0) {
@@ -417,6 +424,8 @@ static const struct {
 	{"TPWALLET_SNAPSHOT_EVERY", "snapshot_every"},
 	{"TPWALLET_STORE", "store"},
 	{"TPWALLET_CACHE_BYTES", "cache_bytes"},
+	{"TPWALLET_JOURNAL_ARCHIVE_DIR", "journal_archive_dir"},
+	{"TPWALLET_JOURNAL_SEGMENT_BYTES", "journal_segment_bytes"},
 	{"TPWALLET_KEY_ROTATION_DAYS", "key_rotation_days"},
 	{"TPWALLET_KEY_OVERLAP_S", "key_overlap_s"},
 	{"TPWALLET_PUBLIC_URL", "public_url"},
@@ -474,6 +483,7 @@ int settings_load(struct settings *s, const char *config_path)
 	s->snapshot_every = 1000000;
 	s->store = 0;
 	s->cache_bytes = HISTORY_CACHE_BYTES_DEFAULT;
+	s->journal_segment_bytes = JOURNAL_SEGMENT_BYTES_DEFAULT;
 	s->key_rotation_days = 90;
 	s->key_overlap_s = KEYRING_OVERLAP_DEFAULT_S;
 	s->link_leeway_s = AUTHZ_LEEWAY_S;

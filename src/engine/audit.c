@@ -4,12 +4,19 @@
  * The thread reads records with journal_reader, appends their leaf hashes
  * to the tile store (log/tilestore.h: the tree's hashes on disk behind a
  * bounded cache), and records where each record lies (segment, offset)
- * and its timestamp in DATA/audit/positions, a scratch file rewritten
- * from the journal at every start and mapped shared, so that it lives in
- * the page cache the kernel can drop, not in the process's anonymous
- * memory.  Readers need no lock: everything below the published size is
- * written before the size is stored (release) and read after it is
- * loaded (acquire).
+ * and its timestamp in DATA/audit/positions, mapped shared, so that it
+ * lives in the page cache the kernel can drop, not in the process's
+ * anonymous memory.  Readers need no lock: everything below the published
+ * size is written before the size is stored (release) and read after it
+ * is loaded (acquire).
+ *
+ * Start-up (load_state): when DATA/audit/state (log/auditstate.h) vouches
+ * for the leaves, tiles and positions, the entries below the seq the
+ * engine recovered from are taken from them and only the journal after
+ * it is read; otherwise the files are rebuilt from the journal.  After
+ * each signed checkpoint the thread records the state again and moves
+ * the journal segments nothing needs any longer to the archive directory
+ * (retention_step, log/archive.h).
  *
  * Witnesses have a thread of their own.  The audit thread signs a
  * checkpoint, makes it durable and serves it at once, then leaves it in a
@@ -37,6 +44,9 @@
 #include "log/fsdir.h"
 #include "log/fsfile.h"
 #include "log/tilestore.h"
+#include "log/auditstate.h"
+#include "log/archive.h"
+#include "engine/history.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -111,6 +121,16 @@ struct audit {
 	struct position *positions; /* mapped: POSITIONS_MAX records */
 	int positions_fd;
 	u64 positions_cap; /* records the file has room for */
+	/* CRC-32C of the position records below size (the audit thread's;
+	 * DATA/audit/state records it with the size it covers). */
+	u32 positions_crc;
+	u64 loaded;	/* entries taken from the files at start */
+	u64 state_size; /* the size DATA/audit/state last recorded */
+	bool on_disk;	/* DATA/audit (not memory-backed files) */
+	/* Where sealed journal segments may have moved (setting
+	 * journal_archive_dir); empty: none. */
+	char archive_dir[PATH_MAX];
+	_Atomic u64 archived; /* segments moved since start */
 	_Atomic u64 size;
 	_Atomic bool healthy;
 	_Atomic bool changed; /* a logged journal entry changed on disk */
@@ -244,8 +264,172 @@ static int add_leaf(struct audit *a, const struct journal_record *r,
 					    .timestamp = r->timestamp,
 					    .bytes = (u32)raw_bytes,
 					    .type = r->type};
+	a->positions_crc = crc32c(a->positions_crc, &a->positions[i],
+				  sizeof(struct position));
 	atomic_store_explicit(&a->size, i + 1, memory_order_release);
 	return 0;
+}
+
+/* Record in DATA/audit/state what the files cover: the position records
+ * below the size made durable first (the tiles were synced by the
+ * caller), then the state file replaced.  root: the tree head of that
+ * size, or NULL to compute it.  A failure costs a longer next start
+ * (the entries after the last state are hashed again), so it is logged
+ * and left. */
+static void state_save(struct audit *a, const u8 *root)
+{
+	struct auditstate st = {.size = atomic_load(&a->size),
+				.positions_crc = a->positions_crc};
+
+	if (!a->on_disk || st.size == 0 || st.size == a->state_size ||
+	    atomic_load(&a->changed))
+		return;
+	if (root)
+		memcpy(st.root, root, sizeof(st.root));
+	else if (tilestore_root(a->tiles, st.size, st.root) != 0)
+		return;
+	/* Records below the last state were synced then and are never
+	 * written again: only the pages from there on (msync walks every
+	 * page of its range, and the file grows by 32 bytes an entry). */
+	long page = sysconf(_SC_PAGESIZE);
+	u64 from = a->state_size * sizeof(struct position);
+	from -= page > 0 ? from % (u64)page : from;
+	int ret = msync((u8 *)a->positions + from,
+			st.size * sizeof(struct position) - from, MS_SYNC) != 0
+			  ? -errno
+			  : auditstate_write(a->data_dir, &st);
+	if (ret != 0) {
+		log_at(LOG_WARN, "cannot write DATA/audit/state",
+		       LOG_NUM("errno", (u64)-ret));
+		return;
+	}
+	a->state_size = st.size;
+}
+
+/* Journal retention (docs/operations.md): move the sealed segments whose
+ * records are all covered both by the store's durable checkpoint (its
+ * flushed seq: a crash restarts from it and replays only what follows)
+ * and by DATA/audit/state (the tree starts from its files, not from
+ * those records).  Without a store, nothing moves: the journal is then
+ * the only state (serve refuses the setting without one). */
+static void retention_step(struct audit *a)
+{
+	struct history_stats hs;
+	u64 moved = 0;
+	const char *why = NULL;
+
+	if (!a->archive_dir[0] || !a->engine ||
+	    !engine_history_stats(a->engine, &hs))
+		return;
+	u64 below =
+		hs.flushed_seq < a->state_size ? hs.flushed_seq : a->state_size;
+	int ret = journal_archive_move(a->data_dir, a->archive_dir, below,
+				       &moved, &why);
+	atomic_fetch_add(&a->archived, moved);
+	if (moved > 0)
+		log_at(LOG_INFO, "journal segments moved to the archive",
+		       LOG_NUM("segments", moved), LOG_NUM("below_seq", below),
+		       LOG_STR("archive", a->archive_dir));
+	if (ret < 0)
+		log_at(LOG_WARN, "journal retention failed",
+		       LOG_STR("step", why), LOG_NUM("errno", (u64)-ret));
+}
+
+/* Read the journal record a position names into buf (p->bytes): from
+ * DATA/journal, else from the archive directory.  0, -ENOENT (neither
+ * holds its segment), -EBADMSG (shorter than the position says) or
+ * -errno. */
+static int record_read(const struct audit *a, const struct position *p, u8 *buf)
+{
+	char path[PATH_MAX + 64];
+	int fd;
+
+	snprintf(path, sizeof(path),
+		 "%s/" DATADIR_JOURNAL "/" JOURNAL_SEGMENT_NAME_FMT,
+		 a->data_dir, (unsigned long long)p->segment_seq);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT && a->archive_dir[0]) {
+		snprintf(path, sizeof(path), "%s/" JOURNAL_SEGMENT_NAME_FMT,
+			 a->archive_dir, (unsigned long long)p->segment_seq);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+	}
+	if (fd < 0)
+		return -errno;
+	int ret = 0;
+	size_t got = 0;
+	while (got < p->bytes) {
+		ssize_t k = pread(fd, buf + got, p->bytes - got,
+				  (off_t)(p->offset + got));
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0) {
+			ret = k < 0 ? -errno : -EBADMSG;
+			break;
+		}
+		got += (size_t)k;
+	}
+	close(fd);
+	return ret;
+}
+
+/* Do the audit files agree with DATA/audit/state?  NULL when they do,
+ * else why not; *tree_bad when the tree's own hashes cannot be trusted
+ * (they are then set aside and rebuilt, not compared).  *crc_from gets
+ * the CRC-32C of the first `from` position records (from <= st->size). */
+static const char *files_check(struct audit *a, const struct auditstate *st,
+			       u64 from, u32 *crc_from, bool *tree_bad)
+{
+	u8 root[MERKLE_HASH_BYTES], leaf[MERKLE_HASH_BYTES];
+	struct stat sb;
+
+	*tree_bad = false;
+	if (st->size == 0)
+		return "audit/state covers no entry";
+	if (st->size > POSITIONS_MAX)
+		return "audit/state is corrupt (size out of range)";
+	if (tilestore_size(a->tiles) < st->size)
+		return "short: audit/leaves holds fewer hashes than "
+		       "audit/state covers";
+	if (fstat(a->positions_fd, &sb) != 0 ||
+	    (u64)sb.st_size / sizeof(struct position) < st->size)
+		return "short: audit/positions holds fewer records than "
+		       "audit/state covers";
+	if (tilestore_root(a->tiles, st->size, root) != 0) {
+		*tree_bad = true;
+		return "corrupt: the audit tiles cannot be read";
+	}
+	if (memcmp(root, st->root, sizeof(root)) != 0) {
+		*tree_bad = true;
+		return "corrupt: the tree head recomputed from the tiles "
+		       "differs from the one audit/state recorded";
+	}
+	*crc_from = crc32c(0, a->positions, from * sizeof(struct position));
+	if (crc32c(*crc_from, a->positions + from,
+		   (st->size - from) * sizeof(struct position)) !=
+	    st->positions_crc)
+		return "corrupt: audit/positions does not match its checksum";
+	/* The last entry covered, read where its position says, must be
+	 * the leaf: files copied from another data directory fail here. */
+	const struct position *p = position_of(a, st->size - 1);
+	if (p->bytes < JOURNAL_HEADER_BYTES ||
+	    p->bytes > JOURNAL_RECORD_BYTES_MAX)
+		return "corrupt: audit/positions names an impossible record";
+	u8 *buf = malloc(p->bytes);
+	if (!buf)
+		return "out of memory";
+	int ret = record_read(a, p, buf);
+	bool same = ret == 0 && leaf_hash_record(buf, p->bytes, root) == 0 &&
+		    tilestore_leaf_hash(a->tiles, st->size - 1, leaf) == 0 &&
+		    memcmp(root, leaf, sizeof(root)) == 0;
+	free(buf);
+	if (ret != 0 && ret != -EBADMSG)
+		return "the journal record audit/state ends at cannot be read";
+	if (!same) {
+		*tree_bad = true;
+		return "foreign: the journal record audit/state ends at does "
+		       "not hash to its leaf (audit files of another journal)";
+	}
+	return NULL;
 }
 
 /* Append note, a checkpoint of `size`, to DATA/audit/checkpoints and serve
@@ -614,6 +798,8 @@ static void checkpoint_now(struct audit *a)
 		goto failed;
 	bool recorded;
 	publish(a, size, note, note_len, false, &recorded);
+	state_save(a, c.root);
+	retention_step(a);
 	a->signed_any = true;
 	a->signed_at_ms = tpw_monotonic_ms();
 	if (!recorded && a->checkpoints_fd >= 0) {
@@ -680,12 +866,14 @@ static void catchup_note(struct audit *a, struct catchup *c, bool dry)
 	if (c->done)
 		return;
 	u64 compared = size < a->leaves_stored ? size : a->leaves_stored;
+	compared = compared > a->loaded ? compared - a->loaded : 0;
 	if (size >= c->target || dry) {
 		c->done = true;
 		log_at(LOG_INFO, "audit tree caught up with the journal",
 		       LOG_NUM("entries", size),
+		       LOG_NUM("loaded_from_files", a->loaded),
 		       LOG_NUM("compared_with_stored_leaves", compared),
-		       LOG_NUM("leaves_appended", size - compared),
+		       LOG_NUM("leaves_appended", size - compared - a->loaded),
 		       LOG_NUM("duration_ms", now - c->start_ms));
 		return;
 	}
@@ -694,8 +882,9 @@ static void catchup_note(struct audit *a, struct catchup *c, bool dry)
 	c->logged_ms = now;
 	log_at(LOG_INFO, "audit tree catching up with the journal",
 	       LOG_NUM("entries", size), LOG_NUM("of", c->target),
+	       LOG_NUM("loaded_from_files", a->loaded),
 	       LOG_NUM("compared_with_stored_leaves", compared),
-	       LOG_NUM("leaves_appended", size - compared));
+	       LOG_NUM("leaves_appended", size - compared - a->loaded));
 }
 
 static void *audit_main(void *arg)
@@ -706,9 +895,13 @@ static void *audit_main(void *arg)
 
 	/* The journal directory exists once the engine opened it. */
 	while (!atomic_load(&a->stop)) {
-		ret = journal_reader_open(&rd, a->data_dir, 1);
-		if (ret == 0)
+		/* Past what the files held at start (load_state). */
+		ret = journal_reader_open(&rd, a->data_dir, audit_size(a) + 1);
+		if (ret == 0) {
+			if (a->archive_dir[0])
+				journal_reader_archive(rd, a->archive_dir);
 			break;
+		}
 		struct timespec ms = {0, 100 * 1000000L};
 		nanosleep(&ms, NULL);
 	}
@@ -1005,9 +1198,9 @@ static int open_checkpoints(struct audit *a, const struct audit_covered *known)
 	return checkpoints_scan(a, path, known);
 }
 
-/* DATA/audit/positions, emptied (the thread writes it again from the
- * journal), or a memory-backed file for a tool reading a journal; mapped
- * for every record the tree may hold. */
+/* DATA/audit/positions as it is (load_state decides whether it is kept
+ * or emptied), or a memory-backed file for a tool reading a journal;
+ * mapped for every record the tree may hold. */
 static int open_positions(struct audit *a, bool on_disk)
 {
 	char path[PATH_MAX + 32];
@@ -1019,14 +1212,18 @@ static int open_positions(struct audit *a, bool on_disk)
 			return ret;
 		snprintf(path, sizeof(path), "%s/" DATADIR_POSITIONS,
 			 a->data_dir);
-		a->positions_fd = open(
-			path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		a->positions_fd =
+			open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	} else {
 		a->positions_fd =
 			memfd_create("tpwallet-positions", MFD_CLOEXEC);
 	}
 	if (a->positions_fd < 0)
 		return -errno;
+	struct stat sb;
+	if (fstat(a->positions_fd, &sb) != 0)
+		return -errno;
+	a->positions_cap = (u64)sb.st_size / sizeof(struct position);
 	void *m = mmap(NULL, POSITIONS_MAX * sizeof(struct position),
 		       PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
 		       a->positions_fd, 0);
@@ -1076,6 +1273,89 @@ static int open_tiles(struct audit *a, bool on_disk)
 						      rep.checked[4]),
 	       LOG_NUM("bytes_cut", rep.cut_bytes));
 	return 0;
+}
+
+/* Move the tree's hash files aside (".untrusted-<time>", kept as
+ * evidence) so that tilestore_open starts them anew. */
+static int tiles_set_aside(struct audit *a)
+{
+	char from[PATH_MAX + 32], to[PATH_MAX + 64];
+	long long now = (long long)time(NULL);
+
+	tilestore_close(a->tiles);
+	a->tiles = NULL;
+	for (unsigned l = 0; l < TILESTORE_LEVELS; l++) {
+		int n = snprintf(from, sizeof(from), "%s/" DATADIR_AUDIT "/",
+				 a->data_dir);
+		if (l == 0)
+			snprintf(from + n, sizeof(from) - (size_t)n,
+				 DATADIR_TILES_LEAVES);
+		else
+			snprintf(from + n, sizeof(from) - (size_t)n,
+				 DATADIR_TILES_LEVEL_FMT, l);
+		snprintf(to, sizeof(to), "%s.untrusted-%lld", from, now);
+		if (rename(from, to) != 0 && errno != ENOENT)
+			return -errno;
+	}
+	return open_tiles(a, true);
+}
+
+/* Start from the audit files when DATA/audit/state vouches for them
+ * (files_check), else empty the positions (and, when the tree's hashes
+ * are in doubt, set them aside) so that the audit thread rebuilds them
+ * from the journal, saying why.  0 or -errno. */
+static int load_state(struct audit *a)
+{
+	struct auditstate st;
+	const char *why = NULL;
+	char reason[160];
+	bool tree_bad = false;
+	u64 t0 = tpw_monotonic_ms();
+	u32 crc_from = 0;
+	/* The records the engine replayed into its state at this start
+	 * (after its store's or snapshot's seq) are compared with their
+	 * leaves all the same: a journal rewritten on disk is never
+	 * applied unchecked.  Only those before are taken on trust. */
+	u64 from = 0;
+
+	int ret = auditstate_read(a->data_dir, &st, &why);
+	if (ret == -ENOENT) {
+		why = "audit/state is missing";
+	} else if (ret == -EBADMSG) {
+		snprintf(reason, sizeof(reason), "corrupt: audit/state: %s",
+			 why);
+		why = reason;
+	} else if (ret < 0) {
+		why = "audit/state cannot be read";
+	} else {
+		from = a->engine ? engine_recovered_from(a->engine) : st.size;
+		if (from > st.size)
+			from = st.size;
+		why = files_check(a, &st, from, &crc_from, &tree_bad);
+	}
+	if (!why) {
+		a->loaded = a->state_size = from;
+		a->positions_crc = crc_from;
+		atomic_store(&a->size, from);
+		log_at(LOG_INFO, "audit tree loaded from its files",
+		       LOG_NUM("entries", st.size), LOG_NUM("loaded", from),
+		       LOG_NUM("to_compare", st.size - from),
+		       LOG_NUM("duration_ms", tpw_monotonic_ms() - t0));
+		return 0;
+	}
+	/* A new data directory has nothing to trust or distrust. */
+	if (ret != -ENOENT || tilestore_size(a->tiles) > 0)
+		log_at(LOG_WARN,
+		       tree_bad ? "audit files not trusted: tiles set aside, "
+				  "rebuilding the tree from the journal"
+				: "audit files not trusted: rebuilding "
+				  "positions from the journal",
+		       LOG_STR("reason", why),
+		       LOG_NUM("leaves_found", tilestore_size(a->tiles)));
+	if (ftruncate(a->positions_fd, 0) != 0)
+		return -errno;
+	a->positions_cap = 0;
+	return tree_bad ? tiles_set_aside(a) : 0;
 }
 
 int audit_open(struct audit **out, const char *data_dir, struct engine *engine,
@@ -1180,13 +1460,19 @@ int audit_open(struct audit **out, const char *data_dir, struct engine *engine,
 	a->cache_bytes = signer && signer->cache_bytes
 				 ? signer->cache_bytes
 				 : TILESTORE_CACHE_BYTES_DEFAULT;
+	a->on_disk = signer != NULL;
+	if (signer && signer->archive_dir)
+		snprintf(a->archive_dir, sizeof(a->archive_dir), "%s",
+			 signer->archive_dir);
+	atomic_init(&a->size, 0);
 	ret = open_tiles(a, signer != NULL);
+	if (ret == 0 && a->on_disk)
+		ret = load_state(a);
 	if (ret < 0) {
 		*err = "cannot open the audit tiles (DATA/audit/leaves, "
 		       "tiles-1..4)";
 		goto fail;
 	}
-	atomic_init(&a->size, 0);
 	atomic_init(&a->healthy, true);
 	atomic_init(&a->changed, false);
 	atomic_init(&a->stop, false);
@@ -1228,6 +1514,10 @@ void audit_close(struct audit *a)
 		pthread_join(a->thread, NULL);
 	if (a->witness_started)
 		pthread_join(a->witness_thread, NULL);
+	/* The tiles durable, then the positions and DATA/audit/state: the
+	 * next start takes them as they are. */
+	if (a->tiles && a->started && audit_healthy(a) && leaves_flush(a) == 0)
+		state_save(a, NULL);
 	if (a->positions)
 		munmap(a->positions, POSITIONS_MAX * sizeof(struct position));
 	if (a->positions_fd >= 0)
@@ -1314,10 +1604,9 @@ int audit_entry(const struct audit *a, u64 index, u8 **bytes, size_t *len)
 int audit_entry_read(const struct audit *a, u64 index, u8 **bytes, size_t *len)
 {
 	struct audit_leaf leaf;
-	char path[PATH_MAX + 64];
 	u8 hash[MERKLE_HASH_BYTES];
 	u8 *buf = NULL;
-	int fd = -1, ret;
+	int ret;
 
 	*bytes = NULL;
 	*len = 0;
@@ -1325,29 +1614,13 @@ int audit_entry_read(const struct audit *a, u64 index, u8 **bytes, size_t *len)
 	if (ret != 0)
 		return ret;
 	const struct position *p = position_of(a, index);
-	snprintf(path, sizeof(path),
-		 "%s/" DATADIR_JOURNAL "/" JOURNAL_SEGMENT_NAME_FMT,
-		 a->data_dir, (unsigned long long)p->segment_seq);
 	buf = malloc(p->bytes);
 	if (!buf)
 		return -ENOMEM;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		ret = -errno;
+	/* DATA/journal, else the archive (journal_archive_dir). */
+	ret = record_read(a, p, buf);
+	if (ret != 0)
 		goto cleanup;
-	}
-	size_t got = 0;
-	while (got < p->bytes) {
-		ssize_t k = pread(fd, buf + got, p->bytes - got,
-				  (off_t)(p->offset + got));
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0) {
-			ret = k < 0 ? -errno : -EBADMSG;
-			goto cleanup;
-		}
-		got += (size_t)k;
-	}
 	/* What is served must be what was hashed. */
 	*bytes = buf;
 	*len = p->bytes;
@@ -1357,8 +1630,6 @@ int audit_entry_read(const struct audit *a, u64 index, u8 **bytes, size_t *len)
 		      ? -EBADMSG
 		      : 0;
 cleanup:
-	if (fd >= 0)
-		close(fd);
 	free(buf);
 	return ret;
 }
@@ -1411,6 +1682,27 @@ int audit_tile(const struct audit *a, unsigned level, u64 index, unsigned width,
 unsigned audit_tile_width(const struct audit *a, unsigned level, u64 index)
 {
 	return tilestore_tile_width(level, index, audit_size(a));
+}
+
+u64 audit_loaded(const struct audit *a)
+{
+	return a->loaded;
+}
+
+u64 audit_archived_total(const struct audit *a)
+{
+	return atomic_load(&a->archived);
+}
+
+const char *audit_archive_dir(const struct audit *a)
+{
+	return a->archive_dir[0] ? a->archive_dir : NULL;
+}
+
+int audit_journal_stats(const struct audit *a,
+			struct journal_archive_stats *out)
+{
+	return journal_archive_stats(a->data_dir, audit_archive_dir(a), out);
 }
 
 void audit_tile_stats(const struct audit *a, struct tilestore_stats *out)

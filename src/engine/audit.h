@@ -71,6 +71,10 @@ struct audit_signer {
 	/* The tile cache's bytes (setting audit_cache_bytes); 0: the
 	 * default, TILESTORE_CACHE_BYTES_DEFAULT. */
 	u64 cache_bytes;
+	/* Where sealed journal segments may have been moved (the setting
+	 * journal_archive_dir), or NULL: entries whose segment is no
+	 * longer in DATA/journal are read from there. */
+	const char *archive_dir;
 };
 
 /* A checkpoint's extension lines, at most. */
@@ -188,6 +192,23 @@ int audit_entry(const struct audit *a, u64 index, u8 **bytes, size_t *len);
  * handed over with -EBADMSG (*bytes set: the caller frees them), for a
  * view that shows a damaged entry as it is. */
 int audit_entry_read(const struct audit *a, u64 index, u8 **bytes, size_t *len);
+
+/* Entries taken from the audit files at open because DATA/audit/state
+ * vouched for them (docs/audit.md, "Start-up from the files"); 0 when
+ * they were rebuilt from the journal, and for a tool's in-memory tree. */
+u64 audit_loaded(const struct audit *a);
+
+/* Journal retention (docs/operations.md, "Journal retention"): segments
+ * moved to the archive directory since start, and that directory (NULL:
+ * none).  audit_entry and audit_entry_read return -ENOENT when an
+ * entry's segment is neither in DATA/journal nor in the archive. */
+u64 audit_archived_total(const struct audit *a);
+const char *audit_archive_dir(const struct audit *a);
+/* The journal's segments in DATA/journal and in the archive
+ * (log/archive.h).  0 or -errno. */
+struct journal_archive_stats;
+int audit_journal_stats(const struct audit *a,
+			struct journal_archive_stats *out);
 
 /* Index of the leaf holding the event stamped `timestamp` (the first
  * record whose timestamp is >= it), or MERKLE_E_INDEX_RANGE. */

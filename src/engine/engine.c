@@ -121,6 +121,7 @@ struct engine {
 	_Atomic u64 sync_buckets[12];
 	_Atomic u64 sync_sum_us, sync_count;
 	u64 recovery_records, recovery_ms;
+	u64 recovered_from; /* the seq the state held before the replay */
 	/* Results of records replayed at open (nobody reads them). */
 	u32 replay_results[BATCH_EVENTS_MAX];
 };
@@ -223,6 +224,8 @@ static int recover(struct engine *e, const struct engine_options *o,
 				     .progress_ctx = &pc,
 				     .warn = journal_warn,
 				     .covered_seq = o->covered_seq,
+				     .segment_bytes_max = o->segment_bytes,
+				     .archive_dir = o->archive_dir,
 				     .truncate_corrupt_tail =
 					     o->truncate_corrupt_tail};
 	u8 *snap = NULL;
@@ -238,7 +241,8 @@ static int recover(struct engine *e, const struct engine_options *o,
 					     .window_transfers =
 						     o->window_transfers,
 					     .quiet = o->quiet,
-					     .rebuild = rebuild};
+					     .rebuild = rebuild,
+					     .archive_dir = o->archive_dir};
 		ret = history_open(&e->history, &ho, &lo, &e->state,
 				   &e->last_seq, &e->last_timestamp, err);
 		if (ret < 0)
@@ -316,6 +320,7 @@ static int recover(struct engine *e, const struct engine_options *o,
 	}
 	atomic_store(&e->journal_bytes, journal_size_bytes(e->journal));
 	e->recovery_records = rc.count;
+	e->recovered_from = snap_seq;
 	e->recovery_ms = tpw_monotonic_ms() - pc.started_ms;
 	if (!o->quiet && (rc.count > 0 || ret == 1 || snap_seq > 0))
 		log_at(LOG_INFO, "recovered",
@@ -1279,6 +1284,11 @@ void engine_stats(struct engine *e, struct engine_stats *s)
 	pthread_rwlock_rdlock(&e->state_lock);
 	s->last_seq = e->last_seq;
 	pthread_rwlock_unlock(&e->state_lock);
+}
+
+u64 engine_recovered_from(struct engine *e)
+{
+	return e->recovered_from;
 }
 
 u64 engine_durable_seq(struct engine *e)

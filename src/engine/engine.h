@@ -102,6 +102,12 @@ struct engine_options {
 	 * mode"): each group also committed to PostgreSQL before replies,
 	 * under the writer's lease.  NULL: a single node. */
 	const struct cluster_options *cluster;
+	/* Journal segments roll past this many bytes (0: 256 MiB). */
+	u64 segment_bytes;
+	/* Where sealed segments are moved (setting journal_archive_dir), or
+	 * NULL: a rebuild from the journal (a store missing or corrupt)
+	 * reads the segments no longer in DATA/journal from there. */
+	const char *archive_dir;
 };
 
 struct engine;
@@ -178,6 +184,13 @@ struct engine_stats {
 			100000, 0                                              \
 	}
 void engine_stats(struct engine *e, struct engine_stats *out);
+
+/* The seq of the state recovery started from (the store's or the
+ * snapshot's; 0: none): the journal records after it were replayed into
+ * the state at this start, and the audit tree compares each of them with
+ * its stored leaf before it trusts them (docs/audit.md, "Start-up from
+ * the files"). */
+u64 engine_recovered_from(struct engine *e);
 
 /* The last journal seq that is durable (fdatasync'ed).  Readers of the
  * journal files (the audit tree) must not go past it: a record beyond may

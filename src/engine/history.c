@@ -9,6 +9,7 @@
 #include "engine/logger.h"
 #include "log/datadir.h"
 #include "log/fsdir.h"
+#include "log/fsfile.h"
 #include "log/journal_reader.h"
 
 #include <errno.h>
@@ -74,6 +75,7 @@ struct buf {
 struct history {
 	char dir[PATH_MAX];
 	char data_dir[PATH_MAX];
+	char archive_dir[PATH_MAX]; /* "": none */
 	u64 cache_bytes;
 	u64 keep;
 	bool quiet;
@@ -210,14 +212,51 @@ static int parts_sink(void *ctx, const void *p, size_t n)
 
 /* ---- the store's origin and its blobs -------------------------------- */
 
+/* DATA/journal-origin: the journal's identity, kept once computed, so
+ * that start-up never needs the first segment once journal retention
+ * moved it (docs/operations.md, "Journal retention"). */
+#define ORIGIN_FILE "journal-origin"
+
+static int origin_file_read(const char *data_dir, u8 out[32])
+{
+	char path[PATH_MAX + 32], *text = NULL;
+	size_t len = 0;
+
+	snprintf(path, sizeof(path), "%s/" ORIGIN_FILE, data_dir);
+	if (fsfile_read(path, 128, &text, &len) != 0)
+		return -ENOENT;
+	int ret = len == 65 && text[64] == '\n' &&
+				  sodium_hex2bin(out, 32, text, 64, NULL, NULL,
+						 NULL) == 0
+			  ? 1
+			  : -ENOENT;
+	free(text);
+	return ret;
+}
+
+static void origin_file_write(const char *data_dir, const u8 origin[32])
+{
+	char text[66];
+
+	sodium_bin2hex(text, sizeof(text), origin, 32);
+	text[64] = '\n';
+	if (fsfile_replace(data_dir, ORIGIN_FILE, text, 65) != 0)
+		log_at(LOG_WARN, "cannot write DATA/" ORIGIN_FILE);
+}
+
 /* The journal's identity: a hash of its first record as it is on disk.
- * 1 when there is one, 0 when the journal is empty, -errno. */
-static int journal_origin(const char *data_dir, u8 out[32])
+ * When DATA/journal no longer holds it (journal retention moved it),
+ * DATA/journal-origin, written whenever it is computed, else the
+ * archive directory.  1 when there is one, 0 when the journal is empty,
+ * -errno. */
+static int journal_origin(const char *data_dir, const char *archive_dir,
+			  u8 out[32])
 {
 	struct journal_reader *rd = NULL;
 	struct journal_record r;
 	const u8 *raw;
 	size_t raw_bytes;
+	u8 kept[32];
 	int ret = journal_reader_open(&rd, data_dir, 1);
 
 	if (ret == -ENOENT)
@@ -225,6 +264,18 @@ static int journal_origin(const char *data_dir, u8 out[32])
 	if (ret < 0)
 		return ret;
 	ret = journal_reader_next(rd, &r, &raw, &raw_bytes);
+	if (ret < 0 && origin_file_read(data_dir, out) == 1) {
+		journal_reader_close(rd);
+		return 1;
+	}
+	if (ret < 0 && archive_dir && archive_dir[0]) {
+		journal_reader_close(rd);
+		ret = journal_reader_open(&rd, data_dir, 1);
+		if (ret < 0)
+			return ret;
+		journal_reader_archive(rd, archive_dir);
+		ret = journal_reader_next(rd, &r, &raw, &raw_bytes);
+	}
 	if (ret == 1) {
 		static const char ctx[] = "tpwallet store origin v1";
 		crypto_generichash_state st;
@@ -232,6 +283,9 @@ static int journal_origin(const char *data_dir, u8 out[32])
 		crypto_generichash_update(&st, (const u8 *)ctx, sizeof(ctx));
 		crypto_generichash_update(&st, raw, raw_bytes);
 		crypto_generichash_final(&st, out, 32);
+		if (origin_file_read(data_dir, kept) != 1 ||
+		    memcmp(kept, out, 32) != 0)
+			origin_file_write(data_dir, out);
 	}
 	journal_reader_close(rd);
 	return ret;
@@ -300,7 +354,7 @@ static int commit_buf(struct history *h, struct buf *b, const char **why)
 	}
 	if (!h->store) {
 		u8 origin[32];
-		ret = journal_origin(h->data_dir, origin);
+		ret = journal_origin(h->data_dir, h->archive_dir, origin);
 		if (ret <= 0) {
 			*why = "the journal's first record cannot be read";
 			return ret < 0 ? ret : -EIO;
@@ -784,7 +838,10 @@ int history_open(struct history **out, const struct history_options *o,
 		goto fail;
 	}
 
-	int have = journal_origin(o->data_dir, origin);
+	if (o->archive_dir)
+		snprintf(h->archive_dir, sizeof(h->archive_dir), "%s",
+			 o->archive_dir);
+	int have = journal_origin(o->data_dir, h->archive_dir, origin);
 	if (have < 0) {
 		ret = have;
 		*why = "the journal's first record cannot be read";

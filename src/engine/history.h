@@ -47,6 +47,9 @@ struct history_options {
 	/* The journal ends before the store's seq (it was truncated): start
 	 * the store again from the journal. */
 	bool rebuild;
+	/* Where sealed journal segments may have been moved (setting
+	 * journal_archive_dir), or NULL. */
+	const char *archive_dir;
 };
 #define HISTORY_CACHE_BYTES_DEFAULT (512ull << 20)
 #define HISTORY_CACHE_BYTES_MIN	    (1ull << 20)

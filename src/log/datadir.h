@@ -35,9 +35,10 @@
 #define DATADIR_AUDIT	    "audit"
 #define DATADIR_LEAVES	    "audit/leaves"
 #define DATADIR_CHECKPOINTS "audit/checkpoints"
-/* Where each leaf's record lies in the journal: a scratch file of the
- * running server's audit thread, written again from the journal at each
- * start (engine/audit.c); never read by anything else. */
+/* Where each leaf's record lies in the journal, written by the running
+ * server's audit thread and kept between runs when DATA/audit/state
+ * (log/auditstate.h) vouches for it, else written again from the journal
+ * (engine/audit.c); never read by anything else. */
 #define DATADIR_POSITIONS "audit/positions"
 /* In DATA/audit: the hash tiles of level 0 (the leaves) and of levels
  * 1..4 (printf format of the level). */

@@ -34,13 +34,12 @@
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
 	       "the journal format is little-endian; add byte swaps");
 
-#define SEGMENT_BYTES_DEFAULT (256ull << 20)
-#define BUFFER_BYTES_INITIAL  (1u << 20)
-#define SEGMENT_NAME_DIGITS   20
-#define SEGMENT_SUFFIX	      ".wal"
-#define PROGRESS_INTERVAL_NS  250000000ull
-#define PROGRESS_CHECK_BYTES  (1u << 20)
-#define ERR_BYTES	      1024
+#define BUFFER_BYTES_INITIAL (1u << 20)
+#define SEGMENT_NAME_DIGITS  20
+#define SEGMENT_SUFFIX	     ".wal"
+#define PROGRESS_INTERVAL_NS 250000000ull
+#define PROGRESS_CHECK_BYTES (1u << 20)
+#define ERR_BYTES	     1024
 #define CORRUPT_ADVICE                                                         \
 	"refusing to start: restore from backup, or start once with "          \
 	"--truncate-corrupt-tail only if you accept losing this record and "   \
@@ -503,8 +502,8 @@ cleanup:
 /* ---- Open and recovery ---- */
 
 /* Scan one segment file; cut a torn tail when it is the last one. */
-static int recover_segment(struct journal *j, struct scan *s, u64 first_seq,
-			   bool last, u64 *size_out)
+static int recover_segment(struct journal *j, struct scan *s, int dir_fd,
+			   u64 first_seq, bool last, u64 *size_out)
 {
 	int ret = 0;
 	int fd = -1;
@@ -526,7 +525,7 @@ static int recover_segment(struct journal *j, struct scan *s, u64 first_seq,
 		ret = -EBADMSG;
 		goto cleanup;
 	}
-	fd = openat(j->dir_fd, name, (last ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+	fd = openat(dir_fd, name, (last ? O_RDWR : O_RDONLY) | O_CLOEXEC);
 	if (fd < 0 || fstat(fd, &st) != 0) {
 		ret = -errno;
 		snprintf(s->err, s->err_len, "%s: %s", file,
@@ -589,8 +588,9 @@ static int open_segments(struct journal *j, u64 after_seq,
 			 journal_replay_fn replay, void *ctx)
 {
 	int ret = 0;
-	u64 *seqs = NULL;
-	size_t n = 0;
+	u64 *seqs = NULL, *aseqs = NULL;
+	size_t n = 0, an = 0, na = 0;
+	int arch_fd = -1;
 	char name[64];
 	struct scan s = {
 		.after_seq = after_seq,
@@ -612,9 +612,9 @@ static int open_segments(struct journal *j, u64 after_seq,
 		goto cleanup;
 	}
 	if (n == 0 && after_seq > 0) {
-		/* The journal is never pruned: state up to after_seq (a
-		 * snapshot) with no journal at all means it was deleted, and
-		 * with it every record after the snapshot. */
+		/* Retention never moves the newest segment: state up to
+		 * after_seq (a snapshot) with no journal at all means it was
+		 * deleted, and with it every record after the snapshot. */
 		snprintf(err_buf, sizeof(err_buf),
 			 "journal: %s holds no segment but the snapshot is at "
 			 "seq %llu: the journal was removed; restore it from "
@@ -636,27 +636,52 @@ static int open_segments(struct journal *j, u64 after_seq,
 		j->next_seq = after_seq + 1;
 		goto cleanup;
 	}
-	if (seqs[0] == 0 || seqs[0] > after_seq + 1) {
-		segment_name(name, sizeof(name), seqs[0]);
+	/* The state before the journal is older than its oldest segment
+	 * here: the archive's segments below it fill the gap (a store
+	 * rebuilt from the journal after retention moved segments). */
+	if (seqs[0] > after_seq + 1 && j->opts.archive_dir) {
+		arch_fd = open(j->opts.archive_dir,
+			       O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (arch_fd >= 0 && list_segments(arch_fd, &aseqs, &an) == 0)
+			while (na < an && aseqs[na] < seqs[0])
+				na++;
+	}
+	u64 first = na ? aseqs[0] : seqs[0];
+	if (first == 0 || first > after_seq + 1) {
+		segment_name(name, sizeof(name), first);
 		snprintf(err_buf, sizeof(err_buf),
 			 "journal/%s: the journal starts at seq %llu but the "
 			 "state before it ends at seq %llu: records are "
-			 "missing; restore from backup",
-			 name, (unsigned long long)seqs[0],
-			 (unsigned long long)after_seq);
+			 "missing%s%s%s; restore from backup",
+			 name, (unsigned long long)first,
+			 (unsigned long long)after_seq,
+			 j->opts.archive_dir ? " (not in the archive "
+					       "directory "
+					     : "",
+			 j->opts.archive_dir ? j->opts.archive_dir : "",
+			 j->opts.archive_dir ? " either)" : "");
 		ret = -EBADMSG;
 		goto cleanup;
 	}
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < na + n; i++) {
 		struct stat st;
-		segment_name(name, sizeof(name), seqs[i]);
-		if (fstatat(j->dir_fd, name, &st, 0) == 0)
+		bool arch = i < na;
+		segment_name(name, sizeof(name),
+			     arch ? aseqs[i] : seqs[i - na]);
+		if (fstatat(arch ? arch_fd : j->dir_fd, name, &st, 0) == 0)
 			s.total_bytes += (u64)st.st_size;
 	}
-	s.expect_seq = seqs[0];
+	s.expect_seq = first;
+	for (size_t i = 0; i < na; i++) {
+		u64 size = 0;
+		ret = recover_segment(j, &s, arch_fd, aseqs[i], false, &size);
+		if (ret != 0)
+			goto cleanup;
+	}
 	for (size_t i = 0; i < n; i++) {
 		u64 size = 0;
-		ret = recover_segment(j, &s, seqs[i], i + 1 == n, &size);
+		ret = recover_segment(j, &s, j->dir_fd, seqs[i], i + 1 == n,
+				      &size);
 		if (ret != 0)
 			goto cleanup;
 		j->size_bytes += size;
@@ -717,6 +742,9 @@ static int open_segments(struct journal *j, u64 after_seq,
 		goto cleanup;
 	}
 cleanup:
+	if (arch_fd >= 0)
+		close(arch_fd);
+	free(aseqs);
 	free(seqs);
 	return ret;
 }
@@ -741,7 +769,7 @@ int journal_open(struct journal **out, const char *dir,
 	if (opts)
 		j->opts = *opts;
 	if (j->opts.segment_bytes_max == 0)
-		j->opts.segment_bytes_max = SEGMENT_BYTES_DEFAULT;
+		j->opts.segment_bytes_max = JOURNAL_SEGMENT_BYTES_DEFAULT;
 	j->dir_path = malloc(dlen + sizeof("/journal"));
 	if (!j->dir_path) {
 		ret = -ENOMEM;

@@ -100,7 +100,8 @@ struct journal_record {
 
 struct journal_options {
 	u64 segment_bytes_max; /* roll to a new segment past this; 0: 256 MiB */
-	bool no_sync;	       /* tests and benchmarks only: skip fdatasync */
+#define JOURNAL_SEGMENT_BYTES_DEFAULT ((u64)256 << 20)
+	bool no_sync; /* tests and benchmarks only: skip fdatasync */
 	/* Progress during recovery: called at most a few times per second
 	 * with bytes scanned and total bytes; may be NULL. */
 	void (*progress)(void *ctx, u64 done_bytes, u64 total_bytes);
@@ -120,6 +121,12 @@ struct journal_options {
 	 * accept a journal that ends before covered_seq.  Reported through
 	 * warn, naming what was dropped. */
 	bool truncate_corrupt_tail;
+	/* Sealed segments moved out of DIR/journal (setting
+	 * journal_archive_dir), or NULL.  Read only when the state before
+	 * the journal (after_seq) is older than the oldest segment left in
+	 * DIR/journal: the archived segments that fill the gap are then
+	 * validated and replayed first, read only. */
+	const char *archive_dir;
 };
 
 struct journal;
@@ -135,11 +142,12 @@ typedef int (*journal_replay_fn)(void *ctx, const struct journal_record *r);
  * are replayed during the single validating pass, so when journal_open
  * fails, some may already have been replayed: discard that state.
  *
- * after_seq is the seq the caller's state (a snapshot) already holds.  The
- * journal must cover after_seq + 1 onwards: a journal that starts later,
- * or ends before after_seq, is an error (-EBADMSG), and so is an empty
- * journal directory with after_seq > 0 (the journal is never pruned, so
- * it was removed).
+ * after_seq is the seq the caller's state (a snapshot or the store) already
+ * holds.  The journal must cover after_seq + 1 onwards: a journal that
+ * starts later (in DIR/journal and, with opts->archive_dir, the archive's
+ * segments below it), or ends before after_seq, is an error (-EBADMSG),
+ * and so is an empty journal directory with after_seq > 0 (retention
+ * never moves the newest segment, so it was removed).
  *
  * progress is called at most every 250 ms during the scan, and once at
  * the end with done_bytes == total_bytes.

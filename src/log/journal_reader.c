@@ -35,14 +35,15 @@
 #define READAHEAD_BYTES	 (256u * 1024u)
 
 struct journal_reader {
-	char dir[PATH_MAX]; /* DATA/journal */
-	int fd;		    /* current segment, or -1 */
-	u64 seg_seq;	    /* its first seq */
-	u64 off;	    /* where the next record starts */
-	u64 last_off;	    /* where the record last returned starts */
-	u64 next_seq;	    /* seq the next record must have */
-	u64 from_seq;	    /* records before it are read and skipped */
-	u64 max_seq;	    /* nothing past it is read */
+	char dir[PATH_MAX];	/* DATA/journal */
+	char archive[PATH_MAX]; /* journal_reader_archive; "": none */
+	int fd;			/* current segment, or -1 */
+	u64 seg_seq;		/* its first seq */
+	u64 off;		/* where the next record starts */
+	u64 last_off;		/* where the record last returned starts */
+	u64 next_seq;		/* seq the next record must have */
+	u64 from_seq;		/* records before it are read and skipped */
+	u64 max_seq;		/* nothing past it is read */
 	u8 *buf;
 	size_t cap;
 	u8 *ra;	       /* read-ahead window: bytes [ra_off, ra_off + ra_len) */
@@ -62,16 +63,54 @@ static int fail(struct journal_reader *rd, int code, const char *fmt, ...)
 	return code;
 }
 
-static int list(struct journal_reader *rd, u64 **seqs, size_t *n)
+static int list_dir(const char *dir, u64 **seqs, size_t *n)
 {
-	DIR *d = opendir(rd->dir);
+	DIR *d = opendir(dir);
 	int ret;
 
+	*seqs = NULL;
+	*n = 0;
 	if (!d)
 		return -errno;
 	ret = seqdir_list(d, journal__parse_segment_name, seqs, n);
 	closedir(d);
 	return ret;
+}
+
+/* The segments of DATA/journal and, with an archive, of the archive too:
+ * sorted, each once (a segment being moved is in both for a moment). */
+static int list(struct journal_reader *rd, u64 **seqs, size_t *n)
+{
+	u64 *b = NULL, *m;
+	size_t nb = 0, k = 0, i = 0, j = 0;
+	int ret = list_dir(rd->dir, seqs, n);
+
+	if (ret < 0 || !rd->archive[0])
+		return ret;
+	/* An archive that cannot be read holds nothing for us. */
+	if (list_dir(rd->archive, &b, &nb) < 0 || nb == 0) {
+		free(b);
+		return 0;
+	}
+	m = malloc((*n + nb) * sizeof(*m));
+	if (!m) {
+		free(b);
+		return -ENOMEM;
+	}
+	while (i < *n || j < nb) {
+		u64 v;
+		if (j == nb || (i < *n && (*seqs)[i] <= b[j]))
+			v = (*seqs)[i++];
+		else
+			v = b[j++];
+		if (k == 0 || m[k - 1] != v)
+			m[k++] = v;
+	}
+	free(*seqs);
+	free(b);
+	*seqs = m;
+	*n = k;
+	return 0;
 }
 
 /* Open the segment that holds next_seq.  Returns 1 when one is open, 0
@@ -102,6 +141,11 @@ static int open_segment(struct journal_reader *rd)
 	snprintf(path, sizeof(path), "%s/" JOURNAL_SEGMENT_NAME_FMT, rd->dir,
 		 (unsigned long long)seqs[pick]);
 	rd->fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (rd->fd < 0 && errno == ENOENT && rd->archive[0]) {
+		snprintf(path, sizeof(path), "%s/" JOURNAL_SEGMENT_NAME_FMT,
+			 rd->archive, (unsigned long long)seqs[pick]);
+		rd->fd = open(path, O_RDONLY | O_CLOEXEC);
+	}
 	if (rd->fd < 0) {
 		ret = fail(rd, -errno, "%s: %s", path, tpw_strerror(errno));
 		goto cleanup;
@@ -384,6 +428,11 @@ int journal_reader_next(struct journal_reader *rd, struct journal_record *r,
 		*raw_bytes = size;
 		return 1;
 	}
+}
+
+void journal_reader_archive(struct journal_reader *rd, const char *dir)
+{
+	snprintf(rd->archive, sizeof(rd->archive), "%s", dir ? dir : "");
 }
 
 void journal_reader_limit(struct journal_reader *rd, u64 max_seq)

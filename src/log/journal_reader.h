@@ -34,6 +34,12 @@ int journal_reader_open(struct journal_reader **out, const char *data_dir,
 int journal_reader_next(struct journal_reader *rd, struct journal_record *r,
 			const u8 **raw, size_t *raw_bytes);
 
+/* Also read segments from dir (the setting journal_archive_dir: sealed
+ * segments moved out of DATA/journal), or, with NULL, no longer: a
+ * segment is looked for in DATA/journal first, then in dir.  Call before
+ * the first journal_reader_next. */
+void journal_reader_archive(struct journal_reader *rd, const char *dir);
+
 /* Never read past seq max_seq (the owner's durable end, so that nothing
  * half-written or not yet synced is read): journal_reader_next returns 0
  * instead.  UINT64_MAX (the default) reads whatever is in the files. */

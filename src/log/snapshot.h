@@ -111,7 +111,8 @@ int snapshot_load_newest(const char *data_dir, u8 **buf, size_t *len, u64 *seq,
  * being written, *.tmp, are left alone), then fsync the directory.
  * NEEDSWORK: does not check validity, so with keep == 1 and a corrupt
  * newest snapshot the older valid one goes; recovery still has the
- * journal, which is never pruned. */
+ * journal, which is whole without a store (journal retention needs
+ * one). */
 void snapshot_prune(const char *data_dir, unsigned keep);
 
 #endif

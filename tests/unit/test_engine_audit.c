@@ -367,7 +367,9 @@ static void checkpoints_are_signed_notes_of_the_tree(void **state)
 
 /* A journal rewritten on disk, checksums and all, between two runs: the
  * leaf recorded by the first run no longer matches, and the tree stops
- * there instead of signing the rewritten history. */
+ * there instead of signing the rewritten history.  DATA/audit/state
+ * vouches for the audit files, but the engine replayed the record into
+ * its state at this start (no store, no snapshot), so it is compared. */
 static void rewritten_entry_is_caught_at_the_next_start(void **state)
 {
 	struct fixture *f = *state;
@@ -424,6 +426,97 @@ static void rewritten_entry_is_caught_at_the_next_start(void **state)
 	assert_false(audit_healthy(a));
 	assert_true(audit_size(a) == 2); /* entries 0 and 1 still match */
 	audit_close(a);
+	note_signer_clear(&signer);
+}
+
+/* Open the log with a signer, as serve does: it must take `loaded`
+ * entries from its files, then reach n leaves with the same root. */
+static void reopen_expect(struct fixture *f, const struct audit_signer *as,
+			  u64 n, u64 loaded, const u8 root[MERKLE_HASH_BYTES])
+{
+	struct audit *a = NULL;
+	const char *err = NULL;
+	u8 got[MERKLE_HASH_BYTES];
+
+	assert_int_equal(audit_open(&a, f->dir, f->e, as, &err), 0);
+	assert_true(audit_loaded(a) == loaded);
+	wait_size(a, n);
+	assert_true(audit_healthy(a));
+	assert_int_equal(audit_root(a, n, got), 0);
+	assert_memory_equal(got, root, MERKLE_HASH_BYTES);
+	audit_close(a);
+}
+
+static void flip_byte(const char *dir, const char *name, long at)
+{
+	char path[128];
+	snprintf(path, sizeof(path), "%s/audit/%s", dir, name);
+	FILE *fp = fopen(path, "r+b");
+	assert_non_null(fp);
+	assert_int_equal(fseek(fp, at, SEEK_SET), 0);
+	int c = fgetc(fp);
+	assert_true(c != EOF);
+	assert_int_equal(fseek(fp, at, SEEK_SET), 0);
+	assert_int_equal(fputc(c ^ 0x20, fp), c ^ 0x20);
+	assert_int_equal(fclose(fp), 0);
+}
+
+/* DATA/audit/state vouches for the files: a start takes every entry from
+ * them; a flipped byte in the positions or the state, short leaves or
+ * positions, or no state at all make it rebuild from the journal to the
+ * same root, and the files written back at the stop are taken again. */
+static void audit_files_are_loaded_only_when_their_state_vouches(void **state)
+{
+	struct fixture *f = *state;
+	static struct note_signer signer;
+	struct audit *a = NULL;
+	const char *err = NULL;
+	u8 root[MERKLE_HASH_BYTES];
+	char path[128];
+
+	assert_int_equal(note_keygen("example.test/log", 16, &signer), 0);
+	struct audit_signer as = {.origin = "example.test/log",
+				  .sign = sign_with,
+				  .ctx = &signer};
+	u64 n = build(f, 30);
+	assert_int_equal(audit_open(&a, f->dir, f->e, &as, &err), 0);
+	assert_true(audit_loaded(a) == 0); /* a new directory */
+	wait_size(a, n);
+	assert_int_equal(audit_root(a, n, root), 0);
+	audit_close(a);
+	/* Records the engine replays at a start are compared whatever the
+	 * files say: without a store or a snapshot, all of them. */
+	audit_close(f->a);
+	f->a = NULL;
+	reopen_expect(f, &as, n, 0, root);
+	/* With the store (built from the journal once, flushed at the
+	 * close) the engine replays nothing, and every entry is loaded. */
+	engine_close(f->e);
+	struct engine_options o = {
+		.data_dir = f->dir, .quiet = true, .store = true};
+	assert_int_equal(engine_open(&f->e, &o, &err), 0);
+	assert_true(engine_recovered_from(f->e) == 0);
+	engine_close(f->e);
+	assert_int_equal(engine_open(&f->e, &o, &err), 0);
+	assert_true(engine_recovered_from(f->e) == n);
+
+	reopen_expect(f, &as, n, n, root);
+	flip_byte(f->dir, "positions", 32 * 3 + 1);
+	reopen_expect(f, &as, n, 0, root);
+	reopen_expect(f, &as, n, n, root);
+	flip_byte(f->dir, "state", 30);
+	reopen_expect(f, &as, n, 0, root);
+	reopen_expect(f, &as, n, n, root);
+	snprintf(path, sizeof(path), "%s/audit/leaves", f->dir);
+	assert_int_equal(truncate(path, 32 * 5), 0);
+	reopen_expect(f, &as, n, 0, root);
+	snprintf(path, sizeof(path), "%s/audit/positions", f->dir);
+	assert_int_equal(truncate(path, 32 * 5), 0);
+	reopen_expect(f, &as, n, 0, root);
+	snprintf(path, sizeof(path), "%s/audit/state", f->dir);
+	assert_int_equal(unlink(path), 0);
+	reopen_expect(f, &as, n, 0, root);
+	reopen_expect(f, &as, n, n, root);
 	note_signer_clear(&signer);
 }
 
@@ -941,6 +1034,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(
 			rewritten_entry_is_caught_at_the_next_start, setup,
 			teardown),
+		cmocka_unit_test_setup_teardown(
+			audit_files_are_loaded_only_when_their_state_vouches,
+			setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			a_dead_witness_holds_back_neither_the_tree_nor_checkpoints,
 			setup, teardown),
