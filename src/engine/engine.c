@@ -226,6 +226,7 @@ static int recover(struct engine *e, const struct engine_options *o,
 				     .covered_seq = o->covered_seq,
 				     .segment_bytes_max = o->segment_bytes,
 				     .archive_dir = o->archive_dir,
+				     .skip_sealed = o->store && !rebuild,
 				     .truncate_corrupt_tail =
 					     o->truncate_corrupt_tail};
 	u8 *snap = NULL;
@@ -328,6 +329,8 @@ static int recover(struct engine *e, const struct engine_options *o,
 			       snap_seq),
 		       LOG_NUM("replayed_records", rc.count),
 		       LOG_NUM("last_seq", e->last_seq),
+		       LOG_NUM("segments_not_read",
+			       journal_skipped_segments(e->journal)),
 		       LOG_NUM("duration_ms", e->recovery_ms));
 	return 0;
 }

@@ -82,7 +82,8 @@ struct journal {
 	int fd;		/* current segment, O_APPEND; -1 before the first */
 	u64 segment_first_seq;
 	u64 segment_bytes;
-	u64 size_bytes; /* all segments, written */
+	u64 size_bytes;	      /* all segments, written */
+	u64 skipped_segments; /* not read at open (skip_sealed) */
 	u64 next_seq;
 	u64 last_timestamp;
 	int poison; /* 0, or the negative errno every call now returns */
@@ -663,29 +664,49 @@ static int open_segments(struct journal *j, u64 after_seq,
 		ret = -EBADMSG;
 		goto cleanup;
 	}
+	u64 last_size = 0;
 	for (size_t i = 0; i < na + n; i++) {
 		struct stat st;
 		bool arch = i < na;
 		segment_name(name, sizeof(name),
 			     arch ? aseqs[i] : seqs[i - na]);
+		last_size = 0;
 		if (fstatat(arch ? arch_fd : j->dir_fd, name, &st, 0) == 0)
-			s.total_bytes += (u64)st.st_size;
+			last_size = (u64)st.st_size;
+		s.total_bytes += last_size;
 	}
+	/* Segments before scan_from are not read when skip_sealed lets
+	 * them be: sealed, every record at or before after_seq. */
+	size_t scan_from = na + n - (last_size == 0 && na + n > 1 ? 2 : 1);
 	s.expect_seq = first;
-	for (size_t i = 0; i < na; i++) {
+	for (size_t i = 0; i < na + n; i++) {
+		bool arch = i < na;
+		u64 seq = arch ? aseqs[i] : seqs[i - na];
+		u64 next = i + 1 < na	    ? aseqs[i + 1]
+			   : i + 1 < na + n ? seqs[i + 1 - na]
+					    : 0;
 		u64 size = 0;
-		ret = recover_segment(j, &s, arch_fd, aseqs[i], false, &size);
-		if (ret != 0)
-			goto cleanup;
-	}
-	for (size_t i = 0; i < n; i++) {
-		u64 size = 0;
-		ret = recover_segment(j, &s, j->dir_fd, seqs[i], i + 1 == n,
-				      &size);
-		if (ret != 0)
-			goto cleanup;
-		j->size_bytes += size;
-		j->segment_bytes = size;
+		if (j->opts.skip_sealed && i < scan_from &&
+		    next - 1 <= after_seq && seq == s.expect_seq &&
+		    next > seq) {
+			struct stat st;
+			segment_name(name, sizeof(name), seq);
+			if (fstatat(arch ? arch_fd : j->dir_fd, name, &st, 0) ==
+			    0)
+				size = (u64)st.st_size;
+			s.expect_seq = next;
+			s.done_base += size;
+			j->skipped_segments++;
+		} else {
+			ret = recover_segment(j, &s, arch ? arch_fd : j->dir_fd,
+					      seq, i + 1 == na + n, &size);
+			if (ret != 0)
+				goto cleanup;
+		}
+		if (!arch) {
+			j->size_bytes += size;
+			j->segment_bytes = size;
+		}
 	}
 	if (s.expect_seq - 1 < after_seq) {
 		snprintf(err_buf, sizeof(err_buf),
@@ -824,6 +845,11 @@ u64 journal_next_seq(const struct journal *j)
 u64 journal_size_bytes(const struct journal *j)
 {
 	return j->size_bytes;
+}
+
+u64 journal_skipped_segments(const struct journal *j)
+{
+	return j->skipped_segments;
 }
 
 static int buffer_reserve(struct journal *j, size_t need)

@@ -127,6 +127,14 @@ struct journal_options {
 	 * DIR/journal: the archived segments that fill the gap are then
 	 * validated and replayed first, read only. */
 	const char *archive_dir;
+	/* The state before the journal (after_seq) is durable elsewhere
+	 * (the store): sealed segments whose records all precede it are
+	 * not read at open, so a restart does not grow with history.  Their
+	 * records are checked whenever they are read (journal_reader, the
+	 * audit routes) and by `tpwallet audit check`; the last segment,
+	 * and the one before it when the last is empty, are always
+	 * scanned.  Off: every segment is scanned (snapshots, rebuilds). */
+	bool skip_sealed;
 };
 
 struct journal;
@@ -197,6 +205,9 @@ int journal_sync(struct journal *j);
  * same bytes to PostgreSQL while the sync runs (log/pgjournal.h). */
 void journal_pending(const struct journal *j, const void **buf, size_t *len,
 		     u64 *first_seq);
+
+/* Sealed segments journal_open did not read (skip_sealed). */
+u64 journal_skipped_segments(const struct journal *j);
 
 /* Bytes written to all segments (for metrics); excludes the unsynced
  * buffer. */

@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 
+import journal
 from harness import e2e_test, check, check_eq, run_cli
 from ledger import (account, transfer, create, get_transfer,
                     account_transfers_all)
@@ -221,3 +222,51 @@ def test_a_failed_store_write_refuses_changes_and_readyz_until_restart(ctx):
                         .status == 200 else 0)
     check_eq(int(a1["debits_posted"]), got, "balance matches the transfers")
     srv.stop()
+
+
+@e2e_test(timeout=240)
+def test_a_restart_with_the_store_reads_only_the_journal_after_it(ctx):
+    """docs/store.md, "In the server": with the store, sealed journal
+    segments wholly before its seq are not read at start; a damaged
+    record in one of them does not stop the start (the store holds that
+    state), doctor still names it, and a start that must rebuild the
+    store from the journal reads it and refuses."""
+    env = dict(ENV, TPWALLET_JOURNAL_SEGMENT_BYTES=str(64 << 10))
+    srv = ctx.server(env=env)
+    srv.start()
+    ids = load(srv)
+    before = answers(srv, ids)
+    srv.stop()
+    segs = journal.segments(srv.data_dir)
+    check(len(segs) >= 10, "64 KiB segments: only %d" % len(segs))
+    # A byte in the middle of the first segment's second record.
+    recs = journal.read_segment(segs[0])
+    check(len(recs) >= 2, "segment 1 holds %d records" % len(recs))
+    journal.flip_byte(segs[0], recs[1].offset + recs[1].size // 2)
+
+    off = srv._log_size()
+    srv.start()
+    text = srv.wait_log(r'"msg":"recovered"', since=off)
+    m = re.search(r'"segments_not_read":(\d+)', text or "")
+    check(m is not None, "recovered line: %s" % text)
+    # All but the last, and the one before it if the last is empty.
+    read = 2 if os.path.getsize(segs[-1]) == 0 else 1
+    check_eq(int(m.group(1)), len(segs) - read,
+             "sealed segments not read at start")
+    after = answers(srv, ids)
+    for k in before:
+        check_eq(after[k], before[k], "%s after the restart" % k)
+    srv.stop()
+
+    r = run_cli(["doctor", "--data", srv.data_dir], env=env)
+    check(re.search(r"journal.*00000000000000000001\.wal.*bad checksum",
+                    r.stdout) is not None,
+          "doctor does not name the damaged segment: %s" % r.stdout)
+
+    # Without the store the journal is read from its first record.
+    os.rename(os.path.join(srv.data_dir, "store"),
+              os.path.join(ctx.dir, "store-aside"))
+    served, exited, rc = srv.start_expecting_refusal()
+    check(served is None and exited, "a rebuild over a damaged journal "
+          "served: %r" % (served,))
+    check_eq(rc, 65, "exit status of a rebuild over a damaged journal")

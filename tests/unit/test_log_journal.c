@@ -461,17 +461,15 @@ static void test_flipped_byte_in_middle_record_is_corruption(void **state)
 	free(s);
 }
 
-static void test_flipped_byte_in_earlier_segment_is_corruption(void **state)
+/* 20 records of one 128-byte event, 5 to an 800-byte segment: segments
+ * 1, 6, 11 and 16 (o->segment_bytes_max 1000). */
+static void write_four_segments(struct fixture *f,
+				const struct journal_options *o)
 {
-	struct fixture *f = *state;
-	struct seen *s = calloc(1, sizeof(*s));
 	struct journal *j = NULL;
-	struct journal_options o = {.segment_bytes_max = 1000};
-	char path[256];
-	const char *err = NULL;
 	u8 ev[128] = {1};
 
-	assert_int_equal(journal_open(&j, f->dir, &o, 0, NULL, NULL, NULL), 0);
+	assert_int_equal(journal_open(&j, f->dir, o, 0, NULL, NULL, NULL), 0);
 	for (int i = 1; i <= 20; i++) {
 		assert_int_equal(journal_append(j, JOURNAL_CREATE_TRANSFERS,
 						(u64)i, ev, 128, NULL),
@@ -481,6 +479,17 @@ static void test_flipped_byte_in_earlier_segment_is_corruption(void **state)
 	}
 	journal_close(j);
 	assert_int_equal(count_segments(f), 4);
+}
+
+static void test_flipped_byte_in_earlier_segment_is_corruption(void **state)
+{
+	struct fixture *f = *state;
+	struct seen *s = calloc(1, sizeof(*s));
+	struct journal_options o = {.segment_bytes_max = 1000};
+	char path[256];
+	const char *err = NULL;
+
+	write_four_segments(f, &o);
 	/* The last record of the first segment: where a torn tail would
 	 * be, were it the last segment. */
 	segment_path(f, 1, path, sizeof(path));
@@ -491,6 +500,54 @@ static void test_flipped_byte_in_earlier_segment_is_corruption(void **state)
 				    "bad checksum at offset 640 "
 				    "(record seq 5)"));
 	assert_int_equal(file_size(path), 800);
+	free(s);
+}
+
+/* With skip_sealed, sealed segments wholly before after_seq are not read:
+ * a damaged record there does not stop the open (it is found when read),
+ * everything after after_seq is replayed, and appends go on.  A damaged
+ * record in a segment that holds records after after_seq still stops it. */
+static void test_skip_sealed_reads_only_what_follows_the_state(void **state)
+{
+	struct fixture *f = *state;
+	struct seen *s = calloc(1, sizeof(*s));
+	struct journal *j = NULL;
+	struct journal_options o = {.segment_bytes_max = 1000};
+	char path[256];
+	const char *err = NULL;
+	u8 ev[128] = {1};
+
+	write_four_segments(f, &o);
+	segment_path(f, 1, path, sizeof(path));
+	flip_byte(path, 799);
+	assert_int_equal(reopen(f, &o, 12, s, &err), -EBADMSG);
+
+	o.skip_sealed = true;
+	s->n = 0;
+	assert_int_equal(journal_open(&j, f->dir, &o, 12, collect, s, &err), 0);
+	assert_int_equal(journal_skipped_segments(j), 2);
+	assert_int_equal(journal_next_seq(j), 21);
+	assert_int_equal(s->n, 8);
+	assert_int_equal(s->seq[0], 13);
+	assert_int_equal(s->seq[7], 20);
+	assert_int_equal(journal_size_bytes(j), 20 * 160);
+	assert_int_equal(
+		journal_append(j, JOURNAL_CREATE_TRANSFERS, 20, ev, 128, NULL),
+		0);
+	assert_int_equal(journal_sync(j), 0);
+	journal_close(j);
+
+	/* after_seq inside segment 1: it holds records to replay. */
+	s->n = 0;
+	assert_int_equal(reopen(f, &o, 3, s, &err), -EBADMSG);
+	assert_non_null(strstr(err, "journal/00000000000000000001.wal"));
+
+	/* A damaged record in a segment the state does not cover. */
+	segment_path(f, 11, path, sizeof(path));
+	flip_byte(path, 799);
+	s->n = 0;
+	assert_int_equal(reopen(f, &o, 12, s, &err), -EBADMSG);
+	assert_non_null(strstr(err, "journal/00000000000000000011.wal"));
 	free(s);
 }
 
@@ -912,6 +969,7 @@ int main(void)
 		T(test_torn_tail_garbage_partial_header_is_cut),
 		T(test_flipped_byte_in_middle_record_is_corruption),
 		T(test_flipped_byte_in_earlier_segment_is_corruption),
+		T(test_skip_sealed_reads_only_what_follows_the_state),
 		T(test_missing_middle_segment_is_a_gap),
 		T(test_decode_of_garbage_never_crashes),
 		T(test_append_rejects_bad_records),
