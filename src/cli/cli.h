@@ -133,6 +133,13 @@ struct settings {
 	char tls_client_ca_file[4096];
 	char tls_crl_file[4096];
 	char tls_client_auth[16];
+	/* The server's outbound calls (witnesses, probes; net/http.h,
+	 * docs/operations.md "Outbound TLS"): a CA bundle instead of the
+	 * system's ("" the system's), and public-key pins, "https://HOST[:PORT]
+	 * sha256//BASE64[;...]" each (setting `outbound_pin`, at most 16). */
+	char outbound_ca_file[4096];
+	char outbound_pins[16][512];
+	unsigned noutbound_pins;
 	/* Cluster mode (docs/operations.md, "Cluster mode"): a libpq
 	 * connection string ("" a single node; may hold a password, never
 	 * printed), this node's name for the writer's lease ("" until

@@ -1592,6 +1592,10 @@ static void check_expiries(struct doctor *d)
 		char ca_fp[65];
 		tls_expiry(d, "tls client CA", d->s.tls_client_ca_file, ca_fp);
 	}
+	if (d->s.outbound_ca_file[0]) {
+		char ob_fp[65];
+		tls_expiry(d, "outbound CA", d->s.outbound_ca_file, ob_fp);
+	}
 	if (d->s.tls_crl_file[0])
 		crl_expiry(d);
 	if (d->url)

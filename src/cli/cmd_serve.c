@@ -11,7 +11,9 @@
  */
 #include "api/authz.h"
 #include "api/server.h"
+#include "api/probe.h"
 #include "api/tls.h"
+#include "net/http.h"
 #include "cli/cli.h"
 #include "log/datadir.h"
 #include "log/fsdir.h"
@@ -178,6 +180,59 @@ static void *upkeep_main(void *arg)
 	return NULL;
 }
 
+/* The server's outbound calls (witnesses, probes): the CA bundle and the
+ * pins they trust (net/http.h, docs/operations.md "Outbound TLS").  A
+ * bundle that does not read as a certificate, a bad pin, and a pinned
+ * host named with http:// are refused here, not at their first call. */
+static int outbound_setup(const struct settings *s)
+{
+	const char *pins[HTTP_PINS_MAX];
+	char err[API_TLS_ERR_BYTES];
+	_Static_assert(sizeof(s->outbound_pins) / sizeof(s->outbound_pins[0]) ==
+			       HTTP_PINS_MAX,
+		       "pins");
+
+	if (s->outbound_ca_file[0]) {
+		struct api_tls_cert_info ci;
+		if (api_tls_cert_inspect(s->outbound_ca_file, &ci, err,
+					 sizeof(err)) < 0) {
+			fprintf(stderr,
+				"tpwallet serve: outbound_ca_file: %s\n", err);
+			return -1;
+		}
+	}
+	for (unsigned i = 0; i < s->noutbound_pins; i++)
+		pins[i] = s->outbound_pins[i];
+	if (http_outbound_set(s->outbound_ca_file, pins, s->noutbound_pins, err,
+			      sizeof(err)) < 0) {
+		fprintf(stderr, "tpwallet serve: %s\n", err);
+		return -1;
+	}
+	for (unsigned i = 0; i < s->nwitnesses + s->nprobes; i++) {
+		char url[HTTP_URL_BYTES_MAX];
+		struct probe_target t;
+		if (i < s->nwitnesses) {
+			const char *w = s->witnesses[i];
+			snprintf(url, sizeof(url), "%.*s", (int)strcspn(w, " "),
+				 w);
+		} else if (probe_target_parse(s->probes[i - s->nwitnesses],
+					      &t) == 0) {
+			snprintf(url, sizeof(url), "%s", t.url);
+		} else {
+			continue; /* refused with its own message later */
+		}
+		if (http_outbound_check(url) == -HTTP_pin_needs_https) {
+			fprintf(stderr,
+				"tpwallet serve: %s %s has an outbound_pin "
+				"but is named with http://: a pin is checked "
+				"on https only\n",
+				i < s->nwitnesses ? "witness" : "probe", url);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 int cmd_serve(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -311,6 +366,9 @@ int cmd_serve(int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
+
+	if (outbound_setup(&s) < 0)
+		return EXIT_USAGE;
 
 	bool created;
 	char lax[4400];

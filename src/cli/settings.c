@@ -271,6 +271,18 @@ int settings_set(struct settings *s, const char *key, const char *value)
 			      ? copy_str(s->tls_client_auth,
 					 sizeof(s->tls_client_auth), value)
 			      : -EINVAL;
+	} else if (strcmp(key, "outbound_ca_file") == 0) {
+		ret = copy_str(s->outbound_ca_file, sizeof(s->outbound_ca_file),
+			       value);
+	} else if (strcmp(key, "outbound_pin") == 0) {
+		if (s->noutbound_pins ==
+		    sizeof(s->outbound_pins) / sizeof(s->outbound_pins[0]))
+			ret = -EINVAL;
+		else
+			ret = copy_str(s->outbound_pins[s->noutbound_pins],
+				       sizeof(s->outbound_pins[0]), value);
+		if (ret == 0)
+			s->noutbound_pins++;
 	} else if (strcmp(key, "journal_archive_dir") == 0) {
 		ret = value[0] == '/'
 			      ? copy_str(s->journal_archive_dir,
@@ -454,6 +466,8 @@ static const struct {
 	{"TPWALLET_TLS_CLIENT_CA_FILE", "tls_client_ca_file"},
 	{"TPWALLET_TLS_CRL_FILE", "tls_crl_file"},
 	{"TPWALLET_TLS_CLIENT_AUTH", "tls_client_auth"},
+	{"TPWALLET_OUTBOUND_CA_FILE", "outbound_ca_file"},
+	{"TPWALLET_OUTBOUND_PIN", "outbound_pin"},
 	{"TPWALLET_CLUSTER", "cluster"},
 	{"TPWALLET_CLUSTER_NODE", "cluster_node"},
 	{"TPWALLET_CLUSTER_LEASE_MS", "cluster_lease_ms"},

@@ -24,6 +24,7 @@ struct http_client {
 	struct http_options opt; /* defaults filled in; strings below */
 	char *ca_file, *cert_file, *key_file;
 	char *user_agent;
+	char *pin; /* CURLOPT_PINNEDPUBLICKEY, or NULL */
 	CURL *easy;
 	CURLM *multi;
 };
@@ -168,6 +169,130 @@ cleanup:
 	return ret;
 }
 
+/* ---- the process's outbound policy ------------------------------------ */
+
+/* "sha256//" and 44 base64 characters (32 bytes, one '=' of padding). */
+#define PIN_KEY_BYTES (8u + 44u)
+
+struct pin_entry {
+	char host[HTTP_HOST_BYTES_MAX + 3];
+	unsigned short port;
+	char keys[HTTP_PIN_KEYS_MAX * (PIN_KEY_BYTES + 1)];
+};
+
+/* Written by http_outbound_set before any thread; read only after. */
+static struct {
+	char ca_file[4096];
+	size_t npins;
+	struct pin_entry pins[HTTP_PINS_MAX];
+} outbound;
+
+static bool pin_key_valid(const char *k, size_t len)
+{
+	static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				  "abcdefghijklmnopqrstuvwxyz0123456789+/";
+	if (len != PIN_KEY_BYTES || strncmp(k, "sha256//", 8) != 0 ||
+	    k[len - 1] != '=')
+		return false;
+	for (size_t i = 8; i < len - 1; i++)
+		if (!memchr(b64, k[i], sizeof(b64) - 1))
+			return false;
+	/* The last character before '=' carries 2 bits: 4 zero bits. */
+	return strchr("AEIMQUYcgkosw048", k[len - 2]) != NULL;
+}
+
+static int pin_parse(const char *spec, struct pin_entry *out, char *err,
+		     size_t err_len)
+{
+	const char *sp = strchr(spec, ' ');
+	char url[HTTP_URL_BYTES_MAX];
+	struct http_url u;
+
+	memset(out, 0, sizeof(*out));
+	if (!sp || (size_t)(sp - spec) >= sizeof(url)) {
+		snprintf(err, err_len,
+			 "outbound_pin: want \"https://HOST[:PORT] "
+			 "sha256//BASE64[;sha256//BASE64]\"");
+		return -HTTP_invalid_argument;
+	}
+	memcpy(url, spec, (size_t)(sp - spec));
+	url[sp - spec] = '\0';
+	if (http_url_parse(url, &u) != 0 || !u.tls || u.prefix[0]) {
+		snprintf(err, err_len,
+			 "outbound_pin: \"%.200s\" is not https://HOST[:PORT] "
+			 "(no path)",
+			 url);
+		return -HTTP_invalid_argument;
+	}
+	snprintf(out->host, sizeof(out->host), "%s", u.host);
+	out->port = u.port;
+	const char *k = sp + 1;
+	size_t nkeys = 0;
+	for (;;) {
+		size_t len = strcspn(k, ";");
+		if (nkeys == HTTP_PIN_KEYS_MAX || !pin_key_valid(k, len)) {
+			snprintf(err, err_len, "outbound_pin for %s: %s",
+				 u.origin,
+				 nkeys == HTTP_PIN_KEYS_MAX
+					 ? "more than 4 keys"
+					 : "a key is not sha256// and the "
+					   "base64 of 32 bytes");
+			return -HTTP_invalid_argument;
+		}
+		nkeys++;
+		if (k[len] == '\0')
+			break;
+		k += len + 1;
+	}
+	snprintf(out->keys, sizeof(out->keys), "%s", sp + 1);
+	return 0;
+}
+
+int http_outbound_set(const char *ca_file, const char *const *pins,
+		      size_t npins, char *err, size_t err_len)
+{
+	memset(&outbound, 0, sizeof(outbound));
+	if (ca_file && strlen(ca_file) >= sizeof(outbound.ca_file)) {
+		snprintf(err, err_len, "outbound_ca_file: path too long");
+		return -HTTP_invalid_argument;
+	}
+	if (npins > HTTP_PINS_MAX) {
+		snprintf(err, err_len, "outbound_pin: more than %u",
+			 HTTP_PINS_MAX);
+		return -HTTP_invalid_argument;
+	}
+	for (size_t i = 0; i < npins; i++) {
+		int ret = pin_parse(pins[i], &outbound.pins[i], err, err_len);
+		if (ret < 0) {
+			memset(&outbound, 0, sizeof(outbound));
+			return ret;
+		}
+	}
+	outbound.npins = npins;
+	if (ca_file)
+		snprintf(outbound.ca_file, sizeof(outbound.ca_file), "%s",
+			 ca_file);
+	return 0;
+}
+
+static const struct pin_entry *pin_for(const struct http_url *u)
+{
+	for (size_t i = 0; i < outbound.npins; i++)
+		if (outbound.pins[i].port == u->port &&
+		    strcasecmp(outbound.pins[i].host, u->host) == 0)
+			return &outbound.pins[i];
+	return NULL;
+}
+
+int http_outbound_check(const char *url)
+{
+	struct http_url u;
+	int ret = http_url_parse(url, &u);
+	if (ret < 0)
+		return ret;
+	return pin_for(&u) && !u.tls ? -HTTP_pin_needs_https : 0;
+}
+
 /* ---- a destination ----------------------------------------------------- */
 
 int http_client_open(struct http_client **out, const char *base_url,
@@ -205,7 +330,16 @@ int http_client_open(struct http_client **out, const char *base_url,
 		c->opt.body_bytes_max = HTTP_BODY_BYTES_DEFAULT;
 	if (!c->opt.head_bytes_max)
 		c->opt.head_bytes_max = HTTP_HEAD_BYTES_DEFAULT;
+	const struct pin_entry *pin = pin_for(&c->url);
+	if (pin && !c->url.tls) {
+		ret = -HTTP_pin_needs_https;
+		goto fail;
+	}
+	if (!c->opt.ca_file && outbound.ca_file[0])
+		c->opt.ca_file = outbound.ca_file;
 	ret = -HTTP_no_memory;
+	if (pin && !(c->pin = strdup(pin->keys)))
+		goto fail;
 	if (c->opt.ca_file && !(c->ca_file = strdup(c->opt.ca_file)))
 		goto fail;
 	if (c->opt.user_agent && !(c->user_agent = strdup(c->opt.user_agent)))
@@ -242,6 +376,7 @@ void http_client_close(struct http_client *c)
 	free(c->cert_file);
 	free(c->key_file);
 	free(c->user_agent);
+	free(c->pin);
 	free(c);
 }
 
@@ -493,6 +628,7 @@ static int map_result(CURLcode rc, const struct xfer *x)
 	case CURLE_SSL_ISSUER_ERROR:
 	case CURLE_SSL_CRL_BADFILE:
 	case CURLE_SSL_SHUTDOWN_FAILED: return -HTTP_tls;
+	case CURLE_SSL_PINNEDPUBKEYNOTMATCH: return -HTTP_pinned_key;
 	case CURLE_SEND_ERROR: return -HTTP_send;
 	case CURLE_RECV_ERROR: return -HTTP_recv;
 	case CURLE_GOT_NOTHING:
@@ -545,6 +681,8 @@ static int set_options(struct http_client *c, const struct http_request *req,
 	SET(CURLOPT_SSL_VERIFYHOST, 2L);
 	if (c->opt.ca_file)
 		SET(CURLOPT_CAINFO, c->opt.ca_file);
+	if (c->pin)
+		SET(CURLOPT_PINNEDPUBLICKEY, c->pin);
 	if (c->opt.cert_file) {
 		SET(CURLOPT_SSLCERT, c->opt.cert_file);
 		SET(CURLOPT_SSLKEY, c->opt.key_file);

@@ -63,6 +63,8 @@
 	X(connect_timeout, "connecting timed out")                             \
 	X(timeout, "the request timed out")                                    \
 	X(tls, "the TLS handshake failed or the certificate is not trusted")   \
+	X(pinned_key, "the server's public key is not one of its pins")        \
+	X(pin_needs_https, "a pinned host is reached over http, not https")    \
 	X(send, "sending the request failed")                                  \
 	X(recv, "receiving the answer failed")                                 \
 	X(no_memory, "out of memory")                                          \
@@ -90,6 +92,33 @@ const char *http_err_desc(int ret);
  * -HTTP_library.  http_global_cleanup at exit is optional. */
 int http_global_init(void);
 void http_global_cleanup(void);
+
+/* ---- the process's outbound policy ------------------------------------ */
+
+/*
+ * What every client the server opens trusts, set once at start before
+ * any thread (settings outbound_ca_file and outbound_pin;
+ * docs/operations.md "Outbound TLS"):
+ *   - ca_file (NULL or ""): a PEM bundle used instead of the system's CAs
+ *     by every client whose own http_options.ca_file is NULL;
+ *   - pins: "https://HOST[:PORT] sha256//BASE64[;sha256//BASE64...]", at
+ *     most HTTP_PINS_MAX of them, at most HTTP_PIN_KEYS_MAX keys each: a
+ *     client for that host and port (443 when none is written) accepts
+ *     only a server whose public key (SubjectPublicKeyInfo, DER) hashes
+ *     to one of them, after the usual chain and name checks; a client
+ *     for it over http:// is refused (-HTTP_pin_needs_https).
+ * Returns 0, or -HTTP_invalid_argument with err saying which spec and
+ * why.  The CLI's own commands do not call it: only the server's
+ * outbound calls (witnesses, probes, and what comes) follow it.
+ */
+#define HTTP_PINS_MAX	  16u
+#define HTTP_PIN_KEYS_MAX 4u
+int http_outbound_set(const char *ca_file, const char *const *pins,
+		      size_t npins, char *err, size_t err_len);
+
+/* 0 when the policy lets a client open for url, -HTTP_pin_needs_https
+ * for a pinned host named with http://, or a URL error. */
+int http_outbound_check(const char *url);
 
 /* ---- URLs ------------------------------------------------------------ */
 
