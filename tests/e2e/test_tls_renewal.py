@@ -8,12 +8,15 @@ expired, not valid yet) is refused by the hook, the installed files stay
 byte for byte and the old certificate keeps serving.  No ACME server is
 contacted: the "renewals" are certificates made here."""
 
+import json
 import os
+import re
 import shutil
 import stat
 import subprocess
+import time
 
-from harness import e2e_test, check, check_eq
+from harness import e2e_test, check, check_eq, read_admin_token
 import test_tls
 import test_tls_standby
 from test_tls import make_pki
@@ -114,4 +117,72 @@ def test_tls_renewal_hook_installs_a_renewed_pair_and_refuses_a_bad_one(ctx):
              "the old certificate keeps serving")
     r = run_hook(["only-one"], env)
     check_eq(r.returncode, 2, "usage")
+    s.stop()
+
+
+@e2e_test(timeout=120)
+def test_tls_certificates_replaced_under_wrk_load_fail_no_request(ctx):
+    """Issue 15's test: a bounded wrk run (a new TLS connection for every
+    request, so handshakes meet each reload, and keep-alive connections
+    beside them) sees no failed request while the certificate file is
+    replaced and SIGHUP sent four times; afterwards new connections get
+    the last certificate."""
+    pki = make_pki(ctx.path("pki"))
+    live = ctx.path("pki", "live.pem")
+    shutil.copyfile(pki["server1.pem"], live)
+    s = test_tls.start_tls(ctx, pki, live)
+    token = read_admin_token(s.data_dir)
+    url = "https://127.0.0.1:%d/v1/accounts/1" % s.port
+    c = test_tls.https(s.port, pki["ca.pem"])
+    c.request("POST", "/v1/accounts", body=json.dumps(
+        [{"id": "1", "ledger": 1, "code": 1}]),
+        headers={"Authorization": "Bearer " + token,
+                 "Content-Type": "application/json"})
+    r = c.getresponse()
+    r.read()
+    check_eq(r.status, 200, "account 1")
+    c.close()
+
+    runs = []
+    for close in (True, False):
+        args = ["wrk", "-t1", "-c4", "-d5s", "--latency", "-H",
+                "Authorization: Bearer " + token]
+        if close:
+            args += ["-H", "Connection: close"]
+        runs.append(subprocess.Popen(args + [url], stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True))
+    try:
+        serials = []
+        for i in range(4):
+            time.sleep(0.8)
+            src = pki["server2.pem"] if i % 2 == 0 else pki["server1.pem"]
+            shutil.copyfile(src, live + ".new")
+            os.rename(live + ".new", live)
+            mark = len(s.log_text().encode())
+            s.proc.send_signal(1)  # SIGHUP
+            want = test_tls.SERIAL_2 if i % 2 == 0 else test_tls.SERIAL_1
+            check(s.wait_log(r'"msg":"TLS certificate reloaded".*'
+                             r'"serial":"%s"' % want, timeout=10,
+                             since=mark), "reload %d logged" % i)
+            serials.append(want)
+        outs = [p.communicate(timeout=30) for p in runs]
+    finally:
+        for p in runs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    for (out, err), p, what in zip(outs, runs, ("Connection: close",
+                                                "keep-alive")):
+        print("      wrk %s: %s" % (what, " ".join(
+            ln.strip() for ln in out.splitlines() if "requests in" in ln)))
+        check_eq(p.returncode, 0, "wrk %s exit: %s" % (what, err))
+        m = re.search(r"(\d+) requests in", out)
+        check(m is not None and int(m.group(1)) > 20,
+              "%s made too few requests: %s" % (what, out))
+        check("Socket errors" not in out, "%s: %s" % (what, out))
+        check("Non-2xx or 3xx" not in out, "%s: %s" % (what, out))
+    c = test_tls.https(s.port, pki["ca.pem"])
+    check_eq(test_tls.get(c, "/healthz")[0], 200, "after the reloads")
+    check_eq(test_tls.served_serial(c), serials[-1], "the last certificate")
+    c.close()
     s.stop()
