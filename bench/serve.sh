@@ -16,6 +16,13 @@
 #                                    for each KIND (p256, ed25519), a
 #                                    key KIND.key (0600) and certificate
 #                                    KIND.pem for IP 127.0.0.1, 1 day
+#   nginx_start PORT [CERT KEY]      Debian's nginx in $work/nginx: 2
+#                                    workers, access log off, every
+#                                    request answered 200 "ok\n" (the body
+#                                    discarded); HTTPS (TLS 1.3) with
+#                                    CERT and KEY; its pid added to pids;
+#                                    waits until it answers (an https
+#                                    one: CURL_CA)
 #   serve_start BIN DATA LOG [ARG..] sets serve_port and serve_pid (ARGs
 #                                    go to serve); exits when the server
 #                                    does not start
@@ -51,6 +58,41 @@ bench_tls_pki() {
 			chmod 600 "$_k.key"
 		done
 	)
+}
+
+nginx_start() {
+	_nginx=$(command -v nginx || echo /usr/sbin/nginx)
+	[ -x "$_nginx" ] || { echo "nginx is missing: scripts/deps.sh bench"; exit 1; }
+	_listen="127.0.0.1:$1" _tls="" _scheme=http
+	if [ $# -ge 3 ]; then
+		_listen="$_listen ssl" _scheme=https
+		_tls="ssl_certificate $2; ssl_certificate_key $3; ssl_protocols TLSv1.3;"
+	fi
+	mkdir -p "$work/nginx"
+	cat >"$work/nginx/nginx.conf" <<EOF
+worker_processes 2;
+daemon off;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log warn;
+events { worker_connections 1024; }
+http {
+	access_log off;
+	client_body_temp_path $work/nginx/body;
+	proxy_temp_path $work/nginx/proxy;
+	fastcgi_temp_path $work/nginx/fastcgi;
+	uwsgi_temp_path $work/nginx/uwsgi;
+	scgi_temp_path $work/nginx/scgi;
+	keepalive_requests 1000000;
+	server {
+		listen $_listen;
+		$_tls
+		location / { default_type text/plain; return 200 "ok\n"; }
+	}
+}
+EOF
+	"$_nginx" -p "$work/nginx" -c "$work/nginx/nginx.conf" 2>"$work/nginx/stderr" &
+	pids="$pids $!"
+	wait_up "$_scheme://127.0.0.1:$1/" nginx "$work/nginx/stderr"
 }
 
 free_port() {

@@ -34,8 +34,6 @@ rounds=${2:-5}
 secs=${3:-10}
 bin_b=${4:-}
 here=$(cd "$(dirname "$0")" && pwd)
-nginx=$(command -v nginx || echo /usr/sbin/nginx)
-[ -x "$nginx" ] || { echo "nginx is missing: scripts/deps.sh bench"; exit 1; }
 command -v wrk >/dev/null || { echo "wrk is missing: scripts/deps.sh"; exit 1; }
 work=$(mktemp -d "${TMPDIR:-/tmp}/tpwallet-vsnginx-XXXXXX")
 shm=""
@@ -46,30 +44,7 @@ trap 'for p in $pids; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; rm 
 . "$here/serve.sh"
 
 port_nginx=$(free_port)
-mkdir -p "$work/nginx"
-cat >"$work/nginx/nginx.conf" <<EOF
-worker_processes 2;
-daemon off;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/error.log warn;
-events { worker_connections 1024; }
-http {
-	access_log off;
-	client_body_temp_path $work/nginx/body;
-	proxy_temp_path $work/nginx/proxy;
-	fastcgi_temp_path $work/nginx/fastcgi;
-	uwsgi_temp_path $work/nginx/uwsgi;
-	scgi_temp_path $work/nginx/scgi;
-	keepalive_requests 1000000;
-	server {
-		listen 127.0.0.1:$port_nginx;
-		location / { default_type text/plain; return 200 "ok\n"; }
-	}
-}
-EOF
-"$nginx" -p "$work/nginx" -c "$work/nginx/nginx.conf" 2>"$work/nginx/stderr" &
-pids="$pids $!"
-wait_up "http://127.0.0.1:$port_nginx/" nginx "$work/nginx/stderr"
+nginx_start "$port_nginx"
 
 start() { # NAME BIN DATA -> sets port_NAME, data_NAME
 	serve_start "$2" "$3" "$work/$1.log"

@@ -11,9 +11,14 @@
 # the default tls_priority).  After 3 s of warm-up each, ROUNDS (default
 # 5) rounds run A then B: `wrk -t2 -c64 -d SECONDS` (default 6) of
 # single-transfer requests (bench/wrk_transfer.lua) on keep-alive
-# connections, so a handshake is paid once per connection.  Prints each
-# run, the median requests/s of each and the ratio B/A.  Prints figures;
-# never passes or fails on them.
+# connections, so a handshake is paid once per connection.  With NGINX=1
+# (the default when Debian's nginx is installed: scripts/deps.sh bench)
+# a third server N runs in each round: nginx, 2 workers, HTTPS with the
+# same certificate, key and protocol (TLS 1.3), answering every request
+# `return 200 "ok\n"` (it discards the body), the issue's "against nginx
+# serving a static reply with the same certificate".  Prints each run,
+# the median requests/s of each and the ratios B/A and B/N.  Prints
+# figures; never passes or fails on them.
 set -eu
 bin=$1
 rounds=${2:-5}
@@ -39,10 +44,19 @@ TPWALLET_TLS_CERT_FILE=$work/p256.pem TPWALLET_TLS_KEY_FILE=$work/p256.key \
 pids="$pids $!"
 CURL_CA=$work/ca.pem wait_up "https://127.0.0.1:$port_B/readyz" "the HTTPS server" "$work/B.log"
 
+names="A B"
+if [ "${NGINX:-1}" = 1 ] && command -v nginx >/dev/null; then
+	port_N=$(free_port)
+	CURL_CA=$work/ca.pem nginx_start "$port_N" "$work/p256.pem" "$work/p256.key"
+	mkdir -p "$work/N"
+	echo none >"$work/N/admin.token"
+	names="A B N"
+fi
+
 run() { # NAME SECONDS RUN
 	eval "port=\$port_$1"
-	scheme=http
-	[ "$1" = B ] && scheme=https
+	scheme=https
+	[ "$1" = A ] && scheme=http
 	TPWALLET_TOKEN=$(cat "$work/$1/admin.token") RUN=$3 ACCOUNTS=100000 \
 		wrk -t2 -c64 -d"${2}s" -s "$here/wrk_transfer.lua" \
 		"$scheme://127.0.0.1:$port" >"$work/wrk"
@@ -53,12 +67,10 @@ run() { # NAME SECONDS RUN
 		END { printf "%s rps=%.0f requests=%d errors_status=%d\n", name, w["rps"], w["requests"], w["errors_status"] }' "$work/wrk"
 }
 
-run A 3 1 >/dev/null
-run B 3 1 >/dev/null
+for n in $names; do run "$n" 3 1 >/dev/null; done
 r=1
 while [ "$r" -le "$rounds" ]; do
-	run A "$secs" $((r + 1)) | tee -a "$work/results"
-	run B "$secs" $((r + 1)) | tee -a "$work/results"
+	for n in $names; do run "$n" "$secs" $((r + 1)) | tee -a "$work/results"; done
 	r=$((r + 1))
 done
 awk '
@@ -68,5 +80,8 @@ awk '
 		for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (x[j] < x[i]) { t = x[i]; x[i] = x[j]; x[j] = t }
 		return m % 2 ? x[(m + 1) / 2] : (x[m / 2] + x[m / 2 + 1]) / 2
 	}
-	END { printf "median rps http=%.0f https=%.0f ratio_https_over_http=%.3f\n", median("A"), median("B"), median("B") / median("A") }
+	END {
+		printf "median rps http=%.0f https=%.0f ratio_https_over_http=%.3f\n", median("A"), median("B"), median("B") / median("A")
+		if (n["N"]) printf "median rps nginx_https=%.0f ratio_https_over_nginx_https=%.3f\n", median("N"), median("B") / median("N")
+	}
 ' "$work/results"

@@ -1004,7 +1004,7 @@ static struct MHD_Daemon *daemon_start(struct api_server *s, unsigned poll_flag,
 	/* HTTPS: the certificate callback serves api/tls.h's current
 	 * credentials, so a reload needs no restart. */
 	struct MHD_OptionItem tls[] = {
-		{MHD_OPTION_HTTPS_CERT_CALLBACK, 0,
+		{MHD_OPTION_HTTPS_CERT_CALLBACK2, 0,
 		 s->tls ? api_tls_callback() : NULL},
 		{MHD_OPTION_HTTPS_PRIORITIES, 0,
 		 s->tls ? (void *)api_tls_priority(s->tls) : NULL},
@@ -1065,7 +1065,7 @@ int api_server_start(struct api_server **out, struct engine *e,
 	}
 	if (o->tls && (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES ||
 		       MHD_is_feature_supported(
-			       MHD_FEATURE_HTTPS_CERT_CALLBACK) != MHD_YES)) {
+			       MHD_FEATURE_HTTPS_CERT_CALLBACK2) != MHD_YES)) {
 		*err = "this libmicrohttpd has no TLS with a certificate "
 		       "callback (Debian's libmicrohttpd12 has both)";
 		ret = -ENOTSUP;

@@ -30,6 +30,7 @@
 #include <sys/time.h>
 #include <gnutls/abstract.h>
 #include <gnutls/gnutls.h>
+#include <gnutls/ocsp.h>
 #include <gnutls/x509.h>
 #include <microhttpd.h>
 #include <pthread.h>
@@ -60,6 +61,11 @@ struct tls_creds {
 	unsigned npcert;
 	gnutls_privkey_t key;
 	struct api_tls_cert_info info;
+	/* OCSP stapling: the response (nocsp 1) and what it says */
+	gnutls_ocsp_data_st ocsp;
+	unsigned nocsp;
+	bool revoked;
+	int64_t ocsp_next_update; /* 0: none given */
 };
 
 /* The client CAs and their CRLs, shared by the handshakes that verify
@@ -101,6 +107,7 @@ struct api_tls {
 	unsigned nqueue;
 	u64 dropped; /* switches not journaled: the queue was full */
 	char *cert_file, *key_file, *standby_cert_file, *standby_key_file;
+	char *ocsp_file, *standby_ocsp_file;
 	char *priority;
 
 	/* the watcher (api_tls_start) */
@@ -498,6 +505,7 @@ static void creds_free(struct tls_creds *c)
 		gnutls_pcert_deinit(&c->pcert[i]);
 	if (c->key)
 		gnutls_privkey_deinit(c->key);
+	gnutls_free(c->ocsp.response.data);
 	free(c);
 }
 
@@ -537,10 +545,143 @@ static u8 validity(const struct api_tls_cert_info *ci, int64_t now)
 	return 0;
 }
 
-/* One pair of files and the words for it: "" or "standby ". */
+/* A pair's: its dates, or revoked by its OCSP response. */
+static u8 creds_validity(const struct tls_creds *c, int64_t now)
+{
+	return c->revoked ? TLSSWITCH_REVOKED : validity(&c->info, now);
+}
+
+/* One pair of files and the words for it: "" or "standby "; ocsp_file
+ * "" when none. */
 struct pair {
-	const char *cert_file, *key_file, *label;
+	const char *cert_file, *key_file, *label, *ocsp_file;
 };
+
+/*
+ * Read the OCSP response at path for the chain pcert (the leaf first;
+ * the second certificate, when there is one, is taken as its issuer and
+ * checks the response's signature).  On success *der holds the response
+ * (gnutls_free it).  A response that is not DER OCSP, not successful,
+ * for another certificate, of status unknown, or badly signed is an
+ * error.
+ */
+static int ocsp_read(const char *path, gnutls_pcert_st *pcert, unsigned npcert,
+		     gnutls_datum_t *der, struct api_tls_ocsp_info *info,
+		     char *err, size_t err_bytes)
+{
+	gnutls_ocsp_resp_t r = NULL;
+	gnutls_x509_crt_t crt = NULL, issuer = NULL;
+	unsigned status = 0, reason = 0, verify = 0;
+	time_t this_u = 0, next_u = 0, rev_t = 0;
+	const char *why = NULL;
+	int ret;
+
+	memset(info, 0, sizeof(*info));
+	ret = read_file("OCSP response", path, false, der, err, err_bytes);
+	if (ret < 0)
+		return ret;
+	if (gnutls_ocsp_resp_init(&r) != 0 ||
+	    gnutls_pcert_export_x509(&pcert[0], &crt) != 0)
+		why = "out of memory";
+	else if (gnutls_ocsp_resp_import(r, der) != 0)
+		why = "not a DER-encoded OCSP response";
+	else if (gnutls_ocsp_resp_get_status(r) != GNUTLS_OCSP_RESP_SUCCESSFUL)
+		why = "the responder's answer is not \"successful\"";
+	else if (gnutls_ocsp_resp_check_crt(r, 0, crt) != 0)
+		why = "it is for another certificate";
+	else if (gnutls_ocsp_resp_get_single(r, 0, NULL, NULL, NULL, NULL,
+					     &status, &this_u, &next_u, &rev_t,
+					     &reason) != 0)
+		why = "it holds no response for a certificate";
+	else if (status != GNUTLS_OCSP_CERT_GOOD &&
+		 status != GNUTLS_OCSP_CERT_REVOKED)
+		why = "the responder does not know the certificate (unknown)";
+	else if (npcert > 1 &&
+		 (gnutls_pcert_export_x509(&pcert[1], &issuer) != 0 ||
+		  gnutls_ocsp_resp_verify_direct(r, issuer, &verify, 0) != 0 ||
+		  verify != 0))
+		why = "it is not signed by the certificate's issuer (the "
+		      "second certificate of the chain)";
+	if (why) {
+		snprintf(err, err_bytes, "OCSP response %s: %s", path, why);
+		gnutls_free(der->data);
+		der->data = NULL;
+		ret = -EINVAL;
+	} else {
+		info->status =
+			status == GNUTLS_OCSP_CERT_GOOD ? "good" : "revoked";
+		info->this_update = this_u;
+		info->next_update = next_u == (time_t)-1 ? 0 : next_u;
+		info->signature_checked = npcert > 1;
+	}
+	if (issuer)
+		gnutls_x509_crt_deinit(issuer);
+	if (crt)
+		gnutls_x509_crt_deinit(crt);
+	if (r)
+		gnutls_ocsp_resp_deinit(r);
+	return ret;
+}
+
+/* The pair's OCSP response, when it has one; dates: refuse a revoked
+ * certificate as creds_check refuses an expired one. */
+static int creds_ocsp(struct tls_creds *c, const struct pair *p, bool dates,
+		      char *err, size_t err_bytes)
+{
+	struct api_tls_ocsp_info oi;
+	int ret;
+
+	if (!p->ocsp_file || !p->ocsp_file[0])
+		return 0;
+	ret = ocsp_read(p->ocsp_file, c->pcert, c->npcert, &c->ocsp.response,
+			&oi, err, err_bytes);
+	if (ret < 0)
+		return ret;
+	c->nocsp = 1;
+	c->revoked = strcmp(oi.status, "revoked") == 0;
+	c->ocsp_next_update = oi.next_update;
+	c->ocsp.exptime = (time_t)oi.next_update;
+	if (dates && c->revoked) {
+		snprintf(err, err_bytes,
+			 "%scertificate %s is revoked (OCSP response %s)",
+			 p->label, p->cert_file, p->ocsp_file);
+		return -EKEYREVOKED;
+	}
+	if (oi.next_update && oi.next_update <= (int64_t)time(NULL))
+		log_at(LOG_WARN,
+		       "TLS: the OCSP response is past its next update: it is "
+		       "not stapled; fetch a fresh one and send SIGHUP",
+		       LOG_STR("file", p->ocsp_file));
+	return 0;
+}
+
+int api_tls_ocsp_inspect(const char *ocsp_file, const char *cert_file,
+			 struct api_tls_ocsp_info *info, char *err,
+			 size_t err_bytes)
+{
+	gnutls_datum_t cert = {NULL, 0}, der = {NULL, 0};
+	gnutls_pcert_st pcert[TLS_CHAIN_MAX];
+	unsigned n = TLS_CHAIN_MAX;
+	int ret = read_file("certificate", cert_file, false, &cert, err,
+			    err_bytes);
+
+	if (ret < 0)
+		return ret;
+	if (gnutls_pcert_list_import_x509_raw(pcert, &n, &cert,
+					      GNUTLS_X509_FMT_PEM, 0) < 0 ||
+	    n == 0) {
+		snprintf(err, err_bytes, "certificate %s: no PEM chain",
+			 cert_file);
+		gnutls_free(cert.data);
+		return -EINVAL;
+	}
+	ret = ocsp_read(ocsp_file, pcert, n, &der, info, err, err_bytes);
+	gnutls_free(der.data);
+	gnutls_free(cert.data);
+	for (unsigned i = 0; i < n; i++)
+		gnutls_pcert_deinit(&pcert[i]);
+	return ret;
+}
 
 static int creds_check(struct tls_creds *c, const struct pair *p, bool dates,
 		       char *err, size_t err_bytes)
@@ -627,6 +768,8 @@ static int creds_load(struct tls_creds **out, const struct pair *p, bool dates,
 		goto cleanup;
 	}
 	ret = creds_check(c, p, dates, err, err_bytes);
+	if (ret == 0)
+		ret = creds_ocsp(c, p, dates, err, err_bytes);
 	if (ret == 0) {
 		*out = c;
 		c = NULL;
@@ -651,13 +794,13 @@ static void log_creds(const char *msg, const char *role,
 
 static struct pair primary_pair(const struct api_tls *t)
 {
-	return (struct pair){t->cert_file, t->key_file, ""};
+	return (struct pair){t->cert_file, t->key_file, "", t->ocsp_file};
 }
 
 static struct pair standby_pair(const struct api_tls *t)
 {
 	return (struct pair){t->standby_cert_file, t->standby_key_file,
-			     "standby "};
+			     "standby ", t->standby_ocsp_file};
 }
 
 /* ---- client CAs and CRLs ---------------------------------------------- */
@@ -928,9 +1071,9 @@ static bool decide_locked(struct api_tls *t, int64_t now, struct tlsswitch *x,
 	*stuck_now = false;
 	if (!t->standby)
 		return false;
-	why = validity(&t->primary->info, now);
+	why = creds_validity(t->primary, now);
 	bool stuck = t->serving == TLSSWITCH_PRIMARY && why != 0 &&
-		     validity(&t->standby->info, now) != 0;
+		     creds_validity(t->standby, now) != 0;
 	*stuck_now = stuck && !t->stuck;
 	t->stuck = stuck;
 	if (t->serving == TLSSWITCH_PRIMARY && why != 0 && !stuck) {
@@ -944,7 +1087,7 @@ static bool decide_locked(struct api_tls *t, int64_t now, struct tlsswitch *x,
 	/* A standby an operator chose is never served past its dates:
 	 * back to a valid primary (else the standby stays, and it is
 	 * logged like a primary with no standby to take over). */
-	u8 swhy = validity(&t->standby->info, now);
+	u8 swhy = creds_validity(t->standby, now);
 	if (t->serving == TLSSWITCH_STANDBY && swhy != 0) {
 		if (why == 0) {
 			t->pinned = false;
@@ -1027,7 +1170,7 @@ int api_tls_switch(struct api_tls *t, int to, const unsigned char author[32],
 
 	pthread_mutex_lock(&t->lock);
 	struct tls_creds *c = to == TLSSWITCH_STANDBY ? t->standby : t->primary;
-	u8 why = c ? validity(&c->info, now) : 0;
+	u8 why = c ? creds_validity(c, now) : 0;
 	if (!t->standby) {
 		snprintf(err, err_bytes,
 			 "no standby certificate is configured "
@@ -1039,9 +1182,10 @@ int api_tls_switch(struct api_tls *t, int to, const unsigned char author[32],
 					     : c->info.not_before);
 		snprintf(err, err_bytes, "the %s certificate (serial %s) %s %s",
 			 tlsswitch_role_name((u8)to), c->info.serial,
-			 why == TLSSWITCH_EXPIRED ? "expired at"
-						  : "is not valid before",
-			 when);
+			 why == TLSSWITCH_EXPIRED   ? "expired at"
+			 : why == TLSSWITCH_REVOKED ? "is revoked (OCSP), read"
+						    : "is not valid before",
+			 why == TLSSWITCH_REVOKED ? "at the last load" : when);
 		ret = -EINVAL;
 	} else {
 		/* The standby stays until an operator says otherwise or it
@@ -1144,9 +1288,11 @@ int api_tls_open(struct api_tls **out, const struct api_tls_files *f, char *err,
 	t->priority = strdup(priority);
 	t->client_ca_file = dup_or_empty(f->client_ca_file);
 	t->crl_file = dup_or_empty(f->crl_file);
+	t->ocsp_file = dup_or_empty(f->ocsp_file);
+	t->standby_ocsp_file = dup_or_empty(f->standby_ocsp_file);
 	if (!t->cert_file || !t->key_file || !t->standby_cert_file ||
 	    !t->standby_key_file || !t->priority || !t->client_ca_file ||
-	    !t->crl_file) {
+	    !t->crl_file || !t->ocsp_file || !t->standby_ocsp_file) {
 		snprintf(err, err_bytes, "out of memory");
 		api_tls_close(t);
 		return -ENOMEM;
@@ -1196,6 +1342,8 @@ void api_tls_close(struct api_tls *t)
 	free(t->priority);
 	free(t->client_ca_file);
 	free(t->crl_file);
+	free(t->ocsp_file);
+	free(t->standby_ocsp_file);
 	free(t);
 }
 
@@ -1530,19 +1678,20 @@ static int verify_client(gnutls_session_t session)
 	return ret;
 }
 
-static int retrieve(gnutls_session_t session, const gnutls_datum_t *req_ca_dn,
-		    int nreqs, const gnutls_pk_algorithm_t *pk_algos,
-		    int pk_algos_length, gnutls_pcert_st **pcert,
-		    unsigned int *pcert_length, gnutls_privkey_t *privkey)
+static int retrieve(gnutls_session_t session,
+		    const struct gnutls_cert_retr_st *info,
+		    gnutls_pcert_st **pcert, unsigned int *pcert_length,
+		    gnutls_ocsp_data_st **ocsp, unsigned int *ocsp_length,
+		    gnutls_privkey_t *privkey, unsigned int *flags)
 {
 	int mode;
 	struct tls_creds *c = current_get(&mode);
 	struct tls_session *ss = gnutls_db_get_ptr(session);
 
-	(void)req_ca_dn;
-	(void)nreqs;
-	(void)pk_algos;
-	(void)pk_algos_length;
+	(void)info;
+	*flags = 0;
+	*ocsp = NULL;
+	*ocsp_length = 0;
 	if (!c)
 		return -1;
 	if (!ss) {
@@ -1569,12 +1718,19 @@ static int retrieve(gnutls_session_t session, const gnutls_datum_t *req_ca_dn,
 	*pcert = c->pcert;
 	*pcert_length = c->npcert;
 	*privkey = c->key;
+	/* Stapled while the response is current (a client that asks for
+	 * it gets none rather than a stale one). */
+	if (c->nocsp && (!c->ocsp_next_update ||
+			 (int64_t)time(NULL) < c->ocsp_next_update)) {
+		*ocsp = &c->ocsp;
+		*ocsp_length = 1;
+	}
 	return 0;
 }
 
 void *api_tls_callback(void)
 {
-	gnutls_certificate_retrieve_function2 *f = retrieve;
+	gnutls_certificate_retrieve_function3 *f = retrieve;
 	return (void *)f;
 }
 
@@ -1640,12 +1796,22 @@ void api_tls_metrics(struct api_tls *t, struct wbuf *b)
 	unsigned ncas = 0;
 	bool has_standby;
 	int serving;
+	/* OCSP: 0 none loaded; else next update (or -1: none given) */
+	int64_t ocsp[2] = {0, 0};
 
 	pthread_mutex_lock(&t->lock);
 	primary = t->primary->info;
 	has_standby = t->standby != NULL;
 	if (has_standby)
 		standby = t->standby->info;
+	if (t->primary->nocsp)
+		ocsp[0] = t->primary->ocsp_next_update
+				  ? t->primary->ocsp_next_update
+				  : -1;
+	if (has_standby && t->standby->nocsp)
+		ocsp[1] = t->standby->ocsp_next_update
+				  ? t->standby->ocsp_next_update
+				  : -1;
 	serving = t->serving;
 	if (t->trust) {
 		ncas = t->trust->ncas_shown;
@@ -1670,4 +1836,21 @@ void api_tls_metrics(struct api_tls *t, struct wbuf *b)
 	wbuf_puts(b, serving == TLSSWITCH_PRIMARY ? "1\n" : "0\n");
 	wbuf_puts(b, "tpwallet_tls_serving{role=\"standby\"} ");
 	wbuf_puts(b, serving == TLSSWITCH_STANDBY ? "1\n" : "0\n");
+	if (!ocsp[0] && !ocsp[1])
+		return;
+	wbuf_puts(b, "# HELP tpwallet_tls_ocsp_next_update_seconds When the "
+		     "stapled OCSP response stops being stapled (its "
+		     "nextUpdate, seconds since the epoch; 0: it gives "
+		     "none).\n"
+		     "# TYPE tpwallet_tls_ocsp_next_update_seconds gauge\n");
+	for (int i = 0; i < 2; i++) {
+		if (!ocsp[i])
+			continue;
+		wbuf_puts(b, i ? "tpwallet_tls_ocsp_next_update_seconds{role="
+				 "\"standby\"} "
+			       : "tpwallet_tls_ocsp_next_update_seconds{role="
+				 "\"primary\"} ");
+		wbuf_put_u64(b, ocsp[i] > 0 ? (uint64_t)ocsp[i] : 0);
+		wbuf_putc(b, '\n');
+	}
 }

@@ -100,7 +100,25 @@ struct api_tls_files {
 	 * optional, needs the CAs), and "none", "optional" or "required"
 	 * (NULL or "": optional with CAs, none without). */
 	const char *client_ca_file, *crl_file, *client_auth;
+	/* OCSP stapling: a DER OCSP response for the primary's (and the
+	 * standby's) certificate, read with its pair; NULL or "": none. */
+	const char *ocsp_file, *standby_ocsp_file;
 };
+
+/* What an OCSP response file says about a certificate file (doctor,
+ * and the server at each load): status "good", "revoked" or "unknown";
+ * next_update (0: none given); whether its signature was checked (the
+ * chain holds the issuer).  Returns 0, or -errno with err saying why it
+ * cannot be used (not DER OCSP, not successful, for another
+ * certificate, a bad signature). */
+struct api_tls_ocsp_info {
+	const char *status;
+	int64_t this_update, next_update;
+	bool signature_checked;
+};
+int api_tls_ocsp_inspect(const char *ocsp_file, const char *cert_file,
+			 struct api_tls_ocsp_info *info, char *err,
+			 size_t err_bytes);
 
 enum api_tls_client_auth {
 	API_TLS_CLIENT_NONE = 0,
@@ -186,7 +204,8 @@ int api_tls_switch(struct api_tls *t, int to, const unsigned char author[32],
 
 /* The server's hooks (server.c): make t the credentials the certificate
  * callback serves (one per process), the callback itself (a
- * gnutls_certificate_retrieve_function2, as void * to keep GnuTLS out of
+ * gnutls_certificate_retrieve_function3 (it can staple an OCSP
+ * response), as void * to keep GnuTLS out of
  * this header), and the release when a connection closes. */
 void api_tls_install(struct api_tls *t);
 void *api_tls_callback(void);

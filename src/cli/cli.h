@@ -133,6 +133,10 @@ struct settings {
 	char tls_client_ca_file[4096];
 	char tls_crl_file[4096];
 	char tls_client_auth[16];
+	/* OCSP stapling (docs/operations.md, "OCSP stapling"): DER OCSP
+	 * responses for the primary and the standby certificate. */
+	char tls_ocsp_file[4096];
+	char tls_standby_ocsp_file[4096];
 	/* The server's outbound calls (witnesses, probes; net/http.h,
 	 * docs/operations.md "Outbound TLS"): a CA bundle instead of the
 	 * system's ("" the system's), and public-key pins, "https://HOST[:PORT]

@@ -1470,6 +1470,52 @@ static void org_expiries(struct doctor *d)
 /* tls_crl_file: a CRL past its nextUpdate is refused at the next start
  * or reload (docs/operations.md, "Client certificates"): action once
  * past, warn within a day. */
+/* An OCSP response to staple: what it says of its certificate, and when
+ * it stops being stapled (its nextUpdate). */
+static void ocsp_expiry(struct doctor *d, const char *name, const char *ocsp,
+			const char *cert)
+{
+	struct api_tls_ocsp_info oi;
+	char err[API_TLS_ERR_BYTES], when[40];
+	const char *sig;
+
+	if (api_tls_ocsp_inspect(ocsp, cert, &oi, err, sizeof(err)) < 0) {
+		expires(d, INT64_MIN, STATUS_ACTION, name,
+			"%s (the server refuses to start)", err);
+		return;
+	}
+	sig = oi.signature_checked ? "signature checked"
+				   : "signature not checked (the chain has no "
+				     "issuer)";
+	if (strcmp(oi.status, "good") != 0) {
+		expires(d, INT64_MIN, STATUS_ACTION, name,
+			"%s says %s is revoked: the standby serves if there is "
+			"one, else the server refuses to start; replace the "
+			"certificate (%s)",
+			ocsp, cert, sig);
+		return;
+	}
+	if (!oi.next_update) {
+		expires(d, INT64_MAX, STATUS_OK, name,
+			"%s: good, no nextUpdate given, %s", ocsp, sig);
+		return;
+	}
+	fmt_date(when, sizeof(when), oi.next_update, true);
+	if (oi.next_update <= d->now)
+		expires(d, oi.next_update, STATUS_ACTION, name,
+			"%s is past its nextUpdate (%s): it is not stapled; "
+			"fetch a fresh response and send SIGHUP",
+			ocsp, when);
+	else if (oi.next_update - d->now <= 86400)
+		expires(d, oi.next_update, STATUS_WARN, name,
+			"%s: good, nextUpdate within a day, at %s: fetch the "
+			"next response and send SIGHUP before then (%s)",
+			ocsp, when, sig);
+	else
+		expires(d, oi.next_update, STATUS_OK, name,
+			"%s: good until %s (nextUpdate), %s", ocsp, when, sig);
+}
+
 static void crl_expiry(struct doctor *d)
 {
 	const char *name = "tls CRL";
@@ -1592,6 +1638,13 @@ static void check_expiries(struct doctor *d)
 		char ca_fp[65];
 		tls_expiry(d, "tls client CA", d->s.tls_client_ca_file, ca_fp);
 	}
+	if (d->s.tls_ocsp_file[0] && d->s.tls_cert_file[0])
+		ocsp_expiry(d, "tls OCSP response", d->s.tls_ocsp_file,
+			    d->s.tls_cert_file);
+	if (d->s.tls_standby_ocsp_file[0] && d->s.tls_standby_cert_file[0])
+		ocsp_expiry(d, "tls standby OCSP response",
+			    d->s.tls_standby_ocsp_file,
+			    d->s.tls_standby_cert_file);
 	if (d->s.outbound_ca_file[0]) {
 		char ob_fp[65];
 		tls_expiry(d, "outbound CA", d->s.outbound_ca_file, ob_fp);

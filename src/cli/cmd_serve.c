@@ -325,6 +325,14 @@ int cmd_serve(int argc, char **argv)
 				"certificates\")\n");
 		return EXIT_USAGE;
 	}
+	if ((s.tls_ocsp_file[0] && !s.tls_cert_file[0]) ||
+	    (s.tls_standby_ocsp_file[0] && !s.tls_standby_cert_file[0])) {
+		fprintf(stderr, "tpwallet serve: tls_ocsp_file needs "
+				"tls_cert_file, tls_standby_ocsp_file needs "
+				"tls_standby_cert_file (docs/operations.md, "
+				"\"OCSP stapling\")\n");
+		return EXIT_USAGE;
+	}
 	if (s.tls_cert_file[0]) {
 		char terr[API_TLS_ERR_BYTES];
 		struct api_tls_files tf = {
@@ -336,6 +344,8 @@ int cmd_serve(int argc, char **argv)
 			.client_ca_file = s.tls_client_ca_file,
 			.crl_file = s.tls_crl_file,
 			.client_auth = s.tls_client_auth,
+			.ocsp_file = s.tls_ocsp_file,
+			.standby_ocsp_file = s.tls_standby_ocsp_file,
 		};
 		if (api_tls_open(&tls, &tf, terr, sizeof(terr)) < 0) {
 			fprintf(stderr, "tpwallet serve: %s\n", terr);

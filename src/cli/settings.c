@@ -271,6 +271,12 @@ int settings_set(struct settings *s, const char *key, const char *value)
 			      ? copy_str(s->tls_client_auth,
 					 sizeof(s->tls_client_auth), value)
 			      : -EINVAL;
+	} else if (strcmp(key, "tls_ocsp_file") == 0) {
+		ret = copy_str(s->tls_ocsp_file, sizeof(s->tls_ocsp_file),
+			       value);
+	} else if (strcmp(key, "tls_standby_ocsp_file") == 0) {
+		ret = copy_str(s->tls_standby_ocsp_file,
+			       sizeof(s->tls_standby_ocsp_file), value);
 	} else if (strcmp(key, "outbound_ca_file") == 0) {
 		ret = copy_str(s->outbound_ca_file, sizeof(s->outbound_ca_file),
 			       value);
@@ -466,6 +472,8 @@ static const struct {
 	{"TPWALLET_TLS_CLIENT_CA_FILE", "tls_client_ca_file"},
 	{"TPWALLET_TLS_CRL_FILE", "tls_crl_file"},
 	{"TPWALLET_TLS_CLIENT_AUTH", "tls_client_auth"},
+	{"TPWALLET_TLS_OCSP_FILE", "tls_ocsp_file"},
+	{"TPWALLET_TLS_STANDBY_OCSP_FILE", "tls_standby_ocsp_file"},
 	{"TPWALLET_OUTBOUND_CA_FILE", "outbound_ca_file"},
 	{"TPWALLET_OUTBOUND_PIN", "outbound_pin"},
 	{"TPWALLET_CLUSTER", "cluster"},

@@ -15,6 +15,7 @@ const char *tlsswitch_reason_name(u8 reason)
 	case TLSSWITCH_NOT_YET_VALID: return "not_yet_valid";
 	case TLSSWITCH_OPERATOR: return "operator";
 	case TLSSWITCH_PRIMARY_VALID: return "primary_valid";
+	case TLSSWITCH_REVOKED: return "revoked";
 	default: return NULL;
 	}
 }

@@ -2,7 +2,8 @@
  * tlsswitch.h - the journal entry of a change of the served TLS
  * certificate (docs/operations.md, "Standby certificate"): the server
  * switched from its primary certificate to its standby or back, by
- * itself (the primary expired, is not valid yet, or became valid again)
+ * itself (the primary expired, is not valid yet, was revoked, or became
+ * valid again)
  * or because an operator asked (POST /v1/tls/switch).
  *
  * The entry is for the audit trail: it changes no part of the state
@@ -23,6 +24,7 @@ enum tlsswitch_reason {
 	TLSSWITCH_OPERATOR = 3,	     /* POST /v1/tls/switch */
 	TLSSWITCH_PRIMARY_VALID = 4, /* the primary is valid again (a
 				      * renewal, or its not_before came) */
+	TLSSWITCH_REVOKED = 5,	     /* its OCSP response says revoked */
 };
 
 enum tlsswitch_role {
@@ -47,7 +49,8 @@ struct tlsswitch {
 };
 _Static_assert(sizeof(struct tlsswitch) == 128, "tls switch ext");
 
-/* "expired", "not_yet_valid", "operator", "primary_valid"; NULL else. */
+/* "expired", "not_yet_valid", "operator", "primary_valid", "revoked";
+ * NULL else. */
 const char *tlsswitch_reason_name(u8 reason);
 /* "primary", "standby"; NULL else. */
 const char *tlsswitch_role_name(u8 role);

@@ -148,6 +148,12 @@ struct audit {
 	 * while the tree is rebuilt below it, nothing is signed (a smaller
 	 * checkpoint after a bigger one reads as a rollback). */
 	u64 resume_size;
+	/* That checkpoint's root: the tree at resume_size must have it, or
+	 * the files or the journal were changed (load_state rebuilds; the
+	 * first signature waits for it: maybe_checkpoint). */
+	u8 resume_root[MERKLE_HASH_BYTES];
+	bool resume_root_ok;
+	bool fork_logged;
 	bool signed_any;
 	u64 signed_at_ms;
 	int checkpoints_fd; /* DATA/audit/checkpoints, append */
@@ -402,6 +408,17 @@ static const char *files_check(struct audit *a, const struct auditstate *st,
 		*tree_bad = true;
 		return "corrupt: the tree head recomputed from the tiles "
 		       "differs from the one audit/state recorded";
+	}
+	/* The files must agree with what was signed: the tree at the
+	 * newest checkpoint's size has its root (files rewritten with
+	 * their checksums fail here, not at the next signature). */
+	if (a->resume_root_ok && a->resume_size > 0 &&
+	    a->resume_size <= st->size &&
+	    (tilestore_root(a->tiles, a->resume_size, root) != 0 ||
+	     memcmp(root, a->resume_root, sizeof(root)) != 0)) {
+		*tree_bad = true;
+		return "changed: the tree at the newest signed checkpoint's "
+		       "size does not have that checkpoint's root";
 	}
 	*crc_from = crc32c(0, a->positions, from * sizeof(struct position));
 	if (crc32c(*crc_from, a->positions + from,
@@ -828,6 +845,26 @@ static void maybe_checkpoint(struct audit *a)
 		return;
 	if (audit_size(a) < a->resume_size)
 		return;
+	/* Never sign a tree that forks from the newest checkpoint on disk
+	 * (a journal rewritten with valid checksums, files changed while
+	 * running): say so once and stay unhealthy. */
+	if (!a->signed_any && a->resume_root_ok && a->resume_size > 0) {
+		u8 root[MERKLE_HASH_BYTES];
+		if (tilestore_root(a->tiles, a->resume_size, root) != 0 ||
+		    memcmp(root, a->resume_root, sizeof(root)) != 0) {
+			if (!a->fork_logged)
+				log_at(LOG_ERROR,
+				       "audit tree differs from the newest "
+				       "signed checkpoint: not signing; run "
+				       "`tpwallet audit check` and restore "
+				       "the data directory from a backup",
+				       LOG_NUM("checkpoint_size",
+					       a->resume_size));
+			a->fork_logged = true;
+			atomic_store(&a->healthy, false);
+			return;
+		}
+	}
 	if (a->signed_any && audit_size(a) == a->signed_size)
 		return;
 	/* Asked (POST /v1/audit/checkpoint) shortens the wait, but never
@@ -981,12 +1018,26 @@ static void *audit_main(void *arg)
  * frame names (sizes never go back, so it is the newest's).  Reads only.
  * NEEDSWORK: this reads the whole file at start; rotate or index it
  * once logs run for years. */
-static int checkpoints_read(FILE *f, u64 *end_out, u64 *max_size)
+/* The root line of a checkpoint's text (after "<origin>\n<size>\n"). */
+static bool root_line(const char *line, u8 root[MERKLE_HASH_BYTES])
+{
+	const char *nl = strchr(line, '\n');
+	size_t got = 0;
+	return nl &&
+	       sodium_base642bin(root, MERKLE_HASH_BYTES, line,
+				 (size_t)(nl - line), NULL, &got, NULL,
+				 sodium_base64_VARIANT_ORIGINAL) == 0 &&
+	       got == MERKLE_HASH_BYTES;
+}
+
+static int checkpoints_read(FILE *f, u64 *end_out, u64 *max_size,
+			    u8 root[MERKLE_HASH_BYTES], bool *root_ok)
 {
 	u64 end = 0;
 	int ret = 0;
 
 	*max_size = 0;
+	*root_ok = false;
 	for (;;) {
 		u64 n;
 		size_t head_bytes;
@@ -1017,8 +1068,10 @@ static int checkpoints_read(FILE *f, u64 *end_out, u64 *max_size)
 		if (at < 0 || fstat(fileno(f), &st) != 0 || at > st.st_size)
 			break;
 		end = (u64)at;
-		if (sized && size > *max_size)
+		if (sized && size > *max_size) {
 			*max_size = size;
+			*root_ok = root_line(snl + 1, root);
+		}
 	}
 	if (ferror(f))
 		ret = -EIO;
@@ -1041,6 +1094,8 @@ static int checkpoints_scan(struct audit *a, const char *path,
 	    (u64)st.st_ino == known->cp_ino &&
 	    (u64)st.st_size == known->cp_bytes) {
 		a->resume_size = known->checkpointed;
+		memcpy(a->resume_root, known->cp_root, sizeof(a->resume_root));
+		a->resume_root_ok = known->cp_root_ok;
 		end = known->cp_end;
 		ret = 0;
 		goto cut;
@@ -1048,7 +1103,8 @@ static int checkpoints_scan(struct audit *a, const char *path,
 	FILE *f = fopen(path, "r");
 	if (!f)
 		return -errno;
-	ret = checkpoints_read(f, &end, &a->resume_size);
+	ret = checkpoints_read(f, &end, &a->resume_size, a->resume_root,
+			       &a->resume_root_ok);
 	fclose(f);
 cut:
 	if (ret == 0 && truncate(path, (off_t)end) != 0)
@@ -1074,7 +1130,8 @@ int audit_covered_size(const char *data_dir, struct audit_covered *out)
 	if (f) {
 		if (fstat(fileno(f), &st) == 0) {
 			ret = checkpoints_read(f, &out->cp_end,
-					       &out->checkpointed);
+					       &out->checkpointed, out->cp_root,
+					       &out->cp_root_ok);
 			out->cp_present = ret == 0;
 			out->cp_dev = (u64)st.st_dev;
 			out->cp_ino = (u64)st.st_ino;

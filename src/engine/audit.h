@@ -115,6 +115,9 @@ struct audit_covered {
 	bool cp_present;
 	u64 cp_dev, cp_ino, cp_bytes;
 	u64 cp_end; /* end of the last whole frame */
+	/* The root of the largest checkpoint (cp_root_ok: it was read). */
+	u8 cp_root[32];
+	bool cp_root_ok;
 };
 int audit_covered_size(const char *data_dir, struct audit_covered *out);
 

@@ -10,11 +10,14 @@ still answers.  Audit files that are short, corrupt, missing or of
 another data directory are rebuilt from the journal (the log says why)
 to the same tree head.  Without the store the setting is refused."""
 
+import hashlib
 import os
 import re
 import shutil
+import struct
 import time
 
+import journal
 from harness import (e2e_test, check, check_eq, slow_factor,
                      wait_checkpoint, run_cli)
 from ledger import account, transfer, create, get_transfer, \
@@ -250,6 +253,42 @@ def test_retention_without_the_store_is_refused(ctx):
           "no clear message: %s" % srv.log_text()[-500:])
 
 
+def rfc9162_root(hashes):
+    """The Merkle tree hash (RFC 9162, 2.1.1) of leaf hashes."""
+    if len(hashes) == 1:
+        return hashes[0]
+    k = 1
+    while k * 2 < len(hashes):
+        k *= 2
+    return hashlib.sha256(b"\x01" + rfc9162_root(hashes[:k]) +
+                          rfc9162_root(hashes[k:])).digest()
+
+
+def forge_leaf(audit, k):
+    """What someone who can write DATA could do: change leaf k, recompute
+    the level-1 tiles over it and the head, and write audit/state with
+    its CRC-32C (format: src/log/auditstate.h), so that every check of
+    the files against themselves passes."""
+    with open(os.path.join(audit, "state"), "rb") as f:
+        st = f.read()
+    n = struct.unpack_from("<Q", st, 16)[0]
+    with open(os.path.join(audit, "leaves"), "rb") as f:
+        raw = bytearray(f.read())
+    leaves = [bytes(raw[32 * i:32 * i + 32]) for i in range(len(raw) // 32)]
+    check_eq(rfc9162_root(leaves[:n]), st[24:56], "state's head")
+    leaves[k] = hashlib.sha256(b"\x00forged entry").digest()
+    raw[32 * k:32 * k + 32] = leaves[k]
+    with open(os.path.join(audit, "leaves"), "wb") as f:
+        f.write(raw)
+    check(len(leaves) < 256 * 256, "forge_leaf redoes tiles-1 only")
+    with open(os.path.join(audit, "tiles-1"), "wb") as f:
+        f.write(b"".join(rfc9162_root(leaves[256 * j:256 * j + 256])
+                         for j in range(len(leaves) // 256)))
+    body = st[:24] + rfc9162_root(leaves[:n]) + st[56:92]
+    with open(os.path.join(audit, "state"), "wb") as f:
+        f.write(body + struct.pack("<I", journal.crc32c(body)))
+
+
 def flip(path, at):
     with open(path, "r+b") as f:
         f.seek(at)
@@ -307,7 +346,12 @@ def test_audit_files_short_corrupt_missing_or_foreign_are_rebuilt(ctx):
             shutil.copy(os.path.join(other_audit, n),
                         os.path.join(audit, n))
 
-    cases = [(positions_flip, "audit/positions does not match"),
+    def rewritten_with_checksums():
+        forge_leaf(audit, 10)
+
+    cases = [(rewritten_with_checksums,
+              "changed: the tree at the newest signed checkpoint's size"),
+             (positions_flip, "audit/positions does not match"),
              (leaves_short, "short: audit/leaves"),
              (state_missing, "audit/state is missing"),
              (state_flip, "corrupt: audit/state"),
