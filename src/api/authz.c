@@ -484,12 +484,19 @@ static int authenticate_org(struct engine *e,
 
 	if (!client)
 		return fail(err, MANDATE_ERR_malformed);
+	static const u8 none[32];
 	engine_read_begin(e);
 	bool found =
 		auth_principal_get(engine_auth(e), client->spki_sha256, &p);
+	/* POST /v1/revocations {"iss": the organisation, "all": true} cuts
+	 * it off: its certificate no longer authenticates it. */
+	bool revoked = found && auth_revoked(engine_auth(e), p.id, none);
 	engine_read_end(e);
 	if (!found || !auth_principal_x509(p.pub, NULL))
 		return fail_claim(err, MANDATE_ERR_malformed, 0,
+				  AUTHZ_CLAIM_CERT);
+	if (revoked)
+		return fail_claim(err, MANDATE_ERR_revoked, 0,
 				  AUTHZ_CLAIM_CERT);
 	out->authenticated = true;
 	out->org = true;

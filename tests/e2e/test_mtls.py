@@ -394,6 +394,18 @@ def test_mtls_organisation_principal_acts_with_owner_rights_and_crl_reload(
     rc, status, body = curl(port, pki, "/v1/accounts/1001", cert="d")
     check_eq((status, json.loads(body)["type"]),
              (403, "/problems/account-not-allowed"), "org D: not its account")
+    # The administrator cuts org D off (docs/authz.md, "Organisations"):
+    # an issuer-wide revocation, and its certificate no longer
+    # authenticates it, on a new connection; org A is untouched.
+    d_id = spki_sha256(d, "d")
+    rc, status, body = curl(port, pki, "/v1/revocations", auth=token,
+                            body={"iss": d_id, "all": True})
+    check_eq(status, 201, "org D revoked: %s" % body)
+    rc, status, body = curl(port, pki, "/v1/accounts/1001", cert="d")
+    check_eq((status, json.loads(body)["type"]),
+             (401, "/problems/revoked"), "org D after its revocation")
+    rc, status, body = curl(port, pki, "/v1/accounts/1001", cert="a")
+    check_eq(status, 200, "org A is not revoked")
 
     # The CRL revokes org A's certificate: after SIGHUP new connections
     # with it are refused at the handshake; org D still gets in.
@@ -405,7 +417,7 @@ def test_mtls_organisation_principal_acts_with_owner_rights_and_crl_reload(
                      since=since), "CRL reloaded: %s" % s.log_text()[-800:])
     refused_at_handshake(s, pki, "a", r"revoked", "org A after the CRL")
     rc, status, body = curl(port, pki, "/v1/accounts/1001", cert="d")
-    check_eq(status, 403, "org D still connects")
+    check_eq(status, 401, "org D still connects (and is still revoked)")
     # A CRL the client CA did not sign is refused; the last one stays.
     since = s._log_size()
     with open(crl_path, "w") as f:
