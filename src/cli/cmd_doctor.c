@@ -1185,6 +1185,12 @@ static void check_retention(struct doctor *d)
 		       js.data_segments == 1 ? "" : "s", db);
 		return;
 	}
+	char lax[DETAIL_BYTES];
+	if (datadir_check_dir(dir, true, lax, sizeof(lax)) == -EPERM) {
+		report(d, STATUS_ACTION, name,
+		       "%s; the server refuses to start", lax);
+		return;
+	}
 	if (!js.archive_readable) {
 		report(d, STATUS_WARN, name,
 		       "archive %s cannot be read: entries whose segment is "

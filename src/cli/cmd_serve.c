@@ -386,7 +386,10 @@ int cmd_serve(int argc, char **argv)
 		fprintf(stderr, "tpwallet: %s\n", lax);
 		return EXIT_DATA;
 	}
-	if (datadir_check_modes(s.data_dir, lax, sizeof(lax)) < 0) {
+	if (datadir_check_modes(s.data_dir, lax, sizeof(lax)) < 0 ||
+	    (s.journal_archive_dir[0] &&
+	     datadir_check_dir(s.journal_archive_dir, false, lax, sizeof(lax)) <
+		     0)) {
 		fprintf(stderr, "tpwallet serve: %s\n", lax);
 		return EXIT_DATA;
 	}

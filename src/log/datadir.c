@@ -40,60 +40,66 @@ static int mkdir_p(const char *dir)
 const char *const datadir_trusted[] = {"",	"journal", "snapshots",
 				       "audit", "keys",	   NULL};
 
+int datadir_check_dir(const char *path, bool optional, char *why,
+		      size_t why_len)
+{
+	struct stat st;
+
+	why[0] = '\0';
+	if (stat(path, &st) != 0) {
+		if (errno == ENOENT && optional)
+			return 0; /* created 0700 when needed */
+		int ret = -errno;
+		snprintf(why, why_len, "%s: %s", path, tpw_strerror(errno));
+		return ret;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		snprintf(why, why_len, "%s is not a directory", path);
+		return -ENOTDIR;
+	}
+	if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+		snprintf(why, why_len,
+			 "%s is mode %04o: group or others can write it, and "
+			 "so rewrite the journal, snapshots, audit files or "
+			 "keys; refusing it (chmod 700 %s)",
+			 path, (unsigned)(st.st_mode & 07777), path);
+		return -EPERM;
+	}
+	/* A file others may write is as open as the directory: they need
+	 * only its name (a directory of mode 0711 gives them a way in). */
+	DIR *dd = opendir(path);
+	if (!dd)
+		return 0;
+	struct dirent *de;
+	int ret = 0;
+	while ((de = readdir(dd)) && ret == 0) {
+		char file[4500];
+		struct stat fst;
+		snprintf(file, sizeof(file), "%s/%s", path, de->d_name);
+		if (lstat(file, &fst) != 0 || !S_ISREG(fst.st_mode) ||
+		    !(fst.st_mode & (S_IWGRP | S_IWOTH)))
+			continue;
+		snprintf(why, why_len,
+			 "%s is mode %04o: group or others can write it; "
+			 "refusing it (chmod 600 %s)",
+			 file, (unsigned)(fst.st_mode & 07777), file);
+		ret = -EPERM;
+	}
+	closedir(dd);
+	return ret;
+}
+
 int datadir_check_modes(const char *dir, char *why, size_t why_len)
 {
 	char path[4200];
-	struct stat st;
 
 	why[0] = '\0';
 	for (size_t i = 0; datadir_trusted[i]; i++) {
 		const char *sub = datadir_trusted[i];
 		snprintf(path, sizeof(path), "%s%s%s", dir, *sub ? "/" : "",
 			 sub);
-		if (stat(path, &st) != 0) {
-			if (errno == ENOENT && *sub)
-				continue; /* created 0700 when needed */
-			int ret = -errno;
-			snprintf(why, why_len, "%s: %s", path,
-				 tpw_strerror(errno));
-			return ret;
-		}
-		if (!S_ISDIR(st.st_mode)) {
-			snprintf(why, why_len, "%s is not a directory", path);
-			return -ENOTDIR;
-		}
-		if (st.st_mode & (S_IWGRP | S_IWOTH)) {
-			snprintf(why, why_len,
-				 "%s is mode %04o: group or others can write "
-				 "it, and so rewrite the journal, snapshots, "
-				 "audit files or keys; refusing it (chmod 700 "
-				 "%s)",
-				 path, (unsigned)(st.st_mode & 07777), path);
-			return -EPERM;
-		}
-		/* A file others may write is as open as the directory: they
-		 * need only its name (a directory of mode 0711 gives them a
-		 * way in). */
-		DIR *dd = opendir(path);
-		if (!dd)
-			continue;
-		struct dirent *de;
-		int ret = 0;
-		while ((de = readdir(dd)) && ret == 0) {
-			char file[4500];
-			struct stat fst;
-			snprintf(file, sizeof(file), "%s/%s", path, de->d_name);
-			if (lstat(file, &fst) != 0 || !S_ISREG(fst.st_mode) ||
-			    !(fst.st_mode & (S_IWGRP | S_IWOTH)))
-				continue;
-			snprintf(why, why_len,
-				 "%s is mode %04o: group or others can write "
-				 "it; refusing it (chmod 600 %s)",
-				 file, (unsigned)(fst.st_mode & 07777), file);
-			ret = -EPERM;
-		}
-		closedir(dd);
-		if (ret)
+		int ret = datadir_check_dir(path, *sub != '\0', why, why_len);
+		if (ret < 0)
 			return ret;
 	}
 	return 0;

@@ -73,6 +73,11 @@ extern const char *const datadir_trusted[];
  * be examined. */
 int datadir_check_modes(const char *dir, char *why, size_t why_len);
 
+/* The same for one directory outside DIR that the server trusts as much
+ * (journal_archive_dir); optional: a missing one is fine. */
+int datadir_check_dir(const char *path, bool optional, char *why,
+		      size_t why_len);
+
 /* ---- DATA/audit/checkpoints: "<n>\n" then n bytes of note ---- */
 
 /* Longest head: 20 digits and "\n". */

@@ -382,3 +382,37 @@ def test_audit_files_short_corrupt_missing_or_foreign_are_rebuilt(ctx):
                            since=off) is not None,
               "%s: the rebuilt files are not loaded" % damage.__name__)
         srv.stop()
+
+
+@e2e_test(timeout=60)
+def test_an_archive_directory_others_can_write_is_refused(ctx):
+    """The archive holds history the audit routes serve: like
+    DATA/journal, a directory or segment others can write is refused at
+    start (exit 65) and named by doctor."""
+    env = env_for(ctx)
+    arch = env["TPWALLET_JOURNAL_ARCHIVE_DIR"]
+    os.makedirs(arch, mode=0o700, exist_ok=True)
+    srv = ctx.server(env=env)
+    srv.start()
+    srv.stop()
+    for mode_dir, planted in ((0o777, None), (0o700, 0o666)):
+        os.chmod(arch, mode_dir)
+        seg = os.path.join(arch, "00000000000000000001.wal")
+        if planted is not None:
+            with open(seg, "wb") as f:
+                f.write(b"x")
+            os.chmod(seg, planted)
+        served, exited, rc = srv.start_expecting_refusal(10)
+        check(served is None and exited, "served with %o" % mode_dir)
+        check_eq(rc, 65, "exit status")
+        check("group or others can write it" in srv.log_text(),
+              "no clear message: %s" % srv.log_text()[-400:])
+        r = run_cli(["doctor", "--data", srv.data_dir], env=env)
+        check(re.search(r"^action  journal retention: .*group or others "
+                        r"can write it", r.stdout, re.M) is not None,
+              "doctor: %s" % r.stdout)
+        if planted is not None:
+            os.unlink(seg)
+    os.chmod(arch, 0o700)
+    srv.start()
+    srv.stop()
