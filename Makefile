@@ -261,7 +261,7 @@ format:
 
 run: deps-build
 	@$(MAKE) --no-print-directory all
-	@scripts/run.sh $(BUILD)/tpwallet
+	@TPWALLET_CONFIG="$(CONFIG)" scripts/run.sh $(BUILD)/tpwallet
 
 bench: all
 	@bench/run.sh $(BUILD)/tpwallet

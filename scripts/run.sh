@@ -3,6 +3,14 @@
 # TPWALLET_DATA and TPWALLET_LISTEN override both; see docs/operations.md.
 set -eu
 bin=${1:-build/tpwallet}
+# `make run CONFIG=FILE` (or TPWALLET_CONFIG): the file's settings, its
+# listen, data and TLS pair included, win over the defaults below.
+config=${TPWALLET_CONFIG:-}
+if [ -n "$config" ]; then
+	[ -r "$config" ] || { echo "tpwallet: cannot read $config" >&2; exit 2; }
+	echo "tpwallet: serving with the settings of $config (Ctrl-C stops it); docs/operations.md, Settings." >&2
+	exec "$bin" serve --config "$config"
+fi
 data=${TPWALLET_DATA:-./data}
 listen=${TPWALLET_LISTEN:-127.0.0.1:8080}
 cat >&2 <<MSG

@@ -17,10 +17,12 @@ import http.client
 import os
 import re
 import socket
+import signal
 import ssl
 import subprocess
 import time
 
+import harness
 from harness import e2e_test, check, check_eq, run_cli, slow_factor
 
 SERIAL_1 = "1001"
@@ -385,3 +387,49 @@ def test_tls_doctor_warns_30_14_and_3_days_before_expiry(ctx):
     # Without TLS settings there is nothing to say about certificates.
     r = run_cli(["doctor", "--data", data])
     check("tls certificate" not in r.stdout, "plain HTTP: %r" % r.stdout)
+
+
+@e2e_test(timeout=60)
+def test_tls_make_run_serves_https_from_a_settings_file(ctx):
+    """issue 15, Done when: `make run CONFIG=FILE` (scripts/run.sh with
+    TPWALLET_CONFIG) serves HTTPS with the file's listen, data and pair
+    (docs/operations.md, TLS)."""
+    pki = make_pki(ctx.path("pki"))
+    port = harness.free_port()
+    conf = ctx.path("https.conf")
+    with open(conf, "w") as f:
+        f.write("data = %s\nlisten = 127.0.0.1:%d\ntls_cert_file = %s\n"
+                "tls_key_file = %s\n" % (ctx.path("data-https"), port,
+                                         pki["server1.pem"],
+                                         pki["server.key"]))
+    run_sh = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                          "..", "..", "scripts", "run.sh")
+    log = open(ctx.path("run.log"), "w")
+    p = subprocess.Popen(["sh", run_sh, harness.CONFIG["binary"]],
+                         env=dict(os.environ, TPWALLET_CONFIG=conf),
+                         stdout=log, stderr=subprocess.STDOUT,
+                         start_new_session=True)
+    try:
+        deadline = time.monotonic() + 20 * slow_factor()
+        status = None
+        while time.monotonic() < deadline and status is None:
+            check(p.poll() is None, "run.sh exited: %s"
+                  % open(ctx.path("run.log")).read()[-1500:])
+            try:
+                c = https(port, pki["ca.pem"], timeout=2)
+                status, _ = get(c, "/readyz")
+                check_eq(served_serial(c), SERIAL_1, "the file's pair")
+                c.close()
+            except OSError:
+                time.sleep(0.05)
+        check_eq(status, 200, "HTTPS from the settings file")
+        check(os.path.exists(ctx.path("data-https", "admin.token")),
+              "the file's data directory")
+    finally:
+        os.killpg(p.pid, signal.SIGTERM)
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+        log.close()
