@@ -136,7 +136,7 @@ struct popts {
 #define OPT_NO_REGISTER 0x2003
 #define OPT_CERTIFICATE 0x2004
 /* An organisation's certificate file, at most. */
-#define CERT_FILE_BYTES_MAX ((size_t)64 << 10)
+#define CERT_FILE_BYTES_MAX ((size_t)15 << 10) /* the body holds it: 16 KiB */
 
 static int parse_opts(struct client *c, int argc, char **argv, struct popts *po,
 		      bool allow_create)
