@@ -22,6 +22,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1188,6 +1189,84 @@ static int64_t next_change_locked(struct api_server *s, const struct policy *p,
 	return policy_next_change(p, platform, ov, n, q->now_s);
 }
 
+/*
+ * Signed manifests of the current second, by what they say: identical
+ * queries within one second (a fleet of apps on one version, or one
+ * caller repeating itself) cost one signature, not one each; with keys
+ * sealed by or kept in a PKCS#11 token, one token operation each (the
+ * sixth review).  Ed25519 is deterministic, so a hit is the very bytes a
+ * new signature would give, but across a key rotation in that second
+ * (signed by the previous key, which verifies through the overlap).
+ * Direct-mapped, MANIFEST_CACHE_SLOTS slots, each its JWS.
+ */
+#define MANIFEST_CACHE_SLOTS 64u
+
+struct manifest_slot {
+	int64_t at;
+	u8 hash[crypto_generichash_BYTES];
+	char *jws;
+	size_t len;
+};
+
+static pthread_mutex_t manifest_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct manifest_slot manifest_slots[MANIFEST_CACHE_SLOTS];
+
+/* The claims as signed, for the key of the cache (NULL: out of memory). */
+static bool manifest_hash(const struct keyring *kr, int64_t now, json_t *o,
+			  u8 hash[crypto_generichash_BYTES])
+{
+	char *text = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+	crypto_generichash_state st;
+	uintptr_t who = (uintptr_t)kr;
+
+	if (!text)
+		return false;
+	crypto_generichash_init(&st, NULL, 0, crypto_generichash_BYTES);
+	crypto_generichash_update(&st, (const u8 *)&who, sizeof(who));
+	crypto_generichash_update(&st, (const u8 *)&now, sizeof(now));
+	crypto_generichash_update(&st, (const u8 *)text, strlen(text));
+	crypto_generichash_final(&st, hash, crypto_generichash_BYTES);
+	free(text);
+	return true;
+}
+
+/* Copy the cached JWS for hash at now into out; its length or 0. */
+static size_t manifest_cached(const u8 *hash, int64_t now, char *out,
+			      size_t cap)
+{
+	struct manifest_slot *s =
+		&manifest_slots[hash[0] % MANIFEST_CACHE_SLOTS];
+	size_t len = 0;
+
+	pthread_mutex_lock(&manifest_lock);
+	if (s->jws && s->at == now && s->len < cap &&
+	    memcmp(s->hash, hash, sizeof(s->hash)) == 0) {
+		memcpy(out, s->jws, s->len);
+		len = s->len;
+	}
+	pthread_mutex_unlock(&manifest_lock);
+	return len;
+}
+
+static void manifest_keep(const u8 *hash, int64_t now, const char *jws,
+			  size_t len)
+{
+	char *copy = malloc(len);
+	if (!copy)
+		return;
+	memcpy(copy, jws, len);
+	struct manifest_slot *s =
+		&manifest_slots[hash[0] % MANIFEST_CACHE_SLOTS];
+	pthread_mutex_lock(&manifest_lock);
+	char *old = s->jws;
+	s->jws = copy;
+	s->len = len;
+	s->at = now;
+	memcpy(s->hash, hash, sizeof(s->hash));
+	pthread_mutex_unlock(&manifest_lock);
+	free(old);
+}
+
 static enum MHD_Result evaluate(struct request *rq, bool signed_manifest)
 {
 	char cv[SEMVER_TEXT_MAX + 64];
@@ -1244,9 +1323,19 @@ static enum MHD_Result evaluate(struct request *rq, bool signed_manifest)
 		json_object_set_new(o, "sub", json_string(q.user));
 	char *out = malloc(KEYRING_JWS_BYTES_MAX + 1);
 	size_t len = 0;
-	int r = out ? keyring_sign_jwt(kr, now, "tpwallet-client-policy+jwt", o,
-				       out, KEYRING_JWS_BYTES_MAX + 1, &len)
-		    : -ENOMEM;
+	u8 hash[crypto_generichash_BYTES];
+	bool hashed = out && manifest_hash(kr, now, o, hash);
+	if (hashed)
+		len = manifest_cached(hash, now, out,
+				      KEYRING_JWS_BYTES_MAX + 1);
+	bool hit = len > 0;
+	int r = !out  ? -ENOMEM
+		: hit ? 0
+		      : keyring_sign_jwt(kr, now, "tpwallet-client-policy+jwt",
+					 o, out, KEYRING_JWS_BYTES_MAX + 1,
+					 &len);
+	if (r == 0 && hashed && !hit)
+		manifest_keep(hash, now, out, len);
 	json_decref(o);
 	if (r != 0) {
 		free(out);
