@@ -25,7 +25,9 @@
 #include "engine/witness.h"
 #include "engine/logger.h"
 #include "core/strerror.h"
+#include "crypto/keyring.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -178,6 +180,35 @@ static void *upkeep_main(void *arg)
 	}
 	pthread_mutex_unlock(&u->lock);
 	return NULL;
+}
+
+/* No key material was ever made for this data directory: no DATA/origin,
+ * nothing in DATA/keys, no KEK file and no KEK in the environment.
+ * Making them then loses nothing (an existing key without its KEK is
+ * refused as before). */
+static bool keys_never_made(const struct settings *s)
+{
+	char path[4200];
+	struct stat st;
+
+	if (getenv(KEYRING_KEK_ENV) || s->kek_pkcs11_module[0] ||
+	    stat(s->kek_file, &st) == 0 || errno != ENOENT)
+		return false;
+	snprintf(path, sizeof(path), "%s/" DATADIR_ORIGIN, s->data_dir);
+	if (stat(path, &st) == 0 || errno != ENOENT)
+		return false;
+	snprintf(path, sizeof(path), "%s/" DATADIR_KEYS, s->data_dir);
+	DIR *d = opendir(path);
+	if (!d)
+		return errno == ENOENT;
+	struct dirent *de;
+	bool empty = true;
+	while (empty && (de = readdir(d)) != NULL)
+		empty = de->d_name[0] == '.' &&
+			(de->d_name[1] == '\0' ||
+			 (de->d_name[1] == '.' && de->d_name[2] == '\0'));
+	closedir(d);
+	return empty;
 }
 
 /* The server's outbound calls (witnesses, probes): the CA bundle and the
@@ -494,9 +525,17 @@ int cmd_serve(int argc, char **argv)
 			(unsigned long long)engine_durable_seq(e), moved);
 	}
 
-	/* The server's keys (created with the data directory). */
+	/* The server's keys (created with the data directory, or by the
+	 * first start that gets this far: one that stopped before, say at an
+	 * unreachable cluster, left no key to lose). */
 	static struct server_keys keys;
-	if (server_keys_open(&s, created, &keys) != 0) {
+	bool fresh = created || keys_never_made(&s);
+	if (fresh && !created)
+		log_at(LOG_WARN,
+		       "the data directory's first start did not finish: "
+		       "making its keys now",
+		       LOG_STR("data", s.data_dir));
+	if (server_keys_open(&s, fresh, &keys) != 0) {
 		expirer_free(expirer);
 		engine_close(e);
 		return EXIT_DATA;

@@ -67,3 +67,31 @@ def test_70_key_rotations_within_the_overlap_all_succeed_dropping_oldest(ctx):
     r = s.post("/v1/keys/rotate", None)
     check_eq(r.status, 200, "rotation once the directory is back")
     s.stop()
+
+
+@e2e_test(timeout=60)
+def test_a_first_start_that_stopped_early_makes_its_keys_at_the_next(ctx):
+    """A first start that stops before it made any key (an unreachable
+    cluster) leaves the data directory's marker and nothing else: the
+    next start makes the keys (and says so) instead of refusing for a
+    missing KEK; once a key exists, a missing KEK is refused as
+    before."""
+    srv = ctx.server(env={"TPWALLET_CLUSTER":
+                          "postgresql://tpw@127.0.0.1:1/x?connect_timeout=1"})
+    served, exited, rc = srv.start_expecting_refusal(20)
+    check(served is None and exited, "started without its cluster")
+    check(not os.path.exists(srv.data_dir + ".kek"), "a KEK was made")
+    plain = ctx.server(data_dir=srv.data_dir)
+    off = plain._log_size()
+    plain.start()
+    check(plain.wait_log(r'"msg":"the data directory\'s first start did '
+                         r'not finish: making its keys now"', since=off)
+          is not None, "no line about the unfinished first start")
+    check_eq(plain.get("/v1/keys").status, 200, "keys served")
+    plain.stop()
+    os.rename(srv.data_dir + ".kek", ctx.path("kek-aside"))
+    served, exited, rc = plain.start_expecting_refusal(20)
+    check(served is None and exited and rc == 65,
+          "a data directory with keys and no KEK: %r" % ((served, rc),))
+    check("no key-encryption key" in plain.log_text(),
+          "no clear message: %s" % plain.log_text()[-300:])
