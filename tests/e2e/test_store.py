@@ -112,6 +112,10 @@ def test_store_keeps_history_on_disk_and_restarts_from_it_after_kill9(ctx):
     check(text is not None, "no recovered line after the restart")
     m = re.search(r'"store_seq":(\d+),"replayed_records":(\d+)', text)
     check(m is not None, "recovered line without store_seq: %s" % text)
+    # A transfer's entry_index comes from the audit tree, which catches up
+    # with the replayed records in its own thread: wait for that event.
+    check(srv.wait_log(r'"msg":"audit tree caught up with the journal"',
+                       since=off) is not None, "the audit tree never caught up")
     after = answers(srv, ids)
     for k in before:
         check_eq(after[k], before[k], "%s after kill -9" % k)
