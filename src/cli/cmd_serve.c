@@ -373,7 +373,8 @@ int cmd_serve(int argc, char **argv)
 	};
 	struct cluster_options co = {.conninfo = s.cluster,
 				     .holder = s.cluster_node,
-				     .lease_ms = s.cluster_lease_ms};
+				     .lease_ms = s.cluster_lease_ms,
+				     .advertise = s.cluster_advertise};
 	if (s.cluster[0]) {
 		if (!s.cluster_node[0])
 			default_cluster_node(&s);
@@ -544,6 +545,7 @@ int cmd_serve(int argc, char **argv)
 		.manifest_public = s.manifest_public != 0,
 		.manifest_ttl_max_s = s.manifest_ttl_max_s,
 		.tls = tls,
+		.cluster_read_wait_ms = s.cluster_read_wait_ms,
 		.net =
 			{
 				.body_budget_bytes = s.body_budget_bytes,

@@ -57,6 +57,7 @@ struct engine_request {
 	 * (retry with the same ids: they are idempotent); or another
 	 * negative errno: not applied (-ECANCELED after a journal failure,
 	 * -ENOLINK after cluster mode's table refused or lost a group,
+	 * -EREMOTE on a cluster follower (another node is the writer),
 	 * -ESHUTDOWN while closing, -ERANGE for a clock past 2262). */
 	int status;
 	/* Called once: on the applier thread after the batch is applied,
@@ -157,6 +158,17 @@ int engine_account_balances(struct engine *e, const struct account_filter *f,
  * everything applied).  Holds the write lock: without a store it walks
  * every record (tests, bench, the log line at a clean stop). */
 void engine_digest(struct engine *e, u8 out[32]);
+/* The same, and the seq of the state it is the digest of. */
+u64 engine_digest_seq(struct engine *e, u8 out[32]);
+
+/* The last seq applied to the state (what a read sees at least). */
+u64 engine_applied_seq(struct engine *e);
+/* Cluster mode: true while another node is the writer (engine_submit
+ * answers -EREMOTE); false for the writer and a single node. */
+bool engine_is_follower(struct engine *e);
+/* The writer's address (its cluster_advertise) as this node last read
+ * it, into buf; "" when not known or not in cluster mode. */
+void engine_writer_address(struct engine *e, char *buf, size_t n);
 
 /* The store's figures; false when the engine has none. */
 struct history_stats;
