@@ -701,6 +701,18 @@ static void follow(struct engine *e)
 			log_at(LOG_ERROR, "cluster: following the table failed",
 			       LOG_STR("reason", cluster_error(e->cluster)),
 			       LOG_NUM("errno", -ret));
+			/* PostgreSQL unreachable: try again.  A bad row, or
+			 * records in the local journal the applier never got
+			 * (the journal or memory failed halfway): stop. */
+			if (ret == -EBADMSG ||
+			    journal_next_seq(e->journal) - 1 !=
+				    atomic_load(&e->durable_seq)) {
+				log_at(LOG_ERROR,
+				       "cluster: this follower stops following "
+				       "until a restart");
+				refuse_changes(e);
+				return;
+			}
 			nanosleep(&pause, NULL);
 		}
 	}

@@ -724,13 +724,26 @@ def test_cluster_followers_serve_reads_and_take_over_from_a_dead_or_paused_write
         amounts += sum(1 + i % 97 for i in ids)
 
         # (d) A again, from an empty data directory: a follower that
-        # catches up, with its progress in its log.
-        old_dir = a.data_dir
+        # catches up, with its progress in its log; killed under load
+        # and restarted from nothing, it catches up again.
         a = start_node(ctx, db.conninfo(), data_dir=ctx.path("a-again"))
-        check(old_dir != a.data_dir, "a new data directory")
         check_eq(role_of(a)["role"], "follower", "A's role on its return")
         same_state(b, a, "follower A from nothing")
+        load = TransferLoad(b, base=7 << 40)
+        time.sleep(1.0)
+        a.kill9()
+        time.sleep(0.5)
+        load.finish()
+        check_eq(load.failed, [], "the writer's load while its follower "
+                 "died")
+        amounts += sum(1 + i % 97 for x in load.acked for i in x[2])
+        t_restart = time.monotonic()
+        a = start_node(ctx, db.conninfo(), data_dir=ctx.path("a-third"))
+        seq = same_state(b, a, "follower A restarted from nothing")
         check("cluster catch-up" in a.log_text(), "A's catch-up in its log")
+        ctx.note("cluster follower: restarted from an empty data directory, "
+                 "caught up to seq %d in %.1f s" % (seq, time.monotonic()
+                                                    - t_restart))
 
         # (c) SIGSTOP of the writer (B) past its lease under load: A
         # takes over; B, resumed, appends nothing and takes no write.
