@@ -117,6 +117,8 @@ struct engine {
 	struct state_clock clock; /* engine_options.clock, or realtime */
 	void (*pstate_changed)(void *ctx); /* engine_options' */
 	void *pstate_changed_ctx;
+	void (*became_writer)(void *ctx); /* engine_options' */
+	void *became_writer_ctx;
 	char data_dir[PATH_MAX];
 	u64 snapshot_every;
 	u64 events_since_snapshot;
@@ -695,6 +697,8 @@ static void follow(struct engine *e)
 			log_at(LOG_WARN, "cluster: this node is the writer now",
 			       LOG_NUM("last_seq",
 				       journal_next_seq(e->journal) - 1));
+			if (e->became_writer)
+				e->became_writer(e->became_writer_ctx);
 			return;
 		}
 		if (ret < 0) {
@@ -971,6 +975,8 @@ int engine_open(struct engine **out, const struct engine_options *o,
 	e->clock = o->clock;
 	e->pstate_changed = o->pstate_changed;
 	e->pstate_changed_ctx = o->pstate_changed_ctx;
+	e->became_writer = o->became_writer;
+	e->became_writer_ctx = o->became_writer_ctx;
 	if (!e->clock.now_ns)
 		e->clock = (struct state_clock){.now_ns = realtime_ns};
 	e->snapshot_every = o->snapshot_every_records

@@ -91,6 +91,13 @@ struct engine_options {
 	 * The override expirer (engine/expirer.h) looks again then. */
 	void (*pstate_changed)(void *ctx);
 	void *pstate_changed_ctx;
+	/* Cluster mode: called on the sequencer thread once a follower
+	 * has taken the lease and accepts changes; must not block (nor
+	 * submit and wait: the sequencer is the caller).  serve wakes its
+	 * key upkeep (the new writer's signing key is journaled) and the
+	 * override expirer. */
+	void (*became_writer)(void *ctx);
+	void *became_writer_ctx;
 	/* History on disk (engine/history.h, docs/store.md): the ledger's
 	 * records in DATA/store behind a window of cache_bytes (0: the
 	 * default); recovery starts from the store instead of a snapshot. */

@@ -635,6 +635,21 @@ def check_balances(srv, amounts):
     check_eq(deb, amounts, "posted total (each transfer once)")
 
 
+def key_entries(conninfo):
+    """Signing-key entries in the table (journal commands of kind 5,
+    "key"): each writer journals its own."""
+    return sum(1 for _, typ, payload in parse_records(table_bytes(conninfo))
+               if typ == 4 and struct.unpack_from("<H", payload)[0] == 5)
+
+
+def wait_key_entries(conninfo, n, what):
+    deadline = time.monotonic() + 10
+    while key_entries(conninfo) != n:
+        check(time.monotonic() < deadline, "%s: %d signing-key entries, "
+              "not %d" % (what, key_entries(conninfo), n))
+        time.sleep(0.2)
+
+
 def load_batches(load):
     return [(True, a[2]) for a in load.acked] + \
         [(False, f[2]) for f in load.failed]
@@ -719,6 +734,8 @@ def test_cluster_followers_serve_reads_and_take_over_from_a_dead_or_paused_write
               > old_last, "timestamps increase across the failover")
         check_eq(role_of(b)["role"], "writer", "B's role after the kill")
         check_eq(role_of(b)["term"], 2, "B's term")
+        # A's key, then B's once it writes (a follower journals none).
+        wait_key_entries(db.conninfo(), 2, "after B took over")
         check(len(load.acked) > 0, "writes acknowledged before the kill")
         ids = retry_batches(b, load_batches(load))
         amounts += sum(1 + i % 97 for i in ids)
@@ -776,6 +793,7 @@ def test_cluster_followers_serve_reads_and_take_over_from_a_dead_or_paused_write
         r = a.get("/v1/transfers/%d" % (6 << 40))
         check_eq(r.status, 404, "the write refused by the old writer")
         check_balances(a, amounts)
+        wait_key_entries(db.conninfo(), 3, "after A took over")
         for s in (a, b):
             check_no_password(s, db.password)
         ctx.note("cluster failover: kill -9 of the writer to the first "
