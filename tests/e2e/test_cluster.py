@@ -658,7 +658,7 @@ def load_batches(load):
 @e2e_test(timeout=240, heavy=True)
 def test_cluster_followers_serve_reads_and_take_over_from_a_dead_or_paused_writer(ctx):
     db = pgcluster.PgSingle(ctx.path("pg"))
-    a = b = None
+    a = b = c = None
     try:
         db.start()
         a = start_node(ctx, db.conninfo())
@@ -794,13 +794,19 @@ def test_cluster_followers_serve_reads_and_take_over_from_a_dead_or_paused_write
         check_eq(r.status, 404, "the write refused by the old writer")
         check_balances(a, amounts)
         wait_key_entries(db.conninfo(), 3, "after A took over")
-        for s in (a, b):
+        # Clean stops: a follower, the fenced old writer, the writer.
+        c = start_node(ctx, db.conninfo())
+        check_eq(role_of(c)["role"], "follower", "C's role")
+        same_state(a, c, "follower C")
+        for s in (c, b, a):
+            s.stop()
+        for s in (a, b, c):
             check_no_password(s, db.password)
         ctx.note("cluster failover: kill -9 of the writer to the first "
                  "write accepted by the follower (RTO) %.1f s; SIGSTOP "
                  "past the lease %.1f s (lease 2 s)" % (rto_kill, rto_pause))
     finally:
-        for s in (a, b):
+        for s in (a, b, c):
             if s:
                 s.force_cleanup()
         db.stop()
