@@ -402,12 +402,15 @@ class TransferLoad:
 @e2e_test(timeout=240, heavy=True)
 def test_cluster_writer_keeps_every_acknowledged_transfer_through_a_primary_kill(ctx):
     c = cluster(ctx)
-    srv = None
+    srv = follower = None
     try:
         c.start(timeout=90)
         leader, sync = c.roles()
-        srv = cluster_server(ctx, c.conninfo())
+        # The lease outlasts the PostgreSQL failover (about 15 s): else
+        # the follower would rightly take the writer's place after it.
+        srv = cluster_server(ctx, c.conninfo(), lease_ms=30000)
         srv.start(timeout=60)
+        follower = start_node(ctx, c.conninfo(), lease_ms=30000)
         create(srv, "accounts", [account(i, code=7)
                                  for i in LEDGER_ACCOUNTS],
                ["created"] * len(LEDGER_ACCOUNTS))
@@ -432,6 +435,10 @@ def test_cluster_writer_keeps_every_acknowledged_transfer_through_a_primary_kill
         check_eq(new_leader, sync, "the sync standby was promoted")
         r = srv.get("/readyz")
         check_eq(r.status, 200, "ready after the failover")
+        # The follower listens again on the new primary and catches up.
+        same_state(srv, follower, "the follower after the primary's kill")
+        check_eq(role_of(follower)["role"], "follower", "still a follower")
+        follower.stop()
         srv.stop()
         acked = sorted(i for a in load.acked for i in a[2])
         table = table_bytes(c.conninfo())
@@ -451,8 +458,9 @@ def test_cluster_writer_keeps_every_acknowledged_transfer_through_a_primary_kill
                  "transfers lost: 0 (RPO 0)"
                  % (len(acked), sum(len(a[2]) for a in after), rto))
     finally:
-        if srv:
-            srv.force_cleanup()
+        for s in (srv, follower):
+            if s:
+                s.force_cleanup()
         c.stop()
 
 
