@@ -492,6 +492,8 @@ int cluster_follow(struct cluster *c, struct journal *j, cluster_group_fn fn,
 		}
 	}
 	ret = pull_new(c, j, fn, ctx);
+	/* What the table holds up to here: the writer committed it. */
+	atomic_store(&c->appended_seq, journal_next_seq(j) - 1);
 	if (ret == 0 && journal_next_seq(j) - 1 >= atomic_load(&c->table_last))
 		atomic_store(&c->caught_up_ms, mono_us() / 1000u);
 	return ret;

@@ -691,6 +691,7 @@ def test_cluster_followers_serve_reads_and_take_over_from_a_dead_or_paused_write
                      'tpwallet_cluster_role{role="writer"} 0',
                      "tpwallet_cluster_term 1",
                      "tpwallet_cluster_applied_seq %d" % seq,
+                     "tpwallet_cluster_appended_seq %d" % seq,
                      "tpwallet_cluster_lag_seq 0",
                      "tpwallet_cluster_lag_seconds 0.000000"):
             check(line in m, "B's /metrics has %r" % line)
