@@ -68,6 +68,12 @@ struct api_server {
 	unsigned short port;
 	atomic_bool ready;
 	atomic_bool stopping;
+	/* Cluster mode (docs/operations.md, "Cluster mode"): replies carry
+	 * Tpwallet-Seq; a follower holds a read with Tpwallet-Min-Seq at
+	 * most read_wait_ms. */
+	bool cluster;
+	unsigned read_wait_ms;
+	struct seqwait *seqwait; /* NULL but in cluster mode */
 	/* Requests handed to the engine whose done callback has not run. */
 	atomic_uint inflight;
 	/* Requests handed to the engine and not yet completed (replied). */
@@ -79,7 +85,13 @@ struct api_server {
 	struct probes *probes;
 };
 
-enum req_state { RS_NEW, RS_BODY, RS_SUBMITTED, RS_REPLIED };
+/* Cluster mode's headers (docs/api.md, "Cluster mode"). */
+#define SEQ_HEADER     "Tpwallet-Seq"
+#define MIN_SEQ_HEADER "Tpwallet-Min-Seq"
+
+/* RS_WAITING: suspended until the node applies min_seq (api/seqwait.h),
+ * then dispatched again. */
+enum req_state { RS_NEW, RS_BODY, RS_SUBMITTED, RS_REPLIED, RS_WAITING };
 
 /* The connection's side of a request (server.c, netguard.h). */
 struct request_net {
@@ -171,7 +183,16 @@ struct request {
 	char text_id[API_TEXT_ID_BYTES_MAX + 1]; /* principal id, jti */
 	/* A Cache-Control header for the reply, or NULL (a static string). */
 	const char *cache_control;
-	int query_repeat; /* api_query_repeated's answer, when not 0 */
+	/* A Location header for the reply (malloc'ed), or NULL: a
+	 * follower's not-the-writer answer names the writer. */
+	char *location;
+	/* Cluster mode: the applied seq when the route's handler ran (the
+	 * state it read reflects at least this one). */
+	u64 seen_seq;
+	/* Tpwallet-Min-Seq: wait for it until this (monotonic ms). */
+	u64 min_seq, min_seq_deadline_ms;
+	struct request *wait_next; /* api/seqwait.c's list */
+	int query_repeat;	   /* api_query_repeated's answer, when not 0 */
 	char repeated_param[33];
 
 	struct request_net net;

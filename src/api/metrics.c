@@ -3,6 +3,7 @@
  * metrics.h).
  */
 #include "api/metrics.h"
+#include "core/clock.h"
 #include "engine/cluster.h"
 #include "engine/engine.h"
 #include "log/pkcs11.h"
@@ -222,15 +223,39 @@ static void render_store(struct wbuf *b, struct engine *e, u64 applied_seq)
 	      h.keep_transfers);
 }
 
-/* Cluster mode's writer (docs/operations.md, "Cluster mode"); nothing
- * for a single node. */
+/* Cluster mode (docs/operations.md, "Cluster mode"); nothing for a
+ * single node. */
 static void render_cluster(struct wbuf *b, struct engine *e)
 {
 	struct cluster_stats cs;
 	if (!engine_cluster_stats(e, &cs))
 		return;
+	u64 applied = engine_applied_seq(e);
+	u64 lag = cs.table_last_seq > applied ? cs.table_last_seq - applied : 0;
+	u64 now = tpw_monotonic_ms();
+	help(b, "tpwallet_cluster_role", "gauge",
+	     "This node's role in the cluster: 1 for the current one.");
+	wbuf_puts(b, "tpwallet_cluster_role{role=\"writer\"} ");
+	wbuf_put_u64(b, cs.writer ? 1 : 0);
+	wbuf_puts(b, "\ntpwallet_cluster_role{role=\"follower\"} ");
+	wbuf_put_u64(b, cs.writer ? 0 : 1);
+	wbuf_putc(b, '\n');
 	gauge(b, "tpwallet_cluster_term", "gauge",
-	      "The writer's lease term in the cluster's table.", cs.term);
+	      "The writer's lease term in the cluster's table (a follower's: "
+	      "as it last read it).",
+	      cs.term);
+	gauge(b, "tpwallet_cluster_applied_seq", "gauge",
+	      "The last journal seq applied to this node's state.", applied);
+	gauge(b, "tpwallet_cluster_lag_seq", "gauge",
+	      "The table's last seq (as last seen) minus the applied seq.",
+	      lag);
+	help(b, "tpwallet_cluster_lag_seconds", "gauge",
+	     "How long this node has been behind the table (0: caught up).");
+	wbuf_puts(b, "tpwallet_cluster_lag_seconds ");
+	put_seconds(b, lag && now > cs.caught_up_ms
+			       ? (now - cs.caught_up_ms) * 1000u
+			       : 0);
+	wbuf_putc(b, '\n');
 	gauge(b, "tpwallet_cluster_appended_seq", "gauge",
 	      "Last journal seq committed to the cluster's table.",
 	      cs.appended_seq);

@@ -93,6 +93,10 @@
 	  "The served TLS certificate cannot be switched")                     \
 	X(key_store_unavailable, "key-store-unavailable", 503,                 \
 	  "The token that holds the key-encryption key is not answering")      \
+	X(not_the_writer, "not-the-writer", 503,                               \
+	  "This cluster node is a follower: send changes to the writer")       \
+	X(seq_not_reached, "seq-not-reached", 503,                             \
+	  "This node has not applied the sequence asked for yet")              \
 	X(internal_error, "internal-error", 500, "Internal error")
 
 enum problem {

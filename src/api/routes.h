@@ -234,6 +234,8 @@ enum route_scope {
 	  0, RA_ANY, RF_UNGATED, probe_route_list)                             \
 	X(tls_switch, "/v1/tls/switch", RP_NONE, RM_POST, RB_SMALL, 0,         \
 	  OP(KEYS_ROTATE), RA_ANY, 0, tls_route_switch)                        \
+	X(cluster, "/v1/cluster", RP_NONE, RM_READ, RB_NONE, OP(AUDIT_READ),  \
+	  0, RA_ANY, RF_UNGATED, server_route_cluster)                         \
 	X(healthz, "/healthz", RP_NONE, RM_READ, RB_NONE, 0, 0, RA_PUBLIC,     \
 	  RF_ALWAYS, server_route_healthz)                                     \
 	X(readyz, "/readyz", RP_NONE, RM_READ, RB_NONE, 0, 0, RA_PUBLIC, 0,    \

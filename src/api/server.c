@@ -22,12 +22,15 @@
 #include "api/server.h"
 #include "api/metrics.h"
 #include "api/problem.h"
+#include "api/seqwait.h"
+#include "core/clock.h"
 #include "api/tls.h"
 #include "api/wbuf.h"
 #include "core/auth.h"
 #include "core/parse.h"
 #include "core/policy.h"
 #include "crypto/keyring.h"
+#include "engine/cluster.h"
 #include "engine/engine.h"
 #include "engine/logger.h"
 
@@ -130,6 +133,20 @@ enum MHD_Result api_reply(struct request *rq, unsigned status, struct wbuf *b,
 		MHD_add_response_header(resp, PROBLEM_MARKER_HEADER, slug);
 	if (allow)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+	if (rq->location)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION,
+					rq->location);
+	if (rq->srv->cluster) {
+		/* The seq this reply reflects: a write's own record, else
+		 * what was applied when the handler read the state. */
+		char seq[24];
+		u64 v = rq->state == RS_SUBMITTED && rq->eng.ereq.seq
+				? rq->eng.ereq.seq
+			: rq->seen_seq ? rq->seen_seq
+				       : engine_applied_seq(rq->srv->e);
+		snprintf(seq, sizeof(seq), "%llu", (unsigned long long)v);
+		MHD_add_response_header(resp, SEQ_HEADER, seq);
+	}
 	if (rq->cache_control && status == 200)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL,
 					rq->cache_control);
@@ -194,6 +211,50 @@ enum MHD_Result server_route_healthz(struct request *rq)
 	return api_reply_json(rq, 200, &b);
 }
 
+/* ,"role":...,"term":...,"applied_seq":...,"writer":... of a cluster
+ * node (/readyz, GET /v1/cluster). */
+static void put_cluster_role(struct wbuf *b, struct engine *e)
+{
+	struct cluster_stats cs = {0};
+	char writer[256];
+	(void)engine_cluster_stats(e, &cs);
+	engine_writer_address(e, writer, sizeof(writer));
+	wbuf_puts(b, ",\"role\":");
+	wbuf_puts(b, engine_is_follower(e) ? "\"follower\"" : "\"writer\"");
+	wbuf_puts(b, ",\"term\":");
+	wbuf_put_u64(b, cs.term);
+	wbuf_puts(b, ",\"applied_seq\":");
+	wbuf_put_u64(b, engine_applied_seq(e));
+	wbuf_puts(b, ",\"writer\":");
+	wbuf_put_json_str(b, writer, strlen(writer));
+}
+
+enum MHD_Result server_route_cluster(struct request *rq)
+{
+	struct wbuf b = WBUF_INIT(SMALL_REPLY_BYTES_MAX);
+	struct api_server *s = rq->srv;
+	static const char hex[] = "0123456789abcdef";
+	u8 d[32];
+	char dhex[65];
+
+	u64 seq = engine_digest_seq(s->e, d);
+	for (int i = 0; i < 32; i++) {
+		dhex[2 * i] = hex[d[i] >> 4];
+		dhex[2 * i + 1] = hex[d[i] & 15];
+	}
+	dhex[64] = '\0';
+	wbuf_puts(&b, "{\"cluster\":");
+	wbuf_puts(&b, s->cluster ? "true" : "false");
+	if (s->cluster)
+		put_cluster_role(&b, s->e);
+	wbuf_puts(&b, ",\"digest\":\"");
+	wbuf_puts(&b, dhex);
+	wbuf_puts(&b, "\",\"digest_seq\":");
+	wbuf_put_u64(&b, seq);
+	wbuf_puts(&b, "}");
+	return api_reply_json(rq, 200, &b);
+}
+
 enum MHD_Result server_route_readyz(struct request *rq)
 {
 	struct wbuf b = WBUF_INIT(SMALL_REPLY_BYTES_MAX);
@@ -205,7 +266,10 @@ enum MHD_Result server_route_readyz(struct request *rq)
 	if (!engine_healthy(s->e))
 		return api_reply_problem(rq, PROBLEM_unavailable,
 					 engine_failure(s->e), NULL, NULL);
-	wbuf_puts(&b, "{\"status\":\"ready\"}");
+	wbuf_puts(&b, "{\"status\":\"ready\"");
+	if (s->cluster)
+		put_cluster_role(&b, s->e);
+	wbuf_puts(&b, "}");
 	return api_reply_json(rq, 200, &b);
 }
 
@@ -524,6 +588,25 @@ enum MHD_Result api_submit(struct request *rq,
 	return MHD_YES;
 }
 
+/* A change sent to a cluster follower: the writer's address in the
+ * detail and in Location (docs/api.md, "Cluster mode"). */
+static enum MHD_Result reply_not_the_writer(struct request *rq)
+{
+	char writer[256], detail[400];
+	engine_writer_address(rq->srv->e, writer, sizeof(writer));
+	if (writer[0]) {
+		snprintf(detail, sizeof(detail),
+			 "this node is a follower; the writer is %s", writer);
+		rq->location = strdup(writer);
+	} else {
+		snprintf(detail, sizeof(detail),
+			 "this node is a follower; the writer did not "
+			 "advertise an address (setting cluster_advertise)");
+	}
+	return api_reply_problem(rq, PROBLEM_not_the_writer, detail, NULL,
+				 NULL);
+}
+
 /* Resumed after the engine ran the request: the engine's failures, else
  * the reply its submitter asked for. */
 static enum MHD_Result engine_reply(struct request *rq)
@@ -543,6 +626,8 @@ static enum MHD_Result engine_reply(struct request *rq)
 		return api_reply_problem(rq, PROBLEM_unavailable,
 					 "the engine is shutting down", NULL,
 					 NULL);
+	if (er->status == -EREMOTE)
+		return reply_not_the_writer(rq);
 	if (er->status == -ENOLINK) /* cluster mode's writer stopped */
 		return api_reply_problem(rq, PROBLEM_unavailable,
 					 engine_failure(rq->srv->e), NULL,
@@ -788,6 +873,52 @@ static enum MHD_Result (*const route_handlers[ROUTE_COUNT])(
 #undef X
 };
 
+/* A read with Tpwallet-Min-Seq on a node that has not applied it yet:
+ * held (suspended) until it has, at most read_wait_ms, then answered
+ * 503 seq-not-reached.  True when *out is the answer (or the hold). */
+static bool min_seq_hold(struct request *rq, enum MHD_Result *out)
+{
+	struct api_server *s = rq->srv;
+	char detail[200];
+	u64 n = 0;
+	const char *v = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND,
+						    MIN_SEQ_HEADER);
+	if (!v || (rq->method != METHOD_GET && rq->method != METHOD_HEAD))
+		return false;
+	if (parse_u64(v, UINT64_MAX, &n) < 0) {
+		*out = api_reply_problem(rq, PROBLEM_invalid_field,
+					 "Tpwallet-Min-Seq is a decimal "
+					 "sequence number",
+					 MIN_SEQ_HEADER, NULL);
+		return true;
+	}
+	u64 applied = engine_applied_seq(s->e);
+	if (applied >= n)
+		return false;
+	if (rq->state != RS_WAITING && s->read_wait_ms) {
+		atomic_fetch_add(&s->inflight, 1);
+		if (!atomic_load(&s->stopping)) {
+			rq->min_seq = n;
+			rq->min_seq_deadline_ms =
+				tpw_monotonic_ms() + s->read_wait_ms;
+			rq->state = RS_WAITING;
+			MHD_suspend_connection(rq->conn);
+			seqwait_add(s->seqwait, rq);
+			*out = MHD_YES;
+			return true;
+		}
+		atomic_fetch_sub(&s->inflight, 1);
+	}
+	snprintf(detail, sizeof(detail),
+		 "this node has applied seq %llu, %llu behind the %llu asked "
+		 "for, after waiting %u ms",
+		 (unsigned long long)applied, (unsigned long long)(n - applied),
+		 (unsigned long long)n, s->read_wait_ms);
+	*out = api_reply_problem(rq, PROBLEM_seq_not_reached, detail, NULL,
+				 NULL);
+	return true;
+}
+
 /* The body is in (create requests) or there is none: answer. */
 static enum MHD_Result request_dispatch(struct request *rq)
 {
@@ -801,11 +932,15 @@ static enum MHD_Result request_dispatch(struct request *rq)
 		api_release_body(rq);
 		return api_reply_auth(rq);
 	}
+	enum MHD_Result held;
+	if (rq->srv->seqwait && min_seq_hold(rq, &held))
+		return held;
 	policy_observe(rq);
 	if ((api_routes[rq->route].flags & RF_AUDIT) &&
 	    (!rq->srv->audit || !audit_healthy(rq->srv->audit)))
 		return api_reply_problem(rq, PROBLEM_audit_unavailable, NULL,
 					 NULL, NULL);
+	rq->seen_seq = engine_applied_seq(rq->srv->e);
 	return route_handlers[rq->route](rq);
 }
 
@@ -866,6 +1001,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c,
 		netguard_body_done(rq->net.nc);
 		return request_dispatch(rq);
 	case RS_SUBMITTED: return engine_reply(rq);
+	case RS_WAITING: return request_dispatch(rq);
 	case RS_REPLIED:
 	default: *upload_data_size = 0; return MHD_YES;
 	}
@@ -913,6 +1049,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
 	}
 	api_release_body(rq);
 	netguard_request_done(rq->net.nc);
+	free(rq->location);
 	free(rq->eng.events);
 	free(rq->eng.results);
 	free(rq->eng.payload);
@@ -1073,6 +1210,9 @@ int api_server_start(struct api_server **out, struct engine *e,
 	}
 	s->e = e;
 	s->tls = o->tls;
+	struct cluster_stats cs;
+	s->cluster = engine_cluster_stats(e, &cs);
+	s->read_wait_ms = o->cluster_read_wait_ms;
 	if (s->tls)
 		api_tls_install(s->tls);
 	s->audit = o->audit;
@@ -1116,6 +1256,13 @@ int api_server_start(struct api_server **out, struct engine *e,
 	ret = probes_start(s, o->probes, o->nprobes, o->probe_interval_s, err);
 	if (ret < 0)
 		goto cleanup;
+	if (s->cluster) {
+		ret = seqwait_start(&s->seqwait, e);
+		if (ret < 0) {
+			*err = "cannot start the thread of Tpwallet-Min-Seq";
+			goto cleanup;
+		}
+	}
 	atomic_init(&s->ready, true);
 	atomic_init(&s->stopping, false);
 	atomic_init(&s->inflight, 0);
@@ -1152,6 +1299,8 @@ int api_server_start(struct api_server **out, struct engine *e,
 	s = NULL;
 	ret = 0;
 cleanup:
+	if (s)
+		seqwait_stop(s->seqwait);
 	if (s && s->activity)
 		policy_activity_close(s);
 	if (s)
@@ -1192,6 +1341,8 @@ void api_server_stop(struct api_server *s)
 	 * epoll sets, and the loser aborts the process ("Failed to remove
 	 * listen FD from epoll set"); MHD_stop_daemon closes the socket. */
 	atomic_store(&s->stopping, true);
+	/* Reads held for Tpwallet-Min-Seq are answered now. */
+	seqwait_stop(s->seqwait);
 	/* Mandatory: the engine holds pointers into these requests. */
 	while (atomic_load(&s->inflight))
 		nanosleep(&ms, NULL);

@@ -100,6 +100,9 @@ struct api_options {
 	/* HTTPS with these credentials (api/tls.h, opened and reloaded by
 	 * the caller, closed after api_server_stop); NULL: plain HTTP. */
 	struct api_tls *tls;
+	/* Cluster mode: how long a read with Tpwallet-Min-Seq waits for
+	 * this node to apply it (setting cluster_read_wait_ms). */
+	unsigned cluster_read_wait_ms;
 };
 
 struct api_server;

@@ -147,10 +147,14 @@ struct settings {
 	/* Cluster mode (docs/operations.md, "Cluster mode"): a libpq
 	 * connection string ("" a single node; may hold a password, never
 	 * printed), this node's name for the writer's lease ("" until
-	 * settings_finish: HOST:DATA_DIR), the lease's length. */
+	 * settings_finish: HOST:DATA_DIR), the lease's length; the URL
+	 * clients should use for this node (named by followers to writes),
+	 * and how long a follower holds a read for Tpwallet-Min-Seq. */
 	char cluster[1024];
 	char cluster_node[256];
 	unsigned cluster_lease_ms;
+	char cluster_advertise[256];
+	unsigned cluster_read_wait_ms;
 };
 
 /* Defaults, then the config file (if any), then the environment. */

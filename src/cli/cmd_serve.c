@@ -126,8 +126,12 @@ static void usage(FILE *f)
 		"committed to\n"
 		"                      PostgreSQL (libpq string; "
 		"TPWALLET_CLUSTER), under a\n"
-		"                      fenced writer's lease (docs/"
-		"operations.md, Cluster mode)\n"
+		"                      fenced writer's lease; a node that "
+		"cannot take it\n"
+		"                      follows the writer, serves reads and "
+		"takes over when\n"
+		"                      the lease expires (docs/operations.md, "
+		"Cluster mode)\n"
 		"  --truncate-corrupt-tail\n"
 		"                      accept losing acknowledged records: cut "
 		"the last journal\n"
@@ -157,6 +161,24 @@ struct upkeep {
 	bool stop;
 	bool wake; /* SIGHUP: run the key upkeep now (a new KEK version) */
 };
+
+/* engine_options.became_writer: a cluster follower took the lease.  The
+ * upkeep journals this node's signing key now (a follower cannot), and
+ * the expirer looks at the overrides (a follower journals no ends). */
+struct promotion {
+	struct upkeep *up;
+	struct expirer *expirer;
+};
+
+static void on_became_writer(void *ctx)
+{
+	struct promotion *p = ctx;
+	pthread_mutex_lock(&p->up->lock);
+	p->up->wake = true;
+	pthread_cond_signal(&p->up->cond);
+	pthread_mutex_unlock(&p->up->lock);
+	expirer_poke(p->expirer);
+}
 
 static void *upkeep_main(void *arg)
 {
@@ -453,6 +475,10 @@ int cmd_serve(int argc, char **argv)
 
 	struct engine *e = NULL;
 	const char *err = NULL;
+	/* The key upkeep (below); the engine may wake it once open. */
+	static struct upkeep up = {.lock = PTHREAD_MUTEX_INITIALIZER,
+				   .cond = PTHREAD_COND_INITIALIZER};
+	static struct promotion promotion = {.up = &up};
 	/* Journals an entry when an override reaches its end; it looks
 	 * again whenever the client-policy state changes. */
 	struct expirer *expirer = expirer_new();
@@ -460,6 +486,7 @@ int cmd_serve(int argc, char **argv)
 		fprintf(stderr, "tpwallet serve: out of memory\n");
 		return EXIT_SOFTWARE;
 	}
+	promotion.expirer = expirer;
 	struct engine_options eo = {
 		.data_dir = s.data_dir,
 		.snapshot_every_records = s.snapshot_every,
@@ -472,10 +499,13 @@ int cmd_serve(int argc, char **argv)
 		.truncate_corrupt_tail = truncate_corrupt_tail,
 		.pstate_changed = expirer_poke,
 		.pstate_changed_ctx = expirer,
+		.became_writer = on_became_writer,
+		.became_writer_ctx = &promotion,
 	};
 	struct cluster_options co = {.conninfo = s.cluster,
 				     .holder = s.cluster_node,
-				     .lease_ms = s.cluster_lease_ms};
+				     .lease_ms = s.cluster_lease_ms,
+				     .advertise = s.cluster_advertise};
 	if (s.cluster[0]) {
 		if (!s.cluster_node[0])
 			default_cluster_node(&s);
@@ -654,6 +684,7 @@ int cmd_serve(int argc, char **argv)
 		.manifest_public = s.manifest_public != 0,
 		.manifest_ttl_max_s = s.manifest_ttl_max_s,
 		.tls = tls,
+		.cluster_read_wait_ms = s.cluster_read_wait_ms,
 		.net =
 			{
 				.body_budget_bytes = s.body_budget_bytes,
@@ -701,13 +732,12 @@ int cmd_serve(int argc, char **argv)
 	       LOG_STR("data", s.data_dir),
 	       LOG_STR("version", TPWALLET_VERSION));
 
-	struct upkeep up = {.keys = &keys,
-			    .e = e,
-			    .srv = srv,
-			    .period_s = (int64_t)s.key_rotation_days * 86400,
-			    .overlap_s = (int64_t)s.key_overlap_s,
-			    .lock = PTHREAD_MUTEX_INITIALIZER,
-			    .cond = PTHREAD_COND_INITIALIZER};
+	/* Field by field: the engine may wake it already (up.lock). */
+	up.keys = &keys;
+	up.e = e;
+	up.srv = srv;
+	up.period_s = (int64_t)s.key_rotation_days * 86400;
+	up.overlap_s = (int64_t)s.key_overlap_s;
 	pthread_t upkeep_thread;
 	bool upkeep_started =
 		pthread_create(&upkeep_thread, NULL, upkeep_main, &up) == 0;

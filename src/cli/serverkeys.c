@@ -384,6 +384,10 @@ static int journal_current(struct server_keys *k, struct engine *e,
 
 int server_keys_journal(struct server_keys *k, struct engine *e)
 {
+	/* A cluster follower journals nothing: the upkeep does it once the
+	 * node is the writer (engine_options.became_writer). */
+	if (engine_is_follower(e))
+		return 0;
 	return journal_current(k, e, 0); /* the overlap: not known here */
 }
 
@@ -474,7 +478,7 @@ int server_keys_maintain(struct server_keys *k, struct engine *e,
 	/* Journal the current key if the journal does not hold it yet: the
 	 * one just rotated, or one whose entry failed (by schedule or on
 	 * request). */
-	int jr = journal_current(k, e, not_after);
+	int jr = engine_is_follower(e) ? 0 : journal_current(k, e, not_after);
 	if (jr != 0)
 		log_at(LOG_WARN, "cannot journal the signing key",
 		       LOG_NUM("errno", -jr));

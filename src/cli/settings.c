@@ -131,6 +131,7 @@ static const struct number_setting number_settings[] = {
 	NUMBER(audit_cache_bytes, (uint64_t)1 << 20, (uint64_t)64 << 30),
 	NUMBER(kek_pkcs11_timeout_ms, 50, 60000),
 	NUMBER(cluster_lease_ms, 1000, 600000),
+	NUMBER(cluster_read_wait_ms, 0, 60000),
 };
 
 #undef NUMBER
@@ -298,6 +299,11 @@ int settings_set(struct settings *s, const char *key, const char *value)
 		ret = copy_str(s->tls_priority, sizeof(s->tls_priority), value);
 	} else if (strcmp(key, "cluster") == 0) {
 		ret = copy_str(s->cluster, sizeof(s->cluster), value);
+	} else if (strcmp(key, "cluster_advertise") == 0) {
+		ret = public_url_ok(value)
+			      ? copy_str(s->cluster_advertise,
+					 sizeof(s->cluster_advertise), value)
+			      : -EINVAL;
 	} else if (strcmp(key, "cluster_node") == 0) {
 		ret = *value ? copy_str(s->cluster_node,
 					sizeof(s->cluster_node), value)
@@ -479,6 +485,8 @@ static const struct {
 	{"TPWALLET_CLUSTER", "cluster"},
 	{"TPWALLET_CLUSTER_NODE", "cluster_node"},
 	{"TPWALLET_CLUSTER_LEASE_MS", "cluster_lease_ms"},
+	{"TPWALLET_CLUSTER_ADVERTISE", "cluster_advertise"},
+	{"TPWALLET_CLUSTER_READ_WAIT_MS", "cluster_read_wait_ms"},
 };
 
 int settings_load(struct settings *s, const char *config_path)
@@ -518,6 +526,7 @@ int settings_load(struct settings *s, const char *config_path)
 	s->audit_cache_bytes = TILESTORE_CACHE_BYTES_DEFAULT;
 	s->kek_pkcs11_timeout_ms = 2000;
 	s->cluster_lease_ms = 10000;
+	s->cluster_read_wait_ms = 2000;
 	copy_str(s->log_level, sizeof(s->log_level), "info");
 
 	if (!config_path)

@@ -60,6 +60,11 @@ static const u64 sync_bounds_us[12] = ENGINE_SYNC_BUCKETS_US;
 /* A group of requests committed by one journal_sync. */
 struct group {
 	struct engine_request *requests;
+	/* A follower's group: a row of the cluster's table, whole journal
+	 * records already durable here (malloc'ed, 64-byte aligned; freed
+	 * by the applier).  requests is NULL then. */
+	u8 *rows;
+	size_t rows_len;
 	bool pulse;
 	u64 pulse_ts, pulse_seq;
 	u64 events, records;
@@ -89,6 +94,7 @@ struct engine {
 	struct engine_request *head, *tail;
 	bool stopping;
 	bool failed;	     /* the journal failed: nothing more is accepted */
+	bool follower;	     /* cluster mode: another node is the writer */
 	bool cluster_failed; /* ... because the table refused or lost a group */
 
 	/* Sequencer -> applier: durable groups, in journal order. */
@@ -104,12 +110,15 @@ struct engine {
 	u64 last_pulse_deadline; /* sequencer: deadline last pulsed for */
 	_Atomic u64 next_expiry; /* applier publishes state_next_expiry */
 	u64 last_seq;		 /* applier (under state_lock) */
+	_Atomic u64 applied_seq; /* last_seq, for readers without the lock */
 	_Atomic u64 durable_seq; /* sequencer: last seq fdatasync'ed */
 	u64 applied_timestamp;	 /* applier: timestamp of record last_seq */
 
 	struct state_clock clock; /* engine_options.clock, or realtime */
 	void (*pstate_changed)(void *ctx); /* engine_options' */
 	void *pstate_changed_ctx;
+	void (*became_writer)(void *ctx); /* engine_options' */
+	void *became_writer_ctx;
 	char data_dir[PATH_MAX];
 	u64 snapshot_every;
 	u64 events_since_snapshot;
@@ -175,6 +184,7 @@ static int replay_one(void *ctx, const struct journal_record *r)
 	rc->expect_seq++;
 	rc->count++;
 	rc->e->last_seq = r->seq;
+	atomic_store(&rc->e->applied_seq, r->seq);
 	if (r->timestamp > rc->e->last_timestamp)
 		rc->e->last_timestamp = r->timestamp;
 	return 0;
@@ -631,11 +641,97 @@ cluster_failed:
 	finish(list, -EIO);
 }
 
+/* The follower's rows (cluster_follow): durable here; to the applier. */
+static int follow_group(void *ctx, const void *bytes, size_t len, u64 first,
+			u64 last)
+{
+	struct engine *e = ctx;
+	struct group g = {.rows_len = len};
+	size_t off = 0;
+	(void)first;
+	while (off < len) {
+		struct journal_record r;
+		long n = journal_decode((const u8 *)bytes + off, len - off, &r);
+		if (n <= 0)
+			return -EBADMSG;
+		/* The writer stamped them strictly increasing; a follower
+		 * that becomes the writer goes on after the last. */
+		if (r.timestamp > e->last_timestamp)
+			e->last_timestamp = r.timestamp;
+		g.records++;
+		if (r.type == JOURNAL_COMMAND) {
+			g.weight += r.payload_bytes / 128u + 1;
+		} else {
+			g.events += r.payload_bytes / 128u;
+			g.weight += r.payload_bytes / 128u;
+		}
+		off += (size_t)n;
+	}
+	g.rows = aligned_alloc(64, (len + 63) / 64 * 64);
+	if (!g.rows)
+		return -ENOMEM;
+	memcpy(g.rows, bytes, len);
+	atomic_store(&e->journal_bytes, journal_size_bytes(e->journal));
+	atomic_store(&e->durable_seq, last);
+	push_durable(e, &g);
+	return 0;
+}
+
+static bool is_stopping(struct engine *e)
+{
+	pthread_mutex_lock(&e->queue_lock);
+	bool stopping = e->stopping;
+	pthread_mutex_unlock(&e->queue_lock);
+	return stopping;
+}
+
+/* A follower until it takes the lease (or the engine closes): the
+ * table's rows, pulled, synced and applied. */
+static void follow(struct engine *e)
+{
+	const struct timespec pause = {.tv_sec = 1};
+	while (!is_stopping(e)) {
+		int ret =
+			cluster_follow(e->cluster, e->journal, follow_group, e);
+		if (ret == 1) {
+			pthread_mutex_lock(&e->queue_lock);
+			e->follower = false;
+			pthread_mutex_unlock(&e->queue_lock);
+			log_at(LOG_WARN, "cluster: this node is the writer now",
+			       LOG_NUM("last_seq",
+				       journal_next_seq(e->journal) - 1));
+			if (e->became_writer)
+				e->became_writer(e->became_writer_ctx);
+			return;
+		}
+		if (ret < 0) {
+			log_at(LOG_ERROR, "cluster: following the table failed",
+			       LOG_STR("reason", cluster_error(e->cluster)),
+			       LOG_NUM("errno", -ret));
+			/* PostgreSQL unreachable: try again.  A bad row, or
+			 * records in the local journal the applier never got
+			 * (the journal or memory failed halfway): stop. */
+			if (ret == -EBADMSG ||
+			    journal_next_seq(e->journal) - 1 !=
+				    atomic_load(&e->durable_seq)) {
+				log_at(LOG_ERROR,
+				       "cluster: this follower stops following "
+				       "until a restart");
+				refuse_changes(e);
+				return;
+			}
+			nanosleep(&pause, NULL);
+		}
+	}
+}
+
 static void *sequencer_main(void *arg)
 {
 	struct engine *e = arg;
 	bool stop = false;
 
+	if (e->follower)
+		follow(e);
 	while (!stop) {
 		struct engine_request *list = take_group(e, &stop);
 		if (e->failed) {
@@ -689,11 +785,49 @@ static bool is_pstate_command(const struct engine_request *r)
 	       (c.def->parts & COMMAND_PSTATE);
 }
 
+/* A follower's row (struct group.rows): the same apply as the writer's
+ * groups and the replay, record by record. */
+static void apply_rows(struct engine *e, struct group *g, bool *pstate_changed,
+		       bool *command)
+{
+	size_t off = 0;
+	while (off < g->rows_len) {
+		struct journal_record r;
+		long n = journal_decode(g->rows + off, g->rows_len - off, &r);
+		/* INVARIANT (conventions.md): as for the writer's groups;
+		 * the rows were decoded and checked before the sync. */
+		TPW_ASSERT(n > 0 && r.seq == e->last_seq + 1);
+		TPW_ASSERT(r.timestamp > e->applied_timestamp);
+		int ret = state_apply(e->state, r.type, r.timestamp, r.payload,
+				      r.payload_bytes, e->replay_results);
+		if (ret < 0) {
+			pthread_rwlock_unlock(&e->state_lock);
+			log_at(LOG_ERROR, "apply failed after commit",
+			       LOG_NUM("seq", r.seq), LOG_NUM("errno", -ret));
+			abort();
+		}
+		struct command_view c;
+		if (r.type == JOURNAL_COMMAND) {
+			*command = true;
+			*pstate_changed =
+				*pstate_changed ||
+				(command_decode(r.payload, r.payload_bytes,
+						&c) == 0 &&
+				 (c.def->parts & COMMAND_PSTATE));
+		}
+		e->last_seq = r.seq;
+		e->applied_timestamp = r.timestamp;
+		off += (size_t)n;
+	}
+}
+
 static void apply_group(struct engine *e, struct group *g)
 {
 	bool pstate_changed = false, command = false;
 
 	pthread_rwlock_wrlock(&e->state_lock);
+	if (g->rows)
+		apply_rows(e, g, &pstate_changed, &command);
 	if (g->pulse) {
 		/* INVARIANT (conventions.md): seq is the previous + 1 and
 		 * timestamps strictly increase, record after record. */
@@ -726,6 +860,7 @@ static void apply_group(struct engine *e, struct group *g)
 		pstate_changed = pstate_changed || is_pstate_command(r);
 		command = command || r->op == ENGINE_COMMAND;
 	}
+	atomic_store(&e->applied_seq, e->last_seq);
 	atomic_store(&e->next_expiry, state_next_expiry(e->state));
 	/* The records are durable and applied, so their replies stand; a
 	 * store that fails (it logged why) stops further changes. */
@@ -746,6 +881,7 @@ static void apply_group(struct engine *e, struct group *g)
 	atomic_fetch_add(&e->records, g->records);
 	atomic_fetch_add(&e->events, g->events);
 	e->events_since_snapshot += g->weight;
+	free(g->rows);
 	finish(g->requests, 0);
 }
 
@@ -842,6 +978,8 @@ int engine_open(struct engine **out, const struct engine_options *o,
 	e->clock = o->clock;
 	e->pstate_changed = o->pstate_changed;
 	e->pstate_changed_ctx = o->pstate_changed_ctx;
+	e->became_writer = o->became_writer;
+	e->became_writer_ctx = o->became_writer_ctx;
 	if (!e->clock.now_ns)
 		e->clock = (struct state_clock){.now_ns = realtime_ns};
 	e->snapshot_every = o->snapshot_every_records
@@ -851,12 +989,16 @@ int engine_open(struct engine **out, const struct engine_options *o,
 		ret = cluster_open(&e->cluster, o->cluster, &msg);
 		if (ret < 0)
 			goto cleanup;
+		e->follower = !cluster_is_writer(e->cluster);
+		log_at(LOG_INFO, "cluster role",
+		       LOG_STR("role", e->follower ? "follower" : "writer"));
 	}
 	ret = recover(e, o, false, &msg);
 	if (ret < 0)
 		goto cleanup;
 	e->applied_timestamp = e->last_timestamp;
 	atomic_store(&e->durable_seq, e->last_seq);
+	atomic_store(&e->applied_seq, e->last_seq);
 	atomic_store(&e->next_expiry, state_next_expiry(e->state));
 	ret = pthread_create(&e->applier, NULL, applier_main, e);
 	if (ret != 0) {
@@ -944,8 +1086,9 @@ int engine_submit(struct engine *e, struct engine_request *req)
 	req->next = NULL;
 	req->status = 0;
 	pthread_mutex_lock(&e->queue_lock);
-	if (e->stopping || e->failed) {
-		int ret = !e->failed	      ? -ESHUTDOWN
+	if (e->stopping || e->failed || e->follower) {
+		int ret = e->follower	      ? -EREMOTE
+			  : !e->failed	      ? -ESHUTDOWN
 			  : e->cluster_failed ? -ENOLINK
 					      : -ECANCELED;
 		pthread_mutex_unlock(&e->queue_lock);
@@ -1220,14 +1363,42 @@ int engine_account_balances(struct engine *e, const struct account_filter *f,
 	return n;
 }
 
-void engine_digest(struct engine *e, u8 out[32])
+u64 engine_digest_seq(struct engine *e, u8 out[32])
 {
 	pthread_rwlock_wrlock(&e->state_lock);
 	if (e->history)
 		history_digest(e->history, e->state, out);
 	else
 		state_digest(e->state, out);
+	u64 seq = e->last_seq;
 	pthread_rwlock_unlock(&e->state_lock);
+	return seq;
+}
+
+void engine_digest(struct engine *e, u8 out[32])
+{
+	(void)engine_digest_seq(e, out);
+}
+
+u64 engine_applied_seq(struct engine *e)
+{
+	return atomic_load(&e->applied_seq);
+}
+
+bool engine_is_follower(struct engine *e)
+{
+	pthread_mutex_lock(&e->queue_lock);
+	bool f = e->follower;
+	pthread_mutex_unlock(&e->queue_lock);
+	return f;
+}
+
+void engine_writer_address(struct engine *e, char *buf, size_t n)
+{
+	if (e->cluster)
+		cluster_writer_address(e->cluster, buf, n);
+	else if (n)
+		buf[0] = '\0';
 }
 
 bool engine_history_stats(struct engine *e, struct history_stats *out)

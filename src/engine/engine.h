@@ -57,6 +57,7 @@ struct engine_request {
 	 * (retry with the same ids: they are idempotent); or another
 	 * negative errno: not applied (-ECANCELED after a journal failure,
 	 * -ENOLINK after cluster mode's table refused or lost a group,
+	 * -EREMOTE on a cluster follower (another node is the writer),
 	 * -ESHUTDOWN while closing, -ERANGE for a clock past 2262). */
 	int status;
 	/* Called once: on the applier thread after the batch is applied,
@@ -90,6 +91,13 @@ struct engine_options {
 	 * The override expirer (engine/expirer.h) looks again then. */
 	void (*pstate_changed)(void *ctx);
 	void *pstate_changed_ctx;
+	/* Cluster mode: called on the sequencer thread once a follower
+	 * has taken the lease and accepts changes; must not block (nor
+	 * submit and wait: the sequencer is the caller).  serve wakes its
+	 * key upkeep (the new writer's signing key is journaled) and the
+	 * override expirer. */
+	void (*became_writer)(void *ctx);
+	void *became_writer_ctx;
 	/* History on disk (engine/history.h, docs/store.md): the ledger's
 	 * records in DATA/store behind a window of cache_bytes (0: the
 	 * default); recovery starts from the store instead of a snapshot. */
@@ -157,6 +165,17 @@ int engine_account_balances(struct engine *e, const struct account_filter *f,
  * everything applied).  Holds the write lock: without a store it walks
  * every record (tests, bench, the log line at a clean stop). */
 void engine_digest(struct engine *e, u8 out[32]);
+/* The same, and the seq of the state it is the digest of. */
+u64 engine_digest_seq(struct engine *e, u8 out[32]);
+
+/* The last seq applied to the state (what a read sees at least). */
+u64 engine_applied_seq(struct engine *e);
+/* Cluster mode: true while another node is the writer (engine_submit
+ * answers -EREMOTE); false for the writer and a single node. */
+bool engine_is_follower(struct engine *e);
+/* The writer's address (its cluster_advertise) as this node last read
+ * it, into buf; "" when not known or not in cluster mode. */
+void engine_writer_address(struct engine *e, char *buf, size_t n);
 
 /* The store's figures; false when the engine has none. */
 struct history_stats;

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <time.h>
 
 #include "banned.h"
@@ -46,6 +47,13 @@ static const char SCHEMA_SQL[] =
 	" holder text NOT NULL, expires timestamptz NOT NULL);"
 	"INSERT INTO tpw_lease VALUES (1, 0, '', '-infinity')"
 	" ON CONFLICT (id) DO NOTHING;"
+	"ALTER TABLE tpw_lease ADD COLUMN IF NOT EXISTS"
+	" address text NOT NULL DEFAULT '';"
+	"CREATE OR REPLACE FUNCTION tpw_journal_notify() RETURNS trigger"
+	" LANGUAGE plpgsql AS $f$ BEGIN PERFORM pg_notify('" PGJOURNAL_CHANNEL
+	"', NEW.last_seq::text); RETURN NULL; END $f$;"
+	"CREATE OR REPLACE TRIGGER tpw_journal_notify AFTER INSERT ON"
+	" tpw_journal FOR EACH ROW EXECUTE FUNCTION tpw_journal_notify();"
 	"COMMIT";
 
 /* The append: the lease row is updated only while the term is ours, and
@@ -78,13 +86,22 @@ static const char LOCK_LEASE_SQL[] =
 
 static const char TAKE_LEASE_SQL[] =
 	"UPDATE tpw_lease SET term = term + 1, holder = $1, expires = now() +"
-	" $2::bigint * interval '1 millisecond' WHERE id = 1 RETURNING term";
+	" $2::bigint * interval '1 millisecond', address = $3 WHERE id = 1"
+	" RETURNING term";
+
+static const char LEASE_SQL[] =
+	"SELECT term, address, (expires <= now())::int FROM tpw_lease"
+	" WHERE id = 1";
+
+static const char LISTEN_SQL[] = "LISTEN " PGJOURNAL_CHANNEL;
+static const char UNLISTEN_SQL[] = "UNLISTEN *";
 
 struct pgjournal {
 	PGconn *conn;
 	char *conninfo; /* wiped at close: it may hold a password */
 	u32 lease_ms, reconnect_ms;
 	u64 term;
+	bool listening; /* LISTEN issued on this connection */
 	char err[ERR_BYTES];
 	/* The append between _start and _finish. */
 	bool pending;
@@ -141,6 +158,7 @@ static int connect_once(struct pgjournal *pj, char *err)
 {
 	if (pj->conn)
 		PQfinish(pj->conn);
+	pj->listening = false;
 	pj->conn = PQconnectdb(pj->conninfo);
 	if (!pj->conn) {
 		set_err(err, "PostgreSQL: out of memory");
@@ -257,12 +275,15 @@ static int query(struct pgjournal *pj, const char *what, const char *sql, int n,
 	return conn_lost(pj) ? -ENOTCONN : -EIO;
 }
 
-int pgjournal_acquire(struct pgjournal *pj, const char *holder, u64 *term)
+int pgjournal_acquire(struct pgjournal *pj, const char *holder,
+		      const char *address, u64 *term)
 {
 	char ms[U64_TEXT_BYTES];
 	int ret = -EIO;
-	if (strlen(holder) >= HOLDER_BYTES_MAX) {
-		set_err(pj->err, "lease holder name longer than %u bytes",
+	if (strlen(holder) >= HOLDER_BYTES_MAX ||
+	    strlen(address) >= PGJOURNAL_ADDRESS_BYTES) {
+		set_err(pj->err,
+			"lease holder name or address longer than %u bytes",
 			HOLDER_BYTES_MAX - 1);
 		return -EINVAL;
 	}
@@ -287,8 +308,8 @@ int pgjournal_acquire(struct pgjournal *pj, const char *holder, u64 *term)
 		goto rollback;
 	}
 	PQclear(res);
-	const char *take[2] = {holder, u64_text(ms, pj->lease_ms)};
-	res = PQexecParams(pj->conn, TAKE_LEASE_SQL, 2, NULL, take, NULL, NULL,
+	const char *take[3] = {holder, u64_text(ms, pj->lease_ms), address};
+	res = PQexecParams(pj->conn, TAKE_LEASE_SQL, 3, NULL, take, NULL, NULL,
 			   0);
 	u64 t = 0;
 	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1 ||
@@ -533,6 +554,95 @@ int pgjournal_last_seq(struct pgjournal *pj, u64 *last_seq)
 	*last_seq = PQntuples(res) ? col_u64(res, 0, 0) : 0;
 	PQclear(res);
 	return ret;
+}
+
+/* A statement without parameters nor rows: 0 or query's codes. */
+static int command(struct pgjournal *pj, const char *what, const char *sql)
+{
+	PGresult *res;
+	int ret = query(pj, what, sql, 0, NULL, PGRES_COMMAND_OK, &res);
+	if (ret == 0)
+		PQclear(res);
+	return ret;
+}
+
+int pgjournal_lease(struct pgjournal *pj, struct pgjournal_lease *out)
+{
+	PGresult *res;
+	int ret = query(pj, "lease read", LEASE_SQL, 0, NULL, PGRES_TUPLES_OK,
+			&res);
+	if (ret < 0)
+		return ret;
+	if (PQntuples(res) != 1 || PQgetlength(res, 0, 2) != 4) {
+		set_err(pj->err, "lease read: no lease row");
+		PQclear(res);
+		return -EIO;
+	}
+	out->term = col_u64(res, 0, 0);
+	snprintf(out->address, sizeof(out->address), "%s",
+		 PQgetvalue(res, 0, 1));
+	/* A binary int4: big-endian, so 1 is in its last byte. */
+	out->expired = PQgetvalue(res, 0, 2)[3] == 1;
+	PQclear(res);
+	return 0;
+}
+
+/* Drain libpq's queue of notifications: the highest last_seq named. */
+static void drain_notifies(struct pgjournal *pj, u64 *last)
+{
+	PGnotify *n;
+	while ((n = PQnotifies(pj->conn)) != NULL) {
+		u64 v = 0;
+		if (parse_u64(n->extra, UINT64_MAX, &v) == 0 && v > *last)
+			*last = v;
+		PQfreemem(n);
+	}
+}
+
+int pgjournal_wait(struct pgjournal *pj, u32 timeout_ms, u64 *notified)
+{
+	*notified = 0;
+	if (conn_lost(pj)) {
+		int ret = reconnect(pj);
+		if (ret < 0)
+			return ret;
+	}
+	if (!pj->listening) {
+		int ret = command(pj, "listen", LISTEN_SQL);
+		if (ret < 0)
+			return ret;
+		pj->listening = true;
+		return 1; /* rows may have come before: read them */
+	}
+	drain_notifies(pj, notified);
+	if (*notified)
+		return 1;
+	struct pollfd pfd = {.fd = PQsocket(pj->conn), .events = POLLIN};
+	int n = poll(&pfd, 1, (int)timeout_ms);
+	if (n < 0 && errno != EINTR) {
+		set_err(pj->err, "waiting for notifications: poll failed");
+		return -EIO;
+	}
+	if (n > 0 && !PQconsumeInput(pj->conn)) {
+		pq_reason(pj->err, "waiting for notifications",
+			  PQerrorMessage(pj->conn));
+		return -ENOTCONN;
+	}
+	drain_notifies(pj, notified);
+	return *notified ? 1 : 0;
+}
+
+int pgjournal_unlisten(struct pgjournal *pj)
+{
+	u64 ignored = 0;
+	if (!pj->listening)
+		return 0;
+	int ret = command(pj, "unlisten", UNLISTEN_SQL);
+	if (ret < 0)
+		return ret;
+	pj->listening = false;
+	drain_notifies(pj, &ignored);
+	return 0;
 }
 
 /* Room for a row's bytes at an aligned address: libpq's are not, and

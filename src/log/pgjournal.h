@@ -15,7 +15,12 @@
  *                 term bigint,             -- the writer's lease term
  *                 checksum bigint,         -- CRC-32C of bytes
  *                 bytes bytea)             -- the group's journal records
- *     tpw_lease(id = 1, term bigint, holder text, expires timestamptz)
+ *     tpw_lease(id = 1, term bigint, holder text, expires timestamptz,
+ *               address text)          -- the holder's cluster_advertise
+ *
+ * Every insert into tpw_journal notifies channel PGJOURNAL_CHANNEL (a
+ * trigger, so in the append's own transaction: delivered at its commit)
+ * with the row's last_seq: followers LISTEN and read the new rows.
  *
  * Fencing: a writer holds the lease with a term number.  pgjournal_acquire
  * takes it in one transaction only when it has expired (PostgreSQL's clock)
@@ -75,10 +80,33 @@ struct pgjournal;
 int pgjournal_open(struct pgjournal **out, const char *conninfo,
 		   const struct pgjournal_options *opts, const char **err);
 
+/* The notification channel of new rows. */
+#define PGJOURNAL_CHANNEL "tpw_journal"
+/* An address (cluster_advertise) is shorter than this. */
+#define PGJOURNAL_ADDRESS_BYTES 256u
+
 /* Take the lease for holder (a stable name of this node: the same node
- * restarting takes it back at once) with a new term, returned in *term.
- * -EBUSY when another holder's lease has not expired. */
-int pgjournal_acquire(struct pgjournal *pj, const char *holder, u64 *term);
+ * restarting takes it back at once) with a new term, returned in *term;
+ * address (the URL clients should use for the holder, may be "") is
+ * stored with it.  -EBUSY when another holder's lease has not expired. */
+int pgjournal_acquire(struct pgjournal *pj, const char *holder,
+		      const char *address, u64 *term);
+
+/* The lease as it stands (PostgreSQL's clock decides expiry). */
+struct pgjournal_lease {
+	u64 term;
+	bool expired;
+	char address[PGJOURNAL_ADDRESS_BYTES];
+};
+int pgjournal_lease(struct pgjournal *pj, struct pgjournal_lease *out);
+
+/* Followers: LISTEN on PGJOURNAL_CHANNEL (again after a reconnect) and
+ * wait at most timeout_ms for a notification.  1: there may be new rows
+ * (*notified: the highest last_seq notified, or 0 when not known), 0:
+ * nothing came, or a negative code. */
+int pgjournal_wait(struct pgjournal *pj, u32 timeout_ms, u64 *notified);
+/* Stop listening (a follower that became the writer). */
+int pgjournal_unlisten(struct pgjournal *pj);
 
 /* The term last acquired (0 before). */
 u64 pgjournal_term(const struct pgjournal *pj);

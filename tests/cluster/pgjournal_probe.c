@@ -75,7 +75,7 @@ static int run(struct pgjournal *pj, char **w, int n)
 {
 	u64 v = 0;
 	if (!strcmp(w[0], "acquire") && n == 2) {
-		int ret = pgjournal_acquire(pj, w[1], &v);
+		int ret = pgjournal_acquire(pj, w[1], "", &v);
 		if (ret == 0)
 			printf("ok %llu\n", (unsigned long long)v);
 		return ret;

@@ -18,7 +18,8 @@ import time
 import journal
 from ledger import account, create, transfer
 
-from harness import CONFIG, TestFailure, e2e_test, check, check_eq
+from harness import (CONFIG, TestFailure, e2e_test, check, check_eq,
+                     free_port)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
@@ -401,12 +402,15 @@ class TransferLoad:
 @e2e_test(timeout=240, heavy=True)
 def test_cluster_writer_keeps_every_acknowledged_transfer_through_a_primary_kill(ctx):
     c = cluster(ctx)
-    srv = None
+    srv = follower = None
     try:
         c.start(timeout=90)
         leader, sync = c.roles()
-        srv = cluster_server(ctx, c.conninfo())
+        # The lease outlasts the PostgreSQL failover (about 15 s): else
+        # the follower would rightly take the writer's place after it.
+        srv = cluster_server(ctx, c.conninfo(), lease_ms=30000)
         srv.start(timeout=60)
+        follower = start_node(ctx, c.conninfo(), lease_ms=30000)
         create(srv, "accounts", [account(i, code=7)
                                  for i in LEDGER_ACCOUNTS],
                ["created"] * len(LEDGER_ACCOUNTS))
@@ -431,6 +435,10 @@ def test_cluster_writer_keeps_every_acknowledged_transfer_through_a_primary_kill
         check_eq(new_leader, sync, "the sync standby was promoted")
         r = srv.get("/readyz")
         check_eq(r.status, 200, "ready after the failover")
+        # The follower listens again on the new primary and catches up.
+        same_state(srv, follower, "the follower after the primary's kill")
+        check_eq(role_of(follower)["role"], "follower", "still a follower")
+        follower.stop()
         srv.stop()
         acked = sorted(i for a in load.acked for i in a[2])
         table = table_bytes(c.conninfo())
@@ -450,8 +458,9 @@ def test_cluster_writer_keeps_every_acknowledged_transfer_through_a_primary_kill
                  "transfers lost: 0 (RPO 0)"
                  % (len(acked), sum(len(a[2]) for a in after), rto))
     finally:
-        if srv:
-            srv.force_cleanup()
+        for s in (srv, follower):
+            if s:
+                s.force_cleanup()
         c.stop()
 
 
@@ -525,6 +534,288 @@ def test_cluster_writer_stops_when_fenced_and_a_new_node_catches_up(ctx):
             check_no_password(s, db.password)
     finally:
         for s in (a, b):
+            if s:
+                s.force_cleanup()
+        db.stop()
+
+
+# ---- followers and failover between tpwallet nodes (second step) -------
+
+def start_node(ctx, conninfo, data_dir=None, lease_ms=2000):
+    """A cluster node on a port chosen here, advertising it
+    (cluster_advertise): the writer, or a follower when another node
+    holds the lease."""
+    s = cluster_server(ctx, conninfo, data_dir=data_dir, lease_ms=lease_ms)
+    port = free_port()
+    s.url = "http://127.0.0.1:%d" % port
+    s.env["TPWALLET_CLUSTER_ADVERTISE"] = s.url
+    s.env["TPWALLET_CLUSTER_READ_WAIT_MS"] = "500"
+    s.spawn(port)
+    s.wait_ready(30)
+    return s
+
+
+def role_of(srv):
+    r = srv.get("/readyz")
+    check_eq(r.status, 200, "/readyz of %s" % srv.url)
+    return r.json()
+
+
+def metric(srv, name):
+    for line in srv.get("/metrics").body.decode().splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise TestFailure("%s not in /metrics of %s" % (name, srv.url))
+
+
+def same_state(writer, follower, what):
+    """The two nodes' digests at the same seq (bounded: the follower
+    catches up within 10 s of the load's end)."""
+    deadline = time.monotonic() + 10
+    while True:
+        w = writer.get("/v1/cluster").json()
+        f = follower.get("/v1/cluster").json()
+        if w["digest_seq"] == f["digest_seq"]:
+            break
+        check(time.monotonic() < deadline, "%s: the follower reached the "
+              "writer's seq (%r %r)" % (what, w, f))
+        time.sleep(0.1)
+    check_eq(f["digest"], w["digest"], "%s: digests at seq %d"
+             % (what, w["digest_seq"]))
+    return w["digest_seq"]
+
+
+def first_write(srv, base, deadline_s=30):
+    """Post one new transfer to srv until it is created: the time it
+    was (bounded)."""
+    c = srv.new_client(timeout=30)
+    deadline = time.monotonic() + deadline_s
+    n = 0
+    try:
+        while True:
+            r = c.post("/v1/transfers", [transfer(base + n, 1, 2, 1,
+                                                  code=3)], retry=False)
+            n += 1
+            if r.status == 200 and r.json()[0].get("status") == "created":
+                return time.monotonic(), base + n - 1
+            check(time.monotonic() < deadline, "no write accepted by %s "
+                  "(last %r)" % (srv.url, r))
+            time.sleep(0.05)
+    finally:
+        c.close()
+
+
+def retry_batches(srv, batches):
+    """Post every batch again with the same ids: an acknowledged one must
+    answer exists for each; one whose outcome was unknown is created or
+    exists.  Returns every id now applied."""
+    c = srv.new_client(timeout=60)
+    out = []
+    try:
+        for acked, ids in batches:
+            evs = [transfer(i, LEDGER_ACCOUNTS[i % 8],
+                            LEDGER_ACCOUNTS[(i + 1) % 8], 1 + i % 97, code=3)
+                   for i in ids]
+            r = c.post("/v1/transfers", evs, retry=False)
+            check_eq(r.status, 200, "a retried batch")
+            got = {x.get("status") for x in r.json()}
+            if acked:
+                check_eq(got, {"exists"}, "an acknowledged batch retried")
+            else:
+                check(got <= {"exists", "created"}, "a batch of unknown "
+                      "outcome retried: %r" % got)
+            out += ids
+    finally:
+        c.close()
+    return out
+
+
+def check_balances(srv, amounts):
+    """Debits equal credits, and their total is the amounts' sum: no id
+    applied twice."""
+    deb = cred = 0
+    for a in LEDGER_ACCOUNTS:
+        r = srv.get("/v1/accounts/%d" % a)
+        check_eq(r.status, 200, "account %d" % a)
+        deb += int(r.json()["debits_posted"])
+        cred += int(r.json()["credits_posted"])
+    check_eq(deb, cred, "debits = credits")
+    check_eq(deb, amounts, "posted total (each transfer once)")
+
+
+def key_entries(conninfo):
+    """Signing-key entries in the table (journal commands of kind 5,
+    "key"): each writer journals its own."""
+    return sum(1 for _, typ, payload in parse_records(table_bytes(conninfo))
+               if typ == 4 and struct.unpack_from("<H", payload)[0] == 5)
+
+
+def wait_key_entries(conninfo, n, what):
+    deadline = time.monotonic() + 10
+    while key_entries(conninfo) != n:
+        check(time.monotonic() < deadline, "%s: %d signing-key entries, "
+              "not %d" % (what, key_entries(conninfo), n))
+        time.sleep(0.2)
+
+
+def load_batches(load):
+    return [(True, a[2]) for a in load.acked] + \
+        [(False, f[2]) for f in load.failed]
+
+
+@e2e_test(timeout=240, heavy=True)
+def test_cluster_followers_serve_reads_and_take_over_from_a_dead_or_paused_writer(ctx):
+    db = pgcluster.PgSingle(ctx.path("pg"))
+    a = b = c = None
+    try:
+        db.start()
+        a = start_node(ctx, db.conninfo())
+        b = start_node(ctx, db.conninfo())
+        check_eq(role_of(a)["role"], "writer", "A's role")
+        rb = role_of(b)
+        check_eq((rb["role"], rb["writer"]), ("follower", a.url),
+                 "B's role and the writer it names")
+        create(a, "accounts", [account(i, code=7) for i in LEDGER_ACCOUNTS],
+               ["created"] * len(LEDGER_ACCOUNTS))
+        load = TransferLoad(a, base=1 << 40)
+        time.sleep(2.0)
+        load.finish()
+        check(len(load.acked) > 0 and load.failed == [],
+              "the load on A (%d acked, failures %r)"
+              % (len(load.acked), load.failed[:3]))
+
+        # (a) B serves reads at A's state; a write to B names A.
+        seq = same_state(a, b, "follower B")
+        m = b.get("/metrics").body.decode().splitlines()
+        for line in ('tpwallet_cluster_role{role="follower"} 1',
+                     'tpwallet_cluster_role{role="writer"} 0',
+                     "tpwallet_cluster_term 1",
+                     "tpwallet_cluster_applied_seq %d" % seq,
+                     "tpwallet_cluster_appended_seq %d" % seq,
+                     "tpwallet_cluster_lag_seq 0",
+                     "tpwallet_cluster_lag_seconds 0.000000"):
+            check(line in m, "B's /metrics has %r" % line)
+        some = load.acked[0][2][0]
+        r = b.get("/v1/transfers/%d" % some)
+        check_eq(r.status, 200, "a transfer read on B")
+        check(int(r.header("tpwallet-seq")) >= seq, "B's reply says its "
+              "seq: %r" % r.header("tpwallet-seq"))
+        r = b.post("/v1/transfers", [transfer(7, 1, 2, 1, code=3)])
+        check_eq(r.status, 503, "a write to the follower")
+        p = r.json()
+        check_eq(p["type"], "/problems/not-the-writer", "its problem")
+        check(a.url in p["detail"], "it names the writer: %r" % p)
+        check_eq(r.header("location"), a.url, "Location")
+        r = a.post("/v1/transfers", [transfer(8, 1, 2, 1, code=3)])
+        check_eq(r.status, 200, "a write to the writer")
+        wseq = int(r.header("tpwallet-seq"))
+        check(wseq > seq, "the write's seq")
+        # Read-your-writes on the follower: held until it applied wseq.
+        r = b.get("/v1/transfers/8", headers={"Tpwallet-Min-Seq": str(wseq)})
+        check_eq(r.status, 200, "the write read on B at its seq")
+        check(int(r.header("tpwallet-seq")) >= wseq, "B's reply seq")
+        t0 = time.monotonic()
+        r = b.get("/v1/transfers/8",
+                  headers={"Tpwallet-Min-Seq": str(wseq + 10 ** 9)})
+        waited = time.monotonic() - t0
+        check_eq(r.status, 503, "a seq B will not reach")
+        check_eq(r.json()["type"], "/problems/seq-not-reached", "its type")
+        check("%d behind" % (wseq + 10 ** 9 - int(r.header("tpwallet-seq")))
+              in r.json()["detail"], "it names the lag: %r" % r.json())
+        check_eq(r.header("retry-after"), "1", "Retry-After")
+        check(0.45 <= waited < 5, "held about cluster_read_wait_ms "
+              "(%.2f s)" % waited)
+        amounts = 1 + sum(1 + i % 97 for x in load.acked for i in x[2])
+
+        # (b) kill -9 of the writer under load: B takes over.
+        load = TransferLoad(a, base=2 << 40)
+        time.sleep(1.5)
+        t_kill = time.monotonic()
+        a.kill9()
+        t_first, first_id = first_write(b, 3 << 40)
+        amounts += 1
+        rto_kill = t_first - t_kill
+        load.finish()
+        # The new writer stamps after everything the old one journaled.
+        old_last = max(int(b.get("/v1/transfers/%d" % x[2][-1])
+                           .json()["timestamp"]) for x in load.acked)
+        check(int(b.get("/v1/transfers/%d" % first_id).json()["timestamp"])
+              > old_last, "timestamps increase across the failover")
+        check_eq(role_of(b)["role"], "writer", "B's role after the kill")
+        check_eq(role_of(b)["term"], 2, "B's term")
+        # A's key, then B's once it writes (a follower journals none).
+        wait_key_entries(db.conninfo(), 2, "after B took over")
+        check(len(load.acked) > 0, "writes acknowledged before the kill")
+        ids = retry_batches(b, load_batches(load))
+        amounts += sum(1 + i % 97 for i in ids)
+
+        # (d) A again, from an empty data directory: a follower that
+        # catches up, with its progress in its log; killed under load
+        # and restarted from nothing, it catches up again.
+        a = start_node(ctx, db.conninfo(), data_dir=ctx.path("a-again"))
+        check_eq(role_of(a)["role"], "follower", "A's role on its return")
+        same_state(b, a, "follower A from nothing")
+        load = TransferLoad(b, base=7 << 40)
+        time.sleep(1.0)
+        a.kill9()
+        time.sleep(0.5)
+        load.finish()
+        check_eq(load.failed, [], "the writer's load while its follower "
+                 "died")
+        amounts += sum(1 + i % 97 for x in load.acked for i in x[2])
+        t_restart = time.monotonic()
+        a = start_node(ctx, db.conninfo(), data_dir=ctx.path("a-third"))
+        seq = same_state(b, a, "follower A restarted from nothing")
+        check("cluster catch-up" in a.log_text(), "A's catch-up in its log")
+        ctx.note("cluster follower: restarted from an empty data directory, "
+                 "caught up to seq %d in %.1f s" % (seq, time.monotonic()
+                                                    - t_restart))
+
+        # (c) SIGSTOP of the writer (B) past its lease under load: A
+        # takes over; B, resumed, appends nothing and takes no write.
+        b_term = role_of(b)["term"]
+        load = TransferLoad(b, base=4 << 40)
+        time.sleep(1.0)
+        t_stop = time.monotonic()
+        os.kill(b.proc.pid, 19)  # SIGSTOP
+        t_first, _ = first_write(a, 5 << 40)
+        amounts += 1
+        rto_pause = t_first - t_stop
+        rows_b = db.psql("SELECT count(*) FROM tpw_journal WHERE term = %d"
+                         % b_term).strip()
+        os.kill(b.proc.pid, 18)  # SIGCONT
+        load.finish()
+        r = b.post("/v1/transfers", [transfer(6 << 40, 1, 2, 1, code=3)])
+        check_eq(r.status, 503, "a write to the resumed old writer")
+        time.sleep(1.0)
+        check_eq(db.psql("SELECT count(*) FROM tpw_journal WHERE term = %d"
+                         % b_term).strip(), rows_b,
+                 "no row appended by the old writer once resumed")
+        a_term = role_of(a)["term"]
+        check_eq(a_term, b_term + 1, "A's term")
+        check_eq(db.psql("SELECT count(*) FROM tpw_journal WHERE term <> %d"
+                         " AND seq > (SELECT min(seq) FROM tpw_journal "
+                         "WHERE term = %d)" % (a_term, a_term)).strip(), "0",
+                 "every row after the takeover carries the new term")
+        ids = retry_batches(a, load_batches(load))
+        amounts += sum(1 + i % 97 for i in ids)
+        r = a.get("/v1/transfers/%d" % (6 << 40))
+        check_eq(r.status, 404, "the write refused by the old writer")
+        check_balances(a, amounts)
+        wait_key_entries(db.conninfo(), 3, "after A took over")
+        # Clean stops: a follower, the fenced old writer, the writer.
+        c = start_node(ctx, db.conninfo())
+        check_eq(role_of(c)["role"], "follower", "C's role")
+        same_state(a, c, "follower C")
+        for s in (c, b, a):
+            s.stop()
+        for s in (a, b, c):
+            check_no_password(s, db.password)
+        ctx.note("cluster failover: kill -9 of the writer to the first "
+                 "write accepted by the follower (RTO) %.1f s; SIGSTOP "
+                 "past the lease %.1f s (lease 2 s)" % (rto_kill, rto_pause))
+    finally:
+        for s in (a, b, c):
             if s:
                 s.force_cleanup()
         db.stop()

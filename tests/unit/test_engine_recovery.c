@@ -250,6 +250,45 @@ static void pending_timeout_expires_when_the_clock_passes_it(void **state)
 	engine_close(e);
 }
 
+static u64 timestamp_of(struct engine *e, u128 id)
+{
+	struct transfer t;
+	const struct ledger *l = engine_read_begin(e);
+	assert_int_equal(ledger_lookup_transfer(l, id, &t), 0);
+	engine_read_end(e);
+	return t.timestamp;
+}
+
+/* A node whose clock is behind the last journaled timestamp (a cluster
+ * follower that took over from a writer with a faster clock, or a
+ * restart after the clock was stepped back) stamps after it anyway: the
+ * timestamps come from the state as journaled, not from the clock. */
+static void
+timestamps_stay_increasing_on_a_clock_behind_the_journal(void **state)
+{
+	struct fixture *f = *state;
+	const u64 t0 = 1700000000ull * SECOND_NS;
+	struct step_clock ahead = {.now_ns = t0 + 3600 * SECOND_NS};
+	struct engine *e = open_engine_at(f->dir, &ahead);
+	create_accounts(e, 1, 2);
+	create_transfers(e, 10, 5, 2, 0, 0);
+	u64 last = timestamp_of(e, 14);
+	assert_true(last >= t0 + 3600 * SECOND_NS);
+	engine_close(e);
+
+	struct step_clock behind = {.now_ns = t0};
+	e = open_engine_at(f->dir, &behind);
+	create_transfers(e, 20, 3, 2, 0, 0);
+	u64 prev = last;
+	for (u64 id = 20; id < 23; id++) {
+		u64 ts = timestamp_of(e, id);
+		assert_true(ts > prev);
+		assert_true(ts < last + SECOND_NS); /* not the clock's jump */
+		prev = ts;
+	}
+	engine_close(e);
+}
+
 struct worker {
 	struct engine *e;
 	u64 first_id;
@@ -343,6 +382,9 @@ int main(void)
 			concurrent_submitters_all_commit, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			submit_refuses_malformed_requests, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			timestamps_stay_increasing_on_a_clock_behind_the_journal,
+			setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
