@@ -17,6 +17,7 @@
 #include "cli/cli.h"
 #include "log/datadir.h"
 #include "log/fsdir.h"
+#include "log/pgjournal.h"
 #include "cli/serverkeys.h"
 #include "engine/audit.h"
 #include "engine/cluster.h"
@@ -204,6 +205,34 @@ static void *upkeep_main(void *arg)
 	return NULL;
 }
 
+/* A cluster password where others can read it: in the flag (every local
+ * user sees a process's arguments) or in a config file group or others
+ * may read.  Said at start; the environment or a 0600 file is the place
+ * (docs/operations.md, Settings). */
+static void warn_cluster_password(const struct settings *s, const char *config,
+				  const char *const *flag_keys, int nflags)
+{
+	struct stat st;
+	bool from_flag = false;
+
+	if (!s->cluster[0] || !pgjournal_conninfo_has_password(s->cluster))
+		return;
+	for (int i = 0; i < nflags; i++)
+		from_flag |= strcmp(flag_keys[i], "cluster") == 0;
+	if (!config)
+		config = getenv("TPWALLET_CONFIG");
+	if (from_flag)
+		log_at(LOG_WARN,
+		       "the --cluster value holds a password, which every "
+		       "local user can read in the process's arguments: give "
+		       "it in TPWALLET_CLUSTER or a config file of mode 0600");
+	else if (config && stat(config, &st) == 0 && (st.st_mode & 077))
+		log_at(LOG_WARN,
+		       "the config file holds the cluster password and group "
+		       "or others may read it: chmod 600 it",
+		       LOG_STR("file", config));
+}
+
 /* No key material was ever made for this data directory: no DATA/origin,
  * nothing in DATA/keys, no KEK file and no KEK in the environment.
  * Making them then loses nothing (an existing key without its KEK is
@@ -344,6 +373,7 @@ int cmd_serve(int argc, char **argv)
 			return EXIT_USAGE;
 	settings_finish(&s);
 	logger_set_level((enum log_level)logger_parse_level(s.log_level));
+	warn_cluster_password(&s, config, flag_keys, nflags);
 
 	char host[256];
 	unsigned short port;

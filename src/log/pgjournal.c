@@ -99,6 +99,7 @@ static const char UNLISTEN_SQL[] = "UNLISTEN *";
 struct pgjournal {
 	PGconn *conn;
 	char *conninfo; /* wiped at close: it may hold a password */
+	char *password; /* its password, or NULL: for pq_reason; wiped */
 	u32 lease_ms, reconnect_ms;
 	u64 term;
 	bool listening; /* LISTEN issued on this connection */
@@ -125,11 +126,27 @@ static void set_err(char *buf, const char *fmt, ...)
 
 /* libpq's message, first line only (its messages name host and port,
  * never the password). */
-static void pq_reason(char *buf, const char *what, const char *msg)
+static void pq_reason(const struct pgjournal *pj, char *buf, const char *what,
+		      const char *msg)
 {
 	size_t n = strcspn(msg ? msg : "", "\n");
 	set_err(buf, "%s: %.*s", what, (int)(n > 200 ? 200 : n),
 		msg ? msg : "");
+	/* libpq quotes parts of the connection string in some messages:
+	 * never the password, written over wherever it appears. */
+	size_t pl = pj->password ? strlen(pj->password) : 0;
+	for (char *at = pl ? strstr(buf, pj->password) : NULL; at;
+	     at = strstr(at + 1, pj->password))
+		memset(at, '*', pl);
+}
+
+/* PostgreSQL's NOTICE and WARNING lines: libpq would print them raw on
+ * stderr, which is the server's JSON log; the session asks for warnings
+ * and above only, and these are dropped. */
+static void quiet_notice(void *arg, const char *message)
+{
+	(void)arg;
+	(void)message;
 }
 
 static u64 be64(const char *p)
@@ -164,8 +181,9 @@ static int connect_once(struct pgjournal *pj, char *err)
 		set_err(err, "PostgreSQL: out of memory");
 		return -ENOMEM;
 	}
+	PQsetNoticeProcessor(pj->conn, quiet_notice, NULL);
 	if (PQstatus(pj->conn) != CONNECTION_OK) {
-		pq_reason(err, "PostgreSQL connection failed",
+		pq_reason(pj, err, "PostgreSQL connection failed",
 			  PQerrorMessage(pj->conn));
 		return -ENOTCONN;
 	}
@@ -174,7 +192,7 @@ static int connect_once(struct pgjournal *pj, char *err)
 					 "SET application_name = 'tpwallet'");
 	int ret = 0;
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-		pq_reason(err, "PostgreSQL session setup",
+		pq_reason(pj, err, "PostgreSQL session setup",
 			  PQresultErrorMessage(res));
 		ret = -EIO;
 	}
@@ -216,6 +234,28 @@ int pgjournal_open(struct pgjournal **out, const char *conninfo,
 	pj->conninfo = strdup(conninfo);
 	if (!pj->conninfo)
 		goto fail;
+	/* Parsed here first: libpq's own message for a malformed string
+	 * quotes it, password and all. */
+	char *perr = NULL;
+	PQconninfoOption *co = PQconninfoParse(conninfo, &perr);
+	if (!co) {
+		set_err(open_err,
+			"the cluster connection string is not one libpq "
+			"accepts (%s; it is not shown: it may hold a "
+			"password)",
+			perr ? "malformed" : "out of memory");
+		PQfreemem(perr);
+		ret = -EINVAL;
+		goto fail;
+	}
+	for (PQconninfoOption *o = co; o->keyword; o++)
+		if (strcmp(o->keyword, "password") == 0 && o->val &&
+		    o->val[0] && !pj->password)
+			pj->password = strdup(o->val);
+	for (PQconninfoOption *o = co; o->keyword; o++)
+		if (o->val && strcmp(o->keyword, "password") == 0)
+			explicit_bzero(o->val, strlen(o->val));
+	PQconninfoFree(co);
 	pj->lease_ms = opts && opts->lease_ms ? opts->lease_ms
 					      : PGJOURNAL_LEASE_MS_DEFAULT;
 	pj->reconnect_ms = opts && opts->reconnect_ms
@@ -226,7 +266,7 @@ int pgjournal_open(struct pgjournal **out, const char *conninfo,
 		goto fail;
 	PGresult *res = PQexec(pj->conn, SCHEMA_SQL);
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-		pq_reason(open_err, "PostgreSQL schema",
+		pq_reason(pj, open_err, "PostgreSQL schema",
 			  PQresultErrorMessage(res));
 		ret = -EIO;
 	}
@@ -270,7 +310,7 @@ static int query(struct pgjournal *pj, const char *what, const char *sql, int n,
 		return 0;
 	}
 	if (res)
-		pq_reason(pj->err, what, PQresultErrorMessage(res));
+		pq_reason(pj, pj->err, what, PQresultErrorMessage(res));
 	PQclear(res);
 	return conn_lost(pj) ? -ENOTCONN : -EIO;
 }
@@ -294,7 +334,7 @@ int pgjournal_acquire(struct pgjournal *pj, const char *holder,
 	res = PQexecParams(pj->conn, LOCK_LEASE_SQL, 0, NULL, NULL, NULL, NULL,
 			   0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
-		pq_reason(pj->err, "lease read", PQresultErrorMessage(res));
+		pq_reason(pj, pj->err, "lease read", PQresultErrorMessage(res));
 		ret = conn_lost(pj) ? -ENOTCONN : -EIO;
 		goto rollback;
 	}
@@ -314,7 +354,8 @@ int pgjournal_acquire(struct pgjournal *pj, const char *holder,
 	u64 t = 0;
 	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1 ||
 	    parse_u64(PQgetvalue(res, 0, 0), UINT64_MAX, &t) < 0) {
-		pq_reason(pj->err, "lease update", PQresultErrorMessage(res));
+		pq_reason(pj, pj->err, "lease update",
+			  PQresultErrorMessage(res));
 		ret = conn_lost(pj) ? -ENOTCONN : -EIO;
 		goto rollback;
 	}
@@ -323,7 +364,8 @@ int pgjournal_acquire(struct pgjournal *pj, const char *holder,
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 		/* Not knowing whether the term was taken costs nothing: the
 		 * next acquire takes another. */
-		pq_reason(pj->err, "lease commit", PQresultErrorMessage(res));
+		pq_reason(pj, pj->err, "lease commit",
+			  PQresultErrorMessage(res));
 		PQclear(res);
 		return conn_lost(pj) ? -ENOTCONN : -EIO;
 	}
@@ -357,7 +399,7 @@ static int send_append(struct pgjournal *pj)
 	int formats[6] = {0, 0, 0, 0, 1, 0};
 	if (!PQsendQueryParams(pj->conn, APPEND_SQL, 6, NULL, values, lengths,
 			       formats, 0)) {
-		pq_reason(pj->err, "journal append send",
+		pq_reason(pj, pj->err, "journal append send",
 			  PQerrorMessage(pj->conn));
 		return conn_lost(pj) ? -ENOTCONN : -EIO;
 	}
@@ -404,7 +446,7 @@ static int collect(struct pgjournal *pj, bool *unknown, bool *dup)
 			} else if (state && !strcmp(state, SQLSTATE_UNIQUE)) {
 				*dup = true;
 			} else {
-				pq_reason(pj->err, "journal append",
+				pq_reason(pj, pj->err, "journal append",
 					  PQresultErrorMessage(res));
 			}
 		}
@@ -415,10 +457,11 @@ static int collect(struct pgjournal *pj, bool *unknown, bool *dup)
 		 * else is unknown. */
 		*unknown = !(got && ret == 1);
 		if (*unknown)
-			pq_reason(pj->err, "journal append: connection lost",
+			pq_reason(pj, pj->err,
+				  "journal append: connection lost",
 				  PQerrorMessage(pj->conn));
 	} else if (!got) {
-		pq_reason(pj->err, "journal append: no result",
+		pq_reason(pj, pj->err, "journal append: no result",
 			  PQerrorMessage(pj->conn));
 	}
 	return ret;
@@ -624,7 +667,7 @@ int pgjournal_wait(struct pgjournal *pj, u32 timeout_ms, u64 *notified)
 		return -EIO;
 	}
 	if (n > 0 && !PQconsumeInput(pj->conn)) {
-		pq_reason(pj->err, "waiting for notifications",
+		pq_reason(pj, pj->err, "waiting for notifications",
 			  PQerrorMessage(pj->conn));
 		return -ENOTCONN;
 	}
@@ -724,5 +767,27 @@ void pgjournal_close(struct pgjournal *pj)
 		explicit_bzero(pj->conninfo, strlen(pj->conninfo));
 		free(pj->conninfo);
 	}
+	if (pj->password) {
+		explicit_bzero(pj->password, strlen(pj->password));
+		free(pj->password);
+	}
 	free(pj);
+}
+
+bool pgjournal_conninfo_has_password(const char *conninfo)
+{
+	char *perr = NULL;
+	bool has = false;
+	PQconninfoOption *co = PQconninfoParse(conninfo, &perr);
+	PQfreemem(perr);
+	if (!co)
+		return false;
+	for (PQconninfoOption *o = co; o->keyword; o++)
+		if (strcmp(o->keyword, "password") == 0 && o->val &&
+		    o->val[0]) {
+			has = true;
+			explicit_bzero(o->val, strlen(o->val));
+		}
+	PQconninfoFree(co);
+	return has;
 }

@@ -148,4 +148,9 @@ const char *pgjournal_error(const struct pgjournal *pj);
 /* Close the connection and free everything.  NULL is a no-op. */
 void pgjournal_close(struct pgjournal *pj);
 
+/* Does the connection string hold a password (a `password` keyword or
+ * the URI's user:password@)?  For the start's warnings about where it
+ * was given; false for a string libpq refuses. */
+bool pgjournal_conninfo_has_password(const char *conninfo);
+
 #endif

@@ -19,7 +19,7 @@ import journal
 from ledger import account, create, transfer
 
 from harness import (CONFIG, TestFailure, e2e_test, check, check_eq,
-                     free_port)
+                     free_port, run_cli)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
@@ -819,3 +819,39 @@ def test_cluster_followers_serve_reads_and_take_over_from_a_dead_or_paused_write
             if s:
                 s.force_cleanup()
         db.stop()
+
+
+@e2e_test(timeout=60)
+def test_cluster_password_is_never_printed_and_where_it_is_seen_is_said(ctx):
+    """The sixth review: libpq quotes a malformed connection string, and
+    the flag's value is in the process's arguments.  The password is
+    written nowhere, and the start says when it was given where others
+    can read it (no PostgreSQL needed: every string here fails)."""
+    cases = [
+        (["--cluster", "postgresql://tpw:SECRETPW1@[::1/db"], {}, None,
+         "not one libpq accepts"),
+        (["--cluster", "postgresql://tpw:SECRET%zzPW2@127.0.0.1:1/x"], {},
+         None, "not one libpq accepts"),
+        (["--cluster",
+          "postgresql://tpw:SECRETPW3@127.0.0.1:1/x?connect_timeout=1"],
+         {}, None, "holds a password, which every local user can read"),
+        ([], {"TPWALLET_CLUSTER":
+              "host=127.0.0.1 port=1 password=SECRETPW4 connect_timeout=1"},
+         None, "PostgreSQL connection failed"),
+        ([], {}, "cluster = postgresql://tpw:SECRETPW5@127.0.0.1:1/x?"
+         "connect_timeout=1\n", "group or others may read it"),
+    ]
+    for i, (args, env, conf, words) in enumerate(cases):
+        if conf is not None:
+            path = ctx.path("c%d.conf" % i)
+            with open(path, "w") as f:
+                f.write(conf)
+            os.chmod(path, 0o644)
+            args = args + ["--config", path]
+        r = run_cli(["serve", "--data", ctx.path("d%d" % i), "--listen",
+                     "127.0.0.1:1"] + args, env=env, timeout=30)
+        out = r.stdout + r.stderr
+        check(r.returncode != 0, "case %d started" % i)
+        check(words in out, "case %d: %r" % (i, out[-600:]))
+        check("SECRET" not in out and "PW%d" % (i + 1) not in out,
+              "case %d printed the password: %r" % (i, out[-600:]))
