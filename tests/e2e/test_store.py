@@ -66,6 +66,15 @@ def load(srv):
     return ids
 
 
+def audit_caught_up(srv, off):
+    """A transfer's entry_index comes from the audit tree, which catches
+    up with the records a start replayed in its own thread: wait for that
+    event (logged once per start) before comparing answers."""
+    check(srv.wait_log(r'"msg":"audit tree caught up with the journal"',
+                       since=off, timeout=30) is not None,
+          "the audit tree never caught up")
+
+
 def answers(srv, ids):
     """What the server says about every transfer and every account."""
     out = {}
@@ -112,10 +121,7 @@ def test_store_keeps_history_on_disk_and_restarts_from_it_after_kill9(ctx):
     check(text is not None, "no recovered line after the restart")
     m = re.search(r'"store_seq":(\d+),"replayed_records":(\d+)', text)
     check(m is not None, "recovered line without store_seq: %s" % text)
-    # A transfer's entry_index comes from the audit tree, which catches up
-    # with the replayed records in its own thread: wait for that event.
-    check(srv.wait_log(r'"msg":"audit tree caught up with the journal"',
-                       since=off) is not None, "the audit tree never caught up")
+    audit_caught_up(srv, off)
     after = answers(srv, ids)
     for k in before:
         check_eq(after[k], before[k], "%s after kill -9" % k)
@@ -153,6 +159,7 @@ def test_store_that_is_corrupt_or_foreign_is_rebuilt_from_the_journal(ctx):
     check(srv.wait_log(r'"msg":"store rebuilt from the journal"',
                        since=off) is not None,
           "a corrupt store was not rebuilt")
+    audit_caught_up(srv, off)
     after = answers(srv, ids)
     for k in before:
         check_eq(after[k], before[k], "%s after a rebuild" % k)
@@ -171,6 +178,7 @@ def test_store_that_is_corrupt_or_foreign_is_rebuilt_from_the_journal(ctx):
                         since=off)
     check(text is not None and "another journal" in text,
           "a foreign store was not refused: %s" % text)
+    audit_caught_up(srv, off)
     after = answers(srv, ids)
     for k in before:
         check_eq(after[k], before[k], "%s after a foreign store" % k)
