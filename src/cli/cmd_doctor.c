@@ -385,14 +385,32 @@ static void check_token_kek(struct doctor *d)
 	       st.key_label, pkcs11_current_version(d->hsm), id,
 	       st.gcm_supported ? "yes" : "no",
 	       st.eddsa_supported ? "yes" : "no");
+	if (d->s.signing_pkcs11)
+		report(d, STATUS_OK, "signing keys' home",
+		       "in the token: each new key is generated there "
+		       "(CKM_EC_EDWARDS_KEY_PAIR_GEN, not extractable) and "
+		       "signs there (CKM_EDDSA); DATA/keys holds its CKA_ID "
+		       "and public key, no private byte (signing_pkcs11 = 1; "
+		       "keys made before stay sealed by the token's KEK)");
+	else
+		report(d, STATUS_OK, "signing keys' home",
+		       "sealed in DATA/keys by the token's KEK (AES-GCM in "
+		       "the token); each signature opens one in the token "
+		       "and signs in the server's memory%s",
+		       st.eddsa_supported && st.edwards_keygen_supported
+			       ? " (the token offers EdDSA: signing_pkcs11 = "
+				 "1 would generate and use them in it)"
+			       : "");
+}
+
+/* The file KEK (or TPWALLET_KEK) seals the signing keys. */
+static void report_file_home(struct doctor *d)
+{
+	if (d->s.signing_pkcs11)
+		return; /* reported as a refusal */
 	report(d, STATUS_OK, "signing keys' home",
-	       "sealed in DATA/keys by the token's KEK (AES-GCM in the "
-	       "token); each signature opens one in the token and signs in "
-	       "the server's memory%s",
-	       st.eddsa_supported
-		       ? " (the token offers EdDSA; signing in it is not built "
-			 "yet)"
-		       : "");
+	       "sealed in DATA/keys by the file KEK (XChaCha20-Poly1305); "
+	       "each signature opens one in the server's memory");
 }
 
 static void check_kek(struct doctor *d)
@@ -407,6 +425,10 @@ static void check_kek(struct doctor *d)
 		check_token_kek(d);
 		return;
 	}
+	if (d->s.signing_pkcs11)
+		report(d, STATUS_ACTION, "signing keys' home",
+		       "signing_pkcs11 = 1 needs kek_pkcs11_module (a "
+		       "PKCS#11 token): the server refuses to start");
 	if (getenv(KEYRING_KEK_ENV)) {
 		ret = keyfile_kek_from_env(KEYRING_KEK_ENV, &d->kek, err,
 					   sizeof(err));
@@ -420,6 +442,7 @@ static void check_kek(struct doctor *d)
 		report(d, STATUS_OK, name,
 		       "from %s (it wins over %s), KEK id %s...",
 		       KEYRING_KEK_ENV, path, id);
+		report_file_home(d);
 		expires(d, INT64_MAX, STATUS_OK, "key-encryption key age",
 			"from %s: its age is not known here; a KEK has no "
 			"end date (docs/keys.md)",
@@ -461,6 +484,7 @@ static void check_kek(struct doctor *d)
 	kek_id_hex(d->kek, id);
 	report(d, STATUS_OK, name, "%s (mode %04o), KEK id %s...", path, mode,
 	       id);
+	report_file_home(d);
 	char since[40], age[48];
 	expires(d, INT64_MAX, STATUS_OK, "key-encryption key age",
 		"%s: %s (written %s); replace it by hand if your policy "
