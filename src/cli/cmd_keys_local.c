@@ -292,12 +292,6 @@ static int migrate(const struct settings *s, bool to_token)
 	ret = lock_data(s->data_dir, &lock_fd);
 	if (ret != 0)
 		return 1;
-	ret = keks_open(s, to_token, !to_token, &k);
-	if (ret != 0) {
-		keks_close(&k);
-		close(lock_fd);
-		return 1;
-	}
 	snprintf(dir, sizeof(dir), "%s/" DATADIR_KEYS, s->data_dir);
 	DIR *d = opendir(dir);
 	const struct dirent *de;
@@ -317,12 +311,21 @@ static int migrate(const struct settings *s, bool to_token)
 		fprintf(stderr, "tpwallet keys migrate: %s: %s\n", dir,
 			tpw_strerror(errno));
 	qsort(names, n, sizeof(names[0]), cmp_names);
-	const struct keyring_kek *from = to_token ? k.file : k.token;
-	const struct keyring_kek *to = to_token ? k.token : k.file;
-	const char *to_name = to_token ? "pkcs11" : "file";
+	/* Before anything is made (the file KEK) or changed. */
 	ret = d ? 0 : -errno;
 	if (ret == 0 && !to_token && keys_in_token(dir, names, n) > 0)
 		ret = KEYRING_E_KEY_IN_TOKEN;
+	memset(&k, 0, sizeof(k));
+	if (ret == 0 && keks_open(s, to_token, !to_token, &k) != 0) {
+		for (size_t i = 0; i < n; i++)
+			free(names[i]);
+		keks_close(&k);
+		close(lock_fd);
+		return 1;
+	}
+	const struct keyring_kek *from = to_token ? k.file : k.token;
+	const struct keyring_kek *to = to_token ? k.token : k.file;
+	const char *to_name = to_token ? "pkcs11" : "file";
 	for (size_t i = 0; i < n && ret == 0; i++) {
 		bool moved = false;
 		ret = migrate_one(dir, names[i], from, to, &moved);

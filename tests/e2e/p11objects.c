@@ -83,7 +83,7 @@ static void list(CK_SESSION_HANDLE s)
 	}
 }
 
-static void delete(CK_SESSION_HANDLE s, const char *label)
+static void delete (CK_SESSION_HANDLE s, const char *label)
 {
 	CK_ATTRIBUTE t = {CKA_LABEL, (void *)label, strlen(label)};
 	CK_OBJECT_HANDLE h[16];
@@ -115,7 +115,7 @@ int main(int argc, char **argv)
 	if (strcmp(argv[3], "list") == 0)
 		list(s);
 	else if (strcmp(argv[3], "delete") == 0 && argc == 5)
-		delete(s, argv[4]);
+		delete (s, argv[4]);
 	else
 		return 2;
 	f->C_Logout(s);
