@@ -7,7 +7,8 @@
  * The user PIN comes from the environment (TPW_P11_PIN), never from an
  * argument, and is not printed.  list prints one line per private or
  * public key: "private|public LABEL ID-HEX sensitive=0|1
- * extractable=0|1 token=0|1".  Built by test_hsm.py.
+ * extractable=0|1 token=0|1", and for a public key " point=HEX" (its
+ * CKA_EC_POINT as the token gives it).  Built by test_hsm.py.
  */
 #include <dlfcn.h>
 #include <stdio.h>
@@ -77,8 +78,17 @@ static void list(CK_SESSION_HANDLE s)
 			printf("%s %s ", c == 0 ? "private" : "public", label);
 			for (CK_ULONG k = 0; k < a[1].ulValueLen && k < 64; k++)
 				printf("%02x", id[k]);
-			printf(" sensitive=%d extractable=%d token=%d\n",
+			printf(" sensitive=%d extractable=%d token=%d",
 			       sens ? 1 : 0, ext ? 1 : 0, tok ? 1 : 0);
+			unsigned char point[80];
+			CK_ATTRIBUTE pa = {CKA_EC_POINT, point, sizeof(point)};
+			if (c == 1 &&
+			    f->C_GetAttributeValue(s, h[i], &pa, 1) == CKR_OK) {
+				printf(" point=");
+				for (CK_ULONG k = 0; k < pa.ulValueLen; k++)
+					printf("%02x", point[k]);
+			}
+			printf("\n");
 		}
 	}
 }

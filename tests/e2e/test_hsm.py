@@ -455,14 +455,14 @@ def p11objects(ctx, hsm, *args):
     return r.stdout.splitlines()
 
 
-def token_keys(ctx, hsm):
-    """The token's private Ed25519 keys: {label: (CKA_ID hex, sensitive,
-    extractable, token)}."""
+def token_keys(ctx, hsm, kind="private"):
+    """The token's Ed25519 keys of kind (private or public): {label:
+    (CKA_ID hex, sensitive, extractable, token[, point])}."""
     out = {}
     for ln in p11objects(ctx, hsm, "list"):
         f = ln.split()
-        if f[0] == "private" and len(f[1]) == 43:
-            out[f[1]] = (f[2], f[3], f[4], f[5])
+        if f[0] == kind and len(f[1]) == 43:
+            out[f[1]] = tuple(f[2:])
     return out
 
 
@@ -510,10 +510,13 @@ def test_hsm_signing_in_the_token_signs_rotates_restarts_and_verifies(ctx):
     kid0 = kid0[0]
     check_key_files_in_token(ctx, hsm, data, [kid0])
     s = ctx.start_server(data_dir=data, env=env)
-    # The JWKS publishes the token's public key (its CKA_EC_POINT), the
-    # one the file records.
+    # The JWKS publishes the token's public key (its CKA_EC_POINT: on
+    # SoftHSM 2.6.1 the DER OCTET STRING 04 20 and the 32 bytes), the one
+    # the file records.
     with open(key_files(data)[0], "rb") as f:
         pub = f.read()[48:80]
+    check_eq(token_keys(ctx, hsm, "public")[kid0][-1],
+             "point=0420" + pub.hex(), "the token's public key")
     x = base64.urlsafe_b64encode(pub).decode().rstrip("=")
     check_eq(jwks_x(s), {kid0: x}, "JWKS before rotation")
     create(s, "accounts", [account(1), account(2)])
