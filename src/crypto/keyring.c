@@ -1130,9 +1130,10 @@ int keyring_rekey(struct keyring *kr, const struct keyring_kek *kek,
  * left behind signs nothing (no file names it). */
 static void destroy_token_key(struct keyring *kr, const unsigned char *ref)
 {
+	if (!keyring_kek_in_token(kr->kek) || !kr->kek->prov.key_destroy)
+		return;
 	const struct keyring_kek_provider *p = &kr->kek->prov;
-	if (keyring_kek_in_token(kr->kek) && p->key_destroy)
-		(void)p->key_destroy(p->ctx, ref, NULL, 0);
+	(void)p->key_destroy(p->ctx, ref, NULL, 0);
 }
 
 /* Remove entry i and its file (fsync of the directory left to the
@@ -1369,7 +1370,7 @@ static int keyring_prune_unlocked(struct keyring *kr, int64_t now,
 			ret = kr->store.remove(kr->store.ctx, e->key.kid, err,
 					       err_size);
 			if (ret == 0) {
-				if (keyring_image_in_token(e->image) && kr->kek)
+				if (keyring_image_in_token(e->image))
 					destroy_token_key(kr,
 							  e->image + OFF_MAC);
 				removed++;

@@ -733,7 +733,12 @@ static int key_generate_job(struct pkcs11 *p, char *err, size_t err_size)
 	CK_KEY_TYPE kt = CKK_EC_EDWARDS;
 	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
 	unsigned char *id = p->job.key_id;
-	char label[JOSE_B64_32_BYTES] = "tpwallet-new-key";
+	/* "tpwallet-" and the CKA_ID's hex until the kid replaces it */
+	char label[JOSE_B64_32_BYTES] = "tpwallet-";
+
+	randombytes_buf(id, KEYRING_TOKEN_KEY_ID_BYTES);
+	sodium_bin2hex(label + 9, sizeof(label) - 9, id,
+		       KEYRING_TOKEN_KEY_ID_BYTES);
 	CK_ATTRIBUTE pub_t[] = {
 		{CKA_KEY_TYPE, &kt, sizeof(kt)},
 		{CKA_TOKEN, &yes, sizeof(yes)},
@@ -756,7 +761,6 @@ static int key_generate_job(struct pkcs11 *p, char *err, size_t err_size)
 	CK_OBJECT_HANDLE pubh, privh;
 	struct jose_pubkey pk;
 
-	randombytes_buf(id, KEYRING_TOKEN_KEY_ID_BYTES);
 	CK_RV rv = p->f->C_GenerateKeyPair(
 		p->session, &mech, pub_t, sizeof(pub_t) / sizeof(pub_t[0]),
 		priv_t, sizeof(priv_t) / sizeof(priv_t[0]), &pubh, &privh);
@@ -776,16 +780,14 @@ static int key_generate_job(struct pkcs11 *p, char *err, size_t err_size)
 	if (ret == 0 && jose_thumbprint(&pk, label) != 0)
 		ret = KEYRING_E_INTERNAL;
 	if (ret == 0) {
+		/* A token that does not let CKA_LABEL change keeps the first
+		 * label: the CKA_ID, which the key file records, ties the
+		 * pair to its kid all the same. */
 		CK_ATTRIBUTE l = {CKA_LABEL, label, KEYRING_KID_BYTES};
-		rv = p->f->C_SetAttributeValue(p->session, privh, &l, 1);
-		if (rv == CKR_OK)
-			rv = p->f->C_SetAttributeValue(p->session, pubh, &l, 1);
-		if (rv != CKR_OK) {
-			say(err, err_size,
-			    "token '%s': cannot label the new key %s: %s",
-			    p->token, label, ckr_name(rv));
-			ret = KEYRING_E_KEK_UNAVAILABLE;
-		}
+		if (p->f->C_SetAttributeValue(p->session, privh, &l, 1) ==
+		    CKR_OK)
+			(void)p->f->C_SetAttributeValue(p->session, pubh, &l,
+							1);
 	}
 	if (ret) {
 		p->f->C_DestroyObject(p->session, privh);

@@ -80,7 +80,9 @@ int pkcs11_open(const struct pkcs11_config *c, bool create, struct pkcs11 **out,
  * provider also reaches signing keys kept in the token (key file
  * version 3: keyring.h), and generates new ones there with
  * sign_in_token.  Such a key pair: CKK_EC_EDWARDS (Ed25519, CKA_EC_PARAMS
- * the OID 1.3.101.112), a random 16-byte CKA_ID, CKA_LABEL its kid,
+ * the OID 1.3.101.112), a random 16-byte CKA_ID, CKA_LABEL its kid
+ * (first "tpwallet-" and the CKA_ID in hex: kept where the token does
+ * not let a label change),
  * CKA_TOKEN; the private half CKA_PRIVATE, CKA_SENSITIVE, not
  * CKA_EXTRACTABLE, CKA_SIGN only; the public key read back from the
  * public half's CKA_EC_POINT (a DER OCTET STRING of the 32 bytes, or
