@@ -65,11 +65,19 @@ def softhsm(ctx):
     return {"SOFTHSM2_CONF": conf}
 
 
+# SoftHSM's own leaks (under ASan): tests/e2e/softhsm.lsan.supp.
+LSAN_SUPPRESSIONS = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                 "softhsm.lsan.supp")
+
+
 def token_env(hsm, module=SOFTHSM_MODULE, pin=USER_PIN, **more):
+    lsan = os.environ.get("LSAN_OPTIONS", "")
     env = dict(hsm, TPWALLET_KEK_PKCS11_MODULE=module,
                TPWALLET_KEK_PKCS11_TOKEN=TOKEN,
                TPWALLET_KEK_PKCS11_KEY_LABEL=KEY_LABEL,
-               TPWALLET_KEK_PKCS11_PIN=pin)
+               TPWALLET_KEK_PKCS11_PIN=pin,
+               LSAN_OPTIONS=(lsan + ":" if lsan else "") +
+               "suppressions=" + LSAN_SUPPRESSIONS)
     env.update(more)
     return env
 
