@@ -406,10 +406,11 @@ def test_hsm_migrate_to_a_file_kek_and_back_keeps_the_public_keys(ctx):
 
 
 
-@e2e_test(timeout=180)
-def test_hsm_kek_rotation_in_the_token_reseals_every_key_while_serving(ctx):
-    hsm, data = init_with_token(ctx)
-    env = token_env(hsm)
+def kek_rotation_while_serving(ctx, version, **more):
+    """The KEK's rotation inside the token re-seals every key file (of
+    format version) while the server signs, and survives a restart."""
+    hsm, data = init_with_token(ctx, **more)
+    env = token_env(hsm, **more)
     s = ctx.start_server(data_dir=data, env=env)
     check_eq(s.post("/v1/keys/rotate", None).status, 200, "rotation")
     kids = jwks_kids(s)
@@ -428,7 +429,7 @@ def test_hsm_kek_rotation_in_the_token_reseals_every_key_while_serving(ctx):
     new = kek_ids(data)
     check(len(new) == 1 and not new & old,
           "KEK ids after the rotation: %r (before %r)" % (new, old))
-    check_eq(file_versions(data), {2}, "key file versions")
+    check_eq(file_versions(data), {version}, "key file versions")
     check_eq(s.get("/v1/revocations").status, 200, "signing after")
     check_eq(s.post("/v1/keys/rotate", None).status, 200,
              "rotation after")
@@ -440,6 +441,16 @@ def test_hsm_kek_rotation_in_the_token_reseals_every_key_while_serving(ctx):
     check_eq(s.get("/v1/revocations").status, 200, "signing after restart")
     s.stop()
     no_pin_anywhere(ctx)
+
+
+@e2e_test(timeout=180)
+def test_hsm_kek_rotation_in_the_token_reseals_every_key_while_serving(ctx):
+    kek_rotation_while_serving(ctx, 2)
+
+
+@e2e_test(timeout=180)
+def test_hsm_kek_rotation_reseals_keys_made_in_the_token_too(ctx):
+    kek_rotation_while_serving(ctx, 3, TPWALLET_SIGNING_PKCS11="1")
 
 
 # ---- signing inside the token (signing_pkcs11 = 1) ---------------------
