@@ -1768,6 +1768,22 @@ int keyring_sign_jwt(const struct keyring *kr, int64_t now, const char *typ,
 	return ret;
 }
 
+size_t keyring_count_in_token(const struct keyring *kr, int64_t now,
+			      bool *current)
+{
+	struct keyring *k = (struct keyring *)kr;
+	size_t n = 0;
+
+	pthread_mutex_lock(&k->lock);
+	for (size_t i = 0; i < kr->n; i++)
+		n += keyring_image_in_token(kr->e[i].image);
+	const struct entry *e = current_entry(kr, now);
+	if (current)
+		*current = e && keyring_image_in_token(e->image);
+	pthread_mutex_unlock(&k->lock);
+	return n;
+}
+
 size_t keyring_keys_copy(const struct keyring *kr, struct keyring_key *out,
 			 size_t max)
 {

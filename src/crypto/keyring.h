@@ -411,6 +411,12 @@ keyring__say(char *err, size_t err_size, const char *fmt, ...);
 size_t keyring_count(const struct keyring *kr);
 const struct keyring_key *keyring_key_at(const struct keyring *kr, size_t i);
 
+/* How many of the keys were generated in a token (key file version 3),
+ * and whether the key that signs at now is one (*current may be NULL).
+ * Takes the keyring's lock. */
+size_t keyring_count_in_token(const struct keyring *kr, int64_t now,
+			      bool *current);
+
 /* Copies of the keys (keyring_key_at order) and of the current signer,
  * taken under the keyring's lock: what threads other than the one that
  * rotates should use.  keys_copy returns how many; current_copy 0 or -1

@@ -574,9 +574,10 @@ def test_hsm_signing_in_the_token_signs_rotates_restarts_and_verifies(ctx):
     checkpoint_verifies(ctx, s2, 12)
     s2.stop()
     r = run_cli(["doctor", "--data", data], env=env)
-    check("signing keys' home: in the token: each new key is generated "
-          "there" in r.stdout, "doctor does not say the keys are in the "
-          "token: %s" % r.stdout[-800:])
+    check("signing keys' home: in the token: 2 of 2 key(s) generated "
+          "there (CKM_EC_EDWARDS_KEY_PAIR_GEN, not extractable), the "
+          "current one among them" in r.stdout, "doctor does not say the "
+          "keys are in the token: %s" % r.stdout[-800:])
     # They cannot be migrated to a file KEK: refused, naming them, and
     # nothing changes.
     before = {p: open(p, "rb").read() for p in key_files(data)}
