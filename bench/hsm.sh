@@ -1,7 +1,8 @@
 #!/bin/sh
-# hsm.sh - checkpoint and manifest signatures per second with the keys
-# sealed by a KEK in a PKCS#11 token (SoftHSM2, set up here in a temporary
-# directory) against a file KEK: build/bench/bench_hsm, one run, ratios
+# hsm.sh - checkpoint and manifest signatures per second with the keys in a
+# PKCS#11 token (signing_pkcs11: C_Sign), sealed by a KEK in the token
+# (SoftHSM2, set up here in a temporary directory) and by a file KEK (in
+# memory): build/bench/bench_hsm, one run, medians of 5, ratios
 # (issue 19; docs/benchmarks.md).  The PIN is a throwaway for this token.
 #   bench/hsm.sh [seconds per figure]
 set -eu

@@ -105,6 +105,10 @@ struct settings {
 	char kek_pkcs11_pin_file[4096];
 	char kek_pkcs11_key_label[65];
 	unsigned kek_pkcs11_timeout_ms;
+	/* 1: the signing keys are generated in that token and sign there
+	 * (docs/keys.md, "Signing inside the token"); needs
+	 * kek_pkcs11_module. */
+	unsigned signing_pkcs11;
 	/* "http://HOST:PORT KEY" of each witness (setting `witness`, which
 	 * may be given several times, at most 8). */
 	char witnesses[8][1024];

@@ -385,13 +385,51 @@ static void check_token_kek(struct doctor *d)
 	       st.key_label, pkcs11_current_version(d->hsm), id,
 	       st.gcm_supported ? "yes" : "no",
 	       st.eddsa_supported ? "yes" : "no");
-	report(d, STATUS_OK, "signing keys' home",
+}
+
+/* Where the keys of kr live: in the token (signing_pkcs11), sealed by
+ * the token's KEK, or sealed by the file KEK. */
+static void report_home(struct doctor *d, const struct keyring *kr)
+{
+	const char *name = "signing keys' home";
+	bool current = false;
+	size_t n = keyring_count(kr);
+	size_t in_token = keyring_count_in_token(kr, d->now, &current);
+	struct pkcs11_stats st = {0};
+
+	if (!d->kek)
+		return; /* verify only: nothing is opened */
+	if (!keyring_kek_in_token(d->kek)) {
+		report(d, STATUS_OK, name,
+		       "sealed in DATA/keys by the file KEK "
+		       "(XChaCha20-Poly1305); each signature opens one in the "
+		       "server's memory");
+		return;
+	}
+	if (d->s.signing_pkcs11 || in_token) {
+		report(d, STATUS_OK, name,
+		       "in the token: %zu of %zu key(s) generated there "
+		       "(CKM_EC_EDWARDS_KEY_PAIR_GEN, not extractable), the "
+		       "current one %s; they sign there (CKM_EDDSA) and "
+		       "DATA/keys holds their CKA_ID, no private byte%s",
+		       in_token, n, current ? "among them" : "not",
+		       d->s.signing_pkcs11
+			       ? " (signing_pkcs11 = 1: each new key is made "
+				 "there; the others stay sealed by the token's "
+				 "KEK until they expire)"
+			       : " (signing_pkcs11 = 0: new keys are sealed by "
+				 "the token's KEK)");
+		return;
+	}
+	if (d->hsm)
+		pkcs11_stats(d->hsm, &st);
+	report(d, STATUS_OK, name,
 	       "sealed in DATA/keys by the token's KEK (AES-GCM in the "
 	       "token); each signature opens one in the token and signs in "
 	       "the server's memory%s",
-	       st.eddsa_supported
-		       ? " (the token offers EdDSA; signing in it is not built "
-			 "yet)"
+	       st.eddsa_supported && st.edwards_keygen_supported
+		       ? " (the token offers EdDSA: signing_pkcs11 = 1 would "
+			 "generate and use new keys in it)"
 		       : "");
 }
 
@@ -407,6 +445,10 @@ static void check_kek(struct doctor *d)
 		check_token_kek(d);
 		return;
 	}
+	if (d->s.signing_pkcs11)
+		report(d, STATUS_ACTION, "signing keys' home",
+		       "signing_pkcs11 = 1 needs kek_pkcs11_module (a "
+		       "PKCS#11 token): the server refuses to start");
 	if (getenv(KEYRING_KEK_ENV)) {
 		ret = keyfile_kek_from_env(KEYRING_KEK_ENV, &d->kek, err,
 					   sizeof(err));
@@ -634,6 +676,7 @@ static void check_keys(struct doctor *d)
 			       keyring_strerror(ret));
 		return;
 	}
+	report_home(d, kr);
 	const char *unauth =
 		d->kek ? "" : " (public metadata only: no KEK to check it)";
 	const struct keyring_key *cur = keyring_current_signer(kr, d->now);

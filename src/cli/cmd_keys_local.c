@@ -78,7 +78,10 @@ static void usage(FILE *f, const char *sub)
 			"made\nwhen absent).  Crash-safe and resumable: run it "
 			"again after an interruption.\nThe public keys and "
 			"kids do not change.  Recorded in "
-			"DATA/keys/" HISTORY_FILE ".\n\n"
+			"DATA/keys/" HISTORY_FILE ".\n"
+			"Keys generated in the token (signing_pkcs11) cannot "
+			"leave it: --to file\nrefuses while there is one, "
+			"naming each.\n\n"
 			"Exit 0 on success, 1 on failure (nothing half-done "
 			"stays unsaid), 2 on usage\nerrors.\n\nExample:\n"
 			"  tpwallet keys migrate --to pkcs11 --config hsm.conf "
@@ -124,6 +127,7 @@ static int keks_open(const struct settings *s, bool create_token,
 		return -ENOMEM;
 	*fs = *s;
 	fs->kek_pkcs11_module[0] = '\0';
+	fs->signing_pkcs11 = 0;
 	ret = server_keys_load_kek(fs, create_file, &none, &k->file);
 	free(fs);
 	return ret;
@@ -238,6 +242,43 @@ static int migrate_one(const char *dir, const char *name,
 	return ret;
 }
 
+/* Keys generated in the token (key file version 3) cannot leave it: a
+ * migration to the file KEK refuses while any is there, naming them.
+ * Returns how many. */
+static size_t keys_in_token(const char *dir, char *const *names, size_t n)
+{
+	size_t found = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		char path[4400], *buf = NULL;
+		size_t len = 0;
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+		if (fsfile_read(path, KEYRING_KEYFILE_BYTES, &buf, &len) != 0)
+			continue; /* migrate_one reports it */
+		if (len == KEYRING_KEYFILE_BYTES &&
+		    keyring_image_in_token((const unsigned char *)buf)) {
+			if (!found)
+				fprintf(stderr,
+					"tpwallet keys migrate: these keys "
+					"were generated in the token "
+					"(signing_pkcs11) and cannot leave "
+					"it:");
+			fprintf(stderr, " %.*s", KEYRING_KID_BYTES, names[i]);
+			found++;
+		}
+		free(buf);
+	}
+	if (found)
+		fprintf(stderr,
+			"; nothing was changed.  Set signing_pkcs11 = 0, "
+			"start the server and rotate (`tpwallet keys rotate "
+			"--overlap D`): the new key is sealed by the token's "
+			"KEK, and once the keys above have expired and been "
+			"pruned, migrate again (docs/keys.md, \"Signing "
+			"inside the token\")\n");
+	return found;
+}
+
 static int cmp_names(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
@@ -254,12 +295,6 @@ static int migrate(const struct settings *s, bool to_token)
 	ret = lock_data(s->data_dir, &lock_fd);
 	if (ret != 0)
 		return 1;
-	ret = keks_open(s, to_token, !to_token, &k);
-	if (ret != 0) {
-		keks_close(&k);
-		close(lock_fd);
-		return 1;
-	}
 	snprintf(dir, sizeof(dir), "%s/" DATADIR_KEYS, s->data_dir);
 	DIR *d = opendir(dir);
 	const struct dirent *de;
@@ -279,10 +314,21 @@ static int migrate(const struct settings *s, bool to_token)
 		fprintf(stderr, "tpwallet keys migrate: %s: %s\n", dir,
 			tpw_strerror(errno));
 	qsort(names, n, sizeof(names[0]), cmp_names);
+	/* Before anything is made (the file KEK) or changed. */
+	ret = d ? 0 : -errno;
+	if (ret == 0 && !to_token && keys_in_token(dir, names, n) > 0)
+		ret = KEYRING_E_KEY_IN_TOKEN;
+	memset(&k, 0, sizeof(k));
+	if (ret == 0 && keks_open(s, to_token, !to_token, &k) != 0) {
+		for (size_t i = 0; i < n; i++)
+			free(names[i]);
+		keks_close(&k);
+		close(lock_fd);
+		return 1;
+	}
 	const struct keyring_kek *from = to_token ? k.file : k.token;
 	const struct keyring_kek *to = to_token ? k.token : k.file;
 	const char *to_name = to_token ? "pkcs11" : "file";
-	ret = d ? 0 : -errno;
 	for (size_t i = 0; i < n && ret == 0; i++) {
 		bool moved = false;
 		ret = migrate_one(dir, names[i], from, to, &moved);

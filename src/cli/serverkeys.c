@@ -54,6 +54,7 @@ void server_keys_pkcs11_config(const struct settings *s,
 	c->pin_file = s->kek_pkcs11_pin_file;
 	c->key_label = s->kek_pkcs11_key_label;
 	c->timeout_ms = s->kek_pkcs11_timeout_ms;
+	c->sign_in_token = s->signing_pkcs11 != 0;
 }
 
 static int load_token_kek(const struct settings *s, bool create,
@@ -87,6 +88,14 @@ int server_keys_load_kek(const struct settings *s, bool create,
 	int ret;
 
 	*hsm = NULL;
+	if (s->signing_pkcs11 && !s->kek_pkcs11_module[0]) {
+		say(LOG_ERROR,
+		    "signing_pkcs11 = 1 needs a PKCS#11 token: set "
+		    "kek_pkcs11_module (and its kek_pkcs11_* settings), or "
+		    "signing_pkcs11 = 0 (docs/keys.md, \"Signing inside the "
+		    "token\")");
+		return -EINVAL;
+	}
 	if (s->kek_pkcs11_module[0])
 		return load_token_kek(s, create, hsm, kek);
 	if (getenv(KEYRING_KEK_ENV)) {

@@ -130,6 +130,7 @@ static const struct number_setting number_settings[] = {
 	NUMBER(manifest_ttl_max_s, 60, 7 * 86400),
 	NUMBER(audit_cache_bytes, (uint64_t)1 << 20, (uint64_t)64 << 30),
 	NUMBER(kek_pkcs11_timeout_ms, 50, 60000),
+	NUMBER(signing_pkcs11, 0, 1),
 	NUMBER(cluster_lease_ms, 1000, 600000),
 	NUMBER(cluster_read_wait_ms, 0, 60000),
 };
@@ -467,6 +468,7 @@ static const struct {
 	{"TPWALLET_KEK_PKCS11_PIN_FILE", "kek_pkcs11_pin_file"},
 	{"TPWALLET_KEK_PKCS11_KEY_LABEL", "kek_pkcs11_key_label"},
 	{"TPWALLET_KEK_PKCS11_TIMEOUT_MS", "kek_pkcs11_timeout_ms"},
+	{"TPWALLET_SIGNING_PKCS11", "signing_pkcs11"},
 	{"TPWALLET_WITNESS", "witness"},
 	{"TPWALLET_PROBE_INTERVAL_S", "probe_interval_s"},
 	{"TPWALLET_AUDIT_CACHE_BYTES", "audit_cache_bytes"},

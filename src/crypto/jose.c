@@ -500,9 +500,31 @@ cleanup:
 
 /* ---- compact JWS ------------------------------------------------------ */
 
+/* The signature of msg with a seckey (a jose_sign_fn). */
+static int seckey_sign(void *ctx, const unsigned char *msg, size_t len,
+		       unsigned char sig[JOSE_ED25519_SIGNATURE_BYTES])
+{
+	const struct jose_seckey *key = ctx;
+	return crypto_sign_detached(sig, NULL, msg, len, key->sk);
+}
+
 int jose_jws_sign(const struct jose_seckey *key,
 		  const struct jose_sign_opts *opts, const void *payload,
 		  size_t len, char *out, size_t out_size, size_t *out_len)
+{
+	*out_len = 0;
+	if (out_size > 0)
+		out[0] = '\0';
+	if (!key)
+		return ERR(invalid_argument);
+	return jose_jws_sign_with(&key->pub, seckey_sign, (void *)key, opts,
+				  payload, len, out, out_size, out_len);
+}
+
+int jose_jws_sign_with(const struct jose_pubkey *pub, jose_sign_fn sign,
+		       void *ctx, const struct jose_sign_opts *opts,
+		       const void *payload, size_t len, char *out,
+		       size_t out_size, size_t *out_len)
 {
 	unsigned char sig[crypto_sign_BYTES];
 	char header[JOSE_HEADER_BYTES_MAX];
@@ -514,7 +536,7 @@ int jose_jws_sign(const struct jose_seckey *key,
 	*out_len = 0;
 	if (out_size > 0)
 		out[0] = '\0';
-	if (!key || !opts || !payload || len == 0)
+	if (!pub || !sign || !opts || !payload || len == 0)
 		return ERR(invalid_argument);
 	if (opts->typ && !token_chars_ok(opts->typ, JOSE_TYP_BYTES_MAX))
 		return ERR(invalid_argument);
@@ -526,18 +548,18 @@ int jose_jws_sign(const struct jose_seckey *key,
 	alg = opts->alg == JOSE_ALG_ED25519 ? "Ed25519" : "EdDSA";
 	jwk[0] = '\0';
 	if (opts->with_jwk) {
-		struct jose_pubkey pub = key->pub;
+		struct jose_pubkey bare = *pub;
 
-		pub.kid[0] = '\0';
-		if (jose_pubkey_to_jwk(&pub, jwk + 7, sizeof(jwk) - 7) < 0)
+		bare.kid[0] = '\0';
+		if (jose_pubkey_to_jwk(&bare, jwk + 7, sizeof(jwk) - 7) < 0)
 			return ERR(internal);
 		memcpy(jwk, ",\"jwk\":", 7);
 	}
 	n = snprintf(header, sizeof(header), "{\"alg\":\"%s\"%s%s%s%s%s%s%s}",
 		     alg, jwk,
-		     opts->with_kid && key->pub.kid[0] ? ",\"kid\":\"" : "",
-		     opts->with_kid ? key->pub.kid : "",
-		     opts->with_kid && key->pub.kid[0] ? "\"" : "",
+		     opts->with_kid && pub->kid[0] ? ",\"kid\":\"" : "",
+		     opts->with_kid ? pub->kid : "",
+		     opts->with_kid && pub->kid[0] ? "\"" : "",
 		     opts->typ ? ",\"typ\":\"" : "", opts->typ ? opts->typ : "",
 		     opts->typ ? "\"" : "");
 	if (n < 0 || (size_t)n >= sizeof(header))
@@ -555,8 +577,7 @@ int jose_jws_sign(const struct jose_seckey *key,
 	out[o++] = '.';
 	b64url_encode(out + o, out_size - o, payload, len);
 	o += b64url_encoded_len(len);
-	if (crypto_sign_detached(sig, NULL, (const unsigned char *)out, o,
-				 key->sk) != 0) {
+	if (sign(ctx, (const unsigned char *)out, o, sig) != 0) {
 		sodium_memzero(out, out_size);
 		return ERR(internal);
 	}
@@ -571,6 +592,20 @@ int jose_jwt_sign(const struct jose_seckey *key,
 		  const struct jose_sign_opts *opts, const json_t *claims,
 		  char *out, size_t out_size, size_t *out_len)
 {
+	*out_len = 0;
+	if (out_size > 0)
+		out[0] = '\0';
+	if (!key)
+		return ERR(invalid_argument);
+	return jose_jwt_sign_with(&key->pub, seckey_sign, (void *)key, opts,
+				  claims, out, out_size, out_len);
+}
+
+int jose_jwt_sign_with(const struct jose_pubkey *pub, jose_sign_fn sign,
+		       void *ctx, const struct jose_sign_opts *opts,
+		       const json_t *claims, char *out, size_t out_size,
+		       size_t *out_len)
+{
 	char *text;
 	int ret;
 
@@ -582,8 +617,8 @@ int jose_jwt_sign(const struct jose_seckey *key,
 	text = json_dumps(claims, JSON_COMPACT | JSON_SORT_KEYS);
 	if (!text)
 		return ERR(no_memory);
-	ret = jose_jws_sign(key, opts, text, strlen(text), out, out_size,
-			    out_len);
+	ret = jose_jws_sign_with(pub, sign, ctx, opts, text, strlen(text), out,
+				 out_size, out_len);
 	free(text);
 	return ret;
 }

@@ -60,9 +60,10 @@
 #define JOSE_NUMERIC_DATE_MAX  INT64_C(253402300799)
 #define JOSE_LEEWAY_MAX_S      300
 
-#define JOSE_ED25519_PUBLIC_BYTES 32
-#define JOSE_ED25519_SEED_BYTES	  32
-#define JOSE_ED25519_SIG_BYTES	  64
+#define JOSE_ED25519_PUBLIC_BYTES    32
+#define JOSE_ED25519_SIGNATURE_BYTES 64
+#define JOSE_ED25519_SEED_BYTES	     32
+#define JOSE_ED25519_SIG_BYTES	     64
 /* base64url of 32 bytes (x, d, a SHA-256 thumbprint), plus NUL */
 #define JOSE_B64_32_BYTES 44
 
@@ -241,6 +242,23 @@ int jose_jws_sign(const struct jose_seckey *key,
 int jose_jwt_sign(const struct jose_seckey *key,
 		  const struct jose_sign_opts *opts, const json_t *claims,
 		  char *out, size_t out_size, size_t *out_len);
+
+/*
+ * The same two with a key held elsewhere (a PKCS#11 token): pub is its
+ * public key and kid, and sign(ctx, msg, len, sig) makes the Ed25519
+ * signature of the signing input (0, or nonzero for a refusal, then
+ * reported as -JOSE_internal and out wiped; ctx keeps the reason).
+ */
+typedef int (*jose_sign_fn)(void *ctx, const unsigned char *msg, size_t len,
+			    unsigned char sig[JOSE_ED25519_SIGNATURE_BYTES]);
+int jose_jws_sign_with(const struct jose_pubkey *pub, jose_sign_fn sign,
+		       void *ctx, const struct jose_sign_opts *opts,
+		       const void *payload, size_t len, char *out,
+		       size_t out_size, size_t *out_len);
+int jose_jwt_sign_with(const struct jose_pubkey *pub, jose_sign_fn sign,
+		       void *ctx, const struct jose_sign_opts *opts,
+		       const json_t *claims, char *out, size_t out_size,
+		       size_t *out_len);
 
 /*
  * The key for a token, by the header's kid (NULL when the header has

@@ -249,6 +249,17 @@ bool keyring_kek_in_token(const struct keyring_kek *kek)
 	return kek && kek->prov.wrap;
 }
 
+bool keyring_kek_generates_in_token(const struct keyring_kek *kek)
+{
+	return keyring_kek_in_token(kek) && kek->prov.generate_in_token &&
+	       kek->prov.key_generate;
+}
+
+bool keyring_image_in_token(const unsigned char image[KEYRING_KEYFILE_BYTES])
+{
+	return get_u16(image + OFF_VERSION) == KEYRING_KEYFILE_VERSION_IN_TOKEN;
+}
+
 static unsigned kek_file_version(const struct keyring_kek *kek)
 {
 	return keyring_kek_in_token(kek) ? KEYRING_KEYFILE_VERSION_TOKEN
@@ -423,12 +434,13 @@ static int decode_public(const unsigned char *b, size_t len,
 	}
 	version = get_u16(b + OFF_VERSION);
 	if (version != KEYRING_KEYFILE_VERSION &&
-	    version != KEYRING_KEYFILE_VERSION_TOKEN) {
+	    version != KEYRING_KEYFILE_VERSION_TOKEN &&
+	    version != KEYRING_KEYFILE_VERSION_IN_TOKEN) {
 		keyring__say(err, err_size,
 			     "key file format version %u; this build reads "
-			     "versions %d and %d",
+			     "versions %d to %d",
 			     version, KEYRING_KEYFILE_VERSION,
-			     KEYRING_KEYFILE_VERSION_TOKEN);
+			     KEYRING_KEYFILE_VERSION_IN_TOKEN);
 		return KEYRING_E_UNKNOWN_VERSION;
 	}
 	if (len != KEYRING_KEYFILE_BYTES) {
@@ -437,8 +449,19 @@ static int decode_public(const unsigned char *b, size_t len,
 			     version, KEYRING_KEYFILE_BYTES);
 		return KEYRING_E_MALFORMED;
 	}
+	for (size_t i = OFF_MAC + KEYRING_TOKEN_KEY_ID_BYTES;
+	     version == KEYRING_KEYFILE_VERSION_IN_TOKEN && i < OFF_NONCE;
+	     i++) {
+		if (b[i] != 0) {
+			keyring__say(err, err_size,
+				     "byte at offset %zu after the token key's "
+				     "CKA_ID is not zero",
+				     i);
+			return KEYRING_E_MALFORMED;
+		}
+	}
 	for (size_t i = OFF_NONCE + KEYRING_TOKEN_IV_BYTES;
-	     version == KEYRING_KEYFILE_VERSION_TOKEN && i < OFF_CT; i++) {
+	     version != KEYRING_KEYFILE_VERSION && i < OFF_CT; i++) {
 		if (b[i] != 0) {
 			keyring__say(err, err_size,
 				     "byte at offset %zu after the GCM IV is "
@@ -517,6 +540,56 @@ static int decode_public(const unsigned char *b, size_t len,
 	return 0;
 }
 
+/* A version 3 file: the sealed reference ref must be the clear one, and
+ * the token must hold that key pair with the file's public key. */
+static int check_token_key(const struct keyring_kek *kek,
+			   const struct keyring_key *meta,
+			   const unsigned char *b,
+			   const unsigned char ref[JOSE_ED25519_SEED_BYTES],
+			   char *err, size_t err_size)
+{
+	unsigned char pk[JOSE_ED25519_PUBLIC_BYTES];
+	char why[KEYRING_ERR_BYTES] = "";
+	char hex[2 * KEYRING_TOKEN_KEY_ID_BYTES + 1];
+	int ret;
+
+	sodium_bin2hex(hex, sizeof(hex), b + OFF_MAC,
+		       KEYRING_TOKEN_KEY_ID_BYTES);
+	if (sodium_memcmp(ref, b + OFF_MAC, JOSE_ED25519_SEED_BYTES) != 0) {
+		keyring__say(err, err_size,
+			     "key %s: the sealed CKA_ID is not the one in "
+			     "clear",
+			     meta->kid);
+		return KEYRING_E_CIPHERTEXT_MODIFIED;
+	}
+	if (!kek->prov.key_public) {
+		keyring__say(err, err_size,
+			     "key %s lives in a token this KEK cannot sign "
+			     "with",
+			     meta->kid);
+		return KEYRING_E_KEK_UNAVAILABLE;
+	}
+	ret = kek->prov.key_public(kek->prov.ctx, b + OFF_MAC, pk, why,
+				   sizeof(why));
+	if (ret == KEYRING_E_TOKEN_KEY_MISSING)
+		keyring__say(err, err_size,
+			     "key %s: the token holds no key pair with its "
+			     "CKA_ID %s (deleted, or another token)",
+			     meta->kid, hex);
+	else if (ret)
+		keyring__say(err, err_size, "key %s: %s", meta->kid, why);
+	if (ret)
+		return ret;
+	if (sodium_memcmp(pk, meta->pub, sizeof(pk)) != 0) {
+		keyring__say(err, err_size,
+			     "key %s: the token's key with CKA_ID %s has "
+			     "another public key",
+			     meta->kid, hex);
+		return KEYRING_E_KEY_MISMATCH;
+	}
+	return 0;
+}
+
 int keyring__keyfile_open(const void *buf, size_t len,
 			  const struct keyring_kek *kek,
 			  struct keyring_key *meta,
@@ -553,7 +626,9 @@ int keyring__keyfile_open(const void *buf, size_t len,
 		ret = KEYRING_E_WRONG_KEK;
 		goto cleanup;
 	}
-	if (get_u16(b + OFF_VERSION) != kek_file_version(kek)) {
+	bool in_tok = keyring_image_in_token(b);
+	if (in_tok ? !keyring_kek_in_token(kek)
+		   : get_u16(b + OFF_VERSION) != kek_file_version(kek)) {
 		keyring__say(err, err_size,
 			     "key %s: format version %u, but the KEK given "
 			     "has its id and seals version %u",
@@ -586,6 +661,15 @@ int keyring__keyfile_open(const void *buf, size_t len,
 				     why);
 		if (ret)
 			goto cleanup;
+		if (in_tok) {
+			ret = check_token_key(kek, meta, b,
+					      sk + crypto_sign_SECRETKEYBYTES,
+					      err, err_size);
+			if (ret == 0 && seed)
+				memcpy(seed, sk + crypto_sign_SECRETKEYBYTES,
+				       JOSE_ED25519_SEED_BYTES);
+			goto cleanup;
+		}
 		goto check_seed;
 	}
 	ret = derive_subkeys(kek, &keys);
@@ -645,11 +729,28 @@ int keyring_keyfile_decode(const void *buf, size_t len,
 	return keyring__keyfile_open(buf, len, kek, out, NULL, err, err_size);
 }
 
+/* Seals seed, or with in_tok the reference of a key in the token (its
+ * CKA_ID and 16 zero bytes: version 3), into a key file image. */
+static int seal_image(const struct keyring_key *meta,
+		      const unsigned char seed[JOSE_ED25519_SEED_BYTES],
+		      bool in_tok, const unsigned char nonce[24],
+		      const struct keyring_kek *kek,
+		      unsigned char out[KEYRING_KEYFILE_BYTES]);
+
 int keyring__keyfile_seal(const struct keyring_key *meta,
 			  const unsigned char seed[JOSE_ED25519_SEED_BYTES],
 			  const unsigned char nonce[24],
 			  const struct keyring_kek *kek,
 			  unsigned char out[KEYRING_KEYFILE_BYTES])
+{
+	return seal_image(meta, seed, false, nonce, kek, out);
+}
+
+static int seal_image(const struct keyring_key *meta,
+		      const unsigned char seed[JOSE_ED25519_SEED_BYTES],
+		      bool in_tok, const unsigned char nonce[24],
+		      const struct keyring_kek *kek,
+		      unsigned char out[KEYRING_KEYFILE_BYTES])
 {
 	unsigned char pk[crypto_sign_PUBLICKEYBYTES];
 	char tp[JOSE_B64_32_BYTES];
@@ -668,12 +769,22 @@ int keyring__keyfile_seal(const struct keyring_key *meta,
 	      meta->activate_at <= meta->retire_at &&
 	      meta->retire_at <= meta->expires_at))
 		return KEYRING_E_BAD_TIME;
-	/* Both sides of the boundary: what is sealed is what open checks. */
+	if (in_tok && !keyring_kek_in_token(kek))
+		return KEYRING_E_KEY_IN_TOKEN;
+	/* Both sides of the boundary: what is sealed is what open checks
+	 * (a key in the token: its public key is the token's, and open
+	 * asks the token). */
 	sk = sodium_malloc(crypto_sign_SECRETKEYBYTES);
 	if (!sk)
 		return KEYRING_E_NO_MEMORY;
-	if (crypto_sign_seed_keypair(pk, sk, seed) != 0 ||
-	    thumbprint_of(pk, tp) != 0) {
+	if (in_tok) {
+		if (thumbprint_of(meta->pub, tp) != 0) {
+			ret = KEYRING_E_INTERNAL;
+			goto cleanup;
+		}
+		memcpy(pk, meta->pub, sizeof(pk));
+	} else if (crypto_sign_seed_keypair(pk, sk, seed) != 0 ||
+		   thumbprint_of(pk, tp) != 0) {
 		ret = KEYRING_E_INTERNAL;
 		goto cleanup;
 	}
@@ -685,7 +796,8 @@ int keyring__keyfile_seal(const struct keyring_key *meta,
 	}
 	memset(out, 0, KEYRING_KEYFILE_BYTES);
 	memcpy(out + OFF_MAGIC, magic, sizeof(magic));
-	put_u16(out + OFF_VERSION, kek_file_version(kek));
+	put_u16(out + OFF_VERSION, in_tok ? KEYRING_KEYFILE_VERSION_IN_TOKEN
+					  : kek_file_version(kek));
 	put_u16(out + OFF_ALG, ALG_ED25519);
 	put_i64(out + OFF_CREATED, meta->created_at);
 	put_i64(out + OFF_ACTIVATE, meta->activate_at);
@@ -698,6 +810,8 @@ int keyring__keyfile_seal(const struct keyring_key *meta,
 		char why[KEYRING_ERR_BYTES] = "";
 
 		memcpy(out + OFF_NONCE, nonce, KEYRING_TOKEN_IV_BYTES);
+		if (in_tok)
+			memcpy(out + OFF_MAC, seed, JOSE_ED25519_SEED_BYTES);
 		ret = kek->prov.wrap(kek->prov.ctx, out, AD_BYTES,
 				     out + OFF_NONCE, seed,
 				     JOSE_ED25519_SEED_BYTES, out + OFF_CT,
@@ -734,13 +848,21 @@ int keyring_keyfile_reseal(const unsigned char in[KEYRING_KEYFILE_BYTES],
 
 	if (!in || !from || !to || !nonce || !out)
 		return KEYRING_E_INVALID_ARGUMENT;
+	bool in_tok = keyring_image_in_token(in);
+	if (in_tok && !keyring_kek_in_token(to)) {
+		keyring__say(err, err_size,
+			     "key %.43s was generated in the token and cannot "
+			     "leave it",
+			     (const char *)in + OFF_KID);
+		return KEYRING_E_KEY_IN_TOKEN;
+	}
 	seed = sodium_malloc(JOSE_ED25519_SEED_BYTES);
 	if (!seed)
 		return KEYRING_E_NO_MEMORY;
 	ret = keyring__keyfile_open(in, KEYRING_KEYFILE_BYTES, from, &meta,
 				    seed, err, err_size);
 	if (ret == 0)
-		ret = keyring__keyfile_seal(&meta, seed, nonce, to, out);
+		ret = seal_image(&meta, seed, in_tok, nonce, to, out);
 	if (ret == 0)
 		ret = keyring__keyfile_open(out, KEYRING_KEYFILE_BYTES, to,
 					    &meta, NULL, err, err_size);
@@ -950,7 +1072,8 @@ static int reschedule(struct keyring *kr, struct entry *e, int64_t retire_at,
 	meta.retire_at = retire_at;
 	meta.expires_at = expires_at;
 	randombytes_buf(nonce, sizeof(nonce));
-	ret = keyring__keyfile_seal(&meta, seed, nonce, kr->kek, image);
+	ret = seal_image(&meta, seed, keyring_image_in_token(e->image), nonce,
+			 kr->kek, image);
 	if (ret)
 		goto cleanup;
 	ret = kr->store.put(kr->store.ctx, meta.kid, image, err, err_size);
@@ -1002,6 +1125,17 @@ int keyring_rekey(struct keyring *kr, const struct keyring_kek *kek,
 	return ret;
 }
 
+/* A key generated in the token whose file is gone (pruned, dropped, or
+ * never written): its pair leaves the token too.  Best effort: a pair
+ * left behind signs nothing (no file names it). */
+static void destroy_token_key(struct keyring *kr, const unsigned char *ref)
+{
+	if (!keyring_kek_in_token(kr->kek) || !kr->kek->prov.key_destroy)
+		return;
+	const struct keyring_kek_provider *p = &kr->kek->prov;
+	(void)p->key_destroy(p->ctx, ref, NULL, 0);
+}
+
 /* Remove entry i and its file (fsync of the directory left to the
  * caller); its kid goes to rot->dropped. */
 static int drop_entry(struct keyring *kr, size_t i,
@@ -1012,6 +1146,8 @@ static int drop_entry(struct keyring *kr, size_t i,
 
 	if (ret)
 		return ret;
+	if (keyring_image_in_token(kr->e[i].image))
+		destroy_token_key(kr, kr->e[i].image + OFF_MAC);
 	if (rot && rot->n_dropped < KEYRING_KEYS_MAX)
 		snprintf(rot->dropped[rot->n_dropped++],
 			 sizeof(rot->dropped[0]), "%s", kr->e[i].key.kid);
@@ -1089,11 +1225,12 @@ static int keyring_rotate_unlocked(struct keyring *kr, int64_t now,
 	unsigned char *seed = NULL;
 	struct entry *fresh;
 	size_t n_old;
-	bool added = false;
+	bool added = false, generated = false;
 	int ret = 0;
 
 	if (!kr)
 		return KEYRING_E_INVALID_ARGUMENT;
+	bool in_tok = keyring_kek_generates_in_token(kr->kek);
 	if (rot)
 		memset(rot, 0, sizeof(*rot));
 	if (!kr->kek) {
@@ -1129,12 +1266,22 @@ static int keyring_rotate_unlocked(struct keyring *kr, int64_t now,
 		ret = KEYRING_E_NO_MEMORY;
 		goto cleanup;
 	}
-	randombytes_buf(seed, JOSE_ED25519_SEED_BYTES);
-	if (jose_seckey_from_seed(seed, NULL, &sk) != 0) {
-		ret = KEYRING_E_INTERNAL;
-		goto cleanup;
+	if (in_tok) {
+		/* seed holds the reference: the CKA_ID, then zeros */
+		const struct keyring_kek_provider *p = &kr->kek->prov;
+		memset(seed, 0, JOSE_ED25519_SEED_BYTES);
+		ret = p->key_generate(p->ctx, seed, pub.x, err, err_size);
+		if (ret)
+			goto cleanup;
+		generated = true;
+	} else {
+		randombytes_buf(seed, JOSE_ED25519_SEED_BYTES);
+		if (jose_seckey_from_seed(seed, NULL, &sk) != 0) {
+			ret = KEYRING_E_INTERNAL;
+			goto cleanup;
+		}
+		jose_seckey_public(sk, &pub);
 	}
-	jose_seckey_public(sk, &pub);
 	n_old = kr->n;
 	fresh = &kr->e[n_old];
 	memset(fresh, 0, sizeof(*fresh));
@@ -1157,8 +1304,8 @@ static int keyring_rotate_unlocked(struct keyring *kr, int64_t now,
 	fresh->key.expires_at = KEYRING_NEVER;
 	memcpy(fresh->key.kek_id, kr->kek->id, KEYRING_KEK_ID_BYTES);
 	randombytes_buf(nonce, sizeof(nonce));
-	ret = keyring__keyfile_seal(&fresh->key, seed, nonce, kr->kek,
-				    fresh->image);
+	ret = seal_image(&fresh->key, seed, in_tok, nonce, kr->kek,
+			 fresh->image);
 	if (ret)
 		goto cleanup;
 	/* Read back what will be written before it is written. */
@@ -1197,6 +1344,8 @@ static int keyring_rotate_unlocked(struct keyring *kr, int64_t now,
 			rot->retired[rot->n_retired++] = e->key;
 	}
 cleanup:
+	if (generated && !added) /* not written: the pair goes too */
+		destroy_token_key(kr, seed);
 	if (added)
 		sort_entries(kr);
 	jose_seckey_free(sk);
@@ -1221,6 +1370,9 @@ static int keyring_prune_unlocked(struct keyring *kr, int64_t now,
 			ret = kr->store.remove(kr->store.ctx, e->key.kid, err,
 					       err_size);
 			if (ret == 0) {
+				if (keyring_image_in_token(e->image))
+					destroy_token_key(kr,
+							  e->image + OFF_MAC);
 				removed++;
 				continue;
 			}
@@ -1329,6 +1481,64 @@ static int current_seed(const struct keyring *kr, int64_t now,
 	return 0;
 }
 
+/* Signing with a key generated in the token (version 3): the token signs
+ * with the CKA_ID the file names in clear (authenticated at load). */
+struct token_sign {
+	const struct keyring *kr;
+	const unsigned char *ref;
+	int ret;
+};
+
+static int token_sign_fn(void *ctx, const unsigned char *msg, size_t len,
+			 unsigned char sig[JOSE_ED25519_SIGNATURE_BYTES])
+{
+	struct token_sign *t = ctx;
+	const struct keyring_kek_provider *p = &t->kr->kek->prov;
+
+	t->ret = p->key_sign
+			 ? p->key_sign(p->ctx, t->ref, msg, len, sig, NULL, 0)
+			 : KEYRING_E_KEK_UNAVAILABLE;
+	return t->ret;
+}
+
+/* A note_sign_fn: ctx is the keyring, whose lock it takes, so that the
+ * KEK it uses is the keyring's at the time of the signature. */
+static int note_token_sign(void *ctx, const unsigned char ref[32],
+			   const unsigned char *msg, size_t len,
+			   unsigned char sig[64])
+{
+	struct keyring *kr = ctx;
+	struct token_sign t = {kr, ref, 0};
+
+	pthread_mutex_lock(&kr->lock);
+	int ret = kr->kek ? token_sign_fn(&t, msg, len, sig) : KEYRING_E_NO_KEK;
+	pthread_mutex_unlock(&kr->lock);
+	return ret;
+}
+
+/* A note signer for entry e: its key in the token, or its seed opened. */
+static int entry_note_signer(const struct keyring *kr, const struct entry *e,
+			     const char *name, size_t name_len,
+			     struct note_signer *out)
+{
+	unsigned char *seed;
+	int ret;
+
+	if (keyring_image_in_token(e->image))
+		return note_signer_external(name, name_len, e->key.pub,
+					    note_token_sign, (void *)kr,
+					    e->image + OFF_MAC, out) == 0
+			       ? 0
+			       : KEYRING_E_INVALID_ARGUMENT;
+	ret = entry_seed(kr, e, &seed);
+	if (ret != 0)
+		return ret;
+	if (note_signer_from_seed(name, name_len, seed, out) != 0)
+		ret = KEYRING_E_INVALID_ARGUMENT;
+	sodium_free(seed);
+	return ret;
+}
+
 /* The current signer's private key, decrypted for one use. */
 static int signer_key(const struct keyring *kr, int64_t now,
 		      struct jose_seckey **out)
@@ -1351,17 +1561,32 @@ static int keyring_note_signer_unlocked(const struct keyring *kr, int64_t now,
 					const char *name, size_t name_len,
 					struct note_signer *out)
 {
-	const struct entry *e = NULL;
-	unsigned char *seed;
-	int ret;
+	const struct entry *e;
 
-	ret = current_seed(kr, now, &e, &seed);
-	if (ret != 0)
-		return ret;
-	if (note_signer_from_seed(name, name_len, seed, out) != 0)
-		ret = KEYRING_E_INVALID_ARGUMENT;
-	sodium_free(seed);
-	return ret;
+	if (!kr)
+		return KEYRING_E_INVALID_ARGUMENT;
+	if (!kr->kek)
+		return KEYRING_E_NO_KEK;
+	e = current_entry(kr, now);
+	if (!e)
+		return KEYRING_E_NO_SIGNING_KEY;
+	return entry_note_signer(kr, e, name, name_len, out);
+}
+
+/* Is the current signer a key in the token?  Then its public key (with
+ * its kid) and the CKA_ID it is named by. */
+static bool in_token_signer(const struct keyring *kr, int64_t now,
+			    struct jose_pubkey *pub, const unsigned char **ref)
+{
+	const struct entry *e = kr && kr->kek ? current_entry(kr, now) : NULL;
+
+	if (!e || !keyring_image_in_token(e->image))
+		return false;
+	memset(pub, 0, sizeof(*pub));
+	memcpy(pub->x, e->key.pub, sizeof(pub->x));
+	snprintf(pub->kid, sizeof(pub->kid), "%s", e->key.kid);
+	*ref = e->image + OFF_MAC;
+	return true;
 }
 
 static int sign_ret(int jose_ret)
@@ -1382,8 +1607,15 @@ static int keyring_sign_jws_unlocked(const struct keyring *kr, int64_t now,
 				      .with_kid = true,
 				      .large = true};
 	struct jose_seckey *sk = NULL;
+	struct jose_pubkey pub;
+	struct token_sign t = {kr, NULL, 0};
 	int ret;
 
+	if (in_token_signer(kr, now, &pub, &t.ref)) {
+		ret = jose_jws_sign_with(&pub, token_sign_fn, &t, &opts,
+					 payload, len, out, out_size, out_len);
+		return t.ret ? t.ret : sign_ret(ret);
+	}
 	ret = signer_key(kr, now, &sk);
 	if (ret == 0)
 		ret = sign_ret(jose_jws_sign(sk, &opts, payload, len, out,
@@ -1402,8 +1634,15 @@ static int keyring_sign_jwt_unlocked(const struct keyring *kr, int64_t now,
 				      .with_kid = true,
 				      .large = true};
 	struct jose_seckey *sk = NULL;
+	struct jose_pubkey pub;
+	struct token_sign t = {kr, NULL, 0};
 	int ret;
 
+	if (in_token_signer(kr, now, &pub, &t.ref)) {
+		ret = jose_jwt_sign_with(&pub, token_sign_fn, &t, &opts, claims,
+					 out, out_size, out_len);
+		return t.ret ? t.ret : sign_ret(ret);
+	}
 	ret = signer_key(kr, now, &sk);
 	if (ret == 0)
 		ret = sign_ret(jose_jwt_sign(sk, &opts, claims, out, out_size,
@@ -1491,19 +1730,12 @@ int keyring_note_signers_retired(const struct keyring *kr, int64_t now,
 	pthread_mutex_lock(&k->lock);
 	for (size_t i = 0; i < kr->n && *n_out < max && ret == 0; i++) {
 		const struct entry *e = &kr->e[i];
-		unsigned char *seed;
 		if (e->key.retire_at > now || e->key.expires_at <= now)
 			continue; /* signs (or is yet to), or verifies no more
 				   */
-		ret = entry_seed(kr, e, &seed);
-		if (ret != 0)
-			break;
-		if (note_signer_from_seed(name, name_len, seed, &out[*n_out]) !=
-		    0)
-			ret = KEYRING_E_INVALID_ARGUMENT;
-		else
+		ret = entry_note_signer(kr, e, name, name_len, &out[*n_out]);
+		if (ret == 0)
 			(*n_out)++;
-		sodium_free(seed);
 	}
 	pthread_mutex_unlock(&k->lock);
 	if (ret != 0) {
@@ -1534,6 +1766,22 @@ int keyring_sign_jwt(const struct keyring *kr, int64_t now, const char *typ,
 					    out_len);
 	pthread_mutex_unlock(&((struct keyring *)kr)->lock);
 	return ret;
+}
+
+size_t keyring_count_in_token(const struct keyring *kr, int64_t now,
+			      bool *current)
+{
+	struct keyring *k = (struct keyring *)kr;
+	size_t n = 0;
+
+	pthread_mutex_lock(&k->lock);
+	for (size_t i = 0; i < kr->n; i++)
+		n += keyring_image_in_token(kr->e[i].image);
+	const struct entry *e = current_entry(kr, now);
+	if (current)
+		*current = e && keyring_image_in_token(e->image);
+	pthread_mutex_unlock(&k->lock);
+	return n;
 }
 
 size_t keyring_keys_copy(const struct keyring *kr, struct keyring_key *out,

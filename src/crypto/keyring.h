@@ -52,6 +52,14 @@
  * Format version 2 is a file sealed by a KEK in a token (issue 19): the
  * same layout, AES-256-GCM in the token instead of XChaCha20-Poly1305
  * (keyring_kek_provider, below), the metadata MAC field zero.
+ * Format version 3 is a key generated in the token and used there
+ * (signing_pkcs11): the layout of version 2, but the 32 bytes sealed
+ * are not a seed: they are the token key's reference, its 16-byte
+ * CKA_ID and 16 zero bytes, also written in clear in the metadata MAC
+ * field (bytes [144, 176), covered by the GCM tag as associated data).
+ * Opening checks the sealed reference equals the clear one and that the
+ * token holds that key pair with the file's public key
+ * (token_key_missing, key_mismatch).  No private key byte is in it.
  * Bytes [0, 144) are the public metadata, readable without the KEK.  A
  * file is written to <dir>/.<kid>.key.tmp (O_EXCL, 0600), fsynced, renamed
  * over <kid>.key, and the directory is fsynced.  Other names in the
@@ -132,7 +140,11 @@
 #define KEYRING_KEYFILE_VERSION_TOKEN 2
 #define KEYRING_TOKEN_IV_BYTES	      12
 #define KEYRING_TOKEN_TAG_BYTES	      16
-#define KEYRING_KEYS_MAX	      64
+/* A key generated in the token and used there (signing_pkcs11): the file
+ * holds its CKA_ID, no private bytes (below). */
+#define KEYRING_KEYFILE_VERSION_IN_TOKEN 3
+#define KEYRING_TOKEN_KEY_ID_BYTES	 16
+#define KEYRING_KEYS_MAX		 64
 #define KEYRING_KEK_FILE_BYTES_MAX                                             \
 	64 /* a KEK file read past this is refused                             \
 	    */
@@ -175,7 +187,9 @@
 	X(NO_SPACE, -1225, "output_buffer_too_small")                          \
 	X(NO_MEMORY, -1226, "out_of_memory")                                   \
 	X(INTERNAL, -1227, "internal_error")                                   \
-	X(KEK_UNAVAILABLE, -1228, "kek_unavailable")
+	X(KEK_UNAVAILABLE, -1228, "kek_unavailable")                           \
+	X(KEY_IN_TOKEN, -1229, "key_in_token")                                 \
+	X(TOKEN_KEY_MISSING, -1230, "token_key_missing")
 
 enum keyring_error {
 #define KEYRING_ENUM_(name, code, text) KEYRING_E_##name = code,
@@ -254,6 +268,34 @@ struct keyring_kek_provider {
 	bool (*knows)(void *ctx,
 		      const unsigned char kek_id[KEYRING_KEK_ID_BYTES]);
 	void (*release)(void *ctx);
+
+	/* Signing keys kept in the token (key file version 3), named by
+	 * their CKA_ID; each NULL when the provider has none.  generate
+	 * makes an Ed25519 pair there (private key sensitive, not
+	 * extractable) with a fresh id, labelled with its kid, and gives
+	 * its public key; public gives the public key of id
+	 * (KEYRING_E_TOKEN_KEY_MISSING when the token has not both
+	 * halves); sign signs msg[0..len) with id (Ed25519, 64 bytes);
+	 * destroy removes the pair (absent is fine).  Errors as wrap's. */
+	int (*key_generate)(void *ctx,
+			    unsigned char id[KEYRING_TOKEN_KEY_ID_BYTES],
+			    unsigned char pub[JOSE_ED25519_PUBLIC_BYTES],
+			    char *err, size_t err_size);
+	int (*key_public)(void *ctx,
+			  const unsigned char id[KEYRING_TOKEN_KEY_ID_BYTES],
+			  unsigned char pub[JOSE_ED25519_PUBLIC_BYTES],
+			  char *err, size_t err_size);
+	int (*key_sign)(void *ctx,
+			const unsigned char id[KEYRING_TOKEN_KEY_ID_BYTES],
+			const unsigned char *msg, size_t len,
+			unsigned char sig[JOSE_ED25519_SIGNATURE_BYTES],
+			char *err, size_t err_size);
+	int (*key_destroy)(void *ctx,
+			   const unsigned char id[KEYRING_TOKEN_KEY_ID_BYTES],
+			   char *err, size_t err_size);
+	/* New keys (rotations) are generated in the token (key_generate)
+	 * rather than sealed by it. */
+	bool generate_in_token;
 };
 
 /* A KEK kept in a token, named by id (the provider's public name for the
@@ -266,9 +308,17 @@ int keyring_kek_from_provider(const struct keyring_kek_provider *p,
 /* Is the KEK kept in a token? */
 bool keyring_kek_in_token(const struct keyring_kek *kek);
 
+/* Are new signing keys generated inside the token (signing_pkcs11)? */
+bool keyring_kek_generates_in_token(const struct keyring_kek *kek);
+
+/* Does the key file image hold a key generated in a token (version 3)? */
+bool keyring_image_in_token(const unsigned char image[KEYRING_KEYFILE_BYTES]);
+
 /* Re-seals the key file image in[] (opened with from) under to, into
  * out[], with the given nonce (random per call by the caller): the same
- * key, times and kid.  For `tpwallet keys migrate`. */
+ * key, times and kid.  For `tpwallet keys migrate`.  A key generated in
+ * a token (version 3) stays there: re-sealed under another version of
+ * the token's KEK, refused (key_in_token) under a file KEK. */
 int keyring_keyfile_reseal(const unsigned char in[KEYRING_KEYFILE_BYTES],
 			   const struct keyring_kek *from,
 			   const struct keyring_kek *to,
@@ -360,6 +410,12 @@ keyring__say(char *err, size_t err_size, const char *fmt, ...);
  */
 size_t keyring_count(const struct keyring *kr);
 const struct keyring_key *keyring_key_at(const struct keyring *kr, size_t i);
+
+/* How many of the keys were generated in a token (key file version 3),
+ * and whether the key that signs at now is one (*current may be NULL).
+ * Takes the keyring's lock. */
+size_t keyring_count_in_token(const struct keyring *kr, int64_t now,
+			      bool *current);
 
 /* Copies of the keys (keyring_key_at order) and of the current signer,
  * taken under the keyring's lock: what threads other than the one that

@@ -290,6 +290,9 @@ int note_signer_parse(const char *s, size_t len, struct note_signer *out)
 	if (ret != 0)
 		goto cleanup;
 	crypto_sign_seed_keypair(sg.pub.public_key, sg.secret_key, key + 1);
+	sg.sign = NULL;
+	sg.sign_ctx = NULL;
+	memset(sg.sign_ref, 0, sizeof(sg.sign_ref));
 	sg.pub.key_id =
 		note_key_id(sg.pub.name, sg.pub.name_len, sg.pub.public_key);
 	if (sg.pub.key_id != id) {
@@ -313,6 +316,27 @@ int note_signer_from_seed(const char *name, size_t len, const u8 seed[32],
 	out->pub.name_len = len;
 	crypto_sign_seed_keypair(out->pub.public_key, out->secret_key, seed);
 	out->pub.key_id = note_key_id(name, len, out->pub.public_key);
+	out->sign = NULL;
+	out->sign_ctx = NULL;
+	memset(out->sign_ref, 0, sizeof(out->sign_ref));
+	return 0;
+}
+
+int note_signer_external(const char *name, size_t len, const u8 public_key[32],
+			 note_sign_fn sign, void *ctx, const u8 ref[32],
+			 struct note_signer *out)
+{
+	if (!note_name_valid(name, len) || !sign)
+		return NOTE_E_BAD_NAME;
+	memset(out, 0, sizeof(*out));
+	memcpy(out->pub.name, name, len);
+	out->pub.name[len] = '\0';
+	out->pub.name_len = len;
+	memcpy(out->pub.public_key, public_key, 32);
+	out->pub.key_id = note_key_id(name, len, public_key);
+	out->sign = sign;
+	out->sign_ctx = ctx;
+	memcpy(out->sign_ref, ref, sizeof(out->sign_ref));
 	return 0;
 }
 
@@ -419,8 +443,11 @@ int note_sign(const char *text, size_t len,
 		sig[1] = (u8)(s->pub.key_id >> 16);
 		sig[2] = (u8)(s->pub.key_id >> 8);
 		sig[3] = (u8)s->pub.key_id;
-		if (crypto_sign_detached(sig + 4, NULL, (const u8 *)text, len,
-					 s->secret_key) != 0)
+		if (s->sign ? s->sign(s->sign_ctx, s->sign_ref,
+				      (const u8 *)text, len, sig + 4) != 0
+			    : crypto_sign_detached(sig + 4, NULL,
+						   (const u8 *)text, len,
+						   s->secret_key) != 0)
 			return NOTE_E_SIGN_FAILED;
 		put(&o, sig_prefix, SIG_PREFIX_BYTES);
 		put(&o, s->pub.name, s->pub.name_len);

@@ -101,9 +101,20 @@ struct note_verifier {
 	u8 public_key[32];
 };
 
+/* A signature made outside this process (a key in a PKCS#11 token):
+ * the Ed25519 signature of msg[0..len) by the key ref names; 0 or
+ * nonzero for a refusal (ctx keeps the reason). */
+typedef int (*note_sign_fn)(void *ctx, const u8 ref[32], const u8 *msg,
+			    size_t len, u8 sig[64]);
+
 struct note_signer {
 	struct note_verifier pub;
 	u8 secret_key[64]; /* libsodium's seed || public key */
+	/* NULL: secret_key signs.  Else sign(sign_ctx, sign_ref, ...) does
+	 * and secret_key is zero (note_signer_external). */
+	note_sign_fn sign;
+	void *sign_ctx;
+	u8 sign_ref[32];
 };
 
 /* Is name[0..len) a valid key name: non-empty, at most
@@ -130,6 +141,12 @@ int note_signer_parse(const char *s, size_t len, struct note_signer *out);
 /* A signer from a 32-byte Ed25519 seed.  0 or NOTE_E_BAD_NAME. */
 int note_signer_from_seed(const char *name, size_t len, const u8 seed[32],
 			  struct note_signer *out);
+
+/* A signer whose key is held elsewhere: public_key, and sign (which
+ * borrows ctx, to outlive the signer) with ref.  0 or NOTE_E_BAD_NAME. */
+int note_signer_external(const char *name, size_t len, const u8 public_key[32],
+			 note_sign_fn sign, void *ctx, const u8 ref[32],
+			 struct note_signer *out);
 
 /* A fresh random key (randombytes).  0 or NOTE_E_BAD_NAME. */
 int note_keygen(const char *name, size_t len, struct note_signer *out);

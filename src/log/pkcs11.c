@@ -33,9 +33,24 @@ const double pkcs11_bucket_bounds[PKCS11_BUCKETS] = {
 	0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
 	0.01,	0.025,	 0.05,	 0.1,	0.5,	2.5,
 };
-const char *const pkcs11_op_names[PKCS11_OPS] = {"wrap", "unwrap"};
+const char *const pkcs11_op_names[PKCS11_OPS] = {"wrap", "unwrap", "sign"};
 
-enum job_kind { JOB_OPEN, JOB_WRAP, JOB_UNWRAP, JOB_PING, JOB_NEW_VERSION };
+enum job_kind {
+	JOB_OPEN,
+	JOB_WRAP,
+	JOB_UNWRAP,
+	JOB_PING,
+	JOB_NEW_VERSION,
+	JOB_KEY_GENERATE,
+	JOB_KEY_PUBLIC,
+	JOB_KEY_SIGN,
+	JOB_KEY_DESTROY,
+};
+
+/* Ed25519's CKA_EC_PARAMS: the OID 1.3.101.112, DER (RFC 8410). */
+static const unsigned char ed25519_oid[] = {0x06, 0x03, 0x2b, 0x65, 0x70};
+/* Private key handles of signing keys, by CKA_ID (the worker's). */
+#define SIGN_HANDLES_MAX 64
 
 struct kek_version {
 	CK_OBJECT_HANDLE h;
@@ -57,6 +72,7 @@ struct pkcs11 {
 	char pin_file[4200];
 	char key_label[PKCS11_LABEL_BYTES_MAX + 1];
 	bool create;
+	bool sign_in_token;
 	unsigned timeout_ms;
 
 	/* The worker's; read by others only under lock. */
@@ -66,7 +82,12 @@ struct pkcs11 {
 	/* The KEK's versions in the token (labels L, L.2, L.3...). */
 	struct kek_version v[PKCS11_KEK_VERSIONS_MAX];
 	unsigned nv;
-	bool gcm, eddsa;
+	bool gcm, eddsa, edgen;
+	struct {
+		unsigned char id[KEYRING_TOKEN_KEY_ID_BYTES];
+		CK_OBJECT_HANDLE h;
+	} handles[SIGN_HANDLES_MAX];
+	unsigned nhandles;
 	/* Their ids and the newest version number, for other threads
 	 * (under lock). */
 	unsigned char ids[PKCS11_KEK_VERSIONS_MAX][KEYRING_KEK_ID_BYTES];
@@ -90,6 +111,12 @@ struct pkcs11 {
 		size_t len;
 		unsigned char tag[KEYRING_TOKEN_TAG_BYTES];
 		unsigned char *out; /* sodium_malloc'd DATA_BYTES_MAX */
+		/* signing keys in the token */
+		unsigned char key_id[KEYRING_TOKEN_KEY_ID_BYTES];
+		unsigned char pub[JOSE_ED25519_PUBLIC_BYTES];
+		unsigned char sig[JOSE_ED25519_SIGNATURE_BYTES];
+		unsigned char *msg; /* malloc'd copy; freed by the next job */
+		size_t msg_len;
 		int ret;
 		char err[KEYRING_ERR_BYTES];
 	} job;
@@ -494,10 +521,18 @@ static int find_keys(struct pkcs11 *p, char *err, size_t err_size)
 	return 0;
 }
 
+/* Does the token's C_GetMechanismList name m? */
 static bool has_mechanism(struct pkcs11 *p, CK_MECHANISM_TYPE m)
 {
-	CK_MECHANISM_INFO info;
-	return p->f->C_GetMechanismInfo(p->slot, m, &info) == CKR_OK;
+	CK_MECHANISM_TYPE list[512];
+	CK_ULONG n = sizeof(list) / sizeof(list[0]);
+
+	if (p->f->C_GetMechanismList(p->slot, list, &n) != CKR_OK)
+		return false;
+	for (CK_ULONG i = 0; i < n; i++)
+		if (list[i] == m)
+			return true;
+	return false;
 }
 
 /* Slot, session, login, key: what every job needs first. */
@@ -532,6 +567,8 @@ static int session_open(struct pkcs11 *p, char *err, size_t err_size)
 		return ret;
 	p->gcm = has_mechanism(p, CKM_AES_GCM);
 	p->eddsa = has_mechanism(p, CKM_EDDSA);
+	p->edgen = has_mechanism(p, CKM_EC_EDWARDS_KEY_PAIR_GEN);
+	p->nhandles = 0;
 	if (!p->gcm) {
 		say(err, err_size,
 		    "token '%s' does not offer CKM_AES_GCM, which seals the "
@@ -621,6 +658,214 @@ static int gcm_job(struct pkcs11 *p, bool wrap, char *err, size_t err_size)
 	return KEYRING_E_KEK_UNAVAILABLE;
 }
 
+/* ---- signing keys in the token (the worker's) ------------------------ */
+
+/* The object of class cls whose CKA_ID is id: 0 with *h, or
+ * KEYRING_E_TOKEN_KEY_MISSING. */
+static int find_by_id(struct pkcs11 *p, CK_OBJECT_CLASS cls,
+		      const unsigned char id[KEYRING_TOKEN_KEY_ID_BYTES],
+		      CK_OBJECT_HANDLE *h, char *err, size_t err_size)
+{
+	CK_KEY_TYPE kt = CKK_EC_EDWARDS;
+	CK_ATTRIBUTE t[] = {
+		{CKA_CLASS, &cls, sizeof(cls)},
+		{CKA_KEY_TYPE, &kt, sizeof(kt)},
+		{CKA_ID, (void *)id, KEYRING_TOKEN_KEY_ID_BYTES},
+	};
+	CK_ULONG n = 0;
+	CK_RV rv = p->f->C_FindObjectsInit(p->session, t, 3);
+
+	if (rv == CKR_OK) {
+		rv = p->f->C_FindObjects(p->session, h, 1, &n);
+		p->f->C_FindObjectsFinal(p->session);
+	}
+	if (rv != CKR_OK) {
+		if (session_lost(rv))
+			p->session_ok = false;
+		say(err, err_size, "token '%s': C_FindObjects: %s", p->token,
+		    ckr_name(rv));
+		return KEYRING_E_KEK_UNAVAILABLE;
+	}
+	return n == 1 ? 0 : KEYRING_E_TOKEN_KEY_MISSING;
+}
+
+/* The public key of the pair id (its CKA_EC_POINT), after checking the
+ * private half is there too. */
+static int key_public_job(struct pkcs11 *p, const unsigned char *id,
+			  unsigned char pub[JOSE_ED25519_PUBLIC_BYTES],
+			  char *err, size_t err_size)
+{
+	CK_OBJECT_HANDLE priv, pubh;
+	unsigned char point[64];
+	CK_ATTRIBUTE a = {CKA_EC_POINT, point, sizeof(point)};
+	int ret = find_by_id(p, CKO_PRIVATE_KEY, id, &priv, err, err_size);
+
+	if (ret == 0)
+		ret = find_by_id(p, CKO_PUBLIC_KEY, id, &pubh, err, err_size);
+	if (ret)
+		return ret;
+	CK_RV rv = p->f->C_GetAttributeValue(p->session, pubh, &a, 1);
+	if (rv != CKR_OK) {
+		if (session_lost(rv))
+			p->session_ok = false;
+		say(err, err_size, "token '%s': CKA_EC_POINT: %s", p->token,
+		    ckr_name(rv));
+		return KEYRING_E_KEK_UNAVAILABLE;
+	}
+	if (a.ulValueLen == 2 + JOSE_ED25519_PUBLIC_BYTES && point[0] == 0x04 &&
+	    point[1] == JOSE_ED25519_PUBLIC_BYTES)
+		memcpy(pub, point + 2, JOSE_ED25519_PUBLIC_BYTES);
+	else if (a.ulValueLen == JOSE_ED25519_PUBLIC_BYTES)
+		memcpy(pub, point, JOSE_ED25519_PUBLIC_BYTES);
+	else {
+		say(err, err_size,
+		    "token '%s': CKA_EC_POINT of %lu bytes is not an Ed25519 "
+		    "key",
+		    p->token, (unsigned long)a.ulValueLen);
+		return KEYRING_E_KEY_MISMATCH;
+	}
+	return 0;
+}
+
+static int key_generate_job(struct pkcs11 *p, char *err, size_t err_size)
+{
+	CK_MECHANISM mech = {CKM_EC_EDWARDS_KEY_PAIR_GEN, NULL, 0};
+	CK_KEY_TYPE kt = CKK_EC_EDWARDS;
+	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+	unsigned char *id = p->job.key_id;
+	/* "tpwallet-" and the CKA_ID's hex until the kid replaces it */
+	char label[JOSE_B64_32_BYTES] = "tpwallet-";
+
+	randombytes_buf(id, KEYRING_TOKEN_KEY_ID_BYTES);
+	sodium_bin2hex(label + 9, sizeof(label) - 9, id,
+		       KEYRING_TOKEN_KEY_ID_BYTES);
+	CK_ATTRIBUTE pub_t[] = {
+		{CKA_KEY_TYPE, &kt, sizeof(kt)},
+		{CKA_TOKEN, &yes, sizeof(yes)},
+		{CKA_PRIVATE, &no, sizeof(no)},
+		{CKA_VERIFY, &yes, sizeof(yes)},
+		{CKA_EC_PARAMS, (void *)ed25519_oid, sizeof(ed25519_oid)},
+		{CKA_ID, id, KEYRING_TOKEN_KEY_ID_BYTES},
+		{CKA_LABEL, label, strlen(label)},
+	};
+	CK_ATTRIBUTE priv_t[] = {
+		{CKA_KEY_TYPE, &kt, sizeof(kt)},
+		{CKA_TOKEN, &yes, sizeof(yes)},
+		{CKA_PRIVATE, &yes, sizeof(yes)},
+		{CKA_SENSITIVE, &yes, sizeof(yes)},
+		{CKA_EXTRACTABLE, &no, sizeof(no)},
+		{CKA_SIGN, &yes, sizeof(yes)},
+		{CKA_ID, id, KEYRING_TOKEN_KEY_ID_BYTES},
+		{CKA_LABEL, label, strlen(label)},
+	};
+	CK_OBJECT_HANDLE pubh, privh;
+	struct jose_pubkey pk;
+
+	CK_RV rv = p->f->C_GenerateKeyPair(
+		p->session, &mech, pub_t, sizeof(pub_t) / sizeof(pub_t[0]),
+		priv_t, sizeof(priv_t) / sizeof(priv_t[0]), &pubh, &privh);
+	if (rv != CKR_OK) {
+		if (session_lost(rv))
+			p->session_ok = false;
+		say(err, err_size,
+		    "token '%s': cannot generate an Ed25519 key pair "
+		    "(C_GenerateKeyPair): %s",
+		    p->token, ckr_name(rv));
+		return KEYRING_E_KEK_UNAVAILABLE;
+	}
+	int ret = key_public_job(p, id, p->job.pub, err, err_size);
+	/* Its label is its kid, which is known now. */
+	memset(&pk, 0, sizeof(pk));
+	memcpy(pk.x, p->job.pub, sizeof(pk.x));
+	if (ret == 0 && jose_thumbprint(&pk, label) != 0)
+		ret = KEYRING_E_INTERNAL;
+	if (ret == 0) {
+		/* A token that does not let CKA_LABEL change keeps the first
+		 * label: the CKA_ID, which the key file records, ties the
+		 * pair to its kid all the same. */
+		CK_ATTRIBUTE l = {CKA_LABEL, label, KEYRING_KID_BYTES};
+		if (p->f->C_SetAttributeValue(p->session, privh, &l, 1) ==
+		    CKR_OK)
+			(void)p->f->C_SetAttributeValue(p->session, pubh, &l,
+							1);
+	}
+	if (ret) {
+		p->f->C_DestroyObject(p->session, privh);
+		p->f->C_DestroyObject(p->session, pubh);
+	}
+	return ret;
+}
+
+/* The private key handle of id: the cache, else a search. */
+static int sign_handle(struct pkcs11 *p, const unsigned char *id,
+		       CK_OBJECT_HANDLE *h, char *err, size_t err_size)
+{
+	for (unsigned i = 0; i < p->nhandles; i++) {
+		if (memcmp(p->handles[i].id, id, KEYRING_TOKEN_KEY_ID_BYTES) ==
+		    0) {
+			*h = p->handles[i].h;
+			return 0;
+		}
+	}
+	int ret = find_by_id(p, CKO_PRIVATE_KEY, id, h, err, err_size);
+	if (ret == KEYRING_E_TOKEN_KEY_MISSING)
+		say(err, err_size, "token '%s' no longer holds the key",
+		    p->token);
+	if (ret)
+		return ret;
+	if (p->nhandles == SIGN_HANDLES_MAX)
+		p->nhandles = 0;
+	memcpy(p->handles[p->nhandles].id, id, KEYRING_TOKEN_KEY_ID_BYTES);
+	p->handles[p->nhandles++].h = *h;
+	return 0;
+}
+
+static int key_sign_job(struct pkcs11 *p, char *err, size_t err_size)
+{
+	CK_MECHANISM mech = {CKM_EDDSA, NULL, 0};
+	CK_OBJECT_HANDLE h;
+	CK_ULONG n = JOSE_ED25519_SIGNATURE_BYTES;
+	int ret = sign_handle(p, p->job.key_id, &h, err, err_size);
+
+	if (ret)
+		return ret;
+	CK_RV rv = p->f->C_SignInit(p->session, &mech, h);
+	if (rv == CKR_OK)
+		rv = p->f->C_Sign(p->session, p->job.msg, p->job.msg_len,
+				  p->job.sig, &n);
+	if (rv == CKR_OK && n != JOSE_ED25519_SIGNATURE_BYTES)
+		rv = CKR_GENERAL_ERROR;
+	if (rv == CKR_OK)
+		return 0;
+	if (session_lost(rv))
+		p->session_ok = false;
+	p->nhandles = 0;
+	say(err, err_size, "token '%s': C_Sign (CKM_EDDSA): %s", p->token,
+	    ckr_name(rv));
+	return KEYRING_E_KEK_UNAVAILABLE;
+}
+
+static int key_destroy_job(struct pkcs11 *p, char *err, size_t err_size)
+{
+	static const CK_OBJECT_CLASS cls[] = {CKO_PRIVATE_KEY, CKO_PUBLIC_KEY};
+	int ret = 0;
+
+	p->nhandles = 0;
+	for (size_t i = 0; i < 2 && ret == 0; i++) {
+		CK_OBJECT_HANDLE h;
+		int r = find_by_id(p, cls[i], p->job.key_id, &h, err, err_size);
+		if (r == KEYRING_E_TOKEN_KEY_MISSING)
+			continue;
+		ret = r;
+		if (r == 0 && p->f->C_DestroyObject(p->session, h) != CKR_OK) {
+			say(err, err_size, "token '%s': C_DestroyObject failed",
+			    p->token);
+			ret = KEYRING_E_KEK_UNAVAILABLE;
+		}
+	}
+	return ret;
+}
+
 static int run_job(struct pkcs11 *p)
 {
 	char *err = p->job.err;
@@ -644,6 +889,12 @@ static int run_job(struct pkcs11 *p)
 	case JOB_OPEN: return 0;
 	case JOB_WRAP: return gcm_job(p, true, err, err_size);
 	case JOB_UNWRAP: return gcm_job(p, false, err, err_size);
+	case JOB_KEY_GENERATE: return key_generate_job(p, err, err_size);
+	case JOB_KEY_PUBLIC:
+		return key_public_job(p, p->job.key_id, p->job.pub, err,
+				      err_size);
+	case JOB_KEY_SIGN: return key_sign_job(p, err, err_size);
+	case JOB_KEY_DESTROY: return key_destroy_job(p, err, err_size);
 	case JOB_NEW_VERSION: {
 		unsigned n = p->v[p->nv - 1].n + 1;
 		if (n > PKCS11_KEK_VERSIONS_MAX) {
@@ -678,13 +929,25 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* The metric a job counts under, or -1. */
+static int op_of(enum job_kind kind)
+{
+	switch (kind) {
+	case JOB_WRAP: return PKCS11_OP_WRAP;
+	case JOB_UNWRAP: return PKCS11_OP_UNWRAP;
+	case JOB_KEY_SIGN: return PKCS11_OP_SIGN;
+	default: return -1;
+	}
+}
+
 static void record(struct pkcs11 *p, enum job_kind kind, int ret, double s)
 {
 	p->st.up = ret == 0 || ret == KEYRING_E_CIPHERTEXT_MODIFIED ||
-		   ret == KEYRING_E_WRONG_KEK; /* it answered */
-	if (kind != JOB_WRAP && kind != JOB_UNWRAP)
+		   ret == KEYRING_E_WRONG_KEK ||
+		   ret == KEYRING_E_TOKEN_KEY_MISSING; /* it answered */
+	int op = op_of(kind);
+	if (op < 0)
 		return;
-	int op = kind == JOB_WRAP ? PKCS11_OP_WRAP : PKCS11_OP_UNWRAP;
 	p->st.count[op]++;
 	p->st.sum_s[op] += s;
 	if (ret)
@@ -714,6 +977,7 @@ static void *worker_main(void *arg)
 		record(p, p->job.kind, ret, dt);
 		p->st.gcm_supported = p->gcm;
 		p->st.eddsa_supported = p->eddsa;
+		p->st.edwards_keygen_supported = p->edgen;
 		if (p->abandoned) {
 			sodium_memzero(p->job.out, DATA_BYTES_MAX);
 			sodium_memzero(p->job.in, sizeof(p->job.in));
@@ -732,10 +996,8 @@ static void *worker_main(void *arg)
 static void count_error(struct pkcs11 *p, enum job_kind kind)
 {
 	p->st.up = false;
-	if (kind == JOB_WRAP)
-		p->st.errors[PKCS11_OP_WRAP]++;
-	if (kind == JOB_UNWRAP)
-		p->st.errors[PKCS11_OP_UNWRAP]++;
+	if (op_of(kind) >= 0)
+		p->st.errors[op_of(kind)]++;
 }
 
 static void deadline_in(struct timespec *ts, unsigned ms)
@@ -759,6 +1021,11 @@ struct job_args {
 	const unsigned char *iv, *in, *tag;
 	size_t len;
 	unsigned char *out, *tag_out;
+	/* signing keys in the token */
+	const unsigned char *key_id; /* in (NULL: none) */
+	const unsigned char *msg;    /* sign: msg[0..msg_len) */
+	size_t msg_len;
+	unsigned char *key_id_out, *pub_out, *sig_out;
 };
 
 /* Runs one job on the worker, waiting at most timeout_ms in all; on 0
@@ -798,6 +1065,20 @@ static int submit(struct pkcs11 *p, const struct job_args *a, char *err,
 	p->job.len = a->len;
 	if (a->tag)
 		memcpy(p->job.tag, a->tag, KEYRING_TOKEN_TAG_BYTES);
+	if (a->key_id)
+		memcpy(p->job.key_id, a->key_id, KEYRING_TOKEN_KEY_ID_BYTES);
+	free(p->job.msg); /* the last job's: the worker is done with it */
+	p->job.msg = NULL;
+	p->job.msg_len = 0;
+	if (a->msg) {
+		p->job.msg = malloc(a->msg_len ? a->msg_len : 1);
+		if (!p->job.msg) {
+			pthread_mutex_unlock(&p->lock);
+			return KEYRING_E_NO_MEMORY;
+		}
+		memcpy(p->job.msg, a->msg, a->msg_len);
+		p->job.msg_len = a->msg_len;
+	}
 	p->job.err[0] = '\0';
 	p->state = JOB_PENDING;
 	pthread_cond_signal(&p->to_worker);
@@ -819,6 +1100,13 @@ static int submit(struct pkcs11 *p, const struct job_args *a, char *err,
 		memcpy(a->out, p->job.out, a->len);
 	if (ret == 0 && a->tag_out)
 		memcpy(a->tag_out, p->job.tag, KEYRING_TOKEN_TAG_BYTES);
+	if (ret == 0 && a->key_id_out)
+		memcpy(a->key_id_out, p->job.key_id,
+		       KEYRING_TOKEN_KEY_ID_BYTES);
+	if (ret == 0 && a->pub_out)
+		memcpy(a->pub_out, p->job.pub, JOSE_ED25519_PUBLIC_BYTES);
+	if (ret == 0 && a->sig_out)
+		memcpy(a->sig_out, p->job.sig, JOSE_ED25519_SIGNATURE_BYTES);
 	sodium_memzero(p->job.out, DATA_BYTES_MAX);
 	sodium_memzero(p->job.in, sizeof(p->job.in));
 	p->state = JOB_IDLE;
@@ -889,6 +1177,54 @@ static bool provider_knows(void *ctx,
 	return found;
 }
 
+static int provider_key_generate(void *ctx,
+				 unsigned char id[KEYRING_TOKEN_KEY_ID_BYTES],
+				 unsigned char pub[JOSE_ED25519_PUBLIC_BYTES],
+				 char *err, size_t err_size)
+{
+	const struct kek_ctx *k = ctx;
+	struct job_args a = {
+		.kind = JOB_KEY_GENERATE, .key_id_out = id, .pub_out = pub};
+	return submit(k->p, &a, err, err_size);
+}
+
+static int
+provider_key_public(void *ctx,
+		    const unsigned char id[KEYRING_TOKEN_KEY_ID_BYTES],
+		    unsigned char pub[JOSE_ED25519_PUBLIC_BYTES], char *err,
+		    size_t err_size)
+{
+	const struct kek_ctx *k = ctx;
+	struct job_args a = {
+		.kind = JOB_KEY_PUBLIC, .key_id = id, .pub_out = pub};
+	return submit(k->p, &a, err, err_size);
+}
+
+static int provider_key_sign(void *ctx,
+			     const unsigned char id[KEYRING_TOKEN_KEY_ID_BYTES],
+			     const unsigned char *msg, size_t len,
+			     unsigned char sig[JOSE_ED25519_SIGNATURE_BYTES],
+			     char *err, size_t err_size)
+{
+	const struct kek_ctx *k = ctx;
+	struct job_args a = {.kind = JOB_KEY_SIGN,
+			     .key_id = id,
+			     .msg = msg,
+			     .msg_len = len,
+			     .sig_out = sig};
+	return submit(k->p, &a, err, err_size);
+}
+
+static int
+provider_key_destroy(void *ctx,
+		     const unsigned char id[KEYRING_TOKEN_KEY_ID_BYTES],
+		     char *err, size_t err_size)
+{
+	const struct kek_ctx *k = ctx;
+	struct job_args a = {.kind = JOB_KEY_DESTROY, .key_id = id};
+	return submit(k->p, &a, err, err_size);
+}
+
 int pkcs11_kek(struct pkcs11 *p, struct keyring_kek **out)
 {
 	unsigned char id[KEYRING_KEK_ID_BYTES];
@@ -908,6 +1244,11 @@ int pkcs11_kek(struct pkcs11 *p, struct keyring_kek **out)
 		.unwrap = provider_unwrap,
 		.knows = provider_knows,
 		.release = free,
+		.key_generate = provider_key_generate,
+		.key_public = provider_key_public,
+		.key_sign = provider_key_sign,
+		.key_destroy = provider_key_destroy,
+		.generate_in_token = p->sign_in_token,
 	};
 	ret = keyring_kek_from_provider(&prov, id, out);
 	if (ret)
@@ -1000,6 +1341,8 @@ int pkcs11_open(const struct pkcs11_config *c, bool create, struct pkcs11 **out,
 		goto fail;
 	p->slot_id = c->slot;
 	p->create = create;
+	p->sign_in_token = c->sign_in_token;
+	p->st.sign_in_token = c->sign_in_token;
 	p->timeout_ms =
 		c->timeout_ms ? c->timeout_ms : PKCS11_TIMEOUT_MS_DEFAULT;
 	if (!p->token[0] && p->slot_id < 0) {
@@ -1043,6 +1386,18 @@ int pkcs11_open(const struct pkcs11_config *c, bool create, struct pkcs11 **out,
 	ret = submit(p, &open_job, err, err_size);
 	if (ret)
 		goto fail;
+	if (p->sign_in_token &&
+	    !(p->st.eddsa_supported && p->st.edwards_keygen_supported)) {
+		say(err, err_size,
+		    "signing_pkcs11 = 1, but token '%s' does not offer %s "
+		    "(C_GetMechanismList): without signing_pkcs11 the "
+		    "signing keys stay sealed by its KEK",
+		    p->token,
+		    !p->st.eddsa_supported ? "CKM_EDDSA"
+					   : "CKM_EC_EDWARDS_KEY_PAIR_GEN");
+		ret = KEYRING_E_KEK_UNAVAILABLE;
+		goto fail;
+	}
 	*out = p;
 	return 0;
 fail:
@@ -1081,6 +1436,7 @@ void pkcs11_close(struct pkcs11 *p)
 	if (p->dl)
 		dlclose(p->dl);
 	sodium_free(p->job.out);
+	free(p->job.msg);
 	pthread_cond_destroy(&p->to_worker);
 	pthread_cond_destroy(&p->to_caller);
 	pthread_mutex_destroy(&p->lock);

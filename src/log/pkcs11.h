@@ -60,6 +60,10 @@ struct pkcs11_config {
 	const char *pin_file;  /* NULL/"": PKCS11_PIN_ENV */
 	const char *key_label; /* label of the AES KEK object */
 	unsigned timeout_ms;   /* 0: PKCS11_TIMEOUT_MS_DEFAULT */
+	/* signing_pkcs11: new signing keys are generated in the token
+	 * (Ed25519, CKM_EC_EDWARDS_KEY_PAIR_GEN) and sign there
+	 * (CKM_EDDSA); the open fails when the token lacks either. */
+	bool sign_in_token;
 };
 
 struct pkcs11;
@@ -72,7 +76,17 @@ int pkcs11_open(const struct pkcs11_config *c, bool create, struct pkcs11 **out,
 
 /* The KEK for the keyring: the newest version in the token seals; every
  * version still there opens (its files name it by id: a hash of the key
- * object's CKA_ID).  The KEK borrows p, which must outlive it. */
+ * object's CKA_ID).  The KEK borrows p, which must outlive it.  Its
+ * provider also reaches signing keys kept in the token (key file
+ * version 3: keyring.h), and generates new ones there with
+ * sign_in_token.  Such a key pair: CKK_EC_EDWARDS (Ed25519, CKA_EC_PARAMS
+ * the OID 1.3.101.112), a random 16-byte CKA_ID, CKA_LABEL its kid
+ * (first "tpwallet-" and the CKA_ID in hex: kept where the token does
+ * not let a label change),
+ * CKA_TOKEN; the private half CKA_PRIVATE, CKA_SENSITIVE, not
+ * CKA_EXTRACTABLE, CKA_SIGN only; the public key read back from the
+ * public half's CKA_EC_POINT (a DER OCTET STRING of the 32 bytes, or
+ * the 32 bytes bare). */
 int pkcs11_kek(struct pkcs11 *p, struct keyring_kek **out);
 
 /* The newest version of the KEK seen in the token (by the open, the
@@ -89,7 +103,7 @@ int pkcs11_new_version(struct pkcs11 *p, unsigned *version, char *err,
  * stuck worker at most one timeout, then leaves it).  NULL is fine. */
 void pkcs11_close(struct pkcs11 *p);
 
-enum pkcs11_op { PKCS11_OP_WRAP, PKCS11_OP_UNWRAP, PKCS11_OPS };
+enum pkcs11_op { PKCS11_OP_WRAP, PKCS11_OP_UNWRAP, PKCS11_OP_SIGN, PKCS11_OPS };
 extern const char *const pkcs11_op_names[PKCS11_OPS];
 
 struct pkcs11_stats {
@@ -98,7 +112,9 @@ struct pkcs11_stats {
 	char key_label[PKCS11_LABEL_BYTES_MAX + 1];
 	char module[512];
 	bool gcm_supported;
-	bool eddsa_supported;
+	bool eddsa_supported;	       /* CKM_EDDSA */
+	bool edwards_keygen_supported; /* CKM_EC_EDWARDS_KEY_PAIR_GEN */
+	bool sign_in_token; /* new signing keys are made in the token */
 	uint64_t count[PKCS11_OPS];
 	uint64_t errors[PKCS11_OPS];
 	double sum_s[PKCS11_OPS];

@@ -2,12 +2,15 @@
  * p11shim.c - a PKCS#11 module in front of another (SoftHSM2), for
  * test_hsm.py: a token that refuses or stalls mid-run, which SoftHSM
  * cannot do by itself.  C_GetFunctionList loads the module named by
- * TPW_P11SHIM_MODULE and hands out its function list with four entries
- * replaced: C_EncryptInit, C_DecryptInit and C_GetSessionInfo (the calls
- * tpwallet makes for a seal, an open and its check) look for files in the
- * directory TPW_P11SHIM_DIR before forwarding:
+ * TPW_P11SHIM_MODULE and hands out its function list with some entries
+ * replaced: C_EncryptInit, C_DecryptInit, C_SignInit and
+ * C_GetSessionInfo (the calls tpwallet makes for a seal, an open, a
+ * signature in the token and its check) look for files in the directory
+ * TPW_P11SHIM_DIR before forwarding:
  *   fail   answer CKR_DEVICE_ERROR;
- *   stall  wait while the file exists (at most 60 s), then forward.
+ *   stall  wait while the file exists (at most 60 s), then forward;
+ * and C_GetMechanismList leaves out CKM_EDDSA while the file no-eddsa
+ * exists (a token without EdDSA).
  * Nothing here reads or prints a PIN.  Built by test_hsm.py.
  */
 #define _GNU_SOURCE
@@ -57,6 +60,28 @@ static CK_RV shim_decrypt_init(CK_SESSION_HANDLE s, CK_MECHANISM *m,
 	return rv != CKR_OK ? rv : real->C_DecryptInit(s, m, k);
 }
 
+static CK_RV shim_sign_init(CK_SESSION_HANDLE s, CK_MECHANISM *m,
+			    CK_OBJECT_HANDLE k)
+{
+	CK_RV rv = gate();
+	return rv != CKR_OK ? rv : real->C_SignInit(s, m, k);
+}
+
+static CK_RV shim_mechanisms(CK_SLOT_ID slot, CK_MECHANISM_TYPE *list,
+			     CK_ULONG *n)
+{
+	CK_RV rv = real->C_GetMechanismList(slot, list, n);
+	CK_ULONG j = 0;
+
+	if (rv != CKR_OK || !list || !flag("no-eddsa"))
+		return rv;
+	for (CK_ULONG i = 0; i < *n; i++)
+		if (list[i] != CKM_EDDSA)
+			list[j++] = list[i];
+	*n = j;
+	return CKR_OK;
+}
+
 static CK_RV shim_session_info(CK_SESSION_HANDLE s, CK_SESSION_INFO *info)
 {
 	CK_RV rv = gate();
@@ -82,6 +107,8 @@ CK_RV C_GetFunctionList(CK_FUNCTION_LIST **out)
 		shim.C_EncryptInit = shim_encrypt_init;
 		shim.C_DecryptInit = shim_decrypt_init;
 		shim.C_GetSessionInfo = shim_session_info;
+		shim.C_SignInit = shim_sign_init;
+		shim.C_GetMechanismList = shim_mechanisms;
 	}
 	*out = &shim;
 	return CKR_OK;

@@ -32,7 +32,7 @@ import journal
 
 STATUSES = ("ok", "warn", "action")
 AGE_RX = re.compile(r"\d+ (s|min|h|days) old")
-LINE_RX = re.compile(r"^(ok|warn|action) +([a-z -]+): (.*)$")
+LINE_RX = re.compile(r"^(ok|warn|action) +([a-z' -]+): (.*)$")
 
 
 def doctor(*args, env=None):

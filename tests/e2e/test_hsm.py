@@ -13,8 +13,16 @@ thin PKCS#11 module in front of SoftHSM, tests/e2e/p11shim.c) makes the
 signing routes answer 503 key-store-unavailable with Retry-After, and
 they recover when the token answers again.  `tpwallet keys migrate`
 moves the keys to a file KEK and back with the same public keys.
+
+With `signing_pkcs11 = 1` the signing keys are generated in the token
+and sign there (key file format version 3: the CKA_ID, no private
+byte): the same verifiers accept what they sign, rotation and the
+overlap work as before, a token that refuses or stalls C_Sign gives the
+same 503s, and a token without EdDSA, a key gone from the token or the
+setting without a token are clear errors at start.
 """
 
+import base64
 import json
 import os
 import shutil
@@ -57,21 +65,29 @@ def softhsm(ctx):
     return {"SOFTHSM2_CONF": conf}
 
 
+# SoftHSM's own leaks (under ASan): tests/e2e/softhsm.lsan.supp.
+LSAN_SUPPRESSIONS = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                 "softhsm.lsan.supp")
+
+
 def token_env(hsm, module=SOFTHSM_MODULE, pin=USER_PIN, **more):
+    lsan = os.environ.get("LSAN_OPTIONS", "")
     env = dict(hsm, TPWALLET_KEK_PKCS11_MODULE=module,
                TPWALLET_KEK_PKCS11_TOKEN=TOKEN,
                TPWALLET_KEK_PKCS11_KEY_LABEL=KEY_LABEL,
-               TPWALLET_KEK_PKCS11_PIN=pin)
+               TPWALLET_KEK_PKCS11_PIN=pin,
+               LSAN_OPTIONS=(lsan + ":" if lsan else "") +
+               "suppressions=" + LSAN_SUPPRESSIONS)
     env.update(more)
     return env
 
 
-def init_with_token(ctx):
+def init_with_token(ctx, **more):
     """A token, and `tpwallet init` of ctx/data with its KEK in it (the
     key made by init): (the token's environment, the data directory)."""
     hsm = softhsm(ctx)
     data = ctx.path("data")
-    r = run_cli(["init", "--data", data], env=token_env(hsm))
+    r = run_cli(["init", "--data", data], env=token_env(hsm, **more))
     check_eq(r.returncode, 0, "init with a token KEK: %s" % r.stderr)
     return hsm, data
 
@@ -252,21 +268,10 @@ def problem_503(r, what):
              "%s: problem type" % what)
 
 
-@e2e_test(timeout=240)
-def test_hsm_token_that_refuses_or_stalls_gives_503_and_recovers(ctx):
-    hsm = softhsm(ctx)
-    shim = build_shim(ctx, "p11shim.c",
-                      cflags=["-I/usr/include/p11-kit-1"])
-    flags = ctx.path("shim-flags")
-    os.makedirs(flags)
-    env = token_env(hsm, module=shim, TPW_P11SHIM_MODULE=SOFTHSM_MODULE,
-                    TPW_P11SHIM_DIR=flags,
-                    TPWALLET_KEK_PKCS11_TIMEOUT_MS="500")
-    s = ctx.start_server(env=env)
-    check_eq(s.get("/v1/revocations").status, 200, "signed list, token up")
-    create(s, "accounts", [account(1), account(2)])
-    cp0 = tac.wait_checkpoint(s, 1)[0]
-
+def refuse_stall_recover(s, flags, cp0, op):
+    """Through the shim's flags: a token refusing, then stalling, gives
+    503s with Retry-After on the signing routes, publishes no checkpoint
+    unsigned, and recovers; the failed calls count under op."""
     fail = os.path.join(flags, "fail")
     open(fail, "w").close()
     problem_503(s.get("/v1/revocations"), "revocation list, token refusing")
@@ -311,11 +316,42 @@ def test_hsm_token_that_refuses_or_stalls_gives_503_and_recovers(ctx):
     m = s.get("/metrics").body.decode()
     check("tpwallet_hsm_up 1" in m, "tpwallet_hsm_up is not 1 again")
     errs = [ln for ln in m.splitlines()
-            if ln.startswith('tpwallet_hsm_errors_total{op="unwrap"}')]
+            if ln.startswith('tpwallet_hsm_errors_total{op="%s"}' % op)]
     check(errs and int(errs[0].split()[-1]) >= 4,
-          "unwrap errors not counted: %r" % errs)
+          "%s errors not counted: %r" % (op, errs))
+
+
+def shim_token(ctx, **more):
+    """A token behind tests/e2e/p11shim.c: (the token's environment, the
+    shim's flag directory, the server's environment with more)."""
+    hsm = softhsm(ctx)
+    shim = build_shim(ctx, "p11shim.c",
+                      cflags=["-I/usr/include/p11-kit-1"])
+    flags = ctx.path("shim-flags")
+    os.makedirs(flags)
+    return hsm, flags, token_env(hsm, module=shim,
+                                 TPW_P11SHIM_MODULE=SOFTHSM_MODULE,
+                                 TPW_P11SHIM_DIR=flags, **more)
+
+
+def serve_through_refusal_and_stall(ctx, op, versions, **more):
+    """A server on a token behind the shim (key files of versions), then
+    refuse_stall_recover with op."""
+    _, flags, env = shim_token(ctx, TPWALLET_KEK_PKCS11_TIMEOUT_MS="500",
+                               **more)
+    s = ctx.start_server(env=env)
+    check_eq(file_versions(s.data_dir), versions, "key file versions")
+    check_eq(s.get("/v1/revocations").status, 200, "signed list, token up")
+    create(s, "accounts", [account(1), account(2)])
+    cp0 = tac.wait_checkpoint(s, 1)[0]
+    refuse_stall_recover(s, flags, cp0, op)
     s.stop()
     no_pin_anywhere(ctx)
+
+
+@e2e_test(timeout=240)
+def test_hsm_token_that_refuses_or_stalls_gives_503_and_recovers(ctx):
+    serve_through_refusal_and_stall(ctx, "unwrap", {2})
 
 
 def migrate(data, to, env):
@@ -370,10 +406,11 @@ def test_hsm_migrate_to_a_file_kek_and_back_keeps_the_public_keys(ctx):
 
 
 
-@e2e_test(timeout=180)
-def test_hsm_kek_rotation_in_the_token_reseals_every_key_while_serving(ctx):
-    hsm, data = init_with_token(ctx)
-    env = token_env(hsm)
+def kek_rotation_while_serving(ctx, version, **more):
+    """The KEK's rotation inside the token re-seals every key file (of
+    format version) while the server signs, and survives a restart."""
+    hsm, data = init_with_token(ctx, **more)
+    env = token_env(hsm, **more)
     s = ctx.start_server(data_dir=data, env=env)
     check_eq(s.post("/v1/keys/rotate", None).status, 200, "rotation")
     kids = jwks_kids(s)
@@ -392,7 +429,7 @@ def test_hsm_kek_rotation_in_the_token_reseals_every_key_while_serving(ctx):
     new = kek_ids(data)
     check(len(new) == 1 and not new & old,
           "KEK ids after the rotation: %r (before %r)" % (new, old))
-    check_eq(file_versions(data), {2}, "key file versions")
+    check_eq(file_versions(data), {version}, "key file versions")
     check_eq(s.get("/v1/revocations").status, 200, "signing after")
     check_eq(s.post("/v1/keys/rotate", None).status, 200,
              "rotation after")
@@ -403,4 +440,211 @@ def test_hsm_kek_rotation_in_the_token_reseals_every_key_while_serving(ctx):
     check_eq(jwks_kids(s), kids, "JWKS after restart")
     check_eq(s.get("/v1/revocations").status, 200, "signing after restart")
     s.stop()
+    no_pin_anywhere(ctx)
+
+
+@e2e_test(timeout=180)
+def test_hsm_kek_rotation_in_the_token_reseals_every_key_while_serving(ctx):
+    kek_rotation_while_serving(ctx, 2)
+
+
+@e2e_test(timeout=180)
+def test_hsm_kek_rotation_reseals_keys_made_in_the_token_too(ctx):
+    kek_rotation_while_serving(ctx, 3, TPWALLET_SIGNING_PKCS11="1")
+
+
+# ---- signing inside the token (signing_pkcs11 = 1) ---------------------
+
+def p11objects(ctx, hsm, *args):
+    """tests/e2e/p11objects.c (built once per test) against the token:
+    its output lines."""
+    tool = ctx.path("p11objects")
+    if not os.path.exists(tool):
+        here = os.path.dirname(os.path.abspath(__file__))
+        cc = shutil.which("cc") or shutil.which("gcc")
+        check(cc, "no C compiler for p11objects.c")
+        subprocess.run([cc, "-O1", "-I/usr/include/p11-kit-1", "-o", tool,
+                        os.path.join(here, "p11objects.c"), "-ldl"],
+                       check=True)
+    r = subprocess.run([tool, SOFTHSM_MODULE, TOKEN] + list(args),
+                       env=dict(os.environ, TPW_P11_PIN=USER_PIN, **hsm),
+                       capture_output=True, text=True,
+                       timeout=30 * slow_factor())
+    check_eq(r.returncode, 0, "p11objects %s: %s" % (args, r.stderr))
+    return r.stdout.splitlines()
+
+
+def token_keys(ctx, hsm, kind="private"):
+    """The token's Ed25519 keys of kind (private or public): {label:
+    (CKA_ID hex, sensitive, extractable, token[, point])}."""
+    out = {}
+    for ln in p11objects(ctx, hsm, "list"):
+        f = ln.split()
+        if f[0] == kind and len(f[1]) == 43:
+            out[f[1]] = tuple(f[2:])
+    return out
+
+
+def check_key_files_in_token(ctx, hsm, data, kids):
+    """Every key file is format version 3, names by its CKA_ID a
+    sensitive, non-extractable key pair labelled with its kid in the
+    token, and holds no other secret: after the clear metadata, the
+    CKA_ID and zeros, then the IV, the sealed CKA_ID and its tag."""
+    tok = token_keys(ctx, hsm)
+    for kid in kids:
+        with open(os.path.join(data, "keys", kid + ".key"), "rb") as f:
+            b = f.read()
+        check_eq(len(b), 248, "size of %s.key" % kid)
+        check_eq(b[6] << 8 | b[7], 3, "format version of %s" % kid)
+        check(kid in tok, "no private key labelled %s in the token: %r"
+              % (kid, sorted(tok)))
+        check_eq(tok[kid], (b[144:160].hex(), "sensitive=1",
+                            "extractable=0", "token=1"),
+                 "the token's key %s against its file" % kid)
+        check_eq(b[160:176], bytes(16), "bytes after the CKA_ID of %s"
+                 % kid)
+        check_eq(b[188:200], bytes(12), "bytes after the IV of %s" % kid)
+
+
+def jwks_x(s):
+    r = s.get("/.well-known/jwks.json")
+    check_eq(r.status, 200, "JWKS")
+    return {k["kid"]: k["x"] for k in r.json()["keys"]}
+
+
+def manifest_by(s):
+    s.require_admin_token()
+    base = "http://127.0.0.1:%d" % s.port
+    path = "/v1/client-policy?platform=android&version=4.5.0&user=u1"
+    return tcp.policy_js({"op": "manifest", "base": base, "path": path,
+                          "authorization": s.admin_authorization()})
+
+
+@e2e_test(timeout=300)
+def test_hsm_signing_in_the_token_signs_rotates_restarts_and_verifies(ctx):
+    hsm, data = init_with_token(ctx, TPWALLET_SIGNING_PKCS11="1")
+    env = token_env(hsm, TPWALLET_SIGNING_PKCS11="1")
+    kid0 = [os.path.basename(p)[:-4] for p in key_files(data)]
+    check_eq(len(kid0), 1, "keys after init")
+    kid0 = kid0[0]
+    check_key_files_in_token(ctx, hsm, data, [kid0])
+    s = ctx.start_server(data_dir=data, env=env)
+    # The JWKS publishes the token's public key (its CKA_EC_POINT: on
+    # SoftHSM 2.6.1 the DER OCTET STRING 04 20 and the 32 bytes), the one
+    # the file records.
+    with open(key_files(data)[0], "rb") as f:
+        pub = f.read()[48:80]
+    check_eq(token_keys(ctx, hsm, "public")[kid0][-1],
+             "point=0420" + pub.hex(), "the token's public key")
+    x = base64.urlsafe_b64encode(pub).decode().rstrip("=")
+    check_eq(jwks_x(s), {kid0: x}, "JWKS before rotation")
+    create(s, "accounts", [account(1), account(2)])
+    checkpoint_verifies(ctx, s, 10)
+    doc, _, _ = tcp.base_policy()
+    check_eq(tcp.put_policy(s, doc, "v1").status, 201, "PUT policy")
+    m0 = manifest_by(s)
+    check_eq(m0["header"].get("kid"), kid0, "manifest kid before rotation")
+    check(all(t["rejected"] for t in m0["tampered"]),
+          "jose accepted a tampered manifest: %r" % m0["tampered"])
+    # A rotation generates the next pair in the token.
+    r = s.post("/v1/keys/rotate", None)
+    check_eq(r.status, 200, "rotation: %r" % r)
+    kid1 = r.json()["kid"]
+    check(kid1 != kid0, "the rotation made no new key")
+    check_key_files_in_token(ctx, hsm, data, [kid0, kid1])
+    m1 = manifest_by(s)
+    check_eq(m1["header"].get("kid"), kid1, "manifest kid after rotation")
+    checkpoint_verifies(ctx, s, 11)
+    m_text = s.get("/metrics").body.decode()
+    counts = [ln for ln in m_text.splitlines() if ln.startswith(
+        'tpwallet_hsm_operation_duration_seconds_count{op="sign"}')]
+    check(counts and int(counts[0].split()[-1]) >= 3,
+          "signatures in the token not measured: %r" % counts)
+    s.stop()
+    # After a restart both keys are loaded from the token; the manifest
+    # the old key signed verifies in the overlap window.
+    s2 = ctx.start_server(data_dir=data, env=env)
+    check_eq(sorted(jwks_x(s2)), sorted([kid0, kid1]), "JWKS after restart")
+    base2 = "http://127.0.0.1:%d" % s2.port
+    for m, kid in ((m0, kid0), (m1, kid1)):
+        v = tcp.policy_js({"op": "verify", "base": base2,
+                           "token": m["token"]})
+        check(v["ok"], "the manifest of %s does not verify after the "
+              "restart: %r" % (kid, v.get("error")))
+    checkpoint_verifies(ctx, s2, 12)
+    s2.stop()
+    r = run_cli(["doctor", "--data", data], env=env)
+    check("signing keys' home: in the token: 2 of 2 key(s) generated "
+          "there (CKM_EC_EDWARDS_KEY_PAIR_GEN, not extractable), the "
+          "current one among them" in r.stdout, "doctor does not say the "
+          "keys are in the token: %s" % r.stdout[-800:])
+    # They cannot be migrated to a file KEK: refused, naming them, and
+    # nothing changes.
+    before = {p: open(p, "rb").read() for p in key_files(data)}
+    r = run_cli(["keys", "migrate", "--to", "file", "--data", data],
+                env=env, timeout=60)
+    check(r.returncode != 0, "migrate --to file moved keys made in the "
+          "token: %s" % r.stdout)
+    check("generated in the token (signing_pkcs11) and cannot leave it"
+          in r.stderr and kid0 in r.stderr and kid1 in r.stderr,
+          "the refusal does not name the keys: %s" % r.stderr)
+    check_eq({p: open(p, "rb").read() for p in key_files(data)}, before,
+             "key files after the refused migration")
+    check(not os.path.exists(data + ".kek"), "the refusal made a file KEK")
+    no_pin_anywhere(ctx, r.stdout, r.stderr)
+
+
+@e2e_test(timeout=240)
+def test_hsm_signing_in_the_token_refusing_or_stalling_c_sign_gives_503(ctx):
+    serve_through_refusal_and_stall(ctx, "sign", {3},
+                                    TPWALLET_SIGNING_PKCS11="1")
+
+
+@e2e_test(timeout=240)
+def test_hsm_signing_in_the_token_start_errors_name_the_cause(ctx):
+    # The setting without a token.
+    s = ctx.server(env={"TPWALLET_SIGNING_PKCS11": "1"})
+    served, exited, rc = s.start_expecting_refusal(timeout=20)
+    check(served is None and exited and rc != 0,
+          "signing_pkcs11 without a token: served or exit %r" % rc)
+    check("signing_pkcs11 = 1 needs a PKCS#11 token: set kek_pkcs11_module"
+          in s.log_text(), "the refusal does not say why: %s"
+          % s.log_text()[-600:])
+    # A token without CKM_EDDSA (the shim hides it): refused, naming the
+    # mechanism; without the setting it starts, its keys sealed by the
+    # token's KEK.
+    hsm, flags, shim_env = shim_token(ctx)
+    open(os.path.join(flags, "no-eddsa"), "w").close()
+    data = ctx.path("data-no-eddsa")
+    s = ctx.server(data_dir=data,
+                   env=dict(shim_env, TPWALLET_SIGNING_PKCS11="1"))
+    served, exited, rc = s.start_expecting_refusal(timeout=20)
+    check(served is None and exited and rc != 0,
+          "a token without EdDSA: served or exit %r" % rc)
+    check("signing_pkcs11 = 1, but token '%s' does not offer CKM_EDDSA "
+          "(C_GetMechanismList)" % TOKEN in s.log_text(),
+          "the refusal does not name the mechanism: %s"
+          % s.log_text()[-600:])
+    # (a start refused at the keys leaves the data directory without
+    # its origin: a fresh one for this start)
+    data = ctx.path("data-no-eddsa-2")
+    s = ctx.start_server(data_dir=data, env=shim_env)
+    check_eq(file_versions(data), {2}, "key files without the setting")
+    check_eq(s.get("/v1/revocations").status, 200, "signs without EdDSA")
+    s.stop()
+    # A key deleted from the token: the start names its kid.
+    data = ctx.path("data")
+    env = token_env(hsm, TPWALLET_SIGNING_PKCS11="1")
+    r = run_cli(["init", "--data", data], env=env)
+    check_eq(r.returncode, 0, "init: %s" % r.stderr)
+    kid = os.path.basename(key_files(data)[0])[:-4]
+    check_eq(p11objects(ctx, hsm, "delete", kid), ["deleted 2"],
+             "deleting the pair from the token")
+    s = ctx.server(data_dir=data, env=env)
+    served, exited, rc = s.start_expecting_refusal(timeout=20)
+    check(served is None and exited and rc != 0,
+          "a key gone from the token: served or exit %r" % rc)
+    check(("key %s: the token holds no key pair with its CKA_ID" % kid)
+          in s.log_text(), "the start error does not name the kid: %s"
+          % s.log_text()[-600:])
     no_pin_anywhere(ctx)

@@ -764,9 +764,9 @@ static void test_tamper_unknown_version_refused(void **state)
 	struct keyring_key k[2];
 
 	two_keys(f, k);
-	flip_byte(f, k[1].kid, 7, 0x02); /* version 1 -> 3 (2: a token's) */
+	flip_byte(f, k[1].kid, 7, 0x04); /* version 1 -> 5 (2, 3: a token's) */
 	assert_int_equal(open_err(f), KEYRING_E_UNKNOWN_VERSION);
-	assert_non_null(strstr(f->err, "version 3"));
+	assert_non_null(strstr(f->err, "version 5"));
 }
 
 static void test_tamper_swapped_key_files_refused(void **state)
@@ -1188,6 +1188,187 @@ static void test_token_kek_seals_version_2_in_the_token(void **state)
 	assert_int_equal(open_err(f), 0);
 }
 
+/* A fake token that also keeps signing keys (key file version 3): up to
+ * four Ed25519 seeds by CKA_ID, which never reach the keyring. */
+struct fake_signing_token {
+	struct fake_token t;
+	unsigned char id[4][KEYRING_TOKEN_KEY_ID_BYTES];
+	unsigned char sk[4][crypto_sign_SECRETKEYBYTES];
+	bool used[4];
+	int signs;
+};
+
+static int fake_find(struct fake_signing_token *s, const unsigned char *id)
+{
+	for (int i = 0; i < 4; i++)
+		if (s->used[i] &&
+		    memcmp(s->id[i], id, KEYRING_TOKEN_KEY_ID_BYTES) == 0)
+			return i;
+	return -1;
+}
+
+static int fake_key_generate(void *ctx, unsigned char *id, unsigned char *pub,
+			     char *err, size_t err_size)
+{
+	struct fake_signing_token *s = ctx;
+	int i = 0;
+
+	(void)err;
+	(void)err_size;
+	while (i < 4 && s->used[i])
+		i++;
+	if (i == 4)
+		return KEYRING_E_TOO_MANY_KEYS;
+	randombytes_buf(s->id[i], KEYRING_TOKEN_KEY_ID_BYTES);
+	crypto_sign_keypair(pub, s->sk[i]);
+	s->used[i] = true;
+	memcpy(id, s->id[i], KEYRING_TOKEN_KEY_ID_BYTES);
+	return 0;
+}
+
+static int fake_key_public(void *ctx, const unsigned char *id,
+			   unsigned char *pub, char *err, size_t err_size)
+{
+	struct fake_signing_token *s = ctx;
+	int i = fake_find(s, id);
+
+	(void)err;
+	(void)err_size;
+	if (i < 0)
+		return KEYRING_E_TOKEN_KEY_MISSING;
+	crypto_sign_ed25519_sk_to_pk(pub, s->sk[i]);
+	return 0;
+}
+
+static int fake_key_sign(void *ctx, const unsigned char *id,
+			 const unsigned char *msg, size_t len,
+			 unsigned char *sig, char *err, size_t err_size)
+{
+	struct fake_signing_token *s = ctx;
+	int i = fake_find(s, id);
+
+	s->signs++;
+	if (s->t.down) {
+		snprintf(err, err_size, "fake token is down");
+		return KEYRING_E_KEK_UNAVAILABLE;
+	}
+	if (i < 0)
+		return KEYRING_E_TOKEN_KEY_MISSING;
+	crypto_sign_detached(sig, NULL, msg, len, s->sk[i]);
+	return 0;
+}
+
+static int fake_key_destroy(void *ctx, const unsigned char *id, char *err,
+			    size_t err_size)
+{
+	struct fake_signing_token *s = ctx;
+	int i = fake_find(s, id);
+
+	(void)err;
+	(void)err_size;
+	if (i >= 0)
+		s->used[i] = false;
+	return 0;
+}
+
+static void test_token_generated_keys_sign_in_the_token(void **state)
+{
+	struct fx *f = *state;
+	struct fake_signing_token s;
+	unsigned char buf[KEYRING_KEYFILE_BYTES], zero[16] = {0};
+	unsigned char id[KEYRING_KEK_ID_BYTES], nonce[24];
+	unsigned char out[KEYRING_KEYFILE_BYTES];
+	char path[512], tok[1024], kid[KEYRING_KID_BYTES + 1];
+	size_t len;
+
+	memset(&s, 0, sizeof(s));
+	randombytes_buf(s.t.key, sizeof(s.t.key));
+	memset(id, 0x77, sizeof(id));
+	struct keyring_kek_provider p = {.ctx = &s,
+					 .wrap = fake_wrap,
+					 .unwrap = fake_unwrap,
+					 .key_generate = fake_key_generate,
+					 .key_public = fake_key_public,
+					 .key_sign = fake_key_sign,
+					 .key_destroy = fake_key_destroy,
+					 .generate_in_token = true};
+	keyring_kek_free(f->kek);
+	f->kek = NULL;
+	assert_int_equal(keyring_kek_from_provider(&p, id, &f->kek), 0);
+	assert_true(keyring_kek_generates_in_token(f->kek));
+	open_ring(f);
+	struct keyring_key k1 = *rotate(f, T0, 3600);
+	key_path(f, k1.kid, path, sizeof(path));
+	assert_int_equal(read_file(path, buf, sizeof(buf)), sizeof(buf));
+	assert_int_equal(buf[6] << 8 | buf[7],
+			 KEYRING_KEYFILE_VERSION_IN_TOKEN);
+	assert_true(keyring_image_in_token(buf));
+	assert_memory_equal(buf + 144, s.id[0], 16); /* its CKA_ID, clear */
+	assert_memory_equal(buf + 160, zero, 16);
+	/* no byte of the private key in the file */
+	assert_null(memmem(buf, sizeof(buf), s.sk[0], 8));
+	assert_null(memmem(buf, sizeof(buf), s.sk[0] + 8, 8));
+	/* signatures are the token's, and verify */
+	open_ring(f);
+	sign_token(f, T0, T0 + 60, tok, sizeof(tok), &len);
+	assert_int_equal(s.signs, 1);
+	assert_int_equal(verify_token(f, T0, tok, len, kid), 0);
+	assert_string_equal(kid, k1.kid);
+	struct note_signer ns;
+	char note[512];
+	size_t note_len;
+	assert_int_equal(keyring_note_signer(f->kr, T0, "o", 1, &ns), 0);
+	const struct note_signer *list[] = {&ns};
+	assert_int_equal(
+		note_sign("x\n", 2, list, 1, note, sizeof(note), &note_len), 0);
+	assert_int_equal(s.signs, 2);
+	struct note_opened opened;
+	assert_int_equal(note_open(note, note_len, &ns.pub, 1, &opened), 0);
+	assert_int_equal(opened.verified, 1);
+	note_signer_clear(&ns);
+	/* a token refusing: the signature says so */
+	s.t.down = true;
+	assert_int_equal(keyring_sign_jws(f->kr, T0, NULL, "x", 1, tok,
+					  sizeof(tok), &len),
+			 KEYRING_E_KEK_UNAVAILABLE);
+	s.t.down = false;
+	/* a rotation: the new key in the token too, the old rescheduled and
+	 * still there */
+	struct keyring_key k2 = *rotate(f, T0 + 10, 3600);
+	assert_string_not_equal(k2.kid, k1.kid);
+	open_ring(f);
+	assert_int_equal(read_file(path, buf, sizeof(buf)), sizeof(buf));
+	assert_true(keyring_image_in_token(buf));
+	/* it cannot leave the token for a file KEK */
+	randombytes_buf(nonce, sizeof(nonce));
+	assert_int_equal(keyring_keyfile_reseal(buf, f->kek, f->kek, nonce, out,
+						NULL, 0),
+			 0);
+	assert_true(keyring_image_in_token(out));
+	struct keyring_kek *file = NULL;
+	assert_int_equal(keyring_kek_parse(f->kek_text, KEYRING_KEK_TEXT_BYTES,
+					   &file, NULL, 0),
+			 0);
+	assert_int_equal(keyring_keyfile_reseal(buf, f->kek, file, nonce, out,
+						f->err, sizeof(f->err)),
+			 KEYRING_E_KEY_IN_TOKEN);
+	assert_non_null(strstr(f->err, k1.kid));
+	keyring_kek_free(file);
+	/* its pair gone from the token: the load says which key */
+	s.used[0] = false;
+	assert_int_equal(open_err(f), KEYRING_E_TOKEN_KEY_MISSING);
+	assert_non_null(strstr(f->err, k1.kid));
+	s.used[0] = true;
+	open_ring(f);
+	/* pruned once expired: the pair leaves the token too */
+	size_t pruned = 0;
+	assert_int_equal(keyring_prune(f->kr, T0 + 10 + 3600, &pruned, NULL, 0),
+			 0);
+	assert_int_equal(pruned, 1);
+	assert_false(s.used[0]);
+	assert_true(s.used[1]);
+}
+
 static void test_reseal_moves_a_key_between_keks_unchanged(void **state)
 {
 	struct fx *f = *state;
@@ -1302,6 +1483,7 @@ int main(void)
 		T(test_tamper_ciphertext_byte_refused),
 		T(test_tamper_metadata_byte_refused),
 		T(test_tamper_unknown_version_refused),
+		T(test_token_generated_keys_sign_in_the_token),
 		T(test_tamper_swapped_key_files_refused),
 		T(test_tamper_wrong_kek_refused_naming_both_ids),
 		T(test_key_file_permissions_and_links_refused),
