@@ -1194,9 +1194,9 @@ static int64_t next_change_locked(struct api_server *s, const struct policy *p,
  * queries within one second (a fleet of apps on one version, or one
  * caller repeating itself) cost one signature, not one each; with keys
  * sealed by or kept in a PKCS#11 token, one token operation each (the
- * sixth review).  Ed25519 is deterministic, so a hit is the very bytes a
- * new signature would give, but across a key rotation in that second
- * (signed by the previous key, which verifies through the overlap).
+ * sixth review).  Ed25519 is deterministic and the key that signs now is
+ * part of the cache's key, so a hit is the very bytes a new signature
+ * would give.
  * Direct-mapped, MANIFEST_CACHE_SLOTS slots, each its JWS.
  */
 #define MANIFEST_CACHE_SLOTS 64u
@@ -1218,10 +1218,15 @@ static bool manifest_hash(const struct keyring *kr, int64_t now, json_t *o,
 	char *text = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
 	crypto_generichash_state st;
 	uintptr_t who = (uintptr_t)kr;
+	struct keyring_key k;
 
-	if (!text)
+	/* The key that signs now: a rotation is seen at once. */
+	if (!text || keyring_current_copy(kr, now, &k) != 0) {
+		free(text);
 		return false;
+	}
 	crypto_generichash_init(&st, NULL, 0, crypto_generichash_BYTES);
+	crypto_generichash_update(&st, (const u8 *)k.kid, strlen(k.kid));
 	crypto_generichash_update(&st, (const u8 *)&who, sizeof(who));
 	crypto_generichash_update(&st, (const u8 *)&now, sizeof(now));
 	crypto_generichash_update(&st, (const u8 *)text, strlen(text));

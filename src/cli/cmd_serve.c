@@ -26,7 +26,6 @@
 #include "engine/witness.h"
 #include "engine/logger.h"
 #include "core/strerror.h"
-#include "crypto/keyring.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -233,20 +232,21 @@ static void warn_cluster_password(const struct settings *s, const char *config,
 		       LOG_STR("file", config));
 }
 
-/* No key material was ever made for this data directory: no DATA/origin,
- * nothing in DATA/keys, no KEK file and no KEK in the environment.
- * Making them then loses nothing (an existing key without its KEK is
- * refused as before). */
+/* This data directory never finished a first start: no DATA/origin,
+ * nothing in DATA/keys and no signed checkpoint.  Making its keys then
+ * loses nothing: the KEK is made only when none is found (file) or
+ * none is in the token, and one that exists is used; a KEK missing
+ * beside existing keys is still refused. */
 static bool keys_never_made(const struct settings *s)
 {
 	char path[4200];
 	struct stat st;
 
-	if (getenv(KEYRING_KEK_ENV) || s->kek_pkcs11_module[0] ||
-	    stat(s->kek_file, &st) == 0 || errno != ENOENT)
-		return false;
 	snprintf(path, sizeof(path), "%s/" DATADIR_ORIGIN, s->data_dir);
 	if (stat(path, &st) == 0 || errno != ENOENT)
+		return false;
+	snprintf(path, sizeof(path), "%s/" DATADIR_CHECKPOINTS, s->data_dir);
+	if (stat(path, &st) == 0 ? st.st_size > 0 : errno != ENOENT)
 		return false;
 	snprintf(path, sizeof(path), "%s/" DATADIR_KEYS, s->data_dir);
 	DIR *d = opendir(path);

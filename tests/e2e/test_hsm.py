@@ -555,6 +555,25 @@ def test_hsm_signing_in_the_token_signs_rotates_restarts_and_verifies(ctx):
     m1 = manifest_by(s)
     check_eq(m1["header"].get("kid"), kid1, "manifest kid after rotation")
     checkpoint_verifies(ctx, s, 11)
+    # Identical manifest queries within one second share one signature
+    # (docs/security.md, the sixth review): 40 requests, at most one
+    # C_Sign for each second they span.
+    def signs():
+        for ln in s.get("/metrics").body.decode().splitlines():
+            if ln.startswith('tpwallet_hsm_operation_duration_seconds_count'
+                             '{op="sign"}'):
+                return int(ln.split()[-1])
+        return 0
+    path = "/v1/client-policy?platform=android&version=4.5.0&user=u1"
+    before, t0 = signs(), time.time()
+    bodies = [s.get(path).body for _ in range(40)]
+    t1 = time.time()
+    check(all(b.count(b".") == 2 for b in bodies), "40 JWS answers")
+    spanned = int(t1) - int(t0) + 1
+    check(signs() - before <= spanned,
+          "40 identical manifests cost %d signatures over %d second(s)"
+          % (signs() - before, spanned))
+    check(len(set(bodies)) <= spanned, "one manifest per second")
     m_text = s.get("/metrics").body.decode()
     counts = [ln for ln in m_text.splitlines() if ln.startswith(
         'tpwallet_hsm_operation_duration_seconds_count{op="sign"}')]
