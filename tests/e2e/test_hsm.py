@@ -23,6 +23,7 @@ setting without a token are clear errors at start.
 """
 
 import base64
+import http.client
 import json
 import os
 import shutil
@@ -30,6 +31,7 @@ import signal
 import subprocess
 import time
 
+import harness
 from harness import (e2e_test, check, check_eq, run_cli, build_shim,
                      slow_factor)
 from ledger import account, transfer, create
@@ -667,3 +669,84 @@ def test_hsm_signing_in_the_token_start_errors_name_the_cause(ctx):
           in s.log_text(), "the start error does not name the kid: %s"
           % s.log_text()[-600:])
     no_pin_anywhere(ctx)
+
+
+@e2e_test(timeout=120)
+def test_hsm_make_run_with_a_settings_file_naming_the_token(ctx):
+    """issue 19, Done when: `make run CONFIG=FILE` (scripts/run.sh with
+    TPWALLET_CONFIG) with a file that names a SoftHSM token serves, signs
+    and rotates with the KEK inside the token."""
+    import http.client
+    hsm = softhsm(ctx)
+    port = harness.free_port()
+    data = ctx.path("data-run")
+    pin = ctx.path("token.pin")
+    with open(pin, "w") as f:
+        f.write(USER_PIN + "\n")
+    os.chmod(pin, 0o600)
+    conf = ctx.path("tpwallet.conf")
+    with open(conf, "w") as f:
+        f.write("data = %s\nlisten = 127.0.0.1:%d\n"
+                "kek_pkcs11_module = %s\nkek_pkcs11_token = %s\n"
+                "kek_pkcs11_key_label = %s\nkek_pkcs11_pin_file = %s\n"
+                % (data, port, SOFTHSM_MODULE, TOKEN, KEY_LABEL, pin))
+    run_sh = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                          "..", "..", "scripts", "run.sh")
+    env = dict(os.environ, TPWALLET_CONFIG=conf, **token_env(hsm))
+    for k in ("TPWALLET_KEK_PKCS11_MODULE", "TPWALLET_KEK_PKCS11_TOKEN",
+              "TPWALLET_KEK_PKCS11_KEY_LABEL", "TPWALLET_KEK_PKCS11_PIN"):
+        env.pop(k)  # the file says it all
+    log = open(ctx.path("run.log"), "w")
+    p = subprocess.Popen(["sh", run_sh, harness.CONFIG["binary"]], env=env,
+                         stdout=log, stderr=subprocess.STDOUT,
+                         start_new_session=True)
+
+    def call(method, target, body=None, auth=True):
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        h = {"Content-Type": "application/json"}
+        if auth:
+            with open(os.path.join(data, "admin.token")) as f:
+                h["Authorization"] = "Bearer " + f.read().strip()
+        c.request(method, target, body=body, headers=h)
+        r = c.getresponse()
+        out = (r.status, r.read())
+        c.close()
+        return out
+    try:
+        deadline = time.monotonic() + 30 * slow_factor()
+        status = None
+        while time.monotonic() < deadline and status != 200:
+            check(p.poll() is None, "run.sh exited: %s"
+                  % open(ctx.path("run.log")).read()[-1500:])
+            try:
+                status, _ = call("GET", "/readyz", auth=False)
+            except OSError:
+                time.sleep(0.1)
+        check_eq(status, 200, "served from the settings file")
+        check(not os.path.exists(data + ".kek"), "a KEK file was made")
+        status, body = call("POST", "/v1/accounts", json.dumps(
+            [{"id": "1", "ledger": 1, "code": 1}]))
+        check_eq(status, 200, "a write: %r" % body)
+        call("POST", "/v1/audit/checkpoint")
+        for _ in range(100):
+            status, body = call("GET", "/v1/audit/checkpoint")
+            if status == 200:
+                break
+            time.sleep(0.1)
+        check_eq(status, 200, "a signed checkpoint")
+        check("\n\n\u2014 " in body.decode(),
+              "a signature line: %r" % body[:200])
+        status, body = call("POST", "/v1/keys/rotate", b"{}")
+        check_eq(status, 200, "rotation: %r" % body)
+        status, body = call("GET", "/.well-known/jwks.json", auth=False)
+        check_eq(len(json.loads(body)["keys"]), 2, "two keys published")
+        r = run_cli(["doctor", "--data", data, "--config", conf], env=env)
+        check("token" in r.stdout, "doctor: %s" % r.stdout[-800:])
+    finally:
+        os.killpg(p.pid, signal.SIGTERM)
+        try:
+            p.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+        log.close()
