@@ -539,6 +539,15 @@ class Server:
 CHECKPOINT_WAIT_S = 10.0
 
 
+def wait_audit_caught_up(srv, since):
+    """A transfer's entry_index and the audit head come from the audit
+    tree, which catches up with the records a start replayed in its own
+    thread: wait for that event (logged once per start, after since)."""
+    check(srv.wait_log(r'"msg":"audit tree caught up with the journal"',
+                       since=since, timeout=30) is not None,
+          "the audit tree never caught up")
+
+
 def wait_checkpoint(s, min_size, cover_head=False, timeout=CHECKPOINT_WAIT_S):
     """The newest signed checkpoint once it covers at least min_size
     entries (and, with cover_head, the audit head as it is then): its

@@ -19,6 +19,7 @@ import time
 
 import journal
 from harness import (e2e_test, check, check_eq, slow_factor,
+                     wait_audit_caught_up,
                      wait_checkpoint, run_cli)
 from ledger import account, transfer, create, get_transfer, \
     account_transfers_all
@@ -50,14 +51,6 @@ def batch(srv, first, n):
     create(srv, "transfers",
            [transfer(first + k, 1 + (first + k) % 8, 1 + (first + k + 3) % 8,
                      1 + k % 5) for k in range(n)], ["created"] * n)
-
-
-def caught_up(srv, off):
-    """The audit tree (the head answers() reads) catches up with what a
-    start replayed in its own thread: wait for that event."""
-    check(srv.wait_log(r'"msg":"audit tree caught up with the journal"',
-                       since=off, timeout=30) is not None,
-          "the audit tree never caught up")
 
 
 def answers(srv, ids):
@@ -137,7 +130,7 @@ def test_retention_moves_sealed_segments_and_old_entries_still_answer(ctx):
     srv.kill9()
     off = srv._log_size()
     srv.start()
-    caught_up(srv, off)
+    wait_audit_caught_up(srv, off)
     after = answers(srv, ids)
     for key in before:
         check_eq(after[key], before[key], "%s after kill -9" % key)
@@ -172,7 +165,7 @@ def test_retention_moves_sealed_segments_and_old_entries_still_answer(ctx):
                   text)
     check(m is not None and m.group(1) == m.group(2),
           "the store was not rebuilt from every record: %s" % text)
-    caught_up(srv, off)
+    wait_audit_caught_up(srv, off)
     after = answers(srv, ids)
     for key in before:
         check_eq(after[key], before[key], "%s after a rebuild" % key)
@@ -196,7 +189,7 @@ def test_retention_moves_sealed_segments_and_old_entries_still_answer(ctx):
     srv.stop()
     off = srv._log_size()
     srv.start()
-    caught_up(srv, off)
+    wait_audit_caught_up(srv, off)
     after = answers(srv, ids)
     for key in before:
         check_eq(after[key], before[key], "%s without segment 1" % key)

@@ -9,7 +9,8 @@ import re
 import shutil
 
 import journal
-from harness import e2e_test, check, check_eq, run_cli
+from harness import (e2e_test, check, check_eq, run_cli,
+                     wait_audit_caught_up)
 from ledger import (account, transfer, create, get_transfer,
                     account_transfers_all)
 
@@ -66,15 +67,6 @@ def load(srv):
     return ids
 
 
-def audit_caught_up(srv, off):
-    """A transfer's entry_index comes from the audit tree, which catches
-    up with the records a start replayed in its own thread: wait for that
-    event (logged once per start) before comparing answers."""
-    check(srv.wait_log(r'"msg":"audit tree caught up with the journal"',
-                       since=off, timeout=30) is not None,
-          "the audit tree never caught up")
-
-
 def answers(srv, ids):
     """What the server says about every transfer and every account."""
     out = {}
@@ -121,7 +113,7 @@ def test_store_keeps_history_on_disk_and_restarts_from_it_after_kill9(ctx):
     check(text is not None, "no recovered line after the restart")
     m = re.search(r'"store_seq":(\d+),"replayed_records":(\d+)', text)
     check(m is not None, "recovered line without store_seq: %s" % text)
-    audit_caught_up(srv, off)
+    wait_audit_caught_up(srv, off)
     after = answers(srv, ids)
     for k in before:
         check_eq(after[k], before[k], "%s after kill -9" % k)
@@ -159,7 +151,7 @@ def test_store_that_is_corrupt_or_foreign_is_rebuilt_from_the_journal(ctx):
     check(srv.wait_log(r'"msg":"store rebuilt from the journal"',
                        since=off) is not None,
           "a corrupt store was not rebuilt")
-    audit_caught_up(srv, off)
+    wait_audit_caught_up(srv, off)
     after = answers(srv, ids)
     for k in before:
         check_eq(after[k], before[k], "%s after a rebuild" % k)
@@ -178,7 +170,7 @@ def test_store_that_is_corrupt_or_foreign_is_rebuilt_from_the_journal(ctx):
                         since=off)
     check(text is not None and "another journal" in text,
           "a foreign store was not refused: %s" % text)
-    audit_caught_up(srv, off)
+    wait_audit_caught_up(srv, off)
     after = answers(srv, ids)
     for k in before:
         check_eq(after[k], before[k], "%s after a foreign store" % k)
