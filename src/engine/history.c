@@ -726,7 +726,8 @@ static int restore(struct history *h, const struct ledger_options *lo,
 	ret = store_scan_accounts(h->store, collect_account, &rc);
 	if (ret)
 		goto fail;
-	qsort(rc.a, rc.n, sizeof(*rc.a), by_timestamp);
+	if (rc.n > 0) /* qsort wants an array, even of none */
+		qsort(rc.a, rc.n, sizeof(*rc.a), by_timestamp);
 	for (size_t i = 0; i < rc.n && ret == 0; i++)
 		ret = ledger_restore_account(rc.l, &rc.a[i]);
 	if (ret)

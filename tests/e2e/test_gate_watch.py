@@ -174,9 +174,10 @@ def test_gate_watch_metrics_blocked_users_and_log_fields(ctx):
               served[0].get("rule_text"), served[0].get("status")),
              ("supported", "no_rule", None, 200),
              "the served request's line")
-    ungated = [o for o in log_lines(s, "request")
-               if o.get("route") == "/metrics"]
-    check(ungated and all("verdict" not in o for o in ungated),
+    # The log is written in buffered lines: wait for the line itself.
+    ungated = wait_lines(s, "request", lambda o: o.get("route") == "/metrics",
+                         "an ungated request's line")
+    check(all("verdict" not in o for o in ungated),
           "an ungated request's line has no gate fields")
     s.stop()
 
