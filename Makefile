@@ -137,6 +137,25 @@ $(BUILD)/tests/pgjournal_probe: tests/cluster/pgjournal_probe.c $(LOG_OBJ)
 	@echo "  TEST    $@"
 	@$(CC) $(CPPFLAGS) $(CFLAGS) $(LDSAN) -o $@ $^ $(LDLIBS) $(ROCKSDB_LIBS)
 
+# The crash explorer's recording shim (tests/crash/recfs.c, an LD_PRELOAD
+# library) and the binary with a planted bug the explorer must find
+# (docs/crash-model.md): the journal's segment creation without its
+# directory fsync.  Only journal.c is compiled again for it.
+$(BUILD)/tests/recfs.so: tests/crash/recfs.c
+	@mkdir -p $(dir $@)
+	@echo "  SHIM    $@"
+	@$(CC) $(CPPFLAGS) $(CFLAGS) -fPIC -shared -o $@ $< -ldl -lpthread
+
+$(BUILD)/planted/src/log/journal.o: src/log/journal.c
+	@mkdir -p $(dir $@)
+	@echo "  CC      $< (planted: TPW_PLANT_NO_SEGMENT_DIRSYNC)"
+	@$(CC) $(CPPFLAGS) $(CFLAGS) -DTPW_PLANT_NO_SEGMENT_DIRSYNC -c $< -o $@
+
+$(BUILD)/tests/tpwallet-planted: $(filter-out $(BUILD)/src/log/journal.o,$(ALL_OBJ)) $(BUILD)/planted/src/log/journal.o
+	@mkdir -p $(dir $@)
+	@echo "  LINK    $@"
+	@$(CC) $(CFLAGS) $(LDSAN) -o $@ $^ $(LDLIBS) $(ROCKSDB_LIBS)
+
 # Benchmarks (bench/*.c), built with the project's warnings and linked
 # against the layers below the CLI, so they cannot rot; make test builds
 # them, make bench runs them.
