@@ -50,7 +50,8 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: tpwallet recover --check|--digests [options] DATA\n\n"
-		"  --check    recover DATA as serve would at start-up and print "
+		"  --check    recover DATA as serve would at start-up and "
+		"print "
 		"one JSON\n             line: ok, seq (the last journal record "
 		"recovered), digest\n             (the state digest, hex), "
 		"accounts, the four balance sums and\n             balanced "
@@ -111,8 +112,7 @@ static int copy_one(const char *path, const struct stat *st, int type,
 {
 	char to[PATH_MAX];
 	(void)ftw;
-	int n = snprintf(to, sizeof(to), "%s%s", copy_to,
-			 path + copy_from_len);
+	int n = snprintf(to, sizeof(to), "%s%s", copy_to, path + copy_from_len);
 	if (n < 0 || (size_t)n >= sizeof(to))
 		return -ENAMETOOLONG;
 	if (type == FTW_D)
@@ -189,9 +189,9 @@ static int check(const struct settings *s, const char *dir)
 	}
 	if (ret < 0) {
 		json_object_set_new(o, "ok", json_false());
-		json_object_set_new(o, "error",
-				    json_string(err ? err
-						    : tpw_strerror(-ret)));
+		json_object_set_new(
+			o, "error",
+			json_string(err ? err : tpw_strerror(-ret)));
 		print_line(o);
 		return EXIT_DATA;
 	}
@@ -209,7 +209,8 @@ static int check(const struct settings *s, const char *dir)
 	json_object_set_new(o, "ok", json_true());
 	json_object_set_new(o, "seq", json_integer((json_int_t)seq));
 	put_digest(o, digest);
-	json_object_set_new(o, "accounts", json_integer((json_int_t)t.accounts));
+	json_object_set_new(o, "accounts",
+			    json_integer((json_int_t)t.accounts));
 	put_u128(o, "debits_pending", t.debits_pending);
 	put_u128(o, "debits_posted", t.debits_posted);
 	put_u128(o, "credits_pending", t.credits_pending);

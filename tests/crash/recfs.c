@@ -25,7 +25,8 @@
  *   N trunc INO SIZE           O_TRUNC at open, ftruncate, truncate
  *   N write INO OFFSET HEX     write, pwrite, writev, pwritev
  *   N fsync INO | N fdatasync INO      on a regular file
- *   N dirsync PATH             fsync or fdatasync of a directory
+ *   N dirsync PATH             fsync or fdatasync of a directory (the
+ *                              root itself: ".")
  *   N rename FROM TO | N link FROM TO
  *   N unlink PATH | N mkdir PATH MODE | N rmdir PATH
  *   N falloc INO MODE OFFSET LENGTH    fallocate, posix_fallocate
@@ -146,8 +147,8 @@ __attribute__((constructor)) static void recfs_init(void)
 	if (!r || !t || !realpath(r, root))
 		return;
 	root_len = strlen(root);
-	trace_fd = real_open(t, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
-			     0600);
+	trace_fd =
+		real_open(t, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 }
 
 /* An absolute, normalised form of dirfd + path (the last component need
@@ -262,7 +263,8 @@ static void opened(int fd, int flags, mode_t mode, bool existed)
 	if (n < 0 || fd >= FDS_MAX || fstat(fd, &st) != 0)
 		return;
 	abs[n] = '\0';
-	const char *r = below_root(abs);
+	/* The root itself is "." (its fsync makes its entries durable). */
+	const char *r = strcmp(abs, root) == 0 ? "." : below_root(abs);
 	if (!r || !(S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)))
 		return;
 	put_path(rel, sizeof(rel), r);
@@ -273,8 +275,8 @@ static void opened(int fd, int flags, mode_t mode, bool existed)
 	if (!S_ISREG(st.st_mode))
 		return;
 	if (!existed)
-		emit(NULL, 0, "create %lu %s %o", (unsigned long)st.st_ino,
-		     rel, (unsigned)(mode & 07777));
+		emit(NULL, 0, "create %lu %s %o", (unsigned long)st.st_ino, rel,
+		     (unsigned)(mode & 07777));
 	else if (flags & O_TRUNC)
 		emit(NULL, 0, "trunc %lu 0", (unsigned long)st.st_ino);
 }
@@ -283,9 +285,9 @@ static int do_open(int dirfd, const char *path, int flags, mode_t mode)
 {
 	char abs[PATH_MAX];
 	struct stat st;
-	bool watch = trace_fd >= 0 && resolve(dirfd, path, abs, sizeof(abs)) ==
-						      0 &&
-		     below_root(abs) != NULL;
+	bool watch = trace_fd >= 0 &&
+		     resolve(dirfd, path, abs, sizeof(abs)) == 0 &&
+		     (below_root(abs) || strcmp(abs, root) == 0);
 
 	if (!watch)
 		return real_openat(dirfd, path, flags, mode);
@@ -463,8 +465,8 @@ enum path_op { P_RENAME, P_LINK, P_UNLINK, P_MKDIR, P_RMDIR };
 static int path_call(enum path_op op, int dfd1, const char *p1, int dfd2,
 		     const char *p2, int flags, mode_t mode)
 {
-	static const char *const names[] = {"rename", "link", "unlink",
-					    "mkdir", "rmdir"};
+	static const char *const names[] = {"rename", "link", "unlink", "mkdir",
+					    "rmdir"};
 	char a1[PATH_MAX], a2[PATH_MAX], r1[PATH_MAX], r2[PATH_MAX];
 	const char *b1 = NULL, *b2 = NULL;
 

@@ -1,0 +1,51 @@
+#!/bin/sh
+# `make crash` (a stage of `make test`): the crash explorer (issue 20,
+# docs/crash-model.md) over every crash point of its workloads, and the
+# planted bug it must find.
+#   tests/crash/run.sh TPWALLET PLANTED_TPWALLET RECFS_SO
+# Closes with "crash explorer: N passed, M failed" (tests/count.sh).
+set -u
+bin=$1
+planted=$2
+shim=$3
+explore="python3 tests/crash/explore.py run --shim $shim"
+pass=0
+fail=0
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+
+verdict() {
+	if [ "$2" -eq 0 ]; then
+		pass=$((pass + 1))
+		echo "ok    $1"
+	else
+		fail=$((fail + 1))
+		echo "FAIL  $1"
+	fi
+}
+
+# Every crash point of each workload, every state within the bound: green.
+for w in "small 0" "small 1" "medium 0" "medium 1"; do
+	set -- $w
+	$explore --binary "$bin" --workload "$1" --store "$2"
+	verdict "crash_points_of_the_${1}_workload_with_store_$2_all_recover" $?
+done
+
+# The KEK outside the directory traced: nothing else fsyncs DATA's parent
+# after DATA is made (datadir.c's mkdir_p must).
+kek_dir=$(mktemp -d)
+TPWALLET_KEK_FILE=$kek_dir/kek $explore --binary "$bin" --workload small
+verdict "crash_points_with_the_kek_elsewhere_keep_the_new_data_directory" $?
+rm -rf "$kek_dir"
+
+# The planted bug (the journal's segment creation without its directory
+# fsync): the explorer must fail, naming the create it undid.
+$explore --binary "$planted" --workload small --store 0 >"$out" 2>&1
+status=$?
+cat "$out"
+named='state: undone: #[0-9]+ create data/journal/0{19}1\.wal; .*acknowledged'
+[ "$status" -eq 1 ] && grep -Eq "$named" "$out"
+verdict "planted_missing_segment_directory_fsync_is_found_and_named" $?
+
+echo "crash explorer: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]

@@ -1,0 +1,180 @@
+"""workload.py - the crash explorer's workloads (issue 20, item 1).
+
+record() starts `tpwallet serve` on an empty W/data with the recording
+shim (tests/crash/recfs.c) watching W, runs one workload through the HTTP
+API, stops the server cleanly, and returns the trace, the replies
+received (for each: the calls the trace held when it arrived and the seq
+of the journal record it acknowledged) and the digest of every journal
+prefix (`tpwallet recover --digests`).
+
+The workloads (every request waits for its reply, so each reply's record
+is the journal's last when it arrives):
+  small   four accounts; a transfer; a linked chain of two; a pending
+          transfer posted and another voided; a client-policy change; a
+          key rotation; an audit checkpoint awaited; a clean stop;
+  medium  small, then 36 more transfers in batches of 1 to 8 (linked
+          pairs), a pending transfer posted, another policy change, three
+          batches of 200 transfers (the journal rolls to a second segment:
+          segments of 64 KiB) and a second checkpoint.
+"""
+
+import json
+import os
+import struct
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
+
+import harness  # noqa: E402
+from harness import Server, check, wait_checkpoint  # noqa: E402
+from ledger import account, transfer  # noqa: E402
+
+HEADER = struct.Struct("<IIIHHQQ")
+MAGIC = 0x4C575054
+POLICY_1 = {"platforms": {"android": {"min_supported": "1.0.0"}}}
+POLICY_2 = {"platforms": {"android": {"min_supported": "1.2.0"}}}
+
+
+def last_seq(data_dir):
+    """The seq of the last whole record in DATA/journal (the one a reply
+    that just arrived acknowledged: requests are sent one at a time)."""
+    jd = os.path.join(data_dir, "journal")
+    best = 0
+    for name in sorted(os.listdir(jd)):
+        if not name.endswith(".wal"):
+            continue
+        with open(os.path.join(jd, name), "rb") as f:
+            data = f.read()
+        off = 0
+        while off + HEADER.size <= len(data):
+            magic, _, size, _, _, seq, _ = HEADER.unpack_from(data, off)
+            if magic != MAGIC or size < HEADER.size or off + size > len(data):
+                break
+            best = max(best, seq)
+            off += size
+    return best
+
+
+def trace_calls(path):
+    with open(path, "rb") as f:
+        return f.read().count(b"\n")
+
+
+class Recorder:
+    def __init__(self, srv, trace):
+        self.srv, self.trace = srv, trace
+        self.acks = []
+
+    def ack(self, what, r, want=(200, 201)):
+        check(r.status in want, "%s: expected %s, got %r" % (what, want, r))
+        self.acks.append({"calls": trace_calls(self.trace),
+                          "seq": last_seq(self.srv.data_dir),
+                          "what": what})
+        return r
+
+    def post(self, what, path, body):
+        r = self.ack(what, self.srv.post(path, body))
+        if isinstance(body, list):
+            res = r.json()
+            bad = [x for x in res if x.get("status") != "created"]
+            check(not bad, "%s: not created: %r" % (what, bad))
+        return r
+
+
+def two_phase(rec, pid, tid, debit, credit, amount, how):
+    """A pending transfer, then its post or void, each its own request."""
+    rec.post("pending %d" % pid, "/v1/transfers",
+             [transfer(pid, debit, credit, amount, flags=["pending"])])
+    rec.post("%s %d of pending %d" % (how, tid, pid), "/v1/transfers",
+             [transfer(tid, debit, credit, amount, pending_id=str(pid),
+                       flags=["%s_pending_transfer" % how])])
+
+
+def small(rec):
+    s = rec.srv
+    rec.post("accounts 1-4", "/v1/accounts",
+             [account(i, ledger=1, code=10) for i in range(1, 5)])
+    rec.post("transfer 1", "/v1/transfers", [transfer(1, 1, 2, 10)])
+    rec.post("linked chain 2-3", "/v1/transfers",
+             [transfer(2, 1, 3, 5, flags=["linked"]),
+              transfer(3, 3, 4, 2)])
+    two_phase(rec, 4, 5, 2, 4, 7, "post")
+    two_phase(rec, 6, 7, 4, 1, 3, "void")
+    rec.ack("client policy 1", s.request(
+        "PUT", "/v1/client-policy", body=json.dumps(POLICY_1).encode(),
+        headers={"Content-Type": "application/json"}))
+    rec.ack("key rotation", s.post("/v1/keys/rotate", {}))
+    wait_checkpoint(s, 1, cover_head=True)
+
+
+def medium(rec):
+    small(rec)
+    s = rec.srv
+    tid = 100
+    for n in range(1, 9):
+        evs = []
+        for i in range(n):
+            tid += 1
+            if i % 3 == 0 and i + 1 < n:
+                evs.append(transfer(tid, 1 + i % 4, 1 + (i + 1) % 4, 1 + i,
+                                    flags=["linked"]))
+            else:
+                evs.append(transfer(tid, 1 + i % 4, 1 + (i + 2) % 4, 1 + i))
+        rec.post("batch of %d from transfer %d" % (n, tid - n + 1),
+                 "/v1/transfers", evs)
+    two_phase(rec, 200, 201, 1, 2, 4, "post")
+    # Three batches of 200 (25,600 bytes each, 4 KiB pieces to tear):
+    # the journal, rolling past 64 KiB (WORKLOAD_ENV), starts a segment.
+    for b in range(3):
+        first = 1000 + 200 * b
+        rec.post("batch of 200 from transfer %d" % first, "/v1/transfers",
+                 [transfer(first + i, 1 + i % 4, 1 + (i + 1) % 4, 1)
+                  for i in range(200)])
+    rec.ack("client policy 2", s.request(
+        "PUT", "/v1/client-policy", body=json.dumps(POLICY_2).encode(),
+        headers={"Content-Type": "application/json"}))
+    wait_checkpoint(s, 1, cover_head=True)
+
+
+WORKLOADS = {"small": small, "medium": medium}
+# Settings a workload runs with (the server's and recovery's).
+WORKLOAD_ENV = {"medium": {"TPWALLET_JOURNAL_SEGMENT_BYTES": "65536"}}
+
+
+def record(binary, shim, where, name, env):
+    """Run workload name with the recorder; its results (module doc)."""
+    w = os.path.join(where, "w")
+    os.makedirs(w)
+    env = dict(env, **WORKLOAD_ENV.get(name, {}))
+    trace = os.path.join(where, "trace")
+    harness.CONFIG["binary"] = binary
+    senv = dict(env, LD_PRELOAD=shim, TPW_RECFS_ROOT=w,
+                TPW_RECFS_TRACE=trace)
+    srv = Server(os.path.join(w, "data"), os.path.join(where, "server.log"),
+                 env=senv, binary=binary)
+    srv.start()
+    try:
+        rec = Recorder(srv, trace)
+        WORKLOADS[name](rec)
+    finally:
+        srv.stop()
+    p = subprocess.run([binary, "recover", "--digests", srv.data_dir],
+                       env=env, capture_output=True, text=True, timeout=300)
+    check(p.returncode == 0, "recover --digests: %s" % p.stderr)
+    digests = {}
+    for line in p.stdout.split("\n"):
+        if line:
+            o = json.loads(line)
+            digests[o["seq"]] = o["digest"]
+    # The digest of the empty state (seq 0): recover an empty directory.
+    empty = os.path.join(where, "empty")
+    os.makedirs(empty)
+    p = subprocess.run([binary, "recover", "--check", "--in-place", empty],
+                       env=env, capture_output=True, text=True, timeout=60)
+    check(p.returncode == 0, "recover an empty directory: %s %s"
+          % (p.stdout, p.stderr))
+    digests[0] = json.loads(p.stdout)["digest"]
+    return {"trace": trace, "acks": rec.acks, "digests": digests, "env": env,
+            "final_seq": max(digests), "calls": trace_calls(trace)}
