@@ -116,8 +116,8 @@ def parse_trace(path):
             elif k == "falloc":
                 op.ino, op.mode = int(a[0]), int(a[1])
                 op.off, op.size = int(a[2]), int(a[3])
-            elif k == "sfr":
-                op.ino = int(a[0])
+            elif k in ("sfr", "inject"):
+                op.ino = int(a[0]) if k == "sfr" else None
             else:
                 raise ValueError("trace line %d: unknown call %r"
                                  % (op.idx, k))

@@ -9,6 +9,12 @@
  *   TPW_RECFS_ROOT   the directory watched (calls on paths outside it,
  *                    sockets and pipes are passed through unrecorded)
  *   TPW_RECFS_TRACE  the trace file (appended; made if absent)
+ *   TPW_RECFS_FAIL   "K EIO", "K ENOSPC" or "K SHORT": error injection
+ *                    (issue 20, item 2): the recorded call that would be
+ *                    number K fails instead, once (SHORT: a write writes
+ *                    half of its bytes and says so; any other call fails
+ *                    with EIO), and line K reads "K inject KIND CALL
+ *                    PATH" (PATH as the trace writes it, "-" for none)
  *
  * Order: one mutex serialises every recorded call with its line, and the
  * lines are numbered from 1 in that order, so the trace is one total
@@ -81,6 +87,9 @@ static char root[PATH_MAX];
 static size_t root_len;
 static int trace_fd = -1;
 static unsigned long long counter;
+static unsigned long long fail_at; /* TPW_RECFS_FAIL's call number */
+static int fail_errno;		   /* its error; SHORT_WRITE: a short write */
+#define SHORT_WRITE (-1)
 
 #define REAL(name) static __typeof__(name) *real_##name
 REAL(open);
@@ -147,6 +156,15 @@ __attribute__((constructor)) static void recfs_init(void)
 	if (!r || !t || !realpath(r, root))
 		return;
 	root_len = strlen(root);
+	const char *f = getenv("TPW_RECFS_FAIL");
+	char *kind = NULL;
+	if (f) {
+		fail_at = strtoull(f, &kind, 10);
+		kind += strspn(kind, " ");
+		fail_errno = !strcmp(kind, "ENOSPC")  ? ENOSPC
+			     : !strcmp(kind, "SHORT") ? SHORT_WRITE
+						      : EIO;
+	}
 	trace_fd =
 		real_open(t, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 }
@@ -244,6 +262,31 @@ static void emit(const void *data, size_t len, const char *fmt, ...)
 	free(line);
 }
 
+/* Error injection: the recorded call that would be number fail_at
+ * fails instead, once, recorded as "N inject KIND" (that number).
+ * Returns the error to fail with (SHORT_WRITE: a write writes half,
+ * other calls fail with EIO), or 0.  Called with the lock held. */
+static int inject(const char *call, const char *path)
+{
+	char p[PATH_MAX];
+	if (!fail_at || counter + 1 != fail_at)
+		return 0;
+	put_path(p, sizeof(p), path ? path : "-");
+	emit(NULL, 0, "inject %s %s %s",
+	     fail_errno == ENOSPC	 ? "ENOSPC"
+	     : fail_errno == SHORT_WRITE ? "SHORT"
+					 : "EIO",
+	     call, p);
+	return fail_errno;
+}
+
+/* inject() for a call that is not a write: the error to fail with. */
+static int inject_errno(const char *call, const char *path)
+{
+	int e = inject(call, path);
+	return e == SHORT_WRITE ? EIO : e;
+}
+
 static struct tracked *tracked(int fd)
 {
 	if (fd < 0 || fd >= FDS_MAX || !fds[fd].kind)
@@ -293,8 +336,11 @@ static int do_open(int dirfd, const char *path, int flags, mode_t mode)
 		return real_openat(dirfd, path, flags, mode);
 	pthread_mutex_lock(&lock);
 	bool existed = lstat(abs, &st) == 0;
-	int fd = real_openat(dirfd, path, flags, mode);
-	int saved = errno;
+	int e = (flags & O_CREAT && !existed) || (flags & O_TRUNC && existed)
+			? inject_errno("create", below_root(abs))
+			: 0;
+	int fd = e ? -1 : real_openat(dirfd, path, flags, mode);
+	int saved = e ? e : errno;
 	if (fd >= 0)
 		opened(fd, flags, mode, existed);
 	pthread_mutex_unlock(&lock);
@@ -378,15 +424,32 @@ static ssize_t do_write(int fd, const void *buf, size_t n,
 {
 	struct tracked *t = tracked(fd);
 	bool traced = t && t->kind == 1;
-	if (traced)
+	int e = 0;
+	void *half = NULL;
+	if (traced) {
 		pthread_mutex_lock(&lock);
-	ssize_t w = iov ? (off < 0 ? real_writev(fd, iov, iovcnt)
-				   : real_pwritev(fd, iov, iovcnt, off))
-			: (off < 0 ? real_write(fd, buf, n)
-				   : real_pwrite(fd, buf, n, off));
+		e = inject("write", t->path);
+	}
+	if (e == SHORT_WRITE) {
+		/* Half of what was asked (at least a byte short). */
+		size_t total = 0;
+		for (int i = 0; iov && i < iovcnt; i++)
+			total += iov[i].iov_len;
+		n = iov ? total : n;
+		if (iov && n <= IOV_COPY_MAX)
+			buf = half = gather(iov, iovcnt, n);
+		iov = NULL;
+		n /= 2;
+		e = 0;
+	}
+	ssize_t w = e	  ? -1
+		    : iov ? (off < 0 ? real_writev(fd, iov, iovcnt)
+				     : real_pwritev(fd, iov, iovcnt, off))
+			  : (off < 0 ? real_write(fd, buf, n)
+				     : real_pwrite(fd, buf, n, off));
 	if (!traced)
 		return w;
-	int saved = errno;
+	int saved = e ? e : errno;
 	if (w > 0 && (size_t)w <= IOV_COPY_MAX) {
 		void *b = iov ? gather(iov, iovcnt, (size_t)w) : NULL;
 		off_t at = off >= 0 ? off : lseek(fd, 0, SEEK_CUR) - w;
@@ -394,6 +457,7 @@ static ssize_t do_write(int fd, const void *buf, size_t n,
 		     (unsigned long)t->ino, (long long)at);
 		free(b);
 	}
+	free(half);
 	pthread_mutex_unlock(&lock);
 	errno = saved;
 	return w;
@@ -435,8 +499,9 @@ static int do_sync(int fd, bool data_only)
 	if (!t)
 		return data_only ? real_fdatasync(fd) : real_fsync(fd);
 	pthread_mutex_lock(&lock);
-	int ret = data_only ? real_fdatasync(fd) : real_fsync(fd);
-	int saved = errno;
+	int e = inject_errno(data_only ? "fdatasync" : "fsync", t->path);
+	int ret = e ? -1 : data_only ? real_fdatasync(fd) : real_fsync(fd);
+	int saved = e ? e : errno;
 	if (ret == 0 && t->kind == 2)
 		emit(NULL, 0, "dirsync %s", t->path);
 	else if (ret == 0)
@@ -477,9 +542,13 @@ static int path_call(enum path_op op, int dfd1, const char *p1, int dfd2,
 	bool watch = b1 || b2;
 	int ret;
 
-	if (watch)
+	int e = 0;
+	if (watch) {
 		pthread_mutex_lock(&lock);
-	switch (op) {
+		e = inject_errno(names[op], b1 ? b1 : b2);
+	}
+	switch (e ? -1 : (int)op) {
+	case -1: ret = -1; break;
 	case P_RENAME: ret = real_renameat(dfd1, p1, dfd2, p2); break;
 	case P_LINK: ret = real_linkat(dfd1, p1, dfd2, p2, flags); break;
 	case P_UNLINK: ret = real_unlinkat(dfd1, p1, flags); break;
@@ -488,7 +557,7 @@ static int path_call(enum path_op op, int dfd1, const char *p1, int dfd2,
 	}
 	if (!watch)
 		return ret;
-	int saved = errno;
+	int saved = e ? e : errno;
 	if (ret == 0) {
 		/* A path outside the root is "-": the explorer sees a file
 		 * arrive from, or leave to, the outside. */
@@ -559,8 +628,9 @@ int ftruncate(int fd, off_t len)
 	if (!t || t->kind != 1)
 		return real_ftruncate(fd, len);
 	pthread_mutex_lock(&lock);
-	int ret = real_ftruncate(fd, len);
-	int saved = errno;
+	int e = inject_errno("ftruncate", t->path);
+	int ret = e ? -1 : real_ftruncate(fd, len);
+	int saved = e ? e : errno;
 	if (ret == 0)
 		emit(NULL, 0, "trunc %lu %lld", (unsigned long)t->ino,
 		     (long long)len);
@@ -593,9 +663,12 @@ static int do_fallocate(int fd, int mode, off_t off, off_t len, bool posix)
 		return posix ? real_posix_fallocate(fd, off, len)
 			     : real_fallocate(fd, mode, off, len);
 	pthread_mutex_lock(&lock);
-	int ret = posix ? real_posix_fallocate(fd, off, len)
-			: real_fallocate(fd, mode, off, len);
-	int saved = errno;
+	int e = inject_errno("fallocate", t->path);
+	/* posix_fallocate returns the error instead of setting errno. */
+	int ret = e	  ? (posix ? e : -1)
+		  : posix ? real_posix_fallocate(fd, off, len)
+			  : real_fallocate(fd, mode, off, len);
+	int saved = e ? e : errno;
 	if (ret == 0)
 		emit(NULL, 0, "falloc %lu %d %lld %lld", (unsigned long)t->ino,
 		     mode, (long long)off, (long long)len);
@@ -630,8 +703,9 @@ int sync_file_range(int fd, off_t off, off_t n, unsigned int flags)
 	if (!t || t->kind != 1)
 		return real_sync_file_range(fd, off, n, flags);
 	pthread_mutex_lock(&lock);
-	int ret = real_sync_file_range(fd, off, n, flags);
-	int saved = errno;
+	int e = inject_errno("sync_file_range", t->path);
+	int ret = e ? -1 : real_sync_file_range(fd, off, n, flags);
+	int saved = e ? e : errno;
 	if (ret == 0)
 		emit(NULL, 0, "sfr %lu %lld %lld %u", (unsigned long)t->ino,
 		     (long long)off, (long long)n, flags);
@@ -679,8 +753,9 @@ int msync(void *addr, size_t len, int flags)
 {
 	uintptr_t a = (uintptr_t)addr;
 	pthread_mutex_lock(&lock);
-	int ret = real_msync(addr, len, flags);
-	int saved = errno;
+	int e = (flags & MS_SYNC) ? inject_errno("msync", NULL) : 0;
+	int ret = e ? -1 : real_msync(addr, len, flags);
+	int saved = e ? e : errno;
 	for (int i = 0; ret == 0 && (flags & MS_SYNC) && i < MAPS_MAX; i++) {
 		const struct mapping *m = &maps[i];
 		if (!m->len || a < m->base || a + len > m->base + m->len)

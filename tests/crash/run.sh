@@ -1,7 +1,7 @@
 #!/bin/sh
 # `make crash` (a stage of `make test`): the crash explorer (issue 20,
-# docs/crash-model.md) over every crash point of its workloads, and the
-# planted bug it must find.
+# docs/crash-model.md) over every crash point of its workloads, errors
+# injected at every call, and the planted bug the explorer must find.
 #   tests/crash/run.sh TPWALLET PLANTED_TPWALLET RECFS_SO
 # Closes with "crash explorer: N passed, M failed" (tests/count.sh).
 set -u
@@ -37,6 +37,11 @@ kek_dir=$(mktemp -d)
 TPWALLET_KEK_FILE=$kek_dir/kek $explore --binary "$bin" --workload small
 verdict "crash_points_with_the_kek_elsewhere_keep_the_new_data_directory" $?
 rm -rf "$kek_dir"
+
+# Errors at every call (issue 20, item 2): EIO, ENOSPC or a short write
+# at call k, in turn, for every k of the small workload.
+python3 tests/crash/inject.py --binary "$bin" --shim "$shim" --workload small
+verdict "an_error_at_every_call_never_acknowledges_what_is_not_durable" $?
 
 # The planted bug (the journal's segment creation without its directory
 # fsync): the explorer must fail, naming the create it undid.

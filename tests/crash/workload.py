@@ -23,6 +23,7 @@ import os
 import struct
 import subprocess
 import sys
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
@@ -62,12 +63,36 @@ def trace_calls(path):
         return f.read().count(b"\n")
 
 
+class Stopped(Exception):
+    """The server went away (error injection: it may stop)."""
+
+
 class Recorder:
-    def __init__(self, srv, trace):
-        self.srv, self.trace = srv, trace
+    """Sends the workload's requests and notes each reply.  tolerant
+    (error injection): an answer other than the one wanted is noted in
+    refusals instead of failing, and a server gone stops the workload."""
+
+    def __init__(self, srv, trace, tolerant=False):
+        self.srv, self.trace, self.tolerant = srv, trace, tolerant
         self.acks = []
+        self.refusals = []
+
+    def send(self, method, path, body, headers=None):
+        try:
+            return self.srv.request(method, path, body=body,
+                                    headers=headers)
+        except OSError as e:
+            if self.tolerant:
+                raise Stopped(str(e))
+            raise
 
     def ack(self, what, r, want=(200, 201)):
+        if self.tolerant and r.status not in want:
+            self.refusals.append({
+                "what": what, "status": r.status,
+                "problem": r.header("tpwallet-problem"),
+                "retry_after": r.header("retry-after")})
+            return None
         check(r.status in want, "%s: expected %s, got %r" % (what, want, r))
         self.acks.append({"calls": trace_calls(self.trace),
                           "seq": last_seq(self.srv.data_dir),
@@ -75,12 +100,28 @@ class Recorder:
         return r
 
     def post(self, what, path, body):
-        r = self.ack(what, self.srv.post(path, body))
-        if isinstance(body, list):
+        r = self.ack(what, self.send("POST", path, body))
+        if r is not None and isinstance(body, list):
             res = r.json()
             bad = [x for x in res if x.get("status") != "created"]
             check(not bad, "%s: not created: %r" % (what, bad))
         return r
+
+    def put_json(self, what, path, doc):
+        return self.ack(what, self.send(
+            "PUT", path, json.dumps(doc).encode(),
+            {"Content-Type": "application/json"}))
+
+    def checkpoint(self):
+        """Wait for a signed checkpoint of the whole journal (tolerant:
+        for at most 3 s, and not failing without one)."""
+        if not self.tolerant:
+            wait_checkpoint(self.srv, 1, cover_head=True)
+            return
+        try:
+            wait_checkpoint(self.srv, 1, cover_head=True, timeout=3)
+        except (harness.TestFailure, OSError, ValueError, KeyError):
+            pass
 
 
 def two_phase(rec, pid, tid, debit, credit, amount, how):
@@ -93,7 +134,6 @@ def two_phase(rec, pid, tid, debit, credit, amount, how):
 
 
 def small(rec):
-    s = rec.srv
     rec.post("accounts 1-4", "/v1/accounts",
              [account(i, ledger=1, code=10) for i in range(1, 5)])
     rec.post("transfer 1", "/v1/transfers", [transfer(1, 1, 2, 10)])
@@ -102,16 +142,13 @@ def small(rec):
               transfer(3, 3, 4, 2)])
     two_phase(rec, 4, 5, 2, 4, 7, "post")
     two_phase(rec, 6, 7, 4, 1, 3, "void")
-    rec.ack("client policy 1", s.request(
-        "PUT", "/v1/client-policy", body=json.dumps(POLICY_1).encode(),
-        headers={"Content-Type": "application/json"}))
-    rec.ack("key rotation", s.post("/v1/keys/rotate", {}))
-    wait_checkpoint(s, 1, cover_head=True)
+    rec.put_json("client policy 1", "/v1/client-policy", POLICY_1)
+    rec.ack("key rotation", rec.send("POST", "/v1/keys/rotate", {}))
+    rec.checkpoint()
 
 
 def medium(rec):
     small(rec)
-    s = rec.srv
     tid = 100
     for n in range(1, 9):
         evs = []
@@ -132,10 +169,8 @@ def medium(rec):
         rec.post("batch of 200 from transfer %d" % first, "/v1/transfers",
                  [transfer(first + i, 1 + i % 4, 1 + (i + 1) % 4, 1)
                   for i in range(200)])
-    rec.ack("client policy 2", s.request(
-        "PUT", "/v1/client-policy", body=json.dumps(POLICY_2).encode(),
-        headers={"Content-Type": "application/json"}))
-    wait_checkpoint(s, 1, cover_head=True)
+    rec.put_json("client policy 2", "/v1/client-policy", POLICY_2)
+    rec.checkpoint()
 
 
 WORKLOADS = {"small": small, "medium": medium}
@@ -143,17 +178,25 @@ WORKLOADS = {"small": small, "medium": medium}
 WORKLOAD_ENV = {"medium": {"TPWALLET_JOURNAL_SEGMENT_BYTES": "65536"}}
 
 
-def record(binary, shim, where, name, env):
-    """Run workload name with the recorder; its results (module doc)."""
+def traced_server(binary, shim, where, name, env, extra):
+    """A server (not started) on the empty where/w/data, with the
+    recorder watching where/w: the workload's settings, its trace path and
+    the Server."""
     w = os.path.join(where, "w")
     os.makedirs(w)
     env = dict(env, **WORKLOAD_ENV.get(name, {}))
     trace = os.path.join(where, "trace")
     harness.CONFIG["binary"] = binary
     senv = dict(env, LD_PRELOAD=shim, TPW_RECFS_ROOT=w,
-                TPW_RECFS_TRACE=trace)
+                TPW_RECFS_TRACE=trace, **extra)
     srv = Server(os.path.join(w, "data"), os.path.join(where, "server.log"),
                  env=senv, binary=binary)
+    return env, trace, srv
+
+
+def record(binary, shim, where, name, env):
+    """Run workload name with the recorder; its results (module doc)."""
+    env, trace, srv = traced_server(binary, shim, where, name, env, {})
     srv.start()
     try:
         rec = Recorder(srv, trace)
@@ -178,3 +221,62 @@ def record(binary, shim, where, name, env):
     digests[0] = json.loads(p.stdout)["digest"]
     return {"trace": trace, "acks": rec.acks, "digests": digests, "env": env,
             "final_seq": max(digests), "calls": trace_calls(trace)}
+
+
+def start_or_refuse(srv, timeout=15):
+    """Start srv and wait until /readyz answers 200 ("ready"), answers
+    503 for a failed journal ("refused": it stays so until a restart),
+    or the process exits (a message)."""
+    srv.spawn()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if srv.proc.poll() is not None:
+            return "before it was ready (status %d)" % srv.proc.returncode
+        try:
+            c = harness.Client(srv.port, timeout=2)
+            r = c.get("/readyz", retry=False)
+            c.close()
+            if r.status == 200:
+                return "ready"
+            if r.status == 503 and b"journal failed" in r.body:
+                return "refused"
+        except OSError:
+            pass
+        time.sleep(0.02)
+    raise harness.TestFailure("server neither ready nor refusing in %d s"
+                              % timeout)
+
+
+def run_injected(binary, shim, where, name, env, fail):
+    """Run workload name with the call the recorder would number k
+    failing (fail: "k KIND", recfs.c's TPW_RECFS_FAIL), tolerating
+    refusals and a server that stops; then stop it.  The replies
+    acknowledged and refused, and whether the server stopped by itself."""
+    env, trace, srv = traced_server(binary, shim, where, name, env,
+                                    {"TPW_RECFS_FAIL": fail})
+    rec = Recorder(srv, trace, tolerant=True)
+    stopped = None
+    try:
+        why = start_or_refuse(srv)
+        if why == "ready":
+            WORKLOADS[name](rec)
+        elif why == "refused":
+            # Up but never ready (the journal failed at start: /readyz
+            # answers 503 until a restart): the workload is not run.
+            rec.refusals.append({"what": "GET /readyz", "status": 503,
+                                 "problem": "unavailable",
+                                 "retry_after": None})
+        else:
+            stopped = why
+    except Stopped as e:
+        stopped = "during the workload: %s" % e
+    finally:
+        rc = srv.stop(expect_clean=False)
+    if stopped is None and rc != 0:
+        stopped = "at the stop (status %s)" % rc
+    with open(trace, "rb") as f:
+        injected = [line.decode(errors="replace").strip()
+                    for line in f if b" inject " in line]
+    return {"acks": rec.acks, "refusals": rec.refusals, "stopped": stopped,
+            "data": srv.data_dir, "env": env, "injected": injected,
+            "log": os.path.join(where, "server.log")}
