@@ -157,6 +157,18 @@ $(BUILD)/tests/tpwallet-planted: $(filter-out $(BUILD)/src/log/journal.o,$(ALL_O
 	@echo "  LINK    $@"
 	@$(CC) $(CFLAGS) $(LDSAN) -o $@ $^ $(LDLIBS) $(ROCKSDB_LIBS)
 
+# The second planted bug: the archive's move (journal retention) without
+# the directory fsync after its rename.
+$(BUILD)/planted/src/log/archive.o: src/log/archive.c
+	@mkdir -p $(dir $@)
+	@echo "  CC      $< (planted: TPW_PLANT_NO_ARCHIVE_DIRSYNC)"
+	@$(CC) $(CPPFLAGS) $(CFLAGS) -DTPW_PLANT_NO_ARCHIVE_DIRSYNC -c $< -o $@
+
+$(BUILD)/tests/tpwallet-planted-archive: $(filter-out $(BUILD)/src/log/archive.o,$(ALL_OBJ)) $(BUILD)/planted/src/log/archive.o
+	@mkdir -p $(dir $@)
+	@echo "  LINK    $@"
+	@$(CC) $(CFLAGS) $(LDSAN) -o $@ $^ $(LDLIBS) $(ROCKSDB_LIBS)
+
 # Benchmarks (bench/*.c), built with the project's warnings and linked
 # against the layers below the CLI, so they cannot rot; make test builds
 # them, make bench runs them.
@@ -189,9 +201,11 @@ e2e: $(BUILD)/tpwallet $(BUILD)/bench/bench_store $(BUILD)/tests/pgjournal_probe
 # of its workloads recovered and checked, and the planted bug found.  Its
 # own stage of make test, with the plain build only (it runs thousands
 # of recoveries; the sanitizer passes would take it past minutes).
-crash: $(BUILD)/tpwallet $(BUILD)/tests/tpwallet-planted $(BUILD)/tests/recfs.so
+crash: $(BUILD)/tpwallet $(BUILD)/tests/tpwallet-planted \
+       $(BUILD)/tests/tpwallet-planted-archive $(BUILD)/tests/recfs.so
 	@tests/count.sh tests/crash/run.sh $(BUILD)/tpwallet \
-	  $(BUILD)/tests/tpwallet-planted $(BUILD)/tests/recfs.so
+	  $(BUILD)/tests/tpwallet-planted $(BUILD)/tests/recfs.so \
+	  $(BUILD)/tests/tpwallet-planted-archive
 
 # The whole suite: deps, normal build, unit + e2e; then the same under
 # AddressSanitizer and UndefinedBehaviorSanitizer; then the fuzzers over

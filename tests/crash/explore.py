@@ -2,8 +2,14 @@
 """explore.py - the crash-point explorer (issue 20, item 1).
 
   explore.py run --binary build/tpwallet --shim build/tests/recfs.so \\
-                 [--workload small|medium] [--store 0|1] [--bound N] \\
-                 [--seed S] [--jobs J] [--keep DIR]
+                 [--workload small|medium|retention] [--store 0|1] \\
+                 [--bound N] [--seed S] [--jobs J] [--keep DIR]
+  explore.py replay --binary build/tpwallet --from-dir DIR [--bound N] \\
+                 [--seed S]
+
+replay explores again a run kept with --keep DIR (its trace, replies and
+digests: nothing but the recoveries runs), so a seed and a kept trace
+reproduce a failing case exactly, whatever the threads did in the run.
 
 1. record: runs the workload (tests/crash/workload.py) against a server
    started with the recording shim (tests/crash/recfs.c), which writes
@@ -448,8 +454,9 @@ class Checker:
         data = os.path.join(where, "data")
         if not os.path.isdir(data):
             return None, 65, None, "no data directory"
+        env = workload.settings_in(self.env, where)
         p = subprocess.run([self.args.binary, "recover", "--check",
-                            "--in-place", data], env=self.env,
+                            "--in-place", data], env=env,
                            capture_output=True, text=True, timeout=120)
         try:
             got = json.loads(p.stdout.strip().split("\n")[-1])
@@ -465,7 +472,7 @@ class Checker:
         signed = os.path.isfile(cps) and os.path.getsize(cps) > 0
         if p.returncode == 0 and got and got.get("seq") and signed:
             a = subprocess.run([self.args.binary, "audit", "check", data],
-                               env=self.env, capture_output=True,
+                               env=env, capture_output=True,
                                text=True, timeout=120)
             audit = (a.returncode, (a.stdout + a.stderr)[-1500:])
         return got, p.returncode, audit, p.stderr[-400:]
@@ -549,9 +556,12 @@ def explore(args, trace, acks, ref, final_seq, env, scratch, out):
                    for d, f in batch) if why]
         if failed:
             # Name the call: a state that differs from the process's view
-            # by one undone, lost or torn call, when one fails.
-            named = [f for f in failed if f[0].startswith(
-                ("undone:", "lost:", "torn:"))]
+            # by one undone, lost or torn call, when one fails; of the
+            # undone, the latest (undoing an earlier one, a create, also
+            # undoes the later ones that need it, a rename of the file).
+            undone = [f for f in failed if f[0].startswith("undone:")]
+            named = undone[-1:] or [f for f in failed if f[0].startswith(
+                ("lost:", "torn:"))]
             at = ops[k - 1].name() if k else "#0 (before any call)"
             for desc, why in (named or failed)[:1] + failed[:1]:
                 print("FAILED: crash point %d/%d after %s; state: %s; %s"
@@ -565,11 +575,28 @@ def explore(args, trace, acks, ref, final_seq, env, scratch, out):
     return True, points, len(seen), capped, time.monotonic() - t0
 
 
+def save_record(rec, where):
+    """What a replay needs beside the trace: replies, digests, settings."""
+    with open(os.path.join(where, "record.json"), "w") as f:
+        json.dump(dict(rec, trace="trace"), f)
+
+
+def load_record(where):
+    """A run kept with --keep, to explore again exactly (its trace is
+    what is replayed: nothing runs but the recoveries)."""
+    with open(os.path.join(where, "record.json")) as f:
+        rec = json.load(f)
+    rec["trace"] = os.path.join(where, rec["trace"])
+    rec["digests"] = {int(k): v for k, v in rec["digests"].items()}
+    return rec
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("command", choices=["run"])
+    ap.add_argument("command", choices=["run", "replay"])
     ap.add_argument("--binary", required=True)
-    ap.add_argument("--shim", required=True)
+    ap.add_argument("--shim", help="the recorder (run)")
+    ap.add_argument("--from-dir", help="replay: a run's --keep directory")
     ap.add_argument("--workload", default="small",
                     choices=sorted(workload.WORKLOADS))
     ap.add_argument("--store", type=int, default=0, choices=[0, 1])
@@ -582,9 +609,12 @@ def main():
                     "files here")
     args = ap.parse_args()
     args.binary = os.path.abspath(args.binary)
-    args.shim = os.path.abspath(args.shim)
     if args.bound < 2:
         ap.error("--bound must be at least 2")
+    if args.command == "run" and not args.shim:
+        ap.error("run needs --shim")
+    if args.command == "replay" and not args.from_dir:
+        ap.error("replay needs --from-dir")
 
     base = tempfile.mkdtemp(prefix="tpw-crash-")
     keep = args.keep or base
@@ -592,12 +622,18 @@ def main():
         env = dict(os.environ, TPWALLET_STORE=str(args.store))
         env.pop("TPWALLET_CONFIG", None)
         env.pop("LD_PRELOAD", None)
-        try:
-            rec = workload.record(args.binary, args.shim, keep,
-                                  args.workload, env)
-        except Exception as e:  # the workload's own failure, not a crash
-            print("crash explorer: the workload failed: %s" % e)
-            return 2
+        if args.command == "replay":
+            rec = load_record(args.from_dir)
+        else:
+            try:
+                rec = workload.record(os.path.abspath(args.binary),
+                                      os.path.abspath(args.shim), keep,
+                                      args.workload, env)
+            except Exception as e:  # the workload's failure, not a crash
+                print("crash explorer: the workload failed: %s" % e)
+                return 2
+            if args.keep:
+                save_record(rec, args.keep)
         ok, points, states, capped, took = explore(
             args, rec["trace"], rec["acks"], rec["digests"],
             rec["final_seq"], rec["env"], os.path.join(base, "states"),
@@ -607,7 +643,8 @@ def main():
               "traced, %d replies; %d crash points explored (%d sampled "
               "beyond the bound), %d distinct states checked in %.1f s: "
               "%.0f crash points/min, %.0f states/min: %s"
-              % (args.workload, args.store, args.bound, args.seed,
+              % (args.workload, int(rec["env"]["TPWALLET_STORE"]),
+                 args.bound, args.seed,
                  rec["calls"], len(rec["acks"]), points, capped, states,
                  took, per_min, 60.0 * states / took if took else 0,
                  "ok" if ok else "FAILED"))

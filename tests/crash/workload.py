@@ -173,9 +173,47 @@ def medium(rec):
     rec.checkpoint()
 
 
-WORKLOADS = {"small": small, "medium": medium}
-# Settings a workload runs with (the server's and recovery's).
-WORKLOAD_ENV = {"medium": {"TPWALLET_JOURNAL_SEGMENT_BYTES": "65536"}}
+def retention(rec):
+    """Journal retention (store = 1): sealed segments the store's flush
+    and the audit files cover move to W/archive (archive.c: copy, fsync,
+    rename, directory fsync, unlink, directory fsync)."""
+    rec.post("accounts 1-8", "/v1/accounts",
+             [account(i, ledger=1, code=10) for i in range(1, 9)])
+    for b in range(6):
+        first = 10000 + 300 * b
+        rec.post("batch of 300 from transfer %d" % first, "/v1/transfers",
+                 [transfer(first + k, 1 + (first + k) % 8,
+                           1 + (first + k + 3) % 8, 1 + k % 5)
+                  for k in range(300)])
+    # The move follows the store's flush and DATA/audit/state: keep
+    # writing until one segment moved (bounded).
+    archive = os.path.join(os.path.dirname(rec.srv.data_dir), "archive")
+    deadline = time.monotonic() + 40
+    k = 0
+    while not [n for n in os.listdir(archive) if n.endswith(".wal")]:
+        check(time.monotonic() < deadline, "no segment archived in 40 s")
+        rec.post("transfer %d" % (900000 + k), "/v1/transfers",
+                 [transfer(900000 + k, 1, 2, 1)])
+        k += 1
+        time.sleep(0.2)
+    rec.checkpoint()
+
+
+WORKLOADS = {"small": small, "medium": medium, "retention": retention}
+# Settings a workload runs with (the server's and recovery's); {W} is the
+# traced directory (for a crash state, the directory it is written to).
+WORKLOAD_ENV = {
+    "medium": {"TPWALLET_JOURNAL_SEGMENT_BYTES": "65536"},
+    "retention": {"TPWALLET_STORE": "1",
+                  "TPWALLET_CACHE_BYTES": str(1 << 20),
+                  "TPWALLET_JOURNAL_SEGMENT_BYTES": "65536",
+                  "TPWALLET_JOURNAL_ARCHIVE_DIR": "{W}/archive"},
+}
+
+
+def settings_in(env, w):
+    """env with {W} replaced by w."""
+    return {k: v.replace("{W}", w) for k, v in env.items()}
 
 
 def traced_server(binary, shim, where, name, env, extra):
@@ -187,7 +225,7 @@ def traced_server(binary, shim, where, name, env, extra):
     env = dict(env, **WORKLOAD_ENV.get(name, {}))
     trace = os.path.join(where, "trace")
     harness.CONFIG["binary"] = binary
-    senv = dict(env, LD_PRELOAD=shim, TPW_RECFS_ROOT=w,
+    senv = dict(settings_in(env, w), LD_PRELOAD=shim, TPW_RECFS_ROOT=w,
                 TPW_RECFS_TRACE=trace, **extra)
     srv = Server(os.path.join(w, "data"), os.path.join(where, "server.log"),
                  env=senv, binary=binary)
@@ -203,8 +241,10 @@ def record(binary, shim, where, name, env):
         WORKLOADS[name](rec)
     finally:
         srv.stop()
+    w = os.path.dirname(srv.data_dir)
     p = subprocess.run([binary, "recover", "--digests", srv.data_dir],
-                       env=env, capture_output=True, text=True, timeout=300)
+                       env=settings_in(env, w), capture_output=True,
+                       text=True, timeout=300)
     check(p.returncode == 0, "recover --digests: %s" % p.stderr)
     digests = {}
     for line in p.stdout.split("\n"):
@@ -215,7 +255,8 @@ def record(binary, shim, where, name, env):
     empty = os.path.join(where, "empty")
     os.makedirs(empty)
     p = subprocess.run([binary, "recover", "--check", "--in-place", empty],
-                       env=env, capture_output=True, text=True, timeout=60)
+                       env=settings_in(env, where), capture_output=True,
+                       text=True, timeout=60)
     check(p.returncode == 0, "recover an empty directory: %s %s"
           % (p.stdout, p.stderr))
     digests[0] = json.loads(p.stdout)["digest"]
@@ -278,5 +319,6 @@ def run_injected(binary, shim, where, name, env, fail):
         injected = [line.decode(errors="replace").strip()
                     for line in f if b" inject " in line]
     return {"acks": rec.acks, "refusals": rec.refusals, "stopped": stopped,
-            "data": srv.data_dir, "env": env, "injected": injected,
+            "data": srv.data_dir, "injected": injected,
+            "env": settings_in(env, os.path.dirname(srv.data_dir)),
             "log": os.path.join(where, "server.log")}
