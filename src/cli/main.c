@@ -34,6 +34,8 @@ const struct command commands[] = {
 	 "ask a URL as a client version: gateway, tpwallet or served"},
 	{"doctor", cmd_doctor,
 	 "check a data directory offline, even while served"},
+	{"recover", cmd_recover,
+	 "recover a data directory offline: seq, digest, balances"},
 	{"version", cmd_version, "print the version"},
 	{"help", cmd_help, "list the commands, or show one command's help"},
 };

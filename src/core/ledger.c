@@ -2773,6 +2773,29 @@ static int cmp_ledger(const void *a, const void *b, void *arg)
 	return (la > lb) - (la < lb);
 }
 
+static void totals_add(u128 *sum, u128 v, bool *overflow)
+{
+	if (*sum > ~(u128)0 - v)
+		*overflow = true;
+	*sum += v;
+}
+
+void ledger_totals(const struct ledger *l, struct ledger_totals *out)
+{
+	*out = (struct ledger_totals){.accounts = l->n_accounts};
+	for (u32 s = 0; s < l->n_accounts; s++) {
+		const struct account *a = arec(l, s);
+		totals_add(&out->debits_pending, a->debits_pending,
+			   &out->overflow);
+		totals_add(&out->debits_posted, a->debits_posted,
+			   &out->overflow);
+		totals_add(&out->credits_pending, a->credits_pending,
+			   &out->overflow);
+		totals_add(&out->credits_posted, a->credits_posted,
+			   &out->overflow);
+	}
+}
+
 bool ledger_check_invariants(const struct ledger *l)
 {
 	struct expect *ex = NULL;

@@ -288,6 +288,17 @@ int ledger_snapshot_write(const struct ledger *l, ledger_sink_fn sink,
 			  void *ctx);
 struct ledger *ledger_snapshot_read(const u8 *buf, size_t len);
 
+/* The four balances summed over every account (accounts are always in
+ * memory, with or without a cold tier): debits equal credits, pending and
+ * posted, in a consistent ledger (`tpwallet recover --check`).  A sum
+ * that passes 2^128 sets overflow. */
+struct ledger_totals {
+	u64 accounts;
+	u128 debits_pending, debits_posted, credits_pending, credits_posted;
+	bool overflow;
+};
+void ledger_totals(const struct ledger *l, struct ledger_totals *out);
+
 /* Checks the per-ledger balance invariants by re-summing every account
  * (expensive: tests and debug builds).  Returns true when they hold. */
 bool ledger_check_invariants(const struct ledger *l);

@@ -924,11 +924,16 @@ static int roll(struct journal *j)
 		    O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
+		/* TPW_PLANT_NO_SEGMENT_DIRSYNC: the crash explorer's planted
+		 * bug (build/tests/tpwallet-planted only, docs/crash-model.md).
+		 */
+#ifndef TPW_PLANT_NO_SEGMENT_DIRSYNC
 	if (!j->opts.no_sync && fsync(j->dir_fd) != 0) {
 		int ret = -errno;
 		close(fd);
 		return ret;
 	}
+#endif
 	if (j->fd >= 0)
 		close(j->fd);
 	j->fd = fd;
