@@ -3,6 +3,7 @@
  * metrics.h).
  */
 #include "api/metrics.h"
+#include "engine/trace.h"
 #include "engine/cluster.h"
 #include "engine/engine.h"
 #include "log/pkcs11.h"
@@ -413,6 +414,20 @@ void metrics_render(struct metrics *m, struct engine *e, struct wbuf *b)
 
 	if (e)
 		render_engine(b, e);
+
+	u64 exported, dropped;
+	trace_counts(&exported, &dropped);
+	help(b, "tpwallet_trace_spans_exported_total", "counter",
+	     "Spans the OTLP receiver accepted.");
+	wbuf_puts(b, "tpwallet_trace_spans_exported_total ");
+	wbuf_put_u64(b, exported);
+	wbuf_putc(b, '\n');
+	help(b, "tpwallet_trace_spans_dropped_total", "counter",
+	     "Spans dropped: the queue was full, or the receiver refused, "
+	     "failed or timed out.");
+	wbuf_puts(b, "tpwallet_trace_spans_dropped_total ");
+	wbuf_put_u64(b, dropped);
+	wbuf_putc(b, '\n');
 }
 
 void metrics_render_hsm(struct pkcs11 *p, struct wbuf *b)

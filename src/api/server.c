@@ -114,6 +114,8 @@ enum MHD_Result api_reply(struct request *rq, unsigned status, struct wbuf *b,
 	} else {
 		if (problem && problem_slug_find(b->data, b->len, slug) != 0)
 			snprintf(slug, sizeof(slug), "internal-error");
+		if (problem)
+			api_span_event(rq, "problem", "problem.type", slug);
 		data = wbuf_detach(b, &len);
 		resp = MHD_create_response_from_buffer_with_free_callback(
 			len, data, free_body);
@@ -512,6 +514,8 @@ enum MHD_Result api_submit(struct request *rq,
 	atomic_fetch_add(&s->submitted, 1);
 	rq->eng.ereq.done = on_engine_done; /* also: counted in submitted */
 	rq->eng.ereq.ctx = rq;
+	if (rq->span)
+		rq->eng.ereq.trace = rq->span->ctx;
 	rq->state = RS_SUBMITTED;
 	/* Suspend before submitting: the done callback may run before this
 	 * function returns, and resuming needs a suspended connection. */
@@ -689,6 +693,7 @@ static enum MHD_Result request_begin(struct request *rq, const char *url,
 					"traceparent");
 	if (!v || !api_traceparent_parse(v, rq->trace_id))
 		rq->trace_id[0] = '\0';
+	api_span_begin(rq, v);
 
 	rq->method = method_of(method);
 	/* The framing first: an ambiguous request is not routed at all.
@@ -896,6 +901,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
 	us = (now_ns() - rq->start_ns) / 1000;
 	metrics_observe_request(&s->metrics, rq->route, rq->method, rq->status,
 				us);
+	api_span_end(rq);
 	{
 		/* A gated request's line also says how the gate decided. */
 		struct log_field f[13] = {
