@@ -550,16 +550,17 @@ static void push_durable(struct engine *e, const struct group *g)
  * request's commit span links to it. */
 static void trace_group_begin(struct group *g, struct engine_request *list)
 {
-	for (struct engine_request *r = list; r; r = r->next) {
-		if (!g->trace.taken_ns &&
-		    (r->trace.flags & TRACE_FLAG_SAMPLED)) {
-			g->trace.taken_ns = trace_now_ns();
-			g->trace.parent = r->trace;
-			g->trace.ctx = r->trace;
-			trace_new_span_id(g->trace.ctx.span_id);
-		}
+	struct engine_request *r = list;
+	while (r && !(r->trace.flags & TRACE_FLAG_SAMPLED))
+		r = r->next;
+	if (!r)
+		return;
+	g->trace.taken_ns = trace_now_ns();
+	g->trace.parent = r->trace;
+	g->trace.ctx = r->trace;
+	trace_new_span_id(g->trace.ctx.span_id);
+	for (r = list; r; r = r->next)
 		g->trace.bytes += record_bytes(r);
-	}
 }
 
 /* The spans of a group and of its sampled requests, once applied. */

@@ -12,6 +12,7 @@
  * counts it: spans are telemetry, never retried at the cost of memory.
  */
 #include "engine/trace.h"
+#include "core/assert.h"
 #include "core/clock.h"
 #include "core/parse.h"
 #include "engine/logger.h"
@@ -177,6 +178,8 @@ struct tracer {
 	_Atomic bool cancel; /* trace_stop gave up on the last export */
 };
 
+/* T.wake is made again by trace_start with CLOCK_MONOTONIC (the clock of
+ * tpw_deadline_ms); the initializer only serves a stop without a start. */
 static struct tracer T = {.lock = PTHREAD_MUTEX_INITIALIZER,
 			  .wake = PTHREAD_COND_INITIALIZER};
 static atomic_bool enabled;
@@ -200,11 +203,34 @@ u64 trace_now_ns(void)
 	return (u64)ts.tv_sec * 1000000000u + (u64)ts.tv_nsec;
 }
 
+/* Ids come from a ChaCha20 stream per thread (libsodium's
+ * randombytes_buf_deterministic), seeded once from randombytes_buf and
+ * re-keyed from its own output at each call: no system call per id,
+ * which a getrandom(2) each would cost every request. */
+static _Thread_local u8 rng_seed[randombytes_SEEDBYTES];
+static _Thread_local bool rng_seeded;
+
+static void random_id(u8 *out, size_t n)
+{
+	u8 block[randombytes_SEEDBYTES + 16];
+
+	TPW_ASSERT(n <= 16);
+	if (!rng_seeded) {
+		randombytes_buf(rng_seed, sizeof(rng_seed));
+		rng_seeded = true;
+	}
+	do {
+		randombytes_buf_deterministic(block, randombytes_SEEDBYTES + n,
+					      rng_seed);
+		memcpy(rng_seed, block, randombytes_SEEDBYTES);
+		memcpy(out, block + randombytes_SEEDBYTES, n);
+	} while (all_zero(out, n));
+	sodium_memzero(block, sizeof(block));
+}
+
 void trace_new_span_id(u8 out[8])
 {
-	do
-		randombytes_buf(out, 8);
-	while (all_zero(out, 8));
+	random_id(out, 8);
 }
 
 /* A root's decision: the trace id's last 7 bytes (56 random bits, as
@@ -247,9 +273,7 @@ bool trace_span_begin(struct trace_span *s, const struct trace_context *parent,
 				  ? (parent->flags & TRACE_FLAG_SAMPLED) != 0
 				  : sample_root(parent->trace_id);
 	} else {
-		do
-			randombytes_buf(s->ctx.trace_id, 16);
-		while (all_zero(s->ctx.trace_id, 16));
+		random_id(s->ctx.trace_id, 16);
 		memset(s->parent_span_id, 0, 8);
 		sampled = sample_root(s->ctx.trace_id);
 	}
@@ -654,6 +678,11 @@ int trace_start(const struct trace_options *o, const char **err)
 	T.sampler = o->sampler;
 	T.parent_based = o->parent_based;
 	T.ratio_bound = (u64)ldexp(o->ratio, 56);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&T.wake, &ca);
+	pthread_condattr_destroy(&ca);
 	T.count = 0;
 	T.stopping = false;
 	T.failing = false;

@@ -11,6 +11,7 @@ records nothing; a bad sampler setting refuses to start.
 
 import http.server
 import json
+import os
 import threading
 import time
 
@@ -253,6 +254,16 @@ def test_a_transfer_is_a_server_span_with_the_engine_stages_below(ctx):
         time.sleep(0.3 * slow_factor())
         check_eq(in_trace(rx.spans, "3" * 32), [],
                  "spans of a caller that did not sample")
+        # Idle, the exporter sleeps between schedules (a timed wait on
+        # the wrong clock once made it spin a core).
+        cpu = lambda: sum(int(x) for x in open(  # noqa: E731
+            "/proc/%d/stat" % s.proc.pid).read().rsplit(")", 1)[1]
+            .split()[11:13])
+        c0 = cpu()
+        time.sleep(1.0)
+        ticks = cpu() - c0
+        check(ticks < 0.2 * os.sysconf("SC_CLK_TCK"),
+              "an idle traced server used %d ticks in a second" % ticks)
         m = metrics(s)
         check(m["tpwallet_trace_spans_exported_total"] >= 8,
               "exported counted: %r" % m["tpwallet_trace_spans_exported_total"])
