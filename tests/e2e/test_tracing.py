@@ -232,6 +232,24 @@ def test_a_transfer_is_a_server_span_with_the_engine_stages_below(ctx):
         check_eq(attrs(server)["tpwallet.events.refused"], 1,
                  "refused count")
 
+        # A batch is one span with counts, not a span per transfer.
+        batch = [transfer(20 + i, 1, 2, 1) for i in range(48)]
+        batch += [transfer(80, 1, 98, 1), transfer(81, 97, 2, 1)]
+        r = s.post("/v1/transfers", batch,
+                   headers={"traceparent": "00-%s-%s-01" % ("4" * 32,
+                                                            CALLER)})
+        check_eq(r.status, 200, "the batch")
+        spans = rx.wait(lambda sp: any(x["name"] == "POST /v1/transfers"
+                                       for x in in_trace(sp, "4" * 32)),
+                        "the batch's span")
+        t = in_trace(spans, "4" * 32)
+        a = attrs(one(t, "POST /v1/transfers"))
+        check_eq((a["tpwallet.events"], a["tpwallet.events.refused"]),
+                 (50, 2), "the batch's counts")
+        one(t, "engine.queue")
+        check_eq(attrs(one(t, "engine.group"))["tpwallet.group.events"], 50,
+                 "the batch's group events")
+
         # A problem answer is an event with its type, and a caller that
         # did not sample is not recorded (parent-based).
         r = s.request("POST", "/v1/transfers", body="{nope",
@@ -268,6 +286,65 @@ def test_a_transfer_is_a_server_span_with_the_engine_stages_below(ctx):
         check(m["tpwallet_trace_spans_exported_total"] >= 8,
               "exported counted: %r" % m["tpwallet_trace_spans_exported_total"])
         check_eq(m["tpwallet_trace_spans_dropped_total"], 0, "none dropped")
+        s.stop()
+    finally:
+        rx.close()
+
+
+@e2e_test(timeout=90)
+def test_requests_that_share_a_group_link_to_its_span(ctx):
+    rx = Receiver()
+    try:
+        s = ctx.start_server(env=env_for(rx))
+        create(s, "accounts", [account(1), account(2)], ["created"] * 2)
+        n, rounds = 8, 10
+        traces = []
+
+        def send(i, k):
+            c = s.new_client()
+            tid = "%08x%024x" % (0xabc00000 + k * n + i, 1)
+            traces.append(tid)
+            r = c.post("/v1/transfers", transfer(1000 + k * n + i, 1, 2, 1),
+                       headers={"traceparent": "00-%s-%s-01" % (tid,
+                                                                CALLER)})
+            c.close()
+            check_eq(r.status, 201, "transfer %d" % i)
+
+        for k in range(rounds):
+            ts = [threading.Thread(target=send, args=(i, k))
+                  for i in range(n)]
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join(30)
+        ours = set(traces)
+        spans = rx.wait(lambda sp: sum(x["name"] == "engine.commit" and
+                                       x["traceId"] in ours
+                                       for x in sp) == n * rounds,
+                        "every request's commit span")
+        groups = {x["spanId"]: x for x in spans if x["name"] == "engine.group"}
+        linked = {}
+        for c in (x for x in spans if x["name"] == "engine.commit" and
+                  x["traceId"] in ours):
+            check_eq(len(c["links"]), 1, "a commit's links")
+            link = c["links"][0]
+            g = groups.get(link["spanId"])
+            check(g is not None, "the link %r names no group span" % link)
+            check_eq(link["traceId"], g["traceId"], "the link's trace id")
+            linked.setdefault(link["spanId"], []).append(c["traceId"])
+        for gid, members in linked.items():
+            g = groups[gid]
+            check(attrs(g)["tpwallet.group.records"] >= len(members),
+                  "a group holds at least the requests linked to it")
+            # The group lives in the trace of one of its requests.
+            check(g["traceId"] in members, "the group's trace")
+        check_eq(sorted(x["traceId"] for x in spans
+                        if x["name"] == "engine.commit" and
+                        x["traceId"] in ours),
+                 sorted(traces), "one commit span per request")
+        check(any(len(m) > 1 for m in linked.values()),
+              "no group was shared by two of %d concurrent requests: %r"
+              % (n * rounds, sorted(len(m) for m in linked.values())))
         s.stop()
     finally:
         rx.close()
