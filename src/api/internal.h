@@ -242,8 +242,9 @@ void api_span_event(struct request *rq, const char *name, const char *key,
 /* A batch's counts (events, refused) and the first refusal as an
  * event, from rq->eng.results. */
 void api_span_results(struct request *rq);
-/* End and queue rq's span with the reply's status; frees it. */
-void api_span_end(struct request *rq);
+/* End and queue rq's span with the reply's status; frees it.  Its
+ * trace becomes the exemplar of the latency bucket of duration_us. */
+void api_span_end(struct request *rq, u64 duration_us);
 
 /* ---- policy_routes.c ---- */
 

@@ -215,8 +215,12 @@ enum MHD_Result server_route_metrics(struct request *rq)
 {
 	struct wbuf b = WBUF_INIT((size_t)4 << 20);
 	struct api_server *s = rq->srv;
+	/* OpenMetrics (with exemplars) when the scraper asks for it. */
+	const char *accept = MHD_lookup_connection_value(
+		rq->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
+	bool om = accept && strstr(accept, "application/openmetrics-text");
 
-	metrics_render(&s->metrics, s->e, &b);
+	metrics_render(&s->metrics, s->e, &b, om);
 	policy_metrics(s, &b);
 	probes_metrics(s, &b);
 	audit_metrics(s, &b);
@@ -225,6 +229,12 @@ enum MHD_Result server_route_metrics(struct request *rq)
 		api_tls_metrics(s->tls, &b);
 	if (s->hsm)
 		metrics_render_hsm(s->hsm, &b);
+	if (om && !b.err) {
+		struct wbuf o = WBUF_INIT((size_t)4 << 20);
+		metrics_openmetrics(&b, &o);
+		wbuf_release(&b);
+		return api_reply(rq, 200, &o, METRICS_OPENMETRICS_TYPE, NULL);
+	}
 	return api_reply(rq, 200, &b, METRICS_CONTENT_TYPE, NULL);
 }
 
@@ -901,7 +911,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
 	us = (now_ns() - rq->start_ns) / 1000;
 	metrics_observe_request(&s->metrics, rq->route, rq->method, rq->status,
 				us);
-	api_span_end(rq);
+	api_span_end(rq, us);
 	{
 		/* A gated request's line also says how the gate decided. */
 		struct log_field f[13] = {

@@ -69,7 +69,7 @@ void api_span_results(struct request *rq)
 					   : create_account_result_name(first));
 }
 
-void api_span_end(struct request *rq)
+void api_span_end(struct request *rq, u64 duration_us)
 {
 	struct trace_span *s = rq->span;
 	const char *method = metrics_method_name(rq->method);
@@ -87,6 +87,11 @@ void api_span_end(struct request *rq)
 		trace_span_text(s, "tpwallet.client_version.verdict",
 				policy_verdict_name(rq->gate.verdict));
 	s->error = rq->status >= 500 || rq->status == 0;
+	char trace_id[33], span_id[17];
+	trace_hex(s->ctx.trace_id, 16, trace_id);
+	trace_hex(s->ctx.span_id, 8, span_id);
+	metrics_observe_exemplar(&rq->srv->metrics, rq->route, rq->status,
+				 duration_us, trace_id, span_id);
 	trace_span_end(s);
 	free(s);
 }

@@ -350,6 +350,62 @@ def test_requests_that_share_a_group_link_to_its_span(ctx):
         rx.close()
 
 
+@e2e_test(timeout=60)
+def test_an_openmetrics_scrape_carries_exemplars_a_prometheus_one_none(ctx):
+    rx = Receiver()
+    try:
+        s = ctx.start_server(env=env_for(rx))
+        create(s, "accounts", [account(1), account(2)], ["created"] * 2)
+        r = s.post("/v1/transfers", transfer(10, 1, 2, 5),
+                   headers={"traceparent": "00-%s-%s-01" % (TRACE, CALLER)})
+        check_eq(r.status, 201, "the traced transfer")
+        spans = rx.wait(lambda sp: any(x["name"] == "POST /v1/transfers"
+                                       for x in in_trace(sp, TRACE)),
+                        "the transfer's span")
+        server = one(in_trace(spans, TRACE), "POST /v1/transfers")
+        om = s.get("/metrics", auth=None, headers={
+            "Accept": "application/openmetrics-text;version=1.0.0,"
+                      "text/plain;version=0.0.4;q=0.5"})
+        check_eq((om.status, om.header("Content-Type")),
+                 (200, "application/openmetrics-text; version=1.0.0; "
+                       "charset=utf-8"), "the OpenMetrics answer")
+        text = om.body.decode()
+        check(text.endswith("\n# EOF\n"), "OpenMetrics ends with # EOF")
+        lines = text.splitlines()
+        check("# TYPE tpwallet_http_requests counter" in lines and
+              "# TYPE tpwallet_trace_spans_dropped counter" in lines,
+              "a counter's family is named without _total")
+        check(not [x for x in lines if x.startswith("# TYPE ") and
+                   x.endswith("_total counter")],
+              "no counter family ends with _total")
+        ex = [x for x in lines if " # {" in x]
+        check(ex, "no exemplar in the OpenMetrics scrape")
+        mine = [x for x in ex if 'trace_id="%s"' % TRACE in x]
+        check_eq(len(mine), 1, "buckets with the transfer's exemplar")
+        line = mine[0]
+        check(line.startswith("tpwallet_http_request_duration_seconds_"
+                              "bucket{route=\"/v1/transfers\",status="
+                              "\"2xx\",le="),
+              "the exemplar's series: %r" % line)
+        labels, value, ts = line.split(" # ", 1)[1].split(" ")
+        check_eq(labels, '{trace_id="%s",span_id="%s"}'
+                 % (TRACE, server["spanId"]), "the exemplar's labels")
+        le = line.split('le="', 1)[1].split('"', 1)[0]
+        check(float(value) <= float(le), "the exemplar %s fits le=%s"
+              % (value, le))
+        check(abs(float(ts) - time.time()) < 600, "the exemplar's time")
+        plain = s.get("/metrics", auth=None)
+        check_eq(plain.header("Content-Type"),
+                 "text/plain; version=0.0.4; charset=utf-8",
+                 "the Prometheus answer")
+        check(" # {" not in plain.body.decode() and
+              "# EOF" not in plain.body.decode(),
+              "no exemplar and no # EOF in the Prometheus text")
+        s.stop()
+    finally:
+        rx.close()
+
+
 class Target:
     """A probe's target: answers 200 and keeps each request's
     traceparent."""
