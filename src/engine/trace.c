@@ -187,7 +187,7 @@ static _Atomic u64 exported_total, dropped_total;
 
 bool trace_enabled(void)
 {
-	return atomic_load_explicit(&enabled, memory_order_relaxed);
+	return atomic_load_explicit(&enabled, memory_order_acquire);
 }
 
 void trace_counts(u64 *exported, u64 *dropped)
