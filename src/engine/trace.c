@@ -570,10 +570,12 @@ static void export_batch(struct jbuf *b, const struct trace_span *s, unsigned n)
 					   .cancel = &T.cancel};
 		ret = http_client_do(T.client, &req, &r);
 	}
-	bool ok = ret == 0 && r.status >= 200 && r.status < 300;
+	int status = ret < 0 ? 0 : r.status;
+	bool ok = ret == 0 && status >= 200 && status < 300;
 	http_response_clear(&r);
 	atomic_fetch_add(ok ? &exported_total : &dropped_total, n);
-	if (ok != !T.failing)
+	/* One line when exports start failing, one when they work again. */
+	if (ok == !T.failing)
 		return;
 	T.failing = !ok;
 	if (ok)
@@ -581,7 +583,7 @@ static void export_batch(struct jbuf *b, const struct trace_span *s, unsigned n)
 	else
 		log_at(LOG_WARN, "trace export failed: spans are dropped",
 		       LOG_STR("error", ret < 0 ? http_err_name(ret) : NULL),
-		       LOG_NUM("status", ret < 0 ? 0 : r.status));
+		       LOG_NUM("status", (u64)status));
 }
 
 static void *exporter_main(void *arg)

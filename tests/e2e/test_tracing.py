@@ -286,6 +286,9 @@ def test_a_transfer_is_a_server_span_with_the_engine_stages_below(ctx):
         check(m["tpwallet_trace_spans_exported_total"] >= 8,
               "exported counted: %r" % m["tpwallet_trace_spans_exported_total"])
         check_eq(m["tpwallet_trace_spans_dropped_total"], 0, "none dropped")
+        log = s.log_text()
+        check("trace export" not in log,
+              "exports that never failed are not logged")
         s.stop()
     finally:
         rx.close()
@@ -511,6 +514,13 @@ def test_a_receiver_that_hangs_or_refuses_costs_requests_nothing(ctx):
                 time.sleep(0.05)
             check_eq(m["tpwallet_trace_spans_exported_total"], 0,
                      "%s: nothing exported" % mode)
+            if mode == "refuse":
+                # One line when exports start failing, not one a batch.
+                failed = [x for x in s.log_text().splitlines()
+                          if "trace export failed" in x]
+                check_eq(len(failed), 1, "lines saying exports fail")
+                check('"status":503' in failed[0],
+                      "the failure line's status: %r" % failed[0])
             check_eq(rx.spans, [], "%s: nothing received" % mode)
             # The server stops promptly although an export hangs: the
             # last one gets two seconds, then it is canceled.
