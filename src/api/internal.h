@@ -180,6 +180,7 @@ struct request {
 	bool bad_id; /* the {id} segment is not what the route takes */
 	char request_id[REQUEST_ID_BYTES_MAX + 1];
 	char trace_id[TRACE_ID_HEX + 1]; /* "" when no valid traceparent */
+	struct trace_span *span;	 /* the SERVER span, or NULL (span.c) */
 	char text_id[API_TEXT_ID_BYTES_MAX + 1]; /* principal id, jti */
 	/* A Cache-Control header for the reply, or NULL (a static string). */
 	const char *cache_control;
@@ -250,6 +251,21 @@ json_t *api_body_object(struct request *rq, size_t max_bytes,
 void api_release_body(struct request *rq);
 /* The detail of a 503 for a body past one of the budgets (netguard.h). */
 const char *api_over_budget_detail(const struct request *rq);
+
+/* ---- span.c: the request's SERVER span (engine/trace.h) ---- */
+
+/* Begin rq's span when tracing is on and the request is sampled;
+ * traceparent: the header, or NULL. */
+void api_span_begin(struct request *rq, const char *traceparent);
+/* An event with one text attribute (key NULL: none) on rq's span. */
+void api_span_event(struct request *rq, const char *name, const char *key,
+		    const char *value);
+/* A batch's counts (events, refused) and the first refusal as an
+ * event, from rq->eng.results. */
+void api_span_results(struct request *rq);
+/* End and queue rq's span with the reply's status; frees it.  Its
+ * trace becomes the exemplar of the latency bucket of duration_us. */
+void api_span_end(struct request *rq, u64 duration_us);
 
 /* ---- policy_routes.c ---- */
 

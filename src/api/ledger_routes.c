@@ -344,6 +344,7 @@ static enum MHD_Result create_reply(struct request *rq)
 
 	metrics_observe_results(&s->metrics, (int)rq->eng.base_op,
 				rq->eng.results, rq->eng.count);
+	api_span_results(rq);
 	/* A mandate's cap or a revocation refuses the whole batch. */
 	if (rq->eng.base_op == ENGINE_CREATE_TRANSFERS && rq->eng.payload &&
 	    authz_guard_refused(rq))

@@ -4,6 +4,7 @@
  */
 #include "api/metrics.h"
 #include "core/clock.h"
+#include "engine/trace.h"
 #include "engine/cluster.h"
 #include "engine/engine.h"
 #include "log/pkcs11.h"
@@ -33,6 +34,7 @@ void metrics_init(struct metrics *m)
 {
 	/* All-zero is the initial state of every atomic here. */
 	memset(m, 0, sizeof(*m));
+	pthread_mutex_init(&m->exemplar_lock, NULL);
 }
 
 const char *metrics_route_template(enum api_route r)
@@ -69,6 +71,35 @@ static unsigned status_class(unsigned status)
 	return 3;
 }
 
+/* The bucket of a latency; METRICS_LATENCY_BUCKETS: +Inf only. */
+static unsigned latency_bucket(u64 duration_us)
+{
+	unsigned i = 0;
+	while (i < METRICS_LATENCY_BUCKETS && duration_us > latency_le_us[i])
+		i++;
+	return i;
+}
+
+void metrics_observe_exemplar(struct metrics *m, enum api_route r,
+			      unsigned status, u64 duration_us,
+			      const char trace_id[33], const char span_id[17])
+{
+	struct timespec ts;
+
+	if (r >= ROUTE_COUNT)
+		r = ROUTE_unmatched;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	struct metrics_exemplar *x = &m->exemplars[r][status_class(status)]
+						  [latency_bucket(duration_us)];
+	pthread_mutex_lock(&m->exemplar_lock);
+	memcpy(x->trace_id, trace_id, sizeof(x->trace_id));
+	memcpy(x->span_id, span_id, sizeof(x->span_id));
+	x->trace_id[32] = x->span_id[16] = '\0';
+	x->duration_us = duration_us;
+	x->time_ms = (u64)ts.tv_sec * 1000u + (u64)ts.tv_nsec / 1000000u;
+	pthread_mutex_unlock(&m->exemplar_lock);
+}
+
 void metrics_observe_request(struct metrics *m, enum api_route r,
 			     enum api_method meth, unsigned status,
 			     u64 duration_us)
@@ -82,11 +113,9 @@ void metrics_observe_request(struct metrics *m, enum api_route r,
 		meth = METHOD_OTHER;
 	ADD(m->requests[r][meth][status_index(status)], 1);
 	l = &m->latency[r][status_class(status)];
-	for (i = 0; i < METRICS_LATENCY_BUCKETS; i++)
-		if (duration_us <= latency_le_us[i]) {
-			ADD(l->buckets[i], 1);
-			break;
-		}
+	i = latency_bucket(duration_us);
+	if (i < METRICS_LATENCY_BUCKETS)
+		ADD(l->buckets[i], 1);
 	ADD(l->count, 1);
 	ADD(l->sum_us, duration_us);
 }
@@ -338,8 +367,30 @@ static void latency_labels(struct wbuf *b, const char *series,
 	wbuf_putc(b, '"');
 }
 
+/* " # {trace_id=...,span_id=...} SECONDS TIMESTAMP" after a bucket's
+ * value, when ex holds one (OpenMetrics exemplar syntax). */
+static void put_exemplar(struct wbuf *b, const struct metrics_exemplar *ex)
+{
+	if (!ex || !ex->trace_id[0])
+		return;
+	wbuf_puts(b, " # {trace_id=\"");
+	wbuf_puts(b, ex->trace_id);
+	wbuf_puts(b, "\",span_id=\"");
+	wbuf_puts(b, ex->span_id);
+	wbuf_puts(b, "\"} ");
+	put_seconds(b, ex->duration_us);
+	wbuf_putc(b, ' ');
+	wbuf_put_u64(b, ex->time_ms / 1000u);
+	char ms[8];
+	snprintf(ms, sizeof(ms), ".%03u", (unsigned)(ex->time_ms % 1000u));
+	wbuf_puts(b, ms);
+}
+
+/* ex: the route and class's exemplars (METRICS_LATENCY_BUCKETS + 1), or
+ * NULL for none. */
 static void render_latency(struct wbuf *b, struct metrics_latency *l,
-			   const char *route, const char *cls)
+			   const char *route, const char *cls,
+			   const struct metrics_exemplar *ex)
 {
 	u64 cum = 0, count = LOAD(l->count);
 
@@ -352,6 +403,7 @@ static void render_latency(struct wbuf *b, struct metrics_latency *l,
 		wbuf_puts(b, latency_le[i]);
 		wbuf_puts(b, "\"} ");
 		wbuf_put_u64(b, cum);
+		put_exemplar(b, ex ? &ex[i] : NULL);
 		wbuf_putc(b, '\n');
 	}
 	/* count is read before the buckets: a concurrent observation may
@@ -361,6 +413,7 @@ static void render_latency(struct wbuf *b, struct metrics_latency *l,
 	latency_labels(b, "bucket", route, cls);
 	wbuf_puts(b, ",le=\"+Inf\"} ");
 	wbuf_put_u64(b, count);
+	put_exemplar(b, ex ? &ex[METRICS_LATENCY_BUCKETS] : NULL);
 	wbuf_putc(b, '\n');
 	latency_labels(b, "sum", route, cls);
 	wbuf_puts(b, "} ");
@@ -372,8 +425,70 @@ static void render_latency(struct wbuf *b, struct metrics_latency *l,
 	wbuf_putc(b, '\n');
 }
 
-void metrics_render(struct metrics *m, struct engine *e, struct wbuf *b)
+/* One line of in (from at, without its newline), and where the next
+ * starts. */
+static size_t line_end(const struct wbuf *in, size_t at, size_t *next)
 {
+	const char *nl = memchr(in->data + at, '\n', in->len - at);
+	size_t end = nl ? (size_t)(nl - in->data) : in->len;
+	*next = nl ? end + 1 : end;
+	return end;
+}
+
+/* Is "# TYPE <name> counter" with name ending in _total the line at? */
+static bool total_counter(const char *l, size_t n, size_t *name_len)
+{
+	static const char type[] = "# TYPE ", counter[] = " counter";
+	if (n < sizeof(type) - 1 + sizeof(counter) - 1 ||
+	    memcmp(l, type, sizeof(type) - 1) != 0 ||
+	    memcmp(l + n - (sizeof(counter) - 1), counter,
+		   sizeof(counter) - 1) != 0)
+		return false;
+	size_t name = n - (sizeof(type) - 1) - (sizeof(counter) - 1);
+	*name_len = name;
+	return name > 6 &&
+	       memcmp(l + sizeof(type) - 1 + name - 6, "_total", 6) == 0;
+}
+
+void metrics_openmetrics(const struct wbuf *in, struct wbuf *out)
+{
+	size_t at = 0, next, name;
+
+	while (at < in->len) {
+		size_t end = line_end(in, at, &next);
+		const char *l = in->data + at;
+		size_t n = end - at;
+		bool help = n > 7 && memcmp(l, "# HELP ", 7) == 0;
+		size_t after, tend = help ? line_end(in, next, &after) : 0;
+		if (help &&
+		    total_counter(in->data + next, tend - next, &name) &&
+		    n > 7 + name && l[7 + name] == ' ' &&
+		    memcmp(l + 7, in->data + next + 7, name) == 0) {
+			/* "# HELP x_total ..." of a counter: "# HELP x ..." */
+			wbuf_put(out, l, 7 + name - 6);
+			wbuf_put(out, l + 7 + name, n - 7 - name);
+		} else if (total_counter(l, n, &name)) {
+			wbuf_put(out, l, 7 + name - 6);
+			wbuf_puts(out, " counter");
+		} else if (n > 15 && memcmp(l + n - 8, " untyped", 8) == 0 &&
+			   memcmp(l, "# TYPE ", 7) == 0) {
+			wbuf_put(out, l, n - 8);
+			wbuf_puts(out, " unknown");
+		} else {
+			wbuf_put(out, l, n);
+		}
+		wbuf_putc(out, '\n');
+		at = next;
+	}
+	wbuf_puts(out, "# EOF\n");
+}
+
+void metrics_render(struct metrics *m, struct engine *e, struct wbuf *b,
+		    bool exemplars)
+{
+	/* A copy, so the lock is not held while rendering. */
+	static _Thread_local struct metrics_exemplar
+		ex[METRICS_STATUS_CLASSES][METRICS_LATENCY_BUCKETS + 1];
 	help(b, "tpwallet_http_requests_total", "counter",
 	     "HTTP requests by route template, method and status.");
 	for (unsigned r = 0; r < ROUTE_COUNT; r++)
@@ -400,10 +515,17 @@ void metrics_render(struct metrics *m, struct engine *e, struct wbuf *b)
 	help(b, "tpwallet_http_request_duration_seconds", "histogram",
 	     "HTTP request latency by route template, from request line to "
 	     "response queued.");
-	for (unsigned r = 0; r < ROUTE_COUNT; r++)
+	for (unsigned r = 0; r < ROUTE_COUNT; r++) {
+		if (exemplars) {
+			pthread_mutex_lock(&m->exemplar_lock);
+			memcpy(ex, m->exemplars[r], sizeof(ex));
+			pthread_mutex_unlock(&m->exemplar_lock);
+		}
 		for (unsigned c = 0; c < METRICS_STATUS_CLASSES; c++)
 			render_latency(b, &m->latency[r][c], api_routes[r].tmpl,
-				       status_class_names[c]);
+				       status_class_names[c],
+				       exemplars ? ex[c] : NULL);
+	}
 
 	help(b, "tpwallet_results_total", "counter",
 	     "Per-event results of create requests.");
@@ -438,6 +560,20 @@ void metrics_render(struct metrics *m, struct engine *e, struct wbuf *b)
 
 	if (e)
 		render_engine(b, e);
+
+	u64 exported, dropped;
+	trace_counts(&exported, &dropped);
+	help(b, "tpwallet_trace_spans_exported_total", "counter",
+	     "Spans the OTLP receiver accepted.");
+	wbuf_puts(b, "tpwallet_trace_spans_exported_total ");
+	wbuf_put_u64(b, exported);
+	wbuf_putc(b, '\n');
+	help(b, "tpwallet_trace_spans_dropped_total", "counter",
+	     "Spans dropped: the queue was full, or the receiver refused, "
+	     "failed or timed out.");
+	wbuf_puts(b, "tpwallet_trace_spans_dropped_total ");
+	wbuf_put_u64(b, dropped);
+	wbuf_putc(b, '\n');
 }
 
 void metrics_render_hsm(struct pkcs11 *p, struct wbuf *b)

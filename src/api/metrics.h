@@ -27,6 +27,7 @@
 #include "api/wbuf.h"
 #include "core/result.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 
 struct engine;
@@ -63,8 +64,20 @@ struct metrics_latency {
 /* Status classes of the latency histogram: 2xx, 3xx, 4xx, 5xx. */
 #define METRICS_STATUS_CLASSES 4
 
+/* The exemplar of one latency bucket (OpenMetrics): the last sampled
+ * request that fell in it ("" trace_id: none yet). */
+struct metrics_exemplar {
+	char trace_id[33], span_id[17];
+	u64 duration_us;
+	u64 time_ms; /* wall clock */
+};
+
 struct metrics {
 	atomic_ullong requests[ROUTE_COUNT][METHOD_COUNT][STATUS_IDX_COUNT];
+	/* +1: the +Inf bucket; written and read under exemplar_lock. */
+	pthread_mutex_t exemplar_lock;
+	struct metrics_exemplar exemplars[ROUTE_COUNT][METRICS_STATUS_CLASSES]
+					 [METRICS_LATENCY_BUCKETS + 1];
 	struct metrics_latency latency[ROUTE_COUNT][METRICS_STATUS_CLASSES];
 	/* +1: codes past the table (a newer ledger) are counted as "other" */
 	atomic_ullong account_results[CREATE_ACCOUNT_RESULT_COUNT + 1];
@@ -87,13 +100,28 @@ void metrics_observe_request(struct metrics *m, enum api_route r,
 void metrics_observe_results(struct metrics *m, int op, const u32 *results,
 			     u32 n);
 
+/* A sampled request's trace (engine/trace.h) as the exemplar of the
+ * latency bucket metrics_observe_request put it in (hex ids). */
+void metrics_observe_exemplar(struct metrics *m, enum api_route r,
+			      unsigned status, u64 duration_us,
+			      const char trace_id[33], const char span_id[17]);
+
 /* Render the exposition into b.  e may be NULL (engine series omitted);
- * otherwise engine_stats() and, briefly, the read lock are taken. */
-void metrics_render(struct metrics *m, struct engine *e, struct wbuf *b);
+ * otherwise engine_stats() and, briefly, the read lock are taken.
+ * exemplars: the latency buckets carry their exemplars (OpenMetrics
+ * only: the Prometheus text format 0.0.4 has no syntax for them). */
+void metrics_render(struct metrics *m, struct engine *e, struct wbuf *b,
+		    bool exemplars);
+/* The OpenMetrics 1.0 text of a finished exposition in: a counter's
+ * family is named without its _total, untyped is unknown, and it ends
+ * with # EOF. */
+void metrics_openmetrics(const struct wbuf *in, struct wbuf *out);
 /* tpwallet_hsm_*: the token that holds the KEK (log/pkcs11.h). */
 struct pkcs11;
 void metrics_render_hsm(struct pkcs11 *p, struct wbuf *b);
 
 #define METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
+#define METRICS_OPENMETRICS_TYPE                                               \
+	"application/openmetrics-text; version=1.0.0; charset=utf-8"
 
 #endif

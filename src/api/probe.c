@@ -5,6 +5,7 @@
  */
 #include "api/probe.h"
 #include "core/parse.h"
+#include "engine/trace.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -194,9 +195,14 @@ int probe_send(struct http_client *c, const char *path, const char *client,
 {
 	static const char *const capture[] = {PROBLEM_MARKER_HEADER,
 					      "X-Client-Policy"};
-	char auth[1100];
-	struct http_header h[2] = {{"X-Client-Version", client}};
+	char auth[1100], tp[TRACEPARENT_BYTES + 1];
+	struct http_header h[3] = {{"X-Client-Version", client}};
 	size_t nh = 1;
+	/* A CLIENT span, its context in traceparent (engine/trace.h). */
+	struct trace_span span;
+	bool traced = trace_client_begin(&span, NULL, "GET", c, tp);
+	if (tp[0])
+		h[nh++] = (struct http_header){"traceparent", tp};
 	if (token) {
 		snprintf(auth, sizeof(auth), "Bearer %s", token);
 		h[nh++] = (struct http_header){"Authorization", auth};
@@ -210,6 +216,8 @@ int probe_send(struct http_client *c, const char *path, const char *client,
 				   .ncapture = 2};
 	struct http_response r = {0};
 	int ret = http_client_do(c, &req, &r);
+	if (traced)
+		trace_client_end(&span, ret, r.status);
 	struct probe_answer a = {
 		.err = ret,
 		.status = r.status,

@@ -7,6 +7,7 @@
 #include "api/routes.h"
 #include "core/parse.h"
 #include "core/u128.h"
+#include "engine/trace.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -211,47 +212,14 @@ bool api_request_id_valid(const char *s)
 	return n > 0;
 }
 
-static bool lowhex(const char *s, size_t n, bool *all_zero)
-{
-	bool zero = true;
-
-	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
-		if (parse_hex_digit_lower(c) < 0)
-			return false;
-		if (c != '0')
-			zero = false;
-	}
-	if (all_zero)
-		*all_zero = zero;
-	return true;
-}
-
-/*
- * W3C Trace Context: "vv-<32 hex trace-id>-<16 hex parent-id>-<2 hex
- * flags>", lowercase hex; version ff, an all-zero trace-id or parent-id
- * are invalid; version 00 is exactly 55 characters, a later version may
- * append "-..." fields.  An invalid header is ignored, as the spec says.
- */
+/* The parsing is engine/trace.h's (the spans use the whole context). */
 bool api_traceparent_parse(const char *v, char trace_id[TRACE_ID_HEX + 1])
 {
-	size_t n = strnlen(v, 512);
-	bool zero;
+	struct trace_context c;
 
-	if (n < 55 || !lowhex(v, 2, NULL) || (v[0] == 'f' && v[1] == 'f'))
+	if (!trace_parse_traceparent(v, &c))
 		return false;
-	if (v[2] != '-' || v[35] != '-' || v[52] != '-')
-		return false;
-	if (!lowhex(v + 3, 32, &zero) || zero)
-		return false;
-	if (!lowhex(v + 36, 16, &zero) || zero)
-		return false;
-	if (!lowhex(v + 53, 2, NULL))
-		return false;
-	if (v[0] == '0' && v[1] == '0' ? n != 55 : (n > 55 && v[55] != '-'))
-		return false;
-	memcpy(trace_id, v + 3, TRACE_ID_HEX);
-	trace_id[TRACE_ID_HEX] = '\0';
+	trace_hex(c.trace_id, 16, trace_id);
 	return true;
 }
 

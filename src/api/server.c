@@ -117,6 +117,8 @@ enum MHD_Result api_reply(struct request *rq, unsigned status, struct wbuf *b,
 	} else {
 		if (problem && problem_slug_find(b->data, b->len, slug) != 0)
 			snprintf(slug, sizeof(slug), "internal-error");
+		if (problem)
+			api_span_event(rq, "problem", "problem.type", slug);
 		data = wbuf_detach(b, &len);
 		resp = MHD_create_response_from_buffer_with_free_callback(
 			len, data, free_body);
@@ -277,8 +279,12 @@ enum MHD_Result server_route_metrics(struct request *rq)
 {
 	struct wbuf b = WBUF_INIT((size_t)4 << 20);
 	struct api_server *s = rq->srv;
+	/* OpenMetrics (with exemplars) when the scraper asks for it. */
+	const char *accept = MHD_lookup_connection_value(
+		rq->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
+	bool om = accept && strstr(accept, "application/openmetrics-text");
 
-	metrics_render(&s->metrics, s->e, &b);
+	metrics_render(&s->metrics, s->e, &b, om);
 	policy_metrics(s, &b);
 	probes_metrics(s, &b);
 	audit_metrics(s, &b);
@@ -287,6 +293,12 @@ enum MHD_Result server_route_metrics(struct request *rq)
 		api_tls_metrics(s->tls, &b);
 	if (s->hsm)
 		metrics_render_hsm(s->hsm, &b);
+	if (om && !b.err) {
+		struct wbuf o = WBUF_INIT((size_t)4 << 20);
+		metrics_openmetrics(&b, &o);
+		wbuf_release(&b);
+		return api_reply(rq, 200, &o, METRICS_OPENMETRICS_TYPE, NULL);
+	}
 	return api_reply(rq, 200, &b, METRICS_CONTENT_TYPE, NULL);
 }
 
@@ -576,6 +588,8 @@ enum MHD_Result api_submit(struct request *rq,
 	atomic_fetch_add(&s->submitted, 1);
 	rq->eng.ereq.done = on_engine_done; /* also: counted in submitted */
 	rq->eng.ereq.ctx = rq;
+	if (rq->span)
+		rq->eng.ereq.trace = rq->span->ctx;
 	rq->state = RS_SUBMITTED;
 	/* Suspend before submitting: the done callback may run before this
 	 * function returns, and resuming needs a suspended connection. */
@@ -774,6 +788,7 @@ static enum MHD_Result request_begin(struct request *rq, const char *url,
 					"traceparent");
 	if (!v || !api_traceparent_parse(v, rq->trace_id))
 		rq->trace_id[0] = '\0';
+	api_span_begin(rq, v);
 
 	rq->method = method_of(method);
 	/* The framing first: an ambiguous request is not routed at all.
@@ -1032,6 +1047,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
 	us = (now_ns() - rq->start_ns) / 1000;
 	metrics_observe_request(&s->metrics, rq->route, rq->method, rq->status,
 				us);
+	api_span_end(rq, us);
 	{
 		/* A gated request's line also says how the gate decided. */
 		struct log_field f[13] = {

@@ -120,6 +120,16 @@ struct settings {
 	char probes[16][1024];
 	unsigned nprobes;
 	unsigned probe_interval_s;
+	/* Tracing (engine/trace.h, docs/operations.md "Tracing"): the
+	 * OpenTelemetry variables of the same names, in lower case. */
+	char otel_exporter_otlp_endpoint[1024];
+	char otel_exporter_otlp_traces_endpoint[1024];
+	char otel_traces_sampler[64];
+	char otel_traces_sampler_arg[32];
+	char otel_service_name[128];
+	unsigned otel_bsp_max_queue_size;
+	unsigned otel_bsp_schedule_delay;    /* ms */
+	unsigned otel_exporter_otlp_timeout; /* ms */
 	/* The audit tree's tile cache (log/tilestore.h), bytes. */
 	uint64_t audit_cache_bytes;
 	/* HTTPS (api/tls.h, docs/operations.md "TLS"): both files or none;

@@ -25,6 +25,7 @@
 #include "engine/expirer.h"
 #include "engine/witness.h"
 #include "engine/logger.h"
+#include "engine/trace.h"
 #include "core/strerror.h"
 
 #include <dirent.h>
@@ -315,6 +316,40 @@ static int outbound_setup(const struct settings *s)
 	return 0;
 }
 
+/* Tracing (engine/trace.h, docs/operations.md "Tracing"): on when an
+ * OTLP endpoint is set; -1 (said on stderr) when it cannot start. */
+static int trace_setup(const struct settings *s)
+{
+	struct trace_options o = {
+		.service_name = s->otel_service_name,
+		.service_version = TPWALLET_VERSION,
+		.queue_spans = s->otel_bsp_max_queue_size,
+		.delay_ms = s->otel_bsp_schedule_delay,
+		.timeout_ms = s->otel_exporter_otlp_timeout,
+	};
+	char url[1100], host[256] = "";
+	const char *err = NULL;
+
+	trace_endpoint_url(s->otel_exporter_otlp_endpoint,
+			   s->otel_exporter_otlp_traces_endpoint, url,
+			   sizeof(url));
+	if (!url[0])
+		return 0;
+	if (gethostname(host, sizeof(host) - 1) != 0)
+		host[0] = '\0';
+	o.url = url;
+	o.host_name = host;
+	/* Each was checked alone when read; together they still parse. */
+	if (trace_sampler_parse(s->otel_traces_sampler,
+				s->otel_traces_sampler_arg, &o) != 0 ||
+	    trace_start(&o, &err) < 0) {
+		fprintf(stderr, "tpwallet serve: tracing: %s\n",
+			err ? err : "the sampler's settings do not parse");
+		return -1;
+	}
+	return 0;
+}
+
 int cmd_serve(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -460,7 +495,7 @@ int cmd_serve(int argc, char **argv)
 		}
 	}
 
-	if (outbound_setup(&s) < 0)
+	if (outbound_setup(&s) < 0 || trace_setup(&s) < 0)
 		return EXIT_USAGE;
 
 	bool created;
@@ -801,6 +836,7 @@ int cmd_serve(int argc, char **argv)
 	audit_close(audit);
 	server_keys_close(&keys);
 	engine_close(e);
+	trace_stop();
 	log_at(LOG_INFO, "stopped", LOG_STR("data", s.data_dir));
 	logger_stop_async();
 	return 0;

@@ -16,6 +16,7 @@
 #include "crypto/jose.h"
 #include "crypto/keyring.h"
 #include "engine/history.h"
+#include "engine/trace.h"
 #include "log/fsdir.h"
 #include "log/journal.h"
 #include "log/tilestore.h"
@@ -133,6 +134,9 @@ static const struct number_setting number_settings[] = {
 	NUMBER(signing_pkcs11, 0, 1),
 	NUMBER(cluster_lease_ms, 1000, 600000),
 	NUMBER(cluster_read_wait_ms, 0, 60000),
+	NUMBER(otel_bsp_max_queue_size, 16, 65536),
+	NUMBER(otel_bsp_schedule_delay, 10, 600000),
+	NUMBER(otel_exporter_otlp_timeout, 100, 600000),
 };
 
 #undef NUMBER
@@ -152,9 +156,16 @@ struct text_setting {
 	}
 
 static const struct text_setting text_settings[] = {
-	TEXT(kek_pkcs11_module),    TEXT(kek_pkcs11_token),
-	TEXT(kek_pkcs11_slot),	    TEXT(kek_pkcs11_pin_file),
+	TEXT(kek_pkcs11_module),
+	TEXT(kek_pkcs11_token),
+	TEXT(kek_pkcs11_slot),
+	TEXT(kek_pkcs11_pin_file),
 	TEXT(kek_pkcs11_key_label),
+	TEXT(otel_exporter_otlp_endpoint),
+	TEXT(otel_exporter_otlp_traces_endpoint),
+	TEXT(otel_traces_sampler),
+	TEXT(otel_traces_sampler_arg),
+	TEXT(otel_service_name),
 };
 
 #undef TEXT
@@ -163,6 +174,13 @@ static int set_text(struct settings *s, const struct text_setting *t,
 		    const char *value)
 {
 	uint64_t slot;
+	struct trace_options o;
+	if (strcmp(t->key, "otel_traces_sampler") == 0 &&
+	    trace_sampler_parse(value, NULL, &o) != 0)
+		return -EINVAL;
+	if (strcmp(t->key, "otel_traces_sampler_arg") == 0 &&
+	    trace_sampler_parse("traceidratio", value, &o) != 0)
+		return -EINVAL;
 	if (strcmp(t->key, "kek_pkcs11_slot") == 0 && *value &&
 	    parse_u64(value, UINT32_MAX, &slot) != 0)
 		return -EINVAL;
@@ -489,6 +507,16 @@ static const struct {
 	{"TPWALLET_CLUSTER_LEASE_MS", "cluster_lease_ms"},
 	{"TPWALLET_CLUSTER_ADVERTISE", "cluster_advertise"},
 	{"TPWALLET_CLUSTER_READ_WAIT_MS", "cluster_read_wait_ms"},
+	/* OpenTelemetry's own names (docs/operations.md, "Tracing"). */
+	{"OTEL_EXPORTER_OTLP_ENDPOINT", "otel_exporter_otlp_endpoint"},
+	{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+	 "otel_exporter_otlp_traces_endpoint"},
+	{"OTEL_TRACES_SAMPLER", "otel_traces_sampler"},
+	{"OTEL_TRACES_SAMPLER_ARG", "otel_traces_sampler_arg"},
+	{"OTEL_SERVICE_NAME", "otel_service_name"},
+	{"OTEL_BSP_MAX_QUEUE_SIZE", "otel_bsp_max_queue_size"},
+	{"OTEL_BSP_SCHEDULE_DELAY", "otel_bsp_schedule_delay"},
+	{"OTEL_EXPORTER_OTLP_TIMEOUT", "otel_exporter_otlp_timeout"},
 };
 
 int settings_load(struct settings *s, const char *config_path)
@@ -529,6 +557,9 @@ int settings_load(struct settings *s, const char *config_path)
 	s->kek_pkcs11_timeout_ms = 2000;
 	s->cluster_lease_ms = 10000;
 	s->cluster_read_wait_ms = 2000;
+	s->otel_bsp_max_queue_size = TRACE_QUEUE_SPANS_DEFAULT;
+	s->otel_bsp_schedule_delay = TRACE_DELAY_MS_DEFAULT;
+	s->otel_exporter_otlp_timeout = TRACE_TIMEOUT_MS_DEFAULT;
 	copy_str(s->log_level, sizeof(s->log_level), "info");
 
 	if (!config_path)

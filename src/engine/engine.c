@@ -71,6 +71,12 @@ struct group {
 	/* toward the next snapshot: events, and a command's bytes in
 	 * 128-byte units (so policy documents count too) */
 	u64 weight;
+	/* Tracing: when a request of the group is sampled, the group's
+	 * span (a child of the first such request's span) and its times. */
+	struct group_trace {
+		struct trace_context ctx, parent;
+		u64 taken_ns, sync_ns, durable_ns, bytes;
+	} trace;
 };
 
 _Static_assert((int)JOURNAL_CREATE_ACCOUNTS == (int)STATE_CREATE_ACCOUNTS &&
@@ -547,12 +553,68 @@ static void push_durable(struct engine *e, const struct group *g)
 	pthread_mutex_unlock(&e->pipe_lock);
 }
 
+/* ---- tracing (engine/trace.h, docs/operations.md "Tracing") ---------- */
+
+/* A group with a sampled request gets a span of its own, a child of the
+ * first such request's span: the group is shared, so every sampled
+ * request's commit span links to it. */
+static void trace_group_begin(struct group *g, struct engine_request *list)
+{
+	struct engine_request *r = list;
+	while (r && !(r->trace.flags & TRACE_FLAG_SAMPLED))
+		r = r->next;
+	if (!r)
+		return;
+	g->trace.taken_ns = trace_now_ns();
+	g->trace.parent = r->trace;
+	g->trace.ctx = r->trace;
+	trace_new_span_id(g->trace.ctx.span_id);
+	for (r = list; r; r = r->next)
+		g->trace.bytes += record_bytes(r);
+}
+
+/* The spans of a group and of its sampled requests, once applied. */
+static void trace_group_end(const struct group *g, u64 apply_ns)
+{
+	u64 applied_ns = trace_now_ns();
+	struct trace_span s;
+
+	trace_span_child(&s, &g->trace.parent, "engine.group",
+			 g->trace.taken_ns, g->trace.durable_ns);
+	s.ctx = g->trace.ctx;
+	trace_span_num(&s, "tpwallet.group.records", (int64_t)g->records);
+	trace_span_num(&s, "tpwallet.group.events", (int64_t)g->events);
+	trace_span_num(&s, "tpwallet.group.bytes", (int64_t)g->trace.bytes);
+	trace_span_end(&s);
+	trace_span_child(&s, &g->trace.ctx, "engine.fdatasync",
+			 g->trace.sync_ns, g->trace.durable_ns);
+	trace_span_end(&s);
+	for (const struct engine_request *r = g->requests; r; r = r->next) {
+		if (!(r->trace.flags & TRACE_FLAG_SAMPLED))
+			continue;
+		trace_span_child(&s, &r->trace, "engine.queue",
+				 r->trace_queued_ns, g->trace.taken_ns);
+		trace_span_end(&s);
+		trace_span_child(&s, &r->trace, "engine.commit",
+				 g->trace.taken_ns, g->trace.durable_ns);
+		trace_span_num(&s, "tpwallet.seq", (int64_t)r->seq);
+		trace_span_link(&s, &g->trace.ctx);
+		trace_span_end(&s);
+		trace_span_child(&s, &r->trace, "engine.apply", apply_ns,
+				 applied_ns);
+		trace_span_end(&s);
+	}
+}
+
 /* Stage 1 (sequencer thread): stamp, journal and sync one group. */
 static void commit_group(struct engine *e, struct engine_request *list)
 {
 	struct group g = {.requests = list};
 	u64 now = now_ns(e);
 	int ret = 0;
+
+	if (trace_enabled())
+		trace_group_begin(&g, list);
 
 	/* Expire pending transfers by log time: a pulse record, so replay
 	 * expires them at the same point.  The applier publishes the next
@@ -599,6 +661,8 @@ static void commit_group(struct engine *e, struct engine_request *list)
 		return;
 
 	struct timespec a, b;
+	if (g.trace.taken_ns)
+		g.trace.sync_ns = trace_now_ns();
 	clock_gettime(CLOCK_MONOTONIC, &a);
 	/* Cluster mode: PostgreSQL commits the group while the local copy
 	 * is synced; replies wait for both. */
@@ -615,6 +679,8 @@ static void commit_group(struct engine *e, struct engine_request *list)
 		goto cluster_failed;
 	record_sync_latency(e, (u64)((b.tv_sec - a.tv_sec) * 1000000 +
 				     (b.tv_nsec - a.tv_nsec) / 1000));
+	if (g.trace.taken_ns)
+		g.trace.durable_ns = trace_now_ns();
 	atomic_store(&e->journal_bytes, journal_size_bytes(e->journal));
 	atomic_store(&e->durable_seq, journal_next_seq(e->journal) - 1);
 	push_durable(e, &g);
@@ -824,6 +890,7 @@ static void apply_rows(struct engine *e, struct group *g, bool *pstate_changed,
 static void apply_group(struct engine *e, struct group *g)
 {
 	bool pstate_changed = false, command = false;
+	u64 apply_ns = g->trace.taken_ns ? trace_now_ns() : 0;
 
 	pthread_rwlock_wrlock(&e->state_lock);
 	if (g->rows)
@@ -881,6 +948,8 @@ static void apply_group(struct engine *e, struct group *g)
 	atomic_fetch_add(&e->records, g->records);
 	atomic_fetch_add(&e->events, g->events);
 	e->events_since_snapshot += g->weight;
+	if (apply_ns)
+		trace_group_end(g, apply_ns);
 	free(g->rows);
 	finish(g->requests, 0);
 }
@@ -1085,6 +1154,8 @@ int engine_submit(struct engine *e, struct engine_request *req)
 	}
 	req->next = NULL;
 	req->status = 0;
+	if (req->trace.flags & TRACE_FLAG_SAMPLED)
+		req->trace_queued_ns = trace_now_ns();
 	pthread_mutex_lock(&e->queue_lock);
 	if (e->stopping || e->failed || e->follower) {
 		int ret = e->follower	      ? -EREMOTE

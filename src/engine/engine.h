@@ -28,6 +28,7 @@
 
 #include "core/ledger.h"
 #include "core/state.h"
+#include "engine/trace.h"
 
 #include <pthread.h>
 
@@ -65,6 +66,13 @@ struct engine_request {
 	 * not block (it holds up every later reply). */
 	engine_done_fn done;
 	void *ctx;
+	/* Tracing (engine/trace.h): the context of the caller's span, or
+	 * all zero.  When it is sampled, the engine records its stages
+	 * (queue wait, commit, apply) as children of it, and the group
+	 * commit it shared as a span they link to (docs/operations.md,
+	 * "Tracing"). */
+	struct trace_context trace;
+	u64 trace_queued_ns;	     /* internal */
 	struct engine_request *next; /* internal */
 };
 

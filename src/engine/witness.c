@@ -4,6 +4,7 @@
  * reading of a 409's size.
  */
 #include "engine/witness.h"
+#include "engine/trace.h"
 #include "core/parse.h"
 #include "crypto/cosig.h"
 
@@ -111,16 +112,25 @@ int witness_connect(const struct witness_peer *w, struct http_client **out)
 int witness_post(struct http_client *c, const char *body, size_t len,
 		 const _Atomic bool *cancel, struct http_response *out)
 {
-	static const struct http_header type = {"Content-Type", "text/plain"};
+	char tp[TRACEPARENT_BYTES + 1];
+	struct http_header h[2] = {{"Content-Type", "text/plain"}};
+	/* A CLIENT span, its context in traceparent (engine/trace.h). */
+	struct trace_span span;
+	bool traced = trace_client_begin(&span, NULL, "POST", c, tp);
+	if (tp[0])
+		h[1] = (struct http_header){"traceparent", tp};
 	const struct http_request req = {.method = "POST",
 					 .target = "/add-checkpoint",
-					 .headers = &type,
-					 .nheaders = 1,
+					 .headers = h,
+					 .nheaders = tp[0] ? 2 : 1,
 					 .body = body,
 					 .body_len = len,
 					 .has_body = true,
 					 .cancel = cancel};
-	return http_client_do(c, &req, out);
+	int ret = http_client_do(c, &req, out);
+	if (traced)
+		trace_client_end(&span, ret, out->status);
+	return ret;
 }
 
 int witness_parse_size(const char *body, size_t len, u64 *out)

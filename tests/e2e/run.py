@@ -73,6 +73,7 @@ import test_security  # noqa: E402,F401
 import test_netguard  # noqa: E402,F401
 import test_receipts  # noqa: E402,F401
 import test_probe  # noqa: E402,F401
+import test_tracing  # noqa: E402,F401
 import test_docs  # noqa: E402,F401
 import test_incident_drill  # noqa: E402,F401
 import test_bench_store  # noqa: E402,F401

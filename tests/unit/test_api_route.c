@@ -247,27 +247,10 @@ static void traceparent_follows_w3c_trace_context(void **state)
 	assert_true(api_traceparent_parse(
 		"01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x",
 		id));
-	static const char *const bad[] = {
-		/* version ff is forbidden */
-		"ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-		/* all-zero trace-id, all-zero parent-id */
-		"00-00000000000000000000000000000000-00f067aa0ba902b7-01",
-		"00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
-		/* uppercase hex */
-		"00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
-		/* version 00 with a trailing field */
-		"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x",
-		/* later version followed by something other than a dash */
-		"01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01x",
-		/* short, wrong separators, non-hex */
-		"00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
-		"00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-		"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0g",
-		"",
-	};
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		if (api_traceparent_parse(bad[i], id))
-			fail_msg("accepted: %s", bad[i]);
+	/* The rules are engine/trace.h's, tested in test_engine_trace.c:
+	 * one refusal shows the answer is passed on. */
+	assert_false(api_traceparent_parse(
+		"ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", id));
 }
 
 /* A parameter named twice is found, after percent-decoding as
