@@ -531,10 +531,9 @@ struct bound_cache {
  * the root's registration, looked at now under one read lock.  True when
  * the cached chain still holds; false sends the request through the
  * whole verification, which says what failed. */
-static bool bound_cache_holds(struct api_authz *z, struct engine *e,
-			      const struct bound_cache *b, int64_t now)
+static bool chain_holds(struct api_authz *z, struct engine *e,
+			const struct mandate_chain *c, int64_t now)
 {
-	const struct mandate_chain *c = &b->chain;
 	struct auth_principal_info p;
 	bool ok = now < c->exp + z->leeway_s &&
 		  (c->nbf == 0 || now >= c->nbf - z->leeway_s);
@@ -550,6 +549,30 @@ static bool bound_cache_holds(struct api_authz *z, struct engine *e,
 		ok = !auth_revoked(a, c->links[i].iss, c->links[i].jti_hash);
 	engine_read_end(e);
 	return ok;
+}
+
+static bool bound_cache_holds(struct api_authz *z, struct engine *e,
+			      const struct bound_cache *b, int64_t now)
+{
+	return chain_holds(z, e, &b->chain, now);
+}
+
+bool api_authz_still_holds(struct api_authz *z, struct engine *e,
+			   const struct api_caller *c, int64_t now)
+{
+	static const u8 none[32];
+	struct auth_principal_info p;
+
+	if (!c->authenticated || c->bearer)
+		return true;
+	if (c->org) {
+		engine_read_begin(e);
+		bool ok = auth_principal_get(engine_auth(e), c->root, &p) &&
+			  !auth_revoked(engine_auth(e), p.id, none);
+		engine_read_end(e);
+		return ok;
+	}
+	return !c->chain || chain_holds(z, e, c->chain, now);
 }
 
 /* Keep a verified chain in the connection's slot (out of memory: not

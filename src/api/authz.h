@@ -106,6 +106,13 @@ struct api_caller {
 
 void api_caller_clear(struct api_caller *c);
 
+/* Does c's credential still hold at now (a read held for a sequence,
+ * answered later: the state it reflects may have revoked it)?  Time,
+ * revocations and the root's registration, as at verification; the
+ * administrator's bearer token always. */
+bool api_authz_still_holds(struct api_authz *z, struct engine *e,
+			   const struct api_caller *c, int64_t now);
+
 /*
  * Authenticate a request from its Authorization and DPoP header values
  * (either may be NULL), method, Host header, path and the connection's

@@ -38,6 +38,13 @@ struct request;
 
 struct api_server {
 	struct MHD_Daemon *d;
+	/* GET /v1/cluster's digest, hashed under the state's lock: at most
+	 * once a second while the state changes (one at a time), else the
+	 * last one with its seq (server.c). */
+	pthread_mutex_t digest_lock;
+	bool digest_valid;
+	u64 digest_ms, digest_seq;
+	u8 digest[32];
 	struct api_tls *tls; /* NULL: plain HTTP */
 	struct engine *e;
 	struct audit *audit;	 /* may be NULL */
@@ -63,6 +70,7 @@ struct api_server {
 	/* The signed manifest (docs/client-policy.md): readable without a
 	 * credential, and the longest it may be cached. */
 	bool manifest_public;
+	bool metrics_exemplars;
 	unsigned manifest_ttl_max_s;
 	size_t body_bytes_max;
 	unsigned short port;

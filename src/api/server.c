@@ -231,6 +231,8 @@ static void put_cluster_role(struct wbuf *b, struct engine *e)
 	wbuf_put_json_str(b, writer, strlen(writer));
 }
 
+#define CLUSTER_DIGEST_EVERY_MS 1000u
+
 enum MHD_Result server_route_cluster(struct request *rq)
 {
 	struct wbuf b = WBUF_INIT(SMALL_REPLY_BYTES_MAX);
@@ -239,7 +241,22 @@ enum MHD_Result server_route_cluster(struct request *rq)
 	u8 d[32];
 	char dhex[65];
 
-	u64 seq = engine_digest_seq(s->e, d);
+	/* The digest holds the state's lock while it hashes every account
+	 * (about 145 ms at 819,000): one caller polling would stall every
+	 * writer.  Hashed again only when the node applied more since and a
+	 * second has passed; the answer says which seq it is of. */
+	pthread_mutex_lock(&s->digest_lock);
+	u64 now = tpw_monotonic_ms();
+	if (!s->digest_valid ||
+	    (engine_applied_seq(s->e) != s->digest_seq &&
+	     now - s->digest_ms >= CLUSTER_DIGEST_EVERY_MS)) {
+		s->digest_seq = engine_digest_seq(s->e, s->digest);
+		s->digest_ms = now;
+		s->digest_valid = true;
+	}
+	u64 seq = s->digest_seq;
+	memcpy(d, s->digest, sizeof(d));
+	pthread_mutex_unlock(&s->digest_lock);
 	for (int i = 0; i < 32; i++) {
 		dhex[2 * i] = hex[d[i] >> 4];
 		dhex[2 * i + 1] = hex[d[i] & 15];
@@ -284,7 +301,7 @@ enum MHD_Result server_route_metrics(struct request *rq)
 		rq->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
 	bool om = accept && strstr(accept, "application/openmetrics-text");
 
-	metrics_render(&s->metrics, s->e, &b, om);
+	metrics_render(&s->metrics, s->e, &b, om && s->metrics_exemplars);
 	policy_metrics(s, &b);
 	probes_metrics(s, &b);
 	audit_metrics(s, &b);
@@ -908,8 +925,22 @@ static bool min_seq_hold(struct request *rq, enum MHD_Result *out)
 		return true;
 	}
 	u64 applied = engine_applied_seq(s->e);
-	if (applied >= n)
+	if (applied >= n) {
+		/* Held, then answered: the state it will reflect may have
+		 * revoked its credential meanwhile (or time ended it). */
+		if (rq->state == RS_WAITING && s->authz &&
+		    !api_authz_still_holds(s->authz, s->e, &rq->auth.caller,
+					   (int64_t)time(NULL))) {
+			const struct mandate_chain *c = rq->auth.caller.chain;
+			memset(&rq->auth.err, 0, sizeof(rq->auth.err));
+			rq->auth.err.code = c && (int64_t)time(NULL) >= c->exp
+						    ? MANDATE_ERR_expired
+						    : MANDATE_ERR_revoked;
+			*out = api_reply_auth(rq);
+			return true;
+		}
 		return false;
+	}
 	if (rq->state != RS_WAITING && s->read_wait_ms) {
 		atomic_fetch_add(&s->inflight, 1);
 		if (!atomic_load(&s->stopping)) {
@@ -1211,6 +1242,8 @@ int api_server_start(struct api_server **out, struct engine *e,
 	if (ret)
 		goto cleanup;
 	s = calloc(1, sizeof(*s));
+	if (s)
+		pthread_mutex_init(&s->digest_lock, NULL);
 	if (!s) {
 		*err = "out of memory";
 		ret = -ENOMEM;
@@ -1236,6 +1269,7 @@ int api_server_start(struct api_server **out, struct engine *e,
 	s->hsm = o->hsm;
 	s->origin = o->origin;
 	s->manifest_public = o->manifest_public;
+	s->metrics_exemplars = o->metrics_exemplars;
 	s->manifest_ttl_max_s = o->manifest_ttl_max_s
 					? o->manifest_ttl_max_s
 					: API_MANIFEST_TTL_S_DEFAULT;
@@ -1321,8 +1355,10 @@ cleanup:
 		policy_activity_close(s);
 	if (s)
 		netguard_destroy(s->ng);
-	if (s)
+	if (s) {
 		probes_free(s);
+		pthread_mutex_destroy(&s->digest_lock);
+	}
 	free(s);
 	return ret;
 }
@@ -1370,5 +1406,6 @@ void api_server_stop(struct api_server *s)
 	probes_free(s);
 	netguard_destroy(s->ng);
 	policy_activity_close(s);
+	pthread_mutex_destroy(&s->digest_lock);
 	free(s);
 }

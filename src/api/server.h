@@ -87,6 +87,9 @@ struct api_options {
 	 * manifest_public), and the longest a manifest may be cached
 	 * (manifest_ttl_max_s; 0: API_MANIFEST_TTL_S_DEFAULT). */
 	bool manifest_public;
+	/* OpenMetrics scrapes carry exemplars (recent trace and span ids):
+	 * /metrics is open, so only where its readers may see them. */
+	bool metrics_exemplars;
 	unsigned manifest_ttl_max_s;
 	/* Body budgets, deadlines, per-address limits, trusted proxies
 	 * (api/netguard.h); a zero field takes its default. */

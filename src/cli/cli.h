@@ -92,6 +92,9 @@ struct settings {
 	/* The signed manifest (docs/client-policy.md): 1 = readable without
 	 * a credential; the longest it may be cached, seconds. */
 	unsigned manifest_public;
+	/* Trace ids as exemplars on OpenMetrics scrapes of the open /metrics
+	 * (docs/operations.md, "Tracing"): off unless asked. */
+	unsigned metrics_exemplars;
 	unsigned manifest_ttl_max_s;
 	char log_level[16];
 	char kek_file[4200]; /* "" until settings_finish: DATA.kek */

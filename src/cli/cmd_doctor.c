@@ -1229,7 +1229,9 @@ static void check_retention(struct doctor *d)
 		return;
 	}
 	char lax[DETAIL_BYTES];
-	if (datadir_check_dir(dir, true, lax, sizeof(lax)) == -EPERM) {
+	struct stat ast;
+	if (stat(dir, &ast) == 0 &&
+	    datadir_check_outside(dir, lax, sizeof(lax)) == -EPERM) {
 		report(d, STATUS_ACTION, name,
 		       "%s; the server refuses to start", lax);
 		return;

@@ -506,7 +506,7 @@ int cmd_serve(int argc, char **argv)
 	}
 	if (datadir_check_modes(s.data_dir, lax, sizeof(lax)) < 0 ||
 	    (s.journal_archive_dir[0] &&
-	     datadir_check_dir(s.journal_archive_dir, false, lax, sizeof(lax)) <
+	     datadir_check_outside(s.journal_archive_dir, lax, sizeof(lax)) <
 		     0)) {
 		fprintf(stderr, "tpwallet serve: %s\n", lax);
 		return EXIT_DATA;
@@ -747,6 +747,7 @@ int cmd_serve(int argc, char **argv)
 		.policy_blocked_share_set = true,
 		.policy_blocked_share_max = s.client_policy_max_blocked_share,
 		.manifest_public = s.manifest_public != 0,
+		.metrics_exemplars = s.metrics_exemplars != 0,
 		.manifest_ttl_max_s = s.manifest_ttl_max_s,
 		.tls = tls,
 		.cluster_read_wait_ms = s.cluster_read_wait_ms,

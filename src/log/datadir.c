@@ -91,6 +91,41 @@ int datadir_check_dir(const char *path, bool optional, char *why,
 	return ret;
 }
 
+int datadir_check_outside(const char *path, char *why, size_t why_len)
+{
+	char parent[4200];
+	struct stat st, pst;
+	int ret = datadir_check_dir(path, false, why, why_len);
+
+	if (ret < 0)
+		return ret;
+	if (stat(path, &st) != 0)
+		return -errno;
+	if (st.st_uid != geteuid()) {
+		snprintf(why, why_len,
+			 "%s is owned by uid %lu, not by the user the server "
+			 "runs as (uid %lu): another user could remove or "
+			 "replace what it holds; refusing it (chown it)",
+			 path, (unsigned long)st.st_uid,
+			 (unsigned long)geteuid());
+		return -EPERM;
+	}
+	/* Whoever can write its parent can rename it away and put another
+	 * in its place: only the owner (or root, or a sticky directory's
+	 * rules) may. */
+	snprintf(parent, sizeof(parent), "%s/..", path);
+	if (stat(parent, &pst) == 0 && (pst.st_mode & (S_IWGRP | S_IWOTH)) &&
+	    !(pst.st_mode & S_ISVTX)) {
+		snprintf(why, why_len,
+			 "the directory holding %s is mode %04o: group or "
+			 "others can rename it and put another in its place; "
+			 "refusing it (chmod go-w, or +t, on its parent)",
+			 path, (unsigned)(pst.st_mode & 07777));
+		return -EPERM;
+	}
+	return 0;
+}
+
 int datadir_check_modes(const char *dir, char *why, size_t why_len)
 {
 	char path[4200];

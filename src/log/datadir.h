@@ -73,10 +73,15 @@ extern const char *const datadir_trusted[];
  * be examined. */
 int datadir_check_modes(const char *dir, char *why, size_t why_len);
 
-/* The same for one directory outside DIR that the server trusts as much
- * (journal_archive_dir); optional: a missing one is fine. */
+/* The same for one directory (and its files); optional: a missing one is
+ * fine. */
 int datadir_check_dir(const char *path, bool optional, char *why,
 		      size_t why_len);
+
+/* A directory outside DIR the server trusts as much (journal_archive_dir):
+ * datadir_check_dir, owned by the running user, and in a parent that
+ * group or others cannot write (unless sticky). */
+int datadir_check_outside(const char *path, char *why, size_t why_len);
 
 /* ---- DATA/audit/checkpoints: "<n>\n" then n bytes of note ---- */
 

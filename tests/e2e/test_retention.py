@@ -420,5 +420,25 @@ def test_an_archive_directory_others_can_write_is_refused(ctx):
         if planted is not None:
             os.unlink(seg)
     os.chmod(arch, 0o700)
+    # Owned by another user, or in a parent others can write (they could
+    # rename it away and put their own in its place): refused too.
+    parent = os.path.dirname(arch)
+    mode = os.stat(parent).st_mode & 0o7777
+    for setup, undo, words in (
+            (lambda: os.chown(arch, 65534, 65534),
+             lambda: os.chown(arch, os.geteuid(), os.getegid()),
+             "is owned by uid 65534"),
+            (lambda: os.chmod(parent, 0o777),
+             lambda: os.chmod(parent, mode),
+             "group or others can rename it")):
+        setup()
+        try:
+            served, exited, rc = srv.start_expecting_refusal(10)
+            check(served is None and exited and rc == 65,
+                  "%s: served or exit %r" % (words, rc))
+            check(words in srv.log_text(),
+                  "no clear message: %s" % srv.log_text()[-400:])
+        finally:
+            undo()
     srv.start()
     srv.stop()

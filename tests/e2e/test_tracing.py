@@ -357,7 +357,23 @@ def test_requests_that_share_a_group_link_to_its_span(ctx):
 def test_an_openmetrics_scrape_carries_exemplars_a_prometheus_one_none(ctx):
     rx = Receiver()
     try:
+        # Without metrics_exemplars (the default): OpenMetrics, but no
+        # trace id on the open /metrics (the seventh review).
+        other = "0af7651916cd43dd8448eb211c80319c"
         s = ctx.start_server(env=env_for(rx))
+        create(s, "accounts", [account(1), account(2)], ["created"] * 2)
+        r = s.post("/v1/transfers", transfer(10, 1, 2, 5),
+                   headers={"traceparent": "00-%s-%s-01" % (other, CALLER)})
+        check_eq(r.status, 201, "the traced transfer")
+        om = s.get("/metrics", auth=None, headers={
+            "Accept": "application/openmetrics-text;version=1.0.0"})
+        check(om.body.decode().endswith("\n# EOF\n") and
+              " # {" not in om.body.decode() and
+              other not in om.body.decode(),
+              "exemplars without metrics_exemplars")
+        s.stop()
+        s = ctx.start_server(env=dict(env_for(rx),
+                                      TPWALLET_METRICS_EXEMPLARS="1"))
         create(s, "accounts", [account(1), account(2)], ["created"] * 2)
         r = s.post("/v1/transfers", transfer(10, 1, 2, 5),
                    headers={"traceparent": "00-%s-%s-01" % (TRACE, CALLER)})
