@@ -304,7 +304,7 @@ format:
 
 run: deps-build
 	@$(MAKE) --no-print-directory all
-	@TPWALLET_CONFIG="$(CONFIG)" scripts/run.sh $(BUILD)/tpwallet
+	@$(if $(CONFIG),TPWALLET_CONFIG="$(CONFIG)") scripts/run.sh $(BUILD)/tpwallet
 
 bench: all
 	@bench/run.sh $(BUILD)/tpwallet
