@@ -371,6 +371,22 @@ static int journal_current(struct server_keys *k, struct engine *e,
 	engine_read_end(e);
 	if (known)
 		return 0;
+	/* Until when the keys it replaced verify, when the caller does not
+	 * know: the newest older key's end, as the rotation set it.  So an
+	 * upkeep that journals a key a rotation request made (racing it)
+	 * writes the same overlap the request would. */
+	if (not_after == 0) {
+		struct keyring_key all[KEYRING_KEYS_MAX];
+		size_t n = keyring_keys_copy(k->keyring, all, KEYRING_KEYS_MAX);
+		int64_t newest = INT64_MIN;
+		for (size_t i = 0; i < n; i++)
+			if (all[i].activate_at < cur.activate_at &&
+			    all[i].activate_at > newest &&
+			    all[i].expires_at != KEYRING_NEVER) {
+				newest = all[i].activate_at;
+				not_after = all[i].expires_at;
+			}
+	}
 	struct {
 		struct command_header h;
 		struct auth_key_event ev;

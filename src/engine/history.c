@@ -337,7 +337,13 @@ static int create_store(struct history *h, const u8 origin[32],
 				   .create = true};
 
 	memcpy(so.origin, origin, 32);
-	return store_open(&so, &h->store, why);
+	/* Published whole: history_stats reads the pointer from other
+	 * threads (the audit thread's retention, /metrics). */
+	struct store *st = NULL;
+	int ret = store_open(&so, &st, why);
+	if (ret == 0)
+		__atomic_store_n(&h->store, st, __ATOMIC_RELEASE);
+	return ret;
 }
 
 /* One buffer, one store commit (the writer's thread, or the applier's
@@ -637,8 +643,9 @@ void history_digest(struct history *h, const struct state *s, u8 out[32])
 void history_stats(struct history *h, struct history_stats *out)
 {
 	memset(out, 0, sizeof(*out));
-	if (h->store)
-		(void)store_stats(h->store, &out->store);
+	struct store *st = __atomic_load_n(&h->store, __ATOMIC_ACQUIRE);
+	if (st)
+		(void)store_stats(st, &out->store);
 	out->commits = atomic_load(&h->commits);
 	out->committed_seq = atomic_load(&h->committed_seq);
 	out->flushed_seq = atomic_load(&h->flushed_seq);
