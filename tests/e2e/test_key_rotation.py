@@ -16,7 +16,7 @@ import time
 
 from harness import (e2e_test, check, check_eq, free_port, run_cli,
                      slow_factor)
-from ledger import account, create
+from ledger import account, create, transfer
 import test_witness
 from test_witness import EM_DASH, Witness, grow
 
@@ -289,6 +289,16 @@ def wait_metric(s, series, want, timeout=10):
         time.sleep(0.05)
 
 
+def entry_after(s, transfer_id):
+    """Create transfer transfer_id (1 -> 2, amount 1) and return the
+    index of the audit entry that holds it."""
+    r = s.request("POST", "/v1/transfers?entry_index=true",
+                  body=json.dumps(transfer(transfer_id, 1, 2, 1)).encode(),
+                  headers={"Content-Type": "application/json"})
+    check_eq(r.status, 201, "create with entry_index=true")
+    return int(r.json()["entry_index"])
+
+
 def restart_witness(w, log_key=None):
     """Stop w and start it again on the port the server knows, with
     --log log_key when given."""
@@ -333,7 +343,9 @@ def test_witness_follows_a_rotation_and_its_refusal_shows(ctx):
         k2 = audit_key_lines(anon)[0]
         check(k2 != k1, "a new key")
         grow(s, 200, 2)
-        size = int(s.get("/v1/audit/head").json()["size"])
+        # The audit head follows the journal in its own thread: the size
+        # to wait for is the last write's own entry, not the head now.
+        size = entry_after(s, 202) + 1
         lines = wait_cosigned(s, size, name)
         ann = [x for x in lines[3:] if x.startswith("tpwallet-log-key ")]
         check_eq(len(ann), 1, "one announcement: %r" % lines)
@@ -371,8 +383,7 @@ def test_witness_follows_a_rotation_and_its_refusal_shows(ctx):
         # The one documented command: restart the witness with the key
         # from GET /v1/audit/key (the port the server knows).
         restart_witness(w, k3)
-        grow(s, 400, 1)
-        size = int(s.get("/v1/audit/head").json()["size"])
+        size = entry_after(s, 400) + 1
         wait_cosigned(s, size, name)
         wait_metric(s, up, lambda v: v == 1)
         doc = run_cli(["doctor", "--data", s.data_dir], timeout=60)
