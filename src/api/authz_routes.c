@@ -853,6 +853,12 @@ static enum MHD_Result keys_rotate(struct request *rq)
 		       LOG_STR("code", keyring_strerror(r)));
 		if (r == KEYRING_E_KEK_UNAVAILABLE)
 			return api_reply_sign_failed(rq, r, "a new key");
+		if (r == KEYRING_E_IO) /* a file could not be written */
+			return api_reply_problem(rq, PROBLEM_unavailable,
+						 "the new key could not be "
+						 "written; nothing changed; "
+						 "retry later",
+						 NULL, NULL);
 		return api_reply_problem(rq, PROBLEM_key_rotation_failed,
 					 "the signing key could not be "
 					 "rotated; the server log says why",

@@ -659,7 +659,10 @@ static enum MHD_Result engine_reply(struct request *rq)
 					 NULL);
 	if (er->status == -EREMOTE)
 		return reply_not_the_writer(rq);
-	if (er->status == -ENOLINK) /* cluster mode's writer stopped */
+	/* The journal (or the store, or cluster mode's table) failed
+	 * earlier: nothing is accepted until a restart, which a supervisor
+	 * or the operator makes; 503 says so to clients and balancers. */
+	if (er->status == -ENOLINK || er->status == -ECANCELED)
 		return api_reply_problem(rq, PROBLEM_unavailable,
 					 engine_failure(rq->srv->e), NULL,
 					 NULL);

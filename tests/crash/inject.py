@@ -17,7 +17,9 @@ Then the server is stopped and its directory recovered
     its seq, and the directory recovers (exit 0) once any was
     acknowledged; debits equal credits;
   - a refusal is one of tpwallet's problems (a Tpwallet-Problem header)
-    with status 500 or 503 (docs/api.md: commit-unknown, engine-error).
+    with status 503 and a Retry-After header (docs/api.md: commit-unknown
+    for the batch whose write failed, unavailable for every later change
+    and for a key file that could not be written).
 The refusals are summed by status, problem and Retry-After.
 Exit 0 all green, 1 a check failed.
 """
@@ -45,8 +47,9 @@ def judge(args, run):
     """None when the run passed, else why not."""
     acked = max([a["seq"] for a in run["acks"]] or [0])
     for r in run["refusals"]:
-        if not r["problem"] or r["status"] not in (500, 503):
-            return "refusal that is not a tpwallet problem: %r" % r
+        if not r["problem"] or r["status"] != 503 or not r["retry_after"]:
+            return ("refusal that is not a tpwallet problem with 503 and "
+                    "Retry-After: %r" % r)
     if not os.path.isdir(run["data"]):
         return ("no data directory after %d acknowledged replies" % len(
             run["acks"])) if acked else None

@@ -49,6 +49,9 @@ rm -rf "$kek_dir"
 # at call k, in turn, for every k of the small workload.
 python3 tests/crash/inject.py --binary "$bin" --shim "$shim" --workload small
 verdict "an_error_at_every_call_never_acknowledges_what_is_not_durable" $?
+python3 tests/crash/inject.py --binary "$bin" --shim "$shim" --workload small \
+	--store 1
+verdict "an_error_at_every_call_with_the_store_answers_503_or_stops" $?
 
 # The planted bug (the journal's segment creation without its directory
 # fsync): the explorer must fail, naming the create it undid; and the

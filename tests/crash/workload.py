@@ -304,9 +304,12 @@ def run_injected(binary, shim, where, name, env, fail):
         elif why == "refused":
             # Up but never ready (the journal failed at start: /readyz
             # answers 503 until a restart): the workload is not run.
-            rec.refusals.append({"what": "GET /readyz", "status": 503,
-                                 "problem": "unavailable",
-                                 "retry_after": None})
+            c = harness.Client(srv.port, timeout=2)
+            r = c.get("/readyz", retry=False)
+            c.close()
+            rec.refusals.append({"what": "GET /readyz", "status": r.status,
+                                 "problem": r.header("tpwallet-problem"),
+                                 "retry_after": r.header("retry-after")})
         else:
             stopped = why
     except Stopped as e:

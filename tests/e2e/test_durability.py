@@ -653,7 +653,8 @@ def test_truncate_corrupt_tail_drops_the_record_moves_checkpoints_aside(ctx):
 def test_failed_fsync_answers_outcome_unknown_then_refuses_until_restart(ctx):
     """The journal's fdatasync fails (an LD_PRELOAD shim): the request in
     that commit gets 503 commit-unknown (its bytes may be on disk), later
-    writes get 500 engine-error (nothing applied), /readyz turns 503;
+    writes get 503 unavailable with Retry-After (nothing applied), /readyz
+    turns 503;
     after a restart the state is consistent and the refused write is
     absent."""
     shim = build_shim(ctx, "failsync.c")
@@ -671,9 +672,12 @@ def test_failed_fsync_answers_outcome_unknown_then_refuses_until_restart(ctx):
              "problem type of the failed commit")
     check_eq(s.get("/readyz").status, 503, "/readyz after a journal failure")
     r = s.post("/v1/transfers", transfer(79, 1, 2, 30))
-    check_eq(r.status, 500, "transfer after the failure: %r" % r)
-    check_eq(r.json().get("type"), "/problems/engine-error",
+    check_eq(r.status, 503, "transfer after the failure: %r" % r)
+    check_eq(r.json().get("type"), "/problems/unavailable",
              "problem type after the failure")
+    check_eq(r.json().get("detail"), "the journal failed: every change is "
+             "refused until a restart", "the refusal says why")
+    check_eq(r.header("retry-after"), "1", "Retry-After after the failure")
 
     s.kill9()
     os.unlink(flag)

@@ -52,8 +52,9 @@ def test_70_key_rotations_within_the_overlap_all_succeed_dropping_oldest(ctx):
     jwks = s.get("/.well-known/jwks.json")
     check_eq(jwks.status, 200, "JWKS after the rotations")
     check(kids[-1] in jwks.body.decode(), "the JWKS lacks the current key")
-    # A rotation that fails (the key directory gone) answers 500 without
-    # naming any path; it works again once the directory is back.
+    # A rotation that fails (the key directory gone: a write that fails)
+    # answers 503 with Retry-After without naming any path; it works
+    # again once the directory is back.
     keys_dir = os.path.join(s.data_dir, "keys")
     os.rename(keys_dir, keys_dir + ".away")
     try:
@@ -61,9 +62,10 @@ def test_70_key_rotations_within_the_overlap_all_succeed_dropping_oldest(ctx):
     finally:
         os.rename(keys_dir + ".away", keys_dir)
     _no_server_path(ctx, s, r, "failed rotation")
-    check_eq(r.status, 500, "rotation without a key directory")
+    check_eq(r.status, 503, "rotation without a key directory")
     check_eq(r.json().get("type", "").rsplit("/", 1)[-1],
-             "key-rotation-failed", "problem type")
+             "unavailable", "problem type")
+    check_eq(r.header("retry-after"), "1", "Retry-After")
     r = s.post("/v1/keys/rotate", None)
     check_eq(r.status, 200, "rotation once the directory is back")
     s.stop()

@@ -180,7 +180,7 @@ def test_store_that_is_corrupt_or_foreign_is_rebuilt_from_the_journal(ctx):
 @e2e_test(timeout=120)
 def test_a_failed_store_write_refuses_changes_and_readyz_until_restart(ctx):
     """DATA/store replaced by a plain file while serving: the writer's next
-    flush fails, the server refuses every change (500 engine-error, as
+    flush fails, the server refuses every change (503 unavailable, as
     after a journal failure) and /readyz is 503; what was acknowledged is
     all there after a restart, which builds the store again."""
     import time
@@ -207,13 +207,15 @@ def test_a_failed_store_write_refuses_changes_and_readyz_until_restart(ctx):
         break
     check(refused is not None, "no change was refused within the deadline "
           "after DATA/store became a file (%d acknowledged)" % len(acked))
-    check_eq(refused.status, 500, "a change after the store failed: %r"
+    check_eq(refused.status, 503, "a change after the store failed: %r"
              % refused)
     check(srv.wait_log(r'"msg":"store write failed') is not None,
           "no store write failed line")
     check_eq(srv.get("/readyz").status, 503, "/readyz after a store failure")
     r = srv.post("/v1/transfers", [transfer(999999, 1, 2, 1)])
-    check_eq(r.status, 500, "another change: %r" % r)
+    check_eq(r.status, 503, "another change: %r" % r)
+    check_eq(r.json().get("type"), "/problems/unavailable",
+             "another change's problem")
     srv.kill9()
     srv.start()
     for i in acked:
