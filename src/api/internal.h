@@ -268,6 +268,10 @@ void api_span_begin(struct request *rq, const char *traceparent);
 /* An event with one text attribute (key NULL: none) on rq's span. */
 void api_span_event(struct request *rq, const char *name, const char *key,
 		    const char *value);
+/* The "auth" child span of rq's: from start_ns (trace_now_ns(), 0 when
+ * rq has no span) to now, with the kind of credential and whether it
+ * was refused. */
+void api_span_auth(struct request *rq, u64 start_ns);
 /* A batch's counts (events, refused) and the first refusal as an
  * event, from rq->eng.results. */
 void api_span_results(struct request *rq);

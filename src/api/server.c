@@ -32,6 +32,7 @@
 #include "crypto/keyring.h"
 #include "engine/cluster.h"
 #include "engine/engine.h"
+#include "engine/trace.h"
 #include "engine/logger.h"
 
 #include <errno.h>
@@ -886,12 +887,14 @@ static enum MHD_Result request_begin(struct request *rq, const char *url,
 			policy_count_blocked(rq, url, method);
 			return has_body(rq) ? policy_gate_reply(rq) : MHD_YES;
 		}
+		u64 auth_ns = rq->span ? trace_now_ns() : 0;
 		authz_begin(rq, url, method);
 		if (rq->auth.err.code == 0 && rq->auth.caller.authenticated)
 			netguard_set_principal(rq->net.nc,
 					       rq->auth.caller.tenant);
 		if (rq->auth.err.code == 0)
 			authz_check_route(rq);
+		api_span_auth(rq, auth_ns);
 		if (rq->auth.err.code != 0 && has_body(rq))
 			return api_reply_auth(rq);
 	}

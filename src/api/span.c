@@ -46,6 +46,25 @@ void api_span_event(struct request *rq, const char *name, const char *key,
 		trace_span_event(rq->span, name, key, value);
 }
 
+void api_span_auth(struct request *rq, u64 start_ns)
+{
+	const struct api_caller *c = &rq->auth.caller;
+	struct trace_span s;
+
+	if (!rq->span || !start_ns)
+		return;
+	trace_span_child(&s, &rq->span->ctx, "auth", start_ns, trace_now_ns());
+	trace_span_text(&s, "tpwallet.auth.kind",
+			!c->authenticated ? "none"
+			: c->bearer	  ? "bearer"
+			: c->org	  ? "organisation"
+					  : "mandate");
+	trace_span_text(&s, "tpwallet.auth.outcome",
+			rq->auth.err.code ? "refused" : "allowed");
+	s.error = rq->auth.err.code != 0;
+	trace_span_end(&s);
+}
+
 void api_span_results(struct request *rq)
 {
 	u32 refused = 0, first = 0;
@@ -86,6 +105,11 @@ void api_span_end(struct request *rq, u64 duration_us)
 	if (rq->gate.evaluated)
 		trace_span_text(s, "tpwallet.client_version.verdict",
 				policy_verdict_name(rq->gate.verdict));
+	if (rq->srv->cluster) /* the role may change: the span's, not the
+				 resource's */
+		trace_span_text(s, "tpwallet.cluster.role",
+				engine_is_follower(rq->srv->e) ? "follower"
+							       : "writer");
 	s->error = rq->status >= 500 || rq->status == 0;
 	char trace_id[33], span_id[17];
 	trace_hex(s->ctx.trace_id, 16, trace_id);

@@ -327,7 +327,7 @@ static int trace_setup(const struct settings *s)
 		.delay_ms = s->otel_bsp_schedule_delay,
 		.timeout_ms = s->otel_exporter_otlp_timeout,
 	};
-	char url[1100], host[256] = "";
+	char url[1100], host[256] = "", instance[520];
 	const char *err = NULL;
 
 	trace_endpoint_url(s->otel_exporter_otlp_endpoint,
@@ -339,6 +339,13 @@ static int trace_setup(const struct settings *s)
 		host[0] = '\0';
 	o.url = url;
 	o.host_name = host;
+	/* Which process of the service: the cluster node's name, else the
+	 * host and the address it listens on. */
+	if (s->cluster_node[0])
+		snprintf(instance, sizeof(instance), "%s", s->cluster_node);
+	else
+		snprintf(instance, sizeof(instance), "%s/%s", host, s->listen);
+	o.instance_id = instance;
 	/* Each was checked alone when read; together they still parse. */
 	if (trace_sampler_parse(s->otel_traces_sampler,
 				s->otel_traces_sampler_arg, &o) != 0 ||

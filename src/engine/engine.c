@@ -75,7 +75,7 @@ struct group {
 	 * span (a child of the first such request's span) and its times. */
 	struct group_trace {
 		struct trace_context ctx, parent;
-		u64 taken_ns, sync_ns, durable_ns, bytes;
+		u64 taken_ns, sync_ns, synced_ns, durable_ns, bytes;
 	} trace;
 };
 
@@ -574,7 +574,8 @@ static void trace_group_begin(struct group *g, struct engine_request *list)
 }
 
 /* The spans of a group and of its sampled requests, once applied. */
-static void trace_group_end(const struct group *g, u64 apply_ns)
+static void trace_group_end(const struct engine *e, const struct group *g,
+			    u64 apply_ns)
 {
 	u64 applied_ns = trace_now_ns();
 	struct trace_span s;
@@ -587,8 +588,17 @@ static void trace_group_end(const struct group *g, u64 apply_ns)
 	trace_span_num(&s, "tpwallet.group.bytes", (int64_t)g->trace.bytes);
 	trace_span_end(&s);
 	trace_span_child(&s, &g->trace.ctx, "engine.fdatasync",
-			 g->trace.sync_ns, g->trace.durable_ns);
+			 g->trace.sync_ns, g->trace.synced_ns);
 	trace_span_end(&s);
+	if (e->cluster) {
+		/* PostgreSQL's commit of the group ran beside the fdatasync;
+		 * the group was durable when both were done. */
+		trace_span_child(&s, &g->trace.ctx, "engine.cluster_append",
+				 g->trace.sync_ns, g->trace.durable_ns);
+		trace_span_num(&s, "tpwallet.group.bytes",
+			       (int64_t)g->trace.bytes);
+		trace_span_end(&s);
+	}
 	for (const struct engine_request *r = g->requests; r; r = r->next) {
 		if (!(r->trace.flags & TRACE_FLAG_SAMPLED))
 			continue;
@@ -670,6 +680,8 @@ static void commit_group(struct engine *e, struct engine_request *list)
 		e->cluster ? cluster_append_start(e->cluster, e->journal) : 0;
 	bool sent = e->cluster && cret == 0;
 	ret = journal_sync(e->journal);
+	if (g.trace.taken_ns)
+		g.trace.synced_ns = trace_now_ns();
 	if (sent)
 		cret = cluster_append_finish(e->cluster);
 	clock_gettime(CLOCK_MONOTONIC, &b);
@@ -949,7 +961,7 @@ static void apply_group(struct engine *e, struct group *g)
 	atomic_fetch_add(&e->events, g->events);
 	e->events_since_snapshot += g->weight;
 	if (apply_ns)
-		trace_group_end(g, apply_ns);
+		trace_group_end(e, g, apply_ns);
 	free(g->rows);
 	finish(g->requests, 0);
 }

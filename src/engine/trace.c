@@ -621,14 +621,16 @@ static void *exporter_main(void *arg)
 static void encode_resource(const struct trace_options *o)
 {
 	struct jbuf b = {0};
-	const char *keys[] = {"service.name", "service.version", "host.name"};
+	const char *keys[] = {"service.name", "service.version", "host.name",
+			      "service.instance.id"};
 	const char *vals[] = {o->service_name && *o->service_name
 				      ? o->service_name
 				      : "tpwallet",
 			      o->service_version ? o->service_version : "",
-			      o->host_name ? o->host_name : ""};
+			      o->host_name ? o->host_name : "",
+			      o->instance_id ? o->instance_id : ""};
 	puts_(&b, "{\"attributes\":[");
-	for (unsigned i = 0; i < 3; i++) {
+	for (unsigned i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
 		puts_(&b, i ? ",{\"key\":" : "{\"key\":");
 		put_str(&b, keys[i]);
 		puts_(&b, ",\"value\":{\"stringValue\":");

@@ -69,6 +69,8 @@ struct trace_options {
 	/* The URL spans are POSTed to (…/v1/traces). */
 	const char *url;
 	const char *service_name, *service_version, *host_name;
+	/* service.instance.id: the cluster node's name, else host:listen */
+	const char *instance_id;
 	enum trace_sampler sampler;
 	bool parent_based;    /* the sampler decides roots only */
 	double ratio;	      /* TRACE_SAMPLER_RATIO: 0..1 */

@@ -855,3 +855,57 @@ def test_cluster_password_is_never_printed_and_where_it_is_seen_is_said(ctx):
         check(words in out, "case %d: %r" % (i, out[-600:]))
         check("SECRET" not in out and "PW%d" % (i + 1) not in out,
               "case %d printed the password: %r" % (i, out[-600:]))
+
+
+@e2e_test(timeout=120, heavy=True)
+def test_a_cluster_writers_transfer_shows_its_postgresql_append_span(ctx):
+    """Tracing in cluster mode (issue 22): the group's PostgreSQL commit
+    is a span of its own beside the fdatasync, the SERVER span names the
+    node's role, and the resource names the node (cluster_node)."""
+    from test_tracing import Receiver, attrs, env_for, in_trace, one
+    rx = Receiver()
+    db = pgcluster.PgSingle(ctx.path("pg"))
+    a = None
+    try:
+        db.start()
+        a = cluster_server(ctx, db.conninfo())
+        a.env.update(env_for(rx, TPWALLET_CLUSTER_NODE="node-a"))
+        a.start(timeout=30)
+        create(a, "accounts", [account(1), account(2)], ["created"] * 2)
+        trace = "6" * 32
+        r = a.post("/v1/transfers", transfer(10, 1, 2, 5),
+                   headers={"traceparent": "00-%s-%s-01"
+                            % (trace, "7" * 16)})
+        check_eq(r.status, 201, "the traced transfer")
+        names = ("POST /v1/transfers", "engine.group", "engine.fdatasync",
+                 "engine.cluster_append", "engine.commit")
+        spans = rx.wait(lambda sp: all(any(x["name"] == n for x in
+                                           in_trace(sp, trace))
+                                       for n in names),
+                        "the cluster transfer's spans")
+        t = in_trace(spans, trace)
+        server, group = one(t, "POST /v1/transfers"), one(t, "engine.group")
+        check_eq(attrs(server)["tpwallet.cluster.role"], "writer",
+                 "the server span's role")
+        check_eq(server["_resource"]["service.instance.id"], "node-a",
+                 "service.instance.id is the cluster node's name")
+        app, sync = one(t, "engine.cluster_append"), one(t,
+                                                         "engine.fdatasync")
+        check_eq((app["parentSpanId"], sync["parentSpanId"]),
+                 (group["spanId"], group["spanId"]),
+                 "the append and the fdatasync are the group's")
+        check(attrs(app)["tpwallet.group.bytes"] >= 32 + 128,
+              "the append's bytes: %r" % attrs(app))
+        # Both start together; the group is durable when both are done.
+        check_eq(app["startTimeUnixNano"], sync["startTimeUnixNano"],
+                 "the append starts with the fdatasync")
+        check(int(app["endTimeUnixNano"]) <= int(group["endTimeUnixNano"])
+              and int(sync["endTimeUnixNano"]) <=
+              int(group["endTimeUnixNano"]),
+              "the group ends when both are done")
+        a.stop()
+    finally:
+        if a is not None:
+            a.force_cleanup()
+        db.stop()
+        rx.close()

@@ -164,8 +164,9 @@ def test_a_transfer_is_a_server_span_with_the_engine_stages_below(ctx):
         r = s.post("/v1/transfers", transfer(10, 1, 2, 5),
                    headers={"traceparent": tp})
         check_eq(r.status, 201, "the traced transfer")
-        names = ("POST /v1/transfers", "engine.queue", "engine.commit",
-                 "engine.apply", "engine.group", "engine.fdatasync")
+        names = ("POST /v1/transfers", "auth", "engine.queue",
+                 "engine.commit", "engine.apply", "engine.group",
+                 "engine.fdatasync")
         spans = rx.wait(lambda sp: all(any(x["name"] == n for x in
                                            in_trace(sp, TRACE))
                                        for n in names),
@@ -188,8 +189,22 @@ def test_a_transfer_is_a_server_span_with_the_engine_stages_below(ctx):
         check_eq(res["service.name"], "wallet-e2e", "service.name")
         check(res["service.version"] and res["host.name"],
               "service.version and host.name: %r" % res)
+        check_eq(res["service.instance.id"],
+                 "%s/127.0.0.1:%d" % (res["host.name"], s.port),
+                 "service.instance.id: the host and the listen address")
+        check("tpwallet.cluster.role" not in a, "no role outside a cluster")
         sid = server["spanId"]
         check(len(sid) == 16 and sid != CALLER, "a span id of our own")
+        auth = one(t, "auth")
+        check_eq(auth["parentSpanId"], sid, "the auth span's parent")
+        check_eq(attrs(auth), {"tpwallet.auth.kind": "bearer",
+                               "tpwallet.auth.outcome": "allowed"},
+                 "the auth span's attributes")
+        check(int(server["startTimeUnixNano"]) <=
+              int(auth["startTimeUnixNano"]) <=
+              int(auth["endTimeUnixNano"]) <=
+              int(one(t, "engine.queue")["startTimeUnixNano"]),
+              "authentication before the queue")
         for n in ("engine.queue", "engine.commit", "engine.apply"):
             check_eq(one(t, n)["parentSpanId"], sid, "%s's parent" % n)
         group = one(t, "engine.group")
@@ -231,6 +246,20 @@ def test_a_transfer_is_a_server_span_with_the_engine_stages_below(ctx):
                  "the refusal's event")
         check_eq(attrs(server)["tpwallet.events.refused"], 1,
                  "refused count")
+
+        # A credential refused: the auth span says so and is an error.
+        tp5 = "00-%s-%s-01" % ("5" * 32, CALLER)
+        r = s.request("GET", "/v1/accounts/1", auth="Bearer not-the-token",
+                      headers={"traceparent": tp5})
+        check_eq(r.status, 401, "a wrong bearer token")
+        spans = rx.wait(lambda sp: any(x["name"] == "auth"
+                                       for x in in_trace(sp, "5" * 32)),
+                        "the refused credential's auth span")
+        auth = one(in_trace(spans, "5" * 32), "auth")
+        check_eq(attrs(auth)["tpwallet.auth.outcome"], "refused",
+                 "a refused credential's outcome")
+        check_eq(auth.get("status", {}).get("code"), 2,
+                 "a refused credential's auth span is an error")
 
         # A batch is one span with counts, not a span per transfer.
         batch = [transfer(20 + i, 1, 2, 1) for i in range(48)]
