@@ -993,7 +993,12 @@ static enum MHD_Result request_dispatch(struct request *rq)
 		return api_reply_problem(rq, PROBLEM_audit_unavailable, NULL,
 					 NULL, NULL);
 	rq->seen_seq = engine_applied_seq(rq->srv->e);
-	return route_handlers[rq->route](rq);
+	/* A sampled request's store reads become its spans' children. */
+	if (rq->span)
+		trace_set_current(&rq->span->ctx);
+	enum MHD_Result ret = route_handlers[rq->route](rq);
+	trace_set_current(NULL);
+	return ret;
 }
 
 /* ---- libmicrohttpd callbacks ------------------------------------------ */

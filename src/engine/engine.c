@@ -1257,6 +1257,22 @@ void engine_read_end(struct engine *e)
 
 /* Memory first; what memory no longer holds, the store holds (it is
  * written before anything is evicted). */
+/* A read of the store for a sampled request (trace_current): its span,
+ * begun at start_ns, with the keys asked for and the rows it gave. */
+static void store_read_span(const char *name, u64 start_ns, u32 keys, int rows)
+{
+	const struct trace_context *tc = trace_current();
+	struct trace_span s;
+
+	if (!tc)
+		return;
+	trace_span_child(&s, tc, name, start_ns, trace_now_ns());
+	trace_span_num(&s, "tpwallet.store.keys", keys);
+	trace_span_num(&s, "tpwallet.store.rows", rows < 0 ? 0 : rows);
+	s.error = rows < 0;
+	trace_span_end(&s);
+}
+
 int engine_lookup_transfers(struct engine *e, const u128 *ids, u32 n,
 			    struct transfer *out, u8 *status, bool *found)
 {
@@ -1282,7 +1298,13 @@ int engine_lookup_transfers(struct engine *e, const u128 *ids, u32 n,
 		}
 		if (k == 0 || (k < 64 && i < n))
 			continue;
-		if (store_get_transfers(st, miss, k, it) != 0)
+		u64 t0 = trace_current() ? trace_now_ns() : 0;
+		int gr = store_get_transfers(st, miss, k, it);
+		int rows = 0;
+		for (u32 j = 0; gr == 0 && j < k; j++)
+			rows += it[j].kind == LEDGER_COLD_TRANSFER;
+		store_read_span("store.get", t0, k, gr ? -1 : rows);
+		if (gr != 0)
 			return -EIO;
 		for (u32 j = 0; j < k; j++) {
 			if (it[j].kind != LEDGER_COLD_TRANSFER)
@@ -1387,6 +1409,7 @@ static int query_tiers(struct engine *e, const struct account_filter *f,
 	if (since && st && k < max) {
 		struct account_filter cold = *f;
 		cold.limit = max - k;
+		u64 t0 = trace_current() ? trace_now_ns() : 0;
 		nc = balances ? store_account_balances(
 					st, &cold, since,
 					(struct account_balance *)out + k,
@@ -1394,6 +1417,9 @@ static int query_tiers(struct engine *e, const struct account_filter *f,
 			      : store_account_transfers(
 					st, &cold, since,
 					(struct transfer *)out + k, max - k);
+		store_read_span(balances ? "store.scan_balances"
+					 : "store.scan_transfers",
+				t0, max - k, nc);
 		if (nc < 0) {
 			free(hot_out);
 			free(hot_st);

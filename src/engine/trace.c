@@ -312,6 +312,21 @@ static void set_text(struct trace_attr *a, const char *key, const char *v)
 	copy_cut(a->text, sizeof(a->text), v);
 }
 
+static _Thread_local struct trace_context current;
+static _Thread_local bool has_current;
+
+void trace_set_current(const struct trace_context *c)
+{
+	has_current = c != NULL;
+	if (c)
+		current = *c;
+}
+
+const struct trace_context *trace_current(void)
+{
+	return has_current ? &current : NULL;
+}
+
 void trace_span_text(struct trace_span *s, const char *key, const char *v)
 {
 	if (s->nattrs < TRACE_ATTRS_MAX)

@@ -176,6 +176,12 @@ void trace_span_num(struct trace_span *s, const char *key, int64_t v);
 void trace_span_event(struct trace_span *s, const char *name, const char *key,
 		      const char *v);
 void trace_span_link(struct trace_span *s, const struct trace_context *c);
+
+/* The recorded span this thread works for (a request's, set around its
+ * handler), so that a lower layer's work for it (a store read) becomes
+ * its child.  NULL clears it; trace_current() is NULL when none is set. */
+void trace_set_current(const struct trace_context *c);
+const struct trace_context *trace_current(void);
 /* Queue the span (end_ns now unless set); dropped and counted when the
  * queue is full. */
 void trace_span_end(struct trace_span *s);

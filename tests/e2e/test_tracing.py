@@ -323,6 +323,65 @@ def test_a_transfer_is_a_server_span_with_the_engine_stages_below(ctx):
         rx.close()
 
 
+@e2e_test(timeout=120)
+def test_reads_the_store_answers_are_spans_of_the_request(ctx):
+    """store = 1 with the smallest cache (a window of 3,276 transfers):
+    a lookup and an account page that reach the store show its reads as
+    children of their SERVER spans, with the keys and rows."""
+    rx = Receiver()
+    try:
+        env = env_for(rx, TPWALLET_STORE="1",
+                      TPWALLET_CACHE_BYTES=str(1 << 20))
+        s = ctx.start_server(env=env)
+        create(s, "accounts", [account(1), account(2)], ["created"] * 2)
+        for b in range(12):
+            evs = [transfer(1000 + b * 500 + k, 1, 2, 1) for k in range(500)]
+            create(s, "transfers", evs, ["created"] * len(evs))
+        deadline = time.monotonic() + 20 * slow_factor()
+        while metrics(s).get("tpwallet_store_evictions_total", 0) == 0:
+            check(time.monotonic() < deadline, "nothing left memory")
+            time.sleep(0.05)
+        reads = [("7" * 32, "/v1/transfers/1000", "GET /v1/transfers/{id}",
+                  "store.get", (1, 1)),
+                 ("8" * 32, "/v1/accounts/1/transfers?limit=10",
+                  "GET /v1/accounts/{id}/transfers", "store.scan_transfers",
+                  (10, 10))]
+        for trace, path, name, read, (keys, rows) in reads:
+            r = s.get(path, headers={"traceparent": "00-%s-%s-01"
+                                     % (trace, CALLER)})
+            check_eq(r.status, 200, path)
+            spans = rx.wait(lambda sp: any(x["name"] == read for x in
+                                           in_trace(sp, trace))
+                            and any(x["name"] == name for x in
+                                    in_trace(sp, trace)),
+                            "the spans of %s" % path)
+            t = in_trace(spans, trace)
+            server, st = one(t, name), one(t, read)
+            check_eq(st["parentSpanId"], server["spanId"],
+                     "%s is a child of %s" % (read, name))
+            a = attrs(st)
+            check_eq((a["tpwallet.store.keys"], a["tpwallet.store.rows"]),
+                     (keys, rows), "%s's keys and rows" % read)
+            check(int(server["startTimeUnixNano"]) <=
+                  int(st["startTimeUnixNano"]) <=
+                  int(st["endTimeUnixNano"]) <=
+                  int(server["endTimeUnixNano"]),
+                  "the read inside the request")
+        # A lookup memory answers reads nothing from the store.
+        r = s.get("/v1/transfers/6999", headers={
+            "traceparent": "00-%s-%s-01" % ("9" * 32, CALLER)})
+        check_eq(r.status, 200, "a recent transfer")
+        rx.wait(lambda sp: any(x["name"] == "GET /v1/transfers/{id}"
+                               for x in in_trace(sp, "9" * 32)), "its span")
+        time.sleep(0.2 * slow_factor())
+        check_eq(sorted(x["name"] for x in in_trace(rx.spans, "9" * 32)),
+                 ["GET /v1/transfers/{id}", "auth"],
+                 "no store span for a transfer in memory")
+        s.stop()
+    finally:
+        rx.close()
+
+
 @e2e_test(timeout=90)
 def test_requests_that_share_a_group_link_to_its_span(ctx):
     rx = Receiver()
