@@ -614,6 +614,7 @@ static int authenticate_bound(struct api_authz *z, struct engine *e,
 	if (b && b->len == vlen && memcmp(b->text, value, vlen) == 0 &&
 	    bound_cache_holds(z, e, b, ts.tv_sec)) {
 		*out->chain = b->chain;
+		out->chain->cached = out->chain->n; /* the whole chain */
 		goto bind;
 	}
 	struct root_ctx rc = {.z = z, .e = e};

@@ -61,6 +61,11 @@ void api_span_auth(struct request *rq, u64 start_ns)
 					  : "mandate");
 	trace_span_text(&s, "tpwallet.auth.outcome",
 			rq->auth.err.code ? "refused" : "allowed");
+	if (c->chain) { /* links verified, and those the cache spared */
+		trace_span_num(&s, "tpwallet.auth.links", c->chain->n);
+		trace_span_num(&s, "tpwallet.auth.links_cached",
+			       c->chain->cached);
+	}
 	s.error = rq->auth.err.code != 0;
 	trace_span_end(&s);
 }

@@ -997,6 +997,7 @@ int mandate_chain_verify(const char *value, size_t len,
 
 		sha256(h, tok[i], tlen[i]);
 		if (o->cache && cache_get(o->cache, h, l)) {
+			out->cached++;
 			if (i == 0) {
 				uint8_t pub[32];
 				if (o->root->principal(o->root->ctx, l->iss,

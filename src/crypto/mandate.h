@@ -316,6 +316,7 @@ struct mandate_chain {
 	struct mandate_right effective; /* = the last link's right */
 	int64_t nbf, exp; /* effective window: max nbf (0: none), min exp */
 	bool root_admin;
+	unsigned cached; /* links whose checks a hit in the cache skipped */
 };
 
 struct mandate_verify_opts {

@@ -670,3 +670,41 @@ def test_the_off_sampler_records_nothing_and_bad_settings_refuse(ctx):
         check(served is None and exited and status == 2,
               "%r: refused at start with status 2 (got %r, %r, %r)"
               % (env, served, exited, status))
+
+
+@e2e_test(timeout=120)
+def test_a_mandates_auth_span_counts_the_links_the_cache_spared(ctx):
+    """Two requests under one two-link mandate (each with its own DPoP
+    proof): the first verifies both links, the second finds both in the
+    link cache; the auth span says which (tpwallet.auth.links_cached)."""
+    from test_authz import Authz, _right
+    rx = Receiver()
+    try:
+        a = Authz(ctx, env=env_for(rx))
+        a.accounts([1001, 2001])
+        merchant, till = a.keys(2)
+        a.register(merchant, "merchant")
+        links = a.chain([_right([1001]), _right([1001])], [merchant, till])
+        got = []
+        for n, trace in enumerate(("a" * 32, "b" * 32)):
+            r = a.call(links, till, "POST", "/v1/transfers",
+                       transfer(10 + n, 1001, 2001, 1),
+                       headers={"traceparent": "00-%s-%s-01"
+                                % (trace, CALLER)})
+            check_eq(r["status"], 201, "transfer %d under the mandate" % n)
+            spans = rx.wait(lambda sp: any(x["name"] == "auth" for x in
+                                           in_trace(sp, trace)),
+                            "the auth span of request %d" % n)
+            got.append(attrs(one(in_trace(spans, trace), "auth")))
+        check_eq(got, [{"tpwallet.auth.kind": "mandate",
+                        "tpwallet.auth.outcome": "allowed",
+                        "tpwallet.auth.links": 2,
+                        "tpwallet.auth.links_cached": 0},
+                       {"tpwallet.auth.kind": "mandate",
+                        "tpwallet.auth.outcome": "allowed",
+                        "tpwallet.auth.links": 2,
+                        "tpwallet.auth.links_cached": 2}],
+                 "the auth spans of a first and a second use")
+        a.s.stop()
+    finally:
+        rx.close()
