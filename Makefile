@@ -72,7 +72,7 @@ UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_BIN   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
 
-.PHONY: all run test unit e2e crash sanitize tsan check-test fuzz fuzz-run check format bench bench-build clean help deps deps-build fresh
+.PHONY: all run test unit e2e crash soak sanitize tsan check-test fuzz fuzz-run check format bench bench-build clean help deps deps-build fresh
 
 all: $(BUILD)/tpwallet
 
@@ -206,6 +206,16 @@ crash: $(BUILD)/tpwallet $(BUILD)/tests/tpwallet-planted \
 	@tests/count.sh tests/crash/run.sh $(BUILD)/tpwallet \
 	  $(BUILD)/tests/tpwallet-planted $(BUILD)/tests/recfs.so \
 	  $(BUILD)/tests/tpwallet-planted-archive
+
+# The soak alone (issue 20, docs/crash-model.md "Soak"): SOAK_S seconds
+# (an hour by default) of mixed load with restarts and rotations; the
+# report and its plot (soak.json, soak.svg) in SOAK_OUT.
+SOAK_S ?= 3600
+SOAK_OUT ?= build/soak
+soak: $(BUILD)/tpwallet
+	@mkdir -p $(SOAK_OUT)
+	python3 tests/soak/soak.py --binary $(BUILD)/tpwallet \
+	  --duration-s $(SOAK_S) --out $(SOAK_OUT)
 
 # The whole suite: deps, normal build, unit + e2e; then the same under
 # AddressSanitizer and UndefinedBehaviorSanitizer; then the fuzzers over

@@ -6,6 +6,18 @@
                  [--bound N] [--seed S] [--jobs J] [--keep DIR]
   explore.py replay --binary build/tpwallet --from-dir DIR [--bound N] \\
                  [--seed S]
+  explore.py shrink --binary build/tpwallet --from-dir DIR --out CASE
+  explore.py regress --binary build/tpwallet tests/crash/regress/*/
+
+shrink takes a kept run that fails, finds its first failing crash point
+and state, and removes calls from the trace (whole files' calls first,
+then delta debugging over single calls) while a crash at the end of
+what is left, in the same kind of state (the same call undone, lost or
+torn) still fails the same check.  CASE is then a kept run of its own,
+with the short trace (replay --from-dir CASE fails the same way) and
+case.json saying what it shows; tests/crash/regress/ holds such cases,
+and regress replays them (make crash): each must fail as its case.json
+says, or pass when it says "ok" (a recovery bug once fixed).
 
 replay explores again a run kept with --keep DIR (its trace, replies and
 digests: nothing but the recoveries runs), so a seed and a kept trace
@@ -569,10 +581,239 @@ def explore(args, trace, acks, ref, final_seq, env, scratch, out):
                 if not named:
                     break
             pool.shutdown(wait=True, cancel_futures=True)
+            first = (named or failed)[0]
             return (False, points, len(seen), capped,
-                    time.monotonic() - t0)
+                    time.monotonic() - t0, (k, first[0], first[1]))
     pool.shutdown(wait=True)
-    return True, points, len(seen), capped, time.monotonic() - t0
+    return True, points, len(seen), capped, time.monotonic() - t0, None
+
+
+# ---- shrinking a failing case ----------------------------------------
+
+def why_class(why):
+    """The check a verdict names (its words before the first number)."""
+    for c in ("refused to recover", "recover exited", "debits differ",
+              "acknowledged seq", "recovered seq", "digest",
+              "audit check"):
+        if why.startswith(c):
+            return c
+    return why.split(":")[0]
+
+
+def same_state(desc):
+    """A state's description without trace indexes (they change as calls
+    are removed)."""
+    import re
+    return re.sub(r"#\d+ ", "#", desc)
+
+
+def raw_lines(trace):
+    with open(trace) as f:
+        return [ln for ln in f if ln.endswith("\n")]
+
+
+def write_subtrace(lines, keep, path):
+    """The calls of lines whose positions are in keep, numbered again."""
+    with open(path, "w") as f:
+        for n, i in enumerate(sorted(keep), 1):
+            f.write("%d %s" % (n, lines[i].split(" ", 1)[1]))
+
+
+def map_acks(acks, keep):
+    """Each reply's position in a trace cut to keep: the kept calls among
+    those the trace held when it arrived."""
+    kept = sorted(keep)
+    out = []
+    for a in acks:
+        n = sum(1 for i in kept if i < a["calls"])
+        out.append(dict(a, calls=n))
+    return out
+
+
+def well_formed(ops):
+    """Could a process have made these calls: every name made in a
+    directory that exists then, every call on a file after its create?"""
+    dirs, files, inos = {""}, set(), set()
+    for op in ops:
+        k = op.kind
+        if k in ("create", "mkdir", "link", "rename"):
+            made = op.path2 if k in ("link", "rename") else op.path
+            if made and made != "-" and parent(made) not in dirs:
+                return False
+        if k == "mkdir":
+            dirs.add(op.path)
+        elif k == "create":
+            files.add(op.path)
+            inos.add(op.ino)
+        elif k in ("rename", "link") and op.path not in dirs | files:
+            return False
+        elif k == "rename" and op.path in dirs and op.path2 != "-":
+            dirs.add(op.path2)
+        elif k == "rename" and op.path2 != "-":
+            files.add(op.path2)
+        elif k == "dirsync" and op.path != "." and op.path not in dirs:
+            return False
+        elif op.ino is not None and op.ino not in inos:
+            return False
+    return True
+
+
+def shrink(args, rec, scratch):
+    """(kept positions, first failure, tries, rec with the replies
+    received by the failing crash point) of the smallest trace found
+    that still fails as rec's does at its end; None when rec does not
+    fail."""
+    trace_full = rec["trace"]
+    lines = raw_lines(trace_full)
+    env = rec["env"]
+    with open(os.devnull, "w") as quiet:
+        res = explore(args, trace_full, rec["acks"], rec["digests"],
+                      rec["final_seq"], env, os.path.join(scratch, "s0"),
+                      quiet)
+    if res[0]:
+        return None
+    k, desc, why = res[5]
+    target, klass = same_state(desc), why_class(why)
+    # Only the replies received by the crash point count.
+    rec = dict(rec, acks=[a for a in rec["acks"] if a["calls"] <= k])
+    checker = Checker(args, rec["digests"], rec["acks"], rec["final_seq"],
+                      env)
+    tries = [0]
+
+    def fails(keep):
+        """Does a crash after the last kept call, in the target state,
+        still fail the same check, while the state a process crash
+        leaves (every pending call kept) passes?  (The second keeps the
+        calls that make the trace a sound one: without them a state
+        fails because the trace is nonsense, not because of the crash.)
+        """
+        tries[0] += 1
+        path = os.path.join(scratch, "try.trace")
+        write_subtrace(lines, keep, path)
+        try:
+            ops = parse_trace(path)
+            if not well_formed(ops):
+                return False
+            model = Model()
+            for op in ops:
+                model.step(op)
+            allv = model.variants()
+            vs = [v for v in allv if same_state(v[0]) == target]
+        except (ValueError, KeyError, IndexError):
+            return False  # not a trace (a write to a file never created)
+        acks = map_acks(rec["acks"], keep)
+        acked_seq, acked_what = acked_before(acks, len(ops))
+
+        def verdict(km, kd):
+            ns, contents = model.build(km, kd)
+            where = os.path.join(scratch, "try")
+            shutil.rmtree(where, ignore_errors=True)
+            try:
+                materialise(ns, contents, where)
+                return checker.verdict(checker.run(where), acked_seq,
+                                       acked_what)
+            except OSError as e:
+                return "not materialised: %s" % e
+            finally:
+                shutil.rmtree(where, ignore_errors=True)
+        if not vs or verdict(allv[0][1], allv[0][2]) is not None:
+            return False
+        for desc2, km, kd in vs:
+            why2 = verdict(km, kd)
+            if why2 and why_class(why2) == klass:
+                return True
+        return False
+
+    keep = list(range(k))
+    if not fails(keep):
+        return None  # fails only with later calls' context: keep all
+    # Whole files first: every call naming one path (its creation, data,
+    # syncs, renames), cheapest to try.
+    ops = parse_trace(trace_full)
+    by_path = {}
+    made_dirs = set(op.path for op in ops if op.kind == "mkdir")
+    for i in keep:
+        for p in (ops[i].path, ops[i].path2):
+            # A directory's fsyncs go only with the directory itself.
+            if ops[i].kind == "dirsync" and p not in made_dirs:
+                continue
+            if p and p != "-":
+                by_path.setdefault(p, set()).add(i)
+    for p in sorted(by_path, key=lambda q: -len(by_path[q])):
+        cand = [i for i in keep if i not in by_path[p]]
+        if len(cand) < len(keep) and fails(cand):
+            keep = cand
+    # Then delta debugging (ddmin) over single calls, but the syncs of
+    # what is kept: they are what made the replies' records durable, so
+    # the case still says "durable, and then lost".
+    syncs = set(i for i in keep if ops[i].kind in
+                ("fsync", "fdatasync", "dirsync", "msync"))
+    cands = [i for i in keep if i not in syncs]
+    n = 2
+    while len(cands) >= 2:
+        size = max(1, len(cands) // n)
+        chunks = [cands[i:i + size] for i in range(0, len(cands), size)]
+        removed = False
+        for c in chunks:
+            gone = set(c)
+            cand = [i for i in keep if i not in gone]
+            if cand and fails(cand):
+                keep, removed = cand, True
+                cands = [i for i in cands if i not in gone]
+                n = max(n - 1, 2)
+                break
+        if not removed:
+            if size == 1:
+                break
+            n = min(len(cands), n * 2)
+    return keep, (desc, why), tries[0], rec
+
+
+def save_case(rec, keep, failure, where, source):
+    """A shrunk case as a kept run (replay --from-dir) with case.json."""
+    os.makedirs(where, exist_ok=True)
+    write_subtrace(raw_lines(rec["trace"]), keep,
+                   os.path.join(where, "trace"))
+    small = dict(rec, acks=map_acks(rec["acks"], keep), calls=len(keep),
+                 env={k: v for k, v in rec["env"].items()
+                      if k.startswith("TPWALLET_")})
+    save_record(small, where)
+    with open(os.path.join(where, "case.json"), "w") as f:
+        json.dump({"expect": "FAILED", "state": same_state(failure[0]),
+                   "check": why_class(failure[1]), "from": source,
+                   "calls": len(keep), "calls_before": rec["calls"]},
+                  f, indent=1)
+        f.write("\n")
+
+
+def regress(args, dirs, scratch):
+    """Replay saved cases (tests/crash/regress/*): each must end as its
+    case.json says (FAILED in its state, by its check; or ok).  The
+    number of cases that did not."""
+    bad = 0
+    for d in dirs:
+        with open(os.path.join(d, "case.json")) as f:
+            case = json.load(f)
+        rec = load_record(d)
+        with open(os.devnull, "w") as quiet:
+            res = explore(args, rec["trace"], rec["acks"], rec["digests"],
+                          rec["final_seq"], rec["env"],
+                          os.path.join(scratch, "r"), quiet)
+        if res[0]:
+            got = "ok"
+        else:
+            got = "FAILED in state %s by check %s" % (
+                same_state(res[5][1]), why_class(res[5][2]))
+        want = ("ok" if case["expect"] == "ok" else
+                "FAILED in state %s by check %s" % (case["state"],
+                                                   case["check"]))
+        print("%s %s: %d calls: %s" % ("ok   " if got == want else "FAIL ",
+                                         os.path.basename(d.rstrip("/")),
+                                         rec["calls"], got))
+        if got != want:
+            print("      expected: %s" % want)
+            bad += 1
+    return bad
 
 
 def save_record(rec, where):
@@ -586,6 +827,12 @@ def load_record(where):
     what is replayed: nothing runs but the recoveries)."""
     with open(os.path.join(where, "record.json")) as f:
         rec = json.load(f)
+    # The run's own settings over this machine's environment (a saved
+    # case holds only its TPWALLET_* settings).
+    rec["env"] = dict({k: v for k, v in os.environ.items()
+                       if not k.startswith("TPWALLET_")},
+                      **{k: v for k, v in rec["env"].items()
+                         if k.startswith("TPWALLET_")})
     rec["trace"] = os.path.join(where, rec["trace"])
     rec["digests"] = {int(k): v for k, v in rec["digests"].items()}
     return rec
@@ -593,7 +840,10 @@ def load_record(where):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("command", choices=["run", "replay"])
+    ap.add_argument("command", choices=["run", "replay", "shrink",
+                                        "regress"])
+    ap.add_argument("cases", nargs="*", help="regress: saved case "
+                    "directories")
     ap.add_argument("--binary", required=True)
     ap.add_argument("--shim", help="the recorder (run)")
     ap.add_argument("--from-dir", help="replay: a run's --keep directory")
@@ -607,14 +857,17 @@ def main():
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--keep", help="keep the trace and the workload's "
                     "files here")
-    args = ap.parse_args()
+    ap.add_argument("--out", help="shrink: where the shrunk case goes")
+    args = ap.parse_intermixed_args()
     args.binary = os.path.abspath(args.binary)
     if args.bound < 2:
         ap.error("--bound must be at least 2")
     if args.command == "run" and not args.shim:
         ap.error("run needs --shim")
-    if args.command == "replay" and not args.from_dir:
-        ap.error("replay needs --from-dir")
+    if args.command in ("replay", "shrink") and not args.from_dir:
+        ap.error("%s needs --from-dir" % args.command)
+    if args.command == "shrink" and not args.out:
+        ap.error("shrink needs --out")
 
     base = tempfile.mkdtemp(prefix="tpw-crash-")
     keep = args.keep or base
@@ -622,6 +875,24 @@ def main():
         env = dict(os.environ, TPWALLET_STORE=str(args.store))
         env.pop("TPWALLET_CONFIG", None)
         env.pop("LD_PRELOAD", None)
+        if args.command == "regress":
+            return 1 if regress(args, args.cases, base) else 0
+        if args.command == "shrink":
+            rec = load_record(args.from_dir)
+            t0 = time.monotonic()
+            got = shrink(args, rec, base)
+            if got is None:
+                print("crash explorer: %s does not fail at a crash point "
+                      "of its own: nothing to shrink" % args.from_dir)
+                return 1
+            keep, failure, tries, rec = got
+            save_case(rec, keep, failure, args.out, args.from_dir)
+            print("crash explorer: shrunk %d calls to %d (%d tries, %.1f s)"
+                  "; the state: %s; the check: %s; saved in %s"
+                  % (rec["calls"], len(keep), tries,
+                     time.monotonic() - t0, same_state(failure[0]),
+                     why_class(failure[1]), args.out))
+            return 0
         if args.command == "replay":
             rec = load_record(args.from_dir)
         else:
@@ -634,7 +905,7 @@ def main():
                 return 2
             if args.keep:
                 save_record(rec, args.keep)
-        ok, points, states, capped, took = explore(
+        ok, points, states, capped, took, _ = explore(
             args, rec["trace"], rec["acks"], rec["digests"],
             rec["final_seq"], rec["env"], os.path.join(base, "states"),
             sys.stdout)
