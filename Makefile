@@ -72,7 +72,7 @@ UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_BIN   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
 
-.PHONY: all run test unit e2e crash soak sanitize tsan check-test fuzz fuzz-run check format bench bench-build clean help deps deps-build fresh
+.PHONY: FORCE all run test unit e2e crash soak sanitize tsan check-test fuzz fuzz-run check format bench bench-build clean help deps deps-build fresh
 
 all: $(BUILD)/tpwallet
 
@@ -95,6 +95,17 @@ deps:
 
 deps-build:
 	@scripts/deps.sh build
+
+# The commit and RocksDB's version for src/api/buildinfo.c, written again
+# at every build but replaced only when they changed.
+GEN := $(BUILD)/gen
+$(GEN)/buildinfo_gen.h: FORCE
+	@mkdir -p $(GEN)
+	@scripts/buildinfo.sh >$@.tmp && \
+	  { cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@; }
+$(BUILD)/src/api/buildinfo.o: $(GEN)/buildinfo_gen.h
+$(BUILD)/src/api/buildinfo.o: CPPFLAGS += -I$(GEN)
+FORCE:
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)

@@ -33,6 +33,7 @@
 #include "engine/cluster.h"
 #include "engine/engine.h"
 #include "engine/trace.h"
+#include "api/buildinfo.h"
 #include "engine/logger.h"
 
 #include <errno.h>
@@ -303,6 +304,7 @@ enum MHD_Result server_route_metrics(struct request *rq)
 	bool om = accept && strstr(accept, "application/openmetrics-text");
 
 	metrics_render(&s->metrics, s->e, &b, om && s->metrics_exemplars);
+	buildinfo_metrics(&b);
 	policy_metrics(s, &b);
 	probes_metrics(s, &b);
 	audit_metrics(s, &b);

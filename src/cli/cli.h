@@ -13,6 +13,7 @@
 #ifndef TPW_CLI_CLI_H
 #define TPW_CLI_CLI_H
 
+#include "core/version.h"
 #include <stdbool.h>
 #include <stdio.h>
 #include <stddef.h>
@@ -47,8 +48,6 @@ int cmd_policy(int argc, char **argv);
 int cmd_help(int argc, char **argv);
 int cmd_probe(int argc, char **argv);
 int cmd_recover(int argc, char **argv);
-
-#define TPWALLET_VERSION "0.1.0"
 
 /* Exit statuses (sysexits-like). */
 #define EXIT_USAGE    2

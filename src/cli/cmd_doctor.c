@@ -22,6 +22,7 @@
  * data directory does not exist.
  */
 #include "api/authz.h"
+#include "api/buildinfo.h"
 #include "api/tls.h"
 #include "cli/cli.h"
 #include "cli/serverkeys.h"
@@ -2189,6 +2190,19 @@ static void probe_line(struct doctor *d, json_t *p, unsigned counts[5])
 	       own ? own : "?");
 }
 
+/* This binary: the release, the commit, the libraries it runs on (the
+ * server says the same in its start line and in /metrics). */
+static void check_build(struct doctor *d)
+{
+	struct buildinfo b;
+	char libs[512];
+
+	buildinfo_get(&b);
+	buildinfo_libs_text(&b, libs, sizeof(libs));
+	report(d, STATUS_OK, "build", "tpwallet %s, commit %s; %s", b.version,
+	       b.commit, libs);
+}
+
 static void check_probes(struct doctor *d)
 {
 	struct client c;
@@ -2267,6 +2281,7 @@ static const struct {
 	{"store", check_store},
 	{"client policy", check_policy},
 	{"probes", check_probes},
+	{"build", check_build},
 };
 
 /* ---- output -------------------------------------------------------------- */

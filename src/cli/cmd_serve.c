@@ -10,6 +10,7 @@
  * before anything else starts, and SIGHUP reads it again.
  */
 #include "api/authz.h"
+#include "api/buildinfo.h"
 #include "api/server.h"
 #include "api/probe.h"
 #include "api/tls.h"
@@ -801,9 +802,14 @@ int cmd_serve(int argc, char **argv)
 		       "cannot start the override expirer: no entry is "
 		       "journaled when an override reaches its end",
 		       LOG_NUM("errno", -ret));
+	struct buildinfo bi;
+	char libs[512];
+	buildinfo_get(&bi);
+	buildinfo_libs_text(&bi, libs, sizeof(libs));
 	log_at(LOG_INFO, "listening", LOG_STR("listen", s.listen),
 	       LOG_STR("data", s.data_dir),
-	       LOG_STR("version", TPWALLET_VERSION));
+	       LOG_STR("version", TPWALLET_VERSION),
+	       LOG_STR("commit", bi.commit), LOG_STR("libraries", libs));
 
 	/* Field by field: the engine may wake it already (up.lock). */
 	up.keys = &keys;
