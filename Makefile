@@ -72,7 +72,7 @@ UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_BIN   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
 
-.PHONY: FORCE all run test unit e2e crash soak sanitize tsan check-test fuzz fuzz-run check format bench bench-build clean help deps deps-build fresh
+.PHONY: FORCE release all run test unit e2e crash soak sanitize tsan check-test fuzz fuzz-run check format bench bench-build clean help deps deps-build fresh
 
 all: $(BUILD)/tpwallet
 
@@ -218,6 +218,13 @@ crash: $(BUILD)/tpwallet $(BUILD)/tests/tpwallet-planted \
 	  $(BUILD)/tests/tpwallet-planted $(BUILD)/tests/recfs.so \
 	  $(BUILD)/tests/tpwallet-planted-archive
 
+# Release artifacts (docs/releases.md): the binary (and a .deb when one
+# was built), SHA256SUMS and, with RELEASE_SECRET_KEY (a minisign secret
+# key file), a signature of each.
+RELEASE_DIR ?= build/release
+release: $(BUILD)/tpwallet
+	@scripts/release.sh $(BUILD)/tpwallet $(RELEASE_DIR)
+
 # The soak alone (issue 20, docs/crash-model.md "Soak"): SOAK_S seconds
 # (an hour by default) of mixed load with restarts and rotations; the
 # report and its plot (soak.json, soak.svg) in SOAK_OUT.
@@ -296,6 +303,8 @@ $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB_OBJ)
 	@clang $(CPPFLAGS) -std=c17 $(WARN) -pthread $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ $(LDLIBS) $(ROCKSDB_LIBS)
 
 .SECONDARY: $(FUZZ_LIB_OBJ)
+$(FUZZ_BUILD)/obj/src/api/buildinfo.o: $(GEN)/buildinfo_gen.h
+$(FUZZ_BUILD)/obj/src/api/buildinfo.o: CPPFLAGS += -I$(GEN)
 
 
 fuzz: $(FUZZ_BIN)

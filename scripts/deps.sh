@@ -18,7 +18,7 @@ BUILD_PKGS="build-essential pkg-config
 libmicrohttpd-dev libsodium-dev libjansson-dev nettle-dev libcurl4-gnutls-dev
 libgnutls28-dev librocksdb-dev liblmdb-dev libp11-kit-dev libpq-dev"
 TEST_PKGS="clang libclang-rt-14-dev libcmocka-dev python3 curl wrk
-clang-format cppcheck util-linux prometheus openssl softhsm2
+clang-format cppcheck util-linux prometheus openssl softhsm2 minisign
 postgresql-15 postgresql-client-15 patroni etcd-server"
 BENCH_PKGS="python3 curl wrk nginx-light linux-perf"
 

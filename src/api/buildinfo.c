@@ -33,7 +33,8 @@ static void add(struct buildinfo *b, const char *name, const char *v,
 	snprintf(l->version, sizeof(l->version), "%s", v ? v : "unknown");
 	/* A label value and a log field: only what versions are made of. */
 	for (char *p = l->version; *p; p++)
-		if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+		if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWX"
+			    "YZ"
 			    "0123456789.+-_~",
 			    *p))
 			*p = '?';
@@ -79,18 +80,28 @@ void buildinfo_libs_text(const struct buildinfo *b, char *out, size_t cap)
 	}
 }
 
+static const char *_Atomic signature = "no_key";
+
+void buildinfo_set_signature(const char *status)
+{
+	signature = status;
+}
+
 void buildinfo_metrics(struct wbuf *w)
 {
 	struct buildinfo b;
 
 	buildinfo_get(&b);
 	wbuf_puts(w, "# HELP tpwallet_build_info The running build: its "
-		     "release and the commit it was built from.\n"
+		     "release, the commit it was built from, and its "
+		     "signature (release_public_key_file).\n"
 		     "# TYPE tpwallet_build_info gauge\n"
 		     "tpwallet_build_info{version=\"");
 	wbuf_puts(w, b.version);
 	wbuf_puts(w, "\",commit=\"");
 	wbuf_puts(w, b.commit);
+	wbuf_puts(w, "\",signature=\"");
+	wbuf_puts(w, signature);
 	wbuf_puts(w, "\"} 1\n"
 		     "# HELP tpwallet_library_info The libraries the server "
 		     "runs on and their versions.\n"

@@ -14,9 +14,9 @@
 #define BUILDINFO_LIBS_MAX 10
 
 struct buildinfo_lib {
-	const char *name;    /* "libsodium" */
-	char version[32];    /* "1.0.18" */
-	bool built;	     /* the version it was built against (no call) */
+	const char *name; /* "libsodium" */
+	char version[32]; /* "1.0.18" */
+	bool built;	  /* the version it was built against (no call) */
 };
 
 struct buildinfo {
@@ -29,7 +29,11 @@ struct buildinfo {
 void buildinfo_get(struct buildinfo *b);
 /* "libmicrohttpd 0.9.75, jansson 2.14, ..." into out (cut to fit). */
 void buildinfo_libs_text(const struct buildinfo *b, char *out, size_t cap);
-/* tpwallet_build_info{version,commit} 1 and
+/* The running binary's signature status (cli/release.c: "verified",
+ * "unsigned", "bad", "no_key"), said by buildinfo_metrics; a static
+ * string, set once at start ("no_key" until then). */
+void buildinfo_set_signature(const char *status);
+/* tpwallet_build_info{version,commit,signature} 1 and
  * tpwallet_library_info{library,version} 1 per library. */
 void buildinfo_metrics(struct wbuf *b);
 

@@ -43,6 +43,20 @@ int cmd_keys_local(int argc, char **argv);
 int cmd_tls(int argc, char **argv);
 int cmd_delegate(int argc, char **argv);
 int cmd_version(int argc, char **argv);
+
+/* ---- release.c: signed artifacts (docs/releases.md) ---- */
+
+/* Verify file against its minisign signature sigfile (NULL: FILE.minisig)
+ * with the public key in keyfile.  Returns 0 (verified: detail says by
+ * which key, with the trusted comment), a MINISIGN_* error, or -errno
+ * for a file that cannot be read (detail names it).  Never more than
+ * MINISIGN_FILE_BYTES_MAX of the key or signature file is read. */
+int release_verify(const char *file, const char *sigfile, const char *keyfile,
+		   char *detail, size_t cap);
+/* What the running binary is, against keyfile ("" none): "verified",
+ * "unsigned" (no BINARY.minisig), "bad" (a signature that fails, or an
+ * unreadable key), "no_key" (no key set); detail says more. */
+const char *release_self_status(const char *keyfile, char *detail, size_t cap);
 int cmd_doctor(int argc, char **argv);
 int cmd_policy(int argc, char **argv);
 int cmd_help(int argc, char **argv);
@@ -159,6 +173,9 @@ struct settings {
 	 * system's ("" the system's), and public-key pins, "https://HOST[:PORT]
 	 * sha256//BASE64[;...]" each (setting `outbound_pin`, at most 16). */
 	char outbound_ca_file[4096];
+	/* the minisign public key releases are signed with: the running
+	 * binary is checked against BINARY.minisig at start (release.c) */
+	char release_public_key_file[4096];
 	char outbound_pins[16][512];
 	unsigned noutbound_pins;
 	/* Cluster mode (docs/operations.md, "Cluster mode"): a libpq

@@ -2197,10 +2197,18 @@ static void check_build(struct doctor *d)
 	struct buildinfo b;
 	char libs[512];
 
+	char detail[PATH_MAX + 600];
 	buildinfo_get(&b);
 	buildinfo_libs_text(&b, libs, sizeof(libs));
 	report(d, STATUS_OK, "build", "tpwallet %s, commit %s; %s", b.version,
 	       b.commit, libs);
+	const char *sig = release_self_status(d->s.release_public_key_file,
+					      detail, sizeof(detail));
+	report(d,
+	       strcmp(sig, "bad") == 0	      ? STATUS_ACTION
+	       : strcmp(sig, "unsigned") == 0 ? STATUS_WARN
+					      : STATUS_OK,
+	       "release signature", "%s: %s", sig, detail);
 }
 
 static void check_probes(struct doctor *d)

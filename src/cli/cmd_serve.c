@@ -803,13 +803,22 @@ int cmd_serve(int argc, char **argv)
 		       "journaled when an override reaches its end",
 		       LOG_NUM("errno", -ret));
 	struct buildinfo bi;
-	char libs[512];
+	char libs[512], sigdetail[PATH_MAX + 600];
 	buildinfo_get(&bi);
 	buildinfo_libs_text(&bi, libs, sizeof(libs));
+	const char *sigst = release_self_status(s.release_public_key_file,
+						sigdetail, sizeof(sigdetail));
+	buildinfo_set_signature(sigst);
+	if (strcmp(sigst, "verified") != 0 && strcmp(sigst, "no_key") != 0)
+		log_at(LOG_WARN,
+		       "this binary's release signature does not verify",
+		       LOG_STR("signature", sigst),
+		       LOG_STR("detail", sigdetail));
 	log_at(LOG_INFO, "listening", LOG_STR("listen", s.listen),
 	       LOG_STR("data", s.data_dir),
 	       LOG_STR("version", TPWALLET_VERSION),
-	       LOG_STR("commit", bi.commit), LOG_STR("libraries", libs));
+	       LOG_STR("commit", bi.commit), LOG_STR("libraries", libs),
+	       LOG_STR("signature", sigst));
 
 	/* Field by field: the engine may wake it already (up.lock). */
 	up.keys = &keys;

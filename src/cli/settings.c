@@ -298,6 +298,9 @@ int settings_set(struct settings *s, const char *key, const char *value)
 	} else if (strcmp(key, "tls_standby_ocsp_file") == 0) {
 		ret = copy_str(s->tls_standby_ocsp_file,
 			       sizeof(s->tls_standby_ocsp_file), value);
+	} else if (strcmp(key, "release_public_key_file") == 0) {
+		ret = copy_str(s->release_public_key_file,
+			       sizeof(s->release_public_key_file), value);
 	} else if (strcmp(key, "outbound_ca_file") == 0) {
 		ret = copy_str(s->outbound_ca_file, sizeof(s->outbound_ca_file),
 			       value);
@@ -503,6 +506,7 @@ static const struct {
 	{"TPWALLET_TLS_OCSP_FILE", "tls_ocsp_file"},
 	{"TPWALLET_TLS_STANDBY_OCSP_FILE", "tls_standby_ocsp_file"},
 	{"TPWALLET_OUTBOUND_CA_FILE", "outbound_ca_file"},
+	{"TPWALLET_RELEASE_PUBLIC_KEY_FILE", "release_public_key_file"},
 	{"TPWALLET_OUTBOUND_PIN", "outbound_pin"},
 	{"TPWALLET_CLUSTER", "cluster"},
 	{"TPWALLET_CLUSTER_NODE", "cluster_node"},
