@@ -6,7 +6,10 @@
 #                           wrk, Node.js with npm for the JOSE client, and
 #                           prometheus for its promtool (the alert rules),
 #                           PostgreSQL 15, Patroni and etcd (the cluster
-#                           tests start their own, as an unprivileged user)
+#                           tests start their own, as an unprivileged user);
+#                           then the tests' pinned npm packages, each into
+#                           its project-local node_modules
+#                           (scripts/npm-deps.sh)
 #   scripts/deps.sh bench   what building needs and the benchmarks' tools:
 #                           wrk, curl, python3, nginx (the fixed-reply
 #                           baseline of bench/single_vs_nginx.sh), perf
@@ -43,7 +46,15 @@ if [ "${1:-test}" = test ]; then
 	command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 ||
 		missing="$missing nodejs npm"
 fi
-[ -z "$missing" ] && exit 0
+# The pinned npm packages of the tests (project-local, never global),
+# once node and npm are there.
+npm_deps() {
+	[ "${1:-test}" != test ] || "$(dirname "$0")/npm-deps.sh"
+}
+if [ -z "$missing" ]; then
+	npm_deps "${1:-test}"
+	exit 0
+fi
 
 echo "deps: installing:$missing"
 SUDO=""
@@ -72,4 +83,5 @@ case "$missing " in
 	fi
 	;;
 esac
+npm_deps "${1:-test}"
 echo "deps: done"

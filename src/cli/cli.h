@@ -47,6 +47,7 @@ int cmd_policy(int argc, char **argv);
 int cmd_help(int argc, char **argv);
 int cmd_probe(int argc, char **argv);
 int cmd_recover(int argc, char **argv);
+int cmd_routes(int argc, char **argv);
 
 #define TPWALLET_VERSION "0.1.0"
 
