@@ -5,6 +5,8 @@
 #                           sanitizers' clang, cmocka, the static checks,
 #                           wrk, Node.js with npm for the JOSE client, and
 #                           prometheus for its promtool (the alert rules),
+#                           man and groff (the man pages), systemd for
+#                           systemd-analyze (the unit's checks),
 #                           PostgreSQL 15, Patroni and etcd (the cluster
 #                           tests start their own, as an unprivileged user);
 #                           then the tests' pinned npm packages, each into
@@ -22,7 +24,8 @@ libmicrohttpd-dev libsodium-dev libjansson-dev nettle-dev libcurl4-gnutls-dev
 libgnutls28-dev librocksdb-dev liblmdb-dev libp11-kit-dev libpq-dev"
 TEST_PKGS="clang libclang-rt-14-dev libcmocka-dev python3 curl wrk
 clang-format cppcheck util-linux prometheus openssl softhsm2
-postgresql-15 postgresql-client-15 patroni etcd-server"
+postgresql-15 postgresql-client-15 patroni etcd-server
+man-db groff-base systemd"
 BENCH_PKGS="python3 curl wrk nginx-light linux-perf"
 
 case "${1:-test}" in

@@ -38,6 +38,7 @@ from harness import TestFailure  # noqa: E402
 # Test modules register themselves with @e2e_test on import.
 import test_cli  # noqa: E402,F401
 import test_openapi  # noqa: E402,F401
+import test_man  # noqa: E402,F401
 import test_cli_https  # noqa: E402,F401
 import test_tls  # noqa: E402,F401
 import test_outbound_tls  # noqa: E402,F401
