@@ -72,7 +72,7 @@ UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_BIN   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
 
-.PHONY: all install run test unit e2e crash sanitize tsan check-test fuzz fuzz-run check format bench bench-build clean help deps deps-build fresh
+.PHONY: all install deb run test unit e2e crash sanitize tsan check-test fuzz fuzz-run check format bench bench-build clean help deps deps-build fresh
 
 all: $(BUILD)/tpwallet $(BUILD)/man/man1/tpwallet.1
 
@@ -91,6 +91,11 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 0644 $(BUILD)/man/man1/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 
+# make deb: BUILD/tpwallet_<version>_<arch>.deb (scripts/deb.sh says what
+# it installs; tests/e2e/test_deb.py installs and removes it).
+deb: all
+	@scripts/deb.sh $(BUILD)
+
 help:
 	@echo "make run       install deps, build, serve on 127.0.0.1:8080 (data in ./data)"
 	@echo "make test      build and run every test, then again under ASan+UBSan and TSan"
@@ -99,6 +104,7 @@ help:
 	@echo "make bench-build  build the benchmarks (build/bench) without running them"
 	@echo "make check     static checks (clang-format, cppcheck)"
 	@echo "make install   the binary and man pages under PREFIX (/usr/local)"
+	@echo "make deb       the Debian package: binary, man pages, systemd unit"
 	@echo "make fuzz      build libFuzzer harnesses; make fuzz-run runs them"
 	@echo "make bench     run the benchmarks that print figures"
 
