@@ -10,13 +10,21 @@
 set -eu
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+
+# Is every package the lock file of $1 names in its directory?
+all_there() {
+	for p in $(sed -n 's/^    "\(node_modules\/[^"]*\)": {$/\1/p' "$1/package-lock.json"); do
+		[ -f "$1/$p/package.json" ] || return 1
+	done
+}
 for dir in "$ROOT/tests/tools"; do
 	lock="$dir/package-lock.json"
 	have="$dir/node_modules/.package-lock.json"
 	# npm ci records what it installed in node_modules/.package-lock.json,
-	# with the lock's "integrity" lines: the same lines, nothing to do.
+	# with the lock's "integrity" lines: the same lines, and each package
+	# of the lock in its directory, nothing to do.
 	if [ -f "$have" ] && [ "$(grep '"integrity"' "$lock")" = \
-		"$(grep '"integrity"' "$have")" ]; then
+		"$(grep '"integrity"' "$have")" ] && all_there "$dir"; then
 		continue
 	fi
 	(cd "$dir" && npm_config_update_notifier=false npm ci --no-audit \

@@ -42,6 +42,8 @@ import test_man  # noqa: E402,F401
 import test_systemd  # noqa: E402,F401
 import test_deb  # noqa: E402,F401
 import test_grafana  # noqa: E402,F401
+import test_container  # noqa: E402,F401
+import test_kubernetes  # noqa: E402,F401
 import test_cli_https  # noqa: E402,F401
 import test_tls  # noqa: E402,F401
 import test_outbound_tls  # noqa: E402,F401

@@ -96,14 +96,21 @@ def test_openapi_document_has_exactly_the_routes_of_the_server(ctx):
              "RFC 9457 members every problem has")
 
 
-def validate(path):
+def tools_node():
+    """node's path, once scripts/npm-deps.sh installed tests/tools (the
+    pinned checkers of test_openapi and test_kubernetes), or fail."""
     node = shutil.which("node")
     check(node is not None and shutil.which("npm") is not None,
-          "node and npm are needed for the OpenAPI validator: run "
-          "`make deps` (scripts/deps.sh installs Debian's nodejs and npm)")
+          "node and npm are needed for tests/tools: run `make deps` "
+          "(scripts/deps.sh installs Debian's nodejs and npm)")
     p = subprocess.run([os.path.join(ROOT, "scripts", "npm-deps.sh")],
                        capture_output=True, text=True, timeout=300)
     check_eq(p.returncode, 0, "scripts/npm-deps.sh: %s" % p.stderr)
+    return node
+
+
+def validate(path):
+    node = tools_node()
     cli = os.path.join(TOOLS, "node_modules", "@seriousme",
                        "openapi-schema-validator", "bin",
                        "validate-api-cli.js")
