@@ -72,9 +72,29 @@ UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_BIN   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
 
-.PHONY: FORCE release all run test unit e2e crash soak sanitize tsan check-test fuzz fuzz-run check format bench bench-build clean help deps deps-build fresh
+.PHONY: FORCE release all install deb run test unit e2e crash soak sanitize tsan check-test fuzz fuzz-run check format bench bench-build clean help deps deps-build fresh
 
-all: $(BUILD)/tpwallet
+all: $(BUILD)/tpwallet $(BUILD)/man/man1/tpwallet.1
+
+# The man pages, written from the binary's own help (scripts/man.sh):
+# tpwallet(1) and tpwallet-CMD(1) for each command.
+$(BUILD)/man/man1/tpwallet.1: $(BUILD)/tpwallet scripts/man.sh
+	@echo "  MAN     $(BUILD)/man/man1"
+	@rm -rf $(BUILD)/man/man1
+	@scripts/man.sh $(BUILD)/tpwallet $(BUILD)/man/man1
+
+# make install [DESTDIR=...] [PREFIX=/usr/local]: the binary and its man
+# pages (make deb adds the service's files: scripts/deb.sh).
+PREFIX  ?= /usr/local
+install: all
+	install -D -m 0755 $(BUILD)/tpwallet $(DESTDIR)$(PREFIX)/bin/tpwallet
+	install -d $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 0644 $(BUILD)/man/man1/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+
+# make deb: BUILD/tpwallet_<version>_<arch>.deb (scripts/deb.sh says what
+# it installs; tests/e2e/test_deb.py installs and removes it).
+deb: all
+	@scripts/deb.sh $(BUILD)
 
 help:
 	@echo "make run       install deps, build, serve on 127.0.0.1:8080 (data in ./data)"
@@ -83,6 +103,8 @@ help:
 	@echo "make crash     the crash explorer: every crash point of its workloads"
 	@echo "make bench-build  build the benchmarks (build/bench) without running them"
 	@echo "make check     static checks (clang-format, cppcheck)"
+	@echo "make install   the binary and man pages under PREFIX (/usr/local)"
+	@echo "make deb       the Debian package: binary, man pages, systemd unit"
 	@echo "make fuzz      build libFuzzer harnesses; make fuzz-run runs them"
 	@echo "make bench     run the benchmarks that print figures"
 

@@ -5,8 +5,13 @@
 #                           sanitizers' clang, cmocka, the static checks,
 #                           wrk, Node.js with npm for the JOSE client, and
 #                           prometheus for its promtool (the alert rules),
+#                           man and groff (the man pages), systemd for
+#                           systemd-analyze (the unit's checks),
 #                           PostgreSQL 15, Patroni and etcd (the cluster
-#                           tests start their own, as an unprivileged user)
+#                           tests start their own, as an unprivileged user);
+#                           then the tests' pinned npm packages, each into
+#                           its project-local node_modules
+#                           (scripts/npm-deps.sh)
 #   scripts/deps.sh bench   what building needs and the benchmarks' tools:
 #                           wrk, curl, python3, nginx (the fixed-reply
 #                           baseline of bench/single_vs_nginx.sh), perf
@@ -19,7 +24,8 @@ libmicrohttpd-dev libsodium-dev libjansson-dev nettle-dev libcurl4-gnutls-dev
 libgnutls28-dev librocksdb-dev liblmdb-dev libp11-kit-dev libpq-dev"
 TEST_PKGS="clang libclang-rt-14-dev libcmocka-dev python3 curl wrk
 clang-format cppcheck util-linux prometheus openssl softhsm2 minisign
-postgresql-15 postgresql-client-15 patroni etcd-server"
+postgresql-15 postgresql-client-15 patroni etcd-server
+man-db groff-base systemd"
 BENCH_PKGS="python3 curl wrk nginx-light linux-perf"
 
 case "${1:-test}" in
@@ -43,7 +49,15 @@ if [ "${1:-test}" = test ]; then
 	command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 ||
 		missing="$missing nodejs npm"
 fi
-[ -z "$missing" ] && exit 0
+# The pinned npm packages of the tests (project-local, never global),
+# once node and npm are there.
+npm_deps() {
+	[ "${1:-test}" != test ] || "$(dirname "$0")/npm-deps.sh"
+}
+if [ -z "$missing" ]; then
+	npm_deps "${1:-test}"
+	exit 0
+fi
 
 echo "deps: installing:$missing"
 SUDO=""
@@ -72,4 +86,5 @@ case "$missing " in
 	fi
 	;;
 esac
+npm_deps "${1:-test}"
 echo "deps: done"

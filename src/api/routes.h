@@ -52,7 +52,8 @@
  *      Its prototype comes from the table (internal.h); nothing else
  *      changes: the matcher, 405 with "Allow: GET, HEAD", the 401/403 of
  *      the rights check, the metric series and the log label all follow.
- *   3. docs/api.md: the route, its right and its answers; an e2e test.
+ *   3. docs/api.md: the route, its right and its answers; docs/openapi.json:
+ *      its operation (tests/e2e/test_openapi.py fails without); an e2e test.
  */
 #ifndef TPW_API_ROUTES_H
 #define TPW_API_ROUTES_H

@@ -62,6 +62,7 @@ int cmd_policy(int argc, char **argv);
 int cmd_help(int argc, char **argv);
 int cmd_probe(int argc, char **argv);
 int cmd_recover(int argc, char **argv);
+int cmd_routes(int argc, char **argv);
 
 /* Exit statuses (sysexits-like). */
 #define EXIT_USAGE    2

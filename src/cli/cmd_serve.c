@@ -19,6 +19,7 @@
 #include "log/datadir.h"
 #include "log/fsdir.h"
 #include "log/pgjournal.h"
+#include "cli/sdnotify.h"
 #include "cli/serverkeys.h"
 #include "engine/audit.h"
 #include "engine/cluster.h"
@@ -356,6 +357,16 @@ static int trace_setup(const struct settings *s)
 		return -1;
 	}
 	return 0;
+}
+
+/* Tell systemd (NOTIFY_SOCKET); a failure is logged, never fatal. */
+static void notify(const char *state)
+{
+	int ret = sdnotify_send(state);
+
+	if (ret < 0)
+		log_at(LOG_WARN, "cannot notify the service manager",
+		       LOG_STR("state", state), LOG_NUM("errno", -ret));
 }
 
 int cmd_serve(int argc, char **argv)
@@ -819,6 +830,8 @@ int cmd_serve(int argc, char **argv)
 	       LOG_STR("version", TPWALLET_VERSION),
 	       LOG_STR("commit", bi.commit), LOG_STR("libraries", libs),
 	       LOG_STR("signature", sigst));
+	/* systemd's Type=notify: ready now, as /readyz says. */
+	notify("READY=1");
 
 	/* Field by field: the engine may wake it already (up.lock). */
 	up.keys = &keys;
@@ -842,6 +855,7 @@ int cmd_serve(int argc, char **argv)
 			log_at(LOG_INFO, "SIGHUP: no TLS files to reload");
 	}
 	log_at(LOG_INFO, "stopping", LOG_NUM("signal", sig));
+	notify("STOPPING=1");
 	if (upkeep_started) {
 		pthread_mutex_lock(&up.lock);
 		up.stop = true;

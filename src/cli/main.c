@@ -36,6 +36,8 @@ const struct command commands[] = {
 	 "check a data directory offline, even while served"},
 	{"recover", cmd_recover,
 	 "recover a data directory offline: seq, digest, balances"},
+	{"routes", cmd_routes,
+	 "print the HTTP API's routes, their methods and rights"},
 	{"version", cmd_version, "print the version"},
 	{"help", cmd_help, "list the commands, or show one command's help"},
 };

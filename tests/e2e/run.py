@@ -39,6 +39,13 @@ from harness import TestFailure  # noqa: E402
 import test_cli  # noqa: E402,F401
 import test_buildinfo  # noqa: E402,F401
 import test_release  # noqa: E402,F401
+import test_openapi  # noqa: E402,F401
+import test_man  # noqa: E402,F401
+import test_systemd  # noqa: E402,F401
+import test_deb  # noqa: E402,F401
+import test_grafana  # noqa: E402,F401
+import test_container  # noqa: E402,F401
+import test_kubernetes  # noqa: E402,F401
 import test_cli_https  # noqa: E402,F401
 import test_tls  # noqa: E402,F401
 import test_outbound_tls  # noqa: E402,F401
