@@ -256,6 +256,8 @@ static void usage_issue(FILE *f)
 		"                     keys:read, keys:rotate, "
 		"revocations:read, revoke,\n"
 		"                     audit:read, policy:read, policy:admin, "
+		"vault:tokenize,\n"
+		"                     vault:reveal, vault:erase, vault:admin, "
 		"or * (all)\n"
 		"  --account ID       an account the right covers (repeatable, "
 		"at most 16)\n"
