@@ -1825,6 +1825,17 @@ static int sealed_aad(const unsigned char *aad, size_t aad_len,
 	return 0;
 }
 
+/* The file KEK's subkey 4 into guarded memory (*out, sodium_free'd by
+ * the caller, also on failure). */
+static int secret_key(const struct keyring_kek *kek, unsigned char **out)
+{
+	*out = sodium_malloc(crypto_aead_xchacha20poly1305_ietf_KEYBYTES);
+	if (!*out)
+		return KEYRING_E_NO_MEMORY;
+	return kek_derive(kek, SUBKEY_SECRET, *out,
+			  crypto_aead_xchacha20poly1305_ietf_KEYBYTES);
+}
+
 int keyring_kek_seal_secret(const struct keyring_kek *kek,
 			    const unsigned char *aad, size_t aad_len,
 			    const unsigned char nonce[24],
@@ -1850,11 +1861,7 @@ int keyring_kek_seal_secret(const struct keyring_kek *kek,
 				      aad_len + KEYRING_KEK_ID_BYTES, out + 16,
 				      secret, 32, out + 40, out + 72, err,
 				      err_size);
-	key = sodium_malloc(crypto_aead_xchacha20poly1305_ietf_KEYBYTES);
-	if (!key)
-		return KEYRING_E_NO_MEMORY;
-	ret = kek_derive(kek, SUBKEY_SECRET, key,
-			 crypto_aead_xchacha20poly1305_ietf_KEYBYTES);
+	ret = secret_key(kek, &key);
 	if (ret == 0 &&
 	    crypto_aead_xchacha20poly1305_ietf_encrypt(
 		    out + 40, &n, secret, 32, ad,
@@ -1892,11 +1899,7 @@ int keyring_kek_open_secret(const struct keyring_kek *kek,
 		return kek->prov.unwrap(
 			kek->prov.ctx, in, ad, aad_len + KEYRING_KEK_ID_BYTES,
 			in + 16, in + 40, 32, in + 72, secret, err, err_size);
-	key = sodium_malloc(crypto_aead_xchacha20poly1305_ietf_KEYBYTES);
-	if (!key)
-		return KEYRING_E_NO_MEMORY;
-	ret = kek_derive(kek, SUBKEY_SECRET, key,
-			 crypto_aead_xchacha20poly1305_ietf_KEYBYTES);
+	ret = secret_key(kek, &key);
 	if (ret == 0 &&
 	    crypto_aead_xchacha20poly1305_ietf_decrypt(
 		    secret, &n, NULL, in + 40, 48, ad,

@@ -224,6 +224,9 @@ def test_vault_tokenize_reveal_rotate_erase_and_restore(ctx):
 def test_vault_refuses_bad_cards_naming_the_field_and_stores_nothing(ctx):
     s = ctx.start_server(env={"TPWALLET_VAULT_REVEALS_PER_MINUTE": "2"})
     before = len(journal.all_records(s.data_dir))
+    store = os.path.join(s.data_dir, "vault", "keystore")
+    with open(store, "rb") as f:
+        store_before = f.read()
     cases = [
         (card("4111111111111112"), 400, "invalid-field", "pan",
          "bad_check_digit"),
@@ -256,6 +259,8 @@ def test_vault_refuses_bad_cards_naming_the_field_and_stores_nothing(ctx):
                   404, "card-not-found", "token", "erase unknown token")
     check_eq(len(journal.all_records(s.data_dir)), before,
              "nothing journaled by refused requests")
+    with open(store, "rb") as f:
+        check(f.read() == store_before, "the key store changed")
 
     # Reveals per principal and minute (the setting, 2 here).
     t = s.post("/v1/vault/cards", card(VISA)).json()["token"]
