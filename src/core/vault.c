@@ -375,15 +375,16 @@ int vault_snapshot_write(const struct vault *v, ledger_sink_fn sink, void *ctx)
 struct vault *vault_snapshot_read(const u8 *buf, size_t len)
 {
 	u64 magic, n;
-	u32 version;
+	u32 version, reserved;
 	struct vault *v;
 
 	if (len < SNAP_HEADER_BYTES)
 		return NULL;
 	memcpy(&magic, buf, 8);
 	memcpy(&version, buf + 8, 4);
+	memcpy(&reserved, buf + 12, 4);
 	memcpy(&n, buf + 16, 8);
-	if (magic != VAULT_SNAP_MAGIC || version != SNAP_VERSION ||
+	if (magic != VAULT_SNAP_MAGIC || version != SNAP_VERSION || reserved ||
 	    n > VAULT_CARDS_MAX ||
 	    len != SNAP_HEADER_BYTES + n * sizeof(struct vault_card))
 		return NULL;
@@ -397,6 +398,8 @@ struct vault *vault_snapshot_read(const u8 *buf, size_t len)
 		memcpy(&c, buf + SNAP_HEADER_BYTES + i * sizeof(c), sizeof(c));
 		if (!padded(c.token, sizeof(c.token), 1, token_char) ||
 		    lookup(v, c.token) || c.erased > 1 ||
+		    (c.erased && !(zero(c.nonce, sizeof(c.nonce)) &&
+				   zero(c.ct, sizeof(c.ct)))) ||
 		    !zero(c.reserved, sizeof(c.reserved)) || grow(v)) {
 			vault_free(v);
 			return NULL;
