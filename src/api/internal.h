@@ -91,7 +91,18 @@ struct api_server {
 	struct metrics metrics;
 	/* serve --probe (probe_routes.c); NULL when none is configured. */
 	struct probes *probes;
+	/* The card vault's key store (engine/vaultkeys.h); NULL: the vault
+	 * routes answer 503 vault-unavailable.  Reveals per principal and
+	 * minute (vault_routes.c). */
+	struct vaultkeys *vault;
+	unsigned vault_reveals_per_minute;
+	struct vault_limiter *vault_limiter;
 };
+
+/* The reveals of each principal in the current minute (vault_routes.c):
+ * NULL when out of memory. */
+struct vault_limiter *vault_limiter_new(void);
+void vault_limiter_free(struct vault_limiter *l);
 
 /* Cluster mode's headers (docs/api.md, "Cluster mode"). */
 #define SEQ_HEADER     "Tpwallet-Seq"

@@ -97,6 +97,16 @@
 	  "This cluster node is a follower: send changes to the writer")       \
 	X(seq_not_reached, "seq-not-reached", 503,                             \
 	  "This node has not applied the sequence asked for yet")              \
+	X(card_data_refused, "card-data-refused", 422,                         \
+	  "Card security codes and track data are never accepted")             \
+	X(card_not_found, "card-not-found", 404, "No card has this token")     \
+	X(card_erased, "card-erased", 410, "The card was erased")              \
+	X(reveal_rate_limited, "reveal-rate-limited", 429,                     \
+	  "Too many reveals by this principal: wait")                          \
+	X(vault_unavailable, "vault-unavailable", 503,                         \
+	  "The card vault's key store cannot be used")                         \
+	X(token_collision, "token-collision", 409,                             \
+	  "The token drawn is taken: send the request again")                  \
 	X(internal_error, "internal-error", 500, "Internal error")
 
 enum problem {

@@ -162,13 +162,15 @@ static enum api_route read_param(unsigned r, const char *seg, size_t n,
 }
 
 enum api_route api_route_match_text(const char *url, u128 *id, bool *bad_id,
-				    const char **text)
+				    const char **text, size_t *text_len)
 {
 	size_t n = strlen(url);
 
 	*bad_id = false;
 	if (text)
 		*text = NULL;
+	if (text_len)
+		*text_len = 0;
 	if (n < LITERAL_BYTES_MAX)
 		for (unsigned k = 0; k < literal_count[n]; k++) {
 			unsigned r = literal_by_len[n][k];
@@ -180,18 +182,24 @@ enum api_route api_route_match_text(const char *url, u128 *id, bool *bad_id,
 		unsigned r = with_param[k].route;
 		if (n < p || memcmp(url, api_routes[r].tmpl, p) != 0)
 			continue;
-		if (api_routes[r].param == RP_REST)
+		if (api_routes[r].param == RP_REST) {
+			if (text_len)
+				*text_len = n - p;
 			return read_param(r, url + p, n - p, id, bad_id, text);
-		if (rest_matches(url, p, with_param[k].suffix, &seg_len))
+		}
+		if (rest_matches(url, p, with_param[k].suffix, &seg_len)) {
+			if (text_len)
+				*text_len = seg_len;
 			return read_param(r, url + p, seg_len, id, bad_id,
 					  text);
+		}
 	}
 	return ROUTE_unmatched;
 }
 
 enum api_route api_route_match(const char *url, u128 *id, bool *bad_id)
 {
-	return api_route_match_text(url, id, bad_id, NULL);
+	return api_route_match_text(url, id, bad_id, NULL, NULL);
 }
 
 /* An incoming X-Request-Id is kept when it is 1..64 characters from

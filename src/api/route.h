@@ -24,11 +24,12 @@
 enum api_route api_route_match(const char *url, u128 *id, bool *bad_id);
 
 /* The same, and *text: the {...} segment of an RP_TEXT route (a
- * principal id, a jti) when it is good, else NULL.  It points into url
- * and ends at its NUL. */
+ * principal id, a jti, a card token) when it is good, else NULL.  It
+ * points into url; *text_len (may be NULL) is the segment's length (a
+ * template may go on after it: /v1/vault/cards/{token}/reveal). */
 #define API_TEXT_ID_BYTES_MAX 64
 enum api_route api_route_match_text(const char *url, u128 *id, bool *bad_id,
-				    const char **text);
+				    const char **text, size_t *text_len);
 
 /* An incoming X-Request-Id is kept when it is 1..64 characters from
  * [A-Za-z0-9._:-]: it then goes into logs and headers as it is. */

@@ -237,6 +237,14 @@ enum route_scope {
 	  OP(KEYS_ROTATE), RA_ANY, 0, tls_route_switch)                        \
 	X(cluster, "/v1/cluster", RP_NONE, RM_READ, RB_NONE, OP(AUDIT_READ),  \
 	  0, RA_ANY, RF_UNGATED, server_route_cluster)                         \
+	X(vault_cards, "/v1/vault/cards", RP_NONE, RM_POST, RB_SMALL, 0,      \
+	  OP(VAULT_TOKENIZE), RA_ANY, 0, vault_route_cards)                    \
+	X(vault_reveal, "/v1/vault/cards/{token}/reveal", RP_TEXT, RM_POST,    \
+	  RB_SMALL, 0, OP(VAULT_REVEAL), RA_ANY, 0, vault_route_reveal)        \
+	X(vault_erase, "/v1/vault/cards/{token}/erase", RP_TEXT, RM_POST,      \
+	  RB_SMALL, 0, OP(VAULT_ERASE), RA_ANY, 0, vault_route_erase)          \
+	X(vault_rotate, "/v1/vault/keys/rotate", RP_NONE, RM_POST, RB_SMALL,   \
+	  0, OP(VAULT_ADMIN), RA_ANY, RF_BODY_OPTIONAL, vault_route_rotate)    \
 	X(healthz, "/healthz", RP_NONE, RM_READ, RB_NONE, 0, 0, RA_PUBLIC,     \
 	  RF_ALWAYS, server_route_healthz)                                     \
 	X(readyz, "/readyz", RP_NONE, RM_READ, RB_NONE, 0, 0, RA_PUBLIC, 0,    \

@@ -865,9 +865,12 @@ static enum MHD_Result request_begin(struct request *rq, const char *url,
 					 "that names the client",
 					 NULL, NULL);
 	}
-	rq->route = api_route_match_text(url, &rq->path_id, &rq->bad_id, &tid);
+	size_t tid_len = 0;
+	rq->route = api_route_match_text(url, &rq->path_id, &rq->bad_id, &tid,
+					 &tid_len);
 	if (tid)
-		snprintf(rq->text_id, sizeof(rq->text_id), "%s", tid);
+		snprintf(rq->text_id, sizeof(rq->text_id), "%.*s", (int)tid_len,
+			 tid);
 	p = route_check(rq);
 	if (p != PROBLEM_COUNT && has_body(rq))
 		return reply_route_problem(rq, p);
@@ -1287,6 +1290,17 @@ int api_server_start(struct api_server **out, struct engine *e,
 					? o->manifest_ttl_max_s
 					: API_MANIFEST_TTL_S_DEFAULT;
 	s->key_overlap_s = o->key_overlap_s;
+	s->vault = o->vault;
+	s->vault_reveals_per_minute =
+		o->vault_reveals_per_minute
+			? o->vault_reveals_per_minute
+			: API_VAULT_REVEALS_PER_MINUTE_DEFAULT;
+	s->vault_limiter = vault_limiter_new();
+	if (!s->vault_limiter) {
+		*err = "out of memory";
+		ret = -ENOMEM;
+		goto cleanup;
+	}
 	s->authz = o->authz;
 	s->data_dir = o->data_dir;
 	s->policy_blocked_share_max =
@@ -1370,6 +1384,7 @@ cleanup:
 		netguard_destroy(s->ng);
 	if (s) {
 		probes_free(s);
+		vault_limiter_free(s->vault_limiter);
 		pthread_mutex_destroy(&s->digest_lock);
 	}
 	free(s);
@@ -1417,6 +1432,7 @@ void api_server_stop(struct api_server *s)
 		nanosleep(&ms, NULL);
 	MHD_stop_daemon(s->d);
 	probes_free(s);
+	vault_limiter_free(s->vault_limiter);
 	netguard_destroy(s->ng);
 	policy_activity_close(s);
 	pthread_mutex_destroy(&s->digest_lock);

@@ -47,6 +47,7 @@ struct audit;
 struct engine;
 struct keyring;
 struct pkcs11;
+struct vaultkeys;
 
 #define API_BODY_BYTES_MAX_DEFAULT	 ((size_t)8 << 20)
 #define API_CONNECTION_TIMEOUT_S_DEFAULT 30u
@@ -54,6 +55,7 @@ struct pkcs11;
 /* client_policy_max_blocked_share (docs/client-policy.md) */
 #define API_POLICY_BLOCKED_SHARE_MAX_DEFAULT 0.05
 #define API_MANIFEST_TTL_S_DEFAULT	     (24u * 3600u)
+#define API_VAULT_REVEALS_PER_MINUTE_DEFAULT 10u
 
 struct api_options {
 	const char *host;      /* numeric address or name; NULL: 127.0.0.1 */
@@ -106,6 +108,12 @@ struct api_options {
 	/* Cluster mode: how long a read with Tpwallet-Min-Seq waits for
 	 * this node to apply it (setting cluster_read_wait_ms). */
 	unsigned cluster_read_wait_ms;
+	/* The card vault's key store (engine/vaultkeys.h, owned by the
+	 * caller; NULL: the vault routes answer 503), and how many reveals
+	 * one principal may make per minute (vault_reveals_per_minute; 0:
+	 * API_VAULT_REVEALS_PER_MINUTE_DEFAULT). */
+	struct vaultkeys *vault;
+	unsigned vault_reveals_per_minute;
 };
 
 struct api_server;

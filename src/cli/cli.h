@@ -110,6 +110,8 @@ struct settings {
 	 * (docs/operations.md, "Tracing"): off unless asked. */
 	unsigned metrics_exemplars;
 	unsigned manifest_ttl_max_s;
+	/* Card reveals per principal and minute (docs/vault.md). */
+	unsigned vault_reveals_per_minute;
 	char log_level[16];
 	char kek_file[4200]; /* "" until settings_finish: DATA.kek */
 	/* The KEK in a PKCS#11 token instead (log/pkcs11.h, docs/keys.md

@@ -256,6 +256,8 @@ static void usage_issue(FILE *f)
 		"                     keys:read, keys:rotate, "
 		"revocations:read, revoke,\n"
 		"                     audit:read, policy:read, policy:admin, "
+		"vault:tokenize,\n"
+		"                     vault:reveal, vault:erase, vault:admin, "
 		"or * (all)\n"
 		"  --account ID       an account the right covers (repeatable, "
 		"at most 16)\n"
@@ -349,7 +351,7 @@ static bool dec_valid(const char *s, bool is_id)
 
 struct issue_args {
 	const char *key, *to, *to_cert, *aud, *jti, *parent, *out;
-	const char *ops[MANDATE_LIST_MAX], *accounts[MANDATE_LIST_MAX],
+	const char *ops[MANDATE_OPS_LIST_MAX], *accounts[MANDATE_LIST_MAX],
 		*ledgers[MANDATE_LIST_MAX], *counterparties[MANDATE_LIST_MAX];
 	unsigned nops, naccounts, nledgers, ncounterparties;
 	const char *per_transfer_cap, *total_cap, *uses, *expires;
@@ -360,9 +362,11 @@ struct issue_args {
 static int add_list(const char *prog, const char *flag, const char **list,
 		    unsigned *n, const char *v)
 {
-	if (*n == MANDATE_LIST_MAX) {
-		fprintf(stderr, "%s: at most %d %s\n", prog, MANDATE_LIST_MAX,
-			flag);
+	unsigned max = strcmp(flag, "--op") == 0 ? MANDATE_OPS_LIST_MAX
+						 : MANDATE_LIST_MAX;
+
+	if (*n == max) {
+		fprintf(stderr, "%s: at most %u %s\n", prog, max, flag);
 		return -1;
 	}
 	list[(*n)++] = v;

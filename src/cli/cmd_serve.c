@@ -28,6 +28,7 @@
 #include "engine/witness.h"
 #include "engine/logger.h"
 #include "engine/trace.h"
+#include "engine/vaultkeys.h"
 #include "core/strerror.h"
 
 #include <dirent.h>
@@ -655,6 +656,39 @@ int cmd_serve(int argc, char **argv)
 		return EXIT_DATA;
 	}
 
+	/* The card vault's key store (docs/vault.md): opened with the KEK;
+	 * one that cannot be opened leaves the vault answering 503, the
+	 * rest serves.  Keys of cards erased in the journal, or never
+	 * journaled, are dropped now. */
+	static struct vaultkeys *vault;
+	char verr[VAULTKEYS_ERR_BYTES] = "";
+	ret = vaultkeys_open(s.data_dir, keys.kek, &vault, verr, sizeof(verr));
+	if (ret < 0) {
+		log_at(LOG_ERROR, "cannot open the card vault's key store",
+		       LOG_NUM("errno", -ret));
+		server_keys_close(&keys);
+		expirer_free(expirer);
+		engine_close(e);
+		return EXIT_DATA;
+	}
+	if (!vaultkeys_usable(vault)) {
+		log_at(LOG_ERROR,
+		       "the card vault's key store cannot be used: the vault "
+		       "routes answer 503",
+		       LOG_STR("reason", verr));
+	} else {
+		u32 dropped = 0;
+		engine_read_begin(e);
+		ret = vaultkeys_reconcile(vault, engine_vault(e), &dropped);
+		engine_read_end(e);
+		if (ret < 0 || dropped)
+			log_at(ret < 0 ? LOG_ERROR : LOG_INFO,
+			       "vault: keys of erased or unjournaled cards "
+			       "dropped",
+			       LOG_NUM("dropped", dropped),
+			       LOG_NUM("errno", ret < 0 ? -ret : 0));
+	}
+
 	/* Every key the server signs with is a journal entry. */
 	ret = server_keys_journal(&keys, e);
 	if (ret < 0)
@@ -770,6 +804,8 @@ int cmd_serve(int argc, char **argv)
 		.manifest_ttl_max_s = s.manifest_ttl_max_s,
 		.tls = tls,
 		.cluster_read_wait_ms = s.cluster_read_wait_ms,
+		.vault = vault,
+		.vault_reveals_per_minute = s.vault_reveals_per_minute,
 		.net =
 			{
 				.body_budget_bytes = s.body_budget_bytes,
@@ -871,6 +907,7 @@ int cmd_serve(int argc, char **argv)
 	expirer_free(expirer);
 	api_authz_close(authz);
 	audit_close(audit);
+	vaultkeys_close(vault);
 	server_keys_close(&keys);
 	engine_close(e);
 	trace_stop();

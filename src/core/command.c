@@ -9,6 +9,7 @@
 #include "core/ledger.h"
 #include "core/pstate.h"
 #include "core/tlsswitch.h"
+#include "core/vault.h"
 
 #include <errno.h>
 #include <string.h>
@@ -75,6 +76,14 @@ static int apply_pstate(const struct command_target *t,
 {
 	return pstate_apply(t->pstate, c->h.kind, c->ext, c->h.ext_bytes,
 			    timestamp, results);
+}
+
+static int apply_vault(const struct command_target *t,
+		       const struct command_view *c, u64 timestamp,
+		       u32 *results)
+{
+	return vault_apply(t->vault, c->h.kind, c->ext, c->h.ext_bytes,
+			   timestamp, results);
 }
 
 /* An entry for the audit trail only (TLS_CMD_SWITCH): its validator
@@ -172,6 +181,7 @@ int command_apply(const struct command_target *t, const struct command_view *c,
 	if (((c->def->parts & COMMAND_LEDGER) && !t->ledger) ||
 	    ((c->def->parts & COMMAND_AUTH) && !t->auth) ||
 	    ((c->def->parts & COMMAND_PSTATE) && !t->pstate) ||
+	    ((c->def->parts & COMMAND_VAULT) && !t->vault) ||
 	    (c->def->events == COMMAND_EVENTS_TRANSFERS && !t->scratch))
 		return -EINVAL;
 	return c->def->apply(t, c, timestamp, results);

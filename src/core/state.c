@@ -8,6 +8,7 @@
 #include "core/auth.h"
 #include "core/command.h"
 #include "core/pstate.h"
+#include "core/vault.h"
 
 #include <errno.h>
 #include <sodium.h>
@@ -20,34 +21,38 @@ struct state {
 	struct ledger *ledger;
 	struct auth *auth;     /* principals, owners, revocations, counters */
 	struct pstate *pstate; /* client-version policy versions, overrides */
+	struct vault *vault;   /* the card vault's tokens (no key) */
 	/* Scratch of the guarded kinds: which events are already transfers
 	 * (apply runs on one thread at a time). */
 	u8 scratch[BATCH_EVENTS_MAX];
 };
 
 static struct state *assemble(struct ledger *l, struct auth *a,
-			      struct pstate *ps)
+			      struct pstate *ps, struct vault *v)
 {
 	struct state *s = NULL;
 
-	if (l && a && ps)
+	if (l && a && ps && v)
 		s = calloc(1, sizeof(*s));
 	if (!s) {
 		if (l)
 			ledger_free(l);
 		auth_free(a);
 		pstate_free(ps);
+		vault_free(v);
 		return NULL;
 	}
 	s->ledger = l;
 	s->auth = a;
 	s->pstate = ps;
+	s->vault = v;
 	return s;
 }
 
 struct state *state_new(const struct ledger_options *opts)
 {
-	return assemble(ledger_new(opts), auth_new(), pstate_new());
+	return assemble(ledger_new(opts), auth_new(), pstate_new(),
+			vault_new());
 }
 
 void state_free(struct state *s)
@@ -57,6 +62,7 @@ void state_free(struct state *s)
 	ledger_free(s->ledger);
 	auth_free(s->auth);
 	pstate_free(s->pstate);
+	vault_free(s->vault);
 	free(s);
 }
 
@@ -110,6 +116,7 @@ int state_apply(struct state *s, u16 type, u64 timestamp, const void *payload,
 		const struct command_target t = {.ledger = s->ledger,
 						 .auth = s->auth,
 						 .pstate = s->pstate,
+						 .vault = s->vault,
 						 .scratch = s->scratch};
 		if (command_decode(payload, payload_bytes, &c) != 0)
 			return -EBADMSG;
@@ -134,6 +141,11 @@ const struct pstate *state_pstate(const struct state *s)
 	return s->pstate;
 }
 
+const struct vault *state_vault(const struct state *s)
+{
+	return s->vault;
+}
+
 u64 state_next_expiry(const struct state *s)
 {
 	return ledger_next_expiry(s->ledger);
@@ -149,14 +161,19 @@ struct ledger *state_ledger_rw(struct state *s)
 	return s->ledger;
 }
 
+/* An empty vault adds nothing: the digest of a state without cards is
+ * what it was before the vault existed. */
 static void digest_of(const struct state *s, const u8 ledger[32], u8 out[32])
 {
-	u8 parts[3][32];
+	u8 parts[4][32];
+	size_t n = vault_empty(s->vault) ? 3 : 4;
 
 	memcpy(parts[0], ledger, 32);
 	auth_digest(s->auth, parts[1]);
 	pstate_digest(s->pstate, parts[2]);
-	crypto_generichash(out, 32, parts[0], sizeof(parts), NULL, 0);
+	if (n == 4)
+		vault_digest(s->vault, parts[3]);
+	crypto_generichash(out, 32, parts[0], n * 32, NULL, 0);
 }
 
 void state_digest(const struct state *s, u8 out[32])
@@ -188,6 +205,12 @@ int state_parts_write(const struct state *s, ledger_sink_fn sink, void *ctx)
 		rc = sink(ctx, &ps_len, sizeof(ps_len));
 	if (rc == 0)
 		rc = pstate_snapshot_write(s->pstate, sink, ctx);
+	if (rc == 0) {
+		u64 v_len = vault_snapshot_bytes(s->vault);
+		rc = sink(ctx, &v_len, sizeof(v_len));
+		if (rc == 0)
+			rc = vault_snapshot_write(s->vault, sink, ctx);
+	}
 	return rc;
 }
 
@@ -217,45 +240,68 @@ static const u8 *take_part(const u8 *buf, size_t len, size_t *at,
 	return buf + *at - n;
 }
 
-/* The auth and policy parts at the start of buf: *at is where they end
- * (NULL parts when they are not valid). */
+/* Is a vault part next at buf[at..)?  Containers written before the
+ * vault have the ledger (or nothing) there: its part's first bytes, after
+ * the u64 length, are VAULT_SNAP_MAGIC. */
+static bool vault_part_next(const u8 *buf, size_t len, size_t at)
+{
+	u64 magic;
+
+	if (len - at < 16)
+		return false;
+	memcpy(&magic, buf + at + 8, sizeof(magic));
+	return magic == VAULT_SNAP_MAGIC;
+}
+
+/* The auth, policy and vault parts at the start of buf: *at is where they
+ * end (NULL parts when they are not valid; an empty vault when the
+ * container predates it). */
 static void read_parts(const u8 *buf, size_t len, size_t *at, struct auth **a,
-		       struct pstate **ps)
+		       struct pstate **ps, struct vault **v)
 {
 	size_t n = 0;
 	const u8 *p;
 
 	*a = NULL;
 	*ps = NULL;
+	*v = NULL;
 	if ((p = take_part(buf, len, at, &n)))
 		*a = auth_snapshot_read(p, n);
 	if (*a && (p = take_part(buf, len, at, &n)))
 		*ps = pstate_snapshot_read(p, n);
+	if (!*ps)
+		return;
+	if (!vault_part_next(buf, len, *at))
+		*v = vault_new();
+	else if ((p = take_part(buf, len, at, &n)))
+		*v = vault_snapshot_read(p, n);
 }
 
 struct state *state_from_parts(struct ledger *l, const u8 *buf, size_t len)
 {
 	struct auth *a;
 	struct pstate *ps;
+	struct vault *v;
 	size_t at = 0;
 
-	read_parts(buf, len, &at, &a, &ps);
-	if (ps && at != len) {
-		pstate_free(ps);
-		ps = NULL;
+	read_parts(buf, len, &at, &a, &ps, &v);
+	if (v && at != len) {
+		vault_free(v);
+		v = NULL;
 	}
-	return assemble(l, a, ps);
+	return assemble(l, a, ps, v);
 }
 
 struct state *state_snapshot_read(const u8 *buf, size_t len)
 {
 	struct auth *a;
 	struct pstate *ps;
+	struct vault *v;
 	struct ledger *l = NULL;
 	size_t at = 0;
 
-	read_parts(buf, len, &at, &a, &ps);
-	if (ps)
+	read_parts(buf, len, &at, &a, &ps, &v);
+	if (v)
 		l = ledger_snapshot_read(buf + at, len - at);
-	return assemble(l, a, ps);
+	return assemble(l, a, ps, v);
 }

@@ -30,6 +30,7 @@
 
 struct auth;
 struct pstate;
+struct vault;
 struct state;
 
 /* The kinds of record: the journal's record types (log/journal.h; the
@@ -76,6 +77,7 @@ int state_apply(struct state *s, u16 type, u64 timestamp, const void *payload,
 const struct ledger *state_ledger(const struct state *s);
 const struct auth *state_auth(const struct state *s);
 const struct pstate *state_pstate(const struct state *s);
+const struct vault *state_vault(const struct state *s);
 /* The earliest deadline of a pending transfer, 0 when none: when the
  * clock passes it, the engine journals a pulse. */
 u64 state_next_expiry(const struct state *s);

@@ -63,7 +63,7 @@ _Static_assert(KEYRING_KID_BYTES + 1 == JOSE_B64_32_BYTES, "kid size");
 static const char magic[6] = {'T', 'P', 'W', 'K', 'E', 'Y'};
 static const char kdf_context[crypto_kdf_CONTEXTBYTES] = {'t', 'p', 'w', 'k',
 							  'e', 'y', 'r', 'g'};
-enum { SUBKEY_AEAD = 1, SUBKEY_MAC = 2, SUBKEY_KEK_ID = 3 };
+enum { SUBKEY_AEAD = 1, SUBKEY_MAC = 2, SUBKEY_KEK_ID = 3, SUBKEY_SECRET = 4 };
 
 struct keyring_kek {
 	unsigned char *key; /* sodium_malloc; PROT_NONE between uses; NULL
@@ -1806,4 +1806,107 @@ int keyring_current_copy(const struct keyring *kr, int64_t now,
 		*out = *c;
 	pthread_mutex_unlock(&k->lock);
 	return c ? 0 : -1;
+}
+
+/* ---- secrets sealed by the KEK (the card vault's wrapping keys) -------- */
+
+#define SEALED_AAD_MAX 256
+
+/* aad || KEK id, the associated data of a sealed secret. */
+static int sealed_aad(const unsigned char *aad, size_t aad_len,
+		      const unsigned char id[KEYRING_KEK_ID_BYTES],
+		      unsigned char out[SEALED_AAD_MAX + KEYRING_KEK_ID_BYTES])
+{
+	if (aad_len > SEALED_AAD_MAX || (aad_len && !aad))
+		return KEYRING_E_INVALID_ARGUMENT;
+	if (aad_len)
+		memcpy(out, aad, aad_len);
+	memcpy(out + aad_len, id, KEYRING_KEK_ID_BYTES);
+	return 0;
+}
+
+/* The file KEK's subkey 4 into guarded memory (*out, sodium_free'd by
+ * the caller, also on failure). */
+static int secret_key(const struct keyring_kek *kek, unsigned char **out)
+{
+	*out = sodium_malloc(crypto_aead_xchacha20poly1305_ietf_KEYBYTES);
+	if (!*out)
+		return KEYRING_E_NO_MEMORY;
+	return kek_derive(kek, SUBKEY_SECRET, *out,
+			  crypto_aead_xchacha20poly1305_ietf_KEYBYTES);
+}
+
+int keyring_kek_seal_secret(const struct keyring_kek *kek,
+			    const unsigned char *aad, size_t aad_len,
+			    const unsigned char nonce[24],
+			    const unsigned char secret[32],
+			    unsigned char out[KEYRING_SEALED_BYTES], char *err,
+			    size_t err_size)
+{
+	unsigned char ad[SEALED_AAD_MAX + KEYRING_KEK_ID_BYTES];
+	unsigned char *key = NULL;
+	unsigned long long n = 0;
+	int ret;
+
+	if (!kek || !nonce || !secret || !out)
+		return KEYRING_E_INVALID_ARGUMENT;
+	ret = sealed_aad(aad, aad_len, kek->id, ad);
+	if (ret)
+		return ret;
+	memset(out, 0, KEYRING_SEALED_BYTES);
+	memcpy(out, kek->id, KEYRING_KEK_ID_BYTES);
+	memcpy(out + 16, nonce, 24);
+	if (keyring_kek_in_token(kek))
+		return kek->prov.wrap(kek->prov.ctx, ad,
+				      aad_len + KEYRING_KEK_ID_BYTES, out + 16,
+				      secret, 32, out + 40, out + 72, err,
+				      err_size);
+	ret = secret_key(kek, &key);
+	if (ret == 0 &&
+	    crypto_aead_xchacha20poly1305_ietf_encrypt(
+		    out + 40, &n, secret, 32, ad,
+		    aad_len + KEYRING_KEK_ID_BYTES, NULL, out + 16, key) != 0)
+		ret = KEYRING_E_INTERNAL;
+	sodium_free(key);
+	return ret;
+}
+
+int keyring_kek_open_secret(const struct keyring_kek *kek,
+			    const unsigned char *aad, size_t aad_len,
+			    const unsigned char in[KEYRING_SEALED_BYTES],
+			    unsigned char secret[32], char *err,
+			    size_t err_size)
+{
+	unsigned char ad[SEALED_AAD_MAX + KEYRING_KEK_ID_BYTES];
+	unsigned char *key = NULL;
+	unsigned long long n = 0;
+	bool in_tok = keyring_kek_in_token(kek);
+	int ret;
+
+	if (!kek || !in || !secret)
+		return KEYRING_E_INVALID_ARGUMENT;
+	if (sodium_memcmp(in, kek->id, KEYRING_KEK_ID_BYTES) != 0 &&
+	    !(in_tok && kek->prov.knows &&
+	      kek->prov.knows(kek->prov.ctx, in))) {
+		keyring__say(err, err_size,
+			     "sealed by another key-encryption key");
+		return KEYRING_E_WRONG_KEK;
+	}
+	ret = sealed_aad(aad, aad_len, in, ad);
+	if (ret)
+		return ret;
+	if (in_tok)
+		return kek->prov.unwrap(
+			kek->prov.ctx, in, ad, aad_len + KEYRING_KEK_ID_BYTES,
+			in + 16, in + 40, 32, in + 72, secret, err, err_size);
+	ret = secret_key(kek, &key);
+	if (ret == 0 &&
+	    crypto_aead_xchacha20poly1305_ietf_decrypt(
+		    secret, &n, NULL, in + 40, 48, ad,
+		    aad_len + KEYRING_KEK_ID_BYTES, in + 16, key) != 0) {
+		keyring__say(err, err_size, "the sealed secret was modified");
+		ret = KEYRING_E_CIPHERTEXT_MODIFIED;
+	}
+	sodium_free(key);
+	return ret;
 }

@@ -326,6 +326,32 @@ int keyring_keyfile_reseal(const unsigned char in[KEYRING_KEYFILE_BYTES],
 			   unsigned char out[KEYRING_KEYFILE_BYTES], char *err,
 			   size_t err_size);
 
+/*
+ * A 32-byte secret sealed by the KEK, for the card vault's wrapping keys
+ * (engine/vaultkeys.h): KEYRING_SEALED_BYTES of
+ *     0  16  KEK id of the KEK that sealed it
+ *    16  24  nonce (random per seal, the caller's)
+ *    40  32  ciphertext
+ *    72  16  tag; associated data: aad[0..aad_len) and the KEK id
+ * With a file KEK: XChaCha20-Poly1305 under its own subkey (4), never
+ * the key files' one.  With a KEK in a token: the token's AES-256-GCM
+ * (the first 12 bytes of the nonce as its IV).  Open refuses a KEK id
+ * it cannot open (wrong_kek) and a tag that does not verify
+ * (ciphertext_modified).
+ */
+#define KEYRING_SEALED_BYTES 88
+int keyring_kek_seal_secret(const struct keyring_kek *kek,
+			    const unsigned char *aad, size_t aad_len,
+			    const unsigned char nonce[24],
+			    const unsigned char secret[32],
+			    unsigned char out[KEYRING_SEALED_BYTES], char *err,
+			    size_t err_size);
+int keyring_kek_open_secret(const struct keyring_kek *kek,
+			    const unsigned char *aad, size_t aad_len,
+			    const unsigned char in[KEYRING_SEALED_BYTES],
+			    unsigned char secret[32], char *err,
+			    size_t err_size);
+
 /* ---- keys and key files ----------------------------------------------- */
 
 /* The public view of one key: plain data, freely copied. */

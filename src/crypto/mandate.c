@@ -29,7 +29,7 @@
 #define THUMB_TEXT_BYTES 43 /* base64url of 32 bytes */
 
 _Static_assert(B64URL_ENCODED_LEN(32) == THUMB_TEXT_BYTES, "thumbprint");
-_Static_assert(MANDATE_OP_COUNT <= MANDATE_LIST_MAX, "ops fit the list");
+_Static_assert(MANDATE_OP_COUNT <= MANDATE_OPS_LIST_MAX, "ops fit the list");
 _Static_assert(MANDATE_LIST_MAX <= UINT8_MAX, "list counts fit uint8_t");
 
 /* ---- errors ----------------------------------------------------------- */
@@ -93,7 +93,8 @@ static const char *const op_names[MANDATE_OP_COUNT] = {
 	"transfers:post_void", "transfers:read", "principals:read",
 	"principals:admin",    "keys:read",	 "keys:rotate",
 	"revocations:read",    "revoke",	 "audit:read",
-	"policy:read",	       "policy:admin",
+	"policy:read",	       "policy:admin",	 "vault:tokenize",
+	"vault:reveal",	       "vault:erase",	 "vault:admin",
 };
 
 const char *mandate_op_name(unsigned op_bit)
@@ -298,7 +299,7 @@ static bool ops_list(const json_t *a, struct mandate_right *r)
 {
 	size_t len = json_array_size(a);
 
-	if (!json_is_array(a) || len == 0 || len > MANDATE_LIST_MAX)
+	if (!json_is_array(a) || len == 0 || len > MANDATE_OPS_LIST_MAX)
 		return false;
 	for (size_t i = 0; i < len; i++) {
 		const json_t *e = json_array_get(a, i);

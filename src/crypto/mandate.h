@@ -117,9 +117,16 @@ enum mandate_op {
 	MANDATE_OP_AUDIT_READ = 1u << 11,
 	MANDATE_OP_POLICY_READ = 1u << 12,
 	MANDATE_OP_POLICY_ADMIN = 1u << 13,
-	MANDATE_OP_ALL = (1u << 14) - 1
+	/* The card vault (docs/vault.md). */
+	MANDATE_OP_VAULT_TOKENIZE = 1u << 14,
+	MANDATE_OP_VAULT_REVEAL = 1u << 15,
+	MANDATE_OP_VAULT_ERASE = 1u << 16,
+	MANDATE_OP_VAULT_ADMIN = 1u << 17,
+	MANDATE_OP_ALL = (1u << 18) - 1
 };
-#define MANDATE_OP_COUNT 14
+#define MANDATE_OP_COUNT 18
+/* An ops list names each op at most once: at most every op. */
+#define MANDATE_OPS_LIST_MAX MANDATE_OP_COUNT
 
 /* "transfers:create" for one bit; "*" for MANDATE_OP_ALL; NULL else. */
 const char *mandate_op_name(unsigned op_bit);

@@ -1250,6 +1250,11 @@ const struct pstate *engine_pstate(struct engine *e)
 	return state_pstate(e->state);
 }
 
+const struct vault *engine_vault(struct engine *e)
+{
+	return state_vault(e->state);
+}
+
 void engine_read_end(struct engine *e)
 {
 	pthread_rwlock_unlock(&e->state_lock);

@@ -127,6 +127,7 @@ struct engine_options {
 };
 
 struct engine;
+struct vault;
 struct cluster_options;
 
 /* Recover and start the sequencer.  On failure returns a negative errno
@@ -150,6 +151,8 @@ void engine_read_end(struct engine *e);
 const struct auth *engine_auth(struct engine *e);
 /* The client-version policy state, under the same rule. */
 const struct pstate *engine_pstate(struct engine *e);
+/* The card vault's state (core/vault.h), under the same rule. */
+const struct vault *engine_vault(struct engine *e);
 
 /* Transfers, in whichever tier holds them (memory, or with a store the
  * store, docs/store.md); each takes the read lock itself.  A lookup

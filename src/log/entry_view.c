@@ -14,6 +14,7 @@
 #include "core/pstate.h"
 #include "core/tlsswitch.h"
 #include "core/u128.h"
+#include "core/vault.h"
 #include "crypto/b64url.h"
 #include "log/journal.h"
 #include "log/leaf.h"
@@ -443,6 +444,54 @@ static void tls_switch(struct entry_view *v, const u8 *ext)
 		field_value(v, "reason"));
 }
 
+/* The card vault's entries (core/vault.h): token, masked number, brand,
+ * fingerprint, who and why; the ciphertext is not shown (and no number
+ * is in the entry to show). */
+static void vault_card(struct entry_view *v, const u8 *ext)
+{
+	struct vault_card_cmd c;
+	char fp[2 * VAULT_FINGERPRINT_BYTES + 1];
+
+	memcpy(&c, ext, sizeof(c));
+	author(v, c.author);
+	for (size_t i = 0; i < VAULT_FINGERPRINT_BYTES; i++)
+		snprintf(fp + 2 * i, 3, "%02x", c.fingerprint[i]);
+	field_text(v, "token", c.token, sizeof(c.token));
+	field_text(v, "masked_pan", c.masked, sizeof(c.masked));
+	field_text(v, "brand", c.brand, sizeof(c.brand));
+	fieldf(v, "fingerprint", "%s", fp);
+	fieldf(v, "expiry", "%02u/%04u", c.exp_month, c.exp_year);
+	summary(v, "card %s (%s %s) tokenized", field_value(v, "token"),
+		field_value(v, "brand"), field_value(v, "masked_pan"));
+}
+
+static void vault_use(struct entry_view *v, const u8 *ext, const char *what)
+{
+	struct vault_use_cmd u;
+
+	memcpy(&u, ext, sizeof(u));
+	author(v, u.author);
+	field_text(v, "token", u.token, sizeof(u.token));
+	field_text(v, "reason", u.reason, sizeof(u.reason));
+	summary(v, "card %s %s: %s", field_value(v, "token"), what,
+		field_value(v, "reason"));
+}
+
+static void vault_rotate(struct entry_view *v, const u8 *ext)
+{
+	struct vault_rotate_cmd r;
+
+	memcpy(&r, ext, sizeof(r));
+	author(v, r.author);
+	fieldf(v, "version", "%u", r.version);
+	fieldf(v, "min_version", "%u", r.min_version);
+	fieldf(v, "rewrapped", "%u", r.rewrapped);
+	summary(v,
+		"vault key rotated to version %u (%u data keys rewrapped, "
+		"versions below %u destroyed)",
+		r.version, r.rewrapped, r.min_version);
+}
+
 static void accounts_owned(struct entry_view *v, const u8 *ext, const u8 *ev,
 			   u32 n)
 {
@@ -509,6 +558,10 @@ static int command(struct entry_view *v, const struct journal_record *r)
 		policy_override_expired(v, c.ext);
 		break;
 	case TLS_CMD_SWITCH: tls_switch(v, c.ext); break;
+	case VAULT_CMD_CARD: vault_card(v, c.ext); break;
+	case VAULT_CMD_REVEAL: vault_use(v, c.ext, "revealed"); break;
+	case VAULT_CMD_ERASE: vault_use(v, c.ext, "erased"); break;
+	case VAULT_CMD_ROTATE: vault_rotate(v, c.ext); break;
 	default: summary(v, "%s", c.def->name); break;
 	}
 	return 0;

@@ -56,6 +56,7 @@ import test_tls_renewal  # noqa: E402,F401
 import test_mtls  # noqa: E402,F401
 import test_api  # noqa: E402,F401
 import test_bad_input  # noqa: E402,F401
+import test_vault  # noqa: E402,F401
 import test_durability  # noqa: E402,F401
 import test_store  # noqa: E402,F401
 import test_observability  # noqa: E402,F401

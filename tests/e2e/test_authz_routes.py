@@ -14,6 +14,7 @@ signs a fresh DPoP proof for each.
 """
 
 import json
+import time
 import os
 
 from harness import (e2e_test, check, check_eq, issue_mandate, run_cli,
@@ -22,7 +23,8 @@ from harness import (e2e_test, check, check_eq, issue_mandate, run_cli,
 OPS = ["accounts:create", "accounts:read", "transfers:create",
        "transfers:post_void", "transfers:read", "principals:read",
        "principals:admin", "keys:read", "keys:rotate", "revocations:read",
-       "revoke", "audit:read", "policy:read", "policy:admin"]
+       "revoke", "audit:read", "policy:read", "policy:admin",
+       "vault:tokenize", "vault:reveal", "vault:erase", "vault:admin"]
 
 POLICY = json.dumps({"platforms": {"android": {"min_supported": "1.0.0"}}})
 
@@ -90,6 +92,16 @@ def routes(principal_id, jwk):
          "policy:admin", 422),
         ("POST", "/v1/client-policy/activity", '{"observations":[]}',
          "policy:admin", 200),
+        ("POST", "/v1/vault/cards",
+         json.dumps({"pan": "4111111111111111", "exp_month": 12,
+                     "exp_year": time.gmtime().tm_year + 1}),
+         "vault:tokenize", 201),
+        # an unknown token: 404 once past the rights check
+        ("POST", "/v1/vault/cards/tok_none/reveal",
+         '{"reason":"route test"}', "vault:reveal", 404),
+        ("POST", "/v1/vault/cards/tok_none/erase",
+         '{"reason":"route test"}', "vault:erase", 404),
+        ("POST", "/v1/vault/keys/rotate", "{}", "vault:admin", 200),
     ]
 
 

@@ -31,7 +31,9 @@
  *     names its override's id, a TLS switch (kind 22) has the server
  *     or (reason operator) a principal as its author and five fields,
  *     and naming the override of kinds 18, 19 and 21 adds two printable
- *     fields (no other entry changes).
+ *     fields (no other entry changes); the card vault's entries (kinds
+ *     40-43) have a principal as their author and a fixed set of fields
+ *     (5, 2, 2, 3), none of them the card's ciphertext.
  *
  * Build (see Makefile: make fuzz), or alone:
  *   clang -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Isrc \
@@ -54,6 +56,7 @@
 #include "core/command.h"
 #include "core/pstate.h"
 #include "core/tlsswitch.h"
+#include "core/vault.h"
 #include "log/entry_view.h"
 #include "log/journal.h"
 #include "log/leaf.h"
@@ -199,6 +202,11 @@ static void check_view(const u8 *rec, size_t len,
 		CHECK(v.server_author != v.has_author);
 		CHECK(v.has_author == (x.reason == TLSSWITCH_OPERATOR));
 		CHECK(v.nfields == 5);
+	} else if (ret == 0 && r->type == JOURNAL_COMMAND &&
+		   c.h.kind >= VAULT_CMD_CARD && c.h.kind <= VAULT_CMD_ROTATE) {
+		static const u32 nfields[] = {5, 2, 2, 3};
+		CHECK(v.has_author && !v.server_author);
+		CHECK(v.nfields == nfields[c.h.kind - VAULT_CMD_CARD]);
 	} else {
 		CHECK(!v.server_author);
 	}
@@ -485,6 +493,38 @@ int main(int argc, char **argv)
 	memcpy(b + JOURNAL_HEADER_BYTES, &oh, sizeof(oh));
 	memcpy(b + JOURNAL_HEADER_BYTES + 16, &op, sizeof(op));
 	put(dir, "v2-command-principal-x509", 1, b, n);
+	/* The card vault's entries (kinds 40-43), as the routes write
+	 * them: a card tokenized, revealed, erased; a key rotation. */
+	struct command_header vh = {.kind = VAULT_CMD_CARD,
+				    .ext_bytes = sizeof(struct vault_card_cmd)};
+	struct vault_card_cmd vc = {.token = "tok_0123456789abcdef01234567",
+				    .masked = "411111******1111",
+				    .brand = "visa",
+				    .exp_month = 12,
+				    .exp_year = 2031};
+	n = encode(b, JOURNAL_COMMAND, 2, 4, 4000, 16 + sizeof(vc), 0);
+	memcpy(b + JOURNAL_HEADER_BYTES, &vh, sizeof(vh));
+	memcpy(b + JOURNAL_HEADER_BYTES + 16, &vc, sizeof(vc));
+	put(dir, "v2-command-vault-card", 1, b, n);
+	struct vault_use_cmd vu = {.token = "tok_0123456789abcdef01234567",
+				   .reason = "chargeback 77"};
+	vh.kind = VAULT_CMD_REVEAL;
+	vh.ext_bytes = sizeof(vu);
+	n = encode(b, JOURNAL_COMMAND, 2, 4, 4000, 16 + sizeof(vu), 0);
+	memcpy(b + JOURNAL_HEADER_BYTES, &vh, sizeof(vh));
+	memcpy(b + JOURNAL_HEADER_BYTES + 16, &vu, sizeof(vu));
+	put(dir, "v2-command-vault-reveal", 1, b, n);
+	vh.kind = VAULT_CMD_ERASE;
+	memcpy(b + JOURNAL_HEADER_BYTES, &vh, sizeof(vh));
+	put(dir, "v2-command-vault-erase", 1, b, n);
+	struct vault_rotate_cmd vr = {
+		.version = 2, .min_version = 2, .rewrapped = 4};
+	vh.kind = VAULT_CMD_ROTATE;
+	vh.ext_bytes = sizeof(vr);
+	n = encode(b, JOURNAL_COMMAND, 2, 4, 4000, 16 + sizeof(vr), 0);
+	memcpy(b + JOURNAL_HEADER_BYTES, &vh, sizeof(vh));
+	memcpy(b + JOURNAL_HEADER_BYTES + 16, &vr, sizeof(vr));
+	put(dir, "v2-command-vault-rotate", 1, b, n);
 	/* A kind 20 override for the view: its message_bytes ('AAAA')
 	 * far past the ext, which the view must not read beyond. */
 	struct command_header c20 = {

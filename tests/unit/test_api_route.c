@@ -98,15 +98,18 @@ static void every_template_routes_to_its_row(void **state)
 		u128 id = 0;
 		bool bad = true;
 		const char *text = NULL;
+		size_t text_len = 0;
 		enum api_route got =
-			api_route_match_text(url, &id, &bad, &text);
+			api_route_match_text(url, &id, &bad, &text, &text_len);
 		if (got != (enum api_route)r || bad)
 			fail_msg("%s: route %d bad %d", url, got, bad);
-		if (open && api_routes[r].param == RP_TEXT)
-			assert_string_equal(text, "a-b_c.d~9");
-		else if (open && api_routes[r].param == RP_REST)
+		if (open && api_routes[r].param == RP_TEXT) {
+			assert_int_equal(text_len, 9);
+			assert_memory_equal(text, "a-b_c.d~9", 9);
+		} else if (open && api_routes[r].param == RP_REST) {
 			assert_string_equal(text, "0/x001/234.p/7");
-		else if (open)
+			assert_int_equal(text_len, strlen(text));
+		} else if (open)
 			assert_true(id == 17);
 		else
 			assert_null(text);
@@ -145,8 +148,8 @@ static void segments_are_read_by_their_kind(void **state)
 		u128 id = 0;
 		bool bad = false;
 		const char *text = "unset";
-		enum api_route r =
-			api_route_match_text(cases[i].url, &id, &bad, &text);
+		enum api_route r = api_route_match_text(cases[i].url, &id, &bad,
+							&text, NULL);
 		if (r != cases[i].route || bad != cases[i].bad_id)
 			fail_msg("%s: route %d bad %d", cases[i].url, r, bad);
 		assert_null(text);
