@@ -26,6 +26,7 @@
 #include "core/clock.h"
 #include "api/tls.h"
 #include "api/wbuf.h"
+#include "core/admin.h"
 #include "core/auth.h"
 #include "core/parse.h"
 #include "core/policy.h"
@@ -1274,6 +1275,9 @@ int api_server_start(struct api_server **out, struct engine *e,
 					? o->manifest_ttl_max_s
 					: API_MANIFEST_TTL_S_DEFAULT;
 	s->key_overlap_s = o->key_overlap_s;
+	s->dual_control_window_s = o->dual_control_window_s
+					   ? o->dual_control_window_s
+					   : ADMIN_WINDOW_DEFAULT_S;
 	s->authz = o->authz;
 	s->data_dir = o->data_dir;
 	s->policy_blocked_share_max =

@@ -42,9 +42,8 @@ struct admin {
 
 static const u8 zero32[32];
 
-static const char *const role_names[] = {"none", "operator",
-					 "security_officer", "support",
-					 "auditor"};
+static const char *const role_names[] = {"none", "operator", "security_officer",
+					 "support", "auditor"};
 
 const char *admin_role_name(u32 role)
 {
@@ -61,11 +60,11 @@ int admin_role_parse(const char *name)
 
 const char *admin_status_name(u32 status)
 {
-	static const char *const names[] = {"pending",	   "approved",
-					    "rejected",	   "break_glass",
-					    "expired",	   "stale"};
+	static const char *const names[] = {"pending",	"approved",
+					    "rejected", "break_glass",
+					    "expired",	"stale"};
 	return status < sizeof(names) / sizeof(names[0]) ? names[status]
-							  : "unknown";
+							 : "unknown";
 }
 
 struct admin *admin_new(void)
@@ -121,7 +120,8 @@ bool admin_command_valid(u16 kind, const void *ext, u32 ext_bytes)
 		       memcmp(c.id, zero32, 32) != 0 && !c.reserved[0] &&
 		       !c.reserved[1] && !c.reserved[2];
 	}
-	case ADMIN_CMD_RETIRE: return ext_bytes == sizeof(struct admin_retire_cmd);
+	case ADMIN_CMD_RETIRE:
+		return ext_bytes == sizeof(struct admin_retire_cmd);
 	case ADMIN_CMD_REQUEST: {
 		struct admin_request_cmd c;
 		if (ext_bytes < sizeof(c))
@@ -132,8 +132,8 @@ bool admin_command_valid(u16 kind, const void *ext, u32 ext_bytes)
 		       c.window_s <= ADMIN_WINDOW_MAX_S &&
 		       (u64)sizeof(c) + c.payload_bytes == ext_bytes &&
 		       !c.reserved[0] && !c.reserved[1] && !c.reserved[2] &&
-		       pstate_command_valid(PSTATE_CMD_SET, (const u8 *)ext +
-								    sizeof(c),
+		       pstate_command_valid(PSTATE_CMD_SET,
+					    (const u8 *)ext + sizeof(c),
 					    c.payload_bytes);
 	}
 	case ADMIN_CMD_DECIDE: {
@@ -237,8 +237,8 @@ static u32 pending_count(const struct admin *d)
 	return n;
 }
 
-static int apply_request(struct admin *d, const struct auth *a,
-			 const u8 *ext, u64 ts, u32 *outcome)
+static int apply_request(struct admin *d, const struct auth *a, const u8 *ext,
+			 u64 ts, u32 *outcome)
 {
 	struct admin_request_cmd c;
 	memcpy(&c, ext, sizeof(c));
@@ -337,7 +337,7 @@ static int apply_decide(struct admin *d, const struct auth *a,
 		return ret;
 	bool done = po == PSTATE_OK || po == PSTATE_UNCHANGED;
 	close_request(d, i,
-		      !done			       ? ADMIN_REJECTED
+		      !done			     ? ADMIN_REJECTED
 		      : c->decision == ADMIN_APPROVE ? ADMIN_APPROVED
 						     : ADMIN_BROKEN_GLASS,
 		      c, ts);
@@ -392,6 +392,14 @@ void admin_role_at(const struct admin *d, u32 i, struct admin_role_info *out)
 u32 admin_request_count(const struct admin *d)
 {
 	return d->nrequests;
+}
+
+u32 admin_break_glass_count(const struct admin *d)
+{
+	u32 n = 0;
+	for (u32 i = 0; i < d->nrequests; i++)
+		n += d->requests[i].status == ADMIN_BROKEN_GLASS;
+	return n;
 }
 
 bool admin_request_get(const struct admin *d, u64 id,

@@ -46,7 +46,7 @@ int admin_role_parse(const char *name);
 #define ADMIN_ROLES_MAX	   256u
 #define ADMIN_REQUESTS_MAX 4096u
 /* Pending requests holding a payload at once. */
-#define ADMIN_PENDING_MAX 16u
+#define ADMIN_PENDING_MAX  16u
 #define ADMIN_REASON_BYTES 128
 /* dual_control_window_s: the default and the bounds. */
 #define ADMIN_WINDOW_DEFAULT_S 900u
@@ -122,7 +122,7 @@ enum admin_outcome {
 	ADMIN_NOT_PENDING = 16,	   /* decided already (or expired) */
 	ADMIN_NOT_REQUESTER = 17,  /* break-glass by another than the
 				    * requester */
-	ADMIN_REFUSED = 18, /* the operation itself was refused */
+	ADMIN_REFUSED = 18,	   /* the operation itself was refused */
 };
 
 enum admin_status {
@@ -188,6 +188,8 @@ struct admin_request_info {
 	u32 payload_bytes;
 };
 u32 admin_request_count(const struct admin *d);
+/* How many requests were carried out by break-glass. */
+u32 admin_break_glass_count(const struct admin *d);
 /* Request id (1..count); false when none. */
 bool admin_request_get(const struct admin *d, u64 id,
 		       struct admin_request_info *out);
