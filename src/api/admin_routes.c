@@ -230,8 +230,9 @@ static enum MHD_Result admin_command_reply(struct request *rq)
 		wbuf_puts(&b, id);
 		wbuf_puts(&b, "\",\"role\":\"");
 		wbuf_puts(&b, admin_role_name(c.role));
-		wbuf_puts(&b, outcome == ADMIN_OK ? "\",\"status\":\"changed\"}"
-						  : "\",\"status\":\"unchanged\"}");
+		wbuf_puts(&b, outcome == ADMIN_OK
+				      ? "\",\"status\":\"changed\"}"
+				      : "\",\"status\":\"unchanged\"}");
 		return api_reply_json(rq, 200, &b);
 	}
 	case ADMIN_CMD_RETIRE:
@@ -254,8 +255,9 @@ static enum MHD_Result admin_command_reply(struct request *rq)
 		if (c.decision == ADMIN_BREAK_GLASS) {
 			char who[JOSE_B64_32_BYTES];
 			id_text(c.author, who);
-			log_at(LOG_WARN, "break-glass: a request carried out "
-					 "by its requester alone",
+			log_at(LOG_WARN,
+			       "break-glass: a request carried out "
+			       "by its requester alone",
 			       LOG_NUM("request", c.request),
 			       LOG_STR("requester", who));
 		}
@@ -296,7 +298,8 @@ enum MHD_Result admin_route_roles(struct request *rq)
 	const char *role = json_string_value(json_object_get(j, "role"));
 	size_t n = 0;
 	int r = role ? admin_role_parse(role) : -1;
-	bool id_ok = who && b64url_decode(c.id, 32, who, strlen(who), &n) == 0 &&
+	bool id_ok = who &&
+		     b64url_decode(c.id, 32, who, strlen(who), &n) == 0 &&
 		     n == 32;
 	json_decref(j);
 	if (!id_ok)
@@ -348,8 +351,8 @@ enum MHD_Result admin_request_policy(struct request *rq, const void *set_ext,
 	c.op = ADMIN_OP_POLICY_SET;
 	c.window_s = rq->srv->dual_control_window_s;
 	c.payload_bytes = set_bytes;
-	u8 *ext = api_command(rq, ADMIN_CMD_REQUEST,
-			      (u32)sizeof(c) + set_bytes, NULL, 0);
+	u8 *ext = api_command(rq, ADMIN_CMD_REQUEST, (u32)sizeof(c) + set_bytes,
+			      NULL, 0);
 	if (!ext)
 		return api_reply_problem(rq, PROBLEM_internal_error,
 					 "out of memory", NULL, NULL);
@@ -373,8 +376,7 @@ enum MHD_Result admin_route_requests(struct request *rq)
 	for (u64 k = admin_request_count(d); k > 0 && n < ADMIN_PENDING_MAX;
 	     k--) {
 		struct admin_request_info r;
-		if (admin_request_get(d, k, &r) &&
-		    r.status == ADMIN_PENDING &&
+		if (admin_request_get(d, k, &r) && r.status == ADMIN_PENDING &&
 		    now <= r.timestamp + (u64)r.window_s * 1000000000u) {
 			r.payload = NULL;
 			v[n++] = r;
@@ -402,8 +404,7 @@ enum MHD_Result admin_route_request(struct request *rq)
 static bool decision_reason(struct request *rq, bool required, char *out,
 			    enum MHD_Result *reply)
 {
-	if (rq->body.len == 0 && !rq->body.too_large &&
-	    !rq->body.over_budget) {
+	if (rq->body.len == 0 && !rq->body.too_large && !rq->body.over_budget) {
 		if (!required)
 			return true;
 		*reply = api_reply_problem(rq, PROBLEM_invalid_field,

@@ -502,7 +502,9 @@ struct admin *admin_snapshot_read(const u8 *buf, size_t len)
 		     !take(&p, end, d->payloads[i], r->payload_bytes)))
 			goto fail;
 	}
-	if (p != end)
+	/* Written only when not empty: an empty part is not one of ours
+	 * (each state has exactly one encoding). */
+	if (p != end || admin_empty(d))
 		goto fail;
 	return d;
 fail:

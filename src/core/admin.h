@@ -200,7 +200,8 @@ u64 admin_snapshot_bytes(const struct admin *d);
 int admin_snapshot_write(const struct admin *d,
 			 int (*sink)(void *ctx, const void *buf, size_t len),
 			 void *ctx);
-/* Reads exactly len bytes; NULL when not valid (or out of memory). */
+/* Reads exactly len bytes; NULL when not valid (an empty part too: it is
+ * never written) or out of memory. */
 struct admin *admin_snapshot_read(const u8 *buf, size_t len);
 
 #endif

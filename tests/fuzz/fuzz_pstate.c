@@ -17,8 +17,10 @@
  *         commands whose kind and ext come straight from the input
  *         (OVERRIDE_EXPIRED, kind 21, also as the server writes it: an
  *         override's id and end, or an end a second or two off; kind
- *         22, the TLS switch, and 24, an organisation principal, are no
- *         kinds of this state's: refused).  For
+ *         22, the TLS switch, 24, an organisation principal, and 33, a
+ *         dual-control decision (it reaches this state only through
+ *         core/admin: fuzz_auth), are no kinds of this state's:
+ *         refused).  For
  *         every command pstate_command_valid must agree with pstate_apply
  *         (-EBADMSG exactly when not valid), and a malformed one must
  *         leave the digest alone.  The program runs on two states: the
@@ -361,8 +363,9 @@ static bool next_cmd(struct reader *r, const struct pstate *s, struct cmd *c)
 					    20,
 					    PSTATE_CMD_OVERRIDE_EXPIRED,
 					    22,
-					    24};
-		c->kind = kinds[(op >> 2) % 9];
+					    24,
+					    33};
+		c->kind = kinds[(op >> 2) % 10];
 		if (c->kind == PSTATE_CMD_OVERRIDE_EXPIRED && !(op & 0x20)) {
 			/* An expiry entry as the server writes it (an id
 			 * and that override's end), or an end moved by
