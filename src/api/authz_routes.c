@@ -343,13 +343,19 @@ int authz_check_transfers(struct request *rq)
  * administrator).  Only the administrator may name another owner. */
 static enum authz_build accounts_owner(struct request *rq, u8 owner[32])
 {
-	u8 admin[32];
+	u8 admin[32], me[32];
 	api_authz_admin_id(rq->srv->authz, admin);
 	memcpy(owner, rq->auth.caller.root, 32);
+	/* A named administrator creates accounts for the server, as the
+	 * administrator does: owning them would let it grant transfers
+	 * over them, which no role holds. */
+	bool named = admin_named_caller(rq, me);
+	if (named)
+		memcpy(owner, admin, 32);
 	if (rq->auth.owner_param[0]) {
 		if (!id_parse(rq->auth.owner_param, owner))
 			return AUTHZ_OWNER_MALFORMED;
-		if (!rq->auth.caller.root_admin &&
+		if (!rq->auth.caller.root_admin && !named &&
 		    memcmp(owner, rq->auth.caller.root, 32) != 0)
 			return AUTHZ_OWNER_NOT_YOURS;
 		if (memcmp(owner, admin, 32) != 0) {
@@ -359,6 +365,9 @@ static enum authz_build accounts_owner(struct request *rq, u8 owner[32])
 			engine_read_end(rq->srv->e);
 			if (!known)
 				return AUTHZ_OWNER_UNKNOWN;
+			if (named &&
+			    admin_role_now(rq, owner) != ADMIN_ROLE_NONE)
+				return AUTHZ_OWNER_ADMINISTRATOR;
 		}
 	}
 	if (memcmp(owner, admin, 32) == 0)

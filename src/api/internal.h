@@ -357,11 +357,12 @@ bool authz_may_read_audit(struct request *rq);
 int authz_check_transfers(struct request *rq);
 /* What authz_build_command did. */
 enum authz_build {
-	AUTHZ_BUILT,	       /* rq->eng.payload set, or none needed */
-	AUTHZ_BUILD_NO_MEMORY, /* out of memory */
-	AUTHZ_OWNER_MALFORMED, /* ?owner= is not a principal id */
-	AUTHZ_OWNER_NOT_YOURS, /* only the administrator names another */
-	AUTHZ_OWNER_UNKNOWN,   /* ?owner= is not a registered principal */
+	AUTHZ_BUILT,		   /* rq->eng.payload set, or none needed */
+	AUTHZ_BUILD_NO_MEMORY,	   /* out of memory */
+	AUTHZ_OWNER_MALFORMED,	   /* ?owner= is not a principal id */
+	AUTHZ_OWNER_NOT_YOURS,	   /* only the administrator names another */
+	AUTHZ_OWNER_UNKNOWN,	   /* ?owner= is not a registered principal */
+	AUTHZ_OWNER_ADMINISTRATOR, /* a named administrator for the owner */
 };
 /* Build rq->eng.payload when the batch needs a command record (a
  * mandate's guard, an account owner). */

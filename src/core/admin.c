@@ -490,6 +490,9 @@ struct admin *admin_snapshot_read(const u8 *buf, size_t len)
 	    !take(&p, end, d->roles, counts[0] * sizeof(d->roles[0])))
 		goto fail;
 	d->nroles = counts[0];
+	for (u32 i = 0; i < d->nroles; i++)
+		if (d->roles[i].role > ADMIN_ROLE_MAX)
+			goto fail;
 	for (u32 i = 0; i < counts[1]; i++) {
 		struct request_rec *r = &d->requests[i];
 		if (!take(&p, end, r, sizeof(*r)) ||
@@ -497,9 +500,13 @@ struct admin *admin_snapshot_read(const u8 *buf, size_t len)
 		    (r->payload_bytes != 0) != (r->status == ADMIN_PENDING))
 			goto fail;
 		d->nrequests = i + 1;
+		/* A pending request's payload is what an approval applies:
+		 * as valid as when it was journaled. */
 		if (r->payload_bytes &&
 		    (!(d->payloads[i] = malloc(r->payload_bytes)) ||
-		     !take(&p, end, d->payloads[i], r->payload_bytes)))
+		     !take(&p, end, d->payloads[i], r->payload_bytes) ||
+		     !pstate_command_valid(PSTATE_CMD_SET, d->payloads[i],
+					   r->payload_bytes)))
 			goto fail;
 	}
 	/* Written only when not empty: an empty part is not one of ours

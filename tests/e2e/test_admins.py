@@ -8,7 +8,9 @@ bootstrap-retired, also after a restart).  Each administrator signs its
 own first link, without accounts, with DPoP proofs from the JS client.
 A policy activation above the impact threshold by alice waits (202, a
 pending request) until bob approves it, and takes effect only then; her
-self-approval is refused and journaled; a second request is carried out
+self-approval, an approval after the policy moved and one of a former
+administrator's request are refused and journaled (the window is the
+unit test's, test_core_admin); a last request is carried out
 by break-glass, which raises tpwallet_break_glass_total and makes
 `tpwallet doctor` warn; every entry names the administrator who caused
 it.
@@ -21,6 +23,7 @@ from harness import e2e_test, check, check_eq, run_cli, slow_factor
 from test_authz import (Authz, check_refused, check_status, js,
                         _past_the_horizon, _restart_on_the_same_port)
 from test_client_policy import metrics
+from ledger import account
 from test_policy_guard import load_activity
 
 POLICY_OPS = ["policy:admin", "policy:read"]
@@ -112,6 +115,25 @@ def test_admins_dual_control_retirement_and_break_glass(ctx):
     check_refused(r, 403, "issuer_not_owner", "no role",
                   claim="right.accounts")
 
+    # An operator's accounts are the server's, never its own: it cannot
+    # root a transfer mandate over them, nor name an administrator owner.
+    lacc = admin_link(a, alice, ["accounts:create"])
+    r = a.call(lacc, alice, "POST", "/v1/accounts",
+               body=json.dumps([account(77)]))
+    check_eq([x.get("status") for x in check_status(r, 200, "accounts")],
+             ["created"], "alice creates account 77")
+    own = [a.link(alice["private_jwk"], alice,
+                  {"ops": ["transfers:create"], "accounts": ["77"]})]
+    r = a.call(own, alice, "POST", "/v1/transfers",
+               body=json.dumps({"id": "1", "debit_account_id": "77",
+                                "credit_account_id": "78", "amount": "1",
+                                "ledger": 1, "code": 1}))
+    check_refused(r, 403, "issuer_not_owner", "alice over account 77",
+                  claim="right.accounts")
+    r = a.call(lacc, alice, "POST", "/v1/accounts?owner=" + bob["thumbprint"],
+               body=json.dumps([account(79)]))
+    check_refused(r, 400, "invalid_query", "an administrator as owner")
+
     # The bootstrap token is retired: refused, also after a restart.
     doc = check_status(s.post("/v1/admin/bootstrap/retire", None), 200,
                        "retire")
@@ -176,6 +198,37 @@ def test_admins_dual_control_retirement_and_break_glass(ctx):
     r = a.call(lb, bob, "POST", "/v1/admin/requests/%d/approve" % req["id"])
     check_refused(r, 409, "request_not_pending", "approved twice")
 
+    # The target moved since the request: bob sets a document below the
+    # threshold first, then his approval is refused (journaled).
+    reqt = check_status(put(a, la, alice, v3, "v3-early"), 202,
+                        "a request that will go stale")
+    v2b = {"platforms": {"android": {"min_supported": "4.0.0"}, "ios": {}}}
+    doc = check_status(put(a, lb, bob, v2b, "v2b", accept=False), 201,
+                       "bob's document below the threshold")
+    check_eq(doc["version"], 3, "v2b active")
+    r = a.call(lb, bob, "POST", "/v1/admin/requests/%d/approve" % reqt["id"])
+    check_refused(r, 409, "request_target_changed", "a stale request")
+    check_eq(current(a, lb, bob), 3, "the stale request changed nothing")
+
+    # A requester no longer an administrator: carol takes alice's role
+    # away, bob's approval is refused; her role back, her link works.
+    reqr = check_status(put(a, la, alice, v3, "v3-revoked"), 202,
+                        "a request of alice's")
+    for role in ("none", "operator"):
+        r = a.call(lc, carol, "POST", "/v1/admin/roles",
+                   body=json.dumps({"principal": alice["thumbprint"],
+                                    "role": role}))
+        check_status(r, 200, "carol sets alice's role to %s" % role)
+        if role == "none":
+            r = a.call(lb, bob, "POST",
+                       "/v1/admin/requests/%d/approve" % reqr["id"])
+            check_refused(r, 403, "not_an_administrator",
+                          "approving a former administrator's request")
+            r = a.call(la, alice, "GET", "/v1/client-policy/versions")
+            check_refused(r, 403, "issuer_not_owner",
+                          "alice's link without her role")
+    check_eq(current(a, la, alice), 3, "nothing changed")
+
     # Break-glass: alice alone, with a reason; the metric counts it.
     before = metrics(s).get("tpwallet_break_glass_total")
     check_eq(before, 0.0, "no break-glass yet")
@@ -190,7 +243,7 @@ def test_admins_dual_control_retirement_and_break_glass(ctx):
     doc = check_status(r, 200, "break-glass")
     check_eq((doc["status"], doc["reason"]), ("break_glass",
                                                 "INC-42 outage"), "broken")
-    check_eq(current(a, lb, bob), 3, "v3 active by break-glass")
+    check_eq(current(a, lb, bob), 4, "v3 active by break-glass")
     check_eq(metrics(s).get("tpwallet_break_glass_total"), 1.0,
              "the break-glass counter")
 
@@ -204,17 +257,20 @@ def test_admins_dual_control_retirement_and_break_glass(ctx):
     check_eq(got, [("approve", alice["thumbprint"]),
                    ("approve", bob["thumbprint"]),
                    ("approve", bob["thumbprint"]),
+                   ("approve", bob["thumbprint"]),
+                   ("approve", bob["thumbprint"]),
                    ("break_glass", bob["thumbprint"]),
                    ("break_glass", alice["thumbprint"])],
              "decisions journaled with their authors (refusals too)")
     check_eq([v["author"].get("name") for v in named("admin_request")],
-             ["alice", "alice"], "requests named after alice")
+             ["alice"] * 4, "requests named after alice")
     check_eq([v["author"].get("name") for v in named("policy_set")],
-             ["alice"], "v1 set by alice")
+             ["alice", "bob"], "v1 by alice, v2b by bob")
     check_eq([(v["fields"]["role"], v["author"].get("name"))
               for v in named("admin_role")],
              [("operator", "administrator"), ("operator", "administrator"),
-              ("security_officer", "administrator")], "role entries")
+              ("security_officer", "administrator"), ("none", "carol"),
+              ("operator", "carol")], "role entries")
     check_eq([v["author"].get("name") for v in named("bootstrap_retire")],
              ["administrator", "administrator"],
              "the refused retirement and the retirement")

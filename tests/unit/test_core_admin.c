@@ -50,8 +50,7 @@ static void id_of(u8 n, u8 out[32])
 }
 
 /* Apply one command of kind with ext; its outcome. */
-static u32 apply(struct world *w, u16 kind, const void *ext, u32 len,
-		 u64 ts_s)
+static u32 apply(struct world *w, u16 kind, const void *ext, u32 len, u64 ts_s)
 {
 	u8 buf[16 + 2048];
 	struct command_header h = {.kind = kind, .ext_bytes = len};
@@ -290,9 +289,9 @@ static void revoked_requester_and_break_glass(void **state)
 	assert_int_equal(version(&w), 0);
 	/* Bob's own request, broken by Bob with a reason. */
 	assert_int_equal(request(&w, 2, doc_a, 0, 900, T0 + 23), ADMIN_OK);
-	assert_int_equal(decide(&w, 2, 2, 2, ADMIN_BREAK_GLASS, "outage",
-				T0 + 24),
-			 ADMIN_OK);
+	assert_int_equal(
+		decide(&w, 2, 2, 2, ADMIN_BREAK_GLASS, "outage", T0 + 24),
+		ADMIN_OK);
 	assert_int_equal(status_of(&w, 2), ADMIN_BROKEN_GLASS);
 	assert_int_equal(version(&w), 1);
 	assert_int_equal(admin_break_glass_count(auth_admin(w.a)), 1);
@@ -313,7 +312,8 @@ static void revoked_requester_and_break_glass(void **state)
 
 static void validator_refuses_malformed(void **state)
 {
-	struct admin_decide_cmd d = {.request = 1, .decision = ADMIN_BREAK_GLASS};
+	struct admin_decide_cmd d = {.request = 1,
+				     .decision = ADMIN_BREAK_GLASS};
 	struct admin_role_cmd r = {.role = ADMIN_ROLE_MAX + 1};
 	(void)state;
 	/* Break-glass without a reason; unknown decision; request 0. */
