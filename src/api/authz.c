@@ -3,6 +3,7 @@
  */
 #include "api/authz.h"
 #include "api/tls.h"
+#include "core/admin.h"
 #include "core/auth.h"
 #include "core/u128.h"
 #include "crypto/b64url.h"
@@ -412,13 +413,65 @@ const struct mandate_right *api_caller_right(const struct api_caller *c)
 struct root_ctx {
 	struct api_authz *z;
 	struct engine *e;
+	bool retired; /* the root was the retired bootstrap administrator */
 };
+
+unsigned api_role_ops(u32 role)
+{
+	enum {
+		READS = MANDATE_OP_ACCOUNTS_READ | MANDATE_OP_TRANSFERS_READ |
+			MANDATE_OP_PRINCIPALS_READ | MANDATE_OP_KEYS_READ |
+			MANDATE_OP_REVOCATIONS_READ | MANDATE_OP_POLICY_READ,
+	};
+	switch (role) {
+	case ADMIN_ROLE_OPERATOR:
+		return READS | MANDATE_OP_ACCOUNTS_CREATE |
+		       MANDATE_OP_AUDIT_READ | MANDATE_OP_POLICY_ADMIN;
+	case ADMIN_ROLE_SECURITY_OFFICER:
+		return READS | MANDATE_OP_PRINCIPALS_ADMIN |
+		       MANDATE_OP_KEYS_ROTATE | MANDATE_OP_REVOKE |
+		       MANDATE_OP_AUDIT_READ;
+	case ADMIN_ROLE_SUPPORT: return READS;
+	case ADMIN_ROLE_AUDITOR: return READS | MANDATE_OP_AUDIT_READ;
+	default: return 0;
+	}
+}
+
+bool api_authz_bootstrap_retired(struct engine *e)
+{
+	engine_read_begin(e);
+	bool r = admin_retired_at(auth_admin(engine_auth(e))) != 0;
+	engine_read_end(e);
+	return r;
+}
+
+/* The ops a registered principal's role gives it now (0: none, or its
+ * key revoked). */
+static unsigned role_ops_now(struct engine *e, const uint8_t iss[32])
+{
+	engine_read_begin(e);
+	const struct auth *a = engine_auth(e);
+	const struct admin *d = auth_admin(a);
+	u32 role = admin_is_active(d, a, iss) ? admin_role_of(d, iss) : 0;
+	engine_read_end(e);
+	return api_role_ops(role);
+}
+
+static unsigned root_role_ops(void *ctx, const uint8_t iss[32])
+{
+	struct root_ctx *rc = ctx;
+	return role_ops_now(rc->e, iss);
+}
 
 static int root_principal(void *ctx, const uint8_t iss[32], uint8_t pub[32],
 			  bool *is_admin)
 {
 	struct root_ctx *rc = ctx;
 	if (memcmp(iss, rc->z->admin_id, 32) == 0) {
+		if (api_authz_bootstrap_retired(rc->e)) {
+			rc->retired = true;
+			return -1;
+		}
 		memcpy(pub, rc->z->admin_pub, 32);
 		*is_admin = true;
 		return 0;
@@ -471,6 +524,15 @@ static int fail_claim(struct mandate_error *err, int code, int link,
 	fail(err, code);
 	err->link = link;
 	snprintf(err->claim, sizeof(err->claim), "%s", claim);
+	return -1;
+}
+
+/* A chain refused because its root is the retired bootstrap
+ * administrator says so. */
+static int retired_fail(const struct root_ctx *rc, struct mandate_error *err)
+{
+	if (rc->retired)
+		return fail_claim(err, MANDATE_ERR_bootstrap_retired, 1, "iss");
 	return -1;
 }
 
@@ -542,9 +604,21 @@ static bool chain_holds(struct api_authz *z, struct engine *e,
 		return false;
 	engine_read_begin(e);
 	const struct auth *a = engine_auth(e);
+	const struct mandate_right *r0 = &c->links[0].right;
 	if (!c->root_admin)
 		ok = auth_principal_get(a, c->links[0].iss, &p) &&
 		     !auth_principal_x509(p.pub, NULL);
+	else
+		ok = admin_retired_at(auth_admin(a)) == 0;
+	/* A named administrator's root: its role still gives what it
+	 * granted. */
+	if (ok && !c->root_admin && !r0->n_accounts) {
+		const struct admin *d = auth_admin(a);
+		const u8 *iss = c->links[0].iss;
+		u32 role =
+			admin_is_active(d, a, iss) ? admin_role_of(d, iss) : 0;
+		ok = role && !(r0->ops & ~api_role_ops(role));
+	}
 	for (unsigned i = 0; ok && i < c->n; i++)
 		ok = !auth_revoked(a, c->links[i].iss, c->links[i].jti_hash);
 	engine_read_end(e);
@@ -563,8 +637,10 @@ bool api_authz_still_holds(struct api_authz *z, struct engine *e,
 	static const u8 none[32];
 	struct auth_principal_info p;
 
-	if (!c->authenticated || c->bearer)
+	if (!c->authenticated)
 		return true;
+	if (c->bearer)
+		return !api_authz_bootstrap_retired(e);
 	if (c->org) {
 		engine_read_begin(e);
 		bool ok = auth_principal_get(engine_auth(e), c->root, &p) &&
@@ -621,6 +697,7 @@ static int authenticate_bound(struct api_authz *z, struct engine *e,
 	struct mandate_root_ops ops = {.principal = root_principal,
 				       .owns = root_owns,
 				       .revoked = root_revoked,
+				       .role_ops = root_role_ops,
 				       .ctx = &rc};
 	struct mandate_verify_opts vo = {.now = ts.tv_sec,
 					 .leeway_s = z->leeway_s,
@@ -629,7 +706,7 @@ static int authenticate_bound(struct api_authz *z, struct engine *e,
 					 .cache = z->cache};
 	if (mandate_chain_verify(value, vlen, &vo, out->chain, err) != 0) {
 		api_caller_clear(out);
-		return -1;
+		return retired_fail(&rc, err);
 	}
 	if (slot && out->chain->links[out->chain->n - 1].cert_bound)
 		bound_cache_put(slot, out->chain, value, vlen);
@@ -681,6 +758,8 @@ int api_authz_authenticate(struct api_authz *z, struct engine *e,
 		if (len != AUTHZ_TOKEN_BYTES ||
 		    sodium_memcmp(h, z->token_hash, 32) != 0)
 			return fail(err, MANDATE_ERR_bad_signature);
+		if (api_authz_bootstrap_retired(e))
+			return fail(err, MANDATE_ERR_bootstrap_retired);
 		out->authenticated = true;
 		out->bearer = true;
 		out->root_admin = true;
@@ -728,14 +807,18 @@ int api_authz_authenticate(struct api_authz *z, struct engine *e,
 	struct mandate_root_ops ops = {.principal = root_principal,
 				       .owns = root_owns,
 				       .revoked = root_revoked,
+				       .role_ops = root_role_ops,
 				       .ctx = &rc};
 	struct mandate_verify_opts vo = {.now = now,
 					 .leeway_s = z->leeway_s,
 					 .audience = z->audience,
 					 .root = &ops,
 					 .cache = z->cache};
-	if (mandate_chain_verify(value, vlen, &vo, out->chain, err) != 0 ||
-	    mandate_dpop_check_key(&proof, out->chain, err) != 0 ||
+	if (mandate_chain_verify(value, vlen, &vo, out->chain, err) != 0) {
+		api_caller_clear(out);
+		return retired_fail(&rc, err);
+	}
+	if (mandate_dpop_check_key(&proof, out->chain, err) != 0 ||
 	    mandate_replay_check_and_add(z->replay, &proof, now, err) != 0) {
 		api_caller_clear(out);
 		return -1;

@@ -153,6 +153,13 @@ extern const struct mandate_right api_org_right;
 /* The right a caller holds (every right for bearer callers). */
 const struct mandate_right *api_caller_right(const struct api_caller *c);
 
+/* The operations a named administrator's role gives (enum admin_role,
+ * core/admin.h; docs/authz.md, "Named administrators"): 0 for none. */
+unsigned api_role_ops(u32 role);
+/* Are the bootstrap administrator's credentials retired (its bearer
+ * token and the chains its key roots)? */
+bool api_authz_bootstrap_retired(struct engine *e);
+
 /* Cache and replay figures for /metrics. */
 void api_authz_stats(const struct api_authz *z, uint64_t *cache_hits,
 		     uint64_t *cache_misses);

@@ -7,6 +7,7 @@
  */
 #include "api/internal.h"
 #include "api/tls.h"
+#include "core/admin.h"
 #include "core/auth.h"
 #include "core/policy.h"
 #include "core/result.h"
@@ -342,13 +343,19 @@ int authz_check_transfers(struct request *rq)
  * administrator).  Only the administrator may name another owner. */
 static enum authz_build accounts_owner(struct request *rq, u8 owner[32])
 {
-	u8 admin[32];
+	u8 admin[32], me[32];
 	api_authz_admin_id(rq->srv->authz, admin);
 	memcpy(owner, rq->auth.caller.root, 32);
+	/* A named administrator creates accounts for the server, as the
+	 * administrator does: owning them would let it grant transfers
+	 * over them, which no role holds. */
+	bool named = admin_named_caller(rq, me);
+	if (named)
+		memcpy(owner, admin, 32);
 	if (rq->auth.owner_param[0]) {
 		if (!id_parse(rq->auth.owner_param, owner))
 			return AUTHZ_OWNER_MALFORMED;
-		if (!rq->auth.caller.root_admin &&
+		if (!rq->auth.caller.root_admin && !named &&
 		    memcmp(owner, rq->auth.caller.root, 32) != 0)
 			return AUTHZ_OWNER_NOT_YOURS;
 		if (memcmp(owner, admin, 32) != 0) {
@@ -358,6 +365,9 @@ static enum authz_build accounts_owner(struct request *rq, u8 owner[32])
 			engine_read_end(rq->srv->e);
 			if (!known)
 				return AUTHZ_OWNER_UNKNOWN;
+			if (named &&
+			    admin_role_now(rq, owner) != ADMIN_ROLE_NONE)
+				return AUTHZ_OWNER_ADMINISTRATOR;
 		}
 	}
 	if (memcmp(owner, admin, 32) == 0)
@@ -521,7 +531,8 @@ enum MHD_Result api_reply_auth(struct request *rq)
 
 static void put_time(struct wbuf *b, const char *key, int64_t t);
 
-static void put_principal(struct wbuf *b, const struct auth_principal_info *p)
+static void put_principal(struct wbuf *b, const struct auth_principal_info *p,
+			  u32 role)
 {
 	char id[JOSE_B64_32_BYTES];
 	struct jose_pubkey k = {0};
@@ -553,6 +564,11 @@ static void put_principal(struct wbuf *b, const struct auth_principal_info *p)
 		put_time(b, ",\"not_after\":",
 			 x.not_after ? x.not_after : KEYRING_NEVER);
 	}
+	if (role != ADMIN_ROLE_NONE) { /* a named administrator */
+		wbuf_puts(b, ",\"role\":\"");
+		wbuf_puts(b, admin_role_name(role));
+		wbuf_putc(b, '"');
+	}
 	wbuf_puts(b, ",\"registered_at\":\"");
 	wbuf_put_u64(b, p->timestamp);
 	wbuf_puts(b, "\"}");
@@ -569,9 +585,17 @@ static enum MHD_Result principals_list(struct request *rq)
 	u32 shown = n < PRINCIPALS_LIST_MAX ? n : PRINCIPALS_LIST_MAX;
 	struct auth_principal_info *ps =
 		malloc((size_t)(shown ? shown : 1) * sizeof(*ps));
-	for (u32 i = 0; ps && i < shown; i++)
+	u32 *roles = malloc((size_t)(shown ? shown : 1) * sizeof(*roles));
+	for (u32 i = 0; ps && roles && i < shown; i++) {
 		auth_principal_at(a, i, &ps[i]);
+		roles[i] = admin_role_of(auth_admin(a), ps[i].id);
+	}
 	engine_read_end(e);
+	if (!ps || !roles) {
+		free(ps);
+		free(roles);
+		ps = NULL;
+	}
 	if (!ps)
 		return api_reply_problem(rq, PROBLEM_internal_error,
 					 "out of memory", NULL, NULL);
@@ -581,9 +605,10 @@ static enum MHD_Result principals_list(struct request *rq)
 	for (u32 i = 0; i < shown; i++) {
 		if (i)
 			wbuf_putc(&b, ',');
-		put_principal(&b, &ps[i]);
+		put_principal(&b, &ps[i], roles[i]);
 	}
 	free(ps);
+	free(roles);
 	wbuf_puts(&b, "],\"count\":");
 	wbuf_put_u64(&b, n);
 	wbuf_puts(&b, n > shown ? ",\"truncated\":true}" : "}");
@@ -606,7 +631,7 @@ enum MHD_Result authz_route_principal(struct request *rq)
 		return api_reply_problem(rq, PROBLEM_principal_not_found, NULL,
 					 NULL, NULL);
 	struct wbuf b = WBUF_INIT(512);
-	put_principal(&b, &p);
+	put_principal(&b, &p, admin_role_now(rq, p.id));
 	return api_reply_json(rq, 200, &b);
 }
 

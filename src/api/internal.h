@@ -52,7 +52,8 @@ struct api_server {
 	struct pkcs11 *hsm;	 /* may be NULL: api_options.hsm */
 	const char *origin;	 /* may be NULL */
 	int64_t key_overlap_s;	 /* POST /v1/keys/rotate without overlap_s */
-	struct api_authz *authz; /* NULL: every /v1 route answers 503 */
+	unsigned dual_control_window_s; /* docs/authz.md, "Dual control" */
+	struct api_authz *authz;	/* NULL: every /v1 route answers 503 */
 	/* Client versions seen by the gate (policy_routes.c). */
 	const char *data_dir;	   /* NULL: activity is not kept on disk */
 	struct activity *activity; /* under activity_lock */
@@ -258,6 +259,19 @@ void *api_command(struct request *rq, u16 kind, u32 ext_bytes,
  * for reply (authz_command_reply, policy_command_reply). */
 enum MHD_Result api_submit_command(struct request *rq,
 				   enum MHD_Result (*reply)(struct request *));
+/* ---- admin_routes.c: named administrators and dual control ---- */
+
+/* Is the caller a named administrator (a chain whose first link an
+ * administrator with a role signed, its key not revoked)?  Its id into
+ * id. */
+bool admin_named_caller(struct request *rq, u8 id[32]);
+/* Make a dual-control request of a PSTATE_CMD_SET ext (the caller is a
+ * named administrator): answered 202 with its Location once journaled. */
+enum MHD_Result admin_request_policy(struct request *rq, const void *set_ext,
+				     u32 set_bytes);
+/* The role a principal holds now (ADMIN_ROLE_NONE: none). */
+u32 admin_role_now(struct request *rq, const u8 id[32]);
+
 /* The principal making a change, for the journal (zero: the
  * administrator): the root of a delegation, or the caller. */
 void api_author_of(struct request *rq, u8 out[32]);
@@ -358,11 +372,12 @@ bool authz_may_read_audit(struct request *rq);
 int authz_check_transfers(struct request *rq);
 /* What authz_build_command did. */
 enum authz_build {
-	AUTHZ_BUILT,	       /* rq->eng.payload set, or none needed */
-	AUTHZ_BUILD_NO_MEMORY, /* out of memory */
-	AUTHZ_OWNER_MALFORMED, /* ?owner= is not a principal id */
-	AUTHZ_OWNER_NOT_YOURS, /* only the administrator names another */
-	AUTHZ_OWNER_UNKNOWN,   /* ?owner= is not a registered principal */
+	AUTHZ_BUILT,		   /* rq->eng.payload set, or none needed */
+	AUTHZ_BUILD_NO_MEMORY,	   /* out of memory */
+	AUTHZ_OWNER_MALFORMED,	   /* ?owner= is not a principal id */
+	AUTHZ_OWNER_NOT_YOURS,	   /* only the administrator names another */
+	AUTHZ_OWNER_UNKNOWN,	   /* ?owner= is not a registered principal */
+	AUTHZ_OWNER_ADMINISTRATOR, /* a named administrator for the owner */
 };
 /* Build rq->eng.payload when the batch needs a command record (a
  * mandate's guard, an account owner). */

@@ -238,6 +238,14 @@ static enum MHD_Result create_submit(struct request *rq, enum engine_op op)
 					 "only the administrator may create "
 					 "accounts for another owner",
 					 "owner", NULL);
+	case AUTHZ_OWNER_ADMINISTRATOR:
+		return api_reply_problem(
+			rq, PROBLEM_invalid_query,
+			"a named administrator creates accounts "
+			"for the server or for a principal "
+			"without a role, never for an "
+			"administrator",
+			"owner", NULL);
 	case AUTHZ_OWNER_UNKNOWN:
 		return api_reply_problem(rq, PROBLEM_invalid_query,
 					 "owner is not a registered principal",

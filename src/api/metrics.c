@@ -3,6 +3,8 @@
  * metrics.h).
  */
 #include "api/metrics.h"
+#include "core/admin.h"
+#include "core/auth.h"
 #include "core/clock.h"
 #include "engine/trace.h"
 #include "engine/cluster.h"
@@ -309,7 +311,13 @@ static void render_engine(struct wbuf *b, struct engine *e)
 	engine_stats(e, &es);
 	l = engine_read_begin(e);
 	ledger_stats(l, &ls);
+	u64 glass = admin_break_glass_count(auth_admin(engine_auth(e)));
 	engine_read_end(e);
+
+	gauge(b, "tpwallet_break_glass_total", "counter",
+	      "Dual-control requests carried out by their requester alone "
+	      "(break-glass), in the journal.",
+	      glass);
 
 	help(b, "tpwallet_fsync_duration_seconds", "histogram",
 	     "Journal fdatasync latency (one per group commit).");

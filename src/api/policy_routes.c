@@ -728,6 +728,19 @@ static enum MHD_Result set_document(struct request *rq, const char *text,
 	h.text_bytes = (u32)len;
 	if (so->reason)
 		memcpy(h.reason, so->reason, strlen(so->reason));
+	u8 me[32];
+	if (so->guarded && over && admin_named_caller(rq, me)) {
+		/* Dual control: a named administrator's activation above the
+		 * threshold waits for a second one (docs/authz.md). */
+		u8 *set = calloc(1, sizeof(h) + padded);
+		if (!set)
+			goto nomem;
+		memcpy(set, &h, sizeof(h));
+		memcpy(set + sizeof(h), text, len);
+		reply = admin_request_policy(rq, set, (u32)sizeof(h) + padded);
+		free(set);
+		goto done;
+	}
 	u8 *ext = api_command(rq, PSTATE_CMD_SET, (u32)sizeof(h) + padded, NULL,
 			      0);
 	if (!ext)

@@ -107,6 +107,22 @@
 	  "The card vault's key store cannot be used")                         \
 	X(token_collision, "token-collision", 409,                             \
 	  "The token drawn is taken: send the request again")                  \
+	X(not_an_administrator, "not-an-administrator", 403,                   \
+	  "Only a named administrator may decide a dual-control request")      \
+	X(request_not_found, "request-not-found", 404,                         \
+	  "No such dual-control request")                                      \
+	X(self_approval, "self-approval", 403,                                 \
+	  "A dual-control request needs another administrator's approval")     \
+	X(request_expired, "request-expired", 409,                             \
+	  "The dual-control request's window has passed")                      \
+	X(request_target_changed, "request-target-changed", 409,               \
+	  "What the dual-control request would change has changed since")      \
+	X(request_not_pending, "request-not-pending", 409,                     \
+	  "The dual-control request is already decided")                       \
+	X(break_glass_not_requester, "break-glass-not-requester", 403,         \
+	  "Only the requester may break the glass on its request")             \
+	X(no_security_officer, "no-security-officer", 409,                     \
+	  "No active administrator holds the security_officer role")           \
 	X(internal_error, "internal-error", 500, "Internal error")
 
 enum problem {

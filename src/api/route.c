@@ -54,7 +54,7 @@ const char *api_route_allow(enum api_route r, char buf[API_ALLOW_BYTES_MAX])
  * the order of the look-ups does not matter.
  */
 #define LITERAL_BYTES_MAX 64
-#define SAME_LENGTH_MAX	  4
+#define SAME_LENGTH_MAX	  8
 static u8 literal_by_len[LITERAL_BYTES_MAX][SAME_LENGTH_MAX];
 static u8 literal_count[LITERAL_BYTES_MAX];
 static struct {

@@ -245,6 +245,24 @@ enum route_scope {
 	  RB_SMALL, 0, OP(VAULT_ERASE), RA_ANY, 0, vault_route_erase)          \
 	X(vault_rotate, "/v1/vault/keys/rotate", RP_NONE, RM_POST, RB_SMALL,   \
 	  0, OP(VAULT_ADMIN), RA_ANY, RF_BODY_OPTIONAL, vault_route_rotate)    \
+	X(admin_roles, "/v1/admin/roles", RP_NONE, RM_POST, RB_SMALL, 0,      \
+	  OP(PRINCIPALS_ADMIN), RA_ANY, 0, admin_route_roles)                  \
+	X(admin_retire, "/v1/admin/bootstrap/retire", RP_NONE, RM_POST,        \
+	  RB_SMALL, 0, OP(PRINCIPALS_ADMIN), RA_ANY, RF_BODY_OPTIONAL,         \
+	  admin_route_retire)                                                  \
+	X(admin_requests, "/v1/admin/requests", RP_NONE, RM_READ, RB_NONE,     \
+	  OP(POLICY_READ), 0, RA_ANY, 0, admin_route_requests)                 \
+	X(admin_request, "/v1/admin/requests/{id}", RP_SERIAL, RM_READ,        \
+	  RB_NONE, OP(POLICY_READ), 0, RA_ANY, 0, admin_route_request)         \
+	X(admin_approve, "/v1/admin/requests/{id}/approve", RP_SERIAL,         \
+	  RM_POST, RB_SMALL, 0, OP(POLICY_ADMIN), RA_ANY, RF_BODY_OPTIONAL,    \
+	  admin_route_approve)                                                 \
+	X(admin_reject, "/v1/admin/requests/{id}/reject", RP_SERIAL, RM_POST,  \
+	  RB_SMALL, 0, OP(POLICY_ADMIN), RA_ANY, RF_BODY_OPTIONAL,             \
+	  admin_route_reject)                                                  \
+	X(admin_break_glass, "/v1/admin/requests/{id}/break-glass", RP_SERIAL, \
+	  RM_POST, RB_SMALL, 0, OP(POLICY_ADMIN), RA_ANY, RF_BODY_OPTIONAL,    \
+	  admin_route_break_glass)                                             \
 	X(healthz, "/healthz", RP_NONE, RM_READ, RB_NONE, 0, 0, RA_PUBLIC,     \
 	  RF_ALWAYS, server_route_healthz)                                     \
 	X(readyz, "/readyz", RP_NONE, RM_READ, RB_NONE, 0, 0, RA_PUBLIC, 0,    \

@@ -26,6 +26,7 @@
 #include "core/clock.h"
 #include "api/tls.h"
 #include "api/wbuf.h"
+#include "core/admin.h"
 #include "core/auth.h"
 #include "core/parse.h"
 #include "core/policy.h"
@@ -1301,6 +1302,9 @@ int api_server_start(struct api_server **out, struct engine *e,
 		ret = -ENOMEM;
 		goto cleanup;
 	}
+	s->dual_control_window_s = o->dual_control_window_s
+					   ? o->dual_control_window_s
+					   : ADMIN_WINDOW_DEFAULT_S;
 	s->authz = o->authz;
 	s->data_dir = o->data_dir;
 	s->policy_blocked_share_max =

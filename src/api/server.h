@@ -84,6 +84,9 @@ struct api_options {
 	 * largest share (0..1) of a platform's active users a new document
 	 * may newly block without ?accept_impact=true.  Unset: the default. */
 	bool policy_blocked_share_set;
+	/* The window of a dual-control request (dual_control_window_s; 0:
+	 * ADMIN_WINDOW_DEFAULT_S). */
+	unsigned dual_control_window_s;
 	double policy_blocked_share_max;
 	/* GET /v1/client-policy without a credential (setting
 	 * manifest_public), and the longest a manifest may be cached

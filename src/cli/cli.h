@@ -99,6 +99,9 @@ struct settings {
 	unsigned key_overlap_s;
 	char public_url[256];	/* DPoP htu origin; "" = the Host header */
 	unsigned link_leeway_s; /* skew on link exp, nbf, iat */
+	/* How long a dual-control request waits for its second
+	 * administrator (docs/authz.md, "Dual control"). */
+	unsigned dual_control_window_s;
 	unsigned revocations_per_principal; /* per bucket: core/auth.h */
 	/* A policy set may newly block at most this share (0..1) of a
 	 * platform's active users unless confirmed (docs/client-policy.md). */

@@ -38,6 +38,7 @@
 #include "log/journal_reader.h"
 #include "log/leaf.h"
 #include "core/strerror.h"
+#include "core/admin.h"
 #include "core/auth.h"
 #include "core/command.h"
 #include "core/parse.h"
@@ -1444,6 +1445,9 @@ struct log_query {
 	/* The client-policy state replayed, for the version a policy_set
 	 * made and the id an override got (NULL: not known). */
 	struct pstate *pstate;
+	/* The authorization state beside it: a dual-control approval
+	 * (core/admin.h) applies a policy, decided on both. */
+	struct auth *auth;
 	u64 matched;
 };
 
@@ -1527,10 +1531,10 @@ static u64 replay_pstate(struct log_query *q, const struct journal_record *r)
 
 	if (!q->pstate || r->type != JOURNAL_COMMAND ||
 	    command_decode(r->payload, r->payload_bytes, &c) != 0 ||
-	    !(c.def->parts & COMMAND_PSTATE))
+	    (c.def->parts & COMMAND_LEDGER))
 		return 0;
-	if (pstate_apply(q->pstate, c.h.kind, c.ext, c.h.ext_bytes,
-			 r->timestamp, &outcome) != 0) {
+	const struct command_target t = {.auth = q->auth, .pstate = q->pstate};
+	if (command_apply(&t, &c, r->timestamp, &outcome) != 0) {
 		fprintf(stderr, "tpwallet audit log: the client policy cannot "
 				"be replayed past this entry: versions are "
 				"not shown after it\n");
@@ -1542,6 +1546,13 @@ static u64 replay_pstate(struct log_query *q, const struct journal_record *r)
 		return 0;
 	if (c.h.kind == PSTATE_CMD_SET)
 		return pstate_version_count(q->pstate);
+	if (c.h.kind == ADMIN_CMD_DECIDE) { /* an approval sets a version */
+		struct admin_decide_cmd dc;
+		memcpy(&dc, c.ext, sizeof(dc));
+		return dc.decision == ADMIN_REJECT
+			       ? 0
+			       : pstate_version_count(q->pstate);
+	}
 	if (c.h.kind == PSTATE_CMD_OVERRIDE ||
 	    c.h.kind == PSTATE_CMD_OVERRIDE_2)
 		return pstate_override_count(q->pstate);
@@ -1860,9 +1871,11 @@ static int log_entries(int argc, char **argv)
 	}
 	q.ring = calloc(q.limit, sizeof(*q.ring));
 	q.pstate = pstate_new();
-	if (!q.ring || !q.pstate) {
+	q.auth = auth_new();
+	if (!q.ring || !q.pstate || !q.auth) {
 		free(q.ring);
 		pstate_free(q.pstate);
+		auth_free(q.auth);
 		fprintf(stderr, "tpwallet audit log: out of memory\n");
 		return EXIT_SOFTWARE;
 	}
@@ -1885,6 +1898,7 @@ static int log_entries(int argc, char **argv)
 	free(q.ring);
 	free(q.names);
 	pstate_free(q.pstate);
+	auth_free(q.auth);
 	return ret;
 }
 

@@ -1123,7 +1123,7 @@ static int delegate_verify(int argc, char **argv)
 	const char *root_file = NULL, *aud = NULL;
 	struct root_ctx rc = {0};
 	struct mandate_root_ops ops = {root_principal, root_owns, root_revoked,
-				       &rc};
+				       NULL, &rc};
 	struct mandate_verify_opts vo = {0};
 	struct mandate_error err = {0};
 	struct jose_pubkey root;

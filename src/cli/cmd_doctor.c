@@ -27,6 +27,7 @@
 #include "cli/cli.h"
 #include "cli/serverkeys.h"
 #include "core/clock.h"
+#include "core/admin.h"
 #include "core/auth.h"
 #include "core/command.h"
 #include "core/pstate.h"
@@ -151,6 +152,14 @@ struct doctor {
 	/* The client-version policy, rebuilt from the journal's commands
 	 * as it is read; and the client to diagnose (--client-version...). */
 	struct pstate *ps;
+	/* The authorization state beside it (its commands without ledger
+	 * events): an approval applies a policy (core/admin.h). */
+	struct auth *auth;
+	/* The last break-glass carried out (ns; 0: none), its request and
+	 * requester, and how many there were. */
+	u64 glass_at, glass_request;
+	u8 glass_by[32];
+	unsigned glasses;
 	char client_version[300];
 	const char *channel, *country, *languages;
 	/* --server: the running server asked for its probes' results. */
@@ -881,13 +890,23 @@ static void policy_record(struct doctor *d, const struct journal_record *r)
 		return;
 	if (c.h.kind == AUTH_CMD_PRINCIPAL_X509)
 		org_record(d, &c);
-	if (!d->ps)
+	if (!d->ps || !d->auth)
 		return;
-	if (c.def->parts != COMMAND_PSTATE)
+	if (c.def->parts & COMMAND_LEDGER)
 		return;
-	const struct command_target t = {.pstate = d->ps};
-	u32 outcome;
-	command_apply(&t, &c, r->timestamp, &outcome);
+	const struct command_target t = {.auth = d->auth, .pstate = d->ps};
+	u32 outcome = 1;
+	if (command_apply(&t, &c, r->timestamp, &outcome) != 0 ||
+	    c.h.kind != ADMIN_CMD_DECIDE || outcome != ADMIN_OK)
+		return;
+	struct admin_decide_cmd dc;
+	memcpy(&dc, c.ext, sizeof(dc));
+	if (dc.decision != ADMIN_BREAK_GLASS)
+		return;
+	d->glasses++;
+	d->glass_at = r->timestamp;
+	d->glass_request = dc.request;
+	memcpy(d->glass_by, dc.author, sizeof(d->glass_by));
 }
 
 /*
@@ -2268,6 +2287,44 @@ cleanup:
 
 /* ---- the table ----------------------------------------------------------- */
 
+/* Named administrators (docs/authz.md): how many, whether the bootstrap
+ * token is retired; a warning for a break-glass in the last 24 hours.
+ * Said only once the journal holds a role or a break-glass. */
+static void check_administrators(struct doctor *d)
+{
+	if (!d->journal_present || !d->auth)
+		return;
+	const struct admin *a = auth_admin(d->auth);
+	u32 n = 0;
+	for (u32 i = 0; i < admin_role_count(a); i++) {
+		struct admin_role_info ri;
+		admin_role_at(a, i, &ri);
+		n += ri.role != ADMIN_ROLE_NONE;
+	}
+	if (d->glass_at &&
+	    (int64_t)(d->glass_at / 1000000000u) > d->now - 86400) {
+		char who[JOSE_B64_32_BYTES];
+		if (b64url_encode(who, sizeof(who), d->glass_by, 32) != 0)
+			who[0] = '\0';
+		report(d, STATUS_WARN, "break-glass",
+		       "dual-control request %llu was carried out by its "
+		       "requester %s alone %lld minutes ago (%u break-glass "
+		       "in the journal): check its reason (GET "
+		       "/v1/admin/requests/%llu) and the alert",
+		       (unsigned long long)d->glass_request, who,
+		       (long long)(d->now -
+				   (int64_t)(d->glass_at / 1000000000u)) /
+			       60,
+		       d->glasses, (unsigned long long)d->glass_request);
+	}
+	if (n == 0)
+		return;
+	report(d, STATUS_OK, "administrators",
+	       "%u named administrator%s; the bootstrap token is %s", n,
+	       n == 1 ? "" : "s",
+	       admin_retired_at(a) ? "retired" : "not retired");
+}
+
 /*
  * In order: each may use what the ones before it found.  Later checks
  * go here.
@@ -2288,6 +2345,7 @@ static const struct {
 	{"snapshots", check_snapshots},
 	{"store", check_store},
 	{"client policy", check_policy},
+	{"administrators", check_administrators},
 	{"probes", check_probes},
 	{"build", check_build},
 };
@@ -2495,6 +2553,7 @@ int cmd_doctor(int argc, char **argv)
 	settings_finish(&d->s);
 	d->now = (int64_t)time(NULL);
 	d->ps = pstate_new();
+	d->auth = auth_new();
 
 	for (size_t i = 0; i < sizeof(checks) / sizeof(checks[0]) && !d->stop;
 	     i++)
@@ -2518,6 +2577,7 @@ cleanup:
 		keyring_kek_free(d->kek);
 		pkcs11_close(d->hsm);
 		pstate_free(d->ps);
+		auth_free(d->auth);
 	}
 	free(d);
 	return ret;

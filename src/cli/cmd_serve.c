@@ -795,6 +795,7 @@ int cmd_serve(int argc, char **argv)
 		.hsm = keys.hsm,
 		.origin = keys.origin,
 		.key_overlap_s = (int64_t)s.key_overlap_s,
+		.dual_control_window_s = s.dual_control_window_s,
 		.authz = authz,
 		.data_dir = s.data_dir,
 		.policy_blocked_share_set = true,

@@ -12,6 +12,7 @@
 #include "api/probe.h"
 #include "cli/cli.h"
 #include "core/assert.h"
+#include "core/admin.h"
 #include "core/auth.h"
 #include "crypto/jose.h"
 #include "crypto/keyring.h"
@@ -125,6 +126,7 @@ static const struct number_setting number_settings[] = {
 	NUMBER(key_rotation_days, 0, 3660),
 	NUMBER(key_overlap_s, 0, KEYRING_OVERLAP_MAX_S),
 	NUMBER(link_leeway_s, 0, JOSE_LEEWAY_MAX_S),
+	NUMBER(dual_control_window_s, ADMIN_WINDOW_MIN_S, ADMIN_WINDOW_MAX_S),
 	NUMBER(revocations_per_principal, 1, AUTH_REVOCATIONS_RESERVE),
 	NUMBER(probe_interval_s, PROBE_INTERVAL_S_MIN, PROBE_INTERVAL_S_MAX),
 	NUMBER(manifest_public, 0, 1),
@@ -478,6 +480,7 @@ static const struct {
 	{"TPWALLET_KEY_OVERLAP_S", "key_overlap_s"},
 	{"TPWALLET_PUBLIC_URL", "public_url"},
 	{"TPWALLET_LINK_LEEWAY_S", "link_leeway_s"},
+	{"TPWALLET_DUAL_CONTROL_WINDOW_S", "dual_control_window_s"},
 	{"TPWALLET_REVOCATIONS_PER_PRINCIPAL", "revocations_per_principal"},
 	{"TPWALLET_CLIENT_POLICY_MAX_BLOCKED_SHARE",
 	 "client_policy_max_blocked_share"},
@@ -555,6 +558,7 @@ int settings_load(struct settings *s, const char *config_path)
 	s->key_rotation_days = 90;
 	s->key_overlap_s = KEYRING_OVERLAP_DEFAULT_S;
 	s->link_leeway_s = AUTHZ_LEEWAY_S;
+	s->dual_control_window_s = ADMIN_WINDOW_DEFAULT_S;
 	s->client_policy_max_blocked_share =
 		API_POLICY_BLOCKED_SHARE_MAX_DEFAULT;
 	s->probe_interval_s = PROBE_INTERVAL_S_DEFAULT;

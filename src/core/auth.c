@@ -2,6 +2,7 @@
  * auth.c - the authorization state beside the ledger.  See auth.h.
  */
 #include "core/auth.h"
+#include "core/admin.h"
 #include "core/ledger.h"
 #include "core/result.h"
 
@@ -128,6 +129,7 @@ struct auth {
 		counters_ix;
 	struct vec by_issuer;
 	struct index by_issuer_ix;
+	struct admin *admin; /* written after the collections when not empty */
 };
 
 static u64 h_issuer_count(const void *e)
@@ -202,6 +204,11 @@ struct auth *auth_new(void)
 	a->counters.size = sizeof(struct counter_rec);
 	a->keys.size = sizeof(struct key_rec);
 	a->by_issuer.size = sizeof(struct issuer_count);
+	a->admin = admin_new();
+	if (!a->admin) {
+		free(a);
+		return NULL;
+	}
 	return a;
 }
 
@@ -221,6 +228,7 @@ void auth_free(struct auth *a)
 	free(a->counters_ix.slots);
 	free(a->by_issuer.data);
 	free(a->by_issuer_ix.slots);
+	admin_free(a->admin);
 	free(a);
 }
 
@@ -738,8 +746,20 @@ void auth_key_event_at(const struct auth *a, u32 i, struct auth_key_event *out,
  * Format (native byte order, like the ledger's snapshot):
  *   "TPWAUTH1", then for each collection in the order principals,
  *   owners, revocations, counters, keys: u32 count, u32 element bytes,
- *   the elements.
+ *   the elements; then, only when there is any, the administrators'
+ *   part (admin_snapshot_write, to the end), so a state without named
+ *   administrators keeps the bytes and digest it had before them.
  */
+
+const struct admin *auth_admin(const struct auth *a)
+{
+	return a->admin;
+}
+
+struct admin *auth_admin_rw(struct auth *a)
+{
+	return a->admin;
+}
 
 static const char auth_magic[8] = {'T', 'P', 'W', 'A', 'U', 'T', 'H', '1'};
 
@@ -758,6 +778,8 @@ u64 auth_snapshot_bytes(const struct auth *a)
 		const struct vec *v = collection(a, i);
 		n += 8 + (u64)v->n * v->size;
 	}
+	if (!admin_empty(a->admin))
+		n += admin_snapshot_bytes(a->admin);
 	return n;
 }
 
@@ -773,6 +795,8 @@ int auth_snapshot_write(const struct auth *a,
 		if (rc == 0 && v->n)
 			rc = sink(ctx, v->data, (size_t)v->n * v->size);
 	}
+	if (rc == 0 && !admin_empty(a->admin))
+		rc = admin_snapshot_write(a->admin, sink, ctx);
 	return rc;
 }
 
@@ -829,9 +853,14 @@ struct auth *auth_snapshot_read(const u8 *buf, size_t len)
 		}
 	}
 	if (p != end) {
-		for (int k = 0; k < COLLECTIONS; k++)
-			free(tmp[k].data);
-		goto fail;
+		struct admin *d = admin_snapshot_read(p, (size_t)(end - p));
+		if (!d) {
+			for (int k = 0; k < COLLECTIONS; k++)
+				free(tmp[k].data);
+			goto fail;
+		}
+		admin_free(a->admin);
+		a->admin = d;
 	}
 	a->principals = tmp[0];
 	a->owners = tmp[1];

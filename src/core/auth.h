@@ -233,6 +233,12 @@ u32 auth_key_event_count(const struct auth *a);
 void auth_key_event_at(const struct auth *a, u32 i, struct auth_key_event *out,
 		       u64 *timestamp);
 
+/* Named administrators and dual control (core/admin.h), a part of this
+ * state: its snapshot and digest include them. */
+struct admin;
+const struct admin *auth_admin(const struct auth *a);
+struct admin *auth_admin_rw(struct auth *a);
+
 /* ---- digest and snapshot --------------------------------------------- */
 
 /* BLAKE2b-256 of the whole state (the snapshot bytes). */

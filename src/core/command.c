@@ -5,6 +5,7 @@
  * command.h for the rows and how to add one.
  */
 #include "core/command.h"
+#include "core/admin.h"
 #include "core/auth.h"
 #include "core/ledger.h"
 #include "core/pstate.h"
@@ -84,6 +85,15 @@ static int apply_vault(const struct command_target *t,
 {
 	return vault_apply(t->vault, c->h.kind, c->ext, c->h.ext_bytes,
 			   timestamp, results);
+}
+
+static int apply_admin(const struct command_target *t,
+		       const struct command_view *c, u64 timestamp,
+		       u32 *results)
+{
+	return admin_apply(auth_admin_rw(t->auth), t->auth, t->pstate,
+			   c->h.kind, c->ext, c->h.ext_bytes, timestamp,
+			   results);
 }
 
 /* An entry for the audit trail only (TLS_CMD_SWITCH): its validator

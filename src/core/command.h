@@ -187,7 +187,28 @@ enum command_events {
 	X(VAULT_CMD_ROTATE, 43, "vault_rotate", COMMAND_EVENTS_NONE,           \
 	  COMMAND_VAULT, sizeof(struct vault_rotate_cmd),                      \
 	  sizeof(struct vault_rotate_cmd), 16, vault_command_valid,            \
-	  apply_vault)
+	  apply_vault)                                                         \
+	/* Named administrators and dual control (core/admin.h): a role        \
+	 * given or taken away, the bootstrap credentials retired, a request   \
+	 * (+ its PSTATE_CMD_SET ext) and a decision on one, which applies     \
+	 * the request's policy when it approves it */                         \
+	X(ADMIN_CMD_ROLE, 30, "admin_role", COMMAND_EVENTS_NONE, COMMAND_AUTH, \
+	  sizeof(struct admin_role_cmd), sizeof(struct admin_role_cmd), 16,    \
+	  admin_command_valid, apply_admin)                                    \
+	X(ADMIN_CMD_RETIRE, 31, "bootstrap_retire", COMMAND_EVENTS_NONE,       \
+	  COMMAND_AUTH, sizeof(struct admin_retire_cmd),                       \
+	  sizeof(struct admin_retire_cmd), 16, admin_command_valid,            \
+	  apply_admin)                                                         \
+	X(ADMIN_CMD_REQUEST, 32, "admin_request", COMMAND_EVENTS_NONE,         \
+	  COMMAND_AUTH,                                                        \
+	  sizeof(struct admin_request_cmd) + sizeof(struct pstate_set) + 16,   \
+	  sizeof(struct admin_request_cmd) + sizeof(struct pstate_set) +       \
+		  POLICY_DOC_BYTES_MAX,                                        \
+	  16, admin_command_valid, apply_admin)                                \
+	X(ADMIN_CMD_DECIDE, 33, "admin_decide", COMMAND_EVENTS_NONE,           \
+	  COMMAND_AUTH | COMMAND_PSTATE, sizeof(struct admin_decide_cmd),      \
+	  sizeof(struct admin_decide_cmd), 16, admin_command_valid,            \
+	  apply_admin)
 
 /* The kinds (command_header.kind), numbered by the rows above. */
 enum command_kind {

@@ -934,6 +934,14 @@ static int link_check(struct mandate_chain *ch, unsigned i, bool is_admin,
 		return fail(err, MANDATE_ERR_widened, k, w);
 	if (root->revoked && root->revoked(root->ctx, l->iss, l->jti_hash))
 		return fail(err, MANDATE_ERR_revoked, k, "jti");
+	if (!p && !is_admin && !l->right.all_ops && !l->right.n_accounts &&
+	    root->role_ops) {
+		unsigned role = root->role_ops(root->ctx, l->iss);
+		if (role && !(l->right.ops & ~role))
+			return 0; /* a named administrator, within its role */
+		return fail(err, MANDATE_ERR_issuer_not_owner, k,
+			    role ? "right.ops" : "right.accounts");
+	}
 	if (!p && !is_admin) {
 		if (l->right.all_ops)
 			return fail(err, MANDATE_ERR_issuer_not_owner, k,

@@ -43,8 +43,10 @@
  *      previous link in the order of docs/authz.md (widened, claim
  *      "right.ops", "right.accounts", ..., "exp", "nbf"); revocation
  *      (revoked, "jti": root->revoked(iss, jti_hash)); for the root:
- *      administrator, or owner of every right.accounts (issuer_not_owner:
- *      "right.accounts" when absent or not owned, "right.ops" for "*").
+ *      administrator, or a named administrator granting a subset of its
+ *      role's ops over no account (root->role_ops), or owner of every
+ *      right.accounts (issuer_not_owner: "right.accounts" when absent or
+ *      not owned, "right.ops" for "*" or ops beyond the role's).
  * The audience check needs the aud text, so it is done before caching and
  * a cached link is trusted for it: use one cache per audience.
  *
@@ -179,7 +181,9 @@ int mandate_op_parse(const char *s, unsigned *bit);
 	  "amount to an account outside the right is over 2^64-1")             \
 	X(total_cap_exceeded, 403, "transfers would exceed the total cap")     \
 	X(uses_exceeded, 403, "transfers would exceed the allowed uses")       \
-	X(internal, 500, "invalid argument or out of memory")
+	X(internal, 500, "invalid argument or out of memory")                  \
+	X(bootstrap_retired, 401,                                              \
+	  "the bootstrap administrator's credentials are retired")
 
 enum mandate_err {
 #define X(name, status, title) MANDATE_ERR_##name,
@@ -300,6 +304,10 @@ struct mandate_root_ops {
 	bool (*owns)(void *ctx, const uint8_t iss[32], u128 account);
 	bool (*revoked)(void *ctx, const uint8_t iss[32],
 			const uint8_t jti_hash[32]);
+	/* May be NULL.  The ops a named administrator's role gives iss (0:
+	 * none): a first link it signs may then grant a subset of them over
+	 * no particular account (docs/authz.md, "Named administrators"). */
+	unsigned (*role_ops)(void *ctx, const uint8_t iss[32]);
 	void *ctx;
 };
 

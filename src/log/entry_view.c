@@ -7,6 +7,7 @@
  * no alignment).
  */
 #include "log/entry_view.h"
+#include "core/admin.h"
 #include "core/auth.h"
 #include "core/command.h"
 #include "core/parse.h"
@@ -525,6 +526,73 @@ static void transfers_guarded(struct entry_view *v, const u8 *ext,
 		 " under a mandate of %s", iss);
 }
 
+/* Named administrators (core/admin.h): each names its author. */
+static void admin_role(struct entry_view *v, const u8 *ext)
+{
+	struct admin_role_cmd c;
+	char tp[ENTRY_VIEW_THUMBPRINT_BYTES];
+	const char *role;
+
+	memcpy(&c, ext, sizeof(c));
+	author(v, c.author);
+	entry_view_thumbprint(c.id, tp);
+	role = admin_role_name(c.role);
+	fieldf(v, "principal", "%s", tp);
+	fieldf(v, "role", "%s", role ? role : "unknown");
+	if (c.role == ADMIN_ROLE_NONE)
+		summary(v, "administrator role taken from %s", tp);
+	else
+		summary(v, "administrator role %s given to %s",
+			v->fields[1].value, tp);
+}
+
+static void admin_retire(struct entry_view *v, const u8 *ext)
+{
+	struct admin_retire_cmd c;
+
+	memcpy(&c, ext, sizeof(c));
+	author(v, c.author);
+	summary(v, "bootstrap administrator credentials retired");
+}
+
+static void admin_request(struct entry_view *v, const u8 *ext, u32 ext_bytes)
+{
+	struct admin_request_cmd c;
+	struct pstate_set s;
+
+	memcpy(&c, ext, sizeof(c));
+	author(v, c.author);
+	fieldf(v, "operation", "%s",
+	       c.op == ADMIN_OP_POLICY_SET ? "policy_set" : "unknown");
+	fieldf(v, "target_version", "%llu", (unsigned long long)c.target);
+	fieldf(v, "window_s", "%u", c.window_s);
+	if (ext_bytes >= sizeof(c) + sizeof(s)) {
+		memcpy(&s, ext + sizeof(c), sizeof(s));
+		field_text(v, "reason", s.reason, sizeof(s.reason));
+	}
+	summary(v, "dual-control request: client policy set (waits for a "
+		   "second administrator)");
+}
+
+static void admin_decide(struct entry_view *v, const u8 *ext)
+{
+	struct admin_decide_cmd c;
+	char tp[ENTRY_VIEW_THUMBPRINT_BYTES];
+	static const char *const what[] = {"unknown", "approve", "reject",
+					   "break_glass"};
+
+	memcpy(&c, ext, sizeof(c));
+	author(v, c.author);
+	entry_view_thumbprint(c.requester, tp);
+	const char *d = what[c.decision <= ADMIN_BREAK_GLASS ? c.decision : 0];
+	fieldf(v, "request", "%llu", (unsigned long long)c.request);
+	fieldf(v, "decision", "%s", d);
+	fieldf(v, "requester", "%s", tp);
+	field_text(v, "reason", c.reason, sizeof(c.reason));
+	summary(v, "dual-control request %llu: %s (requested by %s)",
+		(unsigned long long)c.request, d, tp);
+}
+
 static int command(struct entry_view *v, const struct journal_record *r)
 {
 	struct command_view c;
@@ -562,6 +630,10 @@ static int command(struct entry_view *v, const struct journal_record *r)
 	case VAULT_CMD_REVEAL: vault_use(v, c.ext, "revealed"); break;
 	case VAULT_CMD_ERASE: vault_use(v, c.ext, "erased"); break;
 	case VAULT_CMD_ROTATE: vault_rotate(v, c.ext); break;
+	case ADMIN_CMD_ROLE: admin_role(v, c.ext); break;
+	case ADMIN_CMD_RETIRE: admin_retire(v, c.ext); break;
+	case ADMIN_CMD_REQUEST: admin_request(v, c.ext, c.h.ext_bytes); break;
+	case ADMIN_CMD_DECIDE: admin_decide(v, c.ext); break;
 	default: summary(v, "%s", c.def->name); break;
 	}
 	return 0;

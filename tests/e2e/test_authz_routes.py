@@ -102,6 +102,22 @@ def routes(principal_id, jwk):
         ("POST", "/v1/vault/cards/tok_none/erase",
          '{"reason":"route test"}', "vault:erase", 404),
         ("POST", "/v1/vault/keys/rotate", "{}", "vault:admin", 200),
+        # Named administrators (docs/authz.md): the device gets a role
+        # without principals:admin, so no security officer exists and
+        # the retirement is refused once past the rights check; no
+        # request exists; a decision needs a named administrator's
+        # mandate, not one the bootstrap key signed.
+        ("POST", "/v1/admin/roles",
+         json.dumps({"principal": principal_id, "role": "support"}),
+         "principals:admin", 200),
+        ("POST", "/v1/admin/bootstrap/retire", None, "principals:admin",
+         409),
+        ("GET", "/v1/admin/requests", None, "policy:read", 200),
+        ("GET", "/v1/admin/requests/1", None, "policy:read", 404),
+        ("POST", "/v1/admin/requests/1/approve", None, "policy:admin", 403),
+        ("POST", "/v1/admin/requests/1/reject", None, "policy:admin", 403),
+        ("POST", "/v1/admin/requests/1/break-glass",
+         '{"reason":"route test"}', "policy:admin", 403),
     ]
 
 

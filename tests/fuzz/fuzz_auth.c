@@ -13,12 +13,14 @@
  *         bytes come straight from the input) applied to a fresh state
  *         with auth_apply, auth_set_owners, auth_guard_check and
  *         auth_guard_commit (auth_command_valid must agree with
- *         auth_apply on every raw command).  Well-formed operations are checked
- * against a reference model written from auth.h (outcomes, revocations, owners,
- * the guard's verdict and counters, and that no capped link is ever counted
- * past its cap); raw ones only need to leave a state the model stops following.
- * The program runs twice on two states: same digests (determinism); and the
- * final state round-trips through its snapshot.
+ *         auth_apply on every raw command), and the commands of named
+ *         administrators (op_admin: admin_apply beside a policy state).
+ * Well-formed operations are checked against a reference model written from
+ * auth.h (outcomes, revocations, owners, the guard's verdict and counters, and
+ * that no capped link is ever counted past its cap); raw ones only need to
+ * leave a state the model stops following. The program runs twice on two
+ * states: same digests (determinism); and the final state round-trips through
+ * its snapshot.
  *
  * Build (see Makefile: make fuzz):
  *   make build/fuzz/fuzz_auth
@@ -27,10 +29,13 @@
  * Seed corpus: compiled with -DAUTH_CORPUS_MAIN (and without
  * -fsanitize=fuzzer) this file is a program that writes the seeds:
  *   cc -std=c17 -D_GNU_SOURCE -DAUTH_CORPUS_MAIN -Isrc tests/fuzz/fuzz_auth.c \
- *     src/core/auth.c src/core/result.c -lsodium -o gen && \
+ *     build/src/core/[a-z]*.o $(pkg-config --libs jansson libsodium nettle) \
+ *     -lm -o gen && \
  *   ./gen tests/fuzz/corpus/auth
  */
+#include "core/admin.h"
 #include "core/auth.h"
+#include "core/pstate.h"
 #include "core/result.h"
 
 #include <errno.h>
@@ -372,6 +377,85 @@ static void op_raw(struct auth *a, struct model *m, struct reader *r, u64 ts)
 	}
 }
 
+/* Named administrators and dual control (core/admin.h, kinds 30..33):
+ * a command built from the input around the registered principals (a
+ * role, the retirement, a request for a small policy, a decision on a
+ * request), its size sometimes cut; admin_command_valid must agree with
+ * admin_apply, an outcome is one of admin_outcome's, and a refused ext
+ * leaves the digest alone.  The model does not follow roles: they
+ * change none of what it checks. */
+static void op_admin(struct auth *a, struct pstate *ps, struct reader *r,
+		     u64 ts)
+{
+	static const char doc[] =
+		"{\"platforms\":{\"android\":{\"min_supported\":\"4.0.0\"}}}";
+	u8 ext[512];
+	u8 sel = take8(r), pick = take8(r), pick2 = take8(r);
+	u32 np = auth_principal_count(a), len = 0;
+	struct auth_principal_info p1, p2;
+	memset(&p1, 0, sizeof(p1));
+	memset(&p2, 0, sizeof(p2));
+	if (np) {
+		auth_principal_at(a, pick % np, &p1);
+		auth_principal_at(a, pick2 % np, &p2);
+	}
+	memset(ext, 0, sizeof(ext));
+	u16 kind = (u16)(ADMIN_CMD_ROLE + sel % 4);
+	switch (kind) {
+	case ADMIN_CMD_ROLE: {
+		struct admin_role_cmd c = {.role = take8(r) % 6};
+		memcpy(c.id, p1.id, 32);
+		memcpy(ext, &c, sizeof(c));
+		len = sizeof(c);
+		break;
+	}
+	case ADMIN_CMD_RETIRE: len = sizeof(struct admin_retire_cmd); break;
+	case ADMIN_CMD_REQUEST: {
+		struct admin_request_cmd c = {
+			.target = pstate_version_count(ps) + (sel >> 7),
+			.op = ADMIN_OP_POLICY_SET,
+			.window_s = ADMIN_WINDOW_MIN_S * (1 + (sel >> 4 & 3))};
+		struct pstate_set s = {.text_bytes = sizeof(doc) - 1};
+		u32 padded = (s.text_bytes + 15) / 16 * 16;
+		memcpy(c.author, p1.id, 32);
+		c.payload_bytes = (u32)sizeof(s) + padded;
+		memcpy(ext, &c, sizeof(c));
+		memcpy(ext + sizeof(c), &s, sizeof(s));
+		memcpy(ext + sizeof(c) + sizeof(s), doc, s.text_bytes);
+		len = (u32)sizeof(c) + c.payload_bytes;
+		break;
+	}
+	default: {
+		struct admin_decide_cmd c = {
+			.request = take8(r) %
+				   (admin_request_count(auth_admin(a)) + 2),
+			.decision = take8(r) % 5};
+		memcpy(c.author, p1.id, 32);
+		memcpy(c.requester, p2.id, 32);
+		take(r, c.reason, (sel >> 4) % 4);
+		memcpy(ext, &c, sizeof(c));
+		len = sizeof(c);
+		break;
+	}
+	}
+	if ((sel & 0x0c) == 0x0c)
+		len -= 16; /* cut: refused */
+	u8 before[32], after[32];
+	auth_digest(a, before);
+	u32 out = 0xdead;
+	bool valid = admin_command_valid(kind, ext, len);
+	int ret =
+		admin_apply(auth_admin_rw(a), a, ps, kind, ext, len, ts, &out);
+	CHECK(ret == 0 || ret == -EBADMSG);
+	CHECK(valid == (ret == 0));
+	if (ret == 0) {
+		CHECK(out <= ADMIN_REFUSED);
+	} else {
+		auth_digest(a, after);
+		CHECK(memcmp(before, after, 32) == 0);
+	}
+}
+
 static void op_owners(struct auth *a, struct model *m, struct reader *r)
 {
 	u8 ob = take8(r);
@@ -563,6 +647,8 @@ static void run(struct auth *a, const u8 *data, size_t size)
 	memset(&m, 0, sizeof(m));
 	m.valid = true;
 	u64 ts = 1;
+	struct pstate *ps = pstate_new();
+	CHECK(ps);
 	for (u32 ops = 0; r.n > 0 && ops < OPS_MAX; ops++) {
 		u8 op = take8(&r);
 		ts += 1 + (op >> 4);
@@ -573,10 +659,16 @@ static void run(struct auth *a, const u8 *data, size_t size)
 		case 3: op_owners(a, &m, &r); break;
 		case 4:
 		case 5: op_guard(a, &m, &r); break;
-		case 6: op_raw(a, &m, &r, ts); break;
+		case 6:
+			if (op & 0x10)
+				op_admin(a, ps, &r, ts);
+			else
+				op_raw(a, &m, &r, ts);
+			break;
 		default: op_raw_guard(a, &m, &r); break;
 		}
 	}
+	pstate_free(ps);
 	compare_model(a, &m);
 }
 
@@ -726,6 +818,24 @@ int main(int argc, char **argv)
 	write_seed(argv[1], "snap-mixed", 0, b.p, b.n);
 	free(b.p);
 	auth_free(a);
+	/* Named administrators: two principals, roles, a request, a
+	 * self-approval, an approval (op 0x16: op_admin). */
+	static const u8 admins[] = {
+		0,    1, 1, 1, 0, 2, 2, 2, /* two Ed25519 principals */
+		0x16, 0, 0, 0, 1,	   /* the first an operator */
+		0x16, 0, 1, 1, 1,	   /* the second too */
+		0x16, 2, 0, 0,		   /* the first requests */
+		0x16, 3, 0, 0, 1, 1,	   /* approves: self */
+		0x16, 3, 1, 0, 1, 1,	   /* the second approves */
+	};
+	write_seed(argv[1], "cmds-admins", 1, admins, sizeof(admins));
+	a = auth_new();
+	CHECK(a);
+	run(a, admins, sizeof(admins));
+	b = snapshot_of(a);
+	write_seed(argv[1], "snap-admins", 0, b.p, b.n);
+	free(b.p);
+	auth_free(a);
 	/* More than 64 of each, so that every index grows when read. */
 	a = auth_new();
 	CHECK(a);
@@ -766,7 +876,7 @@ int main(int argc, char **argv)
 		memset(&t, 0, sizeof(t));
 		t.amount = i;
 		u32 created = CREATE_TRANSFER_ok;
-		CHECK(auth_guard_check(a, &g, 1, &t, 1) == 0);
+		CHECK(auth_guard_check(a, &g, 1, &t, 1, NULL) == 0);
 		CHECK(auth_guard_commit(a, &g, 1, &t, &created, 1) == 0);
 	}
 	struct auth_owner o;

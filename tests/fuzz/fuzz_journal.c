@@ -52,6 +52,7 @@
  *     -ljansson -lnettle -lsodium -lm -o gen && \
  *   ./gen tests/fuzz/corpus/journal
  */
+#include "core/admin.h"
 #include "core/auth.h"
 #include "core/command.h"
 #include "core/pstate.h"
@@ -210,6 +211,10 @@ static void check_view(const u8 *rec, size_t len,
 	} else {
 		CHECK(!v.server_author);
 	}
+	/* Named administrators' entries (kinds 30..33) name their author. */
+	if (ret == 0 && r->type == JOURNAL_COMMAND &&
+	    c.h.kind >= ADMIN_CMD_ROLE && c.h.kind <= ADMIN_CMD_DECIDE)
+		CHECK(v.has_author);
 	/* Naming the override (kinds 18, 19, 21) adds its platform and
 	 * range, still printable; other entries are left as they were. */
 	u32 nf = v.nfields;
@@ -525,6 +530,19 @@ int main(int argc, char **argv)
 	memcpy(b + JOURNAL_HEADER_BYTES, &vh, sizeof(vh));
 	memcpy(b + JOURNAL_HEADER_BYTES + 16, &vr, sizeof(vr));
 	put(dir, "v2-command-vault-rotate", 1, b, n);
+	/* A dual-control decision (kind 33): a break-glass with a reason. */
+	struct command_header dh = {.kind = ADMIN_CMD_DECIDE,
+				    .ext_bytes =
+					    sizeof(struct admin_decide_cmd)};
+	struct admin_decide_cmd dc = {.request = 2,
+				      .decision = ADMIN_BREAK_GLASS,
+				      .reason = "INC-42"};
+	memset(dc.author, 0x31, sizeof(dc.author));
+	memset(dc.requester, 0x31, sizeof(dc.requester));
+	n = encode(b, JOURNAL_COMMAND, 2, 4, 4000, 16 + dh.ext_bytes, 0);
+	memcpy(b + JOURNAL_HEADER_BYTES, &dh, sizeof(dh));
+	memcpy(b + JOURNAL_HEADER_BYTES + 16, &dc, sizeof(dc));
+	put(dir, "v2-command-admin-decide", 1, b, n);
 	/* A kind 20 override for the view: its message_bytes ('AAAA')
 	 * far past the ext, which the view must not read beyond. */
 	struct command_header c20 = {

@@ -17,8 +17,12 @@
  *         commands whose kind and ext come straight from the input
  *         (OVERRIDE_EXPIRED, kind 21, also as the server writes it: an
  *         override's id and end, or an end a second or two off; kind
- *         22, the TLS switch, 24, an organisation principal, and 40 to
- *         43, the card vault's, are no kinds of this state's: refused).  For
+					    40,
+					    41,
+					    42,
+					    43,
+					    33};
+		c->kind = kinds[(op >> 2) % (sizeof(kinds) / sizeof(kinds[0]))];
  *         every command pstate_command_valid must agree with pstate_apply
  *         (-EBADMSG exactly when not valid), and a malformed one must
  *         leave the digest alone.  The program runs on two states: the
@@ -365,7 +369,8 @@ static bool next_cmd(struct reader *r, const struct pstate *s, struct cmd *c)
 					    40,
 					    41,
 					    42,
-					    43};
+					    43,
+					    33};
 		c->kind = kinds[(op >> 2) % (sizeof(kinds) / sizeof(kinds[0]))];
 		if (c->kind == PSTATE_CMD_OVERRIDE_EXPIRED && !(op & 0x20)) {
 			/* An expiry entry as the server writes it (an id

@@ -1,0 +1,520 @@
+/*
+ * admin.c - named administrators, the bootstrap's retirement and dual
+ * control, as state the journal drives.  See admin.h.
+ */
+#include "core/admin.h"
+#include "core/auth.h"
+#include "core/command.h"
+#include "core/pstate.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "banned.h"
+
+struct role_rec {
+	u8 id[32];
+	u8 author[32];
+	u32 role;
+	u32 reserved;
+	u64 timestamp;
+};
+
+struct request_rec {
+	u8 author[32];
+	u8 decider[32];
+	u64 timestamp;
+	u64 decided_at;
+	u64 target;
+	u32 op, window_s, status, payload_bytes;
+	char reason[ADMIN_REASON_BYTES];
+};
+
+struct admin {
+	u64 retired_at;
+	u8 retired_by[32];
+	u32 nroles, nrequests;
+	struct role_rec roles[ADMIN_ROLES_MAX];
+	struct request_rec *requests; /* ADMIN_REQUESTS_MAX */
+	u8 **payloads;		      /* per request, NULL once decided */
+};
+
+static const u8 zero32[32];
+
+static const char *const role_names[] = {"none", "operator", "security_officer",
+					 "support", "auditor"};
+
+const char *admin_role_name(u32 role)
+{
+	return role <= ADMIN_ROLE_MAX ? role_names[role] : NULL;
+}
+
+int admin_role_parse(const char *name)
+{
+	for (u32 i = 0; i <= ADMIN_ROLE_MAX; i++)
+		if (strcmp(name, role_names[i]) == 0)
+			return (int)i;
+	return -1;
+}
+
+const char *admin_status_name(u32 status)
+{
+	static const char *const names[] = {"pending",	"approved",
+					    "rejected", "break_glass",
+					    "expired",	"stale"};
+	return status < sizeof(names) / sizeof(names[0]) ? names[status]
+							 : "unknown";
+}
+
+struct admin *admin_new(void)
+{
+	struct admin *d = calloc(1, sizeof(*d));
+	if (!d)
+		return NULL;
+	d->requests = calloc(ADMIN_REQUESTS_MAX, sizeof(*d->requests));
+	d->payloads = calloc(ADMIN_REQUESTS_MAX, sizeof(*d->payloads));
+	if (!d->requests || !d->payloads) {
+		admin_free(d);
+		return NULL;
+	}
+	return d;
+}
+
+void admin_free(struct admin *d)
+{
+	if (!d)
+		return;
+	for (u32 i = 0; d->payloads && i < d->nrequests; i++)
+		free(d->payloads[i]);
+	free(d->payloads);
+	free(d->requests);
+	free(d);
+}
+
+bool admin_empty(const struct admin *d)
+{
+	return d->retired_at == 0 && d->nroles == 0 && d->nrequests == 0;
+}
+
+static bool text_ok(const char *s, size_t n)
+{
+	size_t i = 0;
+	while (i < n && s[i])
+		i++;
+	for (size_t k = i; k < n; k++)
+		if (s[k])
+			return false; /* NUL-padded */
+	return true;
+}
+
+bool admin_command_valid(u16 kind, const void *ext, u32 ext_bytes)
+{
+	switch (kind) {
+	case ADMIN_CMD_ROLE: {
+		struct admin_role_cmd c;
+		if (ext_bytes != sizeof(c))
+			return false;
+		memcpy(&c, ext, sizeof(c));
+		return c.role <= ADMIN_ROLE_MAX &&
+		       memcmp(c.id, zero32, 32) != 0 && !c.reserved[0] &&
+		       !c.reserved[1] && !c.reserved[2];
+	}
+	case ADMIN_CMD_RETIRE:
+		return ext_bytes == sizeof(struct admin_retire_cmd);
+	case ADMIN_CMD_REQUEST: {
+		struct admin_request_cmd c;
+		if (ext_bytes < sizeof(c))
+			return false;
+		memcpy(&c, ext, sizeof(c));
+		return c.op == ADMIN_OP_POLICY_SET &&
+		       c.window_s >= ADMIN_WINDOW_MIN_S &&
+		       c.window_s <= ADMIN_WINDOW_MAX_S &&
+		       (u64)sizeof(c) + c.payload_bytes == ext_bytes &&
+		       !c.reserved[0] && !c.reserved[1] && !c.reserved[2] &&
+		       pstate_command_valid(PSTATE_CMD_SET,
+					    (const u8 *)ext + sizeof(c),
+					    c.payload_bytes);
+	}
+	case ADMIN_CMD_DECIDE: {
+		struct admin_decide_cmd c;
+		if (ext_bytes != sizeof(c))
+			return false;
+		memcpy(&c, ext, sizeof(c));
+		return c.decision >= ADMIN_APPROVE &&
+		       c.decision <= ADMIN_BREAK_GLASS && c.request > 0 &&
+		       !c.reserved && text_ok(c.reason, sizeof(c.reason)) &&
+		       (c.decision != ADMIN_BREAK_GLASS || c.reason[0]);
+	}
+	default: return false;
+	}
+}
+
+static struct role_rec *role_find(const struct admin *d, const u8 id[32])
+{
+	for (u32 i = 0; i < d->nroles; i++)
+		if (memcmp(d->roles[i].id, id, 32) == 0)
+			return (struct role_rec *)&d->roles[i];
+	return NULL;
+}
+
+u32 admin_role_of(const struct admin *d, const u8 id[32])
+{
+	const struct role_rec *r = role_find(d, id);
+	return r ? r->role : ADMIN_ROLE_NONE;
+}
+
+bool admin_is_active(const struct admin *d, const struct auth *a,
+		     const u8 id[32])
+{
+	return admin_role_of(d, id) != ADMIN_ROLE_NONE &&
+	       !auth_revoked(a, id, zero32);
+}
+
+u64 admin_retired_at(const struct admin *d)
+{
+	return d->retired_at;
+}
+
+static int apply_role(struct admin *d, const struct auth *a,
+		      const struct admin_role_cmd *c, u64 ts, u32 *outcome)
+{
+	struct auth_principal_info p;
+	if (!auth_principal_get(a, c->id, &p) ||
+	    auth_principal_x509(p.pub, NULL)) {
+		*outcome = ADMIN_UNKNOWN; /* an organisation signs nothing */
+		return 0;
+	}
+	struct role_rec *r = role_find(d, c->id);
+	if (r && r->role == c->role) {
+		*outcome = ADMIN_EXISTS;
+		return 0;
+	}
+	if (!r) {
+		if (c->role == ADMIN_ROLE_NONE) {
+			*outcome = ADMIN_EXISTS;
+			return 0;
+		}
+		if (d->nroles >= ADMIN_ROLES_MAX) {
+			*outcome = ADMIN_FULL;
+			return 0;
+		}
+		r = &d->roles[d->nroles++];
+		memcpy(r->id, c->id, 32);
+	}
+	r->role = c->role;
+	memcpy(r->author, c->author, 32);
+	r->timestamp = ts;
+	*outcome = ADMIN_OK;
+	return 0;
+}
+
+static void apply_retire(struct admin *d, const struct auth *a,
+			 const struct admin_retire_cmd *c, u64 ts, u32 *outcome)
+{
+	if (d->retired_at) {
+		*outcome = ADMIN_EXISTS;
+		return;
+	}
+	bool officer = false;
+	for (u32 i = 0; i < d->nroles && !officer; i++)
+		officer = d->roles[i].role == ADMIN_ROLE_SECURITY_OFFICER &&
+			  admin_is_active(d, a, d->roles[i].id);
+	if (!officer) {
+		*outcome = ADMIN_NO_OFFICER;
+		return;
+	}
+	d->retired_at = ts;
+	memcpy(d->retired_by, c->author, 32);
+	*outcome = ADMIN_OK;
+}
+
+static u32 pending_count(const struct admin *d)
+{
+	u32 n = 0;
+	for (u32 i = 0; i < d->nrequests; i++)
+		n += d->payloads[i] != NULL;
+	return n;
+}
+
+static int apply_request(struct admin *d, const struct auth *a, const u8 *ext,
+			 u64 ts, u32 *outcome)
+{
+	struct admin_request_cmd c;
+	memcpy(&c, ext, sizeof(c));
+	if (!admin_is_active(d, a, c.author)) {
+		*outcome = ADMIN_NOT_ADMIN;
+		return 0;
+	}
+	if (d->nrequests >= ADMIN_REQUESTS_MAX ||
+	    pending_count(d) >= ADMIN_PENDING_MAX) {
+		*outcome = ADMIN_FULL;
+		return 0;
+	}
+	u8 *payload = malloc(c.payload_bytes);
+	if (!payload)
+		return -ENOMEM;
+	memcpy(payload, ext + sizeof(c), c.payload_bytes);
+	struct request_rec *r = &d->requests[d->nrequests];
+	memset(r, 0, sizeof(*r));
+	memcpy(r->author, c.author, 32);
+	r->timestamp = ts;
+	r->target = c.target;
+	r->op = c.op;
+	r->window_s = c.window_s;
+	r->status = ADMIN_PENDING;
+	r->payload_bytes = c.payload_bytes;
+	d->payloads[d->nrequests++] = payload;
+	*outcome = ADMIN_OK;
+	return 0;
+}
+
+static void close_request(struct admin *d, u64 i, u32 status,
+			  const struct admin_decide_cmd *c, u64 ts)
+{
+	struct request_rec *r = &d->requests[i];
+	r->status = status;
+	r->decided_at = ts;
+	memcpy(r->decider, c->author, 32);
+	memcpy(r->reason, c->reason, sizeof(r->reason));
+	free(d->payloads[i]);
+	d->payloads[i] = NULL;
+	r->payload_bytes = 0;
+}
+
+/* The checks of a decision, in the order docs/authz.md lists them;
+ * ADMIN_OK when the request may be decided so. */
+static u32 decide_check(struct admin *d, const struct auth *a,
+			const struct pstate *ps,
+			const struct admin_decide_cmd *c, u64 ts)
+{
+	if (c->request > d->nrequests)
+		return ADMIN_UNKNOWN;
+	u64 i = c->request - 1;
+	struct request_rec *r = &d->requests[i];
+	if (memcmp(r->author, c->requester, 32) != 0)
+		return ADMIN_UNKNOWN;
+	if (r->status != ADMIN_PENDING)
+		return ADMIN_NOT_PENDING;
+	if (!admin_is_active(d, a, c->author))
+		return ADMIN_NOT_ADMIN;
+	bool mine = memcmp(r->author, c->author, 32) == 0;
+	if (c->decision == ADMIN_REJECT)
+		return ADMIN_OK; /* any administrator, the requester too */
+	if (c->decision == ADMIN_APPROVE && mine)
+		return ADMIN_SELF;
+	if (c->decision == ADMIN_BREAK_GLASS && !mine)
+		return ADMIN_NOT_REQUESTER;
+	if (!admin_is_active(d, a, r->author))
+		return ADMIN_NOT_ADMIN;
+	if (ts > r->timestamp + (u64)r->window_s * 1000000000u) {
+		close_request(d, i, ADMIN_EXPIRED, c, ts);
+		return ADMIN_WINDOW_PASSED;
+	}
+	if (pstate_version_count(ps) != r->target) {
+		close_request(d, i, ADMIN_STALE, c, ts);
+		return ADMIN_TARGET_CHANGED;
+	}
+	return ADMIN_OK;
+}
+
+static int apply_decide(struct admin *d, const struct auth *a,
+			struct pstate *ps, const struct admin_decide_cmd *c,
+			u64 ts, u32 *outcome)
+{
+	*outcome = decide_check(d, a, ps, c, ts);
+	if (*outcome != ADMIN_OK)
+		return 0;
+	u64 i = c->request - 1;
+	if (c->decision == ADMIN_REJECT) {
+		close_request(d, i, ADMIN_REJECTED, c, ts);
+		return 0;
+	}
+	u32 po = 0;
+	int ret = pstate_apply(ps, PSTATE_CMD_SET, d->payloads[i],
+			       d->requests[i].payload_bytes, ts, &po);
+	if (ret != 0)
+		return ret;
+	bool done = po == PSTATE_OK || po == PSTATE_UNCHANGED;
+	close_request(d, i,
+		      !done			     ? ADMIN_REJECTED
+		      : c->decision == ADMIN_APPROVE ? ADMIN_APPROVED
+						     : ADMIN_BROKEN_GLASS,
+		      c, ts);
+	*outcome = done ? ADMIN_OK : ADMIN_REFUSED;
+	return 0;
+}
+
+int admin_apply(struct admin *d, const struct auth *a, struct pstate *ps,
+		u16 kind, const void *ext, u32 ext_bytes, u64 timestamp,
+		u32 *outcome)
+{
+	if (!admin_command_valid(kind, ext, ext_bytes))
+		return -EBADMSG;
+	switch (kind) {
+	case ADMIN_CMD_ROLE: {
+		struct admin_role_cmd c;
+		memcpy(&c, ext, sizeof(c));
+		return apply_role(d, a, &c, timestamp, outcome);
+	}
+	case ADMIN_CMD_RETIRE: {
+		struct admin_retire_cmd c;
+		memcpy(&c, ext, sizeof(c));
+		apply_retire(d, a, &c, timestamp, outcome);
+		return 0;
+	}
+	case ADMIN_CMD_REQUEST:
+		return apply_request(d, a, ext, timestamp, outcome);
+	default: {
+		struct admin_decide_cmd c;
+		memcpy(&c, ext, sizeof(c));
+		return apply_decide(d, a, ps, &c, timestamp, outcome);
+	}
+	}
+}
+
+/* ---- reading ---------------------------------------------------------- */
+
+u32 admin_role_count(const struct admin *d)
+{
+	return d->nroles;
+}
+
+void admin_role_at(const struct admin *d, u32 i, struct admin_role_info *out)
+{
+	const struct role_rec *r = &d->roles[i];
+	memcpy(out->id, r->id, 32);
+	memcpy(out->author, r->author, 32);
+	out->role = r->role;
+	out->timestamp = r->timestamp;
+}
+
+u32 admin_request_count(const struct admin *d)
+{
+	return d->nrequests;
+}
+
+u32 admin_break_glass_count(const struct admin *d)
+{
+	u32 n = 0;
+	for (u32 i = 0; i < d->nrequests; i++)
+		n += d->requests[i].status == ADMIN_BROKEN_GLASS;
+	return n;
+}
+
+bool admin_request_get(const struct admin *d, u64 id,
+		       struct admin_request_info *out)
+{
+	if (id == 0 || id > d->nrequests)
+		return false;
+	const struct request_rec *r = &d->requests[id - 1];
+	out->id = id;
+	out->timestamp = r->timestamp;
+	memcpy(out->author, r->author, 32);
+	out->op = r->op;
+	out->window_s = r->window_s;
+	out->status = r->status;
+	out->target = r->target;
+	out->decided_at = r->decided_at;
+	memcpy(out->decider, r->decider, 32);
+	memcpy(out->reason, r->reason, ADMIN_REASON_BYTES);
+	out->reason[ADMIN_REASON_BYTES] = '\0';
+	out->payload = d->payloads[id - 1];
+	out->payload_bytes = r->payload_bytes;
+	return true;
+}
+
+/* ---- snapshot ----------------------------------------------------------
+ * "TPWADMN1", u64 retired_at, retired_by[32], u32 roles, u32 requests,
+ * the role records, then each request record followed by its payload
+ * (payload_bytes, 0 once decided).
+ */
+
+static const char admin_magic[8] = {'T', 'P', 'W', 'A', 'D', 'M', 'N', '1'};
+
+u64 admin_snapshot_bytes(const struct admin *d)
+{
+	u64 n = sizeof(admin_magic) + 8 + 32 + 8 +
+		(u64)d->nroles * sizeof(struct role_rec) +
+		(u64)d->nrequests * sizeof(struct request_rec);
+	for (u32 i = 0; i < d->nrequests; i++)
+		n += d->requests[i].payload_bytes;
+	return n;
+}
+
+int admin_snapshot_write(const struct admin *d,
+			 int (*sink)(void *ctx, const void *buf, size_t len),
+			 void *ctx)
+{
+	u32 counts[2] = {d->nroles, d->nrequests};
+	int rc = sink(ctx, admin_magic, sizeof(admin_magic));
+	if (rc == 0)
+		rc = sink(ctx, &d->retired_at, sizeof(d->retired_at));
+	if (rc == 0)
+		rc = sink(ctx, d->retired_by, sizeof(d->retired_by));
+	if (rc == 0)
+		rc = sink(ctx, counts, sizeof(counts));
+	if (rc == 0 && d->nroles)
+		rc = sink(ctx, d->roles, d->nroles * sizeof(d->roles[0]));
+	for (u32 i = 0; rc == 0 && i < d->nrequests; i++) {
+		rc = sink(ctx, &d->requests[i], sizeof(d->requests[i]));
+		if (rc == 0 && d->requests[i].payload_bytes)
+			rc = sink(ctx, d->payloads[i],
+				  d->requests[i].payload_bytes);
+	}
+	return rc;
+}
+
+static bool take(const u8 **p, const u8 *end, void *out, size_t n)
+{
+	if ((size_t)(end - *p) < n)
+		return false;
+	memcpy(out, *p, n);
+	*p += n;
+	return true;
+}
+
+struct admin *admin_snapshot_read(const u8 *buf, size_t len)
+{
+	const u8 *p = buf, *end = buf + len;
+	char magic[8];
+	u32 counts[2];
+	struct admin *d = admin_new();
+
+	if (!d || !take(&p, end, magic, sizeof(magic)) ||
+	    memcmp(magic, admin_magic, sizeof(magic)) != 0 ||
+	    !take(&p, end, &d->retired_at, 8) ||
+	    !take(&p, end, d->retired_by, 32) ||
+	    !take(&p, end, counts, sizeof(counts)) ||
+	    counts[0] > ADMIN_ROLES_MAX || counts[1] > ADMIN_REQUESTS_MAX ||
+	    !take(&p, end, d->roles, counts[0] * sizeof(d->roles[0])))
+		goto fail;
+	d->nroles = counts[0];
+	for (u32 i = 0; i < d->nroles; i++)
+		if (d->roles[i].role > ADMIN_ROLE_MAX)
+			goto fail;
+	for (u32 i = 0; i < counts[1]; i++) {
+		struct request_rec *r = &d->requests[i];
+		if (!take(&p, end, r, sizeof(*r)) ||
+		    r->payload_bytes > COMMAND_EXT_BYTES_MAX ||
+		    (r->payload_bytes != 0) != (r->status == ADMIN_PENDING))
+			goto fail;
+		d->nrequests = i + 1;
+		/* A pending request's payload is what an approval applies:
+		 * as valid as when it was journaled. */
+		if (r->payload_bytes &&
+		    (!(d->payloads[i] = malloc(r->payload_bytes)) ||
+		     !take(&p, end, d->payloads[i], r->payload_bytes) ||
+		     !pstate_command_valid(PSTATE_CMD_SET, d->payloads[i],
+					   r->payload_bytes)))
+			goto fail;
+	}
+	/* Written only when not empty: an empty part is not one of ours
+	 * (each state has exactly one encoding). */
+	if (p != end || admin_empty(d))
+		goto fail;
+	return d;
+fail:
+	admin_free(d);
+	return NULL;
+}

@@ -1,0 +1,284 @@
+"""test_admins.py - issue 23's Done-when for named administrators, the
+bootstrap token's retirement and dual control (docs/authz.md, "Named
+administrators" and "Dual control"; docs/api.md, "Administrators").
+
+Two operators (alice, bob) and a security officer (carol) are given
+their roles with the bootstrap token, which is then retired (401
+bootstrap-retired, also after a restart).  Each administrator signs its
+own first link, without accounts, with DPoP proofs from the JS client.
+A policy activation above the impact threshold by alice waits (202, a
+pending request) until bob approves it, and takes effect only then; her
+self-approval, an approval after the policy moved and one of a former
+administrator's request are refused and journaled (the window is the
+unit test's, test_core_admin); a last request is carried out
+by break-glass, which raises tpwallet_break_glass_total and makes
+`tpwallet doctor` warn; every entry names the administrator who caused
+it.
+"""
+
+import json
+import time
+
+from harness import e2e_test, check, check_eq, run_cli, slow_factor
+from test_authz import (Authz, check_refused, check_status, js,
+                        _past_the_horizon, _restart_on_the_same_port)
+from test_client_policy import metrics
+from ledger import account
+from test_policy_guard import load_activity
+
+POLICY_OPS = ["policy:admin", "policy:read"]
+
+
+def admin_link(a, key, ops):
+    """An administrator's own first link: to itself, no accounts."""
+    return [a.link(key["private_jwk"], key, {"ops": list(ops)})]
+
+
+def put(a, links, key, doc, reason, accept=True):
+    path = "/v1/client-policy?reason=%s%s" % (
+        reason, "&accept_impact=true" if accept else "")
+    return a.call(links, key, "PUT", path, body=json.dumps(doc))
+
+
+def current(a, links, key):
+    r = a.call(links, key, "GET", "/v1/client-policy/versions")
+    return check_status(r, 200, "GET versions")["current"]
+
+
+def trail(a, links, key, timeout=10.0):
+    """Every decoded audit entry, once the audit log holds the journal's
+    last entry, an admin_decide (bounded wait; the entries fetched in one
+    go by the JS client)."""
+    deadline = time.monotonic() + timeout * slow_factor()
+    while True:
+        size = int(check_status(a.call(links, key, "GET", "/v1/audit/head"),
+                                200, "head")["size"])
+        last = check_status(a.call(links, key, "GET",
+                                   "/v1/audit/entries/%d?view=decoded"
+                                   % (size - 1)), 200, "the last entry")
+        if last["decoded"].get("command") == "admin_decide":
+            break
+        check(time.monotonic() < deadline, "the audit log does not end "
+              "with an admin_decide entry within %.0fs" % timeout)
+        time.sleep(0.05)
+    out = js({"op": "concurrent", "base": a.base,
+              "chain": [l["compact"] for l in links],
+              "key": key["private_jwk"],
+              "requests": [{"method": "GET",
+                            "path": "/v1/audit/entries/%d?view=decoded" % i}
+                           for i in range(size)]})["results"]
+    return [check_status(r, 200, "entry %d" % i)["decoded"]
+            for i, r in enumerate(out)]
+
+
+@e2e_test(timeout=180)
+def test_admins_dual_control_retirement_and_break_glass(ctx):
+    a = Authz(ctx)
+    s = a.s
+    alice, bob, carol, dave = a.keys(4)
+    for k, name in ((alice, "alice"), (bob, "bob"), (carol, "carol"),
+                    (dave, "dave")):
+        a.register(k, name)
+
+    # Retirement is refused while no security officer exists.
+    r = s.post("/v1/admin/bootstrap/retire", None)
+    check_refused(r, 409, "no_security_officer", "retire without an officer")
+    for k, role in ((alice, "operator"), (bob, "operator"),
+                    (carol, "security_officer")):
+        r = s.post("/v1/admin/roles", {"principal": k["thumbprint"],
+                                       "role": role})
+        doc = check_status(r, 200, "give %s" % role)
+        check_eq((doc["role"], doc["status"]), (role, "changed"),
+                 "role given")
+    r = s.post("/v1/admin/roles", {"principal": alice["thumbprint"],
+                                   "role": "owner"})
+    check_refused(r, 400, "invalid_field", "an unknown role")
+    listed = {p["name"]: p.get("role")
+              for p in check_status(s.get("/v1/principals"), 200,
+                                    "principals")["principals"]}
+    check_eq(listed, {"alice": "operator", "bob": "operator",
+                      "carol": "security_officer", "dave": None},
+             "roles in GET /v1/principals")
+
+    la = admin_link(a, alice, POLICY_OPS)
+    lb = admin_link(a, bob, POLICY_OPS)
+    lc = admin_link(a, carol, ["principals:admin", "principals:read",
+                               "audit:read"])
+    # A role's ops bound its links: alice holds no principals:admin, and
+    # dave, with no role, may not sign a link without accounts.
+    r = a.call(admin_link(a, alice, ["principals:admin"]), alice, "GET",
+               "/v1/principals")
+    check_refused(r, 403, "issuer_not_owner", "ops beyond the role",
+                  claim="right.ops")
+    r = a.call(admin_link(a, dave, ["policy:read"]), dave, "GET",
+               "/v1/client-policy/versions")
+    check_refused(r, 403, "issuer_not_owner", "no role",
+                  claim="right.accounts")
+
+    # An operator's accounts are the server's, never its own: it cannot
+    # root a transfer mandate over them, nor name an administrator owner.
+    lacc = admin_link(a, alice, ["accounts:create"])
+    r = a.call(lacc, alice, "POST", "/v1/accounts",
+               body=json.dumps([account(77)]))
+    check_eq([x.get("status") for x in check_status(r, 200, "accounts")],
+             ["created"], "alice creates account 77")
+    own = [a.link(alice["private_jwk"], alice,
+                  {"ops": ["transfers:create"], "accounts": ["77"]})]
+    r = a.call(own, alice, "POST", "/v1/transfers",
+               body=json.dumps({"id": "1", "debit_account_id": "77",
+                                "credit_account_id": "78", "amount": "1",
+                                "ledger": 1, "code": 1}))
+    check_refused(r, 403, "issuer_not_owner", "alice over account 77",
+                  claim="right.accounts")
+    r = a.call(lacc, alice, "POST", "/v1/accounts?owner=" + bob["thumbprint"],
+               body=json.dumps([account(79)]))
+    check_refused(r, 400, "invalid_query", "an administrator as owner")
+
+    # The bootstrap token is retired: refused, also after a restart.
+    doc = check_status(s.post("/v1/admin/bootstrap/retire", None), 200,
+                       "retire")
+    check_eq(doc["status"], "retired", "retired")
+    r = s.get("/v1/principals")
+    check_refused(r, 401, "bootstrap_retired", "the token after retirement")
+    r = a.call(a.chain([{"ops": ["principals:read"]}], [dave]), dave,
+               "GET", "/v1/principals")
+    check_refused(r, 401, "bootstrap_retired",
+                  "a chain the bootstrap key signed", link=1, claim="iss")
+    _restart_on_the_same_port(s)
+    _past_the_horizon(s)  # DPoP proofs of now are new after it
+    check_refused(s.get("/v1/principals"), 401, "bootstrap_retired",
+                  "the token after a restart")
+
+    # Activity of yesterday, so that raising the minimum blocks half.
+    r = a.call(la, alice, "POST", "/v1/client-policy/activity",
+               body=json.dumps({"observations": [
+                   {"day": time.strftime("%Y-%m-%d", time.gmtime(
+                       time.time() - 86400)),
+                    "platform": "android", "version": v, "user": "u%s%d"
+                    % (v, i)} for v in ("3.9.0", "4.1.0")
+                   for i in range(5)]}))
+    check_status(r, 200, "activity")
+    v1 = {"platforms": {"android": {"min_supported": "3.0.0"}}}
+    v2 = {"platforms": {"android": {"min_supported": "4.0.0"}}}
+    v3 = {"platforms": {"android": {"min_supported": "4.2.0"}}}
+    # Below the threshold an operator activates alone.
+    doc = check_status(put(a, la, alice, v1, "v1", accept=False), 201,
+                       "v1 below the threshold")
+    check_eq(doc["version"], 1, "v1 active")
+
+    # Above it, accepted: a pending request, nothing active yet.
+    r = put(a, la, alice, v2, "v2")
+    req = check_status(r, 202, "v2 above the threshold")
+    check_eq(r["headers"].get("location"),
+             "/v1/admin/requests/%d" % req["id"], "Location")
+    check_eq((req["status"], req["requested_by"], req["target_version"]),
+             ("pending", alice["thumbprint"], 1), "the request")
+    check_eq(current(a, lb, bob), 1, "v2 waits")
+    listed = check_status(a.call(lb, bob, "GET", "/v1/admin/requests"),
+                          200, "GET requests")["requests"]
+    check_eq([x["id"] for x in listed], [req["id"]], "pending requests")
+
+    # Self-approval: refused (and journaled), still pending.
+    r = a.call(la, alice, "POST",
+               "/v1/admin/requests/%d/approve" % req["id"])
+    check_refused(r, 403, "self_approval", "alice approves her own")
+    check_eq(current(a, lb, bob), 1, "v2 still waits")
+    # A break-glass needs a reason (refused before anything is
+    # journaled).
+    r = a.call(la, alice, "POST",
+               "/v1/admin/requests/%d/break-glass" % req["id"])
+    check_refused(r, 400, "invalid_field", "break-glass without a reason")
+
+    # Bob approves: v2 takes effect, named after both.
+    r = a.call(lb, bob, "POST", "/v1/admin/requests/%d/approve" % req["id"])
+    doc = check_status(r, 200, "bob approves")
+    check_eq((doc["status"], doc["decided_by"]),
+             ("approved", bob["thumbprint"]), "approved")
+    check_eq(current(a, lb, bob), 2, "v2 active after the approval")
+    r = a.call(lb, bob, "POST", "/v1/admin/requests/%d/approve" % req["id"])
+    check_refused(r, 409, "request_not_pending", "approved twice")
+
+    # The target moved since the request: bob sets a document below the
+    # threshold first, then his approval is refused (journaled).
+    reqt = check_status(put(a, la, alice, v3, "v3-early"), 202,
+                        "a request that will go stale")
+    v2b = {"platforms": {"android": {"min_supported": "4.0.0"}, "ios": {}}}
+    doc = check_status(put(a, lb, bob, v2b, "v2b", accept=False), 201,
+                       "bob's document below the threshold")
+    check_eq(doc["version"], 3, "v2b active")
+    r = a.call(lb, bob, "POST", "/v1/admin/requests/%d/approve" % reqt["id"])
+    check_refused(r, 409, "request_target_changed", "a stale request")
+    check_eq(current(a, lb, bob), 3, "the stale request changed nothing")
+
+    # A requester no longer an administrator: carol takes alice's role
+    # away, bob's approval is refused; her role back, her link works.
+    reqr = check_status(put(a, la, alice, v3, "v3-revoked"), 202,
+                        "a request of alice's")
+    for role in ("none", "operator"):
+        r = a.call(lc, carol, "POST", "/v1/admin/roles",
+                   body=json.dumps({"principal": alice["thumbprint"],
+                                    "role": role}))
+        check_status(r, 200, "carol sets alice's role to %s" % role)
+        if role == "none":
+            r = a.call(lb, bob, "POST",
+                       "/v1/admin/requests/%d/approve" % reqr["id"])
+            check_refused(r, 403, "not_an_administrator",
+                          "approving a former administrator's request")
+            r = a.call(la, alice, "GET", "/v1/client-policy/versions")
+            check_refused(r, 403, "issuer_not_owner",
+                          "alice's link without her role")
+    check_eq(current(a, la, alice), 3, "nothing changed")
+
+    # Break-glass: alice alone, with a reason; the metric counts it.
+    before = metrics(s).get("tpwallet_break_glass_total")
+    check_eq(before, 0.0, "no break-glass yet")
+    req3 = check_status(put(a, la, alice, v3, "v3"), 202, "v3 request")
+    r = a.call(lb, bob, "POST",
+               "/v1/admin/requests/%d/break-glass" % req3["id"],
+               body=json.dumps({"reason": "not mine"}))
+    check_refused(r, 403, "break_glass_not_requester", "bob breaks alice's")
+    r = a.call(la, alice, "POST",
+               "/v1/admin/requests/%d/break-glass" % req3["id"],
+               body=json.dumps({"reason": "INC-42 outage"}))
+    doc = check_status(r, 200, "break-glass")
+    check_eq((doc["status"], doc["reason"]), ("break_glass",
+                                                "INC-42 outage"), "broken")
+    check_eq(current(a, lb, bob), 4, "v3 active by break-glass")
+    check_eq(metrics(s).get("tpwallet_break_glass_total"), 1.0,
+             "the break-glass counter")
+
+    # The trail names the administrators, never "the administrator".
+    views = trail(a, lc, carol)
+
+    def named(command):
+        return [v for v in views if v.get("command") == command]
+    got = [(v["fields"]["decision"], v["author"].get("thumbprint"))
+           for v in named("admin_decide")]
+    check_eq(got, [("approve", alice["thumbprint"]),
+                   ("approve", bob["thumbprint"]),
+                   ("approve", bob["thumbprint"]),
+                   ("approve", bob["thumbprint"]),
+                   ("approve", bob["thumbprint"]),
+                   ("break_glass", bob["thumbprint"]),
+                   ("break_glass", alice["thumbprint"])],
+             "decisions journaled with their authors (refusals too)")
+    check_eq([v["author"].get("name") for v in named("admin_request")],
+             ["alice"] * 4, "requests named after alice")
+    check_eq([v["author"].get("name") for v in named("policy_set")],
+             ["alice", "bob"], "v1 by alice, v2b by bob")
+    check_eq([(v["fields"]["role"], v["author"].get("name"))
+              for v in named("admin_role")],
+             [("operator", "administrator"), ("operator", "administrator"),
+              ("security_officer", "administrator"), ("none", "carol"),
+              ("operator", "carol")], "role entries")
+    check_eq([v["author"].get("name") for v in named("bootstrap_retire")],
+             ["administrator", "administrator"],
+             "the refused retirement and the retirement")
+
+    # doctor warns about the break-glass of the last 24 hours.
+    s.stop()
+    r = run_cli(["doctor", "--data", s.data_dir])
+    line = [l for l in r.stdout.splitlines() if "break-glass" in l]
+    check(len(line) == 1 and line[0].startswith("warn"),
+          "doctor: %r %r" % (line, r.stdout))
+    check("request %d" % req3["id"] in line[0], "doctor names the request")
