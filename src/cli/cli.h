@@ -47,6 +47,9 @@ int cmd_policy(int argc, char **argv);
 int cmd_help(int argc, char **argv);
 int cmd_probe(int argc, char **argv);
 int cmd_recover(int argc, char **argv);
+int cmd_backup(int argc, char **argv);
+int cmd_restore(int argc, char **argv);
+int cmd_drill(int argc, char **argv);
 
 #define TPWALLET_VERSION "0.1.0"
 

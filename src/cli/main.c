@@ -36,6 +36,12 @@ const struct command commands[] = {
 	 "check a data directory offline, even while served"},
 	{"recover", cmd_recover,
 	 "recover a data directory offline: seq, digest, balances"},
+	{"backup", cmd_backup,
+	 "back up a data directory online; list and verify a location"},
+	{"restore", cmd_restore,
+	 "build a data directory from a backup location (point in time)"},
+	{"drill", cmd_drill,
+	 "restore the newest backup, serve it, measure RTO and RPO"},
 	{"version", cmd_version, "print the version"},
 	{"help", cmd_help, "list the commands, or show one command's help"},
 };
