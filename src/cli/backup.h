@@ -19,8 +19,8 @@
 /* A backup directory of a location, with its manifest when it has one. */
 struct backup_entry {
 	char id[BKMANIFEST_ID_BYTES_MAX];
-	bool complete;	   /* has a manifest that decodes */
-	const char *why;   /* when not complete */
+	bool complete;	 /* has a manifest that decodes */
+	const char *why; /* when not complete */
 	u8 manifest_sha256[32];
 	char *manifest_text;
 	size_t manifest_len;
@@ -47,8 +47,7 @@ void backup_location_free(struct backup_location *l);
 /* The manifests' MACs (with key) and the chain: each manifest's previous
  * is the one before's hash, the first has none, one origin throughout.
  * Faults are printed ("FAULT: ...") on stdout; returns how many. */
-unsigned backup_check_chain(const struct backup_location *l,
-			    const u8 *key);
+unsigned backup_check_chain(const struct backup_location *l, const u8 *key);
 
 /* Unpack backup e of loc into dir (which must exist and be empty): every
  * file's size, SHA-256 and authentication checked and decrypted; then
@@ -70,8 +69,9 @@ struct restore_request {
 
 struct restore_result {
 	char backup_id[BKMANIFEST_ID_BYTES_MAX];
-	u64 seq;      /* the entry restored to */
-	u8 digest[32]; /* the state digest there */
+	u64 seq;	  /* the entry restored to */
+	u64 last_time_ns; /* its time */
+	u8 digest[32];	  /* the state digest there */
 	u32 base;
 	u64 base_seq, replayed, duration_ms;
 	bool store;    /* serve it with store = 1 */

@@ -140,8 +140,7 @@ int backup_key_load(const char *cmd, const char *path, u8 key[32])
 	close(fd);
 	if (ret == 0 && len == 32) {
 		memcpy(key, text, 32);
-	} else if (ret == 0 &&
-		   (len == 43 || (len == 44 && text[43] == '\n')) &&
+	} else if (ret == 0 && (len == 43 || (len == 44 && text[43] == '\n')) &&
 		   b64url_decode(key, 32, text, 43, &klen) == 0 && klen == 32) {
 		/* base64url text */
 	} else {
@@ -170,8 +169,7 @@ static void manifest_mac(const u8 key[32], const char *text, size_t len,
 			 u8 out[32])
 {
 	u8 sub[crypto_auth_hmacsha256_KEYBYTES];
-	crypto_kdf_derive_from_key(sub, sizeof(sub), KDF_MAC, KDF_CONTEXT,
-				   key);
+	crypto_kdf_derive_from_key(sub, sizeof(sub), KDF_MAC, KDF_CONTEXT, key);
 	crypto_auth_hmacsha256(out, (const u8 *)text, len, sub);
 	sodium_memzero(sub, sizeof(sub));
 }
@@ -394,10 +392,9 @@ static int unseal_file(const char *path, const struct bkmanifest_file *f,
 		unsigned long long plen = got;
 		if (key) {
 			u8 tag = 0;
-			if (final ||
-			    crypto_secretstream_xchacha20poly1305_pull(
-				    &st, plain, &plen, &tag, in, got, NULL, 0) !=
-				    0) {
+			if (final || crypto_secretstream_xchacha20poly1305_pull(
+					     &st, plain, &plen, &tag, in, got,
+					     NULL, 0) != 0) {
 				*why = "authentication failed (a changed "
 				       "byte, or another key)";
 				ret = -EBADMSG;
@@ -488,7 +485,7 @@ int backup_location_read(const char *loc, struct backup_location *out)
 		memset(e, 0, sizeof(*e));
 		memcpy(e->id, de->d_name, strlen(de->d_name) + 1);
 		pathf(path, sizeof(path), "%s/%s/" BKMANIFEST_FILE, loc,
-			 de->d_name);
+		      de->d_name);
 		int r = fsfile_read(path, BKMANIFEST_TEXT_BYTES_MAX,
 				    &e->manifest_text, &e->manifest_len);
 		if (r != 0) {
@@ -527,7 +524,8 @@ void backup_location_free(struct backup_location *l)
 	memset(l, 0, sizeof(*l));
 }
 
-static unsigned fault(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static unsigned fault(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
 static unsigned fault(const char *fmt, ...)
 {
 	va_list ap;
@@ -585,9 +583,9 @@ unsigned backup_check_chain(const struct backup_location *l, const u8 *key)
 			faults += fault("%s: names a previous backup that the "
 					"location no longer holds (deleted?)",
 					e->id);
-		if (prev && (!e->m.has_previous ||
-			     memcmp(e->m.previous, prev->manifest_sha256,
-				    32) != 0))
+		if (prev &&
+		    (!e->m.has_previous ||
+		     memcmp(e->m.previous, prev->manifest_sha256, 32) != 0))
 			faults += fault(
 				"%s: the chain is broken: its previous is "
 				"not %s (a backup between them deleted, or "
@@ -635,7 +633,7 @@ static int check_journal(const char *dir, const struct bkmanifest *m,
 	else if (next != m->last_seq + 1) {
 		char name[64];
 		pathf(name, sizeof(name), JOURNAL_SEGMENT_NAME_FMT,
-			 (unsigned long long)next);
+		      (unsigned long long)next);
 		snprintf(msg, msg_len,
 			 "journal: entries %llu..%llu missing (a segment "
 			 "from %s on is not in the backup)",
@@ -823,7 +821,8 @@ static int load_log_keys(struct job *j)
 	pathf(path, sizeof(path), "%s/" DATADIR_KEYS, j->data);
 	ret = keyfile_open_keyring(path, NULL, &kr, err, sizeof(err));
 	if (ret != 0) {
-		fprintf(stderr, "tpwallet backup: cannot read the keys in %s: %s\n",
+		fprintf(stderr,
+			"tpwallet backup: cannot read the keys in %s: %s\n",
 			path, err[0] ? err : keyring_strerror(ret));
 		return EXIT_DATA;
 	}
@@ -999,9 +998,9 @@ static int backup_journal(struct job *j)
 		if (s != seg || w.fd < 0) {
 			if (w.fd >= 0 && (ret = sealw_close(&w, 0)) < 0)
 				break;
-			struct bkmanifest_file *f =
-				add_file(j, DATADIR_JOURNAL "/" JOURNAL_SEGMENT_NAME_FMT,
-					 (unsigned long long)s);
+			struct bkmanifest_file *f = add_file(
+				j, DATADIR_JOURNAL "/" JOURNAL_SEGMENT_NAME_FMT,
+				(unsigned long long)s);
 			if (!f) {
 				ret = -ENOMEM;
 				break;
@@ -1080,9 +1079,9 @@ static int take_backup(struct job *j, const struct backup_location *l)
 	u8 tag[4];
 	randombytes_buf(tag, sizeof(tag));
 	snprintf(j->m.id, sizeof(j->m.id),
-		 "%.4s%.2s%.2sT%.2s%.2s%.2s%.3sZ-%02x%02x%02x%02x", tid, tid + 5,
-		 tid + 8, tid + 11, tid + 14, tid + 17, tid + 20, tag[0],
-		 tag[1], tag[2], tag[3]);
+		 "%.4s%.2s%.2sT%.2s%.2s%.2s%.3sZ-%02x%02x%02x%02x", tid,
+		 tid + 5, tid + 8, tid + 11, tid + 14, tid + 17, tid + 20,
+		 tag[0], tag[1], tag[2], tag[3]);
 	snprintf(j->dir, sizeof(j->dir), "%s/%s", j->loc, j->m.id);
 	if (mkdir(j->dir, 0700) != 0) {
 		fprintf(stderr, "tpwallet backup: %s: %s\n", j->dir,
@@ -1176,9 +1175,9 @@ static int take_backup(struct job *j, const struct backup_location *l)
 	printf("backup %s: entries 1..%llu, base %s at %llu, %zu files, "
 	       "%llu bytes, %.3f s, %.1f MB/s\n",
 	       j->m.id, (unsigned long long)j->m.last_seq,
-	       j->m.base == BKMANIFEST_BASE_STORE	 ? "store"
+	       j->m.base == BKMANIFEST_BASE_STORE      ? "store"
 	       : j->m.base == BKMANIFEST_BASE_SNAPSHOT ? "snapshot"
-							 : "none",
+						       : "none",
 	       (unsigned long long)j->m.base_seq, j->m.nfiles,
 	       (unsigned long long)j->m.bytes, s, (double)j->m.bytes / 1e6 / s);
 	return 0;
@@ -1337,9 +1336,9 @@ static int list(int argc, char **argv)
 		char t0[32], t1[32], tc[32];
 		if (!e->complete) {
 			if (json) {
-				json_t *o = json_pack("{s:s,s:b,s:s}", "id",
-						      e->id, "complete", 0,
-						      "why", e->why);
+				json_t *o =
+					json_pack("{s:s,s:b,s:s}", "id", e->id,
+						  "complete", 0, "why", e->why);
 				backup_print_json(o);
 			} else {
 				printf("%s  incomplete: %s\n", e->id, e->why);
@@ -1395,7 +1394,7 @@ static int verify(int argc, char **argv)
 	for (size_t i = 0; i < l.ncomplete; i++) {
 		char dir[PATH_MAX];
 		pathf(dir, sizeof(dir), "%s/tpwallet-verify-XXXXXX",
-			 tmp && tmp[0] ? tmp : "/tmp");
+		      tmp && tmp[0] ? tmp : "/tmp");
 		if (!mkdtemp(dir)) {
 			fprintf(stderr, "tpwallet backup verify: %s: %s\n", dir,
 				tpw_strerror(errno));

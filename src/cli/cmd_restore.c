@@ -77,7 +77,7 @@ static u64 seq_at_time(const char *dir, u64 t_ns)
 
 /* Cut dir's journal after entry seq: the segment holding it truncated
  * after it, later segments removed.  0 or -errno. */
-static int cut_journal(const char *dir, u64 seq)
+static int cut_journal(const char *dir, u64 seq, u64 *time_ns)
 {
 	struct journal_reader *rd = NULL;
 	struct journal_record r;
@@ -89,9 +89,10 @@ static int cut_journal(const char *dir, u64 seq)
 	if (ret < 0)
 		return ret;
 	ret = journal_reader_next(rd, &r, &raw, &raw_bytes);
-	if (ret == 1 && r.seq == seq)
+	if (ret == 1 && r.seq == seq) {
 		journal_reader_position(rd, &seg, &off);
-	else
+		*time_ns = r.timestamp;
+	} else
 		ret = -EBADMSG;
 	journal_reader_close(rd);
 	if (ret < 0)
@@ -99,7 +100,7 @@ static int cut_journal(const char *dir, u64 seq)
 	char jdir[PATH_MAX], path[PATH_MAX];
 	pathf(jdir, sizeof(jdir), "%s/" DATADIR_JOURNAL, dir);
 	pathf(path, sizeof(path), "%s/" JOURNAL_SEGMENT_NAME_FMT, jdir,
-		 (unsigned long long)seg);
+	      (unsigned long long)seg);
 	if (truncate(path, (off_t)(off + raw_bytes)) != 0)
 		return -errno;
 	DIR *d = opendir(jdir);
@@ -220,8 +221,7 @@ static int unpack(const struct restore_request *rq,
 	return 0;
 }
 
-int backup_restore(const struct restore_request *rq,
-		   struct restore_result *out)
+int backup_restore(const struct restore_request *rq, struct restore_result *out)
 {
 	struct backup_location l;
 	const struct backup_entry *e = NULL;
@@ -328,7 +328,7 @@ int backup_restore(const struct restore_request *rq,
 	ret = fsfile_replace(tmp, DATADIR_MARKER, DATADIR_MARKER_TEXT,
 			     strlen(DATADIR_MARKER_TEXT));
 	if (ret == 0)
-		ret = cut_journal(tmp, target);
+		ret = cut_journal(tmp, target, &out->last_time_ns);
 	if (ret != 0) {
 		fprintf(stderr, "tpwallet restore: %s: %s\n", tmp,
 			tpw_strerror(-ret));
@@ -352,7 +352,8 @@ int backup_restore(const struct restore_request *rq,
 		ret = -EBADMSG;
 	}
 	if (ret != 0) {
-		fprintf(stderr, "tpwallet restore: refused: recovery failed: %s\n",
+		fprintf(stderr,
+			"tpwallet restore: refused: recovery failed: %s\n",
 			why ? why : tpw_strerror(-ret));
 		ret = 1;
 		goto cleanup;
@@ -427,7 +428,9 @@ void backup_restore_print(const char *data, const struct restore_result *r,
 			"{s:b,s:s,s:s,s:I,s:s,s:I,s:I,s:s,s:I,s:b,s:b}", "ok",
 			1, "data", data, "backup", r->backup_id, "seq",
 			(json_int_t)r->seq, "base",
-			r->store ? "store" : r->base_seq ? "snapshot" : "none",
+			r->store      ? "store"
+			: r->base_seq ? "snapshot"
+				      : "none",
 			"base_seq", (json_int_t)r->base_seq, "replayed",
 			(json_int_t)r->replayed, "digest", hex, "duration_ms",
 			(json_int_t)r->duration_ms, "store", r->store,
@@ -438,8 +441,7 @@ void backup_restore_print(const char *data, const struct restore_result *r,
 	printf("restored %s to entry %llu from backup %s (base at %llu, %llu "
 	       "entries replayed) in %.3f s; digest %s\n",
 	       data, (unsigned long long)r->seq, r->backup_id,
-	       (unsigned long long)r->base_seq,
-	       (unsigned long long)r->replayed,
+	       (unsigned long long)r->base_seq, (unsigned long long)r->replayed,
 	       (double)r->duration_ms / 1000.0, hex);
 	if (r->store)
 		printf("serve it with store = 1 (TPWALLET_STORE=1)\n");
@@ -475,8 +477,7 @@ int cmd_restore(int argc, char **argv)
 		case 'k': keyf = optarg; break;
 		case 'd': rq.data = optarg; break;
 		case 'i':
-			if (parse_u64(optarg, UINT64_MAX, &rq.to_index) !=
-				    0 ||
+			if (parse_u64(optarg, UINT64_MAX, &rq.to_index) != 0 ||
 			    rq.to_index == 0) {
 				fprintf(stderr,
 					"tpwallet restore: --to-index: an "

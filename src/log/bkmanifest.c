@@ -104,11 +104,10 @@ bool bkmanifest_name_valid(const char *name)
 		if (i == 0 || name[i - 1] == '/') {
 			if (c == '/')
 				return false;
-			if (c == '.' && (name[i + 1] == '/' ||
-					 name[i + 1] == '\0' ||
-					 (name[i + 1] == '.' &&
-					  (name[i + 2] == '/' ||
-					   name[i + 2] == '\0'))))
+			if (c == '.' &&
+			    (name[i + 1] == '/' || name[i + 1] == '\0' ||
+			     (name[i + 1] == '.' &&
+			      (name[i + 2] == '/' || name[i + 2] == '\0'))))
 				return false;
 		}
 	}
@@ -142,11 +141,10 @@ static int get_u64(json_t *o, const char *k, u64 *out)
 }
 
 static const char *const top_keys[] = {
-	"base",		 "base_seq",	  "bytes",     "created_ns",
-	"duration_ms",	 "encrypted",	  "files",     "first_seq",
-	"first_time_ns", "id",		  "key_id",    "last_seq",
-	"last_time_ns",	 "mac",		  "origin",    "previous",
-	"version",
+	"base",	     "base_seq", "bytes",	 "created_ns",	  "duration_ms",
+	"encrypted", "files",	 "first_seq",	 "first_time_ns", "id",
+	"key_id",    "last_seq", "last_time_ns", "mac",		  "origin",
+	"previous",  "version",
 };
 
 static int decode(json_t *o, struct bkmanifest *m, const char **why)
@@ -216,8 +214,9 @@ static int decode(json_t *o, struct bkmanifest *m, const char **why)
 		if (!json_is_object(f) || json_object_size(f) != 3)
 			return *why = "bad file entry", -EBADMSG;
 		s = json_string_value(json_object_get(f, "name"));
-		if (!s || strlen(s) != json_string_length(json_object_get(
-						f, "name")) ||
+		if (!s ||
+		    strlen(s) !=
+			    json_string_length(json_object_get(f, "name")) ||
 		    !bkmanifest_name_valid(s))
 			return *why = "bad file name", -EBADMSG;
 		memcpy(bf->name, s, strlen(s) + 1);

@@ -29,15 +29,15 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define BKMANIFEST_VERSION	   1u
-#define BKMANIFEST_FILE		   "manifest.json"
-#define BKMANIFEST_ID_BYTES_MAX	   64u
-#define BKMANIFEST_NAME_BYTES_MAX  128u
-#define BKMANIFEST_FILES_MAX	   100000u
-#define BKMANIFEST_TEXT_BYTES_MAX  (32u << 20)
-#define BKMANIFEST_BASE_NONE	   0u /* replay from entry 1 */
-#define BKMANIFEST_BASE_STORE	   1u /* store/: a RocksDB checkpoint */
-#define BKMANIFEST_BASE_SNAPSHOT   2u /* snapshots/: a snapshot file */
+#define BKMANIFEST_VERSION	  1u
+#define BKMANIFEST_FILE		  "manifest.json"
+#define BKMANIFEST_ID_BYTES_MAX	  64u
+#define BKMANIFEST_NAME_BYTES_MAX 128u
+#define BKMANIFEST_FILES_MAX	  100000u
+#define BKMANIFEST_TEXT_BYTES_MAX (32u << 20)
+#define BKMANIFEST_BASE_NONE	  0u /* replay from entry 1 */
+#define BKMANIFEST_BASE_STORE	  1u /* store/: a RocksDB checkpoint */
+#define BKMANIFEST_BASE_SNAPSHOT  2u /* snapshots/: a snapshot file */
 
 struct bkmanifest_file {
 	char name[BKMANIFEST_NAME_BYTES_MAX]; /* relative to LOC/<id> */
