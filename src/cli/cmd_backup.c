@@ -327,7 +327,7 @@ static int unseal_file(const char *path, const struct bkmanifest_file *f,
 	u8 *in = NULL, *plain = NULL;
 	int fd = -1, out = -1, ret = 0;
 	u64 bytes = 0;
-	bool final = false;
+	bool final = false, refused = false;
 	size_t want = key ? CHUNK_BYTES + SEAL_ABYTES : CHUNK_BYTES;
 
 	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
@@ -390,20 +390,20 @@ static int unseal_file(const char *path, const struct bkmanifest_file *f,
 		bytes += got;
 		const u8 *p = in;
 		unsigned long long plen = got;
-		if (key) {
+		if (key && !refused) {
 			u8 tag = 0;
-			if (final || crypto_secretstream_xchacha20poly1305_pull(
-					     &st, plain, &plen, &tag, in, got,
-					     NULL, 0) != 0) {
-				*why = "authentication failed (a changed "
-				       "byte, or another key)";
-				ret = -EBADMSG;
-				goto cleanup;
-			}
+			/* Refused: read on to hash the rest, so that a
+			 * stored byte changed is told from another key. */
+			refused = final ||
+				  crypto_secretstream_xchacha20poly1305_pull(
+					  &st, plain, &plen, &tag, in, got,
+					  NULL, 0) != 0;
 			final = tag ==
 				crypto_secretstream_xchacha20poly1305_TAG_FINAL;
 			p = plain;
 		}
+		if (refused)
+			continue;
 		if (out >= 0 && (ret = write_all(out, p, (size_t)plen)) < 0) {
 			*why = "cannot write the unpacked file";
 			goto cleanup;
@@ -411,17 +411,18 @@ static int unseal_file(const char *path, const struct bkmanifest_file *f,
 		if (got < want)
 			break;
 	}
-	if (key && !final) {
-		*why = "cut short (no final chunk)";
-		ret = -EBADMSG;
-		goto cleanup;
-	}
 	crypto_hash_sha256_final(&h, sha);
 	if (bytes != f->bytes) {
 		*why = "size differs from the manifest";
 		ret = -EBADMSG;
 	} else if (memcmp(sha, f->sha256, 32) != 0) {
 		*why = "SHA-256 differs from the manifest";
+		ret = -EBADMSG;
+	} else if (refused) {
+		*why = "authentication failed (not sealed with this key)";
+		ret = -EBADMSG;
+	} else if (key && !final) {
+		*why = "cut short (no final chunk)";
 		ret = -EBADMSG;
 	}
 	if (ret == 0 && out >= 0 && fsync(out) != 0) {
@@ -549,35 +550,54 @@ static bool mac_ok(const struct backup_entry *e, const u8 key[32])
 	return sodium_memcmp(mac, e->m.mac, 32) == 0;
 }
 
+/* The origin most backups of l have (ties: the newest's): the server
+ * the location belongs to. */
+static const u8 *location_origin(const struct backup_location *l)
+{
+	const u8 *best = NULL;
+	size_t best_n = 0;
+	for (size_t i = 0; i < l->ncomplete; i++) {
+		size_t n = 0;
+		for (size_t k = 0; k < l->ncomplete; k++)
+			n += memcmp(l->e[i].m.origin, l->e[k].m.origin, 32) ==
+			     0;
+		if (n >= best_n) {
+			best_n = n;
+			best = l->e[i].m.origin;
+		}
+	}
+	return best;
+}
+
 unsigned backup_check_chain(const struct backup_location *l, const u8 *key)
 {
 	unsigned faults = 0;
 	char hex[65];
 	const struct backup_entry *prev = NULL;
+	const u8 *origin = location_origin(l);
+	u8 kid[8];
 
+	if (key)
+		backup_key_id(key, kid);
 	for (size_t i = 0; i < l->ncomplete; i++) {
 		const struct backup_entry *e = &l->e[i];
-		if (key) {
-			u8 kid[8];
-			backup_key_id(key, kid);
-			if (memcmp(kid, e->m.key_id, 8) != 0)
-				faults += fault("%s/" BKMANIFEST_FILE
-						": made with another key "
-						"(the key file given is not "
-						"the backup's)",
-						e->id);
-			else if (!mac_ok(e, key))
-				faults += fault("%s/" BKMANIFEST_FILE
-						": MAC refused (the manifest "
-						"was changed)",
-						e->id);
-		}
-		if (prev && memcmp(prev->m.origin, e->m.origin, 32) != 0) {
+		if (key && memcmp(kid, e->m.key_id, 8) != 0)
+			faults += fault("%s/" BKMANIFEST_FILE
+					": made with another key (the key "
+					"file given is not the backup's)",
+					e->id);
+		else if (key && !mac_ok(e, key))
+			faults += fault("%s/" BKMANIFEST_FILE
+					": MAC refused (the manifest was "
+					"changed)",
+					e->id);
+		if (memcmp(origin, e->m.origin, 32) != 0) {
 			sodium_bin2hex(hex, sizeof(hex), e->m.origin, 32);
 			faults += fault("%s: a backup of another server "
-					"(journal origin %.16s..., the "
-					"location's first is another)",
+					"(journal origin %.16s..., not the "
+					"location's)",
 					e->id, hex);
+			continue; /* not part of the location's chain */
 		}
 		if (!prev && e->m.has_previous)
 			faults += fault("%s: names a previous backup that the "
@@ -842,6 +862,55 @@ static int load_log_keys(struct job *j)
 	return 0;
 }
 
+/* The seq of DATA/journal's last whole record (0: none): its newest
+ * segment read to the end. */
+static u64 journal_end(const char *data)
+{
+	char dir[PATH_MAX];
+	u64 newest = 0, last = 0;
+	pathf(dir, sizeof(dir), "%s/" DATADIR_JOURNAL, data);
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		u64 first;
+		if (journal__parse_segment_name(de->d_name, &first) &&
+		    first > newest)
+			newest = first;
+	}
+	if (d)
+		closedir(d);
+	struct journal_reader *rd = NULL;
+	struct journal_record r;
+	const u8 *raw;
+	size_t raw_bytes;
+	if (!newest || journal_reader_open(&rd, data, newest) < 0)
+		return 0;
+	while (journal_reader_next(rd, &r, &raw, &raw_bytes) == 1)
+		last = r.seq;
+	journal_reader_close(rd);
+	return last;
+}
+
+/* The journal's identity: its first record's hash (0 or -errno). */
+static int journal_origin(const struct job *j, u8 out[32])
+{
+	struct journal_reader *rd = NULL;
+	struct journal_record r;
+	const u8 *raw;
+	size_t raw_bytes;
+	int ret = journal_reader_open(&rd, j->data, 1);
+
+	if (ret < 0)
+		return ret;
+	if (j->archive)
+		journal_reader_archive(rd, j->archive);
+	ret = journal_reader_next(rd, &r, &raw, &raw_bytes);
+	if (ret == 1)
+		history_origin_of(raw, raw_bytes, out);
+	journal_reader_close(rd);
+	return ret == 1 ? 0 : -ENODATA;
+}
+
 /* The newest signed checkpoint in DATA/audit/checkpoints: its note and
  * size (0 when none verifies). */
 static u64 newest_checkpoint(struct job *j)
@@ -1069,6 +1138,18 @@ static int take_backup(struct job *j, const struct backup_location *l)
 	ret = load_log_keys(j);
 	if (ret != 0)
 		return ret;
+	/* Another server's location is refused before anything is
+	 * written. */
+	u8 origin[32];
+	if (l->ncomplete > 0 &&
+	    (journal_origin(j, origin) != 0 ||
+	     memcmp(l->e[l->ncomplete - 1].m.origin, origin, 32) != 0)) {
+		fprintf(stderr,
+			"tpwallet backup: %s holds backups of another server "
+			"(another journal origin): use another location\n",
+			j->loc);
+		return 1;
+	}
 	pathf(sdir, sizeof(sdir), "%s/" DATADIR_STORE "/CURRENT", j->data);
 	bool store = stat(sdir, &st) == 0;
 	u64 t0 = wall_ns();
@@ -1095,10 +1176,20 @@ static int take_backup(struct job *j, const struct backup_location *l)
 	j->m.first_seq = 1;
 	if (store && (ret = backup_store(j)) != 0)
 		goto failed;
-	/* The signed checkpoint that covers the store's seq. */
+	/* The signed checkpoint that covers what the journal held when the
+	 * backup started (the audit log signs one about every second while
+	 * entries arrive), and at least the store's seq. */
+	u64 want = journal_end(j->data);
+	if (want < j->m.base_seq)
+		want = j->m.base_seq;
 	u64 waited = mono_ms(), size;
-	while ((size = newest_checkpoint(j)) < j->m.base_seq || size == 0) {
-		if (mono_ms() - waited > CHECKPOINT_WAIT_MS) {
+	while ((size = newest_checkpoint(j)) < want) {
+		if (mono_ms() - waited <= CHECKPOINT_WAIT_MS) {
+			struct timespec ts = {0, 100 * 1000000L};
+			nanosleep(&ts, NULL);
+			continue;
+		}
+		if (size == 0 || size < j->m.base_seq) {
 			fprintf(stderr,
 				"tpwallet backup: no signed checkpoint covers "
 				"entry %llu after %u s (is the server's audit "
@@ -1108,8 +1199,13 @@ static int take_backup(struct job *j, const struct backup_location *l)
 			ret = -ETIMEDOUT;
 			goto failed;
 		}
-		struct timespec ts = {0, 100 * 1000000L};
-		nanosleep(&ts, NULL);
+		fprintf(stderr,
+			"tpwallet backup: warning: entries %llu..%llu are not "
+			"covered by a signed checkpoint after %u s: the backup "
+			"ends at entry %llu\n",
+			(unsigned long long)size + 1, (unsigned long long)want,
+			CHECKPOINT_WAIT_MS / 1000u, (unsigned long long)size);
+		break;
 	}
 	j->m.last_seq = size;
 	if (!store && (ret = backup_snapshot(j, size)) != 0)
@@ -1124,18 +1220,9 @@ static int take_backup(struct job *j, const struct backup_location *l)
 		goto failed;
 	}
 	if (l->ncomplete > 0) {
-		const struct backup_entry *p = &l->e[l->ncomplete - 1];
-		if (memcmp(p->m.origin, j->m.origin, 32) != 0) {
-			fprintf(stderr,
-				"tpwallet backup: %s holds backups of another "
-				"server (another journal origin): use another "
-				"location\n",
-				j->loc);
-			ret = -EXDEV;
-			goto failed;
-		}
 		j->m.has_previous = true;
-		memcpy(j->m.previous, p->manifest_sha256, 32);
+		memcpy(j->m.previous, l->e[l->ncomplete - 1].manifest_sha256,
+		       32);
 	}
 	char head[DATADIR_CHECKPOINT_HEAD_BYTES_MAX + 1];
 	size_t hl = datadir_checkpoint_head(head, j->note_len);
@@ -1186,7 +1273,7 @@ failed:
 		"tpwallet backup: failed (%s); %s holds no manifest, so it "
 		"is not a backup: remove it\n",
 		tpw_strerror(ret < 0 ? -ret : EIO), j->dir);
-	return ret == -EXDEV ? 1 : EXIT_SOFTWARE;
+	return EXIT_SOFTWARE;
 }
 
 /* ---- the subcommands --------------------------------------------------- */
@@ -1351,7 +1438,7 @@ static int list(int argc, char **argv)
 		if (json) {
 			json_t *o = json_pack(
 				"{s:s,s:b,s:I,s:I,s:s,s:I,s:s,s:s,s:s,s:I,s:I,"
-				"s:b}",
+				"s:b,s:I,s:I}",
 				"id", e->id, "complete", 1, "first_seq",
 				(json_int_t)e->m.first_seq, "last_seq",
 				(json_int_t)e->m.last_seq, "base",
@@ -1360,7 +1447,9 @@ static int list(int argc, char **argv)
 				"last_time", t1, "created", tc, "bytes",
 				(json_int_t)e->m.bytes, "files",
 				(json_int_t)e->m.nfiles, "encrypted",
-				e->m.encrypted);
+				e->m.encrypted, "first_time_ns",
+				(json_int_t)e->m.first_time_ns, "last_time_ns",
+				(json_int_t)e->m.last_time_ns);
 			backup_print_json(o);
 		} else {
 			printf("%s  entries %llu..%llu (%s .. %s)  base %s "
