@@ -92,12 +92,19 @@ def rfc3339_ns(ns):
         + ".%09dZ" % (ns % 10**9)
 
 
-def served(ctx, srv, loc, key):
-    """Two backups of srv (the second from a flushed store) with writes
-    before, between and after them; returns the two listings."""
+def started_with_accounts(ctx, batches):
+    """A server (store = 1) with accounts 1..4 and batches of transfers."""
+    srv = ctx.server(env=ENV)
+    srv.start()
     create(srv, "accounts", [account(i) for i in (1, 2, 3, 4)],
            ["created"] * 4)
-    write_transfers(srv, 1000, 6)
+    write_transfers(srv, 1000, batches)
+    return srv
+
+
+def served(ctx, srv, loc, key):
+    """Two backups of srv (the second from a flushed store) with writes
+    between and after them; returns the two listings."""
     backup(srv, loc, key)
     write_transfers(srv, 5000, 6)
     wait_store_flushed(srv)
@@ -111,8 +118,7 @@ def served(ctx, srv, loc, key):
 @e2e_test(timeout=240)
 def test_backup_restores_to_an_index_a_time_and_the_newest_point_with_equal_digests_and_drills_green(ctx):
     loc, key = ctx.path("loc"), keygen(ctx)
-    srv = ctx.server(env=ENV)
-    srv.start()
+    srv = started_with_accounts(ctx, 6)
     first, second = served(ctx, srv, loc, key)
     check_eq(second["base"], "store", "the second backup's base")
     check(second["base_seq"] > first["last_seq"],
@@ -221,11 +227,7 @@ def test_backup_restores_to_an_index_a_time_and_the_newest_point_with_equal_dige
 def test_restore_refuses_a_non_empty_directory_a_wrong_key_and_an_unrestorable_entry(ctx):
     loc, key = ctx.path("loc"), keygen(ctx)
     other = keygen(ctx, "other.key")
-    srv = ctx.server(env=ENV)
-    srv.start()
-    create(srv, "accounts", [account(i) for i in (1, 2, 3, 4)],
-           ["created"] * 4)
-    write_transfers(srv, 1000, 3)
+    srv = started_with_accounts(ctx, 3)
     backup(srv, loc, key)
     got = listing(loc)[0]
     srv.stop()
@@ -267,11 +269,7 @@ def test_restore_refuses_a_non_empty_directory_a_wrong_key_and_an_unrestorable_e
 @e2e_test(timeout=120)
 def test_verify_names_another_servers_backup_and_a_deleted_one_in_the_chain(ctx):
     loc, key = ctx.path("loc"), keygen(ctx)
-    a = ctx.server(env=ENV)
-    a.start()
-    create(a, "accounts", [account(i) for i in (1, 2, 3, 4)],
-           ["created"] * 4)
-    write_transfers(a, 1000, 2)
+    a = started_with_accounts(ctx, 2)
     backup(a, loc, key)
     write_transfers(a, 3000, 2)
     backup(a, loc, key)
