@@ -73,6 +73,7 @@ static void round_trips(bool previous)
 	assert_memory_equal(d.mac, m.mac, 32);
 	char *again = bkmanifest_encode(&d, true);
 	assert_string_equal(again, text);
+	bkmanifest_free(&d);
 	/* Without the MAC: the text the MAC is computed over. */
 	char *bare = bkmanifest_encode(&m, false);
 	assert_null(strstr(bare, "\"mac\""));
