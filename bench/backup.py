@@ -126,6 +126,8 @@ def main():
                                os.environ, TMPDIR=work))
         drill_s = time.monotonic() - t0
         drill = json.loads(p.stdout)
+        if p.returncode != 0:
+            sys.stderr.write(p.stderr[-2000:])
         print(json.dumps({
             "transfers": a.transfers, "load_s": round(load_s, 2),
             "data_bytes": size,

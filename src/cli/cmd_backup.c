@@ -801,14 +801,39 @@ static int put_bytes(struct job *j, const char *name, const void *p, size_t n)
 	return sealw_close(&w, ret);
 }
 
+/* A file copied in, streamed (store files may be large). */
 static int put_file(struct job *j, const char *name, const char *path)
 {
-	char *text = NULL;
-	size_t len = 0;
-	int ret = fsfile_read(path, 1u << 30, &text, &len);
-	if (ret == 0)
-		ret = put_bytes(j, name, text, len);
-	free(text);
+	struct sealw w;
+	struct bkmanifest_file *f;
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC), ret;
+	u8 *buf = malloc(CHUNK_BYTES);
+
+	if (fd < 0 || !buf) {
+		ret = fd < 0 ? -errno : -ENOMEM;
+		goto out;
+	}
+	f = add_file(j, "%s", name);
+	if (!f) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	ret = sealw_open(&w, j->dir, f, j->key);
+	while (ret == 0) {
+		ssize_t n = read(fd, buf, CHUNK_BYTES);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			ret = n < 0 ? -errno : 0;
+			break;
+		}
+		ret = sealw_write(&w, buf, (size_t)n);
+	}
+	ret = sealw_close(&w, ret);
+out:
+	if (fd >= 0)
+		close(fd);
+	free(buf);
 	return ret;
 }
 
