@@ -5,7 +5,8 @@ transfers of history (issue 14, docs/benchmarks.md "Backup and restore").
 Starts `tpwallet serve` (store = 1) on a fresh data directory under
 $TMPDIR, creates 1,000 accounts and N transfers in batches of 8,190
 through HTTP, waits until the store has flushed everything, then in the
-same run: `cp -r DATA` (the baseline), `tpwallet backup` of the running
+same run: `cp -r DATA` (the baseline, once as it is and once followed
+by `sync -f` on the copy, as the backup fsyncs every file), `tpwallet backup` of the running
 server into an empty location (encrypted), and `tpwallet drill` of that
 location (restore, verify, serve, sample).  Prints one JSON object;
 never passes or fails on time.
@@ -106,6 +107,15 @@ def main():
                        check=True)
         cp_s = time.monotonic() - t0
         shutil.rmtree(os.path.join(work, "copy"))
+        # The same with the copy synced (the backup fsyncs every file).
+        subprocess.run(["sync"], check=True)
+        t0 = time.monotonic()
+        subprocess.run(["cp", "-r", data, os.path.join(work, "copy")],
+                       check=True)
+        subprocess.run(["sync", "-f", os.path.join(work, "copy")],
+                       check=True)
+        cp_sync_s = time.monotonic() - t0
+        shutil.rmtree(os.path.join(work, "copy"))
 
         key = os.path.join(work, "backup.key")
         subprocess.run([binary, "backup", "keygen", "--out", key],
@@ -133,6 +143,8 @@ def main():
             "data_bytes": size,
             "cp_r_s": round(cp_s, 3),
             "cp_r_mb_s": round(size / 1e6 / cp_s, 1),
+            "cp_r_sync_s": round(cp_sync_s, 3),
+            "cp_r_sync_mb_s": round(size / 1e6 / cp_sync_s, 1),
             "backup_s": round(backup_s, 3),
             "backup_bytes": backup_bytes,
             "backup_mb_s": round(size / 1e6 / backup_s, 1),
