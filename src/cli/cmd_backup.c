@@ -1325,8 +1325,10 @@ static void usage(FILE *f)
 		"or a refusal, 2 usage, 65 DATA\nunusable.  See docs/cli.md."
 		"\n\nExample:\n"
 		"  tpwallet backup keygen --out backup.key\n"
-		"  tpwallet backup --data data --to /backup/tpwallet "
-		"--key-file backup.key\n");
+		"  tpwallet backup --data data --to backups --key-file "
+		"backup.key\n"
+		"  tpwallet backup verify --from backups --key-file "
+		"backup.key\n");
 }
 
 static int keygen(int argc, char **argv)

@@ -295,11 +295,9 @@ static void usage(FILE *f)
 		"live server).  Exit 0 when everything\nheld and both are "
 		"within their objectives, 1 otherwise, 2 usage.\n\n"
 		"Example:\n"
-		"  tpwallet drill --from /backup/tpwallet --key-file "
-		"backup.key \\\n"
-		"    --live http://127.0.0.1:8080 --token-file "
-		"data/admin.token "
-		"--rto-objective-s 60\n");
+		"  tpwallet drill --from backups --key-file backup.key "
+		"--live \"$TPWALLET_SERVER\" \\\n"
+		"    --token-file data/admin.token --rto-objective-s 60\n");
 }
 
 static void print(const struct figures *f, bool json, double rto_max,

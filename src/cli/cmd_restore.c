@@ -414,8 +414,8 @@ static void usage(FILE *f)
 		"a new signing key is made under NEWDATA.kek or TPWALLET_KEK)."
 		"\nExit 0 restored, 1 refused, 2 usage.  See docs/cli.md.\n\n"
 		"Example:\n"
-		"  tpwallet restore --from /backup/tpwallet --key-file "
-		"backup.key --data data2 --to-index 1200\n");
+		"  tpwallet restore --from backups --key-file backup.key "
+		"--data restored\n");
 }
 
 void backup_restore_print(const char *data, const struct restore_result *r,
@@ -507,6 +507,15 @@ int cmd_restore(int argc, char **argv)
 	if (keyf && backup_key_load("restore", keyf, key) != 0)
 		return EXIT_USAGE;
 	rq.key = keyf ? key : NULL;
+	/* "new/" is "new": the temporary is its sibling, never inside. */
+	char data[PATH_MAX];
+	if (pathf(data, sizeof(data), "%s", rq.data) != 0) {
+		fprintf(stderr, "tpwallet restore: --data: path too long\n");
+		return EXIT_USAGE;
+	}
+	for (size_t n = strlen(data); n > 1 && data[n - 1] == '/'; n--)
+		data[n - 1] = '\0';
+	rq.data = data;
 	int ret = backup_restore(&rq, &res);
 	sodium_memzero(key, sizeof(key));
 	if (ret == 0)

@@ -262,8 +262,11 @@ def test_restore_refuses_a_non_empty_directory_a_wrong_key_and_an_unrestorable_e
     os.makedirs(os.path.join(loc, "20990101T000000000Z-00000000", "journal"))
     rows = listing(loc)
     check_eq([r["complete"] for r in rows], [True, False], "listing")
-    r = restore(loc, key, ctx.path("ok"))
+    os.makedirs(ctx.path("ok"))  # an empty directory, named with a "/"
+    r = restore(loc, key, ctx.path("ok") + "/")
     check_eq(r["seq"], got["last_seq"], "restore beside an interrupted one")
+    check(os.path.exists(ctx.path("ok", "tpwallet.data")),
+          "the restore is not in the directory named")
 
 
 @e2e_test(timeout=120)
