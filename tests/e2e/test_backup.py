@@ -303,3 +303,80 @@ def test_verify_names_another_servers_backup_and_a_deleted_one_in_the_chain(ctx)
           "names the deletion: %r" % p.stdout)
     a.stop()
     b.stop()
+
+
+def restored_digest_is_the_originals(ctx, srv, loc, key, name, env=None,
+                                     *extra):
+    """Restore LOC into ctx/name (with extra options); its seq and digest
+    are the original's there (recover --digests of srv's directory, with
+    env for the settings recovery reads)."""
+    r = restore(loc, key, ctx.path(name), *extra)
+    p = run_cli(["recover", "--digests", srv.data_dir], timeout=120,
+                env=env)
+    check_eq(p.returncode, 0, "recover --digests (stderr %r)" % p.stderr)
+    digests = {d["seq"]: d["digest"] for d in
+               (json.loads(line) for line in p.stdout.splitlines())}
+    check_eq(r["digest"], digests[r["seq"]], "digest at entry %d" % r["seq"])
+    return r
+
+
+@e2e_test(timeout=180)
+def test_backup_takes_archived_segments_and_a_snapshot_when_there_is_no_store(ctx):
+    key = keygen(ctx)
+    # Journal retention: small segments, the sealed ones moved out.
+    archive = ctx.path("archive")
+    os.makedirs(archive, mode=0o700)
+    env = dict(ENV, TPWALLET_JOURNAL_SEGMENT_BYTES=str(65536),
+               TPWALLET_JOURNAL_ARCHIVE_DIR=archive)
+    srv = ctx.server(env=env)
+    srv.start()
+    create(srv, "accounts", [account(i) for i in (1, 2, 3, 4)],
+           ["created"] * 4)
+    write_transfers(srv, 1000, 60)
+    wait_store_flushed(srv)
+    # Segments move after a checkpoint signed once the store is flushed
+    # past them: a write after the flush brings one.
+    deadline = time.monotonic() + FLUSH_WAIT_S
+    k = 0
+    while not [n for n in os.listdir(archive) if n.endswith(".wal")]:
+        check(time.monotonic() < deadline, "no segment was archived")
+        write_transfers(srv, 100000 + 100 * k, 1, per=1)
+        k += 1
+        time.sleep(0.5)
+    loc = ctx.path("loc")
+    p = run_cli(["backup", "--data", srv.data_dir, "--to", loc,
+                 "--key-file", key, "--archive-dir", archive], timeout=60)
+    check_eq(p.returncode, 0, "backup with an archive (%r)" % p.stderr)
+    (got,) = listing(loc)
+    segs = os.listdir(os.path.join(loc, got["id"], "journal"))
+    check(len(segs) >= 3, "journal segments in the backup: %r" % segs)
+    srv.stop()
+    r = restored_digest_is_the_originals(ctx, srv, loc, key, "r1", env)
+    check_eq(r["seq"], got["last_seq"], "restored entry")
+    # The restored directory holds every segment itself.
+    check_eq(sorted(os.listdir(os.path.join(ctx.path("r1"), "journal"))),
+             sorted(segs), "the restored journal")
+
+    # Without the store: the newest snapshot is the base.
+    plain = ctx.server(env={"TPWALLET_SNAPSHOT_EVERY": "1000"})
+    plain.start()
+    create(plain, "accounts", [account(i) for i in (1, 2, 3, 4)],
+           ["created"] * 4)
+    write_transfers(plain, 1000, 30)
+    deadline = time.monotonic() + FLUSH_WAIT_S
+    while not os.listdir(os.path.join(plain.data_dir, "snapshots")):
+        check(time.monotonic() < deadline, "no snapshot written")
+        time.sleep(0.2)
+    loc2 = ctx.path("loc2")
+    backup(plain, loc2, key)
+    (got,) = listing(loc2)
+    check_eq(got["base"], "snapshot", "the base without a store")
+    check(0 < got["base_seq"] < got["last_seq"], "listing: %r" % got)
+    plain.stop()
+    r = restored_digest_is_the_originals(ctx, plain, loc2, key, "r2", None,
+                                         "--to-index",
+                                         str(got["base_seq"] + 1))
+    check_eq((r["base"], r["replayed"]), ("snapshot", 1),
+             "restored from the snapshot")
+    r = restored_digest_is_the_originals(ctx, plain, loc2, key, "r3")
+    check_eq(r["seq"], got["last_seq"], "the newest point")
