@@ -63,6 +63,9 @@ int cmd_help(int argc, char **argv);
 int cmd_probe(int argc, char **argv);
 int cmd_recover(int argc, char **argv);
 int cmd_routes(int argc, char **argv);
+int cmd_backup(int argc, char **argv);
+int cmd_restore(int argc, char **argv);
+int cmd_drill(int argc, char **argv);
 
 /* Exit statuses (sysexits-like). */
 #define EXIT_USAGE    2

@@ -38,6 +38,12 @@ const struct command commands[] = {
 	 "recover a data directory offline: seq, digest, balances"},
 	{"routes", cmd_routes,
 	 "print the HTTP API's routes, their methods and rights"},
+	{"backup", cmd_backup,
+	 "back up a data directory online; list and verify a location"},
+	{"restore", cmd_restore,
+	 "build a data directory from a backup location (point in time)"},
+	{"drill", cmd_drill,
+	 "restore the newest backup, serve it, measure RTO and RPO"},
 	{"version", cmd_version, "print the version"},
 	{"help", cmd_help, "list the commands, or show one command's help"},
 };

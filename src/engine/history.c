@@ -244,6 +244,17 @@ static void origin_file_write(const char *data_dir, const u8 origin[32])
 		log_at(LOG_WARN, "cannot write DATA/" ORIGIN_FILE);
 }
 
+void history_origin_of(const u8 *raw, size_t raw_bytes, u8 out[32])
+{
+	static const char ctx[] = "tpwallet store origin v1";
+	crypto_generichash_state st;
+
+	crypto_generichash_init(&st, NULL, 0, 32);
+	crypto_generichash_update(&st, (const u8 *)ctx, sizeof(ctx));
+	crypto_generichash_update(&st, raw, raw_bytes);
+	crypto_generichash_final(&st, out, 32);
+}
+
 /* The journal's identity: a hash of its first record as it is on disk.
  * When DATA/journal no longer holds it (journal retention moved it),
  * DATA/journal-origin, written whenever it is computed, else the
@@ -277,12 +288,7 @@ static int journal_origin(const char *data_dir, const char *archive_dir,
 		ret = journal_reader_next(rd, &r, &raw, &raw_bytes);
 	}
 	if (ret == 1) {
-		static const char ctx[] = "tpwallet store origin v1";
-		crypto_generichash_state st;
-		crypto_generichash_init(&st, NULL, 0, 32);
-		crypto_generichash_update(&st, (const u8 *)ctx, sizeof(ctx));
-		crypto_generichash_update(&st, raw, raw_bytes);
-		crypto_generichash_final(&st, out, 32);
+		history_origin_of(raw, raw_bytes, out);
 		if (origin_file_read(data_dir, kept) != 1 ||
 		    memcmp(kept, out, 32) != 0)
 			origin_file_write(data_dir, out);

@@ -100,4 +100,9 @@ struct history_stats {
 };
 void history_stats(struct history *h, struct history_stats *out);
 
+/* The journal's identity (the store's origin, DATA/journal-origin): a
+ * keyed hash of its first record's bytes raw[0..raw_bytes) as on disk.
+ * Backups carry it to tell one server's journal from another's. */
+void history_origin_of(const u8 *raw, size_t raw_bytes, u8 out[32]);
+
 #endif

@@ -1026,7 +1026,9 @@ int store_checkpoint(struct store *s, const char *dir, const char **why)
 {
 	rocksdb_checkpoint_t *cp;
 	char *err = NULL;
-	int ret = flush(s, why);
+	/* Read only: no flush; the checkpoint holds the files the open
+	 * found, what the server had flushed then. */
+	int ret = s->read_only ? 0 : flush(s, why);
 
 	if (ret)
 		return ret;
@@ -1034,7 +1036,7 @@ int store_checkpoint(struct store *s, const char *dir, const char **why)
 	if (err)
 		return status_code(err, why, "checkpoint failed");
 	/* 0: flush whatever a concurrent commit added since. */
-	rocksdb_checkpoint_create(cp, dir, 0, &err);
+	rocksdb_checkpoint_create(cp, dir, s->read_only ? UINT64_MAX : 0, &err);
 	rocksdb_checkpoint_object_destroy(cp);
 	return err ? status_code(err, why, "checkpoint failed") : 0;
 }

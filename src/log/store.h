@@ -175,7 +175,11 @@ void store_meta(struct store *s, struct store_meta *out);
 /* Flushes the memtables (waiting) and makes a checkpoint in dir (which
  * must not exist): hard links of the SST files, opened later as a store
  * with the meta of the last commit before the call.  Call it from the
- * writer's thread for a checkpoint at exactly store_meta's seq. */
+ * writer's thread for a checkpoint at exactly store_meta's seq.  On a
+ * store opened read_only (beside a running server: `tpwallet backup`)
+ * nothing is flushed: the checkpoint holds what the open found, the
+ * meta store_meta gives; it may fail (-EIO) when the server's compaction
+ * removes a file meanwhile, and a new open and a new try succeed. */
 int store_checkpoint(struct store *s, const char *dir, const char **why);
 
 struct store_stats {

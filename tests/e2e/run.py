@@ -59,6 +59,7 @@ import test_bad_input  # noqa: E402,F401
 import test_vault  # noqa: E402,F401
 import test_durability  # noqa: E402,F401
 import test_store  # noqa: E402,F401
+import test_backup  # noqa: E402,F401
 import test_observability  # noqa: E402,F401
 import test_audit  # noqa: E402,F401
 import test_audit_tiles  # noqa: E402,F401

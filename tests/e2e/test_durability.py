@@ -812,7 +812,8 @@ def _backup_block():
     root = os.path.join(os.path.dirname(__file__), "..", "..")
     text = open(os.path.join(root, "docs", "operations.md")).read()
     sec = text.split("\n## Backups\n")[1].split("\n## ")[0]
-    block = sec.split("```sh\n")[1].split("```")[0]
+    blocks = [b.split("```")[0] for b in sec.split("```sh\n")[1:]]
+    (block,) = [b for b in blocks if "# To restore" in b]
     backup, restore = block.split("# To restore")
     doctor = re.findall(r"`(tpwallet doctor [^`]*)`", sec)
     check_eq(len(doctor), 1, "doctor commands in the Backups section")
@@ -847,8 +848,10 @@ def test_backup_as_documented_restores_the_same_state(ctx):
                  os.path.join(work, "vault", "tpwallet-data.kek"))
 
     def run(script):
-        script = script.replace("/backup/", work + "/backup/")
-        script = script.replace("/vault/", work + "/vault/")
+        # Only the paths the block names (after a space): the binary's
+        # own path may hold "/backup/" too.
+        script = script.replace(" /backup/", " " + work + "/backup/")
+        script = script.replace(" /vault/", " " + work + "/vault/")
         p = subprocess.run(["bash", "-c", "set -eo pipefail\n" + script],
                            cwd=work, capture_output=True, text=True,
                            timeout=60 * slow_factor())
