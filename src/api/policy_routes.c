@@ -563,6 +563,15 @@ static int impact_of(struct request *rq, const struct policy *next,
 	return r;
 }
 
+/* Would the document block any active user the current one serves? */
+static bool newly_blocks(const struct policy_impact *im)
+{
+	for (u32 i = 0; i < im->nplatforms; i++)
+		if (im->p[i].newly_blocked > 0)
+			return true;
+	return false;
+}
+
 static json_t *impact_json(const struct policy_impact *im, double threshold,
 			   u64 against)
 {
@@ -729,9 +738,13 @@ static enum MHD_Result set_document(struct request *rq, const char *text,
 	if (so->reason)
 		memcpy(h.reason, so->reason, strlen(so->reason));
 	u8 me[32];
-	if (so->guarded && over && admin_named_caller(rq, me)) {
-		/* Dual control: a named administrator's activation above the
-		 * threshold waits for a second one (docs/authz.md). */
+	if ((over || newly_blocks(im)) && admin_named_caller(rq, me)) {
+		/* Dual control: a named administrator's activation (a new
+		 * document, a revert or a rollback) that blocks any active
+		 * user the current document serves waits for a second one
+		 * (docs/authz.md).  Any, not a share: a share can be lowered
+		 * by adding users and reached in small steps, a count of
+		 * users the gate saw cannot (an import never moves them). */
 		u8 *set = calloc(1, sizeof(h) + padded);
 		if (!set)
 			goto nomem;
@@ -2062,7 +2075,7 @@ enum MHD_Result policy_route_activity(struct request *rq)
 					 "most 100000 entries",
 					 "observations", NULL);
 	}
-	size_t i, accepted = 0;
+	size_t i, accepted = 0, known = 0;
 	json_t *e;
 	char path[48];
 	json_array_foreach(obs, i, e)
@@ -2089,7 +2102,7 @@ enum MHD_Result policy_route_activity(struct request *rq)
 				   strlen(us), rq->srv->activity_key,
 				   sizeof(rq->srv->activity_key));
 		pthread_mutex_lock(&rq->srv->activity_lock);
-		int r = activity_observe(rq->srv->activity, h, pl, ve, d);
+		int r = activity_import(rq->srv->activity, h, pl, ve, d);
 		pthread_mutex_unlock(&rq->srv->activity_lock);
 		if (r == -EINVAL) {
 			json_decref(j);
@@ -2100,12 +2113,15 @@ enum MHD_Result policy_route_activity(struct request *rq)
 		}
 		if (r == 0)
 			accepted++;
+		else if (r == 1)
+			known++;
 	}
 	json_decref(j);
 	return reply_jansson(rq, 200,
-			     json_pack("{s:I, s:I}", "observed",
-				       (json_int_t)accepted, "dropped",
-				       (json_int_t)(i - accepted)));
+			     json_pack("{s:I, s:I, s:I}", "observed",
+				       (json_int_t)accepted, "known",
+				       (json_int_t)known, "dropped",
+				       (json_int_t)(i - accepted - known)));
 }
 
 /* ---- dispatch and replies ---------------------------------------------------

@@ -18,8 +18,12 @@ struct user_rec {
 	u32 day;
 	u16 version; /* index into the platform's versions */
 	u8 platform;
-	u8 reserved;
+	u8 flags; /* USER_IMPORTED */
 };
+
+/* Known only from an import (activity_import); an observation of the
+ * gate's makes it a seen user, which an import never changes. */
+#define USER_IMPORTED 0x01u
 
 /* One day's distinct users at one (platform, version). */
 struct day_count {
@@ -189,7 +193,7 @@ static bool name_ok(const char *s)
  * add a version or a user. */
 static int observe(struct activity *a, u64 user, const char *platform,
 		   const char *version_text, u32 day, u32 versions_max,
-		   u32 users_max)
+		   u32 users_max, bool imported)
 {
 	if (!name_ok(platform) || strlen(version_text) > SEMVER_TEXT_MAX ||
 	    version_text[0] == '\0')
@@ -222,6 +226,8 @@ static int observe(struct activity *a, u64 user, const char *platform,
 		memcpy(p->versions[vi], version_text, strlen(version_text) + 1);
 	}
 	struct user_rec *u = user_slot(a, user);
+	if (imported && u->user && !(u->flags & USER_IMPORTED))
+		return 1; /* what the gate saw is never moved by an import */
 	if (!u->user) {
 		if (a->nusers >= users_max) {
 			a->dropped++;
@@ -254,6 +260,7 @@ static int observe(struct activity *a, u64 user, const char *platform,
 	u->day = day;
 	u->platform = (u8)pi;
 	u->version = (u16)vi;
+	u->flags = imported ? USER_IMPORTED : 0;
 	return 0;
 }
 
@@ -261,14 +268,22 @@ int activity_observe(struct activity *a, u64 user, const char *platform,
 		     const char *version_text, u32 day)
 {
 	return observe(a, user, platform, version_text, day,
-		       ACTIVITY_VERSIONS_MAX, ACTIVITY_USERS_MAX);
+		       ACTIVITY_VERSIONS_MAX, ACTIVITY_USERS_MAX, false);
+}
+
+int activity_import(struct activity *a, u64 user, const char *platform,
+		    const char *version_text, u32 day)
+{
+	return observe(a, user, platform, version_text, day,
+		       ACTIVITY_VERSIONS_MAX, ACTIVITY_USERS_MAX, true);
 }
 
 int activity_observe_shared(struct activity *a, u64 user, const char *platform,
 			    const char *version_text, u32 day)
 {
 	return observe(a, user, platform, version_text, day,
-		       ACTIVITY_SHARED_VERSIONS_MAX, ACTIVITY_SHARED_USERS_MAX);
+		       ACTIVITY_SHARED_VERSIONS_MAX, ACTIVITY_SHARED_USERS_MAX,
+		       false);
 }
 
 /* Below min?  1 yes, 0 no, -1 the version does not parse. */

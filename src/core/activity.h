@@ -46,6 +46,18 @@ int activity_observe(struct activity *a, u64 user, const char *platform,
 u64 activity_dropped(const struct activity *a);
 
 /*
+ * The same for an import (POST /v1/client-policy/activity: an export of
+ * the operator's analytics, in day order): it adds users and moves the
+ * users imports made, but never changes a user the gate saw (its
+ * observations are the ground truth), so an import cannot make users the
+ * gate saw, who would be blocked, look as if they were on another
+ * version: dual control counts on that (docs/authz.md).  Returns 1 for
+ * such a user (nothing changed), else as activity_observe.
+ */
+int activity_import(struct activity *a, u64 user, const char *platform,
+		    const char *version_text, u32 day);
+
+/*
  * The same for telemetry that anyone holding a credential can send (not
  * the operator's own): it may add versions and users only while the
  * tables are at most half full, so that it can never take the room the

@@ -78,6 +78,7 @@ import test_authz_limits  # noqa: E402,F401
 import test_client_policy  # noqa: E402,F401
 import test_policy_guard  # noqa: E402,F401
 import test_admins  # noqa: E402,F401
+import test_admins_guard  # noqa: E402,F401
 import test_client_channel  # noqa: E402,F401
 import test_gate_watch  # noqa: E402,F401
 import test_alert_rules  # noqa: E402,F401
