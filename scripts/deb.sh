@@ -24,7 +24,7 @@ bin=$build/tpwallet
 	echo "deb: build $bin and its man pages first (make all)" >&2
 	exit 2
 }
-version=$("$bin" version | awk '{print $2}')
+version=$("$bin" version --json | sed -n 's/.*"version":"\([^"]*\)".*/\1/p')
 arch=$(dpkg --print-architecture)
 work=$build/deb
 pkg=$work/tpwallet
