@@ -825,6 +825,20 @@ int cmd_serve(int argc, char **argv)
 	/* Checked when the setting was read: cannot fail here. */
 	(void)netguard_cidrs_parse(s.trusted_proxies, ao.net.proxies,
 				   NETGUARD_PROXIES_MAX, &ao.net.nproxies);
+	/* The binary's signature, said before the first request can ask
+	 * (/metrics) and in the listening line. */
+	struct buildinfo bi;
+	char libs[512], sigdetail[PATH_MAX + 600];
+	buildinfo_get(&bi);
+	buildinfo_libs_text(&bi, libs, sizeof(libs));
+	const char *sigst = release_self_status(s.release_public_key_file,
+						sigdetail, sizeof(sigdetail));
+	buildinfo_set_signature(sigst);
+	if (strcmp(sigst, "verified") != 0 && strcmp(sigst, "no_key") != 0)
+		log_at(LOG_WARN,
+		       "this binary's release signature does not verify",
+		       LOG_STR("signature", sigst),
+		       LOG_STR("detail", sigdetail));
 	ret = api_server_start(&srv, e, &ao, &err);
 	if (ret < 0) {
 		log_at(LOG_ERROR, "cannot start the HTTP server",
@@ -850,18 +864,6 @@ int cmd_serve(int argc, char **argv)
 		       "cannot start the override expirer: no entry is "
 		       "journaled when an override reaches its end",
 		       LOG_NUM("errno", -ret));
-	struct buildinfo bi;
-	char libs[512], sigdetail[PATH_MAX + 600];
-	buildinfo_get(&bi);
-	buildinfo_libs_text(&bi, libs, sizeof(libs));
-	const char *sigst = release_self_status(s.release_public_key_file,
-						sigdetail, sizeof(sigdetail));
-	buildinfo_set_signature(sigst);
-	if (strcmp(sigst, "verified") != 0 && strcmp(sigst, "no_key") != 0)
-		log_at(LOG_WARN,
-		       "this binary's release signature does not verify",
-		       LOG_STR("signature", sigst),
-		       LOG_STR("detail", sigdetail));
 	log_at(LOG_INFO, "listening", LOG_STR("listen", s.listen),
 	       LOG_STR("data", s.data_dir),
 	       LOG_STR("version", TPWALLET_VERSION),
