@@ -622,7 +622,9 @@ bool history_failed(struct history *h)
 
 struct store *history_store(struct history *h)
 {
-	return h->store;
+	/* The writer thread publishes it (create_store); readers of any
+	 * thread (lookups, queries) take it whole. */
+	return __atomic_load_n(&h->store, __ATOMIC_ACQUIRE);
 }
 
 void history_digest(struct history *h, const struct state *s, u8 out[32])
@@ -670,7 +672,7 @@ static int cold_get(void *ctx, const u128 *ids, u32 n,
 {
 	struct history *h = ctx;
 
-	return store_get_transfers(h->store, ids, n, out);
+	return store_get_transfers(history_store(h), ids, n, out);
 }
 
 struct restore_ctx {
