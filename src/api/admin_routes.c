@@ -39,7 +39,7 @@ static void id_text(const u8 id[32], char out[JOSE_B64_32_BYTES])
 		out[0] = '\0';
 }
 
-bool admin_named_caller(struct request *rq, u8 id[32])
+bool admin_rooted_caller(struct request *rq, u8 id[32])
 {
 	const struct api_caller *c = &rq->auth.caller;
 	if (!c->chain || c->root_admin || c->org)
@@ -51,6 +51,15 @@ bool admin_named_caller(struct request *rq, u8 id[32])
 	if (named)
 		memcpy(id, c->root, 32);
 	return named;
+}
+
+bool admin_named_caller(struct request *rq, u8 id[32])
+{
+	const struct mandate_chain *m = rq->auth.caller.chain;
+	if (!m || m->n != 1 || m->links[0].cert_bound ||
+	    memcmp(m->links[0].iss, m->links[0].sub, 32) != 0)
+		return false;
+	return admin_rooted_caller(rq, id);
 }
 
 u32 admin_role_now(struct request *rq, const u8 id[32])
@@ -451,8 +460,10 @@ static enum MHD_Result decide(struct request *rq, u32 decision)
 
 	if (!admin_named_caller(rq, c.author))
 		return api_reply_problem(rq, PROBLEM_not_an_administrator,
-					 "decide with a mandate whose first "
-					 "link a named administrator signed",
+					 "decide with a mandate of one link "
+					 "that a named administrator signed "
+					 "to itself (its sign-in), proven "
+					 "with its own key",
 					 NULL, NULL);
 	if (!decision_reason(rq, decision == ADMIN_BREAK_GLASS, c.reason,
 			     &reply))

@@ -261,9 +261,15 @@ enum MHD_Result api_submit_command(struct request *rq,
 				   enum MHD_Result (*reply)(struct request *));
 /* ---- admin_routes.c: named administrators and dual control ---- */
 
-/* Is the caller a named administrator (a chain whose first link an
- * administrator with a role signed, its key not revoked)?  Its id into
- * id. */
+/* Is the caller's mandate rooted at an administrator (a chain whose
+ * first link an administrator with a role signed, its key not revoked)?
+ * Its id into id. */
+bool admin_rooted_caller(struct request *rq, u8 id[32]);
+/* Is the caller a named administrator signed in: rooted so, and its
+ * mandate exactly one link that the administrator signed to itself (the
+ * key that proves the request is the administrator's own)?  Only such a
+ * caller requests or decides under dual control: a delegated power is
+ * not the administrator's approval.  Its id into id. */
 bool admin_named_caller(struct request *rq, u8 id[32]);
 /* Make a dual-control request of a PSTATE_CMD_SET ext (the caller is a
  * named administrator): answered 202 with its Location once journaled. */

@@ -729,6 +729,18 @@ static enum MHD_Result set_document(struct request *rq, const char *text,
 	if (so->reason)
 		memcpy(h.reason, so->reason, strlen(so->reason));
 	u8 me[32];
+	if (so->guarded && over && admin_rooted_caller(rq, me) &&
+	    !admin_named_caller(rq, me)) {
+		/* A power an administrator delegated requests nothing: the
+		 * request must be the administrator's own (docs/authz.md). */
+		reply = api_reply_problem(
+			rq, PROBLEM_not_an_administrator,
+			"above the impact threshold, request "
+			"with a mandate of one link that a "
+			"named administrator signed to itself",
+			NULL, NULL);
+		goto done;
+	}
 	if (so->guarded && over && admin_named_caller(rq, me)) {
 		/* Dual control: a named administrator's activation above the
 		 * threshold waits for a second one (docs/authz.md). */

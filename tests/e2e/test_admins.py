@@ -282,3 +282,87 @@ def test_admins_dual_control_retirement_and_break_glass(ctx):
     check(len(line) == 1 and line[0].startswith("warn"),
           "doctor: %r %r" % (line, r.stdout))
     check("request %d" % req3["id"] in line[0], "doctor names the request")
+
+
+# ---- the outside attack's findings (issue 23, second step) ----------------
+
+V1 = {"platforms": {"android": {"min_supported": "3.0.0"}}}
+V2 = {"platforms": {"android": {"min_supported": "4.0.0"}}}
+
+
+class Admins:
+    """alice and bob operators, carol the security officer, dave a
+    registered principal without a role; the bootstrap token retired
+    (unless retire=False); yesterday's activity makes V2 block half the
+    android users, so that V2 needs dual control; V1 active."""
+
+    def __init__(self, ctx, retire=True):
+        self.a = a = Authz(ctx)
+        self.s = a.s
+        self.alice, self.bob, self.carol, self.dave = a.keys(4)
+        for k, name in ((self.alice, "alice"), (self.bob, "bob"),
+                        (self.carol, "carol"), (self.dave, "dave")):
+            a.register(k, name)
+        for k, role in ((self.alice, "operator"), (self.bob, "operator"),
+                        (self.carol, "security_officer")):
+            check_status(self.s.post("/v1/admin/roles",
+                                     {"principal": k["thumbprint"],
+                                      "role": role}), 200, "give " + role)
+        self.la = admin_link(a, self.alice, POLICY_OPS)
+        self.lb = admin_link(a, self.bob, POLICY_OPS)
+        self.lc = admin_link(a, self.carol, ["principals:admin",
+                                             "principals:read",
+                                             "audit:read"])
+        if retire:
+            check_status(self.s.post("/v1/admin/bootstrap/retire", None),
+                         200, "retire")
+        day = time.strftime("%Y-%m-%d", time.gmtime(time.time() - 86400))
+        check_status(self.call(self.la, self.alice, "POST",
+                               "/v1/client-policy/activity",
+                               {"observations": [
+                                   {"day": day, "platform": "android",
+                                    "version": v, "user": "u%s%d" % (v, i)}
+                                   for v in ("3.9.0", "4.1.0")
+                                   for i in range(5)]}), 200, "activity")
+        check_status(put(a, self.la, self.alice, V1, "v1", accept=False),
+                     201, "v1")
+
+    def call(self, links, key, method, path, body=None):
+        if body is not None:
+            body = json.dumps(body)
+        return self.a.call(links, key, method, path, body=body)
+
+    def request(self, links, key, doc, what):
+        """A pending request for doc: its answer."""
+        return check_status(put(self.a, links, key, doc, what), 202, what)
+
+    def get(self, rid):
+        return self.call(self.lb, self.bob, "GET",
+                         "/v1/admin/requests/%d" % rid)
+
+
+@e2e_test(timeout=120)
+def test_admins_delegated_power_neither_requests_nor_decides(ctx):
+    """F8: alice hands policy:admin on to bob's key; bob's request and
+    bob's approval under alice's delegation do not make two people."""
+    x = Admins(ctx)
+    a = x.a
+    la2b = x.la + [a.link(x.alice["private_jwk"], x.bob,
+                          {"ops": ["policy:admin", "policy:read"]},
+                          parent=x.la[0])]
+    req = x.request(x.lb, x.bob, V2, "bob-asks")
+    r = x.call(la2b, x.bob, "POST", "/v1/admin/requests/%d/approve" % req["id"])
+    check_refused(r, 403, "not_an_administrator",
+                  "an approval under alice's delegation to bob")
+    r = put(a, la2b, x.bob, V2, "delegated-request")
+    check_refused(r, 403, "not_an_administrator",
+                  "a request under alice's delegation to bob")
+    check_eq(check_status(x.get(req["id"]), 200, "GET")["status"],
+             "pending", "nothing decided")
+    check_eq(current(a, x.lb, x.bob), 1, "v2 waits")
+    # alice's own sign-in approves, named after her.
+    doc = check_status(x.call(x.la, x.alice, "POST",
+                              "/v1/admin/requests/%d/approve" % req["id"]),
+                       200, "alice approves")
+    check_eq((doc["status"], doc["decided_by"]),
+             ("approved", x.alice["thumbprint"]), "decided by alice")
