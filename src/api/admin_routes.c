@@ -227,6 +227,13 @@ static enum MHD_Result admin_command_reply(struct request *rq)
 	const u8 *ext = (const u8 *)rq->eng.payload + sizeof(*h);
 	struct wbuf b = WBUF_INIT(256);
 
+	if (outcome == ADMIN_NO_OFFICER && h->kind == ADMIN_CMD_ROLE)
+		return api_reply_problem(
+			rq, PROBLEM_no_security_officer,
+			"this would leave no active security officer after "
+			"the bootstrap's retirement: give another the "
+			"security_officer role first",
+			"role", NULL);
 	if (outcome != ADMIN_OK && outcome != ADMIN_EXISTS)
 		return outcome_problem(rq, outcome);
 	switch (h->kind) {

@@ -176,6 +176,19 @@ u64 admin_retired_at(const struct admin *d)
 	return d->retired_at;
 }
 
+/* Is an administrator other than `but` (NULL: none) an active security
+ * officer? */
+static bool officer_besides(const struct admin *d, const struct auth *a,
+			    const u8 *but)
+{
+	for (u32 i = 0; i < d->nroles; i++)
+		if (d->roles[i].role == ADMIN_ROLE_SECURITY_OFFICER &&
+		    (!but || memcmp(d->roles[i].id, but, 32) != 0) &&
+		    admin_is_active(d, a, d->roles[i].id))
+			return true;
+	return false;
+}
+
 static int apply_role(struct admin *d, const struct auth *a,
 		      const struct admin_role_cmd *c, u64 ts, u32 *outcome)
 {
@@ -202,6 +215,12 @@ static int apply_role(struct admin *d, const struct auth *a,
 		r = &d->roles[d->nroles++];
 		memcpy(r->id, c->id, 32);
 	}
+	if (d->retired_at && r->role == ADMIN_ROLE_SECURITY_OFFICER &&
+	    !officer_besides(d, a, c->id)) {
+		/* The last one: nobody could give a role again. */
+		*outcome = ADMIN_NO_OFFICER;
+		return 0;
+	}
 	r->role = c->role;
 	memcpy(r->author, c->author, 32);
 	r->timestamp = ts;
@@ -216,11 +235,7 @@ static void apply_retire(struct admin *d, const struct auth *a,
 		*outcome = ADMIN_EXISTS;
 		return;
 	}
-	bool officer = false;
-	for (u32 i = 0; i < d->nroles && !officer; i++)
-		officer = d->roles[i].role == ADMIN_ROLE_SECURITY_OFFICER &&
-			  admin_is_active(d, a, d->roles[i].id);
-	if (!officer) {
+	if (!officer_besides(d, a, NULL)) {
 		*outcome = ADMIN_NO_OFFICER;
 		return;
 	}

@@ -55,7 +55,8 @@ int admin_role_parse(const char *name);
 
 /* ADMIN_CMD_ROLE (kind 30): give a registered principal a role, or take
  * it away (role ADMIN_ROLE_NONE).  author: who did (zero: the bootstrap
- * administrator). */
+ * administrator).  Once the bootstrap is retired, the last active
+ * security officer's role is not changed (ADMIN_NO_OFFICER). */
 struct admin_role_cmd {
 	u8 id[32];
 	u8 author[32];
@@ -115,7 +116,9 @@ enum admin_outcome {
 	ADMIN_UNKNOWN = 10,	   /* no such principal, or request */
 	ADMIN_NOT_ADMIN = 11,	   /* author (or requester) holds no role,
 				    * or its key is revoked */
-	ADMIN_NO_OFFICER = 12,	   /* retirement: no security officer */
+	ADMIN_NO_OFFICER = 12,	   /* retirement: no security officer; or,
+				    * once retired, a role change that
+				    * would leave none */
 	ADMIN_SELF = 13,	   /* approval by the requester */
 	ADMIN_WINDOW_PASSED = 14,  /* after the request's window */
 	ADMIN_TARGET_CHANGED = 15, /* the target moved since the request */

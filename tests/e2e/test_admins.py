@@ -366,3 +366,27 @@ def test_admins_delegated_power_neither_requests_nor_decides(ctx):
                        200, "alice approves")
     check_eq((doc["status"], doc["decided_by"]),
              ("approved", x.alice["thumbprint"]), "decided by alice")
+
+
+@e2e_test(timeout=120)
+def test_admins_last_security_officer_keeps_its_role(ctx):
+    """F11: after the retirement carol, the only security officer, cannot
+    give up (or lose) her role: nobody could give a role again."""
+    x = Admins(ctx)
+    for role in ("operator", "none"):
+        r = x.call(x.lc, x.carol, "POST", "/v1/admin/roles",
+                   {"principal": x.carol["thumbprint"], "role": role})
+        check_refused(r, 409, "no_security_officer",
+                      "the last officer's role to %s" % role)
+    listed = check_status(x.call(x.lc, x.carol, "GET", "/v1/principals"),
+                          200, "principals")["principals"]
+    check_eq([p.get("role") for p in listed if p["name"] == "carol"],
+             ["security_officer"], "carol keeps her role")
+    # With bob a second officer, carol may step down.
+    check_status(x.call(x.lc, x.carol, "POST", "/v1/admin/roles",
+                        {"principal": x.bob["thumbprint"],
+                         "role": "security_officer"}), 200, "bob officer")
+    doc = check_status(x.call(x.lc, x.carol, "POST", "/v1/admin/roles",
+                              {"principal": x.carol["thumbprint"],
+                               "role": "operator"}), 200, "carol steps down")
+    check_eq(doc["status"], "changed", "carol now an operator")

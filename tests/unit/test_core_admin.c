@@ -197,6 +197,45 @@ static void roles_and_retirement(void **state)
 	world_free(&w);
 }
 
+/* F11: once retired, the last active security officer keeps its role:
+ * otherwise nobody could ever give a role again. */
+static void last_officer_keeps_its_role(void **state)
+{
+	struct world w;
+	u8 id[32];
+	(void)state;
+	world_new(&w);
+	staff(&w);
+	struct admin_retire_cmd rc = {0};
+	assert_int_equal(apply(&w, ADMIN_CMD_RETIRE, &rc, sizeof(rc), T0 + 20),
+			 ADMIN_OK);
+	assert_int_equal(role(&w, 3, ADMIN_ROLE_NONE, T0 + 21),
+			 ADMIN_NO_OFFICER);
+	assert_int_equal(role(&w, 3, ADMIN_ROLE_OPERATOR, T0 + 22),
+			 ADMIN_NO_OFFICER);
+	id_of(3, id);
+	assert_int_equal(admin_role_of(auth_admin(w.a), id),
+			 ADMIN_ROLE_SECURITY_OFFICER);
+	/* A second officer, but with its key revoked, does not count. */
+	assert_int_equal(role(&w, 4, ADMIN_ROLE_SECURITY_OFFICER, T0 + 23),
+			 ADMIN_OK);
+	struct auth_revoke rv = {.flags = AUTH_REVOKE_ALL};
+	id_of(4, rv.iss);
+	assert_int_equal(apply(&w, AUTH_CMD_REVOKE, &rv, sizeof(rv), T0 + 24),
+			 AUTH_OK);
+	assert_int_equal(role(&w, 3, ADMIN_ROLE_NONE, T0 + 25),
+			 ADMIN_NO_OFFICER);
+	/* The revoked one's role may go; with an active second officer the
+	 * first may step down. */
+	assert_int_equal(role(&w, 4, ADMIN_ROLE_NONE, T0 + 26), ADMIN_OK);
+	assert_int_equal(role(&w, 2, ADMIN_ROLE_SECURITY_OFFICER, T0 + 27),
+			 ADMIN_OK);
+	assert_int_equal(role(&w, 3, ADMIN_ROLE_NONE, T0 + 28), ADMIN_OK);
+	assert_int_equal(role(&w, 2, ADMIN_ROLE_OPERATOR, T0 + 29),
+			 ADMIN_NO_OFFICER);
+	world_free(&w);
+}
+
 static void approval_by_another_applies_the_policy(void **state)
 {
 	struct world w;
@@ -406,6 +445,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(roles_and_retirement),
+		cmocka_unit_test(last_officer_keeps_its_role),
 		cmocka_unit_test(approval_by_another_applies_the_policy),
 		cmocka_unit_test(window_and_target_are_decided_at_log_time),
 		cmocka_unit_test(revoked_requester_and_break_glass),
