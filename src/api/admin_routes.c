@@ -93,28 +93,40 @@ static u64 now_ns(void)
 	return (u64)ts.tv_sec * 1000000000u + (u64)ts.tv_nsec;
 }
 
-static void put_request(struct wbuf *b, const struct admin_request_info *r)
+static const u8 zero_id[32];
+
+static u64 expires_at(const struct admin_request_info *r)
+{
+	return r->timestamp + (u64)r->window_s * 1000000000u;
+}
+
+/* A request as JSON.  A pending one whose window has passed by now is
+ * shown expired (the journal marks it so at the next request). */
+static void put_request(struct wbuf *b, const struct admin_request_info *r,
+			u64 now)
 {
 	char id[JOSE_B64_32_BYTES];
+	bool passed = r->status == ADMIN_PENDING && now > expires_at(r);
 
 	wbuf_puts(b, "{\"id\":");
 	wbuf_put_u64(b, r->id);
 	wbuf_puts(b, ",\"operation\":\"policy_set\",\"status\":\"");
-	wbuf_puts(b, admin_status_name(r->status));
+	wbuf_puts(b, admin_status_name(passed ? ADMIN_EXPIRED : r->status));
 	id_text(r->author, id);
 	wbuf_puts(b, "\",\"requested_by\":\"");
 	wbuf_puts(b, id);
 	wbuf_putc(b, '"');
 	put_ns_time(b, ",\"requested_at\":", r->timestamp);
-	put_ns_time(b, ",\"expires_at\":",
-		    r->timestamp + (u64)r->window_s * 1000000000u);
+	put_ns_time(b, ",\"expires_at\":", expires_at(r));
 	wbuf_puts(b, ",\"target_version\":");
 	wbuf_put_u64(b, r->target);
 	if (r->decided_at) {
-		id_text(r->decider, id);
-		wbuf_puts(b, ",\"decided_by\":\"");
-		wbuf_puts(b, id);
-		wbuf_putc(b, '"');
+		if (memcmp(r->decider, zero_id, 32) != 0) {
+			id_text(r->decider, id); /* none: expired */
+			wbuf_puts(b, ",\"decided_by\":\"");
+			wbuf_puts(b, id);
+			wbuf_putc(b, '"');
+		}
 		put_ns_time(b, ",\"decided_at\":", r->decided_at);
 		if (r->reason[0]) {
 			wbuf_puts(b, ",\"reason\":");
@@ -158,7 +170,7 @@ static enum MHD_Result reply_request(struct request *rq, unsigned status,
 	if (!request_get(rq, id, &r))
 		return api_reply_problem(rq, PROBLEM_request_not_found, NULL,
 					 NULL, NULL);
-	put_request(&b, &r);
+	put_request(&b, &r, now_ns());
 	return api_reply_json(rq, status, &b);
 }
 
@@ -167,8 +179,9 @@ static enum MHD_Result outcome_problem(struct request *rq, u32 outcome)
 	switch (outcome) {
 	case ADMIN_FULL:
 		return api_reply_problem(rq, PROBLEM_state_full,
-					 "at most 16 dual-control requests "
-					 "wait at once, 4096 in all, and 256 "
+					 "at most 4 dual-control requests of "
+					 "one administrator and 16 in all "
+					 "wait at once, 4096 are kept, and 256 "
 					 "administrators",
 					 NULL, NULL);
 	case ADMIN_UNKNOWN:
@@ -393,7 +406,7 @@ enum MHD_Result admin_route_requests(struct request *rq)
 	     k--) {
 		struct admin_request_info r;
 		if (admin_request_get(d, k, &r) && r.status == ADMIN_PENDING &&
-		    now <= r.timestamp + (u64)r.window_s * 1000000000u) {
+		    now <= expires_at(&r)) {
 			r.payload = NULL;
 			v[n++] = r;
 		}
@@ -404,7 +417,7 @@ enum MHD_Result admin_route_requests(struct request *rq)
 	for (u32 i = 0; i < n; i++) {
 		if (i)
 			wbuf_putc(&b, ',');
-		put_request(&b, &v[n - 1 - i]);
+		put_request(&b, &v[n - 1 - i], now);
 	}
 	wbuf_puts(&b, "]}");
 	free(v);

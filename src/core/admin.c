@@ -244,11 +244,40 @@ static void apply_retire(struct admin *d, const struct auth *a,
 	*outcome = ADMIN_OK;
 }
 
-static u32 pending_count(const struct admin *d)
+static u64 window_end(const struct request_rec *r)
+{
+	return r->timestamp + (u64)r->window_s * 1000000000u;
+}
+
+static void drop_payload(struct admin *d, u32 i)
+{
+	free(d->payloads[i]);
+	d->payloads[i] = NULL;
+	d->requests[i].payload_bytes = 0;
+}
+
+/* The pending requests whose window passed at ts are expired (decided
+ * at the window's end, by nobody): their slots are free. */
+static void expire_passed(struct admin *d, u64 ts)
+{
+	for (u32 i = 0; i < d->nrequests; i++) {
+		struct request_rec *r = &d->requests[i];
+		if (r->status == ADMIN_PENDING && ts > window_end(r)) {
+			r->status = ADMIN_EXPIRED;
+			r->decided_at = window_end(r);
+			drop_payload(d, i);
+		}
+	}
+}
+
+/* Pending requests, in all (author NULL) or of author. */
+static u32 pending_count(const struct admin *d, const u8 *author)
 {
 	u32 n = 0;
 	for (u32 i = 0; i < d->nrequests; i++)
-		n += d->payloads[i] != NULL;
+		n += d->payloads[i] != NULL &&
+		     (!author ||
+		      memcmp(d->requests[i].author, author, 32) == 0);
 	return n;
 }
 
@@ -261,8 +290,10 @@ static int apply_request(struct admin *d, const struct auth *a, const u8 *ext,
 		*outcome = ADMIN_NOT_ADMIN;
 		return 0;
 	}
+	expire_passed(d, ts);
 	if (d->nrequests >= ADMIN_REQUESTS_MAX ||
-	    pending_count(d) >= ADMIN_PENDING_MAX) {
+	    pending_count(d, NULL) >= ADMIN_PENDING_MAX ||
+	    pending_count(d, c.author) >= ADMIN_PENDING_PER_REQUESTER_MAX) {
 		*outcome = ADMIN_FULL;
 		return 0;
 	}
@@ -292,9 +323,7 @@ static void close_request(struct admin *d, u64 i, u32 status,
 	r->decided_at = ts;
 	memcpy(r->decider, c->author, 32);
 	memcpy(r->reason, c->reason, sizeof(r->reason));
-	free(d->payloads[i]);
-	d->payloads[i] = NULL;
-	r->payload_bytes = 0;
+	drop_payload(d, (u32)i);
 }
 
 /* The checks of a decision, in the order docs/authz.md lists them;
@@ -322,7 +351,7 @@ static u32 decide_check(struct admin *d, const struct auth *a,
 		return ADMIN_NOT_REQUESTER;
 	if (!admin_is_active(d, a, r->author))
 		return ADMIN_NOT_ADMIN;
-	if (ts > r->timestamp + (u64)r->window_s * 1000000000u) {
+	if (ts > window_end(r)) {
 		close_request(d, i, ADMIN_EXPIRED, c, ts);
 		return ADMIN_WINDOW_PASSED;
 	}

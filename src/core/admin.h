@@ -45,9 +45,13 @@ int admin_role_parse(const char *name);
 /* At most this many principals hold a role, requests are kept. */
 #define ADMIN_ROLES_MAX	   256u
 #define ADMIN_REQUESTS_MAX 4096u
-/* Pending requests holding a payload at once. */
-#define ADMIN_PENDING_MAX  16u
-#define ADMIN_REASON_BYTES 128
+/* Pending requests holding a payload at once, in all and of one
+ * requester (so that one administrator cannot take every slot).  A
+ * pending request whose window passed (by the journal's time) is expired
+ * by the next request, which so frees its slot. */
+#define ADMIN_PENDING_MAX		16u
+#define ADMIN_PENDING_PER_REQUESTER_MAX 4u
+#define ADMIN_REASON_BYTES		128
 /* dual_control_window_s: the default and the bounds. */
 #define ADMIN_WINDOW_DEFAULT_S 900u
 #define ADMIN_WINDOW_MIN_S     60u
@@ -133,7 +137,8 @@ enum admin_status {
 	ADMIN_APPROVED = 1,
 	ADMIN_REJECTED = 2,
 	ADMIN_BROKEN_GLASS = 3,
-	ADMIN_EXPIRED = 4, /* an approval came after the window */
+	ADMIN_EXPIRED = 4, /* the window passed: found by an approval after
+			    * it, or by a later request */
 	ADMIN_STALE = 5,   /* an approval found the target changed */
 };
 const char *admin_status_name(u32 status);

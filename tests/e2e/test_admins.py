@@ -390,3 +390,16 @@ def test_admins_last_security_officer_keeps_its_role(ctx):
                               {"principal": x.carol["thumbprint"],
                                "role": "operator"}), 200, "carol steps down")
     check_eq(doc["status"], "changed", "carol now an operator")
+
+
+@e2e_test(timeout=120)
+def test_admins_one_requester_cannot_take_every_pending_slot(ctx):
+    """F6: alice holds at most 4 pending requests (507 state-full after),
+    and bob can still ask."""
+    x = Admins(ctx)
+    for i in range(4):
+        x.request(x.la, x.alice, V2, "alice-%d" % i)
+    r = put(x.a, x.la, x.alice, V2, "alice-5th")
+    check_refused(r, 507, "state_full", "alice's fifth pending request")
+    req = x.request(x.lb, x.bob, V2, "bob-asks")
+    check_eq(req["status"], "pending", "bob's request waits")

@@ -75,6 +75,15 @@ static void principal(struct world *w, u8 n, u64 ts_s)
 			 AUTH_OK);
 }
 
+/* Every link n signs revoked. */
+static void revoke_all(struct world *w, u8 n, u64 ts_s)
+{
+	struct auth_revoke rv = {.flags = AUTH_REVOKE_ALL};
+	id_of(n, rv.iss);
+	assert_int_equal(apply(w, AUTH_CMD_REVOKE, &rv, sizeof(rv), ts_s),
+			 AUTH_OK);
+}
+
 static u32 role(struct world *w, u8 n, u32 r, u64 ts_s)
 {
 	struct admin_role_cmd c = {.role = r};
@@ -175,10 +184,7 @@ static void roles_and_retirement(void **state)
 	/* A security officer whose key is revoked does not count. */
 	assert_int_equal(role(&w, 3, ADMIN_ROLE_SECURITY_OFFICER, T0 + 13),
 			 ADMIN_OK);
-	struct auth_revoke rv = {.flags = AUTH_REVOKE_ALL};
-	id_of(3, rv.iss);
-	assert_int_equal(apply(&w, AUTH_CMD_REVOKE, &rv, sizeof(rv), T0 + 14),
-			 AUTH_OK);
+	revoke_all(&w, 3, T0 + 14);
 	id_of(3, id);
 	assert_false(admin_is_active(auth_admin(w.a), w.a, id));
 	assert_int_equal(apply(&w, ADMIN_CMD_RETIRE, &rc, sizeof(rc), T0 + 15),
@@ -219,10 +225,7 @@ static void last_officer_keeps_its_role(void **state)
 	/* A second officer, but with its key revoked, does not count. */
 	assert_int_equal(role(&w, 4, ADMIN_ROLE_SECURITY_OFFICER, T0 + 23),
 			 ADMIN_OK);
-	struct auth_revoke rv = {.flags = AUTH_REVOKE_ALL};
-	id_of(4, rv.iss);
-	assert_int_equal(apply(&w, AUTH_CMD_REVOKE, &rv, sizeof(rv), T0 + 24),
-			 AUTH_OK);
+	revoke_all(&w, 4, T0 + 24);
 	assert_int_equal(role(&w, 3, ADMIN_ROLE_NONE, T0 + 25),
 			 ADMIN_NO_OFFICER);
 	/* The revoked one's role may go; with an active second officer the
@@ -336,16 +339,41 @@ static void revoked_requester_and_break_glass(void **state)
 	assert_int_equal(admin_break_glass_count(auth_admin(w.a)), 1);
 	/* Bob's key revoked (every link he signs): he decides nothing
 	 * more, though he keeps his role. */
-	struct auth_revoke rv = {.flags = AUTH_REVOKE_ALL};
-	id_of(2, rv.iss);
-	assert_int_equal(apply(&w, AUTH_CMD_REVOKE, &rv, sizeof(rv), T0 + 25),
-			 AUTH_OK);
+	revoke_all(&w, 2, T0 + 25);
 	assert_int_equal(request(&w, 3, doc_b, 1, 900, T0 + 26), ADMIN_OK);
 	assert_int_equal(decide(&w, 2, 3, 3, ADMIN_APPROVE, NULL, T0 + 27),
 			 ADMIN_NOT_ADMIN);
 	assert_int_equal(request(&w, 2, doc_b, 1, 900, T0 + 28),
 			 ADMIN_NOT_ADMIN);
 	assert_int_equal(version(&w), 1);
+	world_free(&w);
+}
+
+/* F6: one administrator holds at most 4 pending requests; a request
+ * whose window passed is expired by the next request, its slot free. */
+static void pending_slots_per_requester_and_expiry(void **state)
+{
+	struct world w;
+	struct admin_request_info r;
+	(void)state;
+	world_new(&w);
+	staff(&w);
+	for (u32 k = 0; k < ADMIN_PENDING_PER_REQUESTER_MAX; k++)
+		assert_int_equal(request(&w, 1, doc_a, 0, 60, T0 + 20 + k),
+				 ADMIN_OK);
+	assert_int_equal(request(&w, 1, doc_a, 0, 900, T0 + 30), ADMIN_FULL);
+	/* Bob's own slots are his. */
+	assert_int_equal(request(&w, 2, doc_a, 0, 900, T0 + 31), ADMIN_OK);
+	assert_int_equal(status_of(&w, 1), ADMIN_PENDING);
+	/* Past the first one's window (T0 + 80): the next request expires
+	 * it, and alice has a slot again. */
+	assert_int_equal(request(&w, 1, doc_a, 0, 900, T0 + 81), ADMIN_OK);
+	assert_int_equal(status_of(&w, 1), ADMIN_EXPIRED);
+	assert_true(admin_request_get(auth_admin(w.a), 1, &r));
+	assert_null(r.payload);
+	assert_int_equal(r.decided_at, NS(T0 + 80));
+	assert_int_equal(status_of(&w, 2), ADMIN_PENDING);
+	assert_int_equal(request(&w, 1, doc_a, 0, 900, T0 + 81), ADMIN_FULL);
 	world_free(&w);
 }
 
@@ -449,6 +477,7 @@ int main(void)
 		cmocka_unit_test(approval_by_another_applies_the_policy),
 		cmocka_unit_test(window_and_target_are_decided_at_log_time),
 		cmocka_unit_test(revoked_requester_and_break_glass),
+		cmocka_unit_test(pending_slots_per_requester_and_expiry),
 		cmocka_unit_test(validator_refuses_malformed),
 		cmocka_unit_test(snapshot_round_trip_and_old_digest),
 	};
