@@ -222,6 +222,12 @@ static enum MHD_Result outcome_problem(struct request *rq, u32 outcome)
 	case ADMIN_NOT_REQUESTER:
 		return api_reply_problem(rq, PROBLEM_break_glass_not_requester,
 					 NULL, NULL, NULL);
+	case ADMIN_OWNS_ACCOUNTS:
+		return api_reply_problem(rq, PROBLEM_role_for_account_owner,
+					 "administrators move no money: a "
+					 "principal that owns accounts would "
+					 "move money with its own links",
+					 "principal", NULL);
 	case ADMIN_REFUSED:
 		return api_reply_problem(rq, PROBLEM_invalid_policy,
 					 "the policy state refused the "

@@ -123,6 +123,8 @@
 	  "Only the requester may break the glass on its request")             \
 	X(no_security_officer, "no-security-officer", 409,                     \
 	  "No active administrator holds the security_officer role")           \
+	X(role_for_account_owner, "role-for-account-owner", 409,               \
+	  "A principal that owns accounts cannot be an administrator")         \
 	X(internal_error, "internal-error", 500, "Internal error")
 
 enum problem {

@@ -203,6 +203,10 @@ static int apply_role(struct admin *d, const struct auth *a,
 		*outcome = ADMIN_EXISTS;
 		return 0;
 	}
+	if (c->role != ADMIN_ROLE_NONE && auth_owns_any(a, c->id)) {
+		*outcome = ADMIN_OWNS_ACCOUNTS;
+		return 0;
+	}
 	if (!r) {
 		if (c->role == ADMIN_ROLE_NONE) {
 			*outcome = ADMIN_EXISTS;

@@ -60,7 +60,8 @@ int admin_role_parse(const char *name);
 /* ADMIN_CMD_ROLE (kind 30): give a registered principal a role, or take
  * it away (role ADMIN_ROLE_NONE).  author: who did (zero: the bootstrap
  * administrator).  Once the bootstrap is retired, the last active
- * security officer's role is not changed (ADMIN_NO_OFFICER). */
+ * security officer's role is not changed (ADMIN_NO_OFFICER); a principal
+ * that owns accounts is given no role (ADMIN_OWNS_ACCOUNTS). */
 struct admin_role_cmd {
 	u8 id[32];
 	u8 author[32];
@@ -130,6 +131,9 @@ enum admin_outcome {
 	ADMIN_NOT_REQUESTER = 17,  /* break-glass by another than the
 				    * requester */
 	ADMIN_REFUSED = 18,	   /* the operation itself was refused */
+	ADMIN_OWNS_ACCOUNTS = 19,  /* a role for a principal that owns
+				    * accounts (its own links would move
+				    * money beside the role) */
 };
 
 enum admin_status {

@@ -403,3 +403,26 @@ def test_admins_one_requester_cannot_take_every_pending_slot(ctx):
     check_refused(r, 507, "state_full", "alice's fifth pending request")
     req = x.request(x.lb, x.bob, V2, "bob-asks")
     check_eq(req["status"], "pending", "bob's request waits")
+
+
+@e2e_test(timeout=120)
+def test_admins_an_account_owner_is_given_no_role(ctx):
+    """F10: dave owns an account; a role for him is refused 409
+    role-for-account-owner (before and after the retirement), so his own
+    links never move money beside a role."""
+    x = Admins(ctx, retire=False)
+    r = x.s.post("/v1/accounts?owner=" + x.dave["thumbprint"],
+                 [account(5)])
+    check_eq([e.get("status") for e in check_status(r, 200, "accounts")],
+             ["created"], "account 5 owned by dave")
+    r = x.s.post("/v1/admin/roles", {"principal": x.dave["thumbprint"],
+                                     "role": "operator"})
+    check_refused(r, 409, "role_for_account_owner", "bootstrap gives dave")
+    check_status(x.s.post("/v1/admin/bootstrap/retire", None), 200, "retire")
+    r = x.call(x.lc, x.carol, "POST", "/v1/admin/roles",
+               {"principal": x.dave["thumbprint"], "role": "support"})
+    check_refused(r, 409, "role_for_account_owner", "carol gives dave")
+    listed = check_status(x.call(x.lc, x.carol, "GET", "/v1/principals"),
+                          200, "principals")["principals"]
+    check_eq([p.get("role") for p in listed if p["name"] == "dave"],
+             [None], "dave holds no role")

@@ -23,6 +23,7 @@
 #include "core/auth.h"
 #include "core/command.h"
 #include "core/pstate.h"
+#include "core/result.h"
 
 #include "banned.h"
 
@@ -377,6 +378,35 @@ static void pending_slots_per_requester_and_expiry(void **state)
 	world_free(&w);
 }
 
+/* F10: a principal that owns accounts is given no role (its own links
+ * would move money beside the role); taking a role stays possible. */
+static void account_owner_gets_no_role(void **state)
+{
+	struct world w;
+	struct auth_owner o;
+	struct account acct = {.id = 77};
+	u32 ok = CREATE_ACCOUNT_ok;
+	u8 id[32];
+	(void)state;
+	world_new(&w);
+	staff(&w);
+	id_of(4, o.owner);
+	auth_set_owners(w.a, &o, &acct, &ok, 1);
+	for (u32 r = ADMIN_ROLE_OPERATOR; r <= ADMIN_ROLE_MAX; r++)
+		assert_int_equal(role(&w, 4, r, T0 + 20), ADMIN_OWNS_ACCOUNTS);
+	id_of(4, id);
+	assert_int_equal(admin_role_of(auth_admin(w.a), id), ADMIN_ROLE_NONE);
+	/* Alice is given accounts after her role: she may lose it, and
+	 * gets none back. */
+	id_of(1, o.owner);
+	acct.id = 78;
+	auth_set_owners(w.a, &o, &acct, &ok, 1);
+	assert_int_equal(role(&w, 1, ADMIN_ROLE_NONE, T0 + 21), ADMIN_OK);
+	assert_int_equal(role(&w, 1, ADMIN_ROLE_OPERATOR, T0 + 22),
+			 ADMIN_OWNS_ACCOUNTS);
+	world_free(&w);
+}
+
 static void validator_refuses_malformed(void **state)
 {
 	struct admin_decide_cmd d = {.request = 1,
@@ -478,6 +508,7 @@ int main(void)
 		cmocka_unit_test(window_and_target_are_decided_at_log_time),
 		cmocka_unit_test(revoked_requester_and_break_glass),
 		cmocka_unit_test(pending_slots_per_requester_and_expiry),
+		cmocka_unit_test(account_owner_gets_no_role),
 		cmocka_unit_test(validator_refuses_malformed),
 		cmocka_unit_test(snapshot_round_trip_and_old_digest),
 	};
