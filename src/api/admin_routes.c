@@ -228,6 +228,9 @@ static enum MHD_Result outcome_problem(struct request *rq, u32 outcome)
 					 "principal that owns accounts would "
 					 "move money with its own links",
 					 "principal", NULL);
+	case ADMIN_AUTHOR_ENDED:
+		return api_reply_problem(rq, PROBLEM_authority_ended,
+					 AUTHORITY_ENDED_DETAIL, NULL, NULL);
 	case ADMIN_REFUSED:
 		return api_reply_problem(rq, PROBLEM_invalid_policy,
 					 "the policy state refused the "

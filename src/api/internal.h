@@ -261,6 +261,12 @@ enum MHD_Result api_submit_command(struct request *rq,
 				   enum MHD_Result (*reply)(struct request *));
 /* ---- admin_routes.c: named administrators and dual control ---- */
 
+/* The detail of 403 authority-ended (admin and policy changes). */
+#define AUTHORITY_ENDED_DETAIL                                                 \
+	"at the journal entry's time the bootstrap token was retired, or "     \
+	"the administrator no longer held the role or its key was revoked: "   \
+	"journaled as refused, nothing changed"
+
 /* Is the caller's mandate rooted at an administrator (a chain whose
  * first link an administrator with a role signed, its key not revoked)?
  * Its id into id. */

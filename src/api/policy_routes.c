@@ -2295,6 +2295,9 @@ static enum MHD_Result policy_command_reply(struct request *rq)
 	case PSTATE_NOT_FOUND:
 		return api_reply_problem(rq, PROBLEM_policy_not_found, NULL,
 					 NULL, NULL);
+	case PSTATE_AUTHOR_ENDED:
+		return api_reply_problem(rq, PROBLEM_authority_ended,
+					 AUTHORITY_ENDED_DETAIL, NULL, NULL);
 	case PSTATE_FULL:
 		return api_reply_problem(
 			rq, PROBLEM_state_full,

@@ -125,6 +125,8 @@
 	  "No active administrator holds the security_officer role")           \
 	X(role_for_account_owner, "role-for-account-owner", 409,               \
 	  "A principal that owns accounts cannot be an administrator")         \
+	X(authority_ended, "authority-ended", 403,                             \
+	  "The caller's authority ended before its change was journaled")      \
 	X(internal_error, "internal-error", 500, "Internal error")
 
 enum problem {

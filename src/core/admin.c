@@ -171,6 +171,15 @@ bool admin_is_active(const struct admin *d, const struct auth *a,
 	       !auth_revoked(a, id, zero32);
 }
 
+bool admin_author_holds(const struct admin *d, const struct auth *a,
+			const u8 author[32], u32 role)
+{
+	const struct role_rec *r = role_find(d, author);
+	if (!r)
+		return d->retired_at == 0;
+	return r->role == role && admin_is_active(d, a, author);
+}
+
 u64 admin_retired_at(const struct admin *d)
 {
 	return d->retired_at;
@@ -196,6 +205,10 @@ static int apply_role(struct admin *d, const struct auth *a,
 	if (!auth_principal_get(a, c->id, &p) ||
 	    auth_principal_x509(p.pub, NULL)) {
 		*outcome = ADMIN_UNKNOWN; /* an organisation signs nothing */
+		return 0;
+	}
+	if (!admin_author_holds(d, a, c->author, ADMIN_ROLE_SECURITY_OFFICER)) {
+		*outcome = ADMIN_AUTHOR_ENDED;
 		return 0;
 	}
 	struct role_rec *r = role_find(d, c->id);
@@ -237,6 +250,10 @@ static void apply_retire(struct admin *d, const struct auth *a,
 {
 	if (d->retired_at) {
 		*outcome = ADMIN_EXISTS;
+		return;
+	}
+	if (!admin_author_holds(d, a, c->author, ADMIN_ROLE_SECURITY_OFFICER)) {
+		*outcome = ADMIN_AUTHOR_ENDED;
 		return;
 	}
 	if (!officer_besides(d, a, NULL)) {

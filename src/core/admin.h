@@ -134,6 +134,9 @@ enum admin_outcome {
 	ADMIN_OWNS_ACCOUNTS = 19,  /* a role for a principal that owns
 				    * accounts (its own links would move
 				    * money beside the role) */
+	ADMIN_AUTHOR_ENDED = 20,   /* a role change or retirement whose
+				    * author's authority had ended at the
+				    * entry's time (admin_author_holds) */
 };
 
 enum admin_status {
@@ -173,6 +176,18 @@ u32 admin_role_of(const struct admin *d, const u8 id[32]);
 /* Is it an administrator now: a role, and its key not revoked? */
 bool admin_is_active(const struct admin *d, const struct auth *a,
 		     const u8 id[32]);
+/*
+ * Does the authority of a change's author (zero: the bootstrap
+ * credential) still hold at the entry's time, for an operation of role
+ * `role`?  The bootstrap credential, and a key that never held a role
+ * (the delegate at the end of a chain the bootstrap key rooted), only
+ * before the retirement; a key that holds or held a role, only while it
+ * is active with exactly that role.  Checked when the change is applied,
+ * so a request checked when its headers came and journaled after a
+ * retirement, a role taken away or a revocation changes nothing.
+ */
+bool admin_author_holds(const struct admin *d, const struct auth *a,
+			const u8 author[32], u32 role);
 /* When the bootstrap credentials were retired (ns), 0: not retired. */
 u64 admin_retired_at(const struct admin *d);
 

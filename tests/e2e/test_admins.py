@@ -426,3 +426,73 @@ def test_admins_an_account_owner_is_given_no_role(ctx):
                           200, "principals")["principals"]
     check_eq([p.get("role") for p in listed if p["name"] == "dave"],
              [None], "dave holds no role")
+
+
+def slow_send(a, method, path, auth, dpop, body):
+    """Send the headers and 3 bytes of body now; a function that sends the
+    rest and returns (status, parsed problem or document)."""
+    import socket
+    head = "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nAuthorization: %s\r\n" % (
+        method, path, a.s.port, auth)
+    if dpop:
+        head += "DPoP: %s\r\n" % dpop
+    head += ("Content-Type: application/json\r\nContent-Length: %d\r\n"
+             "Connection: close\r\n\r\n" % len(body))
+    c = socket.create_connection(("127.0.0.1", a.s.port), timeout=10)
+    c.sendall(head.encode() + body[:3])
+
+    def rest():
+        c.sendall(body[3:])
+        out = b""
+        for _ in range(1000):  # bounded: the server closes after one
+            d = c.recv(65536)
+            if not d:
+                break
+            out += d
+        c.close()
+        status = int(out.split(b" ", 2)[1])
+        return status, json.loads(out.split(b"\r\n\r\n", 1)[1] or b"null")
+    return rest
+
+
+def problem_of(doc):
+    return (doc or {}).get("type", "").rsplit("/", 1)[-1]
+
+
+@e2e_test(timeout=120)
+def test_admins_changes_whose_body_comes_after_the_authority_ended(ctx):
+    """F4, F5: a change whose headers were checked before the retirement
+    (or the removal of the role) and whose body came after is refused,
+    and changes nothing."""
+    x = Admins(ctx, retire=False)
+    a = x.a
+    # The bootstrap token's role grant, its body after the retirement.
+    body = json.dumps({"principal": x.dave["thumbprint"],
+                       "role": "operator"}).encode()
+    rest = slow_send(a, "POST", "/v1/admin/roles", "Bearer " + a.token, None,
+                     body)
+    time.sleep(0.2)
+    check_status(x.s.post("/v1/admin/bootstrap/retire", None), 200, "retire")
+    st, doc = rest()
+    check_eq((st, problem_of(doc)), (401, "bootstrap-retired"),
+             "the token's role grant completed after the retirement")
+    listed = check_status(x.call(x.lc, x.carol, "GET", "/v1/principals"),
+                          200, "principals")["principals"]
+    check_eq([p.get("role") for p in listed if p["name"] == "dave"],
+             [None], "dave holds no role")
+    # alice's activation, her role taken away while its body comes.
+    chain = "~".join(l["compact"] for l in x.la)
+    proof = js({"op": "dpop", "key": x.alice["private_jwk"], "htm": "PUT",
+                "htu": "%s/v1/client-policy" % a.base,
+                "access_token": chain})["proof"]
+    v15 = {"platforms": {"android": {"min_supported": "3.5.0"}}}
+    rest = slow_send(a, "PUT", "/v1/client-policy?reason=late",
+                     "DPoP " + chain, proof, json.dumps(v15).encode())
+    time.sleep(0.2)
+    check_status(x.call(x.lc, x.carol, "POST", "/v1/admin/roles",
+                        {"principal": x.alice["thumbprint"], "role": "none"}),
+                 200, "alice's role taken away")
+    st, doc = rest()
+    check_eq((st, problem_of(doc)), (401, "revoked"),
+             "alice's activation completed after her role went")
+    check_eq(current(a, x.lb, x.bob), 1, "nothing activated")

@@ -85,11 +85,19 @@ static void revoke_all(struct world *w, u8 n, u64 ts_s)
 			 AUTH_OK);
 }
 
-static u32 role(struct world *w, u8 n, u32 r, u64 ts_s)
+/* Principal `by` (0: the bootstrap credential) gives n role r. */
+static u32 role_by(struct world *w, u8 by, u8 n, u32 r, u64 ts_s)
 {
 	struct admin_role_cmd c = {.role = r};
 	id_of(n, c.id);
+	if (by)
+		id_of(by, c.author);
 	return apply(w, ADMIN_CMD_ROLE, &c, sizeof(c), ts_s);
+}
+
+static u32 role(struct world *w, u8 n, u32 r, u64 ts_s)
+{
+	return role_by(w, 0, n, r, ts_s);
 }
 
 /* A request by n for doc (a PSTATE_CMD_SET ext after the header). */
@@ -164,6 +172,15 @@ static void staff(struct world *w)
 			 ADMIN_OK);
 }
 
+/* staff, then the bootstrap credential retired at T0 + 20. */
+static void staff_retired(struct world *w)
+{
+	struct admin_retire_cmd rc = {0};
+	staff(w);
+	assert_int_equal(apply(w, ADMIN_CMD_RETIRE, &rc, sizeof(rc), T0 + 20),
+			 ADMIN_OK);
+}
+
 static void roles_and_retirement(void **state)
 {
 	struct world w;
@@ -197,8 +214,8 @@ static void roles_and_retirement(void **state)
 	assert_int_equal(admin_retired_at(auth_admin(w.a)), NS(T0 + 17));
 	assert_int_equal(apply(&w, ADMIN_CMD_RETIRE, &rc, sizeof(rc), T0 + 18),
 			 ADMIN_EXISTS);
-	/* Taking a role away. */
-	assert_int_equal(role(&w, 1, ADMIN_ROLE_NONE, T0 + 19), ADMIN_OK);
+	/* Taking a role away (the officer, after the retirement). */
+	assert_int_equal(role_by(&w, 4, 1, ADMIN_ROLE_NONE, T0 + 19), ADMIN_OK);
 	id_of(1, id);
 	assert_int_equal(admin_role_of(auth_admin(w.a), id), ADMIN_ROLE_NONE);
 	world_free(&w);
@@ -212,30 +229,29 @@ static void last_officer_keeps_its_role(void **state)
 	u8 id[32];
 	(void)state;
 	world_new(&w);
-	staff(&w);
-	struct admin_retire_cmd rc = {0};
-	assert_int_equal(apply(&w, ADMIN_CMD_RETIRE, &rc, sizeof(rc), T0 + 20),
-			 ADMIN_OK);
-	assert_int_equal(role(&w, 3, ADMIN_ROLE_NONE, T0 + 21),
+	staff_retired(&w);
+	assert_int_equal(role_by(&w, 3, 3, ADMIN_ROLE_NONE, T0 + 21),
 			 ADMIN_NO_OFFICER);
-	assert_int_equal(role(&w, 3, ADMIN_ROLE_OPERATOR, T0 + 22),
+	assert_int_equal(role_by(&w, 3, 3, ADMIN_ROLE_OPERATOR, T0 + 22),
 			 ADMIN_NO_OFFICER);
 	id_of(3, id);
 	assert_int_equal(admin_role_of(auth_admin(w.a), id),
 			 ADMIN_ROLE_SECURITY_OFFICER);
 	/* A second officer, but with its key revoked, does not count. */
-	assert_int_equal(role(&w, 4, ADMIN_ROLE_SECURITY_OFFICER, T0 + 23),
-			 ADMIN_OK);
+	assert_int_equal(
+		role_by(&w, 3, 4, ADMIN_ROLE_SECURITY_OFFICER, T0 + 23),
+		ADMIN_OK);
 	revoke_all(&w, 4, T0 + 24);
-	assert_int_equal(role(&w, 3, ADMIN_ROLE_NONE, T0 + 25),
+	assert_int_equal(role_by(&w, 3, 3, ADMIN_ROLE_NONE, T0 + 25),
 			 ADMIN_NO_OFFICER);
 	/* The revoked one's role may go; with an active second officer the
 	 * first may step down. */
-	assert_int_equal(role(&w, 4, ADMIN_ROLE_NONE, T0 + 26), ADMIN_OK);
-	assert_int_equal(role(&w, 2, ADMIN_ROLE_SECURITY_OFFICER, T0 + 27),
-			 ADMIN_OK);
-	assert_int_equal(role(&w, 3, ADMIN_ROLE_NONE, T0 + 28), ADMIN_OK);
-	assert_int_equal(role(&w, 2, ADMIN_ROLE_OPERATOR, T0 + 29),
+	assert_int_equal(role_by(&w, 3, 4, ADMIN_ROLE_NONE, T0 + 26), ADMIN_OK);
+	assert_int_equal(
+		role_by(&w, 3, 2, ADMIN_ROLE_SECURITY_OFFICER, T0 + 27),
+		ADMIN_OK);
+	assert_int_equal(role_by(&w, 3, 3, ADMIN_ROLE_NONE, T0 + 28), ADMIN_OK);
+	assert_int_equal(role_by(&w, 2, 2, ADMIN_ROLE_OPERATOR, T0 + 29),
 			 ADMIN_NO_OFFICER);
 	world_free(&w);
 }
@@ -407,6 +423,64 @@ static void account_owner_gets_no_role(void **state)
 	world_free(&w);
 }
 
+/* A PSTATE_CMD_SET of doc_a by `by` (0: the bootstrap credential). */
+static u32 set_by(struct world *w, u8 by, u64 ts_s)
+{
+	struct pstate_set set = {0};
+	u8 buf[sizeof(set) + 64] = {0};
+	size_t len = strlen(doc_a);
+	set.text_bytes = (u32)len;
+	if (by)
+		id_of(by, set.author);
+	memcpy(buf, &set, sizeof(set));
+	memcpy(buf + sizeof(set), doc_a, len);
+	return apply(w, PSTATE_CMD_SET, buf,
+		     (u32)(sizeof(set) + (len + 15) / 16 * 16), ts_s);
+}
+
+/* F4, F5: a change checked when its headers came and journaled after
+ * the bootstrap's retirement, its author's role taken away or its key
+ * revoked is refused at the entry's time, and changes nothing. */
+static void changes_by_an_ended_authority_are_refused(void **state)
+{
+	struct world w;
+	u8 id[32];
+	(void)state;
+	world_new(&w);
+	staff_retired(&w);
+	/* The bootstrap credential, and a bootstrap chain's delegate (4,
+	 * no role), after the retirement. */
+	assert_int_equal(role(&w, 4, ADMIN_ROLE_OPERATOR, T0 + 21),
+			 ADMIN_AUTHOR_ENDED);
+	assert_int_equal(role_by(&w, 4, 4, ADMIN_ROLE_OPERATOR, T0 + 21),
+			 ADMIN_AUTHOR_ENDED);
+	assert_int_equal(set_by(&w, 0, T0 + 22), PSTATE_AUTHOR_ENDED);
+	assert_int_equal(set_by(&w, 4, T0 + 22), PSTATE_AUTHOR_ENDED);
+	assert_int_equal(version(&w), 0);
+	/* An operator gives no role (its role is not the officer's). */
+	assert_int_equal(role_by(&w, 1, 4, ADMIN_ROLE_OPERATOR, T0 + 23),
+			 ADMIN_AUTHOR_ENDED);
+	/* Alice activates while an operator; not once her role is gone,
+	 * nor Bob once his key is revoked. */
+	assert_int_equal(set_by(&w, 1, T0 + 24), PSTATE_OK);
+	assert_int_equal(version(&w), 1);
+	assert_int_equal(role_by(&w, 3, 1, ADMIN_ROLE_NONE, T0 + 25), ADMIN_OK);
+	assert_int_equal(set_by(&w, 1, T0 + 26), PSTATE_AUTHOR_ENDED);
+	revoke_all(&w, 2, T0 + 27);
+	assert_int_equal(set_by(&w, 2, T0 + 28), PSTATE_AUTHOR_ENDED);
+	assert_int_equal(version(&w), 1);
+	/* Carol's officer key revoked: her role change is refused too. */
+	assert_int_equal(role_by(&w, 3, 4, ADMIN_ROLE_SUPPORT, T0 + 29),
+			 ADMIN_OK);
+	revoke_all(&w, 3, T0 + 30);
+	assert_int_equal(role_by(&w, 3, 4, ADMIN_ROLE_NONE, T0 + 31),
+			 ADMIN_AUTHOR_ENDED);
+	id_of(4, id);
+	assert_int_equal(admin_role_of(auth_admin(w.a), id),
+			 ADMIN_ROLE_SUPPORT);
+	world_free(&w);
+}
+
 static void validator_refuses_malformed(void **state)
 {
 	struct admin_decide_cmd d = {.request = 1,
@@ -509,6 +583,7 @@ int main(void)
 		cmocka_unit_test(revoked_requester_and_break_glass),
 		cmocka_unit_test(pending_slots_per_requester_and_expiry),
 		cmocka_unit_test(account_owner_gets_no_role),
+		cmocka_unit_test(changes_by_an_ended_authority_are_refused),
 		cmocka_unit_test(validator_refuses_malformed),
 		cmocka_unit_test(snapshot_round_trip_and_old_digest),
 	};
