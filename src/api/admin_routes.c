@@ -137,14 +137,28 @@ static void put_request(struct wbuf *b, const struct admin_request_info *r,
 }
 
 static bool request_get(struct request *rq, u64 id,
-			struct admin_request_info *out)
+			struct admin_request_info *out, bool *dropped)
 {
 	engine_read_begin(rq->srv->e);
-	bool found =
-		admin_request_get(auth_admin(engine_auth(rq->srv->e)), id, out);
+	const struct admin *d = auth_admin(engine_auth(rq->srv->e));
+	bool found = admin_request_get(d, id, out);
+	*dropped = !found && id > 0 && id <= admin_request_last_id(d);
 	engine_read_end(rq->srv->e);
 	out->payload = NULL; /* valid under the lock only */
 	return found;
+}
+
+/* 404 request-not-found, or 410 request-dropped for an id given once. */
+static enum MHD_Result reply_no_request(struct request *rq, bool dropped)
+{
+	if (dropped)
+		return api_reply_problem(rq, PROBLEM_request_dropped,
+					 "decided (or expired) requests are "
+					 "dropped, oldest first, when 4096 are "
+					 "kept; the journal keeps its entries",
+					 NULL, NULL);
+	return api_reply_problem(rq, PROBLEM_request_not_found, NULL, NULL,
+				 NULL);
 }
 
 /* The request a record made: the one stamped with its time. */
@@ -154,10 +168,11 @@ static u64 request_made_by(struct request *rq)
 	u64 id = 0;
 	engine_read_begin(rq->srv->e);
 	const struct admin *d = auth_admin(engine_auth(rq->srv->e));
-	for (u64 k = admin_request_count(d); k > 0 && !id; k--)
-		if (admin_request_get(d, k, &r) &&
-		    r.timestamp == rq->eng.ereq.timestamp)
-			id = k;
+	for (u32 k = admin_request_count(d); k > 0 && !id; k--) {
+		admin_request_at(d, k - 1, &r);
+		if (r.timestamp == rq->eng.ereq.timestamp)
+			id = r.id;
+	}
 	engine_read_end(rq->srv->e);
 	return id;
 }
@@ -167,9 +182,9 @@ static enum MHD_Result reply_request(struct request *rq, unsigned status,
 {
 	struct admin_request_info r;
 	struct wbuf b = WBUF_INIT(1024);
-	if (!request_get(rq, id, &r))
-		return api_reply_problem(rq, PROBLEM_request_not_found, NULL,
-					 NULL, NULL);
+	bool dropped;
+	if (!request_get(rq, id, &r, &dropped))
+		return reply_no_request(rq, dropped);
 	put_request(&b, &r, now_ns());
 	return api_reply_json(rq, status, &b);
 }
@@ -228,6 +243,11 @@ static enum MHD_Result outcome_problem(struct request *rq, u32 outcome)
 					 "principal that owns accounts would "
 					 "move money with its own links",
 					 "principal", NULL);
+	case ADMIN_TOO_LARGE:
+		return api_reply_problem(rq, PROBLEM_body_too_large,
+					 "a document under dual control is at "
+					 "most 64 KiB",
+					 NULL, NULL);
 	case ADMIN_AUTHOR_ENDED:
 		return api_reply_problem(rq, PROBLEM_authority_ended,
 					 AUTHORITY_ENDED_DETAIL, NULL, NULL);
@@ -411,11 +431,11 @@ enum MHD_Result admin_route_requests(struct request *rq)
 					 "out of memory", NULL, NULL);
 	engine_read_begin(rq->srv->e);
 	const struct admin *d = auth_admin(engine_auth(rq->srv->e));
-	for (u64 k = admin_request_count(d); k > 0 && n < ADMIN_PENDING_MAX;
+	for (u32 k = admin_request_count(d); k > 0 && n < ADMIN_PENDING_MAX;
 	     k--) {
 		struct admin_request_info r;
-		if (admin_request_get(d, k, &r) && r.status == ADMIN_PENDING &&
-		    now <= expires_at(&r)) {
+		admin_request_at(d, k - 1, &r);
+		if (r.status == ADMIN_PENDING && now <= expires_at(&r)) {
 			r.payload = NULL;
 			v[n++] = r;
 		}
@@ -497,9 +517,9 @@ static enum MHD_Result decide(struct request *rq, u32 decision)
 	if (!decision_reason(rq, decision == ADMIN_BREAK_GLASS, c.reason,
 			     &reply))
 		return reply;
-	if (!request_get(rq, (u64)rq->path_id, &r))
-		return api_reply_problem(rq, PROBLEM_request_not_found, NULL,
-					 NULL, NULL);
+	bool dropped;
+	if (!request_get(rq, (u64)rq->path_id, &r, &dropped))
+		return reply_no_request(rq, dropped);
 	memcpy(c.requester, r.author, 32);
 	c.request = r.id;
 	c.decision = decision;

@@ -127,6 +127,8 @@
 	  "A principal that owns accounts cannot be an administrator")         \
 	X(authority_ended, "authority-ended", 403,                             \
 	  "The caller's authority ended before its change was journaled")      \
+	X(request_dropped, "request-dropped", 410,                             \
+	  "The dual-control request was decided and dropped from the table")   \
 	X(internal_error, "internal-error", 500, "Internal error")
 
 enum problem {

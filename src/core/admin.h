@@ -42,9 +42,16 @@ const char *admin_role_name(u32 role);
 /* The role a name says, or -1. */
 int admin_role_parse(const char *name);
 
-/* At most this many principals hold a role, requests are kept. */
+/* At most this many principals hold a role, requests are kept: when the
+ * table is full, the oldest request that is no longer pending is
+ * dropped to make room (ids go on growing; a dropped one is gone). */
 #define ADMIN_ROLES_MAX	   256u
 #define ADMIN_REQUESTS_MAX 4096u
+/* The PSTATE_CMD_SET ext a request holds: at most 64 KiB (a client
+ * policy of every platform with its rules is a few KiB), so that the 16
+ * pending requests hold at most 1 MiB in the state and in each snapshot,
+ * not 16 x 256 KiB. */
+#define ADMIN_PAYLOAD_BYTES_MAX (64u * 1024u)
 /* Pending requests holding a payload at once, in all and of one
  * requester (so that one administrator cannot take every slot).  A
  * pending request whose window passed (by the journal's time) is expired
@@ -137,6 +144,8 @@ enum admin_outcome {
 	ADMIN_AUTHOR_ENDED = 20,   /* a role change or retirement whose
 				    * author's authority had ended at the
 				    * entry's time (admin_author_holds) */
+	ADMIN_TOO_LARGE = 21,	   /* a request's document above
+				    * ADMIN_PAYLOAD_BYTES_MAX */
 };
 
 enum admin_status {
@@ -214,10 +223,17 @@ struct admin_request_info {
 	const u8 *payload;
 	u32 payload_bytes;
 };
+/* Requests held in the table (at most ADMIN_REQUESTS_MAX), oldest
+ * first: admin_request_at(0..count-1). */
 u32 admin_request_count(const struct admin *d);
-/* How many requests were carried out by break-glass. */
-u32 admin_break_glass_count(const struct admin *d);
-/* Request id (1..count); false when none. */
+void admin_request_at(const struct admin *d, u32 i,
+		      struct admin_request_info *out);
+/* The last id given (0: none yet); ids are never given twice. */
+u64 admin_request_last_id(const struct admin *d);
+/* How many requests were carried out by break-glass (dropped ones too). */
+u64 admin_break_glass_count(const struct admin *d);
+/* Request id; false when never made (> admin_request_last_id) or
+ * dropped. */
 bool admin_request_get(const struct admin *d, u64 id,
 		       struct admin_request_info *out);
 

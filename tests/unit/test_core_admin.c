@@ -481,6 +481,54 @@ static void changes_by_an_ended_authority_are_refused(void **state)
 	world_free(&w);
 }
 
+/* F7: a full table drops its oldest decided request to make room; ids
+ * never repeat, the break-glass count keeps the dropped ones, a pending
+ * request is never dropped, and the snapshot keeps the ids. */
+static void decided_requests_are_recycled(void **state)
+{
+	struct world w;
+	struct admin_request_info r;
+	(void)state;
+	world_new(&w);
+	staff(&w);
+	const struct admin *d = auth_admin(w.a);
+	/* 1: pending for the whole test (a day's window); 2: broken. */
+	assert_int_equal(request(&w, 1, doc_a, 9, ADMIN_WINDOW_MAX_S, T0 + 20),
+			 ADMIN_OK);
+	assert_int_equal(request(&w, 2, doc_a, 0, 900, T0 + 21), ADMIN_OK);
+	assert_int_equal(decide(&w, 2, 2, 2, ADMIN_BREAK_GLASS, "x", T0 + 22),
+			 ADMIN_OK);
+	for (u64 id = 3; id <= ADMIN_REQUESTS_MAX; id++) {
+		assert_int_equal(request(&w, 2, doc_b, 1, 900, T0 + 30),
+				 ADMIN_OK);
+		assert_int_equal(
+			decide(&w, 2, 2, id, ADMIN_REJECT, NULL, T0 + 30),
+			ADMIN_OK);
+	}
+	assert_int_equal(admin_request_count(d), ADMIN_REQUESTS_MAX);
+	/* Full: the next drops request 2 (1 is pending) and is 4097. */
+	assert_int_equal(request(&w, 2, doc_b, 1, 900, T0 + 40), ADMIN_OK);
+	assert_int_equal(admin_request_count(d), ADMIN_REQUESTS_MAX);
+	assert_int_equal(admin_request_last_id(d), ADMIN_REQUESTS_MAX + 1);
+	assert_false(admin_request_get(d, 2, &r));
+	assert_true(admin_request_get(d, 1, &r));
+	assert_int_equal(r.status, ADMIN_PENDING);
+	assert_true(admin_request_get(d, ADMIN_REQUESTS_MAX + 1, &r));
+	assert_int_equal(r.id, ADMIN_REQUESTS_MAX + 1);
+	assert_int_equal(admin_break_glass_count(d), 1);
+	/* A dropped request is decided no more; the new one is. */
+	assert_int_equal(decide(&w, 1, 2, 2, ADMIN_REJECT, NULL, T0 + 41),
+			 ADMIN_UNKNOWN);
+	assert_int_equal(decide(&w, 1, 2, ADMIN_REQUESTS_MAX + 1, ADMIN_REJECT,
+				NULL, T0 + 42),
+			 ADMIN_OK);
+	/* Again: request 3 goes, 4098 comes. */
+	assert_int_equal(request(&w, 2, doc_b, 1, 900, T0 + 43), ADMIN_OK);
+	assert_false(admin_request_get(d, 3, &r));
+	assert_int_equal(admin_request_last_id(d), ADMIN_REQUESTS_MAX + 2);
+	world_free(&w);
+}
+
 static void validator_refuses_malformed(void **state)
 {
 	struct admin_decide_cmd d = {.request = 1,
@@ -541,7 +589,7 @@ static void snapshot_round_trip_and_old_digest(void **state)
 	 * administrators' part: an older reader takes it). */
 	assert_int_equal(auth_snapshot_write(w.a, sink_buf, &s), 0);
 	assert_int_equal(s.len, auth_snapshot_bytes(w.a));
-	assert_null(memmem(s.b, s.len, "TPWADMN1", 8));
+	assert_null(memmem(s.b, s.len, "TPWADMN", 7));
 	auth_digest(w.a, before);
 	assert_int_equal(role(&w, 1, ADMIN_ROLE_OPERATOR, T0 + 10), ADMIN_OK);
 	assert_int_equal(role(&w, 2, ADMIN_ROLE_OPERATOR, T0 + 11), ADMIN_OK);
@@ -554,7 +602,7 @@ static void snapshot_round_trip_and_old_digest(void **state)
 	s.len = 0;
 	assert_int_equal(auth_snapshot_write(w.a, sink_buf, &s), 0);
 	assert_int_equal(s.len, auth_snapshot_bytes(w.a));
-	assert_non_null(memmem(s.b, s.len, "TPWADMN1", 8));
+	assert_non_null(memmem(s.b, s.len, "TPWADMN", 7));
 	struct auth *b = auth_snapshot_read(s.b, s.len);
 	assert_non_null(b);
 	u8 again[32];
@@ -584,6 +632,7 @@ int main(void)
 		cmocka_unit_test(pending_slots_per_requester_and_expiry),
 		cmocka_unit_test(account_owner_gets_no_role),
 		cmocka_unit_test(changes_by_an_ended_authority_are_refused),
+		cmocka_unit_test(decided_requests_are_recycled),
 		cmocka_unit_test(validator_refuses_malformed),
 		cmocka_unit_test(snapshot_round_trip_and_old_digest),
 	};
