@@ -103,7 +103,7 @@ static u64 expires_at(const struct admin_request_info *r)
 /* A request as JSON.  A pending one whose window has passed by now is
  * shown expired (the journal marks it so at the next request). */
 static void put_request(struct wbuf *b, const struct admin_request_info *r,
-			u64 now)
+			u64 now, const char *held)
 {
 	char id[JOSE_B64_32_BYTES];
 	bool passed = r->status == ADMIN_PENDING && now > expires_at(r);
@@ -132,6 +132,11 @@ static void put_request(struct wbuf *b, const struct admin_request_info *r,
 			wbuf_puts(b, ",\"reason\":");
 			wbuf_put_json_str(b, r->reason, strlen(r->reason));
 		}
+	}
+	if (held && held[0] == '{' && held[1] != '}') {
+		wbuf_putc(b, ','); /* the members of policy_held_members */
+		wbuf_puts(b, held + 1);
+		return;
 	}
 	wbuf_putc(b, '}');
 }
@@ -177,15 +182,42 @@ static u64 request_made_by(struct request *rq)
 	return id;
 }
 
+/* A request; with_document: and, while pending, the document it holds
+ * and its changes against the current policy. */
 static enum MHD_Result reply_request(struct request *rq, unsigned status,
-				     u64 id)
+				     u64 id, bool with_document)
 {
 	struct admin_request_info r;
-	struct wbuf b = WBUF_INIT(1024);
-	bool dropped;
-	if (!request_get(rq, id, &r, &dropped))
+	/* The document (64 KiB at most) twice over, as document and as
+	 * changes, and the request's own members. */
+	struct wbuf b = WBUF_INIT(4 * ADMIN_PAYLOAD_BYTES_MAX);
+	bool dropped, found;
+	char *text = NULL, *held = NULL;
+	size_t len = 0;
+
+	engine_read_begin(rq->srv->e);
+	const struct admin *d = auth_admin(engine_auth(rq->srv->e));
+	found = admin_request_get(d, id, &r);
+	dropped = !found && id > 0 && id <= admin_request_last_id(d);
+	if (found && with_document && r.payload &&
+	    r.payload_bytes >= sizeof(struct pstate_set)) {
+		struct pstate_set h;
+		memcpy(&h, r.payload, sizeof(h));
+		if (h.text_bytes <= r.payload_bytes - sizeof(h)) {
+			len = h.text_bytes;
+			text = strndup((const char *)r.payload + sizeof(h),
+				       len);
+		}
+	}
+	r.payload = NULL; /* valid under the lock only */
+	engine_read_end(rq->srv->e);
+	if (!found)
 		return reply_no_request(rq, dropped);
-	put_request(&b, &r, now_ns());
+	if (text)
+		held = policy_held_members(rq, text, len);
+	free(text);
+	put_request(&b, &r, now_ns(), held);
+	free(held);
 	return api_reply_json(rq, status, &b);
 }
 
@@ -305,7 +337,7 @@ static enum MHD_Result admin_command_reply(struct request *rq)
 			 (unsigned long long)id);
 		free(rq->location);
 		rq->location = strdup(loc);
-		return reply_request(rq, 202, id);
+		return reply_request(rq, 202, id, false);
 	}
 	default: {
 		struct admin_decide_cmd c;
@@ -319,7 +351,7 @@ static enum MHD_Result admin_command_reply(struct request *rq)
 			       LOG_NUM("request", c.request),
 			       LOG_STR("requester", who));
 		}
-		return reply_request(rq, 200, c.request);
+		return reply_request(rq, 200, c.request, false);
 	}
 	}
 }
@@ -446,7 +478,7 @@ enum MHD_Result admin_route_requests(struct request *rq)
 	for (u32 i = 0; i < n; i++) {
 		if (i)
 			wbuf_putc(&b, ',');
-		put_request(&b, &v[n - 1 - i], now);
+		put_request(&b, &v[n - 1 - i], now, NULL);
 	}
 	wbuf_puts(&b, "]}");
 	free(v);
@@ -455,7 +487,7 @@ enum MHD_Result admin_route_requests(struct request *rq)
 
 enum MHD_Result admin_route_request(struct request *rq)
 {
-	return reply_request(rq, 200, (u64)rq->path_id);
+	return reply_request(rq, 200, (u64)rq->path_id, true);
 }
 
 /* {"reason": "..."} (optional but for break-glass), into out. */

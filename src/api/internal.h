@@ -281,6 +281,11 @@ bool admin_named_caller(struct request *rq, u8 id[32]);
  * named administrator): answered 202 with its Location once journaled. */
 enum MHD_Result admin_request_policy(struct request *rq, const void *set_ext,
 				     u32 set_bytes);
+/* What a held policy document (text, len) would do, for the approver:
+ * the JSON object {"document", "changes" (policy_diff against the
+ * current version, null when none), "current_version"} as text to
+ * free(), or NULL (out of memory). */
+char *policy_held_members(struct request *rq, const char *text, size_t len);
 /* The role a principal holds now (ADMIN_ROLE_NONE: none). */
 u32 admin_role_now(struct request *rq, const u8 id[32]);
 

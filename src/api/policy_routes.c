@@ -915,6 +915,40 @@ static json_t *diff_versions(struct request *rq, u64 from, u64 to, bool *found)
 	return changes;
 }
 
+char *policy_held_members(struct request *rq, const char *text, size_t len)
+{
+	struct pstate_version cv;
+	char *ct = NULL, *out = NULL;
+	size_t cl = 0;
+	u64 cur = 0;
+	engine_read_begin(rq->srv->e);
+	const struct pstate *ps = engine_pstate(rq->srv->e);
+	if (pstate_current(ps, &cur) && pstate_version_get(ps, cur, &cv)) {
+		ct = strndup(cv.text, cv.text_len);
+		cl = cv.text_len;
+	}
+	engine_read_end(rq->srv->e);
+	struct policy *pc = NULL, *pn = NULL;
+	json_t *changes = NULL;
+	if (ct && policy_parse(ct, cl, &pc, NULL) == 0 &&
+	    policy_parse(text, len, &pn, NULL) == 0 &&
+	    policy_diff(pc, pn, &out, NULL) == 0 && out)
+		changes = json_loads(out, 0, NULL);
+	free(out);
+	free(ct);
+	policy_free(pc);
+	policy_free(pn);
+	json_t *o = json_object();
+	json_t *doc = json_loadb(text, len, 0, NULL);
+	json_object_set_new(o, "document", doc ? doc : json_null());
+	json_object_set_new(o, "changes", changes ? changes : json_null());
+	json_object_set_new(o, "current_version",
+			    cur ? json_integer((json_int_t)cur) : json_null());
+	char *members = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(o);
+	return members;
+}
+
 enum MHD_Result policy_route_diff(struct request *rq)
 {
 	u64 from, to;

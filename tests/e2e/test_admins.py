@@ -496,3 +496,33 @@ def test_admins_changes_whose_body_comes_after_the_authority_ended(ctx):
     check_eq((st, problem_of(doc)), (401, "revoked"),
              "alice's activation completed after her role went")
     check_eq(current(a, x.lb, x.bob), 1, "nothing activated")
+
+
+@e2e_test(timeout=120)
+def test_admins_the_approver_sees_what_it_approves(ctx):
+    """F3: GET /v1/admin/requests/{id} shows the held document and its
+    changes against the current policy (as GET /v1/client-policy/diff
+    would show them); the decoded admin_request entry shows it too."""
+    x = Admins(ctx)
+    req = x.request(x.la, x.alice, V2, "alice-asks")
+    doc = check_status(x.get(req["id"]), 200, "GET the request")
+    check_eq(doc["document"], V2, "the held document")
+    check_eq(doc["current_version"], 1, "compared with version 1")
+    # The same changes as the diff of v1 to v2 once v2 is set: bob
+    # approves, then the diff route answers for versions 1..2.
+    check_status(x.call(x.lb, x.bob, "POST",
+                        "/v1/admin/requests/%d/approve" % req["id"]),
+                 200, "bob approves")
+    diff = check_status(x.call(x.lb, x.bob, "GET",
+                               "/v1/client-policy/diff?from=1&to=2"),
+                        200, "diff 1..2")
+    check(len(diff["changes"]) > 0, "v2 changes something: %r" % diff)
+    check_eq(doc["changes"], diff["changes"], "the request's changes")
+    # Once decided, the document is no longer held.
+    done = check_status(x.get(req["id"]), 200, "GET decided")
+    check_eq(("document" in done, done["status"]), (False, "approved"),
+             "no document once decided")
+    views = trail(x.a, x.lc, x.carol)
+    held = [v["fields"] for v in views if v.get("command") == "admin_request"]
+    check_eq(len(held), 1, "one admin_request entry")
+    check_eq(json.loads(held[0]["document"]), V2, "the entry's document")
