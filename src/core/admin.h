@@ -188,12 +188,13 @@ bool admin_is_active(const struct admin *d, const struct auth *a,
 /*
  * Does the authority of a change's author (zero: the bootstrap
  * credential) still hold at the entry's time, for an operation of role
- * `role`?  The bootstrap credential, and a key that never held a role
- * (the delegate at the end of a chain the bootstrap key rooted), only
- * before the retirement; a key that holds or held a role, only while it
- * is active with exactly that role.  Checked when the change is applied,
- * so a request checked when its headers came and journaled after a
- * retirement, a role taken away or a revocation changes nothing.
+ * `role`?  Before the retirement, always (the bootstrap credential holds
+ * every right, also through a chain it rooted, whose author is its last
+ * delegate, which may hold a role); after it, only an active
+ * administrator with exactly that role.  Checked when the change is
+ * applied, so a request checked when its headers came and journaled
+ * after a retirement, or after its author's role was taken away or its
+ * key revoked (after the retirement), changes nothing.
  */
 bool admin_author_holds(const struct admin *d, const struct auth *a,
 			const u8 author[32], u32 role);
