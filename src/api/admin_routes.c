@@ -39,7 +39,7 @@ static void id_text(const u8 id[32], char out[JOSE_B64_32_BYTES])
 		out[0] = '\0';
 }
 
-bool admin_named_caller(struct request *rq, u8 id[32])
+bool admin_rooted_caller(struct request *rq, u8 id[32])
 {
 	const struct api_caller *c = &rq->auth.caller;
 	if (!c->chain || c->root_admin || c->org)
@@ -51,6 +51,15 @@ bool admin_named_caller(struct request *rq, u8 id[32])
 	if (named)
 		memcpy(id, c->root, 32);
 	return named;
+}
+
+bool admin_named_caller(struct request *rq, u8 id[32])
+{
+	const struct mandate_chain *m = rq->auth.caller.chain;
+	if (!m || m->n != 1 || m->links[0].cert_bound ||
+	    memcmp(m->links[0].iss, m->links[0].sub, 32) != 0)
+		return false;
+	return admin_rooted_caller(rq, id);
 }
 
 u32 admin_role_now(struct request *rq, const u8 id[32])
@@ -84,46 +93,77 @@ static u64 now_ns(void)
 	return (u64)ts.tv_sec * 1000000000u + (u64)ts.tv_nsec;
 }
 
-static void put_request(struct wbuf *b, const struct admin_request_info *r)
+static const u8 zero_id[32];
+
+static u64 expires_at(const struct admin_request_info *r)
+{
+	return r->timestamp + (u64)r->window_s * 1000000000u;
+}
+
+/* A request as JSON.  A pending one whose window has passed by now is
+ * shown expired (the journal marks it so at the next request). */
+static void put_request(struct wbuf *b, const struct admin_request_info *r,
+			u64 now, const char *held)
 {
 	char id[JOSE_B64_32_BYTES];
+	bool passed = r->status == ADMIN_PENDING && now > expires_at(r);
 
 	wbuf_puts(b, "{\"id\":");
 	wbuf_put_u64(b, r->id);
 	wbuf_puts(b, ",\"operation\":\"policy_set\",\"status\":\"");
-	wbuf_puts(b, admin_status_name(r->status));
+	wbuf_puts(b, admin_status_name(passed ? ADMIN_EXPIRED : r->status));
 	id_text(r->author, id);
 	wbuf_puts(b, "\",\"requested_by\":\"");
 	wbuf_puts(b, id);
 	wbuf_putc(b, '"');
 	put_ns_time(b, ",\"requested_at\":", r->timestamp);
-	put_ns_time(b, ",\"expires_at\":",
-		    r->timestamp + (u64)r->window_s * 1000000000u);
+	put_ns_time(b, ",\"expires_at\":", expires_at(r));
 	wbuf_puts(b, ",\"target_version\":");
 	wbuf_put_u64(b, r->target);
 	if (r->decided_at) {
-		id_text(r->decider, id);
-		wbuf_puts(b, ",\"decided_by\":\"");
-		wbuf_puts(b, id);
-		wbuf_putc(b, '"');
+		if (memcmp(r->decider, zero_id, 32) != 0) {
+			id_text(r->decider, id); /* none: expired */
+			wbuf_puts(b, ",\"decided_by\":\"");
+			wbuf_puts(b, id);
+			wbuf_putc(b, '"');
+		}
 		put_ns_time(b, ",\"decided_at\":", r->decided_at);
 		if (r->reason[0]) {
 			wbuf_puts(b, ",\"reason\":");
 			wbuf_put_json_str(b, r->reason, strlen(r->reason));
 		}
 	}
+	if (held && held[0] == '{' && held[1] != '}') {
+		wbuf_putc(b, ','); /* the members of policy_held_members */
+		wbuf_puts(b, held + 1);
+		return;
+	}
 	wbuf_putc(b, '}');
 }
 
 static bool request_get(struct request *rq, u64 id,
-			struct admin_request_info *out)
+			struct admin_request_info *out, bool *dropped)
 {
 	engine_read_begin(rq->srv->e);
-	bool found =
-		admin_request_get(auth_admin(engine_auth(rq->srv->e)), id, out);
+	const struct admin *d = auth_admin(engine_auth(rq->srv->e));
+	bool found = admin_request_get(d, id, out);
+	*dropped = !found && id > 0 && id <= admin_request_last_id(d);
 	engine_read_end(rq->srv->e);
 	out->payload = NULL; /* valid under the lock only */
 	return found;
+}
+
+/* 404 request-not-found, or 410 request-dropped for an id given once. */
+static enum MHD_Result reply_no_request(struct request *rq, bool dropped)
+{
+	if (dropped)
+		return api_reply_problem(rq, PROBLEM_request_dropped,
+					 "decided (or expired) requests are "
+					 "dropped, oldest first, when 4096 are "
+					 "kept; the journal keeps its entries",
+					 NULL, NULL);
+	return api_reply_problem(rq, PROBLEM_request_not_found, NULL, NULL,
+				 NULL);
 }
 
 /* The request a record made: the one stamped with its time. */
@@ -133,23 +173,51 @@ static u64 request_made_by(struct request *rq)
 	u64 id = 0;
 	engine_read_begin(rq->srv->e);
 	const struct admin *d = auth_admin(engine_auth(rq->srv->e));
-	for (u64 k = admin_request_count(d); k > 0 && !id; k--)
-		if (admin_request_get(d, k, &r) &&
-		    r.timestamp == rq->eng.ereq.timestamp)
-			id = k;
+	for (u32 k = admin_request_count(d); k > 0 && !id; k--) {
+		admin_request_at(d, k - 1, &r);
+		if (r.timestamp == rq->eng.ereq.timestamp)
+			id = r.id;
+	}
 	engine_read_end(rq->srv->e);
 	return id;
 }
 
+/* A request; with_document: and, while pending, the document it holds
+ * and its changes against the current policy. */
 static enum MHD_Result reply_request(struct request *rq, unsigned status,
-				     u64 id)
+				     u64 id, bool with_document)
 {
 	struct admin_request_info r;
-	struct wbuf b = WBUF_INIT(1024);
-	if (!request_get(rq, id, &r))
-		return api_reply_problem(rq, PROBLEM_request_not_found, NULL,
-					 NULL, NULL);
-	put_request(&b, &r);
+	/* The document (64 KiB at most) twice over, as document and as
+	 * changes, and the request's own members. */
+	struct wbuf b = WBUF_INIT(4 * ADMIN_PAYLOAD_BYTES_MAX);
+	bool dropped, found;
+	char *text = NULL, *held = NULL;
+	size_t len = 0;
+
+	engine_read_begin(rq->srv->e);
+	const struct admin *d = auth_admin(engine_auth(rq->srv->e));
+	found = admin_request_get(d, id, &r);
+	dropped = !found && id > 0 && id <= admin_request_last_id(d);
+	if (found && with_document && r.payload &&
+	    r.payload_bytes >= sizeof(struct pstate_set)) {
+		struct pstate_set h;
+		memcpy(&h, r.payload, sizeof(h));
+		if (h.text_bytes <= r.payload_bytes - sizeof(h)) {
+			len = h.text_bytes;
+			text = strndup((const char *)r.payload + sizeof(h),
+				       len);
+		}
+	}
+	r.payload = NULL; /* valid under the lock only */
+	engine_read_end(rq->srv->e);
+	if (!found)
+		return reply_no_request(rq, dropped);
+	if (text)
+		held = policy_held_members(rq, text, len);
+	free(text);
+	put_request(&b, &r, now_ns(), held);
+	free(held);
 	return api_reply_json(rq, status, &b);
 }
 
@@ -158,8 +226,9 @@ static enum MHD_Result outcome_problem(struct request *rq, u32 outcome)
 	switch (outcome) {
 	case ADMIN_FULL:
 		return api_reply_problem(rq, PROBLEM_state_full,
-					 "at most 16 dual-control requests "
-					 "wait at once, 4096 in all, and 256 "
+					 "at most 4 dual-control requests of "
+					 "one administrator and 16 in all "
+					 "wait at once, 4096 are kept, and 256 "
 					 "administrators",
 					 NULL, NULL);
 	case ADMIN_UNKNOWN:
@@ -200,6 +269,20 @@ static enum MHD_Result outcome_problem(struct request *rq, u32 outcome)
 	case ADMIN_NOT_REQUESTER:
 		return api_reply_problem(rq, PROBLEM_break_glass_not_requester,
 					 NULL, NULL, NULL);
+	case ADMIN_OWNS_ACCOUNTS:
+		return api_reply_problem(rq, PROBLEM_role_for_account_owner,
+					 "administrators move no money: a "
+					 "principal that owns accounts would "
+					 "move money with its own links",
+					 "principal", NULL);
+	case ADMIN_TOO_LARGE:
+		return api_reply_problem(rq, PROBLEM_body_too_large,
+					 "a document under dual control is at "
+					 "most 64 KiB",
+					 NULL, NULL);
+	case ADMIN_AUTHOR_ENDED:
+		return api_reply_problem(rq, PROBLEM_authority_ended,
+					 AUTHORITY_ENDED_DETAIL, NULL, NULL);
 	case ADMIN_REFUSED:
 		return api_reply_problem(rq, PROBLEM_invalid_policy,
 					 "the policy state refused the "
@@ -218,6 +301,13 @@ static enum MHD_Result admin_command_reply(struct request *rq)
 	const u8 *ext = (const u8 *)rq->eng.payload + sizeof(*h);
 	struct wbuf b = WBUF_INIT(256);
 
+	if (outcome == ADMIN_NO_OFFICER && h->kind == ADMIN_CMD_ROLE)
+		return api_reply_problem(
+			rq, PROBLEM_no_security_officer,
+			"this would leave no active security officer after "
+			"the bootstrap's retirement: give another the "
+			"security_officer role first",
+			"role", NULL);
 	if (outcome != ADMIN_OK && outcome != ADMIN_EXISTS)
 		return outcome_problem(rq, outcome);
 	switch (h->kind) {
@@ -247,7 +337,7 @@ static enum MHD_Result admin_command_reply(struct request *rq)
 			 (unsigned long long)id);
 		free(rq->location);
 		rq->location = strdup(loc);
-		return reply_request(rq, 202, id);
+		return reply_request(rq, 202, id, false);
 	}
 	default: {
 		struct admin_decide_cmd c;
@@ -261,7 +351,7 @@ static enum MHD_Result admin_command_reply(struct request *rq)
 			       LOG_NUM("request", c.request),
 			       LOG_STR("requester", who));
 		}
-		return reply_request(rq, 200, c.request);
+		return reply_request(rq, 200, c.request, false);
 	}
 	}
 }
@@ -373,11 +463,11 @@ enum MHD_Result admin_route_requests(struct request *rq)
 					 "out of memory", NULL, NULL);
 	engine_read_begin(rq->srv->e);
 	const struct admin *d = auth_admin(engine_auth(rq->srv->e));
-	for (u64 k = admin_request_count(d); k > 0 && n < ADMIN_PENDING_MAX;
+	for (u32 k = admin_request_count(d); k > 0 && n < ADMIN_PENDING_MAX;
 	     k--) {
 		struct admin_request_info r;
-		if (admin_request_get(d, k, &r) && r.status == ADMIN_PENDING &&
-		    now <= r.timestamp + (u64)r.window_s * 1000000000u) {
+		admin_request_at(d, k - 1, &r);
+		if (r.status == ADMIN_PENDING && now <= expires_at(&r)) {
 			r.payload = NULL;
 			v[n++] = r;
 		}
@@ -388,7 +478,7 @@ enum MHD_Result admin_route_requests(struct request *rq)
 	for (u32 i = 0; i < n; i++) {
 		if (i)
 			wbuf_putc(&b, ',');
-		put_request(&b, &v[n - 1 - i]);
+		put_request(&b, &v[n - 1 - i], now, NULL);
 	}
 	wbuf_puts(&b, "]}");
 	free(v);
@@ -397,7 +487,7 @@ enum MHD_Result admin_route_requests(struct request *rq)
 
 enum MHD_Result admin_route_request(struct request *rq)
 {
-	return reply_request(rq, 200, (u64)rq->path_id);
+	return reply_request(rq, 200, (u64)rq->path_id, true);
 }
 
 /* {"reason": "..."} (optional but for break-glass), into out. */
@@ -451,15 +541,17 @@ static enum MHD_Result decide(struct request *rq, u32 decision)
 
 	if (!admin_named_caller(rq, c.author))
 		return api_reply_problem(rq, PROBLEM_not_an_administrator,
-					 "decide with a mandate whose first "
-					 "link a named administrator signed",
+					 "decide with a mandate of one link "
+					 "that a named administrator signed "
+					 "to itself (its sign-in), proven "
+					 "with its own key",
 					 NULL, NULL);
 	if (!decision_reason(rq, decision == ADMIN_BREAK_GLASS, c.reason,
 			     &reply))
 		return reply;
-	if (!request_get(rq, (u64)rq->path_id, &r))
-		return api_reply_problem(rq, PROBLEM_request_not_found, NULL,
-					 NULL, NULL);
+	bool dropped;
+	if (!request_get(rq, (u64)rq->path_id, &r, &dropped))
+		return reply_no_request(rq, dropped);
 	memcpy(c.requester, r.author, 32);
 	c.request = r.id;
 	c.decision = decision;

@@ -349,7 +349,7 @@ static enum authz_build accounts_owner(struct request *rq, u8 owner[32])
 	/* A named administrator creates accounts for the server, as the
 	 * administrator does: owning them would let it grant transfers
 	 * over them, which no role holds. */
-	bool named = admin_named_caller(rq, me);
+	bool named = admin_rooted_caller(rq, me);
 	if (named)
 		memcpy(owner, admin, 32);
 	if (rq->auth.owner_param[0]) {

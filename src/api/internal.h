@@ -261,14 +261,31 @@ enum MHD_Result api_submit_command(struct request *rq,
 				   enum MHD_Result (*reply)(struct request *));
 /* ---- admin_routes.c: named administrators and dual control ---- */
 
-/* Is the caller a named administrator (a chain whose first link an
- * administrator with a role signed, its key not revoked)?  Its id into
- * id. */
+/* The detail of 403 authority-ended (admin and policy changes). */
+#define AUTHORITY_ENDED_DETAIL                                                 \
+	"at the journal entry's time the bootstrap token was retired, or "     \
+	"the administrator no longer held the role or its key was revoked: "   \
+	"journaled as refused, nothing changed"
+
+/* Is the caller's mandate rooted at an administrator (a chain whose
+ * first link an administrator with a role signed, its key not revoked)?
+ * Its id into id. */
+bool admin_rooted_caller(struct request *rq, u8 id[32]);
+/* Is the caller a named administrator signed in: rooted so, and its
+ * mandate exactly one link that the administrator signed to itself (the
+ * key that proves the request is the administrator's own)?  Only such a
+ * caller requests or decides under dual control: a delegated power is
+ * not the administrator's approval.  Its id into id. */
 bool admin_named_caller(struct request *rq, u8 id[32]);
 /* Make a dual-control request of a PSTATE_CMD_SET ext (the caller is a
  * named administrator): answered 202 with its Location once journaled. */
 enum MHD_Result admin_request_policy(struct request *rq, const void *set_ext,
 				     u32 set_bytes);
+/* What a held policy document (text, len) would do, for the approver:
+ * the JSON object {"document", "changes" (policy_diff against the
+ * current version, null when none), "current_version"} as text to
+ * free(), or NULL (out of memory). */
+char *policy_held_members(struct request *rq, const char *text, size_t len);
 /* The role a principal holds now (ADMIN_ROLE_NONE: none). */
 u32 admin_role_now(struct request *rq, const u8 id[32]);
 

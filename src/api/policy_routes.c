@@ -738,7 +738,20 @@ static enum MHD_Result set_document(struct request *rq, const char *text,
 	if (so->reason)
 		memcpy(h.reason, so->reason, strlen(so->reason));
 	u8 me[32];
-	if ((over || newly_blocks(im)) && admin_named_caller(rq, me)) {
+	bool dual = over || newly_blocks(im);
+	if (dual && admin_rooted_caller(rq, me) &&
+	    !admin_named_caller(rq, me)) {
+		/* A power an administrator delegated requests nothing: the
+		 * request must be the administrator's own (docs/authz.md). */
+		reply = api_reply_problem(
+			rq, PROBLEM_not_an_administrator,
+			"a change that blocks active users: request it "
+			"with a mandate of one link that a named "
+			"administrator signed to itself",
+			NULL, NULL);
+		goto done;
+	}
+	if (dual && admin_named_caller(rq, me)) {
 		/* Dual control: a named administrator's activation (a new
 		 * document, a revert or a rollback) that blocks any active
 		 * user the current document serves waits for a second one
@@ -914,6 +927,40 @@ static json_t *diff_versions(struct request *rq, u64 from, u64 to, bool *found)
 	json_t *changes = r == 0 && out ? json_loads(out, 0, NULL) : NULL;
 	free(out);
 	return changes;
+}
+
+char *policy_held_members(struct request *rq, const char *text, size_t len)
+{
+	struct pstate_version cv;
+	char *ct = NULL, *out = NULL;
+	size_t cl = 0;
+	u64 cur = 0;
+	engine_read_begin(rq->srv->e);
+	const struct pstate *ps = engine_pstate(rq->srv->e);
+	if (pstate_current(ps, &cur) && pstate_version_get(ps, cur, &cv)) {
+		ct = strndup(cv.text, cv.text_len);
+		cl = cv.text_len;
+	}
+	engine_read_end(rq->srv->e);
+	struct policy *pc = NULL, *pn = NULL;
+	json_t *changes = NULL;
+	if (ct && policy_parse(ct, cl, &pc, NULL) == 0 &&
+	    policy_parse(text, len, &pn, NULL) == 0 &&
+	    policy_diff(pc, pn, &out, NULL) == 0 && out)
+		changes = json_loads(out, 0, NULL);
+	free(out);
+	free(ct);
+	policy_free(pc);
+	policy_free(pn);
+	json_t *o = json_object();
+	json_t *doc = json_loadb(text, len, 0, NULL);
+	json_object_set_new(o, "document", doc ? doc : json_null());
+	json_object_set_new(o, "changes", changes ? changes : json_null());
+	json_object_set_new(o, "current_version",
+			    cur ? json_integer((json_int_t)cur) : json_null());
+	char *members = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(o);
+	return members;
 }
 
 enum MHD_Result policy_route_diff(struct request *rq)
@@ -2299,6 +2346,9 @@ static enum MHD_Result policy_command_reply(struct request *rq)
 	case PSTATE_NOT_FOUND:
 		return api_reply_problem(rq, PROBLEM_policy_not_found, NULL,
 					 NULL, NULL);
+	case PSTATE_AUTHOR_ENDED:
+		return api_reply_problem(rq, PROBLEM_authority_ended,
+					 AUTHORITY_ENDED_DETAIL, NULL, NULL);
 	case PSTATE_FULL:
 		return api_reply_problem(
 			rq, PROBLEM_state_full,

@@ -123,6 +123,12 @@
 	  "Only the requester may break the glass on its request")             \
 	X(no_security_officer, "no-security-officer", 409,                     \
 	  "No active administrator holds the security_officer role")           \
+	X(role_for_account_owner, "role-for-account-owner", 409,               \
+	  "A principal that owns accounts cannot be an administrator")         \
+	X(authority_ended, "authority-ended", 403,                             \
+	  "The caller's authority ended before its change was journaled")      \
+	X(request_dropped, "request-dropped", 410,                             \
+	  "The dual-control request was decided and dropped from the table")   \
 	X(internal_error, "internal-error", 500, "Internal error")
 
 enum problem {

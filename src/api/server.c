@@ -917,6 +917,29 @@ static enum MHD_Result (*const route_handlers[ROUTE_COUNT])(
 #undef X
 };
 
+/* Does the caller's credential no longer hold (docs/authz.md,
+ * "Named administrators": a request checked when its headers came and
+ * answered later)?  Then *out is the refusal: 401 bootstrap-retired for
+ * the bearer token, expired or revoked for a chain (a role taken away
+ * counts as revoked). */
+static bool credential_ended(struct request *rq, enum MHD_Result *out)
+{
+	struct api_server *s = rq->srv;
+	int64_t now = (int64_t)time(NULL);
+	if (!s->authz ||
+	    api_authz_still_holds(s->authz, s->e, &rq->auth.caller, now))
+		return false;
+	const struct mandate_chain *c = rq->auth.caller.chain;
+	memset(&rq->auth.err, 0, sizeof(rq->auth.err));
+	rq->auth.err.code = rq->auth.caller.bearer
+				    ? MANDATE_ERR_bootstrap_retired
+			    : c && now >= c->exp ? MANDATE_ERR_expired
+						 : MANDATE_ERR_revoked;
+	api_release_body(rq);
+	*out = api_reply_auth(rq);
+	return true;
+}
+
 /* A read with Tpwallet-Min-Seq on a node that has not applied it yet:
  * held (suspended) until it has, at most read_wait_ms, then answered
  * 503 seq-not-reached.  True when *out is the answer (or the hold). */
@@ -940,17 +963,8 @@ static bool min_seq_hold(struct request *rq, enum MHD_Result *out)
 	if (applied >= n) {
 		/* Held, then answered: the state it will reflect may have
 		 * revoked its credential meanwhile (or time ended it). */
-		if (rq->state == RS_WAITING && s->authz &&
-		    !api_authz_still_holds(s->authz, s->e, &rq->auth.caller,
-					   (int64_t)time(NULL))) {
-			const struct mandate_chain *c = rq->auth.caller.chain;
-			memset(&rq->auth.err, 0, sizeof(rq->auth.err));
-			rq->auth.err.code = c && (int64_t)time(NULL) >= c->exp
-						    ? MANDATE_ERR_expired
-						    : MANDATE_ERR_revoked;
-			*out = api_reply_auth(rq);
-			return true;
-		}
+		if (rq->state == RS_WAITING)
+			return credential_ended(rq, out);
 		return false;
 	}
 	if (rq->state != RS_WAITING && s->read_wait_ms) {
@@ -991,6 +1005,13 @@ static enum MHD_Result request_dispatch(struct request *rq)
 		return api_reply_auth(rq);
 	}
 	enum MHD_Result held;
+	/* A change whose body came after its headers were checked: the
+	 * credential again, as it is now (a retirement, a role taken away,
+	 * a revocation meanwhile).  The state machine checks the admin and
+	 * policy commands once more at their entry's time. */
+	if (rq->method != METHOD_GET && rq->method != METHOD_HEAD &&
+	    rq->auth.checked && credential_ended(rq, &held))
+		return held;
 	if (rq->srv->seqwait && min_seq_hold(rq, &held))
 		return held;
 	policy_observe(rq);

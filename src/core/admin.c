@@ -8,6 +8,7 @@
 #include "core/pstate.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,12 +30,18 @@ struct request_rec {
 	u64 target;
 	u32 op, window_s, status, payload_bytes;
 	char reason[ADMIN_REASON_BYTES];
+	u64 id; /* 1.., ascending in the table (kept in the v2 snapshot) */
 };
+
+_Static_assert(sizeof(struct request_rec) == 240, "request record");
+/* A record as the v1 snapshot held it: ids were the positions. */
+#define REQUEST_REC_V1_BYTES offsetof(struct request_rec, id)
 
 struct admin {
 	u64 retired_at;
 	u8 retired_by[32];
 	u32 nroles, nrequests;
+	u64 glass_dropped; /* break-glass requests dropped from the table */
 	struct role_rec roles[ADMIN_ROLES_MAX];
 	struct request_rec *requests; /* ADMIN_REQUESTS_MAX */
 	u8 **payloads;		      /* per request, NULL once decided */
@@ -171,9 +178,35 @@ bool admin_is_active(const struct admin *d, const struct auth *a,
 	       !auth_revoked(a, id, zero32);
 }
 
+bool admin_author_holds(const struct admin *d, const struct auth *a,
+			const u8 author[32], u32 role)
+{
+	/* Before the retirement the bootstrap credential holds every
+	 * right, also through a chain it rooted, whose author is the
+	 * chain's delegate whatever role that key holds: not decided here
+	 * (the API checks again when the body completes). */
+	if (d->retired_at == 0)
+		return true;
+	return admin_role_of(d, author) == role &&
+	       admin_is_active(d, a, author);
+}
+
 u64 admin_retired_at(const struct admin *d)
 {
 	return d->retired_at;
+}
+
+/* Is an administrator other than `but` (NULL: none) an active security
+ * officer? */
+static bool officer_besides(const struct admin *d, const struct auth *a,
+			    const u8 *but)
+{
+	for (u32 i = 0; i < d->nroles; i++)
+		if (d->roles[i].role == ADMIN_ROLE_SECURITY_OFFICER &&
+		    (!but || memcmp(d->roles[i].id, but, 32) != 0) &&
+		    admin_is_active(d, a, d->roles[i].id))
+			return true;
+	return false;
 }
 
 static int apply_role(struct admin *d, const struct auth *a,
@@ -185,9 +218,17 @@ static int apply_role(struct admin *d, const struct auth *a,
 		*outcome = ADMIN_UNKNOWN; /* an organisation signs nothing */
 		return 0;
 	}
+	if (!admin_author_holds(d, a, c->author, ADMIN_ROLE_SECURITY_OFFICER)) {
+		*outcome = ADMIN_AUTHOR_ENDED;
+		return 0;
+	}
 	struct role_rec *r = role_find(d, c->id);
 	if (r && r->role == c->role) {
 		*outcome = ADMIN_EXISTS;
+		return 0;
+	}
+	if (c->role != ADMIN_ROLE_NONE && auth_owns_any(a, c->id)) {
+		*outcome = ADMIN_OWNS_ACCOUNTS;
 		return 0;
 	}
 	if (!r) {
@@ -201,6 +242,12 @@ static int apply_role(struct admin *d, const struct auth *a,
 		}
 		r = &d->roles[d->nroles++];
 		memcpy(r->id, c->id, 32);
+	}
+	if (d->retired_at && r->role == ADMIN_ROLE_SECURITY_OFFICER &&
+	    !officer_besides(d, a, c->id)) {
+		/* The last one: nobody could give a role again. */
+		*outcome = ADMIN_NO_OFFICER;
+		return 0;
 	}
 	r->role = c->role;
 	memcpy(r->author, c->author, 32);
@@ -216,11 +263,11 @@ static void apply_retire(struct admin *d, const struct auth *a,
 		*outcome = ADMIN_EXISTS;
 		return;
 	}
-	bool officer = false;
-	for (u32 i = 0; i < d->nroles && !officer; i++)
-		officer = d->roles[i].role == ADMIN_ROLE_SECURITY_OFFICER &&
-			  admin_is_active(d, a, d->roles[i].id);
-	if (!officer) {
+	if (!admin_author_holds(d, a, c->author, ADMIN_ROLE_SECURITY_OFFICER)) {
+		*outcome = ADMIN_AUTHOR_ENDED;
+		return;
+	}
+	if (!officer_besides(d, a, NULL)) {
 		*outcome = ADMIN_NO_OFFICER;
 		return;
 	}
@@ -229,11 +276,80 @@ static void apply_retire(struct admin *d, const struct auth *a,
 	*outcome = ADMIN_OK;
 }
 
-static u32 pending_count(const struct admin *d)
+/* The table's index of request id, or -1 (never made, or dropped). */
+static long request_index(const struct admin *d, u64 id)
+{
+	u32 lo = 0, hi = d->nrequests;
+	while (lo < hi) {
+		u32 mid = lo + (hi - lo) / 2;
+		if (d->requests[mid].id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < d->nrequests && d->requests[lo].id == id ? (long)lo : -1;
+}
+
+static u64 last_id(const struct admin *d)
+{
+	/* Never empty again once a request was made: one is dropped only
+	 * to make room for another. */
+	return d->nrequests ? d->requests[d->nrequests - 1].id : 0;
+}
+
+/* The table is full: drop the oldest request that is not pending (its
+ * payload is gone already).  False when all are pending. */
+static bool drop_oldest_decided(struct admin *d)
+{
+	for (u32 i = 0; i < d->nrequests; i++) {
+		if (d->requests[i].status == ADMIN_PENDING)
+			continue;
+		d->glass_dropped += d->requests[i].status == ADMIN_BROKEN_GLASS;
+		memmove(&d->requests[i], &d->requests[i + 1],
+			(d->nrequests - i - 1) * sizeof(d->requests[0]));
+		memmove(&d->payloads[i], &d->payloads[i + 1],
+			(d->nrequests - i - 1) * sizeof(d->payloads[0]));
+		d->nrequests--;
+		d->payloads[d->nrequests] = NULL;
+		return true;
+	}
+	return false;
+}
+
+static u64 window_end(const struct request_rec *r)
+{
+	return r->timestamp + (u64)r->window_s * 1000000000u;
+}
+
+static void drop_payload(struct admin *d, u32 i)
+{
+	free(d->payloads[i]);
+	d->payloads[i] = NULL;
+	d->requests[i].payload_bytes = 0;
+}
+
+/* The pending requests whose window passed at ts are expired (decided
+ * at the window's end, by nobody): their slots are free. */
+static void expire_passed(struct admin *d, u64 ts)
+{
+	for (u32 i = 0; i < d->nrequests; i++) {
+		struct request_rec *r = &d->requests[i];
+		if (r->status == ADMIN_PENDING && ts > window_end(r)) {
+			r->status = ADMIN_EXPIRED;
+			r->decided_at = window_end(r);
+			drop_payload(d, i);
+		}
+	}
+}
+
+/* Pending requests, in all (author NULL) or of author. */
+static u32 pending_count(const struct admin *d, const u8 *author)
 {
 	u32 n = 0;
 	for (u32 i = 0; i < d->nrequests; i++)
-		n += d->payloads[i] != NULL;
+		n += d->payloads[i] != NULL &&
+		     (!author ||
+		      memcmp(d->requests[i].author, author, 32) == 0);
 	return n;
 }
 
@@ -246,8 +362,14 @@ static int apply_request(struct admin *d, const struct auth *a, const u8 *ext,
 		*outcome = ADMIN_NOT_ADMIN;
 		return 0;
 	}
-	if (d->nrequests >= ADMIN_REQUESTS_MAX ||
-	    pending_count(d) >= ADMIN_PENDING_MAX) {
+	expire_passed(d, ts);
+	if (c.payload_bytes > ADMIN_PAYLOAD_BYTES_MAX) {
+		*outcome = ADMIN_TOO_LARGE;
+		return 0;
+	}
+	if (pending_count(d, NULL) >= ADMIN_PENDING_MAX ||
+	    pending_count(d, c.author) >= ADMIN_PENDING_PER_REQUESTER_MAX ||
+	    (d->nrequests >= ADMIN_REQUESTS_MAX && !drop_oldest_decided(d))) {
 		*outcome = ADMIN_FULL;
 		return 0;
 	}
@@ -256,7 +378,9 @@ static int apply_request(struct admin *d, const struct auth *a, const u8 *ext,
 		return -ENOMEM;
 	memcpy(payload, ext + sizeof(c), c.payload_bytes);
 	struct request_rec *r = &d->requests[d->nrequests];
+	u64 id = last_id(d) + 1;
 	memset(r, 0, sizeof(*r));
+	r->id = id;
 	memcpy(r->author, c.author, 32);
 	r->timestamp = ts;
 	r->target = c.target;
@@ -269,7 +393,7 @@ static int apply_request(struct admin *d, const struct auth *a, const u8 *ext,
 	return 0;
 }
 
-static void close_request(struct admin *d, u64 i, u32 status,
+static void close_request(struct admin *d, long i, u32 status,
 			  const struct admin_decide_cmd *c, u64 ts)
 {
 	struct request_rec *r = &d->requests[i];
@@ -277,9 +401,7 @@ static void close_request(struct admin *d, u64 i, u32 status,
 	r->decided_at = ts;
 	memcpy(r->decider, c->author, 32);
 	memcpy(r->reason, c->reason, sizeof(r->reason));
-	free(d->payloads[i]);
-	d->payloads[i] = NULL;
-	r->payload_bytes = 0;
+	drop_payload(d, (u32)i);
 }
 
 /* The checks of a decision, in the order docs/authz.md lists them;
@@ -288,9 +410,9 @@ static u32 decide_check(struct admin *d, const struct auth *a,
 			const struct pstate *ps,
 			const struct admin_decide_cmd *c, u64 ts)
 {
-	if (c->request > d->nrequests)
+	long i = request_index(d, c->request);
+	if (i < 0)
 		return ADMIN_UNKNOWN;
-	u64 i = c->request - 1;
 	struct request_rec *r = &d->requests[i];
 	if (memcmp(r->author, c->requester, 32) != 0)
 		return ADMIN_UNKNOWN;
@@ -307,7 +429,7 @@ static u32 decide_check(struct admin *d, const struct auth *a,
 		return ADMIN_NOT_REQUESTER;
 	if (!admin_is_active(d, a, r->author))
 		return ADMIN_NOT_ADMIN;
-	if (ts > r->timestamp + (u64)r->window_s * 1000000000u) {
+	if (ts > window_end(r)) {
 		close_request(d, i, ADMIN_EXPIRED, c, ts);
 		return ADMIN_WINDOW_PASSED;
 	}
@@ -325,7 +447,7 @@ static int apply_decide(struct admin *d, const struct auth *a,
 	*outcome = decide_check(d, a, ps, c, ts);
 	if (*outcome != ADMIN_OK)
 		return 0;
-	u64 i = c->request - 1;
+	long i = request_index(d, c->request);
 	if (c->decision == ADMIN_REJECT) {
 		close_request(d, i, ADMIN_REJECTED, c, ts);
 		return 0;
@@ -394,9 +516,14 @@ u32 admin_request_count(const struct admin *d)
 	return d->nrequests;
 }
 
-u32 admin_break_glass_count(const struct admin *d)
+u64 admin_request_last_id(const struct admin *d)
 {
-	u32 n = 0;
+	return last_id(d);
+}
+
+u64 admin_break_glass_count(const struct admin *d)
+{
+	u64 n = d->glass_dropped;
 	for (u32 i = 0; i < d->nrequests; i++)
 		n += d->requests[i].status == ADMIN_BROKEN_GLASS;
 	return n;
@@ -405,10 +532,18 @@ u32 admin_break_glass_count(const struct admin *d)
 bool admin_request_get(const struct admin *d, u64 id,
 		       struct admin_request_info *out)
 {
-	if (id == 0 || id > d->nrequests)
+	long i = request_index(d, id);
+	if (i < 0)
 		return false;
-	const struct request_rec *r = &d->requests[id - 1];
-	out->id = id;
+	admin_request_at(d, (u32)i, out);
+	return true;
+}
+
+void admin_request_at(const struct admin *d, u32 i,
+		      struct admin_request_info *out)
+{
+	const struct request_rec *r = &d->requests[i];
+	out->id = r->id;
 	out->timestamp = r->timestamp;
 	memcpy(out->author, r->author, 32);
 	out->op = r->op;
@@ -419,22 +554,24 @@ bool admin_request_get(const struct admin *d, u64 id,
 	memcpy(out->decider, r->decider, 32);
 	memcpy(out->reason, r->reason, ADMIN_REASON_BYTES);
 	out->reason[ADMIN_REASON_BYTES] = '\0';
-	out->payload = d->payloads[id - 1];
+	out->payload = d->payloads[i];
 	out->payload_bytes = r->payload_bytes;
-	return true;
 }
 
 /* ---- snapshot ----------------------------------------------------------
- * "TPWADMN1", u64 retired_at, retired_by[32], u32 roles, u32 requests,
- * the role records, then each request record followed by its payload
- * (payload_bytes, 0 once decided).
+ * "TPWADMN2", u64 retired_at, retired_by[32], u32 roles, u32 requests,
+ * u64 break-glass requests dropped, the role records, then each request
+ * record (with its id) followed by its payload (payload_bytes, 0 once
+ * decided).  "TPWADMN1" (read only) had no dropped count and records
+ * without the id, which was the position.
  */
 
-static const char admin_magic[8] = {'T', 'P', 'W', 'A', 'D', 'M', 'N', '1'};
+static const char admin_magic[8] = {'T', 'P', 'W', 'A', 'D', 'M', 'N', '2'};
+static const char admin_magic_v1[8] = {'T', 'P', 'W', 'A', 'D', 'M', 'N', '1'};
 
 u64 admin_snapshot_bytes(const struct admin *d)
 {
-	u64 n = sizeof(admin_magic) + 8 + 32 + 8 +
+	u64 n = sizeof(admin_magic) + 8 + 32 + 8 + 8 +
 		(u64)d->nroles * sizeof(struct role_rec) +
 		(u64)d->nrequests * sizeof(struct request_rec);
 	for (u32 i = 0; i < d->nrequests; i++)
@@ -454,6 +591,8 @@ int admin_snapshot_write(const struct admin *d,
 		rc = sink(ctx, d->retired_by, sizeof(d->retired_by));
 	if (rc == 0)
 		rc = sink(ctx, counts, sizeof(counts));
+	if (rc == 0)
+		rc = sink(ctx, &d->glass_dropped, sizeof(d->glass_dropped));
 	if (rc == 0 && d->nroles)
 		rc = sink(ctx, d->roles, d->nroles * sizeof(d->roles[0]));
 	for (u32 i = 0; rc == 0 && i < d->nrequests; i++) {
@@ -481,11 +620,14 @@ struct admin *admin_snapshot_read(const u8 *buf, size_t len)
 	u32 counts[2];
 	struct admin *d = admin_new();
 
-	if (!d || !take(&p, end, magic, sizeof(magic)) ||
-	    memcmp(magic, admin_magic, sizeof(magic)) != 0 ||
+	if (!d || !take(&p, end, magic, sizeof(magic)))
+		goto fail;
+	bool v1 = memcmp(magic, admin_magic_v1, sizeof(magic)) == 0;
+	if ((!v1 && memcmp(magic, admin_magic, sizeof(magic)) != 0) ||
 	    !take(&p, end, &d->retired_at, 8) ||
 	    !take(&p, end, d->retired_by, 32) ||
 	    !take(&p, end, counts, sizeof(counts)) ||
+	    (!v1 && !take(&p, end, &d->glass_dropped, 8)) ||
 	    counts[0] > ADMIN_ROLES_MAX || counts[1] > ADMIN_REQUESTS_MAX ||
 	    !take(&p, end, d->roles, counts[0] * sizeof(d->roles[0])))
 		goto fail;
@@ -495,7 +637,11 @@ struct admin *admin_snapshot_read(const u8 *buf, size_t len)
 			goto fail;
 	for (u32 i = 0; i < counts[1]; i++) {
 		struct request_rec *r = &d->requests[i];
-		if (!take(&p, end, r, sizeof(*r)) ||
+		if (!take(&p, end, r, v1 ? REQUEST_REC_V1_BYTES : sizeof(*r)))
+			goto fail;
+		if (v1)
+			r->id = (u64)i + 1;
+		if (r->id <= (i ? d->requests[i - 1].id : 0) ||
 		    r->payload_bytes > COMMAND_EXT_BYTES_MAX ||
 		    (r->payload_bytes != 0) != (r->status == ADMIN_PENDING))
 			goto fail;

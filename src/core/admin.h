@@ -42,12 +42,23 @@ const char *admin_role_name(u32 role);
 /* The role a name says, or -1. */
 int admin_role_parse(const char *name);
 
-/* At most this many principals hold a role, requests are kept. */
+/* At most this many principals hold a role, requests are kept: when the
+ * table is full, the oldest request that is no longer pending is
+ * dropped to make room (ids go on growing; a dropped one is gone). */
 #define ADMIN_ROLES_MAX	   256u
 #define ADMIN_REQUESTS_MAX 4096u
-/* Pending requests holding a payload at once. */
-#define ADMIN_PENDING_MAX  16u
-#define ADMIN_REASON_BYTES 128
+/* The PSTATE_CMD_SET ext a request holds: at most 64 KiB (a client
+ * policy of every platform with its rules is a few KiB), so that the 16
+ * pending requests hold at most 1 MiB in the state and in each snapshot,
+ * not 16 x 256 KiB. */
+#define ADMIN_PAYLOAD_BYTES_MAX (64u * 1024u)
+/* Pending requests holding a payload at once, in all and of one
+ * requester (so that one administrator cannot take every slot).  A
+ * pending request whose window passed (by the journal's time) is expired
+ * by the next request, which so frees its slot. */
+#define ADMIN_PENDING_MAX		16u
+#define ADMIN_PENDING_PER_REQUESTER_MAX 4u
+#define ADMIN_REASON_BYTES		128
 /* dual_control_window_s: the default and the bounds. */
 #define ADMIN_WINDOW_DEFAULT_S 900u
 #define ADMIN_WINDOW_MIN_S     60u
@@ -55,7 +66,9 @@ int admin_role_parse(const char *name);
 
 /* ADMIN_CMD_ROLE (kind 30): give a registered principal a role, or take
  * it away (role ADMIN_ROLE_NONE).  author: who did (zero: the bootstrap
- * administrator). */
+ * administrator).  Once the bootstrap is retired, the last active
+ * security officer's role is not changed (ADMIN_NO_OFFICER); a principal
+ * that owns accounts is given no role (ADMIN_OWNS_ACCOUNTS). */
 struct admin_role_cmd {
 	u8 id[32];
 	u8 author[32];
@@ -115,7 +128,9 @@ enum admin_outcome {
 	ADMIN_UNKNOWN = 10,	   /* no such principal, or request */
 	ADMIN_NOT_ADMIN = 11,	   /* author (or requester) holds no role,
 				    * or its key is revoked */
-	ADMIN_NO_OFFICER = 12,	   /* retirement: no security officer */
+	ADMIN_NO_OFFICER = 12,	   /* retirement: no security officer; or,
+				    * once retired, a role change that
+				    * would leave none */
 	ADMIN_SELF = 13,	   /* approval by the requester */
 	ADMIN_WINDOW_PASSED = 14,  /* after the request's window */
 	ADMIN_TARGET_CHANGED = 15, /* the target moved since the request */
@@ -123,6 +138,14 @@ enum admin_outcome {
 	ADMIN_NOT_REQUESTER = 17,  /* break-glass by another than the
 				    * requester */
 	ADMIN_REFUSED = 18,	   /* the operation itself was refused */
+	ADMIN_OWNS_ACCOUNTS = 19,  /* a role for a principal that owns
+				    * accounts (its own links would move
+				    * money beside the role) */
+	ADMIN_AUTHOR_ENDED = 20,   /* a role change or retirement whose
+				    * author's authority had ended at the
+				    * entry's time (admin_author_holds) */
+	ADMIN_TOO_LARGE = 21,	   /* a request's document above
+				    * ADMIN_PAYLOAD_BYTES_MAX */
 };
 
 enum admin_status {
@@ -130,7 +153,8 @@ enum admin_status {
 	ADMIN_APPROVED = 1,
 	ADMIN_REJECTED = 2,
 	ADMIN_BROKEN_GLASS = 3,
-	ADMIN_EXPIRED = 4, /* an approval came after the window */
+	ADMIN_EXPIRED = 4, /* the window passed: found by an approval after
+			    * it, or by a later request */
 	ADMIN_STALE = 5,   /* an approval found the target changed */
 };
 const char *admin_status_name(u32 status);
@@ -161,6 +185,19 @@ u32 admin_role_of(const struct admin *d, const u8 id[32]);
 /* Is it an administrator now: a role, and its key not revoked? */
 bool admin_is_active(const struct admin *d, const struct auth *a,
 		     const u8 id[32]);
+/*
+ * Does the authority of a change's author (zero: the bootstrap
+ * credential) still hold at the entry's time, for an operation of role
+ * `role`?  Before the retirement, always (the bootstrap credential holds
+ * every right, also through a chain it rooted, whose author is its last
+ * delegate, which may hold a role); after it, only an active
+ * administrator with exactly that role.  Checked when the change is
+ * applied, so a request checked when its headers came and journaled
+ * after a retirement, or after its author's role was taken away or its
+ * key revoked (after the retirement), changes nothing.
+ */
+bool admin_author_holds(const struct admin *d, const struct auth *a,
+			const u8 author[32], u32 role);
 /* When the bootstrap credentials were retired (ns), 0: not retired. */
 u64 admin_retired_at(const struct admin *d);
 
@@ -187,10 +224,17 @@ struct admin_request_info {
 	const u8 *payload;
 	u32 payload_bytes;
 };
+/* Requests held in the table (at most ADMIN_REQUESTS_MAX), oldest
+ * first: admin_request_at(0..count-1). */
 u32 admin_request_count(const struct admin *d);
-/* How many requests were carried out by break-glass. */
-u32 admin_break_glass_count(const struct admin *d);
-/* Request id (1..count); false when none. */
+void admin_request_at(const struct admin *d, u32 i,
+		      struct admin_request_info *out);
+/* The last id given (0: none yet); ids are never given twice. */
+u64 admin_request_last_id(const struct admin *d);
+/* How many requests were carried out by break-glass (dropped ones too). */
+u64 admin_break_glass_count(const struct admin *d);
+/* Request id; false when never made (> admin_request_last_id) or
+ * dropped. */
 bool admin_request_get(const struct admin *d, u64 id,
 		       struct admin_request_info *out);
 

@@ -695,6 +695,16 @@ bool auth_owner_get(const struct auth *a, u128 account, u8 owner[AUTH_ID_BYTES])
 	return true;
 }
 
+bool auth_owns_any(const struct auth *a, const u8 id[AUTH_ID_BYTES])
+{
+	for (u32 i = 0; i < a->owners.n; i++) {
+		const struct owner_rec *o = vec_at(&a->owners, i);
+		if (memcmp(o->owner, id, AUTH_ID_BYTES) == 0)
+			return true;
+	}
+	return false;
+}
+
 bool auth_revoked(const struct auth *a, const u8 iss[AUTH_ID_BYTES],
 		  const u8 jti_hash[32])
 {

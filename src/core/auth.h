@@ -215,6 +215,10 @@ void auth_principal_at(const struct auth *a, u32 i,
 bool auth_owner_get(const struct auth *a, u128 account,
 		    u8 owner[AUTH_ID_BYTES]);
 
+/* Does the principal own at least one account?  (A scan of the owner
+ * records: for the rare role grant, not for a request's path.) */
+bool auth_owns_any(const struct auth *a, const u8 id[AUTH_ID_BYTES]);
+
 bool auth_revoked(const struct auth *a, const u8 iss[AUTH_ID_BYTES],
 		  const u8 jti_hash[32]);
 u32 auth_revocation_count(const struct auth *a);

@@ -75,6 +75,18 @@ static int apply_pstate(const struct command_target *t,
 			const struct command_view *c, u64 timestamp,
 			u32 *results)
 {
+	/* A policy activation whose author's authority ended before its
+	 * entry (docs/authz.md, "Named administrators") changes nothing. */
+	if (c->h.kind == PSTATE_CMD_SET &&
+	    pstate_command_valid(c->h.kind, c->ext, c->h.ext_bytes)) {
+		struct pstate_set h;
+		memcpy(&h, c->ext, sizeof(h));
+		if (!admin_author_holds(auth_admin(t->auth), t->auth, h.author,
+					ADMIN_ROLE_OPERATOR)) {
+			results[0] = PSTATE_AUTHOR_ENDED;
+			return 0;
+		}
+	}
 	return pstate_apply(t->pstate, c->h.kind, c->ext, c->h.ext_bytes,
 			    timestamp, results);
 }

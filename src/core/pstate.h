@@ -113,6 +113,10 @@ enum pstate_outcome {
 	PSTATE_NOT_FOUND = 3, /* rollback_of or override id unknown */
 	PSTATE_ENDED = 4,     /* the override had already ended */
 	PSTATE_FULL = 5,
+	/* PSTATE_CMD_SET only, decided by core/command.c before pstate
+	 * sees it: its author's authority had ended at the entry's time
+	 * (admin_author_holds); nothing changed. */
+	PSTATE_AUTHOR_ENDED = 6,
 };
 
 struct pstate;

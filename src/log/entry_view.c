@@ -569,6 +569,13 @@ static void admin_request(struct entry_view *v, const u8 *ext, u32 ext_bytes)
 	if (ext_bytes >= sizeof(c) + sizeof(s)) {
 		memcpy(&s, ext + sizeof(c), sizeof(s));
 		field_text(v, "reason", s.reason, sizeof(s.reason));
+		/* What the approver is asked to approve: the document (its
+		 * first bytes, as a field holds them) and its size. */
+		u32 room = ext_bytes - (u32)(sizeof(c) + sizeof(s));
+		u32 n = s.text_bytes < room ? s.text_bytes : room;
+		fieldf(v, "document_bytes", "%u", n);
+		field_text(v, "document",
+			   (const char *)ext + sizeof(c) + sizeof(s), n);
 	}
 	summary(v, "dual-control request: client policy set (waits for a "
 		   "second administrator)");

@@ -282,3 +282,247 @@ def test_admins_dual_control_retirement_and_break_glass(ctx):
     check(len(line) == 1 and line[0].startswith("warn"),
           "doctor: %r %r" % (line, r.stdout))
     check("request %d" % req3["id"] in line[0], "doctor names the request")
+
+
+# ---- the outside attack's findings (issue 23, second step) ----------------
+
+V1 = {"platforms": {"android": {"min_supported": "3.0.0"}}}
+V2 = {"platforms": {"android": {"min_supported": "4.0.0"}}}
+
+
+class Admins:
+    """alice and bob operators, carol the security officer, dave a
+    registered principal without a role; the bootstrap token retired
+    (unless retire=False); yesterday's activity makes V2 block half the
+    android users, so that V2 needs dual control; V1 active."""
+
+    def __init__(self, ctx, retire=True):
+        self.a = a = Authz(ctx)
+        self.s = a.s
+        self.alice, self.bob, self.carol, self.dave = a.keys(4)
+        for k, name in ((self.alice, "alice"), (self.bob, "bob"),
+                        (self.carol, "carol"), (self.dave, "dave")):
+            a.register(k, name)
+        for k, role in ((self.alice, "operator"), (self.bob, "operator"),
+                        (self.carol, "security_officer")):
+            check_status(self.s.post("/v1/admin/roles",
+                                     {"principal": k["thumbprint"],
+                                      "role": role}), 200, "give " + role)
+        self.la = admin_link(a, self.alice, POLICY_OPS)
+        self.lb = admin_link(a, self.bob, POLICY_OPS)
+        self.lc = admin_link(a, self.carol, ["principals:admin",
+                                             "principals:read",
+                                             "audit:read"])
+        if retire:
+            check_status(self.s.post("/v1/admin/bootstrap/retire", None),
+                         200, "retire")
+        day = time.strftime("%Y-%m-%d", time.gmtime(time.time() - 86400))
+        check_status(self.call(self.la, self.alice, "POST",
+                               "/v1/client-policy/activity",
+                               {"observations": [
+                                   {"day": day, "platform": "android",
+                                    "version": v, "user": "u%s%d" % (v, i)}
+                                   for v in ("3.9.0", "4.1.0")
+                                   for i in range(5)]}), 200, "activity")
+        check_status(put(a, self.la, self.alice, V1, "v1", accept=False),
+                     201, "v1")
+
+    def call(self, links, key, method, path, body=None):
+        if body is not None:
+            body = json.dumps(body)
+        return self.a.call(links, key, method, path, body=body)
+
+    def request(self, links, key, doc, what):
+        """A pending request for doc: its answer."""
+        return check_status(put(self.a, links, key, doc, what), 202, what)
+
+    def get(self, rid):
+        return self.call(self.lb, self.bob, "GET",
+                         "/v1/admin/requests/%d" % rid)
+
+
+@e2e_test(timeout=120)
+def test_admins_delegated_power_neither_requests_nor_decides(ctx):
+    """F8: alice hands policy:admin on to bob's key; bob's request and
+    bob's approval under alice's delegation do not make two people."""
+    x = Admins(ctx)
+    a = x.a
+    la2b = x.la + [a.link(x.alice["private_jwk"], x.bob,
+                          {"ops": ["policy:admin", "policy:read"]},
+                          parent=x.la[0])]
+    req = x.request(x.lb, x.bob, V2, "bob-asks")
+    r = x.call(la2b, x.bob, "POST", "/v1/admin/requests/%d/approve" % req["id"])
+    check_refused(r, 403, "not_an_administrator",
+                  "an approval under alice's delegation to bob")
+    r = put(a, la2b, x.bob, V2, "delegated-request")
+    check_refused(r, 403, "not_an_administrator",
+                  "a request under alice's delegation to bob")
+    check_eq(check_status(x.get(req["id"]), 200, "GET")["status"],
+             "pending", "nothing decided")
+    check_eq(current(a, x.lb, x.bob), 1, "v2 waits")
+    # alice's own sign-in approves, named after her.
+    doc = check_status(x.call(x.la, x.alice, "POST",
+                              "/v1/admin/requests/%d/approve" % req["id"]),
+                       200, "alice approves")
+    check_eq((doc["status"], doc["decided_by"]),
+             ("approved", x.alice["thumbprint"]), "decided by alice")
+
+
+@e2e_test(timeout=120)
+def test_admins_last_security_officer_keeps_its_role(ctx):
+    """F11: after the retirement carol, the only security officer, cannot
+    give up (or lose) her role: nobody could give a role again."""
+    x = Admins(ctx)
+    for role in ("operator", "none"):
+        r = x.call(x.lc, x.carol, "POST", "/v1/admin/roles",
+                   {"principal": x.carol["thumbprint"], "role": role})
+        check_refused(r, 409, "no_security_officer",
+                      "the last officer's role to %s" % role)
+    listed = check_status(x.call(x.lc, x.carol, "GET", "/v1/principals"),
+                          200, "principals")["principals"]
+    check_eq([p.get("role") for p in listed if p["name"] == "carol"],
+             ["security_officer"], "carol keeps her role")
+    # With bob a second officer, carol may step down.
+    check_status(x.call(x.lc, x.carol, "POST", "/v1/admin/roles",
+                        {"principal": x.bob["thumbprint"],
+                         "role": "security_officer"}), 200, "bob officer")
+    doc = check_status(x.call(x.lc, x.carol, "POST", "/v1/admin/roles",
+                              {"principal": x.carol["thumbprint"],
+                               "role": "operator"}), 200, "carol steps down")
+    check_eq(doc["status"], "changed", "carol now an operator")
+
+
+@e2e_test(timeout=120)
+def test_admins_one_requester_cannot_take_every_pending_slot(ctx):
+    """F6: alice holds at most 4 pending requests (507 state-full after),
+    and bob can still ask."""
+    x = Admins(ctx)
+    for i in range(4):
+        x.request(x.la, x.alice, V2, "alice-%d" % i)
+    r = put(x.a, x.la, x.alice, V2, "alice-5th")
+    check_refused(r, 507, "state_full", "alice's fifth pending request")
+    req = x.request(x.lb, x.bob, V2, "bob-asks")
+    check_eq(req["status"], "pending", "bob's request waits")
+
+
+@e2e_test(timeout=120)
+def test_admins_an_account_owner_is_given_no_role(ctx):
+    """F10: dave owns an account; a role for him is refused 409
+    role-for-account-owner (before and after the retirement), so his own
+    links never move money beside a role."""
+    x = Admins(ctx, retire=False)
+    r = x.s.post("/v1/accounts?owner=" + x.dave["thumbprint"],
+                 [account(5)])
+    check_eq([e.get("status") for e in check_status(r, 200, "accounts")],
+             ["created"], "account 5 owned by dave")
+    r = x.s.post("/v1/admin/roles", {"principal": x.dave["thumbprint"],
+                                     "role": "operator"})
+    check_refused(r, 409, "role_for_account_owner", "bootstrap gives dave")
+    check_status(x.s.post("/v1/admin/bootstrap/retire", None), 200, "retire")
+    r = x.call(x.lc, x.carol, "POST", "/v1/admin/roles",
+               {"principal": x.dave["thumbprint"], "role": "support"})
+    check_refused(r, 409, "role_for_account_owner", "carol gives dave")
+    listed = check_status(x.call(x.lc, x.carol, "GET", "/v1/principals"),
+                          200, "principals")["principals"]
+    check_eq([p.get("role") for p in listed if p["name"] == "dave"],
+             [None], "dave holds no role")
+
+
+def slow_send(a, method, path, auth, dpop, body):
+    """Send the headers and 3 bytes of body now; a function that sends the
+    rest and returns (status, parsed problem or document)."""
+    import socket
+    head = "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nAuthorization: %s\r\n" % (
+        method, path, a.s.port, auth)
+    if dpop:
+        head += "DPoP: %s\r\n" % dpop
+    head += ("Content-Type: application/json\r\nContent-Length: %d\r\n"
+             "Connection: close\r\n\r\n" % len(body))
+    c = socket.create_connection(("127.0.0.1", a.s.port), timeout=10)
+    c.sendall(head.encode() + body[:3])
+
+    def rest():
+        c.sendall(body[3:])
+        out = b""
+        for _ in range(1000):  # bounded: the server closes after one
+            d = c.recv(65536)
+            if not d:
+                break
+            out += d
+        c.close()
+        status = int(out.split(b" ", 2)[1])
+        return status, json.loads(out.split(b"\r\n\r\n", 1)[1] or b"null")
+    return rest
+
+
+def problem_of(doc):
+    return (doc or {}).get("type", "").rsplit("/", 1)[-1]
+
+
+@e2e_test(timeout=120)
+def test_admins_changes_whose_body_comes_after_the_authority_ended(ctx):
+    """F4, F5: a change whose headers were checked before the retirement
+    (or the removal of the role) and whose body came after is refused,
+    and changes nothing."""
+    x = Admins(ctx, retire=False)
+    a = x.a
+    # The bootstrap token's role grant, its body after the retirement.
+    body = json.dumps({"principal": x.dave["thumbprint"],
+                       "role": "operator"}).encode()
+    rest = slow_send(a, "POST", "/v1/admin/roles", "Bearer " + a.token, None,
+                     body)
+    time.sleep(0.2)
+    check_status(x.s.post("/v1/admin/bootstrap/retire", None), 200, "retire")
+    st, doc = rest()
+    check_eq((st, problem_of(doc)), (401, "bootstrap-retired"),
+             "the token's role grant completed after the retirement")
+    listed = check_status(x.call(x.lc, x.carol, "GET", "/v1/principals"),
+                          200, "principals")["principals"]
+    check_eq([p.get("role") for p in listed if p["name"] == "dave"],
+             [None], "dave holds no role")
+    # alice's activation, her role taken away while its body comes.
+    chain = "~".join(l["compact"] for l in x.la)
+    proof = js({"op": "dpop", "key": x.alice["private_jwk"], "htm": "PUT",
+                "htu": "%s/v1/client-policy" % a.base,
+                "access_token": chain})["proof"]
+    v15 = {"platforms": {"android": {"min_supported": "3.5.0"}}}
+    rest = slow_send(a, "PUT", "/v1/client-policy?reason=late",
+                     "DPoP " + chain, proof, json.dumps(v15).encode())
+    time.sleep(0.2)
+    check_status(x.call(x.lc, x.carol, "POST", "/v1/admin/roles",
+                        {"principal": x.alice["thumbprint"], "role": "none"}),
+                 200, "alice's role taken away")
+    st, doc = rest()
+    check_eq((st, problem_of(doc)), (401, "revoked"),
+             "alice's activation completed after her role went")
+    check_eq(current(a, x.lb, x.bob), 1, "nothing activated")
+
+
+@e2e_test(timeout=120)
+def test_admins_the_approver_sees_what_it_approves(ctx):
+    """F3: GET /v1/admin/requests/{id} shows the held document and its
+    changes against the current policy (as GET /v1/client-policy/diff
+    would show them); the decoded admin_request entry shows it too."""
+    x = Admins(ctx)
+    req = x.request(x.la, x.alice, V2, "alice-asks")
+    doc = check_status(x.get(req["id"]), 200, "GET the request")
+    check_eq(doc["document"], V2, "the held document")
+    check_eq(doc["current_version"], 1, "compared with version 1")
+    # The same changes as the diff of v1 to v2 once v2 is set: bob
+    # approves, then the diff route answers for versions 1..2.
+    check_status(x.call(x.lb, x.bob, "POST",
+                        "/v1/admin/requests/%d/approve" % req["id"]),
+                 200, "bob approves")
+    diff = check_status(x.call(x.lb, x.bob, "GET",
+                               "/v1/client-policy/diff?from=1&to=2"),
+                        200, "diff 1..2")
+    check(len(diff["changes"]) > 0, "v2 changes something: %r" % diff)
+    check_eq(doc["changes"], diff["changes"], "the request's changes")
+    # Once decided, the document is no longer held.
+    done = check_status(x.get(req["id"]), 200, "GET decided")
+    check_eq(("document" in done, done["status"]), (False, "approved"),
+             "no document once decided")
+    views = trail(x.a, x.lc, x.carol)
+    held = [v["fields"] for v in views if v.get("command") == "admin_request"]
+    check_eq(len(held), 1, "one admin_request entry")
+    check_eq(json.loads(held[0]["document"]), V2, "the entry's document")

@@ -23,6 +23,7 @@
 #include "core/auth.h"
 #include "core/command.h"
 #include "core/pstate.h"
+#include "core/result.h"
 
 #include "banned.h"
 
@@ -75,11 +76,28 @@ static void principal(struct world *w, u8 n, u64 ts_s)
 			 AUTH_OK);
 }
 
-static u32 role(struct world *w, u8 n, u32 r, u64 ts_s)
+/* Every link n signs revoked. */
+static void revoke_all(struct world *w, u8 n, u64 ts_s)
+{
+	struct auth_revoke rv = {.flags = AUTH_REVOKE_ALL};
+	id_of(n, rv.iss);
+	assert_int_equal(apply(w, AUTH_CMD_REVOKE, &rv, sizeof(rv), ts_s),
+			 AUTH_OK);
+}
+
+/* Principal `by` (0: the bootstrap credential) gives n role r. */
+static u32 role_by(struct world *w, u8 by, u8 n, u32 r, u64 ts_s)
 {
 	struct admin_role_cmd c = {.role = r};
 	id_of(n, c.id);
+	if (by)
+		id_of(by, c.author);
 	return apply(w, ADMIN_CMD_ROLE, &c, sizeof(c), ts_s);
+}
+
+static u32 role(struct world *w, u8 n, u32 r, u64 ts_s)
+{
+	return role_by(w, 0, n, r, ts_s);
 }
 
 /* A request by n for doc (a PSTATE_CMD_SET ext after the header). */
@@ -154,6 +172,15 @@ static void staff(struct world *w)
 			 ADMIN_OK);
 }
 
+/* staff, then the bootstrap credential retired at T0 + 20. */
+static void staff_retired(struct world *w)
+{
+	struct admin_retire_cmd rc = {0};
+	staff(w);
+	assert_int_equal(apply(w, ADMIN_CMD_RETIRE, &rc, sizeof(rc), T0 + 20),
+			 ADMIN_OK);
+}
+
 static void roles_and_retirement(void **state)
 {
 	struct world w;
@@ -175,10 +202,7 @@ static void roles_and_retirement(void **state)
 	/* A security officer whose key is revoked does not count. */
 	assert_int_equal(role(&w, 3, ADMIN_ROLE_SECURITY_OFFICER, T0 + 13),
 			 ADMIN_OK);
-	struct auth_revoke rv = {.flags = AUTH_REVOKE_ALL};
-	id_of(3, rv.iss);
-	assert_int_equal(apply(&w, AUTH_CMD_REVOKE, &rv, sizeof(rv), T0 + 14),
-			 AUTH_OK);
+	revoke_all(&w, 3, T0 + 14);
 	id_of(3, id);
 	assert_false(admin_is_active(auth_admin(w.a), w.a, id));
 	assert_int_equal(apply(&w, ADMIN_CMD_RETIRE, &rc, sizeof(rc), T0 + 15),
@@ -190,10 +214,45 @@ static void roles_and_retirement(void **state)
 	assert_int_equal(admin_retired_at(auth_admin(w.a)), NS(T0 + 17));
 	assert_int_equal(apply(&w, ADMIN_CMD_RETIRE, &rc, sizeof(rc), T0 + 18),
 			 ADMIN_EXISTS);
-	/* Taking a role away. */
-	assert_int_equal(role(&w, 1, ADMIN_ROLE_NONE, T0 + 19), ADMIN_OK);
+	/* Taking a role away (the officer, after the retirement). */
+	assert_int_equal(role_by(&w, 4, 1, ADMIN_ROLE_NONE, T0 + 19), ADMIN_OK);
 	id_of(1, id);
 	assert_int_equal(admin_role_of(auth_admin(w.a), id), ADMIN_ROLE_NONE);
+	world_free(&w);
+}
+
+/* F11: once retired, the last active security officer keeps its role:
+ * otherwise nobody could ever give a role again. */
+static void last_officer_keeps_its_role(void **state)
+{
+	struct world w;
+	u8 id[32];
+	(void)state;
+	world_new(&w);
+	staff_retired(&w);
+	assert_int_equal(role_by(&w, 3, 3, ADMIN_ROLE_NONE, T0 + 21),
+			 ADMIN_NO_OFFICER);
+	assert_int_equal(role_by(&w, 3, 3, ADMIN_ROLE_OPERATOR, T0 + 22),
+			 ADMIN_NO_OFFICER);
+	id_of(3, id);
+	assert_int_equal(admin_role_of(auth_admin(w.a), id),
+			 ADMIN_ROLE_SECURITY_OFFICER);
+	/* A second officer, but with its key revoked, does not count. */
+	assert_int_equal(
+		role_by(&w, 3, 4, ADMIN_ROLE_SECURITY_OFFICER, T0 + 23),
+		ADMIN_OK);
+	revoke_all(&w, 4, T0 + 24);
+	assert_int_equal(role_by(&w, 3, 3, ADMIN_ROLE_NONE, T0 + 25),
+			 ADMIN_NO_OFFICER);
+	/* The revoked one's role may go; with an active second officer the
+	 * first may step down. */
+	assert_int_equal(role_by(&w, 3, 4, ADMIN_ROLE_NONE, T0 + 26), ADMIN_OK);
+	assert_int_equal(
+		role_by(&w, 3, 2, ADMIN_ROLE_SECURITY_OFFICER, T0 + 27),
+		ADMIN_OK);
+	assert_int_equal(role_by(&w, 3, 3, ADMIN_ROLE_NONE, T0 + 28), ADMIN_OK);
+	assert_int_equal(role_by(&w, 2, 2, ADMIN_ROLE_OPERATOR, T0 + 29),
+			 ADMIN_NO_OFFICER);
 	world_free(&w);
 }
 
@@ -297,16 +356,176 @@ static void revoked_requester_and_break_glass(void **state)
 	assert_int_equal(admin_break_glass_count(auth_admin(w.a)), 1);
 	/* Bob's key revoked (every link he signs): he decides nothing
 	 * more, though he keeps his role. */
-	struct auth_revoke rv = {.flags = AUTH_REVOKE_ALL};
-	id_of(2, rv.iss);
-	assert_int_equal(apply(&w, AUTH_CMD_REVOKE, &rv, sizeof(rv), T0 + 25),
-			 AUTH_OK);
+	revoke_all(&w, 2, T0 + 25);
 	assert_int_equal(request(&w, 3, doc_b, 1, 900, T0 + 26), ADMIN_OK);
 	assert_int_equal(decide(&w, 2, 3, 3, ADMIN_APPROVE, NULL, T0 + 27),
 			 ADMIN_NOT_ADMIN);
 	assert_int_equal(request(&w, 2, doc_b, 1, 900, T0 + 28),
 			 ADMIN_NOT_ADMIN);
 	assert_int_equal(version(&w), 1);
+	world_free(&w);
+}
+
+/* F6: one administrator holds at most 4 pending requests; a request
+ * whose window passed is expired by the next request, its slot free. */
+static void pending_slots_per_requester_and_expiry(void **state)
+{
+	struct world w;
+	struct admin_request_info r;
+	(void)state;
+	world_new(&w);
+	staff(&w);
+	for (u32 k = 0; k < ADMIN_PENDING_PER_REQUESTER_MAX; k++)
+		assert_int_equal(request(&w, 1, doc_a, 0, 60, T0 + 20 + k),
+				 ADMIN_OK);
+	assert_int_equal(request(&w, 1, doc_a, 0, 900, T0 + 30), ADMIN_FULL);
+	/* Bob's own slots are his. */
+	assert_int_equal(request(&w, 2, doc_a, 0, 900, T0 + 31), ADMIN_OK);
+	assert_int_equal(status_of(&w, 1), ADMIN_PENDING);
+	/* Past the first one's window (T0 + 80): the next request expires
+	 * it, and alice has a slot again. */
+	assert_int_equal(request(&w, 1, doc_a, 0, 900, T0 + 81), ADMIN_OK);
+	assert_int_equal(status_of(&w, 1), ADMIN_EXPIRED);
+	assert_true(admin_request_get(auth_admin(w.a), 1, &r));
+	assert_null(r.payload);
+	assert_int_equal(r.decided_at, NS(T0 + 80));
+	assert_int_equal(status_of(&w, 2), ADMIN_PENDING);
+	assert_int_equal(request(&w, 1, doc_a, 0, 900, T0 + 81), ADMIN_FULL);
+	world_free(&w);
+}
+
+/* F10: a principal that owns accounts is given no role (its own links
+ * would move money beside the role); taking a role stays possible. */
+static void account_owner_gets_no_role(void **state)
+{
+	struct world w;
+	struct auth_owner o;
+	struct account acct = {.id = 77};
+	u32 ok = CREATE_ACCOUNT_ok;
+	u8 id[32];
+	(void)state;
+	world_new(&w);
+	staff(&w);
+	id_of(4, o.owner);
+	auth_set_owners(w.a, &o, &acct, &ok, 1);
+	for (u32 r = ADMIN_ROLE_OPERATOR; r <= ADMIN_ROLE_MAX; r++)
+		assert_int_equal(role(&w, 4, r, T0 + 20), ADMIN_OWNS_ACCOUNTS);
+	id_of(4, id);
+	assert_int_equal(admin_role_of(auth_admin(w.a), id), ADMIN_ROLE_NONE);
+	/* Alice is given accounts after her role: she may lose it, and
+	 * gets none back. */
+	id_of(1, o.owner);
+	acct.id = 78;
+	auth_set_owners(w.a, &o, &acct, &ok, 1);
+	assert_int_equal(role(&w, 1, ADMIN_ROLE_NONE, T0 + 21), ADMIN_OK);
+	assert_int_equal(role(&w, 1, ADMIN_ROLE_OPERATOR, T0 + 22),
+			 ADMIN_OWNS_ACCOUNTS);
+	world_free(&w);
+}
+
+/* A PSTATE_CMD_SET of doc_a by `by` (0: the bootstrap credential). */
+static u32 set_by(struct world *w, u8 by, u64 ts_s)
+{
+	struct pstate_set set = {0};
+	u8 buf[sizeof(set) + 64] = {0};
+	size_t len = strlen(doc_a);
+	set.text_bytes = (u32)len;
+	if (by)
+		id_of(by, set.author);
+	memcpy(buf, &set, sizeof(set));
+	memcpy(buf + sizeof(set), doc_a, len);
+	return apply(w, PSTATE_CMD_SET, buf,
+		     (u32)(sizeof(set) + (len + 15) / 16 * 16), ts_s);
+}
+
+/* F4, F5: a change checked when its headers came and journaled after
+ * the bootstrap's retirement, its author's role taken away or its key
+ * revoked is refused at the entry's time, and changes nothing. */
+static void changes_by_an_ended_authority_are_refused(void **state)
+{
+	struct world w;
+	u8 id[32];
+	(void)state;
+	world_new(&w);
+	staff_retired(&w);
+	/* The bootstrap credential, and a bootstrap chain's delegate (4,
+	 * no role), after the retirement. */
+	assert_int_equal(role(&w, 4, ADMIN_ROLE_OPERATOR, T0 + 21),
+			 ADMIN_AUTHOR_ENDED);
+	assert_int_equal(role_by(&w, 4, 4, ADMIN_ROLE_OPERATOR, T0 + 21),
+			 ADMIN_AUTHOR_ENDED);
+	assert_int_equal(set_by(&w, 0, T0 + 22), PSTATE_AUTHOR_ENDED);
+	assert_int_equal(set_by(&w, 4, T0 + 22), PSTATE_AUTHOR_ENDED);
+	assert_int_equal(version(&w), 0);
+	/* An operator gives no role (its role is not the officer's). */
+	assert_int_equal(role_by(&w, 1, 4, ADMIN_ROLE_OPERATOR, T0 + 23),
+			 ADMIN_AUTHOR_ENDED);
+	/* Alice activates while an operator; not once her role is gone,
+	 * nor Bob once his key is revoked. */
+	assert_int_equal(set_by(&w, 1, T0 + 24), PSTATE_OK);
+	assert_int_equal(version(&w), 1);
+	assert_int_equal(role_by(&w, 3, 1, ADMIN_ROLE_NONE, T0 + 25), ADMIN_OK);
+	assert_int_equal(set_by(&w, 1, T0 + 26), PSTATE_AUTHOR_ENDED);
+	revoke_all(&w, 2, T0 + 27);
+	assert_int_equal(set_by(&w, 2, T0 + 28), PSTATE_AUTHOR_ENDED);
+	assert_int_equal(version(&w), 1);
+	/* Carol's officer key revoked: her role change is refused too. */
+	assert_int_equal(role_by(&w, 3, 4, ADMIN_ROLE_SUPPORT, T0 + 29),
+			 ADMIN_OK);
+	revoke_all(&w, 3, T0 + 30);
+	assert_int_equal(role_by(&w, 3, 4, ADMIN_ROLE_NONE, T0 + 31),
+			 ADMIN_AUTHOR_ENDED);
+	id_of(4, id);
+	assert_int_equal(admin_role_of(auth_admin(w.a), id),
+			 ADMIN_ROLE_SUPPORT);
+	world_free(&w);
+}
+
+/* F7: a full table drops its oldest decided request to make room; ids
+ * never repeat, the break-glass count keeps the dropped ones, a pending
+ * request is never dropped, and the snapshot keeps the ids. */
+static void decided_requests_are_recycled(void **state)
+{
+	struct world w;
+	struct admin_request_info r;
+	(void)state;
+	world_new(&w);
+	staff(&w);
+	const struct admin *d = auth_admin(w.a);
+	/* 1: pending for the whole test (a day's window); 2: broken. */
+	assert_int_equal(request(&w, 1, doc_a, 9, ADMIN_WINDOW_MAX_S, T0 + 20),
+			 ADMIN_OK);
+	assert_int_equal(request(&w, 2, doc_a, 0, 900, T0 + 21), ADMIN_OK);
+	assert_int_equal(decide(&w, 2, 2, 2, ADMIN_BREAK_GLASS, "x", T0 + 22),
+			 ADMIN_OK);
+	for (u64 id = 3; id <= ADMIN_REQUESTS_MAX; id++) {
+		assert_int_equal(request(&w, 2, doc_b, 1, 900, T0 + 30),
+				 ADMIN_OK);
+		assert_int_equal(
+			decide(&w, 2, 2, id, ADMIN_REJECT, NULL, T0 + 30),
+			ADMIN_OK);
+	}
+	assert_int_equal(admin_request_count(d), ADMIN_REQUESTS_MAX);
+	/* Full: the next drops request 2 (1 is pending) and is 4097. */
+	assert_int_equal(request(&w, 2, doc_b, 1, 900, T0 + 40), ADMIN_OK);
+	assert_int_equal(admin_request_count(d), ADMIN_REQUESTS_MAX);
+	assert_int_equal(admin_request_last_id(d), ADMIN_REQUESTS_MAX + 1);
+	assert_false(admin_request_get(d, 2, &r));
+	assert_true(admin_request_get(d, 1, &r));
+	assert_int_equal(r.status, ADMIN_PENDING);
+	assert_true(admin_request_get(d, ADMIN_REQUESTS_MAX + 1, &r));
+	assert_int_equal(r.id, ADMIN_REQUESTS_MAX + 1);
+	assert_int_equal(admin_break_glass_count(d), 1);
+	/* A dropped request is decided no more; the new one is. */
+	assert_int_equal(decide(&w, 1, 2, 2, ADMIN_REJECT, NULL, T0 + 41),
+			 ADMIN_UNKNOWN);
+	assert_int_equal(decide(&w, 1, 2, ADMIN_REQUESTS_MAX + 1, ADMIN_REJECT,
+				NULL, T0 + 42),
+			 ADMIN_OK);
+	/* Again: request 3 goes, 4098 comes. */
+	assert_int_equal(request(&w, 2, doc_b, 1, 900, T0 + 43), ADMIN_OK);
+	assert_false(admin_request_get(d, 3, &r));
+	assert_int_equal(admin_request_last_id(d), ADMIN_REQUESTS_MAX + 2);
 	world_free(&w);
 }
 
@@ -370,7 +589,7 @@ static void snapshot_round_trip_and_old_digest(void **state)
 	 * administrators' part: an older reader takes it). */
 	assert_int_equal(auth_snapshot_write(w.a, sink_buf, &s), 0);
 	assert_int_equal(s.len, auth_snapshot_bytes(w.a));
-	assert_null(memmem(s.b, s.len, "TPWADMN1", 8));
+	assert_null(memmem(s.b, s.len, "TPWADMN", 7));
 	auth_digest(w.a, before);
 	assert_int_equal(role(&w, 1, ADMIN_ROLE_OPERATOR, T0 + 10), ADMIN_OK);
 	assert_int_equal(role(&w, 2, ADMIN_ROLE_OPERATOR, T0 + 11), ADMIN_OK);
@@ -383,7 +602,7 @@ static void snapshot_round_trip_and_old_digest(void **state)
 	s.len = 0;
 	assert_int_equal(auth_snapshot_write(w.a, sink_buf, &s), 0);
 	assert_int_equal(s.len, auth_snapshot_bytes(w.a));
-	assert_non_null(memmem(s.b, s.len, "TPWADMN1", 8));
+	assert_non_null(memmem(s.b, s.len, "TPWADMN", 7));
 	struct auth *b = auth_snapshot_read(s.b, s.len);
 	assert_non_null(b);
 	u8 again[32];
@@ -406,9 +625,14 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(roles_and_retirement),
+		cmocka_unit_test(last_officer_keeps_its_role),
 		cmocka_unit_test(approval_by_another_applies_the_policy),
 		cmocka_unit_test(window_and_target_are_decided_at_log_time),
 		cmocka_unit_test(revoked_requester_and_break_glass),
+		cmocka_unit_test(pending_slots_per_requester_and_expiry),
+		cmocka_unit_test(account_owner_gets_no_role),
+		cmocka_unit_test(changes_by_an_ended_authority_are_refused),
+		cmocka_unit_test(decided_requests_are_recycled),
 		cmocka_unit_test(validator_refuses_malformed),
 		cmocka_unit_test(snapshot_round_trip_and_old_digest),
 	};
