@@ -76,39 +76,50 @@ static u64 rebuilt(const struct tilestore_report *rep)
 	return n;
 }
 
-/* Roots and proofs of both at size, for a few indexes and first sizes. */
-static void same_answers(struct tilestore *ts, struct merkle_store *ms,
-			 u64 size, u64 *rnd)
+/* Roots and proofs of both at size, for a few indexes and first sizes:
+ * NULL when they agree, else what differs (no assertion: a reader
+ * thread calls it, and cmocka's assertions belong to the main one). */
+static const char *differs(struct tilestore *ts, struct merkle_store *ms,
+			   u64 size, u64 *rnd)
 {
 	u8 a[MERKLE_HASH_BYTES], b[MERKLE_HASH_BYTES];
 	u8 pa[MERKLE_PROOF_HASHES_MAX][MERKLE_HASH_BYTES];
 	u8 pb[MERKLE_PROOF_HASHES_MAX][MERKLE_HASH_BYTES];
 	size_t na, nb;
 
-	assert_int_equal(tilestore_root(ts, size, a), 0);
-	assert_int_equal(merkle_store_root(ms, size, b), 0);
-	assert_memory_equal(a, b, sizeof(a));
+	if (tilestore_root(ts, size, a) != 0 ||
+	    merkle_store_root(ms, size, b) != 0)
+		return "a root could not be computed";
+	if (memcmp(a, b, sizeof(a)) != 0)
+		return "the roots differ";
 	if (size == 0)
-		return;
+		return NULL;
 	for (int k = 0; k < 3; k++) {
 		*rnd = *rnd * 6364136223846793005ull + 1442695040888963407ull;
 		u64 i = (*rnd >> 11) % size;
-		assert_int_equal(
-			tilestore_inclusion_proof(ts, i, size, pa, &na), 0);
-		assert_int_equal(
-			merkle_store_inclusion_proof(ms, i, size, pb, &nb), 0);
-		assert_int_equal(na, nb);
-		assert_memory_equal(pa, pb, na * MERKLE_HASH_BYTES);
+		if (tilestore_inclusion_proof(ts, i, size, pa, &na) != 0 ||
+		    merkle_store_inclusion_proof(ms, i, size, pb, &nb) != 0)
+			return "an inclusion proof could not be made";
+		if (na != nb || memcmp(pa, pb, na * MERKLE_HASH_BYTES) != 0)
+			return "the inclusion proofs differ";
 		u64 first = (*rnd >> 23) % (size + 1);
-		assert_int_equal(
-			tilestore_consistency_proof(ts, first, size, pa, &na),
-			0);
-		assert_int_equal(merkle_store_consistency_proof(ms, first, size,
-								pb, &nb),
-				 0);
-		assert_int_equal(na, nb);
-		assert_memory_equal(pa, pb, na * MERKLE_HASH_BYTES);
+		if (tilestore_consistency_proof(ts, first, size, pa, &na) !=
+			    0 ||
+		    merkle_store_consistency_proof(ms, first, size, pb, &nb) !=
+			    0)
+			return "a consistency proof could not be made";
+		if (na != nb || memcmp(pa, pb, na * MERKLE_HASH_BYTES) != 0)
+			return "the consistency proofs differ";
 	}
+	return NULL;
+}
+
+static void same_answers(struct tilestore *ts, struct merkle_store *ms,
+			 u64 size, u64 *rnd)
+{
+	const char *why = differs(ts, ms, size, rnd);
+	if (why)
+		fail_msg("at size %llu: %s", (unsigned long long)size, why);
 }
 
 static void
@@ -342,6 +353,8 @@ struct race {
 	struct merkle_store *ms;
 	atomic_bool done;
 	unsigned checked;
+	const char *why; /* the reader's first disagreement */
+	u64 why_size;
 };
 
 /* A reader while the writer appends: every size it sees published has
@@ -356,7 +369,11 @@ static void *reader(void *arg)
 		u64 size = tilestore_size(r->ts);
 		if (size == 0)
 			continue;
-		same_answers(r->ts, r->ms, size, &rnd);
+		r->why = differs(r->ts, r->ms, size, &rnd);
+		if (r->why) {
+			r->why_size = size;
+			break;
+		}
 		r->checked++;
 	}
 	return NULL;
@@ -391,6 +408,9 @@ static void readers_while_the_writer_appends(void **state)
 	}
 	atomic_store(&r.done, true);
 	pthread_join(th, NULL);
+	if (r.why)
+		fail_msg("the reader at size %llu: %s",
+			 (unsigned long long)r.why_size, r.why);
 	assert_true(r.checked > 0);
 	tilestore_close(r.ts);
 	merkle_store_free(r.ms);
