@@ -424,14 +424,21 @@ unsigned api_role_ops(u32 role)
 			MANDATE_OP_REVOCATIONS_READ | MANDATE_OP_POLICY_READ,
 	};
 	switch (role) {
+	/* The card vault (docs/vault.md): operators store cards, support
+	 * reveals one with a reason (journaled, rate-limited per
+	 * principal), the security officer erases and rotates; without
+	 * these, nobody could be given the vault's ops once the bootstrap
+	 * token is retired. */
 	case ADMIN_ROLE_OPERATOR:
 		return READS | MANDATE_OP_ACCOUNTS_CREATE |
-		       MANDATE_OP_AUDIT_READ | MANDATE_OP_POLICY_ADMIN;
+		       MANDATE_OP_AUDIT_READ | MANDATE_OP_POLICY_ADMIN |
+		       MANDATE_OP_VAULT_TOKENIZE;
 	case ADMIN_ROLE_SECURITY_OFFICER:
 		return READS | MANDATE_OP_PRINCIPALS_ADMIN |
 		       MANDATE_OP_KEYS_ROTATE | MANDATE_OP_REVOKE |
-		       MANDATE_OP_AUDIT_READ;
-	case ADMIN_ROLE_SUPPORT: return READS;
+		       MANDATE_OP_AUDIT_READ | MANDATE_OP_VAULT_ERASE |
+		       MANDATE_OP_VAULT_ADMIN;
+	case ADMIN_ROLE_SUPPORT: return READS | MANDATE_OP_VAULT_REVEAL;
 	case ADMIN_ROLE_AUDITOR: return READS | MANDATE_OP_AUDIT_READ;
 	default: return 0;
 	}

@@ -97,3 +97,49 @@ def test_a_named_administrators_blocking_change_always_waits_for_a_second(ctx):
              "approved")
     check_eq(current(a, lb, bob), 3, "v2 active after bob")
     s.stop()
+
+
+@e2e_test(timeout=120)
+def test_after_the_retirement_the_roles_run_the_card_vault(ctx):
+    """The vault's ops belong to roles (docs/authz.md): once the
+    bootstrap token is retired, an operator stores a card, support
+    reveals it with a reason, the security officer erases it; a role
+    without the op is refused."""
+    import time
+    a = Authz(ctx)
+    s = a.s
+    op, sup, sec = a.keys(3)
+    for k, name, role in ((op, "op", "operator"), (sup, "sup", "support"),
+                          (sec, "sec", "security_officer")):
+        a.register(k, name)
+        check_status(s.post("/v1/admin/roles", {"principal": k["thumbprint"],
+                                                "role": role}),
+                     200, "%s a %s" % (name, role))
+    check_status(s.post("/v1/admin/bootstrap/retire", None), 200, "retired")
+    lo = admin_link(a, op, ["vault:tokenize"])
+    ls = admin_link(a, sup, ["vault:reveal"])
+    le = admin_link(a, sec, ["vault:erase", "vault:admin"])
+    card = {"pan": "4111111111111111", "exp_month": 12,
+            "exp_year": time.gmtime().tm_year + 2}
+    doc = check_status(a.call(lo, op, "POST", "/v1/vault/cards",
+                              body=json.dumps(card)), 201, "tokenize")
+    tok = doc["token"]
+    r = a.call(ls, sup, "POST", "/v1/vault/cards/%s/reveal" % tok,
+               body=json.dumps({"reason": "chargeback 7"}))
+    check_eq(check_status(r, 200, "support reveals")["pan"],
+             "4111111111111111", "the number")
+    # An operator may not reveal, nor sign itself the op.
+    r = a.call(admin_link(a, op, ["vault:reveal"]), op, "POST",
+               "/v1/vault/cards/%s/reveal" % tok,
+               body=json.dumps({"reason": "curious"}))
+    check_eq(r["status"], 403, "an operator's reveal")
+    r = a.call(le, sec, "POST", "/v1/vault/cards/%s/erase" % tok,
+               body=json.dumps({"reason": "customer request"}))
+    check_eq(check_status(r, 200, "the officer erases")["status"], "erased",
+             "erased")
+    check_status(a.call(le, sec, "POST", "/v1/vault/keys/rotate",
+                        body="{}"), 200, "the officer rotates")
+    r = a.call(ls, sup, "POST", "/v1/vault/cards/%s/reveal" % tok,
+               body=json.dumps({"reason": "again"}))
+    check_eq(r["status"], 410, "an erased card")
+    s.stop()
