@@ -449,7 +449,7 @@ static void op_admin(struct auth *a, struct pstate *ps, struct reader *r,
 	CHECK(ret == 0 || ret == -EBADMSG);
 	CHECK(valid == (ret == 0));
 	if (ret == 0) {
-		CHECK(out <= ADMIN_REFUSED);
+		CHECK(out <= ADMIN_TOO_LARGE); /* the last result code */
 	} else {
 		auth_digest(a, after);
 		CHECK(memcmp(before, after, 32) == 0);
@@ -705,7 +705,12 @@ static void snapshot_mode(const u8 *data, size_t size)
 	struct auth *a = auth_snapshot_read(copy, size);
 	if (a) {
 		struct buf b = snapshot_of(a);
-		CHECK(b.n == size && memcmp(b.p, data, size) == 0);
+		/* The current format writes back byte for byte; a snapshot
+		 * with an older administrators' part ("TPWADMN1", read
+		 * only) is written in the current one, which reads back the
+		 * same state (below). */
+		bool old = memmem(data, size, "TPWADMN1", 8) != NULL;
+		CHECK(old || (b.n == size && memcmp(b.p, data, size) == 0));
 		check_lookups(a);
 		struct auth *again = auth_snapshot_read(b.p, b.n);
 		CHECK(again);
@@ -713,6 +718,9 @@ static void snapshot_mode(const u8 *data, size_t size)
 		auth_digest(a, d1);
 		auth_digest(again, d2);
 		CHECK(memcmp(d1, d2, 32) == 0);
+		struct buf b2 = snapshot_of(again);
+		CHECK(b2.n == b.n && memcmp(b2.p, b.p, b.n) == 0);
+		free(b2.p);
 		auth_free(again);
 		free(b.p);
 		auth_free(a);
