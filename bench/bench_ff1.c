@@ -15,23 +15,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_util.h"
+
 #include "banned.h"
 
 #define RUNS_DEFAULT 7
 #define ROUNDS	     200000u
-
-static double now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
 
 static volatile unsigned sink;
 

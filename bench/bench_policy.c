@@ -28,6 +28,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_util.h"
+
 #include "banned.h"
 
 #define RUNS_DEFAULT 11
@@ -95,19 +97,6 @@ static const char *const users[] = {"u-1",	 "u-22",    "u-333",
 				    "u-4444",	 "u-55555", "u-666666",
 				    "u-7777777", "u-8"};
 #define NU (sizeof(users) / sizeof(users[0]))
-
-static double now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
 
 static volatile unsigned sink;
 

@@ -20,6 +20,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_util.h"
+
 #include "banned.h"
 
 #define RUNS_DEFAULT 11
@@ -34,19 +36,6 @@ static const char *const versions[] = {
 	"2.0.0",      "5.99.0", "4.2.0+build.5", "5.0.0-0",
 };
 #define NV (sizeof(versions) / sizeof(versions[0]))
-
-static double now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
 
 /* Keeps the compiler from dropping the loops. */
 static volatile unsigned sink;
