@@ -394,6 +394,31 @@ static int generate_key(struct pkcs11 *p, unsigned n, char *err,
 	return 0;
 }
 
+/* The objects matching t[0..nt): at most max handles into found, their
+ * count into *n (0 on failure); KEYRING_E_KEK_UNAVAILABLE when the token
+ * fails the search (a lost session noted). */
+static int find_objects(struct pkcs11 *p, CK_ATTRIBUTE *t, CK_ULONG nt,
+			CK_OBJECT_HANDLE *found, CK_ULONG max, CK_ULONG *n,
+			char *err, size_t err_size)
+{
+	CK_RV rv = p->f->C_FindObjectsInit(p->session, t, nt);
+
+	*n = 0;
+	if (rv == CKR_OK) {
+		rv = p->f->C_FindObjects(p->session, found, max, n);
+		p->f->C_FindObjectsFinal(p->session);
+	}
+	if (rv != CKR_OK) {
+		*n = 0;
+		if (session_lost(rv))
+			p->session_ok = false;
+		say(err, err_size, "token '%s': C_FindObjects: %s", p->token,
+		    ckr_name(rv));
+		return KEYRING_E_KEK_UNAVAILABLE;
+	}
+	return 0;
+}
+
 /* The secret keys labelled label: how many (at most 2) into *n, the
  * first into *h. */
 static int find_one(struct pkcs11 *p, const char *label, CK_OBJECT_HANDLE *h,
@@ -405,20 +430,10 @@ static int find_one(struct pkcs11 *p, const char *label, CK_OBJECT_HANDLE *h,
 		{CKA_LABEL, (void *)label, strlen(label)},
 	};
 	CK_OBJECT_HANDLE found[2];
-	CK_RV rv = p->f->C_FindObjectsInit(p->session, t, 2);
+	int r = find_objects(p, t, 2, found, 2, n, err, err_size);
 
-	*n = 0;
-	if (rv == CKR_OK) {
-		rv = p->f->C_FindObjects(p->session, found, 2, n);
-		p->f->C_FindObjectsFinal(p->session);
-	}
-	if (rv != CKR_OK) {
-		if (session_lost(rv))
-			p->session_ok = false;
-		say(err, err_size, "token '%s': C_FindObjects: %s", p->token,
-		    ckr_name(rv));
-		return KEYRING_E_KEK_UNAVAILABLE;
-	}
+	if (r)
+		return r;
 	if (*n > 1) {
 		say(err, err_size,
 		    "kek_pkcs11_key_label: more than one secret key labelled "
@@ -673,19 +688,10 @@ static int find_by_id(struct pkcs11 *p, CK_OBJECT_CLASS cls,
 		{CKA_ID, (void *)id, KEYRING_TOKEN_KEY_ID_BYTES},
 	};
 	CK_ULONG n = 0;
-	CK_RV rv = p->f->C_FindObjectsInit(p->session, t, 3);
+	int r = find_objects(p, t, 3, h, 1, &n, err, err_size);
 
-	if (rv == CKR_OK) {
-		rv = p->f->C_FindObjects(p->session, h, 1, &n);
-		p->f->C_FindObjectsFinal(p->session);
-	}
-	if (rv != CKR_OK) {
-		if (session_lost(rv))
-			p->session_ok = false;
-		say(err, err_size, "token '%s': C_FindObjects: %s", p->token,
-		    ckr_name(rv));
-		return KEYRING_E_KEK_UNAVAILABLE;
-	}
+	if (r)
+		return r;
 	return n == 1 ? 0 : KEYRING_E_TOKEN_KEY_MISSING;
 }
 
