@@ -227,8 +227,12 @@ bench-build: $(BENCH_BIN)
 unit: $(UNIT_BIN)
 	@tests/count.sh tests/run-unit.sh $(BUILD)/tests
 
+# E2E_JOBS: processes the e2e suites run in (tests/e2e/run.py --jobs).
+E2E_JOBS ?= 2
+
 e2e: $(BUILD)/tpwallet $(BUILD)/bench/bench_store $(BUILD)/tests/pgjournal_probe
-	@tests/count.sh python3 tests/e2e/run.py --binary $(BUILD)/tpwallet
+	@tests/count.sh python3 tests/e2e/run.py --binary $(BUILD)/tpwallet \
+	  --jobs $(E2E_JOBS)
 
 # The crash explorer (issue 20, docs/crash-model.md): every crash point
 # of its workloads recovered and checked, and the planted bug found.  Its
@@ -285,7 +289,7 @@ sanitize:
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  tests/count.sh python3 tests/e2e/run.py --binary build/san/tpwallet --sanitized \
-	    --skip-heavy
+	    --skip-heavy --jobs $(E2E_JOBS)
 
 # ThreadSanitizer: the unit tests and the e2e suite against a clang
 # -fsanitize=thread build.  halt_on_error: the first report stops the
@@ -299,7 +303,7 @@ tsan:
 	$(MAKE) --no-print-directory BUILD=build/tsan SAN=thread all unit
 	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
 	  tests/count.sh python3 tests/e2e/run.py --binary build/tsan/tpwallet \
-	    --sanitized --skip-heavy -k '^(?!test_client_policy_)'
+	    --sanitized --skip-heavy --jobs $(E2E_JOBS) -k '^(?!test_client_policy_)'
 
 # make check refuses an upward include and a banned call (tests/check).
 check-test:

@@ -95,24 +95,27 @@ python3 tests/crash/explore.py regress --binary "$bin" tests/crash/regress/*/
 verdict "saved_regression_cases_replay_as_their_case_says" $?
 
 # The second (the archive's move without the directory fsync after its
-# rename): the explorer must fail naming the rename.
-$explore --binary "$planted_archive" --workload retention >"$out" 2>&1
+# rename): the explorer must fail naming the rename.  Its crash points
+# from the archive's first call on: the earlier ones are the unplanted
+# retention run's, checked above (the build differs only in archive.c).
+$explore --binary "$planted_archive" --workload retention --from-path archive/ \
+	>"$out" 2>&1
 status=$?
 cat "$out"
 named='state: undone: #[0-9]+ rename archive/0{19}1\.wal\.tmp -> archive/0{19}1\.wal; '
 [ "$status" -eq 1 ] && grep -Eq "$named" "$out"
 verdict "planted_missing_archive_directory_fsync_is_found_and_named" $?
 
-# The soak (issue 20, item 4), a minute and a half of it: mixed load at half
+# The soak (issue 20, item 4), a minute of it: mixed load at half
 # the driver's capacity, key rotations, policy changes, restarts by
 # SIGTERM and SIGKILL; memory, descriptors and threads must stay flat
 # and every acknowledged transfer be there (`make soak` runs an hour).
 soak_out=$(mktemp -d)
-python3 tests/soak/soak.py --binary "$bin" --duration-s 90 --sample-s 2 \
-	--restart-every-s 30 --rotate-every-s 10 --out "$soak_out" >"$out" 2>&1
+python3 tests/soak/soak.py --binary "$bin" --duration-s 60 --sample-s 2 \
+	--restart-every-s 20 --rotate-every-s 10 --out "$soak_out" >"$out" 2>&1
 status=$?
 grep -v '^soak: t=' "$out"
-verdict "a_90_second_soak_holds_memory_descriptors_and_threads_flat" $status
+verdict "a_60_second_soak_holds_memory_descriptors_and_threads_flat" $status
 rm -rf "$soak_out"
 
 echo "crash explorer: $pass passed, $fail failed"

@@ -755,7 +755,8 @@ def e2e_test(timeout=60, waits=False, heavy=False):
     test spends most of its time waiting for the wall clock (an override's
     or a certificate's end), so run.py runs it beside the others, in a
     second process, instead of making the suite wait for it.  heavy=True:
-    a suite of real outside processes (a PostgreSQL cluster), run once by
+    a suite of real outside processes (a PostgreSQL cluster, dpkg, promtool,
+brokers, a browser), run once by
     `make test` with the plain build, not again under each sanitizer
     (run.py --skip-heavy)."""
     def wrap(fn):

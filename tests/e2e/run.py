@@ -3,7 +3,7 @@
 
     python3 tests/e2e/run.py --binary build/tpwallet [-k PATTERN]
                              [--sanitized] [--keep] [--one-process]
-                             [--skip-heavy] [-v]
+                             [--skip-heavy] [--jobs N] [-v]
 
 Standard library only.  Each test gets its own temp dir; every server it
 starts binds 127.0.0.1 on a free port and is killed when the test ends,
@@ -15,6 +15,12 @@ Tests registered with waits=True spend their time waiting for the wall
 clock (an override's or a certificate's end): they run in a second
 process beside the others (its output is printed, prefixed `side|`, at
 the end, and counted), unless --one-process.
+
+--jobs N: the other tests are dealt in turn to N processes (the extra
+ones' output prefixed `w1|`...); the heavy suites run last, once the
+workers ended.  `make test` uses 2: most of a test's time is spent
+waiting (a server's start, fsync, a deadline), not on a core.  Each
+failure is repeated shortly before the closing line.
 """
 
 import argparse
@@ -39,6 +45,7 @@ from harness import TestFailure  # noqa: E402
 import test_cli  # noqa: E402,F401
 import test_buildinfo  # noqa: E402,F401
 import test_release  # noqa: E402,F401
+import test_upgrade  # noqa: E402,F401
 import test_openapi  # noqa: E402,F401
 import test_man  # noqa: E402,F401
 import test_systemd  # noqa: E402,F401
@@ -116,10 +123,13 @@ def kill_leftovers():
     return n
 
 
-def start_side(args, names):
-    """The waiting tests, in a second run.py beside this one; its output
-    goes to a file, printed when it ends."""
-    cmd = [sys.executable, os.path.abspath(__file__), "--side",
+def start_side(args, names, label="side", why="waiting test(s) run beside "
+               "the others"):
+    """Tests in a second run.py beside this one (the waiting ones, or a
+    worker's share with --jobs); its output goes to a file, printed when
+    it ends."""
+    cmd = [sys.executable, os.path.abspath(__file__),
+           "--side" if label == "side" else "--one-process",
            "--binary", harness.CONFIG["binary"]]
     if args.sanitized:
         cmd.append("--sanitized")
@@ -130,17 +140,16 @@ def start_side(args, names):
     for n in names:
         cmd += ["-k", "^%s$" % re.escape(n)]
     out = tempfile.TemporaryFile(mode="w+")
-    print("e2e: %d waiting test(s) run beside the others: %s"
-          % (len(names), ", ".join(names)))
+    print("e2e: %d %s: %s" % (len(names), why, ", ".join(names)))
     sys.stdout.flush()
     return (subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT),
-            out, names)
+            out, names, label)
 
 
 def finish_side(side):
     """Wait for the second process (its tests bound their own time),
     print its output and return (passed, failed, names failed)."""
-    proc, out, names = side
+    proc, out, names, label = side
     status = proc.wait()
     out.seek(0)
     text = out.read()
@@ -148,7 +157,7 @@ def finish_side(side):
     passed = failed = 0
     failures = []
     for line in text.splitlines():
-        print("side| " + line)
+        print("%s| %s" % (label, line))
         m = re.match(r"e2e: (\d+) passed, (\d+) failed$", line)
         if m:
             passed, failed = int(m.group(1)), int(m.group(2))
@@ -158,7 +167,7 @@ def finish_side(side):
     if passed + failed != len(names) or (status != 0 and failed == 0):
         # It died before its summary: every test it did not pass failed.
         failed = max(failed, len(names) - passed, 1)
-        failures.append("(the side process, status %d)" % status)
+        failures.append("(the %s process, status %d)" % (label, status))
     sys.stdout.flush()
     return passed, failed, failures
 
@@ -180,6 +189,9 @@ def main():
                          "PostgreSQL cluster): make test runs them once")
     ap.add_argument("--one-process", action="store_true",
                     help="run the waiting tests in this process too")
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="run the tests that do not wait in N processes "
+                         "(the heavy ones stay in the first)")
     ap.add_argument("--side", action="store_true",
                     help=argparse.SUPPRESS)  # the second process itself
     ap.add_argument("-v", "--verbose", action="store_true")
@@ -214,9 +226,29 @@ def main():
             not all(t[3] for t in tests):
         side = start_side(args, [t[0] for t in tests if t[3]])
         tests = [t for t in tests if not t[3]]
+    # --jobs N: N-1 workers take every Nth test that neither waits nor is
+    # heavy (a heavy suite runs outside processes that one at a time
+    # fits: a PostgreSQL cluster, dpkg), in the declared order.
+    workers = []
+    if args.jobs > 1 and not args.side and not args.one_process:
+        light = [t for t in tests if not t[4]]
+        shares = [light[i::args.jobs] for i in range(1, args.jobs)]
+        given = set()
+        for i, share in enumerate(shares):
+            if share:
+                workers.append(start_side(
+                    args, [t[0] for t in share], "w%d" % (i + 1),
+                    "test(s) in worker w%d" % (i + 1)))
+                given.update(t[0] for t in share)
+        # The heavy ones last, alone but for the waiting side: the
+        # workers are joined before the first (a cluster's leases and
+        # failover times would feel two more processes' load).
+        tests = [t for t in tests if t[0] not in given and not t[4]] + \
+            [t for t in tests if t[4]]
 
     passed = failed = 0
     failures = []
+    reasons = []  # (name, detail) of each failure, for the summary
     took = []
     if not os.access(harness.CONFIG["binary"], os.X_OK):
         print("e2e: binary %s not found or not executable"
@@ -234,7 +266,14 @@ def main():
     sys.stdout.flush()
     interrupted = False
     try:
-        for name, fn, limit, _, _ in tests:
+        for name, fn, limit, _, heavy in tests:
+            if heavy and workers:
+                for w in workers:
+                    p, f, names = finish_side(w)
+                    passed += p
+                    failed += f
+                    failures += names
+                workers = []
             limit = limit * harness.slow_factor()
             ctx = harness.Ctx(name, root)
             t0 = time.monotonic()
@@ -279,6 +318,7 @@ def main():
             else:
                 failed += 1
                 failures.append(name)
+                reasons.append((name, detail))
                 print("FAIL  %-62s %6.2fs" % (name, dt))
                 for line in ctx.notes:
                     print("      " + line)
@@ -294,8 +334,9 @@ def main():
             if interrupted:
                 break
     finally:
-        if side is not None and interrupted:
-            side[0].terminate()
+        if interrupted:
+            for w in workers + ([side] if side is not None else []):
+                w[0].terminate()
         left = kill_leftovers()
         if left:
             print("e2e: killed %d server(s) left running" % left)
@@ -304,8 +345,8 @@ def main():
         except OSError:
             pass
 
-    if side is not None:
-        p, f, names = finish_side(side)
+    for w in workers + ([side] if side is not None else []):
+        p, f, names = finish_side(w)
         passed += p
         failed += f
         failures += names
@@ -317,6 +358,11 @@ def main():
     took.sort(reverse=True)
     print("e2e: slowest: " + ", ".join(
         "%s %.1fs" % (name, dt) for dt, name in took[:10]))
+    # Each failure again, shortly, beside the summary: a log cut to its
+    # head and tail (CI keeps only those) still says why.
+    for name, detail in reasons:
+        lines = [l.strip() for l in detail.strip().splitlines() if l.strip()]
+        print("e2e: FAILED %s: %s" % (name, " | ".join(lines[:6])[:1200]))
     summary = "e2e: %d passed, %d failed" % (passed, failed)
     print(summary)
     sys.stdout.flush()

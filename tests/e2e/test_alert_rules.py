@@ -30,7 +30,8 @@ def promtool(*args):
                           text=True, timeout=120, cwd=RULES_DIR)
 
 
-@e2e_test(timeout=180)
+# heavy: promtool's run is most of it and no sanitizer changes its answer.
+@e2e_test(timeout=180, heavy=True)
 def test_alert_rules_are_valid_and_fire_only_on_their_series(ctx):
     r = promtool("check", "rules", RULES)
     check(r.returncode == 0, "promtool check rules: %s %s"
