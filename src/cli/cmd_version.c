@@ -5,6 +5,7 @@
 #include "api/buildinfo.h"
 #include "cli/cli.h"
 #include "crypto/minisign.h"
+#include "log/formats.h"
 
 #include <jansson.h>
 #include <limits.h>
@@ -46,6 +47,11 @@ static int print_json(const struct buildinfo *b)
 	json_object_set_new(o, "commit", json_string(b->commit));
 	json_object_set_new(o, "libraries", libs);
 	libs = NULL;
+	/* What this release reads and writes (tpwallet upgrade check). */
+	json_t *formats = formats_json();
+	if (!formats)
+		goto oom;
+	json_object_set_new(o, "formats", formats);
 	text = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	if (!text)

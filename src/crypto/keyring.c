@@ -260,6 +260,13 @@ bool keyring_image_in_token(const unsigned char image[KEYRING_KEYFILE_BYTES])
 	return get_u16(image + OFF_VERSION) == KEYRING_KEYFILE_VERSION_IN_TOKEN;
 }
 
+int keyring_image_version(const unsigned char *image, size_t len)
+{
+	if (len < OFF_ALG || memcmp(image + OFF_MAGIC, magic, sizeof(magic)))
+		return -1;
+	return get_u16(image + OFF_VERSION);
+}
+
 static unsigned kek_file_version(const struct keyring_kek *kek)
 {
 	return keyring_kek_in_token(kek) ? KEYRING_KEYFILE_VERSION_TOKEN

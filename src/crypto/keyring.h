@@ -311,6 +311,10 @@ bool keyring_kek_in_token(const struct keyring_kek *kek);
 /* Are new signing keys generated inside the token (signing_pkcs11)? */
 bool keyring_kek_generates_in_token(const struct keyring_kek *kek);
 
+/* The format version of a key file's image (its first len bytes), or -1
+ * when it is not a key file (tpwallet upgrade check).  Pure. */
+int keyring_image_version(const unsigned char *image, size_t len);
+
 /* Does the key file image hold a key generated in a token (version 3)? */
 bool keyring_image_in_token(const unsigned char image[KEYRING_KEYFILE_BYTES]);
 

@@ -13,6 +13,7 @@
 #include "engine/engine.h"
 #include "core/assert.h"
 #include "core/command.h"
+#include "core/version.h"
 #include "core/clock.h"
 #include "core/state.h"
 #include "engine/cluster.h"
@@ -169,7 +170,39 @@ struct replay_ctx {
 	struct engine *e;
 	u64 expect_seq;
 	u64 count;
+	const char *why; /* a record the state refused, said */
 };
+
+/* Why a journal record does not apply, for recover's error: a command
+ * of a kind this release does not know was written by a newer one
+ * (docs/operations.md, "Upgrades and rollbacks"). */
+static _Thread_local char replay_why[256];
+
+static const char *replay_refused(const struct journal_record *r)
+{
+	struct command_header h;
+
+	if (r->type == JOURNAL_COMMAND && r->payload_bytes >= sizeof(h)) {
+		memcpy(&h, r->payload, sizeof(h));
+		if (!command_find(h.kind)) {
+			snprintf(replay_why, sizeof(replay_why),
+				 "journal record seq %llu is a command of kind "
+				 "%u, which this release (%s) does not know: "
+				 "it was written by a newer release; serve "
+				 "this directory with that release "
+				 "(`tpwallet upgrade check --data DATA`)",
+				 (unsigned long long)r->seq, h.kind,
+				 TPWALLET_VERSION);
+			return replay_why;
+		}
+	}
+	snprintf(replay_why, sizeof(replay_why),
+		 "journal record seq %llu (type %u) does not apply to the "
+		 "state before it: the journal is damaged or was not written "
+		 "by this server",
+		 (unsigned long long)r->seq, r->type);
+	return replay_why;
+}
 
 static int replay_one(void *ctx, const struct journal_record *r)
 {
@@ -179,8 +212,10 @@ static int replay_one(void *ctx, const struct journal_record *r)
 		return -EBADMSG;
 	int ret = state_apply(rc->e->state, r->type, r->timestamp, r->payload,
 			      r->payload_bytes, rc->e->replay_results);
-	if (ret < 0)
+	if (ret < 0) {
+		rc->why = replay_refused(r);
 		return ret;
+	}
 	if (rc->e->history) {
 		ret = history_applied(rc->e->history, rc->e->state, r->seq,
 				      r->timestamp, r->type == JOURNAL_COMMAND);
@@ -301,6 +336,8 @@ static int recover(struct engine *e, const struct engine_options *o,
 	ret = journal_open(&e->journal, e->data_dir, &jo, e->last_seq,
 			   replay_one, &rc, err);
 	if (ret < 0) {
+		if (rc.why)
+			*err = rc.why;
 		if (ret == -EBADMSG && *err == NULL)
 			*err = "journal records do not follow the snapshot";
 		return ret;

@@ -35,6 +35,7 @@
 #include "crypto/ff1.h"
 #include "crypto/keyring.h"
 #include "log/fsdir.h"
+#include "log/formats.h"
 #include "log/fsfile.h"
 
 #include <errno.h>
@@ -49,7 +50,7 @@
 
 #define KEY_BYTES   32
 #define WRAP_MAGIC  "TPWVWRAP"
-#define STORE_MAGIC "TPWVKEYS"
+#define STORE_MAGIC VAULT_KEYSTORE_MAGIC
 #define WRAP_HEAD   16
 #define WRAP_ENTRY  (8 + KEYRING_SEALED_BYTES)
 #define STORE_HEAD  32
@@ -230,7 +231,7 @@ static int write_store(struct vaultkeys *k, const u8 wrap[KEY_BYTES], u64 epoch)
 		       WDK_BYTES);
 	}
 	memcpy(out, STORE_MAGIC, 8);
-	put32(out + 8, 1);
+	put32(out + 8, VAULT_KEYSTORE_VERSION);
 	put32(out + 12, 0);
 	put64(out + 16, epoch);
 	put64(out + 24, body);
@@ -308,7 +309,8 @@ static int read_store(struct vaultkeys *k, char *err, size_t err_size)
 		return ret;
 	const u8 *b = (const u8 *)buf;
 	if (len < STORE_HEAD + NONCE_BYTES + TAG_BYTES ||
-	    memcmp(b, STORE_MAGIC, 8) != 0 || get32(b + 8) != 1 ||
+	    memcmp(b, STORE_MAGIC, 8) != 0 ||
+	    get32(b + 8) != VAULT_KEYSTORE_VERSION ||
 	    get64(b + 24) != len - STORE_HEAD - NONCE_BYTES - TAG_BYTES) {
 		say(err, err_size, "DATA/vault/keystore is not a key store");
 		ret = -EBADMSG;

@@ -10,6 +10,7 @@
  * tail is torn by searching every later byte offset for a valid record.
  */
 #include "core/parse.h"
+#include "core/version.h"
 #include "log/fsdir.h"
 #include "log/journal.h"
 #include "log/seqdir.h"
@@ -190,6 +191,22 @@ static enum reason decode(const u8 *buf, size_t len, struct header *h,
 	return REC_OK;
 }
 
+long journal_frame(const u8 *buf, size_t len, struct journal_frame *f)
+{
+	struct header h;
+	enum reason why = frame_check(buf, len, &h);
+
+	if (why == REC_SHORT)
+		return 0;
+	if (why != REC_OK)
+		return -EBADMSG;
+	f->seq = h.seq;
+	f->type = h.type;
+	f->version = h.version;
+	f->size = h.size;
+	return (long)h.size;
+}
+
 void journal_record_seal(u8 *rec, size_t len, bool set_seq, u64 seq)
 {
 	u32 crc;
@@ -322,6 +339,23 @@ static int corrupt_covered(struct scan *s, size_t off, enum reason why)
 	return -EBADMSG;
 }
 
+static int unreadable(struct scan *s, size_t off, const struct header *h,
+		      enum reason why)
+{
+	snprintf(s->err, s->err_len,
+		 "%s: record seq %llu at offset %zu is whole (its checksum "
+		 "holds) but is of %s %u, which this release (%s) does not "
+		 "read (it reads record versions 1-%u): it was written by "
+		 "a newer release; serve this directory with that release "
+		 "(`tpwallet upgrade check --data DATA` says what the "
+		 "directory needs)",
+		 s->file, (unsigned long long)h->seq, off,
+		 why == REC_VERSION ? "record version" : "record type",
+		 (unsigned)(why == REC_VERSION ? h->version : h->type),
+		 TPWALLET_VERSION, JOURNAL_VERSION);
+	return -EPROTONOSUPPORT;
+}
+
 /*
  * Check every record of one segment, replaying those after s->after_seq.
  * Returns 0 with *valid_bytes = where valid records end (< len only for a
@@ -339,6 +373,12 @@ static int scan_segment(struct scan *s, const u8 *buf, size_t len, bool last,
 		struct journal_record r;
 		enum reason why = decode(buf + off, len - off, &h, &r);
 
+		/* A whole record (its checksum holds) of a version or type
+		 * this release does not read was written by another
+		 * release, never torn: refused, never cut, whatever the
+		 * operator's truncate choice (it is not corrupt). */
+		if (why == REC_VERSION || why == REC_TYPE)
+			return unreadable(s, off, &h, why);
 		if (why != REC_OK) {
 			size_t later;
 			if (!last)

@@ -226,6 +226,20 @@ u32 crc32c(u32 crc, const void *buf, size_t len);
  * first (what a record was before a renumbering).  Pure. */
 void journal_record_seal(u8 *rec, size_t len, bool set_seq, u64 seq);
 
+/* A record's frame: what its header says once the magic, the size
+ * bounds and the checksum hold, whether or not this release reads its
+ * version and type (tpwallet upgrade check). */
+struct journal_frame {
+	u64 seq;
+	u32 size;
+	u16 type;
+	u16 version;
+};
+/* The frame of the record at buf: its size (> 0) with *f set, 0 when
+ * more bytes are needed, -EBADMSG when no whole record starts here.
+ * Pure: fuzzed with journal_decode. */
+long journal_frame(const u8 *buf, size_t len, struct journal_frame *f);
+
 /* Decode one record from buf (len bytes available).  Returns the record
  * size (> 0) and fills *r, 0 when more bytes are needed (truncated), or
  * -EBADMSG when the bytes are not a valid record.  Pure: fuzzed. */

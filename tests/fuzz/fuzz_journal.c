@@ -261,9 +261,19 @@ static void check_view_command(const u8 *data, size_t size)
 static void check_decode(const u8 *buf, size_t len)
 {
 	struct journal_record r;
+	struct journal_frame f;
 	long n = journal_decode(buf, len, &r);
+	long fn = journal_frame(buf, len, &f);
 
 	CHECK(n == 0 || n == -EBADMSG || n > 0);
+	CHECK(fn == 0 || fn == -EBADMSG || fn > 0);
+	/* A record decoded has a frame of its size: the frame is the part
+	 * of the decode that does not ask the version and type. */
+	if (n > 0)
+		CHECK(fn == n && f.size == (u32)n && f.seq == r.seq &&
+		      f.type == r.type);
+	if (fn > 0)
+		CHECK((size_t)fn >= JOURNAL_HEADER_BYTES && (size_t)fn <= len);
 	if (n <= 0)
 		return;
 	CHECK((size_t)n >= JOURNAL_HEADER_BYTES && (size_t)n <= len);
