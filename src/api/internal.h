@@ -77,6 +77,7 @@ struct api_server {
 	unsigned short port;
 	atomic_bool ready;
 	atomic_bool stopping;
+	atomic_bool draining; /* /readyz says so; everything else serves */
 	/* Cluster mode (docs/operations.md, "Cluster mode"): replies carry
 	 * Tpwallet-Seq; a follower holds a read with Tpwallet-Min-Seq at
 	 * most read_wait_ms. */

@@ -285,6 +285,11 @@ enum MHD_Result server_route_readyz(struct request *rq)
 	if (!atomic_load(&s->ready) || atomic_load(&s->stopping))
 		return api_reply_problem(rq, PROBLEM_unavailable, NULL, NULL,
 					 NULL);
+	if (atomic_load(&s->draining))
+		return api_reply_problem(rq, PROBLEM_unavailable,
+					 "draining: the server is stopping "
+					 "(SIGTERM); send requests elsewhere",
+					 NULL, NULL);
 	if (!engine_healthy(s->e))
 		return api_reply_problem(rq, PROBLEM_unavailable,
 					 engine_failure(s->e), NULL, NULL);
@@ -1367,6 +1372,7 @@ int api_server_start(struct api_server **out, struct engine *e,
 	}
 	atomic_init(&s->ready, true);
 	atomic_init(&s->stopping, false);
+	atomic_init(&s->draining, false);
 	atomic_init(&s->inflight, 0);
 	atomic_init(&s->submitted, 0);
 	threads = o->threads;
@@ -1429,6 +1435,12 @@ unsigned short api_server_port(const struct api_server *s)
 void api_server_set_ready(struct api_server *s, bool ready)
 {
 	atomic_store(&s->ready, ready);
+}
+
+void api_server_drain(struct api_server *s)
+{
+	if (s)
+		atomic_store(&s->draining, true);
 }
 
 void api_server_stop(struct api_server *s)

@@ -136,6 +136,9 @@ int api_server_start(struct api_server **out, struct engine *e,
  * and s freed.  Call before engine_close().  NULL is a no-op.
  */
 void api_server_stop(struct api_server *s);
+/* /readyz answers 503 "draining" from now on; every other route still
+ * serves (the stop's first phase, setting shutdown_drain_s). */
+void api_server_drain(struct api_server *s);
 
 /* Write the client-version activity counts to DATA/activity now (the
  * upkeep does every few minutes; the stop does too).  0 or -errno. */

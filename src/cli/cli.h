@@ -72,6 +72,8 @@ int cmd_upgrade(int argc, char **argv);
 #define EXIT_USAGE    2
 #define EXIT_DATA     65 /* data directory unusable or corrupt */
 #define EXIT_SOFTWARE 70
+/* The stop's bound on the requests in flight (shutdown_timeout_s). */
+#define SHUTDOWN_TIMEOUT_S_DEFAULT 30u
 
 /* Settings shared by init and serve. */
 struct settings {
@@ -119,6 +121,13 @@ struct settings {
 	unsigned manifest_ttl_max_s;
 	/* Card reveals per principal and minute (docs/vault.md). */
 	unsigned vault_reveals_per_minute;
+	/* The stop (docs/operations.md, "Stopping"): /readyz answers
+	 * draining for shutdown_drain_s before requests are refused; the
+	 * requests accepted get shutdown_timeout_s to finish.  core_dumps
+	 * = 1 keeps the process dumpable (a core may hold keys). */
+	unsigned shutdown_drain_s;
+	unsigned shutdown_timeout_s;
+	unsigned core_dumps;
 	char log_level[16];
 	char kek_file[4200]; /* "" until settings_finish: DATA.kek */
 	/* The KEK in a PKCS#11 token instead (log/pkcs11.h, docs/keys.md

@@ -16,6 +16,7 @@
 #include "api/tls.h"
 #include "net/http.h"
 #include "cli/cli.h"
+#include "core/clock.h"
 #include "log/datadir.h"
 #include "log/fsdir.h"
 #include "log/pgjournal.h"
@@ -41,6 +42,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -370,6 +372,94 @@ static void notify(const char *state)
 		       LOG_STR("state", state), LOG_NUM("errno", -ret));
 }
 
+/* The stop's first phase: /readyz answers "draining" for drain_s while
+ * everything else serves, so a load balancer moves away before anything
+ * is refused.  A second SIGTERM or SIGINT ends it early. */
+static void drain(struct api_server *srv, unsigned drain_s,
+		  const sigset_t *signals, int first)
+{
+	if (!drain_s)
+		return;
+	api_server_drain(srv);
+	log_at(LOG_INFO, "draining", LOG_NUM("signal", first),
+	       LOG_NUM("shutdown_drain_s", drain_s));
+	u64 end = tpw_monotonic_ms() + (u64)drain_s * 1000u;
+	for (u64 now = tpw_monotonic_ms(); now < end;
+	     now = tpw_monotonic_ms()) {
+		struct timespec ts = {(time_t)((end - now) / 1000),
+				      (long)((end - now) % 1000) * 1000000L};
+		int sig = sigtimedwait(signals, NULL, &ts);
+		if (sig == SIGTERM || sig == SIGINT) {
+			log_at(LOG_INFO, "draining cut short",
+			       LOG_NUM("signal", sig));
+			return;
+		}
+	}
+}
+
+/* The stop's bound (shutdown_timeout_s): a thread that ends the process
+ * when the stop has not ended by then, naming the step it waits for (a
+ * disk that stopped answering holds a request's commit, the last
+ * checkpoint's fsync or the journal's close).  Nothing acknowledged is
+ * lost: every reply waited for its fdatasync. */
+static _Atomic(const char *) stop_step = "the start of the stop";
+static unsigned stop_bound_s;
+
+static void stop_at(const char *step)
+{
+	atomic_store(&stop_step, step);
+}
+
+static void *stop_watchdog(void *arg)
+{
+	(void)arg;
+	struct timespec t = {(time_t)stop_bound_s, 0};
+	while (nanosleep(&t, &t) != 0 && errno == EINTR)
+		;
+	log_at(LOG_ERROR,
+	       "stop: not done within shutdown_timeout_s; exiting without "
+	       "waiting longer (nothing acknowledged is lost)",
+	       LOG_STR("waiting_for", atomic_load(&stop_step)),
+	       LOG_NUM("shutdown_timeout_s", stop_bound_s));
+	logger_stop_async();
+	_exit(EXIT_SOFTWARE);
+	return NULL;
+}
+
+static void watch_the_stop(unsigned bound_s)
+{
+	pthread_t t;
+	pthread_attr_t a;
+
+	stop_bound_s = bound_s;
+	if (pthread_attr_init(&a) != 0)
+		return;
+	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&t, &a, stop_watchdog, NULL) != 0)
+		log_at(LOG_WARN, "stop: no watchdog thread: the stop is not "
+				 "bounded");
+	pthread_attr_destroy(&a);
+}
+
+/* No core dump unless asked (core_dumps = 1): a core holds the KEK, the
+ * signing keys and card data in the clear.  Not dumpable also keeps
+ * other processes of the same user from reading this one's memory
+ * through ptrace or /proc/PID/mem. */
+static void no_core_dumps(const struct settings *s)
+{
+	if (s->core_dumps) {
+		log_at(LOG_WARN,
+		       "core_dumps = 1: a core dump of this process would "
+		       "hold its keys and card data in the clear");
+		return;
+	}
+	struct rlimit none = {0, 0};
+	if (setrlimit(RLIMIT_CORE, &none) != 0 ||
+	    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+		log_at(LOG_WARN, "core dumps could not be turned off",
+		       LOG_STR("error", tpw_strerror(errno)));
+}
+
 int cmd_serve(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -428,6 +518,7 @@ int cmd_serve(int argc, char **argv)
 			return EXIT_USAGE;
 	settings_finish(&s);
 	logger_set_level((enum log_level)logger_parse_level(s.log_level));
+	no_core_dumps(&s);
 	warn_cluster_password(&s, config, flag_keys, nflags);
 
 	char host[256];
@@ -893,8 +984,10 @@ int cmd_serve(int argc, char **argv)
 		else
 			log_at(LOG_INFO, "SIGHUP: no TLS files to reload");
 	}
-	log_at(LOG_INFO, "stopping", LOG_NUM("signal", sig));
 	notify("STOPPING=1");
+	drain(srv, s.shutdown_drain_s, &stop_signals, sig);
+	log_at(LOG_INFO, "stopping", LOG_NUM("signal", sig));
+	watch_the_stop(s.shutdown_timeout_s);
 	if (upkeep_started) {
 		pthread_mutex_lock(&up.lock);
 		up.stop = true;
@@ -904,14 +997,19 @@ int cmd_serve(int argc, char **argv)
 	}
 	/* The server first: it returns once no request of its is left in
 	 * the engine, and the applier pokes the expirer (engine_options.
-	 * pstate_changed) for any override command until then. */
+	 * pstate_changed) for any override command until then.  Past
+	 * shutdown_timeout_s (a disk that stopped answering) the process
+	 * ends without them: none was acknowledged, so none is lost. */
+	stop_at("the requests accepted");
 	api_server_stop(srv);
 	api_tls_close(tls);
 	expirer_free(expirer);
 	api_authz_close(authz);
+	stop_at("the audit log's last checkpoint");
 	audit_close(audit);
 	vaultkeys_close(vault);
 	server_keys_close(&keys);
+	stop_at("the journal's close");
 	engine_close(e);
 	trace_stop();
 	log_at(LOG_INFO, "stopped", LOG_STR("data", s.data_dir));

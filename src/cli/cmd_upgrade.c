@@ -357,18 +357,17 @@ static int check(int argc, char **argv)
 			continue;
 		}
 		const char *verdict =
-			!found		     ? "none in DATA"
-			: !r->listed[f]	     ? "CANNOT TELL: the release does "
-					       "not say what it reads"
-			: !any		     ? "ok"
+			!found		    ? "none in DATA"
+			: !r->listed[f]	    ? "CANNOT TELL: the release does "
+					      "not say what it reads"
+			: !any		    ? "ok"
 			: FORMATS[f].blocks ? "NOT READ: the release refuses "
-					       "to start"
-					     : "not read";
+					      "to start"
+					    : "not read";
 		printf("  %-30s found %-14s reads %-16s %s", FORMATS[f].what,
 		       found ? fs : "-", r->listed[f] ? rs : "?", verdict);
 		if (found && any)
-			printf(" (%s%s%s)", us,
-			       FORMATS[f].blocks ? "" : ": ",
+			printf(" (%s%s%s)", us, FORMATS[f].blocks ? "" : ": ",
 			       FORMATS[f].blocks ? "" : FORMATS[f].else_);
 		printf("\n");
 	}
@@ -388,8 +387,8 @@ static int check(int argc, char **argv)
 			"{s:s,s:s?,s:b,s:b,s:I,s:I,s:I,s:o}", "release",
 			r->release, "binary", binary, "can_serve",
 			can && !unknown, "cannot_tell", unknown,
-			"journal_records", (json_int_t)inv->records,
-			"last_seq", (json_int_t)inv->last_seq, "torn_tail_bytes",
+			"journal_records", (json_int_t)inv->records, "last_seq",
+			(json_int_t)inv->last_seq, "torn_tail_bytes",
 			(json_int_t)inv->tail_bytes, "formats", rows);
 		char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
 		json_decref(o);
@@ -434,8 +433,7 @@ int cmd_upgrade(int argc, char **argv)
 		return ret;
 	if (strcmp(argv[1], "check") == 0)
 		return check(argc - 1, argv + 1);
-	fprintf(stderr, "tpwallet upgrade: unknown subcommand '%s'\n",
-		argv[1]);
+	fprintf(stderr, "tpwallet upgrade: unknown subcommand '%s'\n", argv[1]);
 	upgrade_usage(stderr);
 	return EXIT_USAGE;
 }

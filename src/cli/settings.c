@@ -133,6 +133,9 @@ static const struct number_setting number_settings[] = {
 	NUMBER(metrics_exemplars, 0, 1),
 	NUMBER(manifest_ttl_max_s, 60, 7 * 86400),
 	NUMBER(vault_reveals_per_minute, 1, 100000),
+	NUMBER(shutdown_drain_s, 0, 300),
+	NUMBER(shutdown_timeout_s, 1, 3600),
+	NUMBER(core_dumps, 0, 1),
 	NUMBER(audit_cache_bytes, (uint64_t)1 << 20, (uint64_t)64 << 30),
 	NUMBER(kek_pkcs11_timeout_ms, 50, 60000),
 	NUMBER(signing_pkcs11, 0, 1),
@@ -488,6 +491,9 @@ static const struct {
 	{"TPWALLET_METRICS_EXEMPLARS", "metrics_exemplars"},
 	{"TPWALLET_MANIFEST_TTL_MAX_S", "manifest_ttl_max_s"},
 	{"TPWALLET_VAULT_REVEALS_PER_MINUTE", "vault_reveals_per_minute"},
+	{"TPWALLET_SHUTDOWN_DRAIN_S", "shutdown_drain_s"},
+	{"TPWALLET_SHUTDOWN_TIMEOUT_S", "shutdown_timeout_s"},
+	{"TPWALLET_CORE_DUMPS", "core_dumps"},
 	{"TPWALLET_LOG_LEVEL", "log_level"},
 	{"TPWALLET_KEK_FILE", "kek_file"},
 	{"TPWALLET_KEK_PKCS11_MODULE", "kek_pkcs11_module"},
@@ -565,6 +571,7 @@ int settings_load(struct settings *s, const char *config_path)
 	s->manifest_public = 0;
 	s->manifest_ttl_max_s = API_MANIFEST_TTL_S_DEFAULT;
 	s->vault_reveals_per_minute = API_VAULT_REVEALS_PER_MINUTE_DEFAULT;
+	s->shutdown_timeout_s = SHUTDOWN_TIMEOUT_S_DEFAULT;
 	s->revocations_per_principal = AUTH_REVOCATIONS_PER_PRINCIPAL;
 	s->audit_cache_bytes = TILESTORE_CACHE_BYTES_DEFAULT;
 	s->kek_pkcs11_timeout_ms = 2000;

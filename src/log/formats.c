@@ -52,8 +52,7 @@ const struct format_info FORMATS[FORMAT_COUNT] = {
 	[FORMAT_AUDIT_STATE] = {"audit_state", "audit state version",
 				AUDITSTATE_VERSION, false,
 				"rebuilt from the journal at start"},
-	[FORMAT_KEY_FILE] = {"key_file", "key file versions",
-			     0, true, NULL},
+	[FORMAT_KEY_FILE] = {"key_file", "key file versions", 0, true, NULL},
 	[FORMAT_VAULT_KEYSTORE] = {"vault_keystore",
 				   "card vault key store version",
 				   VAULT_KEYSTORE_VERSION, true, NULL},
@@ -216,18 +215,16 @@ static int walk_segment(struct walk *w, const char *path, bool last)
 
 /* The segments of one directory, in seq order; *n set (0 when the
  * directory does not exist). */
-static int list_segments(struct walk *w, const char *dir, u64 **seqs,
-			 size_t *n)
+static int list_segments(struct walk *w, const char *dir, u64 **seqs, size_t *n)
 {
 	DIR *d = opendir(dir);
 
 	*seqs = NULL;
 	*n = 0;
 	if (!d)
-		return errno == ENOENT
-			       ? 0
-			       : say(w, -errno, "%s: %s", dir,
-				     tpw_strerror(errno));
+		return errno == ENOENT ? 0
+				       : say(w, -errno, "%s: %s", dir,
+					     tpw_strerror(errno));
 	int ret = seqdir_list(d, journal__parse_segment_name, seqs, n);
 	closedir(d);
 	if (ret < 0)
@@ -350,8 +347,7 @@ static int walk_files(struct walk *w, const char *data_dir, const char *sub,
 
 static int snapshot_version(const u8 *h, size_t n)
 {
-	return n >= 12 && memcmp(h, "TPWSNAP1", 8) == 0 ? (int)le32(h + 8)
-							 : -1;
+	return n >= 12 && memcmp(h, "TPWSNAP1", 8) == 0 ? (int)le32(h + 8) : -1;
 }
 
 static int key_file_version(const u8 *h, size_t n)

@@ -50,10 +50,10 @@ enum format_id {
 #define FORMAT_VALUES 65536u
 
 struct format_info {
-	const char *name; /* the key in JSON, e.g. "journal_record" */
-	const char *what; /* for people, e.g. "journal record versions" */
-	unsigned writes;  /* the version written; 0: a set, not a version */
-	bool blocks;	  /* a value not read stops a start */
+	const char *name;  /* the key in JSON, e.g. "journal_record" */
+	const char *what;  /* for people, e.g. "journal record versions" */
+	unsigned writes;   /* the version written; 0: a set, not a version */
+	bool blocks;	   /* a value not read stops a start */
 	const char *else_; /* when it does not block: what happens instead */
 };
 
@@ -71,10 +71,10 @@ json_t *formats_json(void);
 struct format_inventory {
 	u8 seen[FORMAT_COUNT][FORMAT_VALUES / 8];
 	u64 count[FORMAT_COUNT];
-	u64 records;	 /* journal records read */
-	u64 last_seq;	 /* the last one's seq */
-	u64 tail_bytes;	 /* after the last whole record of the last
-			  * segment: a torn write, cut at the next start */
+	u64 records;	   /* journal records read */
+	u64 last_seq;	   /* the last one's seq */
+	u64 tail_bytes;	   /* after the last whole record of the last
+			    * segment: a torn write, cut at the next start */
 	bool store_unread; /* a store this release cannot open (-EPROTO) */
 	char store_why[160];
 };

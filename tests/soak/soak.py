@@ -311,6 +311,10 @@ def main():
                  env={"TPWALLET_STORE": "1",
                       "TPWALLET_CACHE_BYTES": str(args.cache_bytes),
                       "TPWALLET_LOG_LEVEL": args.log_level,
+                      # Not dumpable (the default) puts /proc/PID/fd out
+                      # of a user's reach: the samples count descriptors.
+                      "TPWALLET_CORE_DUMPS": "0" if os.getuid() == 0
+                      else "1",
                       "TPWALLET_CONFIG": ""})
     srv.start(timeout=60)
     drv = Driver(srv, args.workers, args.seed)
