@@ -100,17 +100,36 @@ static u64 expires_at(const struct admin_request_info *r)
 	return r->timestamp + (u64)r->window_s * 1000000000u;
 }
 
+/* The role a pending role request gives, copied from its payload
+ * while the read lock holds it (has: false for any other request, or
+ * once decided: the payload is gone, the journal keeps it). */
+struct held_role {
+	bool has;
+	struct admin_role_cmd c;
+};
+
+static void held_role_take(const struct admin_request_info *r,
+			   struct held_role *h)
+{
+	h->has = r->op == ADMIN_OP_ROLE && r->payload &&
+		 r->payload_bytes == sizeof(h->c);
+	if (h->has)
+		memcpy(&h->c, r->payload, sizeof(h->c));
+}
+
 /* A request as JSON.  A pending one whose window has passed by now is
  * shown expired (the journal marks it so at the next request). */
 static void put_request(struct wbuf *b, const struct admin_request_info *r,
-			u64 now, const char *held)
+			u64 now, const char *held, const struct held_role *role)
 {
 	char id[JOSE_B64_32_BYTES];
 	bool passed = r->status == ADMIN_PENDING && now > expires_at(r);
+	bool is_role = r->op == ADMIN_OP_ROLE;
 
 	wbuf_puts(b, "{\"id\":");
 	wbuf_put_u64(b, r->id);
-	wbuf_puts(b, ",\"operation\":\"policy_set\",\"status\":\"");
+	wbuf_puts(b, is_role ? ",\"operation\":\"role\",\"status\":\""
+			     : ",\"operation\":\"policy_set\",\"status\":\"");
 	wbuf_puts(b, admin_status_name(passed ? ADMIN_EXPIRED : r->status));
 	id_text(r->author, id);
 	wbuf_puts(b, "\",\"requested_by\":\"");
@@ -118,8 +137,25 @@ static void put_request(struct wbuf *b, const struct admin_request_info *r,
 	wbuf_putc(b, '"');
 	put_ns_time(b, ",\"requested_at\":", r->timestamp);
 	put_ns_time(b, ",\"expires_at\":", expires_at(r));
-	wbuf_puts(b, ",\"target_version\":");
-	wbuf_put_u64(b, r->target);
+	if (is_role) {
+		/* The role the principal held when asked: an approval
+		 * finds it unchanged or the request stale. */
+		const char *was = admin_role_name((u32)r->target);
+		wbuf_puts(b, ",\"target_role\":\"");
+		wbuf_puts(b, was ? was : "none");
+		wbuf_putc(b, '"');
+	} else {
+		wbuf_puts(b, ",\"target_version\":");
+		wbuf_put_u64(b, r->target);
+	}
+	if (role && role->has) {
+		id_text(role->c.id, id);
+		wbuf_puts(b, ",\"principal\":\"");
+		wbuf_puts(b, id);
+		wbuf_puts(b, "\",\"role\":\"");
+		wbuf_puts(b, admin_role_name(role->c.role));
+		wbuf_putc(b, '"');
+	}
 	if (r->decided_at) {
 		if (memcmp(r->decider, zero_id, 32) != 0) {
 			id_text(r->decider, id); /* none: expired */
@@ -194,13 +230,16 @@ static enum MHD_Result reply_request(struct request *rq, unsigned status,
 	bool dropped, found;
 	char *text = NULL, *held = NULL;
 	size_t len = 0;
+	struct held_role role = {0};
 
 	engine_read_begin(rq->srv->e);
 	const struct admin *d = auth_admin(engine_auth(rq->srv->e));
 	found = admin_request_get(d, id, &r);
 	dropped = !found && id > 0 && id <= admin_request_last_id(d);
-	if (found && with_document && r.payload &&
-	    r.payload_bytes >= sizeof(struct pstate_set)) {
+	if (found)
+		held_role_take(&r, &role);
+	if (found && with_document && r.op == ADMIN_OP_POLICY_SET &&
+	    r.payload && r.payload_bytes >= sizeof(struct pstate_set)) {
 		struct pstate_set h;
 		memcpy(&h, r.payload, sizeof(h));
 		if (h.text_bytes <= r.payload_bytes - sizeof(h)) {
@@ -216,7 +255,7 @@ static enum MHD_Result reply_request(struct request *rq, unsigned status,
 	if (text)
 		held = policy_held_members(rq, text, len);
 	free(text);
-	put_request(&b, &r, now_ns(), held);
+	put_request(&b, &r, now_ns(), held, &role);
 	free(held);
 	return api_reply_json(rq, status, &b);
 }
@@ -253,6 +292,11 @@ static enum MHD_Result outcome_problem(struct request *rq, u32 outcome)
 					 "the requester cannot approve its "
 					 "own request",
 					 NULL, NULL);
+	case ADMIN_GRANTEE:
+		return api_reply_problem(rq, PROBLEM_self_approval,
+					 "the principal a role is for cannot "
+					 "approve it",
+					 NULL, NULL);
 	case ADMIN_WINDOW_PASSED:
 		return api_reply_problem(rq, PROBLEM_request_expired,
 					 "approvals are taken within "
@@ -260,8 +304,10 @@ static enum MHD_Result outcome_problem(struct request *rq, u32 outcome)
 					 NULL, NULL);
 	case ADMIN_TARGET_CHANGED:
 		return api_reply_problem(rq, PROBLEM_request_target_changed,
-					 "the client policy has a new version "
-					 "since the request: request again",
+					 "what the request would change "
+					 "changed since (the client policy's "
+					 "version, or the principal's role): "
+					 "request again",
 					 NULL, NULL);
 	case ADMIN_NOT_PENDING:
 		return api_reply_problem(rq, PROBLEM_request_not_pending, NULL,
@@ -294,6 +340,17 @@ static enum MHD_Result outcome_problem(struct request *rq, u32 outcome)
 	}
 }
 
+/* Was the request a decision refused a policy set (not a role)? */
+static bool refused_policy(struct request *rq, const u8 *ext)
+{
+	struct admin_decide_cmd c;
+	struct admin_request_info r;
+	bool dropped;
+	memcpy(&c, ext, sizeof(c));
+	return !request_get(rq, c.request, &r, &dropped) ||
+	       r.op == ADMIN_OP_POLICY_SET;
+}
+
 static enum MHD_Result admin_command_reply(struct request *rq)
 {
 	u32 outcome = rq->eng.results ? rq->eng.results[0] : 0;
@@ -308,6 +365,14 @@ static enum MHD_Result admin_command_reply(struct request *rq)
 			"the bootstrap's retirement: give another the "
 			"security_officer role first",
 			"role", NULL);
+	if (outcome == ADMIN_REFUSED && h->kind == ADMIN_CMD_DECIDE &&
+	    !refused_policy(rq, ext))
+		return api_reply_problem(
+			rq, PROBLEM_request_refused,
+			"the role was not given: its requester no longer "
+			"holds security_officer, the principal owns accounts "
+			"or already holds it (the request is rejected)",
+			NULL, NULL);
 	if (outcome != ADMIN_OK && outcome != ADMIN_EXISTS)
 		return outcome_problem(rq, outcome);
 	switch (h->kind) {
@@ -364,6 +429,50 @@ static enum MHD_Result submit(struct request *rq)
 /* ---- POST /v1/admin/roles ------------------------------------------------
  */
 
+/* Would the grant be given now (as me)?  One refused or unchanged goes
+ * to the state machine as before, which journals the refusal; only one
+ * that would change a role waits for a second administrator. */
+static bool role_would_be_given(struct request *rq,
+				const struct admin_role_cmd *c, const u8 me[32])
+{
+	struct admin_role_cmd as_me = *c;
+	memcpy(as_me.author, me, 32);
+	engine_read_begin(rq->srv->e);
+	const struct auth *a = engine_auth(rq->srv->e);
+	u32 would = admin_role_would(auth_admin(a), a, &as_me);
+	engine_read_end(rq->srv->e);
+	return would == ADMIN_OK;
+}
+
+/* A named administrator gives no role alone: the grant becomes a request
+ * a second administrator (not the principal it is for) approves
+ * (docs/authz.md, "Dual control").  Taking a role away acts at once. */
+static enum MHD_Result request_role(struct request *rq,
+				    struct admin_role_cmd *c, const u8 me[32])
+{
+	if (!admin_named_caller(rq, (u8 *)me))
+		return api_reply_problem(rq, PROBLEM_not_an_administrator,
+					 "a role is given by request: with a "
+					 "mandate of one link that a named "
+					 "administrator signed to itself",
+					 NULL, NULL);
+	struct admin_request_cmd q = {0};
+	memcpy(c->author, me, 32);
+	memcpy(q.author, me, 32);
+	q.target = admin_role_now(rq, c->id);
+	q.op = ADMIN_OP_ROLE;
+	q.window_s = rq->srv->dual_control_window_s;
+	q.payload_bytes = sizeof(*c);
+	u8 *ext = api_command(rq, ADMIN_CMD_REQUEST,
+			      (u32)(sizeof(q) + sizeof(*c)), NULL, 0);
+	if (!ext)
+		return api_reply_problem(rq, PROBLEM_internal_error,
+					 "out of memory", NULL, NULL);
+	memcpy(ext, &q, sizeof(q));
+	memcpy(ext + sizeof(q), c, sizeof(*c));
+	return submit(rq);
+}
+
 enum MHD_Result admin_route_roles(struct request *rq)
 {
 	enum MHD_Result reply;
@@ -404,6 +513,10 @@ enum MHD_Result admin_route_roles(struct request *rq)
 					 "role", NULL);
 	c.role = (u32)r;
 	api_author_of(rq, c.author);
+	u8 me[32];
+	if (c.role != ADMIN_ROLE_NONE && admin_rooted_caller(rq, me) &&
+	    role_would_be_given(rq, &c, me))
+		return request_role(rq, &c, me);
 	void *ext = api_command(rq, ADMIN_CMD_ROLE, sizeof(c), NULL, 0);
 	if (!ext)
 		return api_reply_problem(rq, PROBLEM_internal_error,
@@ -454,6 +567,7 @@ enum MHD_Result admin_request_policy(struct request *rq, const void *set_ext,
 enum MHD_Result admin_route_requests(struct request *rq)
 {
 	struct admin_request_info *v;
+	struct held_role roles[ADMIN_PENDING_MAX];
 	u32 n = 0;
 	u64 now = now_ns();
 
@@ -468,6 +582,7 @@ enum MHD_Result admin_route_requests(struct request *rq)
 		struct admin_request_info r;
 		admin_request_at(d, k - 1, &r);
 		if (r.status == ADMIN_PENDING && now <= expires_at(&r)) {
+			held_role_take(&r, &roles[n]);
 			r.payload = NULL;
 			v[n++] = r;
 		}
@@ -478,7 +593,7 @@ enum MHD_Result admin_route_requests(struct request *rq)
 	for (u32 i = 0; i < n; i++) {
 		if (i)
 			wbuf_putc(&b, ',');
-		put_request(&b, &v[n - 1 - i], now, NULL);
+		put_request(&b, &v[n - 1 - i], now, NULL, &roles[n - 1 - i]);
 	}
 	wbuf_puts(&b, "]}");
 	free(v);
@@ -533,12 +648,34 @@ static bool decision_reason(struct request *rq, bool required, char *out,
 	return ok;
 }
 
+/* Does the caller's right hold one of ops?  Else its refusal is set
+ * (403 issuer-not-owner, claim right.ops, as the route table's check). */
+static bool caller_holds(struct request *rq, unsigned ops)
+{
+	const struct mandate_right *right = api_caller_right(&rq->auth.caller);
+	if (right && (right->ops & ops))
+		return true;
+	rq->auth.err.code = MANDATE_ERR_op_not_allowed;
+	rq->auth.err.link = 0;
+	snprintf(rq->auth.err.claim, sizeof(rq->auth.err.claim), "%s",
+		 "right.ops");
+	return false;
+}
+
+/* A decision needs the right of the operation decided: policy:admin for
+ * a client policy, principals:admin or policy:admin for a role (a
+ * security officer or an operator: any second administrator but a
+ * support or an auditor).  Checked before the request is looked up, so
+ * that a caller with neither learns nothing of it. */
 static enum MHD_Result decide(struct request *rq, u32 decision)
 {
 	struct admin_decide_cmd c = {0};
 	struct admin_request_info r;
 	enum MHD_Result reply;
 
+	if (!caller_holds(rq, MANDATE_OP_POLICY_ADMIN |
+				      MANDATE_OP_PRINCIPALS_ADMIN))
+		return api_reply_auth(rq);
 	if (!admin_named_caller(rq, c.author))
 		return api_reply_problem(rq, PROBLEM_not_an_administrator,
 					 "decide with a mandate of one link "
@@ -552,6 +689,8 @@ static enum MHD_Result decide(struct request *rq, u32 decision)
 	bool dropped;
 	if (!request_get(rq, (u64)rq->path_id, &r, &dropped))
 		return reply_no_request(rq, dropped);
+	if (r.op != ADMIN_OP_ROLE && !caller_holds(rq, MANDATE_OP_POLICY_ADMIN))
+		return api_reply_auth(rq);
 	memcpy(c.requester, r.author, 32);
 	c.request = r.id;
 	c.decision = decision;

@@ -129,6 +129,8 @@
 	  "The caller's authority ended before its change was journaled")      \
 	X(request_dropped, "request-dropped", 410,                             \
 	  "The dual-control request was decided and dropped from the table")   \
+	X(request_refused, "request-refused", 409,                             \
+	  "The approved operation was refused by the state it would change")   \
 	X(internal_error, "internal-error", 500, "Internal error")
 
 enum problem {

@@ -254,14 +254,15 @@ enum route_scope {
 	  OP(POLICY_READ), 0, RA_ANY, 0, admin_route_requests)                 \
 	X(admin_request, "/v1/admin/requests/{id}", RP_SERIAL, RM_READ,        \
 	  RB_NONE, OP(POLICY_READ), 0, RA_ANY, 0, admin_route_request)         \
+	/* decisions: the right of the operation decided (admin_routes.c) */ \
 	X(admin_approve, "/v1/admin/requests/{id}/approve", RP_SERIAL,         \
-	  RM_POST, RB_SMALL, 0, OP(POLICY_ADMIN), RA_ANY, RF_BODY_OPTIONAL,    \
+	  RM_POST, RB_SMALL, 0, RIGHT_PRINCIPAL, RA_ANY, RF_BODY_OPTIONAL,     \
 	  admin_route_approve)                                                 \
 	X(admin_reject, "/v1/admin/requests/{id}/reject", RP_SERIAL, RM_POST,  \
-	  RB_SMALL, 0, OP(POLICY_ADMIN), RA_ANY, RF_BODY_OPTIONAL,             \
+	  RB_SMALL, 0, RIGHT_PRINCIPAL, RA_ANY, RF_BODY_OPTIONAL,              \
 	  admin_route_reject)                                                  \
 	X(admin_break_glass, "/v1/admin/requests/{id}/break-glass", RP_SERIAL, \
-	  RM_POST, RB_SMALL, 0, OP(POLICY_ADMIN), RA_ANY, RF_BODY_OPTIONAL,    \
+	  RM_POST, RB_SMALL, 0, RIGHT_PRINCIPAL, RA_ANY, RF_BODY_OPTIONAL,     \
 	  admin_route_break_glass)                                             \
 	X(healthz, "/healthz", RP_NONE, RM_READ, RB_NONE, 0, 0, RA_PUBLIC,     \
 	  RF_ALWAYS, server_route_healthz)                                     \

@@ -115,6 +115,32 @@ static bool text_ok(const char *s, size_t n)
 	return true;
 }
 
+static bool role_cmd_valid(const struct admin_role_cmd *c)
+{
+	return c->role <= ADMIN_ROLE_MAX && memcmp(c->id, zero32, 32) != 0 &&
+	       !c->reserved[0] && !c->reserved[1] && !c->reserved[2];
+}
+
+/* A request's payload as its op wants it: the document of a policy
+ * set; a role given (not taken) by the requester itself. */
+static bool payload_valid(u32 op, const u8 author[32], const u8 *payload,
+			  u32 bytes)
+{
+	struct admin_role_cmd r;
+
+	switch (op) {
+	case ADMIN_OP_POLICY_SET:
+		return pstate_command_valid(PSTATE_CMD_SET, payload, bytes);
+	case ADMIN_OP_ROLE:
+		if (bytes != sizeof(r))
+			return false;
+		memcpy(&r, payload, sizeof(r));
+		return role_cmd_valid(&r) && r.role != ADMIN_ROLE_NONE &&
+		       memcmp(r.author, author, 32) == 0;
+	default: return false;
+	}
+}
+
 bool admin_command_valid(u16 kind, const void *ext, u32 ext_bytes)
 {
 	switch (kind) {
@@ -123,9 +149,7 @@ bool admin_command_valid(u16 kind, const void *ext, u32 ext_bytes)
 		if (ext_bytes != sizeof(c))
 			return false;
 		memcpy(&c, ext, sizeof(c));
-		return c.role <= ADMIN_ROLE_MAX &&
-		       memcmp(c.id, zero32, 32) != 0 && !c.reserved[0] &&
-		       !c.reserved[1] && !c.reserved[2];
+		return role_cmd_valid(&c);
 	}
 	case ADMIN_CMD_RETIRE:
 		return ext_bytes == sizeof(struct admin_retire_cmd);
@@ -134,14 +158,13 @@ bool admin_command_valid(u16 kind, const void *ext, u32 ext_bytes)
 		if (ext_bytes < sizeof(c))
 			return false;
 		memcpy(&c, ext, sizeof(c));
-		return c.op == ADMIN_OP_POLICY_SET &&
-		       c.window_s >= ADMIN_WINDOW_MIN_S &&
+		return c.window_s >= ADMIN_WINDOW_MIN_S &&
 		       c.window_s <= ADMIN_WINDOW_MAX_S &&
 		       (u64)sizeof(c) + c.payload_bytes == ext_bytes &&
 		       !c.reserved[0] && !c.reserved[1] && !c.reserved[2] &&
-		       pstate_command_valid(PSTATE_CMD_SET,
-					    (const u8 *)ext + sizeof(c),
-					    c.payload_bytes);
+		       payload_valid(c.op, c.author,
+				     (const u8 *)ext + sizeof(c),
+				     c.payload_bytes);
 	}
 	case ADMIN_CMD_DECIDE: {
 		struct admin_decide_cmd c;
@@ -209,50 +232,53 @@ static bool officer_besides(const struct admin *d, const struct auth *a,
 	return false;
 }
 
-static int apply_role(struct admin *d, const struct auth *a,
-		      const struct admin_role_cmd *c, u64 ts, u32 *outcome)
+/* What giving c would answer now (ADMIN_OK: it would be given), the
+ * state unchanged. */
+static u32 role_check(const struct admin *d, const struct auth *a,
+		      const struct admin_role_cmd *c)
 {
 	struct auth_principal_info p;
 	if (!auth_principal_get(a, c->id, &p) ||
-	    auth_principal_x509(p.pub, NULL)) {
-		*outcome = ADMIN_UNKNOWN; /* an organisation signs nothing */
+	    auth_principal_x509(p.pub, NULL))
+		return ADMIN_UNKNOWN; /* an organisation signs nothing */
+	if (!admin_author_holds(d, a, c->author, ADMIN_ROLE_SECURITY_OFFICER))
+		return ADMIN_AUTHOR_ENDED;
+	const struct role_rec *r = role_find(d, c->id);
+	if (r && r->role == c->role)
+		return ADMIN_EXISTS;
+	if (c->role != ADMIN_ROLE_NONE && auth_owns_any(a, c->id))
+		return ADMIN_OWNS_ACCOUNTS;
+	if (!r)
+		return c->role == ADMIN_ROLE_NONE     ? ADMIN_EXISTS
+		       : d->nroles >= ADMIN_ROLES_MAX ? ADMIN_FULL
+						      : ADMIN_OK;
+	if (d->retired_at && r->role == ADMIN_ROLE_SECURITY_OFFICER &&
+	    !officer_besides(d, a, c->id))
+		return ADMIN_NO_OFFICER; /* the last: nobody could give a
+					  * role again */
+	return ADMIN_OK;
+}
+
+u32 admin_role_would(const struct admin *d, const struct auth *a,
+		     const struct admin_role_cmd *c)
+{
+	return role_check(d, a, c);
+}
+
+static int apply_role(struct admin *d, const struct auth *a,
+		      const struct admin_role_cmd *c, u64 ts, u32 *outcome)
+{
+	*outcome = role_check(d, a, c);
+	if (*outcome != ADMIN_OK)
 		return 0;
-	}
-	if (!admin_author_holds(d, a, c->author, ADMIN_ROLE_SECURITY_OFFICER)) {
-		*outcome = ADMIN_AUTHOR_ENDED;
-		return 0;
-	}
 	struct role_rec *r = role_find(d, c->id);
-	if (r && r->role == c->role) {
-		*outcome = ADMIN_EXISTS;
-		return 0;
-	}
-	if (c->role != ADMIN_ROLE_NONE && auth_owns_any(a, c->id)) {
-		*outcome = ADMIN_OWNS_ACCOUNTS;
-		return 0;
-	}
 	if (!r) {
-		if (c->role == ADMIN_ROLE_NONE) {
-			*outcome = ADMIN_EXISTS;
-			return 0;
-		}
-		if (d->nroles >= ADMIN_ROLES_MAX) {
-			*outcome = ADMIN_FULL;
-			return 0;
-		}
 		r = &d->roles[d->nroles++];
 		memcpy(r->id, c->id, 32);
-	}
-	if (d->retired_at && r->role == ADMIN_ROLE_SECURITY_OFFICER &&
-	    !officer_besides(d, a, c->id)) {
-		/* The last one: nobody could give a role again. */
-		*outcome = ADMIN_NO_OFFICER;
-		return 0;
 	}
 	r->role = c->role;
 	memcpy(r->author, c->author, 32);
 	r->timestamp = ts;
-	*outcome = ADMIN_OK;
 	return 0;
 }
 
@@ -425,6 +451,12 @@ static u32 decide_check(struct admin *d, const struct auth *a,
 		return ADMIN_OK; /* any administrator, the requester too */
 	if (c->decision == ADMIN_APPROVE && mine)
 		return ADMIN_SELF;
+	struct admin_role_cmd role;
+	if (r->op == ADMIN_OP_ROLE)
+		memcpy(&role, d->payloads[i], sizeof(role));
+	if (r->op == ADMIN_OP_ROLE && c->decision == ADMIN_APPROVE &&
+	    memcmp(role.id, c->author, 32) == 0)
+		return ADMIN_GRANTEE;
 	if (c->decision == ADMIN_BREAK_GLASS && !mine)
 		return ADMIN_NOT_REQUESTER;
 	if (!admin_is_active(d, a, r->author))
@@ -433,7 +465,8 @@ static u32 decide_check(struct admin *d, const struct auth *a,
 		close_request(d, i, ADMIN_EXPIRED, c, ts);
 		return ADMIN_WINDOW_PASSED;
 	}
-	if (pstate_version_count(ps) != r->target) {
+	if ((r->op == ADMIN_OP_ROLE ? admin_role_of(d, role.id)
+				    : pstate_version_count(ps)) != r->target) {
 		close_request(d, i, ADMIN_STALE, c, ts);
 		return ADMIN_TARGET_CHANGED;
 	}
@@ -452,12 +485,26 @@ static int apply_decide(struct admin *d, const struct auth *a,
 		close_request(d, i, ADMIN_REJECTED, c, ts);
 		return 0;
 	}
-	u32 po = 0;
-	int ret = pstate_apply(ps, PSTATE_CMD_SET, d->payloads[i],
-			       d->requests[i].payload_bytes, ts, &po);
-	if (ret != 0)
-		return ret;
-	bool done = po == PSTATE_OK || po == PSTATE_UNCHANGED;
+	bool done;
+	if (d->requests[i].op == ADMIN_OP_ROLE) {
+		/* Given as its requester gives a role now: the requester
+		 * must still hold security_officer (after the retirement),
+		 * the principal own no account, ... (apply_role). */
+		struct admin_role_cmd role;
+		u32 ro = 0;
+		memcpy(&role, d->payloads[i], sizeof(role));
+		int ret = apply_role(d, a, &role, ts, &ro);
+		if (ret != 0)
+			return ret;
+		done = ro == ADMIN_OK;
+	} else {
+		u32 po = 0;
+		int ret = pstate_apply(ps, PSTATE_CMD_SET, d->payloads[i],
+				       d->requests[i].payload_bytes, ts, &po);
+		if (ret != 0)
+			return ret;
+		done = po == PSTATE_OK || po == PSTATE_UNCHANGED;
+	}
 	close_request(d, i,
 		      !done			     ? ADMIN_REJECTED
 		      : c->decision == ADMIN_APPROVE ? ADMIN_APPROVED
@@ -651,8 +698,8 @@ struct admin *admin_snapshot_read(const u8 *buf, size_t len)
 		if (r->payload_bytes &&
 		    (!(d->payloads[i] = malloc(r->payload_bytes)) ||
 		     !take(&p, end, d->payloads[i], r->payload_bytes) ||
-		     !pstate_command_valid(PSTATE_CMD_SET, d->payloads[i],
-					   r->payload_bytes)))
+		     !payload_valid(r->op, r->author, d->payloads[i],
+				    r->payload_bytes)))
 			goto fail;
 	}
 	/* Written only when not empty: an empty part is not one of ours

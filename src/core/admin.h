@@ -88,11 +88,18 @@ _Static_assert(sizeof(struct admin_retire_cmd) == 32, "retire");
 /* What a request is for. */
 enum admin_op {
 	ADMIN_OP_POLICY_SET = 1, /* payload: a PSTATE_CMD_SET ext */
+	/* payload: a struct admin_role_cmd giving a role (not "none"),
+	 * whose author is the requester; target: the principal's role when
+	 * asked.  A named administrator gives no role alone (docs/authz.md,
+	 * "Dual control"): otherwise one security officer could give a
+	 * second key of its own a role and approve its own requests. */
+	ADMIN_OP_ROLE = 2,
 };
 
 /* ADMIN_CMD_REQUEST (kind 32): an administrator asks for an operation;
  * payload_bytes of its payload follow (a multiple of 16).  target: what
- * the operation expects unchanged (the policy's version count). */
+ * the operation expects unchanged (the policy's version count; for a
+ * role, the principal's role). */
 struct admin_request_cmd {
 	u8 author[32];
 	u64 target;
@@ -146,6 +153,8 @@ enum admin_outcome {
 				    * entry's time (admin_author_holds) */
 	ADMIN_TOO_LARGE = 21,	   /* a request's document above
 				    * ADMIN_PAYLOAD_BYTES_MAX */
+	ADMIN_GRANTEE = 22,	   /* a role's approval by the principal it
+				    * is for */
 };
 
 enum admin_status {
@@ -179,6 +188,13 @@ int admin_apply(struct admin *d, const struct auth *a, struct pstate *ps,
 		u32 *outcome);
 
 /* ---- reading ---------------------------------------------------------- */
+
+/* What a kind-30 entry giving c would answer now (ADMIN_OK: given),
+ * without changing anything: the API sends a named administrator's grant
+ * that would be given to dual control, and one refused (or unchanged)
+ * straight to the state machine, which journals the refusal as before. */
+u32 admin_role_would(const struct admin *d, const struct auth *a,
+		     const struct admin_role_cmd *c);
 
 /* The role of a principal (ADMIN_ROLE_NONE: none). */
 u32 admin_role_of(const struct admin *d, const u8 id[32]);

@@ -199,9 +199,10 @@ enum command_events {
 	  COMMAND_AUTH, sizeof(struct admin_retire_cmd),                       \
 	  sizeof(struct admin_retire_cmd), 16, admin_command_valid,            \
 	  apply_admin)                                                         \
+	/* the smallest: a role grant (op 2); a policy set is larger */        \
 	X(ADMIN_CMD_REQUEST, 32, "admin_request", COMMAND_EVENTS_NONE,         \
 	  COMMAND_AUTH,                                                        \
-	  sizeof(struct admin_request_cmd) + sizeof(struct pstate_set) + 16,   \
+	  sizeof(struct admin_request_cmd) + sizeof(struct admin_role_cmd),    \
 	  sizeof(struct admin_request_cmd) + sizeof(struct pstate_set) +       \
 		  POLICY_DOC_BYTES_MAX,                                        \
 	  16, admin_command_valid, apply_admin)                                \

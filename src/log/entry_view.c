@@ -562,6 +562,25 @@ static void admin_request(struct entry_view *v, const u8 *ext, u32 ext_bytes)
 
 	memcpy(&c, ext, sizeof(c));
 	author(v, c.author);
+	if (c.op == ADMIN_OP_ROLE &&
+	    ext_bytes >= sizeof(c) + sizeof(struct admin_role_cmd)) {
+		struct admin_role_cmd r;
+		char tp[ENTRY_VIEW_THUMBPRINT_BYTES];
+		const char *role, *was = admin_role_name((u32)c.target);
+		memcpy(&r, ext + sizeof(c), sizeof(r));
+		entry_view_thumbprint(r.id, tp);
+		role = admin_role_name(r.role);
+		fieldf(v, "operation", "role");
+		fieldf(v, "principal", "%s", tp);
+		fieldf(v, "role", "%s", role ? role : "unknown");
+		fieldf(v, "target_role", "%s", was ? was : "unknown");
+		fieldf(v, "window_s", "%u", c.window_s);
+		summary(v,
+			"dual-control request: administrator role %s for "
+			"%s (waits for a second administrator)",
+			role ? role : "unknown", tp);
+		return;
+	}
 	fieldf(v, "operation", "%s",
 	       c.op == ADMIN_OP_POLICY_SET ? "policy_set" : "unknown");
 	fieldf(v, "target_version", "%llu", (unsigned long long)c.target);

@@ -12,6 +12,7 @@
  */
 #include "log/formats.h"
 
+#include "core/admin.h"
 #include "core/command.h"
 #include "core/strerror.h"
 #include "crypto/keyring.h"
@@ -43,6 +44,9 @@ const struct format_info FORMATS[FORMAT_COUNT] = {
 				 true, NULL},
 	[FORMAT_COMMAND_KIND] = {"command_kind", "journal command kinds", 0,
 				 true, NULL},
+	[FORMAT_ADMIN_REQUEST_OP] = {"admin_request_op",
+				     "dual-control request operations", 0, true,
+				     NULL},
 	[FORMAT_SNAPSHOT] = {"snapshot", "snapshot versions", SNAPSHOT_VERSION,
 			     false,
 			     "skipped: the journal replays from the start "
@@ -65,6 +69,8 @@ bool format_reads(enum format_id f, unsigned v)
 	case FORMAT_JOURNAL_TYPE:
 		return v >= JOURNAL_CREATE_ACCOUNTS && v <= JOURNAL_COMMAND;
 	case FORMAT_COMMAND_KIND: return v <= 0xffff && command_find((u16)v);
+	case FORMAT_ADMIN_REQUEST_OP:
+		return v == ADMIN_OP_POLICY_SET || v == ADMIN_OP_ROLE;
 	case FORMAT_SNAPSHOT: return v == SNAPSHOT_VERSION;
 	case FORMAT_STORE: return v == STORE_FORMAT_VERSION;
 	case FORMAT_AUDIT_STATE: return v == AUDITSTATE_VERSION;
@@ -152,6 +158,11 @@ static bool all_zero(const u8 *p, size_t n)
 	return true;
 }
 
+static u32 le32(const u8 *p)
+{
+	return (u32)p[0] | (u32)p[1] << 8 | (u32)p[2] << 16 | (u32)p[3] << 24;
+}
+
 /* The records of one segment file. */
 static int walk_segment(struct walk *w, const char *path, bool last)
 {
@@ -188,8 +199,16 @@ static int walk_segment(struct walk *w, const char *path, bool last)
 		if (f.type == JOURNAL_COMMAND &&
 		    f.size >= JOURNAL_HEADER_BYTES + 2) {
 			const u8 *k = buf + off + JOURNAL_HEADER_BYTES;
-			mark(w->inv, FORMAT_COMMAND_KIND,
-			     (unsigned)k[0] | (unsigned)k[1] << 8);
+			unsigned kind = (unsigned)k[0] | (unsigned)k[1] << 8;
+			mark(w->inv, FORMAT_COMMAND_KIND, kind);
+			/* A request's operation: its command header, then
+			 * struct admin_request_cmd's op. */
+			size_t at = sizeof(struct command_header) +
+				    offsetof(struct admin_request_cmd, op);
+			if (kind == ADMIN_CMD_REQUEST &&
+			    f.size >= JOURNAL_HEADER_BYTES + at + 4)
+				mark(w->inv, FORMAT_ADMIN_REQUEST_OP,
+				     le32(k + at));
 		}
 		w->inv->records++;
 		w->inv->last_seq = f.seq;
@@ -301,11 +320,6 @@ static int head_of(const char *dir, const char *name, u8 *buf, size_t n)
 	int e = errno;
 	close(fd);
 	return got < 0 ? -e : (int)got;
-}
-
-static u32 le32(const u8 *p)
-{
-	return (u32)p[0] | (u32)p[1] << 8 | (u32)p[2] << 16 | (u32)p[3] << 24;
 }
 
 /* Files of DIR (DATA/<sub>) whose names end in suffix: the version each

@@ -29,14 +29,15 @@
 #include <jansson.h>
 
 enum format_id {
-	FORMAT_JOURNAL_RECORD, /* a journal record's header version */
-	FORMAT_JOURNAL_TYPE,   /* a journal record's type */
-	FORMAT_COMMAND_KIND,   /* a command record's kind */
-	FORMAT_SNAPSHOT,       /* DATA/snapshots/<seq>.snap */
-	FORMAT_STORE,	       /* DATA/store (RocksDB), its meta version */
-	FORMAT_AUDIT_STATE,    /* DATA/audit/state */
-	FORMAT_KEY_FILE,       /* DATA/keys/<kid>.key */
-	FORMAT_VAULT_KEYSTORE, /* DATA/vault/keystore */
+	FORMAT_JOURNAL_RECORD,	 /* a journal record's header version */
+	FORMAT_JOURNAL_TYPE,	 /* a journal record's type */
+	FORMAT_COMMAND_KIND,	 /* a command record's kind */
+	FORMAT_ADMIN_REQUEST_OP, /* a dual-control request's operation */
+	FORMAT_SNAPSHOT,	 /* DATA/snapshots/<seq>.snap */
+	FORMAT_STORE,		 /* DATA/store (RocksDB), its meta version */
+	FORMAT_AUDIT_STATE,	 /* DATA/audit/state */
+	FORMAT_KEY_FILE,	 /* DATA/keys/<kid>.key */
+	FORMAT_VAULT_KEYSTORE,	 /* DATA/vault/keystore */
 	FORMAT_COUNT
 };
 

@@ -218,6 +218,11 @@ def test_admins_dual_control_retirement_and_break_glass(ctx):
         r = a.call(lc, carol, "POST", "/v1/admin/roles",
                    body=json.dumps({"principal": alice["thumbprint"],
                                     "role": role}))
+        if role == "operator":
+            # A grant waits for a second administrator (not alice).
+            grant = check_status(r, 202, "carol asks for alice's role")
+            r = a.call(lb, bob, "POST",
+                       "/v1/admin/requests/%d/approve" % grant["id"])
         check_status(r, 200, "carol sets alice's role to %s" % role)
         if role == "none":
             r = a.call(lb, bob, "POST",
@@ -259,18 +264,24 @@ def test_admins_dual_control_retirement_and_break_glass(ctx):
                    ("approve", bob["thumbprint"]),
                    ("approve", bob["thumbprint"]),
                    ("approve", bob["thumbprint"]),
+                   ("approve", bob["thumbprint"]),  # alice's role back
                    ("break_glass", bob["thumbprint"]),
                    ("break_glass", alice["thumbprint"])],
              "decisions journaled with their authors (refusals too)")
-    check_eq([v["author"].get("name") for v in named("admin_request")],
-             ["alice"] * 4, "requests named after alice")
+    check_eq([(v["author"].get("name"), v["fields"]["operation"])
+              for v in named("admin_request")],
+             [("alice", "policy_set")] * 3 + [("carol", "role")] +
+             [("alice", "policy_set")],
+             "requests named after their authors: alice's policies, "
+             "carol's grant of alice's role")
     check_eq([v["author"].get("name") for v in named("policy_set")],
              ["alice", "bob"], "v1 by alice, v2b by bob")
     check_eq([(v["fields"]["role"], v["author"].get("name"))
               for v in named("admin_role")],
              [("operator", "administrator"), ("operator", "administrator"),
-              ("security_officer", "administrator"), ("none", "carol"),
-              ("operator", "carol")], "role entries")
+              ("security_officer", "administrator"), ("none", "carol")],
+             "role entries (carol's grant back is her request, which "
+             "bob's approval carried out)")
     check_eq([v["author"].get("name") for v in named("bootstrap_retire")],
              ["administrator", "administrator"],
              "the refused retirement and the retirement")
@@ -382,14 +393,31 @@ def test_admins_last_security_officer_keeps_its_role(ctx):
                           200, "principals")["principals"]
     check_eq([p.get("role") for p in listed if p["name"] == "carol"],
              ["security_officer"], "carol keeps her role")
-    # With bob a second officer, carol may step down.
-    check_status(x.call(x.lc, x.carol, "POST", "/v1/admin/roles",
-                        {"principal": x.bob["thumbprint"],
-                         "role": "security_officer"}), 200, "bob officer")
-    doc = check_status(x.call(x.lc, x.carol, "POST", "/v1/admin/roles",
+    # With bob a second officer (a grant: alice approves it), carol may
+    # step down (to operator: a grant too, which bob approves).
+    req = check_status(x.call(x.lc, x.carol, "POST", "/v1/admin/roles",
+                              {"principal": x.bob["thumbprint"],
+                               "role": "security_officer"}), 202,
+                       "bob officer, asked")
+    check_status(x.call(x.la, x.alice, "POST",
+                        "/v1/admin/requests/%d/approve" % req["id"]), 200,
+                 "bob officer, approved by alice")
+    req = check_status(x.call(x.lc, x.carol, "POST", "/v1/admin/roles",
                               {"principal": x.carol["thumbprint"],
-                               "role": "operator"}), 200, "carol steps down")
-    check_eq(doc["status"], "changed", "carol now an operator")
+                               "role": "operator"}), 202,
+                       "carol steps down, asked")
+    # bob signs in as the officer he now is (his operator link's ops
+    # are no longer his role's).
+    lbo = admin_link(x.a, x.bob, ["principals:admin", "principals:read",
+                                  "policy:read"])
+    doc = check_status(x.call(lbo, x.bob, "POST",
+                              "/v1/admin/requests/%d/approve" % req["id"]),
+                       200, "carol steps down, approved by bob")
+    check_eq(doc["status"], "approved", "carol's request approved")
+    listed = check_status(x.call(lbo, x.bob, "GET", "/v1/principals"),
+                          200, "principals")["principals"]
+    check_eq([p.get("role") for p in listed if p["name"] == "carol"],
+             ["operator"], "carol now an operator")
 
 
 @e2e_test(timeout=120)
@@ -526,3 +554,73 @@ def test_admins_the_approver_sees_what_it_approves(ctx):
     held = [v["fields"] for v in views if v.get("command") == "admin_request"]
     check_eq(len(held), 1, "one admin_request entry")
     check_eq(json.loads(held[0]["document"]), V2, "the entry's document")
+
+
+@e2e_test(timeout=120)
+def test_a_role_grant_waits_for_a_second_administrator_not_the_grantee(ctx):
+    """The eighth review's last finding: one security officer could give
+    a second key of its own a role and approve its own requests with it.
+    Now a named administrator's grant is a request that neither the
+    requester nor the principal it is for may approve; taking a role away
+    acts at once; a grant whose principal's role changed meanwhile is
+    stale."""
+    x = Admins(ctx)
+
+    def ask(who, role):
+        return check_status(x.call(x.lc, x.carol, "POST", "/v1/admin/roles",
+                                   {"principal": who["thumbprint"],
+                                    "role": role}), 202,
+                            "carol asks %s for %s" % (role, who["thumbprint"]))
+
+    def approve(links, key, rid):
+        return x.call(links, key, "POST", "/v1/admin/requests/%d/approve"
+                      % rid)
+
+    def role_of(name):
+        listed = check_status(x.call(x.lc, x.carol, "GET",
+                                     "/v1/principals"),
+                              200, "principals")["principals"]
+        return [p.get("role") for p in listed if p["name"] == name][0]
+
+    # dave (no role: carol's second key, say) asked operator: pending,
+    # and shown as such.
+    req = ask(x.dave, "operator")
+    check_eq((req["operation"], req["status"], req["principal"],
+              req["role"], req["target_role"]),
+             ("role", "pending", x.dave["thumbprint"], "operator", "none"),
+             "the request")
+    check_eq(role_of("dave"), None, "dave holds no role while it waits")
+    r = approve(x.lc, x.carol, req["id"])
+    check_refused(r, 403, "self_approval", "carol approves her own grant")
+    # alice promoted to security_officer: alice may not approve it.
+    req2 = ask(x.alice, "security_officer")
+    r = approve(x.la, x.alice, req2["id"])
+    check_refused(r, 403, "self_approval", "alice approves her own grant")
+    check_eq(role_of("alice"), "operator", "alice still an operator")
+    # bob approves both: named after him.
+    for rid, name, role in ((req["id"], "dave", "operator"),
+                            (req2["id"], "alice", "security_officer")):
+        doc = check_status(approve(x.lb, x.bob, rid), 200, "bob approves")
+        check_eq((doc["status"], doc["decided_by"]),
+                 ("approved", x.bob["thumbprint"]), "approved by bob")
+        check_eq(role_of(name), role, "%s's role after bob's approval"
+                 % name)
+    # Taking a role away acts at once.
+    doc = check_status(x.call(x.lc, x.carol, "POST", "/v1/admin/roles",
+                              {"principal": x.dave["thumbprint"],
+                               "role": "none"}), 200, "dave's role taken")
+    check_eq(doc["status"], "changed", "taken at once")
+    # Stale: dave asked support, then given operator by another request
+    # first; the older request, approved, finds his role changed.
+    old = ask(x.dave, "support")
+    new = ask(x.dave, "auditor")
+    check_status(approve(x.lb, x.bob, new["id"]), 200, "auditor approved")
+    r = approve(x.lb, x.bob, old["id"])
+    check_refused(r, 409, "request_target_changed", "the older grant")
+    check_eq(role_of("dave"), "auditor", "the newer grant holds")
+    # A support or an auditor decides nothing: dave (auditor) is refused
+    # before the request is looked up.
+    ld = admin_link(x.a, x.dave, ["policy:read", "audit:read"])
+    req3 = ask(x.dave, "support")
+    r = approve(ld, x.dave, req3["id"])
+    check_refused(r, 403, "op_not_allowed", "an auditor's approval")

@@ -411,6 +411,24 @@ static void op_admin(struct auth *a, struct pstate *ps, struct reader *r,
 	}
 	case ADMIN_CMD_RETIRE: len = sizeof(struct admin_retire_cmd); break;
 	case ADMIN_CMD_REQUEST: {
+		if (sel & 0x40) {
+			/* A role grant: p1 asks p2's role (target: the
+			 * role p2 holds now, or another). */
+			struct admin_request_cmd c = {
+				.target = admin_role_of(auth_admin(a), p2.id) +
+					  (sel >> 7),
+				.op = ADMIN_OP_ROLE,
+				.window_s = ADMIN_WINDOW_MIN_S,
+				.payload_bytes = sizeof(struct admin_role_cmd)};
+			struct admin_role_cmd g = {.role = 1 + take8(r) % 4};
+			memcpy(c.author, p1.id, 32);
+			memcpy(g.author, p1.id, 32);
+			memcpy(g.id, p2.id, 32);
+			memcpy(ext, &c, sizeof(c));
+			memcpy(ext + sizeof(c), &g, sizeof(g));
+			len = (u32)(sizeof(c) + sizeof(g));
+			break;
+		}
 		struct admin_request_cmd c = {
 			.target = pstate_version_count(ps) + (sel >> 7),
 			.op = ADMIN_OP_POLICY_SET,

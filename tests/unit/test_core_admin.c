@@ -484,6 +484,100 @@ static void changes_by_an_ended_authority_are_refused(void **state)
 /* F7: a full table drops its oldest decided request to make room; ids
  * never repeat, the break-glass count keeps the dropped ones, a pending
  * request is never dropped, and the snapshot keeps the ids. */
+/* A role grant under dual control (op 2): carol (3) asks dave (4) to be
+ * an operator; neither she nor dave approves; a role change meanwhile
+ * makes it stale; alice's approval gives it as carol would. */
+static u32 role_request(struct world *w, u8 by, u8 n, u32 role, u64 target,
+			u64 ts_s)
+{
+	u8 ext[sizeof(struct admin_request_cmd) +
+	       sizeof(struct admin_role_cmd)] = {0};
+	struct admin_request_cmd c = {.target = target,
+				      .op = ADMIN_OP_ROLE,
+				      .window_s = ADMIN_WINDOW_MIN_S,
+				      .payload_bytes =
+					      sizeof(struct admin_role_cmd)};
+	struct admin_role_cmd g = {.role = role};
+	id_of(by, c.author);
+	id_of(by, g.author);
+	id_of(n, g.id);
+	memcpy(ext, &c, sizeof(c));
+	memcpy(ext + sizeof(c), &g, sizeof(g));
+	return apply(w, ADMIN_CMD_REQUEST, ext, sizeof(ext), ts_s);
+}
+
+static void role_grants_wait_for_a_second_administrator(void **state)
+{
+	struct world w;
+	u8 id4[32];
+	(void)state;
+	world_new(&w);
+	staff_retired(&w);
+	id_of(4, id4);
+	assert_int_equal(role_request(&w, 3, 4, ADMIN_ROLE_OPERATOR,
+				      ADMIN_ROLE_NONE, T0 + 30),
+			 ADMIN_OK);
+	u64 id = admin_request_last_id(auth_admin(w.a));
+	assert_int_equal(admin_role_of(auth_admin(w.a), id4), ADMIN_ROLE_NONE);
+	assert_int_equal(decide(&w, 3, 3, id, ADMIN_APPROVE, "", T0 + 31),
+			 ADMIN_SELF);
+	/* dave holds no role: not an administrator. */
+	assert_int_equal(decide(&w, 4, 3, id, ADMIN_APPROVE, "", T0 + 32),
+			 ADMIN_NOT_ADMIN);
+	assert_int_equal(decide(&w, 1, 3, id, ADMIN_APPROVE, "", T0 + 33),
+			 ADMIN_OK);
+	assert_int_equal(status_of(&w, id), ADMIN_APPROVED);
+	assert_int_equal(admin_role_of(auth_admin(w.a), id4),
+			 ADMIN_ROLE_OPERATOR);
+	/* The grantee, an administrator now, may not approve its own
+	 * promotion; a change meanwhile makes the request stale. */
+	assert_int_equal(role_request(&w, 3, 4, ADMIN_ROLE_SUPPORT,
+				      ADMIN_ROLE_OPERATOR, T0 + 40),
+			 ADMIN_OK);
+	id = admin_request_last_id(auth_admin(w.a));
+	assert_int_equal(decide(&w, 4, 3, id, ADMIN_APPROVE, "", T0 + 41),
+			 ADMIN_GRANTEE);
+	assert_int_equal(role_by(&w, 3, 4, ADMIN_ROLE_NONE, T0 + 42), ADMIN_OK);
+	assert_int_equal(decide(&w, 1, 3, id, ADMIN_APPROVE, "", T0 + 43),
+			 ADMIN_TARGET_CHANGED);
+	assert_int_equal(status_of(&w, id), ADMIN_STALE);
+	/* Approved after its requester lost security_officer: refused as
+	 * carol's own grant would be, the request rejected. */
+	assert_int_equal(role_request(&w, 3, 4, ADMIN_ROLE_AUDITOR,
+				      ADMIN_ROLE_NONE, T0 + 50),
+			 ADMIN_OK);
+	id = admin_request_last_id(auth_admin(w.a));
+	assert_int_equal(role(&w, 2, ADMIN_ROLE_SECURITY_OFFICER, T0 + 51),
+			 ADMIN_AUTHOR_ENDED); /* the bootstrap is retired */
+	assert_int_equal(
+		role_by(&w, 3, 1, ADMIN_ROLE_SECURITY_OFFICER, T0 + 52),
+		ADMIN_OK);
+	assert_int_equal(role_by(&w, 1, 3, ADMIN_ROLE_OPERATOR, T0 + 53),
+			 ADMIN_OK);
+	assert_int_equal(decide(&w, 2, 3, id, ADMIN_APPROVE, "", T0 + 54),
+			 ADMIN_REFUSED);
+	assert_int_equal(status_of(&w, id), ADMIN_REJECTED);
+	assert_int_equal(admin_role_of(auth_admin(w.a), id4), ADMIN_ROLE_NONE);
+	/* Malformed: a grant of "none", or one whose author is not the
+	 * requester, is no request. */
+	struct {
+		struct admin_request_cmd c;
+		struct admin_role_cmd g;
+	} bad = {.c = {.op = ADMIN_OP_ROLE,
+		       .window_s = ADMIN_WINDOW_MIN_S,
+		       .payload_bytes = sizeof(struct admin_role_cmd)},
+		 .g = {.role = ADMIN_ROLE_NONE}};
+	id_of(3, bad.c.author);
+	id_of(3, bad.g.author);
+	id_of(4, bad.g.id);
+	assert_false(admin_command_valid(ADMIN_CMD_REQUEST, &bad, sizeof(bad)));
+	bad.g.role = ADMIN_ROLE_SUPPORT;
+	assert_true(admin_command_valid(ADMIN_CMD_REQUEST, &bad, sizeof(bad)));
+	id_of(1, bad.g.author);
+	assert_false(admin_command_valid(ADMIN_CMD_REQUEST, &bad, sizeof(bad)));
+	world_free(&w);
+}
+
 static void decided_requests_are_recycled(void **state)
 {
 	struct world w;
@@ -633,6 +727,7 @@ int main(void)
 		cmocka_unit_test(account_owner_gets_no_role),
 		cmocka_unit_test(changes_by_an_ended_authority_are_refused),
 		cmocka_unit_test(decided_requests_are_recycled),
+		cmocka_unit_test(role_grants_wait_for_a_second_administrator),
 		cmocka_unit_test(validator_refuses_malformed),
 		cmocka_unit_test(snapshot_round_trip_and_old_digest),
 	};
