@@ -372,11 +372,26 @@ static void notify(const char *state)
 		       LOG_STR("state", state), LOG_NUM("errno", -ret));
 }
 
+/* SIGHUP: the key upkeep looks at the token now, and the TLS files are
+ * read again. */
+static void on_sighup(struct upkeep *up, struct api_tls *tls)
+{
+	pthread_mutex_lock(&up->lock);
+	up->wake = true;
+	pthread_cond_signal(&up->cond);
+	pthread_mutex_unlock(&up->lock);
+	if (tls)
+		(void)api_tls_reload(tls); /* it logs either way */
+	else
+		log_at(LOG_INFO, "SIGHUP: no TLS files to reload");
+}
+
 /* The stop's first phase: /readyz answers "draining" for drain_s while
  * everything else serves, so a load balancer moves away before anything
  * is refused.  A second SIGTERM or SIGINT ends it early. */
 static void drain(struct api_server *srv, unsigned drain_s,
-		  const sigset_t *signals, int first)
+		  const sigset_t *signals, int first, struct upkeep *up,
+		  struct api_tls *tls)
 {
 	if (!drain_s)
 		return;
@@ -394,6 +409,8 @@ static void drain(struct api_server *srv, unsigned drain_s,
 			       LOG_NUM("signal", sig));
 			return;
 		}
+		if (sig == SIGHUP) /* still serving: reload as ever */
+			on_sighup(up, tls);
 	}
 }
 
@@ -974,18 +991,10 @@ int cmd_serve(int argc, char **argv)
 		pthread_create(&upkeep_thread, NULL, upkeep_main, &up) == 0;
 
 	int sig = 0;
-	while (sigwait(&stop_signals, &sig) == 0 && sig == SIGHUP) {
-		pthread_mutex_lock(&up.lock);
-		up.wake = true; /* the key upkeep looks at the token now */
-		pthread_cond_signal(&up.cond);
-		pthread_mutex_unlock(&up.lock);
-		if (tls)
-			(void)api_tls_reload(tls); /* it logs either way */
-		else
-			log_at(LOG_INFO, "SIGHUP: no TLS files to reload");
-	}
+	while (sigwait(&stop_signals, &sig) == 0 && sig == SIGHUP)
+		on_sighup(&up, tls);
 	notify("STOPPING=1");
-	drain(srv, s.shutdown_drain_s, &stop_signals, sig);
+	drain(srv, s.shutdown_drain_s, &stop_signals, sig, &up, tls);
 	log_at(LOG_INFO, "stopping", LOG_NUM("signal", sig));
 	watch_the_stop(s.shutdown_timeout_s);
 	if (upkeep_started) {

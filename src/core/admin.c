@@ -259,12 +259,6 @@ static u32 role_check(const struct admin *d, const struct auth *a,
 	return ADMIN_OK;
 }
 
-u32 admin_role_would(const struct admin *d, const struct auth *a,
-		     const struct admin_role_cmd *c)
-{
-	return role_check(d, a, c);
-}
-
 static int apply_role(struct admin *d, const struct auth *a,
 		      const struct admin_role_cmd *c, u64 ts, u32 *outcome)
 {
@@ -272,6 +266,16 @@ static int apply_role(struct admin *d, const struct auth *a,
 	if (*outcome != ADMIN_OK)
 		return 0;
 	struct role_rec *r = role_find(d, c->id);
+	if (r && c->role == ADMIN_ROLE_NONE) {
+		/* Taken away: the record goes, so that the table is never
+		 * filled for good by roles given and taken (the journal
+		 * keeps who held what). */
+		u32 i = (u32)(r - d->roles);
+		memmove(&d->roles[i], &d->roles[i + 1],
+			(d->nroles - i - 1) * sizeof(d->roles[0]));
+		d->nroles--;
+		return 0;
+	}
 	if (!r) {
 		r = &d->roles[d->nroles++];
 		memcpy(r->id, c->id, 32);
@@ -393,6 +397,19 @@ static int apply_request(struct admin *d, const struct auth *a, const u8 *ext,
 		*outcome = ADMIN_TOO_LARGE;
 		return 0;
 	}
+	if (c.op == ADMIN_OP_ROLE) {
+		/* A grant the state would refuse (or that changes nothing)
+		 * is answered so now, at the entry's time, not held: the
+		 * API sends every named administrator's grant here, so no
+		 * check of its own decides whether dual control applies. */
+		struct admin_role_cmd g;
+		memcpy(&g, ext + sizeof(c), sizeof(g));
+		u32 would = role_check(d, a, &g);
+		if (would != ADMIN_OK) {
+			*outcome = would;
+			return 0;
+		}
+	}
 	if (pending_count(d, NULL) >= ADMIN_PENDING_MAX ||
 	    pending_count(d, c.author) >= ADMIN_PENDING_PER_REQUESTER_MAX ||
 	    (d->nrequests >= ADMIN_REQUESTS_MAX && !drop_oldest_decided(d))) {
@@ -459,7 +476,14 @@ static u32 decide_check(struct admin *d, const struct auth *a,
 		return ADMIN_GRANTEE;
 	if (c->decision == ADMIN_BREAK_GLASS && !mine)
 		return ADMIN_NOT_REQUESTER;
-	if (!admin_is_active(d, a, r->author))
+	/* The requester must still hold the role its operation needs
+	 * (operator for a policy, security_officer for a role), not only
+	 * some role. */
+	if (!admin_is_active(d, a, r->author) ||
+	    !admin_author_holds(d, a, r->author,
+				r->op == ADMIN_OP_ROLE
+					? ADMIN_ROLE_SECURITY_OFFICER
+					: ADMIN_ROLE_OPERATOR))
 		return ADMIN_NOT_ADMIN;
 	if (ts > window_end(r)) {
 		close_request(d, i, ADMIN_EXPIRED, c, ts);

@@ -189,13 +189,6 @@ int admin_apply(struct admin *d, const struct auth *a, struct pstate *ps,
 
 /* ---- reading ---------------------------------------------------------- */
 
-/* What a kind-30 entry giving c would answer now (ADMIN_OK: given),
- * without changing anything: the API sends a named administrator's grant
- * that would be given to dual control, and one refused (or unchanged)
- * straight to the state machine, which journals the refusal as before. */
-u32 admin_role_would(const struct admin *d, const struct auth *a,
-		     const struct admin_role_cmd *c);
-
 /* The role of a principal (ADMIN_ROLE_NONE: none). */
 u32 admin_role_of(const struct admin *d, const u8 id[32]);
 /* Is it an administrator now: a role, and its key not revoked? */

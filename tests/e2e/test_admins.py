@@ -624,3 +624,95 @@ def test_a_role_grant_waits_for_a_second_administrator_not_the_grantee(ctx):
     req3 = ask(x.dave, "support")
     r = approve(ld, x.dave, req3["id"])
     check_refused(r, 403, "op_not_allowed", "an auditor's approval")
+
+
+def _raw(x, links, key, method, path, body):
+    """One HTTP/1.1 request under links proven with key, as bytes made in
+    advance (its DPoP proof signed now), to send at a moment of ours."""
+    a = x.a
+    at = "~".join(l["compact"] if isinstance(l, dict) else l for l in links)
+    proof = js({"op": "dpop", "key": key["private_jwk"], "htm": method,
+                "htu": a.base + path, "access_token": at})["proof"]
+    data = json.dumps(body).encode()
+    head = ("%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+            "Authorization: DPoP %s\r\nDPoP: %s\r\n"
+            "Content-Type: application/json\r\nContent-Length: %d\r\n"
+            "Connection: close\r\n\r\n" % (method, path, a.s.port, at,
+                                             proof, len(data)))
+    return head.encode() + data
+
+
+def _status(sock):
+    sock.settimeout(10 * slow_factor())
+    buf = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        buf += chunk
+    return int(buf.split(b" ", 2)[1]), buf.partition(b"\r\n\r\n")[2]
+
+
+@e2e_test(timeout=180)
+def test_a_grant_sent_with_its_registration_still_waits_for_approval(ctx):
+    """The ninth review's F1: the API decided by a look at the state
+    whether a grant needed dual control; a grant of a principal whose
+    registration was journaled just before it was seen as refused, sent
+    plainly and given (200) alone.  Now every grant of a named
+    administrator is a request the state machine checks when journaled:
+    sent together with the registration, it is a request (202) or, when
+    the grant comes first, refused (404), never given."""
+    import socket
+    x = Admins(ctx)
+    keys = x.a.keys(8)
+    seen = []
+    for i, y in enumerate(keys):
+        reg = _raw(x, x.lc, x.carol, "POST", "/v1/principals",
+                   {"jwk": y["jwk"], "name": "y%d" % i})
+        grant = _raw(x, x.lc, x.carol, "POST", "/v1/admin/roles",
+                     {"principal": y["thumbprint"],
+                      "role": "security_officer"})
+        s1 = socket.create_connection(("127.0.0.1", x.s.port))
+        s2 = socket.create_connection(("127.0.0.1", x.s.port))
+        try:
+            s1.sendall(reg)
+            s2.sendall(grant)
+            r1, (st, body) = _status(s1), _status(s2)
+        finally:
+            s1.close()
+            s2.close()
+        check_eq(r1[0], 201, "registration %d" % i)
+        check(st in (202, 404), "grant %d sent with its registration: %d %r"
+              % (i, st, body[:300]))
+        seen.append(st)
+        if st == 202:  # its slot freed: at most 4 wait per requester
+            check_status(x.call(x.lc, x.carol, "POST",
+                                "/v1/admin/requests/%d/reject"
+                                % json.loads(body)["id"]), 200,
+                         "carol withdraws grant %d" % i)
+    listed = check_status(x.call(x.lc, x.carol, "GET", "/v1/principals"),
+                          200, "principals")["principals"]
+    given = [p["name"] for p in listed
+             if p["name"].startswith("y") and p.get("role")]
+    check_eq(given, [], "roles given without a second administrator")
+    check(202 in seen, "no grant was held as a request: %r" % seen)
+
+
+@e2e_test(timeout=120)
+def test_a_policy_request_waits_on_its_requester_still_being_an_operator(ctx):
+    """The ninth review's F4: alice (operator) asks for a blocking policy,
+    then is made support; bob's approval applied it (any role was
+    enough).  Now the requester must still hold the role the operation
+    needs (operator), as a role request's must hold security_officer."""
+    x = Admins(ctx)
+    req = x.request(x.la, x.alice, V2, "alice-v2")
+    grant = check_status(x.call(x.lc, x.carol, "POST", "/v1/admin/roles",
+                                {"principal": x.alice["thumbprint"],
+                                 "role": "support"}), 202, "alice support")
+    check_status(x.call(x.lb, x.bob, "POST", "/v1/admin/requests/%d/approve"
+                        % grant["id"]), 200, "bob approves it")
+    r = x.call(x.lb, x.bob, "POST", "/v1/admin/requests/%d/approve"
+               % req["id"])
+    check_refused(r, 403, "not_an_administrator",
+                  "approving a demoted operator's policy")
+    check_eq(current(x.a, x.lb, x.bob), 1, "V2 not applied")

@@ -36,7 +36,8 @@ def test_version_metrics_doctor_and_the_start_line_name_the_same_build(ctx):
     r = run_cli(["version", "--json"])
     check_eq(r.returncode, 0, "version --json: %s" % r.stderr)
     v = json.loads(r.stdout)
-    check_eq(sorted(v), ["commit", "libraries", "version"], "members")
+    check_eq(sorted(v), ["commit", "formats", "libraries", "version"],
+             "members (formats: tpwallet upgrade check, test_upgrade.py)")
     check_eq(v["version"], "0.1.0", "the release")
     # Built from this checkout (make builds before it tests).
     check_eq(v["commit"].split("-")[0], git_head(), "the commit")

@@ -541,8 +541,18 @@ static void role_grants_wait_for_a_second_administrator(void **state)
 	assert_int_equal(decide(&w, 1, 3, id, ADMIN_APPROVE, "", T0 + 43),
 			 ADMIN_TARGET_CHANGED);
 	assert_int_equal(status_of(&w, id), ADMIN_STALE);
-	/* Approved after its requester lost security_officer: refused as
-	 * carol's own grant would be, the request rejected. */
+	/* A grant the state would refuse is refused when asked, not held:
+	 * an unknown principal, one that holds the role already. */
+	assert_int_equal(role_request(&w, 3, 9, ADMIN_ROLE_SUPPORT,
+				      ADMIN_ROLE_NONE, T0 + 45),
+			 ADMIN_UNKNOWN);
+	assert_int_equal(role_request(&w, 3, 1, ADMIN_ROLE_OPERATOR,
+				      ADMIN_ROLE_OPERATOR, T0 + 46),
+			 ADMIN_EXISTS);
+	assert_int_equal(admin_request_last_id(auth_admin(w.a)), id);
+	/* Approved after its requester lost security_officer (it holds
+	 * operator now): refused, the request still pending (the outside
+	 * attack's F4: any role was enough). */
 	assert_int_equal(role_request(&w, 3, 4, ADMIN_ROLE_AUDITOR,
 				      ADMIN_ROLE_NONE, T0 + 50),
 			 ADMIN_OK);
@@ -555,9 +565,14 @@ static void role_grants_wait_for_a_second_administrator(void **state)
 	assert_int_equal(role_by(&w, 1, 3, ADMIN_ROLE_OPERATOR, T0 + 53),
 			 ADMIN_OK);
 	assert_int_equal(decide(&w, 2, 3, id, ADMIN_APPROVE, "", T0 + 54),
-			 ADMIN_REFUSED);
-	assert_int_equal(status_of(&w, id), ADMIN_REJECTED);
+			 ADMIN_NOT_ADMIN);
+	assert_int_equal(status_of(&w, id), ADMIN_PENDING);
 	assert_int_equal(admin_role_of(auth_admin(w.a), id4), ADMIN_ROLE_NONE);
+	/* A role taken away frees its record (the attack's F3: the table
+	 * filled for good by roles given and taken). */
+	u32 before = admin_role_count(auth_admin(w.a));
+	assert_int_equal(role_by(&w, 1, 2, ADMIN_ROLE_NONE, T0 + 55), ADMIN_OK);
+	assert_int_equal(admin_role_count(auth_admin(w.a)), before - 1);
 	/* Malformed: a grant of "none", or one whose author is not the
 	 * requester, is no request. */
 	struct {
