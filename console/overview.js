@@ -33,6 +33,19 @@ const METRICS = [
   ['tpwallet_client_policy_overrides_active', 'Overrides in force', String],
 ];
 
+// Throughput and mean latency since the refresh before (two scrapes).
+const RATES = ['tpwallet_http_request_duration_seconds_sum',
+  'tpwallet_http_request_duration_seconds_count'];
+function rates(ctx, m) {
+  const now = { t: performance.now(), n: m[RATES[1]], s: m[RATES[0]] };
+  const was = ctx.lastScrape;
+  ctx.lastScrape = now;
+  if (!was || now.n <= was.n) return [['Requests per second', 'after the next refresh']];
+  const dn = now.n - was.n;
+  return [['Requests per second', (dn / ((now.t - was.t) / 1000)).toFixed(1)],
+    ['Mean latency', ((now.s - was.s) / dn * 1000).toFixed(2) + ' ms']];
+}
+
 async function section(title, fn) {
   try {
     return h('section', { class: 'card', 'aria-label': title }, h('h2', null, title), await fn());
@@ -51,8 +64,9 @@ async function render(ctx, box) {
         r.role && ['Applied seq', r.applied_seq], r.role && ['Writer', r.writer]].filter(Boolean));
     }),
     section('Journal and store', async () => {
-      const m = metricSums(await get('/metrics'), METRICS.map((x) => x[0]));
-      return fields(METRICS.filter(([n]) => n in m).map(([n, t, f]) => [t, f(m[n])]));
+      const m = metricSums(await get('/metrics'), METRICS.map((x) => x[0]).concat(RATES));
+      return fields(METRICS.filter(([n]) => n in m).map(([n, t, f]) => [t, f(m[n])])
+        .concat(rates(ctx, m)));
     }),
   ];
   if (can('audit:read')) {

@@ -63,6 +63,8 @@ function overrideCard(ctx, o, reload) {
           ctx.say('Override ' + o.id + ' ended.');
         }
         await reload();
+        // The card is gone or new: the keyboard goes on from the list.
+        ctx.root.querySelector('#overrides-title').focus();
       } catch (e) {
         ctx.say('Refused: ' + e.message);
       }
@@ -186,7 +188,7 @@ export async function start(ctx) {
       get('/v1/client-policy/overrides').catch((e) => ({ error: e })),
       get('/v1/client-policy/versions').catch((e) => ({ error: e })),
     ]);
-    parts.push(h('h2', null, 'Overrides in force'));
+    parts.push(h('h2', { id: 'overrides-title', tabindex: -1 }, 'Overrides in force'));
     if (ov.error) parts.push(h('p', { class: 'bad' }, ov.error.message));
     else if (!ov.overrides.length) parts.push(h('p', { class: 'muted' }, 'None.'));
     else parts.push(ov.overrides.map((o) => overrideCard(ctx, o, load)));
