@@ -171,6 +171,23 @@ function editor(ctx, doc, reload) {
     h('div', { class: 'pager' }, check, activate), out];
 }
 
+// Who the gate refuses now, per platform of the document (the users it
+// refused in the last days; GET /v1/client-policy/impact).
+async function blocked(platforms) {
+  const rows = await Promise.all(Object.entries(platforms).map(([p, d]) =>
+    get('/v1/client-policy/impact?platform=' + encodeURIComponent(p) + '&min_supported=' +
+      encodeURIComponent(d.min_supported || '0.0.0'))
+      .then((im) => {
+        const b = im.blocked_users || {};
+        return [p, String(im.actives ?? '—'), String(b.verified ?? '—'), String(b.unverified ?? '—'),
+          String(b.window_days ?? '')];
+      })
+      .catch((e) => [p, h('span', { class: 'bad' }, e.message), '', '', ''])));
+  return [h('h2', null, 'Blocked users'),
+    table('Users the gate refused, per platform', ['Platform', 'Active users (7 days)',
+      'Blocked, verified', 'Blocked, unverified', 'Window (days)'], rows)];
+}
+
 export async function start(ctx) {
   let tick = null;
   async function load() {
@@ -184,6 +201,7 @@ export async function start(ctx) {
     } catch (e) {
       parts.push(h('p', { class: 'muted' }, e.status === 404 ? 'No policy is set.' : e.message));
     }
+    if (cur && cur.document && cur.document.platforms) parts.push(await blocked(cur.document.platforms));
     const [ov, vs] = await Promise.all([
       get('/v1/client-policy/overrides').catch((e) => ({ error: e })),
       get('/v1/client-policy/versions').catch((e) => ({ error: e })),

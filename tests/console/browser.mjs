@@ -113,6 +113,11 @@ try {
   const reason = await page.textContent('#ov-' + sc.xss_override + ' + dl dd');
   const imgs = await page.locator('#page img').count();
   out('operator text is text', reason === sc.xss_reason && imgs === 0, { reason, imgs });
+  const blockedRow = await page.$$eval('table', (ts) => {
+    const t = ts.find((x) => /refused, per platform/.test(x.caption ? x.caption.textContent : ''));
+    return t ? [...t.querySelectorAll('tbody tr td')].map((td) => td.textContent) : null;
+  });
+  out('blocked users', JSON.stringify(blockedRow) === JSON.stringify(sc.blocked_row), { row: blockedRow });
   const cd1 = await page.textContent('#page .countdown');
   await page.waitForTimeout(1100);
   const cd2 = await page.textContent('#page .countdown');

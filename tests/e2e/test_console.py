@@ -128,8 +128,8 @@ def test_session_answers_the_callers_principal_and_right(ctx):
 XSS = "<img src=x onerror=alert(1)>"
 BROWSER_STEPS = [
     "first load", "axe sign-in", "sign in by keyboard", "overview",
-    "axe overview", "operator text is text", "countdown", "axe policy",
-    "end override by keyboard", "extend override", "impact warning",
+    "axe overview", "operator text is text", "blocked users", "countdown",
+    "axe policy", "end override by keyboard", "extend override", "impact warning",
     "verify receipt", "audit entries", "axe audit",
     "page through transfers", "axe ledger", "phone width",
     "no page errors", "screenshots"]
@@ -172,6 +172,8 @@ def browser_scenario(ctx, srv):
             "blocking_document": {"platforms": {"android": {
                 "min_supported": "4.1.0", "blocked": ["3.x"]}}},
             "receipt_transfer": "5001", "account": "7",
+            # android: 20 active users, none refused yet (7 days)
+            "blocked_row": ["android", "20", "0", "0", "7"],
             "transfer_ids": transfers}
 
 
