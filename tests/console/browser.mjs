@@ -203,6 +203,38 @@ try {
   await shot(page, 'overview-phone');
   out('phone width', wide <= 375, { scroll_width: wide });
 
+  // A credential that reads accounts only: the console offers the
+  // overview, the ledger page with the account lookup alone, and the
+  // audit page with an account's receipt check alone (no entries, which
+  // need audit:read); never the client policy, even asked by its URL.  (Its /v1/session answer is replaced here: the
+  // console signs in with bearer credentials, and the administrator's
+  // is the one this test has.)
+  const narrow = await browser.newContext();
+  const np = await narrow.newPage();
+  await np.route('**/v1/session', (r) => r.fulfill({ status: 200, contentType: 'application/json',
+    body: JSON.stringify({ credential: 'bearer', principal: 'p', root: 'p', root_admin: false, role: null,
+      right: { ops: ['accounts:read'], accounts: [sc.account] }, expires: null }) }));
+  await np.goto(base + '/console', WAIT);
+  await np.fill('#credential', token);
+  await np.press('#credential', 'Enter');
+  await np.waitForSelector('#nav:not([hidden])', WAIT);
+  const offered = await np.$$eval('#nav li', (lis) => lis.filter((l) => !l.hidden).map((l) => l.textContent.trim()));
+  await np.goto(base + '/console#policy', WAIT);
+  await np.waitForSelector('#page h1', WAIT);
+  const shown = await np.textContent('#page h1');
+  await np.click('nav a[data-page="ledger"]');
+  await np.waitForSelector('form[aria-label="Find an account"]', WAIT);
+  const forms = await np.$$eval('#page form', (fs) => fs.map((f) => f.getAttribute('aria-label')));
+  await np.click('nav a[data-page="audit"]');
+  await np.waitForSelector('select[name="kind"]', WAIT);
+  const kinds = await np.$$eval('select[name="kind"] option', (os) => os.map((o) => o.textContent));
+  const heads = await np.$$eval('#page h2', (hs) => hs.map((x) => x.textContent));
+  out('pages follow the right', JSON.stringify(offered) === '["Overview","Audit trail","Accounts and transfers"]' &&
+    shown === 'Overview' && JSON.stringify(forms) === '["Find an account"]' &&
+    JSON.stringify(kinds) === '["Account"]' && JSON.stringify(heads) === '["Verify a receipt"]',
+  { offered, shown, forms, kinds, heads });
+  await narrow.close();
+
   out('no page errors', problems.length === 0, { problems });
   out('screenshots', true, { dir: outDir });
 } catch (e) {

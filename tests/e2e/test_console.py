@@ -132,7 +132,7 @@ BROWSER_STEPS = [
     "axe policy", "end override by keyboard", "extend override", "impact warning",
     "verify receipt", "audit entries", "axe audit",
     "page through transfers", "axe ledger", "phone width",
-    "no page errors", "screenshots"]
+    "pages follow the right", "no page errors", "screenshots"]
 
 
 def browser_scenario(ctx, srv):
