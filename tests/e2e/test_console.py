@@ -222,3 +222,43 @@ def test_console_in_a_browser_signs_in_ends_an_override_verifies_pages(ctx):
         ["overview.png", "policy.png", "policy-impact.png", "audit.png",
          "ledger.png", "overview-phone.png"]),
         "screenshots: %r" % os.listdir(shots))
+
+
+@e2e_test(timeout=60)
+def test_console_receipt_check_passes_the_served_receipt_and_no_change(ctx):
+    """console/verify.js, the console's "verify this receipt", on a
+    transfer's receipt from the server and on copies with one thing
+    changed (tests/console/verify_check.mjs): only the receipt as served
+    verifies, and it proves the transfer asked for."""
+    srv = ctx.start_server()
+    r = srv.post("/v1/accounts", [{"id": "1", "ledger": 1, "code": 1},
+                                  {"id": "2", "ledger": 1, "code": 1}])
+    check_eq(r.status, 200, "accounts: %r" % r)
+    r = srv.post("/v1/transfers", [
+        {"id": str(900 + i), "debit_account_id": "1",
+         "credit_account_id": "2", "amount": "1", "ledger": 1, "code": 1}
+        for i in range(40)])
+    check_eq(r.status, 200, "transfers: %r" % r)
+    r = wait_receipt(srv, "/v1/transfers/935/receipt")
+    check_eq(r.status, 200, "receipt: %r" % r)
+    receipt = r.json()
+    check(len(receipt["chunk"]) == 8 and receipt["event_index"] == "35",
+          "event 35 of 40: the second chunk, of 8: %r" % receipt)
+    with open(ctx.path("receipt.json"), "wb") as f:
+        f.write(r.body)
+    r = srv.get("/v1/audit/key")
+    check_eq(r.status, 200, "audit key")
+    with open(ctx.path("key.txt"), "wb") as f:
+        f.write(r.body)
+    node = shutil.which("node")
+    check(node is not None, "node is needed: run `make deps`")
+    p = subprocess.run([node, os.path.join(TESTS_DIR, "verify_check.mjs"),
+                        ctx.path("receipt.json"), ctx.path("key.txt")],
+                       capture_output=True, text=True, timeout=30)
+    check_eq(p.returncode, 0, "verify_check.mjs: %s" % p.stderr)
+    check_eq(json.loads(p.stdout), {
+        "as_served": True, "proven_id": "935", "event_changed": False,
+        "other_chunk_hash": False, "header_seq": False, "leaf_hash": False,
+        "proof_step": False, "proof_shorter": False, "other_index": False,
+        "root": False, "checkpoint_root": False,
+        "checkpoint_signature": False, "other_key": False}, "what verifies")
