@@ -267,6 +267,8 @@ enum route_scope {
 	  0, RA_ANY, RF_UNGATED, authz_route_session)                          \
 	X(console, "/console", RP_NONE, RM_READ, RB_NONE, 0, 0, RA_PUBLIC,     \
 	  RF_ALWAYS, console_route_index)                                      \
+	X(console_dir, "/console/", RP_NONE, RM_READ, RB_NONE, 0, 0,           \
+	  RA_PUBLIC, RF_ALWAYS, console_route_index)                           \
 	X(console_file, "/console/{path}", RP_REST, RM_READ, RB_NONE, 0, 0,    \
 	  RA_PUBLIC, RF_ALWAYS, console_route_file)                            \
 	X(healthz, "/healthz", RP_NONE, RM_READ, RB_NONE, 0, 0, RA_PUBLIC,     \

@@ -57,7 +57,8 @@ def test_console_files_are_served_without_credential_with_page_headers(ctx):
     check_page_headers(r, "/console")
     check_eq(r.header("content-type"), TYPES[".html"], "/console type")
     with open(os.path.join(CONSOLE_DIR, "index.html"), "rb") as f:
-        check_eq(r.body, f.read(), "/console is console/index.html")
+        index = f.read()
+    check_eq(r.body, index, "/console is console/index.html")
     for name in files:
         with open(os.path.join(CONSOLE_DIR, name), "rb") as f:
             want = f.read()
@@ -84,6 +85,8 @@ def test_console_files_are_served_without_credential_with_page_headers(ctx):
     check_eq(r.status, 404, "a file the console lacks")
     check(r.header("content-security-policy") is None,
           "a problem is no page: %r" % r.headers)
+    r = srv.get("/console/", auth=None)
+    check_eq((r.status, r.body), (200, index), "/console/ is the page too")
     r = srv.get("/console/Index.html", auth=None)
     check_eq(r.status, 400, "a name outside [0-9a-z./]")
     r = srv.request("POST", "/console", body=b"", auth=None)
