@@ -132,7 +132,8 @@ XSS = "<img src=x onerror=alert(1)>"
 BROWSER_STEPS = [
     "first load", "axe sign-in", "sign in by keyboard", "overview",
     "axe overview", "operator text is text", "blocked users", "countdown",
-    "axe policy", "end override by keyboard", "extend override", "impact warning",
+    "axe policy", "end override by keyboard", "extend override",
+    "editor lints", "impact warning",
     "verify receipt", "audit entries", "axe audit",
     "page through transfers", "axe ledger", "phone width",
     "pages follow the right", "no page errors", "screenshots"]
