@@ -75,6 +75,15 @@ async function render(ctx, box) {
       return fields([['Entries', a.size], ['Root', h('code', null, a.root)]]);
     }));
   }
+  if (can('policy:read')) {
+    parts.push(section('Probes', async () => {
+      const p = await get('/v1/probes');
+      if (!p.probes.length) return h('p', { class: 'muted' }, 'No probe is configured (serve --probe).');
+      return table('What the gateway answers each probed client', ['Probe', 'Verdict', 'Server says', 'Agree'],
+        p.probes.map((x) => [x.name, x.verdict ?? 'not run yet', x.tpwallet_verdict ?? '',
+          x.disagreement ? h('span', { class: 'bad' }, 'no') : 'yes']));
+    }));
+  }
   const soon = [];
   if (can('policy:read')) {
     soon.push(get('/v1/client-policy/overrides').then((o) => o.overrides.map((x) =>

@@ -134,6 +134,8 @@ function editor(ctx, doc, reload) {
   const activate = h('button', { type: 'button', disabled: true }, 'Activate');
   const check = h('button', { type: 'button', class: 'secondary' }, 'Check impact');
   check.addEventListener('click', async () => {
+    fill(out, h('p', { class: 'muted' }, 'Checking…'));
+    activate.disabled = true;
     try {
       const r = await api('PUT', '/v1/client-policy?dry_run=true&reason=' +
         encodeURIComponent(reason.value || 'dry run'), text.value);

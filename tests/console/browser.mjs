@@ -167,7 +167,7 @@ try {
   // The editor: a document that blocks the active users; its impact.
   await page.fill('#policy-doc', JSON.stringify(sc.blocking_document));
   await page.click('text=Check impact');
-  await page.waitForSelector('#policy-check p', WAIT);
+  await page.waitForSelector('#policy-check h3', WAIT);
   const warn = await page.textContent('#policy-check');
   const version = (await api('/v1/client-policy/current')).body.version;
   out('impact warning', /Warning/.test(warn) && version === sc.policy_version, { text: warn.slice(0, 300), version });
