@@ -129,6 +129,16 @@ $(BUILD)/src/api/buildinfo.o: $(GEN)/buildinfo_gen.h
 $(BUILD)/src/api/buildinfo.o: CPPFLAGS += -I$(GEN)
 FORCE:
 
+# The operator's console (console/*, docs/console.md) compiled into the
+# binary: src/api/console_routes.c serves the arrays this header holds.
+CONSOLE_FILES := $(sort $(wildcard console/*))
+$(GEN)/console_gen.h: $(CONSOLE_FILES) scripts/console-embed.sh
+	@mkdir -p $(GEN)
+	@echo "  EMBED   console/"
+	@scripts/console-embed.sh $(CONSOLE_FILES) >$@.tmp && mv $@.tmp $@
+$(BUILD)/src/api/console_routes.o: $(GEN)/console_gen.h
+$(BUILD)/src/api/console_routes.o: CPPFLAGS += -I$(GEN)
+
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"

@@ -25,7 +25,7 @@ libgnutls28-dev librocksdb-dev liblmdb-dev libp11-kit-dev libpq-dev"
 TEST_PKGS="clang libclang-rt-14-dev libcmocka-dev python3 curl wrk
 clang-format cppcheck util-linux prometheus openssl softhsm2 minisign
 postgresql-15 postgresql-client-15 patroni etcd-server
-man-db groff-base systemd"
+man-db groff-base systemd chromium"
 BENCH_PKGS="python3 curl wrk nginx-light linux-perf"
 
 case "${1:-test}" in

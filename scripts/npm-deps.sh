@@ -3,6 +3,9 @@
 # node_modules, pinned by its package-lock.json (npm ci; never global):
 #   tests/tools    the independent checkers of the project's documents
 #                  (the OpenAPI validator: tests/e2e/test_openapi.py)
+#   tests/console  the console's browser test: playwright-core (it drives
+#                  Debian's chromium; no browser is downloaded) and
+#                  axe-core (tests/e2e/test_console.py)
 # Called by scripts/deps.sh test and by the tests that need them.  Quiet
 # and quick when node_modules already matches the lock file (npm writes
 # node_modules/.package-lock.json, compared here); needs node and npm
@@ -17,7 +20,7 @@ all_there() {
 		[ -f "$1/$p/package.json" ] || return 1
 	done
 }
-for dir in "$ROOT/tests/tools"; do
+for dir in "$ROOT/tests/tools" "$ROOT/tests/console"; do
 	lock="$dir/package-lock.json"
 	have="$dir/node_modules/.package-lock.json"
 	# npm ci records what it installed in node_modules/.package-lock.json,

@@ -22,5 +22,7 @@ tpwallet: serving on http://$listen with data in $data (Ctrl-C stops it).
         curl -s -H "Authorization: Bearer \$(cat $data/admin.token)" \\
              http://$listen/v1/keys
         docs/api.md shows how to create accounts and transfers.
+  console: open http://$listen/console and paste the token
+        (docs/console.md).
 MSG
 exec "$bin" serve --data "$data" --listen "$listen"

@@ -1349,3 +1349,55 @@ static enum MHD_Result authz_command_reply(struct request *rq)
 					 NULL);
 	}
 }
+
+/* ---- GET /v1/session: who the caller is and what it may do ------------ */
+
+enum MHD_Result authz_route_session(struct request *rq)
+{
+	const struct api_caller *c = &rq->auth.caller;
+	const struct mandate_chain *m = c->chain;
+	struct wbuf b = WBUF_INIT(SMALL_REPLY_BYTES_MAX);
+	char id[JOSE_B64_32_BYTES];
+	u8 admin[32];
+
+	wbuf_puts(&b, "{\"credential\":");
+	wbuf_puts(&b, c->bearer ? "\"bearer\""
+		      : c->org	? "\"organisation\""
+				: "\"mandate\"");
+	if (c->bearer) {
+		api_authz_admin_id(rq->srv->authz, admin);
+		id_text(admin, id);
+	} else {
+		id_text(m ? m->links[m->n - 1].sub : c->root, id);
+	}
+	wbuf_puts(&b, ",\"principal\":");
+	wbuf_put_json_str(&b, id, strlen(id));
+	id_text(c->root, id);
+	wbuf_puts(&b, ",\"root\":");
+	wbuf_put_json_str(&b, id, strlen(id));
+	wbuf_puts(&b, ",\"root_admin\":");
+	wbuf_puts(&b, c->root_admin ? "true" : "false");
+	u32 role = c->bearer ? 0 : admin_role_now(rq, c->root);
+	const char *rn = role ? admin_role_name(role) : NULL;
+	wbuf_puts(&b, ",\"role\":");
+	if (rn)
+		wbuf_put_json_str(&b, rn, strlen(rn));
+	else
+		wbuf_puts(&b, "null");
+	json_t *right = mandate_right_to_json(api_caller_right(c));
+	char *text = right ? json_dumps(right, JSON_COMPACT) : NULL;
+	json_decref(right);
+	if (!text)
+		return api_reply_problem(rq, PROBLEM_internal_error,
+					 "out of memory", NULL, NULL);
+	wbuf_puts(&b, ",\"right\":");
+	wbuf_puts(&b, text);
+	free(text);
+	wbuf_puts(&b, ",\"expires\":");
+	if (m && m->exp)
+		wbuf_put_u64(&b, (u64)m->exp);
+	else
+		wbuf_puts(&b, "null");
+	wbuf_puts(&b, "}");
+	return api_reply_json(rq, 200, &b);
+}

@@ -205,6 +205,11 @@ struct request {
 	char text_id[API_TEXT_ID_BYTES_MAX + 1]; /* principal id, jti */
 	/* A Cache-Control header for the reply, or NULL (a static string). */
 	const char *cache_control;
+	/* A strong ETag for the reply (quoted, a static string), or NULL. */
+	const char *etag;
+	/* A page of the console (console_routes.c): the reply carries its
+	 * security headers (Content-Security-Policy and the others). */
+	bool page;
 	/* A Location header for the reply (malloc'ed), or NULL: a
 	 * follower's not-the-writer answer names the writer. */
 	char *location;

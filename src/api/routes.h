@@ -264,6 +264,14 @@ enum route_scope {
 	X(admin_break_glass, "/v1/admin/requests/{id}/break-glass", RP_SERIAL, \
 	  RM_POST, RB_SMALL, 0, RIGHT_PRINCIPAL, RA_ANY, RF_BODY_OPTIONAL,     \
 	  admin_route_break_glass)                                             \
+	X(session, "/v1/session", RP_NONE, RM_READ, RB_NONE, RIGHT_PRINCIPAL, \
+	  0, RA_ANY, RF_UNGATED, authz_route_session)                          \
+	X(console, "/console", RP_NONE, RM_READ, RB_NONE, 0, 0, RA_PUBLIC,     \
+	  RF_ALWAYS, console_route_index)                                      \
+	X(console_dir, "/console/", RP_NONE, RM_READ, RB_NONE, 0, 0,           \
+	  RA_PUBLIC, RF_ALWAYS, console_route_index)                           \
+	X(console_file, "/console/{path}", RP_REST, RM_READ, RB_NONE, 0, 0,    \
+	  RA_PUBLIC, RF_ALWAYS, console_route_file)                            \
 	X(healthz, "/healthz", RP_NONE, RM_READ, RB_NONE, 0, 0, RA_PUBLIC,     \
 	  RF_ALWAYS, server_route_healthz)                                     \
 	X(readyz, "/readyz", RP_NONE, RM_READ, RB_NONE, 0, 0, RA_PUBLIC, 0,    \

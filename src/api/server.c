@@ -94,6 +94,25 @@ static void free_body(void *p)
 	free(p);
 }
 
+/* The console's pages (docs/console.md, "Security"): scripts, styles,
+ * images and fetches from this origin only, no inline script or style, no
+ * plugin, never framed, forms post here only; no referrer leaves; the
+ * media type is what it says. */
+#define PAGE_CSP                                                               \
+	"default-src 'self'; script-src 'self'; style-src 'self'; "            \
+	"img-src 'self'; connect-src 'self'; object-src 'none'; "              \
+	"base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+
+static void add_page_headers(struct MHD_Response *resp)
+{
+	MHD_add_response_header(resp, "Content-Security-Policy", PAGE_CSP);
+	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+	MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+	MHD_add_response_header(resp, "X-Frame-Options", "DENY");
+	MHD_add_response_header(resp, "Cross-Origin-Opener-Policy",
+				"same-origin");
+}
+
 /* Queue b's bytes (taken over) as the reply.  Returns an MHD_Result. */
 enum MHD_Result api_reply(struct request *rq, unsigned status, struct wbuf *b,
 			  const char *content_type, const char *allow)
@@ -152,9 +171,13 @@ enum MHD_Result api_reply(struct request *rq, unsigned status, struct wbuf *b,
 		snprintf(seq, sizeof(seq), "%llu", (unsigned long long)v);
 		MHD_add_response_header(resp, SEQ_HEADER, seq);
 	}
-	if (rq->cache_control && status == 200)
+	if (rq->cache_control && (status == 200 || status == 304))
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL,
 					rq->cache_control);
+	if (rq->etag && (status == 200 || status == 304))
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, rq->etag);
+	if (rq->page)
+		add_page_headers(resp);
 	if (status == 401)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
 					AUTHZ_CHALLENGE);

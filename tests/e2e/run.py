@@ -48,6 +48,7 @@ import test_release  # noqa: E402,F401
 import test_upgrade  # noqa: E402,F401
 import test_stop  # noqa: E402,F401
 import test_openapi  # noqa: E402,F401
+import test_console  # noqa: E402,F401
 import test_man  # noqa: E402,F401
 import test_systemd  # noqa: E402,F401
 import test_deb  # noqa: E402,F401
