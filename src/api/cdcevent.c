@@ -200,8 +200,8 @@ static struct bal *bal_get(struct bal_map *m, const struct ledger *l, u128 id)
 static void undo(struct account_balance *dr, struct account_balance *cr,
 		 const struct transfer *t, const struct transfer *p)
 {
-	if (t->flags & (TRANSFER_POST_PENDING_TRANSFER |
-			TRANSFER_VOID_PENDING_TRANSFER)) {
+	if (t->flags &
+	    (TRANSFER_POST_PENDING_TRANSFER | TRANSFER_VOID_PENDING_TRANSFER)) {
 		dr->debits_pending += p->amount;
 		cr->credits_pending += p->amount;
 		if (t->flags & TRANSFER_POST_PENDING_TRANSFER) {
@@ -344,7 +344,8 @@ static int emit_transfers(struct cdc_encoder *e, const struct journal_record *r,
 	/* Before the first transfer: just after the expiries. */
 	for (u32 x = 0; x < e->exp.n; x++) {
 		const struct transfer *t = &e->exp.t[x];
-		struct account_balance dr = bal_get(&m, l, t->debit_account_id)->b;
+		struct account_balance dr =
+			bal_get(&m, l, t->debit_account_id)->b;
 		struct account_balance cr =
 			bal_get(&m, l, t->credit_account_id)->b;
 		ret = emit_transfer(e, r, (*index)++, "transfer.expired", t,
@@ -353,12 +354,11 @@ static int emit_transfers(struct cdc_encoder *e, const struct journal_record *r,
 			goto cleanup;
 	}
 	for (u32 j = 0; j < k; j++) {
-		ret = emit_transfer(e, r, (*index)++, "transfer.created",
-				    &made[j],
-				    (made[j].flags & TRANSFER_PENDING)
-					    ? PENDING_PENDING
-					    : PENDING_NONE,
-				    &after[2 * j], &after[2 * j + 1], emit, ctx);
+		ret = emit_transfer(
+			e, r, (*index)++, "transfer.created", &made[j],
+			(made[j].flags & TRANSFER_PENDING) ? PENDING_PENDING
+							   : PENDING_NONE,
+			&after[2 * j], &after[2 * j + 1], emit, ctx);
 		if (ret < 0)
 			goto cleanup;
 	}

@@ -66,6 +66,7 @@ int cmd_routes(int argc, char **argv);
 int cmd_backup(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
 int cmd_drill(int argc, char **argv);
+int cmd_cdc(int argc, char **argv);
 
 /* Exit statuses (sysexits-like). */
 #define EXIT_USAGE    2

@@ -44,6 +44,8 @@ const struct command commands[] = {
 	 "build a data directory from a backup location (point in time)"},
 	{"drill", cmd_drill,
 	 "restore the newest backup, serve it, measure RTO and RPO"},
+	{"cdc", cmd_cdc,
+	 "publish every committed change to RabbitMQ or NATS (at least once)"},
 	{"version", cmd_version, "print the version"},
 	{"help", cmd_help, "list the commands, or show one command's help"},
 };

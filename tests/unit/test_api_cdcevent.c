@@ -81,7 +81,8 @@ static void forget(void)
 static int feed(struct cdc_encoder *e, struct journal_record r, bool emit)
 {
 	forget();
-	return cdc_encoder_record(e, &r, rec, JOURNAL_HEADER_BYTES + r.payload_bytes,
+	return cdc_encoder_record(e, &r, rec,
+				  JOURNAL_HEADER_BYTES + r.payload_bytes,
 				  emit ? keep : NULL, NULL);
 }
 
@@ -140,10 +141,10 @@ static void three_accounts(struct cdc_encoder *e, bool emit)
 	struct account a[3] = {0};
 	for (u32 i = 0; i < 3; i++)
 		a[i] = (struct account){.id = i + 1, .ledger = 1, .code = 7};
-	assert_int_equal(feed(e, record(JOURNAL_CREATE_ACCOUNTS, 1, T0, a,
-					sizeof(a)),
-			      emit),
-			 emit ? 3 : 0);
+	assert_int_equal(
+		feed(e, record(JOURNAL_CREATE_ACCOUNTS, 1, T0, a, sizeof(a)),
+		     emit),
+		emit ? 3 : 0);
 }
 
 /* seq 2: 1->2 100; pending 1->3 50 (timeout 1 s); 2->9 (no such
@@ -233,14 +234,14 @@ static void a_pulse_past_the_timeout_emits_the_expiry(void **state)
 	three_accounts(e, false);
 	t.timeout = 1;
 	assert_int_equal(
-		feed(e, record(JOURNAL_CREATE_TRANSFERS, 2, T0 + S, &t,
-			       sizeof(t)),
+		feed(e,
+		     record(JOURNAL_CREATE_TRANSFERS, 2, T0 + S, &t, sizeof(t)),
 		     true),
 		1);
 	balance_is(got[0], "debit_account", "70/0/0/0");
 	/* A pulse before the deadline expires nothing: no event. */
-	assert_int_equal(feed(e, record(JOURNAL_PULSE, 3, T0 + S + S / 2,
-					NULL, 0),
+	assert_int_equal(feed(e,
+			      record(JOURNAL_PULSE, 3, T0 + S + S / 2, NULL, 0),
 			      true),
 			 0);
 	assert_int_equal(
@@ -282,8 +283,8 @@ static void a_key_event_is_its_decoded_view(void **state)
 	cdc_encoder_free(e);
 }
 
-static void replay_without_emitting_then_resume_gives_the_same_events(
-	void **state)
+static void
+replay_without_emitting_then_resume_gives_the_same_events(void **state)
 {
 	(void)state;
 	struct cdc_encoder *a = encoder(), *b = encoder();
@@ -313,9 +314,9 @@ static void a_bad_record_is_refused(void **state)
 	u8 junk[128] = {0};
 
 	/* A command of no kind. */
-	assert_int_equal(feed(e, record(JOURNAL_COMMAND, 1, T0, junk, 128),
-			      true),
-			 -EBADMSG);
+	assert_int_equal(
+		feed(e, record(JOURNAL_COMMAND, 1, T0, junk, 128), true),
+		-EBADMSG);
 	assert_int_equal(ngot, 0);
 	cdc_encoder_free(e);
 }
