@@ -56,8 +56,8 @@
 
 #define PROG "tpwallet cdc"
 /* Defaults and bounds of the options (docs/cli.md). */
-#define CDC_BATCH_DEFAULT 1000u
-#define CDC_BATCH_MAX     100000u
+#define CDC_BATCH_DEFAULT    1000u
+#define CDC_BATCH_MAX	     100000u
 #define POLL_MS_DEFAULT	     20u
 #define POLL_MS_MAX	     10000u
 #define TIMEOUT_MS_DEFAULT   5000u
@@ -339,7 +339,8 @@ static struct MHD_Daemon *metrics_start(struct status *s, const char *listen)
 	struct MHD_Daemon *d = NULL;
 
 	if (parse_listen(listen, host, sizeof(host), &port) < 0) {
-		fprintf(stderr, PROG ": --metrics-listen: expected HOST:PORT\n");
+		fprintf(stderr,
+			PROG ": --metrics-listen: expected HOST:PORT\n");
 		return NULL;
 	}
 	snprintf(service, sizeof(service), "%u", (unsigned)port);
@@ -551,10 +552,10 @@ static int run(struct cdc *c)
 				nap((u32)(next_try - now));
 				continue;
 			}
-			int ret = cdc_sink_open(&c->sink, &c->url,
-						c->has_password ? c->password
-								: NULL,
-						c->timeout_ms, err, sizeof(err));
+			int ret = cdc_sink_open(
+				&c->sink, &c->url,
+				c->has_password ? c->password : NULL,
+				c->timeout_ms, err, sizeof(err));
 			if (ret < 0) {
 				say_failure(c, "connect to", err);
 				next_try = now_ms() + backoff;
@@ -653,9 +654,9 @@ static int rebuild(struct cdc *c)
 				(unsigned long long)seq);
 			return EXIT_DATA;
 		}
-		if (ret < 0 || (ret = cdc_encoder_record(c->enc, &r, raw,
-							 raw_bytes, NULL,
-							 NULL)) < 0) {
+		if (ret < 0 ||
+		    (ret = cdc_encoder_record(c->enc, &r, raw, raw_bytes, NULL,
+					      NULL)) < 0) {
 			fprintf(stderr, PROG ": replay: %s\n",
 				journal_reader_error(c->rd)[0]
 					? journal_reader_error(c->rd)

@@ -186,8 +186,7 @@ int cdc_sink_open(struct cdc_sink **out, const struct cdc_sink_url *u,
 	if (u->kind == CDC_SINK_AMQP)
 		return cdcsink__amqp_open(out, u, password, timeout_ms, err,
 					  err_bytes);
-	return cdcsink__nats_open(out, u, password, timeout_ms, err,
-				  err_bytes);
+	return cdcsink__nats_open(out, u, password, timeout_ms, err, err_bytes);
 }
 
 int cdc_sink_publish(struct cdc_sink *s, const struct cdc_msg *m, u32 n,

@@ -51,8 +51,7 @@ static struct timeval tv_of(u32 ms)
 /* Why an RPC failed, in words: the broker's reply code and text for a
  * connection.close or channel.close (403 ACCESS_REFUSED for wrong
  * credentials), else the library's error. */
-static int rpc_failed(amqp_rpc_reply_t r, const char *what, char *err,
-		      size_t n)
+static int rpc_failed(amqp_rpc_reply_t r, const char *what, char *err, size_t n)
 {
 	if (r.reply_type == AMQP_RESPONSE_NORMAL)
 		return 0;
@@ -68,7 +67,8 @@ static int rpc_failed(amqp_rpc_reply_t r, const char *what, char *err,
 					 ? c->reply_text
 					 : ch->reply_text;
 		snprintf(err, n, "%s: the broker refused: %u %.*s", what, code,
-			 (int)(t.len < 160 ? t.len : 160), (const char *)t.bytes);
+			 (int)(t.len < 160 ? t.len : 160),
+			 (const char *)t.bytes);
 		return code == 403 ? -EACCES : -EPROTO;
 	}
 	if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION) {
@@ -195,8 +195,9 @@ static int wait_confirms(struct amqp_sink *s, u64 base, u64 end, u8 *acked,
 			while (low < end && acked[low - base])
 				low++;
 		} else if (id == AMQP_BASIC_NACK_METHOD) {
-			snprintf(err, n, "the broker refused a message "
-					 "(basic.nack)");
+			snprintf(err, n,
+				 "the broker refused a message "
+				 "(basic.nack)");
 			return -EPROTO;
 		} else if (id == AMQP_CHANNEL_CLOSE_METHOD ||
 			   id == AMQP_CONNECTION_CLOSE_METHOD) {
@@ -210,8 +211,8 @@ static int wait_confirms(struct amqp_sink *s, u64 base, u64 end, u8 *acked,
 	return 0;
 }
 
-int cdcsink__amqp_publish(struct cdc_sink *base, const struct cdc_msg *m,
-			  u32 n, u32 timeout_ms, char *err, size_t err_bytes)
+int cdcsink__amqp_publish(struct cdc_sink *base, const struct cdc_msg *m, u32 n,
+			  u32 timeout_ms, char *err, size_t err_bytes)
 {
 	struct amqp_sink *s = (struct amqp_sink *)base;
 	u64 deadline = now_ms() + timeout_ms;
@@ -232,10 +233,12 @@ int cdcsink__amqp_publish(struct cdc_sink *base, const struct cdc_msg *m,
 				.delivery_mode = AMQP_DELIVERY_PERSISTENT,
 				.message_id = amqp_cstring_bytes(x->id),
 			};
-			amqp_bytes_t body = {.len = x->body_bytes,
-					     .bytes = (void *)(uintptr_t)x->body};
+			amqp_bytes_t body = {
+				.len = x->body_bytes,
+				.bytes = (void *)(uintptr_t)x->body};
 			int st = amqp_basic_publish(
-				s->conn, CHANNEL, amqp_cstring_bytes(s->exchange),
+				s->conn, CHANNEL,
+				amqp_cstring_bytes(s->exchange),
 				amqp_cstring_bytes(x->type), 0, 0, &p, body);
 			if (st != AMQP_STATUS_OK) {
 				snprintf(err, err_bytes, "publish: %s",

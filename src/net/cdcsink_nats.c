@@ -144,8 +144,8 @@ fail:
 	return ret;
 }
 
-int cdcsink__nats_publish(struct cdc_sink *base, const struct cdc_msg *m,
-			  u32 n, u32 timeout_ms, char *err, size_t err_bytes)
+int cdcsink__nats_publish(struct cdc_sink *base, const struct cdc_msg *m, u32 n,
+			  u32 timeout_ms, char *err, size_t err_bytes)
 {
 	struct nats_sink *s = (struct nats_sink *)base;
 	char subj[2 * CDC_SINK_NAME_BYTES];
