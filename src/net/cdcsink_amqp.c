@@ -214,7 +214,7 @@ static int wait_confirms(struct amqp_sink *s, u64 base, u64 end, u8 *acked,
 int cdcsink__amqp_publish(struct cdc_sink *base, const struct cdc_msg *m, u32 n,
 			  u32 timeout_ms, char *err, size_t err_bytes)
 {
-	struct amqp_sink *s = (struct amqp_sink *)base;
+	struct amqp_sink *s = (struct amqp_sink *)(void *)base;
 	u64 deadline = now_ms() + timeout_ms;
 	u8 acked[CHUNK];
 
@@ -261,7 +261,7 @@ int cdcsink__amqp_publish(struct cdc_sink *base, const struct cdc_msg *m, u32 n,
 
 void cdcsink__amqp_close(struct cdc_sink *base)
 {
-	struct amqp_sink *s = (struct amqp_sink *)base;
+	struct amqp_sink *s = (struct amqp_sink *)(void *)base;
 
 	if (!s)
 		return;

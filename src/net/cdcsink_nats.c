@@ -147,7 +147,7 @@ fail:
 int cdcsink__nats_publish(struct cdc_sink *base, const struct cdc_msg *m, u32 n,
 			  u32 timeout_ms, char *err, size_t err_bytes)
 {
-	struct nats_sink *s = (struct nats_sink *)base;
+	struct nats_sink *s = (struct nats_sink *)(void *)base;
 	char subj[2 * CDC_SINK_NAME_BYTES];
 	natsStatus st = NATS_OK;
 
@@ -195,7 +195,7 @@ int cdcsink__nats_publish(struct cdc_sink *base, const struct cdc_msg *m, u32 n,
 
 void cdcsink__nats_close(struct cdc_sink *base)
 {
-	struct nats_sink *s = (struct nats_sink *)base;
+	struct nats_sink *s = (struct nats_sink *)(void *)base;
 
 	if (!s)
 		return;
