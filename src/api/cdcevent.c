@@ -285,8 +285,8 @@ static int emit_transfer(struct cdc_encoder *e, const struct journal_record *r,
 			 u32 index, const char *type, const struct transfer *t,
 			 enum pending_status ps,
 			 const struct account_balance *dr,
-			 const struct account_balance *cr, cdc_emit_fn emit,
-			 void *ctx)
+			 const struct account_balance *cr, u64 balance_ts,
+			 cdc_emit_fn emit, void *ctx)
 {
 	char id[CDC_ID_BYTES_MAX];
 
@@ -294,9 +294,9 @@ static int emit_transfer(struct cdc_encoder *e, const struct journal_record *r,
 	wbuf_puts(&e->out, ",\"transfer\":");
 	codec_write_transfer(&e->out, t, ps);
 	put_balance(&e->out, ",\"debit_account\":", t->debit_account_id, dr,
-		    t->timestamp);
+		    balance_ts);
 	put_balance(&e->out, ",\"credit_account\":", t->credit_account_id, cr,
-		    t->timestamp);
+		    balance_ts);
 	return finish(e, r, index, type, id, emit, ctx);
 }
 
@@ -349,7 +349,8 @@ static int emit_transfers(struct cdc_encoder *e, const struct journal_record *r,
 		struct account_balance cr =
 			bal_get(&m, l, t->credit_account_id)->b;
 		ret = emit_transfer(e, r, (*index)++, "transfer.expired", t,
-				    PENDING_EXPIRED, &dr, &cr, emit, ctx);
+				    PENDING_EXPIRED, &dr, &cr, r->timestamp,
+				    emit, ctx);
 		if (ret < 0)
 			goto cleanup;
 	}
@@ -358,7 +359,8 @@ static int emit_transfers(struct cdc_encoder *e, const struct journal_record *r,
 			e, r, (*index)++, "transfer.created", &made[j],
 			(made[j].flags & TRANSFER_PENDING) ? PENDING_PENDING
 							   : PENDING_NONE,
-			&after[2 * j], &after[2 * j + 1], emit, ctx);
+			&after[2 * j], &after[2 * j + 1], made[j].timestamp,
+			emit, ctx);
 		if (ret < 0)
 			goto cleanup;
 	}

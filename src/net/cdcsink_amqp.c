@@ -188,9 +188,9 @@ static int wait_confirms(struct amqp_sink *s, u64 base, u64 end, u8 *acked,
 			u64 tag = a->delivery_tag;
 			if (tag < base || tag >= end)
 				continue; /* not this batch's: a stale ack */
-			if (a->multiple)
+			if (a->multiple && tag >= low)
 				memset(acked + (low - base), 1, tag + 1 - low);
-			else
+			else if (!a->multiple)
 				acked[tag - base] = 1;
 			while (low < end && acked[low - base])
 				low++;

@@ -253,6 +253,9 @@ static void a_pulse_past_the_timeout_emits_the_expiry(void **state)
 	assert_string_equal(str(got[0], "transfer.pending_status"), "expired");
 	balance_is(got[0], "debit_account", "0/0/0/0");
 	balance_is(got[0], "credit_account", "0/0/0/0");
+	/* As of the expiry: the record's time, not the transfer's. */
+	assert_string_equal(str(got[0], "debit_account.balance.timestamp"),
+			    "1800000003000000000");
 	forget();
 	cdc_encoder_free(e);
 }
