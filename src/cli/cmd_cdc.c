@@ -134,7 +134,13 @@ static void usage(FILE *f)
 	      "  URL: amqp://[USER@]HOST:PORT[/VHOST]?exchange=X[&queue=Q]\n"
 	      "       nats://[USER@]HOST:PORT?stream=S&subject=P\n"
 	      "  The password: --password-file FILE (mode 0600) or "
-	      "TPWALLET_CDC_PASSWORD.\n",
+	      "TPWALLET_CDC_PASSWORD.\n"
+	      "\n"
+	      "Example:\n"
+	      "  tpwallet cdc --data data --state cdc.state --metrics-listen "
+	      "127.0.0.1:9464 \\\n"
+	      "    --sink "
+	      "'amqp://127.0.0.1:5672/?exchange=tpwallet&queue=ledger'\n",
 	      f);
 }
 
@@ -644,7 +650,7 @@ static int rebuild(struct cdc *c)
 		return EXIT_DATA;
 	}
 	u64 seq = snap_seq;
-	while (seq < c->confirmed_seq) {
+	while (seq < c->confirmed_seq && !stopping) {
 		struct journal_record r;
 		const u8 *raw;
 		size_t raw_bytes;
@@ -797,6 +803,13 @@ int cmd_cdc(int argc, char **argv)
 	if (c.nice && setpriority(PRIO_PROCESS, 0, (int)c.nice) != 0)
 		fprintf(stderr, PROG ": --nice %u: %s\n", c.nice,
 			tpw_strerror(errno));
+	/* A stop asked during the rebuild ends it (exit 0, nothing
+	 * published), as one asked later does. */
+	struct sigaction sa = {.sa_handler = on_signal};
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
 	ret = EXIT_DATA;
 	if (read_origin(&c) < 0 || state_load(&c) < 0)
 		goto cleanup;
@@ -806,11 +819,6 @@ int cmd_cdc(int argc, char **argv)
 	ret = EXIT_SOFTWARE;
 	if (metrics && !(d = metrics_start(&c.st, metrics)))
 		goto cleanup;
-	struct sigaction sa = {.sa_handler = on_signal};
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
 	ret = run(&c);
 	if (ret == 0)
 		fprintf(stderr, PROG ": stopping at seq %llu\n",
