@@ -14,8 +14,8 @@ import time
 import urllib.request
 
 import brokers
-from harness import (CONFIG, e2e_test, check, check_eq, free_port,
-                     run_cli)
+from harness import (CONFIG, SANITIZER_MARKERS, e2e_test, check, check_eq,
+                     free_port, run_cli)
 from ledger import account, transfer
 
 ACCOUNTS = 16
@@ -81,6 +81,11 @@ class Cdc:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
+            check_eq(self.proc.returncode, 0, "%s: exit status on SIGTERM"
+                     % self.name)
+        text = self.text() if os.path.exists(self.log) else ""
+        for m in SANITIZER_MARKERS:
+            check(m not in text, "%s: sanitizer report (%s)" % (self.name, m))
 
     def metrics(self):
         return metrics(self.metrics_port)
