@@ -21,7 +21,8 @@
  * recovery (only a torn tail is cut, and the reader never returns one).
  *
  * At start the state machine is rebuilt up to the state file's seq from
- * the newest snapshot at or below it (else from the journal's start):
+ * the newest snapshot when it is at or below it (else from the journal's
+ * start; NEEDSWORK: an older snapshot at or below it would do):
  * the cost of a start is that of the server's own recovery.  Status goes
  * to stderr and, with --metrics-listen, to a Prometheus /metrics page.
  */
