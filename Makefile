@@ -7,7 +7,8 @@
 BUILD   ?= build
 CC      ?= cc
 SAN     ?=
-PKGS    := libmicrohttpd jansson libsodium nettle libcurl gnutls libpq
+PKGS    := libmicrohttpd jansson libsodium nettle libcurl gnutls libpq \
+           librabbitmq libnats
 
 # SAN=1: AddressSanitizer + UndefinedBehaviorSanitizer; SAN=thread:
 # ThreadSanitizer (make tsan).  Both with clang.

@@ -9,23 +9,33 @@
 #                           systemd-analyze (the unit's checks),
 #                           PostgreSQL 15, Patroni and etcd (the cluster
 #                           tests start their own, as an unprivileged user);
+#                           RabbitMQ and nats-server (tpwallet cdc's tests
+#                           start their own brokers on loopback, as that
+#                           user), python3-pika and amqp-tools for their
+#                           AMQP consumer; chromium (the console's browser
+#                           test drives Debian's, with playwright-core);
 #                           then the tests' pinned npm packages, each into
 #                           its project-local node_modules
 #                           (scripts/npm-deps.sh)
 #   scripts/deps.sh bench   what building needs and the benchmarks' tools:
 #                           wrk, curl, python3, nginx (the fixed-reply
 #                           baseline of bench/single_vs_nginx.sh), perf
+# librabbitmq-dev and libnats-dev are build packages because the binary
+# links them: `tpwallet cdc` publishes to RabbitMQ (AMQP 0.9.1, publisher
+# confirms) and NATS JetStream (publish acks) through them (docs/cdc.md).
 # Idempotent and quiet when everything is present.  Needs root (or sudo)
 # only when something must be installed.
 set -eu
 
 BUILD_PKGS="build-essential pkg-config
 libmicrohttpd-dev libsodium-dev libjansson-dev nettle-dev libcurl4-gnutls-dev
-libgnutls28-dev librocksdb-dev liblmdb-dev libp11-kit-dev libpq-dev"
+libgnutls28-dev librocksdb-dev liblmdb-dev libp11-kit-dev libpq-dev
+librabbitmq-dev libnats-dev"
 TEST_PKGS="clang libclang-rt-14-dev libcmocka-dev python3 curl wrk
 clang-format cppcheck util-linux prometheus openssl softhsm2 minisign
 postgresql-15 postgresql-client-15 patroni etcd-server
-man-db groff-base systemd chromium"
+man-db groff-base systemd chromium
+rabbitmq-server nats-server python3-pika amqp-tools"
 BENCH_PKGS="python3 curl wrk nginx-light linux-perf"
 
 case "${1:-test}" in
@@ -80,9 +90,10 @@ esac
 # Patroni and PostgreSQL on free loopback ports and use none of the
 # system's (Debian's PostgreSQL cluster on 5432 is left alone).
 case "$missing " in
-*" patroni "* | *" etcd-server "*)
+*" patroni "* | *" etcd-server "* | *" rabbitmq-server "* | *" nats-server "*)
 	if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
-		$SUDO systemctl disable --now patroni etcd >/dev/null 2>&1 || true
+		$SUDO systemctl disable --now patroni etcd rabbitmq-server \
+			nats-server >/dev/null 2>&1 || true
 	fi
 	;;
 esac

@@ -6,6 +6,7 @@
  * routes.h; request_dispatch answers 503 before these run when the log is
  * missing or unhealthy (RF_AUDIT).
  */
+#include "api/codec.h"
 #include "api/internal.h"
 #include "core/auth.h"
 #include "core/command.h"
@@ -208,52 +209,8 @@ static void put_decoded(struct request *rq, struct wbuf *b, const u8 *bytes,
 	entry_view_set_outcome(&v, id);
 	if (known)
 		entry_view_set_override(&v, oc.platform, oc.range);
-	wbuf_puts(b, "\"type\":\"");
-	wbuf_puts(b, v.type_name);
-	wbuf_putc(b, '"');
-	if (v.command) {
-		wbuf_puts(b, ",\"command\":\"");
-		wbuf_puts(b, v.command);
-		wbuf_putc(b, '"');
-	}
-	wbuf_puts(b, ",\"seq\":");
-	wbuf_put_u128_str(b, v.seq);
-	wbuf_puts(b, ",\"time\":\"");
-	wbuf_puts(b, v.time);
-	wbuf_puts(b, "\",\"timestamp_ns\":");
-	wbuf_put_u128_str(b, v.timestamp_ns);
-	if (v.server_author)
-		wbuf_puts(b, ",\"author\":{\"name\":\"server\"}");
-	if (v.has_author) {
-		wbuf_puts(b, ",\"author\":{");
-		if (entry_view_is_admin(v.author)) {
-			wbuf_puts(b, "\"name\":\"administrator\"");
-		} else {
-			char tp[ENTRY_VIEW_THUMBPRINT_BYTES];
-			entry_view_thumbprint(v.author, tp);
-			if (named) {
-				wbuf_puts(b, "\"name\":");
-				wbuf_put_json_str(b, p.name, strlen(p.name));
-				wbuf_putc(b, ',');
-			}
-			wbuf_puts(b, "\"thumbprint\":\"");
-			wbuf_puts(b, tp);
-			wbuf_putc(b, '"');
-		}
-		wbuf_putc(b, '}');
-	}
-	wbuf_puts(b, ",\"summary\":");
-	wbuf_put_json_str(b, v.summary, strlen(v.summary));
-	wbuf_puts(b, ",\"fields\":{");
-	for (u32 i = 0; i < v.nfields; i++) {
-		if (i)
-			wbuf_putc(b, ',');
-		wbuf_put_json_str(b, v.fields[i].key, strlen(v.fields[i].key));
-		wbuf_putc(b, ':');
-		wbuf_put_json_str(b, v.fields[i].value,
-				  strlen(v.fields[i].value));
-	}
-	wbuf_puts(b, "}}");
+	codec_write_entry_view(b, &v, named ? p.name : NULL);
+	wbuf_putc(b, '}');
 }
 
 /* GET /v1/audit/entries/{index}: the entry's bytes (what the proofs

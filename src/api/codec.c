@@ -13,6 +13,7 @@
 #include "api/fastjson.h"
 #include "core/parse.h"
 #include "core/u128.h"
+#include "log/entry_view.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -852,6 +853,59 @@ void codec_write_balance(struct wbuf *b, const struct account_balance *ab)
 	PUT_U128(b, ",\"credits_pending\":", ab->credits_pending);
 	PUT_U128(b, ",\"credits_posted\":", ab->credits_posted);
 	PUT_U128(b, ",\"timestamp\":", ab->timestamp);
+	wbuf_putc(b, '}');
+}
+
+void codec_write_entry_view(struct wbuf *b, const struct entry_view *v,
+			    const char *author_name)
+{
+	wbuf_puts(b, "\"type\":\"");
+	wbuf_puts(b, v->type_name);
+	wbuf_putc(b, '"');
+	if (v->command) {
+		wbuf_puts(b, ",\"command\":\"");
+		wbuf_puts(b, v->command);
+		wbuf_putc(b, '"');
+	}
+	wbuf_puts(b, ",\"seq\":");
+	wbuf_put_u128_str(b, v->seq);
+	wbuf_puts(b, ",\"time\":\"");
+	wbuf_puts(b, v->time);
+	wbuf_puts(b, "\",\"timestamp_ns\":");
+	wbuf_put_u128_str(b, v->timestamp_ns);
+	if (v->server_author)
+		wbuf_puts(b, ",\"author\":{\"name\":\"server\"}");
+	if (v->has_author) {
+		wbuf_puts(b, ",\"author\":{");
+		if (entry_view_is_admin(v->author)) {
+			wbuf_puts(b, "\"name\":\"administrator\"");
+		} else {
+			char tp[ENTRY_VIEW_THUMBPRINT_BYTES];
+			entry_view_thumbprint(v->author, tp);
+			if (author_name) {
+				wbuf_puts(b, "\"name\":");
+				wbuf_put_json_str(b, author_name,
+						  strlen(author_name));
+				wbuf_putc(b, ',');
+			}
+			wbuf_puts(b, "\"thumbprint\":\"");
+			wbuf_puts(b, tp);
+			wbuf_putc(b, '"');
+		}
+		wbuf_putc(b, '}');
+	}
+	wbuf_puts(b, ",\"summary\":");
+	wbuf_put_json_str(b, v->summary, strlen(v->summary));
+	wbuf_puts(b, ",\"fields\":{");
+	for (u32 i = 0; i < v->nfields; i++) {
+		if (i)
+			wbuf_putc(b, ',');
+		wbuf_put_json_str(b, v->fields[i].key,
+				  strlen(v->fields[i].key));
+		wbuf_putc(b, ':');
+		wbuf_put_json_str(b, v->fields[i].value,
+				  strlen(v->fields[i].value));
+	}
 	wbuf_putc(b, '}');
 }
 

@@ -86,6 +86,16 @@ void codec_write_account(struct wbuf *b, const struct account *a);
 void codec_write_transfer(struct wbuf *b, const struct transfer *t,
 			  enum pending_status ps);
 void codec_write_balance(struct wbuf *b, const struct account_balance *ab);
+struct entry_view;
+/* The members (no braces) of a decoded journal record (log/entry_view.h):
+ * "type", "command" (for a command), "seq", "time", "timestamp_ns",
+ * "author" ({"name": "server"}, {"name": "administrator"} or
+ * {["name": author_name,] "thumbprint": ...}), "summary" and "fields" (an
+ * object of strings).  author_name may be NULL.  The shape of
+ * GET /v1/audit/entries/{i}?view=decoded and of the CDC's events of
+ * commands (api/cdcevent.h). */
+void codec_write_entry_view(struct wbuf *b, const struct entry_view *v,
+			    const char *author_name);
 /* {"index":i,"status":"<status>"[,"timestamp":"<ts>"]}: timestamp is
  * omitted when 0. */
 void codec_write_result(struct wbuf *b, u32 index, const char *status,

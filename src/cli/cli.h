@@ -67,6 +67,7 @@ int cmd_backup(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
 int cmd_drill(int argc, char **argv);
 int cmd_upgrade(int argc, char **argv);
+int cmd_cdc(int argc, char **argv);
 
 /* Exit statuses (sysexits-like). */
 #define EXIT_USAGE    2

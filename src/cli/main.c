@@ -46,6 +46,8 @@ const struct command commands[] = {
 	 "restore the newest backup, serve it, measure RTO and RPO"},
 	{"upgrade", cmd_upgrade,
 	 "can a release (this one or another) serve a data directory?"},
+	{"cdc", cmd_cdc,
+	 "publish every committed change to RabbitMQ or NATS (at least once)"},
 	{"version", cmd_version, "print the version"},
 	{"help", cmd_help, "list the commands, or show one command's help"},
 };

@@ -102,6 +102,7 @@ import test_bench_store  # noqa: E402,F401
 import test_bench_history  # noqa: E402,F401
 import test_cluster  # noqa: E402,F401
 import test_retention  # noqa: E402,F401
+import test_cdc  # noqa: E402,F401
 
 
 class TestTimeout(Exception):

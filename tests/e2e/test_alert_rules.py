@@ -36,8 +36,8 @@ def test_alert_rules_are_valid_and_fire_only_on_their_series(ctx):
     r = promtool("check", "rules", RULES)
     check(r.returncode == 0, "promtool check rules: %s %s"
           % (r.stdout, r.stderr))
-    check("SUCCESS: 11 rules found" in r.stdout,
-          "eleven rules: %r" % r.stdout)
+    check("SUCCESS: 12 rules found" in r.stdout,
+          "twelve rules: %r" % r.stdout)
     r = promtool("test", "rules", RULE_TESTS)
     check(r.returncode == 0, "promtool test rules: %s %s"
           % (r.stdout, r.stderr))

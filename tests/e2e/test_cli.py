@@ -462,11 +462,15 @@ def test_cli_every_command_help_has_an_example_that_runs(ctx):
                 # `tpwallet tls` needs an HTTPS server with a standby.
                 tls_env = tls_env or _tls_example_env(ctx, env)
                 run_env = tls_env
-            if name in ("serve", "witness"):
-                m = re.search(r"--listen 127\.0\.0\.1:(\d+)", cmd)
+            if name in ("serve", "witness", "cdc"):
+                # cdc runs until stopped: its --metrics-listen port says
+                # it is up (publishing to no broker, it retries).
+                m = re.search(r"--((?:metrics-)?listen) 127\.0\.0\.1:(\d+)",
+                              cmd)
                 check(m, "%r listens on no loopback port" % cmd)
                 port = free_port()
-                cmd = cmd.replace(m.group(0), "--listen 127.0.0.1:%d" % port)
+                cmd = cmd.replace(m.group(0), "--%s 127.0.0.1:%d"
+                                  % (m.group(1), port))
                 run_daemon(ctx, cmd, port,
                             os.path.join(work, "fresh") if name == "serve"
                             else work, env)

@@ -16,6 +16,7 @@
 #include "core/tlsswitch.h"
 #include "log/entry_view.h"
 #include "log/journal.h"
+#include "record_fixture.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -32,22 +33,9 @@ static u8 rec[JOURNAL_HEADER_BYTES + 16 + 4096];
 /* A sealed record of type `type` holding payload[0..n). */
 static size_t record(u16 type, const void *payload, size_t n)
 {
-	u32 magic = JOURNAL_MAGIC, size = (u32)(JOURNAL_HEADER_BYTES + n);
-	u16 version = JOURNAL_VERSION;
-	u64 seq = 7, ts = TS;
-
-	assert_true(size <= sizeof(rec));
+	assert_true(JOURNAL_HEADER_BYTES + n <= sizeof(rec));
 	memset(rec, 0, sizeof(rec));
-	memcpy(rec, &magic, 4);
-	memcpy(rec + 8, &size, 4);
-	memcpy(rec + 12, &type, 2);
-	memcpy(rec + 14, &version, 2);
-	memcpy(rec + 16, &seq, 8);
-	memcpy(rec + 24, &ts, 8);
-	if (n > 0)
-		memcpy(rec + JOURNAL_HEADER_BYTES, payload, n);
-	journal_record_seal(rec, size, false, 0);
-	return size;
+	return record_fixture(rec, type, 7, TS, payload, n);
 }
 
 /* A command record: header, ext[0..ext_bytes), no events. */
