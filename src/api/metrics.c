@@ -3,6 +3,7 @@
  * metrics.h).
  */
 #include "api/metrics.h"
+#include "net/http.h"
 #include "core/admin.h"
 #include "core/auth.h"
 #include "core/clock.h"
@@ -582,6 +583,19 @@ void metrics_render(struct metrics *m, struct engine *e, struct wbuf *b,
 	wbuf_puts(b, "tpwallet_trace_spans_dropped_total ");
 	wbuf_put_u64(b, dropped);
 	wbuf_putc(b, '\n');
+
+	unsigned long long refused[HTTP_ADDR_CLASS_COUNT];
+	http_outbound_refusals(refused, NULL, 0);
+	help(b, "tpwallet_outbound_refused_total", "counter",
+	     "Outbound connections refused by outbound_allow, by the class "
+	     "of the address (docs/operations.md, Outbound allow-list).");
+	for (unsigned i = 0; i < HTTP_ADDR_CLASS_COUNT; i++) {
+		wbuf_puts(b, "tpwallet_outbound_refused_total{class=\"");
+		wbuf_puts(b, http_addr_class_name(i));
+		wbuf_puts(b, "\"} ");
+		wbuf_put_u64(b, refused[i]);
+		wbuf_putc(b, '\n');
+	}
 }
 
 void metrics_render_hsm(struct pkcs11 *p, struct wbuf *b)

@@ -187,6 +187,12 @@ struct settings {
 	char release_public_key_file[4096];
 	char outbound_pins[16][512];
 	unsigned noutbound_pins;
+	/* Setting outbound_allow (net/http.h, docs/operations.md "Outbound
+	 * allow-list"): what the server's outbound calls may reach among
+	 * loopback, link-local, unspecified, multicast and private
+	 * addresses; HOST[:PORT], ADDR[:PORT] or ADDR/BITS each. */
+	char outbound_allow[32][300];
+	unsigned noutbound_allow;
 	/* Cluster mode (docs/operations.md, "Cluster mode"): a libpq
 	 * connection string ("" a single node; may hold a password, never
 	 * printed), this node's name for the writer's lease ("" until

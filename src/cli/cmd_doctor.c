@@ -46,6 +46,10 @@
 #include "log/store.h"
 #include "core/strerror.h"
 #include "net/http.h"
+#include "api/probe.h"
+#include "engine/trace.h"
+#include <netdb.h>
+#include <sys/socket.h>
 
 #include <dirent.h>
 #include <errno.h>
@@ -1433,6 +1437,80 @@ static void check_witnesses(struct doctor *d)
 		report(d, STATUS_OK, name, "%u cosigning", total);
 }
 
+/* ---- the outbound allow-list -------------------------------------------- */
+
+/* One destination of the server's outbound calls: its host resolved now,
+ * each address judged as the server judges the address it connects to
+ * (net/http.h, setting outbound_allow); a warning per refused one. */
+static unsigned outbound_one(struct doctor *d, const char *what,
+			     const char *url, const char *const *rules,
+			     size_t nrules)
+{
+	struct http_url u;
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
+	char host[sizeof(u.host)], port[8], why[HTTP_REFUSED_BYTES];
+	unsigned refused = 0;
+
+	if (http_url_parse(url, &u) != 0)
+		return 0; /* serve refuses it with its own message */
+	size_t hl = strlen(u.host);
+	if (u.host[0] == '[' && hl >= 2)
+		snprintf(host, sizeof(host), "%.*s", (int)(hl - 2), u.host + 1);
+	else
+		snprintf(host, sizeof(host), "%s", u.host);
+	snprintf(port, sizeof(port), "%u", (unsigned)u.port);
+	if (getaddrinfo(host, port, &hints, &res) != 0)
+		return 0; /* not resolvable from here: the call will say */
+	for (struct addrinfo *a = res; a && refused == 0; a = a->ai_next)
+		if (http_allow_judge(rules, nrules, u.host, a->ai_addr, why,
+				     sizeof(why)) < 0) {
+			refused++;
+			report(d, STATUS_WARN, "outbound",
+			       "%s %s is refused (outbound_refused): %s; add "
+			       "an outbound_allow rule if it is meant "
+			       "(docs/operations.md, Outbound allow-list)",
+			       what, url, why);
+		}
+	freeaddrinfo(res);
+	return refused;
+}
+
+static void check_outbound(struct doctor *d)
+{
+	const char *rules[HTTP_ALLOW_MAX];
+	char url[1100];
+	unsigned dest = 0, refused = 0;
+
+	for (unsigned i = 0; i < d->s.noutbound_allow && i < HTTP_ALLOW_MAX;
+	     i++)
+		rules[i] = d->s.outbound_allow[i];
+	size_t nrules = d->s.noutbound_allow;
+	for (unsigned i = 0; i < d->s.nwitnesses; i++, dest++) {
+		const char *w = d->s.witnesses[i];
+		snprintf(url, sizeof(url), "%.*s", (int)strcspn(w, " "), w);
+		refused += outbound_one(d, "witness", url, rules, nrules);
+	}
+	for (unsigned i = 0; i < d->s.nprobes; i++) {
+		struct probe_target t;
+		if (probe_target_parse(d->s.probes[i], &t) != 0)
+			continue;
+		dest++;
+		refused += outbound_one(d, "probe", t.url, rules, nrules);
+	}
+	trace_endpoint_url(d->s.otel_exporter_otlp_endpoint,
+			   d->s.otel_exporter_otlp_traces_endpoint, url,
+			   sizeof(url));
+	if (url[0]) {
+		dest++;
+		refused += outbound_one(d, "OTLP endpoint", url, rules, nrules);
+	}
+	if (dest && !refused)
+		report(d, STATUS_OK, "outbound",
+		       "%u destination(s) allowed (%zu outbound_allow "
+		       "rule(s))",
+		       dest, nrules);
+}
+
 /* ---- TLS and the expiry list --------------------------------------------- */
 
 /* The status of a certificate that ends at not_after: warn 30 and 14
@@ -2341,6 +2419,7 @@ static const struct {
 	{"journal retention", check_retention},
 	{"audit log", check_audit},
 	{"witnesses", check_witnesses},
+	{"outbound", check_outbound},
 	{"expiry list", check_expiries},
 	{"snapshots", check_snapshots},
 	{"store", check_store},

@@ -266,10 +266,11 @@ static bool keys_never_made(const struct settings *s)
 	return empty;
 }
 
-/* The server's outbound calls (witnesses, probes): the CA bundle and the
- * pins they trust (net/http.h, docs/operations.md "Outbound TLS").  A
- * bundle that does not read as a certificate, a bad pin, and a pinned
- * host named with http:// are refused here, not at their first call. */
+/* The server's outbound calls (witnesses, probes, OTLP): the allow-list of
+ * private destinations they may reach, the CA bundle and the pins they trust
+ * (net/http.h, docs/operations.md "Outbound TLS").  A bundle that does not read
+ * as a certificate, a bad pin, and a pinned host named with http:// are refused
+ * here, not at their first call. */
 static int outbound_setup(const struct settings *s)
 {
 	const char *pins[HTTP_PINS_MAX];
@@ -286,6 +287,18 @@ static int outbound_setup(const struct settings *s)
 				"tpwallet serve: outbound_ca_file: %s\n", err);
 			return -1;
 		}
+	}
+	const char *allow[HTTP_ALLOW_MAX];
+	_Static_assert(sizeof(s->outbound_allow) /
+				       sizeof(s->outbound_allow[0]) ==
+			       HTTP_ALLOW_MAX,
+		       "allow");
+	for (unsigned i = 0; i < s->noutbound_allow; i++)
+		allow[i] = s->outbound_allow[i];
+	if (http_outbound_allow(allow, s->noutbound_allow, err, sizeof(err)) <
+	    0) {
+		fprintf(stderr, "tpwallet serve: %s\n", err);
+		return -1;
 	}
 	for (unsigned i = 0; i < s->noutbound_pins; i++)
 		pins[i] = s->outbound_pins[i];

@@ -21,6 +21,7 @@
 #include "log/fsdir.h"
 #include "log/journal.h"
 #include "log/tilestore.h"
+#include "net/http.h"
 #include "core/strerror.h"
 
 #include <ctype.h>
@@ -48,6 +49,34 @@ static int copy_str(char *dst, size_t cap, const char *src)
 		return -EINVAL;
 	memcpy(dst, src, n + 1);
 	return 0;
+}
+
+/* outbound_allow: one rule or several separated by commas or spaces (the
+ * environment variable's form), each checked (net/http.h) and appended. */
+static int allow_add(struct settings *s, const char *value)
+{
+	char err[HTTP_ALLOW_RULE_BYTES + 128];
+	const char *p = value;
+	size_t max = sizeof(s->outbound_allow) / sizeof(s->outbound_allow[0]);
+
+	for (;;) {
+		p += strspn(p, ", \t");
+		size_t n = strcspn(p, ", \t");
+		if (n == 0)
+			return 0;
+		if (s->noutbound_allow == max ||
+		    n >= sizeof(s->outbound_allow[0]))
+			return -EINVAL;
+		char *dst = s->outbound_allow[s->noutbound_allow];
+		memcpy(dst, p, n);
+		dst[n] = '\0';
+		if (http_allow_rule_check(dst, err, sizeof(err)) < 0) {
+			fprintf(stderr, "tpwallet: %s\n", err);
+			return -EINVAL;
+		}
+		s->noutbound_allow++;
+		p += n;
+	}
 }
 
 /* "http(s)://host[:port]": no path, query, userinfo or spaces. */
@@ -316,6 +345,8 @@ int settings_set(struct settings *s, const char *key, const char *value)
 				       sizeof(s->outbound_pins[0]), value);
 		if (ret == 0)
 			s->noutbound_pins++;
+	} else if (strcmp(key, "outbound_allow") == 0) {
+		ret = allow_add(s, value);
 	} else if (strcmp(key, "journal_archive_dir") == 0) {
 		ret = value[0] == '/'
 			      ? copy_str(s->journal_archive_dir,
@@ -513,6 +544,7 @@ static const struct {
 	{"TPWALLET_OUTBOUND_CA_FILE", "outbound_ca_file"},
 	{"TPWALLET_RELEASE_PUBLIC_KEY_FILE", "release_public_key_file"},
 	{"TPWALLET_OUTBOUND_PIN", "outbound_pin"},
+	{"TPWALLET_OUTBOUND_ALLOW", "outbound_allow"},
 	{"TPWALLET_CLUSTER", "cluster"},
 	{"TPWALLET_CLUSTER_NODE", "cluster_node"},
 	{"TPWALLET_CLUSTER_LEASE_MS", "cluster_lease_ms"},
