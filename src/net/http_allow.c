@@ -134,8 +134,8 @@ static int rule_parse(const char *text, struct allow_rule *r, char *err,
 		}
 		*close = '\0';
 		if (inet_pton(AF_INET6, buf + 1, r->addr) != 1 ||
-		    (close[1] && (close[1] != ':' ||
-				  !parse_port(close + 2, &r->port)))) {
+		    (close[1] &&
+		     (close[1] != ':' || !parse_port(close + 2, &r->port)))) {
 			why = "not [IPv6] or [IPv6]:PORT";
 			goto bad;
 		}
@@ -305,9 +305,8 @@ static bool rule_covers(const struct allow_rule *r, const char *host,
 	return r->family == family && prefix_match(b, r->addr, r->bits);
 }
 
-int http_allow_judge(const char *const *rules, size_t nrules,
-		     const char *host, const struct sockaddr *sa, char *why,
-		     size_t why_len)
+int http_allow_judge(const char *const *rules, size_t nrules, const char *host,
+		     const struct sockaddr *sa, char *why, size_t why_len)
 {
 	unsigned char b[16];
 	char text[INET6_ADDRSTRLEN];
@@ -348,8 +347,8 @@ void http_outbound_refusals(unsigned long long *counts, char *last,
 	}
 }
 
-int http__allow_connect(const char *host, const struct sockaddr *sa,
-			char *why, size_t why_len)
+int http__allow_connect(const char *host, const struct sockaddr *sa, char *why,
+			size_t why_len)
 {
 	if (!allow.on)
 		return 0;

@@ -12,7 +12,7 @@ struct sockaddr;
 /* 0 when a socket to sa may be opened for a URL whose host is host (no
  * allow-list set: always), else -HTTP_outbound_refused with why (counted
  * by class, kept as the last refusal). */
-int http__allow_connect(const char *host, const struct sockaddr *sa,
-			char *why, size_t why_len);
+int http__allow_connect(const char *host, const struct sockaddr *sa, char *why,
+			size_t why_len);
 
 #endif
