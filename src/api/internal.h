@@ -98,6 +98,9 @@ struct api_server {
 	struct vaultkeys *vault;
 	unsigned vault_reveals_per_minute;
 	struct vault_limiter *vault_limiter;
+	/* The acquirer connector (engine/acquirer.h), or NULL: POST
+	 * /v1/topups answers 503 acquirer-unavailable. */
+	struct acquirer *acquirer;
 };
 
 /* The reveals of each principal in the current minute (vault_routes.c):
@@ -202,6 +205,8 @@ struct request {
 	char trace_id[TRACE_ID_HEX + 1]; /* "" when no valid traceparent */
 	struct trace_span *span;	 /* the SERVER span, or NULL (span.c) */
 	char text_id[API_TEXT_ID_BYTES_MAX + 1]; /* principal id, jti */
+	/* Retry-After of a 503 (0: 1 s), for the acquirer's refusals. */
+	unsigned retry_after_s;
 	/* A Cache-Control header for the reply, or NULL (a static string). */
 	const char *cache_control;
 	/* A Location header for the reply (malloc'ed), or NULL: a

@@ -158,8 +158,12 @@ enum MHD_Result api_reply(struct request *rq, unsigned status, struct wbuf *b,
 	if (status == 401)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
 					AUTHZ_CHALLENGE);
-	if (status == 503)
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+	if (status == 503) {
+		char ra[16];
+		snprintf(ra, sizeof(ra), "%u",
+			 rq->retry_after_s ? rq->retry_after_s : 1u);
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, ra);
+	}
 	if (rq->net.close_after)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION,
 					"close");
@@ -314,6 +318,8 @@ enum MHD_Result server_route_metrics(struct request *rq)
 		api_tls_metrics(s->tls, &b);
 	if (s->hsm)
 		metrics_render_hsm(s->hsm, &b);
+	if (s->acquirer)
+		metrics_render_acquirer(s->acquirer, &b);
 	if (om && !b.err) {
 		struct wbuf o = WBUF_INIT((size_t)4 << 20);
 		metrics_openmetrics(&b, &o);
@@ -1313,6 +1319,7 @@ int api_server_start(struct api_server **out, struct engine *e,
 					: API_MANIFEST_TTL_S_DEFAULT;
 	s->key_overlap_s = o->key_overlap_s;
 	s->vault = o->vault;
+	s->acquirer = o->acquirer;
 	s->vault_reveals_per_minute =
 		o->vault_reveals_per_minute
 			? o->vault_reveals_per_minute

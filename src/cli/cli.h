@@ -193,6 +193,19 @@ struct settings {
 	 * addresses; HOST[:PORT], ADDR[:PORT] or ADDR/BITS each. */
 	char outbound_allow[32][300];
 	unsigned noutbound_allow;
+	/* The acquirer connector (engine/acquirer.h, docs/acquirer.md): its
+	 * URL ("" none), the settlement account (decimal), the currency and
+	 * API version sent, the top-ups' transfer code, the calls at once,
+	 * the breaker's failures and cool-down, one call's deadline. */
+	char acquirer[2048];
+	char acquirer_settlement_account[48];
+	char acquirer_currency[8];
+	char acquirer_api_version[16];
+	unsigned acquirer_code;
+	unsigned acquirer_inflight_max;
+	unsigned acquirer_breaker_failures;
+	unsigned acquirer_breaker_cooldown_ms;
+	unsigned acquirer_timeout_ms;
 	/* Cluster mode (docs/operations.md, "Cluster mode"): a libpq
 	 * connection string ("" a single node; may hold a password, never
 	 * printed), this node's name for the writer's lease ("" until

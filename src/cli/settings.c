@@ -170,6 +170,11 @@ static const struct number_setting number_settings[] = {
 	NUMBER(otel_bsp_max_queue_size, 16, 65536),
 	NUMBER(otel_bsp_schedule_delay, 10, 600000),
 	NUMBER(otel_exporter_otlp_timeout, 100, 600000),
+	NUMBER(acquirer_code, 1, 65535),
+	NUMBER(acquirer_inflight_max, 1, 256),
+	NUMBER(acquirer_breaker_failures, 1, 1000),
+	NUMBER(acquirer_breaker_cooldown_ms, 100, 600000),
+	NUMBER(acquirer_timeout_ms, 100, 600000),
 };
 
 #undef NUMBER
@@ -199,6 +204,10 @@ static const struct text_setting text_settings[] = {
 	TEXT(otel_traces_sampler),
 	TEXT(otel_traces_sampler_arg),
 	TEXT(otel_service_name),
+	TEXT(acquirer),
+	TEXT(acquirer_settlement_account),
+	TEXT(acquirer_currency),
+	TEXT(acquirer_api_version),
 };
 
 #undef TEXT
@@ -545,6 +554,16 @@ static const struct {
 	{"TPWALLET_RELEASE_PUBLIC_KEY_FILE", "release_public_key_file"},
 	{"TPWALLET_OUTBOUND_PIN", "outbound_pin"},
 	{"TPWALLET_OUTBOUND_ALLOW", "outbound_allow"},
+	{"TPWALLET_ACQUIRER", "acquirer"},
+	{"TPWALLET_ACQUIRER_SETTLEMENT_ACCOUNT", "acquirer_settlement_account"},
+	{"TPWALLET_ACQUIRER_CURRENCY", "acquirer_currency"},
+	{"TPWALLET_ACQUIRER_API_VERSION", "acquirer_api_version"},
+	{"TPWALLET_ACQUIRER_CODE", "acquirer_code"},
+	{"TPWALLET_ACQUIRER_INFLIGHT_MAX", "acquirer_inflight_max"},
+	{"TPWALLET_ACQUIRER_BREAKER_FAILURES", "acquirer_breaker_failures"},
+	{"TPWALLET_ACQUIRER_BREAKER_COOLDOWN_MS",
+	 "acquirer_breaker_cooldown_ms"},
+	{"TPWALLET_ACQUIRER_TIMEOUT_MS", "acquirer_timeout_ms"},
 	{"TPWALLET_CLUSTER", "cluster"},
 	{"TPWALLET_CLUSTER_NODE", "cluster_node"},
 	{"TPWALLET_CLUSTER_LEASE_MS", "cluster_lease_ms"},
@@ -606,6 +625,14 @@ int settings_load(struct settings *s, const char *config_path)
 	s->otel_bsp_schedule_delay = TRACE_DELAY_MS_DEFAULT;
 	s->otel_exporter_otlp_timeout = TRACE_TIMEOUT_MS_DEFAULT;
 	copy_str(s->log_level, sizeof(s->log_level), "info");
+	copy_str(s->acquirer_currency, sizeof(s->acquirer_currency), "EUR");
+	copy_str(s->acquirer_api_version, sizeof(s->acquirer_api_version),
+		 "2026-01");
+	s->acquirer_code = 1701;
+	s->acquirer_inflight_max = 4;
+	s->acquirer_breaker_failures = 5;
+	s->acquirer_breaker_cooldown_ms = 5000;
+	s->acquirer_timeout_ms = 2000;
 
 	if (!config_path)
 		config_path = getenv("TPWALLET_CONFIG");

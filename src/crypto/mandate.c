@@ -95,6 +95,7 @@ static const char *const op_names[MANDATE_OP_COUNT] = {
 	"revocations:read",    "revoke",	 "audit:read",
 	"policy:read",	       "policy:admin",	 "vault:tokenize",
 	"vault:reveal",	       "vault:erase",	 "vault:admin",
+	"acquirer:topup",
 };
 
 const char *mandate_op_name(unsigned op_bit)

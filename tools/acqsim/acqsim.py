@@ -71,11 +71,18 @@ class Acquirer:
         self.requests = 0
         self.faults = {f: 0 for f in FAULTS}
         self.settled = False
+        self.queue = []      # faults for the next charges and payouts
+        self.sticky = None   # a fault for every request, queries too
 
     def draw(self):
-        """The fault of one request by the configured rates."""
+        """The fault of one request: the sticky one, the next queued
+        one, else one drawn by the configured rates."""
         a = self.args
         with self.lock:
+            if self.sticky:
+                return self.sticky
+            if self.queue:
+                return self.queue.pop(0)
             x = self.rng.random()
         for name, rate in (("decline", a.decline_rate),
                            ("timeout", a.timeout_rate),
@@ -226,7 +233,11 @@ def make_handler(acq):
             if not m:
                 self.send_json(404, {"error": "not_found"})
                 return
-            fault = self.headers.get("Acqsim-Fault") or ""
+            fault = self.headers.get("Acqsim-Fault") or acq.sticky or ""
+            if fault == "timeout":
+                time.sleep(args.hang_s)
+                self.close_connection = True
+                return
             if fault == "5xx":
                 self.send_json(503, {"error": "unavailable"})
                 return
@@ -246,6 +257,28 @@ def make_handler(acq):
                 n = acq.settle()
                 self.send_json(200, {"rows": n,
                                      "settlement": args.settlement})
+                return
+            if self.path == "/acqsim/faults":
+                try:
+                    ctl = json.loads(raw or b"{}")
+                    nxt = list(ctl.get("next", []))
+                    sticky = ctl.get("sticky", acq.sticky)
+                    mv = ctl.get("min_version", args.min_version)
+                    ok = (all(f in FAULTS for f in nxt) and
+                          (sticky is None or sticky in FAULTS) and
+                          VERSION_RE.match(mv))
+                except (ValueError, AttributeError, TypeError):
+                    ok = False
+                if not ok:
+                    self.send_json(400, {"error": "invalid_request"})
+                    return
+                with acq.lock:
+                    acq.queue.extend(nxt)
+                    acq.sticky = sticky
+                    args.min_version = mv
+                self.send_json(200, {"queued": len(acq.queue),
+                                     "sticky": acq.sticky,
+                                     "min_version": mv})
                 return
             if not self.gate():
                 return

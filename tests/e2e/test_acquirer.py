@@ -1,0 +1,314 @@
+"""test_acquirer.py - the acquirer connector against the reference
+simulator (issue 17, items 3 and 4; docs/acquirer.md): a top-up is a
+pending transfer posted on approval and voided on decline; an answer that
+is lost (a timeout, a 5xx, garbage) is resolved by asking the acquirer by
+the idempotency key, never guessed; a restart leaves nothing pending;
+the circuit breaker opens against a failing acquirer and closes when it
+recovers; a 426 is said plainly; and a simulated day with faults leaves
+the ledger equal to the simulator's settlement file, to the unit.
+"""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+
+from harness import e2e_test, check, check_eq, slow_factor
+from ledger import account
+from test_client_policy import metrics
+from test_vault import card, VISA, MASTERCARD
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+ACQSIM = os.path.join(ROOT, "tools", "acqsim", "acqsim.py")
+SETTLEMENT = 9000   # the acquirer's settlement account
+USERS = range(9001, 9011)
+
+
+class Sim:
+    """tools/acqsim/acqsim.py on a free loopback port."""
+
+    def __init__(self, ctx, *args):
+        self.port_file = ctx.path("acqsim-%d.port" % os.getpid())
+        self.settlement = ctx.path("settlement.csv")
+        if os.path.exists(self.port_file):
+            os.unlink(self.port_file)
+        self.log = open(ctx.path("acqsim.log"), "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, ACQSIM, "--port-file", self.port_file,
+             "--settlement", self.settlement,
+             "--settlement-date", "2026-12-07"] + list(args),
+            stdout=self.log, stderr=self.log, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10 * slow_factor()
+        while not os.path.exists(self.port_file):
+            check(time.monotonic() < deadline and self.proc.poll() is None,
+                  "acqsim did not start")
+            time.sleep(0.02)
+        self.port = int(open(self.port_file).read())
+        self.url = "http://127.0.0.1:%d" % self.port
+
+    def post(self, path, obj):
+        req = urllib.request.Request(self.url + path,
+                                     data=json.dumps(obj).encode(),
+                                     method="POST")
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return json.loads(r.read())
+
+    def faults(self, **kw):
+        return self.post("/acqsim/faults", kw)
+
+    def stats(self):
+        with urllib.request.urlopen(self.url + "/acqsim/stats",
+                                    timeout=10) as r:
+            return json.loads(r.read())
+
+    def settle(self):
+        """The settlement file's rows (dicts)."""
+        self.post("/acqsim/settle", {})
+        with open(self.settlement, newline="", encoding="utf-8") as f:
+            return list(csv.DictReader(f))
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+        self.log.close()
+
+
+class Day:
+    """A simulator and a server that calls it, stopped at the end:
+    `with Day(ctx, sim args...) as (sim, s, token):`."""
+
+    def __init__(self, ctx, *args):
+        self.ctx, self.args = ctx, args
+
+    def __enter__(self):
+        self.sim = Sim(self.ctx, *self.args)
+        try:
+            self.s = self.ctx.start_server(env=acquirer_env(self.sim))
+            return self.sim, self.s, setup_ledger(self.s)
+        except BaseException:
+            self.sim.stop()
+            raise
+
+    def __exit__(self, *exc):
+        try:
+            if not exc[0]:
+                self.s.stop()
+        finally:
+            self.sim.stop()
+        return False
+
+
+def acquirer_env(sim, **kw):
+    env = {"TPWALLET_ACQUIRER": sim.url,
+           "TPWALLET_ACQUIRER_SETTLEMENT_ACCOUNT": str(SETTLEMENT),
+           "TPWALLET_ACQUIRER_TIMEOUT_MS": "600",
+           "TPWALLET_ACQUIRER_BREAKER_FAILURES": "3",
+           "TPWALLET_ACQUIRER_BREAKER_COOLDOWN_MS": "1000"}
+    env.update({k: str(v) for k, v in kw.items()})
+    return env
+
+
+def setup_ledger(s):
+    """The settlement account, the users' accounts and a card; the
+    card's token."""
+    r = s.post("/v1/accounts", [account(SETTLEMENT)] +
+               [account(u) for u in USERS])
+    check_eq(r.status, 200, "create accounts: %r" % (r,))
+    r = s.post("/v1/vault/cards", card(VISA))
+    check_eq(r.status, 201, "store a card: %r" % (r,))
+    return r.json()["token"]
+
+
+def topup(s, user, amount, token, key):
+    return s.post("/v1/topups", {"account": str(user), "amount": str(amount),
+                                 "card_token": token,
+                                 "idempotency_key": key})
+
+
+def balance(s, acc):
+    r = s.get("/v1/accounts/%d" % acc)
+    check_eq(r.status, 200, "GET account %d" % acc)
+    a = r.json()
+    return int(a["credits_posted"]), int(a["credits_pending"]), \
+        int(a["debits_posted"]), int(a["debits_pending"])
+
+
+def wait_settled(s, timeout=20):
+    """Until the resolver has nothing pending; the last metrics."""
+    deadline = time.monotonic() + timeout * slow_factor()
+    while True:
+        m = metrics(s)
+        if m.get("tpwallet_acquirer_pending") == 0 and \
+                balance(s, SETTLEMENT)[3] == 0:
+            return m
+        check(time.monotonic() < deadline,
+              "top-ups still pending: %r" % m.get("tpwallet_acquirer_pending"))
+        time.sleep(0.1)
+
+
+@e2e_test(timeout=120)
+def test_topups_post_on_approval_void_on_decline_and_resolve_lost_answers(ctx):
+    with Day(ctx, "--hang-s", "1.5") as (sim, s, token):
+        u = USERS[0]
+
+        r = topup(s, u, 1000, token, "order-1")
+        check_eq((r.status, r.json()["status"]), (200, "approved"),
+                 "approved: %r" % (r,))
+        check(r.json()["acquirer_ref"].startswith("acq_"), "ref")
+        check_eq(balance(s, u)[:2], (1000, 0), "posted")
+
+        sim.faults(next=["decline"])
+        r = topup(s, u, 500, token, "order-2")
+        check_eq((r.status, r.json()["status"]), (200, "declined"),
+                 "declined: %r" % (r,))
+        check_eq(balance(s, u)[:2], (1000, 0), "voided: nothing moved")
+
+        # The same key again: the first outcome, no second charge.
+        ops = sim.stats()["operations"]
+        r = topup(s, u, 1000, token, "order-1")
+        check_eq((r.status, r.json()["status"]), (200, "approved"), "replay")
+        check_eq(sim.stats()["operations"], ops, "no second booking")
+        r = topup(s, u, 999, token, "order-1")
+        check_eq((r.status, r.json()["type"].rsplit("/", 1)[-1]),
+                 (409, "idempotency-conflict"), "same key, other amount")
+
+        # Garbage (booked): asked by query at once.  5xx (not booked):
+        # charged again with the same key.  Duplicate answer: one
+        # booking.
+        sim.faults(next=["garbage", "5xx", "duplicate"])
+        r = topup(s, u, 10, token, "order-3")
+        check_eq((r.status, r.json()["status"]), (200, "approved"),
+                 "garbage: %r" % (r,))
+        r = topup(s, u, 20, token, "order-4")
+        check_eq((r.status, r.json()["status"]), (200, "approved"),
+                 "5xx then approve: %r" % (r,))
+        r = topup(s, u, 40, token, "order-5")
+        check_eq((r.status, r.json()["status"]), (200, "approved"),
+                 "duplicate: %r" % (r,))
+        check_eq(balance(s, u)[:2], (1070, 0), "three more posted")
+
+        # A timeout (booked, never answered): 202 pending, then the
+        # resolver asks and posts.
+        sim.faults(next=["timeout"])
+        r = topup(s, u, 5, token, "order-6")
+        check_eq((r.status, r.json()["status"]), (202, "pending"),
+                 "timeout: %r" % (r,))
+        check_eq(balance(s, u)[1], 5, "pending meanwhile")
+        m = wait_settled(s)
+        check_eq(balance(s, u)[:2], (1075, 0), "resolved by query")
+        check(m['tpwallet_acquirer_calls_total{outcome="timeout"}'] >= 1,
+              "timeout counted")
+        r = topup(s, u, 5, token, "order-6")
+        check_eq((r.status, r.json()["status"]), (200, "approved"),
+                 "the key again after resolution")
+
+        # The card is never in the log.
+        log = open(s.log_path, encoding="utf-8", errors="replace").read()
+        check(VISA not in log, "the card number is not logged")
+        rows = sim.settle()
+        check_eq(sum(int(x["amount"]) for x in rows), 1075,
+                 "settled = posted")
+        check_eq(balance(s, SETTLEMENT)[2], 1075, "settlement debited")
+
+
+@e2e_test(timeout=120)
+def test_the_breaker_opens_on_a_failing_acquirer_and_closes_when_it_recovers(ctx):
+    with Day(ctx) as (sim, s, token):
+        u = USERS[1]
+        sim.faults(sticky="5xx")
+        r = topup(s, u, 100, token, "b-1")
+        check_eq((r.status, r.json()["status"]), (202, "pending"),
+                 "three 5xx: left pending: %r" % (r,))
+        m = metrics(s)
+        check_eq(m["tpwallet_acquirer_breaker_state"], 1.0, "open")
+        check_eq(m['tpwallet_acquirer_calls_total{outcome="server_error"}'],
+                 3.0, "three calls")
+        t0 = time.monotonic()
+        r = topup(s, u, 100, token, "b-2")
+        check(time.monotonic() - t0 < 0.5, "fails fast")
+        check_eq((r.status, r.json()["type"].rsplit("/", 1)[-1]),
+                 (503, "acquirer-unavailable"), "open: %r" % (r,))
+        check_eq(r.header("retry-after"), "1", "Retry-After")
+        check("circuit breaker" in r.json()["detail"], "said")
+        check_eq(balance(s, u)[1], 100, "only b-1 pending")
+
+        sim.faults(sticky=None)
+        time.sleep(1.2)
+        r = topup(s, u, 7, token, "b-3")
+        check_eq((r.status, r.json()["status"]), (200, "approved"),
+                 "half-open call succeeds: %r" % (r,))
+        check_eq(metrics(s)["tpwallet_acquirer_breaker_state"], 0.0,
+                 "closed")
+        # b-1 was never booked (5xx): once no charge can be on its way,
+        # the resolver's query says so and it is voided.
+        wait_settled(s)
+        check_eq(balance(s, u)[:2], (7, 0), "b-1 voided, b-3 posted")
+        log = open(s.log_path, encoding="utf-8", errors="replace").read()
+        check("acquirer breaker opened" in log and
+              "acquirer breaker closed" in log, "the log says both")
+
+
+@e2e_test(timeout=60)
+def test_an_acquirer_refusing_our_version_is_said_plainly(ctx):
+    with Day(ctx) as (sim, s, token):
+        sim.faults(min_version="2027-03")
+        r = topup(s, USERS[2], 100, token, "v-1")
+        check_eq((r.status, r.json()["type"].rsplit("/", 1)[-1]),
+                 (502, "acquirer-version-refused"), "426: %r" % (r,))
+        check("its minimum is 2027-03: raise acquirer_api_version" in
+              r.json()["detail"], "the detail names the minimum")
+        check_eq(balance(s, USERS[2])[:2], (0, 0), "voided")
+        m = metrics(s)
+        check_eq(m["tpwallet_acquirer_version_refused"], 1.0, "gauge")
+        check_eq(m['tpwallet_acquirer_calls_total{outcome="version_refused"}'],
+                 1.0, "counted")
+        log = open(s.log_path, encoding="utf-8", errors="replace").read()
+        check("the acquirer refuses our API version (426)" in log and
+              '"minimum":"2027-03"' in log, "the log line")
+
+
+@e2e_test(timeout=240, heavy=True)
+def test_a_day_of_topups_with_faults_and_a_restart_equals_the_settlement(ctx):
+    with Day(ctx, "--seed", "17", "--decline-rate", "0.05",
+             "--timeout-rate", "0.01", "--hang-s", "1") as (sim, s, token):
+        r = s.post("/v1/vault/cards", card(MASTERCARD))
+        token2 = r.json()["token"]
+        statuses = {}
+        n = 300
+        for i in range(n):
+            if i == 100:
+                sim.faults(next=["duplicate"])
+            if i == 150:
+                # Every call times out (the charge is booked, the
+                # resolver's queries hang) until after the restart.
+                sim.faults(sticky="timeout")
+            user = USERS[i % len(USERS)]
+            r = topup(s, user, 100 + i, token if i % 2 else token2,
+                      "day-%d" % i)
+            check(r.status in (200, 202), "top-up %d: %r" % (i, r))
+            statuses[r.json()["status"]] = \
+                statuses.get(r.json()["status"], 0) + 1
+            if i == 150:
+                # A restart with the timed-out top-up still pending.
+                check_eq(r.json()["status"], "pending", "the timeout")
+                s.stop()
+                sim.faults(sticky=None)
+                s.start()
+        wait_settled(s, timeout=30)
+        rows = sim.settle()
+        settled = sum(int(x["amount"]) for x in rows)
+        credited = sum(balance(s, u)[0] for u in USERS)
+        check_eq(credited, settled, "the users' money = the settlement")
+        check_eq(balance(s, SETTLEMENT)[2], settled, "the settlement "
+                 "account's debits = the settlement file")
+        check(statuses.get("declined", 0) >= 5, "declines: %r" % statuses)
+        check(statuses["approved"] <= len(rows) <=
+              n - statuses["declined"], "rows: %d, %r" % (len(rows),
+                                                          statuses))
+        log = open(s.log_path, encoding="utf-8", errors="replace").read()
+        check("pending top-ups found at start" in log,
+              "the restart found the pending top-up")
