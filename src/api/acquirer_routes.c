@@ -8,6 +8,12 @@
  * acquirer (at most acquirer_inflight_max of them at once: past it, and
  * while the breaker is open, 503 acquirer-unavailable with Retry-After).
  *
+ * POST /v1/reconciliations (acquirer:reconcile): the acquirer's
+ * settlement file (core/settle.h) matched against the ledger
+ * (engine/reconcile.h), the differences optionally booked to a suspense
+ * account with a reason; the report as JSON (tpwallet reconcile prints
+ * it as text, JSON or CSV).
+ *
  * Answers: 200 {"status":"approved"|"declined", ...} once the ledger
  * says so; 202 {"status":"pending"} when the acquirer's answer is not
  * known yet (the resolver settles it; the same request again, same key,
@@ -18,9 +24,13 @@
 #include "api/wbuf.h"
 #include "core/u128.h"
 #include "engine/acquirer.h"
+#include "engine/reconcile.h"
 #include "engine/logger.h"
 
+#include <errno.h>
 #include <jansson.h>
+#include <sodium.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -76,8 +86,7 @@ static enum MHD_Result reply_result(struct request *rq,
 	wbuf_put_json_str(&b, r->key, strlen(r->key));
 	wbuf_puts(&b, ",\"acquirer_ref\":");
 	if (r->acquirer_ref[0])
-		wbuf_put_json_str(&b, r->acquirer_ref,
-				  strlen(r->acquirer_ref));
+		wbuf_put_json_str(&b, r->acquirer_ref, strlen(r->acquirer_ref));
 	else
 		wbuf_puts(&b, "null");
 	wbuf_putc(&b, '}');
@@ -97,7 +106,8 @@ static enum MHD_Result reply_refusal(struct request *rq,
 			rq, PROBLEM_acquirer_unavailable,
 			r->result == ACQ_BUSY
 				? "acquirer_inflight_max calls are in flight"
-				: "the acquirer's circuit breaker is open after "
+				: "the acquirer's circuit breaker is open "
+				  "after "
 				  "consecutive failures",
 			NULL, NULL);
 	case ACQ_VERSION_REFUSED:
@@ -109,8 +119,8 @@ static enum MHD_Result reply_refusal(struct request *rq,
 		return api_reply_problem(rq, PROBLEM_acquirer_version_refused,
 					 detail, NULL, NULL);
 	case ACQ_REFUSED:
-		snprintf(detail, sizeof(detail),
-			 "%s; the top-up was voided", r->detail);
+		snprintf(detail, sizeof(detail), "%s; the top-up was voided",
+			 r->detail);
 		return api_reply_problem(rq, PROBLEM_acquirer_refused, detail,
 					 NULL, NULL);
 	case ACQ_NO_ACCOUNT:
@@ -173,18 +183,16 @@ enum MHD_Result acquirer_route_topups(struct request *rq)
 						 NULL, k, NULL);
 		}
 	}
-	const char *token =
-		json_string_value(json_object_get(j, "card_token"));
+	const char *token = json_string_value(json_object_get(j, "card_token"));
 	const char *key =
 		json_string_value(json_object_get(j, "idempotency_key"));
-	const char *bad = dec_member(j, "account", &account) ? "account"
-			  : dec_member(j, "amount", &amount) ? "amount"
-			  : !token || !*token || strlen(token) > 64
-				  ? "card_token"
-			  : !key || !*key || strlen(key) >
-						     ACQ_IDEMPOTENCY_BYTES_MAX
-				  ? "idempotency_key"
-				  : NULL;
+	const char *bad =
+		dec_member(j, "account", &account)	  ? "account"
+		: dec_member(j, "amount", &amount)	  ? "amount"
+		: !token || !*token || strlen(token) > 64 ? "card_token"
+		: !key || !*key || strlen(key) > ACQ_IDEMPOTENCY_BYTES_MAX
+			? "idempotency_key"
+			: NULL;
 	if (bad) {
 		json_decref(j);
 		return api_reply_problem(rq, PROBLEM_invalid_field, NULL, bad,
@@ -200,4 +208,232 @@ enum MHD_Result acquirer_route_topups(struct request *rq)
 	    r.result == ACQ_PENDING)
 		return reply_result(rq, &r);
 	return reply_refusal(rq, &r);
+}
+
+/* ---- reconciliation ----------------------------------------------------- */
+
+static void put_item(struct wbuf *b, const struct recon_item *it)
+{
+	wbuf_puts(b, "{\"kind\":\"");
+	wbuf_puts(b, recon_kind_name(it->kind));
+	wbuf_puts(b, "\",\"line\":");
+	if (it->line)
+		wbuf_put_u64(b, it->line);
+	else
+		wbuf_puts(b, "null");
+	wbuf_puts(b, ",\"idempotency_key\":");
+	wbuf_put_json_str(b, it->key, strlen(it->key));
+	wbuf_puts(b, ",\"acquirer_ref\":");
+	if (it->ref[0])
+		wbuf_put_json_str(b, it->ref, strlen(it->ref));
+	else
+		wbuf_puts(b, "null");
+	wbuf_puts(b, ",\"currency\":");
+	wbuf_put_json_str(b, it->currency, strlen(it->currency));
+	put_u128(b, ",\"amount_file\":", it->amount_file);
+	put_u128(b, ",\"amount_ledger\":", it->amount_ledger);
+	put_u128(b, ",\"transfer_id\":", it->transfer_id);
+	put_u128(b, ",\"booked_transfer_id\":", it->booked_id);
+	wbuf_putc(b, '}');
+}
+
+static enum MHD_Result reconcile_reply(struct request *rq,
+				       const struct settle_file *f,
+				       const struct recon_report *r,
+				       bool booked)
+{
+	struct wbuf b = WBUF_INIT((size_t)64 << 20);
+	size_t diffs = r->n - r->counts[RECON_matched];
+
+	wbuf_puts(&b, "{\"rows\":");
+	wbuf_put_u64(&b, f->nrows);
+	wbuf_puts(&b, ",\"differences\":");
+	wbuf_put_u64(&b, diffs);
+	wbuf_puts(&b, ",\"bad_line_count\":");
+	wbuf_put_u64(&b, f->nbad);
+	wbuf_puts(&b, ",\"counts\":{");
+	for (unsigned k = 0; k < RECON_KIND_COUNT; k++) {
+		wbuf_puts(&b, k ? ",\"" : "\"");
+		wbuf_puts(&b, recon_kind_name(k));
+		wbuf_puts(&b, "\":");
+		wbuf_put_u64(&b, r->counts[k]);
+	}
+	wbuf_puts(&b, "},\"booked\":");
+	wbuf_puts(&b, booked ? "true" : "false");
+	wbuf_puts(&b, ",\"items\":[");
+	bool first = true;
+	for (size_t i = 0; i < r->n; i++) {
+		if (r->items[i].kind == RECON_matched)
+			continue;
+		if (!first)
+			wbuf_putc(&b, ',');
+		first = false;
+		put_item(&b, &r->items[i]);
+	}
+	wbuf_puts(&b, "],\"bad_lines\":[");
+	for (size_t i = 0; i < f->nbad; i++) {
+		wbuf_puts(&b, i ? ",{\"line\":" : "{\"line\":");
+		wbuf_put_u64(&b, f->bad[i].line);
+		wbuf_puts(&b, ",\"error\":");
+		wbuf_put_json_str(&b, f->bad[i].why, strlen(f->bad[i].why));
+		wbuf_putc(&b, '}');
+	}
+	wbuf_puts(&b, "]}");
+	return api_reply_json(rq, 200, &b);
+}
+
+/* The body's members: the file's text, and the suspense account and
+ * reason when booking.  0, or -1 with the refusal queued. */
+static int reconcile_body(struct request *rq, json_t *j, const char **text,
+			  size_t *len, char **bin, u128 *suspense,
+			  const char **reason, enum MHD_Result *reply)
+{
+	const char *k;
+	json_t *x;
+
+	json_object_foreach(j, k, x)
+	{
+		if (strcmp(k, "settlement") && strcmp(k, "book_suspense") &&
+		    strcmp(k, "reason") && strcmp(k, "settlement_base64")) {
+			*reply = api_reply_problem(rq, PROBLEM_unknown_field,
+						   NULL, k, NULL);
+			return -1;
+		}
+	}
+	x = json_object_get(j, "settlement");
+	json_t *b64 = json_object_get(j, "settlement_base64");
+	if (json_is_string(b64) && !x) {
+		/* Any bytes, so that bad encodings reach the reader. */
+		size_t bl = json_string_length(b64);
+		*bin = malloc(bl / 4 * 3 + 3);
+		if (!*bin ||
+		    sodium_base642bin((unsigned char *)*bin, bl / 4 * 3 + 3,
+				      json_string_value(b64), bl, NULL, len,
+				      NULL, sodium_base64_VARIANT_ORIGINAL)) {
+			*reply = api_reply_problem(
+				rq, PROBLEM_invalid_field,
+				"the settlement file in base64",
+				"settlement_base64", NULL);
+			return -1;
+		}
+		*text = *bin;
+	} else if (json_is_string(x) && !b64) {
+		*text = json_string_value(x);
+		*len = json_string_length(x);
+	} else {
+		*reply = api_reply_problem(rq, PROBLEM_invalid_field,
+					   "the settlement file's text (or "
+					   "settlement_base64)",
+					   "settlement", NULL);
+		return -1;
+	}
+	*suspense = 0;
+	*reason = json_string_value(json_object_get(j, "reason"));
+	if (!json_object_get(j, "book_suspense"))
+		return 0;
+	size_t rl = *reason ? strlen(*reason) : 0;
+	if (dec_member(j, "book_suspense", suspense) != 0) {
+		*reply = api_reply_problem(rq, PROBLEM_invalid_field,
+					   "an account id", "book_suspense",
+					   NULL);
+		return -1;
+	}
+	if (rl < 1 || rl > 200) {
+		*reply = api_reply_problem(rq, PROBLEM_invalid_field,
+					   "a reason (1..200 bytes) is "
+					   "required to book",
+					   "reason", NULL);
+		return -1;
+	}
+	return 0;
+}
+
+enum MHD_Result acquirer_route_reconcile(struct request *rq)
+{
+	enum MHD_Result reply;
+	struct settle_file f;
+	struct recon_report r = {0};
+	struct recon_options o;
+	const char *text, *reason, *result_name = NULL;
+	char *bin = NULL;
+	size_t len;
+	u128 suspense;
+
+	if (!rq->srv->acquirer)
+		return api_reply_problem(rq, PROBLEM_acquirer_unavailable,
+					 "no acquirer is configured (setting "
+					 "acquirer)",
+					 NULL, NULL);
+	json_t *j = api_body_object(rq, rq->srv->body_bytes_max, &reply);
+	if (!j)
+		return reply;
+	if (reconcile_body(rq, j, &text, &len, &bin, &suspense, &reason,
+			   &reply)) {
+		json_decref(j);
+		free(bin);
+		return reply;
+	}
+	acquirer_config(rq->srv->acquirer, &o.settlement, &o.code, &o.currency);
+	int ret = settle_parse(text, len, &f);
+	if (ret == 0)
+		ret = reconcile_run(rq->srv->e, &o, &f, &r);
+	if (ret == 0 && suspense) {
+		ret = reconcile_book(rq->srv->e, &o, suspense, reason, &r,
+				     &result_name);
+		if (ret == 0)
+			log_at(LOG_INFO,
+			       "reconciliation: differences booked to suspense",
+			       LOG_NUM("differences",
+				       r.n - r.counts[RECON_matched]),
+			       LOG_STR("reason", reason));
+	}
+	json_decref(j);
+	free(bin);
+	if (ret != 0) {
+		settle_free(&f);
+		recon_report_free(&r);
+		if (result_name)
+			return api_reply_problem(rq, PROBLEM_topup_refused,
+						 result_name, "book_suspense",
+						 NULL);
+		return api_reply_problem(rq,
+					 ret == -ENOMEM ? PROBLEM_internal_error
+					 : ret == -E2BIG
+						 ? PROBLEM_body_too_large
+						 : PROBLEM_engine_error,
+					 NULL, NULL, NULL);
+	}
+	atomic_fetch_add(&rq->srv->recon_runs, 1);
+	for (unsigned k = 0; k < RECON_KIND_COUNT; k++)
+		atomic_fetch_add(&rq->srv->recon_rows[k], r.counts[k]);
+	atomic_fetch_add(&rq->srv->recon_rows[RECON_KIND_COUNT], f.nbad);
+	enum MHD_Result out = reconcile_reply(rq, &f, &r, suspense != 0);
+	settle_free(&f);
+	recon_report_free(&r);
+	return out;
+}
+
+_Static_assert(RECON_KIND_COUNT + 1 <=
+		       sizeof(((struct api_server *)0)->recon_rows) /
+			       sizeof(u64),
+	       "recon_rows holds every kind and bad lines");
+
+void reconcile_metrics(struct api_server *s, struct wbuf *b)
+{
+	wbuf_puts(b, "# HELP tpwallet_reconciliations_total Settlement files "
+		     "reconciled (POST /v1/reconciliations).\n"
+		     "# TYPE tpwallet_reconciliations_total counter\n"
+		     "tpwallet_reconciliations_total ");
+	wbuf_put_u64(b, atomic_load(&s->recon_runs));
+	wbuf_puts(b, "\n# HELP tpwallet_reconciliation_rows_total Rows and "
+		     "ledger top-ups by outcome, and bad lines.\n"
+		     "# TYPE tpwallet_reconciliation_rows_total counter\n");
+	for (unsigned k = 0; k <= RECON_KIND_COUNT; k++) {
+		wbuf_puts(b, "tpwallet_reconciliation_rows_total{result=\"");
+		wbuf_puts(b, k < RECON_KIND_COUNT ? recon_kind_name(k)
+						  : "bad_line");
+		wbuf_puts(b, "\"} ");
+		wbuf_put_u64(b, atomic_load(&s->recon_rows[k]));
+		wbuf_putc(b, '\n');
+	}
 }

@@ -101,6 +101,10 @@ struct api_server {
 	/* The acquirer connector (engine/acquirer.h), or NULL: POST
 	 * /v1/topups answers 503 acquirer-unavailable. */
 	struct acquirer *acquirer;
+	/* POST /v1/reconciliations: runs, and rows by outcome (the kinds of
+	 * engine/reconcile.h, then bad lines), for /metrics. */
+	_Atomic u64 recon_runs;
+	_Atomic u64 recon_rows[8];
 };
 
 /* The reveals of each principal in the current minute (vault_routes.c):
@@ -375,6 +379,8 @@ void probes_stop(struct api_server *s);
 void probes_free(struct api_server *s);
 /* The tpwallet_probe_* families (nothing when no probe is configured). */
 void probes_metrics(struct api_server *s, struct wbuf *b);
+/* tpwallet_reconciliation_* (acquirer_routes.c). */
+void reconcile_metrics(struct api_server *s, struct wbuf *b);
 
 /* ---- authz_routes.c ---- */
 

@@ -312,6 +312,7 @@ enum MHD_Result server_route_metrics(struct request *rq)
 	buildinfo_metrics(&b);
 	policy_metrics(s, &b);
 	probes_metrics(s, &b);
+	reconcile_metrics(s, &b);
 	audit_metrics(s, &b);
 	netguard_metrics(s->ng, &b);
 	if (s->tls)

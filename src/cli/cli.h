@@ -38,6 +38,8 @@ int cmd_witness(int argc, char **argv);
 int cmd_call(int argc, char **argv);
 int cmd_principal(int argc, char **argv);
 int cmd_keys(int argc, char **argv);
+/* reconcile an acquirer's settlement file (cmd_reconcile.c). */
+int cmd_reconcile(int argc, char **argv);
 /* keys init-hsm and keys migrate (cmd_keys_local.c). */
 int cmd_keys_local(int argc, char **argv);
 int cmd_tls(int argc, char **argv);

@@ -259,6 +259,7 @@ static void usage_issue(FILE *f)
 		"vault:tokenize,\n"
 		"                     vault:reveal, vault:erase, vault:admin, "
 		"acquirer:topup,\n"
+		"                     acquirer:reconcile,\n"
 		"                     or * (all)\n"
 		"  --account ID       an account the right covers (repeatable, "
 		"at most 16)\n"

@@ -126,9 +126,10 @@ enum mandate_op {
 	MANDATE_OP_VAULT_ADMIN = 1u << 17,
 	/* The acquirer connector (docs/acquirer.md). */
 	MANDATE_OP_ACQUIRER_TOPUP = 1u << 18,
-	MANDATE_OP_ALL = (1u << 19) - 1
+	MANDATE_OP_ACQUIRER_RECONCILE = 1u << 19,
+	MANDATE_OP_ALL = (1u << 20) - 1
 };
-#define MANDATE_OP_COUNT 19
+#define MANDATE_OP_COUNT 20
 /* An ops list names each op at most once: at most every op. */
 #define MANDATE_OPS_LIST_MAX MANDATE_OP_COUNT
 

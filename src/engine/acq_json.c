@@ -41,7 +41,8 @@ static void member(json_t *o, const char *key, char *buf, size_t cap)
 static void read_operation(const struct acq_asked *asked, json_t *o,
 			   struct acq_answer *out)
 {
-	const char *key = json_string_value(json_object_get(o, "idempotency_key"));
+	const char *key =
+		json_string_value(json_object_get(o, "idempotency_key"));
 	const char *status = json_string_value(json_object_get(o, "status"));
 	const char *amount = json_string_value(json_object_get(o, "amount"));
 	const char *cur = json_string_value(json_object_get(o, "currency"));
@@ -63,8 +64,7 @@ static void read_operation(const struct acq_asked *asked, json_t *o,
 				"was asked");
 		return;
 	}
-	member(o, "acquirer_ref", out->acquirer_ref,
-	       sizeof(out->acquirer_ref));
+	member(o, "acquirer_ref", out->acquirer_ref, sizeof(out->acquirer_ref));
 	if (strcmp(status, "approved") == 0 || strcmp(status, "paid") == 0)
 		out->outcome = ACQ_OUT_approved;
 	else if (strcmp(status, "declined") == 0)
@@ -87,8 +87,9 @@ void acq_proto_read(const struct acq_asked *asked, int http_err, int status,
 	if (http_err) {
 		/* A cut answer may have been an approval: not refused. */
 		out->outcome = ACQ_OUT_transport;
-		set_detail(out, http_err_name(http_err) ? http_err_name(http_err)
-							: "unknown");
+		set_detail(out, http_err_name(http_err)
+					? http_err_name(http_err)
+					: "unknown");
 		return;
 	}
 	if (status >= 500) {
@@ -117,12 +118,11 @@ void acq_proto_read(const struct acq_asked *asked, int http_err, int status,
 		member(o, "detail", det, sizeof(det));
 		out->outcome = ACQ_OUT_refused;
 		snprintf(out->detail, sizeof(out->detail), "HTTP %d %s%s%s",
-			 status, err[0] ? err : "(no error)", det[0] ? ": " : "",
-			 det);
+			 status, err[0] ? err : "(no error)",
+			 det[0] ? ": " : "", det);
 	} else {
 		out->outcome = ACQ_OUT_bad_answer;
-		snprintf(out->detail, sizeof(out->detail),
-			 "HTTP %d %s", status,
+		snprintf(out->detail, sizeof(out->detail), "HTTP %d %s", status,
 			 o ? "with another JSON shape" : "without a JSON body");
 	}
 	json_decref(o);
@@ -150,8 +150,7 @@ static void exchange(struct http_client *c, const char *version,
 	int ret = http_client_do(c, &req, &r);
 	acq_proto_read(asked, ret, r.status, r.body, r.body_len, out);
 	if (ret == -HTTP_outbound_refused)
-		snprintf(out->detail, sizeof(out->detail), "%.159s",
-			 r.refused);
+		snprintf(out->detail, sizeof(out->detail), "%.159s", r.refused);
 	http_response_clear(&r);
 }
 

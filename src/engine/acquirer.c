@@ -44,11 +44,11 @@
 
 #include "banned.h"
 
-#define INLINE_ATTEMPTS	      3u
-#define BACKOFF_BASE_MS	      100u
-#define BACKOFF_MAX_MS	      30000u
-#define PENDING_MAX	      65536u
-#define SCAN_PAGE	      1024u
+#define INLINE_ATTEMPTS 3u
+#define BACKOFF_BASE_MS 100u
+#define BACKOFF_MAX_MS	30000u
+#define PENDING_MAX	65536u
+#define SCAN_PAGE	1024u
 
 const double acq_latency_bounds_s[ACQ_LATENCY_BUCKETS] = {
 	0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10};
@@ -105,9 +105,10 @@ struct acquirer {
 	bool started;
 };
 
-/* ---- ids ------------------------------------------------------------------ */
+/* ---- ids ------------------------------------------------------------------
+ */
 
-static u128 hash_id(const void *a, size_t al, const void *b, size_t bl)
+u128 acquirer_derive_id(const void *a, size_t al, const void *b, size_t bl)
 {
 	crypto_generichash_state st;
 	u8 h[16];
@@ -126,7 +127,7 @@ static u128 hash_id(const void *a, size_t al, const void *b, size_t bl)
 static u128 topup_id(const char *key)
 {
 	static const char tag[] = "tpwallet-topup:";
-	return hash_id(tag, sizeof(tag) - 1, key, strlen(key));
+	return acquirer_derive_id(tag, sizeof(tag) - 1, key, strlen(key));
 }
 
 static u128 final_id(u128 pending, bool post)
@@ -134,17 +135,44 @@ static u128 final_id(u128 pending, bool post)
 	u8 b[16];
 	for (int i = 0; i < 16; i++)
 		b[i] = (u8)(pending >> (8 * (15 - i)));
-	return hash_id(b, sizeof(b), post ? "post" : "void", 4);
+	return acquirer_derive_id(b, sizeof(b), post ? "post" : "void", 4);
 }
 
-static void key_of(u128 id, char out[ACQ_KEY_BYTES])
+void acquirer_key_of(u128 id, char out[ACQ_KEY_BYTES])
 {
 	snprintf(out, ACQ_KEY_BYTES, "tpw-%016llx%016llx",
 		 (unsigned long long)(u64)(id >> 64),
 		 (unsigned long long)(u64)id);
 }
 
-/* ---- the breaker and the slots -------------------------------------------- */
+int acquirer_key_id(const char *key, u128 *id)
+{
+	u128 v = 0;
+	if (strlen(key) != 36 || memcmp(key, "tpw-", 4) != 0)
+		return -EINVAL;
+	for (int i = 4; i < 36; i++) {
+		char c = key[i];
+		unsigned d = c >= '0' && c <= '9'   ? (unsigned)(c - '0')
+			     : c >= 'a' && c <= 'f' ? (unsigned)(c - 'a' + 10)
+						    : 16u;
+		if (d == 16)
+			return -EINVAL;
+		v = (v << 4) | d;
+	}
+	*id = v;
+	return 0;
+}
+
+void acquirer_config(const struct acquirer *a, u128 *settlement, u16 *code,
+		     const char **currency)
+{
+	*settlement = a->settlement;
+	*code = a->code;
+	*currency = a->currency;
+}
+
+/* ---- the breaker and the slots --------------------------------------------
+ */
 
 /* Under the lock: a slot for a call, or the refusal. */
 static enum acq_result take_slot(struct acquirer *a, unsigned *slot,
@@ -156,7 +184,8 @@ static enum acq_result take_slot(struct acquirer *a, unsigned *slot,
 		if (now < a->opened_ms + a->cooldown_ms) {
 			a->st.rejected_open++;
 			*retry_s = (unsigned)((a->opened_ms + a->cooldown_ms -
-					       now + 999) / 1000);
+					       now + 999) /
+					      1000);
 			return ACQ_BREAKER_OPEN;
 		}
 		a->breaker = ACQ_HALF_OPEN;
@@ -244,8 +273,9 @@ static void record(struct acquirer *a, const struct acq_answer *ans,
 	pthread_mutex_unlock(&a->lock);
 	if (opened)
 		log_at(LOG_WARN, "acquirer breaker opened",
-		       LOG_STR("after", opened == 1 ? "consecutive failures"
-						    : "the half-open call failed"),
+		       LOG_STR("after", opened == 1
+						? "consecutive failures"
+						: "the half-open call failed"),
 		       LOG_STR("outcome", acq_outcome_name(ans->outcome)),
 		       LOG_NUM("cooldown_ms", a->cooldown_ms));
 	if (closed)
@@ -256,7 +286,8 @@ static void record(struct acquirer *a, const struct acq_answer *ans,
 		       "the acquirer refuses our API version (426): raise "
 		       "acquirer_api_version",
 		       LOG_STR("version", a->version),
-		       LOG_STR("minimum", ans->minimum[0] ? ans->minimum : "?"));
+		       LOG_STR("minimum",
+			       ans->minimum[0] ? ans->minimum : "?"));
 }
 
 static struct http_client *client(struct acquirer *a, unsigned slot)
@@ -318,7 +349,8 @@ static void sleep_ms(struct acquirer *a, unsigned ms)
 	}
 }
 
-/* ---- the ledger ------------------------------------------------------------ */
+/* ---- the ledger ------------------------------------------------------------
+ */
 
 /* One transfer through the engine: its result code, or a negative errno. */
 static int submit(struct acquirer *a, const struct transfer *t)
@@ -358,15 +390,17 @@ static int finish(struct acquirer *a, const struct transfer *p, bool post,
 		return 0;
 	char id[U128_DEC_BYTES];
 	u128_format_dec(p->id, id);
-	log_at(LOG_ERROR, "acquirer: a top-up could not be settled in the ledger",
+	log_at(LOG_ERROR,
+	       "acquirer: a top-up could not be settled in the ledger",
 	       LOG_STR("transfer", id), LOG_STR("as", post ? "post" : "void"),
-	       LOG_STR("result", r < 0 ? "engine error"
-				       : create_transfer_result_name(
-						 (unsigned)r)));
+	       LOG_STR("result",
+		       r < 0 ? "engine error"
+			     : create_transfer_result_name((unsigned)r)));
 	return r < 0 ? r : -EPROTO;
 }
 
-/* ---- the resolver's list ---------------------------------------------------- */
+/* ---- the resolver's list ----------------------------------------------------
+ */
 
 static void pend_add(struct acquirer *a, u128 id, u128 amount, u64 since)
 {
@@ -406,7 +440,8 @@ static bool pend_has(struct acquirer *a, u128 id)
 	return has;
 }
 
-/* ---- a top-up ---------------------------------------------------------------- */
+/* ---- a top-up
+ * ---------------------------------------------------------------- */
 
 static bool key_ok(const char *k)
 {
@@ -530,9 +565,8 @@ static void charge(struct acquirer *a, unsigned slot, const struct transfer *p,
 				      ? ACQ_VERSION_REFUSED
 				      : ACQ_REFUSED;
 		snprintf(out->detail, sizeof(out->detail), "%s",
-			 ans.outcome == ACQ_OUT_version_refused
-				 ? ans.minimum
-				 : ans.detail);
+			 ans.outcome == ACQ_OUT_version_refused ? ans.minimum
+								: ans.detail);
 		if (finish(a, p, false, &out->final_id) != 0) {
 			pend_add(a, p->id, p->amount, sent);
 			out->result = ACQ_PENDING;
@@ -562,7 +596,7 @@ void acquirer_topup(struct acquirer *a, u128 account, u128 amount,
 		return;
 	}
 	out->transfer_id = topup_id(idempotency_key);
-	key_of(out->transfer_id, out->key);
+	acquirer_key_of(out->transfer_id, out->key);
 	int ret = engine_lookup_transfer(a->e, out->transfer_id, &t, &st);
 	if (ret == 0) {
 		replay(a, &t, st, account, amount, out);
@@ -624,7 +658,8 @@ void acquirer_topup(struct acquirer *a, u128 account, u128 amount,
 	give_slot(a, slot);
 }
 
-/* ---- the resolver -------------------------------------------------------------- */
+/* ---- the resolver
+ * -------------------------------------------------------------- */
 
 /* One pending top-up asked about: true when it is settled (or gone). */
 static bool resolve_one(struct acquirer *a, struct pend *p)
@@ -638,7 +673,7 @@ static bool resolve_one(struct acquirer *a, struct pend *p)
 	if (engine_lookup_transfer(a->e, p->id, &t, &st) != 0 ||
 	    st != PENDING_PENDING)
 		return true; /* settled meanwhile (a client's retry) */
-	key_of(p->id, key);
+	acquirer_key_of(p->id, key);
 	const struct acq_asked asked = {
 		.key = key, .amount = t.amount, .currency = a->currency};
 	call(a, slot, &asked, NULL, &ans);
@@ -767,8 +802,8 @@ int acquirer_options_check(const struct acquirer_options *o, char *err,
 		snprintf(err, err_len, "acquirer: not http[s]://HOST[:PORT]");
 		return -EINVAL;
 	}
-	if (strlen(v) != 7 || v[4] != '-' ||
-	    strspn(v, "0123456789-") != 7 || strchr(v, '-') != v + 4) {
+	if (strlen(v) != 7 || v[4] != '-' || strspn(v, "0123456789-") != 7 ||
+	    strchr(v, '-') != v + 4) {
 		snprintf(err, err_len, "acquirer_api_version: not YYYY-MM");
 		return -EINVAL;
 	}
@@ -809,8 +844,7 @@ int acquirer_open(struct acquirer **out, const struct acquirer_options *o,
 	a->code = o->code;
 	a->inflight_max = o->inflight_max ? o->inflight_max : 4;
 	a->breaker_failures = o->breaker_failures ? o->breaker_failures : 5;
-	a->cooldown_ms = o->breaker_cooldown_ms ? o->breaker_cooldown_ms
-						: 5000;
+	a->cooldown_ms = o->breaker_cooldown_ms ? o->breaker_cooldown_ms : 5000;
 	a->timeout_ms = o->timeout_ms ? o->timeout_ms : 2000;
 	a->resolve_ms = o->resolve_interval_ms ? o->resolve_interval_ms : 200;
 	a->e = e;

@@ -42,19 +42,19 @@ struct engine;
 struct vaultkeys;
 struct acquirer;
 
-#define ACQ_VERSION_BYTES	 16u
-#define ACQ_KEY_BYTES		 40u /* "tpw-" + 32 hex + NUL */
+#define ACQ_VERSION_BYTES	  16u
+#define ACQ_KEY_BYTES		  40u /* "tpw-" + 32 hex + NUL */
 #define ACQ_IDEMPOTENCY_BYTES_MAX 128u
-#define ACQ_LATENCY_BUCKETS	 10u
+#define ACQ_LATENCY_BUCKETS	  10u
 
 struct acquirer_options {
-	const char *url;	   /* http[s]://HOST[:PORT][/PREFIX] */
-	u128 settlement_account;   /* the acquirer's account in the ledger */
-	const char *currency;	   /* ISO 4217, sent with every charge */
-	const char *api_version;   /* Acquirer-Version: YYYY-MM */
-	u16 code;		   /* the transfers' code (top-ups) */
-	unsigned inflight_max;	   /* calls at once; 0: 4 */
-	unsigned breaker_failures; /* 0: 5 */
+	const char *url;	      /* http[s]://HOST[:PORT][/PREFIX] */
+	u128 settlement_account;      /* the acquirer's account in the ledger */
+	const char *currency;	      /* ISO 4217, sent with every charge */
+	const char *api_version;      /* Acquirer-Version: YYYY-MM */
+	u16 code;		      /* the transfers' code (top-ups) */
+	unsigned inflight_max;	      /* calls at once; 0: 4 */
+	unsigned breaker_failures;    /* 0: 5 */
 	unsigned breaker_cooldown_ms; /* 0: 5000 */
 	unsigned timeout_ms;	      /* one call; 0: 2000 */
 	unsigned resolve_interval_ms; /* the resolver's first wait; 0: 200 */
@@ -63,17 +63,17 @@ struct acquirer_options {
 
 /* The outcome of a top-up. */
 enum acq_result {
-	ACQ_APPROVED = 0,   /* posted */
-	ACQ_DECLINED,	    /* voided */
-	ACQ_PENDING,	    /* unknown yet: left pending, the resolver asks */
-	ACQ_BUSY,	    /* inflight_max calls already: nothing done */
-	ACQ_BREAKER_OPEN,   /* the breaker is open: nothing done */
+	ACQ_APPROVED = 0,    /* posted */
+	ACQ_DECLINED,	     /* voided */
+	ACQ_PENDING,	     /* unknown yet: left pending, the resolver asks */
+	ACQ_BUSY,	     /* inflight_max calls already: nothing done */
+	ACQ_BREAKER_OPEN,    /* the breaker is open: nothing done */
 	ACQ_VERSION_REFUSED, /* 426: voided; minimum in the result */
-	ACQ_REFUSED,	    /* another 4xx: voided; detail in the result */
-	ACQ_NO_ACCOUNT,	    /* the account does not exist */
-	ACQ_BAD_ACCOUNT,    /* not the settlement account's ledger */
-	ACQ_NO_CARD,	    /* no card has this token */
-	ACQ_CARD_ERASED,    /* the card was erased */
+	ACQ_REFUSED,	     /* another 4xx: voided; detail in the result */
+	ACQ_NO_ACCOUNT,	     /* the account does not exist */
+	ACQ_BAD_ACCOUNT,     /* not the settlement account's ledger */
+	ACQ_NO_CARD,	     /* no card has this token */
+	ACQ_CARD_ERASED,     /* the card was erased */
 	ACQ_VAULT_UNAVAILABLE,
 	ACQ_LEDGER_REFUSED, /* the pending transfer was refused: detail */
 	ACQ_CONFLICT,	    /* the key was used for another top-up */
@@ -82,12 +82,12 @@ enum acq_result {
 
 struct acq_topup_result {
 	enum acq_result result;
-	u128 transfer_id;	    /* the pending transfer */
-	u128 final_id;		    /* its post or void, when one */
-	char key[ACQ_KEY_BYTES];    /* the key sent to the acquirer */
-	char acquirer_ref[64];	    /* the acquirer's id, when known */
-	char detail[160];	    /* refusals: what was said */
-	unsigned retry_after_s;	    /* ACQ_BUSY, ACQ_BREAKER_OPEN */
+	u128 transfer_id;	 /* the pending transfer */
+	u128 final_id;		 /* its post or void, when one */
+	char key[ACQ_KEY_BYTES]; /* the key sent to the acquirer */
+	char acquirer_ref[64];	 /* the acquirer's id, when known */
+	char detail[160];	 /* refusals: what was said */
+	unsigned retry_after_s;	 /* ACQ_BUSY, ACQ_BREAKER_OPEN */
 	int err;
 };
 
@@ -98,7 +98,7 @@ enum acq_breaker { ACQ_CLOSED = 0, ACQ_OPEN = 1, ACQ_HALF_OPEN = 2 };
 #define ACQ_OUTCOMES(X)                                                        \
 	X(approved)                                                            \
 	X(declined)                                                            \
-	X(unknown)	   /* a query: the acquirer has no such operation */   \
+	X(unknown) /* a query: the acquirer has no such operation */           \
 	X(timeout)                                                             \
 	X(server_error)	   /* 5xx */                                           \
 	X(bad_answer)	   /* not the protocol's JSON */                       \
@@ -123,7 +123,7 @@ struct acquirer_stats {
 	unsigned breaker; /* enum acq_breaker */
 	unsigned long long breaker_opened;
 	unsigned long long rejected_busy, rejected_open;
-	unsigned pending; /* top-ups the resolver is asking about */
+	unsigned pending;     /* top-ups the resolver is asking about */
 	bool version_refused; /* the last answer was a 426 */
 	char minimum[ACQ_VERSION_BYTES]; /* what it said, "" when none */
 };
@@ -157,5 +157,19 @@ void acquirer_topup(struct acquirer *a, u128 account, u128 amount,
 		    struct acq_topup_result *out);
 
 void acquirer_stats(struct acquirer *a, struct acquirer_stats *out);
+
+/* The key sent to the acquirer for pending transfer id ("tpw-" and 32
+ * lower-case hex digits), and back: 0, or -EINVAL for another key. */
+void acquirer_key_of(u128 id, char out[ACQ_KEY_BYTES]);
+
+/* A transfer id derived from two byte strings: BLAKE2b-128 of a then b
+ * (never 0 nor 2^128-1).  The connector's and the reconciliation's ids. */
+u128 acquirer_derive_id(const void *a, size_t al, const void *b, size_t bl);
+int acquirer_key_id(const char *key, u128 *id);
+
+/* The settings the reconciliation needs: the settlement account, the
+ * top-ups' code, the currency (valid while a is open). */
+void acquirer_config(const struct acquirer *a, u128 *settlement, u16 *code,
+		     const char **currency);
 
 #endif

@@ -16,7 +16,7 @@ import sys
 import time
 import urllib.request
 
-from harness import e2e_test, check, check_eq, slow_factor
+from harness import e2e_test, check, check_eq, slow_factor, run_cli
 from ledger import account
 from test_client_policy import metrics
 from test_vault import card, VISA, MASTERCARD
@@ -312,3 +312,107 @@ def test_a_day_of_topups_with_faults_and_a_restart_equals_the_settlement(ctx):
         log = open(s.log_path, encoding="utf-8", errors="replace").read()
         check("pending top-ups found at start" in log,
               "the restart found the pending top-up")
+        r = reconcile(s, sim.settlement)
+        check_eq(r.returncode, 0, "reconcile: %s %s" % (r.stdout, r.stderr))
+        check(r.stdout.startswith("rows %d, matched %d, missing in the "
+                                  "ledger 0, missing at the acquirer 0, "
+                                  "amount mismatch 0, currency mismatch 0, "
+                                  "bad lines 0" % (len(rows), len(rows))),
+              "zero differences: %r" % r.stdout)
+
+
+def reconcile(s, path, *extra):
+    return run_cli(["reconcile", path, "--server",
+                    "http://127.0.0.1:%d" % s.port, "--data", s.data_dir] +
+                   list(extra), timeout=60)
+
+
+@e2e_test(timeout=120)
+def test_reconcile_finds_and_names_each_difference_and_bad_line(ctx):
+    with Day(ctx) as (sim, s, token):
+        for i in range(12):
+            if i == 3:
+                sim.faults(next=["decline"])
+            r = topup(s, USERS[i % 3], 1000 + i, token, "rec-%d" % i)
+            check_eq(r.status, 200, "top-up %d: %r" % (i, r))
+        rows = sim.settle()
+        check_eq(len(rows), 11, "11 approved")
+        r = reconcile(s, sim.settlement, "--json")
+        check_eq(r.returncode, 0, "agree: %s %s" % (r.stdout, r.stderr))
+        rep = json.loads(r.stdout)
+        check_eq((rep["rows"], rep["differences"], rep["counts"]["matched"]),
+                 (11, 0, 11), "zero differences")
+
+        # One row's amount edited, one row dropped, one foreign row, one
+        # in another currency, and bad lines: wrong column count, bad
+        # encoding, a non-numeric amount, a duplicated row.
+        lines = open(sim.settlement, "rb").read().split(b"\n")
+        head, body = lines[0], [x for x in lines[1:] if x]
+        edited = body[0].split(b",")
+        edited[4] = str(int(edited[4]) + 1).encode()
+        dropped = body[1].split(b",")
+        cur = body[2].split(b",")
+        cur[5] = b"USD"
+        out = [head, b",".join(edited)] + body[3:] + [
+            b",".join(cur),
+            b"2026-12-07,acq_99999999,foreign-key,topup,5,EUR",
+            b"2026-12-07,acq_1,k,topup,5",
+            b"2026-12-07,acq_\xff\xfe,k2,topup,5,EUR",
+            b"2026-12-07,acq_2,k3,topup,12x,EUR",
+            body[4]]
+        bad_path = ctx.path("edited.csv")
+        open(bad_path, "wb").write(b"\n".join(out) + b"\n")
+        r = reconcile(s, bad_path, "--json")
+        check_eq(r.returncode, 1, "differences: exit 1")
+        rep = json.loads(r.stdout)
+        by = {}
+        for it in rep["items"]:
+            by.setdefault(it["kind"], []).append(it)
+        check_eq(sorted((k, len(v)) for k, v in by.items()),
+                 [("amount_mismatch", 1), ("currency_mismatch", 1),
+                  ("missing_at_acquirer", 1), ("missing_in_ledger", 1)],
+                 "the differences: %r" % rep["items"])
+        am = by["amount_mismatch"][0]
+        check_eq((am["line"], am["idempotency_key"], am["amount_file"],
+                  am["amount_ledger"]),
+                 (2, edited[2].decode(), edited[4].decode(),
+                  str(int(edited[4]) - 1)), "the edited row, named")
+        check_eq(by["missing_at_acquirer"][0]["idempotency_key"],
+                 dropped[2].decode(), "the dropped row")
+        check_eq(by["missing_in_ledger"][0]["acquirer_ref"], "acq_99999999",
+                 "the foreign row")
+        n = len(out)
+        check_eq([(b["line"], b["error"].split(" (")[0])
+                  for b in rep["bad_lines"]],
+                 [(n - 3, "the wrong number of columns"),
+                  (n - 2, "not UTF-8"),
+                  (n - 1, "amount is not a positive integer"),
+                  (n, "a duplicated row")], "bad lines by number")
+
+        # The text report names them too.
+        r = reconcile(s, bad_path)
+        check("amount_mismatch: line 2: key %s" % edited[2].decode()
+              in r.stdout, "text: %r" % r.stdout)
+
+        # Booked to suspense, idempotently.
+        suspense = 9500
+        check_eq(s.post("/v1/accounts", [account(suspense)]).status, 200,
+                 "suspense account")
+        r = reconcile(s, bad_path, "--book-suspense", str(suspense),
+                      "--reason", "settlement 2026-12-07 review")
+        check_eq(r.returncode, 1, "booked, still differences")
+        check("differences booked to suspense" in r.stdout, r.stdout)
+        after = balance(s, suspense)
+        # missing_in_ledger 5 and the amount +1 credit suspense; the
+        # dropped row's amount debits it.
+        check_eq((after[0], after[2]), (5 + 1, int(dropped[4])),
+                 "suspense postings")
+        r = reconcile(s, bad_path, "--book-suspense", str(suspense),
+                      "--reason", "settlement 2026-12-07 review")
+        check_eq(balance(s, suspense), after, "a second run books nothing")
+        r = reconcile(s, bad_path, "--csv")
+        check(r.stdout.splitlines()[0].startswith("kind,line,"), "csv")
+        check_eq(len(r.stdout.splitlines()), 1 + 4 + 4, "csv rows")
+        m = metrics(s)
+        check(m['tpwallet_reconciliation_rows_total{result="bad_line"}']
+              >= 4, "metric")
