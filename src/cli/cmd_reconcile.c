@@ -68,7 +68,8 @@ static void print_text(json_t *rep)
 	       "missing at the acquirer %lld, amount mismatch %lld, currency "
 	       "mismatch %lld, bad lines %lld%s\n",
 	       (long long)json_integer_value(json_object_get(rep, "rows")),
-	       (long long)json_integer_value(json_object_get(counts, "matched")),
+	       (long long)json_integer_value(
+		       json_object_get(counts, "matched")),
 	       (long long)json_integer_value(
 		       json_object_get(counts, "missing_in_ledger")),
 	       (long long)json_integer_value(
@@ -103,8 +104,8 @@ static void print_text(json_t *rep)
 	}
 	json_array_foreach(bad, i, x)
 	{
-		printf("bad line %lld: ",
-		       (long long)json_integer_value(json_object_get(x, "line")));
+		printf("bad line %lld: ", (long long)json_integer_value(
+						  json_object_get(x, "line")));
 		client_print_clean(stdout, str(x, "error"));
 		printf("\n");
 	}
@@ -133,7 +134,8 @@ static void print_csv(json_t *rep)
 	json_array_foreach(bad, i, x)
 	{
 		printf("bad_line,%lld,,,,,,,\"%s\"\n",
-		       (long long)json_integer_value(json_object_get(x, "line")),
+		       (long long)json_integer_value(
+			       json_object_get(x, "line")),
 		       str(x, "error"));
 	}
 }
@@ -142,8 +144,8 @@ static void print_csv(json_t *rep)
 static char *request_body(const char *file, size_t len, const char *suspense,
 			  const char *reason)
 {
-	size_t cap = sodium_base64_ENCODED_LEN(len,
-					       sodium_base64_VARIANT_ORIGINAL);
+	size_t cap =
+		sodium_base64_ENCODED_LEN(len, sodium_base64_VARIANT_ORIGINAL);
 	char *b64 = malloc(cap);
 	char *out = NULL;
 	if (!b64)
@@ -208,8 +210,8 @@ int cmd_reconcile(int argc, char **argv)
 	}
 	char *file = NULL;
 	size_t len = 0;
-	if (client_read_file(argv[optind], SETTLEMENT_BYTES_MAX, &file,
-			     &len) < 0) {
+	if (client_read_file(argv[optind], SETTLEMENT_BYTES_MAX, &file, &len) <
+	    0) {
 		fprintf(stderr, "tpwallet reconcile: cannot read %s\n",
 			argv[optind]);
 		return EXIT_USAGE;
@@ -226,8 +228,8 @@ int cmd_reconcile(int argc, char **argv)
 		http_response_clear(&resp);
 		return r;
 	}
-	json_t *rep = json_loadb(resp.body ? resp.body : "", resp.body_len, 0,
-				 NULL);
+	json_t *rep =
+		json_loadb(resp.body ? resp.body : "", resp.body_len, 0, NULL);
 	if (!json_is_object(rep)) {
 		fprintf(stderr,
 			"tpwallet reconcile: the answer is not a report\n");
@@ -241,10 +243,9 @@ int cmd_reconcile(int argc, char **argv)
 		print_csv(rep);
 	else
 		print_text(rep);
-	bool clean = json_integer_value(json_object_get(rep, "differences")) ==
-			     0 &&
-		     json_integer_value(json_object_get(rep, "bad_line_count")) ==
-			     0;
+	bool clean =
+		json_integer_value(json_object_get(rep, "differences")) == 0 &&
+		json_integer_value(json_object_get(rep, "bad_line_count")) == 0;
 	json_decref(rep);
 	http_response_clear(&resp);
 	return clean ? 0 : 1;

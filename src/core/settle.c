@@ -166,9 +166,8 @@ static int drop_duplicates(struct settle_file *out, size_t *bad_cap)
 	}
 	for (int pass = 0; pass < 2; pass++) {
 		for (size_t i = 0; i < n; i++)
-			d[i] = (struct dup_ref){pass ? out->rows[i].key
-						     : out->rows[i].ref,
-						i};
+			d[i] = (struct dup_ref){
+				pass ? out->rows[i].key : out->rows[i].ref, i};
 		qsort(d, n, sizeof(*d), cmp_dup);
 		for (size_t i = 1; i < n; i++)
 			if (strcmp(d[i].text, d[i - 1].text) == 0)
@@ -211,8 +210,9 @@ int settle_parse(const char *text, size_t len, struct settle_file *out)
 		if (line == 1) {
 			if (n != strlen(SETTLE_HEADER) ||
 			    memcmp(text + pos, SETTLE_HEADER, n) != 0) {
-				ret = add_bad(out, &bad_cap, 1,
-					      "the header is not " SETTLE_HEADER);
+				ret = add_bad(
+					out, &bad_cap, 1,
+					"the header is not " SETTLE_HEADER);
 				break;
 			}
 		} else {

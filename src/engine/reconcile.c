@@ -33,8 +33,7 @@ const char *recon_kind_name(unsigned k)
 	return k < RECON_KIND_COUNT ? kind_names[k] : NULL;
 }
 
-static int add(struct recon_report *r, size_t *cap,
-	       const struct recon_item *it)
+static int add(struct recon_report *r, size_t *cap, const struct recon_item *it)
 {
 	if (r->n == *cap) {
 		size_t c = *cap ? *cap * 2 : 64;
