@@ -717,10 +717,6 @@ void metrics_render_acquirer(struct acquirer *a, struct wbuf *b)
 		 "Top-ups left pending that the resolver asks the acquirer "
 		 "about.",
 		 st.pending},
-		{"tpwallet_acquirer_version_refused", "gauge",
-		 "1 while the acquirer's last answer refused our "
-		 "acquirer_api_version (426).",
-		 st.version_refused},
 	};
 	for (size_t i = 0; i < sizeof(one) / sizeof(one[0]); i++) {
 		if (one[i].type) {
@@ -733,4 +729,21 @@ void metrics_render_acquirer(struct acquirer *a, struct wbuf *b)
 		wbuf_put_u64(b, one[i].v);
 		wbuf_putc(b, '\n');
 	}
+	/* The acquirer's minimum is its text: kept to a safe label value. */
+	for (char *p = st.minimum; *p; p++)
+		if (!strchr("0123456789-."
+			    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklm"
+			    "nopqrstuvwxyz",
+			    *p))
+			*p = '_';
+	help(b, "tpwallet_acquirer_version_refused", "gauge",
+	     "1 while the acquirer's last answer refused our "
+	     "acquirer_api_version (426); minimum: what it said it needs.");
+	wbuf_puts(b, "tpwallet_acquirer_version_refused{version=\"");
+	wbuf_puts(b, st.version);
+	wbuf_puts(b, "\",minimum=\"");
+	wbuf_puts(b, st.minimum);
+	wbuf_puts(b, "\"} ");
+	wbuf_put_u64(b, st.version_refused);
+	wbuf_putc(b, '\n');
 }

@@ -2308,6 +2308,85 @@ static void check_build(struct doctor *d)
 	       "release signature", "%s: %s", sig, detail);
 }
 
+/* One sample of a Prometheus text page: the value of the first line
+ * that starts with name (labels included in name when given), or -1. */
+static double metric_value(const char *page, const char *name)
+{
+	size_t n = strlen(name);
+	for (const char *p = page; p && *p;) {
+		if (strncmp(p, name, n) == 0 && (p[n] == ' ' || p[n] == '{')) {
+			const char *v = strchr(p, ' ');
+			const char *nl = strchr(p, '\n');
+			if (v && (!nl || v < nl))
+				return strtod(v + 1, NULL);
+		}
+		p = strchr(p, '\n');
+		p = p ? p + 1 : NULL;
+	}
+	return -1;
+}
+
+/* --server: the acquirer connector as the server's /metrics show it
+ * (docs/acquirer.md): a version refused needs action, an open breaker
+ * or top-ups left pending a warning.  Nothing when none is configured. */
+static void check_acquirer(struct doctor *d)
+{
+	struct client c;
+	struct http_response r = {0};
+
+	if (!d->server)
+		return;
+	client_init(&c, "tpwallet doctor");
+	c.server = d->server;
+	c.data_dir = d->s.data_dir;
+	c.timeout_s = 5;
+	c.no_auth = true;
+	if (client_send(&c, "GET", "/metrics", NULL, 0, &r) != 0 || !r.body) {
+		http_response_clear(&r);
+		return; /* the probes' line says the server is unreachable */
+	}
+	const char *page = r.body;
+	double breaker = metric_value(page, "tpwallet_acquirer_breaker_state");
+	if (breaker < 0) {
+		http_response_clear(&r);
+		return;
+	}
+	const char *vr = strstr(page, "\ntpwallet_acquirer_version_refused{");
+	double refused =
+		metric_value(page, "tpwallet_acquirer_version_refused");
+	double pending = metric_value(page, "tpwallet_acquirer_pending");
+	double opened =
+		metric_value(page, "tpwallet_acquirer_breaker_opened_total");
+	if (refused > 0 && vr) {
+		const char *v = strstr(vr, "version=\""),
+			   *m = strstr(vr, "minimum=\"");
+		int vl = v ? (int)strcspn(v + 9, "\"") : 0;
+		int ml = m ? (int)strcspn(m + 9, "\"") : 0;
+		report(d, STATUS_ACTION, "acquirer",
+		       "the acquirer refuses our API version %.*s (426); its "
+		       "minimum is %.*s: raise acquirer_api_version "
+		       "(docs/acquirer.md)",
+		       vl, v ? v + 9 : "", ml ? ml : 8,
+		       ml ? m + 9 : "not said");
+	}
+	if (breaker > 0)
+		report(d, STATUS_WARN, "acquirer",
+		       "the circuit breaker is %s (opened %.0f time(s) since "
+		       "start): top-ups are refused 503 until a call succeeds",
+		       breaker == 1 ? "open" : "half-open", opened);
+	if (pending > 0)
+		report(d, STATUS_WARN, "acquirer",
+		       "%.0f top-up(s) pending: the acquirer has not said what "
+		       "became of them; the resolver keeps asking",
+		       pending);
+	if (refused <= 0 && breaker == 0 && pending <= 0)
+		report(d, STATUS_OK, "acquirer",
+		       "breaker closed, no top-up pending, version accepted "
+		       "(opened %.0f time(s) since start)",
+		       opened);
+	http_response_clear(&r);
+}
+
 static void check_probes(struct doctor *d)
 {
 	struct client c;
@@ -2426,6 +2505,7 @@ static const struct {
 	{"client policy", check_policy},
 	{"administrators", check_administrators},
 	{"probes", check_probes},
+	{"acquirer", check_acquirer},
 	{"build", check_build},
 };
 

@@ -903,4 +903,5 @@ void acquirer_stats(struct acquirer *a, struct acquirer_stats *out)
 	out->breaker = a->breaker;
 	out->inflight_max = a->inflight_max;
 	pthread_mutex_unlock(&a->lock);
+	memcpy(out->version, a->version, sizeof(out->version));
 }

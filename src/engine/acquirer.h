@@ -126,6 +126,7 @@ struct acquirer_stats {
 	unsigned pending;     /* top-ups the resolver is asking about */
 	bool version_refused; /* the last answer was a 426 */
 	char minimum[ACQ_VERSION_BYTES]; /* what it said, "" when none */
+	char version[ACQ_VERSION_BYTES]; /* acquirer_api_version */
 };
 
 /* The upper bounds (s) of the latency buckets, ACQ_LATENCY_BUCKETS. */

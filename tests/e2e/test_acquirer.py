@@ -137,6 +137,12 @@ def balance(s, acc):
         int(a["debits_posted"]), int(a["debits_pending"])
 
 
+def doctor_acquirer(s):
+    r = run_cli(["doctor", "--data", s.data_dir, "--server",
+                 "http://127.0.0.1:%d" % s.port])
+    return [ln for ln in r.stdout.splitlines() if " acquirer: " in ln]
+
+
 def wait_settled(s, timeout=20):
     """Until the resolver has nothing pending; the last metrics."""
     deadline = time.monotonic() + timeout * slow_factor()
@@ -235,6 +241,9 @@ def test_the_breaker_opens_on_a_failing_acquirer_and_closes_when_it_recovers(ctx
         check_eq(r.header("retry-after"), "1", "Retry-After")
         check("circuit breaker" in r.json()["detail"], "said")
         check_eq(balance(s, u)[1], 100, "only b-1 pending")
+        lines = doctor_acquirer(s)
+        check(any(ln.startswith("warn    acquirer: the circuit breaker is "
+                                "open") for ln in lines), "doctor: %r" % lines)
 
         sim.faults(sticky=None)
         time.sleep(1.2)
@@ -247,6 +256,9 @@ def test_the_breaker_opens_on_a_failing_acquirer_and_closes_when_it_recovers(ctx
         # the resolver's query says so and it is voided.
         wait_settled(s)
         check_eq(balance(s, u)[:2], (7, 0), "b-1 voided, b-3 posted")
+        check_eq(doctor_acquirer(s), [
+            "ok      acquirer: breaker closed, no top-up pending, version "
+            "accepted (opened 1 time(s) since start)"], "doctor, closed")
         log = open(s.log_path, encoding="utf-8", errors="replace").read()
         check("acquirer breaker opened" in log and
               "acquirer breaker closed" in log, "the log says both")
@@ -263,12 +275,17 @@ def test_an_acquirer_refusing_our_version_is_said_plainly(ctx):
               r.json()["detail"], "the detail names the minimum")
         check_eq(balance(s, USERS[2])[:2], (0, 0), "voided")
         m = metrics(s)
-        check_eq(m["tpwallet_acquirer_version_refused"], 1.0, "gauge")
+        check_eq(m['tpwallet_acquirer_version_refused{version="2026-01",'
+                   'minimum="2027-03"}'], 1.0, "gauge")
         check_eq(m['tpwallet_acquirer_calls_total{outcome="version_refused"}'],
                  1.0, "counted")
         log = open(s.log_path, encoding="utf-8", errors="replace").read()
         check("the acquirer refuses our API version (426)" in log and
               '"minimum":"2027-03"' in log, "the log line")
+        check_eq(doctor_acquirer(s), [
+            "action  acquirer: the acquirer refuses our API version "
+            "2026-01 (426); its minimum is 2027-03: raise "
+            "acquirer_api_version (docs/acquirer.md)"], "doctor")
 
 
 @e2e_test(timeout=240, heavy=True)

@@ -38,10 +38,18 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 {
 	static const struct {
 		int err, status;
-	} ex[] = {{0, 200}, {0, 404}, {0, 426}, {0, 409},
-		  {0, 400}, {0, 503}, {0, 500}, {0, 302},
-		  {-HTTP_timeout, 0}, {-HTTP_connect, 0},
-		  {-HTTP_truncated, 0}, {0, 201}};
+	} ex[] = {{0, 200},
+		  {0, 404},
+		  {0, 426},
+		  {0, 409},
+		  {0, 400},
+		  {0, 503},
+		  {0, 500},
+		  {0, 302},
+		  {-HTTP_timeout, 0},
+		  {-HTTP_connect, 0},
+		  {-HTTP_truncated, 0},
+		  {0, 201}};
 	struct acq_answer a;
 
 	if (size < 1)

@@ -13,7 +13,8 @@
  *   - the same bytes parse to the same rows twice.
  *
  * Build and run (see Makefile: make fuzz):
- *   build/fuzz/fuzz_settle -dict=tests/fuzz/settle.dict tests/fuzz/corpus/settle
+ *   build/fuzz/fuzz_settle -dict=tests/fuzz/settle.dict
+ * tests/fuzz/corpus/settle
  */
 #include "core/settle.h"
 
