@@ -17,9 +17,11 @@
  * acquirer books a key once) after a 5xx or no connection, and asks by
  * query after an answer that is not the protocol's; after a timeout it
  * leaves the rest to the resolver.  The resolver queries: approved or
- * declined settles it; "no such operation", once twice the call timeout
- * has passed since the charge was sent (so no charge can still be on its
- * way), means the acquirer never booked it, and the transfer is voided.
+ * declined settles it; "no such operation", once three call timeouts and
+ * two seconds have passed since the charge was sent (or since the top-up
+ * was found pending at start or by a client's retry: no charge of it can
+ * still be on its way), means the acquirer never booked it, and the
+ * transfer is voided.
  */
 #include "engine/acquirer.h"
 #include "core/clock.h"
@@ -49,6 +51,11 @@
 #define BACKOFF_MAX_MS	30000u
 #define PENDING_MAX	65536u
 #define SCAN_PAGE	1024u
+/* "No such operation" voids a top-up only this long after its charge was
+ * sent (or after it was found pending at start, or by a client's retry):
+ * longer than any charge of it can take, retries and backoff included. */
+#define UNKNOWN_GRACE_TIMEOUTS 3ull
+#define UNKNOWN_GRACE_MS       2000ull
 
 const double acq_latency_bounds_s[ACQ_LATENCY_BUCKETS] = {
 	0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10};
@@ -68,7 +75,7 @@ const char *acq_outcome_name(unsigned o)
 struct pend {
 	u128 id;
 	u128 amount;
-	u64 since_ms;	/* when its last charge was sent (0: before start) */
+	u64 since_ms;	/* when its last charge was sent, or it was found */
 	u64 next_ms;	/* when to ask next */
 	unsigned tries; /* queries that got no verdict */
 };
@@ -475,8 +482,8 @@ static void replay(struct acquirer *a, const struct transfer *t,
 		out->final_id = final_id(t->id, true);
 	} else if (st == PENDING_PENDING) {
 		out->result = ACQ_PENDING;
-		if (!pend_has(a, t->id))
-			pend_add(a, t->id, t->amount, 0);
+		if (!pend_has(a, t->id)) /* its charge may be on its way */
+			pend_add(a, t->id, t->amount, tpw_monotonic_ms());
 	} else {
 		out->result = ACQ_DECLINED;
 		out->final_id = final_id(t->id, false);
@@ -690,7 +697,8 @@ static bool resolve_one(struct acquirer *a, struct pend *p)
 	}
 	u64 now = tpw_monotonic_ms();
 	if (ans.outcome == ACQ_OUT_unknown &&
-	    (p->since_ms == 0 || now >= p->since_ms + 2ull * a->timeout_ms)) {
+	    now >= p->since_ms + UNKNOWN_GRACE_TIMEOUTS * a->timeout_ms +
+			    UNKNOWN_GRACE_MS) {
 		/* Never booked, and no charge can still be on its way. */
 		if (finish(a, &t, false, NULL) != 0)
 			return false;
@@ -775,7 +783,8 @@ static int scan_pending(struct acquirer *a)
 		for (int i = 0; i < n; i++) {
 			if ((page[i].flags & TRANSFER_PENDING) &&
 			    status[i] == PENDING_PENDING) {
-				pend_add(a, page[i].id, page[i].amount, 0);
+				pend_add(a, page[i].id, page[i].amount,
+					 tpw_monotonic_ms());
 				found++;
 			}
 			from = page[i].timestamp + 1;
