@@ -4,9 +4,11 @@
  * connector (engine/acquirer.h).  The body names the account to credit,
  * the amount in minor units, the card's vault token and the client's
  * idempotency key; the connector journals a pending transfer, charges
- * the card, and posts or voids.  The request's thread waits for the
- * acquirer (at most acquirer_inflight_max of them at once: past it, and
- * while the breaker is open, 503 acquirer-unavailable with Retry-After).
+ * the card, and posts or voids, on one of the connector's workers while
+ * the request waits suspended (api_defer): no HTTP thread waits for the
+ * acquirer.  At most acquirer_inflight_max top-ups run or wait at once:
+ * past it, and while the breaker is open, 503 acquirer-unavailable with
+ * Retry-After.
  *
  * POST /v1/reconciliations (acquirer:reconcile): the acquirer's
  * settlement file (core/settle.h) matched against the ledger
@@ -154,6 +156,27 @@ static enum MHD_Result reply_refusal(struct request *rq,
 	}
 }
 
+/* On the connector's worker: the top-up is done, the request goes on. */
+static void topup_done(struct acq_job *job)
+{
+	api_resume(job->ctx);
+}
+
+static enum MHD_Result topup_reply(struct request *rq)
+{
+	const struct acq_job *job = rq->deferred;
+	const struct acq_topup_result *r = &job->result;
+
+	if (r->result == ACQ_CONFLICT && !r->detail[0])
+		return api_reply_problem(rq, PROBLEM_invalid_field,
+					 "1..128 of [A-Za-z0-9_.:-]",
+					 "idempotency_key", NULL);
+	if (r->result == ACQ_APPROVED || r->result == ACQ_DECLINED ||
+	    r->result == ACQ_PENDING)
+		return reply_result(rq, r);
+	return reply_refusal(rq, r);
+}
+
 enum MHD_Result acquirer_route_topups(struct request *rq)
 {
 	static const char *const members[] = {"account", "amount", "card_token",
@@ -198,16 +221,29 @@ enum MHD_Result acquirer_route_topups(struct request *rq)
 		return api_reply_problem(rq, PROBLEM_invalid_field, NULL, bad,
 					 NULL);
 	}
-	acquirer_topup(rq->srv->acquirer, account, amount, token, key, &r);
+	struct acq_job *job = calloc(1, sizeof(*job));
+	if (!job) {
+		json_decref(j);
+		return api_reply_problem(rq, PROBLEM_internal_error,
+					 "out of memory", NULL, NULL);
+	}
+	job->account = account;
+	job->amount = amount;
+	snprintf(job->token, sizeof(job->token), "%s", token);
+	snprintf(job->key, sizeof(job->key), "%s", key);
+	job->done = topup_done;
+	job->ctx = rq;
 	json_decref(j);
-	if (r.result == ACQ_CONFLICT && !r.detail[0])
-		return api_reply_problem(rq, PROBLEM_invalid_field,
-					 "1..128 of [A-Za-z0-9_.:-]",
-					 "idempotency_key", NULL);
-	if (r.result == ACQ_APPROVED || r.result == ACQ_DECLINED ||
-	    r.result == ACQ_PENDING)
-		return reply_result(rq, &r);
-	return reply_refusal(rq, &r);
+	rq->deferred = job;
+	unsigned retry_s = 0;
+	if (acquirer_submit(rq->srv->acquirer, job, &retry_s) != 0) {
+		r = (struct acq_topup_result){.result = ACQ_BUSY,
+					      .retry_after_s = retry_s};
+		return reply_refusal(rq, &r);
+	}
+	/* The worker resumes the request (topup_done); the answer is
+	 * written by topup_reply on the HTTP thread. */
+	return api_defer(rq, topup_reply);
 }
 
 /* ---- reconciliation ----------------------------------------------------- */

@@ -209,6 +209,9 @@ struct request {
 	char trace_id[TRACE_ID_HEX + 1]; /* "" when no valid traceparent */
 	struct trace_span *span;	 /* the SERVER span, or NULL (span.c) */
 	char text_id[API_TEXT_ID_BYTES_MAX + 1]; /* principal id, jti */
+	/* Work done off the HTTP thread (api_defer), freed with the
+	 * request: the acquirer's job. */
+	void *deferred;
 	/* Retry-After of a 503 (0: 1 s), for the acquirer's refusals. */
 	unsigned retry_after_s;
 	/* A Cache-Control header for the reply, or NULL (a static string). */
@@ -259,6 +262,13 @@ API_ROUTES(X)
  * the reply once it is done, unless the engine failed. */
 enum MHD_Result api_submit(struct request *rq,
 			   enum MHD_Result (*reply)(struct request *));
+/* Suspend rq while its work runs on another thread, which calls
+ * api_resume(rq) once (and touches rq no more); reply(rq) then writes
+ * the answer on the HTTP thread.  Counted in flight like a submission,
+ * so the server's stop waits for it. */
+enum MHD_Result api_defer(struct request *rq,
+			  enum MHD_Result (*reply)(struct request *));
+void api_resume(struct request *rq);
 /* A JOURNAL_COMMAND record as rq->payload (core/command.h): a zeroed
  * ext_bytes ext, returned for the caller to fill, and count events
  * copied after it.  NULL when out of memory. */

@@ -630,6 +630,30 @@ enum MHD_Result api_submit(struct request *rq,
 	return MHD_YES;
 }
 
+enum MHD_Result api_defer(struct request *rq,
+			  enum MHD_Result (*reply)(struct request *))
+{
+	struct api_server *s = rq->srv;
+
+	rq->eng.done_reply = reply;
+	atomic_fetch_add(&s->inflight, 1);
+	if (atomic_load(&s->stopping)) {
+		atomic_fetch_sub(&s->inflight, 1);
+		return api_reply_problem(rq, PROBLEM_unavailable,
+					 "the server is shutting down", NULL,
+					 NULL);
+	}
+	rq->eng.ereq = (struct engine_request){.ctx = rq};
+	rq->state = RS_SUBMITTED;
+	MHD_suspend_connection(rq->conn);
+	return MHD_YES;
+}
+
+void api_resume(struct request *rq)
+{
+	on_engine_done(&rq->eng.ereq);
+}
+
 /* A change sent to a cluster follower: the writer's address in the
  * detail and in Location (docs/api.md, "Cluster mode"). */
 static enum MHD_Result reply_not_the_writer(struct request *rq)
@@ -1146,6 +1170,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
 	free(rq->eng.results);
 	free(rq->eng.payload);
 	free(rq->gate.body);
+	free(rq->deferred);
 	json_decref(rq->eng.reply_extra);
 	api_caller_clear(&rq->auth.caller);
 	free(rq);

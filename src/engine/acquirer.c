@@ -110,6 +110,13 @@ struct acquirer {
 	_Atomic bool cancel;
 	pthread_t thread;
 	bool started;
+	/* The top-ups' workers and their queue (queued + running <=
+	 * inflight_max). */
+	pthread_cond_t job_wake;
+	struct acq_job *head, *tail;
+	unsigned jobs;
+	pthread_t *workers;
+	unsigned nworkers;
 };
 
 /* ---- ids ------------------------------------------------------------------
@@ -800,6 +807,57 @@ static int scan_pending(struct acquirer *a)
 	return n < 0 ? n : 0;
 }
 
+/* ---- the workers ----------------------------------------------------------
+ */
+
+int acquirer_submit(struct acquirer *a, struct acq_job *j, unsigned *retry_s)
+{
+	pthread_mutex_lock(&a->lock);
+	if (a->jobs >= a->inflight_max || a->stop) {
+		a->st.rejected_busy++;
+		pthread_mutex_unlock(&a->lock);
+		*retry_s = 1;
+		return ACQ_BUSY;
+	}
+	a->jobs++;
+	j->next = NULL;
+	if (a->tail)
+		a->tail->next = j;
+	else
+		a->head = j;
+	a->tail = j;
+	pthread_cond_signal(&a->job_wake);
+	pthread_mutex_unlock(&a->lock);
+	return 0;
+}
+
+static void *worker_main(void *arg)
+{
+	struct acquirer *a = arg;
+
+	pthread_mutex_lock(&a->lock);
+	for (;;) {
+		while (!a->head && !a->stop)
+			pthread_cond_wait(&a->job_wake, &a->lock);
+		if (!a->head)
+			break; /* stopping, nothing left */
+		struct acq_job *j = a->head;
+		a->head = j->next;
+		if (!a->head)
+			a->tail = NULL;
+		pthread_mutex_unlock(&a->lock);
+		acquirer_topup(a, j->account, j->amount, j->token, j->key,
+			       &j->result);
+		pthread_mutex_lock(&a->lock);
+		a->jobs--;
+		pthread_mutex_unlock(&a->lock);
+		j->done(j); /* j may be gone after this */
+		pthread_mutex_lock(&a->lock);
+	}
+	pthread_mutex_unlock(&a->lock);
+	return NULL;
+}
+
 int acquirer_options_check(const struct acquirer_options *o, char *err,
 			   size_t err_len)
 {
@@ -864,7 +922,9 @@ int acquirer_open(struct acquirer **out, const struct acquirer_options *o,
 	randombytes_buf(&a->rng, sizeof(a->rng));
 	pthread_mutex_init(&a->lock, NULL);
 	pthread_cond_init(&a->wake, NULL);
-	if (!a->clients || !a->busy) {
+	pthread_cond_init(&a->job_wake, NULL);
+	a->workers = calloc(a->inflight_max, sizeof(*a->workers));
+	if (!a->clients || !a->busy || !a->workers) {
 		acquirer_close(a);
 		return -ENOMEM;
 	}
@@ -872,6 +932,11 @@ int acquirer_open(struct acquirer **out, const struct acquirer_options *o,
 	if (ret == 0) {
 		ret = -pthread_create(&a->thread, NULL, resolver_main, a);
 		a->started = ret == 0;
+	}
+	while (ret == 0 && a->nworkers < a->inflight_max) {
+		ret = -pthread_create(&a->workers[a->nworkers], NULL,
+				      worker_main, a);
+		a->nworkers += ret == 0;
 	}
 	if (ret) {
 		snprintf(err, err_len, "acquirer: cannot start (errno %d)",
@@ -887,10 +952,17 @@ void acquirer_close(struct acquirer *a)
 {
 	if (!a)
 		return;
+	/* The workers finish what is queued (the HTTP server, stopped
+	 * first, waits for its requests), then the resolver stops. */
+	pthread_mutex_lock(&a->lock);
+	a->stop = true;
+	pthread_cond_broadcast(&a->job_wake);
+	pthread_mutex_unlock(&a->lock);
+	for (unsigned i = 0; i < a->nworkers; i++)
+		pthread_join(a->workers[i], NULL);
 	atomic_store(&a->cancel, true);
 	if (a->started) {
 		pthread_mutex_lock(&a->lock);
-		a->stop = true;
 		pthread_cond_signal(&a->wake);
 		pthread_mutex_unlock(&a->lock);
 		pthread_join(a->thread, NULL);
@@ -900,6 +972,8 @@ void acquirer_close(struct acquirer *a)
 	free(a->clients);
 	free(a->busy);
 	free(a->pend);
+	free(a->workers);
+	pthread_cond_destroy(&a->job_wake);
 	pthread_cond_destroy(&a->wake);
 	pthread_mutex_destroy(&a->lock);
 	free(a);

@@ -24,9 +24,11 @@
  * The wire protocol is one file (acq_json.c, acq_proto.h): a second
  * protocol is one more file behind the same four functions.
  *
- * Threads: acquirer_topup runs on the caller's thread (an HTTP worker)
- * and blocks for the call (bounded by the in-flight limit); the resolver
- * is one thread of its own.  The card's number is read from the vault
+ * Threads: acquirer_topup runs on the caller's thread and blocks for the
+ * call; the HTTP route hands top-ups to acquirer_submit's workers
+ * (acquirer_inflight_max threads, as many jobs at most), so no HTTP
+ * thread waits for the acquirer; the resolver is one thread of its own.
+ * The card's number is read from the vault
  * under the connector's own right, kept only on the stack, wiped after
  * the call and never logged.
  */
@@ -156,6 +158,24 @@ void acquirer_close(struct acquirer *a);
 void acquirer_topup(struct acquirer *a, u128 account, u128 amount,
 		    const char *token, const char *idempotency_key,
 		    struct acq_topup_result *out);
+
+/* A top-up to run on one of the connector's acquirer_inflight_max
+ * worker threads (so that no HTTP thread waits for the acquirer). */
+struct acq_job {
+	u128 account, amount;
+	char token[72];
+	char key[ACQ_IDEMPOTENCY_BYTES_MAX + 1];
+	struct acq_topup_result result;
+	/* Called on the worker once result is set; j is the caller's. */
+	void (*done)(struct acq_job *j);
+	void *ctx;
+	struct acq_job *next; /* internal */
+};
+
+/* Queues j: 0, or ACQ_BUSY (retry_after_s in *retry_s) when
+ * acquirer_inflight_max top-ups are queued or running already (done is
+ * then not called). */
+int acquirer_submit(struct acquirer *a, struct acq_job *j, unsigned *retry_s);
 
 void acquirer_stats(struct acquirer *a, struct acquirer_stats *out);
 

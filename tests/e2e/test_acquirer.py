@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 
@@ -81,13 +82,14 @@ class Day:
     """A simulator and a server that calls it, stopped at the end:
     `with Day(ctx, sim args...) as (sim, s, token):`."""
 
-    def __init__(self, ctx, *args):
-        self.ctx, self.args = ctx, args
+    def __init__(self, ctx, *args, **env):
+        self.ctx, self.args, self.env = ctx, args, env
 
     def __enter__(self):
         self.sim = Sim(self.ctx, *self.args)
         try:
-            self.s = self.ctx.start_server(env=acquirer_env(self.sim))
+            self.s = self.ctx.start_server(
+                env=acquirer_env(self.sim, **self.env))
             return self.sim, self.s, setup_ledger(self.s)
         except BaseException:
             self.sim.stop()
@@ -433,3 +435,41 @@ def test_reconcile_finds_and_names_each_difference_and_bad_line(ctx):
         m = metrics(s)
         check(m['tpwallet_reconciliation_rows_total{result="bad_line"}']
               >= 4, "metric")
+
+
+@e2e_test(timeout=60)
+def test_the_inflight_bound_answers_503_and_no_http_thread_waits(ctx):
+    with Day(ctx, "--hang-s", "1",
+             TPWALLET_ACQUIRER_INFLIGHT_MAX=1) as (sim, s, token):
+        sim.faults(next=["timeout"])
+        first = {}
+        slow_client = s.new_client()
+
+        def slow():
+            first["r"] = slow_client.post("/v1/topups", {
+                "account": str(USERS[3]), "amount": "50",
+                "card_token": token, "idempotency_key": "slow-1"})
+        t = threading.Thread(target=slow)
+        t.start()
+        try:
+            deadline = time.monotonic() + 5 * slow_factor()
+            while metrics(s).get("tpwallet_acquirer_inflight") != 1.0:
+                check(time.monotonic() < deadline, "the first top-up calls")
+                time.sleep(0.02)
+            # The bound: one call at once; the server itself answers.
+            t0 = time.monotonic()
+            r = topup(s, USERS[3], 60, token, "busy-1")
+            check(time.monotonic() - t0 < 0.3, "refused at once")
+            check_eq((r.status, r.json()["type"].rsplit("/", 1)[-1]),
+                     (503, "acquirer-unavailable"), "busy: %r" % (r,))
+            check("acquirer_inflight_max" in r.json()["detail"], "said")
+            check_eq(s.get("/healthz", auth=None).status, 200, "healthz")
+            check(time.monotonic() - t0 < 0.3,
+                  "no HTTP thread waits for the acquirer")
+        finally:
+            t.join(timeout=10 * slow_factor())
+        check_eq((first["r"].status, first["r"].json()["status"]),
+                 (202, "pending"), "the slow one")
+        m = metrics(s)
+        check_eq(m['tpwallet_acquirer_rejected_total{reason="inflight"}'],
+                 1.0, "counted")
