@@ -182,7 +182,6 @@ enum MHD_Result acquirer_route_topups(struct request *rq)
 	static const char *const members[] = {"account", "amount", "card_token",
 					      "idempotency_key"};
 	enum MHD_Result reply;
-	struct acq_topup_result r;
 	const char *k;
 	json_t *x;
 	u128 account, amount;
@@ -235,15 +234,19 @@ enum MHD_Result acquirer_route_topups(struct request *rq)
 	job->ctx = rq;
 	json_decref(j);
 	rq->deferred = job;
+	/* Suspended first: the worker may be done (topup_done resumes)
+	 * before acquirer_submit returns.  topup_reply answers on the HTTP
+	 * thread. */
+	enum MHD_Result out;
+	if (!api_defer(rq, topup_reply, &out))
+		return out;
 	unsigned retry_s = 0;
 	if (acquirer_submit(rq->srv->acquirer, job, &retry_s) != 0) {
-		r = (struct acq_topup_result){.result = ACQ_BUSY,
-					      .retry_after_s = retry_s};
-		return reply_refusal(rq, &r);
+		job->result = (struct acq_topup_result){
+			.result = ACQ_BUSY, .retry_after_s = retry_s};
+		api_resume(rq);
 	}
-	/* The worker resumes the request (topup_done); the answer is
-	 * written by topup_reply on the HTTP thread. */
-	return api_defer(rq, topup_reply);
+	return out;
 }
 
 /* ---- reconciliation ----------------------------------------------------- */

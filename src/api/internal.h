@@ -262,12 +262,14 @@ API_ROUTES(X)
  * the reply once it is done, unless the engine failed. */
 enum MHD_Result api_submit(struct request *rq,
 			   enum MHD_Result (*reply)(struct request *));
-/* Suspend rq while its work runs on another thread, which calls
+/* Suspend rq before its work is handed to another thread, which calls
  * api_resume(rq) once (and touches rq no more); reply(rq) then writes
  * the answer on the HTTP thread.  Counted in flight like a submission,
- * so the server's stop waits for it. */
-enum MHD_Result api_defer(struct request *rq,
-			  enum MHD_Result (*reply)(struct request *));
+ * so the server's stop waits for it.  False when the server is stopping
+ * (the refusal is queued in *out: start no work); else *out is what the
+ * handler returns. */
+bool api_defer(struct request *rq, enum MHD_Result (*reply)(struct request *),
+	       enum MHD_Result *out);
 void api_resume(struct request *rq);
 /* A JOURNAL_COMMAND record as rq->payload (core/command.h): a zeroed
  * ext_bytes ext, returned for the caller to fill, and count events

@@ -596,12 +596,13 @@ enum MHD_Result api_submit_command(struct request *rq,
 	return api_submit(rq, reply);
 }
 
-/* Hand rq->eng.ereq to the engine; the reply comes in engine_reply. */
-enum MHD_Result api_submit(struct request *rq,
-			   enum MHD_Result (*reply)(struct request *))
+/* Counted in flight and suspended, reply(rq) to come once resumed
+ * (engine_reply); false, with the refusal in *out, while stopping. */
+static bool suspend_for(struct request *rq,
+			enum MHD_Result (*reply)(struct request *),
+			enum MHD_Result *out)
 {
 	struct api_server *s = rq->srv;
-	int r;
 
 	rq->eng.done_reply = reply;
 	/* Count first, then look at `stopping`: with api_server_stop doing
@@ -609,20 +610,34 @@ enum MHD_Result api_submit(struct request *rq,
 	atomic_fetch_add(&s->inflight, 1);
 	if (atomic_load(&s->stopping)) {
 		atomic_fetch_sub(&s->inflight, 1);
-		return api_reply_problem(rq, PROBLEM_unavailable,
+		*out = api_reply_problem(rq, PROBLEM_unavailable,
 					 "the server is shutting down", NULL,
 					 NULL);
+		return false;
 	}
+	rq->eng.ereq.ctx = rq;
+	rq->state = RS_SUBMITTED;
+	/* Suspend before the work starts: its end may come before the
+	 * caller returns, and resuming needs a suspended connection. */
+	MHD_suspend_connection(rq->conn);
+	*out = MHD_YES;
+	return true;
+}
+
+/* Hand rq->eng.ereq to the engine; the reply comes in engine_reply. */
+enum MHD_Result api_submit(struct request *rq,
+			   enum MHD_Result (*reply)(struct request *))
+{
+	struct api_server *s = rq->srv;
+	enum MHD_Result out;
+
+	if (!suspend_for(rq, reply, &out))
+		return out;
 	atomic_fetch_add(&s->submitted, 1);
 	rq->eng.ereq.done = on_engine_done; /* also: counted in submitted */
-	rq->eng.ereq.ctx = rq;
 	if (rq->span)
 		rq->eng.ereq.trace = rq->span->ctx;
-	rq->state = RS_SUBMITTED;
-	/* Suspend before submitting: the done callback may run before this
-	 * function returns, and resuming needs a suspended connection. */
-	MHD_suspend_connection(rq->conn);
-	r = engine_submit(s->e, &rq->eng.ereq);
+	int r = engine_submit(s->e, &rq->eng.ereq);
 	if (r) {
 		rq->eng.ereq.status = r;
 		on_engine_done(&rq->eng.ereq);
@@ -630,23 +645,11 @@ enum MHD_Result api_submit(struct request *rq,
 	return MHD_YES;
 }
 
-enum MHD_Result api_defer(struct request *rq,
-			  enum MHD_Result (*reply)(struct request *))
+bool api_defer(struct request *rq, enum MHD_Result (*reply)(struct request *),
+	       enum MHD_Result *out)
 {
-	struct api_server *s = rq->srv;
-
-	rq->eng.done_reply = reply;
-	atomic_fetch_add(&s->inflight, 1);
-	if (atomic_load(&s->stopping)) {
-		atomic_fetch_sub(&s->inflight, 1);
-		return api_reply_problem(rq, PROBLEM_unavailable,
-					 "the server is shutting down", NULL,
-					 NULL);
-	}
-	rq->eng.ereq = (struct engine_request){.ctx = rq};
-	rq->state = RS_SUBMITTED;
-	MHD_suspend_connection(rq->conn);
-	return MHD_YES;
+	rq->eng.ereq = (struct engine_request){0};
+	return suspend_for(rq, reply, out);
 }
 
 void api_resume(struct request *rq)
