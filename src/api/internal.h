@@ -99,6 +99,13 @@ struct api_server {
 	struct vaultkeys *vault;
 	unsigned vault_reveals_per_minute;
 	struct vault_limiter *vault_limiter;
+	/* The acquirer connector (engine/acquirer.h), or NULL: POST
+	 * /v1/topups answers 503 acquirer-unavailable. */
+	struct acquirer *acquirer;
+	/* POST /v1/reconciliations: runs, and rows by outcome (the kinds of
+	 * engine/reconcile.h, then bad lines), for /metrics. */
+	_Atomic u64 recon_runs;
+	_Atomic u64 recon_rows[8];
 };
 
 /* The reveals of each principal in the current minute (vault_routes.c):
@@ -203,6 +210,11 @@ struct request {
 	char trace_id[TRACE_ID_HEX + 1]; /* "" when no valid traceparent */
 	struct trace_span *span;	 /* the SERVER span, or NULL (span.c) */
 	char text_id[API_TEXT_ID_BYTES_MAX + 1]; /* principal id, jti */
+	/* Work done off the HTTP thread (api_defer), freed with the
+	 * request: the acquirer's job. */
+	void *deferred;
+	/* Retry-After of a 503 (0: 1 s), for the acquirer's refusals. */
+	unsigned retry_after_s;
 	/* A Cache-Control header for the reply, or NULL (a static string). */
 	const char *cache_control;
 	/* A strong ETag for the reply (quoted, a static string), or NULL. */
@@ -256,6 +268,15 @@ API_ROUTES(X)
  * the reply once it is done, unless the engine failed. */
 enum MHD_Result api_submit(struct request *rq,
 			   enum MHD_Result (*reply)(struct request *));
+/* Suspend rq before its work is handed to another thread, which calls
+ * api_resume(rq) once (and touches rq no more); reply(rq) then writes
+ * the answer on the HTTP thread.  Counted in flight like a submission,
+ * so the server's stop waits for it.  False when the server is stopping
+ * (the refusal is queued in *out: start no work); else *out is what the
+ * handler returns. */
+bool api_defer(struct request *rq, enum MHD_Result (*reply)(struct request *),
+	       enum MHD_Result *out);
+void api_resume(struct request *rq);
 /* A JOURNAL_COMMAND record as rq->payload (core/command.h): a zeroed
  * ext_bytes ext, returned for the caller to fill, and count events
  * copied after it.  NULL when out of memory. */
@@ -376,6 +397,8 @@ void probes_stop(struct api_server *s);
 void probes_free(struct api_server *s);
 /* The tpwallet_probe_* families (nothing when no probe is configured). */
 void probes_metrics(struct api_server *s, struct wbuf *b);
+/* tpwallet_reconciliation_* (acquirer_routes.c). */
+void reconcile_metrics(struct api_server *s, struct wbuf *b);
 
 /* ---- authz_routes.c ---- */
 

@@ -3,10 +3,12 @@
  * metrics.h).
  */
 #include "api/metrics.h"
+#include "net/http.h"
 #include "core/admin.h"
 #include "core/auth.h"
 #include "core/clock.h"
 #include "engine/trace.h"
+#include "engine/acquirer.h"
 #include "engine/cluster.h"
 #include "engine/engine.h"
 #include "log/pkcs11.h"
@@ -582,6 +584,19 @@ void metrics_render(struct metrics *m, struct engine *e, struct wbuf *b,
 	wbuf_puts(b, "tpwallet_trace_spans_dropped_total ");
 	wbuf_put_u64(b, dropped);
 	wbuf_putc(b, '\n');
+
+	unsigned long long refused[HTTP_ADDR_CLASS_COUNT];
+	http_outbound_refusals(refused, NULL, 0);
+	help(b, "tpwallet_outbound_refused_total", "counter",
+	     "Outbound connections refused by outbound_allow, by the class "
+	     "of the address (docs/operations.md, Outbound allow-list).");
+	for (unsigned i = 0; i < HTTP_ADDR_CLASS_COUNT; i++) {
+		wbuf_puts(b, "tpwallet_outbound_refused_total{class=\"");
+		wbuf_puts(b, http_addr_class_name(i));
+		wbuf_puts(b, "\"} ");
+		wbuf_put_u64(b, refused[i]);
+		wbuf_putc(b, '\n');
+	}
 }
 
 void metrics_render_hsm(struct pkcs11 *p, struct wbuf *b)
@@ -641,4 +656,94 @@ void metrics_render_hsm(struct pkcs11 *p, struct wbuf *b)
 		wbuf_put_u64(b, st.errors[op]);
 		wbuf_putc(b, '\n');
 	}
+}
+
+void metrics_render_acquirer(struct acquirer *a, struct wbuf *b)
+{
+	struct acquirer_stats st;
+	char num[64];
+
+	acquirer_stats(a, &st);
+	help(b, "tpwallet_acquirer_calls_total", "counter",
+	     "Calls to the acquirer by outcome (docs/acquirer.md).");
+	for (unsigned i = 0; i < ACQ_OUT_COUNT; i++) {
+		wbuf_puts(b, "tpwallet_acquirer_calls_total{outcome=\"");
+		wbuf_puts(b, acq_outcome_name(i));
+		wbuf_puts(b, "\"} ");
+		wbuf_put_u64(b, st.calls[i]);
+		wbuf_putc(b, '\n');
+	}
+	help(b, "tpwallet_acquirer_call_duration_seconds", "histogram",
+	     "How long one call to the acquirer took, answer or not.");
+	for (unsigned i = 0; i < ACQ_LATENCY_BUCKETS; i++) {
+		snprintf(num, sizeof(num), "%g", acq_latency_bounds_s[i]);
+		wbuf_puts(b, "tpwallet_acquirer_call_duration_seconds_bucket"
+			     "{le=\"");
+		wbuf_puts(b, num);
+		wbuf_puts(b, "\"} ");
+		wbuf_put_u64(b, st.latency_buckets[i]);
+		wbuf_putc(b, '\n');
+	}
+	wbuf_puts(b, "tpwallet_acquirer_call_duration_seconds_bucket"
+		     "{le=\"+Inf\"} ");
+	wbuf_put_u64(b, st.latency_count);
+	snprintf(num, sizeof(num), "%.6f", st.latency_sum_s);
+	wbuf_puts(b, "\ntpwallet_acquirer_call_duration_seconds_sum ");
+	wbuf_puts(b, num);
+	wbuf_puts(b, "\ntpwallet_acquirer_call_duration_seconds_count ");
+	wbuf_put_u64(b, st.latency_count);
+	wbuf_putc(b, '\n');
+	const struct {
+		const char *name, *type, *text;
+		unsigned long long v;
+	} one[] = {
+		{"tpwallet_acquirer_breaker_state", "gauge",
+		 "The circuit breaker: 0 closed, 1 open, 2 half-open.",
+		 st.breaker},
+		{"tpwallet_acquirer_breaker_opened_total", "counter",
+		 "Times the breaker opened.", st.breaker_opened},
+		{"tpwallet_acquirer_inflight", "gauge",
+		 "Top-ups calling the acquirer now.", st.inflight},
+		{"tpwallet_acquirer_inflight_max", "gauge",
+		 "Setting acquirer_inflight_max.", st.inflight_max},
+		{"tpwallet_acquirer_rejected_total{reason=\"inflight\"}",
+		 "counter",
+		 "Top-ups refused 503 before any call: in-flight bound or "
+		 "open breaker.",
+		 st.rejected_busy},
+		{"tpwallet_acquirer_rejected_total{reason=\"breaker_open\"}",
+		 NULL, NULL, st.rejected_open},
+		{"tpwallet_acquirer_pending", "gauge",
+		 "Top-ups left pending that the resolver asks the acquirer "
+		 "about.",
+		 st.pending},
+	};
+	for (size_t i = 0; i < sizeof(one) / sizeof(one[0]); i++) {
+		if (one[i].type) {
+			size_t n = strcspn(one[i].name, "{");
+			snprintf(num, sizeof(num), "%.*s", (int)n, one[i].name);
+			help(b, num, one[i].type, one[i].text);
+		}
+		wbuf_puts(b, one[i].name);
+		wbuf_putc(b, ' ');
+		wbuf_put_u64(b, one[i].v);
+		wbuf_putc(b, '\n');
+	}
+	/* The acquirer's minimum is its text: kept to a safe label value. */
+	for (char *p = st.minimum; *p; p++)
+		if (!strchr("0123456789-."
+			    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklm"
+			    "nopqrstuvwxyz",
+			    *p))
+			*p = '_';
+	help(b, "tpwallet_acquirer_version_refused", "gauge",
+	     "1 while the acquirer's last answer refused our "
+	     "acquirer_api_version (426); minimum: what it said it needs.");
+	wbuf_puts(b, "tpwallet_acquirer_version_refused{version=\"");
+	wbuf_puts(b, st.version);
+	wbuf_puts(b, "\",minimum=\"");
+	wbuf_puts(b, st.minimum);
+	wbuf_puts(b, "\"} ");
+	wbuf_put_u64(b, st.version_refused);
+	wbuf_putc(b, '\n');
 }

@@ -119,6 +119,9 @@ void metrics_openmetrics(const struct wbuf *in, struct wbuf *out);
 /* tpwallet_hsm_*: the token that holds the KEK (log/pkcs11.h). */
 struct pkcs11;
 void metrics_render_hsm(struct pkcs11 *p, struct wbuf *b);
+/* tpwallet_acquirer_*: the acquirer connector (engine/acquirer.h). */
+struct acquirer;
+void metrics_render_acquirer(struct acquirer *a, struct wbuf *b);
 
 #define METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 #define METRICS_OPENMETRICS_TYPE                                               \

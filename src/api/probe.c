@@ -4,6 +4,7 @@
  * probe thread is in probe_routes.c, the command in cli/cmd_probe.c.
  */
 #include "api/probe.h"
+#include "engine/logger.h"
 #include "core/parse.h"
 #include "engine/trace.h"
 
@@ -218,6 +219,10 @@ int probe_send(struct http_client *c, const char *path, const char *client,
 	int ret = http_client_do(c, &req, &r);
 	if (traced)
 		trace_client_end(&span, ret, r.status);
+	if (ret == -HTTP_outbound_refused)
+		log_at(LOG_WARN, "probe refused by outbound_allow",
+		       LOG_STR("error", http_err_name(ret)),
+		       LOG_STR("detail", r.refused));
 	struct probe_answer a = {
 		.err = ret,
 		.status = r.status,

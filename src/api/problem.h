@@ -131,6 +131,16 @@
 	  "The dual-control request was decided and dropped from the table")   \
 	X(request_refused, "request-refused", 409,                             \
 	  "The approved operation was refused by the state it would change")   \
+	X(acquirer_unavailable, "acquirer-unavailable", 503,                   \
+	  "The acquirer connector takes no call now")                          \
+	X(acquirer_version_refused, "acquirer-version-refused", 502,           \
+	  "The acquirer refuses this server's API version")                    \
+	X(acquirer_refused, "acquirer-refused", 502,                           \
+	  "The acquirer refused the request")                                  \
+	X(idempotency_conflict, "idempotency-conflict", 409,                   \
+	  "The idempotency key was used for another request")                  \
+	X(topup_refused, "topup-refused", 422,                                 \
+	  "The ledger refused the top-up's pending transfer")                  \
 	X(internal_error, "internal-error", 500, "Internal error")
 
 enum problem {

@@ -245,6 +245,10 @@ enum route_scope {
 	  RB_SMALL, 0, OP(VAULT_ERASE), RA_ANY, 0, vault_route_erase)          \
 	X(vault_rotate, "/v1/vault/keys/rotate", RP_NONE, RM_POST, RB_SMALL,   \
 	  0, OP(VAULT_ADMIN), RA_ANY, RF_BODY_OPTIONAL, vault_route_rotate)    \
+	X(topups, "/v1/topups", RP_NONE, RM_POST, RB_SMALL, 0,                 \
+	  OP(ACQUIRER_TOPUP), RA_ANY, 0, acquirer_route_topups)                \
+	X(reconciliations, "/v1/reconciliations", RP_NONE, RM_POST, RB_BATCH,  \
+	  0, OP(ACQUIRER_RECONCILE), RA_ANY, 0, acquirer_route_reconcile)      \
 	X(admin_roles, "/v1/admin/roles", RP_NONE, RM_POST, RB_SMALL, 0,      \
 	  OP(PRINCIPALS_ADMIN), RA_ANY, 0, admin_route_roles)                  \
 	X(admin_retire, "/v1/admin/bootstrap/retire", RP_NONE, RM_POST,        \

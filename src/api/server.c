@@ -181,8 +181,12 @@ enum MHD_Result api_reply(struct request *rq, unsigned status, struct wbuf *b,
 	if (status == 401)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
 					AUTHZ_CHALLENGE);
-	if (status == 503)
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+	if (status == 503) {
+		char ra[16];
+		snprintf(ra, sizeof(ra), "%u",
+			 rq->retry_after_s ? rq->retry_after_s : 1u);
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, ra);
+	}
 	if (rq->net.close_after)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION,
 					"close");
@@ -336,12 +340,15 @@ enum MHD_Result server_route_metrics(struct request *rq)
 	buildinfo_metrics(&b);
 	policy_metrics(s, &b);
 	probes_metrics(s, &b);
+	reconcile_metrics(s, &b);
 	audit_metrics(s, &b);
 	netguard_metrics(s->ng, &b);
 	if (s->tls)
 		api_tls_metrics(s->tls, &b);
 	if (s->hsm)
 		metrics_render_hsm(s->hsm, &b);
+	if (s->acquirer)
+		metrics_render_acquirer(s->acquirer, &b);
 	if (om && !b.err) {
 		struct wbuf o = WBUF_INIT((size_t)4 << 20);
 		metrics_openmetrics(&b, &o);
@@ -617,12 +624,13 @@ enum MHD_Result api_submit_command(struct request *rq,
 	return api_submit(rq, reply);
 }
 
-/* Hand rq->eng.ereq to the engine; the reply comes in engine_reply. */
-enum MHD_Result api_submit(struct request *rq,
-			   enum MHD_Result (*reply)(struct request *))
+/* Counted in flight and suspended, reply(rq) to come once resumed
+ * (engine_reply); false, with the refusal in *out, while stopping. */
+static bool suspend_for(struct request *rq,
+			enum MHD_Result (*reply)(struct request *),
+			enum MHD_Result *out)
 {
 	struct api_server *s = rq->srv;
-	int r;
 
 	rq->eng.done_reply = reply;
 	/* Count first, then look at `stopping`: with api_server_stop doing
@@ -630,25 +638,51 @@ enum MHD_Result api_submit(struct request *rq,
 	atomic_fetch_add(&s->inflight, 1);
 	if (atomic_load(&s->stopping)) {
 		atomic_fetch_sub(&s->inflight, 1);
-		return api_reply_problem(rq, PROBLEM_unavailable,
+		*out = api_reply_problem(rq, PROBLEM_unavailable,
 					 "the server is shutting down", NULL,
 					 NULL);
+		return false;
 	}
+	rq->eng.ereq.ctx = rq;
+	rq->state = RS_SUBMITTED;
+	/* Suspend before the work starts: its end may come before the
+	 * caller returns, and resuming needs a suspended connection. */
+	MHD_suspend_connection(rq->conn);
+	*out = MHD_YES;
+	return true;
+}
+
+/* Hand rq->eng.ereq to the engine; the reply comes in engine_reply. */
+enum MHD_Result api_submit(struct request *rq,
+			   enum MHD_Result (*reply)(struct request *))
+{
+	struct api_server *s = rq->srv;
+	enum MHD_Result out;
+
+	if (!suspend_for(rq, reply, &out))
+		return out;
 	atomic_fetch_add(&s->submitted, 1);
 	rq->eng.ereq.done = on_engine_done; /* also: counted in submitted */
-	rq->eng.ereq.ctx = rq;
 	if (rq->span)
 		rq->eng.ereq.trace = rq->span->ctx;
-	rq->state = RS_SUBMITTED;
-	/* Suspend before submitting: the done callback may run before this
-	 * function returns, and resuming needs a suspended connection. */
-	MHD_suspend_connection(rq->conn);
-	r = engine_submit(s->e, &rq->eng.ereq);
+	int r = engine_submit(s->e, &rq->eng.ereq);
 	if (r) {
 		rq->eng.ereq.status = r;
 		on_engine_done(&rq->eng.ereq);
 	}
 	return MHD_YES;
+}
+
+bool api_defer(struct request *rq, enum MHD_Result (*reply)(struct request *),
+	       enum MHD_Result *out)
+{
+	rq->eng.ereq = (struct engine_request){0};
+	return suspend_for(rq, reply, out);
+}
+
+void api_resume(struct request *rq)
+{
+	on_engine_done(&rq->eng.ereq);
 }
 
 /* A change sent to a cluster follower: the writer's address in the
@@ -1167,6 +1201,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
 	free(rq->eng.results);
 	free(rq->eng.payload);
 	free(rq->gate.body);
+	free(rq->deferred);
 	json_decref(rq->eng.reply_extra);
 	api_caller_clear(&rq->auth.caller);
 	free(rq);
@@ -1341,6 +1376,7 @@ int api_server_start(struct api_server **out, struct engine *e,
 					: API_MANIFEST_TTL_S_DEFAULT;
 	s->key_overlap_s = o->key_overlap_s;
 	s->vault = o->vault;
+	s->acquirer = o->acquirer;
 	s->vault_reveals_per_minute =
 		o->vault_reveals_per_minute
 			? o->vault_reveals_per_minute

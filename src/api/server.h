@@ -117,6 +117,9 @@ struct api_options {
 	 * API_VAULT_REVEALS_PER_MINUTE_DEFAULT). */
 	struct vaultkeys *vault;
 	unsigned vault_reveals_per_minute;
+	/* The acquirer connector (engine/acquirer.h, owned by the caller,
+	 * closed after api_server_stop); NULL: none configured. */
+	struct acquirer *acquirer;
 };
 
 struct api_server;

@@ -38,6 +38,8 @@ int cmd_witness(int argc, char **argv);
 int cmd_call(int argc, char **argv);
 int cmd_principal(int argc, char **argv);
 int cmd_keys(int argc, char **argv);
+/* reconcile an acquirer's settlement file (cmd_reconcile.c). */
+int cmd_reconcile(int argc, char **argv);
 /* keys init-hsm and keys migrate (cmd_keys_local.c). */
 int cmd_keys_local(int argc, char **argv);
 int cmd_tls(int argc, char **argv);
@@ -198,6 +200,25 @@ struct settings {
 	char release_public_key_file[4096];
 	char outbound_pins[16][512];
 	unsigned noutbound_pins;
+	/* Setting outbound_allow (net/http.h, docs/operations.md "Outbound
+	 * allow-list"): what the server's outbound calls may reach among
+	 * loopback, link-local, unspecified, multicast and private
+	 * addresses; HOST[:PORT], ADDR[:PORT] or ADDR/BITS each. */
+	char outbound_allow[32][300];
+	unsigned noutbound_allow;
+	/* The acquirer connector (engine/acquirer.h, docs/acquirer.md): its
+	 * URL ("" none), the settlement account (decimal), the currency and
+	 * API version sent, the top-ups' transfer code, the calls at once,
+	 * the breaker's failures and cool-down, one call's deadline. */
+	char acquirer[2048];
+	char acquirer_settlement_account[48];
+	char acquirer_currency[8];
+	char acquirer_api_version[16];
+	unsigned acquirer_code;
+	unsigned acquirer_inflight_max;
+	unsigned acquirer_breaker_failures;
+	unsigned acquirer_breaker_cooldown_ms;
+	unsigned acquirer_timeout_ms;
 	/* Cluster mode (docs/operations.md, "Cluster mode"): a libpq
 	 * connection string ("" a single node; may hold a password, never
 	 * printed), this node's name for the writer's lease ("" until

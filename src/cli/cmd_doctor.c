@@ -46,6 +46,10 @@
 #include "log/store.h"
 #include "core/strerror.h"
 #include "net/http.h"
+#include "api/probe.h"
+#include "engine/trace.h"
+#include <netdb.h>
+#include <sys/socket.h>
 
 #include <dirent.h>
 #include <errno.h>
@@ -1433,6 +1437,80 @@ static void check_witnesses(struct doctor *d)
 		report(d, STATUS_OK, name, "%u cosigning", total);
 }
 
+/* ---- the outbound allow-list -------------------------------------------- */
+
+/* One destination of the server's outbound calls: its host resolved now,
+ * each address judged as the server judges the address it connects to
+ * (net/http.h, setting outbound_allow); a warning per refused one. */
+static unsigned outbound_one(struct doctor *d, const char *what,
+			     const char *url, const char *const *rules,
+			     size_t nrules)
+{
+	struct http_url u;
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
+	char host[sizeof(u.host)], port[8], why[HTTP_REFUSED_BYTES];
+	unsigned refused = 0;
+
+	if (http_url_parse(url, &u) != 0)
+		return 0; /* serve refuses it with its own message */
+	size_t hl = strlen(u.host);
+	if (u.host[0] == '[' && hl >= 2)
+		snprintf(host, sizeof(host), "%.*s", (int)(hl - 2), u.host + 1);
+	else
+		snprintf(host, sizeof(host), "%s", u.host);
+	snprintf(port, sizeof(port), "%u", (unsigned)u.port);
+	if (getaddrinfo(host, port, &hints, &res) != 0)
+		return 0; /* not resolvable from here: the call will say */
+	for (struct addrinfo *a = res; a && refused == 0; a = a->ai_next)
+		if (http_allow_judge(rules, nrules, u.host, a->ai_addr, why,
+				     sizeof(why)) < 0) {
+			refused++;
+			report(d, STATUS_WARN, "outbound",
+			       "%s %s is refused (outbound_refused): %s; add "
+			       "an outbound_allow rule if it is meant "
+			       "(docs/operations.md, Outbound allow-list)",
+			       what, url, why);
+		}
+	freeaddrinfo(res);
+	return refused;
+}
+
+static void check_outbound(struct doctor *d)
+{
+	const char *rules[HTTP_ALLOW_MAX];
+	char url[1100];
+	unsigned dest = 0, refused = 0;
+
+	for (unsigned i = 0; i < d->s.noutbound_allow && i < HTTP_ALLOW_MAX;
+	     i++)
+		rules[i] = d->s.outbound_allow[i];
+	size_t nrules = d->s.noutbound_allow;
+	for (unsigned i = 0; i < d->s.nwitnesses; i++, dest++) {
+		const char *w = d->s.witnesses[i];
+		snprintf(url, sizeof(url), "%.*s", (int)strcspn(w, " "), w);
+		refused += outbound_one(d, "witness", url, rules, nrules);
+	}
+	for (unsigned i = 0; i < d->s.nprobes; i++) {
+		struct probe_target t;
+		if (probe_target_parse(d->s.probes[i], &t) != 0)
+			continue;
+		dest++;
+		refused += outbound_one(d, "probe", t.url, rules, nrules);
+	}
+	trace_endpoint_url(d->s.otel_exporter_otlp_endpoint,
+			   d->s.otel_exporter_otlp_traces_endpoint, url,
+			   sizeof(url));
+	if (url[0]) {
+		dest++;
+		refused += outbound_one(d, "OTLP endpoint", url, rules, nrules);
+	}
+	if (dest && !refused)
+		report(d, STATUS_OK, "outbound",
+		       "%u destination(s) allowed (%zu outbound_allow "
+		       "rule(s))",
+		       dest, nrules);
+}
+
 /* ---- TLS and the expiry list --------------------------------------------- */
 
 /* The status of a certificate that ends at not_after: warn 30 and 14
@@ -2230,6 +2308,85 @@ static void check_build(struct doctor *d)
 	       "release signature", "%s: %s", sig, detail);
 }
 
+/* One sample of a Prometheus text page: the value of the first line
+ * that starts with name (labels included in name when given), or -1. */
+static double metric_value(const char *page, const char *name)
+{
+	size_t n = strlen(name);
+	for (const char *p = page; p && *p;) {
+		if (strncmp(p, name, n) == 0 && (p[n] == ' ' || p[n] == '{')) {
+			const char *v = strchr(p, ' ');
+			const char *nl = strchr(p, '\n');
+			if (v && (!nl || v < nl))
+				return strtod(v + 1, NULL);
+		}
+		p = strchr(p, '\n');
+		p = p ? p + 1 : NULL;
+	}
+	return -1;
+}
+
+/* --server: the acquirer connector as the server's /metrics show it
+ * (docs/acquirer.md): a version refused needs action, an open breaker
+ * or top-ups left pending a warning.  Nothing when none is configured. */
+static void check_acquirer(struct doctor *d)
+{
+	struct client c;
+	struct http_response r = {0};
+
+	if (!d->server)
+		return;
+	client_init(&c, "tpwallet doctor");
+	c.server = d->server;
+	c.data_dir = d->s.data_dir;
+	c.timeout_s = 5;
+	c.no_auth = true;
+	if (client_send(&c, "GET", "/metrics", NULL, 0, &r) != 0 || !r.body) {
+		http_response_clear(&r);
+		return; /* the probes' line says the server is unreachable */
+	}
+	const char *page = r.body;
+	double breaker = metric_value(page, "tpwallet_acquirer_breaker_state");
+	if (breaker < 0) {
+		http_response_clear(&r);
+		return;
+	}
+	const char *vr = strstr(page, "\ntpwallet_acquirer_version_refused{");
+	double refused =
+		metric_value(page, "tpwallet_acquirer_version_refused");
+	double pending = metric_value(page, "tpwallet_acquirer_pending");
+	double opened =
+		metric_value(page, "tpwallet_acquirer_breaker_opened_total");
+	if (refused > 0 && vr) {
+		const char *v = strstr(vr, "version=\""),
+			   *m = strstr(vr, "minimum=\"");
+		int vl = v ? (int)strcspn(v + 9, "\"") : 0;
+		int ml = m ? (int)strcspn(m + 9, "\"") : 0;
+		report(d, STATUS_ACTION, "acquirer",
+		       "the acquirer refuses our API version %.*s (426); its "
+		       "minimum is %.*s: raise acquirer_api_version "
+		       "(docs/acquirer.md)",
+		       vl, v ? v + 9 : "", ml ? ml : 8,
+		       ml ? m + 9 : "not said");
+	}
+	if (breaker > 0)
+		report(d, STATUS_WARN, "acquirer",
+		       "the circuit breaker is %s (opened %.0f time(s) since "
+		       "start): top-ups are refused 503 until a call succeeds",
+		       breaker == 1 ? "open" : "half-open", opened);
+	if (pending > 0)
+		report(d, STATUS_WARN, "acquirer",
+		       "%.0f top-up(s) pending: the acquirer has not said what "
+		       "became of them; the resolver keeps asking",
+		       pending);
+	if (refused <= 0 && breaker == 0 && pending <= 0)
+		report(d, STATUS_OK, "acquirer",
+		       "breaker closed, no top-up pending, version accepted "
+		       "(opened %.0f time(s) since start)",
+		       opened);
+	http_response_clear(&r);
+}
+
 static void check_probes(struct doctor *d)
 {
 	struct client c;
@@ -2341,12 +2498,14 @@ static const struct {
 	{"journal retention", check_retention},
 	{"audit log", check_audit},
 	{"witnesses", check_witnesses},
+	{"outbound", check_outbound},
 	{"expiry list", check_expiries},
 	{"snapshots", check_snapshots},
 	{"store", check_store},
 	{"client policy", check_policy},
 	{"administrators", check_administrators},
 	{"probes", check_probes},
+	{"acquirer", check_acquirer},
 	{"build", check_build},
 };
 

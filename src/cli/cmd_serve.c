@@ -22,7 +22,9 @@
 #include "log/pgjournal.h"
 #include "cli/sdnotify.h"
 #include "cli/serverkeys.h"
+#include "engine/acquirer.h"
 #include "engine/audit.h"
+#include "core/u128.h"
 #include "engine/cluster.h"
 #include "engine/engine.h"
 #include "engine/expirer.h"
@@ -268,10 +270,11 @@ static bool keys_never_made(const struct settings *s)
 	return empty;
 }
 
-/* The server's outbound calls (witnesses, probes): the CA bundle and the
- * pins they trust (net/http.h, docs/operations.md "Outbound TLS").  A
- * bundle that does not read as a certificate, a bad pin, and a pinned
- * host named with http:// are refused here, not at their first call. */
+/* The server's outbound calls (witnesses, probes, OTLP): the allow-list of
+ * private destinations they may reach, the CA bundle and the pins they trust
+ * (net/http.h, docs/operations.md "Outbound TLS").  A bundle that does not read
+ * as a certificate, a bad pin, and a pinned host named with http:// are refused
+ * here, not at their first call. */
 static int outbound_setup(const struct settings *s)
 {
 	const char *pins[HTTP_PINS_MAX];
@@ -288,6 +291,18 @@ static int outbound_setup(const struct settings *s)
 				"tpwallet serve: outbound_ca_file: %s\n", err);
 			return -1;
 		}
+	}
+	const char *allow[HTTP_ALLOW_MAX];
+	_Static_assert(sizeof(s->outbound_allow) /
+				       sizeof(s->outbound_allow[0]) ==
+			       HTTP_ALLOW_MAX,
+		       "allow");
+	for (unsigned i = 0; i < s->noutbound_allow; i++)
+		allow[i] = s->outbound_allow[i];
+	if (http_outbound_allow(allow, s->noutbound_allow, err, sizeof(err)) <
+	    0) {
+		fprintf(stderr, "tpwallet serve: %s\n", err);
+		return -1;
 	}
 	for (unsigned i = 0; i < s->noutbound_pins; i++)
 		pins[i] = s->outbound_pins[i];
@@ -319,6 +334,43 @@ static int outbound_setup(const struct settings *s)
 		}
 	}
 	return 0;
+}
+
+/* The acquirer connector's options from the settings (docs/acquirer.md):
+ * false when none is configured; -1 (said on stderr) when they do not
+ * hold together. */
+static int acquirer_options_of(const struct settings *s,
+			       struct acquirer_options *o)
+{
+	char err[200];
+	u128 settle = 0;
+
+	memset(o, 0, sizeof(*o));
+	if (!s->acquirer[0])
+		return 0;
+	const char *sa = s->acquirer_settlement_account;
+	if (u128_parse_dec(sa, strlen(sa), AMOUNT_MAX - 1, &settle) != 0) {
+		fprintf(stderr,
+			"tpwallet serve: acquirer_settlement_account: an "
+			"account id (decimal) is required with acquirer\n");
+		return -1;
+	}
+	*o = (struct acquirer_options){
+		.url = s->acquirer,
+		.settlement_account = settle,
+		.currency = s->acquirer_currency,
+		.api_version = s->acquirer_api_version,
+		.code = (u16)s->acquirer_code,
+		.inflight_max = s->acquirer_inflight_max,
+		.breaker_failures = s->acquirer_breaker_failures,
+		.breaker_cooldown_ms = s->acquirer_breaker_cooldown_ms,
+		.timeout_ms = s->acquirer_timeout_ms,
+	};
+	if (acquirer_options_check(o, err, sizeof(err)) < 0) {
+		fprintf(stderr, "tpwallet serve: %s\n", err);
+		return -1;
+	}
+	return 1;
 }
 
 /* Tracing (engine/trace.h, docs/operations.md "Tracing"): on when an
@@ -623,7 +675,9 @@ int cmd_serve(int argc, char **argv)
 		}
 	}
 
-	if (outbound_setup(&s) < 0 || trace_setup(&s) < 0)
+	struct acquirer_options acq_opt;
+	int has_acquirer = acquirer_options_of(&s, &acq_opt);
+	if (outbound_setup(&s) < 0 || trace_setup(&s) < 0 || has_acquirer < 0)
 		return EXIT_USAGE;
 
 	bool created;
@@ -947,11 +1001,26 @@ int cmd_serve(int argc, char **argv)
 		       "this binary's release signature does not verify",
 		       LOG_STR("signature", sigst),
 		       LOG_STR("detail", sigdetail));
-	ret = api_server_start(&srv, e, &ao, &err);
+	/* The acquirer connector: its resolver asks at once about every
+	 * top-up a stop or a crash left pending (docs/acquirer.md). */
+	struct acquirer *acq = NULL;
+	char aerr[200] = "";
+	if (has_acquirer > 0 && (ret = acquirer_open(&acq, &acq_opt, e, vault,
+						     aerr, sizeof(aerr))) < 0) {
+		log_at(LOG_ERROR, "cannot start the acquirer connector",
+		       LOG_STR("reason", aerr));
+	} else {
+		ao.acquirer = acq;
+		ret = api_server_start(&srv, e, &ao, &err);
+		if (ret < 0) {
+			acquirer_close(acq);
+			log_at(LOG_ERROR, "cannot start the HTTP server",
+			       LOG_STR("listen", s.listen),
+			       LOG_STR("reason",
+				       err ? err : tpw_strerror(-ret)));
+		}
+	}
 	if (ret < 0) {
-		log_at(LOG_ERROR, "cannot start the HTTP server",
-		       LOG_STR("listen", s.listen),
-		       LOG_STR("reason", err ? err : tpw_strerror(-ret)));
 		audit_close(audit);
 		api_authz_close(authz);
 		server_keys_close(&keys);
@@ -1011,6 +1080,7 @@ int cmd_serve(int argc, char **argv)
 	 * ends without them: none was acknowledged, so none is lost. */
 	stop_at("the requests accepted");
 	api_server_stop(srv);
+	acquirer_close(acq);
 	api_tls_close(tls);
 	expirer_free(expirer);
 	api_authz_close(authz);

@@ -30,6 +30,8 @@ const struct command commands[] = {
 	 "issue, inspect, verify and revoke mandates (delegation chains)"},
 	{"policy", cmd_policy, "set, diff and evaluate the client policy"},
 	{"bench", cmd_bench, "measure the engine in process and print figures"},
+	{"reconcile", cmd_reconcile,
+	 "match an acquirer's settlement file against the ledger"},
 	{"probe", cmd_probe,
 	 "ask a URL as a client version: gateway, tpwallet or served"},
 	{"doctor", cmd_doctor,

@@ -21,6 +21,7 @@
 #include "log/fsdir.h"
 #include "log/journal.h"
 #include "log/tilestore.h"
+#include "net/http.h"
 #include "core/strerror.h"
 
 #include <ctype.h>
@@ -48,6 +49,34 @@ static int copy_str(char *dst, size_t cap, const char *src)
 		return -EINVAL;
 	memcpy(dst, src, n + 1);
 	return 0;
+}
+
+/* outbound_allow: one rule or several separated by commas or spaces (the
+ * environment variable's form), each checked (net/http.h) and appended. */
+static int allow_add(struct settings *s, const char *value)
+{
+	char err[HTTP_ALLOW_RULE_BYTES + 128];
+	const char *p = value;
+	size_t max = sizeof(s->outbound_allow) / sizeof(s->outbound_allow[0]);
+
+	for (;;) {
+		p += strspn(p, ", \t");
+		size_t n = strcspn(p, ", \t");
+		if (n == 0)
+			return 0;
+		if (s->noutbound_allow == max ||
+		    n >= sizeof(s->outbound_allow[0]))
+			return -EINVAL;
+		char *dst = s->outbound_allow[s->noutbound_allow];
+		memcpy(dst, p, n);
+		dst[n] = '\0';
+		if (http_allow_rule_check(dst, err, sizeof(err)) < 0) {
+			fprintf(stderr, "tpwallet: %s\n", err);
+			return -EINVAL;
+		}
+		s->noutbound_allow++;
+		p += n;
+	}
 }
 
 /* "http(s)://host[:port]": no path, query, userinfo or spaces. */
@@ -144,6 +173,11 @@ static const struct number_setting number_settings[] = {
 	NUMBER(otel_bsp_max_queue_size, 16, 65536),
 	NUMBER(otel_bsp_schedule_delay, 10, 600000),
 	NUMBER(otel_exporter_otlp_timeout, 100, 600000),
+	NUMBER(acquirer_code, 1, 65535),
+	NUMBER(acquirer_inflight_max, 1, 256),
+	NUMBER(acquirer_breaker_failures, 1, 1000),
+	NUMBER(acquirer_breaker_cooldown_ms, 100, 600000),
+	NUMBER(acquirer_timeout_ms, 100, 600000),
 };
 
 #undef NUMBER
@@ -173,6 +207,10 @@ static const struct text_setting text_settings[] = {
 	TEXT(otel_traces_sampler),
 	TEXT(otel_traces_sampler_arg),
 	TEXT(otel_service_name),
+	TEXT(acquirer),
+	TEXT(acquirer_settlement_account),
+	TEXT(acquirer_currency),
+	TEXT(acquirer_api_version),
 };
 
 #undef TEXT
@@ -319,6 +357,8 @@ int settings_set(struct settings *s, const char *key, const char *value)
 				       sizeof(s->outbound_pins[0]), value);
 		if (ret == 0)
 			s->noutbound_pins++;
+	} else if (strcmp(key, "outbound_allow") == 0) {
+		ret = allow_add(s, value);
 	} else if (strcmp(key, "journal_archive_dir") == 0) {
 		ret = value[0] == '/'
 			      ? copy_str(s->journal_archive_dir,
@@ -519,6 +559,17 @@ static const struct {
 	{"TPWALLET_OUTBOUND_CA_FILE", "outbound_ca_file"},
 	{"TPWALLET_RELEASE_PUBLIC_KEY_FILE", "release_public_key_file"},
 	{"TPWALLET_OUTBOUND_PIN", "outbound_pin"},
+	{"TPWALLET_OUTBOUND_ALLOW", "outbound_allow"},
+	{"TPWALLET_ACQUIRER", "acquirer"},
+	{"TPWALLET_ACQUIRER_SETTLEMENT_ACCOUNT", "acquirer_settlement_account"},
+	{"TPWALLET_ACQUIRER_CURRENCY", "acquirer_currency"},
+	{"TPWALLET_ACQUIRER_API_VERSION", "acquirer_api_version"},
+	{"TPWALLET_ACQUIRER_CODE", "acquirer_code"},
+	{"TPWALLET_ACQUIRER_INFLIGHT_MAX", "acquirer_inflight_max"},
+	{"TPWALLET_ACQUIRER_BREAKER_FAILURES", "acquirer_breaker_failures"},
+	{"TPWALLET_ACQUIRER_BREAKER_COOLDOWN_MS",
+	 "acquirer_breaker_cooldown_ms"},
+	{"TPWALLET_ACQUIRER_TIMEOUT_MS", "acquirer_timeout_ms"},
 	{"TPWALLET_CLUSTER", "cluster"},
 	{"TPWALLET_CLUSTER_NODE", "cluster_node"},
 	{"TPWALLET_CLUSTER_LEASE_MS", "cluster_lease_ms"},
@@ -581,6 +632,14 @@ int settings_load(struct settings *s, const char *config_path)
 	s->otel_bsp_schedule_delay = TRACE_DELAY_MS_DEFAULT;
 	s->otel_exporter_otlp_timeout = TRACE_TIMEOUT_MS_DEFAULT;
 	copy_str(s->log_level, sizeof(s->log_level), "info");
+	copy_str(s->acquirer_currency, sizeof(s->acquirer_currency), "EUR");
+	copy_str(s->acquirer_api_version, sizeof(s->acquirer_api_version),
+		 "2026-01");
+	s->acquirer_code = 1701;
+	s->acquirer_inflight_max = 4;
+	s->acquirer_breaker_failures = 5;
+	s->acquirer_breaker_cooldown_ms = 5000;
+	s->acquirer_timeout_ms = 2000;
 
 	if (!config_path)
 		config_path = getenv("TPWALLET_CONFIG");

@@ -89,12 +89,16 @@ static void err_ok(struct mandate_error *err)
 /* ---- operations ------------------------------------------------------- */
 
 static const char *const op_names[MANDATE_OP_COUNT] = {
-	"accounts:create",     "accounts:read",	 "transfers:create",
-	"transfers:post_void", "transfers:read", "principals:read",
-	"principals:admin",    "keys:read",	 "keys:rotate",
-	"revocations:read",    "revoke",	 "audit:read",
-	"policy:read",	       "policy:admin",	 "vault:tokenize",
-	"vault:reveal",	       "vault:erase",	 "vault:admin",
+	"accounts:create",  "accounts:read",
+	"transfers:create", "transfers:post_void",
+	"transfers:read",   "principals:read",
+	"principals:admin", "keys:read",
+	"keys:rotate",	    "revocations:read",
+	"revoke",	    "audit:read",
+	"policy:read",	    "policy:admin",
+	"vault:tokenize",   "vault:reveal",
+	"vault:erase",	    "vault:admin",
+	"acquirer:topup",   "acquirer:reconcile",
 };
 
 const char *mandate_op_name(unsigned op_bit)

@@ -124,9 +124,12 @@ enum mandate_op {
 	MANDATE_OP_VAULT_REVEAL = 1u << 15,
 	MANDATE_OP_VAULT_ERASE = 1u << 16,
 	MANDATE_OP_VAULT_ADMIN = 1u << 17,
-	MANDATE_OP_ALL = (1u << 18) - 1
+	/* The acquirer connector (docs/acquirer.md). */
+	MANDATE_OP_ACQUIRER_TOPUP = 1u << 18,
+	MANDATE_OP_ACQUIRER_RECONCILE = 1u << 19,
+	MANDATE_OP_ALL = (1u << 20) - 1
 };
-#define MANDATE_OP_COUNT 18
+#define MANDATE_OP_COUNT 20
 /* An ops list names each op at most once: at most every op. */
 #define MANDATE_OPS_LIST_MAX MANDATE_OP_COUNT
 

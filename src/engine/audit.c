@@ -565,10 +565,19 @@ static struct cosign_outcome cosign(struct audit *a, struct witness_slot *ws,
 		if (ret == -HTTP_canceled)
 			break; /* shutting down */
 		if (ret != 0) {
-			log_at(LOG_WARN, "witness unreachable",
-			       LOG_STR("witness", w->key.name),
-			       LOG_STR("error", http_err_name(ret)));
-			out.refusal = WITNESS_REFUSAL_unreachable;
+			bool refused = ret == -HTTP_outbound_refused;
+			if (refused)
+				log_at(LOG_WARN,
+				       "witness refused by outbound_allow",
+				       LOG_STR("witness", w->key.name),
+				       LOG_STR("error", http_err_name(ret)),
+				       LOG_STR("detail", r.refused));
+			else
+				log_at(LOG_WARN, "witness unreachable",
+				       LOG_STR("witness", w->key.name),
+				       LOG_STR("error", http_err_name(ret)));
+			out.refusal = refused ? WITNESS_REFUSAL_outbound_refused
+					      : WITNESS_REFUSAL_unreachable;
 			break;
 		}
 		out.status = r.status;

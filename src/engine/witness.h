@@ -45,7 +45,8 @@ struct witness_peer {
 	X(bad_proof)	       /* 422: the consistency proof did not verify */ \
 	X(bad_request)	       /* 400 or 413 */                                \
 	X(invalid_cosignature) /* 200 without a cosignature that verifies */   \
-	X(other_status)	       /* any other status */
+	X(other_status)	       /* any other status */                          \
+	X(outbound_refused)    /* its address is private: outbound_allow */
 
 enum witness_refusal {
 #define WITNESS_REFUSAL_ENUM_(name) WITNESS_REFUSAL_##name,

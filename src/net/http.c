@@ -8,8 +8,10 @@
  */
 #include "net/http.h"
 #include "core/clock.h"
+#include "net/http_internal.h"
 
 #include <curl/curl.h>
+#include <sys/socket.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +41,8 @@ struct xfer {
 	size_t head_bytes; /* of the current answer (an interim one resets) */
 	bool status_seen;
 	bool connected; /* a connection carried the request */
+	CURL *easy;
+	char refused[HTTP_REFUSED_BYTES]; /* the allow-list said no: why */
 	bool body_over;
 	bool head_over;
 	bool no_memory;
@@ -501,6 +505,31 @@ static int on_connected(void *arg, char *primary_ip, char *local_ip,
 	return CURL_PREREQFUNC_OK;
 }
 
+/* Every socket libcurl opens for a connection (the first one and any
+ * redirect's, each address tried): the allow-list judges the address
+ * about to be connected to (http_allow.c) before the socket exists. */
+static curl_socket_t on_open_socket(void *arg, curlsocktype purpose,
+				    struct curl_sockaddr *a)
+{
+	struct xfer *x = arg;
+	if (purpose == CURLSOCKTYPE_IPCXN) {
+		char host[HTTP_HOST_BYTES_MAX + 3] = "";
+		char *url = NULL;
+		CURLU *u = curl_url();
+		if (u &&
+		    curl_easy_getinfo(x->easy, CURLINFO_EFFECTIVE_URL, &url) ==
+			    CURLE_OK &&
+		    url && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK)
+			(void)url_part(u, CURLUPART_HOST, 0, host,
+				       sizeof(host));
+		curl_url_cleanup(u);
+		if (http__allow_connect(host, &a->addr, x->refused,
+					sizeof(x->refused)) < 0)
+			return CURL_SOCKET_BAD;
+	}
+	return socket(a->family, a->socktype, a->protocol);
+}
+
 static bool valid_request(const struct http_request *req)
 {
 	if (!req || !req->method || !req->target ||
@@ -617,7 +646,8 @@ static int map_result(CURLcode rc, const struct xfer *x)
 		return x->status_seen ? -HTTP_unsupported_scheme
 				      : -HTTP_protocol;
 	case CURLE_COULDNT_RESOLVE_HOST: return -HTTP_resolve;
-	case CURLE_COULDNT_CONNECT: return -HTTP_connect;
+	case CURLE_COULDNT_CONNECT:
+		return x->refused[0] ? -HTTP_outbound_refused : -HTTP_connect;
 	case CURLE_OPERATION_TIMEDOUT:
 		return x->connected ? -HTTP_timeout : -HTTP_connect_timeout;
 	case CURLE_SSL_CONNECT_ERROR:
@@ -696,6 +726,8 @@ static int set_options(struct http_client *c, const struct http_request *req,
 	SET(CURLOPT_WRITEDATA, x);
 	SET(CURLOPT_PREREQFUNCTION, on_connected);
 	SET(CURLOPT_PREREQDATA, x);
+	SET(CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
+	SET(CURLOPT_OPENSOCKETDATA, x);
 	if (head) {
 		SET(CURLOPT_NOBODY, 1L);
 	} else if (sends_length(req)) {
@@ -762,7 +794,7 @@ static int run(struct http_client *c, const _Atomic bool *cancel,
 int http_client_do(struct http_client *c, const struct http_request *req,
 		   struct http_response *out)
 {
-	struct xfer x = {.out = out, .req = req};
+	struct xfer x = {.out = out, .req = req, .easy = c ? c->easy : NULL};
 	struct curl_slist *headers = NULL;
 	char *url = NULL;
 	size_t url_cap;
@@ -813,6 +845,8 @@ cleanup:
 		if (ret == -HTTP_resolve || ret == -HTTP_connect ||
 		    ret == -HTTP_send || ret == -HTTP_recv)
 			out->os_errno = os;
+		if (ret == -HTTP_outbound_refused)
+			memcpy(out->refused, x.refused, sizeof(out->refused));
 	}
 	return ret;
 }

@@ -74,7 +74,10 @@
 	X(body_too_large, "the answer's body is over the size limit")          \
 	X(too_many_redirects, "too many redirects")                            \
 	X(canceled, "the request was canceled")                                \
-	X(library, "the HTTP library failed")
+	X(library, "the HTTP library failed")                                  \
+	X(outbound_refused,                                                    \
+	  "the destination's address is loopback, link-local, unspecified, "   \
+	  "multicast or private and no outbound_allow rule covers it")
 
 enum http_err {
 #define X(name, desc) HTTP_##name,
@@ -119,6 +122,64 @@ int http_outbound_set(const char *ca_file, const char *const *pins,
 /* 0 when the policy lets a client open for url, -HTTP_pin_needs_https
  * for a pinned host named with http://, or a URL error. */
 int http_outbound_check(const char *url);
+
+/* ---- the outbound allow-list ------------------------------------------ */
+
+/*
+ * Setting outbound_allow (docs/operations.md "Outbound allow-list"): once
+ * http_outbound_allow has been called (the server does, at start, before
+ * any thread), every connection a client opens is checked on the address
+ * it is about to connect to (after name resolution, so a name that
+ * resolves elsewhere the second time cannot slip past; again for every
+ * redirect): an address that is loopback, link-local, unspecified,
+ * multicast or private (RFC 1918, 100.64/10, ULA fc00::/7, site-local)
+ * is refused (-HTTP_outbound_refused) unless a rule covers it.  A rule
+ * is one of:
+ *   - ADDR or ADDR/BITS (IPv4, or IPv6 with or without brackets): that
+ *     address or network, any port;
+ *   - ADDR:PORT or [ADDR6]:PORT: that address and port;
+ *   - NAME or NAME:PORT: any address NAME resolves to, when the URL's
+ *     host is NAME (case-insensitive), any port or that one.
+ * Public addresses are never refused.  The CLI's own commands never call
+ * it: only the server's outbound calls are checked.
+ */
+#define HTTP_ALLOW_MAX	      32u
+#define HTTP_ALLOW_RULE_BYTES 300u
+#define HTTP_REFUSED_BYTES    384u
+#define HTTP_ADDR_CLASS_COUNT 5u
+
+/* Checks one rule's syntax: 0, or -HTTP_invalid_argument with err. */
+int http_allow_rule_check(const char *rule, char *err, size_t err_len);
+
+/* Turns the check on with these rules (copied); 0 or
+ * -HTTP_invalid_argument with err saying which rule and why. */
+int http_outbound_allow(const char *const *rules, size_t nrules, char *err,
+			size_t err_len);
+
+struct sockaddr;
+
+/* The refused class of an address: "loopback", "link_local",
+ * "unspecified", "multicast" or "private" (index 0..4 in *index when not
+ * NULL), or NULL for a public address.  IPv4-mapped IPv6 addresses are
+ * judged as the IPv4 address they carry. */
+const char *http_addr_class(const struct sockaddr *sa, unsigned *index);
+
+/* The class names, for metrics labels (i < HTTP_ADDR_CLASS_COUNT). */
+const char *http_addr_class_name(unsigned i);
+
+/*
+ * Judges one connection to sa (its port included) for a URL whose host
+ * is host against rules: 0 when allowed, -HTTP_outbound_refused with
+ * why ("HOST (ADDR:PORT) is loopback; no outbound_allow rule covers
+ * it") otherwise.  Pure: no resolution, no global state.
+ */
+int http_allow_judge(const char *const *rules, size_t nrules, const char *host,
+		     const struct sockaddr *sa, char *why, size_t why_len);
+
+/* Refusals since start, by class (counts[HTTP_ADDR_CLASS_COUNT]), and
+ * the last one's sentence ("" when none). */
+void http_outbound_refusals(unsigned long long *counts, char *last,
+			    size_t last_len);
 
 /* ---- URLs ------------------------------------------------------------ */
 
@@ -203,7 +264,7 @@ struct http_request {
  * failure, the errno behind it (0 when none is known), for a message.
  * captured[i]: the value of the request's capture[i] header, trimmed and
  * cut at HTTP_CAPTURE_BYTES_MAX - 1 bytes; captured_seen[i] says whether
- * the answer had one.
+ * the answer had one.  refused: see below.
  */
 struct http_response {
 	int status; /* 100..599; the final answer, never an interim 1xx */
@@ -215,6 +276,8 @@ struct http_response {
 	int os_errno;
 	char captured[HTTP_CAPTURE_MAX][HTTP_CAPTURE_BYTES_MAX];
 	bool captured_seen[HTTP_CAPTURE_MAX];
+	/* After -HTTP_outbound_refused: why, as http_allow_judge says it. */
+	char refused[HTTP_REFUSED_BYTES];
 };
 
 void http_response_clear(struct http_response *r);

@@ -232,6 +232,11 @@ class Server:
         self.data_dir = data_dir
         self.log_path = log_path
         self.env = dict(os.environ)
+        # The server's outbound calls refuse loopback unless allowed
+        # (setting outbound_allow): the tests' witnesses, probes and
+        # collectors listen on 127.0.0.1.  A test of the refusal itself
+        # passes TPWALLET_OUTBOUND_ALLOW="" (unset for the server).
+        self.env.setdefault("TPWALLET_OUTBOUND_ALLOW", "127.0.0.1")
         if env:
             self.env.update(env)
         self.extra_args = list(extra_args or [])

@@ -58,6 +58,8 @@ import test_kubernetes  # noqa: E402,F401
 import test_cli_https  # noqa: E402,F401
 import test_tls  # noqa: E402,F401
 import test_outbound_tls  # noqa: E402,F401
+import test_outbound_allow  # noqa: E402,F401
+import test_acquirer  # noqa: E402,F401
 import test_tls_ocsp  # noqa: E402,F401
 import test_tls_standby  # noqa: E402,F401
 import test_tls_expiry  # noqa: E402,F401

@@ -377,7 +377,9 @@ def _help_example_files(s, work):
     them: a receipt (receipt.json), two checkpoints and the consistency
     proof between them (old.note, new.note, proof.txt), a policy in force
     (version 1) and another document (policy.json), activity to load
-    (history.json)."""
+    (history.json), an acquirer's settlement file of a quiet day
+    (settlement-2026-12-07.csv, reconciled against a server whose
+    settlement account is 901)."""
     create(s, "accounts", [account(901), account(902)], ["created"] * 2)
     create(s, "transfers", [transfer(901, 901, 902, 5)], ["created"])
     old, old_size = wait_checkpoint(s, 1, cover_head=True)
@@ -401,6 +403,9 @@ def _help_example_files(s, work):
     files["history.json"] = json.dumps({"observations": [
         {"day": time.strftime("%Y-%m-%d", time.gmtime()),
          "platform": "android", "version": "4.1.0", "user": "u1"}]})
+    files["settlement-2026-12-07.csv"] = (
+        "settlement_date,acquirer_ref,idempotency_key,type,amount,"
+        "currency\n")
     for name, text in files.items():
         with open(os.path.join(work, name), "w") as f:
             f.write(text)
@@ -418,7 +423,11 @@ def test_cli_every_command_help_has_an_example_that_runs(ctx):
     port until they listen."""
     work = ctx.path("work")
     os.makedirs(os.path.join(work, "fresh"))
-    s = ctx.start_server(data_dir=os.path.join(work, "data"))
+    # An acquirer connector (never called: `reconcile`'s example only
+    # reads the ledger) whose settlement account is 901.
+    s = ctx.start_server(data_dir=os.path.join(work, "data"), env={
+        "TPWALLET_ACQUIRER": "http://127.0.0.1:9",
+        "TPWALLET_ACQUIRER_SETTLEMENT_ACCOUNT": "901"})
     env = dict(os.environ)
     env.update({"TPWALLET_SERVER": "http://127.0.0.1:%d" % s.port,
                 "TPWALLET_DATA": os.path.join(work, "data"),

@@ -34,6 +34,7 @@ enum answer {
 	ANSWER_NOTHING,	   /* read the request, never answer */
 	ANSWER_REDIRECT,   /* 302 to /base/a, again and again */
 	ANSWER_TO_FTP,	   /* 302 to ftp:// */
+	ANSWER_TO_OTHER,   /* 302 to http://127.0.0.2:PORT/x */
 };
 
 struct server {
@@ -141,12 +142,17 @@ static void answer(int c, enum answer a)
 	}
 	case ANSWER_NOTHING: break;
 	case ANSWER_REDIRECT:
-	case ANSWER_TO_FTP: {
+	case ANSWER_TO_FTP:
+	case ANSWER_TO_OTHER: {
+		char other[64];
+		snprintf(other, sizeof(other), "http://127.0.0.2:%u/x",
+			 srv.port);
 		int n = snprintf(chunk, sizeof(chunk),
 				 "HTTP/1.1 302 Found\r\nLocation: %s\r\n"
 				 "Content-Length: 0\r\n\r\n",
 				 a == ANSWER_REDIRECT ? "/base/a"
-						      : "ftp://127.0.0.1/x");
+				 : a == ANSWER_TO_FTP ? "ftp://127.0.0.1/x"
+						      : other);
 		send_text(c, chunk, (size_t)n);
 		break;
 	}
@@ -533,6 +539,176 @@ static void a_closed_port_is_a_connect_error(void **state)
 	http_client_close(c);
 }
 
+/* An address literal with a port as a sockaddr (IPv6 when it has ':'). */
+static const struct sockaddr *addr(const char *a, unsigned port,
+				   struct sockaddr_in6 *buf)
+{
+	memset(buf, 0, sizeof(*buf));
+	if (strchr(a, ':')) {
+		buf->sin6_family = AF_INET6;
+		buf->sin6_port = htons((uint16_t)port);
+		assert_int_equal(inet_pton(AF_INET6, a, &buf->sin6_addr), 1);
+	} else {
+		struct sockaddr_in *in = (struct sockaddr_in *)(void *)buf;
+		in->sin_family = AF_INET;
+		in->sin_port = htons((uint16_t)port);
+		assert_int_equal(inet_pton(AF_INET, a, &in->sin_addr), 1);
+	}
+	return (const struct sockaddr *)(const void *)buf;
+}
+
+static void private_addresses_are_classed_and_public_ones_are_not(void **s)
+{
+	static const struct {
+		const char *addr, *cls;
+	} cases[] = {
+		{"127.0.0.1", "loopback"},
+		{"127.9.9.9", "loopback"},
+		{"::1", "loopback"},
+		{"::ffff:127.0.0.1", "loopback"},
+		{"169.254.169.254", "link_local"},
+		{"fe80::1", "link_local"},
+		{"0.0.0.0", "unspecified"},
+		{"::", "unspecified"},
+		{"224.0.0.1", "multicast"},
+		{"ff02::1", "multicast"},
+		{"10.1.2.3", "private"},
+		{"172.16.0.1", "private"},
+		{"172.31.255.255", "private"},
+		{"192.168.1.1", "private"},
+		{"100.64.0.1", "private"},
+		{"fd00::1", "private"},
+		{"fc00::1", "private"},
+		{"8.8.8.8", NULL},
+		{"172.32.0.1", NULL},
+		{"100.128.0.1", NULL},
+		{"2001:db8::1", NULL},
+		{"::ffff:8.8.8.8", NULL},
+	};
+	struct sockaddr_in6 b;
+
+	(void)s;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *c =
+			http_addr_class(addr(cases[i].addr, 80, &b), NULL);
+		if (cases[i].cls)
+			assert_string_equal(c, cases[i].cls);
+		else
+			assert_null(c);
+	}
+}
+
+static void rules_cover_what_they_name_and_nothing_else(void **s)
+{
+	static const char *const rules[] = {"10.0.0.0/8", "192.168.1.5:8443",
+					    "[fd00::7]:443", "witness.lan",
+					    "gw.lan:9000"};
+	/* host, address, port, refused and why ("" when not checked) */
+	static const struct {
+		const char *host, *addr;
+		unsigned port;
+		bool refused;
+		const char *why;
+	} cases[] = {
+		{"a", "10.9.8.7", 1, false, ""},
+		{"a", "192.168.1.5", 8443, false, ""},
+		{"a", "192.168.1.5", 8444, true,
+		 "a (192.168.1.5:8444) is private; no outbound_allow rule "
+		 "covers it"},
+		{"x", "fd00::7", 443, false, ""},
+		{"WITNESS.lan", "127.0.0.1", 5, false, ""},
+		/* 10/8 covers it whatever the name and port */
+		{"gw.lan", "10.0.0.1", 9001, false, ""},
+		{"gw.lan", "172.16.0.1", 9001, true, ""},
+		{"other.lan", "::1", 80, true,
+		 "other.lan ([::1]:80) is loopback; no outbound_allow rule "
+		 "covers it"},
+		/* A public address needs no rule. */
+		{"example.com", "93.184.216.34", 443, false, ""},
+	};
+	struct sockaddr_in6 b;
+	char why[HTTP_REFUSED_BYTES], err[400];
+	const size_t n = sizeof(rules) / sizeof(rules[0]);
+
+	(void)s;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int ret =
+			http_allow_judge(rules, n, cases[i].host,
+					 addr(cases[i].addr, cases[i].port, &b),
+					 why, sizeof(why));
+		assert_int_equal(ret,
+				 cases[i].refused ? -HTTP_outbound_refused : 0);
+		if (cases[i].why[0])
+			assert_string_equal(why, cases[i].why);
+	}
+	static const char *const bad[] = {"",	     "10.0.0.0/33", "[fd00::1",
+					  "a:0",     "a:70000",	    "a b",
+					  "::1/129", "[::1]:x"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(
+			http_allow_rule_check(bad[i], err, sizeof(err)),
+			-HTTP_invalid_argument);
+	assert_int_equal(http_allow_rule_check("::1", err, sizeof(err)), 0);
+	assert_int_equal(http_allow_rule_check("fe80::/10", err, sizeof(err)),
+			 0);
+}
+
+/* Last: once on, the allow-list stays on for the process. */
+static void
+the_allow_list_is_checked_on_each_connection_and_redirect(void **state)
+{
+	static const char *const port_only[] = {"127.0.0.1"};
+	struct http_options follow = {.redirects_max = 2};
+	struct http_request req = {.method = "GET", .target = "/"};
+	struct http_response r = {0};
+	unsigned long long before[HTTP_ADDR_CLASS_COUNT],
+		after[HTTP_ADDR_CLASS_COUNT];
+	char err[400], last[HTTP_REFUSED_BYTES], url[64], want[128];
+	struct http_client *c;
+
+	(void)state;
+	http_outbound_refusals(before, NULL, 0);
+	/* No rule: 127.0.0.1 is refused before any connection, by name too
+	 * (localhost resolves to a loopback address). */
+	assert_int_equal(http_outbound_allow(NULL, 0, err, sizeof(err)), 0);
+	atomic_store(&srv.answer, ANSWER_HELLO);
+	c = open_client(NULL);
+	assert_int_equal(http_client_do(c, &req, &r), -HTTP_outbound_refused);
+	snprintf(want, sizeof(want),
+		 "127.0.0.1 (127.0.0.1:%u) is loopback; no outbound_allow rule "
+		 "covers it",
+		 srv.port);
+	assert_string_equal(r.refused, want);
+	http_response_clear(&r);
+	http_client_close(c);
+	snprintf(url, sizeof(url), "http://localhost:%u", srv.port);
+	assert_int_equal(http_client_open(&c, url, NULL), 0);
+	assert_int_equal(http_client_do(c, &req, &r), -HTTP_outbound_refused);
+	http_client_close(c);
+	assert_int_equal(atomic_load(&srv.accepted), 0);
+	http_outbound_refusals(after, last, sizeof(last));
+	assert_true(after[0] >= before[0] + 2);
+	assert_non_null(strstr(last, "is loopback"));
+
+	/* Allowed: the request goes; a redirect to another loopback address
+	 * is judged again and refused. */
+	assert_int_equal(http_outbound_allow(port_only, 1, err, sizeof(err)),
+			 0);
+	c = open_client(&follow);
+	assert_int_equal(http_client_do(c, &req, &r), 0);
+	assert_int_equal(r.status, 200);
+	http_response_clear(&r);
+	atomic_store(&srv.answer, ANSWER_TO_OTHER);
+	assert_int_equal(http_client_do(c, &req, &r), -HTTP_outbound_refused);
+	assert_non_null(strstr(r.refused, "127.0.0.2 (127.0.0.2:"));
+	assert_int_equal(atomic_load(&srv.requests), 2);
+	http_client_close(c);
+	static const char *const bad[] = {"127.0.0.1", "no such/rule"};
+	assert_int_equal(http_outbound_allow(bad, 2, err, sizeof(err)),
+			 -HTTP_invalid_argument);
+	assert_non_null(strstr(err, "\"no such/rule\""));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -562,6 +738,12 @@ int main(void)
 			invalid_requests_are_refused_before_sending, setup,
 			teardown),
 		cmocka_unit_test(a_closed_port_is_a_connect_error),
+		cmocka_unit_test(
+			private_addresses_are_classed_and_public_ones_are_not),
+		cmocka_unit_test(rules_cover_what_they_name_and_nothing_else),
+		cmocka_unit_test_setup_teardown(
+			the_allow_list_is_checked_on_each_connection_and_redirect,
+			setup, teardown),
 	};
 
 	if (http_global_init() != 0)
