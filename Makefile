@@ -342,6 +342,8 @@ $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB_OBJ)
 .SECONDARY: $(FUZZ_LIB_OBJ)
 $(FUZZ_BUILD)/obj/src/api/buildinfo.o: $(GEN)/buildinfo_gen.h
 $(FUZZ_BUILD)/obj/src/api/buildinfo.o: CPPFLAGS += -I$(GEN)
+$(FUZZ_BUILD)/obj/src/api/console_routes.o: $(GEN)/console_gen.h
+$(FUZZ_BUILD)/obj/src/api/console_routes.o: CPPFLAGS += -I$(GEN)
 
 
 fuzz: $(FUZZ_BIN)

@@ -24,6 +24,8 @@
 #include "api/internal.h"
 #include "api/problem.h"
 #include "api/wbuf.h"
+#include "api/authz.h"
+#include "core/ledger.h"
 #include "core/u128.h"
 #include "engine/acquirer.h"
 #include "engine/reconcile.h"
@@ -177,6 +179,56 @@ static enum MHD_Result topup_reply(struct request *rq)
 	return reply_refusal(rq, r);
 }
 
+static bool topup_refuse(struct request *rq, int code, const char *claim)
+{
+	rq->auth.err.code = code;
+	rq->auth.err.link = 0;
+	snprintf(rq->auth.err.claim, sizeof(rq->auth.err.claim), "%s", claim);
+	return false;
+}
+
+/* The caller's right over what a top-up moves (the tenth review's F1: the
+ * route checked the op alone, so a right capped at 100 for one
+ * counterparty and ledger credited any account with millions): the
+ * amount within its per-transfer cap, the credited account among its
+ * counterparties, that account's ledger among its ledgers.  A right that
+ * counts spending (total_cap, uses) is refused: top-ups keep no such
+ * count.  The route admits only rights over every account (RA_ANY). */
+static bool topup_within_right(struct request *rq, u128 account, u128 amount)
+{
+	const struct mandate_right *r = api_caller_right(&rq->auth.caller);
+	if (!r)
+		return true; /* the bootstrap credential: every right */
+	if (r->has_total_cap)
+		return topup_refuse(rq, MANDATE_ERR_total_cap_exceeded,
+				    "right.total_cap");
+	if (r->has_uses)
+		return topup_refuse(rq, MANDATE_ERR_uses_exceeded,
+				    "right.uses");
+	if (r->has_per_transfer_cap && amount > r->per_transfer_cap)
+		return topup_refuse(rq, MANDATE_ERR_per_transfer_cap_exceeded,
+				    "right.per_transfer_cap");
+	bool listed = r->n_counterparties == 0;
+	for (unsigned i = 0; !listed && i < r->n_counterparties; i++)
+		listed = r->counterparties[i] == account;
+	if (!listed)
+		return topup_refuse(rq, MANDATE_ERR_counterparty_not_allowed,
+				    "right.counterparties");
+	if (r->n_ledgers) {
+		struct account a;
+		const struct ledger *l = engine_read_begin(rq->srv->e);
+		int found = ledger_lookup_account(l, account, &a);
+		engine_read_end(rq->srv->e);
+		bool in = false;
+		for (unsigned i = 0; found == 0 && !in && i < r->n_ledgers; i++)
+			in = r->ledgers[i] == a.ledger;
+		if (!in)
+			return topup_refuse(rq, MANDATE_ERR_ledger_not_allowed,
+					    "right.ledgers");
+	}
+	return true;
+}
+
 enum MHD_Result acquirer_route_topups(struct request *rq)
 {
 	static const char *const members[] = {"account", "amount", "card_token",
@@ -219,6 +271,10 @@ enum MHD_Result acquirer_route_topups(struct request *rq)
 		json_decref(j);
 		return api_reply_problem(rq, PROBLEM_invalid_field, NULL, bad,
 					 NULL);
+	}
+	if (!topup_within_right(rq, account, amount)) {
+		json_decref(j);
+		return api_reply_auth(rq);
 	}
 	struct acq_job *job = calloc(1, sizeof(*job));
 	if (!job) {
@@ -413,6 +469,36 @@ enum MHD_Result acquirer_route_reconcile(struct request *rq)
 		return reply;
 	}
 	acquirer_config(rq->srv->acquirer, &o.settlement, &o.code, &o.currency);
+	/* Booking (the tenth review's F2 and F4): only to the account the
+	 * operator named (acquirer_suspense_account), never one the caller
+	 * names; and not while a top-up is pending or in flight, whose
+	 * posting would book the same money a second time. */
+	if (suspense && suspense != rq->srv->acquirer_suspense) {
+		json_decref(j);
+		free(bin);
+		return api_reply_problem(
+			rq, PROBLEM_invalid_field,
+			rq->srv->acquirer_suspense
+				? "differences are booked only to the account "
+				  "the setting acquirer_suspense_account names"
+				: "booking needs the setting "
+				  "acquirer_suspense_account",
+			"book_suspense", NULL);
+	}
+	if (suspense) {
+		struct acquirer_stats st;
+		acquirer_stats(rq->srv->acquirer, &st);
+		if (st.pending || st.inflight) {
+			json_decref(j);
+			free(bin);
+			return api_reply_problem(
+				rq, PROBLEM_reconcile_pending,
+				"a top-up is pending or in flight: its posting "
+				"would book the same money again; book once "
+				"none is",
+				"book_suspense", NULL);
+		}
+	}
 	int ret = settle_parse(text, len, &f);
 	if (ret == 0)
 		ret = reconcile_run(rq->srv->e, &o, &f, &r);

@@ -102,6 +102,7 @@ struct api_server {
 	/* The acquirer connector (engine/acquirer.h), or NULL: POST
 	 * /v1/topups answers 503 acquirer-unavailable. */
 	struct acquirer *acquirer;
+	u128 acquirer_suspense; /* 0: no booking (api_options) */
 	/* POST /v1/reconciliations: runs, and rows by outcome (the kinds of
 	 * engine/reconcile.h, then bad lines), for /metrics. */
 	_Atomic u64 recon_runs;

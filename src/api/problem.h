@@ -139,6 +139,8 @@
 	  "The acquirer refused the request")                                  \
 	X(idempotency_conflict, "idempotency-conflict", 409,                   \
 	  "The idempotency key was used for another request")                  \
+	X(reconcile_pending, "reconcile-pending", 409,                         \
+	  "Top-ups are pending: differences are booked once none is")          \
 	X(topup_refused, "topup-refused", 422,                                 \
 	  "The ledger refused the top-up's pending transfer")                  \
 	X(internal_error, "internal-error", 500, "Internal error")

@@ -1377,6 +1377,7 @@ int api_server_start(struct api_server **out, struct engine *e,
 	s->key_overlap_s = o->key_overlap_s;
 	s->vault = o->vault;
 	s->acquirer = o->acquirer;
+	s->acquirer_suspense = o->acquirer_suspense;
 	s->vault_reveals_per_minute =
 		o->vault_reveals_per_minute
 			? o->vault_reveals_per_minute

@@ -120,6 +120,9 @@ struct api_options {
 	/* The acquirer connector (engine/acquirer.h, owned by the caller,
 	 * closed after api_server_stop); NULL: none configured. */
 	struct acquirer *acquirer;
+	/* The one account reconciliation books differences to
+	 * (acquirer_suspense_account); 0: booking refused. */
+	u128 acquirer_suspense;
 };
 
 struct api_server;

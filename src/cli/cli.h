@@ -212,6 +212,8 @@ struct settings {
 	 * the breaker's failures and cool-down, one call's deadline. */
 	char acquirer[2048];
 	char acquirer_settlement_account[48];
+	/* The one account differences are booked to (reconcile). */
+	char acquirer_suspense_account[48];
 	char acquirer_currency[8];
 	char acquirer_api_version[16];
 	unsigned acquirer_code;

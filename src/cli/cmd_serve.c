@@ -679,6 +679,14 @@ int cmd_serve(int argc, char **argv)
 	int has_acquirer = acquirer_options_of(&s, &acq_opt);
 	if (outbound_setup(&s) < 0 || trace_setup(&s) < 0 || has_acquirer < 0)
 		return EXIT_USAGE;
+	u128 suspense_account = 0;
+	const char *sus = s.acquirer_suspense_account;
+	if (*sus && u128_parse_dec(sus, strlen(sus), AMOUNT_MAX - 1,
+				   &suspense_account) != 0) {
+		fprintf(stderr, "tpwallet serve: acquirer_suspense_account: an "
+				"account id (decimal)\n");
+		return EXIT_USAGE;
+	}
 
 	bool created;
 	char lax[4400];
@@ -1011,6 +1019,7 @@ int cmd_serve(int argc, char **argv)
 		       LOG_STR("reason", aerr));
 	} else {
 		ao.acquirer = acq;
+		ao.acquirer_suspense = suspense_account;
 		ret = api_server_start(&srv, e, &ao, &err);
 		if (ret < 0) {
 			acquirer_close(acq);

@@ -209,6 +209,7 @@ static const struct text_setting text_settings[] = {
 	TEXT(otel_service_name),
 	TEXT(acquirer),
 	TEXT(acquirer_settlement_account),
+	TEXT(acquirer_suspense_account),
 	TEXT(acquirer_currency),
 	TEXT(acquirer_api_version),
 };
@@ -562,6 +563,7 @@ static const struct {
 	{"TPWALLET_OUTBOUND_ALLOW", "outbound_allow"},
 	{"TPWALLET_ACQUIRER", "acquirer"},
 	{"TPWALLET_ACQUIRER_SETTLEMENT_ACCOUNT", "acquirer_settlement_account"},
+	{"TPWALLET_ACQUIRER_SUSPENSE_ACCOUNT", "acquirer_suspense_account"},
 	{"TPWALLET_ACQUIRER_CURRENCY", "acquirer_currency"},
 	{"TPWALLET_ACQUIRER_API_VERSION", "acquirer_api_version"},
 	{"TPWALLET_ACQUIRER_CODE", "acquirer_code"},

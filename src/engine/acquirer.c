@@ -658,8 +658,16 @@ void acquirer_topup(struct acquirer *a, u128 account, u128 amount,
 			      .code = a->code,
 			      .flags = TRANSFER_PENDING};
 	int r = submit(a, &t);
-	if (r == CREATE_TRANSFER_ok || r == CREATE_TRANSFER_exists) {
+	if (r == CREATE_TRANSFER_ok) {
 		charge(a, slot, &t, pan, out);
+	} else if (r == CREATE_TRANSFER_exists) {
+		/* Another request holds this key (a retry, or one in flight
+		 * now): ask the acquirer, never charge a second time (the
+		 * tenth review's F3: two at once with two cards, the
+		 * second's charge answered 409 idempotency_key_reused, was
+		 * taken for a refusal and voided the top-up the first one's
+		 * approval was about to post). */
+		charge(a, slot, &t, NULL, out);
 	} else if (r < 0) {
 		out->result = ACQ_ENGINE;
 		out->err = r;

@@ -173,13 +173,14 @@ int reconcile_book(struct engine *e, const struct recon_options *o,
 		bool more = it->amount_file > it->amount_ledger;
 		u128 amount = more ? it->amount_file - it->amount_ledger
 				   : it->amount_ledger - it->amount_file;
-		u8 tag[64];
+		/* One booking per key and kind, whatever the amounts (the
+		 * tenth review's F2: amounts in the id let the same key be
+		 * booked again with another amount). */
+		u8 tag[1];
 		size_t kl = strlen(it->key);
 		memcpy(tag, &it->kind, 1);
-		memcpy(tag + 1, &it->amount_file, 16);
-		memcpy(tag + 17, &it->amount_ledger, 16);
 		struct transfer t = {
-			.id = acquirer_derive_id(tag, 33, it->key, kl),
+			.id = acquirer_derive_id(tag, 1, it->key, kl),
 			.debit_account_id = more ? o->settlement : suspense,
 			.credit_account_id = more ? suspense : o->settlement,
 			.amount = amount,

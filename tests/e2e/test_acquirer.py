@@ -107,6 +107,7 @@ class Day:
 def acquirer_env(sim, **kw):
     env = {"TPWALLET_ACQUIRER": sim.url,
            "TPWALLET_ACQUIRER_SETTLEMENT_ACCOUNT": str(SETTLEMENT),
+           "TPWALLET_ACQUIRER_SUSPENSE_ACCOUNT": "9500",
            "TPWALLET_ACQUIRER_TIMEOUT_MS": "600",
            "TPWALLET_ACQUIRER_BREAKER_FAILURES": "3",
            "TPWALLET_ACQUIRER_BREAKER_COOLDOWN_MS": "1000"}
@@ -429,6 +430,28 @@ def test_reconcile_finds_and_names_each_difference_and_bad_line(ctx):
         r = reconcile(s, bad_path, "--book-suspense", str(suspense),
                       "--reason", "settlement 2026-12-07 review")
         check_eq(balance(s, suspense), after, "a second run books nothing")
+        # The tenth review's F2: only the configured suspense account;
+        # one key is booked once, whatever amount a later file says.
+        check_eq(s.post("/v1/accounts", [account(9501)]).status, 200,
+                 "another account")
+        r = reconcile(s, bad_path, "--book-suspense", "9501",
+                      "--reason", "elsewhere")
+        check(r.returncode != 0 and "acquirer_suspense_account" in r.stderr,
+              "booking to another account refused: %r" % r.stderr)
+        check_eq(balance(s, 9501), (0, 0, 0, 0), "nothing booked to 9501")
+        lines = open(bad_path, "rb").read().split(b"\n")
+        for i, l in enumerate(lines):
+            if b"acq_99999999" in l:
+                f = l.split(b",")
+                f[4] = str(int(f[4]) + 1000).encode()
+                lines[i] = b",".join(f)
+        again = ctx.path("settle-more.csv")
+        with open(again, "wb") as f:
+            f.write(b"\n".join(lines))
+        r = reconcile(s, again, "--book-suspense", str(suspense),
+                      "--reason", "a larger amount for a booked key")
+        check_eq(balance(s, suspense), after,
+                 "a booked key is not booked again with another amount")
         r = reconcile(s, bad_path, "--csv")
         check(r.stdout.splitlines()[0].startswith("kind,line,"), "csv")
         check_eq(len(r.stdout.splitlines()), 1 + 4 + 4, "csv rows")
@@ -473,3 +496,55 @@ def test_the_inflight_bound_answers_503_and_no_http_thread_waits(ctx):
         m = metrics(s)
         check_eq(m['tpwallet_acquirer_rejected_total{reason="inflight"}'],
                  1.0, "counted")
+
+
+@e2e_test(timeout=120)
+def test_a_topup_right_holds_its_caps_counterparties_and_ledgers(ctx):
+    """The tenth review's F1: /v1/topups checked the op alone; a right
+    capped at 100 for one counterparty credited any account with
+    millions.  Now the amount is held to the per-transfer cap, the
+    credited account to the counterparties, its ledger to the ledgers,
+    and a right that counts spending (total_cap, uses) is refused."""
+    with Day(ctx) as (sim, s, token):
+        dev = ctx.path("till.jwk")
+        r = run_cli(["principal", "create", "--name", "till", "--key-out",
+                     dev] + s.cli_args())
+        check_eq(r.returncode, 0, "principal create: %s" % r.stderr)
+
+        def under(name, *right):
+            chain = ctx.path(name)
+            r = run_cli(["delegate", "issue", "--key",
+                         os.path.join(s.data_dir, "admin.jwk"), "--to", dev,
+                         "--op", "acquirer:topup", "--out", chain]
+                        + list(right))
+            check_eq(r.returncode, 0, "delegate issue: %s" % r.stderr)
+            return chain
+
+        def call(chain, acc, amount, key):
+            r = run_cli(["call", "-v", "--key", dev, "--mandate", chain]
+                        + s.cli_args() + ["POST", "/v1/topups", json.dumps(
+                            {"account": str(acc), "amount": str(amount),
+                             "card_token": token,
+                             "idempotency_key": key})])
+            return r.stderr + r.stdout
+
+        capped = under("capped", "--per-transfer-cap", "100",
+                       "--counterparty", "9001", "--ledger", "1")
+        out = call(capped, 9001, 1000000, "f1-over-cap")
+        check("per-transfer-cap-exceeded" in out, "over the cap: %r"
+              % out[-300:])
+        out = call(capped, 9005, 50, "f1-other-account")
+        check("counterparty-not-allowed" in out, "another account: %r"
+              % out[-300:])
+        out = call(under("ledger2", "--ledger", "2"), 9001, 50,
+                   "f1-ledger")
+        check("ledger-not-allowed" in out, "another ledger: %r"
+              % out[-300:])
+        out = call(under("total", "--total-cap", "1000"), 9001, 50,
+                   "f1-total")
+        check("total-cap-exceeded" in out, "a counting right: %r"
+              % out[-300:])
+        check_eq(balance(s, 9005), (0, 0, 0, 0), "9005 not credited")
+        out = call(capped, 9001, 100, "f1-within")
+        check("HTTP/1.1 200" in out, "within the right: %r" % out[-300:])
+        check_eq(balance(s, 9001)[0], 100, "9001 credited 100")
