@@ -246,9 +246,13 @@ static int class4(const unsigned char *a)
 		return 1;
 	if (a[0] >= 224 && a[0] <= 239)
 		return 3;
+	/* RFC 1918, shared address space (100.64/10), IETF protocol
+	 * assignments (192.0.0/24), benchmarking (198.18/15), reserved. */
 	if (a[0] == 10 || (a[0] == 172 && (a[1] & 0xf0) == 16) ||
 	    (a[0] == 192 && a[1] == 168) ||
-	    (a[0] == 100 && (a[1] & 0xc0) == 64) || a[0] >= 240)
+	    (a[0] == 100 && (a[1] & 0xc0) == 64) ||
+	    (a[0] == 192 && a[1] == 0 && a[2] == 0) ||
+	    (a[0] == 198 && (a[1] & 0xfe) == 18) || a[0] >= 240)
 		return 4;
 	return -1;
 }
@@ -256,8 +260,19 @@ static int class4(const unsigned char *a)
 static int class6(const unsigned char *a)
 {
 	static const unsigned char zero[16];
+	static const unsigned char nat64[12] = {0x00, 0x64, 0xff, 0x9b};
 	if (memcmp(a, zero, 15) == 0)
 		return a[15] == 0 ? 2 : a[15] == 1 ? 0 : -1;
+	/* IPv6 forms that carry an IPv4 address a router may reach (the
+	 * tenth review's F6): IPv4-compatible ::a.b.c.d, NAT64's
+	 * 64:ff9b::/96 and 6to4's 2002::/16 are what that address is;
+	 * NAT64's local-use 64:ff9b:1::/48 is private. */
+	if (memcmp(a, zero, 12) == 0 || memcmp(a, nat64, 12) == 0)
+		return class4(a + 12);
+	if (a[0] == 0x20 && a[1] == 0x02)
+		return class4(a + 2);
+	if (memcmp(a, nat64, 4) == 0 && a[4] == 0 && a[5] == 1)
+		return 4;
 	if (a[0] == 0xfe && (a[1] & 0xc0) == 0x80)
 		return 1;
 	if (a[0] == 0xff)

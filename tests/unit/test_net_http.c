@@ -584,6 +584,22 @@ static void private_addresses_are_classed_and_public_ones_are_not(void **s)
 		{"100.128.0.1", NULL},
 		{"2001:db8::1", NULL},
 		{"::ffff:8.8.8.8", NULL},
+		/* The tenth review's F6: IPv6 forms carrying an IPv4
+		 * address, and the other special IPv4 blocks. */
+		{"64:ff9b::a9fe:a9fe", "link_local"},
+		{"64:ff9b::7f00:1", "loopback"},
+		{"64:ff9b::808:808", NULL},
+		{"64:ff9b:1::1", "private"},
+		{"::a9fe:a9fe", "link_local"},
+		{"::7f00:1", "loopback"},
+		{"2002:7f00:1::1", "loopback"},
+		{"2002:a00:1::1", "private"},
+		{"2002:808:808::1", NULL},
+		{"198.18.0.1", "private"},
+		{"198.19.255.255", "private"},
+		{"198.20.0.1", NULL},
+		{"192.0.0.8", "private"},
+		{"192.0.2.1", NULL},
 	};
 	struct sockaddr_in6 b;
 
