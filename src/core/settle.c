@@ -155,11 +155,13 @@ static int cmp_bad(const void *a, const void *b)
 static int drop_duplicates(struct settle_file *out, size_t *bad_cap)
 {
 	size_t n = out->nrows;
-	struct dup_ref *d = n ? calloc(n, sizeof(*d)) : NULL;
-	bool *dup = n ? calloc(n, sizeof(*dup)) : NULL;
+	if (n == 0)
+		return 0; /* nothing to sort (qsort of NULL is undefined) */
+	struct dup_ref *d = calloc(n, sizeof(*d));
+	bool *dup = calloc(n, sizeof(*dup));
 	int ret = 0;
 
-	if (n && (!d || !dup)) {
+	if (!d || !dup) {
 		free(d);
 		free(dup);
 		return -ENOMEM;
