@@ -350,11 +350,6 @@ class NatsStream:
         return out
 
 
-def have_brokers():
-    return (os.path.exists(RABBIT_BIN) and shutil.which("nats-server")
-            and shutil.which("epmd"))
-
-
 def stop_all(*brokers):
     for b in brokers:
         if b is not None:
